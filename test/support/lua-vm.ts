@@ -1,0 +1,174 @@
+/**
+ * Run calls into a built Lua image on a real Lua VM and get the results back
+ * as JS values. One batch interface for all three VMs the project targets:
+ *
+ *   fengari  - Lua 5.3, 32-bit integers (the device's integer width)
+ *   wasmoon  - Lua 5.4, 64-bit integers, full GC API (heap figures)
+ *   lua5.3   - Debian's C Lua 5.3, 64-bit integers
+ *
+ * Values cross as text: JS -> Lua table constructors, Lua -> JSON. A float
+ * coming back from Lua is returned as {$float: "..."} so a test notices float
+ * contamination instead of silently comparing 1 == 1.0.
+ */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+
+export type LuaVmKind = "fengari" | "wasmoon" | "lua5.3";
+export const LUA_VMS: LuaVmKind[] = ["fengari", "wasmoon", "lua5.3"];
+
+export interface LuaCall {
+  /** Dotted path into the table the image returns, e.g. "otp.totp". */
+  fn: string;
+  args: unknown[];
+}
+
+export type LuaResult = { ok: true; value: unknown } | { ok: false; error: string };
+
+/** JS value -> Lua expression. Strings are byte strings (code units 0..255). */
+export function toLua(v: unknown): string {
+  if (v === null || v === undefined) return "nil";
+  if (typeof v === "boolean") return v ? "true" : "false";
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) throw new RangeError(`toLua: non-finite number ${v}`);
+    if (Number.isInteger(v)) {
+      if (Math.abs(v) > 2 ** 53) throw new RangeError(`toLua: integer ${v} beyond 2^53`);
+      return String(v);
+    }
+    return v.toPrecision(17);
+  }
+  if (typeof v === "string") {
+    let out = '"';
+    for (let i = 0; i < v.length; i++) {
+      const c = v.charCodeAt(i);
+      if (c > 255) throw new RangeError(`toLua: string has a code unit ${c} > 255 at ${i}`);
+      out += "\\" + String(c).padStart(3, "0");
+    }
+    return out + '"';
+  }
+  if (Array.isArray(v)) return "{" + v.map(toLua).join(",") + "}";
+  if (typeof v === "object") {
+    return "{" + Object.entries(v as Record<string, unknown>).map(([k, x]) => `[${toLua(k)}]=${toLua(x)}`).join(",") + "}";
+  }
+  throw new TypeError(`toLua: cannot pass a ${typeof v}`);
+}
+
+/** Lua side: JSON encoder and the batch loop. Kept free of anything 5.4-only. */
+const LUA_PRELUDE = String.raw`
+local function enc(v, out)
+  local t = type(v)
+  if v == nil then out[#out+1] = "null"
+  elseif t == "boolean" then out[#out+1] = tostring(v)
+  elseif t == "number" then
+    if math.type(v) == "float" then out[#out+1] = '{"$float":"' .. string.format("%.17g", v) .. '"}'
+    else out[#out+1] = string.format("%d", v) end
+  elseif t == "string" then
+    out[#out+1] = '"' .. v:gsub('[%z\1-\31\127-\255"\\]', function(c) return string.format("\\u%04x", c:byte()) end) .. '"'
+  elseif t == "table" then
+    local n = #v
+    local count = 0
+    for _ in pairs(v) do count = count + 1 end
+    if count == n then
+      out[#out+1] = "["
+      for i = 1, n do if i > 1 then out[#out+1] = "," end enc(v[i], out) end
+      out[#out+1] = "]"
+    else
+      out[#out+1] = "{"
+      local first = true
+      for k, x in pairs(v) do
+        if not first then out[#out+1] = "," end
+        first = false
+        enc(tostring(k), out) out[#out+1] = ":" enc(x, out)
+      end
+      out[#out+1] = "}"
+    end
+  else out[#out+1] = '"<' .. t .. '>"' end
+end
+local function json(v) local out = {} enc(v, out) return table.concat(out) end
+local function lookup(root, path)
+  local v = root
+  for part in path:gmatch("[^.]+") do
+    if type(v) ~= "table" then return nil end
+    v = v[part]
+  end
+  return v
+end
+function __fobkit_batch(image, calls)
+  local results = {}
+  for i = 1, #calls do
+    local c = calls[i]
+    local f = lookup(image, c[1])
+    local ok, res
+    if type(f) ~= "function" then ok, res = false, "no function " .. c[1]
+    else ok, res = pcall(f, table.unpack(c[2], 1, c[3])) end
+    if ok then results[i] = '{"ok":true,"value":' .. json(res) .. '}'
+    else results[i] = '{"ok":false,"error":' .. json(tostring(res)) .. '}' end
+  end
+  return "[" .. table.concat(results, ",") .. "]"
+end
+`;
+
+function batchScript(imagePath: string, calls: LuaCall[]): string {
+  const list = calls.map((c) => `{${toLua(c.fn)},{${c.args.map(toLua).join(",")}},${c.args.length}}`).join(",\n");
+  return `${LUA_PRELUDE}\nlocal image = dofile(${toLua(imagePath)})\nreturn __fobkit_batch(image, {${list}})\n`;
+}
+
+function parse(out: string): LuaResult[] {
+  return JSON.parse(out, (_k, v) => v) as LuaResult[];
+}
+
+/** Lua strings come back as JSON strings whose code units are the bytes. */
+export function bytesOf(s: string): number[] {
+  return Array.from(s, (c) => c.charCodeAt(0));
+}
+
+function runFengari(script: string): string {
+  const { lua, lauxlib, lualib, to_luastring } = require("fengari");
+  const L = lauxlib.luaL_newstate();
+  lualib.luaL_openlibs(L);
+  if (lauxlib.luaL_dostring(L, to_luastring(script)) !== 0) {
+    throw new Error("fengari: " + lua.lua_tojsstring(L, -1));
+  }
+  return lua.lua_tojsstring(L, -1);
+}
+
+let wasmoonFactory: any;
+async function runWasmoon(script: string, imagePath: string): Promise<string> {
+  const { LuaFactory } = require("wasmoon");
+  wasmoonFactory ??= new LuaFactory();
+  // wasmoon reads files from emscripten's in-memory FS: mount the image there.
+  await wasmoonFactory.mountFile(imagePath, readFileSync(imagePath));
+  const engine = await wasmoonFactory.createEngine({ injectObjects: false, enableProxy: false });
+  try {
+    return (await engine.doString(script)) as string;
+  } finally {
+    engine.global.close();
+  }
+}
+
+function runLua53(script: string): string {
+  const r = spawnSync("lua5.3", ["-"], { input: script.replace(/^return (__fobkit_batch\(.*)$/ms, "io.write($1)"), maxBuffer: 1 << 30 });
+  if (r.error) throw new Error(`lua5.3: ${r.error.message} (make setup installs Debian's lua5.3)`);
+  if (r.status !== 0) throw new Error("lua5.3: " + r.stderr.toString());
+  return r.stdout.toString("latin1");
+}
+
+/** Run a batch of calls against the image on one VM. */
+export async function callLua(vm: LuaVmKind, imagePath: string, calls: LuaCall[]): Promise<LuaResult[]> {
+  const script = batchScript(imagePath, calls);
+  const out = vm === "fengari" ? runFengari(script) : vm === "wasmoon" ? await runWasmoon(script, imagePath) : runLua53(script);
+  return parse(out);
+}
+
+/** Convenience: one call, throw on Lua error. */
+export async function callLuaOne(vm: LuaVmKind, imagePath: string, fn: string, ...args: unknown[]): Promise<unknown> {
+  const [r] = await callLua(vm, imagePath, [{ fn, args }]);
+  if (!r.ok) throw new Error(`${vm} ${fn}: ${r.error}`);
+  return r.value;
+}
+
+export function readImage(path: string): string {
+  return readFileSync(path, "latin1");
+}
