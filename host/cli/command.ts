@@ -1,0 +1,55 @@
+/**
+ * The shape every `fobkit` command has. Commands are thin: they parse
+ * options, call the library (host/*), and print. Data goes to stdout,
+ * prompts/progress/diagnostics to stderr (yubikey-manager's rule).
+ */
+import type { ParseArgsConfig } from "node:util";
+
+export type OptionSpec = NonNullable<ParseArgsConfig["options"]>[string] & {
+  /** One line for --help; the placeholder is shown for string options. */
+  help: string;
+  placeholder?: string;
+};
+
+export interface Io {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+  env: NodeJS.ProcessEnv;
+  /** Fires on Ctrl-C; commands with long work finish the item in hand. */
+  signal: AbortSignal;
+}
+
+export interface Command {
+  /** e.g. "provision" or "bank issue". */
+  name: string;
+  summary: string;
+  /** Longer help: what it does, an example or two. */
+  description?: string;
+  usage?: string;
+  options: Record<string, OptionSpec>;
+  /** Allow positional arguments (documented in usage). */
+  positionals?: boolean;
+  run(args: { values: Record<string, any>; positionals: string[] }, io: Io): Promise<number>;
+}
+
+/** Exit statuses, one meaning each across all commands. */
+export const EXIT_OK = 0;
+/** Refused: the request was understood and said no (wrong code, locked...). */
+export const EXIT_REFUSED = 1;
+/** Bad usage or bad input: nothing was changed. */
+export const EXIT_USAGE = 2;
+/** The operation failed (device, I/O, network). */
+export const EXIT_FAILED = 3;
+
+/** An error the CLI prints as `fobkit: <message>` with its exit status. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT_USAGE,
+    readonly code: string = "bad_usage",
+  ) {
+    super(message);
+    this.name = "CliError";
+  }
+}
