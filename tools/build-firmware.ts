@@ -1,0 +1,114 @@
+/**
+ * `make firmware`: subset check -> TSTL bundle -> Lua post-check -> image.
+ *
+ *   node build/node/tools/build-firmware.js [--root DIR] [--out-dir DIR]
+ *
+ * --root is the project root holding tsconfig.lua.json, firmware/ and
+ * protocol/ (default: the current directory). --out-dir overrides the
+ * config's outDir so parallel builds can use a private tree. The image is
+ * written only after every check passed; a failed build also removes the
+ * previous image, so nothing downstream runs a stale one.
+ */
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import ts from "typescript";
+import tstl from "typescript-to-lua";
+import { checkSubset, subsetFiles } from "./subset/check-subset.js";
+import { checkLuaOutput } from "./subset/check-lua-output.js";
+import { formatViolation } from "./subset/rules.js";
+
+const USAGE = "usage: build-firmware [--root DIR] [--out-dir DIR]";
+
+class BuildError extends Error {}
+
+interface Args {
+  root: string;
+  outDir?: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { root: process.cwd() };
+  for (let k = 0; k < argv.length; k++) {
+    const a = argv[k];
+    const v = argv[k + 1];
+    if ((a === "--root" || a === "--out-dir") && v === undefined) throw new BuildError(`${a} needs a value\n${USAGE}`);
+    if (a === "--root") args.root = resolve(argv[++k]);
+    else if (a === "--out-dir") args.outDir = resolve(argv[++k]);
+    else throw new BuildError(`unknown argument ${a}\n${USAGE}`);
+  }
+  return args;
+}
+
+/** `file:line:col: error TS1234: message`, paths relative to the current directory. */
+function formatDiagnostic(d: ts.Diagnostic): string {
+  const category = ts.DiagnosticCategory[d.category].toLowerCase();
+  const text = ts.flattenDiagnosticMessageText(d.messageText, "\n");
+  if (d.file === undefined || d.start === undefined) return `${category} TS${d.code}: ${text}`;
+  const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
+  return `${relative(process.cwd(), d.file.fileName)}:${line + 1}:${character + 1}: ${category} TS${d.code}: ${text}`;
+}
+
+function build(args: Args): string {
+  const configPath = join(args.root, "tsconfig.lua.json");
+  if (!existsSync(configPath)) throw new BuildError(`${configPath} not found (is --root the project root?)`);
+
+  const files = subsetFiles(args.root).map((f) => relative(process.cwd(), f));
+  if (files.length === 0) throw new BuildError(`no .ts files under ${args.root}/firmware or ${args.root}/protocol`);
+  const violations = checkSubset(files, { root: args.root, configPath });
+  if (violations.length > 0) {
+    const list = violations.map(formatViolation).join("\n");
+    throw new BuildError(`${list}\n${violations.length} subset violation(s); the rules and their reasons are in firmware/SUBSET.md`);
+  }
+
+  const emitted = new Map<string, string>();
+  const extend: tstl.CompilerOptions = args.outDir === undefined ? {} : { outDir: args.outDir };
+  const result = tstl.transpileProject(configPath, extend, (fileName, data) => {
+    emitted.set(resolve(fileName), data);
+  });
+  const errors = result.diagnostics.filter((d) => d.category === ts.DiagnosticCategory.Error);
+  for (const d of result.diagnostics) {
+    if (d.category !== ts.DiagnosticCategory.Error) console.error(formatDiagnostic(d));
+  }
+  if (errors.length > 0) {
+    throw new BuildError(`${errors.map(formatDiagnostic).join("\n")}\nTSTL failed with ${errors.length} error(s)`);
+  }
+
+  const imagePath = imagePathFor(args);
+  const lua = imagePath === undefined ? undefined : emitted.get(imagePath);
+  if (imagePath === undefined || lua === undefined) {
+    const names = [...emitted.keys()].map((f) => relative(process.cwd(), f)).join(", ") || "nothing";
+    throw new BuildError(`expected the bundle ${imagePath ?? "(tstl.luaBundle unset)"}, TSTL emitted ${names}`);
+  }
+  const shownPath = relative(process.cwd(), imagePath);
+  const luaViolations = checkLuaOutput(lua, shownPath);
+  if (luaViolations.length > 0) {
+    throw new BuildError(`${luaViolations.map(formatViolation).join("\n")}\n${luaViolations.length} violation(s) in the emitted Lua; image not written`);
+  }
+
+  mkdirSync(dirname(imagePath), { recursive: true });
+  writeFileSync(imagePath, lua);
+  const modules = (lua.match(/^\["[^"\n]+"\] = function\(/gm) ?? []).length;
+  return `${shownPath}: ${Buffer.byteLength(lua)} bytes (${modules} modules)`;
+}
+
+/** The bundle path TSTL writes: outDir (or --out-dir) joined with tstl.luaBundle. */
+function imagePathFor(args: Args): string | undefined {
+  const configPath = join(args.root, "tsconfig.lua.json");
+  if (!existsSync(configPath)) return undefined;
+  const parsed = tstl.parseConfigFileWithSystem(configPath, args.outDir === undefined ? {} : { outDir: args.outDir });
+  const { outDir, luaBundle } = parsed.options;
+  return outDir && luaBundle ? resolve(outDir, luaBundle) : undefined;
+}
+
+let args: Args | undefined;
+try {
+  args = parseArgs(process.argv.slice(2));
+  console.log(build(args));
+} catch (e) {
+  const stale = args && imagePathFor(args);
+  if (stale && existsSync(stale)) rmSync(stale);
+  const message = e instanceof BuildError ? e.message : (e as Error).stack ?? String(e);
+  console.error(message);
+  console.error(`build-firmware: FAILED${stale ? ` (no image at ${relative(process.cwd(), stale)})` : ""}`);
+  process.exitCode = 1;
+}
