@@ -1,0 +1,62 @@
+/**
+ * API keys for the three roles. A key is `fbk_<id>_<secret>`: the id finds
+ * the row, the secret is 32 random bytes (base64url) of which the database
+ * holds only the SHA-256. A slow password hash would add nothing: the secret
+ * has 256 bits of entropy, so the hash cannot be reversed by guessing, and
+ * every request checks it. The key is shown once, when it is made.
+ */
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { Database } from "./database.js";
+import { ROLES, RegistryError, type Role } from "./types.js";
+
+const KEY_RE = /^fbk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+
+export interface ApiKeyInfo {
+  id: string;
+  role: Role;
+  label: string | null;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+function digest(secret: string): Buffer {
+  return createHash("sha256").update(secret, "utf8").digest();
+}
+
+export async function createApiKey(db: Database, role: Role, label?: string, now = Date.now()): Promise<{ id: string; key: string; role: Role }> {
+  if (!ROLES.includes(role)) throw new RegistryError("bad_role", `role must be one of ${ROLES.join(", ")}`, "bad_input");
+  if (label !== undefined && (label.length > 200 || /[\x00-\x1f]/.test(label))) throw new RegistryError("bad_label", "label must be at most 200 printable characters", "bad_input");
+  const id = randomBytes(6).toString("hex");
+  const secret = randomBytes(32).toString("base64url");
+  await db.run("INSERT INTO api_keys (id, role, secret_hash, label, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)", [id, role, digest(secret), label ?? null, now]);
+  return { id, key: `fbk_${id}_${secret}`, role };
+}
+
+/** The key's id and role, or undefined for a malformed, unknown or revoked key. */
+export async function authenticateApiKey(db: Database, key: string): Promise<{ id: string; role: Role } | undefined> {
+  const m = KEY_RE.exec(key);
+  if (!m) return undefined;
+  const row = await db.get<{ id: string; role: Role; secret_hash: Buffer | Uint8Array; revoked_at: number | null }>("SELECT id, role, secret_hash, revoked_at FROM api_keys WHERE id = ?", [m[1]]);
+  if (!row || row.revoked_at !== null) return undefined;
+  const stored = Buffer.from(row.secret_hash);
+  const given = digest(m[2]);
+  if (stored.length !== given.length || !timingSafeEqual(stored, given)) return undefined;
+  return { id: row.id, role: row.role };
+}
+
+export async function listApiKeys(db: Database): Promise<ApiKeyInfo[]> {
+  const rows = await db.all<{ id: string; role: Role; label: string | null; created_at: number; revoked_at: number | null }>("SELECT id, role, label, created_at, revoked_at FROM api_keys ORDER BY created_at, id");
+  return rows.map((r) => ({
+    id: r.id,
+    role: r.role,
+    label: r.label,
+    createdAt: new Date(Number(r.created_at)).toISOString(),
+    revokedAt: r.revoked_at === null ? null : new Date(Number(r.revoked_at)).toISOString(),
+  }));
+}
+
+export async function revokeApiKey(db: Database, id: string, now = Date.now()): Promise<void> {
+  if (!/^[0-9a-f]{12}$/.test(id)) throw new RegistryError("bad_key_id", "key id is 12 hex digits (the part after fbk_)", "bad_input");
+  const n = await db.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [now, id]);
+  if (n === 0) throw new RegistryError("unknown_key", `no active API key with id ${id}`, "refused");
+}

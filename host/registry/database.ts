@@ -1,0 +1,43 @@
+/**
+ * The storage boundary: the two SQL engines behind one small async shape.
+ * SQL is written once with `?` placeholders; where the dialects differ
+ * (row locks, DDL) the caller asks `dialect` and says so explicitly.
+ */
+export type Dialect = "sqlite" | "postgres";
+
+/** A connection, or a transaction on one. Values: string, number, Buffer, null. */
+export interface Sql {
+  all<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  get<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T | undefined>;
+  /** Returns the number of rows changed. */
+  run(sql: string, params?: unknown[]): Promise<number>;
+}
+
+export interface Database extends Sql {
+  readonly dialect: Dialect;
+  /** Where it lives, with any password removed (for messages). */
+  readonly description: string;
+  /**
+   * Runs fn in one transaction, committed when fn resolves, rolled back when
+   * it throws. SQLite: BEGIN IMMEDIATE (the write lock is taken up front, so
+   * two processes on one file serialise instead of deadlocking on upgrade).
+   * PostgreSQL: READ COMMITTED plus `forUpdate` on the rows read for change.
+   */
+  tx<T>(fn: (t: Sql) => Promise<T>): Promise<T>;
+  /** " FOR UPDATE" on PostgreSQL, "" on SQLite (whose transaction already holds the write lock). */
+  readonly forUpdate: string;
+  /** Runs a multi-statement DDL script (migrations). */
+  script(sql: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What a unique-constraint violation looked like, whichever engine raised it. */
+export function uniqueViolation(e: unknown): { constraint: string } | undefined {
+  const err = e as { code?: string; constraint?: string; message?: string };
+  if (err && err.code === "23505") return { constraint: err.constraint ?? "" };
+  if (err && typeof err.code === "string" && err.code.startsWith("SQLITE_CONSTRAINT") && /UNIQUE|PRIMARYKEY/.test(err.code)) {
+    // better-sqlite3: "UNIQUE constraint failed: tokens.serial" / index name not given for columns
+    return { constraint: err.message ?? "" };
+  }
+  return undefined;
+}

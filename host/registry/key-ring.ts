@@ -1,0 +1,222 @@
+/**
+ * Key-encryption keys for seeds at rest. They live in a key file outside the
+ * database (`--kek-file` or $FOBKIT_BANK_KEK_FILE), one key a line:
+ *
+ *     # newest first; the first key seals, every key listed opens
+ *     k20261125-3f9a  <64 hex digits: an AES-256 key>
+ *     k20250101-0c1d  <64 hex digits>
+ *
+ * Rotation without downtime: `fobkit bank rotate-key` puts a new key at the
+ * top of the file, then re-seals every row under it, one row per
+ * transaction. Servers notice the file changed (mtime, looked at no more
+ * than once a second, and at once on a key id they do not know), so they
+ * read rows sealed under either key throughout, and seal new rows under the
+ * new one shortly after. Old keys are dropped from the file (`--prune`) only
+ * when no row uses them.
+ *
+ * Sealing: AES-256-GCM (NIST SP 800-38D) with a random 96-bit nonce (§8.2.2)
+ * and the serial and key id as additional data, so a sealed seed cannot be
+ * moved to another row. Stored: nonce ‖ ciphertext ‖ 128-bit tag.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const KEY_BYTES = 32;
+const ID_RE = /^[A-Za-z0-9_-]{1,40}$/;
+
+export class KeyFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "KeyFileError";
+  }
+}
+
+interface Kek {
+  id: string;
+  key: Buffer;
+}
+
+export function parseKeyFile(text: string, where: string): Kek[] {
+  const keys: Kek[] = [];
+  text.split("\n").forEach((raw, i) => {
+    const line = raw.replace(/#.*$/, "").trim();
+    if (!line) return;
+    const m = /^(\S+)\s+([0-9A-Fa-f]+)$/.exec(line);
+    // Never quote the line: it holds key material.
+    if (!m) throw new KeyFileError(`${where}:${i + 1}: expected "<key id> <64 hex digits>"`);
+    if (!ID_RE.test(m[1])) throw new KeyFileError(`${where}:${i + 1}: key id must be 1-40 of A-Z a-z 0-9 _ -`);
+    if (m[2].length !== KEY_BYTES * 2) throw new KeyFileError(`${where}:${i + 1}: key must be ${KEY_BYTES * 2} hex digits (AES-256), got ${m[2].length}`);
+    if (keys.some((k) => k.id === m[1])) throw new KeyFileError(`${where}:${i + 1}: key id ${m[1]} appears twice`);
+    keys.push({ id: m[1], key: Buffer.from(m[2], "hex") });
+  });
+  if (keys.length === 0) throw new KeyFileError(`${where}: no key in the file`);
+  return keys;
+}
+
+export function formatKeyFile(keys: Kek[]): string {
+  return (
+    "# fobkit bank key-encryption keys: newest first; the first seals, all open.\n" +
+    "# Keep this file out of the database and its backups; mode 0600.\n" +
+    keys.map((k) => `${k.id} ${k.key.toString("hex")}`).join("\n") +
+    "\n"
+  );
+}
+
+export function newKeyId(now = new Date()): string {
+  return "k" + now.toISOString().slice(0, 10).replace(/-/g, "") + "-" + randomBytes(3).toString("hex");
+}
+
+/** Writes the file whole or not at all (temp file in the same directory, then rename). */
+function writeAtomically(path: string, text: string): void {
+  const tmp = join(dirname(path), `.${Date.now()}-${randomBytes(4).toString("hex")}.kek.tmp`);
+  writeFileSync(tmp, text, { mode: 0o600, flag: "wx" });
+  renameSync(tmp, path);
+  chmodSync(path, 0o600);
+}
+
+export interface Sealed {
+  kekId: string;
+  blob: Buffer;
+}
+
+export interface KeyRingOptions {
+  /** Minimum milliseconds between looks at the file's mtime. */
+  recheckMs?: number;
+}
+
+export class KeyRing {
+  private keys: Kek[] = [];
+  private signature = "";
+  private lastCheck = 0;
+  private readonly recheckMs: number;
+
+  private constructor(readonly path: string | undefined, keys: Kek[], options: KeyRingOptions) {
+    this.keys = keys;
+    this.recheckMs = options.recheckMs ?? 1000;
+  }
+
+  /** A ring read from a key file, re-read when the file changes. */
+  static fromFile(path: string, options: KeyRingOptions = {}): KeyRing {
+    const ring = new KeyRing(path, [], options);
+    ring.load();
+    return ring;
+  }
+
+  /** A ring held in memory only (tests). */
+  static fromKeys(keys: { id: string; key: Buffer }[]): KeyRing {
+    return new KeyRing(undefined, keys.map((k) => ({ id: k.id, key: Buffer.from(k.key) })), {});
+  }
+
+  /** Creates a key file holding one fresh key (refuses to overwrite). */
+  static create(path: string): KeyRing {
+    if (existsSync(path)) throw new KeyFileError(`${path} already exists; refusing to overwrite a key file`);
+    writeAtomically(path, formatKeyFile([{ id: newKeyId(), key: randomBytes(KEY_BYTES) }]));
+    return KeyRing.fromFile(path);
+  }
+
+  private load(): void {
+    if (!this.path) return;
+    let text: string;
+    try {
+      const st = statSync(this.path);
+      // rename() gives a new inode, so a rewrite is seen even within one mtime tick.
+      const signature = `${st.ino}:${st.mtimeMs}:${st.size}`;
+      if (signature === this.signature) return;
+      text = readFileSync(this.path, "utf8");
+      this.signature = signature;
+    } catch (e) {
+      throw new KeyFileError(`cannot read key file ${this.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    this.keys = parseKeyFile(text, this.path);
+  }
+
+  private refresh(force = false): void {
+    if (!this.path) return;
+    const now = Date.now();
+    if (!force && now - this.lastCheck < this.recheckMs) return;
+    this.lastCheck = now;
+    try {
+      this.load();
+    } catch (e) {
+      // A half-edited file must not take a serving process down: keep the keys we have.
+      if (this.keys.length === 0) throw e;
+    }
+  }
+
+  get currentId(): string {
+    this.refresh();
+    return this.keys[0].id;
+  }
+
+  get ids(): string[] {
+    this.refresh();
+    return this.keys.map((k) => k.id);
+  }
+
+  private find(id: string): Kek {
+    let k = this.keys.find((x) => x.id === id);
+    if (!k) {
+      this.refresh(true);
+      k = this.keys.find((x) => x.id === id);
+    }
+    if (!k) throw new KeyFileError(`seed sealed under key ${id}, which the key file${this.path ? " " + this.path : ""} does not hold`);
+    return k;
+  }
+
+  seal(serial: string, secret: Buffer): Sealed {
+    this.refresh();
+    const k = this.keys[0];
+    const nonce = randomBytes(NONCE_BYTES);
+    const c = createCipheriv("aes-256-gcm", k.key, nonce);
+    c.setAAD(aad(serial, k.id));
+    const ct = Buffer.concat([c.update(secret), c.final()]);
+    return { kekId: k.id, blob: Buffer.concat([nonce, ct, c.getAuthTag()]) };
+  }
+
+  open(serial: string, sealed: Sealed): Buffer {
+    const k = this.find(sealed.kekId);
+    const blob = sealed.blob;
+    if (blob.length < NONCE_BYTES + TAG_BYTES + 1) throw new KeyFileError(`sealed seed of ${serial} is truncated`);
+    const d = createDecipheriv("aes-256-gcm", k.key, blob.subarray(0, NONCE_BYTES));
+    d.setAAD(aad(serial, k.id));
+    d.setAuthTag(blob.subarray(blob.length - TAG_BYTES));
+    try {
+      return Buffer.concat([d.update(blob.subarray(NONCE_BYTES, blob.length - TAG_BYTES)), d.final()]);
+    } catch {
+      throw new KeyFileError(`sealed seed of ${serial} does not authenticate under key ${k.id}`);
+    }
+  }
+
+  /** Puts a fresh key at the top of the key file; returns its id. */
+  addNewestKey(): string {
+    if (!this.path) {
+      const id = newKeyId();
+      this.keys.unshift({ id, key: randomBytes(KEY_BYTES) });
+      return id;
+    }
+    this.refresh(true);
+    const id = newKeyId();
+    const keys = [{ id, key: randomBytes(KEY_BYTES) }, ...this.keys];
+    writeAtomically(this.path, formatKeyFile(keys));
+    this.refresh(true);
+    return id;
+  }
+
+  /** Drops keys not in `keep` from the file (the caller checked no row uses them). */
+  retainOnly(keep: string[]): string[] {
+    this.refresh(true);
+    const dropped = this.keys.filter((k, i) => i > 0 && !keep.includes(k.id)).map((k) => k.id);
+    const kept = this.keys.filter((k, i) => i === 0 || keep.includes(k.id));
+    if (this.path && dropped.length) writeAtomically(this.path, formatKeyFile(kept));
+    else this.keys = kept;
+    this.refresh(true);
+    return dropped;
+  }
+}
+
+function aad(serial: string, kekId: string): Buffer {
+  return Buffer.from(`fobkit-seed\0${serial}\0${kekId}`, "utf8");
+}

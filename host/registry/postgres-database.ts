@@ -1,0 +1,99 @@
+/**
+ * PostgreSQL through a pg Pool. Transactions run on one pooled client;
+ * correctness across server processes comes from row locks (`forUpdate`)
+ * taken inside them, never from anything held in this process.
+ */
+import pg from "pg";
+import type { Database, Sql } from "./database.js";
+
+const INT8_OID = 20;
+
+/** `?` placeholders to PostgreSQL's `$n` (our SQL has no `?` inside literals). */
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => "$" + ++n);
+}
+
+function over(q: (text: string, values?: unknown[]) => Promise<{ rows: any[]; rowCount: number | null }>): Sql {
+  return {
+    all: async (sql, params = []) => (await q(numbered(sql), params)).rows,
+    get: async (sql, params = []) => (await q(numbered(sql), params)).rows[0],
+    run: async (sql, params = []) => (await q(numbered(sql), params)).rowCount ?? 0,
+  };
+}
+
+export interface PostgresOptions {
+  /** Schema to use (created by the first migration run if absent); tests use a fresh one each. */
+  schema?: string;
+  max?: number;
+}
+
+export class PostgresDatabase implements Database {
+  readonly dialect = "postgres" as const;
+  readonly forUpdate = " FOR UPDATE";
+  readonly description: string;
+  readonly schema?: string;
+  private readonly pool: InstanceType<typeof pg.Pool>;
+  private readonly direct: Sql;
+
+  constructor(url: string, options: PostgresOptions = {}) {
+    const u = new URL(url);
+    const schema = options.schema ?? u.searchParams.get("schema") ?? undefined;
+    u.searchParams.delete("schema");
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+      throw new RangeError(`PostgreSQL schema name must match [a-z_][a-z0-9_]*, got ${JSON.stringify(schema)}`);
+    }
+    this.schema = schema;
+    const shown = new URL(u.href);
+    if (shown.password) shown.password = "***";
+    this.description = shown.href + (schema ? ` (schema ${schema})` : "");
+    this.pool = new pg.Pool({
+      connectionString: u.href,
+      max: options.max ?? 10,
+      // search_path as a startup parameter: set before the first query on every pooled connection.
+      options: schema ? `-c search_path=${schema}` : undefined,
+      // BIGINT columns hold steps and millisecond times, both far below 2^53.
+      types: { getTypeParser: (oid, format) => (oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) },
+    });
+    // An idle client dying (server restart) must not crash the process.
+    this.pool.on("error", () => undefined);
+    this.direct = over((t, v) => this.pool.query(t, v));
+  }
+
+  all<T>(sql: string, params?: unknown[]): Promise<T[]> {
+    return this.direct.all<T>(sql, params);
+  }
+  get<T>(sql: string, params?: unknown[]): Promise<T | undefined> {
+    return this.direct.get<T>(sql, params);
+  }
+  run(sql: string, params?: unknown[]): Promise<number> {
+    return this.direct.run(sql, params);
+  }
+
+  async tx<T>(fn: (t: Sql) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const value = await fn(over((t, v) => client.query(t, v)));
+      await client.query("COMMIT");
+      client.release();
+      return value;
+    } catch (e) {
+      try {
+        await client.query("ROLLBACK");
+        client.release();
+      } catch {
+        client.release(true);
+      }
+      throw e;
+    }
+  }
+
+  async script(sql: string): Promise<void> {
+    await this.pool.query(sql);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,544 @@
+/**
+ * The bank's token registry: lifecycle, verification, audit.
+ *
+ *   in_stock --issue--> issued --activate(code)--> active --deactivate(code)--> retired
+ *   active --lockAfter wrong codes in a row--> locked --unlock--> active
+ *   retired --issue (a new issuance)--> issued          (activate alone: refused)
+ *
+ * Every operation is one database transaction that reads the token row with
+ * a row lock (PostgreSQL FOR UPDATE; SQLite BEGIN IMMEDIATE), decides, writes
+ * the row and its audit record, and commits. So across any number of server
+ * processes a code is accepted at most once (the accepted step must exceed
+ * the stored last step, read and written under the lock) and failures are
+ * counted exactly (privacyIDEA and Keycloak updated the last step without a
+ * lock and could accept one code twice).
+ *
+ * Drift: each token stores its clock offset in steps; a code is looked for
+ * within ±window steps of (now + drift), and every success stores the step
+ * it matched as the new drift. A keyfob whose crystal runs 20 ppm fast gains
+ * ~52 s a month, under one step, so monthly use keeps it inside ±1 for life.
+ *
+ * Lockout (default 5 wrong codes in a row): the manual stops OTP after "a set
+ * number" of consecutive failures and needs the bank to lift the stop. With
+ * a ±1 window three codes are live, so each guess wins with odds 3/10^8 and
+ * a lockout cycle gives an attacker 5·3/10^8 = 1.5e-7; five spares a customer
+ * who mistypes twice or thrice. The counter resets only on a success or a
+ * staff unlock, never on a timer (privacyIDEA's timed reset let brute force
+ * through). The price is a denial-of-service lever: anyone who knows a
+ * customer id can lock that customer out; the channel must therefore only
+ * call verify after the customer's password, and staff see the lock's
+ * source in the audit.
+ */
+import type { Database, Sql } from "./database.js";
+import { uniqueViolation } from "./database.js";
+import type { KeyRing } from "./key-ring.js";
+import { hotp, sameCode, stepAt, type Algorithm } from "./totp.js";
+import {
+  RegistryError,
+  type Acceptance,
+  type Actor,
+  type AuditRecord,
+  type NewToken,
+  type TokenState,
+  type TokenStatus,
+} from "./types.js";
+
+export interface Policy {
+  /** Steps each side of the learned drift for verify and deactivate. */
+  window: number;
+  /**
+   * Steps each side at activation: the keyfob may have sat in stock for a
+   * year since its clock was set; 20 ppm for a year is ~10.5 min, so 15.
+   */
+  activationWindow: number;
+  /** Steps each side searched by a staff resync: 24 h of 60-s steps. */
+  resyncWindow: number;
+  /** Consecutive wrong codes that lock the token. */
+  lockAfter: number;
+}
+
+export const DEFAULT_POLICY: Policy = { window: 1, activationWindow: 15, resyncWindow: 1440, lockAfter: 5 };
+
+export interface RegistryOptions {
+  keys: KeyRing;
+  policy?: Partial<Policy>;
+  /** Unix milliseconds; injected so tests control "now". */
+  now?: () => number;
+}
+
+interface TokenRow {
+  serial: string;
+  manufacturer: string;
+  model: string | null;
+  issuer: string | null;
+  key_id: string | null;
+  algorithm: Algorithm;
+  digits: number;
+  period: number;
+  t0: number;
+  kek_id: string;
+  seed: Buffer | Uint8Array;
+  state: TokenState;
+  customer: string | null;
+  issuance: number;
+  drift: number;
+  last_step: number | null;
+  fail_count: number;
+  activated_at: number | null;
+  origin: string;
+  created_at: number;
+  updated_at: number;
+}
+
+const SERIAL_RE = /^[\x21-\x7e]{1,64}$/;
+const CUSTOMER_RE = /^[A-Za-z0-9._@:+-]{1,64}$/;
+const LIVE_STATES = "('issued', 'active', 'locked')";
+const ALGORITHMS: Algorithm[] = ["SHA1", "SHA256", "SHA512"];
+/** RFC 4226 §4 R6: at least 128 bits of shared secret; 160 recommended. */
+const MIN_SECRET_BYTES = 16;
+const MAX_SECRET_BYTES = 128;
+
+export function checkSerial(serial: unknown): string {
+  if (typeof serial !== "string" || !SERIAL_RE.test(serial)) {
+    throw new RegistryError("bad_serial", "serial must be 1-64 printable ASCII characters without spaces", "bad_input");
+  }
+  return serial;
+}
+
+export function checkCustomer(customer: unknown): string {
+  if (typeof customer !== "string" || !CUSTOMER_RE.test(customer)) {
+    throw new RegistryError("bad_customer", "customer id must be 1-64 of A-Z a-z 0-9 . _ @ : + -", "bad_input");
+  }
+  return customer;
+}
+
+/** A code is exactly the token's digit count of decimal digits; anything else is bad input, not a wrong code. */
+export function checkCode(code: unknown, digits: number): string {
+  if (typeof code !== "string" || code.length !== digits || !/^[0-9]+$/.test(code)) {
+    throw new RegistryError("bad_code", `code must be exactly ${digits} decimal digits`, "bad_input", { digits });
+  }
+  return code;
+}
+
+export function checkNewToken(t: NewToken): void {
+  checkSerial(t.serial);
+  const bad = (what: string) => {
+    throw new RegistryError("bad_token", `token ${t.serial}: ${what}`, "bad_input", { serial: t.serial });
+  };
+  if (typeof t.manufacturer !== "string" || t.manufacturer.length < 1 || t.manufacturer.length > 128) bad("manufacturer must be 1-128 characters");
+  if (!ALGORITHMS.includes(t.algorithm)) bad(`algorithm must be one of ${ALGORITHMS.join(", ")}`);
+  if (!Number.isInteger(t.digits) || t.digits < 6 || t.digits > 10) bad("digits must be an integer 6-10");
+  if (!Number.isInteger(t.period) || t.period < 1 || t.period > 3600) bad("period must be an integer 1-3600 seconds");
+  if (!Number.isSafeInteger(t.t0) || t.t0 < 0) bad("t0 must be a non-negative integer of unix seconds");
+  if (t.timeDrift !== undefined && (!Number.isInteger(t.timeDrift) || Math.abs(t.timeDrift) > 100_000)) bad("timeDrift must be an integer number of steps");
+  if (!Buffer.isBuffer(t.secret) || t.secret.length < MIN_SECRET_BYTES || t.secret.length > MAX_SECRET_BYTES) {
+    bad(`secret must be ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes`);
+  }
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null || ms === undefined ? null : new Date(Number(ms)).toISOString();
+}
+
+function toStatus(r: TokenRow): TokenStatus {
+  return {
+    serial: r.serial,
+    manufacturer: r.manufacturer,
+    model: r.model,
+    issuer: r.issuer,
+    algorithm: r.algorithm,
+    digits: r.digits,
+    period: r.period,
+    state: r.state,
+    customer: r.customer,
+    issuance: r.issuance,
+    drift: r.drift,
+    lastStep: r.last_step,
+    failCount: r.fail_count,
+    activatedAt: iso(r.activated_at),
+    kekId: r.kek_id,
+    origin: r.origin,
+    createdAt: iso(r.created_at)!,
+    updatedAt: iso(r.updated_at)!,
+  };
+}
+
+type CodeCheck =
+  | { ok: true; step: number; drift: number }
+  | { ok: false; replayed: boolean };
+
+export class Registry {
+  readonly policy: Policy;
+  private readonly now: () => number;
+  readonly keys: KeyRing;
+
+  constructor(
+    readonly db: Database,
+    options: RegistryOptions,
+  ) {
+    this.keys = options.keys;
+    this.policy = { ...DEFAULT_POLICY, ...options.policy };
+    for (const [k, v] of Object.entries(this.policy)) {
+      if (!Number.isInteger(v) || v < (k === "lockAfter" ? 1 : 0)) throw new RangeError(`policy.${k} must be a ${k === "lockAfter" ? "positive" : "non-negative"} integer, got ${v}`);
+    }
+    this.now = options.now ?? Date.now;
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private async audit(t: Sql, actor: Actor, action: string, outcome: string, serial: string | null, customer: string | null, detail?: Record<string, unknown>): Promise<void> {
+    await t.run("INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+      this.now(),
+      actor.name,
+      actor.source,
+      action,
+      outcome,
+      serial,
+      customer,
+      detail ? JSON.stringify(detail) : null,
+    ]);
+  }
+
+  private lockBySerial(t: Sql, serial: string): Promise<TokenRow | undefined> {
+    return t.get<TokenRow>(`SELECT * FROM tokens WHERE serial = ?${this.db.forUpdate}`, [serial]);
+  }
+
+  private lockByCustomer(t: Sql, customer: string): Promise<TokenRow | undefined> {
+    return t.get<TokenRow>(`SELECT * FROM tokens WHERE customer = ? AND state IN ${LIVE_STATES}${this.db.forUpdate}`, [customer]);
+  }
+
+  private secretOf(row: TokenRow): Buffer {
+    return this.keys.open(row.serial, { kekId: row.kek_id, blob: Buffer.from(row.seed) });
+  }
+
+  /**
+   * Looks for the code at steps (now + drift) ± window, nearest first.
+   * A match at or below the last accepted step is a replay.
+   */
+  private checkCode(row: TokenRow, code: string, window: number): CodeCheck {
+    const secret = this.secretOf(row);
+    try {
+      const nowStep = stepAt(this.now(), row.t0, row.period);
+      const centre = nowStep + row.drift;
+      let replayed = false;
+      for (let i = 0; i <= 2 * window; i++) {
+        // 0, -1, +1, -2, +2, ...
+        const d = i === 0 ? 0 : i % 2 === 1 ? -((i + 1) >> 1) : i >> 1;
+        const step = centre + d;
+        if (step < 0) continue;
+        if (!sameCode(hotp(row.algorithm, secret, step, row.digits), code)) continue;
+        if (row.last_step !== null && step <= row.last_step) {
+          replayed = true;
+          continue;
+        }
+        return { ok: true, step, drift: step - nowStep };
+      }
+      return { ok: false, replayed };
+    } finally {
+      secret.fill(0);
+    }
+  }
+
+  /**
+   * Records a wrong code: counts it, locks at lockAfter, audits; returns the
+   * refusal for the caller to throw after the transaction commits.
+   */
+  private async fail(t: Sql, row: TokenRow, actor: Actor, action: string, check: { replayed: boolean }): Promise<RegistryError> {
+    const failures = row.fail_count + 1;
+    const locks = failures >= this.policy.lockAfter;
+    await t.run(`UPDATE tokens SET fail_count = ?, state = ?, updated_at = ? WHERE serial = ?`, [failures, locks ? "locked" : row.state, this.now(), row.serial]);
+    const code = check.replayed ? "replayed" : "wrong_code";
+    await this.audit(t, actor, action, code, row.serial, row.customer, { failures, locked: locks });
+    if (locks) {
+      await this.audit(t, actor, "lock", "ok", row.serial, row.customer, { failures, after: action });
+    }
+    const message = check.replayed ? "code was already used (or is older than one used); wait for the next code" : "wrong code";
+    return new RegistryError(code, message + (locks ? `; token locked after ${failures} wrong codes in a row, staff must unlock it` : ""), "refused", {
+      serial: row.serial,
+      failures,
+      locked: locks,
+    });
+  }
+
+  private async refuse(t: Sql, actor: Actor, action: string, code: string, message: string, serial: string | null, customer: string | null, detail: Record<string, unknown> = {}): Promise<RegistryError> {
+    await this.audit(t, actor, action, code, serial, customer, Object.keys(detail).length ? detail : undefined);
+    return new RegistryError(code, message, "refused", { ...(serial ? { serial } : {}), ...detail });
+  }
+
+  /** Runs a transaction whose body returns either a value or a refusal to throw once committed. */
+  private async decide<T>(fn: (t: Sql) => Promise<T | RegistryError>): Promise<T> {
+    const out = await this.db.tx(fn);
+    if (out instanceof RegistryError) throw out;
+    return out;
+  }
+
+  // ---------------------------------------------------------------- factory
+
+  /**
+   * Adds tokens in stock, all or none: one duplicate serial (in the batch or
+   * already registered) refuses the lot and names every duplicate.
+   */
+  async register(tokens: NewToken[], actor: Actor, origin: string): Promise<{ registered: string[] }> {
+    if (tokens.length === 0) throw new RegistryError("empty", "no tokens to register", "bad_input");
+    for (const tok of tokens) checkNewToken(tok);
+    const seen = new Set<string>();
+    const inBatch = tokens.map((x) => x.serial).filter((s) => (seen.has(s) ? true : (seen.add(s), false)));
+    if (inBatch.length) {
+      throw new RegistryError("duplicate_serial", `serial(s) appear twice in the input: ${[...new Set(inBatch)].join(", ")}`, "refused", { serials: [...new Set(inBatch)] });
+    }
+    const serials = tokens.map((x) => x.serial);
+    try {
+      return await this.decide(async (t) => {
+        const existing: string[] = [];
+        for (let i = 0; i < serials.length; i += 500) {
+          const chunk = serials.slice(i, i + 500);
+          const rows = await t.all<{ serial: string }>(`SELECT serial FROM tokens WHERE serial IN (${chunk.map(() => "?").join(", ")})`, chunk);
+          existing.push(...rows.map((r) => r.serial));
+        }
+        if (existing.length) {
+          return this.refuse(t, actor, "register", "duplicate_serial", `already registered: ${existing.join(", ")}; nothing was imported`, null, null, {
+            serials: existing,
+            origin,
+          });
+        }
+        const now = this.now();
+        for (const tok of tokens) {
+          const sealed = this.keys.seal(tok.serial, tok.secret);
+          await t.run(
+            `INSERT INTO tokens (serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, seed, state, customer, issuance, drift, last_step, fail_count, activated_at, origin, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_stock', NULL, 0, ?, NULL, 0, NULL, ?, ?, ?)`,
+            [tok.serial, tok.manufacturer, tok.model ?? null, tok.issuer ?? null, tok.keyId ?? null, tok.algorithm, tok.digits, tok.period, tok.t0, sealed.kekId, sealed.blob, tok.timeDrift ?? 0, origin, now, now],
+          );
+          await this.audit(t, actor, "register", "ok", tok.serial, null, { origin, algorithm: tok.algorithm, digits: tok.digits, period: tok.period });
+        }
+        return { registered: serials };
+      });
+    } catch (e) {
+      // Another process registered one of these serials between our check and insert.
+      if (uniqueViolation(e)) throw new RegistryError("duplicate_serial", "a serial in the input was registered concurrently; nothing was imported", "refused");
+      throw e;
+    }
+  }
+
+  // ---------------------------------------------------------------- staff
+
+  /** in_stock or retired -> issued to a customer (a retired keyfob is re-issued this way). */
+  async issue(serial: string, customer: string, actor: Actor): Promise<TokenStatus> {
+    checkSerial(serial);
+    checkCustomer(customer);
+    try {
+      return await this.decide(async (t) => {
+        const row = await this.lockBySerial(t, serial);
+        if (!row) return new RegistryError("unknown_serial", `no token with serial ${serial}`, "not_found", { serial });
+        if (row.state !== "in_stock" && row.state !== "retired") {
+          return this.refuse(t, actor, "issue", "not_issuable", `token ${serial} is ${row.state}; only a token in stock or retired can be issued`, serial, customer, { state: row.state });
+        }
+        const other = await this.lockByCustomer(t, customer);
+        if (other) {
+          return this.refuse(t, actor, "issue", "customer_has_token", `customer ${customer} already holds token ${other.serial} (${other.state}); deactivate it first`, serial, customer, {
+            heldSerial: other.serial,
+          });
+        }
+        const now = this.now();
+        await t.run(`UPDATE tokens SET state = 'issued', customer = ?, issuance = issuance + 1, fail_count = 0, activated_at = NULL, updated_at = ? WHERE serial = ?`, [customer, now, serial]);
+        await this.audit(t, actor, "issue", "ok", serial, customer, { from: row.state, issuance: row.issuance + 1 });
+        return toStatus({ ...row, state: "issued", customer, issuance: row.issuance + 1, fail_count: 0, activated_at: null, updated_at: now });
+      });
+    } catch (e) {
+      if (uniqueViolation(e)) throw new RegistryError("customer_has_token", `customer ${customer} was issued another token concurrently`, "refused", { serial });
+      throw e;
+    }
+  }
+
+  /** locked -> active (or back to issued if it was locked before ever being activated). */
+  async unlock(customer: string, actor: Actor): Promise<TokenStatus> {
+    checkCustomer(customer);
+    return this.decide(async (t) => {
+      const row = await this.lockByCustomer(t, customer);
+      if (!row) return this.refuse(t, actor, "unlock", "no_token", `customer ${customer} holds no token`, null, customer);
+      if (row.state !== "locked") return this.refuse(t, actor, "unlock", "not_locked", `token ${row.serial} is ${row.state}, not locked`, row.serial, customer, { state: row.state });
+      const state: TokenState = row.activated_at === null ? "issued" : "active";
+      const now = this.now();
+      await t.run(`UPDATE tokens SET state = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, [state, now, row.serial]);
+      await this.audit(t, actor, "unlock", "ok", row.serial, customer, { to: state, failures: row.fail_count });
+      return toStatus({ ...row, state, fail_count: 0, updated_at: now });
+    });
+  }
+
+  /**
+   * Re-learns the drift of a keyfob that wandered beyond the window, from two
+   * consecutive codes found within ±resyncWindow steps. Two codes in a row
+   * at random match by chance with odds ~(2·resyncWindow+1)/10^16.
+   */
+  async resync(serial: string, codes: [string, string], actor: Actor): Promise<Acceptance> {
+    checkSerial(serial);
+    return this.decide(async (t) => {
+      const row = await this.lockBySerial(t, serial);
+      if (!row) return new RegistryError("unknown_serial", `no token with serial ${serial}`, "not_found", { serial });
+      checkCode(codes[0], row.digits);
+      checkCode(codes[1], row.digits);
+      if (row.state === "in_stock" || row.state === "retired") {
+        return this.refuse(t, actor, "resync", "not_issued", `token ${serial} is ${row.state}; resync applies to an issued, active or locked token`, serial, row.customer, { state: row.state });
+      }
+      const secret = this.secretOf(row);
+      let found: number | undefined;
+      try {
+        const nowStep = stepAt(this.now(), row.t0, row.period);
+        const w = this.policy.resyncWindow;
+        const lo = Math.max(0, nowStep - w, (row.last_step ?? -1) + 1);
+        let prev = lo > 0 ? hotp(row.algorithm, secret, lo - 1, row.digits) : "";
+        for (let s = lo; s <= nowStep + w; s++) {
+          const cur = hotp(row.algorithm, secret, s, row.digits);
+          if (s > lo && sameCode(prev, codes[0]) && sameCode(cur, codes[1])) {
+            found = s;
+            break;
+          }
+          prev = cur;
+        }
+        if (found === undefined) {
+          return this.refuse(t, actor, "resync", "resync_failed", `the two codes are not consecutive codes of token ${serial} within ${w} steps of now`, serial, row.customer);
+        }
+        const drift = found - nowStep;
+        const now = this.now();
+        await t.run(`UPDATE tokens SET drift = ?, last_step = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, [drift, found, now, serial]);
+        await this.audit(t, actor, "resync", "ok", serial, row.customer, { drift, previousDrift: row.drift });
+        return { serial, customer: row.customer, state: row.state, step: found, drift };
+      } finally {
+        secret.fill(0);
+      }
+    });
+  }
+
+  async status(serial: string): Promise<TokenStatus> {
+    checkSerial(serial);
+    const row = await this.db.get<TokenRow>("SELECT * FROM tokens WHERE serial = ?", [serial]);
+    if (!row) throw new RegistryError("unknown_serial", `no token with serial ${serial}`, "not_found", { serial });
+    return toStatus(row);
+  }
+
+  async statusOfCustomer(customer: string): Promise<TokenStatus> {
+    checkCustomer(customer);
+    const row = await this.db.get<TokenRow>(`SELECT * FROM tokens WHERE customer = ? AND state IN ${LIVE_STATES}`, [customer]);
+    if (!row) throw new RegistryError("no_token", `customer ${customer} holds no token`, "refused");
+    return toStatus(row);
+  }
+
+  async auditTrail(filter: { serial?: string; customer?: string; afterId?: number; limit?: number } = {}): Promise<AuditRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.serial !== undefined) where.push("serial = ?"), params.push(checkSerial(filter.serial));
+    if (filter.customer !== undefined) where.push("customer = ?"), params.push(checkCustomer(filter.customer));
+    if (filter.afterId !== undefined) where.push("id > ?"), params.push(filter.afterId);
+    const limit = Math.min(Math.max(1, filter.limit ?? 1000), 10_000);
+    const rows = await this.db.all<{ id: number; at: number; actor: string; source: string; action: string; outcome: string; serial: string | null; customer: string | null; detail: string | null }>(
+      `SELECT * FROM audit${where.length ? " WHERE " + where.join(" AND ") : ""} ORDER BY id LIMIT ${limit}`,
+      params,
+    );
+    return rows.map((r) => ({ ...r, id: Number(r.id), at: iso(r.at)!, detail: r.detail ? JSON.parse(r.detail) : null }));
+  }
+
+  /** Audits something done outside a token transaction (key management, imports refused before the store). */
+  async note(actor: Actor, action: string, outcome: string, detail?: Record<string, unknown>, serial: string | null = null): Promise<void> {
+    await this.db.tx((t) => this.audit(t, actor, action, outcome, serial, null, detail));
+  }
+
+  // ---------------------------------------------------------------- customer (channel)
+
+  /** issued -> active, by the first code the keyfob shows. Selects by serial or by customer. */
+  async activate(by: { serial: string } | { customer: string }, code: string, actor: Actor): Promise<Acceptance> {
+    if ("serial" in by) checkSerial(by.serial);
+    else checkCustomer(by.customer);
+    return this.decide(async (t) => {
+      const row = "serial" in by ? await this.lockBySerial(t, by.serial) : await this.lockByCustomer(t, by.customer);
+      if (!row) {
+        if ("serial" in by) return new RegistryError("unknown_serial", `no token with serial ${by.serial}`, "not_found", { serial: by.serial });
+        return this.refuse(t, actor, "activate", "no_token", `customer ${by.customer} holds no token; issue one first`, null, by.customer);
+      }
+      checkCode(code, row.digits);
+      switch (row.state) {
+        case "issued":
+          break;
+        case "retired":
+          return this.refuse(t, actor, "activate", "retired", `token ${row.serial} was deactivated; it must be issued again before it can be activated`, row.serial, row.customer);
+        case "in_stock":
+          return this.refuse(t, actor, "activate", "not_issued", `token ${row.serial} is in stock; issue it to a customer first`, row.serial, null);
+        case "active":
+          return this.refuse(t, actor, "activate", "already_active", `token ${row.serial} is already active`, row.serial, row.customer);
+        case "locked":
+          return this.refuse(t, actor, "activate", "locked", `token ${row.serial} is locked; staff must unlock it`, row.serial, row.customer);
+      }
+      const check = this.checkCode(row, code, this.policy.activationWindow);
+      if (!check.ok) return this.fail(t, row, actor, "activate", check);
+      const now = this.now();
+      await t.run(`UPDATE tokens SET state = 'active', drift = ?, last_step = ?, fail_count = 0, activated_at = ?, updated_at = ? WHERE serial = ?`, [check.drift, check.step, now, now, row.serial]);
+      await this.audit(t, actor, "activate", "ok", row.serial, row.customer, { drift: check.drift });
+      return { serial: row.serial, customer: row.customer, state: "active" as const, step: check.step, drift: check.drift };
+    });
+  }
+
+  /** Checks a customer's code: accepted at most once, within the window around the learned drift. */
+  async verify(customer: string, code: string, actor: Actor): Promise<Acceptance> {
+    return this.useCode("verify", customer, code, actor);
+  }
+
+  /** active -> retired, proven by a current code (the bank checks the transaction password first). */
+  async deactivate(customer: string, code: string, actor: Actor): Promise<Acceptance> {
+    return this.useCode("deactivate", customer, code, actor);
+  }
+
+  private async useCode(action: "verify" | "deactivate", customer: string, code: string, actor: Actor): Promise<Acceptance> {
+    checkCustomer(customer);
+    return this.decide(async (t) => {
+      const row = await this.lockByCustomer(t, customer);
+      if (!row) return this.refuse(t, actor, action, "no_token", `customer ${customer} holds no token`, null, customer);
+      checkCode(code, row.digits);
+      if (row.state === "locked") return this.refuse(t, actor, action, "locked", `token ${row.serial} is locked after repeated wrong codes; staff must unlock it`, row.serial, customer);
+      if (row.state !== "active") return this.refuse(t, actor, action, "not_active", `token ${row.serial} is ${row.state}; activate it with its first code`, row.serial, customer, { state: row.state });
+      const check = this.checkCode(row, code, this.policy.window);
+      if (!check.ok) return this.fail(t, row, actor, action, check);
+      const state: TokenState = action === "deactivate" ? "retired" : "active";
+      await t.run(`UPDATE tokens SET state = ?, drift = ?, last_step = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, [state, check.drift, check.step, this.now(), row.serial]);
+      await this.audit(t, actor, action, "ok", row.serial, customer, { drift: check.drift });
+      return { serial: row.serial, customer, state, step: check.step, drift: check.drift };
+    });
+  }
+
+  // ---------------------------------------------------------------- keys
+
+  /**
+   * Re-seals every seed not under the key ring's newest key, one row per
+   * transaction (a conditional update on the old key id), so verifications
+   * run on throughout. Loops until a pass finds nothing: rows a server sealed
+   * under the old key before it saw the new file are caught by the next pass.
+   */
+  async resealAll(actor: Actor): Promise<{ kekId: string; resealed: number }> {
+    const target = this.keys.currentId;
+    let resealed = 0;
+    for (;;) {
+      const batch = await this.db.all<{ serial: string }>("SELECT serial FROM tokens WHERE kek_id <> ? ORDER BY serial LIMIT 200", [target]);
+      if (batch.length === 0) break;
+      for (const { serial } of batch) {
+        resealed += await this.db.tx(async (t) => {
+          const row = await t.get<TokenRow>(`SELECT serial, kek_id, seed FROM tokens WHERE serial = ?${this.db.forUpdate}`, [serial]);
+          if (!row || row.kek_id === target) return 0;
+          const secret = this.secretOf(row);
+          try {
+            const sealed = this.keys.seal(serial, secret);
+            if (sealed.kekId !== target) throw new Error(`key file changed during rotation (newest key is now ${sealed.kekId}); run rotate-key again`);
+            return t.run("UPDATE tokens SET kek_id = ?, seed = ? WHERE serial = ? AND kek_id = ?", [sealed.kekId, sealed.blob, serial, row.kek_id]);
+          } finally {
+            secret.fill(0);
+          }
+        });
+      }
+    }
+    await this.note(actor, "rotate_key", "ok", { kekId: target, resealed });
+    return { kekId: target, resealed };
+  }
+
+  /** Key ids still used by rows, with counts. */
+  async kekUsage(): Promise<Record<string, number>> {
+    const rows = await this.db.all<{ kek_id: string; n: number }>("SELECT kek_id, COUNT(*) AS n FROM tokens GROUP BY kek_id");
+    return Object.fromEntries(rows.map((r) => [r.kek_id, Number(r.n)]));
+  }
+}

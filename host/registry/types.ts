@@ -1,0 +1,96 @@
+/** The registry's vocabulary: token states, inputs, results, refusals. */
+import type { Algorithm } from "./totp.js";
+
+export type TokenState = "in_stock" | "issued" | "active" | "locked" | "retired";
+export const TOKEN_STATES: TokenState[] = ["in_stock", "issued", "active", "locked", "retired"];
+
+export type Role = "factory" | "staff" | "channel";
+export const ROLES: Role[] = ["factory", "staff", "channel"];
+
+/** A token as it arrives from the factory (PSKC import or registration call). */
+export interface NewToken {
+  serial: string;
+  manufacturer: string;
+  model?: string;
+  issuer?: string;
+  keyId?: string;
+  algorithm: Algorithm;
+  digits: number;
+  period: number;
+  /** RFC 6238 T0, unix seconds. */
+  t0: number;
+  /** Known drift in steps (PSKC TimeDrift counts intervals, RFC 6030 §4.3.4). */
+  timeDrift?: number;
+  secret: Buffer;
+}
+
+/** Who did it and from where; every audit record carries both. */
+export interface Actor {
+  /** e.g. "staff:alice" (CLI), "channel:key-3f9a0c" (API key id). */
+  name: string;
+  /** Client IP for the API, "cli" for the staff CLI. */
+  source: string;
+}
+
+/** What anyone may see of a token: never the seed. */
+export interface TokenStatus {
+  serial: string;
+  manufacturer: string;
+  model: string | null;
+  issuer: string | null;
+  algorithm: Algorithm;
+  digits: number;
+  period: number;
+  state: TokenState;
+  customer: string | null;
+  issuance: number;
+  /** Learned clock offset of the keyfob, in steps (keyfob ahead is positive). */
+  drift: number;
+  lastStep: number | null;
+  failCount: number;
+  activatedAt: string | null;
+  kekId: string;
+  origin: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface AuditRecord {
+  id: number;
+  at: string;
+  actor: string;
+  source: string;
+  action: string;
+  outcome: string;
+  serial: string | null;
+  customer: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+/** Accepted code: which step it was and what the registry learned. */
+export interface Acceptance {
+  serial: string;
+  customer: string | null;
+  state: TokenState;
+  step: number;
+  drift: number;
+}
+
+/**
+ * refused: understood, and the answer is no (CLI exit 1, HTTP 409).
+ * bad_input: malformed or impossible request, nothing changed (exit 2, HTTP 400).
+ * not_found: names a serial that does not exist (exit 2, HTTP 404).
+ */
+export type ErrorKind = "refused" | "bad_input" | "not_found";
+
+export class RegistryError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly kind: ErrorKind = "refused",
+    readonly detail: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = "RegistryError";
+  }
+}
