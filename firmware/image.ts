@@ -4,3 +4,4 @@
  */
 export * as otp from "./otp/index.js";
 export * as protocol from "../protocol/index.js";
+export { start } from "./app/main.js";
