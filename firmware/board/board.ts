@@ -1,0 +1,102 @@
+/** @noSelfInFile */
+/**
+ * Board: the one boundary between the device application and the hardware.
+ * Modelled on Trussed's Platform { rng, store, user_interface }: the app sees
+ * only these hooks, the NodeMCU implementation below is the only code that
+ * touches the runtime, and the HIL emulator (hil/) runs the same Lua on a
+ * simulated NodeMCU.
+ *
+ * Conventions for every hook:
+ * - Bytes are number[] of integers 0..255; Lua strings stay inside board/.
+ * - Errors are status codes from status.ts (BOARD_OK = 0), never a throw.
+ *   Outputs go into caller-supplied arrays/objects and are only written on
+ *   success, so a failed read can never leave a zero clock or zero bytes
+ *   behind for the app to use.
+ * - Hooks are declared `this: void`: TSTL calls them with a dot, no self.
+ * - Callbacks are app functions called from NodeMCU's event loop (UART data,
+ *   GPIO interrupt, timers); they must return quickly. A Lua error inside one
+ *   restarts the chip (NodeMCU's default crash handling).
+ */
+import { buttonStart } from "./button.js";
+import { displayInit, displayNumber, displayOff, displayText } from "./display-max7219.js";
+import { flashExists, flashRead, flashRemove, flashWrite } from "./flash-store.js";
+import { hardwareId } from "./hardware-id.js";
+import { rngBytes } from "./rng.js";
+import { rtcRead, rtcWrite } from "./rtc-ds3231.js";
+import type { UnixTime } from "../otp/index.js";
+import { uartStart, uartWrite } from "./uart-link.js";
+
+export interface Board {
+  // --- link to the host -------------------------------------------------
+  /**
+   * Start the console UART at `baud` (8N1, no echo); received bytes go to
+   * onBytes and never to the Lua interpreter. delimiter -1: one call per
+   * byte; 0..255: one call per run of bytes ending with that byte (or 255).
+   */
+  uartStart(this: void, onBytes: (bytes: number[]) => void, baud: number, delimiter: number): number;
+  /** Send bytes to the host. */
+  uartWrite(this: void, bytes: number[]): number;
+
+  // --- clock --------------------------------------------------------------
+  /** Read the battery-backed RTC into out (the OTP core's UnixTime). */
+  rtcRead(this: void, out: UnixTime): number;
+  /** Set the RTC (years 2000..2099) and mark its time valid (clears OSF). */
+  rtcWrite(this: void, t: UnixTime): number;
+
+  // --- store ----------------------------------------------------------------
+  /** Append the committed record `name` (<= 27 printable chars, no '/') to out. */
+  flashRead(this: void, name: string, out: number[]): number;
+  /** Replace record `name`; atomic across power loss (old or new after reboot). */
+  flashWrite(this: void, name: string, bytes: number[]): number;
+  /** Remove record `name`; atomic across power loss. */
+  flashRemove(this: void, name: string): number;
+  /** Whether a committed record `name` exists. */
+  flashExists(this: void, name: string): boolean;
+
+  // --- user interface -------------------------------------------------------
+  /** Call onPress once per debounced button press. */
+  buttonStart(this: void, onPress: () => void): number;
+  /** Configure the display controller; leaves it dark. Call before the others. */
+  displayInit(this: void): number;
+  /** Show up to 8 characters (digits, blank, '-', '_', letters of seven-segment-font.ts). */
+  displayText(this: void, text: string): number;
+  /** Show value as `width` digits with leading zeros, right-aligned (an OTP code). */
+  displayNumber(this: void, value: number, width: number): number;
+  /** Blank the display and put the controller into its low-power shutdown. */
+  displayOff(this: void): number;
+
+  // --- identity, randomness, power ------------------------------------------
+  /** Append the 8-byte unique hardware id. */
+  hardwareId(this: void, out: number[]): number;
+  /** Append n (1..64) true-random bytes; BOARD_ERR_NO_RNG if the board has no RNG. */
+  rngBytes(this: void, out: number[], n: number): number;
+  /** Restart the chip (does not return on the device). */
+  restart(this: void): void;
+}
+
+function restart(): void {
+  node.restart();
+}
+
+/** The board implementation on NodeMCU (ESP32). */
+export const NODEMCU_BOARD: Board = {
+  uartStart: uartStart,
+  uartWrite: uartWrite,
+  rtcRead: rtcRead,
+  rtcWrite: rtcWrite,
+  flashRead: flashRead,
+  flashWrite: flashWrite,
+  flashRemove: flashRemove,
+  flashExists: flashExists,
+  buttonStart: buttonStart,
+  displayInit: displayInit,
+  displayText: displayText,
+  displayNumber: displayNumber,
+  displayOff: displayOff,
+  hardwareId: hardwareId,
+  rngBytes: rngBytes,
+  restart: restart,
+};
+
+export type { UnixTime } from "../otp/index.js";
+export * from "./status.js";

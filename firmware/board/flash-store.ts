@@ -1,0 +1,211 @@
+/** @noSelfInFile */
+/**
+ * Whole-file records on SPIFFS that survive a power cut at any instant: after
+ * reboot a record reads as before the write or as after it, never between.
+ *
+ * What SPIFFS gives and does not give (ESP-IDF esp_spiffs.c over SPIFFS 0.3.7):
+ * - rename() only rewrites the file's object index header page, so a name
+ *   never points at half a file; but it FAILS when the new name exists
+ *   (SPIFFS_rename returns SPIFFS_ERR_CONFLICTING_NAME). "Write tmp, rename
+ *   over" is therefore impossible; the old file has to move away first.
+ * - writes are not atomic: a cut leaves a short file; remove() frees pages
+ *   from the end and can leave a short file under its old name.
+ *
+ * Hence, for a record NAME (all three names live in the flat SPIFFS root):
+ *   write:  remove NAME.new and NAME.old (leftovers), write NAME.new in full,
+ *           rename NAME -> NAME.old (if NAME exists), rename NAME.new -> NAME,
+ *           remove NAME.old.
+ *   remove: remove NAME.new, rename NAME -> NAME.old, remove NAME.old.
+ *   read:   NAME present -> it is the record (checked);
+ *           NAME absent and NAME.new complete -> the cut fell between the two
+ *           renames: finish the write (roll forward) and return it;
+ *           otherwise -> no record.
+ * NAME only ever appears by renaming a complete NAME.new, and NAME.new only
+ * survives a rename of NAME away once it is complete, so those three cases
+ * are all there is. Each file carries an envelope so "complete" can be
+ * checked: [len hi, len lo, payload..., crc hi, crc lo], CRC-16 over length
+ * and payload.
+ */
+import { shr } from "../lib/intrinsics.js";
+import { appendStringBytes, bytesToString, isByteArray } from "./lua-bytes.js";
+import { CRC16_INIT, crc16Update } from "./crc16.js";
+import {
+  BOARD_ERR_ARG,
+  BOARD_ERR_CORRUPT,
+  BOARD_ERR_FLASH,
+  BOARD_ERR_NOT_FOUND,
+  BOARD_OK,
+} from "./status.js";
+
+/** SPIFFS_OBJ_NAME_LEN is 32 with the terminating NUL; ".new"/".old" need 4. */
+export const FLASH_NAME_MAX = 27;
+/** Envelope length field is 16 bits. */
+export const FLASH_RECORD_MAX = 4096;
+
+const NEW_SUFFIX = ".new";
+const OLD_SUFFIX = ".old";
+
+function validName(name: string): boolean {
+  const n = name.length;
+  if (n < 1 || n > FLASH_NAME_MAX) {
+    return false;
+  }
+  for (let i = 1; i <= n; i++) {
+    const c = string.byte(name, i);
+    // Printable ASCII except '/', so every name maps to one flat SPIFFS object.
+    if (c <= 32 || c >= 127 || c === 47) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Read a whole file into a fresh byte array; undefined if it cannot be opened. */
+function readRaw(path: string): number[] | undefined {
+  const [f] = io.open(path, "rb");
+  if (f === undefined) {
+    return undefined;
+  }
+  const data = f.read("a");
+  f.close();
+  const out: number[] = [];
+  if (data !== undefined) {
+    appendStringBytes(data, out);
+  }
+  return out;
+}
+
+/** Payload of an enveloped file into out; BOARD_ERR_CORRUPT if short, long or CRC wrong. */
+function unwrap(raw: number[], out: number[]): number {
+  const n = raw.length;
+  if (n < 4) {
+    return BOARD_ERR_CORRUPT;
+  }
+  const len = (raw[0] << 8) | raw[1];
+  if (len + 4 !== n) {
+    return BOARD_ERR_CORRUPT;
+  }
+  const crc = crc16Update(CRC16_INIT, raw, 0, len + 2);
+  if (crc !== ((raw[n - 2] << 8) | raw[n - 1])) {
+    return BOARD_ERR_CORRUPT;
+  }
+  for (let i = 0; i < len; i++) {
+    out.push(raw[i + 2]);
+  }
+  return BOARD_OK;
+}
+
+function writeEnveloped(path: string, payload: number[]): number {
+  const len = payload.length;
+  const head = [shr(len, 8) & 255, len & 255];
+  let crc = crc16Update(CRC16_INIT, head, 0, 2);
+  crc = crc16Update(crc, payload, 0, len);
+  const [f] = io.open(path, "wb");
+  if (f === undefined) {
+    return BOARD_ERR_FLASH;
+  }
+  const [ok] = f.write(bytesToString(head, 0, 2), bytesToString(payload, 0, len), string.char(shr(crc, 8) & 255, crc & 255));
+  f.close();
+  if (ok === undefined) {
+    return BOARD_ERR_FLASH;
+  }
+  return BOARD_OK;
+}
+
+function removeIfPresent(path: string): void {
+  if (file.exists(path)) {
+    file.remove(path);
+  }
+}
+
+/**
+ * Read the committed record NAME into out (appended; pass an empty array).
+ * BOARD_OK, BOARD_ERR_NOT_FOUND, BOARD_ERR_CORRUPT, BOARD_ERR_FLASH or
+ * BOARD_ERR_ARG. May finish a write a power cut interrupted (see the header).
+ */
+export function flashRead(name: string, out: number[]): number {
+  if (!validName(name)) {
+    return BOARD_ERR_ARG;
+  }
+  if (file.exists(name)) {
+    const raw = readRaw(name);
+    if (raw === undefined) {
+      return BOARD_ERR_FLASH;
+    }
+    return unwrap(raw, out);
+  }
+  const pending = name + NEW_SUFFIX;
+  if (!file.exists(pending)) {
+    return BOARD_ERR_NOT_FOUND;
+  }
+  const raw = readRaw(pending);
+  if (raw === undefined) {
+    return BOARD_ERR_FLASH;
+  }
+  const payload: number[] = [];
+  if (unwrap(raw, payload) !== BOARD_OK) {
+    // A NAME.new cut short while NAME did not exist: the write never happened.
+    return BOARD_ERR_NOT_FOUND;
+  }
+  if (!file.rename(pending, name)) {
+    return BOARD_ERR_FLASH;
+  }
+  removeIfPresent(name + OLD_SUFFIX);
+  for (let i = 0; i < payload.length; i++) {
+    out.push(payload[i]);
+  }
+  return BOARD_OK;
+}
+
+/** Replace record NAME by bytes, atomically across power loss. */
+export function flashWrite(name: string, bytes: number[]): number {
+  if (!validName(name) || bytes.length > FLASH_RECORD_MAX || !isByteArray(bytes)) {
+    return BOARD_ERR_ARG;
+  }
+  const pending = name + NEW_SUFFIX;
+  const previous = name + OLD_SUFFIX;
+  if (!file.exists(name) && file.exists(pending)) {
+    // An interrupted write may still be waiting to be rolled forward: finish
+    // it first so this write replaces the newest record, not an older one.
+    const scratch: number[] = [];
+    const st = flashRead(name, scratch);
+    if (st !== BOARD_OK && st !== BOARD_ERR_NOT_FOUND) {
+      return st;
+    }
+  }
+  removeIfPresent(pending);
+  removeIfPresent(previous);
+  const st = writeEnveloped(pending, bytes);
+  if (st !== BOARD_OK) {
+    return st;
+  }
+  if (file.exists(name) && !file.rename(name, previous)) {
+    return BOARD_ERR_FLASH;
+  }
+  if (!file.rename(pending, name)) {
+    return BOARD_ERR_FLASH;
+  }
+  removeIfPresent(previous);
+  return BOARD_OK;
+}
+
+/** Remove record NAME, atomically across power loss. BOARD_OK also when there was none. */
+export function flashRemove(name: string): number {
+  if (!validName(name)) {
+    return BOARD_ERR_ARG;
+  }
+  const previous = name + OLD_SUFFIX;
+  removeIfPresent(name + NEW_SUFFIX);
+  removeIfPresent(previous);
+  if (file.exists(name) && !file.rename(name, previous)) {
+    return BOARD_ERR_FLASH;
+  }
+  removeIfPresent(previous);
+  return BOARD_OK;
+}
+
+/** True if a committed record NAME exists (a complete pending write counts). */
+export function flashExists(name: string): boolean {
+  const scratch: number[] = [];
+  return flashRead(name, scratch) === BOARD_OK;
+}

@@ -1,0 +1,56 @@
+/** @noSelfInFile */
+/**
+ * The provisioning link on the console UART (UART0).
+ *
+ * uart.on(..., run_input = 0) takes the console away from the Lua
+ * interpreter, so bytes from the host are data and can never be executed as
+ * Lua. uart.setup also ends NodeMCU's boot-time auto-baud detection
+ * (uart.md) and turns echo off.
+ */
+import { appendStringBytes, bytesToString, isByteArray } from "./lua-bytes.js";
+import { CONSOLE_UART } from "./pins.js";
+import { BOARD_ERR_ARG, BOARD_ERR_NOT_STARTED, BOARD_OK } from "./status.js";
+
+let receiver: ((bytes: number[]) => void) | undefined = undefined;
+
+function onUartData(data: string): void {
+  const handler = receiver;
+  if (handler === undefined) {
+    return;
+  }
+  const bytes: number[] = [];
+  appendStringBytes(data, bytes);
+  handler(bytes);
+}
+
+/**
+ * Start receiving. onBytes gets a fresh array per delivery (the app may keep
+ * it). delimiter -1: one delivery per byte (NodeMCU's n = 0 mode); a byte
+ * value 0..255: deliveries end at that byte or after 255 bytes (NodeMCU's
+ * end_char mode), which suits a delimiter-framed protocol.
+ */
+export function uartStart(onBytes: (bytes: number[]) => void, baud: number, delimiter: number): number {
+  if (delimiter < -1 || delimiter > 255 || math.type(delimiter) !== "integer") {
+    return BOARD_ERR_ARG;
+  }
+  receiver = onBytes;
+  uart.setup(CONSOLE_UART, baud, 8, uart.PARITY_NONE, uart.STOPBITS_1, 0);
+  if (delimiter < 0) {
+    uart.on(CONSOLE_UART, "data", 0, onUartData, 0);
+  } else {
+    uart.on(CONSOLE_UART, "data", string.char(delimiter), onUartData, 0);
+  }
+  return BOARD_OK;
+}
+
+/** Send bytes (0..255) on the console UART. */
+export function uartWrite(bytes: number[]): number {
+  if (receiver === undefined) {
+    return BOARD_ERR_NOT_STARTED;
+  }
+  if (!isByteArray(bytes)) {
+    return BOARD_ERR_ARG;
+  }
+  uart.write(CONSOLE_UART, bytesToString(bytes, 0, bytes.length));
+  return BOARD_OK;
+}
