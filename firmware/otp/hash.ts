@@ -1,0 +1,93 @@
+/**
+ * The hash functions behind HMAC, by algorithm id: message padding (FIPS
+ * 180-4 §5.1), block loading (§5.2) and dispatch to the compressions.
+ *
+ * Hashing can start from any chaining state after a whole number of blocks
+ * (hashFrom): that is what lets HMAC keep the states after K^ipad and K^opad
+ * instead of the key (RFC 2104 §4, "precomputations").
+ */
+import { shr } from "../lib/intrinsics.js";
+import { sha1Compress, SHA1_IV } from "./sha1.js";
+import { sha256Compress, SHA256_IV } from "./sha256.js";
+import { clearWords, pushWordBytes, W } from "./words.js";
+
+/** Algorithm ids: the values stored on the device and sent by the host. */
+export const ALG_SHA1 = 1;
+export const ALG_SHA256 = 2;
+export const ALG_SHA512 = 3;
+
+/**
+ * Longest message or key hashed: keeps the bit length below 2^31 (one
+ * positive word) on every VM. OTP inputs are tens of bytes.
+ */
+export const MAX_MESSAGE_BYTES = 1 << 24;
+
+export function isAlg(alg: number): boolean {
+  return alg === ALG_SHA1 || alg === ALG_SHA256;
+}
+
+/** Block size in bytes (§1, Figure 1): 64, or 128 for SHA-512. */
+export function blockBytes(alg: number): number {
+  return alg === ALG_SHA512 ? 128 : 64;
+}
+
+/** Words of the chaining state, which is also the digest (no truncated variants here). */
+export function stateWords(alg: number): number {
+  if (alg === ALG_SHA1) return 5;
+  if (alg === ALG_SHA256) return 8;
+  return 16;
+}
+
+/** A fresh copy of the initial hash value H(0). */
+export function initState(alg: number): number[] {
+  const iv = alg === ALG_SHA1 ? SHA1_IV : SHA256_IV;
+  const out: number[] = [];
+  for (let i = 0; i < iv.length; i++) out.push(iv[i]);
+  return out;
+}
+
+/** Compress the block in w[0..blockBytes/4-1] into state. */
+export function compress(alg: number, state: number[], w: number[]): void {
+  if (alg === ALG_SHA1) sha1Compress(state, w);
+  else sha256Compress(state, w);
+}
+
+/**
+ * Hash msg starting from `state`, which already absorbed `prefixBytes` bytes
+ * (a multiple of the block size, at most 128), and finish with the padding of
+ * §5.1.1/§5.1.2. The digest is left in state. msg.length must be at most
+ * MAX_MESSAGE_BYTES (callers check).
+ */
+export function hashFrom(alg: number, state: number[], msg: number[], prefixBytes: number): void {
+  const block = blockBytes(alg);
+  const blockWords = shr(block, 2);
+  const n = msg.length;
+  let pos = 0;
+  while (n - pos >= block) {
+    for (let j = 0; j < blockWords; j++) {
+      const at = pos + (j << 2);
+      W[j] = (msg[at] << 24) | (msg[at + 1] << 16) | (msg[at + 2] << 8) | msg[at + 3];
+    }
+    compress(alg, state, W);
+    pos += block;
+  }
+  // Tail, the 0x80 marker, zeros, then the bit length in the last 64 (SHA-512:
+  // 128) bits; the length fits one word because n <= MAX_MESSAGE_BYTES.
+  clearWords(W, 0, blockWords);
+  const r = n - pos;
+  for (let i = 0; i < r; i++) W[shr(i, 2)] |= msg[pos + i] << (24 - ((i & 3) << 3));
+  W[shr(r, 2)] |= 128 << (24 - ((r & 3) << 3));
+  if (r + 1 > block - (alg === ALG_SHA512 ? 16 : 8)) {
+    compress(alg, state, W);
+    clearWords(W, 0, blockWords);
+  }
+  W[blockWords - 1] = (prefixBytes + n) << 3;
+  compress(alg, state, W);
+}
+
+/** The digest bytes of a finished state. */
+export function stateBytes(alg: number, state: number[]): number[] {
+  const out: number[] = [];
+  pushWordBytes(out, state, 0, stateWords(alg));
+  return out;
+}
