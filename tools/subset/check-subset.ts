@@ -183,6 +183,10 @@ class FileChecker {
       case ts.SyntaxKind.VariableDeclarationList:
         if ((node.flags & ts.NodeFlags.BlockScoped) === 0) this.report(node, "var");
         return;
+      case ts.SyntaxKind.NewExpression:
+        return this.checkNew(node as ts.NewExpression);
+      case ts.SyntaxKind.EnumMember:
+        return this.checkEnumMember(node as ts.EnumMember);
       case ts.SyntaxKind.FunctionDeclaration:
       case ts.SyntaxKind.FunctionExpression:
       case ts.SyntaxKind.ArrowFunction:
@@ -235,7 +239,10 @@ class FileChecker {
     if (!isValueReference(node)) return;
     const name = node.text;
     if (name === "Math" || name === "math") {
-      if (!this.isUserDeclared(node)) this.report(node, "math", name);
+      if (this.isUserDeclared(node) || isAllowedLuaMath(node)) return;
+      const p = node.parent;
+      const shown = ts.isPropertyAccessExpression(p) && p.expression === node ? `${name}.${p.name.text}` : name;
+      this.report(node, "math", shown);
       return;
     }
     if (this.isLibGlobal(node)) this.report(node, "es-global", name);
@@ -324,6 +331,26 @@ class FileChecker {
     if (!this.every(t, (x) => (x.flags & ts.TypeFlags.NumberLike) !== 0)) this.report(node, "unary-plus");
   }
 
+  // Only the language extensions' LuaTable/LuaMap/LuaSet become `{}`; any
+  // other constructor goes through lualib's __TS__New. Lib globals
+  // (`new Map()`) are already reported as es-global.
+  private checkNew(node: ts.NewExpression): void {
+    if (ts.isIdentifier(node.expression) && this.isLibGlobal(node.expression)) return;
+    const decls = this.resolvedSymbol(node.expression)?.declarations ?? [];
+    const extension = decls.length > 0 && decls.every((d) => /[\\/]@typescript-to-lua[\\/]language-extensions[\\/]/.test(d.getSourceFile().fileName));
+    if (!extension) this.report(node, "new", `new ${node.expression.getText(this.sf)}`);
+  }
+
+  // TS folds enum initializers and TSTL prints the folded value:
+  // `HIGH = 1 << 31` becomes the literal -2147483648, a float on 32-bit Lua.
+  private checkEnumMember(node: ts.EnumMember): void {
+    const value = this.checker.getConstantValue(node);
+    if (typeof value !== "number") return;
+    if (!Number.isInteger(value) || value <= -TWO_POW_31 || value >= TWO_POW_31) {
+      this.report(node, "enum-value", `${node.name.getText(this.sf)} = ${value}`);
+    }
+  }
+
   private checkForOf(node: ts.ForOfStatement): void {
     if (node.awaitModifier) this.report(node.awaitModifier, "async", "for await");
     const t = this.checker.getTypeAtLocation(node.expression);
@@ -344,7 +371,9 @@ class FileChecker {
     const name = this.intrinsicName(node.expression);
     if (name === "shr") {
       const n = node.arguments[1];
-      const ok = n !== undefined && ts.isNumericLiteral(n) && /^[0-9]+$/.test(n.getText(this.sf)) && Number(n.text) >= 1 && Number(n.text) <= 31;
+      // The plugin reads the literal's value (node.text), so 0x1f is as good as 31.
+      const count = n !== undefined && ts.isNumericLiteral(n) ? Number(n.text) : NaN;
+      const ok = Number.isInteger(count) && count >= 1 && count <= 31;
       if (!ok || node.arguments.length !== 2) this.report(n ?? node, "shr-count", n ? `shr(x, ${n.getText(this.sf)})` : "shr without a count");
     } else if (name === "i32") {
       const x = node.arguments[0];
@@ -452,6 +481,15 @@ function isTypeTest(node: ts.TypeOfExpression): boolean {
   if (k !== ts.SyntaxKind.EqualsEqualsEqualsToken && k !== ts.SyntaxKind.ExclamationEqualsEqualsToken) return false;
   const other = p.left === node ? p.right : p.left;
   return ts.isStringLiteral(other) && TYPE_TEST_NAMES.has(other.text);
+}
+
+// math.type(x) answers "integer"/"float"/nil identically on every Lua 5.3
+// VM and is how board code validates arguments from the runtime.
+const LUA_MATH_ALLOWED = new Set(["type"]);
+
+function isAllowedLuaMath(node: ts.Identifier): boolean {
+  const p = node.parent;
+  return node.text === "math" && ts.isPropertyAccessExpression(p) && p.expression === node && LUA_MATH_ALLOWED.has(p.name.text);
 }
 
 function isTopLevel(decl: ts.Node): boolean {
