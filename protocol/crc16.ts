@@ -1,17 +1,29 @@
 /**
- * CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final XOR
- * (Greg Cook's CRC catalogue, "CRC-16/IBM-3740"; check("123456789") = 0x29B1).
+ * CRC-16/GENIBUS: poly 0x1021, init 0xFFFF, no reflection, final XOR 0xFFFF
+ * (Greg Cook's CRC catalogue: check("123456789") = 0xD64E, residue 0x1D0F).
+ * It is CRC-16/CCITT-FALSE with the result inverted.
  *
- * Chosen over CRC-32 because every intermediate value stays below 2^24, so
+ * Why 16 bits and not CRC-32: every intermediate value stays below 2^24, so
  * the same code is exact on 32-bit Lua, 64-bit Lua and JS without any word
  * reduction, and the byte step below needs neither a table (a 256-entry Lua
  * table costs ~4 KB of heap) nor a bit loop. For frames of at most 128 bytes
  * the polynomial has Hamming distance 4, catches every odd number of bit
  * errors and every burst up to 16 bits.
+ *
+ * Why the final XOR: without it (plain CCITT-FALSE) a valid frame followed by
+ * a 0x00 byte is valid too, because the register is 0 after the CRC and a
+ * zero byte leaves 0 at 0. Over COBS exactly that happens when one bit flips
+ * the closing delimiter 0x00 into 0x01 (an empty block: "append a zero").
+ * With the XOR the register ends at the residue 0x1D0F, which a zero byte
+ * moves (to 0xCC9C), so that error is always caught.
  */
 import { shr } from "../firmware/lib/intrinsics.js";
 
 export const CRC16_INIT = 0xffff;
+/** Transmitted CRC = register XOR this. */
+export const CRC16_XOROUT = 0xffff;
+/** Register after feeding a frame and its own (transmitted) CRC. */
+export const CRC16_RESIDUE = 0x1d0f;
 
 /**
  * One byte into the register. Table-less and loop-free: the eight shift/XOR
@@ -23,11 +35,11 @@ export function crc16Update(crc: number, byte: number): number {
   return ((crc << 8) ^ (x << 12) ^ (x << 5) ^ x) & 0xffff;
 }
 
-/** CRC of bytes[from..to). */
+/** The CRC to transmit for bytes[from..to). */
 export function crc16(bytes: number[], from: number, to: number): number {
   let crc = CRC16_INIT;
   for (let i = from; i < to; i++) {
     crc = crc16Update(crc, bytes[i]);
   }
-  return crc;
+  return crc ^ CRC16_XOROUT;
 }

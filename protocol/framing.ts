@@ -1,5 +1,5 @@
 /**
- * Framing: 0x00 + COBS(body ‖ CRC-16 big-endian) + 0x00.
+ * Framing: 0x00 + COBS(body ‖ CRC-16/GENIBUS big-endian) + 0x00.
  *
  * COBS (Cheshire & Baker, "Consistent Overhead Byte Stuffing", IEEE/ACM ToN
  * 1999) removes every 0x00 from the frame, so 0x00 only ever means "frame
@@ -10,7 +10,7 @@
  * so line noise before a frame is cut off as its own (bad) frame.
  */
 import { shr } from "../firmware/lib/intrinsics.js";
-import { crc16, crc16Update, CRC16_INIT } from "./crc16.js";
+import { crc16, crc16Update, CRC16_INIT, CRC16_RESIDUE } from "./crc16.js";
 import { MAX_BODY, MAX_FRAME, MIN_FRAME } from "./codes.js";
 
 /** deframerPush results. Errors are > RX_FRAME so `r > RX_FRAME` counts them. */
@@ -74,7 +74,7 @@ export interface Deframer {
   /** Decoded bytes; after RX_FRAME, buf[0..len) is the frame body (CRC removed). Preallocated to MAX_FRAME. */
   buf: number[];
   len: number;
-  /** CRC register over every decoded byte incl. the CRC itself: 0 for an intact frame. */
+  /** CRC register over every decoded byte incl. the CRC itself: CRC16_RESIDUE for an intact frame. */
   crc: number;
   /** Data bytes left in the current COBS block; 0 means the next byte is a block code. */
   left: number;
@@ -145,7 +145,7 @@ export function deframerPush(d: Deframer, byte: number): number {
     if (n < MIN_FRAME) {
       return RX_TOO_SHORT;
     }
-    if (crc !== 0) {
+    if (crc !== CRC16_RESIDUE) {
       return RX_BAD_CRC;
     }
     d.len = n - 2;
