@@ -1,0 +1,220 @@
+/**
+ * OTP cost on the Lua image: for one 8-digit TOTP code from a prepared key
+ * (SHA-1 and SHA-256) and for preparing a key, the Lua VM instructions, the
+ * Lua heap it allocates, and the image size. Writes bench/results/otp.json.
+ *
+ *   node build/node/tools/bench-otp.js        (after tsc + tstl builds)
+ *
+ * Methods:
+ * - Instructions: fengari (Lua 5.3, 32-bit integers, the device's width),
+ *   debug.sethook with a count hook every 1 instruction around one call;
+ *   the count for an empty function called the same way is subtracted, so
+ *   the figure is the operation's own instructions. Hooks are off while the
+ *   hook runs, so it does not count itself.
+ * - Heap: a C Lua (Debian lua5.3, and wasmoon's Lua 5.4), fengari has no GC
+ *   API. Full collect, collectgarbage("stop"), count before, one call, count
+ *   after. With the collector stopped nothing is reclaimed, so the difference
+ *   is every byte the call allocated: the most the call can raise the heap
+ *   (the peak delta), garbage included. Scratch arrays are made once when
+ *   the image loads, so they are not in the figure. "warm": one unmeasured
+ *   call first (steady state, what each further code costs); "cold": right
+ *   after the full collect, which also shrinks the Lua stack and CallInfo
+ *   list, so the figure includes regrowing them for the call depth. Empty-call
+ *   baseline subtracted as above.
+ * - Image: the size in bytes of fobkit.lua.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const require = createRequire(import.meta.url);
+
+/** This file runs from <build>/node/tools/; the image is <build>/firmware/fobkit.lua. */
+const BUILD = process.env.FOBKIT_BUILD ? resolve(process.env.FOBKIT_BUILD) : resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const IMAGE = resolve(BUILD, "firmware", "fobkit.lua");
+
+export interface OtpBenchRow {
+  operation: string;
+  /** Lua VM instructions on fengari. */
+  instructions: number;
+  /** Bytes one warm call allocates with the GC stopped, Debian lua5.3 (Lua 5.3). */
+  heapBytesLua53: number;
+  /** The same right after a full collect (which shrinks the Lua stack and CallInfo list, so it includes their regrowth). */
+  heapBytesLua53Cold: number;
+  /** Warm, on wasmoon (Lua 5.4). */
+  heapBytesWasmoon: number;
+  heapBytesWasmoonCold: number;
+}
+
+export interface OtpBench {
+  image: string;
+  imageBytes: number;
+  rows: OtpBenchRow[];
+  method: string;
+}
+
+const ASCII = (s: string) => "{" + Array.from(Buffer.from(s, "latin1")).join(",") + "}";
+
+/** The operations, as Lua: each a function and its arguments, set up before measuring. */
+const SETUP = String.raw`
+local otp = IMAGE.otp
+local seed1 = ${ASCII("12345678901234567890")}
+local seed256 = ${ASCII("12345678901234567890123456789012")}
+local pk1 = otp.prepareKey(seed1, 1)
+local pk256 = otp.prepareKey(seed256, 2)
+local flash1 = otp.serializePreparedKey(pk1)
+-- 2033-05-18T03:33:20Z (hi > 2^15, nothing special-cased small) and the next
+-- step: the warm-up call gets one, the measured call the other, as on a
+-- keyfob where each press shows a new code (strings are interned, so
+-- formatting the same code twice would allocate nothing the second time).
+local t = otp.timeFromCivil(2033, 5, 18, 3, 33, 20)
+local t2 = otp.addSeconds(t, 60)
+local function codeText(pk, time) return otp.formatCode(otp.totp(pk, time, 60, 8), 8) end
+-- { name, function, warm-up arguments, measured arguments }
+OPS = {
+  { "totp SHA-1, 8 digits, 60 s (prepared key)", otp.totp, { pk1, t, 60, 8 }, { pk1, t2, 60, 8 } },
+  { "totp SHA-1 + formatCode (display text)", codeText, { pk1, t }, { pk1, t2 } },
+  { "totp SHA-256, 8 digits, 60 s (prepared key)", otp.totp, { pk256, t, 60, 8 }, { pk256, t2, 60, 8 } },
+  { "prepareKey SHA-1 (20-byte seed)", otp.prepareKey, { seed1, 1 }, { seed1, 1 } },
+  { "prepareKey SHA-256 (32-byte seed)", otp.prepareKey, { seed256, 2 }, { seed256, 2 } },
+  { "parsePreparedKey SHA-1 (41 flash bytes)", otp.parsePreparedKey, { flash1 }, { flash1 } },
+  { "addSeconds (clock tick)", otp.addSeconds, { t, 1 }, { t2, 1 } },
+}
+local function noop() end
+BASELINE = { "empty call", noop, { 1, 2, 3, 4 }, { 1, 2, 3, 4 } }
+local unpack = table.unpack
+`;
+
+const COUNT = String.raw`
+local function count(op)
+  local n = 0
+  local f, args = op[2], op[4]
+  f(unpack(op[3]))
+  debug.sethook(function() n = n + 1 end, "", 1)
+  f(unpack(args))
+  debug.sethook()
+  return n
+end
+local base = count(BASELINE)
+local out = {}
+for i = 1, #OPS do out[#out + 1] = string.format("%d", count(OPS[i]) - base) end
+return "[" .. table.concat(out, ",") .. "]"
+`;
+
+const HEAP = String.raw`
+local function heap(op, cold)
+  local f, args = op[2], op[4]
+  collectgarbage("collect")
+  collectgarbage("collect")
+  if not cold then f(unpack(op[3])) end
+  collectgarbage("stop")
+  local before = collectgarbage("count")
+  f(unpack(args))
+  local after = collectgarbage("count")
+  collectgarbage("restart")
+  return (after - before) * 1024
+end
+local out = {}
+for _, cold in ipairs({ false, true }) do
+  local base = heap(BASELINE, cold)
+  for i = 1, #OPS do out[#out + 1] = string.format("%d", math.floor(heap(OPS[i], cold) - base + 0.5)) end
+end
+return "[" .. table.concat(out, ",") .. "]"
+`;
+
+function script(imagePath: string, body: string): string {
+  const path = JSON.stringify(imagePath);
+  return `IMAGE = dofile(${path})\n${SETUP}\n${body}`;
+}
+
+function onFengari(body: string): number[] {
+  const { lua, lauxlib, lualib, to_luastring } = require("fengari");
+  const L = lauxlib.luaL_newstate();
+  lualib.luaL_openlibs(L);
+  if (lauxlib.luaL_dostring(L, to_luastring(script(IMAGE, body))) !== 0) {
+    throw new Error("fengari: " + lua.lua_tojsstring(L, -1));
+  }
+  return JSON.parse(lua.lua_tojsstring(L, -1));
+}
+
+function onLua53(body: string): number[] {
+  const src = script(IMAGE, body).replace(/return ("\[" \.\. .*)$/m, "io.write($1)");
+  const r = spawnSync("lua5.3", ["-"], { input: src });
+  if (r.error) throw new Error(`lua5.3: ${r.error.message} (make setup installs Debian's lua5.3)`);
+  if (r.status !== 0) throw new Error("lua5.3: " + r.stderr.toString());
+  return JSON.parse(r.stdout.toString());
+}
+
+async function onWasmoon(body: string): Promise<number[]> {
+  const { LuaFactory } = require("wasmoon");
+  const factory = new LuaFactory();
+  await factory.mountFile(IMAGE, readFileSync(IMAGE));
+  const engine = await factory.createEngine({ injectObjects: false, enableProxy: false });
+  try {
+    return JSON.parse((await engine.doString(script(IMAGE, body))) as string);
+  } finally {
+    engine.global.close();
+  }
+}
+
+function operations(): string[] {
+  return [...SETUP.matchAll(/^\s*\{ "([^"]+)"/gm)].map((m) => m[1]);
+}
+
+/** Measure and return the figures (also used by the combined `make bench`). */
+export async function runOtpBench(): Promise<OtpBench> {
+  const names = operations();
+  const instructions = onFengari(COUNT);
+  const heap53 = onLua53(HEAP);
+  const heapWasmoon = await onWasmoon(HEAP);
+  if (instructions.length !== names.length) throw new Error(`bench-otp: ${instructions.length} counts for ${names.length} operations`);
+  for (const xs of [heap53, heapWasmoon]) {
+    if (xs.length !== 2 * names.length) throw new Error(`bench-otp: ${xs.length} heap figures for ${names.length} operations`);
+  }
+  const n = names.length;
+  return {
+    image: IMAGE,
+    imageBytes: statSync(IMAGE).size,
+    rows: names.map((operation, i) => ({
+      operation,
+      instructions: instructions[i],
+      heapBytesLua53: heap53[i],
+      heapBytesLua53Cold: heap53[n + i],
+      heapBytesWasmoon: heapWasmoon[i],
+      heapBytesWasmoonCold: heapWasmoon[n + i],
+    })),
+    method:
+      "instructions: fengari debug.sethook count=1 around one call, minus an empty call; heap: bytes allocated by one call with collectgarbage('stop') (nothing reclaimed, so the peak delta), minus an empty call; warm = after one unmeasured call, cold = straight after a full collect",
+  };
+}
+
+export function formatOtpBench(b: OtpBench): string {
+  const head = ["operation", "Lua instr (fengari)", "heap B lua5.3 warm/cold", "heap B wasmoon warm/cold"];
+  const rows = b.rows.map((r) => [
+    r.operation,
+    String(r.instructions),
+    `${r.heapBytesLua53} / ${r.heapBytesLua53Cold}`,
+    `${r.heapBytesWasmoon} / ${r.heapBytesWasmoonCold}`,
+  ]);
+  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join("  ");
+  return [line(head), width.map((w) => "-".repeat(w)).join("  "), ...rows.map(line), "", `image ${b.image}: ${b.imageBytes} bytes`].join("\n");
+}
+
+async function main(): Promise<void> {
+  const bench = await runOtpBench();
+  const outDir = resolve(process.cwd(), "bench", "results");
+  mkdirSync(outDir, { recursive: true });
+  const out = resolve(outDir, "otp.json");
+  writeFileSync(out, JSON.stringify(bench, null, 2) + "\n");
+  process.stdout.write(formatOtpBench(bench) + `\nwritten ${out}\n`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  main().catch((e) => {
+    process.stderr.write(`bench-otp: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  });
+}
