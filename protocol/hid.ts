@@ -132,3 +132,29 @@ export function hidPush(a: HidAssembler, report: number[]): number {
   }
   return HID_NONE;
 }
+
+/** What hidPushAll saw: one HID_* result per report, and the wire bytes of each completed frame. */
+export interface HidBatch {
+  events: number[];
+  frames: number[][];
+}
+
+/**
+ * Push several reports in order (e.g. everything one read returned). Each
+ * completed frame is copied out, so the assembler can go on.
+ */
+export function hidPushAll(a: HidAssembler, reports: number[][]): HidBatch {
+  const out: HidBatch = { events: [], frames: [] };
+  for (let i = 0; i < reports.length; i++) {
+    const r = hidPush(a, reports[i]);
+    out.events.push(r);
+    if (r === HID_FRAME) {
+      const frame: number[] = [];
+      for (let k = 0; k < a.len; k++) {
+        frame.push(a.buf[k]);
+      }
+      out.frames.push(frame);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,51 @@
+/**
+ * What the protocol modules put into the Lua image: nothing from TSTL's
+ * lualib (it does not exist on the device) and no number that is a float on
+ * 32-bit-integer Lua. The runtime half (every result an integer) is checked
+ * by hasFloat() on every batch of the other protocol suites.
+ */
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { IMAGE } from "../support/paths.js";
+
+/** The bundle's protocol.* module bodies, comments removed. */
+function protocolModules(): Map<string, string> {
+  const src = readFileSync(IMAGE, "latin1");
+  const mods = new Map<string, string>();
+  const re = /^\["(protocol\.[\w.]+)"\] = function\(\.\.\.\)\s*\n([\s\S]*?)^ end,$/gm;
+  for (const m of src.matchAll(re)) {
+    mods.set(m[1], m[2].replace(/--\[(=*)\[[\s\S]*?\]\1\]/g, "").replace(/--.*$/gm, ""));
+  }
+  return mods;
+}
+
+const withoutStrings = (code: string) => code.replace(/"(?:[^"\\\n]|\\.)*"/g, '""');
+
+describe("protocol in the Lua image", () => {
+  const mods = protocolModules();
+
+  it("contains every protocol module", () => {
+    expect([...mods.keys()].sort()).toEqual(
+      ["protocol.codes", "protocol.crc16", "protocol.framing", "protocol.hid", "protocol.index", "protocol.messages", "protocol.stream"],
+    );
+  });
+
+  it("uses no lualib helper and requires only its own modules", () => {
+    for (const [name, code] of mods) {
+      expect(withoutStrings(code), name).not.toMatch(/__TS__/);
+      expect(code, name).not.toMatch(/lualib_bundle/);
+      for (const r of code.matchAll(/require\(\s*"([^"]*)"\s*\)/g)) expect(r[1], name).toMatch(/^protocol\./);
+    }
+  });
+
+  it("has only integer literals below 2^31", () => {
+    for (const [name, code] of mods) {
+      // Strip identifiers so digits inside names (crc16Update) are not read as numbers.
+      const numbers = withoutStrings(code).replace(/[A-Za-z_][A-Za-z_0-9]*/g, " ").match(/\b0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?/g) ?? [];
+      for (const n of numbers) {
+        expect(n, `${name}: ${n}`).toMatch(/^(\d+|0[xX][0-9a-fA-F]+)$/);
+        expect(Number(n), `${name}: ${n}`).toBeLessThan(2 ** 31);
+      }
+    }
+  });
+});
