@@ -179,3 +179,21 @@ describe("encoders (Node build)", () => {
     expect(plain(p.decodeStream(wire, true))).toEqual([{ event: 1, status: OK, rid: 0x33, cmd: 2, msg: { rid: 0x33, cmd: 2, status: BAD_ARGUMENT } }]);
   });
 });
+
+describe("SPEC.md", () => {
+  it("shows the bytes the encoders produce (section 8)", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { ROOT } = await import("../support/paths.js");
+    const spec = readFileSync(`${ROOT}/protocol/SPEC.md`, "utf8");
+    const section = spec.slice(spec.indexOf("## 8. Examples"), spec.indexOf("## 9."));
+    const shown = [...section.matchAll(/((?:[0-9a-f]{2} )+00)$/gm)].map((m) => m[1]);
+    const p = await jsProtocol();
+    const hex = (w: number[]) => w.map((b) => b.toString(16).padStart(2, "0")).join(" ");
+    expect(shown).toEqual([
+      hex(p.encodeRequest({ cmd: 1, rid: 0x2a })),
+      hex(p.encodeRequest({ cmd: 4, rid: 7, timeHi: 0, timeLo: 1700000000, flags: 0 })),
+      hex(p.encodeRequest({ cmd: 6, rid: 8, serial: ascii("FK00012345") })),
+      hex(p.encodeReply({ rid: 8, cmd: 6, status: 6 })),
+    ]);
+  });
+});
