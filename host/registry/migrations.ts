@@ -32,6 +32,8 @@ const TOKENS_COMMON = `
   issuance      INTEGER NOT NULL DEFAULT 0,
   drift         INTEGER NOT NULL DEFAULT 0,
   last_step     BIGINT,
+  -- JSON [[unix seconds, step], ...]: the last successes, for the clock model.
+  clock_obs     TEXT,
   fail_count    INTEGER NOT NULL DEFAULT 0,
   activated_at  BIGINT,
   origin        TEXT NOT NULL,

@@ -13,10 +13,11 @@
  * counted exactly (privacyIDEA and Keycloak updated the last step without a
  * lock and could accept one code twice).
  *
- * Drift: each token stores its clock offset in steps; a code is looked for
- * within ±window steps of (now + drift), and every success stores the step
- * it matched as the new drift. A keyfob whose crystal runs 20 ppm fast gains
- * ~52 s a month, under one step, so monthly use keeps it inside ±1 for life.
+ * Drift: each token stores its clock offset in steps (`drift`, matched step
+ * minus our step at the last success) and its last successes, from which
+ * clock-model.ts fits the keyfob's offset and rate; a code is looked for
+ * within ±window steps of where that puts the keyfob now. A keyfob 20 ppm
+ * fast gains ~52 s a month; the rate is what keeps monthly use inside ±1.
  *
  * Lockout (default 5 wrong codes in a row): the manual stops OTP after "a set
  * number" of consecutive failures and needs the bank to lift the stop. With
@@ -32,6 +33,7 @@
 import type { Database, Sql } from "./database.js";
 import { uniqueViolation } from "./database.js";
 import type { KeyRing } from "./key-ring.js";
+import { addObservation, candidateSteps, parseObservations, predictStep, type Observation } from "./clock-model.js";
 import { hotp, sameCode, stepAt, type Algorithm } from "./totp.js";
 import {
   RegistryError,
@@ -55,9 +57,14 @@ export interface Policy {
   resyncWindow: number;
   /** Consecutive wrong codes that lock the token. */
   lockAfter: number;
+  /**
+   * Largest clock rate error the model assumes, in ppm: a watch crystal's
+   * ±20 ppm tolerance plus ageing and temperature (the DS3231 itself is ±2).
+   */
+  maxDriftPpm: number;
 }
 
-export const DEFAULT_POLICY: Policy = { window: 1, activationWindow: 15, resyncWindow: 1440, lockAfter: 5 };
+export const DEFAULT_POLICY: Policy = { window: 1, activationWindow: 15, resyncWindow: 1440, lockAfter: 5, maxDriftPpm: 30 };
 
 export interface RegistryOptions {
   keys: KeyRing;
@@ -83,6 +90,7 @@ interface TokenRow {
   issuance: number;
   drift: number;
   last_step: number | null;
+  clock_obs: string | null;
   fail_count: number;
   activated_at: number | null;
   origin: string;
@@ -164,7 +172,7 @@ function toStatus(r: TokenRow): TokenStatus {
 }
 
 type CodeCheck =
-  | { ok: true; step: number; drift: number }
+  | { ok: true; step: number; drift: number; observations: Observation[] }
   | { ok: false; replayed: boolean };
 
 export class Registry {
@@ -212,26 +220,31 @@ export class Registry {
   }
 
   /**
-   * Looks for the code at steps (now + drift) ± window, nearest first.
-   * A match at or below the last accepted step is a replay.
+   * Looks for the code among the steps the keyfob can be at now: the clock
+   * model's prediction when `useModel` and there are observations, else
+   * (now + drift) ± window. A match at or below the last accepted step is a
+   * replay. A success restarts the model at activation and extends it after.
    */
-  private checkCode(row: TokenRow, code: string, window: number): CodeCheck {
+  private checkCode(row: TokenRow, code: string, window: number, useModel: boolean): CodeCheck {
+    const nowMs = this.now();
+    const nowSec = Math.floor(nowMs / 1000);
+    const nowStep = stepAt(nowMs, row.t0, row.period);
+    const observations = useModel ? parseObservations(row.clock_obs) : [];
+    const prediction = predictStep(observations, nowSec, row.t0, row.period, this.policy.maxDriftPpm);
+    const steps = prediction
+      ? candidateSteps(prediction, window)
+      : candidateSteps({ centre: nowStep + row.drift, lo: 0, hi: -1 }, window);
     const secret = this.secretOf(row);
     try {
-      const nowStep = stepAt(this.now(), row.t0, row.period);
-      const centre = nowStep + row.drift;
       let replayed = false;
-      for (let i = 0; i <= 2 * window; i++) {
-        // 0, -1, +1, -2, +2, ...
-        const d = i === 0 ? 0 : i % 2 === 1 ? -((i + 1) >> 1) : i >> 1;
-        const step = centre + d;
+      for (const step of steps) {
         if (step < 0) continue;
         if (!sameCode(hotp(row.algorithm, secret, step, row.digits), code)) continue;
         if (row.last_step !== null && step <= row.last_step) {
           replayed = true;
           continue;
         }
-        return { ok: true, step, drift: step - nowStep };
+        return { ok: true, step, drift: step - nowStep, observations: addObservation(observations, [nowSec, step]) };
       }
       return { ok: false, replayed };
     } finally {
@@ -398,9 +411,11 @@ export class Registry {
         if (found === undefined) {
           return this.refuse(t, actor, "resync", "resync_failed", `the two codes are not consecutive codes of token ${serial} within ${w} steps of now`, serial, row.customer);
         }
+        // found is the second code's step, the keyfob's now; the model restarts from it.
         const drift = found - nowStep;
         const now = this.now();
-        await t.run(`UPDATE tokens SET drift = ?, last_step = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, [drift, found, now, serial]);
+        const observations: Observation[] = [[Math.floor(now / 1000), found]];
+        await t.run(`UPDATE tokens SET drift = ?, last_step = ?, clock_obs = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, [drift, found, JSON.stringify(observations), now, serial]);
         await this.audit(t, actor, "resync", "ok", serial, row.customer, { drift, previousDrift: row.drift });
         return { serial, customer: row.customer, state: row.state, step: found, drift };
       } finally {
@@ -467,10 +482,17 @@ export class Registry {
         case "locked":
           return this.refuse(t, actor, "activate", "locked", `token ${row.serial} is locked; staff must unlock it`, row.serial, row.customer);
       }
-      const check = this.checkCode(row, code, this.policy.activationWindow);
+      const check = this.checkCode(row, code, this.policy.activationWindow, false);
       if (!check.ok) return this.fail(t, row, actor, "activate", check);
       const now = this.now();
-      await t.run(`UPDATE tokens SET state = 'active', drift = ?, last_step = ?, fail_count = 0, activated_at = ?, updated_at = ? WHERE serial = ?`, [check.drift, check.step, now, now, row.serial]);
+      await t.run(`UPDATE tokens SET state = 'active', drift = ?, last_step = ?, clock_obs = ?, fail_count = 0, activated_at = ?, updated_at = ? WHERE serial = ?`, [
+        check.drift,
+        check.step,
+        JSON.stringify(check.observations),
+        now,
+        now,
+        row.serial,
+      ]);
       await this.audit(t, actor, "activate", "ok", row.serial, row.customer, { drift: check.drift });
       return { serial: row.serial, customer: row.customer, state: "active" as const, step: check.step, drift: check.drift };
     });
@@ -494,10 +516,17 @@ export class Registry {
       checkCode(code, row.digits);
       if (row.state === "locked") return this.refuse(t, actor, action, "locked", `token ${row.serial} is locked after repeated wrong codes; staff must unlock it`, row.serial, customer);
       if (row.state !== "active") return this.refuse(t, actor, action, "not_active", `token ${row.serial} is ${row.state}; activate it with its first code`, row.serial, customer, { state: row.state });
-      const check = this.checkCode(row, code, this.policy.window);
+      const check = this.checkCode(row, code, this.policy.window, true);
       if (!check.ok) return this.fail(t, row, actor, action, check);
       const state: TokenState = action === "deactivate" ? "retired" : "active";
-      await t.run(`UPDATE tokens SET state = ?, drift = ?, last_step = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, [state, check.drift, check.step, this.now(), row.serial]);
+      await t.run(`UPDATE tokens SET state = ?, drift = ?, last_step = ?, clock_obs = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, [
+        state,
+        check.drift,
+        check.step,
+        JSON.stringify(check.observations),
+        this.now(),
+        row.serial,
+      ]);
       await this.audit(t, actor, action, "ok", row.serial, customer, { drift: check.drift });
       return { serial: row.serial, customer, state, step: check.step, drift: check.drift };
     });

@@ -1,0 +1,413 @@
+/**
+ * Every transition and every refusal of the registry, run against SQLite and
+ * PostgreSQL alike. Codes come from oathtool, not from the verifier.
+ */
+import { randomBytes } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Database } from "../../host/registry/database.js";
+import { KeyRing } from "../../host/registry/key-ring.js";
+import { Registry, type Policy } from "../../host/registry/registry.js";
+import { RegistryError, type NewToken } from "../../host/registry/types.js";
+import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb, oathtool } from "./support.js";
+
+const STAFF = { name: "staff:alice", source: "cli" };
+const CHANNEL = { name: "channel:key-0001", source: "10.0.0.7" };
+const FACTORY = { name: "factory:key-0002", source: "10.0.0.9" };
+/** Ten seconds into a 60-s step, in 2027. */
+const START = 1_800_000_010_000 - (1_800_000_010_000 % 60_000) + 10_000;
+
+function token(serial: string, secret = RFC_SEED_SHA1, extra: Partial<NewToken> = {}): NewToken {
+  return { serial, manufacturer: "fobkit", model: "FK-1", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret, ...extra };
+}
+
+async function refusal(p: Promise<unknown>): Promise<RegistryError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof RegistryError) return e;
+    throw e;
+  }
+  throw new Error("expected a refusal, got success");
+}
+
+/** A code not in the ±window around now (a neighbour of a real code would be 'replayed' only by chance 1e-8). */
+function wrongCode(secret: Buffer, seconds: number): string {
+  const near = new Set([-2, -1, 0, 1, 2].map((d) => oathtool(secret, seconds + d * 60)));
+  for (let c = 12345678; ; c++) if (!near.has(String(c))) return String(c);
+}
+
+describe.each(ENGINES)("registry on $name", (engine) => {
+  let db: Database;
+  let drop: () => Promise<void>;
+  let clock: TestClock;
+  let keys: KeyRing;
+  let reg: Registry;
+  const make = (policy?: Partial<Policy>) => new Registry(db, { keys, now: clock.now, policy });
+
+  beforeEach(async () => {
+    ({ db, drop } = await freshDb(engine));
+    clock = new TestClock(START);
+    keys = KeyRing.fromKeys([{ id: "k-one", key: randomBytes(32) }]);
+    reg = make();
+  });
+  afterEach(async () => {
+    await drop();
+  });
+
+  async function activeToken(serial = "FK0001", customer = "cust-1", secret = RFC_SEED_SHA1) {
+    await reg.register([token(serial, secret)], FACTORY, "test");
+    await reg.issue(serial, customer, STAFF);
+    await reg.activate({ serial }, oathtool(secret, clock.seconds), CHANNEL);
+    clock.advance(60);
+  }
+
+  describe("register", () => {
+    it("puts tokens in stock and never shows the seed", async () => {
+      await reg.register([token("FK0001"), token("FK0002", randomBytes(20))], FACTORY, "pskc:a.xml");
+      const s = await reg.status("FK0001");
+      expect(s).toMatchObject({ serial: "FK0001", state: "in_stock", customer: null, drift: 0, failCount: 0, kekId: "k-one", origin: "pskc:a.xml" });
+      expect(JSON.stringify(s)).not.toContain(RFC_SEED_SHA1.toString("hex"));
+      expect(JSON.stringify(s)).not.toContain("12345678901234567890");
+    });
+
+    it("stores the seed sealed: the column holds neither the secret nor its hex", async () => {
+      await reg.register([token("FK0001")], FACTORY, "test");
+      const row = await db.get<{ seed: Uint8Array }>("SELECT seed FROM tokens WHERE serial = ?", ["FK0001"]);
+      const blob = Buffer.from(row!.seed);
+      expect(blob.length).toBe(12 + 20 + 16);
+      expect(blob.includes(RFC_SEED_SHA1)).toBe(false);
+      // A ring without the key cannot open it.
+      const other = new Registry(db, { keys: KeyRing.fromKeys([{ id: "k-one", key: randomBytes(32) }]), now: clock.now });
+      await other.issue("FK0001", "c1", STAFF);
+      await expect(other.activate({ serial: "FK0001" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).rejects.toThrow(/does not authenticate/);
+    });
+
+    it("refuses the whole batch when one serial is already registered, and names it", async () => {
+      await reg.register([token("FK0001")], FACTORY, "first");
+      const e = await refusal(reg.register([token("FK0002"), token("FK0001"), token("FK0003")], FACTORY, "second"));
+      expect(e.code).toBe("duplicate_serial");
+      expect(e.detail.serials).toEqual(["FK0001"]);
+      expect(await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM tokens")).toEqual({ n: 1 });
+      await expect(reg.status("FK0002")).rejects.toMatchObject({ code: "unknown_serial" });
+      const trail = await reg.auditTrail();
+      expect(trail.at(-1)).toMatchObject({ action: "register", outcome: "duplicate_serial", actor: FACTORY.name, source: FACTORY.source });
+    });
+
+    it("refuses a batch that repeats a serial", async () => {
+      const e = await refusal(reg.register([token("FK0001"), token("FK0001")], FACTORY, "x"));
+      expect(e.code).toBe("duplicate_serial");
+      expect(await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM tokens")).toEqual({ n: 0 });
+    });
+
+    it.each([
+      ["short secret", { secret: Buffer.alloc(10) }],
+      ["bad algorithm", { algorithm: "MD5" as never }],
+      ["digits 12", { digits: 12 }],
+      ["period 0", { period: 0 }],
+      ["fractional t0", { t0: 0.5 }],
+    ])("refuses bad parameters as bad input (%s)", async (_, extra) => {
+      const e = await refusal(reg.register([token("FK0001", RFC_SEED_SHA1, extra)], FACTORY, "x"));
+      expect(e).toMatchObject({ code: "bad_token", kind: "bad_input" });
+      expect(await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM tokens")).toEqual({ n: 0 });
+    });
+
+    it("refuses a serial with spaces or control characters", async () => {
+      expect((await refusal(reg.register([token("FK 01")], FACTORY, "x"))).code).toBe("bad_serial");
+    });
+  });
+
+  describe("issue", () => {
+    beforeEach(async () => {
+      await reg.register([token("FK0001"), token("FK0002", randomBytes(20))], FACTORY, "test");
+    });
+
+    it("in_stock -> issued, audited with actor and source", async () => {
+      const s = await reg.issue("FK0001", "cust-1", STAFF);
+      expect(s).toMatchObject({ state: "issued", customer: "cust-1", issuance: 1 });
+      expect((await reg.auditTrail({ serial: "FK0001" })).at(-1)).toMatchObject({ action: "issue", outcome: "ok", actor: "staff:alice", source: "cli", customer: "cust-1" });
+    });
+
+    it("refuses an unknown serial as not found", async () => {
+      expect(await refusal(reg.issue("NOPE", "cust-1", STAFF))).toMatchObject({ code: "unknown_serial", kind: "not_found" });
+    });
+
+    it("refuses a token already issued", async () => {
+      await reg.issue("FK0001", "cust-1", STAFF);
+      expect(await refusal(reg.issue("FK0001", "cust-2", STAFF))).toMatchObject({ code: "not_issuable", kind: "refused" });
+      expect((await reg.status("FK0001")).customer).toBe("cust-1");
+    });
+
+    it("refuses a second live token for one customer", async () => {
+      await reg.issue("FK0001", "cust-1", STAFF);
+      expect(await refusal(reg.issue("FK0002", "cust-1", STAFF))).toMatchObject({ code: "customer_has_token" });
+      expect((await reg.status("FK0002")).state).toBe("in_stock");
+    });
+
+    it("refuses a malformed customer id as bad input", async () => {
+      expect(await refusal(reg.issue("FK0001", "cust 1; DROP", STAFF))).toMatchObject({ code: "bad_customer", kind: "bad_input" });
+    });
+  });
+
+  describe("activate", () => {
+    beforeEach(async () => {
+      await reg.register([token("FK0001")], FACTORY, "test");
+    });
+
+    it("refuses a token in stock", async () => {
+      expect(await refusal(reg.activate({ serial: "FK0001" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "not_issued" });
+    });
+
+    it("issued -> active with the keyfob's code; learns drift from a keyfob 9 minutes fast", async () => {
+      await reg.issue("FK0001", "cust-1", STAFF);
+      const a = await reg.activate({ customer: "cust-1" }, oathtool(RFC_SEED_SHA1, clock.seconds + 9 * 60), CHANNEL);
+      expect(a).toMatchObject({ state: "active", drift: 9 });
+      expect(await reg.status("FK0001")).toMatchObject({ state: "active", drift: 9 });
+    });
+
+    it("refuses a code beyond the activation window, counting it", async () => {
+      await reg.issue("FK0001", "cust-1", STAFF);
+      const e = await refusal(reg.activate({ serial: "FK0001" }, oathtool(RFC_SEED_SHA1, clock.seconds + 16 * 60), CHANNEL));
+      expect(e).toMatchObject({ code: "wrong_code", detail: { failures: 1, locked: false } });
+      expect(await reg.status("FK0001")).toMatchObject({ state: "issued", failCount: 1 });
+    });
+
+    it.each(["1234567", "123456789", "1234567a", " 12345678", ""])("treats %j as bad input, not a wrong code", async (code) => {
+      await reg.issue("FK0001", "cust-1", STAFF);
+      expect(await refusal(reg.activate({ serial: "FK0001" }, code, CHANNEL))).toMatchObject({ code: "bad_code", kind: "bad_input" });
+      expect((await reg.status("FK0001")).failCount).toBe(0);
+    });
+
+    it("refuses an active token and a customer with none", async () => {
+      await activeToken("FK0009", "cust-9");
+      expect(await refusal(reg.activate({ serial: "FK0009" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "already_active" });
+      expect(await refusal(reg.activate({ customer: "nobody" }, "12345678", CHANNEL))).toMatchObject({ code: "no_token" });
+    });
+
+    it("locks after lockAfter wrong activation codes; unlock returns it to issued", async () => {
+      await reg.issue("FK0001", "cust-1", STAFF);
+      const bad = wrongCode(RFC_SEED_SHA1, clock.seconds);
+      for (let i = 0; i < 5; i++) await refusal(reg.activate({ serial: "FK0001" }, bad, CHANNEL));
+      expect((await reg.status("FK0001")).state).toBe("locked");
+      expect(await refusal(reg.activate({ serial: "FK0001" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "locked" });
+      expect(await reg.unlock("cust-1", STAFF)).toMatchObject({ state: "issued", failCount: 0 });
+      expect(await reg.activate({ serial: "FK0001" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
+    });
+  });
+
+  describe("verify", () => {
+    beforeEach(async () => {
+      await activeToken();
+    });
+
+    it("accepts the current code once; the same code again is a replay", async () => {
+      const code = oathtool(RFC_SEED_SHA1, clock.seconds);
+      expect(await reg.verify("cust-1", code, CHANNEL)).toMatchObject({ serial: "FK0001", state: "active", drift: 0 });
+      expect(await refusal(reg.verify("cust-1", code, CHANNEL))).toMatchObject({ code: "replayed", kind: "refused" });
+      // Also later in the same step, and in the next step (the code is still within the window).
+      clock.advance(30);
+      expect((await refusal(reg.verify("cust-1", code, CHANNEL))).code).toBe("replayed");
+    });
+
+    it("refuses the code of an earlier step once a later one was accepted", async () => {
+      const earlier = oathtool(RFC_SEED_SHA1, clock.seconds - 60 + 60); // this step
+      const later = oathtool(RFC_SEED_SHA1, clock.seconds + 60);
+      expect(await reg.verify("cust-1", later, CHANNEL)).toMatchObject({ drift: 1 });
+      expect((await refusal(reg.verify("cust-1", earlier, CHANNEL))).code).toBe("replayed");
+    });
+
+    it("accepts ±1 step and refuses ±2 steps around the learned drift", async () => {
+      clock.advance(60);
+      expect(await reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds - 60), CHANNEL)).toMatchObject({ drift: -1 });
+      clock.advance(600);
+      // Drift is now -1: the window is steps -2..0 relative to now.
+      expect(await refusal(reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds + 60), CHANNEL))).toMatchObject({ code: "wrong_code" });
+      expect(await reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds - 120), CHANNEL)).toMatchObject({ drift: -2 });
+      clock.advance(600);
+      expect(await refusal(reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds - 5 * 60), CHANNEL))).toMatchObject({ code: "wrong_code" });
+      expect(await refusal(reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds + 60), CHANNEL))).toMatchObject({ code: "wrong_code" });
+    });
+
+    it("locks at exactly lockAfter consecutive wrong codes and refuses even the right code while locked", async () => {
+      const bad = wrongCode(RFC_SEED_SHA1, clock.seconds);
+      for (let i = 1; i <= 4; i++) {
+        expect(await refusal(reg.verify("cust-1", bad, CHANNEL))).toMatchObject({ code: "wrong_code", detail: { failures: i, locked: false } });
+      }
+      expect((await reg.status("FK0001")).state).toBe("active");
+      expect(await refusal(reg.verify("cust-1", bad, CHANNEL))).toMatchObject({ code: "wrong_code", detail: { failures: 5, locked: true } });
+      expect((await reg.status("FK0001")).state).toBe("locked");
+      expect(await refusal(reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "locked" });
+      expect((await reg.status("FK0001")).failCount).toBe(5);
+      const trail = await reg.auditTrail({ serial: "FK0001" });
+      expect(trail.filter((r) => r.action === "lock")).toHaveLength(1);
+    });
+
+    it("never forgets failures with time: only a success resets the count", async () => {
+      const bad = wrongCode(RFC_SEED_SHA1, clock.seconds);
+      for (let i = 0; i < 3; i++) await refusal(reg.verify("cust-1", bad, CHANNEL));
+      clock.advance(7 * 86400);
+      await refusal(reg.verify("cust-1", wrongCode(RFC_SEED_SHA1, clock.seconds), CHANNEL));
+      expect((await reg.status("FK0001")).failCount).toBe(4);
+      await reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL);
+      expect((await reg.status("FK0001")).failCount).toBe(0);
+    });
+
+    it("counts replays as failures", async () => {
+      const code = oathtool(RFC_SEED_SHA1, clock.seconds);
+      await reg.verify("cust-1", code, CHANNEL);
+      await refusal(reg.verify("cust-1", code, CHANNEL));
+      expect((await reg.status("FK0001")).failCount).toBe(1);
+    });
+
+    it("honours a configured lockAfter", async () => {
+      const strict = make({ lockAfter: 2 });
+      const bad = wrongCode(RFC_SEED_SHA1, clock.seconds);
+      await refusal(strict.verify("cust-1", bad, CHANNEL));
+      expect(await refusal(strict.verify("cust-1", bad, CHANNEL))).toMatchObject({ detail: { locked: true } });
+    });
+
+    it("refuses a customer without a token, and an issued token not yet activated", async () => {
+      expect(await refusal(reg.verify("nobody", "12345678", CHANNEL))).toMatchObject({ code: "no_token" });
+      await reg.register([token("FK0002", randomBytes(20))], FACTORY, "t");
+      await reg.issue("FK0002", "cust-2", STAFF);
+      expect(await refusal(reg.verify("cust-2", "12345678", CHANNEL))).toMatchObject({ code: "not_active" });
+    });
+
+    it("audits every outcome with actor and source, never the code", async () => {
+      const code = oathtool(RFC_SEED_SHA1, clock.seconds);
+      await reg.verify("cust-1", code, CHANNEL);
+      await refusal(reg.verify("cust-1", code, CHANNEL));
+      const trail = await reg.auditTrail({ customer: "cust-1" });
+      const verifies = trail.filter((r) => r.action === "verify");
+      expect(verifies.map((r) => r.outcome)).toEqual(["ok", "replayed"]);
+      expect(verifies[0]).toMatchObject({ actor: CHANNEL.name, source: CHANNEL.source, serial: "FK0001" });
+      expect(JSON.stringify(trail)).not.toContain(code);
+    });
+  });
+
+  describe("unlock", () => {
+    it("locked -> active, and refuses a token that is not locked", async () => {
+      await activeToken();
+      expect(await refusal(reg.unlock("cust-1", STAFF))).toMatchObject({ code: "not_locked" });
+      const bad = wrongCode(RFC_SEED_SHA1, clock.seconds);
+      for (let i = 0; i < 5; i++) await refusal(reg.verify("cust-1", bad, CHANNEL));
+      expect(await reg.unlock("cust-1", STAFF)).toMatchObject({ state: "active", failCount: 0 });
+      expect(await reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
+      expect(await refusal(reg.unlock("nobody", STAFF))).toMatchObject({ code: "no_token" });
+    });
+  });
+
+  describe("deactivate and issue again", () => {
+    beforeEach(async () => {
+      await activeToken();
+    });
+
+    it("a wrong code does not deactivate and counts", async () => {
+      expect(await refusal(reg.deactivate("cust-1", wrongCode(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "wrong_code" });
+      expect(await reg.status("FK0001")).toMatchObject({ state: "active", failCount: 1 });
+    });
+
+    it("active -> retired; a retired keyfob is refused activation until issued again", async () => {
+      expect(await reg.deactivate("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "retired" });
+      expect(await reg.status("FK0001")).toMatchObject({ state: "retired", customer: "cust-1" });
+      clock.advance(60);
+      expect(await refusal(reg.activate({ serial: "FK0001" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "retired" });
+      expect(await refusal(reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "no_token" });
+      expect(await refusal(reg.deactivate("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "no_token" });
+      // Issued again (to another customer, even) and started again: works.
+      expect(await reg.issue("FK0001", "cust-2", STAFF)).toMatchObject({ state: "issued", customer: "cust-2", issuance: 2 });
+      expect(await refusal(reg.verify("cust-2", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "not_active" });
+      expect(await reg.activate({ customer: "cust-2" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
+    });
+
+    it("refuses deactivation of a locked token", async () => {
+      const bad = wrongCode(RFC_SEED_SHA1, clock.seconds);
+      for (let i = 0; i < 5; i++) await refusal(reg.verify("cust-1", bad, CHANNEL));
+      expect(await refusal(reg.deactivate("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "locked" });
+    });
+  });
+
+  describe("resync", () => {
+    beforeEach(async () => {
+      await activeToken();
+    });
+
+    it("re-learns a keyfob 40 minutes fast from two consecutive codes", async () => {
+      const fob = clock.seconds + 40 * 60;
+      expect((await refusal(reg.verify("cust-1", oathtool(RFC_SEED_SHA1, fob), CHANNEL))).code).toBe("wrong_code");
+      // The customer reads one code, then the next a minute later; staff submit both.
+      const first = oathtool(RFC_SEED_SHA1, fob);
+      clock.advance(60);
+      const r = await reg.resync("FK0001", [first, oathtool(RFC_SEED_SHA1, fob + 60)], STAFF);
+      expect(r).toMatchObject({ drift: 40 });
+      expect(await reg.status("FK0001")).toMatchObject({ drift: 40, failCount: 0 });
+      clock.advance(120);
+      expect(await reg.verify("cust-1", oathtool(RFC_SEED_SHA1, fob + 180), CHANNEL)).toMatchObject({ drift: 40 });
+    });
+
+    it("refuses codes that are not consecutive, or already used", async () => {
+      const fob = clock.seconds + 40 * 60;
+      expect(await refusal(reg.resync("FK0001", [oathtool(RFC_SEED_SHA1, fob), oathtool(RFC_SEED_SHA1, fob + 120)], STAFF))).toMatchObject({ code: "resync_failed" });
+      const used = [oathtool(RFC_SEED_SHA1, clock.seconds - 60), oathtool(RFC_SEED_SHA1, clock.seconds)] as [string, string];
+      // The first of these was the activation code: at or below the last step.
+      expect(await refusal(reg.resync("FK0001", used, STAFF))).toMatchObject({ code: "resync_failed" });
+      expect(await refusal(reg.resync("FK0001", ["1234", "12345678"], STAFF))).toMatchObject({ code: "bad_code" });
+      expect(await refusal(reg.resync("NOPE", ["12345678", "12345678"], STAFF))).toMatchObject({ code: "unknown_serial" });
+    });
+  });
+
+  describe("audit", () => {
+    it("is append-only in the database itself", async () => {
+      await reg.register([token("FK0001")], FACTORY, "test");
+      await expect(db.run("UPDATE audit SET outcome = 'ok'")).rejects.toThrow(/append-only/);
+      await expect(db.run("DELETE FROM audit")).rejects.toThrow(/append-only/);
+      expect((await reg.auditTrail()).length).toBe(1);
+    });
+  });
+
+  describe("key rotation", () => {
+    it("re-seals every seed under the new key while codes keep verifying", async () => {
+      await activeToken();
+      await reg.register([token("FK0002", randomBytes(20)), token("FK0003", randomBytes(32))], FACTORY, "t");
+      const newId = keys.addNewestKey();
+      expect(await reg.kekUsage()).toEqual({ "k-one": 3 });
+      // Rows under the old key still open during the rotation.
+      expect(await reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
+      const r = await reg.resealAll(STAFF);
+      expect(r).toEqual({ kekId: newId, resealed: 3 });
+      expect(await reg.kekUsage()).toEqual({ [newId]: 3 });
+      expect(keys.retainOnly([newId])).toEqual(["k-one"]);
+      clock.advance(60);
+      expect(await reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
+      expect((await reg.auditTrail()).at(-2)).toMatchObject({ action: "rotate_key", outcome: "ok" });
+    });
+  });
+
+  it.each([
+    [+20, 0, 0],
+    [+20, 17, 45],
+    [+20, 41, -30],
+    [+20, 58, 10],
+    [-20, 29, 25],
+  ])("keeps verifying a keyfob %d ppm off for two years, used monthly (phase %ds, offset %ds)", async (ppm, phase, offset) => {
+    clock.advance(phase);
+    const secret = randomBytes(20);
+    await reg.register([token("FK0100", secret)], FACTORY, "t");
+    await reg.issue("FK0100", "cust-100", STAFF);
+    const origin = clock.seconds;
+    const fob = () => origin + offset + (clock.seconds - origin) * (1 + ppm * 1e-6);
+    await reg.activate({ serial: "FK0100" }, oathtool(secret, fob()), CHANNEL);
+    // Uses a month apart, give or take a week.
+    const gaps = [30, 24, 37, 31, 28, 33, 23, 36, 30, 30, 26, 35, 31, 29, 32, 24, 37, 30, 31, 28, 34, 27, 30, 31];
+    for (const days of gaps) {
+      clock.advance(days * 86400 + 3917);
+      const a = await reg.verify("cust-100", oathtool(secret, fob()), CHANNEL);
+      expect(a.state).toBe("active");
+    }
+    const s = await reg.status("FK0100");
+    // ~730 days at 20 ppm is ~21 minutes: the learned drift follows it.
+    const expected = Math.round((offset + (ppm * 1e-6 * (clock.seconds - origin))) / 60);
+    expect(Math.abs(s.drift - expected)).toBeLessThanOrEqual(1);
+    expect(Math.abs(expected)).toBeGreaterThanOrEqual(19);
+    expect(s.failCount).toBe(0);
+  });
+});
