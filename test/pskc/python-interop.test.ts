@@ -40,9 +40,9 @@ for t in a["tokens"]:
         response_length=t["digits"], response_encoding="DECIMAL",
         time_offset=t["t0"], time_interval=t["period"], time_drift=t.get("timeDrift"))
 if a["kind"] == "psk":
-    p.encryption.setup_preshared_key(key=binascii.unhexlify(a["key"]), key_name="bank-2026")
+    p.encryption.setup_preshared_key(key=binascii.unhexlify(a["key"]), key_name="bank-2026", fields=a.get("fields"))
 else:
-    p.encryption.setup_pbkdf2(a["password"], iterations=a["iterations"])
+    p.encryption.setup_pbkdf2(a["password"], iterations=a["iterations"], fields=a.get("fields"))
 p.write(a["path"])
 print(json.dumps(True))
 `;
@@ -107,6 +107,36 @@ describe.each(MODES)("python-pskc interop, %s", (_n, protection) => {
     // And its MACs are checked by us, not skipped: a flipped ValueMAC is refused.
     const tampered = xml.replace(/(<pskc:ValueMAC>)(.)/, (_m, tag: string, c: string) => tag + (c === "A" ? "B" : "A"));
     expect(tampered).not.toBe(xml);
+    expectRefused(() => pskc.readPskc(tampered, protection), "mac_mismatch");
+  });
+});
+
+describe("python-pskc's optional encryption of integers", () => {
+  it("we read encrypted Time, TimeInterval and TimeDrift, each checked against its own ValueMAC", () => {
+    const protection: PskcProtection = { kind: "psk", key: randomBytes(16) };
+    // python-pskc cannot encrypt a negative integer, so the drift here is positive.
+    const tokens = [token({ t0: 1_600_000_000, period: 60, timeDrift: 3 }), token({ period: 30, timeDrift: 0 })];
+    const path = join(tmp(), "ints.pskcxml");
+    python(WRITE, {
+      path,
+      ...protectionArgs(protection),
+      fields: ["secret", "time_offset", "time_interval", "time_drift"],
+      tokens: tokens.map((t) => ({ ...t, secret: t.secret.toString("hex"), suite: null })),
+    });
+    const xml = readFileSync(path, "utf8");
+    expect(xml).toMatch(/<pskc:TimeInterval>\s*<pskc:EncryptedValue>/);
+    expect(xml).not.toMatch(/<pskc:TimeInterval>\s*<pskc:PlainValue>/);
+    const got = pskc.readPskc(xml, protection);
+    expect(got.map((t) => [t.t0, t.period, t.timeDrift])).toEqual([
+      [1_600_000_000, 60, 3],
+      [0, 30, 0],
+    ]);
+    const macs = [...xml.matchAll(/<pskc:ValueMAC>([^<]*)</g)];
+    expect(macs.length).toBe(8);
+    const second = macs[2]; // token 1: Secret, Time, TimeInterval, ...
+    const bad = Buffer.from(second[1], "base64");
+    bad[0] ^= 1;
+    const tampered = xml.slice(0, second.index! + 15) + bad.toString("base64") + xml.slice(second.index! + 15 + second[1].length);
     expectRefused(() => pskc.readPskc(tampered, protection), "mac_mismatch");
   });
 });
