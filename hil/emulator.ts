@@ -1,0 +1,431 @@
+/**
+ * The keyfob board, emulated in-process: an ESP32 running NodeMCU (fengari,
+ * Lua 5.3 with 32-bit integers) with a DS3231 on I2C, a MAX7219 on SPI, SPIFFS
+ * in a state directory, one button and the console UART.
+ *
+ * Time is virtual (milliseconds since construction). Timers, button bounce
+ * and the RTC's oscillator run on it; advance() moves it. hil/pty.ts drives
+ * it from the wall clock.
+ *
+ * NodeMCU behaviour kept: callbacks run one at a time from a task queue; a
+ * Lua error in a callback (or in init.lua) restarts the chip
+ * (node.setonerror's default), RESTART_DELAY_MS later; node.restart() does
+ * the same without the error. A power cut stops everything at once: RAM and
+ * the display are lost, flash keeps what reached it, the RTC runs on its
+ * battery (unless removeRtcBattery()).
+ */
+import { createHash } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { realpathSync, mkdirSync } from "node:fs";
+import { Ds3231 } from "./ds3231.js";
+import { lua, pushJs, toJs, toLuaString } from "./fengari.js";
+import { FlashStore } from "./flash.js";
+import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
+import { Machine, type EmulatorEvent, type Hardware } from "./machine.js";
+import { Max7219 } from "./max7219.js";
+import { installBase } from "./nodemcu/base.js";
+import { installFile } from "./nodemcu/file.js";
+import { GPIO, installGpio, type GpioPort } from "./nodemcu/gpio.js";
+import { installI2c } from "./nodemcu/i2c.js";
+import { installNode } from "./nodemcu/node.js";
+import { installSodium } from "./nodemcu/sodium.js";
+import { installSpi } from "./nodemcu/spi.js";
+import { installTmr, type TmrPort } from "./nodemcu/tmr.js";
+import { installUart, type UartPort } from "./nodemcu/uart.js";
+import { installWifi } from "./nodemcu/wifi.js";
+import { VirtualClock } from "./virtual-clock.js";
+
+export type { EmulatorEvent } from "./machine.js";
+
+/** ESP32 reset to init.lua: ROM bootloader, NodeMCU start-up. */
+export const RESTART_DELAY_MS = 300;
+/** Wiring of the reference board (firmware/board/pins.ts). */
+export const BUTTON_PIN = 27;
+export const DISPLAY_CS_PIN = 15;
+/** Espressif's OUI (24:0A:C4) for the emulated station MAC. */
+const ESPRESSIF_OUI = [0x24, 0x0a, 0xc4];
+
+export interface EmulatorOptions {
+  /** SPIFFS contents live here, one file per SPIFFS name. */
+  stateDir: string;
+  /** If given, installed into stateDir as fobkit.lua + init.lua (see install.ts). */
+  imagePath?: string;
+  /** Unix seconds the RTC shows at start (default: now). */
+  time?: number;
+  /** RTC crystal error in ppm, positive = fast (default 0). */
+  driftPpm?: number;
+  /** Modelled line speed for the PTY (default 115200). */
+  baud?: number;
+  /** false: firmware without the sodium module, i.e. no RNG (default true). */
+  rng?: boolean;
+  /** false: no DS3231 answers on the bus (default true). */
+  rtc?: boolean;
+  /** true: the RTC starts with OSF set and its power-on time (default false). */
+  rtcTimeLost?: boolean;
+  /** Count Lua VM instructions with a count hook (default true; costs speed). */
+  countInstructions?: boolean;
+  /** What node.heap() reports (fengari cannot measure a heap). */
+  freeHeap?: number;
+  /** How long press() holds the button, ms (default 120). */
+  pressMs?: number;
+  /** true when something else (the PTY ticker) advances time: press() then does not. */
+  realtime?: boolean;
+}
+
+export interface EmulatorCounters {
+  /** Lua VM instructions executed since construction (all boots). */
+  instructions: number;
+  boots: number;
+  luaErrors: number;
+  uartTxBytes: number;
+  uartRxBytes: number;
+}
+
+export class Emulator extends EventEmitter {
+  readonly clock = new VirtualClock();
+  readonly rtc: Ds3231;
+  readonly max7219 = new Max7219();
+  readonly flash: FlashStore;
+  readonly mac: Uint8Array;
+  readonly baud: number;
+  readonly counters: EmulatorCounters = { instructions: 0, boots: 0, luaErrors: 0, uartTxBytes: 0, uartRxBytes: 0 };
+  private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud">>;
+  private machine: Machine | undefined;
+  private uart: UartPort | undefined;
+  private gpio: GpioPort | undefined;
+  private tmr: TmrPort | undefined;
+  private buttonLevel = 1;
+  private busy = false;
+  private readonly queue: (() => void)[] = [];
+  private rtcBattery = true;
+  private pendingBoot: ReturnType<VirtualClock["schedule"]> | undefined;
+  private instructionsAtBoot = 0;
+  private displayDirty = false;
+  private lastDisplay = "        ";
+
+  constructor(options: EmulatorOptions) {
+    super();
+    if (!options.stateDir) throw new TypeError("Emulator: stateDir is required");
+    mkdirSync(options.stateDir, { recursive: true });
+    if (options.imagePath) installImage(options.stateDir, options.imagePath);
+    const time = options.time ?? Math.floor(Date.now() / 1000);
+    if (!Number.isFinite(time) || time < 946684800 || time >= 4102444800) throw new RangeError(`Emulator: time must be Unix seconds in 2000..2099, got ${time}`);
+    this.baud = options.baud ?? 115200;
+    if (!Number.isInteger(this.baud) || this.baud <= 0) throw new RangeError(`Emulator: baud must be a positive integer, got ${options.baud}`);
+    this.opts = {
+      stateDir: options.stateDir,
+      rng: options.rng ?? true,
+      rtc: options.rtc ?? true,
+      rtcTimeLost: options.rtcTimeLost ?? false,
+      countInstructions: options.countInstructions ?? true,
+      freeHeap: options.freeHeap ?? 120000,
+      pressMs: options.pressMs ?? 120,
+      realtime: options.realtime ?? false,
+    };
+    this.flash = new FlashStore(options.stateDir);
+    this.rtc = new Ds3231({ unixSeconds: time, driftPpm: options.driftPpm ?? 0 });
+    this.rtc.present = this.opts.rtc;
+    if (this.opts.rtcTimeLost) this.rtc.loseTime(0);
+    const id = createHash("sha256").update(realpathSync(options.stateDir)).digest();
+    this.mac = Uint8Array.from([...ESPRESSIF_OUI, id[0], id[1], id[2]]);
+    // One display event per firmware task, not one per digit register write.
+    this.max7219.onChange = () => {
+      this.displayDirty = true;
+      if (!this.busy) this.flushDisplay();
+    };
+    this.flash.onCut = () => {
+      /* the module that hit the cut halts the machine; powerOff follows in settle() */
+    };
+  }
+
+  /** What the 8 digits show now (8 characters, blanks when dark). */
+  get display(): string {
+    return this.max7219.text();
+  }
+
+  get powered(): boolean {
+    return this.machine !== undefined;
+  }
+
+  /** Virtual time in seconds since construction. */
+  get now(): number {
+    return this.clock.nowMs / 1000;
+  }
+
+  /** The RTC's own time, Unix seconds (floor), as the chip would report it. */
+  rtcTime(): number {
+    return Math.floor(this.rtc.chipSeconds(this.clock.nowMs));
+  }
+
+  /** Lua instructions since the last boot. */
+  get instructionsSinceBoot(): number {
+    return this.counters.instructions - this.instructionsAtBoot;
+  }
+
+  private flushDisplay(): void {
+    if (!this.displayDirty) return;
+    this.displayDirty = false;
+    const text = this.max7219.text();
+    if (text === this.lastDisplay) return;
+    this.lastDisplay = text;
+    this.emitEvent({ event: "display", text });
+  }
+
+  private emitEvent(e: EmulatorEvent): void {
+    this.emit("event", e);
+    // EventEmitter throws on an unheard "error": firmware errors are data here.
+    if (e.event !== "error") this.emit(e.event, e);
+  }
+
+  private hardware(): Hardware {
+    const self = this;
+    return {
+      clock: this.clock,
+      rtc: this.rtc,
+      display: this.max7219,
+      flash: this.flash,
+      displayCsPin: DISPLAY_CS_PIN,
+      mac: this.mac,
+      rngAvailable: this.opts.rng,
+      freeHeap: this.opts.freeHeap,
+      gpioLevel(pin: number) {
+        if (pin === BUTTON_PIN) return self.buttonLevel;
+        const pull = self.gpio?.pull(pin) ?? GPIO.FLOATING;
+        return pull === GPIO.PULL_UP || pull === GPIO.PULL_UP_DOWN ? 1 : 0;
+      },
+      uartTx(bytes: Uint8Array) {
+        self.counters.uartTxBytes += bytes.length;
+        self.emit("uart", bytes);
+      },
+      event(e: EmulatorEvent) {
+        self.emitEvent(e);
+      },
+    };
+  }
+
+  /** Power on (or reset, if running): a fresh VM runs init.lua from flash. */
+  boot(): void {
+    if (this.busy) throw new Error("Emulator.boot: called from inside a firmware callback");
+    this.clock.cancel(this.pendingBoot);
+    this.pendingBoot = undefined;
+    if (!this.machine) this.max7219.powerOn();
+    this.stopMachine();
+    const m = new Machine(this.hardware(), { countInstructions: this.opts.countInstructions });
+    this.machine = m;
+    this.instructionsAtBoot = this.counters.instructions;
+    installBase(m);
+    installFile(m);
+    this.uart = installUart(m);
+    installI2c(m);
+    this.gpio = installGpio(m);
+    this.tmr = installTmr(m, (task) => this.run(m, task));
+    installNode(m);
+    const radio = installWifi(m);
+    if (this.opts.rng) installSodium(m, radio);
+    installSpi(m);
+    m.strictGlobals();
+    this.counters.boots++;
+    const hasInit = this.flash.exists(INIT_FILE);
+    this.emitEvent({ event: "boot", init: hasInit });
+    if (!hasInit) {
+      this.emitEvent({ event: "error", kind: "no-init", message: `no ${INIT_FILE} in ${this.opts.stateDir}: the board would start the Lua REPL (not emulated yet)` });
+      return;
+    }
+    this.run(m, () => {
+      lua.lua_getglobal(m.L, "dofile");
+      lua.lua_pushstring(m.L, toLuaString(INIT_FILE));
+      return m.pcall(1, 0);
+    });
+  }
+
+  /** Cut the power now. Flash keeps what reached it; the RTC keeps time on its battery. */
+  powerCut(): void {
+    if (this.busy) throw new Error("Emulator.powerCut: called from inside a firmware callback (use powerCutAtWrite)");
+    this.powerOff("power-cut");
+  }
+
+  /** Cut the power during the n-th flash write from now (1 = the next one). */
+  powerCutAtWrite(n: number): void {
+    this.flash.cutAtWrite(n);
+  }
+
+  /** The coin cell is gone: the next power cut stops the RTC (OSF set, time reset). */
+  removeRtcBattery(): void {
+    this.rtcBattery = false;
+  }
+
+  insertRtcBattery(): void {
+    this.rtcBattery = true;
+  }
+
+  private powerOff(reason: string): void {
+    this.clock.cancel(this.pendingBoot);
+    this.pendingBoot = undefined;
+    this.flash.disarm();
+    const wasOn = this.machine !== undefined;
+    this.stopMachine();
+    this.max7219.powerOff();
+    if (!this.rtcBattery) this.rtc.loseTime(this.clock.nowMs);
+    if (wasOn) this.emitEvent({ event: "power-cut", reason });
+  }
+
+  private stopMachine(): void {
+    const m = this.machine;
+    if (!m) return;
+    this.tmr?.cancelAll();
+    this.counters.instructions += 0; // counted live, see run()
+    this.machine = undefined;
+    this.uart = undefined;
+    this.gpio = undefined;
+    this.tmr = undefined;
+    m.halted ??= "power-cut";
+  }
+
+  /** Run one task on the machine (NodeMCU's task queue: never nested). */
+  private run(m: Machine, task: () => string | undefined): void {
+    if (this.busy) {
+      this.queue.push(() => this.run(m, task));
+      return;
+    }
+    if (this.machine !== m || m.halted) return;
+    this.busy = true;
+    const before = m.instructions;
+    let err: string | undefined;
+    try {
+      err = task();
+    } finally {
+      this.counters.instructions += m.instructions - before;
+      this.busy = false;
+    }
+    this.flushDisplay();
+    this.afterCall(m, err);
+    while (!this.busy && this.queue.length > 0) this.queue.shift()!();
+  }
+
+  /** After firmware code ran: handle its error, a restart, or a power cut it hit. */
+  private afterCall(m: Machine, err: string | undefined): void {
+    if (this.machine !== m) return;
+    if (m.halted === "power-cut") {
+      this.powerOff("flash write cut");
+      return;
+    }
+    if (m.halted === "restart") {
+      this.scheduleRestart("node.restart()");
+      return;
+    }
+    if (err !== undefined) {
+      this.counters.luaErrors++;
+      this.emitEvent({ event: "error", kind: "lua", message: err });
+      m.halted = "restart";
+      this.scheduleRestart("Lua error");
+    }
+  }
+
+  private scheduleRestart(reason: string): void {
+    this.emitEvent({ event: "restart", reason });
+    this.stopMachine();
+    this.pendingBoot = this.clock.schedule(RESTART_DELAY_MS, () => {
+      this.pendingBoot = undefined;
+      this.boot();
+    });
+  }
+
+  /** Move virtual time forward, running every timer, bounce and restart due on the way. */
+  advance(seconds: number): void {
+    if (!(seconds >= 0) || !Number.isFinite(seconds)) throw new RangeError(`advance: seconds must be a finite number >= 0, got ${seconds}`);
+    if (this.busy) throw new Error("Emulator.advance: called from inside a firmware callback");
+    this.clock.advanceTo(this.clock.nowMs + seconds * 1000);
+  }
+
+  /** Wrap tmr firing so timer callbacks go through the task runner. */
+  private setLevel(level: number): void {
+    if (level === this.buttonLevel) return;
+    this.buttonLevel = level;
+    const m = this.machine;
+    const gpio = this.gpio;
+    if (m && gpio) this.run(m, () => gpio.edge(BUTTON_PIN, level));
+  }
+
+  /**
+   * Press the button for holdMs (default pressMs), with contact bounce: the
+   * first millisecond toggles twice before the contact settles low. Unless
+   * the emulator is in realtime mode, virtual time advances past the release.
+   */
+  press(holdMs = this.opts.pressMs): void {
+    if (!(holdMs >= 5)) throw new RangeError(`press: holdMs must be >= 5, got ${holdMs}`);
+    this.setLevel(0);
+    this.clock.schedule(0.4, () => this.setLevel(1));
+    this.clock.schedule(0.8, () => this.setLevel(0));
+    this.clock.schedule(holdMs, () => this.setLevel(1));
+    if (!this.opts.realtime) this.advance(holdMs / 1000 + 0.001);
+  }
+
+  /** Bytes arriving on the console UART from the host (delivered at once; pty.ts paces them). */
+  uartWrite(bytes: Uint8Array | number[] | string): void {
+    const data = typeof bytes === "string" ? Uint8Array.from(bytes, (c) => c.charCodeAt(0) & 255) : bytes instanceof Uint8Array ? bytes : Uint8Array.from(bytes);
+    for (const b of data) if (!Number.isInteger(b) || b < 0 || b > 255) throw new RangeError(`uartWrite: byte ${b} out of 0..255`);
+    this.counters.uartRxBytes += data.length;
+    const m = this.machine;
+    const uart = this.uart;
+    if (!m || !uart) return; // nobody listening: a powered-off board drops the bytes
+    this.run(m, () => uart.feed(data));
+  }
+
+  /**
+   * Test hook: call a function of the running image (the table dofile
+   * returned for fobkit.lua), e.g. callImage("probe.rtcRead"). Runs as a task
+   * like any callback; a Lua error is thrown as a JS Error.
+   */
+  callImage(path: string, ...args: unknown[]): unknown {
+    const m = this.machine;
+    if (!m) throw new Error("callImage: the board is not powered");
+    const ref = m.dofileResults.get(IMAGE_FILE);
+    if (ref === undefined) throw new Error(`callImage: ${IMAGE_FILE} has not been loaded by the firmware`);
+    let result: unknown;
+    let failure: string | undefined;
+    this.run(m, () => {
+      const L = m.L;
+      const top = lua.lua_gettop(L);
+      lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, ref);
+      for (const part of path.split(".")) {
+        if (lua.lua_type(L, -1) !== lua.LUA_TTABLE) {
+          lua.lua_settop(L, top);
+          failure = `callImage: ${path} does not exist in the image`;
+          return undefined;
+        }
+        lua.lua_getfield(L, -1, toLuaString(part));
+        lua.lua_remove(L, -2);
+      }
+      if (lua.lua_type(L, -1) !== lua.LUA_TFUNCTION) {
+        lua.lua_settop(L, top);
+        failure = `callImage: ${path} is not a function in the image`;
+        return undefined;
+      }
+      for (const a of args) pushJs(L, a);
+      const err = m.pcall(args.length, 1);
+      if (err !== undefined) {
+        failure = err;
+        return err;
+      }
+      result = toJs(L, -1);
+      lua.lua_settop(L, top);
+      return undefined;
+    });
+    if (failure !== undefined) throw new Error(failure);
+    return result;
+  }
+
+  /** Run fn and count the Lua instructions it causes (needs countInstructions). */
+  measure<T>(fn: () => T): { result: T; instructions: number } {
+    if (!this.opts.countInstructions) throw new Error("measure: the emulator was created with countInstructions: false");
+    const before = this.counters.instructions;
+    const result = fn();
+    return { result, instructions: this.counters.instructions - before };
+  }
+
+  /** Power down for good (no further events). */
+  close(): void {
+    this.powerOff("close");
+    this.removeAllListeners();
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * One power-on life of the emulated ESP32: a fresh fengari Lua state with
+ * NodeMCU's libraries (base, coroutine, table, string, math, utf8, io; no os,
+ * no debug, as in the dev-esp32 build defaults) and the emulated NodeMCU
+ * modules. A reset or power cut throws the whole state away, as on the chip.
+ *
+ * Anything outside the emulated subset fails loudly: reading an unknown
+ * global or an unknown field of an emulated module raises a Lua error that
+ * names it.
+ */
+import { lauxlib, lua, lualib, pushBytes, pushText, raise, toLuaString, bytesText, type LuaJsFunction, type LuaState } from "./fengari.js";
+import type { Ds3231 } from "./ds3231.js";
+import type { FlashStore } from "./flash.js";
+import type { Max7219 } from "./max7219.js";
+import type { VirtualClock } from "./virtual-clock.js";
+
+/** What the machine's modules reach outside the Lua state: the board's hardware. */
+export interface Hardware {
+  readonly clock: VirtualClock;
+  readonly rtc: Ds3231;
+  readonly display: Max7219;
+  readonly flash: FlashStore;
+  /** Chip-select GPIO the MAX7219's LOAD pin is wired to. */
+  readonly displayCsPin: number;
+  /** Station MAC, 6 bytes. */
+  readonly mac: Uint8Array;
+  /** False: the firmware was built without the sodium module (no RNG). */
+  readonly rngAvailable: boolean;
+  readonly freeHeap: number;
+  gpioLevel(pin: number): number;
+  uartTx(bytes: Uint8Array): void;
+  event(e: EmulatorEvent): void;
+}
+
+export type EmulatorEvent =
+  | { event: "display"; text: string }
+  | { event: "boot"; init: boolean }
+  | { event: "error"; kind: "lua" | "no-init" | "image"; message: string }
+  | { event: "warning"; message: string }
+  | { event: "power-cut"; reason: string }
+  | { event: "restart"; reason: string }
+  | { event: "print"; text: string }
+  | { event: "uart-config"; baud: number };
+
+/** Thrown by nothing: halting is a flag plus a Lua error, see Machine.halt. */
+export type HaltReason = "power-cut" | "restart";
+
+/** Module names a NodeMCU firmware may lack; reading them gives nil when absent. */
+const OPTIONAL_MODULES = new Set(["sodium"]);
+
+export interface MachineOptions {
+  countInstructions: boolean;
+}
+
+const HALT_MESSAGE = "emulator: execution stopped (power cut or restart)";
+
+export class Machine {
+  readonly L: LuaState;
+  readonly hw: Hardware;
+  /** Set when the chip stops (power cut, node.restart): no more Lua runs. */
+  halted: HaltReason | undefined;
+  instructions = 0;
+  /** Modules hang their per-boot state here. */
+  readonly state = new Map<string, unknown>();
+  private readonly countInstructions: boolean;
+  /** Tables returned by top-level dofile calls, for Emulator.callImage. */
+  readonly dofileResults = new Map<string, number>();
+
+  constructor(hw: Hardware, opts: MachineOptions) {
+    this.hw = hw;
+    this.countInstructions = opts.countInstructions;
+    const L = lauxlib.luaL_newstate();
+    this.L = L;
+    const libs: [string, unknown][] = [
+      ["_G", lualib.luaopen_base],
+      ["coroutine", lualib.luaopen_coroutine],
+      ["table", lualib.luaopen_table],
+      ["string", lualib.luaopen_string],
+      ["math", lualib.luaopen_math],
+      ["utf8", lualib.luaopen_utf8],
+    ];
+    for (const [name, open] of libs) {
+      lauxlib.luaL_requiref(L, toLuaString(name), open, 1);
+      lua.lua_pop(L, 1);
+    }
+    this.installHook();
+  }
+
+  private installHook(): void {
+    const mask = this.countInstructions || this.halted ? lua.LUA_MASKCOUNT : 0;
+    if (mask === 0) {
+      lua.lua_sethook(this.L, null, 0, 0);
+      return;
+    }
+    lua.lua_sethook(
+      this.L,
+      (L: LuaState) => {
+        if (this.halted) raise(L, HALT_MESSAGE);
+        this.instructions++;
+      },
+      lua.LUA_MASKCOUNT,
+      1,
+    );
+  }
+
+  /**
+   * Stop the chip from inside a running Lua call: mark halted, make every
+   * further instruction and API call fail, and unwind with a Lua error.
+   */
+  halt(reason: HaltReason): never {
+    this.halted = reason;
+    this.installHook();
+    return raise(this.L, HALT_MESSAGE);
+  }
+
+  /** Wrap a JS implementation so the emulator's own failures become named Lua errors. */
+  fn(qualified: string, impl: LuaJsFunction): LuaJsFunction {
+    return (L: LuaState) => {
+      if (this.halted) return raise(L, HALT_MESSAGE);
+      let result: number;
+      let failure: string | undefined;
+      try {
+        result = impl(L);
+      } catch (e) {
+        // fengari signals Lua errors by throwing a non-Error object: let it through.
+        if (!(e instanceof Error)) throw e;
+        failure = `${qualified}: ${e.message}`;
+        result = 0;
+      }
+      if (failure !== undefined) return raise(L, failure);
+      return result;
+    };
+  }
+
+  /** Push a table whose unknown fields raise a Lua error naming them. */
+  pushStrictTable(qualified: string, fields: Record<string, LuaJsFunction | number | string>, what = "NodeMCU function"): void {
+    const L = this.L;
+    lua.lua_newtable(L);
+    for (const [k, v] of Object.entries(fields)) {
+      if (typeof v === "function") lua.lua_pushcfunction(L, this.fn(`${qualified}.${k}`, v));
+      else if (typeof v === "number") lua.lua_pushinteger(L, v);
+      else pushText(L, v);
+      lua.lua_setfield(L, -2, toLuaString(k));
+    }
+    this.setStrictMetatable(qualified, what);
+  }
+
+  /** Give the table on top of the stack an __index that fails loudly. */
+  setStrictMetatable(qualified: string, what: string): void {
+    const L = this.L;
+    lua.lua_newtable(L);
+    lua.lua_pushcfunction(L, (L2: LuaState) => {
+      const key = lua.lua_type(L2, 2) === lua.LUA_TSTRING ? bytesText(lua.lua_tolstring(L2, 2)) : String(lua.lua_tojsstring(L2, 2));
+      return raise(L2, `NodeMCU emulator: ${what} ${qualified}.${key} is not provided (outside the emulated NodeMCU subset)`);
+    });
+    lua.lua_setfield(L, -2, toLuaString("__index"));
+    lua.lua_setmetatable(L, -2);
+  }
+
+  /** Define a global module table. */
+  defineModule(name: string, fields: Record<string, LuaJsFunction | number | string>): void {
+    this.pushStrictTable(name, fields);
+    lua.lua_setglobal(this.L, toLuaString(name));
+  }
+
+  /** Userdata object of a named class, carrying a JS object. */
+  pushObject(className: string, obj: object, methods: Record<string, LuaJsFunction>): void {
+    const L = this.L;
+    const data = lua.lua_newuserdata(L, 0);
+    data.obj = obj;
+    if (lauxlib.luaL_newmetatable(L, toLuaString(className)) !== 0) {
+      this.pushStrictTable(className, methods, "method");
+      lua.lua_setfield(L, -2, toLuaString("__index"));
+    }
+    lua.lua_setmetatable(L, -2);
+  }
+
+  /** The JS object of a userdata argument of the given class. */
+  checkObject<T>(idx: number, className: string): T {
+    const data = lauxlib.luaL_checkudata(this.L, idx, toLuaString(className));
+    return data.obj as T;
+  }
+
+  /** Make reading an undefined global an error (optional modules read as nil). */
+  strictGlobals(): void {
+    const L = this.L;
+    lua.lua_pushglobaltable(L);
+    lua.lua_newtable(L);
+    lua.lua_pushcfunction(L, (L2: LuaState) => {
+      const key = lua.lua_type(L2, 2) === lua.LUA_TSTRING ? bytesText(lua.lua_tolstring(L2, 2)) : "?";
+      if (OPTIONAL_MODULES.has(key)) {
+        lua.lua_pushnil(L2);
+        return 1;
+      }
+      return raise(L2, `NodeMCU emulator: global '${key}' is not provided (outside the emulated NodeMCU subset)`);
+    });
+    lua.lua_setfield(L, -2, toLuaString("__index"));
+    lua.lua_setmetatable(L, -2);
+    lua.lua_pop(L, 1);
+  }
+
+  /** Keep the value on top of the stack alive; returns a registry reference. */
+  ref(): number {
+    return lauxlib.luaL_ref(this.L, lua.LUA_REGISTRYINDEX);
+  }
+
+  unref(ref: number | undefined): void {
+    if (ref !== undefined) lauxlib.luaL_unref(this.L, lua.LUA_REGISTRYINDEX, ref);
+  }
+
+  /**
+   * Call the function behind `ref` with arguments pushed by pushArgs, the way
+   * NodeMCU runs a callback from its task queue (luaL_pcallx). Returns the
+   * error message if the callback failed, undefined if it ran.
+   */
+  callRef(ref: number, pushArgs: () => number): string | undefined {
+    if (this.halted) return undefined;
+    const L = this.L;
+    lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, ref);
+    return this.pcall(pushArgs(), 0);
+  }
+
+  /** pcall the function under nargs arguments with a traceback; leaves nresults on success. */
+  pcall(nargs: number, nresults: number): string | undefined {
+    const L = this.L;
+    const base = lua.lua_gettop(L) - nargs;
+    lua.lua_pushcfunction(L, (L2: LuaState) => {
+      const msg = lua.lua_type(L2, 1) === lua.LUA_TSTRING ? lua.lua_tolstring(L2, 1) : toLuaString(String(lua.lua_tojsstring(L2, 1)));
+      lauxlib.luaL_traceback(L2, L2, msg, 1);
+      return 1;
+    });
+    lua.lua_insert(L, base);
+    const status = lua.lua_pcall(L, nargs, nresults, base);
+    lua.lua_remove(L, base);
+    if (status === lua.LUA_OK) return undefined;
+    const message = lua.lua_type(L, -1) === lua.LUA_TSTRING ? bytesText(lua.lua_tolstring(L, -1)) : "(non-string error)";
+    lua.lua_pop(L, 1);
+    if (this.halted) return undefined; // the stop unwound the stack; not a firmware error
+    return message;
+  }
+
+  /** Load a chunk of bytes under a chunk name; pushes the function. Error message or undefined. */
+  load(code: Uint8Array, chunkName: string): string | undefined {
+    const status = lauxlib.luaL_loadbufferx(this.L, code, code.length, toLuaString(chunkName), toLuaString("t"));
+    if (status === lua.LUA_OK) return undefined;
+    const message = bytesText(lua.lua_tolstring(this.L, -1));
+    lua.lua_pop(this.L, 1);
+    return message;
+  }
+
+  pushBytes(bytes: Uint8Array | number[]): void {
+    pushBytes(this.L, bytes);
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * `gpio` (gpio.c of dev-esp32): config, read, trig. Interrupt callbacks run
+ * from the task queue with (pin, level), as NodeMCU posts them. Levels come
+ * from the board model (the button pin; other inputs read their pull).
+ */
+import { argError, lauxlib, lua, raise, toLuaString, type LuaState } from "../fengari.js";
+import type { Machine } from "../machine.js";
+
+export const GPIO = {
+  OUT: 2, // GPIO_MODE_OUTPUT
+  IN: 1, // GPIO_MODE_INPUT
+  IN_OUT: 3,
+  FLOATING: 0,
+  PULL_UP: 1,
+  PULL_DOWN: 2,
+  PULL_UP_DOWN: 3,
+  INTR_NONE: 0, // gpio.md calls it INTR_DISABLE; the module table says INTR_NONE
+  INTR_UP: 1,
+  INTR_DOWN: 2,
+  INTR_UP_DOWN: 3,
+  INTR_LOW: 4,
+  INTR_HIGH: 5,
+} as const;
+
+/** GPIOs that exist as pins on the ESP32 (gpio.md "GPIO Overview"); 6-11 belong to the flash. */
+function validPin(pin: number): boolean {
+  return Number.isInteger(pin) && pin >= 0 && pin <= 39 && ![20, 24, 28, 29, 30, 31].includes(pin) && !(pin >= 6 && pin <= 11);
+}
+
+export interface GpioPort {
+  /** The board changed a pin's level; runs trig callbacks. Error message if one failed. */
+  edge(pin: number, level: number): string | undefined;
+  pull(pin: number): number;
+}
+
+export function installGpio(m: Machine): GpioPort {
+  const trig = new Map<number, { type: number; ref: number }>();
+  const pulls = new Map<number, number>();
+
+  const checkPin = (L: LuaState, idx: number): number => {
+    const pin = lauxlib.luaL_checkinteger(L, idx);
+    if (!validPin(pin)) argError(L, idx, `GPIO${pin} is not a usable pin`);
+    return pin;
+  };
+
+  m.defineModule("gpio", {
+    ...GPIO,
+    config: (L) => {
+      const n = lua.lua_gettop(L);
+      for (let i = 1; i <= n; i++) {
+        lauxlib.luaL_checktype(L, i, lua.LUA_TTABLE);
+        lua.lua_getfield(L, i, toLuaString("dir"));
+        const dir = lua.lua_tointeger(L, -1);
+        lua.lua_pop(L, 1);
+        if (dir !== GPIO.IN && dir !== GPIO.OUT && dir !== GPIO.IN_OUT) raise(L, "gpio.config: dir must be gpio.IN, gpio.OUT or gpio.IN_OUT");
+        lua.lua_getfield(L, i, toLuaString("pull"));
+        const pull = lua.lua_isnil(L, -1) ? GPIO.FLOATING : lua.lua_tointeger(L, -1);
+        lua.lua_pop(L, 1);
+        const pins: number[] = [];
+        lua.lua_getfield(L, i, toLuaString("gpio"));
+        if (lua.lua_type(L, -1) === lua.LUA_TTABLE) {
+          const len = lua.lua_rawlen(L, -1);
+          for (let k = 1; k <= len; k++) {
+            lua.lua_rawgeti(L, -1, k);
+            pins.push(lua.lua_tointeger(L, -1));
+            lua.lua_pop(L, 1);
+          }
+        } else pins.push(lauxlib.luaL_checkinteger(L, -1));
+        lua.lua_pop(L, 1);
+        for (const pin of pins) {
+          if (!validPin(pin)) raise(L, `gpio.config: GPIO${pin} is not a usable pin`);
+          if (pin >= 34 && pull !== GPIO.FLOATING) raise(L, `gpio.config: GPIO${pin} has no pull resistors (GPIO34-39)`);
+          pulls.set(pin, pull);
+        }
+      }
+      return 0;
+    },
+    read: (L) => {
+      const pin = checkPin(L, 1);
+      lua.lua_pushinteger(L, m.hw.gpioLevel(pin));
+      return 1;
+    },
+    trig: (L) => {
+      const pin = checkPin(L, 1);
+      const type = lua.lua_isnoneornil(L, 2) ? GPIO.INTR_NONE : lauxlib.luaL_checkinteger(L, 2);
+      if (type < 0 || type > 5) argError(L, 2, "invalid interrupt type");
+      const old = trig.get(pin);
+      if (type === GPIO.INTR_NONE) {
+        if (old) m.unref(old.ref);
+        trig.delete(pin);
+        return 0;
+      }
+      let ref = old?.ref;
+      if (lua.lua_type(L, 3) === lua.LUA_TFUNCTION) {
+        if (old) m.unref(old.ref);
+        lua.lua_pushvalue(L, 3);
+        ref = m.ref();
+      }
+      if (ref === undefined) raise(L, "gpio.trig: no callback given or registered");
+      trig.set(pin, { type, ref });
+      return 0;
+    },
+  });
+
+  return {
+    pull: (pin) => pulls.get(pin) ?? GPIO.FLOATING,
+    edge(pin: number, level: number): string | undefined {
+      const t = trig.get(pin);
+      if (!t) return undefined;
+      const fires =
+        (t.type === GPIO.INTR_UP && level === 1) ||
+        (t.type === GPIO.INTR_DOWN && level === 0) ||
+        t.type === GPIO.INTR_UP_DOWN ||
+        (t.type === GPIO.INTR_LOW && level === 0) ||
+        (t.type === GPIO.INTR_HIGH && level === 1);
+      if (!fires) return undefined;
+      return m.callRef(t.ref, () => {
+        lua.lua_pushinteger(m.L, pin);
+        lua.lua_pushinteger(m.L, level);
+        return 2;
+      });
+    },
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * `uart` on the console UART (uart.c of dev-esp32). Received bytes are fed
+ * to the "data" callback exactly as uart_feed_data does: with a length n the
+ * callback gets n bytes at a time (n = 0: every single byte); with an end
+ * character it gets each run up to and including it, or 256 bytes
+ * (LUA_MAXINPUT). Without a callback and run_input = 1 the bytes would go to
+ * the Lua REPL, which this emulator does not have yet: they are dropped with
+ * a warning.
+ */
+import { lauxlib, lua, raise, bytesText, type LuaState } from "../fengari.js";
+import type { Machine } from "../machine.js";
+
+const CONSOLE = 0;
+const LUA_MAXINPUT = 256;
+export const UART_BAUDS = [300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 74880, 115200, 230400, 256000, 460800, 921600, 1843200, 3686400];
+
+export interface UartPort {
+  /** Deliver bytes the host sent; returns an error message if a callback failed. */
+  feed(bytes: Uint8Array): string | undefined;
+  /** Whether a data callback with run_input = 0 holds the console. */
+  readonly captured: boolean;
+}
+
+export function installUart(m: Machine): UartPort {
+  let ref: number | undefined;
+  let needLen = 0;
+  let endChar = -1;
+  let runInput = true;
+  let line: number[] = [];
+
+  const checkId = (L: LuaState, idx: number): number => {
+    const id = lauxlib.luaL_checkinteger(L, idx);
+    if (id !== CONSOLE) raise(L, `uart id ${id}: only the console UART 0 is emulated`);
+    return id;
+  };
+
+  m.defineModule("uart", {
+    PARITY_NONE: 0,
+    PARITY_EVEN: 2,
+    PARITY_ODD: 3,
+    STOPBITS_1: 1,
+    STOPBITS_1_5: 2,
+    STOPBITS_2: 3,
+    setup: (L) => {
+      checkId(L, 1);
+      const baud = lauxlib.luaL_checkinteger(L, 2);
+      const databits = lauxlib.luaL_checkinteger(L, 3);
+      const parity = lauxlib.luaL_checkinteger(L, 4);
+      const stopbits = lauxlib.luaL_checkinteger(L, 5);
+      if (!UART_BAUDS.includes(baud)) raise(L, `baud ${baud} is not one uart.setup accepts`);
+      if (databits !== 8 || parity !== 0 || stopbits !== 1) raise(L, "only 8N1 is emulated");
+      if (lua.lua_type(L, 6) === lua.LUA_TTABLE) raise(L, "pin table is for non-console UARTs");
+      m.hw.event({ event: "uart-config", baud });
+      lua.lua_pushinteger(L, baud);
+      return 1;
+    },
+    on: (L) => {
+      let stack = 1;
+      if (lua.lua_type(L, 1) === lua.LUA_TNUMBER) {
+        checkId(L, 1);
+        stack++;
+      }
+      const method = bytesText(lauxlib.luaL_checklstring(L, stack++));
+      if (method !== "data") raise(L, `method '${method}' is not emulated (only "data")`);
+      if (lua.lua_type(L, stack) === lua.LUA_TNUMBER) {
+        needLen = lauxlib.luaL_checkinteger(L, stack++);
+        endChar = -1;
+        if (needLen > 255 || needLen < 0) raise(L, "wrong arg range");
+      } else if (lua.lua_type(L, stack) === lua.LUA_TSTRING) {
+        const end = lua.lua_tolstring(L, stack++);
+        if (end.length !== 1) raise(L, "wrong arg range");
+        endChar = end[0];
+        needLen = 0;
+      }
+      m.unref(ref);
+      ref = undefined;
+      runInput = true;
+      if (lua.lua_type(L, stack) === lua.LUA_TFUNCTION) {
+        const run = lua.lua_type(L, stack + 1) === lua.LUA_TNUMBER ? lua.lua_tointeger(L, stack + 1) : 1;
+        lua.lua_pushvalue(L, stack);
+        ref = m.ref();
+        runInput = run !== 0;
+      }
+      line = [];
+      return 0;
+    },
+    write: (L) => {
+      checkId(L, 1);
+      const n = lua.lua_gettop(L);
+      const out: number[] = [];
+      for (let i = 2; i <= n; i++) {
+        if (lua.lua_type(L, i) === lua.LUA_TNUMBER) {
+          const b = lauxlib.luaL_checkinteger(L, i);
+          if (b < 0 || b > 255) raise(L, `byte ${b} out of 0..255`);
+          out.push(b);
+        } else for (const b of lauxlib.luaL_checklstring(L, i) as Uint8Array) out.push(b);
+      }
+      m.hw.uartTx(Uint8Array.from(out));
+      return 0;
+    },
+  });
+
+  return {
+    get captured() {
+      return ref !== undefined && !runInput;
+    },
+    feed(bytes: Uint8Array): string | undefined {
+      if (ref === undefined) {
+        m.hw.event({ event: "warning", message: `uart: ${bytes.length} byte(s) for the Lua REPL dropped (no REPL emulated yet; no uart.on data callback)` });
+        return undefined;
+      }
+      const maxWanted = endChar >= 0 && needLen === 0 ? LUA_MAXINPUT : needLen;
+      for (const ch of bytes) {
+        line.push(ch);
+        if (line.length >= maxWanted || (endChar >= 0 && ch === endChar)) {
+          const chunk = Uint8Array.from(line);
+          line = [];
+          const r = ref;
+          if (r === undefined) return undefined;
+          const err = m.callRef(r, () => {
+            m.pushBytes(chunk);
+            return 1;
+          });
+          if (err !== undefined || m.halted) return err;
+        }
+      }
+      return undefined;
+    },
+  };
+}
