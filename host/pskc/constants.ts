@@ -16,10 +16,10 @@ export const NS_PKCS5 = "http://www.rsasecurity.com/rsalabs/pkcs/schemas/pkcs-5v
 export const NS_XMLNS = "http://www.w3.org/2000/xmlns/";
 export const NS_XML = "http://www.w3.org/XML/1998/namespace";
 
-/** §4.1: the only KeyContainer@Version this library reads and writes. */
+/** §4: the only KeyContainer@Version this library reads and writes. */
 export const PSKC_VERSION = "1.0";
 
-/** §10 (IANA, PSKC algorithm profiles): TOTP. */
+/** TOTP as registered in IANA's PSKC Algorithm Profiles registry (created by §12). */
 export const ALG_TOTP = "urn:ietf:params:xml:ns:keyprov:pskc:totp";
 
 /** §6.1: AES-CBC with the IV prepended to the ciphertext, PKCS #5 padding. */
@@ -75,7 +75,7 @@ export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 export const MAX_DEPTH = 64;
 
 /**
- * AlgorithmParameters/Suite text for the TOTP hash. RFC 6030 §4.3 gives
+ * AlgorithmParameters/Suite text for the TOTP hash. RFC 6030 §4.3.4 gives
  * Suite as the place that "could designate the hash algorithm used (SHA1 or
  * SHA256)" without fixing values; "HMAC-SHA256" is what python-pskc, multiOTP
  * and vendor files use.

@@ -32,7 +32,7 @@ export interface PskcToken {
   period: number;
   /** Data/Time: T0 in unix seconds, usually 0. */
   t0: number;
-  /** Data/TimeDrift: clock drift counted in time intervals, not seconds (RFC 6030 §4.3). */
+  /** Data/TimeDrift: clock drift counted in time intervals, not seconds (RFC 6030 §4.1). */
   timeDrift?: number;
   secret: Buffer;
 }

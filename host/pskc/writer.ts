@@ -148,7 +148,7 @@ function encryptedValue(indent: string, cipherValue: Buffer): string {
 /**
  * AlgorithmParameters. SHA-1 (RFC 6238's default) is written as the RFC's
  * examples do: ResponseFormat alone. SHA-256/512 add Suite "HMAC-SHA256" /
- * "HMAC-SHA512" before it: RFC 6030 §4.3 names Suite as where the hash of an
+ * "HMAC-SHA512" before it: RFC 6030 §4.3.4 names Suite as where the hash of an
  * HMAC-based algorithm goes, and python-pskc, multiOTP and vendor files
  * write exactly this. The §11 schema declares AlgorithmParametersType as an
  * xs:choice (one child), which contradicts its own prose; a file carrying
