@@ -1,6 +1,6 @@
 /**
  * OTP cost on the Lua image: for one 8-digit TOTP code from a prepared key
- * (SHA-1 and SHA-256) and for preparing a key, the Lua VM instructions, the
+ * (SHA-1, SHA-256, SHA-512) and for preparing a key, the Lua VM instructions, the
  * Lua heap it allocates, and the image size. Writes bench/results/otp.json.
  *
  *   node build/node/tools/bench-otp.js        (after tsc + tstl builds)
@@ -63,7 +63,9 @@ local otp = IMAGE.otp
 local seed1 = ${ASCII("12345678901234567890")}
 local seed256 = ${ASCII("12345678901234567890123456789012")}
 local pk1 = otp.prepareKey(seed1, 1)
+local seed512 = ${ASCII("1234567890123456789012345678901234567890123456789012345678901234")}
 local pk256 = otp.prepareKey(seed256, 2)
+local pk512 = otp.prepareKey(seed512, 3)
 local flash1 = otp.serializePreparedKey(pk1)
 -- 2033-05-18T03:33:20Z (hi > 2^15, nothing special-cased small) and the next
 -- step: the warm-up call gets one, the measured call the other, as on a
@@ -77,8 +79,10 @@ OPS = {
   { "totp SHA-1, 8 digits, 60 s (prepared key)", otp.totp, { pk1, t, 60, 8 }, { pk1, t2, 60, 8 } },
   { "totp SHA-1 + formatCode (display text)", codeText, { pk1, t }, { pk1, t2 } },
   { "totp SHA-256, 8 digits, 60 s (prepared key)", otp.totp, { pk256, t, 60, 8 }, { pk256, t2, 60, 8 } },
+  { "totp SHA-512, 8 digits, 60 s (prepared key)", otp.totp, { pk512, t, 60, 8 }, { pk512, t2, 60, 8 } },
   { "prepareKey SHA-1 (20-byte seed)", otp.prepareKey, { seed1, 1 }, { seed1, 1 } },
   { "prepareKey SHA-256 (32-byte seed)", otp.prepareKey, { seed256, 2 }, { seed256, 2 } },
+  { "prepareKey SHA-512 (64-byte seed)", otp.prepareKey, { seed512, 3 }, { seed512, 3 } },
   { "parsePreparedKey SHA-1 (41 flash bytes)", otp.parsePreparedKey, { flash1 }, { flash1 } },
   { "addSeconds (clock tick)", otp.addSeconds, { t, 1 }, { t2, 1 } },
 }

@@ -9,6 +9,7 @@
 import { shr } from "../lib/intrinsics.js";
 import { sha1Compress, SHA1_IV } from "./sha1.js";
 import { sha256Compress, SHA256_IV } from "./sha256.js";
+import { sha512Compress, SHA512_IV } from "./sha512.js";
 import { clearWords, pushWordBytes, W } from "./words.js";
 
 /** Algorithm ids: the values stored on the device and sent by the host. */
@@ -23,7 +24,7 @@ export const ALG_SHA512 = 3;
 export const MAX_MESSAGE_BYTES = 1 << 24;
 
 export function isAlg(alg: number): boolean {
-  return alg === ALG_SHA1 || alg === ALG_SHA256;
+  return alg === ALG_SHA1 || alg === ALG_SHA256 || alg === ALG_SHA512;
 }
 
 /** Block size in bytes (§1, Figure 1): 64, or 128 for SHA-512. */
@@ -40,7 +41,7 @@ export function stateWords(alg: number): number {
 
 /** A fresh copy of the initial hash value H(0). */
 export function initState(alg: number): number[] {
-  const iv = alg === ALG_SHA1 ? SHA1_IV : SHA256_IV;
+  const iv = alg === ALG_SHA1 ? SHA1_IV : alg === ALG_SHA256 ? SHA256_IV : SHA512_IV;
   const out: number[] = [];
   for (let i = 0; i < iv.length; i++) out.push(iv[i]);
   return out;
@@ -49,7 +50,8 @@ export function initState(alg: number): number[] {
 /** Compress the block in w[0..blockBytes/4-1] into state. */
 export function compress(alg: number, state: number[], w: number[]): void {
   if (alg === ALG_SHA1) sha1Compress(state, w);
-  else sha256Compress(state, w);
+  else if (alg === ALG_SHA256) sha256Compress(state, w);
+  else sha512Compress(state, w);
 }
 
 /**

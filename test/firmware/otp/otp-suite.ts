@@ -41,6 +41,7 @@ export interface OtpImpl {
 export const ALGS: { name: VectorAlg; id: number }[] = [
   { name: "sha1", id: 1 },
   { name: "sha256", id: 2 },
+  { name: "sha512", id: 3 },
 ];
 const ALG_ID = (name: VectorAlg) => ALGS.find((a) => a.name === name)?.id;
 
