@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import ts from "typescript";
 import tstl from "typescript-to-lua";
-import { checkSubset, subsetFiles } from "./subset/check-subset.js";
+import { checkProgram, checkSubset, subsetFiles } from "./subset/check-subset.js";
 import { checkLuaOutput } from "./subset/check-lua-output.js";
 import { formatViolation } from "./subset/rules.js";
 
@@ -52,21 +52,34 @@ function build(args: Args): string {
   const configPath = join(args.root, "tsconfig.lua.json");
   if (!existsSync(configPath)) throw new BuildError(`${configPath} not found (is --root the project root?)`);
 
+  // One program serves the subset checker and TSTL: type-checking the tree
+  // twice would double the build time.
+  const parsed = tstl.parseConfigFileWithSystem(configPath, args.outDir === undefined ? {} : { outDir: args.outDir });
+  if (parsed.errors.length > 0) throw new BuildError(parsed.errors.map(formatDiagnostic).join("\n"));
+  const program = ts.createProgram(parsed.fileNames, parsed.options);
+
   const files = subsetFiles(args.root).map((f) => relative(process.cwd(), f));
   if (files.length === 0) throw new BuildError(`no .ts files under ${args.root}/firmware or ${args.root}/protocol`);
-  const violations = checkSubset(files, { root: args.root, configPath });
+  // A subset file the config leaves out (none today) still gets checked, in a program of its own.
+  const inProgram = files.filter((f) => program.getSourceFile(resolve(f)) !== undefined);
+  const outside = files.filter((f) => program.getSourceFile(resolve(f)) === undefined);
+  const violations = [...checkProgram(program, inProgram), ...(outside.length > 0 ? checkSubset(outside, { root: args.root, configPath }) : [])];
   if (violations.length > 0) {
     const list = violations.map(formatViolation).join("\n");
     throw new BuildError(`${list}\n${violations.length} subset violation(s); the rules and their reasons are in firmware/SUBSET.md`);
   }
 
   const emitted = new Map<string, string>();
-  const extend: tstl.CompilerOptions = args.outDir === undefined ? {} : { outDir: args.outDir };
-  const result = tstl.transpileProject(configPath, extend, (fileName, data) => {
-    emitted.set(resolve(fileName), data);
+  const preEmit = ts.getPreEmitDiagnostics(program);
+  const emit = new tstl.Transpiler().emit({
+    program,
+    writeFile: (fileName, data) => {
+      emitted.set(resolve(fileName), data);
+    },
   });
-  const errors = result.diagnostics.filter((d) => d.category === ts.DiagnosticCategory.Error);
-  for (const d of result.diagnostics) {
+  const diagnostics = ts.sortAndDeduplicateDiagnostics([...preEmit, ...emit.diagnostics]);
+  const errors = diagnostics.filter((d) => d.category === ts.DiagnosticCategory.Error);
+  for (const d of diagnostics) {
     if (d.category !== ts.DiagnosticCategory.Error) console.error(formatDiagnostic(d));
   }
   if (errors.length > 0) {

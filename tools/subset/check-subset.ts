@@ -83,15 +83,24 @@ export function checkSubset(files: readonly string[], options: CheckOptions = {}
   const spelled = new Map<string, string>();
   for (const f of files) {
     if (!existsSync(f)) throw new Error(`subset checker: ${f} does not exist`);
-    spelled.set(normalize(resolve(f)), f);
+    spelled.set(resolve(f), f);
   }
   const program = ts.createProgram([...spelled.keys()], compilerOptions);
+  return checkProgram(program, files);
+}
+
+/**
+ * Check the given files of an existing program (the build shares TSTL's
+ * program this way instead of type-checking twice). Every file must be one
+ * of the program's source files.
+ */
+export function checkProgram(program: ts.Program, files: readonly string[]): Violation[] {
   const checker = program.getTypeChecker();
   const out: Violation[] = [];
-  for (const sf of program.getSourceFiles()) {
-    const given = spelled.get(normalize(resolve(sf.fileName)));
-    if (given === undefined || sf.isDeclarationFile) continue;
-    new FileChecker(program, checker, sf, given, out).run();
+  for (const f of files) {
+    const sf = program.getSourceFile(resolve(f));
+    if (sf === undefined) throw new Error(`subset checker: ${f} is not part of the program`);
+    if (!sf.isDeclarationFile) new FileChecker(program, checker, sf, f, out).run();
   }
   return out.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col);
 }
@@ -354,7 +363,10 @@ class FileChecker {
   private checkForOf(node: ts.ForOfStatement): void {
     if (node.awaitModifier) this.report(node.awaitModifier, "async", "for await");
     const t = this.checker.getTypeAtLocation(node.expression);
-    if (!this.every(t, (x) => this.checker.isArrayType(x) || this.checker.isTupleType(x))) {
+    // Language-extension iterables (pairs(), LuaTable) carry a __tstlIterable
+    // brand and become a plain Lua generic for.
+    const luaIterable = t.getProperty("__tstlIterable") !== undefined;
+    if (!luaIterable && !this.every(t, (x) => this.checker.isArrayType(x) || this.checker.isTupleType(x))) {
       this.report(node.expression, "for-of", `for...of over ${this.checker.typeToString(t)}`);
     }
   }
