@@ -1,0 +1,328 @@
+/**
+ * The factory record: one SQLite file (better-sqlite3) per production line
+ * holding batches and every keyfob the station touched.
+ *
+ * Crash consistency: a serial is allocated as 'pending' (sequence bumped and
+ * row inserted in ONE transaction, with the sealed seed) BEFORE the keyfob is
+ * written, so a crash at any instant leaves either no trace (nothing was
+ * written to a device) or a pending row whose serial is never handed out
+ * again. Rows left pending by a station process that no longer runs become
+ * 'failed' ("interrupted") on the next start. 'good' is written only after
+ * the keyfob confirmed it is locked. synchronous=FULL: a good row survives a
+ * power cut of the station PC once markGood returns.
+ *
+ * Seeds are sealed by SeedCipher (AES-256-GCM) with a key from a key file;
+ * the database holds only the key's id. Seeds of tokens that failed before
+ * LOCK was sent are erased: no device can hold them any longer.
+ */
+import Database from "better-sqlite3";
+import { existsSync } from "node:fs";
+import { hostname } from "node:os";
+import { createKeyFile, FactoryKeyError, readKeyFile, SeedCipher } from "./seed-cipher.js";
+import { formatSerial, MAX_BATCH, MAX_SEQUENCE } from "./serial-number.js";
+
+export type TokenAlgorithmName = "SHA1" | "SHA256";
+export interface TokenParams {
+  algorithm: TokenAlgorithmName;
+  digits: number;
+  period: number;
+}
+export type TokenState = "pending" | "good" | "failed";
+/** The last step that completed for the token (provision.ts runs them in this order). */
+export const STAGES = ["allocated", "wiped", "seed_written", "clock_set", "serial_set", "self_tested", "lock_sent", "locked"] as const;
+export type Stage = (typeof STAGES)[number];
+export type RegistrationState = "none" | "registered" | "failed";
+
+export interface BatchRow extends TokenParams {
+  id: number;
+  nextSequence: number;
+  createdAt: string;
+}
+
+export interface TokenRow extends TokenParams {
+  serial: string;
+  batch: number;
+  sequence: number;
+  state: TokenState;
+  stage: Stage;
+  reason: string | null;
+  hardwareId: string | null;
+  port: string | null;
+  operator: string | null;
+  station: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  /** Keyfob clock minus host clock at the self-test, seconds. */
+  deviceClockOffset: number | null;
+  registration: RegistrationState;
+  registeredAt: string | null;
+  registrationError: string | null;
+}
+
+export const DEFAULT_PARAMS: TokenParams = { algorithm: "SHA1", digits: 8, period: 60 };
+const SCHEMA_VERSION = "1";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+  id INTEGER PRIMARY KEY CHECK (id BETWEEN 1 AND ${MAX_BATCH}),
+  algorithm TEXT NOT NULL CHECK (algorithm IN ('SHA1', 'SHA256')),
+  digits INTEGER NOT NULL CHECK (digits BETWEEN 6 AND 8),
+  period INTEGER NOT NULL CHECK (period BETWEEN 1 AND 86400),
+  next_sequence INTEGER NOT NULL DEFAULT 1 CHECK (next_sequence BETWEEN 1 AND ${MAX_SEQUENCE + 1}),
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+  serial TEXT PRIMARY KEY,
+  batch INTEGER NOT NULL REFERENCES batches(id),
+  sequence INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'good', 'failed')),
+  stage TEXT NOT NULL,
+  reason TEXT,
+  hardware_id TEXT,
+  port TEXT,
+  algorithm TEXT NOT NULL,
+  digits INTEGER NOT NULL,
+  period INTEGER NOT NULL,
+  sealed_seed BLOB,
+  key_id TEXT NOT NULL,
+  device_clock_offset INTEGER,
+  operator TEXT,
+  station TEXT,
+  owner_host TEXT NOT NULL,
+  owner_pid INTEGER NOT NULL,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  registration TEXT NOT NULL DEFAULT 'none' CHECK (registration IN ('none', 'registered', 'failed')),
+  registered_at TEXT,
+  registration_error TEXT,
+  UNIQUE (batch, sequence),
+  CHECK (state <> 'good' OR (stage = 'locked' AND sealed_seed IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS tokens_batch_state ON tokens (batch, state);
+`;
+
+export class FactoryError extends Error {
+  constructor(message: string, readonly code: "usage" | "refused" | "key" = "usage") {
+    super(message);
+    this.name = "FactoryError";
+  }
+}
+
+export interface OpenFactoryOptions {
+  /** Default: FILE + ".key" next to the factory file. */
+  keyFile?: string;
+  /** Create the file (and a new key file) when missing; provision/station do, export/register do not. */
+  create?: boolean;
+}
+
+export function defaultKeyFile(factoryPath: string): string {
+  return factoryPath + ".key";
+}
+
+function isoNow(): string {
+  return new Date().toISOString();
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+const TOKEN_COLUMNS = `serial, batch, sequence, state, stage, reason, hardware_id AS hardwareId, port, algorithm, digits, period,
+  operator, station, started_at AS startedAt, finished_at AS finishedAt, device_clock_offset AS deviceClockOffset,
+  registration, registered_at AS registeredAt, registration_error AS registrationError`;
+
+export class FactoryRecord {
+  readonly path: string;
+  readonly keyFile: string;
+  private readonly db: Database.Database;
+  private readonly cipher: SeedCipher;
+
+  private constructor(path: string, keyFile: string, db: Database.Database, cipher: SeedCipher) {
+    this.path = path;
+    this.keyFile = keyFile;
+    this.db = db;
+    this.cipher = cipher;
+  }
+
+  static open(path: string, options: OpenFactoryOptions = {}): FactoryRecord {
+    const keyFile = options.keyFile ?? defaultKeyFile(path);
+    const exists = existsSync(path);
+    if (!exists && !options.create) throw new FactoryError(`no factory record at ${path}`);
+    let key: Buffer;
+    if (existsSync(keyFile)) key = readKeyFile(keyFile);
+    else if (!exists) key = createKeyFile(keyFile);
+    else throw new FactoryError(`factory key file ${keyFile} is missing (the record ${path} exists; its seeds need that key)`, "key");
+    const cipher = new SeedCipher(key);
+    key.fill(0);
+    let db: Database.Database;
+    try {
+      db = new Database(path, { fileMustExist: exists });
+    } catch (e) {
+      throw new FactoryError(`cannot open factory record ${path}: ${(e as Error).message}`);
+    }
+    try {
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = FULL");
+      db.pragma("foreign_keys = ON");
+      db.pragma("busy_timeout = 5000");
+      db.exec(SCHEMA);
+      const meta = db.prepare("SELECT value FROM meta WHERE name = ?");
+      const get = { get: (name: string) => (meta.get(name) as { value: string } | undefined)?.value };
+      const version = get.get("schema_version");
+      if (version === undefined) {
+        db.prepare("INSERT INTO meta (name, value) VALUES ('schema_version', ?), ('key_id', ?)").run(SCHEMA_VERSION, cipher.keyId);
+      } else if (version !== SCHEMA_VERSION) {
+        throw new FactoryError(`factory record ${path} has schema ${version}; this fobkit knows ${SCHEMA_VERSION}`);
+      } else if (get.get("key_id") !== cipher.keyId) {
+        throw new FactoryError(`factory key file ${keyFile} is not the key of ${path} (key id differs)`, "key");
+      }
+    } catch (e) {
+      db.close();
+      cipher.wipe();
+      if (e instanceof FactoryError || e instanceof FactoryKeyError) throw e;
+      throw new FactoryError(`${path} is not a fobkit factory record: ${(e as Error).message}`);
+    }
+    return new FactoryRecord(path, keyFile, db, cipher);
+  }
+
+  close(): void {
+    this.cipher.wipe();
+    if (this.db.open) this.db.close();
+  }
+
+  batch(id: number): BatchRow | undefined {
+    return this.db.prepare("SELECT id, algorithm, digits, period, next_sequence AS nextSequence, created_at AS createdAt FROM batches WHERE id = ?").get(id) as BatchRow | undefined;
+  }
+
+  batches(): BatchRow[] {
+    return this.db.prepare("SELECT id, algorithm, digits, period, next_sequence AS nextSequence, created_at AS createdAt FROM batches ORDER BY id").all() as BatchRow[];
+  }
+
+  /**
+   * The batch to provision into. With an id: that batch (created with
+   * params if new). Without: the newest batch, or batch 1. A batch's tokens
+   * all share its parameters (one PSKC file per batch); asking an existing
+   * batch for other parameters is refused.
+   */
+  resolveBatch(id: number | undefined, params: Partial<TokenParams>): BatchRow {
+    if (id !== undefined && (!Number.isInteger(id) || id < 1 || id > MAX_BATCH)) throw new FactoryError(`batch must be 1..${MAX_BATCH}, got ${id}`);
+    return this.immediate((): BatchRow => {
+      const newest = this.db.prepare("SELECT id FROM batches ORDER BY created_at DESC, id DESC LIMIT 1").get() as { id: number } | undefined;
+      const row = id !== undefined ? this.batch(id) : newest && this.batch(newest.id);
+      if (row) {
+        for (const k of ["algorithm", "digits", "period"] as const) {
+          if (params[k] !== undefined && params[k] !== row[k]) {
+            throw new FactoryError(`batch ${row.id} is ${row.algorithm}/${row.digits} digits/${row.period} s; ${k} ${params[k]} needs a new batch (--batch ${this.nextBatchId()})`, "refused");
+          }
+        }
+        return row;
+      }
+      const full: TokenParams = { ...DEFAULT_PARAMS, ...Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined)) };
+      const newId = id ?? 1;
+      this.db.prepare("INSERT INTO batches (id, algorithm, digits, period, created_at) VALUES (?, ?, ?, ?, ?)").run(newId, full.algorithm, full.digits, full.period, isoNow());
+      return this.batch(newId)!;
+    });
+  }
+
+  /** fn inside BEGIN IMMEDIATE ... COMMIT: the write lock is taken first, so two stations never hand out one serial. */
+  private immediate<T>(fn: () => T): T {
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      const out = fn();
+      this.db.exec("COMMIT");
+      return out;
+    } catch (e) {
+      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      throw e;
+    }
+  }
+
+  private nextBatchId(): number {
+    return ((this.db.prepare("SELECT max(id) AS id FROM batches").get() as { id: number | null }).id ?? 0) + 1;
+  }
+
+  /**
+   * Hand out the batch's next serial and record it pending with the sealed
+   * seed, in one transaction: before any byte goes to the keyfob.
+   */
+  allocate(a: { batch: number; seed: Uint8Array; hardwareId?: string; port?: string; operator?: string; station?: string }): { serial: string; sequence: number } {
+    return this.immediate(() => {
+      const b = this.batch(a.batch);
+      if (!b) throw new FactoryError(`no batch ${a.batch}`);
+      if (b.nextSequence > MAX_SEQUENCE) throw new FactoryError(`batch ${b.id} is full (${MAX_SEQUENCE} serials); start a new batch`, "refused");
+      const sequence = b.nextSequence;
+      const serial = formatSerial(b.id, sequence);
+      this.db.prepare("UPDATE batches SET next_sequence = next_sequence + 1 WHERE id = ? AND next_sequence = ?").run(b.id, sequence);
+      this.db.prepare(`INSERT INTO tokens (serial, batch, sequence, state, stage, hardware_id, port, algorithm, digits, period, sealed_seed, key_id,
+          operator, station, owner_host, owner_pid, started_at) VALUES (?, ?, ?, 'pending', 'allocated', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(serial, b.id, sequence, a.hardwareId ?? null, a.port ?? null, b.algorithm, b.digits, b.period, this.cipher.seal(a.seed, serial),
+          this.cipher.keyId, a.operator ?? null, a.station ?? null, hostname(), process.pid, isoNow());
+      return { serial, sequence };
+    });
+  }
+
+  setStage(serial: string, stage: Stage): void {
+    this.db.prepare("UPDATE tokens SET stage = ? WHERE serial = ? AND state = 'pending'").run(stage, serial);
+  }
+
+  markGood(serial: string, details: { deviceClockOffset?: number; note?: string } = {}): void {
+    const r = this.db.prepare(`UPDATE tokens SET state = 'good', stage = 'locked', reason = ?, finished_at = ?, device_clock_offset = coalesce(?, device_clock_offset)
+      WHERE serial = ? AND state IN ('pending', 'failed') AND sealed_seed IS NOT NULL`).run(details.note ?? null, isoNow(), details.deviceClockOffset ?? null, serial);
+    if (r.changes !== 1) throw new FactoryError(`cannot mark ${serial} good: not pending`);
+  }
+
+  /** Failed with the reason. Before LOCK was sent no device can hold the seed: it is erased. */
+  markFailed(serial: string, reason: string): void {
+    this.db.prepare(`UPDATE tokens SET state = 'failed', reason = ?, finished_at = ?,
+      sealed_seed = CASE WHEN stage IN ('lock_sent', 'locked') THEN sealed_seed ELSE NULL END
+      WHERE serial = ? AND state = 'pending'`).run(reason, isoNow(), serial);
+  }
+
+  /** Pending rows whose station process on this host is gone: failed ("interrupted"). Returns how many. */
+  recoverInterrupted(): number {
+    const rows = this.db.prepare("SELECT serial, owner_pid AS pid, stage FROM tokens WHERE state = 'pending' AND owner_host = ?").all(hostname()) as { serial: string; pid: number; stage: Stage }[];
+    let n = 0;
+    for (const r of rows) {
+      if (r.pid !== process.pid && processAlive(r.pid)) continue;
+      if (r.pid === process.pid) continue;
+      this.markFailed(r.serial, `interrupted: the station stopped after ${r.stage}`);
+      n++;
+    }
+    return n;
+  }
+
+  token(serial: string): TokenRow | undefined {
+    return this.db.prepare(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE serial = ?`).get(serial) as TokenRow | undefined;
+  }
+
+  tokens(filter: { batch?: number; state?: TokenState; registration?: RegistrationState } = {}): TokenRow[] {
+    return this.db.prepare(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE (@batch IS NULL OR batch = @batch) AND (@state IS NULL OR state = @state)
+      AND (@registration IS NULL OR registration = @registration) ORDER BY batch, sequence`)
+      .all({ batch: filter.batch ?? null, state: filter.state ?? null, registration: filter.registration ?? null }) as TokenRow[];
+  }
+
+  counts(batch?: number): Record<TokenState, number> {
+    const rows = this.db.prepare("SELECT state, count(*) AS n FROM tokens WHERE (? IS NULL OR batch = ?) GROUP BY state").all(batch ?? null, batch ?? null) as { state: TokenState; n: number }[];
+    const out: Record<TokenState, number> = { pending: 0, good: 0, failed: 0 };
+    for (const r of rows) out[r.state] = r.n;
+    return out;
+  }
+
+  /** The plaintext seed: the caller wipes it (fill(0)) after use. */
+  openSeed(serial: string): Buffer {
+    const sealed = (this.db.prepare("SELECT sealed_seed AS s FROM tokens WHERE serial = ?").get(serial) as { s: Buffer | null } | undefined)?.s;
+    if (!sealed) throw new FactoryError(`no seed on record for ${serial}`);
+    return this.cipher.open(sealed, serial);
+  }
+
+  setRegistration(serial: string, ok: boolean, error?: string): void {
+    this.db.prepare(`UPDATE tokens SET registration = ?, registered_at = CASE WHEN ? THEN ? ELSE registered_at END, registration_error = ?
+      WHERE serial = ? AND state = 'good'`).run(ok ? "registered" : "failed", ok ? 1 : 0, isoNow(), ok ? null : (error ?? "failed"), serial);
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * Provisioning one keyfob (DESIGN.md "Factory to bank"): the host makes the
+ * seed (CSPRNG), writes it, sets the clock from its own UTC, checks the
+ * keyfob's self-test code against its own computation, locks, confirms the
+ * lock with INFO, and only then records the token good. Every failure after
+ * a serial was handed out is recorded failed with the reason, and the keyfob
+ * is wiped if it is not locked (or, if it cannot be reached, left unlocked:
+ * the next run wipes it first and succeeds).
+ *
+ * Seeds: held only in this function's buffers (wiped in `finally`), sealed
+ * into the factory record, sent to the keyfob; never in a result, a log line
+ * or an error message.
+ */
+import { randomBytes } from "node:crypto";
+import { totpAt } from "../../firmware/otp/index.js";
+import { DeviceError } from "../device/device-error.js";
+import { ALGORITHM_CODES } from "../device/names.js";
+import type { DeviceSession, KeyfobInfo } from "../device/session.js";
+import { FactoryError, type FactoryRecord, type Stage, type TokenParams } from "./factory-record.js";
+
+/** Seed length per algorithm: the hash's output size, RFC 4226 §4 R6 / RFC 6238 §5.1. */
+export const SEED_BYTES: Record<TokenParams["algorithm"], number> = { SHA1: 20, SHA256: 32 };
+/** Self-test: the keyfob's time may differ from the host's by this much (clock set + link latency). */
+export const CLOCK_TOLERANCE_S = 2;
+
+export type ProvisionStep = "info" | "wipe" | "allocate" | "write_seed" | "set_clock" | "set_serial" | "self_test" | "lock" | "confirm" | "done";
+
+export interface ProvisionOptions {
+  /** Batch id; default the newest batch (batch 1 in a new record). */
+  batch?: number;
+  /** Parameters asked for explicitly (undefined: the batch's). */
+  params?: Partial<TokenParams>;
+  operator?: string;
+  station?: string;
+  /** Progress for the operator's screen. */
+  onStep?: (step: ProvisionStep) => void;
+  /** The host's UTC in ms (tests move it to model a wrong RTC). */
+  now?: () => number;
+}
+
+export interface ProvisionResult {
+  status: "good" | "failed";
+  /** Absent when the keyfob failed before a serial was handed out (nothing recorded). */
+  serial?: string;
+  batch?: number;
+  port: string;
+  hardwareId?: string;
+  reason?: string;
+  /** Seconds; keyfob minus host at the self-test. */
+  deviceClockOffset?: number;
+  /** The keyfob was wiped after the failure. */
+  wiped?: boolean;
+  /** A locked keyfob whose lock was never confirmed, now confirmed. */
+  recovered?: boolean;
+  durationMs: number;
+}
+
+/** Why, in words fit for the record and the screen (never key material). */
+export function describeFailure(e: unknown): string {
+  if (e instanceof DeviceError) return e.message;
+  if (e instanceof FactoryError) return e.message;
+  return (e as Error)?.message ?? String(e);
+}
+
+class SelfTestMismatch extends Error {}
+
+export async function provisionKeyfob(session: DeviceSession, record: FactoryRecord, options: ProvisionOptions = {}): Promise<ProvisionResult> {
+  const t0 = Date.now();
+  const now = options.now ?? Date.now;
+  const port = session.transport.path;
+  const step = (s: ProvisionStep) => options.onStep?.(s);
+  const done = (r: Omit<ProvisionResult, "durationMs" | "port">): ProvisionResult => ({ ...r, port, durationMs: Date.now() - t0 });
+
+  step("info");
+  let info: KeyfobInfo;
+  try {
+    info = await session.info();
+  } catch (e) {
+    return done({ status: "failed", reason: describeFailure(e) });
+  }
+  const hardwareId = info.hardwareId;
+  if (info.state === "error") return done({ status: "failed", hardwareId, reason: `keyfob reports a fault: ${info.reason}` });
+  if (info.state === "locked") return done(recoverLocked(record, info));
+
+  const batch = record.resolveBatch(options.batch, options.params ?? {});
+  const params: TokenParams = { algorithm: batch.algorithm, digits: batch.digits, period: batch.period };
+  const alg = ALGORITHM_CODES[params.algorithm];
+
+  // A keyfob left unlocked by an earlier failed run is wiped before it gets a serial.
+  if (info.state !== "blank" || info.serial !== "" || info.seedSet) {
+    step("wipe");
+    try {
+      await session.wipe(info.serial);
+    } catch (e) {
+      return done({ status: "failed", hardwareId, reason: `could not wipe the keyfob left by an earlier run: ${describeFailure(e)}` });
+    }
+  }
+
+  const seed = randomBytes(SEED_BYTES[params.algorithm]);
+  const seedArray = Array.from(seed);
+  let serial: string | undefined;
+  let stage: Stage = "allocated";
+  const advance = (s: Stage) => {
+    stage = s;
+    record.setStage(serial!, s);
+  };
+  try {
+    step("allocate");
+    serial = record.allocate({ batch: batch.id, seed, hardwareId, port, operator: options.operator, station: options.station }).serial;
+
+    step("write_seed");
+    await session.writeSeed({ ...params, seed });
+    advance("seed_written");
+
+    step("set_clock");
+    const setAt = Math.floor(now() / 1000);
+    try {
+      await session.setClock(setAt);
+    } catch (e) {
+      // The keyfob's RTC runs ahead of the factory's UTC; the factory's clock is the reference, and the keyfob is not locked.
+      if (!(e instanceof DeviceError && e.statusName === "CLOCK_BACKWARDS")) throw e;
+      await session.setClock(Math.floor(now() / 1000), { force: true });
+    }
+    advance("clock_set");
+
+    step("set_serial");
+    await session.setSerial(serial);
+    advance("serial_set");
+
+    step("self_test");
+    const before = Math.floor(now() / 1000);
+    const st = await session.selfTest();
+    const after = Math.ceil(now() / 1000);
+    if (st.time < before - CLOCK_TOLERANCE_S || st.time > after + CLOCK_TOLERANCE_S) {
+      throw new SelfTestMismatch(`self-test failed: keyfob clock reads ${st.time}, host ${before} (off by ${st.time - before} s)`);
+    }
+    // The host's own code for every step the keyfob's instant may fall in: at a step boundary that is two steps.
+    const accepted = new Set<string>();
+    for (let t = before - CLOCK_TOLERANCE_S; t <= after + CLOCK_TOLERANCE_S; t++) {
+      const c = totpAt(seedArray, t, params.period, params.digits, alg);
+      if (typeof c === "number") throw new Error(`host TOTP computation failed (status ${c})`);
+      accepted.add(c.text);
+    }
+    if (!accepted.has(st.code)) throw new SelfTestMismatch("self-test failed: the keyfob's code differs from the host's computation");
+    const deviceClockOffset = st.time - Math.round((before + after) / 2);
+    advance("self_tested");
+
+    step("lock");
+    advance("lock_sent");
+    await session.lock(serial);
+
+    step("confirm");
+    const final = await session.info();
+    if (final.state !== "locked" || final.serial !== serial || final.algorithm !== params.algorithm || final.digits !== params.digits || final.period !== params.period) {
+      throw new Error(`lock not confirmed: INFO shows ${final.state}, serial '${final.serial}'`);
+    }
+    record.markGood(serial, { deviceClockOffset });
+    step("done");
+    return done({ status: "good", serial, batch: batch.id, hardwareId, deviceClockOffset });
+  } catch (e) {
+    const reason = describeFailure(e);
+    let wiped = false;
+    if (serial !== undefined) {
+      wiped = await wipeIfUnlocked(session);
+      record.markFailed(serial, wiped ? reason : `${reason} (stage ${stage})`);
+    }
+    return done({ status: "failed", serial, batch: batch.id, hardwareId, reason, wiped });
+  } finally {
+    seed.fill(0);
+    seedArray.fill(0);
+  }
+}
+
+/** After a failure: wipe the keyfob unless it is locked or gone. True if wiped. */
+async function wipeIfUnlocked(session: DeviceSession): Promise<boolean> {
+  try {
+    const info = await session.info();
+    if (info.state === "locked") return false;
+    await session.wipe(info.serial);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A locked keyfob arrives. Either it is done (recorded good), or it is one
+ * whose LOCK went out after a passed self-test but whose confirmation never
+ * came (crash, unplug): same hardware id and parameters, locked with its
+ * serial, so it is recorded good now. Anything else is refused.
+ */
+function recoverLocked(record: FactoryRecord, info: KeyfobInfo): Omit<ProvisionResult, "durationMs" | "port"> {
+  const row = info.serial ? record.token(info.serial) : undefined;
+  const base = { hardwareId: info.hardwareId, serial: info.serial || undefined, batch: row?.batch };
+  if (!row) return { ...base, status: "failed", reason: `keyfob is already locked (serial '${info.serial}', not in this factory record)` };
+  if (row.state === "good") return { ...base, status: "failed", reason: `keyfob ${row.serial} is already provisioned and recorded good` };
+  const unconfirmed = row.stage === "lock_sent" || row.stage === "locked";
+  if (unconfirmed && row.hardwareId === info.hardwareId && row.algorithm === info.algorithm && row.digits === info.digits && row.period === info.period) {
+    record.markGood(row.serial, { note: "lock confirmed when the keyfob was attached again" });
+    return { ...base, status: "good", recovered: true };
+  }
+  return { ...base, status: "failed", reason: `keyfob ${row.serial} is locked but its record is ${row.state} at ${row.stage}; it cannot be confirmed` };
+}
