@@ -1,0 +1,59 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { loadHil, tempDir } from "./support.js";
+
+let FlashStore: Awaited<ReturnType<typeof loadHil>>["FlashStore"];
+beforeAll(async () => {
+  ({ FlashStore } = await loadHil());
+});
+
+const bytes = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+
+describe("SPIFFS model with power-cut injection", () => {
+  it("a cut at the Nth write leaves the partial file content", () => {
+    const dir = tempDir("flash-");
+    const f = new FlashStore(dir);
+    const cuts: string[] = [];
+    f.onCut = (op, name) => cuts.push(`${op}:${name}`);
+    f.cutAtWrite(3); // open = 1, first write = 2, second write = 3
+    expect(f.openWrite("rec", true)).toBe("ok");
+    expect(f.write("rec", 0, bytes("0123456789"))).toBe("ok");
+    expect(f.write("rec", 10, bytes("abcdefghij"))).toBe("cut");
+    expect(cuts).toEqual(["write:rec"]);
+    expect(readFileSync(join(dir, "rec"), "latin1")).toBe("0123456789abcde");
+    expect(f.armed).toBe(false);
+  });
+
+  it("rename refuses an existing target like SPIFFS_rename, and a cut rename did not happen", () => {
+    const dir = tempDir("flash-");
+    const f = new FlashStore(dir);
+    f.openWrite("a", true);
+    f.write("a", 0, bytes("A"));
+    f.openWrite("b", true);
+    expect(f.rename("a", "b")).toBe("fail");
+    expect(f.rename("missing", "c")).toBe("fail");
+    f.cutAtWrite(1);
+    expect(f.rename("a", "c")).toBe("cut");
+    expect(f.exists("a")).toBe(true);
+    expect(f.exists("c")).toBe(false);
+  });
+
+  it("a cut remove leaves a short file under the old name", () => {
+    const dir = tempDir("flash-");
+    const f = new FlashStore(dir);
+    f.openWrite("r", true);
+    f.write("r", 0, bytes("12345678"));
+    f.cutAtWrite(1);
+    expect(f.remove("r")).toBe("cut");
+    expect(readFileSync(join(dir, "r"), "latin1")).toBe("1234");
+  });
+
+  it("names follow SPIFFS: flat, at most 31 bytes, leading slash dropped", () => {
+    const f = new FlashStore(tempDir("flash-"));
+    expect(f.normalize("/init.lua")).toBe("init.lua");
+    expect(f.normalize("a/b")).toBeUndefined();
+    expect(f.normalize("x".repeat(31))).toBe("x".repeat(31));
+    expect(f.normalize("x".repeat(32))).toBeUndefined();
+  });
+});
