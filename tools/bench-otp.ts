@@ -16,11 +16,13 @@
  *   after. With the collector stopped nothing is reclaimed, so the difference
  *   is every byte the call allocated: the most the call can raise the heap
  *   (the peak delta), garbage included. Scratch arrays are made once when
- *   the image loads, so they are not in the figure. "warm": one unmeasured
- *   call first (steady state, what each further code costs); "cold": right
- *   after the full collect, which also shrinks the Lua stack and CallInfo
- *   list, so the figure includes regrowing them for the call depth. Empty-call
- *   baseline subtracted as above.
+ *   the image loads, so they are not in the figure. Median and max of 9
+ *   "warm" runs, each after an unmeasured call with the previous 60 s step
+ *   (steady state: what each further code costs; max shows occasional VM
+ *   growth such as the string table); "cold": right after the full collect,
+ *   which also shrinks the Lua stack and CallInfo list, so the figure
+ *   includes regrowing them for the call depth. Empty-call baseline
+ *   subtracted as above.
  * - Image: the size in bytes of fobkit.lua.
  */
 import { spawnSync } from "node:child_process";
@@ -39,13 +41,20 @@ export interface OtpBenchRow {
   operation: string;
   /** Lua VM instructions on fengari. */
   instructions: number;
-  /** Bytes one warm call allocates with the GC stopped, Debian lua5.3 (Lua 5.3). */
-  heapBytesLua53: number;
-  /** The same right after a full collect (which shrinks the Lua stack and CallInfo list, so it includes their regrowth). */
-  heapBytesLua53Cold: number;
-  /** Warm, on wasmoon (Lua 5.4). */
-  heapBytesWasmoon: number;
-  heapBytesWasmoonCold: number;
+  /** Heap bytes per call on Debian lua5.3 (Lua 5.3, 64-bit). */
+  heapLua53: HeapFigures;
+  /** The same on wasmoon (Lua 5.4). */
+  heapWasmoon: HeapFigures;
+}
+
+/** Bytes allocated by one call with the collector stopped. */
+export interface HeapFigures {
+  /** Median over 9 warm runs (each after an unmeasured call with the previous step). */
+  median: number;
+  /** Largest of those runs: occasional VM growth (string table, stack) lands here. */
+  max: number;
+  /** Straight after a full collect, which shrinks the Lua stack and CallInfo list: includes regrowing them. */
+  cold: number;
 }
 
 export interface OtpBench {
@@ -62,40 +71,48 @@ const SETUP = String.raw`
 local otp = IMAGE.otp
 local seed1 = ${ASCII("12345678901234567890")}
 local seed256 = ${ASCII("12345678901234567890123456789012")}
-local pk1 = otp.prepareKey(seed1, 1)
 local seed512 = ${ASCII("1234567890123456789012345678901234567890123456789012345678901234")}
+local pk1 = otp.prepareKey(seed1, 1)
 local pk256 = otp.prepareKey(seed256, 2)
 local pk512 = otp.prepareKey(seed512, 3)
 local flash1 = otp.serializePreparedKey(pk1)
--- 2033-05-18T03:33:20Z (hi > 2^15, nothing special-cased small) and the next
--- step: the warm-up call gets one, the measured call the other, as on a
--- keyfob where each press shows a new code (strings are interned, so
--- formatting the same code twice would allocate nothing the second time).
-local t = otp.timeFromCivil(2033, 5, 18, 3, 33, 20)
-local t2 = otp.addSeconds(t, 60)
+-- Successive 60 s steps from 2033-05-18T03:33:20Z (hi > 2^15, nothing
+-- special-cased small): run k of an operation gets step k, as on a keyfob
+-- where each press shows a new code (strings are interned, so formatting the
+-- same code twice would allocate nothing the second time).
+local t0 = otp.timeFromCivil(2033, 5, 18, 3, 33, 20)
+local function at(k) return otp.addSeconds(t0, 60 * k) end
 local function codeText(pk, time) return otp.formatCode(otp.totp(pk, time, 60, 8), 8) end
--- { name, function, warm-up arguments, measured arguments }
+-- { name, function, arguments of run k }
 OPS = {
-  { "totp SHA-1, 8 digits, 60 s (prepared key)", otp.totp, { pk1, t, 60, 8 }, { pk1, t2, 60, 8 } },
-  { "totp SHA-1 + formatCode (display text)", codeText, { pk1, t }, { pk1, t2 } },
-  { "totp SHA-256, 8 digits, 60 s (prepared key)", otp.totp, { pk256, t, 60, 8 }, { pk256, t2, 60, 8 } },
-  { "totp SHA-512, 8 digits, 60 s (prepared key)", otp.totp, { pk512, t, 60, 8 }, { pk512, t2, 60, 8 } },
-  { "prepareKey SHA-1 (20-byte seed)", otp.prepareKey, { seed1, 1 }, { seed1, 1 } },
-  { "prepareKey SHA-256 (32-byte seed)", otp.prepareKey, { seed256, 2 }, { seed256, 2 } },
-  { "prepareKey SHA-512 (64-byte seed)", otp.prepareKey, { seed512, 3 }, { seed512, 3 } },
-  { "parsePreparedKey SHA-1 (41 flash bytes)", otp.parsePreparedKey, { flash1 }, { flash1 } },
-  { "addSeconds (clock tick)", otp.addSeconds, { t, 1 }, { t2, 1 } },
+  { "totp SHA-1, 8 digits, 60 s (prepared key)", otp.totp, function(k) return { pk1, at(k), 60, 8 } end },
+  { "totp SHA-1 + formatCode (display text)", codeText, function(k) return { pk1, at(k) } end },
+  { "totp SHA-256, 8 digits, 60 s (prepared key)", otp.totp, function(k) return { pk256, at(k), 60, 8 } end },
+  { "totp SHA-512, 8 digits, 60 s (prepared key)", otp.totp, function(k) return { pk512, at(k), 60, 8 } end },
+  { "prepareKey SHA-1 (20-byte seed)", otp.prepareKey, function(k) return { seed1, 1 } end },
+  { "prepareKey SHA-256 (32-byte seed)", otp.prepareKey, function(k) return { seed256, 2 } end },
+  { "prepareKey SHA-512 (64-byte seed)", otp.prepareKey, function(k) return { seed512, 3 } end },
+  { "parsePreparedKey SHA-1 (41 flash bytes)", otp.parsePreparedKey, function(k) return { flash1 } end },
+  { "addSeconds (clock tick)", otp.addSeconds, function(k) return { at(k), 1 } end },
 }
 local function noop() end
-BASELINE = { "empty call", noop, { 1, 2, 3, 4 }, { 1, 2, 3, 4 } }
+BASELINE = { "empty call", noop, function(k) return { 1, 2, 3, 4 } end }
+RUNS = 9
+-- Argument tables are made before any measurement.
+for _, op in ipairs(OPS) do
+  op.args = {}
+  for k = 0, RUNS do op.args[k] = op[3](k) end
+end
+BASELINE.args = {}
+for k = 0, RUNS do BASELINE.args[k] = BASELINE[3](k) end
 local unpack = table.unpack
 `;
 
 const COUNT = String.raw`
 local function count(op)
   local n = 0
-  local f, args = op[2], op[4]
-  f(unpack(op[3]))
+  local f, args = op[2], op.args[1]
+  f(unpack(op.args[0]))
   debug.sethook(function() n = n + 1 end, "", 1)
   f(unpack(args))
   debug.sethook()
@@ -107,12 +124,12 @@ for i = 1, #OPS do out[#out + 1] = string.format("%d", count(OPS[i]) - base) end
 return "[" .. table.concat(out, ",") .. "]"
 `;
 
+// Per operation: [median warm, max warm, cold] bytes, empty-call baseline subtracted.
 const HEAP = String.raw`
-local function heap(op, cold)
-  local f, args = op[2], op[4]
+local function heap(f, before_args, args)
   collectgarbage("collect")
   collectgarbage("collect")
-  if not cold then f(unpack(op[3])) end
+  if before_args then f(unpack(before_args)) end
   collectgarbage("stop")
   local before = collectgarbage("count")
   f(unpack(args))
@@ -120,10 +137,17 @@ local function heap(op, cold)
   collectgarbage("restart")
   return (after - before) * 1024
 end
+local function figures(op)
+  local warm = {}
+  for k = 1, RUNS do warm[k] = heap(op[2], op.args[k - 1], op.args[k]) end
+  table.sort(warm)
+  return warm[(RUNS + 1) // 2], warm[RUNS], heap(op[2], nil, op.args[0])
+end
+local bm, bx, bc = figures(BASELINE)
 local out = {}
-for _, cold in ipairs({ false, true }) do
-  local base = heap(BASELINE, cold)
-  for i = 1, #OPS do out[#out + 1] = string.format("%d", math.floor(heap(OPS[i], cold) - base + 0.5)) end
+for i = 1, #OPS do
+  local m, x, c = figures(OPS[i])
+  out[#out + 1] = string.format("[%d,%d,%d]", math.floor(m - bm + 0.5), math.floor(x - bx + 0.5), math.floor(c - bc + 0.5))
 end
 return "[" .. table.concat(out, ",") .. "]"
 `;
@@ -133,7 +157,7 @@ function script(imagePath: string, body: string): string {
   return `IMAGE = dofile(${path})\n${SETUP}\n${body}`;
 }
 
-function onFengari(body: string): number[] {
+function onFengari(body: string): unknown[] {
   const { lua, lauxlib, lualib, to_luastring } = require("fengari");
   const L = lauxlib.luaL_newstate();
   lualib.luaL_openlibs(L);
@@ -143,7 +167,7 @@ function onFengari(body: string): number[] {
   return JSON.parse(lua.lua_tojsstring(L, -1));
 }
 
-function onLua53(body: string): number[] {
+function onLua53(body: string): unknown[] {
   const src = script(IMAGE, body).replace(/return ("\[" \.\. .*)$/m, "io.write($1)");
   const r = spawnSync("lua5.3", ["-"], { input: src });
   if (r.error) throw new Error(`lua5.3: ${r.error.message} (make setup installs Debian's lua5.3)`);
@@ -151,7 +175,7 @@ function onLua53(body: string): number[] {
   return JSON.parse(r.stdout.toString());
 }
 
-async function onWasmoon(body: string): Promise<number[]> {
+async function onWasmoon(body: string): Promise<unknown[]> {
   const { LuaFactory } = require("wasmoon");
   const factory = new LuaFactory();
   await factory.mountFile(IMAGE, readFileSync(IMAGE));
@@ -170,41 +194,41 @@ function operations(): string[] {
 /** Measure and return the figures (also used by the combined `make bench`). */
 export async function runOtpBench(): Promise<OtpBench> {
   const names = operations();
-  const instructions = onFengari(COUNT);
-  const heap53 = onLua53(HEAP);
-  const heapWasmoon = await onWasmoon(HEAP);
-  if (instructions.length !== names.length) throw new Error(`bench-otp: ${instructions.length} counts for ${names.length} operations`);
-  for (const xs of [heap53, heapWasmoon]) {
-    if (xs.length !== 2 * names.length) throw new Error(`bench-otp: ${xs.length} heap figures for ${names.length} operations`);
+  const instructions = onFengari(COUNT) as number[];
+  const heap53 = onLua53(HEAP) as number[][];
+  const heapWasmoon = (await onWasmoon(HEAP)) as number[][];
+  for (const xs of [instructions, heap53, heapWasmoon]) {
+    if (xs.length !== names.length) throw new Error(`bench-otp: ${xs.length} figures for ${names.length} operations`);
   }
-  const n = names.length;
+  const heap = ([median, max, cold]: number[]): HeapFigures => ({ median, max, cold });
   return {
     image: IMAGE,
     imageBytes: statSync(IMAGE).size,
     rows: names.map((operation, i) => ({
       operation,
       instructions: instructions[i],
-      heapBytesLua53: heap53[i],
-      heapBytesLua53Cold: heap53[n + i],
-      heapBytesWasmoon: heapWasmoon[i],
-      heapBytesWasmoonCold: heapWasmoon[n + i],
+      heapLua53: heap(heap53[i]),
+      heapWasmoon: heap(heapWasmoon[i]),
     })),
     method:
-      "instructions: fengari debug.sethook count=1 around one call, minus an empty call; heap: bytes allocated by one call with collectgarbage('stop') (nothing reclaimed, so the peak delta), minus an empty call; warm = after one unmeasured call, cold = straight after a full collect",
+      "instructions: fengari debug.sethook count=1 around one call, minus an empty call. heap: bytes allocated by one call with collectgarbage('stop') (nothing reclaimed, so the peak delta), minus an empty call; median and max of 9 warm runs on successive 60 s steps, and cold = right after a full collect",
   };
 }
 
 export function formatOtpBench(b: OtpBench): string {
-  const head = ["operation", "Lua instr (fengari)", "heap B lua5.3 warm/cold", "heap B wasmoon warm/cold"];
-  const rows = b.rows.map((r) => [
-    r.operation,
-    String(r.instructions),
-    `${r.heapBytesLua53} / ${r.heapBytesLua53Cold}`,
-    `${r.heapBytesWasmoon} / ${r.heapBytesWasmoonCold}`,
-  ]);
+  const head = ["operation", "Lua instr (fengari)", "heap B lua5.3 median/max/cold", "heap B wasmoon median/max/cold"];
+  const fig = (h: HeapFigures) => `${h.median} / ${h.max} / ${h.cold}`;
+  const rows = b.rows.map((r) => [r.operation, String(r.instructions), fig(r.heapLua53), fig(r.heapWasmoon)]);
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join("  ");
-  return [line(head), width.map((w) => "-".repeat(w)).join("  "), ...rows.map(line), "", `image ${b.image}: ${b.imageBytes} bytes`].join("\n");
+  return [
+    line(head),
+    width.map((w) => "-".repeat(w)).join("  "),
+    ...rows.map(line),
+    "",
+    `image ${b.image}: ${b.imageBytes} bytes`,
+    `method: ${b.method}`,
+  ].join("\n");
 }
 
 async function main(): Promise<void> {

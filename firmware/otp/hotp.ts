@@ -28,13 +28,17 @@ for (let i = 0; i < 16; i++) {
   OUTER.push(0);
 }
 
+function isDigits(digits: number): boolean {
+  return digits >= MIN_DIGITS && digits <= MAX_DIGITS && idiv(digits, 1) === digits;
+}
+
 /**
  * The HOTP value for the counter whose high and low 32-bit words are given
  * (any integers congruent to them mod 2^32): 0..10^digits-1, or ERR_DIGITS /
  * ERR_PREPARED.
  */
 export function hotp(pk: PreparedKey, counterHi: number, counterLo: number, digits: number): number {
-  if (!(digits >= MIN_DIGITS && digits <= MAX_DIGITS)) return ERR_DIGITS;
+  if (!isDigits(digits)) return ERR_DIGITS;
   if (!isPreparedKey(pk)) return ERR_PREPARED;
   const alg = pk.alg;
   const n = stateWords(alg);
@@ -75,7 +79,7 @@ export function hotp(pk: PreparedKey, counterHi: number, counterLo: number, digi
 
 /** The code as a zero-padded decimal string of `digits` characters; "" for a code or digits out of range. */
 export function formatCode(code: number, digits: number): string {
-  if (!(digits >= MIN_DIGITS && digits <= MAX_DIGITS)) return "";
+  if (!isDigits(digits)) return "";
   if (!(code >= 0 && code < POW10[digits] && idiv(code, 1) === code)) return "";
   let text = "";
   let rest = code;

@@ -396,6 +396,8 @@ export function createOtpTests(getImpl: () => OtpImpl): void {
       { label: "negative", call: call("formatCode", -1, 6), want: "" },
       { label: "digits 5", call: call("formatCode", 1, 5), want: "" },
       { label: "digits 9", call: call("formatCode", 1, 9), want: "" },
+      { label: "digits 6.5", call: call("formatCode", 1, 6.5), want: "" },
+      { label: "fractional code", call: call("formatCode", 1.5, 6), want: "" },
     ];
     await check(getImpl(), cases);
   });
@@ -412,6 +414,7 @@ export function createOtpTests(getImpl: () => OtpImpl): void {
       { label: "byte 1.5", call: call("hmac", seed, [1.5], 1), want: ERR_BYTES },
       { label: "digits 5", call: call("hotpAt", seed, 0, 5, 1), want: ERR_DIGITS },
       { label: "digits 9", call: call("totpAtTime", seed, t, 30, 9, 1), want: ERR_DIGITS },
+      { label: "digits 7.5", call: call("totpAtTime", seed, t, 30, 7.5, 1), want: ERR_DIGITS },
       { label: "period 0", call: call("totpAtTime", seed, t, 0, 8, 1), want: ERR_PERIOD },
       { label: "period -30", call: call("totpStep", t, -30), want: ERR_PERIOD },
       { label: "period 2^31", call: call("totpStep", t, 2 ** 31), want: ERR_PERIOD },
