@@ -101,7 +101,10 @@ export async function runCli(argv: string[], io?: Io): Promise<number> {
     }
     let parsed;
     try {
-      const options = Object.fromEntries(Object.entries(command.options).map(([k, o]) => [k, { type: o.type, short: o.short, multiple: o.multiple, default: o.default }]));
+      // Node 20's parseArgs rejects keys present with the value undefined (e.g. `short: undefined`).
+      const options = Object.fromEntries(
+        Object.entries(command.options).map(([k, o]) => [k, Object.fromEntries(Object.entries({ type: o.type, short: o.short, multiple: o.multiple, default: o.default }).filter(([, v]) => v !== undefined))]),
+      );
       parsed = parseArgs({ args: rest, options: options as any, allowPositionals: !!command.positionals, strict: true });
     } catch (e) {
       env.stderr.write(`fobkit ${command.name}: ${(e as Error).message.replace(/\. To specify a positional.*$/s, "")}\nRun \`fobkit ${command.name} --help\` for usage.\n`);

@@ -93,9 +93,22 @@ export class KeyRing {
   private lastCheck = 0;
   private readonly recheckMs: number;
 
+  private missing?: string;
+
   private constructor(readonly path: string | undefined, keys: Kek[], options: KeyRingOptions) {
     this.keys = keys;
     this.recheckMs = options.recheckMs ?? 1000;
+  }
+
+  /** A ring without keys, for work that touches no seed; any seed operation fails with `why`. */
+  static none(why: string): KeyRing {
+    const ring = new KeyRing(undefined, [], {});
+    ring.missing = why;
+    return ring;
+  }
+
+  private need(): void {
+    if (this.keys.length === 0) throw new KeyFileError(this.missing ?? "no key-encryption key loaded");
   }
 
   /** A ring read from a key file, re-read when the file changes. */
@@ -148,6 +161,7 @@ export class KeyRing {
 
   get currentId(): string {
     this.refresh();
+    this.need();
     return this.keys[0].id;
   }
 
@@ -157,6 +171,7 @@ export class KeyRing {
   }
 
   private find(id: string): Kek {
+    this.need();
     let k = this.keys.find((x) => x.id === id);
     if (!k) {
       this.refresh(true);
@@ -168,6 +183,7 @@ export class KeyRing {
 
   seal(serial: string, secret: Buffer): Sealed {
     this.refresh();
+    this.need();
     const k = this.keys[0];
     const nonce = randomBytes(NONCE_BYTES);
     const c = createCipheriv("aes-256-gcm", k.key, nonce);

@@ -1,0 +1,102 @@
+/**
+ * Keys: API keys for the three roles (`add-key`, `list-keys`, `revoke-key`)
+ * and the key-encryption key for seeds at rest (`init-kek`, `rotate-key`).
+ */
+import { createApiKey, listApiKeys, revokeApiKey } from "../registry/api-keys.js";
+import { KeyFileError, KeyRing } from "../registry/key-ring.js";
+import { ROLES, type Role } from "../registry/types.js";
+import { COMMON_OPTIONS, SEED_OPTIONS, kekPath, reportError, required, runBank } from "./bank-common.js";
+import { CliError, EXIT_OK, type Command } from "./command.js";
+
+export const bankAddKey: Command = {
+  name: "bank add-key",
+  summary: "make an API key for a role (factory, staff, channel); printed once, stored hashed",
+  description: "Example: fobkit bank add-key --role channel --label 'internet banking'\nThe key is printed on stdout once; the database keeps only its SHA-256.",
+  options: {
+    role: { type: "string", placeholder: "ROLE", help: "factory (register), staff (issue, unlock, resync, status, audit) or channel (activate, verify, deactivate)" },
+    label: { type: "string", placeholder: "TEXT", help: "what the key is for" },
+    ...COMMON_OPTIONS,
+  },
+  run: ({ values }, io) => {
+    const role = required(values, "role", "bank add-key");
+    if (!ROLES.includes(role as Role)) throw new CliError(`fobkit bank add-key: --role must be one of ${ROLES.join(", ")}`);
+    return runBank("bank add-key", values, io, { needsKek: false }, async ({ db, registry, actor }) => {
+      const k = await createApiKey(db, role as Role, values.label);
+      await registry.note(actor, "add_key", "ok", { keyId: k.id, role: k.role, label: values.label ?? null });
+      return { json: { id: k.id, role: k.role, key: k.key }, text: k.key };
+    });
+  },
+};
+
+export const bankListKeys: Command = {
+  name: "bank list-keys",
+  summary: "list API keys (ids, roles, labels; never the keys)",
+  options: { ...COMMON_OPTIONS },
+  run: ({ values }, io) =>
+    runBank("bank list-keys", values, io, { needsKek: false }, async ({ db }) => {
+      const keys = await listApiKeys(db);
+      return { json: { keys }, text: keys.map((k) => [k.id, k.role, k.revokedAt ? "revoked " + k.revokedAt : "active", k.createdAt, k.label ?? ""].join("\t")).join("\n") };
+    }),
+};
+
+export const bankRevokeKey: Command = {
+  name: "bank revoke-key",
+  summary: "revoke an API key (servers stop accepting it within 5 s)",
+  options: { id: { type: "string", placeholder: "ID", help: "the key id (12 hex digits after fbk_)" }, ...COMMON_OPTIONS },
+  run: ({ values }, io) =>
+    runBank("bank revoke-key", values, io, { needsKek: false }, async ({ db, registry, actor }) => {
+      const id = required(values, "id", "bank revoke-key");
+      await revokeApiKey(db, id);
+      await registry.note(actor, "revoke_key", "ok", { keyId: id });
+      return { json: { revoked: id }, text: `revoked ${id}` };
+    }),
+};
+
+export const bankInitKek: Command = {
+  name: "bank init-kek",
+  summary: "create a key-encryption key file (AES-256, mode 0600) for seeds at rest",
+  description: "Keep it outside the database and its backups. Example: fobkit bank init-kek --kek-file /etc/fobkit/bank.kek",
+  options: { "kek-file": SEED_OPTIONS["kek-file"], json: COMMON_OPTIONS.json },
+  run: async ({ values }, io) => {
+    const path = kekPath(values, io);
+    if (!path) throw new CliError("fobkit bank init-kek: give --kek-file FILE (or set FOBKIT_BANK_KEK_FILE)");
+    try {
+      const ring = KeyRing.create(path);
+      io.stdout.write(values.json ? JSON.stringify({ ok: true, file: path, kekId: ring.currentId }) + "\n" : `created ${path} with key ${ring.currentId}\n`);
+      return EXIT_OK;
+    } catch (e) {
+      if (e instanceof KeyFileError) return reportError("bank init-kek", new CliError(e.message), values, io);
+      throw e;
+    }
+  },
+};
+
+export const bankRotateKey: Command = {
+  name: "bank rotate-key",
+  summary: "re-encrypt every seed under a new key-encryption key, while servers keep serving",
+  description:
+    "Puts a new key at the top of the key file (servers notice within a second and read rows under old and new keys alike),\n" +
+    "then re-seals each row, one transaction per row. --prune afterwards drops keys no row uses any more.\n" +
+    "Give every server the same key file (a shared path or the same copy) before and during rotation.\n" +
+    "--no-new-key finishes an interrupted rotation without adding another key.",
+  options: {
+    "no-new-key": { type: "boolean", help: "re-seal under the current newest key; add none" },
+    prune: { type: "boolean", help: "afterwards drop keys from the file that no row uses" },
+    ...SEED_OPTIONS,
+  },
+  run: ({ values }, io) =>
+    runBank("bank rotate-key", values, io, { needsKek: true }, async ({ registry, actor }) => {
+      const before = await registry.kekUsage();
+      const newId = values["no-new-key"] ? registry.keys.currentId : registry.keys.addNewestKey();
+      const r = await registry.resealAll(actor);
+      const usage = await registry.kekUsage();
+      let dropped: string[] = [];
+      if (values.prune) dropped = registry.keys.retainOnly(Object.keys(usage));
+      return {
+        json: { kekId: newId, resealed: r.resealed, before, after: usage, dropped },
+        text: `key ${newId}: re-sealed ${r.resealed} seed(s)${dropped.length ? "; dropped " + dropped.join(", ") : ""}`,
+      };
+    }),
+};
+
+export const BANK_KEY_COMMANDS = [bankAddKey, bankListKeys, bankRevokeKey, bankInitKek, bankRotateKey];

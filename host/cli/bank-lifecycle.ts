@@ -1,0 +1,146 @@
+/**
+ * `fobkit bank issue|activate|verify|unlock|deactivate|resync|status|audit`:
+ * the staff CLI on the store directly, one command per lifecycle step.
+ */
+import type { AuditRecord, TokenStatus } from "../registry/types.js";
+import { COMMON_OPTIONS, POLICY_OPTIONS, SEED_OPTIONS, required, runBank } from "./bank-common.js";
+import { CliError, type Command } from "./command.js";
+
+const SERIAL = { type: "string", placeholder: "SERIAL", help: "the serial printed on the keyfob" } as const;
+const CUSTOMER = { type: "string", placeholder: "ID", help: "the bank's customer id" } as const;
+const CODE = { type: "string", placeholder: "DIGITS", help: "the code the keyfob shows (exactly its digit count)" } as const;
+
+function statusText(s: TokenStatus): string {
+  return [
+    `serial      ${s.serial}`,
+    `state       ${s.state}`,
+    `customer    ${s.customer ?? "-"}`,
+    `issuance    ${s.issuance}`,
+    `token       ${s.manufacturer}${s.model ? " " + s.model : ""}, ${s.algorithm}, ${s.digits} digits, ${s.period} s`,
+    `drift       ${s.drift} step(s)`,
+    `failures    ${s.failCount} in a row`,
+    `activated   ${s.activatedAt ?? "-"}`,
+    `sealed by   ${s.kekId}`,
+    `origin      ${s.origin}`,
+    `updated     ${s.updatedAt}`,
+  ].join("\n");
+}
+
+const EXIT_HELP = "Exit status: 0 done, 1 refused (reason code on stderr and in --json), 2 bad usage or input.";
+
+export const bankIssue: Command = {
+  name: "bank issue",
+  summary: "issue a keyfob in stock (or retired) to a customer",
+  description: `A customer holds at most one issued, active or locked keyfob.\nExample: fobkit bank issue --serial FK00012345 --customer 999800000001\n${EXIT_HELP}`,
+  options: { serial: SERIAL, customer: CUSTOMER, ...COMMON_OPTIONS },
+  run: ({ values }, io) =>
+    runBank("bank issue", values, io, { needsKek: false }, async ({ registry, actor }) => {
+      const s = await registry.issue(required(values, "serial", "bank issue"), required(values, "customer", "bank issue"), actor);
+      return { json: { token: s }, text: `issued ${s.serial} to ${s.customer} (issuance ${s.issuance}); the customer activates it with its first code` };
+    }),
+};
+
+export const bankActivate: Command = {
+  name: "bank activate",
+  summary: "start of use: activate an issued keyfob with the code it shows",
+  description: `Example: fobkit bank activate --serial FK00012345 --code 84755224\n${EXIT_HELP}`,
+  options: { serial: SERIAL, code: CODE, ...SEED_OPTIONS, ...POLICY_OPTIONS },
+  run: ({ values }, io) =>
+    runBank("bank activate", values, io, { needsKek: true }, async ({ registry, actor }) => {
+      const a = await registry.activate({ serial: required(values, "serial", "bank activate") }, required(values, "code", "bank activate"), actor);
+      return { json: { result: "accepted", ...a }, text: `activated ${a.serial} (drift ${a.drift} step(s))` };
+    }),
+};
+
+export const bankVerify: Command = {
+  name: "bank verify",
+  summary: "check a customer's code (single use; wrong codes in a row lock)",
+  description: `Example: fobkit bank verify --customer 999800000001 --code 84755224\n${EXIT_HELP}`,
+  options: { customer: CUSTOMER, code: CODE, ...SEED_OPTIONS, ...POLICY_OPTIONS },
+  run: ({ values }, io) =>
+    runBank("bank verify", values, io, { needsKek: true }, async ({ registry, actor }) => {
+      const a = await registry.verify(required(values, "customer", "bank verify"), required(values, "code", "bank verify"), actor);
+      return { json: { result: "accepted", ...a }, text: `accepted (${a.serial}, drift ${a.drift} step(s))` };
+    }),
+};
+
+export const bankUnlock: Command = {
+  name: "bank unlock",
+  summary: "lift the lock after repeated wrong codes",
+  description: `Check with the customer first: a lock may be someone else guessing.\n${EXIT_HELP}`,
+  options: { customer: CUSTOMER, ...COMMON_OPTIONS },
+  run: ({ values }, io) =>
+    runBank("bank unlock", values, io, { needsKek: false }, async ({ registry, actor }) => {
+      const s = await registry.unlock(required(values, "customer", "bank unlock"), actor);
+      return { json: { token: s }, text: `unlocked ${s.serial}: ${s.state}` };
+    }),
+};
+
+export const bankDeactivate: Command = {
+  name: "bank deactivate",
+  summary: "deactivate a customer's keyfob with a current code (it must be issued again to be used again)",
+  description: `The channel checks the customer's transaction password before this.\n${EXIT_HELP}`,
+  options: { customer: CUSTOMER, code: CODE, ...SEED_OPTIONS, ...POLICY_OPTIONS },
+  run: ({ values }, io) =>
+    runBank("bank deactivate", values, io, { needsKek: true }, async ({ registry, actor }) => {
+      const a = await registry.deactivate(required(values, "customer", "bank deactivate"), required(values, "code", "bank deactivate"), actor);
+      return { json: { result: "accepted", ...a }, text: `deactivated ${a.serial}: retired` };
+    }),
+};
+
+export const bankResync: Command = {
+  name: "bank resync",
+  summary: "re-learn the clock of a keyfob drifted beyond the window, from two consecutive codes",
+  description: `Ask the customer for a code, then the next one a minute later.\nExample: fobkit bank resync --serial FK00012345 --code 12345678 --code 87654321\n${EXIT_HELP}`,
+  options: { serial: SERIAL, code: { ...CODE, multiple: true, help: "a code; give two, consecutive" }, ...SEED_OPTIONS },
+  run: ({ values }, io) =>
+    runBank("bank resync", values, io, { needsKek: true }, async ({ registry, actor }) => {
+      const codes = (values.code ?? []) as string[];
+      if (codes.length !== 2) throw new CliError(`fobkit bank resync: give --code exactly twice (two consecutive codes), got ${codes.length}`);
+      const a = await registry.resync(required(values, "serial", "bank resync"), [codes[0], codes[1]], actor);
+      return { json: { result: "accepted", ...a }, text: `resynchronised ${a.serial}: drift ${a.drift} step(s)` };
+    }),
+};
+
+export const bankStatus: Command = {
+  name: "bank status",
+  summary: "show a keyfob's state, customer, drift and failures (by serial or customer)",
+  options: { serial: SERIAL, customer: CUSTOMER, ...COMMON_OPTIONS },
+  run: ({ values }, io) =>
+    runBank("bank status", values, io, { needsKek: false }, async ({ registry }) => {
+      if (!!values.serial === !!values.customer) throw new CliError("fobkit bank status: give --serial or --customer (one of them)");
+      const s = values.serial ? await registry.status(values.serial) : await registry.statusOfCustomer(values.customer);
+      return { json: { token: s }, text: statusText(s) };
+    }),
+};
+
+function auditLine(r: AuditRecord): string {
+  return [r.id, r.at, r.actor, r.source, r.action, r.outcome, r.serial ?? "-", r.customer ?? "-", r.detail ? JSON.stringify(r.detail) : ""].join("\t");
+}
+
+export const bankAudit: Command = {
+  name: "bank audit",
+  summary: "print audit records (who, what, when, from where), oldest first",
+  options: {
+    serial: SERIAL,
+    customer: CUSTOMER,
+    after: { type: "string", placeholder: "ID", help: "only records after this id" },
+    limit: { type: "string", placeholder: "N", help: "at most N records (default 1000, max 10000)" },
+    ...COMMON_OPTIONS,
+  },
+  run: ({ values }, io) =>
+    runBank("bank audit", values, io, { needsKek: false }, async ({ registry }) => {
+      for (const k of ["after", "limit"]) {
+        if (values[k] !== undefined && !/^[0-9]{1,15}$/.test(values[k])) throw new CliError(`fobkit bank audit: --${k} must be a whole number`);
+      }
+      const records = await registry.auditTrail({
+        serial: values.serial,
+        customer: values.customer,
+        afterId: values.after === undefined ? undefined : Number(values.after),
+        limit: values.limit === undefined ? undefined : Number(values.limit),
+      });
+      return { json: { records }, text: records.map(auditLine).join("\n") };
+    }),
+};
+
+export const BANK_LIFECYCLE_COMMANDS = [bankIssue, bankActivate, bankVerify, bankUnlock, bankDeactivate, bankResync, bankStatus, bankAudit];

@@ -1,0 +1,61 @@
+/**
+ * One error shape for every failure the API returns:
+ *   { "error": { "code": "<stable code>", "message": "<for a person>", "detail"?: {...} } }
+ * Codes are part of the API contract (listed in the OpenAPI document);
+ * messages may change. Nothing secret reaches either.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { KeyFileError } from "../registry/key-ring.js";
+import { RegistryError } from "../registry/types.js";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const KIND_STATUS = { refused: 409, bad_input: 400, not_found: 404 } as const;
+
+/** The API's error codes besides the registry's, for the OpenAPI document. */
+export const TRANSPORT_ERRORS: Record<string, string> = {
+  missing_key: "401: no `Authorization: Bearer <key>` header",
+  bad_key: "401: the key is malformed, unknown or revoked",
+  wrong_role: "403: the key's role may not call this route",
+  bad_request: "400: the body, path or query does not match the schema",
+  malformed_json: "400: the body is not JSON",
+  empty_body: "400: a JSON body was expected",
+  body_too_large: "413: the body exceeds the limit",
+  unsupported_media_type: "415: only application/json bodies are accepted",
+  not_found: "404: no such route",
+  internal_error: "500: the server failed; the request may or may not have taken effect only if it changed something, see the audit",
+};
+
+export function sendError(reply: FastifyReply, status: number, code: string, message: string, detail?: Record<string, unknown>): FastifyReply {
+  return reply.code(status).send({ error: detail && Object.keys(detail).length ? { code, message, detail } : { code, message } });
+}
+
+export function errorHandler(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err instanceof RegistryError) return sendError(reply, KIND_STATUS[err.kind], err.code, err.message, err.detail);
+  if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
+  const fe = err as FastifyError;
+  if (fe.validation) return sendError(reply, 400, "bad_request", fe.message);
+  switch (fe.code) {
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return sendError(reply, 400, "malformed_json", "the body is not valid JSON");
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return sendError(reply, 400, "empty_body", "a JSON body was expected");
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return sendError(reply, 413, "body_too_large", "the body exceeds the server's limit");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return sendError(reply, 415, "unsupported_media_type", "send bodies as application/json");
+  }
+  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) return sendError(reply, fe.statusCode, "bad_request", fe.message);
+  // Unexpected: log the kind, not the request (bodies may carry seeds).
+  request.log.error({ err: { name: err.name, code: fe.code } }, err instanceof KeyFileError ? "key file problem" : "internal error");
+  process.stderr.write(`fobkit bank serve: ${request.method} ${request.routeOptions.url ?? "?"}: ${err instanceof KeyFileError ? err.message : err.name + (fe.code ? " " + fe.code : "") + ": " + err.message}\n`);
+  return sendError(reply, 500, "internal_error", "internal error");
+}

@@ -1,0 +1,71 @@
+/** The OpenAPI 3.1 document, generated from the route table. */
+import { TRANSPORT_ERRORS } from "./api-error.js";
+import { ROUTES } from "./routes.js";
+
+const ERROR_SCHEMA = {
+  type: "object",
+  required: ["error"],
+  properties: {
+    error: {
+      type: "object",
+      required: ["code", "message"],
+      properties: {
+        code: { type: "string", description: "Stable; see the route's description for the codes it may give." },
+        message: { type: "string" },
+        detail: { type: "object", description: "e.g. failures and locked after a wrong code." },
+      },
+    },
+  },
+};
+
+export function openApiDocument(version = "0.1.0"): object {
+  const paths: Record<string, Record<string, object>> = {};
+  for (const r of ROUTES) {
+    const path = r.url.replace(/:([a-z]+)/gi, "{$1}");
+    const err = (description: string) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
+    const responses: Record<string, object> = {
+      [String(r.ok.status)]: { description: r.ok.description, content: { "application/json": { schema: r.ok.schema } } },
+      "400": err("Bad input: bad_request, malformed_json, empty_body, bad_code, bad_serial, bad_customer, bad_token"),
+      "401": err("missing_key or bad_key"),
+      "403": err(`wrong_role: only ${r.roles.join(", ")}`),
+    };
+    if (r.params?.serial) responses["404"] = err("unknown_serial");
+    if (r.refusals.length) responses["409"] = err("Refused: " + r.refusals.join(", "));
+    if (r.body) {
+      responses["413"] = err("body_too_large");
+      responses["415"] = err("unsupported_media_type");
+    }
+    (paths[path] ??= {})[r.method.toLowerCase()] = {
+      operationId: r.operationId,
+      summary: r.summary,
+      description: `Role: ${r.roles.join(", ")}.` + (r.refusals.length ? ` Refusal codes (409): ${r.refusals.join(", ")}.` : ""),
+      security: [{ apiKey: [] }],
+      parameters: [
+        ...Object.entries(r.params ?? {}).map(([name, schema]) => ({ name, in: "path", required: true, schema })),
+        ...Object.entries(((r.query as { properties?: Record<string, object> }) ?? {}).properties ?? {}).map(([name, schema]) => ({ name, in: "query", required: false, schema })),
+      ],
+      ...(r.body ? { requestBody: { required: true, content: { "application/json": { schema: r.body } } } } : {}),
+      responses,
+    };
+  }
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "fobkit bank token registry",
+      version,
+      description:
+        "Hardware OTP keyfobs: register (factory), issue/unlock/resync/status/audit (staff), activate/verify/deactivate (channel). " +
+        "Every request carries `Authorization: Bearer fbk_<id>_<secret>`; keys are made with `fobkit bank add-key --role R`. " +
+        "Errors: " +
+        Object.entries(TRANSPORT_ERRORS)
+          .map(([c, d]) => `${c} (${d})`)
+          .join("; ") +
+        ".",
+    },
+    components: {
+      securitySchemes: { apiKey: { type: "http", scheme: "bearer", description: "fbk_<12 hex>_<43 base64url>" } },
+      schemas: { Error: ERROR_SCHEMA },
+    },
+    paths,
+  };
+}

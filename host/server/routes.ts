@@ -1,0 +1,270 @@
+/**
+ * The bank API's routes: one table drives both Fastify (schemas validate
+ * every request) and the OpenAPI document, so they cannot disagree.
+ */
+import type { Registry } from "../registry/registry.js";
+import type { Actor, NewToken, Role } from "../registry/types.js";
+
+export interface RouteContext {
+  registry: Registry;
+  actor: Actor;
+  params: Record<string, string>;
+  query: Record<string, unknown>;
+  body: any;
+}
+
+export interface RouteDef {
+  method: "GET" | "POST";
+  /** Fastify style, `:name` parameters. */
+  url: string;
+  roles: Role[];
+  operationId: string;
+  summary: string;
+  params?: Record<string, object>;
+  query?: object;
+  body?: object;
+  /** Success status and the response schema (for the document). */
+  ok: { status: number; schema: object; description: string };
+  /** Registry refusal codes this route may answer with (409 unless noted). */
+  refusals: string[];
+  handler(ctx: RouteContext): Promise<unknown>;
+}
+
+const SERIAL = { type: "string", pattern: "^[\\x21-\\x7e]{1,64}$", description: "The serial printed on the keyfob." };
+const CUSTOMER = { type: "string", pattern: "^[A-Za-z0-9._@:+-]{1,64}$", description: "The bank's customer id." };
+const CODE = { type: "string", pattern: "^[0-9]{6,10}$", description: "The code the keyfob shows: exactly its digit count of decimal digits, as a string." };
+const STATE = { type: "string", enum: ["in_stock", "issued", "active", "locked", "retired"] };
+
+export const TOKEN_STATUS_SCHEMA = {
+  type: "object",
+  properties: {
+    serial: { type: "string" },
+    manufacturer: { type: "string" },
+    model: { type: ["string", "null"] },
+    issuer: { type: ["string", "null"] },
+    algorithm: { type: "string", enum: ["SHA1", "SHA256", "SHA512"] },
+    digits: { type: "integer" },
+    period: { type: "integer" },
+    state: STATE,
+    customer: { type: ["string", "null"] },
+    issuance: { type: "integer", description: "How many times it has been issued." },
+    drift: { type: "integer", description: "Learned clock offset of the keyfob in steps (positive: keyfob ahead)." },
+    lastStep: { type: ["integer", "null"] },
+    failCount: { type: "integer", description: "Consecutive wrong codes." },
+    activatedAt: { type: ["string", "null"], format: "date-time" },
+    kekId: { type: "string" },
+    origin: { type: "string" },
+    createdAt: { type: "string", format: "date-time" },
+    updatedAt: { type: "string", format: "date-time" },
+  },
+};
+
+const ACCEPTANCE_SCHEMA = {
+  type: "object",
+  properties: {
+    result: { type: "string", enum: ["accepted"] },
+    serial: { type: "string" },
+    customer: { type: ["string", "null"] },
+    state: STATE,
+    drift: { type: "integer" },
+  },
+};
+
+const CODE_BODY = { type: "object", required: ["code"], additionalProperties: false, properties: { code: CODE } };
+
+function accepted(a: { serial: string; customer: string | null; state: string; drift: number }) {
+  return { result: "accepted", serial: a.serial, customer: a.customer, state: a.state, drift: a.drift };
+}
+
+export const ROUTES: RouteDef[] = [
+  {
+    method: "POST",
+    url: "/v1/tokens",
+    roles: ["factory"],
+    operationId: "registerToken",
+    summary: "Register a token the factory made (in stock). Seeds travel only over HTTPS or loopback.",
+    body: {
+      type: "object",
+      required: ["serial", "algorithm", "digits", "period", "t0", "seed"],
+      additionalProperties: false,
+      properties: {
+        serial: SERIAL,
+        manufacturer: { type: "string", minLength: 1, maxLength: 128, default: "fobkit" },
+        model: { type: "string", minLength: 1, maxLength: 128 },
+        issuer: { type: "string", minLength: 1, maxLength: 128 },
+        algorithm: { type: "string", enum: ["SHA1", "SHA256", "SHA512"] },
+        digits: { type: "integer", minimum: 6, maximum: 10 },
+        period: { type: "integer", minimum: 1, maximum: 3600 },
+        t0: { type: "integer", minimum: 0, description: "RFC 6238 T0, unix seconds." },
+        timeDrift: { type: "integer", description: "Known clock offset in steps." },
+        seed: { type: "string", pattern: "^([0-9a-fA-F]{2}){16,128}$", description: "The shared secret, hex." },
+      },
+    },
+    ok: { status: 201, description: "Registered, in stock.", schema: { type: "object", properties: { registered: { type: "array", items: { type: "string" } } } } },
+    refusals: ["duplicate_serial"],
+    async handler({ registry, actor, body }) {
+      const tok: NewToken = {
+        serial: body.serial,
+        manufacturer: body.manufacturer ?? "fobkit",
+        model: body.model,
+        issuer: body.issuer,
+        algorithm: body.algorithm,
+        digits: body.digits,
+        period: body.period,
+        t0: body.t0,
+        timeDrift: body.timeDrift,
+        secret: Buffer.from(body.seed, "hex"),
+      };
+      try {
+        return await registry.register([tok], actor, "api:" + actor.name);
+      } finally {
+        tok.secret.fill(0);
+      }
+    },
+  },
+  {
+    method: "GET",
+    url: "/v1/tokens/:serial",
+    roles: ["staff"],
+    operationId: "tokenStatus",
+    summary: "A token's state, customer, drift and failure count (never the seed).",
+    params: { serial: SERIAL },
+    ok: { status: 200, description: "The token.", schema: TOKEN_STATUS_SCHEMA },
+    refusals: [],
+    handler: ({ registry, params }) => registry.status(params.serial),
+  },
+  {
+    method: "POST",
+    url: "/v1/tokens/:serial/issue",
+    roles: ["staff"],
+    operationId: "issueToken",
+    summary: "Issue a token in stock (or a retired one, again) to a customer.",
+    params: { serial: SERIAL },
+    body: { type: "object", required: ["customer"], additionalProperties: false, properties: { customer: CUSTOMER } },
+    ok: { status: 200, description: "Issued.", schema: TOKEN_STATUS_SCHEMA },
+    refusals: ["not_issuable", "customer_has_token"],
+    handler: ({ registry, actor, params, body }) => registry.issue(params.serial, body.customer, actor),
+  },
+  {
+    method: "POST",
+    url: "/v1/tokens/:serial/resync",
+    roles: ["staff"],
+    operationId: "resyncToken",
+    summary: "Re-learn the clock of a keyfob drifted beyond the window, from two consecutive codes.",
+    params: { serial: SERIAL },
+    body: { type: "object", required: ["codes"], additionalProperties: false, properties: { codes: { type: "array", items: CODE, minItems: 2, maxItems: 2 } } },
+    ok: { status: 200, description: "Resynchronised.", schema: ACCEPTANCE_SCHEMA },
+    refusals: ["not_issued", "resync_failed"],
+    handler: async ({ registry, actor, params, body }) => accepted(await registry.resync(params.serial, [body.codes[0], body.codes[1]], actor)),
+  },
+  {
+    method: "GET",
+    url: "/v1/customers/:customer/token",
+    roles: ["staff"],
+    operationId: "customerToken",
+    summary: "The customer's issued, active or locked token.",
+    params: { customer: CUSTOMER },
+    ok: { status: 200, description: "The token.", schema: TOKEN_STATUS_SCHEMA },
+    refusals: ["no_token"],
+    handler: ({ registry, params }) => registry.statusOfCustomer(params.customer),
+  },
+  {
+    method: "POST",
+    url: "/v1/customers/:customer/unlock",
+    roles: ["staff"],
+    operationId: "unlockToken",
+    summary: "Lift the lock after repeated wrong codes (the manual's 停止状態の解除).",
+    params: { customer: CUSTOMER },
+    ok: { status: 200, description: "Unlocked.", schema: TOKEN_STATUS_SCHEMA },
+    refusals: ["no_token", "not_locked"],
+    handler: ({ registry, actor, params }) => registry.unlock(params.customer, actor),
+  },
+  {
+    method: "POST",
+    url: "/v1/customers/:customer/activate",
+    roles: ["channel"],
+    operationId: "activateToken",
+    summary: "Start of use (利用開始): the first code the issued keyfob shows.",
+    params: { customer: CUSTOMER },
+    body: CODE_BODY,
+    ok: { status: 200, description: "Active.", schema: ACCEPTANCE_SCHEMA },
+    refusals: ["no_token", "retired", "already_active", "locked", "wrong_code", "replayed"],
+    handler: async ({ registry, actor, params, body }) => accepted(await registry.activate({ customer: params.customer }, body.code, actor)),
+  },
+  {
+    method: "POST",
+    url: "/v1/customers/:customer/verify",
+    roles: ["channel"],
+    operationId: "verifyCode",
+    summary: "Check a code: accepted at most once; wrong codes in a row lock the token.",
+    params: { customer: CUSTOMER },
+    body: CODE_BODY,
+    ok: { status: 200, description: "Accepted.", schema: ACCEPTANCE_SCHEMA },
+    refusals: ["no_token", "not_active", "locked", "wrong_code", "replayed"],
+    handler: async ({ registry, actor, params, body }) => accepted(await registry.verify(params.customer, body.code, actor)),
+  },
+  {
+    method: "POST",
+    url: "/v1/customers/:customer/deactivate",
+    roles: ["channel"],
+    operationId: "deactivateToken",
+    summary: "Deactivation (利用解除) with a current code; call after checking the transaction password.",
+    params: { customer: CUSTOMER },
+    body: CODE_BODY,
+    ok: { status: 200, description: "Retired.", schema: ACCEPTANCE_SCHEMA },
+    refusals: ["no_token", "not_active", "locked", "wrong_code", "replayed"],
+    handler: async ({ registry, actor, params, body }) => accepted(await registry.deactivate(params.customer, body.code, actor)),
+  },
+  {
+    method: "GET",
+    url: "/v1/audit",
+    roles: ["staff"],
+    operationId: "readAudit",
+    summary: "Audit records in order, filtered; page with afterId.",
+    query: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        serial: SERIAL,
+        customer: CUSTOMER,
+        afterId: { type: "string", pattern: "^[0-9]{1,15}$" },
+        limit: { type: "string", pattern: "^[0-9]{1,5}$" },
+      },
+    },
+    ok: {
+      status: 200,
+      description: "Records.",
+      schema: {
+        type: "object",
+        properties: {
+          records: {
+            type: "array",
+            items: {
+              type: "object",
+              properties: {
+                id: { type: "integer" },
+                at: { type: "string", format: "date-time" },
+                actor: { type: "string" },
+                source: { type: "string" },
+                action: { type: "string" },
+                outcome: { type: "string" },
+                serial: { type: ["string", "null"] },
+                customer: { type: ["string", "null"] },
+                detail: { type: ["object", "null"] },
+              },
+            },
+          },
+        },
+      },
+    },
+    refusals: [],
+    handler: async ({ registry, query }) => ({
+      records: await registry.auditTrail({
+        serial: query.serial as string | undefined,
+        customer: query.customer as string | undefined,
+        afterId: query.afterId === undefined ? undefined : Number(query.afterId),
+        limit: query.limit === undefined ? undefined : Number(query.limit),
+      }),
+    }),
+  },
+];

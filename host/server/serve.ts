@@ -1,0 +1,77 @@
+/**
+ * Starting the API: opens the store, loads the key file, listens. Plain
+ * HTTP is allowed only on a loopback address, because registration bodies
+ * carry seeds; anywhere else needs --tls-cert and --tls-key (or a TLS proxy
+ * on the same host, in front of a loopback listener).
+ */
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import type { FastifyInstance } from "fastify";
+import type { Database } from "../registry/database.js";
+import type { KeyRing } from "../registry/key-ring.js";
+import { Registry, type Policy } from "../registry/registry.js";
+import { buildApp } from "./app.js";
+
+export class ListenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ListenError";
+  }
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(listen);
+  if (!m) throw new ListenError(`--listen must be HOST:PORT (e.g. 127.0.0.1:8700 or [::1]:8700), got ${JSON.stringify(listen)}`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ListenError(`--listen: port ${port} is above 65535`);
+  return { host: m[1] ?? m[2], port };
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === "localhost") return true;
+  if (isIP(host) === 4) return host.startsWith("127.");
+  if (isIP(host) === 6) return host === "::1" || /^::ffff:127\./i.test(host);
+  return false;
+}
+
+export interface ServeOptions {
+  db: Database;
+  keys: KeyRing;
+  listen: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  policy?: Partial<Policy>;
+  now?: () => number;
+  logger?: boolean;
+}
+
+export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstance; url: string; registry: Registry; close(): Promise<void> }> {
+  const { host, port } = parseListen(o.listen);
+  if (!!o.tlsCert !== !!o.tlsKey) throw new ListenError("give both --tls-cert and --tls-key, or neither");
+  const tls = !!o.tlsCert;
+  if (!tls && !isLoopback(host)) {
+    throw new ListenError(`refusing plain HTTP on ${host}: registration carries seeds, which travel only over HTTPS. Listen on 127.0.0.1 or give --tls-cert and --tls-key`);
+  }
+  let https: { key: Buffer; cert: Buffer } | undefined;
+  if (tls) {
+    try {
+      https = { cert: readFileSync(o.tlsCert!), key: readFileSync(o.tlsKey!) };
+    } catch (e) {
+      throw new ListenError(`cannot read TLS files: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  const registry = new Registry(o.db, { keys: o.keys, policy: o.policy, now: o.now });
+  const app = buildApp({ registry, https, logger: o.logger });
+  await app.listen({ host, port });
+  const addr = app.server.address();
+  const actualPort = typeof addr === "object" && addr ? addr.port : port;
+  const shownHost = isIP(host) === 6 ? `[${host}]` : host;
+  return {
+    app,
+    registry,
+    url: `${tls ? "https" : "http"}://${shownHost}:${actualPort}`,
+    close: async () => {
+      await app.close();
+    },
+  };
+}
