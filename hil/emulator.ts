@@ -403,6 +403,7 @@ export class Emulator extends EventEmitter {
       }
       for (const a of args) pushJs(L, a);
       const err = m.pcall(args.length, 1);
+      if (m.halted) return undefined; // stopped inside (power cut, restart): no result
       if (err !== undefined) {
         failure = err;
         return err;

@@ -52,6 +52,13 @@ export interface MachineOptions {
   countInstructions: boolean;
 }
 
+/** Message handler for pcall: the error plus a Lua stack traceback. */
+function traceback(L: LuaState): number {
+  const msg = lua.lua_type(L, 1) === lua.LUA_TSTRING ? lua.lua_tolstring(L, 1) : toLuaString(String(lua.lua_tojsstring(L, 1)));
+  lauxlib.luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
 const HALT_MESSAGE = "emulator: execution stopped (power cut or restart)";
 
 export class Machine {
@@ -224,11 +231,7 @@ export class Machine {
   pcall(nargs: number, nresults: number): string | undefined {
     const L = this.L;
     const base = lua.lua_gettop(L) - nargs;
-    lua.lua_pushcfunction(L, (L2: LuaState) => {
-      const msg = lua.lua_type(L2, 1) === lua.LUA_TSTRING ? lua.lua_tolstring(L2, 1) : toLuaString(String(lua.lua_tojsstring(L2, 1)));
-      lauxlib.luaL_traceback(L2, L2, msg, 1);
-      return 1;
-    });
+    lua.lua_pushcfunction(L, traceback);
     lua.lua_insert(L, base);
     const status = lua.lua_pcall(L, nargs, nresults, base);
     lua.lua_remove(L, base);
