@@ -257,7 +257,9 @@ export class Registry {
    * refusal for the caller to throw after the transaction commits.
    */
   private async fail(t: Sql, row: TokenRow, actor: Actor, action: string, check: { replayed: boolean }): Promise<RegistryError> {
-    const failures = row.fail_count + 1;
+    // A replay is a code that was right once: no guess, so it does not count
+    // toward the lock (a double-submitted form must not lock a customer out).
+    const failures = row.fail_count + (check.replayed ? 0 : 1);
     const locks = failures >= this.policy.lockAfter;
     await t.run(`UPDATE tokens SET fail_count = ?, state = ?, updated_at = ? WHERE serial = ?`, [failures, locks ? "locked" : row.state, this.now(), row.serial]);
     const code = check.replayed ? "replayed" : "wrong_code";
