@@ -41,7 +41,7 @@ function expectedOf(file: string): string[] {
 
 const keyed = (vs: Violation[]): string[] => vs.map((v) => `${v.line}:${v.rule}`).sort();
 
-describe("subset checker on fixtures", () => {
+describe("subset checker on fixtures", { timeout: 120_000 }, () => {
   let byFile: Map<string, Violation[]>;
 
   beforeAll(() => {
@@ -49,7 +49,7 @@ describe("subset checker on fixtures", () => {
     byFile = new Map(fixtureFiles.map((f) => [f, all.filter((v) => v.file === f)]));
     // Nothing may be reported for a file the checker was not given.
     expect(all.filter((v) => !byFile.has(v.file))).toEqual([]);
-  });
+  }, 120_000);
 
   it.each(fixtureFiles.map((f) => [relative(FIXTURES, f), f]))("%s: reports exactly the annotated lines", (_name, file) => {
     expect(keyed(byFile.get(file)!)).toEqual(expectedOf(file));
@@ -88,6 +88,8 @@ describe("subset checker on fixtures", () => {
   it("fails loudly on a missing file or config instead of passing", () => {
     expect(() => checkSubset([join(FIXTURES, "no-such.ts")], { configPath: CONFIG })).toThrow(/does not exist/);
     expect(() => checkSubset(fixtureFiles, { configPath: join(FIXTURES, "none.json") })).toThrow(/does not exist/);
+    expect(() => checkSubset([join(FIXTURES, "README.md")], { configPath: CONFIG })).toThrow(/not a \.ts file/);
+    expect(() => checkSubset([join(ROOT, "firmware", "lib", "intrinsics.ts")], { configPath: CONFIG })).toThrow(/never transpiled/);
   });
 });
 
@@ -168,7 +170,7 @@ describe("Lua post-check", () => {
   });
 });
 
-describe("the real firmware/ and protocol/ tree", () => {
+describe("the real firmware/ and protocol/ tree", { timeout: 120_000 }, () => {
   it("has files to check, and none violates the subset", () => {
     const files = subsetFiles(ROOT);
     expect(files.length).toBeGreaterThan(0);
@@ -178,7 +180,9 @@ describe("the real firmware/ and protocol/ tree", () => {
   });
 });
 
-describe("build-firmware", () => {
+// Each case starts node, loads typescript and type-checks a tree: seconds of
+// CPU each, far more on a loaded machine.
+describe("build-firmware", { timeout: 240_000 }, () => {
   const script = join(NODE_BUILD, "tools", "build-firmware.js");
   const cli = join(NODE_BUILD, "tools", "subset", "cli.js");
   let tmp: string;

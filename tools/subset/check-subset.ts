@@ -73,8 +73,8 @@ function flatten(m: string | ts.DiagnosticMessageChain): string {
 
 /**
  * Check the given .ts files. Paths in the result are spelled as given.
- * Files that are not .ts sources, or are the intrinsics module, are an error
- * of the caller: checking them would either fail spuriously or silently pass.
+ * A missing file, a non-.ts file or the intrinsics module is the caller's
+ * error: checking it would either fail spuriously or silently pass.
  */
 export function checkSubset(files: readonly string[], options: CheckOptions = {}): Violation[] {
   const root = resolve(options.root ?? process.cwd());
@@ -83,6 +83,8 @@ export function checkSubset(files: readonly string[], options: CheckOptions = {}
   const spelled = new Map<string, string>();
   for (const f of files) {
     if (!existsSync(f)) throw new Error(`subset checker: ${f} does not exist`);
+    if (!f.endsWith(".ts")) throw new Error(`subset checker: ${f} is not a .ts file`);
+    if (isIntrinsicsFile(resolve(f))) throw new Error(`subset checker: ${f} is the Node side of the intrinsics and is never transpiled`);
     spelled.set(resolve(f), f);
   }
   const program = ts.createProgram([...spelled.keys()], compilerOptions);
