@@ -4,5 +4,12 @@ import { bankImport } from "./bank-import.js";
 import { BANK_KEY_COMMANDS } from "./bank-keys.js";
 import { BANK_LIFECYCLE_COMMANDS } from "./bank-lifecycle.js";
 import { bankServe } from "./bank-serve.js";
+import { devicesCommand } from "./devices.js";
+import { exportCommand } from "./export.js";
+import { infoCommand } from "./info.js";
+import { provisionCommand } from "./provision.js";
+import { stationCommand } from "./station.js";
 
-export const COMMANDS: Command[] = [bankImport, ...BANK_LIFECYCLE_COMMANDS, bankServe, ...BANK_KEY_COMMANDS];
+export const COMMANDS: Command[] = [
+  devicesCommand, infoCommand, provisionCommand, stationCommand, exportCommand,
+  bankImport, ...BANK_LIFECYCLE_COMMANDS, bankServe, ...BANK_KEY_COMMANDS];

@@ -1,0 +1,50 @@
+/** `fobkit export`: a batch's good tokens as an encrypted RFC 6030 PSKC file for the bank. */
+import { CliError, EXIT_OK, EXIT_USAGE, type Command } from "./command.js";
+import { PskcError, readPasswordFile, readPskFile, type PskcProtection } from "../pskc/index.js";
+import { exportBatch, writeExportFile } from "../station/export.js";
+import { cliErrorFrom, FACTORY_OPTIONS, intOption, openFactory, requireString } from "./provision.js";
+
+export const exportCommand: Command = {
+  name: "export",
+  summary: "write a batch's good tokens to an encrypted PSKC file for the bank",
+  description: `One KeyPackage per good token of the batch; seeds encrypted with a pre-shared
+AES-128 key (RFC 6030 §6.1, --psk-file with 32 hex digits) or a password
+(§6.2 PBKDF2, --password-file), with the HMAC-SHA1 ValueMAC.
+
+  fobkit export --factory line1.sqlite --batch 1 --out batch1.pskcxml --psk-file bank.psk`,
+  options: {
+    ...FACTORY_OPTIONS,
+    batch: { type: "string", help: "the batch to export", placeholder: "ID" },
+    out: { type: "string", help: "the PSKC file to write", placeholder: "FILE" },
+    "psk-file": { type: "string", help: "file with the AES-128 key as hex", placeholder: "F" },
+    "password-file": { type: "string", help: "file with the password (trailing newline not part of it)", placeholder: "F" },
+    force: { type: "boolean", short: "f", help: "overwrite FILE if it exists" },
+    json: { type: "boolean", help: "print {file, batch, tokens} as JSON" },
+  },
+  async run({ values }, io) {
+    const batch = intOption(values, "batch", 1, 9999);
+    if (batch === undefined) throw new CliError("--batch is required");
+    const out = requireString(values, "out");
+    if ((values["psk-file"] === undefined) === (values["password-file"] === undefined)) throw new CliError("give exactly one of --psk-file and --password-file");
+    let protection: PskcProtection;
+    try {
+      protection = values["psk-file"] !== undefined ? { kind: "psk", key: readPskFile(values["psk-file"]) } : { kind: "password", password: readPasswordFile(values["password-file"]) };
+    } catch (e) {
+      if (e instanceof PskcError) throw new CliError(e.message, EXIT_USAGE, "bad_key_file");
+      throw e;
+    }
+    const record = openFactory(values, false);
+    try {
+      const r = exportBatch(record, batch, protection);
+      writeExportFile(out, r.xml, !!values.force);
+      if (values.json) io.stdout.write(JSON.stringify({ file: out, batch, tokens: r.serials.length, serials: r.serials }) + "\n");
+      io.stderr.write(`wrote ${r.serials.length} tokens of batch ${batch} to ${out}\n`);
+      return EXIT_OK;
+    } catch (e) {
+      throw cliErrorFrom(e);
+    } finally {
+      if (protection.kind === "psk") protection.key.fill(0);
+      record.close();
+    }
+  },
+};

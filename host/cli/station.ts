@@ -1,0 +1,55 @@
+/** `fobkit station`: continuous provisioning on several ports; serials to stdout, progress to stderr. */
+import { CliError, EXIT_OK, type Command } from "./command.js";
+import { ProgressView } from "../station/progress.js";
+import { runStation } from "../station/station.js";
+import { FACTORY_OPTIONS, PARAM_OPTIONS, intOption, openFactory, paramsFrom, resultJson, stationId } from "./provision.js";
+
+export const stationCommand: Command = {
+  name: "station",
+  summary: "provision keyfobs continuously as they are plugged in",
+  description: `Waits for keyfobs (USB-discovered, or the --ports given), provisions each once,
+several at a time, and prints each good serial on stdout for its label.
+A keyfob is provisioned again only after it was removed and a keyfob
+appears on that port. Ctrl-C finishes the keyfobs in hand and stops.
+
+  fobkit station --factory line1.sqlite --ports /dev/ttyUSB0,/dev/ttyUSB1`,
+  options: {
+    ...FACTORY_OPTIONS,
+    ports: { type: "string", help: "watch these ports (comma-separated) instead of USB discovery", placeholder: "P1,P2" },
+    count: { type: "string", help: "stop after this many good tokens", placeholder: "N" },
+    ...PARAM_OPTIONS,
+    "poll-ms": { type: "string", help: "how often to look for keyfobs (default 200)", placeholder: "MS" },
+    json: { type: "boolean", help: "one JSON line per keyfob on stdout" },
+  },
+  async run({ values }, io) {
+    const ports = values.ports === undefined ? undefined : String(values.ports).split(",").map((p) => p.trim()).filter(Boolean);
+    if (ports !== undefined && ports.length === 0) throw new CliError("--ports needs at least one path");
+    const count = intOption(values, "count", 1, 1_000_000);
+    const pollMs = intOption(values, "poll-ms", 10, 60000);
+    const timeoutMs = intOption(values, "timeout", 10, 600000);
+    const batch = intOption(values, "batch", 1, 9999);
+    const params = paramsFrom(values);
+    const record = openFactory(values, true);
+    try {
+      // Fail on a bad batch/parameter choice before waiting for keyfobs.
+      const b = record.resolveBatch(batch, params);
+      const view = new ProgressView(io.stderr);
+      io.stderr.write(`station: batch ${b.id} (${b.algorithm}, ${b.digits} digits, ${b.period} s), watching ${ports ? ports.join(", ") : "USB"}\n`);
+      const totals = await runStation({
+        record, ports, count, pollMs, signal: io.signal, session: { timeoutMs },
+        provision: { batch: b.id, params, operator: values.operator, station: stationId(values) },
+        onEvent: (e) => {
+          view.handle(e);
+          if (e.type === "result") {
+            if (values.json) io.stdout.write(JSON.stringify(resultJson(e.result)) + "\n");
+            else if (e.result.status === "good") io.stdout.write(e.result.serial + "\n");
+          }
+        },
+      });
+      io.stderr.write(`station stopped: ${totals.good} good, ${totals.failed} failed\n`);
+      return EXIT_OK;
+    } finally {
+      record.close();
+    }
+  },
+};

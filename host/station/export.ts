@@ -1,0 +1,67 @@
+/**
+ * The offline hand-over to the bank: one RFC 6030 PSKC document per batch,
+ * one KeyPackage per good token, seeds encrypted by host/pskc (§6.1 PSK or
+ * §6.2 PBKDF2, ValueMAC always). Plain seeds exist only in memory between
+ * the factory record's AES-GCM and the PSKC AES-CBC, and are wiped after.
+ */
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { writePskc, type PskcProtection, type PskcToken } from "../pskc/index.js";
+import { FactoryError, type FactoryRecord } from "./factory-record.js";
+
+export const MANUFACTURER = "fobkit";
+/** What the keyfob's INFO reports as its model. */
+export const MODEL = "FOBKIT-1";
+
+export interface ExportResult {
+  batch: number;
+  serials: string[];
+  xml: string;
+}
+
+export function exportBatch(record: FactoryRecord, batch: number, protection: PskcProtection): ExportResult {
+  if (!record.batch(batch)) throw new FactoryError(`no batch ${batch} in ${record.path}`);
+  const rows = record.tokens({ batch, state: "good" });
+  if (rows.length === 0) throw new FactoryError(`batch ${batch} has no good tokens to export`, "refused");
+  const tokens: PskcToken[] = [];
+  try {
+    for (const r of rows) {
+      tokens.push({
+        serial: r.serial, manufacturer: MANUFACTURER, model: MODEL, keyId: r.serial,
+        algorithm: r.algorithm, digits: r.digits, period: r.period, t0: 0, secret: record.openSeed(r.serial),
+      });
+    }
+    const xml = writePskc(tokens, protection, { id: `fobkit-batch-${batch}` });
+    return { batch, serials: rows.map((r) => r.serial), xml };
+  } finally {
+    for (const t of tokens) t.secret.fill(0);
+  }
+}
+
+/**
+ * Write the export: never over an existing file unless force, and never a
+ * half file at the destination (a temp file beside it, fsync, rename).
+ */
+export function writeExportFile(path: string, xml: string, force: boolean): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, "wx", 0o600);
+    writeSync(fd, xml);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    if (force) renameSync(tmp, path);
+    else {
+      // link-then-unlink would be atomic too; a plain existence check under "wx" semantics is what we need:
+      const out = openSync(path, "wx", 0o600);
+      closeSync(out);
+      renameSync(tmp, path);
+    }
+  } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") throw new FactoryError(`${path} exists; use --force to overwrite it`, "refused");
+    throw e;
+  }
+}

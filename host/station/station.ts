@@ -1,0 +1,126 @@
+/**
+ * Continuous provisioning: watch for keyfobs, provision each once, and wait
+ * for it to be taken away before that port counts again (a keyfob left in
+ * its socket is not provisioned twice; a new one at the same path is new).
+ * Several ports run at once, each with its own session.
+ *
+ * Stopping (the signal, or count reached): no new keyfob is started, the
+ * ones in hand finish, then runStation resolves.
+ */
+import { existsSync } from "node:fs";
+import { DeviceSession, type SessionOptions } from "../device/session.js";
+import { listKeyfobs, transportFor, type OpenOptions } from "../transport/discover.js";
+import type { Transport } from "../transport/transport.js";
+import type { FactoryRecord } from "./factory-record.js";
+import { provisionKeyfob, type ProvisionOptions, type ProvisionResult, type ProvisionStep } from "./provision.js";
+
+export const DEFAULT_POLL_MS = 200;
+
+export interface StationTotals {
+  good: number;
+  failed: number;
+}
+
+export type StationEvent =
+  | { type: "attached"; port: string }
+  | { type: "step"; port: string; step: ProvisionStep }
+  | { type: "result"; result: ProvisionResult; totals: StationTotals }
+  | { type: "detached"; port: string }
+  | { type: "error"; port?: string; message: string };
+
+export interface StationOptions {
+  record: FactoryRecord;
+  /** Watch these paths; without them, USB-discovered keyfobs (serial and HID). */
+  ports?: string[];
+  /** Stop after this many good tokens. */
+  count?: number;
+  signal?: AbortSignal;
+  provision?: Omit<ProvisionOptions, "onStep">;
+  session?: SessionOptions;
+  transport?: OpenOptions;
+  /** Build the transport for a path (default: serial or "hid:" HID). */
+  openTransport?: (path: string) => Transport;
+  pollMs?: number;
+  onEvent?: (e: StationEvent) => void;
+}
+
+type PortState = "busy" | "done";
+
+function present(path: string): boolean {
+  return existsSync(path.startsWith("hid:") ? path.slice(4) : path);
+}
+
+export async function runStation(o: StationOptions): Promise<StationTotals> {
+  const totals: StationTotals = { good: 0, failed: 0 };
+  const ports = new Map<string, PortState>();
+  const inHand = new Set<Promise<void>>();
+  const emit = (e: StationEvent) => o.onEvent?.(e);
+  const pollMs = o.pollMs ?? DEFAULT_POLL_MS;
+  const open = o.openTransport ?? ((p: string) => transportFor(p, o.transport));
+  const finished = () => o.signal?.aborted || (o.count !== undefined && totals.good >= o.count);
+  // With --count, start no more keyfobs than could still be needed if all in hand succeed.
+  const mayStart = () => !finished() && (o.count === undefined || totals.good + busyCount() < o.count);
+  const busyCount = () => [...ports.values()].filter((s) => s === "busy").length;
+
+  o.record.recoverInterrupted();
+
+  const work = async (path: string) => {
+    emit({ type: "attached", port: path });
+    let session: DeviceSession | undefined;
+    let result: ProvisionResult;
+    try {
+      session = await DeviceSession.open(open(path), o.session);
+      result = await provisionKeyfob(session, o.record, { ...o.provision, onStep: (step) => emit({ type: "step", port: path, step }) });
+    } catch (e) {
+      result = { status: "failed", port: path, reason: (e as Error).message, durationMs: 0 };
+    } finally {
+      await session?.close();
+    }
+    if (result.status === "good") totals.good++;
+    else totals.failed++;
+    emit({ type: "result", result, totals: { ...totals } });
+    ports.set(path, "done");
+  };
+
+  let wake: (() => void) | undefined;
+  const onAbort = () => wake?.();
+  o.signal?.addEventListener("abort", onAbort);
+  try {
+    while (!finished()) {
+      let candidates: string[];
+      try {
+        candidates = o.ports ? o.ports.filter(present) : (await listKeyfobs()).map((d) => d.path);
+      } catch (e) {
+        emit({ type: "error", message: `cannot list ports: ${(e as Error).message}` });
+        candidates = [];
+      }
+      for (const [path, state] of ports) {
+        if (state === "done" && !candidates.includes(path)) {
+          ports.delete(path);
+          emit({ type: "detached", port: path });
+        }
+      }
+      for (const path of candidates) {
+        if (ports.has(path) || !mayStart()) continue;
+        ports.set(path, "busy");
+        const p = work(path).finally(() => {
+          inHand.delete(p);
+          wake?.();
+        });
+        inHand.add(p);
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, pollMs);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+    await Promise.all(inHand);
+  } finally {
+    o.signal?.removeEventListener("abort", onAbort);
+  }
+  return totals;
+}
