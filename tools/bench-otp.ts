@@ -60,6 +60,8 @@ export interface HeapFigures {
 export interface OtpBench {
   image: string;
   imageBytes: number;
+  /** Bytes of the image's firmware.otp.* modules (the bundle's module bodies). */
+  otpModuleBytes: number;
   rows: OtpBenchRow[];
   method: string;
 }
@@ -187,6 +189,13 @@ async function onWasmoon(body: string): Promise<unknown[]> {
   }
 }
 
+/** TSTL bundles each module as `["firmware.otp.x"] = function(...) ... end,`. */
+function otpModuleBytes(image: string): number {
+  let n = 0;
+  for (const m of image.matchAll(/\["firmware\.otp\.[\w.-]+"\] = function\(\.\.\.\)[\s\S]*?\n end,/g)) n += m[0].length;
+  return n;
+}
+
 function operations(): string[] {
   return [...SETUP.matchAll(/^\s*\{ "([^"]+)"/gm)].map((m) => m[1]);
 }
@@ -204,6 +213,7 @@ export async function runOtpBench(): Promise<OtpBench> {
   return {
     image: IMAGE,
     imageBytes: statSync(IMAGE).size,
+    otpModuleBytes: otpModuleBytes(readFileSync(IMAGE, "latin1")),
     rows: names.map((operation, i) => ({
       operation,
       instructions: instructions[i],
@@ -226,7 +236,7 @@ export function formatOtpBench(b: OtpBench): string {
     width.map((w) => "-".repeat(w)).join("  "),
     ...rows.map(line),
     "",
-    `image ${b.image}: ${b.imageBytes} bytes`,
+    `image ${b.image}: ${b.imageBytes} bytes, of which the OTP modules ${b.otpModuleBytes}`,
     `method: ${b.method}`,
   ].join("\n");
 }

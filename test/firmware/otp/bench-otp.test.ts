@@ -12,6 +12,8 @@ describe("bench-otp", () => {
     const bench = await runOtpBench();
     expect(bench.image).toBe(IMAGE);
     expect(bench.imageBytes).toBeGreaterThan(10_000);
+    expect(bench.otpModuleBytes).toBeGreaterThan(10_000);
+    expect(bench.otpModuleBytes).toBeLessThan(bench.imageBytes);
     const row = (prefix: string) => {
       const r = bench.rows.find((x: { operation: string }) => x.operation.startsWith(prefix));
       expect(r, prefix).toBeDefined();
