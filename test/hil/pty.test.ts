@@ -1,0 +1,127 @@
+/**
+ * The emulator on a real PTY (socat) talked to with the real serialport
+ * package, as the host tool will: in-process (PtyLink) and through the CLI.
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { SerialPort } from "serialport";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { NODE_BUILD } from "../support/paths.js";
+import { buildFixture, loadHil, tempDir } from "./support.js";
+
+type Hil = Awaited<ReturnType<typeof loadHil>>;
+let hil: Hil;
+let image: string;
+beforeAll(async () => {
+  image = buildFixture();
+  hil = await loadHil();
+}, 120_000);
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+function openPort(path: string, baudRate = 115200): Promise<SerialPort> {
+  return new Promise((resolve, reject) => {
+    const p = new SerialPort({ path, baudRate, autoOpen: false });
+    p.open((err) => (err ? reject(err) : resolve(p)));
+  });
+}
+
+/** Collect n bytes from the port; resolves with them and the time it took. */
+function receive(port: SerialPort, n: number, timeoutMs = 10000): Promise<{ data: Buffer; ms: number }> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    let data = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      port.off("data", onData);
+      reject(new Error(`received ${data.length} of ${n} bytes in ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onData = (chunk: Buffer) => {
+      data = Buffer.concat([data, chunk]);
+      if (data.length >= n) {
+        clearTimeout(timer);
+        port.off("data", onData);
+        resolve({ data, ms: performance.now() - t0 });
+      }
+    };
+    port.on("data", onData);
+  });
+}
+
+describe("emulator on a PTY", () => {
+  it("echoes bytes through socat and serialport, paced at the modelled baud rate", async () => {
+    const dir = tempDir("pty-");
+    const path = join(dir, "ttyEMU");
+    const emu = new hil.Emulator({ stateDir: join(dir, "state"), imagePath: image, time: 1700000000, realtime: true, countInstructions: false, baud: 38400 });
+    const link = await hil.PtyLink.open(emu, { path });
+    cleanups.push(() => link.close());
+    emu.boot();
+    const port = await openPort(path, 38400);
+    cleanups.push(() => new Promise<void>((r) => port.close(() => r())));
+    const payload = Buffer.from(Array.from({ length: 384 }, (_, i) => i & 255));
+    const got = receive(port, payload.length);
+    port.write(payload);
+    const { data, ms } = await got;
+    expect(data.equals(payload)).toBe(true);
+    // 384 bytes at 38400 baud, 10 bits each: 100 ms on the wire (each way, overlapping)
+    expect(ms).toBeGreaterThanOrEqual(95);
+    console.log(`PTY echo of 384 bytes at 38400 baud: ${ms.toFixed(0)} ms (wire time 100 ms)`);
+  }, 30_000);
+
+  it("runs as `fobkit emu`: ready event, serial echo, press -> display event, clean exit on stdin EOF", async () => {
+    const dir = tempDir("pty-cli-");
+    const path = join(dir, "ttyEMU");
+    const child = spawn(process.execPath, [join(NODE_BUILD, "hil", "cli.js"), "--pty", path, "--state", join(dir, "state"), "--image", image, "--time", "1700000000"], { stdio: ["pipe", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    cleanups.push(() => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    });
+    const events: Record<string, unknown>[] = [];
+    const waiters: { pred: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const e = JSON.parse(line) as Record<string, unknown>;
+      events.push(e);
+      for (const w of [...waiters]) if (w.pred(e)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(e);
+      }
+    });
+    const waitFor = (pred: (e: Record<string, unknown>) => boolean, ms = 15000) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const hit = events.find(pred);
+        if (hit) return resolve(hit);
+        const t = setTimeout(() => reject(new Error(`no such event in ${ms} ms; got ${JSON.stringify(events)}; stderr ${stderr}`)), ms);
+        waiters.push({ pred, resolve: (e) => (clearTimeout(t), resolve(e)) });
+      });
+
+    expect(await waitFor((e) => e.event === "ready")).toMatchObject({ event: "ready", pty: path });
+    const port = await openPort(path);
+    const got = receive(port, 5);
+    port.write(Buffer.from("hello"));
+    expect((await got).data.toString()).toBe("hello");
+    child.stdin.write("press\n");
+    expect(await waitFor((e) => e.event === "display" && e.text === "00000001")).toBeTruthy();
+    child.stdin.write("advance nope\n");
+    expect(await waitFor((e) => e.event === "error" && e.kind === "command")).toBeTruthy();
+    await new Promise<void>((r) => port.close(() => r()));
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    child.stdin.end();
+    expect(await exited).toBe(0);
+    expect(events.at(-1)).toMatchObject({ event: "exit", reason: "stdin closed" });
+    expect(existsSync(path)).toBe(false); // the link is gone
+  }, 30_000);
+
+  it("rejects bad arguments with a usage error", async () => {
+    const child = spawn(process.execPath, [join(NODE_BUILD, "hil", "cli.js"), "--pty", "/tmp/x", "--baud", "12345", "--state", "/tmp/y"], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/--baud 12345 is not a rate/);
+  });
+});
