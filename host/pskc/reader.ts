@@ -312,6 +312,9 @@ function readKeyPackage(kp: XmlElement, index: number, ring: KeyRing, opts: Read
   const manufacturer = optChild(info, NS_PSKC, "Manufacturer", where)?.text.trim() ?? "";
   const model = optChild(info, NS_PSKC, "Model", where)?.text.trim();
 
+  const cmi = optChild(kp, NS_PSKC, "CryptoModuleInfo", where);
+  const cryptoModuleId = cmi && optChild(cmi, NS_PSKC, "Id", where)?.text.trim();
+
   const keys = pskcChildren(kp, "Key");
   if (keys.length !== 1) throw new PskcError("malformed", `KeyPackage must hold exactly one Key, has ${keys.length}`, where);
   const key = keys[0];
@@ -375,6 +378,7 @@ function readKeyPackage(kp: XmlElement, index: number, ring: KeyRing, opts: Read
 
     const token: PskcToken = { serial, manufacturer, keyId, algorithm, digits, period, t0, secret };
     if (model !== undefined) token.model = model;
+    if (cryptoModuleId) token.cryptoModuleId = cryptoModuleId;
     if (issuer !== undefined) token.issuer = issuer;
     if (timeDrift !== undefined) token.timeDrift = timeDrift;
     return token;

@@ -21,6 +21,8 @@ export interface PskcToken {
   manufacturer: string;
   /** DeviceInfo/Model. */
   model?: string;
+  /** CryptoModuleInfo/Id: e.g. the keyfob's hardware id (optional in RFC 6030 §4.3.2). */
+  cryptoModuleId?: string;
   /** Key/Issuer. */
   issuer?: string;
   /** Key@Id (the reader falls back to the serial when a vendor omits it). */
@@ -46,7 +48,7 @@ export interface PskcToken {
  * random MAC key that travels encrypted under the same AES key.
  */
 export type PskcProtection =
-  | { kind: "psk"; key: Buffer; keyName?: string }
+  | { kind: "psk"; key: Buffer; /** ds:KeyName written (default "Pre-shared-key"); not checked on read: the MAC decides. */ keyName?: string }
   | { kind: "password"; password: string; iterations?: number; saltLength?: number };
 
 export type PskcErrorCode =

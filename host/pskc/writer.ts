@@ -69,6 +69,7 @@ function checkToken(t: PskcToken, i: number): void {
   text(`${at}.keyId`, t.keyId);
   if (t.model !== undefined) text(`${at}.model`, t.model);
   if (t.issuer !== undefined) text(`${at}.issuer`, t.issuer);
+  if (t.cryptoModuleId !== undefined) text(`${at}.cryptoModuleId`, t.cryptoModuleId);
   if (!(t.algorithm in SUITE_FOR)) throw new RangeError(`${at}.algorithm must be SHA1, SHA256 or SHA512, got ${String(t.algorithm)}`);
   int(`${at}.digits`, t.digits, DIGITS_MIN, DIGITS_MAX);
   // Time, TimeInterval and TimeDrift are xs:int in the §11 schema.
@@ -210,6 +211,9 @@ export function writePskc(tokens: PskcToken[], protection: PskcProtection, opts:
           `      <pskc:SerialNo>${esc(t.serial)}</pskc:SerialNo>\n` +
           (t.model !== undefined ? `      <pskc:Model>${esc(t.model)}</pskc:Model>\n` : "") +
           "    </pskc:DeviceInfo>\n" +
+          (t.cryptoModuleId !== undefined
+            ? `    <pskc:CryptoModuleInfo>\n      <pskc:Id>${esc(t.cryptoModuleId)}</pskc:Id>\n    </pskc:CryptoModuleInfo>\n`
+            : "") +
           `    <pskc:Key Id="${esc(t.keyId)}" Algorithm="${ALG_TOTP}">\n` +
           (t.issuer !== undefined ? `      <pskc:Issuer>${esc(t.issuer)}</pskc:Issuer>\n` : "") +
           algorithmParameters(t) +

@@ -51,7 +51,7 @@ describe("hostile XML", () => {
     const xml = withDoctype(BILLION_LAUGHS, "&lol9;");
     const t0 = performance.now();
     const err = expectRefused(() => pskc.readPskc(xml, PSK), "unsafe_xml");
-    expect(performance.now() - t0).toBeLessThan(100);
+    expect(performance.now() - t0).toBeLessThan(1000);
     expect(err.message).toMatch(/DOCTYPE is not allowed/);
     expect(err.message).toMatch(/line 2/);
   });
@@ -104,7 +104,7 @@ describe("hostile XML", () => {
     const t0 = performance.now();
     const err = expectRefused(() => pskc.readPskc(xml, PSK), "unsafe_xml");
     expect(err.message).toMatch(/nested deeper than 64/);
-    expect(performance.now() - t0).toBeLessThan(500);
+    expect(performance.now() - t0).toBeLessThan(2000);
   });
 
   it("refuses a file over the size limit before parsing it", () => {
@@ -123,7 +123,7 @@ describe("hostile XML", () => {
     const t0 = performance.now();
     const err = expectRefused(() => pskc.readPskc(xml, { kind: "password", password: "pw" }), "malformed");
     expect(err.message).toMatch(/above the limit of 20000000/);
-    expect(performance.now() - t0).toBeLessThan(100);
+    expect(performance.now() - t0).toBeLessThan(1000);
   });
 
   it("the XML parser cannot reach files or the network: it imports neither", () => {

@@ -20,7 +20,7 @@ else:
     p.encryption.derive_key(a["password"])
 keys = []
 for k in p.keys:
-    keys.append(dict(serial=k.serial, manufacturer=k.manufacturer, model=k.model, issuer=k.issuer,
+    keys.append(dict(serial=k.serial, cryptoModuleId=k.crypto_module, manufacturer=k.manufacturer, model=k.model, issuer=k.issuer,
         keyId=k.id, algorithm=k.algorithm, suite=k.algorithm_suite, digits=k.response_length,
         encoding=k.response_encoding, period=k.time_interval, t0=k.time_offset, timeDrift=k.time_drift,
         secret=binascii.hexlify(k.secret).decode(), macOk=k.check()))
@@ -34,11 +34,12 @@ from pskc import PSKC
 a = json.load(sys.stdin)
 p = PSKC()
 for t in a["tokens"]:
-    p.add_key(id=t["keyId"], serial=t["serial"], manufacturer=t["manufacturer"], model=t.get("model"),
+    k = p.add_key(id=t["keyId"], serial=t["serial"], manufacturer=t["manufacturer"], model=t.get("model"),
         issuer=t.get("issuer"), secret=binascii.unhexlify(t["secret"]),
         algorithm="urn:ietf:params:xml:ns:keyprov:pskc:totp", algorithm_suite=t.get("suite"),
         response_length=t["digits"], response_encoding="DECIMAL",
         time_offset=t["t0"], time_interval=t["period"], time_drift=t.get("timeDrift"))
+    k.device.crypto_module = t.get("cryptoModuleId")
 if a["kind"] == "psk":
     p.encryption.setup_preshared_key(key=binascii.unhexlify(a["key"]), key_name="bank-2026", fields=a.get("fields"))
 else:
@@ -60,7 +61,7 @@ const MODES: [string, PskcProtection][] = [
 
 describe.each(MODES)("python-pskc interop, %s", (_n, protection) => {
   const tokens: PskcToken[] = [
-    token({ algorithm: "SHA1" }),
+    token({ algorithm: "SHA1", cryptoModuleId: "hw-00112233" }),
     token({ algorithm: "SHA256", secret: randomBytes(32), digits: 6, period: 30, timeDrift: -4 }),
     token({ algorithm: "SHA512", secret: randomBytes(64), t0: 1_234_567_890, model: undefined, issuer: undefined }),
   ];
@@ -74,6 +75,7 @@ describe.each(MODES)("python-pskc interop, %s", (_n, protection) => {
     expect(got.keys).toEqual(
       tokens.map((t) => ({
         serial: t.serial,
+        cryptoModuleId: t.cryptoModuleId ?? null,
         manufacturer: t.manufacturer,
         model: t.model ?? null,
         issuer: t.issuer ?? null,

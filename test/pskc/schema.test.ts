@@ -54,7 +54,7 @@ describe("RFC 6030 schema validity (xmllint)", () => {
     ["pre-shared key", PSK],
     ["PBKDF2 password", PASSWORD],
   ] as const)("a SHA-1 file with a %s validates against the RFC's schema as published", (_n, protection) => {
-    const xml = pskc.writePskc([token(), token({ timeDrift: -1, t0: 1_000_000 }), token({ model: undefined, issuer: undefined })], protection, {
+    const xml = pskc.writePskc([token({ cryptoModuleId: "hw-1" }), token({ timeDrift: -1, t0: 1_000_000 }), token({ model: undefined, issuer: undefined })], protection, {
       id: "batch-1",
     });
     const r = xmllint(writeTmp("sha1.pskcxml", xml));
