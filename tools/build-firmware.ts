@@ -77,13 +77,14 @@ function build(args: Args): string {
       emitted.set(resolve(fileName), data);
     },
   });
+  // TSTL's warnings are fatal too: each marks a place where JS and Lua
+  // disagree (`if (n)` with n = 0 is false in JS, true in Lua).
   const diagnostics = ts.sortAndDeduplicateDiagnostics([...preEmit, ...emit.diagnostics]);
-  const errors = diagnostics.filter((d) => d.category === ts.DiagnosticCategory.Error);
-  for (const d of diagnostics) {
-    if (d.category !== ts.DiagnosticCategory.Error) console.error(formatDiagnostic(d));
-  }
-  if (errors.length > 0) {
-    throw new BuildError(`${errors.map(formatDiagnostic).join("\n")}\nTSTL failed with ${errors.length} error(s)`);
+  const problems = diagnostics.filter(
+    (d) => d.category === ts.DiagnosticCategory.Error || d.category === ts.DiagnosticCategory.Warning,
+  );
+  if (problems.length > 0) {
+    throw new BuildError(`${problems.map(formatDiagnostic).join("\n")}\nTSTL failed with ${problems.length} error(s)/warning(s)`);
   }
 
   const imagePath = imagePathFor(args);

@@ -255,6 +255,16 @@ describe("build-firmware", { timeout: 240_000 }, () => {
     expect(r.stderr).toMatch(/TSTL failed with 1 error/);
   });
 
+  it("treats TSTL's warnings as fatal: `if (n)` differs between JS and Lua for n = 0", () => {
+    const root = project("truthy", {
+      "firmware/image.ts": "export function nonzero(n: number): number {\n  if (n) return 1;\n  return 0;\n}\n",
+    });
+    const r = run(script, ["--root", root, "--out-dir", join(root, "out")]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${relative(ROOT, join(root, "firmware", "image.ts"))}:2:7: warning TS`);
+    expect(r.stderr).toMatch(/Only false and nil evaluate to 'false' in Lua/);
+  });
+
   it("exits 1 when the emitted Lua fails the post-check, though the source passed", () => {
     const root = project("lua-post", GOOD);
     const configPath = join(root, "tsconfig.lua.json");
