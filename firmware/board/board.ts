@@ -19,6 +19,7 @@
  */
 import { buttonStart } from "./button.js";
 import { displayInit, displayNumber, displayOff, displayText } from "./display-max7219.js";
+import { displayBlankAfter } from "./display-timer.js";
 import { flashExists, flashRead, flashRemove, flashWrite } from "./flash-store.js";
 import { hardwareId } from "./hardware-id.js";
 import { rngBytes } from "./rng.js";
@@ -31,7 +32,7 @@ export interface Board {
   /**
    * Start the console UART at `baud` (8N1, no echo); received bytes go to
    * onBytes and never to the Lua interpreter. delimiter -1: one call per
-   * byte; 0..255: one call per run of bytes ending with that byte (or 255).
+   * byte; 0..255: one call per run of bytes ending with that byte (or 256 bytes).
    */
   uartStart(this: void, onBytes: (bytes: number[]) => void, baud: number, delimiter: number): number;
   /** Send bytes to the host. */
@@ -64,6 +65,8 @@ export interface Board {
   displayNumber(this: void, value: number, width: number): number;
   /** Blank the display and put the controller into its low-power shutdown. */
   displayOff(this: void): number;
+  /** displayOff ms (1..600000) from now; a new call restarts the countdown. */
+  displayBlankAfter(this: void, ms: number): number;
 
   // --- identity, randomness, power ------------------------------------------
   /** Append the 8-byte unique hardware id. */
@@ -93,6 +96,7 @@ export const NODEMCU_BOARD: Board = {
   displayText: displayText,
   displayNumber: displayNumber,
   displayOff: displayOff,
+  displayBlankAfter: displayBlankAfter,
   hardwareId: hardwareId,
   rngBytes: rngBytes,
   restart: restart,

@@ -25,9 +25,11 @@ function onUartData(data: string): void {
 
 /**
  * Start receiving. onBytes gets a fresh array per delivery (the app may keep
- * it). delimiter -1: one delivery per byte (NodeMCU's n = 0 mode); a byte
- * value 0..255: deliveries end at that byte or after 255 bytes (NodeMCU's
- * end_char mode), which suits a delimiter-framed protocol.
+ * it). delimiter -1: one delivery per byte (NodeMCU's n = 0 mode, which
+ * uart.c implements as one callback per byte); a byte value 0..255:
+ * deliveries end at that byte or after 256 bytes (end_char mode,
+ * LUA_MAXINPUT), one Lua callback per frame for a delimiter-framed protocol
+ * such as COBS. Prefer a delimiter: a callback costs far more than a byte.
  */
 export function uartStart(onBytes: (bytes: number[]) => void, baud: number, delimiter: number): number {
   if (delimiter < -1 || delimiter > 255 || math.type(delimiter) !== "integer") {
