@@ -18,6 +18,7 @@ import {
   tokenizeLua,
   type Violation,
 } from "../../tools/subset/index.js";
+import { callLua, LUA_VMS } from "../support/lua-vm.js";
 import { BUILD, NODE_BUILD, ROOT } from "../support/paths.js";
 
 const FIXTURES = join(ROOT, "test", "fixtures", "subset");
@@ -218,7 +219,7 @@ describe("build-firmware", { timeout: 240_000 }, () => {
     "firmware/image.ts": 'import { shr } from "./lib/intrinsics.js";\nexport function top(x: number): number {\n  return shr(x, 24) & 255;\n}\n',
   };
 
-  it("builds a clean tree and prints the image size and module count", () => {
+  it("builds a clean tree and prints the image size and module count; the image runs on 32- and 64-bit Lua", async () => {
     const root = project("good", GOOD);
     const out = join(root, "out");
     const r = run(script, ["--root", root, "--out-dir", out]);
@@ -228,6 +229,14 @@ describe("build-firmware", { timeout: 240_000 }, () => {
     const size = readFileSync(image).length;
     expect(r.stdout.trim()).toBe(`${relative(ROOT, image)}: ${size} bytes (1 modules)`);
     expect(checkLuaOutput(readFileSync(image, "utf8"), image)).toEqual([]);
+    // shr inlined by the plugin: the top byte of a word with bit 31 set.
+    for (const vm of LUA_VMS) {
+      const results = await callLua(vm, image, [{ fn: "top", args: [-2023406815] }, { fn: "top", args: [0x12345678] }]);
+      expect(results, vm).toEqual([
+        { ok: true, value: 0x87 },
+        { ok: true, value: 0x12 },
+      ]);
+    }
   });
 
   it("exits 1 listing file:line:col: rule on a subset violation, and leaves no image", () => {
