@@ -42,6 +42,14 @@ describe("board RTC (DS3231 over i2c)", () => {
     expect(emu.rtcTime() - (1700000000 + 864000)).toBe(17); // 20 ppm of 10 days = 17.28 s
   });
 
+  it("a simulated year at +20 ppm: the board reads the clock 630 s ahead", () => {
+    const { emu, call } = start({ driftPpm: 20 });
+    emu.advance(365 * 86400);
+    const [st, hi, lo] = call("rtcRead") as number[];
+    expect(st).toBe(OK);
+    expect(hi * 65536 + lo - (1700000000 + 365 * 86400)).toBe(630); // 20e-6 * 31536000 = 630.72
+  });
+
   it("writes the time (24-hour BCD, OSF cleared) and reads it back, past 2038 too", () => {
     const { emu, call } = start();
     for (const t of [946684800, 2147483647, 2147483648 + 1000, 4102444799]) {

@@ -116,6 +116,29 @@ describe("emulator on a PTY", () => {
     expect(existsSync(path)).toBe(false); // the link is gone
   }, 30_000);
 
+  it("shuts down cleanly on SIGTERM: socat gone, link removed", async () => {
+    const dir = tempDir("pty-term-");
+    const path = join(dir, "ttyEMU");
+    const child = spawn(process.execPath, [join(NODE_BUILD, "hil", "cli.js"), "--pty", path, "--state", join(dir, "state"), "--image", image], { stdio: ["pipe", "pipe", "pipe"] });
+    cleanups.push(() => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    });
+    const lines: string[] = [];
+    const ready = new Promise<void>((resolve) =>
+      createInterface({ input: child.stdout }).on("line", (l) => {
+        lines.push(l);
+        if (l.includes('"ready"')) resolve();
+      }),
+    );
+    await ready;
+    expect(existsSync(path)).toBe(true);
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ event: "exit", reason: "SIGTERM" });
+    expect(existsSync(path)).toBe(false);
+  }, 30_000);
+
   it("rejects bad arguments with a usage error", async () => {
     const child = spawn(process.execPath, [join(NODE_BUILD, "hil", "cli.js"), "--pty", "/tmp/x", "--baud", "12345", "--state", "/tmp/y"], { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
