@@ -32,7 +32,9 @@ function readSmall(path: string, what: string): Buffer {
  */
 export function readPskFile(path: string): Buffer {
   const buf = readSmall(path, "PSK file");
-  const text = buf.toString("latin1").replace(/[ \t\r\n]/g, "");
+  // A UTF-8 byte order mark (Windows editors add one) is not part of the key.
+  const bom = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
+  const text = buf.subarray(bom).toString("latin1").replace(/[ \t\r\n]/g, "");
   buf.fill(0);
   if (text.length === 0) throw new PskcError("bad_key_file", "the PSK file is empty", path);
   const bad = text.search(/[^0-9A-Fa-f]/);

@@ -50,6 +50,8 @@ function esc(s: string): string {
 function text(field: string, value: unknown): string {
   if (typeof value !== "string") throw new TypeError(`${field} must be a string, got ${typeof value}`);
   if (value.trim() === "") throw new RangeError(`${field} must not be empty`);
+  // The reader trims surrounding whitespace (pretty-printed vendor files), so it could not round-trip.
+  if (value !== value.trim()) throw new RangeError(`${field} must not start or end with whitespace`);
   if (/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/.test(value)) {
     throw new RangeError(`${field} contains a character XML cannot carry`);
   }

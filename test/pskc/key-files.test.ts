@@ -11,6 +11,7 @@ describe("readPskFile", () => {
     ["one line", `${hex}\n`],
     ["no newline", hex],
     ["upper case with CRLF", `${hex.toUpperCase()}\r\n`],
+    ["after a UTF-8 byte order mark", `\ufeff${hex}\n`],
     ["grouped and wrapped", `${hex.slice(0, 8)} ${hex.slice(8, 16)}\n\t${hex.slice(16, 24)}  ${hex.slice(24)}\n\n`],
   ])("reads %s", (_n, text) => {
     expect(pskc.readPskFile(writeTmp("k.hex", text)).equals(key)).toBe(true);

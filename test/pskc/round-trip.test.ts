@@ -99,6 +99,8 @@ describe("writePskc", () => {
       [{ timeDrift: 2 ** 31 }, /timeDrift/],
       [{ serial: "" }, /serial must not be empty/],
       [{ serial: "A\u0001" }, /serial contains a character/],
+      [{ serial: " FK1" }, /serial must not start or end with whitespace/],
+      [{ manufacturer: "fobkit\n" }, /manufacturer must not start or end with whitespace/],
       [{ algorithm: "MD5" as never }, /algorithm/],
       [{ secret: randomBytes(15) }, /secret must be 16\.\.128 bytes, got 15/],
       [{ secret: "3132" as never }, /secret must be a Buffer/],
