@@ -1,0 +1,178 @@
+/**
+ * `fobkit bank ...` in process through runCli (the same entry as
+ * bin/fobkit.js): exit statuses 0/1/2, --json on every outcome, reason codes
+ * on stderr, import from PSKC files (host/pskc writes them; the reader
+ * checks their MAC), and key rotation. Codes from oathtool at real time.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { runCli } from "../../host/cli/main.js";
+import { writePskc, type PskcToken } from "../../host/pskc/index.js";
+import { ENGINES, oathtool } from "../registry/support.js";
+
+interface Out {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json: any;
+}
+
+describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  let drop: () => Promise<void>;
+
+  async function bank(...args: string[]): Promise<Out> {
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let o = "";
+    let e = "";
+    stdout.on("data", (d) => (o += d));
+    stderr.on("data", (d) => (e += d));
+    const code = await runCli(["bank", ...args], { stdout, stderr, stdin: new PassThrough(), env, signal: new AbortController().signal });
+    let json: unknown;
+    if (args.includes("--json")) json = JSON.parse(o.trim().split("\n").at(-1)!);
+    return { code, stdout: o, stderr: e, json };
+  }
+
+  const seeds = new Map<string, Buffer>();
+  function pskcFile(name: string, serials: string[], password = "correct horse"): string {
+    const tokens: PskcToken[] = serials.map((serial) => {
+      const secret = seeds.get(serial) ?? randomBytes(20);
+      seeds.set(serial, secret);
+      return { serial, manufacturer: "fobkit", model: "FK-1", keyId: serial, algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: Buffer.from(secret) };
+    });
+    const path = join(dir, name);
+    writeFileSync(path, writePskc(tokens, { kind: "password", password, iterations: 1000 }));
+    return path;
+  }
+  const code = (serial: string, offset = 0) => oathtool(seeds.get(serial)!, Date.now() / 1000 + offset);
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "fobkit-cli-"));
+    const f = await engine.fresh();
+    drop = f.drop;
+    writeFileSync(join(dir, "password"), "correct horse\n");
+    env = { FOBKIT_BANK_DB: f.url, FOBKIT_BANK_KEK_FILE: join(dir, "bank.kek"), USER: "alice", PATH: process.env.PATH };
+    expect((await bank("init-kek")).code).toBe(0);
+  });
+  afterEach(async () => {
+    await drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("init-kek writes a 0600 key file and refuses to overwrite it", async () => {
+    expect(statSync(env.FOBKIT_BANK_KEK_FILE!).mode & 0o777).toBe(0o600);
+    const again = await bank("init-kek", "--json");
+    expect(again.code).toBe(2);
+    expect(again.json).toMatchObject({ ok: false });
+  });
+
+  it("imports a PSKC file whole, refuses a duplicate and a wrong password with nothing changed", async () => {
+    const a = pskcFile("a.pskc", ["FK0001", "FK0002", "FK0003"]);
+    const ok = await bank("import", a, "--password-file", join(dir, "password"), "--json");
+    expect(ok).toMatchObject({ code: 0, json: { ok: true, imported: 3, serials: ["FK0001", "FK0002", "FK0003"] } });
+    // One duplicate among new serials: refused (1), named, none imported.
+    const b = pskcFile("b.pskc", ["FK0004", "FK0002", "FK0005"]);
+    const dup = await bank("import", b, "--password-file", join(dir, "password"), "--json");
+    expect(dup).toMatchObject({ code: 1, json: { ok: false, error: { code: "duplicate_serial", detail: { serials: ["FK0002"] } } } });
+    expect(dup.stderr).toMatch(/refused: duplicate_serial/);
+    expect((await bank("status", "--serial", "FK0004")).code).toBe(2);
+    // The wrong password fails the MAC: bad input (2), nothing imported.
+    writeFileSync(join(dir, "wrong"), "wrong horse");
+    const c = pskcFile("c.pskc", ["FK0006"]);
+    const mac = await bank("import", c, "--password-file", join(dir, "wrong"), "--json");
+    expect(mac).toMatchObject({ code: 2, json: { error: { code: "pskc_mac_mismatch" } } });
+    expect((await bank("status", "--serial", "FK0006")).code).toBe(2);
+    // Hostile XML: an entity expansion bomb.
+    const bomb = join(dir, "bomb.pskc");
+    writeFileSync(bomb, '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><KeyContainer Version="1.0" xmlns="urn:ietf:params:xml:ns:keyprov:pskc">&b;</KeyContainer>');
+    const hostile = await bank("import", bomb, "--password-file", join(dir, "password"), "--json");
+    expect(hostile).toMatchObject({ code: 2, json: { error: { code: "pskc_unsafe_xml" } } });
+    // The refusals are in the audit.
+    const audit = await bank("audit", "--json");
+    expect(audit.json.records.filter((r: any) => r.action === "import").map((r: any) => r.outcome)).toEqual(["pskc_mac_mismatch", "pskc_unsafe_xml"]);
+    // Neither key file: bad usage.
+    expect((await bank("import", a)).code).toBe(2);
+  });
+
+  it("walks the lifecycle with the exit statuses and --json", async () => {
+    await bank("import", pskcFile("a.pskc", ["FK0001"]), "--password-file", join(dir, "password"));
+    expect(await bank("issue", "--serial", "FK0001", "--customer", "c1", "--json")).toMatchObject({ code: 0, json: { ok: true, token: { state: "issued", customer: "c1" } } });
+    expect(await bank("issue", "--serial", "FK0001", "--customer", "c2", "--json")).toMatchObject({ code: 1, json: { error: { code: "not_issuable" } } });
+    expect(await bank("issue", "--serial", "NOPE", "--customer", "c2", "--json")).toMatchObject({ code: 2, json: { error: { code: "unknown_serial" } } });
+    expect(await bank("activate", "--serial", "FK0001", "--code", "1234567", "--json")).toMatchObject({ code: 2, json: { error: { code: "bad_code" } } });
+    expect(await bank("activate", "--serial", "FK0001", "--code", "12a45678")).toMatchObject({ code: 2 });
+    expect(await bank("activate", "--serial", "FK0001", "--code", code("FK0001"), "--json")).toMatchObject({ code: 0, json: { result: "accepted", state: "active" } });
+    const next = code("FK0001", 60);
+    expect(await bank("verify", "--customer", "c1", "--code", next, "--json")).toMatchObject({ code: 0, json: { ok: true, result: "accepted" } });
+    const replay = await bank("verify", "--customer", "c1", "--code", next, "--json");
+    expect(replay).toMatchObject({ code: 1, json: { ok: false, error: { code: "replayed" } } });
+    expect(replay.stderr).toMatch(/refused: replayed/);
+    expect(await bank("unlock", "--customer", "c1", "--json")).toMatchObject({ code: 1, json: { error: { code: "not_locked" } } });
+    for (let i = 0; i < 5; i++) expect((await bank("verify", "--customer", "c1", "--code", "00000000")).code).toBe(1);
+    expect(await bank("status", "--customer", "c1", "--json")).toMatchObject({ code: 0, json: { token: { state: "locked", failCount: 5 } } });
+    expect(await bank("unlock", "--customer", "c1", "--staff", "bob", "--json")).toMatchObject({ code: 0, json: { token: { state: "active" } } });
+    // Resync: a keyfob two hours fast; the second code is the next step's.
+    const fast = Date.now() / 1000 + 7200;
+    const r = await bank("resync", "--serial", "FK0001", "--code", oathtool(seeds.get("FK0001")!, fast), "--code", oathtool(seeds.get("FK0001")!, fast + 60), "--json");
+    expect(r).toMatchObject({ code: 0, json: { result: "accepted" } });
+    expect(r.json.drift).toBeGreaterThanOrEqual(120);
+    expect(r.json.drift).toBeLessThanOrEqual(122);
+    expect(await bank("resync", "--serial", "FK0001", "--code", "12345678", "--json")).toMatchObject({ code: 2 });
+    expect(await bank("deactivate", "--customer", "c1", "--code", oathtool(seeds.get("FK0001")!, fast + 120), "--json")).toMatchObject({ code: 0, json: { state: "retired" } });
+    expect(await bank("activate", "--serial", "FK0001", "--code", oathtool(seeds.get("FK0001")!, fast + 180), "--json")).toMatchObject({ code: 1, json: { error: { code: "retired" } } });
+    // The audit names the staff member and the CLI as the source.
+    const audit = await bank("audit", "--serial", "FK0001", "--json");
+    const unlock = audit.json.records.find((x: any) => x.action === "unlock" && x.outcome === "ok");
+    expect(unlock).toMatchObject({ actor: "staff:bob", source: "cli" });
+    expect(audit.json.records.find((x: any) => x.action === "issue")).toMatchObject({ actor: "staff:alice" });
+    const text = await bank("audit", "--serial", "FK0001");
+    expect(text.stdout.split("\n").filter(Boolean).length).toBe(audit.json.records.length);
+  });
+
+  it("bad usage is 2: a missing option, an unknown option, a command without the key file", async () => {
+    expect((await bank("issue", "--customer", "c1")).code).toBe(2);
+    expect((await bank("issue", "--serial", "A", "--customer", "c1", "--bogus")).code).toBe(2);
+    expect((await bank("verify", "--customer", "c1", "--code", "12345678", "--kek-file", join(dir, "absent.kek"))).code).toBe(2);
+    const noKek = { ...env };
+    delete noKek.FOBKIT_BANK_KEK_FILE;
+    const saved = env;
+    env = noKek;
+    const r = await bank("verify", "--customer", "c1", "--code", "12345678");
+    env = saved;
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--kek-file/);
+  });
+
+  it("add-key prints the key once and stores only its hash; list-keys and revoke-key", async () => {
+    const k = await bank("add-key", "--role", "channel", "--label", "app", "--json");
+    expect(k).toMatchObject({ code: 0, json: { role: "channel" } });
+    expect(k.json.key).toMatch(/^fbk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/);
+    const list = await bank("list-keys", "--json");
+    expect(list.json.keys).toEqual([expect.objectContaining({ id: k.json.id, role: "channel", label: "app", revokedAt: null })]);
+    expect(list.stdout).not.toContain(k.json.key.split("_")[2]);
+    expect((await bank("revoke-key", "--id", k.json.id)).code).toBe(0);
+    expect((await bank("revoke-key", "--id", k.json.id)).code).toBe(1);
+    expect((await bank("add-key", "--role", "admin")).code).toBe(2);
+  });
+
+  it("rotate-key re-seals every seed under a new key; --prune drops the old one", async () => {
+    await bank("import", pskcFile("a.pskc", ["FK0001", "FK0002"]), "--password-file", join(dir, "password"));
+    await bank("issue", "--serial", "FK0001", "--customer", "c1");
+    await bank("activate", "--serial", "FK0001", "--code", code("FK0001"));
+    const oldKey = readFileSync(env.FOBKIT_BANK_KEK_FILE!, "utf8");
+    const r = await bank("rotate-key", "--prune", "--json");
+    expect(r).toMatchObject({ code: 0, json: { resealed: 2 } });
+    expect(r.json.dropped).toHaveLength(1);
+    expect(Object.keys(r.json.after)).toEqual([r.json.kekId]);
+    const lines = readFileSync(env.FOBKIT_BANK_KEK_FILE!, "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
+    expect(lines).toHaveLength(1);
+    expect(oldKey).not.toContain(lines[0]);
+    expect(await bank("verify", "--customer", "c1", "--code", code("FK0001", 60), "--json")).toMatchObject({ code: 0 });
+  });
+});
