@@ -5,6 +5,7 @@ import { BANK_KEY_COMMANDS } from "./bank-keys.js";
 import { BANK_LIFECYCLE_COMMANDS } from "./bank-lifecycle.js";
 import { bankServe } from "./bank-serve.js";
 import { devicesCommand } from "./devices.js";
+import { emuCommand } from "./emu.js";
 import { exportCommand } from "./export.js";
 import { infoCommand } from "./info.js";
 import { provisionCommand } from "./provision.js";
@@ -12,4 +13,4 @@ import { stationCommand } from "./station.js";
 
 export const COMMANDS: Command[] = [
   devicesCommand, infoCommand, provisionCommand, stationCommand, exportCommand,
-  bankImport, ...BANK_LIFECYCLE_COMMANDS, bankServe, ...BANK_KEY_COMMANDS];
+  bankImport, ...BANK_LIFECYCLE_COMMANDS, bankServe, ...BANK_KEY_COMMANDS, emuCommand];

@@ -1,0 +1,50 @@
+/** `fobkit emu`: an emulated keyfob on a real PTY (hil/), for people and tests. */
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { runEmuCli } from "../../hil/cli.js";
+import type { Command } from "./command.js";
+
+export const emuCommand: Command = {
+  name: "emu",
+  summary: "run an emulated keyfob on a PTY (the built firmware in a 32-bit Lua VM)",
+  usage: "--pty PATH --state DIR [options]",
+  description: `The firmware image runs unmodified on a simulated NodeMCU board (DS3231
+RTC with drift, SPIFFS flash in DIR with power-cut injection, button, MAX7219
+display). The host tools open PATH like any serial port.
+
+Control on stdin, one command per line:
+  press | power-cut | boot | advance SECONDS
+Events on stdout, one JSON object per line, first {"event":"ready","pty":PATH},
+then {"event":"display","text":"..."} and others. Ends on Ctrl-C or end of stdin.
+
+example:
+  fobkit emu --pty /tmp/keyfob0 --state /tmp/keyfob0.d --drift-ppm 20`,
+  options: {
+    pty: { type: "string", placeholder: "PATH", help: "where to create the PTY link the host opens" },
+    state: { type: "string", placeholder: "DIR", help: "the board's flash (created; holds fobkit.lua, init.lua, records)" },
+    time: { type: "string", placeholder: "UNIX", help: "RTC time at start, unix seconds in 2000..2099 (default: now)" },
+    "drift-ppm": { type: "string", placeholder: "N", help: "RTC crystal error in ppm, positive = fast (default 0)" },
+    baud: { type: "string", placeholder: "RATE", help: "modelled line speed, bytes are paced to it (default 115200)" },
+    image: { type: "string", placeholder: "FILE", help: "install this Lua image (default: build/firmware/fobkit.lua if DIR has none)" },
+    "no-rng": { type: "boolean", help: "a board without a hardware RNG (the firmware must fail closed)" },
+    "no-rtc": { type: "boolean", help: "no DS3231 on the bus (the firmware must fail closed)" },
+  },
+  async run({ values }, io) {
+    if (values.image === undefined && typeof values.state === "string" && !existsSync(join(values.state, "fobkit.lua"))) {
+      // build/node/host/cli -> build/firmware/fobkit.lua
+      const built = resolve(import.meta.dirname, "..", "..", "..", "firmware", "fobkit.lua");
+      if (existsSync(built)) values.image = built;
+    }
+    const argv: string[] = [];
+    for (const [k, v] of Object.entries(values)) {
+      if (v === undefined || v === false) continue;
+      argv.push(`--${k}`);
+      if (v !== true) argv.push(String(v));
+    }
+    return runEmuCli(argv, {
+      stdout: (l) => io.stdout.write(l + "\n"),
+      stderr: (l) => io.stderr.write(l + "\n"),
+      stdin: io.stdin,
+    });
+  },
+};
