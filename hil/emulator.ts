@@ -7,10 +7,12 @@
  * and the RTC's oscillator run on it; advance() moves it. hil/pty.ts drives
  * it from the wall clock.
  *
- * NodeMCU behaviour kept: callbacks run one at a time from a task queue; a
- * Lua error in a callback (or in init.lua) restarts the chip
- * (node.setonerror's default), RESTART_DELAY_MS later; node.restart() does
- * the same without the error. A power cut stops everything at once: RAM and
+ * NodeMCU behaviour kept: callbacks run one at a time from a task queue. A
+ * Lua error in a callback (or in init.lua) goes to the default onerror
+ * handler (node.c default_onerror): the traceback is printed on the console
+ * UART, the firmware keeps running, and a timer restarts the chip
+ * ERROR_RESTART_MS later. node.restart() restarts at once; a restart takes
+ * RESTART_DELAY_MS until init.lua runs again. A power cut stops everything at once: RAM and
  * the display are lost, flash keeps what reached it, the RTC runs on its
  * battery (unless removeRtcBattery()).
  */
@@ -39,6 +41,8 @@ export type { EmulatorEvent } from "./machine.js";
 
 /** ESP32 reset to init.lua: ROM bootloader, NodeMCU start-up. */
 export const RESTART_DELAY_MS = 300;
+/** node.c default_onerror: "automatic restart after 2s delay". */
+export const ERROR_RESTART_MS = 2000;
 /** Wiring of the reference board (firmware/board/pins.ts). */
 export const BUTTON_PIN = 27;
 export const DISPLAY_CS_PIN = 15;
@@ -316,8 +320,19 @@ export class Emulator extends EventEmitter {
     if (err !== undefined) {
       this.counters.luaErrors++;
       this.emitEvent({ event: "error", kind: "lua", message: err });
-      m.halted = "restart";
-      this.scheduleRestart("Lua error");
+      // default_onerror: print(msg) on the console, restart 2 s later (once).
+      this.hardware().uartTx(Uint8Array.from(err + "\n", (c) => c.charCodeAt(0) & 255));
+      if (this.pendingBoot === undefined) {
+        this.emitEvent({ event: "restart", reason: `Lua error; restart in ${ERROR_RESTART_MS} ms` });
+        this.pendingBoot = this.clock.schedule(ERROR_RESTART_MS, () => {
+          this.pendingBoot = undefined;
+          this.stopMachine();
+          this.pendingBoot = this.clock.schedule(RESTART_DELAY_MS, () => {
+            this.pendingBoot = undefined;
+            this.boot();
+          });
+        });
+      }
     }
   }
 

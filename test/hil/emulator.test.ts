@@ -49,10 +49,14 @@ describe("NodeMCU subset: calls outside it fail loudly", () => {
     expect(errors()[0].message).toMatch(/already set up/);
   });
 
-  it("a Lua error restarts the chip after the reset delay, like NodeMCU's default handler", () => {
-    const { emu, events } = bootLua("error('boom')");
+  it("a Lua error is printed on the UART and restarts the chip 2 s later (node.c default_onerror)", () => {
+    const { emu, events, tx } = bootLua("uart.on(0, 'data', 0, function(d) error('boom ' .. d) end, 0)");
+    emu.uartWrite("x");
     expect(events.map((e) => e.event)).toEqual(["boot", "error", "restart"]);
-    expect(emu.powered).toBe(false);
+    expect(Buffer.from(tx).toString("latin1")).toMatch(/^init\.lua:1: boom x\nstack traceback:/);
+    expect(emu.powered).toBe(true); // still running until the restart timer fires
+    emu.advance(1.9);
+    expect(events.filter((e) => e.event === "boot")).toHaveLength(1);
     emu.advance(0.5);
     expect(events.filter((e) => e.event === "boot")).toHaveLength(2);
   });
