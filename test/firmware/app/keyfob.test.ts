@@ -258,3 +258,30 @@ describe("power cut at every flash operation of provisioning", () => {
     }
   });
 });
+
+describe("clock drift", () => {
+  test("+20 ppm for a simulated year: every monthly code maps to the step the drift predicts", () => {
+    const k = keyfob({ driftPpm: 20 });
+    expect(k.provision(SEED, "FK-DRIFT", k.emu.rtcTime())).toEqual([0, 0, 0, 0]);
+    // The emulator's RTC showed T0 at virtual time 0; true time runs with the virtual clock.
+    const start = k.emu.clock.nowMs / 1000;
+    const offsets: number[] = [];
+    for (let month = 1; month <= 12; month++) {
+      k.emu.advance(30.4 * 86400);
+      const elapsed = k.emu.clock.nowMs / 1000 - start;
+      const trueNow = Math.floor(T0 + k.emu.clock.nowMs / 1000);
+      const shown = k.press();
+      // The host knows only true time: search ±20 steps around it, as a verifier would.
+      const matches: number[] = [];
+      for (let d = -20; d <= 20; d++) if (hostCode(SEED, trueNow + d * 60) === shown) matches.push(d);
+      expect(matches, `month ${month}`).toHaveLength(1);
+      offsets.push(matches[0]);
+      // 20 ppm of the elapsed time, in steps, within one step of rounding.
+      expect(Math.abs(matches[0] - (elapsed * 20e-6) / 60)).toBeLessThanOrEqual(1);
+    }
+    // A year at +20 ppm is about 631 s: ten or eleven steps ahead.
+    expect(offsets[11]).toBeGreaterThanOrEqual(10);
+    expect(offsets[11]).toBeLessThanOrEqual(11);
+    for (let i = 1; i < offsets.length; i++) expect(offsets[i]).toBeGreaterThanOrEqual(offsets[i - 1]);
+  });
+});
