@@ -7,7 +7,7 @@
  * Stopping (the signal, or count reached): no new keyfob is started, the
  * ones in hand finish, then runStation resolves.
  */
-import { existsSync } from "node:fs";
+import { lstatSync, statSync } from "node:fs";
 import { DeviceSession, type SessionOptions } from "../device/session.js";
 import { listKeyfobs, transportFor, type OpenOptions } from "../transport/discover.js";
 import type { Transport } from "../transport/transport.js";
@@ -44,10 +44,26 @@ export interface StationOptions {
   onEvent?: (e: StationEvent) => void;
 }
 
-type PortState = "busy" | "done";
+interface PortState {
+  state: "busy" | "done";
+  /** identity() of the device being (or last) provisioned there. */
+  id: string | undefined;
+}
 
-function present(path: string): boolean {
-  return existsSync(path.startsWith("hid:") ? path.slice(4) : path);
+/**
+ * Which device is at a path now, or undefined if none. A replugged keyfob
+ * gets a fresh device node (or a fresh PTY link), so the identity changes
+ * even when the operator swaps keyfobs faster than we poll.
+ */
+function identity(path: string): string | undefined {
+  const p = path.startsWith("hid:") ? path.slice(4) : path;
+  try {
+    const l = lstatSync(p, { bigint: true });
+    const s = statSync(p, { bigint: true });
+    return `${l.ino}:${l.ctimeNs}:${s.rdev}:${s.ino}`;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function runStation(o: StationOptions): Promise<StationTotals> {
@@ -60,7 +76,7 @@ export async function runStation(o: StationOptions): Promise<StationTotals> {
   const finished = () => o.signal?.aborted || (o.count !== undefined && totals.good >= o.count);
   // With --count, start no more keyfobs than could still be needed if all in hand succeed.
   const mayStart = () => !finished() && (o.count === undefined || totals.good + busyCount() < o.count);
-  const busyCount = () => [...ports.values()].filter((s) => s === "busy").length;
+  const busyCount = () => [...ports.values()].filter((s) => s.state === "busy").length;
 
   o.record.recoverInterrupted();
 
@@ -79,7 +95,7 @@ export async function runStation(o: StationOptions): Promise<StationTotals> {
     if (result.status === "good") totals.good++;
     else totals.failed++;
     emit({ type: "result", result, totals: { ...totals } });
-    ports.set(path, "done");
+    ports.get(path)!.state = "done";
   };
 
   let wake: (() => void) | undefined;
@@ -89,20 +105,20 @@ export async function runStation(o: StationOptions): Promise<StationTotals> {
     while (!finished()) {
       let candidates: string[];
       try {
-        candidates = o.ports ? o.ports.filter(present) : (await listKeyfobs()).map((d) => d.path);
+        candidates = o.ports ? o.ports.filter((p) => identity(p) !== undefined) : (await listKeyfobs()).map((d) => d.path);
       } catch (e) {
         emit({ type: "error", message: `cannot list ports: ${(e as Error).message}` });
         candidates = [];
       }
-      for (const [path, state] of ports) {
-        if (state === "done" && !candidates.includes(path)) {
+      for (const [path, st] of ports) {
+        if (st.state === "done" && (!candidates.includes(path) || identity(path) !== st.id)) {
           ports.delete(path);
           emit({ type: "detached", port: path });
         }
       }
       for (const path of candidates) {
         if (ports.has(path) || !mayStart()) continue;
-        ports.set(path, "busy");
+        ports.set(path, { state: "busy", id: identity(path) });
         const p = work(path).finally(() => {
           inHand.delete(p);
           wake?.();
