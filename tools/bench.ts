@@ -1,0 +1,69 @@
+/**
+ * `make bench`: every figure the issues ask for, printed and written to
+ * bench/results/<part>.json (one file per part, plus summary.json).
+ * Benchmarks measure; tests never assert on wall time.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { formatOtpBench, runOtpBench } from "./bench-otp.js";
+import { formatPressBench, runPressBench } from "./bench-press.js";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+const OUT = join(ROOT, "bench", "results");
+
+interface Part {
+  name: string;
+  run: () => Promise<unknown>;
+  format: (r: any) => string;
+}
+
+async function optionalPart(name: string, module: string, runName: string, formatName: string): Promise<Part | undefined> {
+  try {
+    const m = await import(module);
+    if (typeof m[runName] !== "function") return undefined;
+    return { name, run: () => m[runName](), format: typeof m[formatName] === "function" ? m[formatName] : (r: unknown) => JSON.stringify(r, null, 2) };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND") return undefined;
+    throw e;
+  }
+}
+
+async function main(): Promise<number> {
+  const only = process.argv.slice(2);
+  mkdirSync(OUT, { recursive: true });
+  const parts: Part[] = [
+    { name: "otp", run: runOtpBench, format: formatOtpBench },
+    { name: "press", run: async () => runPressBench(), format: formatPressBench },
+  ];
+  for (const p of [
+    await optionalPart("station", "./bench-station.js", "runStationBench", "formatStationBench"),
+    await optionalPart("bank", "./bench-bank.js", "runBankBench", "formatBankBench"),
+  ]) if (p) parts.push(p);
+  const summary: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavg: loadavg(), node: process.version },
+  };
+  let failed = 0;
+  for (const p of parts) {
+    if (only.length && !only.includes(p.name)) continue;
+    process.stdout.write(`\n== ${p.name} ==\n`);
+    const t = Date.now();
+    try {
+      const r = await p.run();
+      writeFileSync(join(OUT, `${p.name}.json`), JSON.stringify(r, null, 2) + "\n");
+      summary[p.name] = r;
+      process.stdout.write(p.format(r) + "\n");
+      process.stdout.write(`(${((Date.now() - t) / 1000).toFixed(1)} s; bench/results/${p.name}.json)\n`);
+    } catch (e) {
+      failed++;
+      process.stderr.write(`bench ${p.name} failed: ${(e as Error).stack ?? e}\n`);
+    }
+  }
+  writeFileSync(join(OUT, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+  process.stdout.write(`\nwritten: bench/results/summary.json (load average at start ${loadavg()[0].toFixed(1)} on ${cpus().length} cores)\n`);
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main();
