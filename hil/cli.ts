@@ -96,16 +96,27 @@ export async function runEmuCli(argv: string[], io: EmuCliIo = defaultIo): Promi
     return 3;
   }
   emu.on("event", (e: EmulatorEvent) => emit(e));
+  // A signal while socat starts must still end in a clean shutdown.
+  let early: string | undefined;
+  const onEarly = (sig: NodeJS.Signals) => void (early = sig);
+  process.on("SIGINT", onEarly);
+  process.on("SIGTERM", onEarly);
   let link: PtyLink;
   try {
     link = await PtyLink.open(emu, { path: args.pty, baud: args.baud });
   } catch (e) {
     io.stderr(`fobkit emu: ${(e as Error).message}`);
     return 3;
+  } finally {
+    process.off("SIGINT", onEarly);
+    process.off("SIGTERM", onEarly);
   }
-  emu.boot();
-  emit({ event: "ready", pty: args.pty, baud: args.baud, state: args.state });
-
+  if (early !== undefined) {
+    await link.close();
+    emu.close();
+    emit({ event: "exit", reason: early });
+    return 0;
+  }
   return new Promise<number>((resolve) => {
     let done = false;
     const rl = createInterface({ input: io.stdin });
@@ -124,6 +135,9 @@ export async function runEmuCli(argv: string[], io: EmuCliIo = defaultIo): Promi
     process.on("SIGINT", onSig);
     process.on("SIGTERM", onSig);
     rl.on("close", () => void shutdown("stdin closed"));
+    // Handlers first, then "ready": a host may signal as soon as it reads it.
+    emu.boot();
+    emit({ event: "ready", pty: args.pty, baud: args.baud, state: args.state });
     rl.on("line", (raw) => {
       const line = raw.trim();
       if (line === "") return;
