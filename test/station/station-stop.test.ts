@@ -1,0 +1,72 @@
+/**
+ * Stopping the station: Ctrl-C while a keyfob is in hand finishes that
+ * keyfob (recorded good, serial printed) and starts no other; and the live
+ * progress view on a TTY redraws in place.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FactoryRecord } from "../../host/station/factory-record.js";
+import { ProgressView } from "../../host/station/progress.js";
+import { attachKeyfob, type EmulatedKeyfob } from "./emulated-keyfob.js";
+import { CliRun } from "./cli-io.js";
+
+let dir: string;
+const fobs: EmulatedKeyfob[] = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "fobkit-stop-"));
+});
+
+afterEach(async () => {
+  for (const f of fobs.splice(0)) await f.unplug();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("station stop", () => {
+  it("Ctrl-C finishes the keyfob in hand and starts no other", async () => {
+    const a = await attachKeyfob(join(dir, "ttyA"));
+    fobs.push(a);
+    const run = new CliRun();
+    let second: Promise<EmulatedKeyfob> | undefined;
+    let bReadyAt = Infinity;
+    run.onStderr((t) => {
+      if (t.includes("writing seed") && !run.abort.signal.aborted) {
+        run.abort.abort();
+        // A second keyfob arrives after Ctrl-C: it must not be touched.
+        second = attachKeyfob(join(dir, "ttyB")).then((f) => ((bReadyAt = Date.now()), f));
+      }
+    });
+    const code = await run.run(["station", "--factory", join(dir, "f.sqlite"), "--ports", `${join(dir, "ttyA")},${join(dir, "ttyB")}`, "--poll-ms", "20"]);
+    const stoppedAt = Date.now();
+    const b = await second!;
+    // B was there, on a watched port, while the station was still finishing A.
+    expect(bReadyAt).toBeLessThan(stoppedAt);
+    fobs.push(b);
+    expect(code).toBe(0);
+    expect(run.out.stdout.trim()).toMatch(/^FK\d{12}$/);
+    expect(run.out.stderr).toMatch(/station stopped: 1 good, 0 failed/);
+    const rec = FactoryRecord.open(join(dir, "f.sqlite"));
+    expect(rec.counts()).toEqual({ pending: 0, good: 1, failed: 0 });
+    rec.close();
+    expect(b.emu.counters.uartRxBytes).toBe(0);
+  });
+
+  it("redraws one line per port and the running count in place on a TTY", () => {
+    let text = "";
+    const out = Object.assign(new Writable({ write: (c, _e, cb) => ((text += c.toString()), cb()) }), { isTTY: true });
+    const view = new ProgressView(out);
+    view.handle({ type: "attached", port: "/dev/ttyUSB0" });
+    view.handle({ type: "step", port: "/dev/ttyUSB0", step: "write_seed" });
+    view.handle({ type: "attached", port: "/dev/ttyUSB1" });
+    view.handle({ type: "result", result: { status: "good", serial: "FK000100000114", port: "/dev/ttyUSB0", durationMs: 1200 }, totals: { good: 1, failed: 0 } });
+    const frames = text.split(/\x1b\[\d+A/);
+    const last = frames[frames.length - 1];
+    expect(last).toContain("/dev/ttyUSB0  GOOD FK000100000114 in 1.2 s - remove keyfob");
+    expect(last).toContain("/dev/ttyUSB1  keyfob attached");
+    expect(last).toContain("good 1  failed 0");
+    expect(text).toContain("\x1b[3A");
+  });
+});
