@@ -3,6 +3,7 @@
  * --json; opening the store; printing a result or a refusal; exit statuses
  * (0 done/accepted, 1 refused, 2 bad usage or input, 3 failed).
  */
+import { wallClock } from "../clock.js";
 import { PskcError } from "../pskc/index.js";
 import type { Database } from "../registry/database.js";
 import { KeyFileError, KeyRing } from "../registry/key-ring.js";
@@ -116,7 +117,7 @@ export async function runBank(
   const actor = staffActor(values, io);
   const db = await openStore(values, io);
   try {
-    const registry = new Registry(db, { keys, policy });
+    const registry = new Registry(db, { keys, policy, now: wallClock(io.env) });
     const out = await fn({ db, registry, actor });
     io.stdout.write(values.json ? JSON.stringify({ ok: true, ...(out.json as object) }) + "\n" : out.text.endsWith("\n") || !out.text ? out.text : out.text + "\n");
     return EXIT_OK;

@@ -8,7 +8,10 @@ import { DeviceSession } from "../device/session.js";
 import { FactoryError, FactoryRecord, type TokenParams } from "../station/factory-record.js";
 import { FactoryKeyError } from "../station/seed-cipher.js";
 import { provisionKeyfob, type ProvisionResult } from "../station/provision.js";
+import { wallClock } from "../clock.js";
 import { transportFor } from "../transport/discover.js";
+import { withRegistration } from "../station/station.js";
+import { BankConfigError, bankTarget } from "../station/bank-client.js";
 import { TransportError } from "../transport/transport.js";
 
 export const FACTORY_OPTIONS: Record<string, OptionSpec> = {
@@ -25,6 +28,24 @@ export const PARAM_OPTIONS: Record<string, OptionSpec> = {
   station: { type: "string", help: "station id recorded with each token (default: host name)", placeholder: "ID" },
   timeout: { type: "string", help: "ms to wait for each keyfob reply (default 2000)", placeholder: "MS" },
 };
+
+export const BANK_OPTIONS = {
+  bank: { type: "string" as const, help: "register each good token with the bank at this URL (https; http only to loopback)", placeholder: "URL" },
+  "bank-key-file": { type: "string" as const, help: "file holding the bank's factory-role API key", placeholder: "F" },
+};
+
+export function bankFrom(values: Record<string, any>) {
+  if (values.bank === undefined) {
+    if (values["bank-key-file"] !== undefined) throw new CliError("--bank-key-file needs --bank URL");
+    return undefined;
+  }
+  try {
+    return bankTarget(values.bank, values["bank-key-file"]);
+  } catch (e) {
+    if (e instanceof BankConfigError) throw new CliError(e.message, EXIT_USAGE, "bad_usage");
+    throw e;
+  }
+}
 
 export function intOption(values: Record<string, any>, name: string, min: number, max: number): number | undefined {
   const v = values[name];
@@ -65,7 +86,8 @@ export function cliErrorFrom(e: unknown): unknown {
 export function resultJson(r: ProvisionResult): Record<string, unknown> {
   return {
     serial: r.serial ?? null, batch: r.batch ?? null, status: r.status, port: r.port, hardwareId: r.hardwareId ?? null,
-    ...(r.reason ? { reason: r.reason } : {}), ...(r.wiped !== undefined ? { wiped: r.wiped } : {}), ...(r.recovered ? { recovered: true } : {}),
+    ...(r.reason ? { reason: r.reason } : {}),
+    ...(r.registration ? { registration: r.registration } : {}), ...(r.registrationError ? { registrationError: r.registrationError } : {}), ...(r.wiped !== undefined ? { wiped: r.wiped } : {}), ...(r.recovered ? { recovered: true } : {}),
     deviceClockOffset: r.deviceClockOffset ?? null, durationMs: r.durationMs,
   };
 }
@@ -80,6 +102,7 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
   const params = paramsFrom(v);
   const batch = intOption(v, "batch", 1, 9999);
   const timeoutMs = intOption(v, "timeout", 10, 600000);
+  const bank = bankFrom(v);
   const record = openFactory(v, true);
   let session: DeviceSession | undefined;
   try {
@@ -92,16 +115,19 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
     let result: ProvisionResult;
     try {
       result = await provisionKeyfob(session, record, {
-        batch, params, operator: v.operator, station: stationId(v),
+        batch, params, operator: v.operator, station: stationId(v), now: wallClock(io.env),
         onStep: v.json ? undefined : (s) => io.stderr.write(`  ${s}\n`),
       });
     } catch (e) {
       throw cliErrorFrom(e);
     }
+    if (result.status === "good" && bank) await withRegistration(record, bank, result);
     if (v.json) io.stdout.write(JSON.stringify(resultJson(result)) + "\n");
     else if (result.status === "good") {
       io.stdout.write(result.serial + "\n");
       io.stderr.write(`provisioned ${result.serial} (batch ${result.batch}) in ${(result.durationMs / 1000).toFixed(1)} s${result.recovered ? "; lock confirmed on re-attach" : ""}\n`);
+      if (result.registration === "registered") io.stderr.write(`registered ${result.serial} with the bank\n`);
+      if (result.registration === "failed") io.stderr.write(`fobkit: ${result.serial} is good but NOT registered with the bank (${result.registrationError}); run \`fobkit register\` later\n`);
     } else {
       io.stderr.write(`fobkit: provisioning failed: ${result.reason}${result.serial ? ` (serial ${result.serial} recorded failed${result.wiped ? ", keyfob wiped" : ""})` : ""}\n`);
     }
@@ -126,6 +152,7 @@ Prints the serial for the label (stdout). Exit 0 good, 3 failed.
     port: { type: "string", help: "the keyfob's port: a serial path, or hid:PATH", placeholder: "PATH" },
     ...FACTORY_OPTIONS,
     ...PARAM_OPTIONS,
+    ...BANK_OPTIONS,
     json: { type: "boolean", help: "print the result as JSON (serial, batch, status, ...)" },
   },
   run,

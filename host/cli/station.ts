@@ -2,7 +2,8 @@
 import { CliError, EXIT_OK, type Command } from "./command.js";
 import { ProgressView } from "../station/progress.js";
 import { runStation } from "../station/station.js";
-import { FACTORY_OPTIONS, PARAM_OPTIONS, intOption, openFactory, paramsFrom, resultJson, stationId } from "./provision.js";
+import { wallClock } from "../clock.js";
+import { BANK_OPTIONS, bankFrom, FACTORY_OPTIONS, PARAM_OPTIONS, intOption, openFactory, paramsFrom, resultJson, stationId } from "./provision.js";
 
 export const stationCommand: Command = {
   name: "station",
@@ -18,6 +19,7 @@ appears on that port. Ctrl-C finishes the keyfobs in hand and stops.
     ports: { type: "string", help: "watch these ports (comma-separated) instead of USB discovery", placeholder: "P1,P2" },
     count: { type: "string", help: "stop after this many good tokens", placeholder: "N" },
     ...PARAM_OPTIONS,
+    ...BANK_OPTIONS,
     "poll-ms": { type: "string", help: "how often to look for keyfobs (default 200)", placeholder: "MS" },
     json: { type: "boolean", help: "one JSON line per keyfob on stdout" },
   },
@@ -29,6 +31,7 @@ appears on that port. Ctrl-C finishes the keyfobs in hand and stops.
     const timeoutMs = intOption(values, "timeout", 10, 600000);
     const batch = intOption(values, "batch", 1, 9999);
     const params = paramsFrom(values);
+    const bank = bankFrom(values);
     const record = openFactory(values, true);
     try {
       // Fail on a bad batch/parameter choice before waiting for keyfobs.
@@ -36,8 +39,8 @@ appears on that port. Ctrl-C finishes the keyfobs in hand and stops.
       const view = new ProgressView(io.stderr);
       io.stderr.write(`station: batch ${b.id} (${b.algorithm}, ${b.digits} digits, ${b.period} s), watching ${ports ? ports.join(", ") : "USB"}\n`);
       const totals = await runStation({
-        record, ports, count, pollMs, signal: io.signal, session: { timeoutMs },
-        provision: { batch: b.id, params, operator: values.operator, station: stationId(values) },
+        record, ports, count, pollMs, bank, signal: io.signal, session: { timeoutMs },
+        provision: { batch: b.id, params, operator: values.operator, station: stationId(values), now: wallClock(io.env) },
         onEvent: (e) => {
           view.handle(e);
           if (e.type === "result") {

@@ -1,0 +1,220 @@
+/**
+ * `make demo`: the line a factory and a bank run, end to end, on three
+ * emulated keyfobs, narrated. Every step runs the real `fobkit` command a
+ * person would type (shown with a `$`), and checks its outcome: the demo
+ * exits non-zero the moment the story goes wrong, so `make test` runs it too.
+ *
+ * Time: codes are single use and one step is 60 s, so instead of waiting
+ * the demo moves the keyfobs (`advance 60` on the emulator's control line)
+ * and the host tools (FOBKIT_CLOCK_OFFSET) forward together.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+const FOBKIT = join(ROOT, "bin", "fobkit.js");
+const KEEP = process.argv.includes("--keep");
+const tty = process.stdout.isTTY;
+const bold = (s: string) => (tty ? `\x1b[1m${s}\x1b[0m` : s);
+const dim = (s: string) => (tty ? `\x1b[2m${s}\x1b[0m` : s);
+const green = (s: string) => (tty ? `\x1b[32m${s}\x1b[0m` : s);
+
+const work = mkdtempSync(join(tmpdir(), "fobkit-demo-"));
+let clockOffset = 0;
+let stepNo = 0;
+const TOTAL_STEPS = 16;
+const keyfobs: Keyfob[] = [];
+
+class DemoFailure extends Error {}
+
+function step(title: string): void {
+  stepNo++;
+  process.stdout.write(`\n${bold(`[${stepNo}/${TOTAL_STEPS}] ${title}`)}\n`);
+}
+
+function say(text: string): void {
+  process.stdout.write(`  ${text}\n`);
+}
+
+const short = (p: string) => p.replace(work + "/", "");
+
+/** Run `fobkit ...` as a person would; check its exit status; return stdout. */
+function fobkit(args: string[], expectStatus = 0, opts: { show?: (out: string, err: string) => string } = {}): string {
+  process.stdout.write(dim(`  $ fobkit ${args.map((a) => (a.startsWith(work) ? short(a) : a)).join(" ")}\n`));
+  const r = spawnSync(process.execPath, [FOBKIT, ...args], {
+    cwd: work,
+    encoding: "utf8",
+    env: { ...process.env, FOBKIT_CLOCK_OFFSET: String(clockOffset), FOBKIT_BANK_DB: `sqlite:${join(work, "bank.sqlite")}`, FOBKIT_BANK_KEK_FILE: join(work, "bank.kek") },
+  });
+  const shown = opts.show ? opts.show(r.stdout, r.stderr) : (r.stdout + r.stderr).trim();
+  for (const line of shown.split("\n").filter(Boolean)) process.stdout.write(`    ${line}\n`);
+  if (r.status !== expectStatus) {
+    throw new DemoFailure(`fobkit ${args[0]} ${args[1] ?? ""} exited ${r.status}, expected ${expectStatus}\n${r.stdout}${r.stderr}`);
+  }
+  return r.stdout;
+}
+
+/** One emulated board: `fobkit emu` on a PTY, driven through its control line. */
+class Keyfob {
+  readonly proc: ChildProcess;
+  private waiters: { match: (e: any) => boolean; resolve: (e: any) => void }[] = [];
+  display = "";
+  constructor(readonly name: string, readonly pty: string) {
+    this.proc = spawn(process.execPath, [FOBKIT, "emu", "--pty", pty, "--state", join(work, name)], { stdio: ["pipe", "pipe", "pipe"] });
+    createInterface({ input: this.proc.stdout! }).on("line", (line) => {
+      const e = JSON.parse(line);
+      if (e.event === "display") this.display = String(e.text).trim();
+      this.waiters = this.waiters.filter((w) => (w.match(e) ? (w.resolve(e), false) : true));
+    });
+  }
+  next(match: (e: any) => boolean, what: string): Promise<any> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new DemoFailure(`${this.name}: no ${what} within 30 s`)), 30_000);
+      this.waiters.push({ match, resolve: (e) => (clearTimeout(t), resolve(e)) });
+    });
+  }
+  /** Press the button; the text the display shows. */
+  async press(): Promise<string> {
+    const shown = this.next((e) => e.event === "display" && String(e.text).trim() !== "", "display after a press");
+    this.proc.stdin!.write("press\n");
+    return String((await shown).text).trim();
+  }
+  advance(seconds: number): void {
+    this.proc.stdin!.write(`advance ${seconds}\n`);
+  }
+  stop(): Promise<void> {
+    return new Promise((r) => {
+      if (this.proc.exitCode !== null) return r();
+      this.proc.once("exit", () => r());
+      this.proc.stdin!.end();
+    });
+  }
+}
+
+/** One minute passes for the keyfobs and the host alike. */
+async function aMinuteLater(): Promise<void> {
+  clockOffset += 60;
+  for (const k of keyfobs) k.advance(60);
+  // Let the emulators take the command before the next press.
+  await new Promise((r) => setTimeout(r, 300));
+  say(dim("(one minute later: the keyfobs' clocks and the host's move on together)"));
+}
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  process.stdout.write(bold("fobkit demo") + ` — the whole line on three emulated keyfobs (work dir ${work})\n`);
+
+  step("Three boards on serial ports");
+  say("Each is the real firmware image (build/firmware/fobkit.lua) running in a 32-bit-integer Lua VM,");
+  say("with its UART on a real PTY, a DS3231 clock, SPIFFS flash, a button and an 8-digit display.");
+  for (const n of [1, 2, 3]) {
+    const k = new Keyfob(`keyfob${n}`, join(work, `ttyKEYFOB${n}`));
+    keyfobs.push(k);
+  }
+  for (const k of keyfobs) {
+    await k.next((e) => e.event === "ready", "ready event");
+    say(`${k.name}: ${short(k.pty)} ${green("ready")}`);
+  }
+  say(dim("(`fobkit flash` through the NodeMCU REPL is not built yet (issue 6): the emulator installs the image into flash directly)"));
+
+  step("A factory-fresh keyfob");
+  fobkit(["info", "--port", keyfobs[0].pty]);
+  say(`button press shows: ${bold(await keyfobs[0].press())}`);
+
+  step("The station provisions and locks all three");
+  say("For each: next serial of the batch, seed from the host's CSPRNG, clock from UTC, self-test, lock.");
+  const labels = fobkit(["station", "--factory", join(work, "factory.sqlite"), "--ports", keyfobs.map((k) => k.pty).join(","), "--count", "3", "--operator", "demo"], 0, {
+    show: (out, err) => err.trim().split("\n").slice(-4).join("\n") + "\n" + out.trim().split("\n").map((s) => `label: ${s}`).join("\n"),
+  });
+  const serials = labels.trim().split("\n").map((l) => l.trim().split(/\s+/)[0]);
+  if (serials.length !== 3) throw new DemoFailure(`expected 3 labels, got ${JSON.stringify(labels)}`);
+
+  step("Export the batch for the bank (RFC 6030 PSKC, seeds encrypted)");
+  const psk = join(work, "bank-transport.hex");
+  writeFileSync(psk, randomBytes(16).toString("hex") + "\n", { mode: 0o600 });
+  say("The factory and the bank share a transport key (AES-128), here a fresh random one.");
+  fobkit(["export", "--factory", join(work, "factory.sqlite"), "--batch", "1", "--out", join(work, "batch1.pskcxml"), "--psk-file", psk]);
+
+  step("The bank imports the file (MAC checked, all or nothing)");
+  fobkit(["bank", "init-kek"]);
+  fobkit(["bank", "import", join(work, "batch1.pskcxml"), "--psk-file", psk]);
+
+  const serial = serials[0];
+  const keyfob = keyfobs.find((k) => k.name === "keyfob1")!;
+  // Which keyfob got which serial: ask each one.
+  const owner = keyfobs.find((k) => spawnSync(process.execPath, [FOBKIT, "info", "--port", k.pty, "--json"], { encoding: "utf8" }).stdout.includes(`"${serial}"`)) ?? keyfob;
+  const customer = "C-10112235";
+
+  step(`Staff issue keyfob ${serial} to customer ${customer}`);
+  fobkit(["bank", "issue", "--serial", serial, "--customer", customer]);
+
+  step("The customer presses the button");
+  const code1 = await owner.press();
+  say(`the display shows ${bold(code1)}`);
+
+  step("Start of use (利用開始): activation with the displayed code");
+  fobkit(["bank", "activate", "--serial", serial, "--code", code1]);
+
+  step("A login: the next code is verified");
+  await aMinuteLater();
+  const code2 = await owner.press();
+  say(`the display shows ${bold(code2)}`);
+  fobkit(["bank", "verify", "--customer", customer, "--code", code2]);
+
+  step("The same code again is refused (single use)");
+  fobkit(["bank", "verify", "--customer", customer, "--code", code2], 1);
+
+  step("Five wrong codes in a row lock the keyfob");
+  for (let i = 0; i < 5; i++) {
+    const wrong = String((Number(code2) + 11111111 * (i + 1)) % 100000000).padStart(8, "0");
+    fobkit(["bank", "verify", "--customer", customer, "--code", wrong], 1);
+  }
+  fobkit(["bank", "status", "--serial", serial]);
+
+  step("Even the right code is refused while locked");
+  await aMinuteLater();
+  const code3 = await owner.press();
+  fobkit(["bank", "verify", "--customer", customer, "--code", code3], 1);
+
+  step("Staff lift the stop (停止状態の解除)");
+  fobkit(["bank", "unlock", "--customer", customer]);
+
+  step("Deactivation (利用解除) with a current code");
+  await aMinuteLater();
+  const code4 = await owner.press();
+  say(`the display shows ${bold(code4)}`);
+  fobkit(["bank", "deactivate", "--customer", customer, "--code", code4]);
+
+  step("A retired keyfob cannot simply be activated again");
+  await aMinuteLater();
+  const code5 = await owner.press();
+  fobkit(["bank", "activate", "--serial", serial, "--code", code5], 1);
+
+  step("Issued again, then activated");
+  fobkit(["bank", "issue", "--serial", serial, "--customer", customer]);
+  fobkit(["bank", "activate", "--serial", serial, "--code", code5]);
+  fobkit(["bank", "status", "--serial", serial]);
+
+  step("The audit trail");
+  fobkit(["bank", "audit"], 0, { show: (out) => out.trim().split("\n").slice(-8).join("\n") });
+
+  process.stdout.write(`\n${green(bold("demo complete"))} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+}
+
+let code = 0;
+try {
+  await main();
+} catch (e) {
+  code = 1;
+  process.stderr.write(`\ndemo FAILED at step ${stepNo}: ${e instanceof DemoFailure ? e.message : (e as Error).stack}\n`);
+} finally {
+  await Promise.all(keyfobs.map((k) => k.stop()));
+  if (KEEP || code !== 0) process.stderr.write(`work dir kept: ${work}\n`);
+  else rmSync(work, { recursive: true, force: true });
+}
+process.exitCode = code;
