@@ -9,8 +9,9 @@ import { emuCommand } from "./emu.js";
 import { exportCommand } from "./export.js";
 import { infoCommand } from "./info.js";
 import { provisionCommand } from "./provision.js";
+import { registerCommand } from "./register.js";
 import { stationCommand } from "./station.js";
 
 export const COMMANDS: Command[] = [
-  devicesCommand, infoCommand, provisionCommand, stationCommand, exportCommand,
+  devicesCommand, infoCommand, provisionCommand, stationCommand, exportCommand, registerCommand,
   bankImport, ...BANK_LIFECYCLE_COMMANDS, bankServe, ...BANK_KEY_COMMANDS, emuCommand];

@@ -52,6 +52,9 @@ export interface ProvisionResult {
   wiped?: boolean;
   /** A locked keyfob whose lock was never confirmed, now confirmed. */
   recovered?: boolean;
+  /** With a bank configured: the direct registration's outcome (a good token stays good either way). */
+  registration?: "registered" | "failed";
+  registrationError?: string;
   durationMs: number;
 }
 

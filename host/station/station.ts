@@ -12,6 +12,7 @@ import { DeviceSession, type SessionOptions } from "../device/session.js";
 import { listKeyfobs, transportFor, type OpenOptions } from "../transport/discover.js";
 import type { Transport } from "../transport/transport.js";
 import type { FactoryRecord } from "./factory-record.js";
+import { registerRecorded, type BankTarget } from "./bank-client.js";
 import { provisionKeyfob, type ProvisionOptions, type ProvisionResult, type ProvisionStep } from "./provision.js";
 
 export const DEFAULT_POLL_MS = 200;
@@ -41,6 +42,8 @@ export interface StationOptions {
   /** Build the transport for a path (default: serial or "hid:" HID). */
   openTransport?: (path: string) => Transport;
   pollMs?: number;
+  /** Register each good token with the bank right after it is locked. */
+  bank?: BankTarget;
   onEvent?: (e: StationEvent) => void;
 }
 
@@ -64,6 +67,13 @@ function identity(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Register a good token; the outcome goes into the result and the record, never into its status. */
+export async function withRegistration(record: FactoryRecord, bank: BankTarget, result: ProvisionResult): Promise<void> {
+  const r = await registerRecorded(record, bank, result.serial!);
+  result.registration = r.ok ? "registered" : "failed";
+  if (!r.ok) result.registrationError = r.error;
 }
 
 export async function runStation(o: StationOptions): Promise<StationTotals> {
@@ -92,6 +102,7 @@ export async function runStation(o: StationOptions): Promise<StationTotals> {
     } finally {
       await session?.close();
     }
+    if (result.status === "good" && o.bank && result.serial) await withRegistration(o.record, o.bank, result);
     if (result.status === "good") totals.good++;
     else totals.failed++;
     emit({ type: "result", result, totals: { ...totals } });

@@ -1,0 +1,122 @@
+/**
+ * Registering good tokens with the bank directly (issue 5): POST /v1/tokens
+ * with the factory role's API key, right after a keyfob is locked. The seed
+ * travels in the request body, so only HTTPS is allowed, except to a
+ * loopback address (a bank on the same machine, or tests). A registration
+ * that fails leaves the token good but unregistered; `fobkit register`
+ * retries the outstanding ones.
+ */
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { MANUFACTURER, MODEL } from "./export.js";
+import type { FactoryRecord, TokenRow } from "./factory-record.js";
+
+export const REGISTER_TIMEOUT_MS = 10_000;
+
+export class BankConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BankConfigError";
+  }
+}
+
+export interface BankTarget {
+  /** Base URL, e.g. https://bank.example/ */
+  url: URL;
+  /** The factory role's API key. */
+  key: string;
+  timeoutMs?: number;
+}
+
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "");
+  if (h === "localhost") return true;
+  if (isIP(h) === 4) return h.startsWith("127.");
+  return h === "::1";
+}
+
+/** The bank to register with: an https URL (http only to loopback) and a file holding the API key. */
+export function bankTarget(url: string, keyFile: string | undefined): BankTarget {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new BankConfigError(`--bank '${url}' is not a URL`);
+  }
+  if (u.protocol !== "https:" && !(u.protocol === "http:" && isLoopbackHost(u.hostname))) {
+    throw new BankConfigError(`--bank ${u.origin}: seeds travel only over HTTPS (plain HTTP is allowed to loopback only)`);
+  }
+  if (u.username || u.password) throw new BankConfigError("--bank must not carry credentials; put the API key in --bank-key-file");
+  if (!keyFile) throw new BankConfigError("--bank needs --bank-key-file (the factory role's API key)");
+  let key: string;
+  try {
+    key = readFileSync(keyFile, "utf8").replace(/\r?\n$/, "");
+  } catch (e) {
+    throw new BankConfigError(`cannot read --bank-key-file ${keyFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (!/^[\x21-\x7e]+$/.test(key)) throw new BankConfigError(`--bank-key-file ${keyFile} must hold one API key on one line`);
+  return { url: u, key };
+}
+
+export type RegisterOutcome = { ok: true; already?: boolean } | { ok: false; error: string };
+
+/** Register one token. Never throws for bank or network failures: they are the outcome. */
+export async function registerToken(target: BankTarget, row: TokenRow, seed: Buffer): Promise<RegisterOutcome> {
+  const body = JSON.stringify({
+    serial: row.serial, manufacturer: MANUFACTURER, model: MODEL, algorithm: row.algorithm, digits: row.digits,
+    period: row.period, t0: 0, seed: seed.toString("hex"),
+  });
+  let res: Response;
+  try {
+    res = await fetch(new URL("v1/tokens", target.url.href.endsWith("/") ? target.url : target.url.href + "/"), {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${target.key}` },
+      body,
+      redirect: "error",
+      signal: AbortSignal.timeout(target.timeoutMs ?? REGISTER_TIMEOUT_MS),
+    });
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    return { ok: false, error: `bank unreachable: ${cause?.code ?? cause?.message ?? (e as Error).message}` };
+  }
+  if (res.status === 201) return { ok: true };
+  let code = "";
+  let message = "";
+  try {
+    const j = (await res.json()) as { error?: { code?: string; message?: string } };
+    code = j.error?.code ?? "";
+    message = j.error?.message ?? "";
+  } catch {
+    // not the bank's JSON error shape
+  }
+  // Our serials are ours alone: the bank already holding one means an earlier attempt (or a PSKC import) got there.
+  if (code === "duplicate_serial") return { ok: true, already: true };
+  return { ok: false, error: `bank refused (HTTP ${res.status}${code ? " " + code : ""}${message ? ": " + message : ""})` };
+}
+
+/** Register a good token of the record and note the outcome there. */
+export async function registerRecorded(record: FactoryRecord, target: BankTarget, serial: string): Promise<RegisterOutcome> {
+  const row = record.token(serial);
+  if (!row || row.state !== "good") return { ok: false, error: `${serial} is not a good token` };
+  const seed = record.openSeed(serial);
+  try {
+    const r = await registerToken(target, row, seed);
+    record.setRegistration(serial, r.ok, r.ok ? undefined : r.error);
+    return r;
+  } finally {
+    seed.fill(0);
+  }
+}
+
+/** Every good token not yet registered (never tried, or failed), optionally of one batch. */
+export async function registerOutstanding(record: FactoryRecord, target: BankTarget, batch?: number, onEach?: (serial: string, r: RegisterOutcome) => void): Promise<{ registered: number; failed: number }> {
+  const rows = record.tokens({ batch, state: "good" }).filter((r) => r.registration !== "registered");
+  let registered = 0, failed = 0;
+  for (const row of rows) {
+    const r = await registerRecorded(record, target, row.serial);
+    if (r.ok) registered++;
+    else failed++;
+    onEach?.(row.serial, r);
+  }
+  return { registered, failed };
+}

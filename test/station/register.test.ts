@@ -1,0 +1,115 @@
+/**
+ * Station to bank: `provision --bank` registers each good token with the
+ * bank's API (a real server on loopback, factory-role key), a bank that is
+ * down leaves the token good-but-unregistered, and `fobkit register`
+ * catches up once it is back. The bank then accepts the code the keyfob's
+ * display shows: it holds the keyfob's seed.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApiKey } from "../../host/registry/api-keys.js";
+import type { Database } from "../../host/registry/database.js";
+import { KeyRing } from "../../host/registry/key-ring.js";
+import { openMigrated } from "../../host/registry/open-database.js";
+import { startServer } from "../../host/server/serve.js";
+import { FactoryRecord } from "../../host/station/factory-record.js";
+import { attachKeyfob, type EmulatedKeyfob } from "./emulated-keyfob.js";
+import { fobkit } from "./cli-io.js";
+
+let dir: string;
+let db: Database;
+const kek = KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]);
+const keys = { factory: "", staff: "", channel: "" };
+const fobs: EmulatedKeyfob[] = [];
+
+async function call(base: string, method: string, path: string, key: string, body?: unknown) {
+  const r = await fetch(base.replace(/\/$/, "") + path, { method, headers: { authorization: `Bearer ${key}`, ...(body ? { "content-type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined });
+  return { status: r.status, body: (await r.json()) as any };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "fobkit-reg-"));
+  db = await openMigrated("sqlite:" + join(dir, "bank.sqlite"));
+  for (const role of ["factory", "staff", "channel"] as const) keys[role] = (await createApiKey(db, role, "test")).key;
+  writeFileSync(join(dir, "factory.apikey"), keys.factory + "\n");
+});
+
+afterAll(async () => {
+  for (const f of fobs) await f.unplug();
+  await db.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("registration with the bank", () => {
+  it("registers right after lock; the bank verifies the keyfob's displayed code", async () => {
+    const server = await startServer({ db, keys: kek, listen: "127.0.0.1:0" });
+    try {
+      const fob = await attachKeyfob(join(dir, "tty0"));
+      fobs.push(fob);
+      const r = await fobkit(["provision", "--port", fob.path, "--factory", join(dir, "f.sqlite"), "--bank", server.url, "--bank-key-file", join(dir, "factory.apikey"), "--json"]);
+      expect(r.code).toBe(0);
+      const j = JSON.parse(r.stdout);
+      expect(j).toMatchObject({ status: "good", registration: "registered" });
+      const st = await call(server.url, "GET", `/v1/tokens/${j.serial}`, keys.staff);
+      expect(st.status).toBe(200);
+      expect(st.body).toMatchObject({ serial: j.serial, state: "in_stock" });
+      expect((await call(server.url, "POST", `/v1/tokens/${j.serial}/issue`, keys.staff, { customer: "c-1" })).status).toBe(200);
+      fob.emu.press();
+      await new Promise((res) => setTimeout(res, 200));
+      const code = fob.emu.display.trim();
+      expect(code).toMatch(/^\d{8}$/);
+      const act = await call(server.url, "POST", "/v1/customers/c-1/activate", keys.channel, { code });
+      expect(act.status).toBe(200);
+      expect(act.body).toMatchObject({ result: "accepted", serial: j.serial });
+      const rec = FactoryRecord.open(join(dir, "f.sqlite"));
+      expect(rec.token(j.serial)).toMatchObject({ registration: "registered", registrationError: null });
+      rec.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("a bank that is down leaves the token good but unregistered; `fobkit register` sends it once the bank is back", async () => {
+    const down = await startServer({ db, keys: kek, listen: "127.0.0.1:0" });
+    const url = down.url;
+    await down.close();
+    const fob = await attachKeyfob(join(dir, "tty1"));
+    fobs.push(fob);
+    const factory = join(dir, "f.sqlite");
+    const r = await fobkit(["provision", "--port", fob.path, "--factory", factory, "--bank", url, "--bank-key-file", join(dir, "factory.apikey"), "--json"]);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ status: "good", registration: "failed", registrationError: expect.stringMatching(/^bank unreachable: ECONNREFUSED/) });
+    let rec = FactoryRecord.open(factory);
+    expect(rec.token(j.serial)).toMatchObject({ state: "good", registration: "failed" });
+    rec.close();
+
+    const still = await fobkit(["register", "--factory", factory, "--bank", url, "--bank-key-file", join(dir, "factory.apikey"), "--json"]);
+    expect(still.code).toBe(3);
+    expect(JSON.parse(still.stdout)).toMatchObject({ registered: 0, failed: 1 });
+
+    const up = await startServer({ db, keys: kek, listen: "127.0.0.1:0" });
+    try {
+      const back = await fobkit(["register", "--factory", factory, "--bank", up.url, "--bank-key-file", join(dir, "factory.apikey"), "--json"]);
+      expect(back.code).toBe(0);
+      expect(JSON.parse(back.stdout)).toEqual({ registered: 1, failed: 0, errors: {} });
+      expect((await call(up.url, "GET", `/v1/tokens/${j.serial}`, keys.staff)).body.state).toBe("in_stock");
+      const none = await fobkit(["register", "--factory", factory, "--bank", up.url, "--bank-key-file", join(dir, "factory.apikey"), "--json"]);
+      expect(JSON.parse(none.stdout)).toEqual({ registered: 0, failed: 0, errors: {} });
+    } finally {
+      await up.close();
+    }
+  });
+
+  it("refuses plain HTTP to a non-loopback bank and a bank without a key file, before touching anything", async () => {
+    const r = await fobkit(["register", "--factory", join(dir, "f.sqlite"), "--bank", "http://bank.example", "--bank-key-file", join(dir, "factory.apikey")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/seeds travel only over HTTPS/);
+    const r2 = await fobkit(["provision", "--port", "/dev/null-none", "--factory", join(dir, "g.sqlite"), "--bank", "https://bank.example"]);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/--bank needs --bank-key-file/);
+  });
+});
