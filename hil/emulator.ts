@@ -137,9 +137,6 @@ export class Emulator extends EventEmitter {
       this.displayDirty = true;
       if (!this.busy) this.flushDisplay();
     };
-    this.flash.onCut = () => {
-      /* the module that hit the cut halts the machine; powerOff follows in settle() */
-    };
   }
 
   /** What the 8 digits show now (8 characters, blanks when dark). */
@@ -277,7 +274,6 @@ export class Emulator extends EventEmitter {
     const m = this.machine;
     if (!m) return;
     this.tmr?.cancelAll();
-    this.counters.instructions += 0; // counted live, see run()
     this.machine = undefined;
     this.uart = undefined;
     this.gpio = undefined;
@@ -352,7 +348,7 @@ export class Emulator extends EventEmitter {
     this.clock.advanceTo(this.clock.nowMs + seconds * 1000);
   }
 
-  /** Wrap tmr firing so timer callbacks go through the task runner. */
+  /** The button pin changes level: GPIO interrupt callbacks run as a task. */
   private setLevel(level: number): void {
     if (level === this.buttonLevel) return;
     this.buttonLevel = level;

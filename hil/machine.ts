@@ -140,8 +140,7 @@ export class Machine {
   }
 
   /** Push a table whose unknown fields raise a Lua error naming them. */
-  pushStrictTable(qualified: string, fields: Record<string, LuaJsFunction | number | string>, what = "NodeMCU function"): void {
-    const L = this.L;
+  pushStrictTable(qualified: string, fields: Record<string, LuaJsFunction | number | string>, what = "NodeMCU function", L: LuaState = this.L): void {
     lua.lua_newtable(L);
     for (const [k, v] of Object.entries(fields)) {
       if (typeof v === "function") lua.lua_pushcfunction(L, this.fn(`${qualified}.${k}`, v));
@@ -149,12 +148,11 @@ export class Machine {
       else pushText(L, v);
       lua.lua_setfield(L, -2, toLuaString(k));
     }
-    this.setStrictMetatable(qualified, what);
+    this.setStrictMetatable(qualified, what, L);
   }
 
   /** Give the table on top of the stack an __index that fails loudly. */
-  setStrictMetatable(qualified: string, what: string): void {
-    const L = this.L;
+  setStrictMetatable(qualified: string, what: string, L: LuaState = this.L): void {
     lua.lua_newtable(L);
     lua.lua_pushcfunction(L, (L2: LuaState) => {
       const key = lua.lua_type(L2, 2) === lua.LUA_TSTRING ? bytesText(lua.lua_tolstring(L2, 2)) : String(lua.lua_tojsstring(L2, 2));
@@ -171,20 +169,19 @@ export class Machine {
   }
 
   /** Userdata object of a named class, carrying a JS object. */
-  pushObject(className: string, obj: object, methods: Record<string, LuaJsFunction>): void {
-    const L = this.L;
+  pushObject(L: LuaState, className: string, obj: object, methods: Record<string, LuaJsFunction>): void {
     const data = lua.lua_newuserdata(L, 0);
     data.obj = obj;
     if (lauxlib.luaL_newmetatable(L, toLuaString(className)) !== 0) {
-      this.pushStrictTable(className, methods, "method");
+      this.pushStrictTable(className, methods, "method", L);
       lua.lua_setfield(L, -2, toLuaString("__index"));
     }
     lua.lua_setmetatable(L, -2);
   }
 
   /** The JS object of a userdata argument of the given class. */
-  checkObject<T>(idx: number, className: string): T {
-    const data = lauxlib.luaL_checkudata(this.L, idx, toLuaString(className));
+  checkObject<T>(L: LuaState, idx: number, className: string): T {
+    const data = lauxlib.luaL_checkudata(L, idx, toLuaString(className));
     return data.obj as T;
   }
 

@@ -57,7 +57,7 @@ export function installFile(m: Machine): void {
 
   const fileMethods: Record<string, (L: LuaState) => number> = {
     read: (L) => {
-      const f = m.checkObject<OpenFile>(1, FILE_CLASS);
+      const f = m.checkObject<OpenFile>(L, 1, FILE_CLASS);
       if (f.closed) raise(L, "attempt to use a closed file");
       if (!f.readable) {
         lua.lua_pushnil(L);
@@ -100,7 +100,7 @@ export function installFile(m: Machine): void {
       return pushed;
     },
     write: (L) => {
-      const f = m.checkObject<OpenFile>(1, FILE_CLASS);
+      const f = m.checkObject<OpenFile>(L, 1, FILE_CLASS);
       if (f.closed) raise(L, "attempt to use a closed file");
       if (!f.writable) {
         lua.lua_pushnil(L);
@@ -122,7 +122,7 @@ export function installFile(m: Machine): void {
       return 1;
     },
     close: (L) => {
-      const f = m.checkObject<OpenFile>(1, FILE_CLASS);
+      const f = m.checkObject<OpenFile>(L, 1, FILE_CLASS);
       if (f.closed) raise(L, "attempt to use a closed file");
       f.closed = true;
       lua.lua_pushboolean(L, true);
@@ -148,7 +148,7 @@ export function installFile(m: Machine): void {
       if (kind === "r" && !flash.exists(name)) return fail("No such file or directory", 2);
       if (kind !== "r" && flash.openWrite(name, kind === "w") === "cut") m.halt("power-cut");
       const f: OpenFile = { name, readable: kind === "r" || plus, writable: kind !== "r" || plus, append: kind === "a", pos: 0, closed: false };
-      m.pushObject(FILE_CLASS, f, fileMethods);
+      m.pushObject(L, FILE_CLASS, f, fileMethods);
       return 1;
     },
   });

@@ -7,7 +7,7 @@
  * Lua error. The bus holds the DS3231 at 68h (when present). The software
  * interface i2c.SW and asynchronous transfers are not emulated.
  */
-import { argError, lauxlib, lua, raise, type LuaState } from "../fengari.js";
+import { argError, lauxlib, lua, pushBytes, raise, type LuaState } from "../fengari.js";
 import type { Machine } from "../machine.js";
 import { DS3231_ADDRESS } from "../ds3231.js";
 
@@ -121,7 +121,7 @@ export function installI2c(m: Machine): void {
       queues.set(id, []);
       const { data, ack } = runTransfer(m, ops);
       if (data === undefined) lua.lua_pushnil(L);
-      else m.pushBytes(data);
+      else pushBytes(L, data);
       lua.lua_pushboolean(L, ack);
       return 2;
     },

@@ -5,7 +5,7 @@
  * pseudo-random on a real ESP32 and raises a warning event here.
  */
 import { randomBytes } from "node:crypto";
-import { argError, lauxlib, lua } from "../fengari.js";
+import { argError, lauxlib, lua, pushBytes } from "../fengari.js";
 import type { Machine } from "../machine.js";
 import type { Radio } from "./wifi.js";
 
@@ -19,7 +19,7 @@ export function installSodium(m: Machine, radio: Radio): void {
       const n = lauxlib.luaL_checkinteger(L, 1);
       if (n < 0 || n > MAX_BUF) argError(L, 1, `byte count ${n} out of 0..${MAX_BUF}`);
       if (!radio.on) m.hw.event({ event: "warning", message: "sodium.random.buf with the radio off: only pseudo-random on a real ESP32 (call wifi.start first)" });
-      m.pushBytes(new Uint8Array(randomBytes(n)));
+      pushBytes(L, new Uint8Array(randomBytes(n)));
       return 1;
     },
   });

@@ -6,7 +6,7 @@
  * wired back, so reads return zeros. Without DMA a transaction is limited to
  * 32 bytes (spi.md).
  */
-import { argError, lauxlib, lua, raise, toLuaString, type LuaState } from "../fengari.js";
+import { argError, lauxlib, lua, pushBytes, raise, toLuaString, type LuaState } from "../fengari.js";
 import type { Machine } from "../machine.js";
 
 const HSPI = 1;
@@ -39,7 +39,7 @@ export function installSpi(m: Machine): void {
 
   const deviceMethods = {
     transfer: (L: LuaState) => {
-      const d = m.checkObject<Device>(1, DEVICE_CLASS);
+      const d = m.checkObject<Device>(L, 1, DEVICE_CLASS);
       if (lua.lua_type(L, 2) !== lua.LUA_TSTRING) raise(L, "only device:transfer(txdata) with a string is emulated");
       const tx = lauxlib.luaL_checklstring(L, 2) as Uint8Array;
       if (d.bus.dma === 0 && tx.length > 32) raise(L, `${tx.length} bytes in one transaction: without DMA the limit is 32`);
@@ -48,14 +48,14 @@ export function installSpi(m: Machine): void {
         if (d.freq > MAX7219_MAX_HZ) m.hw.event({ event: "warning", message: `spi: ${d.freq} Hz exceeds the MAX7219's 10 MHz` });
         m.hw.display.transaction(tx);
       }
-      m.pushBytes(new Uint8Array(tx.length));
+      pushBytes(L, new Uint8Array(tx.length));
       return 1;
     },
   };
 
   const busMethods = {
     device: (L: LuaState) => {
-      const bus = m.checkObject<Bus>(1, BUS_CLASS);
+      const bus = m.checkObject<Bus>(L, 1, BUS_CLASS);
       lauxlib.luaL_checktype(L, 2, lua.LUA_TTABLE);
       const mode = intField(L, 2, "mode");
       const freq = intField(L, 2, "freq");
@@ -64,7 +64,7 @@ export function installSpi(m: Machine): void {
       if (bus.devices >= 3) raise(L, "up to three devices per bus");
       bus.devices++;
       const d: Device = { bus, cs: intField(L, 2, "cs"), mode, freq };
-      m.pushObject(DEVICE_CLASS, d, deviceMethods);
+      m.pushObject(L, DEVICE_CLASS, d, deviceMethods);
       return 1;
     },
   };
@@ -80,7 +80,7 @@ export function installSpi(m: Machine): void {
       const dma = lua.lua_isnoneornil(L, 3) ? 1 : lauxlib.luaL_checkinteger(L, 3);
       if (dma < 0 || dma > 2) argError(L, 3, "dma channel must be 0, 1 or 2");
       hosts.add(host);
-      m.pushObject(BUS_CLASS, { host, dma, devices: 0 } satisfies Bus, busMethods);
+      m.pushObject(L, BUS_CLASS, { host, dma, devices: 0 } satisfies Bus, busMethods);
       return 1;
     },
   });

@@ -93,28 +93,28 @@ export function installTmr(m: Machine, runTask: (task: () => string | undefined)
 
   const methods = {
     register: (L: LuaState) => {
-      register(L, m.checkObject<Timer>(1, CLASS));
+      register(L, m.checkObject<Timer>(L, 1, CLASS));
       return 0;
     },
     alarm: (L: LuaState) => {
-      const t = m.checkObject<Timer>(1, CLASS);
+      const t = m.checkObject<Timer>(L, 1, CLASS);
       register(L, t);
       lua.lua_pushboolean(L, start(L, t));
       return 1;
     },
     start: (L: LuaState) => {
-      lua.lua_pushboolean(L, start(L, m.checkObject<Timer>(1, CLASS)));
+      lua.lua_pushboolean(L, start(L, m.checkObject<Timer>(L, 1, CLASS)));
       return 1;
     },
     stop: (L: LuaState) => {
-      const t = m.checkObject<Timer>(1, CLASS);
+      const t = m.checkObject<Timer>(L, 1, CLASS);
       const wasRegistered = t.cb !== undefined;
       stop(t);
       lua.lua_pushboolean(L, wasRegistered);
       return 1;
     },
     unregister: (L: LuaState) => {
-      const t = m.checkObject<Timer>(1, CLASS);
+      const t = m.checkObject<Timer>(L, 1, CLASS);
       stop(t);
       m.unref(t.cb);
       t.cb = undefined;
@@ -129,7 +129,7 @@ export function installTmr(m: Machine, runTask: (task: () => string | undefined)
     create: (L) => {
       const t: Timer = { intervalMs: 0, mode: SINGLE, cb: undefined, self: undefined, pending: undefined };
       all.add(t);
-      m.pushObject(CLASS, t, methods);
+      m.pushObject(L, CLASS, t, methods);
       return 1;
     },
   });
