@@ -1,13 +1,23 @@
 /**
  * SQLite through better-sqlite3 (synchronous). The async Database shape is
- * kept so the registry has one code path; a promise-chain mutex keeps two
- * async transactions of this process from interleaving on the one connection,
- * and BEGIN IMMEDIATE plus busy_timeout serialise against other processes.
+ * kept so the registry has one code path. Transactions of this process run
+ * one at a time on the one connection; BEGIN IMMEDIATE plus busy_timeout
+ * serialise them against other processes.
+ *
+ * Group commit: with synchronous=FULL every COMMIT waits for an fsync
+ * (~3.5 ms on the bench machine, so at most ~280 commits/s). Transactions
+ * that queue up while one is running are run together inside one BEGIN
+ * IMMEDIATE ... COMMIT, each in its own SAVEPOINT (a failing one rolls back
+ * alone), and none of them is answered before that COMMIT returns. Each is
+ * as durable as if committed alone; one fsync covers the batch.
  */
 import BetterSqlite3 from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Database, Sql } from "./database.js";
+
+/** Transactions per group commit: bounds how long the write lock is held. */
+const MAX_BATCH = 256;
 
 export class SqliteDatabase implements Database {
   readonly dialect = "sqlite" as const;
@@ -15,7 +25,8 @@ export class SqliteDatabase implements Database {
   readonly description: string;
   private readonly db: BetterSqlite3.Database;
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
-  private queue: Promise<unknown> = Promise.resolve();
+  private pending: { fn: (t: Sql) => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+  private running?: Promise<void>;
   private readonly direct: Sql;
 
   constructor(readonly path: string) {
@@ -55,19 +66,60 @@ export class SqliteDatabase implements Database {
   }
 
   tx<T>(fn: (t: Sql) => Promise<T>): Promise<T> {
-    const result = this.queue.then(async () => {
-      this.db.exec("BEGIN IMMEDIATE");
-      try {
-        const value = await fn(this.direct);
-        this.db.exec("COMMIT");
-        return value;
-      } catch (e) {
-        if (this.db.inTransaction) this.db.exec("ROLLBACK");
-        throw e;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ fn: fn as (t: Sql) => Promise<unknown>, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.running) {
+        this.running = this.drainBatches().catch((e) => {
+          // Only a failing SAVEPOINT/RELEASE gets here: fail what waits rather than hang it.
+          this.running = undefined;
+          if (this.db.inTransaction) this.db.exec("ROLLBACK");
+          for (const b of this.pending.splice(0)) b.reject(e);
+        });
       }
     });
-    this.queue = result.catch(() => undefined);
-    return result;
+  }
+
+  private async drainBatches(): Promise<void> {
+    for (;;) {
+      if (this.pending.length === 0) {
+        // Synchronously with the emptiness check (no await between): a tx()
+        // queued later by a continuation of the last batch starts a new drain.
+        this.running = undefined;
+        return;
+      }
+      const batch = this.pending.splice(0, MAX_BATCH);
+      const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+      try {
+        this.db.exec("BEGIN IMMEDIATE");
+      } catch (e) {
+        for (const b of batch) b.reject(e);
+        continue;
+      }
+      for (const b of batch) {
+        this.db.exec("SAVEPOINT fobkit_tx");
+        try {
+          const value = await b.fn(this.direct);
+          this.db.exec("RELEASE fobkit_tx");
+          outcomes.push({ ok: true, value });
+        } catch (error) {
+          this.db.exec("ROLLBACK TO fobkit_tx");
+          this.db.exec("RELEASE fobkit_tx");
+          outcomes.push({ ok: false, error });
+        }
+      }
+      try {
+        this.db.exec("COMMIT");
+      } catch (e) {
+        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+        for (const b of batch) b.reject(e);
+        continue;
+      }
+      batch.forEach((b, i) => {
+        const o = outcomes[i];
+        if (o.ok) b.resolve(o.value);
+        else b.reject(o.error);
+      });
+    }
   }
 
   async script(sql: string): Promise<void> {
@@ -75,7 +127,7 @@ export class SqliteDatabase implements Database {
   }
 
   async close(): Promise<void> {
-    await this.queue;
+    while (this.running) await this.running;
     if (this.db.open) this.db.close();
   }
 }

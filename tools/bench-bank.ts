@@ -1,0 +1,299 @@
+/**
+ * Bank verification throughput: a bare HMAC-and-compare loop (the ceiling),
+ * Registry.verify in process, and POST /v1/customers/:c/verify over HTTP
+ * against a `fobkit bank serve` child process; on SQLite and PostgreSQL.
+ * Writes bench/results/bank.json.
+ *
+ *   node build/node/tools/bench-bank.js      (PostgreSQL at $FOBKIT_BENCH_PG,
+ *                                             default postgres://postgres@127.0.0.1:5432/test)
+ *
+ * Method: N tokens are made active in a fresh database (SQLite file in a temp
+ * directory; a fresh PostgreSQL schema, dropped after). Every verification
+ * is a real, accepted one: each token is verified once with its code for
+ * the current step (computed here with node:crypto at send time), so the
+ * work is what production does on success (row lock, seed decrypt, HMACs,
+ * update, audit insert, commit). The HTTP load generator is Node's http with
+ * keep-alive, a fixed number of requests in flight, loopback only, bounded
+ * by the token count and a time limit; latency is per request, send to
+ * full reply. Both processes share the machine's cores.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { Agent, request } from "node:http";
+import { cpus, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import pg from "pg";
+import { createApiKey } from "../host/registry/api-keys.js";
+import type { Database } from "../host/registry/database.js";
+import { KeyRing } from "../host/registry/key-ring.js";
+import { openMigrated } from "../host/registry/open-database.js";
+import { Registry } from "../host/registry/registry.js";
+import { hotp, stepAt } from "../host/registry/totp.js";
+import type { NewToken } from "../host/registry/types.js";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** This file runs from <build>/node/tools/. */
+const CLI_MAIN = resolve(HERE, "..", "host", "cli", "main.js");
+const PG_URL = process.env.FOBKIT_BENCH_PG ?? "postgres://postgres@127.0.0.1:5432/test";
+const ACTOR = { name: "staff:bench", source: "bench" };
+
+export interface Rate {
+  /** Verifications per second. */
+  perSecond: number;
+  count: number;
+  seconds: number;
+  p50ms?: number;
+  p99ms?: number;
+  concurrency?: number;
+  /** Replies other than 200 (should be 0). */
+  errors?: number;
+}
+
+export interface BankBench {
+  machine: { cpus: number; model: string; node: string };
+  ceiling: { hmacSha1AndCompare: Rate; note: string };
+  inProcess: Record<string, Rate>;
+  http: Record<string, Rate>;
+  goal: { httpSqlitePerSecond: number; met: boolean };
+  method: string;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] * 1000) / 1000;
+}
+
+function rate(count: number, seconds: number, latencies?: number[], extra: Partial<Rate> = {}): Rate {
+  const sorted = latencies ? [...latencies].sort((a, b) => a - b) : undefined;
+  return {
+    perSecond: Math.round(count / seconds),
+    count,
+    seconds: Math.round(seconds * 1000) / 1000,
+    ...(sorted ? { p50ms: percentile(sorted, 50), p99ms: percentile(sorted, 99) } : {}),
+    ...extra,
+  };
+}
+
+/** The ceiling: one HMAC-SHA-1 over the counter, truncation and a constant-time compare. */
+function ceiling(seconds: number): Rate {
+  const secret = randomBytes(20);
+  const expected = Buffer.from(hotp("SHA1", secret, 29_000_000, 8));
+  let n = 0;
+  const start = performance.now();
+  let step = 29_000_000;
+  while (performance.now() - start < seconds * 1000) {
+    for (let i = 0; i < 1000; i++) {
+      const c = Buffer.from(hotp("SHA1", secret, step++, 8));
+      if (c.length === expected.length && timingSafeEqual(c, expected)) n--;
+      n++;
+    }
+  }
+  return rate(n, (performance.now() - start) / 1000);
+}
+
+interface Fixture {
+  url: string;
+  db: Database;
+  kekFile: string;
+  seeds: Buffer[];
+  drop(): Promise<void>;
+}
+
+async function fixture(engine: "sqlite" | "postgres", tokens: number, dir: string): Promise<Fixture> {
+  const schema = "bench_" + randomBytes(5).toString("hex");
+  const url = engine === "sqlite" ? "sqlite:" + join(dir, `bench-${schema}.sqlite`) : `${PG_URL}?schema=${schema}`;
+  const db = await openMigrated(url);
+  const kekFile = join(dir, `${schema}.kek`);
+  const registry = new Registry(db, { keys: KeyRing.create(kekFile) });
+  const seeds: Buffer[] = [];
+  for (let start = 0; start < tokens; start += 5000) {
+    const batch: NewToken[] = [];
+    for (let i = start; i < Math.min(tokens, start + 5000); i++) {
+      const secret = randomBytes(20);
+      seeds.push(secret);
+      batch.push({ serial: `B${String(i).padStart(7, "0")}`, manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret });
+    }
+    await registry.register(batch, ACTOR, "bench");
+  }
+  // Set-up only, not measured: every token issued and active in one statement.
+  await db.run("UPDATE tokens SET state = 'active', customer = 'c-' || serial, issuance = 1, activated_at = ?", [Date.now()]);
+  return {
+    url,
+    db,
+    kekFile,
+    seeds,
+    drop: async () => {
+      await db.close();
+      if (engine === "postgres") {
+        const pool = new pg.Pool({ connectionString: PG_URL, max: 1 });
+        await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await pool.end();
+      }
+    },
+  };
+}
+
+const customer = (i: number) => `c-B${String(i).padStart(7, "0")}`;
+const codeNow = (secret: Buffer) => hotp("SHA1", secret, stepAt(Date.now(), 0, 60), 8);
+
+async function inProcess(f: Fixture, concurrency: number, first: number, count: number, maxSeconds: number): Promise<Rate> {
+  const registry = new Registry(f.db, { keys: KeyRing.fromFile(f.kekFile) });
+  const lat: number[] = [];
+  let next = first;
+  const end = first + count;
+  const start = performance.now();
+  const deadline = start + maxSeconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < end && performance.now() < deadline) {
+        const i = next++;
+        const t = performance.now();
+        await registry.verify(customer(i), codeNow(f.seeds[i]), ACTOR);
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
+  return rate(lat.length, (performance.now() - start) / 1000, lat, { concurrency });
+}
+
+async function startServer(f: Fixture): Promise<{ port: number; proc: ChildProcess }> {
+  const entry = `const { runCli } = await import(${JSON.stringify(pathToFileURL(CLI_MAIN).href)}); process.exitCode = await runCli(process.argv.slice(1));`;
+  const proc = spawn(process.execPath, ["--input-type=module", "-e", entry, "bank", "serve", "--db", f.url, "--kek-file", f.kekFile, "--listen", "127.0.0.1:0", "--json"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const port = await new Promise<number>((res, rej) => {
+    let out = "";
+    proc.stdout!.on("data", (d) => {
+      out += d;
+      const m = /"listening":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(out);
+      if (m) res(Number(m[1]));
+    });
+    proc.on("exit", (c) => rej(new Error(`bank serve exited ${c}`)));
+  });
+  return { port, proc };
+}
+
+function post(agent: Agent, port: number, path: string, key: string, body: string): Promise<number> {
+  return new Promise((res, rej) => {
+    const req = request({ host: "127.0.0.1", port, path, method: "POST", agent, headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (r) => {
+      r.resume();
+      r.on("end", () => res(r.statusCode ?? 0));
+    });
+    req.on("error", rej);
+    req.end(body);
+  });
+}
+
+async function overHttp(f: Fixture, concurrency: number, first: number, count: number, maxSeconds: number): Promise<Rate> {
+  const key = (await createApiKey(f.db, "channel", "bench")).key;
+  const server = await startServer(f);
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  try {
+    // Warm-up: JIT, connections, key cache (tokens past the measured range).
+    let w = first + count;
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      for (let k = 0; k < 20; k++) {
+        const i = w++;
+        await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code: codeNow(f.seeds[i]) }));
+      }
+    }));
+    const lat: number[] = [];
+    let errors = 0;
+    let next = first;
+    const end = first + count;
+    const start = performance.now();
+    const deadline = start + maxSeconds * 1000;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < end && performance.now() < deadline) {
+          const i = next++;
+          const body = JSON.stringify({ code: codeNow(f.seeds[i]) });
+          const t = performance.now();
+          const status = await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, body);
+          lat.push(performance.now() - t);
+          if (status !== 200) errors++;
+        }
+      }),
+    );
+    return rate(lat.length, (performance.now() - start) / 1000, lat, { concurrency, errors });
+  } finally {
+    agent.destroy();
+    await new Promise<void>((res) => {
+      server.proc.once("exit", () => res());
+      server.proc.kill("SIGTERM");
+    });
+  }
+}
+
+export interface BankBenchOptions {
+  /** Upper bound on each HTTP run, seconds. */
+  seconds?: number;
+  httpCount?: number;
+  inProcessCount?: number;
+  concurrency?: number;
+  engines?: ("sqlite" | "postgres")[];
+}
+
+export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench> {
+  const seconds = o.seconds ?? 8;
+  const httpCount = o.httpCount ?? 40_000;
+  const inCount = o.inProcessCount ?? 10_000;
+  const concurrency = o.concurrency ?? 32;
+  const warm = concurrency * 20;
+  const dir = mkdtempSync(join(tmpdir(), "fobkit-bench-bank-"));
+  const result: BankBench = {
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "?", node: process.version },
+    ceiling: { hmacSha1AndCompare: ceiling(2), note: "one HMAC-SHA-1 + truncation + timingSafeEqual per iteration; a verification computes 1-3 (±1 window, nearest first)" },
+    inProcess: {},
+    http: {},
+    goal: { httpSqlitePerSecond: 5000, met: false },
+    method:
+      "Accepted verifications only, each token once with its current code; in-process: Registry.verify with 1 and 16 in flight; HTTP: a `fobkit bank serve` child process, Node http keep-alive client in this process, fixed requests in flight, loopback; latency send to reply.",
+  };
+  try {
+    for (const engine of o.engines ?? ["sqlite", "postgres"]) {
+      const f = await fixture(engine, 2 * inCount + httpCount + warm, dir);
+      try {
+        result.inProcess[`${engine}-c1`] = await inProcess(f, 1, 0, inCount, seconds);
+        result.inProcess[`${engine}-c16`] = await inProcess(f, 16, inCount, inCount, seconds);
+        result.http[engine] = await overHttp(f, concurrency, 2 * inCount, httpCount, seconds);
+      } finally {
+        await f.drop();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  result.goal.met = (result.http.sqlite?.perSecond ?? 0) >= result.goal.httpSqlitePerSecond;
+  return result;
+}
+
+export function formatBankBench(b: BankBench): string {
+  const row = (name: string, r: Rate) =>
+    `  ${name.padEnd(16)} ${String(r.perSecond).padStart(8)} /s  (${r.count} in ${r.seconds} s${r.p50ms !== undefined ? `, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms` : ""}${r.concurrency ? `, ${r.concurrency} in flight` : ""}${r.errors ? `, ${r.errors} ERRORS` : ""})`;
+  return [
+    `bank verification, ${b.machine.cpus} x ${b.machine.model}, node ${b.machine.node}`,
+    row("ceiling (HMAC)", b.ceiling.hmacSha1AndCompare),
+    ...Object.entries(b.inProcess).map(([k, r]) => row("in-process " + k, r)),
+    ...Object.entries(b.http).map(([k, r]) => row("http " + k, r)),
+    `goal: >= ${b.goal.httpSqlitePerSecond}/s over HTTP on SQLite: ${b.goal.met ? "met" : "NOT met"}`,
+  ].join("\n");
+}
+
+async function main(): Promise<void> {
+  const b = await runBankBench();
+  const outDir = resolve(process.cwd(), "bench", "results");
+  mkdirSync(outDir, { recursive: true });
+  const out = resolve(outDir, "bank.json");
+  writeFileSync(out, JSON.stringify(b, null, 2) + "\n");
+  process.stdout.write(formatBankBench(b) + `\nwritten ${out}\n`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  main().catch((e) => {
+    process.stderr.write(`bench-bank: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  });
+}
