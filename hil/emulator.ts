@@ -200,6 +200,9 @@ export class Emulator extends EventEmitter {
       },
       event(e: EmulatorEvent) {
         self.emitEvent(e);
+        if (e.event === "uart-config" && e.baud !== self.baud) {
+          self.emitEvent({ event: "warning", message: `firmware set the UART to ${e.baud} baud, the line is modelled at ${self.baud}: a real host would read garbage` });
+        }
       },
     };
   }
