@@ -5,6 +5,7 @@
  * pull-based read() is exactly the Transport contract, and its error rules
  * ("canceled" on close, anything else is a disconnect) map one to one.
  */
+import { existsSync } from "node:fs";
 import { SerialPort } from "serialport";
 import { CloseListeners } from "./close-listeners.js";
 import { TransportError, type Transport, type TransportCloseEvent, type TransportStats } from "./transport.js";
@@ -12,6 +13,13 @@ import { TransportError, type Transport, type TransportCloseEvent, type Transpor
 /** The keyfob's UART0 rate (SPEC.md "Serial link"). */
 export const DEFAULT_BAUD_RATE = 115200;
 const READ_CHUNK = 1024;
+/**
+ * How often an open port checks that its device node still exists. The
+ * binding learns of a hang-up from poll(2), which a PTY whose master went
+ * away does not always report while a read waits; a USB-UART's node and a
+ * PTY link both vanish on unplug, so their absence is the second signal.
+ */
+const PRESENCE_CHECK_MS = 200;
 
 export interface SerialTransportOptions {
   path: string;
@@ -40,6 +48,7 @@ export class SerialTransport implements Transport {
   private writeChain: Promise<void> = Promise.resolve();
   private readonly closeListeners = new CloseListeners();
   private unplugError?: TransportError;
+  private presence?: NodeJS.Timeout;
 
   constructor(options: SerialTransportOptions) {
     this.path = options.path;
@@ -67,6 +76,10 @@ export class SerialTransport implements Transport {
       throw new TransportError("io", `${this.path}: cannot open: ${msg}`, { cause: e });
     }
     this.state = "open";
+    this.presence = setInterval(() => {
+      if (!existsSync(this.path)) this.unplugged(new Error("device node disappeared"));
+    }, PRESENCE_CHECK_MS);
+    this.presence.unref();
   }
 
   private check(): BindingPort {
@@ -81,6 +94,7 @@ export class SerialTransport implements Transport {
     const err = new TransportError("unplugged", `${this.path}: device disconnected (${(e as Error)?.message ?? e})`, { cause: e });
     this.state = "unplugged";
     this.unplugError = err;
+    clearInterval(this.presence);
     const port = this.port;
     this.port = undefined;
     if (port?.isOpen) port.close().catch(() => undefined);
@@ -100,6 +114,7 @@ export class SerialTransport implements Transport {
       return new Uint8Array(buf.subarray(0, bytesRead));
     } catch (e) {
       if (e instanceof TransportError) throw e;
+      if (this.state === "unplugged") throw this.unplugError!;
       if ((e as { canceled?: boolean }).canceled || this.state === "closed") {
         throw new TransportError("closed", `${this.path}: transport closed`);
       }
@@ -116,6 +131,7 @@ export class SerialTransport implements Transport {
         await port.write(Buffer.from(frame));
         this.stats.bytesWritten += frame.length;
       } catch (e) {
+        if (this.state === "unplugged") throw this.unplugError!;
         if ((e as { canceled?: boolean }).canceled || this.state === "closed") {
           throw new TransportError("closed", `${this.path}: transport closed`);
         }
@@ -135,6 +151,7 @@ export class SerialTransport implements Transport {
     const port = this.port;
     this.state = "closed";
     this.port = undefined;
+    clearInterval(this.presence);
     try {
       if (port?.isOpen) await port.close();
     } catch (e) {

