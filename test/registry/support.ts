@@ -90,3 +90,14 @@ export class TestClock {
     return Math.floor(this.ms / 1000);
   }
 }
+
+/**
+ * Waits until the wall clock is in a later step than `afterMs`'s, for tests
+ * against real server processes (whose clock is the wall clock): a keyfob
+ * with a true clock shows a new code only then.
+ */
+export async function nextStep(afterMs: number, period: number): Promise<void> {
+  const target = (Math.floor(afterMs / 1000 / period) + 1) * period * 1000 + 50;
+  const wait = target - Date.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+}

@@ -12,7 +12,10 @@ import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runCli } from "../../host/cli/main.js";
 import { writePskc, type PskcToken } from "../../host/pskc/index.js";
-import { ENGINES, oathtool } from "../registry/support.js";
+import { ENGINES, nextStep, oathtool } from "../registry/support.js";
+
+/** A 5-s step: the CLI runs on the wall clock, and a test can wait for the next code. */
+const PERIOD = 5;
 
 interface Out {
   code: number;
@@ -44,13 +47,14 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     const tokens: PskcToken[] = serials.map((serial) => {
       const secret = seeds.get(serial) ?? randomBytes(20);
       seeds.set(serial, secret);
-      return { serial, manufacturer: "fobkit", model: "FK-1", keyId: serial, algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: Buffer.from(secret) };
+      return { serial, manufacturer: "fobkit", model: "FK-1", keyId: serial, algorithm: "SHA1", digits: 8, period: PERIOD, t0: 0, secret: Buffer.from(secret) };
     });
     const path = join(dir, name);
     writeFileSync(path, writePskc(tokens, { kind: "password", password, iterations: 1000 }));
     return path;
   }
-  const code = (serial: string, offset = 0) => oathtool(seeds.get(serial)!, Date.now() / 1000 + offset);
+  /** The code a keyfob `offset` seconds fast shows now. */
+  const code = (serial: string, offset = 0) => oathtool(seeds.get(serial)!, Date.now() / 1000 + offset, { period: PERIOD });
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "fobkit-cli-"));
@@ -107,8 +111,11 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     expect(await bank("issue", "--serial", "NOPE", "--customer", "c2", "--json")).toMatchObject({ code: 2, json: { error: { code: "unknown_serial" } } });
     expect(await bank("activate", "--serial", "FK0001", "--code", "1234567", "--json")).toMatchObject({ code: 2, json: { error: { code: "bad_code" } } });
     expect(await bank("activate", "--serial", "FK0001", "--code", "12a45678")).toMatchObject({ code: 2 });
+    let used = Date.now();
     expect(await bank("activate", "--serial", "FK0001", "--code", code("FK0001"), "--json")).toMatchObject({ code: 0, json: { result: "accepted", state: "active" } });
-    const next = code("FK0001", 60);
+    await nextStep(used, PERIOD);
+    used = Date.now();
+    const next = code("FK0001");
     expect(await bank("verify", "--customer", "c1", "--code", next, "--json")).toMatchObject({ code: 0, json: { ok: true, result: "accepted" } });
     const replay = await bank("verify", "--customer", "c1", "--code", next, "--json");
     expect(replay).toMatchObject({ code: 1, json: { ok: false, error: { code: "replayed" } } });
@@ -117,15 +124,24 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     for (let i = 0; i < 5; i++) expect((await bank("verify", "--customer", "c1", "--code", "00000000")).code).toBe(1);
     expect(await bank("status", "--customer", "c1", "--json")).toMatchObject({ code: 0, json: { token: { state: "locked", failCount: 5 } } });
     expect(await bank("unlock", "--customer", "c1", "--staff", "bob", "--json")).toMatchObject({ code: 0, json: { token: { state: "active" } } });
-    // Resync: a keyfob two hours fast; the second code is the next step's.
-    const fast = Date.now() / 1000 + 7200;
-    const r = await bank("resync", "--serial", "FK0001", "--code", oathtool(seeds.get("FK0001")!, fast), "--code", oathtool(seeds.get("FK0001")!, fast + 60), "--json");
+    // Resync: the keyfob's clock now runs ten minutes fast (120 steps); it shows
+    // one code, then the next a step later.
+    const FAST = 600;
+    await nextStep(used, PERIOD);
+    const c1 = code("FK0001", FAST);
+    used = Date.now();
+    await nextStep(used, PERIOD);
+    used = Date.now();
+    const r = await bank("resync", "--serial", "FK0001", "--code", c1, "--code", code("FK0001", FAST), "--json");
     expect(r).toMatchObject({ code: 0, json: { result: "accepted" } });
-    expect(r.json.drift).toBeGreaterThanOrEqual(120);
-    expect(r.json.drift).toBeLessThanOrEqual(122);
+    expect(r.json.drift).toBeGreaterThanOrEqual(119);
+    expect(r.json.drift).toBeLessThanOrEqual(121);
     expect(await bank("resync", "--serial", "FK0001", "--code", "12345678", "--json")).toMatchObject({ code: 2 });
-    expect(await bank("deactivate", "--customer", "c1", "--code", oathtool(seeds.get("FK0001")!, fast + 120), "--json")).toMatchObject({ code: 0, json: { state: "retired" } });
-    expect(await bank("activate", "--serial", "FK0001", "--code", oathtool(seeds.get("FK0001")!, fast + 180), "--json")).toMatchObject({ code: 1, json: { error: { code: "retired" } } });
+    await nextStep(used, PERIOD);
+    used = Date.now();
+    expect(await bank("deactivate", "--customer", "c1", "--code", code("FK0001", FAST), "--json")).toMatchObject({ code: 0, json: { state: "retired" } });
+    await nextStep(used, PERIOD);
+    expect(await bank("activate", "--serial", "FK0001", "--code", code("FK0001", FAST), "--json")).toMatchObject({ code: 1, json: { error: { code: "retired" } } });
     // The audit names the staff member and the CLI as the source.
     const audit = await bank("audit", "--serial", "FK0001", "--json");
     const unlock = audit.json.records.find((x: any) => x.action === "unlock" && x.outcome === "ok");
@@ -164,6 +180,7 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
   it("rotate-key re-seals every seed under a new key; --prune drops the old one", async () => {
     await bank("import", pskcFile("a.pskc", ["FK0001", "FK0002"]), "--password-file", join(dir, "password"));
     await bank("issue", "--serial", "FK0001", "--customer", "c1");
+    const used = Date.now();
     await bank("activate", "--serial", "FK0001", "--code", code("FK0001"));
     const oldKey = readFileSync(env.FOBKIT_BANK_KEK_FILE!, "utf8");
     const r = await bank("rotate-key", "--prune", "--json");
@@ -173,6 +190,7 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     const lines = readFileSync(env.FOBKIT_BANK_KEK_FILE!, "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
     expect(lines).toHaveLength(1);
     expect(oldKey).not.toContain(lines[0]);
-    expect(await bank("verify", "--customer", "c1", "--code", code("FK0001", 60), "--json")).toMatchObject({ code: 0 });
+    await nextStep(used, PERIOD);
+    expect(await bank("verify", "--customer", "c1", "--code", code("FK0001"), "--json")).toMatchObject({ code: 0 });
   });
 });

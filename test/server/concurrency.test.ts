@@ -13,11 +13,14 @@ import { createApiKey } from "../../host/registry/api-keys.js";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { Registry } from "../../host/registry/registry.js";
-import { ENGINES, freshDb, oathtool } from "../registry/support.js";
+import { ENGINES, freshDb, nextStep, oathtool } from "../registry/support.js";
 import { startServeProcess } from "./spawn.js";
 import { call } from "./support.js";
 
 const ACTOR = { name: "staff:test", source: "cli" };
+/** A 5-s step: the servers run on the wall clock, and a test can wait for the next code. */
+const PERIOD = 5;
+const fobCode = (seed: Buffer) => oathtool(seed, Date.now() / 1000, { period: PERIOD });
 
 describe.each(ENGINES)("two server processes on $name", (engine) => {
   let db: Database;
@@ -28,6 +31,7 @@ describe.each(ENGINES)("two server processes on $name", (engine) => {
   let servers: Awaited<ReturnType<typeof startServeProcess>>[] = [];
   let channel: string;
   const seeds = new Map<string, Buffer>();
+  let activatedAt = 0;
 
   beforeAll(async () => {
     ({ db, url, drop } = await freshDb(engine));
@@ -38,10 +42,11 @@ describe.each(ENGINES)("two server processes on $name", (engine) => {
       const serial = `CC${i}`;
       const seed = randomBytes(20);
       seeds.set(serial, seed);
-      await registry.register([{ serial, manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: seed }], ACTOR, "test");
+      await registry.register([{ serial, manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: PERIOD, t0: 0, secret: seed }], ACTOR, "test");
       await registry.issue(serial, `cust-${i}`, ACTOR);
-      await registry.activate({ serial }, oathtool(seed, Date.now() / 1000), ACTOR);
+      await registry.activate({ serial }, fobCode(seed), ACTOR);
     }
+    activatedAt = Date.now();
     channel = (await createApiKey(db, "channel")).key;
     servers = await Promise.all([0, 1].map(() => startServeProcess(["--db", url, "--kek-file", kek, "--lock-after", "5"])));
   });
@@ -52,10 +57,10 @@ describe.each(ENGINES)("two server processes on $name", (engine) => {
   });
 
   it("accepts one code exactly once when 16 copies hit both servers at once (4 tokens at a time)", async () => {
+    await nextStep(activatedAt, PERIOD);
     const replies = await Promise.all(
       [0, 1, 2, 3].flatMap((i) => {
-        // The next step's code: inside the ±1 window, never used.
-        const code = oathtool(seeds.get(`CC${i}`)!, Date.now() / 1000 + 60);
+        const code = fobCode(seeds.get(`CC${i}`)!);
         return Array.from({ length: 16 }, (_, k) => call(servers[k % 2].url, "POST", `/v1/customers/cust-${i}/verify`, { key: channel, body: { code } }).then((r) => ({ i, r })));
       }),
     );
