@@ -1,0 +1,112 @@
+/**
+ * The provisioning flow's decisions, driven through a real PTY against the
+ * protocol-built keyfob double, whose fault switches reach paths the
+ * emulated firmware does not offer: a self-test code from a wrong seed, a
+ * LOCK whose confirmation never comes (and its later recovery), a keyfob
+ * clock ahead of the factory's, a keyfob reporting a fault.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import * as P from "../../protocol/index.js";
+import { DeviceSession } from "../../host/device/session.js";
+import { FactoryRecord } from "../../host/station/factory-record.js";
+import { provisionKeyfob } from "../../host/station/provision.js";
+import { SerialTransport } from "../../host/transport/serial-transport.js";
+import { KeyfobDouble } from "../device/keyfob-double.js";
+import { serveDouble } from "../device/double-on-link.js";
+import { ptyPair, type PtyPair } from "../transport/pty-pair.js";
+
+let dir: string;
+let pair: PtyPair;
+let fob: KeyfobDouble;
+let devEnd: SerialTransport;
+let record: FactoryRecord;
+const sessions: DeviceSession[] = [];
+
+async function session(): Promise<DeviceSession> {
+  const s = await DeviceSession.open(new SerialTransport({ path: pair.host }), { timeoutMs: 200, retries: 1 });
+  sessions.push(s);
+  return s;
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "fobkit-pd-"));
+  pair = await ptyPair();
+  fob = new KeyfobDouble();
+  devEnd = new SerialTransport({ path: pair.device });
+  await devEnd.open();
+  void serveDouble(devEnd, fob);
+  record = FactoryRecord.open(join(dir, "f.sqlite"), { create: true });
+});
+
+afterEach(async () => {
+  for (const s of sessions.splice(0)) await s.close();
+  await devEnd.close();
+  await pair.dispose();
+  record.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("provisionKeyfob decisions", () => {
+  it("a self-test code that is not the host's: failed with the reason, keyfob wiped, seed erased", async () => {
+    fob.faults.corruptSeed = true;
+    const r = await provisionKeyfob(await session(), record);
+    expect(r).toMatchObject({ status: "failed", wiped: true, reason: "self-test failed: the keyfob's code differs from the host's computation" });
+    expect(fob.state).toBe(P.STATE_BLANK);
+    expect(fob.seed).toBeUndefined();
+    expect(record.token(r.serial!)).toMatchObject({ state: "failed", stage: "allocated" });
+    expect(() => record.openSeed(r.serial!)).toThrow(/no seed on record/);
+    expect(fob.log).not.toContain(P.CMD_LOCK);
+  });
+
+  it("a lock never confirmed is recorded failed at lock_sent, and confirmed good when the keyfob comes back", async () => {
+    fob.faults.loseReplyTo = P.CMD_LOCK;
+    const origHandle = fob.receive.bind(fob);
+    // INFO is answered until LOCK arrives, then the keyfob goes quiet (cable pulled right after locking).
+    fob.receive = (bytes) => {
+      const out = origHandle(bytes);
+      if (fob.log.includes(P.CMD_LOCK)) fob.faults.ignore = { cmd: P.CMD_INFO, times: 1000 };
+      return out;
+    };
+    const first = await session();
+    const r = await provisionKeyfob(first, record);
+    await first.close();
+    expect(r.status).toBe("failed");
+    expect(r.reason).toMatch(/no reply to LOCK|no reply to INFO/);
+    expect(fob.state).toBe(P.STATE_LOCKED);
+    expect(record.token(r.serial!)).toMatchObject({ state: "failed", stage: "lock_sent" });
+    // Plugged in again: it answers, is locked with that serial, same hardware id.
+    fob.faults.ignore = undefined;
+    const again = await provisionKeyfob(await session(), record);
+    expect(again).toMatchObject({ status: "good", recovered: true, serial: r.serial });
+    expect(record.token(r.serial!)).toMatchObject({ state: "good", reason: "lock confirmed when the keyfob was attached again" });
+    expect(record.openSeed(r.serial!)).toHaveLength(20);
+  });
+
+  it("a locked keyfob the record does not know is refused, nothing allocated", async () => {
+    fob.state = P.STATE_LOCKED;
+    fob.serial = [...Buffer.from("FK999999999999")];
+    const r = await provisionKeyfob(await session(), record);
+    expect(r).toMatchObject({ status: "failed", reason: "keyfob is already locked (serial 'FK999999999999', not in this factory record)" });
+    expect(record.tokens()).toEqual([]);
+  });
+
+  it("a keyfob clock ahead of the factory's is set back with force, and the token is good", async () => {
+    fob.clockSet = true;
+    fob.offset = 3600;
+    const r = await provisionKeyfob(await session(), record);
+    expect(r.status).toBe("good");
+    expect(Math.abs(r.deviceClockOffset!)).toBeLessThanOrEqual(2);
+    expect(fob.log.filter((c) => c === P.CMD_SET_CLOCK)).toHaveLength(2);
+  });
+
+  it("a keyfob that does not answer gets no serial", async () => {
+    fob.faults.ignore = { cmd: P.CMD_INFO, times: 1000 };
+    const r = await provisionKeyfob(await session(), record);
+    expect(r).toMatchObject({ status: "failed", reason: expect.stringMatching(/no reply to INFO/) });
+    expect(r.serial).toBeUndefined();
+    expect(record.tokens()).toEqual([]);
+  });
+});
