@@ -27,7 +27,7 @@ const green = (s: string) => (tty ? `\x1b[32m${s}\x1b[0m` : s);
 const work = mkdtempSync(join(tmpdir(), "fobkit-demo-"));
 let clockOffset = 0;
 let stepNo = 0;
-const TOTAL_STEPS = 16;
+const TOTAL_STEPS = 17;
 const keyfobs: Keyfob[] = [];
 
 class DemoFailure extends Error {}
@@ -41,18 +41,18 @@ function say(text: string): void {
   process.stdout.write(`  ${text}\n`);
 }
 
-const short = (p: string) => p.replace(work + "/", "");
+const short = (p: string) => p.split(work + "/").join("");
 
 /** Run `fobkit ...` as a person would; check its exit status; return stdout. */
 function fobkit(args: string[], expectStatus = 0, opts: { show?: (out: string, err: string) => string } = {}): string {
-  process.stdout.write(dim(`  $ fobkit ${args.map((a) => (a.startsWith(work) ? short(a) : a)).join(" ")}\n`));
+  process.stdout.write(dim(`  $ fobkit ${args.map(short).join(" ")}\n`));
   const r = spawnSync(process.execPath, [FOBKIT, ...args], {
     cwd: work,
     encoding: "utf8",
-    env: { ...process.env, FOBKIT_CLOCK_OFFSET: String(clockOffset), FOBKIT_BANK_DB: `sqlite:${join(work, "bank.sqlite")}`, FOBKIT_BANK_KEK_FILE: join(work, "bank.kek") },
+    env: { ...process.env, USER: "teller-1", FOBKIT_CLOCK_OFFSET: String(clockOffset), FOBKIT_BANK_DB: `sqlite:${join(work, "bank.sqlite")}`, FOBKIT_BANK_KEK_FILE: join(work, "bank.kek") },
   });
   const shown = opts.show ? opts.show(r.stdout, r.stderr) : (r.stdout + r.stderr).trim();
-  for (const line of shown.split("\n").filter(Boolean)) process.stdout.write(`    ${line}\n`);
+  for (const line of short(shown).split("\n").filter(Boolean)) process.stdout.write(`    ${line}\n`);
   if (r.status !== expectStatus) {
     throw new DemoFailure(`fobkit ${args[0]} ${args[1] ?? ""} exited ${r.status}, expected ${expectStatus}\n${r.stdout}${r.stderr}`);
   }
@@ -63,16 +63,21 @@ function fobkit(args: string[], expectStatus = 0, opts: { show?: (out: string, e
 class Keyfob {
   readonly proc: ChildProcess;
   private waiters: { match: (e: any) => boolean; resolve: (e: any) => void }[] = [];
+  private readonly events: any[] = [];
   display = "";
   constructor(readonly name: string, readonly pty: string) {
     this.proc = spawn(process.execPath, [FOBKIT, "emu", "--pty", pty, "--state", join(work, name)], { stdio: ["pipe", "pipe", "pipe"] });
     createInterface({ input: this.proc.stdout! }).on("line", (line) => {
       const e = JSON.parse(line);
+      this.events.push(e);
       if (e.event === "display") this.display = String(e.text).trim();
       this.waiters = this.waiters.filter((w) => (w.match(e) ? (w.resolve(e), false) : true));
     });
   }
-  next(match: (e: any) => boolean, what: string): Promise<any> {
+  /** The first event from index `from` on (default: from now) that matches. */
+  next(match: (e: any) => boolean, what: string, from = this.events.length): Promise<any> {
+    const seen = this.events.slice(from).find(match);
+    if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new DemoFailure(`${this.name}: no ${what} within 30 s`)), 30_000);
       this.waiters.push({ match, resolve: (e) => (clearTimeout(t), resolve(e)) });
@@ -117,7 +122,7 @@ async function main(): Promise<void> {
     keyfobs.push(k);
   }
   for (const k of keyfobs) {
-    await k.next((e) => e.event === "ready", "ready event");
+    await k.next((e) => e.event === "ready", "ready event", 0);
     say(`${k.name}: ${short(k.pty)} ${green("ready")}`);
   }
   say(dim("(`fobkit flash` through the NodeMCU REPL is not built yet (issue 6): the emulator installs the image into flash directly)"));
@@ -129,7 +134,7 @@ async function main(): Promise<void> {
   step("The station provisions and locks all three");
   say("For each: next serial of the batch, seed from the host's CSPRNG, clock from UTC, self-test, lock.");
   const labels = fobkit(["station", "--factory", join(work, "factory.sqlite"), "--ports", keyfobs.map((k) => k.pty).join(","), "--count", "3", "--operator", "demo"], 0, {
-    show: (out, err) => err.trim().split("\n").slice(-4).join("\n") + "\n" + out.trim().split("\n").map((s) => `label: ${s}`).join("\n"),
+    show: (out, err) => err.trim().split("\n").filter((l) => /GOOD|FAIL|stopped|batch/.test(l)).join("\n") + "\n" + out.trim().split("\n").map((s) => `label to print: ${s}`).join("\n"),
   });
   const serials = labels.trim().split("\n").map((l) => l.trim().split(/\s+/)[0]);
   if (serials.length !== 3) throw new DemoFailure(`expected 3 labels, got ${JSON.stringify(labels)}`);

@@ -1,0 +1,26 @@
+/**
+ * `make demo` as a test: the same story (three keyfobs on PTYs, station,
+ * PSKC, bank import, issue, press, activate, verify, replay refused, lockout,
+ * unlock, deactivate, activation refused, reissue, activate). The demo checks
+ * every step's outcome itself and exits non-zero at the first surprise.
+ */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { expect, test } from "vitest";
+import { NODE_BUILD, ROOT } from "../support/paths.js";
+
+test("make demo runs end to end and every step turns out as the story says", () => {
+  const r = spawnSync(process.execPath, [join(NODE_BUILD, "tools", "demo.js")], { cwd: ROOT, encoding: "utf8", timeout: 280_000 });
+  const out = r.stdout + r.stderr;
+  expect(r.status, out).toBe(0);
+  expect(out).toMatch(/demo complete/);
+  // The story's turning points, as a person reads them.
+  expect(out).toMatch(/station stopped: 3 good, 0 failed/);
+  expect(out).toMatch(/imported 3 token\(s\)/);
+  expect(out).toMatch(/refused: replayed/);
+  expect(out).toMatch(/token locked after 5 wrong codes/);
+  expect(out).toMatch(/refused: retired/);
+  expect(out).toMatch(/issuance 2/);
+  // No seed material on the terminal: the demo prints codes, never seeds.
+  expect(out).not.toMatch(/[0-9a-f]{40}/i);
+}, 300_000);
