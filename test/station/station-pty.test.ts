@@ -6,6 +6,8 @@
  */
 import { readdirSync, readFileSync, rmSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import { ROOT } from "../support/paths.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -115,6 +117,20 @@ describe("fobkit station", () => {
       expect(typeof expected === "number" ? expected : expected.text).toBe(shown);
       expect(t).toMatchObject({ manufacturer: "fobkit", model: "FOBKIT-1", algorithm: "SHA1", digits: 8, period: 60 });
     }
+    // Valid against the RFC 6030 schema set, and read alike by another implementation (python-pskc).
+    const lint = spawnSync("xmllint", ["--nonet", "--noout", "--schema", join(ROOT, "test/fixtures/pskc/schema/pskc-schema.xsd"), out], { encoding: "utf8" });
+    expect(lint.status, lint.stderr).toBe(0);
+    const py = spawnSync("/usr/bin/python3", ["-c", [
+      "import json, sys, binascii",
+      "from pskc import PSKC",
+      "a = json.load(sys.stdin)",
+      "p = PSKC(a['file'])",
+      "p.encryption.key = binascii.unhexlify(a['key'])",
+      "print(json.dumps({k.serial: [binascii.hexlify(k.secret).decode(), k.algorithm, k.response_length, k.time_interval, k.manufacturer] for k in p.keys}))",
+    ].join("\n")], { input: JSON.stringify({ file: out, key: psk.toString("hex") }), encoding: "utf8" });
+    expect(py.status, py.stderr).toBe(0);
+    const theirs = JSON.parse(py.stdout);
+    for (const t of tokens) expect(theirs[t.serial]).toEqual([t.secret.toString("hex"), "urn:ietf:params:xml:ns:keyprov:pskc:totp", 8, 60, "fobkit"]);
     // Wrong key: MAC refused.
     const wrong = Buffer.from(psk);
     wrong[0] ^= 1;
