@@ -41,6 +41,8 @@ export interface StationBench {
   /** 1-minute load average at the start: this machine is shared, and the emulator, host and socat all need CPU. */
   loadAverage: number;
   withinGoal: boolean;
+  /** Mean round trip per command as the station sees it (request written to reply decoded), ms. */
+  commandMs: Record<string, number>;
   /** What the time beyond the floor is spent on, measured separately. */
   breakdown: { emulatorLuaMsPerToken: number; factoryRecordMsPerToken: number };
   method: string;
@@ -57,6 +59,20 @@ export async function runStationBench(opts: { tokens?: number } = {}): Promise<S
   const record = FactoryRecord.open(join(dir, "bench.sqlite"), { create: true });
   const times: number[] = [];
   const load = loadavg()[0];
+  const cmdTimes: Record<string, number[]> = {};
+  const proto = DeviceSession.prototype as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+  const originals: Record<string, (...a: unknown[]) => Promise<unknown>> = {};
+  for (const m of ["info", "writeSeed", "setClock", "setSerial", "selfTest", "lock", "wipe"]) {
+    originals[m] = proto[m];
+    proto[m] = async function (this: unknown, ...a: unknown[]) {
+      const t = performance.now();
+      try {
+        return await originals[m].apply(this, a);
+      } finally {
+        (cmdTimes[m] ??= []).push(performance.now() - t);
+      }
+    };
+  }
   let out = 0, inn = 0, requests = 0, luaMs = 0;
   try {
     for (let i = 0; i < tokens; i++) {
@@ -105,11 +121,13 @@ export async function runStationBench(opts: { tokens?: number } = {}): Promise<S
       bestRatioToFloor: Math.round((Math.min(...times) / floorMs) * 100) / 100,
       loadAverage: Math.round(load * 10) / 10,
       withinGoal: med <= 2 * floorMs,
+      commandMs: Object.fromEntries(Object.entries(cmdTimes).map(([k, v]) => [k, Math.round((v.reduce((a, b) => a + b, 0) / v.length) * 10) / 10])),
       breakdown: { emulatorLuaMsPerToken: Math.round((luaMs / tokens) * 10) / 10, factoryRecordMsPerToken: Math.round(recordMs * 10) / 10 },
       method: "fobkit provision flow (INFO, WRITE_SEED, SET_CLOCK, SET_SERIAL, SELF_TEST, LOCK, INFO) to a fresh emulated keyfob per token, " +
         "hil PtyLink pacing both directions at the baud rate, host on serialport's real binding; one keyfob at a time",
     };
   } finally {
+    for (const m of Object.keys(originals)) proto[m] = originals[m];
     record.close();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -121,6 +139,7 @@ export function formatStationBench(b: StationBench): string {
     `  per keyfob: median ${b.perTokenMs.median} ms (min ${b.perTokenMs.min}, max ${b.perTokenMs.max})`,
     `  wire: ${b.bytesPerToken.total} bytes per keyfob (${b.bytesPerToken.toKeyfob} out, ${b.bytesPerToken.fromKeyfob} in), ${b.requestsPerToken} requests`,
     `  floor (10 bits/byte): ${b.floorMs} ms; median is ${b.ratioToFloor}x the floor, fastest ${b.bestRatioToFloor}x (goal <= 2x: ${b.withinGoal ? "met" : "NOT met"}; load average ${b.loadAverage})`,
+    `  round trip per command (ms): ${Object.entries(b.commandMs).map(([k, v]) => `${k} ${v}`).join(", ")}`,
     `  beyond the wire: keyfob firmware in the Lua VM ${b.breakdown.emulatorLuaMsPerToken} ms, factory record commits ${b.breakdown.factoryRecordMsPerToken} ms per keyfob`,
   ].join("\n");
 }
