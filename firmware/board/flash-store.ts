@@ -28,7 +28,7 @@
  */
 import { shr } from "../lib/intrinsics.js";
 import { appendStringBytes, bytesToString, isByteArray } from "./lua-bytes.js";
-import { CRC16_INIT, crc16Update } from "./crc16.js";
+import { crc16 } from "../../protocol/crc16.js";
 import {
   BOARD_ERR_ARG,
   BOARD_ERR_CORRUPT,
@@ -85,8 +85,7 @@ function unwrap(raw: number[], out: number[]): number {
   if (len + 4 !== n) {
     return BOARD_ERR_CORRUPT;
   }
-  const crc = crc16Update(CRC16_INIT, raw, 0, len + 2);
-  if (crc !== ((raw[n - 2] << 8) | raw[n - 1])) {
+  if (crc16(raw, 0, len + 2) !== ((raw[n - 2] << 8) | raw[n - 1])) {
     return BOARD_ERR_CORRUPT;
   }
   for (let i = 0; i < len; i++) {
@@ -98,8 +97,10 @@ function unwrap(raw: number[], out: number[]): number {
 function writeEnveloped(path: string, payload: number[]): number {
   const len = payload.length;
   const head = [shr(len, 8) & 255, len & 255];
-  let crc = crc16Update(CRC16_INIT, head, 0, 2);
-  crc = crc16Update(crc, payload, 0, len);
+  // The same CRC-16 as the wire frames (protocol/crc16.ts), over length and payload.
+  const enveloped: number[] = [head[0], head[1]];
+  for (let i = 0; i < len; i++) enveloped.push(payload[i]);
+  const crc = crc16(enveloped, 0, len + 2);
   const [f] = io.open(path, "wb");
   if (f === undefined) {
     return BOARD_ERR_FLASH;
