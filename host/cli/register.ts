@@ -26,7 +26,7 @@ registered, 3 when some still failed (run it again later).
       const errors: Record<string, string> = {};
       const r = await registerOutstanding(record, target, batch, (serial, o) => {
         if (!o.ok) errors[serial] = o.error;
-        if (!values.json) io.stderr.write(`${serial}: ${o.ok ? (o.already ? "already at the bank" : "registered") : o.error}\n`);
+        if (!values.json) io.stderr.write(`${serial}: ${o.ok ? "registered" : o.error}\n`);
       });
       if (values.json) io.stdout.write(JSON.stringify({ ...r, errors }) + "\n");
       else io.stderr.write(`registered ${r.registered}, still outstanding ${r.failed}\n`);

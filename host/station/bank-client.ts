@@ -58,7 +58,7 @@ export function bankTarget(url: string, keyFile: string | undefined): BankTarget
   return { url: u, key };
 }
 
-export type RegisterOutcome = { ok: true; already?: boolean } | { ok: false; error: string };
+export type RegisterOutcome = { ok: true } | { ok: false; error: string };
 
 /** Register one token. Never throws for bank or network failures: they are the outcome. */
 export async function registerToken(target: BankTarget, row: TokenRow, seed: Buffer): Promise<RegisterOutcome> {
@@ -89,8 +89,9 @@ export async function registerToken(target: BankTarget, row: TokenRow, seed: Buf
   } catch {
     // not the bank's JSON error shape
   }
-  // Our serials are ours alone: the bank already holding one means an earlier attempt (or a PSKC import) got there.
-  if (code === "duplicate_serial") return { ok: true, already: true };
+  // Not taken as success: the bank cannot tell us whose seed it holds (an earlier attempt of ours whose
+  // answer was lost, a PSKC import, or another factory record that reused the batch number).
+  if (code === "duplicate_serial") return { ok: false, error: `the bank already holds ${row.serial} (registered earlier, imported from PSKC, or another line reused batch ${row.batch}); check with bank staff` };
   return { ok: false, error: `bank refused (HTTP ${res.status}${code ? " " + code : ""}${message ? ": " + message : ""})` };
 }
 

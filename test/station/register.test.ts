@@ -104,6 +104,30 @@ describe("registration with the bank", () => {
     }
   });
 
+  it("station --bank registers each keyfob as it is locked; a serial the bank already holds is reported, not taken", async () => {
+    const server = await startServer({ db, keys: kek, listen: "127.0.0.1:0" });
+    const station = (port: string, batch: string) => fobkit(["station", "--factory", join(dir, "s.sqlite"), "--ports", port, "--count", "1", "--json",
+      "--poll-ms", "20", "--batch", batch, "--bank", server.url, "--bank-key-file", join(dir, "factory.apikey")]);
+    try {
+      // A second factory record that reuses batch 1 makes the first test's serial again.
+      const dup = await attachKeyfob(join(dir, "tty2"));
+      fobs.push(dup);
+      const d = JSON.parse((await station(dup.path, "1")).stdout.trim());
+      expect(d).toMatchObject({ status: "good", registration: "failed", registrationError: expect.stringMatching(/^the bank already holds FK000100000114 /) });
+      expect((await call(server.url, "GET", `/v1/tokens/${d.serial}`, keys.staff)).body.state).toBe("active");
+
+      const fob = await attachKeyfob(join(dir, "tty3"));
+      fobs.push(fob);
+      const r = await station(fob.path, "2");
+      expect(r.code).toBe(0);
+      const j = JSON.parse(r.stdout.trim());
+      expect(j).toMatchObject({ status: "good", registration: "registered", batch: 2 });
+      expect((await call(server.url, "GET", `/v1/tokens/${j.serial}`, keys.staff)).body.state).toBe("in_stock");
+    } finally {
+      await server.close();
+    }
+  });
+
   it("refuses plain HTTP to a non-loopback bank and a bank without a key file, before touching anything", async () => {
     const r = await fobkit(["register", "--factory", join(dir, "f.sqlite"), "--bank", "http://bank.example", "--bank-key-file", join(dir, "factory.apikey")]);
     expect(r.code).toBe(2);
