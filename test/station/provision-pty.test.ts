@@ -80,9 +80,10 @@ describe("fobkit provision over a real PTY", () => {
   it("a keyfob whose PTY disappears mid-write is recorded failed with the reason; it and the next one then succeed", async () => {
     const fob = await attach("tty0");
     const run = new CliRun();
+    let pulled: Promise<void> | undefined;
     run.onStderr((t) => {
       // The moment the seed goes out: the cable is pulled.
-      if (t.includes("write_seed")) void fob.unplug();
+      if (t.includes("write_seed")) pulled = fob.unplug();
     });
     const code = await run.run(["provision", "--port", fob.path, "--factory", factory]);
     expect(code).toBe(3);
@@ -93,6 +94,7 @@ describe("fobkit provision over a real PTY", () => {
     rec.close();
 
     // The same keyfob plugged in again (its flash kept), then a fresh one: both succeed, no serial reused.
+    await pulled;
     const back = await attach("tty0", { stateDir: fob.stateDir });
     const r1 = await fobkit(["provision", "--port", back.path, "--factory", factory, "--json"]);
     expect(r1.code).toBe(0);
@@ -110,10 +112,12 @@ describe("fobkit provision over a real PTY", () => {
   it("a keyfob unplugged after its seed was written is wiped by the rerun before it is provisioned", async () => {
     const fob = await attach("tty0");
     const run = new CliRun();
+    let pulled: Promise<void> | undefined;
     run.onStderr((t) => {
-      if (t.includes("set_serial")) void fob.unplug();
+      if (t.includes("set_serial")) pulled = fob.unplug();
     });
     expect(await run.run(["provision", "--port", fob.path, "--factory", factory])).toBe(3);
+    await pulled;
     const back = await attach("tty0", { stateDir: fob.stateDir });
     const before = JSON.parse((await fobkit(["info", "--port", back.path, "--json"])).stdout);
     expect(before).toMatchObject({ state: "provisioned", seedSet: true });
