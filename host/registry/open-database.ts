@@ -1,5 +1,7 @@
 /**
- * `--db` URLs: `sqlite:PATH` (or a bare path), `sqlite::memory:`, and
+ * `--db` URLs: `sqlite:PATH` (or a bare path; `?synchronous=normal` trades
+ * power-loss durability of the last commits for speed, see SqliteDatabase),
+ * `sqlite::memory:`, and
  * `postgres://...` / `postgresql://...` (with an optional `?schema=NAME`).
  * Without one: $XDG_DATA_HOME/fobkit/bank.sqlite, else
  * ~/.local/share/fobkit/bank.sqlite (the XDG base-directory default).
@@ -19,9 +21,15 @@ export function defaultDbUrl(env: NodeJS.ProcessEnv = process.env): string {
 export function openDatabase(url: string): Database {
   if (/^postgres(ql)?:\/\//.test(url)) return new PostgresDatabase(url);
   if (url.startsWith("sqlite:")) {
-    const path = url.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "");
+    let path = url.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "");
+    let synchronous: "full" | "normal" | undefined;
+    const q = /\?synchronous=(full|normal)$/i.exec(path);
+    if (q) {
+      synchronous = q[1].toLowerCase() as "full" | "normal";
+      path = path.slice(0, q.index);
+    }
     if (!path) throw new RangeError("--db sqlite: needs a path, e.g. sqlite:/var/lib/fobkit/bank.sqlite");
-    return new SqliteDatabase(path === ":memory:" ? path : resolve(path));
+    return new SqliteDatabase(path === ":memory:" ? path : resolve(path), { synchronous });
   }
   if (/^[a-z]+:\/\//i.test(url)) throw new RangeError(`--db: unsupported database URL scheme in ${JSON.stringify(url.replace(/:[^:@/]*@/, ":***@"))}; use sqlite:PATH or postgres://...`);
   return new SqliteDatabase(resolve(url));
