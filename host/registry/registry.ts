@@ -30,6 +30,7 @@
  * call verify after the customer's password, and staff see the lock's
  * source in the audit.
  */
+import { timingSafeEqual } from "node:crypto";
 import type { Database, Sql } from "./database.js";
 import { uniqueViolation } from "./database.js";
 import type { KeyRing } from "./key-ring.js";
@@ -333,6 +334,37 @@ export class Registry {
       if (uniqueViolation(e)) throw new RegistryError("duplicate_serial", "a serial in the input was registered concurrently; nothing was imported", "refused");
       throw e;
     }
+  }
+
+  /**
+   * The factory's registration call: one token, idempotent. A retry of a
+   * registration whose reply was lost (same serial, parameters and seed) is
+   * answered as done; the same serial with anything different is a
+   * duplicate, refused as in register().
+   */
+  async registerOne(tok: NewToken, actor: Actor, origin: string): Promise<{ registered: string[]; alreadyRegistered: boolean }> {
+    checkNewToken(tok);
+    const row = await this.db.get<TokenRow>("SELECT * FROM tokens WHERE serial = ?", [tok.serial]);
+    if (row) {
+      const same =
+        row.algorithm === tok.algorithm &&
+        row.digits === tok.digits &&
+        row.period === tok.period &&
+        Number(row.t0) === tok.t0 &&
+        (() => {
+          const secret = this.secretOf(row);
+          try {
+            return secret.length === tok.secret.length && timingSafeEqual(secret, tok.secret);
+          } finally {
+            secret.fill(0);
+          }
+        })();
+      if (same) {
+        await this.note(actor, "register", "already_registered", { origin }, tok.serial);
+        return { registered: [tok.serial], alreadyRegistered: true };
+      }
+    }
+    return { ...(await this.register([tok], actor, origin)), alreadyRegistered: false };
   }
 
   // ---------------------------------------------------------------- staff

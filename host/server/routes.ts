@@ -82,7 +82,8 @@ export const ROUTES: RouteDef[] = [
     url: "/v1/tokens",
     roles: ["factory"],
     operationId: "registerToken",
-    summary: "Register a token the factory made (in stock). Seeds travel only over HTTPS or loopback.",
+    summary:
+      "Register a token the factory made (in stock). Seeds travel only over HTTPS or loopback. Idempotent: repeating a registration with the same serial, parameters and seed answers 201 again (alreadyRegistered: true); the same serial with anything else is duplicate_serial.",
     body: {
       type: "object",
       required: ["serial", "algorithm", "digits", "period", "t0", "seed"],
@@ -100,7 +101,11 @@ export const ROUTES: RouteDef[] = [
         seed: { type: "string", pattern: "^([0-9a-fA-F]{2}){16,128}$", description: "The shared secret, hex." },
       },
     },
-    ok: { status: 201, description: "Registered, in stock.", schema: { type: "object", properties: { registered: { type: "array", items: { type: "string" } } } } },
+    ok: {
+      status: 201,
+      description: "Registered, in stock (or registered before with identical content).",
+      schema: { type: "object", properties: { registered: { type: "array", items: { type: "string" } }, alreadyRegistered: { type: "boolean" } } },
+    },
     refusals: ["duplicate_serial"],
     async handler({ registry, actor, body }) {
       const tok: NewToken = {
@@ -116,7 +121,8 @@ export const ROUTES: RouteDef[] = [
         secret: Buffer.from(body.seed, "hex"),
       };
       try {
-        return await registry.register([tok], actor, "api:" + actor.name);
+        const r = await registry.registerOne(tok, actor, "api:" + actor.name);
+        return { registered: r.registered, alreadyRegistered: r.alreadyRegistered };
       } finally {
         tok.secret.fill(0);
       }

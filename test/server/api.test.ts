@@ -53,7 +53,9 @@ describe.each(ENGINES)("bank API on $name", (engine) => {
   });
 
   it("runs the lifecycle through the three roles", async () => {
-    expect(await register("FK0001")).toMatchObject({ status: 201, body: { registered: ["FK0001"] } });
+    expect(await register("FK0001")).toMatchObject({ status: 201, body: { registered: ["FK0001"], alreadyRegistered: false } });
+    // A retry whose first reply was lost: same content, answered as done.
+    expect(await register("FK0001")).toMatchObject({ status: 201, body: { registered: ["FK0001"], alreadyRegistered: true } });
     expect(await call(base, "POST", "/v1/tokens/FK0001/issue", { key: key.staff, body: { customer: "999800000001" } })).toMatchObject({ status: 200, body: { state: "issued" } });
     const first = oathtool(RFC_SEED_SHA1, clock.seconds);
     expect(await call(base, "POST", "/v1/customers/999800000001/activate", { key: key.channel, body: { code: first } })).toMatchObject({
@@ -102,6 +104,7 @@ describe.each(ENGINES)("bank API on $name", (engine) => {
     const actions = audit.body.records.map((r: { action: string; outcome: string }) => `${r.action}:${r.outcome}`);
     expect(actions).toEqual([
       "register:ok",
+      "register:already_registered",
       "issue:ok",
       "activate:ok",
       "verify:ok",
@@ -259,7 +262,7 @@ describe("listening", () => {
         req.end(body);
       });
       expect(reply.status).toBe(201);
-      expect(JSON.parse(reply.body)).toEqual({ registered: ["TLS0001"] });
+      expect(JSON.parse(reply.body)).toEqual({ registered: ["TLS0001"], alreadyRegistered: false });
     } finally {
       await server.close();
     }
