@@ -54,6 +54,43 @@ describe("station stop", () => {
     expect(b.emu.counters.uartRxBytes).toBe(0);
   });
 
+  it("a keyfob pulled mid-write and one failing its self-test are recorded failed; the station goes on and the next ones succeed", async () => {
+    const A = join(dir, "ttyA"), B = join(dir, "ttyB");
+    const pulled = await attachKeyfob(A);
+    const wrongClock = await attachKeyfob(B, { driftPpm: 1e10 });
+    fobs.push(pulled, wrongClock);
+    const run = new CliRun();
+    let pulling: Promise<void> | undefined;
+    run.onStderr((t) => {
+      if (!pulling && t.includes(`${A}: writing seed`)) pulling = pulled.unplug();
+    });
+    const swaps: Promise<void>[] = [];
+    run.onLine((line) => {
+      const r = JSON.parse(line);
+      if (r.status !== "failed") return;
+      // The operator puts the failed keyfob aside and plugs in the next.
+      const old = r.port === A ? pulled : wrongClock;
+      swaps.push((r.port === A ? pulling! : old.unplug()).then(async () => {
+        fobs.push(await attachKeyfob(r.port));
+      }));
+    });
+    const code = await run.run(["station", "--factory", join(dir, "f.sqlite"), "--ports", `${A},${B}`, "--count", "2", "--json", "--poll-ms", "20"]);
+    await Promise.all(swaps);
+    expect(code).toBe(0);
+    const results = run.out.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const failed = results.filter((r) => r.status === "failed");
+    expect(failed.map((r) => [r.port, r.reason.replace(/\d+/g, "N")]).sort()).toEqual([
+      [A, `keyfob on ${A.replace(/\d+/g, "N")} was unplugged during WRITE_SEED`],
+      [B, "self-test failed: keyfob clock reads N, host N (off by N s)"],
+    ]);
+    expect(results.filter((r) => r.status === "good").map((r) => r.port).sort()).toEqual([A, B]);
+    const rec = FactoryRecord.open(join(dir, "f.sqlite"));
+    expect(rec.counts()).toEqual({ pending: 0, good: 2, failed: 2 });
+    for (const f of failed) expect(rec.token(f.serial)).toMatchObject({ state: "failed", reason: expect.stringContaining(f.reason) });
+    rec.close();
+    expect(run.out.stderr).toMatch(/station stopped: 2 good, 2 failed/);
+  });
+
   it("redraws one line per port and the running count in place on a TTY", () => {
     let text = "";
     const out = Object.assign(new Writable({ write: (c, _e, cb) => ((text += c.toString()), cb()) }), { isTTY: true });
