@@ -15,6 +15,13 @@
  * RESTART_DELAY_MS until init.lua runs again. A power cut stops everything at once: RAM and
  * the display are lost, flash keeps what reached it, the RTC runs on its
  * battery (unless removeRtcBattery()).
+ *
+ * A board without init.lua boots into NodeMCU's Lua REPL on the console
+ * UART (repl.ts): banner, "cannot open init.lua", prompt. Console input goes
+ * to the REPL unless the firmware took it with uart.on(..., run_input = 0).
+ * Deviation: a boot WITH init.lua sends neither the banner nor the first
+ * prompt the real board prints before the firmware owns the UART, so the
+ * host's first frame is not preceded by text.
  */
 import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
@@ -25,6 +32,7 @@ import { FlashStore } from "./flash.js";
 import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
 import { Machine, type EmulatorEvent, type Hardware } from "./machine.js";
 import { Max7219 } from "./max7219.js";
+import { Repl } from "./repl.js";
 import { installBase } from "./nodemcu/base.js";
 import { installFile } from "./nodemcu/file.js";
 import { GPIO, installGpio, type GpioPort } from "./nodemcu/gpio.js";
@@ -96,6 +104,7 @@ export class Emulator extends EventEmitter {
   private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud">>;
   private machine: Machine | undefined;
   private uart: UartPort | undefined;
+  private repl: Repl | undefined;
   private gpio: GpioPort | undefined;
   private tmr: TmrPort | undefined;
   private buttonLevel = 1;
@@ -220,6 +229,7 @@ export class Emulator extends EventEmitter {
     installBase(m);
     installFile(m);
     this.uart = installUart(m);
+    this.repl = new Repl(m);
     installI2c(m);
     this.gpio = installGpio(m);
     this.tmr = installTmr(m, (task) => this.run(m, task));
@@ -232,7 +242,12 @@ export class Emulator extends EventEmitter {
     const hasInit = this.flash.exists(INIT_FILE);
     this.emitEvent({ event: "boot", init: hasInit });
     if (!hasInit) {
-      this.emitEvent({ event: "error", kind: "no-init", message: `no ${INIT_FILE} in ${this.opts.stateDir}: the board would start the Lua REPL (not emulated yet)` });
+      const repl = this.repl;
+      this.emitEvent({ event: "repl", message: `no ${INIT_FILE} in ${this.opts.stateDir}: the Lua REPL has the console UART` });
+      this.run(m, () => {
+        repl.bootWithoutInit();
+        return undefined;
+      });
       return;
     }
     this.run(m, () => {
@@ -279,6 +294,7 @@ export class Emulator extends EventEmitter {
     this.tmr?.cancelAll();
     this.machine = undefined;
     this.uart = undefined;
+    this.repl = undefined;
     this.gpio = undefined;
     this.tmr = undefined;
     m.halted ??= "power-cut";
@@ -381,8 +397,13 @@ export class Emulator extends EventEmitter {
     this.counters.uartRxBytes += data.length;
     const m = this.machine;
     const uart = this.uart;
-    if (!m || !uart) return; // nobody listening: a powered-off board drops the bytes
-    this.run(m, () => uart.feed(data));
+    const repl = this.repl;
+    if (!m || !uart || !repl) return; // nobody listening: a powered-off board drops the bytes
+    this.run(m, () => {
+      // platform.c uart_event_task: the REPL first (if run_input), then the data callback.
+      if (uart.runInput) repl.feed(data, uart.echo, (line) => this.run(m, () => repl.dojob(line)));
+      return uart.feed(data);
+    });
   }
 
   /**

@@ -35,6 +35,7 @@ export interface Hardware {
 export type EmulatorEvent =
   | { event: "display"; text: string }
   | { event: "boot"; init: boolean }
+  | { event: "repl"; message: string }
   | { event: "error"; kind: "lua" | "no-init" | "image"; message: string }
   | { event: "warning"; message: string }
   | { event: "power-cut"; reason: string }

@@ -3,9 +3,9 @@
  * to the "data" callback exactly as uart_feed_data does: with a length n the
  * callback gets n bytes at a time (n = 0: every single byte); with an end
  * character it gets each run up to and including it, or 256 bytes
- * (LUA_MAXINPUT). Without a callback and run_input = 1 the bytes would go to
- * the Lua REPL, which this emulator does not have yet: they are dropped with
- * a warning.
+ * (LUA_MAXINPUT). Unless a data callback was registered with run_input = 0,
+ * the bytes also go to the Lua REPL (platform.c uart_event_task feeds
+ * linput.c first, then the callback); see repl.ts.
  */
 import { lauxlib, lua, raise, bytesText, type LuaState } from "../fengari.js";
 import type { Machine } from "../machine.js";
@@ -19,6 +19,10 @@ export interface UartPort {
   feed(bytes: Uint8Array): string | undefined;
   /** Whether a data callback with run_input = 0 holds the console. */
   readonly captured: boolean;
+  /** linput.c run_input: the REPL sees console input. */
+  readonly runInput: boolean;
+  /** linput.c input_echo: the REPL echoes what it reads (uart.setup's 6th argument). */
+  readonly echo: boolean;
 }
 
 export function installUart(m: Machine): UartPort {
@@ -26,6 +30,7 @@ export function installUart(m: Machine): UartPort {
   let needLen = 0;
   let endChar = -1;
   let runInput = true;
+  let echo = true;
   let line: number[] = [];
 
   const checkId = (L: LuaState, idx: number): number => {
@@ -50,6 +55,7 @@ export function installUart(m: Machine): UartPort {
       if (!UART_BAUDS.includes(baud)) raise(L, `baud ${baud} is not one uart.setup accepts`);
       if (databits !== 8 || parity !== 0 || stopbits !== 1) raise(L, "only 8N1 is emulated");
       if (lua.lua_type(L, 6) === lua.LUA_TTABLE) raise(L, "pin table is for non-console UARTs");
+      if (!lua.lua_isnoneornil(L, 6)) echo = lauxlib.luaL_checkinteger(L, 6) > 0;
       m.hw.event({ event: "uart-config", baud });
       lua.lua_pushinteger(L, baud);
       return 1;
@@ -104,11 +110,14 @@ export function installUart(m: Machine): UartPort {
     get captured() {
       return ref !== undefined && !runInput;
     },
+    get runInput() {
+      return runInput;
+    },
+    get echo() {
+      return echo;
+    },
     feed(bytes: Uint8Array): string | undefined {
-      if (ref === undefined) {
-        m.hw.event({ event: "warning", message: `uart: ${bytes.length} byte(s) for the Lua REPL dropped (no REPL emulated yet; no uart.on data callback)` });
-        return undefined;
-      }
+      if (ref === undefined) return undefined;
       const maxWanted = endChar >= 0 && needLen === 0 ? LUA_MAXINPUT : needLen;
       for (const ch of bytes) {
         line.push(ch);

@@ -7,6 +7,7 @@ import { bankServe } from "./bank-serve.js";
 import { devicesCommand } from "./devices.js";
 import { emuCommand } from "./emu.js";
 import { exportCommand } from "./export.js";
+import { flashCommand } from "./flash.js";
 import { infoCommand } from "./info.js";
 import { provisionCommand } from "./provision.js";
 import { registerCommand } from "./register.js";
@@ -14,4 +15,4 @@ import { stationCommand } from "./station.js";
 
 export const COMMANDS: Command[] = [
   devicesCommand, infoCommand, provisionCommand, stationCommand, exportCommand, registerCommand,
-  bankImport, ...BANK_LIFECYCLE_COMMANDS, bankServe, ...BANK_KEY_COMMANDS, emuCommand];
+  bankImport, ...BANK_LIFECYCLE_COMMANDS, bankServe, ...BANK_KEY_COMMANDS, emuCommand, flashCommand];

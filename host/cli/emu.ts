@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { runEmuCli } from "../../hil/cli.js";
-import type { Command } from "./command.js";
+import { CliError, type Command } from "./command.js";
 
 export const emuCommand: Command = {
   name: "emu",
@@ -28,9 +28,13 @@ example:
     image: { type: "string", placeholder: "FILE", help: "install this Lua image (default: build/firmware/fobkit.lua if DIR has none)" },
     "no-rng": { type: "boolean", help: "a board without a hardware RNG (the firmware must fail closed)" },
     "no-rtc": { type: "boolean", help: "no DS3231 on the bus (the firmware must fail closed)" },
+    blank: { type: "boolean", help: "install nothing: a new DIR is a factory-fresh board that boots into the Lua REPL (see fobkit flash)" },
   },
   async run({ values }, io) {
-    if (values.image === undefined && typeof values.state === "string" && !existsSync(join(values.state, "fobkit.lua"))) {
+    const blank = values.blank === true;
+    delete values.blank;
+    if (blank && values.image !== undefined) throw new CliError("--blank and --image exclude each other (a blank board has no image)");
+    if (!blank && values.image === undefined && typeof values.state === "string" && !existsSync(join(values.state, "fobkit.lua"))) {
       // build/node/host/cli -> build/firmware/fobkit.lua
       const built = resolve(import.meta.dirname, "..", "..", "..", "firmware", "fobkit.lua");
       if (existsSync(built)) values.image = built;

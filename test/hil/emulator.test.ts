@@ -61,13 +61,16 @@ describe("NodeMCU subset: calls outside it fail loudly", () => {
     expect(events.filter((e) => e.event === "boot")).toHaveLength(2);
   });
 
-  it("without init.lua the boot reports it (the REPL comes later)", () => {
+  it("without init.lua the board boots into the Lua REPL (test/flash covers the REPL itself)", () => {
     const dir = tempDir("emu-empty-");
     const emu = new hil.Emulator({ stateDir: dir, time: 1700000000 });
     const events: Ev[] = [];
+    const tx: number[] = [];
     emu.on("event", (e: Ev) => events.push(e));
+    emu.on("uart", (b: Uint8Array) => tx.push(...b));
     emu.boot();
-    expect(events[1]).toMatchObject({ event: "error", kind: "no-init" });
+    expect(events[1]).toMatchObject({ event: "repl" });
+    expect(Buffer.from(tx).toString("latin1")).toMatch(/NodeMCU ESP32 build .*\ncannot open init\.lua: No such file or directory\n> $/);
   });
 
   it("print goes to the console UART, as on the device", () => {

@@ -1,0 +1,149 @@
+/**
+ * Talks to NodeMCU's Lua REPL over a Transport the way nodemcu-uploader and
+ * nodemcu-tool do: send one line, wait for the prompt ("> ", or ">> " while
+ * a statement is incomplete), take what came between the echo and the
+ * prompt as the answer. Works with echo on (the default) or off.
+ */
+import { TransportError, type Transport } from "../transport/transport.js";
+
+export const PROMPT = "> ";
+export const PROMPT2 = ">> ";
+
+export class ReplError extends Error {
+  constructor(
+    readonly code: "no_prompt" | "lua_error" | "closed" | "aborted",
+    message: string,
+  ) {
+    super(message);
+    this.name = "ReplError";
+  }
+}
+
+export interface ReplAnswer {
+  /** Output between the echoed line and the prompt, LF line ends, no trailing LF. */
+  output: string;
+  /** True if the REPL now waits for the rest of a statement (">> "). */
+  continuation: boolean;
+}
+
+export class ReplClient {
+  readonly transport: Transport;
+  private buf = "";
+  private waiter: (() => void) | undefined;
+  private ended: Error | undefined;
+  private readonly loop: Promise<void>;
+
+  constructor(transport: Transport) {
+    this.transport = transport;
+    this.loop = this.readLoop();
+  }
+
+  private async readLoop(): Promise<void> {
+    for (;;) {
+      let chunk: Uint8Array;
+      try {
+        chunk = await this.transport.read();
+      } catch (e) {
+        this.ended = e instanceof Error ? e : new Error(String(e));
+        this.waiter?.();
+        return;
+      }
+      this.buf += Buffer.from(chunk).toString("latin1");
+      this.waiter?.();
+    }
+  }
+
+  /** Wait until test(buffer) holds, or the timeout; returns whether it held. */
+  private async waitFor(test: (b: string) => boolean, timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (!test(this.buf)) {
+      if (this.ended) throw new ReplError("closed", `${this.transport.path}: link closed (${this.ended.message})`);
+      const left = until - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          this.waiter = undefined;
+          resolve();
+        }, left);
+        this.waiter = () => {
+          clearTimeout(t);
+          this.waiter = undefined;
+          resolve();
+        };
+      });
+    }
+    return true;
+  }
+
+  private async send(text: string): Promise<void> {
+    try {
+      await this.transport.write(Buffer.from(text, "latin1"));
+    } catch (e) {
+      if (e instanceof TransportError) throw new ReplError("closed", e.message);
+      throw e;
+    }
+  }
+
+  /**
+   * Get to a clean "> " prompt: an empty line shows the prompt (or submits a
+   * half line a broken transfer left in the board's line buffer); a line
+   * with a lone "$" is a syntax error in any context, which ends a pending
+   * multi-line statement. Returns false if no REPL answers (e.g. the
+   * firmware holds the UART).
+   */
+  async sync(timeoutMs = 1500): Promise<boolean> {
+    this.buf = "";
+    await this.send("\n");
+    for (let round = 0; round < 4; round++) {
+      if (!(await this.waitFor((b) => b.endsWith(PROMPT), timeoutMs))) return false;
+      // Let whatever else is on its way arrive, then look at the last prompt.
+      await new Promise((r) => setTimeout(r, 50));
+      if (!this.buf.endsWith(PROMPT)) continue;
+      if (!this.buf.endsWith(PROMPT2)) {
+        this.buf = "";
+        return true;
+      }
+      this.buf = "";
+      await this.send("$\n");
+    }
+    return false;
+  }
+
+  /** Send one line (no LF in it) and wait for the prompt after it. */
+  async run(line: string, timeoutMs = 5000): Promise<ReplAnswer> {
+    if (/[\r\n]/.test(line)) throw new TypeError("ReplClient.run: one line at a time");
+    this.buf = "";
+    const echo = line + "\n";
+    await this.send(echo);
+    // Echo first (if echo is on), then output, then a prompt ("> " ends ">> " too).
+    const done = (b: string) => !echo.startsWith(b) && (b.startsWith(echo) ? b.slice(echo.length) : b).endsWith(PROMPT);
+    if (!(await this.waitFor(done, timeoutMs))) {
+      throw new ReplError("no_prompt", `${this.transport.path}: no Lua prompt after a line (${timeoutMs} ms)`);
+    }
+    let b = this.buf;
+    this.buf = "";
+    if (b.startsWith(echo)) b = b.slice(echo.length);
+    const continuation = b.endsWith(PROMPT2);
+    b = b.slice(0, b.length - (continuation ? PROMPT2.length : PROMPT.length));
+    return { output: b.replace(/\r\n/g, "\n").replace(/\n$/, ""), continuation };
+  }
+
+  /** run(), failing with lua_error if the board printed a Lua error. */
+  async exec(line: string, timeoutMs?: number): Promise<string> {
+    const a = await this.run(line, timeoutMs);
+    const err = /(^|\n)Lua error: \t?(.*)/.exec(a.output);
+    if (err) throw new ReplError("lua_error", `the board's Lua said: ${err[2].slice(0, 200)}`);
+    return a.output;
+  }
+
+  /** Send a line and do not wait (node.restart()). */
+  async fire(line: string): Promise<void> {
+    await this.send(line + "\n");
+  }
+
+  /** Stop reading; the transport is closed (a DeviceSession needs its own read loop). */
+  async close(): Promise<void> {
+    await this.transport.close().catch(() => undefined);
+    await this.loop;
+  }
+}
