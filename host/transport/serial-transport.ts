@@ -76,10 +76,13 @@ export class SerialTransport implements Transport {
       throw new TransportError("io", `${this.path}: cannot open: ${msg}`, { cause: e });
     }
     this.state = "open";
-    this.presence = setInterval(() => {
-      if (!existsSync(this.path)) this.unplugged(new Error("device node disappeared"));
-    }, PRESENCE_CHECK_MS);
-    this.presence.unref();
+    // Only where a port is a file (POSIX /dev nodes and PTY links; not Windows' COMn names).
+    if (this.path.startsWith("/")) {
+      this.presence = setInterval(() => {
+        if (!existsSync(this.path)) this.unplugged(new Error("device node disappeared"));
+      }, PRESENCE_CHECK_MS);
+      this.presence.unref();
+    }
   }
 
   private check(): BindingPort {
