@@ -85,7 +85,7 @@ export class ReplClient {
   }
 
   /**
-   * Get to a clean "> " prompt: an empty line shows the prompt (or submits a
+   * Get to a clean "> " prompt: a line end shows the prompt (or submits a
    * half line a broken transfer left in the board's line buffer); a line
    * with a lone "$" is a syntax error in any context, which ends a pending
    * multi-line statement. Returns false if no REPL answers (e.g. the
@@ -93,7 +93,8 @@ export class ReplClient {
    */
   async sync(timeoutMs = 1500): Promise<boolean> {
     this.buf = "";
-    await this.send("\n");
+    // CR LF ends a line whatever came before: linput.c skips the second of a CR LF / LF CR pair.
+    await this.send("\r\n");
     for (let round = 0; round < 4; round++) {
       if (!(await this.waitFor((b) => b.endsWith(PROMPT), timeoutMs))) return false;
       // Let whatever else is on its way arrive, then look at the last prompt.
