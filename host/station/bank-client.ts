@@ -89,9 +89,10 @@ export async function registerToken(target: BankTarget, row: TokenRow, seed: Buf
   } catch {
     // not the bank's JSON error shape
   }
-  // Not taken as success: the bank cannot tell us whose seed it holds (an earlier attempt of ours whose
-  // answer was lost, a PSKC import, or another factory record that reused the batch number).
-  if (code === "duplicate_serial") return { ok: false, error: `the bank already holds ${row.serial} (registered earlier, imported from PSKC, or another line reused batch ${row.batch}); check with bank staff` };
+  // The bank answers a retry of the same token (serial, parameters and seed) with 201, so a lost answer
+  // is healed by `fobkit register`. duplicate_serial therefore means another token under this serial
+  // (a PSKC import, or another factory record that reused the batch number): never taken as success.
+  if (code === "duplicate_serial") return { ok: false, error: `the bank already holds another token as ${row.serial} (imported from PSKC, or another line reused batch ${row.batch}); check with bank staff` };
   return { ok: false, error: `bank refused (HTTP ${res.status}${code ? " " + code : ""}${message ? ": " + message : ""})` };
 }
 

@@ -99,6 +99,12 @@ describe("registration with the bank", () => {
       expect((await call(up.url, "GET", `/v1/tokens/${j.serial}`, keys.staff)).body.state).toBe("in_stock");
       const none = await fobkit(["register", "--factory", factory, "--bank", up.url, "--bank-key-file", join(dir, "factory.apikey"), "--json"]);
       expect(JSON.parse(none.stdout)).toEqual({ registered: 0, failed: 0, errors: {} });
+      // An answer lost on the way back: the same token sent again is accepted, not a duplicate.
+      rec = FactoryRecord.open(factory);
+      rec.setRegistration(j.serial, false, "test: answer lost");
+      rec.close();
+      const resent = await fobkit(["register", "--factory", factory, "--bank", up.url, "--bank-key-file", join(dir, "factory.apikey"), "--json"]);
+      expect(JSON.parse(resent.stdout)).toEqual({ registered: 1, failed: 0, errors: {} });
     } finally {
       await up.close();
     }
@@ -113,7 +119,7 @@ describe("registration with the bank", () => {
       const dup = await attachKeyfob(join(dir, "tty2"));
       fobs.push(dup);
       const d = JSON.parse((await station(dup.path, "1")).stdout.trim());
-      expect(d).toMatchObject({ status: "good", registration: "failed", registrationError: expect.stringMatching(/^the bank already holds FK000100000114 /) });
+      expect(d).toMatchObject({ status: "good", registration: "failed", registrationError: expect.stringMatching(/^the bank already holds another token as FK000100000114 /) });
       expect((await call(server.url, "GET", `/v1/tokens/${d.serial}`, keys.staff)).body.state).toBe("active");
 
       const fob = await attachKeyfob(join(dir, "tty3"));
