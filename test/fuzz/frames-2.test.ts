@@ -1,0 +1,4 @@
+/** Fuzz shard 2 of 2 (see fuzz-frames.ts). */
+import { fuzzShard } from "./fuzz-frames.js";
+
+fuzzShard(2);
