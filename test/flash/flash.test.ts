@@ -1,0 +1,213 @@
+/**
+ * fobkit flash against emulated boards on real PTYs (socat + serialport at
+ * 115200 baud): a blank board is flashed and answers INFO; an upload broken
+ * at a random point (seeded) by a power cut or by the host going away
+ * resumes from the board's verified prefix and ends with the right CRC; a
+ * locked keyfob executes none of the Lua source sent to its UART.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { afterEach, describe, expect, it } from "vitest";
+import { Emulator } from "../../hil/emulator.js";
+import { PtyLink } from "../../hil/pty.js";
+import { DeviceSession } from "../../host/device/session.js";
+import { crc32, crcHex } from "../../host/flash/crc32.js";
+import { FlashError, flashBoard, INIT_SOURCE, type FlashResult } from "../../host/flash/flasher.js";
+import { luaChunks } from "../../host/flash/lua-chunks.js";
+import { SerialTransport } from "../../host/transport/serial-transport.js";
+import * as P from "../../protocol/index.js";
+import { fobkit } from "../station/cli-io.js";
+import { IMAGE, NODE_BUILD } from "../support/paths.js";
+import { prng } from "../support/prng.js";
+
+const image = readFileSync(IMAGE);
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+function temp(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A board on a PTY, in-process; blank unless an image is given. */
+async function boardOnPty(opts: { imagePath?: string } = {}) {
+  const dir = temp("fobkit-flash-");
+  const path = join(dir, "tty");
+  const stateDir = join(dir, "state");
+  const emu = new Emulator({ stateDir, imagePath: opts.imagePath, time: 1_764_000_000, realtime: true, countInstructions: false });
+  const link = await PtyLink.open(emu, { path });
+  emu.boot();
+  cleanups.push(async () => {
+    await link.close();
+    emu.close();
+  });
+  return { emu, link, path, stateDir };
+}
+
+function expectInstalled(stateDir: string): void {
+  expect(crcHex(crc32(readFileSync(join(stateDir, "fobkit.lua"))))).toBe(crcHex(crc32(image)));
+  expect(readFileSync(join(stateDir, "fobkit.lua")).equals(image)).toBe(true);
+  expect(readFileSync(join(stateDir, "init.lua"), "latin1")).toBe(INIT_SOURCE);
+  expect(existsSync(join(stateDir, "fobkit.lua.part"))).toBe(false);
+}
+
+function report(what: string, r: FlashResult): void {
+  console.log(`${what}: ${r.imageBytes} B image, ${r.lines} lines, wire ${r.wireBytesOut} B out / ${r.wireBytesIn} B in, upload ${(r.uploadMs / 1000).toFixed(1)} s, total ${(r.totalMs / 1000).toFixed(1)} s, resumed at ${r.resumedFrom}`);
+}
+
+describe("fobkit flash", () => {
+  it("flashes a board started with `fobkit emu --blank`; it restarts into the firmware and answers INFO as a blank keyfob; a second flash is refused", async () => {
+    const dir = temp("fobkit-flash-cli-");
+    const path = join(dir, "tty");
+    const stateDir = join(dir, "state");
+    const runner = `import { runCli } from ${JSON.stringify(join(NODE_BUILD, "host", "cli", "main.js"))}; process.exitCode = await runCli(process.argv.slice(1));`;
+    const child: ChildProcess = spawn(process.execPath, ["--input-type=module", "-e", runner, "emu", "--blank", "--pty", path, "--state", stateDir, "--time", "1764000000"], { stdio: ["pipe", "pipe", "pipe"] });
+    const events: Record<string, unknown>[] = [];
+    const ready = new Promise<void>((resolve, reject) => {
+      child.once("exit", (code) => reject(new Error(`fobkit emu exited with ${code}`)));
+      createInterface({ input: child.stdout! }).on("line", (l) => {
+        const e = JSON.parse(l);
+        events.push(e);
+        if (e.event === "ready") resolve();
+      });
+    });
+    cleanups.push(async () => {
+      if (child.exitCode === null) {
+        const gone = new Promise((r) => child.once("exit", r));
+        child.stdin!.end();
+        await gone;
+      }
+    });
+    await ready;
+    expect(events.map((e) => e.event).slice(0, 2)).toEqual(["boot", "repl"]);
+    expect(existsSync(join(stateDir, "fobkit.lua"))).toBe(false);
+
+    const r = await fobkit(["flash", "--port", path, "--image", IMAGE, "--json"]);
+    expect(r.stderr).not.toMatch(/fobkit: /);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ imageBytes: image.length, crc: crcHex(crc32(image)), alreadyThere: false, resumedFrom: 0 });
+    expect(out.info).toMatchObject({ state: "blank", seedSet: false, lockSet: false, model: "FOBKIT-1", serial: "" });
+    expect(r.stderr).toMatch(/flash: 100%/); // not a TTY: plain progress lines
+    expectInstalled(stateDir);
+    expect(events.filter((e) => e.event === "boot").map((e) => e.init)).toEqual([false, true]);
+    console.log(`fobkit flash, ${image.length} B at 115200 baud: upload ${(out.uploadMs / 1000).toFixed(1)} s, total ${(out.totalMs / 1000).toFixed(1)} s, wire ${out.wireBytesOut} B out / ${out.wireBytesIn} B in (${((out.wireBytesOut * 10) / 115200).toFixed(1)} s at 10 bits per byte)`);
+
+    const again = await fobkit(["flash", "--port", path, "--image", IMAGE]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already runs fobkit .*state blank.*nothing to do/);
+  }, 120_000);
+
+  it.each([
+    ["a power cut during a flash write", 0x1f2e3d4c, "power"],
+    ["the host going away mid-line", 0x0badcafe, "host"],
+  ] as const)("an upload broken by %s resumes from the verified prefix and ends with the right CRC", async (_what, seed, how) => {
+    const rnd = prng(seed);
+    const b = await boardOnPty();
+    const lines = luaChunks(image, 0, "_fk.f:write(", ")");
+    const breakAt = 20 + rnd.int(lines.length - 40);
+    let first: unknown;
+    if (how === "power") {
+      // Write 1 opens the .part; each line after it is one write.
+      b.emu.powerCutAtWrite(1 + breakAt);
+      first = await flashBoard({ port: b.path, image, lineTimeoutMs: 1000 }).catch((e) => e);
+      expect(b.emu.powered).toBe(false);
+      b.emu.boot(); // power back: still no init.lua, so the REPL again
+    } else {
+      const ac = new AbortController();
+      first = await flashBoard({ port: b.path, image, signal: ac.signal, onProgress: (p) => p.done >= lines[breakAt].offset && ac.abort() }).catch((e) => e);
+      // The broken link left part of a line in the board's line buffer.
+      const t = new SerialTransport({ path: b.path });
+      await t.open();
+      await t.write(Buffer.from(lines[breakAt + 1].line.slice(0, 1 + rnd.int(lines[breakAt + 1].line.length - 2)), "latin1"));
+      await new Promise((r) => setTimeout(r, 100));
+      await t.close();
+    }
+    expect(first).toBeInstanceOf(FlashError);
+    const part = readFileSync(join(b.stateDir, "fobkit.lua.part"));
+    expect(part.length).toBeGreaterThan(0);
+    expect(part.length).toBeLessThan(image.length);
+    expect(existsSync(join(b.stateDir, "init.lua"))).toBe(false);
+
+    const r = await flashBoard({ port: b.path, image });
+    report(`resumed after ${how === "power" ? "a power cut" : "a broken link"}`, r);
+    expect(r.resumedFrom).toBe(part.length);
+    expect(r.lines).toBeLessThan(lines.length - 10);
+    expect(r.crc).toBe(crcHex(crc32(image)));
+    expect(r.info.state).toBe("blank");
+    expectInstalled(b.stateDir);
+  }, 120_000);
+
+  it("a .part that is not a prefix of the image is rewritten from the start", async () => {
+    const b = await boardOnPty();
+    const junk = Buffer.from(image.subarray(0, 5000));
+    junk[1234] ^= 1;
+    writeFileSync(join(b.stateDir, "fobkit.lua.part"), junk);
+    const r = await flashBoard({ port: b.path, image });
+    expect(r.resumedFrom).toBe(0);
+    expectInstalled(b.stateDir);
+  }, 120_000);
+});
+
+describe("REPL lockdown", () => {
+  it("a locked keyfob executes none of the Lua source sent on its UART, framed or not, and still works", async () => {
+    const b = await boardOnPty({ imagePath: IMAGE });
+    let session = await DeviceSession.open(new SerialTransport({ path: b.path }));
+    await session.setClock(1_764_000_000);
+    await session.writeSeed({ algorithm: "SHA1", digits: 8, period: 60, seed: Uint8Array.from(Buffer.from("12345678901234567890")) });
+    await session.setSerial("FK00000042");
+    await session.lock("FK00000042");
+    const before = await session.info();
+    expect(before.state).toBe("locked");
+    await session.close();
+
+    const evil = [
+      'io.open("pwned","w"):write("x")',
+      '=io.open("pwned","w"):write("x")',
+      'file.rename("fobkit.lua","pwned")',
+      "node.restart()",
+      'uart.on("data", 0, function() end, 1)',
+    ];
+    const stateBefore = readdirSync(b.stateDir).sort();
+    const bootsBefore = b.emu.counters.boots;
+    const heard: number[] = [];
+    b.emu.on("uart", (x: Uint8Array) => heard.push(...x));
+    const t = new SerialTransport({ path: b.path });
+    await t.open();
+    for (const line of evil) {
+      for (const end of ["\n", "\r\n", "\r"]) await t.write(Buffer.from(line + end, "latin1"));
+      // The same text as the body of intact frames (COBS, CRC-16), alone and behind a version byte.
+      const text = Array.from(Buffer.from(line + "\n", "latin1"));
+      await t.write(Uint8Array.from(P.encodeFrame(text, text.length)));
+      const versioned = [1, ...text];
+      await t.write(Uint8Array.from(P.encodeFrame(versioned, versioned.length)));
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    await t.close();
+
+    expect(existsSync(join(b.stateDir, "pwned"))).toBe(false);
+    expect(readdirSync(b.stateDir).sort()).toEqual(stateBefore);
+    expect(b.emu.counters.boots).toBe(bootsBefore);
+    // No REPL answered: nothing of the source came back as echo.
+    const said = Buffer.from(heard).toString("latin1");
+    expect(said).not.toContain("pwned");
+    expect(said).not.toContain("io.open");
+
+    session = await DeviceSession.open(new SerialTransport({ path: b.path }));
+    const after = await session.info();
+    await session.close();
+    expect(after).toMatchObject({ state: "locked", serial: "FK00000042", hardwareId: before.hardwareId, seedSet: true });
+    const shown = new Promise<string>((resolve) => b.emu.on("display", (e: { text: string }) => /^\d{8}$/.test(e.text) && resolve(e.text)));
+    b.emu.press();
+    expect(await shown).toMatch(/^\d{8}$/);
+
+    const r = await fobkit(["flash", "--port", b.path, "--image", IMAGE]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/locked .*nothing to do/);
+    expect(existsSync(join(b.stateDir, "pwned"))).toBe(false);
+  }, 120_000);
+});
