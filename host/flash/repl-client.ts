@@ -48,7 +48,8 @@ export class ReplClient {
         this.waiter?.();
         return;
       }
-      this.buf += Buffer.from(chunk).toString("latin1");
+      // ESP-IDF's console may turn LF into CR LF (CONFIG_NEWLIB_STDOUT_LINE_ENDING_CRLF).
+      this.buf = (this.buf + Buffer.from(chunk).toString("latin1")).replace(/\r\n/g, "\n");
       this.waiter?.();
     }
   }
@@ -126,7 +127,7 @@ export class ReplClient {
     if (b.startsWith(echo)) b = b.slice(echo.length);
     const continuation = b.endsWith(PROMPT2);
     b = b.slice(0, b.length - (continuation ? PROMPT2.length : PROMPT.length));
-    return { output: b.replace(/\r\n/g, "\n").replace(/\n$/, ""), continuation };
+    return { output: b.replace(/\n$/, ""), continuation };
   }
 
   /** run(), failing with lua_error if the board printed a Lua error. */
