@@ -12,8 +12,11 @@
  *    io too). If a .part is there, its size and CRC decide: a prefix of the
  *    image (what a broken transfer or a power cut leaves) is continued from
  *    its end, anything else is rewritten from the start.
- * 4. Lines of at most MAX_LINE characters (lua-chunks.ts), one at a time,
- *    each acknowledged by the prompt (uploader style).
+ * 4. Lines of at most MAX_LINE characters (lua-chunks.ts), each
+ *    acknowledged by its prompt. With the echo off (uart.setup's last
+ *    argument) the answer to a data line is just "> ", so WINDOW lines are
+ *    kept in flight; the board's stdin pipe queues them. If the echo stays
+ *    on, one line at a time (uploader style).
  * 5. CRC of the .part = host CRC, then rename to fobkit.lua (SPIFFS rename
  *    refuses an existing target: remove first) and check again; then the
  *    same for init.lua, last, so the board boots the firmware only once the
@@ -32,6 +35,8 @@ export const INIT_NAME = "init.lua";
 /** Kconfig LUA_INIT_STRING "@init.lua" runs this at boot. */
 export const INIT_SOURCE = 'dofile("fobkit.lua").start()\n';
 const PART = ".part";
+/** Data lines in flight: 2 x 241 bytes, well inside the UART driver's buffer and the stdin pipe. */
+export const WINDOW = 2;
 
 export type FlashErrorCode = "locked" | "firmware" | "no_board" | "verify" | "aborted" | "repl";
 
@@ -185,11 +190,25 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       if (part.size > 0 && part.size <= total && part.crc === crcHex(crc32(image.subarray(0, part.size)))) resumedFrom = part.size;
       await repl.exec(`_fk.f=assert(io.open(${luaQuote(IMAGE_NAME + PART)},"${resumedFrom > 0 ? "ab" : "wb"}"))`, lineMs);
       opts.onProgress?.({ done: resumedFrom, total, from: resumedFrom });
-      for (const c of luaChunks(image, resumedFrom, "_fk.f:write(", ")")) {
-        if (opts.signal?.aborted) throw new FlashError("aborted", "interrupted; run fobkit flash again to continue where it stopped");
-        await repl.exec(c.line, lineMs);
-        lines++;
-        opts.onProgress?.({ done: c.offset + c.length, total, from: resumedFrom });
+      const chunks = luaChunks(image, resumedFrom, "_fk.f:write(", ")");
+      const baud = t.kind === "serial" ? (t as SerialTransport).baudRate : 115200;
+      await repl.exec(`uart.setup(0,${baud},8,0,1,0)`, lineMs);
+      const probe = await repl.run("=1", lineMs);
+      const echoOff = probe.output === "1" && !probe.echoed;
+      const ack = (i: number) => opts.onProgress?.({ done: chunks[i].offset + chunks[i].length, total, from: resumedFrom });
+      if (echoOff) {
+        await repl.pipeline(chunks.map((c) => c.line), WINDOW, lineMs, (i) => {
+          lines++;
+          ack(i);
+        }, opts.signal);
+        await repl.exec(`uart.setup(0,${baud},8,0,1,1)`, lineMs);
+      } else {
+        for (let i = 0; i < chunks.length; i++) {
+          if (opts.signal?.aborted) throw new FlashError("aborted", "interrupted; run fobkit flash again to continue where it stopped");
+          await repl.exec(chunks[i].line, lineMs);
+          lines++;
+          ack(i);
+        }
       }
       await repl.exec("_fk.f:close() _fk.f=nil", lineMs);
       await commit(repl, IMAGE_NAME, image, lineMs);
@@ -204,6 +223,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   } catch (e) {
     await repl.close();
     if (e instanceof ReplError) throw new FlashError(e.code === "lua_error" ? "repl" : "aborted", `${opts.port}: ${e.message}; run fobkit flash again to continue where it stopped`);
+    if (e instanceof FlashError && e.code === "aborted") throw new FlashError("aborted", `${opts.port}: ${e.message}`);
     throw e;
   }
   await repl.close();

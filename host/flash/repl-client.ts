@@ -24,6 +24,8 @@ export interface ReplAnswer {
   output: string;
   /** True if the REPL now waits for the rest of a statement (">> "). */
   continuation: boolean;
+  /** The board echoed the line. */
+  echoed: boolean;
 }
 
 export class ReplClient {
@@ -124,10 +126,11 @@ export class ReplClient {
     }
     let b = this.buf;
     this.buf = "";
-    if (b.startsWith(echo)) b = b.slice(echo.length);
+    const echoed = b.startsWith(echo);
+    if (echoed) b = b.slice(echo.length);
     const continuation = b.endsWith(PROMPT2);
     b = b.slice(0, b.length - (continuation ? PROMPT2.length : PROMPT.length));
-    return { output: b.replace(/\n$/, ""), continuation };
+    return { output: b.replace(/\n$/, ""), continuation, echoed };
   }
 
   /** run(), failing with lua_error if the board printed a Lua error. */
@@ -136,6 +139,36 @@ export class ReplClient {
     const err = /(^|\n)Lua error: \t?(.*)/.exec(a.output);
     if (err) throw new ReplError("lua_error", `the board's Lua said: ${err[2].slice(0, 200)}`);
     return a.output;
+  }
+
+  /**
+   * Send lines that each print nothing and complete a statement, keeping up
+   * to `window` of them in flight, and count one prompt per line. Only for a
+   * REPL whose echo is off (the echo could contain "> "). onAck(i) follows
+   * each line the board has run; a Lua error stops everything.
+   */
+  async pipeline(lines: readonly string[], window: number, timeoutMs: number, onAck: (i: number) => void, signal?: AbortSignal): Promise<void> {
+    this.buf = "";
+    let sent = 0;
+    let acked = 0;
+    let seen = 0;
+    while (acked < lines.length) {
+      while (sent < lines.length && sent - acked < window) {
+        if (signal?.aborted) throw new ReplError("aborted", "interrupted");
+        await this.send(lines[sent] + "\n");
+        sent++;
+      }
+      if (!(await this.waitFor((b) => b.indexOf(PROMPT, seen) >= 0, timeoutMs))) {
+        throw new ReplError("no_prompt", `${this.transport.path}: no Lua prompt after a line (${timeoutMs} ms)`);
+      }
+      const at = this.buf.indexOf(PROMPT, seen);
+      const out = this.buf.slice(seen, at);
+      seen = at + PROMPT.length;
+      const err = /Lua error: \t?(.*)/.exec(out);
+      if (err) throw new ReplError("lua_error", `the board's Lua said: ${err[1].slice(0, 200)}`);
+      onAck(acked++);
+    }
+    this.buf = "";
   }
 
   /** Send a line and do not wait (node.restart()). */
