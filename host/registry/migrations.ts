@@ -115,16 +115,15 @@ ${INDEXES}`,
 
 /** Applies what is missing; returns the versions applied now. */
 export async function migrate(db: Database, migrations: Migration[] = MIGRATIONS): Promise<number[]> {
-  if (db.dialect === "postgres") {
-    const schema = (db as { schema?: string }).schema;
-    if (schema) await db.run(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-  }
-  await db.run(
-    `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
-  );
   return db.tx(async (t) => {
-    // 0x666f626b = "fobk": one migrator at a time per database.
-    if (db.dialect === "postgres") await t.get("SELECT pg_advisory_xact_lock(1718575723)");
+    if (db.dialect === "postgres") {
+      // First, before any IF NOT EXISTS: those race between sessions on
+      // PostgreSQL (duplicate pg_type rows). 0x666f626b = "fobk".
+      await t.get("SELECT pg_advisory_xact_lock(1718575723)");
+      const schema = (db as { schema?: string }).schema;
+      if (schema) await t.run(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    }
+    await t.run(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`);
     const done = new Set((await t.all<{ version: number }>("SELECT version FROM schema_migrations")).map((r) => Number(r.version)));
     const applied: number[] = [];
     for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
