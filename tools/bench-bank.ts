@@ -21,7 +21,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import pg from "pg";
@@ -52,7 +52,8 @@ export interface Rate {
 }
 
 export interface BankBench {
-  machine: { cpus: number; model: string; node: string };
+  /** loadavg at the start: the figures are only as good as the machine was quiet. */
+  machine: { cpus: number; model: string; node: string; loadavg: number[] };
   ceiling: { hmacSha1AndCompare: Rate; note: string };
   inProcess: Record<string, Rate>;
   http: Record<string, Rate>;
@@ -244,7 +245,7 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
   const warm = concurrency * 20;
   const dir = mkdtempSync(join(tmpdir(), "fobkit-bench-bank-"));
   const result: BankBench = {
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "?", node: process.version },
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "?", node: process.version, loadavg: loadavg().map((x) => Math.round(x * 100) / 100) },
     ceiling: { hmacSha1AndCompare: ceiling(2), note: "one HMAC-SHA-1 + truncation + timingSafeEqual per iteration; a verification computes 1-3 (±1 window, nearest first)" },
     inProcess: {},
     http: {},
@@ -280,7 +281,7 @@ export function formatBankBench(b: BankBench): string {
   const row = (name: string, r: Rate) =>
     `  ${name.padEnd(28)} ${String(r.perSecond).padStart(8)} /s  (${r.count} in ${r.seconds} s${r.p50ms !== undefined ? `, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms` : ""}${r.concurrency ? `, ${r.concurrency} in flight` : ""}${r.errors ? `, ${r.errors} ERRORS` : ""})`;
   return [
-    `bank verification, ${b.machine.cpus} x ${b.machine.model}, node ${b.machine.node}`,
+    `bank verification, ${b.machine.cpus} x ${b.machine.model}, node ${b.machine.node}, load average ${b.machine.loadavg[0]} at start`,
     row("ceiling (HMAC)", b.ceiling.hmacSha1AndCompare),
     ...Object.entries(b.inProcess).map(([k, r]) => row("in-process " + k, r)),
     ...Object.entries(b.http).map(([k, r]) => row("http " + k, r)),
