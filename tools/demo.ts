@@ -27,7 +27,7 @@ const green = (s: string) => (tty ? `\x1b[32m${s}\x1b[0m` : s);
 const work = mkdtempSync(join(tmpdir(), "fobkit-demo-"));
 let clockOffset = 0;
 let stepNo = 0;
-const TOTAL_STEPS = 17;
+const TOTAL_STEPS = 18;
 const keyfobs: Keyfob[] = [];
 
 class DemoFailure extends Error {}
@@ -59,6 +59,23 @@ function fobkit(args: string[], expectStatus = 0, opts: { show?: (out: string, e
   return r.stdout;
 }
 
+/** Run `fobkit ...` in the background (several at once); resolves with its outcome. */
+function fobkitAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [FOBKIT, ...args], { cwd: work, env: { ...process.env, FOBKIT_CLOCK_OFFSET: String(clockOffset) } });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+function summariseFlash(j: any): string {
+  return `${(j.imageBytes / 1024).toFixed(0)} KiB in ${j.lines} lines, CRC-32 ${j.crc} checked on the board, ` +
+    `${(j.totalMs / 1000).toFixed(1)} s; it restarted and answers INFO: ${j.info.state}, firmware ${j.info.firmware}`;
+}
+
 /** One emulated board: `fobkit emu` on a PTY, driven through its control line. */
 class Keyfob {
   readonly proc: ChildProcess;
@@ -66,7 +83,8 @@ class Keyfob {
   private readonly events: any[] = [];
   display = "";
   constructor(readonly name: string, readonly pty: string) {
-    this.proc = spawn(process.execPath, [FOBKIT, "emu", "--pty", pty, "--state", join(work, name)], { stdio: ["pipe", "pipe", "pipe"] });
+    // --blank: a factory-fresh NodeMCU board, no init.lua: it boots into the Lua REPL.
+    this.proc = spawn(process.execPath, [FOBKIT, "emu", "--blank", "--pty", pty, "--state", join(work, name)], { stdio: ["pipe", "pipe", "pipe"] });
     createInterface({ input: this.proc.stdout! }).on("line", (line) => {
       const e = JSON.parse(line);
       this.events.push(e);
@@ -114,9 +132,9 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   process.stdout.write(bold("fobkit demo") + ` — the whole line on three emulated keyfobs (work dir ${work})\n`);
 
-  step("Three boards on serial ports");
-  say("Each is the real firmware image (build/firmware/fobkit.lua) running in a 32-bit-integer Lua VM,");
-  say("with its UART on a real PTY, a DS3231 clock, SPIFFS flash, a button and an 8-digit display.");
+  step("Three factory-fresh boards on serial ports");
+  say("Each is an emulated NodeMCU (ESP32) with nothing in flash: it boots into the Lua REPL.");
+  say("The board has a DS3231 clock, SPIFFS flash, a button and an 8-digit display; its UART is a real PTY.");
   for (const n of [1, 2, 3]) {
     const k = new Keyfob(`keyfob${n}`, join(work, `ttyKEYFOB${n}`));
     keyfobs.push(k);
@@ -125,7 +143,16 @@ async function main(): Promise<void> {
     await k.next((e) => e.event === "ready", "ready event", 0);
     say(`${k.name}: ${short(k.pty)} ${green("ready")}`);
   }
-  say(dim("(`fobkit flash` through the NodeMCU REPL is not built yet (issue 6): the emulator installs the image into flash directly)"));
+
+  step("Install the firmware on all three, through the REPL");
+  say("Uploaded in checked lines; the board computes a CRC-32 of what it wrote; then it restarts into the firmware.");
+  const flashes = keyfobs.map((k) => fobkitAsync(["flash", "--port", k.pty, "--json"]));
+  for (const [i, r] of (await Promise.all(flashes)).entries()) {
+    process.stdout.write(dim(`  $ fobkit flash --port ${short(keyfobs[i].pty)}\n`));
+    if (r.status !== 0) throw new DemoFailure(`fobkit flash ${keyfobs[i].pty} exited ${r.status}\n${r.stdout}${r.stderr}`);
+    const j = JSON.parse(r.stdout);
+    say(`  ${keyfobs[i].name}: ${summariseFlash(j)}`);
+  }
 
   step("A factory-fresh keyfob");
   fobkit(["info", "--port", keyfobs[0].pty]);

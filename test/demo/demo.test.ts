@@ -1,5 +1,5 @@
 /**
- * `make demo` as a test: the same story (three keyfobs on PTYs, station,
+ * `make demo` as a test: the same story (three blank boards on PTYs, flash, station,
  * PSKC, bank import, issue, press, activate, verify, replay refused, lockout,
  * unlock, deactivate, activation refused, reissue, activate). The demo checks
  * every step's outcome itself and exits non-zero at the first surprise.
@@ -15,6 +15,7 @@ test("make demo runs end to end and every step turns out as the story says", () 
   expect(r.status, out).toBe(0);
   expect(out).toMatch(/demo complete/);
   // The story's turning points, as a person reads them.
+  expect(out.match(/checked on the board, .*answers INFO: blank/g)).toHaveLength(3);
   expect(out).toMatch(/station stopped: 3 good, 0 failed/);
   expect(out).toMatch(/imported 3 token\(s\)/);
   expect(out).toMatch(/refused: replayed/);
