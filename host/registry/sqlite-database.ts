@@ -105,14 +105,15 @@ export class SqliteDatabase implements Database {
         const take = this.pending.splice(0, MAX_BATCH - batch.length);
         for (const b of take) {
           batch.push(b);
-          this.db.exec("SAVEPOINT fobkit_tx");
+          // Prepared once: exec() would parse the text on every transaction.
+          this.stmt("SAVEPOINT fobkit_tx").run();
           try {
             const value = await b.fn(this.direct);
-            this.db.exec("RELEASE fobkit_tx");
+            this.stmt("RELEASE fobkit_tx").run();
             outcomes.push({ ok: true, value });
           } catch (error) {
-            this.db.exec("ROLLBACK TO fobkit_tx");
-            this.db.exec("RELEASE fobkit_tx");
+            this.stmt("ROLLBACK TO fobkit_tx").run();
+            this.stmt("RELEASE fobkit_tx").run();
             outcomes.push({ ok: false, error });
           }
         }

@@ -355,6 +355,32 @@ describe.each(ENGINES)("registry on $name", (engine) => {
     });
   });
 
+  describe("concurrent requests in one process (PostgreSQL: parallel transactions on a pool)", () => {
+    it("accepts one code once when submitted ten times at once", async () => {
+      await activeToken();
+      const code = oathtool(RFC_SEED_SHA1, clock.seconds);
+      const results = await Promise.allSettled(Array.from({ length: 10 }, () => reg.verify("cust-1", code, CHANNEL)));
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      expect(results.filter((r) => r.status === "rejected").map((r) => ((r as PromiseRejectedResult).reason as RegistryError).code)).toEqual(Array(9).fill("replayed"));
+    });
+
+    it("issues one of two tokens when both are issued to one customer at once", async () => {
+      await reg.register([token("FK0001"), token("FK0002", randomBytes(20))], FACTORY, "t");
+      const results = await Promise.allSettled([reg.issue("FK0001", "cust-1", STAFF), reg.issue("FK0002", "cust-1", STAFF)]);
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      expect(((results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason as RegistryError).code).toBe("customer_has_token");
+    });
+
+    it("locks at exactly lockAfter when twelve wrong codes arrive at once", async () => {
+      await activeToken();
+      const results = await Promise.allSettled(Array.from({ length: 12 }, (_, k) => reg.verify("cust-1", String(20_000_000 + k), CHANNEL)));
+      const codes = results.map((r) => ((r as PromiseRejectedResult).reason as RegistryError).code);
+      expect(codes.filter((c) => c === "wrong_code")).toHaveLength(5);
+      expect(codes.filter((c) => c === "locked")).toHaveLength(7);
+      expect(await reg.status("FK0001")).toMatchObject({ state: "locked", failCount: 5 });
+    });
+  });
+
   describe("audit", () => {
     it("is append-only in the database itself", async () => {
       await reg.register([token("FK0001")], FACTORY, "test");
