@@ -40,18 +40,27 @@ export class PostgresDatabase implements Database {
     const u = new URL(url);
     const schema = options.schema ?? u.searchParams.get("schema") ?? undefined;
     u.searchParams.delete("schema");
+    // ?synchronous_commit=off: commits return before their WAL is flushed
+    // (PostgreSQL §30.4 "Asynchronous Commit"): a server crash may forget the
+    // last ~0.6 s of commits, so a code accepted just before could be
+    // accepted once more within its window. Off only by explicit choice.
+    const syncCommit = u.searchParams.get("synchronous_commit");
+    u.searchParams.delete("synchronous_commit");
+    if (syncCommit !== null && !/^(on|off)$/.test(syncCommit)) throw new RangeError(`synchronous_commit must be on or off, got ${JSON.stringify(syncCommit)}`);
     if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
       throw new RangeError(`PostgreSQL schema name must match [a-z_][a-z0-9_]*, got ${JSON.stringify(schema)}`);
     }
     this.schema = schema;
     const shown = new URL(u.href);
     if (shown.password) shown.password = "***";
-    this.description = shown.href + (schema ? ` (schema ${schema})` : "");
+    this.description = shown.href + (schema ? ` (schema ${schema})` : "") + (syncCommit === "off" ? " (synchronous_commit=off)" : "");
     this.pool = new pg.Pool({
       connectionString: u.href,
-      max: options.max ?? 10,
-      // search_path as a startup parameter: set before the first query on every pooled connection.
-      options: schema ? `-c search_path=${schema}` : undefined,
+      // Enough connections for the requests one process has in flight; PostgreSQL's
+      // own group commit shares a WAL flush among the transactions committing together.
+      max: options.max ?? 20,
+      // Startup parameters: set before the first query on every pooled connection.
+      options: [schema ? `-c search_path=${schema}` : "", syncCommit === "off" ? "-c synchronous_commit=off" : ""].filter(Boolean).join(" ") || undefined,
       // BIGINT columns hold steps and millisecond times, both far below 2^53.
       types: { getTypeParser: (oid, format) => (oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) },
     });
