@@ -9,6 +9,15 @@ import { requireString } from "./provision.js";
 // build/node/host/cli -> build/firmware/fobkit.lua
 const BUILT_IMAGE = resolve(import.meta.dirname, "..", "..", "..", "firmware", "fobkit.lua");
 
+/** The firmware image to install: FILE, or the one `make firmware` built. */
+export function readImage(path: unknown): Buffer {
+  const imagePath = typeof path === "string" ? path : BUILT_IMAGE;
+  if (!existsSync(imagePath)) throw new CliError(`image not found: ${imagePath} (build it first: make firmware)`);
+  const image = readFileSync(imagePath);
+  if (image.length === 0) throw new CliError(`image ${imagePath} is empty`);
+  return image;
+}
+
 export const flashCommand: Command = {
   name: "flash",
   summary: "install the firmware on a factory-fresh NodeMCU board (through its Lua REPL)",
@@ -30,10 +39,7 @@ example:
   },
   async run({ values }, io) {
     const port = requireString(values, "port");
-    const imagePath = typeof values.image === "string" ? values.image : BUILT_IMAGE;
-    if (!existsSync(imagePath)) throw new CliError(`image not found: ${imagePath} (build it first: make firmware)`);
-    const image = readFileSync(imagePath);
-    if (image.length === 0) throw new CliError(`image ${imagePath} is empty`);
+    const image = readImage(values.image);
     const bar = progressBar(io.stderr as NodeJS.WritableStream & { isTTY?: boolean });
     try {
       const r = await flashBoard({ port, image, onProgress: (p) => bar.update(p), signal: io.signal });

@@ -3,6 +3,7 @@ import { CliError, EXIT_OK, type Command } from "./command.js";
 import { ProgressView } from "../station/progress.js";
 import { runStation } from "../station/station.js";
 import { wallClock } from "../clock.js";
+import { readImage } from "./flash.js";
 import { BANK_OPTIONS, bankFrom, FACTORY_OPTIONS, PARAM_OPTIONS, intOption, openFactory, paramsFrom, resultJson, stationId } from "./provision.js";
 
 export const stationCommand: Command = {
@@ -18,6 +19,8 @@ appears on that port. Ctrl-C finishes the keyfobs in hand and stops.
     ...FACTORY_OPTIONS,
     ports: { type: "string", help: "watch these ports (comma-separated) instead of USB discovery", placeholder: "P1,P2" },
     count: { type: "string", help: "stop after this many good tokens", placeholder: "N" },
+    flash: { type: "boolean", help: "also take factory-fresh boards: install the firmware through the REPL first (fobkit flash)" },
+    image: { type: "string", help: "the Lua image for --flash (default: build/firmware/fobkit.lua)", placeholder: "FILE" },
     ...PARAM_OPTIONS,
     ...BANK_OPTIONS,
     "poll-ms": { type: "string", help: "how often to look for keyfobs (default 200)", placeholder: "MS" },
@@ -40,6 +43,7 @@ appears on that port. Ctrl-C finishes the keyfobs in hand and stops.
       io.stderr.write(`station: batch ${b.id} (${b.algorithm}, ${b.digits} digits, ${b.period} s), watching ${ports ? ports.join(", ") : "USB"}\n`);
       const totals = await runStation({
         record, ports, count, pollMs, bank, signal: io.signal, session: { timeoutMs },
+        flashImage: values.flash ? readImage(values.image) : undefined,
         provision: { batch: b.id, params, operator: values.operator, station: stationId(values), now: wallClock(io.env) },
         onEvent: (e) => {
           view.handle(e);

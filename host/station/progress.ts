@@ -7,7 +7,7 @@
 import type { StationEvent, StationTotals } from "./station.js";
 
 const STEP_TEXT: Record<string, string> = {
-  info: "reading info", wipe: "wiping leftover", allocate: "assigning serial", write_seed: "writing seed",
+  flash: "installing firmware (REPL)", info: "reading info", wipe: "wiping leftover", allocate: "assigning serial", write_seed: "writing seed",
   set_clock: "setting clock", set_serial: "writing serial", self_test: "self-test", lock: "locking",
   confirm: "confirming lock", done: "done",
 };

@@ -23,7 +23,7 @@ export const SEED_BYTES: Record<TokenParams["algorithm"], number> = { SHA1: 20, 
 /** Self-test: the keyfob's time may differ from the host's by this much (clock set + link latency). */
 export const CLOCK_TOLERANCE_S = 2;
 
-export type ProvisionStep = "info" | "wipe" | "allocate" | "write_seed" | "set_clock" | "set_serial" | "self_test" | "lock" | "confirm" | "done";
+export type ProvisionStep = "flash" | "info" | "wipe" | "allocate" | "write_seed" | "set_clock" | "set_serial" | "self_test" | "lock" | "confirm" | "done";
 
 export interface ProvisionOptions {
   /** Batch id; default the newest batch (batch 1 in a new record). */

@@ -13,6 +13,7 @@ import { listKeyfobs, transportFor, type OpenOptions } from "../transport/discov
 import type { Transport } from "../transport/transport.js";
 import type { FactoryRecord } from "./factory-record.js";
 import { registerRecorded, type BankTarget } from "./bank-client.js";
+import { FlashError, flashBoard } from "../flash/flasher.js";
 import { provisionKeyfob, type ProvisionOptions, type ProvisionResult, type ProvisionStep } from "./provision.js";
 
 export const DEFAULT_POLL_MS = 200;
@@ -44,6 +45,11 @@ export interface StationOptions {
   pollMs?: number;
   /** Register each good token with the bank right after it is locked. */
   bank?: BankTarget;
+  /**
+   * Blank boards too: a board that answers with NodeMCU's REPL gets this
+   * firmware image (fobkit flash) first, then is provisioned in the same pass.
+   */
+  flashImage?: Uint8Array;
   onEvent?: (e: StationEvent) => void;
 }
 
@@ -76,6 +82,20 @@ export async function withRegistration(record: FactoryRecord, bank: BankTarget, 
   if (!r.ok) result.registrationError = r.error;
 }
 
+/**
+ * Install the firmware on a board that still has NodeMCU's REPL. A board that
+ * already runs fobkit (locked or not) is left as it is: provisioning decides.
+ */
+async function flashIfBlank(path: string, image: Uint8Array, signal: AbortSignal | undefined, step: (s: ProvisionStep) => void): Promise<void> {
+  step("flash");
+  try {
+    await flashBoard({ port: path, image, signal });
+  } catch (e) {
+    if (e instanceof FlashError && (e.code === "firmware" || e.code === "locked")) return;
+    throw new Error(`flash: ${(e as Error).message}`);
+  }
+}
+
 export async function runStation(o: StationOptions): Promise<StationTotals> {
   const totals: StationTotals = { good: 0, failed: 0 };
   const ports = new Map<string, PortState>();
@@ -95,6 +115,7 @@ export async function runStation(o: StationOptions): Promise<StationTotals> {
     let session: DeviceSession | undefined;
     let result: ProvisionResult;
     try {
+      if (o.flashImage) await flashIfBlank(path, o.flashImage, o.signal, (step) => emit({ type: "step", port: path, step }));
       session = await DeviceSession.open(open(path), o.session);
       result = await provisionKeyfob(session, o.record, { ...o.provision, onStep: (step) => emit({ type: "step", port: path, step }) });
     } catch (e) {

@@ -1,0 +1,62 @@
+/**
+ * `fobkit station --flash`: factory-fresh boards (NodeMCU REPL, nothing in
+ * flash) go through firmware install and provisioning in one pass; a board
+ * that already runs the firmware is provisioned without a second install.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { afterAll, expect, test } from "vitest";
+import { ROOT } from "../support/paths.js";
+
+const FOBKIT = join(ROOT, "bin", "fobkit.js");
+const dir = mkdtempSync(join(tmpdir(), "fobkit-station-flash-"));
+const boards: ChildProcess[] = [];
+
+function board(name: string, blank: boolean): Promise<string> {
+  const pty = join(dir, `tty-${name}`);
+  const args = ["emu", "--pty", pty, "--state", join(dir, name)];
+  if (blank) args.splice(1, 0, "--blank");
+  const p = spawn(process.execPath, [FOBKIT, ...args], { stdio: ["pipe", "pipe", "inherit"] });
+  boards.push(p);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${name}: no ready event`)), 30_000);
+    createInterface({ input: p.stdout! }).on("line", (l) => {
+      if (JSON.parse(l).event === "ready") {
+        clearTimeout(t);
+        resolve(pty);
+      }
+    });
+  });
+}
+
+afterAll(async () => {
+  await Promise.all(boards.map((p) => new Promise((r) => (p.exitCode !== null ? r(undefined) : (p.once("exit", r), p.stdin!.end())))));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("two blank boards and one with firmware: all three end locked and recorded good", async () => {
+  const ports = await Promise.all([board("blank1", true), board("blank2", true), board("ready", false)]);
+  const run = () =>
+    new Promise<{ status: number | null; out: string; err: string }>((resolve) => {
+      const p = spawn(process.execPath, [FOBKIT, "station", "--factory", join(dir, "line.sqlite"), "--ports", ports.join(","), "--count", "3", "--flash", "--json"]);
+      let out = "";
+      let err = "";
+      p.stdout.on("data", (d) => (out += d));
+      p.stderr.on("data", (d) => (err += d));
+      p.on("close", (status) => resolve({ status, out, err }));
+    });
+  const r = await run();
+  expect(r.status, r.err).toBe(0);
+  const results = r.out.trim().split("\n").map((l) => JSON.parse(l));
+  expect(results.map((x) => x.status)).toEqual(["good", "good", "good"]);
+  for (const port of ports) {
+    const info = spawnSync(process.execPath, [FOBKIT, "info", "--port", port, "--json"], { encoding: "utf8" });
+    expect(info.status, info.stderr).toBe(0);
+    expect(JSON.parse(info.stdout).state).toBe("locked");
+  }
+  // The progress lines show which boards needed the firmware.
+  expect(r.err).toMatch(/installing firmware/);
+}, 240_000);
