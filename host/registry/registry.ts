@@ -30,6 +30,7 @@
  * call verify after the customer's password, and staff see the lock's
  * source in the audit.
  */
+import { isValidSerial } from "../station/serial-number.js";
 import { timingSafeEqual } from "node:crypto";
 import type { Database, Sql } from "./database.js";
 import { uniqueViolation } from "./database.js";
@@ -122,6 +123,19 @@ export function checkCustomer(customer: unknown): string {
 }
 
 /** A code is exactly the token's digit count of decimal digits; anything else is bad input, not a wrong code. */
+/**
+ * The refusal for a serial no token has. A fobkit serial (FK + 12 digits)
+ * whose check digits are wrong was mistyped: say so, so staff look at the
+ * label again instead of searching for a token that cannot exist. Other
+ * vendors' serials are taken as they are.
+ */
+function unknownSerial(serial: string): RegistryError {
+  if (/^FK\d{12}$/.test(serial) && !isValidSerial(serial)) {
+    return new RegistryError("bad_serial", `${serial}: the check digits do not match, so this is not a fobkit serial (mistyped?)`, "bad_input", { serial });
+  }
+  return new RegistryError("unknown_serial", `no token with serial ${serial}`, "not_found", { serial });
+}
+
 export function checkCode(code: unknown, digits: number): string {
   if (typeof code !== "string" || code.length !== digits || !/^[0-9]+$/.test(code)) {
     throw new RegistryError("bad_code", `code must be exactly ${digits} decimal digits`, "bad_input", { digits });
@@ -376,7 +390,7 @@ export class Registry {
     try {
       return await this.decide(async (t) => {
         const row = await this.lockBySerial(t, serial);
-        if (!row) return new RegistryError("unknown_serial", `no token with serial ${serial}`, "not_found", { serial });
+        if (!row) return unknownSerial(serial);
         if (row.state !== "in_stock" && row.state !== "retired") {
           return this.refuse(t, actor, "issue", "not_issuable", `token ${serial} is ${row.state}; only a token in stock or retired can be issued`, serial, customer, { state: row.state });
         }
@@ -421,7 +435,7 @@ export class Registry {
     checkSerial(serial);
     return this.decide(async (t) => {
       const row = await this.lockBySerial(t, serial);
-      if (!row) return new RegistryError("unknown_serial", `no token with serial ${serial}`, "not_found", { serial });
+      if (!row) return unknownSerial(serial);
       checkCode(codes[0], row.digits);
       checkCode(codes[1], row.digits);
       if (row.state === "in_stock" || row.state === "retired") {
@@ -461,7 +475,7 @@ export class Registry {
   async status(serial: string): Promise<TokenStatus> {
     checkSerial(serial);
     const row = await this.db.get<TokenRow>("SELECT * FROM tokens WHERE serial = ?", [serial]);
-    if (!row) throw new RegistryError("unknown_serial", `no token with serial ${serial}`, "not_found", { serial });
+    if (!row) throw unknownSerial(serial);
     return toStatus(row);
   }
 
@@ -500,7 +514,7 @@ export class Registry {
     return this.decide(async (t) => {
       const row = "serial" in by ? await this.lockBySerial(t, by.serial) : await this.lockByCustomer(t, by.customer);
       if (!row) {
-        if ("serial" in by) return new RegistryError("unknown_serial", `no token with serial ${by.serial}`, "not_found", { serial: by.serial });
+        if ("serial" in by) return unknownSerial(by.serial);
         return this.refuse(t, actor, "activate", "no_token", `customer ${by.customer} holds no token; issue one first`, null, by.customer);
       }
       checkCode(code, row.digits);

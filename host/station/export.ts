@@ -9,7 +9,8 @@ import { basename, dirname, join } from "node:path";
 import { writePskc, type PskcProtection, type PskcToken } from "../pskc/index.js";
 import { FactoryError, type FactoryRecord } from "./factory-record.js";
 
-export const MANUFACTURER = "fobkit";
+export { FOBKIT_MANUFACTURER as MANUFACTURER } from "./serial-number.js";
+import { FOBKIT_MANUFACTURER as MANUFACTURER } from "./serial-number.js";
 /** What the keyfob's INFO reports as its model. */
 export const MODEL = "FOBKIT-1";
 

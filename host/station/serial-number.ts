@@ -11,6 +11,8 @@
  * 14 characters fit the device's 16-byte serial (protocol MAX_SERIAL).
  */
 
+/** DeviceInfo/Manufacturer of fobkit keyfobs (PSKC, bank registration): its serials carry check digits. */
+export const FOBKIT_MANUFACTURER = "fobkit";
 export const SERIAL_PREFIX = "FK";
 export const MAX_BATCH = 9999;
 export const MAX_SEQUENCE = 999999;
