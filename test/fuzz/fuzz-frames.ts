@@ -7,11 +7,8 @@
  * so vitest's two workers share them); `make fuzz` (FOBKIT_FUZZ_LONG=1) ten
  * times as many with other seeds. FOBKIT_FUZZ_SEED overrides the seeds.
  */
-import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { expect, test } from "vitest";
-import { ascii, P, TestKeyfob } from "../support/keyfob.js";
+import { ascii, flashDigest, P, TestKeyfob } from "../support/keyfob.js";
 import { prng } from "../support/prng.js";
 
 const LONG = process.env.FOBKIT_FUZZ_LONG === "1";
@@ -19,11 +16,6 @@ const FRAMES = LONG ? 500_000 : 50_000;
 const SEED = ascii("fuzz-seed-Zq9!x#71aa");
 const SERIAL = "FK-FUZZ-1";
 
-function flashDigest(dir: string): string {
-  const h = createHash("sha256");
-  for (const f of readdirSync(dir).sort()) h.update(f).update("\0").update(readFileSync(join(dir, f)));
-  return h.digest("hex");
-}
 
 /** A valid request of a random kind with random (mostly legal) fields. */
 function randomRequest(r: ReturnType<typeof prng>): Record<string, unknown> {

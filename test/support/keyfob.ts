@@ -3,13 +3,21 @@
  * firmware image runs unmodified in fengari; requests go in as wire bytes,
  * replies come out through protocol/'s own decoder (the tsc build).
  */
-import { mkdtempSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { IMAGE, nodeBuild } from "./paths.js";
 
 export const P: any = await nodeBuild("protocol/index.js");
 const { Emulator } = await nodeBuild("hil/emulator.js");
+
+/** Hash of every file in a board's flash directory: "nothing was written" in one comparison. */
+export function flashDigest(dir: string): string {
+  const h = createHash("sha256");
+  for (const f of readdirSync(dir).sort()) h.update(f).update("\0").update(readFileSync(join(dir, f)));
+  return h.digest("hex");
+}
 
 export const ascii = (s: string): number[] => Array.from(Buffer.from(s, "latin1"));
 

@@ -3,12 +3,12 @@
  * in the emulator (fengari, 32-bit integers): every rule of issue 3's
  * "Firmware: the device" section, through the wire protocol only.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
-import { ascii, P, TestKeyfob } from "../../support/keyfob.js";
+import { ascii, flashDigest, P, TestKeyfob } from "../../support/keyfob.js";
 import { nodeBuild } from "../../support/paths.js";
 
 const otp: any = await nodeBuild("firmware/otp/index.js");
@@ -25,12 +25,6 @@ afterEach(() => {
   while (open.length) open.pop()!.close();
 });
 
-/** Hash of every file in the flash state dir: "nothing was written". */
-function flashDigest(dir: string): string {
-  const h = createHash("sha256");
-  for (const f of readdirSync(dir).sort()) h.update(f).update("\0").update(readFileSync(join(dir, f)));
-  return h.digest("hex");
-}
 
 const hostCode = (seed: number[], unix: number, alg = 1) => (otp.totpAt(seed, unix, 60, 8, alg) as { text: string }).text;
 
