@@ -3,7 +3,7 @@
  * bank's API (a real server on loopback, factory-role key), a bank that is
  * down leaves the token good-but-unregistered, and `fobkit register`
  * catches up once it is back. The bank then accepts the code the keyfob's
- * display shows: it holds the keyfob's seed.
+ * display shows: it holds the keyfob's seed. On SQLite and on PostgreSQL.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -13,14 +13,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../host/registry/api-keys.js";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
-import { openMigrated } from "../../host/registry/open-database.js";
+import { ENGINES, freshDb } from "../registry/support.js";
 import { startServer } from "../../host/server/serve.js";
 import { FactoryRecord } from "../../host/station/factory-record.js";
 import { attachKeyfob, type EmulatedKeyfob } from "./emulated-keyfob.js";
 import { fobkit } from "./cli-io.js";
 
 let dir: string;
-let db: Database;
 const kek = KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]);
 const keys = { factory: "", staff: "", channel: "" };
 const fobs: EmulatedKeyfob[] = [];
@@ -30,20 +29,27 @@ async function call(base: string, method: string, path: string, key: string, bod
   return { status: r.status, body: (await r.json()) as any };
 }
 
-beforeAll(async () => {
+async function setUp(engine: (typeof ENGINES)[number]): Promise<{ db: Database; drop(): Promise<void> }> {
   dir = mkdtempSync(join(tmpdir(), "fobkit-reg-"));
-  db = await openMigrated("sqlite:" + join(dir, "bank.sqlite"));
+  const fresh = await freshDb(engine);
+  const db = fresh.db;
   for (const role of ["factory", "staff", "channel"] as const) keys[role] = (await createApiKey(db, role, "test")).key;
   writeFileSync(join(dir, "factory.apikey"), keys.factory + "\n");
-});
+  return fresh;
+}
 
-afterAll(async () => {
-  for (const f of fobs) await f.unplug();
-  await db.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+describe.each(ENGINES)("registration with the bank on $name", (engine) => {
+  let db: Database;
+  let drop: () => Promise<void>;
+  beforeAll(async () => {
+    ({ db, drop } = await setUp(engine));
+  });
+  afterAll(async () => {
+    while (fobs.length) await fobs.pop()!.unplug();
+    await drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
-describe("registration with the bank", () => {
   it("registers right after lock; the bank verifies the keyfob's displayed code", async () => {
     const server = await startServer({ db, keys: kek, listen: "127.0.0.1:0" });
     try {
