@@ -23,11 +23,11 @@ import {
   type DeviceInfo, type Reply, type Request,
 } from "../../protocol/index.js";
 import {
-  blankRecord, decodeRecord, encodeRecord, RECORD_BLANK, RECORD_LOCKED, RECORD_NAME, RECORD_PROVISIONED,
+  blankRecord, decodeRecord, encodeRecord, RECORD_LOCKED, RECORD_NAME, RECORD_PROVISIONED,
   REC_CLOCK_SET, REC_SEED_SET, type TokenRecord,
 } from "./record.js";
 import {
-  PLATFORM_OK, PLATFORM_NOT_FOUND, PLATFORM_RTC_ABSENT, PLATFORM_RTC_TIME_LOST,
+  PLATFORM_OK, PLATFORM_NOT_FOUND, PLATFORM_RTC_TIME_LOST,
   platformHardwareId, platformRead, platformRemove, platformRtcRead, platformRtcWrite, platformWrite,
 } from "./platform.js";
 
@@ -222,7 +222,6 @@ export function deviceHandle(dev: Device, req: Request): Reply {
     if ((dev.rec.flags & REC_CLOCK_SET) !== 0) return reply(req, STATUS_OK);
     const rec = cloneRecord(dev.rec);
     rec.flags = rec.flags | REC_CLOCK_SET;
-    if (rec.state === RECORD_BLANK && rec.key !== undefined) rec.state = RECORD_PROVISIONED;
     return reply(req, commit(dev, rec));
   }
   if (req.cmd === CMD_SELF_TEST) {
