@@ -14,6 +14,7 @@ import { ROOT } from "../support/paths.js";
 const FOBKIT = join(ROOT, "bin", "fobkit.js");
 const dir = mkdtempSync(join(tmpdir(), "fobkit-station-flash-"));
 const boards: ChildProcess[] = [];
+const stations: ChildProcess[] = [];
 
 function board(name: string, blank: boolean): Promise<string> {
   const pty = join(dir, `tty-${name}`);
@@ -33,6 +34,8 @@ function board(name: string, blank: boolean): Promise<string> {
 }
 
 afterAll(async () => {
+  // A station still running (a failed or timed-out test) must not outlive the suite.
+  for (const p of stations) if (p.exitCode === null) p.kill("SIGTERM");
   await Promise.all(boards.map((p) => new Promise((r) => (p.exitCode !== null ? r(undefined) : (p.once("exit", r), p.stdin!.end())))));
   rmSync(dir, { recursive: true, force: true });
 });
@@ -41,11 +44,12 @@ test("two blank boards and one with firmware: all three end locked and recorded 
   const ports = await Promise.all([board("blank1", true), board("blank2", true), board("ready", false)]);
   const run = () =>
     new Promise<{ status: number | null; out: string; err: string }>((resolve) => {
-      const p = spawn(process.execPath, [FOBKIT, "station", "--factory", join(dir, "line.sqlite"), "--ports", ports.join(","), "--count", "3", "--flash", "--json"]);
+      const p: ChildProcess = spawn(process.execPath, [FOBKIT, "station", "--factory", join(dir, "line.sqlite"), "--ports", ports.join(","), "--count", "3", "--flash", "--json"]);
+      stations.push(p);
       let out = "";
       let err = "";
-      p.stdout.on("data", (d) => (out += d));
-      p.stderr.on("data", (d) => (err += d));
+      p.stdout!.on("data", (d) => (out += d));
+      p.stderr!.on("data", (d) => (err += d));
       p.on("close", (status) => resolve({ status, out, err }));
     });
   const r = await run();
