@@ -1,7 +1,7 @@
 /**
  * The keyfob's behaviour: one function per request, one for the button.
  * State lives in the flash record (record.ts) and in the RTC; everything the
- * device does to hardware goes through platform.ts.
+ * device does to hardware goes through the Board boundary (board/board.ts).
  *
  * Rules (issue 3, DESIGN.md "Keyfob behaviour"):
  * - blank -> provisioned (seed written) -> locked. Serial and clock can be set
@@ -26,10 +26,8 @@ import {
   blankRecord, decodeRecord, encodeRecord, RECORD_LOCKED, RECORD_NAME, RECORD_PROVISIONED,
   REC_CLOCK_SET, REC_SEED_SET, type TokenRecord,
 } from "./record.js";
-import {
-  PLATFORM_OK, PLATFORM_NOT_FOUND, PLATFORM_RTC_TIME_LOST,
-  platformHardwareId, platformRead, platformRemove, platformRtcRead, platformRtcWrite, platformWrite,
-} from "./platform.js";
+import { BOARD_ERR_NOT_FOUND, BOARD_ERR_RTC_TIME_LOST, BOARD_OK, NODEMCU_BOARD as board } from "../board/board.js";
+import { HARDWARE_ID_LENGTH } from "../board/hardware-id.js";
 
 export const FW_MAJOR = 1;
 export const FW_MINOR = 0;
@@ -47,17 +45,26 @@ export interface Device {
   now: UnixTime;
 }
 
+/** The 8-byte hardware id; all zeros if the board cannot tell (INFO still answers). */
+function hardwareIdOrZeros(): number[] {
+  const out: number[] = [];
+  if (board.hardwareId(out) === BOARD_OK && out.length === HARDWARE_ID_LENGTH) return out;
+  const zeros: number[] = [];
+  for (let i = 0; i < HARDWARE_ID_LENGTH; i++) zeros.push(0);
+  return zeros;
+}
+
 /** Load the record and check the RTC: what boot does. */
 export function deviceBoot(): Device {
-  const dev: Device = { rec: blankRecord(), fault: REASON_NONE, hwid: platformHardwareId(), now: { hi: 0, lo: 0 } };
+  const dev: Device = { rec: blankRecord(), fault: REASON_NONE, hwid: hardwareIdOrZeros(), now: { hi: 0, lo: 0 } };
   const raw: number[] = [];
-  const st = platformRead(RECORD_NAME, raw);
-  if (st === PLATFORM_OK) {
+  const st = board.flashRead(RECORD_NAME, raw);
+  if (st === BOARD_OK) {
     const rec = decodeRecord(raw);
     for (let i = 0; i < raw.length; i++) raw[i] = 0;
     if (rec === undefined) dev.fault = REASON_FLASH_CORRUPT;
     else dev.rec = rec;
-  } else if (st !== PLATFORM_NOT_FOUND) {
+  } else if (st !== BOARD_ERR_NOT_FOUND) {
     dev.fault = REASON_FLASH_CORRUPT;
   }
   return dev;
@@ -65,9 +72,9 @@ export function deviceBoot(): Device {
 
 /** Read the RTC into dev.now; REASON_NONE or the RTC fault. */
 function readClock(dev: Device): number {
-  const st = platformRtcRead(dev.now);
-  if (st === PLATFORM_OK) return REASON_NONE;
-  if (st === PLATFORM_RTC_TIME_LOST) return REASON_RTC_TIME_LOST;
+  const st = board.rtcRead(dev.now);
+  if (st === BOARD_OK) return REASON_NONE;
+  if (st === BOARD_ERR_RTC_TIME_LOST) return REASON_RTC_TIME_LOST;
   return REASON_RTC_MISSING;
 }
 
@@ -102,9 +109,9 @@ function copyBytes(a: number[]): number[] {
 function commit(dev: Device, rec: TokenRecord): number {
   const bytes = encodeRecord(rec);
   if (bytes === undefined) return STATUS_INTERNAL;
-  const st = platformWrite(RECORD_NAME, bytes);
+  const st = board.flashWrite(RECORD_NAME, bytes);
   for (let i = 0; i < bytes.length; i++) bytes[i] = 0;
-  if (st !== PLATFORM_OK) {
+  if (st !== BOARD_OK) {
     dev.fault = REASON_FLASH_WRITE;
     return STATUS_FLASH_ERROR;
   }
@@ -182,7 +189,7 @@ export function deviceHandle(dev: Device, req: Request): Reply {
     // a locked one never.
     if (dev.fault !== REASON_FLASH_CORRUPT && dev.rec.state === RECORD_LOCKED) return reply(req, STATUS_LOCKED);
     if (dev.fault !== REASON_FLASH_CORRUPT && !sameBytes(req.serial, dev.rec.serial)) return reply(req, STATUS_SERIAL_MISMATCH);
-    if (platformRemove(RECORD_NAME) !== PLATFORM_OK) return reply(req, STATUS_FLASH_ERROR);
+    if (board.flashRemove(RECORD_NAME) !== BOARD_OK) return reply(req, STATUS_FLASH_ERROR);
     dev.rec = blankRecord();
     dev.fault = REASON_NONE;
     return reply(req, STATUS_OK);
@@ -218,7 +225,7 @@ export function deviceHandle(dev: Device, req: Request): Reply {
     if (clockReason === REASON_NONE && (req.flags & CLOCK_FORCE) === 0 && compareTime(t, dev.now) < 0) {
       return reply(req, STATUS_CLOCK_BACKWARDS);
     }
-    if (platformRtcWrite(t) !== PLATFORM_OK) return reply(req, STATUS_HW_FAULT);
+    if (board.rtcWrite(t) !== BOARD_OK) return reply(req, STATUS_HW_FAULT);
     if ((dev.rec.flags & REC_CLOCK_SET) !== 0) return reply(req, STATUS_OK);
     const rec = cloneRecord(dev.rec);
     rec.flags = rec.flags | REC_CLOCK_SET;

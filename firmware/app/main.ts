@@ -7,10 +7,7 @@ import {
   decodeRequest, deframerPush, deframerWipe, encodeReply, newDeframer, RX_FRAME, STATUS_OK,
   WRONG_DIRECTION, type Deframer, type Reply,
 } from "../../protocol/index.js";
-import { buttonStart } from "../board/button.js";
-import { displayInit, displayOff, displayText } from "../board/display-max7219.js";
-import { displayBlankAfter } from "../board/display-timer.js";
-import { uartStart, uartWrite } from "../board/uart-link.js";
+import { NODEMCU_BOARD as board } from "../board/board.js";
 import { deviceBoot, deviceHandle, devicePressText, type Device } from "./device.js";
 
 /** How long a code stays on the display after a press. */
@@ -40,7 +37,7 @@ function onBytes(bytes: number[]): void {
       const reply = answer(d, r.buf, r.len);
       // The frame may have carried a seed: clear the buffer before anything else.
       deframerWipe(r);
-      if (reply !== undefined) uartWrite(encodeReply(reply));
+      if (reply !== undefined) board.uartWrite(encodeReply(reply));
     }
   }
 }
@@ -48,16 +45,16 @@ function onBytes(bytes: number[]): void {
 function onPress(): void {
   const d = dev;
   if (d === undefined) return;
-  displayText(devicePressText(d));
-  displayBlankAfter(SHOW_MS);
+  board.displayText(devicePressText(d));
+  board.displayBlankAfter(SHOW_MS);
 }
 
 /** Boot the keyfob: called by init.lua (`dofile("fobkit.lua").start()`). */
 export function start(): void {
   dev = deviceBoot();
   rx = newDeframer();
-  displayInit();
-  displayOff();
-  buttonStart(onPress);
-  uartStart(onBytes, LINK_BAUD, FRAME_DELIMITER);
+  board.displayInit();
+  board.displayOff();
+  board.buttonStart(onPress);
+  board.uartStart(onBytes, LINK_BAUD, FRAME_DELIMITER);
 }
