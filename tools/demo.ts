@@ -8,13 +8,13 @@
  * the demo moves the keyfobs (`advance 60` on the emulator's control line)
  * and the host tools (FOBKIT_CLOCK_OFFSET) forward together.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { EmuProcess } from "../hil/emu-process.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const FOBKIT = join(ROOT, "bin", "fobkit.js");
@@ -76,46 +76,10 @@ function summariseFlash(j: any): string {
     `${(j.totalMs / 1000).toFixed(1)} s; it restarted and answers INFO: ${j.info.state}, firmware ${j.info.firmware}`;
 }
 
-/** One emulated board: `fobkit emu` on a PTY, driven through its control line. */
-class Keyfob {
-  readonly proc: ChildProcess;
-  private waiters: { match: (e: any) => boolean; resolve: (e: any) => void }[] = [];
-  private readonly events: any[] = [];
-  display = "";
-  constructor(readonly name: string, readonly pty: string) {
-    // --blank: a factory-fresh NodeMCU board, no init.lua: it boots into the Lua REPL.
-    this.proc = spawn(process.execPath, [FOBKIT, "emu", "--blank", "--pty", pty, "--state", join(work, name)], { stdio: ["pipe", "pipe", "pipe"] });
-    createInterface({ input: this.proc.stdout! }).on("line", (line) => {
-      const e = JSON.parse(line);
-      this.events.push(e);
-      if (e.event === "display") this.display = String(e.text).trim();
-      this.waiters = this.waiters.filter((w) => (w.match(e) ? (w.resolve(e), false) : true));
-    });
-  }
-  /** The first event from index `from` on (default: from now) that matches. */
-  next(match: (e: any) => boolean, what: string, from = this.events.length): Promise<any> {
-    const seen = this.events.slice(from).find(match);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new DemoFailure(`${this.name}: no ${what} within 30 s`)), 30_000);
-      this.waiters.push({ match, resolve: (e) => (clearTimeout(t), resolve(e)) });
-    });
-  }
-  /** Press the button; the text the display shows. */
-  async press(): Promise<string> {
-    const shown = this.next((e) => e.event === "display" && String(e.text).trim() !== "", "display after a press");
-    this.proc.stdin!.write("press\n");
-    return String((await shown).text).trim();
-  }
-  advance(seconds: number): void {
-    this.proc.stdin!.write(`advance ${seconds}\n`);
-  }
-  stop(): Promise<void> {
-    return new Promise((r) => {
-      if (this.proc.exitCode !== null) return r();
-      this.proc.once("exit", () => r());
-      this.proc.stdin!.end();
-    });
+/** One emulated board: `fobkit emu --blank` (a factory-fresh NodeMCU) on a PTY. */
+class Keyfob extends EmuProcess {
+  constructor(readonly name: string, pty: string) {
+    super({ fobkit: FOBKIT, pty, state: join(work, name), blank: true });
   }
 }
 
@@ -140,7 +104,7 @@ async function main(): Promise<void> {
     keyfobs.push(k);
   }
   for (const k of keyfobs) {
-    await k.next((e) => e.event === "ready", "ready event", 0);
+    await k.ready();
     say(`${k.name}: ${short(k.pty)} ${green("ready")}`);
   }
 

@@ -72,12 +72,8 @@ export class EmulatorTransport implements Transport {
     if (this.state !== "open") throw new TransportError("not_open", `${this.path}: transport is not open`);
   }
 
-  read(): Promise<Uint8Array> {
-    try {
-      this.check();
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  async read(): Promise<Uint8Array> {
+    this.check(); // async: a throw here is the promise's rejection
     return this.queue.read();
   }
 

@@ -129,12 +129,8 @@ export class HidTransport implements Transport {
     return this.device;
   }
 
-  read(): Promise<Uint8Array> {
-    try {
-      this.check();
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  async read(): Promise<Uint8Array> {
+    this.check(); // async: a throw here is the promise's rejection
     return this.queue.read();
   }
 

@@ -10,14 +10,13 @@
  * channel and are skipped there (say so when you run it).
  * The suite locks the keyfob it provisions: use a board you can spare.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { totpAt } from "../../firmware/otp/index.js";
+import { EmuProcess } from "../../hil/emu-process.js";
 import { DeviceSession } from "../../host/device/session.js";
 import { DeviceError } from "../../host/device/device-error.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
@@ -26,28 +25,6 @@ import { ROOT } from "../support/paths.js";
 const REAL = process.env.HIL_PORT !== undefined;
 const SERIAL = process.env.HIL_SERIAL ?? "FK-HIL-0001";
 const seed = randomBytes(20);
-
-/** The emulator's control channel: stdin commands, stdout JSON events. */
-class EmuProcess {
-  readonly events: any[] = [];
-  private waiters: { match: (e: any) => boolean; resolve: (e: any) => void }[] = [];
-  constructor(readonly proc: ChildProcess) {
-    createInterface({ input: proc.stdout! }).on("line", (line) => {
-      const e = JSON.parse(line);
-      this.events.push(e);
-      this.waiters = this.waiters.filter((w) => (w.match(e) ? (w.resolve(e), false) : true));
-    });
-  }
-  next(match: (e: any) => boolean, ms = 10_000): Promise<any> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no matching emulator event in ${ms} ms; saw ${JSON.stringify(this.events.slice(-5))}`)), ms);
-      this.waiters.push({ match, resolve: (e) => (clearTimeout(t), resolve(e)) });
-    });
-  }
-  send(line: string): void {
-    this.proc.stdin!.write(line + "\n");
-  }
-}
 
 let dir: string;
 let emu: EmuProcess | undefined;
@@ -60,11 +37,8 @@ beforeAll(async () => {
     path = process.env.HIL_PORT!;
   } else {
     path = join(dir, "ttyKEYFOB");
-    const proc = spawn(process.execPath, [join(ROOT, "bin", "fobkit.js"), "emu", "--pty", path, "--state", join(dir, "flash")], {
-      stdio: ["pipe", "pipe", "inherit"],
-    });
-    emu = new EmuProcess(proc);
-    await emu.next((e) => e.event === "ready");
+    emu = new EmuProcess({ fobkit: join(ROOT, "bin", "fobkit.js"), pty: path, state: join(dir, "flash") });
+    await emu.ready();
   }
   session = await DeviceSession.open(new SerialTransport({ path }));
   if (REAL) {
@@ -77,10 +51,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await session?.close();
-  if (emu) {
-    emu.proc.stdin!.end();
-    await new Promise((r) => emu!.proc.once("exit", r));
-  }
+  await emu?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -131,9 +102,8 @@ describe("after lock", () => {
 
 describe.skipIf(REAL)("the button (emulator control channel)", () => {
   test("a press shows the code the host computes for the keyfob's time", async () => {
-    const shown = emu!.next((e) => e.event === "display" && /^\d{8}$/.test(e.text.trim()));
-    emu!.send("press");
-    const text = (await shown).text.trim();
+    const text = await emu!.press();
+    expect(text).toMatch(/^\d{8}$/);
     const clock = (await session.info()).clock!;
     // The press and the INFO are a moment apart: the code is for that moment or a second before.
     expect([hostCode(clock), hostCode(clock - 1), hostCode(clock - 2)]).toContain(text);

@@ -7,36 +7,26 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, expect, test } from "vitest";
+import { EmuProcess } from "../../hil/emu-process.js";
 import { ROOT } from "../support/paths.js";
 
 const FOBKIT = join(ROOT, "bin", "fobkit.js");
 const dir = mkdtempSync(join(tmpdir(), "fobkit-station-flash-"));
-const boards: ChildProcess[] = [];
+const boards: EmuProcess[] = [];
 const stations: ChildProcess[] = [];
 
-function board(name: string, blank: boolean): Promise<string> {
-  const pty = join(dir, `tty-${name}`);
-  const args = ["emu", "--pty", pty, "--state", join(dir, name)];
-  if (blank) args.splice(1, 0, "--blank");
-  const p = spawn(process.execPath, [FOBKIT, ...args], { stdio: ["pipe", "pipe", "inherit"] });
-  boards.push(p);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${name}: no ready event`)), 30_000);
-    createInterface({ input: p.stdout! }).on("line", (l) => {
-      if (JSON.parse(l).event === "ready") {
-        clearTimeout(t);
-        resolve(pty);
-      }
-    });
-  });
+async function board(name: string, blank: boolean): Promise<string> {
+  const b = new EmuProcess({ fobkit: FOBKIT, pty: join(dir, `tty-${name}`), state: join(dir, name), blank });
+  boards.push(b);
+  await b.ready();
+  return b.pty;
 }
 
 afterAll(async () => {
   // A station still running (a failed or timed-out test) must not outlive the suite.
   for (const p of stations) if (p.exitCode === null) p.kill("SIGTERM");
-  await Promise.all(boards.map((p) => new Promise((r) => (p.exitCode !== null ? r(undefined) : (p.once("exit", r), p.stdin!.end())))));
+  await Promise.all(boards.map((b) => b.stop()));
   rmSync(dir, { recursive: true, force: true });
 });
 

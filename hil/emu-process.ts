@@ -1,0 +1,85 @@
+/**
+ * Drive `fobkit emu` running in its own process, as a person at a terminal
+ * would: commands on its stdin (press, advance, power-cut, boot), events read
+ * from its stdout (JSON lines). The demo and the PTY tests share this.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+
+export interface EmuProcessOptions {
+  /** bin/fobkit.js of the checkout. */
+  fobkit: string;
+  pty: string;
+  state: string;
+  /** A factory-fresh board: no image, no init.lua (it boots into the REPL). */
+  blank?: boolean;
+  /** How long next() waits for an event (default 30 s). */
+  timeoutMs?: number;
+}
+
+export interface EmuEvent {
+  event: string;
+  text?: string;
+  [key: string]: unknown;
+}
+
+export class EmuProcess {
+  readonly proc: ChildProcess;
+  readonly pty: string;
+  /** Every event so far, oldest first. */
+  readonly events: EmuEvent[] = [];
+  private waiters: { match: (e: EmuEvent) => boolean; resolve: (e: EmuEvent) => void }[] = [];
+  private readonly timeoutMs: number;
+
+  constructor(o: EmuProcessOptions) {
+    this.pty = o.pty;
+    this.timeoutMs = o.timeoutMs ?? 30_000;
+    const args = ["emu", "--pty", o.pty, "--state", o.state];
+    if (o.blank) args.push("--blank");
+    this.proc = spawn(process.execPath, [o.fobkit, ...args], { stdio: ["pipe", "pipe", "inherit"] });
+    createInterface({ input: this.proc.stdout! }).on("line", (line) => {
+      const e = JSON.parse(line) as EmuEvent;
+      this.events.push(e);
+      this.waiters = this.waiters.filter((w) => (w.match(e) ? (w.resolve(e), false) : true));
+    });
+  }
+
+  /** The first event from index `from` on (default: from now) that matches. */
+  next(match: (e: EmuEvent) => boolean, what: string, from = this.events.length): Promise<EmuEvent> {
+    const seen = this.events.slice(from).find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${this.pty}: no ${what} within ${this.timeoutMs} ms; last events ${JSON.stringify(this.events.slice(-3))}`)), this.timeoutMs);
+      this.waiters.push({ match, resolve: (e) => (clearTimeout(t), resolve(e)) });
+    });
+  }
+
+  /** Resolves once the PTY is there to open (the "ready" event, whenever it came). */
+  ready(): Promise<EmuEvent> {
+    return this.next((e) => e.event === "ready", "ready event", 0);
+  }
+
+  send(line: string): void {
+    this.proc.stdin!.write(line + "\n");
+  }
+
+  /** Press the button; the text the display then shows (trimmed). */
+  async press(): Promise<string> {
+    const shown = this.next((e) => e.event === "display" && String(e.text).trim() !== "", "display after a press");
+    this.send("press");
+    return String((await shown).text).trim();
+  }
+
+  advance(seconds: number): void {
+    this.send(`advance ${seconds}`);
+  }
+
+  /** End of stdin stops the emulator cleanly (socat killed, link removed). */
+  stop(): Promise<void> {
+    return new Promise((r) => {
+      if (this.proc.exitCode !== null || this.proc.signalCode !== null) return r();
+      this.proc.once("exit", () => r());
+      this.proc.stdin!.end();
+    });
+  }
+}
