@@ -139,9 +139,15 @@ async function fixture(engine: "sqlite" | "postgres", tokens: number, dir: strin
 const customer = (i: number) => `c-B${String(i).padStart(7, "0")}`;
 const codeNow = (secret: Buffer) => hotp("SHA1", secret, stepAt(Date.now(), 0, 60), 8);
 
-async function inProcess(f: Fixture, concurrency: number, first: number, count: number, maxSeconds: number): Promise<Rate> {
-  const registry = new Registry(f.db, { keys: KeyRing.fromFile(f.kekFile) });
+/**
+ * Run `verify` for tokens first..first+count-1 with `concurrency` in flight,
+ * until done or maxSeconds pass. Each call's code is computed before its
+ * clock starts; verify resolves false for a refused code.
+ */
+async function drive(f: Fixture, concurrency: number, first: number, count: number, maxSeconds: number,
+  verify: (i: number, code: string) => Promise<boolean>): Promise<Rate> {
   const lat: number[] = [];
+  let errors = 0;
   let next = first;
   const end = first + count;
   const start = performance.now();
@@ -150,13 +156,23 @@ async function inProcess(f: Fixture, concurrency: number, first: number, count: 
     Array.from({ length: concurrency }, async () => {
       while (next < end && performance.now() < deadline) {
         const i = next++;
+        const code = codeNow(f.seeds[i]);
         const t = performance.now();
-        await registry.verify(customer(i), codeNow(f.seeds[i]), ACTOR);
+        const ok = await verify(i, code);
         lat.push(performance.now() - t);
+        if (!ok) errors++;
       }
     }),
   );
-  return rate(lat.length, (performance.now() - start) / 1000, lat, { concurrency });
+  return rate(lat.length, (performance.now() - start) / 1000, lat, { concurrency, errors });
+}
+
+async function inProcess(f: Fixture, concurrency: number, first: number, count: number, maxSeconds: number): Promise<Rate> {
+  const registry = new Registry(f.db, { keys: KeyRing.fromFile(f.kekFile) });
+  return drive(f, concurrency, first, count, maxSeconds, async (i, code) => {
+    await registry.verify(customer(i), code, ACTOR);
+    return true;
+  });
 }
 
 async function startServer(f: Fixture, url: string): Promise<{ port: number; proc: ChildProcess }> {
@@ -200,25 +216,8 @@ async function overHttp(f: Fixture, url: string, concurrency: number, first: num
         await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code: codeNow(f.seeds[i]) }));
       }
     }));
-    const lat: number[] = [];
-    let errors = 0;
-    let next = first;
-    const end = first + count;
-    const start = performance.now();
-    const deadline = start + maxSeconds * 1000;
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (next < end && performance.now() < deadline) {
-          const i = next++;
-          const body = JSON.stringify({ code: codeNow(f.seeds[i]) });
-          const t = performance.now();
-          const status = await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, body);
-          lat.push(performance.now() - t);
-          if (status !== 200) errors++;
-        }
-      }),
-    );
-    return rate(lat.length, (performance.now() - start) / 1000, lat, { concurrency, errors });
+    return await drive(f, concurrency, first, count, maxSeconds, async (i, code) =>
+      (await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code }))) === 200);
   } finally {
     agent.destroy();
     await new Promise<void>((res) => {
