@@ -8,7 +8,9 @@ import { cpus, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { formatOtpBench, runOtpBench } from "./bench-otp.js";
+import { formatBankBench, runBankBench } from "./bench-bank.js";
 import { formatPressBench, runPressBench } from "./bench-press.js";
+import { formatStationBench, runStationBench } from "./bench-station.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const OUT = join(ROOT, "bench", "results");
@@ -19,28 +21,15 @@ interface Part {
   format: (r: any) => string;
 }
 
-async function optionalPart(name: string, module: string, runName: string, formatName: string): Promise<Part | undefined> {
-  try {
-    const m = await import(module);
-    if (typeof m[runName] !== "function") return undefined;
-    return { name, run: () => m[runName](), format: typeof m[formatName] === "function" ? m[formatName] : (r: unknown) => JSON.stringify(r, null, 2) };
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND") return undefined;
-    throw e;
-  }
-}
-
 async function main(): Promise<number> {
   const only = process.argv.slice(2);
   mkdirSync(OUT, { recursive: true });
   const parts: Part[] = [
     { name: "otp", run: runOtpBench, format: formatOtpBench },
     { name: "press", run: async () => runPressBench(), format: formatPressBench },
+    { name: "station", run: () => runStationBench(), format: formatStationBench },
+    { name: "bank", run: () => runBankBench(), format: formatBankBench },
   ];
-  for (const p of [
-    await optionalPart("station", "./bench-station.js", "runStationBench", "formatStationBench"),
-    await optionalPart("bank", "./bench-bank.js", "runBankBench", "formatBankBench"),
-  ]) if (p) parts.push(p);
   const summary: Record<string, unknown> = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavg: loadavg(), node: process.version },
