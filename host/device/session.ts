@@ -1,10 +1,16 @@
 /**
  * A conversation with one keyfob over a Transport, in protocol/'s frames.
  *
- * - One request at a time (the keyfob handles one at a time); each attempt
- *   gets a fresh request id, and a reply counts only if its id and command
- *   match the attempt in flight, so a late reply to a timed-out attempt can
- *   never be taken for the answer to a later one.
+ * - Pipelining (protocol/SPEC.md sec. 4a): commands go out in the order they
+ *   are called, without waiting for earlier replies, up to
+ *   PIPELINE_MAX_REQUESTS requests and PIPELINE_MAX_BYTES wire bytes in
+ *   flight. The keyfob handles them one at a time, in order. A caller that
+ *   awaits each command gets plain request/reply. Each attempt gets a fresh
+ *   request id, and a reply counts only if its id and command match an
+ *   attempt in flight, so a late reply to a timed-out attempt can never be
+ *   taken for the answer to a later one. A request's timeout runs from when
+ *   the keyfob gets to it (every earlier request answered or given up), so
+ *   queueing behind a slow flash write is not a timeout.
  * - Retries: INFO and SELF_TEST are read-only and are simply sent again
  *   (on a timeout or a garbled reply). Writes are never resent blindly: after
  *   a timeout the session reads INFO (same hardware id required) to learn
@@ -24,6 +30,14 @@ import { TransportError, type Transport } from "../transport/transport.js";
 /** Long enough for a flash write and an HMAC on the board and in the emulator; 131 bytes at 115200 baud take 11 ms. */
 export const DEFAULT_TIMEOUT_MS = 2000;
 export const DEFAULT_RETRIES = 2;
+/**
+ * Pipelining window (protocol/SPEC.md sec. 4a): at most this many requests
+ * and wire bytes sent and not yet answered. 128 bytes fit the ESP32 UART's
+ * hardware receive FIFO, so a keyfob busy with a flash write cannot lose a
+ * byte whatever its driver's buffer is configured to.
+ */
+export const PIPELINE_MAX_REQUESTS = 4;
+export const PIPELINE_MAX_BYTES = 128;
 const TWO_32 = 4294967296;
 
 export interface KeyfobInfo {
@@ -79,10 +93,14 @@ export interface SessionStats {
 interface InFlight {
   rid: number;
   cmd: number;
+  /** Wire bytes of the request (counted against PIPELINE_MAX_BYTES). */
+  bytes: number;
   resolve: (r: P.Reply) => void;
   reject: (e: Error) => void;
   /** A damaged frame arrived while waiting: a read-only command is resent at once. */
   onGarbled?: () => void;
+  /** Armed when this is the oldest request in flight: the one the keyfob is working on. */
+  timer?: NodeJS.Timeout;
 }
 
 class Garbled extends Error {}
@@ -139,8 +157,13 @@ export class DeviceSession {
   /** Learned from the first INFO; a later INFO with another id means the keyfob was swapped. */
   hardwareId?: string;
   private nextRid = Math.floor(Math.random() * 256);
-  private inFlight?: InFlight;
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Requests sent and not yet answered, oldest first (Map keeps insertion order). */
+  private readonly inFlight = new Map<number, InFlight>();
+  private inFlightBytes = 0;
+  /** Sends go out one after another, in call order. */
+  private sendChain: Promise<void> = Promise.resolve();
+  /** Wakes a send waiting for room in the window. */
+  private windowWaiter?: () => void;
   private readonly deframer = P.newDeframer();
   private ended?: DeviceError;
   private readonly loop: Promise<void>;
@@ -162,13 +185,59 @@ export class DeviceSession {
 
   private end(how: "unplugged" | "closed"): void {
     if (this.ended) return;
-    const cmd = this.inFlight ? nameOf(COMMAND_NAMES, this.inFlight.cmd) : "";
+    const oldest = this.oldest();
+    const cmd = oldest ? nameOf(COMMAND_NAMES, oldest.cmd) : "";
     this.ended = new DeviceError(how, how === "unplugged"
       ? `keyfob on ${this.transport.path} was unplugged${cmd ? " during " + cmd : ""}`
       : `session on ${this.transport.path} is closed`, cmd);
-    const f = this.inFlight;
-    this.inFlight = undefined;
-    f?.reject(this.ended);
+    const all = [...this.inFlight.values()];
+    for (const f of all) this.untrack(f);
+    for (const f of all) f.reject(this.ended);
+    this.wakeWindow();
+  }
+
+  private oldest(): InFlight | undefined {
+    return this.inFlight.values().next().value;
+  }
+
+  private track(f: InFlight): void {
+    this.inFlight.set(f.rid, f);
+    this.inFlightBytes += f.bytes;
+    this.armOldest();
+  }
+
+  private untrack(f: InFlight): void {
+    if (this.inFlight.get(f.rid) !== f) return;
+    clearTimeout(f.timer);
+    this.inFlight.delete(f.rid);
+    this.inFlightBytes -= f.bytes;
+    this.armOldest();
+    this.wakeWindow();
+  }
+
+  /** The keyfob answers in order: the oldest request's timeout runs, the others wait their turn. */
+  private armOldest(): void {
+    const f = this.oldest();
+    if (f && f.timer === undefined) {
+      f.timer = setTimeout(() => {
+        this.untrack(f);
+        f.reject(new TimedOut());
+      }, this.timeoutMs);
+    }
+  }
+
+  private wakeWindow(): void {
+    const w = this.windowWaiter;
+    this.windowWaiter = undefined;
+    w?.();
+  }
+
+  /** Wait until a request of `bytes` wire bytes fits the pipelining window (one always fits an empty window). */
+  private async windowFor(bytes: number): Promise<void> {
+    while (!this.ended && this.inFlight.size > 0
+      && (this.inFlight.size >= PIPELINE_MAX_REQUESTS || this.inFlightBytes + bytes > PIPELINE_MAX_BYTES)) {
+      await new Promise<void>((resolve) => (this.windowWaiter = resolve));
+    }
   }
 
   private async readLoop(): Promise<void> {
@@ -188,49 +257,65 @@ export class DeviceSession {
     }
   }
 
+  /** A frame that failed COBS/CRC: replies come in order, so it was most likely the oldest request's. */
   private onDamaged(): void {
     this.stats.badFrames++;
-    this.inFlight?.onGarbled?.();
+    this.oldest()?.onGarbled?.();
   }
 
   private onFrame(): void {
     const d = P.decodeReply(this.deframer.buf, this.deframer.len);
-    const f = this.inFlight;
     if (d.status === P.WRONG_DIRECTION) return; // our own request echoed by the line
     if (d.status !== P.STATUS_OK || !d.msg) {
       this.stats.badFrames++;
-      if (f && d.rid === f.rid && d.cmd === f.cmd) f.onGarbled?.();
+      const f = this.inFlight.get(d.rid);
+      if (f && d.cmd === f.cmd) f.onGarbled?.();
       return;
     }
-    if (!f || d.msg.rid !== f.rid || d.msg.cmd !== f.cmd) return; // a late reply to an earlier attempt
-    this.inFlight = undefined;
+    const f = this.inFlight.get(d.msg.rid);
+    if (!f || d.msg.cmd !== f.cmd) return; // a late reply to an earlier attempt
+    this.untrack(f);
     f.resolve(d.msg);
   }
 
-  /** One attempt: send, wait for the matching reply or the timeout. */
+  /**
+   * One attempt: queue the request behind earlier sends, send it when the
+   * window has room, wait for the matching reply or the timeout.
+   */
   private async attempt(build: (rid: number) => P.Request, readOnly: boolean): Promise<P.Reply> {
     if (this.ended) throw this.ended;
-    const rid = this.nextRid;
-    this.nextRid = (this.nextRid + 1) & 255;
+    let rid = this.nextRid;
+    // Never reuse an id still in flight (a window holds at most 4 of 256).
+    while (this.inFlight.has(rid)) rid = (rid + 1) & 255;
+    this.nextRid = (rid + 1) & 255;
     const msg = build(rid);
     const wire = P.encodeRequest(msg);
     const name = nameOf(COMMAND_NAMES, msg.cmd);
     if (msg.cmd === P.CMD_WRITE_SEED) msg.seed.fill(0);
     if (wire.length === 0) throw new DeviceError("bad_request", `${name}: request fields out of range`, name);
-    this.stats.requests++;
-    let timer: NodeJS.Timeout | undefined;
-    const reply = new Promise<P.Reply>((resolve, reject) => {
-      this.inFlight = {
-        rid, cmd: msg.cmd, resolve, reject,
-        onGarbled: readOnly ? () => reject(new Garbled()) : undefined,
-      };
-      timer = setTimeout(() => reject(new TimedOut()), this.timeoutMs);
-    });
-    reply.catch(() => undefined);
     const bytes = Uint8Array.from(wire);
     wire.fill(0);
-    try {
+    let entry!: InFlight;
+    const reply = new Promise<P.Reply>((resolve, reject) => {
+      entry = {
+        rid, cmd: msg.cmd, bytes: bytes.length, resolve, reject,
+        onGarbled: readOnly ? () => {
+          this.untrack(entry);
+          reject(new Garbled());
+        } : undefined,
+      };
+    });
+    reply.catch(() => undefined);
+    const send = this.sendChain.then(async () => {
+      await this.windowFor(bytes.length);
+      if (this.ended) throw this.ended;
+      this.stats.requests++;
+      this.track(entry);
       await this.transport.write(bytes);
+    });
+    this.sendChain = send.catch(() => undefined);
+    try {
+      await send;
       return await reply;
     } catch (e) {
       if (e instanceof TransportError) {
@@ -240,16 +325,8 @@ export class DeviceSession {
       throw e;
     } finally {
       bytes.fill(0);
-      clearTimeout(timer);
-      if (this.inFlight?.rid === rid) this.inFlight = undefined;
+      this.untrack(entry);
     }
-  }
-
-  /** Serialise commands: the keyfob answers one at a time. */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.queue.then(fn, fn);
-    this.queue = p.catch(() => undefined);
-    return p;
   }
 
   private refused(reply: P.Reply): DeviceError {
@@ -315,53 +392,53 @@ export class DeviceSession {
   }
 
   info(): Promise<KeyfobInfo> {
-    return this.exclusive(() => this.infoNow());
+    return this.infoNow();
   }
 
   async setSerial(serial: string): Promise<void> {
     const bytes = toAsciiBytes(serial, "SET_SERIAL");
-    return this.exclusive(() => this.writeCommand((rid) => ({ cmd: P.CMD_SET_SERIAL, rid, serial: bytes }), "SET_SERIAL",
-      (i) => i.serial === serial));
+    return this.writeCommand((rid) => ({ cmd: P.CMD_SET_SERIAL, rid, serial: bytes }), "SET_SERIAL",
+      (i) => i.serial === serial);
   }
 
   async writeSeed(w: SeedWrite): Promise<void> {
     const alg = ALGORITHM_CODES[w.algorithm];
     if (alg === undefined) return Promise.reject(new DeviceError("bad_request", `unknown algorithm ${w.algorithm}`, "WRITE_SEED"));
-    return this.exclusive(() => this.writeCommand(
+    return this.writeCommand(
       // A fresh array per attempt: attempt() wipes it after encoding.
       (rid) => ({ cmd: P.CMD_WRITE_SEED, rid, algorithm: alg, digits: w.digits, period: w.period, seed: Array.from(w.seed) }),
       "WRITE_SEED",
       // INFO cannot tell our seed from another with the same parameters, so a
       // timed-out WRITE_SEED is resent (to the same, unlocked keyfob: the same
       // seed written twice is one write); the caller's SELF_TEST proves which seed it holds.
-      () => false));
+      () => false);
   }
 
   async setClock(unixSeconds: number, options: { force?: boolean } = {}): Promise<void> {
     const { timeHi, timeLo } = wordsFromUnix(unixSeconds);
     const flags = options.force ? P.CLOCK_FORCE : 0;
     const sentAt = Date.now();
-    return this.exclusive(() => this.writeCommand((rid) => ({ cmd: P.CMD_SET_CLOCK, rid, timeHi, timeLo, flags }), "SET_CLOCK",
-      (i) => i.clockSet && i.clock !== undefined && Math.abs(i.clock - (unixSeconds + Math.round((Date.now() - sentAt) / 1000))) <= 2));
+    return this.writeCommand((rid) => ({ cmd: P.CMD_SET_CLOCK, rid, timeHi, timeLo, flags }), "SET_CLOCK",
+      (i) => i.clockSet && i.clock !== undefined && Math.abs(i.clock - (unixSeconds + Math.round((Date.now() - sentAt) / 1000))) <= 2);
   }
 
   async selfTest(): Promise<SelfTest> {
-    const r = await this.exclusive(() => this.readCommand((rid) => ({ cmd: P.CMD_SELF_TEST, rid }), "SELF_TEST"));
+    const r = await this.readCommand((rid) => ({ cmd: P.CMD_SELF_TEST, rid }), "SELF_TEST");
     const st = r.selfTest!;
     return { time: unixFromWords(st.timeHi, st.timeLo), code: ascii(st.code) };
   }
 
   async lock(serial: string): Promise<void> {
     const bytes = toAsciiBytes(serial, "LOCK");
-    return this.exclusive(() => this.writeCommand((rid) => ({ cmd: P.CMD_LOCK, rid, serial: bytes }), "LOCK",
-      (i) => i.state === "locked" && i.serial === serial));
+    return this.writeCommand((rid) => ({ cmd: P.CMD_LOCK, rid, serial: bytes }), "LOCK",
+      (i) => i.state === "locked" && i.serial === serial);
   }
 
   /** serial: the serial the keyfob has now ("" for none). */
   async wipe(serial: string): Promise<void> {
     const bytes = serial === "" ? [] : toAsciiBytes(serial, "WIPE");
-    return this.exclusive(() => this.writeCommand((rid) => ({ cmd: P.CMD_WIPE, rid, serial: bytes }), "WIPE",
-      (i) => i.state === "blank" && !i.seedSet && i.serial === ""));
+    return this.writeCommand((rid) => ({ cmd: P.CMD_WIPE, rid, serial: bytes }), "WIPE",
+      (i) => i.state === "blank" && !i.seedSet && i.serial === "");
   }
 
   /** Close the session and its transport. */

@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { totpAt } from "../../firmware/otp/index.js";
 import { DeviceError } from "../device/device-error.js";
 import { ALGORITHM_CODES } from "../device/names.js";
-import type { DeviceSession, KeyfobInfo } from "../device/session.js";
+import type { DeviceSession, KeyfobInfo, SelfTest } from "../device/session.js";
 import { FactoryError, type FactoryRecord, type Stage, type TokenParams } from "./factory-record.js";
 
 /** Seed length per algorithm: the hash's output size, RFC 4226 §4 R6 / RFC 6238 §5.1. */
@@ -114,49 +114,65 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
     step("allocate");
     serial = record.allocate({ batch: batch.id, seed, hardwareId, port, operator: options.operator, station: options.station }).serial;
 
+    // Pipelined (protocol/SPEC.md sec. 4a): the three writes and the self-test
+    // go out back to back and the keyfob answers them in order, so the line
+    // does not sit idle for a round trip per command. Each outcome is still
+    // taken in order below; a failure stops the run at that step.
     step("write_seed");
-    await session.writeSeed({ ...params, seed });
+    const setAt = Math.floor(now() / 1000);
+    const seedWritten = settled(session.writeSeed({ ...params, seed }));
+    const clockSet = settled(session.setClock(setAt));
+    const serialSet = settled(session.setSerial(serial));
+    const testBefore = Math.floor(now() / 1000);
+    const firstTest = settled(session.selfTest());
+
+    await seedWritten;
     advance("seed_written");
 
     step("set_clock");
-    const setAt = Math.floor(now() / 1000);
+    let clockForced = false;
     try {
-      await session.setClock(setAt);
+      await clockSet;
     } catch (e) {
       // The keyfob's RTC runs ahead of the factory's UTC; the factory's clock is the reference, and the keyfob is not locked.
       if (!(e instanceof DeviceError && e.statusName === "CLOCK_BACKWARDS")) throw e;
       await session.setClock(Math.floor(now() / 1000), { force: true });
+      clockForced = true;
     }
     advance("clock_set");
 
     step("set_serial");
-    await session.setSerial(serial);
+    await serialSet;
     advance("serial_set");
 
     step("self_test");
-    const before = Math.floor(now() / 1000);
-    const st = await session.selfTest();
-    const after = Math.ceil(now() / 1000);
-    if (st.time < before - CLOCK_TOLERANCE_S || st.time > after + CLOCK_TOLERANCE_S) {
-      throw new SelfTestMismatch(`self-test failed: keyfob clock reads ${st.time}, host ${before} (off by ${st.time - before} s)`);
+    // The pipelined self-test counts when it passes. It ran before a forced
+    // clock and may have run before a write that had to be resent, so in
+    // those cases, and whenever it failed, the keyfob is tested once more on
+    // its own, and that result decides.
+    let check: SelfTestCheck | undefined;
+    if (!clockForced) {
+      check = await checkSelfTest(firstTest, testBefore, seedArray, params, alg, now);
     }
-    // The host's own code for every step the keyfob's instant may fall in: at a step boundary that is two steps.
-    const accepted = new Set<string>();
-    for (let t = before - CLOCK_TOLERANCE_S; t <= after + CLOCK_TOLERANCE_S; t++) {
-      const c = totpAt(seedArray, t, params.period, params.digits, alg);
-      if (typeof c === "number") throw new Error(`host TOTP computation failed (status ${c})`);
-      accepted.add(c.text);
+    if (check === undefined || !check.ok) {
+      const before = Math.floor(now() / 1000);
+      check = await checkSelfTest(session.selfTest(), before, seedArray, params, alg, now);
+      if (!check.ok) throw check.error;
     }
-    if (!accepted.has(st.code)) throw new SelfTestMismatch("self-test failed: the keyfob's code differs from the host's computation");
-    const deviceClockOffset = st.time - Math.round((before + after) / 2);
+    const deviceClockOffset = check.deviceClockOffset;
     advance("self_tested");
 
     step("lock");
     advance("lock_sent");
-    await session.lock(serial);
+    // LOCK and the INFO that confirms it go out together: the keyfob answers INFO after it has handled LOCK.
+    const lockDone = session.lock(serial);
+    const confirmed = settled(session.info());
+    await lockDone;
 
     step("confirm");
-    const final = await session.info();
+    let final = await confirmed.catch(() => undefined);
+    // A LOCK that had to be settled by INFO or resent was handled after the pipelined INFO: read it again.
+    if (final?.state !== "locked") final = await session.info();
     if (final.state !== "locked" || final.serial !== serial || final.algorithm !== params.algorithm || final.digits !== params.digits || final.period !== params.period) {
       throw new Error(`lock not confirmed: INFO shows ${final.state}, serial '${final.serial}'`);
     }
@@ -175,6 +191,47 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
     seed.fill(0);
     seedArray.fill(0);
   }
+}
+
+/**
+ * A promise whose rejection is handled even if nobody awaits it (a pipelined
+ * command whose outcome is not read because an earlier one failed); awaiting
+ * it still throws.
+ */
+function settled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
+type SelfTestCheck = { ok: true; deviceClockOffset: number } | { ok: false; error: Error };
+
+/**
+ * The keyfob's self-test against the host's own computation: its time within
+ * CLOCK_TOLERANCE_S of the host's (from `before`, taken before the request
+ * went out, to the reply), and its code the host's for a step in that window.
+ */
+async function checkSelfTest(
+  test: Promise<SelfTest>, before: number, seed: number[], params: TokenParams, alg: number, now: () => number,
+): Promise<SelfTestCheck> {
+  let st: SelfTest;
+  try {
+    st = await test;
+  } catch (e) {
+    return { ok: false, error: e as Error };
+  }
+  const after = Math.ceil(now() / 1000);
+  if (st.time < before - CLOCK_TOLERANCE_S || st.time > after + CLOCK_TOLERANCE_S) {
+    return { ok: false, error: new SelfTestMismatch(`self-test failed: keyfob clock reads ${st.time}, host ${before} (off by ${st.time - before} s)`) };
+  }
+  // The host's own code for every step the keyfob's instant may fall in: at a step boundary that is two steps.
+  const accepted = new Set<string>();
+  for (let t = before - CLOCK_TOLERANCE_S; t <= after + CLOCK_TOLERANCE_S; t++) {
+    const c = totpAt(seed, t, params.period, params.digits, alg);
+    if (typeof c === "number") throw new Error(`host TOTP computation failed (status ${c})`);
+    accepted.add(c.text);
+  }
+  if (!accepted.has(st.code)) return { ok: false, error: new SelfTestMismatch("self-test failed: the keyfob's code differs from the host's computation") };
+  return { ok: true, deviceClockOffset: st.time - Math.round((before + after) / 2) };
 }
 
 /** After a failure: wipe the keyfob unless it is locked or gone. True if wiped. */
