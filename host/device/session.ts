@@ -1,7 +1,7 @@
 /**
  * A conversation with one keyfob over a Transport, in protocol/'s frames.
  *
- * - Pipelining (protocol/SPEC.md sec. 4a): commands go out in the order they
+ * - Pipelining (protocol/SPEC.md, Pipelining): commands go out in the order they
  *   are called, without waiting for earlier replies, up to
  *   PIPELINE_MAX_REQUESTS requests and PIPELINE_MAX_BYTES wire bytes in
  *   flight. The keyfob handles them one at a time, in order. A caller that
@@ -31,7 +31,7 @@ import { TransportError, type Transport } from "../transport/transport.js";
 export const DEFAULT_TIMEOUT_MS = 2000;
 export const DEFAULT_RETRIES = 2;
 /**
- * Pipelining window (protocol/SPEC.md sec. 4a): at most this many requests
+ * Pipelining window (protocol/SPEC.md, Pipelining): at most this many requests
  * and wire bytes sent and not yet answered. 128 bytes fit the ESP32 UART's
  * hardware receive FIFO, so a keyfob busy with a flash write cannot lose a
  * byte whatever its driver's buffer is configured to.

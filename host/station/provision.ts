@@ -114,7 +114,7 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
     step("allocate");
     serial = record.allocate({ batch: batch.id, seed, hardwareId, port, operator: options.operator, station: options.station }).serial;
 
-    // Pipelined (protocol/SPEC.md sec. 4a): the three writes and the self-test
+    // Pipelined (protocol/SPEC.md, Pipelining): the three writes and the self-test
     // go out back to back and the keyfob answers them in order, so the line
     // does not sit idle for a round trip per command. Each outcome is still
     // taken in order below; a failure stops the run at that step.

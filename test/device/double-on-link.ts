@@ -12,6 +12,7 @@ export function serveDouble(link: Transport, fob: KeyfobDouble): Promise<void> {
         return;
       }
       for (const reply of fob.receive(chunk)) {
+        if (fob.faults.replyDelayMs) await new Promise((r) => setTimeout(r, fob.faults.replyDelayMs));
         try {
           await link.write(reply);
         } catch {

@@ -24,6 +24,14 @@ export interface DoubleFaults {
   rtcOffset?: number;
   /** Self-test answers with a code for a wrong seed (a flash that did not keep it). */
   corruptSeed?: boolean;
+  /**
+   * Act on requests but hold their replies until this many are held, then
+   * send them together (and clear the switch); Infinity holds them until
+   * release(). Only a host that pipelines gets past it.
+   */
+  holdReplies?: number;
+  /** serveDouble waits this long before each reply: a keyfob busy with every request. */
+  replyDelayMs?: number;
 }
 
 export class KeyfobDouble {
@@ -41,6 +49,7 @@ export class KeyfobDouble {
   /** Every request command received, in order. */
   log: number[] = [];
   private readonly d = P.newDeframer();
+  private held: Uint8Array[] = [];
 
   constructor(hwidLast = 4) {
     this.hwid[7] = hwidLast;
@@ -79,9 +88,24 @@ export class KeyfobDouble {
         wire[5] ^= 0x10;
         if (wire[5] === 0) wire[5] = 0x10;
       }
+      if (this.faults.holdReplies !== undefined) {
+        this.held.push(Uint8Array.from(wire));
+        if (this.held.length >= this.faults.holdReplies) {
+          this.faults.holdReplies = undefined;
+          out.push(...this.release());
+        }
+        continue;
+      }
       out.push(Uint8Array.from(wire));
     }
     return out;
+  }
+
+  /** The replies held so far (holdReplies), oldest first; the caller sends them. */
+  release(): Uint8Array[] {
+    const r = this.held;
+    this.held = [];
+    return r;
   }
 
   private r(req: P.Request, status: number): P.Reply {

@@ -4,11 +4,11 @@
  * are verified first, and the unplug path.
  */
 import { randomBytes } from "node:crypto";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import * as P from "../../protocol/index.js";
 import { totpAt } from "../../firmware/otp/index.js";
 import { DeviceError } from "../../host/device/device-error.js";
-import { DeviceSession } from "../../host/device/session.js";
+import { DeviceSession, PIPELINE_MAX_BYTES, PIPELINE_MAX_REQUESTS } from "../../host/device/session.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
 import { ptyPair, type PtyPair } from "../transport/pty-pair.js";
 import { KeyfobDouble } from "./keyfob-double.js";
@@ -78,6 +78,88 @@ describe("DeviceSession", () => {
     const e = await failure(session.setSerial("FK000100000289"));
     expect(e).toMatchObject({ code: "refused", command: "SET_SERIAL", statusName: "LOCKED", status: P.STATUS_LOCKED });
     expect(e.message).toBe("keyfob refused SET_SERIAL: LOCKED");
+  });
+
+  it("pipelines: commands called together all reach the keyfob before its first reply, and each gets its own answer", async () => {
+    await start(5000);
+    // The double answers nothing until it holds four requests: a host that waits for each reply would stall here.
+    fob.faults.holdReplies = 4;
+    const seed = randomBytes(20);
+    const now = Math.floor(Date.now() / 1000);
+    const [, , , st] = await Promise.all([
+      session.writeSeed({ algorithm: "SHA1", digits: 8, period: 60, seed }),
+      session.setClock(now),
+      session.setSerial("FK000100000197"),
+      session.selfTest(),
+    ]);
+    expect(fob.log).toEqual([P.CMD_WRITE_SEED, P.CMD_SET_CLOCK, P.CMD_SET_SERIAL, P.CMD_SELF_TEST]);
+    const host = totpAt([...seed], st.time, 60, 8, P.ALG_SHA1);
+    expect(typeof host === "number" ? host : host.text).toBe(st.code);
+    expect(session.stats).toMatchObject({ requests: 4, retries: 0, timeouts: 0 });
+    expect(fob).toMatchObject({ serial: [...Buffer.from("FK000100000197")], clockSet: true, state: P.STATE_PROVISIONED });
+  });
+
+  it(`keeps at most ${PIPELINE_MAX_REQUESTS} requests and ${PIPELINE_MAX_BYTES} wire bytes unanswered`, async () => {
+    await start(5000);
+    fob.faults.holdReplies = Infinity;
+    const answerHeld = async () => {
+      for (const r of fob.release()) await devEnd.write(r);
+    };
+    const infos = Array.from({ length: 6 }, () => session.info());
+    await vi.waitFor(() => expect(fob.log).toHaveLength(PIPELINE_MAX_REQUESTS));
+    // Time for a fifth request to arrive if the session sent one.
+    await new Promise((r) => setTimeout(r, 150));
+    expect(fob.log).toHaveLength(PIPELINE_MAX_REQUESTS);
+    await answerHeld();
+    await vi.waitFor(() => expect(fob.log).toHaveLength(6));
+    await answerHeld();
+    expect((await Promise.all(infos)).map((i) => i.state)).toEqual(Array(6).fill("blank"));
+
+    // A 64-byte seed makes an 80-byte frame: two do not fit in 128 bytes, so they go one at a time.
+    fob.log.length = 0;
+    const writes = [1, 2].map(() => session.writeSeed({ algorithm: "SHA256", digits: 8, period: 60, seed: randomBytes(64) }));
+    await vi.waitFor(() => expect(fob.log).toHaveLength(1));
+    await new Promise((r) => setTimeout(r, 150));
+    expect(fob.log).toHaveLength(1);
+    await answerHeld();
+    await vi.waitFor(() => expect(fob.log).toHaveLength(2));
+    await answerHeld();
+    await Promise.all(writes);
+    expect(session.stats.timeouts).toBe(0);
+  });
+
+  it("a reply lost inside a pipeline is settled by INFO while the commands around it complete", async () => {
+    await start();
+    fob.faults.loseReplyTo = P.CMD_SET_CLOCK;
+    await Promise.all([
+      session.writeSeed({ algorithm: "SHA1", digits: 8, period: 60, seed: randomBytes(20) }),
+      session.setClock(Math.floor(Date.now() / 1000)),
+      session.setSerial("FK000100000197"),
+      session.selfTest(),
+    ]);
+    // SET_CLOCK took effect (INFO shows it), so it is not sent again.
+    expect(fob.log).toEqual([P.CMD_WRITE_SEED, P.CMD_SET_CLOCK, P.CMD_SET_SERIAL, P.CMD_SELF_TEST, P.CMD_INFO]);
+    expect(session.stats).toMatchObject({ timeouts: 1, retries: 0 });
+  });
+
+  it("a request's timeout runs from when the keyfob reaches it, not from when it was sent", async () => {
+    // Each reply takes 150 ms: the fourth comes 600 ms after it was sent, past the 400 ms timeout,
+    // but only 150 ms after the keyfob got to it.
+    await start(400);
+    fob.faults.replyDelayMs = 150;
+    await Promise.all([session.info(), session.info(), session.info(), session.info()]);
+    expect(session.stats).toMatchObject({ requests: 4, timeouts: 0, retries: 0 });
+  });
+
+  it("an unplug fails every command in flight, each with unplugged", async () => {
+    await start(10_000);
+    fob.faults.holdReplies = Infinity;
+    const pending = [session.info(), session.setSerial("FK000100000197"), session.selfTest()].map((p) => failure(p));
+    await vi.waitFor(() => expect(fob.log).toHaveLength(3));
+    await pair.unplug();
+    const errors = await Promise.all(pending);
+    expect(errors.map((e) => e.code)).toEqual(["unplugged", "unplugged", "unplugged"]);
+    expect(errors[0].message).toMatch(/unplugged during INFO/);
   });
 
   it("resends INFO after a timeout, with a new request id", async () => {

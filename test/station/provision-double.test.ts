@@ -100,6 +100,33 @@ describe("provisionKeyfob decisions", () => {
     expect(r.status).toBe("good");
     expect(Math.abs(r.deviceClockOffset!)).toBeLessThanOrEqual(2);
     expect(fob.log.filter((c) => c === P.CMD_SET_CLOCK)).toHaveLength(2);
+    // The pipelined self-test ran on the keyfob's old clock: it is repeated after the forced set, and that one decides.
+    expect(fob.log).toEqual([P.CMD_INFO, P.CMD_WRITE_SEED, P.CMD_SET_CLOCK, P.CMD_SET_SERIAL, P.CMD_SELF_TEST, P.CMD_SET_CLOCK, P.CMD_SELF_TEST, P.CMD_LOCK, P.CMD_INFO]);
+  });
+
+  it("pipelines: seed, clock, serial and self-test go out together, then LOCK with the INFO that confirms it", async () => {
+    // The double holds its replies until the whole batch is in: a flow that waited for each reply would time out.
+    const r = await provisionKeyfob(await session(), record, {
+      onStep: (s) => {
+        if (s === "write_seed") fob.faults.holdReplies = 4;
+        if (s === "lock") fob.faults.holdReplies = 2;
+      },
+    });
+    expect(r.status).toBe("good");
+    expect(fob.log).toEqual([P.CMD_INFO, P.CMD_WRITE_SEED, P.CMD_SET_CLOCK, P.CMD_SET_SERIAL, P.CMD_SELF_TEST, P.CMD_LOCK, P.CMD_INFO]);
+    expect(fob.state).toBe(P.STATE_LOCKED);
+  });
+
+  it("a WRITE_SEED lost on the way is resent, and the self-test it overtook is repeated: the token is good", async () => {
+    fob.faults.ignore = { cmd: P.CMD_WRITE_SEED, times: 1 };
+    const r = await provisionKeyfob(await session(), record);
+    expect(r.status).toBe("good");
+    expect(fob.log).toEqual([
+      P.CMD_INFO, P.CMD_WRITE_SEED, P.CMD_SET_CLOCK, P.CMD_SET_SERIAL, P.CMD_SELF_TEST, // the self-test found no seed
+      P.CMD_INFO, P.CMD_WRITE_SEED, // the write timed out: INFO shows no effect, so it is resent
+      P.CMD_SELF_TEST, P.CMD_LOCK, P.CMD_INFO,
+    ]);
+    expect(record.token(r.serial!)).toMatchObject({ state: "good" });
   });
 
   it("a keyfob that does not answer gets no serial", async () => {
