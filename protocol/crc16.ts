@@ -24,6 +24,8 @@ export const CRC16_INIT = 0xffff;
 export const CRC16_XOROUT = 0xffff;
 /** Register after feeding a frame and its own (transmitted) CRC. */
 export const CRC16_RESIDUE = 0x1d0f;
+/** The CRC's length in a frame (big-endian, after the body). */
+export const CRC16_BYTES = 2;
 
 /**
  * One byte into the register. Table-less and loop-free: the eight shift/XOR

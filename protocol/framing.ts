@@ -107,10 +107,18 @@ export function deframerReset(d: Deframer): void {
   d.event = RX_NONE;
 }
 
-/** Overwrite the buffer, e.g. after handling a frame that carried a seed. */
-export function deframerWipe(d: Deframer): void {
-  for (let i = 0; i < MAX_FRAME; i++) {
-    d.buf[i] = 0;
+/**
+ * Overwrite buf[0..count) (count is clamped to MAX_FRAME) and reset, e.g.
+ * after handling a frame that carried a seed. A frame only writes
+ * buf[0..its length): after RX_FRAME that is len + CRC16_BYTES; after an
+ * error event the length is gone, so wipe MAX_FRAME. A buffer wiped after
+ * every event is all zero between frames.
+ */
+export function deframerWipe(d: Deframer, count: number): void {
+  const buf = d.buf;
+  const n = count < MAX_FRAME ? count : MAX_FRAME;
+  for (let i = 0; i < n; i++) {
+    buf[i] = 0;
   }
   deframerReset(d);
 }

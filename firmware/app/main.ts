@@ -4,8 +4,8 @@
  * registers the handlers and returns.
  */
 import {
-  decodeRequest, deframerPush, deframerWipe, encodeReply, newDeframer, RX_FRAME, STATUS_OK,
-  WRONG_DIRECTION, type Deframer, type Reply,
+  CRC16_BYTES, decodeRequest, deframerPush, deframerWipe, encodeReply, MAX_FRAME, newDeframer, RX_FRAME, RX_NONE,
+  STATUS_OK, WRONG_DIRECTION, type Deframer, type Reply,
 } from "../../protocol/index.js";
 import { NODEMCU_BOARD as board } from "../board/board.js";
 import { deviceBoot, deviceHandle, devicePressText, type Device } from "./device.js";
@@ -33,11 +33,15 @@ function onBytes(bytes: number[]): void {
   const r = rx;
   if (d === undefined || r === undefined) return;
   for (let i = 0; i < bytes.length; i++) {
-    if (deframerPush(r, bytes[i]) === RX_FRAME) {
+    const ev = deframerPush(r, bytes[i]);
+    if (ev === RX_FRAME) {
       const reply = answer(d, r.buf, r.len);
-      // The frame may have carried a seed: clear the buffer before anything else.
-      deframerWipe(r);
+      // The frame may have carried a seed: clear what it wrote (body and CRC) before anything else.
+      deframerWipe(r, r.len + CRC16_BYTES);
       if (reply !== undefined) board.uartWrite(encodeReply(reply));
+    } else if (ev !== RX_NONE) {
+      // A damaged frame may have carried one too, and its length is gone.
+      deframerWipe(r, MAX_FRAME);
     }
   }
 }

@@ -25,8 +25,9 @@ export function isByteArray(bytes: number[]): boolean {
 }
 
 /**
- * A Lua string holding bytes[from .. from+count-1]. Caller has checked
- * isByteArray. Eight bytes per string.char call keeps the number of
+ * A Lua string holding bytes[from .. from+count-1]. string.char raises on an
+ * element that is not a byte: check with isByteArray first, or call this
+ * under pcall. Eight bytes per string.char call keeps the number of
  * temporary strings low without a variadic spread.
  */
 export function bytesToString(bytes: number[], from: number, count: number): string {

@@ -7,7 +7,7 @@
  * Lua. uart.setup also ends NodeMCU's boot-time auto-baud detection
  * (uart.md) and turns echo off.
  */
-import { appendStringBytes, bytesToString, isByteArray } from "./lua-bytes.js";
+import { appendStringBytes, bytesToString } from "./lua-bytes.js";
 import { CONSOLE_UART } from "./pins.js";
 import { BOARD_ERR_ARG, BOARD_ERR_NOT_STARTED, BOARD_OK } from "./status.js";
 
@@ -50,9 +50,13 @@ export function uartWrite(bytes: number[]): number {
   if (receiver === undefined) {
     return BOARD_ERR_NOT_STARTED;
   }
-  if (!isByteArray(bytes)) {
+  // string.char checks every byte as it converts (an integer 0..255, or a
+  // float with such a value) and raises on anything else: under pcall that is
+  // the argument check, without a second pass over the bytes.
+  const [ok, s] = pcall(bytesToString, bytes, 0, bytes.length);
+  if (!ok) {
     return BOARD_ERR_ARG;
   }
-  uart.write(CONSOLE_UART, bytesToString(bytes, 0, bytes.length));
+  uart.write(CONSOLE_UART, s);
   return BOARD_OK;
 }

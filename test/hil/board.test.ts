@@ -161,6 +161,20 @@ describe("board flash store: atomic across power cuts", () => {
   });
 });
 
+describe("board UART", () => {
+  it("sends bytes as they are; anything but bytes 0..255 is ERR_ARG and sends nothing", () => {
+    const { emu, call } = start();
+    const tx: number[] = [];
+    emu.on("uart", (b: Uint8Array) => tx.push(...b));
+    expect(call("uartWrite", [0, 0x41, 0x7f, 0x80, 0xff, 1, 2, 3, 4, 5])).toBe(OK);
+    expect(tx).toEqual([0, 0x41, 0x7f, 0x80, 0xff, 1, 2, 3, 4, 5]);
+    for (const bad of [[0x41, 256], [-1], [0x41, 0x42, 1.5], [1, 2, 3, 4, 5, 6, 7, 8, 9, "x"], [{}]]) {
+      expect(call("uartWrite", bad)).toBe(ERR_ARG);
+    }
+    expect(tx).toHaveLength(10);
+  });
+});
+
 describe("board identity, RNG, display", () => {
   it("hardware id is the station MAC as EUI-64 (FF FE after the OUI)", () => {
     const { emu, call } = start();

@@ -307,8 +307,20 @@ describe("chunked delivery (Node build)", () => {
     const d = p.newDeframer();
     p.decodeChunk(d, p.encodeRequest({ cmd: 3, rid: 1, algorithm: 1, digits: 8, period: 60, seed }), false);
     expect(d.buf.filter((b: number) => b === 0x5a).length).toBe(32);
-    p.deframerWipe(d);
+    p.deframerWipe(d, p.MAX_FRAME);
     expect(d.buf.every((b: number) => b === 0)).toBe(true);
+    expect(d.buf).toHaveLength(p.MAX_FRAME);
+  });
+
+  it("a frame writes only buf[0..len + CRC16_BYTES): wiping that much clears it, and a count past MAX_FRAME is clamped", () => {
+    const seed = new Array(64).fill(0xa5);
+    const d = p.newDeframer();
+    p.decodeChunk(d, p.encodeRequest({ cmd: 3, rid: 1, algorithm: 1, digits: 8, period: 60, seed }), false);
+    expect(d.buf.slice(d.len + p.CRC16_BYTES).every((b: number) => b === 0)).toBe(true);
+    expect(d.buf[d.len + p.CRC16_BYTES - 1]).not.toBe(0); // the CRC's low byte of this frame is not zero
+    p.deframerWipe(d, d.len + p.CRC16_BYTES);
+    expect(d.buf.every((b: number) => b === 0)).toBe(true);
+    p.deframerWipe(d, 1000);
     expect(d.buf).toHaveLength(p.MAX_FRAME);
   });
 });
