@@ -64,6 +64,8 @@ export interface StationBench {
    * pipelined, with the two record commits around them.
    */
   phaseMs: { info: number; allocate: number; writeAndSelfTest: number; lockAndConfirm: number };
+  /** Lua VM instructions the keyfob runs for one provisioning (fengari count hook): its CPU cost on any Lua 5.3. */
+  keyfobInstructionsPerToken: number;
   /** What the time beyond the floor is spent on, measured separately. */
   breakdown: { emulatorLuaMsPerToken: number; factoryRecordMsPerToken: number };
   method: string;
@@ -144,11 +146,13 @@ interface TokenRun {
   requests: number;
   pathBytes: number;
   luaMs: number;
+  /** Lua instructions from boot to the end of provisioning (only when counted). */
+  instructions: number;
 }
 
 /** Provision one fresh emulated keyfob behind its own PTY, as `fobkit emu --pty` + `fobkit provision` would. */
-async function provisionOne(dir: string, name: string, record: FactoryRecord): Promise<TokenRun> {
-  const emu = new Emulator({ stateDir: join(dir, name), imagePath: IMAGE, countInstructions: false, realtime: true, baud: BAUD });
+async function provisionOne(dir: string, name: string, record: FactoryRecord, countInstructions = false): Promise<TokenRun> {
+  const emu = new Emulator({ stateDir: join(dir, name), imagePath: IMAGE, countInstructions, realtime: true, baud: BAUD });
   // Time spent inside the Lua VM: the keyfob's own processing, not the line's.
   let luaMs = 0;
   const uartWrite = emu.uartWrite.bind(emu);
@@ -161,6 +165,7 @@ async function provisionOne(dir: string, name: string, record: FactoryRecord): P
   try {
     emu.boot();
     await new Promise((r) => setTimeout(r, 50));
+    const booted = emu.counters.instructions;
     const transport = new SerialTransport({ path: link.path, baudRate: BAUD });
     const groups = tapFrames(transport);
     const session = await DeviceSession.open(transport);
@@ -176,6 +181,7 @@ async function provisionOne(dir: string, name: string, record: FactoryRecord): P
         requests: session.stats.requests,
         pathBytes: criticalPathBytes(groups),
         luaMs,
+        instructions: emu.counters.instructions - booted,
       };
     } finally {
       await session.close();
@@ -216,6 +222,8 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
       pathBytes += run.pathBytes;
       luaMs += run.luaMs;
     }
+    // The keyfob's work in VM instructions, which do not depend on the machine: one more keyfob with the count hook on (not timed).
+    const instructions = (await provisionOne(dir, "counted", record, true)).instructions;
     // The record's share: the flow's three commits without a keyfob (allocate, lock_sent, good; each fsync'd).
     const t0 = performance.now();
     for (let i = 0; i < tokens; i++) {
@@ -251,6 +259,7 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
         writeAndSelfTest: Math.round((phases.writeAndSelfTest / tokens) * 10) / 10,
         lockAndConfirm: Math.round((phases.lockAndConfirm / tokens) * 10) / 10,
       },
+      keyfobInstructionsPerToken: instructions,
       breakdown: { emulatorLuaMsPerToken: Math.round((luaMs / tokens) * 10) / 10, factoryRecordMsPerToken: Math.round(recordMs * 10) / 10 },
       method: "fobkit provision flow to a fresh emulated keyfob per token: INFO; WRITE_SEED, SET_CLOCK, SET_SERIAL, SELF_TEST pipelined; LOCK, INFO pipelined; " +
         "hil PtyLink pacing both directions at the baud rate, host on serialport's real binding; one keyfob at a time",
@@ -269,7 +278,7 @@ export function formatStationBench(b: StationBench): string {
     `  floor (10 bits/byte): ${b.floorMs} ms; median is ${b.ratioToFloor}x the floor, fastest ${b.bestRatioToFloor}x (goal <= 2x: ${b.withinGoal ? "met" : "NOT met"}; load average ${b.loadAverage})`,
     `  this flow with an instant keyfob and host: ${b.criticalPathMs} ms (median is ${b.ratioToCriticalPath}x); full-duplex bound ${b.fullDuplexBoundMs} ms`,
     `  per phase (ms): INFO ${b.phaseMs.info}, allocate ${b.phaseMs.allocate}, seed+clock+serial+self-test ${b.phaseMs.writeAndSelfTest}, LOCK+INFO ${b.phaseMs.lockAndConfirm}`,
-    `  beyond the wire: keyfob firmware in the Lua VM ${b.breakdown.emulatorLuaMsPerToken} ms, factory record commits ${b.breakdown.factoryRecordMsPerToken} ms per keyfob`,
+    `  beyond the wire: keyfob firmware in the Lua VM ${b.breakdown.emulatorLuaMsPerToken} ms (${b.keyfobInstructionsPerToken} instructions), factory record commits ${b.breakdown.factoryRecordMsPerToken} ms per keyfob`,
   ].join("\n");
 }
 
