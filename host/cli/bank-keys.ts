@@ -13,7 +13,7 @@ export const bankAddKey: Command = {
   summary: "make an API key for a role (factory, staff, channel); printed once, stored hashed",
   description: "Example: fobkit bank add-key --role channel --label 'internet banking'\nThe key is printed on stdout once; the database keeps only its SHA-256.",
   options: {
-    role: { type: "string", placeholder: "ROLE", help: "factory (register), staff (issue, unlock, resync, status, audit) or channel (activate, verify, deactivate)" },
+    role: { type: "string", placeholder: "ROLE", help: "factory (register), staff (issue, unlock, withdraw, resync, status, audit) or channel (activate, verify, deactivate)" },
     label: { type: "string", placeholder: "TEXT", help: "what the key is for" },
     ...COMMON_OPTIONS,
   },

@@ -1,8 +1,8 @@
 /**
- * `fobkit bank issue|activate|verify|unlock|deactivate|resync|status|audit`:
+ * `fobkit bank issue|activate|verify|unlock|withdraw|deactivate|resync|status|audit`:
  * the staff CLI on the store directly, one command per lifecycle step.
  */
-import type { AuditRecord, TokenStatus } from "../registry/types.js";
+import { BARRING_REASONS, WITHDRAW_REASONS, type AuditRecord, type TokenStatus, type WithdrawReason } from "../registry/types.js";
 import { COMMON_OPTIONS, POLICY_OPTIONS, SEED_OPTIONS, required, runBank } from "./bank-common.js";
 import { CliError, type Command } from "./command.js";
 
@@ -20,6 +20,7 @@ function statusText(s: TokenStatus): string {
     `drift       ${s.drift} step(s)`,
     `failures    ${s.failCount} in a row`,
     `activated   ${s.activatedAt ?? "-"}`,
+    `withdrawn   ${s.withdrawn ?? "-"}`,
     `sealed by   ${s.kekId}`,
     `origin      ${s.origin}`,
     `updated     ${s.updatedAt}`,
@@ -73,6 +74,28 @@ export const bankUnlock: Command = {
     runBank("bank unlock", values, io, { needsKek: false }, async ({ registry, actor }) => {
       const s = await registry.unlock(required(values, "customer", "bank unlock"), actor);
       return { json: { token: s }, text: `unlocked ${s.serial}: ${s.state}` };
+    }),
+};
+
+export const bankWithdraw: Command = {
+  name: "bank withdraw",
+  summary: "take a customer's keyfob out of use without its code: lost, stolen, returned or faulty",
+  description: [
+    "For a keyfob the customer cannot read a code from (deactivation needs one).",
+    "It is retired at once, and the customer may be issued another keyfob.",
+    `A keyfob withdrawn as ${BARRING_REASONS.join(" or ")} is never issued again: whoever had it may have read its key.`,
+    "A returned or faulty one may be issued again after a check.",
+    "Example: fobkit bank withdraw --customer 999800000001 --reason lost",
+    EXIT_HELP,
+  ].join("\n"),
+  options: { customer: CUSTOMER, reason: { type: "string", placeholder: "WHY", help: WITHDRAW_REASONS.join(", ") }, ...COMMON_OPTIONS },
+  run: ({ values }, io) =>
+    runBank("bank withdraw", values, io, { needsKek: false }, async ({ registry, actor }) => {
+      const reason = required(values, "reason", "bank withdraw");
+      if (!(WITHDRAW_REASONS as string[]).includes(reason)) throw new CliError(`fobkit bank withdraw: --reason must be one of ${WITHDRAW_REASONS.join(", ")}, got '${reason}'`);
+      const s = await registry.withdraw(required(values, "customer", "bank withdraw"), reason as WithdrawReason, actor);
+      const next = BARRING_REASONS.includes(reason as WithdrawReason) ? "it will not be issued again" : "it may be issued again";
+      return { json: { token: s }, text: `withdrew ${s.serial} (${reason}): retired; ${next}; ${s.customer} may be issued another keyfob` };
     }),
 };
 
@@ -143,4 +166,4 @@ export const bankAudit: Command = {
     }),
 };
 
-export const BANK_LIFECYCLE_COMMANDS = [bankIssue, bankActivate, bankVerify, bankUnlock, bankDeactivate, bankResync, bankStatus, bankAudit];
+export const BANK_LIFECYCLE_COMMANDS = [bankIssue, bankActivate, bankVerify, bankUnlock, bankWithdraw, bankDeactivate, bankResync, bankStatus, bankAudit];

@@ -111,6 +111,11 @@ CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT EXE
 ${INDEXES}`,
     },
   },
+  {
+    version: 2,
+    name: "tokens.withdrawn: why staff retired a keyfob without its code",
+    sql: `ALTER TABLE tokens ADD COLUMN withdrawn TEXT CHECK (withdrawn IN ('lost', 'stolen', 'returned', 'faulty'))`,
+  },
 ];
 
 /** Applies what is missing; returns the versions applied now. */

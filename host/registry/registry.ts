@@ -4,6 +4,8 @@
  *   in_stock --issue--> issued --activate(code)--> active --deactivate(code)--> retired
  *   active --lockAfter wrong codes in a row--> locked --unlock--> active
  *   retired --issue (a new issuance)--> issued          (activate alone: refused)
+ *   issued | active | locked --withdraw(reason), staff, no code--> retired
+ *   (withdrawn as lost or stolen: never issued again)
  *
  * Every operation is one database transaction that reads the token row with
  * a row lock (PostgreSQL FOR UPDATE; SQLite BEGIN IMMEDIATE), decides, writes
@@ -45,6 +47,9 @@ import {
   type NewToken,
   type TokenState,
   type TokenStatus,
+  type WithdrawReason,
+  BARRING_REASONS,
+  WITHDRAW_REASONS,
 } from "./types.js";
 
 export interface Policy {
@@ -95,6 +100,7 @@ interface TokenRow {
   clock_obs: string | null;
   fail_count: number;
   activated_at: number | null;
+  withdrawn: WithdrawReason | null;
   origin: string;
   created_at: number;
   updated_at: number;
@@ -179,6 +185,7 @@ function toStatus(r: TokenRow): TokenStatus {
     lastStep: r.last_step,
     failCount: r.fail_count,
     activatedAt: iso(r.activated_at),
+    withdrawn: r.withdrawn ?? null,
     kekId: r.kek_id,
     origin: r.origin,
     createdAt: iso(r.created_at)!,
@@ -394,6 +401,9 @@ export class Registry {
         if (row.state !== "in_stock" && row.state !== "retired") {
           return this.refuse(t, actor, "issue", "not_issuable", `token ${serial} is ${row.state}; only a token in stock or retired can be issued`, serial, customer, { state: row.state });
         }
+        if (row.withdrawn && BARRING_REASONS.includes(row.withdrawn)) {
+          return this.refuse(t, actor, "issue", "barred", `token ${serial} was reported ${row.withdrawn}; a keyfob that was out of the bank's and the customer's hands may have had its key read, so it is never issued again`, serial, customer, { withdrawn: row.withdrawn });
+        }
         const other = await this.lockByCustomer(t, customer);
         if (other) {
           return this.refuse(t, actor, "issue", "customer_has_token", `customer ${customer} already holds token ${other.serial} (${other.state}); deactivate it first`, serial, customer, {
@@ -401,9 +411,9 @@ export class Registry {
           });
         }
         const now = this.now();
-        await t.run(`UPDATE tokens SET state = 'issued', customer = ?, issuance = issuance + 1, fail_count = 0, activated_at = NULL, updated_at = ? WHERE serial = ?`, [customer, now, serial]);
-        await this.audit(t, actor, "issue", "ok", serial, customer, { from: row.state, issuance: row.issuance + 1 });
-        return toStatus({ ...row, state: "issued", customer, issuance: row.issuance + 1, fail_count: 0, activated_at: null, updated_at: now });
+        await t.run(`UPDATE tokens SET state = 'issued', customer = ?, issuance = issuance + 1, fail_count = 0, activated_at = NULL, withdrawn = NULL, updated_at = ? WHERE serial = ?`, [customer, now, serial]);
+        await this.audit(t, actor, "issue", "ok", serial, customer, { from: row.state, issuance: row.issuance + 1, ...(row.withdrawn ? { withdrawn: row.withdrawn } : {}) });
+        return toStatus({ ...row, state: "issued", customer, issuance: row.issuance + 1, fail_count: 0, activated_at: null, withdrawn: null, updated_at: now });
       });
     } catch (e) {
       if (uniqueViolation(e)) throw new RegistryError("customer_has_token", `customer ${customer} was issued another token concurrently`, "refused", { serial });
@@ -423,6 +433,29 @@ export class Registry {
       await t.run(`UPDATE tokens SET state = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, [state, now, row.serial]);
       await this.audit(t, actor, "unlock", "ok", row.serial, customer, { to: state, failures: row.fail_count });
       return toStatus({ ...row, state, fail_count: 0, updated_at: now });
+    });
+  }
+
+  /**
+   * Staff take a customer's keyfob out of use without its code, which the
+   * customer's own deactivation needs and a lost keyfob cannot give:
+   * issued, active or locked -> retired, and the customer may be issued
+   * another keyfob at once. "returned" and "faulty" keyfobs are back in the
+   * bank's hands and may be issued again; "lost" and "stolen" ones never are
+   * (BARRING_REASONS). The reason is kept on the token and in the audit.
+   */
+  async withdraw(customer: string, reason: WithdrawReason, actor: Actor): Promise<TokenStatus> {
+    checkCustomer(customer);
+    if (!WITHDRAW_REASONS.includes(reason)) {
+      throw new RegistryError("bad_reason", `reason must be one of ${WITHDRAW_REASONS.join(", ")}`, "bad_input");
+    }
+    return this.decide(async (t) => {
+      const row = await this.lockByCustomer(t, customer);
+      if (!row) return this.refuse(t, actor, "withdraw", "no_token", `customer ${customer} holds no token`, null, customer, { reason });
+      const now = this.now();
+      await t.run(`UPDATE tokens SET state = 'retired', withdrawn = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, [reason, now, row.serial]);
+      await this.audit(t, actor, "withdraw", "ok", row.serial, customer, { reason, from: row.state });
+      return toStatus({ ...row, state: "retired", withdrawn: reason, fail_count: 0, updated_at: now });
     });
   }
 
@@ -522,6 +555,9 @@ export class Registry {
         case "issued":
           break;
         case "retired":
+          if (row.withdrawn && BARRING_REASONS.includes(row.withdrawn)) {
+            return this.refuse(t, actor, "activate", "retired", `token ${row.serial} was reported ${row.withdrawn}; it is never used again`, row.serial, row.customer, { withdrawn: row.withdrawn });
+          }
           return this.refuse(t, actor, "activate", "retired", `token ${row.serial} was deactivated; it must be issued again before it can be activated`, row.serial, row.customer);
         case "in_stock":
           return this.refuse(t, actor, "activate", "not_issued", `token ${row.serial} is in stock; issue it to a customer first`, row.serial, null);

@@ -5,6 +5,16 @@ export type TokenState = "in_stock" | "issued" | "active" | "locked" | "retired"
 export const TOKEN_STATES: TokenState[] = ["in_stock", "issued", "active", "locked", "retired"];
 
 export type Role = "factory" | "staff" | "channel";
+
+/** Why staff took a keyfob out of use without its code (Registry.withdraw). */
+export type WithdrawReason = "lost" | "stolen" | "returned" | "faulty";
+export const WITHDRAW_REASONS: WithdrawReason[] = ["lost", "stolen", "returned", "faulty"];
+/**
+ * After these a keyfob is never issued again: it was out of the bank's and
+ * the customer's hands, and whoever had it may have read its key from flash
+ * (README, security model).
+ */
+export const BARRING_REASONS: WithdrawReason[] = ["lost", "stolen"];
 export const ROLES: Role[] = ["factory", "staff", "channel"];
 
 /** A token as it arrives from the factory (PSKC import or registration call). */
@@ -49,6 +59,8 @@ export interface TokenStatus {
   lastStep: number | null;
   failCount: number;
   activatedAt: string | null;
+  /** Set when staff withdrew it (retired without its code), until it is issued again. */
+  withdrawn: WithdrawReason | null;
   kekId: string;
   origin: string;
   createdAt: string;

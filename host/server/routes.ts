@@ -3,7 +3,7 @@
  * every request) and the OpenAPI document, so they cannot disagree.
  */
 import type { Registry } from "../registry/registry.js";
-import type { Actor, NewToken, Role } from "../registry/types.js";
+import { BARRING_REASONS, WITHDRAW_REASONS, type Actor, type NewToken, type Role } from "../registry/types.js";
 
 export interface RouteContext {
   registry: Registry;
@@ -52,6 +52,7 @@ export const TOKEN_STATUS_SCHEMA = {
     lastStep: { type: ["integer", "null"] },
     failCount: { type: "integer", description: "Consecutive wrong codes." },
     activatedAt: { type: ["string", "null"], format: "date-time" },
+    withdrawn: { type: ["string", "null"], enum: [...WITHDRAW_REASONS, null], description: "Why staff withdrew it without its code; null otherwise (cleared when it is issued again)." },
     kekId: { type: "string" },
     origin: { type: "string" },
     createdAt: { type: "string", format: "date-time" },
@@ -148,7 +149,7 @@ export const ROUTES: RouteDef[] = [
     params: { serial: SERIAL },
     body: { type: "object", required: ["customer"], additionalProperties: false, properties: { customer: CUSTOMER } },
     ok: { status: 200, description: "Issued.", schema: TOKEN_STATUS_SCHEMA },
-    refusals: ["not_issuable", "customer_has_token"],
+    refusals: ["not_issuable", "barred", "customer_has_token"],
     handler: ({ registry, actor, params, body }) => registry.issue(params.serial, body.customer, actor),
   },
   {
@@ -184,6 +185,18 @@ export const ROUTES: RouteDef[] = [
     ok: { status: 200, description: "Unlocked.", schema: TOKEN_STATUS_SCHEMA },
     refusals: ["no_token", "not_locked"],
     handler: ({ registry, actor, params }) => registry.unlock(params.customer, actor),
+  },
+  {
+    method: "POST",
+    url: "/v1/customers/:customer/withdraw",
+    roles: ["staff"],
+    operationId: "withdrawToken",
+    summary: `Take the customer's keyfob out of use without its code (lost, stolen, returned, faulty); the customer may be issued another at once. A keyfob withdrawn as ${BARRING_REASONS.join(" or ")} is never issued again.`,
+    params: { customer: CUSTOMER },
+    body: { type: "object", required: ["reason"], additionalProperties: false, properties: { reason: { type: "string", enum: WITHDRAW_REASONS } } },
+    ok: { status: 200, description: "Retired.", schema: TOKEN_STATUS_SCHEMA },
+    refusals: ["no_token"],
+    handler: ({ registry, actor, params, body }) => registry.withdraw(params.customer, body.reason, actor),
   },
   {
     method: "POST",

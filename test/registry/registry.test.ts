@@ -326,6 +326,59 @@ describe.each(ENGINES)("registry on $name", (engine) => {
     });
   });
 
+  describe("withdraw (staff, no code)", () => {
+    const SECOND_SEED = Buffer.from("00112233445566778899aabbccddeeff00112233", "hex");
+
+    beforeEach(async () => {
+      await activeToken();
+    });
+
+    it("a lost keyfob: retired at once, the customer gets another, and the lost one is never issued or activated again", async () => {
+      const s = await reg.withdraw("cust-1", "lost", STAFF);
+      expect(s).toMatchObject({ serial: "FK0001", state: "retired", customer: "cust-1", withdrawn: "lost", failCount: 0 });
+      expect(await refusal(reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "no_token" });
+      // The customer is free for a new keyfob at once.
+      await reg.register([token("FK0002", SECOND_SEED)], FACTORY, "test");
+      expect(await reg.issue("FK0002", "cust-1", STAFF)).toMatchObject({ state: "issued", customer: "cust-1" });
+      // The lost one: issuing it (to anyone) is refused for good, and so is starting it.
+      const e = await refusal(reg.issue("FK0001", "cust-9", STAFF));
+      expect(e).toMatchObject({ code: "barred" });
+      expect(e.message).toMatch(/reported lost/);
+      const a = await refusal(reg.activate({ serial: "FK0001" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL));
+      expect(a).toMatchObject({ code: "retired" });
+      expect(a.message).toMatch(/reported lost; it is never used again/);
+      expect(await reg.status("FK0001")).toMatchObject({ state: "retired", withdrawn: "lost", issuance: 1 });
+      const trail = await reg.auditTrail({ serial: "FK0001" });
+      expect(trail.filter((r) => r.action === "withdraw")).toEqual([
+        expect.objectContaining({ actor: "staff:alice", outcome: "ok", customer: "cust-1", detail: { reason: "lost", from: "active" } }),
+      ]);
+      expect(trail.filter((r) => r.action === "issue").map((r) => r.outcome)).toEqual(["ok", "barred"]);
+    });
+
+    it("a stolen keyfob that is locked is withdrawn too, and barred", async () => {
+      const bad = wrongCode(RFC_SEED_SHA1, clock.seconds);
+      for (let i = 0; i < 5; i++) await refusal(reg.verify("cust-1", bad, CHANNEL));
+      expect(await reg.withdraw("cust-1", "stolen", STAFF)).toMatchObject({ state: "retired", withdrawn: "stolen" });
+      expect(await refusal(reg.issue("FK0001", "cust-1", STAFF))).toMatchObject({ code: "barred" });
+    });
+
+    it("a returned keyfob may be issued again: the reason is cleared, kept in the audit", async () => {
+      expect(await reg.withdraw("cust-1", "returned", STAFF)).toMatchObject({ state: "retired", withdrawn: "returned" });
+      expect(await reg.issue("FK0001", "cust-2", STAFF)).toMatchObject({ state: "issued", customer: "cust-2", issuance: 2, withdrawn: null });
+      expect(await reg.activate({ customer: "cust-2" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
+      const issues = (await reg.auditTrail({ serial: "FK0001" })).filter((r) => r.action === "issue");
+      expect(issues.at(-1)!.detail).toMatchObject({ from: "retired", issuance: 2, withdrawn: "returned" });
+    });
+
+    it("refuses a customer holding no token, and an unknown reason as bad input that changes nothing", async () => {
+      expect(await refusal(reg.withdraw("cust-7", "lost", STAFF))).toMatchObject({ code: "no_token" });
+      const e = await refusal(reg.withdraw("cust-1", "misplaced" as never, STAFF));
+      expect(e).toMatchObject({ code: "bad_reason", kind: "bad_input" });
+      expect(e.message).toBe("reason must be one of lost, stolen, returned, faulty");
+      expect(await reg.status("FK0001")).toMatchObject({ state: "active", withdrawn: null });
+    });
+  });
+
   describe("resync", () => {
     beforeEach(async () => {
       await activeToken();

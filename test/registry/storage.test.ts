@@ -36,6 +36,23 @@ describe.each(ENGINES)("migrations on $name", (engine) => {
     }
   });
 
+  it("a store made before withdrawal existed upgrades in place: its tokens kept, withdrawn null, bad reasons refused", async () => {
+    const f = await engine.fresh();
+    const db = openDatabase(f.url);
+    try {
+      expect(await migrate(db, MIGRATIONS.filter((m) => m.version === 1))).toEqual([1]);
+      const row = ["FK0001", "fobkit", "SHA1", 8, 60, 0, "k1", "active", "c1", "test", 0, 0];
+      await db.tx((t) => t.run("INSERT INTO tokens (serial, manufacturer, algorithm, digits, period, t0, kek_id, state, customer, origin, created_at, updated_at, seed) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [...row, Buffer.alloc(48)]));
+      expect(await migrate(db)).toEqual([2]);
+      expect(await db.get("SELECT serial, state, customer, withdrawn FROM tokens")).toEqual({ serial: "FK0001", state: "active", customer: "c1", withdrawn: null });
+      await expect(db.tx((t) => t.run("UPDATE tokens SET withdrawn = 'misplaced'"))).rejects.toThrow(/check/i);
+    } finally {
+      await db.close();
+      await f.drop();
+    }
+  });
+
   it("one transaction's failure leaves the others of the same moment committed", async () => {
     const { db, drop } = await freshDb(engine);
     try {

@@ -126,6 +126,23 @@ describe.each(ENGINES)("bank API on $name", (engine) => {
     }
   });
 
+  it("staff withdraw a lost keyfob without its code; the customer gets another; the lost one is barred", async () => {
+    await register("FK0001");
+    await register("FK0002", randomBytes(20));
+    await call(base, "POST", "/v1/tokens/FK0001/issue", { key: key.staff, body: { customer: "c1" } });
+    await call(base, "POST", "/v1/customers/c1/activate", { key: key.channel, body: { code: oathtool(RFC_SEED_SHA1, clock.seconds) } });
+    expect(await call(base, "POST", "/v1/customers/c1/withdraw", { key: key.staff, body: { reason: "lost" } })).toMatchObject({
+      status: 200,
+      body: { serial: "FK0001", state: "retired", withdrawn: "lost" },
+    });
+    expect(await call(base, "POST", "/v1/tokens/FK0002/issue", { key: key.staff, body: { customer: "c1" } })).toMatchObject({ status: 200, body: { state: "issued", withdrawn: null } });
+    expect(await call(base, "POST", "/v1/tokens/FK0001/issue", { key: key.staff, body: { customer: "c2" } })).toMatchObject({ status: 409, body: { error: { code: "barred" } } });
+    // Bad input changes nothing; only staff may withdraw.
+    expect(await call(base, "POST", "/v1/customers/c1/withdraw", { key: key.staff, body: { reason: "misplaced" } })).toMatchObject({ status: 400, body: { error: { code: "bad_request" } } });
+    expect(await call(base, "POST", "/v1/customers/c1/withdraw", { key: key.channel, body: { reason: "lost" } })).toMatchObject({ status: 403, body: { error: { code: "wrong_role" } } });
+    expect((await call(base, "GET", "/v1/tokens/FK0002", { key: key.staff })).body).toMatchObject({ state: "issued", customer: "c1", withdrawn: null });
+  });
+
   describe("authentication and roles", () => {
     it("401 missing_key without a key, bad_key with a wrong or revoked one", async () => {
       expect(await call(base, "GET", "/v1/tokens/FK0001")).toMatchObject({ status: 401, body: { error: { code: "missing_key" } } });

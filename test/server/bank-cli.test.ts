@@ -151,6 +151,21 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     expect(text.stdout.split("\n").filter(Boolean).length).toBe(audit.json.records.length);
   });
 
+  it("withdraw: a lost keyfob is retired without its code and never issued again; a bad reason is 2 and changes nothing", async () => {
+    await bank("import", pskcFile("w.pskc", ["FK0001", "FK0002"]), "--password-file", join(dir, "password"));
+    await bank("issue", "--serial", "FK0001", "--customer", "c1");
+    expect(await bank("withdraw", "--customer", "c1", "--reason", "misplaced", "--json")).toMatchObject({ code: 2 });
+    expect(await bank("withdraw", "--customer", "c1", "--json")).toMatchObject({ code: 2 });
+    expect(await bank("status", "--serial", "FK0001", "--json")).toMatchObject({ json: { token: { state: "issued", withdrawn: null } } });
+    const w = await bank("withdraw", "--customer", "c1", "--reason", "lost");
+    expect(w.code).toBe(0);
+    expect(w.stdout).toMatch(/^withdrew FK0001 \(lost\): retired; it will not be issued again; c1 may be issued another keyfob/);
+    expect(await bank("status", "--serial", "FK0001")).toMatchObject({ code: 0, stdout: expect.stringMatching(/withdrawn\s+lost/) });
+    expect(await bank("issue", "--serial", "FK0002", "--customer", "c1", "--json")).toMatchObject({ code: 0, json: { token: { state: "issued" } } });
+    expect(await bank("issue", "--serial", "FK0001", "--customer", "c3", "--json")).toMatchObject({ code: 1, json: { error: { code: "barred" } } });
+    expect(await bank("withdraw", "--customer", "c9", "--reason", "lost", "--json")).toMatchObject({ code: 1, json: { error: { code: "no_token" } } });
+  });
+
   it("bad usage is 2: a missing option, an unknown option, a command without the key file", async () => {
     expect((await bank("issue", "--customer", "c1")).code).toBe(2);
     expect((await bank("issue", "--serial", "A", "--customer", "c1", "--bogus")).code).toBe(2);
