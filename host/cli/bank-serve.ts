@@ -2,7 +2,7 @@
  * `fobkit bank serve`: the HTTP API over the same store as the CLI. Several
  * processes may serve one PostgreSQL database; every rule holds across them.
  */
-import { ListenError, startServer } from "../server/serve.js";
+import { ListenError, parseTrustProxy, startServer } from "../server/serve.js";
 import { JSON_OPTION, KEK_OPTION, DB_OPTION, POLICY_OPTIONS, loadKeys, openStore, policyFrom } from "./bank-common.js";
 import { CliError, EXIT_OK, type Command } from "./command.js";
 
@@ -12,6 +12,8 @@ export const bankServe: Command = {
   description:
     "Plain HTTP only on loopback; elsewhere give --tls-cert and --tls-key. Prints the URL it listens on\n" +
     "(port 0 picks a free one), then serves until SIGINT or SIGTERM.\n" +
+    "Behind a TLS proxy or load balancer, name it with --trust-proxy so the audit records the client's\n" +
+    "address from X-Forwarded-For; the header is ignored from any other peer.\n" +
     "Example: fobkit bank serve --db postgres://bank@db/bank --kek-file /etc/fobkit/bank.kek --listen 127.0.0.1:8700",
   options: {
     db: DB_OPTION,
@@ -19,11 +21,18 @@ export const bankServe: Command = {
     "kek-file": KEK_OPTION,
     "tls-cert": { type: "string", placeholder: "FILE", help: "PEM certificate (chain) for HTTPS" },
     "tls-key": { type: "string", placeholder: "FILE", help: "PEM private key for HTTPS" },
+    "trust-proxy": { type: "string", placeholder: "ADDRS", help: "comma-separated IPs or CIDR ranges of the proxies in front (default: none)" },
     ...POLICY_OPTIONS,
     log: { type: "boolean", help: "log requests (never bodies or keys) as JSON on stdout" },
     json: JSON_OPTION,
   },
   run: async ({ values }, io) => {
+    let trustProxy: string[] | undefined;
+    try {
+      trustProxy = values["trust-proxy"] === undefined ? undefined : parseTrustProxy(values["trust-proxy"]);
+    } catch (e) {
+      throw new CliError((e as Error).message);
+    }
     const keys = loadKeys(values, io, true);
     const policy = policyFrom(io.env, values);
     const db = await openStore(values, io);
@@ -37,6 +46,7 @@ export const bankServe: Command = {
         tlsKey: values["tls-key"],
         policy,
         logger: !!values.log,
+        trustProxy,
       });
     } catch (e) {
       await db.close();

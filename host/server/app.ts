@@ -23,6 +23,8 @@ export interface AppOptions {
   https?: { key: Buffer; cert: Buffer };
   bodyLimit?: number;
   logger?: boolean;
+  /** Proxies whose X-Forwarded-For is believed (serve.ts parseTrustProxy); none by default. */
+  trustProxy?: string[];
 }
 
 declare module "fastify" {
@@ -42,6 +44,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
     // The default 5 s keep-alive timeout drops load-test connections between bursts; 65 s as behind a load balancer.
     keepAliveTimeout: 65_000,
+    // req.ip (the audit's source) from X-Forwarded-For only when the peer is a listed proxy.
+    ...(options.trustProxy?.length ? { trustProxy: options.trustProxy } : {}),
   }) as unknown as FastifyInstance;
   // JSON only: text/plain would otherwise be parsed into a string body.
   app.removeContentTypeParser("text/plain");

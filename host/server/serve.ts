@@ -34,6 +34,28 @@ export function isLoopback(host: string): boolean {
   return false;
 }
 
+/**
+ * --trust-proxy: the addresses (IPs or CIDR ranges) of the proxies or load
+ * balancers in front of the server. A request from one of them has its
+ * client taken from X-Forwarded-For (the nearest address not itself
+ * trusted), so the audit names the customer's or staff member's address and
+ * not the balancer's; from anywhere else the header is ignored, so a client
+ * cannot choose its own audited address. "Trust everyone" is not offered.
+ */
+export function parseTrustProxy(value: string): string[] {
+  const entries = value.split(",").map((s) => s.trim()).filter(Boolean);
+  if (entries.length === 0) throw new ListenError("--trust-proxy needs at least one address, e.g. 127.0.0.1 or 10.0.0.0/8");
+  for (const e of entries) {
+    const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(e);
+    const family = m ? isIP(m[1]) : 0;
+    const bits = m?.[2] === undefined ? undefined : Number(m[2]);
+    if (!m || family === 0 || (bits !== undefined && bits > (family === 4 ? 32 : 128))) {
+      throw new ListenError(`--trust-proxy: ${JSON.stringify(e)} is not an IP address or CIDR range (e.g. 127.0.0.1, 10.0.0.0/8, fd00::/8)`);
+    }
+  }
+  return entries;
+}
+
 export interface ServeOptions {
   db: Database;
   keys: KeyRing;
@@ -43,6 +65,8 @@ export interface ServeOptions {
   policy?: Partial<Policy>;
   now?: () => number;
   logger?: boolean;
+  /** Addresses of trusted proxies (parseTrustProxy); default none. */
+  trustProxy?: string[];
 }
 
 export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstance; url: string; registry: Registry; close(): Promise<void> }> {
@@ -61,7 +85,7 @@ export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstan
     }
   }
   const registry = new Registry(o.db, { keys: o.keys, policy: o.policy, now: o.now });
-  const app = buildApp({ registry, https, logger: o.logger });
+  const app = buildApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy });
   await app.listen({ host, port });
   const addr = app.server.address();
   const actualPort = typeof addr === "object" && addr ? addr.port : port;

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createApiKey, revokeApiKey } from "../../host/registry/api-keys.js";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
-import { startServer } from "../../host/server/serve.js";
+import { parseTrustProxy, startServer } from "../../host/server/serve.js";
 import { ROUTES } from "../../host/server/routes.js";
 import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb, oathtool } from "../registry/support.js";
 import { call, selfSignedCert } from "./support.js";
@@ -253,6 +253,34 @@ describe("listening", () => {
   afterAll(async () => {
     await drop();
     rmSync(tls.dir, { recursive: true, force: true });
+  });
+
+  it("believes X-Forwarded-For only from a --trust-proxy peer, so a client cannot choose its audited address", async () => {
+    const keys = KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]);
+    const staff = (await createApiKey(db, "staff")).key;
+    const forwarded = { "x-forwarded-for": "203.0.113.7" };
+    const sources = async (trustProxy?: string[]) => {
+      const server = await startServer({ db, keys, listen: "127.0.0.1:0", trustProxy });
+      try {
+        const before = (await call(server.url, "GET", "/v1/audit", { key: staff })).body.records.length;
+        // A refused withdrawal is audited with its source.
+        expect(await call(server.url, "POST", "/v1/customers/nobody/withdraw", { key: staff, body: { reason: "lost" }, headers: forwarded })).toMatchObject({ status: 409 });
+        const records = (await call(server.url, "GET", "/v1/audit", { key: staff })).body.records;
+        return records.slice(before).map((r: { source: string }) => r.source);
+      } finally {
+        await server.close();
+      }
+    };
+    expect(await sources(["127.0.0.1"])).toEqual(["203.0.113.7"]);
+    expect(await sources(["10.0.0.0/8"])).toEqual(["127.0.0.1"]); // the peer is not a listed proxy
+    expect(await sources(undefined)).toEqual(["127.0.0.1"]);
+  });
+
+  it("--trust-proxy takes IPs and CIDR ranges only, with a clear error", () => {
+    expect(parseTrustProxy("127.0.0.1, 10.0.0.0/8,fd00::/8")).toEqual(["127.0.0.1", "10.0.0.0/8", "fd00::/8"]);
+    for (const bad of ["", "true", "*", "10.0.0.0/33", "lb.example", "::1/129"]) {
+      expect(() => parseTrustProxy(bad), bad).toThrow(/--trust-proxy/);
+    }
   });
 
   it("refuses plain HTTP off loopback", async () => {

@@ -169,6 +169,9 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
   it("bad usage is 2: a missing option, an unknown option, a command without the key file", async () => {
     expect((await bank("issue", "--customer", "c1")).code).toBe(2);
     expect((await bank("issue", "--serial", "A", "--customer", "c1", "--bogus")).code).toBe(2);
+    const trustAll = await bank("serve", "--listen", "127.0.0.1:0", "--trust-proxy", "*");
+    expect(trustAll.code).toBe(2);
+    expect(trustAll.stderr).toMatch(/--trust-proxy: "\*" is not an IP address or CIDR range/);
     expect((await bank("verify", "--customer", "c1", "--code", "12345678", "--kek-file", join(dir, "absent.kek"))).code).toBe(2);
     const noKek = { ...env };
     delete noKek.FOBKIT_BANK_KEK_FILE;

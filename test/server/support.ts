@@ -9,8 +9,8 @@ export interface Reply {
   body: any;
 }
 
-export async function call(base: string, method: string, path: string, opts: { key?: string; body?: unknown; raw?: string; contentType?: string } = {}): Promise<Reply> {
-  const headers: Record<string, string> = {};
+export async function call(base: string, method: string, path: string, opts: { key?: string; body?: unknown; raw?: string; contentType?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+  const headers: Record<string, string> = { ...opts.headers };
   if (opts.key) headers.authorization = `Bearer ${opts.key}`;
   let body: string | undefined;
   if (opts.raw !== undefined) body = opts.raw;
