@@ -1,8 +1,9 @@
 /**
- * `fobkit bank issue|activate|verify|unlock|withdraw|deactivate|resync|status|audit`:
+ * `fobkit bank issue|activate|verify|unlock|withdraw|deactivate|resync|status|tokens|audit`:
  * the staff CLI on the store directly, one command per lifecycle step.
  */
-import { BARRING_REASONS, WITHDRAW_REASONS, type AuditRecord, type TokenStatus, type WithdrawReason } from "../registry/types.js";
+import { MAX_LIST } from "../registry/registry.js";
+import { BARRING_REASONS, TOKEN_STATES, WITHDRAW_REASONS, type AuditRecord, type TokenStatus, type WithdrawReason } from "../registry/types.js";
 import { COMMON_OPTIONS, POLICY_OPTIONS, SEED_OPTIONS, required, runBank } from "./bank-common.js";
 import { CliError, type Command } from "./command.js";
 
@@ -137,6 +138,43 @@ export const bankStatus: Command = {
     }),
 };
 
+function tokenLine(s: TokenStatus): string {
+  return [s.serial, s.state, s.customer ?? "-", s.failCount, s.withdrawn ?? "-", s.updatedAt].join("\t");
+}
+
+export const bankTokens: Command = {
+  name: "bank tokens",
+  summary: "list keyfobs in serial order, of one state if asked; --counts for how many are in each state",
+  description: [
+    "Lines: serial, state, customer, wrong codes in a row, withdrawal reason, last change (tab-separated).",
+    "Examples: fobkit bank tokens --state locked     (who is locked out now)",
+    "          fobkit bank tokens --counts           (stock, issued, active, locked, retired)",
+    `Pages: --limit N (default 100, max ${MAX_LIST}), then --after the last serial shown; --json gives "next".`,
+    EXIT_HELP,
+  ].join("\n"),
+  options: {
+    state: { type: "string", placeholder: "STATE", help: TOKEN_STATES.join(", ") },
+    after: { type: "string", placeholder: "SERIAL", help: "only serials after this one (the last of the previous page)" },
+    limit: { type: "string", placeholder: "N", help: `at most N keyfobs (default 100, max ${MAX_LIST})` },
+    counts: { type: "boolean", help: "print how many keyfobs are in each state instead" },
+    ...COMMON_OPTIONS,
+  },
+  run: ({ values }, io) =>
+    runBank("bank tokens", values, io, { needsKek: false }, async ({ registry }) => {
+      if (values.state !== undefined && !(TOKEN_STATES as string[]).includes(values.state)) {
+        throw new CliError(`fobkit bank tokens: --state must be one of ${TOKEN_STATES.join(", ")}, got '${values.state}'`);
+      }
+      if (values.limit !== undefined && !/^[0-9]{1,5}$/.test(values.limit)) throw new CliError("fobkit bank tokens: --limit must be a whole number");
+      if (values.counts) {
+        if (values.state !== undefined || values.after !== undefined || values.limit !== undefined) throw new CliError("fobkit bank tokens: --counts takes no --state, --after or --limit");
+        const counts = await registry.countByState();
+        return { json: { counts }, text: TOKEN_STATES.map((s) => `${s}\t${counts[s]}`).join("\n") };
+      }
+      const page = await registry.listTokens({ state: values.state, afterSerial: values.after, limit: values.limit === undefined ? undefined : Number(values.limit) });
+      return { json: page, text: page.tokens.map(tokenLine).join("\n") };
+    }),
+};
+
 function auditLine(r: AuditRecord): string {
   return [r.id, r.at, r.actor, r.source, r.action, r.outcome, r.serial ?? "-", r.customer ?? "-", r.detail ? JSON.stringify(r.detail) : ""].join("\t");
 }
@@ -166,4 +204,4 @@ export const bankAudit: Command = {
     }),
 };
 
-export const BANK_LIFECYCLE_COMMANDS = [bankIssue, bankActivate, bankVerify, bankUnlock, bankWithdraw, bankDeactivate, bankResync, bankStatus, bankAudit];
+export const BANK_LIFECYCLE_COMMANDS = [bankIssue, bankActivate, bankVerify, bankUnlock, bankWithdraw, bankDeactivate, bankResync, bankStatus, bankTokens, bankAudit];

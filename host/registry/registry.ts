@@ -49,6 +49,7 @@ import {
   type TokenStatus,
   type WithdrawReason,
   BARRING_REASONS,
+  TOKEN_STATES,
   WITHDRAW_REASONS,
 } from "./types.js";
 
@@ -105,6 +106,12 @@ interface TokenRow {
   created_at: number;
   updated_at: number;
 }
+
+/** Every column but the sealed seed: what a status needs, for reads that never open a seed. */
+const STATUS_COLUMNS =
+  "serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, state, customer, issuance, drift, last_step, clock_obs, fail_count, activated_at, withdrawn, origin, created_at, updated_at";
+/** Most tokens one listing returns. */
+export const MAX_LIST = 1000;
 
 const SERIAL_RE = /^[\x21-\x7e]{1,64}$/;
 const CUSTOMER_RE = /^[A-Za-z0-9._@:+-]{1,64}$/;
@@ -517,6 +524,36 @@ export class Registry {
     const row = await this.db.get<TokenRow>(`SELECT * FROM tokens WHERE customer = ? AND state IN ${LIVE_STATES}`, [customer]);
     if (!row) throw new RegistryError("no_token", `customer ${customer} holds no token`, "refused");
     return toStatus(row);
+  }
+
+  /**
+   * Tokens in serial order, of one state if given (staff: "who is locked out
+   * now?"); page with afterSerial = next. Never reads a seed. limit: default
+   * 100, clamped to 1..MAX_LIST; next is null once the list is exhausted.
+   */
+  async listTokens(filter: { state?: TokenState; afterSerial?: string; limit?: number } = {}): Promise<{ tokens: TokenStatus[]; next: string | null }> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.state !== undefined) {
+      if (!TOKEN_STATES.includes(filter.state)) throw new RegistryError("bad_state", `state must be one of ${TOKEN_STATES.join(", ")}`, "bad_input");
+      where.push("state = ?"), params.push(filter.state);
+    }
+    if (filter.afterSerial !== undefined) where.push("serial > ?"), params.push(checkSerial(filter.afterSerial));
+    const limit = Math.min(Math.max(1, filter.limit ?? 100), MAX_LIST);
+    const rows = await this.db.all<Omit<TokenRow, "seed">>(
+      `SELECT ${STATUS_COLUMNS} FROM tokens${where.length ? " WHERE " + where.join(" AND ") : ""} ORDER BY serial LIMIT ${limit}`,
+      params,
+    );
+    const tokens = rows.map((r) => toStatus(r as TokenRow));
+    return { tokens, next: tokens.length === limit ? tokens[limit - 1].serial : null };
+  }
+
+  /** How many tokens are in each state; every state is listed, 0 when none. */
+  async countByState(): Promise<Record<TokenState, number>> {
+    const rows = await this.db.all<{ state: TokenState; n: number }>("SELECT state, COUNT(*) AS n FROM tokens GROUP BY state");
+    const counts = Object.fromEntries(TOKEN_STATES.map((s) => [s, 0])) as Record<TokenState, number>;
+    for (const r of rows) counts[r.state] = Number(r.n);
+    return counts;
   }
 
   async auditTrail(filter: { serial?: string; customer?: string; afterId?: number; limit?: number } = {}): Promise<AuditRecord[]> {

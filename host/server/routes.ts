@@ -3,7 +3,8 @@
  * every request) and the OpenAPI document, so they cannot disagree.
  */
 import type { Registry } from "../registry/registry.js";
-import { BARRING_REASONS, WITHDRAW_REASONS, type Actor, type NewToken, type Role } from "../registry/types.js";
+import { MAX_LIST } from "../registry/registry.js";
+import { BARRING_REASONS, TOKEN_STATES, WITHDRAW_REASONS, type Actor, type NewToken, type Role } from "../registry/types.js";
 
 export interface RouteContext {
   registry: Registry;
@@ -33,7 +34,7 @@ export interface RouteDef {
 const SERIAL = { type: "string", pattern: "^[\\x21-\\x7e]{1,64}$", description: "The serial printed on the keyfob." };
 const CUSTOMER = { type: "string", pattern: "^[A-Za-z0-9._@:+-]{1,64}$", description: "The bank's customer id." };
 const CODE = { type: "string", pattern: "^[0-9]{6,10}$", description: "The code the keyfob shows: exactly its digit count of decimal digits, as a string." };
-const STATE = { type: "string", enum: ["in_stock", "issued", "active", "locked", "retired"] };
+const STATE = { type: "string", enum: TOKEN_STATES };
 
 export const TOKEN_STATUS_SCHEMA = {
   type: "object",
@@ -128,6 +129,44 @@ export const ROUTES: RouteDef[] = [
         tok.secret.fill(0);
       }
     },
+  },
+  {
+    method: "GET",
+    url: "/v1/tokens",
+    roles: ["staff"],
+    operationId: "listTokens",
+    summary: "Tokens in serial order, of one state if asked (e.g. every locked one); page with after = the last serial seen.",
+    query: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        state: STATE,
+        after: SERIAL,
+        limit: { type: "string", pattern: "^[0-9]{1,5}$", description: `At most this many (default 100, max ${MAX_LIST}).` },
+      },
+    },
+    ok: {
+      status: 200,
+      description: "A page of tokens; next is the serial to pass as after for the following page, null at the end.",
+      schema: { type: "object", properties: { tokens: { type: "array", items: TOKEN_STATUS_SCHEMA }, next: { type: ["string", "null"] } } },
+    },
+    refusals: [],
+    handler: ({ registry, query }) =>
+      registry.listTokens({ state: query.state as never, afterSerial: query.after as string | undefined, limit: query.limit === undefined ? undefined : Number(query.limit) }),
+  },
+  {
+    method: "GET",
+    url: "/v1/token-counts",
+    roles: ["staff"],
+    operationId: "countTokens",
+    summary: "How many tokens are in each state (in stock, issued, active, locked, retired).",
+    ok: {
+      status: 200,
+      description: "Counts per state.",
+      schema: { type: "object", properties: { counts: { type: "object", properties: Object.fromEntries(TOKEN_STATES.map((s) => [s, { type: "integer" }])) } } },
+    },
+    refusals: [],
+    handler: async ({ registry }) => ({ counts: await registry.countByState() }),
   },
   {
     method: "GET",

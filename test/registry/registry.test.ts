@@ -326,6 +326,29 @@ describe.each(ENGINES)("registry on $name", (engine) => {
     });
   });
 
+  describe("listing and counts", () => {
+    it("lists by state in serial order, pages with next, counts every state, and never reads a seed", async () => {
+      await reg.register(["FK0005", "FK0001", "FK0003", "FK0002", "FK0004"].map((s) => token(s, randomBytes(20))), FACTORY, "test");
+      await reg.issue("FK0002", "c2", STAFF);
+      await reg.issue("FK0004", "c4", STAFF);
+      const bad = "00000000";
+      for (let i = 0; i < 5; i++) await refusal(reg.activate({ serial: "FK0004" }, bad, CHANNEL));
+      expect(await reg.countByState()).toEqual({ in_stock: 3, issued: 1, active: 0, locked: 1, retired: 0 });
+      const locked = await reg.listTokens({ state: "locked" });
+      expect(locked).toEqual({ tokens: [expect.objectContaining({ serial: "FK0004", state: "locked", customer: "c4", failCount: 5 })], next: null });
+      const first = await reg.listTokens({ limit: 2 });
+      expect(first.tokens.map((t) => t.serial)).toEqual(["FK0001", "FK0002"]);
+      expect(first.next).toBe("FK0002");
+      const second = await reg.listTokens({ limit: 2, afterSerial: first.next! });
+      expect(second.tokens.map((t) => t.serial)).toEqual(["FK0003", "FK0004"]);
+      const last = await reg.listTokens({ limit: 2, afterSerial: second.next! });
+      expect(last).toMatchObject({ tokens: [expect.objectContaining({ serial: "FK0005" })], next: null });
+      expect((await reg.listTokens({ state: "in_stock" })).tokens.map((t) => t.serial)).toEqual(["FK0001", "FK0003", "FK0005"]);
+      expect(JSON.stringify(await reg.listTokens())).not.toMatch(/seed/);
+      expect(await refusal(reg.listTokens({ state: "lost" as never }))).toMatchObject({ code: "bad_state", kind: "bad_input" });
+    });
+  });
+
   describe("withdraw (staff, no code)", () => {
     const SECOND_SEED = Buffer.from("00112233445566778899aabbccddeeff00112233", "hex");
 

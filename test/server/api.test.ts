@@ -143,6 +143,19 @@ describe.each(ENGINES)("bank API on $name", (engine) => {
     expect((await call(base, "GET", "/v1/tokens/FK0002", { key: key.staff })).body).toMatchObject({ state: "issued", customer: "c1", withdrawn: null });
   });
 
+  it("staff list tokens by state with paging, and count them by state", async () => {
+    for (const s of ["FK0003", "FK0001", "FK0002"]) await register(s, randomBytes(20));
+    await call(base, "POST", "/v1/tokens/FK0002/issue", { key: key.staff, body: { customer: "c2" } });
+    expect(await call(base, "GET", "/v1/token-counts", { key: key.staff })).toMatchObject({ status: 200, body: { counts: { in_stock: 2, issued: 1, active: 0, locked: 0, retired: 0 } } });
+    const page = await call(base, "GET", "/v1/tokens?state=in_stock&limit=1", { key: key.staff });
+    expect(page).toMatchObject({ status: 200, body: { tokens: [{ serial: "FK0001", state: "in_stock", withdrawn: null }], next: "FK0001" } });
+    expect(await call(base, "GET", "/v1/tokens?state=in_stock&limit=1&after=FK0001", { key: key.staff })).toMatchObject({ body: { tokens: [{ serial: "FK0003" }], next: "FK0003" } });
+    expect(await call(base, "GET", "/v1/tokens?state=in_stock&after=FK0003", { key: key.staff })).toMatchObject({ body: { tokens: [], next: null } });
+    expect(await call(base, "GET", "/v1/tokens?state=lost", { key: key.staff })).toMatchObject({ status: 400, body: { error: { code: "bad_request" } } });
+    expect(await call(base, "GET", "/v1/tokens", { key: key.channel })).toMatchObject({ status: 403 });
+    expect(await call(base, "GET", "/v1/token-counts", { key: key.factory })).toMatchObject({ status: 403 });
+  });
+
   describe("authentication and roles", () => {
     it("401 missing_key without a key, bad_key with a wrong or revoked one", async () => {
       expect(await call(base, "GET", "/v1/tokens/FK0001")).toMatchObject({ status: 401, body: { error: { code: "missing_key" } } });

@@ -166,6 +166,20 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     expect(await bank("withdraw", "--customer", "c9", "--reason", "lost", "--json")).toMatchObject({ code: 1, json: { error: { code: "no_token" } } });
   });
 
+  it("tokens: lines by state, pages, counts; a bad state is 2", async () => {
+    await bank("import", pskcFile("t.pskc", ["FK0002", "FK0001"]), "--password-file", join(dir, "password"));
+    await bank("issue", "--serial", "FK0002", "--customer", "c2");
+    const all = await bank("tokens");
+    expect(all.code).toBe(0);
+    expect(all.stdout.trim().split("\n").map((l) => l.split("\t").slice(0, 3))).toEqual([["FK0001", "in_stock", "-"], ["FK0002", "issued", "c2"]]);
+    expect(await bank("tokens", "--state", "issued", "--json")).toMatchObject({ code: 0, json: { tokens: [{ serial: "FK0002" }], next: null } });
+    expect(await bank("tokens", "--limit", "1", "--json")).toMatchObject({ json: { tokens: [{ serial: "FK0001" }], next: "FK0001" } });
+    expect(await bank("tokens", "--after", "FK0001", "--json")).toMatchObject({ json: { tokens: [{ serial: "FK0002" }] } });
+    expect((await bank("tokens", "--counts")).stdout).toBe("in_stock\t1\nissued\t1\nactive\t0\nlocked\t0\nretired\t0\n");
+    expect(await bank("tokens", "--state", "lost")).toMatchObject({ code: 2, stderr: expect.stringMatching(/--state must be one of/) });
+    expect((await bank("tokens", "--counts", "--state", "issued")).code).toBe(2);
+  });
+
   it("bad usage is 2: a missing option, an unknown option, a command without the key file", async () => {
     expect((await bank("issue", "--customer", "c1")).code).toBe(2);
     expect((await bank("issue", "--serial", "A", "--customer", "c1", "--bogus")).code).toBe(2);
