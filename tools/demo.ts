@@ -27,7 +27,7 @@ const green = (s: string) => (tty ? `\x1b[32m${s}\x1b[0m` : s);
 const work = mkdtempSync(join(tmpdir(), "fobkit-demo-"));
 let clockOffset = 0;
 let stepNo = 0;
-const TOTAL_STEPS = 18;
+const TOTAL_STEPS = 22;
 const keyfobs: Keyfob[] = [];
 
 class DemoFailure extends Error {}
@@ -140,10 +140,14 @@ async function main(): Promise<void> {
   fobkit(["bank", "init-kek"]);
   fobkit(["bank", "import", join(work, "batch1.pskcxml"), "--psk-file", psk]);
 
-  const serial = serials[0];
-  const keyfob = keyfobs.find((k) => k.name === "keyfob1")!;
   // Which keyfob got which serial: ask each one.
-  const owner = keyfobs.find((k) => spawnSync(process.execPath, [FOBKIT, "info", "--port", k.pty, "--json"], { encoding: "utf8" }).stdout.includes(`"${serial}"`)) ?? keyfob;
+  const holderOf = (s: string) => {
+    const k = keyfobs.find((k) => spawnSync(process.execPath, [FOBKIT, "info", "--port", k.pty, "--json"], { encoding: "utf8" }).stdout.includes(`"${s}"`));
+    if (!k) throw new DemoFailure(`no keyfob answers INFO with serial ${s}`);
+    return k;
+  };
+  const serial = serials[0];
+  const owner = holderOf(serial);
   const customer = "C-10112235";
 
   step(`Staff issue keyfob ${serial} to customer ${customer}`);
@@ -195,6 +199,21 @@ async function main(): Promise<void> {
   fobkit(["bank", "issue", "--serial", serial, "--customer", customer]);
   fobkit(["bank", "activate", "--serial", serial, "--code", code5]);
   fobkit(["bank", "status", "--serial", serial]);
+
+  step("The customer loses the keyfob: staff withdraw it, no code needed");
+  fobkit(["bank", "withdraw", "--customer", customer, "--reason", "lost"]);
+
+  step(`A replacement, keyfob ${serials[1]}, for the same customer`);
+  fobkit(["bank", "issue", "--serial", serials[1], "--customer", customer]);
+  const code6 = await holderOf(serials[1]).press();
+  say(`the new keyfob shows ${bold(code6)}`);
+  fobkit(["bank", "activate", "--serial", serials[1], "--code", code6]);
+
+  step("The lost keyfob is never issued again, even if it turns up");
+  fobkit(["bank", "issue", "--serial", serial, "--customer", "C-10112236"], 1);
+
+  step("The bank's keyfobs by state");
+  fobkit(["bank", "tokens", "--counts"]);
 
   step("The audit trail");
   fobkit(["bank", "audit"], 0, { show: (out) => out.trim().split("\n").slice(-8).join("\n") });

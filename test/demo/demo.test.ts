@@ -22,6 +22,12 @@ test("make demo runs end to end and every step turns out as the story says", () 
   expect(out).toMatch(/token locked after 5 wrong codes/);
   expect(out).toMatch(/refused: retired/);
   expect(out).toMatch(/issuance 2/);
+  expect(out).toMatch(/withdrew FK\d+ \(lost\): retired/);
+  expect(out).toMatch(/refused: barred/);
+  // The step counter's total matches the steps the demo ran.
+  const headers = [...out.matchAll(/\[(\d+)\/(\d+)\]/g)];
+  expect(headers.at(-1)![1]).toBe(headers.at(-1)![2]);
+  expect(out).toMatch(/active\t1\n/);
   // No seed material on the terminal: the demo prints codes, never seeds.
   expect(out).not.toMatch(/[0-9a-f]{40}/i);
 }, 300_000);
