@@ -197,3 +197,14 @@ describe("SPEC.md", () => {
     ]);
   });
 });
+
+describe("wire codes the keyfob hands to the OTP core unchanged", () => {
+  it("algorithm ids and digit limits are the same numbers in protocol/ and firmware/otp", async () => {
+    // firmware/app/device.ts passes WRITE_SEED's algorithm and digits straight to prepareKey/totp:
+    // if the two modules ever disagreed, a keyfob would compute with another hash or length.
+    const P = await import("../../protocol/index.js");
+    const otp = await import("../../firmware/otp/index.js");
+    expect([P.ALG_SHA1, P.ALG_SHA256, P.ALG_SHA512]).toEqual([otp.ALG_SHA1, otp.ALG_SHA256, otp.ALG_SHA512]);
+    expect([P.MIN_DIGITS, P.MAX_DIGITS]).toEqual([otp.MIN_DIGITS, otp.MAX_DIGITS]);
+  });
+});
