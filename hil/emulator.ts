@@ -19,9 +19,11 @@
  * A board without init.lua boots into NodeMCU's Lua REPL on the console
  * UART (repl.ts): banner, "cannot open init.lua", prompt. Console input goes
  * to the REPL unless the firmware took it with uart.on(..., run_input = 0).
- * Deviation: a boot WITH init.lua sends neither the banner nor the first
- * prompt the real board prints before the firmware owns the UART, so the
- * host's first frame is not preceded by text.
+ * A board with init.lua prints the same banner, runs init.lua, then prints
+ * the first prompt (lua.c pmain), so a host listening at power-on reads that
+ * text before the firmware's first frame, as from the real board.
+ * Deviation: the ESP32 ROM and bootloader lines that precede the banner are
+ * not sent.
  */
 import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
@@ -250,11 +252,14 @@ export class Emulator extends EventEmitter {
       });
       return;
     }
-    this.run(m, () => {
-      lua.lua_getglobal(m.L, "dofile");
-      lua.lua_pushstring(m.L, toLuaString(INIT_FILE));
-      return m.pcall(1, 0);
-    });
+    const repl = this.repl;
+    this.run(m, () =>
+      repl.bootWithInit(() => {
+        lua.lua_getglobal(m.L, "dofile");
+        lua.lua_pushstring(m.L, toLuaString(INIT_FILE));
+        return m.pcall(1, 0);
+      }),
+    );
   }
 
   /** Cut the power now. Flash keeps what reached it; the RTC keeps time on its battery. */

@@ -140,4 +140,19 @@ export class Repl {
     // pmain queued " \n" before running init: it yields the first prompt.
     this.dojob(latin1(" "));
   }
+
+  /**
+   * Boot with init.lua, as pmain does it: the banner, then init.lua (its
+   * error, if any, is the caller's), then the job pmain queued before init,
+   * which prints the first prompt even when init.lua took the UART away
+   * from the REPL. So a host on the line sees this text before the
+   * firmware's first frame, as it would from the real board.
+   */
+  bootWithInit(runInit: () => string | undefined): string | undefined {
+    this.tx(BANNER);
+    const err = runInit();
+    if (this.m.halted) return err;
+    this.dojob(latin1(" "));
+    return err;
+  }
 }

@@ -1,6 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { BANNER } from "../../hil/repl.js";
 import { buildFixture, loadHil, tempDir } from "./support.js";
 
 type Hil = Awaited<ReturnType<typeof loadHil>>;
@@ -13,7 +14,11 @@ beforeAll(async () => {
 
 type Ev = { event: string; kind?: string; message?: string; text?: string };
 
-/** Boot a state dir whose init.lua is the given Lua; collect events. */
+/**
+ * Boot a state dir whose init.lua is the given Lua; collect events. bootText
+ * is what the UART carried during boot (banner, init.lua's output, prompt);
+ * tx collects what comes after.
+ */
 function bootLua(init: string, opts: Record<string, unknown> = {}) {
   const dir = tempDir("emu-lua-");
   writeFileSync(join(dir, "init.lua"), init);
@@ -23,7 +28,8 @@ function bootLua(init: string, opts: Record<string, unknown> = {}) {
   emu.on("event", (e: Ev) => events.push(e));
   emu.on("uart", (b: Uint8Array) => tx.push(...b));
   emu.boot();
-  return { emu, events, tx, errors: () => events.filter((e) => e.event === "error") };
+  const bootText = Buffer.from(tx.splice(0)).toString("latin1");
+  return { emu, events, tx, bootText, errors: () => events.filter((e) => e.event === "error") };
 }
 
 describe("NodeMCU subset: calls outside it fail loudly", () => {
@@ -73,14 +79,20 @@ describe("NodeMCU subset: calls outside it fail loudly", () => {
     expect(Buffer.from(tx).toString("latin1")).toMatch(/NodeMCU ESP32 build .*\ncannot open init\.lua: No such file or directory\n> $/);
   });
 
+  it("with init.lua the board prints NodeMCU's banner, runs init.lua, then the first prompt (lua.c pmain)", () => {
+    const { bootText } = bootLua("uart.on(0, 'data', 0, function() end, 0)");
+    expect(bootText).toBe(BANNER + "> ");
+    expect(bootText).toMatch(/^\nNodeMCU ESP32 build .* powered by Lua 5\.3\.\d \[5\.3-int32-singlefp\] on IDF v4\.4\.\d\n> $/);
+  });
+
   it("print goes to the console UART, as on the device", () => {
-    const { tx } = bootLua('print("hi", 42)');
-    expect(Buffer.from(tx).toString("latin1")).toBe("hi\t42\n");
+    const { bootText } = bootLua('print("hi", 42)');
+    expect(bootText).toBe(BANNER + "hi\t42\n> ");
   });
 
   it("integers are 32-bit, as on NodeMCU's default build", () => {
-    const { tx } = bootLua("uart.write(0, tostring(math.maxinteger), ' ', tostring(2147483647 + 1))");
-    expect(Buffer.from(tx).toString("latin1")).toBe("2147483647 -2147483648");
+    const { bootText } = bootLua("uart.write(0, tostring(math.maxinteger), ' ', tostring(2147483647 + 1))");
+    expect(bootText).toBe(BANNER + "2147483647 -2147483648> ");
   });
 });
 
@@ -105,6 +117,7 @@ describe("the fixture image (echo app over the real board layer)", () => {
     emu.on("display", (e: { text: string }) => displays.push(e.text));
     emu.on("uart", (b: Uint8Array) => tx.push(...b));
     emu.boot();
+    expect(Buffer.from(tx.splice(0)).toString("latin1")).toBe(BANNER + "> ");
     expect(emu.display).toBe("rEAdy   ");
     emu.uartWrite([0, 1, 0x7f, 0x80, 0xff]);
     expect(tx).toEqual([0, 1, 0x7f, 0x80, 0xff]);

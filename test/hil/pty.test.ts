@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { SerialPort } from "serialport";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { BANNER } from "../../hil/repl.js";
 import { NODE_BUILD } from "../support/paths.js";
 import { buildFixture, loadHil, tempDir } from "./support.js";
 
@@ -28,6 +29,26 @@ function openPort(path: string, baudRate = 115200): Promise<SerialPort> {
   return new Promise((resolve, reject) => {
     const p = new SerialPort({ path, baudRate, autoOpen: false });
     p.open((err) => (err ? reject(err) : resolve(p)));
+  });
+}
+
+/** Collect from the port until the data ends with `tail`. */
+function receiveUntil(port: SerialPort, tail: string, timeoutMs = 10000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let data = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      port.off("data", onData);
+      reject(new Error(`no ${JSON.stringify(tail)} in ${timeoutMs} ms; got ${JSON.stringify(data.toString("latin1"))}`));
+    }, timeoutMs);
+    const onData = (chunk: Buffer) => {
+      data = Buffer.concat([data, chunk]);
+      if (data.toString("latin1").endsWith(tail)) {
+        clearTimeout(timer);
+        port.off("data", onData);
+        resolve(data);
+      }
+    };
+    port.on("data", onData);
   });
 }
 
@@ -59,9 +80,12 @@ describe("emulator on a PTY", () => {
     const emu = new hil.Emulator({ stateDir: join(dir, "state"), imagePath: image, time: 1700000000, realtime: true, countInstructions: false, baud: 38400 });
     const link = await hil.PtyLink.open(emu, { path });
     cleanups.push(() => link.close());
-    emu.boot();
+    // The host listens from power-on: it reads the boot text first, as from a real board.
     const port = await openPort(path, 38400);
     cleanups.push(() => new Promise<void>((r) => port.close(() => r())));
+    const boot = receive(port, BANNER.length + 2);
+    emu.boot();
+    expect((await boot).data.toString("latin1")).toBe(BANNER + "> ");
     const payload = Buffer.from(Array.from({ length: 384 }, (_, i) => i & 255));
     const got = receive(port, payload.length);
     port.write(payload);
@@ -101,9 +125,12 @@ describe("emulator on a PTY", () => {
 
     expect(await waitFor((e) => e.event === "ready")).toMatchObject({ event: "ready", pty: path });
     const port = await openPort(path);
-    const got = receive(port, 5);
+    // Opened just after boot: the tail of the boot text may still be on the line.
+    const got = receiveUntil(port, "hello");
     port.write(Buffer.from("hello"));
-    expect((await got).data.toString()).toBe("hello");
+    const text = (await got).toString("latin1");
+    expect(text.endsWith("hello")).toBe(true);
+    expect((BANNER + "> ").endsWith(text.slice(0, -5))).toBe(true);
     child.stdin.write("press\n");
     expect(await waitFor((e) => e.event === "display" && e.text === "00000001")).toBeTruthy();
     child.stdin.write("advance nope\n");

@@ -58,9 +58,15 @@ export class TestKeyfob {
     });
   }
 
+  /**
+   * Power on and let init.lua run. The board prints NodeMCU's banner and
+   * first prompt as it boots (they stay in tx); like a host that opens the
+   * port once the keyfob is up, the client starts reading after them.
+   */
   boot(): this {
     this.emu.boot();
     this.emu.advance(0.5);
+    P.deframerReset(this.d);
     return this;
   }
 

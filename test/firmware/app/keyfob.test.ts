@@ -151,8 +151,7 @@ describe("locked keyfob", () => {
     const k = keyfob();
     k.provision(SEED, "FK-R", T0);
     k.emu.powerCut();
-    k.emu.boot();
-    k.emu.advance(0.5);
+    k.boot();
     expect(k.info().state).toBe(P.STATE_LOCKED);
     expect(k.press()).toBe(hostCode(SEED, k.emu.rtcTime()));
   });
@@ -173,8 +172,7 @@ describe("fails closed", () => {
     k.provision(SEED, "FK-T", T0);
     k.emu.removeRtcBattery();
     k.emu.powerCut();
-    k.emu.boot();
-    k.emu.advance(0.5);
+    k.boot();
     const i = k.info();
     expect(i.state).toBe(P.STATE_ERROR);
     expect(i.reason).toBe(P.REASON_RTC_TIME_LOST);
@@ -193,8 +191,7 @@ describe("fails closed", () => {
     const bytes = readFileSync(join(dir, rec));
     bytes[bytes.length - 5] ^= 0x55;
     writeFileSync(join(dir, rec), bytes);
-    k.emu.boot();
-    k.emu.advance(0.5);
+    k.boot();
     const i = k.info();
     expect(i.state).toBe(P.STATE_ERROR);
     expect(i.reason).toBe(P.REASON_FLASH_CORRUPT);
@@ -237,8 +234,7 @@ describe("power cut at every flash operation of provisioning", () => {
           break; // no reply: the power died inside this step
         }
       }
-      k.emu.boot();
-      k.emu.advance(0.5);
+      k.boot();
       const now = snapshot(k.info());
       expect(states, `cut at flash op ${n}/${total}`).toContainEqual(now);
       // Redo from wherever it stands: wipe unless locked, then the full sequence.
