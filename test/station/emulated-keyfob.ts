@@ -20,11 +20,12 @@ export interface EmulatedKeyfob {
   unplug(): Promise<void>;
 }
 
-export async function attachKeyfob(path: string, opts: Partial<EmulatorOptions> = {}): Promise<EmulatedKeyfob> {
+/** powerOn false: the PTY is there but the board is not powered yet (call emu.boot()). */
+export async function attachKeyfob(path: string, opts: Partial<EmulatorOptions> = {}, powerOn = true): Promise<EmulatedKeyfob> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), "fobkit-fob-"));
   const emu = new Emulator({ imagePath: IMAGE, countInstructions: false, realtime: true, ...opts, stateDir });
   const link = await PtyLink.open(emu, { path });
-  emu.boot();
+  if (powerOn) emu.boot();
   let gone = false;
   return {
     emu, link, path, stateDir,

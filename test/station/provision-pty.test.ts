@@ -8,7 +8,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DeviceSession } from "../../host/device/session.js";
 import { FactoryRecord } from "../../host/station/factory-record.js";
+import { provisionKeyfob } from "../../host/station/provision.js";
+import { SerialTransport } from "../../host/transport/serial-transport.js";
 import { parseSerial } from "../../host/station/serial-number.js";
 import { attachKeyfob, type EmulatedKeyfob } from "./emulated-keyfob.js";
 import { CliRun, fobkit } from "./cli-io.js";
@@ -17,8 +20,8 @@ let dir: string;
 let factory: string;
 const fobs: EmulatedKeyfob[] = [];
 
-async function attach(name: string, opts = {}): Promise<EmulatedKeyfob> {
-  const f = await attachKeyfob(join(dir, name), opts);
+async function attach(name: string, opts = {}, powerOn = true): Promise<EmulatedKeyfob> {
+  const f = await attachKeyfob(join(dir, name), opts, powerOn);
   fobs.push(f);
   return f;
 }
@@ -142,6 +145,22 @@ describe("fobkit provision over a real PTY", () => {
     const r2 = await fobkit(["provision", "--port", good.path, "--factory", factory, "--json"]);
     expect(JSON.parse(r2.stdout)).toMatchObject({ status: "good" });
     expect(parseSerial(JSON.parse(r2.stdout).serial).sequence).toBe(2);
+  });
+
+  it("a host listening from power-on reads the boot text, drops it as a damaged frame, and provisions the keyfob", async () => {
+    const fob = await attach("ttyBOOT", {}, false);
+    const session = await DeviceSession.open(new SerialTransport({ path: fob.path }));
+    const rec = FactoryRecord.open(factory, { create: true });
+    try {
+      fob.emu.boot(); // NodeMCU's banner and first prompt go out now, ahead of any reply
+      const r = await provisionKeyfob(session, rec);
+      expect(r.status).toBe("good");
+      expect(session.stats.badFrames).toBeGreaterThanOrEqual(1);
+      expect(rec.token(r.serial!)).toMatchObject({ state: "good" });
+    } finally {
+      await session.close();
+      rec.close();
+    }
   });
 
   it("bad usage is exit 2 with a clear message, before touching anything", async () => {
