@@ -108,11 +108,13 @@ export function deframerReset(d: Deframer): void {
 }
 
 /**
- * Overwrite buf[0..count) (count is clamped to MAX_FRAME) and reset, e.g.
- * after handling a frame that carried a seed. A frame only writes
- * buf[0..its length): after RX_FRAME that is len + CRC16_BYTES; after an
- * error event the length is gone, so wipe MAX_FRAME. A buffer wiped after
- * every event is all zero between frames.
+ * Overwrite buf[0..count) (count is clamped to MAX_FRAME), e.g. after
+ * handling a frame that carried a seed. Only the buffer: every event has
+ * already left the receiver state right (between frames, or skipping the
+ * rest of an overlong frame, which a reset would start decoding as a new
+ * one). A frame only writes buf[0..its length): after RX_FRAME that is
+ * len + CRC16_BYTES; after an error event the length is gone, so wipe
+ * MAX_FRAME. A buffer wiped after every event is all zero between frames.
  */
 export function deframerWipe(d: Deframer, count: number): void {
   const buf = d.buf;
@@ -120,7 +122,6 @@ export function deframerWipe(d: Deframer, count: number): void {
   for (let i = 0; i < n; i++) {
     buf[i] = 0;
   }
-  deframerReset(d);
 }
 
 /** Append one decoded byte; false when the frame has grown past MAX_FRAME. */

@@ -59,7 +59,7 @@ export interface StationBench {
   withinGoal: boolean;
   /**
    * Mean time per phase of the flow, ms: the first INFO; allocating the
-   * serial (a record commit); WRITE_SEED, SET_CLOCK, SET_SERIAL and SELF_TEST
+   * serial (a record commit); SET_CLOCK, WRITE_SEED, SET_SERIAL and SELF_TEST
    * pipelined, with the host's check of the code; LOCK and its confirming INFO
    * pipelined, with the two record commits around them.
    */
@@ -175,7 +175,7 @@ async function provisionOne(dir: string, name: string, record: FactoryRecord, co
       if (r.status !== "good") throw new Error(`bench keyfob ${name} failed: ${r.reason}`);
       return {
         ms: at.done! - at.info!,
-        phases: { info: at.allocate! - at.info!, allocate: at.write_seed! - at.allocate!, writeAndSelfTest: at.lock! - at.write_seed!, lockAndConfirm: at.done! - at.lock! },
+        phases: { info: at.allocate! - at.info!, allocate: at.set_clock! - at.allocate!, writeAndSelfTest: at.lock! - at.set_clock!, lockAndConfirm: at.done! - at.lock! },
         out: transport.stats.bytesWritten,
         in: transport.stats.bytesRead,
         requests: session.stats.requests,
@@ -261,7 +261,7 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
       },
       keyfobInstructionsPerToken: instructions,
       breakdown: { emulatorLuaMsPerToken: Math.round((luaMs / tokens) * 10) / 10, factoryRecordMsPerToken: Math.round(recordMs * 10) / 10 },
-      method: "fobkit provision flow to a fresh emulated keyfob per token: INFO; WRITE_SEED, SET_CLOCK, SET_SERIAL, SELF_TEST pipelined; LOCK, INFO pipelined; " +
+      method: "fobkit provision flow to a fresh emulated keyfob per token: INFO; SET_CLOCK, WRITE_SEED, SET_SERIAL, SELF_TEST pipelined; LOCK, INFO pipelined; " +
         "hil PtyLink pacing both directions at the baud rate, host on serialport's real binding; one keyfob at a time",
     };
   } finally {
@@ -277,7 +277,7 @@ export function formatStationBench(b: StationBench): string {
     `  wire: ${b.bytesPerToken.total} bytes per keyfob (${b.bytesPerToken.toKeyfob} out, ${b.bytesPerToken.fromKeyfob} in), ${b.requestsPerToken} requests`,
     `  floor (10 bits/byte): ${b.floorMs} ms; median is ${b.ratioToFloor}x the floor, fastest ${b.bestRatioToFloor}x (goal <= 2x: ${b.withinGoal ? "met" : "NOT met"}; load average ${b.loadAverage})`,
     `  this flow with an instant keyfob and host: ${b.criticalPathMs} ms (median is ${b.ratioToCriticalPath}x); full-duplex bound ${b.fullDuplexBoundMs} ms`,
-    `  per phase (ms): INFO ${b.phaseMs.info}, allocate ${b.phaseMs.allocate}, seed+clock+serial+self-test ${b.phaseMs.writeAndSelfTest}, LOCK+INFO ${b.phaseMs.lockAndConfirm}`,
+    `  per phase (ms): INFO ${b.phaseMs.info}, allocate ${b.phaseMs.allocate}, clock+seed+serial+self-test ${b.phaseMs.writeAndSelfTest}, LOCK+INFO ${b.phaseMs.lockAndConfirm}`,
     `  beyond the wire: keyfob firmware in the Lua VM ${b.breakdown.emulatorLuaMsPerToken} ms (${b.keyfobInstructionsPerToken} instructions), factory record commits ${b.breakdown.factoryRecordMsPerToken} ms per keyfob`,
   ].join("\n");
 }

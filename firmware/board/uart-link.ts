@@ -51,8 +51,8 @@ export function uartWrite(bytes: number[]): number {
     return BOARD_ERR_NOT_STARTED;
   }
   // string.char checks every byte as it converts (an integer 0..255, or a
-  // float with such a value) and raises on anything else: under pcall that is
-  // the argument check, without a second pass over the bytes.
+  // float or numeric string with such a value) and raises on anything else:
+  // under pcall that is the argument check, without a second pass over the bytes.
   const [ok, s] = pcall(bytesToString, bytes, 0, bytes.length);
   if (!ok) {
     return BOARD_ERR_ARG;

@@ -9,8 +9,10 @@
  *   request id, and a reply counts only if its id and command match an
  *   attempt in flight, so a late reply to a timed-out attempt can never be
  *   taken for the answer to a later one. A request's timeout runs from when
- *   the keyfob gets to it (every earlier request answered or given up), so
- *   queueing behind a slow flash write is not a timeout.
+ *   every earlier request has been answered or given up, which is when the
+ *   keyfob should be getting to it, so queueing behind a slow flash write is
+ *   not a timeout. (After a request was given up the keyfob may still be
+ *   busy with it, so the next one can time out too: each is retried.)
  * - Retries: INFO and SELF_TEST are read-only and are simply sent again
  *   (on a timeout or a garbled reply). Writes are never resent blindly: after
  *   a timeout the session reads INFO (same hardware id required) to learn

@@ -540,12 +540,13 @@ export class Registry {
     }
     if (filter.afterSerial !== undefined) where.push("serial > ?"), params.push(checkSerial(filter.afterSerial));
     const limit = Math.min(Math.max(1, filter.limit ?? 100), MAX_LIST);
+    // One row more than asked: whether another page exists, without an empty last page.
     const rows = await this.db.all<Omit<TokenRow, "seed">>(
-      `SELECT ${STATUS_COLUMNS} FROM tokens${where.length ? " WHERE " + where.join(" AND ") : ""} ORDER BY serial LIMIT ${limit}`,
+      `SELECT ${STATUS_COLUMNS} FROM tokens${where.length ? " WHERE " + where.join(" AND ") : ""} ORDER BY serial LIMIT ${limit + 1}`,
       params,
     );
-    const tokens = rows.map((r) => toStatus(r as TokenRow));
-    return { tokens, next: tokens.length === limit ? tokens[limit - 1].serial : null };
+    const tokens = rows.slice(0, limit).map((r) => toStatus(r as TokenRow));
+    return { tokens, next: rows.length > limit ? tokens[limit - 1].serial : null };
   }
 
   /** How many tokens are in each state; every state is listed, 0 when none. */

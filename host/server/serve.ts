@@ -40,7 +40,8 @@ export function isLoopback(host: string): boolean {
  * client taken from X-Forwarded-For (the nearest address not itself
  * trusted), so the audit names the customer's or staff member's address and
  * not the balancer's; from anywhere else the header is ignored, so a client
- * cannot choose its own audited address. "Trust everyone" is not offered.
+ * cannot choose its own audited address. There is no switch to trust every
+ * peer, and a /0 range is refused: list the proxies.
  */
 export function parseTrustProxy(value: string): string[] {
   const entries = value.split(",").map((s) => s.trim()).filter(Boolean);
@@ -49,8 +50,8 @@ export function parseTrustProxy(value: string): string[] {
     const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(e);
     const family = m ? isIP(m[1]) : 0;
     const bits = m?.[2] === undefined ? undefined : Number(m[2]);
-    if (!m || family === 0 || (bits !== undefined && bits > (family === 4 ? 32 : 128))) {
-      throw new ListenError(`--trust-proxy: ${JSON.stringify(e)} is not an IP address or CIDR range (e.g. 127.0.0.1, 10.0.0.0/8, fd00::/8)`);
+    if (!m || family === 0 || (bits !== undefined && (bits < 1 || bits > (family === 4 ? 32 : 128)))) {
+      throw new ListenError(`--trust-proxy: ${JSON.stringify(e)} is not an IP address or CIDR range of 1 to ${family === 6 ? 128 : 32} bits (e.g. 127.0.0.1, 10.0.0.0/8, fd00::/8)`);
     }
   }
   return entries;

@@ -101,6 +101,13 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
 
   const seed = randomBytes(SEED_BYTES[params.algorithm]);
   const seedArray = Array.from(seed);
+  /** Commands sent and not yet settled: a failure waits for them before it wipes, so none lands after the wipe. */
+  const inFlight: Promise<unknown>[] = [];
+  const pipelined = <T>(p: Promise<T>): Promise<T> => {
+    // Also marks p's rejection handled: an outcome nobody reads (an earlier step failed) is not an unhandled rejection.
+    inFlight.push(p.then(ignore, ignore));
+    return p;
+  };
   let serial: string | undefined;
   let stage: Stage = "allocated";
   const advance = (s: Stage) => {
@@ -114,36 +121,38 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
     step("allocate");
     serial = record.allocate({ batch: batch.id, seed, hardwareId, port, operator: options.operator, station: options.station }).serial;
 
-    // Pipelined (protocol/SPEC.md, Pipelining): the three writes and the self-test
-    // go out back to back and the keyfob answers them in order, so the line
-    // does not sit idle for a round trip per command. Each outcome is still
-    // taken in order below; a failure stops the run at that step.
-    step("write_seed");
-    const setAt = Math.floor(now() / 1000);
-    const seedWritten = settled(session.writeSeed({ ...params, seed }));
-    const clockSet = settled(session.setClock(setAt));
-    const serialSet = settled(session.setSerial(serial));
-    const testBefore = Math.floor(now() / 1000);
-    const firstTest = settled(session.selfTest());
-
-    await seedWritten;
-    advance("seed_written");
-
+    // Pipelined (protocol/SPEC.md, Pipelining): the clock, the seed, the
+    // serial and the self-test go out back to back and the keyfob answers
+    // them in order, so the line does not sit idle for a round trip per
+    // command. SET_CLOCK goes first, so the keyfob sets the time the moment
+    // it was read, not after a flash write of unknown length. Each outcome is
+    // still taken in order below; a failure stops the run at that step.
     step("set_clock");
+    const clockSet = pipelined(session.setClock(Math.floor(now() / 1000)));
+    const seedWritten = pipelined(session.writeSeed({ ...params, seed }));
+    const serialSet = pipelined(session.setSerial(serial));
+    const firstTest = pipelined(session.selfTest());
+
     let clockForced = false;
     try {
       await clockSet;
     } catch (e) {
       // The keyfob's RTC runs ahead of the factory's UTC; the factory's clock is the reference, and the keyfob is not locked.
       if (!(e instanceof DeviceError && e.statusName === "CLOCK_BACKWARDS")) throw e;
-      await session.setClock(Math.floor(now() / 1000), { force: true });
+      await pipelined(session.setClock(Math.floor(now() / 1000), { force: true }));
       clockForced = true;
     }
     advance("clock_set");
 
+    step("write_seed");
+    await seedWritten;
+    advance("seed_written");
+
     step("set_serial");
     await serialSet;
     advance("serial_set");
+    // The keyfob takes SELF_TEST only after it answered SET_SERIAL: from here on is the earliest its time can read.
+    const testBefore = Math.floor(now() / 1000);
 
     step("self_test");
     // The pipelined self-test counts when it passes. It ran before a forced
@@ -165,8 +174,8 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
     step("lock");
     advance("lock_sent");
     // LOCK and the INFO that confirms it go out together: the keyfob answers INFO after it has handled LOCK.
-    const lockDone = session.lock(serial);
-    const confirmed = settled(session.info());
+    const lockDone = pipelined(session.lock(serial));
+    const confirmed = pipelined(session.info());
     await lockDone;
 
     step("confirm");
@@ -182,6 +191,8 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
   } catch (e) {
     const reason = describeFailure(e);
     let wiped = false;
+    // Let every command still on its way settle first: a write resent after a timeout must not land after the wipe.
+    await Promise.all(inFlight);
     if (serial !== undefined) {
       wiped = await wipeIfUnlocked(session);
       record.markFailed(serial, wiped ? reason : `${reason} (stage ${stage})`);
@@ -193,15 +204,7 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
   }
 }
 
-/**
- * A promise whose rejection is handled even if nobody awaits it (a pipelined
- * command whose outcome is not read because an earlier one failed); awaiting
- * it still throws.
- */
-function settled<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => undefined);
-  return p;
-}
+const ignore = (): void => undefined;
 
 type SelfTestCheck = { ok: true; deviceClockOffset: number } | { ok: false; error: Error };
 

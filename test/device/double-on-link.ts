@@ -11,12 +11,19 @@ export function serveDouble(link: Transport, fob: KeyfobDouble): Promise<void> {
       } catch {
         return;
       }
-      for (const reply of fob.receive(chunk)) {
-        if (fob.faults.replyDelayMs) await new Promise((r) => setTimeout(r, fob.faults.replyDelayMs));
-        try {
-          await link.write(reply);
-        } catch {
-          return;
+      // A byte at a time, so each request is acted on only after the keyfob finished the one before.
+      for (let i = 0; i < chunk.length; i++) {
+        const logged = fob.log.length;
+        const replies = fob.receive(chunk.subarray(i, i + 1));
+        const busy = fob.log.length > logged ? fob.faults.busyMs?.[fob.log[fob.log.length - 1]] ?? 0 : 0;
+        const wait = busy + (replies.length > 0 ? fob.faults.replyDelayMs ?? 0 : 0);
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        for (const reply of replies) {
+          try {
+            await link.write(reply);
+          } catch {
+            return;
+          }
         }
       }
     }

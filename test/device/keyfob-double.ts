@@ -22,6 +22,8 @@ export interface DoubleFaults {
   garbleReplyTo?: number;
   /** The RTC runs this many seconds away from the time it was set to. */
   rtcOffset?: number;
+  /** Answer every request of this command with this status, changing nothing (e.g. HW_FAULT). */
+  refuse?: { cmd: number; status: number };
   /** Self-test answers with a code for a wrong seed (a flash that did not keep it). */
   corruptSeed?: boolean;
   /**
@@ -32,6 +34,12 @@ export interface DoubleFaults {
   holdReplies?: number;
   /** serveDouble waits this long before each reply: a keyfob busy with every request. */
   replyDelayMs?: number;
+  /**
+   * serveDouble: ms the keyfob spends on a command (by cmd) after acting on
+   * it, before it answers and reads the next request, as a flash write keeps
+   * the real one busy.
+   */
+  busyMs?: Partial<Record<number, number>>;
 }
 
 export class KeyfobDouble {
@@ -77,7 +85,8 @@ export class KeyfobDouble {
         ig.times--;
         continue;
       }
-      const reply = this.handle(req);
+      const refuse = this.faults.refuse;
+      const reply = refuse && refuse.cmd === req.cmd ? { rid: req.rid, cmd: req.cmd, status: refuse.status } : this.handle(req);
       const wire = P.encodeReply(reply);
       if (this.faults.loseReplyTo === req.cmd) {
         this.faults.loseReplyTo = undefined;

@@ -312,6 +312,22 @@ describe("chunked delivery (Node build)", () => {
     expect(d.buf).toHaveLength(p.MAX_FRAME);
   });
 
+  it("a wipe after RX_OVERLONG clears the buffer and keeps skipping the rest of that frame", () => {
+    const d = p.newDeframer();
+    const events: number[] = [];
+    for (const b of [0, 0xff, ...Array(p.MAX_FRAME + 1).fill(0x41)]) {
+      const ev = p.deframerPush(d, b);
+      if (ev !== p.RX_NONE) {
+        events.push(ev);
+        p.deframerWipe(d, p.MAX_FRAME);
+      }
+    }
+    expect(events).toEqual([RX_OVERLONG]);
+    expect(d.buf.every((b: number) => b === 0)).toBe(true);
+    // A valid frame's bytes without their opening 0x00 are still part of the skipped one.
+    for (const b of p.encodeRequest({ cmd: 1, rid: 0x77 }).slice(1)) expect(p.deframerPush(d, b)).toBe(p.RX_NONE);
+  });
+
   it("a frame writes only buf[0..len + CRC16_BYTES): wiping that much clears it, and a count past MAX_FRAME is clamped", () => {
     const seed = new Array(64).fill(0xa5);
     const d = p.newDeframer();

@@ -65,9 +65,13 @@ describe("provisionKeyfob decisions", () => {
     fob.faults.loseReplyTo = P.CMD_LOCK;
     const origHandle = fob.receive.bind(fob);
     // INFO is answered until LOCK arrives, then the keyfob goes quiet (cable pulled right after locking).
+    let quiet = false;
     fob.receive = (bytes) => {
       const out = origHandle(bytes);
-      if (fob.log.includes(P.CMD_LOCK)) fob.faults.ignore = { cmd: P.CMD_INFO, times: 1000 };
+      if (!quiet && fob.log.includes(P.CMD_LOCK)) {
+        quiet = true;
+        fob.faults.ignore = { cmd: P.CMD_INFO, times: 1000 };
+      }
       return out;
     };
     const first = await session();
@@ -101,19 +105,19 @@ describe("provisionKeyfob decisions", () => {
     expect(Math.abs(r.deviceClockOffset!)).toBeLessThanOrEqual(2);
     expect(fob.log.filter((c) => c === P.CMD_SET_CLOCK)).toHaveLength(2);
     // The pipelined self-test ran on the keyfob's old clock: it is repeated after the forced set, and that one decides.
-    expect(fob.log).toEqual([P.CMD_INFO, P.CMD_WRITE_SEED, P.CMD_SET_CLOCK, P.CMD_SET_SERIAL, P.CMD_SELF_TEST, P.CMD_SET_CLOCK, P.CMD_SELF_TEST, P.CMD_LOCK, P.CMD_INFO]);
+    expect(fob.log).toEqual([P.CMD_INFO, P.CMD_SET_CLOCK, P.CMD_WRITE_SEED, P.CMD_SET_SERIAL, P.CMD_SELF_TEST, P.CMD_SET_CLOCK, P.CMD_SELF_TEST, P.CMD_LOCK, P.CMD_INFO]);
   });
 
-  it("pipelines: seed, clock, serial and self-test go out together, then LOCK with the INFO that confirms it", async () => {
+  it("pipelines: clock, seed, serial and self-test go out together, then LOCK with the INFO that confirms it", async () => {
     // The double holds its replies until the whole batch is in: a flow that waited for each reply would time out.
     const r = await provisionKeyfob(await session(), record, {
       onStep: (s) => {
-        if (s === "write_seed") fob.faults.holdReplies = 4;
+        if (s === "set_clock") fob.faults.holdReplies = 4;
         if (s === "lock") fob.faults.holdReplies = 2;
       },
     });
     expect(r.status).toBe("good");
-    expect(fob.log).toEqual([P.CMD_INFO, P.CMD_WRITE_SEED, P.CMD_SET_CLOCK, P.CMD_SET_SERIAL, P.CMD_SELF_TEST, P.CMD_LOCK, P.CMD_INFO]);
+    expect(fob.log).toEqual([P.CMD_INFO, P.CMD_SET_CLOCK, P.CMD_WRITE_SEED, P.CMD_SET_SERIAL, P.CMD_SELF_TEST, P.CMD_LOCK, P.CMD_INFO]);
     expect(fob.state).toBe(P.STATE_LOCKED);
   });
 
@@ -122,11 +126,48 @@ describe("provisionKeyfob decisions", () => {
     const r = await provisionKeyfob(await session(), record);
     expect(r.status).toBe("good");
     expect(fob.log).toEqual([
-      P.CMD_INFO, P.CMD_WRITE_SEED, P.CMD_SET_CLOCK, P.CMD_SET_SERIAL, P.CMD_SELF_TEST, // the self-test found no seed
+      P.CMD_INFO, P.CMD_SET_CLOCK, P.CMD_WRITE_SEED, P.CMD_SET_SERIAL, P.CMD_SELF_TEST, // the self-test found no seed
       P.CMD_INFO, P.CMD_WRITE_SEED, // the write timed out: INFO shows no effect, so it is resent
       P.CMD_SELF_TEST, P.CMD_LOCK, P.CMD_INFO,
     ]);
     expect(record.token(r.serial!)).toMatchObject({ state: "good" });
+  });
+
+  it("a slow seed write does not leave the keyfob's clock behind: SET_CLOCK goes first", async () => {
+    fob.faults.busyMs = { [P.CMD_WRITE_SEED]: 2500 };
+    const s = await DeviceSession.open(new SerialTransport({ path: pair.host }), { timeoutMs: 5000, retries: 1 });
+    sessions.push(s);
+    const r = await provisionKeyfob(s, record);
+    expect(r.status).toBe("good");
+    // The keyfob's clock against the host's, and what the record says of it: both within a second.
+    expect(Math.abs(fob.now() - Math.floor(Date.now() / 1000))).toBeLessThanOrEqual(1);
+    expect(Math.abs(r.deviceClockOffset!)).toBeLessThanOrEqual(1);
+    expect(fob.log.slice(0, 3)).toEqual([P.CMD_INFO, P.CMD_SET_CLOCK, P.CMD_WRITE_SEED]);
+  });
+
+  it("a keyfob whose clock is off is caught even when a slow seed write delays its self-test", async () => {
+    // 1.5 s on the seed (a flash write) and an RTC 3 s behind the time it was set to: the self-test's
+    // window starts when the keyfob reaches SELF_TEST, not when the batch went out, so the delay cannot hide the 3 s.
+    fob.faults.busyMs = { [P.CMD_WRITE_SEED]: 1500 };
+    fob.faults.rtcOffset = -3;
+    const s = await DeviceSession.open(new SerialTransport({ path: pair.host }), { timeoutMs: 5000, retries: 1 });
+    sessions.push(s);
+    const r = await provisionKeyfob(s, record);
+    expect(r).toMatchObject({ status: "failed", wiped: true, reason: expect.stringMatching(/^self-test failed: keyfob clock reads \d+, host \d+ \(off by -[3-5] s\)$/) });
+    expect(fob.state).toBe(P.STATE_BLANK);
+  });
+
+  it("a failure waits for the commands still in flight before it wipes: nothing lands on the keyfob after the wipe", async () => {
+    // SET_CLOCK is refused (the run fails there) while the pipelined SET_SERIAL was lost on the line:
+    // its timeout, INFO and resend come before the wipe, not after it.
+    fob.faults.refuse = { cmd: P.CMD_SET_CLOCK, status: P.STATUS_HW_FAULT };
+    fob.faults.ignore = { cmd: P.CMD_SET_SERIAL, times: 1 };
+    const r = await provisionKeyfob(await session(), record);
+    expect(r).toMatchObject({ status: "failed", wiped: true, reason: "keyfob refused SET_CLOCK: HW_FAULT" });
+    // Time for a straggling resend to arrive if one were still on its way.
+    await new Promise((res) => setTimeout(res, 600));
+    expect(fob).toMatchObject({ state: P.STATE_BLANK, serial: [], seed: undefined });
+    expect(fob.log.at(-1)).toBe(P.CMD_WIPE);
   });
 
   it("a keyfob that does not answer gets no serial", async () => {

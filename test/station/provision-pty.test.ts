@@ -85,15 +85,15 @@ describe("fobkit provision over a real PTY", () => {
     const run = new CliRun();
     let pulled: Promise<void> | undefined;
     run.onStderr((t) => {
-      // The moment the seed goes out: the cable is pulled.
-      if (t.includes("write_seed")) pulled = fob.unplug();
+      // The moment the writes go out (clock, then seed): the cable is pulled.
+      if (t.includes("set_clock")) pulled = fob.unplug();
     });
     const code = await run.run(["provision", "--port", fob.path, "--factory", factory]);
     expect(code).toBe(3);
-    expect(run.out.stderr).toMatch(/provisioning failed: keyfob on .* was unplugged during WRITE_SEED \(serial (FK\d{12}) recorded failed\)/);
+    expect(run.out.stderr).toMatch(/provisioning failed: keyfob on .* was unplugged during (SET_CLOCK|WRITE_SEED) \(serial (FK\d{12}) recorded failed\)/);
     const lost = /serial (FK\d{12})/.exec(run.out.stderr)![1];
     let rec = record();
-    expect(rec.token(lost)).toMatchObject({ state: "failed", reason: expect.stringMatching(/unplugged during WRITE_SEED/) });
+    expect(rec.token(lost)).toMatchObject({ state: "failed", reason: expect.stringMatching(/unplugged during (SET_CLOCK|WRITE_SEED)/) });
     rec.close();
 
     // The same keyfob plugged in again (its flash kept), then a fresh one: both succeed, no serial reused.

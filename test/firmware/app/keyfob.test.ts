@@ -55,6 +55,19 @@ describe("blank keyfob", () => {
   });
 });
 
+describe("malformed input", () => {
+  test("the rest of an overlong frame is skipped to the next 0x00, never answered as a frame of its own", () => {
+    const k = keyfob();
+    // A request's wire bytes without their opening delimiter, right after 129 bytes with no 0x00:
+    // a receiver that lost the overlong frame's skip would decode and answer it.
+    const tail = P.encodeRequest({ rid: 0x77, cmd: P.CMD_INFO }).slice(1);
+    const overlong = [0, 0xff, ...Array(P.MAX_FRAME + 1).fill(0x41)]; // one 254-byte COBS block: 129 decoded bytes overflow
+    expect(k.sendRaw([...overlong, ...tail])).toEqual([]);
+    // The next frame, properly opened, is answered.
+    expect(k.info().state).toBe(P.STATE_BLANK);
+  });
+});
+
 describe("provisioning", () => {
   test("seed, serial, clock, self-test, lock: the self-test code is the host's and oathtool's", () => {
     const k = keyfob();
