@@ -10,9 +10,10 @@ import { exportCommand } from "./export.js";
 import { flashCommand } from "./flash.js";
 import { infoCommand } from "./info.js";
 import { provisionCommand } from "./provision.js";
+import { recordCommand } from "./record.js";
 import { registerCommand } from "./register.js";
 import { stationCommand } from "./station.js";
 
 export const COMMANDS: Command[] = [
-  devicesCommand, infoCommand, provisionCommand, stationCommand, exportCommand, registerCommand,
+  devicesCommand, infoCommand, provisionCommand, stationCommand, exportCommand, registerCommand, recordCommand,
   bankImport, ...BANK_LIFECYCLE_COMMANDS, bankServe, ...BANK_KEY_COMMANDS, emuCommand, flashCommand];

@@ -59,6 +59,13 @@ export interface TokenRow extends TokenParams {
   registrationError: string | null;
 }
 
+export interface BatchSummary extends BatchRow {
+  counts: Record<TokenState, number>;
+  /** Good tokens the bank acknowledged, and good tokens whose registration failed (fobkit register retries them). */
+  registered: number;
+  registrationFailed: number;
+}
+
 export const DEFAULT_PARAMS: TokenParams = { algorithm: "SHA1", digits: 8, period: 60 };
 const SCHEMA_VERSION = "1";
 
@@ -305,6 +312,20 @@ export class FactoryRecord {
     return this.db.prepare(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE (@batch IS NULL OR batch = @batch) AND (@state IS NULL OR state = @state)
       AND (@registration IS NULL OR registration = @registration) ORDER BY batch, sequence`)
       .all({ batch: filter.batch ?? null, state: filter.state ?? null, registration: filter.registration ?? null }) as TokenRow[];
+  }
+
+  /** Per batch: its parameters, tokens by state, and how many good ones the bank has or refused. */
+  summary(): BatchSummary[] {
+    const rows = this.db.prepare("SELECT batch, state, registration, count(*) AS n FROM tokens GROUP BY batch, state, registration").all() as
+      { batch: number; state: TokenState; registration: RegistrationState; n: number }[];
+    return this.batches().map((b) => {
+      const mine = rows.filter((r) => r.batch === b.id);
+      const counts: Record<TokenState, number> = { pending: 0, good: 0, failed: 0 };
+      for (const r of mine) counts[r.state] += r.n;
+      const good = mine.filter((r) => r.state === "good");
+      const sum = (reg: RegistrationState) => good.filter((r) => r.registration === reg).reduce((a, r) => a + r.n, 0);
+      return { ...b, counts, registered: sum("registered"), registrationFailed: sum("failed") };
+    });
   }
 
   counts(batch?: number): Record<TokenState, number> {
