@@ -41,6 +41,7 @@ appears on that port. Ctrl-C finishes the keyfobs in hand and stops.
       const b = record.resolveBatch(batch, params);
       const view = new ProgressView(io.stderr);
       io.stderr.write(`station: batch ${b.id} (${b.algorithm}, ${b.digits} digits, ${b.period} s), watching ${ports ? ports.join(", ") : "USB"}\n`);
+      const started = Date.now();
       const totals = await runStation({
         record, ports, count, pollMs, bank, signal: io.signal, session: { timeoutMs },
         flashImage: values.flash ? readImage(values.image) : undefined,
@@ -53,10 +54,17 @@ appears on that port. Ctrl-C finishes the keyfobs in hand and stops.
           }
         },
       });
-      io.stderr.write(`station stopped: ${totals.good} good, ${totals.failed} failed\n`);
+      io.stderr.write(`station stopped: ${totals.good} good, ${totals.failed} failed${pace(totals.good, Date.now() - started)}\n`);
       return EXIT_OK;
     } finally {
       record.close();
     }
   },
 };
+
+/** " in 1 h 2 min (412 good per hour)": the shift's pace, from a minute on (a shorter run says only its length). */
+export function pace(good: number, ms: number): string {
+  const s = Math.round(ms / 1000);
+  const length = s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return s < 60 ? ` in ${length}` : ` in ${length} (${Math.round((good * 3600) / s)} good per hour)`;
+}

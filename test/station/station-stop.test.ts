@@ -10,6 +10,7 @@ import { Writable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FactoryRecord } from "../../host/station/factory-record.js";
 import { ProgressView } from "../../host/station/progress.js";
+import { pace } from "../../host/cli/station.js";
 import { attachKeyfob, type EmulatedKeyfob } from "./emulated-keyfob.js";
 import { CliRun } from "./cli-io.js";
 
@@ -106,5 +107,11 @@ describe("station stop", () => {
     expect(last).toContain("/dev/ttyUSB1  keyfob attached");
     expect(last).toContain("good 1  failed 0");
     expect(text).toContain("\x1b[3A");
+  });
+
+  it("the stop line gives the run's length, and from a minute on its pace in good keyfobs per hour", () => {
+    expect(pace(3, 12_400)).toBe(" in 12 s");
+    expect(pace(40, 6 * 60_000)).toBe(" in 6 min 0 s (400 good per hour)");
+    expect(pace(412, 3_720_000)).toBe(" in 1 h 2 min (399 good per hour)");
   });
 });
