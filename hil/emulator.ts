@@ -260,6 +260,8 @@ export class Emulator extends EventEmitter {
         return m.pcall(1, 0);
       }),
     );
+    // A task of its own, after init.lua's error (if any) was printed.
+    this.run(m, () => repl.firstPrompt());
   }
 
   /** Cut the power now. Flash keeps what reached it; the RTC keeps time on its battery. */

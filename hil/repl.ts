@@ -141,18 +141,20 @@ export class Repl {
     this.dojob(latin1(" "));
   }
 
-  /**
-   * Boot with init.lua, as pmain does it: the banner, then init.lua (its
-   * error, if any, is the caller's), then the job pmain queued before init,
-   * which prints the first prompt even when init.lua took the UART away
-   * from the REPL. So a host on the line sees this text before the
-   * firmware's first frame, as it would from the real board.
-   */
+  /** Boot with init.lua, as pmain does it: the banner, then init.lua (its error, if any, is the caller's to print). */
   bootWithInit(runInit: () => string | undefined): string | undefined {
     this.tx(BANNER);
-    const err = runInit();
-    if (this.m.halted) return err;
+    return runInit();
+  }
+
+  /**
+   * The job pmain queued before running init.lua: it prints the first
+   * prompt, after init.lua and its error message, and even when init.lua
+   * took the UART away from the REPL. So a host on the line sees this text
+   * before the firmware's first frame, as it would from the real board.
+   */
+  firstPrompt(): undefined {
     this.dojob(latin1(" "));
-    return err;
+    return undefined;
   }
 }

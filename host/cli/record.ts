@@ -4,9 +4,9 @@
  * the bank; or the keyfobs themselves, filtered (the failures and why, to
  * re-test or scrap them; the serials the bank does not have yet). Never a seed.
  */
-import type { RegistrationState, TokenRow, TokenState } from "../station/factory-record.js";
+import { FactoryRecord, type RegistrationState, type TokenRow, type TokenState } from "../station/factory-record.js";
 import { CliError, EXIT_OK, type Command } from "./command.js";
-import { FACTORY_OPTIONS, intOption, openFactory } from "./provision.js";
+import { cliErrorFrom, intOption, requireString } from "./provision.js";
 
 const STATES: TokenState[] = ["pending", "good", "failed"];
 const REGISTRATIONS: RegistrationState[] = ["none", "registered", "failed"];
@@ -18,9 +18,14 @@ function choice<T extends string>(values: Record<string, any>, name: string, all
   return v as T;
 }
 
+/** Free text (operator, station, reasons) on one line and in one column. */
+const cell = (s: string | null): string => (s ?? "").replace(/[\t\r\n]+/g, " ");
+
 function tokenLine(t: TokenRow): string {
-  const who = [t.operator, t.station].filter(Boolean).join("@") || "-";
-  return [t.serial, t.batch, t.state, t.stage, t.registration, t.hardwareId ?? "-", who, t.finishedAt ?? t.startedAt, t.reason ?? ""].join("\t");
+  const who = [t.operator, t.station].filter(Boolean).map(cell).join("@") || "-";
+  // Why: the provisioning failure, or for a good keyfob the bank's refusal.
+  const why = t.reason ?? (t.registration === "failed" ? `registration: ${t.registrationError ?? "failed"}` : "");
+  return [t.serial, t.batch, t.state, t.stage, t.registration, t.hardwareId ?? "-", who, t.finishedAt ?? t.startedAt, cell(why)].join("\t");
 }
 
 export const recordCommand: Command = {
@@ -29,13 +34,16 @@ export const recordCommand: Command = {
   description: `Without --list: a line per batch (parameters, good, failed, pending, registered
 with the bank, registration failed). With --list: a line per keyfob, tab-separated:
 serial, batch, state, last stage, registration, hardware id, operator@station,
-time, reason. Filters narrow the list. Reads the record; changes nothing.
+time, and why (the failure, or the bank's registration error). Filters narrow
+the list. Reads the record without changing it, and without its key file.
+--registration none lists good keyfobs never sent to the bank, failed those
+it refused or could not be reached for; fobkit register sends both.
 
   fobkit record --factory line1.sqlite
   fobkit record --factory line1.sqlite --list --batch 7 --state failed
   fobkit record --factory line1.sqlite --list --state good --registration failed`,
   options: {
-    ...FACTORY_OPTIONS,
+    factory: { type: "string", help: "the factory record (SQLite file) to read", placeholder: "FILE" },
     list: { type: "boolean", help: "list keyfobs instead of batch totals" },
     batch: { type: "string", help: "only this batch", placeholder: "ID" },
     state: { type: "string", help: STATES.join(", "), placeholder: "STATE" },
@@ -49,7 +57,12 @@ time, reason. Filters narrow the list. Reads the record; changes nothing.
     if (!values.list && (batch !== undefined || state !== undefined || registration !== undefined)) {
       throw new CliError("fobkit record: --batch, --state and --registration filter --list; add --list");
     }
-    const record = openFactory(values, false);
+    let record: FactoryRecord;
+    try {
+      record = FactoryRecord.open(requireString(values, "factory"), { readOnly: true });
+    } catch (e) {
+      throw cliErrorFrom(e);
+    }
     try {
       if (values.list) {
         const tokens = record.tokens({ batch, state, registration });

@@ -121,6 +121,11 @@ export interface OpenFactoryOptions {
   keyFile?: string;
   /** Create the file (and a new key file) when missing; provision/station do, export/register do not. */
   create?: boolean;
+  /**
+   * Read only (fobkit record): no key file needed, nothing written (not
+   * even the schema), seeds cannot be opened and every write fails.
+   */
+  readOnly?: boolean;
 }
 
 export function defaultKeyFile(factoryPath: string): string {
@@ -148,9 +153,10 @@ export class FactoryRecord {
   readonly path: string;
   readonly keyFile: string;
   private readonly db: Database.Database;
-  private readonly cipher: SeedCipher;
+  /** Undefined when opened read-only. */
+  private readonly cipher: SeedCipher | undefined;
 
-  private constructor(path: string, keyFile: string, db: Database.Database, cipher: SeedCipher) {
+  private constructor(path: string, keyFile: string, db: Database.Database, cipher: SeedCipher | undefined) {
     this.path = path;
     this.keyFile = keyFile;
     this.db = db;
@@ -159,6 +165,7 @@ export class FactoryRecord {
 
   static open(path: string, options: OpenFactoryOptions = {}): FactoryRecord {
     const keyFile = options.keyFile ?? defaultKeyFile(path);
+    if (options.readOnly) return FactoryRecord.openReadOnly(path, keyFile);
     const exists = existsSync(path);
     if (!exists && !options.create) throw new FactoryError(`no factory record at ${path}`);
     let key: Buffer;
@@ -198,8 +205,31 @@ export class FactoryRecord {
     return new FactoryRecord(path, keyFile, db, cipher);
   }
 
+  private static openReadOnly(path: string, keyFile: string): FactoryRecord {
+    if (!existsSync(path)) throw new FactoryError(`no factory record at ${path}`);
+    let db: Database.Database;
+    try {
+      db = new Database(path, { readonly: true, fileMustExist: true });
+    } catch (e) {
+      throw new FactoryError(`cannot open factory record ${path}: ${(e as Error).message}`);
+    }
+    try {
+      const version = (db.prepare("SELECT value FROM meta WHERE name = 'schema_version'").get() as { value: string } | undefined)?.value;
+      if (version !== SCHEMA_VERSION) throw new Error(version === undefined ? "no schema version" : `schema ${version}; this fobkit knows ${SCHEMA_VERSION}`);
+    } catch (e) {
+      db.close();
+      throw new FactoryError(`${path} is not a fobkit factory record this fobkit can read: ${(e as Error).message}`);
+    }
+    return new FactoryRecord(path, keyFile, db, undefined);
+  }
+
+  private sealer(): SeedCipher {
+    if (!this.cipher) throw new FactoryError(`${this.path} was opened read-only, without its key`);
+    return this.cipher;
+  }
+
   close(): void {
-    this.cipher.wipe();
+    this.cipher?.wipe();
     if (this.db.open) this.db.close();
   }
 
@@ -268,8 +298,8 @@ export class FactoryRecord {
       this.db.prepare("UPDATE batches SET next_sequence = next_sequence + 1 WHERE id = ? AND next_sequence = ?").run(b.id, sequence);
       this.db.prepare(`INSERT INTO tokens (serial, batch, sequence, state, stage, hardware_id, port, algorithm, digits, period, sealed_seed, key_id,
           operator, station, owner_host, owner_pid, started_at) VALUES (?, ?, ?, 'pending', 'allocated', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-        .run(serial, b.id, sequence, a.hardwareId ?? null, a.port ?? null, b.algorithm, b.digits, b.period, this.cipher.seal(a.seed, serial),
-          this.cipher.keyId, a.operator ?? null, a.station ?? null, hostname(), process.pid, isoNow());
+        .run(serial, b.id, sequence, a.hardwareId ?? null, a.port ?? null, b.algorithm, b.digits, b.period, this.sealer().seal(a.seed, serial),
+          this.sealer().keyId, a.operator ?? null, a.station ?? null, hostname(), process.pid, isoNow());
       return { serial, sequence };
     });
   }
@@ -339,7 +369,7 @@ export class FactoryRecord {
   openSeed(serial: string): Buffer {
     const sealed = (this.db.prepare("SELECT sealed_seed AS s FROM tokens WHERE serial = ?").get(serial) as { s: Buffer | null } | undefined)?.s;
     if (!sealed) throw new FactoryError(`no seed on record for ${serial}`);
-    return this.cipher.open(sealed, serial);
+    return this.sealer().open(sealed, serial);
   }
 
   setRegistration(serial: string, ok: boolean, error?: string): void {

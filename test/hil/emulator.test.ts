@@ -85,6 +85,12 @@ describe("NodeMCU subset: calls outside it fail loudly", () => {
     expect(bootText).toMatch(/^\nNodeMCU ESP32 build .* powered by Lua 5\.3\.\d \[5\.3-int32-singlefp\] on IDF v4\.4\.\d\n> $/);
   });
 
+  it("an error in init.lua is printed before the first prompt", () => {
+    const { bootText, errors } = bootLua("print('a'); error('boom')");
+    expect(errors()).toHaveLength(1);
+    expect(bootText).toMatch(new RegExp(`^${BANNER.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}a\ninit\.lua:1: boom\nstack traceback:[^]*\n> $`));
+  });
+
   it("print goes to the console UART, as on the device", () => {
     const { bootText } = bootLua('print("hi", 42)');
     expect(bootText).toBe(BANNER + "hi\t42\n> ");

@@ -4,10 +4,11 @@
  * usage errors; no seed ever appears.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import Database from "better-sqlite3";
 import { FactoryRecord } from "../../host/station/factory-record.js";
 import { fobkit } from "./cli-io.js";
 
@@ -67,8 +68,31 @@ describe("fobkit record", () => {
     ]);
     const refused = JSON.parse((await fobkit(["record", "--factory", factory, "--list", "--registration", "failed", "--json"])).stdout);
     expect(refused.tokens).toEqual([expect.objectContaining({ state: "good", registration: "failed", registrationError: "bank unreachable" })]);
+    // In text too: the last column says why the bank has not got it.
+    const refusedText = (await fobkit(["record", "--factory", factory, "--list", "--registration", "failed"])).stdout.trim().split("\t");
+    expect(refusedText.at(-1)).toBe("registration: bank unreachable");
     const batch2 = JSON.parse((await fobkit(["record", "--factory", factory, "--list", "--batch", "2", "--json"])).stdout);
     expect(batch2.tokens.map((t: { state: string }) => t.state)).toEqual(["good", "pending"]);
+  });
+
+  it("reads without the key file and changes nothing; a file that is not a factory record is refused untouched", async () => {
+    rmSync(factory + ".key");
+    // SQLite may add its -shm index beside a WAL database it reads; the record itself must not change.
+    const bytes = (f: string) => readFileSync(f).toString("base64");
+    const before = bytes(factory);
+    expect(await fobkit(["record", "--factory", factory, "--json"])).toMatchObject({ code: 0 });
+    expect(await fobkit(["record", "--factory", factory, "--list"])).toMatchObject({ code: 0 });
+    expect(bytes(factory)).toBe(before);
+    expect(existsSync(factory + ".key")).toBe(false);
+    const other = join(dir, "other.sqlite");
+    const db = new Database(other);
+    db.exec("CREATE TABLE notes (t TEXT)");
+    db.close();
+    const untouched = bytes(other);
+    const r = await fobkit(["record", "--factory", other]);
+    expect(r).toMatchObject({ code: 2, stderr: expect.stringMatching(/is not a fobkit factory record/) });
+    expect(bytes(other)).toBe(untouched);
+    expect(readdirSync(dir).filter((f) => f.startsWith("other"))).toEqual(["other.sqlite"]);
   });
 
   it("bad filters are usage errors; no seed appears in any output", async () => {
