@@ -25,8 +25,9 @@ let devEnd: SerialTransport;
 let record: FactoryRecord;
 const sessions: DeviceSession[] = [];
 
-async function session(): Promise<DeviceSession> {
-  const s = await DeviceSession.open(new SerialTransport({ path: pair.host }), { timeoutMs: 200, retries: 1 });
+/** timeoutMs: short where a test waits for a timeout; tests that assert an exact exchange pass a long one, so load cannot add a resend. */
+async function session(timeoutMs = 200): Promise<DeviceSession> {
+  const s = await DeviceSession.open(new SerialTransport({ path: pair.host }), { timeoutMs, retries: 1 });
   sessions.push(s);
   return s;
 }
@@ -100,7 +101,7 @@ describe("provisionKeyfob decisions", () => {
   it("a keyfob clock ahead of the factory's is set back with force, and the token is good", async () => {
     fob.clockSet = true;
     fob.offset = 3600;
-    const r = await provisionKeyfob(await session(), record);
+    const r = await provisionKeyfob(await session(5000), record);
     expect(r.status).toBe("good");
     expect(Math.abs(r.deviceClockOffset!)).toBeLessThanOrEqual(2);
     expect(fob.log.filter((c) => c === P.CMD_SET_CLOCK)).toHaveLength(2);
@@ -110,7 +111,7 @@ describe("provisionKeyfob decisions", () => {
 
   it("pipelines: clock, seed, serial and self-test go out together, then LOCK with the INFO that confirms it", async () => {
     // The double holds its replies until the whole batch is in: a flow that waited for each reply would time out.
-    const r = await provisionKeyfob(await session(), record, {
+    const r = await provisionKeyfob(await session(5000), record, {
       onStep: (s) => {
         if (s === "set_clock") fob.faults.holdReplies = 4;
         if (s === "lock") fob.faults.holdReplies = 2;
