@@ -143,9 +143,9 @@ describe("DeviceSession", () => {
   });
 
   it("a request's timeout runs from when the keyfob reaches it, not from when it was sent", async () => {
-    // Each reply takes 150 ms: the fourth comes 600 ms after it was sent, past the 400 ms timeout,
+    // Each reply takes 150 ms: the fourth comes 600 ms after it was sent, past the 500 ms timeout,
     // but only 150 ms after the keyfob got to it.
-    await start(400);
+    await start(500);
     fob.faults.replyDelayMs = 150;
     await Promise.all([session.info(), session.info(), session.info(), session.info()]);
     expect(session.stats).toMatchObject({ requests: 4, timeouts: 0, retries: 0 });
