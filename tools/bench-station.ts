@@ -93,11 +93,12 @@ export function criticalPathBytes(groups: FrameGroup[]): number {
 }
 
 /**
- * Record a transport's frames as pipelined groups: a request written while
- * another is unanswered joins its group. Reply lengths come from the read
- * stream (a frame is 0x00, its non-zero bytes, 0x00).
+ * Record a transport's frames; groups() sorts them into pipelined groups (a
+ * request written while another is unanswered joins its group; replies come
+ * in request order). Reply lengths come from the read stream (a frame is
+ * 0x00, its non-zero bytes, 0x00).
  */
-function tapFrames(transport: SerialTransport): FrameGroup[] {
+function tapFrames(transport: SerialTransport): { groups(): FrameGroup[] } {
   const groups: FrameGroup[] = [];
   const replies: number[] = [];
   let requests = 0;
@@ -119,15 +120,18 @@ function tapFrames(transport: SerialTransport): FrameGroup[] {
         run = 0;
       }
     }
-    // Replies come in request order: hand each to its request's group.
-    let k = 0;
-    for (const g of groups) {
-      g.in = replies.slice(k, k + g.out.length);
-      k += g.out.length;
-    }
     return chunk;
   };
-  return groups;
+  return {
+    groups() {
+      let k = 0;
+      return groups.map((g) => {
+        const inn = replies.slice(k, k + g.out.length);
+        k += g.out.length;
+        return { out: g.out, in: inn };
+      });
+    },
+  };
 }
 
 const r1 = (x: number) => Math.round(x * 10) / 10;
@@ -167,7 +171,7 @@ async function provisionOne(dir: string, name: string, record: FactoryRecord, co
     await new Promise((r) => setTimeout(r, 50));
     const booted = emu.counters.instructions;
     const transport = new SerialTransport({ path: link.path, baudRate: BAUD });
-    const groups = tapFrames(transport);
+    const tap = tapFrames(transport);
     const session = await DeviceSession.open(transport);
     try {
       const at: Partial<Record<ProvisionStep, number>> = {};
@@ -179,7 +183,7 @@ async function provisionOne(dir: string, name: string, record: FactoryRecord, co
         out: transport.stats.bytesWritten,
         in: transport.stats.bytesRead,
         requests: session.stats.requests,
-        pathBytes: criticalPathBytes(groups),
+        pathBytes: criticalPathBytes(tap.groups()),
         luaMs,
         instructions: emu.counters.instructions - booted,
       };

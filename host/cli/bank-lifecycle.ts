@@ -3,9 +3,9 @@
  * the staff CLI on the store directly, one command per lifecycle step.
  */
 import { MAX_LIST } from "../registry/registry.js";
-import { BARRING_REASONS, TOKEN_STATES, WITHDRAW_REASONS, type AuditRecord, type TokenStatus, type WithdrawReason } from "../registry/types.js";
+import { BARRING_REASONS, TOKEN_STATES, WITHDRAW_REASONS, type AuditRecord, type TokenStatus } from "../registry/types.js";
 import { COMMON_OPTIONS, POLICY_OPTIONS, SEED_OPTIONS, required, runBank } from "./bank-common.js";
-import { CliError, type Command } from "./command.js";
+import { CliError, intOption, oneOf, type Command } from "./command.js";
 
 const SERIAL = { type: "string", placeholder: "SERIAL", help: "the serial printed on the keyfob" } as const;
 const CUSTOMER = { type: "string", placeholder: "ID", help: "the bank's customer id" } as const;
@@ -92,10 +92,10 @@ export const bankWithdraw: Command = {
   options: { customer: CUSTOMER, reason: { type: "string", placeholder: "WHY", help: WITHDRAW_REASONS.join(", ") }, ...COMMON_OPTIONS },
   run: ({ values }, io) =>
     runBank("bank withdraw", values, io, { needsKek: false }, async ({ registry, actor }) => {
-      const reason = required(values, "reason", "bank withdraw");
-      if (!(WITHDRAW_REASONS as string[]).includes(reason)) throw new CliError(`fobkit bank withdraw: --reason must be one of ${WITHDRAW_REASONS.join(", ")}, got '${reason}'`);
-      const s = await registry.withdraw(required(values, "customer", "bank withdraw"), reason as WithdrawReason, actor);
-      const next = BARRING_REASONS.includes(reason as WithdrawReason) ? "it will not be issued again" : "it may be issued again";
+      required(values, "reason", "bank withdraw"); // a missing --reason is named as missing
+      const reason = oneOf(values, "reason", WITHDRAW_REASONS, "bank withdraw")!;
+      const s = await registry.withdraw(required(values, "customer", "bank withdraw"), reason, actor);
+      const next = BARRING_REASONS.includes(reason) ? "it will not be issued again" : "it may be issued again";
       return { json: { token: s }, text: `withdrew ${s.serial} (${reason}): retired; ${next}; ${s.customer} may be issued another keyfob` };
     }),
 };
@@ -161,16 +161,15 @@ export const bankTokens: Command = {
   },
   run: ({ values }, io) =>
     runBank("bank tokens", values, io, { needsKek: false }, async ({ registry }) => {
-      if (values.state !== undefined && !(TOKEN_STATES as string[]).includes(values.state)) {
-        throw new CliError(`fobkit bank tokens: --state must be one of ${TOKEN_STATES.join(", ")}, got '${values.state}'`);
-      }
-      if (values.limit !== undefined && !/^[0-9]{1,5}$/.test(values.limit)) throw new CliError("fobkit bank tokens: --limit must be a whole number");
+      const state = oneOf(values, "state", TOKEN_STATES, "bank tokens");
+      // The registry clamps the page to 1..MAX_LIST.
+      const limit = intOption(values, "limit", 0, 99999);
       if (values.counts) {
-        if (values.state !== undefined || values.after !== undefined || values.limit !== undefined) throw new CliError("fobkit bank tokens: --counts takes no --state, --after or --limit");
+        if (state !== undefined || values.after !== undefined || limit !== undefined) throw new CliError("fobkit bank tokens: --counts takes no --state, --after or --limit");
         const counts = await registry.countByState();
         return { json: { counts }, text: TOKEN_STATES.map((s) => `${s}\t${counts[s]}`).join("\n") };
       }
-      const page = await registry.listTokens({ state: values.state, afterSerial: values.after, limit: values.limit === undefined ? undefined : Number(values.limit) });
+      const page = await registry.listTokens({ state, afterSerial: values.after, limit });
       return { json: page, text: page.tokens.map(tokenLine).join("\n") };
     }),
 };

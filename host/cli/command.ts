@@ -53,3 +53,19 @@ export class CliError extends Error {
     this.name = "CliError";
   }
 }
+
+/** --NAME as a whole number in min..max, or undefined when not given. */
+export function intOption(values: Record<string, any>, name: string, min: number, max: number): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new CliError(`--${name} must be a whole number ${min}..${max}, got '${v}'`);
+  return Number(v);
+}
+
+/** --NAME as one of `allowed`, or undefined when not given; `command` prefixes the error. */
+export function oneOf<T extends string>(values: Record<string, any>, name: string, allowed: readonly T[], command: string): T | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(v)) throw new CliError(`fobkit ${command}: --${name} must be one of ${allowed.join(", ")}, got '${v}'`);
+  return v as T;
+}

@@ -1,8 +1,8 @@
 /** `fobkit export`: a batch's good tokens as an encrypted RFC 6030 PSKC file for the bank. */
-import { CliError, EXIT_OK, EXIT_USAGE, type Command } from "./command.js";
+import { CliError, EXIT_OK, EXIT_USAGE, type Command, intOption } from "./command.js";
 import { PskcError, readPasswordFile, readPskFile, type PskcProtection } from "../pskc/index.js";
 import { exportBatch, writeExportFile } from "../station/export.js";
-import { cliErrorFrom, FACTORY_OPTIONS, intOption, openFactory, requireString } from "./provision.js";
+import { cliErrorFrom, FACTORY_OPTIONS, openFactory, requireString } from "./provision.js";
 
 export const exportCommand: Command = {
   name: "export",

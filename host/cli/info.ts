@@ -1,8 +1,8 @@
 /** `fobkit info`: what a keyfob says about itself (never a seed or a code). */
-import { CliError, EXIT_OK, type Command } from "./command.js";
+import { CliError, EXIT_OK, type Command, intOption } from "./command.js";
 import { DeviceSession } from "../device/session.js";
 import { transportFor } from "../transport/discover.js";
-import { cliErrorFrom, intOption, requireString } from "./provision.js";
+import { cliErrorFrom, requireString } from "./provision.js";
 
 export const infoCommand: Command = {
   name: "info",

@@ -3,7 +3,7 @@
  * Also the option specs and helpers the station/export/register commands share.
  */
 import { hostname } from "node:os";
-import { CliError, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, type Command, type Io, type OptionSpec } from "./command.js";
+import { CliError, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, intOption, type Command, type Io, type OptionSpec } from "./command.js";
 import { DeviceSession } from "../device/session.js";
 import { FactoryError, FactoryRecord, type TokenParams } from "../station/factory-record.js";
 import { FactoryKeyError } from "../station/seed-cipher.js";
@@ -45,13 +45,6 @@ export function bankFrom(values: Record<string, any>) {
     if (e instanceof BankConfigError) throw new CliError(e.message, EXIT_USAGE, "bad_usage");
     throw e;
   }
-}
-
-export function intOption(values: Record<string, any>, name: string, min: number, max: number): number | undefined {
-  const v = values[name];
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new CliError(`--${name} must be a whole number ${min}..${max}, got '${v}'`);
-  return Number(v);
 }
 
 export function paramsFrom(values: Record<string, any>): Partial<TokenParams> {

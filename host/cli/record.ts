@@ -5,18 +5,11 @@
  * re-test or scrap them; the serials the bank does not have yet). Never a seed.
  */
 import { FactoryRecord, type RegistrationState, type TokenRow, type TokenState } from "../station/factory-record.js";
-import { CliError, EXIT_OK, type Command } from "./command.js";
-import { cliErrorFrom, intOption, requireString } from "./provision.js";
+import { CliError, EXIT_OK, intOption, oneOf, type Command } from "./command.js";
+import { cliErrorFrom, requireString } from "./provision.js";
 
 const STATES: TokenState[] = ["pending", "good", "failed"];
 const REGISTRATIONS: RegistrationState[] = ["none", "registered", "failed"];
-
-function choice<T extends string>(values: Record<string, any>, name: string, allowed: T[]): T | undefined {
-  const v = values[name];
-  if (v === undefined) return undefined;
-  if (!(allowed as string[]).includes(v)) throw new CliError(`fobkit record: --${name} must be one of ${allowed.join(", ")}, got '${v}'`);
-  return v as T;
-}
 
 /** Free text (operator, station, reasons) on one line and in one column. */
 const cell = (s: string | null): string => (s ?? "").replace(/[\t\r\n]+/g, " ");
@@ -52,8 +45,8 @@ it refused or could not be reached for; fobkit register sends both.
   },
   async run({ values }, io) {
     const batch = intOption(values, "batch", 1, 9999);
-    const state = choice(values, "state", STATES);
-    const registration = choice(values, "registration", REGISTRATIONS);
+    const state = oneOf(values, "state", STATES, "record");
+    const registration = oneOf(values, "registration", REGISTRATIONS, "record");
     if (!values.list && (batch !== undefined || state !== undefined || registration !== undefined)) {
       throw new CliError("fobkit record: --batch, --state and --registration filter --list; add --list");
     }

@@ -1,7 +1,7 @@
 /** `fobkit register`: send the good tokens the bank does not have yet (after a bank outage). */
-import { EXIT_FAILED, EXIT_OK, type Command } from "./command.js";
+import { EXIT_FAILED, EXIT_OK, type Command, intOption } from "./command.js";
 import { registerOutstanding } from "../station/bank-client.js";
-import { BANK_OPTIONS, bankFrom, FACTORY_OPTIONS, intOption, openFactory, requireString } from "./provision.js";
+import { BANK_OPTIONS, bankFrom, FACTORY_OPTIONS, openFactory, requireString } from "./provision.js";
 
 export const registerCommand: Command = {
   name: "register",

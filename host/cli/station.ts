@@ -1,10 +1,10 @@
 /** `fobkit station`: continuous provisioning on several ports; serials to stdout, progress to stderr. */
-import { CliError, EXIT_OK, type Command } from "./command.js";
+import { CliError, EXIT_OK, type Command, intOption } from "./command.js";
 import { ProgressView } from "../station/progress.js";
 import { runStation } from "../station/station.js";
 import { wallClock } from "../clock.js";
 import { readImage } from "./flash.js";
-import { BANK_OPTIONS, bankFrom, FACTORY_OPTIONS, PARAM_OPTIONS, intOption, openFactory, paramsFrom, resultJson, stationId } from "./provision.js";
+import { BANK_OPTIONS, bankFrom, FACTORY_OPTIONS, PARAM_OPTIONS, openFactory, paramsFrom, resultJson, stationId } from "./provision.js";
 
 export const stationCommand: Command = {
   name: "station",

@@ -161,7 +161,6 @@ export class DeviceSession {
   private nextRid = Math.floor(Math.random() * 256);
   /** Requests sent and not yet answered, oldest first (Map keeps insertion order). */
   private readonly inFlight = new Map<number, InFlight>();
-  private inFlightBytes = 0;
   /** Sends go out one after another, in call order. */
   private sendChain: Promise<void> = Promise.resolve();
   /** Wakes a send waiting for room in the window. */
@@ -193,8 +192,11 @@ export class DeviceSession {
       ? `keyfob on ${this.transport.path} was unplugged${cmd ? " during " + cmd : ""}`
       : `session on ${this.transport.path} is closed`, cmd);
     const all = [...this.inFlight.values()];
-    for (const f of all) this.untrack(f);
-    for (const f of all) f.reject(this.ended);
+    this.inFlight.clear();
+    for (const f of all) {
+      clearTimeout(f.timer);
+      f.reject(this.ended);
+    }
     this.wakeWindow();
   }
 
@@ -204,7 +206,6 @@ export class DeviceSession {
 
   private track(f: InFlight): void {
     this.inFlight.set(f.rid, f);
-    this.inFlightBytes += f.bytes;
     this.armOldest();
   }
 
@@ -212,7 +213,6 @@ export class DeviceSession {
     if (this.inFlight.get(f.rid) !== f) return;
     clearTimeout(f.timer);
     this.inFlight.delete(f.rid);
-    this.inFlightBytes -= f.bytes;
     this.armOldest();
     this.wakeWindow();
   }
@@ -236,8 +236,9 @@ export class DeviceSession {
 
   /** Wait until a request of `bytes` wire bytes fits the pipelining window (one always fits an empty window). */
   private async windowFor(bytes: number): Promise<void> {
+    const unanswered = () => [...this.inFlight.values()].reduce((n, f) => n + f.bytes, 0);
     while (!this.ended && this.inFlight.size > 0
-      && (this.inFlight.size >= PIPELINE_MAX_REQUESTS || this.inFlightBytes + bytes > PIPELINE_MAX_BYTES)) {
+      && (this.inFlight.size >= PIPELINE_MAX_REQUESTS || unanswered() + bytes > PIPELINE_MAX_BYTES)) {
       await new Promise<void>((resolve) => (this.windowWaiter = resolve));
     }
   }

@@ -232,34 +232,34 @@ export class Registry {
 
   // ---------------------------------------------------------------- helpers
 
+  /** The INSERT of audit records, one row per entry, all stamped now. */
+  private auditInsert(actor: Actor, entries: AuditEntry[]): { sql: string; params: unknown[] } {
+    const at = this.now();
+    return {
+      sql: `INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES ${entries.map(() => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+      params: entries.flatMap((e) => [at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null]),
+    };
+  }
+
   private async audit(t: Sql, actor: Actor, action: string, outcome: string, serial: string | null, customer: string | null, detail?: Record<string, unknown>): Promise<void> {
-    await t.run("INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
-      this.now(),
-      actor.name,
-      actor.source,
-      action,
-      outcome,
-      serial,
-      customer,
-      detail ? JSON.stringify(detail) : null,
-    ]);
+    const insert = this.auditInsert(actor, [{ action, outcome, serial, customer, detail }]);
+    await t.run(insert.sql, insert.params);
   }
 
   /**
-   * A token row change and its audit records together. On PostgreSQL that is
-   * one statement (the UPDATE as a data-modifying WITH, which runs whether
-   * or not the INSERT reads it), so a verification costs four round trips
-   * instead of five; SQLite, in process, runs the two statements.
+   * A token row change and its audit records together: every state change
+   * goes through here. On PostgreSQL that is one statement (the UPDATE as a
+   * data-modifying WITH, which runs whether or not the INSERT reads it), so
+   * a verification costs four round trips instead of five; SQLite, in
+   * process, runs the two statements.
    */
   private async changeAudited(t: Sql, actor: Actor, update: { sql: string; params: unknown[] }, entries: AuditEntry[]): Promise<void> {
-    const at = this.now();
-    const insert = `INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES ${entries.map(() => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`;
-    const values = entries.flatMap((e) => [at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null]);
+    const insert = this.auditInsert(actor, entries);
     if (this.db.dialect === "postgres") {
-      await t.run(`WITH changed AS (${update.sql}) ${insert}`, [...update.params, ...values]);
+      await t.run(`WITH changed AS (${update.sql}) ${insert.sql}`, [...update.params, ...insert.params]);
     } else {
       await t.run(update.sql, update.params);
-      await t.run(insert, values);
+      await t.run(insert.sql, insert.params);
     }
   }
 
@@ -443,8 +443,10 @@ export class Registry {
           });
         }
         const now = this.now();
-        await t.run(`UPDATE tokens SET state = 'issued', customer = ?, issuance = issuance + 1, fail_count = 0, activated_at = NULL, withdrawn = NULL, updated_at = ? WHERE serial = ?`, [customer, now, serial]);
-        await this.audit(t, actor, "issue", "ok", serial, customer, { from: row.state, issuance: row.issuance + 1, ...(row.withdrawn ? { withdrawn: row.withdrawn } : {}) });
+        await this.changeAudited(t, actor, {
+          sql: `UPDATE tokens SET state = 'issued', customer = ?, issuance = issuance + 1, fail_count = 0, activated_at = NULL, withdrawn = NULL, updated_at = ? WHERE serial = ?`,
+          params: [customer, now, serial],
+        }, [{ action: "issue", outcome: "ok", serial, customer, detail: { from: row.state, issuance: row.issuance + 1, ...(row.withdrawn ? { withdrawn: row.withdrawn } : {}) } }]);
         return toStatus({ ...row, state: "issued", customer, issuance: row.issuance + 1, fail_count: 0, activated_at: null, withdrawn: null, updated_at: now });
       });
     } catch (e) {
@@ -462,8 +464,9 @@ export class Registry {
       if (row.state !== "locked") return this.refuse(t, actor, "unlock", "not_locked", `token ${row.serial} is ${row.state}, not locked`, row.serial, customer, { state: row.state });
       const state: TokenState = row.activated_at === null ? "issued" : "active";
       const now = this.now();
-      await t.run(`UPDATE tokens SET state = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, [state, now, row.serial]);
-      await this.audit(t, actor, "unlock", "ok", row.serial, customer, { to: state, failures: row.fail_count });
+      await this.changeAudited(t, actor, { sql: `UPDATE tokens SET state = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, params: [state, now, row.serial] }, [
+        { action: "unlock", outcome: "ok", serial: row.serial, customer, detail: { to: state, failures: row.fail_count } },
+      ]);
       return toStatus({ ...row, state, fail_count: 0, updated_at: now });
     });
   }
@@ -485,8 +488,9 @@ export class Registry {
       const row = await this.lockByCustomer(t, customer);
       if (!row) return this.refuse(t, actor, "withdraw", "no_token", `customer ${customer} holds no token`, null, customer, { reason });
       const now = this.now();
-      await t.run(`UPDATE tokens SET state = 'retired', withdrawn = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, [reason, now, row.serial]);
-      await this.audit(t, actor, "withdraw", "ok", row.serial, customer, { reason, from: row.state });
+      await this.changeAudited(t, actor, { sql: `UPDATE tokens SET state = 'retired', withdrawn = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, params: [reason, now, row.serial] }, [
+        { action: "withdraw", outcome: "ok", serial: row.serial, customer, detail: { reason, from: row.state } },
+      ]);
       return toStatus({ ...row, state: "retired", withdrawn: reason, fail_count: 0, updated_at: now });
     });
   }
@@ -528,8 +532,10 @@ export class Registry {
         const drift = found - nowStep;
         const now = this.now();
         const observations: Observation[] = [[Math.floor(now / 1000), found]];
-        await t.run(`UPDATE tokens SET drift = ?, last_step = ?, clock_obs = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, [drift, found, JSON.stringify(observations), now, serial]);
-        await this.audit(t, actor, "resync", "ok", serial, row.customer, { drift, previousDrift: row.drift });
+        await this.changeAudited(t, actor, {
+          sql: `UPDATE tokens SET drift = ?, last_step = ?, clock_obs = ?, fail_count = 0, updated_at = ? WHERE serial = ?`,
+          params: [drift, found, JSON.stringify(observations), now, serial],
+        }, [{ action: "resync", outcome: "ok", serial, customer: row.customer, detail: { drift, previousDrift: row.drift } }]);
         return { serial, customer: row.customer, state: row.state, step: found, drift };
       } finally {
         secret.fill(0);

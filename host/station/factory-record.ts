@@ -289,6 +289,7 @@ export class FactoryRecord {
    * seed, in one transaction: before any byte goes to the keyfob.
    */
   allocate(a: { batch: number; seed: Uint8Array; hardwareId?: string; port?: string; operator?: string; station?: string }): { serial: string; sequence: number } {
+    const sealer = this.sealer();
     return this.immediate(() => {
       const b = this.batch(a.batch);
       if (!b) throw new FactoryError(`no batch ${a.batch}`);
@@ -298,8 +299,8 @@ export class FactoryRecord {
       this.db.prepare("UPDATE batches SET next_sequence = next_sequence + 1 WHERE id = ? AND next_sequence = ?").run(b.id, sequence);
       this.db.prepare(`INSERT INTO tokens (serial, batch, sequence, state, stage, hardware_id, port, algorithm, digits, period, sealed_seed, key_id,
           operator, station, owner_host, owner_pid, started_at) VALUES (?, ?, ?, 'pending', 'allocated', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-        .run(serial, b.id, sequence, a.hardwareId ?? null, a.port ?? null, b.algorithm, b.digits, b.period, this.sealer().seal(a.seed, serial),
-          this.sealer().keyId, a.operator ?? null, a.station ?? null, hostname(), process.pid, isoNow());
+        .run(serial, b.id, sequence, a.hardwareId ?? null, a.port ?? null, b.algorithm, b.digits, b.period, sealer.seal(a.seed, serial),
+          sealer.keyId, a.operator ?? null, a.station ?? null, hostname(), process.pid, isoNow());
       return { serial, sequence };
     });
   }

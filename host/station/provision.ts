@@ -210,8 +210,8 @@ type SelfTestCheck = { ok: true; deviceClockOffset: number } | { ok: false; erro
 
 /**
  * The keyfob's self-test against the host's own computation: its time within
- * CLOCK_TOLERANCE_S of the host's (from `before`, taken before the request
- * went out, to the reply), and its code the host's for a step in that window.
+ * CLOCK_TOLERANCE_S of the host's (from `before`, the earliest the keyfob
+ * can have run it, to the reply), and its code the host's for a step in that window.
  */
 async function checkSelfTest(
   test: Promise<SelfTest>, before: number, seed: number[], params: TokenParams, alg: number, now: () => number,
