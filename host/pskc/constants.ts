@@ -5,6 +5,10 @@
 
 /** §4: the PSKC 1.0 namespace (drafts used ...:pskc:1.0; that is refused). */
 export const NS_PSKC = "urn:ietf:params:xml:ns:keyprov:pskc";
+/** The pre-RFC drafts' namespace: named in errors, never read. */
+export const NS_PSKC_DRAFT = "urn:ietf:params:xml:ns:keyprov:pskc:1.0";
+/** XML Schema instance attributes (xsi:schemaLocation...) may sit on any element (XML Schema Part 1 §3.2.7). */
+export const NS_XSI = "http://www.w3.org/2001/XMLSchema-instance";
 /** XML Signature: ds:KeyName in EncryptionKey (§6.1), ds:KeyInfoType. */
 export const NS_DS = "http://www.w3.org/2000/09/xmldsig#";
 /** XML Encryption: EncryptionMethod, CipherData, CipherValue (§6). */
@@ -72,7 +76,26 @@ export const DIGITS_MAX = 10;
 export const DEFAULT_PERIOD = 30;
 
 export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
-export const MAX_DEPTH = 64;
+
+/**
+ * What the XML parser takes before it refuses a file as unsafe_xml. A PSKC
+ * file is about 20 elements and 1.2 KB per key, nests 8 deep (Figure 7's
+ * PBKDF2 salt), has at most 5 attributes on one element (KeyContainer with
+ * its namespaces) and no text longer than a base64 CipherValue or an X.509
+ * certificate in a Signature. The limits are far above that and far below
+ * what would cost a server its memory: 1,200,000 elements are more than a
+ * 64 MiB file of our writer's holds (~57,000 keys), and parse in seconds.
+ */
+export interface XmlLimits {
+  maxDepth: number;
+  /** Elements in the file, and also attributes in the file. */
+  maxElements: number;
+  /** Attributes (namespace declarations included) on one element. */
+  maxAttributes: number;
+  /** Characters of text directly inside one element. */
+  maxText: number;
+}
+export const XML_LIMITS: XmlLimits = { maxDepth: 64, maxElements: 1_200_000, maxAttributes: 64, maxText: 1024 * 1024 };
 
 /**
  * AlgorithmParameters/Suite text for the TOTP hash. RFC 6030 §4.3.4 gives

@@ -4,13 +4,15 @@
  * `fobkit bank import` reads with readPskc. See README.md in this folder.
  */
 export { writePskc } from "./writer.js";
-export { readPskc } from "./reader.js";
+export { readPskc, readPskcReport } from "./reader.js";
 export { readPskFile, readPasswordFile } from "./key-files.js";
 export { PskcError } from "./types.js";
 export type {
   PskcAlgorithm,
   PskcErrorCode,
   PskcProtection,
+  PskcReadResult,
+  PskcSkipped,
   PskcToken,
   ReadPskcOptions,
   WritePskcOptions,

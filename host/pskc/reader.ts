@@ -1,6 +1,14 @@
 /**
  * Read an RFC 6030 PSKC 1.0 file of TOTP keys: the whole file or nothing.
  *
+ * Every element and attribute is checked against RFC 6030's §11 schema
+ * before anything else (checkContainer, checkTree): an element that is not
+ * RFC 6030's where it stands (a misspelt <Keypackage>, a KeyPackage in a
+ * draft's namespace) refuses the file, naming it and its line; nothing is
+ * skipped silently. What the schema allows but this reader does not act on
+ * (Extensions, foreign elements, KeyReference, PINPolicy...) is refused too,
+ * or with skipUnsupported leaves out its KeyPackage, named in the report.
+ *
  * Strict where a mistake costs security: every encrypted value must carry a
  * ValueMAC (§6.1.1: MUST with CBC), checked in constant time before the value
  * is decrypted; a Policy it does not fully understand refuses the file (§5);
@@ -22,6 +30,9 @@ import {
   KDF_PBKDF2_XENC11,
   MAC_ALGORITHMS,
   NS_DS,
+  NS_PSKC_DRAFT,
+  NS_XML,
+  NS_XSI,
   NS_PKCS5,
   NS_PSKC,
   NS_XENC,
@@ -33,7 +44,15 @@ import {
 } from "./constants.js";
 import { cbcDecrypt, decodeBase64, hmac, macEqual, pbkdf2 } from "./crypto.js";
 import { attr, parseXml, type XmlElement } from "./xml-parse.js";
-import { PskcError, type PskcAlgorithm, type PskcProtection, type PskcToken, type ReadPskcOptions } from "./types.js";
+import {
+  PskcError,
+  type PskcAlgorithm,
+  type PskcProtection,
+  type PskcReadResult,
+  type PskcSkipped,
+  type PskcToken,
+  type ReadPskcOptions,
+} from "./types.js";
 
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
@@ -42,10 +61,6 @@ const INT32_MAX = 2 ** 31 - 1;
 function show(s: string): string {
   const t = s.trim();
   return JSON.stringify(t.length > 80 ? `${t.slice(0, 77)}...` : t);
-}
-
-function pskcChildren(el: XmlElement, local: string): XmlElement[] {
-  return el.children.filter((c) => c.ns === NS_PSKC && c.local === local);
 }
 
 /** At most one child of that name (the schema never allows two of these). */
@@ -61,18 +76,212 @@ function child(el: XmlElement, ns: string, local: string, where: string): XmlEle
   return c;
 }
 
-function parseInt32(s: string, what: string, where: string): number {
+/** XML Schema Part 2 §3.3.13 xs:integer lexical space (whitespace collapsed): a sign, then digits; leading zeros allowed. */
+function parseInteger(s: string, what: string, where: string): bigint {
   const t = s.trim();
-  if (!/^[+-]?[0-9]{1,10}$/.test(t)) throw new PskcError("malformed", `${what} is not an integer: ${show(s)}`, where);
-  const n = Number(t);
-  if (n < INT32_MIN || n > INT32_MAX) throw new PskcError("malformed", `${what} ${t} is out of the xs:int range`, where);
-  return n;
+  if (!/^[+-]?[0-9]+$/.test(t)) throw new PskcError("malformed", `${what} is not an integer: ${show(s)}`, where);
+  return BigInt(t);
+}
+
+/** xs:int (§3.3.17): -2^31..2^31-1. */
+function parseInt32(s: string, what: string, where: string): number {
+  const n = parseInteger(s, what, where);
+  if (n < BigInt(INT32_MIN) || n > BigInt(INT32_MAX)) throw new PskcError("malformed", `${what} ${s.trim()} is out of the xs:int range`, where);
+  return Number(n);
+}
+
+/** xs:unsignedInt (§3.3.22): 0..2^32-1. */
+function parseUnsignedInt(s: string, what: string, where: string): number {
+  const n = parseInteger(s, what, where);
+  if (n < 0n || n > 0xffffffffn) throw new PskcError("malformed", `${what} ${s.trim()} is out of the xs:unsignedInt range`, where);
+  return Number(n);
+}
+
+/** xs:long (§3.3.16), for a Counter this reader checks but does not use. */
+function checkLong(s: string, what: string, where: string): void {
+  const n = parseInteger(s, what, where);
+  if (n < -(2n ** 63n) || n >= 2n ** 63n) throw new PskcError("malformed", `${what} ${s.trim()} is out of the xs:long range`, where);
+}
+
+/**
+ * xs:boolean (§3.2.2): exactly true, false, 1 or 0, whitespace collapsed.
+ * "TRUE" or "yes" are not booleans: refused rather than guessed.
+ */
+function parseBoolean(value: string, what: string, where: string): boolean {
+  const t = value.trim();
+  if (t === "true" || t === "1") return true;
+  if (t === "false" || t === "0") return false;
+  throw new PskcError("malformed", `${what} is ${show(value)}, not an xs:boolean (true, false, 1 or 0)`, where);
+}
+
+const DATE_TIME = /^(-?[0-9]{4,})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?$/;
+
+/**
+ * xs:dateTime (§3.2.7) as unix milliseconds. A value without a time zone
+ * has none in XML Schema's terms; RFC 6030's examples all say Z, and it is
+ * taken as UTC. Fields are range-checked (no 31 April, no 25:00).
+ */
+function parseDateTime(s: string, what: string, where: string): number {
+  const t = s.trim();
+  const m = DATE_TIME.exec(t);
+  const bad = () => new PskcError("malformed", `${what} is ${show(s)}, not an xs:dateTime such as 2026-04-01T00:00:00Z`, where);
+  if (!m) throw bad();
+  const [y, mo, d, h, mi, sec] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number);
+  const endOfDay = h === 24 && mi === 0 && sec === 0 && !/[1-9]/.test(m[7] ?? "");
+  if (mo < 1 || mo > 12 || d < 1 || (h > 23 && !endOfDay) || mi > 59 || sec > 59) throw bad();
+  const base = Date.UTC(y, mo - 1, d, endOfDay ? 0 : h, mi, sec) + (endOfDay ? 86_400_000 : 0);
+  if (new Date(Date.UTC(y, mo - 1, d)).getUTCDate() !== d || !Number.isFinite(base)) throw bad();
+  const frac = m[7] ? Math.floor(Number(`0${m[7]}`) * 1000) : 0;
+  let offset = 0;
+  if (m[8] && m[8] !== "Z") {
+    const oh = Number(m[8].slice(1, 3));
+    const om = Number(m[8].slice(4, 6));
+    if (oh > 14 || om > 59 || (oh === 14 && om > 0)) throw bad();
+    offset = (m[8][0] === "-" ? -1 : 1) * (oh * 60 + om) * 60_000;
+  }
+  return base + frac - offset;
 }
 
 function base64(el: XmlElement, what: string, where: string): Buffer {
   const b = decodeBase64(el.text);
   if (!b) throw new PskcError("malformed", `${what} is not valid base64`, where);
   return b;
+}
+
+/**
+ * RFC 6030 §11's content models, as far as this reader walks them: each
+ * PSKC element's PSKC children (with how many may appear), its attributes,
+ * and what a foreign element in it means. The EncryptionKey, MACKey and
+ * EncryptedValue subtrees are XML Signature / Encryption types, checked
+ * where they are used (KeyRing, cipherText); Extensions are not entered.
+ */
+interface ContentModel {
+  children: Record<string, number>;
+  attrs: readonly string[];
+  /** The schema's xs:any namespace="##other": allowed, and not understood here. */
+  foreign?: "unsupported_element" | "unsupported_policy";
+  /** Unknown attributes refuse the key as this (Policy: §5), not the file as malformed. */
+  unknownAttr?: "unsupported_policy";
+  /** xs:anyAttribute namespace="##other" (PINPolicy). */
+  foreignAttrs?: boolean;
+}
+const MANY = Number.POSITIVE_INFINITY;
+const LEAF: ContentModel = { children: {}, attrs: [] };
+const VALUE: ContentModel = { children: { PlainValue: 1, EncryptedValue: 1, ValueMAC: 1 }, attrs: [] };
+/** Elements whose content is checked elsewhere (xenc/ds types) or not entered (Extensions). */
+const OPAQUE = new Set(["EncryptionKey", "MACKey", "EncryptedValue", "Extensions"]);
+const MODELS: Record<string, ContentModel> = {
+  KeyContainer: { children: { EncryptionKey: 1, MACMethod: 1, KeyPackage: MANY, Extensions: MANY }, attrs: ["Version", "Id"] },
+  MACMethod: { children: { MACKey: 1, MACKeyReference: 1 }, attrs: ["Algorithm"], foreign: "unsupported_element" },
+  KeyPackage: { children: { DeviceInfo: 1, CryptoModuleInfo: 1, Key: 1, Extensions: MANY }, attrs: [] },
+  DeviceInfo: {
+    children: { Manufacturer: 1, SerialNo: 1, Model: 1, IssueNo: 1, DeviceBinding: 1, StartDate: 1, ExpiryDate: 1, UserId: 1, Extensions: MANY },
+    attrs: [],
+  },
+  CryptoModuleInfo: { children: { Id: 1, Extensions: MANY }, attrs: [] },
+  Key: {
+    children: { Issuer: 1, AlgorithmParameters: 1, KeyProfileId: 1, KeyReference: 1, FriendlyName: 1, Data: 1, UserId: 1, Policy: 1, Extensions: MANY },
+    attrs: ["Id", "Algorithm"],
+  },
+  AlgorithmParameters: { children: { Suite: 1, ChallengeFormat: 1, ResponseFormat: 1, Extensions: MANY }, attrs: [] },
+  // privacyIDEA writes <Suite hashalgo="sha256"/>.
+  Suite: { children: {}, attrs: ["hashalgo"] },
+  ChallengeFormat: { children: {}, attrs: ["Encoding", "Min", "Max", "CheckDigits"] },
+  ResponseFormat: { children: {}, attrs: ["Encoding", "Length", "CheckDigits"] },
+  Data: { children: { Secret: 1, Counter: 1, Time: 1, TimeInterval: 1, TimeDrift: 1 }, attrs: [], foreign: "unsupported_element" },
+  Secret: VALUE,
+  Counter: VALUE,
+  Time: VALUE,
+  TimeInterval: VALUE,
+  TimeDrift: VALUE,
+  Policy: {
+    children: { StartDate: 1, ExpiryDate: 1, PINPolicy: 1, KeyUsage: MANY, NumberOfTransactions: 1 },
+    attrs: [],
+    foreign: "unsupported_policy",
+    unknownAttr: "unsupported_policy",
+  },
+  PINPolicy: { children: {}, attrs: ["PINKeyId", "PINUsageMode", "MaxFailedAttempts", "MinLength", "MaxLength", "PINEncoding"], foreignAttrs: true },
+};
+for (const leaf of [
+  "Manufacturer", "SerialNo", "Model", "IssueNo", "DeviceBinding", "StartDate", "ExpiryDate", "UserId", "Id", "Issuer",
+  "KeyProfileId", "KeyReference", "FriendlyName", "KeyUsage", "NumberOfTransactions", "PlainValue", "ValueMAC", "MACKeyReference",
+]) {
+  MODELS[leaf] ??= LEAF;
+}
+/** Every element name RFC 6030 defines, for "did you mean" hints. */
+const RFC_NAMES = [...new Set([...Object.keys(MODELS), ...Object.values(MODELS).flatMap((m) => Object.keys(m.children))])];
+
+/** An element as the file wrote it, with its line: what errors about structure name. */
+function named(el: XmlElement): string {
+  return `<${el.name}> (line ${el.line})`;
+}
+
+/**
+ * One element's children and attributes against its content model. Schema
+ * violations throw `malformed` at once; what the schema allows but this
+ * reader does not act on is returned, for the caller to refuse the file or
+ * (inside a KeyPackage, with skipUnsupported) the package.
+ */
+function checkElement(el: XmlElement, model: ContentModel, where: string, found: PskcError[]): void {
+  const counts = new Map<string, number>();
+  for (const c of el.children) {
+    if (c.ns === NS_PSKC) {
+      const max = model.children[c.local];
+      if (max === undefined) {
+        const hint = RFC_NAMES.find((n) => n.toLowerCase() === c.local.toLowerCase() && n !== c.local);
+        const known = RFC_NAMES.includes(c.local);
+        throw new PskcError(
+          "malformed",
+          `${named(c)} ${known ? "is not allowed" : "is not an RFC 6030 element"} in <${el.local}>${hint ? ` (did you mean <${hint}>?)` : ""}; the file is refused whole`,
+          where,
+        );
+      }
+      const n = (counts.get(c.local) ?? 0) + 1;
+      counts.set(c.local, n);
+      if (n > max) throw new PskcError("malformed", `more than one <${c.local}> in <${el.local}> (line ${c.line})`, where);
+      if (c.local === "Extensions") {
+        found.push(new PskcError("unsupported_element", `${named(c)} in <${el.local}> carries extensions this reader does not understand`, where));
+      }
+    } else if (el.local === "KeyContainer" && c.ns === NS_DS && c.local === "Signature") {
+      // §7: the container's XML Signature (one, after the KeyPackages).
+      const n = (counts.get("ds:Signature") ?? 0) + 1;
+      counts.set("ds:Signature", n);
+      if (n > 1) throw new PskcError("malformed", `more than one <ds:Signature> in <KeyContainer> (line ${c.line})`, where);
+    } else if (model.foreign) {
+      found.push(new PskcError(model.foreign, `${named(c)} in namespace ${show(c.ns)} inside <${el.local}> is not understood`, where));
+    } else {
+      const draft = c.ns === NS_PSKC_DRAFT ? ` (${NS_PSKC_DRAFT} is a pre-RFC draft's namespace; RFC 6030's is ${NS_PSKC})` : "";
+      throw new PskcError(
+        "malformed",
+        `${named(c)} in namespace ${show(c.ns)} is not allowed in <${el.local}>${draft}; the file is refused whole`,
+        where,
+      );
+    }
+  }
+  if (Object.keys(model.children).length && el.text.trim() !== "") {
+    throw new PskcError("malformed", `text ${show(el.text)} inside <${el.local}> (line ${el.line}), which holds only elements`, where);
+  }
+  for (const a of el.attrs) {
+    if (a.ns === "" && model.attrs.includes(a.local)) continue;
+    if (a.ns === NS_XSI || a.ns === NS_XML) continue;
+    if (model.unknownAttr) {
+      found.push(new PskcError(model.unknownAttr, `<${el.local}> attribute ${a.name} is not understood, so the key is unusable (RFC 6030 §5)`, where));
+    } else if (a.ns !== "" && model.foreignAttrs) {
+      continue;
+    } else if (a.ns !== "") {
+      found.push(new PskcError("unsupported_element", `attribute ${a.name} (namespace ${show(a.ns)}) on ${named(el)} is not understood`, where));
+    } else {
+      throw new PskcError("malformed", `attribute ${a.name} is not allowed on ${named(el)}`, where);
+    }
+  }
+}
+
+/** checkElement over a subtree of PSKC elements (depth is bounded by the parser). */
+function checkTree(el: XmlElement, where: string, found: PskcError[]): void {
+  checkElement(el, MODELS[el.local], where, found);
+  for (const c of el.children) {
+    if (c.ns === NS_PSKC && !OPAQUE.has(c.local)) checkTree(c, where, found);
+  }
 }
 
 /** Keys for the file's encrypted values, derived or decrypted once, wiped at the end. */
@@ -84,13 +293,14 @@ class KeyRing {
 
   constructor(
     private readonly root: XmlElement,
-    private readonly protection: PskcProtection,
+    /** undefined: no key or password given (a plaintext file); any encrypted value is then refused. */
+    private readonly protection: PskcProtection | undefined,
     private readonly opts: ReadPskcOptions,
   ) {
     // Decide the kind of protection the file uses before any work, so a
     // password given for a PSK file (or the reverse) is named as such.
     const ek = optChild(root, NS_PSKC, "EncryptionKey", "KeyContainer");
-    if (!ek) return;
+    if (!ek || !protection) return;
     const derived = ek.children.some((c) => c.ns === NS_XENC11 && c.local === "DerivedKey");
     const other = ek.children.filter((c) => !(c.ns === NS_DS && c.local === "KeyName") && !(c.ns === NS_XENC11 && c.local === "DerivedKey"));
     if (other.length) {
@@ -112,6 +322,9 @@ class KeyRing {
     const have = this.aes.get(keyBytes);
     if (have) return have;
     let key: Buffer;
+    if (!this.protection) {
+      throw new PskcError("missing_key", "the file holds encrypted values; give the pre-shared key or the password it was written with", where);
+    }
     if (this.protection.kind === "psk") {
       if (this.protection.key.length !== keyBytes) {
         throw new PskcError(
@@ -173,7 +386,7 @@ class KeyRing {
       if (!m) throw new PskcError("unsupported_algorithm", `PBKDF2 PRF ${show(prfAlg)}`, where);
       hash = m[1];
     }
-    const pw = this.protection.kind === "password" ? this.protection.password : "";
+    const pw = this.protection?.kind === "password" ? this.protection.password : "";
     return pbkdf2(pw, saltBytes, iterations, keyBytes, hash);
   }
 
@@ -231,6 +444,11 @@ class KeyRing {
 
 /** EncryptionMethod + CipherData/CipherValue of an xenc:EncryptedDataType element. */
 function cipherText(ev: XmlElement, where: string): [string, number, Buffer] {
+  for (const c of ev.children) {
+    if (c.ns === NS_XENC && (c.local === "EncryptionMethod" || c.local === "CipherData")) continue;
+    // ds:KeyInfo would name another key; EncryptionProperties ask for processing this reader does not do.
+    throw new PskcError("unsupported_algorithm", `${named(c)} in <${ev.local}> is not supported (EncryptionMethod and CipherData only, §6)`, where);
+  }
   const em = optChild(ev, NS_XENC, "EncryptionMethod", where);
   if (!em) throw new PskcError("malformed", `<${ev.local}> has no EncryptionMethod`, where);
   const alg = attr(em, "Algorithm") ?? "";
@@ -249,15 +467,17 @@ function cipherText(ev: XmlElement, where: string): [string, number, Buffer] {
 }
 
 /** PlainValue or EncryptedValue of an intDataType (Time, TimeInterval, TimeDrift). */
-function readInt(data: XmlElement, local: string, ring: KeyRing, where: string): number | undefined {
+function readInt(data: XmlElement, local: string, ring: KeyRing, where: string, macOnly = false): number | undefined {
   const el = optChild(data, NS_PSKC, local, where);
   if (!el) return undefined;
   const w = `${where}/${local}`;
   const pv = optChild(el, NS_PSKC, "PlainValue", w);
-  if (pv) return parseInt32(pv.text, local, w);
   const ev = optChild(el, NS_PSKC, "EncryptedValue", w);
+  if (pv && ev) throw new PskcError("malformed", `<${local}> has both PlainValue and EncryptedValue`, w);
+  if (pv) return parseInt32(pv.text, local, w);
   if (!ev) throw new PskcError("malformed", `<${local}> has neither PlainValue nor EncryptedValue`, w);
   const plain = ring.decrypt(el, ev, w);
+  if (macOnly) return undefined;
   // python-pskc writes encrypted integers big-endian and reads ASCII digits first; do the same.
   const ascii = plain.toString("latin1");
   if (/^[0-9]{1,10}$/.test(ascii)) return parseInt32(ascii, local, w);
@@ -268,25 +488,51 @@ function readInt(data: XmlElement, local: string, ring: KeyRing, where: string):
 /**
  * RFC 6030 §5: a recipient that does not understand a Policy element must
  * treat the key as unusable. Understood here: KeyUsage, which must include
- * OTP. Everything else (StartDate, ExpiryDate, PINPolicy,
- * NumberOfTransactions, extensions) asks for enforcement this registry does
- * not do, so the file is refused rather than the rule silently dropped.
+ * OTP, and StartDate/ExpiryDate, which the registry enforces at activation
+ * and verification. PINPolicy and NumberOfTransactions (and anything
+ * foreign, found by checkElement) ask for enforcement this registry does
+ * not do, so the key is refused rather than the rule silently dropped.
  */
-function checkPolicy(key: XmlElement, where: string): void {
-  const policy = optChild(key, NS_PSKC, "Policy", where);
-  if (!policy) return;
+function checkPolicy(policy: XmlElement | undefined, where: string): { notBefore?: number; notAfter?: number } {
+  if (!policy) return {};
   const w = `${where}/Policy`;
   const usages: string[] = [];
+  const out: { notBefore?: number; notAfter?: number } = {};
   for (const c of policy.children) {
-    if (c.ns === NS_PSKC && c.local === "KeyUsage") usages.push(c.text.trim());
-    else throw new PskcError("unsupported_policy", `Policy element <${c.local}> is not understood, so the key is unusable (RFC 6030 §5)`, w);
+    if (c.ns !== NS_PSKC) continue; // foreign: reported by checkElement
+    if (c.local === "KeyUsage") {
+      const u = c.text.trim();
+      if (!KEY_USAGES.includes(u)) throw new PskcError("malformed", `KeyUsage ${show(c.text)} is not one of RFC 6030's (${KEY_USAGES.join(", ")})`, w);
+      usages.push(u);
+    } else if (c.local === "StartDate") out.notBefore = parseDateTime(c.text, "Policy/StartDate", w);
+    else if (c.local === "ExpiryDate") out.notAfter = parseDateTime(c.text, "Policy/ExpiryDate", w);
   }
-  if (policy.attrs.length) {
-    throw new PskcError("unsupported_policy", `Policy attribute ${policy.attrs[0].name} is not understood (RFC 6030 §5)`, w);
+  return out;
+}
+
+/** The Policy elements that ask for what the registry does not enforce: the key is unusable (§5). */
+function refusePolicy(policy: XmlElement | undefined, where: string): void {
+  if (!policy) return;
+  const w = `${where}/Policy`;
+  const usages = policy.children.filter((c) => c.ns === NS_PSKC && c.local === "KeyUsage").map((c) => c.text.trim());
+  for (const c of policy.children) {
+    if (c.ns === NS_PSKC && (c.local === "PINPolicy" || c.local === "NumberOfTransactions")) {
+      throw new PskcError("unsupported_policy", `Policy element <${c.local}> is not understood, so the key is unusable (RFC 6030 §5)`, w);
+    }
   }
   if (usages.length && !usages.includes("OTP")) {
     throw new PskcError("unsupported_policy", `KeyUsage ${usages.map(show).join(", ")} does not permit OTP`, w);
   }
+}
+
+/** §11 KeyUsageType. */
+const KEY_USAGES = ["OTP", "CR", "Encrypt", "Integrity", "Verify", "Unlock", "Decrypt", "KeyWrap", "Unwrap", "Derive", "Generate"];
+/** §11 ValueFormatType. */
+const VALUE_FORMATS = ["DECIMAL", "HEXADECIMAL", "ALPHANUMERIC", "BASE64", "BINARY"];
+
+/** The later of two optional instants (start dates), or the earlier (expiry dates). */
+function bound(a: number | undefined, b: number | undefined, pick: (x: number, y: number) => number): number | undefined {
+  return a === undefined ? b : b === undefined ? a : pick(a, b);
 }
 
 /** AlgorithmParameters/Suite -> TOTP hash (see writer.ts for why Suite). */
@@ -301,94 +547,201 @@ function suiteAlgorithm(params: XmlElement | undefined, where: string): PskcAlgo
   return `SHA${m[1]}` as PskcAlgorithm;
 }
 
-function readKeyPackage(kp: XmlElement, index: number, ring: KeyRing, opts: ReadPskcOptions): PskcToken {
-  let where = `KeyPackage[${index + 1}]`;
-  const info = optChild(kp, NS_PSKC, "DeviceInfo", where);
-  if (!info) throw new PskcError("malformed", "KeyPackage has no DeviceInfo (the serial is needed)", where);
-  const serialEl = optChild(info, NS_PSKC, "SerialNo", where);
-  const serial = serialEl?.text.trim() ?? "";
-  if (serial === "") throw new PskcError("malformed", "DeviceInfo has no SerialNo", where);
-  where = `${where} (serial ${show(serial)})`;
-  const manufacturer = optChild(info, NS_PSKC, "Manufacturer", where)?.text.trim() ?? "";
-  const model = optChild(info, NS_PSKC, "Model", where)?.text.trim();
+/** The seed and the integers of Data, every encrypted one checked against its ValueMAC first. */
+interface PackageValues {
+  secret?: Buffer;
+  plaintext: boolean;
+  t0?: number;
+  period?: number;
+  timeDrift?: number;
+}
 
-  const cmi = optChild(kp, NS_PSKC, "CryptoModuleInfo", where);
-  const cryptoModuleId = cmi && optChild(cmi, NS_PSKC, "Id", where)?.text.trim();
-
-  const keys = pskcChildren(kp, "Key");
-  if (keys.length !== 1) throw new PskcError("malformed", `KeyPackage must hold exactly one Key, has ${keys.length}`, where);
-  const key = keys[0];
-  const keyAlg = attr(key, "Algorithm");
-  // Pre-RFC drafts wrote "...:pskc#totp"; the meaning is the same.
-  if (!keyAlg || !/^urn:ietf:params:xml:ns:keyprov:pskc[:#]totp$/i.test(keyAlg)) {
-    throw new PskcError("unsupported_algorithm", `Key@Algorithm ${show(keyAlg ?? "(none)")}; only ${ALG_TOTP} is imported`, where);
-  }
-  const keyId = attr(key, "Id")?.trim() || serial;
-  const issuer = optChild(key, NS_PSKC, "Issuer", where)?.text.trim();
-
-  checkPolicy(key, where);
-
-  const params = optChild(key, NS_PSKC, "AlgorithmParameters", where);
-  const algorithm = suiteAlgorithm(params, where);
-  const rf = params && optChild(params, NS_PSKC, "ResponseFormat", where);
-  if (!rf) throw new PskcError("malformed", "Key has no AlgorithmParameters/ResponseFormat (the number of digits)", where);
-  const digits = parseInt32(attr(rf, "Length") ?? "", "ResponseFormat@Length", where);
-  if (digits < DIGITS_MIN || digits > DIGITS_MAX) {
-    throw new PskcError("unsupported_algorithm", `ResponseFormat@Length ${digits}; TOTP codes of ${DIGITS_MIN}..${DIGITS_MAX} digits are supported`, where);
-  }
-  const encoding = attr(rf, "Encoding") ?? "DECIMAL";
-  if (encoding !== "DECIMAL") throw new PskcError("unsupported_algorithm", `ResponseFormat@Encoding ${show(encoding)}; DECIMAL only`, where);
-  const checkDigits = attr(rf, "CheckDigits");
-  if (checkDigits === "true" || checkDigits === "1") {
-    throw new PskcError("unsupported_algorithm", "ResponseFormat@CheckDigits (a Luhn digit appended to codes) is not supported", where);
-  }
-
-  const data = optChild(key, NS_PSKC, "Data", where);
-  if (!data) throw new PskcError("malformed", "Key has no Data", where);
+/**
+ * Step 2 of a KeyPackage: every value of its Data read, and every encrypted
+ * one MAC-checked, whether or not the key is then used (a package left out
+ * by skipUnsupported must not hide a tampered file).
+ */
+function readValues(data: XmlElement | undefined, ring: KeyRing, opts: ReadPskcOptions, where: string): PackageValues {
+  const out: PackageValues = { plaintext: false };
+  if (!data) return out;
   const secretEl = optChild(data, NS_PSKC, "Secret", where);
-  if (!secretEl) throw new PskcError("malformed", "Data has no Secret", where);
-  const sw = `${where}/Secret`;
-  let secret: Buffer;
-  const ev = optChild(secretEl, NS_PSKC, "EncryptedValue", sw);
-  const pv = optChild(secretEl, NS_PSKC, "PlainValue", sw);
-  if (ev && pv) throw new PskcError("malformed", "Secret has both PlainValue and EncryptedValue", sw);
-  if (ev) {
-    secret = ring.decrypt(secretEl, ev, sw);
-  } else if (pv) {
-    if (!opts.allowPlaintextSecrets) {
-      throw new PskcError("plaintext_secret", "the seed is in plain text; seeds must travel encrypted (§6)", sw);
+  if (secretEl) {
+    const sw = `${where}/Secret`;
+    const ev = optChild(secretEl, NS_PSKC, "EncryptedValue", sw);
+    const pv = optChild(secretEl, NS_PSKC, "PlainValue", sw);
+    if (ev && pv) throw new PskcError("malformed", "Secret has both PlainValue and EncryptedValue", sw);
+    if (ev) {
+      out.secret = ring.decrypt(secretEl, ev, sw);
+    } else if (pv) {
+      if (!opts.allowPlaintextSecrets) {
+        throw new PskcError("plaintext_secret", "the seed is in plain text; seeds must travel encrypted (§6) unless plaintext is allowed for this file", sw);
+      }
+      out.secret = base64(pv, "Secret/PlainValue", sw);
+      out.plaintext = true;
+    } else {
+      throw new PskcError("malformed", "Secret has neither PlainValue nor EncryptedValue", sw);
     }
-    secret = base64(pv, "Secret/PlainValue", sw);
-  } else {
-    throw new PskcError("malformed", "Secret has neither PlainValue nor EncryptedValue", sw);
   }
   try {
-    if (secret.length < SECRET_MIN_BYTES || secret.length > SECRET_MAX_BYTES) {
-      throw new PskcError(
-        "malformed",
-        `the seed has ${secret.length} bytes; ${SECRET_MIN_BYTES}..${SECRET_MAX_BYTES} are accepted (RFC 4226 §4 R6: at least 128 bits)`,
-        sw,
-      );
+    const counter = optChild(data, NS_PSKC, "Counter", where);
+    if (counter) {
+      const pv = optChild(counter, NS_PSKC, "PlainValue", `${where}/Counter`);
+      if (pv) checkLong(pv.text, "Counter", `${where}/Counter`);
+      else readInt(data, "Counter", ring, where, true);
     }
-    const t0 = readInt(data, "Time", ring, where) ?? 0;
-    if (t0 < 0) throw new PskcError("malformed", `Time ${t0} is before the unix epoch`, where);
-    const period = readInt(data, "TimeInterval", ring, where) ?? DEFAULT_PERIOD;
-    if (period < 1) throw new PskcError("malformed", `TimeInterval ${period} must be positive`, where);
-    const timeDrift = readInt(data, "TimeDrift", ring, where);
-
-    const token: PskcToken = { serial, manufacturer, keyId, algorithm, digits, period, t0, secret };
-    if (model !== undefined) token.model = model;
-    if (cryptoModuleId) token.cryptoModuleId = cryptoModuleId;
-    if (issuer !== undefined) token.issuer = issuer;
-    if (timeDrift !== undefined) token.timeDrift = timeDrift;
-    return token;
+    out.t0 = readInt(data, "Time", ring, where);
+    out.period = readInt(data, "TimeInterval", ring, where);
+    out.timeDrift = readInt(data, "TimeDrift", ring, where);
+    return out;
   } catch (e) {
-    secret.fill(0);
+    out.secret?.fill(0);
     throw e;
   }
 }
 
-function checkProtection(protection: PskcProtection): void {
+type PackageResult = { token: PskcToken; plaintext: boolean } | { skipped: PskcSkipped };
+
+/**
+ * One KeyPackage, in three steps: (1) its structure against the schema
+ * (malformed refuses the file); (2) every value read and MAC-checked
+ * (a failure refuses the file); (3) whether it is a key fobkit can use:
+ * TOTP, a hash, digits and policy it understands. Only (3) may leave the
+ * package out, and only with skipUnsupported. Then the TOTP values and
+ * the serial are checked, and refuse the file when wrong.
+ */
+function readKeyPackage(kp: XmlElement, index: number, ring: KeyRing, opts: ReadPskcOptions): PackageResult {
+  let where = `KeyPackage[${index + 1}]`;
+  const info = optChild(kp, NS_PSKC, "DeviceInfo", where);
+  const serialNo = info && optChild(info, NS_PSKC, "SerialNo", where)?.text.trim();
+  const key = optChild(kp, NS_PSKC, "Key", where);
+  const keyId = key && attr(key, "Id")?.trim();
+  if (serialNo) where = `${where} (serial ${show(serialNo)})`;
+  else if (keyId) where = `${where} (Key@Id ${show(keyId)})`;
+  const notUnderstood: PskcError[] = [];
+  checkTree(kp, where, notUnderstood);
+
+  const data = key && optChild(key, NS_PSKC, "Data", where);
+  const values = readValues(data, ring, opts, where);
+  const keyAlg = key && attr(key, "Algorithm");
+  const params = key && optChild(key, NS_PSKC, "AlgorithmParameters", where);
+  const policy = key && optChild(key, NS_PSKC, "Policy", where);
+  let algorithm: PskcAlgorithm;
+  let digits: number;
+  let validity: { notBefore?: number; notAfter?: number };
+  try {
+    // Values the schema types strictly: malformed whatever the key is.
+    const rf = params && optChild(params, NS_PSKC, "ResponseFormat", where);
+    const encoding = rf && attr(rf, "Encoding");
+    if (encoding !== undefined && !VALUE_FORMATS.includes(encoding)) {
+      throw new PskcError("malformed", `ResponseFormat@Encoding ${show(encoding)} is not one of ${VALUE_FORMATS.join(", ")}`, where);
+    }
+    const checkDigitsAttr = rf && attr(rf, "CheckDigits");
+    const checkDigits = checkDigitsAttr !== undefined && parseBoolean(checkDigitsAttr, "ResponseFormat@CheckDigits", where);
+    const lengthAttr = rf && attr(rf, "Length");
+    const length = lengthAttr === undefined ? undefined : parseUnsignedInt(lengthAttr, "ResponseFormat@Length", where);
+    validity = checkPolicy(policy, where);
+    const deviceStart = info && optChild(info, NS_PSKC, "StartDate", where);
+    const deviceExpiry = info && optChild(info, NS_PSKC, "ExpiryDate", where);
+    validity.notBefore = bound(validity.notBefore, deviceStart && parseDateTime(deviceStart.text, "DeviceInfo/StartDate", where), Math.max);
+    validity.notAfter = bound(validity.notAfter, deviceExpiry && parseDateTime(deviceExpiry.text, "DeviceInfo/ExpiryDate", where), Math.min);
+    if (validity.notBefore !== undefined && validity.notAfter !== undefined && validity.notAfter < validity.notBefore) {
+      throw new PskcError("malformed", "ExpiryDate is before StartDate: the key could never be used", where);
+    }
+
+    // Step 3: is this a key fobkit can use? These alone may skip the package.
+    try {
+      if (!key) throw new PskcError("unsupported_element", "KeyPackage has no Key: nothing to import", where);
+      // Pre-RFC drafts wrote "...:pskc#totp"; the meaning is the same.
+      if (!keyAlg || !/^urn:ietf:params:xml:ns:keyprov:pskc[:#]totp$/i.test(keyAlg)) {
+        throw new PskcError(
+          "unsupported_algorithm",
+          keyAlg ? `Key@Algorithm ${show(keyAlg)}; only ${ALG_TOTP} is imported` : `Key has no Algorithm, so it cannot be told to be TOTP (${ALG_TOTP})`,
+          where,
+        );
+      }
+      for (const local of ["KeyReference", "KeyProfileId"]) {
+        const el = optChild(key, NS_PSKC, local, where);
+        if (el) throw new PskcError("unsupported_element", `Key carries <${local}>: key material or parameters held outside the file are not supported`, where);
+      }
+      if (params && optChild(params, NS_PSKC, "ChallengeFormat", where)) {
+        throw new PskcError("unsupported_algorithm", "AlgorithmParameters/ChallengeFormat: challenge-response keys are not supported", where);
+      }
+      refusePolicy(policy, where);
+      if (notUnderstood.length) throw notUnderstood[0];
+      algorithm = suiteAlgorithm(params, where);
+      if (length === undefined) {
+        throw new PskcError("unsupported_algorithm", "Key has no AlgorithmParameters/ResponseFormat@Length: how many digits its codes have is not in the file", where);
+      }
+      if (length < DIGITS_MIN || length > DIGITS_MAX) {
+        throw new PskcError("unsupported_algorithm", `ResponseFormat@Length ${length}; TOTP codes of ${DIGITS_MIN}..${DIGITS_MAX} digits are supported`, where);
+      }
+      digits = length;
+      if ((encoding ?? "DECIMAL") !== "DECIMAL") throw new PskcError("unsupported_algorithm", `ResponseFormat@Encoding ${show(encoding!)}; DECIMAL only`, where);
+      if (checkDigits) {
+        throw new PskcError("unsupported_algorithm", "ResponseFormat@CheckDigits (a Luhn digit appended to codes) is not supported", where);
+      }
+    } catch (e) {
+      if (!(e instanceof PskcError) || !opts.skipUnsupported) throw e;
+      values.secret?.fill(0);
+      const skipped: PskcSkipped = { package: index + 1, code: e.code, reason: e.detail };
+      if (keyId) skipped.keyId = keyId;
+      if (serialNo) skipped.serial = serialNo;
+      if (keyAlg) skipped.algorithm = keyAlg;
+      return { skipped };
+    }
+
+    // A TOTP key fobkit will use: its values must make sense.
+    let serial = serialNo ?? "";
+    if (opts.serialFrom === "key-id") {
+      if (!keyId) throw new PskcError("missing_serial", "Key has no Id to take the serial from", where);
+      if (serialNo && serialNo !== keyId) {
+        throw new PskcError("malformed", `DeviceInfo/SerialNo ${show(serialNo)} and Key@Id ${show(keyId)} differ; the serial is asked to come from Key@Id`, where);
+      }
+      serial = keyId;
+    }
+    if (serial === "") {
+      throw new PskcError(
+        "missing_serial",
+        `KeyPackage has no DeviceInfo/SerialNo, the serial printed on the keyfob${keyId ? `; if this vendor writes it as Key@Id (${show(keyId)} here), take it from there (serialFrom "key-id", bank import --serial-from key-id)` : ""}`,
+        where,
+      );
+    }
+    if (!data) throw new PskcError("malformed", "Key has no Data", where);
+    const secret = values.secret;
+    if (!secret) throw new PskcError("malformed", "Data has no Secret", where);
+    if (secret.length < SECRET_MIN_BYTES || secret.length > SECRET_MAX_BYTES) {
+      throw new PskcError(
+        "malformed",
+        `the seed has ${secret.length} bytes; ${SECRET_MIN_BYTES}..${SECRET_MAX_BYTES} are accepted (RFC 4226 §4 R6: at least 128 bits)`,
+        `${where}/Secret`,
+      );
+    }
+    const t0 = values.t0 ?? 0;
+    if (t0 < 0) throw new PskcError("malformed", `Time ${t0} is before the unix epoch`, where);
+    const period = values.period ?? DEFAULT_PERIOD;
+    if (period < 1) throw new PskcError("malformed", `TimeInterval ${period} must be positive`, where);
+
+    const manufacturer = info && optChild(info, NS_PSKC, "Manufacturer", where)?.text.trim();
+    const model = info && optChild(info, NS_PSKC, "Model", where)?.text.trim();
+    const cmi = optChild(kp, NS_PSKC, "CryptoModuleInfo", where);
+    const cryptoModuleId = cmi && optChild(cmi, NS_PSKC, "Id", where)?.text.trim();
+    const issuer = optChild(key!, NS_PSKC, "Issuer", where)?.text.trim();
+    const token: PskcToken = { serial, manufacturer: manufacturer ?? "", keyId: keyId || serial, algorithm, digits, period, t0, secret };
+    if (model !== undefined) token.model = model;
+    if (cryptoModuleId) token.cryptoModuleId = cryptoModuleId;
+    if (issuer !== undefined) token.issuer = issuer;
+    if (values.timeDrift !== undefined) token.timeDrift = values.timeDrift;
+    if (validity.notBefore !== undefined) token.notBefore = validity.notBefore;
+    if (validity.notAfter !== undefined) token.notAfter = validity.notAfter;
+    return { token, plaintext: values.plaintext };
+  } catch (e) {
+    values.secret?.fill(0);
+    throw e;
+  }
+}
+
+function checkProtection(protection: PskcProtection | undefined): void {
+  if (protection === undefined) return;
   if (protection?.kind === "psk") {
     if (!Buffer.isBuffer(protection.key)) throw new TypeError("protection.key must be a Buffer");
     if (protection.key.length === 0) throw new PskcError("missing_key", "the pre-shared key is empty");
@@ -418,43 +771,69 @@ function decodeText(xml: string | Buffer, maxBytes: number): string {
  * All TOTP tokens of a PSKC file, or a PskcError and nothing else. The
  * returned `secret` Buffers are the caller's to wipe (`fill(0)`) once
  * stored; on refusal, every secret decrypted so far is wiped here.
+ * `protection` may be undefined only for a file without encrypted values.
  */
-export function readPskc(xml: string | Buffer, protection: PskcProtection, opts: ReadPskcOptions = {}): PskcToken[] {
+export function readPskcReport(xml: string | Buffer, protection: PskcProtection | undefined, opts: ReadPskcOptions = {}): PskcReadResult {
   checkProtection(protection);
   const text = decodeText(xml, opts.maxBytes ?? DEFAULT_MAX_BYTES);
   const root = parseXml(text);
   if (root.local !== "KeyContainer" || root.ns !== NS_PSKC) {
+    const draft = root.ns === NS_PSKC_DRAFT ? ` (${NS_PSKC_DRAFT} is a pre-RFC draft's namespace)` : "";
     throw new PskcError(
       "malformed",
-      `the root element is {${root.ns}}${root.local}, not {${NS_PSKC}}KeyContainer (a PSKC 1.0 file)`,
+      `the root element is {${root.ns}}${root.local}, not {${NS_PSKC}}KeyContainer (a PSKC 1.0 file)${draft}`,
       `line ${root.line}`,
     );
   }
+  // The container's own children and attributes: anything not understood here refuses the file.
+  const containerFound: PskcError[] = [];
+  checkElement(root, MODELS.KeyContainer, "KeyContainer", containerFound);
+  const mm = optChild(root, NS_PSKC, "MACMethod", "KeyContainer");
+  if (mm) checkTree(mm, "MACMethod", containerFound);
+  if (containerFound.length) throw containerFound[0];
   const version = attr(root, "Version");
   if (version !== PSKC_VERSION) {
     throw new PskcError("malformed", `KeyContainer@Version is ${show(version ?? "(none)")}; only ${PSKC_VERSION} is supported`, "KeyContainer");
   }
-  const packages = pskcChildren(root, "KeyPackage");
+  const packages = root.children.filter((c) => c.ns === NS_PSKC && c.local === "KeyPackage");
   if (packages.length === 0) throw new PskcError("malformed", "the file has no KeyPackage", "KeyContainer");
 
   const ring = new KeyRing(root, protection, opts);
-  const tokens: PskcToken[] = [];
+  const result: PskcReadResult = { tokens: [], skipped: [], plaintext: false };
   try {
     const serials = new Map<string, number>();
     packages.forEach((kp, i) => {
-      const t = readKeyPackage(kp, i, ring, opts);
-      tokens.push(t);
+      const r = readKeyPackage(kp, i, ring, opts);
+      if ("skipped" in r) {
+        result.skipped.push(r.skipped);
+        return;
+      }
+      const t = r.token;
+      result.tokens.push(t);
+      result.plaintext ||= r.plaintext;
       const first = serials.get(t.serial);
       if (first !== undefined) {
         throw new PskcError("duplicate_serial", `serial ${show(t.serial)} is also in KeyPackage[${first + 1}]`, `KeyPackage[${i + 1}]`);
       }
       serials.set(t.serial, i);
     });
-    return tokens;
+    if (result.tokens.length === 0) {
+      throw new PskcError(
+        "unsupported_algorithm",
+        `none of the file's ${packages.length} KeyPackage(s) holds a key fobkit can use (first: ${result.skipped[0]?.reason ?? "none"})`,
+        "KeyContainer",
+      );
+    }
+    return result;
   } catch (e) {
-    for (const t of tokens) t.secret.fill(0);
+    for (const t of result.tokens) t.secret.fill(0);
     throw e;
   } finally {
     ring.wipe();
   }
+}
+
+/** readPskcReport's tokens alone. */
+export function readPskc(xml: string | Buffer, protection: PskcProtection | undefined, opts: ReadPskcOptions = {}): PskcToken[] {
+  return readPskcReport(xml, protection, opts).tokens;
 }

@@ -36,7 +36,33 @@ export interface PskcToken {
   t0: number;
   /** Data/TimeDrift: clock drift counted in time intervals, not seconds (RFC 6030 §4.1). */
   timeDrift?: number;
+  /**
+   * Unix milliseconds before which the key must not be used: the later of
+   * Policy/StartDate and DeviceInfo/StartDate (RFC 6030 §5, §4.3.1).
+   */
+  notBefore?: number;
+  /** Unix milliseconds after which the key must not be used: the earlier of Policy/ExpiryDate and DeviceInfo/ExpiryDate. */
+  notAfter?: number;
   secret: Buffer;
+}
+
+/** A KeyPackage left out by `skipUnsupported`: well-formed, MAC-checked, and not a key fobkit can use. */
+export interface PskcSkipped {
+  /** 1-based position of the KeyPackage in the file. */
+  package: number;
+  keyId?: string;
+  serial?: string;
+  /** Key@Algorithm as written, when there is one. */
+  algorithm?: string;
+  code: PskcErrorCode;
+  reason: string;
+}
+
+export interface PskcReadResult {
+  tokens: PskcToken[];
+  skipped: PskcSkipped[];
+  /** Some seed was in a PlainValue (only with allowPlaintextSecrets). */
+  plaintext: boolean;
 }
 
 /**
@@ -62,6 +88,10 @@ export type PskcErrorCode =
   | "unsupported_policy"
   /** A key, hash, encryption, MAC or key-derivation algorithm not supported. */
   | "unsupported_algorithm"
+  /** An element the schema allows that this reader does not act on: Extensions, foreign elements, KeyReference, KeyProfileId. */
+  | "unsupported_element"
+  /** A KeyPackage without DeviceInfo/SerialNo (and no serialFrom: "key-id"). */
+  | "missing_serial"
   /** DOCTYPE/entities, too deep, or over the size limit. */
   | "unsafe_xml"
   /** The protection given is empty (no password, no key bytes). */
@@ -97,6 +127,19 @@ export interface ReadPskcOptions {
   allowPlaintextSecrets?: boolean;
   /** Refuse a PBKDF2 IterationCount above this (a hostile file could ask for 2^31). Default 20,000,000. */
   maxIterations?: number;
+  /**
+   * Leave out KeyPackages whose key is well-formed and MAC-checked but not
+   * usable here (HOTP, OCRA, vendor algorithms, a Policy not understood,
+   * extensions) instead of refusing the file; readPskcReport names them.
+   * Anything malformed or failing a MAC still refuses the whole file.
+   */
+  skipUnsupported?: boolean;
+  /**
+   * Where the keyfob's serial comes from: DeviceInfo/SerialNo (default), or
+   * Key@Id for vendors who put the serial there and write no DeviceInfo.
+   * With "key-id", a package whose SerialNo differs from its Key@Id is refused.
+   */
+  serialFrom?: "serial-no" | "key-id";
 }
 
 export interface WritePskcOptions {

@@ -13,8 +13,19 @@
  * attributes quoted and unique; Namespaces in XML 1.0 §5: every prefix
  * bound, expanded attribute names unique). Validation against the schema is
  * the reader's job, element by element.
+ *
+ * Every step is linear: names, values and text are found with indexOf and
+ * sticky regexes, duplicate attributes with sets, prefixes by walking at
+ * most maxDepth scopes; and a hostile file is stopped by the limits in
+ * XML_LIMITS before it can cost much memory.
+ *
+ * Why not fast-xml-parser (listed in package.json, imported nowhere): it
+ * matches names by prefix, not by namespace URI (PSKC files bind the
+ * namespace to pskc:, to other prefixes or as the default), and its 5.x
+ * options process DOCTYPE entities by default (processEntities, with
+ * expansion limits), where this parser has no code that could expand one.
  */
-import { NS_XML, NS_XMLNS, MAX_DEPTH } from "./constants.js";
+import { NS_XML, NS_XMLNS, XML_LIMITS, type XmlLimits } from "./constants.js";
 import { PskcError } from "./types.js";
 
 export interface XmlAttr {
@@ -45,14 +56,32 @@ const NAME = /[A-Za-z_:\u00C0-\uD7FF\uE000-\uFFFD][-.0-9A-Za-z_:\u00B7\u00C0-\uD
 const BAD_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
 const PREDEFINED: Record<string, string> = { lt: "<", gt: ">", amp: "&", quot: '"', apos: "'" };
 
+/**
+ * One open element's own namespace declarations, chained to its parent's: a
+ * prefix is resolved by walking up at most maxDepth scopes, so an element
+ * never copies its ancestors' bindings (no cost that grows with them).
+ */
+type Scope = { decl: Map<string, string> | undefined; parent: Scope | undefined };
+
+function lookup(scope: Scope | undefined, prefix: string): string | undefined {
+  for (let s = scope; s; s = s.parent) {
+    const v = s.decl?.get(prefix);
+    if (v !== undefined) return v;
+  }
+  return undefined;
+}
+
 class Parser {
   pos = 0;
   private lineNo = 1;
   private linePos = 0;
 
+  private elements = 0;
+  private attributes = 0;
+
   constructor(
     readonly s: string,
-    private readonly maxDepth: number,
+    private readonly limits: XmlLimits,
   ) {}
 
   line(at = this.pos): number {
@@ -98,6 +127,18 @@ class Parser {
   expect(t: string): void {
     if (!this.startsWith(t)) this.fail(`'${t}' was expected`);
     this.pos += t.length;
+  }
+
+  /** A qualified name's [namespace URI, local name] (Namespaces in XML 1.0 §4, §6.2). */
+  resolve(scope: Scope, qname: string, isAttr: boolean, at: number): [string, string] {
+    const colon = qname.indexOf(":");
+    if (colon < 0) return [isAttr ? "" : lookup(scope, "") ?? "", qname];
+    const prefix = qname.slice(0, colon);
+    const local = qname.slice(colon + 1);
+    if (prefix === "" || local === "" || local.includes(":")) this.fail(`bad qualified name ${qname}`, at);
+    const uri = lookup(scope, prefix);
+    if (uri === undefined) this.fail(`namespace prefix ${prefix} is not declared`, at);
+    return [uri, local];
   }
 
   /** `<!` constructs other than comments and CDATA: the DTD, which PSKC never needs. */
@@ -194,10 +235,17 @@ class Parser {
   }
 
   element(): XmlElement {
-    type Frame = { el: XmlElement; ns: Map<string, string>; text: string[] };
-    const rootNs = new Map<string, string>([["xml", NS_XML]]);
+    type Frame = { el: XmlElement; scope: Scope; text: string[]; textLength: number };
+    const rootScope: Scope = { decl: new Map([["xml", NS_XML]]), parent: undefined };
     const stack: Frame[] = [];
     let root: XmlElement | undefined;
+    const addText = (frame: Frame, text: string, at: number) => {
+      frame.textLength += text.length;
+      if (frame.textLength > this.limits.maxText) {
+        this.unsafe(`more than ${this.limits.maxText} characters of text in <${frame.el.name}>`, at);
+      }
+      frame.text.push(text);
+    };
     for (;;) {
       if (this.startsWith("</")) {
         const at = this.pos;
@@ -214,7 +262,8 @@ class Parser {
       } else if (this.startsWith("<![CDATA[")) {
         const end = this.s.indexOf("]]>", this.pos + 9);
         if (end < 0) this.fail("unterminated CDATA section");
-        stack[stack.length - 1].text.push(this.s.slice(this.pos + 9, end));
+        if (end - this.pos > this.limits.maxText) this.unsafe(`more than ${this.limits.maxText} characters of text in <${stack[stack.length - 1].el.name}>`);
+        addText(stack[stack.length - 1], this.s.slice(this.pos + 9, end), this.pos);
         this.pos = end + 3;
       } else if (this.startsWith("<!")) {
         this.refuseMarkupDeclaration();
@@ -224,7 +273,13 @@ class Parser {
         const at = this.pos;
         this.pos += 1;
         const name = this.name();
+        if (stack.length >= this.limits.maxDepth) this.unsafe(`elements nested deeper than ${this.limits.maxDepth}`, at);
+        if (++this.elements > this.limits.maxElements) {
+          this.unsafe(`more than ${this.limits.maxElements} elements (a PSKC file has about 20 per key; split the file)`, at);
+        }
         const raw: { name: string; value: string }[] = [];
+        // XML 1.0 §3.1 (Unique Att Spec): checked with a set, so N attributes cost O(N).
+        let rawNames: Set<string> | undefined;
         let selfClosing = false;
         for (;;) {
           const hadWs = this.skipWs();
@@ -239,40 +294,45 @@ class Parser {
           }
           if (!hadWs) this.fail("whitespace expected between attributes");
           const an = this.name();
+          if (raw.length > 0) {
+            rawNames ??= new Set([raw[0].name]);
+            if (rawNames.has(an)) this.fail(`duplicate attribute ${an}`);
+            rawNames.add(an);
+          }
+          if (raw.length >= this.limits.maxAttributes) {
+            this.unsafe(`<${name}> has more than ${this.limits.maxAttributes} attributes`, at);
+          }
+          if (++this.attributes > this.limits.maxElements) {
+            this.unsafe(`more than ${this.limits.maxElements} attributes in the file (a PSKC file has about 8 per key; split the file)`, at);
+          }
           this.skipWs();
           this.expect("=");
           this.skipWs();
-          const value = this.attrValue();
-          if (raw.some((a) => a.name === an)) this.fail(`duplicate attribute ${an}`);
-          raw.push({ name: an, value });
+          raw.push({ name: an, value: this.attrValue() });
         }
-        if (stack.length >= this.maxDepth) this.unsafe(`elements nested deeper than ${this.maxDepth}`, at);
-        const parentNs = stack.length ? stack[stack.length - 1].ns : rootNs;
-        let ns = parentNs;
+        const parentScope = stack.length ? stack[stack.length - 1].scope : rootScope;
+        let decl: Map<string, string> | undefined;
         for (const a of raw) {
           if (a.name === "xmlns" || a.name.startsWith("xmlns:")) {
-            if (ns === parentNs) ns = new Map(parentNs);
+            decl ??= new Map();
             const prefix = a.name === "xmlns" ? "" : a.name.slice(6);
             if (prefix === "xmlns" || (prefix === "xml" && a.value !== NS_XML)) this.fail(`reserved prefix ${prefix}`, at);
             if (prefix !== "" && a.value === "") this.fail(`prefix ${prefix} bound to the empty namespace`, at);
             if (a.value === NS_XMLNS) this.fail("the xmlns namespace cannot be bound", at);
-            ns.set(prefix, a.value);
+            decl.set(prefix, a.value);
           }
         }
-        const resolve = (qname: string, isAttr: boolean): [string, string] => {
-          const parts = qname.split(":");
-          if (parts.length > 2 || parts.some((p) => p === "")) this.fail(`bad qualified name ${qname}`, at);
-          if (parts.length === 1) return [isAttr ? "" : ns.get("") ?? "", qname];
-          const uri = ns.get(parts[0]);
-          if (uri === undefined) this.fail(`namespace prefix ${parts[0]} is not declared`, at);
-          return [uri, parts[1]];
-        };
-        const [elNs, elLocal] = resolve(name, false);
+        const scope: Scope = decl ? { decl, parent: parentScope } : parentScope;
+        const [elNs, elLocal] = this.resolve(scope, name, false, at);
         const attrs: XmlAttr[] = [];
+        // Namespaces in XML 1.0 §6.3: no two attributes with the same expanded name.
+        const expanded = raw.length > 1 ? new Set<string>() : undefined;
         for (const a of raw) {
           if (a.name === "xmlns" || a.name.startsWith("xmlns:")) continue;
-          const [aNs, aLocal] = resolve(a.name, true);
-          if (attrs.some((b) => b.ns === aNs && b.local === aLocal)) this.fail(`duplicate attribute {${aNs}}${aLocal}`, at);
+          const [aNs, aLocal] = this.resolve(scope, a.name, true, at);
+          const key = `${aNs} ${aLocal}`;
+          if (expanded?.has(key)) this.fail(`duplicate attribute {${aNs}}${aLocal}`, at);
+          expanded?.add(key);
           attrs.push({ ns: aNs, local: aLocal, name: a.name, value: a.value });
         }
         const el: XmlElement = { ns: elNs, local: elLocal, name, attrs, children: [], text: "", line: this.line(at) };
@@ -281,16 +341,19 @@ class Parser {
         if (selfClosing) {
           if (stack.length === 0) return el;
         } else {
-          stack.push({ el, ns, text: [] });
+          stack.push({ el, scope, text: [], textLength: 0 });
         }
       } else {
         if (stack.length === 0) this.fail("text outside the root element");
         const at = this.pos;
         let end = this.s.indexOf("<", this.pos);
         if (end < 0) this.fail(`unclosed element <${stack[stack.length - 1].el.name}>`);
+        if (end - this.pos > this.limits.maxText) {
+          this.unsafe(`more than ${this.limits.maxText} characters of text in <${stack[stack.length - 1].el.name}>`, at);
+        }
         const raw = this.s.slice(this.pos, end);
         if (raw.includes("]]>")) this.fail("']]>' in text", at);
-        stack[stack.length - 1].text.push(this.decode(raw, at));
+        addText(stack[stack.length - 1], this.decode(raw, at), at);
         this.pos = end;
       }
       if (this.pos >= this.s.length) this.fail("unexpected end of document");
@@ -299,15 +362,16 @@ class Parser {
 }
 
 /**
- * Parse a whole document. Throws PskcError: `unsafe_xml` for a DOCTYPE,
- * an entity declaration or reference, or nesting deeper than `maxDepth`;
+ * Parse a whole document in time linear in its length. Throws PskcError:
+ * `unsafe_xml` for a DOCTYPE, an entity declaration or reference, or a
+ * limit passed (depth, elements, attributes per element, text per element);
  * `malformed` for anything not well-formed.
  */
-export function parseXml(text: string, maxDepth = MAX_DEPTH): XmlElement {
+export function parseXml(text: string, limits: Partial<XmlLimits> = {}): XmlElement {
   // XML 1.0 §2.11: line ends are normalised to LF before parsing.
   const t = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const s = t.includes("\r") ? t.replace(/\r\n?/g, "\n") : t;
-  const p = new Parser(s, maxDepth);
+  const p = new Parser(s, { ...XML_LIMITS, ...limits });
   const bad = BAD_CHAR.exec(s);
   if (bad) p.fail(`character U+${bad[0].charCodeAt(0).toString(16).padStart(4, "0")} is not allowed in XML`, bad.index);
   return p.document();

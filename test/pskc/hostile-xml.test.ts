@@ -79,7 +79,7 @@ describe("hostile XML", () => {
     expect(requests).toBe(1);
   });
 
-  it("does not act on XInclude: the element is inert and the server hears nothing", async () => {
+  it("refuses XInclude as an element RFC 6030 does not allow there, and the server hears nothing", async () => {
     const before = requests;
     let xml = pskc.writePskc([token({ serial: "XI-1" })], PSK);
     xml = edit(
@@ -87,7 +87,8 @@ describe("hostile XML", () => {
       "<pskc:SerialNo>XI-1</pskc:SerialNo>",
       `<pskc:SerialNo>XI-1</pskc:SerialNo><xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="${url}/xinclude" parse="text"/>`,
     );
-    expect(pskc.readPskc(xml, PSK)[0].serial).toBe("XI-1");
+    const err = expectRefused(() => pskc.readPskc(xml, PSK), "malformed");
+    expect(err.message).toMatch(/<xi:include> \(line \d+\) in namespace "http:\/\/www.w3.org\/2001\/XInclude" is not allowed in <DeviceInfo>/);
     await new Promise((r) => setTimeout(r, 50));
     expect(requests).toBe(before);
   });
@@ -105,6 +106,50 @@ describe("hostile XML", () => {
     const err = expectRefused(() => pskc.readPskc(xml, PSK), "unsafe_xml");
     expect(err.message).toMatch(/nested deeper than 64/);
     expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
+  it("refuses one element with 40,000 attributes at once (duplicate checks are linear, and there is a limit)", () => {
+    const attrs = Array.from({ length: 40_000 }, (_, i) => `a${i}="1"`).join(" ");
+    const xml = edit(pskc.writePskc([token()], PSK), "</pskc:DeviceInfo>", `<v:x xmlns:v="urn:example:v" ${attrs}/></pskc:DeviceInfo>`);
+    const t0 = performance.now();
+    const err = expectRefused(() => pskc.readPskc(xml, PSK), "unsafe_xml");
+    expect(err.message).toMatch(/<v:x> has more than 64 attributes \(at line \d+\)/);
+    // A bound against a hang, not a benchmark (25-28 s before the fix).
+    expect(performance.now() - t0).toBeLessThan(5000);
+  });
+
+  it("still finds a duplicate attribute among many, and one spelt with two prefixes of one namespace", () => {
+    const attrs = Array.from({ length: 60 }, (_, i) => `a${i}="1"`).join(" ");
+    const base = pskc.writePskc([token()], PSK);
+    const dup = edit(base, "</pskc:DeviceInfo>", `<v:x xmlns:v="urn:example:v" ${attrs} a7="2"/></pskc:DeviceInfo>`);
+    expect(expectRefused(() => pskc.readPskc(dup, PSK), "malformed").message).toMatch(/duplicate attribute a7/);
+    const expanded = edit(base, "</pskc:DeviceInfo>", '<v:x xmlns:v="urn:example:v" xmlns:w="urn:example:v" v:a="1" w:a="2"/></pskc:DeviceInfo>');
+    expect(expectRefused(() => pskc.readPskc(expanded, PSK), "malformed").message).toMatch(/duplicate attribute \{urn:example:v\}a/);
+  });
+
+  describe("a 64 MiB hostile file is refused in seconds", () => {
+    const MiB = 1024 * 1024;
+    /** A valid file padded to 64 MiB with `unit` repeated inside DeviceInfo (then closed by `close`). */
+    function hostile(open: string, unit: string, close = ""): string {
+      const base = pskc.writePskc([token()], PSK);
+      const room = 64 * MiB - base.length - open.length - close.length;
+      return edit(base, "</pskc:DeviceInfo>", `${open}${unit.repeat(Math.floor(room / unit.length))}${close}</pskc:DeviceInfo>`);
+    }
+    it.each([
+      ["16 million empty elements", "", "<a/>", "", /more than 1200000 elements/],
+      ["elements of 60 attributes each", "", `<a ${Array.from({ length: 60 }, (_, i) => `b${i}="1"`).join(" ")}/>`, "", /more than 1200000 attributes in the file/],
+      ["one element's text", "<a>", "x", "</a>", /more than 1048576 characters of text in <a>/],
+      ["CDATA", "<a><![CDATA[", "x", "]]></a>", /more than 1048576 characters of text in <a>/],
+    ])("%s", (_n, open, unit, close, msg) => {
+      const xml = hostile(open, unit, close);
+      expect(xml.length).toBeGreaterThan(63 * MiB);
+      expect(xml.length).toBeLessThanOrEqual(64 * MiB);
+      const t0 = performance.now();
+      const err = expectRefused(() => pskc.readPskc(xml, PSK), "unsafe_xml");
+      expect(err.message).toMatch(msg);
+      // Generous: about 2 s on an idle core for the element case, more on a loaded machine.
+      expect(performance.now() - t0).toBeLessThan(30_000);
+    }, 120_000);
   });
 
   it("refuses a file over the size limit before parsing it", () => {

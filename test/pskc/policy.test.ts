@@ -1,7 +1,8 @@
 /**
  * RFC 6030 §5: a Policy element the recipient does not understand makes the
- * key unusable. Understood here: KeyUsage including OTP. The whole file is
- * refused when any one package carries something else.
+ * key unusable. Understood here: KeyUsage including OTP, and StartDate and
+ * ExpiryDate, which the registry enforces (test/registry/validity.test.ts).
+ * The whole file is refused when any one package carries something else.
  */
 import { describe, expect, it } from "vitest";
 import { PSK, edit, expectRefused, pskc, token } from "./helpers.js";
@@ -26,16 +27,38 @@ describe("Policy", () => {
 
   it.each([
     ["KeyUsage without OTP", "<pskc:Policy><pskc:KeyUsage>CR</pskc:KeyUsage></pskc:Policy>", /does not permit OTP/],
-    ["StartDate", "<pskc:Policy><pskc:StartDate>2026-01-01T00:00:00Z</pskc:StartDate></pskc:Policy>", /<StartDate> is not understood/],
-    ["ExpiryDate", "<pskc:Policy><pskc:ExpiryDate>2030-01-01T00:00:00Z</pskc:ExpiryDate><pskc:KeyUsage>OTP</pskc:KeyUsage></pskc:Policy>", /<ExpiryDate>/],
     ["PINPolicy", '<pskc:Policy><pskc:PINPolicy MinLength="4" MaxLength="4" PINKeyId="pin" PINUsageMode="Local"/></pskc:Policy>', /<PINPolicy>/],
     ["NumberOfTransactions", "<pskc:Policy><pskc:NumberOfTransactions>5</pskc:NumberOfTransactions></pskc:Policy>", /<NumberOfTransactions>/],
-    ["a vendor extension", '<pskc:Policy><v:Geofence xmlns:v="urn:example:vendor">CH</v:Geofence></pskc:Policy>', /<Geofence>/],
+    ["a vendor extension", '<pskc:Policy><v:Geofence xmlns:v="urn:example:vendor">CH</v:Geofence></pskc:Policy>', /<v:Geofence> \(line \d+\) in namespace "urn:example:vendor" inside <Policy> is not understood/],
   ])("refuses a Policy with %s, for the whole file", (_n, policy, msg) => {
     const { xml, secrets } = fileWithPolicy(policy);
     const err = expectRefused(() => pskc.readPskc(xml, PSK), "unsupported_policy", secrets);
     expect(err.message).toMatch(msg);
     expect(err.message).toMatch(/KeyPackage\[2\] \(serial "P-2"\)/);
+  });
+
+  it("reads StartDate and ExpiryDate as the key's validity, the narrower of Policy's and DeviceInfo's", () => {
+    const { xml } = fileWithPolicy(
+      "<pskc:Policy><pskc:StartDate>2026-01-01T00:00:00Z</pskc:StartDate><pskc:ExpiryDate>2031-06-30T23:59:59+02:00</pskc:ExpiryDate><pskc:KeyUsage>OTP</pskc:KeyUsage></pskc:Policy>",
+    );
+    const [a, b] = pskc.readPskc(xml, PSK).slice(0, 2);
+    expect([a.notBefore, a.notAfter]).toEqual([undefined, undefined]);
+    expect(b.notBefore).toBe(Date.parse("2026-01-01T00:00:00Z"));
+    expect(b.notAfter).toBe(Date.parse("2031-06-30T21:59:59Z"));
+    const device = edit(xml, /(<pskc:SerialNo>P-2<\/pskc:SerialNo>)/, "$1<pskc:StartDate>2026-03-01T00:00:00Z</pskc:StartDate><pskc:ExpiryDate>2035-01-01T00:00:00Z</pskc:ExpiryDate>");
+    const d = pskc.readPskc(device, PSK)[1];
+    expect([d.notBefore, d.notAfter]).toEqual([Date.parse("2026-03-01T00:00:00Z"), Date.parse("2031-06-30T21:59:59Z")]);
+  });
+
+  it.each([
+    ["a 30 February", "<pskc:StartDate>2026-02-30T00:00:00Z</pskc:StartDate>", /not an xs:dateTime/],
+    ["a date alone", "<pskc:StartDate>2026-02-01</pskc:StartDate>", /not an xs:dateTime/],
+    ["hour 25", "<pskc:ExpiryDate>2026-02-01T25:00:00Z</pskc:ExpiryDate>", /not an xs:dateTime/],
+    ["an expiry before the start", "<pskc:StartDate>2027-01-01T00:00:00Z</pskc:StartDate><pskc:ExpiryDate>2026-01-01T00:00:00Z</pskc:ExpiryDate>", /could never be used/],
+    ["a KeyUsage RFC 6030 does not define", "<pskc:KeyUsage>otp</pskc:KeyUsage>", /KeyUsage "otp" is not one of RFC 6030's/],
+  ])("refuses %s as malformed", (_n, inner, msg) => {
+    const { xml } = fileWithPolicy(`<pskc:Policy>${inner}</pskc:Policy>`);
+    expect(expectRefused(() => pskc.readPskc(xml, PSK), "malformed").message).toMatch(msg);
   });
 
   it("refuses a Policy with an attribute it does not know", () => {

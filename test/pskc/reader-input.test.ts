@@ -39,14 +39,10 @@ describe("the reader refuses", () => {
     ["Version 2.0", edit(GOOD, 'Version="1.0"', 'Version="2.0"')],
     ["no Version", edit(GOOD, 'Version="1.0"', "")],
     ["no KeyPackage", edit(GOOD, /<pskc:KeyPackage>[\s\S]*<\/pskc:KeyPackage>\n/, "")],
-    ["a KeyPackage without DeviceInfo", edit(GOOD, /<pskc:DeviceInfo>[\s\S]*<\/pskc:DeviceInfo>\n/, "")],
-    ["a DeviceInfo without SerialNo", edit(GOOD, /<pskc:SerialNo>.*<\/pskc:SerialNo>/, "")],
-    ["an empty SerialNo", edit(GOOD, /<pskc:SerialNo>.*<\/pskc:SerialNo>/, "<pskc:SerialNo>  </pskc:SerialNo>")],
     ["two Keys in one KeyPackage", edit(GOOD, /(<pskc:Key [\s\S]*<\/pskc:Key>\n)/, "$1$1")],
     ["a Key without Data", edit(GOOD, /<pskc:Data>[\s\S]*<\/pskc:Data>\n/, "")],
     ["a Data without Secret", edit(GOOD, SECRET_BLOCK, "")],
     ["a Secret without a value", edit(GOOD, /<pskc:EncryptedValue>[\s\S]*<\/pskc:EncryptedValue>\n/, "")],
-    ["no ResponseFormat", edit(GOOD, /<pskc:AlgorithmParameters>[\s\S]*<\/pskc:AlgorithmParameters>\n/, "")],
     ["a non-numeric Length", edit(GOOD, 'Length="8"', 'Length="eight"')],
     ["an EncryptedValue without EncryptionMethod", edit(GOOD, /<pskc:EncryptedValue>\s*<xenc:EncryptionMethod [^>]*>/, "<pskc:EncryptedValue>")],
     ["bad base64 in a CipherValue", edit(GOOD, /(<pskc:EncryptedValue>[\s\S]*?<xenc:CipherValue>)[^<]*/, "$1!!notbase64!!")],
@@ -57,6 +53,16 @@ describe("the reader refuses", () => {
     ["a negative Time", edit(GOOD, "<pskc:PlainValue>0</pskc:PlainValue>", "<pskc:PlainValue>-5</pskc:PlainValue>")],
   ])("%s as malformed", (_n, xml) => {
     expectRefused(() => read(xml), "malformed", SECRETS);
+  });
+
+  it.each([
+    ["a KeyPackage without DeviceInfo", edit(GOOD, /<pskc:DeviceInfo>[\s\S]*<\/pskc:DeviceInfo>\n/, "")],
+    ["a DeviceInfo without SerialNo", edit(GOOD, /<pskc:SerialNo>.*<\/pskc:SerialNo>/, "")],
+    ["an empty SerialNo", edit(GOOD, /<pskc:SerialNo>.*<\/pskc:SerialNo>/, "<pskc:SerialNo>  </pskc:SerialNo>")],
+  ])("%s as missing_serial, saying the serial can come from Key@Id", (_n, xml) => {
+    const err = expectRefused(() => read(xml), "missing_serial", SECRETS);
+    expect(err.message).toMatch(/no DeviceInfo\/SerialNo/);
+    expect(err.message).toMatch(/Key@Id \("key-R-1" here\).*--serial-from key-id/);
   });
 
   it("UTF-16 and broken UTF-8 as malformed", () => {
@@ -74,6 +80,8 @@ describe("the reader refuses", () => {
     ["4-digit codes", edit(GOOD, 'Length="8"', 'Length="4"')],
     ["HEXADECIMAL codes", edit(GOOD, 'Encoding="DECIMAL"', 'Encoding="HEXADECIMAL"')],
     ["check digits", edit(GOOD, 'Encoding="DECIMAL"', 'Encoding="DECIMAL" CheckDigits="true"')],
+    ["check digits as 1", edit(GOOD, 'Encoding="DECIMAL"', 'Encoding="DECIMAL" CheckDigits=" 1 "')],
+    ["no ResponseFormat (the digits are unknown)", edit(GOOD, /<pskc:AlgorithmParameters>[\s\S]*<\/pskc:AlgorithmParameters>\n/, "")],
     ["AES key wrap instead of CBC", edit(GOOD, SEED_ENC_METHOD, "$1http://www.w3.org/2001/04/xmlenc#kw-aes128")],
     ["Triple-DES", edit(GOOD, SEED_ENC_METHOD, "$1http://www.w3.org/2001/04/xmlenc#tripledes-cbc")],
     ["an unknown MAC", edit(GOOD, "http://www.w3.org/2000/09/xmldsig#hmac-sha1", "http://www.w3.org/2001/04/xmldsig-more#hmac-md5")],
