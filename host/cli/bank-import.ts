@@ -1,18 +1,36 @@
 /**
  * `fobkit bank import FILE (--psk-file F | --password-file F)`: a factory's
- * RFC 6030 PSKC file into stock, the whole file or nothing. The file's MAC
- * is checked by host/pskc before any token is looked at; a duplicate serial
- * (in the file or already registered) refuses the file and names it.
+ * or vendor's RFC 6030 PSKC file into stock, the whole file or nothing. The
+ * file's MACs are checked by host/pskc before any token is looked at; every
+ * element must be understood; a duplicate serial (in the file or already
+ * registered) refuses the file and names it. Two explicit exceptions, each
+ * named in the output and audited: --skip-unsupported leaves out keys of
+ * other kinds (HOTP, OCRA, vendor algorithms), and --allow-plaintext takes
+ * seeds a vendor sent in the clear on sealed media.
  */
 import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
-import { PskcError, readPasswordFile, readPskFile, readPskc, type PskcProtection, type PskcToken } from "../pskc/index.js";
+import {
+  PskcError,
+  readPasswordFile,
+  readPskFile,
+  readPskcReport,
+  type PskcProtection,
+  type PskcReadResult,
+  type PskcSkipped,
+} from "../pskc/index.js";
 import type { NewToken } from "../registry/types.js";
 import { SEED_OPTIONS, runBank } from "./bank-common.js";
-import { CliError, type Command } from "./command.js";
+import { CliError, oneOf, type Command } from "./command.js";
 
 /** A factory batch of a few thousand keyfobs is a few MB. */
 const MAX_PSKC_BYTES = 64 * 1024 * 1024;
+const SERIAL_SOURCES = ["serial-no", "key-id"] as const;
+
+function describeSkipped(s: PskcSkipped): string {
+  const names = [s.serial !== undefined ? `serial ${JSON.stringify(s.serial)}` : "", s.keyId !== undefined ? `Key@Id ${JSON.stringify(s.keyId)}` : ""].filter(Boolean);
+  return `KeyPackage[${s.package}]${names.length ? ` (${names.join(", ")})` : ""}: ${s.reason}`;
+}
 
 export const bankImport: Command = {
   name: "bank import",
@@ -20,20 +38,42 @@ export const bankImport: Command = {
   usage: "FILE (--psk-file F | --password-file F) [options]",
   description:
     "A --psk-file holds the AES key as hex text; a --password-file holds the password (a trailing newline is not part of it).\n" +
-    "Refused, and nothing changed: a MAC that fails, a Policy not understood, malformed or hostile XML, a duplicate serial.\n" +
+    "Refused, and nothing changed: a MAC that fails, an element or Policy not understood, malformed or hostile XML, a duplicate serial.\n" +
+    "A key's Policy StartDate and ExpiryDate are kept: the keyfob cannot be activated or verified outside them.\n" +
+    "\n" +
+    "Vendor files:\n" +
+    "  --skip-unsupported   import the TOTP keys of a file that also holds HOTP, OCRA or vendor keys;\n" +
+    "                       each package left out is listed and audited. A malformed package or a failed\n" +
+    "                       MAC anywhere still refuses the whole file.\n" +
+    "  --allow-plaintext    take seeds written in the clear (PlainValue), as some vendors ship them on\n" +
+    "                       sealed media; a warning is printed and the import audited. No key file is\n" +
+    "                       needed for a file that encrypts nothing.\n" +
+    "  --serial-from key-id when the file has no DeviceInfo/SerialNo and the vendor writes the serial\n" +
+    "                       printed on the keyfob as Key@Id.\n" +
+    "\n" +
+    "  fobkit bank import batch7.pskcxml --password-file batch7.pw\n" +
+    "  fobkit bank import c200.xml --allow-plaintext --skip-unsupported\n" +
+    "\n" +
     "Exit status: 0 imported, 1 refused (duplicate serial), 2 bad input (bad file, MAC, key file).",
   positionals: true,
   options: {
     "psk-file": { type: "string", placeholder: "F", help: "pre-shared AES key, hex text" },
     "password-file": { type: "string", placeholder: "F", help: "PBKDF2 password" },
+    "skip-unsupported": { type: "boolean", help: "leave out (and list) keys that are not TOTP or not usable, instead of refusing the file" },
+    "allow-plaintext": { type: "boolean", help: "accept seeds in plain text (PlainValue); warns and audits" },
+    "serial-from": { type: "string", placeholder: "SRC", help: "where the serial is: serial-no (DeviceInfo/SerialNo, default) or key-id (Key@Id)" },
     ...SEED_OPTIONS,
   },
   run: ({ values, positionals }, io) => {
     if (positionals.length !== 1) throw new CliError("fobkit bank import: give exactly one PSKC FILE");
-    if (!!values["psk-file"] === !!values["password-file"]) throw new CliError("fobkit bank import: give --psk-file or --password-file (one of them)");
+    if (values["psk-file"] && values["password-file"]) throw new CliError("fobkit bank import: give --psk-file or --password-file, not both");
+    if (!values["psk-file"] && !values["password-file"] && !values["allow-plaintext"]) {
+      throw new CliError("fobkit bank import: give --psk-file or --password-file (or, for a file whose seeds are in plain text, --allow-plaintext)");
+    }
+    const serialFrom = oneOf(values, "serial-from", SERIAL_SOURCES, "bank import");
     const file = positionals[0];
     return runBank("bank import", values, io, { needsKek: true }, async ({ registry, actor }) => {
-      let tokens: PskcToken[];
+      let report: PskcReadResult;
       let protection: PskcProtection | undefined;
       try {
         let xml: Buffer;
@@ -44,14 +84,31 @@ export const bankImport: Command = {
           if (e instanceof CliError) throw e;
           throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
         }
-        protection = values["psk-file"] ? { kind: "psk", key: readPskFile(values["psk-file"]) } : { kind: "password", password: readPasswordFile(values["password-file"]) };
-        tokens = readPskc(xml, protection, { maxBytes: MAX_PSKC_BYTES });
+        if (values["psk-file"]) protection = { kind: "psk", key: readPskFile(values["psk-file"]) };
+        else if (values["password-file"]) protection = { kind: "password", password: readPasswordFile(values["password-file"]) };
+        report = readPskcReport(xml, protection, {
+          maxBytes: MAX_PSKC_BYTES,
+          skipUnsupported: !!values["skip-unsupported"],
+          allowPlaintextSecrets: !!values["allow-plaintext"],
+          serialFrom,
+        });
       } catch (e) {
-        if (e instanceof PskcError) await registry.note(actor, "import", "pskc_" + e.code, { file: basename(file), where: e.where ?? null });
+        if (e instanceof PskcError) {
+          await registry.note(actor, "import", "pskc_" + e.code, { file: basename(file), where: e.where ?? null });
+          if (e.code === "plaintext_secret") {
+            throw new PskcError(e.code, `${e.detail}; if the vendor sent this file on sealed media, import it with --allow-plaintext`, e.where);
+          }
+          if (e.code === "unsupported_algorithm" || e.code === "unsupported_policy" || e.code === "unsupported_element") {
+            if (!values["skip-unsupported"] && e.where?.startsWith("KeyPackage")) {
+              throw new PskcError(e.code, `${e.detail}; --skip-unsupported imports the file's other keys and lists this one`, e.where);
+            }
+          }
+        }
         throw e;
       } finally {
         if (protection?.kind === "psk") protection.key.fill(0);
       }
+      const { tokens, skipped } = report;
       const batch: NewToken[] = tokens.map((t) => ({
         serial: t.serial,
         manufacturer: t.manufacturer,
@@ -63,14 +120,40 @@ export const bankImport: Command = {
         period: t.period,
         t0: t.t0,
         timeDrift: t.timeDrift,
+        notBefore: t.notBefore,
+        notAfter: t.notAfter,
         secret: t.secret,
       }));
+      let registered: string[];
       try {
-        const r = await registry.register(batch, actor, "pskc:" + basename(file));
-        return { json: { imported: r.registered.length, serials: r.registered }, text: `imported ${r.registered.length} token(s) into stock from ${basename(file)}` };
+        registered = (await registry.register(batch, actor, "pskc:" + basename(file))).registered;
       } finally {
         for (const t of tokens) t.secret.fill(0);
       }
+      for (const s of skipped) {
+        await registry.note(actor, "import", "skipped", { file: basename(file), package: s.package, serial: s.serial ?? null, keyId: s.keyId ?? null, algorithm: s.algorithm ?? null, reason: s.code });
+      }
+      if (report.plaintext) {
+        await registry.note(actor, "import", "plaintext", { file: basename(file), tokens: registered.length });
+        io.stderr.write(
+          `fobkit bank import: warning: ${basename(file)} carried seeds in plain text; they are now sealed in the registry. ` +
+            "Destroy the file and every copy of it, and the media it came on.\n",
+        );
+      }
+      const lines = [`imported ${registered.length} token(s) into stock from ${basename(file)}`];
+      if (skipped.length) {
+        lines.push(`skipped ${skipped.length} KeyPackage(s) not usable here (--skip-unsupported):`);
+        for (const s of skipped) lines.push(`  ${describeSkipped(s)}`);
+      }
+      return {
+        json: {
+          imported: registered.length,
+          serials: registered,
+          skipped: skipped.map((s) => ({ package: s.package, serial: s.serial ?? null, keyId: s.keyId ?? null, algorithm: s.algorithm ?? null, code: s.code, reason: s.reason })),
+          plaintext: report.plaintext,
+        },
+        text: lines.join("\n"),
+      };
     });
   },
 };

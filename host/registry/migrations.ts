@@ -116,6 +116,12 @@ ${INDEXES}`,
     name: "tokens.withdrawn: why staff retired a keyfob without its code",
     sql: `ALTER TABLE tokens ADD COLUMN withdrawn TEXT CHECK (withdrawn IN ('lost', 'stolen', 'returned', 'faulty'))`,
   },
+  {
+    version: 4,
+    name: "tokens.not_before/not_after: a PSKC key's StartDate and ExpiryDate (RFC 6030 §5), unix ms",
+    sql: `ALTER TABLE tokens ADD COLUMN not_before BIGINT;
+ALTER TABLE tokens ADD COLUMN not_after BIGINT;`,
+  },
 ];
 
 /** Applies what is missing; returns the versions applied now. */

@@ -102,6 +102,8 @@ interface TokenRow {
   fail_count: number;
   activated_at: number | null;
   withdrawn: WithdrawReason | null;
+  not_before: number | null;
+  not_after: number | null;
   origin: string;
   created_at: number;
   updated_at: number;
@@ -161,12 +163,17 @@ export function checkNewToken(t: NewToken): void {
   const bad = (what: string) => {
     throw new RegistryError("bad_token", `token ${t.serial}: ${what}`, "bad_input", { serial: t.serial });
   };
-  if (typeof t.manufacturer !== "string" || t.manufacturer.length < 1 || t.manufacturer.length > 128) bad("manufacturer must be 1-128 characters");
+  // RFC 6030 §4.3.1 makes Manufacturer optional (python-pskc's csv2pskc writes none): "" when unknown.
+  if (typeof t.manufacturer !== "string" || t.manufacturer.length > 128) bad("manufacturer must be at most 128 characters");
   if (!ALGORITHMS.includes(t.algorithm)) bad(`algorithm must be one of ${ALGORITHMS.join(", ")}`);
   if (!Number.isInteger(t.digits) || t.digits < 6 || t.digits > 10) bad("digits must be an integer 6-10");
   if (!Number.isInteger(t.period) || t.period < 1 || t.period > 3600) bad("period must be an integer 1-3600 seconds");
   if (!Number.isSafeInteger(t.t0) || t.t0 < 0) bad("t0 must be a non-negative integer of unix seconds");
   if (t.timeDrift !== undefined && (!Number.isInteger(t.timeDrift) || Math.abs(t.timeDrift) > 100_000)) bad("timeDrift must be an integer number of steps");
+  for (const [name, v] of [["notBefore", t.notBefore], ["notAfter", t.notAfter]] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) bad(`${name} must be unix milliseconds`);
+  }
+  if (t.notBefore !== undefined && t.notAfter !== undefined && t.notAfter < t.notBefore) bad("notAfter is before notBefore");
   if (!Buffer.isBuffer(t.secret) || t.secret.length < MIN_SECRET_BYTES || t.secret.length > MAX_SECRET_BYTES) {
     bad(`secret must be ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes`);
   }
@@ -334,6 +341,24 @@ export class Registry {
     return new RegistryError(code, message, "refused", { ...(serial ? { serial } : {}), ...detail });
   }
 
+  /**
+   * RFC 6030 §5: a key must not be used before its StartDate or after its
+   * ExpiryDate. The refusal (audited) for a token outside them now, or
+   * undefined. `expiredOnly`: issuing ahead of the start date is fine.
+   */
+  private outsideValidity(t: Sql, row: TokenRow, actor: Actor, action: string, customer: string | null, expiredOnly = false): Promise<RegistryError> | undefined {
+    const now = this.now();
+    if (!expiredOnly && row.not_before !== null && now < Number(row.not_before)) {
+      const from = iso(row.not_before);
+      return this.refuse(t, actor, action, "not_yet_valid", `token ${row.serial} may not be used before ${from} (the StartDate its PSKC file gave)`, row.serial, customer, { notBefore: from });
+    }
+    if (row.not_after !== null && now > Number(row.not_after)) {
+      const until = iso(row.not_after);
+      return this.refuse(t, actor, action, "expired", `token ${row.serial} expired at ${until} (the ExpiryDate its PSKC file gave); issue the customer another keyfob`, row.serial, customer, { notAfter: until });
+    }
+    return undefined;
+  }
+
   /** Runs a transaction whose body returns either a value or a refusal to throw once committed. */
   private async decide<T>(fn: (t: Sql) => Promise<T | RegistryError>): Promise<T> {
     const out = await this.db.tx(fn);
@@ -374,11 +399,18 @@ export class Registry {
         for (const tok of tokens) {
           const sealed = this.keys.seal(tok.serial, tok.secret);
           await t.run(
-            `INSERT INTO tokens (serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, seed, state, customer, issuance, drift, last_step, fail_count, activated_at, origin, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_stock', NULL, 0, ?, NULL, 0, NULL, ?, ?, ?)`,
-            [tok.serial, tok.manufacturer, tok.model ?? null, tok.issuer ?? null, tok.keyId ?? null, tok.algorithm, tok.digits, tok.period, tok.t0, sealed.kekId, sealed.blob, tok.timeDrift ?? 0, origin, now, now],
+            `INSERT INTO tokens (serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, seed, state, customer, issuance, drift, last_step, fail_count, activated_at, not_before, not_after, origin, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_stock', NULL, 0, ?, NULL, 0, NULL, ?, ?, ?, ?, ?)`,
+            [tok.serial, tok.manufacturer, tok.model ?? null, tok.issuer ?? null, tok.keyId ?? null, tok.algorithm, tok.digits, tok.period, tok.t0, sealed.kekId, sealed.blob, tok.timeDrift ?? 0, tok.notBefore ?? null, tok.notAfter ?? null, origin, now, now],
           );
-          await this.audit(t, actor, "register", "ok", tok.serial, null, { origin, algorithm: tok.algorithm, digits: tok.digits, period: tok.period });
+          await this.audit(t, actor, "register", "ok", tok.serial, null, {
+            origin,
+            algorithm: tok.algorithm,
+            digits: tok.digits,
+            period: tok.period,
+            ...(tok.notBefore !== undefined ? { notBefore: iso(tok.notBefore) } : {}),
+            ...(tok.notAfter !== undefined ? { notAfter: iso(tok.notAfter) } : {}),
+          });
         }
         return { registered: serials };
       });
@@ -436,6 +468,8 @@ export class Registry {
         if (row.withdrawn && BARRING_REASONS.includes(row.withdrawn)) {
           return this.refuse(t, actor, "issue", "barred", `token ${serial} was reported ${row.withdrawn}; a keyfob that was out of the bank's and the customer's hands may have had its key read, so it is never issued again`, serial, customer, { withdrawn: row.withdrawn });
         }
+        const outside = this.outsideValidity(t, row, actor, "issue", customer, true);
+        if (outside) return outside;
         const other = await this.lockByCustomer(t, customer);
         if (other) {
           return this.refuse(t, actor, "issue", "customer_has_token", `customer ${customer} already holds token ${other.serial} (${other.state}); deactivate it first`, serial, customer, {
@@ -510,6 +544,8 @@ export class Registry {
       if (row.state === "in_stock" || row.state === "retired") {
         return this.refuse(t, actor, "resync", "not_issued", `token ${serial} is ${row.state}; resync applies to an issued, active or locked token`, serial, row.customer, { state: row.state });
       }
+      const outside = this.outsideValidity(t, row, actor, "resync", row.customer);
+      if (outside) return outside;
       const secret = this.secretOf(row);
       let found: number | undefined;
       try {
@@ -635,6 +671,8 @@ export class Registry {
         case "locked":
           return this.refuse(t, actor, "activate", "locked", `token ${row.serial} is locked; staff must unlock it`, row.serial, row.customer);
       }
+      const outside = this.outsideValidity(t, row, actor, "activate", row.customer);
+      if (outside) return outside;
       const check = this.checkCode(row, code, this.policy.activationWindow, false);
       if (!check.ok) return this.fail(t, row, actor, "activate", check);
       const now = this.now();
@@ -664,6 +702,8 @@ export class Registry {
       checkCode(code, row.digits);
       if (row.state === "locked") return this.refuse(t, actor, action, "locked", `token ${row.serial} is locked after repeated wrong codes; staff must unlock it`, row.serial, customer);
       if (row.state !== "active") return this.refuse(t, actor, action, "not_active", `token ${row.serial} is ${row.state}; activate it with its first code`, row.serial, customer, { state: row.state });
+      const outside = this.outsideValidity(t, row, actor, action, customer);
+      if (outside) return outside;
       const check = this.checkCode(row, code, this.policy.window, true);
       if (!check.ok) return this.fail(t, row, actor, action, check);
       const state: TokenState = action === "deactivate" ? "retired" : "active";

@@ -31,6 +31,10 @@ export interface NewToken {
   t0: number;
   /** Known drift in steps (PSKC TimeDrift counts intervals, RFC 6030 §4.3.4). */
   timeDrift?: number;
+  /** Unix ms before which the keyfob must not be used (PSKC StartDate). */
+  notBefore?: number;
+  /** Unix ms after which the keyfob must not be used (PSKC ExpiryDate). */
+  notAfter?: number;
   secret: Buffer;
 }
 
