@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # C Lua the vector suite runs on), udev (serialport's port listing calls
 # udevadm), libusb (node-hid's native module links it), and three independent
 # implementations the tests check our output against: oathtool (OATH Toolkit
-# codes), python3-pskc (reads our PSKC files), xmllint (RFC 6030's schema).
+# codes), python3-pskc (reads our PSKC files), xmllint (RFC 6030's schema),
+# and pskc-utils' csv2pskc (writes the sparse files the bank must accept).
 need=()
 command -v socat >/dev/null || need+=(socat)
 command -v lua5.3 >/dev/null || need+=(lua5.3)
@@ -17,6 +18,7 @@ dpkg -s libusb-1.0-0 >/dev/null 2>&1 || need+=(libusb-1.0-0)
 command -v oathtool >/dev/null || need+=(oathtool)
 command -v xmllint >/dev/null || need+=(libxml2-utils)
 /usr/bin/python3 -c 'import pskc' 2>/dev/null || need+=(python3-pskc)
+command -v csv2pskc >/dev/null || need+=(pskc-utils)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing Debian packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2

@@ -35,7 +35,7 @@ function describeSkipped(s: PskcSkipped): string {
 export const bankImport: Command = {
   name: "bank import",
   summary: "import a factory PSKC file (RFC 6030) into stock: all tokens or none",
-  usage: "FILE (--psk-file F | --password-file F) [options]",
+  usage: "FILE (--psk-file F | --password-file F | --allow-plaintext) [options]",
   description:
     "A --psk-file holds the AES key as hex text; a --password-file holds the password (a trailing newline is not part of it).\n" +
     "Refused, and nothing changed: a MAC that fails, an element or Policy not understood, malformed or hostile XML, a duplicate serial.\n" +

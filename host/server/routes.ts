@@ -188,7 +188,7 @@ export const ROUTES: RouteDef[] = [
     params: { serial: SERIAL },
     body: { type: "object", required: ["customer"], additionalProperties: false, properties: { customer: CUSTOMER } },
     ok: { status: 200, description: "Issued.", schema: TOKEN_STATUS_SCHEMA },
-    refusals: ["not_issuable", "barred", "customer_has_token"],
+    refusals: ["not_issuable", "barred", "expired", "customer_has_token"],
     handler: ({ registry, actor, params, body }) => registry.issue(params.serial, body.customer, actor),
   },
   {
@@ -200,7 +200,7 @@ export const ROUTES: RouteDef[] = [
     params: { serial: SERIAL },
     body: { type: "object", required: ["codes"], additionalProperties: false, properties: { codes: { type: "array", items: CODE, minItems: 2, maxItems: 2 } } },
     ok: { status: 200, description: "Resynchronised.", schema: ACCEPTANCE_SCHEMA },
-    refusals: ["not_issued", "resync_failed"],
+    refusals: ["not_issued", "not_yet_valid", "expired", "resync_failed"],
     handler: async ({ registry, actor, params, body }) => accepted(await registry.resync(params.serial, [body.codes[0], body.codes[1]], actor)),
   },
   {
@@ -246,7 +246,7 @@ export const ROUTES: RouteDef[] = [
     params: { customer: CUSTOMER },
     body: CODE_BODY,
     ok: { status: 200, description: "Active.", schema: ACCEPTANCE_SCHEMA },
-    refusals: ["no_token", "retired", "already_active", "locked", "wrong_code", "replayed"],
+    refusals: ["no_token", "retired", "already_active", "locked", "not_yet_valid", "expired", "wrong_code", "replayed"],
     handler: async ({ registry, actor, params, body }) => accepted(await registry.activate({ customer: params.customer }, body.code, actor)),
   },
   {
@@ -258,7 +258,7 @@ export const ROUTES: RouteDef[] = [
     params: { customer: CUSTOMER },
     body: CODE_BODY,
     ok: { status: 200, description: "Accepted.", schema: ACCEPTANCE_SCHEMA },
-    refusals: ["no_token", "not_active", "locked", "wrong_code", "replayed"],
+    refusals: ["no_token", "not_active", "locked", "not_yet_valid", "expired", "wrong_code", "replayed"],
     handler: async ({ registry, actor, params, body }) => accepted(await registry.verify(params.customer, body.code, actor)),
   },
   {
@@ -270,7 +270,7 @@ export const ROUTES: RouteDef[] = [
     params: { customer: CUSTOMER },
     body: CODE_BODY,
     ok: { status: 200, description: "Retired.", schema: ACCEPTANCE_SCHEMA },
-    refusals: ["no_token", "not_active", "locked", "wrong_code", "replayed"],
+    refusals: ["no_token", "not_active", "locked", "not_yet_valid", "expired", "wrong_code", "replayed"],
     handler: async ({ registry, actor, params, body }) => accepted(await registry.deactivate(params.customer, body.code, actor)),
   },
   {
