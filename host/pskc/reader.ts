@@ -2,7 +2,7 @@
  * Read an RFC 6030 PSKC 1.0 file of TOTP keys: the whole file or nothing.
  *
  * Every element and attribute is checked against RFC 6030's §11 schema
- * before anything else (checkContainer, checkTree): an element that is not
+ * before anything else (checkElement, checkTree): an element that is not
  * RFC 6030's where it stands (a misspelt <Keypackage>, a KeyPackage in a
  * draft's namespace) refuses the file, naming it and its line; nothing is
  * skipped silently. What the schema allows but this reader does not act on
@@ -129,8 +129,11 @@ function parseDateTime(s: string, what: string, where: string): number {
   const [y, mo, d, h, mi, sec] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number);
   const endOfDay = h === 24 && mi === 0 && sec === 0 && !/[1-9]/.test(m[7] ?? "");
   if (mo < 1 || mo > 12 || d < 1 || (h > 23 && !endOfDay) || mi > 59 || sec > 59) throw bad();
-  const base = Date.UTC(y, mo - 1, d, endOfDay ? 0 : h, mi, sec) + (endOfDay ? 86_400_000 : 0);
-  if (new Date(Date.UTC(y, mo - 1, d)).getUTCDate() !== d || !Number.isFinite(base)) throw bad();
+  // setUTCFullYear, not Date.UTC, which reads years 0-99 as 1900-1999.
+  const day = new Date(0);
+  day.setUTCFullYear(y, mo - 1, d);
+  if (y === 0 || day.getUTCDate() !== d || !Number.isFinite(day.getTime())) throw bad();
+  const base = day.getTime() + ((endOfDay ? 24 : h) * 60 + mi) * 60_000 + sec * 1000;
   const frac = m[7] ? Math.floor(Number(`0${m[7]}`) * 1000) : 0;
   let offset = 0;
   if (m[8] && m[8] !== "Z") {

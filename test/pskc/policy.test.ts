@@ -50,6 +50,13 @@ describe("Policy", () => {
     expect([d.notBefore, d.notAfter]).toEqual([Date.parse("2026-03-01T00:00:00Z"), Date.parse("2031-06-30T21:59:59Z")]);
   });
 
+  it("reads a four-digit year as written: 0099 is the year 99, before 1999", () => {
+    const { xml } = fileWithPolicy("<pskc:Policy><pskc:StartDate>0099-06-01T00:00:00Z</pskc:StartDate><pskc:ExpiryDate>1999-01-01T00:00:00Z</pskc:ExpiryDate></pskc:Policy>");
+    const t = pskc.readPskc(xml, PSK)[1];
+    expect(new Date(t.notBefore!).getUTCFullYear()).toBe(99);
+    expect(t.notAfter).toBe(Date.parse("1999-01-01T00:00:00Z"));
+  });
+
   it.each([
     ["a 30 February", "<pskc:StartDate>2026-02-30T00:00:00Z</pskc:StartDate>", /not an xs:dateTime/],
     ["a date alone", "<pskc:StartDate>2026-02-01</pskc:StartDate>", /not an xs:dateTime/],
