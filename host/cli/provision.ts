@@ -136,7 +136,8 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
     } catch (e) {
       throw cliErrorFrom(e);
     }
-    if (result.status === "good" && bank) await withRegistration(record, bank, result);
+    // A serial the bank holds as another token: this record's line is used by another record too.
+    const collided = result.status === "good" && bank !== undefined && (await withRegistration(record, bank, result));
     if (v.json) io.stdout.write(JSON.stringify(resultJson(result)) + "\n");
     else if (result.status === "good") {
       io.stdout.write(result.serial + "\n");
@@ -145,6 +146,10 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
       if (result.registration === "failed") io.stderr.write(`fobkit: ${result.serial} is good but NOT registered with the bank (${result.registrationError}); run \`fobkit register\` later\n`);
     } else {
       io.stderr.write(`fobkit: provisioning failed: ${result.reason}${result.serial ? ` (serial ${result.serial} recorded failed${result.wiped ? ", keyfob wiped" : ""})` : ""}\n`);
+    }
+    if (collided) {
+      io.stderr.write(`fobkit: ${record.provisioningRefusal()}\n`);
+      return EXIT_REFUSED;
     }
     return result.status === "good" ? EXIT_OK : EXIT_FAILED;
   } finally {
@@ -161,7 +166,8 @@ from this host's UTC, checks the keyfob's self-test code against the host's
 own, locks it and records it good in the factory file. Any failure is
 recorded failed with the reason and the keyfob is wiped when not locked.
 Prints the serial for the label (stdout). Exit 0 good, 1 refused (the
-record may not issue serials: see --line), 3 failed.
+record may not issue serials, or with --bank the bank holds this serial as
+another token: see below), 3 failed.
 
 A record belongs to one production line, given with --line when it is made;
 every serial carries it (FK 07 0001 000042 97: line 07, batch 1, keyfob 42,

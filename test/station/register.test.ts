@@ -146,6 +146,14 @@ describe.each(ENGINES)("registration with the bank on $name", (engine) => {
       expect(rec.counts()).toEqual({ pending: 0, good: 1, failed: 0 });
       rec.close();
 
+      // fobkit provision says the same, exit 1 (refused), for a third record given line 01.
+      const third = await attachKeyfob(join(dir, "tty4"));
+      fobs.push(third);
+      const p = await fobkit(["provision", "--port", third.path, "--factory", join(dir, "u.sqlite"), "--line", "1", "--bank", server.url, "--bank-key-file", join(dir, "factory.apikey"), "--json"]);
+      expect(p.code).toBe(1);
+      expect(JSON.parse(p.stdout)).toMatchObject({ serial: first, status: "good", registration: "failed" });
+      expect(p.stderr).toMatch(/line 01 collides with another factory record/);
+
       // The same keyfob on a record of its own line: batch 1, sequence 1 again, and a serial the bank takes.
       const r = await fobkit(["station", "--factory", join(dir, "t.sqlite"), "--line", "2", "--ports", next.path, "--count", "1", "--json",
         "--poll-ms", "20", "--bank", server.url, "--bank-key-file", join(dir, "factory.apikey")]);
