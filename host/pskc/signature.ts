@@ -166,7 +166,8 @@ export function loadTrustedCerts(files: string[], now = new Date()): TrustedCert
 export function signPskc(xml: string, signer: PskcSigner): string {
   if (!/^(<\?xml[^>]*\?>\s*)?<pskc:KeyContainer\b[^>]*\sId="[^"]+"/.test(xml)) throw new RangeError("a signed PSKC file needs an Id on its KeyContainer (writePskc's opts.id)");
   const sig = new SignedXml({
-    privateKey: signer.key.export({ type: "pkcs8", format: "pem" }) as string,
+    // The KeyObject itself: the key is never exported to a string.
+    privateKey: signer.key,
     publicCert: signer.cert,
     signatureAlgorithm: ALG_RSA_SHA256,
     canonicalizationAlgorithm: C14N_EXC,
