@@ -26,13 +26,14 @@ export const bankImport: Command = {
     "--trust-cert C (repeatable: one per factory) demands a file signed over its whole KeyContainer (RFC 6030 §7,\n" +
     "XML Signature, RSA-SHA256) by one of these certificates, checked before anything else reads the file: an unsigned,\n" +
     "wrongly signed or altered file is refused, and only what the signature covers is imported. A signed file without\n" +
-    "--trust-cert is refused: its signature would go unchecked.\n" +
+    "--trust-cert is refused: its signature would go unchecked. $FOBKIT_BANK_TRUST_CERTS (PEM files, ':'-separated)\n" +
+    "is the configured trust store used when no --trust-cert is given.\n" +
     "Example: fobkit bank import batch1.pskcxml --psk-file bank.psk --trust-cert factory-signing.crt",
   positionals: true,
   options: {
     "psk-file": { type: "string", placeholder: "F", help: "pre-shared AES key, hex text" },
     "password-file": { type: "string", placeholder: "F", help: "PBKDF2 password" },
-    "trust-cert": { type: "string", multiple: true, placeholder: "C", help: "accept only files signed by this factory certificate (PEM)" },
+    "trust-cert": { type: "string", multiple: true, placeholder: "C", help: "accept only files signed by this factory certificate (PEM; default $FOBKIT_BANK_TRUST_CERTS)" },
     ...SEED_OPTIONS,
   },
   run: ({ values, positionals }, io) => {
@@ -41,7 +42,9 @@ export const bankImport: Command = {
     const file = positionals[0];
     let trusted: ReturnType<typeof loadTrustedCerts> = [];
     try {
-      trusted = loadTrustedCerts(values["trust-cert"] ?? []);
+      // The options, else the configured trust store: every import then demands a signature.
+      const files: string[] = values["trust-cert"] ?? (io.env.FOBKIT_BANK_TRUST_CERTS ? io.env.FOBKIT_BANK_TRUST_CERTS.split(":").filter(Boolean) : []);
+      trusted = loadTrustedCerts(files);
     } catch (e) {
       if (e instanceof SignatureError) throw new CliError(e.message, EXIT_USAGE, "bad_trust_cert");
       throw e;

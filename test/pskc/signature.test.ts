@@ -99,6 +99,11 @@ describe("signed PSKC files (RFC 6030 §7)", () => {
       write("unsigned-view.pskcxml", text.replace(/<ds:Signature[\s\S]*<\/ds:Signature>/, ""))], { encoding: "utf8" });
     expect(schema.status, schema.stderr).toBe(0);
 
+    // The configured trust store ($FOBKIT_BANK_TRUST_CERTS) demands a signature as --trust-cert does.
+    const unsignedView = join(dir, "unsigned-view.pskcxml");
+    const store = await fobkit(["bank", "import", unsignedView, "--psk-file", psk, "--json"], { ...bankEnv(), FOBKIT_BANK_TRUST_CERTS: factoryId.cert });
+    expect(store.code).toBe(2);
+    expect(store.stderr).toMatch(/the file is not signed/);
     const imp = await importFile(file, "--trust-cert", otherId.cert, "--trust-cert", factoryId.cert);
     expect(imp.code, imp.stderr).toBe(0);
     expect(JSON.parse(imp.stdout)).toMatchObject({ imported: 3, signedBy: "CN=fobkit line 07 signing" });
