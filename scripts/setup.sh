@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: socat (PTYs for the emulator), lua5.3 (the 64-bit-integer
 # C Lua the vector suite runs on), udev (serialport's port listing calls
-# udevadm), libusb (node-hid's native module links it), and three independent
+# udevadm), libusb (node-hid's native module links it), and five independent
 # implementations the tests check our output against: oathtool (OATH Toolkit
 # codes), python3-pskc (reads our PSKC files), xmllint (RFC 6030's schema),
-# and pskc-utils' csv2pskc (writes the sparse files the bank must accept).
+# xmlsec1 (verifies the XML Signature of a signed PSKC file), and
+# pskc-utils' csv2pskc (writes the sparse files the bank must accept).
 need=()
 command -v socat >/dev/null || need+=(socat)
 command -v lua5.3 >/dev/null || need+=(lua5.3)
@@ -17,6 +18,7 @@ command -v udevadm >/dev/null || need+=(udev)
 dpkg -s libusb-1.0-0 >/dev/null 2>&1 || need+=(libusb-1.0-0)
 command -v oathtool >/dev/null || need+=(oathtool)
 command -v xmllint >/dev/null || need+=(libxml2-utils)
+command -v xmlsec1 >/dev/null || need+=(xmlsec1)
 /usr/bin/python3 -c 'import pskc' 2>/dev/null || need+=(python3-pskc)
 command -v csv2pskc >/dev/null || need+=(pskc-utils)
 if [ ${#need[@]} -gt 0 ]; then

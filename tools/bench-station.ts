@@ -206,7 +206,7 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
   const tokens = opts.tokens ?? 20;
   const warmup = opts.warmup ?? 3;
   const dir = mkdtempSync(join(tmpdir(), "fobkit-bench-station-"));
-  const record = FactoryRecord.open(join(dir, "bench.sqlite"), { create: true });
+  const record = FactoryRecord.open(join(dir, "bench.sqlite"), { create: true, line: 1 });
   const times: number[] = [];
   const load = loadavg()[0];
   const phases = { info: 0, allocate: 0, writeAndSelfTest: 0, lockAndConfirm: 0 };

@@ -124,7 +124,7 @@ async function main(): Promise<void> {
 
   step("The station provisions and locks all three");
   say("For each: next serial of the batch, seed from the host's CSPRNG, clock from UTC, self-test, lock.");
-  const labels = fobkit(["station", "--factory", join(work, "factory.sqlite"), "--ports", keyfobs.map((k) => k.pty).join(","), "--count", "3", "--operator", "demo"], 0, {
+  const labels = fobkit(["station", "--factory", join(work, "factory.sqlite"), "--line", "1", "--ports", keyfobs.map((k) => k.pty).join(","), "--count", "3", "--operator", "demo"], 0, {
     show: (out, err) => err.trim().split("\n").filter((l) => /GOOD|FAIL|stopped|batch/.test(l)).join("\n") + "\n" + out.trim().split("\n").map((s) => `label to print: ${s}`).join("\n"),
   });
   const serials = labels.trim().split("\n").map((l) => l.trim().split(/\s+/)[0]);

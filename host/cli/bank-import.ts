@@ -6,7 +6,9 @@
  * registered) refuses the file and names it. Two explicit exceptions, each
  * named in the output and audited: --skip-unsupported leaves out keys of
  * other kinds (HOTP, OCRA, vendor algorithms), and --allow-plaintext takes
- * seeds a vendor sent in the clear on sealed media.
+ * seeds a vendor sent in the clear on sealed media. With --trust-cert (or
+ * $FOBKIT_BANK_TRUST_CERTS) the file's XML Signature is checked on the raw
+ * file first, and the reader reads only what the signature covers.
  */
 import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
@@ -19,9 +21,10 @@ import {
   type PskcReadResult,
   type PskcSkipped,
 } from "../pskc/index.js";
+import { loadTrustedCerts, looksSigned, SignatureError, verifyPskcSignature } from "../pskc/signature.js";
 import type { NewToken } from "../registry/types.js";
 import { SEED_OPTIONS, runBank } from "./bank-common.js";
-import { CliError, oneOf, type Command } from "./command.js";
+import { CliError, EXIT_USAGE, oneOf, type Command } from "./command.js";
 
 /** A factory batch of a few thousand keyfobs is a few MB. */
 const MAX_PSKC_BYTES = 64 * 1024 * 1024;
@@ -51,10 +54,18 @@ export const bankImport: Command = {
     "  --serial-from key-id when the file has no DeviceInfo/SerialNo and the vendor writes the serial\n" +
     "                       printed on the keyfob as Key@Id.\n" +
     "\n" +
+    "Signed files:\n" +
+    "  --trust-cert C (repeatable: one per factory) demands a file signed over its whole KeyContainer (RFC 6030 §7,\n" +
+    "  XML Signature, RSA-SHA256) by one of these certificates, checked before anything else reads the file: an\n" +
+    "  unsigned, wrongly signed or altered file is refused, and only what the signature covers is imported. A signed\n" +
+    "  file without --trust-cert is refused: its signature would go unchecked. $FOBKIT_BANK_TRUST_CERTS (PEM files,\n" +
+    "  ':'-separated) is the configured trust store used when no --trust-cert is given.\n" +
+    "\n" +
     "  fobkit bank import batch7.pskcxml --password-file batch7.pw\n" +
+    "  fobkit bank import batch1.pskcxml --psk-file bank.psk --trust-cert factory-signing.crt\n" +
     "  fobkit bank import c200.xml --allow-plaintext --skip-unsupported\n" +
     "\n" +
-    "Exit status: 0 imported, 1 refused (duplicate serial), 2 bad input (bad file, MAC, key file).",
+    "Exit status: 0 imported, 1 refused (duplicate serial), 2 bad input (bad file, MAC, key file, signature).",
   positionals: true,
   options: {
     "psk-file": { type: "string", placeholder: "F", help: "pre-shared AES key, hex text" },
@@ -62,6 +73,7 @@ export const bankImport: Command = {
     "skip-unsupported": { type: "boolean", help: "leave out (and list) keys that are not TOTP or not usable, instead of refusing the file" },
     "allow-plaintext": { type: "boolean", help: "accept seeds in plain text (PlainValue); warns and audits" },
     "serial-from": { type: "string", placeholder: "SRC", help: "where the serial is: serial-no (DeviceInfo/SerialNo, default) or key-id (Key@Id)" },
+    "trust-cert": { type: "string", multiple: true, placeholder: "C", help: "accept only files signed by this factory certificate (PEM; default $FOBKIT_BANK_TRUST_CERTS)" },
     ...SEED_OPTIONS,
   },
   run: ({ values, positionals }, io) => {
@@ -72,8 +84,18 @@ export const bankImport: Command = {
     }
     const serialFrom = oneOf(values, "serial-from", SERIAL_SOURCES, "bank import");
     const file = positionals[0];
+    let trusted: ReturnType<typeof loadTrustedCerts> = [];
+    try {
+      // The options, else the configured trust store: every import then demands a signature.
+      const files: string[] = values["trust-cert"] ?? (io.env.FOBKIT_BANK_TRUST_CERTS ? io.env.FOBKIT_BANK_TRUST_CERTS.split(":").filter(Boolean) : []);
+      trusted = loadTrustedCerts(files);
+    } catch (e) {
+      if (e instanceof SignatureError) throw new CliError(e.message, EXIT_USAGE, "bad_trust_cert");
+      throw e;
+    }
     return runBank("bank import", values, io, { needsKek: true }, async ({ registry, actor }) => {
       let report: PskcReadResult;
+      let signedBy: string | undefined;
       let protection: PskcProtection | undefined;
       try {
         let xml: Buffer;
@@ -83,6 +105,20 @@ export const bankImport: Command = {
         } catch (e) {
           if (e instanceof CliError) throw e;
           throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+        // The signature first, on the raw file: the reader then reads only what it covers.
+        if (trusted.length > 0) {
+          try {
+            const verified = verifyPskcSignature(xml, trusted);
+            xml = verified.xml;
+            signedBy = verified.signer.subject;
+          } catch (e) {
+            if (!(e instanceof SignatureError)) throw e;
+            await registry.note(actor, "import", "signature_" + e.code, { file: basename(file) });
+            throw new CliError(`${basename(file)}: ${e.message}; nothing was imported`, EXIT_USAGE, "signature_" + e.code);
+          }
+        } else if (looksSigned(xml)) {
+          throw new CliError(`${basename(file)} is signed (XML Signature); give --trust-cert with the factory's certificate so the signature is checked; nothing was imported`, EXIT_USAGE, "signature_unchecked");
         }
         if (values["psk-file"]) protection = { kind: "psk", key: readPskFile(values["psk-file"]) };
         else if (values["password-file"]) protection = { kind: "password", password: readPasswordFile(values["password-file"]) };
@@ -140,7 +176,7 @@ export const bankImport: Command = {
             "Destroy the file and every copy of it, and the media it came on.\n",
         );
       }
-      const lines = [`imported ${registered.length} token(s) into stock from ${basename(file)}`];
+      const lines = [`imported ${registered.length} token(s) into stock from ${basename(file)}${signedBy ? ` (signature verified: ${signedBy})` : ""}`];
       if (skipped.length) {
         lines.push(`skipped ${skipped.length} KeyPackage(s) not usable here (--skip-unsupported):`);
         for (const s of skipped) lines.push(`  ${describeSkipped(s)}`);
@@ -151,6 +187,7 @@ export const bankImport: Command = {
           serials: registered,
           skipped: skipped.map((s) => ({ package: s.package, serial: s.serial ?? null, keyId: s.keyId ?? null, algorithm: s.algorithm ?? null, code: s.code, reason: s.reason })),
           plaintext: report.plaintext,
+          ...(signedBy ? { signedBy } : {}),
         },
         text: lines.join("\n"),
       };

@@ -6,6 +6,7 @@ import { hostname } from "node:os";
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, intOption, type Command, type Io, type OptionSpec } from "./command.js";
 import { DeviceSession } from "../device/session.js";
 import { FactoryError, FactoryRecord, type TokenParams } from "../station/factory-record.js";
+import { MAX_LINE } from "../serial/serial-number.js";
 import { FactoryKeyError } from "../station/seed-cipher.js";
 import { provisionKeyfob, type ProvisionResult } from "../station/provision.js";
 import { wallClock } from "../clock.js";
@@ -17,6 +18,15 @@ import { TransportError } from "../transport/transport.js";
 export const FACTORY_OPTIONS: Record<string, OptionSpec> = {
   factory: { type: "string", help: "the factory record (SQLite file; created with its key file if missing)", placeholder: "FILE" },
   "key-file": { type: "string", help: "key that seals seeds in the record (default: FILE.key beside it; keep it elsewhere in production)", placeholder: "F" },
+};
+
+/** The production line: only commands that may create a record or issue serials take it. */
+export const LINE_OPTION: Record<string, OptionSpec> = {
+  line: {
+    type: "string",
+    help: `production line 1..${MAX_LINE}, printed in every serial (FK + line + batch + sequence + check); required to create a record, must match an existing one's (gives a record made before line numbers its line). Each line has its own number: two records with one line would issue the same serials`,
+    placeholder: "N",
+  },
 };
 
 export const PARAM_OPTIONS: Record<string, OptionSpec> = {
@@ -59,13 +69,25 @@ export function requireString(values: Record<string, any>, name: string): string
   return v;
 }
 
-/** Open the factory record, mapping its refusals onto exit statuses. */
+/** Open the factory record, mapping its refusals onto exit statuses. --line (if the command has it) binds or checks the record's line. */
 export function openFactory(values: Record<string, any>, create: boolean): FactoryRecord {
+  const line = intOption(values, "line", 1, MAX_LINE);
   try {
-    return FactoryRecord.open(requireString(values, "factory"), { keyFile: values["key-file"], create });
+    return FactoryRecord.open(requireString(values, "factory"), { keyFile: values["key-file"], create, line });
   } catch (e) {
     throw cliErrorFrom(e);
   }
+}
+
+/** Open the record to issue serials: refused before any keyfob is touched when it may not (no line, or its line collides at the bank). */
+export function openFactoryToProvision(values: Record<string, any>): FactoryRecord {
+  const record = openFactory(values, true);
+  const refusal = record.provisioningRefusal();
+  if (refusal !== undefined) {
+    record.close();
+    throw new CliError(refusal, EXIT_REFUSED, "line_refused");
+  }
+  return record;
 }
 
 export function cliErrorFrom(e: unknown): unknown {
@@ -96,7 +118,7 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
   const batch = intOption(v, "batch", 1, 9999);
   const timeoutMs = intOption(v, "timeout", 10, 600000);
   const bank = bankFrom(v);
-  const record = openFactory(v, true);
+  const record = openFactoryToProvision(v);
   let session: DeviceSession | undefined;
   try {
     record.recoverInterrupted();
@@ -114,7 +136,8 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
     } catch (e) {
       throw cliErrorFrom(e);
     }
-    if (result.status === "good" && bank) await withRegistration(record, bank, result);
+    // A serial the bank holds as another token: this record's line is used by another record too.
+    const collided = result.status === "good" && bank !== undefined && (await withRegistration(record, bank, result));
     if (v.json) io.stdout.write(JSON.stringify(resultJson(result)) + "\n");
     else if (result.status === "good") {
       io.stdout.write(result.serial + "\n");
@@ -123,6 +146,10 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
       if (result.registration === "failed") io.stderr.write(`fobkit: ${result.serial} is good but NOT registered with the bank (${result.registrationError}); run \`fobkit register\` later\n`);
     } else {
       io.stderr.write(`fobkit: provisioning failed: ${result.reason}${result.serial ? ` (serial ${result.serial} recorded failed${result.wiped ? ", keyfob wiped" : ""})` : ""}\n`);
+    }
+    if (collided) {
+      io.stderr.write(`fobkit: ${record.provisioningRefusal()}\n`);
+      return EXIT_REFUSED;
     }
     return result.status === "good" ? EXIT_OK : EXIT_FAILED;
   } finally {
@@ -138,12 +165,21 @@ export const provisionCommand: Command = {
 from this host's UTC, checks the keyfob's self-test code against the host's
 own, locks it and records it good in the factory file. Any failure is
 recorded failed with the reason and the keyfob is wiped when not locked.
-Prints the serial for the label (stdout). Exit 0 good, 3 failed.
+Prints the serial for the label (stdout). Exit 0 good, 1 refused (the
+record may not issue serials, or with --bank the bank holds this serial as
+another token: see below), 3 failed.
 
-  fobkit provision --port /dev/ttyUSB0 --factory line1.sqlite --operator ana`,
+A record belongs to one production line, given with --line when it is made;
+every serial carries it (FK 07 0001 000042 97: line 07, batch 1, keyfob 42,
+check digits), so two lines never issue the same serial. If the bank refuses
+a serial as held by another token, another record uses this line number:
+the record then refuses to issue more until the line gets a new record.
+
+  fobkit provision --port /dev/ttyUSB0 --factory line7.sqlite --line 7 --operator ana`,
   options: {
     port: { type: "string", help: "the keyfob's port: a serial path, or hid:PATH", placeholder: "PATH" },
     ...FACTORY_OPTIONS,
+    ...LINE_OPTION,
     ...PARAM_OPTIONS,
     ...BANK_OPTIONS,
     json: { type: "boolean", help: "print the result as JSON (serial, batch, status, ...)" },

@@ -4,7 +4,7 @@
  * the bank; or the keyfobs themselves, filtered (the failures and why, to
  * re-test or scrap them; the serials the bank does not have yet). Never a seed.
  */
-import { FactoryRecord, type RegistrationState, type TokenRow, type TokenState } from "../station/factory-record.js";
+import { FactoryRecord, lineLabel, type RegistrationState, type TokenRow, type TokenState } from "../station/factory-record.js";
 import { CliError, EXIT_OK, intOption, oneOf, type Command } from "./command.js";
 import { cliErrorFrom, requireString } from "./provision.js";
 
@@ -24,8 +24,10 @@ function tokenLine(t: TokenRow): string {
 export const recordCommand: Command = {
   name: "record",
   summary: "show the factory record: each batch's good, failed and pending keyfobs, or the keyfobs themselves",
-  description: `Without --list: a line per batch (parameters, good, failed, pending, registered
-with the bank, registration failed). With --list: a line per keyfob, tab-separated:
+  description: `Without --list: the record's production line (the two digits after FK in its
+serials), then a line per batch (parameters, good, failed, pending, registered
+with the bank, registration failed); --json gives {line, batches}, line null
+for a record made before line numbers. With --list: a line per keyfob, tab-separated:
 serial, batch, state, last stage, registration, hardware id, operator@station,
 time, and why (the failure, or the bank's registration error). Filters narrow
 the list. Reads the record without changing it, and without its key file.
@@ -62,7 +64,8 @@ it refused or could not be reached for; fobkit register sends both.
         io.stdout.write(values.json ? JSON.stringify({ tokens }) + "\n" : tokens.map((t) => tokenLine(t) + "\n").join(""));
       } else {
         const batches = record.summary();
-        io.stdout.write(values.json ? JSON.stringify({ batches }) + "\n" : batches.map((b) =>
+        const line = record.line === null ? "line none (made before line numbers: give it one with --line when provisioning)" : `line ${lineLabel(record.line)}`;
+        io.stdout.write(values.json ? JSON.stringify({ line: record.line, batches }) + "\n" : line + "\n" + batches.map((b) =>
           `batch ${b.id}\t${b.algorithm}, ${b.digits} digits, ${b.period} s\tgood ${b.counts.good}\tfailed ${b.counts.failed}\tpending ${b.counts.pending}` +
           `\tregistered ${b.registered}\tregistration failed ${b.registrationFailed}\tsince ${b.createdAt}\n`).join(""));
       }

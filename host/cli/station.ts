@@ -1,10 +1,11 @@
 /** `fobkit station`: continuous provisioning on several ports; serials to stdout, progress to stderr. */
-import { CliError, EXIT_OK, type Command, intOption } from "./command.js";
+import { CliError, EXIT_OK, EXIT_REFUSED, type Command, intOption } from "./command.js";
 import { ProgressView } from "../station/progress.js";
 import { runStation } from "../station/station.js";
 import { wallClock } from "../clock.js";
 import { readImage } from "./flash.js";
-import { BANK_OPTIONS, bankFrom, FACTORY_OPTIONS, PARAM_OPTIONS, openFactory, paramsFrom, resultJson, stationId } from "./provision.js";
+import { lineLabel } from "../station/factory-record.js";
+import { BANK_OPTIONS, bankFrom, FACTORY_OPTIONS, LINE_OPTION, PARAM_OPTIONS, openFactoryToProvision, paramsFrom, resultJson, stationId } from "./provision.js";
 
 export const stationCommand: Command = {
   name: "station",
@@ -14,9 +15,15 @@ several at a time, and prints each good serial on stdout for its label.
 A keyfob is provisioned again only after it was removed and a keyfob
 appears on that port. Ctrl-C finishes the keyfobs in hand and stops.
 
-  fobkit station --factory line1.sqlite --ports /dev/ttyUSB0,/dev/ttyUSB1`,
+The record's --line is in every serial (see fobkit provision --help). With
+--bank, a serial the bank already holds as another token means another
+record uses this line: the station stops at once (exit 1), before more
+keyfobs are labelled and locked that the bank cannot take.
+
+  fobkit station --factory line7.sqlite --line 7 --ports /dev/ttyUSB0,/dev/ttyUSB1`,
   options: {
     ...FACTORY_OPTIONS,
+    ...LINE_OPTION,
     ports: { type: "string", help: "watch these ports (comma-separated) instead of USB discovery", placeholder: "P1,P2" },
     count: { type: "string", help: "stop after this many good tokens", placeholder: "N" },
     flash: { type: "boolean", help: "also take factory-fresh boards: install the firmware through the REPL first (fobkit flash)" },
@@ -35,12 +42,12 @@ appears on that port. Ctrl-C finishes the keyfobs in hand and stops.
     const batch = intOption(values, "batch", 1, 9999);
     const params = paramsFrom(values);
     const bank = bankFrom(values);
-    const record = openFactory(values, true);
+    const record = openFactoryToProvision(values);
     try {
       // Fail on a bad batch/parameter choice before waiting for keyfobs.
       const b = record.resolveBatch(batch, params);
       const view = new ProgressView(io.stderr);
-      io.stderr.write(`station: batch ${b.id} (${b.algorithm}, ${b.digits} digits, ${b.period} s), watching ${ports ? ports.join(", ") : "USB"}\n`);
+      io.stderr.write(`station: line ${lineLabel(record.line!)}, batch ${b.id} (${b.algorithm}, ${b.digits} digits, ${b.period} s), watching ${ports ? ports.join(", ") : "USB"}\n`);
       // A monotonic clock: an NTP step during a shift must not bend the pace.
       const started = performance.now();
       const totals = await runStation({
@@ -56,6 +63,11 @@ appears on that port. Ctrl-C finishes the keyfobs in hand and stops.
         },
       });
       io.stderr.write(`station stopped: ${totals.good} good, ${totals.failed} failed${pace(totals.good, performance.now() - started)}\n`);
+      const refusal = record.provisioningRefusal();
+      if (refusal !== undefined) {
+        io.stderr.write(`fobkit: ${refusal}\n`);
+        return EXIT_REFUSED;
+      }
       return EXIT_OK;
     } finally {
       record.close();

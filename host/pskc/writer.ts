@@ -33,6 +33,7 @@ import {
 import { cbcEncrypt, hmac, pbkdf2 } from "./crypto.js";
 import { randomBytes } from "node:crypto";
 import type { PskcProtection, PskcToken, WritePskcOptions } from "./types.js";
+import { signPskc, type PskcSigner } from "./signature.js";
 
 const INT32_MAX = 2 ** 31 - 1;
 /** Writing is AES-128-CBC only: §6.1's algorithm, the one every reader has. */
@@ -176,9 +177,10 @@ function plainInt(name: string, v: number): string {
  * Serialise `tokens` into one PSKC document (UTF-8 text). Throws TypeError /
  * RangeError on a bad token or protection (the message names the field,
  * never a secret). A password file takes one PBKDF2 run (~0.25 s at the
- * default 1,300,000 iterations).
+ * default 1,300,000 iterations). With `signer`, the whole KeyContainer is
+ * signed (RFC 6030 §7; signature.ts).
  */
-export function writePskc(tokens: PskcToken[], protection: PskcProtection, opts: WritePskcOptions = {}): string {
+export function writePskc(tokens: PskcToken[], protection: PskcProtection, opts: WritePskcOptions & { signer?: PskcSigner } = {}): string {
   if (!Array.isArray(tokens) || tokens.length === 0) throw new RangeError("tokens must be a non-empty array");
   tokens.forEach(checkToken);
   const seen = new Set<string>();
@@ -235,7 +237,7 @@ export function writePskc(tokens: PskcToken[], protection: PskcProtection, opts:
       );
     }
     out.push("</pskc:KeyContainer>\n");
-    return out.join("");
+    return opts.signer ? signPskc(out.join(""), opts.signer) : out.join("");
   } finally {
     keys.aesKey.fill(0);
     macKey.fill(0);

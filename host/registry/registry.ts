@@ -32,7 +32,7 @@
  * call verify after the customer's password, and staff see the lock's
  * source in the audit.
  */
-import { isValidSerial } from "../station/serial-number.js";
+import { isMistypedFobkitSerial } from "../serial/serial-number.js";
 import { timingSafeEqual } from "node:crypto";
 import type { Database, Sql } from "./database.js";
 import { uniqueViolation } from "./database.js";
@@ -139,13 +139,13 @@ export function checkCustomer(customer: unknown): string {
 
 /** A code is exactly the token's digit count of decimal digits; anything else is bad input, not a wrong code. */
 /**
- * The refusal for a serial no token has. A fobkit serial (FK + 12 digits)
+ * The refusal for a serial no token has. A fobkit serial (FK + 14 digits, or a legacy 12)
  * whose check digits are wrong was mistyped: say so, so staff look at the
  * label again instead of searching for a token that cannot exist. Other
  * vendors' serials are taken as they are.
  */
 function unknownSerial(serial: string): RegistryError {
-  if (/^FK\d{12}$/.test(serial) && !isValidSerial(serial)) {
+  if (isMistypedFobkitSerial(serial)) {
     return new RegistryError("bad_serial", `${serial}: the check digits do not match, so this is not a fobkit serial (mistyped?)`, "bad_input", { serial });
   }
   return new RegistryError("unknown_serial", `no token with serial ${serial}`, "not_found", { serial });

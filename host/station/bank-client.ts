@@ -58,7 +58,8 @@ export function bankTarget(url: string, keyFile: string | undefined): BankTarget
   return { url: u, key };
 }
 
-export type RegisterOutcome = { ok: true } | { ok: false; error: string };
+/** `collision`: the bank holds this serial as another token (another seed): another record issued it. */
+export type RegisterOutcome = { ok: true } | { ok: false; error: string; collision?: true };
 
 /** Register one token. Never throws for bank or network failures: they are the outcome. */
 export async function registerToken(target: BankTarget, row: TokenRow, seed: Buffer): Promise<RegisterOutcome> {
@@ -92,7 +93,9 @@ export async function registerToken(target: BankTarget, row: TokenRow, seed: Buf
   // The bank answers a retry of the same token (serial, parameters and seed) with 201, so a lost answer
   // is healed by `fobkit register`. duplicate_serial therefore means another token under this serial
   // (a PSKC import, or another factory record that reused the batch number): never taken as success.
-  if (code === "duplicate_serial") return { ok: false, error: `the bank already holds another token as ${row.serial} (imported from PSKC, or another line reused batch ${row.batch}); check with bank staff` };
+  if (code === "duplicate_serial") {
+    return { ok: false, collision: true, error: `the bank already holds another token as ${row.serial} (another factory record issued this serial: it uses the same line number); check with bank staff` };
+  }
   return { ok: false, error: `bank refused (HTTP ${res.status}${code ? " " + code : ""}${message ? ": " + message : ""})` };
 }
 
@@ -104,6 +107,8 @@ export async function registerRecorded(record: FactoryRecord, target: BankTarget
   try {
     const r = await registerToken(target, row, seed);
     record.setRegistration(serial, r.ok, r.ok ? undefined : r.error);
+    // Every later serial of this line would collide the same way: the record stops issuing them.
+    if (!r.ok && r.collision) record.noteLineConflict(`the bank holds ${serial} as another token`);
     return r;
   } finally {
     seed.fill(0);

@@ -7,10 +7,11 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { writePskc, type PskcProtection, type PskcToken } from "../pskc/index.js";
-import { FactoryError, type FactoryRecord } from "./factory-record.js";
+import type { PskcSigner } from "../pskc/signature.js";
+import { FactoryError, lineLabel, type FactoryRecord } from "./factory-record.js";
 
-export { FOBKIT_MANUFACTURER as MANUFACTURER } from "./serial-number.js";
-import { FOBKIT_MANUFACTURER as MANUFACTURER } from "./serial-number.js";
+export { FOBKIT_MANUFACTURER as MANUFACTURER } from "../serial/serial-number.js";
+import { FOBKIT_MANUFACTURER as MANUFACTURER } from "../serial/serial-number.js";
 /** What the keyfob's INFO reports as its model. */
 export const MODEL = "FOBKIT-1";
 
@@ -20,7 +21,8 @@ export interface ExportResult {
   xml: string;
 }
 
-export function exportBatch(record: FactoryRecord, batch: number, protection: PskcProtection): ExportResult {
+/** `signer`: sign the whole KeyContainer (RFC 6030 §7), so the bank can tell the file is the factory's and unaltered. */
+export function exportBatch(record: FactoryRecord, batch: number, protection: PskcProtection, signer?: PskcSigner): ExportResult {
   if (!record.batch(batch)) throw new FactoryError(`no batch ${batch} in ${record.path}`);
   const rows = record.tokens({ batch, state: "good" });
   if (rows.length === 0) throw new FactoryError(`batch ${batch} has no good tokens to export`, "refused");
@@ -32,7 +34,9 @@ export function exportBatch(record: FactoryRecord, batch: number, protection: Ps
         algorithm: r.algorithm, digits: r.digits, period: r.period, t0: 0, secret: record.openSeed(r.serial),
       });
     }
-    const xml = writePskc(tokens, protection, { id: `fobkit-batch-${batch}` });
+    // The container names its line too: batch 1 of line 07 and batch 1 of line 08 are different files.
+    const id = record.line === null ? `fobkit-batch-${batch}` : `fobkit-line-${lineLabel(record.line)}-batch-${batch}`;
+    const xml = writePskc(tokens, protection, { id, signer });
     return { batch, serials: rows.map((r) => r.serial), xml };
   } finally {
     for (const t of tokens) t.secret.fill(0);

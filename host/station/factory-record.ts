@@ -14,12 +14,22 @@
  * Seeds are sealed by SeedCipher (AES-256-GCM) with a key from a key file;
  * the database holds only the key's id. Seeds of tokens that failed before
  * LOCK was sent are erased: no device can hold them any longer.
+ *
+ * Lines: a record belongs to one production line for life (meta `line`,
+ * given when the record is created), and every serial it issues carries that
+ * line (host/serial), so two records of two lines never issue one serial. A
+ * record made before line numbers (schema 1) is still read, exported and
+ * registered; it provisions again once it is given its line (its old serials
+ * stay as they are). When the bank refuses one of the record's serials as
+ * held by another token, another record uses this line: the record notes it
+ * (meta `line_conflict`) and refuses every further serial, so no more
+ * labelled, locked keyfobs are made that the bank cannot take.
  */
 import Database from "better-sqlite3";
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { createKeyFile, FactoryKeyError, readKeyFile, SeedCipher } from "./seed-cipher.js";
-import { formatSerial, MAX_BATCH, MAX_SEQUENCE } from "./serial-number.js";
+import { formatSerial, MAX_BATCH, MAX_LINE, MAX_SEQUENCE } from "../serial/serial-number.js";
 
 export type TokenAlgorithmName = "SHA1" | "SHA256";
 export interface TokenParams {
@@ -67,7 +77,9 @@ export interface BatchSummary extends BatchRow {
 }
 
 export const DEFAULT_PARAMS: TokenParams = { algorithm: "SHA1", digits: 8, period: 60 };
-const SCHEMA_VERSION = "1";
+/** 2: meta holds the record's line. 1 (before line numbers) is still opened, and becomes 2 when given its line. */
+const SCHEMA_VERSION = "2";
+const LEGACY_SCHEMA_VERSION = "1";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -126,6 +138,17 @@ export interface OpenFactoryOptions {
    * even the schema), seeds cannot be opened and every write fails.
    */
   readOnly?: boolean;
+  /**
+   * The production line (1..MAX_LINE). Required to create a record; for an
+   * existing one it must be the record's own line (or gives a schema 1 record
+   * its line).
+   */
+  line?: number;
+}
+
+/** The line as an operator reads it on the serial: two digits. */
+export function lineLabel(line: number): string {
+  return String(line).padStart(2, "0");
 }
 
 export function defaultKeyFile(factoryPath: string): string {
@@ -155,12 +178,15 @@ export class FactoryRecord {
   private readonly db: Database.Database;
   /** Undefined when opened read-only. */
   private readonly cipher: SeedCipher | undefined;
+  /** The record's production line; null for a record made before line numbers that was not given one. */
+  readonly line: number | null;
 
-  private constructor(path: string, keyFile: string, db: Database.Database, cipher: SeedCipher | undefined) {
+  private constructor(path: string, keyFile: string, db: Database.Database, cipher: SeedCipher | undefined, line: number | null) {
     this.path = path;
     this.keyFile = keyFile;
     this.db = db;
     this.cipher = cipher;
+    this.line = line;
   }
 
   static open(path: string, options: OpenFactoryOptions = {}): FactoryRecord {
@@ -168,6 +194,13 @@ export class FactoryRecord {
     if (options.readOnly) return FactoryRecord.openReadOnly(path, keyFile);
     const exists = existsSync(path);
     if (!exists && !options.create) throw new FactoryError(`no factory record at ${path}`);
+    if (options.line !== undefined && (!Number.isInteger(options.line) || options.line < 1 || options.line > MAX_LINE)) {
+      throw new FactoryError(`line must be 1..${MAX_LINE}, got ${options.line}`);
+    }
+    // No default line: a default is how two records came to issue the same serials.
+    if (!exists && options.line === undefined) {
+      throw new FactoryError(`a new factory record needs its production line: --line N (1..${MAX_LINE}), the number of the line this record belongs to; every serial it issues carries it, and no two records may share one`);
+    }
     let key: Buffer;
     if (existsSync(keyFile)) key = readKeyFile(keyFile);
     else if (!exists) key = createKeyFile(keyFile);
@@ -178,8 +211,10 @@ export class FactoryRecord {
     try {
       db = new Database(path, { fileMustExist: exists });
     } catch (e) {
+      cipher.wipe();
       throw new FactoryError(`cannot open factory record ${path}: ${(e as Error).message}`);
     }
+    let line: number | null;
     try {
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = FULL");
@@ -190,11 +225,33 @@ export class FactoryRecord {
       const get = { get: (name: string) => (meta.get(name) as { value: string } | undefined)?.value };
       const version = get.get("schema_version");
       if (version === undefined) {
-        db.prepare("INSERT INTO meta (name, value) VALUES ('schema_version', ?), ('key_id', ?)").run(SCHEMA_VERSION, cipher.keyId);
-      } else if (version !== SCHEMA_VERSION) {
-        throw new FactoryError(`factory record ${path} has schema ${version}; this fobkit knows ${SCHEMA_VERSION}`);
+        if (options.line === undefined) throw new FactoryError(`${path} has no schema yet; creating it needs --line N`);
+        db.prepare("INSERT INTO meta (name, value) VALUES ('schema_version', ?), ('key_id', ?), ('line', ?)").run(SCHEMA_VERSION, cipher.keyId, String(options.line));
+      } else if (version !== SCHEMA_VERSION && version !== LEGACY_SCHEMA_VERSION) {
+        throw new FactoryError(`factory record ${path} has schema ${version}; this fobkit knows ${LEGACY_SCHEMA_VERSION} and ${SCHEMA_VERSION}`);
       } else if (get.get("key_id") !== cipher.keyId) {
         throw new FactoryError(`factory key file ${keyFile} is not the key of ${path} (key id differs)`, "key");
+      }
+      const stored = get.get("line");
+      line = stored === undefined ? null : Number(stored);
+      if (line !== null && options.line !== undefined && options.line !== line) {
+        throw new FactoryError(`${path} is the record of line ${lineLabel(line)}; --line ${options.line} names another line (a record belongs to one line for life: give line ${options.line} its own record)`, "refused");
+      }
+      if (line === null && options.line !== undefined) {
+        // A record from before line numbers gets its line: its old serials stay, its new ones carry the line.
+        db.exec("BEGIN IMMEDIATE");
+        try {
+          // Another process may have given it a line meanwhile: then that line stands, and a different one is refused below.
+          db.prepare("INSERT INTO meta (name, value) VALUES ('line', ?) ON CONFLICT (name) DO NOTHING").run(String(options.line));
+          db.prepare("UPDATE meta SET value = ? WHERE name = 'schema_version'").run(SCHEMA_VERSION);
+          db.exec("COMMIT");
+        } catch (e) {
+          if (db.inTransaction) db.exec("ROLLBACK");
+          throw e;
+        }
+        const bound = Number(get.get("line"));
+        if (bound !== options.line) throw new FactoryError(`${path} is the record of line ${lineLabel(bound)}; --line ${options.line} names another line`, "refused");
+        line = options.line;
       }
     } catch (e) {
       db.close();
@@ -202,7 +259,7 @@ export class FactoryRecord {
       if (e instanceof FactoryError || e instanceof FactoryKeyError) throw e;
       throw new FactoryError(`${path} is not a fobkit factory record: ${(e as Error).message}`);
     }
-    return new FactoryRecord(path, keyFile, db, cipher);
+    return new FactoryRecord(path, keyFile, db, cipher, line);
   }
 
   private static openReadOnly(path: string, keyFile: string): FactoryRecord {
@@ -214,18 +271,39 @@ export class FactoryRecord {
       throw new FactoryError(`cannot open factory record ${path}: ${(e as Error).message}`);
     }
     try {
-      const version = (db.prepare("SELECT value FROM meta WHERE name = 'schema_version'").get() as { value: string } | undefined)?.value;
-      if (version !== SCHEMA_VERSION) throw new Error(version === undefined ? "no schema version" : `schema ${version}; this fobkit knows ${SCHEMA_VERSION}`);
+      const meta = (name: string) => (db.prepare("SELECT value FROM meta WHERE name = ?").get(name) as { value: string } | undefined)?.value;
+      const version = meta("schema_version");
+      if (version !== SCHEMA_VERSION && version !== LEGACY_SCHEMA_VERSION) {
+        throw new Error(version === undefined ? "no schema version" : `schema ${version}; this fobkit knows ${LEGACY_SCHEMA_VERSION} and ${SCHEMA_VERSION}`);
+      }
+      const line = meta("line");
+      return new FactoryRecord(path, keyFile, db, undefined, line === undefined ? null : Number(line));
     } catch (e) {
       db.close();
       throw new FactoryError(`${path} is not a fobkit factory record this fobkit can read: ${(e as Error).message}`);
     }
-    return new FactoryRecord(path, keyFile, db, undefined);
   }
 
   private sealer(): SeedCipher {
     if (!this.cipher) throw new FactoryError(`${this.path} was opened read-only, without its key`);
     return this.cipher;
+  }
+
+  /** Why this record may not issue serials now (no line yet, or the bank holds its line's serials from another record); undefined when it may. */
+  provisioningRefusal(): string | undefined {
+    if (this.line === null) {
+      return `${this.path} was made before line numbers: its serials (FK + 12 digits) can equal another record's. Give it its line once with --line N (its new serials carry the line; the old ones stay valid)`;
+    }
+    const conflict = (this.db.prepare("SELECT value FROM meta WHERE name = 'line_conflict'").get() as { value: string } | undefined)?.value;
+    if (conflict !== undefined) {
+      return `line ${lineLabel(this.line)} collides with another factory record: ${conflict}. This record issues no more serials; give this line's station a new record with a line number no other record has`;
+    }
+    return undefined;
+  }
+
+  /** The bank holds one of this record's serials as another token: another record uses this line. Every later allocation is refused. */
+  noteLineConflict(detail: string): void {
+    this.db.prepare("INSERT INTO meta (name, value) VALUES ('line_conflict', ?) ON CONFLICT (name) DO NOTHING").run(`${detail} (noted ${isoNow()})`);
   }
 
   close(): void {
@@ -291,11 +369,14 @@ export class FactoryRecord {
   allocate(a: { batch: number; seed: Uint8Array; hardwareId?: string; port?: string; operator?: string; station?: string }): { serial: string; sequence: number } {
     const sealer = this.sealer();
     return this.immediate(() => {
+      // Inside the write lock: a conflict noted by another station process is seen here.
+      const refusal = this.provisioningRefusal();
+      if (refusal !== undefined) throw new FactoryError(refusal, "refused");
       const b = this.batch(a.batch);
       if (!b) throw new FactoryError(`no batch ${a.batch}`);
       if (b.nextSequence > MAX_SEQUENCE) throw new FactoryError(`batch ${b.id} is full (${MAX_SEQUENCE} serials); start a new batch`, "refused");
       const sequence = b.nextSequence;
-      const serial = formatSerial(b.id, sequence);
+      const serial = formatSerial(this.line!, b.id, sequence);
       this.db.prepare("UPDATE batches SET next_sequence = next_sequence + 1 WHERE id = ? AND next_sequence = ?").run(b.id, sequence);
       this.db.prepare(`INSERT INTO tokens (serial, batch, sequence, state, stage, hardware_id, port, algorithm, digits, period, sealed_seed, key_id,
           operator, station, owner_host, owner_pid, started_at) VALUES (?, ?, ?, 'pending', 'allocated', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)

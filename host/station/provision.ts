@@ -12,11 +12,10 @@
  * or an error message.
  */
 import { randomBytes } from "node:crypto";
-import { totpAt } from "../../firmware/otp/index.js";
 import { DeviceError } from "../device/device-error.js";
-import { ALGORITHM_CODES } from "../device/names.js";
 import type { DeviceSession, KeyfobInfo, SelfTest } from "../device/session.js";
 import { FactoryError, type FactoryRecord, type Stage, type TokenParams } from "./factory-record.js";
+import { referenceTotp } from "./reference-totp.js";
 
 /** Seed length per algorithm: the hash's output size, RFC 4226 §4 R6 / RFC 6238 §5.1. */
 export const SEED_BYTES: Record<TokenParams["algorithm"], number> = { SHA1: 20, SHA256: 32 };
@@ -87,7 +86,6 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
 
   const batch = record.resolveBatch(options.batch, options.params ?? {});
   const params: TokenParams = { algorithm: batch.algorithm, digits: batch.digits, period: batch.period };
-  const alg = ALGORITHM_CODES[params.algorithm];
 
   // A keyfob left unlocked by an earlier failed run is wiped before it gets a serial.
   if (info.state !== "blank" || info.serial !== "" || info.seedSet) {
@@ -100,7 +98,6 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
   }
 
   const seed = randomBytes(SEED_BYTES[params.algorithm]);
-  const seedArray = Array.from(seed);
   /** Commands sent and not yet settled: a failure waits for them before it wipes, so none lands after the wipe. */
   const inFlight: Promise<unknown>[] = [];
   const pipelined = <T>(p: Promise<T>): Promise<T> => {
@@ -161,11 +158,11 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
     // its own, and that result decides.
     let check: SelfTestCheck | undefined;
     if (!clockForced) {
-      check = await checkSelfTest(firstTest, testBefore, seedArray, params, alg, now);
+      check = await checkSelfTest(firstTest, testBefore, seed, params, now);
     }
     if (check === undefined || !check.ok) {
       const before = Math.floor(now() / 1000);
-      check = await checkSelfTest(session.selfTest(), before, seedArray, params, alg, now);
+      check = await checkSelfTest(session.selfTest(), before, seed, params, now);
       if (!check.ok) throw check.error;
     }
     const deviceClockOffset = check.deviceClockOffset;
@@ -200,7 +197,6 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
     return done({ status: "failed", serial, batch: batch.id, hardwareId, reason, wiped });
   } finally {
     seed.fill(0);
-    seedArray.fill(0);
   }
 }
 
@@ -211,10 +207,12 @@ type SelfTestCheck = { ok: true; deviceClockOffset: number } | { ok: false; erro
 /**
  * The keyfob's self-test against the host's own computation: its time within
  * CLOCK_TOLERANCE_S of the host's (from `before`, the earliest the keyfob
- * can have run it, to the reply), and its code the host's for a step in that window.
+ * can have run it, to the reply), and its code the host's for a step in that
+ * window. The host's code comes from reference-totp.ts (node:crypto), never
+ * from the firmware's OTP core, so a bug in that core fails here.
  */
 async function checkSelfTest(
-  test: Promise<SelfTest>, before: number, seed: number[], params: TokenParams, alg: number, now: () => number,
+  test: Promise<SelfTest>, before: number, seed: Uint8Array, params: TokenParams, now: () => number,
 ): Promise<SelfTestCheck> {
   let st: SelfTest;
   try {
@@ -229,9 +227,7 @@ async function checkSelfTest(
   // The host's own code for every step the keyfob's instant may fall in: at a step boundary that is two steps.
   const accepted = new Set<string>();
   for (let t = before - CLOCK_TOLERANCE_S; t <= after + CLOCK_TOLERANCE_S; t++) {
-    const c = totpAt(seed, t, params.period, params.digits, alg);
-    if (typeof c === "number") throw new Error(`host TOTP computation failed (status ${c})`);
-    accepted.add(c.text);
+    accepted.add(referenceTotp(seed, t, params.period, params.digits, params.algorithm));
   }
   if (!accepted.has(st.code)) return { ok: false, error: new SelfTestMismatch("self-test failed: the keyfob's code differs from the host's computation") };
   return { ok: true, deviceClockOffset: st.time - Math.round((before + after) / 2) };

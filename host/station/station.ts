@@ -4,8 +4,9 @@
  * its socket is not provisioned twice; a new one at the same path is new).
  * Several ports run at once, each with its own session.
  *
- * Stopping (the signal, or count reached): no new keyfob is started, the
- * ones in hand finish, then runStation resolves.
+ * Stopping (the signal, count reached, or the record refusing more serials
+ * because the bank holds one of its line's serials as another token): no new
+ * keyfob is started, the ones in hand finish, then runStation resolves.
  */
 import { lstatSync, statSync } from "node:fs";
 import { DeviceSession, type SessionOptions } from "../device/session.js";
@@ -75,11 +76,12 @@ function identity(path: string): string | undefined {
   }
 }
 
-/** Register a good token; the outcome goes into the result and the record, never into its status. */
-export async function withRegistration(record: FactoryRecord, bank: BankTarget, result: ProvisionResult): Promise<void> {
+/** Register a good token; the outcome goes into the result and the record, never into its status. True when the bank holds its serial as another token. */
+export async function withRegistration(record: FactoryRecord, bank: BankTarget, result: ProvisionResult): Promise<boolean> {
   const r = await registerRecorded(record, bank, result.serial!);
   result.registration = r.ok ? "registered" : "failed";
   if (!r.ok) result.registrationError = r.error;
+  return !r.ok && r.collision === true;
 }
 
 /**
@@ -103,7 +105,9 @@ export async function runStation(o: StationOptions): Promise<StationTotals> {
   const emit = (e: StationEvent) => o.onEvent?.(e);
   const pollMs = o.pollMs ?? DEFAULT_POLL_MS;
   const open = o.openTransport ?? ((p: string) => transportFor(p, o.transport));
-  const finished = () => o.signal?.aborted || (o.count !== undefined && totals.good >= o.count);
+  /** Set when the bank showed that another record uses this line: every further serial would collide. */
+  let collided = false;
+  const finished = () => collided || o.signal?.aborted || (o.count !== undefined && totals.good >= o.count);
   // With --count, start no more keyfobs than could still be needed if all in hand succeed.
   const mayStart = () => !finished() && (o.count === undefined || totals.good + busyCount() < o.count);
   const busyCount = () => [...ports.values()].filter((s) => s.state === "busy").length;
@@ -123,7 +127,10 @@ export async function runStation(o: StationOptions): Promise<StationTotals> {
     } finally {
       await session?.close();
     }
-    if (result.status === "good" && o.bank && result.serial) await withRegistration(o.record, o.bank, result);
+    if (result.status === "good" && o.bank && result.serial && (await withRegistration(o.record, o.bank, result))) {
+      collided = true;
+      emit({ type: "error", port: path, message: o.record.provisioningRefusal() ?? `the bank holds ${result.serial} as another token` });
+    }
     if (result.status === "good") totals.good++;
     else totals.failed++;
     emit({ type: "result", result, totals: { ...totals } });

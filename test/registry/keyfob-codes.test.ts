@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { Registry } from "../../host/registry/registry.js";
 import { RegistryError } from "../../host/registry/types.js";
-import { formatSerial } from "../../host/station/serial-number.js";
+import { formatSerial } from "../../host/serial/serial-number.js";
 import { TestKeyfob } from "../support/keyfob.js";
 import { ENGINES, freshDb } from "./support.js";
 
@@ -30,7 +30,7 @@ describe.each(ENGINES)("codes from an emulated keyfob, registry on $name", (engi
     const { db, drop } = await freshDb(engine);
     open.push({ close: drop });
     const seed = randomBytes(20);
-    const serial = formatSerial(7, 1);
+    const serial = formatSerial(1, 7, 1);
     const k = new TestKeyfob({ time: T0, driftPpm: 20 }).boot();
     open.push(k);
     expect(k.provision(Array.from(seed), serial, k.emu.rtcTime())).toEqual([0, 0, 0, 0]);
@@ -60,7 +60,7 @@ describe.each(ENGINES)("codes from an emulated keyfob, registry on $name", (engi
     const { db, drop } = await freshDb(engine);
     open.push({ close: drop });
     const reg = new Registry(db, { keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]) });
-    const good = formatSerial(3, 42);
+    const good = formatSerial(1, 3, 42);
     const typo = good.slice(0, 8) + String((Number(good[8]) + 1) % 10) + good.slice(9);
     const e = await refusal(reg.issue(typo, "cust-1", ACTOR));
     expect(e.code).toBe("bad_serial");

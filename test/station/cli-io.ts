@@ -14,6 +14,9 @@ export class CliRun {
   private errListeners: ((text: string) => void)[] = [];
   private partial = "";
 
+  /** `env`: added to this process's environment for the command. */
+  constructor(private readonly env: NodeJS.ProcessEnv = {}) {}
+
   /** Called for every complete stdout line. */
   onLine(f: (line: string) => void): void {
     this.lineListeners.push(f);
@@ -47,12 +50,12 @@ export class CliRun {
         cb();
       },
     });
-    return runCli(argv, { stdout, stderr, stdin: new PassThrough(), env: { ...process.env }, signal: this.abort.signal });
+    return runCli(argv, { stdout, stderr, stdin: new PassThrough(), env: { ...process.env, ...this.env }, signal: this.abort.signal });
   }
 }
 
-export async function fobkit(argv: string[]): Promise<Captured & { code: number }> {
-  const r = new CliRun();
+export async function fobkit(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Captured & { code: number }> {
+  const r = new CliRun(env);
   const code = await r.run(argv);
   return { code, ...r.out };
 }

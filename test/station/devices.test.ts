@@ -29,8 +29,8 @@ describe("fobkit devices", () => {
     const probed = JSON.parse((await fobkit(["devices", "--json", "--probe", "--port", fob.path])).stdout);
     expect(probed.find((r: any) => r.path === fob.path)).toMatchObject({ state: "blank", serial: "", hardwareId: expect.stringMatching(/^[0-9a-f]{16}$/) });
 
-    expect((await fobkit(["provision", "--port", fob.path, "--factory", join(dir, "f.sqlite")])).code).toBe(0);
+    expect((await fobkit(["provision", "--port", fob.path, "--factory", join(dir, "f.sqlite"), "--line", "1"])).code).toBe(0);
     const text = await fobkit(["devices", "--probe", "--port", fob.path]);
-    expect(text.stdout).toMatch(new RegExp(`^${fob.path}  serial  \\(named\\)  locked FK\\d{12}$`, "m"));
+    expect(text.stdout).toMatch(new RegExp(`^${fob.path}  serial  \\(named\\)  locked FK\\d{14}$`, "m"));
   });
 });

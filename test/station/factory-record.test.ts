@@ -13,7 +13,7 @@ import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FactoryError, FactoryRecord } from "../../host/station/factory-record.js";
 import { FactoryKeyError } from "../../host/station/seed-cipher.js";
-import { parseSerial } from "../../host/station/serial-number.js";
+import { parseSerial } from "../../host/serial/serial-number.js";
 import { NODE_BUILD } from "../support/paths.js";
 
 let dir: string;
@@ -30,7 +30,7 @@ afterEach(() => {
 
 describe("FactoryRecord", () => {
   it("creates the record and an owner-only key file beside it; allocates serials in order", () => {
-    const rec = FactoryRecord.open(file, { create: true });
+    const rec = FactoryRecord.open(file, { create: true, line: 1 });
     expect(rec.keyFile).toBe(file + ".key");
     expect(statSync(rec.keyFile).mode & 0o777).toBe(0o600);
     expect(readFileSync(rec.keyFile, "utf8")).toMatch(/^[0-9a-f]{64}\n$/);
@@ -44,7 +44,7 @@ describe("FactoryRecord", () => {
   });
 
   it("refuses another batch's parameters, and a batch number out of range", () => {
-    const rec = FactoryRecord.open(file, { create: true });
+    const rec = FactoryRecord.open(file, { create: true, line: 1 });
     rec.resolveBatch(3, { algorithm: "SHA256", digits: 6 });
     expect(() => rec.resolveBatch(3, { algorithm: "SHA1" })).toThrow(/batch 3 is SHA256\/6 digits\/60 s; algorithm SHA1 needs a new batch \(--batch 4\)/);
     expect(rec.resolveBatch(undefined, {}).id).toBe(3);
@@ -53,7 +53,7 @@ describe("FactoryRecord", () => {
   });
 
   it("refuses a wrong key file, a missing one, and a missing record where it must exist", () => {
-    FactoryRecord.open(file, { create: true }).close();
+    FactoryRecord.open(file, { create: true, line: 1 }).close();
     const other = join(dir, "other.key");
     writeFileSync(other, randomBytes(32).toString("hex") + "\n");
     expect(() => FactoryRecord.open(file, { keyFile: other })).toThrow(/is not the key of/);
@@ -64,7 +64,7 @@ describe("FactoryRecord", () => {
   });
 
   it("seals seeds: readable with the key, bound to their serial, erased when a token fails before LOCK", () => {
-    const rec = FactoryRecord.open(file, { create: true });
+    const rec = FactoryRecord.open(file, { create: true, line: 1 });
     rec.resolveBatch(1, {});
     const s1 = randomBytes(20), s2 = randomBytes(20);
     const a = rec.allocate({ batch: 1, seed: s1 }).serial;
@@ -89,7 +89,7 @@ describe("FactoryRecord", () => {
   });
 
   it("a station killed at any point: committed serials survive, none is reused, leftovers become failed", async () => {
-    FactoryRecord.open(file, { create: true }).close();
+    FactoryRecord.open(file, { create: true, line: 1 }).close();
     const script = `
       const { FactoryRecord } = await import(${JSON.stringify(join(NODE_BUILD, "host/station/factory-record.js"))});
       const rec = FactoryRecord.open(${JSON.stringify(file)});

@@ -39,7 +39,7 @@ beforeEach(async () => {
   devEnd = new SerialTransport({ path: pair.device });
   await devEnd.open();
   void serveDouble(devEnd, fob);
-  record = FactoryRecord.open(join(dir, "f.sqlite"), { create: true });
+  record = FactoryRecord.open(join(dir, "f.sqlite"), { create: true, line: 1 });
 });
 
 afterEach(async () => {

@@ -12,7 +12,7 @@ import { DeviceSession } from "../../host/device/session.js";
 import { FactoryRecord } from "../../host/station/factory-record.js";
 import { provisionKeyfob } from "../../host/station/provision.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
-import { parseSerial } from "../../host/station/serial-number.js";
+import { parseSerial } from "../../host/serial/serial-number.js";
 import { attachKeyfob, type EmulatedKeyfob } from "./emulated-keyfob.js";
 import { CliRun, fobkit } from "./cli-io.js";
 
@@ -43,8 +43,8 @@ afterEach(async () => {
 describe("fobkit provision over a real PTY", () => {
   it("provisions an emulated keyfob: serial on stdout, good in the record, locked on the keyfob", async () => {
     const fob = await attach("tty0");
-    const r = await fobkit(["provision", "--port", fob.path, "--factory", factory, "--operator", "ana", "--station", "line-1"]);
-    expect(r.stderr).toMatch(/provisioned FK\d{12} \(batch 1\)/);
+    const r = await fobkit(["provision", "--port", fob.path, "--factory", factory, "--line", "1", "--operator", "ana", "--station", "line-1"]);
+    expect(r.stderr).toMatch(/provisioned FK\d{14} \(batch 1\)/);
     expect(r.code).toBe(0);
     const serial = r.stdout.trim();
     expect(parseSerial(serial)).toMatchObject({ batch: 1, sequence: 1 });
@@ -60,7 +60,7 @@ describe("fobkit provision over a real PTY", () => {
 
   it("--json prints serial, batch and status; SHA256/6/30 makes a new batch with those parameters", async () => {
     const fob = await attach("tty0");
-    const r = await fobkit(["provision", "--port", fob.path, "--factory", factory, "--batch", "7", "--algorithm", "SHA256", "--digits", "6", "--period", "30", "--json"]);
+    const r = await fobkit(["provision", "--port", fob.path, "--factory", factory, "--line", "1", "--batch", "7", "--algorithm", "SHA256", "--digits", "6", "--period", "30", "--json"]);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j).toMatchObject({ status: "good", batch: 7, port: fob.path });
@@ -71,8 +71,8 @@ describe("fobkit provision over a real PTY", () => {
 
   it("refuses a keyfob that is already locked, and changes nothing", async () => {
     const fob = await attach("tty0");
-    expect((await fobkit(["provision", "--port", fob.path, "--factory", factory])).code).toBe(0);
-    const again = await fobkit(["provision", "--port", fob.path, "--factory", factory, "--json"]);
+    expect((await fobkit(["provision", "--port", fob.path, "--factory", factory, "--line", "1"])).code).toBe(0);
+    const again = await fobkit(["provision", "--port", fob.path, "--factory", factory, "--line", "1", "--json"]);
     expect(again.code).toBe(3);
     expect(JSON.parse(again.stdout)).toMatchObject({ status: "failed", reason: expect.stringMatching(/already provisioned and recorded good/) });
     const rec = record();
@@ -88,10 +88,10 @@ describe("fobkit provision over a real PTY", () => {
       // The moment the writes go out (clock, then seed): the cable is pulled.
       if (t.includes("set_clock")) pulled = fob.unplug();
     });
-    const code = await run.run(["provision", "--port", fob.path, "--factory", factory]);
+    const code = await run.run(["provision", "--port", fob.path, "--factory", factory, "--line", "1"]);
     expect(code).toBe(3);
-    expect(run.out.stderr).toMatch(/provisioning failed: keyfob on .* was unplugged during (SET_CLOCK|WRITE_SEED) \(serial (FK\d{12}) recorded failed\)/);
-    const lost = /serial (FK\d{12})/.exec(run.out.stderr)![1];
+    expect(run.out.stderr).toMatch(/provisioning failed: keyfob on .* was unplugged during (SET_CLOCK|WRITE_SEED) \(serial (FK\d{14}) recorded failed\)/);
+    const lost = /serial (FK\d{14})/.exec(run.out.stderr)![1];
     let rec = record();
     expect(rec.token(lost)).toMatchObject({ state: "failed", reason: expect.stringMatching(/unplugged during (SET_CLOCK|WRITE_SEED)/) });
     rec.close();
@@ -99,10 +99,10 @@ describe("fobkit provision over a real PTY", () => {
     // The same keyfob plugged in again (its flash kept), then a fresh one: both succeed, no serial reused.
     await pulled;
     const back = await attach("tty0", { stateDir: fob.stateDir });
-    const r1 = await fobkit(["provision", "--port", back.path, "--factory", factory, "--json"]);
+    const r1 = await fobkit(["provision", "--port", back.path, "--factory", factory, "--line", "1", "--json"]);
     expect(r1.code).toBe(0);
     const next = await attach("tty1");
-    const r2 = await fobkit(["provision", "--port", next.path, "--factory", factory, "--json"]);
+    const r2 = await fobkit(["provision", "--port", next.path, "--factory", factory, "--line", "1", "--json"]);
     expect(r2.code).toBe(0);
     const serials = [lost, JSON.parse(r1.stdout).serial, JSON.parse(r2.stdout).serial];
     expect(new Set(serials).size).toBe(3);
@@ -119,7 +119,7 @@ describe("fobkit provision over a real PTY", () => {
     run.onStderr((t) => {
       if (t.includes("set_serial")) pulled = fob.unplug();
     });
-    expect(await run.run(["provision", "--port", fob.path, "--factory", factory])).toBe(3);
+    expect(await run.run(["provision", "--port", fob.path, "--factory", factory, "--line", "1"])).toBe(3);
     await pulled;
     const back = await attach("tty0", { stateDir: fob.stateDir });
     const before = JSON.parse((await fobkit(["info", "--port", back.path, "--json"])).stdout);
@@ -132,7 +132,7 @@ describe("fobkit provision over a real PTY", () => {
   it("a keyfob whose RTC is wrong fails its self-test, is recorded failed and wiped; the next keyfob succeeds", async () => {
     // An RTC running 10^4 times too fast (a broken oscillator): the clock the station set is far off by the self-test.
     const bad = await attach("tty0", { driftPpm: 1e10 });
-    const r = await fobkit(["provision", "--port", bad.path, "--factory", factory, "--json"]);
+    const r = await fobkit(["provision", "--port", bad.path, "--factory", factory, "--line", "1", "--json"]);
     expect(r.code).toBe(3);
     const j = JSON.parse(r.stdout);
     expect(j).toMatchObject({ status: "failed", wiped: true, reason: expect.stringMatching(/^self-test failed: keyfob clock reads \d+, host \d+ \(off by \d+ s\)$/) });
@@ -142,7 +142,7 @@ describe("fobkit provision over a real PTY", () => {
     const info = JSON.parse((await fobkit(["info", "--port", bad.path, "--json"])).stdout);
     expect(info).toMatchObject({ state: "blank", seedSet: false, serial: "" });
     const good = await attach("tty1");
-    const r2 = await fobkit(["provision", "--port", good.path, "--factory", factory, "--json"]);
+    const r2 = await fobkit(["provision", "--port", good.path, "--factory", factory, "--line", "1", "--json"]);
     expect(JSON.parse(r2.stdout)).toMatchObject({ status: "good" });
     expect(parseSerial(JSON.parse(r2.stdout).serial).sequence).toBe(2);
   });
@@ -150,7 +150,7 @@ describe("fobkit provision over a real PTY", () => {
   it("a host listening from power-on reads the boot text, drops it as a damaged frame, and provisions the keyfob", async () => {
     const fob = await attach("ttyBOOT", {}, false);
     const session = await DeviceSession.open(new SerialTransport({ path: fob.path }));
-    const rec = FactoryRecord.open(factory, { create: true });
+    const rec = FactoryRecord.open(factory, { create: true, line: 1 });
     try {
       fob.emu.boot(); // NodeMCU's banner and first prompt go out now, ahead of any reply
       const r = await provisionKeyfob(session, rec);
@@ -164,10 +164,10 @@ describe("fobkit provision over a real PTY", () => {
   });
 
   it("bad usage is exit 2 with a clear message, before touching anything", async () => {
-    const r = await fobkit(["provision", "--port", join(dir, "nope"), "--factory", factory, "--algorithm", "MD5"]);
+    const r = await fobkit(["provision", "--port", join(dir, "nope"), "--factory", factory, "--line", "1", "--algorithm", "MD5"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--algorithm must be SHA1 or SHA256, got 'MD5'/);
-    const r2 = await fobkit(["provision", "--port", join(dir, "nope"), "--factory", factory]);
+    const r2 = await fobkit(["provision", "--port", join(dir, "nope"), "--factory", factory, "--line", "1"]);
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/no such port/);
     const r3 = await fobkit(["info"]);

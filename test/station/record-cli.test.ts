@@ -19,7 +19,7 @@ const seeds: Buffer[] = [];
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "fobkit-record-"));
   factory = join(dir, "line.sqlite");
-  const rec = FactoryRecord.open(factory, { create: true });
+  const rec = FactoryRecord.open(factory, { create: true, line: 1 });
   const made = (batch: number, outcome: "good" | "failed" | "pending", registered?: boolean) => {
     rec.resolveBatch(batch, batch === 2 ? { algorithm: "SHA256", digits: 6, period: 30 } : {});
     const seed = randomBytes(20);
@@ -54,7 +54,8 @@ describe("fobkit record", () => {
       expect.objectContaining({ id: 2, algorithm: "SHA256", digits: 6, period: 30, counts: { good: 1, failed: 0, pending: 1 }, registered: 1, registrationFailed: 0 }),
     ]);
     const text = await fobkit(["record", "--factory", factory]);
-    expect(text.stdout.split("\n")[0]).toMatch(/^batch 1\tSHA1, 8 digits, 60 s\tgood 3\tfailed 1\tpending 0\tregistered 1\tregistration failed 1\tsince \S+$/);
+    expect(text.stdout.split("\n")[0]).toBe("line 01");
+    expect(text.stdout.split("\n")[1]).toMatch(/^batch 1\tSHA1, 8 digits, 60 s\tgood 3\tfailed 1\tpending 0\tregistered 1\tregistration failed 1\tsince \S+$/);
   });
 
   it("lists keyfobs, filtered: the failures and why; the good ones the bank refused", async () => {
@@ -63,7 +64,7 @@ describe("fobkit record", () => {
     const lines = failed.stdout.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(lines[0].split("\t")).toEqual([
-      expect.stringMatching(/^FK0001\d{8}$/), "1", "failed", "allocated", "none", "240ac4fffe000001", "ana@line-1", expect.any(String),
+      expect.stringMatching(/^FK010001\d{8}$/), "1", "failed", "allocated", "none", "240ac4fffe000001", "ana@line-1", expect.any(String),
       "self-test failed: the keyfob's code differs from the host's computation",
     ]);
     const refused = JSON.parse((await fobkit(["record", "--factory", factory, "--list", "--registration", "failed", "--json"])).stdout);

@@ -16,6 +16,7 @@ import { KeyRing } from "../../host/registry/key-ring.js";
 import { ENGINES, freshDb } from "../registry/support.js";
 import { startServer } from "../../host/server/serve.js";
 import { FactoryRecord } from "../../host/station/factory-record.js";
+import { formatSerial } from "../../host/serial/serial-number.js";
 import { attachKeyfob, type EmulatedKeyfob } from "./emulated-keyfob.js";
 import { fobkit } from "./cli-io.js";
 
@@ -55,7 +56,7 @@ describe.each(ENGINES)("registration with the bank on $name", (engine) => {
     try {
       const fob = await attachKeyfob(join(dir, "tty0"));
       fobs.push(fob);
-      const r = await fobkit(["provision", "--port", fob.path, "--factory", join(dir, "f.sqlite"), "--bank", server.url, "--bank-key-file", join(dir, "factory.apikey"), "--json"]);
+      const r = await fobkit(["provision", "--port", fob.path, "--factory", join(dir, "f.sqlite"), "--line", "1", "--bank", server.url, "--bank-key-file", join(dir, "factory.apikey"), "--json"]);
       expect(r.code).toBe(0);
       const j = JSON.parse(r.stdout);
       expect(j).toMatchObject({ status: "good", registration: "registered" });
@@ -85,7 +86,7 @@ describe.each(ENGINES)("registration with the bank on $name", (engine) => {
     const fob = await attachKeyfob(join(dir, "tty1"));
     fobs.push(fob);
     const factory = join(dir, "f.sqlite");
-    const r = await fobkit(["provision", "--port", fob.path, "--factory", factory, "--bank", url, "--bank-key-file", join(dir, "factory.apikey"), "--json"]);
+    const r = await fobkit(["provision", "--port", fob.path, "--factory", factory, "--line", "1", "--bank", url, "--bank-key-file", join(dir, "factory.apikey"), "--json"]);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j).toMatchObject({ status: "good", registration: "failed", registrationError: expect.stringMatching(/^bank unreachable: ECONNREFUSED/) });
@@ -116,24 +117,49 @@ describe.each(ENGINES)("registration with the bank on $name", (engine) => {
     }
   });
 
-  it("station --bank registers each keyfob as it is locked; a serial the bank already holds is reported, not taken", async () => {
+  it("station --bank: a serial the bank holds as another token (a second record on the same line) stops the station, and that record issues no more", async () => {
     const server = await startServer({ db, keys: kek, listen: "127.0.0.1:0" });
-    const station = (port: string, batch: string) => fobkit(["station", "--factory", join(dir, "s.sqlite"), "--ports", port, "--count", "1", "--json",
-      "--poll-ms", "20", "--batch", batch, "--bank", server.url, "--bank-key-file", join(dir, "factory.apikey")]);
+    const station = (record: string, line: string, port: string) => fobkit(["station", "--factory", join(dir, record), "--line", line, "--ports", port, "--count", "2", "--json",
+      "--poll-ms", "20", "--bank", server.url, "--bank-key-file", join(dir, "factory.apikey")]);
     try {
-      // A second factory record that reuses batch 1 makes the first test's serial again.
+      // A second record given the line of the first test's record (a misconfiguration): its first serial is that record's first.
       const dup = await attachKeyfob(join(dir, "tty2"));
       fobs.push(dup);
-      const d = JSON.parse((await station(dup.path, "1")).stdout.trim());
-      expect(d).toMatchObject({ status: "good", registration: "failed", registrationError: expect.stringMatching(/^the bank already holds another token as FK000100000114 /) });
-      expect((await call(server.url, "GET", `/v1/tokens/${d.serial}`, keys.staff)).body.state).toBe("active");
+      const first = formatSerial(1, 1, 1);
+      const d = await station("s.sqlite", "1", dup.path);
+      // --count 2, yet it stops after the first keyfob: every later serial of this line would collide too.
+      expect(d.code).toBe(1);
+      expect(JSON.parse(d.stdout.trim())).toMatchObject({ serial: first, status: "good", registration: "failed",
+        registrationError: expect.stringMatching(new RegExp(`^the bank already holds another token as ${first} \\(another factory record issued this serial`)) });
+      expect(d.stderr).toMatch(/line 01 collides with another factory record: the bank holds FK01\d{12} as another token/);
+      // The bank kept its own token (the first test's, activated since).
+      expect((await call(server.url, "GET", `/v1/tokens/${first}`, keys.staff)).body.state).toBe("active");
 
-      const fob = await attachKeyfob(join(dir, "tty3"));
-      fobs.push(fob);
-      const r = await station(fob.path, "2");
+      // That record refuses the next keyfob before touching it: it stays blank, no serial is used.
+      const next = await attachKeyfob(join(dir, "tty3"));
+      fobs.push(next);
+      const refused = await station("s.sqlite", "1", next.path);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/line 01 collides with another factory record.*give this line's station a new record with a line number no other record has/);
+      expect(JSON.parse((await fobkit(["info", "--port", next.path, "--json"])).stdout)).toMatchObject({ state: "blank", serial: "" });
+      const rec = FactoryRecord.open(join(dir, "s.sqlite"));
+      expect(rec.counts()).toEqual({ pending: 0, good: 1, failed: 0 });
+      rec.close();
+
+      // fobkit provision says the same, exit 1 (refused), for a third record given line 01.
+      const third = await attachKeyfob(join(dir, "tty4"));
+      fobs.push(third);
+      const p = await fobkit(["provision", "--port", third.path, "--factory", join(dir, "u.sqlite"), "--line", "1", "--bank", server.url, "--bank-key-file", join(dir, "factory.apikey"), "--json"]);
+      expect(p.code).toBe(1);
+      expect(JSON.parse(p.stdout)).toMatchObject({ serial: first, status: "good", registration: "failed" });
+      expect(p.stderr).toMatch(/line 01 collides with another factory record/);
+
+      // The same keyfob on a record of its own line: batch 1, sequence 1 again, and a serial the bank takes.
+      const r = await fobkit(["station", "--factory", join(dir, "t.sqlite"), "--line", "2", "--ports", next.path, "--count", "1", "--json",
+        "--poll-ms", "20", "--bank", server.url, "--bank-key-file", join(dir, "factory.apikey")]);
       expect(r.code).toBe(0);
       const j = JSON.parse(r.stdout.trim());
-      expect(j).toMatchObject({ status: "good", registration: "registered", batch: 2 });
+      expect(j).toMatchObject({ serial: formatSerial(2, 1, 1), status: "good", registration: "registered", batch: 1 });
       expect((await call(server.url, "GET", `/v1/tokens/${j.serial}`, keys.staff)).body.state).toBe("in_stock");
     } finally {
       await server.close();
@@ -144,7 +170,7 @@ describe.each(ENGINES)("registration with the bank on $name", (engine) => {
     const r = await fobkit(["register", "--factory", join(dir, "f.sqlite"), "--bank", "http://bank.example", "--bank-key-file", join(dir, "factory.apikey")]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/seeds travel only over HTTPS/);
-    const r2 = await fobkit(["provision", "--port", "/dev/null-none", "--factory", join(dir, "g.sqlite"), "--bank", "https://bank.example"]);
+    const r2 = await fobkit(["provision", "--port", "/dev/null-none", "--factory", join(dir, "g.sqlite"), "--line", "1", "--bank", "https://bank.example"]);
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/--bank needs --bank-key-file/);
   });

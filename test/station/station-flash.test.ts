@@ -34,7 +34,7 @@ test("two blank boards and one with firmware: all three end locked and recorded 
   const ports = await Promise.all([board("blank1", true), board("blank2", true), board("ready", false)]);
   const run = () =>
     new Promise<{ status: number | null; out: string; err: string }>((resolve) => {
-      const p: ChildProcess = spawn(process.execPath, [FOBKIT, "station", "--factory", join(dir, "line.sqlite"), "--ports", ports.join(","), "--count", "3", "--flash", "--json"]);
+      const p: ChildProcess = spawn(process.execPath, [FOBKIT, "station", "--factory", join(dir, "line.sqlite"), "--line", "1", "--ports", ports.join(","), "--count", "3", "--flash", "--json"]);
       stations.push(p);
       let out = "";
       let err = "";

@@ -15,7 +15,7 @@ import { Emulator } from "../../hil/emulator.js";
 import { totpAt } from "../../firmware/otp/index.js";
 import { readPskc, PskcError } from "../../host/pskc/index.js";
 import { FactoryRecord } from "../../host/station/factory-record.js";
-import { parseSerial } from "../../host/station/serial-number.js";
+import { parseSerial } from "../../host/serial/serial-number.js";
 import { IMAGE } from "../support/paths.js";
 import { attachKeyfob, type EmulatedKeyfob } from "./emulated-keyfob.js";
 import { CliRun, fobkit } from "./cli-io.js";
@@ -66,7 +66,7 @@ beforeAll(async () => {
     // The operator takes the keyfob out and puts the next one in.
     swaps.push(fob.unplug().then(() => plug(r.port)));
   });
-  stationCode = await stationRun.run(["station", "--factory", factory, "--ports", ports.join(","), "--count", String(TOKENS), "--json", "--poll-ms", "50", "--operator", "ana"]);
+  stationCode = await stationRun.run(["station", "--factory", factory, "--line", "1", "--ports", ports.join(","), "--count", String(TOKENS), "--json", "--poll-ms", "50", "--operator", "ana"]);
   await Promise.all(swaps);
   for (const f of current.values()) await f.unplug();
   allOutput.push(stationRun.out.stdout, stationRun.out.stderr);
@@ -89,7 +89,7 @@ describe("fobkit station", () => {
     expect(rec.counts(1)).toEqual({ pending: 0, good: TOKENS, failed: 0 });
     rec.close();
     // Not a TTY: plain progress lines with the running count, no escape codes.
-    expect(stationRun.out.stderr).toMatch(new RegExp(`GOOD FK\\d{12} in [\\d.]+ s - remove keyfob  \\[good ${TOKENS}, failed 0\\]`));
+    expect(stationRun.out.stderr).toMatch(new RegExp(`GOOD FK\\d{14} in [\\d.]+ s - remove keyfob  \\[good ${TOKENS}, failed 0\\]`));
     expect(stationRun.out.stderr).not.toMatch(/\x1b\[/);
     expect(stationRun.out.stderr).toMatch(new RegExp(`station stopped: ${TOKENS} good, 0 failed`));
   });

@@ -40,14 +40,14 @@ describe("station stop", () => {
         second = attachKeyfob(join(dir, "ttyB")).then((f) => ((bReadyAt = Date.now()), f));
       }
     });
-    const code = await run.run(["station", "--factory", join(dir, "f.sqlite"), "--ports", `${join(dir, "ttyA")},${join(dir, "ttyB")}`, "--poll-ms", "20"]);
+    const code = await run.run(["station", "--factory", join(dir, "f.sqlite"), "--line", "1", "--ports", `${join(dir, "ttyA")},${join(dir, "ttyB")}`, "--poll-ms", "20"]);
     const stoppedAt = Date.now();
     const b = await second!;
     // B was there, on a watched port, while the station was still finishing A.
     expect(bReadyAt).toBeLessThan(stoppedAt);
     fobs.push(b);
     expect(code).toBe(0);
-    expect(run.out.stdout.trim()).toMatch(/^FK\d{12}$/);
+    expect(run.out.stdout.trim()).toMatch(/^FK\d{14}$/);
     expect(run.out.stderr).toMatch(/station stopped: 1 good, 0 failed/);
     const rec = FactoryRecord.open(join(dir, "f.sqlite"));
     expect(rec.counts()).toEqual({ pending: 0, good: 1, failed: 0 });
@@ -76,7 +76,7 @@ describe("station stop", () => {
         fobs.push(await attachKeyfob(r.port));
       }));
     });
-    const code = await run.run(["station", "--factory", join(dir, "f.sqlite"), "--ports", `${A},${B}`, "--count", "2", "--json", "--poll-ms", "20"]);
+    const code = await run.run(["station", "--factory", join(dir, "f.sqlite"), "--line", "1", "--ports", `${A},${B}`, "--count", "2", "--json", "--poll-ms", "20"]);
     await Promise.all(swaps);
     expect(code).toBe(0);
     const results = run.out.stdout.trim().split("\n").map((l) => JSON.parse(l));

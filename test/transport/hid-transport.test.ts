@@ -61,7 +61,7 @@ describe("HidTransport", () => {
     const t = transport();
     const session = await DeviceSession.open(t);
     expect(opened).toEqual(["/dev/hidraw7"]);
-    const rec = FactoryRecord.open(join(dir, "f.sqlite"), { create: true });
+    const rec = FactoryRecord.open(join(dir, "f.sqlite"), { create: true, line: 1 });
     const r = await provisionKeyfob(session, rec, {});
     expect(r).toMatchObject({ status: "good", port: "/dev/hidraw7" });
     expect((await session.info()).state).toBe("locked");
