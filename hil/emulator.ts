@@ -8,10 +8,13 @@
  * it from the wall clock.
  *
  * NodeMCU behaviour kept: callbacks run one at a time from a task queue. A
- * Lua error in a callback (or in init.lua) goes to the default onerror
- * handler (node.c default_onerror): the traceback is printed on the console
- * UART, the firmware keeps running, and a timer restarts the chip
- * ERROR_RESTART_MS later. node.restart() restarts at once; a restart takes
+ * Lua error in a callback goes to the default onerror handler (node.c
+ * default_onerror): the traceback is printed on the console UART, the
+ * firmware keeps running, and a timer restarts the chip ERROR_RESTART_MS
+ * later. An error in init.lua is different: lua.c pmain runs it through
+ * docall, which prints the traceback (l_print) and returns; nothing restarts
+ * and the console stays with the Lua REPL unless init.lua took it away
+ * before failing (lua.c near 96-112 and 266-277). node.restart() restarts at once; a restart takes
  * RESTART_DELAY_MS until init.lua runs again. A power cut stops everything at once: RAM and
  * the display are lost, flash keeps what reached it, the RTC runs on its
  * battery (unless removeRtcBattery()).
@@ -24,13 +27,18 @@
  * text before the firmware's first frame, as from the real board.
  * Deviation: the ESP32 ROM and bootloader lines that precede the banner are
  * not sent.
+ *
+ * Faults (faults.ts) are switched on with options.faults or setFault().
+ * rtcmem's slots live here, not in the Machine: they survive a software
+ * restart and hold random words after a power-on (rtcmem.c RTC_NOINIT_ATTR).
  */
-import { createHash } from "node:crypto";
+import { createHash, randomFillSync } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { realpathSync, mkdirSync } from "node:fs";
 import { Ds3231 } from "./ds3231.js";
 import { lua, pushJs, toJs, toLuaString } from "./fengari.js";
 import { FlashStore } from "./flash.js";
+import { FAULTS, isFault, type Fault } from "./faults.js";
 import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
 import { Machine, type EmulatorEvent, type Hardware } from "./machine.js";
 import { Max7219 } from "./max7219.js";
@@ -40,6 +48,7 @@ import { installFile } from "./nodemcu/file.js";
 import { GPIO, installGpio, type GpioPort } from "./nodemcu/gpio.js";
 import { installI2c } from "./nodemcu/i2c.js";
 import { installNode } from "./nodemcu/node.js";
+import { installRtcmem, RTC_USER_MEM_NUM_DWORDS } from "./nodemcu/rtcmem.js";
 import { installSodium } from "./nodemcu/sodium.js";
 import { installSpi } from "./nodemcu/spi.js";
 import { installTmr, type TmrPort } from "./nodemcu/tmr.js";
@@ -84,6 +93,8 @@ export interface EmulatorOptions {
   pressMs?: number;
   /** true when something else (the PTY ticker) advances time: press() then does not. */
   realtime?: boolean;
+  /** Faults switched on from power-on (faults.ts); setFault() changes them later. */
+  faults?: Fault[];
 }
 
 export interface EmulatorCounters {
@@ -103,7 +114,12 @@ export class Emulator extends EventEmitter {
   readonly mac: Uint8Array;
   readonly baud: number;
   readonly counters: EmulatorCounters = { instructions: 0, boots: 0, luaErrors: 0, uartTxBytes: 0, uartRxBytes: 0 };
-  private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud">>;
+  private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud" | "faults">>;
+  private readonly faults = new Set<Fault>();
+  /** rtcmem.c's RTC_NOINIT slots: kept across software restarts, garbage at power-on. */
+  private readonly rtcSlots = new Int32Array(RTC_USER_MEM_NUM_DWORDS);
+  /** The next boot() is a software restart (esp_restart), not a power-on or reset pin. */
+  private softRestart = false;
   private machine: Machine | undefined;
   private uart: UartPort | undefined;
   private repl: Repl | undefined;
@@ -137,7 +153,11 @@ export class Emulator extends EventEmitter {
       pressMs: options.pressMs ?? 120,
       realtime: options.realtime ?? false,
     };
-    this.flash = new FlashStore(options.stateDir);
+    for (const f of options.faults ?? []) {
+      if (!isFault(f)) throw new RangeError(`Emulator: unknown fault ${JSON.stringify(f)}; known: ${Object.keys(FAULTS).join(", ")}`);
+      this.faults.add(f);
+    }
+    this.flash = new FlashStore(options.stateDir, this.faults);
     this.rtc = new Ds3231({ unixSeconds: time, driftPpm: options.driftPpm ?? 0 });
     this.rtc.present = this.opts.rtc;
     if (this.opts.rtcTimeLost) this.rtc.loseTime(0);
@@ -200,6 +220,7 @@ export class Emulator extends EventEmitter {
       mac: this.mac,
       rngAvailable: this.opts.rng,
       freeHeap: this.opts.freeHeap,
+      faults: this.faults,
       gpioLevel(pin: number) {
         if (pin === BUTTON_PIN) return self.buttonLevel;
         const pull = self.gpio?.pull(pin) ?? GPIO.FLOATING;
@@ -224,6 +245,9 @@ export class Emulator extends EventEmitter {
     this.clock.cancel(this.pendingBoot);
     this.pendingBoot = undefined;
     if (!this.machine) this.max7219.powerOn();
+    // RTC_NOINIT memory: kept by esp_restart, random after power-on or the reset pin.
+    if (!this.softRestart) randomFillSync(this.rtcSlots);
+    this.softRestart = false;
     this.stopMachine();
     const m = new Machine(this.hardware(), { countInstructions: this.opts.countInstructions });
     this.machine = m;
@@ -238,8 +262,12 @@ export class Emulator extends EventEmitter {
     installNode(m);
     const radio = installWifi(m);
     if (this.opts.rng) installSodium(m, radio);
-    installSpi(m);
-    m.strictGlobals();
+    const absent = new Set<string>();
+    if (this.faults.has("no-spi")) absent.add("spi");
+    else installSpi(m);
+    if (this.faults.has("no-rtcmem")) absent.add("rtcmem");
+    else installRtcmem(m, this.rtcSlots);
+    m.strictGlobals(absent);
     this.counters.boots++;
     const hasInit = this.flash.exists(INIT_FILE);
     this.emitEvent({ event: "boot", init: hasInit });
@@ -253,13 +281,22 @@ export class Emulator extends EventEmitter {
       return;
     }
     const repl = this.repl;
-    this.run(m, () =>
-      repl.bootWithInit(() => {
+    this.run(m, () => {
+      const err = repl.bootWithInit(() => {
         lua.lua_getglobal(m.L, "dofile");
         lua.lua_pushstring(m.L, toLuaString(INIT_FILE));
         return m.pcall(1, 0);
-      }),
-    );
+      });
+      // lua.c pmain: docall, then l_print(L, 1) of the traceback; no onerror, no restart.
+      if (err !== undefined && !m.halted) {
+        this.counters.luaErrors++;
+        this.emitEvent({ event: "error", kind: "init", message: err });
+        this.hardware().uartTx(Uint8Array.from(err + "\n", (c) => c.charCodeAt(0) & 255));
+        const who = this.uart?.runInput ? "the Lua REPL keeps the console UART" : "init.lua took the console UART before failing";
+        this.emitEvent({ event: "repl", message: `init.lua failed; no restart (lua.c docall); ${who}` });
+      }
+      return undefined;
+    });
     // A task of its own, after init.lua's error (if any) was printed.
     this.run(m, () => repl.firstPrompt());
   }
@@ -351,6 +388,7 @@ export class Emulator extends EventEmitter {
           this.stopMachine();
           this.pendingBoot = this.clock.schedule(RESTART_DELAY_MS, () => {
             this.pendingBoot = undefined;
+            this.softRestart = true;
             this.boot();
           });
         });
@@ -363,8 +401,26 @@ export class Emulator extends EventEmitter {
     this.stopMachine();
     this.pendingBoot = this.clock.schedule(RESTART_DELAY_MS, () => {
       this.pendingBoot = undefined;
+      this.softRestart = true;
       this.boot();
     });
+  }
+
+  /** Switch a fault on or off (faults.ts); takes effect from the next firmware call. */
+  setFault(fault: Fault, on: boolean): void {
+    if (!isFault(fault)) throw new RangeError(`setFault: unknown fault ${JSON.stringify(fault)}; known: ${Object.keys(FAULTS).join(", ")}`);
+    if (on) this.faults.add(fault);
+    else this.faults.delete(fault);
+  }
+
+  /** The faults switched on now. */
+  get activeFaults(): Fault[] {
+    return [...this.faults];
+  }
+
+  /** rtcmem slot i as the firmware would read it (tests). */
+  rtcmemSlot(i: number): number {
+    return this.rtcSlots[i];
   }
 
   /** Move virtual time forward, running every timer, bounce and restart due on the way. */

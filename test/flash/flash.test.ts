@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { Emulator } from "../../hil/emulator.js";
+import { NEWLIB_BUFSIZ } from "../../hil/nodemcu/file.js";
 import { PtyLink } from "../../hil/pty.js";
 import { DeviceSession } from "../../host/device/session.js";
 import { crc32, crcHex } from "../../host/flash/crc32.js";
@@ -135,7 +136,13 @@ describe("fobkit flash", () => {
 
     const r = await flashBoard({ port: b.path, image });
     report(`resumed after ${how === "power" ? "a power cut" : "a broken link"}`, r);
-    expect(r.resumedFrom).toBe(part.length);
+    if (how === "power") expect(r.resumedFrom).toBe(part.length);
+    else {
+      // The board's stale FILE still buffered up to newlib's 128 bytes; the flasher's
+      // first line closes it, which flushes them (hil/nodemcu/file.ts).
+      expect(r.resumedFrom).toBeGreaterThanOrEqual(part.length);
+      expect(r.resumedFrom - part.length).toBeLessThan(NEWLIB_BUFSIZ);
+    }
     expect(r.lines).toBeLessThan(lines.length - 10);
     expect(r.crc).toBe(crcHex(crc32(image)));
     expect(r.info.state).toBe("blank");
