@@ -78,6 +78,7 @@ export class FlashStore {
   /** Mutating operations so far (all time). */
   writes = 0;
   private cutAt: number | undefined;
+  private failAt: number | undefined;
   /** Milliseconds of SPIFFS work not yet paid for (see the header); the emulator takes it. */
   busyMs = 0;
   private readonly faults: ReadonlySet<string>;
@@ -127,8 +128,19 @@ export class FlashStore {
     this.cutAt = this.writes + n;
   }
 
+  /**
+   * Make the n-th mutating operation from now fail as a flash error would
+   * (n >= 1): open and write fail with EIO, rename returns false, remove
+   * leaves the file (file.remove ignores unlink's error).
+   */
+  failAtWrite(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`failAtWrite: n must be an integer >= 1, got ${n}`);
+    this.failAt = this.writes + n;
+  }
+
   disarm(): void {
     this.cutAt = undefined;
+    this.failAt = undefined;
   }
 
   get armed(): boolean {
@@ -143,6 +155,14 @@ export class FlashStore {
       return true;
     }
     return false;
+  }
+
+  /** Whether the operation about to be counted is the one armed to fail (failAtWrite); counts it if so. */
+  private failing(): boolean {
+    if (this.failAt === undefined || this.writes + 1 !== this.failAt) return false;
+    this.failAt = undefined;
+    this.writes++;
+    return true;
   }
 
   exists(name: string): boolean {
@@ -172,6 +192,7 @@ export class FlashStore {
     this.busyMs += SPIFFS_OPEN_MS;
     // Creating needs the object index header page.
     if (!this.exists(name) && !this.fits(name, 0)) return "full";
+    if (this.failing()) return "fail";
     const cut = this.tick();
     const fd = openSync(this.file(name), truncate ? "w" : "a");
     closeSync(fd);
@@ -183,6 +204,7 @@ export class FlashStore {
   write(name: string, offset: number, data: Uint8Array): FlashResult {
     this.busyMs += Math.max(1, Math.ceil((data.length * SPIFFS_MS_PER_KB) / 1024));
     if (!this.fits(name, Math.max(this.exists(name) ? this.size(name) : 0, offset + data.length))) return "full";
+    if (this.failing()) return "fail";
     const cut = this.tick();
     const part = cut ? data.subarray(0, Math.floor(data.length / 2)) : data;
     const fd = openSync(this.file(name), "r+");
@@ -198,6 +220,7 @@ export class FlashStore {
   remove(name: string): FlashResult {
     if (!this.exists(name)) return "ok"; // unlink error ignored, as file.remove does
     this.busyMs += SPIFFS_REMOVE_MS;
+    if (this.failing()) return "fail";
     const cut = this.tick();
     if (cut) {
       truncateSync(this.file(name), Math.floor(this.size(name) / 2));
@@ -211,6 +234,7 @@ export class FlashStore {
   rename(from: string, to: string): FlashResult {
     if (!this.exists(from) || this.exists(to)) return "fail";
     this.busyMs += SPIFFS_RENAME_MS;
+    if (this.failing()) return "fail";
     const cut = this.tick();
     if (cut) {
       this.onCut("rename", from);

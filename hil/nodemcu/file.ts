@@ -210,6 +210,7 @@ export function installFile(m: Machine): void {
         const r = flash.openWrite(name, kind === "w");
         if (r === "cut") m.halt("power-cut");
         if (r === "full") return fail(STRERROR[ENOSPC], ENOSPC);
+        if (r === "fail") return fail(STRERROR[EIO], EIO);
       }
       const f: OpenFile = { name, readable: kind === "r" || plus, writable: kind !== "r" || plus, append: kind === "a", pos: 0, closed: false, buf: [], errno: 0 };
       m.pushObject(L, FILE_CLASS, f, fileMethods);
