@@ -28,6 +28,13 @@
  * Deviation: the ESP32 ROM and bootloader lines that precede the banner are
  * not sent.
  *
+ * SPIFFS work blocks the Lua task on the board (hil/flash.ts has the
+ * figures). In realtime mode (the PTY) the firmware's UART output of a task
+ * that did flash work leaves only once that time has passed, and bytes from
+ * the host wait for it; the station's timing therefore includes it.
+ * Deviation: in stepped mode (tests that call advance()) the time is counted
+ * in counters.flashBusyMs but not spent, so replies stay synchronous.
+ *
  * Faults (faults.ts) are switched on with options.faults or setFault().
  * rtcmem's slots live here, not in the Machine: they survive a software
  * restart and hold random words after a power-on (rtcmem.c RTC_NOINIT_ATTR).
@@ -104,6 +111,8 @@ export interface EmulatorCounters {
   luaErrors: number;
   uartTxBytes: number;
   uartRxBytes: number;
+  /** Milliseconds the firmware spent blocked in SPIFFS (hil/flash.ts figures). */
+  flashBusyMs: number;
 }
 
 export class Emulator extends EventEmitter {
@@ -113,7 +122,7 @@ export class Emulator extends EventEmitter {
   readonly flash: FlashStore;
   readonly mac: Uint8Array;
   readonly baud: number;
-  readonly counters: EmulatorCounters = { instructions: 0, boots: 0, luaErrors: 0, uartTxBytes: 0, uartRxBytes: 0 };
+  readonly counters: EmulatorCounters = { instructions: 0, boots: 0, luaErrors: 0, uartTxBytes: 0, uartRxBytes: 0, flashBusyMs: 0 };
   private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud" | "faults">>;
   private readonly faults = new Set<Fault>();
   /** rtcmem.c's RTC_NOINIT slots: kept across software restarts, garbage at power-on. */
@@ -132,6 +141,12 @@ export class Emulator extends EventEmitter {
   private pendingBoot: ReturnType<VirtualClock["schedule"]> | undefined;
   private instructionsAtBoot = 0;
   private displayDirty = false;
+  /** Realtime: virtual ms when the CPU is free of the SPIFFS work of the last task. */
+  private cpuFreeAt = 0;
+  /** Realtime: UART output of the running task, held until its flash time has passed. */
+  private txHeld: Uint8Array[] | undefined;
+  /** Realtime: held output and host bytes waiting for the CPU; a power cut drops them. */
+  private waiting: ReturnType<VirtualClock["schedule"]>[] = [];
   private lastDisplay = "        ";
 
   constructor(options: EmulatorOptions) {
@@ -228,7 +243,8 @@ export class Emulator extends EventEmitter {
       },
       uartTx(bytes: Uint8Array) {
         self.counters.uartTxBytes += bytes.length;
-        self.emit("uart", bytes);
+        if (self.txHeld) self.txHeld.push(Uint8Array.from(bytes));
+        else self.emitTx([Uint8Array.from(bytes)]);
       },
       event(e: EmulatorEvent) {
         self.emitEvent(e);
@@ -325,6 +341,9 @@ export class Emulator extends EventEmitter {
     this.clock.cancel(this.pendingBoot);
     this.pendingBoot = undefined;
     this.flash.disarm();
+    for (const w of this.waiting) this.clock.cancel(w);
+    this.waiting = [];
+    this.cpuFreeAt = 0;
     const wasOn = this.machine !== undefined;
     this.stopMachine();
     this.max7219.powerOff();
@@ -354,15 +373,46 @@ export class Emulator extends EventEmitter {
     this.busy = true;
     const before = m.instructions;
     let err: string | undefined;
+    if (this.opts.realtime) this.txHeld = [];
     try {
       err = task();
     } finally {
       this.counters.instructions += m.instructions - before;
       this.busy = false;
+      this.spendFlashTime();
     }
     this.flushDisplay();
     this.afterCall(m, err);
     while (!this.busy && this.queue.length > 0) this.queue.shift()!();
+  }
+
+  /** Take the SPIFFS time the task ran up; in realtime, hold its output (and the CPU) until then. */
+  private spendFlashTime(): void {
+    const busy = this.flash.busyMs;
+    this.flash.busyMs = 0;
+    this.counters.flashBusyMs += busy;
+    const held = this.txHeld;
+    this.txHeld = undefined;
+    if (!this.opts.realtime) return;
+    if (busy > 0) this.cpuFreeAt = Math.max(this.cpuFreeAt, this.clock.nowMs) + busy;
+    if (held && held.length > 0) this.emitTx(held);
+  }
+
+  /** Send output now, or when the CPU is free of flash work (order kept). */
+  private emitTx(chunks: Uint8Array[]): void {
+    const wait = this.cpuFreeAt - this.clock.nowMs;
+    if (wait <= 0) {
+      for (const c of chunks) this.emit("uart", c);
+      return;
+    }
+    this.hold(wait, () => {
+      for (const c of chunks) this.emit("uart", c);
+    });
+  }
+
+  private hold(wait: number, run: () => void): void {
+    this.waiting = this.waiting.filter((w) => w.at > this.clock.nowMs);
+    this.waiting.push(this.clock.schedule(wait, run));
   }
 
   /** After firmware code ran: handle its error, a restart, or a power cut it hit. */
@@ -458,6 +508,16 @@ export class Emulator extends EventEmitter {
     const data = typeof bytes === "string" ? Uint8Array.from(bytes, (c) => c.charCodeAt(0) & 255) : bytes instanceof Uint8Array ? bytes : Uint8Array.from(bytes);
     for (const b of data) if (!Number.isInteger(b) || b < 0 || b > 255) throw new RangeError(`uartWrite: byte ${b} out of 0..255`);
     this.counters.uartRxBytes += data.length;
+    const wait = this.cpuFreeAt - this.clock.nowMs;
+    if (wait > 0) {
+      // The Lua task is still blocked in SPIFFS: the bytes wait in the UART driver.
+      this.hold(wait, () => this.deliver(data));
+      return;
+    }
+    this.deliver(data);
+  }
+
+  private deliver(data: Uint8Array): void {
     const m = this.machine;
     const uart = this.uart;
     const repl = this.repl;

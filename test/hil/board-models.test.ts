@@ -174,8 +174,25 @@ describe("SPIFFS through newlib (file writes)", () => {
     b.emu.boot();
     expect(b.said()).toContain("true\ntrue\n");
     // open 15 + one flush of 60 bytes (>= 1) + rename 15 (hil/flash.ts header figures)
-    expect(b.emu.flash.busyMs).toBeGreaterThanOrEqual(31);
+    expect(b.emu.counters.flashBusyMs).toBeGreaterThanOrEqual(31);
     expect(readFileSync(join(b.dir, "data2"), "latin1")).toBe("x".repeat(60));
     b.emu.close();
+  });
+
+  it("on the PTY (realtime) the reply of a task that wrote flash leaves only after the flash time", () => {
+    const dir = tempDir("emu-model-");
+    writeFileSync(join(dir, "init.lua"), 'uart.on(0, "data", 0, function(d) local f = io.open("log", "ab") f:write(d) f:close() uart.write(0, "ok") end, 0)');
+    const emu = new Emulator({ stateDir: dir, time: 1_764_000_000, realtime: true, countInstructions: false });
+    const tx: number[] = [];
+    emu.boot();
+    emu.on("uart", (x: Uint8Array) => tx.push(...x));
+    emu.uartWrite("a");
+    expect(tx).toEqual([]); // open 15 ms + flush + close: the Lua task is still in SPIFFS
+    emu.advance(0.010);
+    expect(tx).toEqual([]);
+    emu.advance(0.020);
+    expect(Buffer.from(tx).toString("latin1")).toBe("ok");
+    expect(emu.counters.flashBusyMs).toBeGreaterThanOrEqual(16);
+    emu.close();
   });
 });
