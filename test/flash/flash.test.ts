@@ -164,7 +164,7 @@ describe("REPL lockdown", () => {
   it("a locked keyfob executes none of the Lua source sent on its UART, framed or not, and still works", async () => {
     const b = await boardOnPty({ imagePath: IMAGE });
     let session = await DeviceSession.open(new SerialTransport({ path: b.path }));
-    await session.setClock(1_764_000_000);
+    await session.setClock(1_764_003_600); // ahead of the running RTC: never "backwards" on a slow machine
     await session.writeSeed({ algorithm: "SHA1", digits: 8, period: 60, seed: Uint8Array.from(Buffer.from("12345678901234567890")) });
     await session.setSerial("FK00000042");
     await session.lock("FK00000042");

@@ -21,7 +21,7 @@ import { Emulator } from "../../hil/emulator.js";
 import type { Fault } from "../../hil/faults.js";
 import { PtyLink } from "../../hil/pty.js";
 import { DeviceSession } from "../../host/device/session.js";
-import { BACKOFF_FIRST_MS } from "../../host/flash/init-lua.js";
+import { BACKOFF_FIRST_MS, MAX_RESTARTS, RESTART_MAGIC, RESTART_SLOT } from "../../host/flash/init-lua.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
 import { IMAGE } from "../support/paths.js";
 
@@ -152,4 +152,52 @@ describe("a locked keyfob whose boot fails never runs Lua from its UART", () => 
     expect((await s2.info()).state).toBe("locked");
     await s2.close();
   }, 120_000);
+});
+
+describe("restarts after a failed boot are bounded and back off (init-lua.ts)", () => {
+  function failingBoard(faults: Fault[]) {
+    const dir = mkdtempSync(join(tmpdir(), "fobkit-backoff-"));
+    const emu = new Emulator({ stateDir: dir, imagePath: IMAGE, time: 1_764_000_000, faults, countInstructions: false });
+    const boots: number[] = [];
+    let said = "";
+    emu.on("event", (e: { event: string }) => e.event === "boot" && boots.push(emu.clock.nowMs));
+    emu.on("uart", (x: Uint8Array) => (said += Buffer.from(x).toString("latin1")));
+    cleanups.push(() => emu.close());
+    return { emu, boots, said: () => said };
+  }
+
+  it(`restarts ${MAX_RESTARTS} times, ${BACKOFF_FIRST_MS} ms doubling, then stays down until a power-on`, () => {
+    const b = failingBoard(["no-spi"]);
+    b.emu.boot();
+    b.emu.advance(600);
+    expect(b.boots).toHaveLength(1 + MAX_RESTARTS);
+    const gaps = b.boots.slice(1).map((t, i) => t - b.boots[i]);
+    // each gap: the back-off, plus the restart itself (RESTART_DELAY_MS) and the boot's own work
+    gaps.forEach((g, i) => expect(g).toBeGreaterThanOrEqual(BACKOFF_FIRST_MS * 2 ** i));
+    gaps.forEach((g, i) => expect(g).toBeLessThan(BACKOFF_FIRST_MS * 2 ** i + 1000));
+    expect(b.said()).toContain(`${MAX_RESTARTS} restarts failed: staying down until power-on`);
+    // A power cycle gives it a new series (rtcmem holds garbage after power-on).
+    b.emu.powerCut();
+    b.emu.boot();
+    b.emu.advance(3);
+    expect(b.boots).toHaveLength(1 + MAX_RESTARTS + 2);
+  });
+
+  it("without rtcmem it cannot count, so it does not restart at all", () => {
+    const b = failingBoard(["no-spi", "no-rtcmem"]);
+    b.emu.boot();
+    b.emu.advance(120);
+    expect(b.boots).toHaveLength(1);
+    expect(b.said()).toContain("no rtcmem to count restarts: staying down");
+  });
+
+  it("a good boot clears the count", () => {
+    const b = failingBoard(["no-spi"]);
+    b.emu.boot();
+    b.emu.advance(7); // two failed boots counted
+    b.emu.setFault("no-spi", false);
+    b.emu.advance(10); // the third boot succeeds
+    expect(b.emu.rtcmemSlot(RESTART_SLOT)).toBe(RESTART_MAGIC);
+    expect(b.emu.rtcmemSlot(RESTART_SLOT + 1)).toBe(0);
+  });
 });
