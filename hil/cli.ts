@@ -1,9 +1,10 @@
 /**
  * `fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N]
- *             [--baud 115200] [--image FILE] [--no-rng] [--no-rtc]`
+ *             [--baud 115200] [--image FILE] [--no-rng] [--no-rtc] [--fault NAME]...`
  *
  * Runs the emulated keyfob with its console UART on a PTY at PATH. Control
- * on stdin, one command per line: press | power-cut | boot | advance SECONDS.
+ * on stdin, one command per line: press | power-cut | boot | advance SECONDS
+ * | fault NAME on|off.
  * Events on stdout, one JSON object per line: {"event":"ready","pty":PATH}
  * first, then display/boot/error/... (see EmulatorEvent). Diagnostics on
  * stderr. Ends cleanly on SIGINT, SIGTERM or end of stdin.
@@ -13,12 +14,16 @@
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 import { Emulator, type EmulatorEvent } from "./emulator.js";
+import { FAULT_NAMES, faultHelp, isFault, type Fault } from "./faults.js";
 import { PtyLink } from "./pty.js";
 import { UART_BAUDS } from "./nodemcu/uart.js";
 
 export const EMU_USAGE =
-  "usage: fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N] [--baud 115200] [--image FILE] [--no-rng] [--no-rtc]\n" +
-  "stdin commands: press | power-cut | boot | advance SECONDS";
+  "usage: fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N] [--baud 115200] [--image FILE] [--no-rng] [--no-rtc] [--fault NAME]...\n" +
+  "stdin commands: press | power-cut | boot | advance SECONDS | fault NAME on|off\n" +
+  "faults (--fault NAME, repeatable or comma-separated):\n" +
+  faultHelp();
+const COMMANDS = "press | power-cut | boot | advance SECONDS | fault NAME on|off";
 
 export interface EmuCliIo {
   stdout: (line: string) => void;
@@ -37,10 +42,11 @@ interface EmuArgs {
   image?: string;
   rng: boolean;
   rtc: boolean;
+  faults: Fault[];
 }
 
 function parseArgs(argv: string[]): EmuArgs {
-  const out: Partial<EmuArgs> & { baud: number; rng: boolean; rtc: boolean } = { baud: 115200, rng: true, rtc: true };
+  const out: Partial<EmuArgs> & { baud: number; rng: boolean; rtc: boolean; faults: Fault[] } = { baud: 115200, rng: true, rtc: true, faults: [] };
   const num = (flag: string, v: string | undefined): number => {
     if (v === undefined || !/^-?\d+(\.\d+)?$/.test(v)) throw new UsageError(`${flag} needs a number, got ${v === undefined ? "nothing" : JSON.stringify(v)}`);
     return Number(v);
@@ -61,6 +67,12 @@ function parseArgs(argv: string[]): EmuArgs {
       case "--baud": out.baud = num(a, argv[++i]); break;
       case "--no-rng": out.rng = false; break;
       case "--no-rtc": out.rtc = false; break;
+      case "--fault":
+        for (const f of value().split(",")) {
+          if (!isFault(f)) throw new UsageError(`--fault ${JSON.stringify(f)} is not a fault; known: ${FAULT_NAMES.join(", ")}`);
+          if (!out.faults.includes(f)) out.faults.push(f);
+        }
+        break;
       default: throw new UsageError(`unknown argument ${JSON.stringify(a)}`);
     }
   }
@@ -90,7 +102,7 @@ export async function runEmuCli(argv: string[], io: EmuCliIo = defaultIo): Promi
   const emit = (o: object) => io.stdout(JSON.stringify(o));
   let emu: Emulator;
   try {
-    emu = new Emulator({ stateDir: args.state, imagePath: args.image, time: args.time, driftPpm: args.driftPpm, baud: args.baud, rng: args.rng, rtc: args.rtc, realtime: true, countInstructions: false });
+    emu = new Emulator({ stateDir: args.state, imagePath: args.image, time: args.time, driftPpm: args.driftPpm, baud: args.baud, rng: args.rng, rtc: args.rtc, faults: args.faults, realtime: true, countInstructions: false });
   } catch (e) {
     io.stderr(`fobkit emu: ${(e as Error).message}`);
     return 3;
@@ -147,7 +159,11 @@ export async function runEmuCli(argv: string[], io: EmuCliIo = defaultIo): Promi
         else if (cmd === "power-cut" && rest.length === 0) emu.powerCut();
         else if (cmd === "boot" && rest.length === 0) emu.boot();
         else if (cmd === "advance" && rest.length === 1 && /^\d+(\.\d+)?$/.test(rest[0])) emu.advance(Number(rest[0]));
-        else throw new Error(`unknown command ${JSON.stringify(line)}; commands: press | power-cut | boot | advance SECONDS`);
+        else if (cmd === "fault" && rest.length === 2 && (rest[1] === "on" || rest[1] === "off")) {
+          if (!isFault(rest[0])) throw new Error(`unknown fault ${JSON.stringify(rest[0])}; known: ${FAULT_NAMES.join(", ")}`);
+          emu.setFault(rest[0], rest[1] === "on");
+          emit({ event: "fault", faults: emu.activeFaults });
+        } else throw new Error(`unknown command ${JSON.stringify(line)}; commands: ${COMMANDS}`);
       } catch (e) {
         emit({ event: "error", kind: "command", message: (e as Error).message });
       }

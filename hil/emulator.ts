@@ -8,10 +8,13 @@
  * it from the wall clock.
  *
  * NodeMCU behaviour kept: callbacks run one at a time from a task queue. A
- * Lua error in a callback (or in init.lua) goes to the default onerror
- * handler (node.c default_onerror): the traceback is printed on the console
- * UART, the firmware keeps running, and a timer restarts the chip
- * ERROR_RESTART_MS later. node.restart() restarts at once; a restart takes
+ * Lua error in a callback goes to the default onerror handler (node.c
+ * default_onerror): the traceback is printed on the console UART, the
+ * firmware keeps running, and a timer restarts the chip ERROR_RESTART_MS
+ * later. An error in init.lua is different: lua.c pmain runs it through
+ * docall, which prints the traceback (l_print) and returns; nothing restarts
+ * and the console stays with the Lua REPL unless init.lua took it away
+ * before failing (lua.c near 96-112 and 266-277). node.restart() restarts at once; a restart takes
  * RESTART_DELAY_MS until init.lua runs again. A power cut stops everything at once: RAM and
  * the display are lost, flash keeps what reached it, the RTC runs on its
  * battery (unless removeRtcBattery()).
@@ -24,13 +27,25 @@
  * text before the firmware's first frame, as from the real board.
  * Deviation: the ESP32 ROM and bootloader lines that precede the banner are
  * not sent.
+ *
+ * SPIFFS work blocks the Lua task on the board (hil/flash.ts has the
+ * figures). In realtime mode (the PTY) the firmware's UART output of a task
+ * that did flash work leaves only once that time has passed, and bytes from
+ * the host wait for it; the station's timing therefore includes it.
+ * Deviation: in stepped mode (tests that call advance()) the time is counted
+ * in counters.flashBusyMs but not spent, so replies stay synchronous.
+ *
+ * Faults (faults.ts) are switched on with options.faults or setFault().
+ * rtcmem's slots live here, not in the Machine: they survive a software
+ * restart and hold random words after a power-on (rtcmem.c RTC_NOINIT_ATTR).
  */
-import { createHash } from "node:crypto";
+import { createHash, randomFillSync } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { realpathSync, mkdirSync } from "node:fs";
 import { Ds3231 } from "./ds3231.js";
 import { lua, pushJs, toJs, toLuaString } from "./fengari.js";
 import { FlashStore } from "./flash.js";
+import { FAULTS, isFault, type Fault } from "./faults.js";
 import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
 import { Machine, type EmulatorEvent, type Hardware } from "./machine.js";
 import { Max7219 } from "./max7219.js";
@@ -40,6 +55,7 @@ import { installFile } from "./nodemcu/file.js";
 import { GPIO, installGpio, type GpioPort } from "./nodemcu/gpio.js";
 import { installI2c } from "./nodemcu/i2c.js";
 import { installNode } from "./nodemcu/node.js";
+import { installRtcmem, RTC_USER_MEM_NUM_DWORDS } from "./nodemcu/rtcmem.js";
 import { installSodium } from "./nodemcu/sodium.js";
 import { installSpi } from "./nodemcu/spi.js";
 import { installTmr, type TmrPort } from "./nodemcu/tmr.js";
@@ -84,6 +100,8 @@ export interface EmulatorOptions {
   pressMs?: number;
   /** true when something else (the PTY ticker) advances time: press() then does not. */
   realtime?: boolean;
+  /** Faults switched on from power-on (faults.ts); setFault() changes them later. */
+  faults?: Fault[];
 }
 
 export interface EmulatorCounters {
@@ -93,6 +111,8 @@ export interface EmulatorCounters {
   luaErrors: number;
   uartTxBytes: number;
   uartRxBytes: number;
+  /** Milliseconds the firmware spent blocked in SPIFFS (hil/flash.ts figures). */
+  flashBusyMs: number;
 }
 
 export class Emulator extends EventEmitter {
@@ -102,8 +122,13 @@ export class Emulator extends EventEmitter {
   readonly flash: FlashStore;
   readonly mac: Uint8Array;
   readonly baud: number;
-  readonly counters: EmulatorCounters = { instructions: 0, boots: 0, luaErrors: 0, uartTxBytes: 0, uartRxBytes: 0 };
-  private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud">>;
+  readonly counters: EmulatorCounters = { instructions: 0, boots: 0, luaErrors: 0, uartTxBytes: 0, uartRxBytes: 0, flashBusyMs: 0 };
+  private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud" | "faults">>;
+  private readonly faults = new Set<Fault>();
+  /** rtcmem.c's RTC_NOINIT slots: kept across software restarts, garbage at power-on. */
+  private readonly rtcSlots = new Int32Array(RTC_USER_MEM_NUM_DWORDS);
+  /** The next boot() is a software restart (esp_restart), not a power-on or reset pin. */
+  private softRestart = false;
   private machine: Machine | undefined;
   private uart: UartPort | undefined;
   private repl: Repl | undefined;
@@ -116,6 +141,12 @@ export class Emulator extends EventEmitter {
   private pendingBoot: ReturnType<VirtualClock["schedule"]> | undefined;
   private instructionsAtBoot = 0;
   private displayDirty = false;
+  /** Realtime: virtual ms when the CPU is free of the SPIFFS work of the last task. */
+  private cpuFreeAt = 0;
+  /** Realtime: UART output of the running task, held until its flash time has passed. */
+  private txHeld: Uint8Array[] | undefined;
+  /** Realtime: held output and host bytes waiting for the CPU; a power cut drops them. */
+  private waiting: ReturnType<VirtualClock["schedule"]>[] = [];
   private lastDisplay = "        ";
 
   constructor(options: EmulatorOptions) {
@@ -137,7 +168,11 @@ export class Emulator extends EventEmitter {
       pressMs: options.pressMs ?? 120,
       realtime: options.realtime ?? false,
     };
-    this.flash = new FlashStore(options.stateDir);
+    for (const f of options.faults ?? []) {
+      if (!isFault(f)) throw new RangeError(`Emulator: unknown fault ${JSON.stringify(f)}; known: ${Object.keys(FAULTS).join(", ")}`);
+      this.faults.add(f);
+    }
+    this.flash = new FlashStore(options.stateDir, this.faults);
     this.rtc = new Ds3231({ unixSeconds: time, driftPpm: options.driftPpm ?? 0 });
     this.rtc.present = this.opts.rtc;
     if (this.opts.rtcTimeLost) this.rtc.loseTime(0);
@@ -200,6 +235,7 @@ export class Emulator extends EventEmitter {
       mac: this.mac,
       rngAvailable: this.opts.rng,
       freeHeap: this.opts.freeHeap,
+      faults: this.faults,
       gpioLevel(pin: number) {
         if (pin === BUTTON_PIN) return self.buttonLevel;
         const pull = self.gpio?.pull(pin) ?? GPIO.FLOATING;
@@ -207,7 +243,8 @@ export class Emulator extends EventEmitter {
       },
       uartTx(bytes: Uint8Array) {
         self.counters.uartTxBytes += bytes.length;
-        self.emit("uart", bytes);
+        if (self.txHeld) self.txHeld.push(Uint8Array.from(bytes));
+        else self.emitTx([Uint8Array.from(bytes)]);
       },
       event(e: EmulatorEvent) {
         self.emitEvent(e);
@@ -224,6 +261,9 @@ export class Emulator extends EventEmitter {
     this.clock.cancel(this.pendingBoot);
     this.pendingBoot = undefined;
     if (!this.machine) this.max7219.powerOn();
+    // RTC_NOINIT memory: kept by esp_restart, random after power-on or the reset pin.
+    if (!this.softRestart) randomFillSync(this.rtcSlots);
+    this.softRestart = false;
     this.stopMachine();
     const m = new Machine(this.hardware(), { countInstructions: this.opts.countInstructions });
     this.machine = m;
@@ -238,8 +278,12 @@ export class Emulator extends EventEmitter {
     installNode(m);
     const radio = installWifi(m);
     if (this.opts.rng) installSodium(m, radio);
-    installSpi(m);
-    m.strictGlobals();
+    const absent = new Set<string>();
+    if (this.faults.has("no-spi")) absent.add("spi");
+    else installSpi(m);
+    if (this.faults.has("no-rtcmem")) absent.add("rtcmem");
+    else installRtcmem(m, this.rtcSlots);
+    m.strictGlobals(absent);
     this.counters.boots++;
     const hasInit = this.flash.exists(INIT_FILE);
     this.emitEvent({ event: "boot", init: hasInit });
@@ -253,13 +297,22 @@ export class Emulator extends EventEmitter {
       return;
     }
     const repl = this.repl;
-    this.run(m, () =>
-      repl.bootWithInit(() => {
+    this.run(m, () => {
+      const err = repl.bootWithInit(() => {
         lua.lua_getglobal(m.L, "dofile");
         lua.lua_pushstring(m.L, toLuaString(INIT_FILE));
         return m.pcall(1, 0);
-      }),
-    );
+      });
+      // lua.c pmain: docall, then l_print(L, 1) of the traceback; no onerror, no restart.
+      if (err !== undefined && !m.halted) {
+        this.counters.luaErrors++;
+        this.emitEvent({ event: "error", kind: "init", message: err });
+        this.hardware().uartTx(Uint8Array.from(err + "\n", (c) => c.charCodeAt(0) & 255));
+        const who = this.uart?.runInput ? "the Lua REPL keeps the console UART" : "init.lua took the console UART before failing";
+        this.emitEvent({ event: "repl", message: `init.lua failed; no restart (lua.c docall); ${who}` });
+      }
+      return undefined;
+    });
     // A task of its own, after init.lua's error (if any) was printed.
     this.run(m, () => repl.firstPrompt());
   }
@@ -288,6 +341,9 @@ export class Emulator extends EventEmitter {
     this.clock.cancel(this.pendingBoot);
     this.pendingBoot = undefined;
     this.flash.disarm();
+    for (const w of this.waiting) this.clock.cancel(w);
+    this.waiting = [];
+    this.cpuFreeAt = 0;
     const wasOn = this.machine !== undefined;
     this.stopMachine();
     this.max7219.powerOff();
@@ -317,15 +373,46 @@ export class Emulator extends EventEmitter {
     this.busy = true;
     const before = m.instructions;
     let err: string | undefined;
+    if (this.opts.realtime) this.txHeld = [];
     try {
       err = task();
     } finally {
       this.counters.instructions += m.instructions - before;
       this.busy = false;
+      this.spendFlashTime();
     }
     this.flushDisplay();
     this.afterCall(m, err);
     while (!this.busy && this.queue.length > 0) this.queue.shift()!();
+  }
+
+  /** Take the SPIFFS time the task ran up; in realtime, hold its output (and the CPU) until then. */
+  private spendFlashTime(): void {
+    const busy = this.flash.busyMs;
+    this.flash.busyMs = 0;
+    this.counters.flashBusyMs += busy;
+    const held = this.txHeld;
+    this.txHeld = undefined;
+    if (!this.opts.realtime) return;
+    if (busy > 0) this.cpuFreeAt = Math.max(this.cpuFreeAt, this.clock.nowMs) + busy;
+    if (held && held.length > 0) this.emitTx(held);
+  }
+
+  /** Send output now, or when the CPU is free of flash work (order kept). */
+  private emitTx(chunks: Uint8Array[]): void {
+    const wait = this.cpuFreeAt - this.clock.nowMs;
+    if (wait <= 0) {
+      for (const c of chunks) this.emit("uart", c);
+      return;
+    }
+    this.hold(wait, () => {
+      for (const c of chunks) this.emit("uart", c);
+    });
+  }
+
+  private hold(wait: number, run: () => void): void {
+    this.waiting = this.waiting.filter((w) => w.at > this.clock.nowMs);
+    this.waiting.push(this.clock.schedule(wait, run));
   }
 
   /** After firmware code ran: handle its error, a restart, or a power cut it hit. */
@@ -351,6 +438,7 @@ export class Emulator extends EventEmitter {
           this.stopMachine();
           this.pendingBoot = this.clock.schedule(RESTART_DELAY_MS, () => {
             this.pendingBoot = undefined;
+            this.softRestart = true;
             this.boot();
           });
         });
@@ -363,8 +451,26 @@ export class Emulator extends EventEmitter {
     this.stopMachine();
     this.pendingBoot = this.clock.schedule(RESTART_DELAY_MS, () => {
       this.pendingBoot = undefined;
+      this.softRestart = true;
       this.boot();
     });
+  }
+
+  /** Switch a fault on or off (faults.ts); takes effect from the next firmware call. */
+  setFault(fault: Fault, on: boolean): void {
+    if (!isFault(fault)) throw new RangeError(`setFault: unknown fault ${JSON.stringify(fault)}; known: ${Object.keys(FAULTS).join(", ")}`);
+    if (on) this.faults.add(fault);
+    else this.faults.delete(fault);
+  }
+
+  /** The faults switched on now. */
+  get activeFaults(): Fault[] {
+    return [...this.faults];
+  }
+
+  /** rtcmem slot i as the firmware would read it (tests). */
+  rtcmemSlot(i: number): number {
+    return this.rtcSlots[i];
   }
 
   /** Move virtual time forward, running every timer, bounce and restart due on the way. */
@@ -402,6 +508,16 @@ export class Emulator extends EventEmitter {
     const data = typeof bytes === "string" ? Uint8Array.from(bytes, (c) => c.charCodeAt(0) & 255) : bytes instanceof Uint8Array ? bytes : Uint8Array.from(bytes);
     for (const b of data) if (!Number.isInteger(b) || b < 0 || b > 255) throw new RangeError(`uartWrite: byte ${b} out of 0..255`);
     this.counters.uartRxBytes += data.length;
+    const wait = this.cpuFreeAt - this.clock.nowMs;
+    if (wait > 0) {
+      // The Lua task is still blocked in SPIFFS: the bytes wait in the UART driver.
+      this.hold(wait, () => this.deliver(data));
+      return;
+    }
+    this.deliver(data);
+  }
+
+  private deliver(data: Uint8Array): void {
     const m = this.machine;
     const uart = this.uart;
     const repl = this.repl;

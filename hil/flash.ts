@@ -16,6 +16,28 @@
  * - rename: SPIFFS rewrites only the index header page, so the rename either
  *   happened or not; the cut falls before it.
  * Rename fails, like SPIFFS_rename, when the new name exists.
+ *
+ * Capacity. NodeMCU's default partition table (components/platform/
+ * partitions.csv at 7c5bb151) gives SPIFFS ("storage", data/spiffs) 0x70000
+ * bytes. ESP-IDF's SPIFFS uses 4 KB blocks and 256-byte pages, so 112
+ * blocks of 16 pages, one of them the block's object lookup page. SPIFFS_info
+ * (pellepl/spiffs spiffs_hydrogen.c) counts (blocks - 2) * (16 - 1) + 1 =
+ * 1651 data pages (two blocks spare for garbage collection, one emergency
+ * page), each carrying 256 - 5 (page header) = 251 bytes: 414,401 bytes.
+ * A file takes one object index header page plus one data page per 251
+ * bytes, and one more index page per further ~124 data pages once the
+ * header's ~104 entries are used (spiffs_nucleus.h SPIFFS_OBJ_HDR_IX_LEN,
+ * SPIFFS_OBJ_IX_LEN). A write that would need more pages than are free fails
+ * with ENOSPC and writes nothing. The "flash-full" fault leaves no free page.
+ *
+ * Time. SPIFFS on the ESP32 is slow and blocks the Lua task while it works:
+ * creating, writing and closing a small file took 156 ms on an ESP32
+ * (espressif/arduino-esp32 issue 1597), NodeMCU's open/write/close of a
+ * small file 15 ms (pellepl/spiffs issue 185, pjsg), and sustained writes
+ * about 6 ms per KB (arduino-esp32 issue 1360: 262,144 bytes in 1,546 ms).
+ * Every operation adds its cost to busyMs (the low end of those figures,
+ * so the emulator is never faster than a board); the emulator holds the
+ * firmware's next UART output back by that long.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -24,20 +46,69 @@ export const SPIFFS_NAME_MAX = 31;
 
 export type FlashOp = "open" | "write" | "remove" | "rename";
 
-/** Result of a mutating operation: done, failed (like the device would), or cut (power gone). */
-export type FlashResult = "ok" | "fail" | "cut";
+/** Result of a mutating operation: done, failed (like the device would), no space (ENOSPC), or cut (power gone). */
+export type FlashResult = "ok" | "fail" | "full" | "cut";
+
+/** partitions.csv: storage, data, spiffs, 0x70000. */
+export const SPIFFS_PARTITION_BYTES = 0x70000;
+export const SPIFFS_PAGE_BYTES = 256;
+export const SPIFFS_BLOCK_BYTES = 4096;
+/** 256 - sizeof(spiffs_page_header) (obj_id u16, span_ix u16, flags u8). */
+export const SPIFFS_DATA_PAGE_BYTES = SPIFFS_PAGE_BYTES - 5;
+/** SPIFFS_info: (blocks - 2) * (pages per block - lookup pages) + 1. */
+export const SPIFFS_TOTAL_PAGES = (SPIFFS_PARTITION_BYTES / SPIFFS_BLOCK_BYTES - 2) * (SPIFFS_BLOCK_BYTES / SPIFFS_PAGE_BYTES - 1) + 1;
+/** Data-page references in the object index header page, and in each further index page (approximate, see header). */
+const HDR_IX_ENTRIES = 104;
+const IX_ENTRIES = 124;
+
+/** Pages a file of `size` bytes occupies. */
+export function spiffsPages(size: number): number {
+  const data = Math.ceil(size / SPIFFS_DATA_PAGE_BYTES);
+  return 1 + data + Math.ceil(Math.max(0, data - HDR_IX_ENTRIES) / IX_ENTRIES);
+}
+
+/** Cost of SPIFFS work in ms (see the header for the figures). */
+export const SPIFFS_OPEN_MS = 15;
+export const SPIFFS_MS_PER_KB = 6;
+export const SPIFFS_REMOVE_MS = 15;
+export const SPIFFS_RENAME_MS = 15;
 
 export class FlashStore {
   readonly dir: string;
   /** Mutating operations so far (all time). */
   writes = 0;
   private cutAt: number | undefined;
+  private failAt: number | undefined;
+  /** Milliseconds of SPIFFS work not yet paid for (see the header); the emulator takes it. */
+  busyMs = 0;
+  private readonly faults: ReadonlySet<string>;
   /** Called after a cut operation left its partial effect. */
   onCut: (op: FlashOp, name: string) => void = () => {};
 
-  constructor(dir: string) {
+  /** faults: the emulator's live set ("flash-full" is read here). */
+  constructor(dir: string, faults: ReadonlySet<string> = new Set()) {
     this.dir = dir;
+    this.faults = faults;
     mkdirSync(dir, { recursive: true });
+  }
+
+  /** Pages in use by every file. */
+  usedPages(): number {
+    let n = 0;
+    for (const size of this.list().values()) n += spiffsPages(size);
+    return n;
+  }
+
+  /** Pages free now (none under the "flash-full" fault). */
+  freePages(): number {
+    if (this.faults.has("flash-full")) return 0;
+    return Math.max(0, SPIFFS_TOTAL_PAGES - this.usedPages());
+  }
+
+  /** Whether `name` can grow (or be created) to `size` bytes. */
+  private fits(name: string, size: number): boolean {
+    const now = this.exists(name) ? spiffsPages(this.size(name)) : 0;
+    return spiffsPages(size) - now <= this.freePages();
   }
 
   /** The SPIFFS name for a path, or undefined if the device could not have it. */
@@ -57,8 +128,19 @@ export class FlashStore {
     this.cutAt = this.writes + n;
   }
 
+  /**
+   * Make the n-th mutating operation from now fail as a flash error would
+   * (n >= 1): open and write fail with EIO, rename returns false, remove
+   * leaves the file (file.remove ignores unlink's error).
+   */
+  failAtWrite(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`failAtWrite: n must be an integer >= 1, got ${n}`);
+    this.failAt = this.writes + n;
+  }
+
   disarm(): void {
     this.cutAt = undefined;
+    this.failAt = undefined;
   }
 
   get armed(): boolean {
@@ -73,6 +155,14 @@ export class FlashStore {
       return true;
     }
     return false;
+  }
+
+  /** Whether the operation about to be counted is the one armed to fail (failAtWrite); counts it if so. */
+  private failing(): boolean {
+    if (this.failAt === undefined || this.writes + 1 !== this.failAt) return false;
+    this.failAt = undefined;
+    this.writes++;
+    return true;
   }
 
   exists(name: string): boolean {
@@ -99,6 +189,10 @@ export class FlashStore {
 
   /** Create or truncate (truncate = "w" modes) a file for writing. */
   openWrite(name: string, truncate: boolean): FlashResult {
+    this.busyMs += SPIFFS_OPEN_MS;
+    // Creating needs the object index header page.
+    if (!this.exists(name) && !this.fits(name, 0)) return "full";
+    if (this.failing()) return "fail";
     const cut = this.tick();
     const fd = openSync(this.file(name), truncate ? "w" : "a");
     closeSync(fd);
@@ -108,6 +202,9 @@ export class FlashStore {
 
   /** Write data at offset (append when offset is the file size). */
   write(name: string, offset: number, data: Uint8Array): FlashResult {
+    this.busyMs += Math.max(1, Math.ceil((data.length * SPIFFS_MS_PER_KB) / 1024));
+    if (!this.fits(name, Math.max(this.exists(name) ? this.size(name) : 0, offset + data.length))) return "full";
+    if (this.failing()) return "fail";
     const cut = this.tick();
     const part = cut ? data.subarray(0, Math.floor(data.length / 2)) : data;
     const fd = openSync(this.file(name), "r+");
@@ -122,6 +219,8 @@ export class FlashStore {
 
   remove(name: string): FlashResult {
     if (!this.exists(name)) return "ok"; // unlink error ignored, as file.remove does
+    this.busyMs += SPIFFS_REMOVE_MS;
+    if (this.failing()) return "fail";
     const cut = this.tick();
     if (cut) {
       truncateSync(this.file(name), Math.floor(this.size(name) / 2));
@@ -134,6 +233,8 @@ export class FlashStore {
 
   rename(from: string, to: string): FlashResult {
     if (!this.exists(from) || this.exists(to)) return "fail";
+    this.busyMs += SPIFFS_RENAME_MS;
+    if (this.failing()) return "fail";
     const cut = this.tick();
     if (cut) {
       this.onCut("rename", from);

@@ -5,10 +5,12 @@
  */
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { INIT_SOURCE } from "../host/flash/init-lua.js";
 
 export const IMAGE_FILE = "fobkit.lua";
 export const INIT_FILE = "init.lua";
-export const INIT_LUA = 'dofile("fobkit.lua").start()\n';
+/** The boot script, fail-closed (host/flash/init-lua.ts, shared with fobkit flash). */
+export const INIT_LUA = INIT_SOURCE;
 
 export function installImage(stateDir: string, imagePath: string): void {
   if (!existsSync(imagePath)) throw new Error(`image not found: ${imagePath} (build it first: make firmware)`);

@@ -13,6 +13,8 @@ import type { Ds3231 } from "./ds3231.js";
 import type { FlashStore } from "./flash.js";
 import type { Max7219 } from "./max7219.js";
 import type { VirtualClock } from "./virtual-clock.js";
+import type { Fault } from "./faults.js";
+import { IMAGE_FILE } from "./install.js";
 
 /** What the machine's modules reach outside the Lua state: the board's hardware. */
 export interface Hardware {
@@ -27,6 +29,8 @@ export interface Hardware {
   /** False: the firmware was built without the sodium module (no RNG). */
   readonly rngAvailable: boolean;
   readonly freeHeap: number;
+  /** Faults switched on (faults.ts); live: the emulator may change it between tasks. */
+  readonly faults: ReadonlySet<Fault>;
   gpioLevel(pin: number): number;
   uartTx(bytes: Uint8Array): void;
   event(e: EmulatorEvent): void;
@@ -36,7 +40,7 @@ export type EmulatorEvent =
   | { event: "display"; text: string }
   | { event: "boot"; init: boolean }
   | { event: "repl"; message: string }
-  | { event: "error"; kind: "lua" | "no-init" | "image"; message: string }
+  | { event: "error"; kind: "lua" | "init" | "no-init" | "image"; message: string }
   | { event: "warning"; message: string }
   | { event: "power-cut"; reason: string }
   | { event: "restart"; reason: string }
@@ -186,14 +190,17 @@ export class Machine {
     return data.obj as T;
   }
 
-  /** Make reading an undefined global an error (optional modules read as nil). */
-  strictGlobals(): void {
+  /**
+   * Make reading an undefined global an error. Optional modules, and the
+   * modules in `absent` (left out of this build), read as nil, as on the board.
+   */
+  strictGlobals(absent: ReadonlySet<string> = new Set()): void {
     const L = this.L;
     lua.lua_pushglobaltable(L);
     lua.lua_newtable(L);
     lua.lua_pushcfunction(L, (L2: LuaState) => {
       const key = lua.lua_type(L2, 2) === lua.LUA_TSTRING ? bytesText(lua.lua_tolstring(L2, 2)) : "?";
-      if (OPTIONAL_MODULES.has(key)) {
+      if (OPTIONAL_MODULES.has(key) || absent.has(key)) {
         lua.lua_pushnil(L2);
         return 1;
       }
@@ -242,6 +249,8 @@ export class Machine {
 
   /** Load a chunk of bytes under a chunk name; pushes the function. Error message or undefined. */
   load(code: Uint8Array, chunkName: string): string | undefined {
+    // lauxlib's message for LUA_ERRMEM: the board compiles the image in RAM.
+    if (chunkName === "@" + IMAGE_FILE && this.hw.faults.has("oom-at-load")) return "not enough memory";
     const status = lauxlib.luaL_loadbufferx(this.L, code, code.length, toLuaString(chunkName), toLuaString("t"));
     if (status === lua.LUA_OK) return undefined;
     const message = bytesText(lua.lua_tolstring(this.L, -1));

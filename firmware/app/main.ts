@@ -2,6 +2,13 @@
  * Boot and the event loop glue: UART bytes -> deframer -> decoder -> device
  * -> encoder -> UART; button -> display. NodeMCU is event driven, so start()
  * registers the handlers and returns.
+ *
+ * Boot is fail-closed. init.lua (host/flash/init-lua.ts) has already taken
+ * the console from the Lua interpreter before it loaded this image; start()
+ * runs every step that can raise (SPI missing from the build, a bus error,
+ * getmac, running out of memory) under pcall. On failure nothing answers on
+ * the UART, the display shows "Err" if it can, and start() returns the error
+ * text so init.lua can restart with back-off.
  */
 import {
   CRC16_BYTES, decodeRequest, deframerPush, deframerWipe, encodeReply, MAX_FRAME, newDeframer, RX_FRAME, RX_NONE,
@@ -16,6 +23,8 @@ export const SHOW_MS = 10000;
 export const LINK_BAUD = 115200;
 /** COBS frames end at 0x00: NodeMCU delivers UART data up to that byte in one callback. */
 const FRAME_DELIMITER = 0;
+/** What a failed boot shows (seven-segment-font.ts has E and r). */
+export const BOOT_ERROR_TEXT = "Err boot";
 
 let dev: Device | undefined = undefined;
 let rx: Deframer | undefined = undefined;
@@ -53,12 +62,32 @@ function onPress(): void {
   board.displayBlankAfter(SHOW_MS);
 }
 
-/** Boot the keyfob: called by init.lua (`dofile("fobkit.lua").start()`). */
-export function start(): void {
-  dev = deviceBoot();
-  rx = newDeframer();
+/** Every boot step; any of them may raise. The UART link comes last: nothing answers unless all went well. */
+function boot(): void {
   board.displayInit();
   board.displayOff();
+  const d = deviceBoot();
+  rx = newDeframer();
   board.buttonStart(onPress);
+  dev = d;
   board.uartStart(onBytes, LINK_BAUD, FRAME_DELIMITER);
+}
+
+function showBootError(): void {
+  board.displayText(BOOT_ERROR_TEXT);
+}
+
+/**
+ * Boot the keyfob: called by init.lua (`dofile("fobkit.lua").start()`).
+ * Returns undefined when the keyfob is up, or the error text of the step
+ * that failed (the keyfob then answers nothing; init.lua decides about a
+ * restart).
+ */
+export function start(): string | undefined {
+  const [ok, err] = pcall(boot);
+  if (ok) return undefined;
+  dev = undefined;
+  rx = undefined;
+  pcall(showBootError);
+  return tostring(err);
 }

@@ -22,7 +22,15 @@
  *           otherwise -> no record.
  * NAME only ever appears by renaming a complete NAME.new, and NAME.new only
  * survives a rename of NAME away once it is complete, so those three cases
- * are all there is. Each file carries an envelope so "complete" can be
+ * are all there is.
+ *
+ * A write can fail without a power cut: SPIFFS full (ENOSPC), a flash
+ * error. newlib buffers a FILE's writes (128 bytes), so such an error
+ * often shows only when f:close() flushes the tail: f:write's and
+ * f:close()'s results are both checked, and NAME.new is then read back and
+ * compared byte for byte with what was meant before it may replace NAME. Any
+ * failure before the renames leaves NAME as it was (NAME.new is removed);
+ * the write returns BOARD_ERR_FLASH. Each file carries an envelope so "complete" can be
  * checked: [len hi, len lo, payload..., crc hi, crc lo], CRC-16 over length
  * and payload.
  */
@@ -101,16 +109,49 @@ function writeEnveloped(path: string, payload: number[]): number {
   const enveloped: number[] = [head[0], head[1]];
   for (let i = 0; i < len; i++) enveloped.push(payload[i]);
   const crc = crc16(enveloped, 0, len + 2);
+  enveloped.push(shr(crc, 8) & 255);
+  enveloped.push(crc & 255);
   const [f] = io.open(path, "wb");
   if (f === undefined) {
     return BOARD_ERR_FLASH;
   }
   const [ok] = f.write(bytesToString(head, 0, 2), bytesToString(payload, 0, len), string.char(shr(crc, 8) & 255, crc & 255));
-  f.close();
-  if (ok === undefined) {
-    return BOARD_ERR_FLASH;
+  // The buffered tail (and a full SPIFFS) shows only here: close's result counts.
+  const closed = f.close();
+  let st = BOARD_OK;
+  if (ok === undefined || !closed) {
+    st = BOARD_ERR_FLASH;
+  } else {
+    const back = readRaw(path);
+    if (back === undefined || !sameBytes(back, enveloped)) {
+      st = BOARD_ERR_FLASH;
+    }
+    wipe(back);
   }
-  return BOARD_OK;
+  wipe(enveloped);
+  return st;
+}
+
+function sameBytes(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) {
+    return false;
+  }
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** The record may hold a seed: clear copies the store made. */
+function wipe(a: number[] | undefined): void {
+  if (a === undefined) {
+    return;
+  }
+  for (let i = 0; i < a.length; i++) {
+    a[i] = 0;
+  }
 }
 
 function removeIfPresent(path: string): void {
@@ -178,6 +219,8 @@ export function flashWrite(name: string, bytes: number[]): number {
   removeIfPresent(previous);
   const st = writeEnveloped(pending, bytes);
   if (st !== BOARD_OK) {
+    // NAME is untouched; a NAME.new that did not check out must not be rolled forward later.
+    removeIfPresent(pending);
     return st;
   }
   if (file.exists(name) && !file.rename(name, previous)) {

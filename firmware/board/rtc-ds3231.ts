@@ -19,6 +19,14 @@
  * 2000-2099; a read still honours the century bit and fails on a date that
  * cannot exist.
  *
+ * Bus errors: i2c.transfer raises on a bus timeout or a driver error
+ * (i2c_hw_master.c li2c_hw_master_transfer near 385 -> i2c_lua_checkerr:
+ * "i2c timeout", "i2c driver state error"...), and i2c.setup raises when
+ * the driver cannot be installed. Every transaction therefore runs under
+ * pcall and a raise becomes BOARD_ERR_RTC_BUS: the app's RTC error state,
+ * and the request that needed the time still gets its reply (a Lua error in
+ * a UART callback would instead end in node.c's restart).
+ *
  * Time for the app is the OTP core's UnixTime { hi, lo } (firmware/otp/time.ts:
  * hi * 2^16 + lo seconds), converted with its integer-only civil-date code,
  * so nothing here passes 2^31 on a 32-bit Lua.
@@ -30,6 +38,7 @@ import { RTC_SCL_PIN, RTC_SDA_PIN } from "./pins.js";
 import {
   BOARD_ERR_ARG,
   BOARD_ERR_RTC_ABSENT,
+  BOARD_ERR_RTC_BUS,
   BOARD_ERR_RTC_RANGE,
   BOARD_ERR_RTC_TIME_LOST,
   BOARD_OK,
@@ -73,7 +82,8 @@ function toBcd(v: number): number {
   return (idiv(v, 10) << 4) | v % 10;
 }
 
-function readRegisters(out: number[]): number {
+/** The read transaction; may raise (see the header). The registers, or undefined without an ACK. */
+function transferRead(): string | undefined {
   ensureBus();
   const id = i2c.HW0;
   i2c.start(id);
@@ -84,14 +94,26 @@ function readRegisters(out: number[]): number {
   i2c.read(id, READ_LENGTH);
   i2c.stop(id);
   const [data, ack] = i2c.transfer(id);
-  if (!ack || data === undefined || data.length !== READ_LENGTH) {
+  if (!ack) {
+    return undefined;
+  }
+  return data;
+}
+
+function readRegisters(out: number[]): number {
+  const [ok, data] = pcall(transferRead);
+  if (!ok) {
+    return BOARD_ERR_RTC_BUS;
+  }
+  if (data === undefined || data.length !== READ_LENGTH) {
     return BOARD_ERR_RTC_ABSENT;
   }
   appendStringBytes(data, out);
   return BOARD_OK;
 }
 
-function writeRegisters(first: number, values: number[]): number {
+/** The write transaction; may raise. Whether the chip ACKed. */
+function transferWrite(first: number, values: number[]): boolean {
   ensureBus();
   const id = i2c.HW0;
   i2c.start(id);
@@ -99,6 +121,14 @@ function writeRegisters(first: number, values: number[]): number {
   i2c.write(id, first, values);
   i2c.stop(id);
   const [, ack] = i2c.transfer(id);
+  return ack;
+}
+
+function writeRegisters(first: number, values: number[]): number {
+  const [ok, ack] = pcall(transferWrite, first, values);
+  if (!ok) {
+    return BOARD_ERR_RTC_BUS;
+  }
   if (!ack) {
     return BOARD_ERR_RTC_ABSENT;
   }
@@ -129,7 +159,7 @@ function decodeHours(reg: number): number {
 }
 
 /**
- * Read the time. BOARD_OK and out filled; BOARD_ERR_RTC_ABSENT (no ACK),
+ * Read the time. BOARD_OK and out filled; BOARD_ERR_RTC_BUS (the bus raised), BOARD_ERR_RTC_ABSENT (no ACK),
  * BOARD_ERR_RTC_TIME_LOST (OSF set), BOARD_ERR_RTC_RANGE (registers not a
  * date). out is untouched on error: the app never sees a zero clock.
  */

@@ -1,8 +1,9 @@
 /** @noSelfInFile */
 /**
  * Status codes of the board layer. Every board hook returns one of these
- * (no throw: the subset has no exceptions, and a NodeMCU Lua error ends in a
- * restart). The app maps them to its own protocol status codes.
+ * (no throw: the subset has no exceptions, and a NodeMCU Lua error in a
+ * callback ends in a restart; NodeMCU functions that raise are called under
+ * pcall). The app maps them to its own protocol status codes.
  */
 
 /** Success. */
@@ -29,3 +30,8 @@ export const BOARD_ERR_NOT_FOUND = 7;
 export const BOARD_ERR_CORRUPT = 8;
 /** The hook was used before its start/init call. */
 export const BOARD_ERR_NOT_STARTED = 9;
+/**
+ * The RTC's I2C bus failed: i2c.transfer or i2c.setup raised (a bus
+ * timeout, a driver error; i2c_hw_master.c i2c_lua_checkerr).
+ */
+export const BOARD_ERR_RTC_BUS = 10;

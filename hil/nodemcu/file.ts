@@ -1,6 +1,19 @@
 /**
  * The `file` module (metadata only on ESP32, docs/modules/file.md) and Lua's
  * `io` library on SPIFFS, which is how dev-esp32 reads and writes contents.
+ *
+ * Writes are buffered as newlib's stdio buffers them on the ESP32: a FILE
+ * opened for writing gets a BUFSIZ (128-byte) buffer, and bytes reach SPIFFS
+ * only when it fills, before a read, or at close. So a full SPIFFS (ENOSPC)
+ * or an I/O error first shows where the flush happens: f:write returns
+ * (nil, message, errno) only for the flush it triggered, and the record's
+ * tail fails at f:close(). After a failed flush the stream is in error
+ * (newlib __SERR): later writes fail and close reports failure; what was
+ * still buffered never reaches flash. Lua's liolib returns
+ * luaL_fileresult(L, 0, NULL) for both: nil, strerror(errno), errno.
+ * The "close-error" fault makes every close of a file opened for writing
+ * fail with EIO, its buffered bytes lost (SPIFFS_close's own cache flush
+ * failing under esp_spiffs.c's close).
  */
 import { argError, lauxlib, lua, pushBytes, pushText, raise, toLuaString, bytesText, type LuaState } from "../fengari.js";
 import type { Machine } from "../machine.js";
@@ -12,7 +25,17 @@ interface OpenFile {
   append: boolean;
   pos: number;
   closed: boolean;
+  /** newlib's buffer: bytes written but not yet on flash. */
+  buf: number[];
+  /** errno of a failed flush (the stream's error flag), 0 if none. */
+  errno: number;
 }
+
+/** newlib's BUFSIZ on the ESP32: a FILE's buffer size. */
+export const NEWLIB_BUFSIZ = 128;
+const ENOSPC = 28;
+const EIO = 5;
+const STRERROR: Record<number, string> = { [ENOSPC]: "No space left on device", [EIO]: "Input/output error" };
 
 const FILE_CLASS = "FILE*";
 
@@ -20,6 +43,29 @@ export function installFile(m: Machine): void {
   const flash = m.hw.flash;
 
   const checkName = (L: LuaState, idx: number): string | undefined => flash.normalize(bytesText(lauxlib.luaL_checklstring(L, idx)));
+
+  /** Write newlib's buffer to SPIFFS; on failure the stream keeps the errno and the bytes are gone. */
+  const flush = (f: OpenFile): void => {
+    if (f.buf.length === 0 || f.errno !== 0) {
+      f.buf = [];
+      return;
+    }
+    const bytes = Uint8Array.from(f.buf);
+    f.buf = [];
+    if (f.append) f.pos = flash.read(f.name)?.length ?? 0;
+    const r = flash.write(f.name, f.pos, bytes);
+    if (r === "cut") m.halt("power-cut");
+    if (r === "full") f.errno = ENOSPC;
+    else if (r !== "ok") f.errno = EIO;
+    else f.pos += bytes.length;
+  };
+  /** luaL_fileresult(L, 0, NULL). */
+  const failure = (L: LuaState, errno: number): number => {
+    lua.lua_pushnil(L);
+    pushText(L, STRERROR[errno] ?? `errno ${errno}`);
+    lua.lua_pushinteger(L, errno);
+    return 3;
+  };
 
   m.defineModule("file", {
     exists: (L) => {
@@ -65,6 +111,7 @@ export function installFile(m: Machine): void {
         lua.lua_pushinteger(L, 9);
         return 3;
       }
+      flush(f); // newlib flushes pending output before it reads
       const data = flash.read(f.name) ?? new Uint8Array(0);
       const nargs = Math.max(1, lua.lua_gettop(L) - 1);
       let pushed = 0;
@@ -112,12 +159,17 @@ export function installFile(m: Machine): void {
       for (let i = 2; i <= n; i++) {
         const t = lua.lua_type(L, i);
         if (t !== lua.LUA_TSTRING && t !== lua.LUA_TNUMBER) argError(L, i, "string expected");
-        const bytes: Uint8Array = lua.lua_tolstring(L, i);
-        if (f.append) f.pos = flash.read(f.name)?.length ?? 0;
-        const r = flash.write(f.name, f.pos, bytes);
-        if (r === "cut") m.halt("power-cut");
-        f.pos += bytes.length;
       }
+      // liolib g_write: status = status && fwrite(...) == l, for every argument.
+      for (let i = 2; i <= n; i++) {
+        const bytes: Uint8Array = lua.lua_tolstring(L, i);
+        for (const b of bytes) {
+          if (f.errno !== 0) break;
+          f.buf.push(b);
+          if (f.buf.length === NEWLIB_BUFSIZ) flush(f);
+        }
+      }
+      if (f.errno !== 0) return failure(L, f.errno);
       lua.lua_settop(L, 1);
       return 1;
     },
@@ -125,6 +177,14 @@ export function installFile(m: Machine): void {
       const f = m.checkObject<OpenFile>(L, 1, FILE_CLASS);
       if (f.closed) raise(L, "attempt to use a closed file");
       f.closed = true;
+      if (f.writable) {
+        if (m.hw.faults.has("close-error") && f.errno === 0) {
+          f.buf = [];
+          f.errno = EIO;
+        }
+        flush(f);
+        if (f.errno !== 0) return failure(L, f.errno);
+      }
       lua.lua_pushboolean(L, true);
       return 1;
     },
@@ -146,8 +206,13 @@ export function installFile(m: Machine): void {
       const kind = mode[0];
       const plus = mode.includes("+");
       if (kind === "r" && !flash.exists(name)) return fail("No such file or directory", 2);
-      if (kind !== "r" && flash.openWrite(name, kind === "w") === "cut") m.halt("power-cut");
-      const f: OpenFile = { name, readable: kind === "r" || plus, writable: kind !== "r" || plus, append: kind === "a", pos: 0, closed: false };
+      if (kind !== "r") {
+        const r = flash.openWrite(name, kind === "w");
+        if (r === "cut") m.halt("power-cut");
+        if (r === "full") return fail(STRERROR[ENOSPC], ENOSPC);
+        if (r === "fail") return fail(STRERROR[EIO], EIO);
+      }
+      const f: OpenFile = { name, readable: kind === "r" || plus, writable: kind !== "r" || plus, append: kind === "a", pos: 0, closed: false, buf: [], errno: 0 };
       m.pushObject(L, FILE_CLASS, f, fileMethods);
       return 1;
     },

@@ -6,6 +6,12 @@
  * per transfer. Setting up a HW interface twice panics on the device: here a
  * Lua error. The bus holds the DS3231 at 68h (when present). The software
  * interface i2c.SW and asynchronous transfers are not emulated.
+ *
+ * A bus fault (the "i2c-timeout" fault: SCL held low, a dead pull-up) makes
+ * i2c_master_cmd_begin return ESP_ERR_TIMEOUT; li2c_hw_master_transfer then
+ * resets the queue and raises through i2c_lua_checkerr: "i2c timeout"
+ * (i2c_hw_master.c near 166-178 and 385-388). Only ESP_FAIL (a NACK) gives
+ * the quiet (nil, false).
  */
 import { argError, lauxlib, lua, pushBytes, raise, type LuaState } from "../fengari.js";
 import type { Machine } from "../machine.js";
@@ -119,6 +125,7 @@ export function installI2c(m: Machine): void {
       const ops = queues.get(id)!;
       if (ops.length === 0) raise(L, "no commands scheduled");
       queues.set(id, []);
+      if (m.hw.faults.has("i2c-timeout")) raise(L, "i2c timeout");
       const { data, ack } = runTransfer(m, ops);
       if (data === undefined) lua.lua_pushnil(L);
       else pushBytes(L, data);

@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { runEmuCli } from "../../hil/cli.js";
+import { faultHelp } from "../../hil/faults.js";
 import { CliError, type Command } from "./command.js";
 
 export const emuCommand: Command = {
@@ -13,12 +14,17 @@ RTC with drift, SPIFFS flash in DIR with power-cut injection, button, MAX7219
 display). The host tools open PATH like any serial port.
 
 Control on stdin, one command per line:
-  press | power-cut | boot | advance SECONDS
+  press | power-cut | boot | advance SECONDS | fault NAME on|off
 Events on stdout, one JSON object per line, first {"event":"ready","pty":PATH},
 then {"event":"display","text":"..."} and others. Ends on Ctrl-C or end of stdin.
 
-example:
-  fobkit emu --pty /tmp/keyfob0 --state /tmp/keyfob0.d --drift-ppm 20`,
+Faults (--fault NAME, repeatable or comma-separated; or "fault NAME on" later),
+each one a real board can meet, to see the firmware fail closed:
+${faultHelp()}
+
+examples:
+  fobkit emu --pty /tmp/keyfob0 --state /tmp/keyfob0.d --drift-ppm 20
+  fobkit emu --pty /tmp/keyfob1 --state /tmp/keyfob1.d --fault i2c-timeout --fault close-error`,
   options: {
     pty: { type: "string", placeholder: "PATH", help: "where to create the PTY link the host opens" },
     state: { type: "string", placeholder: "DIR", help: "the board's flash (created; holds fobkit.lua, init.lua, records)" },
@@ -28,6 +34,7 @@ example:
     image: { type: "string", placeholder: "FILE", help: "install this Lua image (default: build/firmware/fobkit.lua if DIR has none)" },
     "no-rng": { type: "boolean", help: "a board without a hardware RNG (the firmware must fail closed)" },
     "no-rtc": { type: "boolean", help: "no DS3231 on the bus (the firmware must fail closed)" },
+    fault: { type: "string", multiple: true, placeholder: "NAME", help: "switch a fault on from power-on (see Faults above)" },
     blank: { type: "boolean", help: "install nothing: a new DIR is a factory-fresh board that boots into the Lua REPL (see fobkit flash)" },
   },
   async run({ values }, io) {
@@ -42,8 +49,10 @@ example:
     const argv: string[] = [];
     for (const [k, v] of Object.entries(values)) {
       if (v === undefined || v === false) continue;
-      argv.push(`--${k}`);
-      if (v !== true) argv.push(String(v));
+      for (const one of Array.isArray(v) ? v : [v]) {
+        argv.push(`--${k}`);
+        if (one !== true) argv.push(String(one));
+      }
     }
     return runEmuCli(argv, {
       stdout: (l) => io.stdout.write(l + "\n"),

@@ -32,8 +32,9 @@ import { ReplClient, ReplError } from "./repl-client.js";
 
 export const IMAGE_NAME = "fobkit.lua";
 export const INIT_NAME = "init.lua";
-/** Kconfig LUA_INIT_STRING "@init.lua" runs this at boot. */
-export const INIT_SOURCE = 'dofile("fobkit.lua").start()\n';
+/** Kconfig LUA_INIT_STRING "@init.lua" runs this at boot (init-lua.ts: fail-closed). */
+export { INIT_SOURCE } from "./init-lua.js";
+import { INIT_SOURCE } from "./init-lua.js";
 const PART = ".part";
 /** Data lines in flight: 2 x 241 bytes, well inside the UART driver's buffer and the stdin pipe. */
 export const WINDOW = 2;
@@ -105,7 +106,11 @@ async function remoteCrc(repl: ReplClient, name: string): Promise<Remote> {
 
 /** Write a small file in one line to NAME.part, check it, rename it over NAME. */
 async function putVerified(repl: ReplClient, name: string, data: Uint8Array, t: number): Promise<void> {
-  await repl.exec(`_fk.f=assert(io.open(${luaQuote(name + PART)},"wb")) _fk.f:write(${luaQuote(data)}) _fk.f:close() _fk.f=nil`, t);
+  await repl.exec(`_fk.f=assert(io.open(${luaQuote(name + PART)},"wb"))`, t);
+  // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
+  for (const c of luaChunks(data, 0, "assert(_fk.f:write(", "))")) await repl.exec(c.line, t);
+  // newlib buffers writes: a full SPIFFS may show only at close.
+  await repl.exec("local f=_fk.f _fk.f=nil assert(f:close())", t);
   await commit(repl, name, data, t);
 }
 
@@ -210,7 +215,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
           ack(i);
         }
       }
-      await repl.exec("_fk.f:close() _fk.f=nil", lineMs);
+      await repl.exec("local f=_fk.f _fk.f=nil assert(f:close())", lineMs);
       await commit(repl, IMAGE_NAME, image, lineMs);
     }
     uploadMs = performance.now() - tu;

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { Emulator } from "../../hil/emulator.js";
+import { NEWLIB_BUFSIZ } from "../../hil/nodemcu/file.js";
 import { PtyLink } from "../../hil/pty.js";
 import { DeviceSession } from "../../host/device/session.js";
 import { crc32, crcHex } from "../../host/flash/crc32.js";
@@ -135,7 +136,13 @@ describe("fobkit flash", () => {
 
     const r = await flashBoard({ port: b.path, image });
     report(`resumed after ${how === "power" ? "a power cut" : "a broken link"}`, r);
-    expect(r.resumedFrom).toBe(part.length);
+    if (how === "power") expect(r.resumedFrom).toBe(part.length);
+    else {
+      // The board's stale FILE still buffered up to newlib's 128 bytes; the flasher's
+      // first line closes it, which flushes them (hil/nodemcu/file.ts).
+      expect(r.resumedFrom).toBeGreaterThanOrEqual(part.length);
+      expect(r.resumedFrom - part.length).toBeLessThan(NEWLIB_BUFSIZ);
+    }
     expect(r.lines).toBeLessThan(lines.length - 10);
     expect(r.crc).toBe(crcHex(crc32(image)));
     expect(r.info.state).toBe("blank");
@@ -157,7 +164,7 @@ describe("REPL lockdown", () => {
   it("a locked keyfob executes none of the Lua source sent on its UART, framed or not, and still works", async () => {
     const b = await boardOnPty({ imagePath: IMAGE });
     let session = await DeviceSession.open(new SerialTransport({ path: b.path }));
-    await session.setClock(1_764_000_000);
+    await session.setClock(1_764_003_600); // ahead of the running RTC: never "backwards" on a slow machine
     await session.writeSeed({ algorithm: "SHA1", digits: 8, period: 60, seed: Uint8Array.from(Buffer.from("12345678901234567890")) });
     await session.setSerial("FK00000042");
     await session.lock("FK00000042");
