@@ -24,16 +24,31 @@
  * text before the firmware's first frame, as from the real board.
  * Deviation: the ESP32 ROM and bootloader lines that precede the banner are
  * not sent.
+ *
+ * The NodeMCU build (nodemcu-build.ts, nodemcu-build/sdkconfig.fobkit by
+ * default) decides which modules exist, the console's line endings and the
+ * task queues' sizes. Tasks go through NodeMCU's queues (task.c): console
+ * bytes and tmr alarms share the high-priority queue, gpio interrupts use the
+ * low one, and the pump runs one task at a time. A task can keep Lua busy in
+ * virtual time (Hardware.spend: a console write longer than the UART's TX
+ * FIFO blocks until the rest fits, when line timing is on); tasks posted
+ * meanwhile wait, a full queue loses a tmr alarm or a gpio interrupt as on
+ * the board, and console input piles up in the UART's buffers and overflows
+ * them (console-rx.ts).
  */
 import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { realpathSync, mkdirSync } from "node:fs";
+import { BUTTON_PIN, DISPLAY_CS_PIN } from "../firmware/board/pins.js";
+import { LINK_BAUD } from "../protocol/link.js";
+import { BITS_PER_BYTE, ConsoleRx, TX_FIFO_BYTES, translateTx } from "./console-rx.js";
 import { Ds3231 } from "./ds3231.js";
 import { lua, pushJs, toJs, toLuaString } from "./fengari.js";
 import { FlashStore } from "./flash.js";
 import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
 import { Machine, type EmulatorEvent, type Hardware } from "./machine.js";
 import { Max7219 } from "./max7219.js";
+import { ALL_MODULES, loadNodemcuBuild, type NodemcuBuild } from "./nodemcu-build.js";
 import { Repl } from "./repl.js";
 import { installBase } from "./nodemcu/base.js";
 import { installFile } from "./nodemcu/file.js";
@@ -45,7 +60,7 @@ import { installSpi } from "./nodemcu/spi.js";
 import { installTmr, type TmrPort } from "./nodemcu/tmr.js";
 import { installUart, type UartPort } from "./nodemcu/uart.js";
 import { installWifi } from "./nodemcu/wifi.js";
-import { VirtualClock } from "./virtual-clock.js";
+import { VirtualClock, type ScheduledEvent } from "./virtual-clock.js";
 
 export type { EmulatorEvent } from "./machine.js";
 
@@ -53,9 +68,8 @@ export type { EmulatorEvent } from "./machine.js";
 export const RESTART_DELAY_MS = 300;
 /** node.c default_onerror: "automatic restart after 2s delay". */
 export const ERROR_RESTART_MS = 2000;
-/** Wiring of the reference board (firmware/board/pins.ts). */
-export const BUTTON_PIN = 27;
-export const DISPLAY_CS_PIN = 15;
+/** Wiring of the reference board: firmware/board/pins.ts, the one place it is written. */
+export { BUTTON_PIN, DISPLAY_CS_PIN };
 /** Espressif's OUI (24:0A:C4) for the emulated station MAC. */
 const ESPRESSIF_OUI = [0x24, 0x0a, 0xc4];
 
@@ -68,8 +82,16 @@ export interface EmulatorOptions {
   time?: number;
   /** RTC crystal error in ppm, positive = fast (default 0). */
   driftPpm?: number;
-  /** Modelled line speed for the PTY (default 115200). */
+  /** Modelled line speed for the PTY (default LINK_BAUD, 115200). */
   baud?: number;
+  /** The NodeMCU build's sdkconfig fragment (default nodemcu-build/sdkconfig.fobkit). */
+  build?: string;
+  /**
+   * Model the console line's timing on the board side: a write blocks Lua
+   * until all but the TX FIFO's 128 bytes are on the wire (default: realtime,
+   * i.e. when the PTY paces the line).
+   */
+  lineTiming?: boolean;
   /** false: firmware without the sodium module, i.e. no RNG (default true). */
   rng?: boolean;
   /** false: no DS3231 answers on the bus (default true). */
@@ -93,7 +115,13 @@ export interface EmulatorCounters {
   luaErrors: number;
   uartTxBytes: number;
   uartRxBytes: number;
+  /** Console bytes lost to RX FIFO overflow (console-rx.ts). */
+  uartRxLost: number;
+  /** Tasks NodeMCU's full queues refused: tmr alarms and gpio interrupts lost. */
+  tasksLost: number;
 }
+
+type Task = () => string | undefined;
 
 export class Emulator extends EventEmitter {
   readonly clock = new VirtualClock();
@@ -102,8 +130,9 @@ export class Emulator extends EventEmitter {
   readonly flash: FlashStore;
   readonly mac: Uint8Array;
   readonly baud: number;
-  readonly counters: EmulatorCounters = { instructions: 0, boots: 0, luaErrors: 0, uartTxBytes: 0, uartRxBytes: 0 };
-  private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud">>;
+  readonly build: NodemcuBuild;
+  readonly counters: EmulatorCounters = { instructions: 0, boots: 0, luaErrors: 0, uartTxBytes: 0, uartRxBytes: 0, uartRxLost: 0, tasksLost: 0 };
+  private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud" | "build">>;
   private machine: Machine | undefined;
   private uart: UartPort | undefined;
   private repl: Repl | undefined;
@@ -117,6 +146,17 @@ export class Emulator extends EventEmitter {
   private instructionsAtBoot = 0;
   private displayDirty = false;
   private lastDisplay = "        ";
+  private rx: ConsoleRx | undefined;
+  /** NodeMCU's task queues (task.c): high (console bytes, tmr alarms) and low (gpio). */
+  private readonly highQueue: Task[] = [];
+  private readonly lowQueue: Task[] = [];
+  /** Virtual time until which the running (or last) task keeps Lua busy. */
+  private luaFreeAt = 0;
+  private spentMs = 0;
+  private draining = false;
+  private drainEvent: ScheduledEvent | undefined;
+  /** Virtual time the console's TX line finishes sending what was written. */
+  private txEndsAt = 0;
 
   constructor(options: EmulatorOptions) {
     super();
@@ -125,7 +165,8 @@ export class Emulator extends EventEmitter {
     if (options.imagePath) installImage(options.stateDir, options.imagePath);
     const time = options.time ?? Math.floor(Date.now() / 1000);
     if (!Number.isFinite(time) || time < 946684800 || time >= 4102444800) throw new RangeError(`Emulator: time must be Unix seconds in 2000..2099, got ${time}`);
-    this.baud = options.baud ?? 115200;
+    this.build = loadNodemcuBuild(options.build);
+    this.baud = options.baud ?? LINK_BAUD;
     if (!Number.isInteger(this.baud) || this.baud <= 0) throw new RangeError(`Emulator: baud must be a positive integer, got ${options.baud}`);
     this.opts = {
       stateDir: options.stateDir,
@@ -136,6 +177,7 @@ export class Emulator extends EventEmitter {
       freeHeap: options.freeHeap ?? 120000,
       pressMs: options.pressMs ?? 120,
       realtime: options.realtime ?? false,
+      lineTiming: options.lineTiming ?? options.realtime ?? false,
     };
     this.flash = new FlashStore(options.stateDir);
     this.rtc = new Ds3231({ unixSeconds: time, driftPpm: options.driftPpm ?? 0 });
@@ -206,8 +248,14 @@ export class Emulator extends EventEmitter {
         return pull === GPIO.PULL_UP || pull === GPIO.PULL_UP_DOWN ? 1 : 0;
       },
       uartTx(bytes: Uint8Array) {
-        self.counters.uartTxBytes += bytes.length;
-        self.emit("uart", bytes);
+        // Everything on the console goes through stdout and the UART VFS's TX line endings.
+        const out = translateTx(bytes, self.build.stdoutLineEnding);
+        self.counters.uartTxBytes += out.length;
+        self.emit("uart", out);
+        if (self.opts.lineTiming) self.spend(self.txBlockMs(out.length));
+      },
+      spend(ms: number) {
+        self.spend(ms);
       },
       event(e: EmulatorEvent) {
         self.emitEvent(e);
@@ -225,26 +273,42 @@ export class Emulator extends EventEmitter {
     this.pendingBoot = undefined;
     if (!this.machine) this.max7219.powerOn();
     this.stopMachine();
-    const m = new Machine(this.hardware(), { countInstructions: this.opts.countInstructions });
+    const has = new Set(this.build.modules);
+    if (!this.opts.rng) has.delete("sodium");
+    const absentModules = new Set([...ALL_MODULES].filter((name) => !has.has(name)));
+    const m = new Machine(this.hardware(), { countInstructions: this.opts.countInstructions, absentModules });
     this.machine = m;
     this.instructionsAtBoot = this.counters.instructions;
+    this.luaFreeAt = this.clock.nowMs;
     installBase(m);
-    installFile(m);
-    this.uart = installUart(m);
-    this.repl = new Repl(m);
-    installI2c(m);
-    this.gpio = installGpio(m);
-    this.tmr = installTmr(m, (task) => this.run(m, task));
-    installNode(m);
-    const radio = installWifi(m);
-    if (this.opts.rng) installSodium(m, radio);
-    installSpi(m);
+    if (has.has("file")) installFile(m);
+    const uart = installUart(m);
+    this.uart = uart;
+    const repl = new Repl(m);
+    this.repl = repl;
+    this.rx = new ConsoleRx(
+      {
+        wanted: () => uart.runInput || uart.hasDataCallback,
+        post: (byte) => this.post(m, "high", () => this.consoleTask(m, uart, repl, byte), true),
+        overflow: (lost) => {
+          this.counters.uartRxLost += lost;
+          this.emitEvent({ event: "uart-overrun", lost });
+        },
+      },
+      this.build.stdinLineEnding,
+    );
+    if (has.has("i2c")) installI2c(m);
+    if (has.has("gpio")) this.gpio = installGpio(m, (task) => this.post(m, "low", task));
+    if (has.has("tmr")) this.tmr = installTmr(m, (task) => this.post(m, "high", task));
+    if (has.has("node")) installNode(m);
+    const radio = has.has("wifi") ? installWifi(m) : { on: false };
+    if (has.has("sodium")) installSodium(m, radio);
+    if (has.has("spi")) installSpi(m);
     m.strictGlobals();
     this.counters.boots++;
     const hasInit = this.flash.exists(INIT_FILE);
     this.emitEvent({ event: "boot", init: hasInit });
     if (!hasInit) {
-      const repl = this.repl;
       this.emitEvent({ event: "repl", message: `no ${INIT_FILE} in ${this.opts.stateDir}: the Lua REPL has the console UART` });
       this.run(m, () => {
         repl.bootWithoutInit();
@@ -252,7 +316,6 @@ export class Emulator extends EventEmitter {
       });
       return;
     }
-    const repl = this.repl;
     this.run(m, () =>
       repl.bootWithInit(() => {
         lua.lua_getglobal(m.L, "dofile");
@@ -299,6 +362,13 @@ export class Emulator extends EventEmitter {
     const m = this.machine;
     if (!m) return;
     this.tmr?.cancelAll();
+    this.rx?.reset();
+    this.rx = undefined;
+    this.highQueue.length = 0;
+    this.lowQueue.length = 0;
+    this.clock.cancel(this.drainEvent);
+    this.drainEvent = undefined;
+    this.luaFreeAt = this.clock.nowMs;
     this.machine = undefined;
     this.uart = undefined;
     this.repl = undefined;
@@ -315,6 +385,7 @@ export class Emulator extends EventEmitter {
     }
     if (this.machine !== m || m.halted) return;
     this.busy = true;
+    this.spentMs = 0;
     const before = m.instructions;
     let err: string | undefined;
     try {
@@ -322,10 +393,91 @@ export class Emulator extends EventEmitter {
     } finally {
       this.counters.instructions += m.instructions - before;
       this.busy = false;
+      if (this.spentMs > 0) this.luaFreeAt = Math.max(this.luaFreeAt, this.clock.nowMs + this.spentMs);
+      this.spentMs = 0;
     }
     this.flushDisplay();
     this.afterCall(m, err);
     while (!this.busy && this.queue.length > 0) this.queue.shift()!();
+    if (!this.busy) this.drain();
+  }
+
+  /** The running task blocks Lua for ms more (Hardware.spend). */
+  private spend(ms: number): void {
+    if (!(ms >= 0) || !Number.isFinite(ms)) throw new RangeError(`spend: ms must be a finite number >= 0, got ${ms}`);
+    if (this.busy) this.spentMs += ms;
+    else this.luaFreeAt = Math.max(this.luaFreeAt, this.clock.nowMs) + ms;
+  }
+
+  /**
+   * A console write of n bytes: the console driver has no TX buffer
+   * (user_main.c:254 passes 0), so the write returns once all but the TX
+   * FIFO's 128 bytes are out on the wire. Returns how long Lua blocks.
+   */
+  private txBlockMs(n: number): number {
+    const byteMs = (BITS_PER_BYTE * 1000) / this.baud;
+    const t = this.clock.nowMs + this.spentMs;
+    this.txEndsAt = Math.max(this.txEndsAt, t) + n * byteMs;
+    return Math.max(0, this.txEndsAt - TX_FIFO_BYTES * byteMs - t);
+  }
+
+  /**
+   * task_post to NodeMCU's queue of that priority: the task runs at once if
+   * Lua is idle with nothing queued, else it waits for a slot's turn. False
+   * when the queue is full (task.c:58-70: a non-blocking post fails; the
+   * console reader then waits, see console-rx.ts).
+   */
+  private post(m: Machine, prio: "high" | "low", task: Task, blocking = false): boolean {
+    if (this.machine !== m || m.halted) return true;
+    const queue = prio === "high" ? this.highQueue : this.lowQueue;
+    const slots = prio === "high" ? this.build.highQueueSlots : this.build.lowQueueSlots;
+    if (!this.busy && !this.draining && this.clock.nowMs >= this.luaFreeAt && this.highQueue.length === 0 && this.lowQueue.length === 0) {
+      this.run(m, task);
+      return true;
+    }
+    if (queue.length >= slots) {
+      if (!blocking) this.counters.tasksLost++;
+      return false;
+    }
+    queue.push(task);
+    this.scheduleDrain();
+    return true;
+  }
+
+  /** The task pump (task.c:155-166): highest priority first, one at a time, while Lua is free. */
+  private drain(): void {
+    if (this.draining || this.busy) return;
+    this.draining = true;
+    try {
+      while (this.machine && this.clock.nowMs >= this.luaFreeAt) {
+        const task = this.highQueue.shift() ?? this.lowQueue.shift();
+        if (!task) break;
+        this.run(this.machine, task);
+        this.rx?.settle();
+      }
+    } finally {
+      this.draining = false;
+    }
+    this.scheduleDrain();
+  }
+
+  private scheduleDrain(): void {
+    if (this.highQueue.length === 0 && this.lowQueue.length === 0) return;
+    if (this.busy || this.draining) return; // run() and drain() go on with the queues
+    const at = Math.max(this.luaFreeAt, this.clock.nowMs);
+    if (this.drainEvent && !this.drainEvent.cancelled && this.drainEvent.at === at) return;
+    this.clock.cancel(this.drainEvent);
+    this.drainEvent = this.clock.schedule(at - this.clock.nowMs, () => {
+      this.drainEvent = undefined;
+      this.drain();
+    });
+  }
+
+  /** console_nodemcu_task (user_main.c:179-194) for one received byte. */
+  private consoleTask(m: Machine, uart: UartPort, repl: Repl, byte: number): string | undefined {
+    const data = Uint8Array.of(byte);
+    if (uart.runInput) repl.feed(data, uart.echo, (line) => this.run(m, () => repl.dojob(line)));
+    return uart.feed(data);
   }
 
   /** After firmware code ran: handle its error, a restart, or a power cut it hit. */
@@ -378,9 +530,8 @@ export class Emulator extends EventEmitter {
   private setLevel(level: number): void {
     if (level === this.buttonLevel) return;
     this.buttonLevel = level;
-    const m = this.machine;
-    const gpio = this.gpio;
-    if (m && gpio) this.run(m, () => gpio.edge(BUTTON_PIN, level));
+    // The ISR runs outside Lua, at the edge; it posts the callback task itself.
+    if (this.machine) this.gpio?.edge(BUTTON_PIN, level);
   }
 
   /**
@@ -397,20 +548,18 @@ export class Emulator extends EventEmitter {
     if (!this.opts.realtime) this.advance(holdMs / 1000 + 0.001);
   }
 
-  /** Bytes arriving on the console UART from the host (delivered at once; pty.ts paces them). */
+  /**
+   * Bytes arriving on the console UART from the host, as one burst now
+   * (pty.ts paces them at the line rate). They take the board's path
+   * (console-rx.ts): while Lua is busy they wait in its buffers and can
+   * overflow them; while it is idle each byte's task runs at once.
+   */
   uartWrite(bytes: Uint8Array | number[] | string): void {
     const data = typeof bytes === "string" ? Uint8Array.from(bytes, (c) => c.charCodeAt(0) & 255) : bytes instanceof Uint8Array ? bytes : Uint8Array.from(bytes);
     for (const b of data) if (!Number.isInteger(b) || b < 0 || b > 255) throw new RangeError(`uartWrite: byte ${b} out of 0..255`);
     this.counters.uartRxBytes += data.length;
-    const m = this.machine;
-    const uart = this.uart;
-    const repl = this.repl;
-    if (!m || !uart || !repl) return; // nobody listening: a powered-off board drops the bytes
-    this.run(m, () => {
-      // platform.c uart_event_task: the REPL first (if run_input), then the data callback.
-      if (uart.runInput) repl.feed(data, uart.echo, (line) => this.run(m, () => repl.dojob(line)));
-      return uart.feed(data);
-    });
+    // A powered-off board drops the bytes; a powered one takes them through its UART buffers.
+    this.rx?.arrive(data);
   }
 
   /**

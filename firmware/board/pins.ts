@@ -3,11 +3,12 @@
  * Wiring of the reference board (ESP32 DevKitC-style module). One place, so
  * a different PCB changes only this file.
  */
+import { LINK_BAUD } from "../../protocol/link.js";
 
 /** Console UART (UART0, the USB bridge): provisioning link. */
 export const CONSOLE_UART = 0;
-/** Default line speed; NodeMCU's console default (docs/modules/uart.md). */
-export const CONSOLE_BAUD = 115200;
+/** Default line speed; NodeMCU's console default (protocol/link.ts, written once). */
+export const CONSOLE_BAUD = LINK_BAUD;
 
 /** DS3231 on I2C hardware interface 0; the usual ESP32 SDA/SCL pins. */
 export const RTC_SDA_PIN = 21;
