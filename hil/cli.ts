@@ -12,7 +12,7 @@
  */
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
-import { LINK_BAUD } from "../protocol/link.js";
+import { LINK_BAUD } from "../protocol/codes.js";
 import { Emulator, type EmulatorEvent } from "./emulator.js";
 import { PtyLink } from "./pty.js";
 import { UART_BAUDS } from "./nodemcu/uart.js";

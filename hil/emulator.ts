@@ -40,7 +40,7 @@ import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { realpathSync, mkdirSync } from "node:fs";
 import { BUTTON_PIN, DISPLAY_CS_PIN } from "../firmware/board/pins.js";
-import { LINK_BAUD } from "../protocol/link.js";
+import { LINK_BAUD } from "../protocol/codes.js";
 import { BITS_PER_BYTE, ConsoleRx, TX_FIFO_BYTES, translateTx } from "./console-rx.js";
 import { Ds3231 } from "./ds3231.js";
 import { lua, pushJs, toJs, toLuaString } from "./fengari.js";

@@ -14,7 +14,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { LINK_BAUD } from "../protocol/link.js";
+import { LINK_BAUD } from "../protocol/codes.js";
 import { BITS_PER_BYTE } from "../hil/console-rx.js";
 import { Emulator } from "../hil/emulator.js";
 import { PtyLink } from "../hil/pty.js";

@@ -3,12 +3,11 @@
  * Wiring of the reference board (ESP32 DevKitC-style module). One place, so
  * a different PCB changes only this file.
  */
-import { LINK_BAUD } from "../../protocol/link.js";
 
 /** Console UART (UART0, the USB bridge): provisioning link. */
 export const CONSOLE_UART = 0;
-/** Default line speed; NodeMCU's console default (protocol/link.ts, written once). */
-export const CONSOLE_BAUD = LINK_BAUD;
+// The console's line speed is LINK_BAUD in protocol/codes.ts (one place for
+// firmware, host and emulator; the board layer takes it as a uartStart argument).
 
 /** DS3231 on I2C hardware interface 0; the usual ESP32 SDA/SCL pins. */
 export const RTC_SDA_PIN = 21;

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { runEmuCli } from "../../hil/cli.js";
-import { LINK_BAUD } from "../../protocol/link.js";
+import { LINK_BAUD } from "../../protocol/codes.js";
 import { CliError, type Command } from "./command.js";
 
 export const emuCommand: Command = {
