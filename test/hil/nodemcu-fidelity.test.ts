@@ -7,7 +7,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "../support/paths.js";
+import { P } from "../support/keyfob.js";
+import { IMAGE, ROOT } from "../support/paths.js";
 import { buildFixture, loadHil, tempDir } from "./support.js";
 
 type Hil = Awaited<ReturnType<typeof loadHil>>;
@@ -174,6 +175,29 @@ describe("the NodeMCU build file (nodemcu-build/sdkconfig.fobkit)", () => {
     const out = bootLua(`uart.on(0, "data", 0, function(d) uart.write(0, d) end, 0) uart.start(0)`, { build: idfDefaults });
     out.emu.uartWrite([0x0a]);
     expect(out.tx).toEqual([0x0d, 0x0a]); // the LF echoed goes out as CR LF
+  });
+});
+
+describe("the keyfob image on a build without the LF settings", () => {
+  it("answers INFO on the keyfob's build; on ESP-IDF's default line endings a frame holding 0x0D is damaged on the way in", () => {
+    const infoWithCr = () => P.encodeRequest({ rid: 13, cmd: P.CMD_INFO }) as number[]; // rid 13 = CR on the wire
+    expect(infoWithCr()).toContain(0x0d);
+    const replies = (build?: string) => {
+      const emu = new hil.Emulator({ stateDir: tempDir("emu-fid-"), imagePath: IMAGE, time: 1700000000, countInstructions: false, ...(build ? { build } : {}) });
+      const d = P.newDeframer();
+      const events: { event: number; status?: number; rid?: number }[] = [];
+      emu.on("uart", (b: Uint8Array) => events.push(...P.decodeChunk(d, Array.from(b), true)));
+      emu.boot();
+      emu.advance(0.5);
+      P.deframerReset(d);
+      events.length = 0;
+      emu.uartWrite(infoWithCr());
+      emu.advance(0.05);
+      return events.filter((e) => e.event === P.RX_FRAME);
+    };
+    expect(replies()).toMatchObject([{ rid: 13, status: 0 }]);
+    const idfDefaults = buildVariant((t) => t.replace(/^CONFIG_NEWLIB_STD(IN|OUT)_LINE_ENDING_LF=y$/gm, ""));
+    expect(replies(idfDefaults).filter((e) => e.status === 0)).toEqual([]);
   });
 });
 
