@@ -6,7 +6,9 @@
  * off and posts one low-priority task carrying the level it read
  * (gpio.c:61-66, task_post_isr_low, which does not wait); the task runs the
  * Lua callback and only then switches the interrupt back on (gpio.c:226-241).
- * Edges in between are not seen. If the low-priority queue is full the post
+ * Edges in between are not seen: ESP-IDF's gpio_hal_intr_enable_on_core
+ * clears the pin's latched status before enabling (hal/gpio_hal.c), so
+ * nothing pending fires afterwards. If the low-priority queue is full the post
  * is lost and the interrupt stays off until gpio.trig is called again
  * (gpio.c:172-186 re-enables it). A level interrupt (INTR_LOW/HIGH) whose
  * level still holds when it is re-enabled fires again at once.
