@@ -1,6 +1,6 @@
 /**
  * `fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N]
- *             [--baud 115200] [--image FILE] [--no-rng] [--no-rtc] [--fault NAME]...`
+ *             [--baud 115200] [--image FILE] [--build FILE] [--no-rng] [--no-rtc] [--fault NAME]...`
  *
  * Runs the emulated keyfob with its console UART on a PTY at PATH. Control
  * on stdin, one command per line: press | power-cut | boot | advance SECONDS
@@ -13,13 +13,14 @@
  */
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
+import { LINK_BAUD } from "../protocol/codes.js";
 import { Emulator, type EmulatorEvent } from "./emulator.js";
 import { FAULT_NAMES, faultHelp, isFault, type Fault } from "./faults.js";
 import { PtyLink } from "./pty.js";
 import { UART_BAUDS } from "./nodemcu/uart.js";
 
 export const EMU_USAGE =
-  "usage: fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N] [--baud 115200] [--image FILE] [--no-rng] [--no-rtc] [--fault NAME]...\n" +
+  "usage: fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N] [--baud 115200] [--image FILE] [--build FILE] [--no-rng] [--no-rtc] [--fault NAME]...\n" +
   "stdin commands: press | power-cut | boot | advance SECONDS | fault NAME on|off\n" +
   "faults (--fault NAME, repeatable or comma-separated):\n" +
   faultHelp();
@@ -40,13 +41,14 @@ interface EmuArgs {
   driftPpm?: number;
   baud: number;
   image?: string;
+  build?: string;
   rng: boolean;
   rtc: boolean;
   faults: Fault[];
 }
 
 function parseArgs(argv: string[]): EmuArgs {
-  const out: Partial<EmuArgs> & { baud: number; rng: boolean; rtc: boolean; faults: Fault[] } = { baud: 115200, rng: true, rtc: true, faults: [] };
+  const out: Partial<EmuArgs> & { baud: number; rng: boolean; rtc: boolean; faults: Fault[] } = { baud: LINK_BAUD, rng: true, rtc: true, faults: [] };
   const num = (flag: string, v: string | undefined): number => {
     if (v === undefined || !/^-?\d+(\.\d+)?$/.test(v)) throw new UsageError(`${flag} needs a number, got ${v === undefined ? "nothing" : JSON.stringify(v)}`);
     return Number(v);
@@ -62,6 +64,7 @@ function parseArgs(argv: string[]): EmuArgs {
       case "--pty": out.pty = value(); break;
       case "--state": out.state = value(); break;
       case "--image": out.image = value(); break;
+      case "--build": out.build = value(); break;
       case "--time": out.time = num(a, argv[++i]); break;
       case "--drift-ppm": out.driftPpm = num(a, argv[++i]); break;
       case "--baud": out.baud = num(a, argv[++i]); break;
@@ -102,7 +105,7 @@ export async function runEmuCli(argv: string[], io: EmuCliIo = defaultIo): Promi
   const emit = (o: object) => io.stdout(JSON.stringify(o));
   let emu: Emulator;
   try {
-    emu = new Emulator({ stateDir: args.state, imagePath: args.image, time: args.time, driftPpm: args.driftPpm, baud: args.baud, rng: args.rng, rtc: args.rtc, faults: args.faults, realtime: true, countInstructions: false });
+    emu = new Emulator({ stateDir: args.state, imagePath: args.image, time: args.time, driftPpm: args.driftPpm, baud: args.baud, build: args.build, rng: args.rng, rtc: args.rtc, faults: args.faults, realtime: true, countInstructions: false });
   } catch (e) {
     io.stderr(`fobkit emu: ${(e as Error).message}`);
     return 3;

@@ -29,19 +29,34 @@
  * not sent.
  *
  * SPIFFS work blocks the Lua task on the board (hil/flash.ts has the
- * figures). In realtime mode (the PTY) the firmware's UART output of a task
- * that did flash work leaves only once that time has passed, and bytes from
- * the host wait for it; the station's timing therefore includes it.
+ * figures). In realtime mode (the PTY) flash time is charged to the running
+ * task as it happens (Hardware.spend, below): the task's later UART output
+ * leaves only once that time has passed, and bytes from the host wait in the
+ * UART buffers; the station's timing therefore includes it.
  * Deviation: in stepped mode (tests that call advance()) the time is counted
  * in counters.flashBusyMs but not spent, so replies stay synchronous.
  *
  * Faults (faults.ts) are switched on with options.faults or setFault().
  * rtcmem's slots live here, not in the Machine: they survive a software
  * restart and hold random words after a power-on (rtcmem.c RTC_NOINIT_ATTR).
+ *
+ * The NodeMCU build (nodemcu-build.ts, nodemcu-build/sdkconfig.fobkit by
+ * default) decides which modules exist, the console's line endings and the
+ * task queues' sizes. Tasks go through NodeMCU's queues (task.c): console
+ * bytes and tmr alarms share the high-priority queue, gpio interrupts use the
+ * low one, and the pump runs one task at a time. A task can keep Lua busy in
+ * virtual time (Hardware.spend: a console write longer than the UART's TX
+ * FIFO blocks until the rest fits, when line timing is on); tasks posted
+ * meanwhile wait, a full queue loses a tmr alarm or a gpio interrupt as on
+ * the board, and console input piles up in the UART's buffers and overflows
+ * them (console-rx.ts).
  */
 import { createHash, randomFillSync } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { realpathSync, mkdirSync } from "node:fs";
+import { BUTTON_PIN, DISPLAY_CS_PIN } from "../firmware/board/pins.js";
+import { LINK_BAUD } from "../protocol/codes.js";
+import { BITS_PER_BYTE, ConsoleRx, TX_FIFO_BYTES, translateTx } from "./console-rx.js";
 import { Ds3231 } from "./ds3231.js";
 import { lua, pushJs, toJs, toLuaString } from "./fengari.js";
 import { FlashStore } from "./flash.js";
@@ -49,6 +64,7 @@ import { FAULTS, isFault, type Fault } from "./faults.js";
 import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
 import { Machine, type EmulatorEvent, type Hardware } from "./machine.js";
 import { Max7219 } from "./max7219.js";
+import { ALL_MODULES, loadNodemcuBuild, type NodemcuBuild } from "./nodemcu-build.js";
 import { Repl } from "./repl.js";
 import { installBase } from "./nodemcu/base.js";
 import { installFile } from "./nodemcu/file.js";
@@ -61,7 +77,7 @@ import { installSpi } from "./nodemcu/spi.js";
 import { installTmr, type TmrPort } from "./nodemcu/tmr.js";
 import { installUart, type UartPort } from "./nodemcu/uart.js";
 import { installWifi } from "./nodemcu/wifi.js";
-import { VirtualClock } from "./virtual-clock.js";
+import { VirtualClock, type ScheduledEvent } from "./virtual-clock.js";
 
 export type { EmulatorEvent } from "./machine.js";
 
@@ -69,9 +85,8 @@ export type { EmulatorEvent } from "./machine.js";
 export const RESTART_DELAY_MS = 300;
 /** node.c default_onerror: "automatic restart after 2s delay". */
 export const ERROR_RESTART_MS = 2000;
-/** Wiring of the reference board (firmware/board/pins.ts). */
-export const BUTTON_PIN = 27;
-export const DISPLAY_CS_PIN = 15;
+/** Wiring of the reference board: firmware/board/pins.ts, the one place it is written. */
+export { BUTTON_PIN, DISPLAY_CS_PIN };
 /** Espressif's OUI (24:0A:C4) for the emulated station MAC. */
 const ESPRESSIF_OUI = [0x24, 0x0a, 0xc4];
 
@@ -84,8 +99,16 @@ export interface EmulatorOptions {
   time?: number;
   /** RTC crystal error in ppm, positive = fast (default 0). */
   driftPpm?: number;
-  /** Modelled line speed for the PTY (default 115200). */
+  /** Modelled line speed for the PTY (default LINK_BAUD, 115200). */
   baud?: number;
+  /** The NodeMCU build's sdkconfig fragment (default nodemcu-build/sdkconfig.fobkit). */
+  build?: string;
+  /**
+   * Model the console line's timing on the board side: a write blocks Lua
+   * until all but the TX FIFO's 128 bytes are on the wire (default: realtime,
+   * i.e. when the PTY paces the line).
+   */
+  lineTiming?: boolean;
   /** false: firmware without the sodium module, i.e. no RNG (default true). */
   rng?: boolean;
   /** false: no DS3231 answers on the bus (default true). */
@@ -113,7 +136,13 @@ export interface EmulatorCounters {
   uartRxBytes: number;
   /** Milliseconds the firmware spent blocked in SPIFFS (hil/flash.ts figures). */
   flashBusyMs: number;
+  /** Console bytes lost to RX FIFO overflow (console-rx.ts). */
+  uartRxLost: number;
+  /** Tasks NodeMCU's full queues refused: tmr alarms and gpio interrupts lost. */
+  tasksLost: number;
 }
+
+type Task = () => string | undefined;
 
 export class Emulator extends EventEmitter {
   readonly clock = new VirtualClock();
@@ -122,8 +151,9 @@ export class Emulator extends EventEmitter {
   readonly flash: FlashStore;
   readonly mac: Uint8Array;
   readonly baud: number;
-  readonly counters: EmulatorCounters = { instructions: 0, boots: 0, luaErrors: 0, uartTxBytes: 0, uartRxBytes: 0, flashBusyMs: 0 };
-  private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud" | "faults">>;
+  readonly build: NodemcuBuild;
+  readonly counters: EmulatorCounters = { instructions: 0, boots: 0, luaErrors: 0, uartTxBytes: 0, uartRxBytes: 0, flashBusyMs: 0, uartRxLost: 0, tasksLost: 0 };
+  private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud" | "build" | "faults">>;
   private readonly faults = new Set<Fault>();
   /** rtcmem.c's RTC_NOINIT slots: kept across software restarts, garbage at power-on. */
   private readonly rtcSlots = new Int32Array(RTC_USER_MEM_NUM_DWORDS);
@@ -141,13 +171,20 @@ export class Emulator extends EventEmitter {
   private pendingBoot: ReturnType<VirtualClock["schedule"]> | undefined;
   private instructionsAtBoot = 0;
   private displayDirty = false;
-  /** Realtime: virtual ms when the CPU is free of the SPIFFS work of the last task. */
-  private cpuFreeAt = 0;
-  /** Realtime: UART output of the running task, held until its flash time has passed. */
-  private txHeld: Uint8Array[] | undefined;
-  /** Realtime: held output and host bytes waiting for the CPU; a power cut drops them. */
+  /** Realtime: output written after flash work in its task, not yet on the wire; a power cut drops it. */
   private waiting: ReturnType<VirtualClock["schedule"]>[] = [];
   private lastDisplay = "        ";
+  private rx: ConsoleRx | undefined;
+  /** NodeMCU's task queues (task.c): high (console bytes, tmr alarms) and low (gpio). */
+  private readonly highQueue: Task[] = [];
+  private readonly lowQueue: Task[] = [];
+  /** Virtual time until which the running (or last) task keeps Lua busy. */
+  private luaFreeAt = 0;
+  private spentMs = 0;
+  private draining = false;
+  private drainEvent: ScheduledEvent | undefined;
+  /** Virtual time the console's TX line finishes sending what was written. */
+  private txEndsAt = 0;
 
   constructor(options: EmulatorOptions) {
     super();
@@ -156,7 +193,8 @@ export class Emulator extends EventEmitter {
     if (options.imagePath) installImage(options.stateDir, options.imagePath);
     const time = options.time ?? Math.floor(Date.now() / 1000);
     if (!Number.isFinite(time) || time < 946684800 || time >= 4102444800) throw new RangeError(`Emulator: time must be Unix seconds in 2000..2099, got ${time}`);
-    this.baud = options.baud ?? 115200;
+    this.build = loadNodemcuBuild(options.build);
+    this.baud = options.baud ?? LINK_BAUD;
     if (!Number.isInteger(this.baud) || this.baud <= 0) throw new RangeError(`Emulator: baud must be a positive integer, got ${options.baud}`);
     this.opts = {
       stateDir: options.stateDir,
@@ -167,6 +205,7 @@ export class Emulator extends EventEmitter {
       freeHeap: options.freeHeap ?? 120000,
       pressMs: options.pressMs ?? 120,
       realtime: options.realtime ?? false,
+      lineTiming: options.lineTiming ?? options.realtime ?? false,
     };
     for (const f of options.faults ?? []) {
       if (!isFault(f)) throw new RangeError(`Emulator: unknown fault ${JSON.stringify(f)}; known: ${Object.keys(FAULTS).join(", ")}`);
@@ -242,9 +281,16 @@ export class Emulator extends EventEmitter {
         return pull === GPIO.PULL_UP || pull === GPIO.PULL_UP_DOWN ? 1 : 0;
       },
       uartTx(bytes: Uint8Array) {
-        self.counters.uartTxBytes += bytes.length;
-        if (self.txHeld) self.txHeld.push(Uint8Array.from(bytes));
-        else self.emitTx([Uint8Array.from(bytes)]);
+        // Everything on the console goes through stdout and the UART VFS's TX line endings.
+        const out = translateTx(bytes, self.build.stdoutLineEnding);
+        self.counters.uartTxBytes += out.length;
+        // Flash work the task did before this write delays it (realtime only; see spend()).
+        self.chargeFlashTime();
+        self.emitTx(out);
+        if (self.opts.lineTiming) self.spend(self.txBlockMs(out.length));
+      },
+      spend(ms: number) {
+        self.spend(ms);
       },
       event(e: EmulatorEvent) {
         self.emitEvent(e);
@@ -265,30 +311,47 @@ export class Emulator extends EventEmitter {
     if (!this.softRestart) randomFillSync(this.rtcSlots);
     this.softRestart = false;
     this.stopMachine();
-    const m = new Machine(this.hardware(), { countInstructions: this.opts.countInstructions });
+    const has = new Set(this.build.modules);
+    if (!this.opts.rng) has.delete("sodium");
+    const absentModules = new Set([...ALL_MODULES].filter((name) => !has.has(name)));
+    const m = new Machine(this.hardware(), { countInstructions: this.opts.countInstructions, absentModules });
     this.machine = m;
     this.instructionsAtBoot = this.counters.instructions;
+    this.luaFreeAt = this.clock.nowMs;
     installBase(m);
-    installFile(m);
-    this.uart = installUart(m);
-    this.repl = new Repl(m);
-    installI2c(m);
-    this.gpio = installGpio(m);
-    this.tmr = installTmr(m, (task) => this.run(m, task));
-    installNode(m);
-    const radio = installWifi(m);
-    if (this.opts.rng) installSodium(m, radio);
+    if (has.has("file")) installFile(m);
+    const uart = installUart(m);
+    this.uart = uart;
+    const repl = new Repl(m);
+    this.repl = repl;
+    this.rx = new ConsoleRx(
+      {
+        wanted: () => uart.runInput || uart.hasDataCallback,
+        post: (byte) => this.post(m, "high", () => this.consoleTask(m, uart, repl, byte), true),
+        overflow: (lost) => {
+          this.counters.uartRxLost += lost;
+          this.emitEvent({ event: "uart-overrun", lost });
+        },
+      },
+      this.build.stdinLineEnding,
+    );
+    if (has.has("i2c")) installI2c(m);
+    if (has.has("gpio")) this.gpio = installGpio(m, (task) => this.post(m, "low", task));
+    if (has.has("tmr")) this.tmr = installTmr(m, (task) => this.post(m, "high", task));
+    if (has.has("node")) installNode(m);
+    const radio = has.has("wifi") ? installWifi(m) : { on: false };
+    if (has.has("sodium")) installSodium(m, radio);
+    // Injected faults take a module away as a build without it would.
     const absent = new Set<string>();
-    if (this.faults.has("no-spi")) absent.add("spi");
-    else installSpi(m);
-    if (this.faults.has("no-rtcmem")) absent.add("rtcmem");
-    else installRtcmem(m, this.rtcSlots);
+    if (has.has("spi") && !this.faults.has("no-spi")) installSpi(m);
+    else absent.add("spi");
+    if (has.has("rtcmem") && !this.faults.has("no-rtcmem")) installRtcmem(m, this.rtcSlots);
+    else absent.add("rtcmem");
     m.strictGlobals(absent);
     this.counters.boots++;
     const hasInit = this.flash.exists(INIT_FILE);
     this.emitEvent({ event: "boot", init: hasInit });
     if (!hasInit) {
-      const repl = this.repl;
       this.emitEvent({ event: "repl", message: `no ${INIT_FILE} in ${this.opts.stateDir}: the Lua REPL has the console UART` });
       this.run(m, () => {
         repl.bootWithoutInit();
@@ -296,7 +359,6 @@ export class Emulator extends EventEmitter {
       });
       return;
     }
-    const repl = this.repl;
     this.run(m, () => {
       const err = repl.bootWithInit(() => {
         lua.lua_getglobal(m.L, "dofile");
@@ -343,7 +405,6 @@ export class Emulator extends EventEmitter {
     this.flash.disarm();
     for (const w of this.waiting) this.clock.cancel(w);
     this.waiting = [];
-    this.cpuFreeAt = 0;
     const wasOn = this.machine !== undefined;
     this.stopMachine();
     this.max7219.powerOff();
@@ -355,6 +416,13 @@ export class Emulator extends EventEmitter {
     const m = this.machine;
     if (!m) return;
     this.tmr?.cancelAll();
+    this.rx?.reset();
+    this.rx = undefined;
+    this.highQueue.length = 0;
+    this.lowQueue.length = 0;
+    this.clock.cancel(this.drainEvent);
+    this.drainEvent = undefined;
+    this.luaFreeAt = this.clock.nowMs;
     this.machine = undefined;
     this.uart = undefined;
     this.repl = undefined;
@@ -371,48 +439,125 @@ export class Emulator extends EventEmitter {
     }
     if (this.machine !== m || m.halted) return;
     this.busy = true;
+    this.spentMs = 0;
     const before = m.instructions;
     let err: string | undefined;
-    if (this.opts.realtime) this.txHeld = [];
     try {
       err = task();
     } finally {
       this.counters.instructions += m.instructions - before;
+      this.chargeFlashTime();
       this.busy = false;
-      this.spendFlashTime();
+      if (this.spentMs > 0) this.luaFreeAt = Math.max(this.luaFreeAt, this.clock.nowMs + this.spentMs);
+      this.spentMs = 0;
     }
     this.flushDisplay();
     this.afterCall(m, err);
     while (!this.busy && this.queue.length > 0) this.queue.shift()!();
+    if (!this.busy) this.drain();
   }
 
-  /** Take the SPIFFS time the task ran up; in realtime, hold its output (and the CPU) until then. */
-  private spendFlashTime(): void {
-    const busy = this.flash.busyMs;
-    this.flash.busyMs = 0;
-    this.counters.flashBusyMs += busy;
-    const held = this.txHeld;
-    this.txHeld = undefined;
-    if (!this.opts.realtime) return;
-    if (busy > 0) this.cpuFreeAt = Math.max(this.cpuFreeAt, this.clock.nowMs) + busy;
-    if (held && held.length > 0) this.emitTx(held);
+  /** The running task blocks Lua for ms more (Hardware.spend). */
+  private spend(ms: number): void {
+    if (!(ms >= 0) || !Number.isFinite(ms)) throw new RangeError(`spend: ms must be a finite number >= 0, got ${ms}`);
+    if (this.busy) this.spentMs += ms;
+    else this.luaFreeAt = Math.max(this.luaFreeAt, this.clock.nowMs) + ms;
   }
 
-  /** Send output now, or when the CPU is free of flash work (order kept). */
-  private emitTx(chunks: Uint8Array[]): void {
-    const wait = this.cpuFreeAt - this.clock.nowMs;
-    if (wait <= 0) {
-      for (const c of chunks) this.emit("uart", c);
-      return;
+  /**
+   * A console write of n bytes: the console driver has no TX buffer
+   * (user_main.c:254 passes 0), so the write returns once all but the TX
+   * FIFO's 128 bytes are out on the wire. Returns how long Lua blocks.
+   */
+  private txBlockMs(n: number): number {
+    const byteMs = (BITS_PER_BYTE * 1000) / this.baud;
+    const t = this.clock.nowMs + this.spentMs;
+    this.txEndsAt = Math.max(this.txEndsAt, t) + n * byteMs;
+    return Math.max(0, this.txEndsAt - TX_FIFO_BYTES * byteMs - t);
+  }
+
+  /**
+   * task_post to NodeMCU's queue of that priority: the task runs at once if
+   * Lua is idle with nothing queued, else it waits for a slot's turn. False
+   * when the queue is full (task.c:58-70: a non-blocking post fails; the
+   * console reader then waits, see console-rx.ts).
+   */
+  private post(m: Machine, prio: "high" | "low", task: Task, blocking = false): boolean {
+    if (this.machine !== m || m.halted) return true;
+    const queue = prio === "high" ? this.highQueue : this.lowQueue;
+    const slots = prio === "high" ? this.build.highQueueSlots : this.build.lowQueueSlots;
+    if (!this.busy && !this.draining && this.clock.nowMs >= this.luaFreeAt && this.highQueue.length === 0 && this.lowQueue.length === 0) {
+      this.run(m, task);
+      return true;
     }
-    this.hold(wait, () => {
-      for (const c of chunks) this.emit("uart", c);
+    if (queue.length >= slots) {
+      if (!blocking) this.counters.tasksLost++;
+      return false;
+    }
+    queue.push(task);
+    this.scheduleDrain();
+    return true;
+  }
+
+  /** The task pump (task.c:155-166): highest priority first, one at a time, while Lua is free. */
+  private drain(): void {
+    if (this.draining || this.busy) return;
+    this.draining = true;
+    try {
+      while (this.machine && this.clock.nowMs >= this.luaFreeAt) {
+        const task = this.highQueue.shift() ?? this.lowQueue.shift();
+        if (!task) break;
+        this.run(this.machine, task);
+        this.rx?.settle();
+      }
+    } finally {
+      this.draining = false;
+    }
+    this.scheduleDrain();
+  }
+
+  private scheduleDrain(): void {
+    if (this.highQueue.length === 0 && this.lowQueue.length === 0) return;
+    if (this.busy || this.draining) return; // run() and drain() go on with the queues
+    const at = Math.max(this.luaFreeAt, this.clock.nowMs);
+    if (this.drainEvent && !this.drainEvent.cancelled && this.drainEvent.at === at) return;
+    this.clock.cancel(this.drainEvent);
+    this.drainEvent = this.clock.schedule(at - this.clock.nowMs, () => {
+      this.drainEvent = undefined;
+      this.drain();
     });
   }
 
-  private hold(wait: number, run: () => void): void {
+  /** console_nodemcu_task (user_main.c:179-194) for one received byte. */
+  private consoleTask(m: Machine, uart: UartPort, repl: Repl, byte: number): string | undefined {
+    const data = Uint8Array.of(byte);
+    if (uart.runInput) repl.feed(data, uart.echo, (line) => this.run(m, () => repl.dojob(line)));
+    return uart.feed(data);
+  }
+
+  /**
+   * Charge the SPIFFS time the running task has run up so far (hil/flash.ts
+   * figures). Realtime: it keeps Lua busy (spend), so the task's later UART
+   * output and the next tasks wait for it. Stepped: only counted, so replies
+   * stay synchronous for tests that call advance().
+   */
+  private chargeFlashTime(): void {
+    const busy = this.flash.busyMs;
+    if (busy === 0) return;
+    this.flash.busyMs = 0;
+    this.counters.flashBusyMs += busy;
+    if (this.opts.realtime) this.spend(busy);
+  }
+
+  /** Send console output at the virtual time the running task has reached (order kept). */
+  private emitTx(out: Uint8Array): void {
+    const wait = this.busy ? this.spentMs : 0;
+    if (wait <= 0) {
+      this.emit("uart", out);
+      return;
+    }
     this.waiting = this.waiting.filter((w) => w.at > this.clock.nowMs);
-    this.waiting.push(this.clock.schedule(wait, run));
+    this.waiting.push(this.clock.schedule(wait, () => this.emit("uart", out)));
   }
 
   /** After firmware code ran: handle its error, a restart, or a power cut it hit. */
@@ -484,9 +629,8 @@ export class Emulator extends EventEmitter {
   private setLevel(level: number): void {
     if (level === this.buttonLevel) return;
     this.buttonLevel = level;
-    const m = this.machine;
-    const gpio = this.gpio;
-    if (m && gpio) this.run(m, () => gpio.edge(BUTTON_PIN, level));
+    // The ISR runs outside Lua, at the edge; it posts the callback task itself.
+    if (this.machine) this.gpio?.edge(BUTTON_PIN, level);
   }
 
   /**
@@ -503,30 +647,18 @@ export class Emulator extends EventEmitter {
     if (!this.opts.realtime) this.advance(holdMs / 1000 + 0.001);
   }
 
-  /** Bytes arriving on the console UART from the host (delivered at once; pty.ts paces them). */
+  /**
+   * Bytes arriving on the console UART from the host, as one burst now
+   * (pty.ts paces them at the line rate). They take the board's path
+   * (console-rx.ts): while Lua is busy they wait in its buffers and can
+   * overflow them; while it is idle each byte's task runs at once.
+   */
   uartWrite(bytes: Uint8Array | number[] | string): void {
     const data = typeof bytes === "string" ? Uint8Array.from(bytes, (c) => c.charCodeAt(0) & 255) : bytes instanceof Uint8Array ? bytes : Uint8Array.from(bytes);
     for (const b of data) if (!Number.isInteger(b) || b < 0 || b > 255) throw new RangeError(`uartWrite: byte ${b} out of 0..255`);
     this.counters.uartRxBytes += data.length;
-    const wait = this.cpuFreeAt - this.clock.nowMs;
-    if (wait > 0) {
-      // The Lua task is still blocked in SPIFFS: the bytes wait in the UART driver.
-      this.hold(wait, () => this.deliver(data));
-      return;
-    }
-    this.deliver(data);
-  }
-
-  private deliver(data: Uint8Array): void {
-    const m = this.machine;
-    const uart = this.uart;
-    const repl = this.repl;
-    if (!m || !uart || !repl) return; // nobody listening: a powered-off board drops the bytes
-    this.run(m, () => {
-      // platform.c uart_event_task: the REPL first (if run_input), then the data callback.
-      if (uart.runInput) repl.feed(data, uart.echo, (line) => this.run(m, () => repl.dojob(line)));
-      return uart.feed(data);
-    });
+    // A powered-off board drops the bytes; a powered one takes them through its UART buffers.
+    this.rx?.arrive(data);
   }
 
   /**

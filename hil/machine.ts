@@ -1,8 +1,10 @@
 /**
  * One power-on life of the emulated ESP32: a fresh fengari Lua state with
- * NodeMCU's libraries (base, coroutine, table, string, math, utf8, io; no os,
- * no debug, as in the dev-esp32 build defaults) and the emulated NodeMCU
- * modules. A reset or power cut throws the whole state away, as on the chip.
+ * NodeMCU's libraries (base, coroutine, table, string, math, utf8, io, debug;
+ * no os, as in the dev-esp32 build defaults: components/lua/Kconfig:127-133
+ * LUA_REQUIRED_MODULES selects LUA_BUILTIN_DEBUG in every build, and 5.3's
+ * ldblib.c:445-463 registers the whole library) and the emulated NodeMCU
+ * modules of the build (nodemcu-build.ts). A reset or power cut throws the whole state away, as on the chip.
  *
  * Anything outside the emulated subset fails loudly: reading an unknown
  * global or an unknown field of an emulated module raises a Lua error that
@@ -33,6 +35,12 @@ export interface Hardware {
   readonly faults: ReadonlySet<Fault>;
   gpioLevel(pin: number): number;
   uartTx(bytes: Uint8Array): void;
+  /**
+   * The running task keeps the Lua task pump busy for ms more of virtual time
+   * (a blocking UART write, a flash write): tasks posted meanwhile wait in
+   * NodeMCU's queues, and console input piles up in the UART buffers.
+   */
+  spend(ms: number): void;
   event(e: EmulatorEvent): void;
 }
 
@@ -45,16 +53,16 @@ export type EmulatorEvent =
   | { event: "power-cut"; reason: string }
   | { event: "restart"; reason: string }
   | { event: "print"; text: string }
-  | { event: "uart-config"; baud: number };
+  | { event: "uart-config"; baud: number }
+  | { event: "uart-overrun"; lost: number };
 
 /** Thrown by nothing: halting is a flag plus a Lua error, see Machine.halt. */
 export type HaltReason = "power-cut" | "restart";
 
-/** Module names a NodeMCU firmware may lack; reading them gives nil when absent. */
-const OPTIONAL_MODULES = new Set(["sodium"]);
-
 export interface MachineOptions {
   countInstructions: boolean;
+  /** NodeMCU module names the build lacks: reading such a global gives nil, as on the board. */
+  absentModules?: ReadonlySet<string>;
 }
 
 /** Message handler for pcall: the error plus a Lua stack traceback. */
@@ -75,12 +83,14 @@ export class Machine {
   /** Modules hang their per-boot state here. */
   readonly state = new Map<string, unknown>();
   private readonly countInstructions: boolean;
+  private readonly absentModules: ReadonlySet<string>;
   /** Tables returned by top-level dofile calls, for Emulator.callImage. */
   readonly dofileResults = new Map<string, number>();
 
   constructor(hw: Hardware, opts: MachineOptions) {
     this.hw = hw;
     this.countInstructions = opts.countInstructions;
+    this.absentModules = opts.absentModules ?? new Set();
     const L = lauxlib.luaL_newstate();
     this.L = L;
     const libs: [string, unknown][] = [
@@ -90,6 +100,7 @@ export class Machine {
       ["string", lualib.luaopen_string],
       ["math", lualib.luaopen_math],
       ["utf8", lualib.luaopen_utf8],
+      ["debug", lualib.luaopen_debug],
     ];
     for (const [name, open] of libs) {
       lauxlib.luaL_requiref(L, toLuaString(name), open, 1);
@@ -191,8 +202,8 @@ export class Machine {
   }
 
   /**
-   * Make reading an undefined global an error. Optional modules, and the
-   * modules in `absent` (left out of this build), read as nil, as on the board.
+   * Make reading an undefined global an error. Modules the build lacks
+   * (absentModules) and those `absent` by an injected fault read as nil, as on the board.
    */
   strictGlobals(absent: ReadonlySet<string> = new Set()): void {
     const L = this.L;
@@ -200,7 +211,7 @@ export class Machine {
     lua.lua_newtable(L);
     lua.lua_pushcfunction(L, (L2: LuaState) => {
       const key = lua.lua_type(L2, 2) === lua.LUA_TSTRING ? bytesText(lua.lua_tolstring(L2, 2)) : "?";
-      if (OPTIONAL_MODULES.has(key) || absent.has(key)) {
+      if (this.absentModules.has(key) || absent.has(key)) {
         lua.lua_pushnil(L2);
         return 1;
       }

@@ -12,8 +12,9 @@ import { existsSync, lstatSync, unlinkSync } from "node:fs";
 import { SerialPort } from "serialport";
 import type { Emulator } from "./emulator.js";
 
-/** Bits per byte on the wire: start + 8 data + stop (8N1). */
-export const BITS_PER_BYTE = 10;
+import { BITS_PER_BYTE } from "./console-rx.js";
+
+export { BITS_PER_BYTE };
 const TICK_MS = 2;
 
 export interface PtyOptions {

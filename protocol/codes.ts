@@ -4,6 +4,13 @@
  * here is a change there.
  */
 
+/**
+ * The serial link's line speed (SPEC.md "Serial link"): NodeMCU's console
+ * default, CONFIG_ESP_CONSOLE_UART_BAUDRATE in nodemcu-build/sdkconfig.fobkit.
+ * Written once here for the firmware, the host and the emulator.
+ */
+export const LINK_BAUD = 115200;
+
 /** Byte 0 of every frame body. Bumped only by an incompatible change (SPEC.md "Versioning"). */
 export const PROTOCOL_VERSION = 1;
 

@@ -11,7 +11,7 @@
  * text so init.lua can restart with back-off.
  */
 import {
-  CRC16_BYTES, decodeRequest, deframerPush, deframerWipe, encodeReply, MAX_FRAME, newDeframer, RX_FRAME, RX_NONE,
+  CRC16_BYTES, decodeRequest, deframerPush, deframerWipe, encodeReply, LINK_BAUD, MAX_FRAME, newDeframer, RX_FRAME, RX_NONE,
   STATUS_OK, WRONG_DIRECTION, type Deframer, type Reply,
 } from "../../protocol/index.js";
 import { NODEMCU_BOARD as board } from "../board/board.js";
@@ -19,8 +19,6 @@ import { deviceBoot, deviceHandle, devicePressText, type Device } from "./device
 
 /** How long a code stays on the display after a press. */
 export const SHOW_MS = 10000;
-/** The provisioning link's speed (the host's default too). */
-export const LINK_BAUD = 115200;
 /** COBS frames end at 0x00: NodeMCU delivers UART data up to that byte in one callback. */
 const FRAME_DELIMITER = 0;
 /** What a failed boot shows (seven-segment-font.ts has E and r). */

@@ -3,9 +3,16 @@
  * The button: GPIO interrupt on the falling edge, debounced with a timer.
  *
  * A mechanical contact bounces for a few milliseconds, so one press gives
- * several edges. The first edge arms a DEBOUNCE_MS timer and later edges are
- * ignored while it runs; when it fires the pin is read again and only a pin
- * still low counts as a press.
+ * several edges. Each falling edge (re)starts a DEBOUNCE_MS countdown; when
+ * it runs out the pin is read again and only a pin still low counts as a
+ * press, so one press counts once however it bounces.
+ *
+ * Restarting is stop() then start(): NodeMCU's start() on a running timer
+ * returns false and does not restart it (tmr.c:124-127). Keeping no "armed"
+ * flag of our own matters too: an expiry whose task finds NodeMCU's
+ * high-priority queue full is lost (tmr.c:39, task_post_high does not wait),
+ * and a flag that only the callback clears would then ignore every later
+ * press. stop() puts even such a stranded timer back to idle.
  */
 import { BUTTON_PIN } from "./pins.js";
 import { BOARD_OK } from "./status.js";
@@ -15,10 +22,8 @@ export const DEBOUNCE_MS = 30;
 
 let onPress: (() => void) | undefined = undefined;
 let settleTimer: TmrObj | undefined = undefined;
-let settling = false;
 
 function onSettled(_t: TmrObj): void {
-  settling = false;
   const handler = onPress;
   if (handler !== undefined && gpio.read(BUTTON_PIN) === 0) {
     handler();
@@ -27,10 +32,10 @@ function onSettled(_t: TmrObj): void {
 
 function onEdge(_pin: number, _level: number): void {
   const t = settleTimer;
-  if (settling || t === undefined) {
+  if (t === undefined) {
     return;
   }
-  settling = true;
+  t.stop();
   t.start();
 }
 

@@ -23,6 +23,8 @@ export function displayBlankAfter(ms: number): number {
     t = tmr.create();
     blankTimer = t;
   }
+  // start() alone would not restart a running countdown (NodeMCU tmr.c:124-127);
+  // stop() and register() leave the timer idle, so start() always takes.
   t.stop();
   t.register(ms, tmr.ALARM_SEMI, onBlank);
   t.start();

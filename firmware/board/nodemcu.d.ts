@@ -17,6 +17,16 @@
  *   the RF subsystem runs (ESP-IDF "Random Number Generation"), hence `wifi`.
  * - `uart.on(id, "data", 0, cb, 0)` calls cb once per received byte (uart.c
  *   uart_feed_data: max_wanted = need_len = 0), not "every char in buffer".
+ * - The console delivers nothing to a data callback until `uart.start(0)`
+ *   (uart.c:70-71, :295-296); uart.md says the console needs no start.
+ * - `tmr` start() does not restart a running timer (it returns false) and
+ *   raises on a timer never registered (tmr.c:110-135).
+ * - `wifi.mode` returns nothing (wifi.c:61-78); `spi.master` refuses VSPI
+ *   (spi_master.c:222-226 tests SPI2_HOST twice, never SPI3_HOST).
+ * - A gpio interrupt is switched off from the edge until its Lua callback has
+ *   run (gpio.c:61-66, :226-241): edges in between are not seen.
+ * - The `debug` library is in every build (components/lua/Kconfig
+ *   LUA_REQUIRED_MODULES selects LUA_BUILTIN_DEBUG).
  * - `gpio.INTR_DISABLE` in gpio.md does not exist; the table has INTR_NONE.
  * - `i2c.transfer` raises a Lua error (i2c_lua_checkerr) on a bus timeout;
  *   a missing device is not an error but (nil, false).
@@ -27,7 +37,7 @@
 // ---------------------------------------------------------------------------
 // uart — https://nodemcu.readthedocs.io/en/dev-esp32/modules/uart/
 declare namespace uart {
-  /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/uart/#uartsetup */
+  /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/uart/#uartsetup ; values from platform.h:61-77: PARITY_NONE 0, EVEN 1, ODD 2; STOPBITS_1 1, STOPBITS_2 2, STOPBITS_1_5 3. */
   const PARITY_NONE: number;
   const PARITY_EVEN: number;
   const PARITY_ODD: number;
@@ -44,6 +54,13 @@ declare namespace uart {
   function setup(id: number, baud: number, databits: number, parity: number, stopbits: number, echo: number): number;
   /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/uart/#uartwrite — strings or single bytes. */
   function write(id: number, ...data: (string | number)[]): void;
+  /**
+   * https://nodemcu.readthedocs.io/en/dev-esp32/modules/uart/#uartstart —
+   * allocates the buffer without which no byte reaches a data callback
+   * (uart.c:289-300). On the console it returns false all the same
+   * (platform.c:316-321 refuses to install a second driver there).
+   */
+  function start(id: number): boolean;
 }
 
 // ---------------------------------------------------------------------------
@@ -124,11 +141,16 @@ declare namespace gpio {
 interface TmrObj {
   /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/tmr/#tmrobjalarm */
   alarm(this: TmrObj, intervalMs: number, mode: number, cb: (t: TmrObj) => void): boolean;
-  /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/tmr/#tmrobjregister — does not start. */
+  /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/tmr/#tmrobjregister — does not start; stops a running timer (tmr.c:86-101). */
   register(this: TmrObj, intervalMs: number, mode: number, cb: (t: TmrObj) => void): void;
-  /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/tmr/#tmrobjstart — starts or restarts. */
+  /**
+   * https://nodemcu.readthedocs.io/en/dev-esp32/modules/tmr/#tmrobjstart —
+   * starts an idle timer (true). A running timer is NOT restarted: false
+   * (tmr.c:124-127); stop() first to restart a countdown. Raises "timer not
+   * registered" on a timer never registered or a SINGLE one that has fired.
+   */
   start(this: TmrObj): boolean;
-  /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/tmr/#tmrobjstop */
+  /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/tmr/#tmrobjstop — true only if it was running (tmr.c:144-160). */
   stop(this: TmrObj): boolean;
   /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/tmr/#tmrobjunregister */
   unregister(this: TmrObj): void;
@@ -157,8 +179,8 @@ declare namespace node {
 declare namespace wifi {
   const STATION: number;
   const NULLMODE: number;
-  /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/wifi/#wifimode */
-  function mode(mode: number, save: boolean): number;
+  /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/wifi/#wifimode — returns nothing, raises on failure (wifi.c:61-78). */
+  function mode(mode: number, save: boolean): void;
   /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/wifi/#wifistart */
   function start(): void;
   /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/wifi/#wifistop */
@@ -206,6 +228,7 @@ interface SpiBusMaster {
 }
 declare namespace spi {
   const HSPI: number;
+  /** Exists, but spi.master refuses it: "invalid host" (spi_master.c:222-226). Use HSPI. */
   const VSPI: number;
   /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/spi/#spimaster — dma 0: at most 32 bytes per transaction. */
   function master(host: number, config: SpiBusConfig, dma: number): SpiBusMaster;

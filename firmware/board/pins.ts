@@ -6,8 +6,8 @@
 
 /** Console UART (UART0, the USB bridge): provisioning link. */
 export const CONSOLE_UART = 0;
-/** Default line speed; NodeMCU's console default (docs/modules/uart.md). */
-export const CONSOLE_BAUD = 115200;
+// The console's line speed is LINK_BAUD in protocol/codes.ts (one place for
+// firmware, host and emulator; the board layer takes it as a uartStart argument).
 
 /** DS3231 on I2C hardware interface 0; the usual ESP32 SDA/SCL pins. */
 export const RTC_SDA_PIN = 21;

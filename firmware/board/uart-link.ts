@@ -5,7 +5,10 @@
  * uart.on(..., run_input = 0) takes the console away from the Lua
  * interpreter, so bytes from the host are data and can never be executed as
  * Lua. uart.setup also ends NodeMCU's boot-time auto-baud detection
- * (uart.md) and turns echo off.
+ * (uart.md) and turns echo off. uart.start(0) is what makes the console
+ * deliver bytes to the callback at all: uart_feed_data drops everything
+ * until uart.start has allocated its line buffer (NodeMCU uart.c:70-71 and
+ * :295-296, commit 53da95b5), whatever docs/modules/uart.md says.
  */
 import { appendStringBytes, bytesToString } from "./lua-bytes.js";
 import { CONSOLE_UART } from "./pins.js";
@@ -42,6 +45,10 @@ export function uartStart(onBytes: (bytes: number[]) => void, baud: number, deli
   } else {
     uart.on(CONSOLE_UART, "data", string.char(delimiter), onUartData, 0);
   }
+  // Its result is false on the console even though input now flows
+  // (platform_uart_start refuses the console after the buffer was made), so
+  // it is not a failure to report.
+  uart.start(CONSOLE_UART);
   return BOARD_OK;
 }
 

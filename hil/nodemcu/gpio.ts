@@ -1,7 +1,17 @@
 /**
- * `gpio` (gpio.c of dev-esp32): config, read, trig. Interrupt callbacks run
- * from the task queue with (pin, level), as NodeMCU posts them. Levels come
+ * `gpio` (gpio.c of dev-esp32 at 7c5bb151): config, read, trig. Levels come
  * from the board model (the button pin; other inputs read their pull).
+ *
+ * Interrupts as the source takes them: the ISR switches the pin's interrupt
+ * off and posts one low-priority task carrying the level it read
+ * (gpio.c:61-66, task_post_isr_low, which does not wait); the task runs the
+ * Lua callback and only then switches the interrupt back on (gpio.c:226-241).
+ * Edges in between are not seen: ESP-IDF's gpio_hal_intr_enable_on_core
+ * clears the pin's latched status before enabling (hal/gpio_hal.c), so
+ * nothing pending fires afterwards. If the low-priority queue is full the post
+ * is lost and the interrupt stays off until gpio.trig is called again
+ * (gpio.c:172-186 re-enables it). A level interrupt (INTR_LOW/HIGH) whose
+ * level still holds when it is re-enabled fires again at once.
  */
 import { argError, lauxlib, lua, raise, toLuaString, type LuaState } from "../fengari.js";
 import type { Machine } from "../machine.js";
@@ -28,13 +38,49 @@ function validPin(pin: number): boolean {
 }
 
 export interface GpioPort {
-  /** The board changed a pin's level; runs trig callbacks. Error message if one failed. */
-  edge(pin: number, level: number): string | undefined;
+  /** The board changed a pin's level: the ISR, if the pin's interrupt is on and the change matches it. */
+  edge(pin: number, level: number): void;
   pull(pin: number): number;
 }
 
-export function installGpio(m: Machine): GpioPort {
+/** postLow: task_post_isr_low; false when the queue is full (the task is lost). */
+export function installGpio(m: Machine, postLow: (task: () => string | undefined) => boolean): GpioPort {
   const trig = new Map<number, { type: number; ref: number }>();
+  /** Pins whose interrupt is enabled (gpio_intr_enable / gpio_intr_disable). */
+  const enabled = new Set<number>();
+
+  const matches = (type: number, level: number) =>
+    (type === GPIO.INTR_UP && level === 1) ||
+    (type === GPIO.INTR_DOWN && level === 0) ||
+    type === GPIO.INTR_UP_DOWN ||
+    (type === GPIO.INTR_LOW && level === 0) ||
+    (type === GPIO.INTR_HIGH && level === 1);
+
+  // single_pin_isr (gpio.c:61-66)
+  const isr = (pin: number) => {
+    enabled.delete(pin);
+    const level = m.hw.gpioLevel(pin);
+    postLow(() => callbackTask(pin, level));
+  };
+
+  // nodemcu_gpio_callback_task (gpio.c:226-241)
+  const callbackTask = (pin: number, level: number): string | undefined => {
+    const t = trig.get(pin);
+    if (!t) return undefined;
+    const err = m.callRef(t.ref, () => {
+      lua.lua_pushinteger(m.L, pin);
+      lua.lua_pushinteger(m.L, level);
+      return 2;
+    });
+    if (m.halted) return err;
+    const now = trig.get(pin);
+    if (now) {
+      enabled.add(pin);
+      const isLevelType = now.type === GPIO.INTR_LOW || now.type === GPIO.INTR_HIGH;
+      if (isLevelType && matches(now.type, m.hw.gpioLevel(pin))) isr(pin);
+    }
+    return err;
+  };
   const pulls = new Map<number, number>();
 
   const checkPin = (L: LuaState, idx: number): number => {
@@ -85,6 +131,7 @@ export function installGpio(m: Machine): GpioPort {
       const type = lua.lua_isnoneornil(L, 2) ? GPIO.INTR_NONE : lauxlib.luaL_checkinteger(L, 2);
       if (type < 0 || type > 5) argError(L, 2, "invalid interrupt type");
       const old = trig.get(pin);
+      enabled.delete(pin);
       if (type === GPIO.INTR_NONE) {
         if (old) m.unref(old.ref);
         trig.delete(pin);
@@ -98,27 +145,17 @@ export function installGpio(m: Machine): GpioPort {
       }
       if (ref === undefined) raise(L, "gpio.trig: no callback given or registered");
       trig.set(pin, { type, ref });
+      enabled.add(pin);
       return 0;
     },
   });
 
   return {
     pull: (pin) => pulls.get(pin) ?? GPIO.FLOATING,
-    edge(pin: number, level: number): string | undefined {
+    edge(pin: number, level: number): void {
       const t = trig.get(pin);
-      if (!t) return undefined;
-      const fires =
-        (t.type === GPIO.INTR_UP && level === 1) ||
-        (t.type === GPIO.INTR_DOWN && level === 0) ||
-        t.type === GPIO.INTR_UP_DOWN ||
-        (t.type === GPIO.INTR_LOW && level === 0) ||
-        (t.type === GPIO.INTR_HIGH && level === 1);
-      if (!fires) return undefined;
-      return m.callRef(t.ref, () => {
-        lua.lua_pushinteger(m.L, pin);
-        lua.lua_pushinteger(m.L, level);
-        return 2;
-      });
+      if (!t || !enabled.has(pin) || !matches(t.type, level)) return;
+      isr(pin);
     },
   };
 }

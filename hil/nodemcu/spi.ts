@@ -74,7 +74,10 @@ export function installSpi(m: Machine): void {
     VSPI,
     master: (L) => {
       const host = lauxlib.luaL_checkinteger(L, 1);
-      if (host !== HSPI && host !== VSPI) argError(L, 1, "only spi.HSPI and spi.VSPI are available to applications");
+      // spi_master.c:222-226 checks `host == SPI1_HOST || host == SPI2_HOST || host == SPI2_HOST`:
+      // a typo that leaves VSPI (SPI3_HOST) "invalid host". SPI1 is the flash's bus
+      // (spi_bus_initialize fails on it), so HSPI is the only host that works.
+      if (host !== HSPI) argError(L, 1, host === VSPI ? "invalid host (spi_master.c:224 accepts SPI1_HOST and SPI2_HOST only, so not VSPI)" : "invalid host");
       if (hosts.has(host)) raise(L, `host ${host} is already initialised`);
       if (lua.lua_type(L, 2) !== lua.LUA_TTABLE) raise(L, "spi.master without a config table (sdmmc sharing) is not emulated");
       const dma = lua.lua_isnoneornil(L, 3) ? 1 : lauxlib.luaL_checkinteger(L, 3);

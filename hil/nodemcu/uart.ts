@@ -1,11 +1,17 @@
 /**
- * `uart` on the console UART (uart.c of dev-esp32). Received bytes are fed
- * to the "data" callback exactly as uart_feed_data does: with a length n the
- * callback gets n bytes at a time (n = 0: every single byte); with an end
- * character it gets each run up to and including it, or 256 bytes
- * (LUA_MAXINPUT). Unless a data callback was registered with run_input = 0,
- * the bytes also go to the Lua REPL (platform.c uart_event_task feeds
- * linput.c first, then the callback); see repl.ts.
+ * `uart` on the console UART (uart.c of dev-esp32 at 7c5bb151). Received
+ * bytes are fed to the "data" callback exactly as uart_feed_data does
+ * (uart.c:64-91): with a length n the callback gets n bytes at a time
+ * (n = 0: every single byte); with an end character it gets each run up to
+ * and including it, or 256 bytes (LUA_MAXINPUT). uart_feed_data returns at
+ * once while no line buffer exists (uart.c:70-71), and only uart.start(id)
+ * allocates one (uart.c:295-296; commit 53da95b5): a console that was never
+ * started delivers nothing to its callback, whatever docs/modules/uart.md
+ * says. On the console uart.start returns false all the same, because
+ * platform_uart_start refuses the console (platform.c:316-321) after the
+ * buffer was allocated. Unless a data callback was registered with
+ * run_input = 0, the bytes also go to the Lua REPL (user_main.c:184-189
+ * feeds linput.c first, then uart_feed_data); see repl.ts and console-rx.ts.
  */
 import { lauxlib, lua, raise, bytesText, type LuaState } from "../fengari.js";
 import type { Machine } from "../machine.js";
@@ -23,6 +29,10 @@ export interface UartPort {
   readonly runInput: boolean;
   /** linput.c input_echo: the REPL echoes what it reads (uart.setup's 6th argument). */
   readonly echo: boolean;
+  /** uart_has_on_data_cb (uart.c:59-61). */
+  readonly hasDataCallback: boolean;
+  /** uart.start allocated the line buffer. */
+  readonly started: boolean;
 }
 
 export function installUart(m: Machine): UartPort {
@@ -32,6 +42,8 @@ export function installUart(m: Machine): UartPort {
   let runInput = true;
   let echo = true;
   let line: number[] = [];
+  /** uart.c line_buffer: allocated by uart.start, freed by uart.stop. */
+  let lineBuffer = false;
 
   const checkId = (L: LuaState, idx: number): number => {
     const id = lauxlib.luaL_checkinteger(L, idx);
@@ -40,12 +52,13 @@ export function installUart(m: Machine): UartPort {
   };
 
   m.defineModule("uart", {
+    // platform.h:61-77 (the module table maps PLATFORM_UART_* through, uart.c:351-356).
     PARITY_NONE: 0,
-    PARITY_EVEN: 2,
-    PARITY_ODD: 3,
+    PARITY_EVEN: 1,
+    PARITY_ODD: 2,
     STOPBITS_1: 1,
-    STOPBITS_1_5: 2,
-    STOPBITS_2: 3,
+    STOPBITS_2: 2,
+    STOPBITS_1_5: 3,
     setup: (L) => {
       checkId(L, 1);
       const baud = lauxlib.luaL_checkinteger(L, 2);
@@ -87,6 +100,19 @@ export function installUart(m: Machine): UartPort {
         ref = m.ref();
         runInput = run !== 0;
       }
+      return 0;
+    },
+    start: (L) => {
+      checkId(L, 1);
+      lineBuffer = true;
+      // platform_uart_start returns -1 for the console: the result is false though input now flows.
+      lua.lua_pushboolean(L, false);
+      return 1;
+    },
+    stop: (L) => {
+      checkId(L, 1);
+      // uart.c:280-284: the line buffer goes, and with it whatever was half assembled.
+      lineBuffer = false;
       line = [];
       return 0;
     },
@@ -116,8 +142,14 @@ export function installUart(m: Machine): UartPort {
     get echo() {
       return echo;
     },
+    get hasDataCallback() {
+      return ref !== undefined;
+    },
+    get started() {
+      return lineBuffer;
+    },
     feed(bytes: Uint8Array): string | undefined {
-      if (ref === undefined) return undefined;
+      if (ref === undefined || !lineBuffer) return undefined;
       const maxWanted = endChar >= 0 && needLen === 0 ? LUA_MAXINPUT : needLen;
       for (const ch of bytes) {
         line.push(ch);

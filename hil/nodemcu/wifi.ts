@@ -28,8 +28,8 @@ export function installWifi(m: Machine): Radio {
       const next = lauxlib.luaL_checkinteger(L, 1);
       if (![NULLMODE, STATION, SOFTAP, STATIONAP].includes(next)) raise(L, `invalid wifi mode ${next}`);
       mode = next;
-      lua.lua_pushinteger(L, mode);
-      return 1;
+      // wifi.c:61-78: returns nothing (0 results) on success.
+      return 0;
     },
     start: () => {
       started = true;

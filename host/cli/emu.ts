@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { runEmuCli } from "../../hil/cli.js";
 import { faultHelp } from "../../hil/faults.js";
+import { LINK_BAUD } from "../../protocol/codes.js";
 import { CliError, type Command } from "./command.js";
 
 export const emuCommand: Command = {
@@ -30,8 +31,9 @@ examples:
     state: { type: "string", placeholder: "DIR", help: "the board's flash (created; holds fobkit.lua, init.lua, records)" },
     time: { type: "string", placeholder: "UNIX", help: "RTC time at start, unix seconds in 2000..2099 (default: now)" },
     "drift-ppm": { type: "string", placeholder: "N", help: "RTC crystal error in ppm, positive = fast (default 0)" },
-    baud: { type: "string", placeholder: "RATE", help: "modelled line speed, bytes are paced to it (default 115200)" },
+    baud: { type: "string", placeholder: "RATE", help: `modelled line speed, bytes are paced to it (default ${LINK_BAUD})` },
     image: { type: "string", placeholder: "FILE", help: "install this Lua image (default: build/firmware/fobkit.lua if DIR has none)" },
+    build: { type: "string", placeholder: "FILE", help: "the NodeMCU build's sdkconfig fragment: its modules and console settings (default nodemcu-build/sdkconfig.fobkit)" },
     "no-rng": { type: "boolean", help: "a board without a hardware RNG (the firmware must fail closed)" },
     "no-rtc": { type: "boolean", help: "no DS3231 on the bus (the firmware must fail closed)" },
     fault: { type: "string", multiple: true, placeholder: "NAME", help: "switch a fault on from power-on (see Faults above)" },

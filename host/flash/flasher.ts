@@ -23,6 +23,7 @@
  *    image is complete.
  * 6. node.restart(); the firmware must answer INFO over the protocol.
  */
+import { LINK_BAUD } from "../../protocol/codes.js";
 import { DeviceSession, type KeyfobInfo } from "../device/session.js";
 import { SerialTransport } from "../transport/serial-transport.js";
 import type { Transport } from "../transport/transport.js";
@@ -196,7 +197,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       await repl.exec(`_fk.f=assert(io.open(${luaQuote(IMAGE_NAME + PART)},"${resumedFrom > 0 ? "ab" : "wb"}"))`, lineMs);
       opts.onProgress?.({ done: resumedFrom, total, from: resumedFrom });
       const chunks = luaChunks(image, resumedFrom, "_fk.f:write(", ")");
-      const baud = t.kind === "serial" ? (t as SerialTransport).baudRate : 115200;
+      const baud = t.kind === "serial" ? (t as SerialTransport).baudRate : LINK_BAUD;
       await repl.exec(`uart.setup(0,${baud},8,0,1,0)`, lineMs);
       const probe = await repl.run("=1", lineMs);
       const echoOff = probe.output === "1" && !probe.echoed;

@@ -7,11 +7,12 @@
  */
 import { existsSync } from "node:fs";
 import { SerialPort } from "serialport";
+import { LINK_BAUD } from "../../protocol/codes.js";
 import { CloseListeners } from "./close-listeners.js";
 import { TransportError, type Transport, type TransportCloseEvent, type TransportStats } from "./transport.js";
 
-/** The keyfob's UART0 rate (SPEC.md "Serial link"). */
-export const DEFAULT_BAUD_RATE = 115200;
+/** The keyfob's UART0 rate (SPEC.md "Serial link"; protocol/codes.ts LINK_BAUD). */
+export const DEFAULT_BAUD_RATE = LINK_BAUD;
 const READ_CHUNK = 1024;
 /**
  * How often an open port checks that its device node still exists. The

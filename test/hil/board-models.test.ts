@@ -181,7 +181,7 @@ describe("SPIFFS through newlib (file writes)", () => {
 
   it("on the PTY (realtime) the reply of a task that wrote flash leaves only after the flash time", () => {
     const dir = tempDir("emu-model-");
-    writeFileSync(join(dir, "init.lua"), 'uart.on(0, "data", 0, function(d) local f = io.open("log", "ab") f:write(d) f:close() uart.write(0, "ok") end, 0)');
+    writeFileSync(join(dir, "init.lua"), 'uart.start(0) uart.on(0, "data", 0, function(d) local f = io.open("log", "ab") f:write(d) f:close() uart.write(0, "ok") end, 0)');
     const emu = new Emulator({ stateDir: dir, time: 1_764_000_000, realtime: true, countInstructions: false });
     const tx: number[] = [];
     emu.boot();

@@ -56,7 +56,7 @@ describe("NodeMCU subset: calls outside it fail loudly", () => {
   });
 
   it("a Lua error is printed on the UART and restarts the chip 2 s later (node.c default_onerror)", () => {
-    const { emu, events, tx } = bootLua("uart.on(0, 'data', 0, function(d) error('boom ' .. d) end, 0)");
+    const { emu, events, tx } = bootLua("uart.on(0, 'data', 0, function(d) error('boom ' .. d) end, 0) uart.start(0)");
     emu.uartWrite("x");
     expect(events.map((e) => e.event)).toEqual(["boot", "error", "restart"]);
     expect(Buffer.from(tx).toString("latin1")).toMatch(/^init\.lua:1: boom x\nstack traceback:/);

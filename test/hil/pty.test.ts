@@ -3,7 +3,7 @@
  * package, as the host tool will: in-process (PtyLink) and through the CLI.
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { SerialPort } from "serialport";
@@ -173,5 +173,21 @@ describe("emulator on a PTY", () => {
     const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
     expect(code).toBe(2);
     expect(stderr).toMatch(/--baud 12345 is not a rate/);
+  });
+
+  it("--build: a build file it cannot read or model stops it before the PTY exists (exit 3, the setting named)", async () => {
+    const dir = tempDir("pty-cli-build-");
+    const bad = join(dir, "sdkconfig.int64");
+    writeFileSync(bad, "CONFIG_LUA_NUMBER_INT64=y\n");
+    for (const [build, why] of [[bad, /CONFIG_LUA_NUMBER_INT64/], [join(dir, "missing"), /cannot read the NodeMCU build file/]] as const) {
+      const path = join(dir, "tty");
+      const child = spawn(process.execPath, [join(NODE_BUILD, "hil", "cli.js"), "--pty", path, "--state", join(dir, "state"), "--build", build], { stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      child.stderr.on("data", (d) => (stderr += d));
+      const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+      expect(code).toBe(3);
+      expect(stderr).toMatch(why);
+      expect(existsSync(path)).toBe(false);
+    }
   });
 });
