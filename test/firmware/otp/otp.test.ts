@@ -38,12 +38,12 @@ function nodeImpl(): OtpImpl {
 function luaImpl(vm: LuaVmKind): OtpImpl {
   return {
     name: `lua ${vm}`,
-    intBits: vm === "fengari" ? 32 : 64,
+    intBits: vm === "fengari" || vm === "lua32" ? 32 : 64,
     run: (calls) => callLua(vm, IMAGE, calls),
   };
 }
 
-for (const impl of [nodeImpl(), luaImpl("fengari"), luaImpl("wasmoon"), luaImpl("lua5.3")]) {
+for (const impl of [nodeImpl(), luaImpl("fengari"), luaImpl("wasmoon"), luaImpl("lua5.3"), luaImpl("lua32")]) {
   describe(impl.name, { timeout: TIMEOUT }, () => createOtpTests(() => impl));
 }
 
