@@ -37,7 +37,11 @@ fi
 # binary through qemu-user's qemu-i386.
 lua32_dir=build/lua32
 lua32=$lua32_dir/lua32
-lua32_ok() { [ -x "$lua32" ] && [ "$("$lua32" -e 'io.write(math.maxinteger, " ", string.format("%.9g", 1/3), " ", string.packsize("T"))' 2>/dev/null)" = "2147483647 0.333333343 4" ]; }
+# lua32-heap: the same core behind a heap-tracking allocator (tools/lua32/lua32-heap.c) for `make bench`.
+lua32_ok() {
+  [ -x "$lua32" ] && [ -x "$lua32_dir/lua32-heap" ] && [ ! tools/lua32/lua32-heap.c -nt "$lua32_dir/lua32-heap-i386" ] &&
+    [ "$("$lua32" -e 'io.write(math.maxinteger, " ", string.format("%.9g", 1/3), " ", string.packsize("T"), " ", collectgarbage("setpause", 110))' 2>/dev/null)" = "2147483647 0.333333343 4 110" ]
+}
 if ! lua32_ok; then
   lua32_need=()
   dpkg -s gcc-multilib >/dev/null 2>&1 || lua32_need+=(gcc-multilib)
@@ -82,19 +86,24 @@ if ! lua32_ok; then
     }
     lua32_src=$(ls -d "$lua32_dir"/src/lua5.3-*/src | head -n 1)
   fi
-  echo "setup: building $lua32 (Debian's lua5.3 source, -DLUA_32BITS -m32)" >&2
+  echo "setup: building $lua32 and lua32-heap (Debian's lua5.3 source, -DLUA_32BITS -m32)" >&2
   # Debian's patches make luaconf.h include this header (the multiarch module path).
   echo '#define DEB_HOST_MULTIARCH "i386-linux-gnu"' > "$lua32_src/lua5.3-deb-multiarch.h"
   # Static, so qemu-i386 needs no i386 loader; no dlopen (C modules are not used).
-  (cd "$lua32_src" && gcc -std=gnu99 -O2 -m32 -static -DLUA_32BITS -DLUA_USE_POSIX \
+  # LUAI_GCPAUSE 110: NodeMCU's collector pause (components/lua/lua-5.3/luaconf.h:194).
+  (cd "$lua32_src" && gcc -std=gnu99 -O2 -m32 -static -DLUA_32BITS -DLUAI_GCPAUSE=110 -DLUA_USE_POSIX \
     -o lua32 $(ls *.c | grep -v '^luac\.c$') -lm)
-  cp "$lua32_src/lua32" "$lua32_dir/lua32-i386"
-  if [ "$lua32_native" = 1 ]; then
-    printf '#!/bin/sh\nexec "$(dirname "$0")/lua32-i386" "$@"\n' > "$lua32.tmp"
-  else
-    printf '#!/bin/sh\n# This kernel cannot execute i386 binaries: qemu-user runs it.\nexec qemu-i386 "$(dirname "$0")/lua32-i386" "$@"\n' > "$lua32.tmp"
-  fi
-  chmod +x "$lua32.tmp" && mv "$lua32.tmp" "$lua32"
+  (cd "$lua32_src" && gcc -std=gnu99 -O2 -m32 -static -DLUA_32BITS -DLUAI_GCPAUSE=110 -DLUA_USE_POSIX -I. \
+    -o lua32-heap "$OLDPWD/tools/lua32/lua32-heap.c" $(ls *.c | grep -v '^luac\.c$' | grep -v '^lua\.c$') -lm)
+  for lua32_name in lua32 lua32-heap; do
+    cp "$lua32_src/$lua32_name" "$lua32_dir/$lua32_name-i386"
+    if [ "$lua32_native" = 1 ]; then
+      printf '#!/bin/sh\nexec "$(dirname "$0")/%s-i386" "$@"\n' "$lua32_name" > "$lua32_dir/$lua32_name.tmp"
+    else
+      printf '#!/bin/sh\n# This kernel cannot execute i386 binaries: qemu-user runs it.\nexec qemu-i386 "$(dirname "$0")/%s-i386" "$@"\n' "$lua32_name" > "$lua32_dir/$lua32_name.tmp"
+    fi
+    chmod +x "$lua32_dir/$lua32_name.tmp" && mv "$lua32_dir/$lua32_name.tmp" "$lua32_dir/$lua32_name"
+  done
   lua32_ok || { echo "setup: $lua32 does not report int32/float32 numbers and 32-bit size_t" >&2; exit 1; }
 fi
 # --- end lua32 -----------------------------------------------------------------
