@@ -45,6 +45,9 @@ export interface MemoryBench {
   peakKB: number;
   residentAfterBootKB: number;
   perPressKB: number;
+  /** With bytecode install: the peak of node.compile on the board, and the .lc's size. */
+  compilePeakKB?: number;
+  bytecodeBytes?: number;
   goals: typeof GOALS;
   details: {
     image: string;
@@ -96,7 +99,17 @@ function press(n: number): string {
 }
 
 /** Measure the image at imagePath (also used for prototypes: any image file). */
-export async function measureImage(imagePath: string, installed = ["fobkit.lua", "init.lua"]): Promise<MemoryBench> {
+export interface MeasureOptions {
+  /**
+   * Install as bytecode: node.compile("fobkit.lua") on the board (the
+   * stand-in dumps stripped bytecode, as node.c:718-779 does), fobkit.lua
+   * removed, init.lua runs fobkit.lc.
+   */
+  bytecode?: boolean;
+}
+
+export async function measureImage(imagePath: string, opts: MeasureOptions = {}): Promise<MemoryBench> {
+  const installed = opts.bytecode ? ["fobkit.lc", "init.lua"] : ["fobkit.lua", "init.lua"];
   const P = await import(pathToFileURL(resolve(BUILD, "node", "protocol", "index.js")).href);
   const seed = Array.from(Buffer.from("12345678901234567890"));
   const serial = Array.from(Buffer.from("FK-0001-7"));
@@ -110,7 +123,15 @@ export async function measureImage(imagePath: string, installed = ["fobkit.lua",
   const dir = mkdtempSync(join(tmpdir(), "fobkit-mem-"));
   try {
     copyFileSync(imagePath, join(dir, "fobkit.lua"));
-    writeFileSync(join(dir, "init.lua"), INIT_LUA);
+    let compilePeak: number | undefined;
+    if (opts.bytecode) {
+      const c = runHeap(dir, `collectgarbage("collect") local base = heap.now() heap.reset() node.compile("fobkit.lua") R.peak = heap.peak() - base os.remove("fobkit.lua")`);
+      compilePeak = c.peak;
+      writeFileSync(join(dir, "init.lua"), 'dofile("fobkit.lc").start()\n');
+    } else {
+      writeFileSync(join(dir, "init.lua"), INIT_LUA);
+    }
+    const bytecodeBytes = opts.bytecode ? statSync(join(dir, "fobkit.lc")).size : undefined;
     // Power-on 1: blank boot, then one provisioning (its peak too).
     const blank = runHeap(dir, `${MEASURE_BOOT}
       heap.reset()
@@ -149,6 +170,7 @@ export async function measureImage(imagePath: string, installed = ["fobkit.lua",
     const bench: MemoryBench = {
       vm: "lua32: Debian lua5.3 5.3.6 source, -DLUA_32BITS -m32 (int32, float32, 4-byte pointers), heap-tracking allocator",
       imageBytes: statSync(imagePath).size,
+      ...(compilePeak === undefined ? {} : { compilePeakKB: kb(compilePeak), bytecodeBytes: bytecodeBytes }),
       peakKB: kb(locked.peak),
       residentAfterBootKB: kb(locked.resident),
       perPressKB: kb(locked.per_press_bytes),
@@ -177,7 +199,7 @@ export async function runMemoryBench(): Promise<MemoryBench> {
 export function formatMemoryBench(b: MemoryBench): string {
   const mark = (v: number, goal: number) => (v <= goal ? "ok" : `over the ${goal} KB goal`);
   return [
-    `image ${b.details.image}: ${b.imageBytes} bytes`,
+    `image ${b.details.image}: ${b.imageBytes} bytes` + (b.bytecodeBytes === undefined ? "" : `; installed as ${b.bytecodeBytes} bytes of bytecode, node.compile peaks ${b.compilePeakKB} KB`),
     `peak while loading and booting (locked): ${b.peakKB} KB (${mark(b.peakKB, GOALS.peakKB)})`,
     `resident after boot (locked, idle):      ${b.residentAfterBootKB} KB (${mark(b.residentAfterBootKB, GOALS.residentAfterBootKB)})`,
     `per press once warm:                     ${b.perPressKB} KB (${mark(b.perPressKB, GOALS.perPressKB)})`,
@@ -190,12 +212,12 @@ export function formatMemoryBench(b: MemoryBench): string {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args.includes("--help")) {
-    process.stdout.write("usage: bench-memory [IMAGE.lua] [--json]\n  no IMAGE: measure build/firmware/fobkit.lua and write bench/results/memory.json\n");
+    process.stdout.write("usage: bench-memory [IMAGE.lua] [--bytecode] [--json]\n  --bytecode: install as node.compile would (fobkit.lc)\n  no IMAGE: measure build/firmware/fobkit.lua and write bench/results/memory.json\n");
     return;
   }
   const files = args.filter((a) => !a.startsWith("--"));
   const image = files[0] ? resolve(files[0]) : IMAGE;
-  const bench = await measureImage(image);
+  const bench = await measureImage(image, { bytecode: args.includes("--bytecode") });
   if (args.includes("--json")) {
     process.stdout.write(JSON.stringify(bench, null, 2) + "\n");
     return;

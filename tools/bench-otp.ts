@@ -189,10 +189,10 @@ async function onWasmoon(body: string): Promise<unknown[]> {
   }
 }
 
-/** TSTL bundles each module as `["firmware.otp.x"] = function(...) ... end,`. */
+/** TSTL bundles each module as `["firmware.otp.x"]=function(...) ... end,` (minified). */
 function otpModuleBytes(image: string): number {
   let n = 0;
-  for (const m of image.matchAll(/\["firmware\.otp\.[\w.-]+"\] = function\(\.\.\.\)[\s\S]*?\n end,/g)) n += m[0].length;
+  for (const m of image.matchAll(/\["firmware\.otp\.[\w.-]+"\]=function\(\.\.\.\)[\s\S]*?\nend,/g)) n += m[0].length;
   return n;
 }
 

@@ -48,9 +48,9 @@ for (const impl of [nodeImpl(), luaImpl("fengari"), luaImpl("wasmoon"), luaImpl(
 }
 
 describe("the OTP part of the Lua image", () => {
-  // Each module of the bundle is `["firmware.otp.x"] = function(...) ... end,`.
+  // Each module of the bundle is `["firmware.otp.x"]=function(...) ... end,` (minified).
   const image = readFileSync(IMAGE, "latin1");
-  const modules = [...image.matchAll(/\["(firmware\.otp\.[\w.-]+)"\] = function\(\.\.\.\)([\s\S]*?)\n end,/g)];
+  const modules = [...image.matchAll(/\["(firmware\.otp\.[\w.-]+)"\]=function\(\.\.\.\)([\s\S]*?)\nend,/g)];
 
   it("holds the whole OTP core", () => {
     expect(modules.map((m) => m[1]).sort()).toEqual(
