@@ -57,6 +57,7 @@ export interface MemoryBench {
     blankBoot: { peakKB: number; residentAfterBootKB: number };
     provisioningPeakKB: number;
     lockedBootBlocks: number;
+    perPressBytes: number;
     method: string;
   };
 }
@@ -78,6 +79,7 @@ function runHeap(dir: string, body: string, limit?: number): Record<string, numb
 
 const MEASURE_BOOT = String.raw`
 FAIL_ON_ERROR = not LIMITED
+BOARD.log_spi = false
 collectgarbage("collect") collectgarbage("collect")
 local base = heap.now()
 heap.reset()
@@ -182,6 +184,7 @@ export async function measureImage(imagePath: string, opts: MeasureOptions = {})
         blankBoot: { peakKB: kb(blank.peak), residentAfterBootKB: kb(blank.resident) },
         provisioningPeakKB: kb(blank.provisioning_peak),
         lockedBootBlocks: locked.blocks,
+        perPressBytes: locked.per_press_bytes,
         method:
           "locked keyfob's second power-on: peak = allocator high-water mark above the post-stand-ins baseline while init.lua loads and starts the image; resident = collectgarbage('count') above baseline after boot + 2 full collects; perPress = growth over 10 presses (each a new 60 s step) after 3 warm-up presses, full collects around, / 10",
       },

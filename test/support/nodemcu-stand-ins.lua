@@ -17,6 +17,7 @@ local BOARD = {
   ms = 0,           -- virtual milliseconds since boot
   tx = {},          -- bytes the image wrote to UART0, in order
   spi = {},         -- MAX7219 transactions (2-byte strings), in order
+  log_spi = true,   -- false: keep no log (heap measurements must not count the harness)
   errors = {},      -- errors raised in callbacks (on the board: a restart)
   restarts = 0,
   console = { started = false, dropped = 0 },
@@ -379,7 +380,7 @@ spi = strict("spi", {
       device = function(self, dcfg)
         return strict("spi.device", {
           transfer = function(self2, data)
-            BOARD.spi[#BOARD.spi + 1] = data
+            if BOARD.log_spi then BOARD.spi[#BOARD.spi + 1] = data end
             return string.rep("\0", #data)
           end,
         })
