@@ -83,6 +83,8 @@ describe("the image on lua32 (NodeMCU's int32/float32) with NodeMCU stand-ins", 
     // Power-on 1: blank. Provision the way the station does.
     const reqs = [
       frame({ cmd: P.CMD_INFO, rid: 1 }),
+      // SHA-512 is valid on the wire but not in the keyfob (firmware/otp/hash.ts): refused, nothing written.
+      frame({ cmd: P.CMD_WRITE_SEED, rid: 9, algorithm: P.ALG_SHA512, digits: 8, period: 60, seed: [...SEED, ...SEED, ...SEED, ...SEED.slice(0, 4)] }),
       frame({ cmd: P.CMD_SET_CLOCK, rid: 2, timeHi: 0, timeLo: T0, flags: 0 }),
       frame({ cmd: P.CMD_WRITE_SEED, rid: 3, algorithm: P.ALG_SHA1, digits: 8, period: 60, seed: SEED }),
       frame({ cmd: P.CMD_SET_SERIAL, rid: 4, serial: SERIAL }),
@@ -106,11 +108,15 @@ describe("the image on lua32 (NodeMCU's int32/float32) with NodeMCU stand-ins", 
     expect(first.booted).toBe(true);
     expect(first.callback_errors).toBe(0);
     const r1 = replies(hexBytes(first.tx));
-    expect(r1.map((r) => [r.rid, r.status])).toEqual([1, 2, 3, 4, 5, 6, 7].map((rid) => [rid, P.STATUS_OK]));
+    expect(r1.map((r) => [r.rid, r.status])).toEqual([
+      [1, P.STATUS_OK],
+      [9, P.STATUS_BAD_ARGUMENT],
+      ...[2, 3, 4, 5, 6, 7].map((rid) => [rid, P.STATUS_OK]),
+    ]);
     expect(r1[0].info?.state).toBe(P.STATE_BLANK);
-    expect(r1[6].info?.state).toBe(P.STATE_LOCKED);
-    expect(Buffer.from(r1[4].selfTest!.code).toString()).toBe(referenceHotp(SEED, 28333333n, 8, "sha1"));
-    expect([r1[4].selfTest!.timeHi, r1[4].selfTest!.timeLo]).toEqual([0, T0]);
+    expect(r1[7].info?.state).toBe(P.STATE_LOCKED);
+    expect(Buffer.from(r1[5].selfTest!.code).toString()).toBe(referenceHotp(SEED, 28333333n, 8, "sha1"));
+    expect([r1[5].selfTest!.timeHi, r1[5].selfTest!.timeLo]).toEqual([0, T0]);
 
     // Power-on 2: the record from flash, the RTC kept its time on the battery.
     const second = run(dir, `
