@@ -54,4 +54,12 @@ describe("minifyLua", () => {
     expect(minifyLua("local x = 1 .. 2\n").lua).toBe("local x=1 ..2\n");
     expect(minifyLua("local y = x [ [[s]] ]\n").lua).toBe("local y=x[ [[s]]]\n");
   });
+
+  it("folds TSTL's 1-based index constants, and only whole bracket contents", () => {
+    expect(minifyLua("local y = w[t - 3 + 1] + w[i + 1 + 1] + w[j - 1 + 1] + w[k + 1]\n").lua).toBe("local y=w[t-2]+w[i+2]+w[j]+w[k+1]\n");
+    expect(minifyLua("local y = w[2 * t - 3 + 1] + w[t - 3 + 1 + n]\n").lua).toBe("local y=w[2*t-3+1]+w[t-3+1+n]\n");
+    const src = "local w = {10, 20, 30, 40} local t, i = 4, 1 return w[t - 3 + 1] .. w[i + 1 + 1] .. w[t - 1 + 1]";
+    expect(runBoth(minifyLua(src).lua)).toBe(runBoth(src));
+    expect(runBoth(src)).toBe("203040");
+  });
 });

@@ -74,7 +74,47 @@ export interface MinifyResult {
   renamed: number;
 }
 
+/**
+ * TSTL turns `a[i + k]` into `a[i + k + 1]` (Lua arrays start at 1): two
+ * additions per access where one does. Inside brackets whose whole content
+ * is `name +|- integer + 1`, fold the constants: `[t - 3 + 1]` -> `[t-2]`,
+ * `[i + 1 + 1]` -> `[i+2]`, `[t - 1 + 1]` -> `[t]`. Exact: integer addition
+ * is associative, also wrapping on 32-bit Lua. Returns the replacement token
+ * texts for tokens k..k+6, or undefined.
+ */
+function foldIndex(tokens: LuaToken[], k: number): string[] | undefined {
+  const [open, name, op, num, plus, one, close] = tokens.slice(k, k + 7);
+  if (!close || open.text !== "[" || open.kind !== "op" || close.text !== "]" || close.kind !== "op") return undefined;
+  if (name.kind !== "name" || op.kind !== "op" || (op.text !== "+" && op.text !== "-")) return undefined;
+  if (num.kind !== "number" || !/^\d+$/.test(num.text) || plus.text !== "+" || plus.kind !== "op" || one.text !== "1" || one.kind !== "number") return undefined;
+  const prev = tokens[k - 1];
+  // `[` opening a table-constructor key is fine too; a `[[`-string never lexes as op `[`.
+  if (prev === undefined) return undefined;
+  const value = (op.text === "+" ? Number(num.text) : -Number(num.text)) + 1;
+  if (!Number.isSafeInteger(value) || Math.abs(value) >= 2 ** 31) return undefined;
+  if (value === 0) return ["[", name.text, "]"];
+  return ["[", name.text, value > 0 ? "+" : "-", String(Math.abs(value)), "]"];
+}
+
 export function minifyLua(src: string): MinifyResult {
+  const raw = tokenizeLua(src);
+  // Fold first, into a new source text (same token texts otherwise).
+  const pieces: string[] = [];
+  for (let k = 0; k < raw.length; k++) {
+    const folded = foldIndex(raw, k);
+    const gap = k === 0 ? "" : src.slice(raw[k - 1].end, raw[k].offset);
+    pieces.push(gap.includes("\n") ? "\n" : k === 0 ? "" : " ");
+    if (folded) {
+      pieces.push(folded.join(" "));
+      k += 6;
+    } else {
+      pieces.push(src.slice(raw[k].offset, raw[k].end));
+    }
+  }
+  return minifyTokens(pieces.join(""));
+}
+
+function minifyTokens(src: string): MinifyResult {
   const tokens = tokenizeLua(src);
   const rename = shortNames(tokens);
   const text = (t: LuaToken, k: number): string => {

@@ -28,7 +28,8 @@ describe("bench-otp", () => {
     // Two SHA-1 compressions are ~3.6k instructions each in this build; a
     // regression to the unprepared path (four compressions) would exceed this.
     expect(sha1.instructions).toBeGreaterThan(5_000);
-    expect(sha1.instructions).toBeLessThan(10_000);
+    // Issue 10's budget for one 8-digit SHA-1 code (7,552 before the unrolled compression).
+    expect(sha1.instructions).toBeLessThanOrEqual(5_900);
     expect(sha256.instructions).toBeGreaterThan(sha1.instructions);
     expect(row("prepareKey SHA-1").instructions).toBeGreaterThan(sha1.instructions);
     expect(row("totp SHA-1 + formatCode").heapLua53.median).toBeGreaterThan(0);
