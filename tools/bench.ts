@@ -11,6 +11,7 @@ import { formatOtpBench, runOtpBench } from "./bench-otp.js";
 import { formatBankBench, runBankBench } from "./bench-bank.js";
 import { formatPressBench, runPressBench } from "./bench-press.js";
 import { formatStationBench, runStationBench } from "./bench-station.js";
+import { formatMemoryBench, runMemoryBench } from "./bench-memory.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const OUT = join(ROOT, "bench", "results");
@@ -27,6 +28,7 @@ async function main(): Promise<number> {
   const parts: Part[] = [
     { name: "otp", run: runOtpBench, format: formatOtpBench },
     { name: "press", run: async () => runPressBench(), format: formatPressBench },
+    { name: "memory", run: runMemoryBench, format: formatMemoryBench },
     { name: "station", run: () => runStationBench(), format: formatStationBench },
     { name: "bank", run: () => runBankBench(), format: formatBankBench },
   ];

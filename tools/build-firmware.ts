@@ -7,7 +7,9 @@
  * protocol/ (default: the current directory). --out-dir overrides the
  * config's outDir so parallel builds can use a private tree. The image is
  * written only after every check passed; a failed build also removes the
- * previous image, so nothing downstream runs a stale one.
+ * previous image, so nothing downstream runs a stale one. The image is
+ * minified (tools/subset/minify-lua.ts): it is what the board stores and
+ * parses, and what the flasher sends at 115200 baud.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -15,6 +17,7 @@ import ts from "typescript";
 import tstl from "typescript-to-lua";
 import { checkProgram, checkSubset, subsetFiles } from "./subset/check-subset.js";
 import { checkLuaOutput } from "./subset/check-lua-output.js";
+import { minifyLua } from "./subset/minify-lua.js";
 import { formatViolation } from "./subset/rules.js";
 
 const USAGE = "usage: build-firmware [--root DIR] [--out-dir DIR]";
@@ -94,15 +97,19 @@ function build(args: Args): string {
     throw new BuildError(`expected the bundle ${imagePath ?? "(tstl.luaBundle unset)"}, TSTL emitted ${names}`);
   }
   const shownPath = relative(process.cwd(), imagePath);
+  // Post-check TSTL's output (its line:col are readable), then minify: the
+  // board stores, uploads and parses every byte. minifyLua re-lexes its
+  // output and requires the same tokens, so what ships passes the same check.
   const luaViolations = checkLuaOutput(lua, shownPath);
   if (luaViolations.length > 0) {
     throw new BuildError(`${luaViolations.map(formatViolation).join("\n")}\n${luaViolations.length} violation(s) in the emitted Lua; image not written`);
   }
 
+  const image = minifyLua(lua).lua;
   mkdirSync(dirname(imagePath), { recursive: true });
-  writeFileSync(imagePath, lua);
-  const modules = (lua.match(/^\["[^"\n]+"\] = function\(/gm) ?? []).length;
-  return `${shownPath}: ${Buffer.byteLength(lua)} bytes (${modules} modules)`;
+  writeFileSync(imagePath, image);
+  const modules = (image.match(/^\["[^"\n]+"\]=function\(/gm) ?? []).length;
+  return `${shownPath}: ${Buffer.byteLength(image)} bytes (${modules} modules; ${Buffer.byteLength(lua)} before minifying)`;
 }
 
 /** The bundle path TSTL writes: outDir (or --out-dir) joined with tstl.luaBundle. */

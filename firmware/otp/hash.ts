@@ -9,13 +9,18 @@
 import { shr } from "../lib/intrinsics.js";
 import { sha1Compress, SHA1_IV } from "./sha1.js";
 import { sha256Compress, SHA256_IV } from "./sha256.js";
-import { sha512Compress, SHA512_IV } from "./sha512.js";
 import { clearWords, pushWordBytes, W } from "./words.js";
 
-/** Algorithm ids: the values stored on the device and sent by the host. */
+/**
+ * Algorithm ids: the values stored on the device and sent by the host.
+ * The protocol also names 3 = SHA-512 (protocol/codes.ts); the keyfob does
+ * not implement it: no batch can use it (the station and its factory record
+ * take SHA1 or SHA256 only), and it cost the image 8 KB of code and 7.6 KB
+ * of resident heap (bench/results/memory.json, issue 10). isAlg(3) is false,
+ * so prepareKey answers ERR_ALG and WRITE_SEED gets STATUS_BAD_ARGUMENT.
+ */
 export const ALG_SHA1 = 1;
 export const ALG_SHA256 = 2;
-export const ALG_SHA512 = 3;
 
 /**
  * Longest message or key hashed: keeps the bit length below 2^31 (one
@@ -24,24 +29,23 @@ export const ALG_SHA512 = 3;
 export const MAX_MESSAGE_BYTES = 1 << 24;
 
 export function isAlg(alg: number): boolean {
-  return alg === ALG_SHA1 || alg === ALG_SHA256 || alg === ALG_SHA512;
+  return alg === ALG_SHA1 || alg === ALG_SHA256;
 }
 
-/** Block size in bytes (§1, Figure 1): 64, or 128 for SHA-512. */
-export function blockBytes(alg: number): number {
-  return alg === ALG_SHA512 ? 128 : 64;
+/** Block size in bytes (§1, Figure 1): 64 for both. */
+export function blockBytes(_alg: number): number {
+  return 64;
 }
 
 /** Words of the chaining state, which is also the digest (no truncated variants here). */
 export function stateWords(alg: number): number {
   if (alg === ALG_SHA1) return 5;
-  if (alg === ALG_SHA256) return 8;
-  return 16;
+  return 8;
 }
 
 /** A fresh copy of the initial hash value H(0). */
 export function initState(alg: number): number[] {
-  const iv = alg === ALG_SHA1 ? SHA1_IV : alg === ALG_SHA256 ? SHA256_IV : SHA512_IV;
+  const iv = alg === ALG_SHA1 ? SHA1_IV : SHA256_IV;
   const out: number[] = [];
   for (let i = 0; i < iv.length; i++) out.push(iv[i]);
   return out;
@@ -50,13 +54,12 @@ export function initState(alg: number): number[] {
 /** Compress the block in w[0..blockBytes/4-1] into state. */
 export function compress(alg: number, state: number[], w: number[]): void {
   if (alg === ALG_SHA1) sha1Compress(state, w);
-  else if (alg === ALG_SHA256) sha256Compress(state, w);
-  else sha512Compress(state, w);
+  else sha256Compress(state, w);
 }
 
 /**
  * Hash msg starting from `state`, which already absorbed `prefixBytes` bytes
- * (a multiple of the block size, at most 128), and finish with the padding of
+ * (a multiple of the block size), and finish with the padding of
  * §5.1.1/§5.1.2. The digest is left in state. msg.length must be at most
  * MAX_MESSAGE_BYTES (callers check).
  */
@@ -73,13 +76,13 @@ export function hashFrom(alg: number, state: number[], msg: number[], prefixByte
     compress(alg, state, W);
     pos += block;
   }
-  // Tail, the 0x80 marker, zeros, then the bit length in the last 64 (SHA-512:
-  // 128) bits; the length fits one word because n <= MAX_MESSAGE_BYTES.
+  // Tail, the 0x80 marker, zeros, then the bit length in the last 64 bits;
+  // the length fits one word because n <= MAX_MESSAGE_BYTES.
   clearWords(W, 0, blockWords);
   const r = n - pos;
   for (let i = 0; i < r; i++) W[shr(i, 2)] |= msg[pos + i] << (24 - ((i & 3) << 3));
   W[shr(r, 2)] |= 128 << (24 - ((r & 3) << 3));
-  if (r + 1 > block - (alg === ALG_SHA512 ? 16 : 8)) {
+  if (r + 1 > block - 8) {
     compress(alg, state, W);
     clearWords(W, 0, blockWords);
   }

@@ -3,8 +3,8 @@
  * K^ipad and K^opad once (RFC 2104 §4 "implementation note"), and the device
  * stores those two chaining states instead of the seed. A code then costs the
  * compressions of the message only: for an 8-byte counter, one inner and one
- * outer compression (the inner digest fits one block for SHA-1, SHA-256 and
- * SHA-512 alike).
+ * outer compression (the inner digest fits one block for SHA-1 and SHA-256
+ * alike).
  *
  * The prepared key is as secret as the seed (it computes every code) but does
  * not reveal it. Scratch words that held key material are zeroed after use;
@@ -115,7 +115,7 @@ export function hmac(key: number[], msg: number[], alg: number): number[] | numb
   return hmacPrepared(pk, msg);
 }
 
-/** The hash of msg (SHA-1, SHA-256 or SHA-512 by alg). */
+/** The hash of msg (SHA-1 or SHA-256 by alg). */
 export function digest(msg: number[], alg: number): number[] | number {
   if (!isAlg(alg)) return ERR_ALG;
   if (msg.length > MAX_MESSAGE_BYTES) return ERR_LENGTH;
@@ -127,7 +127,7 @@ export function digest(msg: number[], alg: number): number[] | number {
 
 /**
  * Flash form of a prepared key: [alg, inner state big-endian, outer state
- * big-endian] -- 41 bytes for SHA-1, 65 for SHA-256, 129 for SHA-512. The
+ * big-endian] -- 41 bytes for SHA-1, 65 for SHA-256. The
  * length follows from alg, so parsing can reject a truncated record.
  */
 export function serializePreparedKey(pk: PreparedKey): number[] | number {

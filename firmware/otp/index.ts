@@ -3,7 +3,7 @@
  * HOTP (RFC 4226), TOTP (RFC 6238) with a 32-bit-safe time representation.
  * The image exposes this as `otp`; the host imports the tsc build of it.
  */
-export { ALG_SHA1, ALG_SHA256, ALG_SHA512, MAX_MESSAGE_BYTES, isAlg } from "./hash.js";
+export { ALG_SHA1, ALG_SHA256, MAX_MESSAGE_BYTES, isAlg } from "./hash.js";
 export { digest, hmac, hmacPrepared, isPreparedKey, parsePreparedKey, prepareKey, serializePreparedKey } from "./hmac.js";
 export type { PreparedKey } from "./hmac.js";
 export { formatCode, hotp, MAX_DIGITS, MIN_DIGITS } from "./hotp.js";

@@ -6,7 +6,7 @@
  */
 
 export const OK = 0;
-/** Algorithm id is not one of ALG_SHA1, ALG_SHA256, ALG_SHA512. */
+/** Algorithm id is not ALG_SHA1 or ALG_SHA256 (3, SHA-512, is not implemented: hash.ts). */
 export const ERR_ALG = -1;
 /** HOTP/TOTP digits outside 6..8 (RFC 4226 §5.3 asks for at least 6). */
 export const ERR_DIGITS = -2;
@@ -28,7 +28,7 @@ export const ERR_COUNTER = -9;
 /** A message for a status, for host logs and errors (never contains key material). */
 export function statusMessage(status: number): string {
   if (status === OK) return "ok";
-  if (status === ERR_ALG) return "unknown algorithm (expected 1 = SHA-1, 2 = SHA-256, 3 = SHA-512)";
+  if (status === ERR_ALG) return "unknown algorithm (expected 1 = SHA-1 or 2 = SHA-256; the keyfob has no SHA-512)";
   if (status === ERR_DIGITS) return "digits must be 6..8";
   if (status === ERR_PERIOD) return "period must be 1..2147483647 seconds";
   if (status === ERR_TIME) return "time must be 0..2^47-1 seconds as {hi 0..2^31-1, lo 0..65535}";

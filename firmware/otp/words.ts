@@ -1,6 +1,6 @@
 /**
  * 32-bit big-endian words, the unit every hash here works in (FIPS 180-4 §3.1:
- * words are big-endian; SHA-512's 64-bit words are kept as hi/lo word pairs).
+ * words are big-endian).
  *
  * Word model (firmware/lib/intrinsics.ts): a word is any integer congruent to
  * it mod 2^32; 32-bit Lua wraps, 64-bit Lua wraps mod 2^64 (same residue),
@@ -27,11 +27,11 @@ export function wordTable(halves: number[]): number[] {
 }
 
 /**
- * The message-schedule scratch shared by all compressions: 80 words for
- * SHA-1, 64 for SHA-256, 160 (80 hi/lo pairs) for SHA-512. One allocation at
- * load instead of one per block; the heap is tens of KB.
+ * The message-schedule scratch shared by the compressions: 80 words for
+ * SHA-1, 64 for SHA-256. One allocation at load instead of one per block;
+ * the heap is tens of KB.
  */
-export const SCHEDULE_WORDS = 160;
+export const SCHEDULE_WORDS = 80;
 export const W: number[] = [];
 for (let i = 0; i < SCHEDULE_WORDS; i++) W.push(0);
 

@@ -51,8 +51,8 @@ export function luaBuild(vm: LuaVmKind): ProtocolBuild {
   };
 }
 
-/** The Lua VMs the differential tests cover: the device's integer width and a 64-bit one. */
-export const LUA_TARGETS: LuaVmKind[] = ["fengari", "lua5.3"];
+/** The Lua VMs the differential tests cover: the device's integer width (fengari; lua32 also has its float32), and a 64-bit one. */
+export const LUA_TARGETS: LuaVmKind[] = ["fengari", "lua5.3", "lua32"];
 
 /** True if a Lua result carries a float anywhere (lua-vm marks them {$float}). */
 export function hasFloat(v: unknown): boolean {

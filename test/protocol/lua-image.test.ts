@@ -12,7 +12,7 @@ import { IMAGE } from "../support/paths.js";
 function protocolModules(): Map<string, string> {
   const src = readFileSync(IMAGE, "latin1");
   const mods = new Map<string, string>();
-  const re = /^\["(protocol\.[\w.]+)"\] = function\(\.\.\.\)\s*\n([\s\S]*?)^ end,$/gm;
+  const re = /^\["(protocol\.[\w.]+)"\]=function\(\.\.\.\)\s*\n([\s\S]*?)^end,$/gm;
   for (const m of src.matchAll(re)) {
     mods.set(m[1], m[2].replace(/--\[(=*)\[[\s\S]*?\]\1\]/g, "").replace(/--.*$/gm, ""));
   }

@@ -1,10 +1,13 @@
 /**
  * Run calls into a built Lua image on a real Lua VM and get the results back
- * as JS values. One batch interface for all three VMs the project targets:
+ * as JS values. One batch interface for all four VMs the project targets:
  *
- *   fengari  - Lua 5.3, 32-bit integers (the device's integer width)
+ *   fengari  - Lua 5.3, 32-bit integers (the device's integer width), doubles
  *   wasmoon  - Lua 5.4, 64-bit integers, full GC API (heap figures)
  *   lua5.3   - Debian's C Lua 5.3, 64-bit integers
+ *   lua32    - Debian's lua5.3 source built with -DLUA_32BITS -m32 by
+ *              scripts/setup.sh (build/lua32/lua32): 32-bit integers AND
+ *              32-bit floats and pointers, NodeMCU's number model
  *
  * Values cross as text: JS -> Lua table constructors, Lua -> JSON. A float
  * coming back from Lua is returned as {$float: "..."} so a test notices float
@@ -13,11 +16,15 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { resolve } from "node:path";
 
 const require = createRequire(import.meta.url);
 
-export type LuaVmKind = "fengari" | "wasmoon" | "lua5.3";
-export const LUA_VMS: LuaVmKind[] = ["fengari", "wasmoon", "lua5.3"];
+export type LuaVmKind = "fengari" | "wasmoon" | "lua5.3" | "lua32";
+export const LUA_VMS: LuaVmKind[] = ["fengari", "wasmoon", "lua5.3", "lua32"];
+
+/** scripts/setup.sh builds it into the project's build/ (not FOBKIT_BUILD: it is a tool, not a build output). */
+export const LUA32 = resolve(import.meta.dirname, "..", "..", "build", "lua32", "lua32");
 
 export interface LuaCall {
   /** Dotted path into the table the image returns, e.g. "otp.totp". */
@@ -148,17 +155,20 @@ async function runWasmoon(script: string, imagePath: string): Promise<string> {
   }
 }
 
-function runLua53(script: string): string {
-  const r = spawnSync("lua5.3", ["-"], { input: script.replace(/^return (__fobkit_batch\(.*)$/ms, "io.write($1)"), maxBuffer: 1 << 30 });
-  if (r.error) throw new Error(`lua5.3: ${r.error.message} (make setup installs Debian's lua5.3)`);
-  if (r.status !== 0) throw new Error("lua5.3: " + r.stderr.toString());
+/** Run a script on a C Lua read from stdin; its last `return __fobkit_batch(...)` becomes io.write. */
+export function runCLua(vm: "lua5.3" | "lua32", script: string): string {
+  const exe = vm === "lua32" ? LUA32 : "lua5.3";
+  const r = spawnSync(exe, ["-"], { input: script.replace(/^return (__fobkit_batch\(.*)$/ms, "io.write($1)"), maxBuffer: 1 << 30 });
+  const hint = vm === "lua32" ? "scripts/setup.sh (make setup) builds build/lua32/lua32" : "make setup installs Debian's lua5.3";
+  if (r.error) throw new Error(`${vm}: ${r.error.message} (${hint})`);
+  if (r.status !== 0) throw new Error(`${vm}: ` + r.stderr.toString());
   return r.stdout.toString("latin1");
 }
 
 /** Run a batch of calls against the image on one VM. */
 export async function callLua(vm: LuaVmKind, imagePath: string, calls: LuaCall[]): Promise<LuaResult[]> {
   const script = batchScript(imagePath, calls);
-  const out = vm === "fengari" ? runFengari(script) : vm === "wasmoon" ? await runWasmoon(script, imagePath) : runLua53(script);
+  const out = vm === "fengari" ? runFengari(script) : vm === "wasmoon" ? await runWasmoon(script, imagePath) : runCLua(vm, script);
   return parse(out);
 }
 

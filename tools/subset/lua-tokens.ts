@@ -12,6 +12,9 @@ export interface LuaToken {
   text: string;
   line: number;
   col: number;
+  /** Offsets of the token's source text, delimiters included: src.slice(offset, end). */
+  offset: number;
+  end: number;
 }
 
 export class LuaLexError extends Error {
@@ -63,10 +66,14 @@ export function tokenizeLua(src: string): LuaToken[] {
     const c = src[i];
     const tokLine = line;
     const tokCol = i - lineStart + 1;
+    const tokStart = i;
+    // Every branch pushes before it advances, so the end is patched in after.
     const push = (kind: LuaTokenKind, text: string): void => {
-      tokens.push({ kind, text, line: tokLine, col: tokCol });
+      tokens.push({ kind, text, line: tokLine, col: tokCol, offset: tokStart, end: -1 });
     };
 
+    const last = tokens[tokens.length - 1];
+    if (last !== undefined && last.end < 0) last.end = i;
     if (c === "\n" || c === " " || c === "\t" || c === "\r" || c === "\f" || c === "\v") {
       advanceTo(i + 1);
       continue;
@@ -134,6 +141,8 @@ export function tokenizeLua(src: string): LuaToken[] {
     push("op", op);
     advanceTo(i + op.length);
   }
+  const last = tokens[tokens.length - 1];
+  if (last !== undefined && last.end < 0) last.end = i;
   return tokens;
 }
 

@@ -21,15 +21,15 @@ describe("bench-otp", () => {
     };
     const sha1 = row("totp SHA-1, 8 digits");
     const sha256 = row("totp SHA-256");
-    const sha512 = row("totp SHA-512");
     // Steady state: the hot path reuses module-level scratch, so no allocation at all.
-    for (const r of [sha1, sha256, sha512]) {
+    for (const r of [sha1, sha256]) {
       expect([r.heapLua53.median, r.heapWasmoon.median], r.operation).toEqual([0, 0]);
     }
     // Two SHA-1 compressions are ~3.6k instructions each in this build; a
     // regression to the unprepared path (four compressions) would exceed this.
     expect(sha1.instructions).toBeGreaterThan(5_000);
-    expect(sha1.instructions).toBeLessThan(10_000);
+    // Issue 10's budget for one 8-digit SHA-1 code (7,552 before the unrolled compression).
+    expect(sha1.instructions).toBeLessThanOrEqual(5_900);
     expect(sha256.instructions).toBeGreaterThan(sha1.instructions);
     expect(row("prepareKey SHA-1").instructions).toBeGreaterThan(sha1.instructions);
     expect(row("totp SHA-1 + formatCode").heapLua53.median).toBeGreaterThan(0);
