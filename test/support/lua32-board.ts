@@ -15,10 +15,11 @@ import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { LUA32 } from "./lua-vm.js";
+import { INIT_SOURCE } from "../../host/flash/init-lua.js";
 
 export const STAND_INS = resolve(import.meta.dirname, "nodemcu-stand-ins.lua");
-/** What the flasher writes as init.lua (host/flash/flasher.ts INIT_SOURCE). */
-export const INIT_LUA = 'dofile("fobkit.lua").start()\n';
+/** What the flasher writes as init.lua: the real, fail-closed one. */
+export const INIT_LUA = INIT_SOURCE;
 
 /** A fresh board directory with the image and init.lua installed. */
 export function newBoard(imagePath: string, init = INIT_LUA): string {
