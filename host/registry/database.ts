@@ -41,3 +41,12 @@ export function uniqueViolation(e: unknown): { constraint: string } | undefined 
   }
   return undefined;
 }
+
+/**
+ * A write refused because it sealed under a key-encryption key the database
+ * records as retired or pruned (migration 3's triggers): the writer's key
+ * file is older than the rotation; re-read it and seal again.
+ */
+export function kekRetired(e: unknown): boolean {
+  return typeof (e as { message?: unknown })?.message === "string" && (e as Error).message.includes("kek_retired");
+}

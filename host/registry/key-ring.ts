@@ -11,8 +11,12 @@
  * transaction. Servers notice the file changed (mtime, looked at no more
  * than once a second, and at once on a key id they do not know), so they
  * read rows sealed under either key throughout, and seal new rows under the
- * new one shortly after. Old keys are dropped from the file (`--prune`) only
- * when no row uses them.
+ * new one shortly after. The rotation records the older keys as retired in
+ * the database first; from then on the database refuses any write sealed
+ * under them (migration 3), and a server whose write is refused re-reads the
+ * file at once and seals again under the newest key. Old keys are dropped
+ * from the file (`--prune`) only after a transaction that marks them pruned
+ * has counted no row under them.
  *
  * Sealing: AES-256-GCM (NIST SP 800-38D) with a random 96-bit nonce (§8.2.2)
  * and the serial and key id as additional data, so a sealed seed cannot be
@@ -221,11 +225,24 @@ export class KeyRing {
     return id;
   }
 
-  /** Drops keys not in `keep` from the file (the caller checked no row uses them). */
-  retainOnly(keep: string[]): string[] {
+  /**
+   * Re-reads the key file now, whatever the throttle says: a write was
+   * refused because this process sealed under a key the database records as
+   * retired, so the file has a newer key (or the operator must give it one).
+   */
+  reload(): void {
     this.refresh(true);
-    const dropped = this.keys.filter((k, i) => i > 0 && !keep.includes(k.id)).map((k) => k.id);
-    const kept = this.keys.filter((k, i) => i === 0 || keep.includes(k.id));
+  }
+
+  /**
+   * Drops the named keys from the file, never the newest. Only for keys the
+   * database has marked pruned, in the transaction that proved no row uses
+   * them (Registry.pruneRetiredKeys); returns the ids actually dropped.
+   */
+  dropKeys(ids: string[]): string[] {
+    this.refresh(true);
+    const dropped = this.keys.filter((k, i) => i > 0 && ids.includes(k.id)).map((k) => k.id);
+    const kept = this.keys.filter((k, i) => i === 0 || !ids.includes(k.id));
     if (this.path && dropped.length) writeAtomically(this.path, formatKeyFile(kept));
     else this.keys = kept;
     this.refresh(true);

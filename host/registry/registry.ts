@@ -35,7 +35,7 @@
 import { isValidSerial } from "../station/serial-number.js";
 import { timingSafeEqual } from "node:crypto";
 import type { Database, Sql } from "./database.js";
-import { uniqueViolation } from "./database.js";
+import { kekRetired, uniqueViolation } from "./database.js";
 import type { KeyRing } from "./key-ring.js";
 import { addObservation, candidateSteps, parseObservations, predictStep, type Observation } from "./clock-model.js";
 import { hotp, sameCode, stepAt, type Algorithm } from "./totp.js";
@@ -71,6 +71,22 @@ export interface Policy {
    */
   maxDriftPpm: number;
 }
+
+/**
+ * The widest verification window the clock model can justify, in steps.
+ * The model (clock-model.ts) learns each keyfob's offset and rate and adds
+ * the steps its rate bound still allows, so the window only covers what is
+ * left: a keyfob unused for a long time while its rate is unknown. At the
+ * model's rate bound (maxDriftPpm, 30 ppm) a year unused moves the clock
+ * 30e-6 x 31,557,600 s = 947 s, 15 steps of 60 s (FIELD-NOTES: "1 ppm is
+ * about 31.5 s a year"; Feitian c200s seen 7-8 steps off after years, without
+ * learning). Further out a keyfob is resynced by staff from two codes
+ * (±resyncWindow), which cannot be guessed, instead of widening what one
+ * guess may hit: at 15 each guess wins with odds 31/10^8, and a lockout
+ * cycle of 5 wrong codes 1.55e-6; the 999999 this once accepted made every
+ * code live.
+ */
+export const MAX_WINDOW = 15;
 
 export const DEFAULT_POLICY: Policy = { window: 1, activationWindow: 15, resyncWindow: 1440, lockAfter: 5, maxDriftPpm: 30 };
 
@@ -227,6 +243,9 @@ export class Registry {
     for (const [k, v] of Object.entries(this.policy)) {
       if (!Number.isInteger(v) || v < (k === "lockAfter" ? 1 : 0)) throw new RangeError(`policy.${k} must be a ${k === "lockAfter" ? "positive" : "non-negative"} integer, got ${v}`);
     }
+    if (this.policy.window > MAX_WINDOW) {
+      throw new RangeError(`policy.window must be at most ${MAX_WINDOW} steps (a year of a keyfob's drift at ${DEFAULT_POLICY.maxDriftPpm} ppm; resync a keyfob that is further out), got ${this.policy.window}`);
+    }
     this.now = options.now ?? Date.now;
   }
 
@@ -357,7 +376,7 @@ export class Registry {
     }
     const serials = tokens.map((x) => x.serial);
     try {
-      return await this.decide(async (t) => {
+      return await this.sealing(() => this.decide(async (t) => {
         const existing: string[] = [];
         for (let i = 0; i < serials.length; i += 500) {
           const chunk = serials.slice(i, i + 500);
@@ -381,7 +400,7 @@ export class Registry {
           await this.audit(t, actor, "register", "ok", tok.serial, null, { origin, algorithm: tok.algorithm, digits: tok.digits, period: tok.period });
         }
         return { registered: serials };
-      });
+      }));
     } catch (e) {
       // Another process registered one of these serials between our check and insert.
       if (uniqueViolation(e)) throw new RegistryError("duplicate_serial", "a serial in the input was registered concurrently; nothing was imported", "refused");
@@ -678,6 +697,108 @@ export class Registry {
   // ---------------------------------------------------------------- keys
 
   /**
+   * Runs a write that seals under the key ring's newest key. If the database
+   * refuses it because that key is retired (a rotation this process has not
+   * yet seen in its key file), the file is re-read at once and the write
+   * runs again under the newer key; if the file holds none, the write is
+   * refused as unavailable (the operator must give this server the rotated
+   * file). Nothing is ever written under a retired key.
+   */
+  private async sealing<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const used = this.keys.currentId;
+      try {
+        return await fn();
+      } catch (e) {
+        if (!kekRetired(e)) throw e;
+        this.keys.reload();
+        if (this.keys.currentId === used || attempt >= 3) {
+          throw new RegistryError(
+            "key_retired",
+            `the database records key-encryption key ${used} as retired, and the key file holds no newer key: give this process the rotated key file`,
+            "unavailable",
+            { kekId: used },
+          );
+        }
+      }
+    }
+  }
+
+  /**
+   * Records every key but the key ring's newest as retired, in the database
+   * that all servers share: from that commit on, the database refuses any
+   * row sealed under them (migration 3), so a server that has not re-read
+   * the key file yet has its write refused, re-reads it and seals under the
+   * newest key. Must follow the new key's arrival in the file. Returns the
+   * keys retired now (already retired ones are left as they are).
+   */
+  async retireOlderKeys(actor: Actor): Promise<string[]> {
+    const [newest, ...older] = this.keys.ids;
+    this.keys.currentId; // fails clearly when the ring has no key
+    const now = this.now();
+    const retired = await this.db.tx(async (t) => {
+      const state = await t.get<{ state: string }>("SELECT state FROM kek_states WHERE kek_id = ?", [newest]);
+      if (state && state.state !== "active") {
+        throw new RegistryError("key_retired", `the key file's newest key ${newest} is ${state.state} in the database; a retired key is never used again: run bank rotate-key to add a new one`, "refused", { kekId: newest });
+      }
+      await t.run("INSERT INTO kek_states (kek_id, state, changed_at) VALUES (?, 'active', ?) ON CONFLICT (kek_id) DO NOTHING", [newest, now]);
+      const out: string[] = [];
+      for (const id of older) {
+        // On PostgreSQL the update waits for transactions that passed the trigger's check under this key (FOR SHARE).
+        const n = await t.run(
+          "INSERT INTO kek_states (kek_id, state, changed_at) VALUES (?, 'retired', ?) ON CONFLICT (kek_id) DO UPDATE SET state = 'retired', changed_at = excluded.changed_at WHERE kek_states.state = 'active'",
+          [id, now],
+        );
+        if (n) out.push(id);
+      }
+      return out;
+    });
+    if (retired.length) await this.note(actor, "retire_key", "ok", { kekIds: retired, newest });
+    return retired;
+  }
+
+  /**
+   * Marks retired keys of the key file pruned, each only in a transaction
+   * that counts no row (token or registry secret) sealed under it: the
+   * proof and the mark commit together, and the triggers refuse any later
+   * write under the key, so no row can ever be left under a dropped key.
+   * A key still in use is re-sealed and tried again. Returns the ids proven
+   * unused; the caller then drops them from the key file (KeyRing.dropKeys).
+   * A crash between the two leaves a pruned key in the file, dropped by the
+   * next prune.
+   */
+  async pruneRetiredKeys(actor: Actor): Promise<string[]> {
+    const [, ...older] = this.keys.ids;
+    const pruned: string[] = [];
+    for (const id of older) {
+      for (let attempt = 1; ; attempt++) {
+        const outcome = await this.db.tx(async (t) => {
+          const marked = await t.run("UPDATE kek_states SET state = 'pruned', changed_at = ? WHERE kek_id = ? AND state IN ('retired', 'pruned')", [this.now(), id]);
+          if (!marked) return "not_retired" as const;
+          const rows = await t.get<{ n: number }>("SELECT (SELECT COUNT(*) FROM tokens WHERE kek_id = ?) + (SELECT COUNT(*) FROM registry_secrets WHERE kek_id = ?) AS n", [id, id]);
+          // Rolls the mark back with the transaction.
+          if (Number(rows?.n ?? 0) > 0) throw new StillInUse(Number(rows!.n));
+          return "pruned" as const;
+        }).catch((e) => {
+          if (e instanceof StillInUse) return e;
+          throw e;
+        });
+        if (outcome === "pruned") {
+          pruned.push(id);
+          break;
+        }
+        if (outcome === "not_retired") break; // never retired: kept (retireOlderKeys runs first)
+        if (attempt >= 5) {
+          throw new RegistryError("key_in_use", `key ${id} still seals ${outcome.rows} row(s) after ${attempt} re-sealing passes; it was kept`, "refused", { kekId: id, rows: outcome.rows });
+        }
+        await this.resealAll(actor);
+      }
+    }
+    if (pruned.length) await this.note(actor, "prune_key", "ok", { kekIds: pruned });
+    return pruned;
+  }
+
+  /**
    * Re-seals every seed not under the key ring's newest key, one row per
    * transaction (a conditional update on the old key id), so verifications
    * run on throughout. Loops until a pass finds nothing: rows a server sealed
@@ -696,11 +817,14 @@ export class Registry {
           const secret = this.secretOf(row);
           try {
             const sealed = this.keys.seal(serial, secret);
-            if (sealed.kekId !== target) throw new Error(`key file changed during rotation (newest key is now ${sealed.kekId}); run rotate-key again`);
+            if (sealed.kekId !== target) throw new RegistryError("key_changed", `key file changed during rotation (newest key is now ${sealed.kekId}); run rotate-key again`, "refused");
             return t.run("UPDATE tokens SET kek_id = ?, seed = ? WHERE serial = ? AND kek_id = ?", [sealed.kekId, sealed.blob, serial, row.kek_id]);
           } finally {
             secret.fill(0);
           }
+        }).catch((e) => {
+          if (kekRetired(e)) throw new RegistryError("key_retired", `key ${target} was retired by another rotation while this one ran; run rotate-key again`, "refused", { kekId: target });
+          throw e;
         });
       }
     }
@@ -712,5 +836,12 @@ export class Registry {
   async kekUsage(): Promise<Record<string, number>> {
     const rows = await this.db.all<{ kek_id: string; n: number }>("SELECT kek_id, COUNT(*) AS n FROM tokens GROUP BY kek_id");
     return Object.fromEntries(rows.map((r) => [r.kek_id, Number(r.n)]));
+  }
+}
+
+/** A prune's count found rows under the key: the transaction rolls back. */
+class StillInUse extends Error {
+  constructor(readonly rows: number) {
+    super(`${rows} row(s) still sealed under the key`);
   }
 }

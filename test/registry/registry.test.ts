@@ -3,6 +3,9 @@
  * PostgreSQL alike. Codes come from oathtool, not from the verifier.
  */
 import { randomBytes } from "node:crypto";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
@@ -474,13 +477,75 @@ describe.each(ENGINES)("registry on $name", (engine) => {
       expect(await reg.kekUsage()).toEqual({ "k-one": 3 });
       // Rows under the old key still open during the rotation.
       expect(await reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
+      expect(await reg.retireOlderKeys(STAFF)).toEqual(["k-one"]);
       const r = await reg.resealAll(STAFF);
       expect(r).toEqual({ kekId: newId, resealed: 3 });
       expect(await reg.kekUsage()).toEqual({ [newId]: 3 });
-      expect(keys.retainOnly([newId])).toEqual(["k-one"]);
+      expect(keys.dropKeys(await reg.pruneRetiredKeys(STAFF))).toEqual(["k-one"]);
       clock.advance(60);
       expect(await reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
-      expect((await reg.auditTrail()).at(-2)).toMatchObject({ action: "rotate_key", outcome: "ok" });
+      expect((await reg.auditTrail()).slice(-4).map((a) => a.action)).toEqual(["retire_key", "rotate_key", "prune_key", "verify"]);
+    });
+  });
+
+  describe("key retirement (issue 11, item 1)", () => {
+    let dir: string;
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), "fobkit-retire-"));
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("refuses any row sealed under a retired key, in the database itself", async () => {
+      await reg.register([token("FK0001")], FACTORY, "t");
+      const row = await db.get<Record<string, unknown>>("SELECT * FROM tokens WHERE serial = 'FK0001'");
+      keys.addNewestKey();
+      await reg.retireOlderKeys(STAFF);
+      // A raw INSERT under the retired key, as a stale process would write it.
+      const cols = Object.keys(row!).filter((c) => c !== "serial");
+      await expect(db.run(`INSERT INTO tokens (serial, ${cols.join(", ")}) SELECT 'FK0009', ${cols.map((c) => (c === "seed_index" ? "NULL" : c)).join(", ")} FROM tokens WHERE serial = 'FK0001'`)).rejects.toThrow(/kek_retired/);
+      await expect(db.run("UPDATE tokens SET kek_id = 'k-one' WHERE serial = 'FK0001'")).resolves.toBe(1); // unchanged key id: allowed
+    });
+
+    it("a server that has not re-read the key file re-reads it when refused and seals under the new key", async () => {
+      const path = join(dir, "bank.kek");
+      const cli = new Registry(db, { keys: KeyRing.create(path), now: clock.now });
+      // The server looks at the file at most once an hour: it would never notice on its own.
+      const server = new Registry(db, { keys: KeyRing.fromFile(path, { recheckMs: 3_600_000 }), now: clock.now });
+      const oldId = server.keys.currentId;
+      const newId = cli.keys.addNewestKey();
+      expect(server.keys.currentId).toBe(oldId);
+      expect(await cli.retireOlderKeys(STAFF)).toEqual([oldId]);
+      await server.register([token("FK0001")], FACTORY, "t");
+      expect((await server.status("FK0001")).kekId).toBe(newId);
+      expect(await cli.pruneRetiredKeys(STAFF)).toEqual([oldId]);
+    });
+
+    it("refuses as unavailable, writing nothing, when the key file holds no newer key", async () => {
+      const path = join(dir, "bank.kek");
+      const cli = new Registry(db, { keys: KeyRing.create(path), now: clock.now });
+      const stale = join(dir, "stale.kek");
+      copyFileSync(path, stale);
+      const server = new Registry(db, { keys: KeyRing.fromFile(stale), now: clock.now });
+      cli.keys.addNewestKey();
+      await cli.retireOlderKeys(STAFF);
+      const e = await refusal(server.register([token("FK0001")], FACTORY, "t"));
+      expect(e).toMatchObject({ code: "key_retired", kind: "unavailable" });
+      expect(await reg.countByState()).toMatchObject({ in_stock: 0 });
+    });
+
+    it("prunes only a key no row uses, re-sealing what is left, and never a key that was not retired", async () => {
+      await reg.register([token("FK0001"), token("FK0002", randomBytes(20))], FACTORY, "t");
+      const newId = keys.addNewestKey();
+      // Not retired yet: kept, whatever the rows.
+      expect(await reg.pruneRetiredKeys(STAFF)).toEqual([]);
+      await reg.retireOlderKeys(STAFF);
+      // Rows still under the retired key: the prune re-seals them before it proves the key unused.
+      expect(await reg.pruneRetiredKeys(STAFF)).toEqual(["k-one"]);
+      expect(await reg.kekUsage()).toEqual({ [newId]: 2 });
+      expect(await db.get("SELECT state FROM kek_states WHERE kek_id = 'k-one'")).toEqual({ state: "pruned" });
+      // A pruned key is never the newest again.
+      const back = new Registry(db, { keys: KeyRing.fromKeys([{ id: "k-one", key: randomBytes(32) }]), now: clock.now });
+      expect(await refusal(back.retireOlderKeys(STAFF))).toMatchObject({ code: "key_retired" });
     });
   });
 

@@ -44,7 +44,7 @@ describe.each(ENGINES)("migrations on $name", (engine) => {
       const row = ["FK0001", "fobkit", "SHA1", 8, 60, 0, "k1", "active", "c1", "test", 0, 0];
       await db.tx((t) => t.run("INSERT INTO tokens (serial, manufacturer, algorithm, digits, period, t0, kek_id, state, customer, origin, created_at, updated_at, seed) " +
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [...row, Buffer.alloc(48)]));
-      expect(await migrate(db)).toEqual([2]);
+      expect(await migrate(db, MIGRATIONS.filter((m) => m.version <= 2))).toEqual([2]);
       expect(await db.get("SELECT serial, state, customer, withdrawn FROM tokens")).toEqual({ serial: "FK0001", state: "active", customer: "c1", withdrawn: null });
       await expect(db.tx((t) => t.run("UPDATE tokens SET withdrawn = 'misplaced'"))).rejects.toThrow(/check/i);
     } finally {
