@@ -96,9 +96,15 @@ export const bankRotateKey: Command = {
       let dropped: string[] = [];
       if (values.prune) dropped = registry.keys.dropKeys(await registry.pruneRetiredKeys(actor));
       const usage = await registry.kekUsage();
+      // Tokens from before the seed index that share a seed: a warning for staff, not a failure of the rotation.
+      for (const [serial, other] of r.duplicateSeeds) io.stderr.write(`fobkit bank rotate-key: warning: ${serial} holds the same seed as ${other}; withdraw one of them\n`);
       return {
-        json: { kekId: newId, retired, resealed: r.resealed, before, after: usage, dropped },
-        text: `key ${newId}: re-sealed ${r.resealed} seed(s)${retired.length ? "; retired " + retired.join(", ") : ""}${dropped.length ? "; dropped " + dropped.join(", ") : ""}`,
+        json: { kekId: newId, retired, resealed: r.resealed, indexed: r.indexed, duplicateSeeds: r.duplicateSeeds, before, after: usage, dropped },
+        text:
+          `key ${newId}: re-sealed ${r.resealed} seed(s)` +
+          (r.indexed ? `; indexed ${r.indexed} seed(s)` : "") +
+          (retired.length ? "; retired " + retired.join(", ") : "") +
+          (dropped.length ? "; dropped " + dropped.join(", ") : ""),
       };
     }),
 };

@@ -186,27 +186,48 @@ export class KeyRing {
   }
 
   seal(serial: string, secret: Buffer): Sealed {
+    return this.sealAs("fobkit-seed", serial, secret);
+  }
+
+  open(serial: string, sealed: Sealed): Buffer {
+    return this.openAs("fobkit-seed", serial, sealed, `sealed seed of ${serial}`);
+  }
+
+  /**
+   * The registry's own secrets (the seed-index key), sealed like seeds but
+   * with their own additional data, so a sealed seed can never be passed off
+   * as a registry secret or the other way round.
+   */
+  sealSecret(name: string, secret: Buffer): Sealed {
+    return this.sealAs("fobkit-registry-secret", name, secret);
+  }
+
+  openSecret(name: string, sealed: Sealed): Buffer {
+    return this.openAs("fobkit-registry-secret", name, sealed, `registry secret ${name}`);
+  }
+
+  private sealAs(purpose: string, name: string, secret: Buffer): Sealed {
     this.refresh();
     this.need();
     const k = this.keys[0];
     const nonce = randomBytes(NONCE_BYTES);
     const c = createCipheriv("aes-256-gcm", k.key, nonce);
-    c.setAAD(aad(serial, k.id));
+    c.setAAD(aad(purpose, name, k.id));
     const ct = Buffer.concat([c.update(secret), c.final()]);
     return { kekId: k.id, blob: Buffer.concat([nonce, ct, c.getAuthTag()]) };
   }
 
-  open(serial: string, sealed: Sealed): Buffer {
+  private openAs(purpose: string, name: string, sealed: Sealed, what: string): Buffer {
     const k = this.find(sealed.kekId);
     const blob = sealed.blob;
-    if (blob.length < NONCE_BYTES + TAG_BYTES + 1) throw new KeyFileError(`sealed seed of ${serial} is truncated`);
+    if (blob.length < NONCE_BYTES + TAG_BYTES + 1) throw new KeyFileError(`${what} is truncated`);
     const d = createDecipheriv("aes-256-gcm", k.key, blob.subarray(0, NONCE_BYTES));
-    d.setAAD(aad(serial, k.id));
+    d.setAAD(aad(purpose, name, k.id));
     d.setAuthTag(blob.subarray(blob.length - TAG_BYTES));
     try {
       return Buffer.concat([d.update(blob.subarray(NONCE_BYTES, blob.length - TAG_BYTES)), d.final()]);
     } catch {
-      throw new KeyFileError(`sealed seed of ${serial} does not authenticate under key ${k.id}`);
+      throw new KeyFileError(`${what} does not authenticate under key ${k.id}`);
     }
   }
 
@@ -250,6 +271,6 @@ export class KeyRing {
   }
 }
 
-function aad(serial: string, kekId: string): Buffer {
-  return Buffer.from(`fobkit-seed\0${serial}\0${kekId}`, "utf8");
+function aad(purpose: string, name: string, kekId: string): Buffer {
+  return Buffer.from(`${purpose}\0${name}\0${kekId}`, "utf8");
 }

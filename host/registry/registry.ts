@@ -33,11 +33,12 @@
  * source in the audit.
  */
 import { isValidSerial } from "../station/serial-number.js";
-import { timingSafeEqual } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Database, Sql } from "./database.js";
 import { kekRetired, uniqueViolation } from "./database.js";
 import type { KeyRing } from "./key-ring.js";
 import { addObservation, candidateSteps, parseObservations, predictStep, type Observation } from "./clock-model.js";
+import { INDEX_KEY_BYTES, SEED_INDEX_SECRET, seedIndex } from "./seed-index.js";
 import { hotp, sameCode, stepAt, type Algorithm } from "./totp.js";
 import {
   RegistryError,
@@ -360,6 +361,70 @@ export class Registry {
     return out;
   }
 
+  // ---------------------------------------------------------------- seed index
+
+  private indexKey?: Promise<Buffer>;
+
+  /** The seed-index key (seed-index.ts), made by the first registry that needs it, then read. */
+  private seedIndexKey(): Promise<Buffer> {
+    this.indexKey ??= this.loadIndexKey().catch((e) => {
+      this.indexKey = undefined;
+      throw e;
+    });
+    return this.indexKey;
+  }
+
+  private async loadIndexKey(): Promise<Buffer> {
+    const read = () => this.db.get<{ kek_id: string; sealed: Uint8Array }>("SELECT kek_id, sealed FROM registry_secrets WHERE name = ?", [SEED_INDEX_SECRET]);
+    let row = await read();
+    if (!row) {
+      const fresh = randomBytes(INDEX_KEY_BYTES);
+      try {
+        // Two processes may race here: the first insert wins and both read it back.
+        await this.sealing(() =>
+          this.db.tx(async (t) => {
+            const sealed = this.keys.sealSecret(SEED_INDEX_SECRET, fresh);
+            await t.run("INSERT INTO registry_secrets (name, kek_id, sealed, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING", [SEED_INDEX_SECRET, sealed.kekId, sealed.blob, this.now()]);
+          }),
+        );
+      } finally {
+        fresh.fill(0);
+      }
+      row = await read();
+    }
+    return this.keys.openSecret(SEED_INDEX_SECRET, { kekId: row!.kek_id, blob: Buffer.from(row!.sealed) });
+  }
+
+  /** The tokens' seed indexes; refuses the lot when one seed appears twice in the input. */
+  private async seedIndexes(tokens: NewToken[]): Promise<Buffer[]> {
+    const key = await this.seedIndexKey();
+    const indexes = tokens.map((tok) => seedIndex(key, tok.secret));
+    const first = new Map<string, string>();
+    const pairs: [string, string][] = [];
+    indexes.forEach((ix, i) => {
+      const h = ix.toString("base64");
+      const prev = first.get(h);
+      if (prev === undefined) first.set(h, tokens[i].serial);
+      else pairs.push([prev, tokens[i].serial]);
+    });
+    if (pairs.length) {
+      throw new RegistryError("duplicate_seed", `the same seed appears twice in the input: ${pairs.map(([a, b]) => `${a} and ${b}`).join(", ")}; nothing was imported`, "refused", { serials: pairs });
+    }
+    return indexes;
+  }
+
+  /** [input serial, serial already holding its seed] for each input seed some token holds. */
+  private async seedsHeld(t: Sql, tokens: NewToken[], indexes: Buffer[]): Promise<[string, string][]> {
+    const mine = new Map(indexes.map((ix, i) => [ix.toString("base64"), tokens[i].serial]));
+    const held: [string, string][] = [];
+    for (let i = 0; i < indexes.length; i += 500) {
+      const chunk = indexes.slice(i, i + 500);
+      const rows = await t.all<{ serial: string; seed_index: Uint8Array }>(`SELECT serial, seed_index FROM tokens WHERE seed_index IN (${chunk.map(() => "?").join(", ")})`, chunk);
+      for (const r of rows) held.push([mine.get(Buffer.from(r.seed_index).toString("base64"))!, r.serial]);
+    }
+    return held;
+  }
+
   // ---------------------------------------------------------------- factory
 
   /**
@@ -375,6 +440,7 @@ export class Registry {
       throw new RegistryError("duplicate_serial", `serial(s) appear twice in the input: ${[...new Set(inBatch)].join(", ")}`, "refused", { serials: [...new Set(inBatch)] });
     }
     const serials = tokens.map((x) => x.serial);
+    const indexes = await this.seedIndexes(tokens);
     try {
       return await this.sealing(() => this.decide(async (t) => {
         const existing: string[] = [];
@@ -389,21 +455,30 @@ export class Registry {
             origin,
           });
         }
+        const held = await this.seedsHeld(t, tokens, indexes);
+        if (held.length) {
+          return this.refuse(t, actor, "register", "duplicate_seed", `${held.map(([mine, theirs]) => `the seed of ${mine} is already held by token ${theirs}`).join("; ")}; nothing was imported`, null, null, {
+            serials: held,
+            origin,
+          });
+        }
         const now = this.now();
-        for (const tok of tokens) {
+        for (const [i, tok] of tokens.entries()) {
           const sealed = this.keys.seal(tok.serial, tok.secret);
           await t.run(
-            `INSERT INTO tokens (serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, seed, state, customer, issuance, drift, last_step, fail_count, activated_at, origin, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_stock', NULL, 0, ?, NULL, 0, NULL, ?, ?, ?)`,
-            [tok.serial, tok.manufacturer, tok.model ?? null, tok.issuer ?? null, tok.keyId ?? null, tok.algorithm, tok.digits, tok.period, tok.t0, sealed.kekId, sealed.blob, tok.timeDrift ?? 0, origin, now, now],
+            `INSERT INTO tokens (serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, seed, seed_index, state, customer, issuance, drift, last_step, fail_count, activated_at, origin, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_stock', NULL, 0, ?, NULL, 0, NULL, ?, ?, ?)`,
+            [tok.serial, tok.manufacturer, tok.model ?? null, tok.issuer ?? null, tok.keyId ?? null, tok.algorithm, tok.digits, tok.period, tok.t0, sealed.kekId, sealed.blob, indexes[i], tok.timeDrift ?? 0, origin, now, now],
           );
           await this.audit(t, actor, "register", "ok", tok.serial, null, { origin, algorithm: tok.algorithm, digits: tok.digits, period: tok.period });
         }
         return { registered: serials };
       }));
     } catch (e) {
-      // Another process registered one of these serials between our check and insert.
-      if (uniqueViolation(e)) throw new RegistryError("duplicate_serial", "a serial in the input was registered concurrently; nothing was imported", "refused");
+      // Another process registered one of these serials (or seeds) between our check and insert.
+      const dup = uniqueViolation(e);
+      if (dup && /seed_index/.test(dup.constraint)) throw new RegistryError("duplicate_seed", "a seed in the input was registered concurrently under another serial; nothing was imported", "refused");
+      if (dup) throw new RegistryError("duplicate_serial", "a serial in the input was registered concurrently; nothing was imported", "refused");
       throw e;
     }
   }
@@ -801,35 +876,87 @@ export class Registry {
   /**
    * Re-seals every seed not under the key ring's newest key, one row per
    * transaction (a conditional update on the old key id), so verifications
-   * run on throughout. Loops until a pass finds nothing: rows a server sealed
-   * under the old key before it saw the new file are caught by the next pass.
+   * run on throughout; the registry's own secrets (the seed-index key) too.
+   * The same pass fills the seed index of rows that have none (rows from
+   * before migration 3). A seed already indexed for another token is left
+   * unindexed and reported: two tokens that share a seed predate the index,
+   * and staff must withdraw one. Passes repeat until one changes nothing.
    */
-  async resealAll(actor: Actor): Promise<{ kekId: string; resealed: number }> {
+  async resealAll(actor: Actor): Promise<{ kekId: string; resealed: number; indexed: number; duplicateSeeds: [string, string][] }> {
     const target = this.keys.currentId;
+    const indexKey = await this.seedIndexKey();
     let resealed = 0;
-    for (;;) {
-      const batch = await this.db.all<{ serial: string }>("SELECT serial FROM tokens WHERE kek_id <> ? ORDER BY serial LIMIT 200", [target]);
-      if (batch.length === 0) break;
-      for (const { serial } of batch) {
-        resealed += await this.db.tx(async (t) => {
-          const row = await t.get<TokenRow>(`SELECT serial, kek_id, seed FROM tokens WHERE serial = ?${this.db.forUpdate}`, [serial]);
+    let indexed = 0;
+    const duplicates = new Map<string, string>();
+    const retiredMeanwhile = (e: unknown) => {
+      if (kekRetired(e)) throw new RegistryError("key_retired", `key ${target} was retired by another rotation while this one ran; run rotate-key again`, "refused", { kekId: target });
+      throw e;
+    };
+    for (const { name } of await this.db.all<{ name: string }>("SELECT name FROM registry_secrets WHERE kek_id <> ?", [target])) {
+      await this.db
+        .tx(async (t) => {
+          const row = await t.get<{ kek_id: string; sealed: Uint8Array }>(`SELECT kek_id, sealed FROM registry_secrets WHERE name = ?${this.db.forUpdate}`, [name]);
           if (!row || row.kek_id === target) return 0;
-          const secret = this.secretOf(row);
+          const secret = this.keys.openSecret(name, { kekId: row.kek_id, blob: Buffer.from(row.sealed) });
           try {
-            const sealed = this.keys.seal(serial, secret);
+            const sealed = this.keys.sealSecret(name, secret);
             if (sealed.kekId !== target) throw new RegistryError("key_changed", `key file changed during rotation (newest key is now ${sealed.kekId}); run rotate-key again`, "refused");
-            return t.run("UPDATE tokens SET kek_id = ?, seed = ? WHERE serial = ? AND kek_id = ?", [sealed.kekId, sealed.blob, serial, row.kek_id]);
+            return t.run("UPDATE registry_secrets SET kek_id = ?, sealed = ? WHERE name = ? AND kek_id = ?", [sealed.kekId, sealed.blob, name, row.kek_id]);
           } finally {
             secret.fill(0);
           }
-        }).catch((e) => {
-          if (kekRetired(e)) throw new RegistryError("key_retired", `key ${target} was retired by another rotation while this one ran; run rotate-key again`, "refused", { kekId: target });
-          throw e;
-        });
-      }
+        })
+        .catch(retiredMeanwhile);
     }
-    await this.note(actor, "rotate_key", "ok", { kekId: target, resealed });
-    return { kekId: target, resealed };
+    for (;;) {
+      let changed = 0;
+      let after = "";
+      for (;;) {
+        const batch = await this.db.all<{ serial: string }>("SELECT serial FROM tokens WHERE (kek_id <> ? OR seed_index IS NULL) AND serial > ? ORDER BY serial LIMIT 200", [target, after]);
+        if (batch.length === 0) break;
+        after = batch[batch.length - 1].serial;
+        for (const { serial } of batch) {
+          const r = await this.db
+            .tx(async (t) => {
+              const row = await t.get<TokenRow & { seed_index: Uint8Array | null }>(`SELECT serial, kek_id, seed, seed_index FROM tokens WHERE serial = ?${this.db.forUpdate}`, [serial]);
+              const none = { resealed: 0, indexed: 0, duplicateOf: undefined as string | undefined };
+              if (!row) return none;
+              const reseal = row.kek_id !== target;
+              if (!reseal && row.seed_index !== null) return none;
+              const secret = this.secretOf(row);
+              try {
+                let index: Buffer | null = null;
+                let duplicateOf: string | undefined;
+                if (row.seed_index === null) {
+                  index = seedIndex(indexKey, secret);
+                  const other = await t.get<{ serial: string }>("SELECT serial FROM tokens WHERE seed_index = ?", [index]);
+                  if (other) (duplicateOf = other.serial), (index = null);
+                }
+                if (reseal) {
+                  const sealed = this.keys.seal(serial, secret);
+                  if (sealed.kekId !== target) throw new RegistryError("key_changed", `key file changed during rotation (newest key is now ${sealed.kekId}); run rotate-key again`, "refused");
+                  const n = await t.run("UPDATE tokens SET kek_id = ?, seed = ?, seed_index = COALESCE(?, seed_index) WHERE serial = ? AND kek_id = ?", [sealed.kekId, sealed.blob, index, serial, row.kek_id]);
+                  return { resealed: n, indexed: n && index ? 1 : 0, duplicateOf };
+                }
+                const n = index ? await t.run("UPDATE tokens SET seed_index = ? WHERE serial = ? AND seed_index IS NULL", [index, serial]) : 0;
+                return { resealed: 0, indexed: n, duplicateOf };
+              } finally {
+                secret.fill(0);
+              }
+            })
+            .catch(retiredMeanwhile);
+          resealed += r.resealed;
+          indexed += r.indexed;
+          changed += r.resealed + r.indexed;
+          if (r.duplicateOf) duplicates.set(serial, r.duplicateOf);
+        }
+      }
+      // Rows a server sealed under the old key before the retirement committed are caught by the next pass.
+      if (changed === 0) break;
+    }
+    const duplicateSeeds = [...duplicates.entries()];
+    await this.note(actor, "rotate_key", "ok", { kekId: target, resealed, indexed, ...(duplicateSeeds.length ? { duplicateSeeds } : {}) });
+    return { kekId: target, resealed, indexed, duplicateSeeds };
   }
 
   /** Key ids still used by rows, with counts. */

@@ -2,7 +2,7 @@
  * Every transition and every refusal of the registry, run against SQLite and
  * PostgreSQL alike. Codes come from oathtool, not from the verifier.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -87,7 +87,7 @@ describe.each(ENGINES)("registry on $name", (engine) => {
 
     it("refuses the whole batch when one serial is already registered, and names it", async () => {
       await reg.register([token("FK0001")], FACTORY, "first");
-      const e = await refusal(reg.register([token("FK0002"), token("FK0001"), token("FK0003")], FACTORY, "second"));
+      const e = await refusal(reg.register([token("FK0002", randomBytes(20)), token("FK0001", randomBytes(20)), token("FK0003", randomBytes(20))], FACTORY, "second"));
       expect(e.code).toBe("duplicate_serial");
       expect(e.detail.serials).toEqual(["FK0001"]);
       expect(await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM tokens")).toEqual({ n: 1 });
@@ -181,8 +181,9 @@ describe.each(ENGINES)("registry on $name", (engine) => {
     });
 
     it("refuses an active token and a customer with none", async () => {
-      await activeToken("FK0009", "cust-9");
-      expect(await refusal(reg.activate({ serial: "FK0009" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "already_active" });
+      const seed = randomBytes(20);
+      await activeToken("FK0009", "cust-9", seed);
+      expect(await refusal(reg.activate({ serial: "FK0009" }, oathtool(seed, clock.seconds), CHANNEL))).toMatchObject({ code: "already_active" });
       expect(await refusal(reg.activate({ customer: "nobody" }, "12345678", CHANNEL))).toMatchObject({ code: "no_token" });
     });
 
@@ -479,12 +480,56 @@ describe.each(ENGINES)("registry on $name", (engine) => {
       expect(await reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
       expect(await reg.retireOlderKeys(STAFF)).toEqual(["k-one"]);
       const r = await reg.resealAll(STAFF);
-      expect(r).toEqual({ kekId: newId, resealed: 3 });
+      expect(r).toEqual({ kekId: newId, resealed: 3, indexed: 0, duplicateSeeds: [] });
       expect(await reg.kekUsage()).toEqual({ [newId]: 3 });
       expect(keys.dropKeys(await reg.pruneRetiredKeys(STAFF))).toEqual(["k-one"]);
       clock.advance(60);
       expect(await reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
       expect((await reg.auditTrail()).slice(-4).map((a) => a.action)).toEqual(["retire_key", "rotate_key", "prune_key", "verify"]);
+    });
+  });
+
+  describe("seed uniqueness (issue 11, item 6a)", () => {
+    it("refuses a seed that appears twice in one input, naming both serials, and registers nothing", async () => {
+      const seed = randomBytes(20);
+      const e = await refusal(reg.register([token("FK0001", seed), token("FK0002", randomBytes(20)), token("FK0003", Buffer.from(seed))], FACTORY, "pskc:a.xml"));
+      expect(e).toMatchObject({ code: "duplicate_seed", kind: "refused", detail: { serials: [["FK0001", "FK0003"]] } });
+      expect(e.message).toMatch(/FK0001 and FK0003/);
+      expect(await reg.countByState()).toMatchObject({ in_stock: 0 });
+    });
+
+    it("refuses a seed any token already holds, whatever its state, and audits the refusal", async () => {
+      await activeToken("FK0001", "cust-1", RFC_SEED_SHA1);
+      await reg.withdraw("cust-1", "lost", STAFF);
+      const e = await refusal(reg.register([token("FK0002", randomBytes(20)), token("FK0009", Buffer.from(RFC_SEED_SHA1))], FACTORY, "pskc:b.xml"));
+      expect(e).toMatchObject({ code: "duplicate_seed", detail: { serials: [["FK0009", "FK0001"]] } });
+      expect(e.message).toMatch(/the seed of FK0009 is already held by token FK0001/);
+      await expect(reg.status("FK0002")).rejects.toMatchObject({ code: "unknown_serial" });
+      expect((await reg.auditTrail()).at(-1)).toMatchObject({ action: "register", outcome: "duplicate_seed" });
+      // One token at a time (the factory's registration call) too.
+      expect(await refusal(reg.registerOne(token("FK0010", Buffer.from(RFC_SEED_SHA1)), FACTORY, "api"))).toMatchObject({ code: "duplicate_seed" });
+    });
+
+    it("keeps a keyed hash, never the seed, and the index survives rotation and prune", async () => {
+      const seed = randomBytes(20);
+      await reg.register([token("FK0001", seed)], FACTORY, "t");
+      const before = await db.get<{ seed_index: Uint8Array }>("SELECT seed_index FROM tokens WHERE serial = 'FK0001'");
+      const ix = Buffer.from(before!.seed_index);
+      expect(ix.length).toBe(32);
+      expect(ix.includes(seed)).toBe(false);
+      expect(ix.equals(createHash("sha256").update(seed).digest())).toBe(false);
+      const secret = await db.get<{ sealed: Uint8Array; kek_id: string }>("SELECT sealed, kek_id FROM registry_secrets WHERE name = 'seed_index'");
+      expect(secret!.kek_id).toBe("k-one");
+      const newId = keys.addNewestKey();
+      await reg.retireOlderKeys(STAFF);
+      await reg.resealAll(STAFF);
+      expect(keys.dropKeys(await reg.pruneRetiredKeys(STAFF))).toEqual(["k-one"]);
+      expect(await db.get("SELECT kek_id FROM registry_secrets WHERE name = 'seed_index'")).toEqual({ kek_id: newId });
+      const after = await db.get<{ seed_index: Uint8Array }>("SELECT seed_index FROM tokens WHERE serial = 'FK0001'");
+      expect(Buffer.from(after!.seed_index).equals(ix)).toBe(true);
+      // A fresh registry (another server) reads the index key back under the new key and still refuses the seed.
+      const other = new Registry(db, { keys, now: clock.now });
+      expect(await refusal(other.register([token("FK0002", Buffer.from(seed))], FACTORY, "t"))).toMatchObject({ code: "duplicate_seed" });
     });
   });
 
