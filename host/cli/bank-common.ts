@@ -5,7 +5,7 @@
  */
 import { wallClock } from "../clock.js";
 import { PskcError } from "../pskc/index.js";
-import type { Database } from "../registry/database.js";
+import { DatabaseBusyError, type Database } from "../registry/database.js";
 import { KeyFileError, KeyRing } from "../registry/key-ring.js";
 import { defaultDbUrl, openMigrated } from "../registry/open-database.js";
 import { DEFAULT_POLICY, MAX_WINDOW, Registry, type Policy } from "../registry/registry.js";
@@ -148,6 +148,10 @@ export function reportError(command: string, e: unknown, values: Record<string, 
     code = "pskc_" + e.code;
     message = e.message;
     exit = e.code === "duplicate_serial" ? EXIT_REFUSED : EXIT_USAGE;
+  } else if (e instanceof DatabaseBusyError) {
+    code = "busy";
+    message = e.message;
+    exit = EXIT_FAILED;
   } else if (e instanceof KeyFileError) {
     code = "key_file";
     message = e.message;

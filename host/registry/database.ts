@@ -50,3 +50,18 @@ export function uniqueViolation(e: unknown): { constraint: string } | undefined 
 export function kekRetired(e: unknown): boolean {
   return typeof (e as { message?: unknown })?.message === "string" && (e as Error).message.includes("kek_retired");
 }
+
+/**
+ * The database stayed locked by another program (SQLite: another process's
+ * write transaction) for longer than this process waits. Nothing was done;
+ * the caller may retry (HTTP 503 with Retry-After, CLI exit 3).
+ */
+export class DatabaseBusyError extends Error {
+  constructor(
+    readonly waitedMs: number,
+    readonly where: string,
+  ) {
+    super(`the database ${where} stayed locked by another program for ${waitedMs} ms; nothing was done, try again`);
+    this.name = "DatabaseBusyError";
+  }
+}

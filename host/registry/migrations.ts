@@ -78,7 +78,28 @@ CREATE TABLE kek_states (
   changed_at BIGINT NOT NULL
 )`;
 
+/*
+ * Staged imports (issue 11, item 4): a large import writes its rows in short
+ * transactions, each marked with its batch (tokens.staged), invisible to
+ * every read until one short transaction marks the batch committed; then
+ * the marks are cleared in chunks and the batch row deleted. A failed or
+ * abandoned batch's rows are deleted, never seen.
+ */
+const STAGING = `
+ALTER TABLE tokens ADD COLUMN staged TEXT;
+CREATE INDEX tokens_staged ON tokens (staged) WHERE staged IS NOT NULL;
+CREATE TABLE import_batches (
+  id           TEXT PRIMARY KEY,
+  state        TEXT NOT NULL CHECK (state IN ('staging', 'committed')),
+  origin       TEXT NOT NULL,
+  actor        TEXT NOT NULL,
+  tokens       INTEGER NOT NULL,
+  started_at   BIGINT NOT NULL,
+  heartbeat_at BIGINT NOT NULL
+);`;
+
 const KEYS_SQLITE = `${KEK_STATES};
+${STAGING}
 ALTER TABLE tokens ADD COLUMN seed_index BLOB;
 CREATE UNIQUE INDEX tokens_seed_index ON tokens (seed_index);
 CREATE TABLE registry_secrets (
@@ -95,6 +116,7 @@ CREATE TRIGGER secrets_kek_update BEFORE UPDATE OF kek_id ON registry_secrets WH
 `;
 
 const KEYS_POSTGRES = `${KEK_STATES};
+${STAGING}
 ALTER TABLE tokens ADD COLUMN seed_index BYTEA;
 CREATE UNIQUE INDEX tokens_seed_index ON tokens (seed_index);
 CREATE TABLE registry_secrets (
@@ -196,7 +218,7 @@ ${INDEXES}`,
   },
   {
     version: 3,
-    name: "key retirement enforced by the database; keyed-hash seed index",
+    name: "key retirement enforced by the database; keyed-hash seed index; staged imports",
     sql: { sqlite: KEYS_SQLITE, postgres: KEYS_POSTGRES },
   },
 ];

@@ -133,6 +133,21 @@ export const MAX_LIST = 1000;
 const SERIAL_RE = /^[\x21-\x7e]{1,64}$/;
 const CUSTOMER_RE = /^[A-Za-z0-9._@:+-]{1,64}$/;
 const LIVE_STATES = "('issued', 'active', 'locked')";
+/**
+ * Rows every read by serial, list or count sees: not part of an import still
+ * staging (registerStaged). Rows with a customer are never staged, so reads
+ * by customer need no such test.
+ */
+const LIVE = "(staged IS NULL OR staged IN (SELECT id FROM import_batches WHERE state = 'committed'))";
+/** Inputs larger than this are imported through a staging batch, in short transactions. */
+export const STAGE_ABOVE = 500;
+/** Rows per staging transaction: a few milliseconds of write lock each. */
+const CHUNK_ROWS = 250;
+/** Pause between staging transactions, longer than a SQLite waiter's back-off (MAX_BACKOFF_MS), so servers get the lock in between. */
+const CHUNK_PAUSE_MS = 10;
+/** A staging batch not heard from for this long was abandoned (its process died): the next import deletes its rows. */
+export const STALE_IMPORT_MS = 60_000;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const ALGORITHMS: Algorithm[] = ["SHA1", "SHA256", "SHA512"];
 /** RFC 4226 §4 R6: at least 128 bits of shared secret; 160 recommended. */
 const MIN_SECRET_BYTES = 16;
@@ -284,7 +299,7 @@ export class Registry {
   }
 
   private lockBySerial(t: Sql, serial: string): Promise<TokenRow | undefined> {
-    return t.get<TokenRow>(`SELECT * FROM tokens WHERE serial = ?${this.db.forUpdate}`, [serial]);
+    return t.get<TokenRow>(`SELECT * FROM tokens WHERE serial = ? AND ${LIVE}${this.db.forUpdate}`, [serial]);
   }
 
   private lockByCustomer(t: Sql, customer: string): Promise<TokenRow | undefined> {
@@ -441,6 +456,7 @@ export class Registry {
     }
     const serials = tokens.map((x) => x.serial);
     const indexes = await this.seedIndexes(tokens);
+    if (tokens.length > STAGE_ABOVE) return this.registerStaged(tokens, indexes, actor, origin);
     try {
       return await this.sealing(() => this.decide(async (t) => {
         const existing: string[] = [];
@@ -484,6 +500,119 @@ export class Registry {
   }
 
   /**
+   * A large import, all or nothing, without holding the write lock for long
+   * (issue 11, item 4: 60,000 tokens in one transaction held SQLite's lock
+   * 15-17 s and froze every server on the file). The rows are written in
+   * transactions of CHUNK_ROWS, each marked with this import's batch id and
+   * so invisible to every read (LIVE); a pause between them lets servers
+   * take the lock. One short transaction then marks the batch committed: that
+   * is the moment every row becomes visible at once. Only after it are the
+   * marks cleared, in chunks, and the batch row deleted. On any failure the
+   * batch row is deleted first (its rows become unreachable at once) and
+   * then its rows. A process that dies mid-import leaves a batch whose
+   * heartbeat stops; the next import deletes it after STALE_IMPORT_MS.
+   *
+   * Each token's audit record says "staged" with the batch id, and one
+   * "import" record says the batch was committed (or aborted, and why): the
+   * audit is append-only, so it records what happened, in order.
+   */
+  private async registerStaged(tokens: NewToken[], indexes: Buffer[], actor: Actor, origin: string): Promise<{ registered: string[] }> {
+    const serials = tokens.map((x) => x.serial);
+    await this.clearStaleImports(actor);
+    // Read-only checks first, for a refusal that names every duplicate; the chunks' unique indexes catch races.
+    const existing: string[] = [];
+    for (let i = 0; i < serials.length; i += 500) {
+      const chunk = serials.slice(i, i + 500);
+      existing.push(...(await this.db.all<{ serial: string }>(`SELECT serial FROM tokens WHERE serial IN (${chunk.map(() => "?").join(", ")})`, chunk)).map((r) => r.serial));
+    }
+    if (existing.length) {
+      await this.note(actor, "register", "duplicate_serial", { serials: existing, origin });
+      throw new RegistryError("duplicate_serial", `already registered: ${existing.join(", ")}; nothing was imported`, "refused", { serials: existing, origin });
+    }
+    const held = await this.seedsHeld(this.db, tokens, indexes);
+    if (held.length) {
+      await this.note(actor, "register", "duplicate_seed", { serials: held, origin });
+      throw new RegistryError("duplicate_seed", `${held.map(([mine, theirs]) => `the seed of ${mine} is already held by token ${theirs}`).join("; ")}; nothing was imported`, "refused", { serials: held, origin });
+    }
+    const batch = "imp-" + randomBytes(8).toString("hex");
+    const started = this.now();
+    await this.db.run("INSERT INTO import_batches (id, state, origin, actor, tokens, started_at, heartbeat_at) VALUES (?, 'staging', ?, ?, ?, ?, ?)", [batch, origin, actor.name, tokens.length, started, started]);
+    try {
+      for (let i = 0; i < tokens.length; i += CHUNK_ROWS) {
+        const chunk = tokens.slice(i, i + CHUNK_ROWS);
+        await this.sealing(() =>
+          this.db.tx(async (t) => {
+            const now = this.now();
+            const alive = await t.run("UPDATE import_batches SET heartbeat_at = ? WHERE id = ? AND state = 'staging'", [now, batch]);
+            if (!alive) throw new RegistryError("import_abandoned", `import ${batch} was taken for abandoned by another import (no progress for ${STALE_IMPORT_MS / 1000} s); nothing was imported, run it again`, "unavailable");
+            const values: unknown[] = [];
+            for (const [k, tok] of chunk.entries()) {
+              const sealed = this.keys.seal(tok.serial, tok.secret);
+              values.push(tok.serial, tok.manufacturer, tok.model ?? null, tok.issuer ?? null, tok.keyId ?? null, tok.algorithm, tok.digits, tok.period, tok.t0, sealed.kekId, sealed.blob, indexes[i + k], tok.timeDrift ?? 0, origin, now, now, batch);
+            }
+            await t.run(
+              `INSERT INTO tokens (serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, seed, seed_index, state, customer, issuance, drift, last_step, fail_count, activated_at, origin, created_at, updated_at, staged)
+               VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_stock', NULL, 0, ?, NULL, 0, NULL, ?, ?, ?, ?)").join(", ")}`,
+              values,
+            );
+            const audit = this.auditInsert(actor, chunk.map((tok) => ({ action: "register", outcome: "staged", serial: tok.serial, customer: null, detail: { origin, batch, algorithm: tok.algorithm, digits: tok.digits, period: tok.period } })));
+            await t.run(audit.sql, audit.params);
+          }),
+        );
+        await sleep(CHUNK_PAUSE_MS);
+      }
+      // The commit point: one row changes, and every staged row is visible from here on.
+      await this.db.tx(async (t) => {
+        const n = await t.run("UPDATE import_batches SET state = 'committed', heartbeat_at = ? WHERE id = ? AND state = 'staging'", [this.now(), batch]);
+        if (!n) throw new RegistryError("import_abandoned", `import ${batch} was taken for abandoned by another import; nothing was imported, run it again`, "unavailable");
+        await this.audit(t, actor, "import", "ok", null, null, { batch, origin, tokens: tokens.length });
+      });
+    } catch (e) {
+      const dup = uniqueViolation(e);
+      const why = dup ? (/seed_index/.test(dup.constraint) ? "duplicate_seed" : "duplicate_serial") : e instanceof RegistryError ? e.code : "failed";
+      await this.discardBatch(batch, actor, why).catch(() => undefined);
+      if (dup && why === "duplicate_seed") throw new RegistryError("duplicate_seed", "a seed in the input was registered concurrently under another serial; nothing was imported", "refused");
+      if (dup) throw new RegistryError("duplicate_serial", "a serial in the input was registered concurrently; nothing was imported", "refused");
+      throw e;
+    }
+    // Visible already; clearing the marks is housekeeping, finished by the next import if this process stops here.
+    await this.settleBatch(batch).catch(() => undefined);
+    return { registered: serials };
+  }
+
+  /** Deletes a staging batch: its row first (its tokens become unreachable at once), then its tokens in chunks. */
+  private async discardBatch(batch: string, actor: Actor, why: string): Promise<void> {
+    const removed = await this.db.run("DELETE FROM import_batches WHERE id = ? AND state = 'staging'", [batch]);
+    for (;;) {
+      const n = await this.db.tx((t) => t.run("DELETE FROM tokens WHERE serial IN (SELECT serial FROM tokens WHERE staged = ? LIMIT 500)", [batch]));
+      if (n === 0) break;
+      await sleep(CHUNK_PAUSE_MS);
+    }
+    if (removed) await this.note(actor, "import", "aborted", { batch, reason: why });
+  }
+
+  /** Clears a committed batch's marks in chunks, then deletes the batch row. */
+  private async settleBatch(batch: string): Promise<void> {
+    for (;;) {
+      const n = await this.db.tx((t) => t.run("UPDATE tokens SET staged = NULL WHERE serial IN (SELECT serial FROM tokens WHERE staged = ? LIMIT 500)", [batch]));
+      if (n === 0) break;
+      await sleep(CHUNK_PAUSE_MS);
+    }
+    await this.db.run("DELETE FROM import_batches WHERE id = ? AND state = 'committed' AND NOT EXISTS (SELECT 1 FROM tokens WHERE staged = ?)", [batch, batch]);
+  }
+
+  /** Finishes what dead imports left: settles committed batches, deletes abandoned ones and orphaned staged rows. */
+  async clearStaleImports(actor: Actor): Promise<void> {
+    const stale = await this.db.all<{ id: string; state: string }>("SELECT id, state FROM import_batches WHERE state = 'committed' OR heartbeat_at < ?", [this.now() - STALE_IMPORT_MS]);
+    for (const b of stale) {
+      if (b.state === "committed") await this.settleBatch(b.id);
+      else await this.discardBatch(b.id, actor, "abandoned");
+    }
+    const orphans = await this.db.all<{ staged: string }>("SELECT DISTINCT staged FROM tokens WHERE staged IS NOT NULL AND staged NOT IN (SELECT id FROM import_batches)");
+    for (const o of orphans) await this.discardBatch(o.staged, actor, "orphaned");
+  }
+
+  /**
    * The factory's registration call: one token, idempotent. A retry of a
    * registration whose reply was lost (same serial, parameters and seed) is
    * answered as done; the same serial with anything different is a
@@ -491,7 +620,7 @@ export class Registry {
    */
   async registerOne(tok: NewToken, actor: Actor, origin: string): Promise<{ registered: string[]; alreadyRegistered: boolean }> {
     checkNewToken(tok);
-    const row = await this.db.get<TokenRow>("SELECT * FROM tokens WHERE serial = ?", [tok.serial]);
+    const row = await this.db.get<TokenRow>(`SELECT * FROM tokens WHERE serial = ? AND ${LIVE}`, [tok.serial]);
     if (row) {
       const same =
         row.algorithm === tok.algorithm &&
@@ -639,7 +768,7 @@ export class Registry {
 
   async status(serial: string): Promise<TokenStatus> {
     checkSerial(serial);
-    const row = await this.db.get<TokenRow>("SELECT * FROM tokens WHERE serial = ?", [serial]);
+    const row = await this.db.get<TokenRow>(`SELECT * FROM tokens WHERE serial = ? AND ${LIVE}`, [serial]);
     if (!row) throw unknownSerial(serial);
     return toStatus(row);
   }
@@ -657,7 +786,7 @@ export class Registry {
    * 100, clamped to 1..MAX_LIST; next is null once the list is exhausted.
    */
   async listTokens(filter: { state?: TokenState; afterSerial?: string; limit?: number } = {}): Promise<{ tokens: TokenStatus[]; next: string | null }> {
-    const where: string[] = [];
+    const where: string[] = [LIVE];
     const params: unknown[] = [];
     if (filter.state !== undefined) {
       if (!TOKEN_STATES.includes(filter.state)) throw new RegistryError("bad_state", `state must be one of ${TOKEN_STATES.join(", ")}`, "bad_input");
@@ -667,7 +796,7 @@ export class Registry {
     const limit = Math.min(Math.max(1, filter.limit ?? 100), MAX_LIST);
     // One row more than asked: whether another page exists, without an empty last page.
     const rows = await this.db.all<Omit<TokenRow, "seed">>(
-      `SELECT ${STATUS_COLUMNS} FROM tokens${where.length ? " WHERE " + where.join(" AND ") : ""} ORDER BY serial LIMIT ${limit + 1}`,
+      `SELECT ${STATUS_COLUMNS} FROM tokens WHERE ${where.join(" AND ")} ORDER BY serial LIMIT ${limit + 1}`,
       params,
     );
     const tokens = rows.slice(0, limit).map((r) => toStatus(r as TokenRow));
@@ -676,7 +805,7 @@ export class Registry {
 
   /** How many tokens are in each state; every state is listed, 0 when none. */
   async countByState(): Promise<Record<TokenState, number>> {
-    const rows = await this.db.all<{ state: TokenState; n: number }>("SELECT state, COUNT(*) AS n FROM tokens GROUP BY state");
+    const rows = await this.db.all<{ state: TokenState; n: number }>(`SELECT state, COUNT(*) AS n FROM tokens WHERE ${LIVE} GROUP BY state`);
     const counts = Object.fromEntries(TOKEN_STATES.map((s) => [s, 0])) as Record<TokenState, number>;
     for (const r of rows) counts[r.state] = Number(r.n);
     return counts;

@@ -5,6 +5,7 @@
  * messages may change. Nothing secret reaches either.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { DatabaseBusyError } from "../registry/database.js";
 import { KeyFileError } from "../registry/key-ring.js";
 import { RegistryError } from "../registry/types.js";
 
@@ -65,6 +66,10 @@ export function errorHandler(err: FastifyError | Error, request: FastifyRequest,
     return sendError(reply, KIND_STATUS[err.kind], err.code, err.message, err.detail);
   }
   if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
+  if (err instanceof DatabaseBusyError) {
+    reply.header("retry-after", String(RETRY_AFTER_SECONDS));
+    return sendError(reply, 503, "busy", "the database is busy (another program holds its write lock); nothing was done, retry shortly");
+  }
   const fe = err as FastifyError;
   if (fe.validation) return sendError(reply, 400, "bad_request", fe.message);
   switch (fe.code) {

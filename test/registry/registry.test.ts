@@ -489,6 +489,67 @@ describe.each(ENGINES)("registry on $name", (engine) => {
     });
   });
 
+  describe("large imports in short transactions, all or nothing (issue 11, item 4)", () => {
+    const many = (n: number, prefix = "FKI") => Array.from({ length: n }, (_, i) => token(`${prefix}${String(i).padStart(5, "0")}`, randomBytes(20)));
+
+    it("stages a large import invisibly and shows every token at one commit", async () => {
+      const tokens = many(1200);
+      const seen = new Set<number>();
+      let done = false;
+      const watching = (async () => {
+        while (!done) {
+          seen.add((await reg.countByState()).in_stock);
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      })();
+      const r = await reg.register(tokens, FACTORY, "pskc:big.xml");
+      done = true;
+      await watching;
+      expect(r.registered).toHaveLength(1200);
+      // Never a part: nothing, then everything.
+      expect([...seen].filter((n) => n !== 0 && n !== 1200)).toEqual([]);
+      expect(await reg.countByState()).toMatchObject({ in_stock: 1200 });
+      expect(await db.get("SELECT COUNT(*) AS n FROM tokens WHERE staged IS NOT NULL")).toEqual({ n: 0 });
+      expect(await db.get("SELECT COUNT(*) AS n FROM import_batches")).toEqual({ n: 0 });
+      const trail = await reg.auditTrail({ limit: 10_000 });
+      expect(trail.filter((a) => a.action === "register" && a.outcome === "staged")).toHaveLength(1200);
+      expect(trail.at(-1)).toMatchObject({ action: "import", outcome: "ok", detail: { tokens: 1200, origin: "pskc:big.xml" } });
+    });
+
+    it("leaves nothing when a chunk fails: a serial registered meanwhile refuses the whole import", async () => {
+      const tokens = many(1200);
+      const other = make();
+      const importing = reg.register(tokens, FACTORY, "pskc:big.xml").then(
+        () => undefined,
+        (e) => e,
+      );
+      // Once the import is staging, another process registers its last serial (not yet written by the import).
+      for (let i = 0; i < 2000 && !(await db.get("SELECT id FROM import_batches")); i++) await new Promise((r) => setTimeout(r, 1));
+      await other.register([token("FKI01199", randomBytes(20))], FACTORY, "api");
+      const e = await importing;
+      expect(e).toMatchObject({ code: "duplicate_serial" });
+      expect(await reg.countByState()).toMatchObject({ in_stock: 1 });
+      expect(await db.get("SELECT COUNT(*) AS n FROM tokens")).toEqual({ n: 1 });
+      expect(await db.get("SELECT COUNT(*) AS n FROM import_batches")).toEqual({ n: 0 });
+      expect((await reg.auditTrail({ limit: 10_000 })).filter((a) => a.action === "import").map((a) => a.outcome)).toEqual(["aborted"]);
+    });
+
+    it("clears what a dead import left: an abandoned batch's rows are deleted, never shown", async () => {
+      await reg.register([token("FK0001", randomBytes(20))], FACTORY, "t");
+      const row = await db.get<Record<string, unknown>>("SELECT * FROM tokens WHERE serial = 'FK0001'");
+      await db.run("DELETE FROM tokens WHERE serial = 'FK0001'").catch(() => undefined);
+      await db.run("INSERT INTO import_batches (id, state, origin, actor, tokens, started_at, heartbeat_at) VALUES ('imp-dead', 'staging', 'x', 'y', 1, 0, 0)");
+      const cols = Object.keys(row!).filter((c) => c !== "staged" && c !== "seed_index");
+      await db.run(`INSERT INTO tokens (${cols.join(", ")}, staged) VALUES (${cols.map(() => "?").join(", ")}, 'imp-dead')`, cols.map((c) => row![c]));
+      await expect(reg.status("FK0001")).rejects.toMatchObject({ code: "unknown_serial" });
+      expect(await reg.countByState()).toMatchObject({ in_stock: 0 });
+      // The next import clears it (its serial would otherwise stay taken).
+      await reg.register(many(600, "FKJ"), FACTORY, "next");
+      expect(await db.get("SELECT COUNT(*) AS n FROM tokens WHERE serial = 'FK0001'")).toEqual({ n: 0 });
+      expect((await reg.auditTrail({ limit: 10_000 })).filter((a) => a.action === "import").map((a) => [a.outcome, a.detail?.reason ?? null])).toEqual([["aborted", "abandoned"], ["ok", null]]);
+    });
+  });
+
   describe("seed uniqueness (issue 11, item 6a)", () => {
     it("refuses a seed that appears twice in one input, naming both serials, and registers nothing", async () => {
       const seed = randomBytes(20);
