@@ -255,19 +255,33 @@ function importChild(url: string, kekFile: string, n: number): Promise<number> {
  * import runs. Before the fix the import was one 15-17 s transaction and
  * the server's busy handler stalled its event loop for 5-7 s.
  */
-export async function duringImport(imported = 60_000, concurrency = 4): Promise<Rate & { importSeconds: number; imported: number }> {
+export async function duringImport(imported = 60_000, concurrency = 4): Promise<Rate & { importSeconds: number; imported: number; baseline: Rate }> {
   const dir = mkdtempSync(join(tmpdir(), "fobkit-bench-import-"));
   const f = await fixture("sqlite", 20_000, dir);
   const key = (await createApiKey(f.db, "channel", "bench")).key;
   const server = await startServer(f, f.url);
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   try {
+    // Baseline: the same load for 5 s with no import, on this machine as it is now.
+    let next = 0;
+    const baseLat: number[] = [];
+    const baseStart = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() - baseStart < 5000 && next < f.seeds.length) {
+          const i = next++;
+          const t = performance.now();
+          await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code: codeNow(f.seeds[i]) }));
+          baseLat.push(performance.now() - t);
+        }
+      }),
+    );
+    const baseline = rate(baseLat.length, (performance.now() - baseStart) / 1000, baseLat, { concurrency });
     let importing = true;
     let importSeconds = 0;
     const importing$ = importChild(f.url, f.kekFile, imported).then((s) => ((importSeconds = s), (importing = false)));
     const lat: number[] = [];
     let errors = 0;
-    let next = 0;
     const start = performance.now();
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
@@ -282,7 +296,7 @@ export async function duringImport(imported = 60_000, concurrency = 4): Promise<
       }),
     );
     await importing$;
-    return { ...rate(lat.length, (performance.now() - start) / 1000, lat, { concurrency, errors }), importSeconds: Math.round(importSeconds * 100) / 100, imported };
+    return { ...rate(lat.length, (performance.now() - start) / 1000, lat, { concurrency, errors }), importSeconds: Math.round(importSeconds * 100) / 100, imported, baseline };
   } finally {
     agent.destroy();
     await new Promise<void>((res) => {
@@ -362,7 +376,8 @@ async function main(): Promise<void> {
     // node build/node/tools/bench-bank.js --during-import: only the issue 11 item 4 figure.
     const r = await duringImport();
     process.stdout.write(`verify over HTTP on SQLite while another process imports ${r.imported} tokens (import took ${r.importSeconds} s): ` +
-      `${r.count} verifications, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms, ${r.concurrency} in flight, ${r.errors} errors\n`);
+      `${r.count} verifications, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms, ${r.concurrency} in flight, ${r.errors} errors; ` +
+      `without the import just before: p50 ${r.baseline.p50ms} ms, p99 ${r.baseline.p99ms} ms; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
     return;
   }
   const b = await runBankBench();
