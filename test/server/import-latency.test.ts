@@ -90,30 +90,40 @@ describe.each(sqlite)("a 60,000-token import beside a serving process on $name",
   });
 
   it("keeps verifications fast and the import invisible until it is whole", { timeout: 300_000 }, async () => {
-    let importing = true;
-    const imported = importInChild(url, kek, IMPORTED).finally(() => (importing = false));
-    const latencies: number[] = [];
     const unexpected: unknown[] = [];
-    const counts = new Set<number>();
     // Open loop: a verification every 20 ms whether or not the last one answered, so a stall
     // shows in the latencies of every request sent during it (a closed loop would count it once).
-    const sent: Promise<void>[] = [];
+    const openLoop = async (running: () => boolean, latencies: number[]) => {
+      const sent: Promise<void>[] = [];
+      for (let n = 0; running(); n++) {
+        const i = n % codes.length;
+        const t0 = performance.now();
+        sent.push(
+          call(server.url, "POST", `/v1/customers/lc-${i}/verify`, { key: channel, body: { code: hotp("SHA1", seeds[i], stepAt(Date.now(), 0, 60), 8) } }).then((r) => {
+            latencies.push(performance.now() - t0);
+            // The current code: accepted once per step, a replay after that.
+            if (r.status !== 200 && (r.status !== 409 || r.body?.error?.code !== "replayed")) unexpected.push(r);
+          }),
+        );
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      await Promise.all(sent);
+    };
+    // The machine as it is now, without an import: the bound below scales with it.
+    const baseline: number[] = [];
+    const baseEnd = performance.now() + 3000;
+    await openLoop(() => performance.now() < baseEnd, baseline);
+    baseline.sort((a, b) => a - b);
+    const baseP99 = baseline[Math.floor(baseline.length * 0.99)];
+
+    let importing = true;
+    const importStart = performance.now();
+    let importMs = 0;
+    const imported = importInChild(url, kek, IMPORTED).finally(() => ((importing = false), (importMs = performance.now() - importStart)));
+    const latencies: number[] = [];
+    const counts = new Set<number>();
     await Promise.all([
-      (async () => {
-        for (let n = 0; importing; n++) {
-          const i = n % codes.length;
-          const t0 = performance.now();
-          sent.push(
-            call(server.url, "POST", `/v1/customers/lc-${i}/verify`, { key: channel, body: { code: hotp("SHA1", seeds[i], stepAt(Date.now(), 0, 60), 8) } }).then((r) => {
-              latencies.push(performance.now() - t0);
-              // The current code: accepted once per step, a replay after that.
-              if (r.status !== 200 && (r.status !== 409 || r.body?.error?.code !== "replayed")) unexpected.push(r);
-            }),
-          );
-          await new Promise((res) => setTimeout(res, 20));
-        }
-        await Promise.all(sent);
-      })(),
+      openLoop(() => importing, latencies),
       (async () => {
         while (importing) {
           const r = await call(server.url, "GET", "/v1/token-counts", { key: staff });
@@ -129,8 +139,12 @@ describe.each(sqlite)("a 60,000-token import beside a serving process on $name",
     expect(latencies.length).toBeGreaterThan(100);
     latencies.sort((a, b) => a - b);
     const p99 = latencies[Math.floor(latencies.length * 0.99)];
-    console.log(`import-latency: p99 ${p99.toFixed(1)} ms, p50 ${latencies[Math.floor(latencies.length / 2)].toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(0)} ms over ${latencies.length}`);
-    expect(p99, `p99 ${p99.toFixed(1)} ms over ${latencies.length} verifications`).toBeLessThan(GENEROUS_P99_MS);
+    const max = latencies.at(-1)!;
+    const report = `p99 ${p99.toFixed(1)} ms, p50 ${latencies[Math.floor(latencies.length / 2)].toFixed(1)} ms, max ${max.toFixed(0)} ms over ${latencies.length}; without the import p99 ${baseP99.toFixed(1)} ms; import ${(importMs / 1000).toFixed(1)} s`;
+    console.log(`import-latency: ${report}`);
+    // Generous, and scaled to how loaded the machine is; the one-transaction import stalled for most of its length.
+    expect(p99, report).toBeLessThan(Math.max(GENEROUS_P99_MS, 3 * baseP99));
+    expect(max, report).toBeLessThan(importMs / 4);
     // All or nothing for everyone watching: 0 imported, then all of them.
     expect([...counts].filter((n) => n !== 0 && n !== IMPORTED)).toEqual([]);
     const after = await call(server.url, "GET", "/v1/token-counts", { key: staff });
