@@ -6,6 +6,8 @@
  *
  *   node build/node/tools/bench-bank.js      (PostgreSQL at $FOBKIT_BENCH_PG,
  *                                             default postgres://postgres@127.0.0.1:5432/test)
+ *   node build/node/tools/bench-bank.js --during-import
+ *                                            (only: verification latency during a 60,000-token import)
  *
  * Method: N tokens are made active in a fresh database (SQLite file in a temp
  * directory; a fresh PostgreSQL schema, dropped after). Every verification
@@ -227,6 +229,85 @@ async function overHttp(f: Fixture, url: string, concurrency: number, first: num
   }
 }
 
+/** Registers `n` fresh tokens in a child process (the import's registry side); resolves with its duration in seconds. */
+function importChild(url: string, kekFile: string, n: number): Promise<number> {
+  const mod = (rel: string) => JSON.stringify(pathToFileURL(resolve(HERE, "..", rel)).href);
+  const script = `
+    const { randomBytes } = await import("node:crypto");
+    const { openMigrated } = await import(${mod("host/registry/open-database.js")});
+    const { KeyRing } = await import(${mod("host/registry/key-ring.js")});
+    const { Registry } = await import(${mod("host/registry/registry.js")});
+    const db = await openMigrated(${JSON.stringify(url)});
+    const registry = new Registry(db, { keys: KeyRing.fromFile(${JSON.stringify(kekFile)}) });
+    const tokens = Array.from({ length: ${n} }, (_, i) => ({ serial: "IM" + String(i).padStart(7, "0"), manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: randomBytes(20) }));
+    await registry.register(tokens, { name: "staff:bench", source: "bench" }, "bench-import");
+    await db.close();
+  `;
+  const start = performance.now();
+  const p = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "ignore", "inherit"] });
+  return new Promise((res, rej) => p.on("close", (c) => (c === 0 ? res((performance.now() - start) / 1000) : rej(new Error(`import child exited ${c}`)))));
+}
+
+/**
+ * Issue 11, item 4: verifications over HTTP (a `bank serve` child) while
+ * another process imports `imported` tokens into the same SQLite file.
+ * Accepted verifications, `concurrency` in flight, for as long as the
+ * import runs. Before the fix the import was one 15-17 s transaction and
+ * the server's busy handler stalled its event loop for 5-7 s.
+ */
+export async function duringImport(imported = 60_000, concurrency = 4): Promise<Rate & { importSeconds: number; imported: number; baseline: Rate }> {
+  const dir = mkdtempSync(join(tmpdir(), "fobkit-bench-import-"));
+  const f = await fixture("sqlite", 20_000, dir);
+  const key = (await createApiKey(f.db, "channel", "bench")).key;
+  const server = await startServer(f, f.url);
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  try {
+    // Baseline: the same load for 5 s with no import, on this machine as it is now.
+    let next = 0;
+    const baseLat: number[] = [];
+    const baseStart = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() - baseStart < 5000 && next < f.seeds.length) {
+          const i = next++;
+          const t = performance.now();
+          await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code: codeNow(f.seeds[i]) }));
+          baseLat.push(performance.now() - t);
+        }
+      }),
+    );
+    const baseline = rate(baseLat.length, (performance.now() - baseStart) / 1000, baseLat, { concurrency });
+    let importing = true;
+    let importSeconds = 0;
+    const importing$ = importChild(f.url, f.kekFile, imported).then((s) => ((importSeconds = s), (importing = false)));
+    const lat: number[] = [];
+    let errors = 0;
+    const start = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (importing && next < f.seeds.length) {
+          const i = next++;
+          const body = JSON.stringify({ code: codeNow(f.seeds[i]) });
+          const t = performance.now();
+          const status = await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, body);
+          lat.push(performance.now() - t);
+          if (status !== 200) errors++;
+        }
+      }),
+    );
+    await importing$;
+    return { ...rate(lat.length, (performance.now() - start) / 1000, lat, { concurrency, errors }), importSeconds: Math.round(importSeconds * 100) / 100, imported, baseline };
+  } finally {
+    agent.destroy();
+    await new Promise<void>((res) => {
+      server.proc.once("exit", () => res());
+      server.proc.kill("SIGTERM");
+    });
+    await f.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export interface BankBenchOptions {
   /** Upper bound on each HTTP run, seconds. */
   seconds?: number;
@@ -291,6 +372,14 @@ export function formatBankBench(b: BankBench): string {
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes("--during-import")) {
+    // node build/node/tools/bench-bank.js --during-import: only the issue 11 item 4 figure.
+    const r = await duringImport();
+    process.stdout.write(`verify over HTTP on SQLite while another process imports ${r.imported} tokens (import took ${r.importSeconds} s): ` +
+      `${r.count} verifications, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms, ${r.concurrency} in flight, ${r.errors} errors; ` +
+      `without the import just before: p50 ${r.baseline.p50ms} ms, p99 ${r.baseline.p99ms} ms; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
+    return;
+  }
   const b = await runBankBench();
   const outDir = resolve(process.cwd(), "bench", "results");
   mkdirSync(outDir, { recursive: true });

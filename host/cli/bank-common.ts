@@ -5,10 +5,10 @@
  */
 import { wallClock } from "../clock.js";
 import { PskcError } from "../pskc/index.js";
-import type { Database } from "../registry/database.js";
+import { DatabaseBusyError, type Database } from "../registry/database.js";
 import { KeyFileError, KeyRing } from "../registry/key-ring.js";
 import { defaultDbUrl, openMigrated } from "../registry/open-database.js";
-import { DEFAULT_POLICY, Registry, type Policy } from "../registry/registry.js";
+import { DEFAULT_POLICY, MAX_WINDOW, Registry, type Policy } from "../registry/registry.js";
 import { RegistryError, type Actor } from "../registry/types.js";
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, type Io, type OptionSpec } from "./command.js";
 
@@ -64,11 +64,17 @@ export function policyFrom(env: NodeJS.ProcessEnv, values: Record<string, any> =
   pick("activationWindow", "activation-window", "FOBKIT_BANK_ACTIVATION_WINDOW");
   pick("resyncWindow", "resync-window", "FOBKIT_BANK_RESYNC_WINDOW");
   if (p.lockAfter === 0) throw new CliError("--lock-after must be at least 1");
+  if (p.window !== undefined && p.window > MAX_WINDOW) {
+    throw new CliError(
+      `--window / FOBKIT_BANK_WINDOW must be at most ${MAX_WINDOW} steps, got ${p.window}: the clock model already follows each keyfob's drift, ` +
+        `and ${MAX_WINDOW} covers a year unused at ${DEFAULT_POLICY.maxDriftPpm} ppm; resync a keyfob further out (bank resync) instead`,
+    );
+  }
   return p;
 }
 
 export const POLICY_OPTIONS: Record<string, OptionSpec> = {
-  window: { type: "string", placeholder: "STEPS", help: `steps each side of the learned drift (default ${DEFAULT_POLICY.window}; $FOBKIT_BANK_WINDOW)` },
+  window: { type: "string", placeholder: "STEPS", help: `steps each side of the learned drift, 0-${MAX_WINDOW} (default ${DEFAULT_POLICY.window}; $FOBKIT_BANK_WINDOW)` },
   "lock-after": { type: "string", placeholder: "N", help: `wrong codes in a row that lock a token (default ${DEFAULT_POLICY.lockAfter}; $FOBKIT_BANK_LOCK_AFTER)` },
 };
 
@@ -136,12 +142,16 @@ export function reportError(command: string, e: unknown, values: Record<string, 
   if (e instanceof RegistryError) {
     code = e.code;
     message = e.message;
-    exit = e.kind === "refused" ? EXIT_REFUSED : EXIT_USAGE;
+    exit = e.kind === "refused" ? EXIT_REFUSED : e.kind === "unavailable" ? EXIT_FAILED : EXIT_USAGE;
     detail = e.detail;
   } else if (e instanceof PskcError) {
     code = "pskc_" + e.code;
     message = e.message;
     exit = e.code === "duplicate_serial" ? EXIT_REFUSED : EXIT_USAGE;
+  } else if (e instanceof DatabaseBusyError) {
+    code = "busy";
+    message = e.message;
+    exit = EXIT_FAILED;
   } else if (e instanceof KeyFileError) {
     code = "key_file";
     message = e.message;

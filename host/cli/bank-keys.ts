@@ -75,26 +75,36 @@ export const bankRotateKey: Command = {
   name: "bank rotate-key",
   summary: "re-encrypt every seed under a new key-encryption key, while servers keep serving",
   description:
-    "Puts a new key at the top of the key file (servers notice within a second and read rows under old and new keys alike),\n" +
-    "then re-seals each row, one transaction per row. --prune afterwards drops keys no row uses any more.\n" +
-    "Give every server the same key file (a shared path or the same copy) before and during rotation.\n" +
-    "--no-new-key finishes an interrupted rotation without adding another key.",
+    "1. Puts a new key at the top of the key file. 2. Records every older key as retired in the database: from then on\n" +
+    "the database refuses any seed sealed under them, and a server that has not yet re-read the file re-reads it at once\n" +
+    "and seals under the new key. 3. Re-seals each row under the new key, one transaction per row, until none is left.\n" +
+    "--prune then drops the retired keys from the file, each only after a transaction that marks it pruned has counted\n" +
+    "no row under it (rows that appear meanwhile are re-sealed and the count is taken again), so no seed is ever left\n" +
+    "under a dropped key. Give every server the same key file (a shared path or the same copy) before the rotation.\n" +
+    "--no-new-key finishes an interrupted rotation (or indexes rows from before the seed index) without adding a key.",
   options: {
     "no-new-key": { type: "boolean", help: "re-seal under the current newest key; add none" },
-    prune: { type: "boolean", help: "afterwards drop keys from the file that no row uses" },
+    prune: { type: "boolean", help: "afterwards drop retired keys from the file, once proven unused" },
     ...SEED_OPTIONS,
   },
   run: ({ values }, io) =>
     runBank("bank rotate-key", values, io, { needsKek: true }, async ({ registry, actor }) => {
       const before = await registry.kekUsage();
       const newId = values["no-new-key"] ? registry.keys.currentId : registry.keys.addNewestKey();
+      const retired = await registry.retireOlderKeys(actor);
       const r = await registry.resealAll(actor);
-      const usage = await registry.kekUsage();
       let dropped: string[] = [];
-      if (values.prune) dropped = registry.keys.retainOnly(Object.keys(usage));
+      if (values.prune) dropped = registry.keys.dropKeys(await registry.pruneRetiredKeys(actor));
+      const usage = await registry.kekUsage();
+      // Tokens from before the seed index that share a seed: a warning for staff, not a failure of the rotation.
+      for (const [serial, other] of r.duplicateSeeds) io.stderr.write(`fobkit bank rotate-key: warning: ${serial} holds the same seed as ${other}; withdraw one of them\n`);
       return {
-        json: { kekId: newId, resealed: r.resealed, before, after: usage, dropped },
-        text: `key ${newId}: re-sealed ${r.resealed} seed(s)${dropped.length ? "; dropped " + dropped.join(", ") : ""}`,
+        json: { kekId: newId, retired, resealed: r.resealed, indexed: r.indexed, duplicateSeeds: r.duplicateSeeds, before, after: usage, dropped },
+        text:
+          `key ${newId}: re-sealed ${r.resealed} seed(s)` +
+          (r.indexed ? `; indexed ${r.indexed} seed(s)` : "") +
+          (retired.length ? "; retired " + retired.join(", ") : "") +
+          (dropped.length ? "; dropped " + dropped.join(", ") : ""),
       };
     }),
 };

@@ -41,3 +41,27 @@ export function uniqueViolation(e: unknown): { constraint: string } | undefined 
   }
   return undefined;
 }
+
+/**
+ * A write refused because it sealed under a key-encryption key the database
+ * records as retired or pruned (migration 3's triggers): the writer's key
+ * file is older than the rotation; re-read it and seal again.
+ */
+export function kekRetired(e: unknown): boolean {
+  return typeof (e as { message?: unknown })?.message === "string" && (e as Error).message.includes("kek_retired");
+}
+
+/**
+ * The database stayed locked by another program (SQLite: another process's
+ * write transaction) for longer than this process waits. Nothing was done;
+ * the caller may retry (HTTP 503 with Retry-After, CLI exit 3).
+ */
+export class DatabaseBusyError extends Error {
+  constructor(
+    readonly waitedMs: number,
+    readonly where: string,
+  ) {
+    super(`the database ${where} stayed locked by another program for ${waitedMs} ms; nothing was done, try again`);
+    this.name = "DatabaseBusyError";
+  }
+}

@@ -11,8 +11,12 @@
  * transaction. Servers notice the file changed (mtime, looked at no more
  * than once a second, and at once on a key id they do not know), so they
  * read rows sealed under either key throughout, and seal new rows under the
- * new one shortly after. Old keys are dropped from the file (`--prune`) only
- * when no row uses them.
+ * new one shortly after. The rotation records the older keys as retired in
+ * the database first; from then on the database refuses any write sealed
+ * under them (migration 3), and a server whose write is refused re-reads the
+ * file at once and seals again under the newest key. Old keys are dropped
+ * from the file (`--prune`) only after a transaction that marks them pruned
+ * has counted no row under them.
  *
  * Sealing: AES-256-GCM (NIST SP 800-38D) with a random 96-bit nonce (§8.2.2)
  * and the serial and key id as additional data, so a sealed seed cannot be
@@ -182,27 +186,48 @@ export class KeyRing {
   }
 
   seal(serial: string, secret: Buffer): Sealed {
+    return this.sealAs("fobkit-seed", serial, secret);
+  }
+
+  open(serial: string, sealed: Sealed): Buffer {
+    return this.openAs("fobkit-seed", serial, sealed, `sealed seed of ${serial}`);
+  }
+
+  /**
+   * The registry's own secrets (the seed-index key), sealed like seeds but
+   * with their own additional data, so a sealed seed can never be passed off
+   * as a registry secret or the other way round.
+   */
+  sealSecret(name: string, secret: Buffer): Sealed {
+    return this.sealAs("fobkit-registry-secret", name, secret);
+  }
+
+  openSecret(name: string, sealed: Sealed): Buffer {
+    return this.openAs("fobkit-registry-secret", name, sealed, `registry secret ${name}`);
+  }
+
+  private sealAs(purpose: string, name: string, secret: Buffer): Sealed {
     this.refresh();
     this.need();
     const k = this.keys[0];
     const nonce = randomBytes(NONCE_BYTES);
     const c = createCipheriv("aes-256-gcm", k.key, nonce);
-    c.setAAD(aad(serial, k.id));
+    c.setAAD(aad(purpose, name, k.id));
     const ct = Buffer.concat([c.update(secret), c.final()]);
     return { kekId: k.id, blob: Buffer.concat([nonce, ct, c.getAuthTag()]) };
   }
 
-  open(serial: string, sealed: Sealed): Buffer {
+  private openAs(purpose: string, name: string, sealed: Sealed, what: string): Buffer {
     const k = this.find(sealed.kekId);
     const blob = sealed.blob;
-    if (blob.length < NONCE_BYTES + TAG_BYTES + 1) throw new KeyFileError(`sealed seed of ${serial} is truncated`);
+    if (blob.length < NONCE_BYTES + TAG_BYTES + 1) throw new KeyFileError(`${what} is truncated`);
     const d = createDecipheriv("aes-256-gcm", k.key, blob.subarray(0, NONCE_BYTES));
-    d.setAAD(aad(serial, k.id));
+    d.setAAD(aad(purpose, name, k.id));
     d.setAuthTag(blob.subarray(blob.length - TAG_BYTES));
     try {
       return Buffer.concat([d.update(blob.subarray(NONCE_BYTES, blob.length - TAG_BYTES)), d.final()]);
     } catch {
-      throw new KeyFileError(`sealed seed of ${serial} does not authenticate under key ${k.id}`);
+      throw new KeyFileError(`${what} does not authenticate under key ${k.id}`);
     }
   }
 
@@ -221,11 +246,24 @@ export class KeyRing {
     return id;
   }
 
-  /** Drops keys not in `keep` from the file (the caller checked no row uses them). */
-  retainOnly(keep: string[]): string[] {
+  /**
+   * Re-reads the key file now, whatever the throttle says: a write was
+   * refused because this process sealed under a key the database records as
+   * retired, so the file has a newer key (or the operator must give it one).
+   */
+  reload(): void {
     this.refresh(true);
-    const dropped = this.keys.filter((k, i) => i > 0 && !keep.includes(k.id)).map((k) => k.id);
-    const kept = this.keys.filter((k, i) => i === 0 || keep.includes(k.id));
+  }
+
+  /**
+   * Drops the named keys from the file, never the newest. Only for keys the
+   * database has marked pruned, in the transaction that proved no row uses
+   * them (Registry.pruneRetiredKeys); returns the ids actually dropped.
+   */
+  dropKeys(ids: string[]): string[] {
+    this.refresh(true);
+    const dropped = this.keys.filter((k, i) => i > 0 && ids.includes(k.id)).map((k) => k.id);
+    const kept = this.keys.filter((k, i) => i === 0 || !ids.includes(k.id));
     if (this.path && dropped.length) writeAtomically(this.path, formatKeyFile(kept));
     else this.keys = kept;
     this.refresh(true);
@@ -233,6 +271,6 @@ export class KeyRing {
   }
 }
 
-function aad(serial: string, kekId: string): Buffer {
-  return Buffer.from(`fobkit-seed\0${serial}\0${kekId}`, "utf8");
+function aad(purpose: string, name: string, kekId: string): Buffer {
+  return Buffer.from(`${purpose}\0${name}\0${kekId}`, "utf8");
 }

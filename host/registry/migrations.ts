@@ -48,6 +48,106 @@ CREATE INDEX audit_serial ON audit (serial, id);
 CREATE INDEX audit_customer ON audit (customer, id);
 `;
 
+/*
+ * Migration 3 (issue 11).
+ *
+ * kek_states: a key-encryption key is active, retired (a newer key seals;
+ * nothing may be written under it any more) or pruned (proven unused and
+ * dropped from the key file). Triggers refuse any row written under a key
+ * that is not active, whichever process or program writes it, so once a
+ * retirement commits no server can seal under that key, and a prune that
+ * counts no row under the key (in the transaction that marks it pruned) can
+ * never be overtaken by a late write. On PostgreSQL the trigger takes a
+ * FOR SHARE lock on the key's kek_states row, and retiring or pruning
+ * updates that row, so each waits for the other's transaction: a write
+ * that passed the check is committed (and counted) before the prune counts.
+ * SQLite runs one writer at a time, so the check alone suffices there.
+ *
+ * Seed index: tokens.seed_index is an HMAC-SHA-256 of the seed under an
+ * index key (registry.ts, seed-index.ts), unique, so no seed is held by two
+ * tokens. The index key is random, kept in registry_secrets sealed under the
+ * key-encryption key like a seed (and re-sealed by every rotation), so the
+ * index survives rotation unchanged. Rows from before this migration have
+ * no index until the next rotation pass (`bank rotate-key`, also with
+ * --no-new-key) fills it: the migration itself holds no key to compute it.
+ */
+const KEK_STATES = `
+CREATE TABLE kek_states (
+  kek_id     TEXT PRIMARY KEY,
+  state      TEXT NOT NULL CHECK (state IN ('active', 'retired', 'pruned')),
+  changed_at BIGINT NOT NULL
+)`;
+
+/*
+ * Staged imports (issue 11, item 4): a large import writes its rows in short
+ * transactions, each marked with its batch (tokens.staged), invisible to
+ * every read until one short transaction marks the batch committed; then
+ * the marks are cleared in chunks and the batch row deleted. A failed or
+ * abandoned batch's rows are deleted, never seen.
+ */
+const STAGING = `
+ALTER TABLE tokens ADD COLUMN staged TEXT;
+CREATE INDEX tokens_staged ON tokens (staged) WHERE staged IS NOT NULL;
+CREATE TABLE import_batches (
+  id           TEXT PRIMARY KEY,
+  state        TEXT NOT NULL CHECK (state IN ('staging', 'committed')),
+  origin       TEXT NOT NULL,
+  actor        TEXT NOT NULL,
+  tokens       INTEGER NOT NULL,
+  started_at   BIGINT NOT NULL,
+  heartbeat_at BIGINT NOT NULL
+);`;
+
+const KEYS_SQLITE = `${KEK_STATES};
+${STAGING}
+ALTER TABLE tokens ADD COLUMN seed_index BLOB;
+CREATE UNIQUE INDEX tokens_seed_index ON tokens (seed_index);
+CREATE TABLE registry_secrets (
+  name       TEXT PRIMARY KEY,
+  kek_id     TEXT NOT NULL,
+  sealed     BLOB NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX registry_secrets_kek ON registry_secrets (kek_id);
+CREATE TRIGGER tokens_kek_insert BEFORE INSERT ON tokens WHEN EXISTS (SELECT 1 FROM kek_states WHERE kek_id = NEW.kek_id AND state <> 'active') BEGIN SELECT RAISE(ABORT, 'kek_retired: the key-encryption key is retired'); END;
+CREATE TRIGGER tokens_kek_update BEFORE UPDATE OF kek_id ON tokens WHEN NEW.kek_id <> OLD.kek_id AND EXISTS (SELECT 1 FROM kek_states WHERE kek_id = NEW.kek_id AND state <> 'active') BEGIN SELECT RAISE(ABORT, 'kek_retired: the key-encryption key is retired'); END;
+CREATE TRIGGER secrets_kek_insert BEFORE INSERT ON registry_secrets WHEN EXISTS (SELECT 1 FROM kek_states WHERE kek_id = NEW.kek_id AND state <> 'active') BEGIN SELECT RAISE(ABORT, 'kek_retired: the key-encryption key is retired'); END;
+CREATE TRIGGER secrets_kek_update BEFORE UPDATE OF kek_id ON registry_secrets WHEN NEW.kek_id <> OLD.kek_id AND EXISTS (SELECT 1 FROM kek_states WHERE kek_id = NEW.kek_id AND state <> 'active') BEGIN SELECT RAISE(ABORT, 'kek_retired: the key-encryption key is retired'); END;
+`;
+
+const KEYS_POSTGRES = `${KEK_STATES};
+${STAGING}
+ALTER TABLE tokens ADD COLUMN seed_index BYTEA;
+CREATE UNIQUE INDEX tokens_seed_index ON tokens (seed_index);
+CREATE TABLE registry_secrets (
+  name       TEXT PRIMARY KEY,
+  kek_id     TEXT NOT NULL,
+  sealed     BYTEA NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX registry_secrets_kek ON registry_secrets (kek_id);
+CREATE FUNCTION kek_usable() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  s TEXT;
+BEGIN
+  IF TG_OP = 'UPDATE' AND NEW.kek_id = OLD.kek_id THEN
+    RETURN NEW;
+  END IF;
+  -- FOR SHARE: a retirement or prune (an UPDATE of this row) waits for this transaction, and this one for it.
+  SELECT state INTO s FROM kek_states WHERE kek_id = NEW.kek_id FOR SHARE;
+  IF NOT FOUND THEN
+    INSERT INTO kek_states (kek_id, state, changed_at) VALUES (NEW.kek_id, 'active', (extract(epoch FROM clock_timestamp()) * 1000)::bigint) ON CONFLICT (kek_id) DO NOTHING;
+    SELECT state INTO s FROM kek_states WHERE kek_id = NEW.kek_id FOR SHARE;
+  END IF;
+  IF s <> 'active' THEN
+    RAISE EXCEPTION 'kek_retired: the key-encryption key % is %', NEW.kek_id, s USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER tokens_kek_usable BEFORE INSERT OR UPDATE OF kek_id ON tokens FOR EACH ROW EXECUTE FUNCTION kek_usable();
+CREATE TRIGGER secrets_kek_usable BEFORE INSERT OR UPDATE OF kek_id ON registry_secrets FOR EACH ROW EXECUTE FUNCTION kek_usable();
+`;
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -115,6 +215,11 @@ ${INDEXES}`,
     version: 2,
     name: "tokens.withdrawn: why staff retired a keyfob without its code",
     sql: `ALTER TABLE tokens ADD COLUMN withdrawn TEXT CHECK (withdrawn IN ('lost', 'stolen', 'returned', 'faulty'))`,
+  },
+  {
+    version: 3,
+    name: "key retirement enforced by the database; keyed-hash seed index; staged imports",
+    sql: { sqlite: KEYS_SQLITE, postgres: KEYS_POSTGRES },
   },
   {
     version: 4,

@@ -33,11 +33,12 @@
  * source in the audit.
  */
 import { isMistypedFobkitSerial } from "../serial/serial-number.js";
-import { timingSafeEqual } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Database, Sql } from "./database.js";
-import { uniqueViolation } from "./database.js";
+import { kekRetired, uniqueViolation } from "./database.js";
 import type { KeyRing } from "./key-ring.js";
 import { addObservation, candidateSteps, parseObservations, predictStep, type Observation } from "./clock-model.js";
+import { INDEX_KEY_BYTES, SEED_INDEX_SECRET, seedIndex } from "./seed-index.js";
 import { hotp, sameCode, stepAt, type Algorithm } from "./totp.js";
 import {
   RegistryError,
@@ -71,6 +72,22 @@ export interface Policy {
    */
   maxDriftPpm: number;
 }
+
+/**
+ * The widest verification window the clock model can justify, in steps.
+ * The model (clock-model.ts) learns each keyfob's offset and rate and adds
+ * the steps its rate bound still allows, so the window only covers what is
+ * left: a keyfob unused for a long time while its rate is unknown. At the
+ * model's rate bound (maxDriftPpm, 30 ppm) a year unused moves the clock
+ * 30e-6 x 31,557,600 s = 947 s, 15 steps of 60 s (FIELD-NOTES: "1 ppm is
+ * about 31.5 s a year"; Feitian c200s seen 7-8 steps off after years, without
+ * learning). Further out a keyfob is resynced by staff from two codes
+ * (±resyncWindow), which cannot be guessed, instead of widening what one
+ * guess may hit: at 15 each guess wins with odds 31/10^8, and a lockout
+ * cycle of 5 wrong codes 1.55e-6; the 999999 this once accepted made every
+ * code live.
+ */
+export const MAX_WINDOW = 15;
 
 export const DEFAULT_POLICY: Policy = { window: 1, activationWindow: 15, resyncWindow: 1440, lockAfter: 5, maxDriftPpm: 30 };
 
@@ -118,6 +135,21 @@ export const MAX_LIST = 1000;
 const SERIAL_RE = /^[\x21-\x7e]{1,64}$/;
 const CUSTOMER_RE = /^[A-Za-z0-9._@:+-]{1,64}$/;
 const LIVE_STATES = "('issued', 'active', 'locked')";
+/**
+ * Rows every read by serial, list or count sees: not part of an import still
+ * staging (registerStaged). Rows with a customer are never staged, so reads
+ * by customer need no such test.
+ */
+const LIVE = "(staged IS NULL OR staged IN (SELECT id FROM import_batches WHERE state = 'committed'))";
+/** Inputs larger than this are imported through a staging batch, in short transactions. */
+export const STAGE_ABOVE = 500;
+/** Rows per staging transaction: a few milliseconds of write lock each. */
+const CHUNK_ROWS = 250;
+/** Pause between staging transactions, longer than a SQLite waiter's back-off (MAX_BACKOFF_MS), so servers get the lock in between. */
+const CHUNK_PAUSE_MS = 10;
+/** A staging batch not heard from for this long was abandoned (its process died): the next import deletes its rows. */
+export const STALE_IMPORT_MS = 60_000;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const ALGORITHMS: Algorithm[] = ["SHA1", "SHA256", "SHA512"];
 /** RFC 4226 §4 R6: at least 128 bits of shared secret; 160 recommended. */
 const MIN_SECRET_BYTES = 16;
@@ -183,6 +215,17 @@ function iso(ms: number | null): string | null {
   return ms === null || ms === undefined ? null : new Date(Number(ms)).toISOString();
 }
 
+/** What a register audit record says of a token (never its seed). */
+function registerDetail(tok: NewToken): Record<string, unknown> {
+  return {
+    algorithm: tok.algorithm,
+    digits: tok.digits,
+    period: tok.period,
+    ...(tok.notBefore !== undefined ? { notBefore: iso(tok.notBefore) } : {}),
+    ...(tok.notAfter !== undefined ? { notAfter: iso(tok.notAfter) } : {}),
+  };
+}
+
 function toStatus(r: TokenRow): TokenStatus {
   return {
     serial: r.serial,
@@ -234,6 +277,9 @@ export class Registry {
     for (const [k, v] of Object.entries(this.policy)) {
       if (!Number.isInteger(v) || v < (k === "lockAfter" ? 1 : 0)) throw new RangeError(`policy.${k} must be a ${k === "lockAfter" ? "positive" : "non-negative"} integer, got ${v}`);
     }
+    if (this.policy.window > MAX_WINDOW) {
+      throw new RangeError(`policy.window must be at most ${MAX_WINDOW} steps (a year of a keyfob's drift at ${DEFAULT_POLICY.maxDriftPpm} ppm; resync a keyfob that is further out), got ${this.policy.window}`);
+    }
     this.now = options.now ?? Date.now;
   }
 
@@ -271,7 +317,7 @@ export class Registry {
   }
 
   private lockBySerial(t: Sql, serial: string): Promise<TokenRow | undefined> {
-    return t.get<TokenRow>(`SELECT * FROM tokens WHERE serial = ?${this.db.forUpdate}`, [serial]);
+    return t.get<TokenRow>(`SELECT * FROM tokens WHERE serial = ? AND ${LIVE}${this.db.forUpdate}`, [serial]);
   }
 
   private lockByCustomer(t: Sql, customer: string): Promise<TokenRow | undefined> {
@@ -366,6 +412,70 @@ export class Registry {
     return out;
   }
 
+  // ---------------------------------------------------------------- seed index
+
+  private indexKey?: Promise<Buffer>;
+
+  /** The seed-index key (seed-index.ts), made by the first registry that needs it, then read. */
+  private seedIndexKey(): Promise<Buffer> {
+    this.indexKey ??= this.loadIndexKey().catch((e) => {
+      this.indexKey = undefined;
+      throw e;
+    });
+    return this.indexKey;
+  }
+
+  private async loadIndexKey(): Promise<Buffer> {
+    const read = () => this.db.get<{ kek_id: string; sealed: Uint8Array }>("SELECT kek_id, sealed FROM registry_secrets WHERE name = ?", [SEED_INDEX_SECRET]);
+    let row = await read();
+    if (!row) {
+      const fresh = randomBytes(INDEX_KEY_BYTES);
+      try {
+        // Two processes may race here: the first insert wins and both read it back.
+        await this.sealing(() =>
+          this.db.tx(async (t) => {
+            const sealed = this.keys.sealSecret(SEED_INDEX_SECRET, fresh);
+            await t.run("INSERT INTO registry_secrets (name, kek_id, sealed, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING", [SEED_INDEX_SECRET, sealed.kekId, sealed.blob, this.now()]);
+          }),
+        );
+      } finally {
+        fresh.fill(0);
+      }
+      row = await read();
+    }
+    return this.keys.openSecret(SEED_INDEX_SECRET, { kekId: row!.kek_id, blob: Buffer.from(row!.sealed) });
+  }
+
+  /** The tokens' seed indexes; refuses the lot when one seed appears twice in the input. */
+  private async seedIndexes(tokens: NewToken[]): Promise<Buffer[]> {
+    const key = await this.seedIndexKey();
+    const indexes = tokens.map((tok) => seedIndex(key, tok.secret));
+    const first = new Map<string, string>();
+    const pairs: [string, string][] = [];
+    indexes.forEach((ix, i) => {
+      const h = ix.toString("base64");
+      const prev = first.get(h);
+      if (prev === undefined) first.set(h, tokens[i].serial);
+      else pairs.push([prev, tokens[i].serial]);
+    });
+    if (pairs.length) {
+      throw new RegistryError("duplicate_seed", `the same seed appears twice in the input: ${pairs.map(([a, b]) => `${a} and ${b}`).join(", ")}; nothing was imported`, "refused", { serials: pairs });
+    }
+    return indexes;
+  }
+
+  /** [input serial, serial already holding its seed] for each input seed some token holds. */
+  private async seedsHeld(t: Sql, tokens: NewToken[], indexes: Buffer[]): Promise<[string, string][]> {
+    const mine = new Map(indexes.map((ix, i) => [ix.toString("base64"), tokens[i].serial]));
+    const held: [string, string][] = [];
+    for (let i = 0; i < indexes.length; i += 500) {
+      const chunk = indexes.slice(i, i + 500);
+      const rows = await t.all<{ serial: string; seed_index: Uint8Array }>(`SELECT serial, seed_index FROM tokens WHERE seed_index IN (${chunk.map(() => "?").join(", ")})`, chunk);
+      for (const r of rows) held.push([mine.get(Buffer.from(r.seed_index).toString("base64"))!, r.serial]);
+    }
+    return held;
+  }
+
   // ---------------------------------------------------------------- factory
 
   /**
@@ -381,8 +491,10 @@ export class Registry {
       throw new RegistryError("duplicate_serial", `serial(s) appear twice in the input: ${[...new Set(inBatch)].join(", ")}`, "refused", { serials: [...new Set(inBatch)] });
     }
     const serials = tokens.map((x) => x.serial);
+    const indexes = await this.seedIndexes(tokens);
+    if (tokens.length > STAGE_ABOVE) return this.registerStaged(tokens, indexes, actor, origin);
     try {
-      return await this.decide(async (t) => {
+      return await this.sealing(() => this.decide(async (t) => {
         const existing: string[] = [];
         for (let i = 0; i < serials.length; i += 500) {
           const chunk = serials.slice(i, i + 500);
@@ -395,30 +507,145 @@ export class Registry {
             origin,
           });
         }
-        const now = this.now();
-        for (const tok of tokens) {
-          const sealed = this.keys.seal(tok.serial, tok.secret);
-          await t.run(
-            `INSERT INTO tokens (serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, seed, state, customer, issuance, drift, last_step, fail_count, activated_at, not_before, not_after, origin, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_stock', NULL, 0, ?, NULL, 0, NULL, ?, ?, ?, ?, ?)`,
-            [tok.serial, tok.manufacturer, tok.model ?? null, tok.issuer ?? null, tok.keyId ?? null, tok.algorithm, tok.digits, tok.period, tok.t0, sealed.kekId, sealed.blob, tok.timeDrift ?? 0, tok.notBefore ?? null, tok.notAfter ?? null, origin, now, now],
-          );
-          await this.audit(t, actor, "register", "ok", tok.serial, null, {
+        const held = await this.seedsHeld(t, tokens, indexes);
+        if (held.length) {
+          return this.refuse(t, actor, "register", "duplicate_seed", `${held.map(([mine, theirs]) => `the seed of ${mine} is already held by token ${theirs}`).join("; ")}; nothing was imported`, null, null, {
+            serials: held,
             origin,
-            algorithm: tok.algorithm,
-            digits: tok.digits,
-            period: tok.period,
-            ...(tok.notBefore !== undefined ? { notBefore: iso(tok.notBefore) } : {}),
-            ...(tok.notAfter !== undefined ? { notAfter: iso(tok.notAfter) } : {}),
           });
         }
+        const now = this.now();
+        for (const [i, tok] of tokens.entries()) {
+          const sealed = this.keys.seal(tok.serial, tok.secret);
+          await t.run(
+            `INSERT INTO tokens (serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, seed, seed_index, state, customer, issuance, drift, last_step, fail_count, activated_at, not_before, not_after, origin, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_stock', NULL, 0, ?, NULL, 0, NULL, ?, ?, ?, ?, ?)`,
+            [tok.serial, tok.manufacturer, tok.model ?? null, tok.issuer ?? null, tok.keyId ?? null, tok.algorithm, tok.digits, tok.period, tok.t0, sealed.kekId, sealed.blob, indexes[i], tok.timeDrift ?? 0, tok.notBefore ?? null, tok.notAfter ?? null, origin, now, now],
+          );
+          await this.audit(t, actor, "register", "ok", tok.serial, null, { origin, ...registerDetail(tok) });
+        }
         return { registered: serials };
-      });
+      }));
     } catch (e) {
-      // Another process registered one of these serials between our check and insert.
-      if (uniqueViolation(e)) throw new RegistryError("duplicate_serial", "a serial in the input was registered concurrently; nothing was imported", "refused");
+      // Another process registered one of these serials (or seeds) between our check and insert.
+      const dup = uniqueViolation(e);
+      if (dup && /seed_index/.test(dup.constraint)) throw new RegistryError("duplicate_seed", "a seed in the input was registered concurrently under another serial; nothing was imported", "refused");
+      if (dup) throw new RegistryError("duplicate_serial", "a serial in the input was registered concurrently; nothing was imported", "refused");
       throw e;
     }
+  }
+
+  /**
+   * A large import, all or nothing, without holding the write lock for long
+   * (issue 11, item 4: 60,000 tokens in one transaction held SQLite's lock
+   * 15-17 s and froze every server on the file). The rows are written in
+   * transactions of CHUNK_ROWS, each marked with this import's batch id and
+   * so invisible to every read (LIVE); a pause between them lets servers
+   * take the lock. One short transaction then marks the batch committed: that
+   * is the moment every row becomes visible at once. Only after it are the
+   * marks cleared, in chunks, and the batch row deleted. On any failure the
+   * batch row is deleted first (its rows become unreachable at once) and
+   * then its rows. A process that dies mid-import leaves a batch whose
+   * heartbeat stops; the next import deletes it after STALE_IMPORT_MS.
+   *
+   * Each token's audit record says "staged" with the batch id, and one
+   * "import" record says the batch was committed (or aborted, and why): the
+   * audit is append-only, so it records what happened, in order.
+   */
+  private async registerStaged(tokens: NewToken[], indexes: Buffer[], actor: Actor, origin: string): Promise<{ registered: string[] }> {
+    const serials = tokens.map((x) => x.serial);
+    await this.clearStaleImports(actor);
+    // Read-only checks first, for a refusal that names every duplicate; the chunks' unique indexes catch races.
+    const existing: string[] = [];
+    for (let i = 0; i < serials.length; i += 500) {
+      const chunk = serials.slice(i, i + 500);
+      existing.push(...(await this.db.all<{ serial: string }>(`SELECT serial FROM tokens WHERE serial IN (${chunk.map(() => "?").join(", ")})`, chunk)).map((r) => r.serial));
+    }
+    if (existing.length) {
+      await this.note(actor, "register", "duplicate_serial", { serials: existing, origin });
+      throw new RegistryError("duplicate_serial", `already registered: ${existing.join(", ")}; nothing was imported`, "refused", { serials: existing, origin });
+    }
+    const held = await this.seedsHeld(this.db, tokens, indexes);
+    if (held.length) {
+      await this.note(actor, "register", "duplicate_seed", { serials: held, origin });
+      throw new RegistryError("duplicate_seed", `${held.map(([mine, theirs]) => `the seed of ${mine} is already held by token ${theirs}`).join("; ")}; nothing was imported`, "refused", { serials: held, origin });
+    }
+    const batch = "imp-" + randomBytes(8).toString("hex");
+    const started = this.now();
+    await this.db.run("INSERT INTO import_batches (id, state, origin, actor, tokens, started_at, heartbeat_at) VALUES (?, 'staging', ?, ?, ?, ?, ?)", [batch, origin, actor.name, tokens.length, started, started]);
+    try {
+      for (let i = 0; i < tokens.length; i += CHUNK_ROWS) {
+        const chunk = tokens.slice(i, i + CHUNK_ROWS);
+        await this.sealing(() =>
+          this.db.tx(async (t) => {
+            const now = this.now();
+            const alive = await t.run("UPDATE import_batches SET heartbeat_at = ? WHERE id = ? AND state = 'staging'", [now, batch]);
+            if (!alive) throw new RegistryError("import_abandoned", `import ${batch} was taken for abandoned by another import (no progress for ${STALE_IMPORT_MS / 1000} s); nothing was imported, run it again`, "unavailable");
+            const values: unknown[] = [];
+            for (const [k, tok] of chunk.entries()) {
+              const sealed = this.keys.seal(tok.serial, tok.secret);
+              values.push(tok.serial, tok.manufacturer, tok.model ?? null, tok.issuer ?? null, tok.keyId ?? null, tok.algorithm, tok.digits, tok.period, tok.t0, sealed.kekId, sealed.blob, indexes[i + k], tok.timeDrift ?? 0, tok.notBefore ?? null, tok.notAfter ?? null, origin, now, now, batch);
+            }
+            await t.run(
+              `INSERT INTO tokens (serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, seed, seed_index, state, customer, issuance, drift, last_step, fail_count, activated_at, not_before, not_after, origin, created_at, updated_at, staged)
+               VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_stock', NULL, 0, ?, NULL, 0, NULL, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+              values,
+            );
+            const audit = this.auditInsert(actor, chunk.map((tok) => ({ action: "register", outcome: "staged", serial: tok.serial, customer: null, detail: { origin, batch, ...registerDetail(tok) } })));
+            await t.run(audit.sql, audit.params);
+          }),
+        );
+        await sleep(CHUNK_PAUSE_MS);
+      }
+      // The commit point: one row changes, and every staged row is visible from here on.
+      await this.db.tx(async (t) => {
+        const n = await t.run("UPDATE import_batches SET state = 'committed', heartbeat_at = ? WHERE id = ? AND state = 'staging'", [this.now(), batch]);
+        if (!n) throw new RegistryError("import_abandoned", `import ${batch} was taken for abandoned by another import; nothing was imported, run it again`, "unavailable");
+        await this.audit(t, actor, "import", "ok", null, null, { batch, origin, tokens: tokens.length });
+      });
+    } catch (e) {
+      const dup = uniqueViolation(e);
+      const why = dup ? (/seed_index/.test(dup.constraint) ? "duplicate_seed" : "duplicate_serial") : e instanceof RegistryError ? e.code : "failed";
+      await this.discardBatch(batch, actor, why).catch(() => undefined);
+      if (dup && why === "duplicate_seed") throw new RegistryError("duplicate_seed", "a seed in the input was registered concurrently under another serial; nothing was imported", "refused");
+      if (dup) throw new RegistryError("duplicate_serial", "a serial in the input was registered concurrently; nothing was imported", "refused");
+      throw e;
+    }
+    // Visible already; clearing the marks is housekeeping, finished by the next import if this process stops here.
+    await this.settleBatch(batch).catch(() => undefined);
+    return { registered: serials };
+  }
+
+  /** Deletes a staging batch: its row first (its tokens become unreachable at once), then its tokens in chunks. */
+  private async discardBatch(batch: string, actor: Actor, why: string): Promise<void> {
+    const removed = await this.db.run("DELETE FROM import_batches WHERE id = ? AND state = 'staging'", [batch]);
+    for (;;) {
+      const n = await this.db.tx((t) => t.run("DELETE FROM tokens WHERE serial IN (SELECT serial FROM tokens WHERE staged = ? LIMIT 500)", [batch]));
+      if (n === 0) break;
+      await sleep(CHUNK_PAUSE_MS);
+    }
+    if (removed) await this.note(actor, "import", "aborted", { batch, reason: why });
+  }
+
+  /** Clears a committed batch's marks in chunks, then deletes the batch row. */
+  private async settleBatch(batch: string): Promise<void> {
+    for (;;) {
+      const n = await this.db.tx((t) => t.run("UPDATE tokens SET staged = NULL WHERE serial IN (SELECT serial FROM tokens WHERE staged = ? LIMIT 500)", [batch]));
+      if (n === 0) break;
+      await sleep(CHUNK_PAUSE_MS);
+    }
+    await this.db.run("DELETE FROM import_batches WHERE id = ? AND state = 'committed' AND NOT EXISTS (SELECT 1 FROM tokens WHERE staged = ?)", [batch, batch]);
+  }
+
+  /** Finishes what dead imports left: settles committed batches, deletes abandoned ones and orphaned staged rows. */
+  async clearStaleImports(actor: Actor): Promise<void> {
+    const stale = await this.db.all<{ id: string; state: string }>("SELECT id, state FROM import_batches WHERE state = 'committed' OR heartbeat_at < ?", [this.now() - STALE_IMPORT_MS]);
+    for (const b of stale) {
+      if (b.state === "committed") await this.settleBatch(b.id);
+      else await this.discardBatch(b.id, actor, "abandoned");
+    }
+    const orphans = await this.db.all<{ staged: string }>("SELECT DISTINCT staged FROM tokens WHERE staged IS NOT NULL AND staged NOT IN (SELECT id FROM import_batches)");
+    for (const o of orphans) await this.discardBatch(o.staged, actor, "orphaned");
   }
 
   /**
@@ -429,7 +656,7 @@ export class Registry {
    */
   async registerOne(tok: NewToken, actor: Actor, origin: string): Promise<{ registered: string[]; alreadyRegistered: boolean }> {
     checkNewToken(tok);
-    const row = await this.db.get<TokenRow>("SELECT * FROM tokens WHERE serial = ?", [tok.serial]);
+    const row = await this.db.get<TokenRow>(`SELECT * FROM tokens WHERE serial = ? AND ${LIVE}`, [tok.serial]);
     if (row) {
       const same =
         row.algorithm === tok.algorithm &&
@@ -581,7 +808,7 @@ export class Registry {
 
   async status(serial: string): Promise<TokenStatus> {
     checkSerial(serial);
-    const row = await this.db.get<TokenRow>("SELECT * FROM tokens WHERE serial = ?", [serial]);
+    const row = await this.db.get<TokenRow>(`SELECT * FROM tokens WHERE serial = ? AND ${LIVE}`, [serial]);
     if (!row) throw unknownSerial(serial);
     return toStatus(row);
   }
@@ -599,7 +826,7 @@ export class Registry {
    * 100, clamped to 1..MAX_LIST; next is null once the list is exhausted.
    */
   async listTokens(filter: { state?: TokenState; afterSerial?: string; limit?: number } = {}): Promise<{ tokens: TokenStatus[]; next: string | null }> {
-    const where: string[] = [];
+    const where: string[] = [LIVE];
     const params: unknown[] = [];
     if (filter.state !== undefined) {
       if (!TOKEN_STATES.includes(filter.state)) throw new RegistryError("bad_state", `state must be one of ${TOKEN_STATES.join(", ")}`, "bad_input");
@@ -609,7 +836,7 @@ export class Registry {
     const limit = Math.min(Math.max(1, filter.limit ?? 100), MAX_LIST);
     // One row more than asked: whether another page exists, without an empty last page.
     const rows = await this.db.all<Omit<TokenRow, "seed">>(
-      `SELECT ${STATUS_COLUMNS} FROM tokens${where.length ? " WHERE " + where.join(" AND ") : ""} ORDER BY serial LIMIT ${limit + 1}`,
+      `SELECT ${STATUS_COLUMNS} FROM tokens WHERE ${where.join(" AND ")} ORDER BY serial LIMIT ${limit + 1}`,
       params,
     );
     const tokens = rows.slice(0, limit).map((r) => toStatus(r as TokenRow));
@@ -618,7 +845,7 @@ export class Registry {
 
   /** How many tokens are in each state; every state is listed, 0 when none. */
   async countByState(): Promise<Record<TokenState, number>> {
-    const rows = await this.db.all<{ state: TokenState; n: number }>("SELECT state, COUNT(*) AS n FROM tokens GROUP BY state");
+    const rows = await this.db.all<{ state: TokenState; n: number }>(`SELECT state, COUNT(*) AS n FROM tokens WHERE ${LIVE} GROUP BY state`);
     const counts = Object.fromEntries(TOKEN_STATES.map((s) => [s, 0])) as Record<TokenState, number>;
     for (const r of rows) counts[r.state] = Number(r.n);
     return counts;
@@ -718,39 +945,203 @@ export class Registry {
   // ---------------------------------------------------------------- keys
 
   /**
+   * Runs a write that seals under the key ring's newest key. If the database
+   * refuses it because that key is retired (a rotation this process has not
+   * yet seen in its key file), the file is re-read at once and the write
+   * runs again under the newer key; if the file holds none, the write is
+   * refused as unavailable (the operator must give this server the rotated
+   * file). Nothing is ever written under a retired key.
+   */
+  private async sealing<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const used = this.keys.currentId;
+      try {
+        return await fn();
+      } catch (e) {
+        if (!kekRetired(e)) throw e;
+        this.keys.reload();
+        if (this.keys.currentId === used || attempt >= 3) {
+          throw new RegistryError(
+            "key_retired",
+            `the database records key-encryption key ${used} as retired, and the key file holds no newer key: give this process the rotated key file`,
+            "unavailable",
+            { kekId: used },
+          );
+        }
+      }
+    }
+  }
+
+  /**
+   * Records every key but the key ring's newest as retired, in the database
+   * that all servers share: from that commit on, the database refuses any
+   * row sealed under them (migration 3), so a server that has not re-read
+   * the key file yet has its write refused, re-reads it and seals under the
+   * newest key. Must follow the new key's arrival in the file. Returns the
+   * keys retired now (already retired ones are left as they are).
+   */
+  async retireOlderKeys(actor: Actor): Promise<string[]> {
+    const [newest, ...older] = this.keys.ids;
+    this.keys.currentId; // fails clearly when the ring has no key
+    const now = this.now();
+    const retired = await this.db.tx(async (t) => {
+      const state = await t.get<{ state: string }>("SELECT state FROM kek_states WHERE kek_id = ?", [newest]);
+      if (state && state.state !== "active") {
+        throw new RegistryError("key_retired", `the key file's newest key ${newest} is ${state.state} in the database; a retired key is never used again: run bank rotate-key to add a new one`, "refused", { kekId: newest });
+      }
+      await t.run("INSERT INTO kek_states (kek_id, state, changed_at) VALUES (?, 'active', ?) ON CONFLICT (kek_id) DO NOTHING", [newest, now]);
+      const out: string[] = [];
+      for (const id of older) {
+        // On PostgreSQL the update waits for transactions that passed the trigger's check under this key (FOR SHARE).
+        const n = await t.run(
+          "INSERT INTO kek_states (kek_id, state, changed_at) VALUES (?, 'retired', ?) ON CONFLICT (kek_id) DO UPDATE SET state = 'retired', changed_at = excluded.changed_at WHERE kek_states.state = 'active'",
+          [id, now],
+        );
+        if (n) out.push(id);
+      }
+      return out;
+    });
+    if (retired.length) await this.note(actor, "retire_key", "ok", { kekIds: retired, newest });
+    return retired;
+  }
+
+  /**
+   * Marks retired keys of the key file pruned, each only in a transaction
+   * that counts no row (token or registry secret) sealed under it: the
+   * proof and the mark commit together, and the triggers refuse any later
+   * write under the key, so no row can ever be left under a dropped key.
+   * A key still in use is re-sealed and tried again. Returns the ids proven
+   * unused; the caller then drops them from the key file (KeyRing.dropKeys).
+   * A crash between the two leaves a pruned key in the file, dropped by the
+   * next prune.
+   */
+  async pruneRetiredKeys(actor: Actor): Promise<string[]> {
+    const [, ...older] = this.keys.ids;
+    const pruned: string[] = [];
+    for (const id of older) {
+      for (let attempt = 1; ; attempt++) {
+        const outcome = await this.db.tx(async (t) => {
+          const marked = await t.run("UPDATE kek_states SET state = 'pruned', changed_at = ? WHERE kek_id = ? AND state IN ('retired', 'pruned')", [this.now(), id]);
+          if (!marked) return "not_retired" as const;
+          const rows = await t.get<{ n: number }>("SELECT (SELECT COUNT(*) FROM tokens WHERE kek_id = ?) + (SELECT COUNT(*) FROM registry_secrets WHERE kek_id = ?) AS n", [id, id]);
+          // Rolls the mark back with the transaction.
+          if (Number(rows?.n ?? 0) > 0) throw new StillInUse(Number(rows!.n));
+          return "pruned" as const;
+        }).catch((e) => {
+          if (e instanceof StillInUse) return e;
+          throw e;
+        });
+        if (outcome === "pruned") {
+          pruned.push(id);
+          break;
+        }
+        if (outcome === "not_retired") break; // never retired: kept (retireOlderKeys runs first)
+        if (attempt >= 5) {
+          throw new RegistryError("key_in_use", `key ${id} still seals ${outcome.rows} row(s) after ${attempt} re-sealing passes; it was kept`, "refused", { kekId: id, rows: outcome.rows });
+        }
+        await this.resealAll(actor);
+      }
+    }
+    if (pruned.length) await this.note(actor, "prune_key", "ok", { kekIds: pruned });
+    return pruned;
+  }
+
+  /**
    * Re-seals every seed not under the key ring's newest key, one row per
    * transaction (a conditional update on the old key id), so verifications
-   * run on throughout. Loops until a pass finds nothing: rows a server sealed
-   * under the old key before it saw the new file are caught by the next pass.
+   * run on throughout; the registry's own secrets (the seed-index key) too.
+   * The same pass fills the seed index of rows that have none (rows from
+   * before migration 3). A seed already indexed for another token is left
+   * unindexed and reported: two tokens that share a seed predate the index,
+   * and staff must withdraw one. Passes repeat until one changes nothing.
    */
-  async resealAll(actor: Actor): Promise<{ kekId: string; resealed: number }> {
+  async resealAll(actor: Actor): Promise<{ kekId: string; resealed: number; indexed: number; duplicateSeeds: [string, string][] }> {
     const target = this.keys.currentId;
+    const indexKey = await this.seedIndexKey();
     let resealed = 0;
-    for (;;) {
-      const batch = await this.db.all<{ serial: string }>("SELECT serial FROM tokens WHERE kek_id <> ? ORDER BY serial LIMIT 200", [target]);
-      if (batch.length === 0) break;
-      for (const { serial } of batch) {
-        resealed += await this.db.tx(async (t) => {
-          const row = await t.get<TokenRow>(`SELECT serial, kek_id, seed FROM tokens WHERE serial = ?${this.db.forUpdate}`, [serial]);
+    let indexed = 0;
+    const duplicates = new Map<string, string>();
+    const retiredMeanwhile = (e: unknown) => {
+      if (kekRetired(e)) throw new RegistryError("key_retired", `key ${target} was retired by another rotation while this one ran; run rotate-key again`, "refused", { kekId: target });
+      throw e;
+    };
+    for (const { name } of await this.db.all<{ name: string }>("SELECT name FROM registry_secrets WHERE kek_id <> ?", [target])) {
+      await this.db
+        .tx(async (t) => {
+          const row = await t.get<{ kek_id: string; sealed: Uint8Array }>(`SELECT kek_id, sealed FROM registry_secrets WHERE name = ?${this.db.forUpdate}`, [name]);
           if (!row || row.kek_id === target) return 0;
-          const secret = this.secretOf(row);
+          const secret = this.keys.openSecret(name, { kekId: row.kek_id, blob: Buffer.from(row.sealed) });
           try {
-            const sealed = this.keys.seal(serial, secret);
-            if (sealed.kekId !== target) throw new Error(`key file changed during rotation (newest key is now ${sealed.kekId}); run rotate-key again`);
-            return t.run("UPDATE tokens SET kek_id = ?, seed = ? WHERE serial = ? AND kek_id = ?", [sealed.kekId, sealed.blob, serial, row.kek_id]);
+            const sealed = this.keys.sealSecret(name, secret);
+            if (sealed.kekId !== target) throw new RegistryError("key_changed", `key file changed during rotation (newest key is now ${sealed.kekId}); run rotate-key again`, "refused");
+            return t.run("UPDATE registry_secrets SET kek_id = ?, sealed = ? WHERE name = ? AND kek_id = ?", [sealed.kekId, sealed.blob, name, row.kek_id]);
           } finally {
             secret.fill(0);
           }
-        });
-      }
+        })
+        .catch(retiredMeanwhile);
     }
-    await this.note(actor, "rotate_key", "ok", { kekId: target, resealed });
-    return { kekId: target, resealed };
+    for (;;) {
+      let changed = 0;
+      let after = "";
+      for (;;) {
+        const batch = await this.db.all<{ serial: string }>("SELECT serial FROM tokens WHERE (kek_id <> ? OR seed_index IS NULL) AND serial > ? ORDER BY serial LIMIT 200", [target, after]);
+        if (batch.length === 0) break;
+        after = batch[batch.length - 1].serial;
+        for (const { serial } of batch) {
+          const r = await this.db
+            .tx(async (t) => {
+              const row = await t.get<TokenRow & { seed_index: Uint8Array | null }>(`SELECT serial, kek_id, seed, seed_index FROM tokens WHERE serial = ?${this.db.forUpdate}`, [serial]);
+              const none = { resealed: 0, indexed: 0, duplicateOf: undefined as string | undefined };
+              if (!row) return none;
+              const reseal = row.kek_id !== target;
+              if (!reseal && row.seed_index !== null) return none;
+              const secret = this.secretOf(row);
+              try {
+                let index: Buffer | null = null;
+                let duplicateOf: string | undefined;
+                if (row.seed_index === null) {
+                  index = seedIndex(indexKey, secret);
+                  const other = await t.get<{ serial: string }>("SELECT serial FROM tokens WHERE seed_index = ?", [index]);
+                  if (other) (duplicateOf = other.serial), (index = null);
+                }
+                if (reseal) {
+                  const sealed = this.keys.seal(serial, secret);
+                  if (sealed.kekId !== target) throw new RegistryError("key_changed", `key file changed during rotation (newest key is now ${sealed.kekId}); run rotate-key again`, "refused");
+                  const n = await t.run("UPDATE tokens SET kek_id = ?, seed = ?, seed_index = COALESCE(?, seed_index) WHERE serial = ? AND kek_id = ?", [sealed.kekId, sealed.blob, index, serial, row.kek_id]);
+                  return { resealed: n, indexed: n && index ? 1 : 0, duplicateOf };
+                }
+                const n = index ? await t.run("UPDATE tokens SET seed_index = ? WHERE serial = ? AND seed_index IS NULL", [index, serial]) : 0;
+                return { resealed: 0, indexed: n, duplicateOf };
+              } finally {
+                secret.fill(0);
+              }
+            })
+            .catch(retiredMeanwhile);
+          resealed += r.resealed;
+          indexed += r.indexed;
+          changed += r.resealed + r.indexed;
+          if (r.duplicateOf) duplicates.set(serial, r.duplicateOf);
+        }
+      }
+      // Rows a server sealed under the old key before the retirement committed are caught by the next pass.
+      if (changed === 0) break;
+    }
+    const duplicateSeeds = [...duplicates.entries()];
+    await this.note(actor, "rotate_key", "ok", { kekId: target, resealed, indexed, ...(duplicateSeeds.length ? { duplicateSeeds } : {}) });
+    return { kekId: target, resealed, indexed, duplicateSeeds };
   }
 
   /** Key ids still used by rows, with counts. */
   async kekUsage(): Promise<Record<string, number>> {
     const rows = await this.db.all<{ kek_id: string; n: number }>("SELECT kek_id, COUNT(*) AS n FROM tokens GROUP BY kek_id");
     return Object.fromEntries(rows.map((r) => [r.kek_id, Number(r.n)]));
+  }
+}
+
+/** A prune's count found rows under the key: the transaction rolls back. */
+class StillInUse extends Error {
+  constructor(readonly rows: number) {
+    super(`${rows} row(s) still sealed under the key`);
   }
 }

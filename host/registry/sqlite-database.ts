@@ -10,14 +10,38 @@
  * IMMEDIATE ... COMMIT, each in its own SAVEPOINT (a failing one rolls back
  * alone), and none of them is answered before that COMMIT returns. Each is
  * as durable as if committed alone; one fsync covers the batch.
+ *
+ * Waiting for another process's lock never blocks the event loop (issue 11,
+ * item 4: a 60,000-token import held the write lock 15-17 s, and
+ * better-sqlite3's busy handler, which sleeps in C on the calling thread,
+ * stalled every request of a server for 5-7 s). The connection's busy
+ * timeout is 0, so SQLite answers SQLITE_BUSY at once; BEGIN IMMEDIATE (and
+ * any statement outside a transaction) is then retried on a timer with
+ * back-off of 1 to MAX_BACKOFF_MS, while the process serves other requests
+ * and queues their transactions into the next group commit. Past
+ * busyTimeoutMs the waiting transactions fail with DatabaseBusyError (the
+ * API answers 503 with Retry-After). Long writers (imports) keep their
+ * transactions short and pause between them (Registry.register), so a
+ * poller always finds a gap.
  */
 import BetterSqlite3 from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Database, Sql } from "./database.js";
+import { DatabaseBusyError, type Database, type Sql } from "./database.js";
 
 /** Transactions per group commit: bounds how long the write lock is held. */
 const MAX_BATCH = 256;
+/** Longest pause between two tries for a lock another process holds. */
+export const MAX_BACKOFF_MS = 4;
+/** How long a transaction waits for another process's lock before failing (default). */
+export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return code === "SQLITE_BUSY" || code === "SQLITE_BUSY_SNAPSHOT" || code === "SQLITE_LOCKED";
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class SqliteDatabase implements Database {
   readonly dialect = "sqlite" as const;
@@ -29,20 +53,24 @@ export class SqliteDatabase implements Database {
   private running?: Promise<void>;
   private readonly direct: Sql;
 
+  private readonly busyTimeoutMs: number;
+
   constructor(
     readonly path: string,
-    options: { synchronous?: "full" | "normal" } = {},
+    options: { synchronous?: "full" | "normal"; busyTimeoutMs?: number } = {},
   ) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     this.description = "sqlite:" + path + (options.synchronous === "normal" ? " (synchronous=normal)" : "");
-    this.db = new BetterSqlite3(path, { timeout: 10_000 });
+    this.busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    // timeout 0: never let SQLite's busy handler sleep on this thread (see above).
+    this.db = new BetterSqlite3(path, { timeout: 0 });
     // WAL: readers never block the writer. synchronous=FULL (default): a
     // commit that returned is on disk, so an accepted code's step survives
     // power loss. `?synchronous=normal` skips the per-commit fsync (faster;
     // a power cut may forget the last commits: a code accepted just before
     // it could be accepted once more within its window). A process crash
     // loses nothing either way.
-    this.db.pragma("journal_mode = WAL");
+    this.retrying(() => this.db.pragma("journal_mode = WAL"), "open", true);
     this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
     this.db.pragma("foreign_keys = ON");
     this.direct = {
@@ -61,14 +89,43 @@ export class SqliteDatabase implements Database {
     return s;
   }
 
+  // Outside a transaction: a statement that meets another process's lock is retried on a timer.
   all<T>(sql: string, params?: unknown[]): Promise<T[]> {
-    return this.direct.all<T>(sql, params);
+    return this.retryAsync(() => this.direct.all<T>(sql, params), "read");
   }
   get<T>(sql: string, params?: unknown[]): Promise<T | undefined> {
-    return this.direct.get<T>(sql, params);
+    return this.retryAsync(() => this.direct.get<T>(sql, params), "read");
   }
   run(sql: string, params?: unknown[]): Promise<number> {
-    return this.direct.run(sql, params);
+    return this.retryAsync(() => this.direct.run(sql, params), "write");
+  }
+
+  /** Runs fn until it does not meet SQLITE_BUSY, waiting on timers, at most busyTimeoutMs. */
+  private async retryAsync<T>(fn: () => Promise<T>, where: string): Promise<T> {
+    const start = Date.now();
+    for (let pause = 1; ; pause = Math.min(pause * 2, MAX_BACKOFF_MS)) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!isBusy(e)) throw e;
+        const waited = Date.now() - start;
+        if (waited >= this.busyTimeoutMs) throw new DatabaseBusyError(waited, `${this.path} (${where})`);
+        await sleep(pause);
+      }
+    }
+  }
+
+  /** The constructor's few statements (no event loop to yield to yet): a short synchronous retry. */
+  private retrying<T>(fn: () => T, where: string, sync: true): T {
+    const start = Date.now();
+    for (;;) {
+      try {
+        return fn();
+      } catch (e) {
+        if (!isBusy(e) || !sync || Date.now() - start >= this.busyTimeoutMs) throw e;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+      }
+    }
   }
 
   tx<T>(fn: (t: Sql) => Promise<T>): Promise<T> {
@@ -96,7 +153,7 @@ export class SqliteDatabase implements Database {
       const batch: typeof this.pending = [];
       const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
       try {
-        this.db.exec("BEGIN IMMEDIATE");
+        await this.retryAsync(async () => this.db.exec("BEGIN IMMEDIATE"), "write lock");
       } catch (e) {
         for (const b of this.pending.splice(0, MAX_BATCH)) b.reject(e);
         continue;
@@ -126,7 +183,8 @@ export class SqliteDatabase implements Database {
         if (this.pending.length === 0) break;
       }
       try {
-        this.db.exec("COMMIT");
+        // In WAL mode a COMMIT does not wait for readers; a BUSY here is retried like the BEGIN.
+        await this.retryAsync(async () => this.db.exec("COMMIT"), "commit");
       } catch (e) {
         if (this.db.inTransaction) this.db.exec("ROLLBACK");
         for (const b of batch) b.reject(e);

@@ -96,8 +96,10 @@ export interface Acceptance {
  * refused: understood, and the answer is no (CLI exit 1, HTTP 409).
  * bad_input: malformed or impossible request, nothing changed (exit 2, HTTP 400).
  * not_found: names a serial that does not exist (exit 2, HTTP 404).
+ * unavailable: could not be done now, nothing changed; try again later or
+ * fix the set-up named in the message (exit 3, HTTP 503 with Retry-After).
  */
-export type ErrorKind = "refused" | "bad_input" | "not_found";
+export type ErrorKind = "refused" | "bad_input" | "not_found" | "unavailable";
 
 export class RegistryError extends Error {
   constructor(

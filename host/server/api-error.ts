@@ -5,6 +5,7 @@
  * messages may change. Nothing secret reaches either.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { DatabaseBusyError } from "../registry/database.js";
 import { KeyFileError } from "../registry/key-ring.js";
 import { RegistryError } from "../registry/types.js";
 
@@ -18,7 +19,9 @@ export class ApiError extends Error {
   }
 }
 
-const KIND_STATUS = { refused: 409, bad_input: 400, not_found: 404 } as const;
+const KIND_STATUS = { refused: 409, bad_input: 400, not_found: 404, unavailable: 503 } as const;
+/** Seconds a client should wait before retrying a 503. */
+export const RETRY_AFTER_SECONDS = 1;
 
 /** The API's error codes besides the registry's, for the OpenAPI document. */
 export const TRANSPORT_ERRORS: Record<string, string> = {
@@ -31,6 +34,9 @@ export const TRANSPORT_ERRORS: Record<string, string> = {
   body_too_large: "413: the body exceeds the limit",
   unsupported_media_type: "415: only application/json bodies are accepted",
   not_found: "404: no such route",
+  bad_url: "400: the path is not valid URL syntax (a bad % escape)",
+  uri_too_long: "414: a path parameter is longer than any serial or customer id can be",
+  busy: "503: the database is busy (another program holds its write lock); retry after the Retry-After seconds",
   internal_error: "500: the server failed; the request may or may not have taken effect only if it changed something, see the audit",
 };
 
@@ -38,9 +44,32 @@ export function sendError(reply: FastifyReply, status: number, code: string, mes
   return reply.code(status).send({ error: detail && Object.keys(detail).length ? { code, message, detail } : { code, message } });
 }
 
+/**
+ * Errors Fastify's router raises before any route or hook runs (Fastify's
+ * `frameworkErrors` option): without this they come back in Fastify's own
+ * shape ({statusCode, error, message}) instead of the API's. The message
+ * does not echo the path.
+ */
+export function frameworkErrorHandler(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  switch (err.code) {
+    case "FST_ERR_BAD_URL":
+      return sendError(reply, 400, "bad_url", "the path is not valid URL syntax (check its % escapes)");
+    case "FST_ERR_MAX_PARAM_LENGTH":
+      return sendError(reply, 414, "uri_too_long", "a path parameter is too long (serials and customer ids are at most 64 characters)");
+  }
+  return sendError(reply, 500, "internal_error", "internal error");
+}
+
 export function errorHandler(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  if (err instanceof RegistryError) return sendError(reply, KIND_STATUS[err.kind], err.code, err.message, err.detail);
+  if (err instanceof RegistryError) {
+    if (err.kind === "unavailable") reply.header("retry-after", String(RETRY_AFTER_SECONDS));
+    return sendError(reply, KIND_STATUS[err.kind], err.code, err.message, err.detail);
+  }
   if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
+  if (err instanceof DatabaseBusyError) {
+    reply.header("retry-after", String(RETRY_AFTER_SECONDS));
+    return sendError(reply, 503, "busy", "the database is busy (another program holds its write lock); nothing was done, retry shortly");
+  }
   const fe = err as FastifyError;
   if (fe.validation) return sendError(reply, 400, "bad_request", fe.message);
   switch (fe.code) {

@@ -10,7 +10,7 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Registry } from "../registry/registry.js";
 import type { Role } from "../registry/types.js";
-import { errorHandler, sendError } from "./api-error.js";
+import { errorHandler, frameworkErrorHandler, sendError } from "./api-error.js";
 import { KeyCache } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
 import { ROUTES } from "./routes.js";
@@ -44,6 +44,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
     // The default 5 s keep-alive timeout drops load-test connections between bursts; 65 s as behind a load balancer.
     keepAliveTimeout: 65_000,
+    // Router errors (bad % escape, over-long parameter) in the API's error shape.
+    frameworkErrors: frameworkErrorHandler,
     // req.ip (the audit's source) from X-Forwarded-For only when the peer is a listed proxy.
     ...(options.trustProxy?.length ? { trustProxy: options.trustProxy } : {}),
   }) as unknown as FastifyInstance;

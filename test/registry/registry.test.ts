@@ -2,7 +2,10 @@
  * Every transition and every refusal of the registry, run against SQLite and
  * PostgreSQL alike. Codes come from oathtool, not from the verifier.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
@@ -84,7 +87,7 @@ describe.each(ENGINES)("registry on $name", (engine) => {
 
     it("refuses the whole batch when one serial is already registered, and names it", async () => {
       await reg.register([token("FK0001")], FACTORY, "first");
-      const e = await refusal(reg.register([token("FK0002"), token("FK0001"), token("FK0003")], FACTORY, "second"));
+      const e = await refusal(reg.register([token("FK0002", randomBytes(20)), token("FK0001", randomBytes(20)), token("FK0003", randomBytes(20))], FACTORY, "second"));
       expect(e.code).toBe("duplicate_serial");
       expect(e.detail.serials).toEqual(["FK0001"]);
       expect(await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM tokens")).toEqual({ n: 1 });
@@ -178,8 +181,9 @@ describe.each(ENGINES)("registry on $name", (engine) => {
     });
 
     it("refuses an active token and a customer with none", async () => {
-      await activeToken("FK0009", "cust-9");
-      expect(await refusal(reg.activate({ serial: "FK0009" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "already_active" });
+      const seed = randomBytes(20);
+      await activeToken("FK0009", "cust-9", seed);
+      expect(await refusal(reg.activate({ serial: "FK0009" }, oathtool(seed, clock.seconds), CHANNEL))).toMatchObject({ code: "already_active" });
       expect(await refusal(reg.activate({ customer: "nobody" }, "12345678", CHANNEL))).toMatchObject({ code: "no_token" });
     });
 
@@ -474,13 +478,180 @@ describe.each(ENGINES)("registry on $name", (engine) => {
       expect(await reg.kekUsage()).toEqual({ "k-one": 3 });
       // Rows under the old key still open during the rotation.
       expect(await reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
+      expect(await reg.retireOlderKeys(STAFF)).toEqual(["k-one"]);
       const r = await reg.resealAll(STAFF);
-      expect(r).toEqual({ kekId: newId, resealed: 3 });
+      expect(r).toEqual({ kekId: newId, resealed: 3, indexed: 0, duplicateSeeds: [] });
       expect(await reg.kekUsage()).toEqual({ [newId]: 3 });
-      expect(keys.retainOnly([newId])).toEqual(["k-one"]);
+      expect(keys.dropKeys(await reg.pruneRetiredKeys(STAFF))).toEqual(["k-one"]);
       clock.advance(60);
       expect(await reg.verify("cust-1", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
-      expect((await reg.auditTrail()).at(-2)).toMatchObject({ action: "rotate_key", outcome: "ok" });
+      expect((await reg.auditTrail()).slice(-4).map((a) => a.action)).toEqual(["retire_key", "rotate_key", "prune_key", "verify"]);
+    });
+  });
+
+  describe("large imports in short transactions, all or nothing (issue 11, item 4)", () => {
+    const many = (n: number, prefix = "FKI") => Array.from({ length: n }, (_, i) => token(`${prefix}${String(i).padStart(5, "0")}`, randomBytes(20)));
+
+    it("stages a large import invisibly and shows every token at one commit", async () => {
+      const tokens = many(1200);
+      const seen = new Set<number>();
+      let done = false;
+      const watching = (async () => {
+        while (!done) {
+          seen.add((await reg.countByState()).in_stock);
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      })();
+      const r = await reg.register(tokens, FACTORY, "pskc:big.xml");
+      done = true;
+      await watching;
+      expect(r.registered).toHaveLength(1200);
+      // Never a part: nothing, then everything.
+      expect([...seen].filter((n) => n !== 0 && n !== 1200)).toEqual([]);
+      expect(await reg.countByState()).toMatchObject({ in_stock: 1200 });
+      expect(await db.get("SELECT COUNT(*) AS n FROM tokens WHERE staged IS NOT NULL")).toEqual({ n: 0 });
+      expect(await db.get("SELECT COUNT(*) AS n FROM import_batches")).toEqual({ n: 0 });
+      const trail = await reg.auditTrail({ limit: 10_000 });
+      expect(trail.filter((a) => a.action === "register" && a.outcome === "staged")).toHaveLength(1200);
+      expect(trail.at(-1)).toMatchObject({ action: "import", outcome: "ok", detail: { tokens: 1200, origin: "pskc:big.xml" } });
+    });
+
+    it("leaves nothing when a chunk fails: a serial registered meanwhile refuses the whole import", async () => {
+      const tokens = many(1200);
+      const other = make();
+      const importing = reg.register(tokens, FACTORY, "pskc:big.xml").then(
+        () => undefined,
+        (e) => e,
+      );
+      // Once the import is staging, another process registers its last serial (not yet written by the import).
+      for (let i = 0; i < 2000 && !(await db.get("SELECT id FROM import_batches")); i++) await new Promise((r) => setTimeout(r, 1));
+      await other.register([token("FKI01199", randomBytes(20))], FACTORY, "api");
+      const e = await importing;
+      expect(e).toMatchObject({ code: "duplicate_serial" });
+      expect(await reg.countByState()).toMatchObject({ in_stock: 1 });
+      expect(await db.get("SELECT COUNT(*) AS n FROM tokens")).toEqual({ n: 1 });
+      expect(await db.get("SELECT COUNT(*) AS n FROM import_batches")).toEqual({ n: 0 });
+      expect((await reg.auditTrail({ limit: 10_000 })).filter((a) => a.action === "import").map((a) => a.outcome)).toEqual(["aborted"]);
+    });
+
+    it("clears what a dead import left: an abandoned batch's rows are deleted, never shown", async () => {
+      await reg.register([token("FK0001", randomBytes(20))], FACTORY, "t");
+      const row = await db.get<Record<string, unknown>>("SELECT * FROM tokens WHERE serial = 'FK0001'");
+      await db.run("DELETE FROM tokens WHERE serial = 'FK0001'").catch(() => undefined);
+      await db.run("INSERT INTO import_batches (id, state, origin, actor, tokens, started_at, heartbeat_at) VALUES ('imp-dead', 'staging', 'x', 'y', 1, 0, 0)");
+      const cols = Object.keys(row!).filter((c) => c !== "staged" && c !== "seed_index");
+      await db.run(`INSERT INTO tokens (${cols.join(", ")}, staged) VALUES (${cols.map(() => "?").join(", ")}, 'imp-dead')`, cols.map((c) => row![c]));
+      await expect(reg.status("FK0001")).rejects.toMatchObject({ code: "unknown_serial" });
+      expect(await reg.countByState()).toMatchObject({ in_stock: 0 });
+      // The next import clears it (its serial would otherwise stay taken).
+      await reg.register(many(600, "FKJ"), FACTORY, "next");
+      expect(await db.get("SELECT COUNT(*) AS n FROM tokens WHERE serial = 'FK0001'")).toEqual({ n: 0 });
+      expect((await reg.auditTrail({ limit: 10_000 })).filter((a) => a.action === "import").map((a) => [a.outcome, a.detail?.reason ?? null])).toEqual([["aborted", "abandoned"], ["ok", null]]);
+    });
+  });
+
+  describe("seed uniqueness (issue 11, item 6a)", () => {
+    it("refuses a seed that appears twice in one input, naming both serials, and registers nothing", async () => {
+      const seed = randomBytes(20);
+      const e = await refusal(reg.register([token("FK0001", seed), token("FK0002", randomBytes(20)), token("FK0003", Buffer.from(seed))], FACTORY, "pskc:a.xml"));
+      expect(e).toMatchObject({ code: "duplicate_seed", kind: "refused", detail: { serials: [["FK0001", "FK0003"]] } });
+      expect(e.message).toMatch(/FK0001 and FK0003/);
+      expect(await reg.countByState()).toMatchObject({ in_stock: 0 });
+    });
+
+    it("refuses a seed any token already holds, whatever its state, and audits the refusal", async () => {
+      await activeToken("FK0001", "cust-1", RFC_SEED_SHA1);
+      await reg.withdraw("cust-1", "lost", STAFF);
+      const e = await refusal(reg.register([token("FK0002", randomBytes(20)), token("FK0009", Buffer.from(RFC_SEED_SHA1))], FACTORY, "pskc:b.xml"));
+      expect(e).toMatchObject({ code: "duplicate_seed", detail: { serials: [["FK0009", "FK0001"]] } });
+      expect(e.message).toMatch(/the seed of FK0009 is already held by token FK0001/);
+      await expect(reg.status("FK0002")).rejects.toMatchObject({ code: "unknown_serial" });
+      expect((await reg.auditTrail()).at(-1)).toMatchObject({ action: "register", outcome: "duplicate_seed" });
+      // One token at a time (the factory's registration call) too.
+      expect(await refusal(reg.registerOne(token("FK0010", Buffer.from(RFC_SEED_SHA1)), FACTORY, "api"))).toMatchObject({ code: "duplicate_seed" });
+    });
+
+    it("keeps a keyed hash, never the seed, and the index survives rotation and prune", async () => {
+      const seed = randomBytes(20);
+      await reg.register([token("FK0001", seed)], FACTORY, "t");
+      const before = await db.get<{ seed_index: Uint8Array }>("SELECT seed_index FROM tokens WHERE serial = 'FK0001'");
+      const ix = Buffer.from(before!.seed_index);
+      expect(ix.length).toBe(32);
+      expect(ix.includes(seed)).toBe(false);
+      expect(ix.equals(createHash("sha256").update(seed).digest())).toBe(false);
+      const secret = await db.get<{ sealed: Uint8Array; kek_id: string }>("SELECT sealed, kek_id FROM registry_secrets WHERE name = 'seed_index'");
+      expect(secret!.kek_id).toBe("k-one");
+      const newId = keys.addNewestKey();
+      await reg.retireOlderKeys(STAFF);
+      await reg.resealAll(STAFF);
+      expect(keys.dropKeys(await reg.pruneRetiredKeys(STAFF))).toEqual(["k-one"]);
+      expect(await db.get("SELECT kek_id FROM registry_secrets WHERE name = 'seed_index'")).toEqual({ kek_id: newId });
+      const after = await db.get<{ seed_index: Uint8Array }>("SELECT seed_index FROM tokens WHERE serial = 'FK0001'");
+      expect(Buffer.from(after!.seed_index).equals(ix)).toBe(true);
+      // A fresh registry (another server) reads the index key back under the new key and still refuses the seed.
+      const other = new Registry(db, { keys, now: clock.now });
+      expect(await refusal(other.register([token("FK0002", Buffer.from(seed))], FACTORY, "t"))).toMatchObject({ code: "duplicate_seed" });
+    });
+  });
+
+  describe("key retirement (issue 11, item 1)", () => {
+    let dir: string;
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), "fobkit-retire-"));
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("refuses any row sealed under a retired key, in the database itself", async () => {
+      await reg.register([token("FK0001")], FACTORY, "t");
+      const row = await db.get<Record<string, unknown>>("SELECT * FROM tokens WHERE serial = 'FK0001'");
+      keys.addNewestKey();
+      await reg.retireOlderKeys(STAFF);
+      // A raw INSERT under the retired key, as a stale process would write it.
+      const cols = Object.keys(row!).filter((c) => c !== "serial");
+      await expect(db.run(`INSERT INTO tokens (serial, ${cols.join(", ")}) SELECT 'FK0009', ${cols.map((c) => (c === "seed_index" ? "NULL" : c)).join(", ")} FROM tokens WHERE serial = 'FK0001'`)).rejects.toThrow(/kek_retired/);
+      await expect(db.run("UPDATE tokens SET kek_id = 'k-one' WHERE serial = 'FK0001'")).resolves.toBe(1); // unchanged key id: allowed
+    });
+
+    it("a server that has not re-read the key file re-reads it when refused and seals under the new key", async () => {
+      const path = join(dir, "bank.kek");
+      const cli = new Registry(db, { keys: KeyRing.create(path), now: clock.now });
+      // The server looks at the file at most once an hour: it would never notice on its own.
+      const server = new Registry(db, { keys: KeyRing.fromFile(path, { recheckMs: 3_600_000 }), now: clock.now });
+      const oldId = server.keys.currentId;
+      const newId = cli.keys.addNewestKey();
+      expect(server.keys.currentId).toBe(oldId);
+      expect(await cli.retireOlderKeys(STAFF)).toEqual([oldId]);
+      await server.register([token("FK0001")], FACTORY, "t");
+      expect((await server.status("FK0001")).kekId).toBe(newId);
+      expect(await cli.pruneRetiredKeys(STAFF)).toEqual([oldId]);
+    });
+
+    it("refuses as unavailable, writing nothing, when the key file holds no newer key", async () => {
+      const path = join(dir, "bank.kek");
+      const cli = new Registry(db, { keys: KeyRing.create(path), now: clock.now });
+      const stale = join(dir, "stale.kek");
+      copyFileSync(path, stale);
+      const server = new Registry(db, { keys: KeyRing.fromFile(stale), now: clock.now });
+      cli.keys.addNewestKey();
+      await cli.retireOlderKeys(STAFF);
+      const e = await refusal(server.register([token("FK0001")], FACTORY, "t"));
+      expect(e).toMatchObject({ code: "key_retired", kind: "unavailable" });
+      expect(await reg.countByState()).toMatchObject({ in_stock: 0 });
+    });
+
+    it("prunes only a key no row uses, re-sealing what is left, and never a key that was not retired", async () => {
+      await reg.register([token("FK0001"), token("FK0002", randomBytes(20))], FACTORY, "t");
+      const newId = keys.addNewestKey();
+      // Not retired yet: kept, whatever the rows.
+      expect(await reg.pruneRetiredKeys(STAFF)).toEqual([]);
+      await reg.retireOlderKeys(STAFF);
+      // Rows still under the retired key: the prune re-seals them before it proves the key unused.
+      expect(await reg.pruneRetiredKeys(STAFF)).toEqual(["k-one"]);
+      expect(await reg.kekUsage()).toEqual({ [newId]: 2 });
+      expect(await db.get("SELECT state FROM kek_states WHERE kek_id = 'k-one'")).toEqual({ state: "pruned" });
+      // A pruned key is never the newest again.
+      const back = new Registry(db, { keys: KeyRing.fromKeys([{ id: "k-one", key: randomBytes(32) }]), now: clock.now });
+      expect(await refusal(back.retireOlderKeys(STAFF))).toMatchObject({ code: "key_retired" });
     });
   });
 

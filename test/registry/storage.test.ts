@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { KeyFileError, KeyRing, parseKeyFile } from "../../host/registry/key-ring.js";
 import { MIGRATIONS, migrate, splitStatements } from "../../host/registry/migrations.js";
 import { openDatabase } from "../../host/registry/open-database.js";
+import { Registry } from "../../host/registry/registry.js";
 import { SqliteDatabase } from "../../host/registry/sqlite-database.js";
 import { ENGINES, freshDb } from "./support.js";
 
@@ -50,6 +51,34 @@ describe.each(ENGINES)("migrations on $name", (engine) => {
       // Version 4 (PSKC StartDate/ExpiryDate): no dates for tokens imported before.
       expect(await migrate(db)).toContain(4);
       expect(await db.get("SELECT serial, not_before, not_after FROM tokens")).toEqual({ serial: "FK0001", not_before: null, not_after: null });
+    } finally {
+      await db.close();
+      await f.drop();
+    }
+  });
+
+  it("a store made before the seed index upgrades: its rows get their index on the next rotation pass, which reports shared seeds (issue 11, item 6a)", async () => {
+    const f = await engine.fresh();
+    const db = openDatabase(f.url);
+    const keys = KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]);
+    const actor = { name: "staff:test", source: "cli" };
+    try {
+      await migrate(db, MIGRATIONS.filter((m) => m.version <= 2));
+      const shared = randomBytes(20);
+      const seeds: [string, Buffer][] = [["FK0001", randomBytes(20)], ["FK0002", shared], ["FK0003", Buffer.from(shared)]];
+      for (const [serial, seed] of seeds) {
+        const sealed = keys.seal(serial, seed);
+        await db.tx((t) => t.run("INSERT INTO tokens (serial, manufacturer, algorithm, digits, period, t0, kek_id, state, origin, created_at, updated_at, seed) VALUES (?, 'fobkit', 'SHA1', 8, 60, 0, ?, 'in_stock', 'old', 0, 0, ?)", [serial, sealed.kekId, sealed.blob]));
+      }
+      expect(await migrate(db)).toContain(3);
+      expect(await db.get("SELECT COUNT(*) AS n FROM tokens WHERE seed_index IS NULL")).toEqual({ n: 3 });
+      const registry = new Registry(db, { keys });
+      // `bank rotate-key --no-new-key`: the key stays, the index is filled.
+      const r = await registry.resealAll(actor);
+      expect(r).toMatchObject({ kekId: "k1", resealed: 0, indexed: 2, duplicateSeeds: [["FK0003", "FK0002"]] });
+      expect(await db.get("SELECT COUNT(*) AS n FROM tokens WHERE seed_index IS NULL")).toEqual({ n: 1 });
+      // From now on the legacy seeds are refused under another serial.
+      await expect(registry.register([{ serial: "FK0100", manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: seeds[0][1] }], actor, "t")).rejects.toMatchObject({ code: "duplicate_seed" });
     } finally {
       await db.close();
       await f.drop();

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
-import { Registry } from "../../host/registry/registry.js";
+import { Registry, STAGE_ABOVE } from "../../host/registry/registry.js";
 import { RegistryError, type NewToken } from "../../host/registry/types.js";
 import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb, oathtool } from "./support.js";
 
@@ -96,5 +96,14 @@ describe.each(ENGINES)("validity dates on $name", (engine) => {
     expect((await reg.status("F-300")).manufacturer).toBe("");
     const err = await refusal(reg.register([token("F-301", { notBefore: START + 1000, notAfter: START })], FACTORY, "x"));
     expect([err.code, err.message]).toEqual(["bad_token", "token F-301: notAfter is before notBefore"]);
+  });
+  it("a large import, written in staged chunks, keeps each key's dates too", async () => {
+    const notBefore = START + 2 * DAY * 1000;
+    const seeds = Array.from({ length: STAGE_ABOVE + 1 }, () => randomBytes(20));
+    const batch = seeds.map((secret, i) => token(`F-4${String(i).padStart(3, "0")}`, { secret, notBefore }));
+    await reg.register(batch, FACTORY, "pskc:feitian-large.xml");
+    await reg.issue("F-4500", "cust-4", STAFF);
+    const err = await refusal(reg.activate({ customer: "cust-4" }, oathtool(seeds[500], clock.seconds, { digits: 6 }), CHANNEL));
+    expect(err.code).toBe("not_yet_valid");
   });
 });

@@ -52,6 +52,15 @@ describe.each(ENGINES)("bank API on $name", (engine) => {
     }
   });
 
+  it("answers router errors in the API's error shape: a bad % escape 400, an over-long parameter 414 (issue 11, item 7)", async () => {
+    const bad = await call(base, "GET", "/v1/tokens/FK%E0%A4%A", { key: key.staff });
+    expect(bad).toEqual({ status: 400, body: { error: { code: "bad_url", message: expect.stringMatching(/% escape/) } } });
+    const long = await call(base, "GET", "/v1/tokens/" + "F".repeat(101), { key: key.staff });
+    expect(long).toEqual({ status: 414, body: { error: { code: "uri_too_long", message: expect.stringMatching(/too long/) } } });
+    const doc = (await call(base, "GET", "/openapi.json")).body;
+    expect(JSON.stringify(doc)).toContain("uri_too_long");
+  });
+
   it("runs the lifecycle through the three roles", async () => {
     expect(await register("FK0001")).toMatchObject({ status: 201, body: { registered: ["FK0001"], alreadyRegistered: false } });
     // A retry whose first reply was lost: same content, answered as done.
@@ -241,6 +250,10 @@ describe.each(ENGINES)("bank API on $name", (engine) => {
 
     it("registration: duplicate serial, bad seed, wrong types", async () => {
       expect(await register("FK0001", randomBytes(20))).toMatchObject({ status: 409, body: { error: { code: "duplicate_serial" } } });
+      // The same seed under another serial (issue 11, item 6a): refused, and the reply never carries the seed.
+      const copied = await register("FK0003");
+      expect(copied).toMatchObject({ status: 409, body: { error: { code: "duplicate_seed", detail: { serials: [["FK0003", "FK0001"]] } } } });
+      expect(JSON.stringify(copied.body)).not.toContain(RFC_SEED_SHA1.toString("hex"));
       const bad = (body: object) => call(base, "POST", "/v1/tokens", { key: key.factory, body: { serial: "FK0002", algorithm: "SHA1", digits: 8, period: 60, t0: 0, seed: "00".repeat(20), ...body } });
       expect(await bad({ seed: "zz".repeat(20) })).toMatchObject({ status: 400, body: { error: { code: "bad_request" } } });
       expect(await bad({ seed: "00".repeat(8) })).toMatchObject({ status: 400 });

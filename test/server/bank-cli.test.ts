@@ -197,6 +197,22 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     expect(r.stderr).toMatch(/--kek-file/);
   });
 
+  it("--window is capped at what the clock model justifies, with a clear error (issue 11, item 7)", async () => {
+    for (const w of ["16", "999999"]) {
+      const r = await bank("verify", "--customer", "c1", "--code", "12345678", "--window", w);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/--window \/ FOBKIT_BANK_WINDOW must be at most 15 steps, got \d+: the clock model/);
+    }
+    const saved = env;
+    env = { ...env, FOBKIT_BANK_WINDOW: "40" };
+    const fromEnv = await bank("serve", "--listen", "127.0.0.1:0");
+    env = saved;
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toMatch(/at most 15 steps, got 40/);
+    // At the cap it is taken: the refusal is about the customer, not the option.
+    expect(await bank("verify", "--customer", "c1", "--code", "12345678", "--window", "15", "--json")).toMatchObject({ code: 1, json: { error: { code: "no_token" } } });
+  });
+
   it("add-key prints the key once and stores only its hash; list-keys and revoke-key", async () => {
     const k = await bank("add-key", "--role", "channel", "--label", "app", "--json");
     expect(k).toMatchObject({ code: 0, json: { role: "channel" } });

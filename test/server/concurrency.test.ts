@@ -56,33 +56,33 @@ describe.each(ENGINES)("two server processes on $name", (engine) => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("accepts one code exactly once when 16 copies hit both servers at once (4 tokens at a time)", async () => {
+  it("accepts one code exactly once when 50 copies hit both servers at once (4 tokens at a time)", async () => {
     await nextStep(activatedAt, PERIOD);
     const replies = await Promise.all(
       [0, 1, 2, 3].flatMap((i) => {
         const code = fobCode(seeds.get(`CC${i}`)!);
-        return Array.from({ length: 16 }, (_, k) => call(servers[k % 2].url, "POST", `/v1/customers/cust-${i}/verify`, { key: channel, body: { code } }).then((r) => ({ i, r })));
+        return Array.from({ length: 50 }, (_, k) => call(servers[k % 2].url, "POST", `/v1/customers/cust-${i}/verify`, { key: channel, body: { code } }).then((r) => ({ i, r })));
       }),
     );
     for (let i = 0; i < 4; i++) {
       const mine = replies.filter((x) => x.i === i).map((x) => x.r);
       expect(mine.filter((r) => r.status === 200), JSON.stringify(mine.filter((r) => r.status !== 409 || r.body.error.code !== "replayed"))).toHaveLength(1);
-      expect(mine.filter((r) => r.status === 409 && r.body.error.code === "replayed")).toHaveLength(15);
+      expect(mine.filter((r) => r.status === 409 && r.body.error.code === "replayed")).toHaveLength(49);
       const trail = await registry.auditTrail({ customer: `cust-${i}` });
       expect(trail.filter((r) => r.action === "verify" && r.outcome === "ok")).toHaveLength(1);
     }
   });
 
-  it("locks at exactly 5 when 12 wrong codes hit both servers at once", async () => {
+  it("locks at exactly 5 when 20 wrong codes hit both servers at once", async () => {
     for (const i of [4, 5]) {
       const replies = await Promise.all(
-        Array.from({ length: 12 }, (_, k) => call(servers[k % 2].url, "POST", `/v1/customers/cust-${i}/verify`, { key: channel, body: { code: String(10_000_000 + k) } })),
+        Array.from({ length: 20 }, (_, k) => call(servers[k % 2].url, "POST", `/v1/customers/cust-${i}/verify`, { key: channel, body: { code: String(10_000_000 + k) } })),
       );
       const wrong = replies.filter((r) => r.status === 409 && r.body.error.code === "wrong_code");
       expect(wrong).toHaveLength(5);
       expect(wrong.map((r) => r.body.error.detail.failures).sort()).toEqual([1, 2, 3, 4, 5]);
       expect(wrong.filter((r) => r.body.error.detail.locked)).toHaveLength(1);
-      expect(replies.filter((r) => r.status === 409 && r.body.error.code === "locked")).toHaveLength(7);
+      expect(replies.filter((r) => r.status === 409 && r.body.error.code === "locked")).toHaveLength(15);
       const s = await registry.status(`CC${i}`);
       expect(s).toMatchObject({ state: "locked", failCount: 5 });
       const trail = await registry.auditTrail({ customer: `cust-${i}` });
