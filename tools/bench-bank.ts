@@ -60,6 +60,8 @@ export interface BankBench {
   inProcess: Record<string, Rate>;
   http: Record<string, Rate>;
   goal: { httpSqlitePerSecond: number; met: boolean; metWithSyncNormal: boolean };
+  /** Issue 11 item 4: verifications over HTTP on SQLite while another process imports 60,000 tokens. */
+  duringImport?: Rate & { importSeconds: number; imported: number; baseline: Rate; goalP99ms: number };
   method: string;
 }
 
@@ -315,6 +317,8 @@ export interface BankBenchOptions {
   inProcessCount?: number;
   concurrency?: number;
   engines?: ("sqlite" | "postgres")[];
+  /** Also measure verification latency during a 60,000-token import (default true). */
+  withImport?: boolean;
 }
 
 export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench> {
@@ -351,6 +355,7 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
         await f.drop();
       }
     }
+    if (o.withImport ?? true) result.duringImport = { ...(await duringImport()), goalP99ms: 100 };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -367,6 +372,12 @@ export function formatBankBench(b: BankBench): string {
     row("ceiling (HMAC)", b.ceiling.hmacSha1AndCompare),
     ...Object.entries(b.inProcess).map(([k, r]) => row("in-process " + k, r)),
     ...Object.entries(b.http).map(([k, r]) => row("http " + k, r)),
+    ...(b.duringImport
+      ? [
+          row("http sqlite during import", b.duringImport) +
+            ` beside a ${b.duringImport.imported}-token import (${b.duringImport.importSeconds} s); without it just before: p99 ${b.duringImport.baseline.p99ms} ms; goal p99 < ${b.duringImport.goalP99ms} ms: ${(b.duringImport.p99ms ?? Infinity) < b.duringImport.goalP99ms ? "met" : "NOT met"}`,
+        ]
+      : []),
     `goal: >= ${b.goal.httpSqlitePerSecond}/s over HTTP on SQLite: ${b.goal.met ? "met" : "NOT met"} (synchronous=full, the default); ${b.goal.metWithSyncNormal ? "met" : "NOT met"} with synchronous=normal`,
   ].join("\n");
 }
