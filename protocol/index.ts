@@ -6,5 +6,6 @@ export * from "./codes.js";
 export * from "./crc16.js";
 export * from "./framing.js";
 export * from "./messages.js";
+export * from "./messages-host.js";
 export * from "./stream.js";
 export * from "./hid.js";

@@ -161,7 +161,7 @@ function selfTestOk(st: SelfTestResult): boolean {
   return isWord(st.timeHi) && isWord(st.timeLo) && bytesIn(st.code, MIN_DIGITS, MAX_DIGITS, 0x30, 0x39);
 }
 
-function isKnownCommand(cmd: number): boolean {
+export function isKnownCommand(cmd: number): boolean {
   return cmd >= CMD_INFO && cmd <= CMD_WIPE;
 }
 
@@ -190,9 +190,9 @@ export function checkReply(reply: Reply): number {
   return STATUS_OK;
 }
 
-// ---- byte helpers ------------------------------------------------------
+// ---- byte helpers (exported for messages-host.ts) -----------------------
 
-function pushWord(out: number[], w: number): void {
+export function pushWord(out: number[], w: number): void {
   out.push(shr(w, 24));
   out.push(shr(w, 16) & 255);
   out.push(shr(w, 8) & 255);
@@ -207,17 +207,17 @@ function pushBytes(out: number[], a: number[]): void {
 }
 
 /** Length byte, then the bytes. */
-function pushCounted(out: number[], a: number[]): void {
+export function pushCounted(out: number[], a: number[]): void {
   out.push(a.length);
   pushBytes(out, a);
 }
 
-function readWord(b: number[], p: number): number {
+export function readWord(b: number[], p: number): number {
   const w = (b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3];
   return i32(w);
 }
 
-function readBytes(b: number[], p: number, n: number): number[] {
+export function readBytes(b: number[], p: number, n: number): number[] {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     out.push(b[p + i]);
@@ -226,27 +226,6 @@ function readBytes(b: number[], p: number, n: number): number[] {
 }
 
 // ---- requests ----------------------------------------------------------
-
-/** The wire bytes of a request (delimiters included), or [] when checkRequest(msg) fails. */
-export function encodeRequest(msg: Request): number[] {
-  if (checkRequest(msg) !== STATUS_OK) {
-    return [];
-  }
-  const body: number[] = [PROTOCOL_VERSION, msg.rid, msg.cmd];
-  if (msg.cmd === CMD_SET_SERIAL || msg.cmd === CMD_LOCK || msg.cmd === CMD_WIPE) {
-    pushCounted(body, msg.serial);
-  } else if (msg.cmd === CMD_WRITE_SEED) {
-    body.push(msg.algorithm);
-    body.push(msg.digits);
-    pushWord(body, msg.period);
-    pushCounted(body, msg.seed);
-  } else if (msg.cmd === CMD_SET_CLOCK) {
-    pushWord(body, msg.timeHi);
-    pushWord(body, msg.timeLo);
-    body.push(msg.flags);
-  }
-  return encodeFrame(body, body.length);
-}
 
 function reqResult(status: number, rid: number, cmd: number, msg: Request | undefined): DecodedRequest {
   return { status: status, rid: rid, cmd: cmd, msg: msg };
@@ -349,88 +328,4 @@ export function encodeReply(reply: Reply): number[] {
     }
   }
   return encodeFrame(body, body.length);
-}
-
-function repResult(status: number, rid: number, cmd: number, msg: Reply | undefined): DecodedReply {
-  return { status: status, rid: rid, cmd: cmd, msg: msg };
-}
-
-/** INFO payload at body[4..len); undefined when too short. Trailing bytes are a newer minor's fields. */
-function readInfo(body: number[], len: number): DeviceInfo | undefined {
-  // state..period: 28 fixed bytes from offset 4, then model and serial, each counted.
-  const modelAt = 32;
-  if (len < modelAt + 1) {
-    return undefined;
-  }
-  const modelLen = body[modelAt];
-  const serialAt = modelAt + 1 + modelLen;
-  if (len < serialAt + 1) {
-    return undefined;
-  }
-  const serialLen = body[serialAt];
-  if (len < serialAt + 1 + serialLen) {
-    return undefined;
-  }
-  return {
-    state: body[4], reason: body[5], flags: body[6], fwMajor: body[7], fwMinor: body[8], fwPatch: body[9],
-    hwid: readBytes(body, 10, HWID_LENGTH), timeHi: readWord(body, 18), timeLo: readWord(body, 22),
-    algorithm: body[26], digits: body[27], period: readWord(body, 28),
-    model: readBytes(body, modelAt + 1, modelLen), serial: readBytes(body, serialAt + 1, serialLen),
-  };
-}
-
-function readSelfTest(body: number[], len: number): SelfTestResult | undefined {
-  if (len < 13 || len < 13 + body[12]) {
-    return undefined;
-  }
-  return { timeHi: readWord(body, 4), timeLo: readWord(body, 8), code: readBytes(body, 13, body[12]) };
-}
-
-/**
- * Decode a reply body. Checks direction, version, length, field values.
- * Lenient where a newer minor revision may add: bytes after the last known
- * field are ignored, an error reply's payload is ignored, any status byte
- * is accepted.
- */
-export function decodeReply(body: number[], len: number): DecodedReply {
-  if (len < 4) {
-    return repResult(STATUS_BAD_LENGTH, len > 1 ? body[1] : 0, len > 2 ? body[2] & 127 : 0, undefined);
-  }
-  const rid = body[1];
-  const cmd = body[2] & 127;
-  if ((body[2] & REPLY_FLAG) === 0) {
-    return repResult(WRONG_DIRECTION, rid, cmd, undefined);
-  }
-  if (body[0] !== PROTOCOL_VERSION) {
-    return repResult(STATUS_BAD_VERSION, rid, cmd, undefined);
-  }
-  const status = body[3];
-  if (status !== STATUS_OK) {
-    return repResult(STATUS_OK, rid, cmd, { rid: rid, cmd: cmd, status: status });
-  }
-  if (!isKnownCommand(cmd)) {
-    return repResult(STATUS_UNKNOWN_COMMAND, rid, cmd, undefined);
-  }
-  let msg: Reply | undefined = undefined;
-  if (cmd === CMD_INFO) {
-    const info = readInfo(body, len);
-    if (info !== undefined) {
-      msg = { rid: rid, cmd: cmd, status: status, info: info };
-    }
-  } else if (cmd === CMD_SELF_TEST) {
-    const st = readSelfTest(body, len);
-    if (st !== undefined) {
-      msg = { rid: rid, cmd: cmd, status: status, selfTest: st };
-    }
-  } else {
-    msg = { rid: rid, cmd: cmd, status: status };
-  }
-  if (msg === undefined) {
-    return repResult(STATUS_BAD_LENGTH, rid, cmd, undefined);
-  }
-  const verdict = checkReply(msg);
-  if (verdict !== STATUS_OK) {
-    return repResult(verdict, rid, cmd, undefined);
-  }
-  return repResult(STATUS_OK, rid, cmd, msg);
 }

@@ -4,7 +4,8 @@
  * reads in chunks and wants every frame in the chunk.
  */
 import { deframerFeed, newDeframer, RX_FRAME, RX_NONE, Deframer } from "./framing.js";
-import { decodeReply, decodeRequest, Reply, Request } from "./messages.js";
+import { decodeRequest, Reply, Request } from "./messages.js";
+import { decodeReply } from "./messages-host.js";
 
 /**
  * One receiver event. event: RX_FRAME or an RX_* error. For RX_FRAME,

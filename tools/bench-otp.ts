@@ -35,7 +35,8 @@ const require = createRequire(import.meta.url);
 
 /** This file runs from <build>/node/tools/; the image is <build>/firmware/fobkit.lua. */
 const BUILD = process.env.FOBKIT_BUILD ? resolve(process.env.FOBKIT_BUILD) : resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const IMAGE = resolve(BUILD, "firmware", "fobkit.lua");
+/** The library bundle (firmware/lib-image.ts): the keyfob image exports only start(). */
+const IMAGE = resolve(BUILD, "firmware", "fobkit-lib.lua");
 
 export interface OtpBenchRow {
   operation: string;

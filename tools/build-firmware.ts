@@ -72,6 +72,50 @@ function build(args: Args): string {
     throw new BuildError(`${list}\n${violations.length} subset violation(s); the rules and their reasons are in firmware/SUBSET.md`);
   }
 
+  // Each bundle is TSTL's bundle of its own program. TSTL bundles every
+  // source file of a program, not only those its entry imports, so the
+  // device's image is built from a program rooted at its entry (plus the
+  // declaration files): a file the keyfob never requires is not in it.
+  const declarations = parsed.fileNames.filter((f) => f.endsWith(".d.ts"));
+  const lines: string[] = [];
+  for (const b of bundlesFor(args)) {
+    const options = { ...parsed.options, luaBundle: b.file, luaBundleEntry: b.entry } as ts.CompilerOptions;
+    const p = b.whole ? ts.createProgram(parsed.fileNames, options) : ts.createProgram([resolve(args.root, b.entry), ...declarations], options);
+    lines.push(emitBundle(p, resolve(b.outDir, b.file)));
+  }
+  return lines.join("\n");
+}
+
+interface Bundle {
+  file: string;
+  entry: string;
+  outDir: string;
+  /** true: every file of the config (a library for tests); false: what the entry imports. */
+  whole: boolean;
+}
+
+/**
+ * What `make firmware` writes, all in the config's outDir:
+ * - tstl.luaBundle (fobkit.lua), entry tstl.luaBundleEntry: the image the
+ *   keyfob runs, only the modules its entry imports;
+ * - fobkit-lib.lua, entry firmware/lib-image.ts: every module, for the
+ *   tests that run the OTP core and the protocol on Lua VMs. Never installed;
+ *   built only where the root has that entry (a test's fixture tree may not).
+ */
+function bundlesFor(args: Args): Bundle[] {
+  const configPath = join(args.root, "tsconfig.lua.json");
+  const parsed = tstl.parseConfigFileWithSystem(configPath, args.outDir === undefined ? {} : { outDir: args.outDir });
+  const { outDir, luaBundle, luaBundleEntry } = parsed.options;
+  if (!outDir || !luaBundle || !luaBundleEntry) throw new BuildError(`${configPath}: outDir, tstl.luaBundle and tstl.luaBundleEntry must be set`);
+  // The image last: its line is the one scripts read (the last line of stdout).
+  const image: Bundle = { file: luaBundle, entry: luaBundleEntry, outDir, whole: false };
+  return existsSync(join(args.root, LIB_ENTRY)) ? [{ file: LIB_BUNDLE, entry: LIB_ENTRY, outDir, whole: true }, image] : [image];
+}
+
+export const LIB_BUNDLE = "fobkit-lib.lua";
+const LIB_ENTRY = "firmware/lib-image.ts";
+
+function emitBundle(program: ts.Program, imagePath: string): string {
   const emitted = new Map<string, string>();
   const preEmit = ts.getPreEmitDiagnostics(program);
   const emit = new tstl.Transpiler().emit({
@@ -90,11 +134,10 @@ function build(args: Args): string {
     throw new BuildError(`${problems.map(formatDiagnostic).join("\n")}\nTSTL failed with ${problems.length} error(s)/warning(s)`);
   }
 
-  const imagePath = imagePathFor(args);
-  const lua = imagePath === undefined ? undefined : emitted.get(imagePath);
-  if (imagePath === undefined || lua === undefined) {
+  const lua = emitted.get(imagePath);
+  if (lua === undefined) {
     const names = [...emitted.keys()].map((f) => relative(process.cwd(), f)).join(", ") || "nothing";
-    throw new BuildError(`expected the bundle ${imagePath ?? "(tstl.luaBundle unset)"}, TSTL emitted ${names}`);
+    throw new BuildError(`expected the bundle ${imagePath}, TSTL emitted ${names}`);
   }
   const shownPath = relative(process.cwd(), imagePath);
   // Post-check TSTL's output (its line:col are readable), then minify: the
@@ -128,6 +171,8 @@ try {
 } catch (e) {
   const stale = args && imagePathFor(args);
   if (stale && existsSync(stale)) rmSync(stale);
+  const lib = stale && join(dirname(stale), LIB_BUNDLE);
+  if (lib && existsSync(lib)) rmSync(lib);
   const message = e instanceof BuildError ? e.message : (e as Error).stack ?? String(e);
   console.error(message);
   console.error(`build-firmware: FAILED${stale ? ` (no image at ${relative(process.cwd(), stale)})` : ""}`);

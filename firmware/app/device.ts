@@ -13,15 +13,19 @@
  *   device in STATE_ERROR; it never computes a code from a zero clock or seed.
  */
 import { idiv, shr } from "../lib/intrinsics.js";
-import { compareTime, formatCode, prepareKey, totp, type UnixTime } from "../otp/index.js";
+// Each from its own module, never an index: the image holds only what is imported (tools/build-firmware.ts).
+import { prepareKey } from "../otp/hmac.js";
+import { formatCode } from "../otp/hotp.js";
+import { compareTime, type UnixTime } from "../otp/time.js";
+import { totp } from "../otp/totp.js";
 import {
   CMD_INFO, CMD_LOCK, CMD_SELF_TEST, CMD_SET_CLOCK, CMD_SET_SERIAL, CMD_WIPE, CMD_WRITE_SEED, CLOCK_FORCE,
   INFO_CLOCK_SET, INFO_LOCK_SET, INFO_SEED_SET, REASON_FLASH_CORRUPT, REASON_FLASH_WRITE, REASON_NONE,
   REASON_RTC_MISSING, REASON_RTC_TIME_LOST, STATE_BLANK, STATE_ERROR, STATE_LOCKED, STATE_PROVISIONED,
   STATUS_BAD_ARGUMENT, STATUS_BAD_STATE, STATUS_CLOCK_BACKWARDS, STATUS_FLASH_ERROR, STATUS_HW_FAULT,
   STATUS_INTERNAL, STATUS_LOCKED, STATUS_NOT_PROVISIONED, STATUS_OK, STATUS_SERIAL_MISMATCH,
-  type DeviceInfo, type Reply, type Request,
-} from "../../protocol/index.js";
+} from "../../protocol/codes.js";
+import type { DeviceInfo, Reply, Request } from "../../protocol/messages.js";
 import {
   blankRecord, decodeRecord, encodeRecord, RECORD_LOCKED, RECORD_NAME, RECORD_PROVISIONED,
   REC_CLOCK_SET, REC_SEED_SET, type TokenRecord,

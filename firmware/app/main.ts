@@ -10,10 +10,11 @@
  * the UART, the display shows "Err" if it can, and start() returns the error
  * text so init.lua can restart with back-off.
  */
-import {
-  CRC16_BYTES, decodeRequest, deframerPush, deframerWipe, encodeReply, LINK_BAUD, MAX_FRAME, newDeframer, RX_FRAME, RX_NONE,
-  STATUS_OK, WRONG_DIRECTION, type Deframer, type Reply,
-} from "../../protocol/index.js";
+// Each from its own module, never an index: the image holds only what is imported (tools/build-firmware.ts).
+import { LINK_BAUD, MAX_FRAME, STATUS_OK, WRONG_DIRECTION } from "../../protocol/codes.js";
+import { CRC16_BYTES } from "../../protocol/crc16.js";
+import { deframerPush, deframerWipe, newDeframer, RX_FRAME, RX_NONE, type Deframer } from "../../protocol/framing.js";
+import { decodeRequest, encodeReply, type Reply } from "../../protocol/messages.js";
 import { NODEMCU_BOARD as board } from "../board/board.js";
 import { deviceBoot, deviceHandle, devicePressText, type Device } from "./device.js";
 

@@ -14,7 +14,7 @@
  *   .. prepared key length m (0 when no seed), then m bytes (otp serializePreparedKey)
  */
 import { shr } from "../lib/intrinsics.js";
-import { parsePreparedKey, serializePreparedKey, type PreparedKey } from "../otp/index.js";
+import { parsePreparedKey, serializePreparedKey, type PreparedKey } from "../otp/hmac.js";
 
 export const RECORD_NAME = "token.rec";
 export const RECORD_VERSION = 1;

@@ -24,7 +24,7 @@ import { flashExists, flashRead, flashRemove, flashWrite } from "./flash-store.j
 import { hardwareId } from "./hardware-id.js";
 import { rngBytes } from "./rng.js";
 import { rtcRead, rtcWrite } from "./rtc-ds3231.js";
-import type { UnixTime } from "../otp/index.js";
+import type { UnixTime } from "../otp/time.js";
 import { uartStart, uartWrite } from "./uart-link.js";
 
 export interface Board {
@@ -102,5 +102,5 @@ export const NODEMCU_BOARD: Board = {
   restart: restart,
 };
 
-export type { UnixTime } from "../otp/index.js";
+export type { UnixTime } from "../otp/time.js";
 export * from "./status.js";

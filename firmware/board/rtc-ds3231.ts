@@ -32,7 +32,7 @@
  * so nothing here passes 2^31 on a 32-bit Lua.
  */
 import { idiv, shr } from "../lib/intrinsics.js";
-import { civilFromTime, timeFromCivil, type UnixTime } from "../otp/index.js";
+import { civilFromTime, timeFromCivil, type UnixTime } from "../otp/time.js";
 import { appendStringBytes } from "./lua-bytes.js";
 import { RTC_SCL_PIN, RTC_SDA_PIN } from "./pins.js";
 import {

@@ -4,7 +4,7 @@
  * A suite takes a ProtocolBuild and runs one batch of calls (one VM run).
  */
 import { callLua, type LuaCall, type LuaVmKind } from "../support/lua-vm.js";
-import { IMAGE, nodeBuild } from "../support/paths.js";
+import { LIB_IMAGE, nodeBuild } from "../support/paths.js";
 
 export interface ProtocolBuild {
   name: string;
@@ -42,7 +42,7 @@ export function luaBuild(vm: LuaVmKind): ProtocolBuild {
     name: vm,
     async run(calls) {
       const luaCalls: LuaCall[] = calls.map((c) => ({ fn: "protocol." + c.fn, args: c.args }));
-      const results = await callLua(vm, IMAGE, luaCalls);
+      const results = await callLua(vm, LIB_IMAGE, luaCalls);
       return results.map((r, i) => {
         if (!r.ok) throw new Error(`${vm}: protocol.${calls[i].fn} failed: ${r.error}`);
         return r.value;

@@ -6,13 +6,13 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { IMAGE } from "../support/paths.js";
+import { IMAGE, LIB_IMAGE } from "../support/paths.js";
 
 /** The bundle's protocol.* module bodies, comments removed. */
 function protocolModules(): Map<string, string> {
-  const src = readFileSync(IMAGE, "latin1");
+  const src = readFileSync(LIB_IMAGE, "latin1");
   const mods = new Map<string, string>();
-  const re = /^\["(protocol\.[\w.]+)"\]=function\(\.\.\.\)\s*\n([\s\S]*?)^end,$/gm;
+  const re = /^\["(protocol\.[\w.-]+)"\]=function\(\.\.\.\)\s*\n([\s\S]*?)^end,$/gm;
   for (const m of src.matchAll(re)) {
     mods.set(m[1], m[2].replace(/--\[(=*)\[[\s\S]*?\]\1\]/g, "").replace(/--.*$/gm, ""));
   }
@@ -26,7 +26,7 @@ describe("protocol in the Lua image", () => {
 
   it("contains every protocol module", () => {
     expect([...mods.keys()].sort()).toEqual(
-      ["protocol.codes", "protocol.crc16", "protocol.framing", "protocol.hid", "protocol.index", "protocol.messages", "protocol.stream"],
+      ["protocol.codes", "protocol.crc16", "protocol.framing", "protocol.hid", "protocol.index", "protocol.messages", "protocol.messages-host", "protocol.stream"],
     );
   });
 
@@ -47,5 +47,17 @@ describe("protocol in the Lua image", () => {
         expect(Number(n), `${name}: ${n}`).toBeLessThan(2 ** 31);
       }
     }
+  });
+});
+
+describe("the keyfob image", () => {
+  // The image is the bundle of what firmware/image.ts imports (tools/build-firmware.ts):
+  // host-side modules a keyfob never runs must not cost it flash time or RAM.
+  const names = [...readFileSync(IMAGE, "latin1").matchAll(/^\["([^"\n]+)"\]=function\(/gm)].map((m) => m[1]);
+
+  it("holds start's modules and none the keyfob never requires", () => {
+    expect(names).toContain("firmware.image");
+    expect(names).toContain("firmware.app.main");
+    for (const hostOnly of ["firmware.lib-image", "protocol.hid", "protocol.stream", "protocol.messages-host", "firmware.otp.host"]) expect(names, hostOnly).not.toContain(hostOnly);
   });
 });

@@ -15,3 +15,9 @@ export const NODE_BUILD = resolve(BUILD, "node");
 export async function nodeBuild<T = any>(rel: string): Promise<T> {
   return (await import(resolve(NODE_BUILD, rel))) as T;
 }
+/**
+ * Every firmware and protocol module as one bundle (firmware/lib-image.ts),
+ * for the tests that run the OTP core and the protocol on Lua VMs; the image
+ * holds only what the keyfob runs.
+ */
+export const LIB_IMAGE = resolve(BUILD, "firmware", "fobkit-lib.lua");

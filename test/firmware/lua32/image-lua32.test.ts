@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Max7219 } from "../../../hil/max7219.js";
 import { hexBytes, luaBytes, newBoard, run } from "../../support/lua32-board.js";
 import { callLua } from "../../support/lua-vm.js";
-import { IMAGE, nodeBuild } from "../../support/paths.js";
+import { IMAGE, LIB_IMAGE, nodeBuild } from "../../support/paths.js";
 import { ascii, referenceHotp } from "../otp/otp-suite.js";
 
 const TIMEOUT = 120_000;
@@ -64,7 +64,7 @@ describe("the image on lua32 (NodeMCU's int32/float32) with NodeMCU stand-ins", 
   it("the firmware's TOTP at t = 1700000000 is step 28333333's code; a float step would give step 28333334's", async () => {
     // Both computed in the image on lua32: the firmware's own path, and the
     // same HMAC at the counter a float division would pick.
-    const results = await callLua("lua32", IMAGE, [
+    const results = await callLua("lua32", LIB_IMAGE, [
       { fn: "otp.totpAt", args: [SEED, T0, 60, 8, 1] },
       { fn: "otp.hotpAt", args: [SEED, 28333334, 8, 1] },
     ]);

@@ -4,13 +4,13 @@
  * nothing once warm, and costs two compressions' worth of instructions.
  */
 import { describe, expect, it } from "vitest";
-import { IMAGE, nodeBuild } from "../../support/paths.js";
+import { LIB_IMAGE, nodeBuild } from "../../support/paths.js";
 
 describe("bench-otp", () => {
   it("measures every operation on the image and finds the code path allocation-free", { timeout: 120_000 }, async () => {
     const { runOtpBench, formatOtpBench } = await nodeBuild("tools/bench-otp.js");
     const bench = await runOtpBench();
-    expect(bench.image).toBe(IMAGE);
+    expect(bench.image).toBe(LIB_IMAGE);
     expect(bench.imageBytes).toBeGreaterThan(10_000);
     expect(bench.otpModuleBytes).toBeGreaterThan(10_000);
     expect(bench.otpModuleBytes).toBeLessThan(bench.imageBytes);

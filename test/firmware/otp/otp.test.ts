@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { callLua, type LuaVmKind } from "../../support/lua-vm.js";
-import { IMAGE, nodeBuild } from "../../support/paths.js";
+import { LIB_IMAGE, nodeBuild } from "../../support/paths.js";
 import { createOtpTests, type OtpCall, type OtpImpl, type OtpOutcome } from "./otp-suite.js";
 
 const TIMEOUT = 120_000;
@@ -39,7 +39,7 @@ function luaImpl(vm: LuaVmKind): OtpImpl {
   return {
     name: `lua ${vm}`,
     intBits: vm === "fengari" || vm === "lua32" ? 32 : 64,
-    run: (calls) => callLua(vm, IMAGE, calls),
+    run: (calls) => callLua(vm, LIB_IMAGE, calls),
   };
 }
 
@@ -49,7 +49,7 @@ for (const impl of [nodeImpl(), luaImpl("fengari"), luaImpl("wasmoon"), luaImpl(
 
 describe("the OTP part of the Lua image", () => {
   // Each module of the bundle is `["firmware.otp.x"]=function(...) ... end,` (minified).
-  const image = readFileSync(IMAGE, "latin1");
+  const image = readFileSync(LIB_IMAGE, "latin1");
   const modules = [...image.matchAll(/\["(firmware\.otp\.[\w.-]+)"\]=function\(\.\.\.\)([\s\S]*?)\nend,/g)];
 
   it("holds the whole OTP core", () => {
