@@ -262,7 +262,8 @@ function checkElement(el: XmlElement, model: ContentModel, where: string, found:
     }
   }
   if (Object.keys(model.children).length && el.text.trim() !== "") {
-    throw new PskcError("malformed", `text ${show(el.text)} inside <${el.local}> (line ${el.line}), which holds only elements`, where);
+    // Never quoted: inside Secret, EncryptedValue or CipherData it may be the seed itself.
+    throw new PskcError("malformed", `text inside <${el.local}> (line ${el.line}), which holds only elements (not shown: it may be key material)`, where);
   }
   for (const a of el.attrs) {
     if (a.ns === "" && model.attrs.includes(a.local)) continue;
