@@ -94,8 +94,12 @@ export interface XmlLimits {
   maxAttributes: number;
   /** Characters of text directly inside one element. */
   maxText: number;
+  /** Characters of one attribute value, as written (a PSKC attribute is an Id, an algorithm URI, a number). */
+  maxAttrValue: number;
+  /** Character and entity references (&amp;, &#10;...) in the whole file: base64 and PSKC's values need none. */
+  maxReferences: number;
 }
-export const XML_LIMITS: XmlLimits = { maxDepth: 64, maxElements: 1_200_000, maxAttributes: 64, maxText: 1024 * 1024 };
+export const XML_LIMITS: XmlLimits = { maxDepth: 64, maxElements: 1_200_000, maxAttributes: 64, maxText: 1024 * 1024, maxAttrValue: 64 * 1024, maxReferences: 200_000 };
 
 /**
  * AlgorithmParameters/Suite text for the TOTP hash. RFC 6030 §4.3.4 gives

@@ -133,6 +133,8 @@ function parseDateTime(s: string, what: string, where: string): number {
   const day = new Date(0);
   day.setUTCFullYear(y, mo - 1, d);
   if (y === 0 || day.getUTCDate() !== d || !Number.isFinite(day.getTime())) throw bad();
+  // xs:dateTime allows any year; the registry stores dates as ISO 8601 (4-digit years) and a JS Date ends in 275760.
+  if (y > 9999) throw new PskcError("malformed", `${what} is in the year ${y}; dates after 9999-12-31 are not accepted`, where);
   const base = day.getTime() + ((endOfDay ? 24 : h) * 60 + mi) * 60_000 + sec * 1000;
   const frac = m[7] ? Math.floor(Number(`0${m[7]}`) * 1000) : 0;
   let offset = 0;
@@ -262,7 +264,8 @@ function checkElement(el: XmlElement, model: ContentModel, where: string, found:
     }
   }
   if (Object.keys(model.children).length && el.text.trim() !== "") {
-    throw new PskcError("malformed", `text ${show(el.text)} inside <${el.local}> (line ${el.line}), which holds only elements`, where);
+    // Never quoted: inside Secret, EncryptedValue or CipherData it may be the seed itself.
+    throw new PskcError("malformed", `text inside <${el.local}> (line ${el.line}), which holds only elements (not shown: it may be key material)`, where);
   }
   for (const a of el.attrs) {
     if (a.ns === "" && model.attrs.includes(a.local)) continue;
@@ -734,7 +737,8 @@ function readKeyPackage(kp: XmlElement, index: number, ring: KeyRing, opts: Read
     if (cryptoModuleId) token.cryptoModuleId = cryptoModuleId;
     if (issuer !== undefined) token.issuer = issuer;
     if (values.timeDrift !== undefined) token.timeDrift = values.timeDrift;
-    if (validity.notBefore !== undefined) token.notBefore = validity.notBefore;
+    // A StartDate before 1970 (valid xs:dateTime) means the key is valid from the registry's epoch anyway.
+    if (validity.notBefore !== undefined) token.notBefore = Math.max(0, validity.notBefore);
     if (validity.notAfter !== undefined) token.notAfter = validity.notAfter;
     return { token, plaintext: values.plaintext };
   } catch (e) {

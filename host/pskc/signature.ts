@@ -17,7 +17,7 @@
  *
  *   - the root element is pskc:KeyContainer, with no DOCTYPE;
  *   - exactly one ds:Signature in the whole document, a child of the root;
- *   - exactly one SignedInfo with exactly one Reference, whose URI is "" or
+ *   - exactly one SignedInfo with exactly one Reference, whose URI is
  *     "#" + the root's Id (that Id held by no other element), with the
  *     enveloped-signature transform;
  *   - after verification, what was signed is the root: the importer reads
@@ -36,20 +36,24 @@
  * URI="#<the KeyContainer's Id>" as RFC 6030 §7's example does, exclusive
  * C14N, RSA-SHA256 and SHA-256 digests, and the signer's certificate in
  * KeyInfo/X509Data for the reader's information. (URI="" means the same
- * element and is accepted too, but xml-crypto resolves it with an XPath over
- * every element, some 30 s for 5,000 keyfobs, against about 3 s for an Id.)
+ * element but is refused: xml-crypto resolves it with an XPath over every
+ * element, quadratic, some 300 s for 80,000 elements of a hostile file.)
  *
  * Cost: xml-crypto and xmldom are pure JavaScript and slow on big files
  * (see the README's figures); so that a hostile file cannot hold the import
  * for hours before its signature is even looked at, a linear scan first
- * refuses a file past MAX_SIGNED_ELEMENTS elements, MAX_ATTRIBUTES
- * attributes on one element, or MAX_DEPTH levels.
+ * refuses a file past MAX_SIGNED_BYTES, MAX_SIGNED_ELEMENTS elements,
+ * MAX_SIGNED_ATTRIBUTES attributes in all, MAX_ATTRIBUTES on one element, or
+ * MAX_DEPTH levels; and the SignatureValue is verified over the canonical
+ * SignedInfo with each trusted key before xml-crypto digests anything, so a
+ * file no trusted key signed costs one small canonicalisation and one RSA
+ * verification per certificate.
  */
-import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, createVerify, X509Certificate, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { DOMParser, XMLSerializer } from "@xmldom/xmldom";
 import { XMLValidator } from "fast-xml-parser";
-import { SignedXml } from "xml-crypto";
+import { C14nCanonicalization, ExclusiveCanonicalization, SignedXml } from "xml-crypto";
 import { NS_DS, NS_PSKC } from "./constants.js";
 
 const ALG_RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
@@ -70,6 +74,10 @@ export const MAX_SIGNED_ELEMENTS = 500_000;
 export const MAX_ATTRIBUTES = 32;
 /** RFC 6030's deepest path (KeyContainer/KeyPackage/Key/Data/Secret/EncryptedValue/CipherData/CipherValue) plus the Signature's. */
 export const MAX_DEPTH = 32;
+/** A fobkit KeyPackage carries about 6 attributes: 20,000 keyfobs with room to spare. Bounds xml-crypto's DOM and XPath work. */
+export const MAX_SIGNED_ATTRIBUTES = 250_000;
+/** A fobkit KeyPackage is about 1.5 KB: 20,000 keyfobs fit with room to spare. */
+export const MAX_SIGNED_BYTES = 48 * 1024 * 1024;
 
 export type SignatureErrorCode = "unsigned" | "signed_untrusted" | "bad_signature" | "signature_shape" | "bad_key";
 
@@ -206,7 +214,9 @@ function shape(message: string): SignatureError {
  * instructions are skipped whole; quotes inside a tag are honoured.
  */
 function checkSize(xml: string): void {
+  if (xml.length > MAX_SIGNED_BYTES) throw shape(`a signed file of more than ${MAX_SIGNED_BYTES} bytes (about 20,000 keyfobs); split the batch into smaller signed files`);
   let elements = 0;
+  let total = 0;
   let depth = 0;
   let i = 0;
   const skipTo = (end: string, from: number): number => {
@@ -235,6 +245,7 @@ function checkSize(xml: string): void {
         } else if (c === '"' || c === "'") quote = c;
         else if (c === "=") {
           if (++attributes > MAX_ATTRIBUTES) throw shape(`an element with more than ${MAX_ATTRIBUTES} attributes`);
+          if (++total > MAX_SIGNED_ATTRIBUTES) throw shape(`more than ${MAX_SIGNED_ATTRIBUTES} attributes in the file (about 20,000 keyfobs); split the batch into smaller signed files`);
         } else if (c === ">") break;
       }
       if (j >= xml.length) throw shape("the XML is not well-formed: a tag is not closed");
@@ -242,6 +253,32 @@ function checkSize(xml: string): void {
       i = j + 1;
     }
   }
+}
+
+/**
+ * The SignedInfo canonicalised as XMLDSig (and xml-crypto's checkSignature) does: with the namespaces in scope
+ * from its ancestors, by the declared algorithm, through xml-crypto's own canonicalization classes.
+ */
+function canonicalSignedInfo(signedInfo: Element, algorithm: string): string {
+  const ancestorNamespaces: { prefix: string; namespaceURI: string }[] = [];
+  // Prefixes the SignedInfo declares itself are its own (xml-crypto's findAncestorNsForElement drops them too).
+  const seen = new Set<string>();
+  for (const a of Array.from(signedInfo.attributes as unknown as ArrayLike<Attr>)) {
+    if (a.prefix === "xmlns") seen.add(a.localName);
+    else if (a.name === "xmlns") seen.add("");
+  }
+  for (let p = signedInfo.parentNode; p && p.nodeType === 1; p = p.parentNode) {
+    for (const a of Array.from((p as unknown as Element).attributes as unknown as ArrayLike<Attr>)) {
+      if (a.prefix !== "xmlns" && a.name !== "xmlns") continue;
+      const prefix = a.prefix === "xmlns" ? a.localName : "";
+      if (seen.has(prefix)) continue;
+      seen.add(prefix);
+      // An undeclaration (xmlns="") only shadows outer bindings.
+      if (a.value !== "") ancestorNamespaces.push({ prefix, namespaceURI: a.value });
+    }
+  }
+  const c14n = algorithm === C14N_INCL ? new C14nCanonicalization() : new ExclusiveCanonicalization();
+  return c14n.process(signedInfo as never, { ancestorNamespaces }) as unknown as string;
 }
 
 /** A cheap look for an XML Signature element, for files read without trusted certificates. */
@@ -296,12 +333,12 @@ export function verifyPskcSignature(raw: Buffer | string, trusted: TrustedCert[]
   const uri = ref.getAttribute("URI");
   const rootId = root.getAttribute("Id");
   if (uri === null) throw shape("the Reference has no URI");
-  if (uri !== "") {
-    if (!rootId || uri !== `#${rootId}`) throw shape(`the Reference points at '${uri}', not at the root KeyContainer${rootId ? ` (#${rootId})` : ""}`);
-    const sameId = Array.from(doc.getElementsByTagName("*") as unknown as ArrayLike<Element>).filter((e) =>
-      ["Id", "ID", "id"].some((a) => e.getAttribute(a) === rootId));
-    if (sameId.length !== 1) throw shape(`${sameId.length} elements carry the Id '${rootId}'`);
-  }
+  // URI="" makes xml-crypto select the root with an XPath over every element, quadratic in the file's size: refused (fobkit always references the root's Id).
+  if (uri === "") throw shape(`the Reference URI is "" (the whole document); only "#" + the KeyContainer's Id is accepted${rootId ? ` (#${rootId})` : ""}`);
+  if (!rootId || uri !== `#${rootId}`) throw shape(`the Reference points at '${uri}', not at the root KeyContainer${rootId ? ` (#${rootId})` : ""}`);
+  const sameId = Array.from(doc.getElementsByTagName("*") as unknown as ArrayLike<Element>).filter((e) =>
+    ["Id", "ID", "id"].some((a) => e.getAttribute(a) === rootId));
+  if (sameId.length !== 1) throw shape(`${sameId.length} elements carry the Id '${rootId}'`);
   const transforms = childElements(ref, NS_DS, "Transforms").flatMap((t) => childElements(t, NS_DS, "Transform")).map((t) => t.getAttribute("Algorithm") ?? "");
   if (transforms[0] !== ENVELOPED || transforms.length > 2 || (transforms.length === 2 && !CANONICALIZATIONS.includes(transforms[1]))) {
     throw shape(`transforms [${transforms.join(", ")}]: the enveloped-signature transform, then at most one C14N without comments, are accepted`);
@@ -319,8 +356,25 @@ export function verifyPskcSignature(raw: Buffer | string, trusted: TrustedCert[]
     signature = renamed;
     toVerify = new XMLSerializer().serializeToString(doc);
   }
+  // XMLDSig core validation order reversed on purpose: xml-crypto digests the referenced (whole) document before it
+  // checks SignatureValue, so a file no trusted key signed would cost a full canonicalisation per certificate. The
+  // SignatureValue is checked first over the canonical SignedInfo alone (small), and only a certificate whose key
+  // signed this SignedInfo goes on to xml-crypto's full check (which verifies it again, and the digest).
+  const signedInfoCanon = canonicalSignedInfo(signedInfos[0], c14n);
+  const signatureValue = (childElements(signature, NS_DS, "SignatureValue")[0]?.textContent ?? "").replace(/\s+/g, "");
+  const hash = method === ALG_RSA_SHA512 ? "RSA-SHA512" : "RSA-SHA256";
+  const signers = trusted.filter((cert) => {
+    try {
+      return createVerify(hash).update(signedInfoCanon).verify(cert.x509.publicKey, signatureValue, "base64");
+    } catch {
+      return false;
+    }
+  });
+  if (signers.length === 0) {
+    throw new SignatureError("signed_untrusted", `no trusted certificate verifies the signature (tried ${trusted.map((t) => t.name).join(", ")})`);
+  }
   const failures: string[] = [];
-  for (const cert of trusted) {
+  for (const cert of signers) {
     const sig = new SignedXml({ publicCert: cert.pem, getCertFromKeyInfo: () => null });
     // Only what this file may use: no SHA-1, no HMAC (key confusion), whatever the library's defaults.
     sig.SignatureAlgorithms = Object.fromEntries(Object.entries(sig.SignatureAlgorithms).filter(([k]) => SIGNATURE_ALGORITHMS.includes(k))) as typeof sig.SignatureAlgorithms;

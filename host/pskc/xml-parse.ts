@@ -78,6 +78,7 @@ class Parser {
 
   private elements = 0;
   private attributes = 0;
+  private references = 0;
 
   constructor(
     readonly s: string,
@@ -185,6 +186,9 @@ class Parser {
     if (!raw.includes("&")) return raw;
     return raw.replace(/&([^;&<]*)(;?)/g, (whole, ref: string, semi: string) => {
       if (!semi) this.fail("'&' not starting an entity or character reference", at);
+      if (++this.references > this.limits.maxReferences) {
+        this.unsafe(`more than ${this.limits.maxReferences} character or entity references in the file (PSKC values need none)`, at);
+      }
       if (ref.startsWith("#")) {
         const m = /^#(?:x([0-9A-Fa-f]{1,6})|([0-9]{1,7}))$/.exec(ref);
         if (!m) this.fail(`bad character reference &${ref};`, at);
@@ -209,6 +213,7 @@ class Parser {
     const start = this.pos + 1;
     const end = this.s.indexOf(q, start);
     if (end < 0) this.fail("unterminated attribute value");
+    if (end - start > this.limits.maxAttrValue) this.unsafe(`an attribute value longer than ${this.limits.maxAttrValue} characters`, start);
     const raw = this.s.slice(start, end);
     if (raw.includes("<")) this.fail("'<' in an attribute value", start);
     this.pos = end + 1;

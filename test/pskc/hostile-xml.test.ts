@@ -176,4 +176,17 @@ describe("hostile XML", () => {
     const imports = [...src.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
     expect(imports.sort()).toEqual(["./constants.js", "./types.js"]);
   });
+  it("refuses a huge attribute value and a flood of references as unsafe_xml, naming the limit", () => {
+    const good = pskc.writePskc([token({ serial: "HOSTILE-1" })], PSK);
+    const withAttr = (value: string) =>
+      edit(good, "<pskc:KeyContainer ", `<pskc:KeyContainer xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="${value}" `);
+    // A short one is fine (the reader ignores xsi attributes), so the refusals below are about size alone.
+    expect(pskc.readPskc(withAttr("urn:ietf:params:xml:ns:keyprov:pskc pskc.xsd &amp; x"), PSK)).toHaveLength(1);
+    // 64 KiB and one character of plain text in one attribute.
+    expect(expectRefused(() => pskc.readPskc(withAttr("a".repeat(64 * 1024 + 1)), PSK), "unsafe_xml").message).toMatch(/attribute value longer than 65536 characters/);
+    // 300,000 references, each short attribute under the cap: bounded per file.
+    const many = Array.from({ length: 60 }, (_, i) => `v:a${i}="${"&amp;".repeat(5000)}"`).join(" ");
+    const flood = edit(good, "<pskc:KeyContainer ", `<pskc:KeyContainer xmlns:v="urn:example:v" ${many} `);
+    expect(expectRefused(() => pskc.readPskc(flood, PSK), "unsafe_xml").message).toMatch(/more than 200000 character or entity references in the file/);
+  });
 });

@@ -50,11 +50,18 @@ describe("Policy", () => {
     expect([d.notBefore, d.notAfter]).toEqual([Date.parse("2026-03-01T00:00:00Z"), Date.parse("2031-06-30T21:59:59Z")]);
   });
 
-  it("reads a four-digit year as written: 0099 is the year 99, before 1999", () => {
+  it("reads a four-digit year as written (0099 is the year 99, not 1999), and a StartDate before 1970 as valid from 1970", () => {
     const { xml } = fileWithPolicy("<pskc:Policy><pskc:StartDate>0099-06-01T00:00:00Z</pskc:StartDate><pskc:ExpiryDate>1999-01-01T00:00:00Z</pskc:ExpiryDate></pskc:Policy>");
     const t = pskc.readPskc(xml, PSK)[1];
-    expect(new Date(t.notBefore!).getUTCFullYear()).toBe(99);
+    expect(t.notBefore).toBe(0);
     expect(t.notAfter).toBe(Date.parse("1999-01-01T00:00:00Z"));
+    const old = pskc.readPskc(fileWithPolicy("<pskc:Policy><pskc:StartDate>1900-01-01T00:00:00Z</pskc:StartDate></pskc:Policy>").xml, PSK)[1];
+    expect(old.notBefore).toBe(0);
+  });
+
+  it.each([["275760-09-13T23:59:59Z"], ["10000-01-01T00:00:00Z"]])("refuses an ExpiryDate of %s (past 9999) as malformed, naming the element", (date) => {
+    const { xml } = fileWithPolicy(`<pskc:Policy><pskc:ExpiryDate>${date}</pskc:ExpiryDate></pskc:Policy>`);
+    expect(expectRefused(() => pskc.readPskc(xml, PSK), "malformed").message).toMatch(/Policy\/ExpiryDate is in the year \d+; dates after 9999-12-31 are not accepted/);
   });
 
   it.each([

@@ -129,6 +129,25 @@ describe("the reader refuses", () => {
     expectRefused(() => pskc.readPskc(GOOD, { kind: "psk", key: Buffer.alloc(0) }), "missing_key");
     expectRefused(() => pskc.readPskc(GOOD_PW, { kind: "password", password: "" }), "missing_key");
   });
+  it("text inside a Secret as malformed, without quoting any of it (it may be the seed itself)", () => {
+    const b32 = (b: Buffer) => {
+      let bits = "";
+      for (const x of b) bits += x.toString(2).padStart(8, "0");
+      return (bits.match(/.{1,5}/g) ?? []).map((c) => "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[parseInt(c.padEnd(5, "0"), 2)]).join("");
+    };
+    const seed = T.secret;
+    const forms = [seed.toString("base64"), seed.toString("hex"), seed.toString("hex").toUpperCase(), b32(seed), seed.toString("latin1")];
+    for (const text of forms.slice(0, 4)) {
+      const err = expectRefused(() => read(edit(GOOD, "<pskc:Secret>", `<pskc:Secret>${text}`)), "malformed", [seed]);
+      expect(err.message).toMatch(/text inside <Secret> \(line \d+\)/);
+      for (const form of forms) {
+        for (let i = 0; i + 6 <= form.length; i++) {
+          expect(err.message).not.toContain(form.slice(i, i + 6));
+          expect(String(err.detail ?? "")).not.toContain(form.slice(i, i + 6));
+        }
+      }
+    }
+  });
 });
 
 describe("the reader tolerates what vendor files do", () => {

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { SignedXml } from "xml-crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FactoryRecord } from "../../host/station/factory-record.js";
-import { loadSigner, loadTrustedCerts, MAX_ATTRIBUTES, SignatureError, verifyPskcSignature } from "../../host/pskc/signature.js";
+import { loadSigner, loadTrustedCerts, MAX_ATTRIBUTES, MAX_SIGNED_ATTRIBUTES, SignatureError, verifyPskcSignature } from "../../host/pskc/signature.js";
 import { writePskc } from "../../host/pskc/writer.js";
 import { ROOT } from "../support/paths.js";
 import { fobkit } from "../station/cli-io.js";
@@ -189,6 +189,48 @@ describe("signed PSKC files (RFC 6030 §7)", () => {
     // 7. Malformed XML that xmldom would repair is refused, not repaired.
     expect(refusal(body.replace("</pskc:DeviceInfo>", "</pskc:DeviceInfo></pskc:Oops>")).message).toMatch(/not well-formed/);
   });
+
+  // Issue 11 review: xml-crypto digests the referenced document before it checks SignatureValue, so a hostile file
+  // carrying a Signature copied from a real export could hold the import for minutes (URI="": an XPath over every
+  // element, quadratic) or exhaust the heap (millions of attributes), once per trusted certificate.
+  it("refuses a huge file with a copied Signature without digesting it: URI=\"\", too many attributes, an untrusted signer", async () => {
+    const trusted = loadTrustedCerts([factoryId.cert]);
+    const signed = readFileSync(await exportSigned("copied.pskcxml"), "utf8");
+    const signature = /<ds:Signature[\s\S]*<\/ds:Signature>/.exec(signed)![0];
+    const hostile = (n: number, sig: string, attrs = "") => {
+      const parts = ['<?xml version="1.0" encoding="UTF-8"?>\n<pskc:KeyContainer xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc" Version="1.0" Id="fobkit-line-07-batch-1">'];
+      for (let i = 0; i < n; i++) parts.push(`<x${attrs}/>`);
+      parts.push(sig, "</pskc:KeyContainer>");
+      return Buffer.from(parts.join(""));
+    };
+    const refusal = (xml: Buffer, certs = trusted): SignatureError => {
+      try {
+        verifyPskcSignature(xml, certs);
+      } catch (e) {
+        if (e instanceof SignatureError) return e;
+        throw e;
+      }
+      throw new Error("accepted");
+    };
+    // URI="" (fobkit never writes it): refused by shape, before xml-crypto's whole-document XPath (some 40 s here before).
+    const empty = refusal(hostile(30_000, signature.replace(/URI="#[^"]*"/, 'URI=""')));
+    expect(empty.code).toBe("signature_shape");
+    expect(empty.message).toMatch(/Reference URI is "" .*only "#" \+ the KeyContainer's Id/);
+    // Past the file's attribute budget: refused by the linear scan, before any DOM.
+    const attrs = " " + Array.from({ length: 20 }, (_, i) => `a${i}=""`).join(" ");
+    const wide = refusal(hostile(Math.ceil(MAX_SIGNED_ATTRIBUTES / 20) + 1, signature, attrs));
+    expect(wide.message).toMatch(new RegExp(`more than ${MAX_SIGNED_ATTRIBUTES} attributes in the file`));
+    // The genuine SignedInfo, signed by a key the bank does not trust, over content it does not sign: the SignatureValue is
+    // checked first, so the answer is "not a trusted signer" under every certificate, not "altered" after digesting it.
+    const others = loadTrustedCerts([otherId.cert, otherId.cert, otherId.cert]);
+    const untrusted = refusal(hostile(40_000, signature), others);
+    expect(untrusted.code).toBe("signed_untrusted");
+    expect(untrusted.message).toMatch(/no trusted certificate verifies the signature/);
+    // Under the trusted key, the same copy fails only its digest, and a genuine file still verifies.
+    expect(refusal(hostile(2_000, signature)).message).toMatch(/altered after it was signed/);
+    expect(verifyPskcSignature(Buffer.from(signed), trusted).signer.subject).toBe("CN=fobkit line 07 signing");
+    expect(xmlsec1(join(dir, "copied.pskcxml"), factoryId.cert).ok).toBe(true);
+  }, 60_000);
 
   it("takes the key only from the trusted certificate, never from KeyInfo, and only RSA with SHA-256/512", async () => {
     const trusted = loadTrustedCerts([factoryId.cert]);
