@@ -33,7 +33,7 @@ const EXIT_HELP = "Exit status: 0 done, 1 refused (reason code on stderr and in 
 export const bankIssue: Command = {
   name: "bank issue",
   summary: "issue a keyfob in stock (or retired) to a customer",
-  description: `A customer holds at most one issued, active or locked keyfob.\nExample: fobkit bank issue --serial FK00012345 --customer 999800000001\n${EXIT_HELP}`,
+  description: `A customer holds at most one issued, active or locked keyfob.\nExample: fobkit bank issue --serial FK07000100004226 --customer 999800000001\n${EXIT_HELP}`,
   options: { serial: SERIAL, customer: CUSTOMER, ...COMMON_OPTIONS },
   run: ({ values }, io) =>
     runBank("bank issue", values, io, { needsKek: false }, async ({ registry, actor }) => {
@@ -45,7 +45,7 @@ export const bankIssue: Command = {
 export const bankActivate: Command = {
   name: "bank activate",
   summary: "start of use: activate an issued keyfob with the code it shows",
-  description: `Example: fobkit bank activate --serial FK00012345 --code 84755224\n${EXIT_HELP}`,
+  description: `Example: fobkit bank activate --serial FK07000100004226 --code 84755224\n${EXIT_HELP}`,
   options: { serial: SERIAL, code: CODE, ...SEED_OPTIONS, ...POLICY_OPTIONS },
   run: ({ values }, io) =>
     runBank("bank activate", values, io, { needsKek: true }, async ({ registry, actor }) => {
@@ -115,7 +115,7 @@ export const bankDeactivate: Command = {
 export const bankResync: Command = {
   name: "bank resync",
   summary: "re-learn the clock of a keyfob drifted beyond the window, from two consecutive codes",
-  description: `Ask the customer for a code, then the next one a minute later.\nExample: fobkit bank resync --serial FK00012345 --code 12345678 --code 87654321\n${EXIT_HELP}`,
+  description: `Ask the customer for a code, then the next one a minute later.\nExample: fobkit bank resync --serial FK07000100004226 --code 12345678 --code 87654321\n${EXIT_HELP}`,
   options: { serial: SERIAL, code: { ...CODE, multiple: true, help: "a code; give two, consecutive" }, ...SEED_OPTIONS },
   run: ({ values }, io) =>
     runBank("bank resync", values, io, { needsKek: true }, async ({ registry, actor }) => {
