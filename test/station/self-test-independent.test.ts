@@ -3,8 +3,8 @@
  * (host/station/reference-totp.ts, node:crypto), not with the firmware's OTP
  * core (issue 10, item 7): a bug in that core must fail the self-test, not
  * pass its own check. Here the firmware core is replaced, for this file's
- * whole module graph, by one with a plausible bug (the key's last byte
- * dropped, as an off-by-one in key padding would), and the keyfob double,
+ * whole module graph, by one with a plausible bug (the key's last bit
+ * flipped, as a byte-order slip would), and the keyfob double,
  * which computes its self-test code with that core, is provisioned over a
  * real PTY: the station must refuse it and wipe it. Under the old station,
  * which imported the same core, this keyfob was locked and recorded good.
@@ -25,14 +25,18 @@ import { serveDouble } from "../device/double-on-link.js";
 import { ptyPair, type PtyPair } from "../transport/pty-pair.js";
 import { FIELD_NOTES_TOTP_60, RFC6238_SEEDS, RFC6238_TOTP } from "../vectors/rfc-test-vectors.js";
 
-/** Switched on per test: the firmware core then computes with the key's last byte dropped. */
+/**
+ * Switched on per test: the firmware core then computes with the key's last bit flipped. (Not a
+ * dropped last byte: HMAC pads a short key with zeros, so a seed ending in 0x00, one in 256 of
+ * the station's random seeds, would give the same code and pass.)
+ */
 const broken = { on: false };
 vi.mock("../../firmware/otp/index.js", async (importOriginal) => {
   const real = await importOriginal<typeof import("../../firmware/otp/index.js")>();
   return {
     ...real,
     totpAt: (seed: number[], unix: number, period: number, digits: number, alg: number) =>
-      real.totpAt(broken.on ? seed.slice(0, seed.length - 1) : seed, unix, period, digits, alg),
+      real.totpAt(broken.on ? seed.map((b, i) => (i === seed.length - 1 ? b ^ 1 : b)) : seed, unix, period, digits, alg),
   };
 });
 
