@@ -30,6 +30,7 @@ import pg from "pg";
 import { createApiKey } from "../host/registry/api-keys.js";
 import type { Database } from "../host/registry/database.js";
 import { KeyRing } from "../host/registry/key-ring.js";
+import { registerInChild } from "./import-child.js";
 import { openMigrated } from "../host/registry/open-database.js";
 import { Registry } from "../host/registry/registry.js";
 import { hotp, stepAt } from "../host/registry/totp.js";
@@ -231,25 +232,6 @@ async function overHttp(f: Fixture, url: string, concurrency: number, first: num
   }
 }
 
-/** Registers `n` fresh tokens in a child process (the import's registry side); resolves with its duration in seconds. */
-function importChild(url: string, kekFile: string, n: number): Promise<number> {
-  const mod = (rel: string) => JSON.stringify(pathToFileURL(resolve(HERE, "..", rel)).href);
-  const script = `
-    const { randomBytes } = await import("node:crypto");
-    const { openMigrated } = await import(${mod("host/registry/open-database.js")});
-    const { KeyRing } = await import(${mod("host/registry/key-ring.js")});
-    const { Registry } = await import(${mod("host/registry/registry.js")});
-    const db = await openMigrated(${JSON.stringify(url)});
-    const registry = new Registry(db, { keys: KeyRing.fromFile(${JSON.stringify(kekFile)}) });
-    const tokens = Array.from({ length: ${n} }, (_, i) => ({ serial: "IM" + String(i).padStart(7, "0"), manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: randomBytes(20) }));
-    await registry.register(tokens, { name: "staff:bench", source: "bench" }, "bench-import");
-    await db.close();
-  `;
-  const start = performance.now();
-  const p = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "ignore", "inherit"] });
-  return new Promise((res, rej) => p.on("close", (c) => (c === 0 ? res((performance.now() - start) / 1000) : rej(new Error(`import child exited ${c}`)))));
-}
-
 /**
  * Issue 11, item 4: verifications over HTTP (a `bank serve` child) while
  * another process imports `imported` tokens into the same SQLite file.
@@ -281,7 +263,11 @@ export async function duringImport(imported = 60_000, concurrency = 4): Promise<
     const baseline = rate(baseLat.length, (performance.now() - baseStart) / 1000, baseLat, { concurrency });
     let importing = true;
     let importSeconds = 0;
-    const importing$ = importChild(f.url, f.kekFile, imported).then((s) => ((importSeconds = s), (importing = false)));
+    const importing$ = registerInChild(resolve(HERE, ".."), f.url, f.kekFile, imported, "bench-import").then((r) => {
+      importing = false;
+      if (r.code !== 0) throw new Error(`import child exited ${r.code}: ${r.stderr.trim()}`);
+      importSeconds = r.seconds;
+    });
     const lat: number[] = [];
     let errors = 0;
     const start = performance.now();

@@ -7,18 +7,17 @@
  * on timers. The bound here is generous (a loaded 2-core machine runs this
  * suite); tools/bench-bank.ts measures the p99 itself.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../host/registry/api-keys.js";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { Registry } from "../../host/registry/registry.js";
 import { hotp, stepAt } from "../../host/registry/totp.js";
+import { registerInChild } from "../../tools/import-child.js";
 import { NODE_BUILD } from "../support/paths.js";
 import { ENGINES, freshDb, oathtool } from "../registry/support.js";
 import { startServeProcess } from "./spawn.js";
@@ -28,26 +27,6 @@ const ACTOR = { name: "staff:test", source: "cli" };
 const IMPORTED = 60_000;
 /** Far above the issue's 100 ms target, far below the 5-7 s stalls it saw. */
 const GENEROUS_P99_MS = 2000;
-
-/** Registers `n` fresh tokens through the built registry in a child process: the CLI import's registry side. */
-function importInChild(url: string, kek: string, n: number): Promise<{ code: number; stderr: string }> {
-  const mod = (rel: string) => JSON.stringify(pathToFileURL(resolve(NODE_BUILD, rel)).href);
-  const script = `
-    const { randomBytes } = await import("node:crypto");
-    const { openMigrated } = await import(${mod("host/registry/open-database.js")});
-    const { KeyRing } = await import(${mod("host/registry/key-ring.js")});
-    const { Registry } = await import(${mod("host/registry/registry.js")});
-    const db = await openMigrated(${JSON.stringify(url)});
-    const registry = new Registry(db, { keys: KeyRing.fromFile(${JSON.stringify(kek)}) });
-    const tokens = Array.from({ length: ${n} }, (_, i) => ({ serial: "IM" + String(i).padStart(6, "0"), manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: randomBytes(20) }));
-    await registry.register(tokens, { name: "staff:import", source: "cli" }, "pskc:big.xml");
-    await db.close();
-  `;
-  const p = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  p.stderr!.on("data", (d) => (stderr += d));
-  return new Promise((res) => p.on("close", (code) => res({ code: code ?? -1, stderr })));
-}
 
 const sqlite = ENGINES.filter((e) => e.name === "sqlite");
 
@@ -119,7 +98,7 @@ describe.each(sqlite)("a 60,000-token import beside a serving process on $name",
     let importing = true;
     const importStart = performance.now();
     let importMs = 0;
-    const imported = importInChild(url, kek, IMPORTED).finally(() => ((importing = false), (importMs = performance.now() - importStart)));
+    const imported = registerInChild(NODE_BUILD, url, kek, IMPORTED, "pskc:big.xml").finally(() => ((importing = false), (importMs = performance.now() - importStart)));
     const latencies: number[] = [];
     const counts = new Set<number>();
     await Promise.all([
