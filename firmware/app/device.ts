@@ -30,8 +30,7 @@ import {
   blankRecord, decodeRecord, encodeRecord, RECORD_LOCKED, RECORD_NAME, RECORD_PROVISIONED,
   REC_CLOCK_SET, REC_SEED_SET, type TokenRecord,
 } from "./record.js";
-import { BOARD_ERR_NOT_FOUND, BOARD_ERR_RTC_TIME_LOST, BOARD_OK, NODEMCU_BOARD as board } from "../board/board.js";
-import { HARDWARE_ID_LENGTH } from "../board/hardware-id.js";
+import { BOARD_ERR_NOT_FOUND, BOARD_ERR_RTC_TIME_LOST, BOARD_OK, HARDWARE_ID_LENGTH, type Board } from "../board/board.js";
 
 export const FW_MAJOR = 1;
 export const FW_MINOR = 0;
@@ -41,6 +40,8 @@ const DIGIT_TEXT: string[] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 const MODEL: number[] = [0x46, 0x4f, 0x42, 0x4b, 0x49, 0x54, 0x2d, 0x31];
 
 export interface Device {
+  /** The hardware, passed in by the caller (main.ts: the NodeMCU board; tests: an in-memory one). */
+  board: Board;
   rec: TokenRecord;
   /** REASON_* of a fault that makes the device unusable, REASON_NONE if healthy. */
   fault: number;
@@ -50,7 +51,7 @@ export interface Device {
 }
 
 /** The 8-byte hardware id; all zeros if the board cannot tell (INFO still answers). */
-function hardwareIdOrZeros(): number[] {
+function hardwareIdOrZeros(board: Board): number[] {
   const out: number[] = [];
   if (board.hardwareId(out) === BOARD_OK && out.length === HARDWARE_ID_LENGTH) return out;
   const zeros: number[] = [];
@@ -59,8 +60,10 @@ function hardwareIdOrZeros(): number[] {
 }
 
 /** Load the record and check the RTC: what boot does. */
-export function deviceBoot(): Device {
-  const dev: Device = { rec: blankRecord(), fault: REASON_NONE, hwid: hardwareIdOrZeros(), now: { hi: 0, lo: 0 } };
+export function deviceBoot(board: Board): Device {
+  const dev: Device = {
+    board: board, rec: blankRecord(), fault: REASON_NONE, hwid: hardwareIdOrZeros(board), now: { hi: 0, lo: 0 },
+  };
   const raw: number[] = [];
   const st = board.flashRead(RECORD_NAME, raw);
   if (st === BOARD_OK) {
@@ -76,7 +79,7 @@ export function deviceBoot(): Device {
 
 /** Read the RTC into dev.now; REASON_NONE or the RTC fault. */
 function readClock(dev: Device): number {
-  const st = board.rtcRead(dev.now);
+  const st = dev.board.rtcRead(dev.now);
   if (st === BOARD_OK) return REASON_NONE;
   if (st === BOARD_ERR_RTC_TIME_LOST) return REASON_RTC_TIME_LOST;
   return REASON_RTC_MISSING;
@@ -113,7 +116,7 @@ function copyBytes(a: number[]): number[] {
 function commit(dev: Device, rec: TokenRecord): number {
   const bytes = encodeRecord(rec);
   if (bytes === undefined) return STATUS_INTERNAL;
-  const st = board.flashWrite(RECORD_NAME, bytes);
+  const st = dev.board.flashWrite(RECORD_NAME, bytes);
   for (let i = 0; i < bytes.length; i++) bytes[i] = 0;
   if (st !== BOARD_OK) {
     dev.fault = REASON_FLASH_WRITE;
@@ -193,7 +196,7 @@ export function deviceHandle(dev: Device, req: Request): Reply {
     // a locked one never.
     if (dev.fault !== REASON_FLASH_CORRUPT && dev.rec.state === RECORD_LOCKED) return reply(req, STATUS_LOCKED);
     if (dev.fault !== REASON_FLASH_CORRUPT && !sameBytes(req.serial, dev.rec.serial)) return reply(req, STATUS_SERIAL_MISMATCH);
-    if (board.flashRemove(RECORD_NAME) !== BOARD_OK) return reply(req, STATUS_FLASH_ERROR);
+    if (dev.board.flashRemove(RECORD_NAME) !== BOARD_OK) return reply(req, STATUS_FLASH_ERROR);
     dev.rec = blankRecord();
     dev.fault = REASON_NONE;
     return reply(req, STATUS_OK);
@@ -229,7 +232,7 @@ export function deviceHandle(dev: Device, req: Request): Reply {
     if (clockReason === REASON_NONE && (req.flags & CLOCK_FORCE) === 0 && compareTime(t, dev.now) < 0) {
       return reply(req, STATUS_CLOCK_BACKWARDS);
     }
-    if (board.rtcWrite(t) !== BOARD_OK) return reply(req, STATUS_HW_FAULT);
+    if (dev.board.rtcWrite(t) !== BOARD_OK) return reply(req, STATUS_HW_FAULT);
     if ((dev.rec.flags & REC_CLOCK_SET) !== 0) return reply(req, STATUS_OK);
     const rec = cloneRecord(dev.rec);
     rec.flags = rec.flags | REC_CLOCK_SET;

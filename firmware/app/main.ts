@@ -15,7 +15,7 @@ import { LINK_BAUD, MAX_FRAME, STATUS_OK, WRONG_DIRECTION } from "../../protocol
 import { CRC16_BYTES } from "../../protocol/crc16.js";
 import { deframerPush, deframerWipe, newDeframer, RX_FRAME, RX_NONE, type Deframer } from "../../protocol/framing.js";
 import { decodeRequest, encodeReply, type Reply } from "../../protocol/messages.js";
-import { NODEMCU_BOARD as board } from "../board/board.js";
+import { NODEMCU_BOARD as board } from "../board/nodemcu-board.js";
 import { deviceBoot, deviceHandle, devicePressText, type Device } from "./device.js";
 
 /** How long a code stays on the display after a press. */
@@ -65,7 +65,7 @@ function onPress(): void {
 function boot(): void {
   board.displayInit();
   board.displayOff();
-  const d = deviceBoot();
+  const d = deviceBoot(board);
   rx = newDeframer();
   board.buttonStart(onPress);
   dev = d;

@@ -2,9 +2,13 @@
 /**
  * Board: the one boundary between the device application and the hardware.
  * Modelled on Trussed's Platform { rng, store, user_interface }: the app sees
- * only these hooks, the NodeMCU implementation below is the only code that
- * touches the runtime, and the HIL emulator (hil/) runs the same Lua on a
- * simulated NodeMCU.
+ * only these hooks and receives the Board as a parameter (deviceBoot(board));
+ * the NodeMCU implementation (nodemcu-board.ts) is the only code that touches
+ * the runtime, the HIL emulator (hil/) runs the same Lua on a simulated
+ * NodeMCU, and host tests pass an in-memory board.
+ *
+ * This module holds no implementation, so importing it pulls no hardware
+ * driver into an image.
  *
  * Conventions for every hook:
  * - Bytes are number[] of integers 0..255; Lua strings stay inside board/.
@@ -17,15 +21,10 @@
  *   GPIO interrupt, timers); they must return quickly. A Lua error inside one
  *   restarts the chip (NodeMCU's default crash handling).
  */
-import { buttonStart } from "./button.js";
-import { displayInit, displayNumber, displayOff, displayText } from "./display-max7219.js";
-import { displayBlankAfter } from "./display-timer.js";
-import { flashExists, flashRead, flashRemove, flashWrite } from "./flash-store.js";
-import { hardwareId } from "./hardware-id.js";
-import { rngBytes } from "./rng.js";
-import { rtcRead, rtcWrite } from "./rtc-ds3231.js";
 import type { UnixTime } from "../otp/time.js";
-import { uartStart, uartWrite } from "./uart-link.js";
+
+/** Length of the unique hardware id (hardwareId). */
+export const HARDWARE_ID_LENGTH = 8;
 
 export interface Board {
   // --- link to the host -------------------------------------------------
@@ -76,31 +75,6 @@ export interface Board {
   /** Restart the chip (does not return on the device). */
   restart(this: void): void;
 }
-
-function restart(): void {
-  node.restart();
-}
-
-/** The board implementation on NodeMCU (ESP32). */
-export const NODEMCU_BOARD: Board = {
-  uartStart: uartStart,
-  uartWrite: uartWrite,
-  rtcRead: rtcRead,
-  rtcWrite: rtcWrite,
-  flashRead: flashRead,
-  flashWrite: flashWrite,
-  flashRemove: flashRemove,
-  flashExists: flashExists,
-  buttonStart: buttonStart,
-  displayInit: displayInit,
-  displayText: displayText,
-  displayNumber: displayNumber,
-  displayOff: displayOff,
-  displayBlankAfter: displayBlankAfter,
-  hardwareId: hardwareId,
-  rngBytes: rngBytes,
-  restart: restart,
-};
 
 export type { UnixTime } from "../otp/time.js";
 export * from "./status.js";

@@ -9,8 +9,7 @@
  * OUI, and CID", MAC-48 encapsulation).
  */
 import { BOARD_ERR_ARG, BOARD_OK } from "./status.js";
-
-export const HARDWARE_ID_LENGTH = 8;
+import { HARDWARE_ID_LENGTH } from "./board.js";
 
 function hexValue(c: number): number {
   if (c >= 48 && c <= 57) {
