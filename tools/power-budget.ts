@@ -280,8 +280,8 @@ export const FIGURES = {
   usbBridgeSleepUa: {
     value: 0,
     unit: "uA",
-    source: "the USB-serial bridge is powered from USB VBUS only (docs/power.md 'Circuit'): on battery it is unpowered",
-    basis: "derived",
+    source: "design choice (docs/power.md 'Circuit'): the USB-serial bridge is powered from USB VBUS only, so on battery it is unpowered",
+    basis: "estimate",
   },
 } satisfies Record<string, Figure>;
 
