@@ -139,7 +139,7 @@ export const FIGURES = {
   cyclesPerVmInstruction: {
     value: 300,
     unit: "cycles",
-    source: "estimate (docs/power.md 'Cost of a Lua VM instruction'): lua32 on this x86 host takes about 90 host cycles per VM instruction of the keyfob's own boot, C library and GC work included (measured: hostNsPerInstruction x host MHz, bench/results/power.json); the ESP32's in-order single-issue Xtensa LX6 runs Lua's C from a flash cache whose misses cost an order of magnitude more than hits (nodemcu-firmware PR #2768, TerryE, 2019-09-25), so 3x the host's cycles is taken, and 3x that again still meets the 1 s goal",
+    source: "estimate, conservative (docs/power.md 'Cost of a Lua VM instruction'): NodeMCU on the ESP8266's Xtensa at 80 MHz toggled a GPIO from a localized Lua loop at ~51 kHz (nodemcu-firmware issue #177, 2015-02-05) = ~1570 cycles per iteration of ~9 VM instructions and 2 C calls, ~175 cycles per instruction; code running from the flash cache pays an order of magnitude more on a miss (nodemcu-firmware PR #2768, TerryE, 2019-09-25); 300 taken (lua32 on the x86 host measures ~11 host cycles per instruction: power.json image.hostCyclesPerInstruction)",
     basis: "estimate",
   },
   i2cHz: {
