@@ -378,6 +378,14 @@ export function computeBudget(input: BudgetInput): Budget {
   check("image.imageBytes", input.image.imageBytes);
   check("image.filesOpened", input.image.filesOpened);
   for (const k of Object.keys(f) as (keyof FigureTable)[]) check(`figure ${k}`, f[k].value);
+  // Divisors: a zero would turn the budget into Infinity instead of an error.
+  for (const k of ["cpuMhz", "i2cHz", "spiHz", "spiffsBlockBytes", "spiffsPageBytes", "buttonPullupOhm", "ds3231IbattUa"] as const) {
+    if (!(f[k].value > 0)) throw new RangeError(`figure ${k} must be > 0, got ${f[k].value}`);
+  }
+  const bat = input.battery;
+  if (!(bat.capacityMah.value > 0)) throw new RangeError(`battery capacityMah must be > 0, got ${bat.capacityMah.value}`);
+  if (!(bat.usableFraction.value > 0 && bat.usableFraction.value <= 1)) throw new RangeError(`battery usableFraction must be in (0, 1], got ${bat.usableFraction.value}`);
+  if (!(bat.selfDischargePerYear.value >= 0 && bat.selfDischargePerYear.value < 1)) throw new RangeError(`battery selfDischargePerYear must be in [0, 1), got ${bat.selfDischargePerYear.value}`);
 
   // --- wake to code ---
   const blocks = v("spiffsPartitionBytes") / v("spiffsBlockBytes");

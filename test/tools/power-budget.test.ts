@@ -111,6 +111,11 @@ describe("computeBudget", () => {
     const f = roundFigures();
     f.cpuMhz = { ...f.cpuMhz, value: -160 };
     expect(() => computeBudget({ figures: f, battery: BATTERY, pressesPerDay: 10, image: IMAGE })).toThrow(/cpuMhz/);
+    const z = roundFigures();
+    z.spiffsBlockBytes = { ...z.spiffsBlockBytes, value: 0 };
+    expect(() => computeBudget({ figures: z, battery: BATTERY, pressesPerDay: 10, image: IMAGE })).toThrow(/spiffsBlockBytes/);
+    const flat = { ...BATTERY, usableFraction: { ...BATTERY.usableFraction, value: 1.5 } };
+    expect(() => computeBudget({ figures: roundFigures(), battery: flat, pressesPerDay: 10, image: IMAGE })).toThrow(/usableFraction/);
   });
 });
 
