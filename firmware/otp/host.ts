@@ -5,11 +5,11 @@
  * Lua a number >= 2^31 is already a float, so these take such inputs only on
  * the host; the device works with prepared keys and UnixTime throughout.
  */
-import { idiv } from "../lib/intrinsics.js";
+import { idiv } from "../../core/intrinsics.js";
 import { formatCode, hotp } from "./hotp.js";
 import { prepareKey } from "./hmac.js";
-import { ERR_COUNTER, ERR_TIME } from "./status.js";
-import { UnixTime } from "./time.js";
+import { ERR_COUNTER, ERR_TIME } from "../../core/status.js";
+import { UnixTime } from "../../core/time.js";
 import { totp } from "./totp.js";
 
 /** A code and its display text. */

@@ -17,11 +17,11 @@ export interface CheckOptions {
 }
 
 /** The directories the Lua image is built from. */
-export const SUBSET_DIRS = ["firmware", "protocol"] as const;
+export const SUBSET_DIRS = ["core", "firmware", "protocol"] as const;
 
 // The Node-side bodies of the intrinsics; the TSTL plugin replaces every call,
 // so this file never reaches the image and may use what the subset forbids.
-const INTRINSICS = join("firmware", "lib", "intrinsics.ts");
+const INTRINSICS = join("core", "intrinsics.ts");
 
 const TWO_POW_31 = 2 ** 31;
 
@@ -395,7 +395,7 @@ class FileChecker {
     }
   }
 
-  /** The intrinsic a callee refers to (shr/idiv/i32 of firmware/lib/intrinsics.ts), if any. */
+  /** The intrinsic a callee refers to (shr/idiv/i32 of core/intrinsics.ts), if any. */
   private intrinsicName(node: ts.Node): string | undefined {
     if (!ts.isIdentifier(node) && !ts.isPropertyAccessExpression(node)) return undefined;
     const target = ts.isPropertyAccessExpression(node) ? node.name : node;

@@ -47,7 +47,7 @@ export const ALGS: { name: VectorAlg; id: number }[] = [
 ];
 const ALG_ID = (name: VectorAlg) => ALGS.find((a) => a.name === name)?.id;
 
-// Status codes of firmware/otp/status.ts, restated so a renumbering is noticed.
+// Status codes of core/status.ts, restated so a renumbering is noticed.
 const ERR_ALG = -1;
 const ERR_DIGITS = -2;
 const ERR_PERIOD = -3;
@@ -63,7 +63,7 @@ export const ascii = (s: string): number[] => Array.from(Buffer.from(s, "latin1"
 export const fromHex = (h: string): number[] => Array.from(Buffer.from(h, "hex"));
 const toHex = (b: number[]): string => Buffer.from(b).toString("hex");
 
-/** The UnixTime { hi, lo } of integer seconds (the representation of firmware/otp/time.ts). */
+/** The UnixTime { hi, lo } of integer seconds (the representation of core/time.ts). */
 export function unixTime(seconds: number): { hi: number; lo: number } {
   return { hi: Math.floor(seconds / 65536), lo: seconds % 65536 };
 }
