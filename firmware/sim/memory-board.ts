@@ -29,7 +29,7 @@ import { i32, idiv, shr } from "../../core/intrinsics.js";
 import { addSeconds, civilFromTime, compareTime, type UnixTime } from "../../core/time.js";
 import type { Board } from "../board/board.js";
 import {
-  BOARD_ERR_ARG, BOARD_ERR_FLASH, BOARD_ERR_NO_RNG, BOARD_ERR_NOT_FOUND, BOARD_ERR_NOT_STARTED, BOARD_ERR_RTC_ABSENT,
+  BOARD_ERR_ARG, BOARD_ERR_CORRUPT, BOARD_ERR_FLASH, BOARD_ERR_NO_RNG, BOARD_ERR_NOT_FOUND, BOARD_ERR_NOT_STARTED, BOARD_ERR_RTC_ABSENT,
   BOARD_ERR_RTC_BUS, BOARD_ERR_RTC_RANGE, BOARD_ERR_RTC_TIME_LOST, BOARD_OK,
 } from "../board/status.js";
 
@@ -54,6 +54,8 @@ const HWID: number[] = [0x24, 0x0a, 0xc4, 0x4d, 0x45, 0x4d, 0x00, 0x01];
 
 interface Flash {
   records: { [name: string]: number[] | undefined };
+  /** Records whose length/CRC envelope no longer checks (flash-store.ts answers BOARD_ERR_CORRUPT). */
+  corrupt: { [name: string]: boolean | undefined };
   writes: number;
 }
 
@@ -83,7 +85,7 @@ interface State {
 
 function freshState(): State {
   return {
-    flash: { records: {}, writes: 0 },
+    flash: { records: {}, corrupt: {}, writes: 0 },
     rtcTime: { hi: 0, lo: 0 },
     rtcValid: false,
     subMs: 0,
@@ -181,6 +183,7 @@ function flashRead(name: string, out: number[]): number {
   if (!validName(name)) return BOARD_ERR_ARG;
   const r = s.flash.records[name];
   if (r === undefined) return BOARD_ERR_NOT_FOUND;
+  if (s.flash.corrupt[name] === true) return BOARD_ERR_CORRUPT;
   for (let i = 0; i < r.length; i++) out.push(r[i]);
   return BOARD_OK;
 }
@@ -190,6 +193,7 @@ function flashWrite(name: string, bytes: number[]): number {
   s.flash.writes = s.flash.writes + 1;
   if (faultOn(FAULT_FLASH_WRITE)) return BOARD_ERR_FLASH;
   s.flash.records[name] = copy(bytes);
+  s.flash.corrupt[name] = undefined;
   return BOARD_OK;
 }
 
@@ -198,6 +202,7 @@ function flashRemove(name: string): number {
   s.flash.writes = s.flash.writes + 1;
   if (faultOn(FAULT_FLASH_WRITE)) return BOARD_ERR_FLASH;
   s.flash.records[name] = undefined;
+  s.flash.corrupt[name] = undefined;
   return BOARD_OK;
 }
 
@@ -405,9 +410,15 @@ export function memoryBoardRecord(name: string): number[] | undefined {
   return r === undefined ? undefined : copy(r);
 }
 
-/** Replace a record's bytes behind the app's back (a corrupt flash). */
+/** Replace a record's bytes behind the app's back (its envelope still checks). */
 export function memoryBoardSetRecord(name: string, bytes: number[]): void {
   s.flash.records[name] = copy(bytes);
+  s.flash.corrupt[name] = undefined;
+}
+
+/** Flip bits of a committed record on the flash: its envelope no longer checks. */
+export function memoryBoardCorruptRecord(name: string): void {
+  if (s.flash.records[name] !== undefined) s.flash.corrupt[name] = true;
 }
 
 /** Flash writes and removes the app asked for since power-on (failed ones too). */

@@ -15,9 +15,10 @@ import { CRC16_BYTES } from "../../protocol/crc16.js";
 import { deframerPush, deframerWipe, newDeframer, RX_FRAME, RX_NONE, type Deframer } from "../../protocol/framing.js";
 import { decodeRequest, encodeReply, type Reply } from "../../protocol/messages.js";
 import type { UnixTime } from "../../core/time.js";
+import { RECORD_NAME } from "../app/record.js";
 import { deviceBoot, deviceHandle, devicePressText, type Device } from "../app/device.js";
 import {
-  MEMORY_BOARD as board, memoryBoardAdvance, memoryBoardCompareRtc, memoryBoardDisplay, memoryBoardFault,
+  MEMORY_BOARD as board, memoryBoardAdvance, memoryBoardCompareRtc, memoryBoardCorruptRecord, memoryBoardDisplay, memoryBoardFault,
   memoryBoardFlashWrites, memoryBoardLoseRtcTime, memoryBoardPowerCycle, memoryBoardPowerOn, memoryBoardPress,
   memoryBoardReceive, memoryBoardRecord, memoryBoardRestarts, memoryBoardRtcTime, memoryBoardSetRecord,
   memoryBoardShownCount, memoryBoardTakeTx,
@@ -93,6 +94,12 @@ export function exchange(bytes: number[]): number[] {
   return memoryBoardTakeTx();
 }
 
+/** The record's envelope on flash breaks (as a flipped bit would), then a reboot. */
+export function corruptRecordAndReboot(): void {
+  memoryBoardCorruptRecord(RECORD_NAME);
+  reboot();
+}
+
 /** Press the button; what the display shows right after. */
 export function press(): string {
   memoryBoardPress();
@@ -102,6 +109,7 @@ export function press(): string {
 export {
   memoryBoardAdvance as advance,
   memoryBoardCompareRtc as compareRtc,
+  memoryBoardCorruptRecord as corruptRecord,
   memoryBoardDisplay as display,
   memoryBoardFault as fault,
   memoryBoardFlashWrites as flashWrites,
