@@ -50,7 +50,7 @@ const UART_RUN_MAX = 256;
 const RTC_YEAR_FIRST = 2000;
 const RTC_YEAR_LAST = 2099;
 const DIGITS: string[] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-const HWID: number[] = [0x24, 0x0a, 0xc4, 0x4d, 0x45, 0x4d, 0x00, 0x01];
+const DEFAULT_HWID: number[] = [0x24, 0x0a, 0xc4, 0x4d, 0x45, 0x4d, 0x00, 0x01];
 
 interface Flash {
   records: { [name: string]: number[] | undefined };
@@ -81,6 +81,7 @@ interface State {
   shown: string[];
   blankAtMs: number;
   restarts: number;
+  hwid: number[];
 }
 
 function freshState(): State {
@@ -102,6 +103,7 @@ function freshState(): State {
     shown: [],
     blankAtMs: -1,
     restarts: 0,
+    hwid: DEFAULT_HWID,
   };
 }
 
@@ -255,7 +257,7 @@ function displayBlankAfter(ms: number): number {
 }
 
 function hardwareId(out: number[]): number {
-  for (let i = 0; i < HWID.length; i++) out.push(HWID[i]);
+  for (let i = 0; i < s.hwid.length; i++) out.push(s.hwid[i]);
   return BOARD_OK;
 }
 
@@ -322,6 +324,18 @@ export function memoryBoardPowerCycle(): void {
   s.faults = keep.faults;
   s.rngState = keep.rngState;
   s.restarts = keep.restarts;
+  s.hwid = keep.hwid;
+}
+
+/** Another chip: the hardware id hardwareId reports from now on (8 bytes). */
+export function memoryBoardSetHardwareId(id: number[]): void {
+  s.hwid = copy(id);
+}
+
+/** The RTC is set behind the app's back (a crystal that ran off, a test's start time); its time is valid. */
+export function memoryBoardSetRtc(t: UnixTime): void {
+  s.rtcTime = { hi: t.hi, lo: t.lo };
+  s.rtcValid = true;
 }
 
 /** The RTC's battery is out: the next read says the time is lost (OSF), until a write. */

@@ -20,7 +20,7 @@ import { deviceBoot, deviceHandle, devicePressText, type Device } from "../app/d
 import {
   MEMORY_BOARD as board, memoryBoardAdvance, memoryBoardCompareRtc, memoryBoardCorruptRecord, memoryBoardDisplay, memoryBoardFault,
   memoryBoardFlashWrites, memoryBoardLoseRtcTime, memoryBoardPowerCycle, memoryBoardPowerOn, memoryBoardPress,
-  memoryBoardReceive, memoryBoardRecord, memoryBoardRestarts, memoryBoardRtcTime, memoryBoardSetRecord,
+  memoryBoardReceive, memoryBoardRecord, memoryBoardRestarts, memoryBoardRtcTime, memoryBoardSetHardwareId, memoryBoardSetRecord, memoryBoardSetRtc,
   memoryBoardShownCount, memoryBoardTakeTx,
 } from "./memory-board.js";
 
@@ -117,7 +117,9 @@ export {
   memoryBoardRecord as record,
   memoryBoardRestarts as restarts,
   memoryBoardRtcTime as rtcTime,
+  memoryBoardSetHardwareId as setHardwareId,
   memoryBoardSetRecord as setRecord,
+  memoryBoardSetRtc as setRtc,
   memoryBoardShownCount as shownCount,
 };
 export {
