@@ -48,6 +48,8 @@ export const TEST_HWID = [0xd0, 0x0b, 0x1e, 0x00, 1, 2, 3, 4];
 
 export class FaultyLinkKeyfob {
   faults: LinkFaults = {};
+  /** The board's RTC jumps by seconds right after the keyfob acted on cmd (an RTC that does not keep the time it was set to); once. */
+  shiftRtcAfter?: { cmd: number; seconds: number };
   /** Every request command that reached the link, in order (lost ones too). */
   log: number[] = [];
   private readonly d = P.newDeframer();
@@ -97,6 +99,11 @@ export class FaultyLinkKeyfob {
         }
       }
       const reply = sim.exchange(wire) as number[];
+      const shift = this.shiftRtcAfter;
+      if (shift && q.msg && q.msg.cmd === shift.cmd) {
+        this.shiftRtcAfter = undefined;
+        this.shiftRtc(shift.seconds);
+      }
       if (reply.length === 0) continue;
       if (q.msg && this.faults.loseReplyTo === q.msg.cmd) {
         this.faults.loseReplyTo = undefined;
