@@ -23,13 +23,10 @@ export {
   YEAR_MIN,
 } from "../../core/time.js";
 export type { CivilTime, UnixTime } from "../../core/time.js";
-export { hotpAt, timeFromUnixSeconds, totpAt, totpAtTime, unixSecondsFromTime } from "./host.js";
-export type { OtpCode } from "./host.js";
 export {
   ERR_ALG,
   ERR_BYTES,
   ERR_CIVIL,
-  ERR_COUNTER,
   ERR_DIGITS,
   ERR_LENGTH,
   ERR_PERIOD,

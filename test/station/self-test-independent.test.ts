@@ -90,7 +90,7 @@ describe("the station's self-test check is independent of the firmware's OTP cor
     broken.on = true;
     // The injected bug is real for this module graph: the firmware core now disagrees with the RFC.
     const seed = [...Buffer.from(RFC6238_SEEDS.sha1)];
-    expect((otp.totpAt(seed, 59, 30, 8, 1) as { text: string }).text).not.toBe("94287082");
+    expect(otp.formatCode(otp.totp(otp.prepareKey(seed, 1), { hi: 0, lo: 59 }, 30, 8), 8)).not.toBe("94287082");
     const r = await provisionKeyfob(session, record);
     expect(r).toMatchObject({ status: "failed", wiped: true, reason: "self-test failed: the keyfob's code differs from the host's computation" });
     expect(fob.state).toBe(P.STATE_BLANK);
