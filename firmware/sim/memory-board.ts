@@ -6,18 +6,24 @@
  * (firmware/image.ts does not import it). Trussed's PC simulator and
  * serialport's MockBinding are the pattern: the same boundary, the same rules.
  *
- * It keeps each hook's contract from board.ts, so the app cannot lean on a
- * leniency the NodeMCU board lacks:
+ * It keeps each hook's contract from board.ts and the NodeMCU drivers, so
+ * the app cannot lean on a leniency the NodeMCU board lacks:
  * - flash: records by name; flashWrite replaces a record whole or not at all
- *   (flash-store.ts's write-check-rename), names of 1..27 characters,
- *   bytes 0..255, else BOARD_ERR_ARG;
+ *   (flash-store.ts's write, read-back, rename), a record whose envelope
+ *   fails reads as BOARD_ERR_CORRUPT (flash-store.ts near 86-94), names of
+ *   1..27 characters (FLASH_NAME_MAX, near 49; the printable/no-'/' check
+ *   near 64 needs string bytes, which the subset cannot read alike on Node
+ *   and Lua: the app's one name passes it), bytes 0..255, else BOARD_ERR_ARG;
  * - RTC: absent, bus fault and time-lost answer like rtc-ds3231.ts (out is
- *   untouched on error); a write takes years 2000..2099 only and clears the
- *   time-lost flag, as writing the DS3231 clears OSF;
- * - display and button answer BOARD_ERR_NOT_STARTED before their start call,
- *   as display-max7219.ts and button.ts do; displayBlankAfter takes 1..600000;
- * - the UART delivers received bytes up to the delimiter in one call, as
- *   NodeMCU's uart.on("data", char) does (uart.c), and nothing before
+ *   untouched on error); a write takes years 2000..2099 only (near 207) and
+ *   clears the time-lost flag, as writing the DS3231 clears OSF;
+ * - display text/number/off answer BOARD_ERR_NOT_STARTED before displayInit
+ *   (display-max7219.ts near 86, 115, 144), uartWrite before uartStart
+ *   (uart-link.ts near 58); displayBlankAfter takes 1..600000 ms
+ *   (display-timer.ts near 18);
+ * - the UART delivers received bytes up to the delimiter in one call, or
+ *   LUA_MAXINPUT bytes without it, as NodeMCU's uart.on("data", char) does
+ *   (components/modules/uart.c near 79-87 at 7c5bb151), nothing before
  *   uartStart;
  * - rngBytes is deterministic (xorshift32 from a seed the test sets) and
  *   BOARD_ERR_NO_RNG when switched off, as a build without sodium.
