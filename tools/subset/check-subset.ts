@@ -1,5 +1,5 @@
 /**
- * The firmware subset checker: walks the TypeScript AST of firmware/ and
+ * The firmware subset checker: walks the TypeScript AST of core/, firmware/ and
  * protocol/ with the type checker of the Lua build's compiler options and
  * reports every construct the target (NodeMCU Lua 5.3: 32-bit integers,
  * float32, no lualib) cannot run. firmware/SUBSET.md gives each rule's reason.
@@ -35,7 +35,7 @@ const FORBIDDEN_GLOBALS = new Set([
   "setTimeout", "setInterval", "queueMicrotask", "structuredClone", "TextEncoder", "TextDecoder",
 ]);
 
-/** Every .ts file under firmware/ and protocol/ the checker must see (absolute paths, sorted). */
+/** Every .ts file under core/, firmware/ and protocol/ the checker must see (absolute paths, sorted). */
 export function subsetFiles(root: string): string[] {
   const out: string[] = [];
   const walk = (dir: string): void => {

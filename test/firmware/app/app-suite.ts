@@ -286,6 +286,27 @@ export function createAppTests(driver: () => AppDriver): void {
     expect(shown()).toBe(code(seed, rtc(), "SHA256"));
   });
 
+  it("answers a malformed request with its status and changes nothing: unknown command, other version, digits 9", async () => {
+    const frame = (body: number[]) => P.encodeFrame(body, body.length) as number[];
+    const s = new Script();
+    s.powerOn();
+    const unknown = s.raw(frame([P.PROTOCOL_VERSION, 0x41, 0x42]));
+    const version = s.raw(frame([P.PROTOCOL_VERSION + 1, 0x43, P.CMD_INFO]));
+    const digits = s.raw(frame([P.PROTOCOL_VERSION, 0x44, P.CMD_WRITE_SEED, 1, 9, 0, 0, 0, 60, SEED.length, ...SEED]));
+    const info = s.info();
+    await s.runOn(driver());
+    const reply = (bytes: number[]) => {
+      const events = P.decodeChunk(P.newDeframer(), bytes, true);
+      expect(events).toHaveLength(1);
+      return events[0].msg;
+    };
+    expect(reply(unknown())).toMatchObject({ rid: 0x41, status: P.STATUS_UNKNOWN_COMMAND });
+    expect(reply(version())).toMatchObject({ rid: 0x43, status: P.STATUS_BAD_VERSION });
+    expect(reply(digits())).toMatchObject({ rid: 0x44, cmd: P.CMD_WRITE_SEED, status: P.STATUS_BAD_ARGUMENT });
+    expect(info().state).toBe(P.STATE_BLANK);
+    expect(info().flags).toBe(0);
+  });
+
   it("the rest of an overlong frame is skipped to the next 0x00, never answered", async () => {
     const tail = P.encodeRequest({ rid: 0x77, cmd: P.CMD_INFO }).slice(1);
     const s = new Script();
