@@ -134,14 +134,17 @@ describe("provisionKeyfob decisions", () => {
   });
 
   it("a slow seed write does not leave the keyfob's clock behind: SET_CLOCK goes first", async () => {
-    fob.faults.busyMs = { [P.CMD_WRITE_SEED]: 2500 };
+    fob.faults.busyMs = { [P.CMD_WRITE_SEED]: 4000 };
     const s = await DeviceSession.open(new SerialTransport({ path: pair.host }), { timeoutMs: 5000, retries: 1 });
     sessions.push(s);
     const r = await provisionKeyfob(s, record);
     expect(r.status).toBe("good");
-    // The keyfob's clock against the host's, and what the record says of it: both within a second.
-    expect(Math.abs(fob.now() - Math.floor(Date.now() / 1000))).toBeLessThanOrEqual(1);
-    expect(Math.abs(r.deviceClockOffset!)).toBeLessThanOrEqual(1);
+    // The keyfob's clock against the host's, and what the record says of it: within 2 s. Writing the
+    // seconds register restarts the DS3231's second (datasheet: the countdown chain resets), so the keyfob
+    // lags by the fraction the host's whole-second SET_CLOCK dropped, plus the line; a SET_CLOCK that
+    // waited behind the 4 s seed write would lag by more than 3 s.
+    expect(Math.abs(fob.now() - Math.floor(Date.now() / 1000))).toBeLessThanOrEqual(2);
+    expect(Math.abs(r.deviceClockOffset!)).toBeLessThanOrEqual(2);
     expect(fob.log.slice(0, 3)).toEqual([P.CMD_INFO, P.CMD_SET_CLOCK, P.CMD_WRITE_SEED]);
   });
 
