@@ -13,10 +13,13 @@
  *   fails reads as BOARD_ERR_CORRUPT (flash-store.ts near 86-94), names of
  *   1..27 characters (FLASH_NAME_MAX, near 49; the printable/no-'/' check
  *   near 64 needs string bytes, which the subset cannot read alike on Node
- *   and Lua: the app's one name passes it), bytes 0..255, else BOARD_ERR_ARG;
+ *   and Lua: the app's one name passes it), at most 4096 bytes of 0..255,
+ *   else BOARD_ERR_ARG;
  * - RTC: absent, bus fault and time-lost answer like rtc-ds3231.ts (out is
  *   untouched on error); a write takes years 2000..2099 only (near 207) and
  *   clears the time-lost flag, as writing the DS3231 clears OSF;
+ * - displayText takes up to 8 characters (the font check of
+ *   display-max7219.ts needs string bytes too, so any character passes here);
  * - display text/number/off answer BOARD_ERR_NOT_STARTED before displayInit
  *   (display-max7219.ts near 86, 115, 144), uartWrite before uartStart
  *   (uart-link.ts near 58); displayBlankAfter takes 1..600000 ms
@@ -50,6 +53,8 @@ export const FAULT_FLASH_WRITE = 3;
 export const FAULT_NO_RNG = 4;
 
 const NAME_MAX = 27;
+/** flash-store.ts FLASH_RECORD_MAX: its envelope's length field is 16 bits, records are kept to 4 KB. */
+const RECORD_MAX = 4096;
 const BLANK_AFTER_MAX_MS = 600000;
 /** Longest run NodeMCU's uart.on("data", char) delivers without the delimiter (uart.c, LUA_MAXINPUT-sized line buffer). */
 const UART_RUN_MAX = 256;
@@ -197,7 +202,7 @@ function flashRead(name: string, out: number[]): number {
 }
 
 function flashWrite(name: string, bytes: number[]): number {
-  if (!validName(name) || !validBytes(bytes)) return BOARD_ERR_ARG;
+  if (!validName(name) || bytes.length > RECORD_MAX || !validBytes(bytes)) return BOARD_ERR_ARG;
   s.flash.writes = s.flash.writes + 1;
   if (faultOn(FAULT_FLASH_WRITE)) return BOARD_ERR_FLASH;
   s.flash.records[name] = copy(bytes);
