@@ -31,8 +31,12 @@ import { FIELD_NOTES_TOTP_60, RFC6238_SEEDS, RFC6238_TOTP } from "../vectors/rfc
  * the station's random seeds, would give the same code and pass.)
  */
 const broken = { on: false };
-// The keyfob's core as the device code imports it (the tsc build; make test builds ./build).
-vi.mock("../../build/node/firmware/otp/hmac.js", async (importOriginal) => {
+// The keyfob's core as the device code imports it: the tsc build (FOBKIT_BUILD, as test/support/paths.ts).
+const HMAC_BUILD = vi.hoisted(() => {
+  const build = process.env.FOBKIT_BUILD ?? "build";
+  return `${build.startsWith("/") ? build : `${import.meta.dirname}/../../${build}`}/node/firmware/otp/hmac.js`;
+});
+vi.mock(HMAC_BUILD, async (importOriginal) => {
   const real = await importOriginal<any>();
   return {
     ...real,
