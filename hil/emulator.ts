@@ -580,12 +580,7 @@ export class Emulator extends EventEmitter {
         this.emitEvent({ event: "restart", reason: `Lua error; restart in ${ERROR_RESTART_MS} ms` });
         this.pendingBoot = this.clock.schedule(ERROR_RESTART_MS, () => {
           this.pendingBoot = undefined;
-          this.stopMachine();
-          this.pendingBoot = this.clock.schedule(RESTART_DELAY_MS, () => {
-            this.pendingBoot = undefined;
-            this.softRestart = true;
-            this.boot();
-          });
+          this.restart();
         });
       }
     }
@@ -593,6 +588,15 @@ export class Emulator extends EventEmitter {
 
   private scheduleRestart(reason: string): void {
     this.emitEvent({ event: "restart", reason });
+    this.restart();
+  }
+
+  /**
+   * esp_restart, the one restart path (node.restart() and default_onerror's
+   * timer both end here): the machine stops now, init.lua runs again
+   * RESTART_DELAY_MS later, and rtcmem keeps its slots (a software restart).
+   */
+  private restart(): void {
     this.stopMachine();
     this.pendingBoot = this.clock.schedule(RESTART_DELAY_MS, () => {
       this.pendingBoot = undefined;

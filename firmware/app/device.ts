@@ -12,11 +12,11 @@
  * - Fails closed: a fault (RTC absent, RTC time lost, corrupt record) puts the
  *   device in STATE_ERROR; it never computes a code from a zero clock or seed.
  */
-import { idiv, shr } from "../lib/intrinsics.js";
+import { idiv, shr } from "../../core/intrinsics.js";
 // Each from its own module, never an index: the image holds only what is imported (tools/build-firmware.ts).
 import { prepareKey } from "../otp/hmac.js";
 import { formatCode } from "../otp/hotp.js";
-import { compareTime, type UnixTime } from "../otp/time.js";
+import { compareTime, type UnixTime } from "../../core/time.js";
 import { totp } from "../otp/totp.js";
 import {
   CMD_INFO, CMD_LOCK, CMD_SELF_TEST, CMD_SET_CLOCK, CMD_SET_SERIAL, CMD_WIPE, CMD_WRITE_SEED, CLOCK_FORCE,

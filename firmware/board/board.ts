@@ -21,7 +21,7 @@
  *   GPIO interrupt, timers); they must return quickly. A Lua error inside one
  *   restarts the chip (NodeMCU's default crash handling).
  */
-import type { UnixTime } from "../otp/time.js";
+import type { UnixTime } from "../../core/time.js";
 
 /** Length of the unique hardware id (hardwareId). */
 export const HARDWARE_ID_LENGTH = 8;
@@ -76,5 +76,5 @@ export interface Board {
   restart(this: void): void;
 }
 
-export type { UnixTime } from "../otp/time.js";
+export type { UnixTime } from "../../core/time.js";
 export * from "./status.js";

@@ -27,12 +27,12 @@
  * and the request that needed the time still gets its reply (a Lua error in
  * a UART callback would instead end in node.c's restart).
  *
- * Time for the app is the OTP core's UnixTime { hi, lo } (firmware/otp/time.ts:
+ * Time for the app is the OTP core's UnixTime { hi, lo } (core/time.ts:
  * hi * 2^16 + lo seconds), converted with its integer-only civil-date code,
  * so nothing here passes 2^31 on a 32-bit Lua.
  */
-import { idiv, shr } from "../lib/intrinsics.js";
-import { civilFromTime, timeFromCivil, type UnixTime } from "../otp/time.js";
+import { idiv, shr } from "../../core/intrinsics.js";
+import { civilFromTime, timeFromCivil, type UnixTime } from "../../core/time.js";
 import { appendStringBytes } from "./lua-bytes.js";
 import { RTC_SCL_PIN, RTC_SDA_PIN } from "./pins.js";
 import {
