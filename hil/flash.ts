@@ -78,7 +78,8 @@ export class FlashStore {
   /** Mutating operations so far (all time). */
   writes = 0;
   private cutAt: number | undefined;
-  private failAt: number | undefined;
+  /** Operation numbers armed to fail (failAtWrite). */
+  private readonly failAt = new Set<number>();
   /** Milliseconds of SPIFFS work not yet paid for (see the header); the emulator takes it. */
   busyMs = 0;
   private readonly faults: ReadonlySet<string>;
@@ -131,16 +132,17 @@ export class FlashStore {
   /**
    * Make the n-th mutating operation from now fail as a flash error would
    * (n >= 1): open and write fail with EIO, rename returns false, remove
-   * leaves the file (file.remove ignores unlink's error).
+   * leaves the file (file.remove ignores unlink's error). Several may be
+   * armed at once (a flash failing twice in a row).
    */
   failAtWrite(n: number): void {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`failAtWrite: n must be an integer >= 1, got ${n}`);
-    this.failAt = this.writes + n;
+    this.failAt.add(this.writes + n);
   }
 
   disarm(): void {
     this.cutAt = undefined;
-    this.failAt = undefined;
+    this.failAt.clear();
   }
 
   get armed(): boolean {
@@ -159,8 +161,7 @@ export class FlashStore {
 
   /** Whether the operation about to be counted is the one armed to fail (failAtWrite); counts it if so. */
   private failing(): boolean {
-    if (this.failAt === undefined || this.writes + 1 !== this.failAt) return false;
-    this.failAt = undefined;
+    if (!this.failAt.delete(this.writes + 1)) return false;
     this.writes++;
     return true;
   }
