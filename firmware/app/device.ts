@@ -37,7 +37,7 @@ import {
 import { BOARD_ERR_NOT_FOUND, BOARD_ERR_RTC_TIME_LOST, BOARD_OK, HARDWARE_ID_LENGTH, type Board } from "../board/board.js";
 
 export const FW_MAJOR = 1;
-export const FW_MINOR = 0;
+export const FW_MINOR = 1;
 export const FW_PATCH = 0;
 /** "FOBKIT-1" in ASCII. */
 const DIGIT_TEXT: string[] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];

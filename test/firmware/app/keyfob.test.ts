@@ -35,7 +35,7 @@ describe("blank keyfob", () => {
     expect(i.state).toBe(P.STATE_BLANK);
     expect(i.flags).toBe(0);
     expect(Buffer.from(i.model).toString()).toBe("FOBKIT-1");
-    expect([i.fwMajor, i.fwMinor]).toEqual([1, 0]);
+    expect([i.fwMajor, i.fwMinor]).toEqual([1, 1]);
     expect(i.hwid).toHaveLength(8);
     expect(i.hwid.some((b: number) => b !== 0)).toBe(true);
     expect(Math.abs(k.clock() - k.emu.rtcTime())).toBeLessThanOrEqual(1);
