@@ -1,9 +1,17 @@
 /**
  * SPIFFS as files in a state directory, with power-cut injection.
  *
- * SPIFFS is flat: a name is one object (ESP-IDF mounts it at "/" with
- * base_path ""), at most 31 bytes (SPIFFS_OBJ_NAME_LEN 32 with the NUL).
- * A leading "/" is accepted and dropped; any other "/" is refused.
+ * SPIFFS is flat: a name is one object. NodeMCU registers it with
+ * base_path "" (components/base_nodemcu/user_main.c:138-139), so ESP-IDF's
+ * VFS hands SPIFFS the path exactly as Lua gave it (esp-idf 5.1.3
+ * components/vfs/vfs.c:308-316 translate_path strips the empty prefix; only
+ * "" itself becomes "/"), and SPIFFS compares whole names (pellepl/spiffs
+ * spiffs_nucleus.c, strcmp of the object name). So "/x" and "x" are two
+ * different files, and "a/b" is one flat name with a "/" in it. A name is at
+ * most 31 bytes (CONFIG_SPIFFS_OBJ_NAME_LEN 32 with the NUL; a longer one
+ * fails with SPIFFS_ERR_NAME_TOO_LONG, ENAMETOOLONG in esp_spiffs.c:495-496).
+ * In the state directory each name is one file: "%", "/" and a leading "."
+ * are written %25, %2F and %2E (list() and the tests see SPIFFS's names).
  *
  * Every mutating operation is one numbered "flash write": open for writing
  * (create/truncate), each write call, remove, rename. A power cut can be armed
@@ -73,6 +81,15 @@ export const SPIFFS_MS_PER_KB = 6;
 export const SPIFFS_REMOVE_MS = 15;
 export const SPIFFS_RENAME_MS = 15;
 
+/** A SPIFFS name as a file name in the state directory (see the header). */
+export function toHostName(name: string): string {
+  return name.replace(/%/g, "%25").replace(/\//g, "%2F").replace(/^\./, "%2E");
+}
+
+export function fromHostName(file: string): string {
+  return file.replace(/%(25|2F|2E)/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
 export class FlashStore {
   readonly dir: string;
   /** Mutating operations so far (all time). */
@@ -112,15 +129,15 @@ export class FlashStore {
     return spiffsPages(size) - now <= this.freePages();
   }
 
-  /** The SPIFFS name for a path, or undefined if the device could not have it. */
+  /** The SPIFFS name for a path (the path itself; "" is "/"), or undefined if it is too long (see the header). */
   normalize(path: string): string | undefined {
-    const name = path.startsWith("/") ? path.slice(1) : path;
-    if (name.length === 0 || name.length > SPIFFS_NAME_MAX || name.includes("/") || name === "." || name === "..") return undefined;
+    const name = path === "" ? "/" : path;
+    if (name.length > SPIFFS_NAME_MAX || name.includes("\0")) return undefined;
     return name;
   }
 
   private file(name: string): string {
-    return join(this.dir, name);
+    return join(this.dir, toHostName(name));
   }
 
   /** Arm a power cut at the n-th mutating operation from now (n >= 1). */
@@ -182,8 +199,8 @@ export class FlashStore {
   list(): Map<string, number> {
     const out = new Map<string, number>();
     for (const n of readdirSync(this.dir).sort()) {
-      const p = this.file(n);
-      if (statSync(p).isFile()) out.set(n, statSync(p).size);
+      const p = join(this.dir, n);
+      if (statSync(p).isFile()) out.set(fromHostName(n), statSync(p).size);
     }
     return out;
   }
