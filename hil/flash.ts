@@ -45,7 +45,20 @@
  * about 6 ms per KB (arduino-esp32 issue 1360: 262,144 bytes in 1,546 ms).
  * Every operation adds its cost to busyMs (the low end of those figures,
  * so the emulator is never faster than a board); the emulator holds the
- * firmware's next UART output back by that long.
+ * firmware's next UART output back by that long. Sources per figure:
+ * - open for writing 15 ms + 6 ms per KB written (at least 1): pjsg's 15 ms
+ *   for a whole open/write/close of a small file, with the per-KB rate of
+ *   the 262,144-byte run; measured figures.
+ * - rename 15 ms, remove 15 ms: ESTIMATES. No measurement of SPIFFS_rename
+ *   or SPIFFS_remove on an ESP32 was found. Each does at least what makes
+ *   the small-file open cost: it looks the name up by scanning every
+ *   block's object lookup page and reading the index headers it finds
+ *   (spiffs_object_find_object_index_header_by_name in pellepl/spiffs
+ *   spiffs_nucleus.c; the lookup dominates file creation, pellepl/spiffs
+ *   issue 267), then programs at least one page (rename: a new index header
+ *   page and the old one marked deleted; remove: every page marked deleted).
+ *   So each is modelled at the small-file open's 15 ms. A board may well be
+ *   faster; that would shorten the station's figure, not lengthen it.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -75,7 +88,7 @@ export function spiffsPages(size: number): number {
   return 1 + data + Math.ceil(Math.max(0, data - HDR_IX_ENTRIES) / IX_ENTRIES);
 }
 
-/** Cost of SPIFFS work in ms (see the header for the figures). */
+/** Cost of SPIFFS work in ms (see the header: open and per-KB measured, remove and rename estimated). */
 export const SPIFFS_OPEN_MS = 15;
 export const SPIFFS_MS_PER_KB = 6;
 export const SPIFFS_REMOVE_MS = 15;

@@ -61,7 +61,7 @@ interface OpenFile {
   errno: number;
 }
 
-/** newlib's BUFSIZ on the ESP32: a FILE's buffer size. */
+/** A FILE's buffer on the ESP32: BUFSIZ, __BUFSIZ__ 128 in Espressif's newlib (see the header for the chain). */
 export const NEWLIB_BUFSIZ = 128;
 const ENOSPC = 28;
 const EIO = 5;
