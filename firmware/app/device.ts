@@ -155,7 +155,11 @@ function commit(dev: Device, rec: TokenRecord): number {
     for (let i = 0; i < raw.length; i++) raw[i] = 0;
   }
   for (let i = 0; i < bytes.length; i++) bytes[i] = 0;
-  if (status === STATUS_OK) dev.rec = rec;
+  if (status === STATUS_OK) {
+    dev.rec = rec;
+    // The record reads again: an earlier unreadable write no longer stands.
+    if (dev.fault === REASON_FLASH_WRITE) dev.fault = REASON_NONE;
+  }
   return status;
 }
 

@@ -117,7 +117,7 @@ describe("a failed LOCK write leaves the flash as it was and the keyfob healthy"
     expect([...outcomes].sort()).toEqual([P.STATUS_OK, P.STATUS_FLASH_ERROR].sort());
   });
 
-  it("a write whose record can no longer be read (both renames fail) puts the keyfob in error, FLASH_WRITE; the next boot finishes the write", () => {
+  it("a write whose record can no longer be read (both renames fail) puts the keyfob in error, FLASH_WRITE; a retried LOCK clears it, and so does the next boot", () => {
     const k = provisioned();
     // The blank keyfob's write: open (1), the flush at close (2), rename NAME.new -> NAME (3);
     // then the read-back tries the roll-forward rename (4).
@@ -132,5 +132,15 @@ describe("a failed LOCK write leaves the flash as it was and the keyfob healthy"
     k.boot();
     expect(k.info().state).toBe(P.STATE_LOCKED);
     expect(recordFiles(k)).toEqual([RECORD]);
+
+    const j = provisioned();
+    j.emu.flash.failAtWrite(3);
+    j.emu.flash.failAtWrite(4);
+    expect(lock(j)).toBe(P.STATUS_FLASH_ERROR);
+    j.emu.flash.disarm();
+    expect(j.info().state).toBe(P.STATE_ERROR);
+    expect(lock(j)).toBe(P.STATUS_OK);
+    expect(j.info()).toMatchObject({ state: P.STATE_LOCKED, reason: 0 });
+    expect(recordFiles(j)).toEqual([RECORD]);
   });
 });
