@@ -571,6 +571,13 @@ export class Emulator extends EventEmitter {
       this.scheduleRestart("node.restart()");
       return;
     }
+    if (m.halted === "hung") {
+      // A driver call that never returns (i2c.ts): the Lua task stays blocked, so nothing runs or
+      // answers again until a power cycle. ESP-IDF's task watchdog watches the idle tasks, which
+      // still run, so it does not reset the board.
+      this.emitEvent({ event: "hung", reason: "the Lua task is blocked in a driver call that never returns" });
+      return;
+    }
     if (err !== undefined) {
       this.counters.luaErrors++;
       this.emitEvent({ event: "error", kind: "lua", message: err });

@@ -52,12 +52,13 @@ export type EmulatorEvent =
   | { event: "warning"; message: string }
   | { event: "power-cut"; reason: string }
   | { event: "restart"; reason: string }
+  | { event: "hung"; reason: string }
   | { event: "print"; text: string }
   | { event: "uart-config"; baud: number }
   | { event: "uart-overrun"; lost: number };
 
 /** Thrown by nothing: halting is a flag plus a Lua error, see Machine.halt. */
-export type HaltReason = "power-cut" | "restart";
+export type HaltReason = "power-cut" | "restart" | "hung";
 
 export interface MachineOptions {
   countInstructions: boolean;

@@ -52,7 +52,7 @@ describe("DeviceSession", () => {
   it("reads INFO as typed fields: serial a string, clock unix seconds, hardware id hex", async () => {
     await start();
     const blank = await session.info();
-    expect(blank).toMatchObject({ state: "blank", serial: "", seedSet: false, clockSet: false, lockSet: false, firmware: "1.0.0", hardwareId: "d00b1e0001020304", model: "FOBKIT-1" });
+    expect(blank).toMatchObject({ state: "blank", serial: "", seedSet: false, clockSet: false, lockSet: false, firmware: "1.1.0", hardwareId: "d00b1e0001020304", model: "FOBKIT-1" });
     // The keyfob reports its RTC even before the clock was set (clockSet says whether it was).
     expect(Math.abs(blank.clock! - fob.now())).toBeLessThanOrEqual(1);
     expect(blank.algorithm).toBeUndefined();

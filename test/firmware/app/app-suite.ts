@@ -153,7 +153,7 @@ export function createAppTests(driver: () => AppDriver): void {
     expect(i.state).toBe(P.STATE_BLANK);
     expect(i.flags).toBe(0);
     expect(Buffer.from(i.model).toString()).toBe("FOBKIT-1");
-    expect([i.fwMajor, i.fwMinor]).toEqual([1, 0]);
+    expect([i.fwMajor, i.fwMinor]).toEqual([1, 1]);
     expect(i.hwid).toHaveLength(8);
     expect(i.hwid.some((b: number) => b !== 0)).toBe(true);
     expect(Math.abs(unixOf(i.timeHi, i.timeLo) - rtc())).toBeLessThanOrEqual(1);
@@ -352,6 +352,8 @@ export function createAppTests(driver: () => AppDriver): void {
     const info = s.info();
     const pressed = s.press();
     s.step({ op: "fault", fault: "rtc-bus", on: false });
+    // The faulted read blocked Lua for I2C's 1 s alive interval (hil/nodemcu/i2c.ts); let it finish.
+    s.step({ op: "advance", ms: 1500 });
     const again = s.press();
     const rtc = s.rtc();
     await s.runOn(driver());
@@ -380,19 +382,25 @@ export function createAppTests(driver: () => AppDriver): void {
     expect(after().state).toBe(P.STATE_BLANK);
   });
 
-  it("a failed flash write answers FLASH_ERROR and leaves the previous record", async () => {
+  it("a failed flash write answers FLASH_ERROR, leaves the previous record and a healthy keyfob; the retry locks", async () => {
     const s = new Script();
     s.powerOn();
     const statuses = s.provision("FK-F", T0, false);
     s.step({ op: "fault", fault: "flash-write", on: true });
-    const failed = s.status({ cmd: P.CMD_SET_SERIAL, serial: ascii("FK-NEW") });
+    // Seed, serial and clock are staged in RAM; LOCK is provisioning's one flash write.
+    const failed = s.status({ cmd: P.CMD_LOCK, serial: ascii("FK-F") });
+    const afterFail = s.info();
     s.step({ op: "fault", fault: "flash-write", on: false });
+    const retried = s.status({ cmd: P.CMD_LOCK, serial: ascii("FK-F") });
     s.step({ op: "reboot" });
     const info = s.info();
     await s.runOn(driver());
     expect(statuses()).toEqual([0, 0, 0]);
     expect(failed()).toBe(P.STATUS_FLASH_ERROR);
-    expect(info().state).toBe(P.STATE_PROVISIONED);
+    expect(afterFail().state).toBe(P.STATE_PROVISIONED);
+    expect(afterFail().reason).toBe(P.REASON_NONE);
+    expect(retried()).toBe(0);
+    expect(info().state).toBe(P.STATE_LOCKED);
     expect(Buffer.from(info().serial).toString()).toBe("FK-F");
   });
 }

@@ -120,7 +120,11 @@ const emulatorDriver: AppDriver = {
             return null;
           case "send":
             emu.uartWrite(step.bytes);
-            emu.advance(0.05);
+            // Time for the reply as the board takes it: a dead I2C bus blocks Lua for 1 s (hil/nodemcu/i2c.ts).
+            for (let waited = 0; waited < 40; waited++) {
+              emu.advance(0.05);
+              if (tx.some((b) => b !== 0) && tx[tx.length - 1] === 0) break;
+            }
             return take();
           case "press":
             emu.press();
