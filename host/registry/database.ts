@@ -65,3 +65,26 @@ export class DatabaseBusyError extends Error {
     this.name = "DatabaseBusyError";
   }
 }
+
+/**
+ * The database server could not be reached, or the connection to it was
+ * lost (a terminated backend, a server restart or failover). `outcome`:
+ * "none" when nothing was done (the connection failed before the change
+ * committed, or the database confirmed the transaction aborted); "unknown"
+ * when the connection was lost while a change was committing and the
+ * database could not be asked afterwards whether it did. The caller may
+ * retry (HTTP 503 with Retry-After); after "unknown", read before redoing.
+ */
+export class DatabaseUnavailableError extends Error {
+  constructor(
+    readonly outcome: "none" | "unknown",
+    readonly reason: string,
+  ) {
+    super(
+      outcome === "none"
+        ? `the database is unavailable (${reason}); nothing was done, try again`
+        : `the connection to the database was lost while the change was committing (${reason}); it may or may not have been made: check before doing it again`,
+    );
+    this.name = "DatabaseUnavailableError";
+  }
+}

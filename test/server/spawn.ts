@@ -52,7 +52,7 @@ export async function startServeProcess(args: string[], env: NodeJS.ProcessEnv =
     proc,
     stop: () =>
       new Promise<void>((res) => {
-        if (proc.exitCode !== null) return res();
+        if (proc.exitCode !== null || proc.signalCode !== null) return res();
         proc.once("exit", () => res());
         proc.kill("SIGTERM");
       }),
