@@ -64,9 +64,32 @@ export interface Workers {
   stop(): Promise<void>;
 }
 
+/**
+ * The primary's Node flags for the workers, minus code given on the command
+ * line (`node -e ...` / `-p`, and its --input-type): cluster.fork passes
+ * execArgv before `exec`, and Node would run that code instead of `exec`.
+ */
+export function workerExecArgv(execArgv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i];
+    if (a === "-e" || a === "--eval" || a === "-p" || a === "--print") {
+      i++;
+      continue;
+    }
+    if (/^(--eval|--print|--input-type)=/.test(a) || a === "-pe") continue;
+    if (a === "--input-type") {
+      i++;
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
+}
+
 export async function startWorkers(o: WorkersOptions): Promise<Workers> {
   if (!cluster.isPrimary) throw new Error("startWorkers runs in the primary process");
-  cluster.setupPrimary({ exec: o.exec, args: o.args });
+  cluster.setupPrimary({ exec: o.exec, args: o.args, execArgv: workerExecArgv(process.execArgv) });
   const live = new Set<Worker>();
   let stopping = false;
   const deaths: number[] = [];
