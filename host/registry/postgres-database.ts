@@ -156,12 +156,15 @@ export class PostgresDatabase implements Database {
     const c = await this.checkout();
     const { client } = c;
     let xid: string | undefined;
+    let started: string | undefined;
     let committing = false;
     let value: T | undefined;
     try {
-      // The transaction's id in the same round trip as BEGIN: if COMMIT loses its connection, pg_xact_status tells how it ended.
-      const begun = (await client.query("BEGIN; SELECT pg_current_xact_id()::text AS xid")) as unknown as QueryResult[];
+      // The transaction's id and the server's start time in the same round trip as BEGIN: if COMMIT loses its
+      // connection, pg_xact_status on the same server instance tells how it ended.
+      const begun = (await client.query("BEGIN; SELECT pg_current_xact_id()::text AS xid, pg_postmaster_start_time()::text AS started")) as unknown as QueryResult[];
       xid = begun[1].rows[0].xid;
+      started = begun[1].rows[0].started;
       value = await fn(over((t, v) => client.query(t, v)));
       committing = true;
       await client.query("COMMIT");
@@ -180,31 +183,36 @@ export class PostgresDatabase implements Database {
       }
       // The connection is gone: PostgreSQL rolls back whatever had not committed.
       c.release(true);
-      if (!committing || xid === undefined) throw new DatabaseUnavailableError("none", problem);
+      if (!committing || xid === undefined || started === undefined) throw new DatabaseUnavailableError("none", problem);
       // It did commit: the decision stands, and the caller gets it.
-      if (await this.committed(xid)) return value as T;
+      if (await this.committed(xid, started)) return value as T;
       throw new DatabaseUnavailableError("none", problem);
     }
   }
 
   /**
    * After COMMIT lost its connection: did transaction `xid` commit? Asks on
-   * a fresh connection until the database answers (a restart takes a
-   * moment), for up to COMMIT_CHECK_MS; DatabaseUnavailableError "unknown"
-   * if it never does.
+   * a fresh connection until the database answers, for up to
+   * COMMIT_CHECK_MS; DatabaseUnavailableError "unknown" if it never does.
+   * Only the server instance that ran the transaction can say: after a
+   * crash or a failover another transaction may carry the same xid (an xid
+   * whose WAL was never flushed or replicated is handed out again), so if
+   * pg_postmaster_start_time changed the answer is "unknown".
    */
-  private async committed(xid: string): Promise<boolean> {
+  private async committed(xid: string, started: string): Promise<boolean> {
     const deadline = Date.now() + COMMIT_CHECK_MS;
     let problem = "no answer";
     for (;;) {
       try {
-        const r = await this.pool.query("SELECT pg_xact_status($1::xid8) AS s", [xid]);
+        const r = await this.pool.query("SELECT pg_xact_status($1::xid8) AS s, pg_postmaster_start_time()::text AS started", [xid]);
+        if (r.rows[0]?.started !== started) throw new DatabaseUnavailableError("unknown", "the database server restarted or failed over while the transaction committed");
         const s = r.rows[0]?.s;
         if (s === "committed") return true;
         if (s === "aborted") return false;
         // "in progress": the dying backend has not finished aborting; NULL: too old to tell (not after seconds).
         problem = `transaction ${s ?? "status unknown"}`;
       } catch (e) {
+        if (e instanceof DatabaseUnavailableError && e.outcome === "unknown") throw e;
         problem = connectionProblem(e) ?? (e as Error).message;
       }
       if (Date.now() >= deadline) throw new DatabaseUnavailableError("unknown", problem);
