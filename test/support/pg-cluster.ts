@@ -8,9 +8,11 @@
  * postmaster, so as root (CI runs the suite as root) every PostgreSQL
  * program runs as the `postgres` user through runuser(1), and the data
  * directory belongs to that user. `stop()` is idempotent and also runs when
- * the test process exits, so a failed test leaves no server behind.
+ * the test process exits; a detached watchdog stops the server and removes
+ * the directory if the test process dies without either (a killed vitest
+ * worker), so a failed test leaves no server behind.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -78,6 +80,12 @@ export async function startPgCluster(): Promise<PgCluster> {
     }
   };
   process.on("exit", stop);
+  // The watchdog: polls this process; once it is gone, stops the server and removes the directory.
+  const pgCtl = root ? `runuser -u postgres -- ${join(bin, "pg_ctl")}` : join(bin, "pg_ctl");
+  spawn("sh", ["-c", `while kill -0 ${process.pid} 2>/dev/null && [ -d '${dir}' ]; do sleep 1; done; [ -f '${data}/postmaster.pid' ] && ${pgCtl} -D '${data}' -m immediate stop; rm -rf '${dir}'`], {
+    detached: true,
+    stdio: "ignore",
+  }).unref();
   try {
     // --no-sync and fsync=off: a throwaway cluster; the restarts here are clean (fast) shutdowns.
     run("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"]);
