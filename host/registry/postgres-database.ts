@@ -166,7 +166,8 @@ export class PostgresDatabase implements Database {
       xid = begun[1].rows[0].xid;
       started = begun[1].rows[0].started;
       value = await fn(over((t, v) => client.query(t, v)));
-      committing = true;
+      // A client already known dead does not send COMMIT (pg rejects the query at once): nothing committed.
+      committing = c.lost() === undefined;
       await client.query("COMMIT");
       c.release(false);
       return value;

@@ -135,7 +135,8 @@ async function underLoad(engine: string, servers: Server[], f: Awaited<ReturnTyp
   const count = (p: (r: Sent) => boolean) => load.records.filter(p).length;
   process.stderr.write(
     `faults (${engine}): ${load.records.length} requests, ${count((r) => r.status === 200)} accepted, ${count((r) => r.status === 409)} refused, ` +
-      `${count((r) => r.status === 503)} 503 (${count((r) => r.errorCode === "outcome_unknown")} outcome_unknown), ${count((r) => !!r.failed)} unanswered on the killed process\n`,
+      `${count((r) => r.status === 503)} 503 (${count((r) => r.errorCode === "outcome_unknown")} outcome_unknown), ${count((r) => !!r.failed)} unanswered on the killed process\n` +
+      [...new Set(load.records.filter((r) => r.errorCode === "outcome_unknown").map((r) => `  outcome_unknown: ${r.errorMessage}\n`))].join(""),
   );
 }
 

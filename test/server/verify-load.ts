@@ -19,8 +19,9 @@ export interface Sent {
   sentAt: number;
   doneAt: number;
   status?: number;
-  /** The API's error code for a non-200 answer. */
+  /** The API's error code and message for a non-200 answer. */
   errorCode?: string;
+  errorMessage?: string;
   retryAfter?: string;
   /** No HTTP answer: the socket error's code (ECONNRESET, ECONNREFUSED...) or "hung". */
   failed?: string;
@@ -50,7 +51,7 @@ function post(agent: Agent, base: URL, path: string, key: string, body: string):
             parsed = undefined;
           }
           const retry = res.headers["retry-after"];
-          resolve({ status: res.statusCode, errorCode: parsed?.error?.code, ...(retry !== undefined ? { retryAfter: String(retry) } : {}) });
+          resolve({ status: res.statusCode, errorCode: parsed?.error?.code, errorMessage: parsed?.error?.message, ...(retry !== undefined ? { retryAfter: String(retry) } : {}) });
         });
       },
     );
