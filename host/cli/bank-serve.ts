@@ -20,8 +20,9 @@ export const bankServe: Command = {
     "(port 0 picks a free one), then serves until SIGINT or SIGTERM.\n" +
     "Behind a TLS proxy or load balancer, name it with --trust-proxy so the audit records the client's\n" +
     "address from X-Forwarded-For; the header is ignored from any other peer.\n" +
-    "--workers N runs N server processes on the one port (node:cluster), each with its own database pool,\n" +
-    "so verification uses more than one core; a worker that dies is replaced. One per core is a good start.\n" +
+    "--workers N runs N server processes on the one port (node:cluster), each with its own database pool, so\n" +
+    "verification on PostgreSQL uses more than one core; a worker that dies is replaced. One per core is a good start.\n" +
+    "On SQLite every verification takes the file's one write lock: more workers keep serving if one dies, but are not faster.\n" +
     "Example: fobkit bank serve --db postgres://bank@db/bank --kek-file /etc/fobkit/bank.kek --listen 127.0.0.1:8700 --workers 4",
   options: {
     db: DB_OPTION,
