@@ -6,6 +6,8 @@
  */
 import { runCli } from "./main.js";
 
-process.exitCode = await runCli(process.argv.slice(2));
-// The IPC channel to the primary would keep this process alive after the server closed.
-if (process.connected) process.disconnect();
+const code = await runCli(process.argv.slice(2));
+// Exit explicitly: the IPC channel to the primary would keep the process alive, and a
+// cluster worker whose channel closes exits with 0 (node:cluster), hiding a failure.
+// Writes to stdout/stderr on pipes and files are synchronous on Linux, so nothing is cut off.
+process.exit(code);

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -104,6 +105,23 @@ describe("bank serve --workers: bad values", () => {
       const r = await runFobkit(["bank", "serve", "--db", db, "--kek-file", "/nonexistent.kek", "--workers", workers, "--listen", "127.0.0.1:0"]);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(msg);
+    }
+  });
+
+  it("fails (exit 3) naming the cause and the worker's exit status when the workers cannot listen", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fobkit-workers-"));
+    const taken = createServer();
+    await new Promise<void>((res) => taken.listen(0, "127.0.0.1", () => res()));
+    try {
+      const port = (taken.address() as { port: number }).port;
+      KeyRing.create(join(dir, "bank.kek"));
+      const r = await runFobkit(["bank", "serve", "--db", "sqlite:" + join(dir, "bank.sqlite"), "--kek-file", join(dir, "bank.kek"), "--workers", "2", "--listen", `127.0.0.1:${port}`]);
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toMatch(`cannot listen on 127.0.0.1:${port}: EADDRINUSE`);
+      expect(r.stderr).toMatch(/a worker exited before it listened \(exit 3\)/);
+    } finally {
+      taken.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
