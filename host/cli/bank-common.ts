@@ -5,7 +5,7 @@
  */
 import { wallClock } from "../clock.js";
 import { PskcError } from "../pskc/index.js";
-import { DatabaseBusyError, DatabaseUnavailableError, type Database } from "../registry/database.js";
+import { DatabaseBusyError, type Database } from "../registry/database.js";
 import { KeyFileError, KeyRing } from "../registry/key-ring.js";
 import { defaultDbUrl, openMigrated } from "../registry/open-database.js";
 import { DEFAULT_POLICY, MAX_WINDOW, Registry, type Policy } from "../registry/registry.js";
@@ -150,10 +150,6 @@ export function reportError(command: string, e: unknown, values: Record<string, 
     exit = e.code === "duplicate_serial" ? EXIT_REFUSED : EXIT_USAGE;
   } else if (e instanceof DatabaseBusyError) {
     code = "busy";
-    message = e.message;
-    exit = EXIT_FAILED;
-  } else if (e instanceof DatabaseUnavailableError) {
-    code = e.outcome === "none" ? "db_unavailable" : "outcome_unknown";
     message = e.message;
     exit = EXIT_FAILED;
   } else if (e instanceof KeyFileError) {

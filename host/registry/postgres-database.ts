@@ -13,7 +13,7 @@
  * database could not be asked afterwards (pg_xact_status) how it ended.
  */
 import pg, { type PoolClient, type QueryResult } from "pg";
-import { DatabaseUnavailableError, type Database, type Sql } from "./database.js";
+import { DatabaseUnavailableError, connectionFailure, type Database, type Sql } from "./database.js";
 
 const INT8_OID = 20;
 
@@ -23,23 +23,12 @@ function numbered(sql: string): string {
   return sql.replace(/\?/g, () => "$" + ++n);
 }
 
-/**
- * Why the connection, not the statement, failed, or undefined. SQLSTATE
- * class 08 (connection exception), 57P01-57P03 (admin shutdown, crash
- * shutdown, cannot connect now) and 53300 (too many connections), from
- * PostgreSQL's Appendix A; socket errors; and pg's own messages for a
- * connection that ended (pg/lib/client.js: "Connection terminated
- * unexpectedly", "Client has encountered a connection error and is not
- * queryable"; pg-pool: "timeout exceeded when trying to connect").
- */
-export function connectionProblem(e: unknown): string | undefined {
-  const err = e as { code?: unknown; message?: unknown } | undefined;
-  const code = typeof err?.code === "string" ? err.code : "";
+/** The first line of a connection failure's message (for DatabaseUnavailableError), or undefined if `e` is not one. */
+function connectionProblem(e: unknown): string | undefined {
+  if (!connectionFailure(e)) return undefined;
+  const err = e as { code?: unknown; message?: unknown };
   const message = typeof err?.message === "string" ? err.message.split("\n")[0] : "";
-  if (/^08[0-9A-Z]{3}$/.test(code) || ["57P01", "57P02", "57P03", "53300"].includes(code)) return `${code}: ${message}`;
-  if (["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ENOTFOUND"].includes(code)) return code;
-  if (/Connection terminated|not queryable|timeout exceeded when trying to connect|Client was closed/i.test(message)) return message;
-  return undefined;
+  return typeof err?.code === "string" && !message.includes(err.code) ? `${err.code}: ${message}` : message;
 }
 
 /** How long a transaction whose COMMIT lost its connection keeps asking how it ended. */
@@ -110,7 +99,7 @@ export class PostgresDatabase implements Database {
     try {
       client = await this.pool.connect();
     } catch (e) {
-      throw new DatabaseUnavailableError("none", connectionProblem(e) ?? (e as Error).message);
+      throw new DatabaseUnavailableError(this.description, connectionProblem(e) ?? (e as Error).message);
     }
     let lost: unknown;
     const onError = (e: unknown) => (lost ??= e);
@@ -138,7 +127,7 @@ export class PostgresDatabase implements Database {
       c.release(!!problem);
       if (!problem) throw e;
       // Sent, then the connection died: an autocommitted write may have committed.
-      throw new DatabaseUnavailableError("unknown", problem);
+      throw new DatabaseUnavailableError(this.description, problem, "unknown");
     }
   }
 
@@ -184,10 +173,10 @@ export class PostgresDatabase implements Database {
       }
       // The connection is gone: PostgreSQL rolls back whatever had not committed.
       c.release(true);
-      if (!committing || xid === undefined || started === undefined) throw new DatabaseUnavailableError("none", problem);
+      if (!committing || xid === undefined || started === undefined) throw new DatabaseUnavailableError(this.description, problem);
       // It did commit: the decision stands, and the caller gets it.
       if (await this.committed(xid, started)) return value as T;
-      throw new DatabaseUnavailableError("none", problem);
+      throw new DatabaseUnavailableError(this.description, problem);
     }
   }
 
@@ -206,7 +195,7 @@ export class PostgresDatabase implements Database {
     for (;;) {
       try {
         const r = await this.pool.query("SELECT pg_xact_status($1::xid8) AS s, pg_postmaster_start_time()::text AS started", [xid]);
-        if (r.rows[0]?.started !== started) throw new DatabaseUnavailableError("unknown", "the database server restarted or failed over while the transaction committed");
+        if (r.rows[0]?.started !== started) throw new DatabaseUnavailableError(this.description, "the database server restarted or failed over while the transaction committed", "unknown");
         const s = r.rows[0]?.s;
         if (s === "committed") return true;
         if (s === "aborted") return false;
@@ -216,7 +205,7 @@ export class PostgresDatabase implements Database {
         if (e instanceof DatabaseUnavailableError && e.outcome === "unknown") throw e;
         problem = connectionProblem(e) ?? (e as Error).message;
       }
-      if (Date.now() >= deadline) throw new DatabaseUnavailableError("unknown", problem);
+      if (Date.now() >= deadline) throw new DatabaseUnavailableError(this.description, problem, "unknown");
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -5,7 +5,7 @@
  * messages may change. Nothing secret reaches either.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { DatabaseBusyError, DatabaseUnavailableError } from "../registry/database.js";
+import { DatabaseBusyError } from "../registry/database.js";
 import { KeyFileError } from "../registry/key-ring.js";
 import { RegistryError } from "../registry/types.js";
 
@@ -37,7 +37,7 @@ export const TRANSPORT_ERRORS: Record<string, string> = {
   bad_url: "400: the path is not valid URL syntax (a bad % escape)",
   uri_too_long: "414: a path parameter is longer than any serial or customer id can be",
   busy: "503: the database is busy (another program holds its write lock); retry after the Retry-After seconds",
-  db_unavailable: "503: the database could not be reached or its connection was lost; nothing was done, retry after the Retry-After seconds",
+  database_unavailable: "503: the database could not be reached or its connection was lost; nothing was done, retry after the Retry-After seconds",
   outcome_unknown: "503: the database connection was lost while the change committed and the outcome could not be read back; read the state before redoing it (a verify's code then answers `replayed` if it was accepted)",
   internal_error: "500: the server failed; the request may or may not have taken effect only if it changed something, see the audit",
 };
@@ -71,10 +71,6 @@ export function errorHandler(err: FastifyError | Error, request: FastifyRequest,
   if (err instanceof DatabaseBusyError) {
     reply.header("retry-after", String(RETRY_AFTER_SECONDS));
     return sendError(reply, 503, "busy", "the database is busy (another program holds its write lock); nothing was done, retry shortly");
-  }
-  if (err instanceof DatabaseUnavailableError) {
-    reply.header("retry-after", String(RETRY_AFTER_SECONDS));
-    return sendError(reply, 503, err.outcome === "none" ? "db_unavailable" : "outcome_unknown", err.message);
   }
   const fe = err as FastifyError;
   if (fe.validation) return sendError(reply, 400, "bad_request", fe.message);
