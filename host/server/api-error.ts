@@ -5,7 +5,7 @@
  * messages may change. Nothing secret reaches either.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { DatabaseBusyError } from "../registry/database.js";
+import { DatabaseBusyError, DatabaseUnavailableError } from "../registry/database.js";
 import { KeyFileError } from "../registry/key-ring.js";
 import { RegistryError } from "../registry/types.js";
 
@@ -62,7 +62,15 @@ export function frameworkErrorHandler(err: FastifyError, _request: FastifyReques
   return sendError(reply, 500, "internal_error", "internal error");
 }
 
+/** The operator hears of a lost database at most this often per process (each request still gets its 503). */
+const UNAVAILABLE_LOG_MS = 10_000;
+let unavailableLoggedAt = 0;
+
 export function errorHandler(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err instanceof DatabaseUnavailableError && Date.now() - unavailableLoggedAt >= UNAVAILABLE_LOG_MS) {
+    unavailableLoggedAt = Date.now();
+    process.stderr.write(`fobkit bank serve: answering 503 ${err.code}: ${err.message}\n`);
+  }
   if (err instanceof RegistryError) {
     if (err.kind === "unavailable") reply.header("retry-after", String(RETRY_AFTER_SECONDS));
     return sendError(reply, KIND_STATUS[err.kind], err.code, err.message, err.detail);

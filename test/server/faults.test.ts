@@ -111,7 +111,7 @@ type Killed = { server: number; at: number };
  * server, if it killed one), stops the load, and checks everything the
  * file's header promises.
  */
-async function underLoad(engine: string, servers: Server[], f: Awaited<ReturnType<typeof fixture>>, faults: (load: VerifyLoad, recovered: () => Promise<void>) => Promise<Killed | undefined>): Promise<void> {
+async function underLoad(engine: string, servers: Server[], f: Awaited<ReturnType<typeof fixture>>, faults: (load: VerifyLoad, recovered: () => Promise<void>) => Promise<Killed | undefined>): Promise<string[]> {
   const stderr: string[] = servers.map(() => "");
   servers.forEach((s, i) => s.proc.stderr!.on("data", (d) => (stderr[i] += d)));
   const load = new VerifyLoad({ urls: servers.map((s) => s.url), key: f.key, customers: f.customers, tables: f.tables, period: PERIOD, concurrency: 6 });
@@ -138,6 +138,7 @@ async function underLoad(engine: string, servers: Server[], f: Awaited<ReturnTyp
       `${count((r) => r.status === 503)} 503 (${count((r) => r.errorCode === "outcome_unknown")} outcome_unknown), ${count((r) => !!r.failed)} unanswered on the killed process\n` +
       [...new Set(load.records.filter((r) => r.errorCode === "outcome_unknown").map((r) => `  outcome_unknown: ${r.errorMessage}\n`))].join(""),
   );
+  return stderr;
 }
 
 /** (c) one of the two server processes dies at once; a balancer takes it out of rotation on its first failure. */
@@ -184,7 +185,7 @@ describe("faults under a load of verifications, PostgreSQL (a cluster of the tes
   }
 
   it("answers every request definitely through terminated backends, a restart and a kill -9; no code twice; one audit record per decision", async () => {
-    await underLoad("postgres", servers, f, async (load, recovered) => {
+    const stderr = await underLoad("postgres", servers, f, async (load, recovered) => {
       await sleep(1500);
       // (a) every backend of both pools, twice.
       expect(await terminateServerBackends(), "no server backends to terminate").toBeGreaterThan(0);
@@ -198,6 +199,8 @@ describe("faults under a load of verifications, PostgreSQL (a cluster of the tes
       await sleep(1000);
       return killOne(servers, load, recovered);
     });
+    // The operator hears of it (rate-limited), from the process that survived.
+    expect(stderr[0]).toMatch(/answering 503 database_unavailable: the database .* is unavailable/);
   });
 });
 
