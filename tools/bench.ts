@@ -12,6 +12,7 @@ import { formatBankBench, runBankBench } from "./bench-bank.js";
 import { formatPressBench, runPressBench } from "./bench-press.js";
 import { formatStationBench, runStationBench } from "./bench-station.js";
 import { formatMemoryBench, runMemoryBench } from "./bench-memory.js";
+import { formatConsoleBench, runConsoleBench } from "./bench-console.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const OUT = join(ROOT, "bench", "results");
@@ -31,6 +32,7 @@ async function main(): Promise<number> {
     { name: "memory", run: runMemoryBench, format: formatMemoryBench },
     { name: "station", run: () => runStationBench(), format: formatStationBench },
     { name: "bank", run: () => runBankBench(), format: formatBankBench },
+    { name: "console", run: () => runConsoleBench(), format: formatConsoleBench },
   ];
   const summary: Record<string, unknown> = {
     date: new Date().toISOString(),

@@ -54,6 +54,11 @@ button.danger { background: var(--bad); border-color: var(--bad); }
  */
 export const CONSOLE_JS = `(function () {
   "use strict";
+  // "Done" notes come as ?done=...; drop it from the address so a reload does not repeat the note.
+  if (/[?&]done=/.test(window.location.search) && window.history.replaceState) {
+    var clean = window.location.search.replace(/([?&])done=[^&]*&?/, "$1").replace(/[?&]$/, "");
+    window.history.replaceState(null, "", window.location.pathname + clean);
+  }
   var form = document.getElementById("list-filter");
   var results = document.getElementById("results");
   if (!form || !results || !window.fetch || !window.AbortController) return;

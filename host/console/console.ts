@@ -117,7 +117,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     return {
       lang,
       w: WORDS[lang],
-      here: safeNext(req.url),
+      here: safeNext(req.url.replace(/([?&])done=[^&]*&?/, "$1").replace(/[?&]$/, "")),
       timeZone,
       staff: req.session ? { name: req.session.staff, role: req.session.role, csrf: req.session.csrf } : undefined,
     };
@@ -142,6 +142,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
   // Who is asking, and may they: every console route passes here before its handler.
   app.addHook("preHandler", async (request, reply) => {
     const req = request as ConsoleRequest;
+    if (req.url.startsWith("/console/assets/")) return; // the stylesheet and script: no session, no database
     const cookies = parseCookies(req.headers.cookie);
     const sid = cookies[SESSION_COOKIE];
     if (sid) {

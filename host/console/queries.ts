@@ -4,10 +4,11 @@
  * prefix), a customer's keyfobs from the audit, and the audit with filters.
  * Writes go through the Registry (and approvals.ts), never through here.
  *
- * Indexes (migration 5): tokens (state, serial), (state, updated_at),
- * (updated_at), (customer); audit (actor, id), (at). A list page is one
- * COUNT and one LIMIT/OFFSET query on an index (bench: `make bench`,
- * bench/results/console.json).
+ * Indexes (migration 5): tokens (serial, staged), (state, serial, staged),
+ * (customer, serial, staged), (state, customer, serial, staged), bytewise; audit (actor, id),
+ * (at). A list page is one COUNT and one LIMIT/OFFSET query answered from an
+ * index (bench: `make bench`, bench/results/console.json); sorting by last
+ * change sorts the filtered rows (no index on updated_at: see migrations.ts).
  */
 import type { Database } from "../registry/database.js";
 import { TOKEN_STATES, type AuditRecord, type TokenState, type WithdrawReason } from "../registry/types.js";
@@ -47,15 +48,14 @@ export interface ListFilter {
   page?: number;
 }
 
-/** `col` begins with `prefix`, in a form each engine answers from an index where it can. */
+/** Bytewise text order on both engines (SQLite's BINARY is already), as the indexes of migration 5 are built. */
+const bytewise = (db: Database) => (db.dialect === "postgres" ? ' COLLATE "C"' : "");
+
+/** `col` begins with `prefix`: in bytewise order [prefix, prefix + U+10FFFF) is exactly that, and an index range. */
 function startsWith(db: Database, col: string, prefix: string, params: unknown[]): string {
-  if (db.dialect === "postgres") {
-    params.push(prefix);
-    return `starts_with(${col}, ?)`;
-  }
-  // SQLite compares TEXT bytewise (BINARY): [prefix, prefix + U+10FFFF) is exactly "begins with", on the index.
+  const c = bytewise(db);
   params.push(prefix, prefix + "\u{10FFFF}");
-  return `(${col} >= ? AND ${col} < ?)`;
+  return `(${col}${c} >= ? AND ${col}${c} < ?)`;
 }
 
 export async function listKeyfobs(db: Database, f: ListFilter): Promise<{ rows: KeyfobRow[]; total: number; page: number; pages: number }> {
@@ -73,6 +73,8 @@ export async function listKeyfobs(db: Database, f: ListFilter): Promise<{ rows: 
     where.push(`(${s} OR ${c})`);
     params.push(...a);
   }
+  // Sorted by customer: the keyfobs that have one (NULLs would sort first on SQLite, last on PostgreSQL).
+  if (f.sort === "customer") where.push("customer IS NOT NULL");
   const whereSql = where.join(" AND ");
   const count = await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM tokens WHERE ${whereSql}`, params);
   const total = Number(count?.n ?? 0);
@@ -81,11 +83,21 @@ export async function listKeyfobs(db: Database, f: ListFilter): Promise<{ rows: 
   const col = SORTS[f.sort ?? "serial"];
   const dir = f.desc ? "DESC" : "ASC";
   // NULL customers last either way; serial breaks ties so paging is stable.
-  const order = col === "serial" ? `serial ${dir}` : col === "customer" ? `(customer IS NULL), customer ${dir}, serial ${dir}` : `${col} ${dir}, serial ${dir}`;
-  const rows = await db.all<{ serial: string; state: TokenState; customer: string | null; issuance: number; fail_count: number; withdrawn: WithdrawReason | null; updated_at: number }>(
-    `SELECT serial, state, customer, issuance, fail_count, withdrawn, updated_at FROM tokens WHERE ${whereSql} ORDER BY ${order} LIMIT ${PAGE_SIZE} OFFSET ${(page - 1) * PAGE_SIZE}`,
-    params,
+  const c = bytewise(db);
+  const order = col === "serial" ? `serial${c} ${dir}` : col === "customer" ? `customer${c} ${dir}, serial${c} ${dir}` : `${col} ${dir}, serial${c} ${dir}`;
+  // The page's serials first, from the index alone (a deep OFFSET then skips index entries, not
+  // table rows: PostgreSQL would otherwise fetch every skipped row), then those 50 rows.
+  const serials = await db.all<{ serial: string }>(`SELECT serial FROM tokens WHERE ${whereSql} ORDER BY ${order} LIMIT ${PAGE_SIZE} OFFSET ${(page - 1) * PAGE_SIZE}`, params);
+  const byKey = new Map(
+    (serials.length
+      ? await db.all<{ serial: string; state: TokenState; customer: string | null; issuance: number; fail_count: number; withdrawn: WithdrawReason | null; updated_at: number }>(
+          `SELECT serial, state, customer, issuance, fail_count, withdrawn, updated_at FROM tokens WHERE serial IN (${serials.map(() => "?").join(", ")})`,
+          serials.map((r) => r.serial),
+        )
+      : []
+    ).map((r) => [r.serial, r]),
   );
+  const rows = serials.map((r) => byKey.get(r.serial)).filter((r) => r !== undefined);
   return {
     rows: rows.map((r) => ({ serial: r.serial, state: r.state, customer: r.customer, issuance: Number(r.issuance), failCount: Number(r.fail_count), withdrawn: r.withdrawn, updatedAt: Number(r.updated_at) })),
     total,
@@ -101,9 +113,10 @@ export async function search(db: Database, q: string): Promise<{ exact?: { kind:
   const customer = (await db.get<{ c: string }>("SELECT customer AS c FROM tokens WHERE customer = ? LIMIT 1", [q])) ?? (await db.get<{ c: string }>("SELECT customer AS c FROM audit WHERE customer = ? LIMIT 1", [q]));
   if (customer) return { exact: { kind: "customer", id: customer.c }, serials: [], customers: [] };
   const p1: unknown[] = [];
-  const serials = await db.all<{ serial: string }>(`SELECT serial FROM tokens WHERE ${startsWith(db, "serial", q, p1)} AND ${LIVE_ROWS} ORDER BY serial LIMIT 20`, p1);
+  const c = bytewise(db);
+  const serials = await db.all<{ serial: string }>(`SELECT serial FROM tokens WHERE ${startsWith(db, "serial", q, p1)} AND ${LIVE_ROWS} ORDER BY serial${c} LIMIT 20`, p1);
   const p2: unknown[] = [];
-  const customers = await db.all<{ customer: string }>(`SELECT DISTINCT customer FROM tokens WHERE ${startsWith(db, "customer", q, p2)} ORDER BY customer LIMIT 20`, p2);
+  const customers = await db.all<{ customer: string }>(`SELECT DISTINCT customer${c} AS customer FROM tokens WHERE ${startsWith(db, "customer", q, p2)} ORDER BY 1 LIMIT 20`, p2);
   return { serials: serials.map((r) => r.serial), customers: customers.map((r) => r.customer) };
 }
 

@@ -158,9 +158,9 @@ CREATE TRIGGER secrets_kek_usable BEFORE INSERT OR UPDATE OF kek_id ON registry_
  * the SHA-256 of each session id (the cookie's value is never stored) and its
  * CSRF token. approvals: what a teller asked for that a supervisor must
  * approve (maker-checker, host/registry/approvals.ts). The indexes serve the
- * console's lists, search and audit filters at 100,000 keyfobs.
+ * console's lists, search and audit filters at 100,000 keyfobs (below).
  */
-const CONSOLE_SQL = `
+const CONSOLE_TABLES = `
 CREATE TABLE staff (
   name            TEXT PRIMARY KEY,
   role            TEXT NOT NULL CHECK (role IN ('teller', 'supervisor')),
@@ -193,12 +193,24 @@ CREATE TABLE approvals (
   outcome     TEXT
 );
 CREATE INDEX approvals_state ON approvals (state, made_at);
-CREATE INDEX tokens_state_serial ON tokens (state, serial);
-CREATE INDEX tokens_state_updated ON tokens (state, updated_at);
-CREATE INDEX tokens_updated ON tokens (updated_at);
-CREATE INDEX tokens_customer ON tokens (customer);
 CREATE INDEX audit_actor ON audit (actor, id);
 CREATE INDEX audit_at ON audit (at);
+`;
+
+/*
+ * The lists' indexes end in `staged`, so the visibility test of a staged
+ * import (LIVE in registry.ts) is answered from the index: a COUNT or a deep
+ * OFFSET never reads the table. Text columns sort bytewise on both engines
+ * (SQLite's BINARY; PostgreSQL COLLATE "C", which the console's queries name),
+ * so "begins with" is an index range. No index holds updated_at or
+ * fail_count: every verification changes them, and an index on them would
+ * slow the hot path (and stop PostgreSQL's HOT updates).
+ */
+const consoleIndexes = (c: string) => `
+CREATE INDEX tokens_console_serial ON tokens (serial${c}, staged);
+CREATE INDEX tokens_console_state_serial ON tokens (state, serial${c}, staged);
+CREATE INDEX tokens_console_customer ON tokens (customer${c}, serial${c}, staged);
+CREATE INDEX tokens_console_state_customer ON tokens (state, customer${c}, serial${c}, staged);
 `;
 
 export const MIGRATIONS: Migration[] = [
@@ -283,7 +295,7 @@ ALTER TABLE tokens ADD COLUMN not_after BIGINT;`,
   {
     version: 5,
     name: "staff accounts, console sessions, maker-checker approvals; indexes for the console's lists and audit filters",
-    sql: CONSOLE_SQL,
+    sql: { sqlite: CONSOLE_TABLES + consoleIndexes(""), postgres: CONSOLE_TABLES + consoleIndexes(' COLLATE "C"') },
   },
 ];
 
