@@ -6,6 +6,8 @@
  * The browser suite (console-browser.test.ts) drives the same pages in Chromium.
  */
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
+import { request } from "node:https";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createApiKey } from "../../host/registry/api-keys.js";
 import type { Database } from "../../host/registry/database.js";
@@ -13,7 +15,7 @@ import { KeyRing } from "../../host/registry/key-ring.js";
 import { addStaff } from "../../host/registry/staff.js";
 import { startServer } from "../../host/server/serve.js";
 import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb } from "../registry/support.js";
-import { call } from "../server/support.js";
+import { call, selfSignedCert } from "../server/support.js";
 
 const START = 1_800_000_040_000 - (1_800_000_040_000 % 60_000) + 10_000;
 const CLI = { name: "staff:test", source: "cli" };
@@ -113,8 +115,10 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
   });
 
   it("signing in makes a new session (a planted cookie is never adopted), with HttpOnly, SameSite=Strict and no Secure on loopback; 15 idle minutes or sign-out end it", async () => {
+    // Fixation: an attacker signs in and plants their own, valid, session id in alice's browser.
+    const attacker = await signedIn("bob");
+    const planted = attacker.cookies.get("fobkit_console")!;
     const c = new Client(base);
-    const planted = randomBytes(32).toString("base64url");
     c.cookies.set("fobkit_console", planted);
     const r = await c.signIn("alice", PASSWORDS.alice, "/console/keyfobs?state=locked");
     expect(r.status).toBe(303);
@@ -126,7 +130,9 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     expect(cookie).not.toMatch(/Secure/);
     const sid = c.cookies.get("fobkit_console")!;
     expect(sid).not.toBe(planted);
-    expect((await c.get("/console/")).status).toBe(200);
+    expect((await c.get("/console/")).text).toContain("alice (");
+    // The planted session ended with the new sign-in: it is nobody's now.
+    expect((await attacker.get("/console/")).status).toBe(303);
     // Idle: 14 minutes is fine (and restarts the clock), 15 more is not.
     clock.advance(14 * 60);
     expect((await c.get("/console/")).status).toBe(200);
@@ -165,6 +171,27 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     const bob = await signedIn("bob");
     expect((await bob.post("/console/staff/alice/unlock", { _csrf: await bob.csrf("/console/staff") })).status).toBe(303);
     expect((await new Client(base).signIn("alice", PASSWORDS.alice)).status).toBe(303);
+  });
+
+  it("marks the session cookie Secure when the console is served over HTTPS", async () => {
+    const tls = selfSignedCert();
+    const https = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0", tlsCert: tls.cert, tlsKey: tls.key, now: clock.now });
+    try {
+      const body = new URLSearchParams({ staff: "alice", password: PASSWORDS.alice }).toString();
+      const u = new URL(https.url + "/console/sign-in");
+      const cookie = await new Promise<string>((resolve, reject) => {
+        const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: "POST", rejectUnauthorized: false, headers: { "content-type": "application/x-www-form-urlencoded", "content-length": Buffer.byteLength(body) } }, (res) => {
+          res.resume();
+          resolve(String(res.headers["set-cookie"] ?? ""));
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+      expect(cookie).toMatch(/^fobkit_console=[A-Za-z0-9_-]{43}; Path=\/console\/; HttpOnly; SameSite=Strict; Secure$/);
+    } finally {
+      await https.close();
+      rmSync(tls.dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses a change without the session's CSRF token, with another session's token, or from another origin, and changes nothing", async () => {
