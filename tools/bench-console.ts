@@ -155,7 +155,7 @@ export async function runConsoleBench(): Promise<ConsoleBench> {
 }
 
 export function formatConsoleBench(r: ConsoleBench): string {
-  const lines = [`console list pages at ${r.tokens.toLocaleString("en")} keyfobs (goal: under ${r.goalMs} ms of server time)`];
+  const lines = [`console list pages at ${r.tokens.toLocaleString("en")} keyfobs (goal: median under ${r.goalMs} ms of server time; load average ${r.machine.loadavg[0].toFixed(1)} on ${r.machine.cpus} cores)`];
   for (const [engine, e] of Object.entries(r.engines)) {
     if ("skipped" in e) {
       lines.push(`  ${engine}: skipped (${e.skipped})`);
@@ -163,7 +163,7 @@ export function formatConsoleBench(r: ConsoleBench): string {
     }
     lines.push(`  ${engine} (filled in ${e.fillSeconds.toFixed(0)} s):`);
     for (const p of e.pages) {
-      lines.push(`    ${p.name.padEnd(30)} server ${p.serverMedianMs.toFixed(1).padStart(6)} ms median, ${p.serverP95Ms.toFixed(1).padStart(6)} ms p95  (${p.rows} rows; in-process request ${p.injectMedianMs.toFixed(1)} ms)${p.serverP95Ms < r.goalMs ? "" : "  OVER GOAL"}`);
+      lines.push(`    ${p.name.padEnd(30)} server ${p.serverMedianMs.toFixed(1).padStart(6)} ms median, ${p.serverP95Ms.toFixed(1).padStart(6)} ms p95  (${p.rows} rows; in-process request ${p.injectMedianMs.toFixed(1)} ms)${p.serverMedianMs < r.goalMs ? "" : "  OVER GOAL"}`);
     }
   }
   return lines.join("\n");

@@ -110,7 +110,10 @@ export async function listKeyfobs(db: Database, f: ListFilter): Promise<{ rows: 
 export async function search(db: Database, q: string): Promise<{ exact?: { kind: "keyfob" | "customer"; id: string }; serials: string[]; customers: string[] }> {
   const serial = await db.get<{ serial: string }>(`SELECT serial FROM tokens WHERE serial = ? AND ${LIVE_ROWS}`, [q]);
   if (serial) return { exact: { kind: "keyfob", id: serial.serial }, serials: [], customers: [] };
-  const customer = (await db.get<{ c: string }>("SELECT customer AS c FROM tokens WHERE customer = ? LIMIT 1", [q])) ?? (await db.get<{ c: string }>("SELECT customer AS c FROM audit WHERE customer = ? LIMIT 1", [q]));
+  // Compared bytewise, as tokens_console_customer is built (PostgreSQL uses an index only for its own collation).
+  const customer =
+    (await db.get<{ c: string }>(`SELECT customer AS c FROM tokens WHERE customer${bytewise(db)} = ? LIMIT 1`, [q])) ??
+    (await db.get<{ c: string }>("SELECT customer AS c FROM audit WHERE customer = ? LIMIT 1", [q]));
   if (customer) return { exact: { kind: "customer", id: customer.c }, serials: [], customers: [] };
   const p1: unknown[] = [];
   const c = bytewise(db);
