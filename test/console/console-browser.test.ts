@@ -146,8 +146,21 @@ describe("staff console in Chromium", () => {
     // Lists filter as one types; answers come from the server.
     await page.getByRole("link", { name: "All keyfobs" }).click();
     await page.getByLabel("Serial or customer ID begins with").fill("FK000");
+    await expect.poll(() => page.locator("#results").innerText()).toMatch(/^3 keyfobs/);
+    // Overlapping requests: the answer to the first is held back until after the second's;
+    // the page must end on the second (the script aborts and drops stale answers).
+    const partial = /\/console\/keyfobs\?.*partial=1/;
+    let held = 0;
+    await page.route(partial, async (route) => {
+      if (held++ === 0) await new Promise((r) => setTimeout(r, 1500));
+      await route.continue().catch(() => undefined);
+    });
+    await page.getByLabel("State").selectOption("locked");
     await page.getByLabel("State").selectOption("in_stock");
     await expect.poll(() => page.locator("#results").innerText()).toMatch(/^2 keyfobs/);
+    await page.waitForTimeout(2000);
+    expect(await page.locator("#results").innerText()).toMatch(/^2 keyfobs/);
+    await page.unroute(partial);
     expect(page.url()).toContain("state=in_stock");
     await shot(page, "list");
     await page.close();
