@@ -72,7 +72,20 @@ describe("staff console in Chromium", () => {
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("button", { name: "Sign out" }).waitFor();
   }
-  const shot = (page: Page, name: string) => page.screenshot({ path: join(SCREENS, name + ".png"), fullPage: true });
+  /** Every control on the page has an accessible name (a <label>, aria-label, or its own text), then a screenshot. */
+  async function shot(page: Page, name: string): Promise<void> {
+    const unnamed = await page.locator("input:not([type=hidden]), select, textarea, button").evaluateAll((els) =>
+      els
+        .filter((e) => {
+          const labels = (e as HTMLInputElement).labels;
+          const text = (labels && labels.length ? [...labels].map((l) => l.textContent).join("") : "") + (e.getAttribute("aria-label") ?? "") + (e.tagName === "BUTTON" ? e.textContent : "");
+          return !text.trim();
+        })
+        .map((e) => e.outerHTML),
+    );
+    expect(unnamed, name).toEqual([]);
+    await page.screenshot({ path: join(SCREENS, name + ".png"), fullPage: true });
+  }
 
   it("a teller signs in by keyboard, searches, issues an imported keyfob, unlocks it after five wrong codes, withdraws it as lost; the audit shows it all", async () => {
     const page = await browser.context.newPage();

@@ -14,7 +14,7 @@ import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { addStaff } from "../../host/registry/staff.js";
 import { startServer } from "../../host/server/serve.js";
-import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb } from "../registry/support.js";
+import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb, oathtool } from "../registry/support.js";
 import { call, selfSignedCert } from "../server/support.js";
 
 const START = 1_800_000_040_000 - (1_800_000_040_000 % 60_000) + 10_000;
@@ -260,6 +260,25 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     const bob2 = await signedIn("bob");
     expect((await bob2.post("/console/keyfobs/FK0001/withdraw", { reason: "stolen", confirmed: "yes", _csrf: await bob2.csrf() })).status).toBe(303);
     expect(await server.registry.status("FK0001")).toMatchObject({ state: "retired", withdrawn: "stolen" });
+  });
+
+  it("resyncs a keyfob from two consecutive codes and refuses codes that are not", async () => {
+    await register("FK0001", RFC_SEED_SHA1);
+    await server.registry.issue("FK0001", "C1", CLI);
+    const alice = await signedIn("alice");
+    const token = await alice.csrf();
+    const form = await alice.get("/console/keyfobs/FK0001/resync");
+    expect(form.text).toContain('pattern="[0-9]{8}"');
+    // The keyfob runs 10 minutes fast: its next two codes.
+    const fast = clock.seconds + 600;
+    const bad = await alice.post("/console/keyfobs/FK0001/resync", { code1: oathtool(RFC_SEED_SHA1, fast), code2: oathtool(RFC_SEED_SHA1, fast + 120), _csrf: token });
+    expect(bad.status).toBe(409);
+    expect((await alice.post("/console/keyfobs/FK0001/resync", { code1: "1234", code2: "5678", _csrf: token })).status).toBe(400);
+    const ok = await alice.post("/console/keyfobs/FK0001/resync", { code1: oathtool(RFC_SEED_SHA1, fast), code2: oathtool(RFC_SEED_SHA1, fast + 60), _csrf: token });
+    expect(ok.status).toBe(303);
+    expect(await server.registry.status("FK0001")).toMatchObject({ drift: 11 });
+    const record = (await server.registry.auditTrail({ serial: "FK0001" })).filter((a) => a.action === "resync").map((a) => `${a.actor}:${a.outcome}`);
+    expect(record).toEqual(["console:alice:resync_failed", "console:alice:ok"]);
   });
 
   it("escapes markup in serials everywhere and defuses formulas in the CSV", async () => {
