@@ -22,7 +22,7 @@
  * just the same.
  */
 import { randomBytes } from "node:crypto";
-import type { Database } from "./database.js";
+import type { Database, Sql } from "./database.js";
 import type { Registry } from "./registry.js";
 import { auditRecord } from "./staff.js";
 import { RegistryError, type Actor, type TokenStatus, type WithdrawReason } from "./types.js";
@@ -76,39 +76,39 @@ const toApproval = (r: ApprovalRow): Approval => ({
 });
 
 /** Successful unlocks of the customer's keyfobs since `since` (unix ms), from the audit. */
-async function unlocksSince(db: Database, customer: string, since: number): Promise<number> {
-  const r = await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM audit WHERE customer = ? AND action = 'unlock' AND outcome = 'ok' AND at >= ?", [customer, since]);
+async function unlocksSince(t: Sql, customer: string, since: number): Promise<number> {
+  const r = await t.get<{ n: number }>("SELECT COUNT(*) AS n FROM audit WHERE customer = ? AND action = 'unlock' AND outcome = 'ok' AND at >= ?", [customer, since]);
   return Number(r?.n ?? 0);
 }
 
 /**
  * Unlock under the rule. A teller's third unlock in 24 h is not done: a
  * pending approval is recorded (or the one already pending is named) and
- * the answer is the refusal `needs_approval` with its id.
+ * the answer is the refusal `needs_approval` with its id. The count is taken
+ * inside the unlock's transaction, after the keyfob's row is locked (the
+ * registry's guard): counted before, two unlocks queued behind each other
+ * (with five wrong codes between them) both saw one earlier unlock and both
+ * went through, a third unlock without a supervisor.
  */
 export async function unlockUnderRule(registry: Registry, customer: string, actor: Actor, authority: Authority, now = Date.now()): Promise<TokenStatus> {
   if (authority === "supervisor") return registry.unlock(customer, actor);
-  const held = await registry.statusOfCustomer(customer).catch(() => undefined);
-  // Not locked (or no token): the registry gives its own audited refusal.
-  if (!held || held.state !== "locked") return registry.unlock(customer, actor);
-  const before = await unlocksSince(registry.db, customer, now - UNLOCK_WINDOW_MS);
-  if (before < TELLER_UNLOCKS_PER_DAY) return registry.unlock(customer, actor);
   const db = registry.db;
-  const id = await db.tx(async (t) => {
+  return registry.unlock(customer, actor, async (t, held) => {
+    const before = await unlocksSince(t, customer, now - UNLOCK_WINDOW_MS);
+    if (before < TELLER_UNLOCKS_PER_DAY) return undefined;
     const pending = await t.get<{ id: string }>(`SELECT id FROM approvals WHERE action = 'unlock' AND customer = ? AND state = 'pending'${db.forUpdate}`, [customer]);
-    const approval = pending?.id ?? randomBytes(6).toString("hex");
+    const id = pending?.id ?? randomBytes(6).toString("hex");
     if (!pending) {
-      await t.run("INSERT INTO approvals (id, action, customer, serial, detail, maker, made_at, state) VALUES (?, 'unlock', ?, ?, NULL, ?, ?, 'pending')", [approval, customer, held.serial, actor.name, now]);
+      await t.run("INSERT INTO approvals (id, action, customer, serial, detail, maker, made_at, state) VALUES (?, 'unlock', ?, ?, NULL, ?, ?, 'pending')", [id, customer, held.serial, actor.name, now]);
     }
-    await auditRecord(t, actor, "unlock", "needs_approval", now, { serial: held.serial, customer, detail: { approval, unlocksInDay: before } });
-    return approval;
+    await auditRecord(t, actor, "unlock", "needs_approval", now, { serial: held.serial, customer, detail: { approval: id, unlocksInDay: before } });
+    return new RegistryError(
+      "needs_approval",
+      `customer ${customer}'s keyfob was unlocked ${before} times in the last 24 hours; a third unlock needs a supervisor's approval (request ${id})`,
+      "refused",
+      { approval: id, serial: held.serial },
+    );
   });
-  throw new RegistryError(
-    "needs_approval",
-    `customer ${customer}'s keyfob was unlocked ${before} times in the last 24 hours; a third unlock needs a supervisor's approval (request ${id})`,
-    "refused",
-    { approval: id, serial: held.serial },
-  );
 }
 
 /** Withdraw under the rule: only a supervisor records "stolen". */

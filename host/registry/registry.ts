@@ -716,13 +716,20 @@ export class Registry {
     }
   }
 
-  /** locked -> active (or back to issued if it was locked before ever being activated). */
-  async unlock(customer: string, actor: Actor): Promise<TokenStatus> {
+  /**
+   * locked -> active (or back to issued if it was locked before ever being activated).
+   * `guard` (maker-checker, approvals.ts) runs in the same transaction once the
+   * keyfob's row is locked, so what it counts or compares cannot change before the
+   * unlock is written; a refusal it returns is committed (with what it wrote) and thrown.
+   */
+  async unlock(customer: string, actor: Actor, guard?: (t: Sql, held: { serial: string }) => Promise<RegistryError | undefined>): Promise<TokenStatus> {
     checkCustomer(customer);
     return this.decide(async (t) => {
       const row = await this.lockByCustomer(t, customer);
       if (!row) return this.refuse(t, actor, "unlock", "no_token", `customer ${customer} holds no token`, null, customer);
       if (row.state !== "locked") return this.refuse(t, actor, "unlock", "not_locked", `token ${row.serial} is ${row.state}, not locked`, row.serial, customer, { state: row.state });
+      const refused = guard ? await guard(t, { serial: row.serial }) : undefined;
+      if (refused) return refused;
       const state: TokenState = row.activated_at === null ? "issued" : "active";
       const now = this.now();
       await this.changeAudited(t, actor, { sql: `UPDATE tokens SET state = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, params: [state, now, row.serial] }, [

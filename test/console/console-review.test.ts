@@ -1,0 +1,124 @@
+/**
+ * Security review of the staff console (issue 13): each test here is an
+ * attack that worked before its fix (see the commit that added it), run on
+ * the real server over loopback HTTP, on SQLite and PostgreSQL where the
+ * engines differ.
+ */
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createApiKey } from "../../host/registry/api-keys.js";
+import type { Database } from "../../host/registry/database.js";
+import { KeyRing } from "../../host/registry/key-ring.js";
+import { addStaff } from "../../host/registry/staff.js";
+import { startServer } from "../../host/server/serve.js";
+import { ENGINES, TestClock, freshDb } from "../registry/support.js";
+import { call } from "../server/support.js";
+
+const START = 1_800_000_040_000 - (1_800_000_040_000 % 60_000) + 10_000;
+const CLI = { name: "staff:test", source: "cli" };
+const PASSWORDS = { alice: "alice-correct-horse", bob: "bob-battery-staple" };
+
+/** Cookies kept, redirects not followed (as console-http.test.ts's Client). */
+class Client {
+  cookies = new Map<string, string>();
+  constructor(readonly base: string) {}
+  async req(method: string, path: string, form?: Record<string, string>): Promise<{ status: number; text: string; headers: Headers }> {
+    const headers: Record<string, string> = {};
+    if (this.cookies.size) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
+    if (form) headers["content-type"] = "application/x-www-form-urlencoded";
+    const res = await fetch(this.base + path, { method, headers, redirect: "manual", body: form ? new URLSearchParams(form).toString() : undefined });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(";");
+      const i = pair.indexOf("=");
+      this.cookies.set(pair.slice(0, i), pair.slice(i + 1));
+    }
+    return { status: res.status, text: await res.text(), headers: res.headers };
+  }
+  async csrf(): Promise<string> {
+    return /name="_csrf" value="([^"]+)"/.exec((await this.req("GET", "/console/")).text)![1];
+  }
+}
+
+describe.each(ENGINES)("console security review on $name", (engine) => {
+  let db: Database;
+  let url: string;
+  let drop: () => Promise<void>;
+  let clock: TestClock;
+  let server: Awaited<ReturnType<typeof startServer>>;
+  let base: string;
+  let staffKey: string;
+  let channelKey: string;
+
+  beforeEach(async () => {
+    ({ db, url, drop } = await freshDb(engine));
+    clock = new TestClock(START);
+    server = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0", now: clock.now });
+    base = server.url;
+    staffKey = (await createApiKey(db, "staff")).key;
+    channelKey = (await createApiKey(db, "channel")).key;
+  });
+  afterEach(async () => {
+    await server.close();
+    await drop();
+  });
+
+  const register = (serial: string) =>
+    server.registry.registerOne({ serial, manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: randomBytes(20) }, CLI, "test");
+  const lockWithWrongCodes = async (customer: string) => {
+    for (let i = 0; i < 5; i++) await call(base, "POST", `/v1/customers/${customer}/activate`, { key: channelKey, body: { code: "00000000" } });
+  };
+  const unlockViaApi = (customer: string) => call(base, "POST", `/v1/customers/${customer}/unlock`, { key: staffKey });
+  async function signedIn(name: keyof typeof PASSWORDS): Promise<Client> {
+    const c = new Client(base);
+    expect((await c.req("POST", "/console/sign-in", { staff: name, password: PASSWORDS[name] })).status).toBe(303);
+    return c;
+  }
+
+  it.runIf(engine.name === "postgres")("counts a teller's unlocks under the keyfob's row lock: two unlocks racing a re-lock do not make a third without a supervisor", async () => {
+    await register("FK0001");
+    await server.registry.issue("FK0001", "C1", CLI);
+    await lockWithWrongCodes("C1");
+    expect((await unlockViaApi("C1")).status).toBe(200); // the first unlock of the day
+    await lockWithWrongCodes("C1");
+    const schema = new URL(url).searchParams.get("schema")!;
+    const connect = async () => {
+      const c = new pg.Client({ connectionString: url.split("?")[0] });
+      await c.connect();
+      await c.query(`SET search_path TO ${schema}`);
+      return c;
+    };
+    const holder = await connect();
+    const relocker = await connect();
+    const watcher = await connect();
+    const waiting = async (n: number) => {
+      for (let i = 0; i < 500; i++) {
+        const r = await watcher.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%tokens%'");
+        if (r.rows[0].n >= n) return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error(`never ${n} waiting on the keyfob's row`);
+    };
+    try {
+      // Hold the row so the requests queue behind it in a known order: unlock A, a re-lock (five more wrong codes), unlock B.
+      await holder.query("BEGIN");
+      await holder.query("SELECT serial FROM tokens WHERE serial = 'FK0001' FOR UPDATE");
+      const a = unlockViaApi("C1");
+      await waiting(1);
+      const relock = relocker.query("UPDATE tokens SET state = 'locked', fail_count = 5 WHERE serial = 'FK0001'");
+      await waiting(2);
+      const b = unlockViaApi("C1");
+      await waiting(3);
+      await holder.query("COMMIT");
+      expect((await a).status).toBe(200); // the second unlock of the day
+      await relock;
+      // The third: before the fix it had counted one unlock before queueing, and went through.
+      expect(await b).toMatchObject({ status: 409, body: { error: { code: "needs_approval" } } });
+      expect((await server.registry.status("FK0001")).state).toBe("locked");
+    } finally {
+      await holder.end();
+      await relocker.end();
+      await watcher.end();
+    }
+  });
+});
