@@ -152,7 +152,21 @@ export async function decideApproval(registry: Registry, id: string, approve: bo
   });
   if (!approve) return { approval: toApproval({ ...claimed, state: "rejected", checker: checker.name, decided_at: now }) };
   try {
-    const token = await registry.unlock(claimed.customer!, checker);
+    // The approval is for the lock the teller saw: the same keyfob, not unlocked since.
+    // Otherwise (the customer holds another keyfob now, or this lock was lifted and
+    // the keyfob locked again) a supervisor would lift a lock nobody asked about.
+    const token = await registry.unlock(claimed.customer!, checker, async (t, held) => {
+      // Unlocks after the audit record that made the request (by id: the clock may not have moved).
+      const since = await t.get<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM audit WHERE serial = ? AND action = 'unlock' AND outcome = 'ok' AND id > COALESCE(
+           (SELECT MIN(id) FROM audit WHERE customer = ? AND action = 'unlock' AND outcome = 'needs_approval' AND actor = ? AND at = ?), 0)`,
+        [held.serial, claimed.customer, claimed.maker, Number(claimed.made_at)],
+      );
+      if (held.serial === claimed.serial && Number(since?.n ?? 0) === 0) return undefined;
+      const detail = { approval: id, requested: claimed.serial, held: held.serial };
+      await auditRecord(t, checker, "unlock", "request_stale", now, { serial: held.serial, customer: claimed.customer, detail });
+      return new RegistryError("request_stale", `request ${id} was for keyfob ${claimed.serial}, which is no longer locked as it was when asked (customer ${claimed.customer} holds ${held.serial}); nothing was unlocked`, "refused", detail);
+    });
     await db.run("UPDATE approvals SET outcome = 'ok' WHERE id = ?", [id]);
     return { approval: toApproval({ ...claimed, state: "approved", checker: checker.name, decided_at: now, outcome: "ok" }), token };
   } catch (e) {

@@ -121,4 +121,40 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
       await watcher.end();
     }
   });
+  it("a supervisor's approval unlocks only the keyfob that was locked when the teller asked, not the customer's next one or its next lock", async () => {
+    await addStaff(db, "bob", "supervisor", PASSWORDS.bob, CLI);
+    await register("FK0001");
+    await register("FK0002");
+    await server.registry.issue("FK0001", "C1", CLI);
+    for (let i = 0; i < 2; i++) {
+      await lockWithWrongCodes("C1");
+      expect((await unlockViaApi("C1")).status).toBe(200);
+    }
+    await lockWithWrongCodes("C1");
+    const asked = await unlockViaApi("C1");
+    expect(asked).toMatchObject({ status: 409, body: { error: { code: "needs_approval", detail: { serial: "FK0001" } } } });
+    const approval = (asked.body as { error: { detail: { approval: string } } }).error.detail.approval;
+    // Meanwhile FK0001 comes back and C1 gets FK0002, which five wrong codes lock.
+    expect((await call(base, "POST", "/v1/customers/C1/withdraw", { key: staffKey, body: { reason: "returned" } })).status).toBe(200);
+    await server.registry.issue("FK0002", "C1", CLI);
+    await lockWithWrongCodes("C1");
+    const bob = await signedIn("bob");
+    const token = await bob.csrf();
+    expect((await bob.req("POST", `/console/approvals/${approval}/approve`, { _csrf: token })).status).toBe(409);
+    expect((await server.registry.status("FK0002")).state).toBe("locked");
+    // A request whose lock a supervisor already lifted is spent: approving it later does not lift the next lock.
+    await register("FK0003");
+    await server.registry.issue("FK0003", "C2", CLI);
+    for (let i = 0; i < 2; i++) {
+      await lockWithWrongCodes("C2");
+      expect((await unlockViaApi("C2")).status).toBe(200);
+    }
+    await lockWithWrongCodes("C2");
+    const again = await unlockViaApi("C2");
+    const second = (again.body as { error: { detail: { approval: string } } }).error.detail.approval;
+    expect((await bob.req("POST", "/console/keyfobs/FK0003/unlock", { _csrf: token })).status).toBe(303);
+    await lockWithWrongCodes("C2");
+    expect((await bob.req("POST", `/console/approvals/${second}/approve`, { _csrf: token })).status).toBe(409);
+    expect((await server.registry.status("FK0003")).state).toBe("locked");
+  });
 });
