@@ -225,7 +225,11 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     const v = req.view!;
     const next = safeNext(body.next);
     const staff = str(body.staff).slice(0, 64);
-    const result = await signIn(db, staff, str(body.password), req.ip, now());
+    const result = await signIn(db, staff, str(body.password), req.ip, now()).catch((e) => {
+      if (e instanceof RegistryError && e.code === "signin_busy") return undefined;
+      throw e;
+    });
+    if (!result) return send(reply.header("retry-after", "1"), 503, P.signInPage(v, next, { staffId: staff, error: v.w.errors.signin_busy }));
     if (!result.ok) {
       return send(reply, 401, P.signInPage(v, next, { staffId: staff, error: result.reason === "locked" ? v.w.lockedAccount : v.w.badCredentials }));
     }

@@ -149,6 +149,7 @@ const en = {
     staff_not_locked: "This staff account is not locked.",
     unknown_staff: "No such staff account.",
     busy: "The database is busy. Try again in a moment.",
+    signin_busy: "Too many sign-ins at once. Try again in a moment.",
   } as Record<string, string>,
 };
 
@@ -295,6 +296,7 @@ const ja: Words = {
     staff_not_locked: "この職員アカウントは停止中ではありません。",
     unknown_staff: "該当する職員アカウントはありません。",
     busy: "データベースが混み合っています。しばらくしてからやり直してください。",
+    signin_busy: "ログインが集中しています。しばらくしてからやり直してください。",
   },
 };
 

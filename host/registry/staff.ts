@@ -207,13 +207,45 @@ export async function unlockStaff(db: Database, name: string, actor: Actor, now 
   });
 }
 
+/**
+ * scrypt checks at once, and sign-ins waiting for one. A sign-in needs no
+ * session, so anyone who reaches the port can ask for 32 MiB and ~50-100 ms
+ * of a libuv pool thread (4 threads, shared with fs, dns and zlib) per
+ * request; unbounded, a flood queued seconds of work ahead of every staff
+ * member's sign-in and held a socket for each. Past the queue a sign-in is
+ * refused at once (`signin_busy`, 503 with Retry-After), before any scrypt,
+ * count or audit.
+ */
+export const KDF_PARALLEL = 2;
+export const KDF_QUEUE = 16;
+let kdfRunning = 0;
+const kdfWaiting: (() => void)[] = [];
+
+async function gated<T>(fn: () => Promise<T>): Promise<T> {
+  if (kdfRunning >= KDF_PARALLEL) {
+    if (kdfWaiting.length >= KDF_QUEUE) throw new RegistryError("signin_busy", "too many sign-ins at once; try again in a moment", "unavailable");
+    await new Promise<void>((resolve) => kdfWaiting.push(resolve));
+  } else kdfRunning++;
+  try {
+    return await fn();
+  } finally {
+    const next = kdfWaiting.shift();
+    if (next) next();
+    else kdfRunning--;
+  }
+}
+
 export type SignIn = { ok: true; name: string; role: StaffRole } | { ok: false; reason: "bad_credentials" | "locked" };
 
 /**
  * Checks a staff ID and password, counting the try first (see the file's
  * comment). Audited: `signin` ok / bad_password / locked / unknown_staff.
  */
-export async function signIn(db: Database, name: string, password: string, source: string, now = Date.now()): Promise<SignIn> {
+export function signIn(db: Database, name: string, password: string, source: string, now = Date.now()): Promise<SignIn> {
+  return gated(() => checkSignIn(db, name, password, source, now));
+}
+
+async function checkSignIn(db: Database, name: string, password: string, source: string, now: number): Promise<SignIn> {
   const actor = consoleActor(NAME_RE.test(name) ? name : "?", source);
   const row = NAME_RE.test(name) ? await db.get<StaffRow>("SELECT * FROM staff WHERE name = ?", [name]) : undefined;
   if (!row || row.disabled_at !== null) {

@@ -157,4 +157,22 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
     expect((await bob.req("POST", `/console/approvals/${second}/approve`, { _csrf: token })).status).toBe(409);
     expect((await server.registry.status("FK0003")).state).toBe("locked");
   });
+  it("unauthenticated sign-ins cannot queue unbounded scrypt work: past the gate they get 503 and Retry-After at once, and staff still sign in after", async () => {
+    await addStaff(db, "alice", "teller", PASSWORDS.alice, CLI);
+    const flood = await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        const r = await fetch(base + "/console/sign-in", { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "staff=mallory&password=guess-guess-guess" });
+        await r.text();
+        return { status: r.status, retryAfter: r.headers.get("retry-after") };
+      }),
+    );
+    const busy = flood.filter((r) => r.status === 503);
+    expect(busy.length).toBeGreaterThan(0);
+    expect(busy.every((r) => r.retryAfter === "1")).toBe(true);
+    expect(flood.filter((r) => r.status !== 503).every((r) => r.status === 401)).toBe(true);
+    // The refused ones cost no scrypt and wrote nothing; the gate opens again.
+    const tried = await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM audit WHERE action = 'signin'");
+    expect(Number(tried?.n)).toBe(40 - busy.length);
+    expect((await new Client(base).req("POST", "/console/sign-in", { staff: "alice", password: PASSWORDS.alice })).status).toBe(303);
+  });
 });
