@@ -22,8 +22,6 @@ const LIVE_ROWS = "(staged IS NULL OR staged IN (SELECT id FROM import_batches W
 
 export const PAGE_SIZE = 50;
 export const AUDIT_PAGE_SIZE = 100;
-/** Most rows one CSV download holds. */
-export const CSV_MAX_ROWS = 100_000;
 
 export const SORTS = { serial: "serial", customer: "customer", updated: "updated_at" } as const;
 export type Sort = keyof typeof SORTS;
@@ -170,10 +168,24 @@ export async function auditPage(db: Database, f: AuditFilter, size = AUDIT_PAGE_
   return { records: rows.slice(0, size).map(toRecord), page, more: rows.length > size };
 }
 
-/** Oldest first, for the CSV. */
-export async function auditAll(db: Database, f: AuditFilter): Promise<AuditRecord[]> {
+/** Records fetched per query while the CSV streams (memory per download stays at one batch). */
+export const CSV_BATCH = 2000;
+
+/**
+ * Oldest first, for the CSV: every matching record, in batches by id (keyset,
+ * so each batch is an index range, not a deeper OFFSET). It once returned at
+ * most 100,000 records held in memory at once, and a larger range silently
+ * lost its newest records.
+ */
+export async function* auditBatches(db: Database, f: AuditFilter): AsyncGenerator<AuditRecord[]> {
   const w = auditWhere(f);
-  return (await db.all<AuditRow>(`SELECT * FROM audit${w.sql} ORDER BY id LIMIT ${CSV_MAX_ROWS}`, w.params)).map(toRecord);
+  let after = 0;
+  for (;;) {
+    const rows = await db.all<AuditRow>(`SELECT * FROM audit${w.sql ? w.sql + " AND" : " WHERE"} id > ? ORDER BY id LIMIT ${CSV_BATCH}`, [...w.params, after]);
+    if (rows.length) yield rows.map(toRecord);
+    if (rows.length < CSV_BATCH) return;
+    after = Number(rows[rows.length - 1].id);
+  }
 }
 
 /**
@@ -187,7 +199,13 @@ export function csvField(v: unknown): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+export const AUDIT_CSV_HEAD = "id,at,actor,source,action,outcome,serial,customer,detail\r\n";
+
+/** CSV lines (no header) for records, each ending CRLF. */
+export function auditCsvRows(records: AuditRecord[]): string {
+  return records.map((r) => [r.id, r.at, r.actor, r.source, r.action, r.outcome, r.serial, r.customer, r.detail].map(csvField).join(",") + "\r\n").join("");
+}
+
 export function auditCsv(records: AuditRecord[]): string {
-  const head = ["id", "at", "actor", "source", "action", "outcome", "serial", "customer", "detail"];
-  return [head.join(","), ...records.map((r) => [r.id, r.at, r.actor, r.source, r.action, r.outcome, r.serial, r.customer, r.detail].map(csvField).join(","))].join("\r\n") + "\r\n";
+  return AUDIT_CSV_HEAD + auditCsvRows(records);
 }

@@ -175,4 +175,18 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
     expect(Number(tried?.n)).toBe(40 - busy.length);
     expect((await new Client(base).req("POST", "/console/sign-in", { staff: "alice", password: PASSWORDS.alice })).status).toBe(303);
   });
+  it("the audit CSV holds every matching record, newest included, past 100,000 rows", async () => {
+    await addStaff(db, "alice", "teller", PASSWORDS.alice, CLI);
+    const n = 100_005;
+    await db.run(
+      `WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ${n})
+       INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) SELECT ${START} + i, 'staff:bulk', 'test', 'verify', 'ok', 'FKBULK', NULL, NULL FROM k`,
+    );
+    const alice = await signedIn("alice");
+    const r = await alice.req("GET", "/console/audit.csv?serial=FKBULK");
+    expect(r.status).toBe(200);
+    const lines = r.text.trim().split("\r\n");
+    expect(lines).toHaveLength(1 + n);
+    expect(lines[n].split(",")[1]).toBe(new Date(START + n).toISOString()); // the newest, last
+  });
 });
