@@ -292,7 +292,8 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     const started = process.hrtime.bigint();
     const q = req.query as Record<string, string>;
     const state = TOKEN_STATES.includes(q.state as TokenState) ? (q.state as TokenState) : undefined;
-    const sort: Sort = q.sort && q.sort in SORTS ? (q.sort as Sort) : "serial";
+    // Own keys only: `in` also found "constructor", "__proto__", "toString" on Object's prototype, and their text reached ORDER BY.
+    const sort: Sort = typeof q.sort === "string" && Object.hasOwn(SORTS, q.sort) ? (q.sort as Sort) : "serial";
     const desc = q.dir === "desc";
     const prefix = str(q.q).trim().slice(0, 64);
     const page = /^\d{1,6}$/.test(q.page ?? "") ? Number(q.page) : 1;

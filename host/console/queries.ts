@@ -78,6 +78,7 @@ export async function listKeyfobs(db: Database, f: ListFilter): Promise<{ rows: 
   const total = Number(count?.n ?? 0);
   const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
   const page = Math.min(Math.max(1, f.page ?? 1), pages);
+  if (f.sort !== undefined && !Object.hasOwn(SORTS, f.sort)) throw new RangeError("unknown sort");
   const col = SORTS[f.sort ?? "serial"];
   const dir = f.desc ? "DESC" : "ASC";
   // NULL customers last either way; serial breaks ties so paging is stable.

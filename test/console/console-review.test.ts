@@ -189,4 +189,9 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
     expect(lines).toHaveLength(1 + n);
     expect(lines[n].split(",")[1]).toBe(new Date(START + n).toISOString()); // the newest, last
   });
+  it("sort keys are the whitelist's own: names from Object's prototype do not reach the SQL", async () => {
+    await addStaff(db, "alice", "teller", PASSWORDS.alice, CLI);
+    const alice = await signedIn("alice");
+    for (const sort of ["constructor", "__proto__", "toString"]) expect((await alice.req("GET", `/console/keyfobs?sort=${sort}`)).status, sort).toBe(200);
+  });
 });
