@@ -67,10 +67,11 @@ export function parseCookies(header: string | undefined): Record<string, string>
   return out;
 }
 
-/** Only a path inside the console; anything else (another host, //x, /\x, a scheme) goes home. */
+/** Only a path inside the console, printable ASCII; anything else (another host, //x, /\x, a scheme, a character a header cannot hold) goes home. */
 export function safeNext(n: unknown): string {
   if (typeof n !== "string" || n.length > 2000) return "/console/";
-  if (!n.startsWith("/console/") || /[\\\x00-\x1f\x7f]/.test(n) || /\/\.\.?(\/|$|\?)/.test(n)) return "/console/";
+  // Printable ASCII only: a Location header cannot hold more (a raw あ made the redirect throw, after the session was made).
+  if (!n.startsWith("/console/") || /[^\x21-\x7e]|\\/.test(n) || /\/\.\.?(\/|$|\?)/.test(n)) return "/console/";
   return n;
 }
 

@@ -194,4 +194,15 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
     const alice = await signedIn("alice");
     for (const sort of ["constructor", "__proto__", "toString"]) expect((await alice.req("GET", `/console/keyfobs?sort=${sort}`)).status, sort).toBe(200);
   });
+
+  it("a redirect target with characters a header cannot hold goes home instead of failing the sign-in", async () => {
+    await addStaff(db, "alice", "teller", PASSWORDS.alice, CLI);
+    const c = new Client(base);
+    const r = await c.req("POST", "/console/sign-in", { staff: "alice", password: PASSWORDS.alice, next: "/console/\u3042" });
+    expect(r.status).toBe(303);
+    expect(r.headers.get("location")).toBe("/console/");
+    expect(c.cookies.get("fobkit_console")).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const lang = await c.req("GET", `/console/lang?to=en&back=${encodeURIComponent("/console/\u3042")}`);
+    expect(lang.status).toBe(303);
+  });
 });
