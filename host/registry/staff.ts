@@ -166,8 +166,11 @@ export async function addStaff(db: Database, name: string, role: StaffRole, pass
   if (!STAFF_ROLES.includes(role)) throw new RegistryError("bad_role", `role must be one of ${STAFF_ROLES.join(", ")}`, "bad_input");
   const hash = await hashPassword(password);
   return db.tx(async (t) => {
-    if (await t.get(`SELECT name FROM staff WHERE name = ?${db.forUpdate}`, [name])) {
-      throw new RegistryError("staff_exists", `staff ID ${name} exists already (IDs are never reused, so the audit names one person)`, "refused");
+    // Case too: "Yamada" beside "yamada" would be two people the audit (console:<ID>) and the staff list tell apart by one letter's case.
+    const same = await t.get<{ name: string }>(`SELECT name FROM staff WHERE lower(name) = lower(?)${db.forUpdate}`, [name]);
+    if (same) {
+      const like = same.name === name ? "" : ` as ${same.name} (IDs that differ only in case would name two people alike)`;
+      throw new RegistryError("staff_exists", `staff ID ${name} exists already${like} (IDs are never reused, so the audit names one person)`, "refused");
     }
     await t.run("INSERT INTO staff (name, role, password_hash, failed_signins, created_at) VALUES (?, ?, ?, 0, ?)", [name, role, hash, now]);
     await auditRecord(t, actor, "add_staff", "ok", now, { detail: { staff: name, role } });

@@ -205,4 +205,9 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
     const lang = await c.req("GET", `/console/lang?to=en&back=${encodeURIComponent("/console/\u3042")}`);
     expect(lang.status).toBe(303);
   });
+  it("a staff ID that differs from an existing one only in case is refused, so the audit's console:<ID> names one person", async () => {
+    await addStaff(db, "yamada", "teller", PASSWORDS.alice, CLI);
+    await expect(addStaff(db, "Yamada", "supervisor", PASSWORDS.bob, CLI)).rejects.toMatchObject({ code: "staff_exists" });
+    expect((await db.all("SELECT name FROM staff")).length).toBe(1);
+  });
 });
