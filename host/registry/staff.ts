@@ -217,24 +217,41 @@ export async function unlockStaff(db: Database, name: string, actor: Actor, now 
  * request; unbounded, a flood queued seconds of work ahead of every staff
  * member's sign-in and held a socket for each. Past the queue a sign-in is
  * refused at once (`signin_busy`, 503 with Retry-After), before any scrypt,
- * count or audit.
+ * count or audit. One address may hold only KDF_PER_SOURCE of the places.
  */
 export const KDF_PARALLEL = 2;
 export const KDF_QUEUE = 16;
+/**
+ * Sign-ins one client address may have in the gate (running or waiting; a
+ * branch behind NAT is one address, so not few): a
+ * flood from one address fills only these, and staff at other addresses
+ * still get the rest (the address is the audit's, behind --trust-proxy too).
+ */
+export const KDF_PER_SOURCE = 12;
 let kdfRunning = 0;
 const kdfWaiting: (() => void)[] = [];
+const kdfBySource = new Map<string, number>();
 
-async function gated<T>(fn: () => Promise<T>): Promise<T> {
-  if (kdfRunning >= KDF_PARALLEL) {
-    if (kdfWaiting.length >= KDF_QUEUE) throw new RegistryError("signin_busy", "too many sign-ins at once; try again in a moment", "unavailable");
-    await new Promise<void>((resolve) => kdfWaiting.push(resolve));
-  } else kdfRunning++;
+async function gated<T>(source: string, fn: () => Promise<T>): Promise<T> {
+  const mine = kdfBySource.get(source) ?? 0;
+  if (mine >= KDF_PER_SOURCE || (kdfRunning >= KDF_PARALLEL && kdfWaiting.length >= KDF_QUEUE)) {
+    throw new RegistryError("signin_busy", "too many sign-ins at once; try again in a moment", "unavailable");
+  }
+  kdfBySource.set(source, mine + 1);
   try {
-    return await fn();
+    if (kdfRunning >= KDF_PARALLEL) await new Promise<void>((resolve) => kdfWaiting.push(resolve));
+    else kdfRunning++;
+    try {
+      return await fn();
+    } finally {
+      const next = kdfWaiting.shift();
+      if (next) next();
+      else kdfRunning--;
+    }
   } finally {
-    const next = kdfWaiting.shift();
-    if (next) next();
-    else kdfRunning--;
+    const left = (kdfBySource.get(source) ?? 1) - 1;
+    if (left > 0) kdfBySource.set(source, left);
+    else kdfBySource.delete(source);
   }
 }
 
@@ -245,7 +262,7 @@ export type SignIn = { ok: true; name: string; role: StaffRole } | { ok: false; 
  * comment). Audited: `signin` ok / bad_password / locked / unknown_staff.
  */
 export function signIn(db: Database, name: string, password: string, source: string, now = Date.now()): Promise<SignIn> {
-  return gated(() => checkSignIn(db, name, password, source, now));
+  return gated(source, () => checkSignIn(db, name, password, source, now));
 }
 
 async function checkSignIn(db: Database, name: string, password: string, source: string, now: number): Promise<SignIn> {

@@ -210,4 +210,19 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
     await expect(addStaff(db, "Yamada", "supervisor", PASSWORDS.bob, CLI)).rejects.toMatchObject({ code: "staff_exists" });
     expect((await db.all("SELECT name FROM staff")).length).toBe(1);
   });
+  it("a sign-in flood from one address leaves room for staff signing in from another", async () => {
+    await addStaff(db, "alice", "teller", PASSWORDS.alice, CLI);
+    const proxied = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0", now: clock.now, trustProxy: ["127.0.0.1"] });
+    const post = (from: string, body: string) =>
+      fetch(proxied.url + "/console/sign-in", { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", "x-forwarded-for": from }, body }).then(async (r) => (await r.text(), r.status));
+    let firstBusy!: () => void;
+    const busy = new Promise<void>((r) => (firstBusy = r));
+    const flood = Array.from({ length: 40 }, () => post("10.0.0.66", "staff=mallory&password=guess-guess-guess").then((s) => (s === 503 && firstBusy(), s)));
+    await busy; // the flood has filled what it may of the gate
+    const alice = await post("10.0.0.7", `staff=alice&password=${PASSWORDS.alice}`);
+    const statuses = await Promise.all(flood);
+    await proxied.close();
+    expect(alice).toBe(303);
+    expect(statuses.filter((s) => s === 503).length).toBeGreaterThan(0);
+  });
 });
