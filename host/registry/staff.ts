@@ -270,7 +270,10 @@ async function checkSignIn(db: Database, name: string, password: string, source:
   const row = NAME_RE.test(name) ? await db.get<StaffRow>("SELECT * FROM staff WHERE name = ?", [name]) : undefined;
   if (!row || row.disabled_at !== null) {
     await verifyPassword(await dummy(), password);
-    await db.tx((t) => auditRecord(t, actor, "signin", row ? "disabled" : "unknown_staff", now));
+    // An ID no account has is not written down: it is as often a password typed into the
+    // Staff ID field, and every teller reads the audit.
+    const who = row ? actor : consoleActor("?", source);
+    await db.tx((t) => auditRecord(t, who, "signin", row ? "disabled" : "unknown_staff", now));
     return { ok: false, reason: "bad_credentials" };
   }
   const counted = await db.run("UPDATE staff SET failed_signins = failed_signins + 1 WHERE name = ? AND failed_signins < ? AND disabled_at IS NULL", [name, SIGNIN_LOCK_AFTER]);

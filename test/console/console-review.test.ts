@@ -225,4 +225,14 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
     expect(alice).toBe(303);
     expect(statuses.filter((s) => s === 503).length).toBeGreaterThan(0);
   });
+  it("a password typed into the Staff ID field never reaches the audit that every teller reads", async () => {
+    await addStaff(db, "alice", "teller", PASSWORDS.alice, CLI);
+    const c = new Client(base);
+    expect((await c.req("POST", "/console/sign-in", { staff: PASSWORDS.alice, password: "" })).status).toBe(401);
+    expect((await c.req("POST", "/console/sign-in", { staff: "alice", password: PASSWORDS.alice })).status).toBe(303);
+    const audit = JSON.stringify(await db.all("SELECT * FROM audit"));
+    expect(audit).toContain("unknown_staff");
+    expect(audit).not.toContain(PASSWORDS.alice);
+    expect((await c.req("GET", "/console/audit")).text).not.toContain(PASSWORDS.alice);
+  });
 });
