@@ -20,6 +20,12 @@
  * goes. "Stolen" is the supervisor's word because it starts a fraud case;
  * a teller who must block a keyfob now withdraws it as lost, which bars it
  * just the same.
+ *
+ * Both checks run under the keyfob's row lock, inside the unlock's own
+ * transaction: the teller's count of earlier unlocks, and a supervisor's
+ * approval, which lifts only the lock the teller asked about (the same
+ * keyfob, not unlocked since the request); a request that no longer fits
+ * ends `failed` (request_stale) and the teller asks again.
  */
 import { randomBytes } from "node:crypto";
 import type { Database, Sql } from "./database.js";
