@@ -147,14 +147,17 @@ describe("light sleep, the display rail, VBUS", () => {
     expect(emu.now - before).toBeGreaterThanOrEqual(2);
   });
 
-  it("driving the display rail low powers the MAX7219 down: dark, deaf to SPI; VBUS reads on GPIO34 and follows setUsb", () => {
+  it("driving the display rail low powers the MAX7219 down; VBUS reads on GPIO34, and plugging in is an edge there", () => {
     const { emu, printed } = board(`
       gpio.config({ gpio = { 25, 26 }, dir = gpio.OUT }, { gpio = 34, dir = gpio.IN })
       gpio.write(26, 0)
       print("vbus " .. gpio.read(34))
+      gpio.trig(34, gpio.INTR_UP_DOWN, function(_, level) print("edge " .. level) end)
     `, { vbus: false });
     emu.boot();
     expect(emu.max7219.powered).toBe(false);
-    expect(printed()).toEqual(["vbus 0"]);
+    emu.setUsb(true);
+    emu.advance(0.01);
+    expect(printed()).toEqual(["vbus 0", "edge 1"]);
   });
 });
