@@ -218,7 +218,7 @@ export const FIGURES = {
   lockedShowMs: {
     value: 7000,
     unit: "ms",
-    source: "design proposal (docs/power.md 'Battery'): a sleeping locked keyfob shows its code 7 s, 'a few seconds' (issue 12 item 1), the longest display that keeps 3 years on 3 x AAA with the max figures here; at today's SHOW_MS the budget gives less (power.json sensitivity)",
+    source: "firmware/app/power.ts LOCKED_SHOW_MS = 7000, in light sleep (docs/power.md 'Battery'): a sleeping locked keyfob shows its code 7 s, 'a few seconds' (issue 12 item 1), the longest display that keeps 3 years on 3 x AAA with the max figures here; at today's SHOW_MS the budget gives less (power.json sensitivity)",
     basis: "estimate",
   },
   // --- DS3231 ---
