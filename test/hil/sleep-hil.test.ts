@@ -18,6 +18,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EmuProcess, type EmuEvent } from "../../hil/emu-process.js";
 import { DeviceSession } from "../../host/device/session.js";
+import { FactoryRecord } from "../../host/station/factory-record.js";
+import { provisionKeyfob } from "../../host/station/provision.js";
 import { referenceTotp } from "../../host/station/reference-totp.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
 import { ROOT } from "../support/paths.js";
@@ -197,5 +199,37 @@ describe("a keyfob that sleeps once locked", () => {
     expect(virtualS).toBeGreaterThan(29 * 86_400);
     expect(rtcS - virtualS).toBeCloseTo(virtualS * DRIFT_PPM * 1e-6, 2);
     expect(after(from, "sleep").length).toBeGreaterThanOrEqual(DAYS * PER_DAY);
+  });
+});
+
+describe("the station's flow", () => {
+  test("provisioned by the station on USB (no battery in), it stays awake until unplugged, then sleeps and wakes to a code", async () => {
+    const d = mkdtempSync(join(tmpdir(), "fobkit-sleep-station-"));
+    const pty = join(d, "ttyKEYFOB");
+    const fob = new EmuProcess({ fobkit: join(ROOT, "bin", "fobkit.js"), pty, state: join(d, "flash") });
+    let s: DeviceSession | undefined;
+    const rec = FactoryRecord.open(join(d, "line.sqlite"), { create: true, line: 1 });
+    try {
+      await fob.ready();
+      s = await DeviceSession.open(new SerialTransport({ path: pty }));
+      const r = await provisionKeyfob(s, rec, { operator: "ana", station: "line-1" });
+      expect(r).toMatchObject({ status: "good" });
+      expect(rec.token(r.serial!)).toMatchObject({ state: "good", stage: "locked" });
+      expect((await s.info()).state).toBe("locked");
+      expect(fob.events.filter((e) => e.event === "sleep")).toEqual([]);
+      const from = fob.events.length;
+      fob.usb(false);
+      await fob.next((e) => e.event === "sleep", "sleep once unplugged", from);
+      fob.send("press");
+      const wake = await fob.next((e) => e.event === "wake", "wake", from);
+      const shown = await fob.next((e) => e.event === "display" && /^\d{8}$/.test(String(e.text).trim()), "code", fob.events.indexOf(wake));
+      expect(String(shown.text).trim()).toMatch(/^\d{8}$/);
+      await fob.next((e) => e.event === "sleep", "sleep again", fob.events.indexOf(shown));
+    } finally {
+      rec.close();
+      await s?.close();
+      await fob.stop();
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });
