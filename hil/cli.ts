@@ -1,6 +1,6 @@
 /**
  * `fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N]
- *             [--baud 115200] [--image FILE] [--build FILE] [--no-rng] [--no-rtc] [--fault NAME]... [--battery]`
+ *             [--baud RATE (LINK_BAUD)] [--image FILE] [--build FILE] [--no-rng] [--no-rtc] [--fault NAME]... [--battery]`
  *
  * Runs the emulated keyfob with its console UART on a PTY at PATH. Control
  * on stdin, one command per line: press | power-cut | boot | advance SECONDS
@@ -21,7 +21,7 @@ import { PtyLink } from "./pty.js";
 import { UART_BAUDS } from "./nodemcu/uart.js";
 
 export const EMU_USAGE =
-  "usage: fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N] [--baud 115200] [--image FILE] [--build FILE] [--no-rng] [--no-rtc] [--fault NAME]... [--battery]\n" +
+  `usage: fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N] [--baud ${LINK_BAUD}] [--image FILE] [--build FILE] [--no-rng] [--no-rtc] [--fault NAME]... [--battery]\n` +
   "stdin commands: press | power-cut | boot | advance SECONDS | fault NAME on|off | usb on|off\n" +
   "faults (--fault NAME, repeatable or comma-separated):\n" +
   faultHelp();

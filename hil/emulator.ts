@@ -635,6 +635,13 @@ export class Emulator extends EventEmitter {
       this.deepSleep.enter(req);
       return;
     }
+    if (m.halted === "hung") {
+      // A driver call that never returns (i2c.ts): the Lua task stays blocked, so nothing runs or
+      // answers again until a power cycle. ESP-IDF's task watchdog watches the idle tasks, which
+      // still run, so it does not reset the board.
+      this.emitEvent({ event: "hung", reason: "the Lua task is blocked in a driver call that never returns" });
+      return;
+    }
     if (err !== undefined) {
       this.counters.luaErrors++;
       this.emitEvent({ event: "error", kind: "lua", message: err });
@@ -644,12 +651,7 @@ export class Emulator extends EventEmitter {
         this.emitEvent({ event: "restart", reason: `Lua error; restart in ${ERROR_RESTART_MS} ms` });
         this.pendingBoot = this.clock.schedule(ERROR_RESTART_MS, () => {
           this.pendingBoot = undefined;
-          this.stopMachine();
-          this.pendingBoot = this.clock.schedule(RESTART_DELAY_MS, () => {
-            this.pendingBoot = undefined;
-            this.softRestart = true;
-            this.boot();
-          });
+          this.restart();
         });
       }
     }
@@ -657,6 +659,15 @@ export class Emulator extends EventEmitter {
 
   private scheduleRestart(reason: string): void {
     this.emitEvent({ event: "restart", reason });
+    this.restart();
+  }
+
+  /**
+   * esp_restart, the one restart path (node.restart() and default_onerror's
+   * timer both end here): the machine stops now, init.lua runs again
+   * RESTART_DELAY_MS later, and rtcmem keeps its slots (a software restart).
+   */
+  private restart(): void {
     this.stopMachine();
     this.pendingBoot = this.clock.schedule(RESTART_DELAY_MS, () => {
       this.pendingBoot = undefined;

@@ -57,6 +57,7 @@ export type EmulatorEvent =
   | { event: "warning"; message: string }
   | { event: "power-cut"; reason: string }
   | { event: "restart"; reason: string }
+  | { event: "hung"; reason: string }
   | { event: "print"; text: string }
   | { event: "uart-config"; baud: number }
   | { event: "uart-overrun"; lost: number }
@@ -65,7 +66,7 @@ export type EmulatorEvent =
   | { event: "usb"; present: boolean };
 
 /** Thrown by nothing: halting is a flag plus a Lua error, see Machine.halt. */
-export type HaltReason = "power-cut" | "restart" | "deep-sleep";
+export type HaltReason = "power-cut" | "restart" | "hung" | "deep-sleep";
 
 export interface MachineOptions {
   countInstructions: boolean;

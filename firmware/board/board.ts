@@ -21,7 +21,7 @@
  *   GPIO interrupt, timers); they must return quickly. A Lua error inside one
  *   restarts the chip (NodeMCU's default crash handling).
  */
-import type { UnixTime } from "../otp/time.js";
+import type { UnixTime } from "../../core/time.js";
 
 /** Why the chip started (wakeReason); from node.bootreason(), docs/power.md §1. */
 export const BOOT_POWER_ON = 0;
@@ -102,5 +102,5 @@ export interface Board {
   sleepUntilButton(this: void): void;
 }
 
-export type { UnixTime } from "../otp/time.js";
+export type { UnixTime } from "../../core/time.js";
 export * from "./status.js";

@@ -88,8 +88,13 @@ declare namespace i2c {
   function read(id: number, len: number): void;
   /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/i2c/#i2cstop */
   function stop(id: number): void;
-  /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/i2c/#i2ctransfer — synchronous form: (data or nil, ack). */
-  function transfer(id: number): LuaMultiReturn<[string | undefined, boolean]>;
+  /**
+   * https://nodemcu.readthedocs.io/en/dev-esp32/modules/i2c/#i2ctransfer — synchronous form: (data or nil, ack).
+   * toMs bounds the wait (i2c_hw_master.c:331-334, :360-361); omitted or 0 is portMAX_DELAY, so a
+   * dead bus blocks Lua for good. Even with toMs the driver waits at least 1000 ms for an
+   * interrupt that never comes (esp-idf driver/i2c/i2c.c:79, :1544-1590) before it raises "i2c timeout".
+   */
+  function transfer(id: number, toMs?: number): LuaMultiReturn<[string | undefined, boolean]>;
 }
 
 // ---------------------------------------------------------------------------

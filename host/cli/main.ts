@@ -22,6 +22,7 @@ export function findCommand(argv: string[]): { command?: Command; rest: string[]
 export function commandHelp(c: Command): string {
   const lines = [`usage: fobkit ${c.name}${c.usage ? " " + c.usage : Object.keys(c.options).length ? " [options]" : ""}`, "", c.summary];
   if (c.description) lines.push("", c.description.trimEnd());
+  if (c.transports) lines.push("", `transports: ${c.transports.join(", ")} (${c.transports.includes("hid") ? "hid:PATH for HID, any other path is serial" : "a hid:PATH is refused"})`);
   const opts = Object.entries(c.options);
   if (opts.length) {
     lines.push("", "options:");

@@ -3,6 +3,8 @@
  * SQL is written once with `?` placeholders; where the dialects differ
  * (row locks, DDL) the caller asks `dialect` and says so explicitly.
  */
+import { RegistryError } from "./types.js";
+
 export type Dialect = "sqlite" | "postgres";
 
 /** A connection, or a transaction on one. Values: string, number, Buffer, null. */
@@ -64,4 +66,54 @@ export class DatabaseBusyError extends Error {
     super(`the database ${where} stayed locked by another program for ${waitedMs} ms; nothing was done, try again`);
     this.name = "DatabaseBusyError";
   }
+}
+
+/**
+ * The database server could not be reached, or dropped the connection
+ * (PostgreSQL restarting or failing over, a backend terminated, the
+ * network): a RegistryError of kind "unavailable", so the API answers 503
+ * with Retry-After and the CLI exits 3. `outcome`: "none" when nothing was
+ * done (the connection failed before the change committed, or the database
+ * confirmed the transaction aborted): code database_unavailable, retry.
+ * "unknown" when the connection was lost while a change was committing and
+ * the database could not say afterwards how it ended: code outcome_unknown;
+ * a retried verification then answers "replayed" if the first was accepted.
+ */
+export class DatabaseUnavailableError extends RegistryError {
+  constructor(
+    where: string,
+    cause: unknown,
+    readonly outcome: "none" | "unknown" = "none",
+  ) {
+    const why = (cause as { code?: string; message?: string })?.code ?? (cause as Error)?.message ?? String(cause);
+    super(
+      outcome === "none" ? "database_unavailable" : "outcome_unknown",
+      outcome === "none"
+        ? `the database ${where} is unavailable (${why}); nothing was done, retry shortly`
+        : `the connection to the database ${where} was lost while the change was committing (${why}); it may or may not have been made: check before doing it again`,
+      "unavailable",
+      { retryable: true, outcome },
+    );
+    this.name = "DatabaseUnavailableError";
+  }
+}
+
+/**
+ * SQLSTATEs and socket errors that mean the connection, not the statement,
+ * failed: class 08 (connection exception), 57P01-57P03 (admin shutdown,
+ * crash shutdown, cannot connect now) and 53300 (too many connections),
+ * from PostgreSQL's Appendix A; and pg's own messages for a connection that
+ * ended (pg/lib/client.js: "Connection terminated unexpectedly", "Client
+ * has encountered a connection error and is not queryable"; pg-pool:
+ * "timeout exceeded when trying to connect").
+ */
+export function connectionFailure(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  const message = String((e as Error)?.message ?? "");
+  if (typeof code === "string") {
+    if (/^08/.test(code)) return true;
+    if (["57P01", "57P02", "57P03", "53300"].includes(code)) return true;
+    if (["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"].includes(code)) return true;
+  }
+  return /Connection terminated|not queryable|timeout exceeded when trying to connect/.test(message);
 }

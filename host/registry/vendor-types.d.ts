@@ -44,12 +44,15 @@ declare module "pg" {
   interface PoolClient {
     query<R = any>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
     release(err?: Error | boolean): void;
+    on(event: "error", listener: (err: Error) => void): this;
+    off(event: "error", listener: (err: Error) => void): this;
   }
   interface PoolConfig {
     connectionString?: string;
     options?: string;
     max?: number;
     idleTimeoutMillis?: number;
+    connectionTimeoutMillis?: number;
     types?: { getTypeParser(oid: number, format?: string): (value: string) => unknown };
   }
   class Pool {
@@ -62,5 +65,5 @@ declare module "pg" {
   const types: { getTypeParser(oid: number, format?: string): (value: string) => unknown };
   const _default: { Pool: typeof Pool; types: typeof types };
   export default _default;
-  export { Pool, types };
+  export { Pool, types, type PoolClient, type QueryResult };
 }
