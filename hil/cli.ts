@@ -4,7 +4,7 @@
  *
  * Runs the emulated keyfob with its console UART on a PTY at PATH. Control
  * on stdin, one command per line: press | power-cut | boot | advance SECONDS
- * | fault NAME on|off | usb on|off. --battery starts with USB unplugged (a
+ * | fault NAME on|off | usb on|off | brown-out. --battery starts with USB unplugged (a
  * locked keyfob then deep-sleeps; bytes on the PTY are lost until `usb on`).
  * Events on stdout, one JSON object per line: {"event":"ready","pty":PATH}
  * first, then display/boot/error/... (see EmulatorEvent). Diagnostics on
@@ -22,10 +22,10 @@ import { UART_BAUDS } from "./nodemcu/uart.js";
 
 export const EMU_USAGE =
   `usage: fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N] [--baud ${LINK_BAUD}] [--image FILE] [--build FILE] [--no-rng] [--no-rtc] [--fault NAME]... [--battery]\n` +
-  "stdin commands: press | power-cut | boot | advance SECONDS | fault NAME on|off | usb on|off\n" +
+  "stdin commands: press | power-cut | boot | advance SECONDS | fault NAME on|off | usb on|off | brown-out\n" +
   "faults (--fault NAME, repeatable or comma-separated):\n" +
   faultHelp();
-const COMMANDS = "press | power-cut | boot | advance SECONDS | fault NAME on|off | usb on|off";
+const COMMANDS = "press | power-cut | boot | advance SECONDS | fault NAME on|off | usb on|off | brown-out";
 
 export interface EmuCliIo {
   stdout: (line: string) => void;
@@ -165,6 +165,7 @@ export async function runEmuCli(argv: string[], io: EmuCliIo = defaultIo): Promi
         else if (cmd === "power-cut" && rest.length === 0) emu.powerCut();
         else if (cmd === "boot" && rest.length === 0) emu.boot();
         else if (cmd === "advance" && rest.length === 1 && /^\d+(\.\d+)?$/.test(rest[0])) emu.advance(Number(rest[0]));
+        else if (cmd === "brown-out" && rest.length === 0) emu.brownOut();
         else if (cmd === "usb" && rest.length === 1 && (rest[0] === "on" || rest[0] === "off")) emu.setUsb(rest[0] === "on");
         else if (cmd === "fault" && rest.length === 2 && (rest[1] === "on" || rest[1] === "off")) {
           if (!isFault(rest[0])) throw new Error(`unknown fault ${JSON.stringify(rest[0])}; known: ${FAULT_NAMES.join(", ")}`);

@@ -175,6 +175,8 @@ export class Emulator extends EventEmitter {
   private vbus: boolean;
   /** What reset the next boot() is (node.bootreason), and the one the running machine had. */
   private wakeReset = false;
+  /** The next boot() follows a brown-out (brownOut()). */
+  private brownOutReset = false;
   private resetKind: ResetKind = "power-on";
   private readonly faults = new Set<Fault>();
   /** rtcmem.c's RTC_NOINIT slots: kept across software restarts, garbage at power-on. */
@@ -357,8 +359,10 @@ export class Emulator extends EventEmitter {
     this.pendingBoot = undefined;
     if (!this.machine) this.max7219.powerOn();
     // RTC_NOINIT memory: kept by esp_restart and deep sleep, random after power-on or the reset pin.
-    this.resetKind = this.wakeReset ? "deep-sleep" : this.softRestart ? "software" : "power-on";
-    if (this.resetKind === "power-on") randomFillSync(this.rtcSlots);
+    this.resetKind = this.wakeReset ? "deep-sleep" : this.brownOutReset ? "brown-out" : this.softRestart ? "software" : "power-on";
+    // A brown-out may take RTC memory too: the emulator keeps nothing it might lose.
+    if (this.resetKind === "power-on" || this.resetKind === "brown-out") randomFillSync(this.rtcSlots);
+    this.brownOutReset = false;
     this.softRestart = false;
     this.wakeReset = false;
     this.deepSleep.reset();
@@ -432,6 +436,19 @@ export class Emulator extends EventEmitter {
   }
 
   /** Cut the power now. Flash keeps what reached it; the RTC keeps time on its battery. */
+  /**
+   * The supply dips below the brown-out level (a flat battery under the wake's
+   * current) and comes back: the chip resets at once, asleep or awake, and
+   * node.bootreason() says 3, 22 (RTCWDT_BROWN_OUT_RESET + 7, node.c:137-139).
+   * The MAX7219 and the RAM lose their contents as at a power cut.
+   */
+  brownOut(): void {
+    if (this.busy) throw new Error("Emulator.brownOut: called from inside a firmware callback");
+    this.powerOff("brown-out");
+    this.brownOutReset = true;
+    this.boot();
+  }
+
   powerCut(): void {
     if (this.busy) throw new Error("Emulator.powerCut: called from inside a firmware callback (use powerCutAtWrite)");
     this.powerOff("power-cut");

@@ -15,13 +15,14 @@ RTC with drift, SPIFFS flash in DIR with power-cut injection, button, MAX7219
 display). The host tools open PATH like any serial port.
 
 Control on stdin, one command per line:
-  press | power-cut | boot | advance SECONDS | fault NAME on|off | usb on|off
+  press | power-cut | boot | advance SECONDS | fault NAME on|off | usb on|off | brown-out
 
 USB: plugged in unless --battery. On battery a locked keyfob deep-sleeps
 between presses (a press wakes it; {"event":"sleep"} and {"event":"wake"}
 show it), and bytes on PATH are lost both ways: the USB bridge has no power.
 "usb on" plugs it in; a sleeping keyfob then needs one press to wake and
-stays awake while USB is there (protocol/SPEC.md).
+stays awake while USB is there (protocol/SPEC.md). "brown-out" resets the
+chip as a sagging battery would (node.bootreason 3, 22).
 Events on stdout, one JSON object per line, first {"event":"ready","pty":PATH},
 then {"event":"display","text":"..."} and others. Ends on Ctrl-C or end of stdin.
 

@@ -168,6 +168,19 @@ describe("a keyfob that sleeps once locked", () => {
     await emu.next((e) => e.event === "sleep", "sleep once unplugged", emu.events.indexOf(w2));
   });
 
+  test("a brown-out (a flat battery) resets it: it goes back to sleep at once without lighting the display", async () => {
+    const from = emu.events.length;
+    emu.send("brown-out");
+    const boot = await emu.next((e) => e.event === "boot", "boot after the brown-out", from);
+    const at = emu.events.indexOf(boot);
+    await emu.next((e) => e.event === "sleep", "sleep after the brown-out", at);
+    expect(after(at, "display").filter((e) => String(e.text).trim() !== "")).toEqual([]);
+    // The next press is a normal wake with the right code.
+    const { wake, code, sleep } = await wakePress();
+    expect(code).toBe(ref(Math.floor(Number(wake.rtc))));
+    await sleep;
+  });
+
   test("a month of sleep, 10 presses a day: every code is the reference at the drifting DS3231's time", async () => {
     const DAYS = 30;
     const PER_DAY = 10;
