@@ -13,6 +13,7 @@ import { formatPressBench, runPressBench } from "./bench-press.js";
 import { formatStationBench, runStationBench } from "./bench-station.js";
 import { formatMemoryBench, runMemoryBench } from "./bench-memory.js";
 import { formatBudget, runPowerBench } from "./power-budget.js";
+import { formatConsoleBench, runConsoleBench } from "./bench-console.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const OUT = join(ROOT, "bench", "results");
@@ -41,6 +42,7 @@ async function main(): Promise<number> {
     { name: "power", run: runPower, format: () => powerText },
     { name: "station", run: () => runStationBench(), format: formatStationBench },
     { name: "bank", run: () => runBankBench(), format: formatBankBench },
+    { name: "console", run: () => runConsoleBench(), format: formatConsoleBench },
   ];
   const summary: Record<string, unknown> = {
     date: new Date().toISOString(),

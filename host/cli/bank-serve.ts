@@ -14,9 +14,10 @@ const MAX_WORKERS = 64;
 
 export const bankServe: Command = {
   name: "bank serve",
-  summary: "serve the bank API (OpenAPI at /openapi.json) for factory, staff and channel keys",
+  summary: "serve the bank API (OpenAPI at /openapi.json) and the staff console (/console/)",
   description:
     "Plain HTTP only on loopback; elsewhere give --tls-cert and --tls-key. Prints the URL it listens on\n" +
+    "The staff console is at <URL>/console/ (accounts: fobkit bank add-staff); times shown in $FOBKIT_CONSOLE_TZ (default Asia/Tokyo).\n" +
     "(port 0 picks a free one), then serves until SIGINT or SIGTERM.\n" +
     "Behind a TLS proxy or load balancer, name it with --trust-proxy so the audit records the client's\n" +
     "address from X-Forwarded-For; the header is ignored from any other peer.\n" +

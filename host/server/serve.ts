@@ -92,7 +92,7 @@ export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstan
     }
   }
   const registry = new Registry(o.db, { keys: o.keys, policy: o.policy, now: o.now });
-  const app = buildApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy });
+  const app = buildApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy, now: o.now });
   await app.listen({ host, port });
   const addr = app.server.address();
   const actualPort = typeof addr === "object" && addr ? addr.port : port;
