@@ -29,7 +29,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { INIT_SOURCE } from "../host/flash/init-lua.js";
+import { IMAGE_FILES } from "../host/flash/image-files.js";
+import { initSource } from "../host/flash/init-lua.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** This file runs from <build>/node/tools/. */
@@ -38,8 +39,6 @@ const ROOT = resolve(HERE, "..", "..", "..");
 const IMAGE = resolve(BUILD, "firmware", "fobkit.lua");
 const LUA32_DIR = resolve(ROOT, "build", "lua32");
 const STAND_INS = resolve(ROOT, "test", "support", "nodemcu-stand-ins.lua");
-/** The init.lua a real board runs (fail-closed: pcall of dofile("fobkit.lua").start()). */
-const INIT_LUA = INIT_SOURCE;
 
 export const GOALS = { peakKB: 80, residentAfterBootKB: 48, perPressKB: 0 };
 
@@ -118,7 +117,7 @@ export interface MeasureOptions {
 }
 
 export async function measureImage(imagePath: string, opts: MeasureOptions = {}): Promise<MemoryBench> {
-  const installed = opts.bytecode ? ["fobkit.lc", "init.lua"] : ["fobkit.lua", "init.lua"];
+  const installed = [...IMAGE_FILES.map((f) => (opts.bytecode ? f.replace(/\.lua$/, ".lc") : f)), "init.lua"];
   const P = await import(pathToFileURL(resolve(BUILD, "node", "protocol", "index.js")).href);
   const seed = Array.from(Buffer.from("12345678901234567890"));
   const serial = Array.from(Buffer.from("FK-0001-7"));
@@ -131,14 +130,20 @@ export async function measureImage(imagePath: string, opts: MeasureOptions = {})
   ].flat();
   const dir = mkdtempSync(join(tmpdir(), "fobkit-mem-"));
   try {
-    copyFileSync(imagePath, join(dir, "fobkit.lua"));
+    // Every file of the image (core first), from the image's directory.
+    const files = IMAGE_FILES.map((f) => (f === "fobkit.lua" ? imagePath : resolve(dirname(imagePath), f)));
+    for (let k = 0; k < files.length; k++) copyFileSync(files[k], join(dir, IMAGE_FILES[k]));
     let compilePeak: number | undefined;
     if (opts.bytecode) {
-      const c = runHeap(dir, `collectgarbage("collect") local base = heap.now() heap.reset() node.compile("fobkit.lua") R.peak = heap.peak() - base os.remove("fobkit.lua")`);
-      compilePeak = c.peak;
-      writeFileSync(join(dir, "init.lua"), 'dofile("fobkit.lc").start()\n');
+      // node.compile each file in a power-on of its own (as the flasher does: a REPL line each), then remove the source.
+      compilePeak = 0;
+      for (const f of IMAGE_FILES) {
+        const c = runHeap(dir, `collectgarbage("collect") local base = heap.now() heap.reset() node.compile(${JSON.stringify(f)}) R.peak = heap.peak() - base os.remove(${JSON.stringify(f)})`);
+        compilePeak = Math.max(compilePeak, c.peak);
+      }
+      writeFileSync(join(dir, "init.lua"), initSource("fobkit.lc"));
     } else {
-      writeFileSync(join(dir, "init.lua"), INIT_LUA);
+      writeFileSync(join(dir, "init.lua"), initSource("fobkit.lua"));
     }
     const bytecodeBytes = opts.bytecode ? statSync(join(dir, "fobkit.lc")).size : undefined;
     // Power-on 1: blank boot, then one provisioning (its peak too).

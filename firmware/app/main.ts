@@ -16,7 +16,7 @@ import { CRC16_BYTES } from "../../protocol/crc16.js";
 import { deframerPush, deframerWipe, newDeframer, RX_FRAME, RX_NONE, type Deframer } from "../../protocol/framing.js";
 import { decodeRequest, encodeReply, type Reply } from "../../protocol/messages.js";
 import { NODEMCU_BOARD as board } from "../board/nodemcu-board.js";
-import { deviceBoot, deviceHandle, devicePressText, type Device } from "./device.js";
+import { deviceBoot, deviceHandle, devicePressText, type Device, type ModuleLoader } from "./device.js";
 
 /** How long a code stays on the display after a press. */
 export const SHOW_MS = 10000;
@@ -62,10 +62,10 @@ function onPress(): void {
 }
 
 /** Every boot step; any of them may raise. The UART link comes last: nothing answers unless all went well. */
-function boot(): void {
+function boot(load: ModuleLoader | undefined): void {
   board.displayInit();
   board.displayOff();
-  const d = deviceBoot(board);
+  const d = deviceBoot(board, load);
   rx = newDeframer();
   board.buttonStart(onPress);
   dev = d;
@@ -77,13 +77,15 @@ function showBootError(): void {
 }
 
 /**
- * Boot the keyfob: called by init.lua (`dofile("fobkit.lua").start()`).
+ * Boot the keyfob: called by init.lua (`dofile("fobkit.lc").start()`); the
+ * core's bundle hands start its require as `load` (tools/split-bundle.ts),
+ * which loads fobkit-prov on a keyfob that is not locked.
  * Returns undefined when the keyfob is up, or the error text of the step
  * that failed (the keyfob then answers nothing; init.lua decides about a
  * restart).
  */
-export function start(): string | undefined {
-  const [ok, err] = pcall(boot);
+export function start(load?: ModuleLoader): string | undefined {
+  const [ok, err] = pcall(boot, load);
   if (ok) return undefined;
   dev = undefined;
   rx = undefined;

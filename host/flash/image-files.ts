@@ -1,0 +1,28 @@
+/**
+ * The files of the keyfob's image, as `make firmware` writes them
+ * (tools/build-firmware.ts, tools/split-bundle.ts) and every install puts them
+ * on a board (host/flash/flasher.ts, hil/install.ts, the tests' and benches'
+ * boards): each uploaded and CRC-checked as NAME.lua, compiled on the board
+ * to NAME.lc (node.compile), the source then removed. init.lua boots the
+ * core's bytecode (init-lua.ts BOOT_FILE).
+ */
+
+/**
+ * Modules of the image that go to files of their own, loaded by the core's
+ * require on first use: the provisioning commands, which a locked keyfob
+ * never loads (issue 10 item 5).
+ */
+export const LAZY_FILES: Readonly<Record<string, string>> = { "firmware.app.provision": "fobkit-prov" };
+
+/** The core: what init.lua starts. */
+export const CORE_FILE = "fobkit.lua";
+export const PROV_FILE = "fobkit-prov.lua";
+
+/** Every source file of the image, core first. */
+export const IMAGE_FILES: readonly string[] = [CORE_FILE, ...new Set(Object.values(LAZY_FILES).map((b) => `${b}.lua`))];
+
+/** NAME.lua -> NAME.lc: what node.compile writes (node.c:733-735). */
+export function bytecodeName(source: string): string {
+  if (!source.endsWith(".lua")) throw new RangeError(`not a .lua file: ${source}`);
+  return source.slice(0, -4) + ".lc";
+}
