@@ -30,10 +30,17 @@ export function installBase(m: Machine): void {
     if (err !== undefined) raise(L2, err);
   };
 
+  // lbaselib.c:269-296 (7c5bb151) luaB_loadfile -> load_aux: a file that is missing or does not
+  // load gives nil and the message (dofile raises; loadfile does not).
   set("loadfile", (L2) => {
     const path = bytesText(lauxlib.luaL_checklstring(L2, 1));
-    loadFromFlash(L2, path);
-    return 1;
+    const name = m.hw.flash.normalize(path);
+    const code = name === undefined ? undefined : m.hw.flash.read(name);
+    const err = code === undefined ? `cannot open ${path}` : m.load(code, "@" + name);
+    if (err === undefined) return 1;
+    lua.lua_pushnil(L2);
+    lua.lua_pushstring(L2, toLuaString(err));
+    return 2;
   });
 
   // NodeMCU keeps `require` (package library); modules are "<name>.lua" on

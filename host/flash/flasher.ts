@@ -7,7 +7,8 @@
  *    is nothing to install (refused; "locked" if it says so).
  * 2. Define _fk.crc (crc32.ts) on the board: every check is a CRC-32 the
  *    board computes over what it reads back from flash.
- * 3. fobkit.lua already right: skip. Else the upload goes to fobkit.lua.part
+ * 3. For each file of the image (the core fobkit.lua, then fobkit-prov.lua:
+ *    image-files.ts): already right: skip. Else the upload goes to NAME.part
  *    with Lua's io library (dev-esp32 has no file.open; flash-store.ts uses
  *    io too). If a .part is there, its size and CRC decide: a prefix of the
  *    image (what a broken transfer or a power cut leaves) is continued from
@@ -63,7 +64,10 @@ export interface FlashProgress {
 
 export interface FlashOptions {
   port: string;
+  /** The image's core, installed as fobkit.lua. */
   image: Uint8Array;
+  /** The image's other files (image-files.ts: fobkit-prov.lua), each installed and checked the same way. */
+  files?: { name: string; data: Uint8Array }[];
   baudRate?: number;
   /** How to reach the board (default: SerialTransport on port). */
   openTransport?: () => Transport;
@@ -79,7 +83,7 @@ export interface FlashResult {
   port: string;
   imageBytes: number;
   crc: string;
-  /** The image was already complete on the board. */
+  /** Every file of the image was already complete on the board. */
   alreadyThere: boolean;
   /** Offset the upload continued from (0: from the start). */
   resumedFrom: number;
@@ -159,7 +163,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   const open = opts.openTransport ?? (() => new SerialTransport({ path: opts.port, baudRate: opts.baudRate }));
   const lineMs = opts.lineTimeoutMs ?? 5000;
   const image = opts.image;
-  const total = image.length;
+  const total = image.length + (opts.files ?? []).reduce((n, f) => n + f.data.length, 0);
   const wire = { out: 0, in: 0 };
   const count = (t: Transport) => {
     wire.out += t.stats.bytesWritten;
@@ -171,8 +175,9 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   const repl = new ReplClient(t);
   let resumedFrom = 0;
   let lines = 0;
-  let alreadyThere = false;
+  let alreadyThere = true;
   let uploadMs = 0;
+  let done = 0;
   try {
     if (!(await repl.sync())) {
       await repl.close();
@@ -184,30 +189,38 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       const a = await repl.run(l, lineMs);
       if (/Lua error/.test(a.output)) throw new FlashError("repl", `the board rejected the CRC helper: ${a.output.slice(0, 200)}`);
     }
-    const imageCrc = crcHex(crc32(image));
-    const installed = await remoteCrc(repl, IMAGE_NAME);
     const tu = performance.now();
-    if (installed.size === total && installed.crc === imageCrc) {
-      alreadyThere = true;
-      resumedFrom = total;
-      opts.onProgress?.({ done: total, total, from: total });
-    } else {
-      const part = await remoteCrc(repl, IMAGE_NAME + PART);
-      if (part.size > 0 && part.size <= total && part.crc === crcHex(crc32(image.subarray(0, part.size)))) resumedFrom = part.size;
-      await repl.exec(`_fk.f=assert(io.open(${luaQuote(IMAGE_NAME + PART)},"${resumedFrom > 0 ? "ab" : "wb"}"))`, lineMs);
-      opts.onProgress?.({ done: resumedFrom, total, from: resumedFrom });
-      const chunks = luaChunks(image, resumedFrom, "_fk.f:write(", ")");
-      const baud = t.kind === "serial" ? (t as SerialTransport).baudRate : LINK_BAUD;
-      await repl.exec(`uart.setup(0,${baud},8,0,1,0)`, lineMs);
-      const probe = await repl.run("=1", lineMs);
-      const echoOff = probe.output === "1" && !probe.echoed;
-      const ack = (i: number) => opts.onProgress?.({ done: chunks[i].offset + chunks[i].length, total, from: resumedFrom });
+    const baud = t.kind === "serial" ? (t as SerialTransport).baudRate : LINK_BAUD;
+    let echoOff: boolean | undefined;
+    // Every file of the image, the core first: each uploaded (or found complete), checked by CRC on the board.
+    for (const file of [{ name: IMAGE_NAME, data: image }, ...(opts.files ?? [])]) {
+      const data = file.data;
+      const base = done;
+      const installed = await remoteCrc(repl, file.name);
+      if (installed.size === data.length && installed.crc === crcHex(crc32(data))) {
+        done += data.length;
+        opts.onProgress?.({ done, total, from: base });
+        continue;
+      }
+      alreadyThere = false;
+      let from = 0;
+      const part = await remoteCrc(repl, file.name + PART);
+      if (part.size > 0 && part.size <= data.length && part.crc === crcHex(crc32(data.subarray(0, part.size)))) from = part.size;
+      if (file.name === IMAGE_NAME) resumedFrom = from;
+      await repl.exec(`_fk.f=assert(io.open(${luaQuote(file.name + PART)},"${from > 0 ? "ab" : "wb"}"))`, lineMs);
+      opts.onProgress?.({ done: base + from, total, from: base + from });
+      const chunks = luaChunks(data, from, "_fk.f:write(", ")");
+      if (echoOff === undefined) {
+        await repl.exec(`uart.setup(0,${baud},8,0,1,0)`, lineMs);
+        const probe = await repl.run("=1", lineMs);
+        echoOff = probe.output === "1" && !probe.echoed;
+      }
+      const ack = (i: number) => opts.onProgress?.({ done: base + chunks[i].offset + chunks[i].length, total, from: base + from });
       if (echoOff) {
         await repl.pipeline(chunks.map((c) => c.line), WINDOW, lineMs, (i) => {
           lines++;
           ack(i);
         }, opts.signal);
-        await repl.exec(`uart.setup(0,${baud},8,0,1,1)`, lineMs);
       } else {
         for (let i = 0; i < chunks.length; i++) {
           if (opts.signal?.aborted) throw new FlashError("aborted", "interrupted; run fobkit flash again to continue where it stopped");
@@ -217,8 +230,11 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
         }
       }
       await repl.exec("local f=_fk.f _fk.f=nil assert(f:close())", lineMs);
-      await commit(repl, IMAGE_NAME, image, lineMs);
+      await commit(repl, file.name, data, lineMs);
+      done += data.length;
     }
+    if (echoOff) await repl.exec(`uart.setup(0,${baud},8,0,1,1)`, lineMs);
+    if (alreadyThere) resumedFrom = image.length;
     uploadMs = performance.now() - tu;
     const init = Buffer.from(INIT_SOURCE, "latin1");
     const haveInit = await remoteCrc(repl, INIT_NAME);

@@ -22,9 +22,13 @@ import { SerialTransport } from "../../host/transport/serial-transport.js";
 import * as P from "../../protocol/index.js";
 import { fobkit } from "../station/cli-io.js";
 import { IMAGE, NODE_BUILD } from "../support/paths.js";
+import { imageFilePaths } from "../../host/flash/image-files.js";
 import { prng } from "../support/prng.js";
 
 const image = readFileSync(IMAGE);
+// The image's other files (host/flash/image-files.ts), installed beside the core.
+const files = imageFilePaths(IMAGE).slice(1).map((f) => ({ name: f.name, data: readFileSync(f.path) }));
+const imageBytes = image.length + files.reduce((n, f) => n + f.data.length, 0);
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
@@ -54,6 +58,10 @@ function expectInstalled(stateDir: string): void {
   expect(readFileSync(join(stateDir, "fobkit.lua")).equals(image)).toBe(true);
   expect(readFileSync(join(stateDir, "init.lua"), "latin1")).toBe(INIT_SOURCE);
   expect(existsSync(join(stateDir, "fobkit.lua.part"))).toBe(false);
+  for (const f of files) {
+    expect(readFileSync(join(stateDir, f.name)).equals(f.data), f.name).toBe(true);
+    expect(existsSync(join(stateDir, f.name + ".part"))).toBe(false);
+  }
 }
 
 function report(what: string, r: FlashResult): void {
@@ -91,12 +99,12 @@ describe("fobkit flash", () => {
     expect(r.stderr).not.toMatch(/fobkit: /);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
-    expect(out).toMatchObject({ imageBytes: image.length, crc: crcHex(crc32(image)), alreadyThere: false, resumedFrom: 0 });
+    expect(out).toMatchObject({ imageBytes, crc: crcHex(crc32(image)), alreadyThere: false, resumedFrom: 0 });
     expect(out.info).toMatchObject({ state: "blank", seedSet: false, lockSet: false, model: "FOBKIT-1", serial: "" });
     expect(r.stderr).toMatch(/flash: 100%/); // not a TTY: plain progress lines
     expectInstalled(stateDir);
     expect(events.filter((e) => e.event === "boot").map((e) => e.init)).toEqual([false, true]);
-    console.log(`fobkit flash, ${image.length} B at 115200 baud: upload ${(out.uploadMs / 1000).toFixed(1)} s, total ${(out.totalMs / 1000).toFixed(1)} s, wire ${out.wireBytesOut} B out / ${out.wireBytesIn} B in (${((out.wireBytesOut * 10) / 115200).toFixed(1)} s at 10 bits per byte)`);
+    console.log(`fobkit flash, ${imageBytes} B at 115200 baud: upload ${(out.uploadMs / 1000).toFixed(1)} s, total ${(out.totalMs / 1000).toFixed(1)} s, wire ${out.wireBytesOut} B out / ${out.wireBytesIn} B in (${((out.wireBytesOut * 10) / 115200).toFixed(1)} s at 10 bits per byte)`);
 
     const again = await fobkit(["flash", "--port", path, "--image", IMAGE]);
     expect(again.code).toBe(1);
@@ -115,12 +123,12 @@ describe("fobkit flash", () => {
     if (how === "power") {
       // Write 1 opens the .part; each line after it is one write.
       b.emu.powerCutAtWrite(1 + breakAt);
-      first = await flashBoard({ port: b.path, image, lineTimeoutMs: 1000 }).catch((e) => e);
+      first = await flashBoard({ port: b.path, image, files, lineTimeoutMs: 1000 }).catch((e) => e);
       expect(b.emu.powered).toBe(false);
       b.emu.boot(); // power back: still no init.lua, so the REPL again
     } else {
       const ac = new AbortController();
-      first = await flashBoard({ port: b.path, image, signal: ac.signal, onProgress: (p) => p.done >= lines[breakAt].offset && ac.abort() }).catch((e) => e);
+      first = await flashBoard({ port: b.path, image, files, signal: ac.signal, onProgress: (p) => p.done >= lines[breakAt].offset && ac.abort() }).catch((e) => e);
       // The broken link left part of a line in the board's line buffer.
       const t = new SerialTransport({ path: b.path });
       await t.open();
@@ -134,7 +142,7 @@ describe("fobkit flash", () => {
     expect(part.length).toBeLessThan(image.length);
     expect(existsSync(join(b.stateDir, "init.lua"))).toBe(false);
 
-    const r = await flashBoard({ port: b.path, image });
+    const r = await flashBoard({ port: b.path, image, files });
     report(`resumed after ${how === "power" ? "a power cut" : "a broken link"}`, r);
     if (how === "power") expect(r.resumedFrom).toBe(part.length);
     else {
@@ -154,7 +162,7 @@ describe("fobkit flash", () => {
     const junk = Buffer.from(image.subarray(0, 5000));
     junk[1234] ^= 1;
     writeFileSync(join(b.stateDir, "fobkit.lua.part"), junk);
-    const r = await flashBoard({ port: b.path, image });
+    const r = await flashBoard({ port: b.path, image, files });
     expect(r.resumedFrom).toBe(0);
     expectInstalled(b.stateDir);
   }, 120_000);
