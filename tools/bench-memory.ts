@@ -85,6 +85,7 @@ function runHeap(dir: string, body: string, limit?: number): Record<string, numb
 const MEASURE_BOOT = String.raw`
 FAIL_ON_ERROR = not LIMITED
 BOARD.log_spi = false
+BOARD.log_opens = false
 collectgarbage("collect") collectgarbage("collect")
 local base = heap.now()
 heap.reset()

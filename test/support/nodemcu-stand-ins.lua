@@ -22,7 +22,18 @@ local BOARD = {
   restarts = 0,
   console = { started = false, dropped = 0 },
   button_level = 1, -- GPIO 27 with its pull-up: 1 released, 0 pressed
+  opened = {},      -- every file name passed to loadfile, dofile and io.open, in order
+  log_opens = true, -- false: keep no log (heap measurements)
 }
+
+-- Count the files the image opens (a locked keyfob must never open fobkit-prov.*).
+do
+  local lf, df, open = loadfile, dofile, io.open
+  local function note(name) if BOARD.log_opens then BOARD.opened[#BOARD.opened + 1] = tostring(name) end end
+  loadfile = function(name, ...) note(name) return lf(name, ...) end
+  dofile = function(name) note(name) return df(name) end
+  io.open = function(name, ...) note(name) return open(name, ...) end
+end
 
 local function strict(name, t)
   return setmetatable(t, { __index = function(_, k) error("stand-in: no " .. name .. "." .. tostring(k), 2) end })
