@@ -19,7 +19,7 @@ import { checkProgram, checkSubset, subsetFiles } from "./subset/check-subset.js
 import { checkLuaOutput } from "./subset/check-lua-output.js";
 import { minifyLua } from "./subset/minify-lua.js";
 import { splitBundle } from "./split-bundle.js";
-import { IMAGE_FILES, LAZY_FILES } from "../host/flash/image-files.js";
+import { CORE_FILES, IMAGE_FILES, LAZY_FILES } from "../host/flash/image-files.js";
 import { formatViolation } from "./subset/rules.js";
 
 const USAGE = "usage: build-firmware [--root DIR] [--out-dir DIR]";
@@ -152,7 +152,7 @@ function emitBundle(program: ts.Program, imagePath: string, lazy?: Record<string
 
   const files = lazy === undefined
     ? [{ path: imagePath, lua }]
-    : splitBundle(lua, basename(imagePath, ".lua"), lazy).map((f) => ({ path: join(dirname(imagePath), `${f.base}.lua`), lua: f.lua }));
+    : splitBundle(lua, [basename(imagePath, ".lua"), ...CORE_FILES.slice(1).map((f) => basename(f, ".lua"))], lazy).map((f) => ({ path: join(dirname(imagePath), `${f.base}.lua`), lua: f.lua }));
   const out: string[] = [];
   for (const f of files) {
     // The split files are the bundler's text around TSTL's module bodies: check them again.

@@ -86,13 +86,55 @@ export interface SplitFile {
   lua: string;
 }
 
+/** Modules in an order where each comes after every module it requires (depth-first from the roots). */
+function dependencyOrder(roots: string[], byName: Map<string, BundleModule>, within: Set<string>): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const visit = (n: string) => {
+    if (seen.has(n) || !within.has(n)) return;
+    seen.add(n);
+    for (const d of staticRequires(byName.get(n)!.body)) visit(d);
+    out.push(n);
+  };
+  for (const r of roots) visit(r);
+  return out;
+}
+
+/** Cut names (in order) into `parts` runs of about equal text size. */
+function partition(names: string[], size: (n: string) => number, parts: number): string[][] {
+  const total = names.reduce((t, n) => t + size(n), 0);
+  const out: string[][] = [];
+  let cur: string[] = [];
+  let acc = 0;
+  for (const n of names) {
+    if (cur.length > 0 && out.length < parts - 1 && acc + size(n) / 2 > (total * (out.length + 1)) / parts) {
+      out.push(cur);
+      cur = [];
+    }
+    cur.push(n);
+    acc += size(n);
+  }
+  out.push(cur);
+  while (out.length < parts) out.push([]);
+  return out;
+}
+
+const quote = (s: string) => JSON.stringify(s);
+const moduleEntry = (m: BundleModule) => `____modules[${quote(m.name)}] = function(...)\n${m.body}\n end`;
+
 /**
- * Split the bundle: the core (entry's static closure) as `coreBase`, then one
- * file per lazy module ({module: base}) with what only that module reaches.
- * Every module of the bundle must land somewhere; a lazy module the core
- * reaches statically is an error (it would never be lazy).
+ * Split the bundle:
+ * - the core (the entry's static closure) into coreBases.length files, in
+ *   dependency order, of about equal size: each must compile on the board
+ *   (node.compile parses the whole file in RAM). The first file holds the
+ *   loader; at boot it runs its own modules, then loads each further core
+ *   file, which registers and runs its modules, so only one file's module
+ *   bodies are in RAM at a time;
+ * - one file per lazy module ({module: base}) with what only that module
+ *   reaches, loaded by require on first use.
+ * A lazy module the core reaches statically is an error (it would never be lazy).
  */
-export function splitBundle(lua: string, coreBase: string, lazy: Record<string, string>): SplitFile[] {
+export function splitBundle(lua: string, coreBases: string[], lazy: Record<string, string>): SplitFile[] {
   const { modules, entry } = parseBundle(lua);
   const byName = new Map(modules.map((m) => [m.name, m]));
   const core = closure([entry], byName, new Set());
@@ -100,27 +142,31 @@ export function splitBundle(lua: string, coreBase: string, lazy: Record<string, 
     if (!byName.has(name)) throw new Error(`split-bundle: lazy module ${name} is not in the bundle`);
     if (core.has(name)) throw new Error(`split-bundle: lazy module ${name} is imported by the core; import it as a type only`);
   }
-  const order = (set: Set<string>) => modules.filter((m) => set.has(m.name));
+  const parts = partition(dependencyOrder([entry], byName, core), (n) => byName.get(n)!.body.length, coreBases.length);
   const files: SplitFile[] = [];
   const placed = new Set(core);
-  const chunkMap = Object.entries(lazy).map(([name, base]) => `[${JSON.stringify(name)}] = ${JSON.stringify(base)}`).join(", ");
-  const coreModules = order(core);
+  const chunkMap = Object.entries(lazy).map(([name, base]) => `[${quote(name)}] = ${quote(base)}`).join(", ");
+  const runAll = (names: string[]) => names.map((n) => `require(${quote(n)})`);
   files.push({
-    base: coreBase,
-    modules: coreModules.map((m) => m.name),
+    base: coreBases[0],
+    modules: parts[0],
     lua: [
       "local ____modules = {}",
       "local ____moduleCache = {}",
       `local ____chunks = {${chunkMap}}`,
+      "local function ____load(chunk)",
+      '    local load, err = loadfile(chunk .. ".lc")',
+      '    if not load then load, err = loadfile(chunk .. ".lua") end',
+      '    if not load then error("cannot load " .. chunk .. ": " .. tostring(err)) end',
+      "    return load",
+      "end",
       "local function require(file, ...)",
       "    local cached = ____moduleCache[file]",
       "    if cached then return cached.value end",
       "    local module = ____modules[file]",
       "    local chunk = ____chunks[file]",
       "    if module == nil and chunk then",
-      '        local load = loadfile(chunk .. ".lc") or loadfile(chunk .. ".lua")',
-      "        if not load then error(\"module '\" .. file .. \"': cannot load \" .. chunk) end",
-      "        load(____modules, require)",
+      "        ____load(chunk)(____modules, require)",
       "        module = ____modules[file]",
       "    end",
       "    if module == nil then error(\"module '\" .. file .. \"' not found\") end",
@@ -131,10 +177,11 @@ export function splitBundle(lua: string, coreBase: string, lazy: Record<string, 
       "    ____moduleCache[file] = { value = value }",
       "    return value",
       "end",
-      "____modules = {",
-      ...coreModules.map((m) => `[${JSON.stringify(m.name)}] = function(...)\n${m.body}\n end,`),
-      "}",
-      `local ____entry = require(${JSON.stringify(entry)}, ...)`,
+      ...parts[0].map((n) => moduleEntry(byName.get(n)!)),
+      ...runAll(parts[0]),
+      // Each further core file registers and runs its modules; then its bodies are garbage.
+      ...coreBases.slice(1).flatMap((b) => [`____load(${quote(b)})(____modules, require)`, "pcall(collectgarbage)"]),
+      `local ____entry = require(${quote(entry)}, ...)`,
       // start(load) gets this require: only what start keeps (a keyfob that
       // is not locked) holds it after boot, so a locked keyfob's module
       // bodies and export tables become garbage.
@@ -144,19 +191,32 @@ export function splitBundle(lua: string, coreBase: string, lazy: Record<string, 
       "",
     ].join("\n"),
   });
+  for (let k = 1; k < coreBases.length; k++) {
+    files.push({
+      base: coreBases[k],
+      modules: parts[k],
+      lua: [
+        `-- ${coreBases[k]}: part ${k + 1} of the core, loaded and run at boot by ${coreBases[0]} (tools/split-bundle.ts)`,
+        "local ____modules, require = ...",
+        ...parts[k].map((n) => moduleEntry(byName.get(n)!)),
+        ...runAll(parts[k]),
+        "",
+      ].join("\n"),
+    });
+  }
   const byBase = new Map<string, string[]>();
   for (const [name, base] of Object.entries(lazy)) byBase.set(base, [...(byBase.get(base) ?? []), name]);
   for (const [base, roots] of byBase) {
     const own = closure(roots, byName, placed);
     for (const n of own) placed.add(n);
-    const mods = order(own);
+    const names = dependencyOrder(roots, byName, own);
     files.push({
       base,
-      modules: mods.map((m) => m.name),
+      modules: names,
       lua: [
-        `-- ${base}: modules the core (${coreBase}) loads on demand (tools/split-bundle.ts)`,
+        `-- ${base}: modules the core (${coreBases[0]}) loads on demand (tools/split-bundle.ts)`,
         "local ____modules, require = ...",
-        ...mods.map((m) => `____modules[${JSON.stringify(m.name)}] = function(...)\n${m.body}\n end`),
+        ...names.map((n) => moduleEntry(byName.get(n)!)),
         "",
       ].join("\n"),
     });

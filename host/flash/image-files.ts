@@ -5,7 +5,7 @@
  * boards): each uploaded and CRC-checked. init.lua boots the core
  * (init-lua.ts BOOT_FILE); the core loads the others (tools/split-bundle.ts).
  */
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 
 /**
  * Modules of the image that go to files of their own, loaded by the core's
@@ -14,12 +14,18 @@ import { dirname, join } from "node:path";
  */
 export const LAZY_FILES: Readonly<Record<string, string>> = { "firmware.app.provision": "fobkit-prov" };
 
-/** The core: what init.lua starts. */
+/** The core's first file: what init.lua starts; it loads the others. */
 export const CORE_FILE = "fobkit.lua";
+/**
+ * The core in files of about equal size (tools/split-bundle.ts), each small
+ * enough for node.compile on the board: compiling parses a whole file in
+ * RAM (bench/results/memory.json compilePeakKB).
+ */
+export const CORE_FILES: readonly string[] = [CORE_FILE, "fobkit-2.lua", "fobkit-3.lua"];
 export const PROV_FILE = "fobkit-prov.lua";
 
 /** Every source file of the image, core first. */
-export const IMAGE_FILES: readonly string[] = [CORE_FILE, ...new Set(Object.values(LAZY_FILES).map((b) => `${b}.lua`))];
+export const IMAGE_FILES: readonly string[] = [...CORE_FILES, ...new Set(Object.values(LAZY_FILES).map((b) => `${b}.lua`))];
 
 /** NAME.lua -> NAME.lc: what node.compile writes (node.c:733-735). */
 export function bytecodeName(source: string): string {
@@ -29,8 +35,11 @@ export function bytecodeName(source: string): string {
 
 /**
  * The image's files on the host, from the path of its core (build/firmware/fobkit.lua):
- * the others sit beside it. name is the name on the board.
+ * the others sit beside it; name is the name on the board. A core under
+ * another name is a one-file image (the emulator tests' fixture apps) and
+ * is installed alone, as fobkit.lua.
  */
 export function imageFilePaths(corePath: string): { name: string; path: string }[] {
-  return IMAGE_FILES.map((name) => ({ name, path: name === CORE_FILE ? corePath : join(dirname(corePath), name) }));
+  if (basename(corePath) !== CORE_FILE) return [{ name: CORE_FILE, path: corePath }];
+  return IMAGE_FILES.map((name) => ({ name, path: join(dirname(corePath), name) }));
 }
