@@ -11,7 +11,7 @@ export const FAULTS = {
     "every i2c.transfer raises \"i2c timeout\", as i2c_hw_master.c does when i2c_master_cmd_begin returns ESP_ERR_TIMEOUT (a stuck bus)",
   "no-spi": "the firmware build lacks the spi module (components/modules/Kconfig NODEMCU_CMODULE_SPI defaults to n): `spi` is nil",
   "no-rtcmem": "the firmware build lacks the rtcmem module (Kconfig NODEMCU_CMODULE_RTCMEM defaults to n): `rtcmem` is nil",
-  "oom-at-load": "compiling fobkit.lua runs out of heap: loading it raises \"not enough memory\" (lauxlib/ldo LUA_ERRMEM)",
+  "oom-at-load": "loading the image's core (fobkit.lc, or fobkit.lua) or node.compile runs out of heap: it raises \"not enough memory\" (lauxlib/ldo LUA_ERRMEM)",
   "flash-full": "SPIFFS has no free page left: every write that needs a new page fails with ENOSPC (at the buffered flush, so often only at close)",
   "close-error": "the flush at close fails (EIO): the last buffered bytes never reach flash and f:close() returns nil, message, errno",
 } as const;

@@ -48,9 +48,13 @@ export interface MemoryBench {
   peakKB: number;
   residentAfterBootKB: number;
   perPressKB: number;
-  /** With bytecode install: the peak of node.compile on the board, and the .lc's size. */
+  /** With bytecode install: the highest peak of node.compile over the image's files, and the .lc files' sizes. */
   compilePeakKB?: number;
   bytecodeBytes?: number;
+  /** Every file of the image (source bytes), as installed. */
+  files?: Record<string, number>;
+  /** The same locked boot from source (init.lua running fobkit.lua), for comparison. */
+  fromSource?: { peakKB: number; residentAfterBootKB: number };
   goals: typeof GOALS;
   details: {
     image: string;
@@ -110,9 +114,9 @@ function press(n: number): string {
 /** Measure the image at imagePath (also used for prototypes: any image file). */
 export interface MeasureOptions {
   /**
-   * Install as bytecode: node.compile("fobkit.lua") on the board (the
-   * stand-in dumps stripped bytecode, as node.c:718-779 does), fobkit.lua
-   * removed, init.lua runs fobkit.lc.
+   * Install as bytecode, as every board is: node.compile of each file of the
+   * image (the stand-in dumps stripped bytecode, as node.c:718-779 does),
+   * the source removed, init.lua runs fobkit.lc.
    */
   bytecode?: boolean;
 }
@@ -146,7 +150,7 @@ export async function measureImage(imagePath: string, opts: MeasureOptions = {})
     } else {
       writeFileSync(join(dir, "init.lua"), initSource("fobkit.lua"));
     }
-    const bytecodeBytes = opts.bytecode ? statSync(join(dir, "fobkit.lc")).size : undefined;
+    const bytecodeBytes = opts.bytecode ? IMAGE_FILES.reduce((n, f) => n + statSync(join(dir, f.replace(/\.lua$/, ".lc"))).size, 0) : undefined;
     // Power-on 1: blank boot, then one provisioning (its peak too).
     const blank = runHeap(dir, `${MEASURE_BOOT}
       heap.reset()
@@ -184,7 +188,8 @@ export async function measureImage(imagePath: string, opts: MeasureOptions = {})
     }
     const bench: MemoryBench = {
       vm: "lua32: Debian lua5.3 5.3.6 source, -DLUA_32BITS -m32 (int32, float32, 4-byte pointers), heap-tracking allocator",
-      imageBytes: statSync(imagePath).size,
+      imageBytes: files.reduce((n, f) => n + statSync(f).size, 0),
+      files: Object.fromEntries(IMAGE_FILES.map((f, k) => [f, statSync(files[k]).size])),
       ...(compilePeak === undefined ? {} : { compilePeakKB: kb(compilePeak), bytecodeBytes: bytecodeBytes }),
       peakKB: kb(locked.peak),
       residentAfterBootKB: kb(locked.resident),
@@ -208,19 +213,23 @@ export async function measureImage(imagePath: string, opts: MeasureOptions = {})
   }
 }
 
+/** The image as installed (bytecode, node.compile on the board), with the source boot's figures beside it. */
 export async function runMemoryBench(): Promise<MemoryBench> {
-  return measureImage(IMAGE);
+  const installed = await measureImage(IMAGE, { bytecode: true });
+  const source = await measureImage(IMAGE);
+  return { ...installed, fromSource: { peakKB: source.peakKB, residentAfterBootKB: source.residentAfterBootKB } };
 }
 
 export function formatMemoryBench(b: MemoryBench): string {
   const mark = (v: number, goal: number) => (v <= goal ? "ok" : `over the ${goal} KB goal`);
   return [
-    `image ${b.details.image}: ${b.imageBytes} bytes` + (b.bytecodeBytes === undefined ? "" : `; installed as ${b.bytecodeBytes} bytes of bytecode, node.compile peaks ${b.compilePeakKB} KB`),
+    `image ${b.details.image}: ${b.imageBytes} bytes` + (b.files ? ` in ${Object.entries(b.files).map(([n, v]) => `${n} ${v}`).join(", ")}` : "") + (b.bytecodeBytes === undefined ? "" : `; installed as ${b.bytecodeBytes} bytes of bytecode, node.compile peaks ${b.compilePeakKB} KB (largest file)`),
     `peak while loading and booting (locked): ${b.peakKB} KB (${mark(b.peakKB, GOALS.peakKB)})`,
     `resident after boot (locked, idle):      ${b.residentAfterBootKB} KB (${mark(b.residentAfterBootKB, GOALS.residentAfterBootKB)})`,
     `per press once warm:                     ${b.perPressKB} KB (${mark(b.perPressKB, GOALS.perPressKB)})`,
     `smallest heap the locked keyfob boots in:  ${b.details.bootsInKB} KB (emergency collections allowed)`,
     `blank boot: peak ${b.details.blankBoot.peakKB} KB, resident ${b.details.blankBoot.residentAfterBootKB} KB; one provisioning peaks ${b.details.provisioningPeakKB} KB above the baseline`,
+    ...(b.fromSource ? [`from source instead (init.lua running fobkit.lua): peak ${b.fromSource.peakKB} KB, resident ${b.fromSource.residentAfterBootKB} KB`] : []),
     `vm: ${b.vm}`,
   ].join("\n");
 }
@@ -228,12 +237,12 @@ export function formatMemoryBench(b: MemoryBench): string {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args.includes("--help")) {
-    process.stdout.write("usage: bench-memory [IMAGE.lua] [--bytecode] [--json]\n  --bytecode: install as node.compile would (fobkit.lc)\n  no IMAGE: measure build/firmware/fobkit.lua and write bench/results/memory.json\n");
+    process.stdout.write("usage: bench-memory [IMAGE.lua] [--source] [--json]\n  installed as on a board: node.compile of each file, init.lua boots fobkit.lc\n  --source: boot the source instead (init.lua runs fobkit.lua)\n  no IMAGE: measure build/firmware/fobkit.lua and write bench/results/memory.json\n");
     return;
   }
   const files = args.filter((a) => !a.startsWith("--"));
   const image = files[0] ? resolve(files[0]) : IMAGE;
-  const bench = await measureImage(image, { bytecode: args.includes("--bytecode") });
+  const bench = files[0] ? await measureImage(image, { bytecode: !args.includes("--source") }) : await runMemoryBench();
   if (args.includes("--json")) {
     process.stdout.write(JSON.stringify(bench, null, 2) + "\n");
     return;

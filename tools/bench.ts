@@ -12,6 +12,7 @@ import { formatBankBench, runBankBench } from "./bench-bank.js";
 import { formatPressBench, runPressBench } from "./bench-press.js";
 import { formatStationBench, runStationBench } from "./bench-station.js";
 import { formatMemoryBench, runMemoryBench } from "./bench-memory.js";
+import { formatFlashBench, runFlashBench } from "./bench-flash.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const OUT = join(ROOT, "bench", "results");
@@ -29,6 +30,7 @@ async function main(): Promise<number> {
     { name: "otp", run: runOtpBench, format: formatOtpBench },
     { name: "press", run: async () => runPressBench(), format: formatPressBench },
     { name: "memory", run: runMemoryBench, format: formatMemoryBench },
+    { name: "flash", run: () => runFlashBench(), format: formatFlashBench },
     { name: "station", run: () => runStationBench(), format: formatStationBench },
     { name: "bank", run: () => runBankBench(), format: formatBankBench },
   ];

@@ -22,7 +22,9 @@
  *    refuses an existing target: remove first) and check again; then the
  *    same for init.lua, last, so the board boots the firmware only once the
  *    image is complete.
- * 6. node.restart(); the firmware must answer INFO over the protocol.
+ * 6. node.compile each file (NAME.lc), which must then load; then the
+ *    sources are removed; init.lua boots fobkit.lc.
+ * 7. node.restart(); the firmware must answer INFO over the protocol.
  */
 import { LINK_BAUD } from "../../protocol/codes.js";
 import { DeviceSession, type KeyfobInfo } from "../device/session.js";
@@ -31,6 +33,7 @@ import type { Transport } from "../transport/transport.js";
 import { BOARD_CRC_LUA, crc32, crcHex } from "./crc32.js";
 import { luaChunks, luaQuote } from "./lua-chunks.js";
 import { ReplClient, ReplError } from "./repl-client.js";
+import { bytecodeName } from "./image-files.js";
 
 export const IMAGE_NAME = "fobkit.lua";
 export const INIT_NAME = "init.lua";
@@ -38,6 +41,8 @@ export const INIT_NAME = "init.lua";
 export { INIT_SOURCE } from "./init-lua.js";
 import { INIT_SOURCE } from "./init-lua.js";
 const PART = ".part";
+/** node.compile parses a whole file in RAM and writes its .lc to SPIFFS: give it longer than a line. */
+const COMPILE_MS = 30000;
 /** Data lines in flight: 2 x 241 bytes, well inside the UART driver's buffer and the stdin pipe. */
 export const WINDOW = 2;
 
@@ -94,6 +99,8 @@ export interface FlashResult {
   wireBytesIn: number;
   uploadMs: number;
   totalMs: number;
+  /** The .lc files node.compile wrote on the board: size and CRC-32 as the board reads them. */
+  bytecode: { name: string; bytes: number; crc: string }[];
   info: KeyfobInfo;
 }
 
@@ -176,6 +183,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   let resumedFrom = 0;
   let lines = 0;
   let alreadyThere = true;
+  const bytecode: { name: string; bytes: number; crc: string }[] = [];
   let uploadMs = 0;
   let done = 0;
   try {
@@ -235,6 +243,23 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     }
     if (echoOff) await repl.exec(`uart.setup(0,${baud},8,0,1,1)`, lineMs);
     if (alreadyThere) resumedFrom = image.length;
+    // Compile each file on the board (node.c:718-779: NAME.lua -> NAME.lc, debug
+    // information stripped, written in place), every time: an .lc left by an
+    // older image or a broken run is never trusted. The host cannot predict the
+    // board's bytecode, so the check is the board's own loader: the .lc must
+    // load (a truncated or damaged one does not), and it must not be empty.
+    for (const name of [IMAGE_NAME, ...(opts.files ?? []).map((f) => f.name)]) {
+      const lc = bytecodeName(name);
+      const compiled = await repl.run(`node.compile(${luaQuote(name)})`, COMPILE_MS);
+      if (/Lua error/.test(compiled.output)) throw new FlashError("verify", `${opts.port}: node.compile of ${name} failed on the board: ${compiled.output.replace(/^.*Lua error:\s*/s, "").slice(0, 200)}`);
+      const loads = await repl.exec(`=(loadfile(${luaQuote(lc)}))~=nil`, COMPILE_MS);
+      const have = await remoteCrc(repl, lc);
+      if (!/true/.test(loads) || have.size <= 0) throw new FlashError("verify", `${opts.port}: ${lc} on the board (${have.size} bytes) does not load after node.compile`);
+      bytecode.push({ name: lc, bytes: have.size, crc: have.crc });
+    }
+    // The sources go only now that every .lc loads: the board boots bytecode or
+    // nothing (a damaged .lc fails closed, never falls back to parsing source).
+    for (const name of [IMAGE_NAME, ...(opts.files ?? []).map((f) => f.name)]) await repl.exec(`file.remove(${luaQuote(name)})`, lineMs);
     uploadMs = performance.now() - tu;
     const init = Buffer.from(INIT_SOURCE, "latin1");
     const haveInit = await remoteCrc(repl, INIT_NAME);
@@ -268,6 +293,6 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   count(t2);
   return {
     port: opts.port, imageBytes: total, crc: crcHex(crc32(image)), alreadyThere, resumedFrom, lines,
-    wireBytesOut: wire.out, wireBytesIn: wire.in, uploadMs, totalMs: performance.now() - t0, info,
+    wireBytesOut: wire.out, wireBytesIn: wire.in, uploadMs, totalMs: performance.now() - t0, bytecode, info,
   };
 }

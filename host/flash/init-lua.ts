@@ -12,8 +12,8 @@
  *   user_main.c console_nodemcu_task never feeds a byte to the REPL (uart.c
  *   uart_on near 146-158). It needs no uart.start and allocates almost
  *   nothing, so it cannot run out of memory where the image would.
- * - Everything that can fail runs under pcall: loading fobkit.lua (compiling
- *   it in RAM can raise "not enough memory"; a missing file raises), and its start(), which returns
+ * - Everything that can fail runs under pcall: loading fobkit.lc (its bytecode
+ *   can run out of memory; a missing or truncated file raises), and its start(), which returns
  *   an error text instead of raising when its own boot fails (it puts "Err"
  *   on the display first when the display works).
  * - A failed boot restarts with back-off: BACKOFF_FIRST_MS, doubling, at
@@ -35,12 +35,11 @@ export const MAX_RESTARTS = 5;
 export const BACKOFF_FIRST_MS = 2000;
 
 /**
- * The image's core as the board holds it. Source for now: booting bytecode
- * compiled on the board (node.compile, node.c:718-779) needs the core split
- * into files small enough to compile in the board's heap (bench-memory
- * --bytecode: node.compile of the whole core peaks far above 210 KB).
+ * The image's core as the board holds it: bytecode, compiled on the board at
+ * install (node.compile, node.c:718-779; host/flash/image-files.ts), so boot
+ * never runs the parser (bench/results/memory.json: source vs bytecode).
  */
-export const BOOT_FILE = "fobkit.lua";
+export const BOOT_FILE = "fobkit.lc";
 
 /** init.lua booting `boot` (BOOT_FILE on every board; the memory bench also measures a source boot). */
 export function initSource(boot: string = BOOT_FILE): string {

@@ -11,12 +11,12 @@
  * numbers and booleans as they are.
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { LUA32 } from "./lua-vm.js";
 import { INIT_SOURCE } from "../../host/flash/init-lua.js";
-import { imageFilePaths } from "../../host/flash/image-files.js";
+import { bytecodeName, imageFilePaths } from "../../host/flash/image-files.js";
 
 export const STAND_INS = resolve(import.meta.dirname, "nodemcu-stand-ins.lua");
 /** What the flasher writes as init.lua: the real, fail-closed one. */
@@ -28,6 +28,11 @@ export function newBoard(imagePath: string, init = INIT_LUA): string {
   for (const f of imageFilePaths(imagePath)) {
     copyFileSync(f.path, join(dir, f.name));
     if (!readFileSync(join(dir, f.name)).equals(readFileSync(f.path))) throw new Error(`newBoard: ${f.name} differs from ${f.path}`);
+  }
+  // As the flasher does: node.compile each file on the board (init.lua boots fobkit.lc).
+  run(dir, imageFilePaths(imagePath).map((f) => `node.compile(${JSON.stringify(f.name)}) os.remove(${JSON.stringify(f.name)})`).join("\n"));
+  for (const f of imageFilePaths(imagePath)) {
+    if (!existsSync(join(dir, bytecodeName(f.name)))) throw new Error(`newBoard: node.compile wrote no ${bytecodeName(f.name)}`);
   }
   writeFileSync(join(dir, "init.lua"), init);
   return dir;

@@ -110,7 +110,7 @@ describe("the image on lua32 (NodeMCU's int32/float32) with NodeMCU stand-ins", 
     `);
     expect(first.booted).toBe(true);
     // Not locked yet: the first write command loads the provisioning file.
-    expect(opened(first)).toContain("fobkit-prov.lua");
+    expect(opened(first)).toContain("fobkit-prov.lc");
     expect(first.console_started_by_image).toBe(true);
     expect(first.callback_errors).toBe(0);
     const r1 = replies(hexBytes(first.tx));
@@ -150,17 +150,18 @@ describe("the image on lua32 (NodeMCU's int32/float32) with NodeMCU stand-ins", 
     const r2 = replies(hexBytes(second.tx));
     expect(r2.map((r) => [r.rid, r.status])).toEqual([[8, P.STATUS_LOCKED], [10, P.STATUS_LOCKED], [11, P.STATUS_LOCKED]]);
     // A locked keyfob boots, shows its code and refuses writes without ever opening the provisioning code.
-    expect(opened(second)).toContain("fobkit.lua");
+    expect(opened(second)).toContain("fobkit.lc");
     expect(opened(second).filter((n) => n.startsWith("fobkit-prov"))).toEqual([]);
   });
 
   for (const damage of ["missing", "corrupt"] as const) {
-    it(`a keyfob not locked whose fobkit-prov.lua is ${damage} refuses every write (INTERNAL), changes nothing and still answers INFO`, async () => {
+    it(`a keyfob not locked whose fobkit-prov.lc is ${damage} refuses every write (INTERNAL), changes nothing and still answers INFO`, async () => {
       P = P ?? (await nodeBuild<Protocol>("protocol/index.js"));
       const dir = newBoard(IMAGE);
       boards.push(dir);
-      if (damage === "missing") rmSync(join(dir, "fobkit-prov.lua"));
-      else writeFileSync(join(dir, "fobkit-prov.lua"), readFileSync(join(dir, "fobkit-prov.lua")).subarray(0, 3000));
+      const f = "fobkit-prov.lc";
+      if (damage === "missing") rmSync(join(dir, f));
+      else writeFileSync(join(dir, f), readFileSync(join(dir, f)).subarray(0, 3000));
       const reqs = [
         frame({ cmd: P.CMD_SET_CLOCK, rid: 1, timeHi: 0, timeLo: T0, flags: 0 }),
         frame({ cmd: P.CMD_WRITE_SEED, rid: 2, algorithm: P.ALG_SHA1, digits: 8, period: 60, seed: SEED }),
