@@ -150,15 +150,18 @@ function emitBundle(program: ts.Program, imagePath: string, lazy?: Record<string
     throw new BuildError(`${luaViolations.map(formatViolation).join("\n")}\n${luaViolations.length} violation(s) in the emitted Lua; image not written`);
   }
 
-  const files = lazy === undefined
+  // A tree without the lazy modules (a test's fixture project) is one file, as TSTL bundled it.
+  const split = lazy !== undefined && Object.keys(lazy).some((m) => lua.includes(`\n["${m}"] = function(`));
+  const files = !split
     ? [{ path: imagePath, lua }]
-    : splitBundle(lua, [basename(imagePath, ".lua"), ...CORE_FILES.slice(1).map((f) => basename(f, ".lua"))], lazy).map((f) => ({ path: join(dirname(imagePath), `${f.base}.lua`), lua: f.lua }));
+    : splitBundle(lua, [basename(imagePath, ".lua"), ...CORE_FILES.slice(1).map((f) => basename(f, ".lua"))], lazy!).map((f) => ({ path: join(dirname(imagePath), `${f.base}.lua`), lua: f.lua }));
   const out: string[] = [];
   for (const f of files) {
     // The split files are the bundler's text around TSTL's module bodies: check them again.
-    const again = f.path === imagePath && lazy === undefined ? [] : checkLuaOutput(f.lua, relative(process.cwd(), f.path));
+    const again = split ? checkLuaOutput(f.lua, relative(process.cwd(), f.path)) : [];
     if (again.length > 0) throw new BuildError(`${again.map(formatViolation).join("\n")}\n${again.length} violation(s) in the split image; image not written`);
-    const image = minifyLua(f.lua).lua;
+    // The image's files boot as stripped bytecode: no line structure either. The test library keeps its lines.
+    const image = minifyLua(f.lua, { oneLine: split }).lua;
     mkdirSync(dirname(f.path), { recursive: true });
     writeFileSync(f.path, image);
     const modules = (image.match(/\["[^"\n]+"\]=function\(/g) ?? []).length;

@@ -7,12 +7,15 @@ import type { Machine } from "../machine.js";
 
 /**
  * Heap node.compile needs per byte of the source it compiles: the parser
- * holds the whole file, its tokens and the function prototypes at once.
- * Measured on lua32 (NodeMCU's number model, tools/bench-memory.ts
- * --bytecode): 4.2 to 4.8 bytes per source byte for the image's files; the
- * emulator takes 5, so it never compiles a file the board could not.
+ * holds every function prototype of the file with its debug information
+ * (stripped only when dumped), the string table and the read buffer at once.
+ * Measured on lua32 (NodeMCU's number model, lua32-heap's allocator peak
+ * around node.compile): 5.5 to 8.0 bytes per byte of the minified image's
+ * files (fobkit-prov.lua 3,937 B: 31,541 B of heap; fobkit.lua 17,078 B:
+ * 122,915 B). The emulator takes 8.5, so it never compiles a file the board
+ * could not.
  */
-export const COMPILE_HEAP_PER_SOURCE_BYTE = 5;
+export const COMPILE_HEAP_PER_SOURCE_BYTE = 8.5;
 
 export function installNode(m: Machine): void {
   m.defineModule("node", {

@@ -18,10 +18,11 @@ export const LAZY_FILES: Readonly<Record<string, string>> = { "firmware.app.prov
 export const CORE_FILE = "fobkit.lua";
 /**
  * The core in files of about equal size (tools/split-bundle.ts), each small
- * enough for node.compile on the board: compiling parses a whole file in
- * RAM (bench/results/memory.json compilePeakKB).
+ * enough for node.compile on the board: compiling holds a whole file's
+ * prototypes in RAM, about 8 bytes per byte of source (hil/nodemcu/node.ts
+ * COMPILE_HEAP_PER_SOURCE_BYTE; bench/results/memory.json compilePeakKB).
  */
-export const CORE_FILES: readonly string[] = [CORE_FILE, "fobkit-2.lua", "fobkit-3.lua"];
+export const CORE_FILES: readonly string[] = [CORE_FILE, "fobkit-2.lua", "fobkit-3.lua", "fobkit-4.lua"];
 export const PROV_FILE = "fobkit-prov.lua";
 
 /** Every source file of the image, core first. */
