@@ -18,15 +18,16 @@ import { formatCode } from "../otp/hotp.js";
 import type { UnixTime } from "../otp/time.js";
 import { totp } from "../otp/totp.js";
 import {
-  CMD_INFO, INFO_CLOCK_SET, INFO_LOCK_SET, INFO_SEED_SET, REASON_FLASH_CORRUPT, REASON_NONE,
+  ALG_SHA256, CMD_INFO, INFO_CLOCK_SET, INFO_LOCK_SET, INFO_SEED_SET, REASON_FLASH_CORRUPT, REASON_NONE,
   REASON_RTC_MISSING, REASON_RTC_TIME_LOST, STATE_BLANK, STATE_ERROR, STATE_LOCKED, STATE_PROVISIONED,
   STATUS_INTERNAL, STATUS_LOCKED, STATUS_OK,
 } from "../../protocol/codes.js";
 import type { DeviceInfo, Reply, Request } from "../../protocol/messages.js";
 import { blankRecord, decodeRecord, RECORD_LOCKED, RECORD_NAME, RECORD_PROVISIONED, REC_CLOCK_SET, REC_SEED_SET, type TokenRecord } from "./record.js";
 import { BOARD_ERR_NOT_FOUND, BOARD_ERR_RTC_TIME_LOST, BOARD_OK, HARDWARE_ID_LENGTH, type Board } from "../board/board.js";
-// Types only: provision.ts is loaded at run time (provisioning() below), never with the core.
+// Types only: provision.ts and sha256.ts are loaded at run time (provisioning(), loadModule()), never with the core.
 import type * as Provision from "./provision.js";
+import type * as Sha256 from "../otp/sha256.js";
 
 export const FW_MAJOR = 1;
 export const FW_MINOR = 0;
@@ -65,6 +66,16 @@ function hardwareIdOrZeros(board: Board): number[] {
 /** How a module of the image's other files is loaded: the bundle's require (tools/split-bundle.ts). */
 export type ModuleLoader = (this: void, module: string) => unknown;
 
+/** The bundle's name of otp/sha256.ts (its own file, fobkit-sha256.lua): it registers SHA-256 with otp/hash.ts when loaded. */
+export const SHA256_MODULE = "firmware.otp.sha256";
+
+/** Load a module of the image's other files; false if there is no loader or the file is missing or broken. */
+export function loadModule(load: ModuleLoader | undefined, module: string): boolean {
+  if (load === undefined) return false;
+  const [ok] = pcall(load, module);
+  return ok;
+}
+
 /**
  * Load the record and check the RTC: what boot does. `load` is kept only
  * if the keyfob may still be provisioned (see Device.load); it comes as a
@@ -82,6 +93,9 @@ export function deviceBoot(board: Board, load?: ModuleLoader): Device {
     for (let i = 0; i < raw.length; i++) raw[i] = 0;
     if (rec === undefined) dev.fault = REASON_FLASH_CORRUPT;
     else dev.rec = rec;
+    // The hash the record names, when it is not the core's SHA-1: loaded now, while boot
+    // still has the loader; without it no code could be computed (fail closed: error state).
+    if (rec !== undefined && rec.algorithm === ALG_SHA256 && !loadModule(load, SHA256_MODULE)) dev.fault = REASON_FLASH_CORRUPT;
   } else if (st !== BOARD_ERR_NOT_FOUND) {
     dev.fault = REASON_FLASH_CORRUPT;
   }

@@ -15,7 +15,7 @@ import { prepareKey } from "../otp/hmac.js";
 import { compareTime, type UnixTime } from "../otp/time.js";
 import { totp } from "../otp/totp.js";
 import {
-  CMD_LOCK, CMD_SELF_TEST, CMD_SET_CLOCK, CMD_SET_SERIAL, CMD_WIPE, CMD_WRITE_SEED, CLOCK_FORCE,
+  ALG_SHA256, CMD_LOCK, CMD_SELF_TEST, CMD_SET_CLOCK, CMD_SET_SERIAL, CMD_WIPE, CMD_WRITE_SEED, CLOCK_FORCE,
   REASON_FLASH_CORRUPT, REASON_FLASH_WRITE, REASON_NONE, REASON_RTC_MISSING,
   STATUS_BAD_ARGUMENT, STATUS_BAD_STATE, STATUS_CLOCK_BACKWARDS, STATUS_FLASH_ERROR, STATUS_HW_FAULT,
   STATUS_INTERNAL, STATUS_LOCKED, STATUS_NOT_PROVISIONED, STATUS_OK, STATUS_SERIAL_MISMATCH,
@@ -23,7 +23,7 @@ import {
 import type { Reply, Request } from "../../protocol/messages.js";
 import { blankRecord, encodeRecord, RECORD_LOCKED, RECORD_NAME, RECORD_PROVISIONED, REC_CLOCK_SET, REC_SEED_SET, type TokenRecord } from "./record.js";
 import { BOARD_OK } from "../board/board.js";
-import { readClock, reply, timeHiWord, timeLoWord, type Device } from "./device.js";
+import { loadModule, readClock, reply, SHA256_MODULE, timeHiWord, timeLoWord, type Device } from "./device.js";
 
 function sameBytes(a: number[], b: number[]): boolean {
   if (a.length !== b.length) return false;
@@ -90,6 +90,11 @@ export function provisionHandle(dev: Device, req: Request): Reply {
   }
   if (req.cmd === CMD_WRITE_SEED) {
     if (w !== STATUS_OK) return reply(req, w);
+    // SHA-256 is not in the core (device.ts SHA256_MODULE): load it before preparing a key with it.
+    if (req.algorithm === ALG_SHA256 && !loadModule(dev.load, SHA256_MODULE)) {
+      for (let i = 0; i < req.seed.length; i++) req.seed[i] = 0;
+      return reply(req, STATUS_INTERNAL);
+    }
     const pk = prepareKey(req.seed, req.algorithm);
     for (let i = 0; i < req.seed.length; i++) req.seed[i] = 0;
     if (typeof pk === "number") return reply(req, STATUS_BAD_ARGUMENT);

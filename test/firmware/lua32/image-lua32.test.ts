@@ -152,6 +152,47 @@ describe("the image on lua32 (NodeMCU's int32/float32) with NodeMCU stand-ins", 
     // A locked keyfob boots, shows its code and refuses writes without ever opening the provisioning code.
     expect(opened(second)).toContain("fobkit.lc");
     expect(opened(second).filter((n) => n.startsWith("fobkit-prov"))).toEqual([]);
+    // A SHA-1 record needs no SHA-256: its file is never opened either.
+    expect([...opened(first), ...opened(second)].filter((n) => n.startsWith("fobkit-sha256"))).toEqual([]);
+  });
+
+  it("a SHA-256 keyfob loads fobkit-sha256 to provision and at each boot, never fobkit-prov once locked, and shows the right code", async () => {
+    P = P ?? (await nodeBuild<Protocol>("protocol/index.js"));
+    const dir = newBoard(IMAGE);
+    boards.push(dir);
+    const seed = ascii("12345678901234567890123456789012");
+    const first = run(dir, `
+      out("booted", BOARD.boot())
+      BOARD.rx(${luaBytes([
+        frame({ cmd: P.CMD_SET_CLOCK, rid: 1, timeHi: 0, timeLo: T0, flags: 0 }),
+        frame({ cmd: P.CMD_WRITE_SEED, rid: 2, algorithm: P.ALG_SHA256, digits: 8, period: 60, seed }),
+        frame({ cmd: P.CMD_SET_SERIAL, rid: 3, serial: SERIAL }),
+        frame({ cmd: P.CMD_LOCK, rid: 4, serial: SERIAL }),
+      ].flat())})
+      out("tx", BOARD.take_tx())
+      out("rtc_base", BOARD.ds3231.base)
+      out("rtc_status", BOARD.ds3231.reg[0x0f])
+      out("opened", table.concat(BOARD.opened, "\\n"))
+    `);
+    expect(replies(hexBytes(first.tx)).map((r) => r.status)).toEqual([P.STATUS_OK, P.STATUS_OK, P.STATUS_OK, P.STATUS_OK]);
+    expect(opened(first)).toContain("fobkit-sha256.lc");
+    const second = run(dir, `
+      BOARD.ds3231.base = ${first.rtc_base}
+      BOARD.ds3231.reg[0x0f] = ${first.rtc_status}
+      out("booted", BOARD.boot())
+      BOARD.advance(5000)
+      BOARD.press()
+      BOARD.advance(50)
+      BOARD.release()
+      out("spi", table.concat(BOARD.spi))
+      out("callback_errors", #BOARD.errors)
+      out("opened", table.concat(BOARD.opened, "\\n"))
+    `);
+    expect(second.booted).toBe(true);
+    expect(second.callback_errors).toBe(0);
+    expect(display(hexBytes(second.spi))).toBe(referenceHotp(seed, 28333333n, 8, "sha256"));
+    expect(opened(second)).toContain("fobkit-sha256.lc");
+    expect(opened(second).filter((n) => n.startsWith("fobkit-prov"))).toEqual([]);
   });
 
   for (const damage of ["missing", "corrupt"] as const) {
