@@ -75,6 +75,8 @@ import { lua, pushJs, toJs, toLuaString } from "./fengari.js";
 import { FlashStore } from "./flash.js";
 import { FAULTS, isFault, type Fault } from "./faults.js";
 import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
+import { DEFAULT_FREE_HEAP } from "./compile.js";
+import { bytecodeName } from "../host/flash/image-files.js";
 import { Machine, type EmulatorEvent, type Hardware } from "./machine.js";
 import { Max7219 } from "./max7219.js";
 import { ALL_MODULES, loadNodemcuBuild, type NodemcuBuild } from "./nodemcu-build.js";
@@ -214,7 +216,7 @@ export class Emulator extends EventEmitter {
     super();
     if (!options.stateDir) throw new TypeError("Emulator: stateDir is required");
     mkdirSync(options.stateDir, { recursive: true });
-    if (options.imagePath) installImage(options.stateDir, options.imagePath);
+    if (options.imagePath) installImage(options.stateDir, options.imagePath, options.freeHeap ?? DEFAULT_FREE_HEAP);
     const time = options.time ?? Math.floor(Date.now() / 1000);
     if (!Number.isFinite(time) || time < 946684800 || time >= 4102444800) throw new RangeError(`Emulator: time must be Unix seconds in 2000..2099, got ${time}`);
     this.build = loadNodemcuBuild(options.build);
@@ -226,7 +228,7 @@ export class Emulator extends EventEmitter {
       rtc: options.rtc ?? true,
       rtcTimeLost: options.rtcTimeLost ?? false,
       countInstructions: options.countInstructions ?? true,
-      freeHeap: options.freeHeap ?? 120000,
+      freeHeap: options.freeHeap ?? DEFAULT_FREE_HEAP,
       pressMs: options.pressMs ?? 120,
       realtime: options.realtime ?? false,
       lineTiming: options.lineTiming ?? options.realtime ?? false,
@@ -790,7 +792,7 @@ export class Emulator extends EventEmitter {
   callImage(path: string, ...args: unknown[]): unknown {
     const m = this.machine;
     if (!m) throw new Error("callImage: the board is not powered");
-    const ref = m.dofileResults.get(IMAGE_FILE);
+    const ref = m.dofileResults.get(bytecodeName(IMAGE_FILE)) ?? m.dofileResults.get(IMAGE_FILE);
     if (ref === undefined) throw new Error(`callImage: ${IMAGE_FILE} has not been loaded by the firmware`);
     let result: unknown;
     let failure: string | undefined;

@@ -36,7 +36,7 @@ examples:
   fobkit emu --pty /tmp/keyfob2 --state /tmp/keyfob2.d --battery`,
   options: {
     pty: { type: "string", placeholder: "PATH", help: "where to create the PTY link the host opens" },
-    state: { type: "string", placeholder: "DIR", help: "the board's flash (created; holds fobkit.lua, init.lua, records)" },
+    state: { type: "string", placeholder: "DIR", help: "the board's flash (created; holds the image's .lc files, init.lua, records)" },
     time: { type: "string", placeholder: "UNIX", help: "RTC time at start, unix seconds in 2000..2099 (default: now)" },
     "drift-ppm": { type: "string", placeholder: "N", help: "RTC crystal error in ppm, positive = fast (default 0)" },
     baud: { type: "string", placeholder: "RATE", help: `modelled line speed, bytes are paced to it (default ${LINK_BAUD})` },

@@ -25,7 +25,18 @@ local BOARD = {
   vbus = 1,         -- GPIO 34, USB VBUS sense: 1 plugged in (the keyfob stays awake), 0 on battery
   outputs = {},     -- gpio.write levels by pin (the power switches, GPIO 25 and 26)
   reset_reason = 8, -- node.bootreason()'s second value: 8 power-on (node.c:103-104, 152-153)
+  opened = {},      -- every file name passed to loadfile, dofile and io.open, in order
+  log_opens = true, -- false: keep no log (heap measurements)
 }
+
+-- Count the files the image opens (a locked keyfob must never open fobkit-prov.*).
+do
+  local lf, df, open = loadfile, dofile, io.open
+  local function note(name) if BOARD.log_opens then BOARD.opened[#BOARD.opened + 1] = tostring(name) end end
+  loadfile = function(name, ...) note(name) return lf(name, ...) end
+  dofile = function(name) note(name) return df(name) end
+  io.open = function(name, ...) note(name) return open(name, ...) end
+end
 
 local function strict(name, t)
   return setmetatable(t, { __index = function(_, k) error("stand-in: no " .. name .. "." .. tostring(k), 2) end })
