@@ -196,17 +196,18 @@ describe("the image on lua32 (NodeMCU's int32/float32) with NodeMCU stand-ins", 
     expect(opened(second).filter((n) => n.startsWith("fobkit-prov"))).toEqual([]);
   });
 
-  it("a keyfob provisioned but not locked loads fobkit-prov again after a power cycle, and locks", async () => {
+  it("a keyfob provisioned but not locked comes back blank after a power cycle (nothing is written before LOCK), loads fobkit-prov again and locks", async () => {
     P = P ?? (await nodeBuild<Protocol>("protocol/index.js"));
     const dir = newBoard(IMAGE);
     boards.push(dir);
+    const provisioning = (rid: number, flags: number) => [
+      frame({ cmd: P.CMD_SET_CLOCK, rid, timeHi: 0, timeLo: T0, flags }),
+      frame({ cmd: P.CMD_WRITE_SEED, rid: rid + 1, algorithm: P.ALG_SHA1, digits: 8, period: 60, seed: SEED }),
+      frame({ cmd: P.CMD_SET_SERIAL, rid: rid + 2, serial: SERIAL }),
+    ];
     const first = run(dir, `
       BOARD.boot()
-      BOARD.rx(${luaBytes([
-        frame({ cmd: P.CMD_SET_CLOCK, rid: 1, timeHi: 0, timeLo: T0, flags: 0 }),
-        frame({ cmd: P.CMD_WRITE_SEED, rid: 2, algorithm: P.ALG_SHA1, digits: 8, period: 60, seed: SEED }),
-        frame({ cmd: P.CMD_SET_SERIAL, rid: 3, serial: SERIAL }),
-      ].flat())})
+      BOARD.rx(${luaBytes(provisioning(1, 0).flat())})
       out("tx", BOARD.take_tx())
       out("rtc_base", BOARD.ds3231.base)
       out("rtc_status", BOARD.ds3231.reg[0x0f])
@@ -216,13 +217,19 @@ describe("the image on lua32 (NodeMCU's int32/float32) with NodeMCU stand-ins", 
       BOARD.ds3231.base = ${first.rtc_base}
       BOARD.ds3231.reg[0x0f] = ${first.rtc_status}
       out("booted", BOARD.boot())
-      BOARD.rx(${luaBytes([frame({ cmd: P.CMD_LOCK, rid: 4, serial: SERIAL }), frame({ cmd: P.CMD_INFO, rid: 5 })].flat())})
+      BOARD.rx(${luaBytes([
+        frame({ cmd: P.CMD_INFO, rid: 9 }),
+        ...provisioning(10, P.CLOCK_FORCE),
+        frame({ cmd: P.CMD_LOCK, rid: 13, serial: SERIAL }),
+        frame({ cmd: P.CMD_INFO, rid: 14 }),
+      ].flat())})
       out("tx", BOARD.take_tx())
       out("opened", table.concat(BOARD.opened, "\\n"))
     `);
     const r = replies(hexBytes(second.tx));
-    expect(r.map((x) => [x.rid, x.status])).toEqual([[4, P.STATUS_OK], [5, P.STATUS_OK]]);
-    expect(r[1].info?.state).toBe(P.STATE_LOCKED);
+    expect(r.map((x) => [x.rid, x.status])).toEqual([[9, 0], [10, 0], [11, 0], [12, 0], [13, 0], [14, 0]]);
+    expect(r[0].info?.state).toBe(P.STATE_BLANK);
+    expect(r[5].info?.state).toBe(P.STATE_LOCKED);
     expect(opened(second)).toContain("fobkit-prov.lc");
   });
 
