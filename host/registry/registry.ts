@@ -1,45 +1,35 @@
 /**
- * The bank's token registry: lifecycle, verification, audit.
+ * The bank's token registry: the public face of host/registry. It checks
+ * the input (validation.ts), decides by the lifecycle table (lifecycle.ts)
+ * and the code-window search (code-window.ts), opens seeds with the key
+ * ring (key-ring.ts), and hands each decision to the TokenStore of its
+ * engine (token-store.ts), which owns the SQL and the audit writes:
  *
- *   in_stock --issue--> issued --activate(code)--> active --deactivate(code)--> retired
- *   active --lockAfter wrong codes in a row--> locked --unlock--> active
- *   retired --issue (a new issuance)--> issued          (activate alone: refused)
- *   issued | active | locked --withdraw(reason), staff, no code--> retired
- *   (withdrawn as lost or stolen: never issued again)
+ * <!-- the diagram is generated: host/registry/README.md, lifecycle.ts -->
  *
- * Every operation is one database transaction that reads the token row with
- * a row lock (PostgreSQL FOR UPDATE; SQLite BEGIN IMMEDIATE), decides, writes
- * the row and its audit record, and commits. So across any number of server
- * processes a code is accepted at most once (the accepted step must exceed
- * the stored last step, read and written under the lock) and failures are
- * counted exactly (privacyIDEA and Keycloak updated the last step without a
- * lock and could accept one code twice).
- *
- * Drift: each token stores its clock offset in steps (`drift`, matched step
- * minus our step at the last success) and its last successes, from which
- * clock-model.ts fits the keyfob's offset and rate; a code is looked for
- * within ±window steps of where that puts the keyfob now. A keyfob 20 ppm
- * fast gains ~52 s a month; the rate is what keeps monthly use inside ±1.
- *
- * Lockout (default 5 wrong codes in a row): the manual stops OTP after "a set
- * number" of consecutive failures and needs the bank to lift the stop. With
- * a ±1 window three codes are live, so each guess wins with odds 3/10^8 and
- * a lockout cycle gives an attacker 5·3/10^8 = 1.5e-7; five spares a customer
- * who mistypes twice or thrice. The counter resets only on a success or a
- * staff unlock, never on a timer (privacyIDEA's timed reset let brute force
- * through). The price is a denial-of-service lever: anyone who knows a
- * customer id can lock that customer out; the channel must therefore only
- * call verify after the customer's password, and staff see the lock's
- * source in the audit.
+ * A decision is a pure function of the token's row, the input and the
+ * clock (`Decide`), so the store may make it again on a fresher row:
+ * SQLite decides inside a transaction holding the write lock; PostgreSQL
+ * applies it with one compare-and-set statement (postgres-token-store.ts).
+ * Either way, across any number of server processes, a code is accepted at
+ * most once (the accepted step must exceed the stored last step, which the
+ * write checks is unchanged) and failures are counted exactly
+ * (privacyIDEA and Keycloak updated the last step without such a check and
+ * could accept one code twice).
  */
-import { isMistypedFobkitSerial } from "../serial/serial-number.js";
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Database, Sql } from "./database.js";
 import { kekRetired, uniqueViolation } from "./database.js";
 import type { KeyRing } from "./key-ring.js";
-import { addObservation, candidateSteps, parseObservations, predictStep, type Observation } from "./clock-model.js";
+import { findCode, findResync, type CodeMatch } from "./code-window.js";
+import { stateRefusal, type Action } from "./lifecycle.js";
+import type { PostgresDatabase } from "./postgres-database.js";
+import { PostgresTokenStore } from "./postgres-token-store.js";
 import { INDEX_KEY_BYTES, SEED_INDEX_SECRET, seedIndex } from "./seed-index.js";
-import { hotp, sameCode, stepAt, type Algorithm } from "./totp.js";
+import type { SqliteDatabase } from "./sqlite-database.js";
+import { SqliteTokenStore } from "./sqlite-token-store.js";
+import { LIVE, LIVE_STATES_SQL as LIVE_STATES, type AuditEntry, type Decision, type SqlTokenStore, type TokenRow } from "./token-store.js";
+import { checkCodeFormat, checkCustomer, checkNewToken, checkSerial, checkState, checkWithdrawReason, unknownSerial } from "./validation.js";
 import {
   RegistryError,
   type Acceptance,
@@ -51,8 +41,10 @@ import {
   type WithdrawReason,
   BARRING_REASONS,
   TOKEN_STATES,
-  WITHDRAW_REASONS,
 } from "./types.js";
+
+export { checkCustomer, checkNewToken, checkSerial } from "./validation.js";
+
 
 export interface Policy {
   /** Steps each side of the learned drift for verify and deactivate. */
@@ -98,49 +90,11 @@ export interface RegistryOptions {
   now?: () => number;
 }
 
-interface TokenRow {
-  serial: string;
-  manufacturer: string;
-  model: string | null;
-  issuer: string | null;
-  key_id: string | null;
-  algorithm: Algorithm;
-  digits: number;
-  period: number;
-  t0: number;
-  kek_id: string;
-  seed: Buffer | Uint8Array;
-  state: TokenState;
-  customer: string | null;
-  issuance: number;
-  drift: number;
-  last_step: number | null;
-  clock_obs: string | null;
-  fail_count: number;
-  activated_at: number | null;
-  withdrawn: WithdrawReason | null;
-  not_before: number | null;
-  not_after: number | null;
-  origin: string;
-  created_at: number;
-  updated_at: number;
-}
-
 /** Every column but the sealed seed: what a status needs, for reads that never open a seed. */
 const STATUS_COLUMNS =
   "serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, state, customer, issuance, drift, last_step, clock_obs, fail_count, activated_at, withdrawn, origin, created_at, updated_at";
 /** Most tokens one listing returns. */
 export const MAX_LIST = 1000;
-
-const SERIAL_RE = /^[\x21-\x7e]{1,64}$/;
-const CUSTOMER_RE = /^[A-Za-z0-9._@:+-]{1,64}$/;
-const LIVE_STATES = "('issued', 'active', 'locked')";
-/**
- * Rows every read by serial, list or count sees: not part of an import still
- * staging (registerStaged). Rows with a customer are never staged, so reads
- * by customer need no such test.
- */
-const LIVE = "(staged IS NULL OR staged IN (SELECT id FROM import_batches WHERE state = 'committed'))";
 /** Inputs larger than this are imported through a staging batch, in short transactions. */
 export const STAGE_ABOVE = 500;
 /** Rows per staging transaction: a few milliseconds of write lock each. */
@@ -150,66 +104,6 @@ const CHUNK_PAUSE_MS = 10;
 /** A staging batch not heard from for this long was abandoned (its process died): the next import deletes its rows. */
 export const STALE_IMPORT_MS = 60_000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const ALGORITHMS: Algorithm[] = ["SHA1", "SHA256", "SHA512"];
-/** RFC 4226 §4 R6: at least 128 bits of shared secret; 160 recommended. */
-const MIN_SECRET_BYTES = 16;
-const MAX_SECRET_BYTES = 128;
-
-export function checkSerial(serial: unknown): string {
-  if (typeof serial !== "string" || !SERIAL_RE.test(serial)) {
-    throw new RegistryError("bad_serial", "serial must be 1-64 printable ASCII characters without spaces", "bad_input");
-  }
-  return serial;
-}
-
-export function checkCustomer(customer: unknown): string {
-  if (typeof customer !== "string" || !CUSTOMER_RE.test(customer)) {
-    throw new RegistryError("bad_customer", "customer id must be 1-64 of A-Z a-z 0-9 . _ @ : + -", "bad_input");
-  }
-  return customer;
-}
-
-/** A code is exactly the token's digit count of decimal digits; anything else is bad input, not a wrong code. */
-/**
- * The refusal for a serial no token has. A fobkit serial (FK + 14 digits, or a legacy 12)
- * whose check digits are wrong was mistyped: say so, so staff look at the
- * label again instead of searching for a token that cannot exist. Other
- * vendors' serials are taken as they are.
- */
-function unknownSerial(serial: string): RegistryError {
-  if (isMistypedFobkitSerial(serial)) {
-    return new RegistryError("bad_serial", `${serial}: the check digits do not match, so this is not a fobkit serial (mistyped?)`, "bad_input", { serial });
-  }
-  return new RegistryError("unknown_serial", `no token with serial ${serial}`, "not_found", { serial });
-}
-
-export function checkCode(code: unknown, digits: number): string {
-  if (typeof code !== "string" || code.length !== digits || !/^[0-9]+$/.test(code)) {
-    throw new RegistryError("bad_code", `code must be exactly ${digits} decimal digits`, "bad_input", { digits });
-  }
-  return code;
-}
-
-export function checkNewToken(t: NewToken): void {
-  checkSerial(t.serial);
-  const bad = (what: string) => {
-    throw new RegistryError("bad_token", `token ${t.serial}: ${what}`, "bad_input", { serial: t.serial });
-  };
-  // RFC 6030 §4.3.1 makes Manufacturer optional (python-pskc's csv2pskc writes none): "" when unknown.
-  if (typeof t.manufacturer !== "string" || t.manufacturer.length > 128) bad("manufacturer must be at most 128 characters");
-  if (!ALGORITHMS.includes(t.algorithm)) bad(`algorithm must be one of ${ALGORITHMS.join(", ")}`);
-  if (!Number.isInteger(t.digits) || t.digits < 6 || t.digits > 10) bad("digits must be an integer 6-10");
-  if (!Number.isInteger(t.period) || t.period < 1 || t.period > 3600) bad("period must be an integer 1-3600 seconds");
-  if (!Number.isSafeInteger(t.t0) || t.t0 < 0) bad("t0 must be a non-negative integer of unix seconds");
-  if (t.timeDrift !== undefined && (!Number.isInteger(t.timeDrift) || Math.abs(t.timeDrift) > 100_000)) bad("timeDrift must be an integer number of steps");
-  for (const [name, v] of [["notBefore", t.notBefore], ["notAfter", t.notAfter]] as const) {
-    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) bad(`${name} must be unix milliseconds`);
-  }
-  if (t.notBefore !== undefined && t.notAfter !== undefined && t.notAfter < t.notBefore) bad("notAfter is before notBefore");
-  if (!Buffer.isBuffer(t.secret) || t.secret.length < MIN_SECRET_BYTES || t.secret.length > MAX_SECRET_BYTES) {
-    bad(`secret must be ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes`);
-  }
-}
 
 function iso(ms: number | null): string | null {
   return ms === null || ms === undefined ? null : new Date(Number(ms)).toISOString();
@@ -250,23 +144,12 @@ function toStatus(r: TokenRow): TokenStatus {
   };
 }
 
-/** One audit record written with a change (Registry.changeAudited). */
-interface AuditEntry {
-  action: string;
-  outcome: string;
-  serial: string | null;
-  customer: string | null;
-  detail?: Record<string, unknown>;
-}
-
-type CodeCheck =
-  | { ok: true; step: number; drift: number; observations: Observation[] }
-  | { ok: false; replayed: boolean };
-
 export class Registry {
   readonly policy: Policy;
   private readonly now: () => number;
   readonly keys: KeyRing;
+  /** The engine's store: every SQL statement and audit write (token-store.ts). */
+  readonly store: SqlTokenStore;
 
   constructor(
     readonly db: Database,
@@ -281,110 +164,62 @@ export class Registry {
       throw new RangeError(`policy.window must be at most ${MAX_WINDOW} steps (a year of a keyfob's drift at ${DEFAULT_POLICY.maxDriftPpm} ppm; resync a keyfob that is further out), got ${this.policy.window}`);
     }
     this.now = options.now ?? Date.now;
+    this.store = db.dialect === "postgres" ? new PostgresTokenStore(db as PostgresDatabase, this.now) : new SqliteTokenStore(db as SqliteDatabase, this.now);
   }
 
-  // ---------------------------------------------------------------- helpers
-
-  /** The INSERT of audit records, one row per entry, all stamped now. */
-  private auditInsert(actor: Actor, entries: AuditEntry[]): { sql: string; params: unknown[] } {
-    const at = this.now();
-    return {
-      sql: `INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES ${entries.map(() => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
-      params: entries.flatMap((e) => [at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null]),
-    };
-  }
-
-  private async audit(t: Sql, actor: Actor, action: string, outcome: string, serial: string | null, customer: string | null, detail?: Record<string, unknown>): Promise<void> {
-    const insert = this.auditInsert(actor, [{ action, outcome, serial, customer, detail }]);
-    await t.run(insert.sql, insert.params);
-  }
-
-  /**
-   * A token row change and its audit records together: every state change
-   * goes through here. On PostgreSQL that is one statement (the UPDATE as a
-   * data-modifying WITH, which runs whether or not the INSERT reads it), so
-   * a verification costs four round trips instead of five; SQLite, in
-   * process, runs the two statements.
-   */
-  private async changeAudited(t: Sql, actor: Actor, update: { sql: string; params: unknown[] }, entries: AuditEntry[]): Promise<void> {
-    const insert = this.auditInsert(actor, entries);
-    if (this.db.dialect === "postgres") {
-      await t.run(`WITH changed AS (${update.sql}) ${insert.sql}`, [...update.params, ...insert.params]);
-    } else {
-      await t.run(update.sql, update.params);
-      await t.run(insert.sql, insert.params);
-    }
-  }
-
-  private lockBySerial(t: Sql, serial: string): Promise<TokenRow | undefined> {
-    return t.get<TokenRow>(`SELECT * FROM tokens WHERE serial = ? AND ${LIVE}${this.db.forUpdate}`, [serial]);
-  }
-
-  private lockByCustomer(t: Sql, customer: string): Promise<TokenRow | undefined> {
-    return t.get<TokenRow>(`SELECT * FROM tokens WHERE customer = ? AND state IN ${LIVE_STATES}${this.db.forUpdate}`, [customer]);
-  }
+  // ---------------------------------------------------------------- decisions (pure: see Decide in token-store.ts)
 
   private secretOf(row: TokenRow): Buffer {
     return this.keys.open(row.serial, { kekId: row.kek_id, blob: Buffer.from(row.seed) });
   }
 
-  /**
-   * Looks for the code among the steps the keyfob can be at now: the clock
-   * model's prediction when `useModel` and there are observations, else
-   * (now + drift) ± window. A match at or below the last accepted step is a
-   * replay. A success restarts the model at activation and extends it after.
-   */
-  private checkCode(row: TokenRow, code: string, window: number, useModel: boolean): CodeCheck {
-    const nowMs = this.now();
-    const nowSec = Math.floor(nowMs / 1000);
-    const nowStep = stepAt(nowMs, row.t0, row.period);
-    const observations = useModel ? parseObservations(row.clock_obs) : [];
-    const prediction = predictStep(observations, nowSec, row.t0, row.period, this.policy.maxDriftPpm);
-    const steps = prediction
-      ? candidateSteps(prediction, window)
-      : candidateSteps({ centre: nowStep + row.drift, lo: 0, hi: -1 }, window);
+  /** Runs fn on the token's opened seed, wiped after. */
+  private withSeed<T>(row: TokenRow, fn: (secret: Buffer) => T): T {
     const secret = this.secretOf(row);
     try {
-      let replayed = false;
-      for (const step of steps) {
-        if (step < 0) continue;
-        if (!sameCode(hotp(row.algorithm, secret, step, row.digits), code)) continue;
-        if (row.last_step !== null && step <= row.last_step) {
-          replayed = true;
-          continue;
-        }
-        return { ok: true, step, drift: step - nowStep, observations: addObservation(observations, [nowSec, step]) };
-      }
-      return { ok: false, replayed };
+      return fn(secret);
     } finally {
       secret.fill(0);
     }
   }
 
+  /** A refusal: audited, the token unchanged. */
+  private refusal(action: string, code: string, message: string, serial: string | null, customer: string | null, detail: Record<string, unknown> = {}): Decision<never> {
+    return {
+      audit: [{ action, outcome: code, serial, customer, ...(Object.keys(detail).length ? { detail } : {}) }],
+      outcome: new RegistryError(code, message, "refused", { ...(serial ? { serial } : {}), ...detail }),
+    };
+  }
+
+  /** The lifecycle table's refusal for this action from the token's state, or undefined. */
+  private byState(action: Action, row: TokenRow, customer: string | null): Decision<never> | undefined {
+    const r = stateRefusal(action, row.state);
+    if (!r) return undefined;
+    const t = { serial: row.serial, state: row.state, withdrawn: row.withdrawn ?? null };
+    return this.refusal(action, r.code, r.message(t), row.serial, customer, r.detail?.(t) ?? {});
+  }
+
   /**
-   * Records a wrong code: counts it, locks at lockAfter, audits; returns the
-   * refusal for the caller to throw after the transaction commits.
+   * Records a wrong code: counts it, locks at lockAfter, audits. A replay is
+   * a code that was right once: no guess, so it does not count toward the
+   * lock (a double-submitted form must not lock a customer out).
    */
-  private async fail(t: Sql, row: TokenRow, actor: Actor, action: string, check: { replayed: boolean }): Promise<RegistryError> {
-    // A replay is a code that was right once: no guess, so it does not count
-    // toward the lock (a double-submitted form must not lock a customer out).
+  private fail(row: TokenRow, action: string, check: { replayed: boolean }): Decision<never> {
     const failures = row.fail_count + (check.replayed ? 0 : 1);
     const locks = failures >= this.policy.lockAfter;
     const code = check.replayed ? "replayed" : "wrong_code";
-    const entries: AuditEntry[] = [{ action, outcome: code, serial: row.serial, customer: row.customer, detail: { failures, locked: locks } }];
-    if (locks) entries.push({ action: "lock", outcome: "ok", serial: row.serial, customer: row.customer, detail: { failures, after: action } });
-    await this.changeAudited(t, actor, { sql: `UPDATE tokens SET fail_count = ?, state = ?, updated_at = ? WHERE serial = ?`, params: [failures, locks ? "locked" : row.state, this.now(), row.serial] }, entries);
+    const audit: AuditEntry[] = [{ action, outcome: code, serial: row.serial, customer: row.customer, detail: { failures, locked: locks } }];
+    if (locks) audit.push({ action: "lock", outcome: "ok", serial: row.serial, customer: row.customer, detail: { failures, after: action } });
     const message = check.replayed ? "code was already used (or is older than one used); wait for the next code" : "wrong code";
-    return new RegistryError(code, message + (locks ? `; token locked after ${failures} wrong codes in a row, staff must unlock it` : ""), "refused", {
-      serial: row.serial,
-      failures,
-      locked: locks,
-    });
-  }
-
-  private async refuse(t: Sql, actor: Actor, action: string, code: string, message: string, serial: string | null, customer: string | null, detail: Record<string, unknown> = {}): Promise<RegistryError> {
-    await this.audit(t, actor, action, code, serial, customer, Object.keys(detail).length ? detail : undefined);
-    return new RegistryError(code, message, "refused", { ...(serial ? { serial } : {}), ...detail });
+    return {
+      change: { fail_count: failures, state: locks ? "locked" : row.state, updated_at: this.now() },
+      audit,
+      outcome: new RegistryError(code, message + (locks ? `; token locked after ${failures} wrong codes in a row, staff must unlock it` : ""), "refused", {
+        serial: row.serial,
+        failures,
+        locked: locks,
+      }),
+    };
   }
 
   /**
@@ -392,21 +227,37 @@ export class Registry {
    * ExpiryDate. The refusal (audited) for a token outside them now, or
    * undefined. `expiredOnly`: issuing ahead of the start date is fine.
    */
-  private outsideValidity(t: Sql, row: TokenRow, actor: Actor, action: string, customer: string | null, expiredOnly = false): Promise<RegistryError> | undefined {
+  private outsideValidity(row: TokenRow, action: string, customer: string | null, expiredOnly = false): Decision<never> | undefined {
     const now = this.now();
     if (!expiredOnly && row.not_before !== null && now < Number(row.not_before)) {
       const from = iso(row.not_before);
-      return this.refuse(t, actor, action, "not_yet_valid", `token ${row.serial} may not be used before ${from} (the StartDate its PSKC file gave)`, row.serial, customer, { notBefore: from });
+      return this.refusal(action, "not_yet_valid", `token ${row.serial} may not be used before ${from} (the StartDate its PSKC file gave)`, row.serial, customer, { notBefore: from });
     }
     if (row.not_after !== null && now > Number(row.not_after)) {
       const until = iso(row.not_after);
-      return this.refuse(t, actor, action, "expired", `token ${row.serial} expired at ${until} (the ExpiryDate its PSKC file gave); issue the customer another keyfob`, row.serial, customer, { notAfter: until });
+      return this.refusal(action, "expired", `token ${row.serial} expired at ${until} (the ExpiryDate its PSKC file gave); issue the customer another keyfob`, row.serial, customer, { notAfter: until });
     }
     return undefined;
   }
 
+  private findCode(row: TokenRow, code: string, window: number, useModel: boolean): CodeMatch {
+    return this.withSeed(row, (secret) => findCode(row, secret, code, { window, useModel, nowMs: this.now(), maxDriftPpm: this.policy.maxDriftPpm }));
+  }
+
+  // ---------------------------------------------------------------- transactions outside the lifecycle (imports, notes)
+
+  private async auditIn(t: Sql, actor: Actor, action: string, outcome: string, serial: string | null, customer: string | null, detail?: Record<string, unknown>): Promise<void> {
+    const insert = this.store.auditInsert(actor, [{ action, outcome, serial, customer, detail }]);
+    await t.run(insert.sql, insert.params);
+  }
+
+  private async refuseIn(t: Sql, actor: Actor, action: string, code: string, message: string, serial: string | null, customer: string | null, detail: Record<string, unknown> = {}): Promise<RegistryError> {
+    await this.auditIn(t, actor, action, code, serial, customer, Object.keys(detail).length ? detail : undefined);
+    return new RegistryError(code, message, "refused", { ...(serial ? { serial } : {}), ...detail });
+  }
+
   /** Runs a transaction whose body returns either a value or a refusal to throw once committed. */
-  private async decide<T>(fn: (t: Sql) => Promise<T | RegistryError>): Promise<T> {
+  private async txDecide<T>(fn: (t: Sql) => Promise<T | RegistryError>): Promise<T> {
     const out = await this.db.tx(fn);
     if (out instanceof RegistryError) throw out;
     return out;
@@ -494,7 +345,7 @@ export class Registry {
     const indexes = await this.seedIndexes(tokens);
     if (tokens.length > STAGE_ABOVE) return this.registerStaged(tokens, indexes, actor, origin);
     try {
-      return await this.sealing(() => this.decide(async (t) => {
+      return await this.sealing(() => this.txDecide(async (t) => {
         const existing: string[] = [];
         for (let i = 0; i < serials.length; i += 500) {
           const chunk = serials.slice(i, i + 500);
@@ -502,14 +353,14 @@ export class Registry {
           existing.push(...rows.map((r) => r.serial));
         }
         if (existing.length) {
-          return this.refuse(t, actor, "register", "duplicate_serial", `already registered: ${existing.join(", ")}; nothing was imported`, null, null, {
+          return this.refuseIn(t, actor, "register", "duplicate_serial", `already registered: ${existing.join(", ")}; nothing was imported`, null, null, {
             serials: existing,
             origin,
           });
         }
         const held = await this.seedsHeld(t, tokens, indexes);
         if (held.length) {
-          return this.refuse(t, actor, "register", "duplicate_seed", `${held.map(([mine, theirs]) => `the seed of ${mine} is already held by token ${theirs}`).join("; ")}; nothing was imported`, null, null, {
+          return this.refuseIn(t, actor, "register", "duplicate_seed", `${held.map(([mine, theirs]) => `the seed of ${mine} is already held by token ${theirs}`).join("; ")}; nothing was imported`, null, null, {
             serials: held,
             origin,
           });
@@ -522,7 +373,7 @@ export class Registry {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_stock', NULL, 0, ?, NULL, 0, NULL, ?, ?, ?, ?, ?)`,
             [tok.serial, tok.manufacturer, tok.model ?? null, tok.issuer ?? null, tok.keyId ?? null, tok.algorithm, tok.digits, tok.period, tok.t0, sealed.kekId, sealed.blob, indexes[i], tok.timeDrift ?? 0, tok.notBefore ?? null, tok.notAfter ?? null, origin, now, now],
           );
-          await this.audit(t, actor, "register", "ok", tok.serial, null, { origin, ...registerDetail(tok) });
+          await this.auditIn(t, actor, "register", "ok", tok.serial, null, { origin, ...registerDetail(tok) });
         }
         return { registered: serials };
       }));
@@ -591,7 +442,7 @@ export class Registry {
                VALUES ${chunk.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'in_stock', NULL, 0, ?, NULL, 0, NULL, ?, ?, ?, ?, ?, ?)").join(", ")}`,
               values,
             );
-            const audit = this.auditInsert(actor, chunk.map((tok) => ({ action: "register", outcome: "staged", serial: tok.serial, customer: null, detail: { origin, batch, ...registerDetail(tok) } })));
+            const audit = this.store.auditInsert(actor, chunk.map((tok) => ({ action: "register", outcome: "staged", serial: tok.serial, customer: null, detail: { origin, batch, ...registerDetail(tok) } })));
             await t.run(audit.sql, audit.params);
           }),
         );
@@ -601,7 +452,7 @@ export class Registry {
       await this.db.tx(async (t) => {
         const n = await t.run("UPDATE import_batches SET state = 'committed', heartbeat_at = ? WHERE id = ? AND state = 'staging'", [this.now(), batch]);
         if (!n) throw new RegistryError("import_abandoned", `import ${batch} was taken for abandoned by another import; nothing was imported, run it again`, "unavailable");
-        await this.audit(t, actor, "import", "ok", null, null, { batch, origin, tokens: tokens.length });
+        await this.auditIn(t, actor, "import", "ok", null, null, { batch, origin, tokens: tokens.length });
       });
     } catch (e) {
       const dup = uniqueViolation(e);
@@ -679,6 +530,7 @@ export class Registry {
     return { ...(await this.register([tok], actor, origin)), alreadyRegistered: false };
   }
 
+
   // ---------------------------------------------------------------- staff
 
   /** in_stock or retired -> issued to a customer (a retired keyfob is re-issued this way). */
@@ -686,30 +538,26 @@ export class Registry {
     checkSerial(serial);
     checkCustomer(customer);
     try {
-      return await this.decide(async (t) => {
-        const row = await this.lockBySerial(t, serial);
-        if (!row) return unknownSerial(serial);
-        if (row.state !== "in_stock" && row.state !== "retired") {
-          return this.refuse(t, actor, "issue", "not_issuable", `token ${serial} is ${row.state}; only a token in stock or retired can be issued`, serial, customer, { state: row.state });
-        }
+      return await this.store.decide({ serial }, actor, (row, holder) => {
+        if (!row) throw unknownSerial(serial);
+        const refused = this.byState("issue", row, customer);
+        if (refused) return refused;
         if (row.withdrawn && BARRING_REASONS.includes(row.withdrawn)) {
-          return this.refuse(t, actor, "issue", "barred", `token ${serial} was reported ${row.withdrawn}; a keyfob that was out of the bank's and the customer's hands may have had its key read, so it is never issued again`, serial, customer, { withdrawn: row.withdrawn });
+          return this.refusal("issue", "barred", `token ${serial} was reported ${row.withdrawn}; a keyfob that was out of the bank's and the customer's hands may have had its key read, so it is never issued again`, serial, customer, { withdrawn: row.withdrawn });
         }
-        const outside = this.outsideValidity(t, row, actor, "issue", customer, true);
+        const outside = this.outsideValidity(row, "issue", customer, true);
         if (outside) return outside;
-        const other = await this.lockByCustomer(t, customer);
-        if (other) {
-          return this.refuse(t, actor, "issue", "customer_has_token", `customer ${customer} already holds token ${other.serial} (${other.state}); deactivate it first`, serial, customer, {
-            heldSerial: other.serial,
-          });
+        if (holder) {
+          return this.refusal("issue", "customer_has_token", `customer ${customer} already holds token ${holder.serial} (${holder.state}); deactivate it first`, serial, customer, { heldSerial: holder.serial });
         }
         const now = this.now();
-        await this.changeAudited(t, actor, {
-          sql: `UPDATE tokens SET state = 'issued', customer = ?, issuance = issuance + 1, fail_count = 0, activated_at = NULL, withdrawn = NULL, updated_at = ? WHERE serial = ?`,
-          params: [customer, now, serial],
-        }, [{ action: "issue", outcome: "ok", serial, customer, detail: { from: row.state, issuance: row.issuance + 1, ...(row.withdrawn ? { withdrawn: row.withdrawn } : {}) } }]);
-        return toStatus({ ...row, state: "issued", customer, issuance: row.issuance + 1, fail_count: 0, activated_at: null, withdrawn: null, updated_at: now });
-      });
+        const change = { state: "issued" as const, customer, issuance: row.issuance + 1, fail_count: 0, activated_at: null, withdrawn: null, updated_at: now };
+        return {
+          change,
+          audit: [{ action: "issue", outcome: "ok", serial, customer, detail: { from: row.state, issuance: row.issuance + 1, ...(row.withdrawn ? { withdrawn: row.withdrawn } : {}) } }],
+          outcome: toStatus({ ...row, ...change }),
+        };
+      }, { holderOf: customer });
     } catch (e) {
       if (uniqueViolation(e)) throw new RegistryError("customer_has_token", `customer ${customer} was issued another token concurrently`, "refused", { serial });
       throw e;
@@ -719,16 +567,17 @@ export class Registry {
   /** locked -> active (or back to issued if it was locked before ever being activated). */
   async unlock(customer: string, actor: Actor): Promise<TokenStatus> {
     checkCustomer(customer);
-    return this.decide(async (t) => {
-      const row = await this.lockByCustomer(t, customer);
-      if (!row) return this.refuse(t, actor, "unlock", "no_token", `customer ${customer} holds no token`, null, customer);
-      if (row.state !== "locked") return this.refuse(t, actor, "unlock", "not_locked", `token ${row.serial} is ${row.state}, not locked`, row.serial, customer, { state: row.state });
+    return this.store.decide({ customer }, actor, (row) => {
+      if (!row) return this.refusal("unlock", "no_token", `customer ${customer} holds no token`, null, customer);
+      const refused = this.byState("unlock", row, customer);
+      if (refused) return refused;
       const state: TokenState = row.activated_at === null ? "issued" : "active";
-      const now = this.now();
-      await this.changeAudited(t, actor, { sql: `UPDATE tokens SET state = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, params: [state, now, row.serial] }, [
-        { action: "unlock", outcome: "ok", serial: row.serial, customer, detail: { to: state, failures: row.fail_count } },
-      ]);
-      return toStatus({ ...row, state, fail_count: 0, updated_at: now });
+      const change = { state, fail_count: 0, updated_at: this.now() };
+      return {
+        change,
+        audit: [{ action: "unlock", outcome: "ok", serial: row.serial, customer, detail: { to: state, failures: row.fail_count } }],
+        outcome: toStatus({ ...row, ...change }),
+      };
     });
   }
 
@@ -742,67 +591,40 @@ export class Registry {
    */
   async withdraw(customer: string, reason: WithdrawReason, actor: Actor): Promise<TokenStatus> {
     checkCustomer(customer);
-    if (!WITHDRAW_REASONS.includes(reason)) {
-      throw new RegistryError("bad_reason", `reason must be one of ${WITHDRAW_REASONS.join(", ")}`, "bad_input");
-    }
-    return this.decide(async (t) => {
-      const row = await this.lockByCustomer(t, customer);
-      if (!row) return this.refuse(t, actor, "withdraw", "no_token", `customer ${customer} holds no token`, null, customer, { reason });
-      const now = this.now();
-      await this.changeAudited(t, actor, { sql: `UPDATE tokens SET state = 'retired', withdrawn = ?, fail_count = 0, updated_at = ? WHERE serial = ?`, params: [reason, now, row.serial] }, [
-        { action: "withdraw", outcome: "ok", serial: row.serial, customer, detail: { reason, from: row.state } },
-      ]);
-      return toStatus({ ...row, state: "retired", withdrawn: reason, fail_count: 0, updated_at: now });
+    checkWithdrawReason(reason);
+    return this.store.decide({ customer }, actor, (row) => {
+      if (!row) return this.refusal("withdraw", "no_token", `customer ${customer} holds no token`, null, customer, { reason });
+      const change = { state: "retired" as const, withdrawn: reason, fail_count: 0, updated_at: this.now() };
+      return {
+        change,
+        audit: [{ action: "withdraw", outcome: "ok", serial: row.serial, customer, detail: { reason, from: row.state } }],
+        outcome: toStatus({ ...row, ...change }),
+      };
     });
   }
 
   /**
    * Re-learns the drift of a keyfob that wandered beyond the window, from two
-   * consecutive codes found within ±resyncWindow steps. Two codes in a row
-   * at random match by chance with odds ~(2·resyncWindow+1)/10^16.
+   * consecutive codes found within ±resyncWindow steps (code-window.ts).
    */
   async resync(serial: string, codes: [string, string], actor: Actor): Promise<Acceptance> {
     checkSerial(serial);
-    return this.decide(async (t) => {
-      const row = await this.lockBySerial(t, serial);
-      if (!row) return unknownSerial(serial);
-      checkCode(codes[0], row.digits);
-      checkCode(codes[1], row.digits);
-      if (row.state === "in_stock" || row.state === "retired") {
-        return this.refuse(t, actor, "resync", "not_issued", `token ${serial} is ${row.state}; resync applies to an issued, active or locked token`, serial, row.customer, { state: row.state });
+    return this.store.decide({ serial }, actor, (row) => {
+      if (!row) throw unknownSerial(serial);
+      checkCodeFormat(codes[0], row.digits);
+      checkCodeFormat(codes[1], row.digits);
+      const refused = this.byState("resync", row, row.customer) ?? this.outsideValidity(row, "resync", row.customer);
+      if (refused) return refused;
+      const w = this.policy.resyncWindow;
+      const found = this.withSeed(row, (secret) => findResync(row, secret, codes, { window: w, nowMs: this.now() }));
+      if (!found) {
+        return this.refusal("resync", "resync_failed", `the two codes are not consecutive codes of token ${serial} within ${w} steps of now`, serial, row.customer);
       }
-      const outside = this.outsideValidity(t, row, actor, "resync", row.customer);
-      if (outside) return outside;
-      const secret = this.secretOf(row);
-      let found: number | undefined;
-      try {
-        const nowStep = stepAt(this.now(), row.t0, row.period);
-        const w = this.policy.resyncWindow;
-        const lo = Math.max(0, nowStep - w, (row.last_step ?? -1) + 1);
-        let prev = lo > 0 ? hotp(row.algorithm, secret, lo - 1, row.digits) : "";
-        for (let s = lo; s <= nowStep + w; s++) {
-          const cur = hotp(row.algorithm, secret, s, row.digits);
-          if (s > lo && sameCode(prev, codes[0]) && sameCode(cur, codes[1])) {
-            found = s;
-            break;
-          }
-          prev = cur;
-        }
-        if (found === undefined) {
-          return this.refuse(t, actor, "resync", "resync_failed", `the two codes are not consecutive codes of token ${serial} within ${w} steps of now`, serial, row.customer);
-        }
-        // found is the second code's step, the keyfob's now; the model restarts from it.
-        const drift = found - nowStep;
-        const now = this.now();
-        const observations: Observation[] = [[Math.floor(now / 1000), found]];
-        await this.changeAudited(t, actor, {
-          sql: `UPDATE tokens SET drift = ?, last_step = ?, clock_obs = ?, fail_count = 0, updated_at = ? WHERE serial = ?`,
-          params: [drift, found, JSON.stringify(observations), now, serial],
-        }, [{ action: "resync", outcome: "ok", serial, customer: row.customer, detail: { drift, previousDrift: row.drift } }]);
-        return { serial, customer: row.customer, state: row.state, step: found, drift };
-      } finally {
-        secret.fill(0);
-      }
+      return {
+        change: { drift: found.drift, last_step: found.step, clock_obs: JSON.stringify(found.observations), fail_count: 0, updated_at: this.now() },
+        audit: [{ action: "resync", outcome: "ok", serial, customer: row.customer, detail: { drift: found.drift, previousDrift: row.drift } }],
+        outcome: { serial, customer: row.customer, state: row.state, step: found.step, drift: found.drift },
+      };
     });
   }
 
@@ -829,8 +651,7 @@ export class Registry {
     const where: string[] = [LIVE];
     const params: unknown[] = [];
     if (filter.state !== undefined) {
-      if (!TOKEN_STATES.includes(filter.state)) throw new RegistryError("bad_state", `state must be one of ${TOKEN_STATES.join(", ")}`, "bad_input");
-      where.push("state = ?"), params.push(filter.state);
+      where.push("state = ?"), params.push(checkState(filter.state));
     }
     if (filter.afterSerial !== undefined) where.push("serial > ?"), params.push(checkSerial(filter.afterSerial));
     const limit = Math.min(Math.max(1, filter.limit ?? 100), MAX_LIST);
@@ -867,8 +688,9 @@ export class Registry {
 
   /** Audits something done outside a token transaction (key management, imports refused before the store). */
   async note(actor: Actor, action: string, outcome: string, detail?: Record<string, unknown>, serial: string | null = null): Promise<void> {
-    await this.db.tx((t) => this.audit(t, actor, action, outcome, serial, null, detail));
+    await this.db.tx((t) => this.auditIn(t, actor, action, outcome, serial, null, detail));
   }
+
 
   // ---------------------------------------------------------------- customer (channel)
 
@@ -876,38 +698,22 @@ export class Registry {
   async activate(by: { serial: string } | { customer: string }, code: string, actor: Actor): Promise<Acceptance> {
     if ("serial" in by) checkSerial(by.serial);
     else checkCustomer(by.customer);
-    return this.decide(async (t) => {
-      const row = "serial" in by ? await this.lockBySerial(t, by.serial) : await this.lockByCustomer(t, by.customer);
+    return this.store.decide(by, actor, (row) => {
       if (!row) {
-        if ("serial" in by) return unknownSerial(by.serial);
-        return this.refuse(t, actor, "activate", "no_token", `customer ${by.customer} holds no token; issue one first`, null, by.customer);
+        if ("serial" in by) throw unknownSerial(by.serial);
+        return this.refusal("activate", "no_token", `customer ${by.customer} holds no token; issue one first`, null, by.customer);
       }
-      checkCode(code, row.digits);
-      switch (row.state) {
-        case "issued":
-          break;
-        case "retired":
-          if (row.withdrawn && BARRING_REASONS.includes(row.withdrawn)) {
-            return this.refuse(t, actor, "activate", "retired", `token ${row.serial} was reported ${row.withdrawn}; it is never used again`, row.serial, row.customer, { withdrawn: row.withdrawn });
-          }
-          return this.refuse(t, actor, "activate", "retired", `token ${row.serial} was deactivated; it must be issued again before it can be activated`, row.serial, row.customer);
-        case "in_stock":
-          return this.refuse(t, actor, "activate", "not_issued", `token ${row.serial} is in stock; issue it to a customer first`, row.serial, null);
-        case "active":
-          return this.refuse(t, actor, "activate", "already_active", `token ${row.serial} is already active`, row.serial, row.customer);
-        case "locked":
-          return this.refuse(t, actor, "activate", "locked", `token ${row.serial} is locked; staff must unlock it`, row.serial, row.customer);
-      }
-      const outside = this.outsideValidity(t, row, actor, "activate", row.customer);
-      if (outside) return outside;
-      const check = this.checkCode(row, code, this.policy.activationWindow, false);
-      if (!check.ok) return this.fail(t, row, actor, "activate", check);
+      checkCodeFormat(code, row.digits);
+      const refused = this.byState("activate", row, row.customer) ?? this.outsideValidity(row, "activate", row.customer);
+      if (refused) return refused;
+      const check = this.findCode(row, code, this.policy.activationWindow, false);
+      if (!check.ok) return this.fail(row, "activate", check);
       const now = this.now();
-      await this.changeAudited(t, actor, {
-        sql: `UPDATE tokens SET state = 'active', drift = ?, last_step = ?, clock_obs = ?, fail_count = 0, activated_at = ?, updated_at = ? WHERE serial = ?`,
-        params: [check.drift, check.step, JSON.stringify(check.observations), now, now, row.serial],
-      }, [{ action: "activate", outcome: "ok", serial: row.serial, customer: row.customer, detail: { drift: check.drift } }]);
-      return { serial: row.serial, customer: row.customer, state: "active" as const, step: check.step, drift: check.drift };
+      return {
+        change: { state: "active", drift: check.drift, last_step: check.step, clock_obs: JSON.stringify(check.observations), fail_count: 0, activated_at: now, updated_at: now },
+        audit: [{ action: "activate", outcome: "ok", serial: row.serial, customer: row.customer, detail: { drift: check.drift } }],
+        outcome: { serial: row.serial, customer: row.customer, state: "active" as const, step: check.step, drift: check.drift },
+      };
     });
   }
 
@@ -923,22 +729,19 @@ export class Registry {
 
   private async useCode(action: "verify" | "deactivate", customer: string, code: string, actor: Actor): Promise<Acceptance> {
     checkCustomer(customer);
-    return this.decide(async (t) => {
-      const row = await this.lockByCustomer(t, customer);
-      if (!row) return this.refuse(t, actor, action, "no_token", `customer ${customer} holds no token`, null, customer);
-      checkCode(code, row.digits);
-      if (row.state === "locked") return this.refuse(t, actor, action, "locked", `token ${row.serial} is locked after repeated wrong codes; staff must unlock it`, row.serial, customer);
-      if (row.state !== "active") return this.refuse(t, actor, action, "not_active", `token ${row.serial} is ${row.state}; activate it with its first code`, row.serial, customer, { state: row.state });
-      const outside = this.outsideValidity(t, row, actor, action, customer);
-      if (outside) return outside;
-      const check = this.checkCode(row, code, this.policy.window, true);
-      if (!check.ok) return this.fail(t, row, actor, action, check);
+    return this.store.decide({ customer }, actor, (row) => {
+      if (!row) return this.refusal(action, "no_token", `customer ${customer} holds no token`, null, customer);
+      checkCodeFormat(code, row.digits);
+      const refused = this.byState(action, row, customer) ?? this.outsideValidity(row, action, customer);
+      if (refused) return refused;
+      const check = this.findCode(row, code, this.policy.window, true);
+      if (!check.ok) return this.fail(row, action, check);
       const state: TokenState = action === "deactivate" ? "retired" : "active";
-      await this.changeAudited(t, actor, {
-        sql: `UPDATE tokens SET state = ?, drift = ?, last_step = ?, clock_obs = ?, fail_count = 0, updated_at = ? WHERE serial = ?`,
-        params: [state, check.drift, check.step, JSON.stringify(check.observations), this.now(), row.serial],
-      }, [{ action, outcome: "ok", serial: row.serial, customer, detail: { drift: check.drift } }]);
-      return { serial: row.serial, customer, state, step: check.step, drift: check.drift };
+      return {
+        change: { state, drift: check.drift, last_step: check.step, clock_obs: JSON.stringify(check.observations), fail_count: 0, updated_at: this.now() },
+        audit: [{ action, outcome: "ok", serial: row.serial, customer, detail: { drift: check.drift } }],
+        outcome: { serial: row.serial, customer, state, step: check.step, drift: check.drift },
+      };
     });
   }
 
