@@ -3,6 +3,7 @@
  * correctness across server processes comes from row locks (`forUpdate`)
  * taken inside them, never from anything held in this process.
  */
+import { createHash } from "node:crypto";
 import pg from "pg";
 import type { Database, Sql } from "./database.js";
 
@@ -14,11 +15,40 @@ function numbered(sql: string): string {
   return sql.replace(/\?/g, () => "$" + ++n);
 }
 
-function over(q: (text: string, values?: unknown[]) => Promise<{ rows: any[]; rowCount: number | null }>): Sql {
+type Query = (q: { text: string; values: unknown[]; name?: string }) => Promise<{ rows: any[]; rowCount: number | null }>;
+
+/**
+ * Named (prepared) statements: PostgreSQL parses and plans a named statement
+ * once per connection and then only binds and executes it; the registry's
+ * few statement shapes are run thousands of times a second. Every statement
+ * with parameters is named, up to MAX_NAMED distinct texts per process
+ * (node-postgres keeps a connection's prepared statements until it closes;
+ * texts beyond the bound, e.g. imports' IN lists of every length, run unnamed).
+ */
+const MAX_NAMED = 400;
+const names = new Map<string, string>();
+function nameOf(text: string): string | undefined {
+  let name = names.get(text);
+  if (name === undefined && names.size < MAX_NAMED) names.set(text, (name = "fobkit_" + createHash("sha1").update(text).digest("hex").slice(0, 20)));
+  return name;
+}
+
+function over(q: Query): Sql {
+  const run = async (sql: string, params: unknown[]) => {
+    const text = numbered(sql);
+    const name = params.length ? nameOf(text) : undefined;
+    try {
+      return await q(name ? { text, values: params, name } : { text, values: params });
+    } catch (e) {
+      // A migration run by another process changed a table under a prepared SELECT *: nothing ran; run it unprepared.
+      if (name && /cached plan must not change result type/.test(String((e as Error)?.message))) return q({ text, values: params });
+      throw e;
+    }
+  };
   return {
-    all: async (sql, params = []) => (await q(numbered(sql), params)).rows,
-    get: async (sql, params = []) => (await q(numbered(sql), params)).rows[0],
-    run: async (sql, params = []) => (await q(numbered(sql), params)).rowCount ?? 0,
+    all: async (sql, params = []) => (await run(sql, params)).rows,
+    get: async (sql, params = []) => (await run(sql, params)).rows[0],
+    run: async (sql, params = []) => (await run(sql, params)).rowCount ?? 0,
   };
 }
 
@@ -66,7 +96,7 @@ export class PostgresDatabase implements Database {
     });
     // An idle client dying (server restart) must not crash the process.
     this.pool.on("error", () => undefined);
-    this.direct = over((t, v) => this.pool.query(t, v));
+    this.direct = over((q) => this.pool.query(q));
   }
 
   all<T>(sql: string, params?: unknown[]): Promise<T[]> {
@@ -83,7 +113,7 @@ export class PostgresDatabase implements Database {
     const client = await this.pool.connect();
     try {
       await client.query("BEGIN");
-      const value = await fn(over((t, v) => client.query(t, v)));
+      const value = await fn(over((q) => client.query(q)));
       await client.query("COMMIT");
       client.release();
       return value;
