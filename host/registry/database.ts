@@ -3,6 +3,8 @@
  * SQL is written once with `?` placeholders; where the dialects differ
  * (row locks, DDL) the caller asks `dialect` and says so explicitly.
  */
+import { RegistryError } from "./types.js";
+
 export type Dialect = "sqlite" | "postgres";
 
 /** A connection, or a transaction on one. Values: string, number, Buffer, null. */
@@ -64,4 +66,33 @@ export class DatabaseBusyError extends Error {
     super(`the database ${where} stayed locked by another program for ${waitedMs} ms; nothing was done, try again`);
     this.name = "DatabaseBusyError";
   }
+}
+
+/**
+ * The database server could not be reached, or dropped the connection
+ * (PostgreSQL restarting, a backend terminated, the network): a RegistryError
+ * of kind "unavailable", so the API answers 503 with Retry-After and the CLI
+ * exits 3. A statement the connection dropped under may or may not have
+ * committed; retrying is safe for every decision: a code that did commit
+ * answers "replayed" the second time, so it is never accepted twice, and
+ * the audit holds one record for the one decision that was made.
+ */
+export class DatabaseUnavailableError extends RegistryError {
+  constructor(where: string, cause: unknown) {
+    const why = (cause as { code?: string; message?: string })?.code ?? (cause as Error)?.message ?? String(cause);
+    super("database_unavailable", `the database ${where} is unavailable (${why}); retry shortly`, "unavailable", { retryable: true });
+    this.name = "DatabaseUnavailableError";
+  }
+}
+
+/** SQLSTATE classes and socket errors that mean the connection, not the statement, failed. */
+export function connectionFailure(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  const message = String((e as Error)?.message ?? "");
+  if (typeof code === "string") {
+    if (/^08/.test(code)) return true; // connection_exception
+    if (["57P01", "57P02", "57P03", "53300"].includes(code)) return true; // admin/crash shutdown, cannot connect now, too many connections
+    if (["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH"].includes(code)) return true;
+  }
+  return /Connection terminated|connection error and is not queryable|Client was closed and is not queryable/.test(message);
 }

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import pg from "pg";
-import type { Database, Sql } from "./database.js";
+import { DatabaseUnavailableError, connectionFailure, type Database, type Sql } from "./database.js";
 
 const INT8_OID = 20;
 
@@ -33,7 +33,7 @@ function nameOf(text: string): string | undefined {
   return name;
 }
 
-function over(q: Query): Sql {
+function over(q: Query, where: string): Sql {
   const run = async (sql: string, params: unknown[]) => {
     const text = numbered(sql);
     const name = params.length ? nameOf(text) : undefined;
@@ -42,6 +42,7 @@ function over(q: Query): Sql {
     } catch (e) {
       // A migration run by another process changed a table under a prepared SELECT *: nothing ran; run it unprepared.
       if (name && /cached plan must not change result type/.test(String((e as Error)?.message))) return q({ text, values: params });
+      if (connectionFailure(e)) throw new DatabaseUnavailableError(where, e);
       throw e;
     }
   };
@@ -96,7 +97,7 @@ export class PostgresDatabase implements Database {
     });
     // An idle client dying (server restart) must not crash the process.
     this.pool.on("error", () => undefined);
-    this.direct = over((q) => this.pool.query(q));
+    this.direct = over((q) => this.pool.query(q), this.description);
   }
 
   all<T>(sql: string, params?: unknown[]): Promise<T[]> {
@@ -110,10 +111,12 @@ export class PostgresDatabase implements Database {
   }
 
   async tx<T>(fn: (t: Sql) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    const client = await this.pool.connect().catch((e) => {
+      throw connectionFailure(e) ? new DatabaseUnavailableError(this.description, e) : e;
+    });
     try {
       await client.query("BEGIN");
-      const value = await fn(over((q) => client.query(q)));
+      const value = await fn(over((q) => client.query(q), this.description));
       await client.query("COMMIT");
       client.release();
       return value;
@@ -124,6 +127,7 @@ export class PostgresDatabase implements Database {
       } catch {
         client.release(true);
       }
+      if (!(e instanceof DatabaseUnavailableError) && connectionFailure(e)) throw new DatabaseUnavailableError(this.description, e);
       throw e;
     }
   }
