@@ -129,7 +129,7 @@ export const LIFECYCLE: Transition[] = [
     from: ["issued", "active"],
     to: "locked",
     label: "lockAfter wrong codes in a row",
-    note: "default 5; replays do not count",
+    note: "replays do not count; only a success or unlock resets the count",
     codes: 0,
     by: "registry",
     outside: {},
@@ -223,9 +223,14 @@ export function lifecycleDiagram(lockAfter = 5): string {
     const who = t.by === "registry" ? "" : `, ${t.by}`;
     lines.push(` ${from} --${label}--> ${to}${who}${t.note ? `   (${t.note})` : ""}`);
   }
-  const refusals = LIFECYCLE.filter((t) => Object.keys(t.outside).length).map(
-    (t) => ` ${t.action}: ${[...new Set(Object.entries(t.outside).map(([s, r]) => `${r!.code} (${s})`))].join(", ")}`,
-  );
+  const refusals = LIFECYCLE.filter((t) => Object.keys(t.outside).length).map((t) => {
+    const byCode = new Map<string, string[]>();
+    for (const s of TOKEN_STATES) {
+      const r = t.outside[s];
+      if (r) byCode.set(r.code, [...(byCode.get(r.code) ?? []), s]);
+    }
+    return ` ${t.action}: ${[...byCode].map(([code, states]) => `${code} (${states.join(", ")})`).join(", ")}`;
+  });
   return [...lines, "", "Refused, by the token's state:", ...refusals].join("\n");
 }
 

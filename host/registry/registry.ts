@@ -5,7 +5,8 @@
  * ring (key-ring.ts), and hands each decision to the TokenStore of its
  * engine (token-store.ts), which owns the SQL and the audit writes:
  *
- * <!-- the diagram is generated: host/registry/README.md, lifecycle.ts -->
+ * (the lifecycle's diagram is generated from lifecycle.ts into
+ * host/registry/README.md).
  *
  * A decision is a pure function of the token's row, the input and the
  * clock (`Decide`), so the store may make it again on a fresher row:

@@ -3,7 +3,9 @@
  * every request) and the OpenAPI document, so they cannot disagree.
  */
 import type { Registry } from "../registry/registry.js";
+import { refusalsOf } from "../registry/lifecycle.js";
 import { MAX_LIST } from "../registry/registry.js";
+import { CODE_PATTERN, CUSTOMER_PATTERN, SERIAL_PATTERN } from "../registry/validation.js";
 import { BARRING_REASONS, TOKEN_STATES, WITHDRAW_REASONS, type Actor, type NewToken, type Role } from "../registry/types.js";
 
 export interface RouteContext {
@@ -31,9 +33,9 @@ export interface RouteDef {
   handler(ctx: RouteContext): Promise<unknown>;
 }
 
-const SERIAL = { type: "string", pattern: "^[\\x21-\\x7e]{1,64}$", description: "The serial printed on the keyfob." };
-const CUSTOMER = { type: "string", pattern: "^[A-Za-z0-9._@:+-]{1,64}$", description: "The bank's customer id." };
-const CODE = { type: "string", pattern: "^[0-9]{6,10}$", description: "The code the keyfob shows: exactly its digit count of decimal digits, as a string." };
+const SERIAL = { type: "string", pattern: SERIAL_PATTERN, description: "The serial printed on the keyfob." };
+const CUSTOMER = { type: "string", pattern: CUSTOMER_PATTERN, description: "The bank's customer id." };
+const CODE = { type: "string", pattern: CODE_PATTERN, description: "The code the keyfob shows: exactly its digit count of decimal digits, as a string." };
 const STATE = { type: "string", enum: TOKEN_STATES };
 
 export const TOKEN_STATUS_SCHEMA = {
@@ -188,7 +190,7 @@ export const ROUTES: RouteDef[] = [
     params: { serial: SERIAL },
     body: { type: "object", required: ["customer"], additionalProperties: false, properties: { customer: CUSTOMER } },
     ok: { status: 200, description: "Issued.", schema: TOKEN_STATUS_SCHEMA },
-    refusals: ["not_issuable", "barred", "expired", "customer_has_token"],
+    refusals: refusalsOf("issue"),
     handler: ({ registry, actor, params, body }) => registry.issue(params.serial, body.customer, actor),
   },
   {
@@ -200,7 +202,7 @@ export const ROUTES: RouteDef[] = [
     params: { serial: SERIAL },
     body: { type: "object", required: ["codes"], additionalProperties: false, properties: { codes: { type: "array", items: CODE, minItems: 2, maxItems: 2 } } },
     ok: { status: 200, description: "Resynchronised.", schema: ACCEPTANCE_SCHEMA },
-    refusals: ["not_issued", "not_yet_valid", "expired", "resync_failed"],
+    refusals: refusalsOf("resync"),
     handler: async ({ registry, actor, params, body }) => accepted(await registry.resync(params.serial, [body.codes[0], body.codes[1]], actor)),
   },
   {
@@ -222,7 +224,7 @@ export const ROUTES: RouteDef[] = [
     summary: "Lift the lock after repeated wrong codes (the manual's 停止状態の解除).",
     params: { customer: CUSTOMER },
     ok: { status: 200, description: "Unlocked.", schema: TOKEN_STATUS_SCHEMA },
-    refusals: ["no_token", "not_locked"],
+    refusals: refusalsOf("unlock", { byCustomer: true }),
     handler: ({ registry, actor, params }) => registry.unlock(params.customer, actor),
   },
   {
@@ -234,7 +236,7 @@ export const ROUTES: RouteDef[] = [
     params: { customer: CUSTOMER },
     body: { type: "object", required: ["reason"], additionalProperties: false, properties: { reason: { type: "string", enum: WITHDRAW_REASONS } } },
     ok: { status: 200, description: "Retired.", schema: TOKEN_STATUS_SCHEMA },
-    refusals: ["no_token"],
+    refusals: refusalsOf("withdraw", { byCustomer: true }),
     handler: ({ registry, actor, params, body }) => registry.withdraw(params.customer, body.reason, actor),
   },
   {
@@ -246,7 +248,7 @@ export const ROUTES: RouteDef[] = [
     params: { customer: CUSTOMER },
     body: CODE_BODY,
     ok: { status: 200, description: "Active.", schema: ACCEPTANCE_SCHEMA },
-    refusals: ["no_token", "retired", "already_active", "locked", "not_yet_valid", "expired", "wrong_code", "replayed"],
+    refusals: refusalsOf("activate", { byCustomer: true }),
     handler: async ({ registry, actor, params, body }) => accepted(await registry.activate({ customer: params.customer }, body.code, actor)),
   },
   {
@@ -258,7 +260,7 @@ export const ROUTES: RouteDef[] = [
     params: { customer: CUSTOMER },
     body: CODE_BODY,
     ok: { status: 200, description: "Accepted.", schema: ACCEPTANCE_SCHEMA },
-    refusals: ["no_token", "not_active", "locked", "not_yet_valid", "expired", "wrong_code", "replayed"],
+    refusals: refusalsOf("verify", { byCustomer: true }),
     handler: async ({ registry, actor, params, body }) => accepted(await registry.verify(params.customer, body.code, actor)),
   },
   {
@@ -270,7 +272,7 @@ export const ROUTES: RouteDef[] = [
     params: { customer: CUSTOMER },
     body: CODE_BODY,
     ok: { status: 200, description: "Retired.", schema: ACCEPTANCE_SCHEMA },
-    refusals: ["no_token", "not_active", "locked", "not_yet_valid", "expired", "wrong_code", "replayed"],
+    refusals: refusalsOf("deactivate", { byCustomer: true }),
     handler: async ({ registry, actor, params, body }) => accepted(await registry.deactivate(params.customer, body.code, actor)),
   },
   {
