@@ -385,6 +385,7 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
         else result.roundTrips.sqliteStatements = trips.firstContact;
         result.inProcess[`${engine}-c1`] = await inProcess(f, 1, 0, inCount, seconds);
         result.inProcess[`${engine}-c16`] = await inProcess(f, 16, inCount, inCount, seconds);
+        result.http[engine] = { perSecond: 0, count: 0, seconds: 0 }; // first in the JSON, before its next-step pass
         result.http[engine] = await overHttp(f, f.url, concurrency, 2 * inCount, httpCount, seconds, (r) => (result.http[`${engine}-next-step`] = r));
         // The same without a flush per commit (the trade is in SqliteDatabase / PostgresDatabase).
         if (engine === "sqlite") {

@@ -44,7 +44,9 @@
  * the first one did commit, so no code is accepted twice.
  */
 import type { PostgresDatabase } from "./postgres-database.js";
-import { DECISION_COLUMNS, LIVE, LIVE_STATES_SQL, SqlTokenStore, type AuditEntry, type Decide, type Decision, type TokenKey, type TokenRow } from "./token-store.js";
+import type { KeyRing } from "./key-ring.js";
+import { SqlTokenStore } from "./sql-token-store.js";
+import { DECISION_COLUMNS, LIVE, LIVE_STATES_SQL, type AuditEntry, type Decide, type Decision, type TokenKey, type TokenRow } from "./token-store.js";
 import { RegistryError, type Actor } from "./types.js";
 
 /** Rows kept per process: ~1 KB each with the JS object overhead. */
@@ -57,8 +59,8 @@ const keyName = (key: TokenKey) => ("serial" in key ? "s\0" + key.serial : "c\0"
 export class PostgresTokenStore extends SqlTokenStore {
   private readonly rows = new Map<string, TokenRow>();
 
-  constructor(db: PostgresDatabase, now: () => number) {
-    super(db, now);
+  constructor(db: PostgresDatabase, keys: KeyRing, now: () => number) {
+    super(db, keys, now);
   }
 
   override async decide<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options: { holderOf?: string } = {}): Promise<T> {

@@ -7,10 +7,11 @@
  * microseconds each, so the transaction is already the fast shape.
  */
 import type { SqliteDatabase } from "./sqlite-database.js";
-import { SqlTokenStore } from "./token-store.js";
+import type { KeyRing } from "./key-ring.js";
+import { SqlTokenStore } from "./sql-token-store.js";
 
 export class SqliteTokenStore extends SqlTokenStore {
-  constructor(db: SqliteDatabase, now: () => number) {
-    super(db, now);
+  constructor(db: SqliteDatabase, keys: KeyRing, now: () => number) {
+    super(db, keys, now);
   }
 }

@@ -12,13 +12,17 @@
  *   (compare-and-set on the row the decision was made from, with the audit
  *   insert in the same statement), see its header.
  *
+ * What the two share (the transactional decision, registration and staged
+ * imports, reads, key rotation: the same SQL on both) is SqlTokenStore in
+ * sql-token-store.ts.
+ *
  * The contract both keep, across any number of processes: a decision is
  * applied only to the row state it was made from; a code is accepted at
  * most once (the accepted step must exceed the stored last step); wrong
  * codes are counted exactly; each decision writes its audit records in the
  * same atomic change, so the audit holds exactly one record per decision.
  */
-import type { Database, Sql } from "./database.js";
+import type { Database } from "./database.js";
 import type { Algorithm } from "./totp.js";
 import { RegistryError, type Actor, type TokenState, type WithdrawReason } from "./types.js";
 
@@ -112,92 +116,3 @@ export const LIVE_STATES_SQL = "('issued', 'active', 'locked')";
  */
 export const LIVE = "(staged IS NULL OR staged IN (SELECT id FROM import_batches WHERE state = 'committed'))";
 
-/**
- * What both engines share: the audit insert and the transactional decision
- * (read under a row lock, decide, write, commit), which is SQLite's only
- * path and PostgreSQL's path for decisions on two rows and its fallback.
- */
-export abstract class SqlTokenStore implements TokenStore {
-  protected trips = 0;
-  constructor(
-    readonly db: Database,
-    protected readonly now: () => number,
-  ) {}
-
-  get roundTrips(): number {
-    return this.trips;
-  }
-
-  /** The INSERT of audit records, one row per entry, all stamped now. */
-  auditInsert(actor: Actor, entries: AuditEntry[]): { sql: string; params: unknown[] } {
-    const at = this.now();
-    return {
-      sql: `INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES ${entries.map(() => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
-      params: entries.flatMap((e) => [at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null]),
-    };
-  }
-
-  protected lockByKey(t: Sql, key: TokenKey): Promise<TokenRow | undefined> {
-    return "serial" in key
-      ? t.get<TokenRow>(`SELECT * FROM tokens WHERE serial = ? AND ${LIVE}${this.db.forUpdate}`, [key.serial])
-      : t.get<TokenRow>(`SELECT * FROM tokens WHERE customer = ? AND state IN ${LIVE_STATES_SQL}${this.db.forUpdate}`, [key.customer]);
-  }
-
-  /** The UPDATE of a decision's change on the row it was made from. */
-  protected updateOf(serial: string, change: RowChange): { sql: string; params: unknown[] } {
-    const cols = Object.keys(change) as (keyof RowChange)[];
-    return { sql: `UPDATE tokens SET ${cols.map((c) => `${c} = ?`).join(", ")} WHERE serial = ?`, params: [...cols.map((c) => change[c] ?? null), serial] };
-  }
-
-  /** Writes a decision inside a transaction that holds the row (SQLite: the write lock; PostgreSQL: FOR UPDATE). */
-  protected async write<T>(t: Sql, row: TokenRow | undefined, actor: Actor, d: Decision<T>): Promise<void> {
-    if (d.change) {
-      if (!row) throw new Error("a decision changed a token it did not read");
-      const update = this.updateOf(row.serial, d.change);
-      const insert = d.audit.length ? this.auditInsert(actor, d.audit) : undefined;
-      if (this.db.dialect === "postgres" && insert) {
-        // The UPDATE as a data-modifying WITH, which runs whether or not the INSERT reads it.
-        this.trips++;
-        await t.run(`WITH changed AS (${update.sql}) ${insert.sql}`, [...update.params, ...insert.params]);
-        return;
-      }
-      this.trips++;
-      await t.run(update.sql, update.params);
-      if (insert) {
-        this.trips++;
-        await t.run(insert.sql, insert.params);
-      }
-    } else if (d.audit.length) {
-      const insert = this.auditInsert(actor, d.audit);
-      this.trips++;
-      await t.run(insert.sql, insert.params);
-    }
-  }
-
-  /** The transactional decision: every engine can run it. */
-  protected async decideLocked<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options: { holderOf?: string } = {}): Promise<T> {
-    const out = await this.db.tx(async (t) => {
-      if (this.db.dialect === "postgres") this.trips += 2; // BEGIN, COMMIT
-      this.trips++;
-      const row = await this.lockByKey(t, key);
-      let holder: TokenRow | undefined;
-      if (options.holderOf !== undefined) {
-        this.trips++;
-        holder = await this.lockByKey(t, { customer: options.holderOf });
-      }
-      const d = decide(row, holder);
-      await this.write(t, row, actor, d);
-      this.changed(key, row, d);
-      return d.outcome;
-    });
-    if (out instanceof RegistryError) throw out;
-    return out;
-  }
-
-  /** Told of every decision written (PostgreSQL keeps its copies current). */
-  protected changed<T>(_key: TokenKey, _row: TokenRow | undefined, _d: Decision<T>): void {}
-
-  decide<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options?: { holderOf?: string }): Promise<T> {
-    return this.decideLocked(key, actor, decide, options);
-  }
-}
