@@ -11,7 +11,8 @@
  * 1. The decision is made from a copy of the row: this process keeps the
  *    rows it has read or written (sealed seed included, never an opened
  *    one), at most MAX_CACHED, least recently used dropped first. A row not
- *    held is read first (one plain SELECT, no transaction, no lock).
+ *    held is read first (a plain SELECT, no transaction, no lock; the reads
+ *    of one event-loop turn share one SELECT ... = ANY).
  * 2. The decision is applied by ONE autocommitted statement: an UPDATE whose
  *    WHERE compares every column the decision read (DECISION_COLUMNS) with
  *    the copy (compare-and-set), the audit INSERT reading the UPDATE's
@@ -70,7 +71,6 @@ export class PostgresTokenStore extends SqlTokenStore {
     if (held) {
       row = held;
     } else {
-      this.trips++;
       row = await this.read(key);
     }
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -82,7 +82,6 @@ export class PostgresTokenStore extends SqlTokenStore {
         if (held && !(e instanceof RegistryError)) {
           this.forget(key);
           held = undefined;
-          this.trips++;
           row = await this.read(key);
           continue;
         }
@@ -93,26 +92,155 @@ export class PostgresTokenStore extends SqlTokenStore {
         if (d.outcome instanceof RegistryError) throw d.outcome;
         return d.outcome;
       }
-      this.trips++;
-      const r = await this.db.get<TokenRow & { applied: number }>(...this.statement(key, row, actor, d));
-      if (r && r.applied > 0) {
-        this.changed(key, row, d);
-        if (d.outcome instanceof RegistryError) throw d.outcome;
-        return d.outcome;
+      let current: TokenRow | undefined;
+      if (row) {
+        const r = await this.apply(row, actor, d);
+        if (r.applied) {
+          this.changed(key, row, d);
+          if (d.outcome instanceof RegistryError) throw d.outcome;
+          return d.outcome;
+        }
+        // The row as it is now; by customer, only if it is still that customer's live token.
+        current = r.retry ? await this.read(key) : r.current;
+        if (current && "customer" in key && (current.customer !== key.customer || !LIVE_STATE_NAMES.includes(current.state))) current = await this.read(key);
+      } else {
+        this.trips++;
+        const r = await this.db.get<TokenRow & { applied: number }>(...this.statement(key, row, actor, d));
+        if (r && r.applied > 0) {
+          if (d.outcome instanceof RegistryError) throw d.outcome;
+          return d.outcome;
+        }
+        current = r && r.serial !== null ? strip(r) : undefined;
       }
-      const current = r && r.serial !== null ? (strip(r) as TokenRow) : undefined;
       this.remember(key, current);
       row = current;
     }
     return this.decideLocked(key, actor, decide);
   }
 
-  private async read(key: TokenKey): Promise<TokenRow | undefined> {
-    const row = "serial" in key
-      ? await this.db.get<TokenRow>(`SELECT * FROM tokens WHERE serial = ? AND ${LIVE}`, [key.serial])
-      : await this.db.get<TokenRow>(`SELECT * FROM tokens WHERE customer = ? AND state IN ${LIVE_STATES_SQL}`, [key.customer]);
-    this.remember(key, row);
-    return row;
+  /**
+   * Decisions on rows this process holds, coalesced like the reads: the
+   * decisions made while the event loop runs one turn are applied by one
+   * statement, one compare-and-set per decision (UPDATE ... FROM the list),
+   * and commit together: PostgreSQL's parse, plan and WAL flush are shared
+   * by the batch, as SQLite's group commit shares its fsync. Two decisions
+   * on one row in a batch: the UPDATE changes the row once, from one of
+   * them (PostgreSQL docs, UPDATE: "only one of the join rows will be used
+   * to update the target row"), so the other matches nothing and is decided
+   * again on the row this statement returns. A decision that changes
+   * nothing (a refusal) matches if the row still holds what it was refused
+   * on. Audit records are inserted for the matched decisions only, in the
+   * order the decisions made them (ORDER BY: a join does not keep it).
+   */
+  private queued: { row: TokenRow; actor: Actor; d: Decision<unknown>; resolve(r: { applied: boolean; current?: TokenRow; retry?: boolean }): void; reject(e: unknown): void }[] = [];
+  private applying = false;
+
+  private apply(row: TokenRow, actor: Actor, d: Decision<unknown>): Promise<{ applied: boolean; current?: TokenRow; retry?: boolean }> {
+    return new Promise((resolve, reject) => {
+      this.queued.push({ row, actor, d, resolve, reject });
+      if (!this.applying) {
+        this.applying = true;
+        setImmediate(() => void this.flushApplies());
+      }
+    });
+  }
+
+  private async flushApplies(): Promise<void> {
+    this.applying = false;
+    const batch = this.queued.splice(0, MAX_BATCH);
+    if (this.queued.length) {
+      this.applying = true;
+      setImmediate(() => void this.flushApplies());
+    }
+    const params: unknown[] = [];
+    const auditParams: unknown[] = [];
+    const inputs: string[] = [];
+    const audits: string[] = [];
+    const at = this.now();
+    batch.forEach(({ row, actor, d }, i) => {
+      const next = d.change ? { ...row, ...d.change } : row;
+      params.push(i, row.serial, ...DECISION_COLUMNS.map((c) => row[c] ?? null), d.change !== undefined, ...CHANGE_COLUMNS.map((c) => next[c] ?? null));
+      inputs.push(`(${INPUT_TYPES.map((t) => `?::${t}`).join(", ")})`);
+      for (const e of d.audit) {
+        auditParams.push(audits.length, i, at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null);
+        audits.push("(?::int, ?::int, ?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text)");
+      }
+    });
+    const cas = DECISION_COLUMNS.map((c) => `t.${c} IS NOT DISTINCT FROM input.e_${c}`).join(" AND ");
+    const sql =
+      `WITH input (${INPUT_NAMES.join(", ")}) AS (VALUES ${inputs.join(", ")}), ` +
+      // Rows locked in serial order before any is changed, so two batches (two processes) never deadlock.
+      `locked AS MATERIALIZED (SELECT serial FROM tokens WHERE serial IN (SELECT serial FROM input WHERE change) ORDER BY serial FOR UPDATE), ` +
+      `changed AS (UPDATE tokens t SET ${CHANGE_COLUMNS.map((c) => `${c} = input.n_${c}`).join(", ")} FROM input JOIN locked l ON l.serial = input.serial WHERE input.change AND t.serial = input.serial AND ${cas} RETURNING input.i), ` +
+      `kept AS (SELECT input.i FROM input JOIN tokens t ON t.serial = input.serial AND ${cas} WHERE NOT input.change), ` +
+      `matched AS (SELECT i FROM changed UNION ALL SELECT i FROM kept)` +
+      (audits.length
+        ? `, audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) SELECT a.at, a.actor, a.source, a.action, a.outcome, a.serial, a.customer, a.detail FROM (VALUES ${audits.join(", ")}) AS a (n, i, at, actor, source, action, outcome, serial, customer, detail) JOIN matched m ON m.i = a.i ORDER BY a.n)`
+        : "") +
+      ` SELECT input.i AS batch_i, (m.i IS NOT NULL) AS applied, t.* FROM input LEFT JOIN matched m ON m.i = input.i LEFT JOIN tokens t ON t.serial = input.serial AND m.i IS NULL`;
+    try {
+      this.trips++;
+      // Parameters in the order of the text: the list, then the audit records.
+      const rows = await this.db.all<TokenRow & { batch_i: number; applied: boolean }>(sql, [...params, ...auditParams]);
+      const out = new Map(rows.map((r) => [r.batch_i, r]));
+      batch.forEach((b, i) => {
+        const r = out.get(i);
+        b.resolve({ applied: r?.applied === true, current: r && !r.applied && r.serial !== null ? strip(r) : undefined });
+      });
+    } catch (e) {
+      // A deadlock with a transaction holding two rows (issue) rolled the whole statement back: every decision is made again.
+      const code = (e as { code?: string })?.code;
+      if (code === "40P01" || code === "40001") for (const b of batch) b.resolve({ applied: false, retry: true });
+      else for (const b of batch) b.reject(e);
+    }
+  }
+
+  /**
+   * Reads of rows this process does not hold, coalesced: the reads asked for
+   * while the event loop runs one turn go out as one statement
+   * (`= ANY(?)`), so under load a first contact costs a fraction of a round
+   * trip for its read (the DataLoader pattern).
+   */
+  private pending = new Map<string, { key: TokenKey; waiters: { resolve(r: TokenRow | undefined): void; reject(e: unknown): void }[] }>();
+  private flushing = false;
+
+  private read(key: TokenKey): Promise<TokenRow | undefined> {
+    return new Promise((resolve, reject) => {
+      const k = keyName(key);
+      let p = this.pending.get(k);
+      if (!p) this.pending.set(k, (p = { key, waiters: [] }));
+      p.waiters.push({ resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flushReads());
+      }
+    });
+  }
+
+  private async flushReads(): Promise<void> {
+    this.flushing = false;
+    const batch = [...this.pending.values()];
+    this.pending.clear();
+    const customers = batch.flatMap((b) => ("customer" in b.key ? [b.key.customer] : []));
+    const serials = batch.flatMap((b) => ("serial" in b.key ? [b.key.serial] : []));
+    try {
+      const byKey = new Map<string, TokenRow>();
+      if (customers.length) {
+        this.trips++;
+        for (const r of await this.db.all<TokenRow>(`SELECT * FROM tokens WHERE customer = ANY(?) AND state IN ${LIVE_STATES_SQL}`, [customers])) byKey.set(keyName({ customer: r.customer! }), strip(r));
+      }
+      if (serials.length) {
+        this.trips++;
+        for (const r of await this.db.all<TokenRow>(`SELECT * FROM tokens WHERE serial = ANY(?) AND ${LIVE}`, [serials])) byKey.set(keyName({ serial: r.serial }), strip(r));
+      }
+      for (const b of batch) {
+        const row = byKey.get(keyName(b.key));
+        this.remember(b.key, row);
+        for (const w of b.waiters) w.resolve(row);
+      }
+    } catch (e) {
+      for (const b of batch) for (const w of b.waiters) w.reject(e);
+    }
   }
 
   /**
@@ -177,7 +305,19 @@ export class PostgresTokenStore extends SqlTokenStore {
   }
 }
 
-function strip(r: TokenRow & { applied?: number; staged?: unknown; seed_index?: unknown }): TokenRow {
-  const { applied: _a, staged: _s, seed_index: _i, ...row } = r;
+function strip(r: TokenRow & { applied?: unknown; batch_i?: unknown; staged?: unknown; seed_index?: unknown }): TokenRow {
+  const { applied: _a, batch_i: _b, staged: _s, seed_index: _i, ...row } = r;
   return row;
 }
+
+const LIVE_STATE_NAMES = ["issued", "active", "locked"];
+/** Decisions applied by one statement, at most. */
+const MAX_BATCH = 256;
+/** The columns a decision may change, all set from the row the decision made (unchanged ones to what the compare-and-set found). */
+const CHANGE_COLUMNS = ["state", "customer", "issuance", "drift", "last_step", "clock_obs", "fail_count", "activated_at", "withdrawn", "updated_at"] as const;
+const COLUMN_TYPES: Record<string, string> = {
+  state: "text", customer: "text", issuance: "int", drift: "int", last_step: "bigint", clock_obs: "text", fail_count: "int",
+  activated_at: "bigint", withdrawn: "text", not_before: "bigint", not_after: "bigint", updated_at: "bigint",
+};
+const INPUT_NAMES = ["i", "serial", ...DECISION_COLUMNS.map((c) => `e_${c}`), "change", ...CHANGE_COLUMNS.map((c) => `n_${c}`)];
+const INPUT_TYPES = ["int", "text", ...DECISION_COLUMNS.map((c) => COLUMN_TYPES[c]), "boolean", ...CHANGE_COLUMNS.map((c) => COLUMN_TYPES[c])];
