@@ -21,15 +21,18 @@ type Query = (q: { text: string; values: unknown[]; name?: string }) => Promise<
  * Named (prepared) statements: PostgreSQL parses and plans a named statement
  * once per connection and then only binds and executes it; the registry's
  * few statement shapes are run thousands of times a second. Every statement
- * with parameters is named, up to MAX_NAMED distinct texts per process
- * (node-postgres keeps a connection's prepared statements until it closes;
- * texts beyond the bound, e.g. imports' IN lists of every length, run unnamed).
+ * with parameters and a text of at most MAX_NAMED_LENGTH characters is
+ * named, up to MAX_NAMED distinct texts per process (node-postgres keeps a
+ * connection's prepared statements until it closes, and the server a plan
+ * for each; longer texts, e.g. batches of many decisions or imports' IN
+ * lists, run unnamed: their parse is shared by the rows they carry).
  */
-const MAX_NAMED = 400;
+const MAX_NAMED = 100;
+const MAX_NAMED_LENGTH = 4000;
 const names = new Map<string, string>();
 function nameOf(text: string): string | undefined {
   let name = names.get(text);
-  if (name === undefined && names.size < MAX_NAMED) names.set(text, (name = "fobkit_" + createHash("sha1").update(text).digest("hex").slice(0, 20)));
+  if (name === undefined && names.size < MAX_NAMED && text.length <= MAX_NAMED_LENGTH) names.set(text, (name = "fobkit_" + createHash("sha1").update(text).digest("hex").slice(0, 20)));
   return name;
 }
 

@@ -183,9 +183,15 @@ export class PostgresTokenStore extends SqlTokenStore {
       // Parameters in the order of the text: the list, then the audit records.
       const rows = await this.db.all<TokenRow & { batch_i: number; applied: boolean }>(sql, [...params, ...auditParams]);
       const out = new Map(rows.map((r) => [r.batch_i, r]));
+      // The returned rows are the statement's snapshot, from before its own changes: a row this batch changed is what the applied decision made it.
+      const madeHere = new Map<string, TokenRow>();
+      batch.forEach((b, i) => {
+        if (out.get(i)?.applied === true && b.d.change) madeHere.set(b.row.serial, { ...b.row, ...b.d.change });
+      });
       batch.forEach((b, i) => {
         const r = out.get(i);
-        b.resolve({ applied: r?.applied === true, current: r && !r.applied && r.serial !== null ? strip(r) : undefined });
+        if (r?.applied === true) return b.resolve({ applied: true });
+        b.resolve({ applied: false, current: madeHere.get(b.row.serial) ?? (r && r.serial !== null ? strip(r) : undefined) });
       });
     } catch (e) {
       // A deadlock with a transaction holding two rows (issue) rolled the whole statement back: every decision is made again.
