@@ -1,5 +1,5 @@
 /**
- * PostgreSQL's TokenStore: one round trip per decision (issue 14, item 2).
+ * PostgreSQL's TokenStore: one round trip per decision, or less (issue 14, item 2).
  *
  * A verification needs the token's seed to compute codes, and the seed is
  * sealed under a key the database never holds (key-ring.ts), so the HMACs
@@ -13,27 +13,32 @@
  *    one), at most MAX_CACHED, least recently used dropped first. A row not
  *    held is read first (a plain SELECT, no transaction, no lock; the reads
  *    of one event-loop turn share one SELECT ... = ANY).
- * 2. The decision is applied by ONE autocommitted statement: an UPDATE whose
- *    WHERE compares every column the decision read (DECISION_COLUMNS) with
- *    the copy (compare-and-set), the audit INSERT reading the UPDATE's
- *    RETURNING (so it is written if and only if the change is), and a final
- *    SELECT of the row as it is now. A refusal that changes no row inserts
- *    its audit record only if the row still holds the values it was refused
- *    on. Under READ COMMITTED a concurrent committed change makes the
- *    UPDATE re-check its WHERE on the newest row version (PostgreSQL docs
- *    §13.2.1), so of 50 copies of one code exactly one UPDATE matches, and
- *    the 49 others see last_step moved.
- * 3. If nothing matched (another process changed the row since the copy was
- *    taken), the decision is made again from the row that statement
- *    returned, and applied the same way; after MAX_ATTEMPTS a transaction
- *    with FOR UPDATE decides instead, so a hot row cannot starve anyone.
+ * 2. The decision is applied by ONE autocommitted statement, a
+ *    compare-and-set: an UPDATE whose WHERE compares every column the
+ *    decision read (DECISION_COLUMNS) with the copy, the audit INSERT joined
+ *    to what the UPDATE returned (written if and only if the change is),
+ *    and the row as the statement found it. A refusal that changes no row
+ *    inserts its audit record only if the row still holds the values it was
+ *    refused on. Under READ COMMITTED a concurrent committed change makes
+ *    the UPDATE re-check its WHERE on the newest row version (PostgreSQL
+ *    docs §13.2.1), so of 50 copies of one code exactly one UPDATE matches,
+ *    and the 49 others see last_step moved. The decisions made in one
+ *    event-loop turn share that statement (flushApplies: PostgreSQL's parse,
+ *    plan and WAL flush shared, like SQLite's group commit), so under load
+ *    a verification costs a fraction of a round trip.
+ * 3. If nothing matched (another decision or process changed the row since
+ *    the copy was taken), the decision is made again from the row as it is
+ *    now, and applied the same way; after MAX_ATTEMPTS a transaction with
+ *    FOR UPDATE decides instead, so a hot row cannot starve anyone.
  *
  * A decision is a pure function of the compared columns, the code and the
  * clock, so applying it to a row that went through other states and came
- * back to the same values is still the right decision. Cost: one round trip
- * per decision on a row this process holds (a customer verifying again, a
- * token it issued or activated), two on a row it has not read or that
- * another process changed since; the bench prints the count.
+ * back to the same values is still the right decision. Cost, one at a time:
+ * one round trip per decision on a row this process holds (a customer
+ * verifying again, a token it issued or activated), two on a row it has not
+ * read or that another process changed since (several server processes: a
+ * load balancer that sends a customer to the same process keeps it at one);
+ * less under load, when batches form. The bench prints the counts.
  *
  * Decisions on two rows (issue: the customer's other token) use the
  * transaction (SqlTokenStore.decideLocked).
