@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NODE_BUILD := build/node/.built
 IMAGE := build/firmware/fobkit.lua
-TS_SOURCES := $(shell find firmware protocol host hil tools -name '*.ts' -o -name '*.cjs' 2>/dev/null)
+TS_SOURCES := $(shell find core firmware protocol host hil tools -name '*.ts' -o -name '*.cjs' 2>/dev/null)
 
 .PHONY: help setup firmware host test bench fuzz demo clean
 

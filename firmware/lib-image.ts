@@ -6,3 +6,5 @@
 export * as otp from "./otp/index.js";
 export * as protocol from "../protocol/index.js";
 export { start } from "./app/main.js";
+/** The keyfob on the in-memory board (firmware/sim): the app suite's Lua runner. */
+export * as sim from "./sim/memory-keyfob.js";

@@ -8,7 +8,7 @@
 
 export const FAULTS = {
   "i2c-timeout":
-    "every i2c.transfer raises \"i2c timeout\", as i2c_hw_master.c does when i2c_master_cmd_begin returns ESP_ERR_TIMEOUT (a stuck bus)",
+    "the I2C bus is dead: i2c.transfer(id, to_ms) blocks Lua max(to_ms, 1000) ms and raises \"i2c timeout\" (ESP_ERR_TIMEOUT); without to_ms it never returns (portMAX_DELAY) and the board hangs (hil/nodemcu/i2c.ts)",
   "no-spi": "the firmware build lacks the spi module (components/modules/Kconfig NODEMCU_CMODULE_SPI defaults to n): `spi` is nil",
   "no-rtcmem": "the firmware build lacks the rtcmem module (Kconfig NODEMCU_CMODULE_RTCMEM defaults to n): `rtcmem` is nil",
   "oom-at-load": "compiling fobkit.lua runs out of heap: loading it raises \"not enough memory\" (lauxlib/ldo LUA_ERRMEM)",

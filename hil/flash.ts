@@ -1,9 +1,17 @@
 /**
  * SPIFFS as files in a state directory, with power-cut injection.
  *
- * SPIFFS is flat: a name is one object (ESP-IDF mounts it at "/" with
- * base_path ""), at most 31 bytes (SPIFFS_OBJ_NAME_LEN 32 with the NUL).
- * A leading "/" is accepted and dropped; any other "/" is refused.
+ * SPIFFS is flat: a name is one object. NodeMCU registers it with
+ * base_path "" (components/base_nodemcu/user_main.c:138-139), so ESP-IDF's
+ * VFS hands SPIFFS the path exactly as Lua gave it (esp-idf 5.1.3
+ * components/vfs/vfs.c:308-316 translate_path strips the empty prefix; only
+ * "" itself becomes "/"), and SPIFFS compares whole names (pellepl/spiffs
+ * spiffs_nucleus.c, strcmp of the object name). So "/x" and "x" are two
+ * different files, and "a/b" is one flat name with a "/" in it. A name is at
+ * most 31 bytes (CONFIG_SPIFFS_OBJ_NAME_LEN 32 with the NUL; a longer one
+ * fails with SPIFFS_ERR_NAME_TOO_LONG, ENAMETOOLONG in esp_spiffs.c:495-496).
+ * In the state directory each name is one file: "%", "/" and a leading "."
+ * are written %25, %2F and %2E (list() and the tests see SPIFFS's names).
  *
  * Every mutating operation is one numbered "flash write": open for writing
  * (create/truncate), each write call, remove, rename. A power cut can be armed
@@ -37,7 +45,20 @@
  * about 6 ms per KB (arduino-esp32 issue 1360: 262,144 bytes in 1,546 ms).
  * Every operation adds its cost to busyMs (the low end of those figures,
  * so the emulator is never faster than a board); the emulator holds the
- * firmware's next UART output back by that long.
+ * firmware's next UART output back by that long. Sources per figure:
+ * - open for writing 15 ms + 6 ms per KB written (at least 1): pjsg's 15 ms
+ *   for a whole open/write/close of a small file, with the per-KB rate of
+ *   the 262,144-byte run; measured figures.
+ * - rename 15 ms, remove 15 ms: ESTIMATES. No measurement of SPIFFS_rename
+ *   or SPIFFS_remove on an ESP32 was found. Each does at least what makes
+ *   the small-file open cost: it looks the name up by scanning every
+ *   block's object lookup page and reading the index headers it finds
+ *   (spiffs_object_find_object_index_header_by_name in pellepl/spiffs
+ *   spiffs_nucleus.c; the lookup dominates file creation, pellepl/spiffs
+ *   issue 267), then programs at least one page (rename: a new index header
+ *   page and the old one marked deleted; remove: every page marked deleted).
+ *   So each is modelled at the small-file open's 15 ms. A board may well be
+ *   faster; that would shorten the station's figure, not lengthen it.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -67,18 +88,28 @@ export function spiffsPages(size: number): number {
   return 1 + data + Math.ceil(Math.max(0, data - HDR_IX_ENTRIES) / IX_ENTRIES);
 }
 
-/** Cost of SPIFFS work in ms (see the header for the figures). */
+/** Cost of SPIFFS work in ms (see the header: open and per-KB measured, remove and rename estimated). */
 export const SPIFFS_OPEN_MS = 15;
 export const SPIFFS_MS_PER_KB = 6;
 export const SPIFFS_REMOVE_MS = 15;
 export const SPIFFS_RENAME_MS = 15;
+
+/** A SPIFFS name as a file name in the state directory (see the header). */
+export function toHostName(name: string): string {
+  return name.replace(/%/g, "%25").replace(/\//g, "%2F").replace(/^\./, "%2E");
+}
+
+export function fromHostName(file: string): string {
+  return file.replace(/%(25|2F|2E)/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
 
 export class FlashStore {
   readonly dir: string;
   /** Mutating operations so far (all time). */
   writes = 0;
   private cutAt: number | undefined;
-  private failAt: number | undefined;
+  /** Operation numbers armed to fail (failAtWrite). */
+  private readonly failAt = new Set<number>();
   /** Milliseconds of SPIFFS work not yet paid for (see the header); the emulator takes it. */
   busyMs = 0;
   private readonly faults: ReadonlySet<string>;
@@ -111,15 +142,15 @@ export class FlashStore {
     return spiffsPages(size) - now <= this.freePages();
   }
 
-  /** The SPIFFS name for a path, or undefined if the device could not have it. */
+  /** The SPIFFS name for a path (the path itself; "" is "/"), or undefined if it is too long (see the header). */
   normalize(path: string): string | undefined {
-    const name = path.startsWith("/") ? path.slice(1) : path;
-    if (name.length === 0 || name.length > SPIFFS_NAME_MAX || name.includes("/") || name === "." || name === "..") return undefined;
+    const name = path === "" ? "/" : path;
+    if (name.length > SPIFFS_NAME_MAX || name.includes("\0")) return undefined;
     return name;
   }
 
   private file(name: string): string {
-    return join(this.dir, name);
+    return join(this.dir, toHostName(name));
   }
 
   /** Arm a power cut at the n-th mutating operation from now (n >= 1). */
@@ -131,16 +162,17 @@ export class FlashStore {
   /**
    * Make the n-th mutating operation from now fail as a flash error would
    * (n >= 1): open and write fail with EIO, rename returns false, remove
-   * leaves the file (file.remove ignores unlink's error).
+   * leaves the file (file.remove ignores unlink's error). Several may be
+   * armed at once (a flash failing twice in a row).
    */
   failAtWrite(n: number): void {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`failAtWrite: n must be an integer >= 1, got ${n}`);
-    this.failAt = this.writes + n;
+    this.failAt.add(this.writes + n);
   }
 
   disarm(): void {
     this.cutAt = undefined;
-    this.failAt = undefined;
+    this.failAt.clear();
   }
 
   get armed(): boolean {
@@ -159,8 +191,7 @@ export class FlashStore {
 
   /** Whether the operation about to be counted is the one armed to fail (failAtWrite); counts it if so. */
   private failing(): boolean {
-    if (this.failAt === undefined || this.writes + 1 !== this.failAt) return false;
-    this.failAt = undefined;
+    if (!this.failAt.delete(this.writes + 1)) return false;
     this.writes++;
     return true;
   }
@@ -181,8 +212,8 @@ export class FlashStore {
   list(): Map<string, number> {
     const out = new Map<string, number>();
     for (const n of readdirSync(this.dir).sort()) {
-      const p = this.file(n);
-      if (statSync(p).isFile()) out.set(n, statSync(p).size);
+      const p = join(this.dir, n);
+      if (statSync(p).isFile()) out.set(fromHostName(n), statSync(p).size);
     }
     return out;
   }

@@ -17,6 +17,7 @@ import type { Max7219 } from "./max7219.js";
 import type { VirtualClock } from "./virtual-clock.js";
 import type { Fault } from "./faults.js";
 import { IMAGE_FILE } from "./install.js";
+import type { SleepHardware } from "./nodemcu/sleep.js";
 
 /** What the machine's modules reach outside the Lua state: the board's hardware. */
 export interface Hardware {
@@ -34,6 +35,10 @@ export interface Hardware {
   /** Faults switched on (faults.ts); live: the emulator may change it between tasks. */
   readonly faults: ReadonlySet<Fault>;
   gpioLevel(pin: number): number;
+  /** gpio.write on an output pin: the board's power switches react (issue 12). */
+  gpioOut(pin: number, level: number): void;
+  /** node.bootreason and light sleep (nodemcu/sleep.ts). */
+  readonly sleep: SleepHardware;
   uartTx(bytes: Uint8Array): void;
   /**
    * The running task keeps the Lua task pump busy for ms more of virtual time
@@ -52,12 +57,16 @@ export type EmulatorEvent =
   | { event: "warning"; message: string }
   | { event: "power-cut"; reason: string }
   | { event: "restart"; reason: string }
+  | { event: "hung"; reason: string }
   | { event: "print"; text: string }
   | { event: "uart-config"; baud: number }
-  | { event: "uart-overrun"; lost: number };
+  | { event: "uart-overrun"; lost: number }
+  | { event: "sleep"; pins: number[]; level: number; timerMs: number | null; atMs: number; rtc: number }
+  | { event: "wake"; cause: "ext1" | "timer"; atMs: number; rtc: number }
+  | { event: "usb"; present: boolean };
 
 /** Thrown by nothing: halting is a flag plus a Lua error, see Machine.halt. */
-export type HaltReason = "power-cut" | "restart";
+export type HaltReason = "power-cut" | "restart" | "hung" | "deep-sleep";
 
 export interface MachineOptions {
   countInstructions: boolean;
@@ -72,7 +81,7 @@ function traceback(L: LuaState): number {
   return 1;
 }
 
-const HALT_MESSAGE = "emulator: execution stopped (power cut or restart)";
+const HALT_MESSAGE = "emulator: execution stopped (power cut, restart or deep sleep)";
 
 export class Machine {
   readonly L: LuaState;

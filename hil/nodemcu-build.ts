@@ -9,6 +9,7 @@
  * Kconfig defaults at dev-esp32 commit 7c5bb151 (components/modules/Kconfig,
  * components/task/Kconfig, ESP-IDF newlib Kconfig).
  */
+import { LINK_BAUD } from "../protocol/codes.js";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -109,7 +110,8 @@ export function parseNodemcuBuild(text: string, source: string): NodemcuBuild {
 
   const slotMemory = Number(values.get("NODEMCU_TASK_SLOT_MEMORY") ?? "2000");
   if (!Number.isInteger(slotMemory) || slotMemory < 80 || slotMemory > 16000) refuse(`CONFIG_NODEMCU_TASK_SLOT_MEMORY=${values.get("NODEMCU_TASK_SLOT_MEMORY")} is outside 80..16000`);
-  const baud = Number(values.get("ESP_CONSOLE_UART_BAUDRATE") ?? "115200");
+  // Unset, ESP-IDF's Kconfig default applies: 115200, which is why the link runs at LINK_BAUD.
+  const baud = Number(values.get("ESP_CONSOLE_UART_BAUDRATE") ?? String(LINK_BAUD));
   if (!Number.isInteger(baud) || baud <= 0) refuse(`CONFIG_ESP_CONSOLE_UART_BAUDRATE=${values.get("ESP_CONSOLE_UART_BAUDRATE")} is not a baud rate`);
   const slots = queueSlots(slotMemory);
   return {

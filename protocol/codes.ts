@@ -62,10 +62,8 @@ export const STATUS_INTERNAL = 12;
  */
 export const WRONG_DIRECTION = 255;
 
-// Token algorithms (WRITE_SEED, INFO).
-export const ALG_SHA1 = 1;
-export const ALG_SHA256 = 2;
-export const ALG_SHA512 = 3;
+// Token algorithms (WRITE_SEED, INFO): one set for the wire and the OTP core.
+export { ALG_SHA1, ALG_SHA256, ALG_SHA512 } from "../core/algorithms.js";
 
 // SET_CLOCK flags.
 export const CLOCK_FORCE = 1;

@@ -17,7 +17,7 @@
  * With the XOR the register ends at the residue 0x1D0F, which a zero byte
  * moves (to 0xCC9C), so that error is always caught.
  */
-import { shr } from "../firmware/lib/intrinsics.js";
+import { shr } from "../core/intrinsics.js";
 
 export const CRC16_INIT = 0xffff;
 /** Transmitted CRC = register XOR this. */

@@ -9,7 +9,7 @@
  * one limit, MAX_WIRE, bounds every frame. Frames start with a delimiter too,
  * so line noise before a frame is cut off as its own (bad) frame.
  */
-import { shr } from "../firmware/lib/intrinsics.js";
+import { shr } from "../core/intrinsics.js";
 import { crc16, crc16Update, CRC16_INIT, CRC16_RESIDUE } from "./crc16.js";
 import { MAX_BODY, MAX_FRAME, MIN_FRAME } from "./codes.js";
 

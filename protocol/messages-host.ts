@@ -9,8 +9,9 @@ import {
   PROTOCOL_VERSION, REPLY_FLAG, STATUS_BAD_LENGTH, STATUS_BAD_VERSION, STATUS_OK, STATUS_UNKNOWN_COMMAND, WRONG_DIRECTION,
 } from "./codes.js";
 import { encodeFrame } from "./framing.js";
+import { pushCounted, pushWord, readBytes, readWord } from "../core/bytes.js";
 import {
-  checkReply, checkRequest, isKnownCommand, pushCounted, pushWord, readBytes, readWord,
+  checkReply, checkRequest, isKnownCommand,
   type DecodedReply, type DeviceInfo, type Reply, type Request, type SelfTestResult,
 } from "./messages.js";
 

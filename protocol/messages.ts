@@ -8,7 +8,8 @@
  * natively), so a message compares equal on every VM. Unix time is two such
  * words: seconds = timeHi * 2^32 + (timeLo mod 2^32), timeHi >= 0.
  */
-import { i32, shr } from "../firmware/lib/intrinsics.js";
+import { pushBytes, pushCounted, pushWord, readBytes, readWord } from "../core/bytes.js";
+import { i32 } from "../core/intrinsics.js";
 import {
   CLOCK_FORCE, CMD_INFO, CMD_LOCK, CMD_SELF_TEST, CMD_SET_CLOCK, CMD_SET_SERIAL, CMD_WIPE, CMD_WRITE_SEED,
   HWID_LENGTH, INFO_SEED_SET, MAX_DIGITS, MAX_MODEL, MAX_SEED, MAX_SERIAL, MIN_DIGITS, MIN_SEED,
@@ -188,41 +189,6 @@ export function checkReply(reply: Reply): number {
     }
   }
   return STATUS_OK;
-}
-
-// ---- byte helpers (exported for messages-host.ts) -----------------------
-
-export function pushWord(out: number[], w: number): void {
-  out.push(shr(w, 24));
-  out.push(shr(w, 16) & 255);
-  out.push(shr(w, 8) & 255);
-  out.push(w & 255);
-}
-
-function pushBytes(out: number[], a: number[]): void {
-  const n = a.length;
-  for (let i = 0; i < n; i++) {
-    out.push(a[i]);
-  }
-}
-
-/** Length byte, then the bytes. */
-export function pushCounted(out: number[], a: number[]): void {
-  out.push(a.length);
-  pushBytes(out, a);
-}
-
-export function readWord(b: number[], p: number): number {
-  const w = (b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3];
-  return i32(w);
-}
-
-export function readBytes(b: number[], p: number, n: number): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    out.push(b[p + i]);
-  }
-  return out;
 }
 
 // ---- requests ----------------------------------------------------------

@@ -10,7 +10,11 @@ cd "$(dirname "$0")/.."
 # implementations the tests check our output against: oathtool (OATH Toolkit
 # codes), python3-pskc (reads our PSKC files), xmllint (RFC 6030's schema),
 # xmlsec1 (verifies the XML Signature of a signed PSKC file), and
-# pskc-utils' csv2pskc (writes the sparse files the bank must accept).
+# pskc-utils' csv2pskc (writes the sparse files the bank must accept), and
+# chromium (the browser the staff-console suite drives through playwright-core;
+# neither it nor the tests download a browser) with fonts-ipafont-gothic, a
+# Japanese font, so its screenshots of the Japanese console are legible (the
+# console itself ships no font: branch PCs have their own).
 need=()
 command -v socat >/dev/null || need+=(socat)
 command -v lua5.3 >/dev/null || need+=(lua5.3)
@@ -21,6 +25,8 @@ command -v xmllint >/dev/null || need+=(libxml2-utils)
 command -v xmlsec1 >/dev/null || need+=(xmlsec1)
 /usr/bin/python3 -c 'import pskc' 2>/dev/null || need+=(python3-pskc)
 command -v csv2pskc >/dev/null || need+=(pskc-utils)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+dpkg -s fonts-ipafont-gothic >/dev/null 2>&1 || need+=(fonts-ipafont-gothic)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing Debian packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2

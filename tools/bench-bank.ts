@@ -8,6 +8,8 @@
  *                                             default postgres://postgres@127.0.0.1:5432/test)
  *   node build/node/tools/bench-bank.js --during-import
  *                                            (only: verification latency during a 60,000-token import)
+ *   node build/node/tools/bench-bank.js --workers
+ *                                            (only: HTTP with 1 and 2 `bank serve --workers`, both engines)
  *
  * Method: N tokens are made active in a fresh database (SQLite file in a temp
  * directory; a fresh PostgreSQL schema, dropped after). Every verification
@@ -21,7 +23,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -218,9 +220,9 @@ async function countRoundTrips(f: Fixture, first: number, count: number): Promis
   return { firstContact, held: await pass() };
 }
 
-async function startServer(f: Fixture, url: string): Promise<{ port: number; proc: ChildProcess }> {
+async function startServer(f: Fixture, url: string, workers = 1): Promise<{ port: number; proc: ChildProcess }> {
   const entry = `const { runCli } = await import(${JSON.stringify(pathToFileURL(CLI_MAIN).href)}); process.exitCode = await runCli(process.argv.slice(1));`;
-  const proc = spawn(process.execPath, ["--input-type=module", "-e", entry, "bank", "serve", "--db", url, "--kek-file", f.kekFile, "--listen", "127.0.0.1:0", "--json"], {
+  const proc = spawn(process.execPath, ["--input-type=module", "-e", entry, "bank", "serve", "--db", url, "--kek-file", f.kekFile, "--listen", "127.0.0.1:0", "--json", ...(workers > 1 ? ["--workers", String(workers)] : [])], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const port = await new Promise<number>((res, rej) => {
@@ -247,14 +249,14 @@ function post(agent: Agent, port: number, path: string, key: string, body: strin
 }
 
 /**
- * One server, the measured pass (each token's first contact with this
- * server), and with `again` the same tokens once more in the next 60-s step
- * (the server holds their rows from its own decisions: a customer verifying
- * again), waiting for that step.
+ * One server (`workers` processes), the measured pass (each token's first
+ * contact with this server), and with `again` the same tokens once more in
+ * the next 60-s step (the server holds their rows from its own decisions: a
+ * customer verifying again), waiting for that step.
  */
-async function overHttp(f: Fixture, url: string, concurrency: number, first: number, count: number, maxSeconds: number, again?: (r: Rate) => void): Promise<Rate> {
+async function overHttp(f: Fixture, url: string, concurrency: number, first: number, count: number, maxSeconds: number, workers = 1, again?: (r: Rate) => void): Promise<Rate> {
   const key = (await createApiKey(f.db, "channel", "bench")).key;
-  const server = await startServer(f, url);
+  const server = await startServer(f, url, workers);
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   try {
     // Warm-up: JIT, connections, key cache (tokens just past the measured range).
@@ -379,7 +381,7 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
   };
   try {
     for (const engine of o.engines ?? ["sqlite", "postgres"]) {
-      const runs = 2;
+      const runs = 3;
       const counted = 200;
       const f = await fixture(engine, 2 * inCount + runs * (httpCount + warm) + counted, dir);
       try {
@@ -389,13 +391,15 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
         result.inProcess[`${engine}-c1`] = await inProcess(f, 1, 0, inCount, seconds);
         result.inProcess[`${engine}-c16`] = await inProcess(f, 16, inCount, inCount, seconds);
         result.http[engine] = { perSecond: 0, count: 0, seconds: 0 }; // first in the JSON, before its next-step pass
-        result.http[engine] = await overHttp(f, f.url, concurrency, 2 * inCount, httpCount, seconds, (r) => (result.http[`${engine}-next-step`] = r));
+        result.http[engine] = await overHttp(f, f.url, concurrency, 2 * inCount, httpCount, seconds, 1, (r) => (result.http[`${engine}-next-step`] = r));
         // The same without a flush per commit (the trade is in SqliteDatabase / PostgresDatabase).
         if (engine === "sqlite") {
           result.http["sqlite-sync-normal"] = await overHttp(f, f.url + "?synchronous=normal", concurrency, 2 * inCount + httpCount + warm, httpCount, seconds);
         } else {
           result.http["postgres-sync-commit-off"] = await overHttp(f, f.url + "&synchronous_commit=off", concurrency, 2 * inCount + httpCount + warm, httpCount, seconds);
         }
+        // Issue 14 item 3: the same load on `bank serve --workers 2` (1 worker is http[engine] above).
+        result.http[`${engine}-workers2`] = await overHttp(f, f.url, concurrency, 2 * inCount + 2 * (httpCount + warm), httpCount, seconds, 2);
       } finally {
         await f.drop();
       }
@@ -441,7 +445,41 @@ export function formatBankBench(b: BankBench): string {
   ].join("\n");
 }
 
+/**
+ * `--workers`: only HTTP with 1 and then 2 `bank serve` workers, on each
+ * engine, one after the other in this run; merges http.<engine>-workers2
+ * into bench/results/bank.json (the 1-worker figures are printed for the
+ * comparison; a whole `make bench` writes both).
+ */
+async function workersOnly(): Promise<void> {
+  const seconds = 8;
+  const count = 40_000;
+  const concurrency = 32;
+  const warm = concurrency * 20;
+  const dir = mkdtempSync(join(tmpdir(), "fobkit-bench-workers-"));
+  const out = resolve(process.cwd(), "bench", "results", "bank.json");
+  const existing = JSON.parse(readFileSync(out, "utf8")) as BankBench;
+  try {
+    for (const engine of ["sqlite", "postgres"] as const) {
+      const f = await fixture(engine, 2 * (count + warm), dir);
+      try {
+        const one = await overHttp(f, f.url, concurrency, 0, count, seconds, 1);
+        const two = await overHttp(f, f.url, concurrency, count + warm, count, seconds, 2);
+        existing.http[`${engine}-workers2`] = two;
+        process.stdout.write(`http ${engine}: 1 worker ${one.perSecond}/s (p99 ${one.p99ms} ms), 2 workers ${two.perSecond}/s (p99 ${two.p99ms} ms), ${concurrency} in flight, load average ${loadavg()[0].toFixed(1)}\n`);
+      } finally {
+        await f.drop();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  writeFileSync(out, JSON.stringify(existing, null, 2) + "\n");
+  process.stdout.write(`merged http.*-workers2 into ${out}\n`);
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes("--workers")) return workersOnly();
   if (process.argv.includes("--during-import")) {
     // node build/node/tools/bench-bank.js --during-import: only the issue 11 item 4 figure.
     const r = await duringImport();

@@ -61,7 +61,7 @@ export interface HeapFigures {
 export interface OtpBench {
   image: string;
   imageBytes: number;
-  /** Bytes of the image's firmware.otp.* modules (the bundle's module bodies). */
+  /** Bytes of the image's firmware.otp.* and core.* modules (the bundle's module bodies; the core's time, bytes and statuses were in firmware/otp before core/). */
   otpModuleBytes: number;
   rows: OtpBenchRow[];
   method: string;
@@ -189,7 +189,7 @@ async function onWasmoon(body: string): Promise<unknown[]> {
 /** TSTL bundles each module as `["firmware.otp.x"]=function(...) ... end,` (minified). */
 function otpModuleBytes(image: string): number {
   let n = 0;
-  for (const m of image.matchAll(/\["firmware\.otp\.[\w.-]+"\]=function\(\.\.\.\)[\s\S]*?\nend,/g)) n += m[0].length;
+  for (const m of image.matchAll(/\["(?:firmware\.otp|core)\.[\w.-]+"\]=function\(\.\.\.\)[\s\S]*?\nend,/g)) n += m[0].length;
   return n;
 }
 

@@ -65,14 +65,19 @@ export interface StationBench {
   /**
    * Mean time per phase of the flow, ms: the first INFO; allocating the
    * serial (a record commit); SET_CLOCK, WRITE_SEED, SET_SERIAL and SELF_TEST
-   * pipelined, with the host's check of the code; LOCK and its confirming INFO
-   * pipelined, with the two record commits around them.
+   * pipelined, with the host's check of the code; LOCK (the keyfob's one
+   * flash write) and its confirming INFO pipelined, with the two factory-record
+   * commits around them.
    */
   phaseMs: { info: number; allocate: number; writeAndSelfTest: number; lockAndConfirm: number };
   /** Lua VM instructions the keyfob runs for one provisioning (fengari count hook): its CPU cost on any Lua 5.3. */
   keyfobInstructionsPerToken: number;
-  /** What the time beyond the floor is spent on, measured separately. */
-  breakdown: { emulatorLuaMsPerToken: number; factoryRecordMsPerToken: number };
+  /**
+   * What the time beyond the floor is spent on, measured separately: the
+   * keyfob's Lua, its SPIFFS time (hil/flash.ts's model, charged in realtime
+   * mode) and the factory record's commits.
+   */
+  breakdown: { emulatorLuaMsPerToken: number; keyfobFlashMsPerToken: number; keyfobFlashWritesPerToken: number; factoryRecordMsPerToken: number };
   method: string;
 }
 
@@ -157,6 +162,9 @@ interface TokenRun {
   luaMs: number;
   /** Lua instructions from boot to the end of provisioning (only when counted). */
   instructions: number;
+  /** The keyfob's modelled SPIFFS time and mutating SPIFFS operations during provisioning. */
+  flashMs: number;
+  flashOps: number;
   rxLost: number;
   tasksLost: number;
 }
@@ -177,6 +185,8 @@ async function provisionOne(dir: string, name: string, record: FactoryRecord, co
     emu.boot();
     await new Promise((r) => setTimeout(r, 50));
     const booted = emu.counters.instructions;
+    const flashMs0 = emu.counters.flashBusyMs;
+    const flashOps0 = emu.flash.writes;
     const transport = new SerialTransport({ path: link.path, baudRate: BAUD });
     const tap = tapFrames(transport);
     const session = await DeviceSession.open(transport);
@@ -193,6 +203,8 @@ async function provisionOne(dir: string, name: string, record: FactoryRecord, co
         pathBytes: criticalPathBytes(tap.groups()),
         luaMs,
         instructions: emu.counters.instructions - booted,
+        flashMs: emu.counters.flashBusyMs - flashMs0,
+        flashOps: emu.flash.writes - flashOps0,
         rxLost: emu.counters.uartRxLost,
         tasksLost: emu.counters.tasksLost,
       };
@@ -219,7 +231,7 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
   const times: number[] = [];
   const load = loadavg()[0];
   const phases = { info: 0, allocate: 0, writeAndSelfTest: 0, lockAndConfirm: 0 };
-  let out = 0, inn = 0, requests = 0, luaMs = 0, pathBytes = 0, firstMs = 0, rxLost = 0, tasksLost = 0;
+  let out = 0, inn = 0, requests = 0, luaMs = 0, pathBytes = 0, firstMs = 0, rxLost = 0, tasksLost = 0, flashMs = 0, flashOps = 0;
   try {
     for (let i = 0; i < warmup; i++) {
       const run = await provisionOne(dir, `warm${i}`, record);
@@ -234,6 +246,8 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
       requests += run.requests;
       pathBytes += run.pathBytes;
       luaMs += run.luaMs;
+      flashMs += run.flashMs;
+      flashOps += run.flashOps;
       rxLost += run.rxLost;
       tasksLost += run.tasksLost;
     }
@@ -276,10 +290,14 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
         lockAndConfirm: Math.round((phases.lockAndConfirm / tokens) * 10) / 10,
       },
       keyfobInstructionsPerToken: instructions,
-      breakdown: { emulatorLuaMsPerToken: Math.round((luaMs / tokens) * 10) / 10, factoryRecordMsPerToken: Math.round(recordMs * 10) / 10 },
-      method: "fobkit provision flow to a fresh emulated keyfob per token: INFO; SET_CLOCK, WRITE_SEED, SET_SERIAL, SELF_TEST pipelined; LOCK, INFO pipelined; " +
+      breakdown: {
+        emulatorLuaMsPerToken: Math.round((luaMs / tokens) * 10) / 10,
+        keyfobFlashMsPerToken: Math.round((flashMs / tokens) * 10) / 10,
+        keyfobFlashWritesPerToken: flashOps / tokens,
+        factoryRecordMsPerToken: Math.round(recordMs * 10) / 10 },
+      method: "fobkit provision flow to a fresh emulated keyfob per token: INFO; SET_CLOCK, WRITE_SEED, SET_SERIAL, SELF_TEST pipelined (staged in the keyfob's RAM); LOCK (the one record write), INFO pipelined; " +
         "hil PtyLink pacing both directions at the baud rate, host on serialport's real binding; one keyfob at a time; " +
-        "board model: nodemcu-build/sdkconfig.fobkit, console receive path (128-byte FIFO, 256-byte ring, 100-slot queue), console writes blocking past the 128-byte TX FIFO",
+        "board model: nodemcu-build/sdkconfig.fobkit, console receive path (128-byte FIFO, 256-byte ring, 100-slot queue), console writes blocking past the 128-byte TX FIFO, SPIFFS time per operation (hil/flash.ts)",
     };
   } finally {
     record.close();
@@ -296,7 +314,7 @@ export function formatStationBench(b: StationBench): string {
     `  keyfob side: ${b.keyfobLosses.uartRxBytes} bytes lost to receive overflow, ${b.keyfobLosses.tasks} tasks lost to a full queue`,
     `  this flow with an instant keyfob and host: ${b.criticalPathMs} ms (median is ${b.ratioToCriticalPath}x); full-duplex bound ${b.fullDuplexBoundMs} ms`,
     `  per phase (ms): INFO ${b.phaseMs.info}, allocate ${b.phaseMs.allocate}, clock+seed+serial+self-test ${b.phaseMs.writeAndSelfTest}, LOCK+INFO ${b.phaseMs.lockAndConfirm}`,
-    `  beyond the wire: keyfob firmware in the Lua VM ${b.breakdown.emulatorLuaMsPerToken} ms (${b.keyfobInstructionsPerToken} instructions), factory record commits ${b.breakdown.factoryRecordMsPerToken} ms per keyfob`,
+    `  beyond the wire: keyfob firmware in the Lua VM ${b.breakdown.emulatorLuaMsPerToken} ms (${b.keyfobInstructionsPerToken} instructions), keyfob SPIFFS ${b.breakdown.keyfobFlashMsPerToken} ms (${b.breakdown.keyfobFlashWritesPerToken} operations), factory record commits ${b.breakdown.factoryRecordMsPerToken} ms per keyfob`,
   ].join("\n");
 }
 

@@ -12,6 +12,8 @@ import { formatBankBench, runBankBench } from "./bench-bank.js";
 import { formatPressBench, runPressBench } from "./bench-press.js";
 import { formatStationBench, runStationBench } from "./bench-station.js";
 import { formatMemoryBench, runMemoryBench } from "./bench-memory.js";
+import { formatBudget, runPowerBench } from "./power-budget.js";
+import { formatConsoleBench, runConsoleBench } from "./bench-console.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const OUT = join(ROOT, "bench", "results");
@@ -22,6 +24,14 @@ interface Part {
   format: (r: any) => string;
 }
 
+/** Issue 12's budget: power.json holds the figures, the text is the budget table. */
+let powerText = "";
+async function runPower(): Promise<unknown> {
+  const r = await runPowerBench();
+  powerText = formatBudget(r.budget, r.measurement);
+  return r.json;
+}
+
 async function main(): Promise<number> {
   const only = process.argv.slice(2);
   mkdirSync(OUT, { recursive: true });
@@ -29,8 +39,10 @@ async function main(): Promise<number> {
     { name: "otp", run: runOtpBench, format: formatOtpBench },
     { name: "press", run: async () => runPressBench(), format: formatPressBench },
     { name: "memory", run: runMemoryBench, format: formatMemoryBench },
+    { name: "power", run: runPower, format: () => powerText },
     { name: "station", run: () => runStationBench(), format: formatStationBench },
     { name: "bank", run: () => runBankBench(), format: formatBankBench },
+    { name: "console", run: () => runConsoleBench(), format: formatConsoleBench },
   ];
   const summary: Record<string, unknown> = {
     date: new Date().toISOString(),

@@ -62,7 +62,7 @@ function build(args: Args): string {
   const program = ts.createProgram(parsed.fileNames, parsed.options);
 
   const files = subsetFiles(args.root).map((f) => relative(process.cwd(), f));
-  if (files.length === 0) throw new BuildError(`no .ts files under ${args.root}/firmware or ${args.root}/protocol`);
+  if (files.length === 0) throw new BuildError(`no .ts files under ${args.root}/core, firmware or protocol`);
   // A subset file the config leaves out (none today) still gets checked, in a program of its own.
   const inProgram = files.filter((f) => program.getSourceFile(resolve(f)) !== undefined);
   const outside = files.filter((f) => program.getSourceFile(resolve(f)) === undefined);

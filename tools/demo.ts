@@ -10,7 +10,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,7 +27,7 @@ const green = (s: string) => (tty ? `\x1b[32m${s}\x1b[0m` : s);
 const work = mkdtempSync(join(tmpdir(), "fobkit-demo-"));
 let clockOffset = 0;
 let stepNo = 0;
-const TOTAL_STEPS = 22;
+const TOTAL_STEPS = 23;
 const keyfobs: Keyfob[] = [];
 
 class DemoFailure extends Error {}
@@ -218,7 +218,71 @@ async function main(): Promise<void> {
   step("The audit trail");
   fobkit(["bank", "audit"], 0, { show: (out) => out.trim().split("\n").slice(-8).join("\n") });
 
+  step("The staff console: the same bank in a browser (/console/)");
+  await consoleStep(customer, serials[1]);
+
   process.stdout.write(`\n${green(bold("demo complete"))} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+}
+
+/**
+ * A teller account with a one-time password (kept in a 0600 file in the work
+ * dir, never printed), `fobkit bank serve`, and Chromium (when installed)
+ * signing in and photographing the customer's and the keyfob's pages.
+ */
+async function consoleStep(customer: string, serial: string): Promise<void> {
+  const pwFile = join(work, "madoguchi.pw");
+  writeFileSync(pwFile, randomBytes(15).toString("base64url") + "\n", { mode: 0o600 });
+  fobkit(["bank", "add-staff", "--name", "madoguchi", "--role", "teller", "--password-file", pwFile]);
+  process.stdout.write(dim("  $ fobkit bank serve --listen 127.0.0.1:0\n"));
+  const env = { ...process.env, FOBKIT_BANK_DB: `sqlite:${join(work, "bank.sqlite")}`, FOBKIT_BANK_KEK_FILE: join(work, "bank.kek") };
+  const server = spawn(process.execPath, [FOBKIT, "bank", "serve", "--listen", "127.0.0.1:0", "--json"], { cwd: work, env, stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      const timer = setTimeout(() => reject(new DemoFailure("bank serve did not start in 20 s")), 20_000);
+      server.stdout.on("data", (d) => {
+        out += d;
+        const m = /"listening":"([^"]+)"/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+      server.on("exit", (c) => reject(new DemoFailure(`bank serve exited ${c}`)));
+    });
+    say(`console: ${bold(url + "/console/")} — staff ID madoguchi, one-time password in ${short(pwFile)} (mode 0600; never printed)`);
+    const chromiumPath = process.env.FOBKIT_CHROMIUM ?? "/usr/bin/chromium";
+    if (!existsSync(chromiumPath)) {
+      say(`(no Chromium at ${chromiumPath}: open the URL yourself with make demo ARGS=--keep; screenshots skipped)`);
+      return;
+    }
+    const { launchChromium } = await import("./chromium.js");
+    const shots = join(ROOT, "build", "console-screens");
+    mkdirSync(shots, { recursive: true });
+    const browser = await launchChromium({ locale: "ja-JP" });
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(url + "/console/");
+      await page.getByLabel("職員番号").fill("madoguchi");
+      await page.getByLabel("パスワード").fill((await import("node:fs")).readFileSync(pwFile, "utf8").trim());
+      await page.getByRole("button", { name: "ログイン" }).click();
+      await page.getByRole("button", { name: "ログアウト" }).waitFor();
+      await page.getByRole("searchbox", { name: "検索" }).fill(customer);
+      await page.getByRole("searchbox", { name: "検索" }).press("Enter");
+      await page.waitForURL(/\/console\/customers\//);
+      await page.screenshot({ path: join(shots, "demo-customer.png"), fullPage: true });
+      await page.goto(`${url}/console/keyfobs/${encodeURIComponent(serial)}`);
+      const state = await page.locator("dl.facts dd").nth(1).innerText();
+      await page.screenshot({ path: join(shots, "demo-keyfob.png"), fullPage: true });
+      say(`Chromium signed in as madoguchi, searched ${customer}, opened keyfob ${serial} (状態: ${state.trim()})`);
+      say(`console: screenshots in build/console-screens/demo-customer.png and demo-keyfob.png`);
+    } finally {
+      await browser.close();
+    }
+  } finally {
+    server.kill("SIGTERM");
+    await new Promise((r) => (server.exitCode !== null ? r(null) : server.once("exit", r)));
+  }
 }
 
 let code = 0;

@@ -1,4 +1,4 @@
-// TSTL plugin: inline the integer intrinsics of firmware/lib/intrinsics.ts.
+// TSTL plugin: inline the integer intrinsics of core/intrinsics.ts.
 //
 // The TS subset has no right shift and no integer division (TSTL emits `>>>`
 // with a constant that is a float on 32-bit-integer Lua, and `/` is float
@@ -10,7 +10,7 @@ const ts = require("typescript");
 const lua = require("typescript-to-lua");
 const path = require("path");
 
-const INTRINSICS = path.join("firmware", "lib", "intrinsics.ts");
+const INTRINSICS = path.join("core", "intrinsics.ts");
 
 function isIntrinsicsModule(fileName) {
   return path.normalize(fileName).endsWith(INTRINSICS);

@@ -6,17 +6,21 @@
  * Rules (issue 3, DESIGN.md "Keyfob behaviour"):
  * - blank -> provisioned (seed written) -> locked. Serial and clock can be set
  *   in blank or provisioned; LOCK needs seed, serial and clock.
+ * - SET_SERIAL, WRITE_SEED and SET_CLOCK are staged in RAM (the RTC itself is
+ *   set at once); LOCK writes the record to flash, the one flash write of a
+ *   provisioning (stage(), commit()). Until then a reboot returns the keyfob
+ *   to what its flash holds.
  * - After lock nothing writes: every write command answers STATUS_LOCKED and
  *   nothing is read back but INFO; SELF_TEST (a code over USB) is refused too.
  * - The clock never moves backwards without CLOCK_FORCE.
  * - Fails closed: a fault (RTC absent, RTC time lost, corrupt record) puts the
  *   device in STATE_ERROR; it never computes a code from a zero clock or seed.
  */
-import { idiv, shr } from "../lib/intrinsics.js";
+import { idiv, shr } from "../../core/intrinsics.js";
 // Each from its own module, never an index: the image holds only what is imported (tools/build-firmware.ts).
 import { prepareKey } from "../otp/hmac.js";
 import { formatCode } from "../otp/hotp.js";
-import { compareTime, type UnixTime } from "../otp/time.js";
+import { compareTime, type UnixTime } from "../../core/time.js";
 import { totp } from "../otp/totp.js";
 import {
   CMD_INFO, CMD_LOCK, CMD_SELF_TEST, CMD_SET_CLOCK, CMD_SET_SERIAL, CMD_WIPE, CMD_WRITE_SEED, CLOCK_FORCE,
@@ -33,7 +37,7 @@ import {
 import { BOARD_ERR_NOT_FOUND, BOARD_ERR_RTC_TIME_LOST, BOARD_OK, HARDWARE_ID_LENGTH, type Board } from "../board/board.js";
 
 export const FW_MAJOR = 1;
-export const FW_MINOR = 0;
+export const FW_MINOR = 1;
 export const FW_PATCH = 0;
 /** "FOBKIT-1" in ASCII. */
 const DIGIT_TEXT: string[] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -112,18 +116,51 @@ function copyBytes(a: number[]): number[] {
   return out;
 }
 
-/** Persist rec; on success it becomes the device's record. */
+/**
+ * Stage rec in RAM: SET_SERIAL, WRITE_SEED and SET_CLOCK change only the
+ * device's record in memory, and LOCK writes it to flash once (commit). Each
+ * SPIFFS record write blocks Lua for tens of ms (hil/flash.ts), so writing
+ * after every command cost the station most of its time per keyfob (issue
+ * 10, item 10). A power cut before LOCK leaves the flash as it was (blank,
+ * for a keyfob the station provisions), and the station provisions it again.
+ */
+function stage(dev: Device, rec: TokenRecord): number {
+  dev.rec = rec;
+  return STATUS_OK;
+}
+
+/**
+ * Persist rec; on success it becomes the device's record. A failed write
+ * (flash-store.ts) left the board's record as it was, or, when it failed
+ * between its two renames, the new record that the next read finishes: so
+ * the record is read back. The new one: the write did happen (OK). The old
+ * one, or none: FLASH_ERROR, and the device stays as it was, healthy. Nothing
+ * readable: the device no longer knows its record (REASON_FLASH_WRITE).
+ */
 function commit(dev: Device, rec: TokenRecord): number {
   const bytes = encodeRecord(rec);
   if (bytes === undefined) return STATUS_INTERNAL;
-  const st = dev.board.flashWrite(RECORD_NAME, bytes);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = 0;
-  if (st !== BOARD_OK) {
-    dev.fault = REASON_FLASH_WRITE;
-    return STATUS_FLASH_ERROR;
+  let status = STATUS_OK;
+  if (dev.board.flashWrite(RECORD_NAME, bytes) !== BOARD_OK) {
+    status = STATUS_FLASH_ERROR;
+    const raw: number[] = [];
+    const st = dev.board.flashRead(RECORD_NAME, raw);
+    if (st === BOARD_OK && sameBytes(raw, bytes)) {
+      status = STATUS_OK;
+    } else if (st === BOARD_OK) {
+      if (decodeRecord(raw) === undefined) dev.fault = REASON_FLASH_WRITE;
+    } else if (st !== BOARD_ERR_NOT_FOUND) {
+      dev.fault = REASON_FLASH_WRITE;
+    }
+    for (let i = 0; i < raw.length; i++) raw[i] = 0;
   }
-  dev.rec = rec;
-  return STATUS_OK;
+  for (let i = 0; i < bytes.length; i++) bytes[i] = 0;
+  if (status === STATUS_OK) {
+    dev.rec = rec;
+    // The record reads again: an earlier unreadable write no longer stands.
+    if (dev.fault === REASON_FLASH_WRITE) dev.fault = REASON_NONE;
+  }
+  return status;
 }
 
 function cloneRecord(r: TokenRecord): TokenRecord {
@@ -206,7 +243,7 @@ export function deviceHandle(dev: Device, req: Request): Reply {
     if (w !== STATUS_OK) return reply(req, w);
     const rec = cloneRecord(dev.rec);
     rec.serial = copyBytes(req.serial);
-    return reply(req, commit(dev, rec));
+    return reply(req, stage(dev, rec));
   }
   if (req.cmd === CMD_WRITE_SEED) {
     if (w !== STATUS_OK) return reply(req, w);
@@ -220,7 +257,7 @@ export function deviceHandle(dev: Device, req: Request): Reply {
     rec.digits = req.digits;
     rec.period = req.period;
     rec.key = pk;
-    return reply(req, commit(dev, rec));
+    return reply(req, stage(dev, rec));
   }
   if (req.cmd === CMD_SET_CLOCK) {
     if (w !== STATUS_OK) return reply(req, w);
@@ -236,7 +273,7 @@ export function deviceHandle(dev: Device, req: Request): Reply {
     if ((dev.rec.flags & REC_CLOCK_SET) !== 0) return reply(req, STATUS_OK);
     const rec = cloneRecord(dev.rec);
     rec.flags = rec.flags | REC_CLOCK_SET;
-    return reply(req, commit(dev, rec));
+    return reply(req, stage(dev, rec));
   }
   if (req.cmd === CMD_SELF_TEST) {
     if (w !== STATUS_OK) return reply(req, w);

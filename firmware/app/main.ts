@@ -17,6 +17,7 @@ import { deframerPush, deframerWipe, newDeframer, RX_FRAME, RX_NONE, type Defram
 import { decodeRequest, encodeReply, type Reply } from "../../protocol/messages.js";
 import { NODEMCU_BOARD as board } from "../board/nodemcu-board.js";
 import { deviceBoot, deviceHandle, devicePressText, type Device } from "./device.js";
+import { powerSettle, powerUp } from "./power.js";
 
 /** How long a code stays on the display after a press. */
 export const SHOW_MS = 10000;
@@ -63,6 +64,7 @@ function onPress(): void {
 
 /** Every boot step; any of them may raise. The UART link comes last: nothing answers unless all went well. */
 function boot(): void {
+  powerUp(board);
   board.displayInit();
   board.displayOff();
   const d = deviceBoot(board);
@@ -70,6 +72,8 @@ function boot(): void {
   board.buttonStart(onPress);
   dev = d;
   board.uartStart(onBytes, LINK_BAUD, FRAME_DELIMITER);
+  // Last: a locked keyfob on battery shows its code and deep-sleeps here (power.ts).
+  powerSettle(board, d);
 }
 
 function showBootError(): void {

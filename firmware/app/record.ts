@@ -13,7 +13,7 @@
  *   11 serial length n, then n serial bytes
  *   .. prepared key length m (0 when no seed), then m bytes (otp serializePreparedKey)
  */
-import { shr } from "../lib/intrinsics.js";
+import { pushWord, readWord } from "../../core/bytes.js";
 import { parsePreparedKey, serializePreparedKey, type PreparedKey } from "../otp/hmac.js";
 
 export const RECORD_NAME = "token.rec";
@@ -44,10 +44,7 @@ export function blankRecord(): TokenRecord {
 
 export function encodeRecord(r: TokenRecord): number[] | undefined {
   const out: number[] = [MAGIC_0, MAGIC_1, RECORD_VERSION, r.state, r.flags, r.algorithm, r.digits];
-  out.push(shr(r.period, 24));
-  out.push(shr(r.period, 16) & 255);
-  out.push(shr(r.period, 8) & 255);
-  out.push(r.period & 255);
+  pushWord(out, r.period);
   out.push(r.serial.length);
   for (let i = 0; i < r.serial.length; i++) out.push(r.serial[i]);
   if (r.key === undefined) {
@@ -71,7 +68,7 @@ export function decodeRecord(b: number[]): TokenRecord | undefined {
   const state = b[3];
   const flags = b[4];
   if (state !== RECORD_BLANK && state !== RECORD_PROVISIONED && state !== RECORD_LOCKED) return undefined;
-  const period = (b[7] << 24) | (b[8] << 16) | (b[9] << 8) | b[10];
+  const period = readWord(b, 7);
   const serialLen = b[11];
   let at = 12;
   if (at + serialLen + 1 > n) return undefined;

@@ -17,7 +17,7 @@
  * LOAD/CS, SPI mode 0, up to 10 MHz. Digit 0 is the rightmost position on
  * the reference board.
  */
-import { idiv } from "../lib/intrinsics.js";
+import { idiv } from "../../core/intrinsics.js";
 import { DISPLAY_CS_PIN, DISPLAY_MOSI_PIN, DISPLAY_SCLK_PIN } from "./pins.js";
 import { segmentsFor } from "./seven-segment-font.js";
 import { BOARD_ERR_ARG, BOARD_ERR_NOT_STARTED, BOARD_OK } from "./status.js";

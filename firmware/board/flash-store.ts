@@ -34,7 +34,7 @@
  * checked: [len hi, len lo, payload..., crc hi, crc lo], CRC-16 over length
  * and payload.
  */
-import { shr } from "../lib/intrinsics.js";
+import { shr } from "../../core/intrinsics.js";
 import { appendStringBytes, bytesToString, isByteArray } from "./lua-bytes.js";
 import { crc16 } from "../../protocol/crc16.js";
 import {

@@ -88,8 +88,13 @@ declare namespace i2c {
   function read(id: number, len: number): void;
   /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/i2c/#i2cstop */
   function stop(id: number): void;
-  /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/i2c/#i2ctransfer — synchronous form: (data or nil, ack). */
-  function transfer(id: number): LuaMultiReturn<[string | undefined, boolean]>;
+  /**
+   * https://nodemcu.readthedocs.io/en/dev-esp32/modules/i2c/#i2ctransfer — synchronous form: (data or nil, ack).
+   * toMs bounds the wait (i2c_hw_master.c:331-334, :360-361); omitted or 0 is portMAX_DELAY, so a
+   * dead bus blocks Lua for good. Even with toMs the driver waits at least 1000 ms for an
+   * interrupt that never comes (esp-idf driver/i2c/i2c.c:79, :1544-1590) before it raises "i2c timeout".
+   */
+  function transfer(id: number, toMs?: number): LuaMultiReturn<[string | undefined, boolean]>;
 }
 
 // ---------------------------------------------------------------------------
@@ -133,6 +138,8 @@ declare namespace gpio {
   function read(pin: number): number;
   /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/gpio/#gpiotrig — callback(pin, level). */
   function trig(pin: number, type: number, callback: (pin: number, level: number) => void): void;
+  /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/gpio/#gpiowrite — gpio.c:204-211 lgpio_write; an input-only pin raises "invalid argument" (gpio.c:48-52). */
+  function write(pin: number, level: number): void;
 }
 
 // ---------------------------------------------------------------------------
@@ -170,6 +177,19 @@ declare namespace node {
   function restart(): void;
   /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/node/#nodeheap */
   function heap(): number;
+  /**
+   * https://nodemcu.readthedocs.io/en/dev-esp32/modules/node/#nodebootreason —
+   * node.c:58-159: (rawinfo, ROM reset reason + 7 [, panicval]); docs/power.md §1
+   * has the table (8 power-on, 12 deep-sleep wake, 22 brown-out, 19 node.restart).
+   */
+  function bootreason(): LuaMultiReturn<[number, number, number | undefined]>;
+  /** node.c:234-312 node_sleep: light sleep; RAM and driven pins are kept; returns the wake cause. */
+  function sleep(opts: { us?: number; secs?: number; uart?: number; gpio?: boolean; touch?: boolean }): number;
+  /**
+   * node.c:315-412 node_dsleep: deep sleep, never returns; waking restarts the
+   * chip. gpio wake is ext1 (level 0: all pins low, 1: any pin high) on RTC GPIOs only.
+   */
+  function dsleep(opts: { us?: number; secs?: number; gpio?: number | number[]; level?: number; pull?: boolean; isolate?: number[]; touch?: boolean }): void;
 }
 
 // ---------------------------------------------------------------------------

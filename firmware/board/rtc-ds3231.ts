@@ -19,6 +19,12 @@
  * 2000-2099; a read still honours the century bit and fails on a date that
  * cannot exist.
  *
+ * Every transfer passes I2C_TIMEOUT_MS: without it a dead bus blocks the
+ * Lua task for good (portMAX_DELAY, i2c_hw_master.c:360-361), and the keyfob
+ * would never answer again; with it the wait ends after at most about 1 s
+ * (ESP-IDF's driver waits at least I2C_CMD_ALIVE_INTERVAL_TICK for an
+ * interrupt, driver/i2c/i2c.c:79 and :1544-1590) and the transfer raises.
+ *
  * Bus errors: i2c.transfer raises on a bus timeout or a driver error
  * (i2c_hw_master.c li2c_hw_master_transfer near 385 -> i2c_lua_checkerr:
  * "i2c timeout", "i2c driver state error"...), and i2c.setup raises when
@@ -27,12 +33,12 @@
  * and the request that needed the time still gets its reply (a Lua error in
  * a UART callback would instead end in node.c's restart).
  *
- * Time for the app is the OTP core's UnixTime { hi, lo } (firmware/otp/time.ts:
+ * Time for the app is the OTP core's UnixTime { hi, lo } (core/time.ts:
  * hi * 2^16 + lo seconds), converted with its integer-only civil-date code,
  * so nothing here passes 2^31 on a 32-bit Lua.
  */
-import { idiv, shr } from "../lib/intrinsics.js";
-import { civilFromTime, timeFromCivil, type UnixTime } from "../otp/time.js";
+import { idiv, shr } from "../../core/intrinsics.js";
+import { civilFromTime, timeFromCivil, type UnixTime } from "../../core/time.js";
 import { appendStringBytes } from "./lua-bytes.js";
 import { RTC_SCL_PIN, RTC_SDA_PIN } from "./pins.js";
 import {
@@ -51,6 +57,12 @@ const REG_CONTROL = 0x0e;
 /** Control at power-on: RS2 = RS1 = INTCN = 1, EOSC = 0 (datasheet "Control Register (0Eh)"). */
 const CONTROL_DEFAULT = 0x1c;
 const STATUS_OSF = 0x80;
+/**
+ * i2c.transfer's to_ms: a DS3231 transaction (at most 18 bytes at 100 kHz)
+ * takes about 2 ms; 50 ms is five FreeRTOS ticks (CONFIG_FREERTOS_HZ 100), so
+ * it never rounds down to zero ticks. Only a dead bus reaches it.
+ */
+export const I2C_TIMEOUT_MS = 50;
 /** Registers 00h..0Fh in one read: time, alarms (ignored), control, status. */
 const READ_LENGTH = 16;
 
@@ -93,7 +105,7 @@ function transferRead(): string | undefined {
   i2c.address(id, DS3231_ADDRESS, i2c.RECEIVER);
   i2c.read(id, READ_LENGTH);
   i2c.stop(id);
-  const [data, ack] = i2c.transfer(id);
+  const [data, ack] = i2c.transfer(id, I2C_TIMEOUT_MS);
   if (!ack) {
     return undefined;
   }
@@ -120,7 +132,7 @@ function transferWrite(first: number, values: number[]): boolean {
   i2c.address(id, DS3231_ADDRESS, i2c.TRANSMITTER);
   i2c.write(id, first, values);
   i2c.stop(id);
-  const [, ack] = i2c.transfer(id);
+  const [, ack] = i2c.transfer(id, I2C_TIMEOUT_MS);
   return ack;
 }
 

@@ -6,21 +6,25 @@
  * (hashFrom): that is what lets HMAC keep the states after K^ipad and K^opad
  * instead of the key (RFC 2104 §4, "precomputations").
  */
-import { shr } from "../lib/intrinsics.js";
+import { ALG_SHA1, ALG_SHA256 } from "../../core/algorithms.js";
+import { shr } from "../../core/intrinsics.js";
 import { sha1Compress, SHA1_IV } from "./sha1.js";
 import { sha256Compress, SHA256_IV } from "./sha256.js";
-import { clearWords, pushWordBytes, W } from "./words.js";
+import { pushWordBytes } from "../../core/bytes.js";
 
 /**
- * Algorithm ids: the values stored on the device and sent by the host.
- * The protocol also names 3 = SHA-512 (protocol/codes.ts); the keyfob does
- * not implement it: no batch can use it (the station and its factory record
- * take SHA1 or SHA256 only), and it cost the image 8 KB of code and 7.6 KB
- * of resident heap (bench/results/memory.json, issue 10). isAlg(3) is false,
- * so prepareKey answers ERR_ALG and WRITE_SEED gets STATUS_BAD_ARGUMENT.
+ * The message-schedule scratch shared by the compressions: 80 words for
+ * SHA-1 (§6.1.2), 64 for SHA-256 (§6.2.2). One allocation at load instead
+ * of one per block; the heap is tens of KB.
  */
-export const ALG_SHA1 = 1;
-export const ALG_SHA256 = 2;
+export const SCHEDULE_WORDS = 80;
+export const W: number[] = [];
+for (let i = 0; i < SCHEDULE_WORDS; i++) W.push(0);
+
+/** Zero w[from..to-1]. */
+export function clearWords(w: number[], from: number, to: number): void {
+  for (let i = from; i < to; i++) w[i] = 0;
+}
 
 /**
  * Longest message or key hashed: keeps the bit length below 2^31 (one
@@ -28,6 +32,14 @@ export const ALG_SHA256 = 2;
  */
 export const MAX_MESSAGE_BYTES = 1 << 24;
 
+/**
+ * Algorithm ids are core/algorithms.ts's, the values stored on the device
+ * and sent by the host. The protocol also names 3 = SHA-512; the keyfob does
+ * not implement it: no batch can use it (the station and its factory record
+ * take SHA1 or SHA256 only), and it cost the image 8 KB of code and 7.6 KB
+ * of resident heap (bench/results/memory.json, issue 10). isAlg(3) is false,
+ * so prepareKey answers ERR_ALG and WRITE_SEED gets STATUS_BAD_ARGUMENT.
+ */
 export function isAlg(alg: number): boolean {
   return alg === ALG_SHA1 || alg === ALG_SHA256;
 }

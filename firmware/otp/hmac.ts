@@ -11,10 +11,12 @@
  * a garbage-collected runtime cannot promise more than that (copies made by
  * the VM, e.g. when a table grows, are out of reach).
  */
-import { i32, shr } from "../lib/intrinsics.js";
-import { blockBytes, compress, hashFrom, initState, isAlg, MAX_MESSAGE_BYTES, stateBytes, stateWords } from "./hash.js";
-import { ERR_ALG, ERR_BYTES, ERR_LENGTH, ERR_PREPARED } from "./status.js";
-import { clearWords, isBytes, pushWordBytes, readWord, SCHEDULE_WORDS, W } from "./words.js";
+import { i32, shr } from "../../core/intrinsics.js";
+import {
+  blockBytes, clearWords, compress, hashFrom, initState, isAlg, MAX_MESSAGE_BYTES, SCHEDULE_WORDS, stateBytes, stateWords, W,
+} from "./hash.js";
+import { ERR_ALG, ERR_BYTES, ERR_LENGTH, ERR_PREPARED } from "../../core/status.js";
+import { isBytes, pushWordBytes, readWord } from "../../core/bytes.js";
 
 /** The chaining states after K^ipad and K^opad, as signed int32 words. */
 export interface PreparedKey {

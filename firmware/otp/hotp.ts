@@ -7,11 +7,10 @@
  * and truncation reads the outer state's words. With a prepared key that is
  * exactly two compressions and no allocation.
  */
-import { idiv, shr } from "../lib/intrinsics.js";
-import { blockBytes, compress, stateWords } from "./hash.js";
+import { idiv, shr } from "../../core/intrinsics.js";
+import { blockBytes, clearWords, compress, stateWords, W } from "./hash.js";
 import { isPreparedKey, PreparedKey } from "./hmac.js";
-import { ERR_DIGITS, ERR_PREPARED } from "./status.js";
-import { clearWords, W } from "./words.js";
+import { ERR_DIGITS, ERR_PREPARED } from "../../core/status.js";
 
 export const MIN_DIGITS = 6;
 export const MAX_DIGITS = 8;

@@ -3,7 +3,8 @@
  * HOTP (RFC 4226), TOTP (RFC 6238) with a 32-bit-safe time representation.
  * The image exposes this as `otp`; the host imports the tsc build of it.
  */
-export { ALG_SHA1, ALG_SHA256, MAX_MESSAGE_BYTES, isAlg } from "./hash.js";
+export { ALG_SHA1, ALG_SHA256 } from "../../core/algorithms.js";
+export { MAX_MESSAGE_BYTES, isAlg } from "./hash.js";
 export { digest, hmac, hmacPrepared, isPreparedKey, parsePreparedKey, prepareKey, serializePreparedKey } from "./hmac.js";
 export type { PreparedKey } from "./hmac.js";
 export { formatCode, hotp, MAX_DIGITS, MIN_DIGITS } from "./hotp.js";
@@ -20,15 +21,12 @@ export {
   timeFromCivil,
   YEAR_MAX,
   YEAR_MIN,
-} from "./time.js";
-export type { CivilTime, UnixTime } from "./time.js";
-export { hotpAt, timeFromUnixSeconds, totpAt, totpAtTime, unixSecondsFromTime } from "./host.js";
-export type { OtpCode } from "./host.js";
+} from "../../core/time.js";
+export type { CivilTime, UnixTime } from "../../core/time.js";
 export {
   ERR_ALG,
   ERR_BYTES,
   ERR_CIVIL,
-  ERR_COUNTER,
   ERR_DIGITS,
   ERR_LENGTH,
   ERR_PERIOD,
@@ -36,4 +34,4 @@ export {
   ERR_TIME,
   OK,
   statusMessage,
-} from "./status.js";
+} from "../../core/status.js";

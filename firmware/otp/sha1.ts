@@ -4,8 +4,8 @@
  * SHA-1 is broken for collisions but not as HMAC-SHA-1 (RFC 6194 §3.2), which
  * is what RFC 4226 HOTP mandates; it stays the default of deployed tokens.
  */
-import { shr } from "../lib/intrinsics.js";
-import { word } from "./words.js";
+import { shr } from "../../core/intrinsics.js";
+import { word } from "../../core/bytes.js";
 
 /** §5.3.1 initial hash value H(0). */
 export const SHA1_IV: number[] = [word(0x6745, 0x2301), word(0xefcd, 0xab89), word(0x98ba, 0xdcfe), word(0x1032, 0x5476), word(0xc3d2, 0xe1f0)];

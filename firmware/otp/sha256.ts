@@ -1,8 +1,8 @@
 /**
  * SHA-256 compression function, FIPS 180-4 §6.2.2 (also RFC 6234).
  */
-import { shr } from "../lib/intrinsics.js";
-import { wordTable } from "./words.js";
+import { shr } from "../../core/intrinsics.js";
+import { wordTable } from "../../core/bytes.js";
 
 /** §5.3.3 initial hash value H(0), as 16-bit halves of each word. */
 export const SHA256_IV: number[] = wordTable([

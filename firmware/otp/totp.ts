@@ -3,11 +3,11 @@
  * (the RFC's default), any period X in 1..2^31-1 seconds, t a UnixTime (see
  * time.ts for why the division is exact on a 32-bit VM up to 2^47 s).
  */
-import { i32, idiv, shr } from "../lib/intrinsics.js";
+import { i32, idiv, shr } from "../../core/intrinsics.js";
 import { hotp } from "./hotp.js";
 import { PreparedKey } from "./hmac.js";
-import { ERR_PERIOD, ERR_TIME } from "./status.js";
-import { divideTime, isTime, UnixTime } from "./time.js";
+import { ERR_PERIOD, ERR_TIME } from "../../core/status.js";
+import { divideTime, isTime, UnixTime } from "../../core/time.js";
 
 /** The time step as the counter's two 32-bit words, and the seconds already spent in it. */
 export interface TotpStep {

@@ -2,9 +2,39 @@
  * The `file` module (metadata only on ESP32, docs/modules/file.md) and Lua's
  * `io` library on SPIFFS, which is how dev-esp32 reads and writes contents.
  *
+ * Each behaviour from the source (NodeMCU dev-esp32 at 7c5bb151 unless
+ * named otherwise):
+ * - file.exists: stat() == 0 (components/modules/file.c:79-88); file.remove:
+ *   unlink(), its result ignored, nothing returned (file.c:92-98);
+ *   file.rename: rename() == 0 as a boolean (file.c:102-113), and SPIFFS
+ *   refuses a target that exists (esp_spiffs.c vfs_spiffs_rename ->
+ *   SPIFFS_rename, SPIFFS_ERR_CONFLICTING_NAME); file.list: see below.
+ * - io.open(name [, mode]): mode is [rwa], an optional "+", then any number
+ *   of "b" (liolib.c:40-44 l_checkmode, L_MODEEXT "b"), else "bad argument
+ *   #2 (invalid mode)"; a failed fopen gives luaL_fileresult(L, 0, name):
+ *   nil, "name: strerror", errno (liolib.c:256-263). Names as in hil/flash.ts.
+ * - f:read(...): formats "l", "L", "a", "n" (with an optional "*") or a
+ *   count; any other is "bad argument (invalid format)"; read(0) is "" before
+ *   the end and nil at it (test_eof); the first failing format ends the read
+ *   with nil in its place (liolib.c:474-479, :529-575). "n" is not emulated.
+ * - f:write(...): every argument through fwrite (numbers through fprintf),
+ *   the status of all of them; a failure is luaL_fileresult(L, 0, NULL): nil,
+ *   strerror, errno (liolib.c:620-641). Floats print with fengari's format,
+ *   not NodeMCU's "%.7g" (the firmware writes no floats).
+ * - errno values and texts are newlib's (sys/errno.h: EIO 5, ENOENT 2,
+ *   EBADF 9, ENOSPC 28, ENAMETOOLONG 91).
+ *
  * Writes are buffered as newlib's stdio buffers them on the ESP32: a FILE
  * opened for writing gets a BUFSIZ (128-byte) buffer, and bytes reach SPIFFS
- * only when it fills, before a read, or at close. So a full SPIFFS (ENOSPC)
+ * only when it fills, before a read, or at close. Why 128: newlib's
+ * __swhatbuf_r (libc/stdio/makebuf.c) takes the stream's st_blksize when it
+ * is > 0, else BUFSIZ; esp_spiffs.c's fstat zeroes the whole struct stat
+ * (esp-idf 5.1.3 components/spiffs/esp_spiffs.c:605), so st_blksize is 0;
+ * and Espressif's newlib sets __BUFSIZ__ 128 (espressif/newlib-esp32,
+ * newlib/libc/include/sys/config.h, "Espressif-specific" block), which
+ * stdio.h's BUFSIZ takes. A write of a whole buffer or more with the buffer
+ * empty goes out directly in buffer-sized pieces (libc/stdio/fvwrite.c), the
+ * same boundaries byte-by-byte buffering gives here. So a full SPIFFS (ENOSPC)
  * or an I/O error first shows where the flush happens: f:write returns
  * (nil, message, errno) only for the flush it triggered, and the record's
  * tail fails at f:close(). After a failed flush the stream is in error
@@ -31,11 +61,12 @@ interface OpenFile {
   errno: number;
 }
 
-/** newlib's BUFSIZ on the ESP32: a FILE's buffer size. */
+/** A FILE's buffer on the ESP32: BUFSIZ, __BUFSIZ__ 128 in Espressif's newlib (see the header for the chain). */
 export const NEWLIB_BUFSIZ = 128;
 const ENOSPC = 28;
 const EIO = 5;
-const STRERROR: Record<number, string> = { [ENOSPC]: "No space left on device", [EIO]: "Input/output error" };
+const ENAMETOOLONG = 91;
+const STRERROR: Record<number, string> = { [ENOSPC]: "No space left on device", [EIO]: "Input/output error", [ENAMETOOLONG]: "File name too long" };
 
 const FILE_CLASS = "FILE*";
 
@@ -90,12 +121,19 @@ export function installFile(m: Machine): void {
       lua.lua_pushboolean(L, r === "ok");
       return 1;
     },
+    // file_list (file.c:39-75) over opendir("/"): esp_spiffs.c's readdir drops one leading "/" of
+    // each name (esp_spiffs.c:734-738), and file_list then stat()s that shortened name: "/x" is
+    // listed as "x" with the size of the file "x", or 0 when there is none (the failed stat is
+    // only logged, file.c:59-64). Names the table gets twice hold the last one's value; both
+    // come from the same stat, so the order does not matter.
     list: (L) => {
       if (!lua.lua_isnoneornil(L, 1)) raise(L, "file.list: only the default SPIFFS root is emulated");
       lua.lua_newtable(L);
-      for (const [name, size] of flash.list()) {
-        lua.lua_pushinteger(L, size);
-        lua.lua_setfield(L, -2, toLuaString(name));
+      for (const name of flash.list().keys()) {
+        const shown = name.startsWith("/") ? name.slice(1) : name;
+        const statted = flash.normalize(shown);
+        lua.lua_pushinteger(L, statted !== undefined && flash.exists(statted) ? flash.size(statted) : 0);
+        lua.lua_setfield(L, -2, toLuaString(shown));
       }
       return 1;
     },
@@ -111,7 +149,7 @@ export function installFile(m: Machine): void {
         lua.lua_pushinteger(L, 9);
         return 3;
       }
-      flush(f); // newlib flushes pending output before it reads
+      flush(f); // newlib's __srefill_r flushes a stream that was writing before it reads (libc/stdio/refill.c)
       const data = flash.read(f.name) ?? new Uint8Array(0);
       const nargs = Math.max(1, lua.lua_gettop(L) - 1);
       let pushed = 0;
@@ -119,7 +157,8 @@ export function installFile(m: Machine): void {
         const idx = a + 2;
         if (lua.lua_type(L, idx) === lua.LUA_TNUMBER) {
           const n = lua.lua_tointeger(L, idx);
-          if (f.pos >= data.length && n > 0) {
+          // read_chars, or test_eof for 0: nil at the end either way.
+          if (f.pos >= data.length) {
             lua.lua_pushnil(L);
             return pushed + 1;
           }
@@ -140,7 +179,8 @@ export function installFile(m: Machine): void {
             if (end < 0) end = data.length;
             pushBytes(L, data.subarray(f.pos, fmt.startsWith("L") ? next : end));
             f.pos = next;
-          } else raise(L, `file:read: format '${fmt}' is not emulated`);
+          } else if (fmt.startsWith("n")) raise(L, "file:read: format 'n' is not emulated");
+          else argError(L, idx, "invalid format");
         }
         pushed++;
       }
@@ -194,7 +234,7 @@ export function installFile(m: Machine): void {
     open: (L) => {
       const path = bytesText(lauxlib.luaL_checklstring(L, 1));
       const mode = lua.lua_isnoneornil(L, 2) ? "r" : bytesText(lauxlib.luaL_checklstring(L, 2));
-      if (!/^[rwa]\+?b?$/.test(mode)) argError(L, 2, "invalid mode");
+      if (!/^[rwa]\+?b*$/.test(mode)) argError(L, 2, "invalid mode");
       const name = flash.normalize(path);
       const fail = (msg: string, errno: number) => {
         lua.lua_pushnil(L);
@@ -202,7 +242,7 @@ export function installFile(m: Machine): void {
         lua.lua_pushinteger(L, errno);
         return 3;
       };
-      if (name === undefined) return fail("Invalid argument", 22);
+      if (name === undefined) return fail(STRERROR[ENAMETOOLONG], ENAMETOOLONG);
       const kind = mode[0];
       const plus = mode.includes("+");
       if (kind === "r" && !flash.exists(name)) return fail("No such file or directory", 2);

@@ -7,14 +7,33 @@
  * Lua error. The bus holds the DS3231 at 68h (when present). The software
  * interface i2c.SW and asynchronous transfers are not emulated.
  *
- * A bus fault (the "i2c-timeout" fault: SCL held low, a dead pull-up) makes
- * i2c_master_cmd_begin return ESP_ERR_TIMEOUT; li2c_hw_master_transfer then
- * resets the queue and raises through i2c_lua_checkerr: "i2c timeout"
- * (i2c_hw_master.c near 166-178 and 385-388). Only ESP_FAIL (a NACK) gives
- * the quiet (nil, false).
+ * A bus fault (the "i2c-timeout" fault: a dead bus whose controller raises
+ * no interrupt) makes i2c_master_cmd_begin return ESP_ERR_TIMEOUT;
+ * li2c_hw_master_transfer then resets the queue and raises through
+ * i2c_lua_checkerr: "i2c timeout" (i2c_hw_master.c:166-178, :385-388). Only
+ * ESP_FAIL (a NACK) gives the quiet (nil, false).
+ *
+ * How long that takes is the caller's to_ms, i2c.transfer(id [, cb] [, to_ms])
+ * (i2c_hw_master.c:331-334: luaL_optint, default 0, negative counts as 0),
+ * passed as ticks_to_wait = to_ms / portTICK_PERIOD_MS, or portMAX_DELAY when
+ * 0 (i2c_hw_master.c:360-361). ESP-IDF 5.1.3's i2c_master_cmd_begin (the
+ * esp-idf NodeMCU pins, components/driver/i2c/i2c.c:1544-1590) waits for the
+ * controller's next interrupt event at least I2C_CMD_ALIVE_INTERVAL_TICK
+ * (1000 ms, i2c.c:79) and at most what is left of ticks_to_wait; with none it
+ * returns ESP_ERR_TIMEOUT. So without to_ms a dead bus blocks the Lua task
+ * for good (portMAX_DELAY): the board never answers again until a power
+ * cycle. With to_ms the call blocks max(to_ms rounded down to the 10 ms tick,
+ * 1000 ms) and raises. FreeRTOS ticks at CONFIG_FREERTOS_HZ 100 (ESP-IDF
+ * components/freertos/Kconfig default; NodeMCU's sdkconfig.defaults does not
+ * set it).
  */
 import { argError, lauxlib, lua, pushBytes, raise, type LuaState } from "../fengari.js";
 import type { Machine } from "../machine.js";
+
+/** portTICK_PERIOD_MS at CONFIG_FREERTOS_HZ 100. */
+export const FREERTOS_TICK_MS = 10;
+/** I2C_CMD_ALIVE_INTERVAL_TICK (esp-idf components/driver/i2c/i2c.c:79): 1000 ms. */
+export const I2C_ALIVE_INTERVAL_MS = 1000;
 import { DS3231_ADDRESS } from "../ds3231.js";
 
 const SW = 0;
@@ -124,8 +143,14 @@ export function installI2c(m: Machine): void {
       if (lua.lua_type(L, 2) === lua.LUA_TFUNCTION) raise(L, "asynchronous i2c.transfer (with a callback) is not emulated");
       const ops = queues.get(id)!;
       if (ops.length === 0) raise(L, "no commands scheduled");
+      // i2c_hw_master.c:331-334.
+      const toMs = Math.max(0, lua.lua_isnoneornil(L, 2) ? 0 : lauxlib.luaL_checkinteger(L, 2));
       queues.set(id, []);
-      if (m.hw.faults.has("i2c-timeout")) raise(L, "i2c timeout");
+      if (m.hw.faults.has("i2c-timeout")) {
+        if (toMs === 0) m.halt("hung"); // portMAX_DELAY: the wait never ends
+        m.hw.spend(Math.max(Math.floor(toMs / FREERTOS_TICK_MS) * FREERTOS_TICK_MS, I2C_ALIVE_INTERVAL_MS));
+        raise(L, "i2c timeout");
+      }
       const { data, ack } = runTransfer(m, ops);
       if (data === undefined) lua.lua_pushnil(L);
       else pushBytes(L, data);

@@ -1,9 +1,10 @@
 /**
- * `node` (node.c of dev-esp32): restart and heap. There is no node.random on
+ * `node` (node.c of dev-esp32): restart and heap; dsleep, sleep and bootreason in sleep.ts. There is no node.random on
  * ESP32; reading it fails loudly like any other missing function.
  */
 import { lua } from "../fengari.js";
 import type { Machine } from "../machine.js";
+import { sleepFunctions } from "./sleep.js";
 
 export function installNode(m: Machine): void {
   m.defineModule("node", {
@@ -13,5 +14,7 @@ export function installNode(m: Machine): void {
       lua.lua_pushinteger(L, m.hw.freeHeap);
       return 1;
     },
+    // dsleep, sleep, bootreason: sleep.ts (issue 12).
+    ...sleepFunctions(m),
   });
 }

@@ -1,20 +1,30 @@
 /**
  * `fobkit bank serve`: the HTTP API over the same store as the CLI. Several
- * processes may serve one PostgreSQL database; every rule holds across them.
+ * processes may serve one database; every rule holds across them.
+ * `--workers N` runs N of them on one port (host/server/cluster.ts).
  */
-import { ListenError, parseTrustProxy, startServer } from "../server/serve.js";
-import { JSON_OPTION, KEK_OPTION, DB_OPTION, POLICY_OPTIONS, loadKeys, openStore, policyFrom } from "./bank-common.js";
-import { CliError, EXIT_OK, type Command } from "./command.js";
+import { fileURLToPath } from "node:url";
+import { inWorker, reportListening, startWorkers, WorkerStartError } from "../server/cluster.js";
+import { checkListen, ListenError, parseTrustProxy, startServer } from "../server/serve.js";
+import { JSON_OPTION, KEK_OPTION, DB_OPTION, POLICY_OPTIONS, dbUrl, loadKeys, openStore, policyFrom } from "./bank-common.js";
+import { CliError, EXIT_FAILED, EXIT_OK, intOption, type Command, type Io } from "./command.js";
+
+/** More workers than this gain nothing on one machine's cores and exhaust the database's connections. */
+const MAX_WORKERS = 64;
 
 export const bankServe: Command = {
   name: "bank serve",
-  summary: "serve the bank API (OpenAPI at /openapi.json) for factory, staff and channel keys",
+  summary: "serve the bank API (OpenAPI at /openapi.json) and the staff console (/console/)",
   description:
     "Plain HTTP only on loopback; elsewhere give --tls-cert and --tls-key. Prints the URL it listens on\n" +
+    "The staff console is at <URL>/console/ (accounts: fobkit bank add-staff); times shown in $FOBKIT_CONSOLE_TZ (default Asia/Tokyo).\n" +
     "(port 0 picks a free one), then serves until SIGINT or SIGTERM.\n" +
     "Behind a TLS proxy or load balancer, name it with --trust-proxy so the audit records the client's\n" +
     "address from X-Forwarded-For; the header is ignored from any other peer.\n" +
-    "Example: fobkit bank serve --db postgres://bank@db/bank --kek-file /etc/fobkit/bank.kek --listen 127.0.0.1:8700",
+    "--workers N runs N server processes on the one port (node:cluster), each with its own database pool, so\n" +
+    "verification on PostgreSQL uses more than one core; a worker that dies is replaced. One per core is a good start.\n" +
+    "On SQLite every verification takes the file's one write lock: more workers keep serving if one dies, but are not faster.\n" +
+    "Example: fobkit bank serve --db postgres://bank@db/bank --kek-file /etc/fobkit/bank.kek --listen 127.0.0.1:8700 --workers 4",
   options: {
     db: DB_OPTION,
     listen: { type: "string", placeholder: "HOST:PORT", help: "address to listen on (default 127.0.0.1:8700)" },
@@ -23,10 +33,13 @@ export const bankServe: Command = {
     "tls-key": { type: "string", placeholder: "FILE", help: "PEM private key for HTTPS" },
     "trust-proxy": { type: "string", placeholder: "ADDRS", help: "comma-separated IPs or CIDR ranges of the proxies in front (default: none)" },
     ...POLICY_OPTIONS,
+    workers: { type: "string", placeholder: "N", help: `server processes sharing the port, 1-${MAX_WORKERS} (default 1)` },
     log: { type: "boolean", help: "log requests (never bodies or keys) as JSON on stdout" },
     json: JSON_OPTION,
   },
   run: async ({ values }, io) => {
+    const workers = intOption(values, "workers", 1, MAX_WORKERS) ?? 1;
+    if (workers > 1) return serveWorkers(values, workers, io);
     let trustProxy: string[] | undefined;
     try {
       trustProxy = values["trust-proxy"] === undefined ? undefined : parseTrustProxy(values["trust-proxy"]);
@@ -56,7 +69,8 @@ export const bankServe: Command = {
       }
       throw e;
     }
-    io.stdout.write(values.json ? JSON.stringify({ listening: server.url, db: db.description }) + "\n" : `fobkit bank serve: listening on ${server.url} (${db.description})\n`);
+    if (inWorker()) reportListening(server.url, db.description);
+    else io.stdout.write(values.json ? JSON.stringify({ listening: server.url, db: db.description }) + "\n" : `fobkit bank serve: listening on ${server.url} (${db.description})\n`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       if (io.signal.aborted) return resolve();
@@ -65,7 +79,50 @@ export const bankServe: Command = {
     });
     await server.close();
     await db.close();
-    io.stderr.write("fobkit bank serve: stopped\n");
+    if (!inWorker()) io.stderr.write("fobkit bank serve: stopped\n");
     return EXIT_OK;
   },
 };
+
+/** The primary of `--workers N`: checks what it can once, migrates once, then supervises N ordinary `bank serve` workers. */
+async function serveWorkers(values: Record<string, any>, count: number, io: Io): Promise<number> {
+  try {
+    if (values["trust-proxy"] !== undefined) parseTrustProxy(values["trust-proxy"]);
+    checkListen({ listen: values.listen ?? "127.0.0.1:8700", tlsCert: values["tls-cert"], tlsKey: values["tls-key"] });
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  if (/^sqlite::memory:/.test(dbUrl(values, io))) throw new CliError("--workers: an in-memory SQLite database lives in one process; give a file (sqlite:PATH) or PostgreSQL");
+  loadKeys(values, io, true);
+  policyFrom(io.env, values);
+  // Migrate once here rather than in N workers at once.
+  await (await openStore(values, io)).close();
+  const args = ["bank", "serve"];
+  for (const [name, v] of Object.entries(values)) {
+    if (name === "workers" || v === undefined || v === false) continue;
+    args.push(`--${name}`, ...(v === true ? [] : [String(v)]));
+  }
+  const log = (line: string) => io.stderr.write(`fobkit bank serve: ${line}\n`);
+  let pool;
+  try {
+    pool = await startWorkers({ count, exec: fileURLToPath(new URL("./serve-worker.js", import.meta.url)), args, log });
+  } catch (e) {
+    if (e instanceof WorkerStartError) throw new CliError(e.message, EXIT_FAILED, "worker_failed");
+    throw e;
+  }
+  io.stdout.write(
+    values.json
+      ? JSON.stringify({ listening: pool.url, db: pool.db, workers: pool.pids() }) + "\n"
+      : `fobkit bank serve: listening on ${pool.url} (${pool.db}), ${count} workers\n`,
+  );
+  const failed = await new Promise<string | undefined>((resolve) => {
+    if (io.signal.aborted) return resolve(undefined);
+    io.signal.addEventListener("abort", () => resolve(undefined), { once: true });
+    process.once("SIGTERM", () => resolve(undefined));
+    pool.failed.then(resolve);
+  });
+  await pool.stop();
+  if (failed) throw new CliError(failed, EXIT_FAILED, "workers_failed");
+  log("stopped");
+  return EXIT_OK;
+}

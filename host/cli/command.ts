@@ -4,6 +4,8 @@
  * prompts/progress/diagnostics to stderr (yubikey-manager's rule).
  */
 import type { ParseArgsConfig } from "node:util";
+import { checkTransportKind, TransportKindError, transportFor, type OpenOptions } from "../transport/discover.js";
+import type { Transport, TransportKind } from "../transport/transport.js";
 
 export type OptionSpec = NonNullable<ParseArgsConfig["options"]>[string] & {
   /** One line for --help; the placeholder is shown for string options. */
@@ -30,6 +32,11 @@ export interface Command {
   options: Record<string, OptionSpec>;
   /** Allow positional arguments (documented in usage). */
   positionals?: boolean;
+  /**
+   * The links the command works over (its --port or --ports), shown in its
+   * --help; a path of another kind is refused before anything is opened.
+   */
+  transports?: readonly TransportKind[];
   run(args: { values: Record<string, any>; positionals: string[] }, io: Io): Promise<number>;
 }
 
@@ -52,6 +59,22 @@ export class CliError extends Error {
     super(message);
     this.name = "CliError";
   }
+}
+
+/** Refuse a path the command cannot work over (Command.transports), as bad usage: nothing was opened. */
+export function requirePortKind(c: Command, path: string): void {
+  try {
+    checkTransportKind(path, c.transports ?? ["serial", "hid"], `fobkit ${c.name}`);
+  } catch (e) {
+    if (e instanceof TransportKindError) throw new CliError(e.message, EXIT_USAGE, e.code);
+    throw e;
+  }
+}
+
+/** The transport for a path the user gave, refused unless the command accepts its kind. */
+export function portTransport(c: Command, path: string, options: OpenOptions = {}): Transport {
+  requirePortKind(c, path);
+  return transportFor(path, options);
 }
 
 /** --NAME as a whole number in min..max, or undefined when not given. */

@@ -25,6 +25,7 @@ async function probe(d: FoundDevice, timeoutMs: number): Promise<Row> {
 
 export const devicesCommand: Command = {
   name: "devices",
+  transports: ["serial", "hid"],
   summary: "list attached keyfobs (serial and HID), optionally probing each",
   description: `Lists serial ports whose USB bridge a keyfob board uses, HID devices with the
 keyfob's USB id, and any --port named (an emulator's PTY has no USB id).

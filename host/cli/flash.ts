@@ -1,9 +1,9 @@
 /** `fobkit flash`: install the firmware on a factory-fresh board through its Lua REPL. */
 import { readFileSync, existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { FlashError, flashBoard } from "../flash/flasher.js";
+import { FLASH_TRANSPORTS, FlashError, flashBoard } from "../flash/flasher.js";
 import { progressBar } from "../flash/progress-bar.js";
-import { CliError, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, type Command } from "./command.js";
+import { CliError, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, requirePortKind, type Command } from "./command.js";
 import { requireString } from "./provision.js";
 
 // build/node/host/cli -> build/firmware/fobkit.lua
@@ -22,6 +22,7 @@ export const flashCommand: Command = {
   name: "flash",
   summary: "install the firmware on a factory-fresh NodeMCU board (through its Lua REPL)",
   usage: "--port PATH [--image FILE] [--json]",
+  transports: FLASH_TRANSPORTS,
   description: `A board whose flash has no init.lua boots into NodeMCU's Lua REPL. This
 uploads the image as fobkit.lua and an init.lua that starts it, through that
 REPL, in checked lines; the board computes a CRC-32 of each file it wrote and
@@ -39,6 +40,7 @@ example:
   },
   async run({ values }, io) {
     const port = requireString(values, "port");
+    requirePortKind(flashCommand, port);
     const image = readImage(values.image);
     const bar = progressBar(io.stderr as NodeJS.WritableStream & { isTTY?: boolean });
     try {
@@ -54,7 +56,7 @@ example:
       bar.end();
       if (e instanceof FlashError) {
         const refused = e.code === "locked" || e.code === "firmware";
-        throw new CliError(e.message, refused ? EXIT_REFUSED : EXIT_FAILED, e.code);
+        throw new CliError(e.message, refused ? EXIT_REFUSED : e.code === "transport" ? EXIT_USAGE : EXIT_FAILED, e.code);
       }
       throw e;
     }

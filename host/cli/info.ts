@@ -1,12 +1,12 @@
 /** `fobkit info`: what a keyfob says about itself (never a seed or a code). */
-import { CliError, EXIT_OK, type Command, intOption } from "./command.js";
+import { CliError, EXIT_OK, type Command, intOption, portTransport } from "./command.js";
 import { DeviceSession } from "../device/session.js";
-import { transportFor } from "../transport/discover.js";
 import { cliErrorFrom, requireString } from "./provision.js";
 
 export const infoCommand: Command = {
   name: "info",
   summary: "show a keyfob's state, serial, clock and parameters",
+  transports: ["serial", "hid"],
   options: {
     port: { type: "string", help: "the keyfob's port: a serial path, or hid:PATH", placeholder: "PATH" },
     json: { type: "boolean", help: "print JSON" },
@@ -17,7 +17,7 @@ export const infoCommand: Command = {
     const timeoutMs = intOption(values, "timeout", 10, 600000);
     let session: DeviceSession | undefined;
     try {
-      session = await DeviceSession.open(transportFor(port), { timeoutMs });
+      session = await DeviceSession.open(portTransport(infoCommand, port), { timeoutMs });
       const info = await session.info();
       if (values.json) {
         io.stdout.write(JSON.stringify({ port, ...info, clock: info.clock ?? null, reason: info.reason ?? null }) + "\n");

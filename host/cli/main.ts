@@ -22,6 +22,7 @@ export function findCommand(argv: string[]): { command?: Command; rest: string[]
 export function commandHelp(c: Command): string {
   const lines = [`usage: fobkit ${c.name}${c.usage ? " " + c.usage : Object.keys(c.options).length ? " [options]" : ""}`, "", c.summary];
   if (c.description) lines.push("", c.description.trimEnd());
+  if (c.transports) lines.push("", `transports: ${c.transports.join(", ")} (${c.transports.includes("hid") ? "hid:PATH for HID, any other path is serial" : "a hid:PATH is refused"})`);
   const opts = Object.entries(c.options);
   if (opts.length) {
     lines.push("", "options:");
@@ -72,6 +73,17 @@ function defaultIo(): Io & { dispose(): void } {
   };
 }
 
+/** --json anywhere before a `--`: a script reads stdout, so a failure must be JSON there too. */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end < 0 ? argv : argv.slice(0, end)).includes("--json");
+}
+
+/** The shape every command's --json failure has (bank-common.ts reportError). */
+function writeJsonError(io: Io, code: string, message: string): void {
+  io.stdout.write(JSON.stringify({ ok: false, error: { code, message } }) + "\n");
+}
+
 export async function runCli(argv: string[], io?: Io): Promise<number> {
   const own = io ? undefined : defaultIo();
   const env = io ?? own!;
@@ -107,17 +119,22 @@ export async function runCli(argv: string[], io?: Io): Promise<number> {
       );
       parsed = parseArgs({ args: rest, options: options as any, allowPositionals: !!command.positionals, strict: true });
     } catch (e) {
-      env.stderr.write(`fobkit ${command.name}: ${(e as Error).message.replace(/\. To specify a positional.*$/s, "")}\nRun \`fobkit ${command.name} --help\` for usage.\n`);
+      const message = (e as Error).message.replace(/\. To specify a positional.*$/s, "");
+      env.stderr.write(`fobkit ${command.name}: ${message}\nRun \`fobkit ${command.name} --help\` for usage.\n`);
+      if (wantsJson(argv)) writeJsonError(env, "bad_usage", message);
       return EXIT_USAGE;
     }
     return await command.run({ values: parsed.values as Record<string, any>, positionals: parsed.positionals }, env);
   } catch (e) {
     if (e instanceof CliError) {
       env.stderr.write(`fobkit: ${e.message}\n`);
+      if (wantsJson(argv)) writeJsonError(env, e.code, e.message);
       return e.exitCode;
     }
-    env.stderr.write(`fobkit: ${(e as Error).message ?? String(e)}\n`);
+    const message = (e as Error).message ?? String(e);
+    env.stderr.write(`fobkit: ${message}\n`);
     if (env.env.FOBKIT_DEBUG) env.stderr.write(String((e as Error).stack) + "\n");
+    if (wantsJson(argv)) writeJsonError(env, "failed", message);
     return EXIT_FAILED;
   } finally {
     own?.dispose();

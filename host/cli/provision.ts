@@ -3,14 +3,13 @@
  * Also the option specs and helpers the station/export/register commands share.
  */
 import { hostname } from "node:os";
-import { CliError, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, intOption, type Command, type Io, type OptionSpec } from "./command.js";
+import { CliError, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, intOption, portTransport, type Command, type Io, type OptionSpec } from "./command.js";
 import { DeviceSession } from "../device/session.js";
 import { FactoryError, FactoryRecord, type TokenParams } from "../station/factory-record.js";
 import { MAX_LINE } from "../serial/serial-number.js";
 import { FactoryKeyError } from "../station/seed-cipher.js";
 import { provisionKeyfob, type ProvisionResult } from "../station/provision.js";
 import { wallClock } from "../clock.js";
-import { transportFor } from "../transport/discover.js";
 import { withRegistration } from "../station/station.js";
 import { BankConfigError, bankTarget } from "../station/bank-client.js";
 import { TransportError } from "../transport/transport.js";
@@ -123,7 +122,7 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
   try {
     record.recoverInterrupted();
     try {
-      session = await DeviceSession.open(transportFor(port), { timeoutMs });
+      session = await DeviceSession.open(portTransport(provisionCommand, port), { timeoutMs });
     } catch (e) {
       throw cliErrorFrom(e);
     }
@@ -161,6 +160,7 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
 export const provisionCommand: Command = {
   name: "provision",
   summary: "provision one keyfob: serial, seed, clock, self-test, lock, record",
+  transports: ["serial", "hid"],
   description: `Assigns the batch's next serial, writes a fresh seed (CSPRNG), sets the clock
 from this host's UTC, checks the keyfob's self-test code against the host's
 own, locks it and records it good in the factory file. Any failure is

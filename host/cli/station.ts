@@ -1,5 +1,5 @@
 /** `fobkit station`: continuous provisioning on several ports; serials to stdout, progress to stderr. */
-import { CliError, EXIT_OK, EXIT_REFUSED, type Command, intOption } from "./command.js";
+import { CliError, EXIT_OK, EXIT_REFUSED, type Command, intOption, requirePortKind } from "./command.js";
 import { ProgressView } from "../station/progress.js";
 import { runStation } from "../station/station.js";
 import { wallClock } from "../clock.js";
@@ -10,6 +10,7 @@ import { BANK_OPTIONS, bankFrom, FACTORY_OPTIONS, LINE_OPTION, PARAM_OPTIONS, op
 export const stationCommand: Command = {
   name: "station",
   summary: "provision keyfobs continuously as they are plugged in",
+  transports: ["serial", "hid"],
   description: `Waits for keyfobs (USB-discovered, or the --ports given), provisions each once,
 several at a time, and prints each good serial on stdout for its label.
 A keyfob is provisioned again only after it was removed and a keyfob
@@ -26,7 +27,7 @@ keyfobs are labelled and locked that the bank cannot take.
     ...LINE_OPTION,
     ports: { type: "string", help: "watch these ports (comma-separated) instead of USB discovery", placeholder: "P1,P2" },
     count: { type: "string", help: "stop after this many good tokens", placeholder: "N" },
-    flash: { type: "boolean", help: "also take factory-fresh boards: install the firmware through the REPL first (fobkit flash)" },
+    flash: { type: "boolean", help: "also take factory-fresh boards: install the firmware through the REPL first (fobkit flash; serial ports only: a HID keyfob already runs fobkit)" },
     image: { type: "string", help: "the Lua image for --flash (default: build/firmware/fobkit.lua)", placeholder: "FILE" },
     ...PARAM_OPTIONS,
     ...BANK_OPTIONS,
@@ -36,6 +37,7 @@ keyfobs are labelled and locked that the bank cannot take.
   async run({ values }, io) {
     const ports = values.ports === undefined ? undefined : String(values.ports).split(",").map((p) => p.trim()).filter(Boolean);
     if (ports !== undefined && ports.length === 0) throw new CliError("--ports needs at least one path");
+    for (const p of ports ?? []) requirePortKind(stationCommand, p);
     const count = intOption(values, "count", 1, 1_000_000);
     const pollMs = intOption(values, "poll-ms", 10, 60000);
     const timeoutMs = intOption(values, "timeout", 10, 600000);

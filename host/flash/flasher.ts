@@ -26,7 +26,8 @@
 import { LINK_BAUD } from "../../protocol/codes.js";
 import { DeviceSession, type KeyfobInfo } from "../device/session.js";
 import { SerialTransport } from "../transport/serial-transport.js";
-import type { Transport } from "../transport/transport.js";
+import type { Transport, TransportKind } from "../transport/transport.js";
+import { kindOfName } from "../transport/discover.js";
 import { BOARD_CRC_LUA, crc32, crcHex } from "./crc32.js";
 import { luaChunks, luaQuote } from "./lua-chunks.js";
 import { ReplClient, ReplError } from "./repl-client.js";
@@ -40,7 +41,14 @@ const PART = ".part";
 /** Data lines in flight: 2 x 241 bytes, well inside the UART driver's buffer and the stdin pipe. */
 export const WINDOW = 2;
 
-export type FlashErrorCode = "locked" | "firmware" | "no_board" | "verify" | "aborted" | "repl";
+export type FlashErrorCode = "locked" | "firmware" | "no_board" | "verify" | "aborted" | "repl" | "transport";
+
+/**
+ * The links flashing works over: only the UART reaches NodeMCU's Lua REPL.
+ * A keyfob's HID interface is its firmware's own, so a board that has one
+ * already runs fobkit.
+ */
+export const FLASH_TRANSPORTS: readonly TransportKind[] = ["serial"];
 
 export class FlashError extends Error {
   constructor(
@@ -156,6 +164,9 @@ async function probeFirmware(open: () => Transport, port: string): Promise<never
 
 export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   const t0 = performance.now();
+  if (opts.openTransport === undefined && !FLASH_TRANSPORTS.includes(kindOfName(opts.port))) {
+    throw new FlashError("transport", `${opts.port}: flashing works over ${FLASH_TRANSPORTS.join(" or ")} only (NodeMCU's Lua REPL is on the UART); a HID path is a keyfob that already runs fobkit`);
+  }
   const open = opts.openTransport ?? (() => new SerialTransport({ path: opts.port, baudRate: opts.baudRate }));
   const lineMs = opts.lineTimeoutMs ?? 5000;
   const image = opts.image;

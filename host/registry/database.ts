@@ -70,29 +70,50 @@ export class DatabaseBusyError extends Error {
 
 /**
  * The database server could not be reached, or dropped the connection
- * (PostgreSQL restarting, a backend terminated, the network): a RegistryError
- * of kind "unavailable", so the API answers 503 with Retry-After and the CLI
- * exits 3. A statement the connection dropped under may or may not have
- * committed; retrying is safe for every decision: a code that did commit
- * answers "replayed" the second time, so it is never accepted twice, and
- * the audit holds one record for the one decision that was made.
+ * (PostgreSQL restarting or failing over, a backend terminated, the
+ * network): a RegistryError of kind "unavailable", so the API answers 503
+ * with Retry-After and the CLI exits 3. `outcome`: "none" when nothing was
+ * done (the connection failed before the change committed, or the database
+ * confirmed the transaction aborted): code database_unavailable, retry.
+ * "unknown" when the connection was lost while a change was committing and
+ * the database could not say afterwards how it ended: code outcome_unknown;
+ * a retried verification then answers "replayed" if the first was accepted.
  */
 export class DatabaseUnavailableError extends RegistryError {
-  constructor(where: string, cause: unknown) {
+  constructor(
+    where: string,
+    cause: unknown,
+    readonly outcome: "none" | "unknown" = "none",
+  ) {
     const why = (cause as { code?: string; message?: string })?.code ?? (cause as Error)?.message ?? String(cause);
-    super("database_unavailable", `the database ${where} is unavailable (${why}); retry shortly`, "unavailable", { retryable: true });
+    super(
+      outcome === "none" ? "database_unavailable" : "outcome_unknown",
+      outcome === "none"
+        ? `the database ${where} is unavailable (${why}); nothing was done, retry shortly`
+        : `the connection to the database ${where} was lost while the change was committing (${why}); it may or may not have been made: check before doing it again`,
+      "unavailable",
+      { retryable: true, outcome },
+    );
     this.name = "DatabaseUnavailableError";
   }
 }
 
-/** SQLSTATE classes and socket errors that mean the connection, not the statement, failed. */
+/**
+ * SQLSTATEs and socket errors that mean the connection, not the statement,
+ * failed: class 08 (connection exception), 57P01-57P03 (admin shutdown,
+ * crash shutdown, cannot connect now) and 53300 (too many connections),
+ * from PostgreSQL's Appendix A; and pg's own messages for a connection that
+ * ended (pg/lib/client.js: "Connection terminated unexpectedly", "Client
+ * has encountered a connection error and is not queryable"; pg-pool:
+ * "timeout exceeded when trying to connect").
+ */
 export function connectionFailure(e: unknown): boolean {
   const code = (e as { code?: unknown })?.code;
   const message = String((e as Error)?.message ?? "");
   if (typeof code === "string") {
-    if (/^08/.test(code)) return true; // connection_exception
-    if (["57P01", "57P02", "57P03", "53300"].includes(code)) return true; // admin/crash shutdown, cannot connect now, too many connections
-    if (["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH"].includes(code)) return true;
+    if (/^08/.test(code)) return true;
+    if (["57P01", "57P02", "57P03", "53300"].includes(code)) return true;
+    if (["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"].includes(code)) return true;
   }
-  return /Connection terminated|connection error and is not queryable|Client was closed and is not queryable/.test(message);
+  return /Connection terminated|not queryable|timeout exceeded when trying to connect/.test(message);
 }

@@ -148,6 +148,71 @@ CREATE TRIGGER tokens_kek_usable BEFORE INSERT OR UPDATE OF kek_id ON tokens FOR
 CREATE TRIGGER secrets_kek_usable BEFORE INSERT OR UPDATE OF kek_id ON registry_secrets FOR EACH ROW EXECUTE FUNCTION kek_usable();
 `;
 
+/*
+ * Migration 5 (issue 13): the staff console.
+ *
+ * staff: named bank staff (teller or supervisor) with a scrypt password hash
+ * (host/registry/staff.ts); failed_signins counts wrong passwords in a row
+ * and is raised before the password is checked, in one conditional UPDATE,
+ * so parallel sign-ins cannot get more than five tries. staff_sessions holds
+ * the SHA-256 of each session id (the cookie's value is never stored) and its
+ * CSRF token. approvals: what a teller asked for that a supervisor must
+ * approve (maker-checker, host/registry/approvals.ts). The indexes serve the
+ * console's lists, search and audit filters at 100,000 keyfobs (below).
+ */
+const CONSOLE_TABLES = `
+CREATE TABLE staff (
+  name            TEXT PRIMARY KEY,
+  role            TEXT NOT NULL CHECK (role IN ('teller', 'supervisor')),
+  password_hash   TEXT NOT NULL,
+  failed_signins  INTEGER NOT NULL DEFAULT 0,
+  created_at      BIGINT NOT NULL,
+  disabled_at     BIGINT,
+  last_signin_at  BIGINT
+);
+CREATE TABLE staff_sessions (
+  id_hash     TEXT PRIMARY KEY,
+  staff       TEXT NOT NULL REFERENCES staff (name),
+  csrf        TEXT NOT NULL,
+  source      TEXT NOT NULL,
+  created_at  BIGINT NOT NULL,
+  seen_at     BIGINT NOT NULL
+);
+CREATE INDEX staff_sessions_staff ON staff_sessions (staff);
+CREATE TABLE approvals (
+  id          TEXT PRIMARY KEY,
+  action      TEXT NOT NULL,
+  customer    TEXT,
+  serial      TEXT,
+  detail      TEXT,
+  maker       TEXT NOT NULL,
+  made_at     BIGINT NOT NULL,
+  state       TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected', 'failed')),
+  checker     TEXT,
+  decided_at  BIGINT,
+  outcome     TEXT
+);
+CREATE INDEX approvals_state ON approvals (state, made_at);
+CREATE INDEX audit_actor ON audit (actor, id);
+CREATE INDEX audit_at ON audit (at);
+`;
+
+/*
+ * The lists' indexes end in `staged`, so the visibility test of a staged
+ * import (LIVE in registry.ts) is answered from the index: a COUNT or a deep
+ * OFFSET never reads the table. Text columns sort bytewise on both engines
+ * (SQLite's BINARY; PostgreSQL COLLATE "C", which the console's queries name),
+ * so "begins with" is an index range. No index holds updated_at or
+ * fail_count: every verification changes them, and an index on them would
+ * slow the hot path (and stop PostgreSQL's HOT updates).
+ */
+const consoleIndexes = (c: string) => `
+CREATE INDEX tokens_console_serial ON tokens (serial${c}, staged);
+CREATE INDEX tokens_console_state_serial ON tokens (state, serial${c}, staged);
+CREATE INDEX tokens_console_customer ON tokens (customer${c}, serial${c}, staged);
+CREATE INDEX tokens_console_state_customer ON tokens (state, customer${c}, serial${c}, staged);
+`;
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -226,6 +291,11 @@ ${INDEXES}`,
     name: "tokens.not_before/not_after: a PSKC key's StartDate and ExpiryDate (RFC 6030 §5), unix ms",
     sql: `ALTER TABLE tokens ADD COLUMN not_before BIGINT;
 ALTER TABLE tokens ADD COLUMN not_after BIGINT;`,
+  },
+  {
+    version: 5,
+    name: "staff accounts, console sessions, maker-checker approvals; indexes for the console's lists and audit filters",
+    sql: { sqlite: CONSOLE_TABLES + consoleIndexes(""), postgres: CONSOLE_TABLES + consoleIndexes(' COLLATE "C"') },
   },
 ];
 

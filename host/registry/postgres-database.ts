@@ -2,9 +2,18 @@
  * PostgreSQL through a pg Pool. Transactions run on one pooled client;
  * correctness across server processes comes from row locks (`forUpdate`)
  * taken inside them, never from anything held in this process.
+ *
+ * Lost connections (a terminated backend, a restart, a failover) never
+ * crash the process and never leave a transaction open: a pooled client
+ * that dies while checked out emits 'error' with no query to fail (pg's
+ * Client._handleErrorEvent), so every checkout listens for it, and a client
+ * whose connection failed is destroyed, not returned to the pool. Such
+ * failures surface as DatabaseUnavailableError: "none" when nothing was
+ * done, "unknown" only when the connection died during COMMIT and the
+ * database could not be asked afterwards (pg_xact_status) how it ended.
  */
 import { createHash } from "node:crypto";
-import pg from "pg";
+import pg, { type PoolClient, type QueryConfig, type QueryResult } from "pg";
 import { DatabaseUnavailableError, connectionFailure, type Database, type Sql } from "./database.js";
 
 const INT8_OID = 20;
@@ -14,6 +23,19 @@ function numbered(sql: string): string {
   let n = 0;
   return sql.replace(/\?/g, () => "$" + ++n);
 }
+
+/** The first line of a connection failure's message (for DatabaseUnavailableError), or undefined if `e` is not one. */
+function connectionProblem(e: unknown): string | undefined {
+  if (!connectionFailure(e)) return undefined;
+  const err = e as { code?: unknown; message?: unknown };
+  const message = typeof err?.message === "string" ? err.message.split("\n")[0] : "";
+  return typeof err?.code === "string" && !message.includes(err.code) ? `${err.code}: ${message}` : message;
+}
+
+/** How long a transaction whose COMMIT lost its connection keeps asking how it ended. */
+const COMMIT_CHECK_MS = 5000;
+/** How long a request waits for a connection before it is told the database is unavailable. */
+const CONNECT_TIMEOUT_MS = 5000;
 
 type Query = (q: { text: string; values: unknown[]; name?: string }) => Promise<{ rows: any[]; rowCount: number | null }>;
 
@@ -36,7 +58,7 @@ function nameOf(text: string): string | undefined {
   return name;
 }
 
-function over(q: Query, where: string): Sql {
+function over(q: Query): Sql {
   const run = async (sql: string, params: unknown[]) => {
     const text = numbered(sql);
     const name = params.length ? nameOf(text) : undefined;
@@ -45,7 +67,6 @@ function over(q: Query, where: string): Sql {
     } catch (e) {
       // A migration run by another process changed a table under a prepared SELECT *: nothing ran; run it unprepared.
       if (name && /cached plan must not change result type/.test(String((e as Error)?.message))) return q({ text, values: params });
-      if (connectionFailure(e)) throw new DatabaseUnavailableError(where, e);
       throw e;
     }
   };
@@ -93,14 +114,54 @@ export class PostgresDatabase implements Database {
       // Enough connections for the requests one process has in flight; PostgreSQL's
       // own group commit shares a WAL flush among the transactions committing together.
       max: options.max ?? 20,
+      // Never wait forever for a server that accepts connections but does not answer.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       // Startup parameters: set before the first query on every pooled connection.
       options: [schema ? `-c search_path=${schema}` : "", syncCommit === "off" ? "-c synchronous_commit=off" : ""].filter(Boolean).join(" ") || undefined,
       // BIGINT columns hold steps and millisecond times, both far below 2^53.
       types: { getTypeParser: (oid, format) => (oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) },
     });
-    // An idle client dying (server restart) must not crash the process.
+    // An idle client dying (server restart) must not crash the process; the pool drops it.
     this.pool.on("error", () => undefined);
-    this.direct = over((q) => this.pool.query(q), this.description);
+    this.direct = over((c) => this.query(c));
+  }
+
+  /** A pooled client, listening for the 'error' a dying connection emits while it is checked out. */
+  private async checkout(): Promise<{ client: PoolClient; lost: () => unknown; release(destroy: boolean): void }> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (e) {
+      throw new DatabaseUnavailableError(this.description, connectionProblem(e) ?? (e as Error).message);
+    }
+    let lost: unknown;
+    const onError = (e: unknown) => (lost ??= e);
+    client.on("error", onError);
+    return {
+      client,
+      lost: () => lost,
+      release: (destroy) => {
+        // A destroyed client keeps the listener: its socket may still report errors while it closes.
+        if (!destroy) client.off("error", onError);
+        client.release(destroy || undefined);
+      },
+    };
+  }
+
+  /** One statement outside a transaction (autocommit). */
+  private async query(config: QueryConfig): Promise<QueryResult> {
+    const c = await this.checkout();
+    try {
+      const r = await c.client.query(config);
+      c.release(false);
+      return r;
+    } catch (e) {
+      const problem = connectionProblem(c.lost() ?? e) ?? (c.lost() ? String((c.lost() as Error).message) : undefined);
+      c.release(!!problem);
+      if (!problem) throw e;
+      // Sent, then the connection died: an autocommitted write may have committed.
+      throw new DatabaseUnavailableError(this.description, problem, "unknown");
+    }
   }
 
   all<T>(sql: string, params?: unknown[]): Promise<T[]> {
@@ -114,24 +175,71 @@ export class PostgresDatabase implements Database {
   }
 
   async tx<T>(fn: (t: Sql) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect().catch((e) => {
-      throw connectionFailure(e) ? new DatabaseUnavailableError(this.description, e) : e;
-    });
+    const c = await this.checkout();
+    const { client } = c;
+    let xid: string | undefined;
+    let started: string | undefined;
+    let committing = false;
+    let value: T | undefined;
     try {
-      await client.query("BEGIN");
-      const value = await fn(over((q) => client.query(q), this.description));
+      // The transaction's id and the server's start time in the same round trip as BEGIN: if COMMIT loses its
+      // connection, pg_xact_status on the same server instance tells how it ended.
+      const begun = (await client.query("BEGIN; SELECT pg_current_xact_id()::text AS xid, pg_postmaster_start_time()::text AS started")) as unknown as QueryResult[];
+      xid = begun[1].rows[0].xid;
+      started = begun[1].rows[0].started;
+      value = await fn(over((q) => client.query(q)));
+      // A client already known dead does not send COMMIT (pg rejects the query at once): nothing committed.
+      committing = c.lost() === undefined;
       await client.query("COMMIT");
-      client.release();
+      c.release(false);
       return value;
     } catch (e) {
-      try {
-        await client.query("ROLLBACK");
-        client.release();
-      } catch {
-        client.release(true);
+      const problem = connectionProblem(c.lost() ?? e) ?? (c.lost() ? String((c.lost() as Error).message) : undefined);
+      if (!problem) {
+        try {
+          await client.query("ROLLBACK");
+          c.release(false);
+        } catch {
+          c.release(true);
+        }
+        throw e;
       }
-      if (!(e instanceof DatabaseUnavailableError) && connectionFailure(e)) throw new DatabaseUnavailableError(this.description, e);
-      throw e;
+      // The connection is gone: PostgreSQL rolls back whatever had not committed.
+      c.release(true);
+      if (!committing || xid === undefined || started === undefined) throw new DatabaseUnavailableError(this.description, problem);
+      // It did commit: the decision stands, and the caller gets it.
+      if (await this.committed(xid, started)) return value as T;
+      throw new DatabaseUnavailableError(this.description, problem);
+    }
+  }
+
+  /**
+   * After COMMIT lost its connection: did transaction `xid` commit? Asks on
+   * a fresh connection until the database answers, for up to
+   * COMMIT_CHECK_MS; DatabaseUnavailableError "unknown" if it never does.
+   * Only the server instance that ran the transaction can say: after a
+   * crash or a failover another transaction may carry the same xid (an xid
+   * whose WAL was never flushed or replicated is handed out again), so if
+   * pg_postmaster_start_time changed the answer is "unknown".
+   */
+  private async committed(xid: string, started: string): Promise<boolean> {
+    const deadline = Date.now() + COMMIT_CHECK_MS;
+    let problem = "no answer";
+    for (;;) {
+      try {
+        const r = await this.pool.query("SELECT pg_xact_status($1::xid8) AS s, pg_postmaster_start_time()::text AS started", [xid]);
+        if (r.rows[0]?.started !== started) throw new DatabaseUnavailableError(this.description, "the database server restarted or failed over while the transaction committed", "unknown");
+        const s = r.rows[0]?.s;
+        if (s === "committed") return true;
+        if (s === "aborted") return false;
+        // "in progress": the dying backend has not finished aborting; NULL: too old to tell (not after seconds).
+        problem = `transaction ${s ?? "status unknown"}`;
+      } catch (e) {
+        if (e instanceof DatabaseUnavailableError && e.outcome === "unknown") throw e;
+        problem = connectionProblem(e) ?? (e as Error).message;
+      }
+      if (Date.now() >= deadline) throw new DatabaseUnavailableError(this.description, problem, "unknown");
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 

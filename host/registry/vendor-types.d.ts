@@ -51,12 +51,15 @@ declare module "pg" {
     query<R = any>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
     query<R = any>(config: QueryConfig): Promise<QueryResult<R>>;
     release(err?: Error | boolean): void;
+    on(event: "error", listener: (err: Error) => void): this;
+    off(event: "error", listener: (err: Error) => void): this;
   }
   interface PoolConfig {
     connectionString?: string;
     options?: string;
     max?: number;
     idleTimeoutMillis?: number;
+    connectionTimeoutMillis?: number;
     types?: { getTypeParser(oid: number, format?: string): (value: string) => unknown };
   }
   class Pool {
@@ -70,5 +73,5 @@ declare module "pg" {
   const types: { getTypeParser(oid: number, format?: string): (value: string) => unknown };
   const _default: { Pool: typeof Pool; types: typeof types };
   export default _default;
-  export { Pool, types };
+  export { Pool, types, type PoolClient, type QueryConfig, type QueryResult };
 }

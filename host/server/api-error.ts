@@ -5,7 +5,7 @@
  * messages may change. Nothing secret reaches either.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { DatabaseBusyError } from "../registry/database.js";
+import { DatabaseBusyError, DatabaseUnavailableError } from "../registry/database.js";
 import { KeyFileError } from "../registry/key-ring.js";
 import { RegistryError } from "../registry/types.js";
 
@@ -37,6 +37,8 @@ export const TRANSPORT_ERRORS: Record<string, string> = {
   bad_url: "400: the path is not valid URL syntax (a bad % escape)",
   uri_too_long: "414: a path parameter is longer than any serial or customer id can be",
   busy: "503: the database is busy (another program holds its write lock); retry after the Retry-After seconds",
+  database_unavailable: "503: the database could not be reached or its connection was lost; nothing was done, retry after the Retry-After seconds",
+  outcome_unknown: "503: the database connection was lost while the change committed and the outcome could not be read back; read the state before redoing it (a verify's code then answers `replayed` if it was accepted)",
   internal_error: "500: the server failed; the request may or may not have taken effect only if it changed something, see the audit",
 };
 
@@ -60,7 +62,15 @@ export function frameworkErrorHandler(err: FastifyError, _request: FastifyReques
   return sendError(reply, 500, "internal_error", "internal error");
 }
 
+/** The operator hears of a lost database at most this often per process (each request still gets its 503). */
+const UNAVAILABLE_LOG_MS = 10_000;
+let unavailableLoggedAt = 0;
+
 export function errorHandler(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err instanceof DatabaseUnavailableError && Date.now() - unavailableLoggedAt >= UNAVAILABLE_LOG_MS) {
+    unavailableLoggedAt = Date.now();
+    process.stderr.write(`fobkit bank serve: answering 503 ${err.code}: ${err.message}\n`);
+  }
   if (err instanceof RegistryError) {
     if (err.kind === "unavailable") reply.header("retry-after", String(RETRY_AFTER_SECONDS));
     return sendError(reply, KIND_STATUS[err.kind], err.code, err.message, err.detail);

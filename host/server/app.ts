@@ -6,6 +6,9 @@
  *
  * Public without a key: GET /openapi.json (the API's description, no data)
  * and GET /healthz (process and database up).
+ *
+ * /console/: the staff console (host/console), signed in with staff
+ * accounts and sessions, not API keys; same registry, same rules.
  */
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Registry } from "../registry/registry.js";
@@ -14,6 +17,7 @@ import { errorHandler, frameworkErrorHandler, sendError } from "./api-error.js";
 import { KeyCache } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
 import { ROUTES } from "./routes.js";
+import { consolePlugin } from "../console/console.js";
 
 /** Largest body accepted: a registration is well under 1 KiB. */
 export const BODY_LIMIT = 16 * 1024;
@@ -25,6 +29,8 @@ export interface AppOptions {
   logger?: boolean;
   /** Proxies whose X-Forwarded-For is believed (serve.ts parseTrustProxy); none by default. */
   trustProxy?: string[];
+  /** Unix ms; tests inject a clock (the registry's, so maker-checker and the lifecycle agree). */
+  now?: () => number;
 }
 
 declare module "fastify" {
@@ -93,11 +99,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
           params: (req.params ?? {}) as Record<string, string>,
           query: (req.query ?? {}) as Record<string, unknown>,
           body: req.body,
+          now: (options.now ?? Date.now)(),
         });
         reply.code(r.ok.status);
         return out;
       },
     });
   }
+  app.register(consolePlugin, { prefix: "/console", registry, now: options.now });
   return app;
 }

@@ -5,6 +5,7 @@
 import type { Registry } from "../registry/registry.js";
 import { refusalsOf } from "../registry/lifecycle.js";
 import { MAX_LIST } from "../registry/registry.js";
+import { unlockUnderRule, withdrawUnderRule } from "../registry/approvals.js";
 import { CODE_PATTERN, CUSTOMER_PATTERN, SERIAL_PATTERN } from "../registry/validation.js";
 import { BARRING_REASONS, TOKEN_STATES, WITHDRAW_REASONS, type Actor, type NewToken, type Role } from "../registry/types.js";
 
@@ -14,6 +15,8 @@ export interface RouteContext {
   params: Record<string, string>;
   query: Record<string, unknown>;
   body: any;
+  /** Unix ms, the server's clock (maker-checker's 24 hours). */
+  now: number;
 }
 
 export interface RouteDef {
@@ -221,23 +224,25 @@ export const ROUTES: RouteDef[] = [
     url: "/v1/customers/:customer/unlock",
     roles: ["staff"],
     operationId: "unlockToken",
-    summary: "Lift the lock after repeated wrong codes (the manual's 停止状態の解除).",
+    summary:
+      "Lift the lock after repeated wrong codes (the manual's 停止状態の解除). Maker-checker: a third unlock of one customer within 24 hours is not done; it becomes a request a supervisor approves in the staff console (409 needs_approval, detail.approval).",
     params: { customer: CUSTOMER },
     ok: { status: 200, description: "Unlocked.", schema: TOKEN_STATUS_SCHEMA },
-    refusals: refusalsOf("unlock", { byCustomer: true }),
-    handler: ({ registry, actor, params }) => registry.unlock(params.customer, actor),
+    refusals: [...refusalsOf("unlock", { byCustomer: true }), "needs_approval"],
+    // API staff keys have a teller's authority (host/registry/approvals.ts).
+    handler: ({ registry, actor, params, now }) => unlockUnderRule(registry, params.customer, actor, "teller", now),
   },
   {
     method: "POST",
     url: "/v1/customers/:customer/withdraw",
     roles: ["staff"],
     operationId: "withdrawToken",
-    summary: `Take the customer's keyfob out of use without its code (lost, stolen, returned, faulty); the customer may be issued another at once. A keyfob withdrawn as ${BARRING_REASONS.join(" or ")} is never issued again.`,
+    summary: `Take the customer's keyfob out of use without its code (lost, stolen, returned, faulty); the customer may be issued another at once. A keyfob withdrawn as ${BARRING_REASONS.join(" or ")} is never issued again. Only a supervisor (staff console) records stolen: an API key gets needs_supervisor; withdraw as lost to block the keyfob now.`,
     params: { customer: CUSTOMER },
     body: { type: "object", required: ["reason"], additionalProperties: false, properties: { reason: { type: "string", enum: WITHDRAW_REASONS } } },
     ok: { status: 200, description: "Retired.", schema: TOKEN_STATUS_SCHEMA },
-    refusals: refusalsOf("withdraw", { byCustomer: true }),
-    handler: ({ registry, actor, params, body }) => registry.withdraw(params.customer, body.reason, actor),
+    refusals: [...refusalsOf("withdraw", { byCustomer: true }), "needs_supervisor"],
+    handler: ({ registry, actor, params, body, now }) => withdrawUnderRule(registry, params.customer, body.reason, actor, "teller", now),
   },
   {
     method: "POST",

@@ -70,13 +70,19 @@ export interface ServeOptions {
   trustProxy?: string[];
 }
 
-export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstance; url: string; registry: Registry; close(): Promise<void> }> {
+/** The listen address and TLS choice, checked (ListenError) before anything starts. */
+export function checkListen(o: Pick<ServeOptions, "listen" | "tlsCert" | "tlsKey">): { host: string; port: number; tls: boolean } {
   const { host, port } = parseListen(o.listen);
   if (!!o.tlsCert !== !!o.tlsKey) throw new ListenError("give both --tls-cert and --tls-key, or neither");
   const tls = !!o.tlsCert;
   if (!tls && !isLoopback(host)) {
     throw new ListenError(`refusing plain HTTP on ${host}: registration carries seeds, which travel only over HTTPS. Listen on 127.0.0.1 or give --tls-cert and --tls-key`);
   }
+  return { host, port, tls };
+}
+
+export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstance; url: string; registry: Registry; close(): Promise<void> }> {
+  const { host, port, tls } = checkListen(o);
   let https: { key: Buffer; cert: Buffer } | undefined;
   if (tls) {
     try {
@@ -86,7 +92,7 @@ export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstan
     }
   }
   const registry = new Registry(o.db, { keys: o.keys, policy: o.policy, now: o.now });
-  const app = buildApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy });
+  const app = buildApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy, now: o.now });
   await app.listen({ host, port });
   const addr = app.server.address();
   const actualPort = typeof addr === "object" && addr ? addr.port : port;

@@ -5,7 +5,8 @@
  * lock with INFO, and only then records the token good. Every failure after
  * a serial was handed out is recorded failed with the reason, and the keyfob
  * is wiped if it is not locked (or, if it cannot be reached, left unlocked:
- * the next run wipes it first and succeeds).
+ * the next run wipes it first and succeeds; one that lost power comes back
+ * blank, since the keyfob writes its flash only at LOCK: protocol/SPEC.md).
  *
  * Seeds: held only in this function's buffers (wiped in `finally`), sealed
  * into the factory record, sent to the keyfob; never in a result, a log line
@@ -122,7 +123,8 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
     // serial and the self-test go out back to back and the keyfob answers
     // them in order, so the line does not sit idle for a round trip per
     // command. SET_CLOCK goes first, so the keyfob sets the time the moment
-    // it was read, not after a flash write of unknown length. Each outcome is
+    // it was read. None of the four writes the keyfob's flash (they are staged
+    // until LOCK, the one flash write of a provisioning). Each outcome is
     // still taken in order below; a failure stops the run at that step.
     step("set_clock");
     const clockSet = pipelined(session.setClock(Math.floor(now() / 1000)));

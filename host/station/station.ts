@@ -10,11 +10,11 @@
  */
 import { lstatSync, statSync } from "node:fs";
 import { DeviceSession, type SessionOptions } from "../device/session.js";
-import { listKeyfobs, transportFor, type OpenOptions } from "../transport/discover.js";
+import { kindOfName, listKeyfobs, transportFor, type OpenOptions } from "../transport/discover.js";
 import type { Transport } from "../transport/transport.js";
 import type { FactoryRecord } from "./factory-record.js";
 import { registerRecorded, type BankTarget } from "./bank-client.js";
-import { FlashError, flashBoard } from "../flash/flasher.js";
+import { FLASH_TRANSPORTS, FlashError, flashBoard } from "../flash/flasher.js";
 import { provisionKeyfob, type ProvisionOptions, type ProvisionResult, type ProvisionStep } from "./provision.js";
 
 export const DEFAULT_POLL_MS = 200;
@@ -89,6 +89,8 @@ export async function withRegistration(record: FactoryRecord, bank: BankTarget, 
  * already runs fobkit (locked or not) is left as it is: provisioning decides.
  */
 async function flashIfBlank(path: string, image: Uint8Array, signal: AbortSignal | undefined, step: (s: ProvisionStep) => void): Promise<void> {
+  // Only a UART reaches NodeMCU's REPL; a keyfob found on HID already runs fobkit (FLASH_TRANSPORTS).
+  if (!FLASH_TRANSPORTS.includes(kindOfName(path))) return;
   step("flash");
   try {
     await flashBoard({ port: path, image, signal });

@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import { SerialPort } from "serialport";
 import { HidTransport, type HidOpener } from "./hid-transport.js";
 import { SerialTransport } from "./serial-transport.js";
-import type { Transport } from "./transport.js";
+import type { Transport, TransportKind } from "./transport.js";
 
 /** USB-UART bridges of ESP32 boards (vendor:product, lower-case hex as serialport reports them). */
 export const SERIAL_USB_IDS: Record<string, string> = {
@@ -76,8 +76,42 @@ export interface OpenOptions {
   hidOpener?: HidOpener;
 }
 
-/** A transport for a name as the user typed it: "hid:/dev/hidraw3" or a serial path. */
-export function transportFor(name: string, options: OpenOptions = {}): Transport {
+/** The kind of link a name opens: "hid:PATH" is HID, anything else a serial port. */
+export function kindOfName(name: string): TransportKind {
+  return name.startsWith("hid:") ? "hid" : "serial";
+}
+
+/**
+ * A command (or library call) used on a kind of link it cannot work over
+ * (yubikey-manager's commands declare their connections the same way):
+ * refused before anything is opened.
+ */
+export class TransportKindError extends Error {
+  readonly code = "bad_transport";
+  constructor(
+    readonly what: string,
+    readonly path: string,
+    readonly kind: TransportKind,
+    readonly accepts: readonly TransportKind[],
+  ) {
+    super(`${what} works over ${accepts.join(" or ")} only: ${path} is ${kind === "hid" ? "a HID device" : `a ${kind} port`}`);
+    this.name = "TransportKindError";
+  }
+}
+
+/** Throw TransportKindError unless the name opens a kind in accepts. */
+export function checkTransportKind(name: string, accepts: readonly TransportKind[], what: string): void {
+  const kind = kindOfName(name);
+  if (!accepts.includes(kind)) throw new TransportKindError(what, name, kind, accepts);
+}
+
+/**
+ * A transport for a name as the user typed it: "hid:/dev/hidraw3" or a
+ * serial path. With accepts, a name of another kind is refused
+ * (TransportKindError) before anything is opened.
+ */
+export function transportFor(name: string, options: OpenOptions = {}, accepts?: { kinds: readonly TransportKind[]; what: string }): Transport {
+  if (accepts) checkTransportKind(name, accepts.kinds, accepts.what);
   if (name.startsWith("hid:")) return new HidTransport({ path: name.slice(4), open: options.hidOpener });
   return new SerialTransport({ path: name, baudRate: options.baudRate });
 }

@@ -24,6 +24,9 @@ test("make demo runs end to end and every step turns out as the story says", () 
   expect(out).toMatch(/issuance 2/);
   expect(out).toMatch(/withdrew FK\d+ \(lost\): retired/);
   expect(out).toMatch(/refused: barred/);
+  // The console step: a teller account whose password stays in its file, and Chromium's screenshots.
+  expect(out).toMatch(/console: http:\/\/127\.0\.0\.1:\d+\/console\/ — staff ID madoguchi, one-time password in madoguchi\.pw/);
+  expect(out).toMatch(/Chromium signed in as madoguchi, searched C-10112235, opened keyfob FK\d+ \(状態: 利用中\)/);
   // The step counter's total matches the steps the demo ran.
   const headers = [...out.matchAll(/\[(\d+)\/(\d+)\]/g)];
   expect(headers.at(-1)![1]).toBe(headers.at(-1)![2]);

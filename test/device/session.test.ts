@@ -1,28 +1,29 @@
 /**
- * DeviceSession over a real PTY (serialport's real binding) to the keyfob
- * double: typed results, request ids, which commands are resent and which
+ * DeviceSession over a real PTY (serialport's real binding) to the real
+ * keyfob code (firmware/app on the in-memory board) behind a link that can
+ * lose, flip and hold bytes (link-faults.ts): typed results, request ids, which commands are resent and which
  * are verified first, and the unplug path.
  */
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import * as P from "../../protocol/index.js";
-import { totpAt } from "../../firmware/otp/index.js";
+import { referenceTotp } from "../../host/station/reference-totp.js";
 import { DeviceError } from "../../host/device/device-error.js";
 import { DeviceSession, PIPELINE_MAX_BYTES, PIPELINE_MAX_REQUESTS } from "../../host/device/session.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
 import { ptyPair, type PtyPair } from "../transport/pty-pair.js";
-import { KeyfobDouble } from "./keyfob-double.js";
-import { serveDouble } from "./double-on-link.js";
+import { FaultyLinkKeyfob } from "./link-faults.js";
+import { serveKeyfob } from "./serve-keyfob.js";
 
 let pair: PtyPair;
-let fob: KeyfobDouble;
+let fob: FaultyLinkKeyfob;
 let session: DeviceSession;
 let devEnd: SerialTransport;
 
 async function start(timeoutMs = 300): Promise<void> {
   devEnd = new SerialTransport({ path: pair.device });
   await devEnd.open();
-  void serveDouble(devEnd, fob);
+  void serveKeyfob(devEnd, fob);
   session = await DeviceSession.open(new SerialTransport({ path: pair.host }), { timeoutMs, retries: 2 });
 }
 
@@ -38,7 +39,7 @@ async function failure(p: Promise<unknown>): Promise<DeviceError> {
 
 beforeEach(async () => {
   pair = await ptyPair();
-  fob = new KeyfobDouble();
+  fob = new FaultyLinkKeyfob();
 });
 
 afterEach(async () => {
@@ -51,13 +52,15 @@ describe("DeviceSession", () => {
   it("reads INFO as typed fields: serial a string, clock unix seconds, hardware id hex", async () => {
     await start();
     const blank = await session.info();
-    expect(blank).toMatchObject({ state: "blank", serial: "", seedSet: false, clockSet: false, lockSet: false, firmware: "1.0.0", hardwareId: "d00b1e0001020304", model: "FOBKIT-1" });
-    expect(blank.clock).toBeUndefined();
+    expect(blank).toMatchObject({ state: "blank", serial: "", seedSet: false, clockSet: false, lockSet: false, firmware: "1.1.0", hardwareId: "d00b1e0001020304", model: "FOBKIT-1" });
+    // The keyfob reports its RTC even before the clock was set (clockSet says whether it was).
+    expect(Math.abs(blank.clock! - fob.now())).toBeLessThanOrEqual(1);
     expect(blank.algorithm).toBeUndefined();
-    await session.setClock(4102444800); // 2100-01-01: past 2^32 s would need timeHi; this one tests > 2^31
+    // 2099-12-31, the DS3231's last year (rtc-ds3231.ts: it would count 2100 as a leap year): past 2^31 s.
+    await session.setClock(4102358400);
     const later = await session.info();
-    expect(later.clock).toBeGreaterThanOrEqual(4102444800);
-    expect(later.clock).toBeLessThan(4102444800 + 3);
+    expect(later.clock).toBeGreaterThanOrEqual(4102358400);
+    expect(later.clock).toBeLessThan(4102358400 + 3);
     expect(session.hardwareId).toBe("d00b1e0001020304");
   });
 
@@ -70,8 +73,7 @@ describe("DeviceSession", () => {
     await session.setSerial("FK000100000197");
     const st = await session.selfTest();
     expect(Math.abs(st.time - now)).toBeLessThanOrEqual(2);
-    const host = totpAt([...seed], st.time, 60, 8, P.ALG_SHA1);
-    expect(typeof host === "number" ? host : host.text).toBe(st.code);
+    expect(referenceTotp(seed, st.time, 60, 8, "SHA1")).toBe(st.code);
     await session.lock("FK000100000197");
     const info = await session.info();
     expect(info).toMatchObject({ state: "locked", serial: "FK000100000197", algorithm: "SHA1", digits: 8, period: 60, lockSet: true });
@@ -93,10 +95,9 @@ describe("DeviceSession", () => {
       session.selfTest(),
     ]);
     expect(fob.log).toEqual([P.CMD_WRITE_SEED, P.CMD_SET_CLOCK, P.CMD_SET_SERIAL, P.CMD_SELF_TEST]);
-    const host = totpAt([...seed], st.time, 60, 8, P.ALG_SHA1);
-    expect(typeof host === "number" ? host : host.text).toBe(st.code);
+    expect(referenceTotp(seed, st.time, 60, 8, "SHA1")).toBe(st.code);
     expect(session.stats).toMatchObject({ requests: 4, retries: 0, timeouts: 0 });
-    expect(fob).toMatchObject({ serial: [...Buffer.from("FK000100000197")], clockSet: true, state: P.STATE_PROVISIONED });
+    expect(fob.info()).toMatchObject({ serial: [...Buffer.from("FK000100000197")], flags: P.INFO_CLOCK_SET | P.INFO_SEED_SET, state: P.STATE_PROVISIONED });
   });
 
   it(`keeps at most ${PIPELINE_MAX_REQUESTS} requests and ${PIPELINE_MAX_BYTES} wire bytes unanswered`, async () => {
@@ -202,7 +203,10 @@ describe("DeviceSession", () => {
     const seed = randomBytes(20);
     await session.writeSeed({ algorithm: "SHA1", digits: 8, period: 60, seed });
     expect(fob.log).toEqual([P.CMD_WRITE_SEED, P.CMD_INFO, P.CMD_WRITE_SEED]);
-    expect(Buffer.from(fob.seed!)).toEqual(seed);
+    // The keyfob holds that seed: its self-test code (once its clock is set) is the host's for it.
+    fob.setClockDirect(Math.floor(Date.now() / 1000));
+    const st = fob.selfTest();
+    expect(st.code).toBe(referenceTotp(seed, st.at, 60, 8, "SHA1"));
   });
 
   it("gives up with timeout after the allowed attempts", async () => {

@@ -23,6 +23,7 @@ import * as P from "../../protocol/index.js";
 import { fobkit } from "../station/cli-io.js";
 import { IMAGE, NODE_BUILD } from "../support/paths.js";
 import { prng } from "../support/prng.js";
+import { LINK_BAUD } from "../../protocol/codes.js";
 
 const image = readFileSync(IMAGE);
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -96,7 +97,7 @@ describe("fobkit flash", () => {
     expect(r.stderr).toMatch(/flash: 100%/); // not a TTY: plain progress lines
     expectInstalled(stateDir);
     expect(events.filter((e) => e.event === "boot").map((e) => e.init)).toEqual([false, true]);
-    console.log(`fobkit flash, ${image.length} B at 115200 baud: upload ${(out.uploadMs / 1000).toFixed(1)} s, total ${(out.totalMs / 1000).toFixed(1)} s, wire ${out.wireBytesOut} B out / ${out.wireBytesIn} B in (${((out.wireBytesOut * 10) / 115200).toFixed(1)} s at 10 bits per byte)`);
+    console.log(`fobkit flash, ${image.length} B at ${LINK_BAUD} baud: upload ${(out.uploadMs / 1000).toFixed(1)} s, total ${(out.totalMs / 1000).toFixed(1)} s, wire ${out.wireBytesOut} B out / ${out.wireBytesIn} B in (${((out.wireBytesOut * 10) / LINK_BAUD).toFixed(1)} s at 10 bits per byte)`);
 
     const again = await fobkit(["flash", "--port", path, "--image", IMAGE]);
     expect(again.code).toBe(1);

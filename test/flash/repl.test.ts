@@ -13,6 +13,7 @@ import { Emulator } from "../../hil/emulator.js";
 import { BOARD_CRC_LUA, crc32, crcHex } from "../../host/flash/crc32.js";
 import { luaChunks, luaQuote, MAX_LINE } from "../../host/flash/lua-chunks.js";
 import { prng } from "../support/prng.js";
+import { LINK_BAUD } from "../../protocol/codes.js";
 
 function board(files: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), "fobkit-repl-"));
@@ -116,7 +117,7 @@ describe("NodeMCU REPL on a board without init.lua", () => {
 
   it("uart.setup's echo argument turns the echo off", () => {
     const b = board();
-    b.send("uart.setup(0, 115200, 8, 0, 1, 0)\n");
+    b.send(`uart.setup(0, ${LINK_BAUD}, 8, 0, 1, 0)\n`);
     b.take();
     b.send("print(3)\n");
     expect(b.take()).toBe("3\n> ");

@@ -60,19 +60,47 @@ describe("init.lua errors (lua.c pmain: docall, l_print, no restart)", () => {
 });
 
 describe("faults modelled from the source", () => {
-  it("i2c-timeout: i2c.transfer raises \"i2c timeout\" (i2c_hw_master.c 385-388 via i2c_lua_checkerr)", () => {
+  const queueOne = "i2c.start(i2c.HW0) i2c.address(i2c.HW0, 0x68, i2c.TRANSMITTER) i2c.write(i2c.HW0, 0) i2c.stop(i2c.HW0)";
+
+  it("i2c-timeout with to_ms: i2c.transfer blocks max(to_ms, 1000 ms) and raises \"i2c timeout\" (i2c_hw_master.c 331-334, 360-388; esp-idf i2c.c 1544-1590)", () => {
     const b = board(
       [
         "i2c.setup(i2c.HW0, 21, 22, i2c.FAST)",
-        "i2c.start(i2c.HW0) i2c.address(i2c.HW0, 0x68, i2c.TRANSMITTER) i2c.write(i2c.HW0, 0) i2c.stop(i2c.HW0)",
-        "print(pcall(i2c.transfer, i2c.HW0))",
+        queueOne,
+        "print(pcall(i2c.transfer, i2c.HW0, 50))",
         // The queue was reset before the raise: a second transfer has nothing to run.
-        "print(pcall(i2c.transfer, i2c.HW0))",
+        "print(pcall(i2c.transfer, i2c.HW0, 50))",
+        queueOne,
+        "print(pcall(i2c.transfer, i2c.HW0, 2500))",
+        'print("done")',
       ].join("\n"),
       ["i2c-timeout"],
     );
     b.emu.boot();
+    // The first transfer keeps Lua busy 1000 ms (the driver's alive interval outlasts 50 ms): what
+    // init.lua prints after it leaves the UART only then.
+    b.emu.advance(0.9);
+    expect(b.said()).not.toContain("i2c timeout");
+    b.emu.advance(0.2);
     expect(b.said()).toMatch(/false\ti2c timeout\nfalse\tno commands scheduled/);
+    // The third keeps it busy 2500 ms more.
+    b.emu.advance(2.3);
+    expect(b.said()).not.toContain("done");
+    b.emu.advance(0.2);
+    expect(b.said()).toMatch(/false\ti2c timeout\ndone\n/);
+    b.emu.close();
+  });
+
+  it("i2c-timeout without to_ms: portMAX_DELAY, the transfer never returns and the board hangs until a power cycle", () => {
+    const b = board(["i2c.setup(i2c.HW0, 21, 22, i2c.FAST)", queueOne, "print(pcall(i2c.transfer, i2c.HW0))", 'print("after")'].join("\n"), ["i2c-timeout"]);
+    b.emu.boot();
+    b.emu.advance(30);
+    expect(b.said()).not.toContain("i2c timeout");
+    expect(b.said()).not.toContain("after");
+    expect(b.events.some((e) => e.event === "hung")).toBe(true);
+    b.emu.uartWrite('print("anyone")\n');
+    b.emu.advance(1);
+    expect(b.said()).not.toContain("anyone");
     b.emu.close();
   });
 

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { SerialPort } from "serialport";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { loadHil, tempDir } from "./support.js";
+import { LINK_BAUD } from "../../protocol/codes.js";
 
 type Hil = Awaited<ReturnType<typeof loadHil>>;
 let hil: Hil;
@@ -28,7 +29,7 @@ async function boardOnPty(init: string) {
   const link = await hil.PtyLink.open(emu, { path });
   cleanups.push(() => link.close());
   const port = await new Promise<SerialPort>((resolve, reject) => {
-    const p = new SerialPort({ path, baudRate: 115200, autoOpen: false });
+    const p = new SerialPort({ path, baudRate: LINK_BAUD, autoOpen: false });
     p.open((err) => (err ? reject(err) : resolve(p)));
   });
   cleanups.push(() => new Promise<void>((r) => (port.isOpen ? port.close(() => r()) : r())));

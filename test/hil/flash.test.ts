@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadHil, tempDir } from "./support.js";
@@ -49,11 +49,22 @@ describe("SPIFFS model with power-cut injection", () => {
     expect(readFileSync(join(dir, "r"), "latin1")).toBe("1234");
   });
 
-  it("names follow SPIFFS: flat, at most 31 bytes, leading slash dropped", () => {
-    const f = new FlashStore(tempDir("flash-"));
-    expect(f.normalize("/init.lua")).toBe("init.lua");
-    expect(f.normalize("a/b")).toBeUndefined();
+  it("names follow SPIFFS under NodeMCU's empty base path: the path as given (\"/x\" is not \"x\"), \"\" is \"/\", at most 31 bytes", () => {
+    const dir = tempDir("flash-");
+    const f = new FlashStore(dir);
+    expect(f.normalize("/init.lua")).toBe("/init.lua");
+    expect(f.normalize("a/b")).toBe("a/b");
+    expect(f.normalize("")).toBe("/");
     expect(f.normalize("x".repeat(31))).toBe("x".repeat(31));
-    expect(f.normalize("x".repeat(32))).toBeUndefined();
+    expect(f.normalize("/" + "x".repeat(30))).toBe("/" + "x".repeat(30));
+    expect(f.normalize("/" + "x".repeat(31))).toBeUndefined();
+    for (const name of ["/x", "x", "a/b", "..", "%2F"]) {
+      expect(f.openWrite(name, true)).toBe("ok");
+      expect(f.write(name, 0, bytes(name))).toBe("ok");
+    }
+    expect([...f.list().keys()].sort()).toEqual(["%2F", "..", "/x", "a/b", "x"]);
+    for (const name of ["/x", "x", "a/b", "..", "%2F"]) expect(Buffer.from(f.read(name)!).toString("latin1")).toBe(name);
+    // Every name is one file in the state directory, none outside it.
+    expect(readdirSync(dir).length).toBe(5);
   });
 });

@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { totpAt } from "../../firmware/otp/index.js";
+import { referenceTotp } from "../../host/station/reference-totp.js";
 import { EmuProcess } from "../../hil/emu-process.js";
 import { DeviceSession } from "../../host/device/session.js";
 import { DeviceError } from "../../host/device/device-error.js";
@@ -55,7 +55,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const hostCode = (unix: number) => (totpAt(Array.from(seed), unix, 60, 8, 1) as { text: string }).text;
+const hostCode = (unix: number) => referenceTotp(seed, unix, 60, 8, "SHA1");
 
 describe("provisioning over the serial port", () => {
   test("seed, serial, clock, then the self-test code is the host's own computation", async () => {

@@ -133,6 +133,69 @@ describe("constants and returns", () => {
   });
 });
 
+describe("files: SPIFFS names under base path \"\" (user_main.c:138-139; esp-idf vfs.c:308-316)", () => {
+  it("\"/x\" and \"x\" are two files; file.list shows \"/x\" as \"x\" with the stat of \"x\" (esp_spiffs.c:734-738, file.c:39-75)", () => {
+    const { bootText, emu } = bootLua(
+      [
+        'local f = io.open("/x", "w") f:write("slash") f:close()',
+        'f = io.open("x", "w") f:write("no") f:close()',
+        'print(io.open("/x"):read("a"), io.open("x"):read("a"))',
+        'file.remove("x")',
+        'print(file.exists("/x"), file.exists("x"), io.open("x"))',
+        'print(file.list()["x"], file.list()["/x"])',
+        'print(file.rename("/x", "x"), file.exists("/x"), io.open("x"):read("a"))',
+      ].join("\n"),
+    );
+    expect(bootText).toContain("slash\tno\n");
+    expect(bootText).toContain("true\tfalse\tnil\tx: No such file or directory\t2\n");
+    expect(bootText).toContain("0\tnil\n");
+    expect(bootText).toContain("true\tfalse\tslash\n");
+    expect(emu.flash.list().has("x")).toBe(true);
+  });
+
+  it("a name longer than 31 bytes: fopen fails with ENAMETOOLONG (esp_spiffs.c:495-496)", () => {
+    const { bootText } = bootLua(`print(io.open("/${"n".repeat(31)}", "w"))`);
+    expect(bootText).toContain(`/${"n".repeat(31)}: File name too long\t91\n`);
+  });
+});
+
+describe("io (liolib.c) and the base library's file loaders (lbaselib.c, lauxlib.c, loadlib.c)", () => {
+  it("read(0) is nil at the end (test_eof, liolib.c:474-479); an unknown format is a bad argument (:563-564); mode takes any number of b (:40-44)", () => {
+    const { bootText } = bootLua(
+      [
+        'local f = io.open("r.txt", "w") f:write("ab") f:close()',
+        'f = io.open("r.txt", "rbb")',
+        'print(f:read(0), f:read(2), f:read(0))',
+        'print(pcall(f.read, f, "x"))',
+      ].join("\n"),
+    );
+    expect(bootText).toContain("\tab\tnil\n");
+    expect(bootText).toMatch(/false\t.*bad argument #1 to '\?' \(invalid format\)|false\t.*invalid format/);
+  });
+
+  it("loadfile returns nil and lauxlib's message; dofile raises it unprefixed; no name is \"filename is NULL\" (lbaselib.c:269-292, :361-368; lauxlib.c:725-731, :774-780)", () => {
+    const { bootText } = bootLua(
+      ["print(loadfile(\"nope.lua\"))", "print(pcall(dofile, \"nope.lua\"))", "print(pcall(dofile))"].join("\n"),
+    );
+    expect(bootText).toContain("nil\tcannot open nope.lua: No such file or directory\n");
+    expect(bootText).toContain("false\tcannot open nope.lua: No such file or directory\n");
+    expect(bootText).toMatch(/false\t\S*filename is NULL\n/);
+  });
+
+  it("require searches package.path \"?.lc;?.lua\" with dots as \"/\" and calls the loader with (name, file) (luaconf.h:86; loadlib.c:455-519)", () => {
+    const dir = tempDir("emu-fid-req-");
+    writeFileSync(join(dir, "a%2Fb.lua"), "local name, file = ... return name .. '|' .. file");
+    writeFileSync(join(dir, "init.lua"), 'print(require("a.b"))\nprint(pcall(require, "c.d"))');
+    const emu = new hil.Emulator({ stateDir: dir, time: 1700000000, countInstructions: false });
+    const tx: number[] = [];
+    emu.on("uart", (b: Uint8Array) => tx.push(...b));
+    emu.boot();
+    const text = Buffer.from(tx).toString("latin1");
+    expect(text).toContain("a.b|a/b.lua\n");
+    expect(text).toContain("module 'c.d' not found:\n\tno field package.preload['c.d']\n\tno file 'c/d.lc'\n\tno file 'c/d.lua'");
+  });
+});
+
 describe("the NodeMCU build file (nodemcu-build/sdkconfig.fobkit)", () => {
   const probeGlobals = (build?: string) => {
     return bootLua(`print(type(spi), type(sodium), type(net), type(http), type(file), type(bit))`, build ? { build } : {}).bootText;

@@ -11,6 +11,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BANNER } from "../../hil/repl.js";
 import { NODE_BUILD } from "../support/paths.js";
 import { buildFixture, loadHil, tempDir } from "./support.js";
+import { LINK_BAUD } from "../../protocol/codes.js";
 
 type Hil = Awaited<ReturnType<typeof loadHil>>;
 let hil: Hil;
@@ -25,7 +26,7 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-function openPort(path: string, baudRate = 115200): Promise<SerialPort> {
+function openPort(path: string, baudRate = LINK_BAUD): Promise<SerialPort> {
   return new Promise((resolve, reject) => {
     const p = new SerialPort({ path, baudRate, autoOpen: false });
     p.open((err) => (err ? reject(err) : resolve(p)));

@@ -30,11 +30,11 @@ describe("protocol in the Lua image", () => {
     );
   });
 
-  it("uses no lualib helper and requires only its own modules", () => {
+  it("uses no lualib helper and requires only its own modules and the shared core below it", () => {
     for (const [name, code] of mods) {
       expect(withoutStrings(code), name).not.toMatch(/__TS__/);
       expect(code, name).not.toMatch(/lualib_bundle/);
-      for (const r of code.matchAll(/require\(\s*"([^"]*)"\s*\)/g)) expect(r[1], name).toMatch(/^protocol\./);
+      for (const r of code.matchAll(/require\(\s*"([^"]*)"\s*\)/g)) expect(r[1], name).toMatch(/^(protocol|core)\./);
     }
   });
 

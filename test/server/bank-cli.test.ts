@@ -197,6 +197,16 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     expect(r.stderr).toMatch(/--kek-file/);
   });
 
+  it("--json: a failure before the command runs (bad option, missing key file, unknown option) is still one JSON line on stdout", async () => {
+    const badOption = await bank("issue", "--customer", "c1", "--bogus", "--json");
+    expect(badOption.code).toBe(2);
+    expect(badOption.json).toMatchObject({ ok: false, error: { code: "bad_usage", message: expect.stringMatching(/--bogus/) } });
+    const noKek = await bank("verify", "--customer", "c1", "--code", "12345678", "--kek-file", join(dir, "absent.kek"), "--json");
+    expect(noKek.code).toBe(2);
+    expect(noKek.json).toMatchObject({ ok: false, error: { message: expect.stringMatching(/absent\.kek/) } });
+    expect(noKek.stdout.trim().split("\n")).toHaveLength(1);
+  });
+
   it("--window is capped at what the clock model justifies, with a clear error (issue 11, item 7)", async () => {
     for (const w of ["16", "999999"]) {
       const r = await bank("verify", "--customer", "c1", "--code", "12345678", "--window", w);

@@ -27,10 +27,11 @@ export async function runFobkit(args: string[], env: NodeJS.ProcessEnv = {}): Pr
 }
 
 /** Starts `fobkit bank serve ... --listen 127.0.0.1:0`; resolves with its URL once it listens. */
-export async function startServeProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ url: string; proc: ChildProcess; stop(): Promise<void> }> {
+export async function startServeProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ url: string; proc: ChildProcess; stop(): Promise<void>; info: Record<string, unknown> }> {
   const proc = fobkitProcess(["bank", "serve", "--listen", "127.0.0.1:0", "--json", ...args], env);
   let stderr = "";
   proc.stderr!.on("data", (d) => (stderr += d));
+  let info: Record<string, unknown> = {};
   const url = await new Promise<string>((res, rej) => {
     let out = "";
     const timer = setTimeout(() => rej(new Error("bank serve did not start in 20 s: " + stderr)), 20_000);
@@ -39,7 +40,8 @@ export async function startServeProcess(args: string[], env: NodeJS.ProcessEnv =
       const line = out.split("\n").find((l) => l.includes('"listening"'));
       if (line) {
         clearTimeout(timer);
-        res(JSON.parse(line).listening);
+        info = JSON.parse(line);
+        res(info.listening as string);
       }
     });
     proc.on("exit", (c) => {
@@ -50,9 +52,10 @@ export async function startServeProcess(args: string[], env: NodeJS.ProcessEnv =
   return {
     url,
     proc,
+    info,
     stop: () =>
       new Promise<void>((res) => {
-        if (proc.exitCode !== null) return res();
+        if (proc.exitCode !== null || proc.signalCode !== null) return res();
         proc.once("exit", () => res());
         proc.kill("SIGTERM");
       }),

@@ -112,7 +112,7 @@ describe("fobkit provision over a real PTY", () => {
     rec.close();
   });
 
-  it("a keyfob unplugged after its seed was written is wiped by the rerun before it is provisioned", async () => {
+  it("a keyfob unplugged after its seed was written comes back blank (nothing reached its flash) and the rerun provisions it", async () => {
     const fob = await attach("tty0");
     const run = new CliRun();
     let pulled: Promise<void> | undefined;
@@ -123,9 +123,26 @@ describe("fobkit provision over a real PTY", () => {
     await pulled;
     const back = await attach("tty0", { stateDir: fob.stateDir });
     const before = JSON.parse((await fobkit(["info", "--port", back.path, "--json"])).stdout);
-    expect(before).toMatchObject({ state: "provisioned", seedSet: true });
+    expect(before).toMatchObject({ state: "blank", seedSet: false, serial: "" });
     const r = new CliRun();
     expect(await r.run(["provision", "--port", back.path, "--factory", factory])).toBe(0);
+    expect(r.out.stderr).not.toMatch(/\bwipe\b/);
+  });
+
+  it("a keyfob left provisioned and powered by a station that stopped before LOCK is wiped by the rerun before it is provisioned", async () => {
+    const fob = await attach("tty0");
+    const session = await DeviceSession.open(new SerialTransport({ path: fob.path }));
+    try {
+      await session.setClock(Math.floor(Date.now() / 1000));
+      await session.writeSeed({ algorithm: "SHA1", digits: 8, period: 60, seed: new Uint8Array(20).fill(7) });
+      await session.setSerial("FK-LEFT");
+    } finally {
+      await session.close();
+    }
+    const before = JSON.parse((await fobkit(["info", "--port", fob.path, "--json"])).stdout);
+    expect(before).toMatchObject({ state: "provisioned", seedSet: true, serial: "FK-LEFT" });
+    const r = new CliRun();
+    expect(await r.run(["provision", "--port", fob.path, "--factory", factory, "--line", "1"])).toBe(0);
     expect(r.out.stderr).toMatch(/\bwipe\b/);
   });
 

@@ -4,9 +4,9 @@
  * core (issue 10, item 7): a bug in that core must fail the self-test, not
  * pass its own check. Here the firmware core is replaced, for this file's
  * whole module graph, by one with a plausible bug (the key's last bit
- * flipped, as a byte-order slip would), and the keyfob double,
- * which computes its self-test code with that core, is provisioned over a
- * real PTY: the station must refuse it and wipe it. Under the old station,
+ * flipped, as a byte-order slip would), and the real keyfob code (the tsc
+ * build of firmware/app on the in-memory board), which computes its
+ * self-test code with that core, is provisioned over a real PTY: the station must refuse it and wipe it. Under the old station,
  * which imported the same core, this keyfob was locked and recorded good.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,14 +14,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import * as P from "../../protocol/index.js";
-import * as otp from "../../firmware/otp/index.js";
 import { DeviceSession } from "../../host/device/session.js";
 import { FactoryRecord } from "../../host/station/factory-record.js";
 import { provisionKeyfob } from "../../host/station/provision.js";
 import { referenceTotp } from "../../host/station/reference-totp.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
-import { KeyfobDouble } from "../device/keyfob-double.js";
-import { serveDouble } from "../device/double-on-link.js";
+import { FaultyLinkKeyfob } from "../device/link-faults.js";
+import { serveKeyfob } from "../device/serve-keyfob.js";
+import { nodeBuild } from "../support/paths.js";
 import { ptyPair, type PtyPair } from "../transport/pty-pair.js";
 import { FIELD_NOTES_TOTP_60, RFC6238_SEEDS, RFC6238_TOTP } from "../vectors/rfc-test-vectors.js";
 
@@ -31,19 +31,24 @@ import { FIELD_NOTES_TOTP_60, RFC6238_SEEDS, RFC6238_TOTP } from "../vectors/rfc
  * the station's random seeds, would give the same code and pass.)
  */
 const broken = { on: false };
-vi.mock("../../firmware/otp/index.js", async (importOriginal) => {
-  const real = await importOriginal<typeof import("../../firmware/otp/index.js")>();
+// The keyfob's core as the device code imports it: the tsc build (FOBKIT_BUILD, as test/support/paths.ts).
+const HMAC_BUILD = vi.hoisted(() => {
+  const build = process.env.FOBKIT_BUILD ?? "build";
+  return `${build.startsWith("/") ? build : `${import.meta.dirname}/../../${build}`}/node/firmware/otp/hmac.js`;
+});
+vi.mock(HMAC_BUILD, async (importOriginal) => {
+  const real = await importOriginal<any>();
   return {
     ...real,
-    totpAt: (seed: number[], unix: number, period: number, digits: number, alg: number) =>
-      real.totpAt(broken.on ? seed.map((b, i) => (i === seed.length - 1 ? b ^ 1 : b)) : seed, unix, period, digits, alg),
+    prepareKey: (seed: number[], alg: number) => real.prepareKey(broken.on ? seed.map((b, i) => (i === seed.length - 1 ? b ^ 1 : b)) : seed, alg),
   };
 });
+const otp: any = await nodeBuild("firmware/otp/index.js");
 
 let dir: string;
 let pair: PtyPair;
 let devEnd: SerialTransport;
-let fob: KeyfobDouble;
+let fob: FaultyLinkKeyfob;
 let record: FactoryRecord;
 let session: DeviceSession;
 
@@ -51,10 +56,10 @@ beforeEach(async () => {
   broken.on = false;
   dir = mkdtempSync(join(tmpdir(), "fobkit-st-"));
   pair = await ptyPair();
-  fob = new KeyfobDouble();
+  fob = new FaultyLinkKeyfob();
   devEnd = new SerialTransport({ path: pair.device });
   await devEnd.open();
-  void serveDouble(devEnd, fob);
+  void serveKeyfob(devEnd, fob);
   record = FactoryRecord.open(join(dir, "f.sqlite"), { create: true, line: 1 });
   // A long timeout: the exchange is exact, and a loaded machine must not add a resend.
   session = await DeviceSession.open(new SerialTransport({ path: pair.host }), { timeoutMs: 5000, retries: 1 });
@@ -89,7 +94,7 @@ describe("the station's self-test check is independent of the firmware's OTP cor
     broken.on = true;
     // The injected bug is real for this module graph: the firmware core now disagrees with the RFC.
     const seed = [...Buffer.from(RFC6238_SEEDS.sha1)];
-    expect((otp.totpAt(seed, 59, 30, 8, 1) as { text: string }).text).not.toBe("94287082");
+    expect(otp.formatCode(otp.totp(otp.prepareKey(seed, 1), { hi: 0, lo: 59 }, 30, 8), 8)).not.toBe("94287082");
     const r = await provisionKeyfob(session, record);
     expect(r).toMatchObject({ status: "failed", wiped: true, reason: "self-test failed: the keyfob's code differs from the host's computation" });
     expect(fob.state).toBe(P.STATE_BLANK);

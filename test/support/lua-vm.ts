@@ -29,7 +29,18 @@ export const LUA32 = resolve(import.meta.dirname, "..", "..", "build", "lua32", 
 export interface LuaCall {
   /** Dotted path into the table the image returns, e.g. "otp.totp". */
   fn: string;
+  /** Arguments; { $ref: i } stands for what call i (0-based, earlier in the same batch) returned, as the VM holds it. */
   args: unknown[];
+}
+
+/** An argument standing for an earlier call's result in the same batch (LuaCall.args). */
+export function ref(index: number): { $ref: number } {
+  return { $ref: index };
+}
+
+/** Replace { $ref: i } arguments with results[i] (the JS side of the same convention). */
+export function resolveRefs(args: unknown[], results: unknown[]): unknown[] {
+  return args.map((a) => (a !== null && typeof a === "object" && "$ref" in a ? results[(a as { $ref: number }).$ref] : a));
 }
 
 export type LuaResult = { ok: true; value: unknown } | { ok: false; error: string };
@@ -104,12 +115,19 @@ local function lookup(root, path)
 end
 function __fobkit_batch(image, calls)
   local results = {}
+  local raw = {}
   for i = 1, #calls do
     local c = calls[i]
     local f = lookup(image, c[1])
+    local args = c[2]
+    for k = 1, c[3] do
+      local a = args[k]
+      if type(a) == "table" and a["$ref"] ~= nil then args[k] = raw[a["$ref"] + 1] end
+    end
     local ok, res
     if type(f) ~= "function" then ok, res = false, "no function " .. c[1]
-    else ok, res = pcall(f, table.unpack(c[2], 1, c[3])) end
+    else ok, res = pcall(f, table.unpack(args, 1, c[3])) end
+    raw[i] = res
     if ok then results[i] = '{"ok":true,"value":' .. json(res) .. '}'
     else results[i] = '{"ok":false,"error":' .. json(tostring(res)) .. '}' end
   end

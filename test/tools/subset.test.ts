@@ -90,7 +90,7 @@ describe("subset checker on fixtures", { timeout: 120_000 }, () => {
     expect(() => checkSubset([join(FIXTURES, "no-such.ts")], { configPath: CONFIG })).toThrow(/does not exist/);
     expect(() => checkSubset(fixtureFiles, { configPath: join(FIXTURES, "none.json") })).toThrow(/does not exist/);
     expect(() => checkSubset([join(FIXTURES, "README.md")], { configPath: CONFIG })).toThrow(/not a \.ts file/);
-    expect(() => checkSubset([join(ROOT, "firmware", "lib", "intrinsics.ts")], { configPath: CONFIG })).toThrow(/never transpiled/);
+    expect(() => checkSubset([join(ROOT, "core", "intrinsics.ts")], { configPath: CONFIG })).toThrow(/never transpiled/);
   });
 });
 
@@ -175,7 +175,7 @@ describe("the real firmware/ and protocol/ tree", { timeout: 120_000 }, () => {
   it("has files to check, and none violates the subset", () => {
     const files = subsetFiles(ROOT);
     expect(files.length).toBeGreaterThan(0);
-    expect(files.some((f) => f.endsWith(join("firmware", "lib", "intrinsics.ts")))).toBe(false);
+    expect(files.some((f) => f.endsWith(join("core", "intrinsics.ts")))).toBe(false);
     const violations = checkSubset(files, { root: ROOT });
     expect(violations.map(formatViolation)).toEqual([]);
   });
@@ -191,7 +191,7 @@ describe("build-firmware", { timeout: 240_000 }, () => {
   /** A minimal project: the real config, plugin and intrinsics, plus the given sources. */
   function project(name: string, sources: Record<string, string>): string {
     const root = join(tmp, name);
-    for (const rel of ["tsconfig.lua.json", join("tools", "tstl-int32-plugin.cjs"), join("firmware", "lib", "intrinsics.ts")]) {
+    for (const rel of ["tsconfig.lua.json", join("tools", "tstl-int32-plugin.cjs"), join("core", "intrinsics.ts")]) {
       mkdirSync(dirname(join(root, rel)), { recursive: true });
       copyFileSync(join(ROOT, rel), join(root, rel));
     }
@@ -216,7 +216,7 @@ describe("build-firmware", { timeout: 240_000 }, () => {
   });
 
   const GOOD = {
-    "firmware/image.ts": 'import { shr } from "./lib/intrinsics.js";\nexport function top(x: number): number {\n  return shr(x, 24) & 255;\n}\n',
+    "firmware/image.ts": 'import { shr } from "../core/intrinsics.js";\nexport function top(x: number): number {\n  return shr(x, 24) & 255;\n}\n',
   };
 
   it("builds a clean tree and prints the image size and module count; the image runs on 32- and 64-bit Lua", async () => {

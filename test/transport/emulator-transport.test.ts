@@ -30,7 +30,7 @@ describe("EmulatorTransport", () => {
     const t = new EmulatorTransport(emu, "emu:a");
     const s = await DeviceSession.open(t);
     const info = await s.info();
-    expect(info).toMatchObject({ state: "blank", model: "FOBKIT-1", firmware: "1.0.0" });
+    expect(info).toMatchObject({ state: "blank", model: "FOBKIT-1", firmware: "1.1.0" });
     expect(info.clock).toBeGreaterThan(1_700_000_000);
     // INFO: 0x00, COBS of version+rid+cmd+CRC (5 bytes -> 6), 0x00.
     expect(t.stats.bytesWritten).toBe(8);

@@ -1,5 +1,5 @@
 /**
- * The firmware subset checker: walks the TypeScript AST of firmware/ and
+ * The firmware subset checker: walks the TypeScript AST of core/, firmware/ and
  * protocol/ with the type checker of the Lua build's compiler options and
  * reports every construct the target (NodeMCU Lua 5.3: 32-bit integers,
  * float32, no lualib) cannot run. firmware/SUBSET.md gives each rule's reason.
@@ -17,11 +17,11 @@ export interface CheckOptions {
 }
 
 /** The directories the Lua image is built from. */
-export const SUBSET_DIRS = ["firmware", "protocol"] as const;
+export const SUBSET_DIRS = ["core", "firmware", "protocol"] as const;
 
 // The Node-side bodies of the intrinsics; the TSTL plugin replaces every call,
 // so this file never reaches the image and may use what the subset forbids.
-const INTRINSICS = join("firmware", "lib", "intrinsics.ts");
+const INTRINSICS = join("core", "intrinsics.ts");
 
 const TWO_POW_31 = 2 ** 31;
 
@@ -35,7 +35,7 @@ const FORBIDDEN_GLOBALS = new Set([
   "setTimeout", "setInterval", "queueMicrotask", "structuredClone", "TextEncoder", "TextDecoder",
 ]);
 
-/** Every .ts file under firmware/ and protocol/ the checker must see (absolute paths, sorted). */
+/** Every .ts file under core/, firmware/ and protocol/ the checker must see (absolute paths, sorted). */
 export function subsetFiles(root: string): string[] {
   const out: string[] = [];
   const walk = (dir: string): void => {
@@ -395,7 +395,7 @@ class FileChecker {
     }
   }
 
-  /** The intrinsic a callee refers to (shr/idiv/i32 of firmware/lib/intrinsics.ts), if any. */
+  /** The intrinsic a callee refers to (shr/idiv/i32 of core/intrinsics.ts), if any. */
   private intrinsicName(node: ts.Node): string | undefined {
     if (!ts.isIdentifier(node) && !ts.isPropertyAccessExpression(node)) return undefined;
     const target = ts.isPropertyAccessExpression(node) ? node.name : node;

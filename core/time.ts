@@ -26,7 +26,7 @@
  * (proleptic Gregorian, "chrono-Compatible Low-Level Date Algorithms"), on
  * non-negative values only so `//` and `%` agree on Lua and JS.
  */
-import { idiv, shr } from "../lib/intrinsics.js";
+import { idiv, shr } from "./intrinsics.js";
 import { ERR_CIVIL, ERR_TIME } from "./status.js";
 
 export interface UnixTime {

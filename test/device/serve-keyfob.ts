@@ -1,8 +1,8 @@
-/** Runs a KeyfobDouble behind a Transport's device end: bytes in, replies out, until the link ends. */
+/** Runs a FaultyLinkKeyfob behind a Transport's device end: bytes in, replies out, until the link ends. */
 import type { Transport } from "../../host/transport/transport.js";
-import type { KeyfobDouble } from "./keyfob-double.js";
+import type { FaultyLinkKeyfob } from "./link-faults.js";
 
-export function serveDouble(link: Transport, fob: KeyfobDouble): Promise<void> {
+export function serveKeyfob(link: Transport, fob: FaultyLinkKeyfob): Promise<void> {
   return (async () => {
     for (;;) {
       let chunk: Uint8Array;

@@ -22,8 +22,6 @@ export const ERR_CIVIL = -6;
 export const ERR_PREPARED = -7;
 /** Message or key longer than MAX_MESSAGE_BYTES. */
 export const ERR_LENGTH = -8;
-/** HOTP counter given as a number that is not an integer 0..2^53-1 (host helper). */
-export const ERR_COUNTER = -9;
 
 /** A message for a status, for host logs and errors (never contains key material). */
 export function statusMessage(status: number): string {
@@ -36,6 +34,5 @@ export function statusMessage(status: number): string {
   if (status === ERR_CIVIL) return "date-time out of range (years 1970..2199, valid month/day, 00:00:00..23:59:59)";
   if (status === ERR_PREPARED) return "prepared key bytes malformed (wrong length or algorithm)";
   if (status === ERR_LENGTH) return "input longer than 16 MiB";
-  if (status === ERR_COUNTER) return "counter must be an integer 0..2^53-1";
   return "unknown status";
 }

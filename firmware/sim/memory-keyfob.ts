@@ -1,0 +1,127 @@
+/** @noSelfInFile */
+/**
+ * The keyfob on the in-memory board (memory-board.ts): the real device code
+ * (app/device.ts) behind the same link glue main.ts gives it on NodeMCU
+ * (UART bytes -> deframer -> decodeRequest -> deviceHandle -> encodeReply ->
+ * UART; button -> display), so host tests and the Lua suites talk to the
+ * rules the keyfob runs and not to a copy. Never in the keyfob's image.
+ *
+ * main.ts binds its glue to the NodeMCU board; keep the two loops alike
+ * (onBytes, onPress, the boot order) until main.ts takes its Board as a
+ * parameter too.
+ */
+import { LINK_BAUD, MAX_FRAME, STATUS_OK, WRONG_DIRECTION } from "../../protocol/codes.js";
+import { CRC16_BYTES } from "../../protocol/crc16.js";
+import { deframerPush, deframerWipe, newDeframer, RX_FRAME, RX_NONE, type Deframer } from "../../protocol/framing.js";
+import { decodeRequest, encodeReply, type Reply } from "../../protocol/messages.js";
+import type { UnixTime } from "../../core/time.js";
+import { RECORD_NAME } from "../app/record.js";
+import { deviceBoot, deviceHandle, devicePressText, type Device } from "../app/device.js";
+import {
+  MEMORY_BOARD as board, memoryBoardAdvance, memoryBoardCompareRtc, memoryBoardCorruptRecord, memoryBoardDisplay, memoryBoardFault,
+  memoryBoardFlashWrites, memoryBoardLoseRtcTime, memoryBoardPowerCycle, memoryBoardPowerOn, memoryBoardPress,
+  memoryBoardReceive, memoryBoardRecord, memoryBoardRestarts, memoryBoardRtcTime, memoryBoardSetHardwareId, memoryBoardSetRecord, memoryBoardSetRtc,
+  memoryBoardShownCount, memoryBoardTakeTx,
+} from "./memory-board.js";
+
+/** main.ts SHOW_MS: how long a code stays on the display after a press. */
+export const SHOW_MS = 10000;
+/** main.ts FRAME_DELIMITER: COBS frames end at 0x00. */
+const FRAME_DELIMITER = 0;
+
+let dev: Device | undefined = undefined;
+let rx: Deframer | undefined = undefined;
+
+function answer(d: Device, buf: number[], len: number): Reply | undefined {
+  const q = decodeRequest(buf, len);
+  if (q.status === WRONG_DIRECTION) return undefined;
+  const msg = q.msg;
+  if (q.status === STATUS_OK && msg !== undefined) return deviceHandle(d, msg);
+  return { rid: q.rid, cmd: q.cmd, status: q.status, info: undefined, selfTest: undefined };
+}
+
+function onBytes(bytes: number[]): void {
+  const d = dev;
+  const r = rx;
+  if (d === undefined || r === undefined) return;
+  for (let i = 0; i < bytes.length; i++) {
+    const ev = deframerPush(r, bytes[i]);
+    if (ev === RX_FRAME) {
+      const reply = answer(d, r.buf, r.len);
+      deframerWipe(r, r.len + CRC16_BYTES);
+      if (reply !== undefined) board.uartWrite(encodeReply(reply));
+    } else if (ev !== RX_NONE) {
+      deframerWipe(r, MAX_FRAME);
+    }
+  }
+}
+
+function onPress(): void {
+  const d = dev;
+  if (d === undefined) return;
+  board.displayText(devicePressText(d));
+  board.displayBlankAfter(SHOW_MS);
+}
+
+/** main.ts boot(): display dark, device state from flash and RTC, button, and the UART last. */
+export function boot(): void {
+  dev = undefined;
+  rx = undefined;
+  board.displayInit();
+  board.displayOff();
+  const d = deviceBoot(board);
+  rx = newDeframer();
+  board.buttonStart(onPress);
+  dev = d;
+  board.uartStart(onBytes, LINK_BAUD, FRAME_DELIMITER);
+}
+
+/** A factory-fresh board with its RTC at t, then boot. */
+export function powerOn(t: UnixTime, timeLost: boolean, rngSeed: number): void {
+  memoryBoardPowerOn(t, timeLost, rngSeed);
+  boot();
+}
+
+/** Power off and on (flash and RTC kept), then boot. */
+export function reboot(): void {
+  memoryBoardPowerCycle();
+  boot();
+}
+
+/** Host bytes in; the device's reply bytes out (the UART loops back synchronously). */
+export function exchange(bytes: number[]): number[] {
+  memoryBoardReceive(bytes);
+  return memoryBoardTakeTx();
+}
+
+/** The record's envelope on flash breaks (as a flipped bit would), then a reboot. */
+export function corruptRecordAndReboot(): void {
+  memoryBoardCorruptRecord(RECORD_NAME);
+  reboot();
+}
+
+/** Press the button; what the display shows right after. */
+export function press(): string {
+  memoryBoardPress();
+  return memoryBoardDisplay();
+}
+
+export {
+  memoryBoardAdvance as advance,
+  memoryBoardCompareRtc as compareRtc,
+  memoryBoardCorruptRecord as corruptRecord,
+  memoryBoardDisplay as display,
+  memoryBoardFault as fault,
+  memoryBoardFlashWrites as flashWrites,
+  memoryBoardLoseRtcTime as loseRtcTime,
+  memoryBoardRecord as record,
+  memoryBoardRestarts as restarts,
+  memoryBoardRtcTime as rtcTime,
+  memoryBoardSetHardwareId as setHardwareId,
+  memoryBoardSetRecord as setRecord,
+  memoryBoardSetRtc as setRtc,
+  memoryBoardShownCount as shownCount,
+};
+export {
+  FAULT_FLASH_WRITE, FAULT_NO_RNG, FAULT_RTC_ABSENT, FAULT_RTC_BUS,
+} from "./memory-board.js";

@@ -1,0 +1,486 @@
+/**
+ * The staff console at /console/ (issue 13), a Fastify plugin in the same
+ * process and on the same Registry as the API.
+ *
+ * Security, in one place:
+ * - Sessions: only sign-in makes one, with a fresh random id (a cookie the
+ *   client brings is never adopted: no fixation); the database keeps its
+ *   SHA-256. Cookie HttpOnly, SameSite=Strict, Path=/console/, Secure unless
+ *   the request reached a loopback listener over plain HTTP. 15 minutes idle
+ *   ends it (host/registry/staff.ts).
+ * - CSRF: every POST but sign-in carries the session's token (_csrf), compared
+ *   in constant time, and a POST whose Origin header names another origin is
+ *   refused (sign-in included: no login CSRF).
+ * - Roles on the server: tellers get 403 for supervisor pages and actions,
+ *   whatever the page shows; the maker-checker rule is the API's own code
+ *   (host/registry/approvals.ts).
+ * - Escaping: all HTML through html`` (html.ts); CSP allows only this
+ *   origin's script and style; no inline script.
+ * - Redirects after sign-in or a language switch go only to /console/ paths.
+ */
+import { timingSafeEqual } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { decideApproval, listApprovals, unlockUnderRule, withdrawUnderRule } from "../registry/approvals.js";
+import { DatabaseBusyError } from "../registry/database.js";
+import type { Registry } from "../registry/registry.js";
+import { consoleActor, createSession, endSession, listStaff, loadSession, signIn, unlockStaff, type Session } from "../registry/staff.js";
+import { RegistryError, TOKEN_STATES, WITHDRAW_REASONS, type TokenState, type TokenStatus, type WithdrawReason } from "../registry/types.js";
+import { CONSOLE_CSS, CONSOLE_JS } from "./assets.js";
+import { Html } from "./html.js";
+import { WORDS, chooseLang, type Lang } from "./i18n.js";
+import * as P from "./pages.js";
+import { auditAll, auditCsv, auditPage, keyfobsOfCustomer, lastAcceptedAt, listKeyfobs, search, SORTS, type AuditFilter, type Sort } from "./queries.js";
+
+export const SESSION_COOKIE = "fobkit_console";
+const LANG_COOKIE = "fobkit_lang";
+const FORM_LIMIT = 16 * 1024;
+
+export interface ConsoleOptions {
+  registry: Registry;
+  now?: () => number;
+  /** Time zone the console shows times in and reads audit dates in (default $FOBKIT_CONSOLE_TZ, else Asia/Tokyo). */
+  timeZone?: string;
+}
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Console route reachable without a session (sign-in, assets, language). */
+    consolePublic?: boolean;
+  }
+}
+
+interface ConsoleRequest extends FastifyRequest {
+  view?: P.View;
+  session?: Session;
+  sessionId?: string;
+}
+
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of (header ?? "").split(";")) {
+    const i = part.indexOf("=");
+    if (i < 0) continue;
+    const k = part.slice(0, i).trim();
+    if (k && !(k in out)) out[k] = part.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/** Only a path inside the console; anything else (another host, //x, /\x, a scheme) goes home. */
+export function safeNext(n: unknown): string {
+  if (typeof n !== "string" || n.length > 2000) return "/console/";
+  if (!n.startsWith("/console/") || /[\\\x00-\x1f\x7f]/.test(n) || /\/\.\.?(\/|$|\?)/.test(n)) return "/console/";
+  return n;
+}
+
+function isLoopbackAddress(a: string | undefined): boolean {
+  return !!a && (a.startsWith("127.") || a === "::1" || /^::ffff:127\./i.test(a));
+}
+
+function equalTokens(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** Midnight of YYYY-MM-DD in the time zone, as unix ms; undefined when it is not a date. */
+export function zonedMidnight(date: string, timeZone: string): number | undefined {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
+  if (!m) return undefined;
+  const guess = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+  if (Number.isNaN(guess) || new Date(guess).toISOString().slice(0, 10) !== date) return undefined;
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat("en-US", { timeZone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+      .formatToParts(new Date(guess))
+      .map((p) => [p.type, p.value]),
+  );
+  const asUtc = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second));
+  return guess - (asUtc - guess);
+}
+
+export async function consolePlugin(app: FastifyInstance, options: ConsoleOptions): Promise<void> {
+  const { registry } = options;
+  const db = registry.db;
+  const now = options.now ?? Date.now;
+  const timeZone = options.timeZone ?? process.env.FOBKIT_CONSOLE_TZ ?? "Asia/Tokyo";
+  new Intl.DateTimeFormat("en", { timeZone }); // a bad zone fails at start, not on the first page
+
+  app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string", bodyLimit: FORM_LIMIT }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
+
+  const secure = (req: FastifyRequest) => req.protocol === "https" || !isLoopbackAddress(req.socket.localAddress);
+
+  function viewOf(req: ConsoleRequest): P.View {
+    const cookies = parseCookies(req.headers.cookie);
+    const lang: Lang = chooseLang(cookies[LANG_COOKIE], req.headers["accept-language"]);
+    return {
+      lang,
+      w: WORDS[lang],
+      here: safeNext(req.url.replace(/([?&])done=[^&]*&?/, "$1").replace(/[?&]$/, "")),
+      timeZone,
+      staff: req.session ? { name: req.session.staff, role: req.session.role, csrf: req.session.csrf } : undefined,
+    };
+  }
+
+  const send = (reply: FastifyReply, status: number, page: Html) => reply.code(status).type("text/html; charset=utf-8").send(page.text);
+
+  function message(req: ConsoleRequest, e: RegistryError): string {
+    const w = req.view!.w;
+    return w.errors[e.code] ?? e.message;
+  }
+
+  app.addHook("onSend", async (_req, reply, payload) => {
+    reply.header("cache-control", "no-store");
+    reply.header("x-content-type-options", "nosniff");
+    reply.header("x-frame-options", "DENY");
+    reply.header("referrer-policy", "same-origin");
+    reply.header("content-security-policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+    return payload;
+  });
+
+  // Who is asking, and may they: every console route passes here before its handler.
+  app.addHook("preHandler", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    if (req.url.startsWith("/console/assets/")) return; // the stylesheet and script: no session, no database
+    const cookies = parseCookies(req.headers.cookie);
+    const sid = cookies[SESSION_COOKIE];
+    if (sid) {
+      req.session = await loadSession(db, sid, now());
+      if (req.session) req.sessionId = sid;
+    }
+    req.view = viewOf(req);
+    const isPost = req.method === "POST";
+    if (isPost) {
+      // A cross-site form post names its own origin; ours is the Host the request came to.
+      const origin = req.headers.origin;
+      if (origin !== undefined && origin !== `${req.protocol}://${req.host}`) {
+        return send(reply, 403, P.messagePage(req.view, req.view.w.error, req.view.w.csrf));
+      }
+    }
+    if (req.routeOptions.config?.consolePublic) return;
+    if (!req.session) {
+      if (isPost || (req.query as Record<string, string>)?.partial) {
+        return send(reply, 401, P.messagePage(req.view, req.view.w.signInTitle, req.view.w.sessionEnded, { href: "/console/sign-in", label: req.view.w.signIn }));
+      }
+      return reply.redirect(`/console/sign-in?next=${encodeURIComponent(safeNext(req.url))}`, 303);
+    }
+    if (isPost) {
+      const token = (req.body as Record<string, string> | undefined)?._csrf;
+      if (typeof token !== "string" || !equalTokens(token, req.session.csrf)) {
+        return send(reply, 403, P.messagePage(req.view, req.view.w.error, req.view.w.csrf));
+      }
+    }
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const req = request as ConsoleRequest;
+    const v = req.view ?? viewOf(req);
+    if (err instanceof RegistryError) return send(reply, err.kind === "not_found" ? 404 : err.kind === "bad_input" ? 400 : err.kind === "unavailable" ? 503 : 409, P.messagePage(v, v.w.error, message(req, err)));
+    if (err instanceof DatabaseBusyError) return send(reply.header("retry-after", "1"), 503, P.messagePage(v, v.w.error, v.w.errors.busy));
+    const fe = err as { statusCode?: number; validation?: unknown };
+    if (fe.validation || (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500)) return send(reply, fe.statusCode ?? 400, P.messagePage(v, v.w.error, v.w.badRequest));
+    const e = err as Error;
+    process.stderr.write(`fobkit bank serve: console ${request.method} ${request.routeOptions.url ?? "?"}: ${e.name}: ${e.message}\n`);
+    return send(reply, 500, P.messagePage(v, v.w.error, "internal error"));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const req = request as ConsoleRequest;
+    const v = req.view ?? viewOf(req);
+    return send(reply, 404, P.messagePage(v, v.w.error, v.w.notFound, { href: "/console/", label: v.w.home }));
+  });
+
+  const pub = { consolePublic: true };
+  const actorOf = (req: ConsoleRequest) => consoleActor(req.session!.staff, req.ip);
+  const supervisorOnly = (req: ConsoleRequest, reply: FastifyReply) => {
+    if (req.session!.role === "supervisor") return false;
+    send(reply, 403, P.messagePage(req.view!, req.view!.w.error, req.view!.w.forbidden));
+    return true;
+  };
+  const str = (v: unknown) => (typeof v === "string" ? v : "");
+
+  // ---------------------------------------------------------------- assets, language, sign-in
+
+  app.get("/assets/console.css", { config: pub }, async (_req, reply) => reply.type("text/css; charset=utf-8").send(CONSOLE_CSS));
+  app.get("/assets/console.js", { config: pub }, async (_req, reply) => reply.type("text/javascript; charset=utf-8").send(CONSOLE_JS));
+
+  app.get("/lang", { config: pub }, async (request, reply) => {
+    const q = request.query as Record<string, string>;
+    const to = q.to === "en" ? "en" : "ja";
+    reply.header("set-cookie", `${LANG_COOKIE}=${to}; Path=/console/; Max-Age=31536000; SameSite=Strict${secure(request) ? "; Secure" : ""}`);
+    return reply.redirect(safeNext(q.back), 303);
+  });
+
+  app.get("/sign-in", { config: pub }, async (request, reply) => {
+    const req = request as ConsoleRequest;
+    const next = safeNext((req.query as Record<string, string>).next);
+    if (req.session) return reply.redirect(next, 303);
+    return send(reply, 200, P.signInPage(req.view!, next));
+  });
+
+  app.post("/sign-in", { config: pub }, async (request, reply) => {
+    const req = request as ConsoleRequest;
+    const body = (req.body ?? {}) as Record<string, string>;
+    const v = req.view!;
+    const next = safeNext(body.next);
+    const staff = str(body.staff).slice(0, 64);
+    const result = await signIn(db, staff, str(body.password), req.ip, now());
+    if (!result.ok) {
+      return send(reply, 401, P.signInPage(v, next, { staffId: staff, error: result.reason === "locked" ? v.w.lockedAccount : v.w.badCredentials }));
+    }
+    // Whatever session the browser had ends; the new one has an id it never saw.
+    if (req.sessionId) await endSession(db, req.sessionId);
+    const s = await createSession(db, result.name, req.ip, now());
+    reply.header("set-cookie", `${SESSION_COOKIE}=${s.id}; Path=/console/; HttpOnly; SameSite=Strict${secure(req) ? "; Secure" : ""}`);
+    return reply.redirect(next, 303);
+  });
+
+  app.post("/sign-out", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    await endSession(db, req.sessionId!);
+    await db.tx((t) => t.run("INSERT INTO audit (at, actor, source, action, outcome) VALUES (?, ?, ?, 'signout', 'ok')", [now(), actorOf(req).name, req.ip]));
+    reply.header("set-cookie", `${SESSION_COOKIE}=; Path=/console/; HttpOnly; SameSite=Strict; Max-Age=0${secure(req) ? "; Secure" : ""}`);
+    return reply.redirect("/console/sign-in", 303);
+  });
+
+  // ---------------------------------------------------------------- home, search, customer
+
+  app.get("/", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    const counts = await registry.countByState();
+    const pending = req.session!.role === "supervisor" ? (await listApprovals(db, "pending")).length : undefined;
+    return send(reply, 200, P.homePage(req.view!, counts, pending));
+  });
+
+  app.get("/search", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    const q = str((req.query as Record<string, string>).q).trim().slice(0, 64);
+    if (!q) return reply.redirect("/console/", 303);
+    const r = await search(db, q);
+    if (r.exact) return reply.redirect(`/console/${r.exact.kind === "keyfob" ? "keyfobs" : "customers"}/${encodeURIComponent(r.exact.id)}`, 303);
+    return send(reply, 200, P.searchResultsPage(req.view!, q, r.serials, r.customers));
+  });
+
+  app.get("/customers/:customer", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    const customer = (req.params as { customer: string }).customer;
+    const current = await registry.statusOfCustomer(customer).catch((e) => {
+      if (e instanceof RegistryError && e.code === "no_token") return undefined;
+      throw e;
+    });
+    const had = await keyfobsOfCustomer(db, customer);
+    const withState = await Promise.all(
+      had.map(async (k) => {
+        const s = await registry.status(k.serial).catch(() => undefined);
+        return { ...k, state: s?.state, holder: s?.customer };
+      }),
+    );
+    const history = (await auditPage(db, { customer }, 200)).records;
+    return send(reply, 200, P.customerPage(req.view!, customer, current, withState, history));
+  });
+
+  // ---------------------------------------------------------------- lists
+
+  app.get("/keyfobs", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    const started = process.hrtime.bigint();
+    const q = req.query as Record<string, string>;
+    const state = TOKEN_STATES.includes(q.state as TokenState) ? (q.state as TokenState) : undefined;
+    const sort: Sort = q.sort && q.sort in SORTS ? (q.sort as Sort) : "serial";
+    const desc = q.dir === "desc";
+    const prefix = str(q.q).trim().slice(0, 64);
+    const page = /^\d{1,6}$/.test(q.page ?? "") ? Number(q.page) : 1;
+    const r = await listKeyfobs(db, { state, prefix: prefix || undefined, sort, desc, page });
+    const l: P.ListView = { state, prefix, sort, desc, ...r };
+    const out = q.partial ? P.listResults(req.view!, l) : P.listPage(req.view!, l);
+    // Server time of the page (queries and rendering), for `make bench` and the browser's dev tools.
+    reply.header("server-timing", `app;dur=${(Number(process.hrtime.bigint() - started) / 1e6).toFixed(2)}`);
+    return send(reply, 200, out);
+  });
+
+  // ---------------------------------------------------------------- a keyfob and its actions
+
+  async function facts(serial: string): Promise<P.KeyfobFacts> {
+    const token = await registry.status(serial);
+    const [last, history] = await Promise.all([lastAcceptedAt(db, serial), auditPage(db, { serial }, 100)]);
+    return { token, lastAcceptedAt: last, history: history.records };
+  }
+
+  const DONE = new Set(["issue", "unlock", "withdraw", "resync", "approve"]);
+  app.get("/keyfobs/:serial", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    const done = str((req.query as Record<string, string>).done);
+    const flash = DONE.has(done) ? (req.view!.w as unknown as Record<string, string>)["done_" + done] : undefined;
+    return send(reply, 200, P.keyfobPage(req.view!, await facts((req.params as { serial: string }).serial), { flash }));
+  });
+
+  /** After a refused change: the keyfob's page again, with the reason (and the approval request, if one was made). */
+  async function refused(req: ConsoleRequest, reply: FastifyReply, serial: string, e: unknown): Promise<FastifyReply> {
+    if (!(e instanceof RegistryError) || e.kind === "unavailable") throw e;
+    let text = message(req, e);
+    if (e.code === "needs_approval") text = `${req.view!.w.needsApprovalSent} ${String(e.detail.approval)}`;
+    const status = e.kind === "bad_input" ? 400 : e.kind === "not_found" ? 404 : 409;
+    return send(reply, status, P.keyfobPage(req.view!, await facts(serial), { error: text }));
+  }
+  const backTo = (reply: FastifyReply, serial: string, done: string) => reply.redirect(`/console/keyfobs/${encodeURIComponent(serial)}?done=${done}`, 303);
+  /** The keyfob's live customer, as the page showed it; unlock and withdraw act on the customer's keyfob. */
+  async function holder(serial: string): Promise<TokenStatus> {
+    return registry.status(serial);
+  }
+
+  app.get("/keyfobs/:serial/issue", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    return send(reply, 200, P.issueFormPage(req.view!, await registry.status((req.params as { serial: string }).serial)));
+  });
+  app.post("/keyfobs/:serial/issue", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    const serial = (req.params as { serial: string }).serial;
+    const customer = str((req.body as Record<string, string>).customer).trim();
+    try {
+      await registry.issue(serial, customer, actorOf(req));
+    } catch (e) {
+      if (e instanceof RegistryError && e.kind === "bad_input") {
+        return send(reply, 400, P.issueFormPage(req.view!, await registry.status(serial), { customer, error: message(req, e) }));
+      }
+      return refused(req, reply, serial, e);
+    }
+    return backTo(reply, serial, "issue");
+  });
+
+  app.post("/keyfobs/:serial/unlock", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    const serial = (req.params as { serial: string }).serial;
+    const t = await holder(serial);
+    try {
+      if (!t.customer || t.state !== "locked") throw new RegistryError("not_locked", `token ${serial} is ${t.state}, not locked`);
+      await unlockUnderRule(registry, t.customer, actorOf(req), req.session!.role, now());
+    } catch (e) {
+      return refused(req, reply, serial, e);
+    }
+    return backTo(reply, serial, "unlock");
+  });
+
+  app.get("/keyfobs/:serial/withdraw", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    return send(reply, 200, P.withdrawFormPage(req.view!, await registry.status((req.params as { serial: string }).serial)));
+  });
+  app.post("/keyfobs/:serial/withdraw", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    const serial = (req.params as { serial: string }).serial;
+    const body = req.body as Record<string, string>;
+    const t = await holder(serial);
+    const reason = body.reason as WithdrawReason;
+    if (!WITHDRAW_REASONS.includes(reason) || body.confirmed !== "yes") {
+      return send(reply, 400, P.withdrawFormPage(req.view!, t, { error: req.view!.w.confirmWithdraw }));
+    }
+    try {
+      if (!t.customer || !["issued", "active", "locked"].includes(t.state)) throw new RegistryError("no_token", `token ${serial} is ${t.state}; only an issued, active or locked keyfob is withdrawn`);
+      await withdrawUnderRule(registry, t.customer, reason, actorOf(req), req.session!.role, now());
+    } catch (e) {
+      if (e instanceof RegistryError && e.code === "needs_supervisor") return send(reply, 403, P.withdrawFormPage(req.view!, t, { error: message(req, e) }));
+      return refused(req, reply, serial, e);
+    }
+    return backTo(reply, serial, "withdraw");
+  });
+
+  app.get("/keyfobs/:serial/resync", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    return send(reply, 200, P.resyncFormPage(req.view!, await registry.status((req.params as { serial: string }).serial)));
+  });
+  app.post("/keyfobs/:serial/resync", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    const serial = (req.params as { serial: string }).serial;
+    const body = req.body as Record<string, string>;
+    try {
+      await registry.resync(serial, [str(body.code1).trim(), str(body.code2).trim()], actorOf(req));
+    } catch (e) {
+      if (e instanceof RegistryError && e.kind === "bad_input") return send(reply, 400, P.resyncFormPage(req.view!, await registry.status(serial), { error: message(req, e) }));
+      return refused(req, reply, serial, e);
+    }
+    return backTo(reply, serial, "resync");
+  });
+
+  // ---------------------------------------------------------------- audit
+
+  function auditFilter(req: ConsoleRequest): { f: AuditFilter; raw: { serial: string; customer: string; staff: string; from: string; to: string }; error?: string } {
+    const q = req.query as Record<string, string>;
+    const raw = { serial: str(q.serial).trim().slice(0, 64), customer: str(q.customer).trim().slice(0, 64), staff: str(q.staff).trim().slice(0, 80), from: str(q.from), to: str(q.to) };
+    const f: AuditFilter = { serial: raw.serial || undefined, customer: raw.customer || undefined, staff: raw.staff || undefined, page: /^\d{1,6}$/.test(q.page ?? "") ? Number(q.page) : 1 };
+    let error: string | undefined;
+    if (raw.from) {
+      f.fromMs = zonedMidnight(raw.from, timeZone);
+      if (f.fromMs === undefined) error = `${req.view!.w.from}: YYYY-MM-DD`;
+    }
+    if (raw.to) {
+      const t = zonedMidnight(raw.to, timeZone);
+      if (t === undefined) error = `${req.view!.w.to}: YYYY-MM-DD`;
+      else f.toMs = t + 24 * 3600_000;
+    }
+    return { f, raw, error };
+  }
+
+  app.get("/audit", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    const { f, raw, error } = auditFilter(req);
+    const r = error ? { records: [], page: 1, more: false } : await auditPage(db, f);
+    return send(reply, error ? 400 : 200, P.auditPageHtml(req.view!, { ...raw, ...r }, error));
+  });
+
+  app.get("/audit.csv", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    const { f, error } = auditFilter(req);
+    if (error) return send(reply, 400, P.messagePage(req.view!, req.view!.w.error, error));
+    const records = await auditAll(db, f);
+    const stamp = new Date(now()).toISOString().slice(0, 10);
+    return reply
+      .type("text/csv; charset=utf-8")
+      .header("content-disposition", `attachment; filename="fobkit-audit-${stamp}.csv"`)
+      .send("\ufeff" + auditCsv(records)); // BOM: Excel in a Japanese locale reads UTF-8 only with it
+  });
+
+  // ---------------------------------------------------------------- supervisor: approvals, staff
+
+  app.get("/approvals", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    if (supervisorOnly(req, reply)) return reply;
+    const all = await listApprovals(db, undefined, 200);
+    const done = str((req.query as Record<string, string>).done);
+    const flash = done === "approve" ? req.view!.w.done_approve : done === "reject" ? req.view!.w.done_reject : undefined;
+    return send(reply, 200, P.approvalsPage(req.view!, all.filter((a) => a.state === "pending"), all.filter((a) => a.state !== "pending"), flash));
+  });
+
+  for (const verdict of ["approve", "reject"] as const) {
+    app.post(`/approvals/:id/${verdict}`, async (request, reply) => {
+      const req = request as ConsoleRequest;
+      if (supervisorOnly(req, reply)) return reply;
+      try {
+        await decideApproval(registry, (req.params as { id: string }).id, verdict === "approve", actorOf(req), now());
+      } catch (e) {
+        if (!(e instanceof RegistryError) || e.kind === "unavailable") throw e;
+        const all = await listApprovals(db, undefined, 200);
+        return send(reply, 409, P.approvalsPage(req.view!, all.filter((a) => a.state === "pending"), all.filter((a) => a.state !== "pending"), undefined, message(req, e)));
+      }
+      return reply.redirect(`/console/approvals?done=${verdict}`, 303);
+    });
+  }
+
+  app.get("/staff", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    if (supervisorOnly(req, reply)) return reply;
+    const done = str((req.query as Record<string, string>).done);
+    return send(reply, 200, P.staffPage(req.view!, await listStaff(db), done === "unlock" ? req.view!.w.done_unlock_staff : undefined));
+  });
+
+  app.post("/staff/:name/unlock", async (request, reply) => {
+    const req = request as ConsoleRequest;
+    if (supervisorOnly(req, reply)) return reply;
+    try {
+      await unlockStaff(db, (req.params as { name: string }).name, actorOf(req), now());
+    } catch (e) {
+      if (!(e instanceof RegistryError) || e.kind === "unavailable") throw e;
+      return send(reply, 409, P.staffPage(req.view!, await listStaff(db), undefined, message(req, e)));
+    }
+    return reply.redirect("/console/staff?done=unlock", 303);
+  });
+}

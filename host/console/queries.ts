@@ -1,0 +1,193 @@
+/**
+ * The console's read-only queries: lists paged, sorted and filtered in the
+ * database (never in the page), search by customer ID or serial (exact or
+ * prefix), a customer's keyfobs from the audit, and the audit with filters.
+ * Writes go through the Registry (and approvals.ts), never through here.
+ *
+ * Indexes (migration 5): tokens (serial, staged), (state, serial, staged),
+ * (customer, serial, staged), (state, customer, serial, staged), bytewise; audit (actor, id),
+ * (at). A list page is one COUNT and one LIMIT/OFFSET query answered from an
+ * index (bench: `make bench`, bench/results/console.json); sorting by last
+ * change sorts the filtered rows (no index on updated_at: see migrations.ts).
+ */
+import type { Database } from "../registry/database.js";
+import { TOKEN_STATES, type AuditRecord, type TokenState, type WithdrawReason } from "../registry/types.js";
+
+/**
+ * Rows every read sees: not part of an import still staging. The same
+ * condition as registry.ts's LIVE (a staged import's rows appear at once,
+ * when its batch commits).
+ */
+const LIVE_ROWS = "(staged IS NULL OR staged IN (SELECT id FROM import_batches WHERE state = 'committed'))";
+
+export const PAGE_SIZE = 50;
+export const AUDIT_PAGE_SIZE = 100;
+/** Most rows one CSV download holds. */
+export const CSV_MAX_ROWS = 100_000;
+
+export const SORTS = { serial: "serial", customer: "customer", updated: "updated_at" } as const;
+export type Sort = keyof typeof SORTS;
+
+export interface KeyfobRow {
+  serial: string;
+  state: TokenState;
+  customer: string | null;
+  issuance: number;
+  failCount: number;
+  withdrawn: WithdrawReason | null;
+  updatedAt: number;
+}
+
+export interface ListFilter {
+  state?: TokenState;
+  /** Serial or customer ID beginning with this. */
+  prefix?: string;
+  sort?: Sort;
+  desc?: boolean;
+  /** 1-based. */
+  page?: number;
+}
+
+/** Bytewise text order on both engines (SQLite's BINARY is already), as the indexes of migration 5 are built. */
+const bytewise = (db: Database) => (db.dialect === "postgres" ? ' COLLATE "C"' : "");
+
+/** `col` begins with `prefix`: in bytewise order [prefix, prefix + U+10FFFF) is exactly that, and an index range. */
+function startsWith(db: Database, col: string, prefix: string, params: unknown[]): string {
+  const c = bytewise(db);
+  params.push(prefix, prefix + "\u{10FFFF}");
+  return `(${col}${c} >= ? AND ${col}${c} < ?)`;
+}
+
+export async function listKeyfobs(db: Database, f: ListFilter): Promise<{ rows: KeyfobRow[]; total: number; page: number; pages: number }> {
+  const where = [LIVE_ROWS];
+  const params: unknown[] = [];
+  if (f.state) {
+    if (!TOKEN_STATES.includes(f.state)) throw new RangeError("unknown state");
+    where.push("state = ?");
+    params.push(f.state);
+  }
+  if (f.prefix) {
+    const a: unknown[] = [];
+    const s = startsWith(db, "serial", f.prefix, a);
+    const c = startsWith(db, "customer", f.prefix, a);
+    where.push(`(${s} OR ${c})`);
+    params.push(...a);
+  }
+  // Sorted by customer: the keyfobs that have one (NULLs would sort first on SQLite, last on PostgreSQL).
+  if (f.sort === "customer") where.push("customer IS NOT NULL");
+  const whereSql = where.join(" AND ");
+  const count = await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM tokens WHERE ${whereSql}`, params);
+  const total = Number(count?.n ?? 0);
+  const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
+  const page = Math.min(Math.max(1, f.page ?? 1), pages);
+  const col = SORTS[f.sort ?? "serial"];
+  const dir = f.desc ? "DESC" : "ASC";
+  // NULL customers last either way; serial breaks ties so paging is stable.
+  const c = bytewise(db);
+  const order = col === "serial" ? `serial${c} ${dir}` : col === "customer" ? `customer${c} ${dir}, serial${c} ${dir}` : `${col} ${dir}, serial${c} ${dir}`;
+  // The page's serials first, from the index alone (a deep OFFSET then skips index entries, not
+  // table rows: PostgreSQL would otherwise fetch every skipped row), then those 50 rows.
+  const serials = await db.all<{ serial: string }>(`SELECT serial FROM tokens WHERE ${whereSql} ORDER BY ${order} LIMIT ${PAGE_SIZE} OFFSET ${(page - 1) * PAGE_SIZE}`, params);
+  const byKey = new Map(
+    (serials.length
+      ? await db.all<{ serial: string; state: TokenState; customer: string | null; issuance: number; fail_count: number; withdrawn: WithdrawReason | null; updated_at: number }>(
+          `SELECT serial, state, customer, issuance, fail_count, withdrawn, updated_at FROM tokens WHERE serial IN (${serials.map(() => "?").join(", ")})`,
+          serials.map((r) => r.serial),
+        )
+      : []
+    ).map((r) => [r.serial, r]),
+  );
+  const rows = serials.map((r) => byKey.get(r.serial)).filter((r) => r !== undefined);
+  return {
+    rows: rows.map((r) => ({ serial: r.serial, state: r.state, customer: r.customer, issuance: Number(r.issuance), failCount: Number(r.fail_count), withdrawn: r.withdrawn, updatedAt: Number(r.updated_at) })),
+    total,
+    page,
+    pages,
+  };
+}
+
+/** The search box: an exact serial or customer goes straight to its page; otherwise prefix matches of both. */
+export async function search(db: Database, q: string): Promise<{ exact?: { kind: "keyfob" | "customer"; id: string }; serials: string[]; customers: string[] }> {
+  const serial = await db.get<{ serial: string }>(`SELECT serial FROM tokens WHERE serial = ? AND ${LIVE_ROWS}`, [q]);
+  if (serial) return { exact: { kind: "keyfob", id: serial.serial }, serials: [], customers: [] };
+  // Compared bytewise, as tokens_console_customer is built (PostgreSQL uses an index only for its own collation).
+  const customer =
+    (await db.get<{ c: string }>(`SELECT customer AS c FROM tokens WHERE customer${bytewise(db)} = ? LIMIT 1`, [q])) ??
+    (await db.get<{ c: string }>("SELECT customer AS c FROM audit WHERE customer = ? LIMIT 1", [q]));
+  if (customer) return { exact: { kind: "customer", id: customer.c }, serials: [], customers: [] };
+  const p1: unknown[] = [];
+  const c = bytewise(db);
+  const serials = await db.all<{ serial: string }>(`SELECT serial FROM tokens WHERE ${startsWith(db, "serial", q, p1)} AND ${LIVE_ROWS} ORDER BY serial${c} LIMIT 20`, p1);
+  const p2: unknown[] = [];
+  const customers = await db.all<{ customer: string }>(`SELECT DISTINCT customer${c} AS customer FROM tokens WHERE ${startsWith(db, "customer", q, p2)} ORDER BY 1 LIMIT 20`, p2);
+  return { serials: serials.map((r) => r.serial), customers: customers.map((r) => r.customer) };
+}
+
+/** Every keyfob ever issued to the customer (from the audit: a re-issued keyfob's row names its new customer), newest first. */
+export async function keyfobsOfCustomer(db: Database, customer: string): Promise<{ serial: string; issuedAt: number }[]> {
+  const rows = await db.all<{ serial: string; at: number }>(
+    "SELECT serial, MAX(at) AS at FROM audit WHERE customer = ? AND action = 'issue' AND outcome = 'ok' AND serial IS NOT NULL GROUP BY serial ORDER BY MAX(at) DESC LIMIT 200",
+    [customer],
+  );
+  return rows.map((r) => ({ serial: r.serial, issuedAt: Number(r.at) }));
+}
+
+/** When the keyfob last had a code accepted (activation, login, deactivation or resync), from the audit. */
+export async function lastAcceptedAt(db: Database, serial: string): Promise<number | null> {
+  const r = await db.get<{ at: number }>("SELECT at FROM audit WHERE serial = ? AND outcome = 'ok' AND action IN ('activate', 'verify', 'deactivate', 'resync') ORDER BY id DESC LIMIT 1", [serial]);
+  return r ? Number(r.at) : null;
+}
+
+export interface AuditFilter {
+  serial?: string;
+  customer?: string;
+  /** Actor as written (`console:alice`, `staff:...`), or a bare staff ID meaning `console:<ID>`. */
+  staff?: string;
+  fromMs?: number;
+  toMs?: number;
+  page?: number;
+}
+
+function auditWhere(f: AuditFilter): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (f.serial) where.push("serial = ?"), params.push(f.serial);
+  if (f.customer) where.push("customer = ?"), params.push(f.customer);
+  if (f.staff) where.push("actor = ?"), params.push(f.staff.includes(":") ? f.staff : "console:" + f.staff);
+  if (f.fromMs !== undefined) where.push("at >= ?"), params.push(f.fromMs);
+  if (f.toMs !== undefined) where.push("at < ?"), params.push(f.toMs);
+  return { sql: where.length ? " WHERE " + where.join(" AND ") : "", params };
+}
+
+type AuditRow = { id: number; at: number; actor: string; source: string; action: string; outcome: string; serial: string | null; customer: string | null; detail: string | null };
+const toRecord = (r: AuditRow): AuditRecord => ({ ...r, id: Number(r.id), at: new Date(Number(r.at)).toISOString(), detail: r.detail ? JSON.parse(r.detail) : null });
+
+/** Newest first, one page; `more` when an older page exists. */
+export async function auditPage(db: Database, f: AuditFilter, size = AUDIT_PAGE_SIZE): Promise<{ records: AuditRecord[]; page: number; more: boolean }> {
+  const w = auditWhere(f);
+  const page = Math.max(1, f.page ?? 1);
+  const rows = await db.all<AuditRow>(`SELECT * FROM audit${w.sql} ORDER BY id DESC LIMIT ${size + 1} OFFSET ${(page - 1) * size}`, w.params);
+  return { records: rows.slice(0, size).map(toRecord), page, more: rows.length > size };
+}
+
+/** Oldest first, for the CSV. */
+export async function auditAll(db: Database, f: AuditFilter): Promise<AuditRecord[]> {
+  const w = auditWhere(f);
+  return (await db.all<AuditRow>(`SELECT * FROM audit${w.sql} ORDER BY id LIMIT ${CSV_MAX_ROWS}`, w.params)).map(toRecord);
+}
+
+/**
+ * One CSV field (RFC 4180 quoting). A field that a spreadsheet would run as
+ * a formula (= + - @ tab CR first) gets a leading apostrophe: a serial or a
+ * detail is data, never a formula, when the download is opened in Excel.
+ */
+export function csvField(v: unknown): string {
+  let s = v === null || v === undefined ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
+  if (/^[=+\-@\t\r]/.test(s)) s = "'" + s;
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function auditCsv(records: AuditRecord[]): string {
+  const head = ["id", "at", "actor", "source", "action", "outcome", "serial", "customer", "detail"];
+  return [head.join(","), ...records.map((r) => [r.id, r.at, r.actor, r.source, r.action, r.outcome, r.serial, r.customer, r.detail].map(csvField).join(","))].join("\r\n") + "\r\n";
+}

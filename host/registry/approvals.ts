@@ -1,0 +1,163 @@
+/**
+ * Who may do what to a keyfob, and maker-checker (issue 13 item 4). One code
+ * path for the HTTP API (routes.ts) and the console (host/console), so the
+ * rule cannot differ between them.
+ *
+ * Authority: a teller issues, unlocks, resyncs and withdraws a keyfob as
+ * lost, returned or faulty. A supervisor also withdraws as stolen, approves
+ * a teller's request and lifts a staff member's sign-in lock. An API key of
+ * role `staff` acts with a teller's authority: it is a system, not a
+ * supervisor who can be asked.
+ *
+ * The rule (maker-checker): a customer's keyfob may be unlocked twice in 24
+ * hours by a teller; a third unlock within 24 hours of two earlier ones is a
+ * request that a supervisor other than its maker approves. Why: the lock
+ * after five wrong codes is what bounds a guesser (5·3/10^8 per cycle); each
+ * unlock gives five more guesses, and unlocks are asked for on the phone,
+ * where a caller can be anyone. Two a day covers a customer who mistypes
+ * twice; fifteen wrong codes in a day is what a guesser or a social engineer
+ * looks like, and a second person then looks at the audit before the lock
+ * goes. "Stolen" is the supervisor's word because it starts a fraud case;
+ * a teller who must block a keyfob now withdraws it as lost, which bars it
+ * just the same.
+ */
+import { randomBytes } from "node:crypto";
+import type { Database } from "./database.js";
+import type { Registry } from "./registry.js";
+import { auditRecord } from "./staff.js";
+import { RegistryError, type Actor, type TokenStatus, type WithdrawReason } from "./types.js";
+
+export type Authority = "teller" | "supervisor";
+
+/** Unlocks of one customer within UNLOCK_WINDOW_MS that a teller may do alone. */
+export const TELLER_UNLOCKS_PER_DAY = 2;
+export const UNLOCK_WINDOW_MS = 24 * 3600_000;
+/** Withdrawal reasons only a supervisor may record. */
+export const SUPERVISOR_REASONS: WithdrawReason[] = ["stolen"];
+
+export interface Approval {
+  id: string;
+  action: "unlock";
+  customer: string | null;
+  serial: string | null;
+  maker: string;
+  madeAt: string;
+  state: "pending" | "approved" | "rejected" | "failed";
+  checker: string | null;
+  decidedAt: string | null;
+  outcome: string | null;
+}
+
+interface ApprovalRow {
+  id: string;
+  action: "unlock";
+  customer: string | null;
+  serial: string | null;
+  maker: string;
+  made_at: number;
+  state: Approval["state"];
+  checker: string | null;
+  decided_at: number | null;
+  outcome: string | null;
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
+const toApproval = (r: ApprovalRow): Approval => ({
+  id: r.id,
+  action: r.action,
+  customer: r.customer,
+  serial: r.serial,
+  maker: r.maker,
+  madeAt: iso(r.made_at)!,
+  state: r.state,
+  checker: r.checker,
+  decidedAt: iso(r.decided_at === null ? null : Number(r.decided_at)),
+  outcome: r.outcome,
+});
+
+/** Successful unlocks of the customer's keyfobs since `since` (unix ms), from the audit. */
+async function unlocksSince(db: Database, customer: string, since: number): Promise<number> {
+  const r = await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM audit WHERE customer = ? AND action = 'unlock' AND outcome = 'ok' AND at >= ?", [customer, since]);
+  return Number(r?.n ?? 0);
+}
+
+/**
+ * Unlock under the rule. A teller's third unlock in 24 h is not done: a
+ * pending approval is recorded (or the one already pending is named) and
+ * the answer is the refusal `needs_approval` with its id.
+ */
+export async function unlockUnderRule(registry: Registry, customer: string, actor: Actor, authority: Authority, now = Date.now()): Promise<TokenStatus> {
+  if (authority === "supervisor") return registry.unlock(customer, actor);
+  const held = await registry.statusOfCustomer(customer).catch(() => undefined);
+  // Not locked (or no token): the registry gives its own audited refusal.
+  if (!held || held.state !== "locked") return registry.unlock(customer, actor);
+  const before = await unlocksSince(registry.db, customer, now - UNLOCK_WINDOW_MS);
+  if (before < TELLER_UNLOCKS_PER_DAY) return registry.unlock(customer, actor);
+  const db = registry.db;
+  const id = await db.tx(async (t) => {
+    const pending = await t.get<{ id: string }>(`SELECT id FROM approvals WHERE action = 'unlock' AND customer = ? AND state = 'pending'${db.forUpdate}`, [customer]);
+    const approval = pending?.id ?? randomBytes(6).toString("hex");
+    if (!pending) {
+      await t.run("INSERT INTO approvals (id, action, customer, serial, detail, maker, made_at, state) VALUES (?, 'unlock', ?, ?, NULL, ?, ?, 'pending')", [approval, customer, held.serial, actor.name, now]);
+    }
+    await auditRecord(t, actor, "unlock", "needs_approval", now, { serial: held.serial, customer, detail: { approval, unlocksInDay: before } });
+    return approval;
+  });
+  throw new RegistryError(
+    "needs_approval",
+    `customer ${customer}'s keyfob was unlocked ${before} times in the last 24 hours; a third unlock needs a supervisor's approval (request ${id})`,
+    "refused",
+    { approval: id, serial: held.serial },
+  );
+}
+
+/** Withdraw under the rule: only a supervisor records "stolen". */
+export async function withdrawUnderRule(registry: Registry, customer: string, reason: WithdrawReason, actor: Actor, authority: Authority, now = Date.now()): Promise<TokenStatus> {
+  if (authority !== "supervisor" && SUPERVISOR_REASONS.includes(reason)) {
+    await registry.db.tx((t) => auditRecord(t, actor, "withdraw", "needs_supervisor", now, { customer, detail: { reason } }));
+    throw new RegistryError(
+      "needs_supervisor",
+      `only a supervisor withdraws a keyfob as ${reason}; to block it now, withdraw it as lost (it is barred just the same) and tell a supervisor`,
+      "refused",
+      { reason },
+    );
+  }
+  return registry.withdraw(customer, reason, actor);
+}
+
+export async function listApprovals(db: Database, state?: Approval["state"], limit = 100): Promise<Approval[]> {
+  const rows = state
+    ? await db.all<ApprovalRow>(`SELECT * FROM approvals WHERE state = ? ORDER BY made_at DESC, id LIMIT ${limit}`, [state])
+    : await db.all<ApprovalRow>(`SELECT * FROM approvals ORDER BY made_at DESC, id LIMIT ${limit}`);
+  return rows.map(toApproval);
+}
+
+/**
+ * A supervisor decides a pending request. Claimed first (one conditional
+ * UPDATE, so two supervisors cannot both carry it out), then done with the
+ * supervisor as the actor; if the registry refuses (the keyfob was unlocked
+ * or withdrawn meanwhile), the request ends `failed` with the reason.
+ */
+export async function decideApproval(registry: Registry, id: string, approve: boolean, checker: Actor, now = Date.now()): Promise<{ approval: Approval; token?: TokenStatus }> {
+  if (!/^[0-9a-f]{12}$/.test(id)) throw new RegistryError("bad_approval", "an approval id is 12 hex digits", "bad_input");
+  const db = registry.db;
+  const claimed = await db.tx(async (t) => {
+    const row = await t.get<ApprovalRow>(`SELECT * FROM approvals WHERE id = ?${db.forUpdate}`, [id]);
+    if (!row) throw new RegistryError("unknown_approval", `no approval request ${id}`, "not_found");
+    if (row.state !== "pending") throw new RegistryError("already_decided", `request ${id} was already decided (${row.state}${row.checker ? " by " + row.checker : ""})`, "refused");
+    if (row.maker === checker.name) throw new RegistryError("own_request", "the maker of a request cannot approve it: a second person must", "refused");
+    await t.run("UPDATE approvals SET state = ?, checker = ?, decided_at = ? WHERE id = ?", [approve ? "approved" : "rejected", checker.name, now, id]);
+    await auditRecord(t, checker, approve ? "approve" : "reject", "ok", now, { serial: row.serial, customer: row.customer, detail: { approval: id, action: row.action, maker: row.maker } });
+    return row;
+  });
+  if (!approve) return { approval: toApproval({ ...claimed, state: "rejected", checker: checker.name, decided_at: now }) };
+  try {
+    const token = await registry.unlock(claimed.customer!, checker);
+    await db.run("UPDATE approvals SET outcome = 'ok' WHERE id = ?", [id]);
+    return { approval: toApproval({ ...claimed, state: "approved", checker: checker.name, decided_at: now, outcome: "ok" }), token };
+  } catch (e) {
+    const code = e instanceof RegistryError ? e.code : "error";
+    await db.run("UPDATE approvals SET state = 'failed', outcome = ? WHERE id = ?", [code, id]);
+    throw e;
+  }
+}

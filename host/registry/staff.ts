@@ -1,0 +1,284 @@
+/**
+ * Staff accounts for the console (issue 13): named people, not API keys.
+ *
+ * Passwords: scrypt (RFC 7914) from node:crypto, N = 2^15, r = 8, p = 1
+ * (32 MiB and ~50-100 ms per check on a branch server): memory-hard, so a
+ * stolen table costs an attacker memory as well as time per guess; built
+ * into Node, so nothing native to compile on a closed bank network (the
+ * argon2 package needs node-gyp or a prebuilt download). The stored string
+ * names its parameters, so they can be raised later without a migration.
+ *
+ * Sign-in throttle: five wrong passwords in a row lock the account until a
+ * supervisor unlocks it (console) or `fobkit bank unlock-staff`. The try is
+ * counted BEFORE the password is checked, by one conditional UPDATE
+ * (`failed_signins < 5`), so any number of parallel sign-ins get at most five
+ * tries between them; a right password then resets the count. An unknown,
+ * disabled or locked account still costs one scrypt against a dummy hash, so
+ * the answer's timing does not tell a known staff ID from an unknown one.
+ * The lock itself is shown to whoever signs in next (the member needs to
+ * know to call a supervisor); staff IDs are not secret inside a bank.
+ *
+ * Sessions: 32 random bytes in the cookie; the database holds their SHA-256
+ * only, with a CSRF token and the time last seen. A session idle for
+ * IDLE_MS is gone; so is every session of a disabled member.
+ */
+import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from "node:crypto";
+import type { Database, Sql } from "./database.js";
+import { RegistryError, type Actor } from "./types.js";
+
+export type StaffRole = "teller" | "supervisor";
+export const STAFF_ROLES: StaffRole[] = ["teller", "supervisor"];
+
+/** Wrong passwords in a row that lock a staff account (issue 13 item 2). */
+export const SIGNIN_LOCK_AFTER = 5;
+/** A console session idle this long is over (issue 13 item 2: 15 minutes). */
+export const IDLE_MS = 15 * 60_000;
+/** Even an active session ends after a working day. */
+export const SESSION_MAX_MS = 12 * 3600_000;
+/** seen_at is written at most this often per session (one write per page would be wasted). */
+const SEEN_RESOLUTION_MS = 10_000;
+
+const SCRYPT = { logN: 15, r: 8, p: 1, keyLen: 32 };
+export const MIN_PASSWORD = 12;
+const MAX_PASSWORD = 1024;
+const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+
+function scrypt(password: Buffer, salt: Buffer, keyLen: number, o: ScryptOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => scryptCb(password, salt, keyLen, o, (err, key) => (err ? reject(err) : resolve(key))));
+}
+
+function scryptOptions(logN: number, r: number, p: number): ScryptOptions {
+  // maxmem above 128·N·r (32 MiB at these parameters), which Node's 32 MiB default refuses.
+  return { N: 2 ** logN, r, p, maxmem: 256 * 2 ** logN * r };
+}
+
+export async function hashPassword(password: string): Promise<string> {
+  checkPassword(password);
+  const salt = randomBytes(16);
+  const pw = Buffer.from(password, "utf8");
+  try {
+    const key = await scrypt(pw, salt, SCRYPT.keyLen, scryptOptions(SCRYPT.logN, SCRYPT.r, SCRYPT.p));
+    return `scrypt$${SCRYPT.logN}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString("base64")}$${key.toString("base64")}`;
+  } finally {
+    pw.fill(0);
+  }
+}
+
+export async function verifyPassword(stored: string, password: string): Promise<boolean> {
+  const m = /^scrypt\$(\d{1,2})\$(\d{1,2})\$(\d{1,2})\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/.exec(stored);
+  if (!m) return false;
+  const want = Buffer.from(m[5], "base64");
+  const pw = Buffer.from(password.slice(0, MAX_PASSWORD), "utf8");
+  try {
+    const got = await scrypt(pw, Buffer.from(m[4], "base64"), want.length, scryptOptions(Number(m[1]), Number(m[2]), Number(m[3])));
+    return got.length === want.length && timingSafeEqual(got, want);
+  } finally {
+    pw.fill(0);
+  }
+}
+
+/** Made once per process: the hash an unknown or locked account is checked against, for equal timing. */
+let dummyHash: Promise<string> | undefined;
+function dummy(): Promise<string> {
+  return (dummyHash ??= hashPassword(randomBytes(18).toString("base64")));
+}
+
+export function checkStaffName(name: unknown): string {
+  if (typeof name !== "string" || !NAME_RE.test(name)) {
+    throw new RegistryError("bad_staff_name", "a staff ID is 1-64 of A-Z a-z 0-9 . _ -", "bad_input");
+  }
+  return name;
+}
+
+/** The message never contains the password. */
+export function checkPassword(password: unknown): string {
+  if (typeof password !== "string" || password.length < MIN_PASSWORD || password.length > MAX_PASSWORD) {
+    throw new RegistryError("bad_password", `a staff password is ${MIN_PASSWORD} to ${MAX_PASSWORD} characters`, "bad_input");
+  }
+  if (/[\x00-\x1f\x7f]/.test(password)) throw new RegistryError("bad_password", "a staff password may not contain control characters (a stray newline?)", "bad_input");
+  return password;
+}
+
+export interface StaffInfo {
+  name: string;
+  role: StaffRole;
+  locked: boolean;
+  failedSignins: number;
+  disabled: boolean;
+  createdAt: string;
+  disabledAt: string | null;
+  lastSigninAt: string | null;
+}
+
+interface StaffRow {
+  name: string;
+  role: StaffRole;
+  password_hash: string;
+  failed_signins: number;
+  created_at: number;
+  disabled_at: number | null;
+  last_signin_at: number | null;
+}
+
+const iso = (ms: number | null) => (ms === null || ms === undefined ? null : new Date(Number(ms)).toISOString());
+
+function info(r: StaffRow): StaffInfo {
+  return {
+    name: r.name,
+    role: r.role,
+    locked: Number(r.failed_signins) >= SIGNIN_LOCK_AFTER,
+    failedSignins: Number(r.failed_signins),
+    disabled: r.disabled_at !== null,
+    createdAt: iso(r.created_at)!,
+    disabledAt: iso(r.disabled_at),
+    lastSigninAt: iso(r.last_signin_at),
+  };
+}
+
+/** One audit record written by the staff and console code (same table, same shape as the registry's). */
+export async function auditRecord(
+  t: Sql,
+  actor: Actor,
+  action: string,
+  outcome: string,
+  at: number,
+  more: { serial?: string | null; customer?: string | null; detail?: Record<string, unknown> } = {},
+): Promise<void> {
+  await t.run("INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+    at,
+    actor.name,
+    actor.source,
+    action,
+    outcome,
+    more.serial ?? null,
+    more.customer ?? null,
+    more.detail ? JSON.stringify(more.detail) : null,
+  ]);
+}
+
+/** The audit actor of a console user: `console:<staff ID>`. */
+export function consoleActor(name: string, source: string): Actor {
+  return { name: "console:" + name, source };
+}
+
+export async function addStaff(db: Database, name: string, role: StaffRole, password: string, actor: Actor, now = Date.now()): Promise<StaffInfo> {
+  checkStaffName(name);
+  if (!STAFF_ROLES.includes(role)) throw new RegistryError("bad_role", `role must be one of ${STAFF_ROLES.join(", ")}`, "bad_input");
+  const hash = await hashPassword(password);
+  return db.tx(async (t) => {
+    if (await t.get(`SELECT name FROM staff WHERE name = ?${db.forUpdate}`, [name])) {
+      throw new RegistryError("staff_exists", `staff ID ${name} exists already (IDs are never reused, so the audit names one person)`, "refused");
+    }
+    await t.run("INSERT INTO staff (name, role, password_hash, failed_signins, created_at) VALUES (?, ?, ?, 0, ?)", [name, role, hash, now]);
+    await auditRecord(t, actor, "add_staff", "ok", now, { detail: { staff: name, role } });
+    return info({ name, role, password_hash: hash, failed_signins: 0, created_at: now, disabled_at: null, last_signin_at: null });
+  });
+}
+
+export async function listStaff(db: Database): Promise<StaffInfo[]> {
+  return (await db.all<StaffRow>("SELECT * FROM staff ORDER BY name")).map(info);
+}
+
+export async function getStaff(db: Database, name: string): Promise<StaffInfo | undefined> {
+  const r = await db.get<StaffRow>("SELECT * FROM staff WHERE name = ?", [checkStaffName(name)]);
+  return r ? info(r) : undefined;
+}
+
+/** Disabled for good (IDs are not reused); every session of the member ends at once. */
+export async function disableStaff(db: Database, name: string, actor: Actor, now = Date.now()): Promise<void> {
+  checkStaffName(name);
+  await db.tx(async (t) => {
+    const n = await t.run("UPDATE staff SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL", [now, name]);
+    if (n === 0) throw new RegistryError("unknown_staff", `no active staff account ${name}`, "refused");
+    await t.run("DELETE FROM staff_sessions WHERE staff = ?", [name]);
+    await auditRecord(t, actor, "disable_staff", "ok", now, { detail: { staff: name } });
+  });
+}
+
+/** Lifts the sign-in lock (five wrong passwords); a supervisor's action. */
+export async function unlockStaff(db: Database, name: string, actor: Actor, now = Date.now()): Promise<void> {
+  checkStaffName(name);
+  await db.tx(async (t) => {
+    const row = await t.get<StaffRow>(`SELECT * FROM staff WHERE name = ?${db.forUpdate}`, [name]);
+    if (!row || row.disabled_at !== null) throw new RegistryError("unknown_staff", `no active staff account ${name}`, "refused");
+    if (Number(row.failed_signins) < SIGNIN_LOCK_AFTER) throw new RegistryError("staff_not_locked", `staff account ${name} is not locked`, "refused");
+    await t.run("UPDATE staff SET failed_signins = 0 WHERE name = ?", [name]);
+    await auditRecord(t, actor, "unlock_staff", "ok", now, { detail: { staff: name, failures: Number(row.failed_signins) } });
+  });
+}
+
+export type SignIn = { ok: true; name: string; role: StaffRole } | { ok: false; reason: "bad_credentials" | "locked" };
+
+/**
+ * Checks a staff ID and password, counting the try first (see the file's
+ * comment). Audited: `signin` ok / bad_password / locked / unknown_staff.
+ */
+export async function signIn(db: Database, name: string, password: string, source: string, now = Date.now()): Promise<SignIn> {
+  const actor = consoleActor(NAME_RE.test(name) ? name : "?", source);
+  const row = NAME_RE.test(name) ? await db.get<StaffRow>("SELECT * FROM staff WHERE name = ?", [name]) : undefined;
+  if (!row || row.disabled_at !== null) {
+    await verifyPassword(await dummy(), password);
+    await db.tx((t) => auditRecord(t, actor, "signin", row ? "disabled" : "unknown_staff", now));
+    return { ok: false, reason: "bad_credentials" };
+  }
+  const counted = await db.run("UPDATE staff SET failed_signins = failed_signins + 1 WHERE name = ? AND failed_signins < ? AND disabled_at IS NULL", [name, SIGNIN_LOCK_AFTER]);
+  if (counted === 0) {
+    await verifyPassword(await dummy(), password);
+    await db.tx((t) => auditRecord(t, actor, "signin", "locked", now));
+    return { ok: false, reason: "locked" };
+  }
+  if (await verifyPassword(row.password_hash, password)) {
+    await db.tx(async (t) => {
+      await t.run("UPDATE staff SET failed_signins = 0, last_signin_at = ? WHERE name = ?", [now, name]);
+      await auditRecord(t, actor, "signin", "ok", now);
+    });
+    return { ok: true, name: row.name, role: row.role };
+  }
+  const after = await db.get<{ failed_signins: number }>("SELECT failed_signins FROM staff WHERE name = ?", [name]);
+  const locked = Number(after?.failed_signins ?? SIGNIN_LOCK_AFTER) >= SIGNIN_LOCK_AFTER;
+  await db.tx((t) => auditRecord(t, actor, "signin", "bad_password", now, { detail: { failures: Number(after?.failed_signins), locked } }));
+  return { ok: false, reason: "bad_credentials" };
+}
+
+// ------------------------------------------------------------------ sessions
+
+export interface Session {
+  staff: string;
+  role: StaffRole;
+  csrf: string;
+}
+
+const sessionKey = (id: string) => createHash("sha256").update(id, "utf8").digest("hex");
+
+/** A new session (never one the client named: no fixation). Returns the cookie value. */
+export async function createSession(db: Database, staff: string, source: string, now = Date.now()): Promise<{ id: string; csrf: string }> {
+  const id = randomBytes(32).toString("base64url");
+  const csrf = randomBytes(32).toString("base64url");
+  await db.tx(async (t) => {
+    // Housekeeping: sessions idle past the timeout are gone anyway.
+    await t.run("DELETE FROM staff_sessions WHERE seen_at < ? OR created_at < ?", [now - IDLE_MS, now - SESSION_MAX_MS]);
+    await t.run("INSERT INTO staff_sessions (id_hash, staff, csrf, source, created_at, seen_at) VALUES (?, ?, ?, ?, ?, ?)", [sessionKey(id), staff, csrf, source, now, now]);
+  });
+  return { id, csrf };
+}
+
+/** The live session for a cookie value, its idle clock restarted; undefined when unknown, idle, expired or its member disabled. */
+export async function loadSession(db: Database, id: string, now = Date.now()): Promise<Session | undefined> {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
+  const key = sessionKey(id);
+  const r = await db.get<{ staff: string; role: StaffRole; csrf: string; created_at: number; seen_at: number; disabled_at: number | null }>(
+    "SELECT s.staff, st.role, s.csrf, s.created_at, s.seen_at, st.disabled_at FROM staff_sessions s JOIN staff st ON st.name = s.staff WHERE s.id_hash = ?",
+    [key],
+  );
+  if (!r) return undefined;
+  if (r.disabled_at !== null || Number(r.seen_at) < now - IDLE_MS || Number(r.created_at) < now - SESSION_MAX_MS) {
+    await db.run("DELETE FROM staff_sessions WHERE id_hash = ?", [key]);
+    return undefined;
+  }
+  if (now - Number(r.seen_at) >= SEEN_RESOLUTION_MS) await db.run("UPDATE staff_sessions SET seen_at = ? WHERE id_hash = ?", [now, key]);
+  return { staff: r.staff, role: r.role, csrf: r.csrf };
+}
+
+export async function endSession(db: Database, id: string): Promise<void> {
+  if (/^[A-Za-z0-9_-]{43}$/.test(id)) await db.run("DELETE FROM staff_sessions WHERE id_hash = ?", [sessionKey(id)]);
+}

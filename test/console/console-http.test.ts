@@ -1,0 +1,383 @@
+/**
+ * The staff console over real HTTP (a loopback listener, fetch with a cookie
+ * jar), on SQLite and PostgreSQL: sessions, cookie flags, CSRF, the sign-in
+ * throttle under parallel tries, roles enforced by the server, maker-checker
+ * shared with the API, escaping, redirects, language, lists and the audit.
+ * The browser suite (console-browser.test.ts) drives the same pages in Chromium.
+ */
+import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
+import { request } from "node:https";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createApiKey } from "../../host/registry/api-keys.js";
+import type { Database } from "../../host/registry/database.js";
+import { KeyRing } from "../../host/registry/key-ring.js";
+import { addStaff } from "../../host/registry/staff.js";
+import { startServer } from "../../host/server/serve.js";
+import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb, oathtool } from "../registry/support.js";
+import { call, selfSignedCert } from "../server/support.js";
+
+const START = 1_800_000_040_000 - (1_800_000_040_000 % 60_000) + 10_000;
+const CLI = { name: "staff:test", source: "cli" };
+const PASSWORDS = { alice: "alice-correct-horse", bob: "bob-battery-staple", carol: "carol-teller-password" };
+
+interface Res {
+  status: number;
+  location: string | null;
+  text: string;
+  setCookie: string[];
+}
+
+/** A browser without a browser: cookies kept, redirects not followed. */
+class Client {
+  cookies = new Map<string, string>();
+  constructor(readonly base: string, readonly headers: Record<string, string> = {}) {}
+  async req(method: string, path: string, opts: { form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<Res> {
+    const headers: Record<string, string> = { ...this.headers, ...opts.headers };
+    if (this.cookies.size) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
+    if (opts.form) headers["content-type"] = "application/x-www-form-urlencoded";
+    const res = await fetch(this.base + path, { method, headers, redirect: "manual", body: opts.form ? new URLSearchParams(opts.form).toString() : undefined });
+    const setCookie = res.headers.getSetCookie();
+    for (const c of setCookie) {
+      const [pair] = c.split(";");
+      const i = pair.indexOf("=");
+      const v = pair.slice(i + 1);
+      if (v === "" || /Max-Age=0/i.test(c)) this.cookies.delete(pair.slice(0, i));
+      else this.cookies.set(pair.slice(0, i), v);
+    }
+    return { status: res.status, location: res.headers.get("location"), text: await res.text(), setCookie };
+  }
+  get = (path: string) => this.req("GET", path);
+  post = (path: string, form: Record<string, string>, headers?: Record<string, string>) => this.req("POST", path, { form, headers });
+  async signIn(staff: string, password: string, next?: string): Promise<Res> {
+    return this.post("/console/sign-in", { staff, password, ...(next ? { next } : {}) });
+  }
+  /** The CSRF token the page's forms carry. */
+  async csrf(path = "/console/"): Promise<string> {
+    const page = await this.get(path);
+    const m = /name="_csrf" value="([^"]+)"/.exec(page.text);
+    if (!m) throw new Error(`no CSRF token on ${path}: ${page.status} ${page.text.slice(0, 200)}`);
+    return m[1];
+  }
+}
+
+describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
+  let db: Database;
+  let drop: () => Promise<void>;
+  let clock: TestClock;
+  let server: Awaited<ReturnType<typeof startServer>>;
+  let base: string;
+  let staffKey: string;
+  let channelKey: string;
+
+  beforeEach(async () => {
+    ({ db, drop } = await freshDb(engine));
+    clock = new TestClock(START);
+    server = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0", now: clock.now });
+    base = server.url;
+    staffKey = (await createApiKey(db, "staff")).key;
+    channelKey = (await createApiKey(db, "channel")).key;
+    await addStaff(db, "alice", "teller", PASSWORDS.alice, CLI);
+    await addStaff(db, "bob", "supervisor", PASSWORDS.bob, CLI);
+  });
+  afterEach(async () => {
+    await server.close();
+    await drop();
+  });
+
+  const register = (serial: string, seed: Buffer = randomBytes(20)) =>
+    server.registry.registerOne({ serial, manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: seed }, CLI, "test");
+  const lockWithWrongCodes = async (customer: string) => {
+    for (let i = 0; i < 5; i++) await call(base, "POST", `/v1/customers/${customer}/activate`, { key: channelKey, body: { code: "00000000" } });
+  };
+  async function signedIn(name: keyof typeof PASSWORDS): Promise<Client> {
+    const c = new Client(base);
+    const r = await c.signIn(name, PASSWORDS[name]);
+    expect(r.status, r.text).toBe(303);
+    return c;
+  }
+
+  it("nothing works without a session: pages redirect to sign-in, changes and partial lists answer 401", async () => {
+    await register("FK0001");
+    const c = new Client(base);
+    for (const path of ["/console/", "/console/keyfobs/FK0001", "/console/audit", "/console/audit.csv", "/console/staff", "/console/approvals"]) {
+      const r = await c.get(path);
+      expect(r.status, path).toBe(303);
+      expect(r.location).toBe(`/console/sign-in?next=${encodeURIComponent(path)}`);
+    }
+    expect((await c.get("/console/keyfobs?partial=1")).status).toBe(401);
+    const issue = await c.post("/console/keyfobs/FK0001/issue", { customer: "C1", _csrf: "x".repeat(43) });
+    expect(issue.status).toBe(401);
+    // A made-up session cookie is no session.
+    c.cookies.set("fobkit_console", randomBytes(32).toString("base64url"));
+    expect((await c.get("/console/")).status).toBe(303);
+    expect((await server.registry.status("FK0001")).state).toBe("in_stock");
+  });
+
+  it("signing in makes a new session (a planted cookie is never adopted), with HttpOnly, SameSite=Strict and no Secure on loopback; 15 idle minutes or sign-out end it", async () => {
+    // Fixation: an attacker signs in and plants their own, valid, session id in alice's browser.
+    const attacker = await signedIn("bob");
+    const planted = attacker.cookies.get("fobkit_console")!;
+    const c = new Client(base);
+    c.cookies.set("fobkit_console", planted);
+    const r = await c.signIn("alice", PASSWORDS.alice, "/console/keyfobs?state=locked");
+    expect(r.status).toBe(303);
+    expect(r.location).toBe("/console/keyfobs?state=locked");
+    const cookie = r.setCookie.find((s) => s.startsWith("fobkit_console="))!;
+    expect(cookie).toMatch(/; HttpOnly/);
+    expect(cookie).toMatch(/; SameSite=Strict/);
+    expect(cookie).toMatch(/; Path=\/console\//);
+    expect(cookie).not.toMatch(/Secure/);
+    const sid = c.cookies.get("fobkit_console")!;
+    expect(sid).not.toBe(planted);
+    expect((await c.get("/console/")).text).toContain("alice (");
+    // The planted session ended with the new sign-in: it is nobody's now.
+    expect((await attacker.get("/console/")).status).toBe(303);
+    // Idle: 14 minutes is fine (and restarts the clock), 15 more is not.
+    clock.advance(14 * 60);
+    expect((await c.get("/console/")).status).toBe(200);
+    clock.advance(15 * 60 + 1);
+    expect((await c.get("/console/")).status).toBe(303);
+    // Sign out ends the session on the server, not only in the browser.
+    const c2 = await signedIn("alice");
+    const kept = c2.cookies.get("fobkit_console")!;
+    expect((await c2.post("/console/sign-out", { _csrf: await c2.csrf() })).status).toBe(303);
+    const replay = new Client(base);
+    replay.cookies.set("fobkit_console", kept);
+    expect((await replay.get("/console/")).status).toBe(303);
+    // The password never appears in the audit.
+    expect(JSON.stringify(await server.registry.auditTrail())).not.toContain(PASSWORDS.alice);
+  });
+
+  it("five wrong passwords lock a staff account, even tried in parallel; the sixth try finds it locked, the right password too, until a supervisor unlocks it", async () => {
+    const attacker = new Client(base);
+    const tries = await Promise.all(Array.from({ length: 12 }, () => attacker.signIn("alice", "wrong-password-guess")));
+    expect(tries.every((t) => t.status === 401)).toBe(true);
+    const audit = (await server.registry.auditTrail()).filter((a) => a.action === "signin");
+    expect(audit.filter((a) => a.outcome === "bad_password")).toHaveLength(5);
+    expect(audit.filter((a) => a.outcome === "locked")).toHaveLength(7);
+    const right = await new Client(base, { "accept-language": "en" }).signIn("alice", PASSWORDS.alice);
+    expect(right.status).toBe(401);
+    expect(right.text).toContain("This staff account is locked after five wrong passwords");
+    // An unknown ID answers exactly as a wrong password does.
+    const unknown = await new Client(base, { "accept-language": "en" }).signIn("mallory", "whatever-password");
+    const wrong = await new Client(base, { "accept-language": "en" }).signIn("bob", "wrong-password-guess");
+    expect(unknown.status).toBe(401);
+    expect(unknown.text.replace(/mallory/g, "ID")).toBe(wrong.text.replace(/bob/g, "ID"));
+    // A teller may not unlock staff; a supervisor may.
+    await addStaff(db, "carol", "teller", PASSWORDS.carol, CLI);
+    const carol = await signedIn("carol");
+    expect((await carol.post("/console/staff/alice/unlock", { _csrf: await carol.csrf() })).status).toBe(403);
+    const bob = await signedIn("bob");
+    expect((await bob.post("/console/staff/alice/unlock", { _csrf: await bob.csrf("/console/staff") })).status).toBe(303);
+    expect((await new Client(base).signIn("alice", PASSWORDS.alice)).status).toBe(303);
+  });
+
+  it("marks the session cookie Secure when the console is served over HTTPS", async () => {
+    const tls = selfSignedCert();
+    const https = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0", tlsCert: tls.cert, tlsKey: tls.key, now: clock.now });
+    try {
+      const body = new URLSearchParams({ staff: "alice", password: PASSWORDS.alice }).toString();
+      const u = new URL(https.url + "/console/sign-in");
+      const cookie = await new Promise<string>((resolve, reject) => {
+        const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: "POST", rejectUnauthorized: false, headers: { "content-type": "application/x-www-form-urlencoded", "content-length": Buffer.byteLength(body) } }, (res) => {
+          res.resume();
+          resolve(String(res.headers["set-cookie"] ?? ""));
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+      expect(cookie).toMatch(/^fobkit_console=[A-Za-z0-9_-]{43}; Path=\/console\/; HttpOnly; SameSite=Strict; Secure$/);
+    } finally {
+      await https.close();
+      rmSync(tls.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a change without the session's CSRF token, with another session's token, or from another origin, and changes nothing", async () => {
+    await register("FK0001");
+    const alice = await signedIn("alice");
+    const bob = await signedIn("bob");
+    const bobToken = await bob.csrf();
+    expect((await alice.post("/console/keyfobs/FK0001/issue", { customer: "C1" })).status).toBe(403);
+    expect((await alice.post("/console/keyfobs/FK0001/issue", { customer: "C1", _csrf: bobToken })).status).toBe(403);
+    const token = await alice.csrf();
+    expect((await alice.post("/console/keyfobs/FK0001/issue", { customer: "C1", _csrf: token }, { origin: "http://evil.example" })).status).toBe(403);
+    expect((await alice.post("/console/sign-out", {})).status).toBe(403);
+    expect((await server.registry.status("FK0001")).state).toBe("in_stock");
+    const ok = await alice.post("/console/keyfobs/FK0001/issue", { customer: "C1", _csrf: token }, { origin: base });
+    expect(ok.status).toBe(303);
+    expect(await server.registry.status("FK0001")).toMatchObject({ state: "issued", customer: "C1" });
+    const record = (await server.registry.auditTrail({ serial: "FK0001" })).find((a) => a.action === "issue" && a.outcome === "ok")!;
+    expect(record).toMatchObject({ actor: "console:alice", source: "127.0.0.1" });
+  });
+
+  it("roles are checked by the server: a teller cannot withdraw as stolen, see approvals or staff, or approve; the maker-checker rule is the API's too", async () => {
+    await register("FK0001");
+    await server.registry.issue("FK0001", "C1", CLI);
+    const alice = await signedIn("alice");
+    const token = await alice.csrf();
+    const stolen = await alice.post("/console/keyfobs/FK0001/withdraw", { reason: "stolen", confirmed: "yes", _csrf: token });
+    expect(stolen.status).toBe(403);
+    expect((await server.registry.status("FK0001")).state).toBe("issued");
+    expect((await alice.get("/console/approvals")).status).toBe(403);
+    expect((await alice.get("/console/staff")).status).toBe(403);
+    // The same rule through the API: an API staff key has a teller's authority.
+    expect(await call(base, "POST", "/v1/customers/C1/withdraw", { key: staffKey, body: { reason: "stolen" } })).toMatchObject({ status: 409, body: { error: { code: "needs_supervisor" } } });
+    // Maker-checker: two unlocks in 24 hours (API, then console), the third is a request.
+    await lockWithWrongCodes("C1");
+    expect((await call(base, "POST", "/v1/customers/C1/unlock", { key: staffKey })).status).toBe(200);
+    await lockWithWrongCodes("C1");
+    expect((await alice.post("/console/keyfobs/FK0001/unlock", { _csrf: token })).status).toBe(303);
+    await lockWithWrongCodes("C1");
+    const third = await alice.post("/console/keyfobs/FK0001/unlock", { _csrf: token });
+    expect(third.status).toBe(409);
+    const approval = /([0-9a-f]{12})<\/p>/.exec(third.text)![1];
+    const viaApi = await call(base, "POST", "/v1/customers/C1/unlock", { key: staffKey });
+    expect(viaApi).toMatchObject({ status: 409, body: { error: { code: "needs_approval", detail: { approval } } } });
+    expect((await server.registry.status("FK0001")).state).toBe("locked");
+    expect((await alice.post(`/console/approvals/${approval}/approve`, { _csrf: token })).status).toBe(403);
+    expect((await server.registry.status("FK0001")).state).toBe("locked");
+    const bob = await signedIn("bob");
+    const pending = await bob.get("/console/approvals");
+    expect(pending.text).toContain(approval);
+    expect((await bob.post(`/console/approvals/${approval}/approve`, { _csrf: await bob.csrf() })).status).toBe(303);
+    expect((await server.registry.status("FK0001")).state).toBe("issued");
+    const trail = await server.registry.auditTrail({ customer: "C1" });
+    expect(trail.find((a) => a.action === "approve")).toMatchObject({ actor: "console:bob", detail: { approval, maker: "console:alice" } });
+    expect(trail.filter((a) => a.action === "unlock").map((a) => `${a.actor}:${a.outcome}`)).toEqual([
+      `staff:${staffKey.slice(4, 16)}:ok`,
+      "console:alice:ok",
+      "console:alice:needs_approval",
+      `staff:${staffKey.slice(4, 16)}:needs_approval`,
+      "console:bob:ok",
+    ]);
+    // A day later a teller may unlock alone again.
+    clock.advance(24 * 3600 + 60);
+    await lockWithWrongCodes("C1");
+    expect((await call(base, "POST", "/v1/customers/C1/unlock", { key: staffKey })).status).toBe(200);
+    // A supervisor withdraws as stolen.
+    const bob2 = await signedIn("bob");
+    expect((await bob2.post("/console/keyfobs/FK0001/withdraw", { reason: "stolen", confirmed: "yes", _csrf: await bob2.csrf() })).status).toBe(303);
+    expect(await server.registry.status("FK0001")).toMatchObject({ state: "retired", withdrawn: "stolen" });
+  });
+
+  it("resyncs a keyfob from two consecutive codes and refuses codes that are not", async () => {
+    await register("FK0001", RFC_SEED_SHA1);
+    await server.registry.issue("FK0001", "C1", CLI);
+    const alice = await signedIn("alice");
+    const token = await alice.csrf();
+    const form = await alice.get("/console/keyfobs/FK0001/resync");
+    expect(form.text).toContain('pattern="[0-9]{8}"');
+    // The keyfob runs 10 minutes fast: its next two codes.
+    const fast = clock.seconds + 600;
+    const bad = await alice.post("/console/keyfobs/FK0001/resync", { code1: oathtool(RFC_SEED_SHA1, fast), code2: oathtool(RFC_SEED_SHA1, fast + 120), _csrf: token });
+    expect(bad.status).toBe(409);
+    expect((await alice.post("/console/keyfobs/FK0001/resync", { code1: "1234", code2: "5678", _csrf: token })).status).toBe(400);
+    const ok = await alice.post("/console/keyfobs/FK0001/resync", { code1: oathtool(RFC_SEED_SHA1, fast), code2: oathtool(RFC_SEED_SHA1, fast + 60), _csrf: token });
+    expect(ok.status).toBe(303);
+    expect(await server.registry.status("FK0001")).toMatchObject({ drift: 11 });
+    const record = (await server.registry.auditTrail({ serial: "FK0001" })).filter((a) => a.action === "resync").map((a) => `${a.actor}:${a.outcome}`);
+    expect(record).toEqual(["console:alice:resync_failed", "console:alice:ok"]);
+  });
+
+  it("escapes markup in serials everywhere and defuses formulas in the CSV", async () => {
+    const evil = `<svg/onload=alert(1)>"'`;
+    await register(evil);
+    await register("=1+1");
+    await server.registry.issue(evil, "C-evil", CLI);
+    const c = await signedIn("bob");
+    for (const path of [`/console/keyfobs/${encodeURIComponent(evil)}`, "/console/keyfobs", "/console/audit", "/console/customers/C-evil", `/console/search?q=${encodeURIComponent("<svg")}`]) {
+      const r = await c.get(path);
+      expect(r.status, path).toBe(200);
+      expect(r.text, path).not.toContain("<svg");
+      expect(r.text, path).toContain("&lt;svg/onload=alert(1)&gt;");
+    }
+    const csv = await c.get("/console/audit.csv");
+    expect(csv.status).toBe(200);
+    expect(csv.text).toContain(",'=1+1,");
+    expect(csv.text).not.toMatch(/,=1\+1/);
+  });
+
+  it("after sign-in or a language switch redirects only inside the console", async () => {
+    for (const next of ["//evil.example/", "https://evil.example/", "/console/../../x", "/\\evil.example", "javascript:alert(1)"]) {
+      const r = await new Client(base).signIn("alice", PASSWORDS.alice, next);
+      expect(r.location, next).toBe("/console/");
+    }
+    expect((await new Client(base).get(`/console/lang?to=en&back=${encodeURIComponent("//evil.example")}`)).location).toBe("/console/");
+    expect((await new Client(base).signIn("alice", PASSWORDS.alice, "/console/audit?serial=FK1")).location).toBe("/console/audit?serial=FK1");
+  });
+
+  it("speaks Japanese by default, English when the browser prefers it, and switches on every page", async () => {
+    const ja = await new Client(base).get("/console/sign-in");
+    expect(ja.text).toContain('<html lang="ja">');
+    expect(ja.text).toContain(">ログイン</button>");
+    const en = await new Client(base, { "accept-language": "en-GB,en;q=0.9,ja;q=0.5" }).get("/console/sign-in");
+    expect(en.text).toContain('<html lang="en">');
+    for (const name of ["Staff ID", "Password", "Sign in"]) expect(en.text).toContain(`>${name}<`);
+    expect((await new Client(base, { "accept-language": "ja,en;q=0.8" }).get("/console/sign-in")).text).toContain('lang="ja"');
+    const c = await signedIn("alice");
+    const sw = await c.get("/console/lang?to=en&back=%2Fconsole%2Faudit");
+    expect(sw.location).toBe("/console/audit");
+    const audit = await c.get("/console/audit");
+    expect(audit.text).toContain('<html lang="en">');
+    expect(audit.text).toContain('href="/console/lang?to=ja&amp;back=%2Fconsole%2Faudit"');
+  });
+
+  it("lists keyfobs paged, sorted and filtered on the server; searches by customer ID or serial, exact or prefix", async () => {
+    await server.registry.register(
+      Array.from({ length: 120 }, (_, i) => ({ serial: `FK${String(i).padStart(4, "0")}`, manufacturer: "fobkit", algorithm: "SHA1" as const, digits: 8, period: 60, t0: 0, secret: randomBytes(20) })),
+      CLI,
+      "test",
+    );
+    await server.registry.issue("FK0007", "C-7", CLI);
+    await lockWithWrongCodes("C-7");
+    await server.registry.issue("FK0008", "C-8", CLI);
+    const c = new Client(base, { "accept-language": "en" });
+    expect((await c.signIn("alice", PASSWORDS.alice)).status).toBe(303);
+    const first = await c.get("/console/keyfobs");
+    expect(first.text).toContain("120 keyfobs — Page 1 of 3");
+    expect(first.text).toContain(">FK0049<");
+    expect(first.text).not.toContain(">FK0050<");
+    const last = await c.get("/console/keyfobs?sort=serial&dir=desc&page=3");
+    expect(last.text).toContain(">FK0019<");
+    expect(last.text).not.toContain(">FK0020<");
+    const locked = await c.get("/console/keyfobs?state=locked&partial=1");
+    expect(locked.text).toContain("1 keyfobs");
+    expect(locked.text).toContain(">FK0007<");
+    expect(locked.text).not.toContain("<html");
+    const prefix = await c.get("/console/keyfobs?q=C-&sort=customer");
+    expect(prefix.text).toContain("2 keyfobs");
+    expect(prefix.text.indexOf(">C-7<")).toBeLessThan(prefix.text.indexOf(">C-8<"));
+    expect((await c.get("/console/search?q=FK0008")).location).toBe("/console/keyfobs/FK0008");
+    expect((await c.get("/console/search?q=C-7")).location).toBe("/console/customers/C-7");
+    const some = await c.get("/console/search?q=FK011");
+    expect(some.text).toContain(">FK0119<");
+    expect(some.text).not.toContain(">FK0100<");
+  });
+
+  it("filters the audit by keyfob, customer, staff member and date, on the page and in the CSV", async () => {
+    await register("FK0001");
+    await register("FK0002");
+    const alice = await signedIn("alice");
+    expect((await alice.post("/console/keyfobs/FK0001/issue", { customer: "C1", _csrf: await alice.csrf() })).status).toBe(303);
+    clock.advance(2 * 86400);
+    await server.registry.issue("FK0002", "C2", CLI);
+    // Two days idle ended the first session.
+    expect((await alice.get("/console/audit")).status).toBe(303);
+    expect((await alice.signIn("alice", PASSWORDS.alice)).status).toBe(303);
+    const day = (ms: number) => new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Tokyo" }).format(new Date(ms));
+    const csv = (q: string) => alice.get("/console/audit.csv?" + q).then((r) => r.text.trim().split("\r\n").slice(1));
+    const byStaff = await csv("staff=alice");
+    expect(byStaff.some((l) => l.includes(",issue,ok,FK0001,C1,"))).toBe(true);
+    expect(byStaff.some((l) => l.includes("FK0002"))).toBe(false);
+    const today = await csv(`from=${day(clock.ms)}&to=${day(clock.ms)}`);
+    expect(today.every((l) => !l.includes("FK0001"))).toBe(true);
+    expect(today.some((l) => l.includes(",issue,ok,FK0002,C2,"))).toBe(true);
+    expect((await csv("customer=C2")).every((l) => l.includes(",C2,"))).toBe(true);
+    const page = await alice.get("/console/audit?serial=FK0001");
+    expect(page.text).toContain("console:alice");
+    expect(page.text).not.toContain(">FK0002<");
+    expect((await alice.get("/console/audit?from=2026-13-01")).status).toBe(400);
+  });
+});
