@@ -1,10 +1,11 @@
 /**
  * `fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N]
- *             [--baud RATE (LINK_BAUD)] [--image FILE] [--build FILE] [--no-rng] [--no-rtc] [--fault NAME]...`
+ *             [--baud RATE (LINK_BAUD)] [--image FILE] [--build FILE] [--no-rng] [--no-rtc] [--fault NAME]... [--battery]`
  *
  * Runs the emulated keyfob with its console UART on a PTY at PATH. Control
  * on stdin, one command per line: press | power-cut | boot | advance SECONDS
- * | fault NAME on|off.
+ * | fault NAME on|off | usb on|off | brown-out. --battery starts with USB unplugged (a
+ * locked keyfob then deep-sleeps; bytes on the PTY are lost until `usb on`).
  * Events on stdout, one JSON object per line: {"event":"ready","pty":PATH}
  * first, then display/boot/error/... (see EmulatorEvent). Diagnostics on
  * stderr. Ends cleanly on SIGINT, SIGTERM or end of stdin.
@@ -20,11 +21,11 @@ import { PtyLink } from "./pty.js";
 import { UART_BAUDS } from "./nodemcu/uart.js";
 
 export const EMU_USAGE =
-  `usage: fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N] [--baud ${LINK_BAUD}] [--image FILE] [--build FILE] [--no-rng] [--no-rtc] [--fault NAME]...\n` +
-  "stdin commands: press | power-cut | boot | advance SECONDS | fault NAME on|off\n" +
+  `usage: fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N] [--baud ${LINK_BAUD}] [--image FILE] [--build FILE] [--no-rng] [--no-rtc] [--fault NAME]... [--battery]\n` +
+  "stdin commands: press | power-cut | boot | advance SECONDS | fault NAME on|off | usb on|off | brown-out\n" +
   "faults (--fault NAME, repeatable or comma-separated):\n" +
   faultHelp();
-const COMMANDS = "press | power-cut | boot | advance SECONDS | fault NAME on|off";
+const COMMANDS = "press | power-cut | boot | advance SECONDS | fault NAME on|off | usb on|off | brown-out";
 
 export interface EmuCliIo {
   stdout: (line: string) => void;
@@ -45,10 +46,11 @@ interface EmuArgs {
   rng: boolean;
   rtc: boolean;
   faults: Fault[];
+  battery: boolean;
 }
 
 function parseArgs(argv: string[]): EmuArgs {
-  const out: Partial<EmuArgs> & { baud: number; rng: boolean; rtc: boolean; faults: Fault[] } = { baud: LINK_BAUD, rng: true, rtc: true, faults: [] };
+  const out: Partial<EmuArgs> & { baud: number; rng: boolean; rtc: boolean; faults: Fault[]; battery: boolean } = { baud: LINK_BAUD, rng: true, rtc: true, faults: [], battery: false };
   const num = (flag: string, v: string | undefined): number => {
     if (v === undefined || !/^-?\d+(\.\d+)?$/.test(v)) throw new UsageError(`${flag} needs a number, got ${v === undefined ? "nothing" : JSON.stringify(v)}`);
     return Number(v);
@@ -70,6 +72,7 @@ function parseArgs(argv: string[]): EmuArgs {
       case "--baud": out.baud = num(a, argv[++i]); break;
       case "--no-rng": out.rng = false; break;
       case "--no-rtc": out.rtc = false; break;
+      case "--battery": out.battery = true; break;
       case "--fault":
         for (const f of value().split(",")) {
           if (!isFault(f)) throw new UsageError(`--fault ${JSON.stringify(f)} is not a fault; known: ${FAULT_NAMES.join(", ")}`);
@@ -105,7 +108,7 @@ export async function runEmuCli(argv: string[], io: EmuCliIo = defaultIo): Promi
   const emit = (o: object) => io.stdout(JSON.stringify(o));
   let emu: Emulator;
   try {
-    emu = new Emulator({ stateDir: args.state, imagePath: args.image, time: args.time, driftPpm: args.driftPpm, baud: args.baud, build: args.build, rng: args.rng, rtc: args.rtc, faults: args.faults, realtime: true, countInstructions: false });
+    emu = new Emulator({ stateDir: args.state, imagePath: args.image, time: args.time, driftPpm: args.driftPpm, baud: args.baud, build: args.build, rng: args.rng, rtc: args.rtc, faults: args.faults, vbus: !args.battery, realtime: true, countInstructions: false });
   } catch (e) {
     io.stderr(`fobkit emu: ${(e as Error).message}`);
     return 3;
@@ -162,6 +165,8 @@ export async function runEmuCli(argv: string[], io: EmuCliIo = defaultIo): Promi
         else if (cmd === "power-cut" && rest.length === 0) emu.powerCut();
         else if (cmd === "boot" && rest.length === 0) emu.boot();
         else if (cmd === "advance" && rest.length === 1 && /^\d+(\.\d+)?$/.test(rest[0])) emu.advance(Number(rest[0]));
+        else if (cmd === "brown-out" && rest.length === 0) emu.brownOut();
+        else if (cmd === "usb" && rest.length === 1 && (rest[0] === "on" || rest[0] === "off")) emu.setUsb(rest[0] === "on");
         else if (cmd === "fault" && rest.length === 2 && (rest[1] === "on" || rest[1] === "off")) {
           if (!isFault(rest[0])) throw new Error(`unknown fault ${JSON.stringify(rest[0])}; known: ${FAULT_NAMES.join(", ")}`);
           emu.setFault(rest[0], rest[1] === "on");

@@ -13,6 +13,10 @@ export interface EmuProcessOptions {
   state: string;
   /** A factory-fresh board: no image, no init.lua (it boots into the REPL). */
   blank?: boolean;
+  /** Start on the battery, USB unplugged (`--battery`). */
+  battery?: boolean;
+  /** Extra arguments for `fobkit emu` (--time, --drift-ppm...). */
+  args?: string[];
   /** How long next() waits for an event (default 30 s). */
   timeoutMs?: number;
 }
@@ -36,6 +40,8 @@ export class EmuProcess {
     this.timeoutMs = o.timeoutMs ?? 30_000;
     const args = ["emu", "--pty", o.pty, "--state", o.state];
     if (o.blank) args.push("--blank");
+    if (o.battery) args.push("--battery");
+    if (o.args) args.push(...o.args);
     this.proc = spawn(process.execPath, [o.fobkit, ...args], { stdio: ["pipe", "pipe", "inherit"] });
     createInterface({ input: this.proc.stdout! }).on("line", (line) => {
       const e = JSON.parse(line) as EmuEvent;
@@ -72,6 +78,11 @@ export class EmuProcess {
 
   advance(seconds: number): void {
     this.send(`advance ${seconds}`);
+  }
+
+  /** Plug USB in or pull it out. */
+  usb(present: boolean): void {
+    this.send(`usb ${present ? "on" : "off"}`);
   }
 
   /** End of stdin stops the emulator cleanly (socat killed, link removed). */

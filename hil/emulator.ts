@@ -36,6 +36,18 @@
  * Deviation: in stepped mode (tests that call advance()) the time is counted
  * in counters.flashBusyMs but not spent, so replies stay synchronous.
  *
+ * Deep sleep (issue 12): node.dsleep stops the machine as the chip does;
+ * deep-sleep.ts holds it asleep, wakes it on ext1/timer and resets it with
+ * node.bootreason() 3, 12 (rtcmem kept). node.sleep (light sleep) runs
+ * virtual time on inside the calling task. USB VBUS (GPIO34) is present by
+ * default (options.vbus, setUsb): without it the USB bridge is unpowered, so
+ * console bytes both ways are lost. Driving DISPLAY_POWER_PIN low powers the
+ * MAX7219 down (dark, deaf to SPI); deep sleep and power cuts do too.
+ * Deviation: every boot powers the MAX7219 up, as if the rail were on, so
+ * images that predate the switch (test fixtures) keep their display; the
+ * DS3231 is not gated (with its cell it answers on I2C either way,
+ * datasheet Rev 10 "accessible whenever either VCC or VBAT is at a valid level").
+ *
  * Faults (faults.ts) are switched on with options.faults or setFault().
  * rtcmem's slots live here, not in the Machine: they survive a software
  * restart and hold random words after a power-on (rtcmem.c RTC_NOINIT_ATTR).
@@ -54,14 +66,17 @@
 import { createHash, randomFillSync } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { realpathSync, mkdirSync } from "node:fs";
-import { BUTTON_PIN, DISPLAY_CS_PIN } from "../firmware/board/pins.js";
+import { BUTTON_PIN, DISPLAY_CS_PIN, DISPLAY_POWER_PIN, VBUS_SENSE_PIN } from "../firmware/board/pins.js";
 import { LINK_BAUD } from "../protocol/codes.js";
 import { BITS_PER_BYTE, ConsoleRx, TX_FIFO_BYTES, translateTx } from "./console-rx.js";
+import { DeepSleep } from "./deep-sleep.js";
 import { Ds3231 } from "./ds3231.js";
 import { lua, pushJs, toJs, toLuaString } from "./fengari.js";
 import { FlashStore } from "./flash.js";
 import { FAULTS, isFault, type Fault } from "./faults.js";
 import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
+import { DEFAULT_FREE_HEAP } from "./compile.js";
+import { bytecodeName } from "../host/flash/image-files.js";
 import { Machine, type EmulatorEvent, type Hardware } from "./machine.js";
 import { Max7219 } from "./max7219.js";
 import { ALL_MODULES, loadNodemcuBuild, type NodemcuBuild } from "./nodemcu-build.js";
@@ -72,6 +87,7 @@ import { GPIO, installGpio, type GpioPort } from "./nodemcu/gpio.js";
 import { installI2c } from "./nodemcu/i2c.js";
 import { installNode } from "./nodemcu/node.js";
 import { installRtcmem, RTC_USER_MEM_NUM_DWORDS } from "./nodemcu/rtcmem.js";
+import { BOOT_REASONS, DSLEEP_STATE, type DeepSleepRequest, type ResetKind } from "./nodemcu/sleep.js";
 import { installSodium } from "./nodemcu/sodium.js";
 import { installSpi } from "./nodemcu/spi.js";
 import { installTmr, type TmrPort } from "./nodemcu/tmr.js";
@@ -125,6 +141,8 @@ export interface EmulatorOptions {
   realtime?: boolean;
   /** Faults switched on from power-on (faults.ts); setFault() changes them later. */
   faults?: Fault[];
+  /** USB VBUS present (GPIO34 high; default true): false runs the keyfob on its battery. */
+  vbus?: boolean;
 }
 
 export interface EmulatorCounters {
@@ -153,7 +171,15 @@ export class Emulator extends EventEmitter {
   readonly baud: number;
   readonly build: NodemcuBuild;
   readonly counters: EmulatorCounters = { instructions: 0, boots: 0, luaErrors: 0, uartTxBytes: 0, uartRxBytes: 0, flashBusyMs: 0, uartRxLost: 0, tasksLost: 0 };
-  private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud" | "build" | "faults">>;
+  private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud" | "build" | "faults" | "vbus">>;
+  /** The chip between node.dsleep and its wake (deep-sleep.ts). */
+  readonly deepSleep: DeepSleep;
+  private vbus: boolean;
+  /** What reset the next boot() is (node.bootreason), and the one the running machine had. */
+  private wakeReset = false;
+  /** The next boot() follows a brown-out (brownOut()). */
+  private brownOutReset = false;
+  private resetKind: ResetKind = "power-on";
   private readonly faults = new Set<Fault>();
   /** rtcmem.c's RTC_NOINIT slots: kept across software restarts, garbage at power-on. */
   private readonly rtcSlots = new Int32Array(RTC_USER_MEM_NUM_DWORDS);
@@ -190,7 +216,7 @@ export class Emulator extends EventEmitter {
     super();
     if (!options.stateDir) throw new TypeError("Emulator: stateDir is required");
     mkdirSync(options.stateDir, { recursive: true });
-    if (options.imagePath) installImage(options.stateDir, options.imagePath);
+    if (options.imagePath) installImage(options.stateDir, options.imagePath, options.freeHeap ?? DEFAULT_FREE_HEAP);
     const time = options.time ?? Math.floor(Date.now() / 1000);
     if (!Number.isFinite(time) || time < 946684800 || time >= 4102444800) throw new RangeError(`Emulator: time must be Unix seconds in 2000..2099, got ${time}`);
     this.build = loadNodemcuBuild(options.build);
@@ -202,7 +228,7 @@ export class Emulator extends EventEmitter {
       rtc: options.rtc ?? true,
       rtcTimeLost: options.rtcTimeLost ?? false,
       countInstructions: options.countInstructions ?? true,
-      freeHeap: options.freeHeap ?? 120000,
+      freeHeap: options.freeHeap ?? DEFAULT_FREE_HEAP,
       pressMs: options.pressMs ?? 120,
       realtime: options.realtime ?? false,
       lineTiming: options.lineTiming ?? options.realtime ?? false,
@@ -211,6 +237,17 @@ export class Emulator extends EventEmitter {
       if (!isFault(f)) throw new RangeError(`Emulator: unknown fault ${JSON.stringify(f)}; known: ${Object.keys(FAULTS).join(", ")}`);
       this.faults.add(f);
     }
+    this.vbus = options.vbus ?? true;
+    this.deepSleep = new DeepSleep({
+      clock: this.clock,
+      level: (pin) => this.boardLevel(pin),
+      rtcSeconds: () => this.rtc.chipSeconds(this.clock.nowMs),
+      wakeBoot: () => {
+        this.wakeReset = true;
+        this.boot();
+      },
+      event: (e) => this.emitEvent(e),
+    });
     this.flash = new FlashStore(options.stateDir, this.faults);
     this.rtc = new Ds3231({ unixSeconds: time, driftPpm: options.driftPpm ?? 0 });
     this.rtc.present = this.opts.rtc;
@@ -276,9 +313,25 @@ export class Emulator extends EventEmitter {
       freeHeap: this.opts.freeHeap,
       faults: this.faults,
       gpioLevel(pin: number) {
-        if (pin === BUTTON_PIN) return self.buttonLevel;
+        const out = self.gpio?.output(pin);
+        if (out !== undefined) return out;
+        if (pin === BUTTON_PIN || pin === VBUS_SENSE_PIN) return self.boardLevel(pin);
         const pull = self.gpio?.pull(pin) ?? GPIO.FLOATING;
         return pull === GPIO.PULL_UP || pull === GPIO.PULL_UP_DOWN ? 1 : 0;
+      },
+      gpioOut(pin: number, level: number) {
+        // The display rail's load switch (firmware/board/pins.ts).
+        if (pin !== DISPLAY_POWER_PIN) return;
+        if (level === 0 && self.max7219.powered) self.max7219.powerOff();
+        else if (level === 1 && !self.max7219.powered) self.max7219.powerOn();
+      },
+      sleep: {
+        bootReason: () => BOOT_REASONS[self.resetKind],
+        lightSleep(ms: number) {
+          // The display shows what the task wrote while the CPU sleeps: let it be seen now.
+          self.flushDisplay();
+          self.clock.advanceTo(self.clock.nowMs + ms);
+        },
       },
       uartTx(bytes: Uint8Array) {
         // Everything on the console goes through stdout and the UART VFS's TX line endings.
@@ -307,9 +360,14 @@ export class Emulator extends EventEmitter {
     this.clock.cancel(this.pendingBoot);
     this.pendingBoot = undefined;
     if (!this.machine) this.max7219.powerOn();
-    // RTC_NOINIT memory: kept by esp_restart, random after power-on or the reset pin.
-    if (!this.softRestart) randomFillSync(this.rtcSlots);
+    // RTC_NOINIT memory: kept by esp_restart and deep sleep, random after power-on or the reset pin.
+    this.resetKind = this.wakeReset ? "deep-sleep" : this.brownOutReset ? "brown-out" : this.softRestart ? "software" : "power-on";
+    // A brown-out may take RTC memory too: the emulator keeps nothing it might lose.
+    if (this.resetKind === "power-on" || this.resetKind === "brown-out") randomFillSync(this.rtcSlots);
+    this.brownOutReset = false;
     this.softRestart = false;
+    this.wakeReset = false;
+    this.deepSleep.reset();
     this.stopMachine();
     const has = new Set(this.build.modules);
     if (!this.opts.rng) has.delete("sodium");
@@ -380,6 +438,19 @@ export class Emulator extends EventEmitter {
   }
 
   /** Cut the power now. Flash keeps what reached it; the RTC keeps time on its battery. */
+  /**
+   * The supply dips below the brown-out level (a flat battery under the wake's
+   * current) and comes back: the chip resets at once, asleep or awake, and
+   * node.bootreason() says 3, 22 (RTCWDT_BROWN_OUT_RESET + 7, node.c:137-139).
+   * The MAX7219 and the RAM lose their contents as at a power cut.
+   */
+  brownOut(): void {
+    if (this.busy) throw new Error("Emulator.brownOut: called from inside a firmware callback");
+    this.powerOff("brown-out");
+    this.brownOutReset = true;
+    this.boot();
+  }
+
   powerCut(): void {
     if (this.busy) throw new Error("Emulator.powerCut: called from inside a firmware callback (use powerCutAtWrite)");
     this.powerOff("power-cut");
@@ -405,7 +476,8 @@ export class Emulator extends EventEmitter {
     this.flash.disarm();
     for (const w of this.waiting) this.clock.cancel(w);
     this.waiting = [];
-    const wasOn = this.machine !== undefined;
+    const wasOn = this.machine !== undefined || this.deepSleep.asleep;
+    this.deepSleep.reset();
     this.stopMachine();
     this.max7219.powerOff();
     if (!this.rtcBattery) this.rtc.loseTime(this.clock.nowMs);
@@ -551,6 +623,8 @@ export class Emulator extends EventEmitter {
 
   /** Send console output at the virtual time the running task has reached (order kept). */
   private emitTx(out: Uint8Array): void {
+    // Without VBUS the USB bridge is unpowered: the bytes go nowhere.
+    if (!this.vbus) return;
     const wait = this.busy ? this.spentMs : 0;
     if (wait <= 0) {
       this.emit("uart", out);
@@ -569,6 +643,15 @@ export class Emulator extends EventEmitter {
     }
     if (m.halted === "restart") {
       this.scheduleRestart("node.restart()");
+      return;
+    }
+    if (m.halted === "deep-sleep") {
+      const req = m.state.get(DSLEEP_STATE) as DeepSleepRequest;
+      this.stopMachine();
+      // No pad stays driven: the display rail's switch falls off on its pull-down.
+      this.max7219.powerOff();
+      this.flushDisplay();
+      this.deepSleep.enter(req);
       return;
     }
     if (m.halted === "hung") {
@@ -642,6 +725,33 @@ export class Emulator extends EventEmitter {
     this.buttonLevel = level;
     // The ISR runs outside Lua, at the edge; it posts the callback task itself.
     if (this.machine) this.gpio?.edge(BUTTON_PIN, level);
+    else this.deepSleep.check();
+  }
+
+  /** The level the board puts on an input pin: the button's pull-up, the VBUS divider. */
+  private boardLevel(pin: number): number {
+    if (pin === BUTTON_PIN) return this.buttonLevel;
+    if (pin === VBUS_SENSE_PIN) return this.vbus ? 1 : 0;
+    return 0;
+  }
+
+  /** Plug USB in (true) or pull it out: VBUS on GPIO34, and power for the USB bridge. */
+  setUsb(present: boolean): void {
+    if (present === this.vbus) return;
+    this.vbus = present;
+    this.emitEvent({ event: "usb", present });
+    if (this.machine) this.gpio?.edge(VBUS_SENSE_PIN, present ? 1 : 0);
+    else this.deepSleep.check();
+  }
+
+  /** Whether USB VBUS is present. */
+  get usb(): boolean {
+    return this.vbus;
+  }
+
+  /** Every node.dsleep the image made, oldest first (the sleep events carry the same). */
+  get dsleepCalls(): readonly DeepSleepRequest[] {
+    return this.deepSleep.history;
   }
 
   /**
@@ -668,6 +778,8 @@ export class Emulator extends EventEmitter {
     const data = typeof bytes === "string" ? Uint8Array.from(bytes, (c) => c.charCodeAt(0) & 255) : bytes instanceof Uint8Array ? bytes : Uint8Array.from(bytes);
     for (const b of data) if (!Number.isInteger(b) || b < 0 || b > 255) throw new RangeError(`uartWrite: byte ${b} out of 0..255`);
     this.counters.uartRxBytes += data.length;
+    // Without VBUS the USB bridge is unpowered: nothing reaches the UART.
+    if (!this.vbus) return;
     // A powered-off board drops the bytes; a powered one takes them through its UART buffers.
     this.rx?.arrive(data);
   }
@@ -680,7 +792,7 @@ export class Emulator extends EventEmitter {
   callImage(path: string, ...args: unknown[]): unknown {
     const m = this.machine;
     if (!m) throw new Error("callImage: the board is not powered");
-    const ref = m.dofileResults.get(IMAGE_FILE);
+    const ref = m.dofileResults.get(bytecodeName(IMAGE_FILE)) ?? m.dofileResults.get(IMAGE_FILE);
     if (ref === undefined) throw new Error(`callImage: ${IMAGE_FILE} has not been loaded by the firmware`);
     let result: unknown;
     let failure: string | undefined;

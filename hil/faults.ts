@@ -11,7 +11,7 @@ export const FAULTS = {
     "the I2C bus is dead: i2c.transfer(id, to_ms) blocks Lua max(to_ms, 1000) ms and raises \"i2c timeout\" (ESP_ERR_TIMEOUT); without to_ms it never returns (portMAX_DELAY) and the board hangs (hil/nodemcu/i2c.ts)",
   "no-spi": "the firmware build lacks the spi module (components/modules/Kconfig NODEMCU_CMODULE_SPI defaults to n): `spi` is nil",
   "no-rtcmem": "the firmware build lacks the rtcmem module (Kconfig NODEMCU_CMODULE_RTCMEM defaults to n): `rtcmem` is nil",
-  "oom-at-load": "compiling fobkit.lua runs out of heap: loading it raises \"not enough memory\" (lauxlib/ldo LUA_ERRMEM)",
+  "oom-at-load": "loading the image's core (fobkit.lc, or fobkit.lua) or node.compile runs out of heap: it raises \"not enough memory\" (lauxlib/ldo LUA_ERRMEM)",
   "flash-full": "SPIFFS has no free page left: every write that needs a new page fails with ENOSPC (at the buffered flush, so often only at close)",
   "close-error": "the flush at close fails (EIO): the last buffered bytes never reach flash and f:close() returns nil, message, errno",
 } as const;

@@ -17,6 +17,7 @@ import type { Max7219 } from "./max7219.js";
 import type { VirtualClock } from "./virtual-clock.js";
 import type { Fault } from "./faults.js";
 import { IMAGE_FILE } from "./install.js";
+import type { SleepHardware } from "./nodemcu/sleep.js";
 
 /** What the machine's modules reach outside the Lua state: the board's hardware. */
 export interface Hardware {
@@ -34,6 +35,10 @@ export interface Hardware {
   /** Faults switched on (faults.ts); live: the emulator may change it between tasks. */
   readonly faults: ReadonlySet<Fault>;
   gpioLevel(pin: number): number;
+  /** gpio.write on an output pin: the board's power switches react (issue 12). */
+  gpioOut(pin: number, level: number): void;
+  /** node.bootreason and light sleep (nodemcu/sleep.ts). */
+  readonly sleep: SleepHardware;
   uartTx(bytes: Uint8Array): void;
   /**
    * The running task keeps the Lua task pump busy for ms more of virtual time
@@ -55,10 +60,13 @@ export type EmulatorEvent =
   | { event: "hung"; reason: string }
   | { event: "print"; text: string }
   | { event: "uart-config"; baud: number }
-  | { event: "uart-overrun"; lost: number };
+  | { event: "uart-overrun"; lost: number }
+  | { event: "sleep"; pins: number[]; level: number; timerMs: number | null; atMs: number; rtc: number }
+  | { event: "wake"; cause: "ext1" | "timer"; atMs: number; rtc: number }
+  | { event: "usb"; present: boolean };
 
 /** Thrown by nothing: halting is a flag plus a Lua error, see Machine.halt. */
-export type HaltReason = "power-cut" | "restart" | "hung";
+export type HaltReason = "power-cut" | "restart" | "hung" | "deep-sleep";
 
 export interface MachineOptions {
   countInstructions: boolean;
@@ -73,7 +81,7 @@ function traceback(L: LuaState): number {
   return 1;
 }
 
-const HALT_MESSAGE = "emulator: execution stopped (power cut or restart)";
+const HALT_MESSAGE = "emulator: execution stopped (power cut, restart or deep sleep)";
 
 export class Machine {
   readonly L: LuaState;
@@ -262,8 +270,9 @@ export class Machine {
   /** Load a chunk of bytes under a chunk name; pushes the function. Error message or undefined. */
   load(code: Uint8Array, chunkName: string): string | undefined {
     // lauxlib's message for LUA_ERRMEM: the board compiles the image in RAM.
-    if (chunkName === "@" + IMAGE_FILE && this.hw.faults.has("oom-at-load")) return "not enough memory";
-    const status = lauxlib.luaL_loadbufferx(this.L, code, code.length, toLuaString(chunkName), toLuaString("t"));
+    if ((chunkName === "@" + IMAGE_FILE || chunkName === "@" + IMAGE_FILE.replace(/\.lua$/, ".lc")) && this.hw.faults.has("oom-at-load")) return "not enough memory";
+    // lauxlib.c luaL_loadfilex with mode NULL (loadfile, dofile): text or the bytecode node.compile wrote.
+    const status = lauxlib.luaL_loadbufferx(this.L, code, code.length, toLuaString(chunkName), null);
     if (status === lua.LUA_OK) return undefined;
     const message = bytesText(lua.lua_tolstring(this.L, -1));
     lua.lua_pop(this.L, 1);

@@ -34,6 +34,8 @@ export class Max7219 {
   scanLimit = 0;
   shutdown = true;
   displayTest = false;
+  /** False while its supply is off (the display rail, firmware/board/pins.ts DISPLAY_POWER_PIN): dark, deaf to SPI. */
+  powered = true;
   private shift = 0;
   private lastText: string;
   /** Called with the new text whenever what the display shows changes. */
@@ -45,6 +47,7 @@ export class Max7219 {
 
   /** Power-on reset (datasheet "Initial Power-Up"). */
   powerOn(): void {
+    this.powered = true;
     this.digits.fill(0);
     this.decodeMode = 0;
     this.intensity = 0;
@@ -57,6 +60,7 @@ export class Max7219 {
 
   /** Power removed: dark. */
   powerOff(): void {
+    this.powered = false;
     this.shutdown = true;
     this.displayTest = false;
     this.changed();
@@ -64,6 +68,7 @@ export class Max7219 {
 
   /** One SPI transaction with CS low for its duration: shift in, latch on CS high. */
   transaction(bytes: Uint8Array): void {
+    if (!this.powered) return;
     for (const b of bytes) this.shift = ((this.shift << 8) | b) & 0xffff;
     if (bytes.length === 0) return;
     const address = (this.shift >> 8) & 0x0f;

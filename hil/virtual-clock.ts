@@ -41,7 +41,10 @@ export class VirtualClock {
     return this.queue[0]?.at;
   }
 
-  /** Move to targetMs, running every event due on the way (events may schedule more). */
+  /**
+   * Move to targetMs, running every event due on the way (events may schedule
+   * more, and may advance the clock themselves: it then ends where they left it).
+   */
   advanceTo(targetMs: number): void {
     if (!(targetMs >= this.now)) throw new RangeError(`advanceTo: cannot go back in time (${targetMs} < ${this.now})`);
     for (;;) {
@@ -49,9 +52,10 @@ export class VirtualClock {
       if (!ev || ev.at > targetMs) break;
       this.queue.shift();
       if (ev.cancelled) continue;
-      this.now = ev.at;
+      // An event may advance time itself (light sleep inside a firmware task): never go back.
+      this.now = Math.max(this.now, ev.at);
       ev.run();
     }
-    this.now = targetMs;
+    this.now = Math.max(this.now, targetMs);
   }
 }

@@ -29,7 +29,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { INIT_SOURCE } from "../host/flash/init-lua.js";
+import { IMAGE_FILES } from "../host/flash/image-files.js";
+import { initSource } from "../host/flash/init-lua.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** This file runs from <build>/node/tools/. */
@@ -38,8 +39,6 @@ const ROOT = resolve(HERE, "..", "..", "..");
 const IMAGE = resolve(BUILD, "firmware", "fobkit.lua");
 const LUA32_DIR = resolve(ROOT, "build", "lua32");
 const STAND_INS = resolve(ROOT, "test", "support", "nodemcu-stand-ins.lua");
-/** The init.lua a real board runs (fail-closed: pcall of dofile("fobkit.lua").start()). */
-const INIT_LUA = INIT_SOURCE;
 
 export const GOALS = { peakKB: 80, residentAfterBootKB: 48, perPressKB: 0 };
 
@@ -49,9 +48,13 @@ export interface MemoryBench {
   peakKB: number;
   residentAfterBootKB: number;
   perPressKB: number;
-  /** With bytecode install: the peak of node.compile on the board, and the .lc's size. */
+  /** With bytecode install: the highest peak of node.compile over the image's files, and the .lc files' sizes. */
   compilePeakKB?: number;
   bytecodeBytes?: number;
+  /** Every file of the image (source bytes), as installed. */
+  files?: Record<string, number>;
+  /** The same locked boot from source (init.lua running fobkit.lua), for comparison. */
+  fromSource?: { peakKB: number; residentAfterBootKB: number };
   goals: typeof GOALS;
   details: {
     image: string;
@@ -86,6 +89,7 @@ function runHeap(dir: string, body: string, limit?: number): Record<string, numb
 const MEASURE_BOOT = String.raw`
 FAIL_ON_ERROR = not LIMITED
 BOARD.log_spi = false
+BOARD.log_opens = false
 collectgarbage("collect") collectgarbage("collect")
 local base = heap.now()
 heap.reset()
@@ -110,15 +114,15 @@ function press(n: number): string {
 /** Measure the image at imagePath (also used for prototypes: any image file). */
 export interface MeasureOptions {
   /**
-   * Install as bytecode: node.compile("fobkit.lua") on the board (the
-   * stand-in dumps stripped bytecode, as node.c:718-779 does), fobkit.lua
-   * removed, init.lua runs fobkit.lc.
+   * Install as bytecode, as every board is: node.compile of each file of the
+   * image (the stand-in dumps stripped bytecode, as node.c:718-779 does),
+   * the source removed, init.lua runs fobkit.lc.
    */
   bytecode?: boolean;
 }
 
 export async function measureImage(imagePath: string, opts: MeasureOptions = {}): Promise<MemoryBench> {
-  const installed = opts.bytecode ? ["fobkit.lc", "init.lua"] : ["fobkit.lua", "init.lua"];
+  const installed = [...IMAGE_FILES.map((f) => (opts.bytecode ? f.replace(/\.lua$/, ".lc") : f)), "init.lua"];
   const P = await import(pathToFileURL(resolve(BUILD, "node", "protocol", "index.js")).href);
   const seed = Array.from(Buffer.from("12345678901234567890"));
   const serial = Array.from(Buffer.from("FK-0001-7"));
@@ -131,16 +135,22 @@ export async function measureImage(imagePath: string, opts: MeasureOptions = {})
   ].flat();
   const dir = mkdtempSync(join(tmpdir(), "fobkit-mem-"));
   try {
-    copyFileSync(imagePath, join(dir, "fobkit.lua"));
+    // Every file of the image (core first), from the image's directory.
+    const files = IMAGE_FILES.map((f) => (f === "fobkit.lua" ? imagePath : resolve(dirname(imagePath), f)));
+    for (let k = 0; k < files.length; k++) copyFileSync(files[k], join(dir, IMAGE_FILES[k]));
     let compilePeak: number | undefined;
     if (opts.bytecode) {
-      const c = runHeap(dir, `collectgarbage("collect") local base = heap.now() heap.reset() node.compile("fobkit.lua") R.peak = heap.peak() - base os.remove("fobkit.lua")`);
-      compilePeak = c.peak;
-      writeFileSync(join(dir, "init.lua"), 'dofile("fobkit.lc").start()\n');
+      // node.compile each file in a power-on of its own (as the flasher does: a REPL line each), then remove the source.
+      compilePeak = 0;
+      for (const f of IMAGE_FILES) {
+        const c = runHeap(dir, `collectgarbage("collect") local base = heap.now() heap.reset() node.compile(${JSON.stringify(f)}) R.peak = heap.peak() - base os.remove(${JSON.stringify(f)})`);
+        compilePeak = Math.max(compilePeak, c.peak);
+      }
+      writeFileSync(join(dir, "init.lua"), initSource("fobkit.lc"));
     } else {
-      writeFileSync(join(dir, "init.lua"), INIT_LUA);
+      writeFileSync(join(dir, "init.lua"), initSource("fobkit.lua"));
     }
-    const bytecodeBytes = opts.bytecode ? statSync(join(dir, "fobkit.lc")).size : undefined;
+    const bytecodeBytes = opts.bytecode ? IMAGE_FILES.reduce((n, f) => n + statSync(join(dir, f.replace(/\.lua$/, ".lc"))).size, 0) : undefined;
     // Power-on 1: blank boot, then one provisioning (its peak too).
     const blank = runHeap(dir, `${MEASURE_BOOT}
       heap.reset()
@@ -178,7 +188,8 @@ export async function measureImage(imagePath: string, opts: MeasureOptions = {})
     }
     const bench: MemoryBench = {
       vm: "lua32: Debian lua5.3 5.3.6 source, -DLUA_32BITS -m32 (int32, float32, 4-byte pointers), heap-tracking allocator",
-      imageBytes: statSync(imagePath).size,
+      imageBytes: files.reduce((n, f) => n + statSync(f).size, 0),
+      files: Object.fromEntries(IMAGE_FILES.map((f, k) => [f, statSync(files[k]).size])),
       ...(compilePeak === undefined ? {} : { compilePeakKB: kb(compilePeak), bytecodeBytes: bytecodeBytes }),
       peakKB: kb(locked.peak),
       residentAfterBootKB: kb(locked.resident),
@@ -202,19 +213,23 @@ export async function measureImage(imagePath: string, opts: MeasureOptions = {})
   }
 }
 
+/** The image as installed (bytecode, node.compile on the board), with the source boot's figures beside it. */
 export async function runMemoryBench(): Promise<MemoryBench> {
-  return measureImage(IMAGE);
+  const installed = await measureImage(IMAGE, { bytecode: true });
+  const source = await measureImage(IMAGE);
+  return { ...installed, fromSource: { peakKB: source.peakKB, residentAfterBootKB: source.residentAfterBootKB } };
 }
 
 export function formatMemoryBench(b: MemoryBench): string {
   const mark = (v: number, goal: number) => (v <= goal ? "ok" : `over the ${goal} KB goal`);
   return [
-    `image ${b.details.image}: ${b.imageBytes} bytes` + (b.bytecodeBytes === undefined ? "" : `; installed as ${b.bytecodeBytes} bytes of bytecode, node.compile peaks ${b.compilePeakKB} KB`),
+    `image ${b.details.image}: ${b.imageBytes} bytes` + (b.files ? ` in ${Object.entries(b.files).map(([n, v]) => `${n} ${v}`).join(", ")}` : "") + (b.bytecodeBytes === undefined ? "" : `; installed as ${b.bytecodeBytes} bytes of bytecode, node.compile peaks ${b.compilePeakKB} KB (largest file)`),
     `peak while loading and booting (locked): ${b.peakKB} KB (${mark(b.peakKB, GOALS.peakKB)})`,
     `resident after boot (locked, idle):      ${b.residentAfterBootKB} KB (${mark(b.residentAfterBootKB, GOALS.residentAfterBootKB)})`,
     `per press once warm:                     ${b.perPressKB} KB (${mark(b.perPressKB, GOALS.perPressKB)})`,
     `smallest heap the locked keyfob boots in:  ${b.details.bootsInKB} KB (emergency collections allowed)`,
     `blank boot: peak ${b.details.blankBoot.peakKB} KB, resident ${b.details.blankBoot.residentAfterBootKB} KB; one provisioning peaks ${b.details.provisioningPeakKB} KB above the baseline`,
+    ...(b.fromSource ? [`from source instead (init.lua running fobkit.lua): peak ${b.fromSource.peakKB} KB, resident ${b.fromSource.residentAfterBootKB} KB`] : []),
     `vm: ${b.vm}`,
   ].join("\n");
 }
@@ -222,12 +237,12 @@ export function formatMemoryBench(b: MemoryBench): string {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args.includes("--help")) {
-    process.stdout.write("usage: bench-memory [IMAGE.lua] [--bytecode] [--json]\n  --bytecode: install as node.compile would (fobkit.lc)\n  no IMAGE: measure build/firmware/fobkit.lua and write bench/results/memory.json\n");
+    process.stdout.write("usage: bench-memory [IMAGE.lua] [--source] [--json]\n  installed as on a board: node.compile of each file, init.lua boots fobkit.lc\n  --source: boot the source instead (init.lua runs fobkit.lua)\n  no IMAGE: measure build/firmware/fobkit.lua and write bench/results/memory.json\n");
     return;
   }
   const files = args.filter((a) => !a.startsWith("--"));
   const image = files[0] ? resolve(files[0]) : IMAGE;
-  const bench = await measureImage(image, { bytecode: args.includes("--bytecode") });
+  const bench = files[0] ? await measureImage(image, { bytecode: !args.includes("--source") }) : await runMemoryBench();
   if (args.includes("--json")) {
     process.stdout.write(JSON.stringify(bench, null, 2) + "\n");
     return;

@@ -14,6 +14,7 @@ import { formatStationBench, runStationBench } from "./bench-station.js";
 import { formatMemoryBench, runMemoryBench } from "./bench-memory.js";
 import { formatBudget, runPowerBench } from "./power-budget.js";
 import { formatConsoleBench, runConsoleBench } from "./bench-console.js";
+import { formatFlashBench, runFlashBench } from "./bench-flash.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const OUT = join(ROOT, "bench", "results");
@@ -40,6 +41,7 @@ async function main(): Promise<number> {
     { name: "press", run: async () => runPressBench(), format: formatPressBench },
     { name: "memory", run: runMemoryBench, format: formatMemoryBench },
     { name: "power", run: runPower, format: () => powerText },
+    { name: "flash", run: () => runFlashBench(), format: formatFlashBench },
     { name: "station", run: () => runStationBench(), format: formatStationBench },
     { name: "bank", run: () => runBankBench(), format: formatBankBench },
     { name: "console", run: () => runConsoleBench(), format: formatConsoleBench },

@@ -12,12 +12,15 @@
  * parses, and what the flasher sends at 115200 baud.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, relative, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import ts from "typescript";
 import tstl from "typescript-to-lua";
 import { checkProgram, checkSubset, subsetFiles } from "./subset/check-subset.js";
 import { checkLuaOutput } from "./subset/check-lua-output.js";
 import { minifyLua } from "./subset/minify-lua.js";
+import { splitBundle } from "./split-bundle.js";
+import { inlineConstants } from "./subset/inline-constants.js";
+import { CORE_FILES, IMAGE_FILES, LAZY_FILES } from "../host/flash/image-files.js";
 import { formatViolation } from "./subset/rules.js";
 
 const USAGE = "usage: build-firmware [--root DIR] [--out-dir DIR]";
@@ -81,7 +84,7 @@ function build(args: Args): string {
   for (const b of bundlesFor(args)) {
     const options = { ...parsed.options, luaBundle: b.file, luaBundleEntry: b.entry } as ts.CompilerOptions;
     const p = b.whole ? ts.createProgram(parsed.fileNames, options) : ts.createProgram([resolve(args.root, b.entry), ...declarations], options);
-    lines.push(emitBundle(p, resolve(b.outDir, b.file)));
+    lines.push(emitBundle(p, resolve(b.outDir, b.file), b.whole ? undefined : LAZY_FILES));
   }
   return lines.join("\n");
 }
@@ -115,7 +118,7 @@ function bundlesFor(args: Args): Bundle[] {
 export const LIB_BUNDLE = "fobkit-lib.lua";
 const LIB_ENTRY = "firmware/lib-image.ts";
 
-function emitBundle(program: ts.Program, imagePath: string): string {
+function emitBundle(program: ts.Program, imagePath: string, lazy?: Record<string, string>): string {
   const emitted = new Map<string, string>();
   const preEmit = ts.getPreEmitDiagnostics(program);
   const emit = new tstl.Transpiler().emit({
@@ -148,11 +151,25 @@ function emitBundle(program: ts.Program, imagePath: string): string {
     throw new BuildError(`${luaViolations.map(formatViolation).join("\n")}\n${luaViolations.length} violation(s) in the emitted Lua; image not written`);
   }
 
-  const image = minifyLua(lua).lua;
-  mkdirSync(dirname(imagePath), { recursive: true });
-  writeFileSync(imagePath, image);
-  const modules = (image.match(/^\["[^"\n]+"\]=function\(/gm) ?? []).length;
-  return `${shownPath}: ${Buffer.byteLength(image)} bytes (${modules} modules; ${Buffer.byteLength(lua)} before minifying)`;
+  // A tree without the lazy modules (a test's fixture project) is one file, as TSTL bundled it.
+  const split = lazy !== undefined && Object.keys(lazy).some((m) => lua.includes(`\n["${m}"] = function(`));
+  const files = !split
+    ? [{ path: imagePath, lua }]
+    : splitBundle(inlineConstants(lua).lua, [basename(imagePath, ".lua"), ...CORE_FILES.slice(1).map((f) => basename(f, ".lua"))], lazy!).map((f) => ({ path: join(dirname(imagePath), `${f.base}.lua`), lua: f.lua }));
+  const out: string[] = [];
+  for (const f of files) {
+    // The split files are the bundler's text around TSTL's module bodies: check them again.
+    const again = split ? checkLuaOutput(f.lua, relative(process.cwd(), f.path)) : [];
+    if (again.length > 0) throw new BuildError(`${again.map(formatViolation).join("\n")}\n${again.length} violation(s) in the split image; image not written`);
+    // The image's files boot as stripped bytecode: no line structure either. The test library keeps its lines.
+    const image = minifyLua(f.lua, { oneLine: split }).lua;
+    mkdirSync(dirname(f.path), { recursive: true });
+    writeFileSync(f.path, image);
+    const modules = (image.match(/\["[^"\n]+"\]=function\(/g) ?? []).length;
+    out.push(`${relative(process.cwd(), f.path)}: ${Buffer.byteLength(image)} bytes (${modules} modules; ${Buffer.byteLength(f.lua)} before minifying)`);
+  }
+  // The core last: its line is the one scripts read (the last line of stdout).
+  return out.reverse().join("\n");
 }
 
 /** The bundle path TSTL writes: outDir (or --out-dir) joined with tstl.luaBundle. */
@@ -171,8 +188,10 @@ try {
 } catch (e) {
   const stale = args && imagePathFor(args);
   if (stale && existsSync(stale)) rmSync(stale);
-  const lib = stale && join(dirname(stale), LIB_BUNDLE);
-  if (lib && existsSync(lib)) rmSync(lib);
+  for (const other of stale ? [LIB_BUNDLE, ...IMAGE_FILES.slice(1)] : []) {
+    const f = join(dirname(stale as string), other);
+    if (existsSync(f)) rmSync(f);
+  }
   const message = e instanceof BuildError ? e.message : (e as Error).stack ?? String(e);
   console.error(message);
   console.error(`build-firmware: FAILED${stale ? ` (no image at ${relative(process.cwd(), stale)})` : ""}`);

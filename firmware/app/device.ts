@@ -18,23 +18,20 @@
  */
 import { idiv, shr } from "../../core/intrinsics.js";
 // Each from its own module, never an index: the image holds only what is imported (tools/build-firmware.ts).
-import { prepareKey } from "../otp/hmac.js";
 import { formatCode } from "../otp/hotp.js";
-import { compareTime, type UnixTime } from "../../core/time.js";
+import type { UnixTime } from "../../core/time.js";
 import { totp } from "../otp/totp.js";
 import {
-  CMD_INFO, CMD_LOCK, CMD_SELF_TEST, CMD_SET_CLOCK, CMD_SET_SERIAL, CMD_WIPE, CMD_WRITE_SEED, CLOCK_FORCE,
-  INFO_CLOCK_SET, INFO_LOCK_SET, INFO_SEED_SET, REASON_FLASH_CORRUPT, REASON_FLASH_WRITE, REASON_NONE,
+  ALG_SHA256, CMD_INFO, INFO_CLOCK_SET, INFO_LOCK_SET, INFO_SEED_SET, REASON_FLASH_CORRUPT, REASON_NONE,
   REASON_RTC_MISSING, REASON_RTC_TIME_LOST, STATE_BLANK, STATE_ERROR, STATE_LOCKED, STATE_PROVISIONED,
-  STATUS_BAD_ARGUMENT, STATUS_BAD_STATE, STATUS_CLOCK_BACKWARDS, STATUS_FLASH_ERROR, STATUS_HW_FAULT,
-  STATUS_INTERNAL, STATUS_LOCKED, STATUS_NOT_PROVISIONED, STATUS_OK, STATUS_SERIAL_MISMATCH,
+  STATUS_INTERNAL, STATUS_LOCKED, STATUS_OK,
 } from "../../protocol/codes.js";
 import type { DeviceInfo, Reply, Request } from "../../protocol/messages.js";
-import {
-  blankRecord, decodeRecord, encodeRecord, RECORD_LOCKED, RECORD_NAME, RECORD_PROVISIONED,
-  REC_CLOCK_SET, REC_SEED_SET, type TokenRecord,
-} from "./record.js";
+import { blankRecord, decodeRecord, RECORD_LOCKED, RECORD_NAME, RECORD_PROVISIONED, REC_CLOCK_SET, REC_SEED_SET, type TokenRecord } from "./record.js";
 import { BOARD_ERR_NOT_FOUND, BOARD_ERR_RTC_TIME_LOST, BOARD_OK, HARDWARE_ID_LENGTH, type Board } from "../board/board.js";
+// Types only: provision.ts and sha256.ts are loaded at run time (provisioning(), loadModule()), never with the core.
+import type * as Provision from "./provision.js";
+import type * as Sha256 from "../otp/sha256.js";
 
 export const FW_MAJOR = 1;
 export const FW_MINOR = 1;
@@ -52,6 +49,13 @@ export interface Device {
   hwid: number[];
   /** Scratch for clock reads. */
   now: UnixTime;
+  /**
+   * The bundle's require, kept only by a keyfob that may still need
+   * provision.ts (not locked at boot, or its record unreadable). A locked
+   * keyfob drops it after boot, and with it every module body and export
+   * table the bundle holds: only what its handlers use stays resident.
+   */
+  load: ModuleLoader | undefined;
 }
 
 /** The 8-byte hardware id; all zeros if the board cannot tell (INFO still answers). */
@@ -63,10 +67,32 @@ function hardwareIdOrZeros(board: Board): number[] {
   return zeros;
 }
 
-/** Load the record and check the RTC: what boot does. */
-export function deviceBoot(board: Board): Device {
+/**
+ * How a module of the image's other files is loaded: the module's table, or
+ * undefined if its file is missing or broken; never raises. On the keyfob it
+ * is the bundle's require under pcall (main.ts safeLoader, tools/split-bundle.ts);
+ * the in-memory keyfob (firmware/sim) hands the modules it imported.
+ */
+export type ModuleLoader = (this: void, module: string) => unknown;
+
+/** The bundle's name of otp/sha256.ts (its own file, fobkit-sha256.lua): it registers SHA-256 with otp/hash.ts when loaded. */
+export const SHA256_MODULE = "firmware.otp.sha256";
+
+/** Load a module of the image's other files; false if there is no loader or the file is missing or broken. */
+export function loadModule(load: ModuleLoader | undefined, module: string): boolean {
+  if (load === undefined) return false;
+  return load(module) !== undefined;
+}
+
+/**
+ * Load the record and check the RTC: what boot does. `load` is kept only
+ * if the keyfob may still be provisioned (see Device.load); it comes as a
+ * parameter from init.lua's call of start(), so a locked keyfob holds it
+ * nowhere once boot is over.
+ */
+export function deviceBoot(board: Board, load?: ModuleLoader): Device {
   const dev: Device = {
-    board: board, rec: blankRecord(), fault: REASON_NONE, hwid: hardwareIdOrZeros(board), now: { hi: 0, lo: 0 },
+    board: board, rec: blankRecord(), fault: REASON_NONE, hwid: hardwareIdOrZeros(board), now: { hi: 0, lo: 0 }, load: undefined,
   };
   const raw: number[] = [];
   const st = board.flashRead(RECORD_NAME, raw);
@@ -75,14 +101,18 @@ export function deviceBoot(board: Board): Device {
     for (let i = 0; i < raw.length; i++) raw[i] = 0;
     if (rec === undefined) dev.fault = REASON_FLASH_CORRUPT;
     else dev.rec = rec;
+    // The hash the record names, when it is not the core's SHA-1: loaded now, while boot
+    // still has the loader; without it no code could be computed (fail closed: error state).
+    if (rec !== undefined && rec.algorithm === ALG_SHA256 && !loadModule(load, SHA256_MODULE)) dev.fault = REASON_FLASH_CORRUPT;
   } else if (st !== BOARD_ERR_NOT_FOUND) {
     dev.fault = REASON_FLASH_CORRUPT;
   }
+  if (dev.fault !== REASON_NONE || dev.rec.state !== RECORD_LOCKED) dev.load = load;
   return dev;
 }
 
 /** Read the RTC into dev.now; REASON_NONE or the RTC fault. */
-function readClock(dev: Device): number {
+export function readClock(dev: Device): number {
   const st = dev.board.rtcRead(dev.now);
   if (st === BOARD_OK) return REASON_NONE;
   if (st === BOARD_ERR_RTC_TIME_LOST) return REASON_RTC_TIME_LOST;
@@ -104,81 +134,11 @@ function errorReason(dev: Device, clockReason: number): number {
   return dev.fault !== REASON_NONE ? dev.fault : clockReason;
 }
 
-function sameBytes(a: number[], b: number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function copyBytes(a: number[]): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < a.length; i++) out.push(a[i]);
-  return out;
-}
-
-/**
- * Stage rec in RAM: SET_SERIAL, WRITE_SEED and SET_CLOCK change only the
- * device's record in memory, and LOCK writes it to flash once (commit). Each
- * SPIFFS record write blocks Lua for tens of ms (hil/flash.ts), so writing
- * after every command cost the station most of its time per keyfob (issue
- * 10, item 10). A power cut before LOCK leaves the flash as it was (blank,
- * for a keyfob the station provisions), and the station provisions it again.
- */
-function stage(dev: Device, rec: TokenRecord): number {
-  dev.rec = rec;
-  return STATUS_OK;
-}
-
-/**
- * Persist rec; on success it becomes the device's record. A failed write
- * (flash-store.ts) left the board's record as it was, or, when it failed
- * between its two renames, the new record that the next read finishes: so
- * the record is read back. The new one: the write did happen (OK). The old
- * one, or none: FLASH_ERROR, and the device stays as it was, healthy. Nothing
- * readable: the device no longer knows its record (REASON_FLASH_WRITE).
- */
-function commit(dev: Device, rec: TokenRecord): number {
-  const bytes = encodeRecord(rec);
-  if (bytes === undefined) return STATUS_INTERNAL;
-  let status = STATUS_OK;
-  if (dev.board.flashWrite(RECORD_NAME, bytes) !== BOARD_OK) {
-    status = STATUS_FLASH_ERROR;
-    const raw: number[] = [];
-    const st = dev.board.flashRead(RECORD_NAME, raw);
-    if (st === BOARD_OK && sameBytes(raw, bytes)) {
-      status = STATUS_OK;
-    } else if (st === BOARD_OK) {
-      if (decodeRecord(raw) === undefined) dev.fault = REASON_FLASH_WRITE;
-    } else if (st !== BOARD_ERR_NOT_FOUND) {
-      dev.fault = REASON_FLASH_WRITE;
-    }
-    for (let i = 0; i < raw.length; i++) raw[i] = 0;
-  }
-  for (let i = 0; i < bytes.length; i++) bytes[i] = 0;
-  if (status === STATUS_OK) {
-    dev.rec = rec;
-    // The record reads again: an earlier unreadable write no longer stands.
-    if (dev.fault === REASON_FLASH_WRITE) dev.fault = REASON_NONE;
-  }
-  return status;
-}
-
-function cloneRecord(r: TokenRecord): TokenRecord {
-  return { state: r.state, flags: r.flags, algorithm: r.algorithm, digits: r.digits, period: r.period, serial: r.serial, key: r.key };
-}
-
-/** Protocol time words (hi * 2^32 + lo) -> the OTP core's UnixTime (hi * 2^16 + lo). */
-function toUnixTime(timeHi: number, timeLo: number): UnixTime | undefined {
-  // The OTP core holds up to 2^47 s; the protocol's hi word must stay below 2^15.
-  if (timeHi < 0 || timeHi >= 32768) return undefined;
-  return { hi: (timeHi << 16) | shr(timeLo, 16), lo: timeLo & 65535 };
-}
-
-function timeHiWord(t: UnixTime): number {
+export function timeHiWord(t: UnixTime): number {
   return shr(t.hi, 16);
 }
 
-function timeLoWord(t: UnixTime): number {
+export function timeLoWord(t: UnixTime): number {
   return (t.hi << 16) | t.lo;
 }
 
@@ -210,15 +170,24 @@ function info(dev: Device): DeviceInfo {
   };
 }
 
-/** A write is allowed: not locked, no fault that hides whether it is locked. */
-function writable(dev: Device): number {
-  if (dev.fault === REASON_FLASH_CORRUPT) return STATUS_BAD_STATE;
-  if (dev.rec.state === RECORD_LOCKED) return STATUS_LOCKED;
-  return STATUS_OK;
+export function reply(req: Request, status: number): Reply {
+  return { rid: req.rid, cmd: req.cmd, status: status, info: undefined, selfTest: undefined };
 }
 
-function reply(req: Request, status: number): Reply {
-  return { rid: req.rid, cmd: req.cmd, status: status, info: undefined, selfTest: undefined };
+/**
+ * The bundle's name of provision.ts. tools/build-firmware.ts puts that module
+ * (and what only it needs) in fobkit-prov.lua and makes the bundle's require
+ * load that file when asked for a module it does not hold.
+ */
+export const PROVISION_MODULE = "firmware.app.provision";
+
+/** provision.ts, loaded on first use; undefined if its file is missing or broken (the write is then refused). */
+function provisioning(dev: Device): typeof Provision | undefined {
+  const load = dev.load;
+  if (load === undefined) return undefined;
+  const m = load(PROVISION_MODULE);
+  if (m === undefined) return undefined;
+  return m as typeof Provision;
 }
 
 /** Handle one decoded, well-formed request. */
@@ -228,93 +197,13 @@ export function deviceHandle(dev: Device, req: Request): Reply {
     r.info = info(dev);
     return r;
   }
-  if (req.cmd === CMD_WIPE) {
-    // A corrupt record may be wiped (nothing secret is readable from it);
-    // a locked one never.
-    if (dev.fault !== REASON_FLASH_CORRUPT && dev.rec.state === RECORD_LOCKED) return reply(req, STATUS_LOCKED);
-    if (dev.fault !== REASON_FLASH_CORRUPT && !sameBytes(req.serial, dev.rec.serial)) return reply(req, STATUS_SERIAL_MISMATCH);
-    if (dev.board.flashRemove(RECORD_NAME) !== BOARD_OK) return reply(req, STATUS_FLASH_ERROR);
-    dev.rec = blankRecord();
-    dev.fault = REASON_NONE;
-    return reply(req, STATUS_OK);
-  }
-  const w = writable(dev);
-  if (req.cmd === CMD_SET_SERIAL) {
-    if (w !== STATUS_OK) return reply(req, w);
-    const rec = cloneRecord(dev.rec);
-    rec.serial = copyBytes(req.serial);
-    return reply(req, stage(dev, rec));
-  }
-  if (req.cmd === CMD_WRITE_SEED) {
-    if (w !== STATUS_OK) return reply(req, w);
-    const pk = prepareKey(req.seed, req.algorithm);
-    for (let i = 0; i < req.seed.length; i++) req.seed[i] = 0;
-    if (typeof pk === "number") return reply(req, STATUS_BAD_ARGUMENT);
-    const rec = cloneRecord(dev.rec);
-    rec.state = RECORD_PROVISIONED;
-    rec.flags = rec.flags | REC_SEED_SET;
-    rec.algorithm = req.algorithm;
-    rec.digits = req.digits;
-    rec.period = req.period;
-    rec.key = pk;
-    return reply(req, stage(dev, rec));
-  }
-  if (req.cmd === CMD_SET_CLOCK) {
-    if (w !== STATUS_OK) return reply(req, w);
-    const t = toUnixTime(req.timeHi, req.timeLo);
-    if (t === undefined) return reply(req, STATUS_BAD_ARGUMENT);
-    const clockReason = readClock(dev);
-    if (clockReason === REASON_RTC_MISSING) return reply(req, STATUS_HW_FAULT);
-    // Backwards is judged against a clock that still holds valid time.
-    if (clockReason === REASON_NONE && (req.flags & CLOCK_FORCE) === 0 && compareTime(t, dev.now) < 0) {
-      return reply(req, STATUS_CLOCK_BACKWARDS);
-    }
-    if (dev.board.rtcWrite(t) !== BOARD_OK) return reply(req, STATUS_HW_FAULT);
-    if ((dev.rec.flags & REC_CLOCK_SET) !== 0) return reply(req, STATUS_OK);
-    const rec = cloneRecord(dev.rec);
-    rec.flags = rec.flags | REC_CLOCK_SET;
-    return reply(req, stage(dev, rec));
-  }
-  if (req.cmd === CMD_SELF_TEST) {
-    if (w !== STATUS_OK) return reply(req, w);
-    if (dev.rec.key === undefined) return reply(req, STATUS_NOT_PROVISIONED);
-    const code = currentCode(dev);
-    if (code === undefined) return reply(req, STATUS_HW_FAULT);
-    const r = reply(req, STATUS_OK);
-    r.selfTest = { timeHi: timeHiWord(dev.now), timeLo: timeLoWord(dev.now), code: code };
-    return r;
-  }
-  if (req.cmd === CMD_LOCK) {
-    if (w !== STATUS_OK) return reply(req, w);
-    if (!sameBytes(req.serial, dev.rec.serial)) return reply(req, STATUS_SERIAL_MISMATCH);
-    const rec = dev.rec;
-    if (rec.key === undefined || rec.serial.length === 0 || (rec.flags & REC_CLOCK_SET) === 0) {
-      return reply(req, STATUS_BAD_STATE);
-    }
-    if (readClock(dev) !== REASON_NONE) return reply(req, STATUS_HW_FAULT);
-    const locked = cloneRecord(rec);
-    locked.state = RECORD_LOCKED;
-    return reply(req, commit(dev, locked));
-  }
-  return reply(req, STATUS_BAD_ARGUMENT);
-}
-
-/** ASCII digits of the code for the RTC's time (left in dev.now), or undefined on any fault. */
-function currentCode(dev: Device): number[] | undefined {
-  const key = dev.rec.key;
-  if (key === undefined || dev.fault !== REASON_NONE || (dev.rec.flags & REC_CLOCK_SET) === 0) return undefined;
-  if (readClock(dev) !== REASON_NONE) return undefined;
-  const code = totp(key, dev.now, dev.rec.period, dev.rec.digits);
-  if (code < 0) return undefined;
-  // ASCII digits, most significant first (formatCode's text, as bytes).
-  const out: number[] = [];
-  let rest = code;
-  for (let i = 0; i < dev.rec.digits; i++) out.push(0);
-  for (let i = dev.rec.digits - 1; i >= 0; i--) {
-    out[i] = 0x30 + (rest % 10);
-    rest = idiv(rest, 10);
-  }
-  return out;
+  // A locked keyfob answers every write STATUS_LOCKED from here: the
+  // provisioning code (provision.ts, its own file fobkit-prov.lua) is never
+  // loaded on it. A corrupt record hides whether it is locked: provision.ts decides.
+  if (dev.fault !== REASON_FLASH_CORRUPT && dev.rec.state === RECORD_LOCKED) return reply(req, STATUS_LOCKED);
+  const prov = provisioning(dev);
+  if (prov === undefined) return reply(req, STATUS_INTERNAL);
+  return prov.provisionHandle(dev, req);
 }
 
 /**

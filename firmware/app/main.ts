@@ -16,7 +16,8 @@ import { CRC16_BYTES } from "../../protocol/crc16.js";
 import { deframerPush, deframerWipe, newDeframer, RX_FRAME, RX_NONE, type Deframer } from "../../protocol/framing.js";
 import { decodeRequest, encodeReply, type Reply } from "../../protocol/messages.js";
 import { NODEMCU_BOARD as board } from "../board/nodemcu-board.js";
-import { deviceBoot, deviceHandle, devicePressText, type Device } from "./device.js";
+import { deviceBoot, deviceHandle, devicePressText, type Device, type ModuleLoader } from "./device.js";
+import { powerSettle, powerUp } from "./power.js";
 
 /** How long a code stays on the display after a press. */
 export const SHOW_MS = 10000;
@@ -62,14 +63,33 @@ function onPress(): void {
 }
 
 /** Every boot step; any of them may raise. The UART link comes last: nothing answers unless all went well. */
-function boot(): void {
+/**
+ * The bundle's require while the keyfob may still load a module (not
+ * locked); cleared at boot otherwise, so a locked keyfob holds it nowhere.
+ */
+let bundleRequire: ModuleLoader | undefined = undefined;
+
+/** The bundle's require as device.ts wants it: a missing or broken file gives undefined, never an error. */
+function safeLoad(module: string): unknown {
+  const load = bundleRequire;
+  if (load === undefined) return undefined;
+  const [ok, m] = pcall(load, module);
+  return ok ? m : undefined;
+}
+
+function boot(load: ModuleLoader | undefined): void {
+  powerUp(board);
   board.displayInit();
   board.displayOff();
-  const d = deviceBoot(board);
+  bundleRequire = load;
+  const d = deviceBoot(board, load === undefined ? undefined : safeLoad);
+  if (d.load === undefined) bundleRequire = undefined;
   rx = newDeframer();
   board.buttonStart(onPress);
   dev = d;
   board.uartStart(onBytes, LINK_BAUD, FRAME_DELIMITER);
+  // Last: a locked keyfob on battery shows its code and deep-sleeps here (power.ts).
+  powerSettle(board, d);
 }
 
 function showBootError(): void {
@@ -77,16 +97,19 @@ function showBootError(): void {
 }
 
 /**
- * Boot the keyfob: called by init.lua (`dofile("fobkit.lua").start()`).
+ * Boot the keyfob: called by init.lua (`dofile("fobkit.lc").start()`); the
+ * core's bundle hands start its require as `load` (tools/split-bundle.ts),
+ * which loads fobkit-prov on a keyfob that is not locked.
  * Returns undefined when the keyfob is up, or the error text of the step
  * that failed (the keyfob then answers nothing; init.lua decides about a
  * restart).
  */
-export function start(): string | undefined {
-  const [ok, err] = pcall(boot);
+export function start(load?: ModuleLoader): string | undefined {
+  const [ok, err] = pcall(boot, load);
   if (ok) return undefined;
   dev = undefined;
   rx = undefined;
+  bundleRequire = undefined;
   pcall(showBootError);
   return tostring(err);
 }

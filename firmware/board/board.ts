@@ -23,6 +23,15 @@
  */
 import type { UnixTime } from "../../core/time.js";
 
+/** Why the chip started (wakeReason); from node.bootreason(), docs/power.md §1. */
+export const BOOT_POWER_ON = 0;
+/** Woken from deep sleep (by the button: the only wake source the firmware sets). */
+export const BOOT_WAKE = 1;
+/** The supply dipped below the brown-out level: a flat battery. */
+export const BOOT_BROWN_OUT = 2;
+/** node.restart(), a Lua error's restart, anything else. */
+export const BOOT_OTHER = 3;
+
 /** Length of the unique hardware id (hardwareId). */
 export const HARDWARE_ID_LENGTH = 8;
 
@@ -74,6 +83,23 @@ export interface Board {
   rngBytes(this: void, out: number[], n: number): number;
   /** Restart the chip (does not return on the device). */
   restart(this: void): void;
+
+  // --- power (issue 12, docs/power.md §6) ----------------------------------
+  /** Switch the display and RTC supplies on or off (pins.ts DISPLAY_POWER_PIN, RTC_POWER_PIN). */
+  powerRails(this: void, on: boolean): number;
+  /** Whether USB VBUS is present (pins.ts VBUS_SENSE_PIN). */
+  usbPresent(this: void): boolean;
+  /** Call onChange(present) whenever VBUS comes or goes. */
+  usbWatch(this: void, onChange: (present: boolean) => void): number;
+  /** Why the chip started: BOOT_POWER_ON, BOOT_WAKE, BOOT_BROWN_OUT or BOOT_OTHER. */
+  wakeReason(this: void): number;
+  /** Light sleep for ms (1..600000): the CPU pauses, RAM and driven pins stay; returns after ms. */
+  pause(this: void, ms: number): number;
+  /**
+   * Deep sleep until the button is pressed: does not return on the device; the
+   * press restarts the chip (wakeReason BOOT_WAKE). Everything in RAM is lost.
+   */
+  sleepUntilButton(this: void): void;
 }
 
 export type { UnixTime } from "../../core/time.js";

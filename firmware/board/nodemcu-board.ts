@@ -6,6 +6,7 @@ import { displayInit, displayNumber, displayOff, displayText } from "./display-m
 import { displayBlankAfter } from "./display-timer.js";
 import { flashExists, flashRead, flashRemove, flashWrite } from "./flash-store.js";
 import { hardwareId } from "./hardware-id.js";
+import { pause, powerRails, sleepUntilButton, usbPresent, usbWatch, wakeReason } from "./power.js";
 import { rngBytes } from "./rng.js";
 import { rtcRead, rtcWrite } from "./rtc-ds3231.js";
 import { uartStart, uartWrite } from "./uart-link.js";
@@ -33,4 +34,10 @@ export const NODEMCU_BOARD: Board = {
   hardwareId: hardwareId,
   rngBytes: rngBytes,
   restart: restart,
+  powerRails: powerRails,
+  usbPresent: usbPresent,
+  usbWatch: usbWatch,
+  wakeReason: wakeReason,
+  pause: pause,
+  sleepUntilButton: sleepUntilButton,
 };

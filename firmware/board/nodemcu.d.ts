@@ -138,6 +138,8 @@ declare namespace gpio {
   function read(pin: number): number;
   /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/gpio/#gpiotrig — callback(pin, level). */
   function trig(pin: number, type: number, callback: (pin: number, level: number) => void): void;
+  /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/gpio/#gpiowrite — gpio.c:204-211 lgpio_write; an input-only pin raises "invalid argument" (gpio.c:48-52). */
+  function write(pin: number, level: number): void;
 }
 
 // ---------------------------------------------------------------------------
@@ -175,6 +177,19 @@ declare namespace node {
   function restart(): void;
   /** https://nodemcu.readthedocs.io/en/dev-esp32/modules/node/#nodeheap */
   function heap(): number;
+  /**
+   * https://nodemcu.readthedocs.io/en/dev-esp32/modules/node/#nodebootreason —
+   * node.c:58-159: (rawinfo, ROM reset reason + 7 [, panicval]); docs/power.md §1
+   * has the table (8 power-on, 12 deep-sleep wake, 22 brown-out, 19 node.restart).
+   */
+  function bootreason(): LuaMultiReturn<[number, number, number | undefined]>;
+  /** node.c:234-312 node_sleep: light sleep; RAM and driven pins are kept; returns the wake cause. */
+  function sleep(opts: { us?: number; secs?: number; uart?: number; gpio?: boolean; touch?: boolean }): number;
+  /**
+   * node.c:315-412 node_dsleep: deep sleep, never returns; waking restarts the
+   * chip. gpio wake is ext1 (level 0: all pins low, 1: any pin high) on RTC GPIOs only.
+   */
+  function dsleep(opts: { us?: number; secs?: number; gpio?: number | number[]; level?: number; pull?: boolean; isolate?: number[]; touch?: boolean }): void;
 }
 
 // ---------------------------------------------------------------------------

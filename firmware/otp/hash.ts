@@ -9,7 +9,6 @@
 import { ALG_SHA1, ALG_SHA256 } from "../../core/algorithms.js";
 import { shr } from "../../core/intrinsics.js";
 import { sha1Compress, SHA1_IV } from "./sha1.js";
-import { sha256Compress, SHA256_IV } from "./sha256.js";
 import { pushWordBytes } from "../../core/bytes.js";
 
 /**
@@ -44,6 +43,34 @@ export function isAlg(alg: number): boolean {
   return alg === ALG_SHA1 || alg === ALG_SHA256;
 }
 
+/** A hash's H(0) and compression function (FIPS 180-4 §5.3, §6). */
+interface HashImpl {
+  iv: number[];
+  compress: (this: void, state: number[], w: number[]) => void;
+}
+
+/**
+ * SHA-256, set by sha256.ts when that module loads (registerSha256). The
+ * host always has it (otp/index.ts imports sha256.ts); the keyfob's core
+ * does not import it, and loads it only for a record that names SHA-256
+ * (firmware/app/device.ts; its own file fobkit-sha256.lua, issue 10 item 5).
+ */
+let sha256Impl: HashImpl | undefined = undefined;
+
+export function registerSha256(iv: number[], compress: (this: void, state: number[], w: number[]) => void): void {
+  sha256Impl = { iv: iv, compress: compress };
+}
+
+/** Whether alg's implementation is loaded (SHA-1 always is). */
+export function hashLoaded(alg: number): boolean {
+  return alg === ALG_SHA1 || (alg === ALG_SHA256 && sha256Impl !== undefined);
+}
+
+/** Callers check hashLoaded first (hmac.ts prepareKey, isPreparedKey, digest); unloaded, this raises rather than give a wrong digest. */
+function sha256(): HashImpl {
+  return sha256Impl as HashImpl;
+}
+
 /** Block size in bytes (§1, Figure 1): 64 for both. */
 export function blockBytes(_alg: number): number {
   return 64;
@@ -57,7 +84,7 @@ export function stateWords(alg: number): number {
 
 /** A fresh copy of the initial hash value H(0). */
 export function initState(alg: number): number[] {
-  const iv = alg === ALG_SHA1 ? SHA1_IV : SHA256_IV;
+  const iv = alg === ALG_SHA1 ? SHA1_IV : sha256().iv;
   const out: number[] = [];
   for (let i = 0; i < iv.length; i++) out.push(iv[i]);
   return out;
@@ -66,7 +93,7 @@ export function initState(alg: number): number[] {
 /** Compress the block in w[0..blockBytes/4-1] into state. */
 export function compress(alg: number, state: number[], w: number[]): void {
   if (alg === ALG_SHA1) sha1Compress(state, w);
-  else sha256Compress(state, w);
+  else sha256().compress(state, w);
 }
 
 /**

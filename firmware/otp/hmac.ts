@@ -13,7 +13,7 @@
  */
 import { i32, shr } from "../../core/intrinsics.js";
 import {
-  blockBytes, clearWords, compress, hashFrom, initState, isAlg, MAX_MESSAGE_BYTES, SCHEDULE_WORDS, stateBytes, stateWords, W,
+  blockBytes, clearWords, compress, hashFrom, hashLoaded, initState, isAlg, MAX_MESSAGE_BYTES, SCHEDULE_WORDS, stateBytes, stateWords, W,
 } from "./hash.js";
 import { ERR_ALG, ERR_BYTES, ERR_LENGTH, ERR_PREPARED } from "../../core/status.js";
 import { isBytes, pushWordBytes, readWord } from "../../core/bytes.js";
@@ -58,7 +58,7 @@ function wipeBytes(a: number[]): void {
  * §2). Returns ERR_ALG, ERR_LENGTH or ERR_BYTES for bad input.
  */
 export function prepareKey(key: number[], alg: number): PreparedKey | number {
-  if (!isAlg(alg)) return ERR_ALG;
+  if (!isAlg(alg) || !hashLoaded(alg)) return ERR_ALG;
   if (key.length > MAX_MESSAGE_BYTES) return ERR_LENGTH;
   if (!isBytes(key)) return ERR_BYTES;
   const block = blockBytes(alg);
@@ -85,7 +85,7 @@ export function prepareKey(key: number[], alg: number): PreparedKey | number {
 
 /** True if pk has a known algorithm and states of the right size. */
 export function isPreparedKey(pk: PreparedKey): boolean {
-  if (!isAlg(pk.alg)) return false;
+  if (!isAlg(pk.alg) || !hashLoaded(pk.alg)) return false;
   const n = stateWords(pk.alg);
   return pk.inner.length === n && pk.outer.length === n;
 }
@@ -119,7 +119,7 @@ export function hmac(key: number[], msg: number[], alg: number): number[] | numb
 
 /** The hash of msg (SHA-1 or SHA-256 by alg). */
 export function digest(msg: number[], alg: number): number[] | number {
-  if (!isAlg(alg)) return ERR_ALG;
+  if (!isAlg(alg) || !hashLoaded(alg)) return ERR_ALG;
   if (msg.length > MAX_MESSAGE_BYTES) return ERR_LENGTH;
   if (!isBytes(msg)) return ERR_BYTES;
   const s = initState(alg);

@@ -5,6 +5,8 @@
  */
 export { ALG_SHA1, ALG_SHA256 } from "../../core/algorithms.js";
 export { MAX_MESSAGE_BYTES, isAlg } from "./hash.js";
+// Registers SHA-256 with hash.ts: the host and the test library always have it.
+import "./sha256.js";
 export { digest, hmac, hmacPrepared, isPreparedKey, parsePreparedKey, prepareKey, serializePreparedKey } from "./hmac.js";
 export type { PreparedKey } from "./hmac.js";
 export { formatCode, hotp, MAX_DIGITS, MIN_DIGITS } from "./hotp.js";

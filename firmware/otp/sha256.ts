@@ -3,6 +3,7 @@
  */
 import { shr } from "../../core/intrinsics.js";
 import { wordTable } from "../../core/bytes.js";
+import { registerSha256 } from "./hash.js";
 
 /** §5.3.3 initial hash value H(0), as 16-bit halves of each word. */
 export const SHA256_IV: number[] = wordTable([
@@ -68,3 +69,6 @@ export function sha256Compress(state: number[], w: number[]): void {
   state[6] = (state[6] + g) | 0;
   state[7] = (state[7] + h) | 0;
 }
+
+// Loading this module makes SHA-256 available to hash.ts (see registerSha256 there).
+registerSha256(SHA256_IV, sha256Compress);

@@ -29,14 +29,18 @@
  *   (components/modules/uart.c near 79-87 at 7c5bb151), nothing before
  *   uartStart;
  * - rngBytes is deterministic (xorshift32 from a seed the test sets) and
- *   BOARD_ERR_NO_RNG when switched off, as a build without sodium.
+ *   BOARD_ERR_NO_RNG when switched off, as a build without sodium;
+ * - power (issue 12, firmware/board/power.ts): USB VBUS is present (the
+ *   factory bench), so the app never sleeps here; wakeReason is a power-on;
+ *   pause takes 1..600000 ms and lets that much board time pass;
+ *   sleepUntilButton, which never returns on the board, is counted and returns.
  *
  * One board per VM: the subset has no classes or closures, so its state is
  * this module's. memoryBoardPowerOn() starts from factory-fresh.
  */
 import { i32, idiv, shr } from "../../core/intrinsics.js";
 import { addSeconds, civilFromTime, compareTime, type UnixTime } from "../../core/time.js";
-import type { Board } from "../board/board.js";
+import { BOOT_POWER_ON, type Board } from "../board/board.js";
 import {
   BOARD_ERR_ARG, BOARD_ERR_CORRUPT, BOARD_ERR_FLASH, BOARD_ERR_NO_RNG, BOARD_ERR_NOT_FOUND, BOARD_ERR_NOT_STARTED, BOARD_ERR_RTC_ABSENT,
   BOARD_ERR_RTC_BUS, BOARD_ERR_RTC_RANGE, BOARD_ERR_RTC_TIME_LOST, BOARD_OK,
@@ -93,6 +97,9 @@ interface State {
   blankAtMs: number;
   restarts: number;
   hwid: number[];
+  /** powerRails' last state; sleepUntilButton calls (issue 12). */
+  rails: boolean;
+  sleeps: number;
 }
 
 function freshState(): State {
@@ -115,6 +122,8 @@ function freshState(): State {
     blankAtMs: -1,
     restarts: 0,
     hwid: DEFAULT_HWID,
+    rails: false,
+    sleeps: 0,
   };
 }
 
@@ -294,6 +303,33 @@ function restart(): void {
   s.restarts = s.restarts + 1;
 }
 
+function powerRails(on: boolean): number {
+  s.rails = on;
+  return BOARD_OK;
+}
+
+function usbPresent(): boolean {
+  return true;
+}
+
+function usbWatch(_onChange: (present: boolean) => void): number {
+  return BOARD_OK;
+}
+
+function wakeReason(): number {
+  return BOOT_POWER_ON;
+}
+
+function pause(ms: number): number {
+  if (!(ms >= 1 && ms <= BLANK_AFTER_MAX_MS && idiv(ms, 1) === ms)) return BOARD_ERR_ARG;
+  memoryBoardAdvance(ms);
+  return BOARD_OK;
+}
+
+function sleepUntilButton(): void {
+  s.sleeps = s.sleeps + 1;
+}
+
 export const MEMORY_BOARD: Board = {
   uartStart: uartStart,
   uartWrite: uartWrite,
@@ -312,6 +348,12 @@ export const MEMORY_BOARD: Board = {
   hardwareId: hardwareId,
   rngBytes: rngBytes,
   restart: restart,
+  powerRails: powerRails,
+  usbPresent: usbPresent,
+  usbWatch: usbWatch,
+  wakeReason: wakeReason,
+  pause: pause,
+  sleepUntilButton: sleepUntilButton,
 };
 
 // ---- the test's side: power, time, faults, the user and the host -------------

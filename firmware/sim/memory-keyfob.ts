@@ -16,7 +16,9 @@ import { deframerPush, deframerWipe, newDeframer, RX_FRAME, RX_NONE, type Defram
 import { decodeRequest, encodeReply, type Reply } from "../../protocol/messages.js";
 import type { UnixTime } from "../../core/time.js";
 import { RECORD_NAME } from "../app/record.js";
-import { deviceBoot, deviceHandle, devicePressText, type Device } from "../app/device.js";
+import { deviceBoot, deviceHandle, devicePressText, PROVISION_MODULE, SHA256_MODULE, type Device } from "../app/device.js";
+import * as Provision from "../app/provision.js";
+import * as Sha256 from "../otp/sha256.js";
 import {
   MEMORY_BOARD as board, memoryBoardAdvance, memoryBoardCompareRtc, memoryBoardCorruptRecord, memoryBoardDisplay, memoryBoardFault,
   memoryBoardFlashWrites, memoryBoardLoseRtcTime, memoryBoardPowerCycle, memoryBoardPowerOn, memoryBoardPress,
@@ -63,13 +65,23 @@ function onPress(): void {
   board.displayBlankAfter(SHOW_MS);
 }
 
+/**
+ * The image's other files, as main.ts's loader gives them on the keyfob: this
+ * build imported provision.ts and sha256.ts, so "loading" hands their tables.
+ */
+function loadModule(module: string): unknown {
+  if (module === PROVISION_MODULE) return Provision;
+  if (module === SHA256_MODULE) return Sha256;
+  return undefined;
+}
+
 /** main.ts boot(): display dark, device state from flash and RTC, button, and the UART last. */
 export function boot(): void {
   dev = undefined;
   rx = undefined;
   board.displayInit();
   board.displayOff();
-  const d = deviceBoot(board);
+  const d = deviceBoot(board, loadModule);
   rx = newDeframer();
   board.buttonStart(onPress);
   dev = d;

@@ -1,6 +1,11 @@
 /**
- * `gpio` (gpio.c of dev-esp32 at 7c5bb151): config, read, trig. Levels come
- * from the board model (the button pin; other inputs read their pull).
+ * `gpio` (gpio.c of dev-esp32 at 7c5bb151): config, read, trig, write. Levels come
+ * from the board model (the button pin, VBUS; other inputs read their pull;
+ * an output pin reads what it drives). gpio.write (gpio.c:204-211) is
+ * gpio_set_level: any non-zero level is high, and an input-only pin (34-39) or
+ * a missing one is ESP_ERR_INVALID_ARG, raised as "invalid argument"
+ * (gpio.c:48-52). A written level drives the pin only while it is configured
+ * as an output; Hardware.gpioOut tells the board (its power switches).
  *
  * Interrupts as the source takes them: the ISR switches the pin's interrupt
  * off and posts one low-priority task carrying the level it read
@@ -41,6 +46,8 @@ export interface GpioPort {
   /** The board changed a pin's level: the ISR, if the pin's interrupt is on and the change matches it. */
   edge(pin: number, level: number): void;
   pull(pin: number): number;
+  /** The level an output pin drives; undefined when it is not configured as an output. */
+  output(pin: number): number | undefined;
 }
 
 /** postLow: task_post_isr_low; false when the queue is full (the task is lost). */
@@ -82,6 +89,13 @@ export function installGpio(m: Machine, postLow: (task: () => string | undefined
     return err;
   };
   const pulls = new Map<number, number>();
+  const dirs = new Map<number, number>();
+  /** The output register (gpio_set_level), kept whatever the pin's direction. */
+  const outLevels = new Map<number, number>();
+  const driven = (pin: number): number | undefined => {
+    const dir = dirs.get(pin);
+    return dir === GPIO.OUT || dir === GPIO.IN_OUT ? (outLevels.get(pin) ?? 0) : undefined;
+  };
 
   const checkPin = (L: LuaState, idx: number): number => {
     const pin = lauxlib.luaL_checkinteger(L, idx);
@@ -117,6 +131,10 @@ export function installGpio(m: Machine, postLow: (task: () => string | undefined
           if (!validPin(pin)) raise(L, `gpio.config: GPIO${pin} is not a usable pin`);
           if (pin >= 34 && pull !== GPIO.FLOATING) raise(L, `gpio.config: GPIO${pin} has no pull resistors (GPIO34-39)`);
           pulls.set(pin, pull);
+          const was = driven(pin);
+          dirs.set(pin, dir);
+          const now = driven(pin);
+          if (now !== undefined && now !== was) m.hw.gpioOut(pin, now);
         }
       }
       return 0;
@@ -125,6 +143,15 @@ export function installGpio(m: Machine, postLow: (task: () => string | undefined
       const pin = checkPin(L, 1);
       lua.lua_pushinteger(L, m.hw.gpioLevel(pin));
       return 1;
+    },
+    write: (L) => {
+      const pin = lauxlib.luaL_checkinteger(L, 1);
+      const level = lauxlib.luaL_checkinteger(L, 2) !== 0 ? 1 : 0;
+      // GPIO_IS_VALID_OUTPUT_GPIO: an existing pin below 34.
+      if (!validPin(pin) || pin >= 34) raise(L, "invalid argument");
+      outLevels.set(pin, level);
+      if (driven(pin) !== undefined) m.hw.gpioOut(pin, level);
+      return 0;
     },
     trig: (L) => {
       const pin = checkPin(L, 1);
@@ -152,6 +179,7 @@ export function installGpio(m: Machine, postLow: (task: () => string | undefined
 
   return {
     pull: (pin) => pulls.get(pin) ?? GPIO.FLOATING,
+    output: driven,
     edge(pin: number, level: number): void {
       const t = trig.get(pin);
       if (!t || !enabled.has(pin) || !matches(t.type, level)) return;

@@ -15,7 +15,14 @@ RTC with drift, SPIFFS flash in DIR with power-cut injection, button, MAX7219
 display). The host tools open PATH like any serial port.
 
 Control on stdin, one command per line:
-  press | power-cut | boot | advance SECONDS | fault NAME on|off
+  press | power-cut | boot | advance SECONDS | fault NAME on|off | usb on|off | brown-out
+
+USB: plugged in unless --battery. On battery a locked keyfob deep-sleeps
+between presses (a press wakes it; {"event":"sleep"} and {"event":"wake"}
+show it), and bytes on PATH are lost both ways: the USB bridge has no power.
+"usb on" plugs it in; a sleeping keyfob then needs one press to wake and
+stays awake while USB is there (protocol/SPEC.md). "brown-out" resets the
+chip as a sagging battery would (node.bootreason 3, 22).
 Events on stdout, one JSON object per line, first {"event":"ready","pty":PATH},
 then {"event":"display","text":"..."} and others. Ends on Ctrl-C or end of stdin.
 
@@ -25,10 +32,11 @@ ${faultHelp()}
 
 examples:
   fobkit emu --pty /tmp/keyfob0 --state /tmp/keyfob0.d --drift-ppm 20
-  fobkit emu --pty /tmp/keyfob1 --state /tmp/keyfob1.d --fault i2c-timeout --fault close-error`,
+  fobkit emu --pty /tmp/keyfob1 --state /tmp/keyfob1.d --fault i2c-timeout --fault close-error
+  fobkit emu --pty /tmp/keyfob2 --state /tmp/keyfob2.d --battery`,
   options: {
     pty: { type: "string", placeholder: "PATH", help: "where to create the PTY link the host opens" },
-    state: { type: "string", placeholder: "DIR", help: "the board's flash (created; holds fobkit.lua, init.lua, records)" },
+    state: { type: "string", placeholder: "DIR", help: "the board's flash (created; holds the image's .lc files, init.lua, records)" },
     time: { type: "string", placeholder: "UNIX", help: "RTC time at start, unix seconds in 2000..2099 (default: now)" },
     "drift-ppm": { type: "string", placeholder: "N", help: "RTC crystal error in ppm, positive = fast (default 0)" },
     baud: { type: "string", placeholder: "RATE", help: `modelled line speed, bytes are paced to it (default ${LINK_BAUD})` },
@@ -37,6 +45,7 @@ examples:
     "no-rng": { type: "boolean", help: "a board without a hardware RNG (the firmware must fail closed)" },
     "no-rtc": { type: "boolean", help: "no DS3231 on the bus (the firmware must fail closed)" },
     fault: { type: "string", multiple: true, placeholder: "NAME", help: "switch a fault on from power-on (see Faults above)" },
+    battery: { type: "boolean", help: "start unplugged, on the battery: a locked keyfob deep-sleeps between presses" },
     blank: { type: "boolean", help: "install nothing: a new DIR is a factory-fresh board that boots into the Lua REPL (see fobkit flash)" },
   },
   async run({ values }, io) {

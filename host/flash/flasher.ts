@@ -7,7 +7,8 @@
  *    is nothing to install (refused; "locked" if it says so).
  * 2. Define _fk.crc (crc32.ts) on the board: every check is a CRC-32 the
  *    board computes over what it reads back from flash.
- * 3. fobkit.lua already right: skip. Else the upload goes to fobkit.lua.part
+ * 3. For each file of the image (the core fobkit.lua, then fobkit-prov.lua:
+ *    image-files.ts): already right: skip. Else the upload goes to NAME.part
  *    with Lua's io library (dev-esp32 has no file.open; flash-store.ts uses
  *    io too). If a .part is there, its size and CRC decide: a prefix of the
  *    image (what a broken transfer or a power cut leaves) is continued from
@@ -21,7 +22,9 @@
  *    refuses an existing target: remove first) and check again; then the
  *    same for init.lua, last, so the board boots the firmware only once the
  *    image is complete.
- * 6. node.restart(); the firmware must answer INFO over the protocol.
+ * 6. node.compile each file (NAME.lc), which must then load; then the
+ *    sources are removed; init.lua boots fobkit.lc.
+ * 7. node.restart(); the firmware must answer INFO over the protocol.
  */
 import { LINK_BAUD } from "../../protocol/codes.js";
 import { DeviceSession, type KeyfobInfo } from "../device/session.js";
@@ -31,6 +34,7 @@ import { kindOfName } from "../transport/discover.js";
 import { BOARD_CRC_LUA, crc32, crcHex } from "./crc32.js";
 import { luaChunks, luaQuote } from "./lua-chunks.js";
 import { ReplClient, ReplError } from "./repl-client.js";
+import { bytecodeName } from "./image-files.js";
 
 export const IMAGE_NAME = "fobkit.lua";
 export const INIT_NAME = "init.lua";
@@ -38,6 +42,13 @@ export const INIT_NAME = "init.lua";
 export { INIT_SOURCE } from "./init-lua.js";
 import { INIT_SOURCE } from "./init-lua.js";
 const PART = ".part";
+/** _fk.w: one data line's write (it prints nothing); _fk.sz: a file's size (-1: none). */
+const BOARD_HELPERS: readonly string[] = [
+  "function _fk.w(s) _fk.f:write(s) end",
+  'function _fk.sz(n) local f=io.open(n,"rb") if not f then return -1 end local s=0 while true do local b=f:read(1024) if not b then break end s=s+#b end f:close() return s end',
+];
+/** node.compile parses a whole file in RAM and writes its .lc to SPIFFS: give it longer than a line. */
+const COMPILE_MS = 30000;
 /** Data lines in flight: 2 x 241 bytes, well inside the UART driver's buffer and the stdin pipe. */
 export const WINDOW = 2;
 
@@ -71,7 +82,10 @@ export interface FlashProgress {
 
 export interface FlashOptions {
   port: string;
+  /** The image's core, installed as fobkit.lua. */
   image: Uint8Array;
+  /** The image's other files (image-files.ts: fobkit-prov.lua), each installed and checked the same way. */
+  files?: { name: string; data: Uint8Array }[];
   baudRate?: number;
   /** How to reach the board (default: SerialTransport on port). */
   openTransport?: () => Transport;
@@ -87,7 +101,7 @@ export interface FlashResult {
   port: string;
   imageBytes: number;
   crc: string;
-  /** The image was already complete on the board. */
+  /** Every file of the image was already complete on the board. */
   alreadyThere: boolean;
   /** Offset the upload continued from (0: from the start). */
   resumedFrom: number;
@@ -98,6 +112,8 @@ export interface FlashResult {
   wireBytesIn: number;
   uploadMs: number;
   totalMs: number;
+  /** The .lc files node.compile wrote on the board: size and CRC-32 as the board reads them. */
+  bytecode: { name: string; bytes: number }[];
   info: KeyfobInfo;
 }
 
@@ -111,6 +127,14 @@ async function remoteCrc(repl: ReplClient, name: string): Promise<Remote> {
   const m = /(-?\d+) ([0-9a-f]{8})\s*$/.exec(out);
   if (!m) throw new FlashError("repl", `unexpected answer from the board's CRC of ${name}: ${JSON.stringify(out.slice(0, 80))}`);
   return { size: Number(m[1]), crc: m[2] };
+}
+
+/** Bytes in a file on the board (-1: none), read through without a CRC. */
+async function remoteSize(repl: ReplClient, name: string): Promise<number> {
+  const out = await repl.exec(`=_fk.sz(${luaQuote(name)})`, 60000);
+  const m = /(-?\d+)\s*$/.exec(out);
+  if (!m) throw new FlashError("repl", `unexpected answer from the board's size of ${name}: ${JSON.stringify(out.slice(0, 80))}`);
+  return Number(m[1]);
 }
 
 /** Write a small file in one line to NAME.part, check it, rename it over NAME. */
@@ -132,10 +156,9 @@ async function commit(repl: ReplClient, name: string, data: Uint8Array, t: numbe
   }
   const renamed = await repl.exec(`file.remove(${luaQuote(name)}) print(file.rename(${luaQuote(name + PART)},${luaQuote(name)}))`, t);
   if (!/true/.test(renamed)) throw new FlashError("verify", `the board could not rename ${name}${PART} to ${name}`);
-  const done = await remoteCrc(repl, name);
-  if (done.size !== want.size || done.crc !== want.crc) {
-    throw new FlashError("verify", `${name} on the board has ${done.size} bytes, CRC-32 ${done.crc} after the rename; expected ${want.size} bytes, ${want.crc}`);
-  }
+  // SPIFFS rename rewrites only the object's index header (its name): the data checked above stays. The size says the name now holds it.
+  const done = await remoteSize(repl, name);
+  if (done !== want.size) throw new FlashError("verify", `${name} on the board has ${done} bytes after the rename; expected ${want.size}`);
 }
 
 /** No REPL answered: is it a board that runs fobkit? */
@@ -170,7 +193,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   const open = opts.openTransport ?? (() => new SerialTransport({ path: opts.port, baudRate: opts.baudRate }));
   const lineMs = opts.lineTimeoutMs ?? 5000;
   const image = opts.image;
-  const total = image.length;
+  const total = image.length + (opts.files ?? []).reduce((n, f) => n + f.data.length, 0);
   const wire = { out: 0, in: 0 };
   const count = (t: Transport) => {
     wire.out += t.stats.bytesWritten;
@@ -182,8 +205,10 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   const repl = new ReplClient(t);
   let resumedFrom = 0;
   let lines = 0;
-  let alreadyThere = false;
+  let alreadyThere = true;
+  const bytecode: { name: string; bytes: number }[] = [];
   let uploadMs = 0;
+  let done = 0;
   try {
     if (!(await repl.sync())) {
       await repl.close();
@@ -191,34 +216,43 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       return await probeFirmware(open, opts.port);
     }
     await repl.exec('local o=rawget(_G,"_fk") if o and o.f then pcall(o.f.close,o.f) end _fk={}', lineMs);
-    for (const l of BOARD_CRC_LUA) {
+    for (const l of [...BOARD_CRC_LUA, ...BOARD_HELPERS]) {
       const a = await repl.run(l, lineMs);
       if (/Lua error/.test(a.output)) throw new FlashError("repl", `the board rejected the CRC helper: ${a.output.slice(0, 200)}`);
     }
-    const imageCrc = crcHex(crc32(image));
-    const installed = await remoteCrc(repl, IMAGE_NAME);
     const tu = performance.now();
-    if (installed.size === total && installed.crc === imageCrc) {
-      alreadyThere = true;
-      resumedFrom = total;
-      opts.onProgress?.({ done: total, total, from: total });
-    } else {
-      const part = await remoteCrc(repl, IMAGE_NAME + PART);
-      if (part.size > 0 && part.size <= total && part.crc === crcHex(crc32(image.subarray(0, part.size)))) resumedFrom = part.size;
-      await repl.exec(`_fk.f=assert(io.open(${luaQuote(IMAGE_NAME + PART)},"${resumedFrom > 0 ? "ab" : "wb"}"))`, lineMs);
-      opts.onProgress?.({ done: resumedFrom, total, from: resumedFrom });
-      const chunks = luaChunks(image, resumedFrom, "_fk.f:write(", ")");
-      const baud = t.kind === "serial" ? (t as SerialTransport).baudRate : LINK_BAUD;
-      await repl.exec(`uart.setup(0,${baud},8,0,1,0)`, lineMs);
-      const probe = await repl.run("=1", lineMs);
-      const echoOff = probe.output === "1" && !probe.echoed;
-      const ack = (i: number) => opts.onProgress?.({ done: chunks[i].offset + chunks[i].length, total, from: resumedFrom });
+    const baud = t.kind === "serial" ? (t as SerialTransport).baudRate : LINK_BAUD;
+    let echoOff: boolean | undefined;
+    // Every file of the image, the core first: each uploaded (or found complete), checked by CRC on the board.
+    for (const file of [{ name: IMAGE_NAME, data: image }, ...(opts.files ?? [])]) {
+      const data = file.data;
+      const base = done;
+      const installed = await remoteCrc(repl, file.name);
+      if (installed.size === data.length && installed.crc === crcHex(crc32(data))) {
+        done += data.length;
+        opts.onProgress?.({ done, total, from: base });
+        continue;
+      }
+      alreadyThere = false;
+      let from = 0;
+      const part = await remoteCrc(repl, file.name + PART);
+      if (part.size > 0 && part.size <= data.length && part.crc === crcHex(crc32(data.subarray(0, part.size)))) from = part.size;
+      if (file.name === IMAGE_NAME) resumedFrom = from;
+      await repl.exec(`_fk.f=assert(io.open(${luaQuote(file.name + PART)},"${from > 0 ? "ab" : "wb"}"))`, lineMs);
+      opts.onProgress?.({ done: base + from, total, from: base + from });
+      // _fk.w (BOARD_HELPERS): 5 characters of each 240-character line instead of 13.
+      const chunks = luaChunks(data, from, "_fk.w", "");
+      if (echoOff === undefined) {
+        await repl.exec(`uart.setup(0,${baud},8,0,1,0)`, lineMs);
+        const probe = await repl.run("=1", lineMs);
+        echoOff = probe.output === "1" && !probe.echoed;
+      }
+      const ack = (i: number) => opts.onProgress?.({ done: base + chunks[i].offset + chunks[i].length, total, from: base + from });
       if (echoOff) {
         await repl.pipeline(chunks.map((c) => c.line), WINDOW, lineMs, (i) => {
           lines++;
           ack(i);
         }, opts.signal);
-        await repl.exec(`uart.setup(0,${baud},8,0,1,1)`, lineMs);
       } else {
         for (let i = 0; i < chunks.length; i++) {
           if (opts.signal?.aborted) throw new FlashError("aborted", "interrupted; run fobkit flash again to continue where it stopped");
@@ -228,8 +262,28 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
         }
       }
       await repl.exec("local f=_fk.f _fk.f=nil assert(f:close())", lineMs);
-      await commit(repl, IMAGE_NAME, image, lineMs);
+      await commit(repl, file.name, data, lineMs);
+      done += data.length;
     }
+    if (echoOff) await repl.exec(`uart.setup(0,${baud},8,0,1,1)`, lineMs);
+    if (alreadyThere) resumedFrom = image.length;
+    // Compile each file on the board (node.c:718-779: NAME.lua -> NAME.lc, debug
+    // information stripped, written in place), every time: an .lc left by an
+    // older image or a broken run is never trusted. The host cannot predict the
+    // board's bytecode, so the check is the board's own loader: the .lc must
+    // load (a truncated or damaged one does not), and it must not be empty.
+    for (const name of [IMAGE_NAME, ...(opts.files ?? []).map((f) => f.name)]) {
+      const lc = bytecodeName(name);
+      const compiled = await repl.run(`node.compile(${luaQuote(name)})`, COMPILE_MS);
+      if (/Lua error/.test(compiled.output)) throw new FlashError("verify", `${opts.port}: node.compile of ${name} failed on the board: ${compiled.output.replace(/^.*Lua error:\s*/s, "").slice(0, 200)}`);
+      const loads = await repl.exec(`=(loadfile(${luaQuote(lc)}))~=nil`, COMPILE_MS);
+      const have = await remoteSize(repl, lc);
+      if (!/true/.test(loads) || have <= 0) throw new FlashError("verify", `${opts.port}: ${lc} on the board (${have} bytes) does not load after node.compile`);
+      bytecode.push({ name: lc, bytes: have });
+    }
+    // The sources go only now that every .lc loads: the board boots bytecode or
+    // nothing (a damaged .lc fails closed, never falls back to parsing source).
+    for (const name of [IMAGE_NAME, ...(opts.files ?? []).map((f) => f.name)]) await repl.exec(`file.remove(${luaQuote(name)})`, lineMs);
     uploadMs = performance.now() - tu;
     const init = Buffer.from(INIT_SOURCE, "latin1");
     const haveInit = await remoteCrc(repl, INIT_NAME);
@@ -263,6 +317,6 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   count(t2);
   return {
     port: opts.port, imageBytes: total, crc: crcHex(crc32(image)), alreadyThere, resumedFrom, lines,
-    wireBytesOut: wire.out, wireBytesIn: wire.in, uploadMs, totalMs: performance.now() - t0, info,
+    wireBytesOut: wire.out, wireBytesIn: wire.in, uploadMs, totalMs: performance.now() - t0, bytecode, info,
   };
 }

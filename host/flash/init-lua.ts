@@ -12,8 +12,8 @@
  *   user_main.c console_nodemcu_task never feeds a byte to the REPL (uart.c
  *   uart_on near 146-158). It needs no uart.start and allocates almost
  *   nothing, so it cannot run out of memory where the image would.
- * - Everything that can fail runs under pcall: loading fobkit.lua (compiling
- *   it in RAM can raise "not enough memory"), and its start(), which returns
+ * - Everything that can fail runs under pcall: loading fobkit.lc (its bytecode
+ *   can run out of memory; a missing or truncated file raises), and its start(), which returns
  *   an error text instead of raising when its own boot fails (it puts "Err"
  *   on the display first when the display works).
  * - A failed boot restarts with back-off: BACKOFF_FIRST_MS, doubling, at
@@ -34,9 +34,18 @@ export const RESTART_MAGIC = 0x46425243;
 export const MAX_RESTARTS = 5;
 export const BACKOFF_FIRST_MS = 2000;
 
-export const INIT_SOURCE = `-- fobkit boot; written by fobkit (host/flash/init-lua.ts), fail-closed: see there.
+/**
+ * The image's core as the board holds it: bytecode, compiled on the board at
+ * install (node.compile, node.c:718-779; host/flash/image-files.ts), so boot
+ * never runs the parser (bench/results/memory.json: source vs bytecode).
+ */
+export const BOOT_FILE = "fobkit.lc";
+
+/** init.lua booting `boot` (BOOT_FILE on every board; the memory bench also measures a source boot). */
+export function initSource(boot: string = BOOT_FILE): string {
+  return `-- fobkit boot; written by fobkit (host/flash/init-lua.ts), fail-closed: see there.
 uart.on(0, "data", 0, function() end, 0)
-local ok, err = pcall(function() return dofile("fobkit.lua").start() end)
+local ok, err = pcall(function() return dofile("${boot}").start() end)
 local rc = rtcmem
 if ok and err == nil then
   if rc then rc.write32(${RESTART_SLOT}, ${RESTART_MAGIC}, 0) end
@@ -57,3 +66,6 @@ end
 rc.write32(${RESTART_SLOT}, ${RESTART_MAGIC}, n + 1)
 tmr.create():alarm(${BACKOFF_FIRST_MS} << n, tmr.ALARM_SINGLE, function() node.restart() end)
 `;
+}
+
+export const INIT_SOURCE = initSource();

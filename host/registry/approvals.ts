@@ -21,15 +21,16 @@
  * a teller who must block a keyfob now withdraws it as lost, which bars it
  * just the same.
  *
- * Both checks run under the keyfob's row lock, inside the unlock's own
- * transaction: the teller's count of earlier unlocks, and a supervisor's
- * approval, which lifts only the lock the teller asked about (the same
- * keyfob, not unlocked since the request); a request that no longer fits
- * ends `failed` (request_stale) and the teller asks again.
+ * Both checks hold only for the row they looked at (sameLock, a guard the
+ * unlock's decision applies to the row it is made from): the teller's count
+ * of earlier unlocks, and a supervisor's approval, which lifts only the lock
+ * the teller asked about (the same keyfob, not unlocked since the request);
+ * a request that no longer fits ends `failed` (request_stale) and the teller
+ * asks again.
  */
 import { randomBytes } from "node:crypto";
-import type { Database, Sql } from "./database.js";
-import type { Registry } from "./registry.js";
+import type { Database } from "./database.js";
+import type { Registry, UnlockGuard } from "./registry.js";
 import { auditRecord } from "./staff.js";
 import { RegistryError, type Actor, type TokenStatus, type WithdrawReason } from "./types.js";
 
@@ -82,39 +83,66 @@ const toApproval = (r: ApprovalRow): Approval => ({
 });
 
 /** Successful unlocks of the customer's keyfobs since `since` (unix ms), from the audit. */
-async function unlocksSince(t: Sql, customer: string, since: number): Promise<number> {
-  const r = await t.get<{ n: number }>("SELECT COUNT(*) AS n FROM audit WHERE customer = ? AND action = 'unlock' AND outcome = 'ok' AND at >= ?", [customer, since]);
+async function unlocksSince(db: Database, customer: string, since: number): Promise<number> {
+  const r = await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM audit WHERE customer = ? AND action = 'unlock' AND outcome = 'ok' AND at >= ?", [customer, since]);
   return Number(r?.n ?? 0);
 }
 
 /**
+ * The guard that lets an unlock through only on the very row the rule looked
+ * at (same keyfob, same lock: its last change and count of wrong codes). Any
+ * unlock since changed the row; any unlock before it is in the count, which is
+ * read after the row (an unlock and its audit record are one atomic change).
+ */
+function sameLock(seen: TokenStatus, code: string, message: string): UnlockGuard {
+  const at = Date.parse(seen.updatedAt);
+  return (row) => (row.serial === seen.serial && Number(row.updated_at) === at && Number(row.fail_count) === seen.failCount ? undefined : { code, message, detail: { serial: seen.serial } });
+}
+
+/** Tries of a teller's unlock when the row keeps changing under it (each a read, a count and a compare-and-set). */
+const RULE_ATTEMPTS = 3;
+
+/**
  * Unlock under the rule. A teller's third unlock in 24 h is not done: a
  * pending approval is recorded (or the one already pending is named) and
- * the answer is the refusal `needs_approval` with its id. The count is taken
- * inside the unlock's transaction, after the keyfob's row is locked (the
- * registry's guard): counted before, two unlocks queued behind each other
- * (with five wrong codes between them) both saw one earlier unlock and both
- * went through, a third unlock without a supervisor.
+ * the answer is the refusal `needs_approval` with its id. The unlock is made
+ * only from the row the count was taken against (sameLock): counted apart
+ * from it, two unlocks queued behind each other (with five wrong codes between
+ * them) both saw one earlier unlock and both went through, a third unlock
+ * without a supervisor.
  */
 export async function unlockUnderRule(registry: Registry, customer: string, actor: Actor, authority: Authority, now = Date.now()): Promise<TokenStatus> {
   if (authority === "supervisor") return registry.unlock(customer, actor);
   const db = registry.db;
-  return registry.unlock(customer, actor, async (t, held) => {
-    const before = await unlocksSince(t, customer, now - UNLOCK_WINDOW_MS);
-    if (before < TELLER_UNLOCKS_PER_DAY) return undefined;
-    const pending = await t.get<{ id: string }>(`SELECT id FROM approvals WHERE action = 'unlock' AND customer = ? AND state = 'pending'${db.forUpdate}`, [customer]);
-    const id = pending?.id ?? randomBytes(6).toString("hex");
-    if (!pending) {
-      await t.run("INSERT INTO approvals (id, action, customer, serial, detail, maker, made_at, state) VALUES (?, 'unlock', ?, ?, NULL, ?, ?, 'pending')", [id, customer, held.serial, actor.name, now]);
+  for (let attempt = 1; ; attempt++) {
+    const held = await registry.statusOfCustomer(customer).catch(() => undefined);
+    // Not locked (or no token): the registry gives its own audited refusal.
+    if (!held || held.state !== "locked") return registry.unlock(customer, actor);
+    const before = await unlocksSince(db, customer, now - UNLOCK_WINDOW_MS);
+    if (before < TELLER_UNLOCKS_PER_DAY) {
+      try {
+        return await registry.unlock(customer, actor, sameLock(held, "unlock_raced", `keyfob ${held.serial} changed while it was being unlocked; try again`));
+      } catch (e) {
+        if (e instanceof RegistryError && e.code === "unlock_raced" && attempt < RULE_ATTEMPTS) continue;
+        throw e;
+      }
     }
-    await auditRecord(t, actor, "unlock", "needs_approval", now, { serial: held.serial, customer, detail: { approval: id, unlocksInDay: before } });
-    return new RegistryError(
+    const id = await db.tx(async (t) => {
+      const pending = await t.get<{ id: string }>(`SELECT id FROM approvals WHERE action = 'unlock' AND customer = ? AND state = 'pending'${db.forUpdate}`, [customer]);
+      const approval = pending?.id ?? randomBytes(6).toString("hex");
+      if (!pending) {
+        await t.run("INSERT INTO approvals (id, action, customer, serial, detail, maker, made_at, state) VALUES (?, 'unlock', ?, ?, NULL, ?, ?, 'pending')", [approval, customer, held.serial, actor.name, now]);
+      }
+      await auditRecord(t, actor, "unlock", "needs_approval", now, { serial: held.serial, customer, detail: { approval, unlocksInDay: before } });
+      return approval;
+    });
+    throw new RegistryError(
       "needs_approval",
       `customer ${customer}'s keyfob was unlocked ${before} times in the last 24 hours; a third unlock needs a supervisor's approval (request ${id})`,
       "refused",
       { approval: id, serial: held.serial },
     );
-  });
+  }
 }
 
 /** Withdraw under the rule: only a supervisor records "stolen". */
@@ -161,18 +189,20 @@ export async function decideApproval(registry: Registry, id: string, approve: bo
     // The approval is for the lock the teller saw: the same keyfob, not unlocked since.
     // Otherwise (the customer holds another keyfob now, or this lock was lifted and
     // the keyfob locked again) a supervisor would lift a lock nobody asked about.
-    const token = await registry.unlock(claimed.customer!, checker, async (t, held) => {
-      // Unlocks after the audit record that made the request (by id: the clock may not have moved).
-      const since = await t.get<{ n: number }>(
-        `SELECT COUNT(*) AS n FROM audit WHERE serial = ? AND action = 'unlock' AND outcome = 'ok' AND id > COALESCE(
-           (SELECT MIN(id) FROM audit WHERE customer = ? AND action = 'unlock' AND outcome = 'needs_approval' AND actor = ? AND at = ?), 0)`,
-        [held.serial, claimed.customer, claimed.maker, Number(claimed.made_at)],
-      );
-      if (held.serial === claimed.serial && Number(since?.n ?? 0) === 0) return undefined;
+    const stale = `request ${id} was for keyfob ${claimed.serial}, which is no longer locked as it was when asked; nothing was unlocked`;
+    const held = await registry.statusOfCustomer(claimed.customer!).catch(() => undefined);
+    // Unlocks after the audit record that made the request (by id: the clock may not have moved).
+    const since = await db.get<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM audit WHERE serial = ? AND action = 'unlock' AND outcome = 'ok' AND id > COALESCE(
+         (SELECT MIN(id) FROM audit WHERE customer = ? AND action = 'unlock' AND outcome = 'needs_approval' AND actor = ? AND at = ?), 0)`,
+      [claimed.serial, claimed.customer, claimed.maker, Number(claimed.made_at)],
+    );
+    if (held && held.state === "locked" && (held.serial !== claimed.serial || Number(since?.n ?? 0) > 0)) {
       const detail = { approval: id, requested: claimed.serial, held: held.serial };
-      await auditRecord(t, checker, "unlock", "request_stale", now, { serial: held.serial, customer: claimed.customer, detail });
-      return new RegistryError("request_stale", `request ${id} was for keyfob ${claimed.serial}, which is no longer locked as it was when asked (customer ${claimed.customer} holds ${held.serial}); nothing was unlocked`, "refused", detail);
-    });
+      await db.tx((t) => auditRecord(t, checker, "unlock", "request_stale", now, { serial: held.serial, customer: claimed.customer, detail }));
+      throw new RegistryError("request_stale", stale, "refused", detail);
+    }
+    const token = held && held.state === "locked" ? await registry.unlock(claimed.customer!, checker, sameLock(held, "request_stale", stale)) : await registry.unlock(claimed.customer!, checker);
     await db.run("UPDATE approvals SET outcome = 'ok' WHERE id = ?", [id]);
     return { approval: toApproval({ ...claimed, state: "approved", checker: checker.name, decided_at: now, outcome: "ok" }), token };
   } catch (e) {

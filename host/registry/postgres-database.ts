@@ -12,7 +12,8 @@
  * done, "unknown" only when the connection died during COMMIT and the
  * database could not be asked afterwards (pg_xact_status) how it ended.
  */
-import pg, { type PoolClient, type QueryResult } from "pg";
+import { createHash } from "node:crypto";
+import pg, { type PoolClient, type QueryConfig, type QueryResult } from "pg";
 import { DatabaseUnavailableError, connectionFailure, type Database, type Sql } from "./database.js";
 
 const INT8_OID = 20;
@@ -36,11 +37,43 @@ const COMMIT_CHECK_MS = 5000;
 /** How long a request waits for a connection before it is told the database is unavailable. */
 const CONNECT_TIMEOUT_MS = 5000;
 
-function over(q: (text: string, values?: unknown[]) => Promise<{ rows: any[]; rowCount: number | null }>): Sql {
+type Query = (q: { text: string; values: unknown[]; name?: string }) => Promise<{ rows: any[]; rowCount: number | null }>;
+
+/**
+ * Named (prepared) statements: PostgreSQL parses and plans a named statement
+ * once per connection and then only binds and executes it; the registry's
+ * few statement shapes are run thousands of times a second. Every statement
+ * with parameters and a text of at most MAX_NAMED_LENGTH characters is
+ * named, up to MAX_NAMED distinct texts per process (node-postgres keeps a
+ * connection's prepared statements until it closes, and the server a plan
+ * for each; longer texts, e.g. batches of many decisions or imports' IN
+ * lists, run unnamed: their parse is shared by the rows they carry).
+ */
+const MAX_NAMED = 100;
+const MAX_NAMED_LENGTH = 4000;
+const names = new Map<string, string>();
+function nameOf(text: string): string | undefined {
+  let name = names.get(text);
+  if (name === undefined && names.size < MAX_NAMED && text.length <= MAX_NAMED_LENGTH) names.set(text, (name = "fobkit_" + createHash("sha1").update(text).digest("hex").slice(0, 20)));
+  return name;
+}
+
+function over(q: Query): Sql {
+  const run = async (sql: string, params: unknown[]) => {
+    const text = numbered(sql);
+    const name = params.length ? nameOf(text) : undefined;
+    try {
+      return await q(name ? { text, values: params, name } : { text, values: params });
+    } catch (e) {
+      // A migration run by another process changed a table under a prepared SELECT *: nothing ran; run it unprepared.
+      if (name && /cached plan must not change result type/.test(String((e as Error)?.message))) return q({ text, values: params });
+      throw e;
+    }
+  };
   return {
-    all: async (sql, params = []) => (await q(numbered(sql), params)).rows,
-    get: async (sql, params = []) => (await q(numbered(sql), params)).rows[0],
-    run: async (sql, params = []) => (await q(numbered(sql), params)).rowCount ?? 0,
+    all: async (sql, params = []) => (await run(sql, params)).rows,
+    get: async (sql, params = []) => (await run(sql, params)).rows[0],
+    run: async (sql, params = []) => (await run(sql, params)).rowCount ?? 0,
   };
 }
 
@@ -90,7 +123,7 @@ export class PostgresDatabase implements Database {
     });
     // An idle client dying (server restart) must not crash the process; the pool drops it.
     this.pool.on("error", () => undefined);
-    this.direct = over((t, v) => this.query(t, v));
+    this.direct = over((c) => this.query(c));
   }
 
   /** A pooled client, listening for the 'error' a dying connection emits while it is checked out. */
@@ -116,10 +149,10 @@ export class PostgresDatabase implements Database {
   }
 
   /** One statement outside a transaction (autocommit). */
-  private async query(text: string, values?: unknown[]): Promise<QueryResult> {
+  private async query(config: QueryConfig): Promise<QueryResult> {
     const c = await this.checkout();
     try {
-      const r = await c.client.query(text, values);
+      const r = await c.client.query(config);
       c.release(false);
       return r;
     } catch (e) {
@@ -154,7 +187,7 @@ export class PostgresDatabase implements Database {
       const begun = (await client.query("BEGIN; SELECT pg_current_xact_id()::text AS xid, pg_postmaster_start_time()::text AS started")) as unknown as QueryResult[];
       xid = begun[1].rows[0].xid;
       started = begun[1].rows[0].started;
-      value = await fn(over((t, v) => client.query(t, v)));
+      value = await fn(over((q) => client.query(q)));
       // A client already known dead does not send COMMIT (pg rejects the query at once): nothing committed.
       committing = c.lost() === undefined;
       await client.query("COMMIT");

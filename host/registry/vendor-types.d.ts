@@ -41,8 +41,15 @@ declare module "pg" {
     rows: R[];
     rowCount: number | null;
   }
+  /** A named query is prepared once per connection (node-postgres docs, "Prepared statements"). */
+  interface QueryConfig {
+    text: string;
+    values?: unknown[];
+    name?: string;
+  }
   interface PoolClient {
     query<R = any>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
+    query<R = any>(config: QueryConfig): Promise<QueryResult<R>>;
     release(err?: Error | boolean): void;
     on(event: "error", listener: (err: Error) => void): this;
     off(event: "error", listener: (err: Error) => void): this;
@@ -58,6 +65,7 @@ declare module "pg" {
   class Pool {
     constructor(config?: PoolConfig);
     query<R = any>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
+    query<R = any>(config: QueryConfig): Promise<QueryResult<R>>;
     connect(): Promise<PoolClient>;
     end(): Promise<void>;
     on(event: "error", listener: (err: Error) => void): this;
@@ -65,5 +73,5 @@ declare module "pg" {
   const types: { getTypeParser(oid: number, format?: string): (value: string) => unknown };
   const _default: { Pool: typeof Pool; types: typeof types };
   export default _default;
-  export { Pool, types, type PoolClient, type QueryResult };
+  export { Pool, types, type PoolClient, type QueryConfig, type QueryResult };
 }

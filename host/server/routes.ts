@@ -3,8 +3,10 @@
  * every request) and the OpenAPI document, so they cannot disagree.
  */
 import type { Registry } from "../registry/registry.js";
+import { refusalsOf } from "../registry/lifecycle.js";
 import { MAX_LIST } from "../registry/registry.js";
 import { unlockUnderRule, withdrawUnderRule } from "../registry/approvals.js";
+import { CODE_PATTERN, CUSTOMER_PATTERN, SERIAL_PATTERN } from "../registry/validation.js";
 import { BARRING_REASONS, TOKEN_STATES, WITHDRAW_REASONS, type Actor, type NewToken, type Role } from "../registry/types.js";
 
 export interface RouteContext {
@@ -34,9 +36,9 @@ export interface RouteDef {
   handler(ctx: RouteContext): Promise<unknown>;
 }
 
-const SERIAL = { type: "string", pattern: "^[\\x21-\\x7e]{1,64}$", description: "The serial printed on the keyfob." };
-const CUSTOMER = { type: "string", pattern: "^[A-Za-z0-9._@:+-]{1,64}$", description: "The bank's customer id." };
-const CODE = { type: "string", pattern: "^[0-9]{6,10}$", description: "The code the keyfob shows: exactly its digit count of decimal digits, as a string." };
+const SERIAL = { type: "string", pattern: SERIAL_PATTERN, description: "The serial printed on the keyfob." };
+const CUSTOMER = { type: "string", pattern: CUSTOMER_PATTERN, description: "The bank's customer id." };
+const CODE = { type: "string", pattern: CODE_PATTERN, description: "The code the keyfob shows: exactly its digit count of decimal digits, as a string." };
 const STATE = { type: "string", enum: TOKEN_STATES };
 
 export const TOKEN_STATUS_SCHEMA = {
@@ -191,7 +193,7 @@ export const ROUTES: RouteDef[] = [
     params: { serial: SERIAL },
     body: { type: "object", required: ["customer"], additionalProperties: false, properties: { customer: CUSTOMER } },
     ok: { status: 200, description: "Issued.", schema: TOKEN_STATUS_SCHEMA },
-    refusals: ["not_issuable", "barred", "expired", "customer_has_token"],
+    refusals: refusalsOf("issue"),
     handler: ({ registry, actor, params, body }) => registry.issue(params.serial, body.customer, actor),
   },
   {
@@ -203,7 +205,7 @@ export const ROUTES: RouteDef[] = [
     params: { serial: SERIAL },
     body: { type: "object", required: ["codes"], additionalProperties: false, properties: { codes: { type: "array", items: CODE, minItems: 2, maxItems: 2 } } },
     ok: { status: 200, description: "Resynchronised.", schema: ACCEPTANCE_SCHEMA },
-    refusals: ["not_issued", "not_yet_valid", "expired", "resync_failed"],
+    refusals: refusalsOf("resync"),
     handler: async ({ registry, actor, params, body }) => accepted(await registry.resync(params.serial, [body.codes[0], body.codes[1]], actor)),
   },
   {
@@ -226,7 +228,7 @@ export const ROUTES: RouteDef[] = [
       "Lift the lock after repeated wrong codes (the manual's 停止状態の解除). Maker-checker: a third unlock of one customer within 24 hours is not done; it becomes a request a supervisor approves in the staff console (409 needs_approval, detail.approval).",
     params: { customer: CUSTOMER },
     ok: { status: 200, description: "Unlocked.", schema: TOKEN_STATUS_SCHEMA },
-    refusals: ["no_token", "not_locked", "needs_approval"],
+    refusals: [...refusalsOf("unlock", { byCustomer: true }), "needs_approval"],
     // API staff keys have a teller's authority (host/registry/approvals.ts).
     handler: ({ registry, actor, params, now }) => unlockUnderRule(registry, params.customer, actor, "teller", now),
   },
@@ -239,7 +241,7 @@ export const ROUTES: RouteDef[] = [
     params: { customer: CUSTOMER },
     body: { type: "object", required: ["reason"], additionalProperties: false, properties: { reason: { type: "string", enum: WITHDRAW_REASONS } } },
     ok: { status: 200, description: "Retired.", schema: TOKEN_STATUS_SCHEMA },
-    refusals: ["no_token", "needs_supervisor"],
+    refusals: [...refusalsOf("withdraw", { byCustomer: true }), "needs_supervisor"],
     handler: ({ registry, actor, params, body, now }) => withdrawUnderRule(registry, params.customer, body.reason, actor, "teller", now),
   },
   {
@@ -251,7 +253,7 @@ export const ROUTES: RouteDef[] = [
     params: { customer: CUSTOMER },
     body: CODE_BODY,
     ok: { status: 200, description: "Active.", schema: ACCEPTANCE_SCHEMA },
-    refusals: ["no_token", "retired", "already_active", "locked", "not_yet_valid", "expired", "wrong_code", "replayed"],
+    refusals: refusalsOf("activate", { byCustomer: true }),
     handler: async ({ registry, actor, params, body }) => accepted(await registry.activate({ customer: params.customer }, body.code, actor)),
   },
   {
@@ -263,7 +265,7 @@ export const ROUTES: RouteDef[] = [
     params: { customer: CUSTOMER },
     body: CODE_BODY,
     ok: { status: 200, description: "Accepted.", schema: ACCEPTANCE_SCHEMA },
-    refusals: ["no_token", "not_active", "locked", "not_yet_valid", "expired", "wrong_code", "replayed"],
+    refusals: refusalsOf("verify", { byCustomer: true }),
     handler: async ({ registry, actor, params, body }) => accepted(await registry.verify(params.customer, body.code, actor)),
   },
   {
@@ -275,7 +277,7 @@ export const ROUTES: RouteDef[] = [
     params: { customer: CUSTOMER },
     body: CODE_BODY,
     ok: { status: 200, description: "Retired.", schema: ACCEPTANCE_SCHEMA },
-    refusals: ["no_token", "not_active", "locked", "not_yet_valid", "expired", "wrong_code", "replayed"],
+    refusals: refusalsOf("deactivate", { byCustomer: true }),
     handler: async ({ registry, actor, params, body }) => accepted(await registry.deactivate(params.customer, body.code, actor)),
   },
   {

@@ -50,7 +50,7 @@ export interface StationOptions {
    * Blank boards too: a board that answers with NodeMCU's REPL gets this
    * firmware image (fobkit flash) first, then is provisioned in the same pass.
    */
-  flashImage?: Uint8Array;
+  flashImage?: { image: Uint8Array; files: { name: string; data: Uint8Array }[] };
   onEvent?: (e: StationEvent) => void;
 }
 
@@ -88,12 +88,12 @@ export async function withRegistration(record: FactoryRecord, bank: BankTarget, 
  * Install the firmware on a board that still has NodeMCU's REPL. A board that
  * already runs fobkit (locked or not) is left as it is: provisioning decides.
  */
-async function flashIfBlank(path: string, image: Uint8Array, signal: AbortSignal | undefined, step: (s: ProvisionStep) => void): Promise<void> {
+async function flashIfBlank(path: string, upload: { image: Uint8Array; files: { name: string; data: Uint8Array }[] }, signal: AbortSignal | undefined, step: (s: ProvisionStep) => void): Promise<void> {
   // Only a UART reaches NodeMCU's REPL; a keyfob found on HID already runs fobkit (FLASH_TRANSPORTS).
   if (!FLASH_TRANSPORTS.includes(kindOfName(path))) return;
   step("flash");
   try {
-    await flashBoard({ port: path, image, signal });
+    await flashBoard({ port: path, image: upload.image, files: upload.files, signal });
   } catch (e) {
     if (e instanceof FlashError && (e.code === "firmware" || e.code === "locked")) return;
     throw new Error(`flash: ${(e as Error).message}`);

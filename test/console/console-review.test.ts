@@ -103,6 +103,7 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
       // Hold the row so the requests queue behind it in a known order: unlock A, a re-lock (five more wrong codes), unlock B.
       await holder.query("BEGIN");
       await holder.query("SELECT serial FROM tokens WHERE serial = 'FK0001' FOR UPDATE");
+      clock.advance(1); // the unlock below is a change of its own (wrong codes after it, as the re-lock stands for, would be too)
       const a = unlockViaApi("C1");
       await waiting(1);
       const relock = relocker.query("UPDATE tokens SET state = 'locked', fail_count = 5 WHERE serial = 'FK0001'");

@@ -22,10 +22,14 @@ import { SerialTransport } from "../../host/transport/serial-transport.js";
 import * as P from "../../protocol/index.js";
 import { fobkit } from "../station/cli-io.js";
 import { IMAGE, NODE_BUILD } from "../support/paths.js";
+import { bytecodeName, imageFilePaths } from "../../host/flash/image-files.js";
 import { prng } from "../support/prng.js";
 import { LINK_BAUD } from "../../protocol/codes.js";
 
 const image = readFileSync(IMAGE);
+// The image's other files (host/flash/image-files.ts), installed beside the core.
+const files = imageFilePaths(IMAGE).slice(1).map((f) => ({ name: f.name, data: readFileSync(f.path) }));
+const imageBytes = image.length + files.reduce((n, f) => n + f.data.length, 0);
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
@@ -50,11 +54,16 @@ async function boardOnPty(opts: { imagePath?: string } = {}) {
   return { emu, link, path, stateDir };
 }
 
-function expectInstalled(stateDir: string): void {
-  expect(crcHex(crc32(readFileSync(join(stateDir, "fobkit.lua"))))).toBe(crcHex(crc32(image)));
-  expect(readFileSync(join(stateDir, "fobkit.lua")).equals(image)).toBe(true);
+/** Every file checked (r.bytecode: the board's CRC of each .lc), compiled, its source removed; init.lua last. */
+function expectInstalled(stateDir: string, r?: FlashResult): void {
   expect(readFileSync(join(stateDir, "init.lua"), "latin1")).toBe(INIT_SOURCE);
-  expect(existsSync(join(stateDir, "fobkit.lua.part"))).toBe(false);
+  for (const name of ["fobkit.lua", ...files.map((f) => f.name)]) {
+    expect(existsSync(join(stateDir, name + ".part")), name).toBe(false);
+    expect(existsSync(join(stateDir, name)), name).toBe(false);
+    const lc = readFileSync(join(stateDir, bytecodeName(name)));
+    expect(lc.length, name).toBeGreaterThan(0);
+    if (r) expect(r.bytecode.find((b) => b.name === bytecodeName(name))).toEqual({ name: bytecodeName(name), bytes: lc.length });
+  }
 }
 
 function report(what: string, r: FlashResult): void {
@@ -92,12 +101,12 @@ describe("fobkit flash", () => {
     expect(r.stderr).not.toMatch(/fobkit: /);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
-    expect(out).toMatchObject({ imageBytes: image.length, crc: crcHex(crc32(image)), alreadyThere: false, resumedFrom: 0 });
+    expect(out).toMatchObject({ imageBytes, crc: crcHex(crc32(image)), alreadyThere: false, resumedFrom: 0 });
     expect(out.info).toMatchObject({ state: "blank", seedSet: false, lockSet: false, model: "FOBKIT-1", serial: "" });
     expect(r.stderr).toMatch(/flash: 100%/); // not a TTY: plain progress lines
-    expectInstalled(stateDir);
+    expectInstalled(stateDir, out);
     expect(events.filter((e) => e.event === "boot").map((e) => e.init)).toEqual([false, true]);
-    console.log(`fobkit flash, ${image.length} B at ${LINK_BAUD} baud: upload ${(out.uploadMs / 1000).toFixed(1)} s, total ${(out.totalMs / 1000).toFixed(1)} s, wire ${out.wireBytesOut} B out / ${out.wireBytesIn} B in (${((out.wireBytesOut * 10) / LINK_BAUD).toFixed(1)} s at 10 bits per byte)`);
+    console.log(`fobkit flash, ${imageBytes} B at ${LINK_BAUD} baud: upload ${(out.uploadMs / 1000).toFixed(1)} s, total ${(out.totalMs / 1000).toFixed(1)} s, wire ${out.wireBytesOut} B out / ${out.wireBytesIn} B in (${((out.wireBytesOut * 10) / LINK_BAUD).toFixed(1)} s at 10 bits per byte)`);
 
     const again = await fobkit(["flash", "--port", path, "--image", IMAGE]);
     expect(again.code).toBe(1);
@@ -110,18 +119,19 @@ describe("fobkit flash", () => {
   ] as const)("an upload broken by %s resumes from the verified prefix and ends with the right CRC", async (_what, seed, how) => {
     const rnd = prng(seed);
     const b = await boardOnPty();
-    const lines = luaChunks(image, 0, "_fk.f:write(", ")");
+    const lines = luaChunks(image, 0, "_fk.w", "");
+    const allLines = [image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, "_fk.w", "").length, 0);
     const breakAt = 20 + rnd.int(lines.length - 40);
     let first: unknown;
     if (how === "power") {
       // Write 1 opens the .part; each line after it is one write.
       b.emu.powerCutAtWrite(1 + breakAt);
-      first = await flashBoard({ port: b.path, image, lineTimeoutMs: 1000 }).catch((e) => e);
+      first = await flashBoard({ port: b.path, image, files, lineTimeoutMs: 1000 }).catch((e) => e);
       expect(b.emu.powered).toBe(false);
       b.emu.boot(); // power back: still no init.lua, so the REPL again
     } else {
       const ac = new AbortController();
-      first = await flashBoard({ port: b.path, image, signal: ac.signal, onProgress: (p) => p.done >= lines[breakAt].offset && ac.abort() }).catch((e) => e);
+      first = await flashBoard({ port: b.path, image, files, signal: ac.signal, onProgress: (p) => p.done >= lines[breakAt].offset && ac.abort() }).catch((e) => e);
       // The broken link left part of a line in the board's line buffer.
       const t = new SerialTransport({ path: b.path });
       await t.open();
@@ -135,7 +145,7 @@ describe("fobkit flash", () => {
     expect(part.length).toBeLessThan(image.length);
     expect(existsSync(join(b.stateDir, "init.lua"))).toBe(false);
 
-    const r = await flashBoard({ port: b.path, image });
+    const r = await flashBoard({ port: b.path, image, files });
     report(`resumed after ${how === "power" ? "a power cut" : "a broken link"}`, r);
     if (how === "power") expect(r.resumedFrom).toBe(part.length);
     else {
@@ -144,10 +154,10 @@ describe("fobkit flash", () => {
       expect(r.resumedFrom).toBeGreaterThanOrEqual(part.length);
       expect(r.resumedFrom - part.length).toBeLessThan(NEWLIB_BUFSIZ);
     }
-    expect(r.lines).toBeLessThan(lines.length - 10);
+    expect(r.lines).toBeLessThan(allLines - 10);
     expect(r.crc).toBe(crcHex(crc32(image)));
     expect(r.info.state).toBe("blank");
-    expectInstalled(b.stateDir);
+    expectInstalled(b.stateDir, r);
   }, 120_000);
 
   it("a .part that is not a prefix of the image is rewritten from the start", async () => {
@@ -155,9 +165,9 @@ describe("fobkit flash", () => {
     const junk = Buffer.from(image.subarray(0, 5000));
     junk[1234] ^= 1;
     writeFileSync(join(b.stateDir, "fobkit.lua.part"), junk);
-    const r = await flashBoard({ port: b.path, image });
+    const r = await flashBoard({ port: b.path, image, files });
     expect(r.resumedFrom).toBe(0);
-    expectInstalled(b.stateDir);
+    expectInstalled(b.stateDir, r);
   }, 120_000);
 });
 
@@ -176,7 +186,7 @@ describe("REPL lockdown", () => {
     const evil = [
       'io.open("pwned","w"):write("x")',
       '=io.open("pwned","w"):write("x")',
-      'file.rename("fobkit.lua","pwned")',
+      'file.rename("fobkit.lc","pwned")',
       "node.restart()",
       'uart.on("data", 0, function() end, 1)',
     ];

@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { IMAGE, LIB_IMAGE } from "../support/paths.js";
+import { imageFilePaths, PROV_FILE } from "../../host/flash/image-files.js";
 
 /** The bundle's protocol.* module bodies, comments removed. */
 function protocolModules(): Map<string, string> {
@@ -51,13 +52,24 @@ describe("protocol in the Lua image", () => {
 });
 
 describe("the keyfob image", () => {
-  // The image is the bundle of what firmware/image.ts imports (tools/build-firmware.ts):
-  // host-side modules a keyfob never runs must not cost it flash time or RAM.
-  const names = [...readFileSync(IMAGE, "latin1").matchAll(/^\["([^"\n]+)"\]=function\(/gm)].map((m) => m[1]);
+  // The image is the bundle of what firmware/image.ts imports (tools/build-firmware.ts),
+  // in files (host/flash/image-files.ts): host-side modules a keyfob never runs must not
+  // cost it flash time or RAM, and the provisioning code is in a file of its own.
+  const modulesOf = (path: string) => [...readFileSync(path, "latin1").matchAll(/\["([^"\n]+)"\]=function\(/g)].map((m) => m[1]);
+  const files = imageFilePaths(IMAGE).map((f) => ({ name: f.name, modules: modulesOf(f.path) }));
+  const names = files.flatMap((f) => f.modules);
 
   it("holds start's modules and none the keyfob never requires", () => {
     expect(names).toContain("firmware.image");
     expect(names).toContain("firmware.app.main");
     for (const hostOnly of ["firmware.lib-image", "protocol.hid", "protocol.stream", "protocol.messages-host", "firmware.otp.host"]) expect(names, hostOnly).not.toContain(hostOnly);
+    // Each module once, in one file.
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it("keeps the provisioning commands out of the core: only fobkit-prov.lua holds them", () => {
+    const prov = files.find((f) => f.name === PROV_FILE)!;
+    expect(prov.modules).toContain("firmware.app.provision");
+    for (const f of files.filter((x) => x.name !== PROV_FILE)) expect(f.modules, f.name).not.toContain("firmware.app.provision");
   });
 });

@@ -200,7 +200,8 @@ describe("faults under a load of verifications, PostgreSQL (a cluster of the tes
       return killOne(servers, load, recovered);
     });
     // The operator hears of it (rate-limited), from the process that survived.
-    expect(stderr[0]).toMatch(/answering 503 database_unavailable: the database .* is unavailable/);
+    // A verification is one autocommitted statement on PostgreSQL (postgres-token-store.ts): one cut while it ran may have committed, so it can be outcome_unknown.
+    expect(stderr[0]).toMatch(/answering 503 (database_unavailable: the database .* is unavailable|outcome_unknown: the connection to the database .* was lost)/);
   });
 });
 

@@ -11,20 +11,29 @@
  * numbers and booleans as they are.
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { LUA32 } from "./lua-vm.js";
 import { INIT_SOURCE } from "../../host/flash/init-lua.js";
+import { bytecodeName, imageFilePaths } from "../../host/flash/image-files.js";
 
 export const STAND_INS = resolve(import.meta.dirname, "nodemcu-stand-ins.lua");
 /** What the flasher writes as init.lua: the real, fail-closed one. */
 export const INIT_LUA = INIT_SOURCE;
 
-/** A fresh board directory with the image and init.lua installed. */
+/** A fresh board directory with every file of the image (image-files.ts; each checked) and init.lua installed. */
 export function newBoard(imagePath: string, init = INIT_LUA): string {
   const dir = mkdtempSync(join(tmpdir(), "fobkit-lua32-"));
-  copyFileSync(imagePath, join(dir, "fobkit.lua"));
+  for (const f of imageFilePaths(imagePath)) {
+    copyFileSync(f.path, join(dir, f.name));
+    if (!readFileSync(join(dir, f.name)).equals(readFileSync(f.path))) throw new Error(`newBoard: ${f.name} differs from ${f.path}`);
+  }
+  // As the flasher does: node.compile each file on the board (init.lua boots fobkit.lc).
+  run(dir, imageFilePaths(imagePath).map((f) => `node.compile(${JSON.stringify(f.name)}) os.remove(${JSON.stringify(f.name)})`).join("\n"));
+  for (const f of imageFilePaths(imagePath)) {
+    if (!existsSync(join(dir, bytecodeName(f.name)))) throw new Error(`newBoard: node.compile wrote no ${bytecodeName(f.name)}`);
+  }
   writeFileSync(join(dir, "init.lua"), init);
   return dir;
 }

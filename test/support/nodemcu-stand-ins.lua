@@ -22,7 +22,21 @@ local BOARD = {
   restarts = 0,
   console = { started = false, dropped = 0 },
   button_level = 1, -- GPIO 27 with its pull-up: 1 released, 0 pressed
+  vbus = 1,         -- GPIO 34, USB VBUS sense: 1 plugged in (the keyfob stays awake), 0 on battery
+  outputs = {},     -- gpio.write levels by pin (the power switches, GPIO 25 and 26)
+  reset_reason = 8, -- node.bootreason()'s second value: 8 power-on (node.c:103-104, 152-153)
+  opened = {},      -- every file name passed to loadfile, dofile and io.open, in order
+  log_opens = true, -- false: keep no log (heap measurements)
 }
+
+-- Count the files the image opens (a locked keyfob must never open fobkit-prov.*).
+do
+  local lf, df, open = loadfile, dofile, io.open
+  local function note(name) if BOARD.log_opens then BOARD.opened[#BOARD.opened + 1] = tostring(name) end end
+  loadfile = function(name, ...) note(name) return lf(name, ...) end
+  dofile = function(name) note(name) return df(name) end
+  io.open = function(name, ...) note(name) return open(name, ...) end
+end
 
 local function strict(name, t)
   return setmetatable(t, { __index = function(_, k) error("stand-in: no " .. name .. "." .. tostring(k), 2) end })
@@ -206,8 +220,17 @@ gpio = strict("gpio", {
   end,
   read = function(pin)
     check_integer(pin, "pin")
-    if pin ~= 27 then error("stand-in: only the button (GPIO 27) is wired") end
+    if pin == 34 then return BOARD.vbus end
+    if pin ~= 27 then error("stand-in: only the button (GPIO 27) and VBUS (GPIO 34) are wired") end
     return BOARD.button_level
+  end,
+  -- gpio.c:204-211 lgpio_write: gpio_set_level; an input-only pin (34-39) is
+  -- ESP_ERR_INVALID_ARG -> "invalid argument" (gpio.c:48-52).
+  write = function(pin, level)
+    check_integer(pin, "pin")
+    check_integer(level, "level")
+    if pin >= 34 then error("invalid argument") end
+    BOARD.outputs[pin] = level ~= 0 and 1 or 0
   end,
   -- gpio.c:215-245 lgpio_trig; the ISR (gpio.c:56-66) disables the pin's
   -- interrupt until the posted Lua callback has run (gpio.c:226).
@@ -412,6 +435,8 @@ file = strict("file", {
 -- node, wifi, sodium
 node = strict("node", {
   restart = function() BOARD.restarts = BOARD.restarts + 1 error("stand-in: node.restart()") end,
+  -- node.c:58-159: rawinfo, ROM reset reason + 7; this harness only powers on (docs/power.md §1).
+  bootreason = function() return 1, BOARD.reset_reason end,
   heap = function() return 210 * 1024 - math.floor(collectgarbage("count") * 1024) end,
   -- node.c:718-779 node_compile: NAME.lua -> NAME.lc, debug info stripped.
   compile = function(name)

@@ -37,9 +37,12 @@ function runBoth(src: string): string {
   return runCLua("lua5.3", `local function chunk() ${src} end io.write(chunk())`);
 }
 
+/** The token minifier alone (rename-locals.ts has its own tests below). */
+const tokensOnly = (src: string) => minifyLua(src, { renameLocals: false });
+
 describe("minifyLua", () => {
   it("keeps every token (renames aside) and the result of a chunk full of fusable pairs", () => {
-    const { lua, renamed } = minifyLua(TRICKY);
+    const { lua, renamed } = minifyLua(TRICKY, { renameLocals: false });
     expect(renamed).toBe(2); // ____exports and ____lualib; fields ____x / ____y stay
     expect(lua.length).toBeLessThan(TRICKY.length);
     expect(lua).toContain('"  spaced  string  "');
@@ -50,16 +53,45 @@ describe("minifyLua", () => {
   });
 
   it("keeps a space only where tokens would fuse", () => {
-    expect(minifyLua("local x = a - -b\n").lua).toBe("local x=a- -b\n");
-    expect(minifyLua("local x = 1 .. 2\n").lua).toBe("local x=1 ..2\n");
-    expect(minifyLua("local y = x [ [[s]] ]\n").lua).toBe("local y=x[ [[s]]]\n");
+    expect(tokensOnly("local x = a - -b\n").lua).toBe("local x=a- -b\n");
+    expect(tokensOnly("local x = 1 .. 2\n").lua).toBe("local x=1 ..2\n");
+    expect(tokensOnly("local y = x [ [[s]] ]\n").lua).toBe("local y=x[ [[s]]]\n");
   });
 
   it("folds TSTL's 1-based index constants, and only whole bracket contents", () => {
-    expect(minifyLua("local y = w[t - 3 + 1] + w[i + 1 + 1] + w[j - 1 + 1] + w[k + 1]\n").lua).toBe("local y=w[t-2]+w[i+2]+w[j]+w[k+1]\n");
-    expect(minifyLua("local y = w[2 * t - 3 + 1] + w[t - 3 + 1 + n]\n").lua).toBe("local y=w[2*t-3+1]+w[t-3+1+n]\n");
+    expect(tokensOnly("local y = w[t - 3 + 1] + w[i + 1 + 1] + w[j - 1 + 1] + w[k + 1]\n").lua).toBe("local y=w[t-2]+w[i+2]+w[j]+w[k+1]\n");
+    expect(tokensOnly("local y = w[2 * t - 3 + 1] + w[t - 3 + 1 + n]\n").lua).toBe("local y=w[2*t-3+1]+w[t-3+1+n]\n");
     const src = "local w = {10, 20, 30, 40} local t, i = 4, 1 return w[t - 3 + 1] .. w[i + 1 + 1] .. w[t - 1 + 1]";
     expect(runBoth(minifyLua(src).lua)).toBe(runBoth(src));
     expect(runBoth(src)).toBe("203040");
+  });
+
+  it("renames every local, parameter and loop variable to a short name of its own, never a global, a field or self, and keeps the result", () => {
+    const src = String.raw`
+local counter = 0
+local function bump(amount, ...)
+  local total = counter + amount
+  counter = total
+  return total, select("#", ...)
+end
+local t = { bump = bump, counter = 1 }
+function t:method(value) return self.counter + value end
+for index = 1, 3 do bump(index) end
+for key, value in pairs({ a = 1 }) do counter = counter + value end
+local shadow = 1
+do local shadow = 2 counter = counter + shadow end
+repeat local stop = true until stop
+a = 7 -- a global: no local may be called a, or this would change
+return table.concat({ counter, shadow, t:method(2), t.bump(1), a, print == nil and 0 or 1 }, ",")
+`;
+    const { lua, renamed } = minifyLua(src, { oneLine: true });
+    expect(renamed).toBeGreaterThanOrEqual(12);
+    for (const long of ["counter =", "amount", "total", "index", "shadow", "stop"]) expect(lua, long).not.toContain(long);
+    expect(lua).toContain("self.counter"); // a field and self stay
+    expect(lua).toContain("bump=");
+    expect(lua).not.toMatch(/local a\b|function a\(/); // no local takes the global's name
+    expect(lua.includes("\n", 0) && lua.indexOf("\n") < lua.length - 1).toBe(false); // one line
+    expect(lua.length).toBeLessThan(src.length * 0.7);
+    expect(runBoth(lua)).toBe(runBoth(src));
   });
 });

@@ -154,5 +154,8 @@ describe("the figures", () => {
     expect(averageDigitSegments()).toBeCloseTo(4.9, 9);
     const main = readFileSync(resolve(ROOT, "firmware/app/main.ts"), "utf8");
     expect(Number(/export const SHOW_MS = (\d+);/.exec(main)?.[1])).toBe(FIGURES.showMs.value);
+    // What the sleeping keyfob shows is what the budget assumes (issue 12).
+    const power = readFileSync(resolve(ROOT, "firmware/app/power.ts"), "utf8");
+    expect(Number(/export const LOCKED_SHOW_MS = (\d+);/.exec(power)?.[1])).toBe(FIGURES.lockedShowMs.value);
   });
 });

@@ -4,6 +4,9 @@
  * TSTL's output is indentation, spaces around operators and `____` names.
  *
  * What it does, all of it meaning-preserving by construction:
+ * - renames every local to a short name (rename-locals.ts, luaparse), unless
+ *   told not to; with oneLine, keeps no line structure (the image boots as
+ *   stripped bytecode, so lines serve nothing);
  * - re-emits the tokens of tokenizeLua, each as its exact source text, with a
  *   newline where the source had one between them (so line structure and
  *   per-module layout stay, and error lines still point somewhere near), a
@@ -17,6 +20,7 @@
  * aside; anything else is an error, so a minifier bug fails the build.
  */
 import { tokenizeLua, type LuaToken } from "./lua-tokens.js";
+import { renameLocals } from "./rename-locals.js";
 
 const isWordy = (t: LuaToken): boolean => t.kind === "name" || t.kind === "number";
 
@@ -96,7 +100,20 @@ function foldIndex(tokens: LuaToken[], k: number): string[] | undefined {
   return ["[", name.text, value > 0 ? "+" : "-", String(Math.abs(value)), "]"];
 }
 
-export function minifyLua(src: string): MinifyResult {
+export interface MinifyOptions {
+  /** Rename every local to a short name (rename-locals.ts; default true). */
+  renameLocals?: boolean;
+  /**
+   * Drop the line structure too: a newline only where a space would do.
+   * For what the board boots as stripped bytecode, where lines mean nothing
+   * and each newline costs two bytes on the REPL upload (default false).
+   */
+  oneLine?: boolean;
+}
+
+export function minifyLua(input: string, opts: MinifyOptions = {}): MinifyResult {
+  const renamed = opts.renameLocals === false ? { lua: input, renamed: 0 } : renameLocals(input);
+  const src = renamed.lua;
   const raw = tokenizeLua(src);
   // Fold first, into a new source text (same token texts otherwise).
   const pieces: string[] = [];
@@ -111,10 +128,11 @@ export function minifyLua(src: string): MinifyResult {
       pieces.push(src.slice(raw[k].offset, raw[k].end));
     }
   }
-  return minifyTokens(pieces.join(""));
+  const r = minifyTokens(pieces.join(""), opts.oneLine === true);
+  return { lua: r.lua, renamed: r.renamed + renamed.renamed };
 }
 
-function minifyTokens(src: string): MinifyResult {
+function minifyTokens(src: string, oneLine: boolean): MinifyResult {
   const tokens = tokenizeLua(src);
   const rename = shortNames(tokens);
   const text = (t: LuaToken, k: number): string => {
@@ -127,7 +145,7 @@ function minifyTokens(src: string): MinifyResult {
     const cur = text(t, k);
     if (k > 0) {
       const gap = src.slice(tokens[k - 1].end, t.offset);
-      if (gap.includes("\n")) parts.push("\n");
+      if (gap.includes("\n") && !oneLine) parts.push("\n");
       else if (needsSpace(prevText, cur, tokens[k - 1], t)) parts.push(" ");
     }
     parts.push(cur);

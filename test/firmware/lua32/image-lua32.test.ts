@@ -10,7 +10,8 @@
  * the code of the wrong step here, and only here (fengari and the other VMs
  * have doubles).
  */
-import { rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Max7219 } from "../../../hil/max7219.js";
 import { hexBytes, luaBytes, newBoard, run } from "../../support/lua32-board.js";
@@ -44,6 +45,10 @@ function display(tx: number[]): string {
   const d = new Max7219();
   for (let i = 0; i + 1 < tx.length; i += 2) d.transaction(Uint8Array.of(tx[i], tx[i + 1]));
   return d.text();
+}
+
+function opened(out: Record<string, unknown>): string[] {
+  return Buffer.from(hexBytes(out.opened as never)).toString().split("\n");
 }
 
 afterAll(() => {
@@ -102,8 +107,11 @@ describe("the image on lua32 (NodeMCU's int32/float32) with NodeMCU stand-ins", 
       out("callback_errors", #BOARD.errors)
       out("rtc_base", BOARD.ds3231.base)
       out("rtc_status", BOARD.ds3231.reg[0x0f])
+      out("opened", table.concat(BOARD.opened, "\\n"))
     `);
     expect(first.booted).toBe(true);
+    // Not locked yet: the first write command loads the provisioning file.
+    expect(opened(first)).toContain("fobkit-prov.lc");
     expect(first.console_started_by_image).toBe(true);
     expect(first.callback_errors).toBe(0);
     const r1 = replies(hexBytes(first.tx));
@@ -127,15 +135,131 @@ describe("the image on lua32 (NodeMCU's int32/float32) with NodeMCU stand-ins", 
       BOARD.advance(50)
       BOARD.release()
       out("spi", table.concat(BOARD.spi))
-      BOARD.rx(${luaBytes(frame({ cmd: P.CMD_SELF_TEST, rid: 8 }))})
+      BOARD.rx(${luaBytes([
+        frame({ cmd: P.CMD_SELF_TEST, rid: 8 }),
+        frame({ cmd: P.CMD_WIPE, rid: 10, serial: SERIAL }),
+        frame({ cmd: P.CMD_SET_CLOCK, rid: 11, timeHi: 0, timeLo: T0 + 99, flags: P.CLOCK_FORCE }),
+      ].flat())})
       out("tx", BOARD.take_tx())
       out("callback_errors", #BOARD.errors)
+      out("opened", table.concat(BOARD.opened, "\\n"))
     `);
     expect(second.booted).toBe(true);
     expect(second.callback_errors).toBe(0);
     // 1700000005 s: still step 28333333 (float32 would say 28333334).
     expect(display(hexBytes(second.spi))).toBe(referenceHotp(SEED, 28333333n, 8, "sha1"));
     const r2 = replies(hexBytes(second.tx));
-    expect(r2.map((r) => [r.rid, r.status])).toEqual([[8, P.STATUS_LOCKED]]);
+    expect(r2.map((r) => [r.rid, r.status])).toEqual([[8, P.STATUS_LOCKED], [10, P.STATUS_LOCKED], [11, P.STATUS_LOCKED]]);
+    // A locked keyfob boots, shows its code and refuses writes without ever opening the provisioning code.
+    expect(opened(second)).toContain("fobkit.lc");
+    expect(opened(second).filter((n) => n.startsWith("fobkit-prov"))).toEqual([]);
+    // A SHA-1 record needs no SHA-256: its file is never opened either.
+    expect([...opened(first), ...opened(second)].filter((n) => n.startsWith("fobkit-sha256"))).toEqual([]);
   });
+
+  it("a SHA-256 keyfob loads fobkit-sha256 to provision and at each boot, never fobkit-prov once locked, and shows the right code", async () => {
+    P = P ?? (await nodeBuild<Protocol>("protocol/index.js"));
+    const dir = newBoard(IMAGE);
+    boards.push(dir);
+    const seed = ascii("12345678901234567890123456789012");
+    const first = run(dir, `
+      out("booted", BOARD.boot())
+      BOARD.rx(${luaBytes([
+        frame({ cmd: P.CMD_SET_CLOCK, rid: 1, timeHi: 0, timeLo: T0, flags: 0 }),
+        frame({ cmd: P.CMD_WRITE_SEED, rid: 2, algorithm: P.ALG_SHA256, digits: 8, period: 60, seed }),
+        frame({ cmd: P.CMD_SET_SERIAL, rid: 3, serial: SERIAL }),
+        frame({ cmd: P.CMD_LOCK, rid: 4, serial: SERIAL }),
+      ].flat())})
+      out("tx", BOARD.take_tx())
+      out("rtc_base", BOARD.ds3231.base)
+      out("rtc_status", BOARD.ds3231.reg[0x0f])
+      out("opened", table.concat(BOARD.opened, "\\n"))
+    `);
+    expect(replies(hexBytes(first.tx)).map((r) => r.status)).toEqual([P.STATUS_OK, P.STATUS_OK, P.STATUS_OK, P.STATUS_OK]);
+    expect(opened(first)).toContain("fobkit-sha256.lc");
+    const second = run(dir, `
+      BOARD.ds3231.base = ${first.rtc_base}
+      BOARD.ds3231.reg[0x0f] = ${first.rtc_status}
+      out("booted", BOARD.boot())
+      BOARD.advance(5000)
+      BOARD.press()
+      BOARD.advance(50)
+      BOARD.release()
+      out("spi", table.concat(BOARD.spi))
+      out("callback_errors", #BOARD.errors)
+      out("opened", table.concat(BOARD.opened, "\\n"))
+    `);
+    expect(second.booted).toBe(true);
+    expect(second.callback_errors).toBe(0);
+    expect(display(hexBytes(second.spi))).toBe(referenceHotp(seed, 28333333n, 8, "sha256"));
+    expect(opened(second)).toContain("fobkit-sha256.lc");
+    expect(opened(second).filter((n) => n.startsWith("fobkit-prov"))).toEqual([]);
+  });
+
+  it("a keyfob provisioned but not locked comes back blank after a power cycle (nothing is written before LOCK), loads fobkit-prov again and locks", async () => {
+    P = P ?? (await nodeBuild<Protocol>("protocol/index.js"));
+    const dir = newBoard(IMAGE);
+    boards.push(dir);
+    const provisioning = (rid: number, flags: number) => [
+      frame({ cmd: P.CMD_SET_CLOCK, rid, timeHi: 0, timeLo: T0, flags }),
+      frame({ cmd: P.CMD_WRITE_SEED, rid: rid + 1, algorithm: P.ALG_SHA1, digits: 8, period: 60, seed: SEED }),
+      frame({ cmd: P.CMD_SET_SERIAL, rid: rid + 2, serial: SERIAL }),
+    ];
+    const first = run(dir, `
+      BOARD.boot()
+      BOARD.rx(${luaBytes(provisioning(1, 0).flat())})
+      out("tx", BOARD.take_tx())
+      out("rtc_base", BOARD.ds3231.base)
+      out("rtc_status", BOARD.ds3231.reg[0x0f])
+    `);
+    expect(replies(hexBytes(first.tx)).map((r) => r.status)).toEqual([P.STATUS_OK, P.STATUS_OK, P.STATUS_OK]);
+    const second = run(dir, `
+      BOARD.ds3231.base = ${first.rtc_base}
+      BOARD.ds3231.reg[0x0f] = ${first.rtc_status}
+      out("booted", BOARD.boot())
+      BOARD.rx(${luaBytes([
+        frame({ cmd: P.CMD_INFO, rid: 9 }),
+        ...provisioning(10, P.CLOCK_FORCE),
+        frame({ cmd: P.CMD_LOCK, rid: 13, serial: SERIAL }),
+        frame({ cmd: P.CMD_INFO, rid: 14 }),
+      ].flat())})
+      out("tx", BOARD.take_tx())
+      out("opened", table.concat(BOARD.opened, "\\n"))
+    `);
+    const r = replies(hexBytes(second.tx));
+    expect(r.map((x) => [x.rid, x.status])).toEqual([[9, 0], [10, 0], [11, 0], [12, 0], [13, 0], [14, 0]]);
+    expect(r[0].info?.state).toBe(P.STATE_BLANK);
+    expect(r[5].info?.state).toBe(P.STATE_LOCKED);
+    expect(opened(second)).toContain("fobkit-prov.lc");
+  });
+
+  for (const damage of ["missing", "corrupt"] as const) {
+    it(`a keyfob not locked whose fobkit-prov.lc is ${damage} refuses every write (INTERNAL), changes nothing and still answers INFO`, async () => {
+      P = P ?? (await nodeBuild<Protocol>("protocol/index.js"));
+      const dir = newBoard(IMAGE);
+      boards.push(dir);
+      const f = "fobkit-prov.lc";
+      if (damage === "missing") rmSync(join(dir, f));
+      else writeFileSync(join(dir, f), readFileSync(join(dir, f)).subarray(0, 3000));
+      const reqs = [
+        frame({ cmd: P.CMD_SET_CLOCK, rid: 1, timeHi: 0, timeLo: T0, flags: 0 }),
+        frame({ cmd: P.CMD_WRITE_SEED, rid: 2, algorithm: P.ALG_SHA1, digits: 8, period: 60, seed: SEED }),
+        frame({ cmd: P.CMD_LOCK, rid: 3, serial: SERIAL }),
+        frame({ cmd: P.CMD_INFO, rid: 4 }),
+      ];
+      const out = run(dir, `
+        out("booted", BOARD.boot())
+        BOARD.rx(${luaBytes(reqs.flat())})
+        out("tx", BOARD.take_tx())
+        out("callback_errors", #BOARD.errors)
+        out("rtc_status", BOARD.ds3231.reg[0x0f])
+      `);
+      expect(out.booted).toBe(true);
+      expect(out.callback_errors).toBe(0);
+      const r = replies(hexBytes(out.tx));
+      expect(r.map((x) => [x.rid, x.status])).toEqual([[1, P.STATUS_INTERNAL], [2, P.STATUS_INTERNAL], [3, P.STATUS_INTERNAL], [4, P.STATUS_OK]]);
+      expect(r[3].info?.state).toBe(P.STATE_BLANK);
+      expect(existsSync(join(dir, "token.rec"))).toBe(false);
+    });
+  }
 });

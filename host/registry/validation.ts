@@ -1,0 +1,96 @@
+/**
+ * Input checks shared by the registry and the HTTP routes: one pattern per
+ * input, used by the registry's checks (a RegistryError "bad_input" naming
+ * what was wrong, before anything is read or written) and by the routes'
+ * JSON schemas (host/server/routes.ts), so the API and the CLI can never
+ * accept different serials, customer ids or codes.
+ */
+import { isMistypedFobkitSerial } from "../serial/serial-number.js";
+import type { Algorithm } from "./totp.js";
+import { RegistryError, TOKEN_STATES, WITHDRAW_REASONS, type NewToken, type TokenState, type WithdrawReason } from "./types.js";
+
+/** A serial as printed: 1-64 printable ASCII characters, no spaces (vendors' serials are taken as they are). */
+export const SERIAL_PATTERN = "^[\\x21-\\x7e]{1,64}$";
+/** The bank's customer id. */
+export const CUSTOMER_PATTERN = "^[A-Za-z0-9._@:+-]{1,64}$";
+/** A code of any token (6-10 digits); the token's own digit count is checked once it is read. */
+export const CODE_PATTERN = "^[0-9]{6,10}$";
+
+const SERIAL_RE = new RegExp(SERIAL_PATTERN);
+const CUSTOMER_RE = new RegExp(CUSTOMER_PATTERN);
+export const ALGORITHMS: Algorithm[] = ["SHA1", "SHA256", "SHA512"];
+/** RFC 4226 §4 R6: at least 128 bits of shared secret; 160 recommended. */
+export const MIN_SECRET_BYTES = 16;
+export const MAX_SECRET_BYTES = 128;
+
+export function checkSerial(serial: unknown): string {
+  if (typeof serial !== "string" || !SERIAL_RE.test(serial)) {
+    throw new RegistryError("bad_serial", "serial must be 1-64 printable ASCII characters without spaces", "bad_input");
+  }
+  return serial;
+}
+
+export function checkCustomer(customer: unknown): string {
+  if (typeof customer !== "string" || !CUSTOMER_RE.test(customer)) {
+    throw new RegistryError("bad_customer", "customer id must be 1-64 of A-Z a-z 0-9 . _ @ : + -", "bad_input");
+  }
+  return customer;
+}
+
+/**
+ * A code's format: exactly the token's digit count of decimal digits;
+ * anything else is bad input, not a wrong code (and never counts toward the
+ * lock). Whether it is the right code is code-window.ts's question.
+ */
+export function checkCodeFormat(code: unknown, digits: number): string {
+  if (typeof code !== "string" || code.length !== digits || !/^[0-9]+$/.test(code)) {
+    throw new RegistryError("bad_code", `code must be exactly ${digits} decimal digits`, "bad_input", { digits });
+  }
+  return code;
+}
+
+export function checkWithdrawReason(reason: unknown): WithdrawReason {
+  if (!WITHDRAW_REASONS.includes(reason as WithdrawReason)) {
+    throw new RegistryError("bad_reason", `reason must be one of ${WITHDRAW_REASONS.join(", ")}`, "bad_input");
+  }
+  return reason as WithdrawReason;
+}
+
+export function checkState(state: unknown): TokenState {
+  if (!TOKEN_STATES.includes(state as TokenState)) throw new RegistryError("bad_state", `state must be one of ${TOKEN_STATES.join(", ")}`, "bad_input");
+  return state as TokenState;
+}
+
+/**
+ * The refusal for a serial no token has. A fobkit serial (FK + 14 digits, or a legacy 12)
+ * whose check digits are wrong was mistyped: say so, so staff look at the
+ * label again instead of searching for a token that cannot exist. Other
+ * vendors' serials are taken as they are.
+ */
+export function unknownSerial(serial: string): RegistryError {
+  if (isMistypedFobkitSerial(serial)) {
+    return new RegistryError("bad_serial", `${serial}: the check digits do not match, so this is not a fobkit serial (mistyped?)`, "bad_input", { serial });
+  }
+  return new RegistryError("unknown_serial", `no token with serial ${serial}`, "not_found", { serial });
+}
+
+export function checkNewToken(t: NewToken): void {
+  checkSerial(t.serial);
+  const bad = (what: string) => {
+    throw new RegistryError("bad_token", `token ${t.serial}: ${what}`, "bad_input", { serial: t.serial });
+  };
+  // RFC 6030 §4.3.1 makes Manufacturer optional (python-pskc's csv2pskc writes none): "" when unknown.
+  if (typeof t.manufacturer !== "string" || t.manufacturer.length > 128) bad("manufacturer must be at most 128 characters");
+  if (!ALGORITHMS.includes(t.algorithm)) bad(`algorithm must be one of ${ALGORITHMS.join(", ")}`);
+  if (!Number.isInteger(t.digits) || t.digits < 6 || t.digits > 10) bad("digits must be an integer 6-10");
+  if (!Number.isInteger(t.period) || t.period < 1 || t.period > 3600) bad("period must be an integer 1-3600 seconds");
+  if (!Number.isSafeInteger(t.t0) || t.t0 < 0) bad("t0 must be a non-negative integer of unix seconds");
+  if (t.timeDrift !== undefined && (!Number.isInteger(t.timeDrift) || Math.abs(t.timeDrift) > 100_000)) bad("timeDrift must be an integer number of steps");
+  for (const [name, v] of [["notBefore", t.notBefore], ["notAfter", t.notAfter]] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) bad(`${name} must be unix milliseconds`);
+  }
+  if (t.notBefore !== undefined && t.notAfter !== undefined && t.notAfter < t.notBefore) bad("notAfter is before notBefore");
+  if (!Buffer.isBuffer(t.secret) || t.secret.length < MIN_SECRET_BYTES || t.secret.length > MAX_SECRET_BYTES) {
+    bad(`secret must be ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes`);
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Issue 14 item 2: round trips to PostgreSQL per verification. Every query
+ * pg sends goes through pg.Client.prototype.query (pool.query and a pooled
+ * client's query alike: node-postgres lib/pool.js `query` calls
+ * `client.query`), so counting calls there counts round trips, whatever the
+ * registry's code does (BEGIN and COMMIT included). pg_stat_statements would
+ * need a server restart (shared_preload_libraries), which this shared
+ * server must never have.
+ */
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { Database } from "../../host/registry/database.js";
+import { KeyRing } from "../../host/registry/key-ring.js";
+import { Registry } from "../../host/registry/registry.js";
+import { RegistryError } from "../../host/registry/types.js";
+import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb, oathtool } from "./support.js";
+
+const STAFF = { name: "staff:alice", source: "cli" };
+const CHANNEL = { name: "channel:key-0001", source: "10.0.0.7" };
+const START = 1_800_000_000_000 + 10_000;
+const postgres = ENGINES.find((e) => e.name === "postgres")!;
+
+/** Counts the queries pg sends while `fn` runs. */
+let counting = false;
+let queries: string[] = [];
+const original = pg.Client.prototype.query;
+
+async function roundTrips(fn: () => Promise<unknown>): Promise<{ n: number; texts: string[] }> {
+  queries = [];
+  counting = true;
+  try {
+    await fn().catch((e) => {
+      if (!(e instanceof RegistryError)) throw e;
+    });
+  } finally {
+    counting = false;
+  }
+  return { n: queries.length, texts: queries };
+}
+
+describe("round trips per verification on PostgreSQL", () => {
+  let db: Database;
+  let drop: () => Promise<void>;
+  let clock: TestClock;
+  let reg: Registry;
+
+  beforeAll(() => {
+    pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
+      if (counting) queries.push(String(typeof args[0] === "string" ? args[0] : (args[0] as { text?: string })?.text).slice(0, 60));
+      return (original as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof original;
+  });
+  afterAll(() => {
+    pg.Client.prototype.query = original;
+  });
+  beforeEach(async () => {
+    ({ db, drop } = await freshDb(postgres));
+    clock = new TestClock(START);
+    reg = new Registry(db, { keys: KeyRing.fromKeys([{ id: "k-one", key: randomBytes(32) }]), now: clock.now });
+    await reg.register([{ serial: "RT1", manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: RFC_SEED_SHA1 }], STAFF, "test");
+    await reg.issue("RT1", "cust-rt", STAFF);
+  });
+  afterEach(async () => {
+    await drop();
+  });
+
+  it("activate, verify, a wrong code, a replay and deactivate each take one round trip for a token the process holds", async () => {
+    const activate = await roundTrips(() => reg.activate({ customer: "cust-rt" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL));
+    expect(activate.n, activate.texts.join(" | ")).toBe(1);
+    clock.advance(60);
+    const code = oathtool(RFC_SEED_SHA1, clock.seconds);
+    const verify = await roundTrips(() => reg.verify("cust-rt", code, CHANNEL));
+    expect(verify.n, verify.texts.join(" | ")).toBe(1);
+    const replay = await roundTrips(() => reg.verify("cust-rt", code, CHANNEL));
+    expect(replay.n, replay.texts.join(" | ")).toBe(1);
+    const wrong = await roundTrips(() => reg.verify("cust-rt", code === "12345678" ? "12345679" : "12345678", CHANNEL));
+    expect(wrong.n, wrong.texts.join(" | ")).toBe(1);
+    clock.advance(60);
+    const deactivate = await roundTrips(() => reg.deactivate("cust-rt", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL));
+    expect(deactivate.n, deactivate.texts.join(" | ")).toBe(1);
+    expect((await reg.statusOfCustomer("cust-rt").catch((e) => e)).code).toBe("no_token");
+    // Each decision left exactly one audit record, and the counts are right.
+    const audit = (await reg.auditTrail({ serial: "RT1" })).map((r) => `${r.action}:${r.outcome}`);
+    expect(audit.slice(-5)).toEqual(["activate:ok", "verify:ok", "verify:replayed", "verify:wrong_code", "deactivate:ok"]);
+  });
+
+  it("a token this process has not read yet costs two (read, then the one statement), and one from then on", async () => {
+    await reg.activate({ customer: "cust-rt" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL);
+    clock.advance(60);
+    // Another server process: a registry of its own, on its own pool.
+    const other = new Registry(db, { keys: reg.keys, now: clock.now });
+    const first = await roundTrips(() => other.verify("cust-rt", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL));
+    expect(first.n, first.texts.join(" | ")).toBeLessThanOrEqual(2);
+    clock.advance(60);
+    const second = await roundTrips(() => other.verify("cust-rt", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL));
+    expect(second.n, second.texts.join(" | ")).toBe(1);
+    // The first registry's copy is stale now: its one statement finds the row changed, and it decides again on what that statement returned.
+    clock.advance(60);
+    const stale = await roundTrips(() => reg.verify("cust-rt", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL));
+    expect(stale.n, stale.texts.join(" | ")).toBeLessThanOrEqual(2);
+    const audit = (await reg.auditTrail({ serial: "RT1" })).filter((r) => r.action === "verify").map((r) => r.outcome);
+    expect(audit).toEqual(["ok", "ok", "ok"]);
+  });
+
+  it("decisions made at once share one statement: sixteen customers verifying together cost fewer round trips than verifications, each decided and audited once", async () => {
+    const seeds: Buffer[] = [];
+    for (let i = 0; i < 16; i++) {
+      const seed = randomBytes(20);
+      seeds.push(seed);
+      await reg.register([{ serial: `RB${i}`, manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: seed }], STAFF, "test");
+      await reg.issue(`RB${i}`, `cust-b${i}`, STAFF);
+      await reg.activate({ serial: `RB${i}` }, oathtool(seed, clock.seconds), CHANNEL);
+    }
+    clock.advance(60);
+    const codes = seeds.map((seed) => oathtool(seed, clock.seconds));
+    // Each right code twice (one accepted, one replayed) and one wrong code each, all at once.
+    const results: string[] = [];
+    const together = await roundTrips(() =>
+      Promise.all(
+        seeds.flatMap((_, i) =>
+          [codes[i], codes[i], codes[i] === "12345678" ? "12345679" : "12345678"].map((code) =>
+            reg.verify(`cust-b${i}`, code, CHANNEL).then(
+              () => results.push("ok"),
+              (e: RegistryError) => results.push(e.code),
+            ),
+          ),
+        ),
+      ),
+    );
+    expect(together.n, together.texts.join(" | ")).toBeLessThan(16);
+    expect(results.filter((r) => r === "ok")).toHaveLength(16);
+    expect(results.filter((r) => r === "replayed")).toHaveLength(16);
+    expect(results.filter((r) => r === "wrong_code")).toHaveLength(16);
+    for (let i = 0; i < 16; i++) {
+      const outcomes = (await reg.auditTrail({ serial: `RB${i}` })).filter((r) => r.action === "verify").map((r) => r.outcome).sort();
+      expect(outcomes).toEqual(["ok", "replayed", "wrong_code"]);
+    }
+  });
+});
