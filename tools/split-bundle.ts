@@ -124,12 +124,12 @@ const moduleEntry = (m: BundleModule) => `____modules[${quote(m.name)}] = functi
 
 /**
  * Split the bundle:
- * - the core (the entry's static closure) into coreBases.length files, in
- *   dependency order, of about equal size: each must compile on the board
- *   (node.compile parses the whole file in RAM). The first file holds the
- *   loader; at boot it runs its own modules, then loads each further core
- *   file, which registers and runs its modules, so only one file's module
- *   bodies are in RAM at a time;
+ * - the core (the entry's static closure): the first file holds only the
+ *   loader; the modules go, in dependency order, to the other core files,
+ *   of about equal size: each must compile on the board (node.compile holds
+ *   the whole file in RAM). At boot the loader loads each further core file,
+ *   which registers and runs its modules, so only one file's module bodies
+ *   are in RAM at a time;
  * - one file per lazy module ({module: base}) with what only that module
  *   reaches, loaded by require on first use.
  * A lazy module the core reaches statically is an error (it would never be lazy).
@@ -142,7 +142,9 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
     if (!byName.has(name)) throw new Error(`split-bundle: lazy module ${name} is not in the bundle`);
     if (core.has(name)) throw new Error(`split-bundle: lazy module ${name} is imported by the core; import it as a type only`);
   }
-  const parts = partition(dependencyOrder([entry], byName, core), (n) => byName.get(n)!.body.length, coreBases.length);
+  // The first file is the loader alone: a chunk's function keeps every function
+  // prototype of its file until it returns, and the first one runs until boot is over.
+  const parts: string[][] = [[], ...partition(dependencyOrder([entry], byName, core), (n) => byName.get(n)!.body.length, coreBases.length - 1)];
   const files: SplitFile[] = [];
   const placed = new Set(core);
   const chunkMap = Object.entries(lazy).map(([name, base]) => `[${quote(name)}] = ${quote(base)}`).join(", ");

@@ -14,7 +14,7 @@ import { basename, dirname, join } from "node:path";
  */
 export const LAZY_FILES: Readonly<Record<string, string>> = { "firmware.app.provision": "fobkit-prov", "firmware.otp.sha256": "fobkit-sha256" };
 
-/** The core's first file: what init.lua starts; it loads the others. */
+/** The core's first file, the loader alone: what init.lua starts; it loads the others. */
 export const CORE_FILE = "fobkit.lua";
 /**
  * The core in files of about equal size (tools/split-bundle.ts), each small
@@ -22,7 +22,7 @@ export const CORE_FILE = "fobkit.lua";
  * prototypes in RAM, about 8 bytes per byte of source (hil/nodemcu/node.ts
  * COMPILE_HEAP_PER_SOURCE_BYTE; bench/results/memory.json compilePeakKB).
  */
-export const CORE_FILES: readonly string[] = [CORE_FILE, "fobkit-2.lua", "fobkit-3.lua", "fobkit-4.lua"];
+export const CORE_FILES: readonly string[] = [CORE_FILE, "fobkit-2.lua", "fobkit-3.lua", "fobkit-4.lua", "fobkit-5.lua"];
 export const PROV_FILE = "fobkit-prov.lua";
 
 /** Every source file of the image, core first. */
