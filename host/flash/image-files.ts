@@ -10,9 +10,14 @@ import { basename, dirname, join } from "node:path";
 /**
  * Modules of the image that go to files of their own, loaded by the core's
  * require on first use: the provisioning commands, which a locked keyfob
- * never loads, and SHA-256, which only a SHA-256 record needs (issue 10 item 5).
+ * never loads, with the board drivers only they use, and SHA-256, which only a SHA-256 record needs (issue 10 item 5).
  */
-export const LAZY_FILES: Readonly<Record<string, string>> = { "firmware.app.provision": "fobkit-prov", "firmware.otp.sha256": "fobkit-sha256" };
+export const LAZY_FILES: Readonly<Record<string, string>> = {
+  "firmware.app.provision": "fobkit-prov",
+  // The board's write side (firmware/board/board.ts ProvisioningBoard): only provisioning writes.
+  "firmware.board.nodemcu-provisioning-board": "fobkit-prov",
+  "firmware.otp.sha256": "fobkit-sha256",
+};
 
 /** The core's first file, the loader alone: what init.lua starts; it loads the others. */
 export const CORE_FILE = "fobkit.lua";
