@@ -20,7 +20,8 @@ end
 ____modules = {
 ["dev"] = function(...) 
 local ____exports = {}
-function ____exports.reply(x) return "r" .. x end
+____exports.PREFIX = "r"
+function ____exports.reply(x) return ____exports.PREFIX .. x end
 function ____exports.bootOnly() return "boot" end
 function ____exports.handle(x) return ____exports.reply(x) end
 function ____exports.other() return ____exports.replaced() end
@@ -52,8 +53,10 @@ return ____entry
 describe("localizeExports", () => {
   it("turns a module's own exported functions into locals, keeps the export table's fields, and leaves a reassigned field alone", () => {
     const { lua, localized } = localizeExports(BUNDLE);
-    expect(localized).toBe(6); // dev: reply, bootOnly, handle, other, callback; main: run
+    expect(localized).toBe(3); // dev: PREFIX, reply, handle (read inside dev); the others are never read there
     expect(lua).toContain("____exports.reply = ____lx_reply"); // other modules still see the field
+    expect(lua).toContain("____exports.PREFIX = ____lx_PREFIX");
+    expect(lua).toContain("function ____exports.bootOnly()"); // never read inside its module: left as it was
     expect(lua).toContain("function ____exports.replaced()"); // assigned again: stays a field
     expect(lua).toContain("____exports.replaced()"); // and is read as one
     const run = (src: string) => runCLua("lua5.3", `local function chunk(...) ${src} end io.write(chunk().run())`);

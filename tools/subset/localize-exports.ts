@@ -7,11 +7,15 @@
  * code (device.ts deviceBoot and the record decoder behind it, the civil-date
  * code only provisioning uses) resident for as long as any handler lived.
  *
+ * Exported constants read inside their module (a string like device.ts
+ * PROVISION_MODULE) did the same.
+ *
  * In a TSTL bundle (parsed with luaparse), for every module and every
- * `function ____exports.NAME(...)` at its top level whose field NAME is
- * assigned nowhere else in the module:
- * - the declaration becomes `function ____lx_NAME(...)`, a local declared
- *   right after `local ____exports = {}`;
+ * `function ____exports.NAME(...)` or `____exports.NAME = value` at its top
+ * level that the module also reads, and whose field NAME is assigned nowhere
+ * else in the module:
+ * - the declaration becomes `function ____lx_NAME(...)` (`____lx_NAME = value`),
+ *   a local declared right after `local ____exports = {}`;
  * - every `____exports.NAME` in the module reads that local;
  * - `____exports.NAME = ____lx_NAME` is set just before the module's final
  *   `return ____exports`, so other modules see the same table as before.
@@ -58,26 +62,36 @@ export function localizeExports(src: string): { lua: string; localized: number }
     const opensExports = first?.type === "LocalStatement" && (first.variables as Node[]).length === 1 && (first.variables as Node[])[0].name === "____exports";
     const returnsExports = last?.type === "ReturnStatement" && (last.arguments as Node[]).length === 1 && (last.arguments as Node[])[0].type === "Identifier" && (last.arguments as Node[])[0].name === "____exports";
     if (!opensExports || !returnsExports) continue;
-    const declared = new Map<string, Node>();
+    // Candidates: `function ____exports.NAME(` and `____exports.NAME = value` at the top level, once each.
+    const defs = new Map<string, Node>();
     const twice = new Set<string>();
+    const define = (name: string, target: Node) => {
+      if (defs.has(name)) twice.add(name);
+      defs.set(name, target);
+    };
     for (const s of body) {
-      const name = s.type === "FunctionDeclaration" && !s.isLocal ? exportsField(s.identifier as Node) : undefined;
-      if (name === undefined) continue;
-      if (declared.has(name)) twice.add(name);
-      declared.set(name, s);
+      if (s.type === "FunctionDeclaration" && !s.isLocal) {
+        const name = exportsField(s.identifier as Node);
+        if (name !== undefined) define(name, s.identifier as Node);
+      }
+      if (s.type === "AssignmentStatement" && (s.variables as Node[]).length === 1 && (s.init as Node[]).length === 1) {
+        const name = exportsField((s.variables as Node[])[0]);
+        if (name !== undefined) define(name, (s.variables as Node[])[0]);
+      }
     }
-    // A field also assigned (or declared twice, or declared inside a block) stays a field.
+    // A field assigned or declared anywhere else (a block, a function, a multiple assignment) stays a field.
+    const reads = new Map<string, Node[]>();
+    const targets = new Set([...defs.values()]);
     for (const n of walk(body)) {
-      if (n.type === "AssignmentStatement") for (const v of n.variables as Node[]) { const name = exportsField(v); if (name !== undefined) twice.add(name); }
-      if (n.type === "FunctionDeclaration" && !body.includes(n)) { const name = exportsField(n.identifier as Node); if (name !== undefined) twice.add(name); }
-    }
-    const names = [...declared.keys()].filter((n) => !twice.has(n));
-    if (names.length === 0) continue;
-    const keep = new Set(names);
-    for (const n of walk(body)) {
+      if (n.type === "AssignmentStatement") for (const v of n.variables as Node[]) { const name = exportsField(v); if (name !== undefined && !targets.has(v)) twice.add(name); }
+      if (n.type === "FunctionDeclaration") { const name = exportsField(n.identifier as Node); if (name !== undefined && !targets.has(n.identifier as Node)) twice.add(name); }
       const name = exportsField(n);
-      if (name !== undefined && keep.has(name)) edits.push({ at: n.range, text: LOCAL_PREFIX + name });
+      if (name !== undefined && !targets.has(n)) reads.set(name, [...(reads.get(name) ?? []), n]);
     }
+    // Only a field the module reads itself gains anything (and each costs a few bytes).
+    const names = [...defs.keys()].filter((n) => !twice.has(n) && reads.has(n));
+    if (names.length === 0) continue;
+    for (const name of names) for (const n of [defs.get(name)!, ...reads.get(name)!]) edits.push({ at: n.range, text: LOCAL_PREFIX + name });
     edits.push({ at: [first.range[1], first.range[1]], text: `\nlocal ${names.map((n) => LOCAL_PREFIX + n).join(", ")}` });
     edits.push({ at: [last.range[0], last.range[0]], text: names.map((n) => `____exports.${n} = ${LOCAL_PREFIX}${n}\n`).join("") });
     localized += names.length;
