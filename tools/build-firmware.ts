@@ -21,6 +21,7 @@ import { minifyLua } from "./subset/minify-lua.js";
 import { splitBundle } from "./split-bundle.js";
 import { inlineConstants } from "./subset/inline-constants.js";
 import { localizeExports } from "./subset/localize-exports.js";
+import { shakeExports } from "./subset/shake-exports.js";
 import { CORE_FILES, IMAGE_FILES, LAZY_FILES } from "../host/flash/image-files.js";
 import { formatViolation } from "./subset/rules.js";
 
@@ -156,7 +157,7 @@ function emitBundle(program: ts.Program, imagePath: string, lazy?: Record<string
   const split = lazy !== undefined && Object.keys(lazy).some((m) => lua.includes(`\n["${m}"] = function(`));
   const files = !split
     ? [{ path: imagePath, lua }]
-    : splitBundle(localizeExports(inlineConstants(lua).lua).lua, [basename(imagePath, ".lua"), ...CORE_FILES.slice(1).map((f) => basename(f, ".lua"))], lazy!).map((f) => ({ path: join(dirname(imagePath), `${f.base}.lua`), lua: f.lua }));
+    : splitBundle(localizeExports(shakeExports(inlineConstants(lua).lua).lua).lua, [basename(imagePath, ".lua"), ...CORE_FILES.slice(1).map((f) => basename(f, ".lua"))], lazy!).map((f) => ({ path: join(dirname(imagePath), `${f.base}.lua`), lua: f.lua }));
   const out: string[] = [];
   for (const f of files) {
     // The split files are the bundler's text around TSTL's module bodies: check them again.
