@@ -120,7 +120,7 @@ function partition(names: string[], size: (n: string) => number, parts: number):
 }
 
 const quote = (s: string) => JSON.stringify(s);
-const moduleEntry = (m: BundleModule) => `____modules[${quote(m.name)}] = function(...)\n${m.body}\n end`;
+const moduleEntry = (name: string, body: string) => `____modules[${quote(name)}] = function(...)\n${body}\n end`;
 
 /**
  * Split the bundle:
@@ -145,10 +145,15 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
   // The first file is the loader alone: a chunk's function keeps every function
   // prototype of its file until it returns, and the first one runs until boot is over.
   const parts: string[][] = [[], ...partition(dependencyOrder([entry], byName, core), (n) => byName.get(n)!.body.length, coreBases.length - 1)];
+  // Every module but the lazy ones (whose names the core's code holds as strings)
+  // under a short name: each name is on the wire at every install, once per require.
+  const shortNames = new Map(modules.filter((m) => !(m.name in lazy)).map((m, k) => [m.name, k.toString(36)]));
+  const id = (n: string) => shortNames.get(n) ?? n;
+  const entryOf = (n: string) => moduleEntry(id(n), byName.get(n)!.body.replace(/\brequire\("([^"\n]+)"\)/g, (whole, r: string) => (shortNames.has(r) ? `require(${quote(id(r))})` : whole)));
   const files: SplitFile[] = [];
   const placed = new Set(core);
   const chunkMap = Object.entries(lazy).map(([name, base]) => `[${quote(name)}] = ${quote(base)}`).join(", ");
-  const runAll = (names: string[]) => names.map((n) => `require(${quote(n)})`);
+  const runAll = (names: string[]) => names.map((n) => `require(${quote(id(n))})`);
   files.push({
     base: coreBases[0],
     modules: parts[0],
@@ -179,11 +184,11 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
       "    ____moduleCache[file] = { value = value }",
       "    return value",
       "end",
-      ...parts[0].map((n) => moduleEntry(byName.get(n)!)),
+      ...parts[0].map(entryOf),
       ...runAll(parts[0]),
       // Each further core file registers and runs its modules; then its bodies are garbage.
       ...coreBases.slice(1).flatMap((b) => [`____load(${quote(b)})(____modules, require)`, "pcall(collectgarbage)"]),
-      `local ____entry = require(${quote(entry)}, ...)`,
+      `local ____entry = require(${quote(id(entry))}, ...)`,
       // start(load) gets this require: only what start keeps (a keyfob that
       // is not locked) holds it after boot, so a locked keyfob's module
       // bodies and export tables become garbage.
@@ -200,7 +205,7 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
       lua: [
         `-- ${coreBases[k]}: part ${k + 1} of the core, loaded and run at boot by ${coreBases[0]} (tools/split-bundle.ts)`,
         "local ____modules, require = ...",
-        ...parts[k].map((n) => moduleEntry(byName.get(n)!)),
+        ...parts[k].map(entryOf),
         ...runAll(parts[k]),
         "",
       ].join("\n"),
@@ -218,7 +223,7 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
       lua: [
         `-- ${base}: modules the core (${coreBases[0]}) loads on demand (tools/split-bundle.ts)`,
         "local ____modules, require = ...",
-        ...names.map((n) => moduleEntry(byName.get(n)!)),
+        ...names.map(entryOf),
         "",
       ].join("\n"),
     });

@@ -23,9 +23,11 @@ local ____exports = {}
 ____exports.UNUSED_CONST = 7
 ____exports.KEPT_CONST = 8
 ____exports.SIDE = print("side effect")
-function ____exports.hostOnly() return ____exports.helperOfHostOnly() end
+local function localOfHostOnly() return 2 end
+local function localUsed() return 1 end
+function ____exports.hostOnly() return ____exports.helperOfHostOnly() + localOfHostOnly() end
 function ____exports.helperOfHostOnly() return 1 end
-function ____exports.used(x) return x + ____exports.KEPT_CONST end
+function ____exports.used(x) return x + ____exports.KEPT_CONST + localUsed() - 1 end
 function ____exports.viaTable() return "t" end
 return ____exports
  end,
@@ -47,8 +49,9 @@ return ____entry
 describe("shakeExports", () => {
   it("drops unused exports, then those only they used, and keeps what is reached by name, side effects and the entry", () => {
     const { lua, dropped } = shakeExports(BUNDLE);
-    expect(dropped.sort()).toEqual(["UNUSED_CONST", "helperOfHostOnly", "hostOnly"]);
+    expect(dropped.sort()).toEqual(["UNUSED_CONST", "helperOfHostOnly", "hostOnly", "localOfHostOnly"]);
     expect(lua).not.toContain("hostOnly");
+    expect(lua).toContain("local function localUsed()");
     expect(lua).toContain("____exports.KEPT_CONST = 8");
     expect(lua).toContain('____exports.SIDE = print("side effect")'); // not a plain value: may do something
     expect(lua).toContain("function ____exports.viaTable()"); // reached through a table the module was handed

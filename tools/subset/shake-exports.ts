@@ -11,8 +11,9 @@
  * function>`, goes when NAME occurs nowhere else in the whole bundle (as an
  * identifier, a field, a key or inside a string: a name a module reaches
  * through a table it was handed, `m.provisionHandle`, counts as a use).
- * Repeated until nothing more goes: an export used only by a dropped one
- * goes next. `keep` names what the bundle's caller uses from outside
+ * A module's top-level `local function NAME` goes on the same condition.
+ * Repeated until nothing more goes: an export or local function used only by
+ * a dropped one goes next. `keep` names what the bundle's caller uses from outside
  * (init.lua's `start`).
  */
 import luaparse from "luaparse";
@@ -45,6 +46,8 @@ function shakeOnce(src: string, keep: ReadonlySet<string>): { lua: string; dropp
         name = exportsField((s.variables as Node[])[0]);
       }
       if (name !== undefined && !keep.has(name)) defs.push({ name, at: s.range });
+      // A module's local function nothing calls (its only caller was a dropped export).
+      if (s.type === "FunctionDeclaration" && s.isLocal && (s.identifier as Node)?.type === "Identifier") defs.push({ name: (s.identifier as Node).name as string, at: s.range });
     }
   }
   const drop = defs.filter((d) => {
