@@ -83,6 +83,8 @@ export interface SplitFile {
   /** File name without extension (the board holds NAME.lc, or NAME.lua). */
   base: string;
   modules: string[];
+  /** The name each module of the file goes by in it (a short id, or a lazy module's own name). */
+  ids: Record<string, string>;
   lua: string;
 }
 
@@ -150,6 +152,7 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
   const shortNames = new Map(modules.filter((m) => !(m.name in lazy)).map((m, k) => [m.name, k.toString(36)]));
   const id = (n: string) => shortNames.get(n) ?? n;
   const entryOf = (n: string) => moduleEntry(id(n), byName.get(n)!.body.replace(/\brequire\("([^"\n]+)"\)/g, (whole, r: string) => (shortNames.has(r) ? `require(${quote(id(r))})` : whole)));
+  const idsOf = (names: string[]) => Object.fromEntries(names.map((n) => [id(n), n]));
   const files: SplitFile[] = [];
   const placed = new Set(core);
   const chunkMap = Object.entries(lazy).map(([name, base]) => `[${quote(name)}] = ${quote(base)}`).join(", ");
@@ -157,6 +160,7 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
   files.push({
     base: coreBases[0],
     modules: parts[0],
+    ids: idsOf(parts[0]),
     lua: [
       "local ____modules = {}",
       "local ____moduleCache = {}",
@@ -202,6 +206,7 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
     files.push({
       base: coreBases[k],
       modules: parts[k],
+      ids: idsOf(parts[k]),
       lua: [
         `-- ${coreBases[k]}: part ${k + 1} of the core, loaded and run at boot by ${coreBases[0]} (tools/split-bundle.ts)`,
         "local ____modules, require = ...",
@@ -220,6 +225,7 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
     files.push({
       base,
       modules: names,
+      ids: idsOf(names),
       lua: [
         `-- ${base}: modules the core (${coreBases[0]}) loads on demand (tools/split-bundle.ts)`,
         "local ____modules, require = ...",
