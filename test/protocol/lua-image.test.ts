@@ -71,9 +71,11 @@ describe("the keyfob image", () => {
     expect(new Set(names).size).toBe(names.length);
   });
 
-  it("keeps the provisioning commands out of the core: only fobkit-prov.lua holds them", () => {
+  it("keeps the provisioning commands and the board's write drivers out of the core: only fobkit-prov.lua holds them", () => {
     const prov = files.find((f) => f.name === PROV_FILE)!;
-    expect(prov.modules).toContain("firmware.app.provision");
-    for (const f of files.filter((x) => x.name !== PROV_FILE)) expect(f.modules, f.name).not.toContain("firmware.app.provision");
+    // The ProvisioningBoard (firmware/board/board.ts) on NodeMCU and what only it uses.
+    const writeSide = ["firmware.app.provision", "firmware.board.nodemcu-provisioning-board", "firmware.board.flash-store-write", "firmware.board.rtc-ds3231-write", "firmware.board.rng"];
+    for (const m of writeSide) expect(prov.modules, m).toContain(m);
+    for (const f of files.filter((x) => x.name !== PROV_FILE)) for (const m of writeSide) expect(f.modules, `${f.name} ${m}`).not.toContain(m);
   });
 });
