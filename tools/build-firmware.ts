@@ -20,12 +20,17 @@ import { checkLuaOutput } from "./subset/check-lua-output.js";
 import { minifyLua } from "./subset/minify-lua.js";
 import { splitBundle } from "./split-bundle.js";
 import { inlineConstants } from "./subset/inline-constants.js";
+import { localizeExports } from "./subset/localize-exports.js";
+import { shakeExports } from "./subset/shake-exports.js";
 import { CORE_FILES, IMAGE_FILES, LAZY_FILES } from "../host/flash/image-files.js";
 import { formatViolation } from "./subset/rules.js";
 
 const USAGE = "usage: build-firmware [--root DIR] [--out-dir DIR]";
 
 class BuildError extends Error {}
+
+/** Beside the image: { file: { id: module } }, the modules of each file under the ids they go by there. */
+export const MODULE_MAP = "fobkit-modules.json";
 
 interface Args {
   root: string;
@@ -155,7 +160,12 @@ function emitBundle(program: ts.Program, imagePath: string, lazy?: Record<string
   const split = lazy !== undefined && Object.keys(lazy).some((m) => lua.includes(`\n["${m}"] = function(`));
   const files = !split
     ? [{ path: imagePath, lua }]
-    : splitBundle(inlineConstants(lua).lua, [basename(imagePath, ".lua"), ...CORE_FILES.slice(1).map((f) => basename(f, ".lua"))], lazy!).map((f) => ({ path: join(dirname(imagePath), `${f.base}.lua`), lua: f.lua }));
+    : splitBundle(localizeExports(shakeExports(inlineConstants(lua).lua).lua).lua, [basename(imagePath, ".lua"), ...CORE_FILES.slice(1).map((f) => basename(f, ".lua"))], lazy!).map((f) => ({ path: join(dirname(imagePath), `${f.base}.lua`), lua: f.lua, ids: f.ids }));
+  if (split) {
+    // Which module each short id in the files is (tools/split-bundle.ts): for readers and the image tests; never installed.
+    const map = Object.fromEntries(files.map((f) => [basename(f.path), (f as { ids?: Record<string, string> }).ids ?? {}]));
+    writeFileSync(join(dirname(imagePath), MODULE_MAP), JSON.stringify(map, null, 2) + "\n");
+  }
   const out: string[] = [];
   for (const f of files) {
     // The split files are the bundler's text around TSTL's module bodies: check them again.

@@ -83,6 +83,8 @@ export interface SplitFile {
   /** File name without extension (the board holds NAME.lc, or NAME.lua). */
   base: string;
   modules: string[];
+  /** The name each module of the file goes by in it (a short id, or a lazy module's own name). */
+  ids: Record<string, string>;
   lua: string;
 }
 
@@ -120,16 +122,16 @@ function partition(names: string[], size: (n: string) => number, parts: number):
 }
 
 const quote = (s: string) => JSON.stringify(s);
-const moduleEntry = (m: BundleModule) => `____modules[${quote(m.name)}] = function(...)\n${m.body}\n end`;
+const moduleEntry = (name: string, body: string) => `____modules[${quote(name)}] = function(...)\n${body}\n end`;
 
 /**
  * Split the bundle:
- * - the core (the entry's static closure) into coreBases.length files, in
- *   dependency order, of about equal size: each must compile on the board
- *   (node.compile parses the whole file in RAM). The first file holds the
- *   loader; at boot it runs its own modules, then loads each further core
- *   file, which registers and runs its modules, so only one file's module
- *   bodies are in RAM at a time;
+ * - the core (the entry's static closure): the first file holds only the
+ *   loader; the modules go, in dependency order, to the other core files,
+ *   of about equal size: each must compile on the board (node.compile holds
+ *   the whole file in RAM). At boot the loader loads each further core file,
+ *   which registers and runs its modules, so only one file's module bodies
+ *   are in RAM at a time;
  * - one file per lazy module ({module: base}) with what only that module
  *   reaches, loaded by require on first use.
  * A lazy module the core reaches statically is an error (it would never be lazy).
@@ -142,14 +144,23 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
     if (!byName.has(name)) throw new Error(`split-bundle: lazy module ${name} is not in the bundle`);
     if (core.has(name)) throw new Error(`split-bundle: lazy module ${name} is imported by the core; import it as a type only`);
   }
-  const parts = partition(dependencyOrder([entry], byName, core), (n) => byName.get(n)!.body.length, coreBases.length);
+  // The first file is the loader alone: a chunk's function keeps every function
+  // prototype of its file until it returns, and the first one runs until boot is over.
+  const parts: string[][] = [[], ...partition(dependencyOrder([entry], byName, core), (n) => byName.get(n)!.body.length, coreBases.length - 1)];
+  // Every module but the lazy ones (whose names the core's code holds as strings)
+  // under a short name: each name is on the wire at every install, once per require.
+  const shortNames = new Map(modules.filter((m) => !(m.name in lazy)).map((m, k) => [m.name, k.toString(36)]));
+  const id = (n: string) => shortNames.get(n) ?? n;
+  const entryOf = (n: string) => moduleEntry(id(n), byName.get(n)!.body.replace(/\brequire\("([^"\n]+)"\)/g, (whole, r: string) => (shortNames.has(r) ? `require(${quote(id(r))})` : whole)));
+  const idsOf = (names: string[]) => Object.fromEntries(names.map((n) => [id(n), n]));
   const files: SplitFile[] = [];
   const placed = new Set(core);
   const chunkMap = Object.entries(lazy).map(([name, base]) => `[${quote(name)}] = ${quote(base)}`).join(", ");
-  const runAll = (names: string[]) => names.map((n) => `require(${quote(n)})`);
+  const runAll = (names: string[]) => names.map((n) => `require(${quote(id(n))})`);
   files.push({
     base: coreBases[0],
     modules: parts[0],
+    ids: idsOf(parts[0]),
     lua: [
       "local ____modules = {}",
       "local ____moduleCache = {}",
@@ -177,11 +188,11 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
       "    ____moduleCache[file] = { value = value }",
       "    return value",
       "end",
-      ...parts[0].map((n) => moduleEntry(byName.get(n)!)),
+      ...parts[0].map(entryOf),
       ...runAll(parts[0]),
       // Each further core file registers and runs its modules; then its bodies are garbage.
       ...coreBases.slice(1).flatMap((b) => [`____load(${quote(b)})(____modules, require)`, "pcall(collectgarbage)"]),
-      `local ____entry = require(${quote(entry)}, ...)`,
+      `local ____entry = require(${quote(id(entry))}, ...)`,
       // start(load) gets this require: only what start keeps (a keyfob that
       // is not locked) holds it after boot, so a locked keyfob's module
       // bodies and export tables become garbage.
@@ -195,10 +206,11 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
     files.push({
       base: coreBases[k],
       modules: parts[k],
+      ids: idsOf(parts[k]),
       lua: [
         `-- ${coreBases[k]}: part ${k + 1} of the core, loaded and run at boot by ${coreBases[0]} (tools/split-bundle.ts)`,
         "local ____modules, require = ...",
-        ...parts[k].map((n) => moduleEntry(byName.get(n)!)),
+        ...parts[k].map(entryOf),
         ...runAll(parts[k]),
         "",
       ].join("\n"),
@@ -213,10 +225,11 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
     files.push({
       base,
       modules: names,
+      ids: idsOf(names),
       lua: [
         `-- ${base}: modules the core (${coreBases[0]}) loads on demand (tools/split-bundle.ts)`,
         "local ____modules, require = ...",
-        ...names.map((n) => moduleEntry(byName.get(n)!)),
+        ...names.map(entryOf),
         "",
       ].join("\n"),
     });

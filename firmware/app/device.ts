@@ -28,7 +28,7 @@ import {
 } from "../../protocol/codes.js";
 import type { DeviceInfo, Reply, Request } from "../../protocol/messages.js";
 import { blankRecord, decodeRecord, RECORD_LOCKED, RECORD_NAME, RECORD_PROVISIONED, REC_CLOCK_SET, REC_SEED_SET, type TokenRecord } from "./record.js";
-import { BOARD_ERR_NOT_FOUND, BOARD_ERR_RTC_TIME_LOST, BOARD_OK, HARDWARE_ID_LENGTH, type Board } from "../board/board.js";
+import { BOARD_ERR_NOT_FOUND, BOARD_ERR_RTC_TIME_LOST, BOARD_OK, HARDWARE_ID_LENGTH, PROVISIONING_BOARD_MODULE, type Board, type ProvisioningBoard } from "../board/board.js";
 // Types only: provision.ts and sha256.ts are loaded at run time (provisioning(), loadModule()), never with the core.
 import type * as Provision from "./provision.js";
 import type * as Sha256 from "../otp/sha256.js";
@@ -181,13 +181,24 @@ export function reply(req: Request, status: number): Reply {
  */
 export const PROVISION_MODULE = "firmware.app.provision";
 
-/** provision.ts, loaded on first use; undefined if its file is missing or broken (the write is then refused). */
-function provisioning(dev: Device): typeof Provision | undefined {
+/** What a provisioning request needs beyond the core: provision.ts and the board's write side. */
+interface Provisioning {
+  module: typeof Provision;
+  board: ProvisioningBoard;
+}
+
+/**
+ * provision.ts and the board's ProvisioningBoard (board.ts), loaded on first
+ * use; undefined if either file is missing or broken (the write is then refused).
+ */
+function provisioning(dev: Device): Provisioning | undefined {
   const load = dev.load;
   if (load === undefined) return undefined;
   const m = load(PROVISION_MODULE);
   if (m === undefined) return undefined;
-  return m as typeof Provision;
+  const b = load(PROVISIONING_BOARD_MODULE) as { PROVISIONING_BOARD: ProvisioningBoard | undefined } | undefined;
+  if (b === undefined || b.PROVISIONING_BOARD === undefined) return undefined;
+  return { module: m as typeof Provision, board: b.PROVISIONING_BOARD };
 }
 
 /** Handle one decoded, well-formed request. */
@@ -203,7 +214,7 @@ export function deviceHandle(dev: Device, req: Request): Reply {
   if (dev.fault !== REASON_FLASH_CORRUPT && dev.rec.state === RECORD_LOCKED) return reply(req, STATUS_LOCKED);
   const prov = provisioning(dev);
   if (prov === undefined) return reply(req, STATUS_INTERNAL);
-  return prov.provisionHandle(dev, req);
+  return prov.module.provisionHandle(dev, prov.board, req);
 }
 
 /**

@@ -15,7 +15,10 @@ import { LINK_BAUD, MAX_FRAME, STATUS_OK, WRONG_DIRECTION } from "../../protocol
 import { CRC16_BYTES } from "../../protocol/crc16.js";
 import { deframerPush, deframerWipe, newDeframer, RX_FRAME, RX_NONE, type Deframer } from "../../protocol/framing.js";
 import { decodeRequest, encodeReply, type Reply } from "../../protocol/messages.js";
-import { NODEMCU_BOARD as board } from "../board/nodemcu-board.js";
+import { PROVISIONING_BOARD_MODULE } from "../board/board.js";
+import { NODEMCU_BOARD as board, NODEMCU_PROVISIONING_MODULE } from "../board/nodemcu-board.js";
+// Type only: the write drivers are in fobkit-prov, loaded by safeLoad (this import puts the file in the build).
+import type * as NodemcuProvisioningBoard from "../board/nodemcu-provisioning-board.js";
 import { deviceBoot, deviceHandle, devicePressText, type Device, type ModuleLoader } from "./device.js";
 import { powerSettle, powerUp } from "./power.js";
 
@@ -69,12 +72,16 @@ function onPress(): void {
  */
 let bundleRequire: ModuleLoader | undefined = undefined;
 
-/** The bundle's require as device.ts wants it: a missing or broken file gives undefined, never an error. */
+/**
+ * The bundle's require as device.ts wants it: a missing or broken file gives
+ * undefined, never an error; PROVISIONING_BOARD_MODULE is this board's write
+ * side (nodemcu-provisioning-board.ts).
+ */
 function safeLoad(module: string): unknown {
   const load = bundleRequire;
   if (load === undefined) return undefined;
-  const [ok, m] = pcall(load, module);
-  return ok ? m : undefined;
+  const [ok, m] = pcall(load, module === PROVISIONING_BOARD_MODULE ? NODEMCU_PROVISIONING_MODULE : module);
+  return ok ? (m as typeof NodemcuProvisioningBoard | undefined) : undefined;
 }
 
 function boot(load: ModuleLoader | undefined): void {

@@ -24,7 +24,7 @@ import {
 } from "../../protocol/codes.js";
 import type { Reply, Request } from "../../protocol/messages.js";
 import { blankRecord, decodeRecord, encodeRecord, RECORD_LOCKED, RECORD_NAME, RECORD_PROVISIONED, REC_CLOCK_SET, REC_SEED_SET, type TokenRecord } from "./record.js";
-import { BOARD_ERR_NOT_FOUND, BOARD_OK } from "../board/board.js";
+import { BOARD_ERR_NOT_FOUND, BOARD_OK, type ProvisioningBoard } from "../board/board.js";
 import { loadModule, readClock, reply, SHA256_MODULE, timeHiWord, timeLoWord, type Device } from "./device.js";
 
 function sameBytes(a: number[], b: number[]): boolean {
@@ -60,11 +60,11 @@ function stage(dev: Device, rec: TokenRecord): number {
  * one, or none: FLASH_ERROR, and the device stays as it was, healthy. Nothing
  * readable: the device no longer knows its record (REASON_FLASH_WRITE).
  */
-function commit(dev: Device, rec: TokenRecord): number {
+function commit(dev: Device, pb: ProvisioningBoard, rec: TokenRecord): number {
   const bytes = encodeRecord(rec);
   if (bytes === undefined) return STATUS_INTERNAL;
   let status = STATUS_OK;
-  if (dev.board.flashWrite(RECORD_NAME, bytes) !== BOARD_OK) {
+  if (pb.flashWrite(RECORD_NAME, bytes) !== BOARD_OK) {
     status = STATUS_FLASH_ERROR;
     const raw: number[] = [];
     const st = dev.board.flashRead(RECORD_NAME, raw);
@@ -104,14 +104,17 @@ function writable(dev: Device): number {
   return STATUS_OK;
 }
 
-/** Handle one decoded, well-formed write request (device.ts has answered INFO and a locked keyfob). */
-export function provisionHandle(dev: Device, req: Request): Reply {
+/**
+ * Handle one decoded, well-formed write request (device.ts has answered INFO
+ * and a locked keyfob); pb: the board's write side, loaded with this module.
+ */
+export function provisionHandle(dev: Device, pb: ProvisioningBoard, req: Request): Reply {
   if (req.cmd === CMD_WIPE) {
     // A corrupt record may be wiped (nothing secret is readable from it);
     // a locked one never.
     if (dev.fault !== REASON_FLASH_CORRUPT && dev.rec.state === RECORD_LOCKED) return reply(req, STATUS_LOCKED);
     if (dev.fault !== REASON_FLASH_CORRUPT && !sameBytes(req.serial, dev.rec.serial)) return reply(req, STATUS_SERIAL_MISMATCH);
-    if (dev.board.flashRemove(RECORD_NAME) !== BOARD_OK) return reply(req, STATUS_FLASH_ERROR);
+    if (pb.flashRemove(RECORD_NAME) !== BOARD_OK) return reply(req, STATUS_FLASH_ERROR);
     dev.rec = blankRecord();
     dev.fault = REASON_NONE;
     return reply(req, STATUS_OK);
@@ -152,7 +155,7 @@ export function provisionHandle(dev: Device, req: Request): Reply {
     if (clockReason === REASON_NONE && (req.flags & CLOCK_FORCE) === 0 && compareTime(t, dev.now) < 0) {
       return reply(req, STATUS_CLOCK_BACKWARDS);
     }
-    if (dev.board.rtcWrite(t) !== BOARD_OK) return reply(req, STATUS_HW_FAULT);
+    if (pb.rtcWrite(t) !== BOARD_OK) return reply(req, STATUS_HW_FAULT);
     if ((dev.rec.flags & REC_CLOCK_SET) !== 0) return reply(req, STATUS_OK);
     const rec = cloneRecord(dev.rec);
     rec.flags = rec.flags | REC_CLOCK_SET;
@@ -177,7 +180,7 @@ export function provisionHandle(dev: Device, req: Request): Reply {
     if (readClock(dev) !== REASON_NONE) return reply(req, STATUS_HW_FAULT);
     const locked = cloneRecord(rec);
     locked.state = RECORD_LOCKED;
-    return reply(req, commit(dev, locked));
+    return reply(req, commit(dev, pb, locked));
   }
   return reply(req, STATUS_BAD_ARGUMENT);
 }

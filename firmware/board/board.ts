@@ -49,16 +49,10 @@ export interface Board {
   // --- clock --------------------------------------------------------------
   /** Read the battery-backed RTC into out (the OTP core's UnixTime). */
   rtcRead(this: void, out: UnixTime): number;
-  /** Set the RTC (years 2000..2099) and mark its time valid (clears OSF). */
-  rtcWrite(this: void, t: UnixTime): number;
 
   // --- store ----------------------------------------------------------------
   /** Append the committed record `name` (<= 27 printable chars, no '/') to out. */
   flashRead(this: void, name: string, out: number[]): number;
-  /** Replace record `name`; atomic across power loss (old or new after reboot). */
-  flashWrite(this: void, name: string, bytes: number[]): number;
-  /** Remove record `name`; atomic across power loss. */
-  flashRemove(this: void, name: string): number;
   /** Whether a committed record `name` exists. */
   flashExists(this: void, name: string): boolean;
 
@@ -79,8 +73,6 @@ export interface Board {
   // --- identity, randomness, power ------------------------------------------
   /** Append the 8-byte unique hardware id. */
   hardwareId(this: void, out: number[]): number;
-  /** Append n (1..64) true-random bytes; BOARD_ERR_NO_RNG if the board has no RNG. */
-  rngBytes(this: void, out: number[], n: number): number;
   /** Restart the chip (does not return on the device). */
   restart(this: void): void;
 
@@ -101,6 +93,29 @@ export interface Board {
    */
   sleepUntilButton(this: void): void;
 }
+
+/**
+ * The board's write side: what only provisioning does (set the clock, write
+ * or remove the record, draw random bytes). A board keeps it apart from its
+ * Board, in a module of its own that the keyfob loads only when it
+ * provisions (on NodeMCU nodemcu-provisioning-board.ts, in fobkit-prov), so a
+ * locked keyfob never holds these drivers in RAM. The module exports it as
+ * PROVISIONING_BOARD; the app asks its module loader for
+ * PROVISIONING_BOARD_MODULE, and the loader maps that name to the board's module.
+ */
+export interface ProvisioningBoard {
+  /** Set the RTC (years 2000..2099) and mark its time valid (clears OSF). */
+  rtcWrite(this: void, t: UnixTime): number;
+  /** Replace record `name`; atomic across power loss (old or new after reboot). */
+  flashWrite(this: void, name: string, bytes: number[]): number;
+  /** Remove record `name`; atomic across power loss. */
+  flashRemove(this: void, name: string): number;
+  /** Append n (1..64) true-random bytes; BOARD_ERR_NO_RNG if the board has no RNG. */
+  rngBytes(this: void, out: number[], n: number): number;
+}
+
+/** The name under which a ModuleLoader hands a board's ProvisioningBoard module ({ PROVISIONING_BOARD }). */
+export const PROVISIONING_BOARD_MODULE = "board.provisioning";
 
 export type { UnixTime } from "../../core/time.js";
 export * from "./status.js";

@@ -38,7 +38,7 @@
  * so nothing here passes 2^31 on a 32-bit Lua.
  */
 import { idiv, shr } from "../../core/intrinsics.js";
-import { civilFromTime, timeFromCivil, type UnixTime } from "../../core/time.js";
+import { timeFromCivil, type UnixTime } from "../../core/time.js";
 import { appendStringBytes } from "./lua-bytes.js";
 import { RTC_SCL_PIN, RTC_SDA_PIN } from "./pins.js";
 import {
@@ -51,11 +51,11 @@ import {
 } from "./status.js";
 
 /** 7-bit slave address 1101000b (datasheet "I2C Serial Data Bus"). */
-const DS3231_ADDRESS = 0x68;
-const REG_SECONDS = 0x00;
-const REG_CONTROL = 0x0e;
+export const DS3231_ADDRESS = 0x68;
+export const REG_SECONDS = 0x00;
+export const REG_CONTROL = 0x0e;
 /** Control at power-on: RS2 = RS1 = INTCN = 1, EOSC = 0 (datasheet "Control Register (0Eh)"). */
-const CONTROL_DEFAULT = 0x1c;
+export const CONTROL_DEFAULT = 0x1c;
 const STATUS_OSF = 0x80;
 /**
  * i2c.transfer's to_ms: a DS3231 transaction (at most 18 bytes at 100 kHz)
@@ -72,7 +72,7 @@ export const RTC_YEAR_LAST = 2099;
 
 let busReady = false;
 
-function ensureBus(): void {
+export function ensureBus(): void {
   // NodeMCU panics when a HW interface is set up twice (i2c.md, i2c.setup).
   if (!busReady) {
     i2c.setup(i2c.HW0, RTC_SDA_PIN, RTC_SCL_PIN, i2c.FAST);
@@ -88,10 +88,6 @@ function fromBcd(b: number): number {
     return -1;
   }
   return hi * 10 + lo;
-}
-
-function toBcd(v: number): number {
-  return (idiv(v, 10) << 4) | v % 10;
 }
 
 /** The read transaction; may raise (see the header). The registers, or undefined without an ACK. */
@@ -121,29 +117,6 @@ function readRegisters(out: number[]): number {
     return BOARD_ERR_RTC_ABSENT;
   }
   appendStringBytes(data, out);
-  return BOARD_OK;
-}
-
-/** The write transaction; may raise. Whether the chip ACKed. */
-function transferWrite(first: number, values: number[]): boolean {
-  ensureBus();
-  const id = i2c.HW0;
-  i2c.start(id);
-  i2c.address(id, DS3231_ADDRESS, i2c.TRANSMITTER);
-  i2c.write(id, first, values);
-  i2c.stop(id);
-  const [, ack] = i2c.transfer(id, I2C_TIMEOUT_MS);
-  return ack;
-}
-
-function writeRegisters(first: number, values: number[]): number {
-  const [ok, ack] = pcall(transferWrite, first, values);
-  if (!ok) {
-    return BOARD_ERR_RTC_BUS;
-  }
-  if (!ack) {
-    return BOARD_ERR_RTC_ABSENT;
-  }
   return BOARD_OK;
 }
 
@@ -204,39 +177,4 @@ export function rtcRead(out: UnixTime): number {
   out.hi = t.hi;
   out.lo = t.lo;
   return BOARD_OK;
-}
-
-/**
- * Set the time (24-hour mode) and clear OSF. The time registers are written
- * before OSF is cleared, in two transactions: a cut between them leaves OSF
- * set, i.e. "time invalid", never a half-written time marked valid.
- */
-export function rtcWrite(t: UnixTime): number {
-  const c = civilFromTime(t);
-  if (typeof c === "number") {
-    return BOARD_ERR_ARG;
-  }
-  if (c.year < RTC_YEAR_FIRST || c.year > RTC_YEAR_LAST) {
-    return BOARD_ERR_RTC_RANGE;
-  }
-  // ISO weekday in the chip's 1..7 day register (c.weekday: 0 = Sunday).
-  let weekday = c.weekday;
-  if (weekday === 0) {
-    weekday = 7;
-  }
-  const st = writeRegisters(REG_SECONDS, [
-    toBcd(c.second),
-    toBcd(c.minute),
-    toBcd(c.hour),
-    weekday,
-    toBcd(c.day),
-    toBcd(c.month), // century bit 0: years 2000..2099 only
-    toBcd(c.year - 2000),
-  ]);
-  if (st !== BOARD_OK) {
-    return st;
-  }
-  // Control: oscillator on battery enabled. Status: OSF cleared, and the
-  // 32 kHz output off (it is on after power-up and only costs battery).
-  return writeRegisters(REG_CONTROL, [CONTROL_DEFAULT, 0x00]);
 }

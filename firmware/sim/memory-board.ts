@@ -40,7 +40,7 @@
  */
 import { i32, idiv, shr } from "../../core/intrinsics.js";
 import { addSeconds, civilFromTime, compareTime, type UnixTime } from "../../core/time.js";
-import { BOOT_POWER_ON, type Board } from "../board/board.js";
+import { BOOT_POWER_ON, type Board, type ProvisioningBoard } from "../board/board.js";
 import {
   BOARD_ERR_ARG, BOARD_ERR_CORRUPT, BOARD_ERR_FLASH, BOARD_ERR_NO_RNG, BOARD_ERR_NOT_FOUND, BOARD_ERR_NOT_STARTED, BOARD_ERR_RTC_ABSENT,
   BOARD_ERR_RTC_BUS, BOARD_ERR_RTC_RANGE, BOARD_ERR_RTC_TIME_LOST, BOARD_OK,
@@ -334,10 +334,7 @@ export const MEMORY_BOARD: Board = {
   uartStart: uartStart,
   uartWrite: uartWrite,
   rtcRead: rtcRead,
-  rtcWrite: rtcWrite,
   flashRead: flashRead,
-  flashWrite: flashWrite,
-  flashRemove: flashRemove,
   flashExists: flashExists,
   buttonStart: buttonStart,
   displayInit: displayInit,
@@ -346,7 +343,6 @@ export const MEMORY_BOARD: Board = {
   displayOff: displayOff,
   displayBlankAfter: displayBlankAfter,
   hardwareId: hardwareId,
-  rngBytes: rngBytes,
   restart: restart,
   powerRails: powerRails,
   usbPresent: usbPresent,
@@ -354,6 +350,14 @@ export const MEMORY_BOARD: Board = {
   wakeReason: wakeReason,
   pause: pause,
   sleepUntilButton: sleepUntilButton,
+};
+
+/** The write side (board.ts ProvisioningBoard), on the same in-memory state. */
+export const MEMORY_PROVISIONING_BOARD: ProvisioningBoard = {
+  rtcWrite: rtcWrite,
+  flashWrite: flashWrite,
+  flashRemove: flashRemove,
+  rngBytes: rngBytes,
 };
 
 // ---- the test's side: power, time, faults, the user and the host -------------

@@ -19,8 +19,9 @@ import { RECORD_NAME } from "../app/record.js";
 import { deviceBoot, deviceHandle, devicePressText, PROVISION_MODULE, SHA256_MODULE, type Device } from "../app/device.js";
 import * as Provision from "../app/provision.js";
 import * as Sha256 from "../otp/sha256.js";
+import { PROVISIONING_BOARD_MODULE } from "../board/board.js";
 import {
-  MEMORY_BOARD as board, memoryBoardAdvance, memoryBoardCompareRtc, memoryBoardCorruptRecord, memoryBoardDisplay, memoryBoardFault,
+  MEMORY_BOARD as board, MEMORY_PROVISIONING_BOARD, memoryBoardAdvance, memoryBoardCompareRtc, memoryBoardCorruptRecord, memoryBoardDisplay, memoryBoardFault,
   memoryBoardFlashWrites, memoryBoardLoseRtcTime, memoryBoardPowerCycle, memoryBoardPowerOn, memoryBoardPress,
   memoryBoardReceive, memoryBoardRecord, memoryBoardRestarts, memoryBoardRtcTime, memoryBoardSetHardwareId, memoryBoardSetRecord, memoryBoardSetRtc,
   memoryBoardShownCount, memoryBoardTakeTx,
@@ -67,11 +68,13 @@ function onPress(): void {
 
 /**
  * The image's other files, as main.ts's loader gives them on the keyfob: this
- * build imported provision.ts and sha256.ts, so "loading" hands their tables.
+ * build imported provision.ts and sha256.ts, so "loading" hands their tables;
+ * the board's write side is the memory board's.
  */
 function loadModule(module: string): unknown {
   if (module === PROVISION_MODULE) return Provision;
   if (module === SHA256_MODULE) return Sha256;
+  if (module === PROVISIONING_BOARD_MODULE) return { PROVISIONING_BOARD: MEMORY_PROVISIONING_BOARD };
   return undefined;
 }
 

@@ -103,7 +103,11 @@ export interface FlashResult {
   crc: string;
   /** Every file of the image was already complete on the board. */
   alreadyThere: boolean;
-  /** Offset the upload continued from (0: from the start). */
+  /**
+   * Offset in the whole image (its files in install order) where this run's
+   * upload started: files already complete on the board and the verified
+   * prefix of a .part count as done (0: from the start).
+   */
   resumedFrom: number;
   /** REPL lines carrying image data this run. */
   lines: number;
@@ -233,11 +237,11 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
         opts.onProgress?.({ done, total, from: base });
         continue;
       }
-      alreadyThere = false;
       let from = 0;
       const part = await remoteCrc(repl, file.name + PART);
       if (part.size > 0 && part.size <= data.length && part.crc === crcHex(crc32(data.subarray(0, part.size)))) from = part.size;
-      if (file.name === IMAGE_NAME) resumedFrom = from;
+      if (alreadyThere) resumedFrom = base + from; // the first file this run writes to
+      alreadyThere = false;
       await repl.exec(`_fk.f=assert(io.open(${luaQuote(file.name + PART)},"${from > 0 ? "ab" : "wb"}"))`, lineMs);
       opts.onProgress?.({ done: base + from, total, from: base + from });
       // _fk.w (BOARD_HELPERS): 5 characters of each 240-character line instead of 13.
@@ -266,7 +270,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       done += data.length;
     }
     if (echoOff) await repl.exec(`uart.setup(0,${baud},8,0,1,1)`, lineMs);
-    if (alreadyThere) resumedFrom = image.length;
+    if (alreadyThere) resumedFrom = total;
     // Compile each file on the board (node.c:718-779: NAME.lua -> NAME.lc, debug
     // information stripped, written in place), every time: an .lc left by an
     // older image or a broken run is never trusted. The host cannot predict the

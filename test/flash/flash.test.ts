@@ -2,7 +2,7 @@
  * fobkit flash against emulated boards on real PTYs (socat + serialport at
  * 115200 baud): a blank board is flashed and answers INFO; an upload broken
  * at a random point (seeded) by a power cut or by the host going away
- * resumes from the board's verified prefix and ends with the right CRC; a
+ * (inside the image's largest file) resumes from the board's verified prefix and ends with the right CRC; a
  * locked keyfob executes none of the Lua source sent to its UART.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -30,6 +30,12 @@ const image = readFileSync(IMAGE);
 // The image's other files (host/flash/image-files.ts), installed beside the core.
 const files = imageFilePaths(IMAGE).slice(1).map((f) => ({ name: f.name, data: readFileSync(f.path) }));
 const imageBytes = image.length + files.reduce((n, f) => n + f.data.length, 0);
+// The largest file of the image, where the resume tests break the upload; base: its offset in the whole image.
+const target = (() => {
+  const all = [{ name: "fobkit.lua", data: image }, ...files];
+  const k = all.reduce((best, f, i) => (f.data.length > all[best].data.length ? i : best), 0);
+  return { ...all[k], base: all.slice(0, k).reduce((n, f) => n + f.data.length, 0) };
+})();
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
@@ -119,19 +125,26 @@ describe("fobkit flash", () => {
   ] as const)("an upload broken by %s resumes from the verified prefix and ends with the right CRC", async (_what, seed, how) => {
     const rnd = prng(seed);
     const b = await boardOnPty();
-    const lines = luaChunks(image, 0, "_fk.w", "");
+    // Broken inside the largest file (the core's first file is the loader alone, a few hundred bytes).
+    const lines = luaChunks(target.data, 0, "_fk.w", "");
     const allLines = [image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, "_fk.w", "").length, 0);
     const breakAt = 20 + rnd.int(lines.length - 40);
+    const breakDone = target.base + lines[breakAt].offset;
     let first: unknown;
     if (how === "power") {
-      // Write 1 opens the .part; each line after it is one write.
-      b.emu.powerCutAtWrite(1 + breakAt);
-      first = await flashBoard({ port: b.path, image, files, lineTimeoutMs: 1000 }).catch((e) => e);
+      // Armed once the upload is past the break point: the next flash write loses the power.
+      let armed = false;
+      first = await flashBoard({ port: b.path, image, files, lineTimeoutMs: 1000, onProgress: (p) => {
+        if (!armed && p.done >= breakDone) {
+          armed = true;
+          b.emu.powerCutAtWrite(1);
+        }
+      } }).catch((e) => e);
       expect(b.emu.powered).toBe(false);
       b.emu.boot(); // power back: still no init.lua, so the REPL again
     } else {
       const ac = new AbortController();
-      first = await flashBoard({ port: b.path, image, files, signal: ac.signal, onProgress: (p) => p.done >= lines[breakAt].offset && ac.abort() }).catch((e) => e);
+      first = await flashBoard({ port: b.path, image, files, signal: ac.signal, onProgress: (p) => p.done >= breakDone && ac.abort() }).catch((e) => e);
       // The broken link left part of a line in the board's line buffer.
       const t = new SerialTransport({ path: b.path });
       await t.open();
@@ -140,19 +153,20 @@ describe("fobkit flash", () => {
       await t.close();
     }
     expect(first).toBeInstanceOf(FlashError);
-    const part = readFileSync(join(b.stateDir, "fobkit.lua.part"));
+    const part = readFileSync(join(b.stateDir, target.name + ".part"));
     expect(part.length).toBeGreaterThan(0);
-    expect(part.length).toBeLessThan(image.length);
+    expect(part.length).toBeLessThan(target.data.length);
     expect(existsSync(join(b.stateDir, "init.lua"))).toBe(false);
 
     const r = await flashBoard({ port: b.path, image, files });
     report(`resumed after ${how === "power" ? "a power cut" : "a broken link"}`, r);
-    if (how === "power") expect(r.resumedFrom).toBe(part.length);
+    // The files before the target are complete on the board: the run starts in the target.
+    if (how === "power") expect(r.resumedFrom).toBe(target.base + part.length);
     else {
       // The board's stale FILE still buffered up to newlib's 128 bytes; the flasher's
       // first line closes it, which flushes them (hil/nodemcu/file.ts).
-      expect(r.resumedFrom).toBeGreaterThanOrEqual(part.length);
-      expect(r.resumedFrom - part.length).toBeLessThan(NEWLIB_BUFSIZ);
+      expect(r.resumedFrom).toBeGreaterThanOrEqual(target.base + part.length);
+      expect(r.resumedFrom - target.base - part.length).toBeLessThan(NEWLIB_BUFSIZ);
     }
     expect(r.lines).toBeLessThan(allLines - 10);
     expect(r.crc).toBe(crcHex(crc32(image)));
@@ -162,11 +176,13 @@ describe("fobkit flash", () => {
 
   it("a .part that is not a prefix of the image is rewritten from the start", async () => {
     const b = await boardOnPty();
-    const junk = Buffer.from(image.subarray(0, 5000));
+    const junk = Buffer.from(target.data.subarray(0, 5000));
     junk[1234] ^= 1;
-    writeFileSync(join(b.stateDir, "fobkit.lua.part"), junk);
+    writeFileSync(join(b.stateDir, target.name + ".part"), junk);
     const r = await flashBoard({ port: b.path, image, files });
     expect(r.resumedFrom).toBe(0);
+    // Every line of every file sent: nothing of the junk kept.
+    expect(r.lines).toBe([image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, "_fk.w", "").length, 0));
     expectInstalled(b.stateDir, r);
   }, 120_000);
 });

@@ -5,6 +5,7 @@
  * by hasFloat() on every batch of the other protocol suites.
  */
 import { readFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { IMAGE, LIB_IMAGE } from "../support/paths.js";
 import { imageFilePaths, PROV_FILE } from "../../host/flash/image-files.js";
@@ -55,7 +56,10 @@ describe("the keyfob image", () => {
   // The image is the bundle of what firmware/image.ts imports (tools/build-firmware.ts),
   // in files (host/flash/image-files.ts): host-side modules a keyfob never runs must not
   // cost it flash time or RAM, and the provisioning code is in a file of its own.
-  const modulesOf = (path: string) => [...readFileSync(path, "latin1").matchAll(/\["([^"\n]+)"\]=function\(/g)].map((m) => m[1]);
+  // The split files hold modules under short ids; the build's map names them (tools/build-firmware.ts MODULE_MAP).
+  const moduleMap: Record<string, Record<string, string>> = JSON.parse(readFileSync(join(dirname(IMAGE), "fobkit-modules.json"), "utf8"));
+  const modulesOf = (path: string) =>
+    [...readFileSync(path, "latin1").matchAll(/\["([^"\n]+)"\]=function\(/g)].map((m) => moduleMap[basename(path)]?.[m[1]] ?? `unmapped ${m[1]}`);
   const files = imageFilePaths(IMAGE).map((f) => ({ name: f.name, modules: modulesOf(f.path) }));
   const names = files.flatMap((f) => f.modules);
 
@@ -67,9 +71,11 @@ describe("the keyfob image", () => {
     expect(new Set(names).size).toBe(names.length);
   });
 
-  it("keeps the provisioning commands out of the core: only fobkit-prov.lua holds them", () => {
+  it("keeps the provisioning commands and the board's write drivers out of the core: only fobkit-prov.lua holds them", () => {
     const prov = files.find((f) => f.name === PROV_FILE)!;
-    expect(prov.modules).toContain("firmware.app.provision");
-    for (const f of files.filter((x) => x.name !== PROV_FILE)) expect(f.modules, f.name).not.toContain("firmware.app.provision");
+    // The ProvisioningBoard (firmware/board/board.ts) on NodeMCU and what only it uses.
+    const writeSide = ["firmware.app.provision", "firmware.board.nodemcu-provisioning-board", "firmware.board.flash-store-write", "firmware.board.rtc-ds3231-write", "firmware.board.rng"];
+    for (const m of writeSide) expect(prov.modules, m).toContain(m);
+    for (const f of files.filter((x) => x.name !== PROV_FILE)) for (const m of writeSide) expect(f.modules, `${f.name} ${m}`).not.toContain(m);
   });
 });

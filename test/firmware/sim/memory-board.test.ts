@@ -15,7 +15,8 @@ const split = (t: number) => [Math.floor(t / 65536), t % 65536];
 
 /** The probe table's calls, on the memory board (echo-app.ts's wrappers, restated for the tsc build). */
 function memoryProbe(fn: string, ...args: any[]): unknown {
-  const b = mem.MEMORY_BOARD;
+  // The write side (ProvisioningBoard) on the same state; its hooks have names of their own.
+  const b = { ...mem.MEMORY_BOARD, ...mem.MEMORY_PROVISIONING_BOARD };
   const withOut = (st: number, out: number[]) => [st, ...out];
   switch (fn) {
     case "rtcRead": {

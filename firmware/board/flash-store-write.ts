@@ -1,0 +1,113 @@
+/** @noSelfInFile */
+/**
+ * The write side of flash-store.ts (its header describes the scheme): only
+ * provisioning writes a record, so these live in fobkit-prov with the
+ * provisioning board (nodemcu-provisioning-board.ts), not in the core every
+ * boot keeps resident.
+ */
+import { shr } from "../../core/intrinsics.js";
+import { bytesToString, isByteArray } from "./lua-bytes.js";
+import { crc16 } from "../../protocol/crc16.js";
+import { BOARD_ERR_ARG, BOARD_ERR_FLASH, BOARD_ERR_NOT_FOUND, BOARD_OK } from "./status.js";
+import { FLASH_RECORD_MAX, flashRead, NEW_SUFFIX, OLD_SUFFIX, readRaw, removeIfPresent, validName } from "./flash-store.js";
+
+function writeEnveloped(path: string, payload: number[]): number {
+  const len = payload.length;
+  const head = [shr(len, 8) & 255, len & 255];
+  // The same CRC-16 as the wire frames (protocol/crc16.ts), over length and payload.
+  const enveloped: number[] = [head[0], head[1]];
+  for (let i = 0; i < len; i++) enveloped.push(payload[i]);
+  const crc = crc16(enveloped, 0, len + 2);
+  enveloped.push(shr(crc, 8) & 255);
+  enveloped.push(crc & 255);
+  const [f] = io.open(path, "wb");
+  if (f === undefined) {
+    return BOARD_ERR_FLASH;
+  }
+  const [ok] = f.write(bytesToString(head, 0, 2), bytesToString(payload, 0, len), string.char(shr(crc, 8) & 255, crc & 255));
+  // The buffered tail (and a full SPIFFS) shows only here: close's result counts.
+  const closed = f.close();
+  let st = BOARD_OK;
+  if (ok === undefined || !closed) {
+    st = BOARD_ERR_FLASH;
+  } else {
+    const back = readRaw(path);
+    if (back === undefined || !sameBytes(back, enveloped)) {
+      st = BOARD_ERR_FLASH;
+    }
+    wipe(back);
+  }
+  wipe(enveloped);
+  return st;
+}
+
+function sameBytes(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) {
+    return false;
+  }
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** The record may hold a seed: clear copies the store made. */
+function wipe(a: number[] | undefined): void {
+  if (a === undefined) {
+    return;
+  }
+  for (let i = 0; i < a.length; i++) {
+    a[i] = 0;
+  }
+}
+
+/** Replace record NAME by bytes, atomically across power loss. */
+export function flashWrite(name: string, bytes: number[]): number {
+  if (!validName(name) || bytes.length > FLASH_RECORD_MAX || !isByteArray(bytes)) {
+    return BOARD_ERR_ARG;
+  }
+  const pending = name + NEW_SUFFIX;
+  const previous = name + OLD_SUFFIX;
+  if (!file.exists(name) && file.exists(pending)) {
+    // An interrupted write may still be waiting to be rolled forward: finish
+    // it first so this write replaces the newest record, not an older one.
+    const scratch: number[] = [];
+    const st = flashRead(name, scratch);
+    if (st !== BOARD_OK && st !== BOARD_ERR_NOT_FOUND) {
+      return st;
+    }
+  }
+  removeIfPresent(pending);
+  removeIfPresent(previous);
+  const st = writeEnveloped(pending, bytes);
+  if (st !== BOARD_OK) {
+    // NAME is untouched; a NAME.new that did not check out must not be rolled forward later.
+    removeIfPresent(pending);
+    return st;
+  }
+  if (file.exists(name) && !file.rename(name, previous)) {
+    return BOARD_ERR_FLASH;
+  }
+  if (!file.rename(pending, name)) {
+    return BOARD_ERR_FLASH;
+  }
+  removeIfPresent(previous);
+  return BOARD_OK;
+}
+
+/** Remove record NAME, atomically across power loss. BOARD_OK also when there was none. */
+export function flashRemove(name: string): number {
+  if (!validName(name)) {
+    return BOARD_ERR_ARG;
+  }
+  const previous = name + OLD_SUFFIX;
+  removeIfPresent(name + NEW_SUFFIX);
+  removeIfPresent(previous);
+  if (file.exists(name) && !file.rename(name, previous)) {
+    return BOARD_ERR_FLASH;
+  }
+  removeIfPresent(previous);
+  return BOARD_OK;
+}
