@@ -24,6 +24,7 @@
  *   divided by 10.
  * Goals (issue 10): peak <= 80, resident <= 48, per press 0 once warm.
  */
+import { benchProvisioningFrames } from "./bench-provisioning.js";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -123,16 +124,7 @@ export interface MeasureOptions {
 
 export async function measureImage(imagePath: string, opts: MeasureOptions = {}): Promise<MemoryBench> {
   const installed = [...IMAGE_FILES.map((f) => (opts.bytecode ? f.replace(/\.lua$/, ".lc") : f)), "init.lua"];
-  const P = await import(pathToFileURL(resolve(BUILD, "node", "protocol", "index.js")).href);
-  const seed = Array.from(Buffer.from("12345678901234567890"));
-  const serial = Array.from(Buffer.from("FK-0001-7"));
-  const frames = [
-    P.encodeRequest({ cmd: P.CMD_SET_CLOCK, rid: 1, timeHi: 0, timeLo: 1700000000, flags: 0 }),
-    P.encodeRequest({ cmd: P.CMD_WRITE_SEED, rid: 2, algorithm: P.ALG_SHA1, digits: 8, period: 60, seed }),
-    P.encodeRequest({ cmd: P.CMD_SET_SERIAL, rid: 3, serial }),
-    P.encodeRequest({ cmd: P.CMD_SELF_TEST, rid: 4 }),
-    P.encodeRequest({ cmd: P.CMD_LOCK, rid: 5, serial }),
-  ].flat();
+  const frames = benchProvisioningFrames();
   const dir = mkdtempSync(join(tmpdir(), "fobkit-mem-"));
   try {
     // Every file of the image (core first), from the image's directory.

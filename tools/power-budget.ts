@@ -27,6 +27,7 @@
  * would. Issue 10 splits the image; measureWakeInstructions takes the files to
  * install, so the lead points it at whatever the split installs.
  */
+import { benchProvisioningFrames } from "./bench-provisioning.js";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -34,7 +35,6 @@ import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { INIT_SOURCE, initSource } from "../host/flash/init-lua.js";
 import { imageFilePaths } from "../host/flash/image-files.js";
-import * as P from "../protocol/index.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** Source (tools/) or compiled (build/node/tools/): the repository root either way. */
@@ -562,15 +562,7 @@ function hostMhz(): number | undefined {
  */
 export function measureWakeInstructions(files: Record<string, string>, opts: { runs?: number; bytecode?: boolean } = {}): WakeMeasurement {
   const runs = opts.runs ?? 5;
-  const seed = Array.from(Buffer.from("12345678901234567890"));
-  const serial = Array.from(Buffer.from("FK-0001-7"));
-  const frames = [
-    P.encodeRequest({ cmd: P.CMD_SET_CLOCK, rid: 1, timeHi: 0, timeLo: 1700000000, flags: 0 }),
-    P.encodeRequest({ cmd: P.CMD_WRITE_SEED, rid: 2, algorithm: P.ALG_SHA1, digits: 8, period: 60, seed }),
-    P.encodeRequest({ cmd: P.CMD_SET_SERIAL, rid: 3, serial }),
-    P.encodeRequest({ cmd: P.CMD_SELF_TEST, rid: 4 }),
-    P.encodeRequest({ cmd: P.CMD_LOCK, rid: 5, serial }),
-  ].flat();
+  const frames = benchProvisioningFrames();
   const dir = mkdtempSync(join(tmpdir(), "fobkit-power-"));
   try {
     // init.lua as the flasher writes it (host/flash/init-lua.ts), booting the core's source or its bytecode.

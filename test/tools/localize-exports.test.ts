@@ -7,16 +7,9 @@
 import { describe, expect, it } from "vitest";
 import { localizeExports } from "../../tools/subset/localize-exports.js";
 import { runCLua } from "../support/lua-vm.js";
+import { TSTL_BUNDLE_HEAD } from "../support/tstl-bundle.js";
 
-const BUNDLE = String.raw`
-local ____modules = {}
-local ____moduleCache = {}
-local function require(file, ...)
-    if ____moduleCache[file] then return ____moduleCache[file].value end
-    local value = ____modules[file](file)
-    ____moduleCache[file] = { value = value }
-    return value
-end
+const BUNDLE = TSTL_BUNDLE_HEAD + String.raw`
 ____modules = {
 ["dev"] = function(...) 
 local ____exports = {}
