@@ -157,36 +157,23 @@ export class PostgresTokenStore extends SqlTokenStore {
       this.applying = true;
       setImmediate(() => void this.flushApplies());
     }
-    const params: unknown[] = [];
-    const auditParams: unknown[] = [];
-    const inputs: string[] = [];
-    const audits: string[] = [];
+    // One array per column: the statement's text is the same for every batch, so each pooled connection
+    // parses and plans it once (a named statement, postgres-database.ts) and then only binds the arrays.
+    const input: unknown[][] = INPUT_NAMES.map(() => []);
+    const audit: unknown[][] = AUDIT_NAMES.map(() => []);
     const at = this.now();
+    let n = 0;
     batch.forEach(({ row, actor, d }, i) => {
       const next = d.change ? { ...row, ...d.change } : row;
-      params.push(i, row.serial, ...DECISION_COLUMNS.map((c) => row[c] ?? null), d.change !== undefined, ...CHANGE_COLUMNS.map((c) => next[c] ?? null));
-      inputs.push(`(${INPUT_TYPES.map((t) => `?::${t}`).join(", ")})`);
+      [i, row.serial, ...DECISION_COLUMNS.map((c) => row[c] ?? null), d.change !== undefined, ...CHANGE_COLUMNS.map((c) => next[c] ?? null)].forEach((v, k) => input[k].push(v));
       for (const e of d.audit) {
-        auditParams.push(audits.length, i, at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null);
-        audits.push("(?::int, ?::int, ?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text)");
+        [n++, i, at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null].forEach((v, k) => audit[k].push(v ?? null));
       }
     });
-    const cas = DECISION_COLUMNS.map((c) => `t.${c} IS NOT DISTINCT FROM input.e_${c}`).join(" AND ");
-    const sql =
-      `WITH input (${INPUT_NAMES.join(", ")}) AS (VALUES ${inputs.join(", ")}), ` +
-      // Rows locked in serial order before any is changed, so two batches (two processes) never deadlock.
-      `locked AS MATERIALIZED (SELECT serial FROM tokens WHERE serial IN (SELECT serial FROM input WHERE change) ORDER BY serial FOR UPDATE), ` +
-      `changed AS (UPDATE tokens t SET ${CHANGE_COLUMNS.map((c) => `${c} = input.n_${c}`).join(", ")} FROM input JOIN locked l ON l.serial = input.serial WHERE input.change AND t.serial = input.serial AND ${cas} RETURNING input.i), ` +
-      `kept AS (SELECT input.i FROM input JOIN tokens t ON t.serial = input.serial AND ${cas} WHERE NOT input.change), ` +
-      `matched AS (SELECT i FROM changed UNION ALL SELECT i FROM kept)` +
-      (audits.length
-        ? `, audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) SELECT a.at, a.actor, a.source, a.action, a.outcome, a.serial, a.customer, a.detail FROM (VALUES ${audits.join(", ")}) AS a (n, i, at, actor, source, action, outcome, serial, customer, detail) JOIN matched m ON m.i = a.i ORDER BY a.n)`
-        : "") +
-      ` SELECT input.i AS batch_i, (m.i IS NOT NULL) AS applied, t.* FROM input LEFT JOIN matched m ON m.i = input.i LEFT JOIN tokens t ON t.serial = input.serial AND m.i IS NULL`;
     try {
       this.trips++;
-      // Parameters in the order of the text: the list, then the audit records.
-      const rows = await this.db.all<TokenRow & { batch_i: number; applied: boolean }>(sql, [...params, ...auditParams]);
+      // Parameters in the order of the text: the decisions' columns, then the audit records' columns.
+      const rows = await this.db.all<TokenRow & { batch_i: number; applied: boolean }>(APPLY_SQL, [...input, ...audit]);
       const out = new Map(rows.map((r) => [r.batch_i, r]));
       // The returned rows are the statement's snapshot, from before its own changes: a row this batch changed is what the applied decision made it.
       const madeHere = new Map<string, TokenRow>();
@@ -332,3 +319,23 @@ const COLUMN_TYPES: Record<string, string> = {
 };
 const INPUT_NAMES = ["i", "serial", ...DECISION_COLUMNS.map((c) => `e_${c}`), "change", ...CHANGE_COLUMNS.map((c) => `n_${c}`)];
 const INPUT_TYPES = ["int", "text", ...DECISION_COLUMNS.map((c) => COLUMN_TYPES[c]), "boolean", ...CHANGE_COLUMNS.map((c) => COLUMN_TYPES[c])];
+const AUDIT_NAMES = ["n", "i", "at", "actor", "source", "action", "outcome", "serial", "customer", "detail"];
+const AUDIT_TYPES = ["int", "int", "bigint", "text", "text", "text", "text", "text", "text", "text"];
+/**
+ * flushApplies' statement: the decisions of a batch as one array per column
+ * (unnest), so its text never changes with the batch's size.
+ */
+const APPLY_SQL = (() => {
+  const cas = DECISION_COLUMNS.map((c) => `t.${c} IS NOT DISTINCT FROM input.e_${c}`).join(" AND ");
+  const arrays = (types: string[]) => types.map((t) => `?::${t}[]`).join(", ");
+  return (
+    `WITH input AS (SELECT * FROM unnest(${arrays(INPUT_TYPES)}) AS input (${INPUT_NAMES.join(", ")})), ` +
+    // Rows locked in serial order before any is changed, so two batches (two processes) never deadlock.
+    `locked AS MATERIALIZED (SELECT serial FROM tokens WHERE serial IN (SELECT serial FROM input WHERE change) ORDER BY serial FOR UPDATE), ` +
+    `changed AS (UPDATE tokens t SET ${CHANGE_COLUMNS.map((c) => `${c} = input.n_${c}`).join(", ")} FROM input JOIN locked l ON l.serial = input.serial WHERE input.change AND t.serial = input.serial AND ${cas} RETURNING input.i), ` +
+    `kept AS (SELECT input.i FROM input JOIN tokens t ON t.serial = input.serial AND ${cas} WHERE NOT input.change), ` +
+    `matched AS (SELECT i FROM changed UNION ALL SELECT i FROM kept), ` +
+    `audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) SELECT a.at, a.actor, a.source, a.action, a.outcome, a.serial, a.customer, a.detail FROM unnest(${arrays(AUDIT_TYPES)}) AS a (${AUDIT_NAMES.join(", ")}) JOIN matched m ON m.i = a.i ORDER BY a.n) ` +
+    `SELECT input.i AS batch_i, (m.i IS NOT NULL) AS applied, t.* FROM input LEFT JOIN matched m ON m.i = input.i LEFT JOIN tokens t ON t.serial = input.serial AND m.i IS NULL`
+  );
+})();
