@@ -4,8 +4,9 @@
  * against a `fobkit bank serve` child process; on SQLite and PostgreSQL.
  * Writes bench/results/bank.json.
  *
- *   node build/node/tools/bench-bank.js      (PostgreSQL at $FOBKIT_BENCH_PG,
- *                                             default postgres://postgres@127.0.0.1:5432/test)
+ *   node build/node/tools/bench-bank.js      (PostgreSQL at $FOBKIT_BENCH_PG, default its Unix socket
+ *                                             postgres://postgres@/test?host=/var/run/postgresql if there
+ *                                             is one, else postgres://postgres@127.0.0.1:5432/test)
  *   node build/node/tools/bench-bank.js --during-import
  *                                            (only: verification latency during a 60,000-token import)
  *   node build/node/tools/bench-bank.js --workers
@@ -26,7 +27,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -44,7 +45,12 @@ import type { NewToken } from "../host/registry/types.js";
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** This file runs from <build>/node/tools/. */
 const CLI_MAIN = resolve(HERE, "..", "host", "cli", "main.js");
-const PG_URL = process.env.FOBKIT_BENCH_PG ?? "postgres://postgres@127.0.0.1:5432/test";
+/**
+ * PostgreSQL on this machine as a deployment on one machine would reach it: its Unix socket
+ * (no TCP stack; Debian's /var/run/postgresql), else TCP on 127.0.0.1.
+ */
+const PG_SOCKET_DIR = "/var/run/postgresql";
+const PG_URL = process.env.FOBKIT_BENCH_PG ?? (existsSync(`${PG_SOCKET_DIR}/.s.PGSQL.5432`) ? `postgres://postgres@/test?host=${PG_SOCKET_DIR}` : "postgres://postgres@127.0.0.1:5432/test");
 const ACTOR = { name: "staff:bench", source: "bench" };
 
 export interface Rate {
@@ -72,7 +78,7 @@ export interface Rate {
 
 export interface BankBench {
   /** loadavg at the start: the figures are only as good as the machine was quiet. */
-  machine: { cpus: number; model: string; node: string; loadavg: number[] };
+  machine: { cpus: number; model: string; node: string; loadavg: number[]; postgres?: string };
   ceiling: { hmacSha1AndCompare: Rate; note: string };
   inProcess: Record<string, Rate>;
   http: Record<string, Rate>;
@@ -413,7 +419,7 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
   const warm = concurrency * 20;
   const dir = mkdtempSync(join(tmpdir(), "fobkit-bench-bank-"));
   const result: BankBench = {
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "?", node: process.version, loadavg: loadavg().map((x) => Math.round(x * 100) / 100) },
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "?", node: process.version, loadavg: loadavg().map((x) => Math.round(x * 100) / 100), postgres: PG_URL.replace(/:\/\/([^:@/]*):[^@/]*@/, "://$1:***@") },
     ceiling: { hmacSha1AndCompare: ceiling(2), note: "one HMAC-SHA-1 + truncation + timingSafeEqual per iteration; a verification computes 1-3 (±1 window, nearest first)" },
     inProcess: {},
     http: {},
