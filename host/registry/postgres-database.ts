@@ -48,8 +48,9 @@ type Query = (q: { text: string; values: unknown[]; name?: string }) => Promise<
  * with parameters and a text of at most MAX_NAMED_LENGTH characters is
  * named, up to MAX_NAMED distinct texts per process (node-postgres keeps a
  * connection's prepared statements until it closes, and the server a plan
- * for each; longer texts, e.g. batches of many decisions or imports' IN
- * lists, run unnamed: their parse is shared by the rows they carry).
+ * for each; longer texts, e.g. imports' IN lists, run unnamed: their parse
+ * is shared by the rows they carry). The token store's batches pass arrays,
+ * so one text serves every batch size (postgres-token-store.ts, APPLY_SQL).
  */
 const MAX_NAMED = 100;
 const MAX_NAMED_LENGTH = 4000;
