@@ -4,12 +4,16 @@
  * against a `fobkit bank serve` child process; on SQLite and PostgreSQL.
  * Writes bench/results/bank.json.
  *
- *   node build/node/tools/bench-bank.js      (PostgreSQL at $FOBKIT_BENCH_PG,
- *                                             default postgres://postgres@127.0.0.1:5432/test)
+ *   node build/node/tools/bench-bank.js      (PostgreSQL at $FOBKIT_BENCH_PG, default its Unix socket
+ *                                             postgres://postgres@/test?host=/var/run/postgresql if there
+ *                                             is one, else postgres://postgres@127.0.0.1:5432/test)
  *   node build/node/tools/bench-bank.js --during-import
  *                                            (only: verification latency during a 60,000-token import)
  *   node build/node/tools/bench-bank.js --workers
  *                                            (only: HTTP with 1 and 2 `bank serve --workers`, both engines)
+ *   node build/node/tools/bench-bank.js --http [--engine sqlite|postgres] [--cpu-prof-dir DIR]
+ *                                            (only: HTTP, 1 worker, with CPU per verification; prints only;
+ *                                             --cpu-prof-dir: a V8 profile of the server)
  *
  * Method: N tokens are made active in a fresh database (SQLite file in a temp
  * directory; a fresh PostgreSQL schema, dropped after). Every verification
@@ -23,7 +27,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -41,7 +45,12 @@ import type { NewToken } from "../host/registry/types.js";
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** This file runs from <build>/node/tools/. */
 const CLI_MAIN = resolve(HERE, "..", "host", "cli", "main.js");
-const PG_URL = process.env.FOBKIT_BENCH_PG ?? "postgres://postgres@127.0.0.1:5432/test";
+/**
+ * PostgreSQL on this machine as a deployment on one machine would reach it: its Unix socket
+ * (no TCP stack; Debian's /var/run/postgresql), else TCP on 127.0.0.1.
+ */
+const PG_SOCKET_DIR = "/var/run/postgresql";
+const PG_URL = process.env.FOBKIT_BENCH_PG ?? (existsSync(`${PG_SOCKET_DIR}/.s.PGSQL.5432`) ? `postgres://postgres@/test?host=${PG_SOCKET_DIR}` : "postgres://postgres@127.0.0.1:5432/test");
 const ACTOR = { name: "staff:bench", source: "bench" };
 
 export interface Rate {
@@ -58,11 +67,18 @@ export interface Rate {
   roundTrips?: number;
   /** loadavg (1 min) when the run started: the machine is shared. */
   load?: number;
+  /**
+   * CPU milliseconds per verification (user + system, from /proc/<pid>/stat):
+   * the server process, its PostgreSQL backends (pg_stat_activity's
+   * application_name `fobkit <pid>`), and this load generator. On a machine
+   * whose cores are shared by all three, throughput is bounded by their sum.
+   */
+  cpuMs?: { server: number; backends?: number; client: number };
 }
 
 export interface BankBench {
   /** loadavg at the start: the figures are only as good as the machine was quiet. */
-  machine: { cpus: number; model: string; node: string; loadavg: number[] };
+  machine: { cpus: number; model: string; node: string; loadavg: number[]; postgres?: string };
   ceiling: { hmacSha1AndCompare: Rate; note: string };
   inProcess: Record<string, Rate>;
   http: Record<string, Rate>;
@@ -126,7 +142,7 @@ interface Fixture {
 
 async function fixture(engine: "sqlite" | "postgres", tokens: number, dir: string): Promise<Fixture> {
   const schema = "bench_" + randomBytes(5).toString("hex");
-  const url = engine === "sqlite" ? "sqlite:" + join(dir, `bench-${schema}.sqlite`) : `${PG_URL}?schema=${schema}`;
+  const url = engine === "sqlite" ? "sqlite:" + join(dir, `bench-${schema}.sqlite`) : `${PG_URL}${PG_URL.includes("?") ? "&" : "?"}schema=${schema}`;
   const db = await openMigrated(url);
   const kekFile = join(dir, `${schema}.kek`);
   const registry = new Registry(db, { keys: KeyRing.create(kekFile) });
@@ -220,9 +236,12 @@ async function countRoundTrips(f: Fixture, first: number, count: number): Promis
   return { firstContact, held: await pass() };
 }
 
+/** Node flags for the `bank serve` child (`--cpu-prof-dir DIR`: a V8 CPU profile of the server, written when it exits). */
+let serverNodeFlags: string[] = [];
+
 async function startServer(f: Fixture, url: string, workers = 1): Promise<{ port: number; proc: ChildProcess }> {
   const entry = `const { runCli } = await import(${JSON.stringify(pathToFileURL(CLI_MAIN).href)}); process.exitCode = await runCli(process.argv.slice(1));`;
-  const proc = spawn(process.execPath, ["--input-type=module", "-e", entry, "bank", "serve", "--db", url, "--kek-file", f.kekFile, "--listen", "127.0.0.1:0", "--json", ...(workers > 1 ? ["--workers", String(workers)] : [])], {
+  const proc = spawn(process.execPath, [...serverNodeFlags, "--input-type=module", "-e", entry, "bank", "serve", "--db", url, "--kek-file", f.kekFile, "--listen", "127.0.0.1:0", "--json", ...(workers > 1 ? ["--workers", String(workers)] : [])], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const port = await new Promise<number>((res, rej) => {
@@ -235,6 +254,28 @@ async function startServer(f: Fixture, url: string, workers = 1): Promise<{ port
     proc.on("exit", (c) => rej(new Error(`bank serve exited ${c}`)));
   });
   return { port, proc };
+}
+
+/** CPU time of a process (all its threads) in ms, from /proc/<pid>/stat (utime + stime, in clock ticks of 10 ms); 0 if it cannot be read. */
+function cpuOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** The PostgreSQL backends serving process `pid` (PostgresDatabase names them `fobkit <pid>`); [] off PostgreSQL. */
+async function backendsOf(url: string, pid: number): Promise<number[]> {
+  if (!url.startsWith("postgres")) return [];
+  const pool = new pg.Pool({ connectionString: PG_URL, max: 1 });
+  try {
+    return (await pool.query("SELECT pid FROM pg_stat_activity WHERE application_name = $1", [`fobkit ${pid}`])).rows.map((r) => r.pid as number);
+  } finally {
+    await pool.end();
+  }
 }
 
 function post(agent: Agent, port: number, path: string, key: string, body: string): Promise<number> {
@@ -269,7 +310,16 @@ async function overHttp(f: Fixture, url: string, concurrency: number, first: num
     }));
     const load = Math.round(loadavg()[0] * 100) / 100;
     const verify = async (i: number, code: string) => (await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code }))) === 200;
-    const r = { ...(await drive(f, concurrency, first, count, maxSeconds, verify)), load };
+    // CPU per verification (one server process only: the workers of --workers are other pids).
+    const backends = workers === 1 ? await backendsOf(url, server.proc.pid!) : [];
+    const cpu0 = { server: cpuOf(server.proc.pid!), backends: backends.reduce((a, p) => a + cpuOf(p), 0), client: process.cpuUsage() };
+    const measured = await drive(f, concurrency, first, count, maxSeconds, verify);
+    const per = (ms: number) => Math.round((ms / measured.count) * 1000) / 1000;
+    const client = process.cpuUsage(cpu0.client);
+    const cpuMs = workers === 1
+      ? { server: per(cpuOf(server.proc.pid!) - cpu0.server), ...(backends.length ? { backends: per(backends.reduce((a, p) => a + cpuOf(p), 0) - cpu0.backends) } : {}), client: per((client.user + client.system) / 1000) }
+      : undefined;
+    const r: Rate = { ...measured, load, ...(cpuMs ? { cpuMs } : {}) };
     if (again) {
       // The step after the one the measured pass ended in: every token's code is new then.
       const next = (Math.floor(Date.now() / 60_000) + 1) * 60_000 + 100;
@@ -369,7 +419,7 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
   const warm = concurrency * 20;
   const dir = mkdtempSync(join(tmpdir(), "fobkit-bench-bank-"));
   const result: BankBench = {
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "?", node: process.version, loadavg: loadavg().map((x) => Math.round(x * 100) / 100) },
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "?", node: process.version, loadavg: loadavg().map((x) => Math.round(x * 100) / 100), postgres: PG_URL.replace(/:\/\/([^:@/]*):[^@/]*@/, "://$1:***@") },
     ceiling: { hmacSha1AndCompare: ceiling(2), note: "one HMAC-SHA-1 + truncation + timingSafeEqual per iteration; a verification computes 1-3 (±1 window, nearest first)" },
     inProcess: {},
     http: {},
@@ -423,9 +473,12 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
   return result;
 }
 
+function formatRate(name: string, r: Rate): string {
+  return `  ${name.padEnd(28)} ${String(r.perSecond).padStart(8)} /s  (${r.count} in ${r.seconds} s${r.p50ms !== undefined ? `, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms` : ""}${r.concurrency ? `, ${r.concurrency} in flight` : ""}${r.roundTrips !== undefined ? `, ${r.roundTrips} round trips each` : ""}${r.load !== undefined ? `, load ${r.load}` : ""}${r.cpuMs ? `, CPU ms each: server ${r.cpuMs.server}${r.cpuMs.backends !== undefined ? `, PostgreSQL backends ${r.cpuMs.backends}` : ""}, client ${r.cpuMs.client}` : ""}${r.errors ? `, ${r.errors} ERRORS` : ""})`;
+}
+
 export function formatBankBench(b: BankBench): string {
-  const row = (name: string, r: Rate) =>
-    `  ${name.padEnd(28)} ${String(r.perSecond).padStart(8)} /s  (${r.count} in ${r.seconds} s${r.p50ms !== undefined ? `, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms` : ""}${r.concurrency ? `, ${r.concurrency} in flight` : ""}${r.roundTrips !== undefined ? `, ${r.roundTrips} round trips each` : ""}${r.load !== undefined ? `, load ${r.load}` : ""}${r.errors ? `, ${r.errors} ERRORS` : ""})`;
+  const row = formatRate;
   return [
     `bank verification, ${b.machine.cpus} x ${b.machine.model}, node ${b.machine.node}, load average ${b.machine.loadavg[0]} at start`,
     row("ceiling (HMAC)", b.ceiling.hmacSha1AndCompare),
@@ -478,7 +531,44 @@ async function workersOnly(): Promise<void> {
   process.stdout.write(`merged http.*-workers2 into ${out}\n`);
 }
 
+/**
+ * `--http`: only HTTP verification, 1 worker, 32 in flight, on each engine
+ * (or `--engine sqlite|postgres`), with CPU per verification; prints, writes
+ * nothing. `--cpu-prof-dir DIR` profiles the server (node --cpu-prof).
+ */
+async function httpOnly(engines: ("sqlite" | "postgres")[]): Promise<void> {
+  const seconds = 8;
+  const count = 40_000;
+  const concurrency = 32;
+  const dir = mkdtempSync(join(tmpdir(), "fobkit-bench-http-"));
+  try {
+    for (const engine of engines) {
+      const f = await fixture(engine, count + concurrency * 20, dir);
+      try {
+        const r = await overHttp(f, f.url, concurrency, 0, count, seconds, 1);
+        process.stdout.write(formatRate("http " + engine, r) + `, load average now ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
+      } finally {
+        await f.drop();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function option(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
 async function main(): Promise<void> {
+  const profDir = option("--cpu-prof-dir");
+  if (profDir) serverNodeFlags = ["--cpu-prof", "--cpu-prof-dir", resolve(profDir)];
+  if (process.argv.includes("--http")) {
+    const engine = option("--engine");
+    if (engine !== undefined && engine !== "sqlite" && engine !== "postgres") throw new Error(`--engine must be sqlite or postgres, got ${JSON.stringify(engine)}`);
+    return httpOnly(engine ? [engine] : ["sqlite", "postgres"]);
+  }
   if (process.argv.includes("--workers")) return workersOnly();
   if (process.argv.includes("--during-import")) {
     // node build/node/tools/bench-bank.js --during-import: only the issue 11 item 4 figure.

@@ -17,6 +17,8 @@ import pg, { type PoolClient, type QueryConfig, type QueryResult } from "pg";
 import { DatabaseUnavailableError, connectionFailure, type Database, type Sql } from "./database.js";
 
 const INT8_OID = 20;
+/** Stands for the empty host of `postgres://user@/db?host=/socket/dir` while the URL is parsed. */
+const NO_HOST = "fobkit-no-host.invalid";
 
 /** `?` placeholders to PostgreSQL's `$n` (our SQL has no `?` inside literals). */
 function numbered(sql: string): string {
@@ -46,8 +48,9 @@ type Query = (q: { text: string; values: unknown[]; name?: string }) => Promise<
  * with parameters and a text of at most MAX_NAMED_LENGTH characters is
  * named, up to MAX_NAMED distinct texts per process (node-postgres keeps a
  * connection's prepared statements until it closes, and the server a plan
- * for each; longer texts, e.g. batches of many decisions or imports' IN
- * lists, run unnamed: their parse is shared by the rows they carry).
+ * for each; longer texts, e.g. imports' IN lists, run unnamed: their parse
+ * is shared by the rows they carry). The token store's batches pass arrays,
+ * so one text serves every batch size (postgres-token-store.ts, APPLY_SQL).
  */
 const MAX_NAMED = 100;
 const MAX_NAMED_LENGTH = 4000;
@@ -92,7 +95,11 @@ export class PostgresDatabase implements Database {
   private readonly direct: Sql;
 
   constructor(url: string, options: PostgresOptions = {}) {
-    const u = new URL(url);
+    // A Unix socket: `postgres:///db?host=/var/run/postgresql&user=u`, or `postgres://u@/db?host=...`
+    // (libpq's form; WHATWG URL rejects a user without a host, node-postgres accepts it: pg-connection-string index.js:26-31).
+    const noHost = /^postgres(ql)?:\/\/[^/@]*@\//.test(url);
+    const u = new URL(noHost ? url.replace("@/", "@" + NO_HOST + "/") : url);
+    const href = (x: URL) => (noHost ? x.href.replace("@" + NO_HOST + "/", "@/") : x.href);
     const schema = options.schema ?? u.searchParams.get("schema") ?? undefined;
     u.searchParams.delete("schema");
     // ?synchronous_commit=off: commits return before their WAL is flushed
@@ -108,14 +115,16 @@ export class PostgresDatabase implements Database {
     this.schema = schema;
     const shown = new URL(u.href);
     if (shown.password) shown.password = "***";
-    this.description = shown.href + (schema ? ` (schema ${schema})` : "") + (syncCommit === "off" ? " (synchronous_commit=off)" : "");
+    this.description = href(shown) + (schema ? ` (schema ${schema})` : "") + (syncCommit === "off" ? " (synchronous_commit=off)" : "");
     this.pool = new pg.Pool({
-      connectionString: u.href,
+      connectionString: href(u),
       // Enough connections for the requests one process has in flight; PostgreSQL's
       // own group commit shares a WAL flush among the transactions committing together.
       max: options.max ?? 20,
       // Never wait forever for a server that accepts connections but does not answer.
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      // Which process a backend serves, in pg_stat_activity (the bench sums those backends' CPU).
+      application_name: `fobkit ${process.pid}`,
       // Startup parameters: set before the first query on every pooled connection.
       options: [schema ? `-c search_path=${schema}` : "", syncCommit === "off" ? "-c synchronous_commit=off" : ""].filter(Boolean).join(" ") || undefined,
       // BIGINT columns hold steps and millisecond times, both far below 2^53.

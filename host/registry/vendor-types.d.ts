@@ -60,6 +60,8 @@ declare module "pg" {
     max?: number;
     idleTimeoutMillis?: number;
     connectionTimeoutMillis?: number;
+    /** Shown in pg_stat_activity (node-postgres lib/connection-parameters.js:119). */
+    application_name?: string;
     types?: { getTypeParser(oid: number, format?: string): (value: string) => unknown };
   }
   class Pool {
