@@ -15,7 +15,7 @@ import { CliError, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, type Io, type
 export const DB_OPTION: OptionSpec = {
   type: "string",
   placeholder: "URL",
-  help: "sqlite:PATH or postgres://... (default $FOBKIT_BANK_DB, else sqlite:$XDG_DATA_HOME/fobkit/bank.sqlite)",
+  help: "sqlite:PATH, postgres://USER@HOST/DB or, over the local socket, postgres://USER@/DB?host=/var/run/postgresql (default $FOBKIT_BANK_DB, else sqlite:$XDG_DATA_HOME/fobkit/bank.sqlite)",
 };
 export const KEK_OPTION: OptionSpec = {
   type: "string",
