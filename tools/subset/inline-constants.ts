@@ -17,9 +17,8 @@
  * the value is the same integer literal TSTL printed, and a local that is
  * never assigned always holds it.
  */
-import luaparse from "luaparse";
+import { type Node, parseLua, walk } from "./lua-ast.js";
 
-type Node = { type: string; range: [number, number]; [k: string]: unknown };
 
 const isInt = (n: Node | undefined): string | undefined => {
   if (!n) return undefined;
@@ -39,17 +38,6 @@ const requireOf = (n: Node | undefined): string | undefined => {
   return (args[0].raw as string).slice(1, -1);
 };
 
-/** Every node below n (objects with a type), depth first. */
-function* walk(n: unknown): Generator<Node> {
-  if (Array.isArray(n)) {
-    for (const x of n) yield* walk(x);
-    return;
-  }
-  if (n === null || typeof n !== "object") return;
-  const o = n as Node;
-  if (typeof o.type === "string") yield o;
-  for (const [k, v] of Object.entries(o)) if (k !== "range" && v && typeof v === "object") yield* walk(v);
-}
 
 interface ModuleInfo {
   name: string;
@@ -59,7 +47,7 @@ interface ModuleInfo {
 }
 
 export function inlineConstants(src: string): { lua: string; inlined: number } {
-  const chunk = luaparse.parse(src, { luaVersion: "5.3", ranges: true, comments: false, scope: false, locations: false }) as unknown as Node;
+  const chunk = parseLua(src);
   const table = (chunk.body as Node[]).find(
     (s) => s.type === "AssignmentStatement" && (s.variables as Node[])[0]?.type === "Identifier" && (s.variables as Node[])[0].name === "____modules",
   );

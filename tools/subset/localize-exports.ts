@@ -23,31 +23,15 @@
  * would have held from the same moment on (a read before the declaration
  * is nil either way).
  */
-import luaparse from "luaparse";
+import { type Node, parseLua, walk, exportsField } from "./lua-ast.js";
 
-type Node = { type: string; range: [number, number]; [k: string]: unknown };
 
-function* walk(n: unknown): Generator<Node> {
-  if (Array.isArray(n)) {
-    for (const x of n) yield* walk(x);
-    return;
-  }
-  if (n === null || typeof n !== "object") return;
-  const o = n as Node;
-  if (typeof o.type === "string") yield o;
-  for (const [k, v] of Object.entries(o)) if (k !== "range" && v && typeof v === "object") yield* walk(v);
-}
 
-const exportsField = (n: Node | undefined): string | undefined => {
-  if (!n || n.type !== "MemberExpression" || n.indexer !== ".") return undefined;
-  const base = n.base as Node;
-  return base.type === "Identifier" && base.name === "____exports" ? ((n.identifier as Node).name as string) : undefined;
-};
 
 export const LOCAL_PREFIX = "____lx_";
 
 export function localizeExports(src: string): { lua: string; localized: number } {
-  const chunk = luaparse.parse(src, { luaVersion: "5.3", ranges: true, comments: false, scope: false, locations: false }) as unknown as Node;
+  const chunk = parseLua(src);
   const table = (chunk.body as Node[]).find(
     (s) => s.type === "AssignmentStatement" && (s.variables as Node[])[0]?.type === "Identifier" && (s.variables as Node[])[0].name === "____modules",
   );

@@ -14,7 +14,7 @@
  * are never touched. The result is parsed again and must have the same
  * shape (node types and every non-identifier token), or this throws.
  */
-import luaparse from "luaparse";
+import { parseLua } from "./lua-ast.js";
 
 const KEYWORDS = new Set(
   "and break do else elseif end false for function goto if in local nil not or repeat return then true until while".split(" "),
@@ -32,7 +32,7 @@ interface Scope {
 }
 
 function parse(src: string): Node {
-  return luaparse.parse(src, { luaVersion: "5.3", ranges: true, comments: false, scope: false, locations: false }) as unknown as Node;
+  return parseLua(src) as Node;
 }
 
 /** Walk the tree, resolving every identifier that names a variable. */

@@ -16,22 +16,16 @@
  * a dropped one goes next. `keep` names what the bundle's caller uses from outside
  * (init.lua's `start`).
  */
-import luaparse from "luaparse";
+import { type Node, parseLua, exportsField } from "./lua-ast.js";
 
-type Node = { type: string; range: [number, number]; [k: string]: unknown };
 
-const exportsField = (n: Node | undefined): string | undefined => {
-  if (!n || n.type !== "MemberExpression" || n.indexer !== ".") return undefined;
-  const base = n.base as Node;
-  return base.type === "Identifier" && base.name === "____exports" ? ((n.identifier as Node).name as string) : undefined;
-};
 
 const PLAIN = new Set(["NumericLiteral", "StringLiteral", "BooleanLiteral", "NilLiteral", "FunctionDeclaration"]);
 const plainValue = (n: Node | undefined): boolean =>
   n !== undefined && (PLAIN.has(n.type) || (n.type === "UnaryExpression" && (n.argument as Node).type === "NumericLiteral"));
 
 function shakeOnce(src: string, keep: ReadonlySet<string>): { lua: string; dropped: string[] } {
-  const chunk = luaparse.parse(src, { luaVersion: "5.3", ranges: true, comments: false, scope: false, locations: false }) as unknown as Node;
+  const chunk = parseLua(src);
   const table = (chunk.body as Node[]).find(
     (s) => s.type === "AssignmentStatement" && (s.variables as Node[])[0]?.type === "Identifier" && (s.variables as Node[])[0].name === "____modules",
   );
