@@ -213,7 +213,7 @@ export const FIGURES = {
   showMs: {
     value: 10000,
     unit: "ms",
-    source: "firmware/app/main.ts:22 SHOW_MS = 10000 (how long a code stays on the display today)",
+    source: "firmware/app/link.ts SHOW_MS = 10000 (how long a code stays on the display today)",
     basis: "seen",
   },
   lockedShowMs: {

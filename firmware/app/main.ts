@@ -11,58 +11,33 @@
  * text so init.lua can restart with back-off.
  */
 // Each from its own module, never an index: the image holds only what is imported (tools/build-firmware.ts).
-import { LINK_BAUD, MAX_FRAME, STATUS_OK, WRONG_DIRECTION } from "../../protocol/codes.js";
-import { CRC16_BYTES } from "../../protocol/crc16.js";
-import { deframerPush, deframerWipe, newDeframer, RX_FRAME, RX_NONE, type Deframer } from "../../protocol/framing.js";
-import { decodeRequest, encodeReply, type Reply } from "../../protocol/messages.js";
+import { LINK_BAUD } from "../../protocol/codes.js";
+import { newDeframer, type Deframer } from "../../protocol/framing.js";
 import { PROVISIONING_BOARD_MODULE } from "../board/board.js";
 import { NODEMCU_BOARD as board, NODEMCU_PROVISIONING_MODULE } from "../board/nodemcu-board.js";
 // Type only: the write drivers are in fobkit-prov, loaded by safeLoad (this import puts the file in the build).
 import type * as NodemcuProvisioningBoard from "../board/nodemcu-provisioning-board.js";
-import { deviceBoot, deviceHandle, devicePressText, type Device, type ModuleLoader } from "./device.js";
+import { deviceBoot, type Device, type ModuleLoader } from "./device.js";
+import { FRAME_DELIMITER, linkPress, linkReceive } from "./link.js";
 import { powerSettle, powerUp } from "./power.js";
 
-/** How long a code stays on the display after a press. */
-export const SHOW_MS = 10000;
-/** COBS frames end at 0x00: NodeMCU delivers UART data up to that byte in one callback. */
-const FRAME_DELIMITER = 0;
 /** What a failed boot shows (seven-segment-font.ts has E and r). */
 export const BOOT_ERROR_TEXT = "Err boot";
 
 let dev: Device | undefined = undefined;
 let rx: Deframer | undefined = undefined;
 
-function answer(d: Device, buf: number[], len: number): Reply | undefined {
-  const q = decodeRequest(buf, len);
-  if (q.status === WRONG_DIRECTION) return undefined;
-  const msg = q.msg;
-  if (q.status === STATUS_OK && msg !== undefined) return deviceHandle(d, msg);
-  return { rid: q.rid, cmd: q.cmd, status: q.status, info: undefined, selfTest: undefined };
-}
-
 function onBytes(bytes: number[]): void {
   const d = dev;
   const r = rx;
   if (d === undefined || r === undefined) return;
-  for (let i = 0; i < bytes.length; i++) {
-    const ev = deframerPush(r, bytes[i]);
-    if (ev === RX_FRAME) {
-      const reply = answer(d, r.buf, r.len);
-      // The frame may have carried a seed: clear what it wrote (body and CRC) before anything else.
-      deframerWipe(r, r.len + CRC16_BYTES);
-      if (reply !== undefined) board.uartWrite(encodeReply(reply));
-    } else if (ev !== RX_NONE) {
-      // A damaged frame may have carried one too, and its length is gone.
-      deframerWipe(r, MAX_FRAME);
-    }
-  }
+  linkReceive(d, r, bytes);
 }
 
 function onPress(): void {
   const d = dev;
   if (d === undefined) return;
-  board.displayText(devicePressText(d));
-  board.displayBlankAfter(SHOW_MS);
+  linkPress(d);
 }
 
 /** Every boot step; any of them may raise. The UART link comes last: nothing answers unless all went well. */

@@ -6,17 +6,15 @@
  * UART; button -> display), so host tests and the Lua suites talk to the
  * rules the keyfob runs and not to a copy. Never in the keyfob's image.
  *
- * main.ts binds its glue to the NodeMCU board; keep the two loops alike
- * (onBytes, onPress, the boot order) until main.ts takes its Board as a
- * parameter too.
+ * The frame loop and the press are link.ts's, the same code main.ts calls;
+ * keep the boot order alike.
  */
-import { LINK_BAUD, MAX_FRAME, STATUS_OK, WRONG_DIRECTION } from "../../protocol/codes.js";
-import { CRC16_BYTES } from "../../protocol/crc16.js";
-import { deframerPush, deframerWipe, newDeframer, RX_FRAME, RX_NONE, type Deframer } from "../../protocol/framing.js";
-import { decodeRequest, encodeReply, type Reply } from "../../protocol/messages.js";
+import { LINK_BAUD } from "../../protocol/codes.js";
+import { newDeframer, type Deframer } from "../../protocol/framing.js";
 import type { UnixTime } from "../../core/time.js";
 import { RECORD_NAME } from "../app/record.js";
-import { deviceBoot, deviceHandle, devicePressText, PROVISION_MODULE, SHA256_MODULE, type Device } from "../app/device.js";
+import { deviceBoot, PROVISION_MODULE, SHA256_MODULE, type Device } from "../app/device.js";
+import { FRAME_DELIMITER, linkPress, linkReceive } from "../app/link.js";
 import * as Provision from "../app/provision.js";
 import * as Sha256 from "../otp/sha256.js";
 import { PROVISIONING_BOARD_MODULE } from "../board/board.js";
@@ -27,43 +25,20 @@ import {
   memoryBoardShownCount, memoryBoardTakeTx,
 } from "./memory-board.js";
 
-/** main.ts SHOW_MS: how long a code stays on the display after a press. */
-export const SHOW_MS = 10000;
-/** main.ts FRAME_DELIMITER: COBS frames end at 0x00. */
-const FRAME_DELIMITER = 0;
-
 let dev: Device | undefined = undefined;
 let rx: Deframer | undefined = undefined;
-
-function answer(d: Device, buf: number[], len: number): Reply | undefined {
-  const q = decodeRequest(buf, len);
-  if (q.status === WRONG_DIRECTION) return undefined;
-  const msg = q.msg;
-  if (q.status === STATUS_OK && msg !== undefined) return deviceHandle(d, msg);
-  return { rid: q.rid, cmd: q.cmd, status: q.status, info: undefined, selfTest: undefined };
-}
 
 function onBytes(bytes: number[]): void {
   const d = dev;
   const r = rx;
   if (d === undefined || r === undefined) return;
-  for (let i = 0; i < bytes.length; i++) {
-    const ev = deframerPush(r, bytes[i]);
-    if (ev === RX_FRAME) {
-      const reply = answer(d, r.buf, r.len);
-      deframerWipe(r, r.len + CRC16_BYTES);
-      if (reply !== undefined) board.uartWrite(encodeReply(reply));
-    } else if (ev !== RX_NONE) {
-      deframerWipe(r, MAX_FRAME);
-    }
-  }
+  linkReceive(d, r, bytes);
 }
 
 function onPress(): void {
   const d = dev;
   if (d === undefined) return;
-  board.displayText(devicePressText(d));
-  board.displayBlankAfter(SHOW_MS);
+  linkPress(d);
 }
 
 /**

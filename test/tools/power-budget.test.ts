@@ -152,8 +152,8 @@ describe("the figures", () => {
     expect(digits![1].split(",").map((s) => s.trim()).filter(Boolean).map(Number)).toEqual(DIGIT_SEGMENTS);
     // 6 + 2 + 5 + 5 + 4 + 5 + 6 + 3 + 7 + 6 = 49 segments over 10 digits.
     expect(averageDigitSegments()).toBeCloseTo(4.9, 9);
-    const main = readFileSync(resolve(ROOT, "firmware/app/main.ts"), "utf8");
-    expect(Number(/export const SHOW_MS = (\d+);/.exec(main)?.[1])).toBe(FIGURES.showMs.value);
+    const link = readFileSync(resolve(ROOT, "firmware/app/link.ts"), "utf8");
+    expect(Number(/export const SHOW_MS = (\d+);/.exec(link)?.[1])).toBe(FIGURES.showMs.value);
     // What the sleeping keyfob shows is what the budget assumes (issue 12).
     const power = readFileSync(resolve(ROOT, "firmware/app/power.ts"), "utf8");
     expect(Number(/export const LOCKED_SHOW_MS = (\d+);/.exec(power)?.[1])).toBe(FIGURES.lockedShowMs.value);
