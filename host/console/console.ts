@@ -361,7 +361,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     const t = await holder(serial);
     try {
       if (!t.customer || t.state !== "locked") throw new RegistryError("not_locked", `token ${serial} is ${t.state}, not locked`);
-      await unlockUnderRule(registry, t.customer, actorOf(req), req.session!.role, now());
+      await unlockUnderRule(registry, t.customer, actorOf(req), req.session!.role, now(), serial);
     } catch (e) {
       return refused(req, reply, serial, e);
     }
@@ -383,7 +383,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     }
     try {
       if (!t.customer || !["issued", "active", "locked"].includes(t.state)) throw new RegistryError("no_token", `token ${serial} is ${t.state}; only an issued, active or locked keyfob is withdrawn`);
-      await withdrawUnderRule(registry, t.customer, reason, actorOf(req), req.session!.role, now());
+      await withdrawUnderRule(registry, t.customer, reason, actorOf(req), req.session!.role, now(), serial);
     } catch (e) {
       if (e instanceof RegistryError && e.code === "needs_supervisor") return send(reply, 403, P.withdrawFormPage(req.view!, t, { error: message(req, e) }));
       return refused(req, reply, serial, e);

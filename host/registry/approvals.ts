@@ -30,7 +30,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Database } from "./database.js";
-import type { Registry, UnlockGuard } from "./registry.js";
+import type { Registry, RowGuard, UnlockGuard } from "./registry.js";
 import { auditRecord } from "./staff.js";
 import { RegistryError, type Actor, type TokenStatus, type WithdrawReason } from "./types.js";
 
@@ -99,6 +99,22 @@ function sameLock(seen: TokenStatus, code: string, message: string): UnlockGuard
   return (row) => (row.serial === seen.serial && Number(row.updated_at) === at && Number(row.fail_count) === seen.failCount ? undefined : { code, message, detail: { serial: seen.serial } });
 }
 
+/**
+ * When the caller named the keyfob (the console acts from a keyfob's page):
+ * the customer's token must still be that one. Acting by customer alone, a
+ * page opened on FK1 could withdraw (bar for good) the FK2 issued since.
+ */
+function onlySerial(serial: string | undefined): RowGuard | undefined {
+  if (serial === undefined) return undefined;
+  return (row) => (row.serial === serial ? undefined : { code: "serial_changed", message: `the customer's keyfob is now ${row.serial}, not ${serial}: look again before acting`, detail: { asked: serial } });
+}
+
+/** Both guards, the first refusal wins. */
+function both(a: RowGuard | undefined, b: RowGuard | undefined): RowGuard | undefined {
+  if (!a || !b) return a ?? b;
+  return (row) => a(row) ?? b(row);
+}
+
 /** Tries of a teller's unlock when the row keeps changing under it (each a read, a count and a compare-and-set). */
 const RULE_ATTEMPTS = 3;
 
@@ -111,17 +127,18 @@ const RULE_ATTEMPTS = 3;
  * them) both saw one earlier unlock and both went through, a third unlock
  * without a supervisor.
  */
-export async function unlockUnderRule(registry: Registry, customer: string, actor: Actor, authority: Authority, now = Date.now()): Promise<TokenStatus> {
-  if (authority === "supervisor") return registry.unlock(customer, actor);
+export async function unlockUnderRule(registry: Registry, customer: string, actor: Actor, authority: Authority, now = Date.now(), serial?: string): Promise<TokenStatus> {
+  const only = onlySerial(serial);
+  if (authority === "supervisor") return registry.unlock(customer, actor, only);
   const db = registry.db;
   for (let attempt = 1; ; attempt++) {
     const held = await registry.statusOfCustomer(customer).catch(() => undefined);
     // Not locked (or no token): the registry gives its own audited refusal.
-    if (!held || held.state !== "locked") return registry.unlock(customer, actor);
+    if (!held || held.state !== "locked") return registry.unlock(customer, actor, only);
     const before = await unlocksSince(db, customer, now - UNLOCK_WINDOW_MS);
     if (before < TELLER_UNLOCKS_PER_DAY) {
       try {
-        return await registry.unlock(customer, actor, sameLock(held, "unlock_raced", `keyfob ${held.serial} changed while it was being unlocked; try again`));
+        return await registry.unlock(customer, actor, both(only, sameLock(held, "unlock_raced", `keyfob ${held.serial} changed while it was being unlocked; try again`)));
       } catch (e) {
         if (e instanceof RegistryError && e.code === "unlock_raced" && attempt < RULE_ATTEMPTS) continue;
         throw e;
@@ -146,7 +163,7 @@ export async function unlockUnderRule(registry: Registry, customer: string, acto
 }
 
 /** Withdraw under the rule: only a supervisor records "stolen". */
-export async function withdrawUnderRule(registry: Registry, customer: string, reason: WithdrawReason, actor: Actor, authority: Authority, now = Date.now()): Promise<TokenStatus> {
+export async function withdrawUnderRule(registry: Registry, customer: string, reason: WithdrawReason, actor: Actor, authority: Authority, now = Date.now(), serial?: string): Promise<TokenStatus> {
   if (authority !== "supervisor" && SUPERVISOR_REASONS.includes(reason)) {
     await registry.db.tx((t) => auditRecord(t, actor, "withdraw", "needs_supervisor", now, { customer, detail: { reason } }));
     throw new RegistryError(
@@ -156,7 +173,7 @@ export async function withdrawUnderRule(registry: Registry, customer: string, re
       { reason },
     );
   }
-  return registry.withdraw(customer, reason, actor);
+  return registry.withdraw(customer, reason, actor, onlySerial(serial));
 }
 
 export async function listApprovals(db: Database, state?: Approval["state"], limit = 100): Promise<Approval[]> {

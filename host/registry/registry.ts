@@ -30,8 +30,13 @@ import type { SqliteDatabase } from "./sqlite-database.js";
 import { SqliteTokenStore } from "./sqlite-token-store.js";
 import type { AuditEntry, Decision, TokenRow } from "./token-store.js";
 
-/** What an unlock guard (maker-checker, approvals.ts) refuses a row with, or undefined to go on. Pure. */
-export type UnlockGuard = (row: TokenRow) => { code: string; message: string; detail?: Record<string, unknown> } | undefined;
+/**
+ * What a guard refuses a row with, or undefined to go on; the decision applies
+ * it to the row it is made from (maker-checker in approvals.ts; the console's
+ * "this keyfob, not whichever the customer holds now"). Pure.
+ */
+export type RowGuard = (row: TokenRow) => { code: string; message: string; detail?: Record<string, unknown> } | undefined;
+export type UnlockGuard = RowGuard;
 import { checkCodeFormat, checkCustomer, checkNewToken, checkSerial, checkState, checkWithdrawReason, unknownSerial } from "./validation.js";
 import {
   RegistryError,
@@ -294,11 +299,13 @@ export class Registry {
    * bank's hands and may be issued again; "lost" and "stolen" ones never are
    * (BARRING_REASONS). The reason is kept on the token and in the audit.
    */
-  async withdraw(customer: string, reason: WithdrawReason, actor: Actor): Promise<TokenStatus> {
+  async withdraw(customer: string, reason: WithdrawReason, actor: Actor, guard?: RowGuard): Promise<TokenStatus> {
     checkCustomer(customer);
     checkWithdrawReason(reason);
     return this.store.decide({ customer }, actor, (row) => {
       if (!row) return this.refusal("withdraw", "no_token", `customer ${customer} holds no token`, null, customer, { reason });
+      const g = guard?.(row);
+      if (g) return this.refusal("withdraw", g.code, g.message, row.serial, customer, { reason, ...(g.detail ?? {}) });
       const change = { state: "retired" as const, withdrawn: reason, fail_count: 0, updated_at: this.now() };
       return {
         change,

@@ -11,6 +11,7 @@ import { createApiKey } from "../../host/registry/api-keys.js";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { addStaff } from "../../host/registry/staff.js";
+import { unlockUnderRule, withdrawUnderRule } from "../../host/registry/approvals.js";
 import { startServer } from "../../host/server/serve.js";
 import { ENGINES, TestClock, freshDb } from "../registry/support.js";
 import { call } from "../server/support.js";
@@ -122,6 +123,26 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
       await watcher.end();
     }
   });
+  it("an action from a keyfob's page acts on that keyfob only: a page opened on FK0001 never withdraws or unlocks the FK0002 the customer got since", async () => {
+    await register("FK0001");
+    await register("FK0002");
+    await server.registry.issue("FK0001", "C1", CLI);
+    // The teller's page showed FK0001 (the handler read C1 from it); meanwhile FK0001 came back and C1 got FK0002, locked.
+    await server.registry.withdraw("C1", "returned", CLI);
+    await server.registry.issue("FK0002", "C1", CLI);
+    await lockWithWrongCodes("C1");
+    const teller = { name: "console:alice", source: "127.0.0.1" };
+    await expect(withdrawUnderRule(server.registry, "C1", "lost", teller, "teller", clock.now(), "FK0001")).rejects.toMatchObject({ code: "serial_changed" });
+    await expect(unlockUnderRule(server.registry, "C1", teller, "supervisor", clock.now(), "FK0001")).rejects.toMatchObject({ code: "serial_changed" });
+    await expect(unlockUnderRule(server.registry, "C1", teller, "teller", clock.now(), "FK0001")).rejects.toMatchObject({ code: "serial_changed" });
+    const fk2 = await server.registry.status("FK0002");
+    expect(fk2).toMatchObject({ state: "locked", customer: "C1" });
+    expect(fk2.withdrawn ?? null).toBeNull();
+    // Named right, the same calls act.
+    expect((await unlockUnderRule(server.registry, "C1", teller, "teller", clock.now(), "FK0002")).state).toBe("issued");
+    expect((await withdrawUnderRule(server.registry, "C1", "lost", teller, "teller", clock.now(), "FK0002")).state).toBe("retired");
+  });
+
   it("a supervisor's approval unlocks only the keyfob that was locked when the teller asked, not the customer's next one or its next lock", async () => {
     await addStaff(db, "bob", "supervisor", PASSWORDS.bob, CLI);
     await register("FK0001");
