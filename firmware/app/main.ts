@@ -40,7 +40,6 @@ function onPress(): void {
   linkPress(d);
 }
 
-/** Every boot step; any of them may raise. The UART link comes last: nothing answers unless all went well. */
 /**
  * The bundle's require while the keyfob may still load a module (not
  * locked); cleared at boot otherwise, so a locked keyfob holds it nowhere.
@@ -59,6 +58,7 @@ function safeLoad(module: string): unknown {
   return ok ? (m as typeof NodemcuProvisioningBoard | undefined) : undefined;
 }
 
+/** Every boot step; any of them may raise. The UART link comes last: nothing answers unless all went well. */
 function boot(load: ModuleLoader | undefined): void {
   powerUp(board);
   board.displayInit();

@@ -84,7 +84,7 @@ function optGet(L: LuaState, fn: string, name: string, type: number): boolean {
   if (t !== type) {
     const want = lua.lua_typename(L, type);
     const got = lua.lua_typename(L, t);
-    // common.c:5-14 opt_error: luaL_error, so the C function's (empty) position prefix.
+    // common.c:5-14 opt_error: luaL_error, whose luaL_where(L, 1) names the Lua caller (init.lua:N:).
     raise(L, `bad option ${name} to '${fn}' (${bytesText(want)} expected, got ${bytesText(got)})`);
   }
   return true;

@@ -61,14 +61,14 @@ async function boardOnPty(opts: { imagePath?: string } = {}) {
 }
 
 /** Every file checked (r.bytecode: the board's CRC of each .lc), compiled, its source removed; init.lua last. */
-function expectInstalled(stateDir: string, r?: FlashResult): void {
+function expectInstalled(stateDir: string, r: FlashResult): void {
   expect(readFileSync(join(stateDir, "init.lua"), "latin1")).toBe(INIT_SOURCE);
   for (const name of ["fobkit.lua", ...files.map((f) => f.name)]) {
     expect(existsSync(join(stateDir, name + ".part")), name).toBe(false);
     expect(existsSync(join(stateDir, name)), name).toBe(false);
     const lc = readFileSync(join(stateDir, bytecodeName(name)));
     expect(lc.length, name).toBeGreaterThan(0);
-    if (r) expect(r.bytecode.find((b) => b.name === bytecodeName(name))).toEqual({ name: bytecodeName(name), bytes: lc.length });
+    expect(r.bytecode.find((b) => b.name === bytecodeName(name))).toEqual({ name: bytecodeName(name), bytes: lc.length });
   }
 }
 
