@@ -23,8 +23,9 @@ import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { decideApproval, listApprovals, unlockUnderRule, withdrawUnderRule } from "../registry/approvals.js";
 import { DatabaseBusyError } from "../registry/database.js";
+import { registryErrorStatus } from "../server/api-error.js";
 import type { Registry } from "../registry/registry.js";
-import { consoleActor, createSession, endSession, listStaff, loadSession, signIn, unlockStaff, type Session } from "../registry/staff.js";
+import { auditRecord, consoleActor, createSession, endSession, listStaff, loadSession, signIn, unlockStaff, type Session } from "../registry/staff.js";
 import { RegistryError, TOKEN_STATES, WITHDRAW_REASONS, type TokenState, type TokenStatus, type WithdrawReason } from "../registry/types.js";
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets.js";
 import { Html } from "./html.js";
@@ -178,7 +179,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
   app.setErrorHandler((err, request, reply) => {
     const req = request as ConsoleRequest;
     const v = req.view ?? viewOf(req);
-    if (err instanceof RegistryError) return send(reply, err.kind === "not_found" ? 404 : err.kind === "bad_input" ? 400 : err.kind === "unavailable" ? 503 : 409, P.messagePage(v, v.w.error, message(req, err)));
+    if (err instanceof RegistryError) return send(reply, registryErrorStatus(err, reply), P.messagePage(v, v.w.error, message(req, err)));
     if (err instanceof DatabaseBusyError) return send(reply.header("retry-after", "1"), 503, P.messagePage(v, v.w.error, v.w.errors.busy));
     const fe = err as { statusCode?: number; validation?: unknown };
     if (fe.validation || (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500)) return send(reply, fe.statusCode ?? 400, P.messagePage(v, v.w.error, v.w.badRequest));
@@ -245,7 +246,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
   app.post("/sign-out", async (request, reply) => {
     const req = request as ConsoleRequest;
     await endSession(db, req.sessionId!);
-    await db.tx((t) => t.run("INSERT INTO audit (at, actor, source, action, outcome) VALUES (?, ?, ?, 'signout', 'ok')", [now(), actorOf(req).name, req.ip]));
+    await db.tx((t) => auditRecord(t, actorOf(req), "signout", "ok", now()));
     reply.header("set-cookie", `${SESSION_COOKIE}=; Path=/console/; HttpOnly; SameSite=Strict; Max-Age=0${secure(req) ? "; Secure" : ""}`);
     return reply.redirect("/console/sign-in", 303);
   });
@@ -327,8 +328,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     if (!(e instanceof RegistryError) || e.kind === "unavailable") throw e;
     let text = message(req, e);
     if (e.code === "needs_approval") text = `${req.view!.w.needsApprovalSent} ${String(e.detail.approval)}`;
-    const status = e.kind === "bad_input" ? 400 : e.kind === "not_found" ? 404 : 409;
-    return send(reply, status, P.keyfobPage(req.view!, await facts(serial), { error: text }));
+    return send(reply, registryErrorStatus(e, reply), P.keyfobPage(req.view!, await facts(serial), { error: text }));
   }
   const backTo = (reply: FastifyReply, serial: string, done: string) => reply.redirect(`/console/keyfobs/${encodeURIComponent(serial)}?done=${done}`, 303);
   /** The keyfob's live customer, as the page showed it; unlock and withdraw act on the customer's keyfob. */

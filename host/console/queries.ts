@@ -10,15 +10,12 @@
  * index (bench: `make bench`, bench/results/console.json); sorting by last
  * change sorts the filtered rows (no index on updated_at: see migrations.ts).
  */
+import { LIVE } from "../registry/token-store.js";
 import type { Database } from "../registry/database.js";
 import { TOKEN_STATES, type AuditRecord, type TokenState, type WithdrawReason } from "../registry/types.js";
 
-/**
- * Rows every read sees: not part of an import still staging. The same
- * condition as registry.ts's LIVE (a staged import's rows appear at once,
- * when its batch commits).
- */
-const LIVE_ROWS = "(staged IS NULL OR staged IN (SELECT id FROM import_batches WHERE state = 'committed'))";
+/** Rows every read sees: not part of an import still staging (the store's own condition). */
+const LIVE_ROWS = LIVE;
 
 export const PAGE_SIZE = 50;
 export const AUDIT_PAGE_SIZE = 100;

@@ -66,15 +66,22 @@ export function frameworkErrorHandler(err: FastifyError, _request: FastifyReques
 const UNAVAILABLE_LOG_MS = 10_000;
 let unavailableLoggedAt = 0;
 
-export function errorHandler(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+/**
+ * The HTTP status of a registry error, for the API and the staff console
+ * alike: a 503 gets Retry-After, and a lost database is told to the operator
+ * at most every UNAVAILABLE_LOG_MS.
+ */
+export function registryErrorStatus(err: RegistryError, reply: FastifyReply): number {
   if (err instanceof DatabaseUnavailableError && Date.now() - unavailableLoggedAt >= UNAVAILABLE_LOG_MS) {
     unavailableLoggedAt = Date.now();
     process.stderr.write(`fobkit bank serve: answering 503 ${err.code}: ${err.message}\n`);
   }
-  if (err instanceof RegistryError) {
-    if (err.kind === "unavailable") reply.header("retry-after", String(RETRY_AFTER_SECONDS));
-    return sendError(reply, KIND_STATUS[err.kind], err.code, err.message, err.detail);
-  }
+  if (err.kind === "unavailable") reply.header("retry-after", String(RETRY_AFTER_SECONDS));
+  return KIND_STATUS[err.kind];
+}
+
+export function errorHandler(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err instanceof RegistryError) return sendError(reply, registryErrorStatus(err, reply), err.code, err.message, err.detail);
   if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
   if (err instanceof DatabaseBusyError) {
     reply.header("retry-after", String(RETRY_AFTER_SECONDS));
