@@ -14,52 +14,13 @@ import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { addStaff } from "../../host/registry/staff.js";
 import { startServer } from "../../host/server/serve.js";
+import { Client } from "./support.js";
 import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb, oathtool } from "../registry/support.js";
 import { call, selfSignedCert } from "../server/support.js";
 
 const START = 1_800_000_040_000 - (1_800_000_040_000 % 60_000) + 10_000;
 const CLI = { name: "staff:test", source: "cli" };
 const PASSWORDS = { alice: "alice-correct-horse", bob: "bob-battery-staple", carol: "carol-teller-password" };
-
-interface Res {
-  status: number;
-  location: string | null;
-  text: string;
-  setCookie: string[];
-}
-
-/** A browser without a browser: cookies kept, redirects not followed. */
-class Client {
-  cookies = new Map<string, string>();
-  constructor(readonly base: string, readonly headers: Record<string, string> = {}) {}
-  async req(method: string, path: string, opts: { form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<Res> {
-    const headers: Record<string, string> = { ...this.headers, ...opts.headers };
-    if (this.cookies.size) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
-    if (opts.form) headers["content-type"] = "application/x-www-form-urlencoded";
-    const res = await fetch(this.base + path, { method, headers, redirect: "manual", body: opts.form ? new URLSearchParams(opts.form).toString() : undefined });
-    const setCookie = res.headers.getSetCookie();
-    for (const c of setCookie) {
-      const [pair] = c.split(";");
-      const i = pair.indexOf("=");
-      const v = pair.slice(i + 1);
-      if (v === "" || /Max-Age=0/i.test(c)) this.cookies.delete(pair.slice(0, i));
-      else this.cookies.set(pair.slice(0, i), v);
-    }
-    return { status: res.status, location: res.headers.get("location"), text: await res.text(), setCookie };
-  }
-  get = (path: string) => this.req("GET", path);
-  post = (path: string, form: Record<string, string>, headers?: Record<string, string>) => this.req("POST", path, { form, headers });
-  async signIn(staff: string, password: string, next?: string): Promise<Res> {
-    return this.post("/console/sign-in", { staff, password, ...(next ? { next } : {}) });
-  }
-  /** The CSRF token the page's forms carry. */
-  async csrf(path = "/console/"): Promise<string> {
-    const page = await this.get(path);
-    const m = /name="_csrf" value="([^"]+)"/.exec(page.text);
-    if (!m) throw new Error(`no CSRF token on ${path}: ${page.status} ${page.text.slice(0, 200)}`);
-    return m[1];
-  }
-}
 
 describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
   let db: Database;

@@ -15,31 +15,11 @@ import { unlockUnderRule, withdrawUnderRule } from "../../host/registry/approval
 import { startServer } from "../../host/server/serve.js";
 import { ENGINES, TestClock, freshDb } from "../registry/support.js";
 import { call } from "../server/support.js";
+import { Client } from "./support.js";
 
 const START = 1_800_000_040_000 - (1_800_000_040_000 % 60_000) + 10_000;
 const CLI = { name: "staff:test", source: "cli" };
 const PASSWORDS = { alice: "alice-correct-horse", bob: "bob-battery-staple" };
-
-/** Cookies kept, redirects not followed (as console-http.test.ts's Client). */
-class Client {
-  cookies = new Map<string, string>();
-  constructor(readonly base: string) {}
-  async req(method: string, path: string, form?: Record<string, string>): Promise<{ status: number; text: string; headers: Headers }> {
-    const headers: Record<string, string> = {};
-    if (this.cookies.size) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
-    if (form) headers["content-type"] = "application/x-www-form-urlencoded";
-    const res = await fetch(this.base + path, { method, headers, redirect: "manual", body: form ? new URLSearchParams(form).toString() : undefined });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(";");
-      const i = pair.indexOf("=");
-      this.cookies.set(pair.slice(0, i), pair.slice(i + 1));
-    }
-    return { status: res.status, text: await res.text(), headers: res.headers };
-  }
-  async csrf(): Promise<string> {
-    return /name="_csrf" value="([^"]+)"/.exec((await this.req("GET", "/console/")).text)![1];
-  }
-}
 
 describe.each(ENGINES)("console security review on $name", (engine) => {
   let db: Database;
@@ -72,7 +52,7 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
   const unlockViaApi = (customer: string) => call(base, "POST", `/v1/customers/${customer}/unlock`, { key: staffKey });
   async function signedIn(name: keyof typeof PASSWORDS): Promise<Client> {
     const c = new Client(base);
-    expect((await c.req("POST", "/console/sign-in", { staff: name, password: PASSWORDS[name] })).status).toBe(303);
+    expect((await c.post("/console/sign-in", { staff: name, password: PASSWORDS[name] })).status).toBe(303);
     return c;
   }
 
@@ -162,7 +142,7 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
     await lockWithWrongCodes("C1");
     const bob = await signedIn("bob");
     const token = await bob.csrf();
-    expect((await bob.req("POST", `/console/approvals/${approval}/approve`, { _csrf: token })).status).toBe(409);
+    expect((await bob.post(`/console/approvals/${approval}/approve`, { _csrf: token })).status).toBe(409);
     expect((await server.registry.status("FK0002")).state).toBe("locked");
     // A request whose lock a supervisor already lifted is spent: approving it later does not lift the next lock.
     await register("FK0003");
@@ -174,9 +154,9 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
     await lockWithWrongCodes("C2");
     const again = await unlockViaApi("C2");
     const second = (again.body as { error: { detail: { approval: string } } }).error.detail.approval;
-    expect((await bob.req("POST", "/console/keyfobs/FK0003/unlock", { _csrf: token })).status).toBe(303);
+    expect((await bob.post("/console/keyfobs/FK0003/unlock", { _csrf: token })).status).toBe(303);
     await lockWithWrongCodes("C2");
-    expect((await bob.req("POST", `/console/approvals/${second}/approve`, { _csrf: token })).status).toBe(409);
+    expect((await bob.post(`/console/approvals/${second}/approve`, { _csrf: token })).status).toBe(409);
     expect((await server.registry.status("FK0003")).state).toBe("locked");
   });
   it("unauthenticated sign-ins cannot queue unbounded scrypt work: past the gate they get 503 and Retry-After at once, and staff still sign in after", async () => {
@@ -195,7 +175,7 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
     // The refused ones cost no scrypt and wrote nothing; the gate opens again.
     const tried = await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM audit WHERE action = 'signin'");
     expect(Number(tried?.n)).toBe(40 - busy.length);
-    expect((await new Client(base).req("POST", "/console/sign-in", { staff: "alice", password: PASSWORDS.alice })).status).toBe(303);
+    expect((await new Client(base).post("/console/sign-in", { staff: "alice", password: PASSWORDS.alice })).status).toBe(303);
   });
   it("the audit CSV holds every matching record, newest included, past 100,000 rows", async () => {
     await addStaff(db, "alice", "teller", PASSWORDS.alice, CLI);
@@ -205,7 +185,7 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
        INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) SELECT ${START} + i, 'staff:bulk', 'test', 'verify', 'ok', 'FKBULK', NULL, NULL FROM k`,
     );
     const alice = await signedIn("alice");
-    const r = await alice.req("GET", "/console/audit.csv?serial=FKBULK");
+    const r = await alice.get("/console/audit.csv?serial=FKBULK");
     expect(r.status).toBe(200);
     const lines = r.text.trim().split("\r\n");
     expect(lines).toHaveLength(1 + n);
@@ -214,17 +194,17 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
   it("sort keys are the whitelist's own: names from Object's prototype do not reach the SQL", async () => {
     await addStaff(db, "alice", "teller", PASSWORDS.alice, CLI);
     const alice = await signedIn("alice");
-    for (const sort of ["constructor", "__proto__", "toString"]) expect((await alice.req("GET", `/console/keyfobs?sort=${sort}`)).status, sort).toBe(200);
+    for (const sort of ["constructor", "__proto__", "toString"]) expect((await alice.get(`/console/keyfobs?sort=${sort}`)).status, sort).toBe(200);
   });
 
   it("a redirect target with characters a header cannot hold goes home instead of failing the sign-in", async () => {
     await addStaff(db, "alice", "teller", PASSWORDS.alice, CLI);
     const c = new Client(base);
-    const r = await c.req("POST", "/console/sign-in", { staff: "alice", password: PASSWORDS.alice, next: "/console/\u3042" });
+    const r = await c.post("/console/sign-in", { staff: "alice", password: PASSWORDS.alice, next: "/console/\u3042" });
     expect(r.status).toBe(303);
-    expect(r.headers.get("location")).toBe("/console/");
+    expect(r.location).toBe("/console/");
     expect(c.cookies.get("fobkit_console")).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    const lang = await c.req("GET", `/console/lang?to=en&back=${encodeURIComponent("/console/\u3042")}`);
+    const lang = await c.get(`/console/lang?to=en&back=${encodeURIComponent("/console/\u3042")}`);
     expect(lang.status).toBe(303);
   });
   it("a staff ID that differs from an existing one only in case is refused, so the audit's console:<ID> names one person", async () => {
@@ -250,11 +230,11 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
   it("a password typed into the Staff ID field never reaches the audit that every teller reads", async () => {
     await addStaff(db, "alice", "teller", PASSWORDS.alice, CLI);
     const c = new Client(base);
-    expect((await c.req("POST", "/console/sign-in", { staff: PASSWORDS.alice, password: "" })).status).toBe(401);
-    expect((await c.req("POST", "/console/sign-in", { staff: "alice", password: PASSWORDS.alice })).status).toBe(303);
+    expect((await c.post("/console/sign-in", { staff: PASSWORDS.alice, password: "" })).status).toBe(401);
+    expect((await c.post("/console/sign-in", { staff: "alice", password: PASSWORDS.alice })).status).toBe(303);
     const audit = JSON.stringify(await db.all("SELECT * FROM audit"));
     expect(audit).toContain("unknown_staff");
     expect(audit).not.toContain(PASSWORDS.alice);
-    expect((await c.req("GET", "/console/audit")).text).not.toContain(PASSWORDS.alice);
+    expect((await c.get("/console/audit")).text).not.toContain(PASSWORDS.alice);
   });
 });
