@@ -40,6 +40,7 @@
  */
 import { i32, idiv, shr } from "../../core/intrinsics.js";
 import { addSeconds, civilFromTime, compareTime, type UnixTime } from "../../core/time.js";
+import { isBytes } from "../../core/bytes.js";
 import { BOOT_POWER_ON, type Board, type ProvisioningBoard } from "../board/board.js";
 import {
   BOARD_ERR_ARG, BOARD_ERR_CORRUPT, BOARD_ERR_FLASH, BOARD_ERR_NO_RNG, BOARD_ERR_NOT_FOUND, BOARD_ERR_NOT_STARTED, BOARD_ERR_RTC_ABSENT,
@@ -144,14 +145,6 @@ function validName(name: string): boolean {
   return name.length >= 1 && name.length <= NAME_MAX;
 }
 
-function validBytes(a: number[]): boolean {
-  for (let i = 0; i < a.length; i++) {
-    const b = a[i];
-    if (!(b >= 0 && b <= 255 && idiv(b, 1) === b)) return false;
-  }
-  return true;
-}
-
 function show(text: string): void {
   s.displayText = text;
   s.shown.push(text);
@@ -169,7 +162,7 @@ function uartStart(onBytes: (bytes: number[]) => void, _baud: number, delimiter:
 
 function uartWrite(bytes: number[]): number {
   if (s.uartOnBytes === undefined) return BOARD_ERR_NOT_STARTED;
-  if (!validBytes(bytes)) return BOARD_ERR_ARG;
+  if (!isBytes(bytes)) return BOARD_ERR_ARG;
   for (let i = 0; i < bytes.length; i++) s.tx.push(bytes[i]);
   return BOARD_OK;
 }
@@ -211,7 +204,7 @@ function flashRead(name: string, out: number[]): number {
 }
 
 function flashWrite(name: string, bytes: number[]): number {
-  if (!validName(name) || bytes.length > RECORD_MAX || !validBytes(bytes)) return BOARD_ERR_ARG;
+  if (!validName(name) || bytes.length > RECORD_MAX || !isBytes(bytes)) return BOARD_ERR_ARG;
   s.flash.writes = s.flash.writes + 1;
   if (faultOn(FAULT_FLASH_WRITE)) return BOARD_ERR_FLASH;
   s.flash.records[name] = copy(bytes);
