@@ -217,6 +217,7 @@ export function installFile(m: Machine): void {
       const f = m.checkObject<OpenFile>(L, 1, FILE_CLASS);
       if (f.closed) raise(L, "attempt to use a closed file");
       f.closed = true;
+      openFiles--;
       if (f.writable) {
         if (m.hw.faults.has("close-error") && f.errno === 0) {
           f.buf = [];
@@ -229,6 +230,18 @@ export function installFile(m: Machine): void {
       return 1;
     },
   };
+
+  /**
+   * Files open now: SPIFFS is mounted with max_files =
+   * CONFIG_NODEMCU_MAX_OPEN_FILES (components/base_nodemcu/user_main.c:141;
+   * components/platform/Kconfig:29-31, default 4; sdkconfig.fobkit leaves it).
+   * One more open finds no SPIFFS descriptor (SPIFFS_ERR_OUT_OF_FILE_DESCS),
+   * which esp_spiffs.c's spiffs_res_to_errno does not list: EIO. A file is
+   * counted until its close (a leaked handle stays counted: on the board Lua's
+   * collector may free it later, never sooner).
+   */
+  let openFiles = 0;
+  const MAX_OPEN_FILES = 4;
 
   m.defineModule("io", {
     open: (L) => {
@@ -243,6 +256,7 @@ export function installFile(m: Machine): void {
         return 3;
       };
       if (name === undefined) return fail(STRERROR[ENAMETOOLONG], ENAMETOOLONG);
+      if (openFiles >= MAX_OPEN_FILES) return fail(STRERROR[EIO], EIO);
       const kind = mode[0];
       const plus = mode.includes("+");
       if (kind === "r" && !flash.exists(name)) return fail("No such file or directory", 2);
@@ -253,6 +267,7 @@ export function installFile(m: Machine): void {
         if (r === "fail") return fail(STRERROR[EIO], EIO);
       }
       const f: OpenFile = { name, readable: kind === "r" || plus, writable: kind !== "r" || plus, append: kind === "a", pos: 0, closed: false, buf: [], errno: 0 };
+      openFiles++;
       m.pushObject(L, FILE_CLASS, f, fileMethods);
       return 1;
     },

@@ -356,3 +356,19 @@ describe("gpio: the pin's interrupt is off until its Lua callback ran (gpio.c:61
     expect(emu.callImage("probe.presses")).toBe(3);
   });
 });
+
+describe("SPIFFS: at most CONFIG_NODEMCU_MAX_OPEN_FILES files open (user_main.c:141; platform/Kconfig:29-31, default 4)", () => {
+  it("a fifth io.open fails with EIO (SPIFFS_ERR_OUT_OF_FILE_DESCS, esp_spiffs.c spiffs_res_to_errno's default); closing one frees its place", () => {
+    const { text, bootText, errors } = bootLua(`
+      local fs = {}
+      for i = 1, 4 do fs[i] = assert(io.open("f" .. i, "w")) end
+      local f5, msg, errno = io.open("f5", "w")
+      uart.write(0, tostring(f5) .. "|" .. tostring(msg) .. "|" .. tostring(errno) .. "\\n")
+      fs[1]:close()
+      local again = io.open("f5", "w")
+      uart.write(0, tostring(again ~= nil) .. "\\n")
+    `);
+    expect(errors()).toEqual([]);
+    expect(bootText + text()).toContain("nil|f5: Input/output error|5\ntrue\n");
+  });
+});
