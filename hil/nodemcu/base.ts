@@ -48,7 +48,9 @@ export function installBase(m: Machine): void {
   /** luaL_loadfilex (lauxlib.c:768-810): the chunk on the stack, or the error message returned (nothing pushed). */
   const loadFromFlash = (L2: LuaState, path: string): string | undefined => {
     const name = m.hw.flash.normalize(path);
+    if (name !== undefined) m.hw.flash.chargeLookup();
     const code = name === undefined ? undefined : m.hw.flash.read(name);
+    if (code !== undefined) m.hw.flash.chargeRead(code.length);
     if (code === undefined) return `cannot open ${path}: ${name === undefined ? ENAMETOOLONG_TEXT : ENOENT_TEXT}`;
     return m.load(code, "@" + path);
   };

@@ -139,52 +139,62 @@ export function installFile(m: Machine): void {
     },
   });
 
-  const fileMethods: Record<string, (L: LuaState) => number> = {
-    read: (L) => {
-      const f = m.checkObject<OpenFile>(L, 1, FILE_CLASS);
-      if (f.closed) raise(L, "attempt to use a closed file");
-      if (!f.readable) {
-        lua.lua_pushnil(L);
-        pushText(L, "Bad file descriptor");
-        lua.lua_pushinteger(L, 9);
-        return 3;
-      }
-      flush(f); // newlib's __srefill_r flushes a stream that was writing before it reads (libc/stdio/refill.c)
-      const data = flash.read(f.name) ?? new Uint8Array(0);
-      const nargs = Math.max(1, lua.lua_gettop(L) - 1);
-      let pushed = 0;
-      for (let a = 0; a < nargs; a++) {
-        const idx = a + 2;
-        if (lua.lua_type(L, idx) === lua.LUA_TNUMBER) {
-          const n = lua.lua_tointeger(L, idx);
-          // read_chars, or test_eof for 0: nil at the end either way.
+  /** file:read's formats (liolib.c g_read) over the file's bytes from f.pos. */
+  const readFormats = (L: LuaState, f: OpenFile): number => {
+    if (f.closed) raise(L, "attempt to use a closed file");
+    if (!f.readable) {
+      lua.lua_pushnil(L);
+      pushText(L, "Bad file descriptor");
+      lua.lua_pushinteger(L, 9);
+      return 3;
+    }
+    flush(f); // newlib's __srefill_r flushes a stream that was writing before it reads (libc/stdio/refill.c)
+    const data = flash.read(f.name) ?? new Uint8Array(0);
+    const nargs = Math.max(1, lua.lua_gettop(L) - 1);
+    let pushed = 0;
+    for (let a = 0; a < nargs; a++) {
+      const idx = a + 2;
+      if (lua.lua_type(L, idx) === lua.LUA_TNUMBER) {
+        const n = lua.lua_tointeger(L, idx);
+        // read_chars, or test_eof for 0: nil at the end either way.
+        if (f.pos >= data.length) {
+          lua.lua_pushnil(L);
+          return pushed + 1;
+        }
+        pushBytes(L, data.subarray(f.pos, f.pos + n));
+        f.pos = Math.min(data.length, f.pos + n);
+      } else {
+        const fmt = lua.lua_isnoneornil(L, idx) ? "l" : bytesText(lauxlib.luaL_checklstring(L, idx)).replace(/^\*/, "");
+        if (fmt.startsWith("a")) {
+          pushBytes(L, data.subarray(f.pos));
+          f.pos = data.length;
+        } else if (fmt.startsWith("l") || fmt.startsWith("L")) {
           if (f.pos >= data.length) {
             lua.lua_pushnil(L);
             return pushed + 1;
           }
-          pushBytes(L, data.subarray(f.pos, f.pos + n));
-          f.pos = Math.min(data.length, f.pos + n);
-        } else {
-          const fmt = lua.lua_isnoneornil(L, idx) ? "l" : bytesText(lauxlib.luaL_checklstring(L, idx)).replace(/^\*/, "");
-          if (fmt.startsWith("a")) {
-            pushBytes(L, data.subarray(f.pos));
-            f.pos = data.length;
-          } else if (fmt.startsWith("l") || fmt.startsWith("L")) {
-            if (f.pos >= data.length) {
-              lua.lua_pushnil(L);
-              return pushed + 1;
-            }
-            let end = data.indexOf(10, f.pos);
-            const next = end < 0 ? data.length : end + 1;
-            if (end < 0) end = data.length;
-            pushBytes(L, data.subarray(f.pos, fmt.startsWith("L") ? next : end));
-            f.pos = next;
-          } else if (fmt.startsWith("n")) raise(L, "file:read: format 'n' is not emulated");
-          else argError(L, idx, "invalid format");
-        }
-        pushed++;
+          let end = data.indexOf(10, f.pos);
+          const next = end < 0 ? data.length : end + 1;
+          if (end < 0) end = data.length;
+          pushBytes(L, data.subarray(f.pos, fmt.startsWith("L") ? next : end));
+          f.pos = next;
+        } else if (fmt.startsWith("n")) raise(L, "file:read: format 'n' is not emulated");
+        else argError(L, idx, "invalid format");
       }
-      return pushed;
+      pushed++;
+    }
+    return pushed;
+  };
+
+  const fileMethods: Record<string, (L: LuaState) => number> = {
+    read: (L) => {
+      const f = m.checkObject<OpenFile>(L, 1, FILE_CLASS);
+      const from = f.pos;
+      try {
+        return readFormats(L, f);
+      } finally {
+        flash.chargeRead(Math.max(0, f.pos - from));
+      }
     },
     write: (L) => {
       const f = m.checkObject<OpenFile>(L, 1, FILE_CLASS);
@@ -259,6 +269,7 @@ export function installFile(m: Machine): void {
       if (openFiles >= MAX_OPEN_FILES) return fail(STRERROR[EIO], EIO);
       const kind = mode[0];
       const plus = mode.includes("+");
+      if (kind === "r") flash.chargeLookup();
       if (kind === "r" && !flash.exists(name)) return fail("No such file or directory", 2);
       if (kind !== "r") {
         const r = flash.openWrite(name, kind === "w");

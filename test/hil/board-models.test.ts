@@ -207,6 +207,19 @@ describe("SPIFFS through newlib (file writes)", () => {
     b.emu.close();
   });
 
+  it("reading takes time too: opening a file to read scans every block's lookup page, each page read costs one flash read", () => {
+    const writeOnly = board([write(600), "print(f:close())"].join("\n"));
+    writeOnly.emu.boot();
+    const base = writeOnly.emu.counters.flashBusyMs;
+    writeOnly.emu.close();
+    const writeRead = board([write(600), "print(f:close())", 'g = io.open("data", "r") print(#g:read("a")) g:close()', 'print(loadfile("nothing"))'].join("\n"));
+    writeRead.emu.boot();
+    expect(writeRead.said()).toContain("600\n");
+    // Two lookups (io.open "r", loadfile of a missing file) at 112 x 110 us, and 3 data pages of 251 bytes (hil/flash.ts).
+    expect(writeRead.emu.counters.flashBusyMs - base).toBeGreaterThanOrEqual(2 * 12.3 + 0.33 - 0.01);
+    writeRead.emu.close();
+  });
+
   it("on the PTY (realtime) the reply of a task that wrote flash leaves only after the flash time", () => {
     const dir = tempDir("emu-model-");
     writeFileSync(join(dir, "init.lua"), 'uart.start(0) uart.on(0, "data", 0, function(d) local f = io.open("log", "ab") f:write(d) f:close() uart.write(0, "ok") end, 0)');
