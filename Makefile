@@ -18,8 +18,9 @@ help:
 setup:
 	@scripts/setup.sh
 
-$(NODE_BUILD): $(TS_SOURCES) tsconfig.node.json package-lock.json
+$(NODE_BUILD): $(TS_SOURCES) tsconfig.node.json tsconfig.web.json package-lock.json
 	@npx tsc -p tsconfig.node.json
+	@npx tsc -p tsconfig.web.json
 	@touch $@
 
 host: setup $(NODE_BUILD)

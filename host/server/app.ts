@@ -9,6 +9,8 @@
  *
  * /console/: the staff console (host/console), signed in with staff
  * accounts and sessions, not API keys; same registry, same rules.
+ *
+ * /app/: the customers' software-token web app (host/app), public files.
  */
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Registry } from "../registry/registry.js";
@@ -18,6 +20,7 @@ import { KeyCache } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
 import { ROUTES } from "./routes.js";
 import { consolePlugin } from "../console/console.js";
+import { appPlugin } from "../app/app.js";
 
 /** Largest body accepted: a registration is well under 1 KiB. */
 export const BODY_LIMIT = 16 * 1024;
@@ -107,5 +110,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     });
   }
   app.register(consolePlugin, { prefix: "/console", registry, now: options.now });
+  // The customers' web app (files only; its set-up calls are API routes).
+  app.register(appPlugin, {});
   return app;
 }

@@ -270,7 +270,7 @@ export async function totpFromKey(key: CryptoKey, step: number, digits: number =
 }
 
 /** The time step at unix milliseconds `nowMs`, and ms until the next one. */
-export function stepAt(nowMs: number, period: number = SOFT_TOKEN.period, t0 = SOFT_TOKEN.t0): { step: number; msLeft: number } {
+export function stepAt(nowMs: number, period: number = SOFT_TOKEN.period, t0: number = SOFT_TOKEN.t0): { step: number; msLeft: number } {
   const ms = nowMs - t0 * 1000;
   const step = Math.floor(ms / (period * 1000));
   return { step, msLeft: (step + 1) * period * 1000 - ms };

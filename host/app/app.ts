@@ -1,0 +1,184 @@
+/**
+ * The customers' software-token web app at /app/ (issue 15 item 3), a
+ * Fastify plugin on the bank's server beside the API and the console. It
+ * serves files only: the set-up calls (/app/v1/setup/...) are the API's
+ * public routes (host/soft), and the token never comes back here.
+ *
+ * What is served, from where (nothing is bundled):
+ * - /app/                 the page (built here: import map, shell version)
+ * - /app/{main,i18n,keystore,sw}.js  the browser code, tsconfig.web.json's build (build/web)
+ * - /app/soft/{protocol,client}.js   host/soft as the Node build compiled it (build/node/host/soft):
+ *                         the very modules the bank and `fobkit app` run
+ * - /app/vendor/opaque.js @serenity-kit/opaque's single ES module (WebAssembly inlined)
+ * - /app/manifest.webmanifest, /app/icons/*  installable-app metadata (icons.ts)
+ *
+ * Security: CSP `script-src 'self' 'wasm-unsafe-eval'` plus the hash of the
+ * one inline element, the import map (an import map is inline-only in
+ * Chromium and is checked against script-src like any inline script; CSP3
+ * §8.2 hash source): no inline code can run. 'wasm-unsafe-eval' lets OPAQUE's
+ * WebAssembly compile (CSP3 §2.3.1 keyword, WebAssembly CSP integration);
+ * it allows no JavaScript eval. connect-src 'self': the page talks only to
+ * this bank.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FastifyInstance, FastifyReply } from "fastify";
+import { APP_CSS } from "./assets.js";
+import { iconPng, iconSvg } from "./icons.js";
+
+export interface AppPluginOptions {
+  /** The build tree holding web/ and node/ (default: <repo>/$FOBKIT_BUILD or <repo>/build). */
+  buildDir?: string;
+}
+
+/** The repository's root: the nearest directory up from here with a package.json (works from host/app and build/node/host/app). */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error("cannot find the fobkit repository root above " + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+interface Asset {
+  body: Buffer;
+  type: string;
+}
+
+const JS = "text/javascript; charset=utf-8";
+
+/** The web app's files, read once at start; a missing build leaves a file out (served 503 with how to build it). */
+function loadAssets(buildDir: string): { assets: Map<string, Asset>; missing: string[] } {
+  const web = join(buildDir, "web", "host", "app", "web");
+  const soft = join(buildDir, "node", "host", "soft");
+  const opaque = join(dirname(createRequire(import.meta.url).resolve("@serenity-kit/opaque/package.json")), "esm", "index.js");
+  const files: Record<string, [string, string]> = {
+    "/app/main.js": [join(web, "main.js"), JS],
+    "/app/i18n.js": [join(web, "i18n.js"), JS],
+    "/app/keystore.js": [join(web, "keystore.js"), JS],
+    "/app/sw.js": [join(web, "sw.js"), JS],
+    "/app/soft/protocol.js": [join(soft, "protocol.js"), JS],
+    "/app/soft/client.js": [join(soft, "client.js"), JS],
+    "/app/vendor/opaque.js": [opaque, JS],
+  };
+  const assets = new Map<string, Asset>();
+  const missing: string[] = [];
+  for (const [url, [file, type]] of Object.entries(files)) {
+    if (existsSync(file)) assets.set(url, { body: readFileSync(file), type });
+    else missing.push(url);
+  }
+  assets.set("/app/app.css", { body: Buffer.from(APP_CSS), type: "text/css; charset=utf-8" });
+  assets.set("/app/icons/icon.svg", { body: Buffer.from(iconSvg()), type: "image/svg+xml" });
+  assets.set("/app/icons/icon-192.png", { body: iconPng(192), type: "image/png" });
+  assets.set("/app/icons/icon-512.png", { body: iconPng(512), type: "image/png" });
+  assets.set("/app/icons/maskable-512.png", { body: iconPng(512, true), type: "image/png" });
+  assets.set("/app/manifest.webmanifest", { body: Buffer.from(JSON.stringify(MANIFEST, null, 2)), type: "application/manifest+json" });
+  return { assets, missing };
+}
+
+/** W3C Web App Manifest: installable with scope /app/ (the app never leaves it). */
+const MANIFEST = {
+  name: "ワンタイムパスワード",
+  short_name: "ワンタイム",
+  description: "インターネットバンキングのワンタイムパスワード（ソフトウェアトークン）",
+  lang: "ja",
+  dir: "ltr",
+  id: "/app/",
+  start_url: "/app/",
+  scope: "/app/",
+  display: "standalone",
+  orientation: "portrait",
+  background_color: "#ffffff",
+  theme_color: "#0b5cad",
+  icons: [
+    { src: "/app/icons/icon-192.png", sizes: "192x192", type: "image/png", purpose: "any" },
+    { src: "/app/icons/icon-512.png", sizes: "512x512", type: "image/png", purpose: "any" },
+    { src: "/app/icons/maskable-512.png", sizes: "512x512", type: "image/png", purpose: "maskable" },
+    { src: "/app/icons/icon.svg", sizes: "any", type: "image/svg+xml", purpose: "any" },
+  ],
+};
+
+export const IMPORT_MAP = JSON.stringify({ imports: { "@serenity-kit/opaque": "/app/vendor/opaque.js", "@fobkit/soft/": "/app/soft/" } });
+
+function page(version: string): string {
+  return `<!doctype html>
+<html lang="ja">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="fobkit-shell" content="${version}">
+<meta name="theme-color" content="#0b5cad">
+<meta name="referrer" content="no-referrer">
+<title>ワンタイムパスワード</title>
+<link rel="manifest" href="/app/manifest.webmanifest">
+<link rel="icon" href="/app/icons/icon.svg" type="image/svg+xml">
+<link rel="apple-touch-icon" href="/app/icons/icon-192.png">
+<link rel="stylesheet" href="/app/app.css">
+<script type="importmap">${IMPORT_MAP}</script>
+<script type="module" src="/app/main.js"></script>
+</head>
+<body>
+<div id="app"><p>読み込み中…</p></div>
+<noscript><p>このアプリを使うには JavaScript を有効にしてください。 (JavaScript is needed.)</p></noscript>
+</body>
+</html>
+`;
+}
+
+export function appCsp(): string {
+  const mapHash = createHash("sha256").update(IMPORT_MAP).digest("base64");
+  return [
+    "default-src 'none'",
+    `script-src 'self' 'wasm-unsafe-eval' 'sha256-${mapHash}'`,
+    "style-src 'self'",
+    "img-src 'self'",
+    "connect-src 'self'",
+    "manifest-src 'self'",
+    "worker-src 'self'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+  ].join("; ");
+}
+
+export async function appPlugin(app: FastifyInstance, options: AppPluginOptions): Promise<void> {
+  const root = repoRoot();
+  const buildDir = options.buildDir ?? resolve(root, process.env.FOBKIT_BUILD ?? "build");
+  const { assets, missing } = loadAssets(buildDir);
+  // The shell's version: a change to any file served makes a new service worker and cache (sw.ts).
+  const h = createHash("sha256");
+  for (const [url, a] of [...assets].sort(([x], [y]) => x.localeCompare(y))) h.update(url).update("\0").update(a.body);
+  const version = h.digest("hex").slice(0, 16);
+  const index = Buffer.from(page(version));
+  const csp = appCsp();
+
+  app.addHook("onSend", async (_req, reply, payload) => {
+    reply.header("content-security-policy", csp);
+    reply.header("x-content-type-options", "nosniff");
+    reply.header("x-frame-options", "DENY");
+    reply.header("referrer-policy", "no-referrer");
+    reply.header("cross-origin-opener-policy", "same-origin");
+    // Revalidate every time: the service worker keeps the offline copy, not the HTTP cache.
+    reply.header("cache-control", "no-cache");
+    return payload;
+  });
+
+  const send = (reply: FastifyReply, a: Asset) => reply.type(a.type).send(a.body);
+  app.get("/app", (_req, reply) => reply.redirect("/app/", 308));
+  app.get("/app/", (_req, reply) => reply.type("text/html; charset=utf-8").send(index));
+  for (const url of [...assets.keys(), ...missing]) {
+    app.get(url, (_req, reply) => {
+      const a = assets.get(url);
+      if (a) return send(reply, a);
+      return reply
+        .code(503)
+        .type("text/plain; charset=utf-8")
+        .send(`${url} is not built: run \`make host\` (npx tsc -p tsconfig.node.json && npx tsc -p tsconfig.web.json)\n`);
+    });
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * The customer's software token in the browser (/app/): the set-up screen
+ * (初期設定) and the code screen. All text through textContent (no HTML is
+ * ever built from strings), CSP forbids inline script (host/app/app.ts).
+ *
+ * The code screen needs nothing from the network: the token is in IndexedDB
+ * (keystore.ts) and the shell in the service worker's cache (sw.ts). The
+ * set-up code (client.js and the OPAQUE WebAssembly) is loaded only when a
+ * set-up starts.
+ */
+import { SOFT_TOKEN, stepAt, totpFromKey, validUserId, type SoftTokenParams } from "@fobkit/soft/protocol.js";
+import { chosenLang, rememberLang, WORDS, type Lang, type Words } from "./i18n.js";
+import { loadToken, parseParams, removeToken, saveToken, type StoredToken } from "./keystore.js";
+
+let lang: Lang = chosenLang();
+let w: Words = WORDS[lang];
+let timer: ReturnType<typeof setTimeout> | undefined;
+/** What is on screen, redrawn on a language switch. */
+let screen: { kind: "setup"; notice?: string } | { kind: "code"; token: StoredToken } = { kind: "setup" };
+
+const root = document.getElementById("app") as HTMLElement;
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<Record<string, string>> = {}, ...children: (Node | string | undefined)[]): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) if (v !== undefined) e.setAttribute(k, v);
+  for (const c of children) if (c !== undefined) e.append(c);
+  return e;
+}
+
+function header(): HTMLElement {
+  const toggle = el("button", { type: "button", class: "link", lang: lang === "ja" ? "en" : "ja" }, w.language);
+  toggle.addEventListener("click", () => {
+    lang = lang === "ja" ? "en" : "ja";
+    rememberLang(lang);
+    render();
+  });
+  return el("header", {}, el("span", { class: "brand" }, w.title), toggle);
+}
+
+function render(): void {
+  w = WORDS[lang];
+  document.documentElement.lang = lang;
+  document.title = w.title;
+  if (timer) clearTimeout(timer);
+  timer = undefined;
+  const main = screen.kind === "setup" ? setupScreen(screen.notice) : codeScreen(screen.token);
+  root.replaceChildren(header(), main);
+}
+
+// ------------------------------------------------------------------ set-up
+
+interface ClientModule {
+  setUp(o: { bankUrl: string; serviceId: string; userId: string; password: string; seed: "key" }): Promise<{ params: string | SoftTokenParams; seedKey?: CryptoKey }>;
+}
+
+/** What a refusal says to the customer; `e` is a SoftSetupError (client.ts) or anything thrown. */
+export function refusalText(e: unknown, words: Words): string {
+  const err = e as { code?: string; attemptsLeft?: number; setupFrom?: number | string; detail?: Record<string, unknown> };
+  const code = typeof err?.code === "string" ? err.code : e instanceof TypeError ? "network" : "failed";
+  const detail = err?.detail ?? {};
+  if (code === "wrong_password" || code === "wrong_password_local") {
+    const left = err.attemptsLeft ?? (typeof detail.attemptsLeft === "number" ? detail.attemptsLeft : undefined);
+    return words.wrongPassword(left);
+  }
+  if (code === "setup_not_yet") {
+    const from = err.setupFrom ?? (detail.setupFrom as number | string | undefined);
+    const when = from === undefined ? undefined : new Date(from);
+    const shown = when && !Number.isNaN(when.getTime()) ? when.toLocaleString(lang === "ja" ? "ja-JP" : "en-GB", { timeZone: "Asia/Tokyo", dateStyle: "long", timeStyle: "short" }) : undefined;
+    return words.setupNotYet(shown);
+  }
+  return words.errors[code] ?? words.errors.failed;
+}
+
+function field(id: string, label: string, hint: string, input: HTMLInputElement): HTMLElement {
+  input.id = id;
+  input.setAttribute("aria-describedby", `${id}-hint ${id}-error`);
+  return el("div", { class: "field" }, el("label", { for: id }, label), input, el("p", { class: "hint", id: `${id}-hint` }, hint), el("p", { class: "field-error", id: `${id}-error` }));
+}
+
+function setupScreen(notice?: string): HTMLElement {
+  const serviceId = el("input", { type: "text", inputmode: "numeric", autocomplete: "off", maxlength: "8", pattern: "[0-9]{8}", required: "", spellcheck: "false" });
+  const userId = el("input", { type: "text", inputmode: "numeric", autocomplete: "username", maxlength: "12", pattern: "[0-9]{12}", required: "", spellcheck: "false" });
+  const password = el("input", { type: "password", autocomplete: "current-password", required: "", maxlength: "128" });
+  const show = el("input", { type: "checkbox", id: "show-password" });
+  show.addEventListener("change", () => (password.type = show.checked ? "text" : "password"));
+  const status = el("div", { class: "status", role: "alert", "aria-live": "assertive", id: "setup-status" });
+  const button = el("button", { type: "submit" }, w.setupButton);
+  const form = el(
+    "form",
+    { novalidate: "", "aria-labelledby": "setup-heading" },
+    field("service-id", w.serviceId, w.serviceIdHint, serviceId),
+    field("user-id", w.userId, w.userIdHint, userId),
+    field("password", w.password, w.passwordHint, password),
+    el("div", { class: "check" }, show, el("label", { for: "show-password" }, w.showPassword)),
+    status,
+    button,
+  );
+
+  function fieldError(input: HTMLInputElement, text: string): boolean {
+    const out = document.getElementById(`${input.id}-error`)!;
+    out.textContent = text;
+    input.setAttribute("aria-invalid", text ? "true" : "false");
+    return !text;
+  }
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    status.textContent = "";
+    const s = serviceId.value.trim();
+    const u = userId.value.replace(/[\s-]/g, "");
+    const ok = [
+      fieldError(serviceId, /^[0-9]{8}$/.test(s) ? "" : w.badServiceId),
+      fieldError(userId, !/^[0-9]{12}$/.test(u) ? w.badUserIdFormat : validUserId(u) ? "" : w.badUserIdCheck),
+      fieldError(password, password.value ? "" : w.emptyPassword),
+    ];
+    const firstBad = [serviceId, userId, password][ok.indexOf(false)];
+    if (firstBad) {
+      firstBad.focus();
+      return;
+    }
+    button.disabled = true;
+    form.setAttribute("aria-busy", "true");
+    status.className = "status";
+    status.textContent = w.settingUp;
+    try {
+      const client = (await import(CLIENT)) as ClientModule;
+      const r = await client.setUp({ bankUrl: location.origin, serviceId: s, userId: u, password: password.value, seed: "key" });
+      if (!r.seedKey) throw Object.assign(new Error("no key"), { code: "failed" });
+      const params = typeof r.params === "string" ? r.params : JSON.stringify(r.params);
+      const token: StoredToken = { params, key: r.seedKey, savedAt: Date.now() };
+      try {
+        await saveToken(token);
+      } catch {
+        throw Object.assign(new Error("storage"), { code: "storage" });
+      }
+      password.value = "";
+      screen = { kind: "code", token };
+      render();
+      (document.getElementById("code") as HTMLElement | null)?.focus();
+    } catch (e) {
+      status.className = "status error";
+      status.textContent = (e as { code?: string }).code === "storage" ? w.noStorage : refusalText(e, w);
+      button.disabled = false;
+      form.removeAttribute("aria-busy");
+      password.focus();
+    }
+  });
+
+  return el(
+    "main",
+    { id: "main" },
+    el("h1", { id: "setup-heading" }, w.setupHeading),
+    notice ? el("p", { class: "flash", role: "status" }, notice) : undefined,
+    el("p", {}, w.setupIntro),
+    form,
+  );
+}
+
+/** Kept in a variable so the code screen loads without the set-up code (and works offline without it). */
+const CLIENT = "@fobkit/soft/client.js";
+
+// ------------------------------------------------------------------ code
+
+function codeScreen(token: StoredToken): HTMLElement {
+  const p = parseParams(token.params);
+  const period = p.period || SOFT_TOKEN.period;
+  const code = el("output", { id: "code", class: "code", "aria-live": "polite", "aria-atomic": "true", "aria-labelledby": "code-label", tabindex: "-1" });
+  const progress = el("progress", { id: "countdown", max: String(period), "aria-labelledby": "countdown-label" });
+  const seconds = el("span", { id: "countdown-label", class: "seconds" });
+  let shownStep = -1;
+
+  async function tick(): Promise<void> {
+    const now = Date.now();
+    const { step, msLeft } = stepAt(now, period, p.t0 ?? 0);
+    if (step !== shownStep) {
+      shownStep = step;
+      const digits = await totpFromKey(token.key, step, p.digits || SOFT_TOKEN.digits);
+      // Grouped 4+4 on screen for reading; the accessible text is the plain digits.
+      code.textContent = `${digits.slice(0, 4)} ${digits.slice(4)}`;
+      code.dataset.code = digits;
+      code.setAttribute("aria-label", digits.split("").join(" "));
+    }
+    const left = Math.ceil(msLeft / 1000);
+    progress.value = left;
+    progress.setAttribute("aria-valuetext", w.secondsLeft(left));
+    seconds.textContent = w.secondsLeft(left);
+    // Wake at the next whole second of the step, so the counter and the code change on time.
+    timer = setTimeout(() => void tick(), (msLeft % 1000 || 1000) + 5);
+  }
+
+  const removeButton = el("button", { type: "button", class: "secondary" }, w.remove);
+  const confirmBox = el("div", { class: "confirm", hidden: "", role: "group", "aria-labelledby": "remove-question" });
+  const yes = el("button", { type: "button", class: "danger" }, w.removeYes);
+  const no = el("button", { type: "button", class: "secondary" }, w.removeNo);
+  confirmBox.append(el("p", { id: "remove-question" }, w.removeConfirm), el("div", { class: "actions" }, yes, no));
+  removeButton.addEventListener("click", () => {
+    confirmBox.hidden = false;
+    removeButton.hidden = true;
+    no.focus();
+  });
+  no.addEventListener("click", () => {
+    confirmBox.hidden = true;
+    removeButton.hidden = false;
+    removeButton.focus();
+  });
+  yes.addEventListener("click", async () => {
+    await removeToken();
+    screen = { kind: "setup", notice: w.removed };
+    render();
+  });
+
+  queueMicrotask(() => void tick());
+  return el(
+    "main",
+    { id: "main" },
+    el("h1", {}, w.codeHeading),
+    el("p", { class: "bank" }, el("span", { class: "label" }, w.bank + " "), el("strong", { id: "bank-name" }, p.bank)),
+    el("p", { class: "hint" }, w.checkBank),
+    el("p", { class: "label", id: "code-label" }, w.code),
+    code,
+    el("div", { class: "countdown" }, progress, seconds),
+    el("p", { class: "hint" }, w.userIdShown(p.userId)),
+    el("p", { class: "hint", id: "offline-ready", hidden: document.documentElement.dataset.offlineReady ? undefined : "" }, w.offlineReady),
+    el("div", { class: "remove" }, removeButton, confirmBox),
+  );
+}
+
+// ------------------------------------------------------------------ start
+
+async function registerServiceWorker(): Promise<void> {
+  if (!("serviceWorker" in navigator)) return;
+  const version = document.querySelector<HTMLMetaElement>('meta[name="fobkit-shell"]')?.content ?? "0";
+  try {
+    await navigator.serviceWorker.register(`/app/sw.js?v=${encodeURIComponent(version)}`, { scope: "/app/" });
+    await navigator.serviceWorker.ready;
+    document.documentElement.dataset.offlineReady = "true";
+    const note = document.getElementById("offline-ready");
+    if (note) note.hidden = false;
+  } catch {
+    // No offline copy (e.g. a private window); the app still works online.
+  }
+}
+
+async function start(): Promise<void> {
+  let token: StoredToken | undefined;
+  try {
+    token = await loadToken();
+  } catch {
+    token = undefined;
+  }
+  screen = token ? { kind: "code", token } : { kind: "setup" };
+  render();
+  document.documentElement.dataset.ready = "true";
+  void registerServiceWorker();
+}
+
+void start();
