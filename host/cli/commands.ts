@@ -1,5 +1,6 @@
 /** Every `fobkit` command, in the order `fobkit --help` lists them. */
 import type { Command } from "./command.js";
+import { APP_COMMANDS } from "./app.js";
 import { bankImport } from "./bank-import.js";
 import { BANK_KEY_COMMANDS } from "./bank-keys.js";
 import { BANK_LIFECYCLE_COMMANDS } from "./bank-lifecycle.js";
@@ -17,4 +18,4 @@ import { stationCommand } from "./station.js";
 
 export const COMMANDS: Command[] = [
   devicesCommand, infoCommand, provisionCommand, stationCommand, exportCommand, registerCommand, recordCommand,
-  bankImport, ...BANK_LIFECYCLE_COMMANDS, bankServe, ...BANK_STAFF_COMMANDS, ...BANK_KEY_COMMANDS, emuCommand, flashCommand];
+  bankImport, ...BANK_LIFECYCLE_COMMANDS, bankServe, ...BANK_STAFF_COMMANDS, ...BANK_KEY_COMMANDS, ...APP_COMMANDS, emuCommand, flashCommand];

@@ -41,7 +41,7 @@ export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   const groups = new Map<string, Command[]>();
   for (const c of COMMANDS) {
-    const g = c.name.startsWith("bank ") ? "bank (the bank's token registry)" : c.name === "emu" || c.name === "flash" ? "board and emulator" : "factory";
+    const g = c.name.startsWith("bank ") ? "bank (the bank's token registry)" : c.name.startsWith("app ") ? "app (the customer's software token)" : c.name === "emu" || c.name === "flash" ? "board and emulator" : "factory";
     groups.set(g, [...(groups.get(g) ?? []), c]);
   }
   const lines = ["usage: fobkit <command> [options]", "", "fobkit provisions hardware OTP keyfobs and runs the bank's token registry."];

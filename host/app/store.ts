@@ -1,0 +1,251 @@
+/**
+ * `fobkit app`'s token store: a directory holding one set-up token, its
+ * seed sealed at rest.
+ *
+ *   DIR/            0700, owned by the user
+ *   DIR/store.key   32 random bytes, 0600: the AES-256 key (never printed)
+ *   DIR/token.json  {format, bankUrl, serviceId, userId, params, setupAt, iv, sealed}
+ *
+ * - Sealed with AES-256-GCM (NIST SP 800-38D; a fresh 96-bit IV per write,
+ *   §8.2.2's random construction), the additional data binding the format,
+ *   service ID, user ID and the params text the bank's MAC covered: a
+ *   token.json whose IDs or bank name were edited, or a sealed seed copied
+ *   from another token, fails to open.
+ * - Like ssh with a private key (OpenSSH sshkey_perm_ok, authfile.c), a key
+ *   file that group or others can read, a key file that is a symlink or not
+ *   ours, or a store directory others can write to is refused: it may have
+ *   been read or swapped.
+ * - token.json is written whole or not at all: a temp file in the same
+ *   directory, fsync, rename over, fsync the directory (POSIX rename(2) is
+ *   atomic). Temp files hold only the sealed form.
+ * - The seed exists in memory only while sealing or while a code is made,
+ *   and is wiped (filled with zeros) after; a garbage-collected runtime may
+ *   still hold copies it made itself, which no JavaScript can reach.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { SOFT_TOKEN, stepAt, totpFromKey, type SoftTokenParams } from "../soft/protocol.js";
+
+export const KEY_FILE = "store.key";
+export const TOKEN_FILE = "token.json";
+const FORMAT = "fobkit-app-store-v1";
+const KEY_BYTES = 32;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+export type StoreErrorCode = "no_store" | "not_a_directory" | "unsafe_store" | "unsafe_key_file" | "bad_key_file" | "no_token" | "token_exists" | "bad_token_file" | "tampered";
+
+export class StoreError extends Error {
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "StoreError";
+  }
+}
+
+interface TokenFile {
+  format: typeof FORMAT;
+  bankUrl: string;
+  serviceId: string;
+  userId: string;
+  /** SetupFinishResponse.params, the exact text the bank's MAC covered. */
+  params: string;
+  setupAt: number;
+  iv: string;
+  /** Ciphertext and the 16-byte GCM tag, base64. */
+  sealed: string;
+}
+
+export interface StoredTokenInfo {
+  bankUrl: string;
+  serviceId: string;
+  userId: string;
+  params: SoftTokenParams;
+  setupAt: number;
+}
+
+function aad(t: Pick<TokenFile, "serviceId" | "userId" | "params">): Buffer {
+  // Length-prefixed, so no two different triples encode alike.
+  return Buffer.concat([FORMAT, t.serviceId, t.userId, t.params].flatMap((s) => {
+    const b = Buffer.from(s, "utf8");
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.length);
+    return [len, b];
+  }));
+}
+
+const uid = () => (typeof process.getuid === "function" ? process.getuid() : undefined);
+
+/** The store directory, created 0700 when `create`; refused when others can write to it. */
+function checkDir(dir: string, create: boolean): void {
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    if (!create) throw new StoreError("no_store", `no token store at ${dir}: run \`fobkit app setup --store ${dir} ...\` first`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    st = lstatSync(dir);
+  }
+  if (!st.isDirectory()) throw new StoreError("not_a_directory", `${dir} is not a directory (a symlink is refused too): give the store's own directory`);
+  if (st.mode & 0o022) throw new StoreError("unsafe_store", `the store directory ${dir} can be written by group or others (mode ${(st.mode & 0o777).toString(8)}): its files could be swapped. Run \`chmod 700 ${dir}\``);
+  const me = uid();
+  if (me !== undefined && st.uid !== me) throw new StoreError("unsafe_store", `the store directory ${dir} belongs to another user (uid ${st.uid})`);
+}
+
+/** The store's key; created (0600, exclusively) when `create` and absent. */
+function storeKey(dir: string, create: boolean): Buffer {
+  const path = join(dir, KEY_FILE);
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    if (!create) throw new StoreError("bad_key_file", `${path} is missing: the store cannot be opened (set the token up again into a new store)`);
+    const key = randomBytes(KEY_BYTES);
+    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      writeSync(fd, key);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    fsyncDir(dir);
+    return key;
+  }
+  if (!st.isFile()) throw new StoreError("unsafe_key_file", `${path} is not a regular file (a symlink is refused)`);
+  if (st.mode & 0o077) throw new StoreError("unsafe_key_file", `${path} can be read by group or others (mode ${(st.mode & 0o777).toString(8)}): treat the token as exposed. If it was never shared, run \`chmod 600 ${path}\``);
+  const me = uid();
+  if (me !== undefined && st.uid !== me) throw new StoreError("unsafe_key_file", `${path} belongs to another user (uid ${st.uid})`);
+  const key = readFileSync(path);
+  if (key.length !== KEY_BYTES) {
+    key.fill(0);
+    throw new StoreError("bad_key_file", `${path} must hold exactly ${KEY_BYTES} bytes`);
+  }
+  return key;
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, constants.O_RDONLY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readTokenFile(dir: string): TokenFile | undefined {
+  const path = join(dir, TOKEN_FILE);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+  let t: TokenFile;
+  try {
+    t = JSON.parse(text) as TokenFile;
+  } catch {
+    throw new StoreError("bad_token_file", `${path} is not JSON`);
+  }
+  const str = (v: unknown) => typeof v === "string";
+  if (t?.format !== FORMAT || ![t.bankUrl, t.serviceId, t.userId, t.params, t.iv, t.sealed].every(str) || typeof t.setupAt !== "number") {
+    throw new StoreError("bad_token_file", `${path} is not a ${FORMAT} token file`);
+  }
+  return t;
+}
+
+function parseParams(text: string, path: string): SoftTokenParams {
+  try {
+    return JSON.parse(text) as SoftTokenParams;
+  } catch {
+    throw new StoreError("bad_token_file", `${path}: the token's parameters are not JSON`);
+  }
+}
+
+/** Refuses before any network call when set-up could not be stored: an unsafe store, or one that already holds a token. */
+export function prepareStore(dir: string): void {
+  checkDir(dir, true);
+  const existing = readTokenFile(dir);
+  if (existing) throw new StoreError("token_exists", `${dir} already holds the token of user ID ${existing.userId} (service ID ${existing.serviceId}): give another --store, or delete that directory if the token is no longer used`);
+  const key = storeKey(dir, true);
+  key.fill(0);
+}
+
+/** Seals `seed` into DIR/token.json (atomically) and wipes it. */
+export function saveToken(dir: string, t: { bankUrl: string; serviceId: string; userId: string; params: string; setupAt: number }, seed: Uint8Array): void {
+  try {
+    checkDir(dir, true);
+    if (readTokenFile(dir)) throw new StoreError("token_exists", `${dir} already holds a token`);
+    const key = storeKey(dir, true);
+    const iv = randomBytes(IV_BYTES);
+    let sealed: Buffer;
+    try {
+      const c = createCipheriv("aes-256-gcm", key, iv, { authTagLength: TAG_BYTES });
+      c.setAAD(aad(t));
+      sealed = Buffer.concat([c.update(seed), c.final(), c.getAuthTag()]);
+    } finally {
+      key.fill(0);
+    }
+    const file: TokenFile = { format: FORMAT, ...t, iv: iv.toString("base64"), sealed: sealed.toString("base64") };
+    const tmp = join(dir, `.${TOKEN_FILE}.${randomBytes(6).toString("hex")}.tmp`);
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      writeSync(fd, JSON.stringify(file, null, 2) + "\n");
+      fsyncSync(fd);
+    } catch (e) {
+      closeSync(fd);
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    closeSync(fd);
+    renameSync(tmp, join(dir, TOKEN_FILE));
+    fsyncDir(dir);
+  } finally {
+    seed.fill(0);
+  }
+}
+
+export function tokenInfo(dir: string): StoredTokenInfo {
+  checkDir(dir, false);
+  const t = readTokenFile(dir);
+  if (!t) throw new StoreError("no_token", `${dir} holds no token: run \`fobkit app setup --store ${dir} ...\``);
+  return { bankUrl: t.bankUrl, serviceId: t.serviceId, userId: t.userId, params: parseParams(t.params, join(dir, TOKEN_FILE)), setupAt: t.setupAt };
+}
+
+/** The code at `nowMs`: the seed is opened into a non-extractable WebCrypto key, and the bytes wiped. */
+export async function codeAt(dir: string, nowMs: number): Promise<{ code: string; info: StoredTokenInfo; step: number; msLeft: number }> {
+  checkDir(dir, false);
+  const t = readTokenFile(dir);
+  if (!t) throw new StoreError("no_token", `${dir} holds no token: run \`fobkit app setup --store ${dir} ...\``);
+  const key = storeKey(dir, false);
+  const blob = Buffer.from(t.sealed, "base64");
+  const iv = Buffer.from(t.iv, "base64");
+  let seed: Buffer;
+  try {
+    if (iv.length !== IV_BYTES || blob.length < TAG_BYTES) throw new Error("short");
+    const d = createDecipheriv("aes-256-gcm", key, iv, { authTagLength: TAG_BYTES });
+    d.setAAD(aad(t));
+    d.setAuthTag(blob.subarray(blob.length - TAG_BYTES));
+    seed = Buffer.concat([d.update(blob.subarray(0, blob.length - TAG_BYTES)), d.final()]);
+  } catch {
+    throw new StoreError("tampered", `${join(dir, TOKEN_FILE)} does not open with ${join(dir, KEY_FILE)}: the file was changed, or belongs with another key`);
+  } finally {
+    key.fill(0);
+  }
+  let hmac: CryptoKey;
+  try {
+    hmac = await crypto.subtle.importKey("raw", seed as Uint8Array<ArrayBuffer>, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  } finally {
+    seed.fill(0);
+  }
+  const params = parseParams(t.params, join(dir, TOKEN_FILE));
+  const period = params.period || SOFT_TOKEN.period;
+  const { step, msLeft } = stepAt(nowMs, period, params.t0 ?? 0);
+  const code = await totpFromKey(hmac, step, params.digits || SOFT_TOKEN.digits);
+  return { code, step, msLeft, info: { bankUrl: t.bankUrl, serviceId: t.serviceId, userId: t.userId, params, setupAt: t.setupAt } };
+}
