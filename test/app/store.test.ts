@@ -1,0 +1,185 @@
+/**
+ * `fobkit app`'s token store (host/app/store.ts) and the `app code` /
+ * `app setup` commands' local checks: codes against oathtool (an outside
+ * implementation), modes, refusals of unsafe stores, tamper detection, and
+ * the seed in no file of the store in any encoding. The set-up against a
+ * bank is in test/app/app-flow.test.ts.
+ */
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { codeAt, KEY_FILE, prepareStore, saveToken, StoreError, TOKEN_FILE } from "../../host/app/store.js";
+import { runCli } from "../../host/cli/main.js";
+import type { Io } from "../../host/cli/command.js";
+import { oathtool } from "../registry/support.js";
+import { seedForms } from "./support.js";
+
+/** RFC 6238's SHA-256 seed (errata: 32 bytes). */
+const RFC_SEED = Buffer.from("12345678901234567890123456789012");
+const PARAMS = JSON.stringify({ bank: "テスト信用金庫", serviceId: "10112235", userId: "999800000009", algorithm: "SHA256", digits: 8, period: 60, t0: 0 });
+const T = { bankUrl: "http://127.0.0.1:8700", serviceId: "10112235", userId: "999800000009", params: PARAMS, setupAt: 1_700_000_000_000 };
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let stdout = "";
+  let stderr = "";
+  out.on("data", (d) => (stdout += d));
+  err.on("data", (d) => (stderr += d));
+  const io: Io = { stdout: out, stderr: err, stdin: new PassThrough(), env, signal: new AbortController().signal };
+  const code = await runCli(args, io);
+  return { code, stdout, stderr };
+}
+
+describe("app token store", () => {
+  let dir: string;
+  let store: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "fobkit-app-store-"));
+    store = join(dir, "token");
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("gives oathtool's codes (RFC 6238 SHA-256 seed, 8 digits, 60 s) and wipes the seed it was given", async () => {
+    const seed = Buffer.from(RFC_SEED);
+    saveToken(store, T, seed);
+    expect(seed.every((b) => b === 0)).toBe(true);
+    for (const t of [59, 1111111109, 1234567890, 2000000000, 2147483648, 20000000000]) {
+      const r = await codeAt(store, t * 1000);
+      expect(r.code).toBe(oathtool(RFC_SEED, t, { algorithm: "SHA256" }));
+      expect(r.info.params.bank).toBe("テスト信用金庫");
+    }
+    // FIELD-NOTES' table, as a second source.
+    expect((await codeAt(store, 59_000)).code).toBe("18920136");
+    expect((await codeAt(store, 59_000)).msLeft).toBe(1000);
+  });
+
+  it("makes the directory 0700 and the key and token files 0600, and leaves no temp file", () => {
+    saveToken(store, T, Buffer.from(RFC_SEED));
+    expect(lstatSync(store).mode & 0o777).toBe(0o700);
+    expect(lstatSync(join(store, KEY_FILE)).mode & 0o777).toBe(0o600);
+    expect(lstatSync(join(store, TOKEN_FILE)).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(store, KEY_FILE)).length).toBe(32);
+    expect(readdirSync(store).sort()).toEqual([KEY_FILE, TOKEN_FILE].sort());
+  });
+
+  it("holds the seed in no file, in no encoding", () => {
+    saveToken(store, T, Buffer.from(RFC_SEED));
+    const all = Buffer.concat(readdirSync(store).map((f) => readFileSync(join(store, f))));
+    for (const form of seedForms(RFC_SEED)) expect(all.includes(form), `seed form ${form.length} bytes`).toBe(false);
+  });
+
+  it("refuses a key file group or others can read, a symlinked key file, and a directory others can write, as ssh does", async () => {
+    saveToken(store, T, Buffer.from(RFC_SEED));
+    chmodSync(join(store, KEY_FILE), 0o640);
+    await expect(codeAt(store, 0)).rejects.toMatchObject({ code: "unsafe_key_file" });
+    chmodSync(join(store, KEY_FILE), 0o604);
+    await expect(codeAt(store, 0)).rejects.toMatchObject({ code: "unsafe_key_file" });
+    chmodSync(join(store, KEY_FILE), 0o600);
+    await expect(codeAt(store, 0)).resolves.toBeTruthy();
+
+    chmodSync(store, 0o777);
+    await expect(codeAt(store, 0)).rejects.toMatchObject({ code: "unsafe_store" });
+    chmodSync(store, 0o700);
+
+    const other = join(dir, "elsewhere.key");
+    writeFileSync(other, readFileSync(join(store, KEY_FILE)), { mode: 0o600 });
+    rmSync(join(store, KEY_FILE));
+    symlinkSync(other, join(store, KEY_FILE));
+    await expect(codeAt(store, 0)).rejects.toMatchObject({ code: "unsafe_key_file" });
+  });
+
+  it("refuses a token file whose IDs or bank name were edited, or a sealed seed moved from another store", async () => {
+    saveToken(store, T, Buffer.from(RFC_SEED));
+    const path = join(store, TOKEN_FILE);
+    const good = readFileSync(path, "utf8");
+    const edit = (f: (j: any) => void) => {
+      const j = JSON.parse(good);
+      f(j);
+      writeFileSync(path, JSON.stringify(j));
+    };
+    edit((j) => (j.userId = "999800000019"));
+    await expect(codeAt(store, 0)).rejects.toMatchObject({ code: "tampered" });
+    edit((j) => (j.params = j.params.replace("テスト信用金庫", "偽信用金庫")));
+    await expect(codeAt(store, 0)).rejects.toMatchObject({ code: "tampered" });
+    const store2 = join(dir, "token2");
+    saveToken(store2, T, Buffer.alloc(32, 7));
+    const other = JSON.parse(readFileSync(join(store2, TOKEN_FILE), "utf8"));
+    edit((j) => ((j.sealed = other.sealed), (j.iv = other.iv)));
+    await expect(codeAt(store, 0)).rejects.toMatchObject({ code: "tampered" });
+    writeFileSync(path, good);
+    await expect(codeAt(store, 59_000)).resolves.toMatchObject({ code: "18920136" });
+  });
+
+  it("refuses to set up into a store that holds a token, before anything is asked of the bank", () => {
+    saveToken(store, T, Buffer.from(RFC_SEED));
+    expect(() => prepareStore(store)).toThrow(StoreError);
+    expect(() => prepareStore(store)).toThrow(/already holds the token of user ID 999800000009/);
+  });
+});
+
+describe("fobkit app code / app setup (local checks)", () => {
+  let dir: string;
+  let store: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "fobkit-app-cli-"));
+    store = join(dir, "token");
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("prints the code, the bank's name and the seconds left; --json gives {code, bank}", async () => {
+    saveToken(store, T, Buffer.from(RFC_SEED));
+    // FOBKIT_CLOCK_OFFSET (host/clock.ts) puts the clock at a known second: 2000000000 + a little.
+    const offset = String(2_000_000_010 - Math.floor(Date.now() / 1000));
+    const plain = await cli(["app", "code", "--store", store], { FOBKIT_CLOCK_OFFSET: offset });
+    expect(plain.code).toBe(0);
+    const [code, bank, left] = plain.stdout.trimEnd().split("\n");
+    expect([oathtool(RFC_SEED, 2_000_000_010, { algorithm: "SHA256" }), oathtool(RFC_SEED, 2_000_000_070, { algorithm: "SHA256" })]).toContain(code);
+    expect(bank).toBe("bank: テスト信用金庫");
+    expect(left).toMatch(/^next code in \d{1,2} s$/);
+    const j = await cli(["app", "code", "--store", store, "--json"], { FOBKIT_CLOCK_OFFSET: offset });
+    const out = JSON.parse(j.stdout);
+    expect(out).toMatchObject({ ok: true, bank: "テスト信用金庫", userId: "999800000009" });
+    expect(out.code).toMatch(/^\d{8}$/);
+    expect(out.secondsLeft).toBeGreaterThan(0);
+    expect(out.secondsLeft).toBeLessThanOrEqual(60);
+  });
+
+  it("explains each local refusal and exits 2 (or 3 for an unsafe store)", async () => {
+    const none = await cli(["app", "code", "--store", store, "--json"]);
+    expect(none.code).toBe(2);
+    expect(JSON.parse(none.stdout).error.code).toBe("store_no_store");
+    expect(none.stderr).toContain("fobkit app setup --store");
+
+    saveToken(store, T, Buffer.from(RFC_SEED));
+    chmodSync(join(store, KEY_FILE), 0o644);
+    const loose = await cli(["app", "code", "--store", store]);
+    expect(loose.code).toBe(3);
+    expect(loose.stderr).toContain("can be read by group or others (mode 644)");
+    expect(loose.stdout).toBe("");
+
+    const pw = join(dir, "pw");
+    writeFileSync(pw, "activation-pw-1\n", { mode: 0o600 });
+    const base = ["app", "setup", "--bank", "http://127.0.0.1:1", "--service-id", "10112235", "--user-id", "999800000009", "--activation-password-file", pw, "--store", join(dir, "s2")];
+    const set = (o: Record<string, string>) => {
+      const a = [...base];
+      for (const [k, v] of Object.entries(o)) a[a.indexOf("--" + k) + 1] = v;
+      return cli(a);
+    };
+    expect((await set({ "service-id": "1011223" })).stderr).toContain("--service-id must be 8 digits");
+    expect((await set({ "user-id": "99980000000" })).stderr).toContain("--user-id must be 12 digits");
+    const check = await set({ "user-id": "999800000001" });
+    expect(check.code).toBe(2);
+    expect(check.stderr).toContain("check digit");
+    expect((await set({ bank: "http://bank.example.jp" })).stderr).toContain("refusing plain HTTP to bank.example.jp");
+    expect((await set({ bank: "https://bank.example.jp/login?x=1" })).stderr).toContain("--bank is the bank's address only");
+    expect((await set({ "activation-password-file": join(dir, "missing") })).stderr).toContain("--activation-password-file");
+    const missing = await cli(["app", "setup", "--store", store]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("--bank is required");
+    // None of these made a store.
+    expect(() => lstatSync(join(dir, "s2"))).toThrow();
+  });
+});
