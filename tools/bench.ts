@@ -15,6 +15,7 @@ import { formatMemoryBench, runMemoryBench } from "./bench-memory.js";
 import { formatBudget, runPowerBench } from "./power-budget.js";
 import { formatConsoleBench, runConsoleBench } from "./bench-console.js";
 import { formatFlashBench, runFlashBench } from "./bench-flash.js";
+import { formatSoftBench, runSoftBench } from "./bench-soft.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const OUT = join(ROOT, "bench", "results");
@@ -45,6 +46,7 @@ async function main(): Promise<number> {
     { name: "station", run: () => runStationBench(), format: formatStationBench },
     { name: "bank", run: () => runBankBench(), format: formatBankBench },
     { name: "console", run: () => runConsoleBench(), format: formatConsoleBench },
+    { name: "soft", run: () => runSoftBench(), format: formatSoftBench },
   ];
   const summary: Record<string, unknown> = {
     date: new Date().toISOString(),
