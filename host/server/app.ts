@@ -30,6 +30,8 @@ export interface AppOptions {
   https?: { key: Buffer; cert: Buffer };
   bodyLimit?: number;
   logger?: boolean;
+  /** Where the request log goes instead of stdout (turns logging on); tests keep it to search it. */
+  logStream?: NodeJS.WritableStream;
   /** Proxies whose X-Forwarded-For is believed (serve.ts parseTrustProxy); none by default. */
   trustProxy?: string[];
   /** Unix ms; tests inject a clock (the registry's, so maker-checker and the lifecycle agree). */
@@ -47,7 +49,7 @@ const BEARER = /^Bearer ([\x21-\x7e]{1,200})$/;
 export function buildApp(options: AppOptions): FastifyInstance {
   const { registry } = options;
   const app = Fastify({
-    logger: options.logger ? { level: "info", redact: ["req.headers.authorization"] } : false,
+    logger: options.logger || options.logStream ? { level: "info", redact: ["req.headers.authorization"], ...(options.logStream ? { stream: options.logStream } : {}) } : false,
     bodyLimit: options.bodyLimit ?? BODY_LIMIT,
     ...(options.https ? { https: options.https } : {}),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
