@@ -78,6 +78,8 @@ export interface Bank {
   /** The seed the bank holds for `userId`, opened from its row with the bank's key (for the search only; never printed). */
   seedOf(userId: string): Promise<Buffer>;
   row(userId: string): Promise<Record<string, unknown> | undefined>;
+  /** Whether the proxy answers: false cuts every connection, as a network that is down. */
+  setReachable(up: boolean): void;
   /** The database file(s) as bytes. */
   dbBytes(): Buffer;
   close(): Promise<void>;
@@ -137,7 +139,12 @@ export async function startBank(opts: { startAt?: number } = {}): Promise<Bank> 
 
   // The recording proxy; its target is set once the bank listens.
   let target = 0;
+  let reachable = true;
   const proxy: Server = createServer((req, res) => {
+    if (!reachable) {
+      req.socket.destroy();
+      return;
+    }
     const body: Buffer[] = [];
     req.on("data", (d: Buffer) => body.push(d));
     req.on("end", () => {
@@ -196,6 +203,7 @@ export async function startBank(opts: { startAt?: number } = {}): Promise<Bank> 
       return keys.open(softSerial(userId), { kekId: String(r.kek_id), blob: Buffer.from(r.seed as Uint8Array) });
     },
     row,
+    setReachable: (up) => (reachable = up),
     dbBytes() {
       return Buffer.concat(readdirSync(dir).filter((f) => f.startsWith("bank.sqlite")).map((f) => (statSync(join(dir, f)).isFile() ? readFileSync(join(dir, f)) : Buffer.alloc(0))));
     },
