@@ -100,7 +100,7 @@ describe("software token, whole flow with fobkit app", () => {
     for (let i = 1; i <= 5; i++) {
       const r = await verify(wrongCode(now.code));
       expect(r.code).toBe(1);
-      expect(errorCode(r)).toBe(i < 5 ? "wrong_code" : "locked");
+      expect(JSON.parse(r.stdout).error).toMatchObject({ code: "wrong_code", detail: { failures: i, locked: i === 5 } });
     }
     expect(errorCode(await verify(now.code))).toBe("locked");
     await bank.ok("bank", "unlock", "--customer", CUSTOMER, "--json");
