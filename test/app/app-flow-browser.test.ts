@@ -11,7 +11,7 @@
  * Clocks: the bank's server and CLI share an offset the test moves
  * (flow-support); the page's clock is Playwright's page.clock, moved with it.
  */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,6 +19,10 @@ import { softSerial } from "../../host/soft/protocol.js";
 import { launchChromium } from "../../tools/chromium.js";
 import { BANK_NAME, nextTokyoMidnight, SERVICE_ID, startBank, tokyoNoonToday, wrongCode, type Bank } from "./flow-support.js";
 import { seedFound } from "./support.js";
+import { BUILD } from "../support/paths.js";
+
+/** Screenshots of the app's screens, at a phone's size. */
+const SCREENS = join(BUILD, "app-screens");
 
 const CUSTOMER = "C-0002";
 const MAIL = "hanako@example.jp";
@@ -39,6 +43,8 @@ describe("software token, whole flow with the web app in Chromium", () => {
     await bank.ok("bank", "soft-config", "--service-id", SERVICE_ID, "--bank-name", BANK_NAME, "--app-url", bank.url + "/app/", "--json");
     browser = await launchChromium({ locale: "ja-JP" });
     page = await browser.context.newPage();
+    await page.setViewportSize({ width: 390, height: 780 });
+    mkdirSync(SCREENS, { recursive: true });
     page.on("pageerror", (e) => pageErrors.push(e.message));
     page.on("console", (m) => {
       if (/Content Security Policy/i.test(m.text())) pageErrors.push(m.text());
@@ -83,11 +89,14 @@ describe("software token, whole flow with the web app in Chromium", () => {
     await alert().waitFor();
     expect(await alert().textContent()).toBe("利用開始パスワードが正しくありません。あと4回誤ると、このトークンは無効になります。");
     expect(await page.getByLabel("利用開始パスワード", { exact: true }).evaluate((e) => e === document.activeElement)).toBe(true);
+    await page.screenshot({ path: join(SCREENS, "setup-wrong-password-ja.png") });
 
     await setUp(userId, PASSWORD);
     await page.getByRole("heading", { name: "ワンタイムパスワード" }).waitFor();
     expect(await page.locator("#bank-name").textContent()).toBe(BANK_NAME);
     expect(await page.locator("#countdown-label").textContent()).toMatch(/^次のパスワードまで あと\d{1,2}秒$/);
+    await page.waitForFunction(() => document.documentElement.dataset.offlineReady === "true");
+    await page.screenshot({ path: join(SCREENS, "code-ja.png") });
 
     // Start of use with the code on screen; the same code again is a replay.
     const first = await screenCode();

@@ -65,7 +65,8 @@ export function refusalText(e: unknown, words: Words): string {
   if (code === "setup_not_yet") {
     const from = err.setupFrom ?? (detail.setupFrom as number | string | undefined);
     const when = from === undefined ? undefined : new Date(from);
-    const shown = when && !Number.isNaN(when.getTime()) ? when.toLocaleString(lang === "ja" ? "ja-JP" : "en-GB", { timeZone: "Asia/Tokyo", dateStyle: "long", timeStyle: "short" }) : undefined;
+    // An instant (the start of the next day in the bank's time zone), shown in the device's own zone.
+    const shown = when && !Number.isNaN(when.getTime()) ? when.toLocaleString(lang === "ja" ? "ja-JP" : "en-GB", { dateStyle: "long", timeStyle: "short" }) : undefined;
     return words.setupNotYet(shown);
   }
   return words.errors[code] ?? words.errors.failed;
@@ -133,6 +134,9 @@ function setupScreen(notice?: string): HTMLElement {
       } catch {
         throw Object.assign(new Error("storage"), { code: "storage" });
       }
+      // Ask the browser not to evict the token's storage under disk pressure (Storage Standard §4.4,
+      // "persistent" bucket); a browser that says no still keeps it unless space runs out.
+      void navigator.storage?.persist?.().catch(() => false);
       password.value = "";
       screen = { kind: "code", token };
       render();
