@@ -52,6 +52,18 @@ interface Asset {
 
 const JS = "text/javascript; charset=utf-8";
 
+/** Icons are drawn once per process (~90 ms of pixel work), not once per server built. */
+let icons: Map<string, Asset> | undefined;
+function iconAssets(): Map<string, Asset> {
+  icons ??= new Map([
+    ["/app/icons/icon.svg", { body: Buffer.from(iconSvg()), type: "image/svg+xml" }],
+    ["/app/icons/icon-192.png", { body: iconPng(192), type: "image/png" }],
+    ["/app/icons/icon-512.png", { body: iconPng(512), type: "image/png" }],
+    ["/app/icons/maskable-512.png", { body: iconPng(512, true), type: "image/png" }],
+  ]);
+  return icons;
+}
+
 /** The web app's files, read once at start; a missing build leaves a file out (served 503 with how to build it). */
 function loadAssets(buildDir: string): { assets: Map<string, Asset>; missing: string[] } {
   const web = join(buildDir, "web", "host", "app", "web");
@@ -73,10 +85,7 @@ function loadAssets(buildDir: string): { assets: Map<string, Asset>; missing: st
     else missing.push(url);
   }
   assets.set("/app/app.css", { body: Buffer.from(APP_CSS), type: "text/css; charset=utf-8" });
-  assets.set("/app/icons/icon.svg", { body: Buffer.from(iconSvg()), type: "image/svg+xml" });
-  assets.set("/app/icons/icon-192.png", { body: iconPng(192), type: "image/png" });
-  assets.set("/app/icons/icon-512.png", { body: iconPng(512), type: "image/png" });
-  assets.set("/app/icons/maskable-512.png", { body: iconPng(512, true), type: "image/png" });
+  for (const [url, a] of iconAssets()) assets.set(url, a);
   assets.set("/app/manifest.webmanifest", { body: Buffer.from(JSON.stringify(MANIFEST, null, 2)), type: "application/manifest+json" });
   return { assets, missing };
 }
