@@ -40,3 +40,41 @@ export function maskMail(addr: string): string {
   const at = addr.lastIndexOf("@");
   return at < 1 ? "***" : `${addr[0]}***${addr.slice(at)}`;
 }
+
+/**
+ * An SMTP mailer for `--smtp URL` (nodemailer's connection URL: smtp://host:port,
+ * smtps://user:pass@host) and `--mail-from`. A stand-in with a short text
+ * until the lead's host/soft/mail.ts (sendIssuanceMail, the full Japanese
+ * text) is merged; the merge replaces the body of this function with it.
+ */
+export async function smtpMailer(url: string, from: string): Promise<IssuanceMailer> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new RangeError("--smtp must be a URL such as smtp://mail.example.jp:587 or smtps://user:password@mail.example.jp");
+  }
+  if (parsed.protocol !== "smtp:" && parsed.protocol !== "smtps:") throw new RangeError("--smtp must be an smtp:// or smtps:// URL");
+  if (!checkMailAddress(from)) throw new RangeError("--mail-from must be a plain e-mail address, e.g. otp@bank.example.jp");
+  const { default: nodemailer } = await import("nodemailer");
+  const transport = nodemailer.createTransport(url);
+  return {
+    async send(m: IssuanceMail): Promise<void> {
+      const when = (ms: number) => new Intl.DateTimeFormat("ja-JP", { timeZone: m.timeZone, dateStyle: "long", timeStyle: "short" }).format(new Date(ms));
+      const bank = m.bankName.replace(/[\r\n]+/g, " ");
+      const text = [
+        `${bank}です。ワンタイムパスワードのソフトウェアトークンを発行しました。`,
+        "アプリを開き、次のサービスIDとユーザID、お申込みの際に決めた利用開始パスワードで初期設定をしてください。",
+        "",
+        `サービスID: ${m.serviceId}`,
+        `ユーザID:   ${m.userId}`,
+        `アプリ:     ${m.appUrl}`,
+        `初期設定の期限: ${when(m.setupBefore)}`,
+        ...(m.setupFrom !== null ? [`初期設定は ${when(m.setupFrom)} 以降にできます (利用解除の翌日以降)。`] : []),
+        "",
+        "当金庫がメールや電話で利用開始パスワードやワンタイムパスワードをお尋ねすることはありません。",
+      ].join("\n");
+      await transport.sendMail({ from, to: m.to, subject: `【${bank}】トークン発行のご案内`, text });
+    },
+  };
+}
