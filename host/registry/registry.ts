@@ -388,8 +388,8 @@ export class Registry {
   }
 
   /** Audits something done outside a token decision (key management, imports refused before the store). */
-  async note(actor: Actor, action: string, outcome: string, detail?: Record<string, unknown>, serial: string | null = null): Promise<void> {
-    return this.store.note(actor, action, outcome, detail, serial);
+  async note(actor: Actor, action: string, outcome: string, detail?: Record<string, unknown>, serial: string | null = null, customer: string | null = null): Promise<void> {
+    return this.store.note(actor, action, outcome, detail, serial, customer);
   }
 
   // ---------------------------------------------------------------- customer (channel)

@@ -352,7 +352,7 @@ export class SoftTokens {
     const holder = await this.db.get<TokenRow>("SELECT serial, state, kind, activated_at, setup_at FROM tokens WHERE customer = ? AND state IN ('issued', 'active', 'locked')", [customer]);
     if (holder && !SoftTokens.supersedable(holder)) {
       const refusal = this.holderRefusal(customer, holder);
-      await this.store.note(actor, "soft-issue", refusal.code, { step: "registration", ...refusal.detail }, null);
+      await this.store.note(actor, "soft-issue", refusal.code, { step: "registration", ...refusal.detail }, null, customer);
       throw refusal;
     }
     let userId = newUserId();
@@ -392,7 +392,7 @@ export class SoftTokens {
     const now = this.now();
     if (!t || t.customer !== customer || !validUserId(t.userId) || !(now < t.exp)) {
       const refusal = new RegistryError("ticket_expired", "the registration ticket is not this customer's, or it expired (10 minutes): start the issuance again", "refused");
-      await this.store.note(actor, "soft-issue", refusal.code, { step: "issue" }, null);
+      await this.store.note(actor, "soft-issue", refusal.code, { step: "issue" }, null, customer);
       throw refusal;
     }
     const serial = softSerial(t.userId);
@@ -431,7 +431,7 @@ export class SoftTokens {
     } finally {
       secret.fill(0);
     }
-    return { serviceId: config.serviceId, userId: t.userId, serial, state: "issued", setUp: false, setupFrom: iso(setupFrom), setupBefore: iso(setupBefore)!, mail, config, setupFromMs: setupFrom, setupBeforeMs: setupBefore };
+    return { customer, serviceId: config.serviceId, userId: t.userId, serial, state: "issued", setUp: false, setupFrom: iso(setupFrom), setupBefore: iso(setupBefore)!, mail, config, setupFromMs: setupFrom, setupBeforeMs: setupBefore };
   }
 
   // ---------------------------------------------------------------- set-up (the app; public)
@@ -463,7 +463,8 @@ export class SoftTokens {
     if (row.setup_from !== null && now < Number(row.setup_from)) {
       return refuse("setup_not_yet", `set-up is possible from ${iso(row.setup_from)} (the day after the last deactivation, 利用解除の翌日以降)`, { setupFrom: iso(row.setup_from) });
     }
-    if (row.fail_count >= SETUP_TRIES) {
+    // Only a start is a new guess: the finish of the last allowed start may still succeed.
+    if (action === "setup_start" && row.fail_count >= SETUP_TRIES) {
       return refuse("voided", `this issuance is void after ${row.fail_count} set-ups without the right activation password; apply for a new issuance`, { failures: row.fail_count }, { state: "retired", updated_at: Math.max(now, Number(row.updated_at) + 1) }, [
         { action: "void", outcome: "ok", serial: row.serial, customer: row.customer, detail: { reason: "wrong_passwords", failures: row.fail_count } },
       ]);
@@ -631,6 +632,7 @@ export class SoftTokens {
 }
 
 export interface IssueResult {
+  customer: string;
   serviceId: string;
   userId: string;
   serial: string;

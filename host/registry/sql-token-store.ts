@@ -596,8 +596,8 @@ export abstract class SqlTokenStore implements TokenStore {
   }
 
   /** Audits something done outside a token transaction (key management, imports refused before the store). */
-  async note(actor: Actor, action: string, outcome: string, detail?: Record<string, unknown>, serial: string | null = null): Promise<void> {
-    await this.db.tx((t) => this.auditIn(t, actor, action, outcome, serial, null, detail));
+  async note(actor: Actor, action: string, outcome: string, detail?: Record<string, unknown>, serial: string | null = null, customer: string | null = null): Promise<void> {
+    await this.db.tx((t) => this.auditIn(t, actor, action, outcome, serial, customer, detail));
   }
 
 

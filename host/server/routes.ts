@@ -375,14 +375,14 @@ export const ROUTES: RouteDef[] = [
         try {
           await mailer.send({ to: r.mail, bankName: r.config.bankName, serviceId: r.serviceId, userId: r.userId, appUrl: r.config.appUrl, setupBefore: r.setupBeforeMs, setupFrom: r.setupFromMs, timeZone: r.config.timeZone });
           mailSent = true;
-          await registry.note(actor, "mail", "ok", { kind: "soft-issue", mail: masked }, r.serial);
+          await registry.note(actor, "mail", "ok", { kind: "soft-issue", mail: masked }, r.serial, r.customer);
         } catch (e) {
           // The issuance stands: the channel shows the IDs on screen. The error's kind only (a message may quote the address).
           process.stderr.write(`fobkit bank serve: issuance mail for ${r.serial} failed: ${(e as Error).name}${(e as { code?: string }).code ? " " + (e as { code?: string }).code : ""}\n`);
-          await registry.note(actor, "mail", "failed", { kind: "soft-issue", mail: masked, error: (e as { code?: string }).code ?? (e as Error).name }, r.serial);
+          await registry.note(actor, "mail", "failed", { kind: "soft-issue", mail: masked, error: (e as { code?: string }).code ?? (e as Error).name }, r.serial, r.customer);
         }
       } else {
-        await registry.note(actor, "mail", "not_configured", { kind: "soft-issue", mail: masked }, r.serial);
+        await registry.note(actor, "mail", "not_configured", { kind: "soft-issue", mail: masked }, r.serial, r.customer);
       }
       return { serviceId: r.serviceId, userId: r.userId, state: r.state, setUp: r.setUp, setupFrom: r.setupFrom, setupBefore: r.setupBefore, mailSent };
     },
