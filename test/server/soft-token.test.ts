@@ -144,6 +144,10 @@ describe.each(ENGINES)("software token over the API on $name", (engine) => {
     expect((await call(base, "POST", "/v1/tokens/FK0001/issue", { key: key.staff, body: { customer: "c1" } })).status).toBe(200);
     const e = await failure(issue("c1"));
     expect(e).toMatchObject({ code: "customer_has_token", status: 409, detail: { heldSerial: "FK0001", heldKind: "keyfob" } });
+    // Step 1 already refuses (before the customer's side computes a record), and audits it.
+    await opaque.ready;
+    const early = await call(base, "POST", registrationPath("c1"), { key: key.channel, body: { registrationRequest: opaque.client.startRegistration({ password: PASSWORD }).registrationRequest } });
+    expect(early).toMatchObject({ status: 409, body: { error: { code: "customer_has_token" } } });
     // Step 2 refuses too when the keyfob came between the steps.
     const req = await call(base, "POST", registrationPath("c2"), { key: key.channel, body: { registrationRequest: opaque.client.startRegistration({ password: PASSWORD }).registrationRequest } });
     expect(req.status).toBe(200);
