@@ -4,6 +4,7 @@
  */
 import { MAX_LIST } from "../registry/registry.js";
 import { BARRING_REASONS, TOKEN_STATES, WITHDRAW_REASONS, type AuditRecord, type TokenStatus } from "../registry/types.js";
+import { KIND_LABELS, REGISTRATION_LABELS, registrationOf, type Registration } from "../registry/soft-tokens.js";
 import { COMMON_OPTIONS, POLICY_OPTIONS, SEED_OPTIONS, required, runBank } from "./bank-common.js";
 import { CliError, intOption, oneOf, type Command } from "./command.js";
 
@@ -11,10 +12,24 @@ const SERIAL = { type: "string", placeholder: "SERIAL", help: "the serial printe
 const CUSTOMER = { type: "string", placeholder: "ID", help: "the bank's customer id" } as const;
 const CODE = { type: "string", placeholder: "DIGITS", help: "the code the keyfob shows (exactly its digit count)" } as const;
 
+/** The registration status a live token gives its customer (soft-tokens.ts registrationOf), from a status. */
+function registrationOfStatus(s: TokenStatus): Registration | undefined {
+  if (!s.customer || !["issued", "active", "locked"].includes(s.state)) return undefined;
+  return registrationOf(s.customer, { serial: s.serial, state: s.state, kind: s.kind, setup_at: s.setUp ? 1 : null, setup_from: null, setup_before: null });
+}
+
+function registrationText(r: Registration | undefined): string {
+  if (!r) return "-";
+  return `${r.status} (${REGISTRATION_LABELS[r.status].ja})${r.kind === "soft" && r.status === "issued" ? (r.setUp ? ", app set up" : ", app not set up yet") : ""}`;
+}
+
 function statusText(s: TokenStatus): string {
   return [
     `serial      ${s.serial}`,
+    `kind        ${KIND_LABELS[s.kind].en} (${KIND_LABELS[s.kind].ja})`,
     `state       ${s.state}`,
+    `registration ${registrationText(registrationOfStatus(s))}`,
+    ...(s.kind === "soft" ? [`user ID     ${s.serial.slice(2)}`, `set up      ${s.setUp ? "yes" : `no${s.setupBefore ? ` (by ${s.setupBefore}${s.setupFrom ? `, not before ${s.setupFrom}` : ""})` : ""}`}`] : []),
     `customer    ${s.customer ?? "-"}`,
     `issuance    ${s.issuance}`,
     `token       ${s.manufacturer}${s.model ? " " + s.model : ""}, ${s.algorithm}, ${s.digits} digits, ${s.period} s`,
@@ -44,12 +59,16 @@ export const bankIssue: Command = {
 
 export const bankActivate: Command = {
   name: "bank activate",
-  summary: "start of use: activate an issued keyfob with the code it shows",
-  description: `Example: fobkit bank activate --serial FK07000100004226 --code 84755224\n${EXIT_HELP}`,
-  options: { serial: SERIAL, code: CODE, ...SEED_OPTIONS, ...POLICY_OPTIONS },
+  summary: "start of use (利用開始): activate an issued keyfob or set-up software token with the code it shows",
+  description:
+    "By the keyfob's serial or by the customer (a software token: the code the app shows after its set-up).\n" +
+    `Examples: fobkit bank activate --serial FK07000100004226 --code 84755224\n          fobkit bank activate --customer 999800000001 --code 40517394\n${EXIT_HELP}`,
+  options: { serial: SERIAL, customer: CUSTOMER, code: CODE, ...SEED_OPTIONS, ...POLICY_OPTIONS },
   run: ({ values }, io) =>
     runBank("bank activate", values, io, { needsKek: true }, async ({ registry, actor }) => {
-      const a = await registry.activate({ serial: required(values, "serial", "bank activate") }, required(values, "code", "bank activate"), actor);
+      if (!!values.serial === !!values.customer) throw new CliError("fobkit bank activate: give --serial or --customer (one of them)");
+      const by = values.serial ? { serial: values.serial as string } : { customer: values.customer as string };
+      const a = await registry.activate(by, required(values, "code", "bank activate"), actor);
       return { json: { result: "accepted", ...a }, text: `activated ${a.serial} (drift ${a.drift} step(s))` };
     }),
 };
@@ -128,25 +147,40 @@ export const bankResync: Command = {
 
 export const bankStatus: Command = {
   name: "bank status",
-  summary: "show a keyfob's state, customer, drift and failures (by serial or customer)",
+  summary: "show a token's kind, state, registration status, customer, drift and failures (by serial or customer)",
+  description: [
+    "Registration status (the channel's): not_registered (未登録), issued (発行済), in_use (利用中), locked (停止中).",
+    "Kinds: keyfob (キーホルダー型), soft (ソフトウェアトークン). By customer, a customer with no token is shown as",
+    "not_registered (exit 0): such a customer logs in without a code.",
+    EXIT_HELP,
+  ].join("\n"),
   options: { serial: SERIAL, customer: CUSTOMER, ...COMMON_OPTIONS },
   run: ({ values }, io) =>
     runBank("bank status", values, io, { needsKek: false }, async ({ registry }) => {
       if (!!values.serial === !!values.customer) throw new CliError("fobkit bank status: give --serial or --customer (one of them)");
-      const s = values.serial ? await registry.status(values.serial) : await registry.statusOfCustomer(values.customer);
-      return { json: { token: s }, text: statusText(s) };
+      if (values.serial) {
+        const s = await registry.status(values.serial);
+        return { json: { token: s, registration: registrationOfStatus(s) ?? null }, text: statusText(s) };
+      }
+      const registration = await registry.soft.registration(values.customer);
+      if (registration.status === "not_registered") {
+        return { json: { token: null, registration }, text: `customer    ${values.customer}\nregistration ${registrationText(registration)}: no token; logs in without a code` };
+      }
+      const s = await registry.statusOfCustomer(values.customer);
+      return { json: { token: s, registration }, text: statusText(s) };
     }),
 };
 
 function tokenLine(s: TokenStatus): string {
-  return [s.serial, s.state, s.customer ?? "-", s.failCount, s.withdrawn ?? "-", s.updatedAt].join("\t");
+  return [s.serial, s.kind, s.state, s.customer ?? "-", s.failCount, s.withdrawn ?? "-", s.updatedAt, registrationText(registrationOfStatus(s))].join("\t");
 }
 
 export const bankTokens: Command = {
   name: "bank tokens",
-  summary: "list keyfobs in serial order, of one state if asked; --counts for how many are in each state",
+  summary: "list tokens (keyfobs and software tokens) in serial order, of one state if asked; --counts for how many are in each state",
   description: [
-    "Lines: serial, state, customer, wrong codes in a row, withdrawal reason, last change (tab-separated).",
+    "Lines: serial, kind (keyfob or soft), state, customer, wrong codes in a row, withdrawal reason, last change,",
+    "registration status (発行済 / 利用中 / 停止中; a software token not set up yet says so) (tab-separated).",
     "Examples: fobkit bank tokens --state locked     (who is locked out now)",
     "          fobkit bank tokens --counts           (stock, issued, active, locked, retired)",
     `Pages: --limit N (default 100, max ${MAX_LIST}), then --after the last serial shown; --json gives "next".`,

@@ -8,6 +8,7 @@ import { inWorker, reportListening, startWorkers, WorkerStartError } from "../se
 import { checkListen, ListenError, parseTrustProxy, startServer } from "../server/serve.js";
 import { JSON_OPTION, KEK_OPTION, DB_OPTION, POLICY_OPTIONS, dbUrl, loadKeys, openStore, policyFrom } from "./bank-common.js";
 import { CliError, EXIT_FAILED, EXIT_OK, intOption, type Command, type Io } from "./command.js";
+import { SMTP_OPTIONS, mailerFrom } from "./bank-soft.js";
 
 /** More workers than this gain nothing on one machine's cores and exhaust the database's connections. */
 const MAX_WORKERS = 64;
@@ -24,6 +25,8 @@ export const bankServe: Command = {
     "--workers N runs N server processes on the one port (node:cluster), each with its own database pool, so\n" +
     "verification on PostgreSQL uses more than one core; a worker that dies is replaced. One per core is a good start.\n" +
     "On SQLite every verification takes the file's one write lock: more workers keep serving if one dies, but are not faster.\n" +
+    "Software tokens: the app's set-up at /app/v1/setup/* needs no API key; --smtp URL sends the issuance mail\n" +
+    "(トークン発行のご案内) after each issuance through the channel API (fobkit bank soft-config first).\n" +
     "Example: fobkit bank serve --db postgres://bank@db/bank --kek-file /etc/fobkit/bank.kek --listen 127.0.0.1:8700 --workers 4",
   options: {
     db: DB_OPTION,
@@ -33,6 +36,7 @@ export const bankServe: Command = {
     "tls-key": { type: "string", placeholder: "FILE", help: "PEM private key for HTTPS" },
     "trust-proxy": { type: "string", placeholder: "ADDRS", help: "comma-separated IPs or CIDR ranges of the proxies in front (default: none)" },
     ...POLICY_OPTIONS,
+    ...SMTP_OPTIONS,
     workers: { type: "string", placeholder: "N", help: `server processes sharing the port, 1-${MAX_WORKERS} (default 1)` },
     log: { type: "boolean", help: "log requests (never bodies or keys) as JSON on stdout" },
     json: JSON_OPTION,
@@ -48,6 +52,7 @@ export const bankServe: Command = {
     }
     const keys = loadKeys(values, io, true);
     const policy = policyFrom(io.env, values);
+    const mailer = await mailerFrom(values, io, "bank serve");
     const db = await openStore(values, io);
     let server;
     try {
@@ -60,6 +65,7 @@ export const bankServe: Command = {
         policy,
         logger: !!values.log,
         trustProxy,
+        mailer,
       });
     } catch (e) {
       await db.close();

@@ -5,6 +5,7 @@ import { bankImport } from "./bank-import.js";
 import { BANK_KEY_COMMANDS } from "./bank-keys.js";
 import { BANK_LIFECYCLE_COMMANDS } from "./bank-lifecycle.js";
 import { bankServe } from "./bank-serve.js";
+import { BANK_SOFT_COMMANDS } from "./bank-soft.js";
 import { BANK_STAFF_COMMANDS } from "./bank-staff.js";
 import { devicesCommand } from "./devices.js";
 import { emuCommand } from "./emu.js";
@@ -18,4 +19,4 @@ import { stationCommand } from "./station.js";
 
 export const COMMANDS: Command[] = [
   devicesCommand, infoCommand, provisionCommand, stationCommand, exportCommand, registerCommand, recordCommand,
-  bankImport, ...BANK_LIFECYCLE_COMMANDS, bankServe, ...BANK_STAFF_COMMANDS, ...BANK_KEY_COMMANDS, ...APP_COMMANDS, emuCommand, flashCommand];
+  bankImport, ...BANK_LIFECYCLE_COMMANDS, ...BANK_SOFT_COMMANDS, bankServe, ...BANK_STAFF_COMMANDS, ...BANK_KEY_COMMANDS, ...APP_COMMANDS, emuCommand, flashCommand];

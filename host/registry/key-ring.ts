@@ -81,6 +81,9 @@ function writeAtomically(path: string, text: string): void {
   chmodSync(path, 0o600);
 }
 
+/** The two tickets of the software token (SOFT-DESIGN.md). */
+export type TicketPurpose = "fobkit-soft-ticket" | "fobkit-setup-ticket";
+
 export interface Sealed {
   kekId: string;
   blob: Buffer;
@@ -204,6 +207,30 @@ export class KeyRing {
 
   openSecret(name: string, sealed: Sealed): Buffer {
     return this.openAs("fobkit-registry-secret", name, sealed, `registry secret ${name}`);
+  }
+
+  /**
+   * The software token's tickets (soft-tokens.ts): state the bank hands to a
+   * client and gets back, sealed under their own purpose so a ticket of one
+   * kind can never be passed off as the other, as a seed or as a registry
+   * secret; `name` binds it (the customer for issuance, the serial for
+   * set-up). Text: "<key id>.<base64url of nonce, ciphertext, tag>".
+   */
+  sealTicket(purpose: TicketPurpose, name: string, data: Buffer): string {
+    const s = this.sealAs(purpose, name, data);
+    return `${s.kekId}.${s.blob.toString("base64url")}`;
+  }
+
+  /** The ticket's data, or undefined when it is malformed, under an unknown key, or does not authenticate for this purpose and name. */
+  openTicket(purpose: TicketPurpose, name: string, ticket: string): Buffer | undefined {
+    const m = /^([A-Za-z0-9_-]{1,40})\.([A-Za-z0-9_-]{1,16000})$/.exec(ticket);
+    if (!m) return undefined;
+    try {
+      return this.openAs(purpose, name, { kekId: m[1], blob: Buffer.from(m[2], "base64url") }, "ticket");
+    } catch (e) {
+      if (e instanceof KeyFileError) return undefined;
+      throw e;
+    }
   }
 
   private sealAs(purpose: string, name: string, secret: Buffer): Sealed {

@@ -19,9 +19,9 @@
  * call verify after the customer's password, and staff see the lock's
  * source in the audit.
  */
-import { BARRING_REASONS, TOKEN_STATES, type TokenState, type WithdrawReason } from "./types.js";
+import { BARRING_REASONS, TOKEN_KINDS, TOKEN_STATES, type TokenKind, type TokenState, type WithdrawReason } from "./types.js";
 
-export type Action = "issue" | "activate" | "verify" | "deactivate" | "lock" | "unlock" | "withdraw" | "resync";
+export type Action = "issue" | "soft-issue" | "setup" | "void" | "activate" | "verify" | "deactivate" | "lock" | "unlock" | "withdraw" | "resync";
 
 /** What a refusal needs to know of the token. */
 export interface RefusalContext {
@@ -39,6 +39,9 @@ export interface StateRefusal {
 
 export interface Transition {
   action: Action;
+  /** The kinds of token it applies to (issue 15: keyfob, soft). */
+  kinds: TokenKind[];
+  /** The states it starts from; [] for soft-issue, which starts from no token (a new row). */
   from: TokenState[];
   /** Where it leads; "unchanged" keeps the state. */
   to: TokenState | "unchanged";
@@ -47,11 +50,13 @@ export interface Transition {
   note?: string;
   /** Codes the action needs: 0, 1 (the code shown now) or 2 (two consecutive codes). */
   codes: 0 | 1 | 2;
-  by: "staff" | "channel" | "registry";
+  by: "staff" | "channel" | "registry" | "app";
   /** The refusal for a token in a state outside `from` (every such state has one). */
   outside: Partial<Record<TokenState, StateRefusal>>;
   /** Refusals that do not depend on the state, in the order they are checked. */
   refusals: string[];
+  /** Soft tokens: what "issued" means along this arrow (awaiting set-up, or set up). */
+  soft?: string;
 }
 
 const notActive: StateRefusal = {
@@ -67,6 +72,7 @@ const CODE = ["wrong_code", "replayed"];
 export const LIFECYCLE: Transition[] = [
   {
     action: "issue",
+    kinds: ["keyfob"],
     from: ["in_stock", "retired"],
     to: "issued",
     label: "issue(customer)",
@@ -79,10 +85,53 @@ export const LIFECYCLE: Transition[] = [
         { code: "not_issuable", message: (t: RefusalContext) => `token ${t.serial} is ${t.state}; only a token in stock or retired can be issued`, detail: (t: RefusalContext) => ({ state: t.state }) },
       ]),
     ),
-    refusals: ["barred", "expired", "customer_has_token"],
+    refusals: ["not_keyfob", "barred", "expired", "customer_has_token"],
+  },
+  {
+    action: "soft-issue",
+    kinds: ["soft"],
+    from: [],
+    to: "issued",
+    label: "soft-issue(customer, record)",
+    note: "a new row, awaiting set-up; supersedes the customer's soft token never used",
+    codes: 0,
+    by: "channel",
+    outside: {},
+    refusals: ["not_configured", "customer_has_token", "ticket_expired", "ticket_used"],
+    soft: "awaiting set-up",
+  },
+  {
+    action: "setup",
+    kinds: ["soft"],
+    from: ["issued"],
+    to: "unchanged",
+    label: "setup(activation password)",
+    note: "issued and awaiting -> issued and set up; the app and the bank derive the seed",
+    codes: 0,
+    by: "app",
+    outside: {
+      in_stock: { code: "unknown_user", message: () => "no software token with this service ID and user ID" },
+      active: { code: "already_set_up", message: (t) => `software token ${t.serial} was set up already; a user ID sets up once` },
+      locked: { code: "already_set_up", message: (t) => `software token ${t.serial} was set up already; a user ID sets up once` },
+      retired: { code: "voided", message: (t) => `the issuance of ${t.serial} is void; apply for a new issuance` },
+    },
+    refusals: ["unknown_user", "already_set_up", "setup_expired", "setup_not_yet", "voided", "wrong_password", "ticket_expired"],
+  },
+  {
+    action: "void",
+    kinds: ["soft"],
+    from: ["issued"],
+    to: "retired",
+    label: "void",
+    note: "awaiting set-up: after 5 set-up starts without a finished set-up, or past its expiry",
+    codes: 0,
+    by: "registry",
+    outside: {},
+    refusals: [],
   },
   {
     action: "activate",
+    kinds: ["keyfob", "soft"],
     from: ["issued"],
     to: "active",
     label: "activate(code)",
@@ -101,10 +150,12 @@ export const LIFECYCLE: Transition[] = [
         detail: (t) => (t.withdrawn && BARRING_REASONS.includes(t.withdrawn) ? { withdrawn: t.withdrawn } : {}),
       },
     },
-    refusals: [...VALIDITY, ...CODE],
+    refusals: [...VALIDITY, "not_set_up", ...CODE],
+    soft: "set up (not_set_up while awaiting set-up); the window is ±window, not ±activationWindow",
   },
   {
     action: "verify",
+    kinds: ["keyfob", "soft"],
     from: ["active"],
     to: "unchanged",
     label: "verify(code)",
@@ -116,6 +167,7 @@ export const LIFECYCLE: Transition[] = [
   },
   {
     action: "deactivate",
+    kinds: ["keyfob", "soft"],
     from: ["active"],
     to: "retired",
     label: "deactivate(code)",
@@ -126,6 +178,7 @@ export const LIFECYCLE: Transition[] = [
   },
   {
     action: "lock",
+    kinds: ["keyfob", "soft"],
     from: ["issued", "active"],
     to: "locked",
     label: "lockAfter wrong codes in a row",
@@ -137,6 +190,7 @@ export const LIFECYCLE: Transition[] = [
   },
   {
     action: "unlock",
+    kinds: ["keyfob", "soft"],
     from: ["locked"],
     to: "active",
     label: "unlock",
@@ -153,6 +207,7 @@ export const LIFECYCLE: Transition[] = [
   },
   {
     action: "withdraw",
+    kinds: ["keyfob", "soft"],
     from: ["issued", "active", "locked"],
     to: "retired",
     label: "withdraw(reason)",
@@ -164,6 +219,7 @@ export const LIFECYCLE: Transition[] = [
   },
   {
     action: "resync",
+    kinds: ["keyfob"],
     from: ["issued", "active", "locked"],
     to: "unchanged",
     label: "resync(two codes)",
@@ -176,7 +232,7 @@ export const LIFECYCLE: Transition[] = [
         { code: "not_issued", message: (t: RefusalContext) => `token ${t.serial} is ${t.state}; resync applies to an issued, active or locked token`, detail: (t: RefusalContext) => ({ state: t.state }) },
       ]),
     ),
-    refusals: [...VALIDITY, "resync_failed"],
+    refusals: ["not_keyfob", ...VALIDITY, "resync_failed"],
   },
 ];
 
@@ -217,12 +273,14 @@ export function refusalsOf(action: Action, o: { byCustomer?: boolean } = {}): st
 export function lifecycleDiagram(lockAfter = 5): string {
   const lines: string[] = [];
   for (const t of LIFECYCLE) {
-    const from = t.from.join(" | ");
+    const from = t.from.length ? t.from.join(" | ") : "(no token)";
     const to = t.to === "unchanged" ? "(same state)" : t.to;
     const label = t.action === "lock" ? t.label.replace("lockAfter", String(lockAfter)) : t.label;
     const who = t.by === "registry" ? "" : `, ${t.by}`;
-    lines.push(` ${from} --${label}--> ${to}${who}${t.note ? `   (${t.note})` : ""}`);
+    const kinds = t.kinds.length === TOKEN_KINDS.length ? "" : ` [${t.kinds.join(", ")} only]`;
+    lines.push(` ${from} --${label}--> ${to}${who}${kinds}${t.note ? `   (${t.note})` : ""}`);
   }
+  const soft = LIFECYCLE.filter((t) => t.soft).map((t) => ` ${t.action}: ${t.soft}`);
   const refusals = LIFECYCLE.filter((t) => Object.keys(t.outside).length).map((t) => {
     const byCode = new Map<string, string[]>();
     for (const s of TOKEN_STATES) {
@@ -231,7 +289,7 @@ export function lifecycleDiagram(lockAfter = 5): string {
     }
     return ` ${t.action}: ${[...byCode].map(([code, states]) => `${code} (${states.join(", ")})`).join(", ")}`;
   });
-  return [...lines, "", "Refused, by the token's state:", ...refusals].join("\n");
+  return [...lines, "", "Refused, by the token's state:", ...refusals, "", "Soft tokens (kind soft; keyfob only: issue, resync, refused not_keyfob):", ...soft].join("\n");
 }
 
 export const DIAGRAM_BEGIN = "<!-- lifecycle:begin (generated from host/registry/lifecycle.ts; do not edit) -->";

@@ -213,6 +213,29 @@ CREATE INDEX tokens_console_customer ON tokens (customer${c}, serial${c}, staged
 CREATE INDEX tokens_console_state_customer ON tokens (state, customer${c}, serial${c}, staged);
 `;
 
+/*
+ * Migration 7 (issue 15): the software token, a second kind of token in the
+ * same table (SOFT-DESIGN.md). kind: keyfob or soft. A soft token's row is
+ * made at issuance (serial SW + its user ID) in state issued; while
+ * setup_at is NULL it awaits the app's set-up and tokens.seed holds the
+ * sealed OPAQUE registration record, not a seed (host/registry/soft-tokens.ts;
+ * every reader of seed asks tokenHoldsSeed first). setup_from: not before
+ * (the next-day rule after a deactivation), setup_before: the issuance's
+ * expiry. No new state value: the CHECK on state cannot be altered in SQLite
+ * without rebuilding the table. settings: the deployment's soft-token
+ * settings (service ID, bank name, app URL, time zone, issuance lifetime),
+ * set by `fobkit bank soft-config`.
+ */
+const SOFT_TOKENS = `ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'keyfob' CHECK (kind IN ('keyfob', 'soft'));
+ALTER TABLE tokens ADD COLUMN setup_at BIGINT;
+ALTER TABLE tokens ADD COLUMN setup_from BIGINT;
+ALTER TABLE tokens ADD COLUMN setup_before BIGINT;
+CREATE TABLE settings (
+  name       TEXT PRIMARY KEY,
+  value      TEXT NOT NULL,
+  updated_at BIGINT NOT NULL
+);`;
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -306,6 +329,11 @@ ALTER TABLE tokens ADD COLUMN not_after BIGINT;`,
     // written from now on; `VACUUM FULL tokens` applies it to an existing table. SQLite has no such setting.
     name: "tokens fillfactor 80 on PostgreSQL: a verification's update stays on its page (HOT) and touches no index",
     sql: { sqlite: "", postgres: "ALTER TABLE tokens SET (fillfactor = 80)" },
+  },
+  {
+    version: 7,
+    name: "software tokens: tokens.kind, setup_at, setup_from, setup_before; settings",
+    sql: SOFT_TOKENS,
   },
 ];
 

@@ -29,6 +29,8 @@ import { SqlTokenStore, iso, toStatus } from "./sql-token-store.js";
 import type { SqliteDatabase } from "./sqlite-database.js";
 import { SqliteTokenStore } from "./sqlite-token-store.js";
 import type { AuditEntry, Decision, TokenRow } from "./token-store.js";
+import { tokenHoldsSeed } from "./token-store.js";
+import { SoftTokens } from "./soft-tokens.js";
 
 /**
  * What a guard refuses a row with, or undefined to go on; the decision applies
@@ -104,6 +106,8 @@ export class Registry {
   readonly keys: KeyRing;
   /** The engine's store: every SQL statement and audit write (token-store.ts). */
   readonly store: SqlTokenStore;
+  /** The software token's issuance, set-up and registration status (soft-tokens.ts). */
+  readonly soft: SoftTokens;
 
   constructor(
     readonly db: Database,
@@ -119,11 +123,14 @@ export class Registry {
     }
     this.now = options.now ?? Date.now;
     this.store = db.dialect === "postgres" ? new PostgresTokenStore(db as PostgresDatabase, this.keys, this.now) : new SqliteTokenStore(db as SqliteDatabase, this.keys, this.now);
+    this.soft = new SoftTokens(this.store, this.keys, this.now);
   }
 
   // ---------------------------------------------------------------- decisions (pure: see Decide in token-store.ts)
 
   private secretOf(row: TokenRow): Buffer {
+    // A soft token awaiting set-up holds its OPAQUE record: every decision refuses it before asking for a seed.
+    if (!tokenHoldsSeed(row)) throw new Error(`token ${row.serial} awaits its set-up and holds no seed`);
     return this.keys.open(row.serial, { kekId: row.kek_id, blob: Buffer.from(row.seed) });
   }
 
@@ -143,6 +150,12 @@ export class Registry {
       audit: [{ action, outcome: code, serial, customer, ...(Object.keys(detail).length ? { detail } : {}) }],
       outcome: new RegistryError(code, message, "refused", { ...(serial ? { serial } : {}), ...detail }),
     };
+  }
+
+  /** Keyfob-only actions on a software token (lifecycle.ts `kinds`): issue (a soft row is never issued again), resync (a phone's clock is NTP-set). */
+  private notKeyfob(action: "issue" | "resync", row: TokenRow, customer: string | null): Decision<never> {
+    const why = action === "issue" ? "a software token is never issued again: issue a new one (soft-issue)" : "a software token's clock is the phone's, set by the network; resync is for keyfobs";
+    return this.refusal(action, "not_keyfob", `token ${row.serial} is a software token; ${why}`, row.serial, customer);
   }
 
   /** The lifecycle table's refusal for this action from the token's state, or undefined. */
@@ -242,6 +255,7 @@ export class Registry {
     try {
       return await this.store.decide({ serial }, actor, (row, holder) => {
         if (!row) throw unknownSerial(serial);
+        if (row.kind === "soft") return this.notKeyfob("issue", row, customer);
         const refused = this.byState("issue", row, customer);
         if (refused) return refused;
         if (row.withdrawn && BARRING_REASONS.includes(row.withdrawn)) {
@@ -323,6 +337,7 @@ export class Registry {
     checkSerial(serial);
     return this.store.decide({ serial }, actor, (row) => {
       if (!row) throw unknownSerial(serial);
+      if (row.kind === "soft") return this.notKeyfob("resync", row, row.customer);
       checkCodeFormat(codes[0], row.digits);
       checkCodeFormat(codes[1], row.digits);
       const refused = this.byState("resync", row, row.customer) ?? this.outsideValidity(row, "resync", row.customer);
@@ -373,8 +388,8 @@ export class Registry {
   }
 
   /** Audits something done outside a token decision (key management, imports refused before the store). */
-  async note(actor: Actor, action: string, outcome: string, detail?: Record<string, unknown>, serial: string | null = null): Promise<void> {
-    return this.store.note(actor, action, outcome, detail, serial);
+  async note(actor: Actor, action: string, outcome: string, detail?: Record<string, unknown>, serial: string | null = null, customer: string | null = null): Promise<void> {
+    return this.store.note(actor, action, outcome, detail, serial, customer);
   }
 
   // ---------------------------------------------------------------- customer (channel)
@@ -391,7 +406,12 @@ export class Registry {
       checkCodeFormat(code, row.digits);
       const refused = this.byState("activate", row, row.customer) ?? this.outsideValidity(row, "activate", row.customer);
       if (refused) return refused;
-      const check = this.findCode(row, code, this.policy.activationWindow, false);
+      if (!tokenHoldsSeed(row)) {
+        return this.refusal("activate", "not_set_up", `software token ${row.serial} is not set up yet: set up the app with the service ID, user ID and activation password first`, row.serial, row.customer);
+      }
+      // A keyfob may have sat in stock for a year since its clock was set (activationWindow); a phone's clock is
+      // set by the network (NTP or the carrier's NITZ), so a soft token's first code gets the ordinary window.
+      const check = this.findCode(row, code, row.kind === "soft" ? this.policy.window : this.policy.activationWindow, false);
       if (!check.ok) return this.fail(row, "activate", check);
       const now = this.now();
       return {

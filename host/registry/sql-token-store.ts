@@ -13,13 +13,27 @@ import type { Database, Sql } from "./database.js";
 import { kekRetired, uniqueViolation } from "./database.js";
 import type { KeyRing } from "./key-ring.js";
 import { INDEX_KEY_BYTES, SEED_INDEX_SECRET, seedIndex } from "./seed-index.js";
-import { LIVE, LIVE_STATES_SQL, type AuditEntry, type Decide, type Decision, type RowChange, type TokenKey, type TokenRow, type TokenStore } from "./token-store.js";
+import { LIVE, LIVE_STATES_SQL, tokenHoldsSeed, type AuditEntry, type Decide, type DecideOptions, type Decision, type RowChange, type TokenKey, type TokenRow, type TokenStore } from "./token-store.js";
 import { unknownSerial } from "./validation.js";
 import { RegistryError, TOKEN_STATES, type Actor, type AuditRecord, type NewToken, type TokenState, type TokenStatus } from "./types.js";
 
+/** A software token's new row (issueSoft). */
+export interface SoftInsert {
+  serial: string;
+  issuer: string | null;
+  algorithm: string;
+  digits: number;
+  period: number;
+  t0: number;
+  origin: string;
+  now: number;
+  setupFrom: number | null;
+  setupBefore: number;
+}
+
 /** Every column but the sealed seed: what a status needs, for reads that never open a seed. */
 const STATUS_COLUMNS =
-  "serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, state, customer, issuance, drift, last_step, clock_obs, fail_count, activated_at, withdrawn, origin, created_at, updated_at";
+  "serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, state, customer, issuance, drift, last_step, clock_obs, fail_count, activated_at, withdrawn, origin, created_at, updated_at, kind, setup_at, setup_from, setup_before";
 /** Most tokens one listing returns. */
 export const MAX_LIST = 1000;
 /** Inputs larger than this are imported through a staging batch, in short transactions. */
@@ -48,8 +62,12 @@ function registerDetail(tok: NewToken): Record<string, unknown> {
 }
 
 export function toStatus(r: TokenRow): TokenStatus {
+  const kind = r.kind ?? "keyfob";
+  const awaiting = kind === "soft" && (r.setup_at === null || r.setup_at === undefined);
   return {
     serial: r.serial,
+    kind,
+    setUp: !awaiting,
     manufacturer: r.manufacturer,
     model: r.model,
     issuer: r.issuer,
@@ -68,6 +86,7 @@ export function toStatus(r: TokenRow): TokenStatus {
     origin: r.origin,
     createdAt: iso(r.created_at)!,
     updatedAt: iso(r.updated_at)!,
+    ...(kind === "soft" ? { setupFrom: awaiting ? iso(r.setup_from) : null, setupBefore: awaiting ? iso(r.setup_before) : null } : {}),
   };
 }
 
@@ -139,7 +158,7 @@ export abstract class SqlTokenStore implements TokenStore {
   }
 
   /** The transactional decision: every engine can run it. */
-  protected async decideLocked<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options: { holderOf?: string } = {}): Promise<T> {
+  protected async decideLocked<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options: DecideOptions = {}): Promise<T> {
     const out = await this.db.tx(async (t) => {
       if (this.db.dialect === "postgres") this.trips += 2; // BEGIN, COMMIT
       this.trips++;
@@ -161,7 +180,7 @@ export abstract class SqlTokenStore implements TokenStore {
   /** Told of every decision written (PostgreSQL keeps its copies current). */
   protected changed<T>(_key: TokenKey, _row: TokenRow | undefined, _d: Decision<T>): void {}
 
-  decide<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options?: { holderOf?: string }): Promise<T> {
+  decide<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options?: DecideOptions): Promise<T> {
     return this.decideLocked(key, actor, decide, options);
   }
 
@@ -246,6 +265,80 @@ export abstract class SqlTokenStore implements TokenStore {
       for (const r of rows) held.push([mine.get(Buffer.from(r.seed_index).toString("base64"))!, r.serial]);
     }
     return held;
+  }
+
+  /** The seed index of a seed made here (a software token's set-up), for its row's seed_index. */
+  async seedIndexOf(secret: Buffer): Promise<Buffer> {
+    return seedIndex(await this.seedIndexKey(), secret);
+  }
+
+  // ---------------------------------------------------------------- software tokens (soft-tokens.ts decides; this writes)
+
+  /**
+   * A software token's issuance: one transaction that locks the customer's
+   * live token (if any), lets `decide` choose (refuse, or insert the new row
+   * and maybe retire the old one: "superseded"), and writes the row, the
+   * change and the audit records together. The unique index
+   * tokens_one_per_customer settles two issuances racing for one customer
+   * (in this process or another): the second insert fails and is refused
+   * customer_has_token. `secret` (the OPAQUE record) is sealed here, under
+   * the newest key, again if a rotation retired the key meanwhile.
+   */
+  async issueSoft<T>(
+    customer: string,
+    actor: Actor,
+    secret: Buffer,
+    decide: (holder: TokenRow | undefined) => { supersede?: RowChange; insert?: SoftInsert; audit: AuditEntry[]; outcome: T | RegistryError },
+  ): Promise<T> {
+    try {
+      return await this.sealing(() =>
+        this.txDecide(async (t) => {
+          this.trips++;
+          const holder = await this.lockByKey(t, { customer });
+          const d = decide(holder);
+          if (d.supersede && holder) {
+            const u = this.updateOf(holder.serial, d.supersede);
+            this.trips++;
+            await t.run(u.sql, u.params);
+          }
+          if (d.insert) {
+            const r = d.insert;
+            const sealed = this.keys.seal(r.serial, secret);
+            this.trips++;
+            await t.run(
+              `INSERT INTO tokens (serial, manufacturer, model, issuer, key_id, algorithm, digits, period, t0, kek_id, seed, seed_index, state, customer, issuance, drift, last_step, fail_count, activated_at, not_before, not_after, origin, created_at, updated_at, kind, setup_at, setup_from, setup_before)
+               VALUES (?, 'fobkit', 'soft', ?, NULL, ?, ?, ?, ?, ?, ?, NULL, 'issued', ?, 1, 0, NULL, 0, NULL, NULL, NULL, ?, ?, ?, 'soft', NULL, ?, ?)`,
+              [r.serial, r.issuer, r.algorithm, r.digits, r.period, r.t0, sealed.kekId, sealed.blob, customer, r.origin, r.now, r.now, r.setupFrom, r.setupBefore],
+            );
+          }
+          if (d.audit.length) {
+            const insert = this.auditInsert(actor, d.audit);
+            this.trips++;
+            await t.run(insert.sql, insert.params);
+          }
+          if (d.supersede && holder) this.changed({ customer }, holder, { change: d.supersede, audit: [], outcome: undefined });
+          return d.outcome;
+        }),
+      );
+    } catch (e) {
+      const dup = uniqueViolation(e);
+      if (dup && /one_per_customer|customer/.test(dup.constraint)) {
+        throw new RegistryError("customer_has_token", `customer ${customer} was issued another token concurrently`, "refused");
+      }
+      if (dup) throw new RegistryError("ticket_used", "this registration ticket was already used for an issuance; start the issuance again", "refused");
+      throw e;
+    }
+  }
+
+  /** When the customer's token was last deactivated (利用解除; audit 'deactivate' ok), unix ms, or null. */
+  async lastDeactivation(customer: string): Promise<number | null> {
+    const row = await this.db.get<{ at: number | null }>("SELECT MAX(at) AS at FROM audit WHERE customer = ? AND action = 'deactivate' AND outcome = 'ok'", [customer]);
+    return row?.at === null || row?.at === undefined ? null : Number(row.at);
+  }
+
+  /** Does a token row with this serial exist (staged or not)? */
+  async serialTaken(serial: string): Promise<boolean> {
+    return (await this.db.get("SELECT 1 AS x FROM tokens WHERE serial = ?", [serial])) !== undefined;
   }
 
   // ---------------------------------------------------------------- factory
@@ -503,8 +596,8 @@ export abstract class SqlTokenStore implements TokenStore {
   }
 
   /** Audits something done outside a token transaction (key management, imports refused before the store). */
-  async note(actor: Actor, action: string, outcome: string, detail?: Record<string, unknown>, serial: string | null = null): Promise<void> {
-    await this.db.tx((t) => this.auditIn(t, actor, action, outcome, serial, null, detail));
+  async note(actor: Actor, action: string, outcome: string, detail?: Record<string, unknown>, serial: string | null = null, customer: string | null = null): Promise<void> {
+    await this.db.tx((t) => this.auditIn(t, actor, action, outcome, serial, customer, detail));
   }
 
 
@@ -518,7 +611,7 @@ export abstract class SqlTokenStore implements TokenStore {
    * refused as unavailable (the operator must give this server the rotated
    * file). Nothing is ever written under a retired key.
    */
-  private async sealing<T>(fn: () => Promise<T>): Promise<T> {
+  async sealing<T>(fn: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const used = this.keys.currentId;
       try {
@@ -651,22 +744,27 @@ export abstract class SqlTokenStore implements TokenStore {
       let changed = 0;
       let after = "";
       for (;;) {
-        const batch = await this.db.all<{ serial: string }>("SELECT serial FROM tokens WHERE (kek_id <> ? OR seed_index IS NULL) AND serial > ? ORDER BY serial LIMIT 200", [target, after]);
+        // A software token awaiting set-up holds its OPAQUE record, not a seed: re-sealed, never indexed (tokenHoldsSeed).
+        const batch = await this.db.all<{ serial: string }>(
+          "SELECT serial FROM tokens WHERE (kek_id <> ? OR (seed_index IS NULL AND (kind = 'keyfob' OR setup_at IS NOT NULL))) AND serial > ? ORDER BY serial LIMIT 200",
+          [target, after],
+        );
         if (batch.length === 0) break;
         after = batch[batch.length - 1].serial;
         for (const { serial } of batch) {
           const r = await this.db
             .tx(async (t) => {
-              const row = await t.get<TokenRow & { seed_index: Uint8Array | null }>(`SELECT serial, kek_id, seed, seed_index FROM tokens WHERE serial = ?${this.db.forUpdate}`, [serial]);
+              const row = await t.get<TokenRow & { seed_index: Uint8Array | null }>(`SELECT serial, kek_id, seed, seed_index, kind, setup_at FROM tokens WHERE serial = ?${this.db.forUpdate}`, [serial]);
               const none = { resealed: 0, indexed: 0, duplicateOf: undefined as string | undefined };
               if (!row) return none;
               const reseal = row.kek_id !== target;
-              if (!reseal && row.seed_index !== null) return none;
+              const indexable = row.seed_index === null && tokenHoldsSeed(row);
+              if (!reseal && !indexable) return none;
               const secret = this.secretOf(row);
               try {
                 let index: Buffer | null = null;
                 let duplicateOf: string | undefined;
-                if (row.seed_index === null) {
+                if (indexable) {
                   index = seedIndex(indexKey, secret);
                   const other = await t.get<{ serial: string }>("SELECT serial FROM tokens WHERE seed_index = ?", [index]);
                   if (other) (duplicateOf = other.serial), (index = null);

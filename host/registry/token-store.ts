@@ -24,7 +24,7 @@
  */
 import type { Database } from "./database.js";
 import type { Algorithm } from "./totp.js";
-import { RegistryError, type Actor, type TokenState, type WithdrawReason } from "./types.js";
+import { RegistryError, type Actor, type TokenKind, type TokenState, type WithdrawReason } from "./types.js";
 
 export interface TokenRow {
   serial: string;
@@ -52,6 +52,21 @@ export interface TokenRow {
   origin: string;
   created_at: number;
   updated_at: number;
+  /** Migration 7: keyfob or soft; the soft columns are null for keyfobs. */
+  kind: TokenKind;
+  /** Soft: when the app's set-up was done; null while awaiting it (seed then holds the OPAQUE record, not a seed). */
+  setup_at: number | null;
+  setup_from: number | null;
+  setup_before: number | null;
+}
+
+/**
+ * Does tokens.seed hold a TOTP seed? Not for a software token awaiting its
+ * set-up: then it holds the sealed OPAQUE registration record (soft-tokens.ts).
+ * Every path that opens or indexes a seed asks this first.
+ */
+export function tokenHoldsSeed(row: { kind?: TokenKind | null; setup_at?: number | null }): boolean {
+  return (row.kind ?? "keyfob") === "keyfob" || (row.setup_at !== null && row.setup_at !== undefined);
 }
 
 /**
@@ -68,7 +83,20 @@ export interface TokenRow {
 export const DECISION_COLUMNS = ["state", "customer", "issuance", "drift", "last_step", "clock_obs", "fail_count", "activated_at", "withdrawn", "not_before", "not_after", "updated_at"] as const;
 
 /** The columns a decision may change. */
-export type RowChange = Partial<Pick<TokenRow, "state" | "customer" | "issuance" | "drift" | "last_step" | "clock_obs" | "fail_count" | "activated_at" | "withdrawn" | "updated_at">>;
+export type RowChange = Partial<Pick<TokenRow, "state" | "customer" | "issuance" | "drift" | "last_step" | "clock_obs" | "fail_count" | "activated_at" | "withdrawn" | "updated_at">> & Partial<SoftChange>;
+
+/**
+ * What a software token's set-up also changes: the seed replaces the record.
+ * Only decisions made under the row lock (decide with `locked`) may carry
+ * these; PostgreSQL's batched compare-and-set writes a fixed column list.
+ */
+export interface SoftChange {
+  seed: Buffer;
+  kek_id: string;
+  seed_index: Buffer | null;
+  setup_at: number | null;
+  setup_before: number | null;
+}
 
 /** One audit record written with a decision. */
 export interface AuditEntry {
@@ -100,6 +128,13 @@ export interface Decision<T> {
  */
 export type Decide<T> = (row: TokenRow | undefined, holder: TokenRow | undefined) => Decision<T>;
 
+export interface DecideOptions {
+  /** Also read (and lock) this customer's live token. */
+  holderOf?: string;
+  /** Decide under a row lock in a transaction (needed for a change with SoftChange columns). */
+  locked?: boolean;
+}
+
 export interface TokenStore {
   readonly db: Database;
   /**
@@ -108,7 +143,7 @@ export interface TokenStore {
    * its audit is committed). `holderOf`: also read that customer's live
    * token (issue: "does the customer already hold one?").
    */
-  decide<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options?: { holderOf?: string }): Promise<T>;
+  decide<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options?: DecideOptions): Promise<T>;
   /** Round trips to the database so far (PostgreSQL; SQLite runs in process and counts statements). */
   readonly roundTrips: number;
 }

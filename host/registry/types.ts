@@ -6,6 +6,10 @@ export const TOKEN_STATES: TokenState[] = ["in_stock", "issued", "active", "lock
 
 export type Role = "factory" | "staff" | "channel";
 
+/** A hardware keyfob, or the software token of issue 15 (an app holding a seed both sides derived). */
+export type TokenKind = "keyfob" | "soft";
+export const TOKEN_KINDS: TokenKind[] = ["keyfob", "soft"];
+
 /** Why staff took a keyfob out of use without its code (Registry.withdraw). */
 export type WithdrawReason = "lost" | "stolen" | "returned" | "faulty";
 export const WITHDRAW_REASONS: WithdrawReason[] = ["lost", "stolen", "returned", "faulty"];
@@ -49,6 +53,9 @@ export interface Actor {
 /** What anyone may see of a token: never the seed. */
 export interface TokenStatus {
   serial: string;
+  kind: TokenKind;
+  /** A soft token's app set-up is done (it holds its seed); always true for a keyfob. */
+  setUp: boolean;
   manufacturer: string;
   model: string | null;
   issuer: string | null;
@@ -69,6 +76,9 @@ export interface TokenStatus {
   origin: string;
   createdAt: string;
   updatedAt: string;
+  /** Soft tokens awaiting set-up: not before (the next-day rule) and the issuance's expiry; null otherwise. */
+  setupFrom?: string | null;
+  setupBefore?: string | null;
 }
 
 export interface AuditRecord {

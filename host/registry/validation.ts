@@ -74,8 +74,14 @@ export function unknownSerial(serial: string): RegistryError {
   return new RegistryError("unknown_serial", `no token with serial ${serial}`, "not_found", { serial });
 }
 
+/** Serials of software tokens (protocol.ts softSerial: SW and a 12-digit user ID); the factory may not register one. */
+export const SOFT_SERIAL_RE = /^SW[0-9]{12}$/;
+
 export function checkNewToken(t: NewToken): void {
   checkSerial(t.serial);
+  if (SOFT_SERIAL_RE.test(t.serial)) {
+    throw new RegistryError("bad_serial", `${t.serial}: serials SW and 12 digits are software tokens' (made at issuance), not a keyfob's`, "bad_input", { serial: t.serial });
+  }
   const bad = (what: string) => {
     throw new RegistryError("bad_token", `token ${t.serial}: ${what}`, "bad_input", { serial: t.serial });
   };

@@ -21,6 +21,7 @@ import { openApiDocument } from "./openapi.js";
 import { ROUTES } from "./routes.js";
 import { consolePlugin } from "../console/console.js";
 import { appPlugin } from "../app/app.js";
+import type { IssuanceMailer } from "../soft/mailer.js";
 
 /** Largest body accepted: a registration is well under 1 KiB. */
 export const BODY_LIMIT = 16 * 1024;
@@ -36,6 +37,8 @@ export interface AppOptions {
   trustProxy?: string[];
   /** Unix ms; tests inject a clock (the registry's, so maker-checker and the lifecycle agree). */
   now?: () => number;
+  /** Sends software-token issuance mails (`--smtp URL`); none: issuances answer mailSent false. */
+  mailer?: IssuanceMailer;
 }
 
 declare module "fastify" {
@@ -90,17 +93,21 @@ export function buildApp(options: AppOptions): FastifyInstance {
     app.route({
       method: r.method,
       url: r.url,
-      config: { roles: r.roles },
+      // Public routes (the app's set-up) carry no roles: the key check skips them.
+      config: r.public ? {} : { roles: r.roles },
+      ...(r.bodyLimit ? { bodyLimit: r.bodyLimit } : {}),
       schema: {
         ...(r.params ? { params: { type: "object", required: Object.keys(r.params), properties: r.params } } : {}),
         ...(r.query ? { querystring: r.query } : {}),
         ...(r.body ? { body: r.body } : {}),
       },
       handler: async (req, reply) => {
-        const who = (req as FastifyRequest & { who?: { id: string; role: Role } }).who!;
+        const who = (req as FastifyRequest & { who?: { id: string; role: Role } }).who;
         const out = await r.handler({
           registry,
-          actor: { name: `${who.role}:${who.id}`, source: req.ip },
+          actor: who ? { name: `${who.role}:${who.id}`, source: req.ip } : { name: "app", source: req.ip },
+          source: req.ip,
+          mailer: options.mailer,
           params: (req.params ?? {}) as Record<string, string>,
           query: (req.query ?? {}) as Record<string, unknown>,
           body: req.body,

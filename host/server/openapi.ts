@@ -25,12 +25,18 @@ export function openApiDocument(version = "0.1.0"): object {
     const err = (description: string) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } });
     const responses: Record<string, object> = {
       [String(r.ok.status)]: { description: r.ok.description, content: { "application/json": { schema: r.ok.schema } } },
-      "400": err("Bad input: bad_request, malformed_json, empty_body, bad_code, bad_serial, bad_customer, bad_token"),
-      "401": err("missing_key or bad_key"),
-      "403": err(`wrong_role: only ${r.roles.join(", ")}`),
+      "400": err(
+        r.public
+          ? "Bad input: bad_request, malformed_json, empty_body, bad_service_id, bad_user_id (the user ID's check digit is wrong: mistyped), bad_client_nonce, bad_start_login_request"
+          : "Bad input: bad_request, malformed_json, empty_body, bad_code, bad_serial, bad_customer, bad_token" + (r.url.includes("soft-tokens") ? ", bad_mail, bad_registration_request, bad_registration_record" : ""),
+      ),
+      ...(r.public ? {} : { "401": err("missing_key or bad_key"), "403": err(`wrong_role: only ${r.roles.join(", ")}`) }),
     };
     if (r.params?.serial) responses["404"] = err("unknown_serial");
-    if (r.refusals.length) responses["409"] = err("Refused: " + r.refusals.join(", "));
+    if (r.notFound?.length) responses["404"] = err(r.notFound.join(", "));
+    if (r.refusals.some((c) => c.includes("(503)"))) responses["503"] = err(r.refusals.filter((c) => c.includes("(503)")).join(", "));
+    const refused = r.refusals.filter((c) => !c.includes("(503)"));
+    if (refused.length) responses["409"] = err("Refused: " + refused.join(", "));
     if (r.body) {
       responses["413"] = err("body_too_large");
       responses["415"] = err("unsupported_media_type");
@@ -38,8 +44,8 @@ export function openApiDocument(version = "0.1.0"): object {
     (paths[path] ??= {})[r.method.toLowerCase()] = {
       operationId: r.operationId,
       summary: r.summary,
-      description: `Role: ${r.roles.join(", ")}.` + (r.refusals.length ? ` Refusal codes (409): ${r.refusals.join(", ")}.` : ""),
-      security: [{ apiKey: [] }],
+      description: (r.public ? "Public: no API key." : `Role: ${r.roles.join(", ")}.`) + (r.refusals.length ? ` Refusal codes (409): ${r.refusals.join(", ")}.` : ""),
+      security: r.public ? [] : [{ apiKey: [] }],
       parameters: [
         ...Object.entries(r.params ?? {}).map(([name, schema]) => ({ name, in: "path", required: true, schema })),
         ...Object.entries(((r.query as { properties?: Record<string, object> }) ?? {}).properties ?? {}).map(([name, schema]) => ({ name, in: "query", required: false, schema })),

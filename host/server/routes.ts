@@ -7,7 +7,10 @@ import { refusalsOf } from "../registry/lifecycle.js";
 import { MAX_LIST } from "../registry/registry.js";
 import { unlockUnderRule, withdrawUnderRule } from "../registry/approvals.js";
 import { CODE_PATTERN, CUSTOMER_PATTERN, SERIAL_PATTERN } from "../registry/validation.js";
-import { BARRING_REASONS, TOKEN_STATES, WITHDRAW_REASONS, type Actor, type NewToken, type Role } from "../registry/types.js";
+import { BARRING_REASONS, TOKEN_KINDS, TOKEN_STATES, WITHDRAW_REASONS, type Actor, type NewToken, type Role } from "../registry/types.js";
+import { MAX_MESSAGE, MAX_TICKET, REGISTRATION_LABELS } from "../registry/soft-tokens.js";
+import { NONCE_BYTES, SERVICE_ID_PATTERN, SETUP_FINISH_PATH, SETUP_START_PATH, SETUP_TRIES, USER_ID_PATTERN } from "../soft/protocol.js";
+import { MAIL_PATTERN, maskMail, type IssuanceMailer } from "../soft/mailer.js";
 
 export interface RouteContext {
   registry: Registry;
@@ -17,13 +20,23 @@ export interface RouteContext {
   body: any;
   /** Unix ms, the server's clock (maker-checker's 24 hours). */
   now: number;
+  /** Client address (the audit's source). */
+  source: string;
+  /** Sends the issuance mail (トークン発行のご案内); none: issuances answer mailSent false. */
+  mailer?: IssuanceMailer;
 }
 
 export interface RouteDef {
   method: "GET" | "POST";
   /** Fastify style, `:name` parameters. */
   url: string;
+  /** Roles whose API keys may call it; [] with `public`: no key (the app's set-up). */
   roles: Role[];
+  public?: boolean;
+  /** Largest body, bytes, if smaller than the server's. */
+  bodyLimit?: number;
+  /** Refusals answered 404 rather than 409 (for the document). */
+  notFound?: string[];
   operationId: string;
   summary: string;
   params?: Record<string, object>;
@@ -74,6 +87,30 @@ const ACCEPTANCE_SCHEMA = {
     customer: { type: ["string", "null"] },
     state: STATE,
     drift: { type: "integer" },
+  },
+};
+
+const B64U = (what: string, max: number) => ({ type: "string", pattern: "^[A-Za-z0-9_-]+$", minLength: 1, maxLength: max, description: `${what}, base64url without padding.` });
+const TICKET = { type: "string", pattern: "^[A-Za-z0-9_.-]+$", minLength: 1, maxLength: MAX_TICKET, description: "The bank's sealed ticket from the previous step, returned unchanged." };
+const SERVICE_ID = { type: "string", pattern: SERVICE_ID_PATTERN, description: "The deployment's service ID (8 digits), from the issuance mail." };
+const USER_ID = { type: "string", pattern: USER_ID_PATTERN, description: "The user ID (12 digits, the last a Damm check digit), from the issuance mail." };
+/** Set-up bodies: OPAQUE messages of a few hundred bytes and a ticket of ~1 KiB. */
+const SETUP_BODY_LIMIT = 8 * 1024;
+
+export const REGISTRATION_SCHEMA = {
+  type: "object",
+  properties: {
+    customer: { type: "string" },
+    status: { type: "string", enum: Object.keys(REGISTRATION_LABELS), description: "not_registered (未登録), issued (発行済), in_use (利用中), locked (停止中)." },
+    label: { type: "string", description: "The status in Japanese, as the manual names it." },
+    kind: { type: ["string", "null"], enum: [...TOKEN_KINDS, null] },
+    setUp: { type: "boolean", description: "Issued software token: the app's set-up is done (start of use may follow). Keyfobs: true." },
+    otpRequired: { type: "boolean", description: "Whether the customer's login needs a code: true when in use or locked; false when not registered (after 利用解除) or not yet in use." },
+    serial: { type: ["string", "null"] },
+    serviceId: { type: "string" },
+    userId: { type: "string" },
+    setupFrom: { type: ["string", "null"], format: "date-time", description: "Set-up possible only from then (the day after a deactivation, bank time zone)." },
+    setupBefore: { type: ["string", "null"], format: "date-time", description: "The issuance expires then unless set up." },
   },
 };
 
@@ -279,6 +316,135 @@ export const ROUTES: RouteDef[] = [
     ok: { status: 200, description: "Retired.", schema: ACCEPTANCE_SCHEMA },
     refusals: refusalsOf("deactivate", { byCustomer: true }),
     handler: async ({ registry, actor, params, body }) => accepted(await registry.deactivate(params.customer, body.code, actor)),
+  },
+  {
+    method: "POST",
+    url: "/v1/customers/:customer/soft-tokens/registration",
+    roles: ["channel"],
+    operationId: "softTokenRegistration",
+    summary:
+      "Software token issuance (トークン発行), step 1 of 2: the OPAQUE registration request (RFC 9807 §5.2) the customer's side computed from the activation password it chose (host/soft/client.ts). The bank allots a user ID and answers; nothing is stored. `ticket` (10 minutes) goes back with step 2. Refused early when the customer holds a token step 2 would refuse.",
+    params: { customer: CUSTOMER },
+    body: { type: "object", required: ["registrationRequest"], additionalProperties: false, properties: { registrationRequest: B64U("OPAQUE RegistrationRequest", MAX_MESSAGE) } },
+    bodyLimit: SETUP_BODY_LIMIT,
+    ok: {
+      status: 200,
+      description: "The registration response; finish registration on the customer's side with it.",
+      schema: { type: "object", properties: { serviceId: { type: "string" }, userId: { type: "string" }, registrationResponse: { type: "string" }, ticket: { type: "string" } } },
+    },
+    refusals: ["customer_has_token", "not_configured (503)"],
+    handler: ({ registry, actor, params, body }) => registry.soft.startIssuance(params.customer, body.registrationRequest, actor),
+  },
+  {
+    method: "POST",
+    url: "/v1/customers/:customer/soft-tokens",
+    roles: ["channel"],
+    operationId: "issueSoftToken",
+    summary:
+      "Software token issuance, step 2 of 2: the OPAQUE registration record and the customer's mail address. The token is issued (発行済), awaiting the app's set-up; a software token of the customer's never used is replaced (superseded). Then the mail トークン発行のご案内 goes out with the service ID, user ID and app URL; if it cannot be sent the issuance stands and mailSent is false (show the IDs on screen).",
+    params: { customer: CUSTOMER },
+    body: {
+      type: "object",
+      required: ["mail", "ticket", "registrationRecord"],
+      additionalProperties: false,
+      properties: { mail: { type: "string", maxLength: 254, pattern: MAIL_PATTERN }, ticket: TICKET, registrationRecord: B64U("OPAQUE RegistrationRecord", MAX_MESSAGE) },
+    },
+    bodyLimit: SETUP_BODY_LIMIT,
+    ok: {
+      status: 201,
+      description: "Issued.",
+      schema: {
+        type: "object",
+        properties: {
+          serviceId: { type: "string" },
+          userId: { type: "string" },
+          state: { type: "string", enum: ["issued"] },
+          setUp: { type: "boolean" },
+          setupFrom: { type: ["string", "null"], format: "date-time" },
+          setupBefore: { type: "string", format: "date-time" },
+          mailSent: { type: "boolean" },
+        },
+      },
+    },
+    refusals: refusalsOf("soft-issue").map((c) => (c === "not_configured" ? "not_configured (503)" : c)),
+    async handler({ registry, actor, params, body, mailer }) {
+      const r = await registry.soft.issue(params.customer, body, actor);
+      let mailSent = false;
+      const masked = maskMail(r.mail);
+      if (mailer) {
+        try {
+          await mailer.send({ to: r.mail, bankName: r.config.bankName, serviceId: r.serviceId, userId: r.userId, appUrl: r.config.appUrl, setupBefore: r.setupBeforeMs, setupFrom: r.setupFromMs, timeZone: r.config.timeZone });
+          mailSent = true;
+          await registry.note(actor, "mail", "ok", { kind: "soft-issue", mail: masked }, r.serial, r.customer);
+        } catch (e) {
+          // The issuance stands: the channel shows the IDs on screen. The error's kind only (a message may quote the address).
+          process.stderr.write(`fobkit bank serve: issuance mail for ${r.serial} failed: ${(e as Error).name}${(e as { code?: string }).code ? " " + (e as { code?: string }).code : ""}\n`);
+          await registry.note(actor, "mail", "failed", { kind: "soft-issue", mail: masked, error: (e as { code?: string }).code ?? (e as Error).name }, r.serial, r.customer);
+        }
+      } else {
+        await registry.note(actor, "mail", "not_configured", { kind: "soft-issue", mail: masked }, r.serial, r.customer);
+      }
+      return { serviceId: r.serviceId, userId: r.userId, state: r.state, setUp: r.setUp, setupFrom: r.setupFrom, setupBefore: r.setupBefore, mailSent };
+    },
+  },
+  {
+    method: "GET",
+    url: "/v1/customers/:customer/registration",
+    roles: ["channel", "staff"],
+    operationId: "registrationStatus",
+    summary:
+      "The customer's registration status for the channel: not_registered (未登録) | issued (発行済; setUp tells whether the app is set up) | in_use (利用中) | locked (停止中), the token's kind, and whether login needs a code (otpRequired: false when not registered, e.g. after 利用解除).",
+    params: { customer: CUSTOMER },
+    ok: { status: 200, description: "The status.", schema: REGISTRATION_SCHEMA },
+    refusals: [],
+    handler: ({ registry, params }) => registry.soft.registration(params.customer),
+  },
+  {
+    method: "POST",
+    url: SETUP_START_PATH,
+    roles: [],
+    public: true,
+    operationId: "softTokenSetupStart",
+    summary: `The app's initial set-up (アプリの初期設定), step 1 of 2; no API key (the app holds only the service ID, user ID and activation password). OPAQUE KE1 in, KE2 out (RFC 9807 §6.4). Each start counts as one activation-password guess before it is answered; ${SETUP_TRIES} starts without a finished set-up void the issuance (voided). attemptsLeft: starts left after this one.`,
+    body: {
+      type: "object",
+      required: ["serviceId", "userId", "startLoginRequest", "clientNonce"],
+      additionalProperties: false,
+      properties: { serviceId: SERVICE_ID, userId: USER_ID, startLoginRequest: B64U("OPAQUE KE1", MAX_MESSAGE), clientNonce: { ...B64U(`${NONCE_BYTES} random bytes`, 64) } },
+    },
+    bodyLimit: SETUP_BODY_LIMIT,
+    ok: {
+      status: 200,
+      description: "KE2, the server's nonce and the ticket for step 2 (5 minutes).",
+      schema: { type: "object", properties: { loginResponse: { type: "string" }, serverNonce: { type: "string" }, ticket: { type: "string" }, attemptsLeft: { type: "integer" } } },
+    },
+    refusals: ["already_set_up", "voided", "setup_expired", "setup_not_yet"],
+    notFound: ["unknown_user"],
+    handler: ({ registry, body, source }) => registry.soft.setupStart(body, source),
+  },
+  {
+    method: "POST",
+    url: SETUP_FINISH_PATH,
+    roles: [],
+    public: true,
+    operationId: "softTokenSetupFinish",
+    summary:
+      "The app's initial set-up, step 2 of 2: OPAQUE KE3 and the app's key-confirmation MAC. Both sides derive the seed from the session key and both nonces (HKDF); the seed never crosses the network. Answers the token's parameters (params, JSON text) and the bank's confirmation MAC over them, which the app checks before keeping the key. Only the latest start's ticket can finish, once.",
+    body: {
+      type: "object",
+      required: ["serviceId", "userId", "ticket", "finishLoginRequest", "clientConfirm"],
+      additionalProperties: false,
+      properties: { serviceId: SERVICE_ID, userId: USER_ID, ticket: TICKET, finishLoginRequest: B64U("OPAQUE KE3", MAX_MESSAGE), clientConfirm: B64U("HMAC-SHA-256 key confirmation", 128) },
+    },
+    bodyLimit: SETUP_BODY_LIMIT,
+    ok: {
+      status: 200,
+      description: "Set up: the app keeps its key once serverConfirm checks.",
+      schema: { type: "object", properties: { params: { type: "string" }, serverConfirm: { type: "string" } } },
+    },
+    refusals: ["already_set_up", "voided", "setup_expired", "wrong_password", "ticket_expired"],
+    notFound: ["unknown_user"],
+    handler: ({ registry, body, source }) => registry.soft.setupFinish(body, source),
   },
   {
     method: "GET",

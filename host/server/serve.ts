@@ -11,6 +11,7 @@ import type { Database } from "../registry/database.js";
 import type { KeyRing } from "../registry/key-ring.js";
 import { Registry, type Policy } from "../registry/registry.js";
 import { buildApp } from "./app.js";
+import type { IssuanceMailer } from "../soft/mailer.js";
 
 export class ListenError extends Error {
   constructor(message: string) {
@@ -68,6 +69,8 @@ export interface ServeOptions {
   logger?: boolean;
   /** Addresses of trusted proxies (parseTrustProxy); default none. */
   trustProxy?: string[];
+  /** Sends software-token issuance mails (`--smtp URL`). */
+  mailer?: IssuanceMailer;
 }
 
 /** The listen address and TLS choice, checked (ListenError) before anything starts. */
@@ -92,7 +95,7 @@ export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstan
     }
   }
   const registry = new Registry(o.db, { keys: o.keys, policy: o.policy, now: o.now });
-  const app = buildApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy, now: o.now });
+  const app = buildApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy, now: o.now, mailer: o.mailer });
   await app.listen({ host, port });
   const addr = app.server.address();
   const actualPort = typeof addr === "object" && addr ? addr.port : port;
