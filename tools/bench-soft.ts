@@ -25,11 +25,21 @@
  * the time from navigation to the first code on screen.
  */
 import { randomBytes } from "node:crypto";
-import { cpus, loadavg } from "node:os";
+import { mkdtempSync, rmSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import Fastify from "fastify";
 import { appPlugin } from "../host/app/app.js";
+import { KeyRing } from "../host/registry/key-ring.js";
+import { openMigrated } from "../host/registry/open-database.js";
+import { Registry } from "../host/registry/registry.js";
+import { buildApp } from "../host/server/app.js";
+import { finishCustomerRegistration, setUp, startCustomerRegistration } from "../host/soft/client.js";
 import { launchChromium } from "./chromium.js";
 
+const ACTOR = { name: "staff:bench", source: "bench" };
+/** Set-ups measured ($FOBKIT_BENCH_SOFT_SETUPS); each issuance before them costs the client's argon2 too. */
+const SETUPS = Number(process.env.FOBKIT_BENCH_SOFT_SETUPS ?? 40);
 const CODES = 200;
 const BATCH = 100;
 
@@ -89,9 +99,63 @@ export async function runChromiumCodeBench(): Promise<SoftBench["chromiumCode"]>
   }
 }
 
+/** Set-ups on one bank process: the bank's time inside its two calls, timed around Fastify inject; the client's time is the rest. */
+export async function runSetupBench(setups = SETUPS): Promise<NonNullable<SoftBench["setup"]>> {
+  const dir = mkdtempSync(join(tmpdir(), "fobkit-bench-soft-"));
+  const db = await openMigrated("sqlite:" + join(dir, "bank.sqlite"));
+  try {
+    const registry = new Registry(db, { keys: KeyRing.fromKeys([{ id: "bench", key: randomBytes(32) }]) });
+    const app = buildApp({ registry });
+    await app.ready();
+    await registry.soft.configure({ serviceId: "10112235", bankName: "ベンチ信用金庫", appUrl: "https://bank.example.jp/app/" }, ACTOR);
+    const password = "Bench-pass-1";
+    const userIds: string[] = [];
+    for (let i = 0; i < setups; i++) {
+      const customer = `BENCH-${String(i).padStart(5, "0")}`;
+      const { clientRegistrationState, request } = await startCustomerRegistration(password);
+      const response = await registry.soft.startIssuance(customer, request.registrationRequest, ACTOR);
+      const issue = await finishCustomerRegistration(clientRegistrationState, password, response, `c${i}@example.jp`);
+      userIds.push((await registry.soft.issue(customer, issue, ACTOR)).userId);
+    }
+    // The bank's side: every call the client makes, timed around the in-process request (routing, validation,
+    // the registry's transaction, OPAQUE's server side, sealing). The client computes between the calls, untimed.
+    let bankMs = 0;
+    const injectFetch = async (url: string, init: { method: string; headers: Record<string, string>; body?: string }) => {
+      const t0 = performance.now();
+      const res = await app.inject({ method: init.method as "POST", url: new URL(url).pathname, headers: init.headers, payload: init.body });
+      bankMs += performance.now() - t0;
+      return { status: res.statusCode, text: async () => res.body };
+    };
+    const bank: number[] = [];
+    const client: number[] = [];
+    for (const userId of userIds) {
+      bankMs = 0;
+      const t0 = performance.now();
+      const r = await setUp({ bankUrl: "http://bench.invalid", serviceId: "10112235", userId, password, seed: "bytes", fetch: injectFetch });
+      const total = performance.now() - t0;
+      r.seedBytes?.fill(0);
+      bank.push(bankMs);
+      client.push(total - bankMs);
+    }
+    await app.close();
+    const sum = bank.reduce((a, b) => a + b, 0);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    return {
+      setups,
+      bankMsPerSetup: { median: round(pct(bank, 50), 2), p95: round(pct(bank, 95), 2), mean: round(mean(bank), 2) },
+      setupsPerSecond: round((setups * 1000) / sum, 1),
+      clientMsPerSetup: { median: round(pct(client, 50), 1), mean: round(mean(client), 1) },
+    };
+  } finally {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function runSoftBench(): Promise<SoftBench> {
+  const setup = await runSetupBench();
   const chromiumCode = await runChromiumCodeBench();
-  return { date: new Date().toISOString(), machine: { cpus: cpus().length, loadavg: loadavg(), node: process.version }, chromiumCode };
+  return { date: new Date().toISOString(), machine: { cpus: cpus().length, loadavg: loadavg(), node: process.version }, setup, chromiumCode };
 }
 
 export function formatSoftBench(r: SoftBench): string {

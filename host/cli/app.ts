@@ -14,6 +14,7 @@ import { isIP } from "node:net";
 import { wallClock } from "../clock.js";
 import { readPasswordFile } from "../pskc/key-files.js";
 import { PskcError } from "../pskc/types.js";
+import { setUp, SoftSetupError, type SetUpResult } from "../soft/client.js";
 import { validUserId } from "../soft/protocol.js";
 import { codeAt, prepareStore, saveToken, StoreError } from "../app/store.js";
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, type Command, type Io, type OptionSpec } from "./command.js";
@@ -22,24 +23,7 @@ const JSON_OPTION: OptionSpec = { type: "boolean", help: "print the result (or t
 const STORE_OPTION: OptionSpec = { type: "string", placeholder: "DIR", help: "the token store: a directory of your own (created 0700 by setup)" };
 const EXIT_HELP = "Exit status: 0 done, 1 refused by the bank (reason code on stderr and in --json), 2 bad usage or input, 3 failed (network, store).";
 
-/** What the client library throws for a refusal (host/soft/client.ts SoftSetupError). */
-interface SetupRefusal {
-  code: string;
-  message: string;
-  attemptsLeft?: number;
-  setupFrom?: number | string | null;
-  detail?: Record<string, unknown>;
-}
-
-interface ClientModule {
-  setUp(o: { bankUrl: string; serviceId: string; userId: string; password: string; seed: "bytes" }): Promise<{ params: string | object; seedBytes?: Uint8Array }>;
-}
-
-// TODO(soft-bank merge): a static import once host/soft/client.ts is on this branch.
-const CLIENT = "../soft/client.js";
-async function loadClient(): Promise<ClientModule> {
-  return (await import(CLIENT)) as ClientModule;
-}
+type SetupRefusal = Pick<SoftSetupError, "code" | "message" | "detail">;
 
 function when(ms: unknown): string | undefined {
   if (typeof ms !== "number" && typeof ms !== "string") return undefined;
@@ -49,7 +33,7 @@ function when(ms: unknown): string | undefined {
 
 /** The English sentence for each refusal code the bank or the client gives. */
 export function refusalMessage(e: SetupRefusal, userId: string): string {
-  const left = e.attemptsLeft ?? (e.detail?.attemptsLeft as number | undefined);
+  const left = typeof e.detail?.attemptsLeft === "number" ? e.detail.attemptsLeft : undefined;
   switch (e.code) {
     case "unknown_user":
       return `the bank knows no user ID ${userId} under this service ID: check both IDs against the mail "トークン発行のご案内"`;
@@ -60,7 +44,7 @@ export function refusalMessage(e: SetupRefusal, userId: string): string {
     case "setup_expired":
       return "the time to set up this issuance has passed, and it is now void: have a new token issued";
     case "setup_not_yet": {
-      const from = when(e.setupFrom ?? e.detail?.setupFrom);
+      const from = when(e.detail?.setupFrom);
       return `set-up is allowed only from the day after the last deactivation (bank's time zone)${from ? `: from ${from}` : ""}`;
     }
     case "voided":
@@ -72,6 +56,8 @@ export function refusalMessage(e: SetupRefusal, userId: string): string {
       return "the set-up took too long between its two steps: run the command again";
     case "bad_confirmation":
       return "the bank's key confirmation did not verify, so nothing was stored: is --bank the bank's own address?";
+    case "bad_response":
+      return `the bank's answer was not a set-up answer (${e.message}): is --bank the bank's address?`;
     default:
       return e.message || e.code;
   }
@@ -158,26 +144,21 @@ export const appSetup: Command = {
       if (e instanceof StoreError) return storeFailure(io, json, name, e);
       throw e;
     }
-    const client = await loadClient();
-    let result: Awaited<ReturnType<ClientModule["setUp"]>>;
+    let result: SetUpResult;
     try {
-      result = await client.setUp({ bankUrl: bank, serviceId, userId, password, seed: "bytes" });
+      result = await setUp({ bankUrl: bank, serviceId, userId, password, seed: "bytes" });
     } catch (e) {
-      const r = e as SetupRefusal & { name?: string; status?: number };
-      if (typeof r?.code === "string" && r.name === "SoftSetupError") {
-        const detail: Record<string, unknown> = { ...(r.detail ?? {}) };
-        if (r.attemptsLeft !== undefined) detail.attemptsLeft = r.attemptsLeft;
-        if (r.setupFrom !== undefined && r.setupFrom !== null) detail.setupFrom = r.setupFrom;
-        const exit = r.code === "network" || r.code === "unavailable" || r.code === "failed" ? EXIT_FAILED : EXIT_REFUSED;
-        return fail(io, json, name, r.code, refusalMessage(r, userId), exit, detail);
+      if (e instanceof SoftSetupError) {
+        // Exit 3 when nothing was decided (unreachable, a 5xx, an answer that is not the protocol's); 2 for input the
+        // client refused before asking; 1 for the bank's (or the PAKE's) no.
+        const exit = e.code === "network" || e.code === "unavailable" || (e.code === "bad_response" && (e.status ?? 0) >= 500) ? EXIT_FAILED : e.code === "bad_input" ? EXIT_USAGE : EXIT_REFUSED;
+        return fail(io, json, name, e.code, refusalMessage(e, userId), exit, e.detail);
       }
-      if (e instanceof TypeError) return fail(io, json, name, "network", `cannot reach the bank at ${bank}: ${((e as TypeError).cause as Error | undefined)?.message ?? (e as TypeError).message}`, EXIT_FAILED);
       throw e;
     }
     const seed = result.seedBytes;
     if (!seed) return fail(io, json, name, "failed", "the client returned no seed", EXIT_FAILED);
-    const params = typeof result.params === "string" ? result.params : JSON.stringify(result.params);
-    const parsed = JSON.parse(params) as { bank: string };
+    const params = result.paramsText;
     try {
       saveToken(store, { bankUrl: bank, serviceId, userId, params, setupAt: Date.now() }, seed);
     } catch (e) {
@@ -185,8 +166,8 @@ export const appSetup: Command = {
       if (e instanceof StoreError) return storeFailure(io, json, name, e);
       throw e;
     }
-    if (json) io.stdout.write(JSON.stringify({ ok: true, serviceId, userId, bank: parsed.bank, store }) + "\n");
-    else io.stdout.write(`set up: user ID ${userId} at ${parsed.bank}\nthe seed is sealed in ${store}; show a code with: fobkit app code --store ${store}\n`);
+    if (json) io.stdout.write(JSON.stringify({ ok: true, serviceId, userId, bank: result.params.bank, store }) + "\n");
+    else io.stdout.write(`set up: user ID ${userId} at ${result.params.bank}\nthe seed is sealed in ${store}; show a code with: fobkit app code --store ${store}\n`);
     return EXIT_OK;
   },
 };

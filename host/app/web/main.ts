@@ -8,7 +8,7 @@
  * set-up code (client.js and the OPAQUE WebAssembly) is loaded only when a
  * set-up starts.
  */
-import { SOFT_TOKEN, stepAt, totpFromKey, validUserId, type SoftTokenParams } from "@fobkit/soft/protocol.js";
+import { SOFT_TOKEN, stepAt, totpFromKey, validUserId } from "@fobkit/soft/protocol.js";
 import { chosenLang, rememberLang, WORDS, type Lang, type Words } from "./i18n.js";
 import { loadToken, parseParams, removeToken, saveToken, type StoredToken } from "./keystore.js";
 
@@ -49,21 +49,18 @@ function render(): void {
 
 // ------------------------------------------------------------------ set-up
 
-interface ClientModule {
-  setUp(o: { bankUrl: string; serviceId: string; userId: string; password: string; seed: "key" }): Promise<{ params: string | SoftTokenParams; seedKey?: CryptoKey }>;
-}
+type ClientModule = typeof import("@fobkit/soft/client.js");
 
 /** What a refusal says to the customer; `e` is a SoftSetupError (client.ts) or anything thrown. */
 export function refusalText(e: unknown, words: Words): string {
-  const err = e as { code?: string; attemptsLeft?: number; setupFrom?: number | string; detail?: Record<string, unknown> };
+  const err = e as { code?: string; detail?: Record<string, unknown> };
   const code = typeof err?.code === "string" ? err.code : e instanceof TypeError ? "network" : "failed";
   const detail = err?.detail ?? {};
   if (code === "wrong_password" || code === "wrong_password_local") {
-    const left = err.attemptsLeft ?? (typeof detail.attemptsLeft === "number" ? detail.attemptsLeft : undefined);
-    return words.wrongPassword(left);
+    return words.wrongPassword(typeof detail.attemptsLeft === "number" ? detail.attemptsLeft : undefined);
   }
   if (code === "setup_not_yet") {
-    const from = err.setupFrom ?? (detail.setupFrom as number | string | undefined);
+    const from = detail.setupFrom as number | string | undefined;
     const when = from === undefined ? undefined : new Date(from);
     // An instant (the start of the next day in the bank's time zone), shown in the device's own zone.
     const shown = when && !Number.isNaN(when.getTime()) ? when.toLocaleString(lang === "ja" ? "ja-JP" : "en-GB", { dateStyle: "long", timeStyle: "short" }) : undefined;
@@ -127,8 +124,7 @@ function setupScreen(notice?: string): HTMLElement {
       const client = (await import(CLIENT)) as ClientModule;
       const r = await client.setUp({ bankUrl: location.origin, serviceId: s, userId: u, password: password.value, seed: "key" });
       if (!r.seedKey) throw Object.assign(new Error("no key"), { code: "failed" });
-      const params = typeof r.params === "string" ? r.params : JSON.stringify(r.params);
-      const token: StoredToken = { params, key: r.seedKey, savedAt: Date.now() };
+      const token: StoredToken = { params: r.paramsText, key: r.seedKey, savedAt: Date.now() };
       try {
         await saveToken(token);
       } catch {
