@@ -51,7 +51,7 @@ export function refusalMessage(e: SetupRefusal, userId: string): string {
       return "this issuance is void (too many wrong activation passwords, or expired): have a new token issued";
     case "wrong_password":
     case "wrong_password_local":
-      return `wrong activation password${left === undefined ? "" : left > 0 ? `; ${left} more wrong ${left === 1 ? "try voids" : "tries void"} the issuance` : "; the issuance is void at the next wrong try"}`;
+      return `wrong activation password${left === undefined ? "" : left > 0 ? `; ${left} more wrong ${left === 1 ? "try voids" : "tries void"} the issuance` : "; that was the last try: the issuance is void, have a new token issued"}`;
     case "ticket_expired":
       return "the set-up took too long between its two steps: run the command again";
     case "bad_confirmation":

@@ -77,6 +77,34 @@ describe("software token, whole flow with the web app in Chromium", () => {
   }
   const alert = () => page.locator("#setup-status.error");
 
+  it("explains each wrong activation password with the tries left, and a void issuance, in Japanese", async () => {
+    const other = "C-0003";
+    const userId = (await bank.ok("bank", "soft-issue", "--customer", other, "--mail", "jiro@example.jp", "--activation-password-file", pw, "--json")).userId;
+    // First in the file: the context's IndexedDB holds no token yet, so the page opens on 初期設定.
+    const p = await browser.context.newPage();
+    await p.goto(bank.url + "/app/");
+    await p.getByRole("heading", { name: "初期設定" }).waitFor();
+    const status = p.locator("#setup-status.error");
+    const expected = [
+      "利用開始パスワードが正しくありません。あと4回誤ると、このトークンは無効になります。",
+      "利用開始パスワードが正しくありません。あと3回誤ると、このトークンは無効になります。",
+      "利用開始パスワードが正しくありません。あと2回誤ると、このトークンは無効になります。",
+      "利用開始パスワードが正しくありません。あと1回誤ると、このトークンは無効になります。",
+      "利用開始パスワードの誤りが続いたため、このトークンは無効になりました。お手数ですが、トークンを発行し直してください。",
+      // The right password now: too late.
+      "利用開始パスワードの誤りが続いたため、このトークンは無効になりました。お手数ですが、トークンを発行し直してください。",
+    ];
+    for (const [i, text] of expected.entries()) {
+      await p.getByLabel("サービスID").fill(SERVICE_ID);
+      await p.getByLabel("ユーザID").fill(userId);
+      await p.getByLabel("利用開始パスワード", { exact: true }).fill(i < 5 ? `wrong-pass-${i}` : PASSWORD);
+      await p.getByRole("button", { name: "設定する" }).click();
+      await p.waitForFunction((t) => document.getElementById("setup-status")?.textContent === t, text);
+    }
+    expect((await bank.row(userId))?.state).toBe("retired");
+    await p.close();
+  }, 120_000);
+
   it("issues, sets up in the page, starts use, refuses a replay, locks and unlocks, deactivates; the next set-up waits for the next day; codes show offline", async () => {
     const userId = await issue();
     userIds.push(userId);
@@ -150,7 +178,7 @@ describe("software token, whole flow with the web app in Chromium", () => {
   }, 240_000);
 
   it("lets the seed out nowhere: database, server log, mails, every HTTP body the browser sent or got", async () => {
-    expect(userIds).toHaveLength(2);
+    expect(userIds.length).toBeGreaterThanOrEqual(2);
     const places: Record<string, Buffer> = {
       database: bank.dbBytes(),
       "server log": Buffer.concat(bank.logs),

@@ -147,6 +147,16 @@ describe("fobkit app code / app setup (local checks)", () => {
     expect(out.secondsLeft).toBeLessThanOrEqual(60);
   });
 
+  it("says when the bank cannot be reached (exit 3), and keeps the store for the next try", async () => {
+    const pw = join(dir, "pw");
+    writeFileSync(pw, "activation-pw-1\n", { mode: 0o600 });
+    const r = await cli(["app", "setup", "--bank", "http://127.0.0.1:9", "--service-id", "10112235", "--user-id", "999800000009", "--activation-password-file", pw, "--store", store, "--json"]);
+    expect(r.code).toBe(3);
+    expect(JSON.parse(r.stdout).error.code).toBe("network");
+    expect(r.stderr).toContain("cannot reach the bank at http://127.0.0.1:9");
+    expect(readdirSync(store)).toEqual([KEY_FILE]);
+  });
+
   it("explains each local refusal and exits 2 (or 3 for an unsafe store)", async () => {
     const none = await cli(["app", "code", "--store", store, "--json"]);
     expect(none.code).toBe(2);

@@ -96,7 +96,7 @@ export const WORDS: Record<Lang, Words> = {
         ? "利用開始パスワードが正しくありません。"
         : left > 0
           ? `利用開始パスワードが正しくありません。あと${left}回誤ると、このトークンは無効になります。`
-          : "利用開始パスワードが正しくありません。次に誤ると、このトークンは無効になります。",
+          : "利用開始パスワードの誤りが続いたため、このトークンは無効になりました。お手数ですが、トークンを発行し直してください。",
     setupNotYet: (from) => (from ? `利用解除の翌日以降に初期設定できます。${from}以降にお試しください。` : "利用解除の翌日以降に初期設定できます。明日以降にお試しください。"),
     noStorage: "この端末のブラウザでは、トークンを安全に保存できません（プライベートブラウズなど）。通常のブラウザでお使いください。",
   },
@@ -152,7 +152,7 @@ export const WORDS: Record<Lang, Words> = {
         ? "Wrong activation password."
         : left > 0
           ? `Wrong activation password. ${left} more wrong ${left === 1 ? "try voids" : "tries void"} the token.`
-          : "Wrong activation password. One more wrong try voids the token.",
+          : "Too many wrong activation passwords: the token is void. Please have a new token issued.",
     setupNotYet: (from) => (from ? `Set-up is possible from the day after deactivation: try again from ${from}.` : "Set-up is possible from the day after deactivation: try again tomorrow."),
     noStorage: "This browser cannot store the token safely here (private browsing?). Use a normal browser window.",
   },
