@@ -8,11 +8,9 @@
  */
 
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { SMTPServer } from "smtp-server";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runCli } from "../../host/cli/main.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
@@ -20,6 +18,7 @@ import { openMigrated } from "../../host/registry/open-database.js";
 import { startServer } from "../../host/server/serve.js";
 import { setUp } from "../../host/soft/client.js";
 import { ENGINES, oathtool } from "../registry/support.js";
+import { startTestSmtp, type TestSmtp } from "../support/smtp.js";
 
 const PASSWORD = "Correct-horse9";
 
@@ -35,9 +34,7 @@ describe.each(ENGINES)("fobkit bank soft-* on $name", (engine) => {
   let env: NodeJS.ProcessEnv;
   let drop: () => Promise<void>;
   let url: string;
-  let smtp: SMTPServer;
-  let smtpUrl: string;
-  const mails: { to: string; raw: string }[] = [];
+  let smtp: TestSmtp;
 
   async function bank(...args: string[]): Promise<Out> {
     const stdout = new PassThrough();
@@ -60,24 +57,10 @@ describe.each(ENGINES)("fobkit bank soft-* on $name", (engine) => {
     writeFileSync(join(dir, "pw"), PASSWORD + "\n", { mode: 0o600 });
     env = { FOBKIT_BANK_DB: f.url, FOBKIT_BANK_KEK_FILE: join(dir, "bank.kek"), USER: "alice", PATH: process.env.PATH };
     expect((await bank("init-kek")).code).toBe(0);
-    mails.length = 0;
-    smtp = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ["STARTTLS"],
-      onData(stream, session, cb) {
-        let raw = "";
-        stream.on("data", (d) => (raw += d));
-        stream.on("end", () => {
-          mails.push({ to: session.envelope.rcptTo.map((r) => r.address).join(","), raw });
-          cb();
-        });
-      },
-    });
-    await new Promise<void>((r) => smtp.listen(0, "127.0.0.1", () => r()));
-    smtpUrl = `smtp://127.0.0.1:${(smtp.server.address() as AddressInfo).port}`;
+    smtp = await startTestSmtp();
   });
   afterEach(async () => {
-    await new Promise<void>((r) => smtp.close(() => r()));
+    await smtp.close();
     await drop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -93,20 +76,18 @@ describe.each(ENGINES)("fobkit bank soft-* on $name", (engine) => {
     expect(set).toMatchObject({ code: 0, json: { settings: { complete: true, opaqueSetup: true, serviceId: "10112235" } } });
 
     expect(await bank("status", "--customer", "c1")).toMatchObject({ code: 0, stdout: expect.stringContaining("not_registered (未登録)") });
-    const issued = await bank("soft-issue", "--customer", "c1", "--mail", "taro@example.jp", "--activation-password-file", join(dir, "pw"), "--smtp", smtpUrl, "--mail-from", "otp@bank.example.jp", "--json");
+    const issued = await bank("soft-issue", "--customer", "c1", "--mail", "taro@example.jp", "--activation-password-file", join(dir, "pw"), "--smtp", smtp.url, "--mail-from", "otp@bank.example.jp", "--json");
     expect(issued).toMatchObject({ code: 0, json: { ok: true, serviceId: "10112235", state: "issued", setUp: false, mailSent: true } });
     const userId = issued.json.userId as string;
-    expect(mails).toHaveLength(1);
-    expect(mails[0].to).toBe("taro@example.jp");
-    const text = Buffer.from(mails[0].raw).toString("utf8");
-    expect(text).toMatch(/Subject:/);
-    for (const out of [issued.stdout, issued.stderr, text]) expect(out).not.toContain(PASSWORD);
-    // Quoted-printable or base64 body: decode what we can and look for the IDs.
-    const body = decodeMail(text);
-    expect(body).toContain(userId);
-    expect(body).toContain("10112235");
-    expect(body).toContain("トークン発行のご案内");
-
+    const mail = await smtp.waitFor(1);
+    expect(smtp.mails).toHaveLength(1);
+    expect(mail.to).toEqual(["taro@example.jp"]);
+    expect(mail.from).toBe("otp@bank.example.jp");
+    expect(mail.parsed.subject).toBe("【ふぉぶ信用金庫】トークン発行のご案内");
+    expect(mail.parsed.text).toContain(userId);
+    expect(mail.parsed.text).toContain("10112235");
+    expect(mail.parsed.text).toContain("https://bank.example.jp/app/");
+    for (const out of [issued.stdout, issued.stderr, mail.raw.toString("utf8"), mail.parsed.text ?? ""]) expect(out).not.toContain(PASSWORD);
     const st = await bank("status", "--customer", "c1");
     expect(st.stdout).toMatch(/kind\s+software token \(ソフトウェアトークン\)/);
     expect(st.stdout).toContain("issued (発行済), app not set up yet");
@@ -147,21 +128,4 @@ describe.each(ENGINES)("fobkit bank soft-* on $name", (engine) => {
     expect(await bank("status", "--customer", "c1", "--json")).toMatchObject({ json: { registration: { status: "not_registered" } } });
   });
 });
-
-/** The mail's text parts, decoded (nodemailer writes UTF-8 as quoted-printable or base64; the subject as an encoded word). */
-function decodeMail(raw: string): string {
-  const out: string[] = [raw];
-  // RFC 2047 encoded words: their bytes joined before decoding (a word may end inside a character).
-  const words = [...raw.matchAll(/=\?utf-8\?([BQ])\?([^?]*)\?=/gi)].map((m) =>
-    m[1].toUpperCase() === "B" ? Buffer.from(m[2], "base64") : Buffer.from(m[2].replace(/_/g, " ").replace(/=([0-9A-F]{2})/gi, (_, h) => String.fromCharCode(parseInt(h, 16))), "latin1"),
-  );
-  out.push(Buffer.concat(words).toString("utf8"));
-  const [, body = ""] = raw.split(/\r?\n\r?\n/, 2).length > 1 ? [raw.slice(0, raw.search(/\r?\n\r?\n/)), raw.slice(raw.search(/\r?\n\r?\n/))] : ["", ""];
-  if (/Content-Transfer-Encoding: quoted-printable/i.test(raw)) {
-    out.push(Buffer.from(body.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/gi, (_, h) => String.fromCharCode(parseInt(h, 16))), "latin1").toString("utf8"));
-  }
-  if (/Content-Transfer-Encoding: base64/i.test(raw)) out.push(Buffer.from(body.replace(/\s+/g, ""), "base64").toString("utf8"));
-  return out.join("\n");
-}
-
 
