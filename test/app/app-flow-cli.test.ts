@@ -42,8 +42,8 @@ describe("software token, whole flow with fobkit app", () => {
   });
 
   const issue = () => bank.ok("bank", "soft-issue", "--customer", CUSTOMER, "--mail", MAIL, "--activation-password-file", pw, "--smtp", bank.smtpUrl, "--json");
-  const setup = (userId: string, store: string, password = pw) =>
-    bank.fobkit("app", "setup", "--bank", bank.url, "--service-id", SERVICE_ID, "--user-id", userId, "--activation-password-file", password, "--store", store, "--json");
+  const setup = (userId: string, store: string, password = pw, json = true) =>
+    bank.fobkit("app", "setup", "--bank", bank.url, "--service-id", SERVICE_ID, "--user-id", userId, "--activation-password-file", password, "--store", store, ...(json ? ["--json"] : []));
   const code = async (store: string): Promise<{ code: string; bank: string }> => bank.ok("app", "code", "--store", store, "--json");
   const verify = (c: string) => bank.fobkit("bank", "verify", "--customer", CUSTOMER, "--code", c, "--json");
   const errorCode = (r: { stdout: string }) => JSON.parse(r.stdout).error.code as string;
@@ -129,8 +129,9 @@ describe("software token, whole flow with fobkit app", () => {
     expect(early.stderr).toContain(new Date(midnight).toISOString());
 
     bank.setNow(midnight + 90_000);
-    const late = await setup(userId2, store2);
+    const late = await setup(userId2, store2, pw, false);
     expect(late.code, late.stderr).toBe(0);
+    expect(late.stdout).toBe(`set up: user ID ${userId2} at ${BANK_NAME}\nthe seed is sealed in ${store2}; show a code with: fobkit app code --store ${store2}\n`);
     const c2 = await code(store2);
     expect((await bank.ok("bank", "activate", "--serial", softSerial(userId2), "--code", c2.code, "--json")).result).toBe("accepted");
     // The old store's seed is not the new one's: its code no longer verifies.
