@@ -13,12 +13,15 @@
  *   command that reads the time honours it; the in-process server gets the
  *   same offset injected, as `bank serve` ignores the variable).
  */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import type { FastifyInstance } from "fastify";
+import pg from "pg";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { openMigrated } from "../../host/registry/open-database.js";
 import { Registry } from "../../host/registry/registry.js";
@@ -27,6 +30,7 @@ import { buildApp } from "../../host/server/app.js";
 import { softSerial } from "../../host/soft/protocol.js";
 import { runFobkit } from "../server/spawn.js";
 import { startTestSmtp } from "../support/smtp.js";
+import { PG_BASE } from "../registry/support.js";
 
 export const SERVICE_ID = "10112235";
 export const BANK_NAME = "テスト信用金庫";
@@ -79,12 +83,15 @@ export function nextTokyoMidnight(ms: number): number {
   return Math.floor((ms + JST_MS) / 86_400_000 + 1) * 86_400_000 - JST_MS;
 }
 
-export async function startBank(opts: { startAt?: number } = {}): Promise<Bank> {
+export async function startBank(opts: { startAt?: number; engine?: "sqlite" | "postgres" } = {}): Promise<Bank> {
   const dir = mkdtempSync(join(tmpdir(), "fobkit-soft-flow-"));
   const dbPath = join(dir, "bank.sqlite");
+  // PostgreSQL: a schema of this test's own in the shared test database (parallel helpers never collide).
+  const schema = opts.engine === "postgres" ? "soft_app_" + randomBytes(6).toString("hex") : undefined;
+  const dbUrl = schema ? `${PG_BASE}?schema=${schema}` : "sqlite:" + dbPath;
   let offset = opts.startAt === undefined ? 0 : Math.round((opts.startAt - Date.now()) / 1000);
   const now = () => Date.now() + offset * 1000;
-  const baseEnv = { FOBKIT_BANK_DB: "sqlite:" + dbPath, FOBKIT_BANK_KEK_FILE: join(dir, "bank.kek"), USER: "flow" };
+  const baseEnv = { FOBKIT_BANK_DB: dbUrl, FOBKIT_BANK_KEK_FILE: join(dir, "bank.kek"), USER: "flow" };
   const env = (): NodeJS.ProcessEnv => ({ ...baseEnv, FOBKIT_CLOCK_OFFSET: String(offset) });
   const captured: Buffer[] = [];
   const logs: Buffer[] = [];
@@ -173,11 +180,17 @@ export async function startBank(opts: { startAt?: number } = {}): Promise<Bank> 
     row,
     setReachable: (up) => (reachable = up),
     dbBytes() {
+      // PostgreSQL: everything in the schema as pg_dump writes it (bytea as \\x hex in COPY data).
+      if (schema) return execFileSync("pg_dump", ["--dbname", PG_BASE, "--schema", schema]);
       return Buffer.concat(readdirSync(dir).filter((f) => f.startsWith("bank.sqlite")).map((f) => (statSync(join(dir, f)).isFile() ? readFileSync(join(dir, f)) : Buffer.alloc(0))));
     },
     async close() {
       await app.close();
       await db.close();
+      if (schema) {
+        const pool = new pg.Pool({ connectionString: PG_BASE, max: 1 });
+        await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).finally(() => pool.end());
+      }
       await new Promise<void>((res) => proxy.close(() => res()));
       await smtp.close();
       rmSync(dir, { recursive: true, force: true });
