@@ -11,6 +11,8 @@
  *                         the very modules the bank and `fobkit app` run
  * - /app/vendor/opaque.js @serenity-kit/opaque's single ES module (WebAssembly inlined)
  * - /app/manifest.webmanifest, /app/icons/*  installable-app metadata (icons.ts)
+ * - /app/time             the bank's clock, {now}: the page warns when the device's clock is off
+ *                         by more than the bank's window (codes would be refused)
  *
  * Security: CSP `script-src 'self' 'wasm-unsafe-eval'` plus the hash of the
  * one inline element, the import map (an import map is inline-only in
@@ -32,6 +34,8 @@ import { iconPng, iconSvg } from "./icons.js";
 export interface AppPluginOptions {
   /** The build tree holding web/ and node/ (default: <repo>/$FOBKIT_BUILD or <repo>/build). */
   buildDir?: string;
+  /** The bank's clock (unix ms), told to the page at GET /app/time so it can warn of a device clock that is off. */
+  now?: () => number;
 }
 
 /** The repository's root: the nearest directory up from here with a package.json (works from host/app and build/node/host/app). */
@@ -178,6 +182,8 @@ export async function appPlugin(app: FastifyInstance, options: AppPluginOptions)
   });
 
   const send = (reply: FastifyReply, a: Asset) => reply.type(a.type).send(a.body);
+  const now = options.now ?? Date.now;
+  app.get("/app/time", async () => ({ now: now() }));
   app.get("/app", (_req, reply) => reply.redirect("/app/", 308));
   app.get("/app/", (_req, reply) => reply.type("text/html; charset=utf-8").send(index));
   for (const url of [...assets.keys(), ...missing]) {

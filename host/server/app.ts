@@ -120,6 +120,6 @@ export function buildApp(options: AppOptions): FastifyInstance {
   }
   app.register(consolePlugin, { prefix: "/console", registry, now: options.now });
   // The customers' web app (files only; its set-up calls are API routes).
-  app.register(appPlugin, {});
+  app.register(appPlugin, { now: options.now });
   return app;
 }

@@ -124,6 +124,9 @@ describe("software token, whole flow with the web app in Chromium", () => {
     expect(await page.locator("#bank-name").textContent()).toBe(BANK_NAME);
     expect(await page.locator("#countdown-label").textContent()).toMatch(/^次のパスワードまで あと\d{1,2}秒$/);
     await page.waitForFunction(() => document.documentElement.dataset.offlineReady === "true");
+    // The page's clock agrees with the bank's (GET /app/time on the injected clock): no warning.
+    await page.waitForFunction(() => document.documentElement.dataset.clockChecked === "ok");
+    expect(await page.locator("#clock-warning").isHidden()).toBe(true);
     await page.screenshot({ path: join(SCREENS, "code-ja.png") });
 
     // Start of use with the code on screen; the same code again is a replay.

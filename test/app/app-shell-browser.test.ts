@@ -209,6 +209,9 @@ describe("web app shell in Chromium", () => {
     expect(await page.locator("#code").getAttribute("data-code")).toBe(oathtool(seed, T0 / 1000, { algorithm: "SHA256" }));
     expect(await page.locator("#code").getAttribute("aria-live")).toBe("polite");
     expect(await page.locator("#countdown-label").textContent()).toMatch(/^次のパスワードまで あと(40|39)秒$/);
+    // This page's clock is set years from the bank's (the plugin's real clock here): it says the codes may be refused.
+    await page.waitForFunction(() => document.documentElement.dataset.clockChecked === "off");
+    expect(await page.locator("#clock-warning").textContent()).toMatch(/^この端末の時計が約\d+分ずれているため、表示されるワンタイムパスワードは使えない可能性があります。/);
     await page.clock.fastForward(60_000);
     await page.waitForFunction((c) => document.getElementById("code")?.dataset.code === c, oathtool(seed, T0 / 1000 + 60, { algorithm: "SHA256" }));
 

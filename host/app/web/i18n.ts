@@ -41,6 +41,7 @@ export interface Words {
   wrongPassword: (left: number | undefined) => string;
   setupNotYet: (from: string | undefined) => string;
   noStorage: string;
+  clockOff: (minutes: number) => string;
 }
 
 export const WORDS: Record<Lang, Words> = {
@@ -99,6 +100,7 @@ export const WORDS: Record<Lang, Words> = {
           : "利用開始パスワードの誤りが続いたため、このトークンは無効になりました。お手数ですが、トークンを発行し直してください。",
     setupNotYet: (from) => (from ? `利用解除の翌日以降に初期設定できます。${from}以降にお試しください。` : "利用解除の翌日以降に初期設定できます。明日以降にお試しください。"),
     noStorage: "この端末のブラウザでは、トークンを安全に保存できません（プライベートブラウズなど）。通常のブラウザでお使いください。",
+    clockOff: (m) => `この端末の時計が約${m}分ずれているため、表示されるワンタイムパスワードは使えない可能性があります。端末の日付と時刻を「自動設定」にしてください。`,
   },
   en: {
     title: "One-time password",
@@ -155,6 +157,7 @@ export const WORDS: Record<Lang, Words> = {
           : "Too many wrong activation passwords: the token is void. Please have a new token issued.",
     setupNotYet: (from) => (from ? `Set-up is possible from the day after deactivation: try again from ${from}.` : "Set-up is possible from the day after deactivation: try again tomorrow."),
     noStorage: "This browser cannot store the token safely here (private browsing?). Use a normal browser window.",
+    clockOff: (m) => `This device's clock is about ${m} min off, so the codes shown may be refused. Set the device's date and time to automatic.`,
   },
 };
 

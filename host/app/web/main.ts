@@ -210,12 +210,14 @@ function codeScreen(token: StoredToken): HTMLElement {
   });
 
   queueMicrotask(() => void tick());
+  void checkClock();
   return el(
     "main",
     { id: "main" },
     el("h1", {}, w.codeHeading),
     el("p", { class: "bank" }, el("span", { class: "label" }, w.bank + " "), el("strong", { id: "bank-name" }, p.bank)),
     el("p", { class: "hint" }, w.checkBank),
+    el("p", { class: "status error", id: "clock-warning", role: "alert", hidden: "" }),
     el("p", { class: "label", id: "code-label" }, w.code),
     code,
     el("div", { class: "countdown" }, progress, seconds),
@@ -223,6 +225,29 @@ function codeScreen(token: StoredToken): HTMLElement {
     el("p", { class: "hint", id: "offline-ready", hidden: document.documentElement.dataset.offlineReady ? undefined : "" }, w.offlineReady),
     el("div", { class: "remove" }, removeButton, confirmBox),
   );
+}
+
+/**
+ * The bank accepts a code one step either side of its own clock (a phone's is NTP-set): a device clock
+ * off by more than CLOCK_TOLERANCE_MS shows codes the bank refuses. When the bank can be reached, compare
+ * (half the round trip allowed for) and say so; offline, nothing is shown.
+ */
+const CLOCK_TOLERANCE_MS = 30_000;
+async function checkClock(): Promise<void> {
+  try {
+    const t0 = Date.now();
+    const res = await fetch("/app/time", { cache: "no-store" });
+    const t1 = Date.now();
+    const { now } = (await res.json()) as { now: number };
+    const skew = now - (t0 + t1) / 2;
+    const box = document.getElementById("clock-warning");
+    if (!box || typeof now !== "number") return;
+    box.hidden = Math.abs(skew) <= CLOCK_TOLERANCE_MS + (t1 - t0) / 2;
+    box.textContent = box.hidden ? "" : w.clockOff(Math.max(1, Math.round(Math.abs(skew) / 60_000)));
+    document.documentElement.dataset.clockChecked = box.hidden ? "ok" : "off";
+  } catch {
+    // Offline or the bank unreachable: no check, no warning.
+  }
 }
 
 // ------------------------------------------------------------------ start
