@@ -189,6 +189,11 @@ describe("software token, whole flow with the web app in Chromium", () => {
       "HTTP bodies and CLI output": Buffer.concat(bank.captured),
     };
     expect(places["HTTP bodies and CLI output"].length).toBeGreaterThan(100_000); // the app's files went through the proxy
+    // Nor the activation password: OPAQUE keeps it on the customer's side.
+    for (const [where, bytes] of Object.entries(places)) {
+      expect(bytes.includes(Buffer.from(PASSWORD)), `password in ${where}`).toBe(false);
+      expect(bytes.includes(Buffer.from(Buffer.from(PASSWORD).toString("base64").replace(/=+$/, ""))), `base64 password in ${where}`).toBe(false);
+    }
     for (const userId of userIds) {
       const seed = await bank.seedOf(userId);
       for (const [where, bytes] of Object.entries(places)) expect(seedFound(seed, bytes), `seed of ${userId} in ${where}`).toEqual([]);

@@ -154,6 +154,11 @@ describe.each(["sqlite", "postgres"] as const)("software token, whole flow with 
     // The search can find what is there: the log and bodies are not empty.
     expect(places["server log"].length).toBeGreaterThan(1000);
     expect(places["HTTP bodies and CLI output"].length).toBeGreaterThan(1000);
+    // Nor the activation password: OPAQUE keeps it on the customer's side.
+    for (const [where, bytes] of Object.entries(places)) {
+      expect(bytes.includes(Buffer.from(PASSWORD)), `password in ${where}`).toBe(false);
+      expect(bytes.includes(Buffer.from(Buffer.from(PASSWORD).toString("base64").replace(/=+$/, ""))), `base64 password in ${where}`).toBe(false);
+    }
     for (const userId of userIds) {
       const seed = await bank.seedOf(userId);
       expect(seed.length).toBe(32);
