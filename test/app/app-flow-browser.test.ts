@@ -73,7 +73,7 @@ describe("software token, whole flow with the web app in Chromium", () => {
     await page.getByLabel("サービスID").fill(SERVICE_ID);
     await page.getByLabel("ユーザID").fill(userId);
     await page.getByLabel("利用開始パスワード", { exact: true }).fill(password);
-    await page.getByRole("button", { name: "設定する" }).click();
+    await page.getByRole("button", { name: "送信" }).click();
   }
   const alert = () => page.locator("#setup-status.error");
 
@@ -98,7 +98,7 @@ describe("software token, whole flow with the web app in Chromium", () => {
       await p.getByLabel("サービスID").fill(SERVICE_ID);
       await p.getByLabel("ユーザID").fill(userId);
       await p.getByLabel("利用開始パスワード", { exact: true }).fill(i < 5 ? `wrong-pass-${i}` : PASSWORD);
-      await p.getByRole("button", { name: "設定する" }).click();
+      await p.getByRole("button", { name: "送信" }).click();
       await p.waitForFunction((t) => document.getElementById("setup-status")?.textContent === t, text);
     }
     expect((await bank.row(userId))?.state).toBe("retired");
@@ -121,6 +121,7 @@ describe("software token, whole flow with the web app in Chromium", () => {
 
     await setUp(userId, PASSWORD);
     await page.getByRole("heading", { name: "ワンタイムパスワード" }).waitFor();
+    expect(await page.locator("p.flash[role=status]").textContent()).toBe("初期設定が完了しました。");
     expect(await page.locator("#bank-name").textContent()).toBe(BANK_NAME);
     expect(await page.locator("#countdown-label").textContent()).toMatch(/^次のパスワードまで あと\d{1,2}秒$/);
     await page.waitForFunction(() => document.documentElement.dataset.offlineReady === "true");

@@ -121,13 +121,13 @@ describe("web app shell in Chromium", () => {
     await page.getByLabel("サービスID").fill("10112235");
     await page.getByLabel("ユーザID").fill("999800000001"); // check digit wrong (Damm: 9)
     await page.getByLabel("利用開始パスワード", { exact: true }).fill("whatever-1");
-    await page.getByRole("button", { name: "設定する" }).click();
+    await page.getByRole("button", { name: "送信" }).click();
     const userId = page.getByLabel("ユーザID");
     expect(await userId.getAttribute("aria-invalid")).toBe("true");
     expect(await page.locator("#user-id-error").textContent()).toContain("ユーザIDが正しくありません");
     expect(await userId.evaluate((e) => e === document.activeElement)).toBe(true);
     await page.getByLabel("サービスID").fill("1011");
-    await page.getByRole("button", { name: "設定する" }).click();
+    await page.getByRole("button", { name: "送信" }).click();
     expect(await page.locator("#service-id-error").textContent()).toBe("サービスIDは8桁の数字で入力してください。");
     // Text contrast of at least 4.5:1 (WCAG 2.1 SC 1.4.3) for every piece of text on the screen, errors included.
     const low = await page.evaluate(() => {

@@ -31,6 +31,7 @@ export interface Words {
   removeYes: string;
   removeNo: string;
   removed: string;
+  setupDone: string;
   language: string;
   offlineReady: string;
   badServiceId: string;
@@ -56,7 +57,8 @@ export const WORDS: Record<Lang, Words> = {
     password: "利用開始パスワード",
     passwordHint: "金融機関がメールや電話で利用開始パスワードをおたずねすることはありません。",
     showPassword: "パスワードを表示する",
-    setupButton: "設定する",
+    // The manual's own label for this button (bank-otp-manual.ja.txt, アプリの初期設定 手順1).
+    setupButton: "送信",
     settingUp: "設定しています…",
     codeHeading: "ワンタイムパスワード",
     bank: "発行元",
@@ -66,10 +68,11 @@ export const WORDS: Record<Lang, Words> = {
     nextCodeIn: "次のパスワードまでの残り時間",
     userIdShown: (id) => `ユーザID ${id}`,
     remove: "この端末からトークンを削除",
-    removeConfirm: "この端末からトークンを削除します。削除すると、この端末ではワンタイムパスワードを表示できなくなります（利用解除はされません。利用解除はインターネットバンキングで行ってください）。削除しますか？",
+    removeConfirm: "削除すると、この端末ではワンタイムパスワードを表示できなくなります。削除だけでは利用解除されません。機種変更やアプリの削除の前に、インターネットバンキングで「ワンタイムパスワードアプリの利用解除」を行ってください。削除しますか？",
     removeYes: "削除する",
     removeNo: "キャンセル",
     removed: "この端末からトークンを削除しました。",
+    setupDone: "初期設定が完了しました。",
     language: "English",
     offlineReady: "この端末で、通信がなくてもワンタイムパスワードを表示できます。",
     badServiceId: "サービスIDは8桁の数字で入力してください。",
@@ -82,7 +85,7 @@ export const WORDS: Record<Lang, Words> = {
       already_set_up: "このユーザIDは初期設定済みです。別の端末で使うには、利用解除のうえ、トークンを発行し直してください。",
       setup_expired: "初期設定の期限が過ぎたため、このトークンは無効になりました。お手数ですが、トークンを発行し直してください。",
       voided: "利用開始パスワードの誤りが続いたため、このトークンは無効になりました。お手数ですが、トークンを発行し直してください。",
-      ticket_expired: "時間がたったため、設定を完了できませんでした。もう一度「設定する」を押してください。",
+      ticket_expired: "時間がたったため、設定を完了できませんでした。もう一度「送信」を押してください。",
       bad_confirmation: "金融機関の応答を確認できなかったため、設定を中止しました（この端末には何も保存していません）。正しいアドレスのアプリから、もう一度お試しください。",
       not_set_up: "初期設定が完了していません。",
       bad_input: "入力内容をご確認ください（サービスIDは8桁、ユーザIDは12桁の数字です）。",
@@ -123,10 +126,11 @@ export const WORDS: Record<Lang, Words> = {
     nextCodeIn: "Time until the next code",
     userIdShown: (id) => `User ID ${id}`,
     remove: "Remove the token from this device",
-    removeConfirm: "This removes the token from this device; it will no longer show codes here (this does not deactivate it: deactivate it in internet banking). Remove it?",
+    removeConfirm: "This device will no longer show codes. Removing does not deactivate the token: before changing phones or removing the app, deactivate it in internet banking. Remove it?",
     removeYes: "Remove",
     removeNo: "Cancel",
     removed: "The token was removed from this device.",
+    setupDone: "Set-up is complete.",
     language: "日本語",
     offlineReady: "This device shows codes without a connection.",
     badServiceId: "The service ID is 8 digits.",

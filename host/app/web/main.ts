@@ -16,7 +16,7 @@ let lang: Lang = chosenLang();
 let w: Words = WORDS[lang];
 let timer: ReturnType<typeof setTimeout> | undefined;
 /** What is on screen, redrawn on a language switch. */
-let screen: { kind: "setup"; notice?: string } | { kind: "code"; token: StoredToken } = { kind: "setup" };
+let screen: { kind: "setup"; notice?: string } | { kind: "code"; token: StoredToken; notice?: string } = { kind: "setup" };
 
 const root = document.getElementById("app") as HTMLElement;
 
@@ -43,7 +43,7 @@ function render(): void {
   document.title = w.title;
   if (timer) clearTimeout(timer);
   timer = undefined;
-  const main = screen.kind === "setup" ? setupScreen(screen.notice) : codeScreen(screen.token);
+  const main = screen.kind === "setup" ? setupScreen(screen.notice) : codeScreen(screen.token, screen.notice);
   root.replaceChildren(header(), main);
 }
 
@@ -134,7 +134,8 @@ function setupScreen(notice?: string): HTMLElement {
       // "persistent" bucket); a browser that says no still keeps it unless space runs out.
       void navigator.storage?.persist?.().catch(() => false);
       password.value = "";
-      screen = { kind: "code", token };
+      // The manual's 初期設定完了 screen, as a notice above the first code.
+      screen = { kind: "code", token, notice: w.setupDone };
       render();
       (document.getElementById("code") as HTMLElement | null)?.focus();
     } catch (e) {
@@ -161,7 +162,7 @@ const CLIENT = "@fobkit/soft/client.js";
 
 // ------------------------------------------------------------------ code
 
-function codeScreen(token: StoredToken): HTMLElement {
+function codeScreen(token: StoredToken, notice?: string): HTMLElement {
   const p = parseParams(token.params);
   const period = p.period || SOFT_TOKEN.period;
   const code = el("output", { id: "code", class: "code", "aria-live": "polite", "aria-atomic": "true", "aria-labelledby": "code-label", tabindex: "-1" });
@@ -215,6 +216,7 @@ function codeScreen(token: StoredToken): HTMLElement {
     "main",
     { id: "main" },
     el("h1", {}, w.codeHeading),
+    notice ? el("p", { class: "flash", role: "status" }, notice) : undefined,
     el("p", { class: "bank" }, el("span", { class: "label" }, w.bank + " "), el("strong", { id: "bank-name" }, p.bank)),
     el("p", { class: "hint" }, w.checkBank),
     el("p", { class: "status error", id: "clock-warning", role: "alert", hidden: "" }),
