@@ -236,6 +236,8 @@ describe.each(ENGINES)("software token over the API on $name", (engine) => {
     const r = await issue("c1");
     const app = await setUp({ bankUrl: base, serviceId: SERVICE_ID, userId: r.userId, password: PASSWORD, seed: "bytes" });
     expect(app.seedBytes).toHaveLength(32);
+    // Set up, not yet in use: a second set-up (another phone, or someone who learned the password) is refused and changes nothing.
+    expect(await failure(setUp({ bankUrl: base, serviceId: SERVICE_ID, userId: r.userId, password: PASSWORD, seed: "bytes" }))).toMatchObject({ code: "already_set_up", status: 409 });
     expect(await call(base, "POST", "/v1/customers/c1/activate", { key: key.channel, body: { code: codeAt(app.seedBytes!) } })).toMatchObject({ status: 200 });
     expect(await failure(setUp({ bankUrl: base, serviceId: SERVICE_ID, userId: r.userId, password: PASSWORD, seed: "bytes" }))).toMatchObject({ code: "already_set_up", status: 409 });
   });
