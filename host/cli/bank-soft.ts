@@ -159,6 +159,7 @@ export const bankSoftIssue: Command = {
           `serviceId   ${r.serviceId}`,
           `userId      ${r.userId}`,
           `customer    ${customer}: ${REGISTRATION_LABELS.issued.en} (${REGISTRATION_LABELS.issued.ja}), ${KIND_LABELS.soft.en} (${KIND_LABELS.soft.ja}), not set up yet`,
+          `app         ${r.config.appUrl} (${r.config.bankName})`,
           `set up by   ${r.setupBefore}${r.setupFrom ? ` (not before ${r.setupFrom}: the day after the last deactivation)` : ""}`,
           `mail        ${mailer ? (mailSent ? `sent to ${maskMail(r.mail)}` : "NOT sent (see above)") : "not sent (no --smtp)"}`,
         ].join("\n"),

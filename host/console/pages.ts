@@ -181,9 +181,9 @@ export function keyfobPage(v: View, f: KeyfobFacts, opts: { flash?: string; erro
   const barred = t.withdrawn === "lost" || t.withdrawn === "stolen";
   const body = html`<dl class="facts">
 <dt>${w.serial}</dt><dd>${t.serial}</dd>
-<dt>${v.lang === "ja" ? "種類" : "Kind"}</dt><dd>${kindBadge(v, t.kind)}${t.kind === "soft" ? html` <span class="muted">${t.setUp ? (v.lang === "ja" ? "アプリ設定済" : "app set up") : v.lang === "ja" ? "アプリ未設定" : "app not set up"}</span>` : ""}</dd>
 <dt>${w.state}</dt><dd>${stateBadge(v, t.state)}${barred ? html` <span class="state state-locked">${t.withdrawn === "stolen" ? w.reasonNames.stolen : w.reasonNames.lost}: ${v.lang === "ja" ? "再発行不可" : "never issued again"}</span>` : ""}</dd>
 <dt>${w.customer}</dt><dd>${t.customer ? html`<a href="/console/customers/${seg(t.customer)}">${t.customer}</a>` : w.none}</dd>
+<dt>${v.lang === "ja" ? "種類" : "Kind"}</dt><dd>${kindBadge(v, t.kind)}${t.kind === "soft" ? html` <span class="muted">${t.setUp ? (v.lang === "ja" ? "アプリ設定済" : "app set up") : v.lang === "ja" ? "アプリ未設定" : "app not set up"}</span>` : ""}</dd>
 <dt>${w.issuance}</dt><dd>${t.issuance}</dd>
 <dt>${w.failCount}</dt><dd>${t.failCount}</dd>
 <dt>${w.drift}</dt><dd>${t.drift}</dd>

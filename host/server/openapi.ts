@@ -34,7 +34,7 @@ export function openApiDocument(version = "0.1.0"): object {
     };
     if (r.params?.serial) responses["404"] = err("unknown_serial");
     if (r.notFound?.length) responses["404"] = err(r.notFound.join(", "));
-    if (r.refusals.some((c) => c.includes("(503)"))) responses["503"] = err(r.refusals.filter((c) => c.includes("(503)")).join(", "));
+    if (r.refusals.some((c) => c.includes("(503)"))) responses["503"] = err(r.refusals.filter((c) => c.includes("(503)")).map((c) => c.replace(" (503)", "")).join(", "));
     const refused = r.refusals.filter((c) => !c.includes("(503)"));
     if (refused.length) responses["409"] = err("Refused: " + refused.join(", "));
     if (r.body) {
@@ -44,7 +44,11 @@ export function openApiDocument(version = "0.1.0"): object {
     (paths[path] ??= {})[r.method.toLowerCase()] = {
       operationId: r.operationId,
       summary: r.summary,
-      description: (r.public ? "Public: no API key." : `Role: ${r.roles.join(", ")}.`) + (r.refusals.length ? ` Refusal codes (409): ${r.refusals.join(", ")}.` : ""),
+      description:
+        (r.public ? "Public: no API key." : `Role: ${r.roles.join(", ")}.`) +
+        (refused.length ? ` Refusal codes (409): ${refused.join(", ")}.` : "") +
+        (r.notFound?.length ? ` Not found (404): ${r.notFound.join(", ")}.` : "") +
+        (r.refusals.length > refused.length ? ` Unavailable (503): ${r.refusals.filter((c) => c.includes("(503)")).map((c) => c.replace(" (503)", "")).join(", ")}.` : ""),
       security: r.public ? [] : [{ apiKey: [] }],
       parameters: [
         ...Object.entries(r.params ?? {}).map(([name, schema]) => ({ name, in: "path", required: true, schema })),

@@ -16,7 +16,8 @@ import { OPAQUE_SETUP_SECRET, startOfNextDay } from "../../host/registry/soft-to
 import { RegistryError } from "../../host/registry/types.js";
 import { startServer } from "../../host/server/serve.js";
 import { finishCustomerRegistration, setUp, startCustomerRegistration } from "../../host/soft/client.js";
-import { softSerial, stepAt, totpFromKey } from "../../host/soft/protocol.js";
+import { SETUP_START_PATH, randomNonce, softSerial, stepAt, toB64u, totpFromKey } from "../../host/soft/protocol.js";
+import * as opaque from "@serenity-kit/opaque";
 import { ENGINES, TestClock, freshDb } from "./support.js";
 
 const ADMIN = { name: "staff:admin", source: "cli" };
@@ -166,6 +167,31 @@ describe.each(ENGINES)("software tokens in the registry on $name", (engine) => {
       expect(results.map((r) => (r.status === "fulfilled" ? "ok" : (r.reason as RegistryError).code)).sort()).toEqual(["customer_has_token", "customer_has_token", "customer_has_token", "customer_has_token", "customer_has_token", "ok"]);
       expect(await db.all("SELECT serial FROM tokens WHERE customer = ? AND state IN ('issued', 'active', 'locked')", ["c1"])).toHaveLength(1);
     } finally {
+      await other.close();
+    }
+  });
+
+  it("set-up starts at once through two servers on one database are each counted: attempts left 4..0 exactly once each, then voided", async () => {
+    const a = await softIssue(registry, "c1");
+    await a.issue();
+    const other = await openMigrated(url);
+    const b = await startServer({ db: other, keys, listen: "127.0.0.1:0", now: clock.now });
+    try {
+      await opaque.ready;
+      const start = (base: string) =>
+        fetch(base + SETUP_START_PATH, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ serviceId: CONFIG.serviceId, userId: a.userId, startLoginRequest: opaque.client.startLogin({ password: "Wrong-pass1" }).startLoginRequest, clientNonce: toB64u(randomNonce()) }),
+        }).then((r) => r.json());
+      const answers = await Promise.all([server.url, b.url, server.url, b.url, server.url].map(start));
+      expect(answers.map((x) => x.attemptsLeft).sort()).toEqual([0, 1, 2, 3, 4]);
+      expect((await db.get<{ fail_count: number }>("SELECT fail_count FROM tokens WHERE serial = ?", [softSerial(a.userId)]))?.fail_count).toBe(5);
+      expect(await start(b.url)).toMatchObject({ error: { code: "voided" } });
+      const audit = (await registry.auditTrail({ serial: softSerial(a.userId) })).map((x) => `${x.action}:${x.outcome}`);
+      expect(audit.filter((x) => x === "setup_start:ok")).toHaveLength(5);
+    } finally {
+      await b.close();
       await other.close();
     }
   });

@@ -16,7 +16,9 @@ import { runCli } from "../../host/cli/main.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { openMigrated } from "../../host/registry/open-database.js";
 import { startServer } from "../../host/server/serve.js";
-import { setUp } from "../../host/soft/client.js";
+import { issueOnCustomerSide, setUp } from "../../host/soft/client.js";
+import { createApiKey } from "../../host/registry/api-keys.js";
+import { startServeProcess } from "./spawn.js";
 import { ENGINES, oathtool } from "../registry/support.js";
 import { startTestSmtp, type TestSmtp } from "../support/smtp.js";
 
@@ -128,5 +130,24 @@ describe.each(ENGINES)("fobkit bank soft-* on $name", (engine) => {
     expect(await bank("soft-issue", "--customer", "c1", "--mail", "not-a-mail", "--activation-password-file", join(dir, "pw"), "--json")).toMatchObject({ code: 2, json: { error: { code: "bad_mail" } } });
     expect(await bank("status", "--customer", "c1", "--json")).toMatchObject({ json: { registration: { status: "not_registered" } } });
   });
+  it("bank serve --smtp --mail-from: an issuance through the channel API mails the IDs from the given sender", async () => {
+    await bank("soft-config", "--service-id", "10112235", "--bank-name", "ふぉぶ信用金庫", "--app-url", "https://bank.example.jp/app/");
+    const db = await openMigrated(url);
+    const channel = (await createApiKey(db, "channel")).key;
+    await db.close();
+    const serve = await startServeProcess(["--db", url, "--kek-file", env.FOBKIT_BANK_KEK_FILE!, "--smtp", smtp.url, "--mail-from", "otp@bank.example.jp"]);
+    try {
+      const r = await issueOnCustomerSide({ bankUrl: serve.url, apiKey: channel, customer: "c1", mail: "hanako@example.jp", password: PASSWORD });
+      expect(r).toMatchObject({ state: "issued", mailSent: true });
+      const mail = await smtp.waitFor(1);
+      expect(mail).toMatchObject({ from: "otp@bank.example.jp", to: ["hanako@example.jp"] });
+      expect(mail.parsed.text).toContain(r.userId);
+    } finally {
+      await serve.stop();
+    }
+    // A bad --smtp is refused before the server starts.
+    const bad = await bank("serve", "--smtp", "http://mail.example.jp", "--listen", "127.0.0.1:0");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/smtp/);
+  });
 });
-

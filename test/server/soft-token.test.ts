@@ -112,6 +112,21 @@ describe.each(ENGINES)("software token over the API on $name", (engine) => {
     expect(await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM tokens")).toEqual(before);
   });
 
+  it("the OpenAPI document describes the soft-token routes from the route table: public set-up, refusal codes, 404 and 503", async () => {
+    const doc = (await call(base, "GET", "/openapi.json")).body;
+    const start = doc.paths[SETUP_START_PATH].post;
+    expect(start.security).toEqual([]);
+    expect(start.responses["404"].description).toContain("unknown_user");
+    expect(start.responses["409"].description).toMatch(/voided.*setup_expired.*setup_not_yet/);
+    expect(start.responses["503"].description).toContain("not_configured");
+    const finish = doc.paths[SETUP_FINISH_PATH].post;
+    expect(finish.responses["409"].description).toMatch(/wrong_password.*ticket_expired/);
+    const issueOp = doc.paths["/v1/customers/{customer}/soft-tokens"].post;
+    expect(issueOp.security).toEqual([{ apiKey: [] }]);
+    expect(issueOp.responses["409"].description).toContain("customer_has_token");
+    expect(doc.paths["/v1/customers/{customer}/registration"].get.responses["200"].content["application/json"].schema.properties.status.enum).toEqual(["not_registered", "issued", "in_use", "locked"]);
+  });
+
   it("refuses bad input clearly and changes nothing; refuses before soft-config with 503 not_configured", async () => {
     const r1 = await call(base, "POST", registrationPath("c1"), { key: key.channel, body: { registrationRequest: "not base64!" } });
     expect(r1).toMatchObject({ status: 400, body: { error: { code: "bad_request" } } });
@@ -221,6 +236,8 @@ describe.each(ENGINES)("software token over the API on $name", (engine) => {
     const r = await issue("c1");
     const app = await setUp({ bankUrl: base, serviceId: SERVICE_ID, userId: r.userId, password: PASSWORD, seed: "bytes" });
     expect(app.seedBytes).toHaveLength(32);
+    // Set up, not yet in use: a second set-up (another phone, or someone who learned the password) is refused and changes nothing.
+    expect(await failure(setUp({ bankUrl: base, serviceId: SERVICE_ID, userId: r.userId, password: PASSWORD, seed: "bytes" }))).toMatchObject({ code: "already_set_up", status: 409 });
     expect(await call(base, "POST", "/v1/customers/c1/activate", { key: key.channel, body: { code: codeAt(app.seedBytes!) } })).toMatchObject({ status: 200 });
     expect(await failure(setUp({ bankUrl: base, serviceId: SERVICE_ID, userId: r.userId, password: PASSWORD, seed: "bytes" }))).toMatchObject({ code: "already_set_up", status: 409 });
   });
