@@ -27,7 +27,7 @@ const green = (s: string) => (tty ? `\x1b[32m${s}\x1b[0m` : s);
 const work = mkdtempSync(join(tmpdir(), "fobkit-demo-"));
 let clockOffset = 0;
 let stepNo = 0;
-const TOTAL_STEPS = 23;
+const TOTAL_STEPS = 27;
 const keyfobs: Keyfob[] = [];
 
 class DemoFailure extends Error {}
@@ -44,12 +44,17 @@ function say(text: string): void {
 const short = (p: string) => p.split(work + "/").join("");
 
 /** Run `fobkit ...` as a person would; check its exit status; return stdout. */
+/** Every fobkit command the demo runs: the teller's name, the demo's clock, the bank's database and key file. */
+function cliEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, USER: "teller-1", FOBKIT_CLOCK_OFFSET: String(clockOffset), FOBKIT_BANK_DB: `sqlite:${join(work, "bank.sqlite")}`, FOBKIT_BANK_KEK_FILE: join(work, "bank.kek") };
+}
+
 function fobkit(args: string[], expectStatus = 0, opts: { show?: (out: string, err: string) => string } = {}): string {
   process.stdout.write(dim(`  $ fobkit ${args.map(short).join(" ")}\n`));
   const r = spawnSync(process.execPath, [FOBKIT, ...args], {
     cwd: work,
     encoding: "utf8",
-    env: { ...process.env, USER: "teller-1", FOBKIT_CLOCK_OFFSET: String(clockOffset), FOBKIT_BANK_DB: `sqlite:${join(work, "bank.sqlite")}`, FOBKIT_BANK_KEK_FILE: join(work, "bank.kek") },
+    env: cliEnv(),
   });
   const shown = opts.show ? opts.show(r.stdout, r.stderr) : (r.stdout + r.stderr).trim();
   for (const line of short(shown).split("\n").filter(Boolean)) process.stdout.write(`    ${line}\n`);
@@ -62,7 +67,7 @@ function fobkit(args: string[], expectStatus = 0, opts: { show?: (out: string, e
 /** Run `fobkit ...` in the background (several at once); resolves with its outcome. */
 function fobkitAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [FOBKIT, ...args], { cwd: work, env: { ...process.env, FOBKIT_CLOCK_OFFSET: String(clockOffset) } });
+    const p = spawn(process.execPath, [FOBKIT, ...args], { cwd: work, env: cliEnv() });
     let stdout = "";
     let stderr = "";
     p.stdout.on("data", (d) => (stdout += d));
@@ -218,24 +223,28 @@ async function main(): Promise<void> {
   step("The audit trail");
   fobkit(["bank", "audit"], 0, { show: (out) => out.trim().split("\n").slice(-8).join("\n") });
 
-  step("The staff console: the same bank in a browser (/console/)");
-  await consoleStep(customer, serials[1]);
+  step("The bank goes online: `fobkit bank serve` (API, staff console, the customer's app)");
+  const server = await startServer();
+  try {
+    await softTokenSteps(server.url);
+    step("The staff console: the same bank in a browser (/console/)");
+    await consoleStep(server.url, customer, serials[1]);
+  } finally {
+    await server.stop();
+  }
 
   process.stdout.write(`\n${green(bold("demo complete"))} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
 }
 
-/**
- * A teller account with a one-time password (kept in a 0600 file in the work
- * dir, never printed), `fobkit bank serve`, and Chromium (when installed)
- * signing in and photographing the customer's and the keyfob's pages.
- */
-async function consoleStep(customer: string, serial: string): Promise<void> {
-  const pwFile = join(work, "madoguchi.pw");
-  writeFileSync(pwFile, randomBytes(15).toString("base64url") + "\n", { mode: 0o600 });
-  fobkit(["bank", "add-staff", "--name", "madoguchi", "--role", "teller", "--password-file", pwFile]);
+/** `fobkit bank serve` on a free port, with its URL once it listens. */
+async function startServer(): Promise<{ url: string; stop(): Promise<void> }> {
   process.stdout.write(dim("  $ fobkit bank serve --listen 127.0.0.1:0\n"));
   const env = { ...process.env, FOBKIT_BANK_DB: `sqlite:${join(work, "bank.sqlite")}`, FOBKIT_BANK_KEK_FILE: join(work, "bank.kek") };
   const server = spawn(process.execPath, [FOBKIT, "bank", "serve", "--listen", "127.0.0.1:0", "--json"], { cwd: work, env, stdio: ["ignore", "pipe", "pipe"] });
+  const stop = async () => {
+    server.kill("SIGTERM");
+    await new Promise((r) => (server.exitCode !== null ? r(null) : server.once("exit", r)));
+  };
   try {
     const url = await new Promise<string>((resolve, reject) => {
       let out = "";
@@ -250,6 +259,80 @@ async function consoleStep(customer: string, serial: string): Promise<void> {
       });
       server.on("exit", (c) => reject(new DemoFailure(`bank serve exited ${c}`)));
     });
+    say(`listening on ${bold(url)}: /v1/ (API), /console/ (staff), /app/ (the customer's software token)`);
+    return { url, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/**
+ * The manual's software token, flows 1-3: the bank's settings, an issuance
+ * whose mail a local SMTP server catches, the app's set-up with the IDs
+ * from the mail and the customer's activation password (a 0600 file, never
+ * printed), its first code, and start of use.
+ */
+async function softTokenSteps(url: string): Promise<void> {
+  const customer = "C-10112237";
+  step(`Software token (ソフトウェアトークン) for customer ${customer}: issuance (トークン発行)`);
+  fobkit(["bank", "soft-config", "--service-id", "10112235", "--bank-name", "ふぉぶ信用金庫", "--app-url", `${url}/app/`]);
+  const { SMTPServer } = await import("smtp-server");
+  const { simpleParser } = await import("mailparser");
+  const mails: { subject: string; text: string }[] = [];
+  const smtp = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ["STARTTLS", "AUTH"],
+    logger: false,
+    onData(stream, _session, done) {
+      simpleParser(stream).then((m) => (mails.push({ subject: m.subject ?? "", text: m.text ?? "" }), done()), done);
+    },
+  });
+  await new Promise<void>((r) => smtp.listen(0, "127.0.0.1", r));
+  const port = (smtp.server.address() as { port: number }).port;
+  const pw = join(work, "activation.pw");
+  writeFileSync(pw, "Mirai-" + randomBytes(6).toString("base64url") + "\n", { mode: 0o600 });
+  say(`The customer chose an activation password (利用開始パスワード), kept in ${short(pw)} (0600, never printed); the bank receives only an OPAQUE registration record.`);
+  let issued: { serviceId: string; userId: string };
+  try {
+    // In the background: the SMTP server runs in this process and must answer while soft-issue waits.
+    const args = ["bank", "soft-issue", "--customer", customer, "--mail", "taro@example.jp", "--activation-password-file", pw, "--smtp", `smtp://127.0.0.1:${port}/?tls=off`, "--mail-from", "otp@bank.example.jp", "--json"];
+    process.stdout.write(dim(`  $ fobkit ${args.map(short).join(" ")}\n`));
+    const r = await fobkitAsync(args);
+    for (const line of short((r.stdout + r.stderr).trim()).split("\n").filter(Boolean)) process.stdout.write(`    ${line}\n`);
+    if (r.status !== 0) throw new DemoFailure(`fobkit bank soft-issue exited ${r.status}\n${r.stdout}${r.stderr}`);
+    issued = JSON.parse(r.stdout);
+    const until = Date.now() + 10_000;
+    while (mails.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    await new Promise<void>((r) => smtp.close(() => r()));
+  }
+  const mail = mails[0];
+  if (!mail) throw new DemoFailure("the issuance mail did not arrive");
+  say(`mail to taro@example.jp: ${bold(mail.subject)}`);
+  for (const line of mail.text.split("\n").filter((l) => /^(サービスID|ユーザID|アプリ)/.test(l))) say("  " + line);
+
+  step("App initial set-up (アプリの初期設定): OPAQUE with the password, the seed derived on both sides");
+  const store = join(work, "soft-token");
+  fobkit(["app", "setup", "--bank", url, "--service-id", issued.serviceId, "--user-id", issued.userId, "--activation-password-file", pw, "--store", store]);
+  const shown = JSON.parse(fobkit(["app", "code", "--store", store, "--json"]));
+  say(`the app shows ${bold(shown.code)} and the bank's name ${bold(shown.bank)}`);
+
+  step("Start of use (利用開始) with the app's code");
+  fobkit(["bank", "activate", "--customer", customer, "--code", shown.code]);
+  fobkit(["bank", "status", "--customer", customer]);
+}
+
+/**
+ * A teller account with a one-time password (kept in a 0600 file in the work
+ * dir, never printed), and Chromium (when installed) signing in to the
+ * running server and photographing the customer's and the keyfob's pages.
+ */
+async function consoleStep(url: string, customer: string, serial: string): Promise<void> {
+  const pwFile = join(work, "madoguchi.pw");
+  writeFileSync(pwFile, randomBytes(15).toString("base64url") + "\n", { mode: 0o600 });
+  fobkit(["bank", "add-staff", "--name", "madoguchi", "--role", "teller", "--password-file", pwFile]);
+  {
     say(`console: ${bold(url + "/console/")} — staff ID madoguchi, one-time password in ${short(pwFile)} (mode 0600; never printed)`);
     const chromiumPath = process.env.FOBKIT_CHROMIUM ?? "/usr/bin/chromium";
     if (!existsSync(chromiumPath)) {
@@ -279,9 +362,6 @@ async function consoleStep(customer: string, serial: string): Promise<void> {
     } finally {
       await browser.close();
     }
-  } finally {
-    server.kill("SIGTERM");
-    await new Promise((r) => (server.exitCode !== null ? r(null) : server.once("exit", r)));
   }
 }
 
