@@ -65,8 +65,8 @@ const keyName = (key: TokenKey) => ("serial" in key ? "s\0" + key.serial : "c\0"
 export class PostgresTokenStore extends SqlTokenStore {
   private readonly rows = new Map<string, TokenRow>();
 
-  constructor(db: PostgresDatabase, keys: KeyRing, now: () => number) {
-    super(db, keys, now);
+  constructor(private readonly pg: PostgresDatabase, keys: KeyRing, now: () => number) {
+    super(pg, keys, now);
   }
 
   override async decide<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options: { holderOf?: string } = {}): Promise<T> {
@@ -178,7 +178,8 @@ export class PostgresTokenStore extends SqlTokenStore {
   private async applyBatch(batch: PostgresTokenStore["queued"]): Promise<void> {
     this.scheduleApplies();
     // One array per column: the statement's text is the same for every batch, so each pooled connection
-    // parses and plans it once (a named statement, postgres-database.ts) and then only binds the arrays.
+    // parses and plans it once (a named statement with a generic plan, PostgresDatabase.generic) and then
+    // only binds the arrays.
     const input: unknown[][] = INPUT_NAMES.map(() => []);
     const audit: unknown[][] = AUDIT_NAMES.map(() => []);
     const at = this.now();
@@ -193,7 +194,7 @@ export class PostgresTokenStore extends SqlTokenStore {
     try {
       this.trips++;
       // Parameters in the order of the text: the decisions' columns, then the audit records' columns.
-      const rows = await this.db.all<TokenRow & { batch_i: number; applied: boolean }>(APPLY_SQL, [...input, ...audit]);
+      const rows = await this.pg.generic.all<TokenRow & { batch_i: number; applied: boolean }>(APPLY_SQL, [...input, ...audit]);
       const out = new Map(rows.map((r) => [r.batch_i, r]));
       // The returned rows are the statement's snapshot, from before its own changes: a row this batch changed is what the applied decision made it.
       const madeHere = new Map<string, TokenRow>();
@@ -261,11 +262,11 @@ export class PostgresTokenStore extends SqlTokenStore {
       const byKey = new Map<string, TokenRow>();
       if (customers.length) {
         this.trips++;
-        for (const r of await this.db.all<TokenRow>(`SELECT * FROM tokens WHERE customer = ANY(?) AND state IN ${LIVE_STATES_SQL}`, [customers])) byKey.set(keyName({ customer: r.customer! }), strip(r));
+        for (const r of await this.pg.generic.all<TokenRow>(`SELECT * FROM tokens WHERE customer = ANY(?) AND state IN ${LIVE_STATES_SQL}`, [customers])) byKey.set(keyName({ customer: r.customer! }), strip(r));
       }
       if (serials.length) {
         this.trips++;
-        for (const r of await this.db.all<TokenRow>(`SELECT * FROM tokens WHERE serial = ANY(?) AND ${LIVE}`, [serials])) byKey.set(keyName({ serial: r.serial }), strip(r));
+        for (const r of await this.pg.generic.all<TokenRow>(`SELECT * FROM tokens WHERE serial = ANY(?) AND ${LIVE}`, [serials])) byKey.set(keyName({ serial: r.serial }), strip(r));
       }
       for (const b of batch) {
         const row = byKey.get(keyName(b.key));
