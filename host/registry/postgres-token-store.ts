@@ -52,7 +52,7 @@
 import type { PostgresDatabase } from "./postgres-database.js";
 import type { KeyRing } from "./key-ring.js";
 import { SqlTokenStore } from "./sql-token-store.js";
-import { DECISION_COLUMNS, LIVE, LIVE_STATES_SQL, type AuditEntry, type Decide, type Decision, type TokenKey, type TokenRow } from "./token-store.js";
+import { DECISION_COLUMNS, LIVE, LIVE_STATES_SQL, type AuditEntry, type Decide, type DecideOptions, type Decision, type TokenKey, type TokenRow } from "./token-store.js";
 import { RegistryError, type Actor } from "./types.js";
 
 /** Rows kept per process: ~1 KB each with the JS object overhead. */
@@ -69,8 +69,9 @@ export class PostgresTokenStore extends SqlTokenStore {
     super(pg, keys, now);
   }
 
-  override async decide<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options: { holderOf?: string } = {}): Promise<T> {
-    if (options.holderOf !== undefined) return this.decideLocked(key, actor, decide, options);
+  override async decide<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options: DecideOptions = {}): Promise<T> {
+    // Two rows, or statements that must commit with the decision: the transaction.
+    if (options.holderOf !== undefined || options.within) return this.decideLocked(key, actor, decide, options);
     let held = this.rows.get(keyName(key));
     let row: TokenRow | undefined;
     if (held) {

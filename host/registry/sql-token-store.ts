@@ -13,7 +13,7 @@ import type { Database, Sql } from "./database.js";
 import { kekRetired, uniqueViolation } from "./database.js";
 import type { KeyRing } from "./key-ring.js";
 import { INDEX_KEY_BYTES, SEED_INDEX_SECRET, seedIndex } from "./seed-index.js";
-import { LIVE, LIVE_STATES_SQL, type AuditEntry, type Decide, type Decision, type RowChange, type TokenKey, type TokenRow, type TokenStore } from "./token-store.js";
+import { LIVE, LIVE_STATES_SQL, type AuditEntry, type Decide, type DecideOptions, type Decision, type RowChange, type TokenKey, type TokenRow, type TokenStore } from "./token-store.js";
 import { unknownSerial } from "./validation.js";
 import { RegistryError, TOKEN_STATES, type Actor, type AuditRecord, type NewToken, type TokenState, type TokenStatus } from "./types.js";
 
@@ -139,9 +139,10 @@ export abstract class SqlTokenStore implements TokenStore {
   }
 
   /** The transactional decision: every engine can run it. */
-  protected async decideLocked<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options: { holderOf?: string } = {}): Promise<T> {
+  protected async decideLocked<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options: DecideOptions = {}): Promise<T> {
     const out = await this.db.tx(async (t) => {
       if (this.db.dialect === "postgres") this.trips += 2; // BEGIN, COMMIT
+      await options.within?.before?.(t);
       this.trips++;
       const row = await this.lockByKey(t, key);
       let holder: TokenRow | undefined;
@@ -151,6 +152,7 @@ export abstract class SqlTokenStore implements TokenStore {
       }
       const d = decide(row, holder);
       await this.write(t, row, actor, d);
+      await options.within?.after?.(t, d.outcome);
       this.changed(key, row, d);
       return d.outcome;
     });
@@ -161,7 +163,7 @@ export abstract class SqlTokenStore implements TokenStore {
   /** Told of every decision written (PostgreSQL keeps its copies current). */
   protected changed<T>(_key: TokenKey, _row: TokenRow | undefined, _d: Decision<T>): void {}
 
-  decide<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options?: { holderOf?: string }): Promise<T> {
+  decide<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options?: DecideOptions): Promise<T> {
     return this.decideLocked(key, actor, decide, options);
   }
 
