@@ -227,6 +227,11 @@ CREATE INDEX tokens_console_state_customer ON tokens (state, customer${c}, seria
  * conflict target with a WHERE for a partial index). Duplicates written
  * before are closed first, keeping the oldest of each customer's, each
  * with an audit record, so the index can be built.
+ *
+ * Also audit.request_id: the API request (X-Request-Id) that wrote each
+ * record (types.ts Actor.request), so a client answered 503 outcome_unknown
+ * can learn whether its change committed. Not indexed: every verification
+ * writes a record, and a lookup names the customer, whose index narrows it.
  */
 const closeDuplicateApprovals = (now: string, detail: string) => `
 INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail)
@@ -237,6 +242,7 @@ ORDER BY a.made_at, a.id;
 UPDATE approvals SET state = 'failed', outcome = 'duplicate_request', decided_at = ${now}
 WHERE state = 'pending' AND EXISTS (SELECT 1 FROM approvals o WHERE o.state = 'pending' AND o.action = approvals.action AND o.customer = approvals.customer AND (o.made_at < approvals.made_at OR (o.made_at = approvals.made_at AND o.id < approvals.id)));
 CREATE UNIQUE INDEX approvals_one_pending ON approvals (action, customer) WHERE state = 'pending';
+ALTER TABLE audit ADD COLUMN request_id TEXT;
 `;
 
 export const MIGRATIONS: Migration[] = [
@@ -335,7 +341,7 @@ ALTER TABLE tokens ADD COLUMN not_after BIGINT;`,
   },
   {
     version: 8,
-    name: "approvals: at most one pending request per action and customer (partial unique index); duplicates from before closed",
+    name: "approvals: at most one pending request per action and customer (partial unique index), duplicates from before closed; audit.request_id: the API request that wrote a record",
     sql: {
       sqlite: closeDuplicateApprovals("CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)", "json_object('approval', a.id, 'kept', (SELECT o.id FROM approvals o WHERE o.state = 'pending' AND o.action = a.action AND o.customer = a.customer ORDER BY o.made_at, o.id LIMIT 1))"),
       postgres: closeDuplicateApprovals("(extract(epoch FROM clock_timestamp()) * 1000)::bigint", "json_build_object('approval', a.id, 'kept', (SELECT o.id FROM approvals o WHERE o.state = 'pending' AND o.action = a.action AND o.customer = a.customer ORDER BY o.made_at, o.id LIMIT 1))::text"),

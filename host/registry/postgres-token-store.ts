@@ -189,7 +189,7 @@ export class PostgresTokenStore extends SqlTokenStore {
       const next = d.change ? { ...row, ...d.change } : row;
       [i, row.serial, ...DECISION_COLUMNS.map((c) => row[c] ?? null), d.change !== undefined, ...CHANGE_COLUMNS.map((c) => next[c] ?? null)].forEach((v, k) => input[k].push(v));
       for (const e of d.audit) {
-        [n++, i, at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null].forEach((v, k) => audit[k].push(v ?? null));
+        [n++, i, at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null, actor.request ?? null].forEach((v, k) => audit[k].push(v ?? null));
       }
     });
     try {
@@ -308,10 +308,10 @@ export class PostgresTokenStore extends SqlTokenStore {
     }
     const at = this.now();
     const audit = d.audit.map((e: AuditEntry) => {
-      params.push(at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null);
-      return "SELECT ?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text FROM matched";
+      params.push(at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null, actor.request ?? null);
+      return "SELECT ?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text FROM matched";
     });
-    const auditCte = audit.length ? `, audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) ${audit.join(" UNION ALL ")})` : "";
+    const auditCte = audit.length ? `, audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail, request_id) ${audit.join(" UNION ALL ")})` : "";
     const now = "serial" in key ? `t.serial = ? AND (t.staged IS NULL OR t.staged IN (SELECT id FROM import_batches WHERE state = 'committed'))` : `t.customer = ? AND t.state IN ${LIVE_STATES_SQL}`;
     params.push("serial" in key ? key.serial : key.customer);
     return [`WITH matched AS (${matched})${auditCte} SELECT (SELECT count(*) FROM matched)::int AS applied, t.* FROM (SELECT 1) AS one LEFT JOIN tokens t ON ${now}`, params];
@@ -359,8 +359,8 @@ const COLUMN_TYPES: Record<string, string> = {
 };
 const INPUT_NAMES = ["i", "serial", ...DECISION_COLUMNS.map((c) => `e_${c}`), "change", ...CHANGE_COLUMNS.map((c) => `n_${c}`)];
 const INPUT_TYPES = ["int", "text", ...DECISION_COLUMNS.map((c) => COLUMN_TYPES[c]), "boolean", ...CHANGE_COLUMNS.map((c) => COLUMN_TYPES[c])];
-const AUDIT_NAMES = ["n", "i", "at", "actor", "source", "action", "outcome", "serial", "customer", "detail"];
-const AUDIT_TYPES = ["int", "int", "bigint", "text", "text", "text", "text", "text", "text", "text"];
+const AUDIT_NAMES = ["n", "i", "at", "actor", "source", "action", "outcome", "serial", "customer", "detail", "request_id"];
+const AUDIT_TYPES = ["int", "int", "bigint", "text", "text", "text", "text", "text", "text", "text", "text"];
 /**
  * flushApplies' statement: the decisions of a batch as one array per column
  * (unnest), so its text never changes with the batch's size.
@@ -375,7 +375,7 @@ const APPLY_SQL = (() => {
     `changed AS (UPDATE tokens t SET ${CHANGE_COLUMNS.map((c) => `${c} = input.n_${c}`).join(", ")} FROM input JOIN locked l ON l.serial = input.serial WHERE input.change AND t.serial = input.serial AND ${cas} RETURNING input.i), ` +
     `kept AS (SELECT input.i FROM input JOIN tokens t ON t.serial = input.serial AND ${cas} WHERE NOT input.change), ` +
     `matched AS (SELECT i FROM changed UNION ALL SELECT i FROM kept), ` +
-    `audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) SELECT a.at, a.actor, a.source, a.action, a.outcome, a.serial, a.customer, a.detail FROM unnest(${arrays(AUDIT_TYPES)}) AS a (${AUDIT_NAMES.join(", ")}) JOIN matched m ON m.i = a.i ORDER BY a.n) ` +
+    `audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail, request_id) SELECT a.at, a.actor, a.source, a.action, a.outcome, a.serial, a.customer, a.detail, a.request_id FROM unnest(${arrays(AUDIT_TYPES)}) AS a (${AUDIT_NAMES.join(", ")}) JOIN matched m ON m.i = a.i ORDER BY a.n) ` +
     `SELECT input.i AS batch_i, (m.i IS NOT NULL) AS applied, t.* FROM input LEFT JOIN matched m ON m.i = input.i LEFT JOIN tokens t ON t.serial = input.serial AND m.i IS NULL`
   );
 })();

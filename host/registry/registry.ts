@@ -368,7 +368,7 @@ export class Registry {
     return this.store.countByState();
   }
 
-  async auditTrail(filter: { serial?: string; customer?: string; afterId?: number; limit?: number } = {}): Promise<AuditRecord[]> {
+  async auditTrail(filter: { serial?: string; customer?: string; request?: string; afterId?: number; limit?: number } = {}): Promise<AuditRecord[]> {
     if (filter.serial !== undefined) checkSerial(filter.serial);
     if (filter.customer !== undefined) checkCustomer(filter.customer);
     return this.store.auditTrail(filter);
