@@ -121,7 +121,7 @@ export class PostgresDatabase implements Database {
    * parameter is estimated at 100 rows in a generic plan and at the array's
    * true length in a custom one, so the generic plan of the decision
    * statement always looks dearer and PostgreSQL planned it again on every
-   * call: 0.5 ms of planning for 0.1-0.2 ms of execution, measured with
+   * call: 0.4-0.6 ms of planning for 0.1-0.2 ms of execution, measured with
    * EXPLAIN (ANALYZE, SUMMARY) (bench-bank.ts --one-at-a-time prints both).
    * Its generic plan is index scans on tokens_pkey throughout (checked at
    * 120,000 tokens). Forced for these statements only: a generic plan of
