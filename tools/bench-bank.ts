@@ -11,6 +11,10 @@
  *                                            (only: verification latency during a 60,000-token import)
  *   node build/node/tools/bench-bank.js --workers
  *                                            (only: HTTP with 1 and 2 `bank serve --workers`, both engines)
+ *   node build/node/tools/bench-bank.js --one-at-a-time
+ *                                            (only: PostgreSQL one verification at a time in process,
+ *                                             generic vs custom plans, with EXPLAIN's planning time;
+ *                                             merges postgresOneAtATime into bench/results/bank.json)
  *   node build/node/tools/bench-bank.js --http [--engine sqlite|postgres] [--cpu-prof-dir DIR]
  *                                            (only: HTTP, 1 worker, with CPU per verification; prints only;
  *                                             --cpu-prof-dir: a V8 profile of the server)
@@ -38,6 +42,7 @@ import type { Database } from "../host/registry/database.js";
 import { KeyRing } from "../host/registry/key-ring.js";
 import { registerInChild } from "./import-child.js";
 import { openMigrated } from "../host/registry/open-database.js";
+import { PostgresDatabase } from "../host/registry/postgres-database.js";
 import { Registry } from "../host/registry/registry.js";
 import { hotp, stepAt } from "../host/registry/totp.js";
 import type { NewToken } from "../host/registry/types.js";
@@ -94,6 +99,8 @@ export interface BankBench {
    * from its last decision (the same customer again, next step).
    */
   roundTrips: { postgresFirstContact: number; postgresHeld: number; sqliteStatements: number };
+  /** One verification at a time on PostgreSQL, in process, with and without generic plans (oneAtATime). */
+  postgresOneAtATime?: OneAtATime;
   /** Issue 11 item 4: verifications over HTTP on SQLite while another process imports 60,000 tokens. */
   duringImport?: Rate & { importSeconds: number; imported: number; baseline: Rate; goalP99ms: number };
   method: string;
@@ -234,6 +241,161 @@ async function countRoundTrips(f: Fixture, first: number, count: number): Promis
   const firstContact = await pass();
   offset += 60_000;
   return { firstContact, held: await pass() };
+}
+
+/**
+ * One verification at a time on PostgreSQL (the session-4 regression: p50
+ * 1.09 ms in process). Two registries on one schema: one as the server runs
+ * (the token store's statements on PostgresDatabase.generic, planned once per
+ * connection), one with genericPlans: false (planned as PostgreSQL plans any
+ * named statement by default, which for the decision statement meant a new
+ * custom plan on every call). Their passes alternate in chunks of CHUNK, so
+ * a machine whose load changes meanwhile weighs on both alike. firstContact:
+ * a token the registry has not read (a read, then the decision statement);
+ * held: the same tokens in the next 60-s step (the decision statement only).
+ *
+ * decisionStatement: where the time of the decision statement goes, from
+ * PostgreSQL itself: the statements of `EXPLAINED` verifications are
+ * captured as sent (text and arrays), prepared once on a separate connection
+ * (PREPARE) and run under EXPLAIN (ANALYZE, SUMMARY) with plan_cache_mode
+ * force_custom_plan and force_generic_plan, each in a transaction rolled
+ * back. Their rows have moved on since (the decision was applied), so each
+ * replay matches no row: its execution time is the lookups and row lock
+ * without the update and the audit insert; the planning time is the same as
+ * the original's.
+ */
+export interface OneAtATime {
+  generic: { firstContact: Rate; held: Rate };
+  customPlans: { firstContact: Rate; held: Rate };
+  decisionStatement: { planningMs: { custom: number; generic: number }; executionMs: { custom: number; generic: number }; replays: number };
+  tokens: number;
+  load: number;
+  method: string;
+}
+
+/** Tokens oneAtATime uses: half per registry, WARM of each for the warm-up. */
+export const ONE_AT_A_TIME_TOKENS = 2 * (20 + 1000);
+const CHUNK = 100;
+const EXPLAINED = 40;
+/** Tokens per registry verified before the measured passes. */
+const WARM = 20;
+
+async function oneAtATime(f: Fixture, first: number, count: number): Promise<OneAtATime> {
+  const url = f.url;
+  let offset = 0;
+  const now = () => Date.now() + offset;
+  const dbs = { generic: new PostgresDatabase(url), customPlans: new PostgresDatabase(url, { genericPlans: false }) };
+  const load = Math.round(loadavg()[0] * 100) / 100;
+  try {
+    const regs = {
+      generic: new Registry(dbs.generic, { keys: KeyRing.fromFile(f.kekFile), now }),
+      customPlans: new Registry(dbs.customPlans, { keys: KeyRing.fromFile(f.kekFile), now }),
+    };
+    const lat = { generic: { firstContact: [] as number[], held: [] as number[] }, customPlans: { firstContact: [] as number[], held: [] as number[] } };
+    // Token ranges: the first half for the generic registry, the second for the other; each verifies only its own.
+    const half = Math.floor(count / 2);
+    const range = { generic: first, customPlans: first + half };
+    const pass = async (which: "firstContact" | "held" | undefined, from: number, to: number) => {
+      for (let c = from; c < to; c += CHUNK) {
+        for (const mode of ["customPlans", "generic"] as const) {
+          for (let i = range[mode] + c; i < range[mode] + Math.min(to, c + CHUNK); i++) {
+            const code = hotp("SHA1", f.seeds[i], stepAt(now(), 0, 60), 8);
+            const t = performance.now();
+            await regs[mode].verify(customer(i), code, ACTOR);
+            if (which) lat[mode][which].push(performance.now() - t);
+          }
+        }
+      }
+    };
+    // Warm-up, not measured: connections, JIT, and each statement's first plans on each connection.
+    await pass(undefined, 0, WARM);
+    const captured: { text: string; values: unknown[] }[] = [];
+    // The decision statements as the store sends them (the store's only `all` on it that starts so).
+    const sql = dbs.generic.generic;
+    const all = sql.all;
+    sql.all = (text, params) => {
+      if (captured.length < EXPLAINED && text.startsWith("WITH input AS (SELECT * FROM unnest(")) captured.push({ text, values: params ?? [] });
+      return all(text, params);
+    };
+    try {
+      await pass("firstContact", WARM, half);
+    } finally {
+      sql.all = all;
+    }
+    offset += 60_000;
+    await pass("held", WARM, half);
+    const r = (l: number[]) => rate(l.length, l.reduce((a, b) => a + b, 0) / 1000, l, { concurrency: 1 });
+    return {
+      generic: { firstContact: r(lat.generic.firstContact), held: r(lat.generic.held) },
+      customPlans: { firstContact: r(lat.customPlans.firstContact), held: r(lat.customPlans.held) },
+      decisionStatement: await explainDecisions(url, captured),
+      tokens: f.seeds.length,
+      load,
+      method:
+        "In process, one Registry.verify at a time, accepted codes; generic: the token store's statements planned once per connection (PostgresDatabase.generic, plan_cache_mode=force_generic_plan on its pool); customPlans: the same code with PostgreSQL's default plan_cache_mode=auto (as before). firstContact: a read and the decision statement; held: the decision statement only. decisionStatement: median planning and execution time reported by EXPLAIN (ANALYZE, SUMMARY) of captured decision statements replayed (matching no row) in rolled-back transactions.",
+    };
+  } finally {
+    await Promise.all([dbs.generic.close(), dbs.customPlans.close()]);
+  }
+}
+
+/** Median planning and execution times of the captured decision statements under each plan_cache_mode (see OneAtATime). */
+async function explainDecisions(url: string, captured: { text: string; values: unknown[] }[]): Promise<OneAtATime["decisionStatement"]> {
+  const out = { planningMs: { custom: 0, generic: 0 }, executionMs: { custom: 0, generic: 0 }, replays: captured.length };
+  if (!captured.length) return out;
+  const u = new URL(url.replace("@/", "@localhost/"));
+  const schema = u.searchParams.get("schema");
+  const pool = new pg.Pool({ connectionString: PG_URL, max: 1, options: schema ? `-c search_path=${schema}` : undefined });
+  const client = await pool.connect();
+  try {
+    const text = captured[0].text;
+    // `?` placeholders as the store writes them, numbered as PostgresDatabase numbers them.
+    let n = 0;
+    const numbered = text.replace(/\?/g, () => "$" + ++n);
+    const types = new Map([...numbered.matchAll(/\$(\d+)::(\w+)\[\]/g)].map((m) => [Number(m[1]), m[2]]));
+    const literal = (v: unknown, type: string) => {
+      const items = (v as unknown[]).map((x) => (x === null || x === undefined ? "NULL" : `'${String(x).replace(/'/g, "''")}'`));
+      return items.length ? `ARRAY[${items.join(", ")}]::${type}[]` : `'{}'::${type}[]`;
+    };
+    await client.query(`PREPARE fobkit_bench_decision AS ${numbered}`);
+    const median = (xs: number[]) => Math.round([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] * 1000) / 1000;
+    for (const mode of ["custom", "generic"] as const) {
+      await client.query(`SET plan_cache_mode = force_${mode}_plan`);
+      const planning: number[] = [];
+      const execution: number[] = [];
+      for (const q of captured) {
+        if (q.text !== text) continue;
+        const args = q.values.map((v, k) => literal(v, types.get(k + 1)!));
+        await client.query("BEGIN");
+        try {
+          const r = await client.query(`EXPLAIN (ANALYZE, SUMMARY, TIMING OFF, FORMAT JSON) EXECUTE fobkit_bench_decision(${args.join(", ")})`);
+          const plan = (r.rows[0]["QUERY PLAN"] as { "Planning Time": number; "Execution Time": number }[])[0];
+          planning.push(plan["Planning Time"]);
+          execution.push(plan["Execution Time"]);
+        } finally {
+          await client.query("ROLLBACK");
+        }
+      }
+      out.planningMs[mode] = median(planning);
+      out.executionMs[mode] = median(execution);
+    }
+    return out;
+  } finally {
+    client.release();
+    await pool.end();
+  }
+}
+
+export function formatOneAtATime(o: OneAtATime): string {
+  const row = (name: string, r: Rate) => `  ${name.padEnd(40)} p50 ${r.p50ms} ms, p99 ${r.p99ms} ms (${r.count} verifications)`;
+  return [
+    `PostgreSQL, one verification at a time, in process (${o.tokens} tokens, load average ${o.load}):`,
+    row("first contact, generic plans", o.generic.firstContact),
+    row("first contact, custom plans (before)", o.customPlans.firstContact),
+    row("held row, generic plans", o.generic.held),
+    row("held row, custom plans (before)", o.customPlans.held),
+    `  decision statement (EXPLAIN ANALYZE, median of ${o.decisionStatement.replays} replays): planning ${o.decisionStatement.planningMs.custom} ms custom / ${o.decisionStatement.planningMs.generic} ms generic; execution ${o.decisionStatement.executionMs.custom} / ${o.decisionStatement.executionMs.generic} ms`,
+  ].join("\n");
 }
 
 /** Node flags for the `bank serve` child (`--cpu-prof-dir DIR`: a V8 CPU profile of the server, written when it exits). */
@@ -433,9 +595,11 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
     for (const engine of o.engines ?? ["sqlite", "postgres"]) {
       const runs = 3;
       const counted = 200;
-      const f = await fixture(engine, 2 * inCount + runs * (httpCount + warm) + counted, dir);
+      const one = engine === "postgres" ? ONE_AT_A_TIME_TOKENS : 0;
+      const f = await fixture(engine, 2 * inCount + runs * (httpCount + warm) + counted + one, dir);
       try {
         const trips = await countRoundTrips(f, 2 * inCount + runs * (httpCount + warm), counted);
+        if (one) result.postgresOneAtATime = await oneAtATime(f, 2 * inCount + runs * (httpCount + warm) + counted, one);
         if (engine === "postgres") (result.roundTrips.postgresFirstContact = trips.firstContact), (result.roundTrips.postgresHeld = trips.held);
         else result.roundTrips.sqliteStatements = trips.firstContact;
         result.inProcess[`${engine}-c1`] = await inProcess(f, 1, 0, inCount, seconds);
@@ -484,6 +648,7 @@ export function formatBankBench(b: BankBench): string {
     row("ceiling (HMAC)", b.ceiling.hmacSha1AndCompare),
     ...Object.entries(b.inProcess).map(([k, r]) => row("in-process " + k, r)),
     ...Object.entries(b.http).map(([k, r]) => row("http " + k, r)),
+    ...(b.postgresOneAtATime ? [formatOneAtATime(b.postgresOneAtATime)] : []),
     ...(b.duringImport
       ? [
           row("http sqlite during import", b.duringImport) +
@@ -556,6 +721,30 @@ async function httpOnly(engines: ("sqlite" | "postgres")[]): Promise<void> {
   }
 }
 
+/**
+ * `--one-at-a-time`: only PostgreSQL one verification at a time, in process
+ * (oneAtATime); prints, and merges postgresOneAtATime into bench/results/bank.json.
+ */
+async function oneAtATimeOnly(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "fobkit-bench-one-"));
+  const out = resolve(process.cwd(), "bench", "results", "bank.json");
+  try {
+    const f = await fixture("postgres", ONE_AT_A_TIME_TOKENS, dir);
+    try {
+      const r = await oneAtATime(f, 0, ONE_AT_A_TIME_TOKENS);
+      process.stdout.write(formatOneAtATime(r) + "\n");
+      const existing = JSON.parse(readFileSync(out, "utf8")) as BankBench;
+      existing.postgresOneAtATime = r;
+      writeFileSync(out, JSON.stringify(existing, null, 2) + "\n");
+      process.stdout.write(`merged postgresOneAtATime into ${out}\n`);
+    } finally {
+      await f.drop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function option(name: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
@@ -570,6 +759,7 @@ async function main(): Promise<void> {
     return httpOnly(engine ? [engine] : ["sqlite", "postgres"]);
   }
   if (process.argv.includes("--workers")) return workersOnly();
+  if (process.argv.includes("--one-at-a-time")) return oneAtATimeOnly();
   if (process.argv.includes("--during-import")) {
     // node build/node/tools/bench-bank.js --during-import: only the issue 11 item 4 figure.
     const r = await duringImport();

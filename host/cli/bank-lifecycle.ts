@@ -3,6 +3,7 @@
  * the staff CLI on the store directly, one command per lifecycle step.
  */
 import { MAX_LIST } from "../registry/registry.js";
+import { REQUEST_ID_PATTERN } from "../registry/validation.js";
 import { BARRING_REASONS, TOKEN_STATES, WITHDRAW_REASONS, type AuditRecord, type TokenStatus } from "../registry/types.js";
 import { KIND_LABELS, REGISTRATION_LABELS, registrationOf, type Registration } from "../registry/soft-tokens.js";
 import { COMMON_OPTIONS, POLICY_OPTIONS, SEED_OPTIONS, required, runBank } from "./bank-common.js";
@@ -219,6 +220,7 @@ export const bankAudit: Command = {
   options: {
     serial: SERIAL,
     customer: CUSTOMER,
+    request: { type: "string", placeholder: "ID", help: "only records written by this API request (its X-Request-Id, named by a 503 outcome_unknown): none means its change was not made; give --customer or --serial too" },
     after: { type: "string", placeholder: "ID", help: "only records after this id" },
     limit: { type: "string", placeholder: "N", help: "at most N records (default 1000, max 10000)" },
     ...COMMON_OPTIONS,
@@ -228,9 +230,13 @@ export const bankAudit: Command = {
       for (const k of ["after", "limit"]) {
         if (values[k] !== undefined && !/^[0-9]{1,15}$/.test(values[k])) throw new CliError(`fobkit bank audit: --${k} must be a whole number`);
       }
+      if (values.request !== undefined && !new RegExp(REQUEST_ID_PATTERN).test(values.request)) {
+        throw new CliError(`fobkit bank audit: --request must be 1 to 64 letters, digits, '.', '_', ':' or '-' (an X-Request-Id)`);
+      }
       const records = await registry.auditTrail({
         serial: values.serial,
         customer: values.customer,
+        request: values.request,
         afterId: values.after === undefined ? undefined : Number(values.after),
         limit: values.limit === undefined ? undefined : Number(values.limit),
       });

@@ -157,8 +157,8 @@ function auditWhere(f: AuditFilter): { sql: string; params: unknown[] } {
   return { sql: where.length ? " WHERE " + where.join(" AND ") : "", params };
 }
 
-type AuditRow = { id: number; at: number; actor: string; source: string; action: string; outcome: string; serial: string | null; customer: string | null; detail: string | null };
-const toRecord = (r: AuditRow): AuditRecord => ({ ...r, id: Number(r.id), at: new Date(Number(r.at)).toISOString(), detail: r.detail ? JSON.parse(r.detail) : null });
+type AuditRow = { id: number; at: number; actor: string; source: string; action: string; outcome: string; serial: string | null; customer: string | null; detail: string | null; request_id?: string | null };
+const toRecord = ({ request_id, ...r }: AuditRow): AuditRecord => ({ ...r, id: Number(r.id), at: new Date(Number(r.at)).toISOString(), detail: r.detail ? JSON.parse(r.detail) : null, requestId: request_id ?? null });
 
 /** Newest first, one page; `more` when an older page exists. */
 export async function auditPage(db: Database, f: AuditFilter, size = AUDIT_PAGE_SIZE): Promise<{ records: AuditRecord[]; page: number; more: boolean }> {

@@ -29,7 +29,7 @@
  * asks again.
  */
 import { randomBytes } from "node:crypto";
-import type { Database } from "./database.js";
+import type { Database, Sql } from "./database.js";
 import type { Registry, RowGuard, UnlockGuard } from "./registry.js";
 import { auditRecord } from "./staff.js";
 import { RegistryError, type Actor, type TokenStatus, type WithdrawReason } from "./types.js";
@@ -145,11 +145,16 @@ export async function unlockUnderRule(registry: Registry, customer: string, acto
       }
     }
     const id = await db.tx(async (t) => {
-      const pending = await t.get<{ id: string }>(`SELECT id FROM approvals WHERE action = 'unlock' AND customer = ? AND state = 'pending'${db.forUpdate}`, [customer]);
-      const approval = pending?.id ?? randomBytes(6).toString("hex");
-      if (!pending) {
-        await t.run("INSERT INTO approvals (id, action, customer, serial, detail, maker, made_at, state) VALUES (?, 'unlock', ?, ?, NULL, ?, ?, 'pending')", [approval, customer, held.serial, actor.name, now]);
-      }
+      // The request, or the one already pending for this customer: one statement, so two processes asking at
+      // once make one request (migration 8's partial unique index approvals_one_pending). The no-op update of
+      // an existing request returns its id and holds its row until this transaction ends, so a supervisor
+      // cannot decide it between this statement and the audit record that names it.
+      const r = await t.get<{ id: string }>(
+        "INSERT INTO approvals (id, action, customer, serial, detail, maker, made_at, state) VALUES (?, 'unlock', ?, ?, NULL, ?, ?, 'pending') " +
+          "ON CONFLICT (action, customer) WHERE state = 'pending' DO UPDATE SET made_at = approvals.made_at RETURNING id",
+        [randomBytes(6).toString("hex"), customer, held.serial, actor.name, now],
+      );
+      const approval = r!.id;
       await auditRecord(t, actor, "unlock", "needs_approval", now, { serial: held.serial, customer, detail: { approval, unlocksInDay: before } });
       return approval;
     });
@@ -184,47 +189,68 @@ export async function listApprovals(db: Database, state?: Approval["state"], lim
 }
 
 /**
- * A supervisor decides a pending request. Claimed first (one conditional
- * UPDATE, so two supervisors cannot both carry it out), then done with the
- * supervisor as the actor; if the registry refuses (the keyfob was unlocked
- * or withdrawn meanwhile), the request ends `failed` with the reason.
+ * A supervisor decides a pending request. The claim (the request is still
+ * pending, and its checker is not its maker, checked under the request's
+ * row lock) and what it approves commit as one transaction: the unlock
+ * (Registry.unlock with `within`, token-store.ts WithinDecision), its audit
+ * record, and the request's outcome (`ok`, or `failed` with the refusal's
+ * code when the keyfob was unlocked or withdrawn meanwhile). A crash or a
+ * lost connection anywhere in between rolls all of it back: the request is
+ * still pending and the keyfob still locked, and the supervisor approves
+ * again. Claimed in a transaction of its own, a crash after the claim left
+ * the request `approved` with no unlock and no outcome, which nobody could
+ * approve again (test/registry/approvals.test.ts). Two supervisors
+ * approving at once: the second waits on the row lock and finds the
+ * request decided.
  */
 export async function decideApproval(registry: Registry, id: string, approve: boolean, checker: Actor, now = Date.now()): Promise<{ approval: Approval; token?: TokenStatus }> {
   if (!/^[0-9a-f]{12}$/.test(id)) throw new RegistryError("bad_approval", "an approval id is 12 hex digits", "bad_input");
   const db = registry.db;
-  const claimed = await db.tx(async (t) => {
-    const row = await t.get<ApprovalRow>(`SELECT * FROM approvals WHERE id = ?${db.forUpdate}`, [id]);
+  const check = (row: ApprovalRow | undefined): ApprovalRow => {
     if (!row) throw new RegistryError("unknown_approval", `no approval request ${id}`, "not_found");
     if (row.state !== "pending") throw new RegistryError("already_decided", `request ${id} was already decided (${row.state}${row.checker ? " by " + row.checker : ""})`, "refused");
     if (row.maker === checker.name) throw new RegistryError("own_request", "the maker of a request cannot approve it: a second person must", "refused");
+    return row;
+  };
+  const claim = async (t: Sql): Promise<ApprovalRow> => {
+    const row = check(await t.get<ApprovalRow>(`SELECT * FROM approvals WHERE id = ?${db.forUpdate}`, [id]));
     await t.run("UPDATE approvals SET state = ?, checker = ?, decided_at = ? WHERE id = ?", [approve ? "approved" : "rejected", checker.name, now, id]);
     await auditRecord(t, checker, approve ? "approve" : "reject", "ok", now, { serial: row.serial, customer: row.customer, detail: { approval: id, action: row.action, maker: row.maker } });
     return row;
-  });
-  if (!approve) return { approval: toApproval({ ...claimed, state: "rejected", checker: checker.name, decided_at: now }) };
-  try {
-    // The approval is for the lock the teller saw: the same keyfob, not unlocked since.
-    // Otherwise (the customer holds another keyfob now, or this lock was lifted and
-    // the keyfob locked again) a supervisor would lift a lock nobody asked about.
-    const stale = `request ${id} was for keyfob ${claimed.serial}, which is no longer locked as it was when asked; nothing was unlocked`;
-    const held = await registry.statusOfCustomer(claimed.customer!).catch(() => undefined);
-    // Unlocks after the audit record that made the request (by id: the clock may not have moved).
-    const since = await db.get<{ n: number }>(
-      `SELECT COUNT(*) AS n FROM audit WHERE serial = ? AND action = 'unlock' AND outcome = 'ok' AND id > COALESCE(
-         (SELECT MIN(id) FROM audit WHERE customer = ? AND action = 'unlock' AND outcome = 'needs_approval' AND actor = ? AND at = ?), 0)`,
-      [claimed.serial, claimed.customer, claimed.maker, Number(claimed.made_at)],
-    );
-    if (held && held.state === "locked" && (held.serial !== claimed.serial || Number(since?.n ?? 0) > 0)) {
-      const detail = { approval: id, requested: claimed.serial, held: held.serial };
-      await db.tx((t) => auditRecord(t, checker, "unlock", "request_stale", now, { serial: held.serial, customer: claimed.customer, detail }));
-      throw new RegistryError("request_stale", stale, "refused", detail);
-    }
-    const token = held && held.state === "locked" ? await registry.unlock(claimed.customer!, checker, sameLock(held, "request_stale", stale)) : await registry.unlock(claimed.customer!, checker);
-    await db.run("UPDATE approvals SET outcome = 'ok' WHERE id = ?", [id]);
-    return { approval: toApproval({ ...claimed, state: "approved", checker: checker.name, decided_at: now, outcome: "ok" }), token };
-  } catch (e) {
-    const code = e instanceof RegistryError ? e.code : "error";
-    await db.run("UPDATE approvals SET state = 'failed', outcome = ? WHERE id = ?", [code, id]);
-    throw e;
+  };
+  if (!approve) {
+    const claimed = await db.tx(claim);
+    return { approval: toApproval({ ...claimed, state: "rejected", checker: checker.name, decided_at: now }) };
   }
+  // What the unlock's guard needs, read first (the claim checks the request again under its lock).
+  const asked = check(await db.get<ApprovalRow>("SELECT * FROM approvals WHERE id = ?", [id]));
+  // The approval is for the lock the teller saw: the same keyfob, not unlocked since.
+  // Otherwise (the customer holds another keyfob now, or this lock was lifted and
+  // the keyfob locked again) a supervisor would lift a lock nobody asked about.
+  const stale = `request ${id} was for keyfob ${asked.serial}, which is no longer locked as it was when asked; nothing was unlocked`;
+  const held = await registry.statusOfCustomer(asked.customer!).catch(() => undefined);
+  // Unlocks after the audit record that made the request (by id: the clock may not have moved), counted after
+  // `held` was read: an unlock before that read is counted here, one after it changed the row sameLock compares.
+  const since = await db.get<{ n: number }>(
+    `SELECT COUNT(*) AS n FROM audit WHERE serial = ? AND action = 'unlock' AND outcome = 'ok' AND id > COALESCE(
+       (SELECT MIN(id) FROM audit WHERE customer = ? AND action = 'unlock' AND outcome = 'needs_approval' AND actor = ? AND at = ?), 0)`,
+    [asked.serial, asked.customer, asked.maker, Number(asked.made_at)],
+  );
+  let guard: UnlockGuard | undefined;
+  if (held && held.state === "locked") {
+    const detail = { approval: id, requested: asked.serial, held: held.serial };
+    guard = held.serial !== asked.serial || Number(since?.n ?? 0) > 0 ? () => ({ code: "request_stale", message: stale, detail }) : sameLock(held, "request_stale", stale);
+  }
+  // Not locked (or no token): the registry's own refusal, which ends the request `failed`.
+  let claimed: ApprovalRow | undefined;
+  const token = await registry.unlock(asked.customer!, checker, guard, {
+    before: async (t) => {
+      claimed = await claim(t);
+    },
+    after: async (t, outcome) => {
+      if (outcome instanceof RegistryError) await t.run("UPDATE approvals SET state = 'failed', outcome = ? WHERE id = ?", [outcome.code, id]);
+      else await t.run("UPDATE approvals SET outcome = 'ok' WHERE id = ?", [id]);
+    },
+  });
+  return { approval: toApproval({ ...claimed!, state: "approved", checker: checker.name, decided_at: now, outcome: "ok" }), token };
 }

@@ -236,6 +236,38 @@ CREATE TABLE settings (
   updated_at BIGINT NOT NULL
 );`;
 
+/*
+ * Migration 8: at most one pending maker-checker request per action and
+ * customer (approvals.ts). unlockUnderRule looked for a pending request
+ * with SELECT ... FOR UPDATE and inserted one if there was none; on
+ * PostgreSQL, FOR UPDATE on a row that does not exist locks nothing, so two
+ * processes (or two pooled connections) could both insert, and a supervisor
+ * saw two requests for one lock. A partial unique index makes the database
+ * refuse the second, whichever process writes it, and the insert now names
+ * the request already pending instead (INSERT ... ON CONFLICT). Both engines
+ * accept the partial index and the upsert against it (PostgreSQL docs,
+ * INSERT "conflict_target" with index_predicate; SQLite "UPSERT", a
+ * conflict target with a WHERE for a partial index). Duplicates written
+ * before are closed first, keeping the oldest of each customer's, each
+ * with an audit record, so the index can be built.
+ *
+ * Also audit.request_id: the API request (X-Request-Id) that wrote each
+ * record (types.ts Actor.request), so a client answered 503 outcome_unknown
+ * can learn whether its change committed. Not indexed: every verification
+ * writes a record, and a lookup names the customer, whose index narrows it.
+ */
+const closeDuplicateApprovals = (now: string, detail: string) => `
+INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail)
+SELECT ${now}, 'system:migration-8', 'migration', 'approval', 'duplicate_request', a.serial, a.customer, ${detail}
+FROM approvals a
+WHERE a.state = 'pending' AND EXISTS (SELECT 1 FROM approvals o WHERE o.state = 'pending' AND o.action = a.action AND o.customer = a.customer AND (o.made_at < a.made_at OR (o.made_at = a.made_at AND o.id < a.id)))
+ORDER BY a.made_at, a.id;
+UPDATE approvals SET state = 'failed', outcome = 'duplicate_request', decided_at = ${now}
+WHERE state = 'pending' AND EXISTS (SELECT 1 FROM approvals o WHERE o.state = 'pending' AND o.action = approvals.action AND o.customer = approvals.customer AND (o.made_at < approvals.made_at OR (o.made_at = approvals.made_at AND o.id < approvals.id)));
+CREATE UNIQUE INDEX approvals_one_pending ON approvals (action, customer) WHERE state = 'pending';
+ALTER TABLE audit ADD COLUMN request_id TEXT;
+`;
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -334,6 +366,14 @@ ALTER TABLE tokens ADD COLUMN not_after BIGINT;`,
     version: 7,
     name: "software tokens: tokens.kind, setup_at, setup_from, setup_before; settings",
     sql: SOFT_TOKENS,
+  },
+  {
+    version: 8,
+    name: "approvals: at most one pending request per action and customer (partial unique index), duplicates from before closed; audit.request_id: the API request that wrote a record",
+    sql: {
+      sqlite: closeDuplicateApprovals("CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)", "json_object('approval', a.id, 'kept', (SELECT o.id FROM approvals o WHERE o.state = 'pending' AND o.action = a.action AND o.customer = a.customer ORDER BY o.made_at, o.id LIMIT 1))"),
+      postgres: closeDuplicateApprovals("(extract(epoch FROM clock_timestamp()) * 1000)::bigint", "json_build_object('approval', a.id, 'kept', (SELECT o.id FROM approvals o WHERE o.state = 'pending' AND o.action = a.action AND o.customer = a.customer ORDER BY o.made_at, o.id LIMIT 1))::text"),
+    },
   },
 ];
 

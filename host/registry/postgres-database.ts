@@ -13,7 +13,7 @@
  * database could not be asked afterwards (pg_xact_status) how it ended.
  */
 import { createHash } from "node:crypto";
-import pg, { type PoolClient, type QueryConfig, type QueryResult } from "pg";
+import pg, { type PoolClient, type PoolConfig, type QueryConfig, type QueryResult } from "pg";
 import { DatabaseUnavailableError, connectionFailure, type Database, type Sql } from "./database.js";
 
 const INT8_OID = 20;
@@ -84,7 +84,21 @@ export interface PostgresOptions {
   /** Schema to use (created by the first migration run if absent); tests use a fresh one each. */
   schema?: string;
   max?: number;
+  /**
+   * false: `generic` runs on the main pool, its statements planned as any
+   * other (PostgreSQL's default, plan_cache_mode=auto). Only the bench sets
+   * it, to measure what the generic plans save (bench-bank.ts --one-at-a-time).
+   */
+  genericPlans?: boolean;
 }
+
+/**
+ * Connections of the `generic` pool. The token store has at most
+ * IN_FLIGHT (2) apply and 2 read statements out at a time per store
+ * (postgres-token-store.ts scheduleApplies), so 4 serve one store without
+ * waiting; more stores on one database (bench, tests) wait their turn.
+ */
+const GENERIC_MAX = 4;
 
 export class PostgresDatabase implements Database {
   readonly dialect = "postgres" as const;
@@ -93,6 +107,27 @@ export class PostgresDatabase implements Database {
   readonly schema?: string;
   private readonly pool: InstanceType<typeof pg.Pool>;
   private readonly direct: Sql;
+  /** The pool of `generic`, or the main pool when genericPlans is false. */
+  private readonly genericPool: InstanceType<typeof pg.Pool>;
+  /**
+   * Statements PostgreSQL should plan once per connection and then only
+   * execute: the token store's decision and read statements (arrays of any
+   * length, postgres-token-store.ts). They run on their own small pool whose
+   * connections start with plan_cache_mode=force_generic_plan. Why: a named
+   * statement is planned for its parameters (a custom plan) for its first 5
+   * executions, then the generic plan is used only if its estimated cost is
+   * no higher than the custom plans' average (PostgreSQL docs, PREPARE,
+   * "Notes"; plancache.c choose_custom_plan). unnest() over an array
+   * parameter is estimated at 100 rows in a generic plan and at the array's
+   * true length in a custom one, so the generic plan of the decision
+   * statement always looks dearer and PostgreSQL planned it again on every
+   * call: 0.4-0.6 ms of planning for 0.1-0.2 ms of execution, measured with
+   * EXPLAIN (ANALYZE, SUMMARY) (bench-bank.ts --one-at-a-time prints both).
+   * Its generic plan is index scans on tokens_pkey throughout (checked at
+   * 120,000 tokens). Forced for these statements only: a generic plan of
+   * the console's `LIKE ?` searches could not use an index.
+   */
+  readonly generic: Sql;
 
   constructor(url: string, options: PostgresOptions = {}) {
     // A Unix socket: `postgres:///db?host=/var/run/postgresql&user=u`, or `postgres://u@/db?host=...`
@@ -116,30 +151,35 @@ export class PostgresDatabase implements Database {
     const shown = new URL(u.href);
     if (shown.password) shown.password = "***";
     this.description = href(shown) + (schema ? ` (schema ${schema})` : "") + (syncCommit === "off" ? " (synchronous_commit=off)" : "");
-    this.pool = new pg.Pool({
+    const settings = [schema ? `-c search_path=${schema}` : "", syncCommit === "off" ? "-c synchronous_commit=off" : ""].filter(Boolean);
+    const poolConfig = (max: number, extra: string[] = []): PoolConfig => ({
       connectionString: href(u),
       // Enough connections for the requests one process has in flight; PostgreSQL's
       // own group commit shares a WAL flush among the transactions committing together.
-      max: options.max ?? 20,
+      max,
       // Never wait forever for a server that accepts connections but does not answer.
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       // Which process a backend serves, in pg_stat_activity (the bench sums those backends' CPU).
       application_name: `fobkit ${process.pid}`,
       // Startup parameters: set before the first query on every pooled connection.
-      options: [schema ? `-c search_path=${schema}` : "", syncCommit === "off" ? "-c synchronous_commit=off" : ""].filter(Boolean).join(" ") || undefined,
+      options: [...settings, ...extra].join(" ") || undefined,
       // BIGINT columns hold steps and millisecond times, both far below 2^53.
       types: { getTypeParser: (oid, format) => (oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) },
     });
+    this.pool = new pg.Pool(poolConfig(options.max ?? 20));
+    this.genericPool = options.genericPlans === false ? this.pool : new pg.Pool(poolConfig(GENERIC_MAX, ["-c plan_cache_mode=force_generic_plan"]));
     // An idle client dying (server restart) must not crash the process; the pool drops it.
     this.pool.on("error", () => undefined);
+    this.genericPool.on("error", () => undefined);
     this.direct = over((c) => this.query(c));
+    this.generic = over((c) => this.query(c, this.genericPool));
   }
 
   /** A pooled client, listening for the 'error' a dying connection emits while it is checked out. */
-  private async checkout(): Promise<{ client: PoolClient; lost: () => unknown; release(destroy: boolean): void }> {
+  private async checkout(pool = this.pool): Promise<{ client: PoolClient; lost: () => unknown; release(destroy: boolean): void }> {
     let client: PoolClient;
     try {
-      client = await this.pool.connect();
+      client = await pool.connect();
     } catch (e) {
       throw new DatabaseUnavailableError(this.description, connectionProblem(e) ?? (e as Error).message);
     }
@@ -158,8 +198,8 @@ export class PostgresDatabase implements Database {
   }
 
   /** One statement outside a transaction (autocommit). */
-  private async query(config: QueryConfig): Promise<QueryResult> {
-    const c = await this.checkout();
+  private async query(config: QueryConfig, pool = this.pool): Promise<QueryResult> {
+    const c = await this.checkout(pool);
     try {
       const r = await c.client.query(config);
       c.release(false);
@@ -257,6 +297,6 @@ export class PostgresDatabase implements Database {
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.genericPool !== this.pool ? this.genericPool.end() : undefined]);
   }
 }

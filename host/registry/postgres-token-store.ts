@@ -65,13 +65,13 @@ const keyName = (key: TokenKey) => ("serial" in key ? "s\0" + key.serial : "c\0"
 export class PostgresTokenStore extends SqlTokenStore {
   private readonly rows = new Map<string, TokenRow>();
 
-  constructor(db: PostgresDatabase, keys: KeyRing, now: () => number) {
-    super(db, keys, now);
+  constructor(private readonly pg: PostgresDatabase, keys: KeyRing, now: () => number) {
+    super(pg, keys, now);
   }
 
   override async decide<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options: DecideOptions = {}): Promise<T> {
-    // Two rows, or a change beyond the batch's fixed columns (a soft token's set-up writes its seed): under the row lock.
-    if (options.holderOf !== undefined || options.locked) return this.decideLocked(key, actor, decide, options);
+    // Two rows, a change beyond the batch's fixed columns (a soft token's set-up writes its seed), or statements that must commit with the decision: under the row lock, in a transaction.
+    if (options.holderOf !== undefined || options.locked || options.within) return this.decideLocked(key, actor, decide, options);
     let held = this.rows.get(keyName(key));
     let row: TokenRow | undefined;
     if (held) {
@@ -179,7 +179,8 @@ export class PostgresTokenStore extends SqlTokenStore {
   private async applyBatch(batch: PostgresTokenStore["queued"]): Promise<void> {
     this.scheduleApplies();
     // One array per column: the statement's text is the same for every batch, so each pooled connection
-    // parses and plans it once (a named statement, postgres-database.ts) and then only binds the arrays.
+    // parses and plans it once (a named statement with a generic plan, PostgresDatabase.generic) and then
+    // only binds the arrays.
     const input: unknown[][] = INPUT_NAMES.map(() => []);
     const audit: unknown[][] = AUDIT_NAMES.map(() => []);
     const at = this.now();
@@ -188,13 +189,13 @@ export class PostgresTokenStore extends SqlTokenStore {
       const next = d.change ? { ...row, ...d.change } : row;
       [i, row.serial, ...DECISION_COLUMNS.map((c) => row[c] ?? null), d.change !== undefined, ...CHANGE_COLUMNS.map((c) => next[c] ?? null)].forEach((v, k) => input[k].push(v));
       for (const e of d.audit) {
-        [n++, i, at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null].forEach((v, k) => audit[k].push(v ?? null));
+        [n++, i, at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null, actor.request ?? null].forEach((v, k) => audit[k].push(v ?? null));
       }
     });
     try {
       this.trips++;
       // Parameters in the order of the text: the decisions' columns, then the audit records' columns.
-      const rows = await this.db.all<TokenRow & { batch_i: number; applied: boolean }>(APPLY_SQL, [...input, ...audit]);
+      const rows = await this.pg.generic.all<TokenRow & { batch_i: number; applied: boolean }>(APPLY_SQL, [...input, ...audit]);
       const out = new Map(rows.map((r) => [r.batch_i, r]));
       // The returned rows are the statement's snapshot, from before its own changes: a row this batch changed is what the applied decision made it.
       const madeHere = new Map<string, TokenRow>();
@@ -262,11 +263,11 @@ export class PostgresTokenStore extends SqlTokenStore {
       const byKey = new Map<string, TokenRow>();
       if (customers.length) {
         this.trips++;
-        for (const r of await this.db.all<TokenRow>(`SELECT * FROM tokens WHERE customer = ANY(?) AND state IN ${LIVE_STATES_SQL}`, [customers])) byKey.set(keyName({ customer: r.customer! }), strip(r));
+        for (const r of await this.pg.generic.all<TokenRow>(`SELECT * FROM tokens WHERE customer = ANY(?) AND state IN ${LIVE_STATES_SQL}`, [customers])) byKey.set(keyName({ customer: r.customer! }), strip(r));
       }
       if (serials.length) {
         this.trips++;
-        for (const r of await this.db.all<TokenRow>(`SELECT * FROM tokens WHERE serial = ANY(?) AND ${LIVE}`, [serials])) byKey.set(keyName({ serial: r.serial }), strip(r));
+        for (const r of await this.pg.generic.all<TokenRow>(`SELECT * FROM tokens WHERE serial = ANY(?) AND ${LIVE}`, [serials])) byKey.set(keyName({ serial: r.serial }), strip(r));
       }
       for (const b of batch) {
         const row = byKey.get(keyName(b.key));
@@ -307,10 +308,10 @@ export class PostgresTokenStore extends SqlTokenStore {
     }
     const at = this.now();
     const audit = d.audit.map((e: AuditEntry) => {
-      params.push(at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null);
-      return "SELECT ?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text FROM matched";
+      params.push(at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null, actor.request ?? null);
+      return "SELECT ?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text FROM matched";
     });
-    const auditCte = audit.length ? `, audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) ${audit.join(" UNION ALL ")})` : "";
+    const auditCte = audit.length ? `, audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail, request_id) ${audit.join(" UNION ALL ")})` : "";
     const now = "serial" in key ? `t.serial = ? AND (t.staged IS NULL OR t.staged IN (SELECT id FROM import_batches WHERE state = 'committed'))` : `t.customer = ? AND t.state IN ${LIVE_STATES_SQL}`;
     params.push("serial" in key ? key.serial : key.customer);
     return [`WITH matched AS (${matched})${auditCte} SELECT (SELECT count(*) FROM matched)::int AS applied, t.* FROM (SELECT 1) AS one LEFT JOIN tokens t ON ${now}`, params];
@@ -358,8 +359,8 @@ const COLUMN_TYPES: Record<string, string> = {
 };
 const INPUT_NAMES = ["i", "serial", ...DECISION_COLUMNS.map((c) => `e_${c}`), "change", ...CHANGE_COLUMNS.map((c) => `n_${c}`)];
 const INPUT_TYPES = ["int", "text", ...DECISION_COLUMNS.map((c) => COLUMN_TYPES[c]), "boolean", ...CHANGE_COLUMNS.map((c) => COLUMN_TYPES[c])];
-const AUDIT_NAMES = ["n", "i", "at", "actor", "source", "action", "outcome", "serial", "customer", "detail"];
-const AUDIT_TYPES = ["int", "int", "bigint", "text", "text", "text", "text", "text", "text", "text"];
+const AUDIT_NAMES = ["n", "i", "at", "actor", "source", "action", "outcome", "serial", "customer", "detail", "request_id"];
+const AUDIT_TYPES = ["int", "int", "bigint", "text", "text", "text", "text", "text", "text", "text", "text"];
 /**
  * flushApplies' statement: the decisions of a batch as one array per column
  * (unnest), so its text never changes with the batch's size.
@@ -374,7 +375,7 @@ const APPLY_SQL = (() => {
     `changed AS (UPDATE tokens t SET ${CHANGE_COLUMNS.map((c) => `${c} = input.n_${c}`).join(", ")} FROM input JOIN locked l ON l.serial = input.serial WHERE input.change AND t.serial = input.serial AND ${cas} RETURNING input.i), ` +
     `kept AS (SELECT input.i FROM input JOIN tokens t ON t.serial = input.serial AND ${cas} WHERE NOT input.change), ` +
     `matched AS (SELECT i FROM changed UNION ALL SELECT i FROM kept), ` +
-    `audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) SELECT a.at, a.actor, a.source, a.action, a.outcome, a.serial, a.customer, a.detail FROM unnest(${arrays(AUDIT_TYPES)}) AS a (${AUDIT_NAMES.join(", ")}) JOIN matched m ON m.i = a.i ORDER BY a.n) ` +
+    `audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail, request_id) SELECT a.at, a.actor, a.source, a.action, a.outcome, a.serial, a.customer, a.detail, a.request_id FROM unnest(${arrays(AUDIT_TYPES)}) AS a (${AUDIT_NAMES.join(", ")}) JOIN matched m ON m.i = a.i ORDER BY a.n) ` +
     `SELECT input.i AS batch_i, (m.i IS NOT NULL) AS applied, t.* FROM input LEFT JOIN matched m ON m.i = input.i LEFT JOIN tokens t ON t.serial = input.serial AND m.i IS NULL`
   );
 })();

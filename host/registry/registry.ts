@@ -28,7 +28,7 @@ import { PostgresTokenStore } from "./postgres-token-store.js";
 import { SqlTokenStore, iso, toStatus } from "./sql-token-store.js";
 import type { SqliteDatabase } from "./sqlite-database.js";
 import { SqliteTokenStore } from "./sqlite-token-store.js";
-import type { AuditEntry, Decision, TokenRow } from "./token-store.js";
+import type { AuditEntry, Decision, TokenRow, WithinDecision } from "./token-store.js";
 import { tokenHoldsSeed } from "./token-store.js";
 import { SoftTokens } from "./soft-tokens.js";
 
@@ -285,8 +285,10 @@ export class Registry {
    * `guard` (maker-checker, approvals.ts) sees the row the decision is made from,
    * every time it is made (pure, like the decision: PostgreSQL's compare-and-set
    * may decide again from a fresher row); a refusal it names is audited and thrown.
+   * `within`: statements that commit with the unlock, in its transaction
+   * (maker-checker's claim of the approval, token-store.ts WithinDecision).
    */
-  async unlock(customer: string, actor: Actor, guard?: UnlockGuard): Promise<TokenStatus> {
+  async unlock(customer: string, actor: Actor, guard?: UnlockGuard, within?: WithinDecision): Promise<TokenStatus> {
     checkCustomer(customer);
     return this.store.decide({ customer }, actor, (row) => {
       if (!row) return this.refusal("unlock", "no_token", `customer ${customer} holds no token`, null, customer);
@@ -302,7 +304,7 @@ export class Registry {
         audit: [{ action: "unlock", outcome: "ok", serial: row.serial, customer, detail: { to: state, failures: row.fail_count } }],
         outcome: toStatus({ ...row, ...change }),
       };
-    });
+    }, within ? { within } : {});
   }
 
   /**
@@ -381,7 +383,7 @@ export class Registry {
     return this.store.countByState();
   }
 
-  async auditTrail(filter: { serial?: string; customer?: string; afterId?: number; limit?: number } = {}): Promise<AuditRecord[]> {
+  async auditTrail(filter: { serial?: string; customer?: string; request?: string; afterId?: number; limit?: number } = {}): Promise<AuditRecord[]> {
     if (filter.serial !== undefined) checkSerial(filter.serial);
     if (filter.customer !== undefined) checkCustomer(filter.customer);
     return this.store.auditTrail(filter);

@@ -115,8 +115,8 @@ export abstract class SqlTokenStore implements TokenStore {
   auditInsert(actor: Actor, entries: AuditEntry[]): { sql: string; params: unknown[] } {
     const at = this.now();
     return {
-      sql: `INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES ${entries.map(() => "(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
-      params: entries.flatMap((e) => [at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null]),
+      sql: `INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail, request_id) VALUES ${entries.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+      params: entries.flatMap((e) => [at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null, actor.request ?? null]),
     };
   }
 
@@ -161,6 +161,7 @@ export abstract class SqlTokenStore implements TokenStore {
   protected async decideLocked<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options: DecideOptions = {}): Promise<T> {
     const out = await this.db.tx(async (t) => {
       if (this.db.dialect === "postgres") this.trips += 2; // BEGIN, COMMIT
+      await options.within?.before?.(t);
       this.trips++;
       const row = await this.lockByKey(t, key);
       let holder: TokenRow | undefined;
@@ -170,6 +171,7 @@ export abstract class SqlTokenStore implements TokenStore {
       }
       const d = decide(row, holder);
       await this.write(t, row, actor, d);
+      await options.within?.after?.(t, d.outcome);
       this.changed(key, row, d);
       return d.outcome;
     });
@@ -581,18 +583,20 @@ export abstract class SqlTokenStore implements TokenStore {
     return counts;
   }
 
-  async auditTrail(filter: { serial?: string; customer?: string; afterId?: number; limit?: number } = {}): Promise<AuditRecord[]> {
+  async auditTrail(filter: { serial?: string; customer?: string; request?: string; afterId?: number; limit?: number } = {}): Promise<AuditRecord[]> {
     const where: string[] = [];
     const params: unknown[] = [];
     if (filter.serial !== undefined) where.push("serial = ?"), params.push(filter.serial);
     if (filter.customer !== undefined) where.push("customer = ?"), params.push(filter.customer);
+    // No index of its own (every verification would pay for it): asked with a customer or serial, whose indexes narrow it first.
+    if (filter.request !== undefined) where.push("request_id = ?"), params.push(filter.request);
     if (filter.afterId !== undefined) where.push("id > ?"), params.push(filter.afterId);
     const limit = Math.min(Math.max(1, filter.limit ?? 1000), 10_000);
-    const rows = await this.db.all<{ id: number; at: number; actor: string; source: string; action: string; outcome: string; serial: string | null; customer: string | null; detail: string | null }>(
+    const rows = await this.db.all<{ id: number; at: number; actor: string; source: string; action: string; outcome: string; serial: string | null; customer: string | null; detail: string | null; request_id: string | null }>(
       `SELECT * FROM audit${where.length ? " WHERE " + where.join(" AND ") : ""} ORDER BY id LIMIT ${limit}`,
       params,
     );
-    return rows.map((r) => ({ ...r, id: Number(r.id), at: iso(r.at)!, detail: r.detail ? JSON.parse(r.detail) : null }));
+    return rows.map(({ request_id, ...r }) => ({ ...r, id: Number(r.id), at: iso(r.at)!, detail: r.detail ? JSON.parse(r.detail) : null, requestId: request_id ?? null }));
   }
 
   /** Audits something done outside a token transaction (key management, imports refused before the store). */

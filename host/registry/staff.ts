@@ -144,7 +144,7 @@ export async function auditRecord(
   at: number,
   more: { serial?: string | null; customer?: string | null; detail?: Record<string, unknown> } = {},
 ): Promise<void> {
-  await t.run("INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+  await t.run("INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
     at,
     actor.name,
     actor.source,
@@ -153,6 +153,7 @@ export async function auditRecord(
     more.serial ?? null,
     more.customer ?? null,
     more.detail ? JSON.stringify(more.detail) : null,
+    actor.request ?? null,
   ]);
 }
 

@@ -22,7 +22,7 @@
  * codes are counted exactly; each decision writes its audit records in the
  * same atomic change, so the audit holds exactly one record per decision.
  */
-import type { Database } from "./database.js";
+import type { Database, Sql } from "./database.js";
 import type { Algorithm } from "./totp.js";
 import { RegistryError, type Actor, type TokenKind, type TokenState, type WithdrawReason } from "./types.js";
 
@@ -128,9 +128,26 @@ export interface Decision<T> {
  */
 export type Decide<T> = (row: TokenRow | undefined, holder: TokenRow | undefined) => Decision<T>;
 
+/**
+ * Statements that commit or roll back with a decision, in its transaction:
+ * `before` ahead of reading the token's row, `after` once the decision and
+ * its audit records are written, with its outcome (a value or the refusal).
+ * Either may throw to roll the whole back. Maker-checker's claim of an
+ * approval and the unlock it approves (approvals.ts decideApproval) are one
+ * change this way, so a crash between them cannot leave the request claimed
+ * with no unlock. A decision with `within` runs as a transaction on both
+ * engines (SqlTokenStore.decideLocked).
+ */
+export interface WithinDecision {
+  before?(t: Sql): Promise<void>;
+  after?(t: Sql, outcome: unknown): Promise<void>;
+}
+
+/** What decide may be asked beyond the decision itself. */
 export interface DecideOptions {
-  /** Also read (and lock) this customer's live token. */
+  /** Also read that customer's live token, passed to the decision as `holder` (issue). */
   holderOf?: string;
+  within?: WithinDecision;
   /** Decide under a row lock in a transaction (needed for a change with SoftChange columns). */
   locked?: boolean;
 }

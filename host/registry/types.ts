@@ -48,6 +48,13 @@ export interface Actor {
   name: string;
   /** Client IP for the API, "cli" for the staff CLI. */
   source: string;
+  /**
+   * The API request's id (its X-Request-Id, or one the server made), kept
+   * in every audit record the request wrote (audit.request_id): a client
+   * answered 503 outcome_unknown, or never answered, finds out from the
+   * audit whether its change was made (GET /v1/audit?customer=..&request=..).
+   */
+  request?: string;
 }
 
 /** What anyone may see of a token: never the seed. */
@@ -91,6 +98,8 @@ export interface AuditRecord {
   serial: string | null;
   customer: string | null;
   detail: Record<string, unknown> | null;
+  /** The API request that wrote it (Actor.request); null for the CLI, the console and records from before migration 8. */
+  requestId: string | null;
 }
 
 /** Accepted code: which step it was and what the registry learned. */

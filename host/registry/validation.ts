@@ -13,6 +13,8 @@ import { RegistryError, TOKEN_STATES, WITHDRAW_REASONS, type NewToken, type Toke
 export const SERIAL_PATTERN = "^[\\x21-\\x7e]{1,64}$";
 /** The bank's customer id. */
 export const CUSTOMER_PATTERN = "^[A-Za-z0-9._@:+-]{1,64}$";
+/** An API request's id, its X-Request-Id (host/server/app.ts): letters, digits and . _ : -, at most 64, safe in logs and CSV. */
+export const REQUEST_ID_PATTERN = "^[A-Za-z0-9._:-]{1,64}$";
 /** A code of any token (6-10 digits); the token's own digit count is checked once it is read. */
 export const CODE_PATTERN = "^[0-9]{6,10}$";
 

@@ -75,5 +75,5 @@ declare module "pg" {
   const types: { getTypeParser(oid: number, format?: string): (value: string) => unknown };
   const _default: { Pool: typeof Pool; types: typeof types };
   export default _default;
-  export { Pool, types, type PoolClient, type QueryConfig, type QueryResult };
+  export { Pool, types, type PoolClient, type PoolConfig, type QueryConfig, type QueryResult };
 }

@@ -38,7 +38,8 @@ export const TRANSPORT_ERRORS: Record<string, string> = {
   uri_too_long: "414: a path parameter is longer than any serial or customer id can be",
   busy: "503: the database is busy (another program holds its write lock); retry after the Retry-After seconds",
   database_unavailable: "503: the database could not be reached or its connection was lost; nothing was done, retry after the Retry-After seconds",
-  outcome_unknown: "503: the database connection was lost while the change committed and the outcome could not be read back; read the state before redoing it (a verify's code then answers `replayed` if it was accepted)",
+  outcome_unknown: "503: the database connection was lost while the change committed and the outcome could not be read back; detail.requestId names the request: GET /v1/audit?customer=..&request=<id> lists the records it wrote if the change was made, none if it was not (a verify's code, sent again, also answers `replayed` if it was accepted)",
+  bad_request_id: "400: the X-Request-Id header is not 1 to 64 letters, digits, '.', '_', ':' or '-'",
   internal_error: "500: the server failed; the request may or may not have taken effect only if it changed something, see the audit",
 };
 
@@ -81,6 +82,11 @@ export function registryErrorStatus(err: RegistryError, reply: FastifyReply): nu
 }
 
 export function errorHandler(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  // Answers that leave the client unsure whether its change was made name the request, whose audit records tell (app.ts, X-Request-Id).
+  const requestId = (request as FastifyRequest & { requestId?: string }).requestId;
+  if (err instanceof DatabaseUnavailableError && err.outcome === "unknown" && requestId) {
+    return sendError(reply, registryErrorStatus(err, reply), err.code, err.message, { ...err.detail, requestId });
+  }
   if (err instanceof RegistryError) return sendError(reply, registryErrorStatus(err, reply), err.code, err.message, err.detail);
   if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
   if (err instanceof DatabaseBusyError) {
@@ -103,5 +109,5 @@ export function errorHandler(err: FastifyError | Error, request: FastifyRequest,
   // Unexpected: log the kind, not the request (bodies may carry seeds).
   request.log.error({ err: { name: err.name, code: fe.code } }, err instanceof KeyFileError ? "key file problem" : "internal error");
   process.stderr.write(`fobkit bank serve: ${request.method} ${request.routeOptions.url ?? "?"}: ${err instanceof KeyFileError ? err.message : err.name + (fe.code ? " " + fe.code : "") + ": " + err.message}\n`);
-  return sendError(reply, 500, "internal_error", "internal error");
+  return sendError(reply, 500, "internal_error", "internal error", requestId ? { requestId } : undefined);
 }

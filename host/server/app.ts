@@ -12,13 +12,14 @@
  *
  * /app/: the customers' software-token web app (host/app), public files.
  */
+import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Registry } from "../registry/registry.js";
 import type { Role } from "../registry/types.js";
 import { errorHandler, frameworkErrorHandler, sendError } from "./api-error.js";
 import { KeyCache } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
-import { ROUTES } from "./routes.js";
+import { REQUEST_ID_PATTERN, ROUTES } from "./routes.js";
 import { consolePlugin } from "../console/console.js";
 import { appPlugin } from "../app/app.js";
 import type { IssuanceMailer } from "../soft/mailer.js";
@@ -49,6 +50,22 @@ declare module "fastify" {
 
 const BEARER = /^Bearer ([\x21-\x7e]{1,200})$/;
 
+/**
+ * A client's X-Request-Id (routes.ts REQUEST_ID_PATTERN). The
+ * channel sets its own, so that it knows the id even when no answer reaches
+ * it; without one the server makes a UUID. Either way the answer carries it
+ * in X-Request-Id, a 503 outcome_unknown (and a 500) names it in its detail,
+ * and every audit record the request wrote holds it (types.ts Actor.request,
+ * GET /v1/audit?customer=..&request=..): a change whose outcome the client
+ * never learned is found there, or is known not to have been made.
+ */
+const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
+
+/** The request's id (set for /v1/ routes by the onRequest hook). */
+export function requestIdOf(req: FastifyRequest): string | undefined {
+  return (req as FastifyRequest & { requestId?: string }).requestId;
+}
+
 export function buildApp(options: AppOptions): FastifyInstance {
   const { registry } = options;
   const app = Fastify({
@@ -75,6 +92,17 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.get("/healthz", async () => {
     await registry.db.get("SELECT 1 AS ok");
     return { ok: true };
+  });
+
+  app.addHook("onRequest", async (req: FastifyRequest, reply) => {
+    if (!req.url.startsWith("/v1/")) return;
+    const given = req.headers["x-request-id"];
+    if (given !== undefined && (typeof given !== "string" || !REQUEST_ID.test(given))) {
+      return sendError(reply, 400, "bad_request_id", "X-Request-Id must be 1 to 64 letters, digits, '.', '_', ':' or '-' (or left out: the server then makes one)");
+    }
+    const id = given ?? randomUUID();
+    (req as FastifyRequest & { requestId?: string }).requestId = id;
+    reply.header("x-request-id", id);
   });
 
   app.addHook("onRequest", async (req: FastifyRequest, reply) => {
@@ -105,7 +133,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
         const who = (req as FastifyRequest & { who?: { id: string; role: Role } }).who;
         const out = await r.handler({
           registry,
-          actor: who ? { name: `${who.role}:${who.id}`, source: req.ip } : { name: "app", source: req.ip },
+          actor: who ? { name: `${who.role}:${who.id}`, source: req.ip, request: requestIdOf(req) } : { name: "app", source: req.ip, request: requestIdOf(req) },
           source: req.ip,
           mailer: options.mailer,
           params: (req.params ?? {}) as Record<string, string>,

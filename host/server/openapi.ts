@@ -1,6 +1,15 @@
 /** The OpenAPI 3.1 document, generated from the route table. */
 import { TRANSPORT_ERRORS } from "./api-error.js";
-import { ROUTES } from "./routes.js";
+import { REQUEST_ID_PATTERN, ROUTES } from "./routes.js";
+
+/** Every route takes X-Request-Id and answers with it (app.ts). */
+const REQUEST_ID_HEADER = {
+  name: "X-Request-Id",
+  in: "header",
+  required: false,
+  description: "The client's id for this request, kept in every audit record it writes and sent back in the answer's X-Request-Id; the server makes a UUID without one. After a 503 outcome_unknown (or no answer), GET /v1/audit?customer=..&request=<id> tells whether the change was made.",
+  schema: { type: "string", pattern: REQUEST_ID_PATTERN },
+};
 
 const ERROR_SCHEMA = {
   type: "object",
@@ -27,8 +36,8 @@ export function openApiDocument(version = "0.1.0"): object {
       [String(r.ok.status)]: { description: r.ok.description, content: { "application/json": { schema: r.ok.schema } } },
       "400": err(
         r.public
-          ? "Bad input: bad_request, malformed_json, empty_body, bad_service_id, bad_user_id (the user ID's check digit is wrong: mistyped), bad_client_nonce, bad_start_login_request"
-          : "Bad input: bad_request, malformed_json, empty_body, bad_code, bad_serial, bad_customer, bad_token" + (r.url.includes("soft-tokens") ? ", bad_mail, bad_registration_request, bad_registration_record" : ""),
+          ? "Bad input: bad_request, malformed_json, empty_body, bad_service_id, bad_user_id (the user ID's check digit is wrong: mistyped), bad_client_nonce, bad_start_login_request, bad_request_id"
+          : "Bad input: bad_request, malformed_json, empty_body, bad_code, bad_serial, bad_customer, bad_token, bad_request_id" + (r.url.includes("soft-tokens") ? ", bad_mail, bad_registration_request, bad_registration_record" : ""),
       ),
       ...(r.public ? {} : { "401": err("missing_key or bad_key"), "403": err(`wrong_role: only ${r.roles.join(", ")}`) }),
     };
@@ -51,6 +60,7 @@ export function openApiDocument(version = "0.1.0"): object {
         (r.refusals.length > refused.length ? ` Unavailable (503): ${r.refusals.filter((c) => c.includes("(503)")).map((c) => c.replace(" (503)", "")).join(", ")}.` : ""),
       security: r.public ? [] : [{ apiKey: [] }],
       parameters: [
+        REQUEST_ID_HEADER,
         ...Object.entries(r.params ?? {}).map(([name, schema]) => ({ name, in: "path", required: true, schema })),
         ...Object.entries(((r.query as { properties?: Record<string, object> }) ?? {}).properties ?? {}).map(([name, schema]) => ({ name, in: "query", required: false, schema })),
       ],

@@ -6,7 +6,9 @@ import type { Registry } from "../registry/registry.js";
 import { refusalsOf } from "../registry/lifecycle.js";
 import { MAX_LIST } from "../registry/registry.js";
 import { unlockUnderRule, withdrawUnderRule } from "../registry/approvals.js";
-import { CODE_PATTERN, CUSTOMER_PATTERN, SERIAL_PATTERN } from "../registry/validation.js";
+import { CODE_PATTERN, CUSTOMER_PATTERN, REQUEST_ID_PATTERN, SERIAL_PATTERN } from "../registry/validation.js";
+
+export { REQUEST_ID_PATTERN };
 import { BARRING_REASONS, TOKEN_KINDS, TOKEN_STATES, WITHDRAW_REASONS, type Actor, type NewToken, type Role } from "../registry/types.js";
 import { MAX_MESSAGE, MAX_TICKET, REGISTRATION_LABELS } from "../registry/soft-tokens.js";
 import { NONCE_BYTES, SERVICE_ID_PATTERN, SETUP_FINISH_PATH, SETUP_START_PATH, SETUP_TRIES, USER_ID_PATTERN } from "../soft/protocol.js";
@@ -462,6 +464,7 @@ export const ROUTES: RouteDef[] = [
       properties: {
         serial: SERIAL,
         customer: CUSTOMER,
+        request: { type: "string", pattern: REQUEST_ID_PATTERN, description: "Only the records written by this request (its X-Request-Id): after a 503 outcome_unknown, whether the change was made. Give the customer or serial too: the records are found through their index." },
         afterId: { type: "string", pattern: "^[0-9]{1,15}$" },
         limit: { type: "string", pattern: "^[0-9]{1,5}$" },
       },
@@ -486,6 +489,7 @@ export const ROUTES: RouteDef[] = [
                 serial: { type: ["string", "null"] },
                 customer: { type: ["string", "null"] },
                 detail: { type: ["object", "null"] },
+                requestId: { type: ["string", "null"], description: "The API request that wrote it (X-Request-Id); null for the CLI and the console." },
               },
             },
           },
@@ -497,6 +501,7 @@ export const ROUTES: RouteDef[] = [
       records: await registry.auditTrail({
         serial: query.serial as string | undefined,
         customer: query.customer as string | undefined,
+        request: query.request as string | undefined,
         afterId: query.afterId === undefined ? undefined : Number(query.afterId),
         limit: query.limit === undefined ? undefined : Number(query.limit),
       }),

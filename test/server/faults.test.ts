@@ -102,6 +102,22 @@ async function checkAnswersAndAudit(db: Database, load: VerifyLoad, customers: s
       expect(a >= n && a <= n + unknown, `${c}: ${a} audit records "${outcome}" for ${n} such answers (+${unknown} unanswered)`).toBe(true);
     }
   });
+  // Request by request (X-Request-Id, audit.request_id): a decision answered has its one record, with the answer's outcome;
+  // "nothing was done" has none; an outcome the client could not learn has one or none, and the audit tells which.
+  const byRequest = new Map<string, string[]>();
+  for (const a of await db.all<{ request_id: string | null; outcome: string }>("SELECT request_id, outcome FROM audit WHERE action = 'verify'")) {
+    expect(a.request_id, "a verification's audit record without its request id").not.toBeNull();
+    byRequest.set(a.request_id!, [...(byRequest.get(a.request_id!) ?? []), a.outcome]);
+  }
+  const sent = new Set(recs.map((r) => r.requestId));
+  for (const id of byRequest.keys()) expect(sent.has(id), `an audit record of request ${id}, never sent`).toBe(true);
+  for (const r of recs) {
+    const found = byRequest.get(r.requestId) ?? [];
+    if (r.status === 200) expect(found, bad(r)).toEqual(["ok"]);
+    else if (r.status === 409) expect(found, bad(r)).toEqual([r.errorCode]);
+    else if (r.status === 503 && r.errorCode !== "outcome_unknown") expect(found, bad(r)).toEqual([]);
+    else expect(found.length, bad(r)).toBeLessThanOrEqual(1);
+  }
 }
 
 type Killed = { server: number; at: number };

@@ -18,6 +18,8 @@ export interface Sent {
   right: boolean;
   sentAt: number;
   doneAt: number;
+  /** The X-Request-Id it was sent with (unique in the load). */
+  requestId: string;
   status?: number;
   /** The API's error code and message for a non-200 answer. */
   errorCode?: string;
@@ -34,10 +36,10 @@ export function codeTable(seed: Buffer, period: number, fromMs: number, steps: n
   return { base, codes: out.toString().trim().split("\n") };
 }
 
-function post(agent: Agent, base: URL, path: string, key: string, body: string): Promise<Omit<Sent, "server" | "token" | "code" | "right" | "sentAt" | "doneAt">> {
+function post(agent: Agent, base: URL, path: string, key: string, body: string, requestId: string): Promise<Omit<Sent, "server" | "token" | "code" | "right" | "sentAt" | "doneAt" | "requestId">> {
   return new Promise((resolve) => {
     const req = request(
-      { host: base.hostname, port: base.port, path, method: "POST", agent, headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+      { host: base.hostname, port: base.port, path, method: "POST", agent, headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-request-id": requestId } },
       (res) => {
         let text = "";
         res.setEncoding("utf8");
@@ -75,6 +77,7 @@ export interface LoadOptions {
 
 export class VerifyLoad {
   readonly records: Sent[] = [];
+  private sent = 0;
   /** Servers the load still sends to (a balancer's health check takes a killed one out). */
   readonly inRotation: boolean[];
   private readonly agents: Agent[];
@@ -104,8 +107,9 @@ export class VerifyLoad {
   /** One request to one server, recorded. */
   async send(server: number, token: number, code: string, right: boolean): Promise<Sent> {
     const sentAt = Date.now();
-    const answer = await post(this.agents[server], new URL(this.o.urls[server]), `/v1/customers/${this.o.customers[token]}/verify`, this.o.key, JSON.stringify({ code }));
-    const rec: Sent = { server, token, code, right, sentAt, doneAt: Date.now(), ...answer };
+    const requestId = `load-${++this.sent}`;
+    const answer = await post(this.agents[server], new URL(this.o.urls[server]), `/v1/customers/${this.o.customers[token]}/verify`, this.o.key, JSON.stringify({ code }), requestId);
+    const rec: Sent = { server, token, code, right, sentAt, doneAt: Date.now(), requestId, ...answer };
     this.records.push(rec);
     return rec;
   }
