@@ -72,7 +72,7 @@ import { BITS_PER_BYTE, ConsoleRx, TX_FIFO_BYTES, translateTx } from "./console-
 import { DeepSleep } from "./deep-sleep.js";
 import { Ds3231 } from "./ds3231.js";
 import { lua, pushJs, toJs, toLuaString } from "./fengari.js";
-import { FlashStore } from "./flash.js";
+import { FlashStore, SPIFFS_LOOKUP_MS } from "./flash.js";
 import { FAULTS, isFault, type Fault } from "./faults.js";
 import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
 import { DEFAULT_FREE_HEAP } from "./compile.js";
@@ -97,8 +97,16 @@ import { VirtualClock, type ScheduledEvent } from "./virtual-clock.js";
 
 export type { EmulatorEvent } from "./machine.js";
 
-/** ESP32 reset to init.lua: ROM bootloader, NodeMCU start-up. */
-export const RESTART_DELAY_MS = 300;
+/**
+ * ESP32 reset to init.lua, as docs/power.md's wake table adds it up: ROM,
+ * second-stage bootloader and image check to app_main, 300 ms (docs/power.md:273,
+ * Espressif's figure); NodeMCU's start before init.lua, 20 ms (docs/power.md:275);
+ * the SPIFFS mount's one pass over every block's lookup page (SPIFFS_LOOKUP_MS,
+ * hil/flash.ts; docs/power.md:274). The image's own reads are charged as they
+ * happen. Until then the chip hears nothing: the machine is stopped, so bytes
+ * from the host are lost, as they are to the ROM bootloader.
+ */
+export const RESTART_DELAY_MS = 300 + 20 + Math.ceil(SPIFFS_LOOKUP_MS);
 /** node.c default_onerror: "automatic restart after 2s delay". */
 export const ERROR_RESTART_MS = 2000;
 /** Wiring of the reference board: firmware/board/pins.ts, the one place it is written. */

@@ -32,8 +32,8 @@ import { SerialTransport } from "../transport/serial-transport.js";
 import type { Transport, TransportKind } from "../transport/transport.js";
 import { kindOfName } from "../transport/discover.js";
 import { BOARD_CRC_LUA, crc32, crcHex } from "./crc32.js";
-import { luaChunks, luaQuote } from "./lua-chunks.js";
-import { ReplClient, ReplError } from "./repl-client.js";
+import { luaChunks, luaQuote, MAX_LINE } from "./lua-chunks.js";
+import { ReplClient, ReplError, type PipelineLine } from "./repl-client.js";
 import { bytecodeName } from "./image-files.js";
 
 export const IMAGE_NAME = "fobkit.lua";
@@ -42,15 +42,46 @@ export const INIT_NAME = "init.lua";
 export { INIT_SOURCE } from "./init-lua.js";
 import { INIT_SOURCE } from "./init-lua.js";
 const PART = ".part";
-/** _fk.w: one data line's write (it prints nothing); _fk.sz: a file's size (-1: none). */
+/**
+ * The board's side of the install, defined once per run (each line under
+ * MAX_LINE). Every check is still the board's CRC of what it reads back
+ * (_fk.crc, crc32.ts); the host says what it expects ("SIZE CRC", as
+ * _fk.crc answers) and the board compares, so one line does what took a
+ * prompt round trip per step (issue 10 item 6: flash time).
+ * - _fk.w(s): one data line's write (it prints nothing).
+ * - _fk.sz(n): a file's size (-1: none), read through without a CRC.
+ * - _fk.st(n, w): "ok" when NAME already holds w, else NAME.part's "SIZE CRC"
+ *   (the host decides whether that is a prefix of the file to continue).
+ * - _fk.fin(n, w): close the upload's file (newlib shows a full SPIFFS only
+ *   at close), check NAME.part holds w, remove NAME (SPIFFS rename refuses
+ *   an existing target), rename NAME.part to NAME; "ok SIZE" with NAME's
+ *   size as read after the rename, else what failed. A failure sets _fk.bad.
+ * - _fk.cc(n): node.compile (node.c:718-779: NAME.lua -> NAME.lc, debug
+ *   information stripped) unless an earlier _fk.fin failed (a line already
+ *   in flight then compiles nothing); "ok SIZE" when the .lc loads, else "bad SIZE".
+ */
 const BOARD_HELPERS: readonly string[] = [
   "function _fk.w(s) _fk.f:write(s) end",
   'function _fk.sz(n) local f=io.open(n,"rb") if not f then return -1 end local s=0 while true do local b=f:read(1024) if not b then break end s=s+#b end f:close() return s end',
+  'function _fk.st(n,w) if _fk.crc(n)==w then return "ok" end return _fk.crc(n..".part") end',
+  'function _fk.fin(n,w) assert(_fk.f:close()) _fk.f=nil local p=n..".part" local h=_fk.crc(p) if h~=w then _fk.bad=1 return "part "..h end file.remove(n) if not file.rename(p,n) then _fk.bad=1 return "rename" end return "ok ".._fk.sz(n) end',
+  'function _fk.cc(n) if _fk.bad then return "skip" end node.compile(n) local l=n:sub(1,-5)..".lc" local g=loadfile(l) return (g and "ok " or "bad ").._fk.sz(l) end',
 ];
+/** After node.restart(): one INFO try per INFO_POLL_MS, for RESTART_LIMIT_MS at most. */
+const INFO_POLL_MS = 150;
+const RESTART_LIMIT_MS = 6000;
 /** node.compile parses a whole file in RAM and writes its .lc to SPIFFS: give it longer than a line. */
 const COMPILE_MS = 30000;
-/** Data lines in flight: 2 x 241 bytes, well inside the UART driver's buffer and the stdin pipe. */
-export const WINDOW = 2;
+/**
+ * Bytes of REPL lines in flight (LFs included): two full data lines, as
+ * before this window counted bytes. While a line runs (a SPIFFS write, a
+ * node.compile) the board holds what arrives meanwhile in the high-priority
+ * task queue (100 one-byte tasks, task.c:143-151), the byte console_task
+ * waits to post, the driver's ring buffer (256 B, user_main.c:254) and the
+ * RX FIFO (128 B): 485 bytes before one is lost (hil/console-rx.ts models
+ * exactly that loss). 482 stays inside it.
+ */
+export const WINDOW_BYTES = 2 * (MAX_LINE + 1);
 
 export type FlashErrorCode = "locked" | "firmware" | "no_board" | "verify" | "aborted" | "repl" | "transport";
 
@@ -93,7 +124,7 @@ export interface FlashOptions {
   signal?: AbortSignal;
   /** Wait for the prompt after a line (default 5000 ms). */
   lineTimeoutMs?: number;
-  /** After node.restart(), before INFO (default 1000 ms). */
+  /** After node.restart(), before the first INFO (default 0: INFO is asked every INFO_POLL_MS until the firmware answers). */
   restartWaitMs?: number;
 }
 
@@ -119,50 +150,6 @@ export interface FlashResult {
   /** The .lc files node.compile wrote on the board: size and CRC-32 as the board reads them. */
   bytecode: { name: string; bytes: number }[];
   info: KeyfobInfo;
-}
-
-interface Remote {
-  size: number;
-  crc: string;
-}
-
-async function remoteCrc(repl: ReplClient, name: string): Promise<Remote> {
-  const out = await repl.exec(`=_fk.crc(${luaQuote(name)})`, 60000);
-  const m = /(-?\d+) ([0-9a-f]{8})\s*$/.exec(out);
-  if (!m) throw new FlashError("repl", `unexpected answer from the board's CRC of ${name}: ${JSON.stringify(out.slice(0, 80))}`);
-  return { size: Number(m[1]), crc: m[2] };
-}
-
-/** Bytes in a file on the board (-1: none), read through without a CRC. */
-async function remoteSize(repl: ReplClient, name: string): Promise<number> {
-  const out = await repl.exec(`=_fk.sz(${luaQuote(name)})`, 60000);
-  const m = /(-?\d+)\s*$/.exec(out);
-  if (!m) throw new FlashError("repl", `unexpected answer from the board's size of ${name}: ${JSON.stringify(out.slice(0, 80))}`);
-  return Number(m[1]);
-}
-
-/** Write a small file in one line to NAME.part, check it, rename it over NAME. */
-async function putVerified(repl: ReplClient, name: string, data: Uint8Array, t: number): Promise<void> {
-  await repl.exec(`_fk.f=assert(io.open(${luaQuote(name + PART)},"wb"))`, t);
-  // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
-  for (const c of luaChunks(data, 0, "assert(_fk.f:write(", "))")) await repl.exec(c.line, t);
-  // newlib buffers writes: a full SPIFFS may show only at close.
-  await repl.exec("local f=_fk.f _fk.f=nil assert(f:close())", t);
-  await commit(repl, name, data, t);
-}
-
-/** NAME.part holds data (checked by CRC on the board): make it NAME, and check NAME. */
-async function commit(repl: ReplClient, name: string, data: Uint8Array, t: number): Promise<void> {
-  const want = { size: data.length, crc: crcHex(crc32(data)) };
-  const part = await remoteCrc(repl, name + PART);
-  if (part.size !== want.size || part.crc !== want.crc) {
-    throw new FlashError("verify", `${name}${PART} on the board has ${part.size} bytes, CRC-32 ${part.crc}; expected ${want.size} bytes, ${want.crc}`);
-  }
-  const renamed = await repl.exec(`file.remove(${luaQuote(name)}) print(file.rename(${luaQuote(name + PART)},${luaQuote(name)}))`, t);
-  if (!/true/.test(renamed)) throw new FlashError("verify", `the board could not rename ${name}${PART} to ${name}`);
-  // SPIFFS rename rewrites only the object's index header (its name): the data checked above stays. The size says the name now holds it.
-  const done = await remoteSize(repl, name);
-  if (done !== want.size) throw new FlashError("verify", `${name} on the board has ${done} bytes after the rename; expected ${want.size}`);
 }
 
 /** No REPL answered: is it a board that runs fobkit? */
@@ -220,81 +207,111 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       return await probeFirmware(open, opts.port);
     }
     await repl.exec('local o=rawget(_G,"_fk") if o and o.f then pcall(o.f.close,o.f) end _fk={}', lineMs);
-    for (const l of [...BOARD_CRC_LUA, ...BOARD_HELPERS]) {
-      const a = await repl.run(l, lineMs);
-      if (/Lua error/.test(a.output)) throw new FlashError("repl", `the board rejected the CRC helper: ${a.output.slice(0, 200)}`);
+    const baud = t.kind === "serial" ? (t as SerialTransport).baudRate : LINK_BAUD;
+    // With the echo off (uart.setup's last argument) a line's only answer is
+    // its output and "> ", so lines can be kept in flight (pipeline). If the
+    // echo stays on, one line at a time (uploader style).
+    await repl.exec(`uart.setup(0,${baud},8,0,1,0)`, lineMs);
+    const probe = await repl.run("=1", lineMs);
+    const echoOff = probe.output === "1" && !probe.echoed;
+    const runLines = async (batch: PipelineLine[], onAck: (i: number, output: string) => void): Promise<string[]> => {
+      if (echoOff) return repl.pipeline(batch, WINDOW_BYTES, lineMs, onAck, opts.signal);
+      const outs: string[] = [];
+      for (let i = 0; i < batch.length; i++) {
+        if (opts.signal?.aborted) throw new FlashError("aborted", "interrupted; run fobkit flash again to continue where it stopped");
+        const a = await repl.run(batch[i].line, batch[i].timeoutMs ?? lineMs);
+        const err = /(^|\n)Lua error: \t?(.*)/.exec(a.output);
+        if (err) throw new ReplError("lua_error", `the board's Lua said: ${err[2].slice(0, 200)}`);
+        outs.push(a.output);
+        onAck(i, a.output);
+      }
+      return outs;
+    };
+    try {
+      await runLines([...BOARD_CRC_LUA, ...BOARD_HELPERS].map((line) => ({ line })), () => undefined);
+    } catch (e) {
+      if (e instanceof ReplError && e.code === "lua_error") throw new FlashError("repl", `the board rejected the install helpers: ${e.message}`);
+      throw e;
     }
     const tu = performance.now();
-    const baud = t.kind === "serial" ? (t as SerialTransport).baudRate : LINK_BAUD;
-    let echoOff: boolean | undefined;
-    // Every file of the image, the core first: each uploaded (or found complete), checked by CRC on the board.
-    for (const file of [{ name: IMAGE_NAME, data: image }, ...(opts.files ?? [])]) {
+    const init = Buffer.from(INIT_SOURCE, "latin1");
+    const all = [{ name: IMAGE_NAME, data: image }, ...(opts.files ?? [])];
+    const want = (d: Uint8Array) => `${d.length} ${crcHex(crc32(d))}`;
+    // Where every file stands (init.lua too: it is written last, below), in one batch.
+    const status = await runLines([...all, { name: INIT_NAME, data: init }].map((f) => ({ line: `=_fk.st(${luaQuote(f.name)},"${want(f.data)}")` })), () => undefined);
+    // One batch for every file: [open, data lines, finish] where the board
+    // lacks it, then its compile, every time (an .lc left by an older image or
+    // a broken run is never trusted). The host cannot predict the board's
+    // bytecode, so the check is the board's own loader: the .lc must load (a
+    // truncated or damaged one does not), and it must not be empty.
+    type Step = { line: string; timeoutMs?: number; ack: (output: string) => void };
+    const steps: Step[] = [];
+    const fail = (msg: string): never => {
+      throw new FlashError("verify", `${opts.port}: ${msg}`);
+    };
+    all.forEach((file, k) => {
       const data = file.data;
       const base = done;
-      const installed = await remoteCrc(repl, file.name);
-      if (installed.size === data.length && installed.crc === crcHex(crc32(data))) {
-        done += data.length;
-        opts.onProgress?.({ done, total, from: base });
-        continue;
-      }
-      let from = 0;
-      const part = await remoteCrc(repl, file.name + PART);
-      if (part.size > 0 && part.size <= data.length && part.crc === crcHex(crc32(data.subarray(0, part.size)))) from = part.size;
-      if (alreadyThere) resumedFrom = base + from; // the first file this run writes to
-      alreadyThere = false;
-      await repl.exec(`_fk.f=assert(io.open(${luaQuote(file.name + PART)},"${from > 0 ? "ab" : "wb"}"))`, lineMs);
-      opts.onProgress?.({ done: base + from, total, from: base + from });
-      // _fk.w (BOARD_HELPERS): 5 characters of each 240-character line instead of 13.
-      const chunks = luaChunks(data, from, "_fk.w", "");
-      if (echoOff === undefined) {
-        await repl.exec(`uart.setup(0,${baud},8,0,1,0)`, lineMs);
-        const probe = await repl.run("=1", lineMs);
-        echoOff = probe.output === "1" && !probe.echoed;
-      }
-      const ack = (i: number) => opts.onProgress?.({ done: base + chunks[i].offset + chunks[i].length, total, from: base + from });
-      if (echoOff) {
-        await repl.pipeline(chunks.map((c) => c.line), WINDOW, lineMs, (i) => {
-          lines++;
-          ack(i);
-        }, opts.signal);
-      } else {
-        for (let i = 0; i < chunks.length; i++) {
-          if (opts.signal?.aborted) throw new FlashError("aborted", "interrupted; run fobkit flash again to continue where it stopped");
-          await repl.exec(chunks[i].line, lineMs);
-          lines++;
-          ack(i);
-        }
-      }
-      await repl.exec("local f=_fk.f _fk.f=nil assert(f:close())", lineMs);
-      await commit(repl, file.name, data, lineMs);
       done += data.length;
-    }
-    if (echoOff) await repl.exec(`uart.setup(0,${baud},8,0,1,1)`, lineMs);
+      if (status[k] === "ok") {
+        // Complete on the board: counted as done once the batch reaches it.
+        steps.push({ line: `=_fk.cc(${luaQuote(file.name)})`, timeoutMs: COMPILE_MS, ack: (out) => {
+          compiled(out);
+          opts.onProgress?.({ done: base + data.length, total, from: base });
+        } });
+      } else {
+        const m = /^(-?\d+) ([0-9a-f]{8})$/.exec(status[k]);
+        if (!m) throw new FlashError("repl", `unexpected answer from the board's check of ${file.name}: ${JSON.stringify(status[k].slice(0, 80))}`);
+        const partSize = Number(m[1]);
+        const from = partSize > 0 && partSize <= data.length && m[2] === crcHex(crc32(data.subarray(0, partSize))) ? partSize : 0;
+        if (alreadyThere) resumedFrom = base + from; // the first file this run writes to
+        alreadyThere = false;
+        steps.push({ line: `_fk.f=assert(io.open(${luaQuote(file.name + PART)},"${from > 0 ? "ab" : "wb"}"))`, ack: () => opts.onProgress?.({ done: base + from, total, from: base + from }) });
+        // _fk.w (BOARD_HELPERS): 5 characters of each 240-character line instead of 13.
+        for (const c of luaChunks(data, from, "_fk.w", "")) {
+          steps.push({ line: c.line, ack: () => {
+            lines++;
+            opts.onProgress?.({ done: base + c.offset + c.length, total, from: base + from });
+          } });
+        }
+        steps.push({ line: `=_fk.fin(${luaQuote(file.name)},"${want(data)}")`, ack: (out) => {
+          if (out.startsWith("part ")) fail(`${file.name}${PART} on the board has ${out.slice(5)} (bytes, CRC-32); expected ${want(data)}`);
+          if (out === "rename") fail(`the board could not rename ${file.name}${PART} to ${file.name}`);
+          // SPIFFS rename rewrites only the object's index header (its name): the data checked above stays. The size says the name now holds it.
+          if (out !== `ok ${data.length}`) fail(`${file.name} on the board has ${out.replace(/^ok /, "")} bytes after the rename; expected ${data.length}`);
+        } });
+        steps.push({ line: `=_fk.cc(${luaQuote(file.name)})`, timeoutMs: COMPILE_MS, ack: compiled });
+      }
+      function compiled(out: string): void {
+        const lc = bytecodeName(file.name);
+        if (out.startsWith("err ")) fail(`node.compile of ${file.name} failed on the board: ${out.slice(4, 204)}`);
+        const have = /^ok (\d+)$/.exec(out);
+        if (!have || Number(have[1]) <= 0) fail(`${lc} on the board (${out.replace(/^\w+ /, "")} bytes) does not load after node.compile`);
+        bytecode.push({ name: lc, bytes: Number(have![1]) });
+      }
+    });
+    await runLines(steps, (i, out) => steps[i].ack(out));
     if (alreadyThere) resumedFrom = total;
-    // Compile each file on the board (node.c:718-779: NAME.lua -> NAME.lc, debug
-    // information stripped, written in place), every time: an .lc left by an
-    // older image or a broken run is never trusted. The host cannot predict the
-    // board's bytecode, so the check is the board's own loader: the .lc must
-    // load (a truncated or damaged one does not), and it must not be empty.
-    for (const name of [IMAGE_NAME, ...(opts.files ?? []).map((f) => f.name)]) {
-      const lc = bytecodeName(name);
-      const compiled = await repl.run(`node.compile(${luaQuote(name)})`, COMPILE_MS);
-      if (/Lua error/.test(compiled.output)) throw new FlashError("verify", `${opts.port}: node.compile of ${name} failed on the board: ${compiled.output.replace(/^.*Lua error:\s*/s, "").slice(0, 200)}`);
-      const loads = await repl.exec(`=(loadfile(${luaQuote(lc)}))~=nil`, COMPILE_MS);
-      const have = await remoteSize(repl, lc);
-      if (!/true/.test(loads) || have <= 0) throw new FlashError("verify", `${opts.port}: ${lc} on the board (${have} bytes) does not load after node.compile`);
-      bytecode.push({ name: lc, bytes: have });
-    }
+    uploadMs = performance.now() - tu;
     // The sources go only now that every .lc loads: the board boots bytecode or
     // nothing (a damaged .lc fails closed, never falls back to parsing source).
-    for (const name of [IMAGE_NAME, ...(opts.files ?? []).map((f) => f.name)]) await repl.exec(`file.remove(${luaQuote(name)})`, lineMs);
-    uploadMs = performance.now() - tu;
-    const init = Buffer.from(INIT_SOURCE, "latin1");
-    const haveInit = await remoteCrc(repl, INIT_NAME);
-    if (haveInit.size !== init.length || haveInit.crc !== crcHex(crc32(init))) await putVerified(repl, INIT_NAME, init, lineMs);
-    await repl.fire("node.restart()");
-    // Let the line leave before the port closes.
-    await new Promise((r) => setTimeout(r, 100));
+    // Then init.lua, last, so the board boots the firmware only once the image
+    // is complete; then the echo back on.
+    const last: Step[] = all.map((f) => ({ line: `file.remove(${luaQuote(f.name)})`, ack: () => undefined }));
+    if (status[all.length] !== "ok") {
+      last.push({ line: `_fk.f=assert(io.open(${luaQuote(INIT_NAME + PART)},"wb"))`, ack: () => undefined });
+      // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
+      for (const c of luaChunks(init, 0, "_fk.w", "")) last.push({ line: c.line, ack: () => undefined });
+      last.push({ line: `=_fk.fin(${luaQuote(INIT_NAME)},"${want(init)}")`, ack: (out) => {
+        if (out !== `ok ${init.length}`) fail(`${INIT_NAME} on the board: ${out}; expected ok ${init.length}`);
+      } });
+    }
+    last.push({ line: `uart.setup(0,${baud},8,0,1,1)`, ack: () => undefined });
+    await runLines(last, (i, out) => last[i].ack(out));
+    const restart = "node.restart()";
+    await repl.fire(restart);
+    // Let the line leave before the port closes: its time on the wire, and a margin.
+    await new Promise((r) => setTimeout(r, Math.ceil(((restart.length + 1) * 10 * 1000) / baud) + 20));
   } catch (e) {
     await repl.close();
     if (e instanceof ReplError) throw new FlashError(e.code === "lua_error" ? "repl" : "aborted", `${opts.port}: ${e.message}; run fobkit flash again to continue where it stopped`);
@@ -304,11 +321,15 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   await repl.close();
   count(t);
 
-  await new Promise((r) => setTimeout(r, opts.restartWaitMs ?? 1000));
+  // The board restarts (ROM, bootloader, NodeMCU, init.lua): ask INFO until it
+  // answers. What is sent before the firmware takes the console is lost
+  // (the ROM ignores it), so a short timeout and many tries find it as soon as
+  // it listens, without guessing how long a boot takes.
+  await new Promise((r) => setTimeout(r, opts.restartWaitMs ?? 0));
   const t2 = open();
   let info: KeyfobInfo;
   try {
-    const session = await DeviceSession.open(t2, { timeoutMs: 2000, retries: 3 });
+    const session = await DeviceSession.open(t2, { timeoutMs: INFO_POLL_MS, retries: Math.ceil(RESTART_LIMIT_MS / INFO_POLL_MS) });
     try {
       info = await session.info();
     } finally {
