@@ -271,7 +271,12 @@ export class FlashStore {
   }
 
   remove(name: string): FlashResult {
-    if (!this.exists(name)) return "ok"; // unlink error ignored, as file.remove does
+    if (!this.exists(name)) {
+      // unlink's error is ignored, as file.remove does (file.c:92-98), but SPIFFS_remove
+      // looked the name up to find it missing (spiffs_object_find_object_index_header_by_name).
+      this.busyMs += SPIFFS_LOOKUP_MS;
+      return "ok";
+    }
     this.busyMs += SPIFFS_REMOVE_MS;
     if (this.failing()) return "fail";
     const cut = this.tick();

@@ -23,6 +23,7 @@ import { inlineConstants } from "./subset/inline-constants.js";
 import { localizeExports } from "./subset/localize-exports.js";
 import { shakeExports } from "./subset/shake-exports.js";
 import { LUA_NAMES, mangleFields, wordsOf } from "./subset/mangle-fields.js";
+import { dropInt32Masks } from "./subset/int32-masks.js";
 import { readFileSync } from "node:fs";
 import { CORE_FILES, IMAGE_FILES, LAZY_FILES } from "../host/flash/image-files.js";
 import { formatViolation } from "./subset/rules.js";
@@ -165,7 +166,7 @@ function emitBundle(program: ts.Program, imagePath: string, lazy?: Record<string
   const split = lazy !== undefined && Object.keys(lazy).some((m) => lua.includes(`\n["${m}"] = function(`));
   const files = !split
     ? [{ path: imagePath, lua }]
-    : splitBundle(mangleFields(localizeExports(shakeExports(inlineConstants(lua).lua).lua).lua, keepFields).lua, [basename(imagePath, ".lua"), ...CORE_FILES.slice(1).map((f) => basename(f, ".lua"))], lazy!).map((f) => ({ path: join(dirname(imagePath), `${f.base}.lua`), lua: f.lua, ids: f.ids }));
+    : splitBundle(dropInt32Masks(mangleFields(localizeExports(shakeExports(inlineConstants(lua).lua).lua).lua, keepFields).lua).lua, [basename(imagePath, ".lua"), ...CORE_FILES.slice(1).map((f) => basename(f, ".lua"))], lazy!).map((f) => ({ path: join(dirname(imagePath), `${f.base}.lua`), lua: f.lua, ids: f.ids }));
   if (split) {
     // Which module each short id in the files is (tools/split-bundle.ts): for readers and the image tests; never installed.
     const map = Object.fromEntries(files.map((f) => [basename(f.path), (f as { ids?: Record<string, string> }).ids ?? {}]));

@@ -48,28 +48,35 @@ const PART = ".part";
  * (_fk.crc, crc32.ts); the host says what it expects ("SIZE CRC", as
  * _fk.crc answers) and the board compares, so one line does what took a
  * prompt round trip per step (issue 10 item 6: flash time).
- * - _fk.w(s): one data line's write (it prints nothing).
- * - _fk.sz(n): a file's size (-1: none), read through without a CRC.
- * - _fk.st(n, w): "ok" when NAME already holds w, else NAME.part's "SIZE CRC"
- *   (the host decides whether that is a prefix of the file to continue).
- * - _fk.fin(n, w): close the upload's file (newlib shows a full SPIFFS only
- *   at close), check NAME.part holds w, remove NAME (SPIFFS rename refuses
- *   an existing target), rename NAME.part to NAME; "ok SIZE" with NAME's
- *   size as read after the rename, else what failed. A failure sets _fk.bad.
+ * - W(s): one data line's write (it prints nothing). A global of one letter:
+ *   4 bytes of each line instead of 8 (the board restarts after the install).
+ * - _fk.l: file.list() taken once per run (one pass over SPIFFS and a stat
+ *   per file, file.c:39-75), so a file that is not there costs no lookup.
+ * - _fk.st(n, w): "ok" when NAME holds w, else "E SIZE CRC": E is 1 when NAME
+ *   exists, then NAME.part's size and CRC (the host decides whether that is a
+ *   prefix of the file to continue).
+ * - _fk.fin(n, w, r): close the upload's file (newlib shows a full SPIFFS only
+ *   at close), remove NAME when r (SPIFFS rename refuses an existing target),
+ *   rename NAME.part to NAME, and check NAME holds w: "ok", else what failed.
+ *   NAME is only ever trusted after that check (init.lua comes last).
+ * - _fk.ld(l): load a .lc as a binary chunk, streamed as loadfile does; the
+ *   chunk (nil: does not load) and the bytes read.
  * - _fk.cc(n): node.compile (node.c:718-779: NAME.lua -> NAME.lc, debug
- *   information stripped) unless an earlier _fk.fin failed (a line already
- *   in flight then compiles nothing); "ok SIZE" when the .lc loads, else "bad SIZE".
+ *   information stripped), then the .lc must load: "ok SIZE", else "bad SIZE"
+ *   or "err MESSAGE". Skipped once a _fk.fin failed (a line already in flight
+ *   then compiles nothing).
  */
+export const DATA_PREFIX = "W";
 const BOARD_HELPERS: readonly string[] = [
-  "function _fk.w(s) _fk.f:write(s) end",
-  'function _fk.sz(n) local f=io.open(n,"rb") if not f then return -1 end local s=0 while true do local b=f:read(1024) if not b then break end s=s+#b end f:close() return s end',
-  'function _fk.st(n,w) if _fk.crc(n)==w then return "ok" end return _fk.crc(n..".part") end',
-  'function _fk.fin(n,w) assert(_fk.f:close()) _fk.f=nil local p=n..".part" local h=_fk.crc(p) if h~=w then _fk.bad=1 return "part "..h end file.remove(n) if not file.rename(p,n) then _fk.bad=1 return "rename" end return "ok ".._fk.sz(n) end',
-  'function _fk.cc(n) if _fk.bad then return "skip" end node.compile(n) local l=n:sub(1,-5)..".lc" local g=loadfile(l) return (g and "ok " or "bad ").._fk.sz(l) end',
+  `function ${DATA_PREFIX}(s) _fk.f:write(s) end`,
+  'function _fk.st(n,w) local l,p=_fk.l,n..".part" if l[n] and _fk.crc(n)==w then return "ok" end return (l[n] and "1 " or "0 ")..(l[p] and _fk.crc(p) or "-1 00000000") end',
+  'function _fk.fin(n,w,r) assert(_fk.f:close()) _fk.f=nil if r then file.remove(n) end if not file.rename(n..".part",n) then _fk.bad=1 return "rename" end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end return "ok" end',
+  'function _fk.ld(l) local f,s=io.open(l,"rb"),0 if not f then return nil,-1 end local function r() local b=f:read(256) s=s+(b and #b or 0) return b end local g=load(r,"=lc","b") while r() do end f:close() return g,s end',
+  'function _fk.cc(n) if _fk.bad then return "skip" end local o,e=pcall(node.compile,n) if not o then _fk.bad=1 return "err "..tostring(e) end local g,s=_fk.ld(n:sub(1,-5)..".lc") return (g and "ok " or "bad ")..s end',
 ];
 /** After node.restart(): one INFO try per INFO_POLL_MS, for RESTART_LIMIT_MS at most. */
-const INFO_POLL_MS = 150;
-const RESTART_LIMIT_MS = 6000;
+const INFO_POLL_MS = 50;
+const RESTART_LIMIT_MS = 8000;
 /** node.compile parses a whole file in RAM and writes its .lc to SPIFFS: give it longer than a line. */
 const COMPILE_MS = 30000;
 /**
@@ -238,7 +245,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     const all = [{ name: IMAGE_NAME, data: image }, ...(opts.files ?? [])];
     const want = (d: Uint8Array) => `${d.length} ${crcHex(crc32(d))}`;
     // Where every file stands (init.lua too: it is written last, below), in one batch.
-    const status = await runLines([...all, { name: INIT_NAME, data: init }].map((f) => ({ line: `=_fk.st(${luaQuote(f.name)},"${want(f.data)}")` })), () => undefined);
+    const status = await runLines([{ line: "_fk.l=file.list()" }, ...[...all, { name: INIT_NAME, data: init }].map((f) => ({ line: `=_fk.st(${luaQuote(f.name)},"${want(f.data)}")` }))], () => undefined).then((o) => o.slice(1));
     // One batch for every file: [open, data lines, finish] where the board
     // lacks it, then its compile, every time (an .lc left by an older image or
     // a broken run is never trusted). The host cannot predict the board's
@@ -260,25 +267,23 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
           opts.onProgress?.({ done: base + data.length, total, from: base });
         } });
       } else {
-        const m = /^(-?\d+) ([0-9a-f]{8})$/.exec(status[k]);
+        const m = /^([01]) (-?\d+) ([0-9a-f]{8})$/.exec(status[k]);
         if (!m) throw new FlashError("repl", `unexpected answer from the board's check of ${file.name}: ${JSON.stringify(status[k].slice(0, 80))}`);
-        const partSize = Number(m[1]);
-        const from = partSize > 0 && partSize <= data.length && m[2] === crcHex(crc32(data.subarray(0, partSize))) ? partSize : 0;
+        const partSize = Number(m[2]);
+        const from = partSize > 0 && partSize <= data.length && m[3] === crcHex(crc32(data.subarray(0, partSize))) ? partSize : 0;
+        const present = m[1] === "1";
         if (alreadyThere) resumedFrom = base + from; // the first file this run writes to
         alreadyThere = false;
         steps.push({ line: `_fk.f=assert(io.open(${luaQuote(file.name + PART)},"${from > 0 ? "ab" : "wb"}"))`, ack: () => opts.onProgress?.({ done: base + from, total, from: base + from }) });
-        // _fk.w (BOARD_HELPERS): 5 characters of each 240-character line instead of 13.
-        for (const c of luaChunks(data, from, "_fk.w", "")) {
+        for (const c of luaChunks(data, from, DATA_PREFIX, "")) {
           steps.push({ line: c.line, ack: () => {
             lines++;
             opts.onProgress?.({ done: base + c.offset + c.length, total, from: base + from });
           } });
         }
-        steps.push({ line: `=_fk.fin(${luaQuote(file.name)},"${want(data)}")`, ack: (out) => {
-          if (out.startsWith("part ")) fail(`${file.name}${PART} on the board has ${out.slice(5)} (bytes, CRC-32); expected ${want(data)}`);
+        steps.push({ line: `=_fk.fin(${luaQuote(file.name)},"${want(data)}"${present ? ",1" : ""})`, ack: (out) => {
           if (out === "rename") fail(`the board could not rename ${file.name}${PART} to ${file.name}`);
-          // SPIFFS rename rewrites only the object's index header (its name): the data checked above stays. The size says the name now holds it.
-          if (out !== `ok ${data.length}`) fail(`${file.name} on the board has ${out.replace(/^ok /, "")} bytes after the rename; expected ${data.length}`);
+          if (out !== "ok") fail(`${file.name} on the board has ${out.replace(/^crc /, "")} (bytes, CRC-32) after the upload; expected ${want(data)}`);
         } });
         steps.push({ line: `=_fk.cc(${luaQuote(file.name)})`, timeoutMs: COMPILE_MS, ack: compiled });
       }
@@ -301,9 +306,9 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     if (status[all.length] !== "ok") {
       last.push({ line: `_fk.f=assert(io.open(${luaQuote(INIT_NAME + PART)},"wb"))`, ack: () => undefined });
       // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
-      for (const c of luaChunks(init, 0, "_fk.w", "")) last.push({ line: c.line, ack: () => undefined });
-      last.push({ line: `=_fk.fin(${luaQuote(INIT_NAME)},"${want(init)}")`, ack: (out) => {
-        if (out !== `ok ${init.length}`) fail(`${INIT_NAME} on the board: ${out}; expected ok ${init.length}`);
+      for (const c of luaChunks(init, 0, DATA_PREFIX, "")) last.push({ line: c.line, ack: () => undefined });
+      last.push({ line: `=_fk.fin(${luaQuote(INIT_NAME)},"${want(init)}"${status[all.length].startsWith("1 ") ? ",1" : ""})`, ack: (out) => {
+        if (out !== "ok") fail(`${INIT_NAME} on the board: ${out}; expected ${want(init)}`);
       } });
     }
     last.push({ line: `uart.setup(0,${baud},8,0,1,1)`, ack: () => undefined });

@@ -16,7 +16,7 @@ import { NEWLIB_BUFSIZ } from "../../hil/nodemcu/file.js";
 import { PtyLink } from "../../hil/pty.js";
 import { DeviceSession } from "../../host/device/session.js";
 import { crc32, crcHex } from "../../host/flash/crc32.js";
-import { FlashError, flashBoard, INIT_SOURCE, type FlashResult } from "../../host/flash/flasher.js";
+import { DATA_PREFIX, FlashError, flashBoard, INIT_SOURCE, type FlashResult } from "../../host/flash/flasher.js";
 import { luaChunks } from "../../host/flash/lua-chunks.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
 import * as P from "../../protocol/index.js";
@@ -126,8 +126,8 @@ describe("fobkit flash", () => {
     const rnd = prng(seed);
     const b = await boardOnPty();
     // Broken inside the largest file (the core's first file is the loader alone, a few hundred bytes).
-    const lines = luaChunks(target.data, 0, "_fk.w", "");
-    const allLines = [image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, "_fk.w", "").length, 0);
+    const lines = luaChunks(target.data, 0, DATA_PREFIX, "");
+    const allLines = [image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, DATA_PREFIX, "").length, 0);
     const breakAt = 20 + rnd.int(lines.length - 40);
     const breakDone = target.base + lines[breakAt].offset;
     let first: unknown;
@@ -182,7 +182,7 @@ describe("fobkit flash", () => {
     const r = await flashBoard({ port: b.path, image, files });
     expect(r.resumedFrom).toBe(0);
     // Every line of every file sent: nothing of the junk kept.
-    expect(r.lines).toBe([image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, "_fk.w", "").length, 0));
+    expect(r.lines).toBe([image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, DATA_PREFIX, "").length, 0));
     expectInstalled(b.stateDir, r);
   }, 120_000);
 });

@@ -19,8 +19,9 @@
  *   fields of their option tables, `gpio.config({gpio=, dir=, pull=})`);
  * - a field of a global (`gpio.IN`, `node.dsleep`), whatever its name;
  * - a method name (`f:write`, `t:register`): methods are the C side's;
- * - any name that occurs inside a string literal (a computed key or a name
- *   compared with a string: `k ~= "default"` in TSTL's `export *`);
+ * - any name that is a string literal's whole text (a computed key or a
+ *   name compared with a string: `k ~= "default"` in TSTL's `export *`);
+ *   a string with an escape or long brackets keeps every word in it;
  * - the names the caller lists (`start`: init.lua's `dofile(...).start()`).
  * Short names are handed out most-bytes-saved first and never equal a kept
  * name or a Lua keyword. The result is parsed again.
@@ -89,8 +90,13 @@ export function mangleFields(src: string, keepWords: Iterable<string>): MangleRe
     if (n === null || typeof n !== "object") return;
     const o = n as Node;
     if (o.type === "StringLiteral") {
-      // luaparse keeps the raw text; any word in it may be a computed key.
-      for (const w of wordsOf(String(o.raw))) keep.add(w);
+      // A string that is a name may be a computed key (`t[k]`, `k ~= "default"`); luaparse keeps
+      // the raw text, so an escape in it makes it no plain name (kept as words to be safe).
+      const raw = String(o.raw);
+      const body = raw.slice(1, -1);
+      if (/^["']/.test(raw) && !body.includes("\\")) {
+        if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(body)) keep.add(body);
+      } else for (const w of wordsOf(raw)) keep.add(w);
     } else if (o.type === "MemberExpression") {
       const id = o.identifier as Node;
       const base = o.base as Node;
