@@ -5,26 +5,26 @@
  * 1. Get a clean prompt. No prompt: ask the protocol's INFO; a board that
  *    answers already runs fobkit and keeps its UART from the REPL, so there
  *    is nothing to install (refused; "locked" if it says so).
- * 2. Define _fk.crc (crc32.ts) on the board: every check is a CRC-32 the
- *    board computes over what it reads back from flash.
- * 3. For each file of the image (the core fobkit.lua, then fobkit-prov.lua:
- *    image-files.ts): already right: skip. Else the upload goes to NAME.part
- *    with Lua's io library (dev-esp32 has no file.open; flash-store.ts uses
- *    io too). If a .part is there, its size and CRC decide: a prefix of the
- *    image (what a broken transfer or a power cut leaves) is continued from
- *    its end, anything else is rewritten from the start.
- * 4. Lines of at most MAX_LINE characters (lua-chunks.ts), each
- *    acknowledged by its prompt. With the echo off (uart.setup's last
- *    argument) the answer to a data line is just "> ", so WINDOW lines are
- *    kept in flight; the board's stdin pipe queues them. If the echo stays
- *    on, one line at a time (uploader style).
- * 5. CRC of the .part = host CRC, then rename to fobkit.lua (SPIFFS rename
- *    refuses an existing target: remove first) and check again; then the
- *    same for init.lua, last, so the board boots the firmware only once the
- *    image is complete.
- * 6. node.compile each file (NAME.lc), which must then load; then the
- *    sources are removed; init.lua boots fobkit.lc.
- * 7. node.restart(); the firmware must answer INFO over the protocol.
+ * 2. Define the board's helpers (BOARD_HELPERS, crc32.ts's _fk.crc): every
+ *    check is a CRC-32 the board computes over what it reads back from flash,
+ *    compared on the board with what the host says it must be.
+ * 3. Where every file stands, in one batch: already right: skip. A source
+ *    file (fobkit.lua, fobkit-2.lua ...: image-files.ts) is written under its
+ *    own name with Lua's io library (dev-esp32 has no file.open); if one is
+ *    there, its size and CRC decide: a prefix of the file (what a broken
+ *    transfer or a power cut leaves) is continued from its end, anything
+ *    else is rewritten from the start.
+ * 4. One batch for the whole image (REPL lines of at most MAX_LINE
+ *    characters, lua-chunks.ts), WINDOW_BYTES of them in flight with the
+ *    echo off (uart.setup's last argument: a line's answer is then its
+ *    output and "> "); one at a time if the echo stays on. Per file: open,
+ *    data lines, then the board closes it and checks its CRC, then
+ *    node.compile (NAME.lc), which must then load.
+ * 5. Only then are the sources removed, and init.lua written last, through
+ *    init.lua.part and a rename, so the board boots the firmware only once
+ *    the image is complete; init.lua boots fobkit.lc.
+ * 6. node.restart(); the firmware must answer INFO over the protocol (asked
+ *    every INFO_POLL_MS until it does).
  */
 import { LINK_BAUD } from "../../protocol/codes.js";
 import { DeviceSession, type KeyfobInfo } from "../device/session.js";
@@ -52,13 +52,14 @@ const PART = ".part";
  *   4 bytes of each line instead of 8 (the board restarts after the install).
  * - _fk.l: file.list() taken once per run (one pass over SPIFFS and a stat
  *   per file, file.c:39-75), so a file that is not there costs no lookup.
- * - _fk.st(n, w): "ok" when NAME holds w, else "E SIZE CRC": E is 1 when NAME
- *   exists, then NAME.part's size and CRC (the host decides whether that is a
- *   prefix of the file to continue).
- * - _fk.fin(n, w, r): close the upload's file (newlib shows a full SPIFFS only
- *   at close), remove NAME when r (SPIFFS rename refuses an existing target),
- *   rename NAME.part to NAME, and check NAME holds w: "ok", else what failed.
- *   NAME is only ever trusted after that check (init.lua comes last).
+ * - _fk.st(n, w): "ok" when NAME holds w, else NAME's "SIZE CRC" ("-1 00000000":
+ *   none); the host decides whether that is a prefix of the file to continue.
+ * - _fk.fin(n, w, p): close the upload's file (newlib shows a full SPIFFS only
+ *   at close); with p (init.lua, which must appear whole or not at all) remove
+ *   NAME and rename NAME.part to NAME (SPIFFS rename refuses an existing
+ *   target); then check NAME holds w: "ok", else what failed. A source is
+ *   written under its own name: it is only ever read by node.compile, after
+ *   that check, and removed once every .lc loads; init.lua comes last.
  * - _fk.ld(l): load a .lc as a binary chunk, streamed as loadfile does; the
  *   chunk (nil: does not load) and the bytes read.
  * - _fk.cc(n): node.compile (node.c:718-779: NAME.lua -> NAME.lc, debug
@@ -69,8 +70,8 @@ const PART = ".part";
 export const DATA_PREFIX = "W";
 const BOARD_HELPERS: readonly string[] = [
   `function ${DATA_PREFIX}(s) _fk.f:write(s) end`,
-  'function _fk.st(n,w) local l,p=_fk.l,n..".part" if l[n] and _fk.crc(n)==w then return "ok" end return (l[n] and "1 " or "0 ")..(l[p] and _fk.crc(p) or "-1 00000000") end',
-  'function _fk.fin(n,w,r) assert(_fk.f:close()) _fk.f=nil if r then file.remove(n) end if not file.rename(n..".part",n) then _fk.bad=1 return "rename" end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end return "ok" end',
+  'function _fk.st(n,w) if not _fk.l[n] then return "-1 00000000" end local h=_fk.crc(n) return h==w and "ok" or h end',
+  'function _fk.fin(n,w,p) assert(_fk.f:close()) _fk.f=nil if p then file.remove(n) if not file.rename(n..".part",n) then _fk.bad=1 return "rename" end end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end return "ok" end',
   'function _fk.ld(l) local f,s=io.open(l,"rb"),0 if not f then return nil,-1 end local function r() local b=f:read(256) s=s+(b and #b or 0) return b end local g=load(r,"=lc","b") while r() do end f:close() return g,s end',
   'function _fk.cc(n) if _fk.bad then return "skip" end local o,e=pcall(node.compile,n) if not o then _fk.bad=1 return "err "..tostring(e) end local g,s=_fk.ld(n:sub(1,-5)..".lc") return (g and "ok " or "bad ")..s end',
 ];
@@ -213,12 +214,12 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       count(t);
       return await probeFirmware(open, opts.port);
     }
-    await repl.exec('local o=rawget(_G,"_fk") if o and o.f then pcall(o.f.close,o.f) end _fk={}', lineMs);
     const baud = t.kind === "serial" ? (t as SerialTransport).baudRate : LINK_BAUD;
-    // With the echo off (uart.setup's last argument) a line's only answer is
-    // its output and "> ", so lines can be kept in flight (pipeline). If the
-    // echo stays on, one line at a time (uploader style).
-    await repl.exec(`uart.setup(0,${baud},8,0,1,0)`, lineMs);
+    // A file an earlier run left open is closed (newlib flushes what it
+    // buffered). With the echo off (uart.setup's last argument) a line's only
+    // answer is its output and "> ", so lines can be kept in flight
+    // (pipeline). If the echo stays on, one line at a time (uploader style).
+    await repl.exec(`local o=rawget(_G,"_fk") if o and o.f then pcall(o.f.close,o.f) end _fk={} uart.setup(0,${baud},8,0,1,0)`, lineMs);
     const probe = await repl.run("=1", lineMs);
     const echoOff = probe.output === "1" && !probe.echoed;
     const runLines = async (batch: PipelineLine[], onAck: (i: number, output: string) => void): Promise<string[]> => {
@@ -234,18 +235,20 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       }
       return outs;
     };
-    try {
-      await runLines([...BOARD_CRC_LUA, ...BOARD_HELPERS].map((line) => ({ line })), () => undefined);
-    } catch (e) {
-      if (e instanceof ReplError && e.code === "lua_error") throw new FlashError("repl", `the board rejected the install helpers: ${e.message}`);
-      throw e;
-    }
     const tu = performance.now();
     const init = Buffer.from(INIT_SOURCE, "latin1");
     const all = [{ name: IMAGE_NAME, data: image }, ...(opts.files ?? [])];
     const want = (d: Uint8Array) => `${d.length} ${crcHex(crc32(d))}`;
-    // Where every file stands (init.lua too: it is written last, below), in one batch.
-    const status = await runLines([{ line: "_fk.l=file.list()" }, ...[...all, { name: INIT_NAME, data: init }].map((f) => ({ line: `=_fk.st(${luaQuote(f.name)},"${want(f.data)}")` }))], () => undefined).then((o) => o.slice(1));
+    // The helpers, then where every file stands (init.lua too: it is written last, below), in one batch.
+    const helpers = [...BOARD_CRC_LUA, ...BOARD_HELPERS, "_fk.l=file.list()"];
+    const checks = [...all, { name: INIT_NAME, data: init }].map((f) => `=_fk.st(${luaQuote(f.name)},"${want(f.data)}")`);
+    let status: string[];
+    try {
+      status = (await runLines([...helpers, ...checks].map((line) => ({ line })), () => undefined)).slice(helpers.length);
+    } catch (e) {
+      if (e instanceof ReplError && e.code === "lua_error") throw new FlashError("repl", `the board rejected the install helpers: ${e.message}`);
+      throw e;
+    }
     // One batch for every file: [open, data lines, finish] where the board
     // lacks it, then its compile, every time (an .lc left by an older image or
     // a broken run is never trusted). The host cannot predict the board's
@@ -267,22 +270,20 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
           opts.onProgress?.({ done: base + data.length, total, from: base });
         } });
       } else {
-        const m = /^([01]) (-?\d+) ([0-9a-f]{8})$/.exec(status[k]);
+        const m = /^(-?\d+) ([0-9a-f]{8})$/.exec(status[k]);
         if (!m) throw new FlashError("repl", `unexpected answer from the board's check of ${file.name}: ${JSON.stringify(status[k].slice(0, 80))}`);
-        const partSize = Number(m[2]);
-        const from = partSize > 0 && partSize <= data.length && m[3] === crcHex(crc32(data.subarray(0, partSize))) ? partSize : 0;
-        const present = m[1] === "1";
+        const partSize = Number(m[1]);
+        const from = partSize > 0 && partSize <= data.length && m[2] === crcHex(crc32(data.subarray(0, partSize))) ? partSize : 0;
         if (alreadyThere) resumedFrom = base + from; // the first file this run writes to
         alreadyThere = false;
-        steps.push({ line: `_fk.f=assert(io.open(${luaQuote(file.name + PART)},"${from > 0 ? "ab" : "wb"}"))`, ack: () => opts.onProgress?.({ done: base + from, total, from: base + from }) });
+        steps.push({ line: `_fk.f=assert(io.open(${luaQuote(file.name)},"${from > 0 ? "ab" : "wb"}"))`, ack: () => opts.onProgress?.({ done: base + from, total, from: base + from }) });
         for (const c of luaChunks(data, from, DATA_PREFIX, "")) {
           steps.push({ line: c.line, ack: () => {
             lines++;
             opts.onProgress?.({ done: base + c.offset + c.length, total, from: base + from });
           } });
         }
-        steps.push({ line: `=_fk.fin(${luaQuote(file.name)},"${want(data)}"${present ? ",1" : ""})`, ack: (out) => {
-          if (out === "rename") fail(`the board could not rename ${file.name}${PART} to ${file.name}`);
+        steps.push({ line: `=_fk.fin(${luaQuote(file.name)},"${want(data)}")`, ack: (out) => {
           if (out !== "ok") fail(`${file.name} on the board has ${out.replace(/^crc /, "")} (bytes, CRC-32) after the upload; expected ${want(data)}`);
         } });
         steps.push({ line: `=_fk.cc(${luaQuote(file.name)})`, timeoutMs: COMPILE_MS, ack: compiled });
@@ -307,7 +308,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       last.push({ line: `_fk.f=assert(io.open(${luaQuote(INIT_NAME + PART)},"wb"))`, ack: () => undefined });
       // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
       for (const c of luaChunks(init, 0, DATA_PREFIX, "")) last.push({ line: c.line, ack: () => undefined });
-      last.push({ line: `=_fk.fin(${luaQuote(INIT_NAME)},"${want(init)}"${status[all.length].startsWith("1 ") ? ",1" : ""})`, ack: (out) => {
+      last.push({ line: `=_fk.fin(${luaQuote(INIT_NAME)},"${want(init)}",1)`, ack: (out) => {
         if (out !== "ok") fail(`${INIT_NAME} on the board: ${out}; expected ${want(init)}`);
       } });
     }
