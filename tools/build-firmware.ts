@@ -181,7 +181,7 @@ function emitBundle(program: ts.Program, imagePath: string, lazy?: Record<string
     const image = minifyLua(f.lua, { oneLine: split }).lua;
     mkdirSync(dirname(f.path), { recursive: true });
     writeFileSync(f.path, image);
-    const modules = (image.match(/\["[^"\n]+"\]=function\(/g) ?? []).length;
+    const modules = (image.match(/\[(?:"[^"\n]+"|\d+)\]=function\(/g) ?? []).length;
     out.push(`${relative(process.cwd(), f.path)}: ${Buffer.byteLength(image)} bytes (${modules} modules; ${Buffer.byteLength(f.lua)} before minifying)`);
   }
   // The core last: its line is the one scripts read (the last line of stdout).

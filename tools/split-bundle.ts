@@ -122,7 +122,9 @@ function partition(names: string[], size: (n: string) => number, parts: number):
 }
 
 const quote = (s: string) => JSON.stringify(s);
-const moduleEntry = (name: string, body: string) => `____modules[${quote(name)}] = function(...)\n${body}\n end`;
+/** A module's key: a short id is an integer (no quotes: 2 characters, and 4 escaped bytes on the REPL wire, per use), a lazy module keeps its name. */
+const key = (id: string) => (/^\d+$/.test(id) ? id : quote(id));
+const moduleEntry = (name: string, body: string) => `____modules[${key(name)}] = function(...)\n${body}\n end`;
 
 /**
  * Split the bundle:
@@ -148,15 +150,15 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
   // prototype of its file until it returns, and the first one runs until boot is over.
   const parts: string[][] = [[], ...partition(dependencyOrder([entry], byName, core), (n) => byName.get(n)!.body.length, coreBases.length - 1)];
   // Every module but the lazy ones (whose names the core's code holds as strings)
-  // under a short name: each name is on the wire at every install, once per require.
-  const shortNames = new Map(modules.filter((m) => !(m.name in lazy)).map((m, k) => [m.name, k.toString(36)]));
+  // under a short id, an integer: each is on the wire at every install, once per require.
+  const shortNames = new Map(modules.filter((m) => !(m.name in lazy)).map((m, k) => [m.name, String(k)]));
   const id = (n: string) => shortNames.get(n) ?? n;
-  const entryOf = (n: string) => moduleEntry(id(n), byName.get(n)!.body.replace(/\brequire\("([^"\n]+)"\)/g, (whole, r: string) => (shortNames.has(r) ? `require(${quote(id(r))})` : whole)));
+  const entryOf = (n: string) => moduleEntry(id(n), byName.get(n)!.body.replace(/\brequire\("([^"\n]+)"\)/g, (whole, r: string) => (shortNames.has(r) ? `require(${key(id(r))})` : whole)));
   const idsOf = (names: string[]) => Object.fromEntries(names.map((n) => [id(n), n]));
   const files: SplitFile[] = [];
   const placed = new Set(core);
   const chunkMap = Object.entries(lazy).map(([name, base]) => `[${quote(name)}] = ${quote(base)}`).join(", ");
-  const runAll = (names: string[]) => names.map((n) => `require(${quote(id(n))})`);
+  const runAll = (names: string[]) => names.map((n) => `require(${key(id(n))})`);
   files.push({
     base: coreBases[0],
     modules: parts[0],
@@ -192,7 +194,7 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
       ...runAll(parts[0]),
       // Each further core file registers and runs its modules; then its bodies are garbage.
       ...coreBases.slice(1).flatMap((b) => [`____load(${quote(b)})(____modules, require)`, "pcall(collectgarbage)"]),
-      `local ____entry = require(${quote(id(entry))}, ...)`,
+      `local ____entry = require(${key(id(entry))}, ...)`,
       // start(load) gets this require: only what start keeps (a keyfob that
       // is not locked) holds it after boot, so a locked keyfob's module
       // bodies and export tables become garbage.
