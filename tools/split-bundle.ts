@@ -138,8 +138,42 @@ const moduleEntry = (name: string, body: string) => `____modules[${key(name)}] =
  *   reaches, loaded by require on first use.
  * A lazy module the core reaches statically is an error (it would never be lazy).
  */
+/**
+ * Modules left empty by the build's passes (every export folded into its
+ * readers or dropped: `local ____exports = {}` and `return ____exports`)
+ * run nothing and give nothing: a require of one whose result no code reads
+ * (`local ____x = require("m")` with ____x used nowhere else in the module,
+ * or a bare `require("m")`) is removed, and a module nothing requires any
+ * more is not in the image (the closure below). Bytes on the wire at every
+ * install, and a table each for as long as the loader lives.
+ */
+export function dropEmptyRequires(modules: BundleModule[]): { modules: BundleModule[]; dropped: number } {
+  const empty = new Set(modules.filter((m) => /^\s*local (\w+) = \{\}\s*return \1\s*$/.test(m.body)).map((m) => m.name));
+  let dropped = 0;
+  const out = modules.map((m) => {
+    const lines = m.body.split("\n");
+    const kept = lines.filter((line) => {
+      const bare = /^\s*require\("([^"\n]+)"\)\s*$/.exec(line);
+      if (bare && empty.has(bare[1])) {
+        dropped++;
+        return false;
+      }
+      const local = /^\s*local (\w+) = require\("([^"\n]+)"\)\s*$/.exec(line);
+      if (!local || !empty.has(local[2])) return true;
+      const uses = m.body.match(new RegExp(`(?<![\\w.:])${local[1]}(?!\\w)`, "g"))?.length ?? 0;
+      if (uses > 1) return true;
+      dropped++;
+      return false;
+    });
+    return { name: m.name, body: kept.join("\n") };
+  });
+  return { modules: out, dropped };
+}
+
 export function splitBundle(lua: string, coreBases: string[], lazy: Record<string, string>): SplitFile[] {
-  const { modules, entry } = parseBundle(lua);
+  const parsed = parseBundle(lua);
+  const { entry } = parsed;
+  const modules = dropEmptyRequires(parsed.modules).modules;
   const byName = new Map(modules.map((m) => [m.name, m]));
   const core = closure([entry], byName, new Set());
   for (const name of Object.keys(lazy)) {

@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { LUA_NAMES, mangleFields, wordsOf } from "../../tools/subset/mangle-fields.js";
 import { dropInt32Masks } from "../../tools/subset/int32-masks.js";
+import { dropEmptyRequires, parseBundle, splitBundle } from "../../tools/split-bundle.js";
 import { runCLua } from "../support/lua-vm.js";
 import { TSTL_BUNDLE_HEAD } from "../support/tstl-bundle.js";
 
@@ -112,5 +113,53 @@ io.write(table.concat(r, ";"))
     expect(runCLua("lua32", lua)).toBe(runCLua("lua32", src));
     // On 64-bit Lua they differ for negative numbers: why the library bundle keeps its masks.
     expect(runCLua("lua5.3", lua)).not.toBe(runCLua("lua5.3", src));
+  });
+});
+
+describe("dropEmptyRequires (tools/split-bundle.ts)", () => {
+  it("removes a require of an empty module whose result nothing reads, keeps one whose result is read, and the empty module leaves the image", () => {
+    const bundle = TSTL_BUNDLE_HEAD + String.raw`
+____modules = {
+["types"] = function(...) 
+local ____exports = {}
+return ____exports
+ end,
+["a"] = function(...) 
+local ____exports = {}
+local ____types = require("types")
+require("types")
+____exports.x = 1
+return ____exports
+ end,
+["b"] = function(...) 
+local ____exports = {}
+local ____types = require("types")
+____exports.t = ____types
+return ____exports
+ end,
+["main"] = function(...) 
+local ____exports = {}
+local ____a = require("a")
+function ____exports.start() return ____a.x end
+return ____exports
+ end,
+}
+local ____entry = require("main", ...)
+return ____entry
+`;
+    const { modules } = parseBundle(bundle);
+    const { modules: out, dropped } = dropEmptyRequires(modules);
+    expect(dropped).toBe(2);
+    const body = (n: string) => out.find((m) => m.name === n)!.body;
+    expect(body("a")).not.toContain('require("types")');
+    expect(body("b")).toContain('local ____types = require("types")');
+    // The split image: "types" is no longer reached from the entry, so it is in no file.
+    const files = splitBundle(bundle, ["core", "core-2"], {});
+    expect(files.flatMap((f) => f.modules)).toEqual(expect.arrayContaining(["main", "a"]));
+    expect(files.flatMap((f) => f.modules)).not.toContain("types");
+    const lua = files.map((f) => f.lua);
+    expect(runCLua("lua5.3", `local files = {} ${lua.slice(1).map((l, k) => `files["core-${k + 2}"] = function(...) ${l} end`).join(" ")}
+      loadfile = function(n) local f = files[n:gsub("%.lc$", ""):gsub("%.lua$", "")] return f end
+      local function chunk(...) ${lua[0]} end io.write(chunk().start())`)).toBe("1");
   });
 });
