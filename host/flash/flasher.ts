@@ -62,6 +62,8 @@ const PART = ".part";
  *   that check, and removed once every .lc loads; init.lua comes last.
  * - _fk.ld(l): load a .lc as a binary chunk, streamed as loadfile does; the
  *   chunk (nil: does not load) and the bytes read.
+ * - _fk.o(n, a): open NAME for the upload (a: append, to continue a prefix).
+ * - _fk.fc(n, w): _fk.fin, then (if "ok") _fk.cc: one line per file.
  * - _fk.cc(n): node.compile (node.c:718-779: NAME.lua -> NAME.lc, debug
  *   information stripped), then the .lc must load: "ok SIZE", else "bad SIZE"
  *   or "err MESSAGE". Skipped once a _fk.fin failed (a line already in flight
@@ -74,10 +76,16 @@ const BOARD_HELPERS: readonly string[] = [
   'function _fk.fin(n,w,p) assert(_fk.f:close()) _fk.f=nil if p then file.remove(n) if not file.rename(n..".part",n) then _fk.bad=1 return "rename" end end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end return "ok" end',
   'function _fk.ld(l) local f,s=io.open(l,"rb"),0 if not f then return nil,-1 end local function r() local b=f:read(256) s=s+(b and #b or 0) return b end local g=load(r,"=lc","b") while r() do end f:close() return g,s end',
   'function _fk.cc(n) if _fk.bad then return "skip" end local o,e=pcall(node.compile,n) if not o then _fk.bad=1 return "err "..tostring(e) end local g,s=_fk.ld(n:sub(1,-5)..".lc") return (g and "ok " or "bad ")..s end',
+  'function _fk.fc(n,w) local r=_fk.fin(n,w) if r~="ok" then return r end return _fk.cc(n) end',
+  'function _fk.o(n,a) _fk.f=assert(io.open(n,a and "ab" or "wb")) end',
 ];
-/** After node.restart(): one INFO try per INFO_POLL_MS, for RESTART_LIMIT_MS at most. */
+/**
+ * After node.restart(): one INFO try per INFO_POLL_MS for RESTART_LIMIT_MS
+ * (a try is a new request id: a reply later than INFO_POLL_MS is dropped), then,
+ * for a board that answers more slowly than that, 3 more with 2 s each.
+ */
 const INFO_POLL_MS = 50;
-const RESTART_LIMIT_MS = 8000;
+const RESTART_LIMIT_MS = 3000;
 /** node.compile parses a whole file in RAM and writes its .lc to SPIFFS: give it longer than a line. */
 const COMPILE_MS = 30000;
 /**
@@ -276,17 +284,18 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
         const from = partSize > 0 && partSize <= data.length && m[2] === crcHex(crc32(data.subarray(0, partSize))) ? partSize : 0;
         if (alreadyThere) resumedFrom = base + from; // the first file this run writes to
         alreadyThere = false;
-        steps.push({ line: `_fk.f=assert(io.open(${luaQuote(file.name)},"${from > 0 ? "ab" : "wb"}"))`, ack: () => opts.onProgress?.({ done: base + from, total, from: base + from }) });
+        steps.push({ line: `_fk.o(${luaQuote(file.name)}${from > 0 ? ",1" : ""})`, ack: () => opts.onProgress?.({ done: base + from, total, from: base + from }) });
         for (const c of luaChunks(data, from, DATA_PREFIX, "")) {
           steps.push({ line: c.line, ack: () => {
             lines++;
             opts.onProgress?.({ done: base + c.offset + c.length, total, from: base + from });
           } });
         }
-        steps.push({ line: `=_fk.fin(${luaQuote(file.name)},"${want(data)}")`, ack: (out) => {
-          if (out !== "ok") fail(`${file.name} on the board has ${out.replace(/^crc /, "")} (bytes, CRC-32) after the upload; expected ${want(data)}`);
+        // Finish and compile in one line: _fk.fc answers _fk.fin's failure or _fk.cc's answer.
+        steps.push({ line: `=_fk.fc(${luaQuote(file.name)},"${want(data)}")`, timeoutMs: COMPILE_MS, ack: (out) => {
+          if (out.startsWith("crc ")) fail(`${file.name} on the board has ${out.slice(4)} (bytes, CRC-32) after the upload; expected ${want(data)}`);
+          compiled(out);
         } });
-        steps.push({ line: `=_fk.cc(${luaQuote(file.name)})`, timeoutMs: COMPILE_MS, ack: compiled });
       }
       function compiled(out: string): void {
         const lc = bytecodeName(file.name);
@@ -303,9 +312,10 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     // nothing (a damaged .lc fails closed, never falls back to parsing source).
     // Then init.lua, last, so the board boots the firmware only once the image
     // is complete; then the echo back on.
-    const last: Step[] = all.map((f) => ({ line: `file.remove(${luaQuote(f.name)})`, ack: () => undefined }));
+    const last: Step[] = [{ line: `for _,n in ipairs({${all.map((f) => luaQuote(f.name)).join(",")}}) do file.remove(n) end`, ack: () => undefined }];
+    if (last[0].line.length > MAX_LINE) throw new RangeError("flasher: too many image files for one remove line");
     if (status[all.length] !== "ok") {
-      last.push({ line: `_fk.f=assert(io.open(${luaQuote(INIT_NAME + PART)},"wb"))`, ack: () => undefined });
+      last.push({ line: `_fk.o(${luaQuote(INIT_NAME + PART)})`, ack: () => undefined });
       // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
       for (const c of luaChunks(init, 0, DATA_PREFIX, "")) last.push({ line: c.line, ack: () => undefined });
       last.push({ line: `=_fk.fin(${luaQuote(INIT_NAME)},"${want(init)}",1)`, ack: (out) => {
@@ -332,20 +342,27 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   // (the ROM ignores it), so a short timeout and many tries find it as soon as
   // it listens, without guessing how long a boot takes.
   await new Promise((r) => setTimeout(r, opts.restartWaitMs ?? 0));
-  const t2 = open();
+  const ask = async (timeoutMs: number, retries: number): Promise<KeyfobInfo> => {
+    const tr = open();
+    try {
+      const session = await DeviceSession.open(tr, { timeoutMs, retries });
+      try {
+        return await session.info();
+      } finally {
+        await session.close();
+        count(tr);
+      }
+    } catch (e) {
+      await tr.close().catch(() => undefined);
+      throw e;
+    }
+  };
   let info: KeyfobInfo;
   try {
-    const session = await DeviceSession.open(t2, { timeoutMs: INFO_POLL_MS, retries: Math.ceil(RESTART_LIMIT_MS / INFO_POLL_MS) });
-    try {
-      info = await session.info();
-    } finally {
-      await session.close();
-    }
+    info = await ask(INFO_POLL_MS, Math.ceil(RESTART_LIMIT_MS / INFO_POLL_MS)).catch(() => ask(2000, 3));
   } catch (e) {
-    await t2.close().catch(() => undefined);
     throw new FlashError("verify", `${opts.port}: the image is written and checked, but after the restart the firmware did not answer INFO (${(e as Error).message})`);
   }
-  count(t2);
   return {
     port: opts.port, imageBytes: total, crc: crcHex(crc32(image)), alreadyThere, resumedFrom, lines,
     wireBytesOut: wire.out, wireBytesIn: wire.in, uploadMs, totalMs: performance.now() - t0, bytecode, info,
