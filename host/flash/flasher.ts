@@ -311,7 +311,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     // The sources go only now that every .lc loads: the board boots bytecode or
     // nothing (a damaged .lc fails closed, never falls back to parsing source).
     // Then init.lua, last, so the board boots the firmware only once the image
-    // is complete; then the echo back on.
+    // is complete.
     const last: Step[] = [{ line: `for _,n in ipairs({${all.map((f) => luaQuote(f.name)).join(",")}}) do file.remove(n) end`, ack: () => undefined }];
     if (last[0].line.length > MAX_LINE) throw new RangeError("flasher: too many image files for one remove line");
     if (status[all.length] !== "ok") {
@@ -322,7 +322,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
         if (out !== "ok") fail(`${INIT_NAME} on the board: ${out}; expected ${want(init)}`);
       } });
     }
-    last.push({ line: `uart.setup(0,${baud},8,0,1,1)`, ack: () => undefined });
+    // No echo back on: node.restart() follows, and input_echo starts true at every boot (linput.c:25).
     await runLines(last, (i, out) => last[i].ack(out));
     const restart = "node.restart()";
     await repl.fire(restart);
