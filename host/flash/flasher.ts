@@ -63,11 +63,19 @@ const PART = ".part";
  * - _fk.ld(l): load a .lc as a binary chunk, streamed as loadfile does; the
  *   chunk (nil: does not load) and the bytes read.
  * - _fk.o(n, a): open NAME for the upload (a: append, to continue a prefix).
- * - _fk.fc(n, w): _fk.fin, then (if "ok") _fk.cc: one line per file.
- * - _fk.cc(n): node.compile (node.c:718-779: NAME.lua -> NAME.lc, debug
- *   information stripped), then the .lc must load: "ok SIZE", else "bad SIZE"
- *   or "err MESSAGE". Skipped once a _fk.fin failed (a line already in flight
- *   then compiles nothing).
+ * - _fk.cc(n): close the upload's file (newlib shows a full SPIFFS only at
+ *   close), then node.compile (node.c:718-779: NAME.lua -> NAME.lc, debug
+ *   information stripped): "ok", else "err MESSAGE".
+ * - _fk.vr(n, w): the checks of one file, after its compile: NAME holds w
+ *   (else "crc SIZE CRC"), and NAME.lc loads as a binary chunk: "ok SIZE",
+ *   else "bad SIZE". Sent a few data lines into the next file's upload: the
+ *   board runs it while the wire carries the next lines (it reads flash for
+ *   ~35 ms; a data line leaves the board idle for ~19 of its 21 ms), so the
+ *   checks cost no wire time. A compile of a source that fails its check
+ *   later is harmless: nothing is trusted until every check passed, and
+ *   init.lua comes last.
+ * Every one but _fk.o answers "skip" once a step failed (_fk.bad): a line
+ * already in flight then changes nothing.
  */
 export const DATA_PREFIX = "W";
 const BOARD_HELPERS: readonly string[] = [
@@ -75,8 +83,8 @@ const BOARD_HELPERS: readonly string[] = [
   'function _fk.st(n,w) if not _fk.l[n] then return "-1 00000000" end local h=_fk.crc(n) return h==w and "ok" or h end',
   'function _fk.fin(n,w,p) assert(_fk.f:close()) _fk.f=nil if p then file.remove(n) if not file.rename(n..".part",n) then _fk.bad=1 return "rename" end end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end return "ok" end',
   'function _fk.ld(l) local f,s=io.open(l,"rb"),0 if not f then return nil,-1 end local function r() local b=f:read(256) s=s+(b and #b or 0) return b end local g=load(r,"=lc","b") while r() do end f:close() return g,s end',
-  'function _fk.cc(n) if _fk.bad then return "skip" end local o,e=pcall(node.compile,n) if not o then _fk.bad=1 return "err "..tostring(e) end local g,s=_fk.ld(n:sub(1,-5)..".lc") return (g and "ok " or "bad ")..s end',
-  'function _fk.fc(n,w) local r=_fk.fin(n,w) if r~="ok" then return r end return _fk.cc(n) end',
+  'function _fk.cc(n) if _fk.f then assert(_fk.f:close()) _fk.f=nil end if _fk.bad then return "skip" end local o,e=pcall(node.compile,n) if not o then _fk.bad=1 return "err "..tostring(e) end return "ok" end',
+  'function _fk.vr(n,w) if _fk.bad then return "skip" end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end local g,s=_fk.ld(n:sub(1,-5)..".lc") if not g then _fk.bad=1 end return (g and "ok " or "bad ")..s end',
   'function _fk.o(n,a) _fk.f=assert(io.open(n,a and "ab" or "wb")) end',
 ];
 /**
@@ -257,27 +265,30 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       if (e instanceof ReplError && e.code === "lua_error") throw new FlashError("repl", `the board rejected the install helpers: ${e.message}`);
       throw e;
     }
-    // One batch for every file: [open, data lines, finish] where the board
-    // lacks it, then its compile, every time (an .lc left by an older image or
-    // a broken run is never trusted). The host cannot predict the board's
-    // bytecode, so the check is the board's own loader: the .lc must load (a
-    // truncated or damaged one does not), and it must not be empty.
+    // One batch for every file: [open, data lines] where the board lacks it,
+    // then its close and compile, every time (an .lc left by an older image or
+    // a broken run is never trusted); its checks (_fk.vr) follow a few data
+    // lines into the next file. The host cannot predict the board's bytecode,
+    // so that check is the board's own loader: the .lc must load (a truncated
+    // or damaged one does not), and it must not be empty.
     type Step = { line: string; timeoutMs?: number; ack: (output: string) => void };
     const steps: Step[] = [];
     const fail = (msg: string): never => {
       throw new FlashError("verify", `${opts.port}: ${msg}`);
     };
+    /** Data lines of the next file before the previous file's checks go out. */
+    const CHECK_AFTER_LINES = 2;
+    let pendingCheck: Step | undefined;
+    const flushCheck = () => {
+      if (pendingCheck) steps.push(pendingCheck);
+      pendingCheck = undefined;
+    };
     all.forEach((file, k) => {
       const data = file.data;
       const base = done;
       done += data.length;
-      if (status[k] === "ok") {
-        // Complete on the board: counted as done once the batch reaches it.
-        steps.push({ line: `=_fk.cc(${luaQuote(file.name)})`, timeoutMs: COMPILE_MS, ack: (out) => {
-          compiled(out);
-          opts.onProgress?.({ done: base + data.length, total, from: base });
-        } });
-      } else {
+      const uploaded = status[k] !== "ok";
+      if (uploaded) {
         const m = /^(-?\d+) ([0-9a-f]{8})$/.exec(status[k]);
         if (!m) throw new FlashError("repl", `unexpected answer from the board's check of ${file.name}: ${JSON.stringify(status[k].slice(0, 80))}`);
         const partSize = Number(m[1]);
@@ -285,26 +296,30 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
         if (alreadyThere) resumedFrom = base + from; // the first file this run writes to
         alreadyThere = false;
         steps.push({ line: `_fk.o(${luaQuote(file.name)}${from > 0 ? ",1" : ""})`, ack: () => opts.onProgress?.({ done: base + from, total, from: base + from }) });
-        for (const c of luaChunks(data, from, DATA_PREFIX, "")) {
+        luaChunks(data, from, DATA_PREFIX, "").forEach((c, i) => {
           steps.push({ line: c.line, ack: () => {
             lines++;
             opts.onProgress?.({ done: base + c.offset + c.length, total, from: base + from });
           } });
-        }
-        // Finish and compile in one line: _fk.fc answers _fk.fin's failure or _fk.cc's answer.
-        steps.push({ line: `=_fk.fc(${luaQuote(file.name)},"${want(data)}")`, timeoutMs: COMPILE_MS, ack: (out) => {
-          if (out.startsWith("crc ")) fail(`${file.name} on the board has ${out.slice(4)} (bytes, CRC-32) after the upload; expected ${want(data)}`);
-          compiled(out);
-        } });
+          if (i + 1 === CHECK_AFTER_LINES) flushCheck();
+        });
       }
-      function compiled(out: string): void {
-        const lc = bytecodeName(file.name);
+      flushCheck();
+      steps.push({ line: `=_fk.cc(${luaQuote(file.name)})`, timeoutMs: COMPILE_MS, ack: (out) => {
         if (out.startsWith("err ")) fail(`node.compile of ${file.name} failed on the board: ${out.slice(4, 204)}`);
+        if (out !== "ok") fail(`${file.name}: the board skipped its compile after an earlier failure (${out})`);
+        // Complete on the board: counted as done once the batch reaches it.
+        if (!uploaded) opts.onProgress?.({ done: base + data.length, total, from: base });
+      } });
+      const lc = bytecodeName(file.name);
+      pendingCheck = { line: `=_fk.vr(${luaQuote(file.name)},"${want(data)}")`, timeoutMs: COMPILE_MS, ack: (out) => {
+        if (out.startsWith("crc ")) fail(`${file.name} on the board has ${out.slice(4)} (bytes, CRC-32) after the upload; expected ${want(data)}`);
         const have = /^ok (\d+)$/.exec(out);
         if (!have || Number(have[1]) <= 0) fail(`${lc} on the board (${out.replace(/^\w+ /, "")} bytes) does not load after node.compile`);
         bytecode.push({ name: lc, bytes: Number(have![1]) });
-      }
+      } };
     });
+    flushCheck();
     await runLines(steps, (i, out) => steps[i].ack(out));
     if (alreadyThere) resumedFrom = total;
     uploadMs = performance.now() - tu;
