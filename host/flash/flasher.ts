@@ -24,7 +24,7 @@
  *    init.lua.part and a rename, so the board boots the firmware only once
  *    the image is complete; init.lua boots fobkit.lc.
  * 6. node.restart(); the firmware must answer INFO over the protocol (asked
- *    every INFO_POLL_MS until it does).
+ *    from BOOT_MIN_MS on, INFO_TIMEOUTS_MS).
  */
 import { LINK_BAUD } from "../../protocol/codes.js";
 import { DeviceSession, type KeyfobInfo } from "../device/session.js";
@@ -88,12 +88,17 @@ const BOARD_HELPERS: readonly string[] = [
   'function _fk.o(n,a) _fk.f=assert(io.open(n,a and "ab" or "wb")) end',
 ];
 /**
- * After node.restart(): one INFO try per INFO_POLL_MS for RESTART_LIMIT_MS
- * (a try is a new request id: a reply later than INFO_POLL_MS is dropped), then,
- * for a board that answers more slowly than that, 3 more with 2 s each.
+ * After node.restart(): nothing can answer before the ESP32's ROM, bootloader
+ * and image check are through, about 300 ms (docs/power.md:273, Espressif's
+ * figure), so the first INFO goes then. Each try is one request with a new
+ * id (a reply after its timeout is dropped), so the timeouts grow: a request
+ * every 100 ms while a board is most likely to come up, then doubling. What
+ * is sent while the board boots is lost, and at most a dozen requests are ever
+ * outstanding, so a slow board is never buried under INFO frames it must answer
+ * one by one before it gets to the current one.
  */
-const INFO_POLL_MS = 50;
-const RESTART_LIMIT_MS = 3000;
+export const BOOT_MIN_MS = 300;
+const INFO_TIMEOUTS_MS: readonly number[] = [100, 100, 100, 100, 100, 100, 100, 200, 400, 800, 1600, 3200];
 /** node.compile parses a whole file in RAM and writes its .lc to SPIFFS: give it longer than a line. */
 const COMPILE_MS = 30000;
 /**
@@ -148,7 +153,7 @@ export interface FlashOptions {
   signal?: AbortSignal;
   /** Wait for the prompt after a line (default 5000 ms). */
   lineTimeoutMs?: number;
-  /** After node.restart(), before the first INFO (default 0: INFO is asked every INFO_POLL_MS until the firmware answers). */
+  /** After node.restart(), before the first INFO (default BOOT_MIN_MS; then INFO_TIMEOUTS_MS). */
   restartWaitMs?: number;
 }
 
@@ -295,11 +300,11 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
         const from = partSize > 0 && partSize <= data.length && m[2] === crcHex(crc32(data.subarray(0, partSize))) ? partSize : 0;
         if (alreadyThere) resumedFrom = base + from; // the first file this run writes to
         alreadyThere = false;
-        steps.push({ line: `_fk.o(${luaQuote(file.name)}${from > 0 ? ",1" : ""})`, ack: () => opts.onProgress?.({ done: base + from, total, from: base + from }) });
+        steps.push({ line: `_fk.o(${luaQuote(file.name)}${from > 0 ? ",1" : ""})`, ack: () => opts.onProgress?.({ done: base + from, total, from: resumedFrom }) });
         luaChunks(data, from, DATA_PREFIX, "").forEach((c, i) => {
           steps.push({ line: c.line, ack: () => {
             lines++;
-            opts.onProgress?.({ done: base + c.offset + c.length, total, from: base + from });
+            opts.onProgress?.({ done: base + c.offset + c.length, total, from: resumedFrom });
           } });
           if (i + 1 === CHECK_AFTER_LINES) flushCheck();
         });
@@ -309,7 +314,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
         if (out.startsWith("err ")) fail(`node.compile of ${file.name} failed on the board: ${out.slice(4, 204)}`);
         if (out !== "ok") fail(`${file.name}: the board skipped its compile after an earlier failure (${out})`);
         // Complete on the board: counted as done once the batch reaches it.
-        if (!uploaded) opts.onProgress?.({ done: base + data.length, total, from: base });
+        if (!uploaded) opts.onProgress?.({ done: base + data.length, total, from: alreadyThere ? base + data.length : resumedFrom });
       } });
       const lc = bytecodeName(file.name);
       pendingCheck = { line: `=_fk.vr(${luaQuote(file.name)},"${want(data)}")`, timeoutMs: COMPILE_MS, ack: (out) => {
@@ -353,10 +358,8 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   count(t);
 
   // The board restarts (ROM, bootloader, NodeMCU, init.lua): ask INFO until it
-  // answers. What is sent before the firmware takes the console is lost
-  // (the ROM ignores it), so a short timeout and many tries find it as soon as
-  // it listens, without guessing how long a boot takes.
-  await new Promise((r) => setTimeout(r, opts.restartWaitMs ?? 0));
+  // answers (BOOT_MIN_MS, INFO_TIMEOUTS_MS).
+  await new Promise((r) => setTimeout(r, opts.restartWaitMs ?? BOOT_MIN_MS));
   const ask = async (timeoutMs: number, retries: number): Promise<KeyfobInfo> => {
     const tr = open();
     try {
@@ -372,11 +375,18 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       throw e;
     }
   };
-  let info: KeyfobInfo;
-  try {
-    info = await ask(INFO_POLL_MS, Math.ceil(RESTART_LIMIT_MS / INFO_POLL_MS)).catch(() => ask(2000, 3));
-  } catch (e) {
-    throw new FlashError("verify", `${opts.port}: the image is written and checked, but after the restart the firmware did not answer INFO (${(e as Error).message})`);
+  let info: KeyfobInfo | undefined;
+  let last: unknown;
+  for (const timeoutMs of INFO_TIMEOUTS_MS) {
+    try {
+      info = await ask(timeoutMs, 0);
+      break;
+    } catch (e) {
+      last = e;
+    }
+  }
+  if (info === undefined) {
+    throw new FlashError("verify", `${opts.port}: the image is written and checked, but after the restart the firmware did not answer INFO in ${INFO_TIMEOUTS_MS.length} tries over ${(BOOT_MIN_MS + INFO_TIMEOUTS_MS.reduce((a, b) => a + b, 0)) / 1000} s (${(last as Error).message})`);
   }
   return {
     port: opts.port, imageBytes: total, crc: crcHex(crc32(image)), alreadyThere, resumedFrom, lines,
