@@ -92,13 +92,13 @@ const BOARD_HELPERS: readonly string[] = [
  * and image check are through, about 300 ms (docs/power.md:273, Espressif's
  * figure), so the first INFO goes then. Each try is one request with a new
  * id (a reply after its timeout is dropped), so the timeouts grow: a request
- * every 100 ms while a board is most likely to come up, then doubling. What
- * is sent while the board boots is lost, and at most a dozen requests are ever
+ * every 50 ms, then 100 ms, while a board is most likely to come up, then
+ * doubling. What is sent while the board boots is lost, and at most 16 requests are ever
  * outstanding, so a slow board is never buried under INFO frames it must answer
  * one by one before it gets to the current one.
  */
 export const BOOT_MIN_MS = 300;
-const INFO_TIMEOUTS_MS: readonly number[] = [100, 100, 100, 100, 100, 100, 100, 200, 400, 800, 1600, 3200];
+const INFO_TIMEOUTS_MS: readonly number[] = [50, 50, 50, 50, 50, 50, 100, 100, 100, 100, 100, 200, 400, 800, 1600, 3200];
 /** node.compile parses a whole file in RAM and writes its .lc to SPIFFS: give it longer than a line. */
 const COMPILE_MS = 30000;
 /**
