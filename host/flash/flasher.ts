@@ -54,15 +54,16 @@ const PART = ".part";
  *   per file, file.c:39-75), so a file that is not there costs no lookup.
  * - _fk.st(n, w): "ok" when NAME holds w, else NAME's "SIZE CRC" ("-1 00000000":
  *   none); the host decides whether that is a prefix of the file to continue.
- * - _fk.fin(n, w, p): close the upload's file (newlib shows a full SPIFFS only
- *   at close); with p (init.lua, which must appear whole or not at all) remove
- *   NAME and rename NAME.part to NAME (SPIFFS rename refuses an existing
- *   target); then check NAME holds w: "ok", else what failed. A source is
- *   written under its own name: it is only ever read by node.compile, after
- *   that check, and removed once every .lc loads; init.lua comes last.
+ * - _fk.fin(n, w): for init.lua, which must appear whole or not at all:
+ *   close the upload's file (newlib shows a full SPIFFS only at close),
+ *   remove NAME and rename NAME.part to NAME (SPIFFS rename refuses an
+ *   existing target), then check NAME holds w: "ok", else what failed. A
+ *   source is written under its own name: only node.compile reads it, its
+ *   check follows, and it is removed once every .lc loads.
  * - _fk.ld(l): load a .lc as a binary chunk, streamed as loadfile does; the
  *   chunk (nil: does not load) and the bytes read.
  * - _fk.o(n, a): open NAME for the upload (a: append, to continue a prefix).
+ * - _fk.x(e): a failure: sets _fk.bad, answers "err MESSAGE".
  * - _fk.cc(n): close the upload's file (newlib shows a full SPIFFS only at
  *   close), then node.compile (node.c:718-779: NAME.lua -> NAME.lc, debug
  *   information stripped): "ok", else "err MESSAGE".
@@ -74,18 +75,21 @@ const PART = ".part";
  *   checks cost no wire time. A compile of a source that fails its check
  *   later is harmless: nothing is trusted until every check passed, and
  *   init.lua comes last.
- * Every one but _fk.o answers "skip" once a step failed (_fk.bad): a line
- * already in flight then changes nothing.
+ * Once a step failed (_fk.bad) every one answers "skip" (_fk.o raises, and
+ * the sources' removal is skipped too): the lines already in flight behind
+ * the failure, up to WINDOW_BYTES, change nothing. So the sources' removal
+ * and init.lua ride in the same batch as the uploads.
  */
 export const DATA_PREFIX = "W";
 const BOARD_HELPERS: readonly string[] = [
-  `function ${DATA_PREFIX}(s) _fk.f:write(s) end`,
+  `function ${DATA_PREFIX}(s) if not _fk.f then _fk.bad=1 end _fk.f:write(s) end`,
   'function _fk.st(n,w) if not _fk.l[n] then return "-1 00000000" end local h=_fk.crc(n) return h==w and "ok" or h end',
-  'function _fk.fin(n,w,p) assert(_fk.f:close()) _fk.f=nil if p then file.remove(n) if not file.rename(n..".part",n) then _fk.bad=1 return "rename" end end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end return "ok" end',
+  'function _fk.fin(n,w) if _fk.bad then return "skip" end assert(_fk.f:close()) _fk.f=nil file.remove(n) if not file.rename(n..".part",n) then return "rename" end local h=_fk.crc(n) return h==w and "ok" or "crc "..h end',
   'function _fk.ld(l) local f,s=io.open(l,"rb"),0 if not f then return nil,-1 end local function r() local b=f:read(256) s=s+(b and #b or 0) return b end local g=load(r,"=lc","b") while r() do end f:close() return g,s end',
-  'function _fk.cc(n) if _fk.f then assert(_fk.f:close()) _fk.f=nil end if _fk.bad then return "skip" end local o,e=pcall(node.compile,n) if not o then _fk.bad=1 return "err "..tostring(e) end return "ok" end',
+  'function _fk.x(e) _fk.bad=1 return "err "..tostring(e) end',
+  'function _fk.cc(n) if _fk.bad then return "skip" end local f,o,e=_fk.f if f then _fk.f=nil o,e=f:close() if not o then return _fk.x(e) end end o,e=pcall(node.compile,n) if not o then return _fk.x(e) end return "ok" end',
   'function _fk.vr(n,w) if _fk.bad then return "skip" end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end local g,s=_fk.ld(n:sub(1,-5)..".lc") if not g then _fk.bad=1 end return (g and "ok " or "bad ")..s end',
-  'function _fk.o(n,a) _fk.f=assert(io.open(n,a and "ab" or "wb")) end',
+  'function _fk.o(n,a) assert(not _fk.bad,"an earlier step failed") local f,e=io.open(n,a and "ab" or "wb") if not f then _fk.bad=1 error(e) end _fk.f=f end',
 ];
 /**
  * After node.restart(): nothing can answer before the ESP32's ROM, bootloader
@@ -325,25 +329,25 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       } };
     });
     flushCheck();
-    await runLines(steps, (i, out) => steps[i].ack(out));
-    if (alreadyThere) resumedFrom = total;
-    uploadMs = performance.now() - tu;
-    // The sources go only now that every .lc loads: the board boots bytecode or
-    // nothing (a damaged .lc fails closed, never falls back to parsing source).
-    // Then init.lua, last, so the board boots the firmware only once the image
-    // is complete.
-    const last: Step[] = [{ line: `for _,n in ipairs({${all.map((f) => luaQuote(f.name)).join(",")}}) do file.remove(n) end`, ack: () => undefined }];
+    // The sources go only once every .lc loads (the board skips this line after
+    // any failure): the board boots bytecode or nothing (a damaged .lc fails
+    // closed, never falls back to parsing source). Then init.lua, last, so the
+    // board boots the firmware only once the image is complete.
+    const last: Step[] = [{ line: `if not _fk.bad then for _,n in ipairs({${all.map((f) => luaQuote(f.name)).join(",")}}) do file.remove(n) end end`, ack: () => undefined }];
     if (last[0].line.length > MAX_LINE) throw new RangeError("flasher: too many image files for one remove line");
     if (status[all.length] !== "ok") {
       last.push({ line: `_fk.o(${luaQuote(INIT_NAME + PART)})`, ack: () => undefined });
       // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
       for (const c of luaChunks(init, 0, DATA_PREFIX, "")) last.push({ line: c.line, ack: () => undefined });
-      last.push({ line: `=_fk.fin(${luaQuote(INIT_NAME)},"${want(init)}",1)`, ack: (out) => {
+      last.push({ line: `=_fk.fin(${luaQuote(INIT_NAME)},"${want(init)}")`, ack: (out) => {
         if (out !== "ok") fail(`${INIT_NAME} on the board: ${out}; expected ${want(init)}`);
       } });
     }
     // No echo back on: node.restart() follows, and input_echo starts true at every boot (linput.c:25).
-    await runLines(last, (i, out) => last[i].ack(out));
+    steps.push(...last);
+    await runLines(steps, (i, out) => steps[i].ack(out));
+    if (alreadyThere) resumedFrom = total;
+    uploadMs = performance.now() - tu;
     const restart = "node.restart()";
     await repl.fire(restart);
     // Let the line leave before the port closes: its time on the wire, and a margin.
