@@ -81,7 +81,7 @@ const PART = ".part";
  * and init.lua ride in the same batch as the uploads.
  */
 export const DATA_PREFIX = "W";
-const BOARD_HELPERS: readonly string[] = [
+export const BOARD_HELPERS: readonly string[] = [
   `function ${DATA_PREFIX}(s) if not _fk.f then _fk.bad=1 end _fk.f:write(s) end`,
   'function _fk.st(n,w) if not _fk.l[n] then return "-1 00000000" end local h=_fk.crc(n) return h==w and "ok" or h end',
   'function _fk.fin(n,w) if _fk.bad then return "skip" end assert(_fk.f:close()) _fk.f=nil file.remove(n) if not file.rename(n..".part",n) then return "rename" end local h=_fk.crc(n) return h==w and "ok" or "crc "..h end',
