@@ -11,7 +11,7 @@
  * Lua error in a callback goes to the default onerror handler (node.c
  * default_onerror): the traceback is printed on the console UART, the
  * firmware keeps running, and a timer restarts the chip ERROR_RESTART_MS
- * later. An error in init.lua is different: lua.c pmain runs it through
+ * later. An error in init.lua is different: lua.c pmain (lua.c:222-280) runs it through
  * docall, which prints the traceback (l_print) and returns; nothing restarts
  * and the console stays with the Lua REPL unless init.lua took it away
  * before failing (lua.c near 96-112 and 266-277). node.restart() restarts at once; a restart takes
@@ -23,7 +23,7 @@
  * UART (repl.ts): banner, "cannot open init.lua", prompt. Console input goes
  * to the REPL unless the firmware took it with uart.on(..., run_input = 0).
  * A board with init.lua prints the same banner, runs init.lua, then prints
- * the first prompt (lua.c pmain), so a host listening at power-on reads that
+ * the first prompt (lua.c:238, queued before init.lua runs), so a host listening at power-on reads that
  * text before the firmware's first frame, as from the real board.
  * Deviation: the ESP32 ROM and bootloader lines that precede the banner are
  * not sent.
@@ -50,7 +50,7 @@
  *
  * Faults (faults.ts) are switched on with options.faults or setFault().
  * rtcmem's slots live here, not in the Machine: they survive a software
- * restart and hold random words after a power-on (rtcmem.c RTC_NOINIT_ATTR).
+ * restart and hold random words after a power-on (rtcmem.c:9 RTC_NOINIT_ATTR).
  *
  * The NodeMCU build (nodemcu-build.ts, nodemcu-build/sdkconfig.fobkit by
  * default) decides which modules exist, the console's line endings and the
@@ -72,7 +72,7 @@ import { BITS_PER_BYTE, ConsoleRx, TX_FIFO_BYTES, translateTx } from "./console-
 import { DeepSleep } from "./deep-sleep.js";
 import { Ds3231 } from "./ds3231.js";
 import { lua, pushJs, toJs, toLuaString } from "./fengari.js";
-import { FlashStore } from "./flash.js";
+import { FlashStore, SPIFFS_LOOKUP_MS } from "./flash.js";
 import { FAULTS, isFault, type Fault } from "./faults.js";
 import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
 import { DEFAULT_FREE_HEAP } from "./compile.js";
@@ -97,9 +97,17 @@ import { VirtualClock, type ScheduledEvent } from "./virtual-clock.js";
 
 export type { EmulatorEvent } from "./machine.js";
 
-/** ESP32 reset to init.lua: ROM bootloader, NodeMCU start-up. */
-export const RESTART_DELAY_MS = 300;
-/** node.c default_onerror: "automatic restart after 2s delay". */
+/**
+ * ESP32 reset to init.lua, as docs/power.md's wake table adds it up: ROM,
+ * second-stage bootloader and image check to app_main, 300 ms (docs/power.md:273,
+ * Espressif's figure); NodeMCU's start before init.lua, 20 ms (docs/power.md:275);
+ * the SPIFFS mount's one pass over every block's lookup page (SPIFFS_LOOKUP_MS,
+ * hil/flash.ts; docs/power.md:274). The image's own reads are charged as they
+ * happen. Until then the chip hears nothing: the machine is stopped, so bytes
+ * from the host are lost, as they are to the ROM bootloader.
+ */
+export const RESTART_DELAY_MS = 300 + 20 + Math.ceil(SPIFFS_LOOKUP_MS);
+/** node.c:29-44 default_onerror: "automatic restart after 2s delay" (node.c:35-39). */
 export const ERROR_RESTART_MS = 2000;
 /** Wiring of the reference board: firmware/board/pins.ts, the one place it is written. */
 export { BUTTON_PIN, DISPLAY_CS_PIN };
@@ -423,7 +431,7 @@ export class Emulator extends EventEmitter {
         lua.lua_pushstring(m.L, toLuaString(INIT_FILE));
         return m.pcall(1, 0);
       });
-      // lua.c pmain: docall, then l_print(L, 1) of the traceback; no onerror, no restart.
+      // lua.c:267-275 (pmain): docall, then l_print(L, 1) of the traceback; no onerror, no restart.
       if (err !== undefined && !m.halted) {
         this.counters.luaErrors++;
         this.emitEvent({ event: "error", kind: "init", message: err });

@@ -26,16 +26,16 @@
  * Rename fails, like SPIFFS_rename, when the new name exists.
  *
  * Capacity. NodeMCU's default partition table (components/platform/
- * partitions.csv at 7c5bb151) gives SPIFFS ("storage", data/spiffs) 0x70000
+ * partitions.csv:7 at 7c5bb151) gives SPIFFS ("storage", data/spiffs) 0x70000
  * bytes. ESP-IDF's SPIFFS uses 4 KB blocks and 256-byte pages, so 112
  * blocks of 16 pages, one of them the block's object lookup page. SPIFFS_info
- * (pellepl/spiffs spiffs_hydrogen.c) counts (blocks - 2) * (16 - 1) + 1 =
+ * (pellepl/spiffs spiffs_hydrogen.c:1166-1180 at 0b2e1290, the formula at :1177) counts (blocks - 2) * (16 - 1) + 1 =
  * 1651 data pages (two blocks spare for garbage collection, one emergency
- * page), each carrying 256 - 5 (page header) = 251 bytes: 414,401 bytes.
+ * page), each carrying 256 - 5 (page header, spiffs_nucleus.h:483-490) = 251 bytes: 414,401 bytes.
  * A file takes one object index header page plus one data page per 251
  * bytes, and one more index page per further ~124 data pages once the
- * header's ~104 entries are used (spiffs_nucleus.h SPIFFS_OBJ_HDR_IX_LEN,
- * SPIFFS_OBJ_IX_LEN). A write that would need more pages than are free fails
+ * header's ~104 entries are used (spiffs_nucleus.h:246-251 SPIFFS_OBJ_HDR_IX_LEN,
+ * SPIFFS_OBJ_IX_LEN, at 0b2e1290). A write that would need more pages than are free fails
  * with ENOSPC and writes nothing. The "flash-full" fault leaves no free page.
  *
  * Time. SPIFFS on the ESP32 is slow and blocks the Lua task while it works:
@@ -271,7 +271,12 @@ export class FlashStore {
   }
 
   remove(name: string): FlashResult {
-    if (!this.exists(name)) return "ok"; // unlink error ignored, as file.remove does
+    if (!this.exists(name)) {
+      // unlink's error is ignored, as file.remove does (file.c:92-98), but SPIFFS_remove
+      // looked the name up to find it missing (spiffs_object_find_object_index_header_by_name).
+      this.busyMs += SPIFFS_LOOKUP_MS;
+      return "ok";
+    }
     this.busyMs += SPIFFS_REMOVE_MS;
     if (this.failing()) return "fail";
     const cut = this.tick();

@@ -268,11 +268,12 @@ export class Machine {
   }
 
   /** Load a chunk of bytes under a chunk name; pushes the function. Error message or undefined. */
-  load(code: Uint8Array, chunkName: string): string | undefined {
+  load(code: Uint8Array, chunkName: string, mode: string | null = null): string | undefined {
     // lauxlib's message for LUA_ERRMEM: the board compiles the image in RAM.
     if ((chunkName === "@" + IMAGE_FILE || chunkName === "@" + IMAGE_FILE.replace(/\.lua$/, ".lc")) && this.hw.faults.has("oom-at-load")) return "not enough memory";
-    // lauxlib.c luaL_loadfilex with mode NULL (loadfile, dofile): text or the bytecode node.compile wrote.
-    const status = lauxlib.luaL_loadbufferx(this.L, code, code.length, toLuaString(chunkName), null);
+    // lauxlib.c luaL_loadfilex (lauxlib.c:768-811): mode NULL (dofile, require, node.compile) takes
+    // text or the bytecode node.compile wrote; loadfile passes its own (ldo.c:761-767 checkmode).
+    const status = lauxlib.luaL_loadbufferx(this.L, code, code.length, toLuaString(chunkName), mode === null ? null : toLuaString(mode));
     if (status === lua.LUA_OK) return undefined;
     const message = bytesText(lua.lua_tolstring(this.L, -1));
     lua.lua_pop(this.L, 1);

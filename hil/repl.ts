@@ -19,18 +19,18 @@
 import { lua, lauxlib, bytesText, latin1, toLuaString } from "./fengari.js";
 import type { Machine } from "./machine.js";
 
-/** lua.h of dev-esp32: the console line buffer, terminating LF included. */
+/** luaconf.h:487-488 of dev-esp32 (lua-5.3): the console line buffer, terminating LF included. */
 export const LUA_MAXINPUT = 256;
-/** lua.c LUA_PROMPT / LUA_PROMPT2. */
+/** lua.c:28-30 LUA_PROMPT / LUA_PROMPT2. */
 export const LUA_PROMPT = "> ";
 export const LUA_PROMPT2 = ">> ";
 /**
- * lua.c pmain: "\n%s build %s powered by %s [%s] on IDF %s\n" with
+ * lua.c:245 (pmain): "\n%s build %s powered by %s [%s] on IDF %s\n" with
  * NODE_VERSION, BUILD_DATE, LUA_RELEASE, XLUA_OPT_STR (luaconf.h: int32 and
  * single-precision floats by default), IDF_VER.
  */
 export const BANNER = "\nNodeMCU ESP32 build 2024-06-01 powered by Lua 5.3.5 [5.3-int32-singlefp] on IDF v4.4.3\n";
-/** lauxlib.c errfile() for LUA_INIT_STRING "@init.lua" when SPIFFS has no init.lua. */
+/** lauxlib.c:725-731 errfile() for LUA_INIT_STRING "@init.lua" when SPIFFS has no init.lua. */
 export const NO_INIT_MESSAGE = "cannot open init.lua: No such file or directory";
 
 const CR = 13;
@@ -43,7 +43,7 @@ export class Repl {
   private readonly m: Machine;
   private line: number[] = [];
   private lastNl = 0;
-  /** The chunk so far of an incomplete multi-line statement (lua.c MLref). */
+  /** The chunk so far of an incomplete multi-line statement (lua.c:165-199 MLref). */
   private pending: Uint8Array | undefined;
   private prompt = LUA_PROMPT;
 
@@ -56,7 +56,7 @@ export class Repl {
   }
 
   /**
-   * linput.c feed_lua_input: assemble lines from UART bytes. Complete lines
+   * linput.c:51-100 feed_lua_input: assemble lines from UART bytes. Complete lines
    * are handed to submit (which runs them as tasks, like the stdin pipe).
    */
   feed(bytes: Uint8Array, echo: boolean, submit: (line: Uint8Array) => void): void {
@@ -87,7 +87,7 @@ export class Repl {
     }
   }
 
-  /** lua.c dojob: compile one line (with any pending lines), run it, print, prompt. */
+  /** lua.c:164-214 dojob: compile one line (with any pending lines), run it, print, prompt. */
   dojob(input: Uint8Array): string | undefined {
     const m = this.m;
     const L = m.L;

@@ -22,6 +22,9 @@ import { splitBundle } from "./split-bundle.js";
 import { inlineConstants } from "./subset/inline-constants.js";
 import { localizeExports } from "./subset/localize-exports.js";
 import { shakeExports } from "./subset/shake-exports.js";
+import { LUA_NAMES, mangleFields, wordsOf } from "./subset/mangle-fields.js";
+import { dropInt32Masks } from "./subset/int32-masks.js";
+import { readFileSync } from "node:fs";
 import { CORE_FILES, IMAGE_FILES, LAZY_FILES } from "../host/flash/image-files.js";
 import { formatViolation } from "./subset/rules.js";
 
@@ -85,11 +88,14 @@ function build(args: Args): string {
   // device's image is built from a program rooted at its entry (plus the
   // declaration files): a file the keyfob never requires is not in it.
   const declarations = parsed.fileNames.filter((f) => f.endsWith(".d.ts"));
+  // Field names the image keeps (tools/subset/mangle-fields.ts): Lua's, every word of the
+  // declaration files (NodeMCU's API), and init.lua's `start`.
+  const keepFields = [...LUA_NAMES, ...declarations.flatMap((f) => wordsOf(readFileSync(f, "utf8"))), "start"];
   const lines: string[] = [];
   for (const b of bundlesFor(args)) {
     const options = { ...parsed.options, luaBundle: b.file, luaBundleEntry: b.entry } as ts.CompilerOptions;
     const p = b.whole ? ts.createProgram(parsed.fileNames, options) : ts.createProgram([resolve(args.root, b.entry), ...declarations], options);
-    lines.push(emitBundle(p, resolve(b.outDir, b.file), b.whole ? undefined : LAZY_FILES));
+    lines.push(emitBundle(p, resolve(b.outDir, b.file), b.whole ? undefined : LAZY_FILES, keepFields));
   }
   return lines.join("\n");
 }
@@ -123,7 +129,7 @@ function bundlesFor(args: Args): Bundle[] {
 export const LIB_BUNDLE = "fobkit-lib.lua";
 const LIB_ENTRY = "firmware/lib-image.ts";
 
-function emitBundle(program: ts.Program, imagePath: string, lazy?: Record<string, string>): string {
+function emitBundle(program: ts.Program, imagePath: string, lazy?: Record<string, string>, keepFields: readonly string[] = []): string {
   const emitted = new Map<string, string>();
   const preEmit = ts.getPreEmitDiagnostics(program);
   const emit = new tstl.Transpiler().emit({
@@ -160,7 +166,7 @@ function emitBundle(program: ts.Program, imagePath: string, lazy?: Record<string
   const split = lazy !== undefined && Object.keys(lazy).some((m) => lua.includes(`\n["${m}"] = function(`));
   const files = !split
     ? [{ path: imagePath, lua }]
-    : splitBundle(localizeExports(shakeExports(inlineConstants(lua).lua).lua).lua, [basename(imagePath, ".lua"), ...CORE_FILES.slice(1).map((f) => basename(f, ".lua"))], lazy!).map((f) => ({ path: join(dirname(imagePath), `${f.base}.lua`), lua: f.lua, ids: f.ids }));
+    : splitBundle(dropInt32Masks(mangleFields(localizeExports(shakeExports(inlineConstants(lua).lua).lua).lua, keepFields).lua).lua, [basename(imagePath, ".lua"), ...CORE_FILES.slice(1).map((f) => basename(f, ".lua"))], lazy!).map((f) => ({ path: join(dirname(imagePath), `${f.base}.lua`), lua: f.lua, ids: f.ids }));
   if (split) {
     // Which module each short id in the files is (tools/split-bundle.ts): for readers and the image tests; never installed.
     const map = Object.fromEntries(files.map((f) => [basename(f.path), (f as { ids?: Record<string, string> }).ids ?? {}]));
@@ -175,7 +181,7 @@ function emitBundle(program: ts.Program, imagePath: string, lazy?: Record<string
     const image = minifyLua(f.lua, { oneLine: split }).lua;
     mkdirSync(dirname(f.path), { recursive: true });
     writeFileSync(f.path, image);
-    const modules = (image.match(/\["[^"\n]+"\]=function\(/g) ?? []).length;
+    const modules = (image.match(/\[(?:"[^"\n]+"|\d+)\]=function\(/g) ?? []).length;
     out.push(`${relative(process.cwd(), f.path)}: ${Buffer.byteLength(image)} bytes (${modules} modules; ${Buffer.byteLength(f.lua)} before minifying)`);
   }
   // The core last: its line is the one scripts read (the last line of stdout).

@@ -122,7 +122,9 @@ function partition(names: string[], size: (n: string) => number, parts: number):
 }
 
 const quote = (s: string) => JSON.stringify(s);
-const moduleEntry = (name: string, body: string) => `____modules[${quote(name)}] = function(...)\n${body}\n end`;
+/** A module's key: a short id is an integer (no quotes: 2 characters, and 4 escaped bytes on the REPL wire, per use), a lazy module keeps its name. */
+const key = (id: string) => (/^\d+$/.test(id) ? id : quote(id));
+const moduleEntry = (name: string, body: string) => `____modules[${key(name)}] = function(...)\n${body}\n end`;
 
 /**
  * Split the bundle:
@@ -136,8 +138,42 @@ const moduleEntry = (name: string, body: string) => `____modules[${quote(name)}]
  *   reaches, loaded by require on first use.
  * A lazy module the core reaches statically is an error (it would never be lazy).
  */
+/**
+ * Modules left empty by the build's passes (every export folded into its
+ * readers or dropped: `local ____exports = {}` and `return ____exports`)
+ * run nothing and give nothing: a require of one whose result no code reads
+ * (`local ____x = require("m")` with ____x used nowhere else in the module,
+ * or a bare `require("m")`) is removed, and a module nothing requires any
+ * more is not in the image (the closure below). Bytes on the wire at every
+ * install, and a table each for as long as the loader lives.
+ */
+export function dropEmptyRequires(modules: BundleModule[]): { modules: BundleModule[]; dropped: number } {
+  const empty = new Set(modules.filter((m) => /^\s*local (\w+) = \{\}\s*return \1\s*$/.test(m.body)).map((m) => m.name));
+  let dropped = 0;
+  const out = modules.map((m) => {
+    const lines = m.body.split("\n");
+    const kept = lines.filter((line) => {
+      const bare = /^\s*require\("([^"\n]+)"\)\s*$/.exec(line);
+      if (bare && empty.has(bare[1])) {
+        dropped++;
+        return false;
+      }
+      const local = /^\s*local (\w+) = require\("([^"\n]+)"\)\s*$/.exec(line);
+      if (!local || !empty.has(local[2])) return true;
+      const uses = m.body.match(new RegExp(`(?<![\\w.:])${local[1]}(?!\\w)`, "g"))?.length ?? 0;
+      if (uses > 1) return true;
+      dropped++;
+      return false;
+    });
+    return { name: m.name, body: kept.join("\n") };
+  });
+  return { modules: out, dropped };
+}
+
 export function splitBundle(lua: string, coreBases: string[], lazy: Record<string, string>): SplitFile[] {
-  const { modules, entry } = parseBundle(lua);
+  const parsed = parseBundle(lua);
+  const { entry } = parsed;
+  const modules = dropEmptyRequires(parsed.modules).modules;
   const byName = new Map(modules.map((m) => [m.name, m]));
   const core = closure([entry], byName, new Set());
   for (const name of Object.keys(lazy)) {
@@ -148,15 +184,15 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
   // prototype of its file until it returns, and the first one runs until boot is over.
   const parts: string[][] = [[], ...partition(dependencyOrder([entry], byName, core), (n) => byName.get(n)!.body.length, coreBases.length - 1)];
   // Every module but the lazy ones (whose names the core's code holds as strings)
-  // under a short name: each name is on the wire at every install, once per require.
-  const shortNames = new Map(modules.filter((m) => !(m.name in lazy)).map((m, k) => [m.name, k.toString(36)]));
+  // under a short id, an integer: each is on the wire at every install, once per require.
+  const shortNames = new Map(modules.filter((m) => !(m.name in lazy)).map((m, k) => [m.name, String(k)]));
   const id = (n: string) => shortNames.get(n) ?? n;
-  const entryOf = (n: string) => moduleEntry(id(n), byName.get(n)!.body.replace(/\brequire\("([^"\n]+)"\)/g, (whole, r: string) => (shortNames.has(r) ? `require(${quote(id(r))})` : whole)));
+  const entryOf = (n: string) => moduleEntry(id(n), byName.get(n)!.body.replace(/\brequire\("([^"\n]+)"\)/g, (whole, r: string) => (shortNames.has(r) ? `require(${key(id(r))})` : whole)));
   const idsOf = (names: string[]) => Object.fromEntries(names.map((n) => [id(n), n]));
   const files: SplitFile[] = [];
   const placed = new Set(core);
   const chunkMap = Object.entries(lazy).map(([name, base]) => `[${quote(name)}] = ${quote(base)}`).join(", ");
-  const runAll = (names: string[]) => names.map((n) => `require(${quote(id(n))})`);
+  const runAll = (names: string[]) => names.map((n) => `require(${key(id(n))})`);
   files.push({
     base: coreBases[0],
     modules: parts[0],
@@ -192,7 +228,7 @@ export function splitBundle(lua: string, coreBases: string[], lazy: Record<strin
       ...runAll(parts[0]),
       // Each further core file registers and runs its modules; then its bodies are garbage.
       ...coreBases.slice(1).flatMap((b) => [`____load(${quote(b)})(____modules, require)`, "pcall(collectgarbage)"]),
-      `local ____entry = require(${quote(id(entry))}, ...)`,
+      `local ____entry = require(${key(id(entry))}, ...)`,
       // start(load) gets this require: only what start keeps (a keyfob that
       // is not locked) holds it after boot, so a locked keyfob's module
       // bodies and export tables become garbage.

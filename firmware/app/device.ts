@@ -22,9 +22,9 @@ import { formatCode } from "../otp/hotp.js";
 import type { UnixTime } from "../../core/time.js";
 import { totp } from "../otp/totp.js";
 import {
-  ALG_SHA256, CMD_INFO, INFO_CLOCK_SET, INFO_LOCK_SET, INFO_SEED_SET, REASON_FLASH_CORRUPT, REASON_NONE,
+  ALG_SHA256, CMD_INFO, CMD_WIPE, INFO_CLOCK_SET, INFO_LOCK_SET, INFO_SEED_SET, REASON_FLASH_CORRUPT, REASON_FLASH_WRITE, REASON_NONE,
   REASON_RTC_MISSING, REASON_RTC_TIME_LOST, STATE_BLANK, STATE_ERROR, STATE_LOCKED, STATE_PROVISIONED,
-  STATUS_INTERNAL, STATUS_LOCKED, STATUS_OK,
+  STATUS_HW_FAULT, STATUS_INTERNAL, STATUS_LOCKED, STATUS_OK,
 } from "../../protocol/codes.js";
 import type { DeviceInfo, Reply, Request } from "../../protocol/messages.js";
 import { blankRecord, decodeRecord, RECORD_LOCKED, RECORD_NAME, RECORD_PROVISIONED, REC_CLOCK_SET, REC_SEED_SET, type TokenRecord } from "./record.js";
@@ -212,6 +212,12 @@ export function deviceHandle(dev: Device, req: Request): Reply {
   // provisioning code (provision.ts, its own file fobkit-prov.lua) is never
   // loaded on it. A corrupt record hides whether it is locked: provision.ts decides.
   if (dev.fault !== REASON_FLASH_CORRUPT && dev.rec.state === RECORD_LOCKED) return reply(req, STATUS_LOCKED);
+  // protocol/SPEC.md §4: in the error state every command but INFO and WIPE is
+  // HW_FAULT, checked after LOCKED and before the command's own checks (and
+  // before the provisioning code is loaded). WIPE is how a corrupt record is
+  // cleared. A failed write (REASON_FLASH_WRITE) is the exception SPEC §4 names:
+  // the write itself may be retried, and a good one clears the state.
+  if (req.cmd !== CMD_WIPE && dev.fault !== REASON_FLASH_WRITE && currentState(dev, readClock(dev)) === STATE_ERROR) return reply(req, STATUS_HW_FAULT);
   const prov = provisioning(dev);
   if (prov === undefined) return reply(req, STATUS_INTERNAL);
   return prov.module.provisionHandle(dev, prov.board, req);

@@ -101,6 +101,8 @@ export function installFile(m: Machine): void {
   m.defineModule("file", {
     exists: (L) => {
       const name = checkName(L, 1);
+      // stat() (file.c:79-88) looks the name up over every block's lookup page, found or not.
+      if (name !== undefined) flash.chargeLookup();
       lua.lua_pushboolean(L, name !== undefined && flash.exists(name));
       return 1;
     },
@@ -129,7 +131,11 @@ export function installFile(m: Machine): void {
     list: (L) => {
       if (!lua.lua_isnoneornil(L, 1)) raise(L, "file.list: only the default SPIFFS root is emulated");
       lua.lua_newtable(L);
+      // readdir walks every block's lookup page once (SPIFFS_readdir); then file.c:59 stat()s
+      // each entry, one name lookup apiece.
+      flash.chargeLookup();
       for (const name of flash.list().keys()) {
+        flash.chargeLookup();
         const shown = name.startsWith("/") ? name.slice(1) : name;
         const statted = flash.normalize(shown);
         lua.lua_pushinteger(L, statted !== undefined && flash.exists(statted) ? flash.size(statted) : 0);

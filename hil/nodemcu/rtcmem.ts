@@ -1,6 +1,6 @@
 /**
- * `rtcmem` (components/modules/rtcmem.c of dev-esp32): 128 32-bit slots in
- * RTC memory declared RTC_NOINIT_ATTR, so they keep their values across a
+ * `rtcmem` (components/modules/rtcmem.c of dev-esp32 at 7c5bb151): 128 32-bit slots in
+ * RTC memory declared RTC_NOINIT_ATTR (rtcmem.c:9), so they keep their values across a
  * software restart (esp_restart: node.restart, the onerror restart) but hold
  * garbage after power-on. The emulator owns the slots (they outlive a
  * Machine) and fills them with random words at every power-on.
@@ -8,10 +8,10 @@
  * - read32(idx [, n]): pushes the slots idx.. (fewer at the end of the
  *   range, nothing when idx is outside 0..127 or n is 0), each as
  *   lua_pushinteger of a uint32_t: on NodeMCU's 32-bit Lua a value of 2^31
- *   or more reads back negative (rtcmem.c rtcmem_read32).
+ *   or more reads back negative (rtcmem.c:11-28 rtcmem_read32, the loop at :20-22).
  * - write32(idx, v...): luaL_argcheck(idx + n <= 128, 1, "RTC mem would
  *   overrun"), each value lua_tointeger'd and stored as uint32_t
- *   (rtcmem.c rtcmem_write32). A negative idx is not checked there either:
+ *   (rtcmem.c:30-42 rtcmem_write32, the check at :34-35). A negative idx is not checked there either:
  *   the C code writes below the array; here that is an error, not silence.
  */
 import { argError, lauxlib, lua } from "../fengari.js";

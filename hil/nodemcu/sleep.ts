@@ -24,7 +24,11 @@
  *   halts ("deep-sleep") and the Emulator takes the chip down (deep-sleep.ts).
  *
  * node.sleep (node.c:234-312): light sleep, RAM and driven pins kept; returns
- * the wake cause (ESP_SLEEP_WAKEUP_TIMER = 4, esp_sleep.h). Only the timer
+ * the wake cause (ESP_SLEEP_WAKEUP_TIMER = 4, esp_sleep.h). Options in
+ * node.c's order (uart :241-259, gpio :271-276, us/secs :210-222 and
+ * :279-282, touch :286-291, ulp :294-299), each type-checked by common.c's
+ * opt_* helpers (common.c:5-74). A timer sleep of LIGHT_SLEEP_MIN_US or less
+ * is refused as ESP-IDF refuses it (node.c:302-307). Only the timer
  * wake is emulated; uart/gpio/touch/ulp wake raise "not emulated".
  *
  * node.bootreason (node.c:58-159): rawinfo and ROM reset reason + 7
@@ -39,6 +43,20 @@ export const RTC_GPIOS: ReadonlySet<number> = new Set([0, 2, 4, 12, 13, 14, 15, 
 export const GPIO_PIN_COUNT = 40;
 /** ESP_ERR_INVALID_ARG (esp_err.h: 0x102). */
 const ESP_ERR_INVALID_ARG = 258;
+/**
+ * The shortest timer light sleep the emulator lets through, in µs (shorter or
+ * equal: refused). ESP-IDF's esp_light_sleep_start (components/esp_hw_support/
+ * sleep_modes.c, the v5.x function NodeMCU's e7771c75 builds) refuses when
+ * sleep_duration - sleep_time_adjustment <= RTC_CNTL_MIN_SLP_VAL_MIN slow-clock
+ * cycles, where sleep_time_adjustment = LIGHT_SLEEP_TIME_OVERHEAD_US (60 on the
+ * ESP32) + the measured entry overhead + sleep_time_overhead_out (measured after
+ * each sleep; DEFAULT_SLEEP_OUT_OVERHEAD_US 476 before the first without
+ * CONFIG_PM_SLP_IRAM_OPT) + the XTAL/8M wait cycles. The board's threshold is
+ * therefore some 550 to 700 µs and moves from sleep to sleep; the emulator
+ * refuses everything up to 1 ms, never less than a board would. ESTIMATE: the
+ * line numbers of that ESP-IDF commit are not mirrored here.
+ */
+export const LIGHT_SLEEP_MIN_US = 1000;
 /** esp_sleep_wakeup_cause_t ESP_SLEEP_WAKEUP_TIMER (esp_sleep.h): what node.sleep returns after a timer wake. */
 export const ESP_SLEEP_WAKEUP_TIMER = 4;
 /** Key of Machine.state under which node.dsleep leaves its request for the Emulator. */
@@ -148,6 +166,10 @@ export function sleepFunctions(m: Machine): Record<string, LuaJsFunction> {
       if (optBool(L, "sleep", "touch", false) || optBool(L, "sleep", "ulp", false)) raise(L, "NodeMCU emulator: node.sleep's touch and ulp wakes are not emulated");
       if (us === undefined) raise(L, "NodeMCU emulator: node.sleep with no wake source would sleep until a reset; not emulated");
       if (us < 0) raise(L, `NodeMCU emulator: node.sleep us ${us}: esp_sleep_enable_timer_wakeup takes it as a uint64 (centuries); refused`);
+      // esp_light_sleep_start refuses a timer sleep no longer than its own overhead with
+      // ESP_ERR_SLEEP_TOO_SHORT_SLEEP_DURATION (= ESP_ERR_INVALID_ARG, 258, esp_sleep.h), and
+      // node.c:305-306 raises that as "Error 258 returned from esp_light_sleep_start()".
+      if (us <= LIGHT_SLEEP_MIN_US) raise(L, `Error ${ESP_ERR_INVALID_ARG} returned from esp_light_sleep_start()`);
       m.hw.sleep.lightSleep(us / 1000);
       lua.lua_pushinteger(L, ESP_SLEEP_WAKEUP_TIMER);
       return 1;

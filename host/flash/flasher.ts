@@ -5,26 +5,26 @@
  * 1. Get a clean prompt. No prompt: ask the protocol's INFO; a board that
  *    answers already runs fobkit and keeps its UART from the REPL, so there
  *    is nothing to install (refused; "locked" if it says so).
- * 2. Define _fk.crc (crc32.ts) on the board: every check is a CRC-32 the
- *    board computes over what it reads back from flash.
- * 3. For each file of the image (the core fobkit.lua, then fobkit-prov.lua:
- *    image-files.ts): already right: skip. Else the upload goes to NAME.part
- *    with Lua's io library (dev-esp32 has no file.open; flash-store.ts uses
- *    io too). If a .part is there, its size and CRC decide: a prefix of the
- *    image (what a broken transfer or a power cut leaves) is continued from
- *    its end, anything else is rewritten from the start.
- * 4. Lines of at most MAX_LINE characters (lua-chunks.ts), each
- *    acknowledged by its prompt. With the echo off (uart.setup's last
- *    argument) the answer to a data line is just "> ", so WINDOW lines are
- *    kept in flight; the board's stdin pipe queues them. If the echo stays
- *    on, one line at a time (uploader style).
- * 5. CRC of the .part = host CRC, then rename to fobkit.lua (SPIFFS rename
- *    refuses an existing target: remove first) and check again; then the
- *    same for init.lua, last, so the board boots the firmware only once the
- *    image is complete.
- * 6. node.compile each file (NAME.lc), which must then load; then the
- *    sources are removed; init.lua boots fobkit.lc.
- * 7. node.restart(); the firmware must answer INFO over the protocol.
+ * 2. Define the board's helpers (BOARD_HELPERS, crc32.ts's _fk.crc): every
+ *    check is a CRC-32 the board computes over what it reads back from flash,
+ *    compared on the board with what the host says it must be.
+ * 3. Where every file stands, in one batch: already right: skip. A source
+ *    file (fobkit.lua, fobkit-2.lua ...: image-files.ts) is written under its
+ *    own name with Lua's io library (dev-esp32 has no file.open); if one is
+ *    there, its size and CRC decide: a prefix of the file (what a broken
+ *    transfer or a power cut leaves) is continued from its end, anything
+ *    else is rewritten from the start.
+ * 4. One batch for the whole image (REPL lines of at most MAX_LINE
+ *    characters, lua-chunks.ts), WINDOW_BYTES of them in flight with the
+ *    echo off (uart.setup's last argument: a line's answer is then its
+ *    output and "> "); one at a time if the echo stays on. Per file: open,
+ *    data lines, then the board closes it and checks its CRC, then
+ *    node.compile (NAME.lc), which must then load.
+ * 5. Only then are the sources removed, and init.lua written last, through
+ *    init.lua.part and a rename, so the board boots the firmware only once
+ *    the image is complete; init.lua boots fobkit.lc.
+ * 6. node.restart(); the firmware must answer INFO over the protocol (asked
+ *    from BOOT_MIN_MS on, INFO_TIMEOUTS_MS).
  */
 import { LINK_BAUD } from "../../protocol/codes.js";
 import { DeviceSession, type KeyfobInfo } from "../device/session.js";
@@ -32,8 +32,8 @@ import { SerialTransport } from "../transport/serial-transport.js";
 import type { Transport, TransportKind } from "../transport/transport.js";
 import { kindOfName } from "../transport/discover.js";
 import { BOARD_CRC_LUA, crc32, crcHex } from "./crc32.js";
-import { luaChunks, luaQuote } from "./lua-chunks.js";
-import { ReplClient, ReplError } from "./repl-client.js";
+import { luaChunks, luaQuote, MAX_LINE } from "./lua-chunks.js";
+import { ReplClient, ReplError, type PipelineLine } from "./repl-client.js";
 import { bytecodeName } from "./image-files.js";
 
 export const IMAGE_NAME = "fobkit.lua";
@@ -42,15 +42,79 @@ export const INIT_NAME = "init.lua";
 export { INIT_SOURCE } from "./init-lua.js";
 import { INIT_SOURCE } from "./init-lua.js";
 const PART = ".part";
-/** _fk.w: one data line's write (it prints nothing); _fk.sz: a file's size (-1: none). */
-const BOARD_HELPERS: readonly string[] = [
-  "function _fk.w(s) _fk.f:write(s) end",
-  'function _fk.sz(n) local f=io.open(n,"rb") if not f then return -1 end local s=0 while true do local b=f:read(1024) if not b then break end s=s+#b end f:close() return s end',
+/**
+ * The board's side of the install, defined once per run (each line under
+ * MAX_LINE). Every check is still the board's CRC of what it reads back
+ * (_fk.crc, crc32.ts); the host says what it expects ("SIZE CRC", as
+ * _fk.crc answers) and the board compares, so one line does what took a
+ * prompt round trip per step (issue 10 item 6: flash time).
+ * - W(s): one data line's write (it prints nothing). A global of one letter:
+ *   4 bytes of each line instead of 8 (the board restarts after the install).
+ * - _fk.l: file.list() taken once per run (one pass over SPIFFS and a stat
+ *   per file, file.c:39-75), so a file that is not there costs no lookup.
+ * - _fk.st(n, w): "ok" when NAME holds w, else NAME's "SIZE CRC" ("-1 00000000":
+ *   none); the host decides whether that is a prefix of the file to continue.
+ * - _fk.fin(n, w): for init.lua, which must appear whole or not at all:
+ *   close the upload's file (newlib shows a full SPIFFS only at close),
+ *   remove NAME and rename NAME.part to NAME (SPIFFS rename refuses an
+ *   existing target), then check NAME holds w: "ok", else what failed. A
+ *   source is written under its own name: only node.compile reads it, its
+ *   check follows, and it is removed once every .lc loads.
+ * - _fk.ld(l): load a .lc as a binary chunk, streamed as loadfile does; the
+ *   chunk (nil: does not load) and the bytes read.
+ * - _fk.o(n, a): open NAME for the upload (a: append, to continue a prefix).
+ * - _fk.x(e): a failure: sets _fk.bad, answers "err MESSAGE".
+ * - _fk.cc(n): close the upload's file (newlib shows a full SPIFFS only at
+ *   close), then node.compile (node.c:718-779: NAME.lua -> NAME.lc, debug
+ *   information stripped): "ok", else "err MESSAGE".
+ * - _fk.vr(n, w): the checks of one file, after its compile: NAME holds w
+ *   (else "crc SIZE CRC"), and NAME.lc loads as a binary chunk: "ok SIZE",
+ *   else "bad SIZE". Sent a few data lines into the next file's upload: the
+ *   board runs it while the wire carries the next lines (it reads flash for
+ *   ~35 ms; a data line leaves the board idle for ~19 of its 21 ms), so the
+ *   checks cost no wire time. A compile of a source that fails its check
+ *   later is harmless: nothing is trusted until every check passed, and
+ *   init.lua comes last.
+ * Once a step failed (_fk.bad) every one answers "skip" (_fk.o raises, and
+ * the sources' removal is skipped too): the lines already in flight behind
+ * the failure, up to WINDOW_BYTES, change nothing. So the sources' removal
+ * and init.lua ride in the same batch as the uploads.
+ */
+export const DATA_PREFIX = "W";
+export const BOARD_HELPERS: readonly string[] = [
+  `function ${DATA_PREFIX}(s) if not _fk.f then _fk.bad=1 end _fk.f:write(s) end`,
+  'function _fk.st(n,w) if not _fk.l[n] then return "-1 00000000" end local h=_fk.crc(n) return h==w and "ok" or h end',
+  'function _fk.fin(n,w) if _fk.bad then return "skip" end assert(_fk.f:close()) _fk.f=nil file.remove(n) if not file.rename(n..".part",n) then return "rename" end local h=_fk.crc(n) return h==w and "ok" or "crc "..h end',
+  'function _fk.ld(l) local f,s=io.open(l,"rb"),0 if not f then return nil,-1 end local function r() local b=f:read(256) s=s+(b and #b or 0) return b end local g=load(r,"=lc","b") while r() do end f:close() return g,s end',
+  'function _fk.x(e) _fk.bad=1 return "err "..tostring(e) end',
+  'function _fk.cc(n) if _fk.bad then return "skip" end local f,o,e=_fk.f if f then _fk.f=nil o,e=f:close() if not o then return _fk.x(e) end end o,e=pcall(node.compile,n) if not o then return _fk.x(e) end return "ok" end',
+  'function _fk.vr(n,w) if _fk.bad then return "skip" end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end local g,s=_fk.ld(n:sub(1,-5)..".lc") if not g then _fk.bad=1 end return (g and "ok " or "bad ")..s end',
+  'function _fk.o(n,a) assert(not _fk.bad,"an earlier step failed") local f,e=io.open(n,a and "ab" or "wb") if not f then _fk.bad=1 error(e) end _fk.f=f end',
 ];
+/**
+ * After node.restart(): nothing can answer before the ESP32's ROM, bootloader
+ * and image check are through, about 300 ms (docs/power.md:273, Espressif's
+ * figure), so the first INFO goes then. Each try is one request with a new
+ * id (a reply after its timeout is dropped), so the timeouts grow: a request
+ * every 50 ms, then 100 ms, while a board is most likely to come up, then
+ * doubling. What is sent while the board boots is lost, and at most 16 requests are ever
+ * outstanding, so a slow board is never buried under INFO frames it must answer
+ * one by one before it gets to the current one.
+ */
+export const BOOT_MIN_MS = 300;
+const INFO_TIMEOUTS_MS: readonly number[] = [50, 50, 50, 50, 50, 50, 100, 100, 100, 100, 100, 200, 400, 800, 1600, 3200];
 /** node.compile parses a whole file in RAM and writes its .lc to SPIFFS: give it longer than a line. */
 const COMPILE_MS = 30000;
-/** Data lines in flight: 2 x 241 bytes, well inside the UART driver's buffer and the stdin pipe. */
-export const WINDOW = 2;
+/**
+ * Bytes of REPL lines in flight (LFs included): two full data lines, as
+ * before this window counted bytes. While a line runs (a SPIFFS write, a
+ * node.compile) the board holds what arrives meanwhile in the high-priority
+ * task queue (100 one-byte tasks, task.c:143-151), the byte console_task
+ * waits to post, the driver's ring buffer (256 B, user_main.c:254) and the
+ * RX FIFO (128 B): 485 bytes before one is lost (hil/console-rx.ts models
+ * exactly that loss). 482 stays inside it.
+ */
+export const WINDOW_BYTES = 2 * (MAX_LINE + 1);
 
 export type FlashErrorCode = "locked" | "firmware" | "no_board" | "verify" | "aborted" | "repl" | "transport";
 
@@ -93,7 +157,7 @@ export interface FlashOptions {
   signal?: AbortSignal;
   /** Wait for the prompt after a line (default 5000 ms). */
   lineTimeoutMs?: number;
-  /** After node.restart(), before INFO (default 1000 ms). */
+  /** After node.restart(), before the first INFO (default BOOT_MIN_MS; then INFO_TIMEOUTS_MS). */
   restartWaitMs?: number;
 }
 
@@ -119,50 +183,6 @@ export interface FlashResult {
   /** The .lc files node.compile wrote on the board: size and CRC-32 as the board reads them. */
   bytecode: { name: string; bytes: number }[];
   info: KeyfobInfo;
-}
-
-interface Remote {
-  size: number;
-  crc: string;
-}
-
-async function remoteCrc(repl: ReplClient, name: string): Promise<Remote> {
-  const out = await repl.exec(`=_fk.crc(${luaQuote(name)})`, 60000);
-  const m = /(-?\d+) ([0-9a-f]{8})\s*$/.exec(out);
-  if (!m) throw new FlashError("repl", `unexpected answer from the board's CRC of ${name}: ${JSON.stringify(out.slice(0, 80))}`);
-  return { size: Number(m[1]), crc: m[2] };
-}
-
-/** Bytes in a file on the board (-1: none), read through without a CRC. */
-async function remoteSize(repl: ReplClient, name: string): Promise<number> {
-  const out = await repl.exec(`=_fk.sz(${luaQuote(name)})`, 60000);
-  const m = /(-?\d+)\s*$/.exec(out);
-  if (!m) throw new FlashError("repl", `unexpected answer from the board's size of ${name}: ${JSON.stringify(out.slice(0, 80))}`);
-  return Number(m[1]);
-}
-
-/** Write a small file in one line to NAME.part, check it, rename it over NAME. */
-async function putVerified(repl: ReplClient, name: string, data: Uint8Array, t: number): Promise<void> {
-  await repl.exec(`_fk.f=assert(io.open(${luaQuote(name + PART)},"wb"))`, t);
-  // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
-  for (const c of luaChunks(data, 0, "assert(_fk.f:write(", "))")) await repl.exec(c.line, t);
-  // newlib buffers writes: a full SPIFFS may show only at close.
-  await repl.exec("local f=_fk.f _fk.f=nil assert(f:close())", t);
-  await commit(repl, name, data, t);
-}
-
-/** NAME.part holds data (checked by CRC on the board): make it NAME, and check NAME. */
-async function commit(repl: ReplClient, name: string, data: Uint8Array, t: number): Promise<void> {
-  const want = { size: data.length, crc: crcHex(crc32(data)) };
-  const part = await remoteCrc(repl, name + PART);
-  if (part.size !== want.size || part.crc !== want.crc) {
-    throw new FlashError("verify", `${name}${PART} on the board has ${part.size} bytes, CRC-32 ${part.crc}; expected ${want.size} bytes, ${want.crc}`);
-  }
-  const renamed = await repl.exec(`file.remove(${luaQuote(name)}) print(file.rename(${luaQuote(name + PART)},${luaQuote(name)}))`, t);
-  if (!/true/.test(renamed)) throw new FlashError("verify", `the board could not rename ${name}${PART} to ${name}`);
-  // SPIFFS rename rewrites only the object's index header (its name): the data checked above stays. The size says the name now holds it.
-  const done = await remoteSize(repl, name);
-  if (done !== want.size) throw new FlashError("verify", `${name} on the board has ${done} bytes after the rename; expected ${want.size}`);
 }
 
 /** No REPL answered: is it a board that runs fobkit? */
@@ -219,82 +239,119 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       count(t);
       return await probeFirmware(open, opts.port);
     }
-    await repl.exec('local o=rawget(_G,"_fk") if o and o.f then pcall(o.f.close,o.f) end _fk={}', lineMs);
-    for (const l of [...BOARD_CRC_LUA, ...BOARD_HELPERS]) {
-      const a = await repl.run(l, lineMs);
-      if (/Lua error/.test(a.output)) throw new FlashError("repl", `the board rejected the CRC helper: ${a.output.slice(0, 200)}`);
-    }
-    const tu = performance.now();
     const baud = t.kind === "serial" ? (t as SerialTransport).baudRate : LINK_BAUD;
-    let echoOff: boolean | undefined;
-    // Every file of the image, the core first: each uploaded (or found complete), checked by CRC on the board.
-    for (const file of [{ name: IMAGE_NAME, data: image }, ...(opts.files ?? [])]) {
+    // A file an earlier run left open is closed (newlib flushes what it
+    // buffered). With the echo off (uart.setup's last argument) a line's only
+    // answer is its output and "> ", so lines can be kept in flight
+    // (pipeline). If the echo stays on, one line at a time (uploader style).
+    await repl.exec(`local o=rawget(_G,"_fk") if o and o.f then pcall(o.f.close,o.f) end _fk={} uart.setup(0,${baud},8,0,1,0)`, lineMs);
+    const probe = await repl.run("=1", lineMs);
+    const echoOff = probe.output === "1" && !probe.echoed;
+    const runLines = async (batch: PipelineLine[], onAck: (i: number, output: string) => void): Promise<string[]> => {
+      if (echoOff) return repl.pipeline(batch, WINDOW_BYTES, lineMs, onAck, opts.signal);
+      const outs: string[] = [];
+      for (let i = 0; i < batch.length; i++) {
+        if (opts.signal?.aborted) throw new FlashError("aborted", "interrupted; run fobkit flash again to continue where it stopped");
+        const a = await repl.run(batch[i].line, batch[i].timeoutMs ?? lineMs);
+        const err = /(^|\n)Lua error: \t?(.*)/.exec(a.output);
+        if (err) throw new ReplError("lua_error", `the board's Lua said: ${err[2].slice(0, 200)}`);
+        outs.push(a.output);
+        onAck(i, a.output);
+      }
+      return outs;
+    };
+    const tu = performance.now();
+    const init = Buffer.from(INIT_SOURCE, "latin1");
+    const all = [{ name: IMAGE_NAME, data: image }, ...(opts.files ?? [])];
+    const want = (d: Uint8Array) => `${d.length} ${crcHex(crc32(d))}`;
+    // The helpers, then where every file stands (init.lua too: it is written last, below), in one batch.
+    const helpers = [...BOARD_CRC_LUA, ...BOARD_HELPERS, "_fk.l=file.list()"];
+    const checks = [...all, { name: INIT_NAME, data: init }].map((f) => `=_fk.st(${luaQuote(f.name)},"${want(f.data)}")`);
+    let status: string[];
+    try {
+      status = (await runLines([...helpers, ...checks].map((line) => ({ line })), () => undefined)).slice(helpers.length);
+    } catch (e) {
+      if (e instanceof ReplError && e.code === "lua_error") throw new FlashError("repl", `the board rejected the install helpers: ${e.message}`);
+      throw e;
+    }
+    // One batch for every file: [open, data lines] where the board lacks it,
+    // then its close and compile, every time (an .lc left by an older image or
+    // a broken run is never trusted); its checks (_fk.vr) follow a few data
+    // lines into the next file. The host cannot predict the board's bytecode,
+    // so that check is the board's own loader: the .lc must load (a truncated
+    // or damaged one does not), and it must not be empty.
+    type Step = { line: string; timeoutMs?: number; ack: (output: string) => void };
+    const steps: Step[] = [];
+    const fail = (msg: string): never => {
+      throw new FlashError("verify", `${opts.port}: ${msg}`);
+    };
+    /** Data lines of the next file before the previous file's checks go out. */
+    const CHECK_AFTER_LINES = 2;
+    let pendingCheck: Step | undefined;
+    const flushCheck = () => {
+      if (pendingCheck) steps.push(pendingCheck);
+      pendingCheck = undefined;
+    };
+    all.forEach((file, k) => {
       const data = file.data;
       const base = done;
-      const installed = await remoteCrc(repl, file.name);
-      if (installed.size === data.length && installed.crc === crcHex(crc32(data))) {
-        done += data.length;
-        opts.onProgress?.({ done, total, from: base });
-        continue;
-      }
-      let from = 0;
-      const part = await remoteCrc(repl, file.name + PART);
-      if (part.size > 0 && part.size <= data.length && part.crc === crcHex(crc32(data.subarray(0, part.size)))) from = part.size;
-      if (alreadyThere) resumedFrom = base + from; // the first file this run writes to
-      alreadyThere = false;
-      await repl.exec(`_fk.f=assert(io.open(${luaQuote(file.name + PART)},"${from > 0 ? "ab" : "wb"}"))`, lineMs);
-      opts.onProgress?.({ done: base + from, total, from: base + from });
-      // _fk.w (BOARD_HELPERS): 5 characters of each 240-character line instead of 13.
-      const chunks = luaChunks(data, from, "_fk.w", "");
-      if (echoOff === undefined) {
-        await repl.exec(`uart.setup(0,${baud},8,0,1,0)`, lineMs);
-        const probe = await repl.run("=1", lineMs);
-        echoOff = probe.output === "1" && !probe.echoed;
-      }
-      const ack = (i: number) => opts.onProgress?.({ done: base + chunks[i].offset + chunks[i].length, total, from: base + from });
-      if (echoOff) {
-        await repl.pipeline(chunks.map((c) => c.line), WINDOW, lineMs, (i) => {
-          lines++;
-          ack(i);
-        }, opts.signal);
-      } else {
-        for (let i = 0; i < chunks.length; i++) {
-          if (opts.signal?.aborted) throw new FlashError("aborted", "interrupted; run fobkit flash again to continue where it stopped");
-          await repl.exec(chunks[i].line, lineMs);
-          lines++;
-          ack(i);
-        }
-      }
-      await repl.exec("local f=_fk.f _fk.f=nil assert(f:close())", lineMs);
-      await commit(repl, file.name, data, lineMs);
       done += data.length;
+      const uploaded = status[k] !== "ok";
+      if (uploaded) {
+        const m = /^(-?\d+) ([0-9a-f]{8})$/.exec(status[k]);
+        if (!m) throw new FlashError("repl", `unexpected answer from the board's check of ${file.name}: ${JSON.stringify(status[k].slice(0, 80))}`);
+        const partSize = Number(m[1]);
+        const from = partSize > 0 && partSize <= data.length && m[2] === crcHex(crc32(data.subarray(0, partSize))) ? partSize : 0;
+        if (alreadyThere) resumedFrom = base + from; // the first file this run writes to
+        alreadyThere = false;
+        steps.push({ line: `_fk.o(${luaQuote(file.name)}${from > 0 ? ",1" : ""})`, ack: () => opts.onProgress?.({ done: base + from, total, from: resumedFrom }) });
+        luaChunks(data, from, DATA_PREFIX, "").forEach((c, i) => {
+          steps.push({ line: c.line, ack: () => {
+            lines++;
+            opts.onProgress?.({ done: base + c.offset + c.length, total, from: resumedFrom });
+          } });
+          if (i + 1 === CHECK_AFTER_LINES) flushCheck();
+        });
+      }
+      flushCheck();
+      steps.push({ line: `=_fk.cc(${luaQuote(file.name)})`, timeoutMs: COMPILE_MS, ack: (out) => {
+        if (out.startsWith("err ")) fail(`node.compile of ${file.name} failed on the board: ${out.slice(4, 204)}`);
+        if (out !== "ok") fail(`${file.name}: the board skipped its compile after an earlier failure (${out})`);
+        // Complete on the board: counted as done once the batch reaches it.
+        if (!uploaded) opts.onProgress?.({ done: base + data.length, total, from: alreadyThere ? base + data.length : resumedFrom });
+      } });
+      const lc = bytecodeName(file.name);
+      pendingCheck = { line: `=_fk.vr(${luaQuote(file.name)},"${want(data)}")`, timeoutMs: COMPILE_MS, ack: (out) => {
+        if (out.startsWith("crc ")) fail(`${file.name} on the board has ${out.slice(4)} (bytes, CRC-32) after the upload; expected ${want(data)}`);
+        const have = /^ok (\d+)$/.exec(out);
+        if (!have || Number(have[1]) <= 0) fail(`${lc} on the board (${out.replace(/^\w+ /, "")} bytes) does not load after node.compile`);
+        bytecode.push({ name: lc, bytes: Number(have![1]) });
+      } };
+    });
+    flushCheck();
+    // The sources go only once every .lc loads (the board skips this line after
+    // any failure): the board boots bytecode or nothing (a damaged .lc fails
+    // closed, never falls back to parsing source). Then init.lua, last, so the
+    // board boots the firmware only once the image is complete.
+    const last: Step[] = [{ line: `if not _fk.bad then for _,n in ipairs({${all.map((f) => luaQuote(f.name)).join(",")}}) do file.remove(n) end end`, ack: () => undefined }];
+    if (last[0].line.length > MAX_LINE) throw new RangeError("flasher: too many image files for one remove line");
+    if (status[all.length] !== "ok") {
+      last.push({ line: `_fk.o(${luaQuote(INIT_NAME + PART)})`, ack: () => undefined });
+      // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
+      for (const c of luaChunks(init, 0, DATA_PREFIX, "")) last.push({ line: c.line, ack: () => undefined });
+      last.push({ line: `=_fk.fin(${luaQuote(INIT_NAME)},"${want(init)}")`, ack: (out) => {
+        if (out !== "ok") fail(`${INIT_NAME} on the board: ${out}; expected ${want(init)}`);
+      } });
     }
-    if (echoOff) await repl.exec(`uart.setup(0,${baud},8,0,1,1)`, lineMs);
+    // No echo back on: node.restart() follows, and input_echo starts true at every boot (linput.c:25).
+    steps.push(...last);
+    await runLines(steps, (i, out) => steps[i].ack(out));
     if (alreadyThere) resumedFrom = total;
-    // Compile each file on the board (node.c:718-779: NAME.lua -> NAME.lc, debug
-    // information stripped, written in place), every time: an .lc left by an
-    // older image or a broken run is never trusted. The host cannot predict the
-    // board's bytecode, so the check is the board's own loader: the .lc must
-    // load (a truncated or damaged one does not), and it must not be empty.
-    for (const name of [IMAGE_NAME, ...(opts.files ?? []).map((f) => f.name)]) {
-      const lc = bytecodeName(name);
-      const compiled = await repl.run(`node.compile(${luaQuote(name)})`, COMPILE_MS);
-      if (/Lua error/.test(compiled.output)) throw new FlashError("verify", `${opts.port}: node.compile of ${name} failed on the board: ${compiled.output.replace(/^.*Lua error:\s*/s, "").slice(0, 200)}`);
-      const loads = await repl.exec(`=(loadfile(${luaQuote(lc)}))~=nil`, COMPILE_MS);
-      const have = await remoteSize(repl, lc);
-      if (!/true/.test(loads) || have <= 0) throw new FlashError("verify", `${opts.port}: ${lc} on the board (${have} bytes) does not load after node.compile`);
-      bytecode.push({ name: lc, bytes: have });
-    }
-    // The sources go only now that every .lc loads: the board boots bytecode or
-    // nothing (a damaged .lc fails closed, never falls back to parsing source).
-    for (const name of [IMAGE_NAME, ...(opts.files ?? []).map((f) => f.name)]) await repl.exec(`file.remove(${luaQuote(name)})`, lineMs);
     uploadMs = performance.now() - tu;
-    const init = Buffer.from(INIT_SOURCE, "latin1");
-    const haveInit = await remoteCrc(repl, INIT_NAME);
-    if (haveInit.size !== init.length || haveInit.crc !== crcHex(crc32(init))) await putVerified(repl, INIT_NAME, init, lineMs);
-    await repl.fire("node.restart()");
-    // Let the line leave before the port closes.
-    await new Promise((r) => setTimeout(r, 100));
+    const restart = "node.restart()";
+    await repl.fire(restart);
+    // Let the line leave before the port closes: its time on the wire, and a margin.
+    await new Promise((r) => setTimeout(r, Math.ceil(((restart.length + 1) * 10 * 1000) / baud) + 20));
   } catch (e) {
     await repl.close();
     if (e instanceof ReplError) throw new FlashError(e.code === "lua_error" ? "repl" : "aborted", `${opts.port}: ${e.message}; run fobkit flash again to continue where it stopped`);
@@ -304,21 +361,37 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   await repl.close();
   count(t);
 
-  await new Promise((r) => setTimeout(r, opts.restartWaitMs ?? 1000));
-  const t2 = open();
-  let info: KeyfobInfo;
-  try {
-    const session = await DeviceSession.open(t2, { timeoutMs: 2000, retries: 3 });
+  // The board restarts (ROM, bootloader, NodeMCU, init.lua): ask INFO until it
+  // answers (BOOT_MIN_MS, INFO_TIMEOUTS_MS).
+  await new Promise((r) => setTimeout(r, opts.restartWaitMs ?? BOOT_MIN_MS));
+  const ask = async (timeoutMs: number, retries: number): Promise<KeyfobInfo> => {
+    const tr = open();
     try {
-      info = await session.info();
-    } finally {
-      await session.close();
+      const session = await DeviceSession.open(tr, { timeoutMs, retries });
+      try {
+        return await session.info();
+      } finally {
+        await session.close();
+        count(tr);
+      }
+    } catch (e) {
+      await tr.close().catch(() => undefined);
+      throw e;
     }
-  } catch (e) {
-    await t2.close().catch(() => undefined);
-    throw new FlashError("verify", `${opts.port}: the image is written and checked, but after the restart the firmware did not answer INFO (${(e as Error).message})`);
+  };
+  let info: KeyfobInfo | undefined;
+  let last: unknown;
+  for (const timeoutMs of INFO_TIMEOUTS_MS) {
+    try {
+      info = await ask(timeoutMs, 0);
+      break;
+    } catch (e) {
+      last = e;
+    }
   }
-  count(t2);
+  if (info === undefined) {
+    throw new FlashError("verify", `${opts.port}: the image is written and checked, but after the restart the firmware did not answer INFO in ${INFO_TIMEOUTS_MS.length} tries over ${(BOOT_MIN_MS + INFO_TIMEOUTS_MS.reduce((a, b) => a + b, 0)) / 1000} s (${(last as Error).message})`);
+  }
   return {
     port: opts.port, imageBytes: total, crc: crcHex(crc32(image)), alreadyThere, resumedFrom, lines,
     wireBytesOut: wire.out, wireBytesIn: wire.in, uploadMs, totalMs: performance.now() - t0, bytecode, info,

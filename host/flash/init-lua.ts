@@ -12,6 +12,8 @@
  *   user_main.c console_nodemcu_task never feeds a byte to the REPL (uart.c
  *   uart_on near 146-158). It needs no uart.start and allocates almost
  *   nothing, so it cannot run out of memory where the image would.
+ * - After a failed load, pcall(collectgarbage): "not enough memory" leaves the
+ *   failed load as garbage (fengari has no GC API, hence the pcall).
  * - Everything that can fail runs under pcall: loading fobkit.lc (its bytecode
  *   can run out of memory; a missing or truncated file raises), and its start(), which returns
  *   an error text instead of raising when its own boot fails (it puts "Err"
@@ -43,28 +45,29 @@ export const BOOT_FILE = "fobkit.lc";
 
 /** init.lua booting `boot` (BOOT_FILE on every board; the memory bench also measures a source boot). */
 export function initSource(boot: string = BOOT_FILE): string {
-  return `-- fobkit boot; written by fobkit (host/flash/init-lua.ts), fail-closed: see there.
-uart.on(0, "data", 0, function() end, 0)
-local ok, err = pcall(function() return dofile("${boot}").start() end)
-local rc = rtcmem
-if ok and err == nil then
-  if rc then rc.write32(${RESTART_SLOT}, ${RESTART_MAGIC}, 0) end
-  return
+  // One statement a line, no indentation: the flasher uploads every byte at 115200 baud.
+  return `-- fobkit boot (host/flash/init-lua.ts): fail-closed
+uart.on(0,"data",0,function() end,0)
+local ok,err=pcall(function() return dofile("${boot}").start() end)
+local rc=rtcmem
+if ok and err==nil then
+if rc then rc.write32(${RESTART_SLOT},${RESTART_MAGIC},0) end
+return
 end
-pcall(collectgarbage) -- after "not enough memory" the failed load is garbage; fengari has no GC API, hence pcall
-print("fobkit: boot failed: " .. tostring(err))
+pcall(collectgarbage)
+print("fobkit: boot failed: "..tostring(err))
 if not rc then
-  print("fobkit: no rtcmem to count restarts: staying down")
-  return
+print("fobkit: no rtcmem to count restarts: staying down")
+return
 end
-local magic, n = rc.read32(${RESTART_SLOT}, 2)
-if magic ~= ${RESTART_MAGIC} or n < 0 or n > ${MAX_RESTARTS} then n = 0 end
-if n >= ${MAX_RESTARTS} then
-  print("fobkit: ${MAX_RESTARTS} restarts failed: staying down until power-on")
-  return
+local magic,n=rc.read32(${RESTART_SLOT},2)
+if magic~=${RESTART_MAGIC} or n<0 or n>${MAX_RESTARTS} then n=0 end
+if n>=${MAX_RESTARTS} then
+print("fobkit: ${MAX_RESTARTS} restarts failed: staying down until power-on")
+return
 end
-rc.write32(${RESTART_SLOT}, ${RESTART_MAGIC}, n + 1)
-tmr.create():alarm(${BACKOFF_FIRST_MS} << n, tmr.ALARM_SINGLE, function() node.restart() end)
+rc.write32(${RESTART_SLOT},${RESTART_MAGIC},n+1)
+tmr.create():alarm(${BACKOFF_FIRST_MS}<<n,tmr.ALARM_SINGLE,function() node.restart() end)
 `;
 }
 

@@ -19,6 +19,12 @@ export class ReplError extends Error {
   }
 }
 
+/** A line for pipeline(), with a timeout of its own. */
+export interface PipelineLine {
+  line: string;
+  timeoutMs?: number;
+}
+
 export interface ReplAnswer {
   /** Output between the echoed line and the prompt, LF line ends, no trailing LF. */
   output: string;
@@ -142,33 +148,54 @@ export class ReplClient {
   }
 
   /**
-   * Send lines that each print nothing and complete a statement, keeping up
-   * to `window` of them in flight, and count one prompt per line. Only for a
-   * REPL whose echo is off (the echo could contain "> "). onAck(i) follows
-   * each line the board has run; a Lua error stops everything.
+   * Send lines that each complete a statement, keeping at most `windowBytes`
+   * of them (LFs included) in flight, at least one line; one prompt per line.
+   * Only for a REPL whose echo is off (the echo could contain "> "). A line
+   * may carry its own timeout (node.compile needs longer than a data line);
+   * it runs from the moment the line is the oldest unanswered one.
+   * onAck(i, output) follows each line the board has run, with what it
+   * printed (no trailing LF); a Lua error stops everything. Returns every
+   * line's output.
    */
-  async pipeline(lines: readonly string[], window: number, timeoutMs: number, onAck: (i: number) => void, signal?: AbortSignal): Promise<void> {
+  async pipeline(
+    lines: readonly (string | PipelineLine)[],
+    windowBytes: number,
+    timeoutMs: number,
+    onAck: (i: number, output: string) => void,
+    signal?: AbortSignal,
+  ): Promise<string[]> {
+    const items = lines.map((l) => (typeof l === "string" ? { line: l } : l));
+    for (const it of items) if (/[\r\n]/.test(it.line)) throw new TypeError("ReplClient.pipeline: one line at a time");
     this.buf = "";
     let sent = 0;
     let acked = 0;
     let seen = 0;
-    while (acked < lines.length) {
-      while (sent < lines.length && sent - acked < window) {
+    let inFlight = 0;
+    const outputs: string[] = [];
+    while (acked < items.length) {
+      while (sent < items.length && (sent === acked || inFlight + items[sent].line.length + 1 <= windowBytes)) {
         if (signal?.aborted) throw new ReplError("aborted", "interrupted");
-        await this.send(lines[sent] + "\n");
+        await this.send(items[sent].line + "\n");
+        inFlight += items[sent].line.length + 1;
         sent++;
       }
-      if (!(await this.waitFor((b) => b.indexOf(PROMPT, seen) >= 0, timeoutMs))) {
-        throw new ReplError("no_prompt", `${this.transport.path}: no Lua prompt after a line (${timeoutMs} ms)`);
+      const wait = items[acked].timeoutMs ?? timeoutMs;
+      if (!(await this.waitFor((b) => b.indexOf(PROMPT, seen) >= 0, wait))) {
+        throw new ReplError("no_prompt", `${this.transport.path}: no Lua prompt after a line (${wait} ms)`);
       }
       const at = this.buf.indexOf(PROMPT, seen);
-      const out = this.buf.slice(seen, at);
+      // ">> " (a statement continued on the next line) ends in "> " too.
+      const out = this.buf.slice(seen, this.buf[at - 1] === ">" ? at - 1 : at);
       seen = at + PROMPT.length;
       const err = /Lua error: \t?(.*)/.exec(out);
       if (err) throw new ReplError("lua_error", `the board's Lua said: ${err[1].slice(0, 200)}`);
-      onAck(acked++);
+      inFlight -= items[acked].line.length + 1;
+      const output = out.replace(/\n$/, "");
+      outputs.push(output);
+      onAck(acked++, output);
     }
     this.buf = "";
+    return outputs;
   }
 
   /** Send a line and do not wait (node.restart()). */

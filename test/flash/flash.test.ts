@@ -16,7 +16,7 @@ import { NEWLIB_BUFSIZ } from "../../hil/nodemcu/file.js";
 import { PtyLink } from "../../hil/pty.js";
 import { DeviceSession } from "../../host/device/session.js";
 import { crc32, crcHex } from "../../host/flash/crc32.js";
-import { FlashError, flashBoard, INIT_SOURCE, type FlashResult } from "../../host/flash/flasher.js";
+import { DATA_PREFIX, FlashError, flashBoard, INIT_SOURCE, type FlashResult } from "../../host/flash/flasher.js";
 import { luaChunks } from "../../host/flash/lua-chunks.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
 import * as P from "../../protocol/index.js";
@@ -126,8 +126,8 @@ describe("fobkit flash", () => {
     const rnd = prng(seed);
     const b = await boardOnPty();
     // Broken inside the largest file (the core's first file is the loader alone, a few hundred bytes).
-    const lines = luaChunks(target.data, 0, "_fk.w", "");
-    const allLines = [image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, "_fk.w", "").length, 0);
+    const lines = luaChunks(target.data, 0, DATA_PREFIX, "");
+    const allLines = [image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, DATA_PREFIX, "").length, 0);
     const breakAt = 20 + rnd.int(lines.length - 40);
     const breakDone = target.base + lines[breakAt].offset;
     let first: unknown;
@@ -153,7 +153,8 @@ describe("fobkit flash", () => {
       await t.close();
     }
     expect(first).toBeInstanceOf(FlashError);
-    const part = readFileSync(join(b.stateDir, target.name + ".part"));
+    // What the broken upload left: the file itself, cut short (the flasher writes a source under its own name).
+    const part = readFileSync(join(b.stateDir, target.name));
     expect(part.length).toBeGreaterThan(0);
     expect(part.length).toBeLessThan(target.data.length);
     expect(existsSync(join(b.stateDir, "init.lua"))).toBe(false);
@@ -174,15 +175,15 @@ describe("fobkit flash", () => {
     expectInstalled(b.stateDir, r);
   }, 120_000);
 
-  it("a .part that is not a prefix of the image is rewritten from the start", async () => {
+  it("a file on the board that is not a prefix of the image's is rewritten from the start", async () => {
     const b = await boardOnPty();
     const junk = Buffer.from(target.data.subarray(0, 5000));
     junk[1234] ^= 1;
-    writeFileSync(join(b.stateDir, target.name + ".part"), junk);
+    writeFileSync(join(b.stateDir, target.name), junk);
     const r = await flashBoard({ port: b.path, image, files });
     expect(r.resumedFrom).toBe(0);
     // Every line of every file sent: nothing of the junk kept.
-    expect(r.lines).toBe([image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, "_fk.w", "").length, 0));
+    expect(r.lines).toBe([image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, DATA_PREFIX, "").length, 0));
     expectInstalled(b.stateDir, r);
   }, 120_000);
 });

@@ -160,3 +160,32 @@ describe("upload encoding and the board's CRC-32", () => {
     expect(out).toBe(`${data.length} ${crcHex(crc32(data))}\n-1 00000000\n`);
   });
 });
+
+describe("the flasher's board helpers (host/flash/flasher.ts BOARD_HELPERS) after a failed step", () => {
+  it("every line fits the REPL; once a check fails, the lines already in flight remove no source and never write init.lua", async () => {
+    const { BOARD_HELPERS } = await import("../../host/flash/flasher.js");
+    for (const l of [...BOARD_CRC_LUA, ...BOARD_HELPERS]) expect(l.length, l.slice(0, 40)).toBeLessThanOrEqual(MAX_LINE);
+    const b = board({ "a.lua": "return 1" });
+    b.send("_fk={}\n");
+    for (const l of [...BOARD_CRC_LUA, ...BOARD_HELPERS]) b.send(l + "\n");
+    b.send("_fk.l=file.list()\n");
+    b.take();
+    // A compile, then a check against the wrong CRC: it fails and marks the run.
+    b.send('=_fk.cc("a.lua")\n');
+    expect(b.take()).toContain("\nok\n> ");
+    b.send('=_fk.vr("a.lua","8 00000000")\n');
+    expect(b.take()).toMatch(/\ncrc 8 [0-9a-f]{8}\n> $/);
+    // What the flasher had already sent behind it: the sources' removal, init.lua's open, data and finish.
+    b.send('if not _fk.bad then for _,n in ipairs({"a.lua"}) do file.remove(n) end end\n');
+    b.send('_fk.o("init.lua.part")\n');
+    b.send('W("uart.on(0,\\"data\\",0,function() end,0)")\n');
+    b.send('=_fk.fin("init.lua","8 00000000")\n');
+    b.send('=_fk.cc("a.lua")\n');
+    const out = b.take();
+    expect(out).toMatch(/an earlier step failed/);
+    expect(out).toMatch(/\nskip\n> =_fk\.cc|\nskip\n> /);
+    expect(b.emu.flash.exists("a.lua")).toBe(true);
+    expect(b.emu.flash.exists("init.lua")).toBe(false);
+    expect(b.emu.flash.exists("init.lua.part")).toBe(false);
+  });
+});

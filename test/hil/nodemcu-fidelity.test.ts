@@ -337,6 +337,9 @@ describe("gpio: the pin's interrupt is off until its Lua callback ran (gpio.c:61
       emu.advance(0.2);
     };
     emu.boot();
+    // Let the boot's SPIFFS work end first (each file.exists is a name lookup, hil/nodemcu/file.ts):
+    // a press while Lua is still busy booting is a different case (the test above).
+    emu.advance(0.5);
     pressAndWait();
     expect(emu.callImage("probe.presses")).toBe(1);
     // Press, and 15 ms later 500 bytes for the echo app: once the TX FIFO is
@@ -370,5 +373,73 @@ describe("SPIFFS: at most CONFIG_NODEMCU_MAX_OPEN_FILES files open (user_main.c:
     `);
     expect(errors()).toEqual([]);
     expect(bootText + text()).toContain("nil|f5: Input/output error|5\ntrue\n");
+  });
+});
+
+describe("require follows package.loaded; loadfile honours its mode; node.sleep refuses a too-short sleep", () => {
+  it("package.loaded is require's cache (loadlib.c:614-639, :807-809): a value put there is returned, a module cleared from it loads again, a module's own entry wins", () => {
+    const { bootText } = bootLua(
+      [
+        'local f = io.open("m.lua", "w") f:write("runs = (rawget(_G, \\"runs\\") or 0) + 1 return { n = runs }") f:close()',
+        'f = io.open("s.lua", "w") f:write("package.loaded[...] = \\"self\\"") f:close()',
+        'package.loaded.ready = 42',
+        'print("ready", require("ready"))',
+        'local a = require("m")',
+        'print("cached", package.loaded.m == a, require("m") == a, runs)',
+        'package.loaded.m = nil',
+        'print("again", require("m").n, runs)',
+        'print("self", require("s"), package.loaded.s)',
+        'package.preload.p = function(name, extra) return name .. extra end',
+        'print("preload", require("p"))',
+        'package.path = "lib_?.lua"',
+        'f = io.open("lib_q.lua", "w") f:write("return 7") f:close()',
+        'print("path", require("q"), pcall(require, "m2"))',
+      ].join("\n"),
+    );
+    expect(bootText).toContain("ready\t42\n");
+    expect(bootText).toContain("cached\ttrue\ttrue\t1\n");
+    expect(bootText).toContain("again\t2\t2\n");
+    expect(bootText).toContain("self\tself\tself\n");
+    expect(bootText).toContain("preload\tp:preload:\n");
+    expect(bootText).toMatch(/path\t7\tfalse\t.*module 'm2' not found:\n\tno field package.preload\['m2'\]\n\tno file 'lib_m2.lua'/);
+  });
+
+  it("loadfile(name, mode): a binary chunk under \"t\" and text under \"b\" are refused, \"bt\" takes both (lbaselib.c:286-292, ldo.c:761-780)", () => {
+    const { bootText } = bootLua(
+      [
+        'local f = io.open("c.lua", "w") f:write("return 5") f:close()',
+        'node.compile("c.lua")',
+        'print("t-lc", loadfile("c.lc", "t"))',
+        'print("b-lua", loadfile("c.lua", "b"))',
+        'print("bt", loadfile("c.lc", "bt")(), loadfile("c.lua", "bt")(), loadfile("c.lc", "b")(), loadfile("c.lua", "t")(), loadfile("c.lc")())',
+      ].join("\n"),
+    );
+    expect(bootText).toContain("t-lc\tnil\tattempt to load a binary chunk (mode is 't')\n");
+    expect(bootText).toContain("b-lua\tnil\tattempt to load a text chunk (mode is 'b')\n");
+    expect(bootText).toContain("bt\t5\t5\t5\t5\t5\n");
+  });
+
+  it("node.sleep: a timer sleep no longer than ESP-IDF's light-sleep overhead is refused as node.c raises it (node.c:302-307); options are type-checked in node.c's order", () => {
+    const { bootText } = bootLua(
+      [
+        "print(pcall(node.sleep, { us = 0 }))",
+        "print(pcall(node.sleep, { us = 500 }))",
+        "print(pcall(node.sleep, { secs = 0 }))",
+        'print(pcall(node.sleep, { us = "x" }))',
+        'print(pcall(node.sleep, { uart = "x", us = "x" }))',
+        'print(pcall(node.sleep, { us = 20000, touch = 1 }))',
+        "print(pcall(node.sleep, 5))",
+        "print(pcall(node.sleep, { us = 20000 }))",
+      ].join("\n"),
+    );
+    const lines = bootText.split("\n").filter((l) => l.startsWith("true") || l.startsWith("false"));
+    expect(lines[0]).toMatch(/^false\t.*Error 258 returned from esp_light_sleep_start\(\)$/);
+    expect(lines[1]).toMatch(/^false\t.*Error 258 returned from esp_light_sleep_start\(\)$/);
+    expect(lines[2]).toMatch(/^false\t.*Error 258 returned from esp_light_sleep_start\(\)$/);
+    expect(lines[3]).toMatch(/^false\t.*bad option us to 'sleep' \(number expected, got string\)$/);
+    expect(lines[4]).toMatch(/^false\t.*bad option uart to 'sleep' \(must be integer or table\)$/);
+    expect(lines[5]).toMatch(/^false\t.*bad option touch to 'sleep' \(boolean expected, got number\)$/);
+    expect(lines[6]).toMatch(/^false\t.*bad argument #1 to '\?' \(table expected, got number\)$|^false\t.*table expected, got number/);
+    expect(lines[7]).toBe("true\t4");
   });
 });

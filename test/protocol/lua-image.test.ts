@@ -59,7 +59,8 @@ describe("the keyfob image", () => {
   // The split files hold modules under short ids; the build's map names them (tools/build-firmware.ts MODULE_MAP).
   const moduleMap: Record<string, Record<string, string>> = JSON.parse(readFileSync(join(dirname(IMAGE), "fobkit-modules.json"), "utf8"));
   const modulesOf = (path: string) =>
-    [...readFileSync(path, "latin1").matchAll(/\["([^"\n]+)"\]=function\(/g)].map((m) => moduleMap[basename(path)]?.[m[1]] ?? `unmapped ${m[1]}`);
+    // A short id is an integer key, a lazy module's its name (tools/split-bundle.ts).
+    [...readFileSync(path, "latin1").matchAll(/\[(?:"([^"\n]+)"|(\d+))\]=function\(/g)].map((m) => moduleMap[basename(path)]?.[m[1] ?? m[2]] ?? `unmapped ${m[1] ?? m[2]}`);
   const files = imageFilePaths(IMAGE).map((f) => ({ name: f.name, modules: modulesOf(f.path) }));
   const names = files.flatMap((f) => f.modules);
 

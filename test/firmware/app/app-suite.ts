@@ -377,9 +377,60 @@ export function createAppTests(driver: () => AppDriver): void {
     expect(info().state).toBe(P.STATE_ERROR);
     expect(info().reason).toBe(P.REASON_FLASH_CORRUPT);
     expect(pressed()).toBe("Err  04");
-    expect(setSerial()).toBe(P.STATUS_BAD_STATE);
+    // protocol/SPEC.md §4: in the error state every command but INFO and WIPE is HW_FAULT.
+    expect(setSerial()).toBe(P.STATUS_HW_FAULT);
     expect(wipe()).toBe(0);
     expect(after().state).toBe(P.STATE_BLANK);
+  });
+
+  // protocol/SPEC.md §4: "HW_FAULT ... in state error every command but INFO and WIPE";
+  // checked after LOCKED and before each command's own checks.
+  const writesAndSelfTest = (serial: string) => [
+    { cmd: P.CMD_SET_SERIAL, serial: ascii("FK-NEW") },
+    { cmd: P.CMD_WRITE_SEED, algorithm: P.ALG_SHA1, digits: 8, period: 60, seed: SEED },
+    { cmd: P.CMD_SET_CLOCK, ...words(T0 + 60), flags: P.CLOCK_FORCE },
+    { cmd: P.CMD_SELF_TEST },
+    { cmd: P.CMD_LOCK, serial: ascii(serial) },
+  ];
+
+  it("in the error state every command but INFO and WIPE answers HW_FAULT: a corrupt record, no RTC", async () => {
+    const corrupt = new Script();
+    corrupt.powerOn();
+    corrupt.provision("FK-E", T0);
+    corrupt.step({ op: "corrupt-record-and-reboot" });
+    const refusedCorrupt = writesAndSelfTest("FK-E").map((r) => corrupt.status(r));
+    const info = corrupt.info();
+    await corrupt.runOn(driver());
+    expect(info().state).toBe(P.STATE_ERROR);
+    expect(refusedCorrupt.map((g) => g())).toEqual([P.STATUS_HW_FAULT, P.STATUS_HW_FAULT, P.STATUS_HW_FAULT, P.STATUS_HW_FAULT, P.STATUS_HW_FAULT]);
+
+    const noRtc = new Script();
+    noRtc.powerOn(T0, false);
+    const refused = writesAndSelfTest("FK-X").map((r) => noRtc.status(r));
+    const wipe = noRtc.status({ cmd: P.CMD_WIPE, serial: [] });
+    const after = noRtc.info();
+    await noRtc.runOn(driver());
+    expect(refused.map((g) => g())).toEqual([P.STATUS_HW_FAULT, P.STATUS_HW_FAULT, P.STATUS_HW_FAULT, P.STATUS_HW_FAULT, P.STATUS_HW_FAULT]);
+    expect(wipe()).toBe(P.STATUS_OK);
+    // Nothing was staged: still blank, still in error for the missing RTC.
+    expect(after()).toMatchObject({ state: P.STATE_ERROR, reason: P.REASON_RTC_MISSING, flags: 0, serial: [] });
+  });
+
+  it("an RTC that stops answering mid-provisioning puts the keyfob in error: the next write is HW_FAULT, and is taken once the bus answers", async () => {
+    const s = new Script();
+    s.powerOn();
+    const clock = s.status({ cmd: P.CMD_SET_CLOCK, ...words(T0), flags: P.CLOCK_FORCE });
+    s.step({ op: "fault", fault: "rtc-bus", on: true });
+    const during = s.status({ cmd: P.CMD_WRITE_SEED, algorithm: P.ALG_SHA1, digits: 8, period: 60, seed: SEED });
+    s.step({ op: "fault", fault: "rtc-bus", on: false });
+    s.step({ op: "advance", ms: 1500 });
+    const after = s.status({ cmd: P.CMD_WRITE_SEED, algorithm: P.ALG_SHA1, digits: 8, period: 60, seed: SEED });
+    const info = s.info();
+    await s.runOn(driver());
+    expect(clock()).toBe(P.STATUS_OK);
+    expect(during()).toBe(P.STATUS_HW_FAULT);
+    expect(after()).toBe(P.STATUS_OK);
+    expect(info().state).toBe(P.STATE_PROVISIONED);
   });
 
   it("a failed flash write answers FLASH_ERROR, leaves the previous record and a healthy keyfob; the retry locks", async () => {
