@@ -15,7 +15,11 @@ import { CliError, intOption, type Command, type Io, type OptionSpec } from "./c
 const EXIT_HELP = "Exit status: 0 done, 1 refused (reason code on stderr and in --json), 2 bad usage or input, 3 failed (e.g. not configured).";
 
 export const SMTP_OPTIONS: Record<string, OptionSpec> = {
-  smtp: { type: "string", placeholder: "URL", help: "SMTP server for the issuance mail, e.g. smtp://mail.example.jp:587 (default $FOBKIT_SMTP_URL; none: no mail is sent)" },
+  smtp: {
+    type: "string",
+    placeholder: "URL",
+    help: "SMTP server for the issuance mail: smtp://host:587 (STARTTLS required), smtps://user:pass@host:465, or smtp://127.0.0.1:25/?tls=off for a relay on this host (default $FOBKIT_SMTP_URL; none: no mail is sent)",
+  },
   "mail-from": { type: "string", placeholder: "ADDR", help: "sender of the issuance mail (default $FOBKIT_MAIL_FROM, else otp@ and the SMTP host)" },
 };
 
@@ -34,7 +38,7 @@ export async function mailerFrom(values: Record<string, any>, io: Io, command: s
   }
   const from = values["mail-from"] ?? io.env.FOBKIT_MAIL_FROM ?? `otp@${/^[0-9.]+$|^\[/.test(host) || !host.includes(".") ? "localhost.localdomain" : host}`;
   try {
-    return await smtpMailer(url, from);
+    return smtpMailer({ smtpUrl: url, from });
   } catch (e) {
     if (e instanceof RangeError) throw new CliError(`fobkit ${command}: ${e.message}`);
     throw e;

@@ -26,6 +26,7 @@ dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; font-weight: 600; 
 .state { display: inline-block; padding: 0 8px; border-radius: 10px; border: 1px solid var(--line); font-size: .9rem; }
 .state-locked { background: #fee4e2; border-color: #fda29b; } .state-active { background: #dcfae6; border-color: #75e0a7; }
 .state-retired { background: #f2f4f7; } .state-issued { background: #eff8ff; border-color: #84caff; }
+.kind { display: inline-block; padding: 0 6px; border-radius: 4px; border: 1px solid var(--line); font-size: .8rem; font-weight: 400; } .kind-soft { background: #f4f3ff; border-color: #bdb4fe; }
 .flash { padding: 8px 12px; border-left: 4px solid var(--ok); background: #ecfdf3; margin: 8px 0; }
 .error { padding: 8px 12px; border-left: 4px solid var(--bad); background: #fef3f2; margin: 8px 0; }
 .warning { padding: 8px 12px; border-left: 4px solid var(--warn); background: #fff7ed; margin: 8px 0; }

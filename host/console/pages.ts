@@ -3,7 +3,8 @@
  * every control labelled, usable by keyboard alone (native links, buttons,
  * forms; a skip link; focus always visible).
  */
-import type { AuditRecord, TokenState, TokenStatus } from "../registry/types.js";
+import type { AuditRecord, TokenKind, TokenState, TokenStatus } from "../registry/types.js";
+import { KIND_LABELS } from "../registry/soft-tokens.js";
 import type { Approval } from "../registry/approvals.js";
 import type { StaffInfo, StaffRole } from "../registry/staff.js";
 import { Html, html, qs, seg } from "./html.js";
@@ -33,6 +34,11 @@ export function when(v: View, ms: number | string | null | undefined): string {
 }
 
 const csrfField = (v: View) => html`<input type="hidden" name="_csrf" value="${v.staff?.csrf ?? ""}">`;
+
+/** The token's kind (issue 15): ソフトウェアトークン / キーホルダー型. */
+export function kindBadge(v: View, k: TokenKind): Html {
+  return html`<span class="kind kind-${k}">${v.lang === "ja" ? KIND_LABELS[k].ja : KIND_LABELS[k].en}</span>`;
+}
 
 export function stateBadge(v: View, s: TokenState): Html {
   return html`<span class="state state-${s}">${v.w.stateNames[s] ?? s}</span>`;
@@ -158,11 +164,12 @@ export interface KeyfobFacts {
 /** Which staff actions a keyfob's state allows (the registry refuses the rest anyway). */
 export function allowedActions(t: TokenStatus): { issue: boolean; unlock: boolean; withdraw: boolean; resync: boolean } {
   const live = t.state === "issued" || t.state === "active" || t.state === "locked";
+  const keyfob = t.kind !== "soft"; // a soft token is never issued again, and its clock needs no resync
   return {
-    issue: t.state === "in_stock" || (t.state === "retired" && t.withdrawn !== "lost" && t.withdrawn !== "stolen"),
+    issue: keyfob && (t.state === "in_stock" || (t.state === "retired" && t.withdrawn !== "lost" && t.withdrawn !== "stolen")),
     unlock: t.state === "locked",
     withdraw: live,
-    resync: live,
+    resync: keyfob && live,
   };
 }
 
@@ -174,6 +181,7 @@ export function keyfobPage(v: View, f: KeyfobFacts, opts: { flash?: string; erro
   const barred = t.withdrawn === "lost" || t.withdrawn === "stolen";
   const body = html`<dl class="facts">
 <dt>${w.serial}</dt><dd>${t.serial}</dd>
+<dt>${v.lang === "ja" ? "種類" : "Kind"}</dt><dd>${kindBadge(v, t.kind)}${t.kind === "soft" ? html` <span class="muted">${t.setUp ? (v.lang === "ja" ? "アプリ設定済" : "app set up") : v.lang === "ja" ? "アプリ未設定" : "app not set up"}</span>` : ""}</dd>
 <dt>${w.state}</dt><dd>${stateBadge(v, t.state)}${barred ? html` <span class="state state-locked">${t.withdrawn === "stolen" ? w.reasonNames.stolen : w.reasonNames.lost}: ${v.lang === "ja" ? "再発行不可" : "never issued again"}</span>` : ""}</dd>
 <dt>${w.customer}</dt><dd>${t.customer ? html`<a href="/console/customers/${seg(t.customer)}">${t.customer}</a>` : w.none}</dd>
 <dt>${w.issuance}</dt><dd>${t.issuance}</dd>
@@ -288,7 +296,7 @@ export function listResults(v: View, l: ListView): Html {
   return html`<p role="status">${l.total.toLocaleString(v.lang === "ja" ? "ja-JP" : "en-GB")} ${w.total} — ${w.page} ${l.page} ${w.of} ${l.pages}</p>
 ${l.rows.length
     ? html`<table><thead><tr><th scope="col">${w.serial}</th><th scope="col">${w.state}</th><th scope="col">${w.customer}</th><th scope="col" class="num">${w.failCount}</th><th scope="col" class="num">${w.issuance}</th><th scope="col">${w.updated}</th></tr></thead><tbody>
-${l.rows.map((r) => html`<tr><td><a href="/console/keyfobs/${seg(r.serial)}">${r.serial}</a></td><td>${stateBadge(v, r.state)}${r.withdrawn ? html` <span class="muted">(${w.reasonNames[r.withdrawn]})</span>` : ""}</td>
+${l.rows.map((r) => html`<tr><td><a href="/console/keyfobs/${seg(r.serial)}">${r.serial}</a>${r.kind === "soft" ? html` ${kindBadge(v, r.kind)}` : ""}</td><td>${stateBadge(v, r.state)}${r.withdrawn ? html` <span class="muted">(${w.reasonNames[r.withdrawn]})</span>` : ""}</td>
 <td>${r.customer ? html`<a href="/console/customers/${seg(r.customer)}">${r.customer}</a>` : ""}</td><td class="num">${r.failCount}</td><td class="num">${r.issuance}</td><td>${when(v, r.updatedAt)}</td></tr>`)}
 </tbody></table>`
     : html`<p>${w.noResults}</p>`}

@@ -12,7 +12,7 @@
  */
 import { LIVE } from "../registry/token-store.js";
 import type { Database } from "../registry/database.js";
-import { TOKEN_STATES, type AuditRecord, type TokenState, type WithdrawReason } from "../registry/types.js";
+import { TOKEN_STATES, type AuditRecord, type TokenKind, type TokenState, type WithdrawReason } from "../registry/types.js";
 
 /** Rows every read sees: not part of an import still staging (the store's own condition). */
 const LIVE_ROWS = LIVE;
@@ -31,6 +31,8 @@ export interface KeyfobRow {
   failCount: number;
   withdrawn: WithdrawReason | null;
   updatedAt: number;
+  /** keyfob or soft (issue 15). */
+  kind: TokenKind;
 }
 
 export interface ListFilter {
@@ -86,8 +88,8 @@ export async function listKeyfobs(db: Database, f: ListFilter): Promise<{ rows: 
   const serials = await db.all<{ serial: string }>(`SELECT serial FROM tokens WHERE ${whereSql} ORDER BY ${order} LIMIT ${PAGE_SIZE} OFFSET ${(page - 1) * PAGE_SIZE}`, params);
   const byKey = new Map(
     (serials.length
-      ? await db.all<{ serial: string; state: TokenState; customer: string | null; issuance: number; fail_count: number; withdrawn: WithdrawReason | null; updated_at: number }>(
-          `SELECT serial, state, customer, issuance, fail_count, withdrawn, updated_at FROM tokens WHERE serial IN (${serials.map(() => "?").join(", ")})`,
+      ? await db.all<{ serial: string; state: TokenState; customer: string | null; issuance: number; fail_count: number; withdrawn: WithdrawReason | null; updated_at: number; kind: TokenKind }>(
+          `SELECT serial, state, customer, issuance, fail_count, withdrawn, updated_at, kind FROM tokens WHERE serial IN (${serials.map(() => "?").join(", ")})`,
           serials.map((r) => r.serial),
         )
       : []
@@ -95,7 +97,7 @@ export async function listKeyfobs(db: Database, f: ListFilter): Promise<{ rows: 
   );
   const rows = serials.map((r) => byKey.get(r.serial)).filter((r) => r !== undefined);
   return {
-    rows: rows.map((r) => ({ serial: r.serial, state: r.state, customer: r.customer, issuance: Number(r.issuance), failCount: Number(r.fail_count), withdrawn: r.withdrawn, updatedAt: Number(r.updated_at) })),
+    rows: rows.map((r) => ({ serial: r.serial, state: r.state, customer: r.customer, issuance: Number(r.issuance), failCount: Number(r.fail_count), withdrawn: r.withdrawn, updatedAt: Number(r.updated_at), kind: r.kind ?? "keyfob" })),
     total,
     page,
     pages,

@@ -113,7 +113,7 @@ export const LIFECYCLE: Transition[] = [
       in_stock: { code: "unknown_user", message: () => "no software token with this service ID and user ID" },
       active: { code: "already_set_up", message: (t) => `software token ${t.serial} was set up already; a user ID sets up once` },
       locked: { code: "already_set_up", message: (t) => `software token ${t.serial} was set up already; a user ID sets up once` },
-      retired: { code: "voided", message: (t) => `the issuance of ${t.serial} is void; apply for a new issuance` },
+      retired: { code: "voided", message: (t) => `${t.serial} is no longer valid (void, expired, superseded or deactivated); apply for a new issuance` },
     },
     refusals: ["unknown_user", "already_set_up", "setup_expired", "setup_not_yet", "voided", "wrong_password", "ticket_expired"],
   },

@@ -453,8 +453,9 @@ export class SoftTokens {
       audit: [{ action, outcome: code, serial: row.serial, customer: row.customer, ...(Object.keys(detail).length ? { detail } : {}) }, ...extra],
       outcome: new RegistryError(code, msg, "refused", { serial: row.serial, ...detail }),
     });
-    if (row.setup_at !== null) return refuse("already_set_up", "this user ID was set up already; a user ID sets up once (ask the bank for a new issuance to set up another phone)");
-    if (row.state !== "issued") return refuse("voided", "this issuance is void (too many wrong activation passwords, expired, or replaced by a newer issuance); apply for a new issuance");
+    // By state first, as the lifecycle table's setup row says (retired: voided; active, locked: already_set_up).
+    if (row.state === "retired") return refuse("voided", "this user ID is no longer valid (too many wrong activation passwords, expired, replaced by a newer issuance, or deactivated); apply for a new issuance");
+    if (row.setup_at !== null || row.state !== "issued") return refuse("already_set_up", "this user ID was set up already; a user ID sets up once (ask the bank for a new issuance to set up another phone)");
     if (row.setup_before !== null && now >= Number(row.setup_before)) {
       return refuse("setup_expired", `this issuance expired at ${iso(row.setup_before)}; apply for a new issuance`, { setupBefore: iso(row.setup_before) }, { state: "retired", updated_at: Math.max(now, Number(row.updated_at) + 1) }, [
         { action: "void", outcome: "ok", serial: row.serial, customer: row.customer, detail: { reason: "expired" } },

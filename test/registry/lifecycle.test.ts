@@ -90,3 +90,55 @@ describe("the registry refuses as the table says, from every state (SQLite)", ()
     });
   }
 });
+
+describe("software tokens follow the table too: setup refused by state, keyfob-only actions refused (SQLite)", () => {
+  it("setup from each state answers the table's refusal; activate before set-up answers not_set_up; the table names both kinds", async () => {
+    const { KeyRing: Ring } = await import("../../host/registry/key-ring.js");
+    const { startServer } = await import("../../host/server/serve.js");
+    const { finishCustomerRegistration, setUp, startCustomerRegistration } = await import("../../host/soft/client.js");
+    const { softSerial, stepAt, totpFromKey } = await import("../../host/soft/protocol.js");
+    const { db, drop } = await freshDb(ENGINES[0]);
+    const clock = new TestClock(START);
+    const server = await startServer({ db, keys: Ring.fromKeys([{ id: "k", key: randomBytes(32) }]), listen: "127.0.0.1:0", now: clock.now, policy: { lockAfter: 1 } });
+    const reg = server.registry;
+    try {
+      await reg.soft.configure({ serviceId: "10112235", bankName: "B", appUrl: "https://b.example/app/" }, STAFF);
+      const pw = "Correct-horse9";
+      const issue = async (customer: string) => {
+        const s = await startCustomerRegistration(pw);
+        const r = await reg.soft.startIssuance(customer, s.request.registrationRequest, CHANNEL);
+        await reg.soft.issue(customer, await finishCustomerRegistration(s.clientRegistrationState, pw, r, "a@example.jp"), CHANNEL);
+        return r.userId;
+      };
+      const users = new Map<TokenState, string>();
+      for (const s of ["issued", "active", "locked", "retired"] as TokenState[]) {
+        const userId = await issue(`soft-${s}`);
+        users.set(s, userId);
+        if (s === "issued") {
+          await expect(reg.activate({ customer: `soft-${s}` }, "12345678", CHANNEL)).rejects.toMatchObject({ code: "not_set_up" });
+          continue;
+        }
+        const app = await setUp({ bankUrl: server.url, serviceId: "10112235", userId, password: pw, seed: "key" });
+        await reg.activate({ customer: `soft-${s}` }, await totpFromKey(app.seedKey!, stepAt(clock.ms).step), CHANNEL);
+        if (s === "locked") await reg.verify(`soft-${s}`, "00000000", CHANNEL).catch(() => undefined);
+        if (s === "retired") await reg.withdraw(`soft-${s}`, "returned", STAFF);
+        expect((await reg.status(softSerial(userId))).state).toBe(s);
+      }
+      for (const [s, userId] of users) {
+        const expected = stateRefusal("setup", s);
+        const got = await setUp({ bankUrl: server.url, serviceId: "10112235", userId, password: pw, seed: "bytes" }).then(
+          () => undefined,
+          (e) => e.code,
+        );
+        expect(got, `setup from ${s}`).toBe(expected?.code);
+      }
+      expect(stateRefusal("setup", "in_stock")?.code).toBe("unknown_user");
+      expect(LIFECYCLE.find((t) => t.action === "resync")?.kinds).toEqual(["keyfob"]);
+      expect(LIFECYCLE.find((t) => t.action === "setup")?.kinds).toEqual(["soft"]);
+      expect(refusalsOf("activate", { byCustomer: true })).toContain("not_set_up");
+    } finally {
+      await server.close();
+      await drop();
+    }
+  });
+});

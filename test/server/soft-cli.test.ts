@@ -1,0 +1,131 @@
+/**
+ * The software token from the staff CLI (in process through runCli, the
+ * entry of bin/fobkit.js), on SQLite and PostgreSQL: soft-config, soft-issue
+ * with the mail read from a real SMTP server (smtp-server), the app's set-up
+ * against a server on the same database, `bank activate --customer`, and
+ * status / tokens with kind and registration status. The activation password
+ * appears in no output and no mail.
+ */
+
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { runCli } from "../../host/cli/main.js";
+import { KeyRing } from "../../host/registry/key-ring.js";
+import { openMigrated } from "../../host/registry/open-database.js";
+import { startServer } from "../../host/server/serve.js";
+import { setUp } from "../../host/soft/client.js";
+import { ENGINES, oathtool } from "../registry/support.js";
+import { startTestSmtp, type TestSmtp } from "../support/smtp.js";
+
+const PASSWORD = "Correct-horse9";
+
+interface Out {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json: any;
+}
+
+describe.each(ENGINES)("fobkit bank soft-* on $name", (engine) => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  let drop: () => Promise<void>;
+  let url: string;
+  let smtp: TestSmtp;
+
+  async function bank(...args: string[]): Promise<Out> {
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let o = "";
+    let e = "";
+    stdout.on("data", (d) => (o += d));
+    stderr.on("data", (d) => (e += d));
+    const code = await runCli(["bank", ...args], { stdout, stderr, stdin: new PassThrough(), env, signal: new AbortController().signal });
+    let json: unknown;
+    if (args.includes("--json")) json = JSON.parse(o.trim().split("\n").at(-1)!);
+    return { code, stdout: o, stderr: e, json };
+  }
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "fobkit-soft-cli-"));
+    const f = await engine.fresh();
+    drop = f.drop;
+    url = f.url;
+    writeFileSync(join(dir, "pw"), PASSWORD + "\n", { mode: 0o600 });
+    env = { FOBKIT_BANK_DB: f.url, FOBKIT_BANK_KEK_FILE: join(dir, "bank.kek"), USER: "alice", PATH: process.env.PATH };
+    expect((await bank("init-kek")).code).toBe(0);
+    smtp = await startTestSmtp();
+  });
+  afterEach(async () => {
+    await smtp.close();
+    await drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("soft-config shows, then sets; soft-issue mails the IDs (never the password); the app sets up; activate --customer; status and tokens show kind and 未登録/発行済/利用中", async () => {
+    const shown = await bank("soft-config", "--json");
+    expect(shown).toMatchObject({ code: 0, json: { settings: { complete: false, opaqueSetup: false, timeZone: "Asia/Tokyo", issuanceDays: 7 } } });
+    // Not configured: soft-issue fails clearly (exit 3, not_configured).
+    const early = await bank("soft-issue", "--customer", "c1", "--mail", "taro@example.jp", "--activation-password-file", join(dir, "pw"), "--json");
+    expect(early).toMatchObject({ code: 3, json: { ok: false, error: { code: "not_configured" } } });
+    expect(await bank("soft-config", "--service-id", "1011223", "--json")).toMatchObject({ code: 2, json: { error: { code: "bad_service_id" } } });
+    const set = await bank("soft-config", "--service-id", "10112235", "--bank-name", "ふぉぶ信用金庫", "--app-url", "https://bank.example.jp/app/", "--json");
+    expect(set).toMatchObject({ code: 0, json: { settings: { complete: true, opaqueSetup: true, serviceId: "10112235" } } });
+
+    expect(await bank("status", "--customer", "c1")).toMatchObject({ code: 0, stdout: expect.stringContaining("not_registered (未登録)") });
+    const issued = await bank("soft-issue", "--customer", "c1", "--mail", "taro@example.jp", "--activation-password-file", join(dir, "pw"), "--smtp", smtp.url, "--mail-from", "otp@bank.example.jp", "--json");
+    expect(issued).toMatchObject({ code: 0, json: { ok: true, serviceId: "10112235", state: "issued", setUp: false, mailSent: true } });
+    const userId = issued.json.userId as string;
+    const mail = await smtp.waitFor(1);
+    expect(smtp.mails).toHaveLength(1);
+    expect(mail.to).toEqual(["taro@example.jp"]);
+    expect(mail.from).toBe("otp@bank.example.jp");
+    expect(mail.parsed.subject).toBe("【ふぉぶ信用金庫】トークン発行のご案内");
+    expect(mail.parsed.text).toContain(userId);
+    expect(mail.parsed.text).toContain("10112235");
+    expect(mail.parsed.text).toContain("https://bank.example.jp/app/");
+    for (const out of [issued.stdout, issued.stderr, mail.raw.toString("utf8"), mail.parsed.text ?? ""]) expect(out).not.toContain(PASSWORD);
+    const st = await bank("status", "--customer", "c1");
+    expect(st.stdout).toMatch(/kind\s+software token \(ソフトウェアトークン\)/);
+    expect(st.stdout).toContain("issued (発行済), app not set up yet");
+    const list = await bank("tokens");
+    expect(list.stdout).toContain(`SW${userId}\tsoft\tissued\tc1`);
+
+    // The app sets up against a server on the same database; then start of use from the CLI.
+    const db = await openMigrated(url);
+    const server = await startServer({ db, keys: KeyRing.fromFile(env.FOBKIT_BANK_KEK_FILE!), listen: "127.0.0.1:0" });
+    try {
+      const app = await setUp({ bankUrl: server.url, serviceId: "10112235", userId, password: PASSWORD, seed: "bytes" });
+      const code = oathtool(Buffer.from(app.seedBytes!), Date.now() / 1000, { algorithm: "SHA256", digits: 8, period: 60 });
+      expect(await bank("activate", "--customer", "c1", "--code", code, "--json")).toMatchObject({ code: 0, json: { ok: true, state: "active", serial: `SW${userId}` } });
+    } finally {
+      await server.close();
+      await db.close();
+    }
+    expect((await bank("status", "--customer", "c1", "--json")).json).toMatchObject({ registration: { status: "in_use", label: "利用中", kind: "soft", otpRequired: true }, token: { kind: "soft", setUp: true } });
+    // In use: a new issuance is refused.
+    expect(await bank("soft-issue", "--customer", "c1", "--mail", "taro@example.jp", "--activation-password-file", join(dir, "pw"), "--json")).toMatchObject({ code: 1, json: { error: { code: "customer_has_token" } } });
+  });
+
+  it("soft-issue refuses a password that breaks the rule, naming the rule, not the password; and --mail-from without --smtp", async () => {
+    await bank("soft-config", "--service-id", "10112235", "--bank-name", "B", "--app-url", "https://bank.example.jp/app/");
+    const short = "Abc12!x";
+    writeFileSync(join(dir, "short"), short + "\n", { mode: 0o600 });
+    const r = await bank("soft-issue", "--customer", "c1", "--mail", "taro@example.jp", "--activation-password-file", join(dir, "short"));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("8-64 printable ASCII");
+    expect(r.stderr + r.stdout).not.toContain(short);
+    const spaced = "has a space in it";
+    writeFileSync(join(dir, "spaced"), spaced, { mode: 0o600 });
+    const s = await bank("soft-issue", "--customer", "c1", "--mail", "taro@example.jp", "--activation-password-file", join(dir, "spaced"));
+    expect(s.code).toBe(2);
+    expect(s.stderr + s.stdout).not.toContain(spaced);
+    expect((await bank("soft-issue", "--customer", "c1", "--mail", "taro@example.jp", "--activation-password-file", join(dir, "pw"), "--mail-from", "a@b.jp")).code).toBe(2);
+    expect(await bank("soft-issue", "--customer", "c1", "--mail", "not-a-mail", "--activation-password-file", join(dir, "pw"), "--json")).toMatchObject({ code: 2, json: { error: { code: "bad_mail" } } });
+    expect(await bank("status", "--customer", "c1", "--json")).toMatchObject({ json: { registration: { status: "not_registered" } } });
+  });
+});
+
