@@ -1,0 +1,120 @@
+/**
+ * Attack review of the software token (issue 15), findings that FAIL on the
+ * code as reviewed (branch soft-review, merge of soft-app and soft-bank at
+ * 0c6d3c4). Each test names the finding of the review report it guards.
+ *
+ * R1 (anonymous audit writes): POST /app/v1/setup/finish is public. With a
+ *    forged ticket and any user ID whose check digit is right (one try in
+ *    ten), it writes an audit row (setup/ticket_expired) for a serial that
+ *    does not exist: every anonymous request is a database write (SQLite's
+ *    one writer lock, the audit table's growth). It should answer without
+ *    writing, as unknown_user does on the start route.
+ * R2 (next-day rule in zones whose clocks jump at midnight): startOfNextDay
+ *    returns 23:00 of the SAME day in America/Havana, America/Santiago,
+ *    America/Asuncion (DST begins at 00:00 there), so a customer who
+ *    deactivated at 20:00 can set up again at 23:00 that day. soft-config
+ *    accepts any IANA zone.
+ */
+import { randomBytes } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Database } from "../../host/registry/database.js";
+import { KeyRing } from "../../host/registry/key-ring.js";
+import { startOfNextDay } from "../../host/registry/soft-tokens.js";
+import { startServer } from "../../host/server/serve.js";
+import { SoftSetupError, finishCustomerRegistration, setUp, startCustomerRegistration } from "../../host/soft/client.js";
+import { SETUP_FINISH_PATH, dammDigit, stepAt, totpFromKey } from "../../host/soft/protocol.js";
+import { ENGINES, TestClock, freshDb } from "../registry/support.js";
+import { call } from "../server/support.js";
+
+const ADMIN = { name: "staff:admin", source: "cli" };
+const CHANNEL = { name: "channel:review", source: "10.0.0.9" };
+const PASSWORD = "Correct-horse9";
+const SERVICE_ID = "10112235";
+
+/** The calendar date (YYYY-MM-DD) of instant `ms` in `tz`. */
+const dateIn = (ms: number, tz: string) => new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date(ms));
+
+describe.each(ENGINES)("review R1: the public set-up finish on $name", (engine) => {
+  let db: Database;
+  let drop: () => Promise<void>;
+  let server: Awaited<ReturnType<typeof startServer>>;
+
+  beforeEach(async () => {
+    ({ db, drop } = await freshDb(engine));
+    server = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0" });
+    await server.registry.soft.configure({ serviceId: SERVICE_ID, bankName: "ふぉぶ信用金庫", appUrl: "https://bank.example.jp/app/" }, ADMIN);
+  });
+  afterEach(async () => {
+    await server.close();
+    await drop();
+  });
+
+  it("review-R1: forged tickets for user IDs that do not exist write nothing (an anonymous request is not a database write)", async () => {
+    const audits = async () => Number((await db.get<{ n: number }>("SELECT count(*) AS n FROM audit"))!.n);
+    const before = await audits();
+    const answers = [];
+    for (let i = 0; i < 20; i++) {
+      const body11 = String(10_000_000_000 + i * 7919).slice(0, 11);
+      const userId = body11 + String(dammDigit(body11));
+      const forged = { serviceId: SERVICE_ID, userId, ticket: "k1." + randomBytes(300).toString("base64url"), finishLoginRequest: randomBytes(64).toString("base64url"), clientConfirm: randomBytes(32).toString("base64url") };
+      answers.push((await call(server.url, "POST", SETUP_FINISH_PATH, { body: forged })).status);
+    }
+    // Refused, of course...
+    expect(answers.every((s) => s >= 400 && s < 500)).toBe(true);
+    // ...but no row exists for any of these serials, and nothing should have been written.
+    expect(await db.get("SELECT 1 AS x FROM tokens WHERE kind = 'soft'")).toBeUndefined();
+    expect(await audits()).toBe(before);
+  });
+});
+
+describe("review R2: the next-day rule where the clocks jump at midnight", () => {
+  it("review-R2: startOfNextDay is on a later calendar day, and its previous millisecond is not (Havana, Santiago, Asuncion spring-forward days)", () => {
+    const cases: [string, number][] = [
+      // 2026-03-07 20:00 in Havana (CST, UTC-5); on 2026-03-08 the clock goes 00:00 -> 01:00 (CDT).
+      ["America/Havana", Date.UTC(2026, 2, 8, 1, 0, 0)],
+      // 2026-09-05 20:00 in Santiago (UTC-4); that night 24:00 -> 01:00 (UTC-3).
+      ["America/Santiago", Date.UTC(2026, 8, 6, 0, 0, 0)],
+      // Tokyo, no DST: the control case, passes today.
+      ["Asia/Tokyo", Date.UTC(2026, 2, 7, 11, 0, 0)],
+    ];
+    for (const [tz, deactivatedAt] of cases) {
+      const next = startOfNextDay(deactivatedAt, tz);
+      expect(dateIn(next, tz) > dateIn(deactivatedAt, tz), `${tz}: ${new Date(next).toISOString()} is ${dateIn(next, tz)}, the deactivation's day`).toBe(true);
+      expect(dateIn(next - 1, tz), tz).toBe(dateIn(deactivatedAt, tz));
+    }
+  });
+
+  it("review-R2: a bank in America/Havana: deactivated at 20:00, the new issuance does not set up at 23:30 the same day", async () => {
+    const { db, drop } = await freshDb(ENGINES[0]);
+    // 2026-03-07 19:59:10 in Havana (UTC-5).
+    const clock = new TestClock(Date.UTC(2026, 2, 8, 0, 59, 10));
+    const server = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0", now: clock.now });
+    const registry = server.registry;
+    const issue = async (customer: string) => {
+      const { clientRegistrationState, request } = await startCustomerRegistration(PASSWORD);
+      const response = await registry.soft.startIssuance(customer, request.registrationRequest, CHANNEL);
+      await registry.soft.issue(customer, await finishCustomerRegistration(clientRegistrationState, PASSWORD, response, "taro@example.jp"), CHANNEL);
+      return response.userId;
+    };
+    try {
+      await registry.soft.configure({ serviceId: SERVICE_ID, bankName: "Banco", appUrl: "https://bank.example/app/", timeZone: "America/Havana" }, ADMIN);
+      const first = await issue("c1");
+      const app = await setUp({ bankUrl: server.url, serviceId: SERVICE_ID, userId: first, password: PASSWORD, seed: "key" });
+      await registry.activate({ customer: "c1" }, await totpFromKey(app.seedKey!, stepAt(clock.ms).step), CHANNEL);
+      clock.advance(60);
+      const offAt = clock.ms;
+      await registry.deactivate("c1", await totpFromKey(app.seedKey!, stepAt(clock.ms).step), CHANNEL);
+      const second = await issue("c1");
+      clock.ms = Date.UTC(2026, 2, 8, 4, 30, 0); // 23:30 in Havana, the same calendar day
+      expect(dateIn(clock.ms, "America/Havana")).toBe(dateIn(offAt, "America/Havana"));
+      const refused = await setUp({ bankUrl: server.url, serviceId: SERVICE_ID, userId: second, password: PASSWORD, seed: "key" }).then(
+        () => undefined,
+        (e) => e as SoftSetupError,
+      );
+      expect(refused?.code, "set-up on the day of the deactivation (利用解除を行った翌日以降 only)").toBe("setup_not_yet");
+    } finally {
+      await server.close();
+      await drop();
+    }
+  });
+});
