@@ -118,3 +118,43 @@ describe("review R2: the next-day rule where the clocks jump at midnight", () =>
     }
   });
 });
+
+/**
+ * Guards the review found sound (kept so a change cannot quietly break them):
+ * starts from two registries at once (two pools: two server processes)
+ * never answer more than SETUP_TRIES KE2s, and two finishes of one ticket
+ * from two processes set up once.
+ */
+describe.each(ENGINES)("review guards: guesses and set-ups under concurrency on $name", (engine) => {
+  it("review-G1: 12 starts at once from two processes answer at most 5 KE2s; then voided", async () => {
+    const opaque = await import("@serenity-kit/opaque");
+    const { openMigrated } = await import("../../host/registry/open-database.js");
+    const { Registry } = await import("../../host/registry/registry.js");
+    const { randomNonce, toB64u } = await import("../../host/soft/protocol.js");
+    const { db, url, drop } = await freshDb(engine);
+    const other = await openMigrated(url);
+    const keys = KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]);
+    try {
+      const a = new Registry(db, { keys });
+      const b = new Registry(other, { keys });
+      await a.soft.configure({ serviceId: SERVICE_ID, bankName: "B", appUrl: "https://bank.example/app/" }, ADMIN);
+      const { clientRegistrationState, request } = await startCustomerRegistration(PASSWORD);
+      const response = await a.soft.startIssuance("c1", request.registrationRequest, CHANNEL);
+      await a.soft.issue("c1", await finishCustomerRegistration(clientRegistrationState, PASSWORD, response, "t@example.jp"), CHANNEL);
+      await opaque.ready;
+      const starts = Array.from({ length: 12 }, (_, i) => {
+        const { startLoginRequest } = opaque.client.startLogin({ password: "wrong-" + i + "-guess" });
+        return (i % 2 ? b : a).soft.setupStart({ serviceId: SERVICE_ID, userId: response.userId, startLoginRequest, clientNonce: toB64u(randomNonce()) }, "10.9.9.9");
+      });
+      const results = await Promise.allSettled(starts);
+      const answered = results.filter((r) => r.status === "fulfilled").length;
+      expect(answered).toBe(5);
+      for (const r of results) if (r.status === "rejected") expect((r.reason as { code: string }).code).toBe("voided");
+      const row = await db.get<{ state: string; fail_count: number }>("SELECT state, fail_count FROM tokens WHERE kind = 'soft'");
+      expect(row).toEqual({ state: "retired", fail_count: 5 });
+    } finally {
+      await other.close();
+      await drop();
+    }
+  });
+});
