@@ -158,3 +158,37 @@ describe.each(ENGINES)("review guards: guesses and set-ups under concurrency on 
     }
   });
 });
+
+describe.each(ENGINES)("review guards: the registration ticket on $name", (engine) => {
+  it("review-G2: a registration ticket issues once, for its customer, within 10 minutes (replay, another customer, expiry)", async () => {
+    const { Registry } = await import("../../host/registry/registry.js");
+    const { db, drop } = await freshDb(engine);
+    const clock = new TestClock(Date.UTC(2027, 0, 15, 3, 0, 10));
+    try {
+      const registry = new Registry(db, { keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), now: clock.now });
+      await registry.soft.configure({ serviceId: SERVICE_ID, bankName: "B", appUrl: "https://bank.example/app/" }, ADMIN);
+      const prepare = async (customer: string) => {
+        const { clientRegistrationState, request } = await startCustomerRegistration(PASSWORD);
+        const response = await registry.soft.startIssuance(customer, request.registrationRequest, CHANNEL);
+        return finishCustomerRegistration(clientRegistrationState, PASSWORD, response, "t@example.jp");
+      };
+      const code = (p: Promise<unknown>) => p.then(() => "ok", (e) => (e as { code: string }).code);
+      const c1 = await prepare("c1");
+      // Another customer's ticket (sealed for c1) issues nothing for c2.
+      expect(await code(registry.soft.issue("c2", c1, CHANNEL))).toBe("ticket_expired");
+      expect(await code(registry.soft.issue("c1", c1, CHANNEL))).toBe("ok");
+      // Replayed (even with another record): refused, the first token stays live, no second row.
+      const again = { ...c1, registrationRecord: (await prepare("c1")).registrationRecord };
+      expect(await code(registry.soft.issue("c1", again, CHANNEL))).toBe("ticket_used");
+      expect(await db.all("SELECT serial, state FROM tokens WHERE customer = 'c1'")).toHaveLength(1);
+      expect((await db.get<{ state: string }>("SELECT state FROM tokens WHERE customer = 'c1'"))?.state).toBe("issued");
+      // Expired after 10 minutes.
+      const late = await prepare("c3");
+      clock.advance(10 * 60);
+      expect(await code(registry.soft.issue("c3", late, CHANNEL))).toBe("ticket_expired");
+      expect(await db.get("SELECT 1 AS x FROM tokens WHERE customer = 'c3'")).toBeUndefined();
+    } finally {
+      await drop();
+    }
+  });
+});
