@@ -14,6 +14,12 @@
  *    America/Asuncion (DST begins at 00:00 there), so a customer who
  *    deactivated at 20:00 can set up again at 23:00 that day. soft-config
  *    accepts any IANA zone.
+ * R3 (key file read per anonymous request): a set-up ticket names its key
+ *    id; KeyRing.openTicket -> find() re-reads the key file from disk
+ *    (refresh(true), readFileSync) for an id it does not hold. Anyone can
+ *    send "<random id>.<anything>" to /app/v1/setup/finish: one synchronous
+ *    file read of the bank's key file per request, past the ring's 1 s
+ *    re-check throttle.
  */
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -190,5 +196,27 @@ describe.each(ENGINES)("review guards: the registration ticket on $name", (engin
     } finally {
       await drop();
     }
+  });
+});
+
+describe("review R3: tickets under an unknown key id", () => {
+  it("review-R3: opening a ticket with an unknown key id does not re-read the key file (the 1 s throttle holds)", async () => {
+    const { mkdtempSync, writeFileSync, readFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { formatKeyFile } = await import("../../host/registry/key-ring.js");
+    const dir = mkdtempSync(join(tmpdir(), "fobkit-review-"));
+    const path = join(dir, "keys");
+    const first = { id: "k1", key: randomBytes(32) };
+    writeFileSync(path, formatKeyFile([first]), { mode: 0o600 });
+    const ring = KeyRing.fromFile(path, { recheckMs: 3_600_000 });
+    expect(ring.ids).toEqual(["k1"]);
+    // The file changes on disk (as a rotation by another process would); the ring may see it within its throttle only.
+    writeFileSync(path, formatKeyFile([{ id: "k2", key: randomBytes(32) }, first]), { mode: 0o600 });
+    expect(readFileSync(path, "utf8")).toContain("k2 ");
+    // An anonymous caller's forged ticket under a made-up key id:
+    expect(ring.openTicket("fobkit-setup-ticket", "SW100000000009", "made-up-id." + randomBytes(64).toString("base64url"))).toBeUndefined();
+    // Nothing but the forged ticket happened, yet the ring has read the file again.
+    expect(ring.ids, "the key file was read from disk for an anonymous request's made-up key id").toEqual(["k1"]);
   });
 });
