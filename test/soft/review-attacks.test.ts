@@ -20,6 +20,13 @@
  *    send "<random id>.<anything>" to /app/v1/setup/finish: one synchronous
  *    file read of the bank's key file per request, past the ring's 1 s
  *    re-check throttle.
+ * R5 (free existence probe): /app/v1/setup/start with a malformed KE1
+ *    answers 404 unknown_user for a user ID that does not exist but 400
+ *    bad_start_login_request for one awaiting set-up, and for the latter
+ *    the decision throws inside the row transaction: no guess counted, no
+ *    audit row. Anyone can test user IDs for live issuances without cost
+ *    or trace (then void them with 5 starts each). The KE1 should be
+ *    checked before the row is looked up, so both answer alike.
  */
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -218,5 +225,31 @@ describe("review R3: tickets under an unknown key id", () => {
     expect(ring.openTicket("fobkit-setup-ticket", "SW100000000009", "made-up-id." + randomBytes(64).toString("base64url"))).toBeUndefined();
     // Nothing but the forged ticket happened, yet the ring has read the file again.
     expect(ring.ids, "the key file was read from disk for an anonymous request's made-up key id").toEqual(["k1"]);
+  });
+});
+
+describe.each(ENGINES)("review R5: probing user IDs with a malformed KE1 on $name", (engine) => {
+  it("review-R5: a malformed KE1 answers alike for an awaiting user ID and an unknown one", async () => {
+    const { SETUP_START_PATH, randomNonce, toB64u } = await import("../../host/soft/protocol.js");
+    const { db, drop } = await freshDb(engine);
+    const server = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0" });
+    try {
+      await server.registry.soft.configure({ serviceId: SERVICE_ID, bankName: "B", appUrl: "https://bank.example/app/" }, ADMIN);
+      const { clientRegistrationState, request } = await startCustomerRegistration(PASSWORD);
+      const response = await server.registry.soft.startIssuance("c1", request.registrationRequest, CHANNEL);
+      await server.registry.soft.issue("c1", await finishCustomerRegistration(clientRegistrationState, PASSWORD, response, "t@example.jp"), CHANNEL);
+      const body11 = response.userId.startsWith("9") ? "10000000000" : "90000000000";
+      const unknown = body11 + String(dammDigit(body11));
+      const probe = async (userId: string) => {
+        const r = await call(server.url, "POST", SETUP_START_PATH, { body: { serviceId: SERVICE_ID, userId, startLoginRequest: toB64u(new Uint8Array(96).fill(0xff)), clientNonce: toB64u(randomNonce()) } });
+        return { status: r.status, code: (r.body as { error?: { code?: string } }).error?.code };
+      };
+      const live = await probe(response.userId);
+      const none = await probe(unknown);
+      expect(live, "an awaiting user ID is told apart from an unknown one without a guess counted").toEqual(none);
+    } finally {
+      await server.close();
+      await drop();
+    }
   });
 });
