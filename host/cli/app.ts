@@ -180,6 +180,7 @@ export const appCode: Command = {
     "Prints the current 8-digit code (60-second steps), the name of the bank that issued the token (check it)\n" +
     "and the seconds until the next code. With --json: {ok, code, bank, serviceId, userId, secondsLeft}.\n" +
     "The store must be yours: a key file that group or others can read is refused, as ssh refuses a key.\n" +
+    "The time is this machine's clock (FOBKIT_CLOCK_OFFSET shifts it, as for every fobkit command that reads the time).\n" +
     "\n" +
     "Example:\n" +
     "  fobkit app code --store ~/.fobkit/token\n" +

@@ -172,14 +172,15 @@ export const bankStatus: Command = {
 };
 
 function tokenLine(s: TokenStatus): string {
-  return [s.serial, s.kind, s.state, s.customer ?? "-", s.failCount, s.withdrawn ?? "-", s.updatedAt, registrationText(registrationOfStatus(s))].join("\t");
+  // Kind and registration status last: scripts that read the first six columns keep working.
+  return [s.serial, s.state, s.customer ?? "-", s.failCount, s.withdrawn ?? "-", s.updatedAt, s.kind, registrationText(registrationOfStatus(s))].join("\t");
 }
 
 export const bankTokens: Command = {
   name: "bank tokens",
   summary: "list tokens (keyfobs and software tokens) in serial order, of one state if asked; --counts for how many are in each state",
   description: [
-    "Lines: serial, kind (keyfob or soft), state, customer, wrong codes in a row, withdrawal reason, last change,",
+    "Lines: serial, state, customer, wrong codes in a row, withdrawal reason, last change, kind (keyfob or soft),",
     "registration status (発行済 / 利用中 / 停止中; a software token not set up yet says so) (tab-separated).",
     "Examples: fobkit bank tokens --state locked     (who is locked out now)",
     "          fobkit bank tokens --counts           (stock, issued, active, locked, retired)",

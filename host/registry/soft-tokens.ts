@@ -542,7 +542,9 @@ export class SoftTokens {
       t = undefined;
     }
     if (!t || !(this.now() < t.exp)) {
-      await this.store.note(actor, "setup", "ticket_expired", { reason: t ? "expired" : "invalid" }, serial);
+      // Audited only when the ticket is the bank's own (it names a token that exists); a forged one is
+      // bad input from anyone on the network, and must not let them write audit records at will.
+      if (t) await this.store.note(actor, "setup", "ticket_expired", { reason: "expired" }, serial);
       throw new RegistryError("ticket_expired", "the set-up ticket is invalid or expired (5 minutes); start the set-up again", "refused", { serial });
     }
     const transcript: SetupTranscript = {

@@ -58,6 +58,10 @@ export const TOKEN_STATUS_SCHEMA = {
   type: "object",
   properties: {
     serial: { type: "string" },
+    kind: { type: "string", enum: TOKEN_KINDS, description: "keyfob, or soft: a software token (serial SW + its user ID)." },
+    setUp: { type: "boolean", description: "A software token's app set-up is done (it holds its seed); always true for a keyfob." },
+    setupFrom: { type: ["string", "null"], format: "date-time", description: "Software token awaiting set-up: not before (the day after a deactivation)." },
+    setupBefore: { type: ["string", "null"], format: "date-time", description: "Software token awaiting set-up: the issuance expires then." },
     manufacturer: { type: "string" },
     model: { type: ["string", "null"] },
     issuer: { type: ["string", "null"] },

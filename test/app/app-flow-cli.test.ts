@@ -1,7 +1,7 @@
 /**
  * Issue 15's whole flow with `fobkit app` (the real CLI, as subprocesses)
  * against a real bank (test/app/flow-support.ts: the server in process on
- * SQLite on a clock the test moves, a real SMTP server, a recording proxy):
+ * SQLite, and on PostgreSQL in a schema of its own, on a clock the test moves, a real SMTP server, a recording proxy):
  * issue, read the mail, set up with the IDs and password, start of use,
  * replay refused, five wrong codes lock, unlock, deactivate, set-up the same
  * day refused, set-up the next day (Tokyo) works. Then the seed search: the
@@ -24,14 +24,14 @@ const CUSTOMER = "C-0001";
 const MAIL = "taro@example.jp";
 const PASSWORD = "Katsu-2026!x";
 
-describe("software token, whole flow with fobkit app", () => {
+describe.each(["sqlite", "postgres"] as const)("software token, whole flow with fobkit app, bank on %s", (engine) => {
   let bank: Bank;
   let pw: string;
   const userIds: string[] = [];
   const stores: string[] = [];
 
   beforeAll(async () => {
-    bank = await startBank({ startAt: tokyoNoonToday() });
+    bank = await startBank({ startAt: tokyoNoonToday(), engine });
     pw = join(bank.dir, "activation.pw");
     writeFileSync(pw, PASSWORD + "\n", { mode: 0o600 });
     await bank.ok("bank", "soft-config", "--service-id", SERVICE_ID, "--bank-name", BANK_NAME, "--app-url", bank.url + "/app/", "--json");
@@ -42,8 +42,8 @@ describe("software token, whole flow with fobkit app", () => {
   });
 
   const issue = () => bank.ok("bank", "soft-issue", "--customer", CUSTOMER, "--mail", MAIL, "--activation-password-file", pw, "--smtp", bank.smtpUrl, "--json");
-  const setup = (userId: string, store: string, password = pw) =>
-    bank.fobkit("app", "setup", "--bank", bank.url, "--service-id", SERVICE_ID, "--user-id", userId, "--activation-password-file", password, "--store", store, "--json");
+  const setup = (userId: string, store: string, password = pw, json = true) =>
+    bank.fobkit("app", "setup", "--bank", bank.url, "--service-id", SERVICE_ID, "--user-id", userId, "--activation-password-file", password, "--store", store, ...(json ? ["--json"] : []));
   const code = async (store: string): Promise<{ code: string; bank: string }> => bank.ok("app", "code", "--store", store, "--json");
   const verify = (c: string) => bank.fobkit("bank", "verify", "--customer", CUSTOMER, "--code", c, "--json");
   const errorCode = (r: { stdout: string }) => JSON.parse(r.stdout).error.code as string;
@@ -129,8 +129,9 @@ describe("software token, whole flow with fobkit app", () => {
     expect(early.stderr).toContain(new Date(midnight).toISOString());
 
     bank.setNow(midnight + 90_000);
-    const late = await setup(userId2, store2);
+    const late = await setup(userId2, store2, pw, false);
     expect(late.code, late.stderr).toBe(0);
+    expect(late.stdout).toBe(`set up: user ID ${userId2} at ${BANK_NAME}\nthe seed is sealed in ${store2}; show a code with: fobkit app code --store ${store2}\n`);
     const c2 = await code(store2);
     expect((await bank.ok("bank", "activate", "--serial", softSerial(userId2), "--code", c2.code, "--json")).result).toBe("accepted");
     // The old store's seed is not the new one's: its code no longer verifies.
@@ -141,7 +142,7 @@ describe("software token, whole flow with fobkit app", () => {
     expect((await verify(fresh.code)).code).toBe(0);
   }, 180_000);
 
-  it("lets the seed out nowhere: database, server log, mails, HTTP bodies, CLI output, app store", async () => {
+  it("lets the seed out nowhere: database (file, or pg_dump of the schema), server log, mails, HTTP bodies, CLI output, app store", async () => {
     expect(userIds).toHaveLength(2);
     const places: Record<string, Buffer> = {
       database: bank.dbBytes(),
@@ -156,6 +157,8 @@ describe("software token, whole flow with fobkit app", () => {
     for (const userId of userIds) {
       const seed = await bank.seedOf(userId);
       expect(seed.length).toBe(32);
+      // The database capture holds the token's row (its serial), so it is the data and not an empty dump.
+      expect(places.database.includes(Buffer.from(softSerial(userId)))).toBe(true);
       // The search finds a seed that is there, in each form.
       for (const [form, text] of [["raw", seed], ["hex", seed.toString("hex")], ["base64url", seed.toString("base64url")], ["base32", base32(seed)]] as const) {
         expect(seedFound(seed, Buffer.concat([places.database, Buffer.from(text)]))).toContain(form);

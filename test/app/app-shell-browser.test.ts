@@ -100,6 +100,17 @@ describe("web app shell in Chromium", () => {
       if (icon.type === "image/png") expect(size).toBe(icon.sizes);
     }
     expect(m.icons.map((i: { sizes: string }) => i.sizes)).toEqual(expect.arrayContaining(["192x192", "512x512"]));
+    // Chromium's own verdict (DevTools protocol): the manifest parses without errors, and once the service
+    // worker controls the page nothing stands in the way of installing it.
+    await page.waitForFunction(() => document.documentElement.dataset.offlineReady === "true");
+    await page.reload();
+    await page.locator("html[data-ready]").waitFor();
+    const cdp = await browser.context.newCDPSession(page);
+    const manifest = (await cdp.send("Page.getAppManifest")) as { errors: unknown[]; url: string };
+    expect(manifest.url).toBe(url + "/app/manifest.webmanifest");
+    expect(manifest.errors).toEqual([]);
+    const install = (await cdp.send("Page.getInstallabilityErrors")) as { installabilityErrors: { errorId: string }[] };
+    expect(install.installabilityErrors).toEqual([]);
     await page.close();
   });
 
@@ -118,6 +129,31 @@ describe("web app shell in Chromium", () => {
     await page.getByLabel("サービスID").fill("1011");
     await page.getByRole("button", { name: "設定する" }).click();
     expect(await page.locator("#service-id-error").textContent()).toBe("サービスIDは8桁の数字で入力してください。");
+    // Text contrast of at least 4.5:1 (WCAG 2.1 SC 1.4.3) for every piece of text on the screen, errors included.
+    const low = await page.evaluate(() => {
+      const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).slice(0, 3).map(Number);
+      const lum = ([r, g, b]: number[]) => {
+        const f = (v: number) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+      };
+      const bg = (e: Element | null): number[] => {
+        for (; e; e = e.parentElement) {
+          const c = getComputedStyle(e).backgroundColor;
+          if (c && c !== "rgba(0, 0, 0, 0)" && c !== "transparent") return rgb(c);
+        }
+        return [255, 255, 255];
+      };
+      const out: string[] = [];
+      for (const e of document.querySelectorAll("body *")) {
+        if (![...e.childNodes].some((n) => n.nodeType === 3 && n.textContent!.trim())) continue;
+        const a = lum(rgb(getComputedStyle(e).color));
+        const b = lum(bg(e));
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        if (ratio < 4.5) out.push(`${e.tagName}.${e.className}: ${ratio.toFixed(2)}`);
+      }
+      return out;
+    });
+    expect(low).toEqual([]);
     // Every control has an accessible name.
     const unnamed = await page.locator("input, button").evaluateAll((els) => els.filter((e) => !((e as HTMLInputElement).labels?.length || e.getAttribute("aria-label") || e.textContent?.trim())).map((e) => e.outerHTML));
     expect(unnamed).toEqual([]);

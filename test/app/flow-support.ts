@@ -5,20 +5,23 @@
  *   a clock the test moves, its request log written to `logs`;
  * - a recording HTTP proxy in front of it: the app (CLI or Chromium) talks
  *   only to the proxy, which keeps every request and response body;
- * - a real SMTP server (smtp-server) receiving the issuance mail;
+ * - a real SMTP server (test/support/smtp.ts: smtp-server, mails parsed by
+ *   mailparser) receiving the issuance mail;
  * - the real CLI as subprocesses (bank soft-config / soft-issue / activate /
  *   verify / unlock / deactivate, app setup / code), their output kept, on
  *   the same clock through FOBKIT_CLOCK_OFFSET (host/clock.ts: every CLI
  *   command that reads the time honours it; the in-process server gets the
  *   same offset injected, as `bank serve` ignores the variable).
  */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { SMTPServer } from "smtp-server";
 import type { FastifyInstance } from "fastify";
+import pg from "pg";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { openMigrated } from "../../host/registry/open-database.js";
 import { Registry } from "../../host/registry/registry.js";
@@ -26,6 +29,8 @@ import type { Database } from "../../host/registry/database.js";
 import { buildApp } from "../../host/server/app.js";
 import { softSerial } from "../../host/soft/protocol.js";
 import { runFobkit } from "../server/spawn.js";
+import { startTestSmtp } from "../support/smtp.js";
+import { PG_BASE } from "../registry/support.js";
 
 export const SERVICE_ID = "10112235";
 export const BANK_NAME = "テスト信用金庫";
@@ -36,25 +41,6 @@ export interface Mail {
   raw: Buffer;
   subject: string;
   text: string;
-}
-
-/** A text/plain mail's subject and body, decoded (RFC 2047 encoded words; base64 or quoted-printable, RFC 2045 §6). */
-export function decodeMail(raw: Buffer): { subject: string; text: string } {
-  const s = raw.toString("latin1");
-  const split = s.search(/\r?\n\r?\n/);
-  const head = s.slice(0, split).replace(/\r?\n[ \t]+/g, " ");
-  const body = s.slice(split).replace(/^\r?\n\r?\n/, "");
-  const header = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, "im").exec(head)?.[1] ?? "";
-  const words = (v: string) =>
-    v.replace(/=\?utf-8\?([bq])\?([^?]*)\?=\s*/gi, (_m, enc: string, t: string) =>
-      enc.toLowerCase() === "b" ? Buffer.from(t, "base64").toString("utf8") : Buffer.from(t.replace(/_/g, " ").replace(/=([0-9A-F]{2})/gi, (_x, h) => String.fromCharCode(parseInt(h, 16))), "latin1").toString("utf8"),
-    );
-  const cte = header("Content-Transfer-Encoding").toLowerCase();
-  let text: string;
-  if (cte === "base64") text = Buffer.from(body.replace(/\s+/g, ""), "base64").toString("utf8");
-  else if (cte === "quoted-printable") text = Buffer.from(body.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/gi, (_x, h) => String.fromCharCode(parseInt(h, 16))), "latin1").toString("utf8");
-  else text = Buffer.from(body, "latin1").toString("utf8");
-  return { subject: words(header("Subject")), text };
 }
 
 export interface Bank {
@@ -97,16 +83,18 @@ export function nextTokyoMidnight(ms: number): number {
   return Math.floor((ms + JST_MS) / 86_400_000 + 1) * 86_400_000 - JST_MS;
 }
 
-export async function startBank(opts: { startAt?: number } = {}): Promise<Bank> {
+export async function startBank(opts: { startAt?: number; engine?: "sqlite" | "postgres" } = {}): Promise<Bank> {
   const dir = mkdtempSync(join(tmpdir(), "fobkit-soft-flow-"));
   const dbPath = join(dir, "bank.sqlite");
+  // PostgreSQL: a schema of this test's own in the shared test database (parallel helpers never collide).
+  const schema = opts.engine === "postgres" ? "soft_app_" + randomBytes(6).toString("hex") : undefined;
+  const dbUrl = schema ? `${PG_BASE}?schema=${schema}` : "sqlite:" + dbPath;
   let offset = opts.startAt === undefined ? 0 : Math.round((opts.startAt - Date.now()) / 1000);
   const now = () => Date.now() + offset * 1000;
-  const baseEnv = { FOBKIT_BANK_DB: "sqlite:" + dbPath, FOBKIT_BANK_KEK_FILE: join(dir, "bank.kek"), USER: "flow" };
+  const baseEnv = { FOBKIT_BANK_DB: dbUrl, FOBKIT_BANK_KEK_FILE: join(dir, "bank.kek"), USER: "flow" };
   const env = (): NodeJS.ProcessEnv => ({ ...baseEnv, FOBKIT_CLOCK_OFFSET: String(offset) });
   const captured: Buffer[] = [];
   const logs: Buffer[] = [];
-  const mails: Mail[] = [];
 
   const fobkit = async (...args: string[]) => {
     const r = await runFobkit(args, env());
@@ -119,23 +107,8 @@ export async function startBank(opts: { startAt?: number } = {}): Promise<Bank> 
     return args.includes("--json") ? JSON.parse(r.stdout) : r.stdout;
   };
 
-  // SMTP: a real server; every message kept raw.
-  const smtp = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ["STARTTLS"],
-    logger: false,
-    onData(stream, session, done) {
-      const parts: Buffer[] = [];
-      stream.on("data", (d: Buffer) => parts.push(d));
-      stream.on("end", () => {
-        const raw = Buffer.concat(parts);
-        mails.push({ to: session.envelope.rcptTo.map((r) => r.address), raw, ...decodeMail(raw) });
-        done();
-      });
-    },
-  });
-  await new Promise<void>((res) => smtp.listen(0, "127.0.0.1", () => res()));
-  const smtpUrl = `smtp://127.0.0.1:${(smtp.server.address() as { port: number }).port}`;
+  const smtp = await startTestSmtp();
+  const smtpUrl = smtp.url;
 
   // The recording proxy; its target is set once the bank listens.
   let target = 0;
@@ -189,7 +162,9 @@ export async function startBank(opts: { startAt?: number } = {}): Promise<Bank> 
       return env();
     },
     smtpUrl,
-    mails,
+    get mails(): Mail[] {
+      return smtp.mails.map((m) => ({ to: m.to, raw: m.raw, subject: m.parsed.subject ?? "", text: m.parsed.text ?? "" }));
+    },
     captured,
     logs,
     now,
@@ -205,13 +180,19 @@ export async function startBank(opts: { startAt?: number } = {}): Promise<Bank> 
     row,
     setReachable: (up) => (reachable = up),
     dbBytes() {
+      // PostgreSQL: everything in the schema as pg_dump writes it (bytea as \\x hex in COPY data).
+      if (schema) return execFileSync("pg_dump", ["--dbname", PG_BASE, "--schema", schema]);
       return Buffer.concat(readdirSync(dir).filter((f) => f.startsWith("bank.sqlite")).map((f) => (statSync(join(dir, f)).isFile() ? readFileSync(join(dir, f)) : Buffer.alloc(0))));
     },
     async close() {
       await app.close();
       await db.close();
+      if (schema) {
+        const pool = new pg.Pool({ connectionString: PG_BASE, max: 1 });
+        await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).finally(() => pool.end());
+      }
       await new Promise<void>((res) => proxy.close(() => res()));
-      await new Promise<void>((res) => smtp.close(() => res()));
+      await smtp.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

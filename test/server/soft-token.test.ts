@@ -10,6 +10,7 @@
  * token.
  */
 import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import * as opaque from "@serenity-kit/opaque";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createApiKey } from "../../host/registry/api-keys.js";
@@ -363,4 +364,55 @@ describe.each(ENGINES)("software token over the API on $name", (engine) => {
     const audit = (await call(base, "GET", "/v1/audit?customer=c1", { key: key.staff })).body.records;
     expect(audit.at(-1)).toMatchObject({ action: "mail", outcome: "failed", detail: { mail: "t***@example.jp" } });
   });
+  it("the seed and the activation password appear nowhere on the bank's side: database, audit, mail, HTTP bodies (raw, hex, base32, base64)", async () => {
+    const bodies: Buffer[] = [];
+    const spy = async (url: string, init: { method: string; headers: Record<string, string>; body?: string }) => {
+      if (init.body) bodies.push(Buffer.from(init.body));
+      const res = await fetch(url, init);
+      const text = await res.text();
+      bodies.push(Buffer.from(text));
+      return { status: res.status, text: async () => text };
+    };
+    const r = await issueOnCustomerSide({ bankUrl: base, apiKey: key.channel, customer: "c1", mail: "taro@example.jp", password: PASSWORD, fetch: spy });
+    const app = await setUp({ bankUrl: base, serviceId: SERVICE_ID, userId: r.userId, password: PASSWORD, seed: "bytes", fetch: spy });
+    const seed = Buffer.from(app.seedBytes!);
+    expect((await call(base, "POST", "/v1/customers/c1/activate", { key: key.channel, body: { code: codeAt(seed) } })).status).toBe(200);
+    const blobs: { name: string; data: Buffer }[] = [{ name: "HTTP bodies", data: Buffer.concat(bodies) }, { name: "mail", data: (await smtp.waitFor(1)).raw }];
+    for (const table of ["tokens", "audit", "settings", "registry_secrets", "schema_migrations"]) {
+      const rows = await db.all<Record<string, unknown>>(`SELECT * FROM ${table}`);
+      const parts = rows.flatMap((row) => Object.values(row).map((v) => (v instanceof Uint8Array ? Buffer.from(v) : Buffer.from(String(v)))));
+      blobs.push({ name: `table ${table}`, data: Buffer.concat(parts) });
+    }
+    if (engine.name === "sqlite") {
+      const file = (db as unknown as { path?: string }).path ?? db.description.replace(/^sqlite:/, "");
+      expect(existsSync(file), file).toBe(true);
+      for (const f of [file, file + "-wal"]) if (existsSync(f)) blobs.push({ name: f, data: readFileSync(f) });
+    }
+    const forms = [seed, Buffer.from(seed.toString("hex")), Buffer.from(seed.toString("hex").toUpperCase()), Buffer.from(base32(seed)), Buffer.from(seed.toString("base64").replace(/=+$/, "")), Buffer.from(seed.toString("base64url"))];
+    const pw = [Buffer.from(PASSWORD), Buffer.from(Buffer.from(PASSWORD).toString("hex")), Buffer.from(Buffer.from(PASSWORD).toString("base64").replace(/=+$/, ""))];
+    expect(blobs.length).toBeGreaterThan(6);
+    for (const b of blobs) {
+      expect(b.data.length, b.name).toBeGreaterThan(0);
+      for (const f of forms) expect(b.data.includes(f), `a seed form in ${b.name}`).toBe(false);
+      for (const f of pw) expect(b.data.includes(f), `the password in ${b.name}`).toBe(false);
+    }
+  });
 });
+
+/** RFC 4648 base32 without padding, as authenticator apps take a seed. */
+function base32(buf: Buffer): string {
+  const A = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = 0;
+  let value = 0;
+  let out = "";
+  for (const b of buf) {
+    value = (value << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out += A[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += A[(value << (5 - bits)) & 31];
+  return out;
+}

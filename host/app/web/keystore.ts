@@ -55,7 +55,14 @@ async function run<T>(mode: IDBTransactionMode, body: (s: IDBObjectStore) => IDB
 
 export async function loadToken(): Promise<StoredToken | undefined> {
   const t = (await run("readonly", (s) => s.get(ID))) as StoredToken | undefined;
-  return t && typeof t.params === "string" && t.key instanceof CryptoKey ? t : undefined;
+  if (!t || typeof t.params !== "string" || !(t.key instanceof CryptoKey)) return undefined;
+  try {
+    // A record whose params do not parse cannot show a code or the bank's name: as good as none.
+    if (typeof parseParams(t.params).bank !== "string") return undefined;
+  } catch {
+    return undefined;
+  }
+  return t;
 }
 
 /** Refuses an extractable key: the store holds nothing the page could read back. */
