@@ -122,24 +122,32 @@ export interface Registration {
   userId?: string;
   setupFrom?: string | null;
   setupBefore?: string | null;
+  /**
+   * Soft tokens: the issuance is past setupBefore without a set-up, so it can no longer be set up (the next start
+   * voids it). The status stays issued (the row is, until voided or superseded), but for the channel it is spent:
+   * the customer must be issued a new token (a new issuance supersedes this one); login needs no code meanwhile.
+   */
+  expired?: boolean;
 }
 
 /** The status of a customer's live token (undefined: none). */
-export function registrationOf(customer: string, row: Pick<TokenRow, "serial" | "state" | "kind" | "setup_at" | "setup_from" | "setup_before"> | undefined, serviceId?: string): Registration {
+export function registrationOf(customer: string, row: Pick<TokenRow, "serial" | "state" | "kind" | "setup_at" | "setup_from" | "setup_before"> | undefined, serviceId?: string, now?: number): Registration {
   if (!row) return { customer, status: "not_registered", label: REGISTRATION_LABELS.not_registered.ja, kind: null, setUp: false, otpRequired: false, serial: null };
   const status: RegistrationStatus = row.state === "active" ? "in_use" : row.state === "locked" ? "locked" : "issued";
   const kind = row.kind ?? "keyfob";
   const soft = kind === "soft";
   const setUp = tokenHoldsSeed(row);
+  // Past setup_before and never set up: setupStart refuses (and voids) it: report it as spent, not as usable.
+  const expired = soft && !setUp && status === "issued" && row.setup_before !== null && now !== undefined && now >= Number(row.setup_before);
   return {
     customer,
     status,
-    label: REGISTRATION_LABELS[status].ja,
+    label: expired ? `${REGISTRATION_LABELS.issued.ja}（有効期限切れ・再発行が必要）` : REGISTRATION_LABELS[status].ja,
     kind,
     setUp,
     otpRequired: status !== "issued",
     serial: row.serial,
-    ...(soft ? { userId: row.serial.slice(2), ...(serviceId ? { serviceId } : {}), setupFrom: setUp ? null : iso(row.setup_from), setupBefore: setUp ? null : iso(row.setup_before) } : {}),
+    ...(soft ? { userId: row.serial.slice(2), ...(serviceId ? { serviceId } : {}), setupFrom: setUp ? null : iso(row.setup_from), setupBefore: setUp ? null : iso(row.setup_before), expired } : {}),
   };
 }
 
@@ -670,7 +678,7 @@ export class SoftTokens {
     checkCustomer(customer);
     const row = await this.db.get<TokenRow>("SELECT serial, state, kind, setup_at, setup_from, setup_before FROM tokens WHERE customer = ? AND state IN ('issued', 'active', 'locked')", [customer]);
     const config = row?.kind === "soft" ? await this.config() : undefined;
-    return registrationOf(customer, row, config?.serviceId);
+    return registrationOf(customer, row, config?.serviceId, this.now());
   }
 }
 

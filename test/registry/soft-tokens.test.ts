@@ -56,6 +56,24 @@ describe.each(ENGINES)("software tokens in the registry on $name", (engine) => {
     await drop();
   });
 
+  it("an issuance past its set-up deadline is reported expired (発行済, 有効期限切れ), not as usable; a new issuance replaces it", async () => {
+    await registry.soft.configure({ issuanceDays: 1 }, ADMIN);
+    const a = await softIssue(registry, "c1");
+    await a.issue();
+    expect(await registry.soft.registration("c1")).toMatchObject({ status: "issued", label: "発行済", setUp: false, expired: false, otpRequired: false });
+    clock.advance(86_400 - 1);
+    expect((await registry.soft.registration("c1")).expired).toBe(false);
+    clock.advance(1); // setup_before reached: the set-up would be refused setup_expired
+    const r = await registry.soft.registration("c1");
+    expect(r).toMatchObject({ status: "issued", setUp: false, expired: true, otpRequired: false, userId: a.userId });
+    expect(r.label).toContain("有効期限切れ");
+    // What the flag tells the channel is true: the set-up is refused, and the customer can be issued again.
+    await expect(setUp({ bankUrl: server.url, serviceId: CONFIG.serviceId, userId: a.userId, password: PASSWORD, seed: "key" })).rejects.toMatchObject({ code: "setup_expired" });
+    const b = await softIssue(registry, "c1");
+    await b.issue();
+    expect(await registry.soft.registration("c1")).toMatchObject({ status: "issued", expired: false, userId: b.userId });
+  });
+
   it("key rotation while a soft token awaits set-up: the record is re-sealed, never indexed as a seed; then it sets up and its code verifies", async () => {
     const keyfobSeed = randomBytes(20);
     await registry.register([{ serial: "FK1", manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: keyfobSeed }], ADMIN, "test");
