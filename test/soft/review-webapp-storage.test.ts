@@ -72,5 +72,7 @@ describe("review R4: the web app with no usable IndexedDB", () => {
     const row = await db.get<{ setup_at: number | null; fail_count: number }>("SELECT setup_at, fail_count FROM tokens WHERE serial = ?", [softSerial(response.userId)]);
     // The page said it could not store the token; the bank must not have spent the set-up on it.
     expect({ shown: Boolean(shown), setUpAtBank: row?.setup_at !== null, tries: row?.fail_count }).toEqual({ shown: true, setUpAtBank: false, tries: 0 });
+    // ...and the page says so before asking the bank (the user ID is still unused), not "stored nothing after set-up".
+    expect(shown).toContain("銀行への初期設定はまだ行っていません");
   }, 90_000);
 });
