@@ -179,14 +179,17 @@ export class KeyRing {
 
   /**
    * The key `id`. A seed or secret sealed under a key this process has not seen yet (another process rotated)
-   * forces a re-read of the key file; `reread` false (tickets: anonymous input names the id) never reads the
-   * file for an unknown id, so a forged ticket costs no file read (review R3).
+   * forces a re-read of the key file; `reread` false (tickets: anonymous input names the id) only lets the ring's
+   * throttled re-check run, so a forged ticket costs no file read beyond it (review R3).
    */
   private find(id: string, reread = true): Kek {
     this.need();
     let k = this.keys.find((x) => x.id === id);
-    if (!k && reread) {
-      this.refresh(true);
+    if (!k) {
+      // Tickets: only the ring's throttled re-check (at most one read per recheckMs, as every seal does), so a
+      // ticket sealed under a key another process just added still opens after the throttle, and a flood of
+      // made-up ids costs at most one file read per recheckMs, however many requests.
+      this.refresh(reread);
       k = this.keys.find((x) => x.id === id);
     }
     if (!k) throw new KeyFileError(`seed sealed under key ${id}, which the key file${this.path ? " " + this.path : ""} does not hold`);
