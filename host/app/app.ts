@@ -176,14 +176,19 @@ export async function appPlugin(app: FastifyInstance, options: AppPluginOptions)
     reply.header("x-frame-options", "DENY");
     reply.header("referrer-policy", "no-referrer");
     reply.header("cross-origin-opener-policy", "same-origin");
-    // Revalidate every time: the service worker keeps the offline copy, not the HTTP cache.
-    reply.header("cache-control", "no-cache");
+    // Revalidate every time: the service worker keeps the offline copy, not the HTTP cache. A route that set
+    // its own (no-store: /app/time) keeps it.
+    if (!reply.hasHeader("cache-control")) reply.header("cache-control", "no-cache");
     return payload;
   });
 
   const send = (reply: FastifyReply, a: Asset) => reply.type(a.type).send(a.body);
   const now = options.now ?? Date.now;
-  app.get("/app/time", async () => ({ now: now() }));
+  // The bank's clock is now's answer only: never from a cache (RFC 9111 §5.2.2.5).
+  app.get("/app/time", async (_req, reply) => {
+    reply.header("cache-control", "no-store");
+    return { now: now() };
+  });
   app.get("/app", (_req, reply) => reply.redirect("/app/", 308));
   app.get("/app/", (_req, reply) => reply.type("text/html; charset=utf-8").send(index));
   for (const url of [...assets.keys(), ...missing]) {

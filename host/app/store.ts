@@ -23,7 +23,7 @@
  *   still hold copies it made itself, which no JavaScript can reach.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { SOFT_TOKEN, stepAt, totpFromKey, type SoftTokenParams } from "../soft/protocol.js";
 
@@ -105,13 +105,21 @@ function storeKey(dir: string, create: boolean): Buffer {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     if (!create) throw new StoreError("bad_key_file", `${path} is missing: the store cannot be opened (set the token up again into a new store)`);
+    // Written whole to a temp file, then linked into place: link(2) fails with EEXIST rather than replace, so two
+    // set-ups racing into one new store agree on one key, and no reader ever sees a half-written key file.
     const key = randomBytes(KEY_BYTES);
-    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const tmp = join(dir, `.${KEY_FILE}.${randomBytes(6).toString("hex")}.tmp`);
     try {
-      writeSync(fd, key);
-      fsyncSync(fd);
+      writeNew(tmp, key);
+      try {
+        linkSync(tmp, path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        key.fill(0);
+        return storeKey(dir, false); // another process made it first: use (and check) theirs
+      }
     } finally {
-      closeSync(fd);
+      rmSync(tmp, { force: true });
     }
     fsyncDir(dir);
     return key;
@@ -126,6 +134,20 @@ function storeKey(dir: string, create: boolean): Buffer {
     throw new StoreError("bad_key_file", `${path} must hold exactly ${KEY_BYTES} bytes`);
   }
   return key;
+}
+
+/** Creates `path` (never an existing file or a symlink), 0600, with `data`, synced. */
+function writeNew(path: string, data: Buffer): void {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(path, { force: true });
+    throw e;
+  }
+  closeSync(fd);
 }
 
 function fsyncDir(dir: string): void {
@@ -193,17 +215,19 @@ export function saveToken(dir: string, t: { bankUrl: string; serviceId: string; 
     }
     const file: TokenFile = { format: FORMAT, ...t, iv: iv.toString("base64"), sealed: sealed.toString("base64") };
     const tmp = join(dir, `.${TOKEN_FILE}.${randomBytes(6).toString("hex")}.tmp`);
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    // link(2), not rename(2): rename would silently replace a token another `fobkit app setup` stored into this
+    // directory since the check above (two set-ups racing into one store); link refuses with EEXIST instead.
     try {
-      writeSync(fd, JSON.stringify(file, null, 2) + "\n");
-      fsyncSync(fd);
-    } catch (e) {
-      closeSync(fd);
+      writeNew(tmp, Buffer.from(JSON.stringify(file, null, 2) + "\n"));
+      try {
+        linkSync(tmp, join(dir, TOKEN_FILE));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EEXIST") throw new StoreError("token_exists", `${dir} already holds a token (stored by another set-up meanwhile)`);
+        throw e;
+      }
+    } finally {
       rmSync(tmp, { force: true });
-      throw e;
     }
-    closeSync(fd);
-    renameSync(tmp, join(dir, TOKEN_FILE));
     fsyncDir(dir);
   } finally {
     seed.fill(0);

@@ -5,7 +5,8 @@
  */
 import { fileURLToPath } from "node:url";
 import { inWorker, reportListening, startWorkers, WorkerStartError } from "../server/cluster.js";
-import { checkListen, ListenError, parseTrustProxy, startServer } from "../server/serve.js";
+import { SETUP_RATE_DEFAULT } from "../server/app.js";
+import { checkListen, ListenError, parseSetupRate, parseTrustProxy, startServer } from "../server/serve.js";
 import { JSON_OPTION, KEK_OPTION, DB_OPTION, POLICY_OPTIONS, dbUrl, loadKeys, openStore, policyFrom } from "./bank-common.js";
 import { CliError, EXIT_FAILED, EXIT_OK, intOption, type Command, type Io } from "./command.js";
 import { SMTP_OPTIONS, mailerFrom } from "./bank-soft.js";
@@ -27,6 +28,8 @@ export const bankServe: Command = {
     "On SQLite every verification takes the file's one write lock: more workers keep serving if one dies, but are not faster.\n" +
     "Software tokens: the app's set-up at /app/v1/setup/* needs no API key; --smtp URL sends the issuance mail\n" +
     "(トークン発行のご案内) after each issuance through the channel API (fobkit bank soft-config first).\n" +
+    `The set-up routes are limited per client IP (--setup-rate, default ${SETUP_RATE_DEFAULT}/min; over it: 429 rate_limited with\n` +
+    "Retry-After): the bank counts 5 password guesses per issuance, the limit bounds probing many user IDs. Each worker counts alone.\n" +
     "Example: fobkit bank serve --db postgres://bank@db/bank --kek-file /etc/fobkit/bank.kek --listen 127.0.0.1:8700 --workers 4",
   options: {
     db: DB_OPTION,
@@ -37,6 +40,7 @@ export const bankServe: Command = {
     "trust-proxy": { type: "string", placeholder: "ADDRS", help: "comma-separated IPs or CIDR ranges of the proxies in front (default: none)" },
     ...POLICY_OPTIONS,
     ...SMTP_OPTIONS,
+    "setup-rate": { type: "string", placeholder: "N/min", help: `requests per minute per client IP to /app/v1/setup/* (default ${SETUP_RATE_DEFAULT}/min; off: none)` },
     workers: { type: "string", placeholder: "N", help: `server processes sharing the port, 1-${MAX_WORKERS} (default 1)` },
     log: { type: "boolean", help: "log requests (never bodies or keys) as JSON on stdout" },
     json: JSON_OPTION,
@@ -45,8 +49,10 @@ export const bankServe: Command = {
     const workers = intOption(values, "workers", 1, MAX_WORKERS) ?? 1;
     if (workers > 1) return serveWorkers(values, workers, io);
     let trustProxy: string[] | undefined;
+    let setupRate: number | false | undefined;
     try {
       trustProxy = values["trust-proxy"] === undefined ? undefined : parseTrustProxy(values["trust-proxy"]);
+      setupRate = values["setup-rate"] === undefined ? undefined : parseSetupRate(values["setup-rate"]);
     } catch (e) {
       throw new CliError((e as Error).message);
     }
@@ -66,6 +72,7 @@ export const bankServe: Command = {
         logger: !!values.log,
         trustProxy,
         mailer,
+        setupRate,
       });
     } catch (e) {
       await db.close();
@@ -94,6 +101,7 @@ export const bankServe: Command = {
 async function serveWorkers(values: Record<string, any>, count: number, io: Io): Promise<number> {
   try {
     if (values["trust-proxy"] !== undefined) parseTrustProxy(values["trust-proxy"]);
+    if (values["setup-rate"] !== undefined) parseSetupRate(values["setup-rate"]);
     checkListen({ listen: values.listen ?? "127.0.0.1:8700", tlsCert: values["tls-cert"], tlsKey: values["tls-key"] });
   } catch (e) {
     throw new CliError((e as Error).message);

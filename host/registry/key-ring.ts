@@ -177,11 +177,19 @@ export class KeyRing {
     return this.keys.map((k) => k.id);
   }
 
-  private find(id: string): Kek {
+  /**
+   * The key `id`. A seed or secret sealed under a key this process has not seen yet (another process rotated)
+   * forces a re-read of the key file; `reread` false (tickets: anonymous input names the id) only lets the ring's
+   * throttled re-check run, so a forged ticket costs no file read beyond it (review R3).
+   */
+  private find(id: string, reread = true): Kek {
     this.need();
     let k = this.keys.find((x) => x.id === id);
     if (!k) {
-      this.refresh(true);
+      // Tickets: only the ring's throttled re-check (at most one read per recheckMs, as every seal does), so a
+      // ticket sealed under a key another process just added still opens after the throttle, and a flood of
+      // made-up ids costs at most one file read per recheckMs, however many requests.
+      this.refresh(reread);
       k = this.keys.find((x) => x.id === id);
     }
     if (!k) throw new KeyFileError(`seed sealed under key ${id}, which the key file${this.path ? " " + this.path : ""} does not hold`);
@@ -226,7 +234,9 @@ export class KeyRing {
     const m = /^([A-Za-z0-9_-]{1,40})\.([A-Za-z0-9_-]{1,16000})$/.exec(ticket);
     if (!m) return undefined;
     try {
-      return this.openAs(purpose, name, { kekId: m[1], blob: Buffer.from(m[2], "base64url") }, "ticket");
+      // A ticket's key id is the caller's word: an id this ring does not hold is an invalid ticket, no file read
+      // (a ticket under a key rotated in meanwhile by another process just means "start again"; it lives minutes).
+      return this.openAs(purpose, name, { kekId: m[1], blob: Buffer.from(m[2], "base64url") }, "ticket", false);
     } catch (e) {
       if (e instanceof KeyFileError) return undefined;
       throw e;
@@ -244,8 +254,8 @@ export class KeyRing {
     return { kekId: k.id, blob: Buffer.concat([nonce, ct, c.getAuthTag()]) };
   }
 
-  private openAs(purpose: string, name: string, sealed: Sealed, what: string): Buffer {
-    const k = this.find(sealed.kekId);
+  private openAs(purpose: string, name: string, sealed: Sealed, what: string, reread = true): Buffer {
+    const k = this.find(sealed.kekId, reread);
     const blob = sealed.blob;
     if (blob.length < NONCE_BYTES + TAG_BYTES + 1) throw new KeyFileError(`${what} is truncated`);
     const d = createDecipheriv("aes-256-gcm", k.key, blob.subarray(0, NONCE_BYTES));

@@ -122,41 +122,71 @@ export interface Registration {
   userId?: string;
   setupFrom?: string | null;
   setupBefore?: string | null;
+  /**
+   * Soft tokens: the issuance is past setupBefore without a set-up, so it can no longer be set up (the next start
+   * voids it). The status stays issued (the row is, until voided or superseded), but for the channel it is spent:
+   * the customer must be issued a new token (a new issuance supersedes this one); login needs no code meanwhile.
+   */
+  expired?: boolean;
 }
 
 /** The status of a customer's live token (undefined: none). */
-export function registrationOf(customer: string, row: Pick<TokenRow, "serial" | "state" | "kind" | "setup_at" | "setup_from" | "setup_before"> | undefined, serviceId?: string): Registration {
+export function registrationOf(customer: string, row: Pick<TokenRow, "serial" | "state" | "kind" | "setup_at" | "setup_from" | "setup_before"> | undefined, serviceId?: string, now?: number): Registration {
   if (!row) return { customer, status: "not_registered", label: REGISTRATION_LABELS.not_registered.ja, kind: null, setUp: false, otpRequired: false, serial: null };
   const status: RegistrationStatus = row.state === "active" ? "in_use" : row.state === "locked" ? "locked" : "issued";
   const kind = row.kind ?? "keyfob";
   const soft = kind === "soft";
   const setUp = tokenHoldsSeed(row);
+  // Past setup_before and never set up: setupStart refuses (and voids) it: report it as spent, not as usable.
+  const expired = soft && !setUp && status === "issued" && row.setup_before !== null && now !== undefined && now >= Number(row.setup_before);
   return {
     customer,
     status,
-    label: REGISTRATION_LABELS[status].ja,
+    label: expired ? `${REGISTRATION_LABELS.issued.ja}（有効期限切れ・再発行が必要）` : REGISTRATION_LABELS[status].ja,
     kind,
     setUp,
     otpRequired: status !== "issued",
     serial: row.serial,
-    ...(soft ? { userId: row.serial.slice(2), ...(serviceId ? { serviceId } : {}), setupFrom: setUp ? null : iso(row.setup_from), setupBefore: setUp ? null : iso(row.setup_before) } : {}),
+    ...(soft ? { userId: row.serial.slice(2), ...(serviceId ? { serviceId } : {}), setupFrom: setUp ? null : iso(row.setup_from), setupBefore: setUp ? null : iso(row.setup_before), expired } : {}),
   };
 }
 
-/** Unix ms of the start of the calendar day after `ms` in `timeZone` (midnight there). */
+/**
+ * Unix ms of the start of the calendar day after `ms` in `timeZone`: the first instant whose local date there is
+ * later than the date of `ms`. That is not always 00:00 local: where the clocks jump at midnight (America/Havana,
+ * America/Santiago, America/Asuncion on their spring-forward days) 00:00 does not exist and the day begins at
+ * 01:00, and a computation by offsets alone lands an hour early, on the same day (review R2). So: a candidate
+ * from the zone's offset, then a search over whole seconds (zone rules change on whole seconds; IANA tzdata)
+ * for the instant where the local date flips.
+ */
 export function startOfNextDay(ms: number, timeZone: string): number {
   const f = new Intl.DateTimeFormat("en-US", { timeZone, year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric", hourCycle: "h23" });
   const parts = (t: number) => Object.fromEntries(f.formatToParts(new Date(t)).map((p) => [p.type, Number(p.value)])) as Record<string, number>;
+  /** The local date at instant t as a sortable number yyyymmdd. */
+  const dateAt = (t: number) => {
+    const p = parts(t);
+    return p.year * 10_000 + p.month * 100 + p.day;
+  };
   /** The zone's offset from UTC at instant t, ms. */
   const offset = (t: number) => {
     const p = parts(t);
     return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(t / 1000) * 1000;
   };
   const d = parts(ms);
+  const today = d.year * 10_000 + d.month * 100 + d.day;
   const wall = Date.UTC(d.year, d.month - 1, d.day + 1); // next midnight, as if the zone were UTC
-  let t = wall - offset(wall);
-  t = wall - offset(t); // again at the instant found: right across a DST change
-  return t;
+  const candidate = wall - offset(wall - offset(wall));
+  // Bracket the flip: lo on `today` (ms itself is), hi on a later day; no zone moves its clock by 6 h at once.
+  const HOURS6 = 6 * 3_600_000;
+  let lo = Math.floor(Math.max(ms, candidate - HOURS6) / 1000); // seconds, local date == today
+  let hi = Math.ceil((candidate + HOURS6) / 1000); // seconds, local date > today
+  while (dateAt(hi * 1000) <= today) hi += 6 * 3600; // never taken in tzdata; keeps the invariant regardless
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (dateAt(mid * 1000) > today) hi = mid;
+    else lo = mid;
+  }
+  return hi * 1000;
 }
 
 export function checkTimeZone(tz: unknown): string {
@@ -181,6 +211,8 @@ function message(value: unknown, name: string, max: number): string {
 }
 /** Sizes of OPAQUE's messages for ristretto255 (RFC 9807 §6.1, Appendix C): KE1 96, KE2 320, KE3 64, registration request 32, record 192 bytes; generous bounds. */
 export const MAX_MESSAGE = 1024;
+/** KE1's size for OPAQUE-3DH over ristretto255 (RFC 9807 §6.1): Noe + Nn + Npk = 32 + 32 + 32. */
+const KE1_BYTES = 96;
 export const MAX_TICKET = 4096;
 
 function checkServiceIdFormat(serviceId: unknown): string {
@@ -481,6 +513,22 @@ export class SoftTokens {
     if (!clientNonce || clientNonce.length !== NONCE_BYTES) throw new RegistryError("bad_client_nonce", `clientNonce must be ${NONCE_BYTES} bytes, base64url`, "bad_input");
     const serverSetup = await this.serverSetup();
     const ids = opaqueIdentifiers(req.serviceId, req.userId);
+    // KE1's form is checked BEFORE the row is looked up (review R5): were it checked against the row only, a
+    // malformed KE1 would answer 400 for a live user ID and 404 for a missing one, uncounted and unaudited, a free
+    // existence probe. KE1 for ristretto255 is 96 bytes (RFC 9807 §6.1: blinded element Noe 32, client nonce Nn 32,
+    // client key share Npk 32); its two group elements must decode, which only opaque-ke's own parser decides, so it
+    // runs startLogin against its built-in dummy record (registrationRecord null: opaque-ke's fake record for unknown
+    // users, RFC 9807 §10.9) and discards the answer. Costs one KE2 computation; the rate limit on the route bounds it.
+    const ke1Bytes = fromB64u(ke1);
+    let ke1Ok = ke1Bytes?.length === KE1_BYTES;
+    if (ke1Ok) {
+      try {
+        opaque.server.startLogin({ serverSetup, registrationRecord: null, startLoginRequest: ke1, userIdentifier: serial, identifiers: ids });
+      } catch {
+        ke1Ok = false;
+      }
+    }
+    if (!ke1Ok) throw new RegistryError("bad_start_login_request", `startLoginRequest is not an OPAQUE KE1 message (${KE1_BYTES} bytes, RFC 9807 §6.1, §6.4.1)`, "bad_input");
     const actor = appActor(source);
     const started = await this.store.decide<{ serverLoginState: string; loginResponse: string; updatedAt: number; failures: number }>(
       { serial },
@@ -630,7 +678,7 @@ export class SoftTokens {
     checkCustomer(customer);
     const row = await this.db.get<TokenRow>("SELECT serial, state, kind, setup_at, setup_from, setup_before FROM tokens WHERE customer = ? AND state IN ('issued', 'active', 'locked')", [customer]);
     const config = row?.kind === "soft" ? await this.config() : undefined;
-    return registrationOf(customer, row, config?.serviceId);
+    return registrationOf(customer, row, config?.serviceId, this.now());
   }
 }
 

@@ -13,10 +13,11 @@
  * /app/: the customers' software-token web app (host/app), public files.
  */
 import { randomUUID } from "node:crypto";
+import rateLimit from "@fastify/rate-limit";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Registry } from "../registry/registry.js";
 import type { Role } from "../registry/types.js";
-import { errorHandler, frameworkErrorHandler, sendError } from "./api-error.js";
+import { ApiError, errorHandler, frameworkErrorHandler, sendError } from "./api-error.js";
 import { KeyCache } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
 import { REQUEST_ID_PATTERN, ROUTES } from "./routes.js";
@@ -40,7 +41,12 @@ export interface AppOptions {
   now?: () => number;
   /** Sends software-token issuance mails (`--smtp URL`); none: issuances answer mailSent false. */
   mailer?: IssuanceMailer;
+  /** Requests per minute per client IP to the public set-up routes (/app/v1/setup/*); false: no limit. Default SETUP_RATE_DEFAULT. */
+  setupRate?: number | false;
 }
+
+/** Default limit of the public set-up routes, requests per minute per client IP (`bank serve --setup-rate`). */
+export const SETUP_RATE_DEFAULT = 30;
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -117,8 +123,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     (req as FastifyRequest & { who?: typeof who }).who = who;
   });
 
-  for (const r of ROUTES) {
-    app.route({
+  const addRoute = (target: FastifyInstance, r: (typeof ROUTES)[number]) =>
+    target.route({
       method: r.method,
       url: r.url,
       // Public routes (the app's set-up) carry no roles: the key check skips them.
@@ -145,7 +151,30 @@ export function buildApp(options: AppOptions): FastifyInstance {
         return out;
       },
     });
-  }
+  for (const r of ROUTES) if (!r.public) addRoute(app, r);
+  // The public set-up routes (the app's, no API key) in their own scope, under a per-IP rate limit. Why: the
+  // start endpoint is the guessing oracle for an issuance's activation password; the bank's count (5 starts per
+  // issuance, then void) bounds the guesses at any one user ID, but not what one client does across user IDs:
+  // probing which user IDs are live (enumeration), and spending other customers' five tries to void their
+  // issuances. The limit bounds those, per client IP (req.ip: X-Forwarded-For only from --trust-proxy peers).
+  // In memory per process: N workers allow N times the limit (@fastify/rate-limit's default store).
+  app.register(async (scope) => {
+    const perMinute = options.setupRate === undefined ? SETUP_RATE_DEFAULT : options.setupRate;
+    if (perMinute !== false) {
+      await scope.register(rateLimit, {
+        max: perMinute,
+        timeWindow: 60_000,
+        // Retry-After (and x-ratelimit-*) headers come from the plugin; the body in the API's error shape.
+        errorResponseBuilder: (_req, ctx) =>
+          new ApiError(429, "rate_limited", `too many set-up requests from this address (${ctx.max} per minute); retry in ${ctx.after}`),
+      });
+    }
+    // Set-up answers (KE2, tickets, the token's parameters) are for this client once: no cache keeps them (RFC 9111 §5.2.2.5).
+    scope.addHook("onSend", async (_req, reply) => {
+      reply.header("cache-control", "no-store");
+    });
+    for (const r of ROUTES) if (r.public) addRoute(scope as unknown as FastifyInstance, r);
+  });
   app.register(consolePlugin, { prefix: "/console", registry, now: options.now });
   // The customers' web app (files only; its set-up calls are API routes).
   app.register(appPlugin, { now: options.now });

@@ -116,6 +116,7 @@ export const REGISTRATION_SCHEMA = {
     serviceId: { type: "string" },
     userId: { type: "string" },
     setupFrom: { type: ["string", "null"], format: "date-time", description: "Set-up possible only from then (the day after a deactivation, bank time zone)." },
+    expired: { type: "boolean", description: "Software tokens: the issuance passed setupBefore without a set-up and can no longer be set up; the customer must be issued a new token (a new issuance supersedes it). status stays issued, label says 有効期限切れ." },
     setupBefore: { type: ["string", "null"], format: "date-time", description: "The issuance expires then unless set up." },
   },
 };

@@ -71,6 +71,20 @@ export interface ServeOptions {
   trustProxy?: string[];
   /** Sends software-token issuance mails (`--smtp URL`). */
   mailer?: IssuanceMailer;
+  /** Set-up requests per minute per client IP (`--setup-rate`); false: none; default SETUP_RATE_DEFAULT. */
+  setupRate?: number | false;
+}
+
+/**
+ * `--setup-rate`: "N/min" (or just N), requests per minute per client IP to the public set-up routes, 1-100000;
+ * "off" for none (a proxy in front limits instead). ListenError on anything else.
+ */
+export function parseSetupRate(text: string): number | false {
+  if (text === "off") return false;
+  const m = /^([0-9]{1,6})(?:\/min)?$/.exec(text.trim());
+  const n = m ? Number(m[1]) : NaN;
+  if (!(n >= 1 && n <= 100_000)) throw new ListenError(`--setup-rate must be N/min with N from 1 to 100000 (e.g. 30/min), or off; got ${JSON.stringify(text).slice(0, 40)}`);
+  return n;
 }
 
 /** The listen address and TLS choice, checked (ListenError) before anything starts. */
@@ -95,7 +109,7 @@ export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstan
     }
   }
   const registry = new Registry(o.db, { keys: o.keys, policy: o.policy, now: o.now });
-  const app = buildApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy, now: o.now, mailer: o.mailer });
+  const app = buildApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy, now: o.now, mailer: o.mailer, setupRate: o.setupRate });
   await app.listen({ host, port });
   const addr = app.server.address();
   const actualPort = typeof addr === "object" && addr ? addr.port : port;

@@ -121,6 +121,8 @@ describe("web app shell in Chromium", () => {
     await page.getByLabel("サービスID").fill("10112235");
     await page.getByLabel("ユーザID").fill("999800000001"); // check digit wrong (Damm: 9)
     await page.getByLabel("利用開始パスワード", { exact: true }).fill("whatever-1");
+    // The activation password is spent by the set-up: no password manager should save or offer it (not current-password).
+    expect(await page.getByLabel("利用開始パスワード", { exact: true }).getAttribute("autocomplete")).toBe("off");
     await page.getByRole("button", { name: "送信" }).click();
     const userId = page.getByLabel("ユーザID");
     expect(await userId.getAttribute("aria-invalid")).toBe("true");

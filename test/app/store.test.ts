@@ -129,6 +129,33 @@ describe("fobkit app code / app setup (local checks)", () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+  it("two set-ups racing into one store: one stores its token, the other is refused token_exists, none is overwritten", async () => {
+    const { spawn } = await import("node:child_process");
+    const { fileURLToPath, pathToFileURL } = await import("node:url");
+    const storeJs = pathToFileURL(join(fileURLToPath(new URL("../../build/node/host/app/store.js", import.meta.url)))).href;
+    // Each child waits for a common instant, then saves its own seed: the check-then-write windows overlap.
+    const child = (dirPath: string, fill: number, at: number) =>
+      new Promise<string>((resolve, reject) => {
+        const src = `const s = await import(${JSON.stringify(storeJs)}); while (Date.now() < ${at}); try { s.saveToken(${JSON.stringify(dirPath)}, ${JSON.stringify(T)}, Buffer.alloc(32, ${fill})); console.log("ok"); } catch (e) { console.log(e.code ?? String(e)); }`;
+        const p = spawn(process.execPath, ["--input-type=module", "-e", src], { stdio: ["ignore", "pipe", "inherit"] });
+        let out = "";
+        p.stdout.on("data", (d) => (out += d));
+        p.on("error", reject);
+        p.on("exit", () => resolve(out.trim()));
+      });
+    for (let round = 0; round < 6; round++) {
+      const d = join(dir, `race-${round}`);
+      if (round % 2) prepareStore(d); // half the rounds into a prepared store (key exists), half into a new one
+      const at = Date.now() + 700;
+      const outcomes = await Promise.all([child(d, 0x61, at), child(d, 0x62, at)]);
+      expect([...outcomes].sort(), `round ${round}`).toEqual(["ok", "token_exists"]);
+      const winner = outcomes[0] === "ok" ? 0x61 : 0x62;
+      // The stored token is the winner's, and it opens under the store's one key.
+      expect((await codeAt(d, 1_234_567_890_000)).code).toBe(oathtool(Buffer.alloc(32, winner), 1_234_567_890, { algorithm: "SHA256" }));
+      expect(readdirSync(d).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    }
+  }, 60_000);
+
   it("prints the code, the bank's name and the seconds left; --json gives {code, bank}", async () => {
     saveToken(store, T, Buffer.from(RFC_SEED));
     // FOBKIT_CLOCK_OFFSET (host/clock.ts) puts the clock at a known second: 2000000000 + a little.

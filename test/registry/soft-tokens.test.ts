@@ -56,6 +56,24 @@ describe.each(ENGINES)("software tokens in the registry on $name", (engine) => {
     await drop();
   });
 
+  it("an issuance past its set-up deadline is reported expired (発行済, 有効期限切れ), not as usable; a new issuance replaces it", async () => {
+    await registry.soft.configure({ issuanceDays: 1 }, ADMIN);
+    const a = await softIssue(registry, "c1");
+    await a.issue();
+    expect(await registry.soft.registration("c1")).toMatchObject({ status: "issued", label: "発行済", setUp: false, expired: false, otpRequired: false });
+    clock.advance(86_400 - 1);
+    expect((await registry.soft.registration("c1")).expired).toBe(false);
+    clock.advance(1); // setup_before reached: the set-up would be refused setup_expired
+    const r = await registry.soft.registration("c1");
+    expect(r).toMatchObject({ status: "issued", setUp: false, expired: true, otpRequired: false, userId: a.userId });
+    expect(r.label).toContain("有効期限切れ");
+    // What the flag tells the channel is true: the set-up is refused, and the customer can be issued again.
+    await expect(setUp({ bankUrl: server.url, serviceId: CONFIG.serviceId, userId: a.userId, password: PASSWORD, seed: "key" })).rejects.toMatchObject({ code: "setup_expired" });
+    const b = await softIssue(registry, "c1");
+    await b.issue();
+    expect(await registry.soft.registration("c1")).toMatchObject({ status: "issued", expired: false, userId: b.userId });
+  });
+
   it("key rotation while a soft token awaits set-up: the record is re-sealed, never indexed as a seed; then it sets up and its code verifies", async () => {
     const keyfobSeed = randomBytes(20);
     await registry.register([{ serial: "FK1", manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: keyfobSeed }], ADMIN, "test");
@@ -223,5 +241,23 @@ describe("the bank's calendar", () => {
     // 2027-03-14 is the US spring-forward day: midnight of the 15th is 04:00 UTC (EDT), of the 14th 05:00 UTC (EST).
     expect(new Date(startOfNextDay(Date.UTC(2027, 2, 14, 12, 0, 0), "America/New_York")).toISOString()).toBe("2027-03-15T04:00:00.000Z");
     expect(new Date(startOfNextDay(Date.UTC(2027, 2, 13, 12, 0, 0), "America/New_York")).toISOString()).toBe("2027-03-14T05:00:00.000Z");
+  });
+
+  it("startOfNextDay: the first instant of the next local date where the clocks jump at midnight or fall back (review R2)", () => {
+    const at = (ms: number, tz: string) => new Date(startOfNextDay(ms, tz)).toISOString();
+    // UTC and Tokyo: plain midnights, also from the day's last millisecond.
+    expect(at(Date.UTC(2027, 0, 15, 23, 59, 59, 999), "UTC")).toBe("2027-01-16T00:00:00.000Z");
+    expect(at(Date.UTC(2027, 0, 15, 0, 0, 0), "UTC")).toBe("2027-01-16T00:00:00.000Z");
+    expect(at(Date.UTC(2027, 0, 15, 14, 59, 59, 999), "Asia/Tokyo")).toBe("2027-01-15T15:00:00.000Z");
+    // Havana, 2026-03-08: 00:00 CST -> 01:00 CDT; the 8th begins at 01:00 CDT = 05:00 UTC (not 04:00, the 7th's 23:00).
+    expect(at(Date.UTC(2026, 2, 8, 1, 0, 0), "America/Havana")).toBe("2026-03-08T05:00:00.000Z");
+    // Santiago, 2026-09-06: 24:00 -04 -> 01:00 -03; the 6th begins at 04:00 UTC.
+    expect(at(Date.UTC(2026, 8, 6, 0, 0, 0), "America/Santiago")).toBe("2026-09-06T04:00:00.000Z");
+    // Havana falls back on 2026-11-01, 01:00 CDT -> 00:00 CST: midnight comes twice; the day begins at the first (04:00 UTC).
+    expect(at(Date.UTC(2026, 10, 1, 0, 0, 0), "America/Havana")).toBe("2026-11-01T04:00:00.000Z");
+    // Santiago falls back on 2026-04-05, 24:00 -03 -> 23:00 -04: the 4th's last hour comes twice; the 5th begins at 04:00 UTC.
+    expect(at(Date.UTC(2026, 3, 4, 23, 0, 0), "America/Santiago")).toBe("2026-04-05T04:00:00.000Z");
+    // Berlin's fall-back (03:00 -> 02:00) is not at midnight: the next day still begins at 00:00 CET.
+    expect(at(Date.UTC(2026, 9, 25, 12, 0, 0), "Europe/Berlin")).toBe("2026-10-25T23:00:00.000Z");
   });
 });

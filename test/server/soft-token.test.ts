@@ -135,9 +135,13 @@ describe.each(ENGINES)("software token over the API on $name", (engine) => {
     const forged = await call(base, "POST", issuePath("c1"), { key: key.channel, body: { mail: "a@example.jp", ticket: "k1." + toB64u(randomBytes(80)), registrationRecord: toB64u(randomBytes(192)) } });
     expect(forged).toMatchObject({ status: 409, body: { error: { code: "ticket_expired" } } });
     // The app's routes need no key; a user ID with a wrong check digit is 400 bad_user_id, an unknown one 404.
-    const start = (userId: string, serviceId = SERVICE_ID) => call(base, "POST", SETUP_START_PATH, { body: { serviceId, userId, startLoginRequest: toB64u(randomBytes(96)), clientNonce: toB64u(randomNonce()) } });
+    await opaque.ready;
+    const ke1 = opaque.client.startLogin({ password: "any-guess-1" }).startLoginRequest;
+    const start = (userId: string, serviceId = SERVICE_ID, startLoginRequest = ke1) => call(base, "POST", SETUP_START_PATH, { body: { serviceId, userId, startLoginRequest, clientNonce: toB64u(randomNonce()) } });
     expect(await start("123456789012")).toMatchObject({ status: 400, body: { error: { code: "bad_user_id" } } });
     expect(await start("123456789018")).toMatchObject({ status: 404, body: { error: { code: "unknown_user" } } });
+    // A malformed KE1 is 400 before any user ID is looked up (review R5: the same answer for live and missing IDs).
+    expect(await start("123456789018", SERVICE_ID, toB64u(new Uint8Array(96).fill(0xff)))).toMatchObject({ status: 400, body: { error: { code: "bad_start_login_request" } } });
     const r = await issue("c1");
     // Another deployment's service ID: the same answer as an unknown user.
     expect(await start(r.userId, "99999999")).toMatchObject({ status: 404, body: { error: { code: "unknown_user" } } });

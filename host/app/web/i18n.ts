@@ -42,6 +42,7 @@ export interface Words {
   wrongPassword: (left: number | undefined) => string;
   setupNotYet: (from: string | undefined) => string;
   noStorage: string;
+  saveFailed: string;
   clockOff: (minutes: number) => string;
 }
 
@@ -102,7 +103,8 @@ export const WORDS: Record<Lang, Words> = {
           ? `利用開始パスワードが正しくありません。あと${left}回誤ると、このトークンは無効になります。`
           : "利用開始パスワードの誤りが続いたため、このトークンは無効になりました。お手数ですが、トークンを発行し直してください。",
     setupNotYet: (from) => (from ? `利用解除の翌日以降に初期設定できます。${from}以降にお試しください。` : "利用解除の翌日以降に初期設定できます。明日以降にお試しください。"),
-    noStorage: "この端末のブラウザでは、トークンを安全に保存できません（プライベートブラウズなど）。通常のブラウザでお使いください。",
+    noStorage: "この端末のブラウザでは、トークンを安全に保存できません（プライベートブラウズ、ブラウザの設定など）。銀行への初期設定はまだ行っていません（ユーザIDはそのまま使えます）。通常のブラウザでお試しください。",
+    saveFailed: "初期設定はできましたが、この端末にトークンを保存できませんでした。このユーザIDは再度設定できないため、お手数ですがトークンを発行し直してください。",
     clockOff: (m) => `この端末の時計が約${m}分ずれているため、表示されるワンタイムパスワードは使えない可能性があります。端末の日付と時刻を「自動設定」にしてください。`,
   },
   en: {
@@ -160,7 +162,8 @@ export const WORDS: Record<Lang, Words> = {
           ? `Wrong activation password. ${left} more wrong ${left === 1 ? "try voids" : "tries void"} the token.`
           : "Too many wrong activation passwords: the token is void. Please have a new token issued.",
     setupNotYet: (from) => (from ? `Set-up is possible from the day after deactivation: try again from ${from}.` : "Set-up is possible from the day after deactivation: try again tomorrow."),
-    noStorage: "This browser cannot store the token safely here (private browsing?). Use a normal browser window.",
+    noStorage: "This browser cannot store the token safely here (private browsing, or storage blocked by a setting). Nothing was sent to the bank: your user ID is still unused. Try a normal browser window.",
+    saveFailed: "The set-up succeeded at the bank but this device could not store the token. A user ID sets up once: please have a new token issued.",
     clockOff: (m) => `This device's clock is about ${m} min off, so the codes shown may be refused. Set the device's date and time to automatic.`,
   },
 };

@@ -71,6 +71,22 @@ export async function saveToken(token: StoredToken): Promise<void> {
   await run("readwrite", (s) => s.put(token, ID));
 }
 
+/**
+ * Proves, before the bank is asked, that this browser can keep the token: opens the database, writes a record
+ * holding a fresh non-extractable HMAC key (the same kind of value saveToken stores: structured clone of a
+ * CryptoKey), then deletes it. A set-up is single use at the bank, so a browser that cannot store the key
+ * (private window, storage denied by policy or quota, a profile error) must find out before it spends the
+ * user ID (review R4; `fobkit app setup` checks its store first likewise, host/cli/app.ts). Throws when any
+ * step fails.
+ */
+export async function probeStorage(): Promise<void> {
+  const key = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256", length: 256 }, false, ["sign"]);
+  const probe = { params: "{}", key, savedAt: Date.now(), probe: true };
+  await run("readwrite", (s) => s.put(probe, PROBE_ID));
+  await run("readwrite", (s) => s.delete(PROBE_ID));
+}
+const PROBE_ID = "storage-probe";
+
 export async function removeToken(): Promise<void> {
   await run("readwrite", (s) => s.delete(ID));
 }

@@ -10,7 +10,7 @@
  */
 import { SOFT_TOKEN, stepAt, totpFromKey, validUserId } from "@fobkit/soft/protocol.js";
 import { chosenLang, rememberLang, WORDS, type Lang, type Words } from "./i18n.js";
-import { loadToken, parseParams, removeToken, saveToken, type StoredToken } from "./keystore.js";
+import { loadToken, parseParams, probeStorage, removeToken, saveToken, type StoredToken } from "./keystore.js";
 
 let lang: Lang = chosenLang();
 let w: Words = WORDS[lang];
@@ -78,7 +78,9 @@ function field(id: string, label: string, hint: string, input: HTMLInputElement)
 function setupScreen(notice?: string): HTMLElement {
   const serviceId = el("input", { type: "text", inputmode: "numeric", autocomplete: "off", maxlength: "8", pattern: "[0-9]{8}", required: "", spellcheck: "false" });
   const userId = el("input", { type: "text", inputmode: "numeric", autocomplete: "username", maxlength: "12", pattern: "[0-9]{12}", required: "", spellcheck: "false" });
-  const password = el("input", { type: "password", autocomplete: "current-password", required: "", maxlength: "128" });
+  // autocomplete off, not current-password: the activation password is spent by this one set-up, and a password
+  // manager that saves it keeps a copy of a secret that has no further use (the seed never depends on it again).
+  const password = el("input", { type: "password", autocomplete: "off", required: "", maxlength: "128" });
   const show = el("input", { type: "checkbox", id: "show-password" });
   show.addEventListener("change", () => (password.type = show.checked ? "text" : "password"));
   const status = el("div", { class: "status", role: "alert", "aria-live": "assertive", id: "setup-status" });
@@ -121,6 +123,13 @@ function setupScreen(notice?: string): HTMLElement {
     status.className = "status";
     status.textContent = w.settingUp;
     try {
+      // Storage first, the bank last-but-one: a set-up is spent at the bank once it succeeds, so nothing that
+      // can fail locally may come after it (review R4).
+      try {
+        await probeStorage();
+      } catch {
+        throw Object.assign(new Error("storage"), { code: "no_storage" });
+      }
       const client = (await import(CLIENT)) as ClientModule;
       const r = await client.setUp({ bankUrl: location.origin, serviceId: s, userId: u, password: password.value, seed: "key" });
       if (!r.seedKey) throw Object.assign(new Error("no key"), { code: "failed" });
@@ -140,7 +149,8 @@ function setupScreen(notice?: string): HTMLElement {
       (document.getElementById("code") as HTMLElement | null)?.focus();
     } catch (e) {
       status.className = "status error";
-      status.textContent = (e as { code?: string }).code === "storage" ? w.noStorage : refusalText(e, w);
+      const code = (e as { code?: string }).code;
+      status.textContent = code === "no_storage" ? w.noStorage : code === "storage" ? w.saveFailed : refusalText(e, w);
       button.disabled = false;
       form.removeAttribute("aria-busy");
       password.focus();

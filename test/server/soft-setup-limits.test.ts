@@ -1,0 +1,118 @@
+/**
+ * The public set-up routes' HTTP hygiene (review follow-ups): their answers
+ * (KE2, tickets, the token's parameters, refusals) and the bank's clock are
+ * never cached (Cache-Control: no-store), and each client IP gets a limited
+ * number of set-up requests per minute (`bank serve --setup-rate`, default
+ * 30/min): the bank's count of five starts per issuance bounds guesses at one
+ * user ID, the limit bounds probing many user IDs and voiding others'.
+ */
+import { randomBytes } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Database } from "../../host/registry/database.js";
+import { KeyRing } from "../../host/registry/key-ring.js";
+import { SETUP_RATE_DEFAULT } from "../../host/server/app.js";
+import { parseSetupRate, startServer } from "../../host/server/serve.js";
+import { finishCustomerRegistration, setUp, startCustomerRegistration } from "../../host/soft/client.js";
+import { SETUP_FINISH_PATH, SETUP_START_PATH } from "../../host/soft/protocol.js";
+import { ENGINES, freshDb } from "../registry/support.js";
+import { PassThrough } from "node:stream";
+import { runCli } from "../../host/cli/main.js";
+
+const SERVICE_ID = "10112235";
+const PASSWORD = "Correct-horse9";
+const ADMIN = { name: "staff:admin", source: "cli" };
+const CHANNEL = { name: "channel:limits", source: "10.0.0.9" };
+
+let db: Database | undefined;
+let drop: (() => Promise<void>) | undefined;
+let server: Awaited<ReturnType<typeof startServer>> | undefined;
+
+async function boot(extra: { setupRate?: number | false; trustProxy?: string[] } = {}) {
+  ({ db, drop } = await freshDb(ENGINES[0]));
+  server = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0", ...extra });
+  await server.registry.soft.configure({ serviceId: SERVICE_ID, bankName: "ふぉぶ信用金庫", appUrl: server.url + "/app/" }, ADMIN);
+  return server;
+}
+
+afterEach(async () => {
+  await server?.close();
+  await drop?.();
+  server = undefined;
+  drop = undefined;
+});
+
+/** A start request with a malformed KE1 (answered 400 by the route, but counted by the limiter first). */
+const junkStart = (base: string, headers: Record<string, string> = {}) =>
+  fetch(base + SETUP_START_PATH, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ serviceId: SERVICE_ID, userId: "100000000009", startLoginRequest: "AA", clientNonce: "AA" }) });
+
+describe("set-up answers are never cached", () => {
+  it("Cache-Control: no-store on both set-up steps' answers (success and refusal) and on /app/time", async () => {
+    const s = await boot();
+    const { clientRegistrationState, request } = await startCustomerRegistration(PASSWORD);
+    const response = await s.registry.soft.startIssuance("c1", request.registrationRequest, CHANNEL);
+    await s.registry.soft.issue("c1", await finishCustomerRegistration(clientRegistrationState, PASSWORD, response, "t@example.jp"), CHANNEL);
+    const seen: { path: string; status: number; cacheControl: string | null }[] = [];
+    const recording: typeof fetch = async (input, init) => {
+      const r = await fetch(input, init);
+      seen.push({ path: new URL(String(input instanceof Request ? input.url : input)).pathname, status: r.status, cacheControl: r.headers.get("cache-control") });
+      return r;
+    };
+    await setUp({ bankUrl: s.url, serviceId: SERVICE_ID, userId: response.userId, password: PASSWORD, seed: "bytes", fetch: recording });
+    expect(seen.map((x) => x.path)).toEqual([SETUP_START_PATH, SETUP_FINISH_PATH]);
+    for (const x of seen) expect(x, x.path).toEqual({ ...x, status: 200, cacheControl: "no-store" });
+    const refused = await junkStart(s.url);
+    expect(refused.status).toBe(400);
+    expect(refused.headers.get("cache-control")).toBe("no-store");
+    const time = await fetch(s.url + "/app/time");
+    expect(time.status).toBe(200);
+    expect(time.headers.get("cache-control")).toBe("no-store");
+  }, 60_000);
+});
+
+describe("set-up requests are limited per client IP", () => {
+  it("over the limit: 429 rate_limited with Retry-After, per IP (X-Forwarded-For from a trusted proxy), other routes untouched", async () => {
+    const s = await boot({ setupRate: 3, trustProxy: ["127.0.0.1"] });
+    const from = (ip: string) => ({ "x-forwarded-for": ip });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await junkStart(s.url, from("203.0.113.7"))).status);
+    expect(statuses).toEqual([400, 400, 400, 429]);
+    const limited = await junkStart(s.url, from("203.0.113.7"));
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(limited.headers.get("cache-control")).toBe("no-store");
+    const body = (await limited.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("rate_limited");
+    expect(body.error.message).toMatch(/3 per minute/);
+    // The finish step shares the limit (one budget per IP for the set-up routes).
+    expect((await fetch(s.url + SETUP_FINISH_PATH, { method: "POST", headers: { "content-type": "application/json", ...from("203.0.113.7") }, body: "{}" })).status).toBe(429);
+    // Another client is not held up by the first; nor are the bank's other routes.
+    expect((await junkStart(s.url, from("198.51.100.20"))).status).toBe(400);
+    expect((await fetch(s.url + "/healthz", { headers: from("203.0.113.7") })).status).toBe(200);
+    expect((await fetch(s.url + "/app/time", { headers: from("203.0.113.7") })).status).toBe(200);
+  });
+
+  it(`the default (${SETUP_RATE_DEFAULT}/min) applies when nothing is configured; off turns it off`, async () => {
+    const s = await boot();
+    const statuses: number[] = [];
+    for (let i = 0; i <= SETUP_RATE_DEFAULT; i++) statuses.push((await junkStart(s.url)).status);
+    expect(statuses.slice(0, SETUP_RATE_DEFAULT).every((x) => x === 400)).toBe(true);
+    expect(statuses[SETUP_RATE_DEFAULT]).toBe(429);
+    await server!.close();
+    await drop!();
+    const open = await boot({ setupRate: false });
+    for (let i = 0; i <= SETUP_RATE_DEFAULT; i++) expect((await junkStart(open.url)).status).toBe(400);
+  }, 60_000);
+
+  it("--setup-rate takes N/min or off and refuses anything else clearly", async () => {
+    expect(parseSetupRate("30/min")).toBe(30);
+    expect(parseSetupRate("5")).toBe(5);
+    expect(parseSetupRate("off")).toBe(false);
+    for (const bad of ["0/min", "ten", "30/s", "-1", "1000000"]) expect(() => parseSetupRate(bad), bad).toThrow(/--setup-rate must be N\/min/);
+    const stderr = new PassThrough();
+    let e = "";
+    stderr.on("data", (d) => (e += d));
+    const code = await runCli(["bank", "serve", "--db", "sqlite::memory:", "--setup-rate", "30/hour"], { stdout: new PassThrough(), stderr, stdin: new PassThrough(), env: {}, signal: AbortSignal.timeout(20_000) });
+    expect(code).not.toBe(0);
+    expect(e).toMatch(/--setup-rate must be N\/min/);
+  });
+});
