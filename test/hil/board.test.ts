@@ -147,6 +147,27 @@ describe("board flash store: atomic across power cuts", () => {
     for (const o of outcomes) expect([[OK, ...OLD], [NOT_FOUND]]).toContainEqual(o);
   });
 
+  it("pays SPIFFS's name lookup only where it learns something: first write 4, replacing write 3, reading a record 1", () => {
+    // Each of these scans every block's lookup page on the board (hil/flash.ts: 12.3 ms apiece).
+    const LOOKUPS = new Set(["exists", "list", "open-read", "load", "remove-missing", "rename-refused"]);
+    const { emu, call } = start();
+    const lookups = (fn: () => unknown): number => {
+      const count = () => [...emu.flash.calls].reduce((n, [k, v]) => n + (LOOKUPS.has(k) ? v.count : 0), 0);
+      const before = count();
+      fn();
+      return count() - before;
+    };
+    // NAME, then NAME.new (an interrupted write to finish?), NAME.old (leftover), the read-back of NAME.new.
+    expect(lookups(() => expect(call("flashWrite", "rec", OLD)).toBe(OK))).toBe(4);
+    // NAME (present: nothing to roll forward), NAME.old, the read-back.
+    expect(lookups(() => expect(call("flashWrite", "rec", NEW)).toBe(OK))).toBe(3);
+    expect(lookups(() => expect(call("flashRead", "rec")).toEqual([OK, ...NEW]))).toBe(1);
+    expect(emu.flash.list().size).toBeGreaterThan(0);
+    expect([...emu.flash.list().keys()].filter((n) => n.startsWith("rec"))).toEqual(["rec"]); // no leftovers
+    // A blank keyfob's read: NAME, then NAME.new.
+    expect(lookups(() => expect(call("flashRead", "other")).toEqual([NOT_FOUND]))).toBe(2);
+  });
+
   it("a second write after an interrupted one still ends with the newest record", () => {
     const { emu, call } = start();
     call("flashWrite", "rec", OLD);
