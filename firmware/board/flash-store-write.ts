@@ -106,7 +106,10 @@ export function flashWrite(name: string, bytes: number[]): number {
     }
   }
   // Never the record (read uses NAME, or NAME.new while NAME is absent); it
-  // must go before NAME can be renamed to it (SPIFFS refuses an existing target).
+  // must go before NAME can be renamed to it (SPIFFS refuses an existing
+  // target). With NAME absent the rename does not need it gone, but a WIPE
+  // cut inside its last remove leaves part of the wiped record (a prepared
+  // key) under this name, so it goes then too: one lookup.
   file.remove(previous);
   const st = writeEnveloped(pending, bytes);
   if (st !== BOARD_OK) {

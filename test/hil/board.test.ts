@@ -108,11 +108,11 @@ describe("board flash store: atomic across power cuts", () => {
   });
 
   /** Cut the power at every flash write of `action` in turn; after reboot read the record. */
-  function cutEverywhere(prepare: (call: (fn: string, ...a: unknown[]) => unknown) => void, action: [string, ...unknown[]]) {
+  function cutEverywhere(prepare: (call: (fn: string, ...a: unknown[]) => unknown, emu: any) => void, action: [string, ...unknown[]]) {
     const outcomes: unknown[] = [];
     for (let n = 1; n < 50; n++) {
       const { emu, call } = start();
-      prepare(call);
+      prepare(call, emu);
       emu.powerCutAtWrite(n);
       const result = call(...action);
       const cut = !emu.powered;
@@ -166,6 +166,28 @@ describe("board flash store: atomic across power cuts", () => {
     expect([...emu.flash.list().keys()].filter((n) => n.startsWith("rec"))).toEqual(["rec"]); // no leftovers
     // A blank keyfob's read: NAME, then NAME.new.
     expect(lookups(() => expect(call("flashRead", "other")).toEqual([NOT_FOUND]))).toBe(2);
+  });
+
+  // A complete record left as rec.new (a write cut between its renames, or one whose last rename failed).
+  const STALE = [0x5a, 0xa5, 0x5a];
+  const leaveStaleNew = (call: (fn: string, ...a: unknown[]) => unknown, emu: any) => {
+    expect(call("flashWrite", "stale", STALE)).toBe(OK);
+    expect(emu.flash.rename("stale", "rec.new")).toBe("ok");
+  };
+
+  it("a write over a leftover complete rec.new (rec present): every cut leaves the old record or the new, never the leftover", () => {
+    const { outcomes } = cutEverywhere((call, emu) => {
+      call("flashWrite", "rec", OLD);
+      leaveStaleNew(call, emu);
+    }, ["flashWrite", "rec", NEW]);
+    for (const o of outcomes) expect([[OK, ...OLD], [OK, ...NEW]]).toContainEqual(o);
+    expect(outcomes.at(-1)).toEqual([OK, ...NEW]);
+  });
+
+  it("a write while rec.new waits to be rolled forward (rec absent): every cut leaves that record or the new one, never none", () => {
+    const { outcomes } = cutEverywhere(leaveStaleNew, ["flashWrite", "rec", NEW]);
+    for (const o of outcomes) expect([[OK, ...STALE], [OK, ...NEW]]).toContainEqual(o);
+    expect(outcomes).toContainEqual([OK, ...STALE]);
   });
 
   it("a second write after an interrupted one still ends with the newest record", () => {
