@@ -9,7 +9,7 @@ import { shr } from "../../core/intrinsics.js";
 import { bytesToString, isByteArray } from "./lua-bytes.js";
 import { crc16 } from "../../protocol/crc16.js";
 import { BOARD_ERR_ARG, BOARD_ERR_FLASH, BOARD_ERR_NOT_FOUND, BOARD_OK } from "./status.js";
-import { FLASH_RECORD_MAX, NEW_SUFFIX, OLD_SUFFIX, readRaw, rollForward, validName } from "./flash-store.js";
+import { FLASH_RECORD_MAX, NEW_SUFFIX, OLD_SUFFIX, readRaw, rollForward, takeAbsent, validName } from "./flash-store.js";
 
 function writeEnveloped(path: string, payload: number[]): number {
   const len = payload.length;
@@ -81,7 +81,10 @@ function wipe(a: number[] | undefined): void {
  *   NAME has just been rolled forward or found incomplete).
  * - NAME.new is opened for the read-back check, as before: that lookup is
  *   what proves the bytes SPIFFS holds are the ones meant.
- * A first write pays 4 lookups (was 7), a replacing one 3 (was 6).
+ * - a record flashRead found absent this power cycle, with no write since,
+ *   is not looked up again (flash-store.ts takeAbsent).
+ * A first write pays 4 lookups (was 7; 2 after a flashRead that found no
+ * record, as a blank keyfob's boot does), a replacing one 3 (was 6).
  */
 
 /** Replace record NAME by bytes, atomically across power loss. */
@@ -91,8 +94,10 @@ export function flashWrite(name: string, bytes: number[]): number {
   }
   const pending = name + NEW_SUFFIX;
   const previous = name + OLD_SUFFIX;
-  let present = file.exists(name);
-  if (!present) {
+  // A record this power cycle's flashRead found absent, untouched since (takeAbsent), needs no lookup.
+  const knownAbsent = takeAbsent(name);
+  let present = !knownAbsent && file.exists(name);
+  if (!present && !knownAbsent) {
     // An interrupted write may still be waiting to be rolled forward: finish
     // it first so this write replaces the newest record, not an older one,
     // and a failure below leaves that newest one.
@@ -135,6 +140,7 @@ export function flashRemove(name: string): number {
     return BOARD_ERR_ARG;
   }
   const previous = name + OLD_SUFFIX;
+  takeAbsent(name);
   file.remove(name + NEW_SUFFIX);
   file.remove(previous);
   if (file.rename(name, previous)) {

@@ -185,7 +185,30 @@ export function flashRead(name: string, out: number[]): number {
   if (raw !== MISSING) {
     return unwrap(raw, out);
   }
-  return rollForward(name, out);
+  const st = rollForward(name, out);
+  if (st === BOARD_ERR_NOT_FOUND) {
+    absentName = name;
+  }
+  return st;
+}
+
+/**
+ * The name flashRead last found with no record (neither NAME nor a complete
+ * NAME.new), while nothing has written or removed a record since. It lives
+ * in RAM, so a power cut forgets it along with anything it could describe;
+ * only this store writes SPIFFS while the firmware runs (nothing else in
+ * firmware/ opens, removes or renames a file, and the console is taken from
+ * the Lua interpreter: uart-link.ts, run_input 0). A blank keyfob's boot learns it, and
+ * LOCK's write then skips the two lookups (NAME, NAME.new) that would tell it
+ * again: 24.6 ms on the board (hil/flash.ts).
+ */
+let absentName: string | undefined = undefined;
+
+/** Whether flashRead last found NAME absent with nothing since; forgets it either way (the caller is about to write). */
+export function takeAbsent(name: string): boolean {
+  const known = absentName === name;
+  absentName = undefined;
+  return known;
 }
 
 /** True if a committed record NAME exists (a complete pending write counts). */

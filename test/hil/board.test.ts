@@ -147,7 +147,7 @@ describe("board flash store: atomic across power cuts", () => {
     for (const o of outcomes) expect([[OK, ...OLD], [NOT_FOUND]]).toContainEqual(o);
   });
 
-  it("pays SPIFFS's name lookup only where it learns something: first write 4, replacing write 3, reading a record 1", () => {
+  it("pays SPIFFS's name lookup only where it learns something: first write 4 (2 after a read found none), replacing write 3, reading a record 1", () => {
     // Each of these scans every block's lookup page on the board (hil/flash.ts: 12.3 ms apiece).
     const LOOKUPS = new Set(["exists", "list", "open-read", "load", "remove-missing", "rename-refused"]);
     const { emu, call } = start();
@@ -166,6 +166,17 @@ describe("board flash store: atomic across power cuts", () => {
     expect([...emu.flash.list().keys()].filter((n) => n.startsWith("rec"))).toEqual(["rec"]); // no leftovers
     // A blank keyfob's read: NAME, then NAME.new.
     expect(lookups(() => expect(call("flashRead", "other")).toEqual([NOT_FOUND]))).toBe(2);
+    // What that read learnt stands until a record is written: NAME.old (leftover), the read-back.
+    expect(lookups(() => expect(call("flashWrite", "other", OLD)).toBe(OK))).toBe(2);
+    // ...and no longer after: this is a replacing write again (it would fail, renaming over "other", if it were not).
+    expect(lookups(() => expect(call("flashWrite", "other", NEW)).toBe(OK))).toBe(3);
+    expect(call("flashRead", "other")).toEqual([OK, ...NEW]);
+    // A write of another record forgets it too.
+    expect(call("flashRead", "third")).toEqual([NOT_FOUND]);
+    expect(call("flashWrite", "rec", OLD)).toBe(OK);
+    expect(call("flashRead", "third")).toEqual([NOT_FOUND]);
+    expect(call("flashRemove", "third")).toBe(OK);
+    expect(lookups(() => expect(call("flashWrite", "third", NEW)).toBe(OK))).toBe(4);
   });
 
   // A complete record left as rec.new (a write cut between its renames, or one whose last rename failed).
