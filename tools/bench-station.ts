@@ -78,6 +78,14 @@ export interface StationBench {
    * mode) and the factory record's commits.
    */
   breakdown: { emulatorLuaMsPerToken: number; keyfobFlashMsPerToken: number; keyfobFlashWritesPerToken: number; factoryRecordMsPerToken: number };
+  /**
+   * The keyfob's SPIFFS time per keyfob split by the call that paid it
+   * (hil/flash.ts FlashStore.calls: exists, list, open-read, read, open-write,
+   * write, remove, remove-missing, rename, rename-refused, load): calls and ms.
+   */
+  keyfobSpiffsPerToken: Record<string, { calls: number; ms: number }>;
+  /** The keyfob's SPIFFS ms per keyfob charged within each phase of phaseMs. */
+  keyfobSpiffsMsPerPhase: { info: number; allocate: number; writeAndSelfTest: number; lockAndConfirm: number };
   method: string;
 }
 
@@ -165,8 +173,23 @@ interface TokenRun {
   /** The keyfob's modelled SPIFFS time and mutating SPIFFS operations during provisioning. */
   flashMs: number;
   flashOps: number;
+  spiffs: Map<string, { count: number; ms: number }>;
+  phaseFlash: StationBench["phaseMs"];
   rxLost: number;
   tasksLost: number;
+}
+
+function snapshotCalls(m: Map<string, { count: number; ms: number }>): Map<string, { count: number; ms: number }> {
+  return new Map([...m].map(([k, v]) => [k, { ...v }]));
+}
+
+function diffCalls(now: Map<string, { count: number; ms: number }>, before: Map<string, { count: number; ms: number }>): Map<string, { count: number; ms: number }> {
+  const out = new Map<string, { count: number; ms: number }>();
+  for (const [k, v] of now) {
+    const b = before.get(k) ?? { count: 0, ms: 0 };
+    if (v.count > b.count) out.set(k, { count: v.count - b.count, ms: v.ms - b.ms });
+  }
+  return out;
 }
 
 /** Provision one fresh emulated keyfob behind its own PTY, as `fobkit emu --pty` + `fobkit provision` would. */
@@ -187,12 +210,21 @@ async function provisionOne(dir: string, name: string, record: FactoryRecord, co
     const booted = emu.counters.instructions;
     const flashMs0 = emu.counters.flashBusyMs;
     const flashOps0 = emu.flash.writes;
+    const calls0 = snapshotCalls(emu.flash.calls);
+    const spiffsMs = () => [...emu.flash.calls.values()].reduce((a, c) => a + c.ms, 0);
     const transport = new SerialTransport({ path: link.path, baudRate: BAUD });
     const tap = tapFrames(transport);
     const session = await DeviceSession.open(transport);
     try {
       const at: Partial<Record<ProvisionStep, number>> = {};
-      const r = await provisionKeyfob(session, record, { batch: 1, onStep: (s) => (at[s] ??= performance.now()) });
+      const fl: Partial<Record<ProvisionStep, number>> = {};
+      const r = await provisionKeyfob(session, record, {
+        batch: 1,
+        onStep: (s) => {
+          at[s] ??= performance.now();
+          fl[s] ??= spiffsMs();
+        },
+      });
       if (r.status !== "good") throw new Error(`bench keyfob ${name} failed: ${r.reason}`);
       return {
         ms: at.done! - at.info!,
@@ -205,6 +237,8 @@ async function provisionOne(dir: string, name: string, record: FactoryRecord, co
         instructions: emu.counters.instructions - booted,
         flashMs: emu.counters.flashBusyMs - flashMs0,
         flashOps: emu.flash.writes - flashOps0,
+        spiffs: diffCalls(emu.flash.calls, calls0),
+        phaseFlash: { info: fl.allocate! - fl.info!, allocate: fl.set_clock! - fl.allocate!, writeAndSelfTest: fl.lock! - fl.set_clock!, lockAndConfirm: fl.done! - fl.lock! },
         rxLost: emu.counters.uartRxLost,
         tasksLost: emu.counters.tasksLost,
       };
@@ -231,6 +265,8 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
   const times: number[] = [];
   const load = loadavg()[0];
   const phases = { info: 0, allocate: 0, writeAndSelfTest: 0, lockAndConfirm: 0 };
+  const phaseFlash = { info: 0, allocate: 0, writeAndSelfTest: 0, lockAndConfirm: 0 };
+  const spiffs = new Map<string, { count: number; ms: number }>();
   let out = 0, inn = 0, requests = 0, luaMs = 0, pathBytes = 0, firstMs = 0, rxLost = 0, tasksLost = 0, flashMs = 0, flashOps = 0;
   try {
     for (let i = 0; i < warmup; i++) {
@@ -240,7 +276,16 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
     for (let i = 0; i < tokens; i++) {
       const run = await provisionOne(dir, `fob${i}`, record);
       times.push(run.ms);
-      for (const k of Object.keys(phases) as (keyof typeof phases)[]) phases[k] += run.phases[k];
+      for (const k of Object.keys(phases) as (keyof typeof phases)[]) {
+        phases[k] += run.phases[k];
+        phaseFlash[k] += run.phaseFlash[k];
+      }
+      for (const [k, v] of run.spiffs) {
+        const t = spiffs.get(k) ?? { count: 0, ms: 0 };
+        t.count += v.count;
+        t.ms += v.ms;
+        spiffs.set(k, t);
+      }
       out += run.out;
       inn += run.in;
       requests += run.requests;
@@ -295,6 +340,15 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
         keyfobFlashMsPerToken: Math.round((flashMs / tokens) * 10) / 10,
         keyfobFlashWritesPerToken: flashOps / tokens,
         factoryRecordMsPerToken: Math.round(recordMs * 10) / 10 },
+      keyfobSpiffsPerToken: Object.fromEntries(
+        [...spiffs].sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => [k, { calls: Math.round((v.count / tokens) * 100) / 100, ms: Math.round((v.ms / tokens) * 10) / 10 }]),
+      ),
+      keyfobSpiffsMsPerPhase: {
+        info: Math.round((phaseFlash.info / tokens) * 10) / 10,
+        allocate: Math.round((phaseFlash.allocate / tokens) * 10) / 10,
+        writeAndSelfTest: Math.round((phaseFlash.writeAndSelfTest / tokens) * 10) / 10,
+        lockAndConfirm: Math.round((phaseFlash.lockAndConfirm / tokens) * 10) / 10,
+      },
       method: "fobkit provision flow to a fresh emulated keyfob per token: INFO; SET_CLOCK, WRITE_SEED, SET_SERIAL, SELF_TEST pipelined (staged in the keyfob's RAM); LOCK (the one record write), INFO pipelined; " +
         "hil PtyLink pacing both directions at the baud rate, host on serialport's real binding; one keyfob at a time; " +
         "board model: nodemcu-build/sdkconfig.fobkit, console receive path (128-byte FIFO, 256-byte ring, 100-slot queue), console writes blocking past the 128-byte TX FIFO, SPIFFS time per operation (hil/flash.ts)",
@@ -314,6 +368,8 @@ export function formatStationBench(b: StationBench): string {
     `  keyfob side: ${b.keyfobLosses.uartRxBytes} bytes lost to receive overflow, ${b.keyfobLosses.tasks} tasks lost to a full queue`,
     `  this flow with an instant keyfob and host: ${b.criticalPathMs} ms (median is ${b.ratioToCriticalPath}x); full-duplex bound ${b.fullDuplexBoundMs} ms`,
     `  per phase (ms): INFO ${b.phaseMs.info}, allocate ${b.phaseMs.allocate}, clock+seed+serial+self-test ${b.phaseMs.writeAndSelfTest}, LOCK+INFO ${b.phaseMs.lockAndConfirm}`,
+    `  keyfob SPIFFS per phase (ms): INFO ${b.keyfobSpiffsMsPerPhase.info}, allocate ${b.keyfobSpiffsMsPerPhase.allocate}, clock+seed+serial+self-test ${b.keyfobSpiffsMsPerPhase.writeAndSelfTest}, LOCK+INFO ${b.keyfobSpiffsMsPerPhase.lockAndConfirm}`,
+    `  keyfob SPIFFS per call: ${Object.entries(b.keyfobSpiffsPerToken).map(([k, v]) => `${k} ${v.calls}x ${v.ms} ms`).join(", ")}`,
     `  beyond the wire: keyfob firmware in the Lua VM ${b.breakdown.emulatorLuaMsPerToken} ms (${b.keyfobInstructionsPerToken} instructions), keyfob SPIFFS ${b.breakdown.keyfobFlashMsPerToken} ms (${b.breakdown.keyfobFlashWritesPerToken} operations), factory record commits ${b.breakdown.factoryRecordMsPerToken} ms per keyfob`,
   ].join("\n");
 }

@@ -111,6 +111,9 @@ export function deviceBoot(board: Board, load?: ModuleLoader): Device {
   return dev;
 }
 
+/** provisionHandle's clockReason when this request has not read the RTC (see deviceHandle). */
+export const CLOCK_UNREAD = -1;
+
 /** Read the RTC into dev.now; REASON_NONE or the RTC fault. */
 export function readClock(dev: Device): number {
   const st = dev.board.rtcRead(dev.now);
@@ -217,10 +220,29 @@ export function deviceHandle(dev: Device, req: Request): Reply {
   // before the provisioning code is loaded). WIPE is how a corrupt record is
   // cleared. A failed write (REASON_FLASH_WRITE) is the exception SPEC §4 names:
   // the write itself may be retried, and a good one clears the state.
-  if (req.cmd !== CMD_WIPE && dev.fault !== REASON_FLASH_WRITE && currentState(dev, readClock(dev)) === STATE_ERROR) return reply(req, STATUS_HW_FAULT);
+  //
+  // What deciding it costs (one I2C transfer per RTC read; a dead bus blocks
+  // for I2C's 1 s alive interval, hil/nodemcu/i2c.ts): the error state is the
+  // record's fault or the clock's (currentState). The record's is known
+  // without the bus, since boot (deviceBoot) or since the write that set it
+  // (provision.ts commit): a faulted keyfob answers without a read. The
+  // clock's is only known by reading it: the RTC can stop answering or lose
+  // its time between two requests (app-suite: "an RTC that stops answering
+  // mid-provisioning"), and SPEC §4 puts a keyfob whose clock is gone in the
+  // error state at once, so a clock state remembered from an earlier request
+  // would let a write through that §4 refuses. So the clock is read once
+  // here, and this read is the one SET_CLOCK, SELF_TEST and LOCK act on
+  // (provisionHandle's clockReason, dev.now): the state is decided from the
+  // same reading the command uses, which each of them used to take again.
+  let clockReason = CLOCK_UNREAD;
+  if (req.cmd !== CMD_WIPE && dev.fault !== REASON_FLASH_WRITE) {
+    if (dev.fault !== REASON_NONE) return reply(req, STATUS_HW_FAULT);
+    clockReason = readClock(dev);
+    if (currentState(dev, clockReason) === STATE_ERROR) return reply(req, STATUS_HW_FAULT);
+  }
   const prov = provisioning(dev);
   if (prov === undefined) return reply(req, STATUS_INTERNAL);
-  return prov.module.provisionHandle(dev, prov.board, req);
+  return prov.module.provisionHandle(dev, prov.board, req, clockReason);
 }
 
 /**

@@ -25,7 +25,7 @@ import {
 import type { Reply, Request } from "../../protocol/messages.js";
 import { blankRecord, decodeRecord, encodeRecord, RECORD_LOCKED, RECORD_NAME, RECORD_PROVISIONED, REC_CLOCK_SET, REC_SEED_SET, type TokenRecord } from "./record.js";
 import { BOARD_ERR_NOT_FOUND, BOARD_OK, type ProvisioningBoard } from "../board/board.js";
-import { loadModule, readClock, reply, SHA256_MODULE, timeHiWord, timeLoWord, type Device } from "./device.js";
+import { CLOCK_UNREAD, loadModule, readClock, reply, SHA256_MODULE, timeHiWord, timeLoWord, type Device } from "./device.js";
 
 function sameBytes(a: number[], b: number[]): boolean {
   if (a.length !== b.length) return false;
@@ -105,10 +105,21 @@ function writable(dev: Device): number {
 }
 
 /**
- * Handle one decoded, well-formed write request (device.ts has answered INFO
- * and a locked keyfob); pb: the board's write side, loaded with this module.
+ * The clock's REASON_*, dev.now holding its time when REASON_NONE: this
+ * request's read (device.ts deviceHandle took it for SPEC §4's HW_FAULT
+ * check), or a read now when it took none.
  */
-export function provisionHandle(dev: Device, pb: ProvisioningBoard, req: Request): Reply {
+function clockFor(dev: Device, clockReason: number): number {
+  return clockReason === CLOCK_UNREAD ? readClock(dev) : clockReason;
+}
+
+/**
+ * Handle one decoded, well-formed write request (device.ts has answered INFO
+ * and a locked keyfob); pb: the board's write side, loaded with this module;
+ * clockReason: the RTC as deviceHandle read it for this request, or
+ * CLOCK_UNREAD.
+ */
+export function provisionHandle(dev: Device, pb: ProvisioningBoard, req: Request, clockReason: number): Reply {
   if (req.cmd === CMD_WIPE) {
     // A corrupt record may be wiped (nothing secret is readable from it);
     // a locked one never.
@@ -149,10 +160,10 @@ export function provisionHandle(dev: Device, pb: ProvisioningBoard, req: Request
     if (w !== STATUS_OK) return reply(req, w);
     const t = toUnixTime(req.timeHi, req.timeLo);
     if (t === undefined) return reply(req, STATUS_BAD_ARGUMENT);
-    const clockReason = readClock(dev);
-    if (clockReason === REASON_RTC_MISSING) return reply(req, STATUS_HW_FAULT);
+    const clock = clockFor(dev, clockReason);
+    if (clock === REASON_RTC_MISSING) return reply(req, STATUS_HW_FAULT);
     // Backwards is judged against a clock that still holds valid time.
-    if (clockReason === REASON_NONE && (req.flags & CLOCK_FORCE) === 0 && compareTime(t, dev.now) < 0) {
+    if (clock === REASON_NONE && (req.flags & CLOCK_FORCE) === 0 && compareTime(t, dev.now) < 0) {
       return reply(req, STATUS_CLOCK_BACKWARDS);
     }
     if (pb.rtcWrite(t) !== BOARD_OK) return reply(req, STATUS_HW_FAULT);
@@ -164,7 +175,7 @@ export function provisionHandle(dev: Device, pb: ProvisioningBoard, req: Request
   if (req.cmd === CMD_SELF_TEST) {
     if (w !== STATUS_OK) return reply(req, w);
     if (dev.rec.key === undefined) return reply(req, STATUS_NOT_PROVISIONED);
-    const code = currentCode(dev);
+    const code = currentCode(dev, clockReason);
     if (code === undefined) return reply(req, STATUS_HW_FAULT);
     const r = reply(req, STATUS_OK);
     r.selfTest = { timeHi: timeHiWord(dev.now), timeLo: timeLoWord(dev.now), code: code };
@@ -177,7 +188,7 @@ export function provisionHandle(dev: Device, pb: ProvisioningBoard, req: Request
     if (rec.key === undefined || rec.serial.length === 0 || (rec.flags & REC_CLOCK_SET) === 0) {
       return reply(req, STATUS_BAD_STATE);
     }
-    if (readClock(dev) !== REASON_NONE) return reply(req, STATUS_HW_FAULT);
+    if (clockFor(dev, clockReason) !== REASON_NONE) return reply(req, STATUS_HW_FAULT);
     const locked = cloneRecord(rec);
     locked.state = RECORD_LOCKED;
     return reply(req, commit(dev, pb, locked));
@@ -186,10 +197,10 @@ export function provisionHandle(dev: Device, pb: ProvisioningBoard, req: Request
 }
 
 /** ASCII digits of the code for the RTC's time (left in dev.now), or undefined on any fault. */
-function currentCode(dev: Device): number[] | undefined {
+function currentCode(dev: Device, clockReason: number): number[] | undefined {
   const key = dev.rec.key;
   if (key === undefined || dev.fault !== REASON_NONE || (dev.rec.flags & REC_CLOCK_SET) === 0) return undefined;
-  if (readClock(dev) !== REASON_NONE) return undefined;
+  if (clockFor(dev, clockReason) !== REASON_NONE) return undefined;
   const code = totp(key, dev.now, dev.rec.period, dev.rec.digits);
   if (code < 0) return undefined;
   // ASCII digits, most significant first (formatCode's text, as bytes).

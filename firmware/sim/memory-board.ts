@@ -173,7 +173,11 @@ function rtcStatus(): number {
   return BOARD_OK;
 }
 
+/** rtcRead calls since the module loaded, answered or not (memoryBoardRtcReads): each is an I2C transfer on the board. */
+let rtcReads = 0;
+
 function rtcRead(out: UnixTime): number {
+  rtcReads++;
   const st = rtcStatus();
   if (st !== BOARD_OK) return st;
   if (!s.rtcValid) return BOARD_ERR_RTC_TIME_LOST;
@@ -488,6 +492,11 @@ export function memoryBoardCorruptRecord(name: string): void {
 /** Flash writes and removes the app asked for since power-on (failed ones too). */
 export function memoryBoardFlashWrites(): number {
   return s.flash.writes;
+}
+
+/** How many times the firmware has read the RTC (each an I2C transfer on the board). */
+export function memoryBoardRtcReads(): number {
+  return rtcReads;
 }
 
 export function memoryBoardRestarts(): number {

@@ -21,7 +21,7 @@ import { PROVISIONING_BOARD_MODULE } from "../board/board.js";
 import {
   MEMORY_BOARD as board, MEMORY_PROVISIONING_BOARD, memoryBoardAdvance, memoryBoardCompareRtc, memoryBoardCorruptRecord, memoryBoardDisplay, memoryBoardFault,
   memoryBoardFlashWrites, memoryBoardLoseRtcTime, memoryBoardPowerCycle, memoryBoardPowerOn, memoryBoardPress,
-  memoryBoardReceive, memoryBoardRecord, memoryBoardRestarts, memoryBoardRtcTime, memoryBoardSetHardwareId, memoryBoardSetRecord, memoryBoardSetRtc,
+  memoryBoardReceive, memoryBoardRecord, memoryBoardRestarts, memoryBoardRtcReads, memoryBoardRtcTime, memoryBoardSetHardwareId, memoryBoardSetRecord, memoryBoardSetRtc,
   memoryBoardShownCount, memoryBoardTakeTx,
 } from "./memory-board.js";
 
@@ -106,6 +106,7 @@ export {
   memoryBoardLoseRtcTime as loseRtcTime,
   memoryBoardRecord as record,
   memoryBoardRestarts as restarts,
+  memoryBoardRtcReads as rtcReads,
   memoryBoardRtcTime as rtcTime,
   memoryBoardSetHardwareId as setHardwareId,
   memoryBoardSetRecord as setRecord,

@@ -52,7 +52,7 @@ export function installBase(m: Machine): void {
   /** luaL_loadfilex (lauxlib.c:768-810): the chunk on the stack, or the error message returned (nothing pushed). */
   const loadFromFlash = (L2: LuaState, path: string, mode: string | null = null): string | undefined => {
     const name = m.hw.flash.normalize(path);
-    if (name !== undefined) m.hw.flash.chargeLookup();
+    if (name !== undefined) m.hw.flash.chargeLookup("load");
     const code = name === undefined ? undefined : m.hw.flash.read(name);
     if (code !== undefined) m.hw.flash.chargeRead(code.length);
     if (code === undefined) return `cannot open ${path}: ${name === undefined ? ENAMETOOLONG_TEXT : ENOENT_TEXT}`;
@@ -133,7 +133,7 @@ export function installBase(m: Machine): void {
         const file = template.replace(/\?/g, name.replace(/\./g, "/"));
         const spiffs = m.hw.flash.normalize(file);
         // readable(): fopen for reading, which looks the name up (lookup charged, found or not).
-        if (spiffs !== undefined) m.hw.flash.chargeLookup();
+        if (spiffs !== undefined) m.hw.flash.chargeLookup("load");
         if (spiffs !== undefined && m.hw.flash.exists(spiffs)) {
           found = file;
           break;

@@ -102,7 +102,7 @@ export function installFile(m: Machine): void {
     exists: (L) => {
       const name = checkName(L, 1);
       // stat() (file.c:79-88) looks the name up over every block's lookup page, found or not.
-      if (name !== undefined) flash.chargeLookup();
+      if (name !== undefined) flash.chargeLookup("exists");
       lua.lua_pushboolean(L, name !== undefined && flash.exists(name));
       return 1;
     },
@@ -133,9 +133,9 @@ export function installFile(m: Machine): void {
       lua.lua_newtable(L);
       // readdir walks every block's lookup page once (SPIFFS_readdir); then file.c:59 stat()s
       // each entry, one name lookup apiece.
-      flash.chargeLookup();
+      flash.chargeLookup("list");
       for (const name of flash.list().keys()) {
-        flash.chargeLookup();
+        flash.chargeLookup("list");
         const shown = name.startsWith("/") ? name.slice(1) : name;
         const statted = flash.normalize(shown);
         lua.lua_pushinteger(L, statted !== undefined && flash.exists(statted) ? flash.size(statted) : 0);

@@ -41,7 +41,7 @@ function compile(m: Machine, L: LuaState): number {
   if (fname.length < 4 || !fname.endsWith(".lua")) raise(L, "not a .lua file");
   const output = fname.slice(0, -2) + "c";
   const name = flash.normalize(fname);
-  if (name !== undefined) flash.chargeLookup();
+  if (name !== undefined) flash.chargeLookup("load");
   const code = name === undefined ? undefined : flash.read(name);
   if (code !== undefined) flash.chargeRead(code.length);
   // node.c:740-743: luaL_loadfile's error becomes the error (lauxlib errfile: "cannot open NAME").

@@ -108,11 +108,11 @@ describe("board flash store: atomic across power cuts", () => {
   });
 
   /** Cut the power at every flash write of `action` in turn; after reboot read the record. */
-  function cutEverywhere(prepare: (call: (fn: string, ...a: unknown[]) => unknown) => void, action: [string, ...unknown[]]) {
+  function cutEverywhere(prepare: (call: (fn: string, ...a: unknown[]) => unknown, emu: any) => void, action: [string, ...unknown[]]) {
     const outcomes: unknown[] = [];
     for (let n = 1; n < 50; n++) {
       const { emu, call } = start();
-      prepare(call);
+      prepare(call, emu);
       emu.powerCutAtWrite(n);
       const result = call(...action);
       const cut = !emu.powered;
@@ -145,6 +145,60 @@ describe("board flash store: atomic across power cuts", () => {
   it("removing a record: every cut leaves the record or nothing", () => {
     const { outcomes } = cutEverywhere((call) => call("flashWrite", "rec", OLD), ["flashRemove", "rec"]);
     for (const o of outcomes) expect([[OK, ...OLD], [NOT_FOUND]]).toContainEqual(o);
+  });
+
+  it("pays SPIFFS's name lookup only where it learns something: first write 4 (2 after a read found none), replacing write 3, reading a record 1", () => {
+    // Each of these scans every block's lookup page on the board (hil/flash.ts: 12.3 ms apiece).
+    const LOOKUPS = new Set(["exists", "list", "open-read", "load", "remove-missing", "rename-refused"]);
+    const { emu, call } = start();
+    const lookups = (fn: () => unknown): number => {
+      const count = () => [...emu.flash.calls].reduce((n, [k, v]) => n + (LOOKUPS.has(k) ? v.count : 0), 0);
+      const before = count();
+      fn();
+      return count() - before;
+    };
+    // NAME, then NAME.new (an interrupted write to finish?), NAME.old (leftover), the read-back of NAME.new.
+    expect(lookups(() => expect(call("flashWrite", "rec", OLD)).toBe(OK))).toBe(4);
+    // NAME (present: nothing to roll forward), NAME.old, the read-back.
+    expect(lookups(() => expect(call("flashWrite", "rec", NEW)).toBe(OK))).toBe(3);
+    expect(lookups(() => expect(call("flashRead", "rec")).toEqual([OK, ...NEW]))).toBe(1);
+    expect(emu.flash.list().size).toBeGreaterThan(0);
+    expect([...emu.flash.list().keys()].filter((n) => n.startsWith("rec"))).toEqual(["rec"]); // no leftovers
+    // A blank keyfob's read: NAME, then NAME.new.
+    expect(lookups(() => expect(call("flashRead", "other")).toEqual([NOT_FOUND]))).toBe(2);
+    // What that read learnt stands until a record is written: NAME.old (leftover), the read-back.
+    expect(lookups(() => expect(call("flashWrite", "other", OLD)).toBe(OK))).toBe(2);
+    // ...and no longer after: this is a replacing write again (it would fail, renaming over "other", if it were not).
+    expect(lookups(() => expect(call("flashWrite", "other", NEW)).toBe(OK))).toBe(3);
+    expect(call("flashRead", "other")).toEqual([OK, ...NEW]);
+    // A write of another record forgets it too.
+    expect(call("flashRead", "third")).toEqual([NOT_FOUND]);
+    expect(call("flashWrite", "rec", OLD)).toBe(OK);
+    expect(call("flashRead", "third")).toEqual([NOT_FOUND]);
+    expect(call("flashRemove", "third")).toBe(OK);
+    expect(lookups(() => expect(call("flashWrite", "third", NEW)).toBe(OK))).toBe(4);
+  });
+
+  // A complete record left as rec.new (a write cut between its renames, or one whose last rename failed).
+  const STALE = [0x5a, 0xa5, 0x5a];
+  const leaveStaleNew = (call: (fn: string, ...a: unknown[]) => unknown, emu: any) => {
+    expect(call("flashWrite", "stale", STALE)).toBe(OK);
+    expect(emu.flash.rename("stale", "rec.new")).toBe("ok");
+  };
+
+  it("a write over a leftover complete rec.new (rec present): every cut leaves the old record or the new, never the leftover", () => {
+    const { outcomes } = cutEverywhere((call, emu) => {
+      call("flashWrite", "rec", OLD);
+      leaveStaleNew(call, emu);
+    }, ["flashWrite", "rec", NEW]);
+    for (const o of outcomes) expect([[OK, ...OLD], [OK, ...NEW]]).toContainEqual(o);
+    expect(outcomes.at(-1)).toEqual([OK, ...NEW]);
+  });
+
+  it("a write while rec.new waits to be rolled forward (rec absent): every cut leaves that record or the new one, never none", () => {
+    const { outcomes } = cutEverywhere(leaveStaleNew, ["flashWrite", "rec", NEW]);
+    for (const o of outcomes) expect([[OK, ...STALE], [OK, ...NEW]]).toContainEqual(o);
+    expect(outcomes).toContainEqual([OK, ...STALE]);
   });
 
   it("a second write after an interrupted one still ends with the newest record", () => {
