@@ -7,7 +7,7 @@ import { REQUEST_ID_PATTERN } from "../registry/validation.js";
 import { BARRING_REASONS, TOKEN_STATES, WITHDRAW_REASONS, type AuditRecord, type TokenStatus } from "../registry/types.js";
 import { KIND_LABELS, REGISTRATION_LABELS, registrationOf, type Registration } from "../registry/soft-tokens.js";
 import { COMMON_OPTIONS, POLICY_OPTIONS, SEED_OPTIONS, required, runBank } from "./bank-common.js";
-import { CliError, intOption, oneOf, type Command } from "./command.js";
+import { CliError, EXIT_USAGE, intOption, oneOf, type Command } from "./command.js";
 
 const SERIAL = { type: "string", placeholder: "SERIAL", help: "the serial printed on the keyfob" } as const;
 const CUSTOMER = { type: "string", placeholder: "ID", help: "the bank's customer id" } as const;
@@ -220,7 +220,7 @@ export const bankAudit: Command = {
   options: {
     serial: SERIAL,
     customer: CUSTOMER,
-    request: { type: "string", placeholder: "ID", help: "only records written by this API request (its X-Request-Id, named by a 503 outcome_unknown): none means its change was not made; give --customer or --serial too" },
+    request: { type: "string", placeholder: "ID", help: "only records written by this API request (its X-Request-Id, named by a 503 outcome_unknown), by any key: the actor column says which; none means its change was not made, once the request has ended (README: request ids); needs --customer or --serial" },
     after: { type: "string", placeholder: "ID", help: "only records after this id" },
     limit: { type: "string", placeholder: "N", help: "at most N records (default 1000, max 10000)" },
     ...COMMON_OPTIONS,
@@ -232,6 +232,10 @@ export const bankAudit: Command = {
       }
       if (values.request !== undefined && !new RegExp(REQUEST_ID_PATTERN).test(values.request)) {
         throw new CliError(`fobkit bank audit: --request must be 1 to 64 letters, digits, '.', '_', ':' or '-' (an X-Request-Id)`);
+      }
+      if (values.request !== undefined && values.customer === undefined && values.serial === undefined) {
+        // The audit has no index on request ids (sql-token-store.ts auditTrail): alone, --request would read every record.
+        throw new CliError("fobkit bank audit: --request needs --customer or --serial too (request ids have no index of their own: alone it would read the whole audit)", EXIT_USAGE, "bad_request");
       }
       const records = await registry.auditTrail({
         serial: values.serial,

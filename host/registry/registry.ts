@@ -383,7 +383,16 @@ export class Registry {
     return this.store.countByState();
   }
 
-  async auditTrail(filter: { serial?: string; customer?: string; request?: string; afterId?: number; limit?: number } = {}): Promise<AuditRecord[]> {
+  /**
+   * Audit records, oldest first. `actor`: only that actor's (the API scopes a
+   * lookup by request id to the calling key). A lookup by `request` needs a
+   * customer or serial: request_id has no index of its own (every
+   * verification would pay for one), so alone it would read the whole table.
+   */
+  async auditTrail(filter: { serial?: string; customer?: string; request?: string; actor?: string; afterId?: number; limit?: number } = {}): Promise<AuditRecord[]> {
+    if (filter.request !== undefined && filter.serial === undefined && filter.customer === undefined) {
+      throw new RegistryError("bad_request", "a lookup by request must also give customer or serial (request ids have no index of their own: alone it would read the whole audit)", "bad_input");
+    }
     if (filter.serial !== undefined) checkSerial(filter.serial);
     if (filter.customer !== undefined) checkCustomer(filter.customer);
     return this.store.auditTrail(filter);

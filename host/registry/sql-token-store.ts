@@ -583,13 +583,14 @@ export abstract class SqlTokenStore implements TokenStore {
     return counts;
   }
 
-  async auditTrail(filter: { serial?: string; customer?: string; request?: string; afterId?: number; limit?: number } = {}): Promise<AuditRecord[]> {
+  async auditTrail(filter: { serial?: string; customer?: string; request?: string; actor?: string; afterId?: number; limit?: number } = {}): Promise<AuditRecord[]> {
     const where: string[] = [];
     const params: unknown[] = [];
     if (filter.serial !== undefined) where.push("serial = ?"), params.push(filter.serial);
     if (filter.customer !== undefined) where.push("customer = ?"), params.push(filter.customer);
     // No index of its own (every verification would pay for it): asked with a customer or serial, whose indexes narrow it first.
     if (filter.request !== undefined) where.push("request_id = ?"), params.push(filter.request);
+    if (filter.actor !== undefined) where.push("actor = ?"), params.push(filter.actor);
     if (filter.afterId !== undefined) where.push("id > ?"), params.push(filter.afterId);
     const limit = Math.min(Math.max(1, filter.limit ?? 1000), 10_000);
     const rows = await this.db.all<{ id: number; at: number; actor: string; source: string; action: string; outcome: string; serial: string | null; customer: string | null; detail: string | null; request_id: string | null }>(

@@ -12,6 +12,7 @@ export { REQUEST_ID_PATTERN };
 import { BARRING_REASONS, TOKEN_KINDS, TOKEN_STATES, WITHDRAW_REASONS, type Actor, type NewToken, type Role } from "../registry/types.js";
 import { MAX_MESSAGE, MAX_TICKET, REGISTRATION_LABELS } from "../registry/soft-tokens.js";
 import { NONCE_BYTES, SERVICE_ID_PATTERN, SETUP_FINISH_PATH, SETUP_START_PATH, SETUP_TRIES, USER_ID_PATTERN } from "../soft/protocol.js";
+import { ApiError } from "./api-error.js";
 import { MAIL_PATTERN, maskMail, type IssuanceMailer } from "../soft/mailer.js";
 
 export interface RouteContext {
@@ -456,7 +457,8 @@ export const ROUTES: RouteDef[] = [
   {
     method: "GET",
     url: "/v1/audit",
-    roles: ["staff"],
+    // A channel key reads only its own requests' records (reconciling a 503 outcome_unknown); staff keys read all but a lookup by request id.
+    roles: ["staff", "channel"],
     operationId: "readAudit",
     summary: "Audit records in order, filtered; page with afterId.",
     query: {
@@ -498,14 +500,23 @@ export const ROUTES: RouteDef[] = [
       },
     },
     refusals: [],
-    handler: async ({ registry, query }) => ({
+    handler: async ({ registry, query, actor }) => {
+      const request = query.request as string | undefined;
+      if (request === undefined && actor.name.startsWith("channel:")) {
+        throw new ApiError(403, "wrong_role", "a channel key reads only the records of its own requests: give request (its X-Request-Id) with customer or serial");
+      }
+      return {
       records: await registry.auditTrail({
         serial: query.serial as string | undefined,
         customer: query.customer as string | undefined,
-        request: query.request as string | undefined,
+        request,
+        // Request ids are the client's choice, so two keys (or one channel restarting its counter) may pick the same: a
+        // lookup by id sees only the calling key's records, or another key's could pass for its own change.
+        actor: request === undefined ? undefined : actor.name,
         afterId: query.afterId === undefined ? undefined : Number(query.afterId),
         limit: query.limit === undefined ? undefined : Number(query.limit),
       }),
-    }),
+      };
+    },
   },
 ];

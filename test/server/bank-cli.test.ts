@@ -149,6 +149,11 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     expect(audit.json.records.find((x: any) => x.action === "issue")).toMatchObject({ actor: "staff:alice" });
     const text = await bank("audit", "--serial", "FK0001");
     expect(text.stdout.split("\n").filter(Boolean).length).toBe(audit.json.records.length);
+    // --request needs --customer or --serial (the audit has no index on request ids): 2, naming the rule.
+    const alone = await bank("audit", "--request", "app-1:x", "--json");
+    expect(alone).toMatchObject({ code: 2 });
+    expect(alone.stderr + alone.stdout).toMatch(/--request.*--customer.*--serial/);
+    expect(await bank("audit", "--serial", "FK0001", "--request", "app-1:x", "--json")).toMatchObject({ code: 0, json: { records: [] } });
   });
 
   it("withdraw: a lost keyfob is retired without its code and never issued again; a bad reason is 2 and changes nothing", async () => {

@@ -59,7 +59,8 @@ describe.each(ENGINES)("request ids on $name", (engine) => {
     // A replay under another id: its own record, its own id.
     const again = await send(s.server.url, "POST", "/v1/customers/C1/verify", s.channel, { code }, { "x-request-id": "app-4711:verify.2" });
     expect(again).toMatchObject({ status: 409, requestId: "app-4711:verify.2", body: { error: { code: "replayed" } } });
-    const found = await send(s.server.url, "GET", "/v1/audit?customer=C1&request=app-4711:verify.1", s.staff);
+    // The channel that sent it reconciles it (its own key's records only).
+    const found = await send(s.server.url, "GET", "/v1/audit?customer=C1&request=app-4711:verify.1", s.channel);
     expect(found.status).toBe(200);
     expect(found.body.records.map((r: any) => [r.action, r.outcome, r.requestId])).toEqual([["verify", "ok", "app-4711:verify.1"]]);
     const all = (await s.server.registry.auditTrail({ customer: "C1" })).map((r) => [r.action, r.outcome, r.requestId]);
@@ -84,6 +85,42 @@ describe.each(ENGINES)("request ids on $name", (engine) => {
     }
     expect((await s.server.registry.auditTrail({ customer: "C1" })).length).toBe(before);
     expect((await send(s.server.url, "GET", "/v1/audit?customer=C1&request=has%20space", s.staff)).status).toBe(400);
+  });
+  it("scopes a lookup by request id to the calling key: two keys that chose the same id see only their own records", async () => {
+    const other = await createApiKey(db, "channel");
+    const otherStaff = await createApiKey(db, "staff");
+    // Key A's verification commits under id "same-1"; key B's, under the same id, is refused.
+    const ok = await send(s.server.url, "POST", "/v1/customers/C1/verify", s.channel, { code: oathtool(RFC_SEED_SHA1, clock.seconds) }, { "x-request-id": "same-1" });
+    expect(ok.status).toBe(200);
+    const wrong = await send(s.server.url, "POST", "/v1/customers/C1/verify", other.key, { code: "00000000" }, { "x-request-id": "same-1" });
+    expect(wrong).toMatchObject({ status: 409, body: { error: { code: "wrong_code" } } });
+    const outcomes = async (key: string) => {
+      const r = await send(s.server.url, "GET", "/v1/audit?customer=C1&request=same-1", key);
+      expect(r.status).toBe(200);
+      return r.body.records.map((x: any) => [x.actor, x.outcome]);
+    };
+    const channelA = `channel:${s.channel.split("_")[1]}`;
+    expect(await outcomes(s.channel)).toEqual([[channelA, "ok"]]);
+    expect(await outcomes(other.key)).toEqual([[`channel:${other.id}`, "wrong_code"]]);
+    // A staff key is an API caller too: it wrote none of them.
+    expect(await outcomes(otherStaff.key)).toEqual([]);
+    // The staff CLI (the registry, no actor scope) sees both, each naming its key.
+    expect((await s.server.registry.auditTrail({ customer: "C1", request: "same-1" })).map((r) => [r.actor, r.outcome])).toEqual([
+      [channelA, "ok"],
+      [`channel:${other.id}`, "wrong_code"],
+    ]);
+    // A channel key reads no more of the audit than its own requests' records.
+    expect(await send(s.server.url, "GET", "/v1/audit?customer=C1", s.channel)).toMatchObject({ status: 403, body: { error: { code: "wrong_role" } } });
+  });
+
+  it("refuses a lookup by request id without a customer or serial (it would walk the whole audit) with 400 bad_request naming the rule", async () => {
+    for (const key of [s.staff, s.channel]) {
+      const r = await send(s.server.url, "GET", "/v1/audit?request=some-id", key);
+      expect(r).toMatchObject({ status: 400, body: { error: { code: "bad_request" } } });
+      expect(r.body.error.message).toMatch(/request.*customer.*serial/);
+    }
+    await expect(s.server.registry.auditTrail({ request: "some-id" })).rejects.toMatchObject({ code: "bad_request" });
+    expect((await send(s.server.url, "GET", "/v1/audit?serial=RQ1&request=some-id", s.staff)).status).toBe(200);
   });
 });
 
@@ -125,11 +162,11 @@ describe("a verification whose connection is lost mid-statement (PostgreSQL, a c
       expect(lost).toMatchObject({ status: 503, requestId: "app-9:lost", body: { error: { code: "outcome_unknown", detail: { requestId: "app-9:lost" } } } });
       await holder.query("ROLLBACK");
       // Reconciling: no record of that request, so nothing was made, and the code is still good.
-      const audit = await send(s.server.url, "GET", "/v1/audit?customer=C1&request=app-9:lost", s.staff);
+      const audit = await send(s.server.url, "GET", "/v1/audit?customer=C1&request=app-9:lost", s.channel);
       expect(audit).toMatchObject({ status: 200, body: { records: [] } });
       const retry = await send(s.server.url, "POST", "/v1/customers/C1/verify", s.channel, { code }, { "x-request-id": "app-9:retry" });
       expect(retry.status).toBe(200);
-      expect((await send(s.server.url, "GET", "/v1/audit?customer=C1&request=app-9:retry", s.staff)).body.records.map((r: any) => r.outcome)).toEqual(["ok"]);
+      expect((await send(s.server.url, "GET", "/v1/audit?customer=C1&request=app-9:retry", s.channel)).body.records.map((r: any) => r.outcome)).toEqual(["ok"]);
     } finally {
       holder.release();
       await s.server.close();
