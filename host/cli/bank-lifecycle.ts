@@ -220,7 +220,7 @@ export const bankAudit: Command = {
   options: {
     serial: SERIAL,
     customer: CUSTOMER,
-    request: { type: "string", placeholder: "ID", help: "only records written by this API request (its X-Request-Id, named by a 503 outcome_unknown), by any key: the actor column says which; none means its change was not made, once the request has ended (README: request ids); needs --customer or --serial" },
+    request: { type: "string", placeholder: "ID", help: "only records written by this API request (its X-Request-Id, named by a 503 outcome_unknown), by any key: the actor column says which; none means its change was not made, once the request has ended (README, X-Request-Id); needs --customer or --serial" },
     after: { type: "string", placeholder: "ID", help: "only records after this id" },
     limit: { type: "string", placeholder: "N", help: "at most N records (default 1000, max 10000)" },
     ...COMMON_OPTIONS,

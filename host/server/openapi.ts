@@ -7,7 +7,10 @@ const REQUEST_ID_HEADER = {
   name: "X-Request-Id",
   in: "header",
   required: false,
-  description: "The client's id for this request, kept in every audit record it writes and sent back in the answer's X-Request-Id; the server makes a UUID without one. After a 503 outcome_unknown (or no answer), GET /v1/audit?customer=..&request=<id> tells whether the change was made.",
+  description:
+    "The client's id for this request, kept in every audit record it writes and sent back in the answer's X-Request-Id; without one the server makes a random UUID. " +
+    "Make it unique per API key (e.g. a UUID): GET /v1/audit?customer=..&request=<id> (with the same key) lists that key's records for the id, so after a 503 outcome_unknown it tells whether the change was made. " +
+    "No record is conclusive only once the request has ended: any answer means it has; with no answer, wait out the database's statement_timeout (fobkit sets none on PostgreSQL: set one for its role) plus 10 s, or on SQLite 10 s.",
   schema: { type: "string", pattern: REQUEST_ID_PATTERN },
 };
 
@@ -76,7 +79,7 @@ export function openApiDocument(version = "0.1.0"): object {
       title: "fobkit bank token registry",
       version,
       description:
-        "Hardware OTP keyfobs: register (factory), issue/unlock/resync/status/audit (staff), activate/verify/deactivate (channel). " +
+        "Hardware OTP keyfobs: register (factory), issue/unlock/resync/status/audit (staff), activate/verify/deactivate and the audit lookup of their own requests by X-Request-Id (channel). " +
         "Every request carries `Authorization: Bearer fbk_<id>_<secret>`; keys are made with `fobkit bank add-key --role R`. " +
         "Errors: " +
         Object.entries(TRANSPORT_ERRORS)

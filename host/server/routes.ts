@@ -460,14 +460,14 @@ export const ROUTES: RouteDef[] = [
     // A channel key reads only its own requests' records (reconciling a 503 outcome_unknown); staff keys read all but a lookup by request id.
     roles: ["staff", "channel"],
     operationId: "readAudit",
-    summary: "Audit records in order, filtered; page with afterId.",
+    summary: "Audit records in order, filtered; page with afterId. A channel key may only look up its own requests' records (request with customer or serial).",
     query: {
       type: "object",
       additionalProperties: false,
       properties: {
         serial: SERIAL,
         customer: CUSTOMER,
-        request: { type: "string", pattern: REQUEST_ID_PATTERN, description: "Only the records written by this request (its X-Request-Id): after a 503 outcome_unknown, whether the change was made. Give the customer or serial too: the records are found through their index." },
+        request: { type: "string", pattern: REQUEST_ID_PATTERN, description: "Only the records written by this request (its X-Request-Id) under the calling API key: after a 503 outcome_unknown, whether the change was made. Ids are the client's choice, so keep them unique per key (e.g. a UUID; the server's own are UUIDs); another key's records with the same id are never shown. No record is conclusive only once the request has ended (see the X-Request-Id header). Needs customer or serial too (400 bad_request without): request ids have no index of their own." },
         afterId: { type: "string", pattern: "^[0-9]{1,15}$" },
         limit: { type: "string", pattern: "^[0-9]{1,5}$" },
       },
