@@ -38,7 +38,7 @@ export const TRANSPORT_ERRORS: Record<string, string> = {
   uri_too_long: "414: a path parameter is longer than any serial or customer id can be",
   busy: "503: the database is busy (another program holds its write lock); retry after the Retry-After seconds",
   database_unavailable: "503: the database could not be reached or its connection was lost; nothing was done, retry after the Retry-After seconds",
-  outcome_unknown: "503: the database connection was lost while the change committed and the outcome could not be read back; detail.requestId names the request: GET /v1/audit?customer=..&request=<id> lists the records it wrote if the change was made, none if it was not (a verify's code, sent again, also answers `replayed` if it was accepted)",
+  outcome_unknown: "503: the database connection was lost while the change committed and the outcome could not be read back; detail.requestId names the request: GET /v1/audit?customer=..&request=<id>, with the same API key, lists the records it wrote if the change was made, none if it was not (a verify's code, sent again, also answers `replayed` if it was accepted)",
   bad_request_id: "400: the X-Request-Id header is not 1 to 64 letters, digits, '.', '_', ':' or '-'",
   internal_error: "500: the server failed; the request may or may not have taken effect only if it changed something, see the audit",
 };

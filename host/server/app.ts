@@ -62,8 +62,10 @@ const BEARER = /^Bearer ([\x21-\x7e]{1,200})$/;
  * it; without one the server makes a UUID. Either way the answer carries it
  * in X-Request-Id, a 503 outcome_unknown (and a 500) names it in its detail,
  * and every audit record the request wrote holds it (types.ts Actor.request,
- * GET /v1/audit?customer=..&request=..): a change whose outcome the client
- * never learned is found there, or is known not to have been made.
+ * GET /v1/audit?customer=..&request=.., scoped to the calling key: ids are
+ * the client's choice and may collide across keys): a change whose outcome
+ * the client never learned is found there, or, once the request has ended,
+ * is known not to have been made.
  */
 const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
 
