@@ -55,7 +55,8 @@ const PART = ".part";
  * prompt round trip per step (issue 10 item 6: flash time).
  * - W(s): one data line's write (it prints nothing). A global of one letter:
  *   4 bytes of each line instead of 8 (the board restarts after the install).
- *   A failed write (f:write's nil, liolib g_write) sets _fk.bad.
+ *   A failed write (f:write's nil, liolib g_write), or no file open, sets
+ *   _fk.bad: the lines behind it answer "skip".
  * - _fk.cl(): close the upload's file (newlib shows a full SPIFFS only at
  *   close): nil, else "skip" or "err MESSAGE".
  * - _fk.l: file.list() taken once per run (one pass over SPIFFS and a stat
@@ -66,15 +67,15 @@ const PART = ".part";
  *   close the upload's file (_fk.cl), check NAME.part holds w (else it is
  *   removed: "err crc SIZE CRC"), and only then remove NAME and rename
  *   NAME.part to NAME (SPIFFS rename refuses an existing target): "ok", else
- *   what failed. A
- *   source is written under its own name: only node.compile reads it, its
- *   check follows, and it is removed once every .lc loads.
+ *   what failed. A source is written under its own name: only node.compile
+ *   reads it, its check follows, and it is removed once every .lc loads.
  * - _fk.ld(l): load a .lc as a binary chunk, streamed as loadfile does; the
  *   chunk (nil: does not load) and the bytes read.
  * - _fk.o(n, a): open NAME for the upload (a: append, to continue a prefix).
  * - _fk.x(e): a failure: sets _fk.bad, answers "err MESSAGE".
- * - _fk.cc(n): close the upload's file (_fk.cl), then node.compile (node.c:718-779: NAME.lua -> NAME.lc, debug
- *   information stripped): "ok", else "err MESSAGE".
+ * - _fk.cc(n): close the upload's file (_fk.cl), then node.compile
+ *   (node.c:718-779: NAME.lua -> NAME.lc, debug information stripped): "ok",
+ *   else "err MESSAGE".
  * - _fk.vr(n, w): the checks of one file, after its compile: NAME holds w
  *   (else "crc SIZE CRC"), and NAME.lc loads as a binary chunk: "ok SIZE",
  *   else "bad SIZE". Sent a few data lines into the next file's upload: the
@@ -273,7 +274,8 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     const init = Buffer.from(INIT_SOURCE, "latin1");
     const all = [{ name: IMAGE_NAME, data: image }, ...(opts.files ?? [])];
     const want = (d: Uint8Array) => `${d.length} ${crcHex(crc32(d))}`;
-    // The helpers, then where every file stands (init.lua too: it is written last, below), in one batch.
+    // The helpers, then where every file stands, in one batch (init.lua is not
+    // asked: it is removed at the head of the next batch and always written last).
     const helpers = [...BOARD_CRC_LUA, ...BOARD_HELPERS, "_fk.l=file.list()"];
     const checks = all.map((f) => `=_fk.st(${luaQuote(f.name)},"${want(f.data)}")`);
     let status: string[];
