@@ -303,38 +303,50 @@ describe("an install never leaves an init.lua that boots something bad", () => {
     expectInstalled(b.stateDir, r);
   }, 120_000);
 
-  it("a re-run after an install that never restarted, with a power cut while node.compile writes a .lc: no init.lua is left to boot the damaged image", async () => {
-    // A complete install whose node.restart() never came: init.lua, every .lc, the sources removed.
+  /** What a complete install whose node.restart() never came leaves: init.lua and every .lc (the sources removed). */
+  let installed: Promise<Map<string, Buffer>> | undefined;
+  const installedFiles = () => (installed ??= (async () => {
     const done = await boardOnPty();
     await flashBoard({ port: done.path, image, files });
     done.emu.powerCut();
-    const b = await boardOnPty();
-    const installed = readdirSync(done.stateDir).filter((f) => f === "init.lua" || f.endsWith(".lc"));
-    expect(installed).toContain("init.lua");
-    for (const f of installed) writeFileSync(join(b.stateDir, f), readFileSync(join(done.stateDir, f)));
-    const goodLc = readFileSync(join(done.stateDir, bytecodeName(target.name)));
+    const names = readdirSync(done.stateDir).filter((f) => f === "init.lua" || f.endsWith(".lc"));
+    return new Map(names.map((f) => [f, readFileSync(join(done.stateDir, f))]));
+  })());
 
-    // The re-run: the power dies while node.compile writes the target's .lc (open, then the write).
+  it.each([
+    ["a power cut while node.compile writes a .lc", "power"],
+    ["a failed flash write of a .lc (node.compile raises; its check would fail)", "fail"],
+  ] as const)("a re-run after an install that never restarted, with %s: no init.lua is left to boot the damaged image", async (_what, how) => {
+    const done = await installedFiles();
+    expect([...done.keys()]).toContain("init.lua");
+    const b = await boardOnPty();
+    for (const [f, data] of done) writeFileSync(join(b.stateDir, f), data);
+    const lcName = bytecodeName(target.name);
+
+    // The re-run: node.compile of the target opens its .lc (truncating it), then writes it: that write is cut or fails.
     const flash = b.emu.flash;
     const openWrite = flash.openWrite.bind(flash);
     let armed = false;
     flash.openWrite = (name: string, truncate: boolean) => {
-      if (!armed && name === bytecodeName(target.name)) {
+      if (!armed && name === lcName) {
         armed = true;
-        flash.cutAtWrite(2);
+        if (how === "power") flash.cutAtWrite(2);
+        else flash.failAtWrite(2);
       }
       return openWrite(name, truncate);
     };
     const e = await flashBoard({ port: b.path, image, files, lineTimeoutMs: 1000 }).catch((x) => x);
     expect(armed).toBe(true);
-    expect(b.emu.powered).toBe(false);
+    expect(b.emu.powered).toBe(how !== "power");
     expect(e).toBeInstanceOf(FlashError);
-    const lc = readFileSync(join(b.stateDir, bytecodeName(target.name)));
-    expect(lc.equals(goodLc)).toBe(false); // the cut damaged it
+    if (how === "fail") expect((e as FlashError).message).toMatch(/node\.compile of .* failed/);
+    const lc = readFileSync(join(b.stateDir, lcName));
+    expect(lc.equals(done.get(lcName)!)).toBe(false); // the install's .lc is damaged now
     expect(existsSync(join(b.stateDir, "init.lua"))).toBe(false);
 
-    // Power back: the REPL (nothing boots the damaged .lc), and a run completes the install.
+    // Power cycle: the REPL (nothing boots the damaged .lc), and a run completes the install.
     flash.openWrite = openWrite;
+    if (how === "fail") b.emu.powerCut();
     b.emu.boot();
     const r = await flashBoard({ port: b.path, image, files });
     expect(r.info.state).toBe("blank");
