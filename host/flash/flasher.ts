@@ -21,8 +21,13 @@
  *    data lines, then the board closes it and checks its CRC, then
  *    node.compile (NAME.lc), which must then load.
  * 5. Only then are the sources removed, and init.lua written last, through
- *    init.lua.part and a rename, so the board boots the firmware only once
- *    the image is complete; init.lua boots fobkit.lc.
+ *    init.lua.part, checked by CRC before a rename puts it in place, so the
+ *    board boots the firmware only once the image is complete; init.lua boots
+ *    fobkit.lc. An init.lua already there (a run that got through but never
+ *    restarted) is removed at the head of the batch, before any upload or
+ *    compile: every run compiles every .lc, and a cut or failed check then
+ *    leaves a board that boots into the REPL, never one that boots a damaged
+ *    .lc (or a damaged init.lua, which could leave the console deaf).
  * 6. node.restart(); the firmware must answer INFO over the protocol (asked
  *    from BOOT_MIN_MS on, INFO_TIMEOUTS_MS).
  */
@@ -50,23 +55,27 @@ const PART = ".part";
  * prompt round trip per step (issue 10 item 6: flash time).
  * - W(s): one data line's write (it prints nothing). A global of one letter:
  *   4 bytes of each line instead of 8 (the board restarts after the install).
+ *   A failed write (f:write's nil, liolib g_write), or no file open, sets
+ *   _fk.bad: the lines behind it answer "skip".
+ * - _fk.cl(): close the upload's file (newlib shows a full SPIFFS only at
+ *   close): nil, else "skip" or "err MESSAGE".
  * - _fk.l: file.list() taken once per run (one pass over SPIFFS and a stat
  *   per file, file.c:39-75), so a file that is not there costs no lookup.
  * - _fk.st(n, w): "ok" when NAME holds w, else NAME's "SIZE CRC" ("-1 00000000":
  *   none); the host decides whether that is a prefix of the file to continue.
  * - _fk.fin(n, w): for init.lua, which must appear whole or not at all:
- *   close the upload's file (newlib shows a full SPIFFS only at close),
- *   remove NAME and rename NAME.part to NAME (SPIFFS rename refuses an
- *   existing target), then check NAME holds w: "ok", else what failed. A
- *   source is written under its own name: only node.compile reads it, its
- *   check follows, and it is removed once every .lc loads.
+ *   close the upload's file (_fk.cl), check NAME.part holds w (else it is
+ *   removed: "err crc SIZE CRC"), and only then remove NAME and rename
+ *   NAME.part to NAME (SPIFFS rename refuses an existing target): "ok", else
+ *   what failed. A source is written under its own name: only node.compile
+ *   reads it, its check follows, and it is removed once every .lc loads.
  * - _fk.ld(l): load a .lc as a binary chunk, streamed as loadfile does; the
  *   chunk (nil: does not load) and the bytes read.
  * - _fk.o(n, a): open NAME for the upload (a: append, to continue a prefix).
  * - _fk.x(e): a failure: sets _fk.bad, answers "err MESSAGE".
- * - _fk.cc(n): close the upload's file (newlib shows a full SPIFFS only at
- *   close), then node.compile (node.c:718-779: NAME.lua -> NAME.lc, debug
- *   information stripped): "ok", else "err MESSAGE".
+ * - _fk.cc(n): close the upload's file (_fk.cl), then node.compile
+ *   (node.c:718-779: NAME.lua -> NAME.lc, debug information stripped): "ok",
+ *   else "err MESSAGE".
  * - _fk.vr(n, w): the checks of one file, after its compile: NAME holds w
  *   (else "crc SIZE CRC"), and NAME.lc loads as a binary chunk: "ok SIZE",
  *   else "bad SIZE". Sent a few data lines into the next file's upload: the
@@ -82,12 +91,13 @@ const PART = ".part";
  */
 export const DATA_PREFIX = "W";
 export const BOARD_HELPERS: readonly string[] = [
-  `function ${DATA_PREFIX}(s) if not _fk.f then _fk.bad=1 end _fk.f:write(s) end`,
+  `function ${DATA_PREFIX}(s) local f=_fk.f if not (f and f:write(s)) then _fk.bad=1 end end`,
   'function _fk.st(n,w) if not _fk.l[n] then return "-1 00000000" end local h=_fk.crc(n) return h==w and "ok" or h end',
-  'function _fk.fin(n,w) if _fk.bad then return "skip" end assert(_fk.f:close()) _fk.f=nil file.remove(n) if not file.rename(n..".part",n) then return "rename" end local h=_fk.crc(n) return h==w and "ok" or "crc "..h end',
+  'function _fk.cl() if _fk.bad then return "skip" end local f=_fk.f _fk.f=nil if f then local o,e=f:close() if not o then return _fk.x(e) end end end',
+  'function _fk.fin(n,w) local p,r=n..".part",_fk.cl() if r then return r end r=_fk.crc(p) if r~=w then file.remove(p) return _fk.x("crc "..r) end file.remove(n) return file.rename(p,n) and "ok" or _fk.x("rename") end',
   'function _fk.ld(l) local f,s=io.open(l,"rb"),0 if not f then return nil,-1 end local function r() local b=f:read(256) s=s+(b and #b or 0) return b end local g=load(r,"=lc","b") while r() do end f:close() return g,s end',
   'function _fk.x(e) _fk.bad=1 return "err "..tostring(e) end',
-  'function _fk.cc(n) if _fk.bad then return "skip" end local f,o,e=_fk.f if f then _fk.f=nil o,e=f:close() if not o then return _fk.x(e) end end o,e=pcall(node.compile,n) if not o then return _fk.x(e) end return "ok" end',
+  'function _fk.cc(n) local o,e=_fk.cl() if o then return o end o,e=pcall(node.compile,n) if not o then return _fk.x(e) end return "ok" end',
   'function _fk.vr(n,w) if _fk.bad then return "skip" end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end local g,s=_fk.ld(n:sub(1,-5)..".lc") if not g then _fk.bad=1 end return (g and "ok " or "bad ")..s end',
   'function _fk.o(n,a) assert(not _fk.bad,"an earlier step failed") local f,e=io.open(n,a and "ab" or "wb") if not f then _fk.bad=1 error(e) end _fk.f=f end',
 ];
@@ -264,9 +274,10 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     const init = Buffer.from(INIT_SOURCE, "latin1");
     const all = [{ name: IMAGE_NAME, data: image }, ...(opts.files ?? [])];
     const want = (d: Uint8Array) => `${d.length} ${crcHex(crc32(d))}`;
-    // The helpers, then where every file stands (init.lua too: it is written last, below), in one batch.
+    // The helpers, then where every file stands, in one batch (init.lua is not
+    // asked: it is removed at the head of the next batch and always written last).
     const helpers = [...BOARD_CRC_LUA, ...BOARD_HELPERS, "_fk.l=file.list()"];
-    const checks = [...all, { name: INIT_NAME, data: init }].map((f) => `=_fk.st(${luaQuote(f.name)},"${want(f.data)}")`);
+    const checks = all.map((f) => `=_fk.st(${luaQuote(f.name)},"${want(f.data)}")`);
     let status: string[];
     try {
       status = (await runLines([...helpers, ...checks].map((line) => ({ line })), () => undefined)).slice(helpers.length);
@@ -281,10 +292,18 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     // so that check is the board's own loader: the .lc must load (a truncated
     // or damaged one does not), and it must not be empty.
     type Step = { line: string; timeoutMs?: number; ack: (output: string) => void };
-    const steps: Step[] = [];
     const fail = (msg: string): never => {
       throw new FlashError("verify", `${opts.port}: ${msg}`);
     };
+    // Every run compiles every file (below), so init.lua goes first: a power cut
+    // or a failed check from here on leaves a board that boots into the REPL,
+    // never an init.lua that boots a half-written .lc (review item 2). Only
+    // when file.list saw one: a blank board pays no SPIFFS lookup for it. A
+    // remove that failed (file.remove says nothing, file.c:92-98) stops the run.
+    const initQ = luaQuote(INIT_NAME);
+    const steps: Step[] = [{ line: `=_fk.l[${initQ}] and (file.remove(${initQ}) or file.exists(${initQ})) and _fk.x("still there") or "ok"`, ack: (out) => {
+      if (out !== "ok") fail(`the board could not remove its ${INIT_NAME} before the install (${out}); nothing was written`);
+    } }];
     /** Data lines of the next file before the previous file's checks go out. */
     const CHECK_AFTER_LINES = 2;
     let pendingCheck: Step | undefined;
@@ -335,14 +354,16 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     // board boots the firmware only once the image is complete.
     const last: Step[] = [{ line: `if not _fk.bad then for _,n in ipairs({${all.map((f) => luaQuote(f.name)).join(",")}}) do file.remove(n) end end`, ack: () => undefined }];
     if (last[0].line.length > MAX_LINE) throw new RangeError("flasher: too many image files for one remove line");
-    if (status[all.length] !== "ok") {
-      last.push({ line: `_fk.o(${luaQuote(INIT_NAME + PART)})`, ack: () => undefined });
-      // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
-      for (const c of luaChunks(init, 0, DATA_PREFIX, "")) last.push({ line: c.line, ack: () => undefined });
-      last.push({ line: `=_fk.fin(${luaQuote(INIT_NAME)},"${want(init)}")`, ack: (out) => {
-        if (out !== "ok") fail(`${INIT_NAME} on the board: ${out}; expected ${want(init)}`);
-      } });
-    }
+    // init.lua is always written (it was removed above): through init.lua.part,
+    // whose CRC the board checks before it renames it into place (_fk.fin).
+    last.push({ line: `_fk.o(${luaQuote(INIT_NAME + PART)})`, ack: () => undefined });
+    // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
+    for (const c of luaChunks(init, 0, DATA_PREFIX, "")) last.push({ line: c.line, ack: () => undefined });
+    last.push({ line: `=_fk.fin(${initQ},"${want(init)}")`, ack: (out) => {
+      if (out === "skip") fail(`${INIT_NAME} not written: a write of its upload failed; the board has no ${INIT_NAME} and boots into the REPL`);
+      if (out.startsWith("err crc ")) fail(`${INIT_NAME + PART} on the board has ${out.slice(8)} (bytes, CRC-32) after the upload, expected ${want(init)} (damaged on the wire?); removed, the board has no ${INIT_NAME} and boots into the REPL`);
+      if (out !== "ok") fail(`${INIT_NAME} on the board: ${out.replace(/^err /, "")}; the board has no ${INIT_NAME} and boots into the REPL`);
+    } });
     // No echo back on: node.restart() follows, and input_echo starts true at every boot (linput.c:25).
     steps.push(...last);
     await runLines(steps, (i, out) => steps[i].ack(out));

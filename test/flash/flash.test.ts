@@ -246,3 +246,110 @@ describe("REPL lockdown", () => {
     expect(existsSync(join(b.stateDir, "pwned"))).toBe(false);
   }, 120_000);
 });
+
+/**
+ * The board boots whatever init.lua it holds (Kconfig LUA_INIT_STRING "@init.lua"):
+ * an install must never leave one that boots a damaged init.lua or a damaged image,
+ * or the console may stay deaf (init-lua.ts takes it first) and only esptool helps.
+ */
+describe("an install never leaves an init.lua that boots something bad", () => {
+  const initLines = luaChunks(Buffer.from(INIT_SOURCE, "latin1"), 0, DATA_PREFIX, "").map((c) => c.line);
+
+  /** A serial port whose wire flips one letter inside the first data line of init.lua (a UART bit error). */
+  function corruptingPort(path: string) {
+    const hit = { line: "", count: 0 };
+    const good = initLines[0];
+    // A lowercase letter inside the W("...") literal: the line still parses, the byte count stays.
+    const at = good.indexOf('"') + 1 + [...good.slice(good.indexOf('"') + 1)].findIndex((c) => c >= "a" && c < "z");
+    const bad = good.slice(0, at) + String.fromCharCode(good.charCodeAt(at) + 1) + good.slice(at + 1);
+    return {
+      hit,
+      open: () => {
+        const t = new SerialTransport({ path });
+        const write = t.write.bind(t);
+        t.write = (b: Uint8Array) => {
+          const s = Buffer.from(b).toString("latin1");
+          if (s === good + "\n") {
+            hit.count++;
+            hit.line = bad;
+            return write(Buffer.from(bad + "\n", "latin1"));
+          }
+          return write(b);
+        };
+        return t;
+      },
+    };
+  }
+
+  it("a bit error inside init.lua's upload: the flash fails, and the board holds no damaged init.lua (the old one or none)", async () => {
+    const b = await boardOnPty();
+    // What a previous install that never restarted left: an init.lua (an older one here).
+    const old = "-- an older fobkit init.lua\n" + INIT_SOURCE;
+    writeFileSync(join(b.stateDir, "init.lua"), old, "latin1");
+    const port = corruptingPort(b.path);
+    const e = await flashBoard({ port: b.path, image, files, openTransport: port.open }).catch((x) => x);
+    expect(port.hit.count).toBe(1);
+    expect(e).toBeInstanceOf(FlashError);
+    expect((e as FlashError).code).toBe("verify");
+    expect((e as FlashError).message).toMatch(/init\.lua/);
+    const initPath = join(b.stateDir, "init.lua");
+    if (existsSync(initPath)) expect(readFileSync(initPath, "latin1")).toBe(old);
+    expect(existsSync(join(b.stateDir, "init.lua.part"))).toBe(false);
+    // Power cycle: no damaged init.lua runs, the board is at its REPL again, and a clean run installs.
+    b.emu.powerCut();
+    b.emu.boot();
+    const r = await flashBoard({ port: b.path, image, files });
+    expect(r.info.state).toBe("blank");
+    expectInstalled(b.stateDir, r);
+  }, 120_000);
+
+  /** What a complete install whose node.restart() never came leaves: init.lua and every .lc (the sources removed). */
+  let installed: Promise<Map<string, Buffer>> | undefined;
+  const installedFiles = () => (installed ??= (async () => {
+    const done = await boardOnPty();
+    await flashBoard({ port: done.path, image, files });
+    done.emu.powerCut();
+    const names = readdirSync(done.stateDir).filter((f) => f === "init.lua" || f.endsWith(".lc"));
+    return new Map(names.map((f) => [f, readFileSync(join(done.stateDir, f))]));
+  })());
+
+  it.each([
+    ["a power cut while node.compile writes a .lc", "power"],
+    ["a failed flash write of a .lc (node.compile raises; its check would fail)", "fail"],
+  ] as const)("a re-run after an install that never restarted, with %s: no init.lua is left to boot the damaged image", async (_what, how) => {
+    const done = await installedFiles();
+    expect([...done.keys()]).toContain("init.lua");
+    const b = await boardOnPty();
+    for (const [f, data] of done) writeFileSync(join(b.stateDir, f), data);
+    const lcName = bytecodeName(target.name);
+
+    // The re-run: node.compile of the target opens its .lc (truncating it), then writes it: that write is cut or fails.
+    const flash = b.emu.flash;
+    const openWrite = flash.openWrite.bind(flash);
+    let armed = false;
+    flash.openWrite = (name: string, truncate: boolean) => {
+      if (!armed && name === lcName) {
+        armed = true;
+        if (how === "power") flash.cutAtWrite(2);
+        else flash.failAtWrite(2);
+      }
+      return openWrite(name, truncate);
+    };
+    const e = await flashBoard({ port: b.path, image, files, lineTimeoutMs: 1000 }).catch((x) => x);
+    expect(armed).toBe(true);
+    expect(b.emu.powered).toBe(how !== "power");
+    expect(e).toBeInstanceOf(FlashError);
+    if (how === "fail") expect((e as FlashError).message).toMatch(/node\.compile of .* failed/);
+    const lc = readFileSync(join(b.stateDir, lcName));
+    expect(lc.equals(done.get(lcName)!)).toBe(false); // the install's .lc is damaged now
+    expect(existsSync(join(b.stateDir, "init.lua"))).toBe(false);
+
+    // Power cycle: the REPL (nothing boots the damaged .lc), and a run completes the install.
+    flash.openWrite = openWrite;
+    if (how === "fail") b.emu.powerCut();
+    b.emu.boot();
+    const r = await flashBoard({ port: b.path, image, files });
+    expect(r.info.state).toBe("blank");
+    expectInstalled(b.stateDir, r);
+  }, 120_000);
+});

@@ -188,4 +188,47 @@ describe("the flasher's board helpers (host/flash/flasher.ts BOARD_HELPERS) afte
     expect(b.emu.flash.exists("init.lua")).toBe(false);
     expect(b.emu.flash.exists("init.lua.part")).toBe(false);
   });
+  it("init.lua.part is checked before it replaces init.lua: a damaged one is removed and the old init.lua stays", async () => {
+    const { BOARD_HELPERS } = await import("../../host/flash/flasher.js");
+    const b = board();
+    // Written after boot: what a previous install left (the board is at its REPL).
+    writeFileSync(join(b.dir, "init.lua"), "-- old\n", "latin1");
+    b.send("_fk={}\n");
+    for (const l of [...BOARD_CRC_LUA, ...BOARD_HELPERS]) b.send(l + "\n");
+    b.take();
+    const want = Buffer.from("print(1)\n", "latin1");
+    b.send('_fk.o("init.lua.part")\n');
+    b.send('W("print(2)\\n")\n'); // one byte differs from what the host says it must be
+    b.send(`=_fk.fin("init.lua","${want.length} ${crcHex(crc32(want))}")\n`);
+    expect(b.take()).toMatch(/\nerr crc 9 [0-9a-f]{8}\n> $/);
+    expect(b.emu.flash.exists("init.lua.part")).toBe(false);
+    expect(Buffer.from(b.emu.flash.read("init.lua")!).toString("latin1")).toBe("-- old\n");
+    // The same upload, intact: it replaces the old init.lua.
+    b.send("_fk.bad=nil\n");
+    b.send('_fk.o("init.lua.part")\n');
+    b.send('W("print(1)\\n")\n');
+    b.send(`=_fk.fin("init.lua","${want.length} ${crcHex(crc32(want))}")\n`);
+    expect(b.take()).toMatch(/\nok\n> $/);
+    expect(Buffer.from(b.emu.flash.read("init.lua")!).toString("latin1")).toBe("print(1)\n");
+  });
+
+  it("a failed write of a data line (SPIFFS full at newlib's flush) marks the run at once, and init.lua is not touched", async () => {
+    const { BOARD_HELPERS } = await import("../../host/flash/flasher.js");
+    const b = board();
+    writeFileSync(join(b.dir, "init.lua"), "-- old\n", "latin1");
+    b.send("_fk={}\n");
+    for (const l of [...BOARD_CRC_LUA, ...BOARD_HELPERS]) b.send(l + "\n");
+    b.send('_fk.o("init.lua.part")\n');
+    b.take();
+    b.emu.setFault("flash-full", true);
+    // 130 bytes: more than newlib's 128-byte buffer, so this write flushes and fails (hil/nodemcu/file.ts).
+    b.send(`W("${"x".repeat(130)}")\n`);
+    b.send("=_fk.bad\n");
+    expect(b.take()).toMatch(/\n1\n> $/);
+    b.emu.setFault("flash-full", false);
+    b.send('=_fk.fin("init.lua","130 00000000")\n');
+    expect(b.take()).toMatch(/\nskip\n> $/);
+    expect(Buffer.from(b.emu.flash.read("init.lua")!).toString("latin1")).toBe("-- old\n");
+  });
 });
+
