@@ -18,6 +18,8 @@ import type { Machine } from "../machine.js";
 
 const CONSOLE = 0;
 const LUA_MAXINPUT = 256;
+/** What a never-written byte of a freshly malloc'd line buffer reads as (see stop). */
+const STALE_BYTE = 0xce;
 export const UART_BAUDS = [300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 74880, 115200, 230400, 256000, 460800, 921600, 1843200, 3686400];
 
 export interface UartPort {
@@ -111,9 +113,17 @@ export function installUart(m: Machine): UartPort {
     },
     stop: (L) => {
       checkId(L, 1);
-      // uart.c:280-284: the line buffer goes, and with it whatever was half assembled.
+      // uart.c:280-284 frees line_buffer and nothing else: line_position is
+      // reset only by luaopen_uart (:374) and by a delivered chunk (:88), and
+      // platform_uart_stop does nothing on the console (platform.c:344-349).
+      // So the half-assembled count survives stop; the next uart.start mallocs
+      // a fresh buffer (:295-296) whose first line_position bytes were never
+      // written, and the next chunk comes that many bytes early carrying them.
+      // luaM_malloc does not clear memory, so those bytes are indeterminate on
+      // the board; here they read 0xCE (ESP-IDF's malloc fill pattern under
+      // heap poisoning) so firmware that counts on the old bytes fails here too.
       lineBuffer = false;
-      line = [];
+      line = line.map(() => STALE_BYTE);
       return 0;
     },
     write: (L) => {
@@ -149,7 +159,12 @@ export function installUart(m: Machine): UartPort {
       return lineBuffer;
     },
     feed(bytes: Uint8Array): string | undefined {
-      if (ref === undefined || !lineBuffer) return undefined;
+      // uart.c:70-71: no buffer, nothing stored. With a buffer, bytes are
+      // stored and chunks cut whether or not a callback exists: the
+      // receive_rf check is in uart_on_data_cb (:28), called at :87 before the
+      // reset at :88; a callback registered later (uart.on keeps
+      // line_position, :95-175) gets the chunk assembled before it.
+      if (!lineBuffer) return undefined;
       const maxWanted = endChar >= 0 && needLen === 0 ? LUA_MAXINPUT : needLen;
       for (const ch of bytes) {
         line.push(ch);
@@ -157,7 +172,7 @@ export function installUart(m: Machine): UartPort {
           const chunk = Uint8Array.from(line);
           line = [];
           const r = ref;
-          if (r === undefined) return undefined;
+          if (r === undefined) continue;
           const err = m.callRef(r, () => {
             m.pushBytes(chunk);
             return 1;

@@ -68,6 +68,35 @@ describe("uart: the console is deaf until uart.start (uart.c:70-71, :295-296; co
     expect(text()).toBe("abs");
   });
 
+  it("uart.stop keeps the half-assembled count (uart.c:280-284 frees line_buffer only; :88 alone resets line_position): after stop/start the next chunk comes early, its old bytes not kept", () => {
+    // Chunks of 4. "ab" is half a chunk; a timer stops and restarts the console.
+    // On the board line_position is still 2, so "cd" completes a 4-byte chunk
+    // whose first 2 bytes were never written into the new buffer (:296).
+    const { emu, text } = bootLua(`
+      uart.on(0, "data", 4, function(d) uart.write(0, #d .. ":" .. d:gsub(".", function(c) return string.format("%02x", c:byte()) end) .. ";") end, 0)
+      uart.start(0)
+      local t = tmr.create()
+      t:alarm(100, tmr.ALARM_SINGLE, function() uart.stop(0) uart.start(0) end)
+    `);
+    emu.uartWrite("ab");
+    emu.advance(0.2);
+    emu.uartWrite("cd");
+    expect(text()).toBe("4:cece6364;");
+  });
+
+  it("with the buffer started but no callback, bytes still fill the chunk (uart.c:70-89; receive_rf is checked only at :28): a later callback gets it", () => {
+    const { emu, text } = bootLua(`
+      uart.on(0, "data", 4, nil)
+      uart.start(0)
+      local t = tmr.create()
+      t:alarm(100, tmr.ALARM_SINGLE, function() uart.on(0, "data", 4, function(d) uart.write(0, "[" .. d .. "]") end, 0) end)
+    `);
+    emu.uartWrite("ab");
+    emu.advance(0.2);
+    emu.uartWrite("cd");
+    expect(text()).toContain("[abcd]");
+  });
+
   it("parity and stop-bit constants are platform.h's (63-76)", () => {
     const { bootText } = bootLua(`print(table.concat({uart.PARITY_NONE, uart.PARITY_EVEN, uart.PARITY_ODD, uart.STOPBITS_1, uart.STOPBITS_2, uart.STOPBITS_1_5}, ","))`);
     expect(bootText).toContain("\n0,1,2,1,2,3\n");
