@@ -84,9 +84,15 @@ export function installUart(m: Machine): UartPort {
       const method = bytesText(lauxlib.luaL_checklstring(L, stack++));
       if (method !== "data") raise(L, `method '${method}' is not emulated (only "data")`);
       if (lua.lua_type(L, stack) === lua.LUA_TNUMBER) {
-        needLen = lauxlib.luaL_checkinteger(L, stack++);
+        // uart.c:118-124 at 7c5bb151: need_len = (uint16_t)n and end_char = -1 are stored on the port
+        // before the range check, which clamps need_len to 255 and then raises; the old callback stays
+        // registered (the error returns before :140's unref), now cutting chunks of 255. 65536 casts to 0.
+        needLen = lauxlib.luaL_checkinteger(L, stack++) & 0xffff;
         endChar = -1;
-        if (needLen > 255 || needLen < 0) raise(L, "wrong arg range");
+        if (needLen > 255) {
+          needLen = 255;
+          raise(L, "wrong arg range");
+        }
       } else if (lua.lua_type(L, stack) === lua.LUA_TSTRING) {
         const end = lua.lua_tolstring(L, stack++);
         if (end.length !== 1) raise(L, "wrong arg range");

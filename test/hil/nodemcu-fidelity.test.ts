@@ -97,6 +97,30 @@ describe("uart: the console is deaf until uart.start (uart.c:70-71, :295-296; co
     expect(text()).toContain("[abcd]");
   });
 
+  it("uart.on with a length the source refuses leaves need_len 255 and end_char -1 on the port (uart.c:118-124: (uint16_t) cast, clamp, then the error); the old callback stays", () => {
+    // Chunks of 4 first; then a refused length of 300 (and -1, 65535 after the cast): the callback
+    // now waits for 255 bytes. 4 bytes give nothing, 251 more give one chunk of 255.
+    const { emu, text, bootText } = bootLua(`
+      uart.on(0, "data", 4, function(d) uart.write(0, "<" .. #d .. ">") end, 0)
+      uart.start(0)
+      local ok1 = pcall(uart.on, 0, "data", 300, function() end, 0)
+      local ok2 = pcall(uart.on, 0, "data", -1, function() end, 0)
+      print(tostring(ok1) .. tostring(ok2))
+    `);
+    expect(bootText).toContain("\nfalsefalse\n");
+    emu.uartWrite("abcd");
+    emu.advance(0.1);
+    expect(text()).toBe("");
+    emu.uartWrite("x".repeat(251));
+    emu.advance(0.1);
+    expect(text()).toBe("<255>");
+  });
+
+  it("uart.on's length is cast to uint16_t (uart.c:118): 65536 becomes 0, accepted", () => {
+    const { bootText } = bootLua(`print(pcall(uart.on, 0, "data", 65536, function() end, 0))`);
+    expect(bootText).toContain("\ntrue\n");
+  });
+
   it("parity and stop-bit constants are platform.h's (63-76)", () => {
     const { bootText } = bootLua(`print(table.concat({uart.PARITY_NONE, uart.PARITY_EVEN, uart.PARITY_ODD, uart.STOPBITS_1, uart.STOPBITS_2, uart.STOPBITS_1_5}, ","))`);
     expect(bootText).toContain("\n0,1,2,1,2,3\n");
