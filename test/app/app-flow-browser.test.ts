@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { softSerial } from "../../host/soft/protocol.js";
 import { launchChromium } from "../../tools/chromium.js";
 import { BANK_NAME, nextTokyoMidnight, SERVICE_ID, startBank, tokyoNoonToday, wrongCode, type Bank } from "./flow-support.js";
-import { seedFound } from "./support.js";
+import { seedFound } from "../support/seed-forms.js";
 import { BUILD } from "../support/paths.js";
 
 /** Screenshots of the app's screens, at a phone's size. */

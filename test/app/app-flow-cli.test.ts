@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { softSerial } from "../../host/soft/protocol.js";
 import { BANK_NAME, nextTokyoMidnight, SERVICE_ID, startBank, tokyoNoonToday, wrongCode, type Bank } from "./flow-support.js";
-import { base32, seedFound } from "./support.js";
+import { base32, seedFound } from "../support/seed-forms.js";
 
 const CUSTOMER = "C-0001";
 const MAIL = "taro@example.jp";

@@ -14,7 +14,7 @@ import { codeAt, KEY_FILE, prepareStore, saveToken, StoreError, TOKEN_FILE } fro
 import { runCli } from "../../host/cli/main.js";
 import type { Io } from "../../host/cli/command.js";
 import { oathtool } from "../registry/support.js";
-import { seedForms } from "./support.js";
+import { seedForms } from "../support/seed-forms.js";
 
 /** RFC 6238's SHA-256 seed (errata: 32 bytes). */
 const RFC_SEED = Buffer.from("12345678901234567890123456789012");

@@ -39,6 +39,7 @@ import {
 } from "../../host/soft/protocol.js";
 import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb, oathtool } from "../registry/support.js";
 import { call } from "./support.js";
+import { base32 } from "../support/seed-forms.js";
 
 /** 2027-01-15 12:00:10 JST (03:00:10 UTC), 10 s into a step. */
 const START = Date.UTC(2027, 0, 15, 3, 0, 10);
@@ -420,20 +421,3 @@ describe.each(ENGINES)("software token over the API on $name", (engine) => {
   });
 });
 
-/** RFC 4648 base32 without padding, as authenticator apps take a seed. */
-function base32(buf: Buffer): string {
-  const A = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  let bits = 0;
-  let value = 0;
-  let out = "";
-  for (const b of buf) {
-    value = (value << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += A[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += A[(value << (5 - bits)) & 31];
-  return out;
-}

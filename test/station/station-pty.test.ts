@@ -19,6 +19,7 @@ import { parseSerial } from "../../host/serial/serial-number.js";
 import { IMAGE } from "../support/paths.js";
 import { attachKeyfob, type EmulatedKeyfob } from "./emulated-keyfob.js";
 import { CliRun, fobkit } from "./cli-io.js";
+import { base32 } from "../support/seed-forms.js";
 
 const TOKENS = 20;
 let dir: string;
@@ -29,20 +30,6 @@ const stateOf = new Map<string, string>();
 let stationCode = -1;
 let stationRun: CliRun;
 
-function base32(buf: Buffer): string {
-  const A = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  let bits = 0, value = 0, out = "";
-  for (const b of buf) {
-    value = (value << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += A[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += A[(value << (5 - bits)) & 31];
-  return out;
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "fobkit-station-"));

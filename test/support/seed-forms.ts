@@ -1,5 +1,5 @@
 /**
- * Helpers for the software-token app tests: every form a seed could leak in
+ * The forms a seed could leak in, for the tests that search for it
  * (as test/station/station-pty.test.ts searches a station's output: raw,
  * hex both cases, base32, base64), plus base64 without padding and base64url,
  * the forms JSON bodies and this protocol's wire messages use.
