@@ -506,7 +506,7 @@ export class SoftTokens {
   }
 
   /** Set-up step 1: KE1 in, KE2 out; counts one guess before answering. */
-  async setupStart(req: SetupStartRequest, source: string): Promise<SetupStartResponse> {
+  async setupStart(req: SetupStartRequest, actor: Actor): Promise<SetupStartResponse> {
     const { serial } = await this.checkIds(req?.serviceId, req?.userId);
     const ke1 = message(req.startLoginRequest, "startLoginRequest", MAX_MESSAGE);
     const clientNonce = fromB64u(message(req.clientNonce, "clientNonce", 64));
@@ -529,7 +529,6 @@ export class SoftTokens {
       }
     }
     if (!ke1Ok) throw new RegistryError("bad_start_login_request", `startLoginRequest is not an OPAQUE KE1 message (${KE1_BYTES} bytes, RFC 9807 §6.1, §6.4.1)`, "bad_input");
-    const actor = appActor(source);
     const started = await this.store.decide<{ serverLoginState: string; loginResponse: string; updatedAt: number; failures: number }>(
       { serial },
       actor,
@@ -576,12 +575,11 @@ export class SoftTokens {
   }
 
   /** Set-up step 2: KE3 and the client's confirmation in; the seed derived, sealed and stored; the params and the server's confirmation out. */
-  async setupFinish(req: SetupFinishRequest, source: string): Promise<SetupFinishResponse> {
+  async setupFinish(req: SetupFinishRequest, actor: Actor): Promise<SetupFinishResponse> {
     const { config, serial } = await this.checkIds(req?.serviceId, req?.userId);
     message(req.ticket, "ticket", MAX_TICKET);
     const ke3 = message(req.finishLoginRequest, "finishLoginRequest", MAX_MESSAGE);
     const clientConfirm = fromB64u(message(req.clientConfirm, "clientConfirm", 128));
-    const actor = appActor(source);
     const opened = this.keys.openTicket("fobkit-setup-ticket", serial, req.ticket);
     let t: SetupTicket | undefined;
     try {
@@ -699,8 +697,4 @@ export interface IssueResult {
 
 function notConfigured(): RegistryError {
   return new RegistryError("not_configured", "software tokens are not configured: run `fobkit bank soft-config --service-id NNNNNNNN --bank-name NAME --app-url URL` first", "unavailable");
-}
-
-function appActor(source: string): Actor {
-  return { name: "app", source };
 }

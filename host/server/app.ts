@@ -69,7 +69,7 @@ const BEARER = /^Bearer ([\x21-\x7e]{1,200})$/;
  */
 const REQUEST_ID = new RegExp(REQUEST_ID_PATTERN);
 
-/** The request's id (set for /v1/ routes by the onRequest hook). */
+/** The request's id (set for /v1/ and /app/v1/ routes by the onRequest hook). */
 export function requestIdOf(req: FastifyRequest): string | undefined {
   return (req as FastifyRequest & { requestId?: string }).requestId;
 }
@@ -103,7 +103,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
   });
 
   app.addHook("onRequest", async (req: FastifyRequest, reply) => {
-    if (!req.url.startsWith("/v1/")) return;
+    // The API routes: the channel's, staff's and factory's (/v1/) and the app's set-up (/app/v1/), whose audit records carry it too.
+    if (!req.url.startsWith("/v1/") && !req.url.startsWith("/app/v1/")) return;
     const given = req.headers["x-request-id"];
     if (given !== undefined && (typeof given !== "string" || !REQUEST_ID.test(given))) {
       return sendError(reply, 400, "bad_request_id", "X-Request-Id must be 1 to 64 letters, digits, '.', '_', ':' or '-' (or left out: the server then makes one)");
@@ -142,7 +143,6 @@ export function buildApp(options: AppOptions): FastifyInstance {
         const out = await r.handler({
           registry,
           actor: who ? { name: `${who.role}:${who.id}`, source: req.ip, request: requestIdOf(req) } : { name: "app", source: req.ip, request: requestIdOf(req) },
-          source: req.ip,
           mailer: options.mailer,
           params: (req.params ?? {}) as Record<string, string>,
           query: (req.query ?? {}) as Record<string, unknown>,

@@ -23,8 +23,6 @@ export interface RouteContext {
   body: any;
   /** Unix ms, the server's clock (maker-checker's 24 hours). */
   now: number;
-  /** Client address (the audit's source). */
-  source: string;
   /** Sends the issuance mail (トークン発行のご案内); none: issuances answer mailSent false. */
   mailer?: IssuanceMailer;
 }
@@ -428,7 +426,7 @@ export const ROUTES: RouteDef[] = [
     },
     refusals: ["already_set_up", "voided", "setup_expired", "setup_not_yet", "not_configured (503)"],
     notFound: ["unknown_user"],
-    handler: ({ registry, body, source }) => registry.soft.setupStart(body, source),
+    handler: ({ registry, body, actor }) => registry.soft.setupStart(body, actor),
   },
   {
     method: "POST",
@@ -452,7 +450,7 @@ export const ROUTES: RouteDef[] = [
     },
     refusals: ["already_set_up", "voided", "setup_expired", "wrong_password", "ticket_expired", "not_configured (503)"],
     notFound: ["unknown_user"],
-    handler: ({ registry, body, source }) => registry.soft.setupFinish(body, source),
+    handler: ({ registry, body, actor }) => registry.soft.setupFinish(body, actor),
   },
   {
     method: "GET",

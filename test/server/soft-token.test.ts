@@ -269,6 +269,19 @@ describe.each(ENGINES)("software token over the API on $name", (engine) => {
     expect((await setUp({ bankUrl: base, serviceId: SERVICE_ID, userId: again.userId, password: PASSWORD, seed: "bytes" })).params.userId).toBe(again.userId);
   });
 
+  it("set-up's audit records carry the app's X-Request-Id, as every API request's do", async () => {
+    const r = await issue("c9");
+    let n = 0;
+    const tagged = ((input: string, init?: RequestInit) =>
+      fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), "x-request-id": `app-test.${++n}` } })) as unknown as Parameters<typeof setUp>[0]["fetch"];
+    await setUp({ bankUrl: base, serviceId: SERVICE_ID, userId: r.userId, password: PASSWORD, seed: "bytes", fetch: tagged });
+    const recs = await db.all<{ action: string; request_id: string | null }>("SELECT action, request_id FROM audit WHERE serial = ? AND action LIKE 'setup%' ORDER BY id", [softSerial(r.userId)]);
+    expect(recs).toEqual([
+      { action: "setup_start", request_id: "app-test.1" },
+      { action: "setup", request_id: "app-test.2" },
+    ]);
+  });
+
   it("an issuance expires after 7 days unless set up (void, setup_expired)", async () => {
     const r = await issue("c1");
     clock.advance(7 * 86_400 - 1);

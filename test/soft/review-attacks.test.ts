@@ -157,7 +157,7 @@ describe.each(ENGINES)("review guards: guesses and set-ups under concurrency on 
       await opaque.ready;
       const starts = Array.from({ length: 12 }, (_, i) => {
         const { startLoginRequest } = opaque.client.startLogin({ password: "wrong-" + i + "-guess" });
-        return (i % 2 ? b : a).soft.setupStart({ serviceId: SERVICE_ID, userId: response.userId, startLoginRequest, clientNonce: toB64u(randomNonce()) }, "10.9.9.9");
+        return (i % 2 ? b : a).soft.setupStart({ serviceId: SERVICE_ID, userId: response.userId, startLoginRequest, clientNonce: toB64u(randomNonce()) }, { name: "app", source: "10.9.9.9" });
       });
       const results = await Promise.allSettled(starts);
       const answered = results.filter((r) => r.status === "fulfilled").length;
