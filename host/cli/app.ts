@@ -160,7 +160,7 @@ export const appSetup: Command = {
     if (!seed) return fail(io, json, name, "failed", "the client returned no seed", EXIT_FAILED);
     const params = result.paramsText;
     try {
-      saveToken(store, { bankUrl: bank, serviceId, userId, params, setupAt: Date.now() }, seed);
+      saveToken(store, { bankUrl: bank, serviceId, userId, params, setupAt: wallClock(io.env)() }, seed);
     } catch (e) {
       seed.fill(0);
       if (e instanceof StoreError) return storeFailure(io, json, name, e);

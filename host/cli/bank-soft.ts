@@ -8,7 +8,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { KIND_LABELS, REGISTRATION_LABELS, SOFT_DEFAULTS, type SoftConfig } from "../registry/soft-tokens.js";
 import { ACTIVATION_PASSWORD_RULE, activationPasswordProblem, finishCustomerRegistration, startCustomerRegistration } from "../soft/client.js";
-import { maskMail, smtpMailer, type IssuanceMailer } from "../soft/mailer.js";
+import { maskMail, smtpMailer, type IssuanceMailer } from "../soft/mail.js";
 import { COMMON_OPTIONS, required, runBank } from "./bank-common.js";
 import { CliError, intOption, type Command, type Io, type OptionSpec } from "./command.js";
 

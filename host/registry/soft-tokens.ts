@@ -35,7 +35,7 @@ import { iso } from "./sql-token-store.js";
 import { tokenHoldsSeed, type AuditEntry, type Decision, type RowChange, type TokenRow } from "./token-store.js";
 import { checkCustomer } from "./validation.js";
 import { RegistryError, type Actor, type TokenKind } from "./types.js";
-import { checkMailAddress, maskMail } from "../soft/mailer.js";
+import { checkMailAddress, maskMail } from "../soft/mail.js";
 import {
   NONCE_BYTES,
   SERVICE_ID_PATTERN,

@@ -20,10 +20,11 @@ import type { Role } from "../registry/types.js";
 import { ApiError, errorHandler, frameworkErrorHandler, sendError } from "./api-error.js";
 import { KeyCache } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
-import { REQUEST_ID_PATTERN, ROUTES } from "./routes.js";
+import { ROUTES } from "./routes.js";
+import { REQUEST_ID_PATTERN } from "../registry/validation.js";
 import { consolePlugin } from "../console/console.js";
 import { appPlugin } from "../app/app.js";
-import type { IssuanceMailer } from "../soft/mailer.js";
+import type { IssuanceMailer } from "../soft/mail.js";
 
 /** Largest body accepted: a registration is well under 1 KiB. */
 export const BODY_LIMIT = 16 * 1024;

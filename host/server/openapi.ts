@@ -1,6 +1,7 @@
 /** The OpenAPI 3.1 document, generated from the route table. */
 import { TRANSPORT_ERRORS } from "./api-error.js";
-import { REQUEST_ID_PATTERN, ROUTES } from "./routes.js";
+import { ROUTES } from "./routes.js";
+import { REQUEST_ID_PATTERN } from "../registry/validation.js";
 
 /** Every route takes X-Request-Id and answers with it (app.ts). */
 const REQUEST_ID_HEADER = {

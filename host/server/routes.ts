@@ -8,12 +8,11 @@ import { MAX_LIST } from "../registry/registry.js";
 import { unlockUnderRule, withdrawUnderRule } from "../registry/approvals.js";
 import { CODE_PATTERN, CUSTOMER_PATTERN, REQUEST_ID_PATTERN, SERIAL_PATTERN } from "../registry/validation.js";
 
-export { REQUEST_ID_PATTERN };
 import { BARRING_REASONS, TOKEN_KINDS, TOKEN_STATES, WITHDRAW_REASONS, type Actor, type NewToken, type Role } from "../registry/types.js";
 import { MAX_MESSAGE, MAX_TICKET, REGISTRATION_LABELS } from "../registry/soft-tokens.js";
 import { NONCE_BYTES, SERVICE_ID_PATTERN, SETUP_FINISH_PATH, SETUP_START_PATH, SETUP_TRIES, USER_ID_PATTERN } from "../soft/protocol.js";
 import { ApiError } from "./api-error.js";
-import { MAIL_PATTERN, maskMail, type IssuanceMailer } from "../soft/mailer.js";
+import { MAIL_PATTERN, maskMail, type IssuanceMailer } from "../soft/mail.js";
 
 export interface RouteContext {
   registry: Registry;

@@ -11,7 +11,7 @@ import type { Database } from "../registry/database.js";
 import type { KeyRing } from "../registry/key-ring.js";
 import { Registry, type Policy } from "../registry/registry.js";
 import { buildApp } from "./app.js";
-import type { IssuanceMailer } from "../soft/mailer.js";
+import type { IssuanceMailer } from "../soft/mail.js";
 
 export class ListenError extends Error {
   constructor(message: string) {

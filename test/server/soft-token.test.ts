@@ -19,7 +19,7 @@ import { KeyRing } from "../../host/registry/key-ring.js";
 import { OPAQUE_SETUP_SECRET } from "../../host/registry/soft-tokens.js";
 import { startServer } from "../../host/server/serve.js";
 import { KEY_STRETCHING, SoftSetupError, issueOnCustomerSide, setUp } from "../../host/soft/client.js";
-import { smtpMailer } from "../../host/soft/mailer.js";
+import { smtpMailer } from "../../host/soft/mail.js";
 import { startTestSmtp, type TestSmtp } from "../support/smtp.js";
 import {
   SETUP_FINISH_PATH,
