@@ -6,7 +6,7 @@
  * board without its REPL (install.ts); on the running board node.compile is
  * hil/nodemcu/node.ts, which shares the heap rule.
  */
-import { lauxlib, lua, bytesText, toLuaString, type LuaState } from "./fengari.js";
+import { dumpStripped, lauxlib, lua, bytesText, toLuaString, type LuaState } from "./fengari.js";
 import { COMPILE_HEAP_PER_SOURCE_BYTE } from "./nodemcu/node.js";
 
 /** Default free heap of the emulated board (emulator.ts freeHeap). */
@@ -21,16 +21,5 @@ export function compileChunk(code: Uint8Array, name: string, freeHeap = DEFAULT_
   if (lauxlib.luaL_loadbufferx(L, code, code.length, toLuaString("@" + name), toLuaString("t")) !== lua.LUA_OK) {
     throw new Error(`node.compile("${name}"): ${bytesText(lua.lua_tolstring(L, -1))}`);
   }
-  const parts: Uint8Array[] = [];
-  lua.lua_dump(L, (_L: LuaState, b: Uint8Array, size: number) => {
-    parts.push(Uint8Array.from(b.subarray(0, size)));
-    return 0;
-  }, null, 1);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return dumpStripped(L).bytes;
 }

@@ -127,3 +127,23 @@ export function argError(L: LuaState, idx: number, message: string): never {
   lauxlib.luaL_argerror(L, idx, toLuaString(message));
   throw new Error("unreachable: luaL_argerror returned");
 }
+
+/**
+ * The function on top of L's stack as stripped bytecode, as node.c:745-755
+ * writes it (luaU_dump with stripping = 1); status is lua_dump's (non-zero:
+ * the writer failed). The function stays on the stack.
+ */
+export function dumpStripped(L: LuaState): { bytes: Uint8Array; status: number } {
+  const parts: Uint8Array[] = [];
+  const status = lua.lua_dump(L, (_L: LuaState, b: Uint8Array, size: number) => {
+    parts.push(Uint8Array.from(b.subarray(0, size)));
+    return 0;
+  }, null, 1);
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return { bytes, status };
+}

@@ -3,7 +3,7 @@
  * bootreason in sleep.ts. There is no node.random on ESP32; reading it fails
  * loudly like any other missing function.
  */
-import { lauxlib, lua, raise, bytesText, type LuaState } from "../fengari.js";
+import { dumpStripped, lauxlib, lua, raise, bytesText, type LuaState } from "../fengari.js";
 import type { Machine } from "../machine.js";
 import { sleepFunctions } from "./sleep.js";
 
@@ -51,19 +51,9 @@ function compile(m: Machine, L: LuaState): number {
   const err = m.load(code, "@" + name);
   if (err !== undefined) raise(L, err);
   // node.c:745-755: luaU_dump with stripping = 1 (no debug information).
-  const parts: Uint8Array[] = [];
-  const status = lua.lua_dump(L, (_L: LuaState, b: Uint8Array, size: number) => {
-    parts.push(Uint8Array.from(b.subarray(0, size)));
-    return 0;
-  }, null, 1);
+  const { bytes, status } = dumpStripped(L);
   lua.lua_pop(L, 1);
   if (status !== 0) raise(L, "writing to file failed");
-  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    bytes.set(p, at);
-    at += p.length;
-  }
   // node.c:749-753: fopen(output, "w+") creates or truncates in place (no temporary name).
   const out = flash.normalize(output);
   const opened = out === undefined ? "fail" : flash.openWrite(out, true);
