@@ -14,7 +14,7 @@ import { isIP } from "node:net";
 import { wallClock } from "../clock.js";
 import { readPasswordFile } from "../pskc/key-files.js";
 import { PskcError } from "../pskc/types.js";
-import { setUp, SoftSetupError, type SetUpResult } from "../soft/client.js";
+import { activationPasswordProblem, setUp, SoftSetupError, type SetUpResult } from "../soft/client.js";
 import { validUserId } from "../soft/protocol.js";
 import { codeAt, prepareStore, saveToken, StoreError } from "../app/store.js";
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, type Command, type Io, type OptionSpec } from "./command.js";
@@ -136,6 +136,9 @@ export const appSetup: Command = {
       if (e instanceof PskcError) throw new CliError(`--activation-password-file: ${e.message}`, EXIT_USAGE, "bad_password_file");
       throw e;
     }
+    // The rule the bank's side applied at issuance: a password it can never have been given costs no try.
+    const problem = activationPasswordProblem(password);
+    if (problem) throw new CliError(`--activation-password-file: ${problem}`, EXIT_USAGE, "bad_password");
     const store = String(values.store);
     try {
       // Before the bank is asked: a try costs one of five, so nothing local may fail after it.

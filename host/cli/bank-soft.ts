@@ -5,8 +5,10 @@
  * bank's side on the store: the activation password is read from a file,
  * used here, and never printed, stored or sent.
  */
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { KIND_LABELS, REGISTRATION_LABELS, SOFT_DEFAULTS, type SoftConfig } from "../registry/soft-tokens.js";
+import { readPasswordFile } from "../pskc/key-files.js";
+import { PskcError } from "../pskc/types.js";
 import { ACTIVATION_PASSWORD_RULE, activationPasswordProblem, finishCustomerRegistration, startCustomerRegistration } from "../soft/client.js";
 import { maskMail, smtpMailer, type IssuanceMailer } from "../soft/mail.js";
 import { COMMON_OPTIONS, required, runBank } from "./bank-common.js";
@@ -96,15 +98,19 @@ export const bankSoftConfig: Command = {
   },
 };
 
+/**
+ * The activation password, read as `fobkit app setup` reads it (readPasswordFile: UTF-8, one trailing line
+ * end dropped, the buffer wiped), so a file that works for one works for the other; then the password rule.
+ */
 function readActivationPassword(path: string, io: Io): string {
-  let text: string;
+  let password: string;
   try {
-    text = readFileSync(path, "utf8");
+    password = readPasswordFile(path);
     if ((statSync(path).mode & 0o077) !== 0) io.stderr.write(`fobkit bank soft-issue: warning: ${path} is readable by others; keep password files mode 0600 and delete them after use\n`);
   } catch (e) {
-    throw new CliError(`fobkit bank soft-issue: cannot read --activation-password-file ${path}: ${(e as NodeJS.ErrnoException).code ?? "error"}`);
+    if (e instanceof PskcError) throw new CliError(`fobkit bank soft-issue: --activation-password-file ${path}: ${e.message}`);
+    throw e;
   }
-  const password = text.split(/\r?\n/)[0];
   const problem = activationPasswordProblem(password);
   if (problem) throw new CliError(`fobkit bank soft-issue: --activation-password-file: ${problem}`, 2, "bad_password");
   return password;

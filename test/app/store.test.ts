@@ -213,6 +213,12 @@ describe("fobkit app code / app setup (local checks)", () => {
     expect((await set({ bank: "http://bank.example.jp" })).stderr).toContain("refusing plain HTTP to bank.example.jp");
     expect((await set({ bank: "https://bank.example.jp/login?x=1" })).stderr).toContain("--bank is the bank's address only");
     expect((await set({ "activation-password-file": join(dir, "missing") })).stderr).toContain("--activation-password-file");
+    // A password the bank's side could never have registered (a second line, as soft-issue's rule refuses) costs no try.
+    const twoLines = join(dir, "pw2");
+    writeFileSync(twoLines, "activation-pw-1\n\n", { mode: 0o600 });
+    const refused = await set({ "activation-password-file": twoLines });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("--activation-password-file");
     const missing = await cli(["app", "setup", "--store", store]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("--bank is required");
