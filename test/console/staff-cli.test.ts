@@ -7,12 +7,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runCli } from "../../host/cli/main.js";
 import type { Database } from "../../host/registry/database.js";
 import { createSession, loadSession, signIn } from "../../host/registry/staff.js";
 import { ENGINES, freshDb } from "../registry/support.js";
+import { runCliCaptured } from "../server/support.js";
 
 describe.each(ENGINES)("staff accounts CLI on $name", (engine) => {
   let dir: string;
@@ -29,16 +28,7 @@ describe.each(ENGINES)("staff accounts CLI on $name", (engine) => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function bank(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let o = "";
-    let e = "";
-    stdout.on("data", (d) => (o += d));
-    stderr.on("data", (d) => (e += d));
-    const code = await runCli(["bank", ...args, "--db", url], { stdout, stderr, stdin: new PassThrough(), env: { USER: "admin" }, signal: new AbortController().signal });
-    return { code, stdout: o, stderr: e };
-  }
+  const bank = (...args: string[]) => runCliCaptured(["bank", ...args, "--db", url], { USER: "admin" });
 
   it("adds, lists, unlocks and disables staff; the password is read from a file, stored as scrypt, and never printed", async () => {
     const pw = "kanji-and-ascii-パスワード-1";

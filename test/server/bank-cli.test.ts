@@ -8,11 +8,10 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runCli } from "../../host/cli/main.js";
 import { writePskc, type PskcToken } from "../../host/pskc/index.js";
 import { ENGINES, nextStep, oathtool } from "../registry/support.js";
+import { runCliCaptured } from "./support.js";
 
 /** A 5-s step: the CLI runs on the wall clock, and a test can wait for the next code. */
 const PERIOD = 5;
@@ -30,16 +29,8 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
   let drop: () => Promise<void>;
 
   async function bank(...args: string[]): Promise<Out> {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let o = "";
-    let e = "";
-    stdout.on("data", (d) => (o += d));
-    stderr.on("data", (d) => (e += d));
-    const code = await runCli(["bank", ...args], { stdout, stderr, stdin: new PassThrough(), env, signal: new AbortController().signal });
-    let json: unknown;
-    if (args.includes("--json")) json = JSON.parse(o.trim().split("\n").at(-1)!);
-    return { code, stdout: o, stderr: e, json };
+    const r = await runCliCaptured(["bank", ...args], env);
+    return { ...r, json: args.includes("--json") ? JSON.parse(r.stdout.trim().split("\n").at(-1)!) : undefined };
   }
 
   const seeds = new Map<string, Buffer>();

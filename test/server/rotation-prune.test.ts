@@ -16,11 +16,9 @@ import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { Registry } from "../../host/registry/registry.js";
 import { hotp, stepAt } from "../../host/registry/totp.js";
-import { runCli } from "../../host/cli/main.js";
-import { PassThrough } from "node:stream";
 import { ENGINES, freshDb, oathtool } from "../registry/support.js";
 import { startServeProcess } from "./spawn.js";
-import { call } from "./support.js";
+import { call, runCliCaptured } from "./support.js";
 
 /**
  * `fobkit bank rotate-key` run in this process through runCli (the entry
@@ -28,16 +26,7 @@ import { call } from "./support.js";
  * process start-up, and ends before the servers' once-a-second look at the
  * key file: the window in which the issue lost seeds.
  */
-async function rotate(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = "";
-  let e = "";
-  stdout.on("data", (d) => (o += d));
-  stderr.on("data", (d) => (e += d));
-  const code = await runCli(["bank", "rotate-key", ...args], { stdout, stderr, stdin: new PassThrough(), env, signal: new AbortController().signal });
-  return { code, stdout: o, stderr: e };
-}
+const rotate = (env: NodeJS.ProcessEnv, ...args: string[]) => runCliCaptured(["bank", "rotate-key", ...args], env);
 
 const ACTOR = { name: "staff:test", source: "cli" };
 

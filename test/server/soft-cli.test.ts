@@ -10,9 +10,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runCli } from "../../host/cli/main.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { openMigrated } from "../../host/registry/open-database.js";
 import { startServer } from "../../host/server/serve.js";
@@ -21,6 +19,7 @@ import { createApiKey } from "../../host/registry/api-keys.js";
 import { startServeProcess } from "./spawn.js";
 import { ENGINES, oathtool } from "../registry/support.js";
 import { startTestSmtp, type TestSmtp } from "../support/smtp.js";
+import { runCliCaptured } from "./support.js";
 
 const PASSWORD = "Correct-horse9";
 
@@ -39,16 +38,8 @@ describe.each(ENGINES)("fobkit bank soft-* on $name", (engine) => {
   let smtp: TestSmtp;
 
   async function bank(...args: string[]): Promise<Out> {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let o = "";
-    let e = "";
-    stdout.on("data", (d) => (o += d));
-    stderr.on("data", (d) => (e += d));
-    const code = await runCli(["bank", ...args], { stdout, stderr, stdin: new PassThrough(), env, signal: new AbortController().signal });
-    let json: unknown;
-    if (args.includes("--json")) json = JSON.parse(o.trim().split("\n").at(-1)!);
-    return { code, stdout: o, stderr: e, json };
+    const r = await runCliCaptured(["bank", ...args], env);
+    return { ...r, json: args.includes("--json") ? JSON.parse(r.stdout.trim().split("\n").at(-1)!) : undefined };
   }
 
   beforeEach(async () => {

@@ -1,4 +1,6 @@
-/** HTTP helpers for the server suites: a JSON client, keys, a self-signed certificate. */
+/** Helpers for the server suites: a JSON client, keys, a self-signed certificate, the CLI run in process. */
+import { PassThrough } from "node:stream";
+import { runCli } from "../../host/cli/main.js";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -34,4 +36,16 @@ export function selfSignedCert(): { dir: string; cert: string; key: string } {
   const key = join(dir, "key.pem");
   execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert], { stdio: "ignore" });
   return { dir, cert, key };
+}
+
+/** `fobkit ARGV` in this process with exactly `env` (not this process's), its output captured. */
+export async function runCliCaptured(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let o = "";
+  let e = "";
+  stdout.on("data", (d) => (o += d));
+  stderr.on("data", (d) => (e += d));
+  const code = await runCli(argv, { stdout, stderr, stdin: new PassThrough(), env, signal: new AbortController().signal });
+  return { code, stdout: o, stderr: e };
 }
