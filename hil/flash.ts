@@ -321,8 +321,15 @@ export class FlashStore {
   }
 
   rename(from: string, to: string): FlashResult {
-    // A refused rename has looked both names up first.
-    if (!this.exists(from) || this.exists(to)) {
+    // SPIFFS_rename (pellepl/spiffs spiffs_hydrogen.c:931-940 at 0b2e1290) looks the old name up, and refuses
+    // there if it is missing (one lookup); then the new name, refusing if it exists (SPIFFS_ERR_CONFLICTING_NAME:
+    // two lookups).
+    if (!this.exists(from)) {
+      this.charge("rename-refused", SPIFFS_LOOKUP_MS);
+      return "fail";
+    }
+    if (this.exists(to)) {
+      this.charge("rename-refused", SPIFFS_LOOKUP_MS);
       this.charge("rename-refused", SPIFFS_LOOKUP_MS);
       return "fail";
     }
