@@ -22,6 +22,7 @@ import {
   type PskcSkipped,
 } from "../pskc/index.js";
 import { loadTrustedCerts, looksSigned, SignatureError, verifyPskcSignature } from "../pskc/signature.js";
+import type { AuditEntry } from "../registry/token-store.js";
 import type { NewToken } from "../registry/types.js";
 import { SEED_OPTIONS, runBank } from "./bank-common.js";
 import { CliError, EXIT_USAGE, oneOf, type Command } from "./command.js";
@@ -160,17 +161,23 @@ export const bankImport: Command = {
         notAfter: t.notAfter,
         secret: t.secret,
       }));
+      // What the import left out, and that its seeds came in the clear, commit with the tokens: a crash cannot
+      // leave the tokens without these records.
+      const notes: AuditEntry[] = skipped.map((s) => ({
+        action: "import",
+        outcome: "skipped",
+        serial: null,
+        customer: null,
+        detail: { file: basename(file), package: s.package, serial: s.serial ?? null, keyId: s.keyId ?? null, algorithm: s.algorithm ?? null, reason: s.code },
+      }));
+      if (report.plaintext) notes.push({ action: "import", outcome: "plaintext", serial: null, customer: null, detail: { file: basename(file), tokens: batch.length } });
       let registered: string[];
       try {
-        registered = (await registry.register(batch, actor, "pskc:" + basename(file))).registered;
+        registered = (await registry.register(batch, actor, "pskc:" + basename(file), notes)).registered;
       } finally {
         for (const t of tokens) t.secret.fill(0);
       }
-      for (const s of skipped) {
-        await registry.note(actor, "import", "skipped", { file: basename(file), package: s.package, serial: s.serial ?? null, keyId: s.keyId ?? null, algorithm: s.algorithm ?? null, reason: s.code });
-      }
       if (report.plaintext) {
-        await registry.note(actor, "import", "plaintext", { file: basename(file), tokens: registered.length });
         io.stderr.write(
           `fobkit bank import: warning: ${basename(file)} carried seeds in plain text; they are now sealed in the registry. ` +
             "Destroy the file and every copy of it, and the media it came on.\n",

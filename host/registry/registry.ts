@@ -219,7 +219,7 @@ export class Registry {
    * Inputs larger than STAGE_ABOVE are staged in short transactions
    * (SqlTokenStore.registerStaged).
    */
-  async register(tokens: NewToken[], actor: Actor, origin: string): Promise<{ registered: string[] }> {
+  async register(tokens: NewToken[], actor: Actor, origin: string, notes: AuditEntry[] = []): Promise<{ registered: string[] }> {
     if (tokens.length === 0) throw new RegistryError("empty", "no tokens to register", "bad_input");
     for (const tok of tokens) checkNewToken(tok);
     const seen = new Set<string>();
@@ -227,7 +227,7 @@ export class Registry {
     if (inBatch.length) {
       throw new RegistryError("duplicate_serial", `serial(s) appear twice in the input: ${[...new Set(inBatch)].join(", ")}`, "refused", { serials: [...new Set(inBatch)] });
     }
-    return this.store.register(tokens, actor, origin);
+    return this.store.register(tokens, actor, origin, notes);
   }
 
   /**

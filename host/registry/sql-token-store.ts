@@ -189,13 +189,19 @@ export abstract class SqlTokenStore implements TokenStore {
   // ---------------------------------------------------------------- transactions outside the lifecycle (imports, notes)
 
   private async auditIn(t: Sql, actor: Actor, action: string, outcome: string, serial: string | null, customer: string | null, detail?: Record<string, unknown>): Promise<void> {
-    const insert = this.auditInsert(actor, [{ action, outcome, serial, customer, detail }]);
-    await t.run(insert.sql, insert.params);
+    await this.notesIn(t, actor, [{ action, outcome, serial, customer, detail }]);
   }
 
   private async refuseIn(t: Sql, actor: Actor, action: string, code: string, message: string, serial: string | null, customer: string | null, detail: Record<string, unknown> = {}): Promise<RegistryError> {
     await this.auditIn(t, actor, action, code, serial, customer, Object.keys(detail).length ? detail : undefined);
     return new RegistryError(code, message, "refused", { ...(serial ? { serial } : {}), ...detail });
+  }
+
+  /** The caller's audit records of a write, in the write's transaction. */
+  private async notesIn(t: Sql, actor: Actor, notes: AuditEntry[]): Promise<void> {
+    if (notes.length === 0) return;
+    const insert = this.auditInsert(actor, notes);
+    await t.run(insert.sql, insert.params);
   }
 
   /** Runs a transaction whose body returns either a value or a refusal to throw once committed. */
@@ -347,12 +353,14 @@ export abstract class SqlTokenStore implements TokenStore {
 
   /**
    * Adds tokens in stock, all or none: one duplicate serial (in the batch or
-   * already registered) refuses the lot and names every duplicate.
+   * already registered) refuses the lot and names every duplicate. `notes`
+   * (what the caller audits of the import, e.g. the PSKC packages it skipped)
+   * commit with the tokens, in the transaction that makes them visible.
    */
-  async register(tokens: NewToken[], actor: Actor, origin: string): Promise<{ registered: string[] }> {
+  async register(tokens: NewToken[], actor: Actor, origin: string, notes: AuditEntry[] = []): Promise<{ registered: string[] }> {
     const serials = tokens.map((x) => x.serial);
     const indexes = await this.seedIndexes(tokens);
-    if (tokens.length > STAGE_ABOVE) return this.registerStaged(tokens, indexes, actor, origin);
+    if (tokens.length > STAGE_ABOVE) return this.registerStaged(tokens, indexes, actor, origin, notes);
     try {
       return await this.sealing(() => this.txDecide(async (t) => {
         const existing: string[] = [];
@@ -384,6 +392,7 @@ export abstract class SqlTokenStore implements TokenStore {
           );
           await this.auditIn(t, actor, "register", "ok", tok.serial, null, { origin, ...registerDetail(tok) });
         }
+        await this.notesIn(t, actor, notes);
         return { registered: serials };
       }));
     } catch (e) {
@@ -412,7 +421,7 @@ export abstract class SqlTokenStore implements TokenStore {
    * "import" record says the batch was committed (or aborted, and why): the
    * audit is append-only, so it records what happened, in order.
    */
-  private async registerStaged(tokens: NewToken[], indexes: Buffer[], actor: Actor, origin: string): Promise<{ registered: string[] }> {
+  private async registerStaged(tokens: NewToken[], indexes: Buffer[], actor: Actor, origin: string, notes: AuditEntry[]): Promise<{ registered: string[] }> {
     const serials = tokens.map((x) => x.serial);
     await this.clearStaleImports(actor);
     // Read-only checks first, for a refusal that names every duplicate; the chunks' unique indexes catch races.
@@ -462,6 +471,7 @@ export abstract class SqlTokenStore implements TokenStore {
         const n = await t.run("UPDATE import_batches SET state = 'committed', heartbeat_at = ? WHERE id = ? AND state = 'staging'", [this.now(), batch]);
         if (!n) throw new RegistryError("import_abandoned", `import ${batch} was taken for abandoned by another import; nothing was imported, run it again`, "unavailable");
         await this.auditIn(t, actor, "import", "ok", null, null, { batch, origin, tokens: tokens.length });
+        await this.notesIn(t, actor, notes);
       });
     } catch (e) {
       const dup = uniqueViolation(e);

@@ -8,10 +8,13 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { basename, join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runCli } from "../../host/cli/main.js";
+import { openMigrated } from "../../host/registry/open-database.js";
+import { STAGE_ABOVE } from "../../host/registry/registry.js";
 import { ENGINES, oathtool } from "../registry/support.js";
 import { FIXTURES } from "./helpers.js";
 
@@ -101,6 +104,51 @@ describe.each(ENGINES)("bank import of vendor files on $name", (engine) => {
         '  KeyPackage[1] (serial "2600418001", Key@Id "2600418001"): Key@Algorithm "urn:ietf:params:xml:ns:keyprov:pskc:hotp"; only urn:ietf:params:xml:ns:keyprov:pskc:totp is imported\n' +
         '  KeyPackage[3] (serial "2600418003", Key@Id "2600418003"): Key@Algorithm "urn:ietf:params:xml:ns:keyprov:pskc:hotp"; only urn:ietf:params:xml:ns:keyprov:pskc:totp is imported\n',
     );
+  });
+
+  it("the skipped and plaintext notes commit with the tokens they describe: stopped at the last note, nothing was imported (small and staged imports)", async () => {
+    // The process stops where it writes the plaintext note (the import's last statement before its commit): a
+    // trigger refuses that INSERT, and the transaction it is in rolls back as a crash would roll it back.
+    const db = await openMigrated(env.FOBKIT_BANK_DB!);
+    const stopAtNote = () =>
+      db.script(
+        db.dialect === "sqlite"
+          ? "CREATE TRIGGER stop_at_note BEFORE INSERT ON audit WHEN NEW.action = 'import' AND NEW.outcome = 'plaintext' BEGIN SELECT RAISE(ABORT, 'stopped at the plaintext note'); END;"
+          : "CREATE OR REPLACE FUNCTION stop_at_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'stopped at the plaintext note'; END $$; " +
+              "CREATE TRIGGER stop_at_note BEFORE INSERT ON audit FOR EACH ROW WHEN (NEW.action = 'import' AND NEW.outcome = 'plaintext') EXECUTE FUNCTION stop_at_note();",
+      );
+    const notesOf = async (file: string) =>
+      (await db.all<{ outcome: string; detail: string }>("SELECT outcome, detail FROM audit WHERE action = 'import' AND outcome IN ('skipped', 'plaintext') ORDER BY id"))
+        .map((r) => ({ outcome: r.outcome, detail: JSON.parse(r.detail) }))
+        .filter((r) => r.detail.file === basename(file));
+    try {
+      // More than STAGE_ABOVE tokens: the staged import, whose notes belong in its short final transaction.
+      const big = join(dir, "big.pskcxml");
+      const packageAt = (from: number) => FEITIAN_XML.slice(from, FEITIAN_XML.indexOf("</pskc:KeyPackage>", from) + "</pskc:KeyPackage>".length);
+      const first = FEITIAN_XML.indexOf("<pskc:KeyPackage>");
+      const totp = packageAt(FEITIAN_XML.indexOf("<pskc:KeyPackage>", first + 1));
+      const many = Array.from({ length: STAGE_ABOVE + 1 }, (_, i) =>
+        totp.replaceAll("2600418002", String(2700000000 + i)).replace(/(<pskc:Secret>\s*<pskc:PlainValue>)[^<]+/, `$1${randomBytes(20).toString("base64")}`),
+      );
+      writeFileSync(big, FEITIAN_XML.slice(0, first) + packageAt(first) + many.join("\n") + "</pskc:KeyContainer>\n");
+      for (const [file, tokens] of [[FEITIAN, 3], [big, STAGE_ABOVE + 1]] as const) {
+        await stopAtNote();
+        const stopped = await bank(["import", file, "--allow-plaintext", "--skip-unsupported", "--json"]);
+        expect(stopped.code, stopped.stderr).not.toBe(0);
+        const held = await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM tokens");
+        expect(Number(held!.n), `${basename(file)}: tokens left without their notes`).toBe(0);
+        expect(await notesOf(file)).toEqual([]);
+        await db.script("DROP TRIGGER stop_at_note" + (db.dialect === "sqlite" ? "" : " ON audit"));
+        const ok = await bank(["import", file, "--allow-plaintext", "--skip-unsupported", "--json"]);
+        expect(ok, ok.stderr).toMatchObject({ code: 0, json: { imported: tokens, plaintext: true } });
+        const notes = await notesOf(file);
+        expect(notes.map((r: any) => r.outcome)).toEqual([...ok.json.skipped.map(() => "skipped"), "plaintext"]);
+        expect(notes.at(-1).detail.tokens).toBe(tokens);
+        await db.script("DELETE FROM tokens");
+      }
+    } finally {
+      await db.close();
+    }
   });
 
   it("honours the file's StartDate and ExpiryDate: activation before and verification after are refused, saying why", async () => {
