@@ -375,6 +375,12 @@ ALTER TABLE tokens ADD COLUMN not_after BIGINT;`,
       postgres: closeDuplicateApprovals("(extract(epoch FROM clock_timestamp()) * 1000)::bigint", "json_build_object('approval', a.id, 'kept', (SELECT o.id FROM approvals o WHERE o.state = 'pending' AND o.action = a.action AND o.customer = a.customer ORDER BY o.made_at, o.id LIMIT 1))::text"),
     },
   },
+  {
+    version: 9,
+    // A re-run of a killed import was refused for STALE_IMPORT_MS: only the heartbeat told a dead import from a live one.
+    name: "import_batches.owner: the process running a staged import (import-owner.ts), so another import on the same machine sees at once that it died",
+    sql: "ALTER TABLE import_batches ADD COLUMN owner TEXT",
+  },
 ];
 
 /** Applies what is missing; returns the versions applied now. */

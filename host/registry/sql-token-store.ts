@@ -12,6 +12,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Database, Sql } from "./database.js";
 import { kekRetired, uniqueViolation } from "./database.js";
 import type { KeyRing } from "./key-ring.js";
+import { importOwner, ownerGone } from "./import-owner.js";
 import { INDEX_KEY_BYTES, SEED_INDEX_SECRET, seedIndex } from "./seed-index.js";
 import { LIVE, LIVE_STATES_SQL, tokenHoldsSeed, type AuditEntry, type Decide, type DecideOptions, type Decision, type RowChange, type TokenKey, type TokenRow, type TokenStore } from "./token-store.js";
 import { unknownSerial } from "./validation.js";
@@ -441,7 +442,7 @@ export abstract class SqlTokenStore implements TokenStore {
     }
     const batch = "imp-" + randomBytes(8).toString("hex");
     const started = this.now();
-    await this.db.run("INSERT INTO import_batches (id, state, origin, actor, tokens, started_at, heartbeat_at) VALUES (?, 'staging', ?, ?, ?, ?, ?)", [batch, origin, actor.name, tokens.length, started, started]);
+    await this.db.run("INSERT INTO import_batches (id, state, origin, actor, tokens, started_at, heartbeat_at, owner) VALUES (?, 'staging', ?, ?, ?, ?, ?, ?)", [batch, origin, actor.name, tokens.length, started, started, importOwner()]);
     try {
       for (let i = 0; i < tokens.length; i += CHUNK_ROWS) {
         const chunk = tokens.slice(i, i + CHUNK_ROWS);
@@ -449,7 +450,7 @@ export abstract class SqlTokenStore implements TokenStore {
           this.db.tx(async (t) => {
             const now = this.now();
             const alive = await t.run("UPDATE import_batches SET heartbeat_at = ? WHERE id = ? AND state = 'staging'", [now, batch]);
-            if (!alive) throw new RegistryError("import_abandoned", `import ${batch} was taken for abandoned by another import (no progress for ${STALE_IMPORT_MS / 1000} s); nothing was imported, run it again`, "unavailable");
+            if (!alive) throw new RegistryError("import_abandoned", `import ${batch} was taken for abandoned by another import (no progress for ${STALE_IMPORT_MS / 1000} s, or its process seen gone); nothing was imported, run it again`, "unavailable");
             const values: unknown[] = [];
             for (const [k, tok] of chunk.entries()) {
               const sealed = this.keys.seal(tok.serial, tok.secret);
@@ -507,9 +508,15 @@ export abstract class SqlTokenStore implements TokenStore {
     await this.db.run("DELETE FROM import_batches WHERE id = ? AND state = 'committed' AND NOT EXISTS (SELECT 1 FROM tokens WHERE staged = ?)", [batch, batch]);
   }
 
-  /** Finishes what dead imports left: settles committed batches, deletes abandoned ones and orphaned staged rows. */
+  /**
+   * Finishes what dead imports left: settles committed batches, deletes abandoned ones and orphaned staged rows.
+   * A staging batch is abandoned when its heartbeat is STALE_IMPORT_MS old, or at once when its owner ran on this
+   * machine and is gone (import-owner.ts). Taking a live one for dead is safe, only wasteful: its next chunk finds
+   * its batch row gone and the import stops (import_abandoned) with nothing imported.
+   */
   async clearStaleImports(actor: Actor): Promise<void> {
-    const stale = await this.db.all<{ id: string; state: string }>("SELECT id, state FROM import_batches WHERE state = 'committed' OR heartbeat_at < ?", [this.now() - STALE_IMPORT_MS]);
+    const batches = await this.db.all<{ id: string; state: string; heartbeat_at: number; owner: string | null }>("SELECT id, state, heartbeat_at, owner FROM import_batches");
+    const stale = batches.filter((b) => b.state === "committed" || Number(b.heartbeat_at) < this.now() - STALE_IMPORT_MS || ownerGone(b.owner));
     for (const b of stale) {
       if (b.state === "committed") await this.settleBatch(b.id);
       else await this.discardBatch(b.id, actor, "abandoned");

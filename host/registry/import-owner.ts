@@ -1,0 +1,62 @@
+/**
+ * Which process runs a staged import (import_batches.owner, migration 9), so
+ * that another import can tell a dead one from a live one at once instead of
+ * waiting out its heartbeat (STALE_IMPORT_MS).
+ *
+ * The owner is `linux:<boot id>:<pid namespace>:<pid>:<start time>`: the
+ * kernel's boot id (/proc/sys/kernel/random/boot_id, new at every boot), the
+ * PID namespace's inode (/proc/self/ns/pid: containers on one kernel share a
+ * boot id but not their PIDs) and the PID with its start time in clock ticks
+ * since boot (/proc/<pid>/stat field 22, proc(5)), which a recycled PID does
+ * not share. Another process can judge it only on the same kernel and in the
+ * same PID namespace; anywhere else (another host of the same PostgreSQL
+ * database, a container, not Linux) it cannot, and the heartbeat decides.
+ */
+import { readFileSync, readlinkSync } from "node:fs";
+
+/** Field 22 of /proc/<pid>/stat (starttime), or undefined when there is no such process. */
+function startTime(pid: number | "self"): string | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return undefined;
+  }
+  // Field 2 (comm) is in parentheses and may hold spaces and parentheses: count from after the last ")".
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return fields[22 - 3];
+}
+
+function machine(): string | undefined {
+  try {
+    return `${readFileSync("/proc/sys/kernel/random/boot_id", "latin1").trim()}:${readlinkSync("/proc/self/ns/pid")}`;
+  } catch {
+    return undefined;
+  }
+}
+
+let self: string | null | undefined;
+
+/** This process as an import's owner, or null where it cannot be told (not Linux). */
+export function importOwner(): string | null {
+  if (self === undefined) {
+    const where = machine();
+    const started = startTime("self");
+    self = where && started ? `linux:${where}:${process.pid}:${started}` : null;
+  }
+  return self;
+}
+
+/**
+ * True only when `owner` certainly no longer runs: it ran on this kernel, in
+ * this PID namespace, and its PID is gone or now belongs to a process started
+ * at another time. False when alive or when this process cannot tell.
+ */
+export function ownerGone(owner: string | null): boolean {
+  const mine = importOwner();
+  if (!owner || !mine) return false;
+  const m = /^linux:(.+):(\d+):(\d+)$/.exec(owner);
+  const me = /^linux:(.+):(\d+):(\d+)$/.exec(mine);
+  if (!m || !me || m[1] !== me[1]) return false;
+  return startTime(Number(m[2])) !== m[3];
+}
