@@ -413,7 +413,15 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
   function auditFilter(req: ConsoleRequest): { f: AuditFilter; raw: { serial: string; customer: string; staff: string; from: string; to: string }; error?: string } {
     const q = req.query as Record<string, string>;
     const raw = { serial: str(q.serial).trim().slice(0, 64), customer: str(q.customer).trim().slice(0, 64), staff: str(q.staff).trim().slice(0, 80), from: str(q.from), to: str(q.to) };
-    const f: AuditFilter = { serial: raw.serial || undefined, customer: raw.customer || undefined, staff: raw.staff || undefined, page: /^\d{1,6}$/.test(q.page ?? "") ? Number(q.page) : 1 };
+    const cursor = (v: unknown) => (/^\d{1,15}$/.test(str(v)) ? Number(v) : undefined);
+    const f: AuditFilter = {
+      serial: raw.serial || undefined,
+      customer: raw.customer || undefined,
+      staff: raw.staff || undefined,
+      page: /^\d{1,6}$/.test(q.page ?? "") ? Number(q.page) : 1,
+      before: cursor(q.before),
+      after: cursor(q.after),
+    };
     let error: string | undefined;
     if (raw.from) {
       f.fromMs = zonedMidnight(raw.from, timeZone);
@@ -430,7 +438,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
   app.get("/audit", async (request, reply) => {
     const req = request as ConsoleRequest;
     const { f, raw, error } = auditFilter(req);
-    const r = error ? { records: [], page: 1, more: false } : await auditPage(db, f);
+    const r = error ? { records: [], page: 1, older: null, newer: null } : await auditPage(db, f);
     return send(reply, error ? 400 : 200, P.auditPageHtml(req.view!, { ...raw, ...r }, error));
   });
 

@@ -329,7 +329,9 @@ export interface AuditView {
   to: string;
   records: AuditRecord[];
   page: number;
-  more: boolean;
+  /** Cursors of the next (older) and previous (newer) pages (queries.ts AuditPage). */
+  older: number | null;
+  newer: number | null;
 }
 
 export function auditPageHtml(v: View, a: AuditView, error?: string): Html {
@@ -345,8 +347,8 @@ ${input("a-from", "from", w.from, "date")}${input("a-to", "to", w.to, "date")}
 <p><a href="/console/audit.csv${qs(filters)}" download>${w.downloadCsv}</a></p>
 ${auditTable(v, a.records, `${w.audit} — ${w.page} ${a.page}`)}
 <nav class="pager" aria-label="${w.page}">
-${a.page > 1 ? html`<a href="/console/audit${qs({ ...filters, page: a.page - 1 })}" rel="prev">${w.previous}</a>` : ""}
-${a.more ? html`<a href="/console/audit${qs({ ...filters, page: a.page + 1 })}" rel="next">${w.next}</a>` : ""}
+${a.newer !== null ? html`<a href="/console/audit${qs({ ...filters, after: a.newer, page: Math.max(1, a.page - 1) })}" rel="prev">${w.previous}</a>` : ""}
+${a.older !== null ? html`<a href="/console/audit${qs({ ...filters, before: a.older, page: a.page + 1 })}" rel="next">${w.next}</a>` : ""}
 </nav>`;
   return layout(v, w.audit, body, { nav: "audit", error });
 }

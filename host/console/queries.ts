@@ -6,9 +6,10 @@
  *
  * Indexes (migration 5): tokens (serial, staged), (state, serial, staged),
  * (customer, serial, staged), (state, customer, serial, staged), bytewise; audit (actor, id),
- * (at). A list page is one COUNT and one LIMIT/OFFSET query answered from an
- * index (bench: `make bench`, bench/results/console.json); sorting by last
- * change sorts the filtered rows (no index on updated_at: see migrations.ts).
+ * (at). A list page of keyfobs is one COUNT and one LIMIT/OFFSET query
+ * answered from an index (bench: `make bench`, bench/results/console.json);
+ * sorting by last change sorts the filtered rows (no index on updated_at: see
+ * migrations.ts). The audit pages by keyset (auditPage).
  */
 import { LIVE } from "../registry/token-store.js";
 import type { Database } from "../registry/database.js";
@@ -143,7 +144,12 @@ export interface AuditFilter {
   staff?: string;
   fromMs?: number;
   toMs?: number;
+  /** The page's number, for its caption only: the cursors choose the records. */
   page?: number;
+  /** Older than this record id (the next page). */
+  before?: number;
+  /** Newer than this record id (the previous page). */
+  after?: number;
 }
 
 function auditWhere(f: AuditFilter): { sql: string; params: unknown[] } {
@@ -160,12 +166,36 @@ function auditWhere(f: AuditFilter): { sql: string; params: unknown[] } {
 type AuditRow = { id: number; at: number; actor: string; source: string; action: string; outcome: string; serial: string | null; customer: string | null; detail: string | null; request_id?: string | null };
 const toRecord = ({ request_id, ...r }: AuditRow): AuditRecord => ({ ...r, id: Number(r.id), at: new Date(Number(r.at)).toISOString(), detail: r.detail ? JSON.parse(r.detail) : null, requestId: request_id ?? null });
 
-/** Newest first, one page; `more` when an older page exists. */
-export async function auditPage(db: Database, f: AuditFilter, size = AUDIT_PAGE_SIZE): Promise<{ records: AuditRecord[]; page: number; more: boolean }> {
+export interface AuditPage {
+  records: AuditRecord[];
+  page: number;
+  /** Cursor of the next (older) page, its `before`; null when none is older. */
+  older: number | null;
+  /** Cursor of the previous (newer) page, its `after`; null on the newest page. */
+  newer: number | null;
+}
+
+/**
+ * Newest first, one page, by keyset: the records just older than `before`
+ * (or just newer than `after`, for the previous page), read from the id
+ * index (or the filter's index, which ends in id) starting at the cursor.
+ * Page 1,000 reads what page 1 reads; by OFFSET it read and skipped every
+ * record of the pages before it.
+ */
+export async function auditPage(db: Database, f: AuditFilter, size = AUDIT_PAGE_SIZE): Promise<AuditPage> {
   const w = auditWhere(f);
   const page = Math.max(1, f.page ?? 1);
-  const rows = await db.all<AuditRow>(`SELECT * FROM audit${w.sql} ORDER BY id DESC LIMIT ${size + 1} OFFSET ${(page - 1) * size}`, w.params);
-  return { records: rows.slice(0, size).map(toRecord), page, more: rows.length > size };
+  const and = w.sql ? w.sql + " AND" : " WHERE";
+  if (f.after !== undefined) {
+    const rows = await db.all<AuditRow>(`SELECT * FROM audit${and} id > ? ORDER BY id LIMIT ${size + 1}`, [...w.params, f.after]);
+    const records = rows.slice(0, size).reverse().map(toRecord);
+    return { records, page, older: records.length ? records[records.length - 1].id : f.after + 1, newer: rows.length > size ? records[0].id : null };
+  }
+  const rows = f.before === undefined
+    ? await db.all<AuditRow>(`SELECT * FROM audit${w.sql} ORDER BY id DESC LIMIT ${size + 1}`, w.params)
+    : await db.all<AuditRow>(`SELECT * FROM audit${and} id < ? ORDER BY id DESC LIMIT ${size + 1}`, [...w.params, f.before]);
+  const records = rows.slice(0, size).map(toRecord);
+  return { records, page, older: rows.length > size ? records[records.length - 1].id : null, newer: f.before === undefined ? null : records.length ? records[0].id : f.before - 1 };
 }
 
 /** Records fetched per query while the CSV streams (memory per download stays at one batch). */

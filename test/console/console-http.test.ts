@@ -13,6 +13,7 @@ import { createApiKey } from "../../host/registry/api-keys.js";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { addStaff } from "../../host/registry/staff.js";
+import { AUDIT_PAGE_SIZE, auditPage } from "../../host/console/queries.js";
 import { startServer } from "../../host/server/serve.js";
 import { Client } from "./support.js";
 import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb, oathtool } from "../registry/support.js";
@@ -73,6 +74,56 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     c.cookies.set("fobkit_console", randomBytes(32).toString("base64url"));
     expect((await c.get("/console/")).status).toBe(303);
     expect((await server.registry.status("FK0001")).state).toBe("in_stock");
+  });
+
+  it("the audit pages by cursor: Next and Previous walk every record once, and a deep page's query starts at its cursor instead of skipping the pages before it", async () => {
+    await addStaff(db, "carol", "teller", PASSWORDS.carol, CLI);
+    const n = 1050;
+    await db.run(
+      `WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ${n})
+       INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) SELECT ${START} + i, 'staff:bulk', 'test', 'verify', 'ok', 'FKBULK', NULL, '{"n":' || i || '}' FROM k`,
+    );
+    if (db.dialect === "postgres") await db.run("ANALYZE audit");
+    const carol = await signedIn("carol");
+    const numbers = (text: string) => [...text.matchAll(/n(?:&quot;|&#34;|")\s*:\s*(\d+)/g)].map((m) => Number(m[1]));
+    const link = (text: string, rel: string) => [...text.matchAll(/<a href="([^"]+)" rel="(next|prev)"/g)].find((m) => m[2] === rel)?.[1].replace(/&amp;/g, "&");
+    const walk = async (from: string, rel: string) => {
+      const pages: { path: string; numbers: number[] }[] = [];
+      for (let path: string | undefined = from; path; ) {
+        const r = await carol.get(path);
+        expect(r.status, path).toBe(200);
+        pages.push({ path, numbers: numbers(r.text) });
+        path = link(r.text, rel);
+      }
+      return pages;
+    };
+    const forward = await walk("/console/audit?serial=FKBULK", "next");
+    expect(forward).toHaveLength(Math.ceil(n / AUDIT_PAGE_SIZE));
+    expect(forward.flatMap((p) => p.numbers)).toEqual(Array.from({ length: n }, (_, i) => n - i));
+    const back = await walk(forward.at(-1)!.path, "prev");
+    expect(back.map((p) => p.numbers)).toEqual(forward.map((p) => p.numbers).reverse());
+
+    // The last page's query, as the console runs it, and the engine's plan for it.
+    const q = new URL(forward.at(-1)!.path, base).searchParams;
+    const seen: [string, unknown[]][] = [];
+    const recording = Object.create(db, { all: { value: (sql: string, params: unknown[] = []) => (seen.push([sql, params]), db.all(sql, params)) } }) as Database;
+    const cursor = (k: string) => (q.get(k) === null ? undefined : Number(q.get(k)));
+    const last = await auditPage(recording, { serial: "FKBULK", page: cursor("page"), before: cursor("before"), after: cursor("after") });
+    expect(last.records.map((r) => r.detail!.n)).toEqual(forward.at(-1)!.numbers);
+    const [sql, params] = seen[0];
+    if (db.dialect === "postgres") {
+      const [{ "QUERY PLAN": plan }] = await db.all<{ "QUERY PLAN": any }>("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params);
+      const read: number[] = [];
+      const visit = (node: any) => (node["Relation Name"] === "audit" && read.push(node["Actual Rows"]), (node.Plans ?? []).forEach(visit));
+      visit(plan[0].Plan);
+      expect(read.length, JSON.stringify(plan)).toBeGreaterThan(0);
+      // Rows the scan of audit produced: the page and the one that says whether another follows, not the pages before it.
+      expect(Math.max(...read), JSON.stringify(plan)).toBeLessThanOrEqual(AUDIT_PAGE_SIZE + 1);
+    } else {
+      const plan = (await db.all<{ detail: string }>("EXPLAIN QUERY PLAN " + sql, params)).map((r) => r.detail).join("; ");
+      // The search starts at the cursor (a range on id, which the filter's index ends in), not at the newest record.
+      expect(plan).toMatch(/^SEARCH audit USING .*\bid<\?/);
+    }
   });
 
   it("signing in makes a new session (a planted cookie is never adopted), with HttpOnly, SameSite=Strict and no Secure on loopback; 15 idle minutes or sign-out end it", async () => {
