@@ -5,6 +5,7 @@
  *   DIR/            0700, owned by the user
  *   DIR/store.key   32 random bytes, 0600: the AES-256 key (never printed)
  *   DIR/token.json  {format, bankUrl, serviceId, userId, params, setupAt, iv, sealed}
+ *   DIR/setup.claim while a `fobkit app setup` runs (claimStore)
  *
  * - Sealed with AES-256-GCM (NIST SP 800-38D; a fresh 96-bit IV per write,
  *   §8.2.2's random construction), the additional data binding the format,
@@ -23,18 +24,20 @@
  *   still hold copies it made itself, which no JavaScript can reach.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { closeSync, constants, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { ownerGone, processOwner } from "../process-owner.js";
 import { SOFT_TOKEN, stepAt, totpFromKey, type SoftTokenParams } from "../soft/protocol.js";
 
 export const KEY_FILE = "store.key";
 export const TOKEN_FILE = "token.json";
+export const CLAIM_FILE = "setup.claim";
 const FORMAT = "fobkit-app-store-v1";
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
-export type StoreErrorCode = "no_store" | "not_a_directory" | "unsafe_store" | "unsafe_key_file" | "bad_key_file" | "no_token" | "token_exists" | "bad_token_file" | "tampered";
+export type StoreErrorCode = "no_store" | "not_a_directory" | "unsafe_store" | "unsafe_key_file" | "bad_key_file" | "no_token" | "token_exists" | "busy" | "bad_token_file" | "tampered";
 
 export class StoreError extends Error {
   constructor(
@@ -186,6 +189,67 @@ function parseParams(text: string, path: string): SoftTokenParams {
     return JSON.parse(text) as SoftTokenParams;
   } catch {
     throw new StoreError("bad_token_file", `${path}: the token's parameters are not JSON`);
+  }
+}
+
+/**
+ * Claims DIR for one `fobkit app setup` until the returned release is called:
+ * DIR/setup.claim, created exclusively, naming this process
+ * (host/process-owner.ts). A second set-up into the same store is refused
+ * `busy` here, before it asks the bank: each set-up start spends one of the
+ * user ID's five tries, and of two starts only the later one's ticket can
+ * finish. A claim whose process is gone (killed mid-set-up) is taken over:
+ * renamed aside, and put back if it turns out to be another run's fresh claim.
+ * A claim this process cannot judge (another machine's, not Linux) refuses
+ * until it is deleted by hand.
+ */
+export function claimStore(dir: string): () => void {
+  checkDir(dir, true);
+  const path = join(dir, CLAIM_FILE);
+  const mine = `${processOwner() ?? "unknown"}\n${randomBytes(6).toString("hex")}\n`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      writeNew(path, Buffer.from(mine));
+      return () => {
+        if (readOrUndefined(path) === mine) rmSync(path, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    const held = readOrUndefined(path);
+    if (held === undefined && attempt < 3) continue; // released meanwhile
+    const owner = (held ?? "").split("\n")[0];
+    if (held !== undefined && attempt < 3 && ownerGone(owner)) {
+      const aside = join(dir, `.${CLAIM_FILE}.${randomBytes(6).toString("hex")}.stale`);
+      try {
+        renameSync(path, aside);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") continue;
+        throw e;
+      }
+      const moved = readOrUndefined(aside);
+      if (moved === held) {
+        rmSync(aside, { force: true });
+        continue;
+      }
+      try {
+        linkSync(aside, path); // another run's claim, made after the dead one's was read: put it back
+      } catch {
+        // a third run claimed meanwhile: it holds the store
+      }
+      rmSync(aside, { force: true });
+    }
+    const pid = /:(\d+):\d+$/.exec(owner)?.[1];
+    throw new StoreError("busy", `another fobkit app setup is under way in ${dir}${pid ? ` (process ${pid})` : ""}: let it finish, nothing was asked of the bank. If no set-up runs, delete ${path}`);
+  }
+}
+
+function readOrUndefined(path: string): string | undefined {
+  try {
+    return readFileSync(path, "latin1");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
   }
 }
 

@@ -16,7 +16,7 @@ import { readPasswordFile } from "../pskc/key-files.js";
 import { PskcError } from "../pskc/types.js";
 import { activationPasswordProblem, setUp, SoftSetupError, type SetUpResult } from "../soft/client.js";
 import { validUserId } from "../soft/protocol.js";
-import { codeAt, prepareStore, saveToken, StoreError } from "../app/store.js";
+import { claimStore, codeAt, prepareStore, saveToken, StoreError } from "../app/store.js";
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, type Command, type Io, type OptionSpec } from "./command.js";
 
 const JSON_OPTION: OptionSpec = { type: "boolean", help: "print the result (or the refusal) as JSON on stdout" };
@@ -71,7 +71,7 @@ function fail(io: Io, json: boolean, command: string, code: string, message: str
 }
 
 function storeFailure(io: Io, json: boolean, command: string, e: StoreError): number {
-  const exit = e.code === "no_store" || e.code === "no_token" || e.code === "token_exists" || e.code === "not_a_directory" ? EXIT_USAGE : EXIT_FAILED;
+  const exit = e.code === "no_store" || e.code === "no_token" || e.code === "token_exists" || e.code === "busy" || e.code === "not_a_directory" ? EXIT_USAGE : EXIT_FAILED;
   return fail(io, json, command, "store_" + e.code, e.message, exit);
 }
 
@@ -140,38 +140,46 @@ export const appSetup: Command = {
     const problem = activationPasswordProblem(password);
     if (problem) throw new CliError(`--activation-password-file: ${problem}`, EXIT_USAGE, "bad_password");
     const store = String(values.store);
+    let release: (() => void) | undefined;
     try {
-      // Before the bank is asked: a try costs one of five, so nothing local may fail after it.
+      // Before the bank is asked: a try costs one of five, so nothing local may fail after it. The store is claimed
+      // first, so a second set-up into it is refused here rather than spending a try (and voiding this one's ticket).
+      release = claimStore(store);
       prepareStore(store);
     } catch (e) {
+      release?.();
       if (e instanceof StoreError) return storeFailure(io, json, name, e);
       throw e;
     }
-    let result: SetUpResult;
     try {
-      result = await setUp({ bankUrl: bank, serviceId, userId, password, seed: "bytes" });
-    } catch (e) {
-      if (e instanceof SoftSetupError) {
-        // Exit 3 when nothing was decided (unreachable, a 5xx, an answer that is not the protocol's); 2 for input the
-        // client refused before asking; 1 for the bank's (or the PAKE's) no.
-        const exit = e.code === "network" || e.code === "unavailable" || (e.code === "bad_response" && (e.status ?? 0) >= 500) ? EXIT_FAILED : e.code === "bad_input" ? EXIT_USAGE : EXIT_REFUSED;
-        return fail(io, json, name, e.code, refusalMessage(e, userId), exit, e.detail);
+      let result: SetUpResult;
+      try {
+        result = await setUp({ bankUrl: bank, serviceId, userId, password, seed: "bytes" });
+      } catch (e) {
+        if (e instanceof SoftSetupError) {
+          // Exit 3 when nothing was decided (unreachable, a 5xx, an answer that is not the protocol's); 2 for input the
+          // client refused before asking; 1 for the bank's (or the PAKE's) no.
+          const exit = e.code === "network" || e.code === "unavailable" || (e.code === "bad_response" && (e.status ?? 0) >= 500) ? EXIT_FAILED : e.code === "bad_input" ? EXIT_USAGE : EXIT_REFUSED;
+          return fail(io, json, name, e.code, refusalMessage(e, userId), exit, e.detail);
+        }
+        throw e;
       }
-      throw e;
+      const seed = result.seedBytes;
+      if (!seed) return fail(io, json, name, "failed", "the client returned no seed", EXIT_FAILED);
+      const params = result.paramsText;
+      try {
+        saveToken(store, { bankUrl: bank, serviceId, userId, params, setupAt: wallClock(io.env)() }, seed);
+      } catch (e) {
+        seed.fill(0);
+        if (e instanceof StoreError) return storeFailure(io, json, name, e);
+        throw e;
+      }
+      if (json) io.stdout.write(JSON.stringify({ ok: true, serviceId, userId, bank: result.params.bank, store }) + "\n");
+      else io.stdout.write(`set up: user ID ${userId} at ${result.params.bank}\nthe seed is sealed in ${store}; show a code with: fobkit app code --store ${store}\n`);
+      return EXIT_OK;
+    } finally {
+      release();
     }
-    const seed = result.seedBytes;
-    if (!seed) return fail(io, json, name, "failed", "the client returned no seed", EXIT_FAILED);
-    const params = result.paramsText;
-    try {
-      saveToken(store, { bankUrl: bank, serviceId, userId, params, setupAt: wallClock(io.env)() }, seed);
-    } catch (e) {
-      seed.fill(0);
-      if (e instanceof StoreError) return storeFailure(io, json, name, e);
-      throw e;
-    }
-    if (json) io.stdout.write(JSON.stringify({ ok: true, serviceId, userId, bank: result.params.bank, store }) + "\n");
-    else io.stdout.write(`set up: user ID ${userId} at ${result.params.bank}\nthe seed is sealed in ${store}; show a code with: fobkit app code --store ${store}\n`);
-    return EXIT_OK;
   },
 };
 

@@ -378,7 +378,7 @@ ALTER TABLE tokens ADD COLUMN not_after BIGINT;`,
   {
     version: 9,
     // A re-run of a killed import was refused for STALE_IMPORT_MS: only the heartbeat told a dead import from a live one.
-    name: "import_batches.owner: the process running a staged import (import-owner.ts), so another import on the same machine sees at once that it died",
+    name: "import_batches.owner: the process running a staged import (host/process-owner.ts), so another import on the same machine sees at once that it died",
     sql: "ALTER TABLE import_batches ADD COLUMN owner TEXT",
   },
 ];

@@ -12,7 +12,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Database, Sql } from "./database.js";
 import { kekRetired, uniqueViolation } from "./database.js";
 import type { KeyRing } from "./key-ring.js";
-import { importOwner, ownerGone } from "./import-owner.js";
+import { ownerGone, processOwner } from "../process-owner.js";
 import { INDEX_KEY_BYTES, SEED_INDEX_SECRET, seedIndex } from "./seed-index.js";
 import { LIVE, LIVE_STATES_SQL, tokenHoldsSeed, type AuditEntry, type Decide, type DecideOptions, type Decision, type RowChange, type TokenKey, type TokenRow, type TokenStore } from "./token-store.js";
 import { unknownSerial } from "./validation.js";
@@ -442,7 +442,7 @@ export abstract class SqlTokenStore implements TokenStore {
     }
     const batch = "imp-" + randomBytes(8).toString("hex");
     const started = this.now();
-    await this.db.run("INSERT INTO import_batches (id, state, origin, actor, tokens, started_at, heartbeat_at, owner) VALUES (?, 'staging', ?, ?, ?, ?, ?, ?)", [batch, origin, actor.name, tokens.length, started, started, importOwner()]);
+    await this.db.run("INSERT INTO import_batches (id, state, origin, actor, tokens, started_at, heartbeat_at, owner) VALUES (?, 'staging', ?, ?, ?, ?, ?, ?)", [batch, origin, actor.name, tokens.length, started, started, processOwner()]);
     try {
       for (let i = 0; i < tokens.length; i += CHUNK_ROWS) {
         const chunk = tokens.slice(i, i + CHUNK_ROWS);
@@ -511,7 +511,7 @@ export abstract class SqlTokenStore implements TokenStore {
   /**
    * Finishes what dead imports left: settles committed batches, deletes abandoned ones and orphaned staged rows.
    * A staging batch is abandoned when its heartbeat is STALE_IMPORT_MS old, or at once when its owner ran on this
-   * machine and is gone (import-owner.ts). Taking a live one for dead is safe, only wasteful: its next chunk finds
+   * machine and is gone (host/process-owner.ts). Taking a live one for dead is safe, only wasteful: its next chunk finds
    * its batch row gone and the import stops (import_abandoned) with nothing imported.
    */
   async clearStaleImports(actor: Actor): Promise<void> {

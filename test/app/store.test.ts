@@ -6,6 +6,7 @@
  * bank is in test/app/app-flow.test.ts.
  */
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -14,6 +15,7 @@ import { codeAt, KEY_FILE, prepareStore, saveToken, StoreError, TOKEN_FILE } fro
 import { runCli } from "../../host/cli/main.js";
 import type { Io } from "../../host/cli/command.js";
 import { oathtool } from "../registry/support.js";
+import { fobkitProcess } from "../server/spawn.js";
 import { seedForms } from "../support/seed-forms.js";
 
 /** RFC 6238's SHA-256 seed (errata: 32 bytes). */
@@ -153,6 +155,43 @@ describe("fobkit app code / app setup (local checks)", () => {
       // The stored token is the winner's, and it opens under the store's one key.
       expect((await codeAt(d, 1_234_567_890_000)).code).toBe(oathtool(Buffer.alloc(32, winner), 1_234_567_890, { algorithm: "SHA256" }));
       expect(readdirSync(d).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    }
+  }, 60_000);
+
+  it("a second set-up into a store whose set-up is under way is refused locally, before it asks the bank (each try costs one of five); a claim left by a killed set-up does not block the next", async () => {
+    const pw = join(dir, "pw");
+    writeFileSync(pw, "activation-pw-1\n", { mode: 0o600 });
+    // A bank that takes the connection and does not answer yet: the first set-up waits there, holding the store.
+    const asked: Socket[] = [];
+    const slow = createServer((s) => asked.push(s));
+    await new Promise<void>((r) => slow.listen(0, "127.0.0.1", () => r()));
+    const slowUrl = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+    const args = (bank: string) => ["app", "setup", "--bank", bank, "--service-id", "10112235", "--user-id", "999800000009", "--activation-password-file", pw, "--store", store, "--json"];
+    try {
+      const first = fobkitProcess(args(slowUrl));
+      const exited = new Promise((r) => first.on("exit", r));
+      for (let i = 0; i < 2000 && asked.length === 0 && first.exitCode === null; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(asked, "the first set-up never reached the bank").toHaveLength(1);
+
+      // The second run, unless it asks the bank: then its connection is the answer (it would wait there, as the first does).
+      const askedAgain = new Promise<never>((_, reject) => slow.once("connection", () => reject(new Error("the second set-up asked the bank"))));
+      const second = await Promise.race([cli(args(slowUrl)), askedAgain]);
+      expect(second.code, second.stderr).toBe(2);
+      expect(JSON.parse(second.stdout).error.code).toBe("store_busy");
+      expect(second.stderr).toContain("another fobkit app setup");
+      expect(asked).toHaveLength(1);
+
+      // The first set-up dies (kill -9) holding the claim: the next run sees its process gone and goes on to the bank.
+      first.kill("SIGKILL");
+      await exited;
+      const third = await cli(args("http://127.0.0.1:9"));
+      expect(third.code, third.stderr).toBe(3);
+      expect(JSON.parse(third.stdout).error.code).toBe("network");
+      // Its claim is released: nothing of it is left in the store.
+      expect(readdirSync(store)).toEqual([KEY_FILE]);
+    } finally {
+      for (const s of asked) s.destroy();
+      await new Promise((r) => slow.close(r));
     }
   }, 60_000);
 

@@ -1,7 +1,7 @@
 /**
  * A staged import (more than STAGE_ABOVE tokens) whose process is killed
  * with SIGKILL mid-import, then run again at once: the re-run tells the
- * dead import from a live one by its process (host/registry/import-owner.ts)
+ * dead import from a live one by its process (host/process-owner.ts)
  * and clears it, instead of refusing the file's serials as taken until the
  * dead batch's heartbeat is STALE_IMPORT_MS old. A second import of a file
  * that a live process is importing is still refused, and the live import

@@ -1,7 +1,8 @@
 /**
- * Which process runs a staged import (import_batches.owner, migration 9), so
- * that another import can tell a dead one from a live one at once instead of
- * waiting out its heartbeat (STALE_IMPORT_MS).
+ * A process named so that another process can tell at once whether it still
+ * runs: the owner of a staged import (import_batches.owner, migration 9;
+ * otherwise only its heartbeat, STALE_IMPORT_MS, tells) and of a `fobkit app
+ * setup` under way in a store (host/app/store.ts claimStore).
  *
  * The owner is `linux:<boot id>:<pid namespace>:<pid>:<start time>`: the
  * kernel's boot id (/proc/sys/kernel/random/boot_id, new at every boot), the
@@ -10,7 +11,7 @@
  * since boot (/proc/<pid>/stat field 22, proc(5)), which a recycled PID does
  * not share. Another process can judge it only on the same kernel and in the
  * same PID namespace; anywhere else (another host of the same PostgreSQL
- * database, a container, not Linux) it cannot, and the heartbeat decides.
+ * database, a container, not Linux) it cannot, and the caller must wait or ask.
  */
 import { readFileSync, readlinkSync } from "node:fs";
 
@@ -37,8 +38,8 @@ function machine(): string | undefined {
 
 let self: string | null | undefined;
 
-/** This process as an import's owner, or null where it cannot be told (not Linux). */
-export function importOwner(): string | null {
+/** This process as an owner, or null where it cannot be told (not Linux). */
+export function processOwner(): string | null {
   if (self === undefined) {
     const where = machine();
     const started = startTime("self");
@@ -53,7 +54,7 @@ export function importOwner(): string | null {
  * at another time. False when alive or when this process cannot tell.
  */
 export function ownerGone(owner: string | null): boolean {
-  const mine = importOwner();
+  const mine = processOwner();
   if (!owner || !mine) return false;
   const m = /^linux:(.+):(\d+):(\d+)$/.exec(owner);
   const me = /^linux:(.+):(\d+):(\d+)$/.exec(mine);
