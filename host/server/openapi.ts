@@ -80,7 +80,7 @@ export function openApiDocument(version = "0.1.0"): object {
       title: "fobkit bank token registry",
       version,
       description:
-        "Hardware OTP keyfobs: register (factory), issue/unlock/resync/status/audit (staff), activate/verify/deactivate and the audit lookup of their own requests by X-Request-Id (channel). " +
+        "Hardware OTP keyfobs: register (factory), issue/unlock/resync/status/audit (staff: a teller's authority, every audit record, any key's request by X-Request-Id and actor), activate/verify/deactivate and the audit lookup of their own requests by X-Request-Id (channel). " +
         "Every request carries `Authorization: Bearer fbk_<id>_<secret>`; keys are made with `fobkit bank add-key --role R`. " +
         "Errors: " +
         Object.entries(TRANSPORT_ERRORS)

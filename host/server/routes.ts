@@ -454,10 +454,14 @@ export const ROUTES: RouteDef[] = [
   {
     method: "GET",
     url: "/v1/audit",
-    // A channel key reads only its own requests' records (reconciling a 503 outcome_unknown); staff keys read all but a lookup by request id.
+    // A channel key reads only its own requests' records (reconciling a 503 outcome_unknown). A staff key has a
+    // teller's authority, and a teller reads the whole audit (console, `fobkit bank audit`): it reads every record,
+    // and looks up any key's request by naming that key (actor); unnamed, a lookup by id is its own key's.
     roles: ["staff", "channel"],
     operationId: "readAudit",
-    summary: "Audit records in order, filtered; page with afterId. A channel key may only look up its own requests' records (request with customer or serial).",
+    summary:
+      "Audit records in order, filtered; page with afterId. A channel key may only look up its own requests' records (request with customer or serial). " +
+      "A staff key reads every record, and looks up another key's request with request and actor (that key's actor name, e.g. channel:<key id>): a staff key acts with a teller's authority, which reads the whole audit.",
     query: {
       type: "object",
       additionalProperties: false,
@@ -465,6 +469,12 @@ export const ROUTES: RouteDef[] = [
         serial: SERIAL,
         customer: CUSTOMER,
         request: { type: "string", pattern: REQUEST_ID_PATTERN, description: "Only the records written by this request (its X-Request-Id) under the calling API key: after a 503 outcome_unknown, whether the change was made. Ids are the client's choice, so keep them unique per key (e.g. a UUID; the server's own are UUIDs); another key's records with the same id are never shown. No record is conclusive only once the request has ended (see the X-Request-Id header). Needs customer or serial too (400 bad_request without): request ids have no index of their own." },
+        actor: {
+          type: "string",
+          pattern: "^(factory|staff|channel):[0-9a-f]{12}$",
+          description:
+            "With request: whose request it was, the key's actor name as records show it (channel:<key id>); without, the calling key's. Staff keys only (a channel key looks up only its own requests: 403 wrong_role for another's).",
+        },
         afterId: { type: "string", pattern: "^[0-9]{1,15}$" },
         limit: { type: "string", pattern: "^[0-9]{1,5}$" },
       },
@@ -499,9 +509,13 @@ export const ROUTES: RouteDef[] = [
     refusals: [],
     handler: async ({ registry, query, actor }) => {
       const request = query.request as string | undefined;
-      if (request === undefined && actor.name.startsWith("channel:")) {
+      const channel = actor.name.startsWith("channel:");
+      if (request === undefined && channel) {
         throw new ApiError(403, "wrong_role", "a channel key reads only the records of its own requests: give request (its X-Request-Id) with customer or serial");
       }
+      const whose = query.actor as string | undefined;
+      if (whose !== undefined && channel && whose !== actor.name) throw new ApiError(403, "wrong_role", "a channel key looks up only its own requests: leave actor out");
+      if (whose !== undefined && request === undefined) throw new ApiError(400, "bad_request", "actor names whose request to look up: give request too");
       return {
       records: await registry.auditTrail({
         serial: query.serial as string | undefined,
@@ -509,7 +523,7 @@ export const ROUTES: RouteDef[] = [
         request,
         // Request ids are the client's choice, so two keys (or one channel restarting its counter) may pick the same: a
         // lookup by id sees only the calling key's records, or another key's could pass for its own change.
-        actor: request === undefined ? undefined : actor.name,
+        actor: request === undefined ? undefined : (whose ?? actor.name),
         afterId: query.afterId === undefined ? undefined : Number(query.afterId),
         limit: query.limit === undefined ? undefined : Number(query.limit),
       }),

@@ -113,6 +113,27 @@ describe.each(ENGINES)("request ids on $name", (engine) => {
     expect(await send(s.server.url, "GET", "/v1/audit?customer=C1", s.channel)).toMatchObject({ status: 403, body: { error: { code: "wrong_role" } } });
   });
 
+  it("a staff key (a teller's authority, which reads the whole audit) looks up another key's request by naming the key; a channel key only its own", async () => {
+    const other = await createApiKey(db, "channel");
+    const ok = await send(s.server.url, "POST", "/v1/customers/C1/verify", s.channel, { code: oathtool(RFC_SEED_SHA1, clock.seconds) }, { "x-request-id": "asked-1" });
+    expect(ok.status).toBe(200);
+    const wrong = await send(s.server.url, "POST", "/v1/customers/C1/verify", other.key, { code: "00000000" }, { "x-request-id": "asked-1" });
+    expect(wrong.status).toBe(409);
+    const channelA = `channel:${s.channel.split("_")[1]}`;
+    const lookup = (key: string, whose: string) => send(s.server.url, "GET", `/v1/audit?customer=C1&request=asked-1&actor=${encodeURIComponent(whose)}`, key);
+    const named = await lookup(s.staff, channelA);
+    expect(named.status, JSON.stringify(named.body)).toBe(200);
+    expect(named.body.records.map((x: any) => [x.actor, x.outcome, x.requestId])).toEqual([[channelA, "ok", "asked-1"]]);
+    expect((await lookup(s.staff, `channel:${other.id}`)).body.records.map((x: any) => [x.actor, x.outcome])).toEqual([[`channel:${other.id}`, "wrong_code"]]);
+    // Unnamed, a staff key's lookup is its own key's, as before.
+    expect((await send(s.server.url, "GET", "/v1/audit?customer=C1&request=asked-1", s.staff)).body.records).toEqual([]);
+    // A channel key may name itself, never another key.
+    expect((await lookup(s.channel, channelA)).body.records.map((x: any) => x.actor)).toEqual([channelA]);
+    expect(await lookup(other.key, channelA)).toMatchObject({ status: 403, body: { error: { code: "wrong_role" } } });
+    // actor without request is not a lookup.
+    expect(await send(s.server.url, "GET", `/v1/audit?customer=C1&actor=${channelA}`, s.staff)).toMatchObject({ status: 400, body: { error: { code: "bad_request" } } });
+  });
+
   it("refuses a lookup by request id without a customer or serial (it would walk the whole audit) with 400 bad_request naming the rule", async () => {
     for (const key of [s.staff, s.channel]) {
       const r = await send(s.server.url, "GET", "/v1/audit?request=some-id", key);
