@@ -268,6 +268,28 @@ CREATE UNIQUE INDEX approvals_one_pending ON approvals (action, customer) WHERE 
 ALTER TABLE audit ADD COLUMN request_id TEXT;
 `;
 
+/**
+ * Migration 10: approvals an earlier version stranded. Its supervisor's claim
+ * (state `approved`) committed in a transaction of its own, before the unlock
+ * and the outcome; a crash in between left `approved` with no outcome, which
+ * nobody could approve again (approvals.ts now commits all three together).
+ * Each is finished from what the audit holds: the unlock by its checker is
+ * there (made after the claim) and the outcome is `ok`; it is not, and the
+ * request ends `failed`/`interrupted`, audited, so the teller asks again (an
+ * unlock is never made here, so none is made twice).
+ */
+const finishStrandedApprovals = (now: string, detail: string) => {
+  const unlocked = `EXISTS (SELECT 1 FROM audit u WHERE u.serial = a.serial AND u.action = 'unlock' AND u.outcome = 'ok' AND u.actor = a.checker AND u.at >= a.decided_at)`;
+  return `
+INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail)
+SELECT ${now}, 'system:migration-10', 'migration', 'approval', 'interrupted', a.serial, a.customer, ${detail}
+FROM approvals a WHERE a.state = 'approved' AND a.outcome IS NULL AND NOT ${unlocked}
+ORDER BY a.made_at, a.id;
+UPDATE approvals SET outcome = 'ok' WHERE id IN (SELECT a.id FROM approvals a WHERE a.state = 'approved' AND a.outcome IS NULL AND ${unlocked});
+UPDATE approvals SET state = 'failed', outcome = 'interrupted' WHERE state = 'approved' AND outcome IS NULL;
+`;
+};
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -380,6 +402,14 @@ ALTER TABLE tokens ADD COLUMN not_after BIGINT;`,
     // A re-run of a killed import was refused for STALE_IMPORT_MS: only the heartbeat told a dead import from a live one.
     name: "import_batches.owner: the process running a staged import (host/process-owner.ts), so another import on the same machine sees at once that it died",
     sql: "ALTER TABLE import_batches ADD COLUMN owner TEXT",
+  },
+  {
+    version: 10,
+    name: "approvals stranded `approved` with no outcome by an earlier version's crash: outcome ok where the audit holds the checker's unlock, else failed/interrupted (audited)",
+    sql: {
+      sqlite: finishStrandedApprovals("CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)", "json_object('approval', a.id, 'checker', a.checker)"),
+      postgres: finishStrandedApprovals("(extract(epoch FROM clock_timestamp()) * 1000)::bigint", "json_build_object('approval', a.id, 'checker', a.checker)::text"),
+    },
   },
 ];
 

@@ -115,6 +115,39 @@ describe.each(ENGINES)("maker-checker requests on $name", (engine) => {
     }
   });
 
+  it("migration 10 finishes approvals an earlier version stranded (approved, no outcome): ok where the checker's unlock is in the audit, else failed/interrupted and audited", async () => {
+    // A database at migration 9, holding what the earlier two-transaction approval left after a crash.
+    const f = await engine.fresh();
+    const old = openDatabase(f.url);
+    try {
+      await migrate(old, MIGRATIONS.filter((m) => m.version < 10));
+      const insert = (id: string, customer: string, serial: string, state: string, outcome: string | null) =>
+        old.run("INSERT INTO approvals (id, action, customer, serial, detail, maker, made_at, state, checker, decided_at, outcome) VALUES (?, 'unlock', ?, ?, NULL, 'console:alice', 1, ?, 'console:bob', 10, ?)", [id, customer, serial, state, outcome]);
+      await insert("aaaaaaaaaaa1", "C1", "S1", "approved", null); // stopped between the claim and the unlock
+      await insert("bbbbbbbbbbb1", "C2", "S2", "approved", null); // stopped between the unlock and the outcome
+      await insert("ccccccccccc1", "C3", "S3", "approved", "ok");
+      await insert("ddddddddddd1", "C4", "S4", "pending", null);
+      await old.run("INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES (11, 'console:bob', '127.0.0.1', 'unlock', 'ok', 'S2', 'C2', NULL)");
+      // An unlock of S1 by someone else, or before the claim, is not this approval's.
+      await old.run("INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES (11, 'console:carol', '127.0.0.1', 'unlock', 'ok', 'S1', 'C1', NULL)");
+      await old.run("INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES (5, 'console:bob', '127.0.0.1', 'unlock', 'ok', 'S1', 'C1', NULL)");
+      expect(await migrate(old)).toContain(10);
+      expect(await old.all("SELECT id, state, outcome FROM approvals ORDER BY id")).toEqual([
+        { id: "aaaaaaaaaaa1", state: "failed", outcome: "interrupted" },
+        { id: "bbbbbbbbbbb1", state: "approved", outcome: "ok" },
+        { id: "ccccccccccc1", state: "approved", outcome: "ok" },
+        { id: "ddddddddddd1", state: "pending", outcome: null },
+      ]);
+      const audit = await old.all<{ actor: string; outcome: string; customer: string; detail: string }>("SELECT actor, outcome, customer, detail FROM audit WHERE action = 'approval' ORDER BY id");
+      expect(audit.map((a) => ({ ...a, detail: JSON.parse(a.detail) }))).toEqual([{ actor: "system:migration-10", outcome: "interrupted", customer: "C1", detail: { approval: "aaaaaaaaaaa1", checker: "console:bob" } }]);
+      // Nothing was unlocked by the migration.
+      expect(Number((await old.get<{ n: number }>("SELECT COUNT(*) AS n FROM audit WHERE action = 'unlock'"))!.n)).toBe(3);
+    } finally {
+      await old.close();
+      await f.drop();
+    }
+  });
+
   it.runIf(engine.name === "postgres")("two processes asking at the same moment make one request, and both tellers are told its id", async () => {
     await needingApproval(reg, clock, "AP1", "C1");
     // Two server processes: each its own pool and registry.

@@ -26,7 +26,7 @@ describe.each(ENGINES)("migrations on $name", (engine) => {
       // (two connections in one process would wait on each other's lock
       // synchronously; separate processes wait in their own threads).
       const [ra, rb] = engine.name === "postgres" ? await Promise.all([migrate(a), migrate(b)]) : [await migrate(a), await migrate(b)];
-      expect([...ra, ...rb].sort()).toEqual(MIGRATIONS.map((m) => m.version));
+      expect([...ra, ...rb].sort((x, y) => x - y)).toEqual(MIGRATIONS.map((m) => m.version));
       expect(await migrate(a)).toEqual([]);
       expect(await a.all("SELECT version, name FROM schema_migrations")).toEqual(MIGRATIONS.map((m) => ({ version: m.version, name: m.name })));
       expect(await a.get<{ n: number }>("SELECT COUNT(*) AS n FROM tokens")).toEqual({ n: 0 });
