@@ -29,7 +29,7 @@
  * and set-ups are rare. The decision still rests only on the row it read.
  */
 import * as opaque from "@serenity-kit/opaque";
-import type { KeyRing, TicketPurpose } from "./key-ring.js";
+import { TICKET_PATTERN, type KeyRing, type TicketPurpose } from "./key-ring.js";
 import type { SqlTokenStore } from "./sql-token-store.js";
 import { iso } from "./sql-token-store.js";
 import { tokenHoldsSeed, type AuditEntry, type Decision, type RowChange, type TokenRow } from "./token-store.js";
@@ -37,6 +37,7 @@ import { checkCustomer } from "./validation.js";
 import { RegistryError, type Actor, type TokenKind } from "./types.js";
 import { checkMailAddress, maskMail } from "../soft/mail.js";
 import {
+  B64U_PATTERN,
   NONCE_BYTES,
   SERVICE_ID_PATTERN,
   SETUP_TRIES,
@@ -199,9 +200,8 @@ export function checkTimeZone(tz: unknown): string {
   }
 }
 
-const B64U_RE = /^[A-Za-z0-9_-]+$/;
-/** A ticket: the key id, a dot, base64url (KeyRing.sealTicket). */
-const TICKET_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+const B64U_RE = new RegExp(B64U_PATTERN);
+const TICKET_RE = new RegExp(TICKET_PATTERN);
 /** A protocol message field: base64url, 1..max characters. */
 function message(value: unknown, name: string, max: number): string {
   if (typeof value !== "string" || value.length === 0 || value.length > max || !(name === "ticket" ? TICKET_RE : B64U_RE).test(value)) {

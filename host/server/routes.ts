@@ -10,7 +10,8 @@ import { CODE_PATTERN, CUSTOMER_PATTERN, REQUEST_ID_PATTERN, SERIAL_PATTERN } fr
 
 import { BARRING_REASONS, TOKEN_KINDS, TOKEN_STATES, WITHDRAW_REASONS, type Actor, type NewToken, type Role } from "../registry/types.js";
 import { MAX_MESSAGE, MAX_TICKET, REGISTRATION_LABELS } from "../registry/soft-tokens.js";
-import { NONCE_BYTES, SERVICE_ID_PATTERN, SETUP_FINISH_PATH, SETUP_START_PATH, SETUP_TRIES, USER_ID_PATTERN } from "../soft/protocol.js";
+import { TICKET_PATTERN } from "../registry/key-ring.js";
+import { B64U_PATTERN, NONCE_BYTES, SERVICE_ID_PATTERN, SETUP_FINISH_PATH, SETUP_START_PATH, SETUP_TRIES, USER_ID_PATTERN } from "../soft/protocol.js";
 import { ApiError } from "./api-error.js";
 import { MAIL_PATTERN, maskMail, type IssuanceMailer } from "../soft/mail.js";
 
@@ -94,8 +95,8 @@ const ACCEPTANCE_SCHEMA = {
   },
 };
 
-const B64U = (what: string, max: number) => ({ type: "string", pattern: "^[A-Za-z0-9_-]+$", minLength: 1, maxLength: max, description: `${what}, base64url without padding.` });
-const TICKET = { type: "string", pattern: "^[A-Za-z0-9_.-]+$", minLength: 1, maxLength: MAX_TICKET, description: "The bank's sealed ticket from the previous step, returned unchanged." };
+const B64U = (what: string, max: number) => ({ type: "string", pattern: B64U_PATTERN, minLength: 1, maxLength: max, description: `${what}, base64url without padding.` });
+const TICKET = { type: "string", pattern: TICKET_PATTERN, minLength: 1, maxLength: MAX_TICKET, description: "The bank's sealed ticket from the previous step, returned unchanged." };
 const SERVICE_ID = { type: "string", pattern: SERVICE_ID_PATTERN, description: "The deployment's service ID (8 digits), from the issuance mail." };
 const USER_ID = { type: "string", pattern: USER_ID_PATTERN, description: "The user ID (12 digits, the last a Damm check digit), from the issuance mail." };
 /** Set-up bodies: OPAQUE messages of a few hundred bytes and a ticket of ~1 KiB. */

@@ -30,6 +30,8 @@ export const NONCE_BYTES = 32;
 export const SETUP_TRIES = 5;
 
 export const SERVICE_ID_PATTERN = "^[0-9]{8}$";
+/** A binary field of a wire message: base64url without padding, at least one character (the routes' schemas and the registry check it). */
+export const B64U_PATTERN = "^[A-Za-z0-9_-]+$";
 export const USER_ID_PATTERN = "^[0-9]{12}$";
 
 /** Where the app talks to the bank (public: the app holds no API key). */
