@@ -8,9 +8,9 @@
  * set-up code (client.js and the OPAQUE WebAssembly) is loaded only when a
  * set-up starts.
  */
-import { SOFT_TOKEN, stepAt, totpFromKey, validUserId } from "@fobkit/soft/protocol.js";
+import { parseSoftTokenParams, stepAt, totpFromKey, validUserId } from "@fobkit/soft/protocol.js";
 import { chosenLang, rememberLang, WORDS, type Lang, type Words } from "./i18n.js";
-import { loadToken, parseParams, probeStorage, removeToken, saveToken, type StoredToken } from "./keystore.js";
+import { loadToken, probeStorage, removeToken, saveToken, type StoredToken } from "./keystore.js";
 
 let lang: Lang = chosenLang();
 let w: Words = WORDS[lang];
@@ -173,8 +173,9 @@ const CLIENT = "@fobkit/soft/client.js";
 // ------------------------------------------------------------------ code
 
 function codeScreen(token: StoredToken, notice?: string): HTMLElement {
-  const p = parseParams(token.params);
-  const period = p.period || SOFT_TOKEN.period;
+  // Checked when stored and when loaded (parseSoftTokenParams): every field is this token's, no fallback needed.
+  const p = parseSoftTokenParams(token.params);
+  const period = p.period;
   const code = el("output", { id: "code", class: "code", "aria-live": "polite", "aria-atomic": "true", "aria-labelledby": "code-label", tabindex: "-1" });
   const progress = el("progress", { id: "countdown", max: String(period), "aria-labelledby": "countdown-label" });
   const seconds = el("span", { id: "countdown-label", class: "seconds" });
@@ -182,10 +183,10 @@ function codeScreen(token: StoredToken, notice?: string): HTMLElement {
 
   async function tick(): Promise<void> {
     const now = Date.now();
-    const { step, msLeft } = stepAt(now, period, p.t0 ?? 0);
+    const { step, msLeft } = stepAt(now, period, p.t0);
     if (step !== shownStep) {
       shownStep = step;
-      const digits = await totpFromKey(token.key, step, p.digits || SOFT_TOKEN.digits);
+      const digits = await totpFromKey(token.key, step, p.digits);
       // Grouped 4+4 on screen for reading; the accessible text is the plain digits.
       code.textContent = `${digits.slice(0, 4)} ${digits.slice(4)}`;
       code.dataset.code = digits;
