@@ -35,7 +35,7 @@ import { iso } from "./sql-token-store.js";
 import { tokenHoldsSeed, type AuditEntry, type Decision, type RowChange, type TokenRow } from "./token-store.js";
 import { checkCustomer } from "./validation.js";
 import { RegistryError, type Actor, type TokenKind } from "./types.js";
-import { checkMailAddress, maskMail } from "../soft/mail.js";
+import { checkMailAddress, maskMail, type IssuanceMailer } from "../soft/mail.js";
 import {
   B64U_PATTERN,
   NONCE_BYTES,
@@ -487,6 +487,28 @@ export class SoftTokens {
       secret.fill(0);
     }
     return { customer, serviceId: config.serviceId, userId: t.userId, serial, state: "issued", setUp: false, setupFrom: iso(setupFrom), setupBefore: iso(setupBefore)!, mail, config, setupFromMs: setupFrom, setupBeforeMs: setupBefore };
+  }
+
+  /**
+   * Sends the issuance mail (トークン発行のご案内) for `r` and audits what became of it: mail ok, failed (the error's
+   * kind only: a message may quote the address) or not_configured (no mailer). The issuance stands either way:
+   * the caller shows the IDs when the mail was not sent.
+   */
+  async mailIssuance(r: IssueResult, mailer: IssuanceMailer | undefined, actor: Actor): Promise<{ sent: true } | { sent: false; error?: string }> {
+    const detail = { kind: "soft-issue", mail: maskMail(r.mail) };
+    if (!mailer) {
+      await this.store.note(actor, "mail", "not_configured", detail, r.serial, r.customer);
+      return { sent: false };
+    }
+    try {
+      await mailer.send({ to: r.mail, bankName: r.config.bankName, serviceId: r.serviceId, userId: r.userId, appUrl: r.config.appUrl, setupBefore: r.setupBeforeMs, setupFrom: r.setupFromMs, timeZone: r.config.timeZone });
+    } catch (e) {
+      const error = (e as { code?: string }).code ?? (e as Error).name;
+      await this.store.note(actor, "mail", "failed", { ...detail, error }, r.serial, r.customer);
+      return { sent: false, error };
+    }
+    await this.store.note(actor, "mail", "ok", detail, r.serial, r.customer);
+    return { sent: true };
   }
 
   // ---------------------------------------------------------------- set-up (the app; public)
