@@ -28,6 +28,7 @@ import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance, FastifyReply } from "fastify";
+import { addPageHeaders } from "../server/security-headers.js";
 import { APP_CSS } from "./assets.js";
 import { iconPng, iconSvg } from "./icons.js";
 
@@ -170,16 +171,12 @@ export async function appPlugin(app: FastifyInstance, options: AppPluginOptions)
   const index = Buffer.from(page(version));
   const csp = appCsp();
 
-  app.addHook("onSend", async (_req, reply, payload) => {
-    reply.header("content-security-policy", csp);
-    reply.header("x-content-type-options", "nosniff");
-    reply.header("x-frame-options", "DENY");
-    reply.header("referrer-policy", "no-referrer");
-    reply.header("cross-origin-opener-policy", "same-origin");
-    // Revalidate every time: the service worker keeps the offline copy, not the HTTP cache. A route that set
-    // its own (no-store: /app/time) keeps it.
-    if (!reply.hasHeader("cache-control")) reply.header("cache-control", "no-cache");
-    return payload;
+  addPageHeaders(app, {
+    csp,
+    referrerPolicy: "no-referrer",
+    // Revalidate every time: the service worker keeps the offline copy, not the HTTP cache.
+    cacheControl: "no-cache",
+    more: { "cross-origin-opener-policy": "same-origin" },
   });
 
   const send = (reply: FastifyReply, a: Asset) => reply.type(a.type).send(a.body);
