@@ -28,11 +28,13 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<Record
 }
 
 function header(): HTMLElement {
-  const toggle = el("button", { type: "button", class: "link", lang: lang === "ja" ? "en" : "ja" }, w.language);
+  const toggle = el("button", { type: "button", class: "link", id: "lang-toggle", lang: lang === "ja" ? "en" : "ja" }, w.language);
   toggle.addEventListener("click", () => {
     lang = lang === "ja" ? "en" : "ja";
     rememberLang(lang);
     render();
+    // render() replaced the button: give the focus to its successor, or a keyboard user is thrown back to the page's top.
+    document.getElementById("lang-toggle")?.focus();
   });
   return el("header", {}, el("span", { class: "brand" }, w.title), toggle);
 }
@@ -83,7 +85,8 @@ function setupScreen(notice?: string): HTMLElement {
   const password = el("input", { type: "password", autocomplete: "off", required: "", maxlength: "128" });
   const show = el("input", { type: "checkbox", id: "show-password" });
   show.addEventListener("change", () => (password.type = show.checked ? "text" : "password"));
-  const status = el("div", { class: "status", role: "alert", "aria-live": "assertive", id: "setup-status" });
+  // tabindex -1: the focus can be put on a refusal (below), never tabbed to.
+  const status = el("div", { class: "status", role: "alert", "aria-live": "assertive", id: "setup-status", tabindex: "-1" });
   const button = el("button", { type: "submit" }, w.setupButton);
   const form = el(
     "form",
@@ -106,6 +109,7 @@ function setupScreen(notice?: string): HTMLElement {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     status.textContent = "";
+    password.setAttribute("aria-describedby", "password-hint password-error");
     const s = serviceId.value.trim();
     const u = userId.value.replace(/[\s-]/g, "");
     const ok = [
@@ -153,7 +157,15 @@ function setupScreen(notice?: string): HTMLElement {
       status.textContent = code === "no_storage" ? w.noStorage : code === "storage" ? w.saveFailed : refusalText(e, w);
       button.disabled = false;
       form.removeAttribute("aria-busy");
-      password.focus();
+      // The focus goes where the error is said (WCAG 3.3.1). A wrong password: to the password, emptied for the
+      // next try and described by the bank's answer. Anything else concerns no one field: to the answer itself.
+      if (code === "wrong_password" || code === "wrong_password_local") {
+        password.value = "";
+        password.setAttribute("aria-describedby", "password-hint password-error setup-status");
+        password.focus();
+      } else {
+        status.focus();
+      }
     }
   });
 
