@@ -146,6 +146,21 @@ describe("web app with the keyboard only, in Chromium", () => {
     expect(await page.locator("#code").getAttribute("data-code")).toMatch(/^[0-9]{8}$/);
     expect(await page.locator("#bank-name").textContent()).toBe(BANK_NAME);
     expect(await focused(page)).toMatchObject({ id: "code", visible: true });
+
+    // Removing the token from this browser: the question's buttons, Cancel first; after the removal the focus
+    // goes to the notice that says it was done, not to the page's top.
+    await tabTo("この端末からトークンを削除");
+    await page.keyboard.press("Enter");
+    expect(await focused(page)).toMatchObject({ id: "キャンセル", visible: true });
+    await page.keyboard.press("Enter");
+    expect(await focused(page)).toMatchObject({ id: "この端末からトークンを削除", visible: true });
+    await page.keyboard.press("Enter");
+    await tabTo("削除する", true);
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "初期設定" }).waitFor();
+    await page.waitForFunction(() => document.activeElement !== document.body);
+    expect(await focused(page)).toMatchObject({ id: "notice", visible: true });
+    expect(await page.locator("#notice").textContent()).toBe("この端末からトークンを削除しました。");
     expect(pageErrors).toEqual([]);
   }, 120_000);
 });

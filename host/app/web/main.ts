@@ -173,7 +173,7 @@ function setupScreen(notice?: string): HTMLElement {
     "main",
     { id: "main" },
     el("h1", { id: "setup-heading" }, w.setupHeading),
-    notice ? el("p", { class: "flash", role: "status" }, notice) : undefined,
+    notice ? el("p", { class: "flash", role: "status", id: "notice", tabindex: "-1" }, notice) : undefined,
     el("p", {}, w.setupIntro),
     form,
   );
@@ -231,6 +231,8 @@ function codeScreen(token: StoredToken, notice?: string): HTMLElement {
     await removeToken();
     screen = { kind: "setup", notice: w.removed };
     render();
+    // The buttons are gone with the screen: the focus goes to the notice saying what was done.
+    document.getElementById("notice")?.focus();
   });
 
   queueMicrotask(() => void tick());
@@ -239,7 +241,7 @@ function codeScreen(token: StoredToken, notice?: string): HTMLElement {
     "main",
     { id: "main" },
     el("h1", {}, w.codeHeading),
-    notice ? el("p", { class: "flash", role: "status" }, notice) : undefined,
+    notice ? el("p", { class: "flash", role: "status", id: "notice", tabindex: "-1" }, notice) : undefined,
     el("p", { class: "bank" }, el("span", { class: "label" }, w.bank + " "), el("strong", { id: "bank-name" }, p.bank)),
     el("p", { class: "hint" }, w.checkBank),
     el("p", { class: "status error", id: "clock-warning", role: "alert", hidden: "" }),
