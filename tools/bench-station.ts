@@ -45,7 +45,7 @@ export interface StationBench {
    * loading the image and its boot, including their SPIFFS time, plus that
    * one INFO exchange. Not in perTokenMs: a station provisions a keyfob
    * that answers. The emulator's power-on skips what precedes init.lua on a
-   * board (ROM, bootloader, NodeMCU start, the SPIFFS mount: RESTART_DELAY_MS).
+   * board (ROM, bootloader, NodeMCU start, the SPIFFS mount: hil/emulator.ts restartDelayMs).
    */
   bootToReadyMs: number;
   /** The keyfob's SPIFFS time during that boot, per call kind (as keyfobSpiffsPerToken). */
