@@ -17,6 +17,9 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { LINK_BAUD } from "../protocol/codes.js";
 import { BITS_PER_BYTE } from "../hil/console-rx.js";
 import { Emulator } from "../hil/emulator.js";
+import { SPIFFS_DATA_PAGE_BYTES, SPIFFS_MS_PER_KB, SPIFFS_OPEN_MS, SPIFFS_READ_US, SPIFFS_RENAME_MS } from "../hil/flash.js";
+import { NEWLIB_BUFSIZ } from "../hil/nodemcu/file.js";
+import { RECORD_NAME } from "../firmware/app/record.js";
 import { PtyLink } from "../hil/pty.js";
 import { DeviceSession } from "../host/device/session.js";
 import { FactoryRecord } from "../host/station/factory-record.js";
@@ -69,6 +72,29 @@ export interface StationBench {
   ratioToCriticalPath: number;
   /** median / floor; the goal is <= 1.5 (issue 10). */
   ratioToFloor: number;
+  /**
+   * The least SPIFFS time, ms, one durable and checked LOCK commit spends on
+   * the model (hil/flash.ts, the build's partition), for the record this run
+   * wrote: open token.rec.new for writing, its write(s) (newlib hands SPIFFS
+   * one per 128 bytes), the read-back's open (a name lookup) and page reads,
+   * and the rename into place. LOCK's reply may leave only after it (a lock is
+   * durable before it is confirmed), and none of it can go: the write is
+   * closed and read back before the rename, and the rename is the only
+   * atomic replace SPIFFS has (firmware/board/flash-store.ts).
+   */
+  commitFloorMs: number;
+  /** How commitFloorMs adds up, each term from hil/flash.ts. */
+  commitFloorTerms: Record<string, number>;
+  /** floorMs + commitFloorMs: the least a keyfob's provisioning can take on this model. */
+  lowerBoundMs: number;
+  /** lowerBoundMs / floorMs: the best ratioToFloor the model allows. */
+  lowerBoundRatio: number;
+  /** criticalPathMs + commitFloorMs: the same bound where the line carries both ways at once (full duplex, pipelined). */
+  criticalPathBoundMs: number;
+  /** median / lowerBoundMs: how far above the model's bound the measured flow is. */
+  ratioToLowerBound: number;
+  /** Whether <= 1.5x the floor is possible at all on this model (lowerBoundRatio <= 1.5, or criticalPathBoundMs <= 1.5 floor). */
+  goalReachable: boolean;
   /** fastest / floor: what the flow costs when nothing else competes for the CPU. */
   bestRatioToFloor: number;
   /** 1-minute load average at the start: this machine is shared, and the emulator, host and socat all need CPU. */
@@ -101,6 +127,24 @@ export interface StationBench {
   /** The keyfob's SPIFFS ms per keyfob charged within each phase of phaseMs. */
   keyfobSpiffsMsPerPhase: { info: number; allocate: number; writeAndSelfTest: number; lockAndConfirm: number };
   method: string;
+}
+
+/**
+ * The least SPIFFS time of one durable, checked LOCK commit of a record of
+ * `bytes` (its envelope included) on the model, per step (see
+ * StationBench.commitFloorMs): each term is what hil/flash.ts charges that
+ * call, with nothing the store could still leave out.
+ */
+export function commitFloor(bytes: number, lookupMs: number): Record<string, number> {
+  const writes: number[] = [];
+  for (let left = bytes; left > 0; left -= NEWLIB_BUFSIZ) writes.push(Math.min(left, NEWLIB_BUFSIZ));
+  return {
+    openForWriting: SPIFFS_OPEN_MS,
+    write: writes.reduce((a, n) => a + Math.max(1, Math.ceil((n * SPIFFS_MS_PER_KB) / 1024)), 0),
+    readBackLookup: lookupMs,
+    readBackPages: (Math.ceil(bytes / SPIFFS_DATA_PAGE_BYTES) * SPIFFS_READ_US) / 1000,
+    rename: SPIFFS_RENAME_MS,
+  };
 }
 
 /** A pipelined group: its requests' and their replies' wire lengths, in order. */
@@ -198,6 +242,9 @@ interface TokenRun {
   phaseFlash: StationBench["phaseMs"];
   rxLost: number;
   tasksLost: number;
+  /** The record LOCK wrote (its envelope included), bytes, and the partition's name lookup, ms. */
+  recordBytes: number;
+  lookupMs: number;
   /** Power-on to the reply of the station's first INFO (see provisionOne). */
   bootToReadyMs: number;
   /** The keyfob's SPIFFS calls during boot (init.lua and the image's start). */
@@ -295,6 +342,8 @@ async function provisionOne(dir: string, name: string, record: FactoryRecord, co
         phaseFlash: { info: fl.allocate! - fl.info!, allocate: fl.set_clock! - fl.allocate!, writeAndSelfTest: fl.lock! - fl.set_clock!, lockAndConfirm: fl.done! - fl.lock! },
         rxLost: emu.counters.uartRxLost,
         tasksLost: emu.counters.tasksLost,
+        recordBytes: emu.flash.size(RECORD_NAME),
+        lookupMs: emu.flash.geometry.lookupMs,
         bootToReadyMs,
         bootSpiffs,
       };
@@ -325,6 +374,7 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
   const spiffs = new Map<string, { count: number; ms: number }>();
   const bootSpiffs = new Map<string, { count: number; ms: number }>();
   const readyTimes: number[] = [];
+  let recordBytes = 0, lookupMs = 0;
   let out = 0, inn = 0, requests = 0, luaMs = 0, pathBytes = 0, firstMs = 0, rxLost = 0, tasksLost = 0, flashMs = 0, flashOps = 0;
   try {
     for (let i = 0; i < warmup; i++) {
@@ -341,6 +391,8 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
       addCalls(spiffs, run.spiffs);
       addCalls(bootSpiffs, run.bootSpiffs);
       readyTimes.push(run.bootToReadyMs);
+      recordBytes = Math.max(recordBytes, run.recordBytes);
+      lookupMs = run.lookupMs;
       out += run.out;
       inn += run.in;
       requests += run.requests;
@@ -366,6 +418,10 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
     const floorMs = total * byteMs;
     const criticalPathMs = (pathBytes / tokens) * byteMs;
     const med = median(times);
+    const commit = commitFloor(recordBytes, lookupMs);
+    const commitFloorMs = Object.values(commit).reduce((a, b) => a + b, 0);
+    const lowerBoundMs = floorMs + commitFloorMs;
+    const r2 = (x: number) => Math.round(x * 100) / 100;
     return {
       baud: BAUD,
       tokens,
@@ -382,6 +438,13 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
       ratioToCriticalPath: Math.round((med / criticalPathMs) * 100) / 100,
       ratioToFloor: Math.round((med / floorMs) * 100) / 100,
       bestRatioToFloor: Math.round((Math.min(...times) / floorMs) * 100) / 100,
+      commitFloorMs: r2(commitFloorMs),
+      commitFloorTerms: Object.fromEntries(Object.entries(commit).map(([k, v]) => [k, r2(v)])),
+      lowerBoundMs: r1(lowerBoundMs),
+      lowerBoundRatio: r2(lowerBoundMs / floorMs),
+      criticalPathBoundMs: r1(criticalPathMs + commitFloorMs),
+      ratioToLowerBound: r2(med / lowerBoundMs),
+      goalReachable: lowerBoundMs <= 1.5 * floorMs || criticalPathMs + commitFloorMs <= 1.5 * floorMs,
       loadAverage: Math.round(load * 10) / 10,
       withinGoal: med <= 1.5 * floorMs && rxLost === 0,
       keyfobLosses: { uartRxBytes: rxLost, tasks: tasksLost },
@@ -421,6 +484,7 @@ export function formatStationBench(b: StationBench): string {
     `  boot (power-on to the first INFO answered, not in the above): median ${b.bootToReadyMs} ms; its SPIFFS: ${Object.entries(b.bootSpiffs).map(([k, v]) => `${k} ${v.calls}x ${v.ms} ms`).join(", ")}`,
     `  wire: ${b.bytesPerToken.total} bytes per keyfob (${b.bytesPerToken.toKeyfob} out, ${b.bytesPerToken.fromKeyfob} in), ${b.requestsPerToken} requests`,
     `  floor (10 bits/byte): ${b.floorMs} ms; median is ${b.ratioToFloor}x the floor, fastest ${b.bestRatioToFloor}x (goal <= 1.5x: ${b.withinGoal ? "met" : "NOT met"}; load average ${b.loadAverage})`,
+    `  lower bound on this model: floor ${b.floorMs} + one checked LOCK commit ${b.commitFloorMs} ms (${Object.entries(b.commitFloorTerms).map(([k, v]) => `${k} ${v}`).join(" + ")}) = ${b.lowerBoundMs} ms = ${b.lowerBoundRatio}x the floor (${b.criticalPathBoundMs} ms with the flow's full-duplex critical path); median is ${b.ratioToLowerBound}x the bound; <= 1.5x ${b.goalReachable ? "reachable" : "NOT reachable on this model"}`,
     `  keyfob side: ${b.keyfobLosses.uartRxBytes} bytes lost to receive overflow, ${b.keyfobLosses.tasks} tasks lost to a full queue`,
     `  this flow with an instant keyfob and host: ${b.criticalPathMs} ms (median is ${b.ratioToCriticalPath}x); full-duplex bound ${b.fullDuplexBoundMs} ms`,
     `  per phase (ms): INFO ${b.phaseMs.info}, allocate ${b.phaseMs.allocate}, clock+seed+serial+self-test ${b.phaseMs.writeAndSelfTest}, LOCK+INFO ${b.phaseMs.lockAndConfirm}`,

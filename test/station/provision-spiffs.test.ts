@@ -14,6 +14,7 @@ import { DeviceSession } from "../../host/device/session.js";
 import { FactoryRecord } from "../../host/station/factory-record.js";
 import { provisionKeyfob } from "../../host/station/provision.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
+import { commitFloor } from "../../tools/bench-station.js";
 import { attachKeyfob, type EmulatedKeyfob } from "./emulated-keyfob.js";
 
 let dir: string;
@@ -38,6 +39,7 @@ describe("SPIFFS work of one provisioning on a booted blank keyfob", () => {
       // Ready: the keyfob answers (its boot's SPIFFS work is over).
       expect((await session.info()).state).toBe("blank");
       const before = new Map([...fob.emu.flash.calls].map(([k, v]) => [k, v.count]));
+      const msBefore = new Map([...fob.emu.flash.calls].map(([k, v]) => [k, v.ms]));
       const r = await provisionKeyfob(session, record, { batch: 1 });
       expect(r.status).toBe("good");
       const during: Record<string, number> = {};
@@ -48,6 +50,10 @@ describe("SPIFFS work of one provisioning on a booted blank keyfob", () => {
       const { read, ...rest } = during;
       expect(rest).toEqual({ "open-write": 1, write: 1, "open-read": 1, rename: 1 });
       expect(read).toBeGreaterThanOrEqual(1);
+      // ...which is exactly the station bench's lower bound for that commit (tools/bench-station.ts commitFloor).
+      const spentMs = [...fob.emu.flash.calls].reduce((a, [k, v]) => a + v.ms - (msBefore.get(k) ?? 0), 0);
+      const floor = Object.values(commitFloor(fob.emu.flash.size("token.rec"), fob.emu.flash.geometry.lookupMs)).reduce((a, b) => a + b, 0);
+      expect(spentMs).toBeCloseTo(floor, 6);
     } finally {
       record.close();
       await session.close();
