@@ -15,7 +15,7 @@
  * docall, which prints the traceback (l_print) and returns; nothing restarts
  * and the console stays with the Lua REPL unless init.lua took it away
  * before failing (lua.c near 96-112 and 266-277). node.restart() restarts at once; a restart takes
- * RESTART_DELAY_MS until init.lua runs again. A power cut stops everything at once: RAM and
+ * restartDelayMs until init.lua runs again. A power cut stops everything at once: RAM and
  * the display are lost, flash keeps what reached it, the RTC runs on its
  * battery (unless removeRtcBattery()).
  *
@@ -72,7 +72,7 @@ import { BITS_PER_BYTE, ConsoleRx, TX_FIFO_BYTES, translateTx } from "./console-
 import { DeepSleep } from "./deep-sleep.js";
 import { Ds3231 } from "./ds3231.js";
 import { lua, pushJs, toJs, toLuaString } from "./fengari.js";
-import { FlashStore, SPIFFS_LOOKUP_MS } from "./flash.js";
+import { FlashStore, type SpiffsGeometry } from "./flash.js";
 import { FAULTS, isFault, type Fault } from "./faults.js";
 import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
 import { DEFAULT_FREE_HEAP } from "./compile.js";
@@ -101,12 +101,14 @@ export type { EmulatorEvent } from "./machine.js";
  * ESP32 reset to init.lua, as docs/power.md's wake table adds it up: ROM,
  * second-stage bootloader and image check to app_main, 300 ms (docs/power.md:273,
  * Espressif's figure); NodeMCU's start before init.lua, 20 ms (docs/power.md:275);
- * the SPIFFS mount's one pass over every block's lookup page (SPIFFS_LOOKUP_MS,
- * hil/flash.ts; docs/power.md:274). The image's own reads are charged as they
+ * the SPIFFS mount's one pass over every block's lookup page (the build's
+ * partition: SpiffsGeometry.lookupMs, hil/flash.ts; docs/power.md:274). The image's own reads are charged as they
  * happen. Until then the chip hears nothing: the machine is stopped, so bytes
  * from the host are lost, as they are to the ROM bootloader.
  */
-export const RESTART_DELAY_MS = 300 + 20 + Math.ceil(SPIFFS_LOOKUP_MS);
+export function restartDelayMs(spiffs: SpiffsGeometry): number {
+  return 300 + 20 + Math.ceil(spiffs.lookupMs);
+}
 /** node.c:29-44 default_onerror: "automatic restart after 2s delay" (node.c:35-39). */
 export const ERROR_RESTART_MS = 2000;
 /** Wiring of the reference board: firmware/board/pins.ts, the one place it is written. */
@@ -224,10 +226,10 @@ export class Emulator extends EventEmitter {
     super();
     if (!options.stateDir) throw new TypeError("Emulator: stateDir is required");
     mkdirSync(options.stateDir, { recursive: true });
-    if (options.imagePath) installImage(options.stateDir, options.imagePath, options.freeHeap ?? DEFAULT_FREE_HEAP);
     const time = options.time ?? Math.floor(Date.now() / 1000);
     if (!Number.isFinite(time) || time < 946684800 || time >= 4102444800) throw new RangeError(`Emulator: time must be Unix seconds in 2000..2099, got ${time}`);
     this.build = loadNodemcuBuild(options.build);
+    if (options.imagePath) installImage(options.stateDir, options.imagePath, options.freeHeap ?? DEFAULT_FREE_HEAP, this.build.spiffs);
     this.baud = options.baud ?? LINK_BAUD;
     if (!Number.isInteger(this.baud) || this.baud <= 0) throw new RangeError(`Emulator: baud must be a positive integer, got ${options.baud}`);
     this.opts = {
@@ -256,7 +258,7 @@ export class Emulator extends EventEmitter {
       },
       event: (e) => this.emitEvent(e),
     });
-    this.flash = new FlashStore(options.stateDir, this.faults);
+    this.flash = new FlashStore(options.stateDir, this.faults, this.build.spiffs);
     this.rtc = new Ds3231({ unixSeconds: time, driftPpm: options.driftPpm ?? 0 });
     this.rtc.present = this.opts.rtc;
     if (this.opts.rtcTimeLost) this.rtc.loseTime(0);
@@ -692,11 +694,11 @@ export class Emulator extends EventEmitter {
   /**
    * esp_restart, the one restart path (node.restart() and default_onerror's
    * timer both end here): the machine stops now, init.lua runs again
-   * RESTART_DELAY_MS later, and rtcmem keeps its slots (a software restart).
+   * restartDelayMs later, and rtcmem keeps its slots (a software restart).
    */
   private restart(): void {
     this.stopMachine();
-    this.pendingBoot = this.clock.schedule(RESTART_DELAY_MS, () => {
+    this.pendingBoot = this.clock.schedule(restartDelayMs(this.build.spiffs), () => {
       this.pendingBoot = undefined;
       this.softRestart = true;
       this.boot();

@@ -25,13 +25,16 @@
  *   happened or not; the cut falls before it.
  * Rename fails, like SPIFFS_rename, when the new name exists.
  *
- * Capacity. NodeMCU's default partition table (components/platform/
- * partitions.csv:7 at 7c5bb151) gives SPIFFS ("storage", data/spiffs) 0x70000
- * bytes. ESP-IDF's SPIFFS uses 4 KB blocks and 256-byte pages, so 112
- * blocks of 16 pages, one of them the block's object lookup page. SPIFFS_info
- * (pellepl/spiffs spiffs_hydrogen.c:1166-1180 at 0b2e1290, the formula at :1177) counts (blocks - 2) * (16 - 1) + 1 =
- * 1651 data pages (two blocks spare for garbage collection, one emergency
- * page), each carrying 256 - 5 (page header, spiffs_nucleus.h:483-490) = 251 bytes: 414,401 bytes.
+ * Capacity. The SPIFFS partition is the build's (hil/nodemcu-build.ts reads
+ * its partition table: the keyfob's nodemcu-build/partitions-fobkit.csv,
+ * 0x50000 bytes; NodeMCU's default, components/platform/partitions.csv:7 at
+ * 7c5bb151, 0x70000). ESP-IDF's SPIFFS uses 4 KB blocks and 256-byte pages,
+ * so a partition of B blocks has 16 pages a block, one of them the block's
+ * object lookup page. SPIFFS_info (pellepl/spiffs spiffs_hydrogen.c:1166-1180
+ * at 0b2e1290, the formula at :1177) counts (B - 2) * (16 - 1) + 1 data pages
+ * (two blocks spare for garbage collection, one emergency page; 1651 for
+ * NodeMCU's 112 blocks, 1171 for the keyfob's 80), each carrying 256 - 5 (page
+ * header, spiffs_nucleus.h:483-490) = 251 bytes (spiffsGeometry).
  * A file takes one object index header page plus one data page per 251
  * bytes, and one more index page per further ~124 data pages once the
  * header's ~104 entries are used (spiffs_nucleus.h:246-251 SPIFFS_OBJ_HDR_IX_LEN,
@@ -59,9 +62,19 @@
  *   page and the old one marked deleted; remove: every page marked deleted).
  *   So each is modelled at the small-file open's 15 ms. A board may well be
  *   faster; that would shorten the station's figure, not lengthen it.
- * - open for reading: the name lookup, 112 flash reads at 110 us (12.3 ms),
- *   then 110 us per data page read; a refused rename pays the lookup
- *   (SPIFFS_READ_US below, measured).
+ * - open for reading: the name lookup, one flash read per block at 110 us
+ *   (112 blocks: 12.3 ms; the keyfob's 80: 8.8 ms), then 110 us per data page
+ *   read; a refused rename pays the lookup (SPIFFS_READ_US below, measured).
+ *   The 15 ms figures above were measured on NodeMCU's default partition and
+ *   are kept as they are on a smaller one: no source shows how they scale.
+ *
+ * Garbage collection is not modelled: it must not happen where the model
+ * would hide its time. SPIFFS writes never reuse a page until GC erases its
+ * block, and spiffs_gc_check (spiffs_gc.c:118-121) returns at once, without
+ * GC, while more than 3 blocks are wholly free and the write fits. So an
+ * install that leaves a keyfob's provisioning without GC must consume, with
+ * LOCK's commit, at most (B - 4) blocks of pages; installFits checks that
+ * with a bound on the pages each written file consumes (spiffsWritePages).
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -87,14 +100,32 @@ export type FlashCallKind =
 /** Result of a mutating operation: done, failed (like the device would), no space (ENOSPC), or cut (power gone). */
 export type FlashResult = "ok" | "fail" | "full" | "cut";
 
-/** partitions.csv: storage, data, spiffs, 0x70000. */
-export const SPIFFS_PARTITION_BYTES = 0x70000;
+/** NodeMCU's default partition table (components/platform/partitions.csv:7 at 7c5bb151): storage, data, spiffs, 0x70000. */
+export const NODEMCU_SPIFFS_PARTITION_BYTES = 0x70000;
 export const SPIFFS_PAGE_BYTES = 256;
 export const SPIFFS_BLOCK_BYTES = 4096;
 /** 256 - sizeof(spiffs_page_header) (obj_id u16, span_ix u16, flags u8). */
 export const SPIFFS_DATA_PAGE_BYTES = SPIFFS_PAGE_BYTES - 5;
-/** SPIFFS_info: (blocks - 2) * (pages per block - lookup pages) + 1. */
-export const SPIFFS_TOTAL_PAGES = (SPIFFS_PARTITION_BYTES / SPIFFS_BLOCK_BYTES - 2) * (SPIFFS_BLOCK_BYTES / SPIFFS_PAGE_BYTES - 1) + 1;
+/** Pages of a block that hold data: all but its object lookup page. */
+export const SPIFFS_DATA_PAGES_PER_BLOCK = SPIFFS_BLOCK_BYTES / SPIFFS_PAGE_BYTES - 1;
+
+/** What the partition's size decides (see the header). */
+export interface SpiffsGeometry {
+  partitionBytes: number;
+  blocks: number;
+  /** SPIFFS_info: (blocks - 2) * (pages per block - lookup pages) + 1. */
+  totalPages: number;
+  /** A name lookup: one flash read of every block's lookup page (SPIFFS_READ_US each). */
+  lookupMs: number;
+}
+
+export function spiffsGeometry(partitionBytes: number): SpiffsGeometry {
+  if (!Number.isInteger(partitionBytes) || partitionBytes % SPIFFS_BLOCK_BYTES !== 0 || partitionBytes / SPIFFS_BLOCK_BYTES < 3) {
+    throw new RangeError(`SPIFFS partition of ${partitionBytes} bytes: must be a whole number of ${SPIFFS_BLOCK_BYTES}-byte blocks, at least 3`);
+  }
+  const blocks = partitionBytes / SPIFFS_BLOCK_BYTES;
+  return { partitionBytes, blocks, totalPages: (blocks - 2) * SPIFFS_DATA_PAGES_PER_BLOCK + 1, lookupMs: (blocks * SPIFFS_READ_US) / 1000 };
+}
 /** Data-page references in the object index header page, and in each further index page (approximate, see header). */
 const HDR_IX_ENTRIES = 104;
 const IX_ENTRIES = 124;
@@ -114,11 +145,52 @@ export const SPIFFS_RENAME_MS = 15;
  * One flash page read by SPIFFS: 110 us, measured (espressif/esp-idf issue
  * #3277, igrr: stat() at best, 736 flash reads in 80,948 us). Finding a name
  * reads every block's object lookup page (spiffs_object_find_object_index_header_by_name,
- * pellepl/spiffs spiffs_nucleus.c): 112 reads, 12.3 ms, before a file opened
+ * pellepl/spiffs spiffs_nucleus.c): one read a block (SpiffsGeometry.lookupMs; 112 reads, 12.3 ms, on NodeMCU's default partition) before a file opened
  * for reading gives a byte; each data page read after that is one more.
  */
 export const SPIFFS_READ_US = 110;
-export const SPIFFS_LOOKUP_MS = ((SPIFFS_PARTITION_BYTES / SPIFFS_BLOCK_BYTES) * SPIFFS_READ_US) / 1000;
+
+/**
+ * Pages SPIFFS consumes writing a file of `size` bytes through newlib
+ * (hil/nodemcu/file.ts NEWLIB_BUFSIZ): an upper bound. Its index header, its
+ * data pages, and a new copy of the header for each append that finds the
+ * file non-empty (spiffs_object_append, spiffs_nucleus.c:1451-1456 at
+ * 0b2e1290: "modifying object index header page, update size and make new
+ * copy"); newlib hands SPIFFS at least a full 128-byte buffer per write but
+ * the last, so at most ceil(size / 128) appends. Files here stay within the
+ * header's index entries (about 26 KB), so no further index pages.
+ */
+export function spiffsWritePages(size: number, bufsiz = 128): number {
+  return 1 + Math.ceil(size / SPIFFS_DATA_PAGE_BYTES) + Math.ceil(size / bufsiz);
+}
+
+/**
+ * The largest record LOCK commits: firmware/app/record.ts's layout with its
+ * 255-byte serial and key fields (11 + 1 + 255 + 1 + 255) plus flash-store's
+ * 4-byte envelope. Its commit writes NAME.new (spiffsWritePages) and renames
+ * it (a new index header page).
+ */
+export const RECORD_MAX_BYTES = 527;
+export const LOCK_COMMIT_PAGES = spiffsWritePages(RECORD_MAX_BYTES) + 1;
+
+/**
+ * Whether files of these sizes, installed on a freshly formatted partition
+ * (the sources and their bytecode all written, sources then removed), leave
+ * room for LOCK's commit without garbage collection: undefined if so, else
+ * why not. Live pages at the install's peak (every file at once) must fit
+ * SPIFFS_info's capacity, and every page the install and the commit consume
+ * must leave more than 3 blocks wholly free (spiffs_gc.c:118-121).
+ */
+export function installFits(sizes: number[], g: SpiffsGeometry): string | undefined {
+  const live = sizes.reduce((n, s) => n + spiffsPages(s), 0) + 3 * spiffsPages(RECORD_MAX_BYTES);
+  if (live > g.totalPages) return `the install needs ${live} pages at once, the ${g.partitionBytes}-byte SPIFFS partition holds ${g.totalPages}`;
+  const consumed = sizes.reduce((n, s) => n + spiffsWritePages(s), 0) + LOCK_COMMIT_PAGES;
+  const blocksUsed = Math.ceil(consumed / SPIFFS_DATA_PAGES_PER_BLOCK);
+  if (blocksUsed > g.blocks - 4) {
+    return `the install and LOCK's commit may consume ${consumed} pages (${blocksUsed} blocks): on ${g.blocks} blocks fewer than 4 stay wholly free, so SPIFFS would garbage-collect (spiffs_gc.c:118-121), which the emulator does not model`;
+  }
+  return undefined;
+}
 
 /** A SPIFFS name as a file name in the state directory (see the header). */
 export function toHostName(name: string): string {
@@ -148,10 +220,14 @@ export class FlashStore {
   /** Called after a cut operation left its partial effect. */
   onCut: (op: FlashOp, name: string) => void = () => {};
 
+  /** The partition's size and what it decides (default NodeMCU's 0x70000). */
+  readonly geometry: SpiffsGeometry;
+
   /** faults: the emulator's live set ("flash-full" is read here). */
-  constructor(dir: string, faults: ReadonlySet<string> = new Set()) {
+  constructor(dir: string, faults: ReadonlySet<string> = new Set(), geometry: SpiffsGeometry = spiffsGeometry(NODEMCU_SPIFFS_PARTITION_BYTES)) {
     this.dir = dir;
     this.faults = faults;
+    this.geometry = geometry;
     mkdirSync(dir, { recursive: true });
   }
 
@@ -165,7 +241,7 @@ export class FlashStore {
   /** Pages free now (none under the "flash-full" fault). */
   freePages(): number {
     if (this.faults.has("flash-full")) return 0;
-    return Math.max(0, SPIFFS_TOTAL_PAGES - this.usedPages());
+    return Math.max(0, this.geometry.totalPages - this.usedPages());
   }
 
   /** Whether `name` can grow (or be created) to `size` bytes. */
@@ -249,7 +325,7 @@ export class FlashStore {
 
   /** Opening a file to read (io.open "r", dofile, loadfile, require, node.compile), stat or a list entry: the name lookup. */
   chargeLookup(kind: FlashCallKind = "open-read"): void {
-    this.charge(kind, SPIFFS_LOOKUP_MS);
+    this.charge(kind, this.geometry.lookupMs);
   }
 
   /** Reading n bytes of a file: one flash read per data page. */
@@ -305,7 +381,7 @@ export class FlashStore {
     if (!this.exists(name)) {
       // unlink's error is ignored, as file.remove does (file.c:92-98), but SPIFFS_remove
       // looked the name up to find it missing (spiffs_object_find_object_index_header_by_name).
-      this.charge("remove-missing", SPIFFS_LOOKUP_MS);
+      this.charge("remove-missing", this.geometry.lookupMs);
       return "ok";
     }
     this.charge("remove", SPIFFS_REMOVE_MS);
@@ -325,12 +401,12 @@ export class FlashStore {
     // there if it is missing (one lookup); then the new name, refusing if it exists (SPIFFS_ERR_CONFLICTING_NAME:
     // two lookups).
     if (!this.exists(from)) {
-      this.charge("rename-refused", SPIFFS_LOOKUP_MS);
+      this.charge("rename-refused", this.geometry.lookupMs);
       return "fail";
     }
     if (this.exists(to)) {
-      this.charge("rename-refused", SPIFFS_LOOKUP_MS);
-      this.charge("rename-refused", SPIFFS_LOOKUP_MS);
+      this.charge("rename-refused", this.geometry.lookupMs);
+      this.charge("rename-refused", this.geometry.lookupMs);
       return "fail";
     }
     this.charge("rename", SPIFFS_RENAME_MS);

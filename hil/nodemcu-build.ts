@@ -11,8 +11,9 @@
  */
 import { LINK_BAUD } from "../protocol/codes.js";
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { spiffsGeometry, type SpiffsGeometry } from "./flash.js";
 
 export type LineEnding = "LF" | "CR" | "CRLF";
 
@@ -30,6 +31,58 @@ export interface NodemcuBuild {
   /** task.c:148: slots of the low-priority queue (gpio interrupts). */
   readonly lowQueueSlots: number;
   readonly consoleBaud: number;
+  /** The partition table the build flashes (CONFIG_PARTITION_TABLE_CUSTOM_FILENAME) and the SPIFFS partition NodeMCU mounts from it. */
+  readonly partitionTable: string;
+  readonly spiffs: SpiffsGeometry;
+}
+
+/**
+ * NodeMCU's own table, which its sdkconfig.defaults:5-6 selects
+ * (CONFIG_PARTITION_TABLE_CUSTOM_FILENAME="components/platform/partitions.csv"):
+ * that file at 7c5bb151, verbatim. A fragment that names no table gets it.
+ */
+export const NODEMCU_PARTITION_TABLE = "components/platform/partitions.csv";
+const NODEMCU_PARTITIONS_CSV = `# Name,  Type, SubType, Offset,  Size
+nvs,           data, nvs,      0x9000,   0x6000
+phy_init,      data, phy,      0xf000,   0x1000
+factory,       app,  factory, 0x10000, 0x180000
+# Type 0xC2 => NodeMCU. SubTypes: 0x01 = LFS
+lfs,           0xC2, 0x01,           , 0x10000
+storage,       data, spiffs,         , 0x70000
+`;
+
+/** A size or offset as ESP-IDF's gen_esp32part.py reads it: hex, decimal, or with a K or M suffix. */
+function parseTableNumber(text: string): number | undefined {
+  const t = text.trim();
+  const m = /^(0x[0-9a-f]+|\d+)([km])?$/i.exec(t);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return n * (m[2] === undefined ? 1 : m[2].toLowerCase() === "k" ? 1024 : 1024 * 1024);
+}
+
+/**
+ * The SPIFFS partition NodeMCU mounts from a partition table: the one whose
+ * name is `label`, or, with no label, the first data/spiffs partition
+ * (components/platform/Kconfig:20-27 NODEMCU_DEFAULT_SPIFFS_LABEL; user_main.c:136-141
+ * hands it to esp_vfs_spiffs_register). Throws naming the file and line on
+ * anything it cannot read.
+ */
+export function spiffsPartitionBytes(csv: string, source: string, label: string | undefined): number {
+  let found: number | undefined;
+  csv.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.replace(/#.*$/, "").trim();
+    if (line === "" || found !== undefined) return;
+    const cols = line.split(",").map((c) => c.trim());
+    if (cols.length < 5) throw new Error(`${source}:${i + 1}: not a partition line (name, type, subtype, offset, size): ${JSON.stringify(raw)}`);
+    const [name, type, subtype, , size] = cols;
+    const isSpiffs = (type === "data" || type === "0x01" || type === "1") && (subtype === "spiffs" || subtype.toLowerCase() === "0x82");
+    if (!isSpiffs || (label !== undefined && name !== label)) return;
+    const bytes = parseTableNumber(size);
+    if (bytes === undefined) throw new Error(`${source}:${i + 1}: partition ${name}: size ${JSON.stringify(size)} is not a number`);
+    found = bytes;
+  });
+  if (found === undefined) throw new Error(`${source}: no data/spiffs partition${label ? ` named ${label}` : ""}: NodeMCU would have no file system (user_main.c: "no SPIFFS partition found")`);
+  return found;
 }
 
 export const BUILD_FILE_NAME = "sdkconfig.fobkit";
@@ -56,8 +109,18 @@ function queueSlots(slotMemory: number): { low: number; high: number } {
   return { low: 1 * slice, high: 4 * slice };
 }
 
+/** Read a partition table the fragment names: beside the fragment, by its file name. */
+function readTableBeside(source: string, file: string): string {
+  const p = join(dirname(source), basename(file));
+  try {
+    return readFileSync(p, "utf8");
+  } catch (e) {
+    throw new Error(`${source}: CONFIG_PARTITION_TABLE_CUSTOM_FILENAME="${file}": the emulator reads it as ${p}, which cannot be read (${(e as Error).message})`);
+  }
+}
+
 /** Parse an sdkconfig fragment; throws an Error naming the file, line and setting on anything it cannot model. */
-export function parseNodemcuBuild(text: string, source: string): NodemcuBuild {
+export function parseNodemcuBuild(text: string, source: string, readTable: (file: string) => string = (file) => readTableBeside(source, file)): NodemcuBuild {
   const values = new Map<string, string>();
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
@@ -73,7 +136,7 @@ export function parseNodemcuBuild(text: string, source: string): NodemcuBuild {
     values.set(m[1], m[2].replace(/^"(.*)"$/, "$1"));
   });
   const on = (name: string) => values.get(name) === "y";
-  const refuse = (what: string) => {
+  const refuse = (what: string): never => {
     throw new Error(`${source}: ${what}; the emulator models only the keyfob's build (nodemcu-build/${BUILD_FILE_NAME})`);
   };
 
@@ -114,6 +177,19 @@ export function parseNodemcuBuild(text: string, source: string): NodemcuBuild {
   const baud = Number(values.get("ESP_CONSOLE_UART_BAUDRATE") ?? String(LINK_BAUD));
   if (!Number.isInteger(baud) || baud <= 0) refuse(`CONFIG_ESP_CONSOLE_UART_BAUDRATE=${values.get("ESP_CONSOLE_UART_BAUDRATE")} is not a baud rate`);
   const slots = queueSlots(slotMemory);
+  // NodeMCU's sdkconfig.defaults:5-6 selects its own table; the fragment goes on top of it.
+  if (values.get("PARTITION_TABLE_CUSTOM") === "n") refuse("CONFIG_PARTITION_TABLE_CUSTOM=n: ESP-IDF's built-in tables are not modelled (NodeMCU's sdkconfig.defaults:5 sets it)");
+  const table = values.get("PARTITION_TABLE_CUSTOM_FILENAME") ?? NODEMCU_PARTITION_TABLE;
+  const label = values.get("NODEMCU_DEFAULT_SPIFFS_LABEL");
+  const csv = table === NODEMCU_PARTITION_TABLE ? NODEMCU_PARTITIONS_CSV : readTable(table);
+  const bytes = spiffsPartitionBytes(csv, table, label === undefined || label === "" ? undefined : label);
+  const spiffs = ((): SpiffsGeometry => {
+    try {
+      return spiffsGeometry(bytes);
+    } catch (e) {
+      return refuse(`${table}: ${(e as Error).message}`);
+    }
+  })();
   return {
     source,
     modules,
@@ -123,6 +199,8 @@ export function parseNodemcuBuild(text: string, source: string): NodemcuBuild {
     highQueueSlots: slots.high,
     lowQueueSlots: slots.low,
     consoleBaud: baud,
+    partitionTable: table,
+    spiffs,
   };
 }
 

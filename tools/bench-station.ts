@@ -17,6 +17,9 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { LINK_BAUD } from "../protocol/codes.js";
 import { BITS_PER_BYTE } from "../hil/console-rx.js";
 import { Emulator } from "../hil/emulator.js";
+import { SPIFFS_DATA_PAGE_BYTES, SPIFFS_MS_PER_KB, SPIFFS_OPEN_MS, SPIFFS_READ_US, SPIFFS_RENAME_MS } from "../hil/flash.js";
+import { NEWLIB_BUFSIZ } from "../hil/nodemcu/file.js";
+import { RECORD_NAME } from "../firmware/app/record.js";
 import { PtyLink } from "../hil/pty.js";
 import { DeviceSession } from "../host/device/session.js";
 import { FactoryRecord } from "../host/station/factory-record.js";
@@ -34,8 +37,22 @@ export interface StationBench {
   warmup: number;
   /** The very first keyfob of the process (cold VM), ms. */
   firstKeyfobMs: number;
-  /** Wall time per keyfob, ms, from the first INFO to the record marked good. */
+  /**
+   * Wall time per keyfob, ms, from the first INFO to the record marked good,
+   * on a keyfob that has finished booting (the station's first INFO has been
+   * answered; bootToReadyMs is the boot).
+   */
   perTokenMs: { median: number; min: number; max: number; mean: number };
+  /**
+   * Power-on to the reply of the station's first INFO, ms (median): init.lua
+   * loading the image and its boot, including their SPIFFS time, plus that
+   * one INFO exchange. Not in perTokenMs: a station provisions a keyfob
+   * that answers. The emulator's power-on skips what precedes init.lua on a
+   * board (ROM, bootloader, NodeMCU start, the SPIFFS mount: hil/emulator.ts restartDelayMs).
+   */
+  bootToReadyMs: number;
+  /** The keyfob's SPIFFS time during that boot, per call kind (as keyfobSpiffsPerToken). */
+  bootSpiffs: Record<string, { calls: number; ms: number }>;
   /** Protocol bytes per keyfob, both directions, delimiters included. */
   bytesPerToken: { toKeyfob: number; fromKeyfob: number; total: number };
   requestsPerToken: number;
@@ -55,6 +72,29 @@ export interface StationBench {
   ratioToCriticalPath: number;
   /** median / floor; the goal is <= 1.5 (issue 10). */
   ratioToFloor: number;
+  /**
+   * The least SPIFFS time, ms, one durable and checked LOCK commit spends on
+   * the model (hil/flash.ts, the build's partition), for the record this run
+   * wrote: open token.rec.new for writing, its write(s) (newlib hands SPIFFS
+   * one per 128 bytes), the read-back's open (a name lookup) and page reads,
+   * and the rename into place. LOCK's reply may leave only after it (a lock is
+   * durable before it is confirmed), and none of it can go: the write is
+   * closed and read back before the rename, and the rename is the only
+   * atomic replace SPIFFS has (firmware/board/flash-store.ts).
+   */
+  commitFloorMs: number;
+  /** How commitFloorMs adds up, each term from hil/flash.ts. */
+  commitFloorTerms: Record<string, number>;
+  /** floorMs + commitFloorMs: the least a keyfob's provisioning can take on this model. */
+  lowerBoundMs: number;
+  /** lowerBoundMs / floorMs: the best ratioToFloor the model allows. */
+  lowerBoundRatio: number;
+  /** criticalPathMs + commitFloorMs: the same bound where the line carries both ways at once (full duplex, pipelined). */
+  criticalPathBoundMs: number;
+  /** median / lowerBoundMs: how far above the model's bound the measured flow is. */
+  ratioToLowerBound: number;
+  /** Whether <= 1.5x the floor is possible at all on this model (lowerBoundRatio <= 1.5, or criticalPathBoundMs <= 1.5 floor). */
+  goalReachable: boolean;
   /** fastest / floor: what the flow costs when nothing else competes for the CPU. */
   bestRatioToFloor: number;
   /** 1-minute load average at the start: this machine is shared, and the emulator, host and socat all need CPU. */
@@ -89,6 +129,24 @@ export interface StationBench {
   method: string;
 }
 
+/**
+ * The least SPIFFS time of one durable, checked LOCK commit of a record of
+ * `bytes` (its envelope included) on the model, per step (see
+ * StationBench.commitFloorMs): each term is what hil/flash.ts charges that
+ * call, with nothing the store could still leave out.
+ */
+export function commitFloor(bytes: number, lookupMs: number): Record<string, number> {
+  const writes: number[] = [];
+  for (let left = bytes; left > 0; left -= NEWLIB_BUFSIZ) writes.push(Math.min(left, NEWLIB_BUFSIZ));
+  return {
+    openForWriting: SPIFFS_OPEN_MS,
+    write: writes.reduce((a, n) => a + Math.max(1, Math.ceil((n * SPIFFS_MS_PER_KB) / 1024)), 0),
+    readBackLookup: lookupMs,
+    readBackPages: (Math.ceil(bytes / SPIFFS_DATA_PAGE_BYTES) * SPIFFS_READ_US) / 1000,
+    rename: SPIFFS_RENAME_MS,
+  };
+}
+
 /** A pipelined group: its requests' and their replies' wire lengths, in order. */
 interface FrameGroup {
   out: number[];
@@ -116,7 +174,7 @@ export function criticalPathBytes(groups: FrameGroup[]): number {
  * in request order). Reply lengths come from the read stream (a frame is
  * 0x00, its non-zero bytes, 0x00).
  */
-function tapFrames(transport: SerialTransport): { groups(): FrameGroup[] } {
+function tapFrames(transport: SerialTransport): { groups(): FrameGroup[]; reset(): void } {
   const groups: FrameGroup[] = [];
   const replies: number[] = [];
   let requests = 0;
@@ -141,6 +199,13 @@ function tapFrames(transport: SerialTransport): { groups(): FrameGroup[] } {
     return chunk;
   };
   return {
+    /** Forget what was seen so far (call between exchanges, with nothing in flight). */
+    reset() {
+      groups.length = 0;
+      replies.length = 0;
+      requests = 0;
+      run = 0;
+    },
     groups() {
       let k = 0;
       return groups.map((g) => {
@@ -177,10 +242,33 @@ interface TokenRun {
   phaseFlash: StationBench["phaseMs"];
   rxLost: number;
   tasksLost: number;
+  /** The record LOCK wrote (its envelope included), bytes, and the partition's name lookup, ms. */
+  recordBytes: number;
+  lookupMs: number;
+  /** Power-on to the reply of the station's first INFO (see provisionOne). */
+  bootToReadyMs: number;
+  /** The keyfob's SPIFFS calls during boot (init.lua and the image's start). */
+  bootSpiffs: Map<string, { count: number; ms: number }>;
 }
 
 function snapshotCalls(m: Map<string, { count: number; ms: number }>): Map<string, { count: number; ms: number }> {
   return new Map([...m].map(([k, v]) => [k, { ...v }]));
+}
+
+function addCalls(into: Map<string, { count: number; ms: number }>, from: Map<string, { count: number; ms: number }>): void {
+  for (const [k, v] of from) {
+    const t = into.get(k) ?? { count: 0, ms: 0 };
+    t.count += v.count;
+    t.ms += v.ms;
+    into.set(k, t);
+  }
+}
+
+/** Calls per keyfob, dearest first, rounded. */
+function perToken(calls: Map<string, { count: number; ms: number }>, tokens: number): Record<string, { calls: number; ms: number }> {
+  return Object.fromEntries(
+    [...calls].sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => [k, { calls: Math.round((v.count / tokens) * 100) / 100, ms: Math.round((v.ms / tokens) * 10) / 10 }]),
+  );
 }
 
 function diffCalls(now: Map<string, { count: number; ms: number }>, before: Map<string, { count: number; ms: number }>): Map<string, { count: number; ms: number }> {
@@ -205,16 +293,29 @@ async function provisionOne(dir: string, name: string, record: FactoryRecord, co
   };
   const link = await PtyLink.open(emu, { path: join(dir, `${name}.tty`), baud: BAUD });
   try {
+    // Power-on, then wait for the keyfob to answer as a station would: its
+    // first INFO is answered once init.lua and the image's boot are done
+    // (their SPIFFS reads keep Lua busy; the request waits in the UART
+    // buffers). That wait is the keyfob's boot, reported on its own
+    // (bootToReadyMs); the provisioning is timed from a ready keyfob.
+    const bootCalls = snapshotCalls(emu.flash.calls);
+    const poweredAt = performance.now();
     emu.boot();
-    await new Promise((r) => setTimeout(r, 50));
+    const bootSpiffs = diffCalls(emu.flash.calls, bootCalls);
+    const transport = new SerialTransport({ path: link.path, baudRate: BAUD });
+    const tap = tapFrames(transport);
+    const session = await DeviceSession.open(transport);
+    await session.info();
+    const bootToReadyMs = performance.now() - poweredAt;
+    tap.reset();
+    const out0 = transport.stats.bytesWritten;
+    const in0 = transport.stats.bytesRead;
+    const requests0 = session.stats.requests;
     const booted = emu.counters.instructions;
     const flashMs0 = emu.counters.flashBusyMs;
     const flashOps0 = emu.flash.writes;
     const calls0 = snapshotCalls(emu.flash.calls);
     const spiffsMs = () => [...emu.flash.calls.values()].reduce((a, c) => a + c.ms, 0);
-    const transport = new SerialTransport({ path: link.path, baudRate: BAUD });
-    const tap = tapFrames(transport);
-    const session = await DeviceSession.open(transport);
     try {
       const at: Partial<Record<ProvisionStep, number>> = {};
       const fl: Partial<Record<ProvisionStep, number>> = {};
@@ -229,9 +330,9 @@ async function provisionOne(dir: string, name: string, record: FactoryRecord, co
       return {
         ms: at.done! - at.info!,
         phases: { info: at.allocate! - at.info!, allocate: at.set_clock! - at.allocate!, writeAndSelfTest: at.lock! - at.set_clock!, lockAndConfirm: at.done! - at.lock! },
-        out: transport.stats.bytesWritten,
-        in: transport.stats.bytesRead,
-        requests: session.stats.requests,
+        out: transport.stats.bytesWritten - out0,
+        in: transport.stats.bytesRead - in0,
+        requests: session.stats.requests - requests0,
         pathBytes: criticalPathBytes(tap.groups()),
         luaMs,
         instructions: emu.counters.instructions - booted,
@@ -241,6 +342,10 @@ async function provisionOne(dir: string, name: string, record: FactoryRecord, co
         phaseFlash: { info: fl.allocate! - fl.info!, allocate: fl.set_clock! - fl.allocate!, writeAndSelfTest: fl.lock! - fl.set_clock!, lockAndConfirm: fl.done! - fl.lock! },
         rxLost: emu.counters.uartRxLost,
         tasksLost: emu.counters.tasksLost,
+        recordBytes: emu.flash.size(RECORD_NAME),
+        lookupMs: emu.flash.geometry.lookupMs,
+        bootToReadyMs,
+        bootSpiffs,
       };
     } finally {
       await session.close();
@@ -267,6 +372,9 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
   const phases = { info: 0, allocate: 0, writeAndSelfTest: 0, lockAndConfirm: 0 };
   const phaseFlash = { info: 0, allocate: 0, writeAndSelfTest: 0, lockAndConfirm: 0 };
   const spiffs = new Map<string, { count: number; ms: number }>();
+  const bootSpiffs = new Map<string, { count: number; ms: number }>();
+  const readyTimes: number[] = [];
+  let recordBytes = 0, lookupMs = 0;
   let out = 0, inn = 0, requests = 0, luaMs = 0, pathBytes = 0, firstMs = 0, rxLost = 0, tasksLost = 0, flashMs = 0, flashOps = 0;
   try {
     for (let i = 0; i < warmup; i++) {
@@ -280,12 +388,11 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
         phases[k] += run.phases[k];
         phaseFlash[k] += run.phaseFlash[k];
       }
-      for (const [k, v] of run.spiffs) {
-        const t = spiffs.get(k) ?? { count: 0, ms: 0 };
-        t.count += v.count;
-        t.ms += v.ms;
-        spiffs.set(k, t);
-      }
+      addCalls(spiffs, run.spiffs);
+      addCalls(bootSpiffs, run.bootSpiffs);
+      readyTimes.push(run.bootToReadyMs);
+      recordBytes = Math.max(recordBytes, run.recordBytes);
+      lookupMs = run.lookupMs;
       out += run.out;
       inn += run.in;
       requests += run.requests;
@@ -311,10 +418,16 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
     const floorMs = total * byteMs;
     const criticalPathMs = (pathBytes / tokens) * byteMs;
     const med = median(times);
+    const commit = commitFloor(recordBytes, lookupMs);
+    const commitFloorMs = Object.values(commit).reduce((a, b) => a + b, 0);
+    const lowerBoundMs = floorMs + commitFloorMs;
+    const r2 = (x: number) => Math.round(x * 100) / 100;
     return {
       baud: BAUD,
       tokens,
       perTokenMs: { median: r1(med), min: r1(Math.min(...times)), max: r1(Math.max(...times)), mean: r1(times.reduce((a, b) => a + b, 0) / tokens) },
+      bootToReadyMs: r1(median(readyTimes)),
+      bootSpiffs: perToken(bootSpiffs, tokens),
       firstKeyfobMs: r1(firstMs),
       warmup,
       bytesPerToken: { toKeyfob: out / tokens, fromKeyfob: inn / tokens, total },
@@ -325,6 +438,13 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
       ratioToCriticalPath: Math.round((med / criticalPathMs) * 100) / 100,
       ratioToFloor: Math.round((med / floorMs) * 100) / 100,
       bestRatioToFloor: Math.round((Math.min(...times) / floorMs) * 100) / 100,
+      commitFloorMs: r2(commitFloorMs),
+      commitFloorTerms: Object.fromEntries(Object.entries(commit).map(([k, v]) => [k, r2(v)])),
+      lowerBoundMs: r1(lowerBoundMs),
+      lowerBoundRatio: r2(lowerBoundMs / floorMs),
+      criticalPathBoundMs: r1(criticalPathMs + commitFloorMs),
+      ratioToLowerBound: r2(med / lowerBoundMs),
+      goalReachable: lowerBoundMs <= 1.5 * floorMs || criticalPathMs + commitFloorMs <= 1.5 * floorMs,
       loadAverage: Math.round(load * 10) / 10,
       withinGoal: med <= 1.5 * floorMs && rxLost === 0,
       keyfobLosses: { uartRxBytes: rxLost, tasks: tasksLost },
@@ -340,16 +460,14 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
         keyfobFlashMsPerToken: Math.round((flashMs / tokens) * 10) / 10,
         keyfobFlashWritesPerToken: flashOps / tokens,
         factoryRecordMsPerToken: Math.round(recordMs * 10) / 10 },
-      keyfobSpiffsPerToken: Object.fromEntries(
-        [...spiffs].sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => [k, { calls: Math.round((v.count / tokens) * 100) / 100, ms: Math.round((v.ms / tokens) * 10) / 10 }]),
-      ),
+      keyfobSpiffsPerToken: perToken(spiffs, tokens),
       keyfobSpiffsMsPerPhase: {
         info: Math.round((phaseFlash.info / tokens) * 10) / 10,
         allocate: Math.round((phaseFlash.allocate / tokens) * 10) / 10,
         writeAndSelfTest: Math.round((phaseFlash.writeAndSelfTest / tokens) * 10) / 10,
         lockAndConfirm: Math.round((phaseFlash.lockAndConfirm / tokens) * 10) / 10,
       },
-      method: "fobkit provision flow to a fresh emulated keyfob per token: INFO; SET_CLOCK, WRITE_SEED, SET_SERIAL, SELF_TEST pipelined (staged in the keyfob's RAM); LOCK (the one record write), INFO pipelined; " +
+      method: "fobkit provision flow to a fresh emulated keyfob per token, timed once it has booted (its first INFO answered: bootToReadyMs): INFO; SET_CLOCK, WRITE_SEED, SET_SERIAL, SELF_TEST pipelined (staged in the keyfob's RAM); LOCK (the one record write), INFO pipelined; " +
         "hil PtyLink pacing both directions at the baud rate, host on serialport's real binding; one keyfob at a time; " +
         "board model: nodemcu-build/sdkconfig.fobkit, console receive path (128-byte FIFO, 256-byte ring, 100-slot queue), console writes blocking past the 128-byte TX FIFO, SPIFFS time per operation (hil/flash.ts)",
     };
@@ -362,9 +480,11 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
 export function formatStationBench(b: StationBench): string {
   return [
     `provisioning at ${b.baud} baud over a PTY, ${b.tokens} keyfobs after ${b.warmup} unmeasured:`,
-    `  per keyfob: median ${b.perTokenMs.median} ms (min ${b.perTokenMs.min}, max ${b.perTokenMs.max}); the process's first keyfob took ${b.firstKeyfobMs} ms`,
+    `  per keyfob: median ${b.perTokenMs.median} ms (min ${b.perTokenMs.min}, max ${b.perTokenMs.max}) from a keyfob that answers; the process's first keyfob took ${b.firstKeyfobMs} ms`,
+    `  boot (power-on to the first INFO answered, not in the above): median ${b.bootToReadyMs} ms; its SPIFFS: ${Object.entries(b.bootSpiffs).map(([k, v]) => `${k} ${v.calls}x ${v.ms} ms`).join(", ")}`,
     `  wire: ${b.bytesPerToken.total} bytes per keyfob (${b.bytesPerToken.toKeyfob} out, ${b.bytesPerToken.fromKeyfob} in), ${b.requestsPerToken} requests`,
     `  floor (10 bits/byte): ${b.floorMs} ms; median is ${b.ratioToFloor}x the floor, fastest ${b.bestRatioToFloor}x (goal <= 1.5x: ${b.withinGoal ? "met" : "NOT met"}; load average ${b.loadAverage})`,
+    `  lower bound on this model: floor ${b.floorMs} + one checked LOCK commit ${b.commitFloorMs} ms (${Object.entries(b.commitFloorTerms).map(([k, v]) => `${k} ${v}`).join(" + ")}) = ${b.lowerBoundMs} ms = ${b.lowerBoundRatio}x the floor (${b.criticalPathBoundMs} ms with the flow's full-duplex critical path); median is ${b.ratioToLowerBound}x the bound; <= 1.5x ${b.goalReachable ? "reachable" : "NOT reachable on this model"}`,
     `  keyfob side: ${b.keyfobLosses.uartRxBytes} bytes lost to receive overflow, ${b.keyfobLosses.tasks} tasks lost to a full queue`,
     `  this flow with an instant keyfob and host: ${b.criticalPathMs} ms (median is ${b.ratioToCriticalPath}x); full-duplex bound ${b.fullDuplexBoundMs} ms`,
     `  per phase (ms): INFO ${b.phaseMs.info}, allocate ${b.phaseMs.allocate}, clock+seed+serial+self-test ${b.phaseMs.writeAndSelfTest}, LOCK+INFO ${b.phaseMs.lockAndConfirm}`,

@@ -35,6 +35,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { INIT_SOURCE, initSource } from "../host/flash/init-lua.js";
 import { imageFilePaths } from "../host/flash/image-files.js";
+import { loadNodemcuBuild } from "../hil/nodemcu-build.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** Source (tools/) or compiled (build/node/tools/): the repository root either way. */
@@ -56,6 +57,8 @@ export interface Figure {
 }
 
 const NODEMCU = "nodemcu/nodemcu-firmware dev-esp32 @7c5bb151";
+/** The keyfob's NodeMCU build (nodemcu-build/): its partition table sizes SPIFFS. */
+const KEYFOB_BUILD = loadNodemcuBuild();
 const IDF = "espressif/esp-idf v5.1.3 @e7771c75 (NodeMCU's sdk/esp32-esp-idf submodule)";
 const WROOM = "ESP32-WROOM-32 Datasheet (Espressif), section 3.4 'RTC and Low-Power Management', Table 4 'Power Consumption by Power Modes'";
 const MAX7219 = "MAX7219/MAX7221 datasheet (Maxim 19-4452 Rev 4, 7/03)";
@@ -114,9 +117,9 @@ export const FIGURES = {
     basis: "seen",
   },
   spiffsPartitionBytes: {
-    value: 0x70000,
+    value: KEYFOB_BUILD.spiffs.partitionBytes,
     unit: "bytes",
-    source: `${NODEMCU} components/platform/partitions.csv:7 (storage, spiffs, 0x70000)`,
+    source: `nodemcu-build/partitions-fobkit.csv (storage, spiffs, 0x${KEYFOB_BUILD.spiffs.partitionBytes.toString(16)}), the table nodemcu-build/sdkconfig.fobkit selects (CONFIG_PARTITION_TABLE_CUSTOM_FILENAME; ${NODEMCU} components/platform/partitions.csv:7 has 0x70000)`,
     basis: "seen",
   },
   spiffsBlockBytes: {

@@ -187,6 +187,11 @@ export function flashRead(name: string, out: number[]): number {
   }
   const st = rollForward(name, out);
   if (st === BOARD_ERR_NOT_FOUND) {
+    // No record: a NAME.old left here is the tail of a removal a power cut
+    // interrupted in its last step (flashRemove), part of a wiped record.
+    // It goes now, at the read (a blank keyfob's boot), so the first write,
+    // LOCK on the station's clock, need not look for it (takeAbsent).
+    file.remove(name + OLD_SUFFIX);
     absentName = name;
   }
   return st;
@@ -194,13 +199,13 @@ export function flashRead(name: string, out: number[]): number {
 
 /**
  * The name flashRead last found with no record (neither NAME nor a complete
- * NAME.new), while nothing has written or removed a record since. It lives
+ * NAME.new) and removed NAME.old for, while nothing has written or removed a record since. It lives
  * in RAM, so a power cut forgets it along with anything it could describe;
  * only this store writes SPIFFS while the firmware runs (nothing else in
  * firmware/ opens, removes or renames a file, and the console is taken from
  * the Lua interpreter: uart-link.ts, run_input 0). A blank keyfob's boot learns it, and
- * LOCK's write then skips the two lookups (NAME, NAME.new) that would tell it
- * again: 24.6 ms on the board (hil/flash.ts).
+ * LOCK's write then skips the three lookups (NAME, NAME.new, removing NAME.old)
+ * that would tell it again: 3 x SPIFFS_LOOKUP_MS on the board (hil/flash.ts).
  */
 let absentName: string | undefined = undefined;
 

@@ -23,11 +23,12 @@
  * this bank.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance, FastifyReply } from "fastify";
+import { addPageHeaders } from "../server/security-headers.js";
 import { APP_CSS } from "./assets.js";
 import { iconPng, iconSvg } from "./icons.js";
 
@@ -68,30 +69,70 @@ function iconAssets(): Map<string, Asset> {
   return icons;
 }
 
-/** The web app's files, read once at start; a missing build leaves a file out (served 503 with how to build it). */
-function loadAssets(buildDir: string): { assets: Map<string, Asset>; missing: string[] } {
+const OPAQUE_JS = join(dirname(createRequire(import.meta.url).resolve("@serenity-kit/opaque/package.json")), "esm", "index.js");
+
+/** Where each of the web app's built files is read from. */
+function appFiles(buildDir: string): Record<string, string> {
   const web = join(buildDir, "web", "host", "app", "web");
   const soft = join(buildDir, "node", "host", "soft");
-  const opaque = join(dirname(createRequire(import.meta.url).resolve("@serenity-kit/opaque/package.json")), "esm", "index.js");
-  const files: Record<string, [string, string]> = {
-    "/app/main.js": [join(web, "main.js"), JS],
-    "/app/i18n.js": [join(web, "i18n.js"), JS],
-    "/app/keystore.js": [join(web, "keystore.js"), JS],
-    "/app/sw.js": [join(web, "sw.js"), JS],
-    "/app/soft/protocol.js": [join(soft, "protocol.js"), JS],
-    "/app/soft/client.js": [join(soft, "client.js"), JS],
-    "/app/vendor/opaque.js": [opaque, JS],
+  return {
+    "/app/main.js": join(web, "main.js"),
+    "/app/i18n.js": join(web, "i18n.js"),
+    "/app/keystore.js": join(web, "keystore.js"),
+    "/app/sw.js": join(web, "sw.js"),
+    "/app/soft/protocol.js": join(soft, "protocol.js"),
+    "/app/soft/client.js": join(soft, "client.js"),
+    "/app/vendor/opaque.js": OPAQUE_JS,
   };
+}
+
+interface LoadedAssets {
+  assets: Map<string, Asset>;
+  missing: string[];
+  /** The shell's version: a change to any file served makes a new service worker and cache (sw.ts). */
+  version: string;
+  /** Size, mtime and inode of every file as read: the cache entry holds while they do. */
+  stamp: string;
+}
+
+/**
+ * The web app's files and the shell's version, read and hashed once per build directory per process, not once
+ * per server built (a process that builds many servers, the tests and the worker cluster, read ~0.5 MB and
+ * hashed it each time). A file that changed since (a rebuild while the process runs) changes its size, mtime or
+ * inode, so the next server built reads the directory afresh, as every server did; a server already running
+ * keeps what it read at start, as before.
+ */
+const loaded = new Map<string, LoadedAssets>();
+
+function stampOf(files: Record<string, string>): string {
+  return Object.values(files)
+    .map((file) => {
+      const st = statSync(file, { throwIfNoEntry: false });
+      return st ? `${st.size}:${st.mtimeMs}:${st.ino}` : "-";
+    })
+    .join(",");
+}
+
+/** The web app's files; a missing build leaves a file out (served 503 with how to build it). */
+function loadAssets(buildDir: string): LoadedAssets {
+  const files = appFiles(buildDir);
+  const stamp = stampOf(files);
+  const hit = loaded.get(buildDir);
+  if (hit?.stamp === stamp) return hit;
   const assets = new Map<string, Asset>();
   const missing: string[] = [];
-  for (const [url, [file, type]] of Object.entries(files)) {
-    if (existsSync(file)) assets.set(url, { body: readFileSync(file), type });
+  for (const [url, file] of Object.entries(files)) {
+    if (existsSync(file)) assets.set(url, { body: readFileSync(file), type: JS });
     else missing.push(url);
   }
   assets.set("/app/app.css", { body: Buffer.from(APP_CSS), type: "text/css; charset=utf-8" });
   for (const [url, a] of iconAssets()) assets.set(url, a);
   assets.set("/app/manifest.webmanifest", { body: Buffer.from(JSON.stringify(MANIFEST, null, 2)), type: "application/manifest+json" });
-  return { assets, missing };
+  const h = createHash("sha256");
+  for (const [url, a] of [...assets].sort(([x], [y]) => x.localeCompare(y))) h.update(url).update("\0").update(a.body);
+  const entry = { assets, missing, version: h.digest("hex").slice(0, 16), stamp };
+  loaded.set(buildDir, entry);
+  return entry;
 }
 
 /** W3C Web App Manifest: installable with scope /app/ (the app never leaves it). */
@@ -162,24 +203,16 @@ export function appCsp(): string {
 export async function appPlugin(app: FastifyInstance, options: AppPluginOptions): Promise<void> {
   const root = repoRoot();
   const buildDir = options.buildDir ?? resolve(root, process.env.FOBKIT_BUILD ?? "build");
-  const { assets, missing } = loadAssets(buildDir);
-  // The shell's version: a change to any file served makes a new service worker and cache (sw.ts).
-  const h = createHash("sha256");
-  for (const [url, a] of [...assets].sort(([x], [y]) => x.localeCompare(y))) h.update(url).update("\0").update(a.body);
-  const version = h.digest("hex").slice(0, 16);
+  const { assets, missing, version } = loadAssets(buildDir);
   const index = Buffer.from(page(version));
   const csp = appCsp();
 
-  app.addHook("onSend", async (_req, reply, payload) => {
-    reply.header("content-security-policy", csp);
-    reply.header("x-content-type-options", "nosniff");
-    reply.header("x-frame-options", "DENY");
-    reply.header("referrer-policy", "no-referrer");
-    reply.header("cross-origin-opener-policy", "same-origin");
-    // Revalidate every time: the service worker keeps the offline copy, not the HTTP cache. A route that set
-    // its own (no-store: /app/time) keeps it.
-    if (!reply.hasHeader("cache-control")) reply.header("cache-control", "no-cache");
-    return payload;
+  addPageHeaders(app, {
+    csp,
+    referrerPolicy: "no-referrer",
+    // Revalidate every time: the service worker keeps the offline copy, not the HTTP cache.
+    cacheControl: "no-cache",
+    more: { "cross-origin-opener-policy": "same-origin" },
   });
 
   const send = (reply: FastifyReply, a: Asset) => reply.type(a.type).send(a.body);

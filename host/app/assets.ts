@@ -31,7 +31,6 @@ button:disabled { opacity: .6; cursor: wait; }
 .bank strong { font-size: 1.35rem; }
 .label { color: var(--muted); margin: 16px 0 0; }
 .code { display: block; font: 700 3.2rem/1.2 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; letter-spacing: .08em; font-variant-numeric: tabular-nums; margin: 4px 0 8px; }
-.code:focus { outline: none; }
 .countdown { display: flex; align-items: center; gap: 12px; }
 .countdown progress { flex: 1; height: 14px; accent-color: var(--accent); }
 .seconds { font-variant-numeric: tabular-nums; white-space: nowrap; }

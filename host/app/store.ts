@@ -27,7 +27,8 @@ import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { closeSync, constants, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { ownerGone, processOwner } from "../process-owner.js";
-import { SOFT_TOKEN, stepAt, totpFromKey, type SoftTokenParams } from "../soft/protocol.js";
+import { hotp } from "../registry/totp.js";
+import { SoftParamsError, parseSoftTokenParams, stepAt, type SoftTokenParams } from "../soft/protocol.js";
 
 export const KEY_FILE = "store.key";
 export const TOKEN_FILE = "token.json";
@@ -186,9 +187,10 @@ function readTokenFile(dir: string): TokenFile | undefined {
 
 function parseParams(text: string, path: string): SoftTokenParams {
   try {
-    return JSON.parse(text) as SoftTokenParams;
-  } catch {
-    throw new StoreError("bad_token_file", `${path}: the token's parameters are not JSON`);
+    return parseSoftTokenParams(text);
+  } catch (e) {
+    if (e instanceof SoftParamsError) throw new StoreError("bad_token_file", `${path}: ${e.message}`);
+    throw e;
   }
 }
 
@@ -298,14 +300,7 @@ export function saveToken(dir: string, t: { bankUrl: string; serviceId: string; 
   }
 }
 
-export function tokenInfo(dir: string): StoredTokenInfo {
-  checkDir(dir, false);
-  const t = readTokenFile(dir);
-  if (!t) throw new StoreError("no_token", `${dir} holds no token: run \`fobkit app setup --store ${dir} ...\``);
-  return { bankUrl: t.bankUrl, serviceId: t.serviceId, userId: t.userId, params: parseParams(t.params, join(dir, TOKEN_FILE)), setupAt: t.setupAt };
-}
-
-/** The code at `nowMs`: the seed is opened into a non-extractable WebCrypto key, and the bytes wiped. */
+/** The code at `nowMs`: the seed is opened, used for one HMAC, and wiped. */
 export async function codeAt(dir: string, nowMs: number): Promise<{ code: string; info: StoredTokenInfo; step: number; msLeft: number }> {
   checkDir(dir, false);
   const t = readTokenFile(dir);
@@ -325,15 +320,14 @@ export async function codeAt(dir: string, nowMs: number): Promise<{ code: string
   } finally {
     key.fill(0);
   }
-  let hmac: CryptoKey;
   try {
-    hmac = await crypto.subtle.importKey("raw", seed as Uint8Array<ArrayBuffer>, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    const params = parseParams(t.params, join(dir, TOKEN_FILE));
+    const { step, msLeft } = stepAt(nowMs, params.period, params.t0);
+    // node:crypto's HOTP, the one the bank verifies with (registry/totp.ts). The browser holds a non-extractable
+    // CryptoKey instead of bytes and uses protocol.ts's totpFromKey.
+    const code = hotp(params.algorithm, seed, step, params.digits);
+    return { code, step, msLeft, info: { bankUrl: t.bankUrl, serviceId: t.serviceId, userId: t.userId, params, setupAt: t.setupAt } };
   } finally {
     seed.fill(0);
   }
-  const params = parseParams(t.params, join(dir, TOKEN_FILE));
-  const period = params.period || SOFT_TOKEN.period;
-  const { step, msLeft } = stepAt(nowMs, period, params.t0 ?? 0);
-  const code = await totpFromKey(hmac, step, params.digits || SOFT_TOKEN.digits);
-  return { code, step, msLeft, info: { bankUrl: t.bankUrl, serviceId: t.serviceId, userId: t.userId, params, setupAt: t.setupAt } };
 }

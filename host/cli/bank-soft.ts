@@ -147,17 +147,9 @@ export const bankSoftIssue: Command = {
       const response = await registry.soft.startIssuance(customer, request.registrationRequest, actor);
       const issue = await finishCustomerRegistration(clientRegistrationState, password, response, mail);
       const r = await registry.soft.issue(customer, issue, actor);
-      let mailSent = false;
-      if (mailer) {
-        try {
-          await mailer.send({ to: r.mail, bankName: r.config.bankName, serviceId: r.serviceId, userId: r.userId, appUrl: r.config.appUrl, setupBefore: r.setupBeforeMs, setupFrom: r.setupFromMs, timeZone: r.config.timeZone });
-          mailSent = true;
-          await registry.note(actor, "mail", "ok", { kind: "soft-issue", mail: maskMail(r.mail) }, r.serial, r.customer);
-        } catch (e) {
-          io.stderr.write(`fobkit bank soft-issue: warning: the mail to ${maskMail(r.mail)} was not sent (${(e as { code?: string }).code ?? (e as Error).name}); the issuance stands: tell the customer the IDs\n`);
-          await registry.note(actor, "mail", "failed", { kind: "soft-issue", mail: maskMail(r.mail), error: (e as { code?: string }).code ?? (e as Error).name }, r.serial, r.customer);
-        }
-      }
+      const mailed = await registry.soft.mailIssuance(r, mailer, actor);
+      const mailSent = mailed.sent;
+      if (!mailed.sent && mailed.error) io.stderr.write(`fobkit bank soft-issue: warning: the mail to ${maskMail(r.mail)} was not sent (${mailed.error}); the issuance stands: tell the customer the IDs\n`);
       const json = { serviceId: r.serviceId, userId: r.userId, serial: r.serial, customer, state: r.state, setUp: r.setUp, setupFrom: r.setupFrom, setupBefore: r.setupBefore, mailSent };
       return {
         json,

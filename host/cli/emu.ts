@@ -41,7 +41,7 @@ examples:
     "drift-ppm": { type: "string", placeholder: "N", help: "RTC crystal error in ppm, positive = fast (default 0)" },
     baud: { type: "string", placeholder: "RATE", help: `modelled line speed, bytes are paced to it (default ${LINK_BAUD})` },
     image: { type: "string", placeholder: "FILE", help: "install this Lua image (default: build/firmware/fobkit.lua if DIR has none)" },
-    build: { type: "string", placeholder: "FILE", help: "the NodeMCU build's sdkconfig fragment: its modules and console settings (default nodemcu-build/sdkconfig.fobkit)" },
+    build: { type: "string", placeholder: "FILE", help: "the NodeMCU build's sdkconfig fragment: its modules, console settings and partition table, read from beside it (default nodemcu-build/sdkconfig.fobkit)" },
     "no-rng": { type: "boolean", help: "a board without a hardware RNG (the firmware must fail closed)" },
     "no-rtc": { type: "boolean", help: "no DS3231 on the bus (the firmware must fail closed)" },
     fault: { type: "string", multiple: true, placeholder: "NAME", help: "switch a fault on from power-on (see Faults above)" },

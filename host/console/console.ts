@@ -24,6 +24,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { decideApproval, listApprovals, unlockUnderRule, withdrawUnderRule } from "../registry/approvals.js";
 import { DatabaseBusyError } from "../registry/database.js";
 import { registryErrorStatus } from "../server/api-error.js";
+import { addPageHeaders } from "../server/security-headers.js";
 import type { Registry } from "../registry/registry.js";
 import { auditRecord, consoleActor, createSession, endSession, listStaff, loadSession, signIn, unlockStaff, type Session } from "../registry/staff.js";
 import { RegistryError, TOKEN_STATES, WITHDRAW_REASONS, type TokenState, type TokenStatus, type WithdrawReason } from "../registry/types.js";
@@ -133,13 +134,11 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     return w.errors[e.code] ?? e.message;
   }
 
-  app.addHook("onSend", async (_req, reply, payload) => {
-    reply.header("cache-control", "no-store");
-    reply.header("x-content-type-options", "nosniff");
-    reply.header("x-frame-options", "DENY");
-    reply.header("referrer-policy", "same-origin");
-    reply.header("content-security-policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
-    return payload;
+  addPageHeaders(app, {
+    csp: "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    referrerPolicy: "same-origin",
+    // Staff pages hold customers' data: never kept by a browser or proxy.
+    cacheControl: "no-store",
   });
 
   // Who is asking, and may they: every console route passes here before its handler.

@@ -30,6 +30,11 @@ const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const KEY_BYTES = 32;
 const ID_RE = /^[A-Za-z0-9_-]{1,40}$/;
+/** A ticket as sealTicket writes it: the key id, a dot, base64url without padding (the routes' schemas and the registry check it). */
+export const TICKET_PATTERN = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$";
+const TICKET_RE = new RegExp(TICKET_PATTERN);
+/** Longest sealed part of a ticket accepted (base64url characters). */
+const MAX_TICKET_BLOB = 16_000;
 
 export class KeyFileError extends Error {
   constructor(message: string) {
@@ -231,12 +236,13 @@ export class KeyRing {
 
   /** The ticket's data, or undefined when it is malformed, under an unknown key, or does not authenticate for this purpose and name. */
   openTicket(purpose: TicketPurpose, name: string, ticket: string): Buffer | undefined {
-    const m = /^([A-Za-z0-9_-]{1,40})\.([A-Za-z0-9_-]{1,16000})$/.exec(ticket);
-    if (!m) return undefined;
+    if (!TICKET_RE.test(ticket)) return undefined;
+    const [kekId, blob] = ticket.split(".");
+    if (!ID_RE.test(kekId) || blob.length > MAX_TICKET_BLOB) return undefined;
     try {
       // A ticket's key id is the caller's word: an id this ring does not hold is an invalid ticket, no file read
       // (a ticket under a key rotated in meanwhile by another process just means "start again"; it lives minutes).
-      return this.openAs(purpose, name, { kekId: m[1], blob: Buffer.from(m[2], "base64url") }, "ticket", false);
+      return this.openAs(purpose, name, { kekId, blob: Buffer.from(blob, "base64url") }, "ticket", false);
     } catch (e) {
       if (e instanceof KeyFileError) return undefined;
       throw e;

@@ -29,14 +29,15 @@
  * and set-ups are rare. The decision still rests only on the row it read.
  */
 import * as opaque from "@serenity-kit/opaque";
-import type { KeyRing } from "./key-ring.js";
+import { TICKET_PATTERN, type KeyRing, type TicketPurpose } from "./key-ring.js";
 import type { SqlTokenStore } from "./sql-token-store.js";
 import { iso } from "./sql-token-store.js";
 import { tokenHoldsSeed, type AuditEntry, type Decision, type RowChange, type TokenRow } from "./token-store.js";
 import { checkCustomer } from "./validation.js";
 import { RegistryError, type Actor, type TokenKind } from "./types.js";
-import { checkMailAddress, maskMail } from "../soft/mail.js";
+import { checkMailAddress, maskMail, type IssuanceMailer } from "../soft/mail.js";
 import {
+  B64U_PATTERN,
   NONCE_BYTES,
   SERVICE_ID_PATTERN,
   SETUP_TRIES,
@@ -199,9 +200,8 @@ export function checkTimeZone(tz: unknown): string {
   }
 }
 
-const B64U_RE = /^[A-Za-z0-9_-]+$/;
-/** A ticket: the key id, a dot, base64url (KeyRing.sealTicket). */
-const TICKET_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+const B64U_RE = new RegExp(B64U_PATTERN);
+const TICKET_RE = new RegExp(TICKET_PATTERN);
 /** A protocol message field: base64url, 1..max characters. */
 function message(value: unknown, name: string, max: number): string {
   if (typeof value !== "string" || value.length === 0 || value.length > max || !(name === "ticket" ? TICKET_RE : B64U_RE).test(value)) {
@@ -224,6 +224,15 @@ function checkUserIdFormat(userId: unknown): string {
     throw new RegistryError("bad_user_id", "user ID must be 12 digits whose last is the check digit; check it against the mail (トークン発行のご案内)", "bad_input");
   }
   return userId;
+}
+
+/**
+ * The updated_at a change to `row` writes: now, but always past the row's own, so a change made within the
+ * millisecond of the last one (or under a clock that stepped back) still moves it, and a set-up ticket bound to
+ * the old value (SetupTicket.updatedAt) can never match again.
+ */
+function nextUpdatedAt(row: Pick<TokenRow, "updated_at">, now: number): number {
+  return Math.max(now, Number(row.updated_at) + 1);
 }
 
 const unknownUser = () => new RegistryError("unknown_user", "no software token with this service ID and user ID; check both against the mail (トークン発行のご案内)", "not_found");
@@ -251,29 +260,32 @@ export class SoftTokens {
 
   // ---------------------------------------------------------------- settings
 
-  /** The settings, or undefined until soft-config has set the required ones. */
-  async config(): Promise<SoftConfig | undefined> {
+  /** The settings as stored (defaults filled in), whether complete or not: one query. */
+  private async storedSettings(): Promise<Partial<SoftConfig> & Pick<SoftConfig, "timeZone" | "issuanceDays">> {
     const rows = await this.db.all<{ name: string; value: string }>("SELECT name, value FROM settings WHERE name LIKE 'soft.%'");
     const v = new Map(rows.map((r) => [r.name, r.value]));
-    const serviceId = v.get(SETTING.serviceId);
-    const bankName = v.get(SETTING.bankName);
-    const appUrl = v.get(SETTING.appUrl);
-    if (!serviceId || !bankName || !appUrl) return undefined;
-    return { serviceId, bankName, appUrl, timeZone: v.get(SETTING.timeZone) ?? SOFT_DEFAULTS.timeZone, issuanceDays: Number(v.get(SETTING.issuanceDays) ?? SOFT_DEFAULTS.issuanceDays) };
+    const out: Partial<SoftConfig> = {};
+    for (const [k, name] of Object.entries(SETTING) as [keyof SoftConfig, string][]) {
+      const value = v.get(name);
+      if (value !== undefined) (out as Record<string, unknown>)[k] = k === "issuanceDays" ? Number(value) : value;
+    }
+    return { ...out, timeZone: out.timeZone ?? SOFT_DEFAULTS.timeZone, issuanceDays: out.issuanceDays ?? SOFT_DEFAULTS.issuanceDays };
+  }
+
+  /** The settings, or undefined until soft-config has set the required ones. */
+  async config(): Promise<SoftConfig | undefined> {
+    const s = await this.storedSettings();
+    if (!s.serviceId || !s.bankName || !s.appUrl) return undefined;
+    return { serviceId: s.serviceId, bankName: s.bankName, appUrl: s.appUrl, timeZone: s.timeZone, issuanceDays: s.issuanceDays };
   }
 
   /** What is set so far (for `soft-config` with no values), whether complete or not. */
   async settings(): Promise<Partial<SoftConfig> & { opaqueSetup: boolean }> {
-    const rows = await this.db.all<{ name: string; value: string }>("SELECT name, value FROM settings WHERE name LIKE 'soft.%'");
-    const out: Partial<SoftConfig> & { opaqueSetup: boolean } = { opaqueSetup: false };
-    for (const [k, name] of Object.entries(SETTING) as [keyof SoftConfig, string][]) {
-      const r = rows.find((x) => x.name === name);
-      if (r) (out as Record<string, unknown>)[k] = k === "issuanceDays" ? Number(r.value) : r.value;
-    }
-    out.timeZone ??= SOFT_DEFAULTS.timeZone;
-    out.issuanceDays ??= SOFT_DEFAULTS.issuanceDays;
-    out.opaqueSetup = (await this.db.get("SELECT 1 AS x FROM registry_secrets WHERE name = ?", [OPAQUE_SETUP_SECRET])) !== undefined;
-    return out;
+    return { opaqueSetup: await this.hasOpaqueSetup(), ...(await this.storedSettings()) };
+  }
+
+  private async hasOpaqueSetup(): Promise<boolean> {
+    return (await this.db.get("SELECT 1 AS x FROM registry_secrets WHERE name = ?", [OPAQUE_SETUP_SECRET])) !== undefined;
   }
 
   /**
@@ -312,8 +324,7 @@ export class SoftTokens {
       throw new RegistryError("service_id_set", `the service ID is ${current.value} and never changes: every app set up and every issued token is bound to it`, "refused", { serviceId: current.value });
     }
     await opaque.ready;
-    const hasSetup = (await this.db.get("SELECT 1 AS x FROM registry_secrets WHERE name = ?", [OPAQUE_SETUP_SECRET])) !== undefined;
-    const setup = hasSetup ? undefined : Buffer.from(opaque.server.createSetup(), "utf8");
+    const setup = (await this.hasOpaqueSetup()) ? undefined : Buffer.from(opaque.server.createSetup(), "utf8");
     try {
       await this.store.sealing(() =>
         this.db.tx(async (t) => {
@@ -355,6 +366,24 @@ export class SoftTokens {
     return c;
   }
 
+  /** A ticket of ours (KeyRing.openTicket), parsed; undefined when it does not open or is not JSON. */
+  private openTicket<T>(purpose: TicketPurpose, name: string, ticket: string): T | undefined {
+    const opened = this.keys.openTicket(purpose, name, ticket);
+    if (!opened) return undefined;
+    try {
+      return JSON.parse(opened.toString("utf8")) as T;
+    } catch {
+      return undefined;
+    } finally {
+      opened.fill(0);
+    }
+  }
+
+  /** The customer's live token (issued, active or locked; at most one, index tokens_one_per_customer), the columns issuance and the status read. */
+  private liveToken(customer: string): Promise<TokenRow | undefined> {
+    return this.db.get<TokenRow>("SELECT serial, state, kind, activated_at, setup_at, setup_from, setup_before FROM tokens WHERE customer = ? AND state IN ('issued', 'active', 'locked')", [customer]);
+  }
+
   // ---------------------------------------------------------------- issuance (channel)
 
   /** Can this live token give way to a new soft issuance? A soft token never started to use (awaiting set-up, or set up, not yet activated). */
@@ -381,7 +410,7 @@ export class SoftTokens {
     checkCustomer(customer);
     message(registrationRequest, "registrationRequest", MAX_MESSAGE);
     const config = await this.requireConfig();
-    const holder = await this.db.get<TokenRow>("SELECT serial, state, kind, activated_at, setup_at FROM tokens WHERE customer = ? AND state IN ('issued', 'active', 'locked')", [customer]);
+    const holder = await this.liveToken(customer);
     if (holder && !SoftTokens.supersedable(holder)) {
       const refusal = this.holderRefusal(customer, holder);
       await this.store.note(actor, "soft-issue", refusal.code, { step: "registration", ...refusal.detail }, null, customer);
@@ -414,13 +443,7 @@ export class SoftTokens {
     // RFC 9807 §5.1.2: the record is the client's public key (32), masking key (64) and envelope (nonce 32, auth tag 64).
     if (!record || record.length !== 192) throw new RegistryError("bad_registration_record", "registrationRecord is not an OPAQUE registration record (192 bytes for ristretto255)", "bad_input");
     const config = await this.requireConfig();
-    const opened = this.keys.openTicket("fobkit-soft-ticket", customer, req.ticket);
-    let t: { customer: string; userId: string; exp: number } | undefined;
-    try {
-      t = opened ? JSON.parse(opened.toString("utf8")) : undefined;
-    } catch {
-      t = undefined;
-    }
+    const t = this.openTicket<{ customer: string; userId: string; exp: number }>("fobkit-soft-ticket", customer, req.ticket);
     const now = this.now();
     if (!t || t.customer !== customer || !validUserId(t.userId) || !(now < t.exp)) {
       const refusal = new RegistryError("ticket_expired", "the registration ticket is not this customer's, or it expired (10 minutes): start the issuance again", "refused");
@@ -443,7 +466,7 @@ export class SoftTokens {
             const refusal = this.holderRefusal(customer, holder);
             return { audit: [{ action: "soft-issue", outcome: refusal.code, serial, customer, detail: refusal.detail }], outcome: refusal };
           }
-          supersede = { state: "retired", fail_count: 0, updated_at: Math.max(now, Number(holder.updated_at) + 1) };
+          supersede = { state: "retired", fail_count: 0, updated_at: nextUpdatedAt(holder, now) };
           audit.push({ action: "supersede", outcome: "ok", serial: holder.serial, customer, detail: { by: serial, from: holder.state, setUp: tokenHoldsSeed(holder) } });
         }
         audit.push({
@@ -464,6 +487,28 @@ export class SoftTokens {
       secret.fill(0);
     }
     return { customer, serviceId: config.serviceId, userId: t.userId, serial, state: "issued", setUp: false, setupFrom: iso(setupFrom), setupBefore: iso(setupBefore)!, mail, config, setupFromMs: setupFrom, setupBeforeMs: setupBefore };
+  }
+
+  /**
+   * Sends the issuance mail (トークン発行のご案内) for `r` and audits what became of it: mail ok, failed (the error's
+   * kind only: a message may quote the address) or not_configured (no mailer). The issuance stands either way:
+   * the caller shows the IDs when the mail was not sent.
+   */
+  async mailIssuance(r: IssueResult, mailer: IssuanceMailer | undefined, actor: Actor): Promise<{ sent: true } | { sent: false; error?: string }> {
+    const detail = { kind: "soft-issue", mail: maskMail(r.mail) };
+    if (!mailer) {
+      await this.store.note(actor, "mail", "not_configured", detail, r.serial, r.customer);
+      return { sent: false };
+    }
+    try {
+      await mailer.send({ to: r.mail, bankName: r.config.bankName, serviceId: r.serviceId, userId: r.userId, appUrl: r.config.appUrl, setupBefore: r.setupBeforeMs, setupFrom: r.setupFromMs, timeZone: r.config.timeZone });
+    } catch (e) {
+      const error = (e as { code?: string }).code ?? (e as Error).name;
+      await this.store.note(actor, "mail", "failed", { ...detail, error }, r.serial, r.customer);
+      return { sent: false, error };
+    }
+    await this.store.note(actor, "mail", "ok", detail, r.serial, r.customer);
+    return { sent: true };
   }
 
   // ---------------------------------------------------------------- set-up (the app; public)
@@ -489,7 +534,7 @@ export class SoftTokens {
     if (row.state === "retired") return refuse("voided", "this user ID is no longer valid (too many wrong activation passwords, expired, replaced by a newer issuance, or deactivated); apply for a new issuance");
     if (row.setup_at !== null || row.state !== "issued") return refuse("already_set_up", "this user ID was set up already; a user ID sets up once (ask the bank for a new issuance to set up another phone)");
     if (row.setup_before !== null && now >= Number(row.setup_before)) {
-      return refuse("setup_expired", `this issuance expired at ${iso(row.setup_before)}; apply for a new issuance`, { setupBefore: iso(row.setup_before) }, { state: "retired", updated_at: Math.max(now, Number(row.updated_at) + 1) }, [
+      return refuse("setup_expired", `this issuance expired at ${iso(row.setup_before)}; apply for a new issuance`, { setupBefore: iso(row.setup_before) }, { state: "retired", updated_at: nextUpdatedAt(row, now) }, [
         { action: "void", outcome: "ok", serial: row.serial, customer: row.customer, detail: { reason: "expired" } },
       ]);
     }
@@ -498,7 +543,7 @@ export class SoftTokens {
     }
     // Only a start is a new guess: the finish of the last allowed start may still succeed.
     if (action === "setup_start" && row.fail_count >= SETUP_TRIES) {
-      return refuse("voided", `this issuance is void after ${row.fail_count} set-ups without the right activation password; apply for a new issuance`, { failures: row.fail_count }, { state: "retired", updated_at: Math.max(now, Number(row.updated_at) + 1) }, [
+      return refuse("voided", `this issuance is void after ${row.fail_count} set-ups without the right activation password; apply for a new issuance`, { failures: row.fail_count }, { state: "retired", updated_at: nextUpdatedAt(row, now) }, [
         { action: "void", outcome: "ok", serial: row.serial, customer: row.customer, detail: { reason: "wrong_passwords", failures: row.fail_count } },
       ]);
     }
@@ -547,7 +592,7 @@ export class SoftTokens {
           record.fill(0);
         }
         const failures = r.fail_count + 1;
-        const updatedAt = Math.max(now, Number(r.updated_at) + 1);
+        const updatedAt = nextUpdatedAt(r, now);
         return {
           change: { fail_count: failures, updated_at: updatedAt },
           audit: [{ action: "setup_start", outcome: "ok", serial: r.serial, customer: r.customer, detail: { attempt: failures, of: SETUP_TRIES } }],
@@ -580,13 +625,7 @@ export class SoftTokens {
     message(req.ticket, "ticket", MAX_TICKET);
     const ke3 = message(req.finishLoginRequest, "finishLoginRequest", MAX_MESSAGE);
     const clientConfirm = fromB64u(message(req.clientConfirm, "clientConfirm", 128));
-    const opened = this.keys.openTicket("fobkit-setup-ticket", serial, req.ticket);
-    let t: SetupTicket | undefined;
-    try {
-      t = opened ? JSON.parse(opened.toString("utf8")) : undefined;
-    } catch {
-      t = undefined;
-    }
+    const t = this.openTicket<SetupTicket>("fobkit-setup-ticket", serial, req.ticket);
     if (!t || !(this.now() < t.exp)) {
       // Audited only when the ticket is the bank's own (it names a token that exists); a forged one is
       // bad input from anyone on the network, and must not let them write audit records at will.
@@ -634,7 +673,7 @@ export class SoftTokens {
             const refused = this.setupRefusal("setup", row, now);
             if (refused) return refused;
             const r = row!;
-            const updatedAt = Math.max(now, Number(r.updated_at) + 1);
+            const updatedAt = nextUpdatedAt(r, now);
             if (Number(r.updated_at) !== t!.updatedAt) {
               return {
                 audit: [{ action: "setup", outcome: "ticket_expired", serial, customer: r.customer, detail: { reason: "superseded" } }],
@@ -674,7 +713,7 @@ export class SoftTokens {
 
   async registration(customer: string): Promise<Registration> {
     checkCustomer(customer);
-    const row = await this.db.get<TokenRow>("SELECT serial, state, kind, setup_at, setup_from, setup_before FROM tokens WHERE customer = ? AND state IN ('issued', 'active', 'locked')", [customer]);
+    const row = await this.liveToken(customer);
     const config = row?.kind === "soft" ? await this.config() : undefined;
     return registrationOf(customer, row, config?.serviceId, this.now());
   }

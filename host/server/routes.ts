@@ -10,9 +10,10 @@ import { CODE_PATTERN, CUSTOMER_PATTERN, REQUEST_ID_PATTERN, SERIAL_PATTERN } fr
 
 import { BARRING_REASONS, TOKEN_KINDS, TOKEN_STATES, WITHDRAW_REASONS, type Actor, type NewToken, type Role } from "../registry/types.js";
 import { MAX_MESSAGE, MAX_TICKET, REGISTRATION_LABELS } from "../registry/soft-tokens.js";
-import { NONCE_BYTES, SERVICE_ID_PATTERN, SETUP_FINISH_PATH, SETUP_START_PATH, SETUP_TRIES, USER_ID_PATTERN } from "../soft/protocol.js";
+import { TICKET_PATTERN } from "../registry/key-ring.js";
+import { B64U_PATTERN, NONCE_BYTES, SERVICE_ID_PATTERN, SETUP_FINISH_PATH, SETUP_START_PATH, SETUP_TRIES, USER_ID_PATTERN } from "../soft/protocol.js";
 import { ApiError } from "./api-error.js";
-import { MAIL_PATTERN, maskMail, type IssuanceMailer } from "../soft/mail.js";
+import { MAIL_PATTERN, type IssuanceMailer } from "../soft/mail.js";
 
 export interface RouteContext {
   registry: Registry;
@@ -94,8 +95,8 @@ const ACCEPTANCE_SCHEMA = {
   },
 };
 
-const B64U = (what: string, max: number) => ({ type: "string", pattern: "^[A-Za-z0-9_-]+$", minLength: 1, maxLength: max, description: `${what}, base64url without padding.` });
-const TICKET = { type: "string", pattern: "^[A-Za-z0-9_.-]+$", minLength: 1, maxLength: MAX_TICKET, description: "The bank's sealed ticket from the previous step, returned unchanged." };
+const B64U = (what: string, max: number) => ({ type: "string", pattern: B64U_PATTERN, minLength: 1, maxLength: max, description: `${what}, base64url without padding.` });
+const TICKET = { type: "string", pattern: TICKET_PATTERN, minLength: 1, maxLength: MAX_TICKET, description: "The bank's sealed ticket from the previous step, returned unchanged." };
 const SERVICE_ID = { type: "string", pattern: SERVICE_ID_PATTERN, description: "The deployment's service ID (8 digits), from the issuance mail." };
 const USER_ID = { type: "string", pattern: USER_ID_PATTERN, description: "The user ID (12 digits, the last a Damm check digit), from the issuance mail." };
 /** Set-up bodies: OPAQUE messages of a few hundred bytes and a ticket of ~1 KiB. */
@@ -374,22 +375,10 @@ export const ROUTES: RouteDef[] = [
     refusals: refusalsOf("soft-issue").map((c) => (c === "not_configured" ? "not_configured (503)" : c)),
     async handler({ registry, actor, params, body, mailer }) {
       const r = await registry.soft.issue(params.customer, body, actor);
-      let mailSent = false;
-      const masked = maskMail(r.mail);
-      if (mailer) {
-        try {
-          await mailer.send({ to: r.mail, bankName: r.config.bankName, serviceId: r.serviceId, userId: r.userId, appUrl: r.config.appUrl, setupBefore: r.setupBeforeMs, setupFrom: r.setupFromMs, timeZone: r.config.timeZone });
-          mailSent = true;
-          await registry.note(actor, "mail", "ok", { kind: "soft-issue", mail: masked }, r.serial, r.customer);
-        } catch (e) {
-          // The issuance stands: the channel shows the IDs on screen. The error's kind only (a message may quote the address).
-          process.stderr.write(`fobkit bank serve: issuance mail for ${r.serial} failed: ${(e as Error).name}${(e as { code?: string }).code ? " " + (e as { code?: string }).code : ""}\n`);
-          await registry.note(actor, "mail", "failed", { kind: "soft-issue", mail: masked, error: (e as { code?: string }).code ?? (e as Error).name }, r.serial, r.customer);
-        }
-      } else {
-        await registry.note(actor, "mail", "not_configured", { kind: "soft-issue", mail: masked }, r.serial, r.customer);
-      }
-      return { serviceId: r.serviceId, userId: r.userId, state: r.state, setUp: r.setUp, setupFrom: r.setupFrom, setupBefore: r.setupBefore, mailSent };
+      const mail = await registry.soft.mailIssuance(r, mailer, actor);
+      // The issuance stands: the channel shows the IDs on screen. The error's kind only (a message may quote the address).
+      if (!mail.sent && mail.error) process.stderr.write(`fobkit bank serve: issuance mail for ${r.serial} failed: ${mail.error}\n`);
+      return { serviceId: r.serviceId, userId: r.userId, state: r.state, setUp: r.setUp, setupFrom: r.setupFrom, setupBefore: r.setupBefore, mailSent: mail.sent };
     },
   },
   {

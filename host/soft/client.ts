@@ -24,13 +24,14 @@ import {
   SERVICE_ID_PATTERN,
   SETUP_FINISH_PATH,
   SETUP_START_PATH,
-  SOFT_TOKEN,
+  SoftParamsError,
   confirmTag,
   deriveSeedBytes,
   deriveSeedKey,
   fromB64u,
   issuePath,
   opaqueIdentifiers,
+  parseSoftTokenParams,
   randomNonce,
   registrationPath,
   sameTag,
@@ -235,12 +236,10 @@ export async function setUp(o: SetUpOptions): Promise<SetUpResult> {
   }
   let params: SoftTokenParams;
   try {
-    params = JSON.parse(done.params);
-  } catch {
-    throw new SoftSetupError("bad_response", "the bank's token parameters are not JSON");
-  }
-  if (params.serviceId !== o.serviceId || params.userId !== o.userId || params.algorithm !== SOFT_TOKEN.algorithm || params.digits !== SOFT_TOKEN.digits || params.period !== SOFT_TOKEN.period || typeof params.bank !== "string") {
-    throw new SoftSetupError("bad_response", "the bank's token parameters are not this token's (service ID, user ID, SHA256, 8 digits, 60 s)");
+    params = parseSoftTokenParams(done.params, { serviceId: o.serviceId, userId: o.userId });
+  } catch (e) {
+    if (!(e instanceof SoftParamsError)) throw e;
+    throw new SoftSetupError("bad_response", `the bank's token parameters are not this token's: ${e.message}`, { field: e.field });
   }
   if (o.seed === "key") return { params, paramsText: done.params, seedKey: await deriveSeedKey(base, transcript) };
   return { params, paramsText: done.params, seedBytes: await deriveSeedBytes(base, transcript) };

@@ -30,6 +30,8 @@ export const NONCE_BYTES = 32;
 export const SETUP_TRIES = 5;
 
 export const SERVICE_ID_PATTERN = "^[0-9]{8}$";
+/** A binary field of a wire message: base64url without padding, at least one character (the routes' schemas and the registry check it). */
+export const B64U_PATTERN = "^[A-Za-z0-9_-]+$";
 export const USER_ID_PATTERN = "^[0-9]{12}$";
 
 /** Where the app talks to the bank (public: the app holds no API key). */
@@ -100,6 +102,45 @@ export interface SoftTokenParams {
   digits: number;
   period: number;
   t0: number;
+}
+
+/** The token's parameters did not parse, or are not what a set-up makes; `field` names the one that is wrong ("params": not a JSON object). */
+export class SoftParamsError extends Error {
+  constructor(
+    readonly field: keyof SoftTokenParams | "params",
+    message: string,
+  ) {
+    super(message);
+    this.name = "SoftParamsError";
+  }
+}
+
+/**
+ * The token's parameters from their text (SetupFinishResponse.params, the bytes the bank's MAC covered): the one
+ * parser for the app's set-up (client.ts), `fobkit app`'s store (host/app/store.ts) and the web app's keystore.
+ * Every field is checked against what a set-up makes (SOFT_TOKEN), so a caller never needs a fallback; `expected`
+ * binds the IDs the set-up was for. Throws SoftParamsError naming the first wrong field.
+ */
+export function parseSoftTokenParams(text: string, expected?: { serviceId: string; userId: string }): SoftTokenParams {
+  let p: Record<string, unknown>;
+  try {
+    p = JSON.parse(text);
+  } catch {
+    throw new SoftParamsError("params", "the token's parameters are not JSON");
+  }
+  if (typeof p !== "object" || p === null || Array.isArray(p)) throw new SoftParamsError("params", "the token's parameters are not a JSON object");
+  const wrong = (field: keyof SoftTokenParams, want: string): never => {
+    throw new SoftParamsError(field, `the token's ${field} is ${JSON.stringify(p[field]) ?? "missing"}, expected ${want}`);
+  };
+  if (typeof p.bank !== "string" || p.bank.trim() === "") wrong("bank", "the bank's name");
+  if (typeof p.serviceId !== "string" || !new RegExp(SERVICE_ID_PATTERN).test(p.serviceId)) wrong("serviceId", "8 digits");
+  if (expected && p.serviceId !== expected.serviceId) wrong("serviceId", JSON.stringify(expected.serviceId));
+  if (typeof p.userId !== "string" || !validUserId(p.userId)) wrong("userId", "12 digits with a valid check digit");
+  if (expected && p.userId !== expected.userId) wrong("userId", JSON.stringify(expected.userId));
+  for (const field of ["algorithm", "digits", "period", "t0"] as const) {
+    if (p[field] !== SOFT_TOKEN[field]) wrong(field, JSON.stringify(SOFT_TOKEN[field]));
+  }
+  return p as unknown as SoftTokenParams;
 }
 
 /** OPAQUE's identities (RFC 9807 §4.1.2): bind the key exchange to this user ID at this bank. */

@@ -115,6 +115,14 @@ describe("app token store", () => {
     await expect(codeAt(store, 59_000)).resolves.toMatchObject({ code: "18920136" });
   });
 
+  it("refuses a sealed token whose parameters are not a set-up's, naming the field (no code of the wrong length or step)", async () => {
+    saveToken(store, { ...T, params: PARAMS.replace('"digits":8', '"digits":6') }, Buffer.from(RFC_SEED));
+    await expect(codeAt(store, 59_000)).rejects.toMatchObject({ code: "bad_token_file", message: expect.stringContaining("the token's digits is 6, expected 8") });
+    rmSync(store, { recursive: true });
+    saveToken(store, { ...T, params: PARAMS.replace('"period":60', '"period":0') }, Buffer.from(RFC_SEED));
+    await expect(codeAt(store, 59_000)).rejects.toMatchObject({ code: "bad_token_file", message: expect.stringContaining("the token's period is 0, expected 60") });
+  });
+
   it("refuses to set up into a store that holds a token, before anything is asked of the bank", () => {
     saveToken(store, T, Buffer.from(RFC_SEED));
     expect(() => prepareStore(store)).toThrow(StoreError);

@@ -126,6 +126,18 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     }
   });
 
+  it("every console answer, page, redirect or asset, carries the page headers: no-store, nosniff, DENY, same-origin referrer, the CSP", async () => {
+    for (const path of ["/console/sign-in", "/console/", "/console/assets/console.css"]) {
+      const r = await fetch(base + path, { redirect: "manual" });
+      expect([200, 303], path).toContain(r.status);
+      expect(r.headers.get("cache-control"), path).toBe("no-store");
+      expect(r.headers.get("x-content-type-options"), path).toBe("nosniff");
+      expect(r.headers.get("x-frame-options"), path).toBe("DENY");
+      expect(r.headers.get("referrer-policy"), path).toBe("same-origin");
+      expect(r.headers.get("content-security-policy"), path).toMatch(/^default-src 'none'; script-src 'self';.*frame-ancestors 'none'/);
+    }
+  });
+
   it("signing in makes a new session (a planted cookie is never adopted), with HttpOnly, SameSite=Strict and no Secure on loopback; 15 idle minutes or sign-out end it", async () => {
     // Fixation: an attacker signs in and plants their own, valid, session id in alice's browser.
     const attacker = await signedIn("bob");

@@ -7,7 +7,7 @@ import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Emulator } from "../../hil/emulator.js";
-import { SPIFFS_DATA_PAGE_BYTES, SPIFFS_TOTAL_PAGES, spiffsPages } from "../../hil/flash.js";
+import { SPIFFS_DATA_PAGE_BYTES, spiffsGeometry, spiffsPages } from "../../hil/flash.js";
 import type { Fault } from "../../hil/faults.js";
 import { NEWLIB_BUFSIZ } from "../../hil/nodemcu/file.js";
 import { tempDir } from "./support.js";
@@ -179,20 +179,24 @@ describe("SPIFFS through newlib (file writes)", () => {
     b.emu.close();
   });
 
-  it("capacity: the default partition's 0x70000-byte SPIFFS holds 1651 pages of 251 bytes; a write past it fails at the flush", () => {
-    expect(SPIFFS_TOTAL_PAGES).toBe(1651);
-    expect(SPIFFS_TOTAL_PAGES * SPIFFS_DATA_PAGE_BYTES).toBe(414_401);
+  it("capacity: the keyfob's 0x50000-byte SPIFFS holds 1171 pages of 251 bytes (partitions-fobkit.csv); a write past it fails at the flush", () => {
+    expect(spiffsGeometry(0x50000).totalPages).toBe(1171);
+    expect(spiffsGeometry(0x50000).totalPages * SPIFFS_DATA_PAGE_BYTES).toBe(293_921);
     expect(spiffsPages(0)).toBe(1);
     expect(spiffsPages(251)).toBe(2);
     expect(spiffsPages(252)).toBe(3);
-    // A 400,000-byte filler (1608 pages) and init.lua (2) leave 41 pages free.
+    // A 280,000-byte filler (1117 pages) and init.lua leave a few dozen pages free.
     const b = board([write(20000), "print(f:close())"].join("\n"));
-    writeFileSync(join(b.dir, "filler"), Buffer.alloc(400_000));
+    expect(b.emu.flash.geometry.totalPages).toBe(1171);
+    writeFileSync(join(b.dir, "filler"), Buffer.alloc(280_000));
+    const free = b.emu.flash.freePages();
+    expect(free).toBeLessThan(60);
     b.emu.boot();
     expect(b.said()).toMatch(/w\tfalse\nnil\tNo space left on device\t28\n/);
     const kept = statSync(join(b.dir, "data")).size;
     expect(kept % NEWLIB_BUFSIZ).toBe(0); // whole buffers only
-    expect(kept).toBeGreaterThan(9_000); // 41 pages were free: one index header, 40 data pages
+    // What was free, less one index header, to within the last whole buffer.
+    expect(kept).toBeGreaterThan((free - 1) * SPIFFS_DATA_PAGE_BYTES - 2 * NEWLIB_BUFSIZ);
     expect(b.emu.flash.freePages()).toBeLessThan(spiffsPages(NEWLIB_BUFSIZ));
     b.emu.close();
   });
@@ -215,8 +219,9 @@ describe("SPIFFS through newlib (file writes)", () => {
     const writeRead = board([write(600), "print(f:close())", 'g = io.open("data", "r") print(#g:read("a")) g:close()', 'print(loadfile("nothing"))'].join("\n"));
     writeRead.emu.boot();
     expect(writeRead.said()).toContain("600\n");
-    // Two lookups (io.open "r", loadfile of a missing file) at 112 x 110 us, and 3 data pages of 251 bytes (hil/flash.ts).
-    expect(writeRead.emu.counters.flashBusyMs - base).toBeGreaterThanOrEqual(2 * 12.3 + 0.33 - 0.01);
+    // Two lookups (io.open "r", loadfile of a missing file) at 80 blocks x 110 us (the keyfob's partition), and 3 data pages of 251 bytes (hil/flash.ts).
+    expect(writeRead.emu.flash.geometry.blocks).toBe(80);
+    expect(writeRead.emu.counters.flashBusyMs - base).toBeGreaterThanOrEqual(2 * 8.8 + 0.33 - 0.01);
     writeRead.emu.close();
   });
 

@@ -176,7 +176,7 @@ describe("restarts after a failed boot are bounded and back off (init-lua.ts)", 
     b.emu.advance(600);
     expect(b.boots).toHaveLength(1 + MAX_RESTARTS);
     const gaps = b.boots.slice(1).map((t, i) => t - b.boots[i]);
-    // each gap: the back-off, plus the restart itself (RESTART_DELAY_MS) and the boot's own work
+    // each gap: the back-off, plus the restart itself (restartDelayMs) and the boot's own work
     gaps.forEach((g, i) => expect(g).toBeGreaterThanOrEqual(BACKOFF_FIRST_MS * 2 ** i));
     gaps.forEach((g, i) => expect(g).toBeLessThan(BACKOFF_FIRST_MS * 2 ** i + 1000));
     expect(b.said()).toContain(`${MAX_RESTARTS} restarts failed: staying down until power-on`);

@@ -4,7 +4,7 @@
  * and line beside each test) and fails against the emulator as it was
  * before the model.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { P } from "../support/keyfob.js";
@@ -37,10 +37,12 @@ function bootLua(init: string, opts: Record<string, unknown> = {}) {
   return { emu, events, tx, text, bootText, errors: () => events.filter((e) => e.event === "error").map((e) => e.message ?? "") };
 }
 
-/** A build file: the keyfob's with some lines replaced or dropped. */
+/** A build file: the keyfob's with some lines replaced or dropped, beside the partition table it names. */
 function buildVariant(edit: (text: string) => string): string {
-  const p = join(tempDir("build-"), "sdkconfig.variant");
+  const dir = tempDir("build-");
+  const p = join(dir, "sdkconfig.variant");
   writeFileSync(p, edit(readFileSync(KEYFOB_BUILD, "utf8")));
+  copyFileSync(join(ROOT, "nodemcu-build", "partitions-fobkit.csv"), join(dir, "partitions-fobkit.csv"));
   return p;
 }
 

@@ -121,6 +121,22 @@ describe.each(ENGINES)("fobkit bank soft-* on $name", (engine) => {
     expect(await bank("soft-issue", "--customer", "c1", "--mail", "not-a-mail", "--activation-password-file", join(dir, "pw"), "--json")).toMatchObject({ code: 2, json: { error: { code: "bad_mail" } } });
     expect(await bank("status", "--customer", "c1", "--json")).toMatchObject({ json: { registration: { status: "not_registered" } } });
   });
+  it("soft-issue audits the mail as the API does: not_configured without --smtp, ok when sent, failed when the server refuses", async () => {
+    await bank("soft-config", "--service-id", "10112235", "--bank-name", "B", "--app-url", "https://bank.example.jp/app/");
+    const mailAudit = async (customer: string) =>
+      (await bank("audit", "--customer", customer, "--json")).json.records.filter((a: { action: string }) => a.action === "mail").map((a: { outcome: string; detail: Record<string, unknown> }) => [a.outcome, a.detail]);
+    const issue = (customer: string, ...more: string[]) => bank("soft-issue", "--customer", customer, "--mail", "taro@example.jp", "--activation-password-file", join(dir, "pw"), ...more, "--json");
+    expect(await issue("c1")).toMatchObject({ code: 0, json: { mailSent: false } });
+    expect(await mailAudit("c1")).toEqual([["not_configured", { kind: "soft-issue", mail: "t***@example.jp" }]]);
+    expect(await issue("c2", "--smtp", smtp.url)).toMatchObject({ code: 0, json: { mailSent: true } });
+    expect(await mailAudit("c2")).toEqual([["ok", { kind: "soft-issue", mail: "t***@example.jp" }]]);
+    // Nothing listens on port 1: the mail fails, the issuance stands.
+    const failed = await issue("c3", "--smtp", "smtp://127.0.0.1:1/?tls=off");
+    expect(failed).toMatchObject({ code: 0, json: { mailSent: false } });
+    expect(failed.stderr).toContain("was not sent");
+    expect(await mailAudit("c3")).toMatchObject([["failed", { kind: "soft-issue", mail: "t***@example.jp", error: expect.any(String) }]]);
+  });
+
   it("bank serve --smtp --mail-from: an issuance through the channel API mails the IDs from the given sender", async () => {
     await bank("soft-config", "--service-id", "10112235", "--bank-name", "ふぉぶ信用金庫", "--app-url", "https://bank.example.jp/app/");
     const db = await openMigrated(url);

@@ -1,6 +1,6 @@
 /** The station bench's "this flow with an instant keyfob and host" figure, on hand-computed schedules. */
 import { describe, expect, it } from "vitest";
-import { criticalPathBytes } from "../../tools/bench-station.js";
+import { commitFloor, criticalPathBytes } from "../../tools/bench-station.js";
 
 describe("criticalPathBytes", () => {
   it("request/reply one at a time: every byte in turn", () => {
@@ -16,5 +16,19 @@ describe("criticalPathBytes", () => {
 
   it("a group starts only after the previous group's last reply", () => {
     expect(criticalPathBytes([{ out: [10, 10], in: [5, 5] }, { out: [4], in: [6] }])).toBe(25 + 4 + 6);
+  });
+});
+
+describe("commitFloor: the least SPIFFS time of one checked LOCK commit on the model (hil/flash.ts)", () => {
+  it("a record within one newlib buffer: open 15 + one write 1 + the read-back's lookup and one page + rename 15", () => {
+    const c = commitFloor(60, 8.8);
+    expect(c).toEqual({ openForWriting: 15, write: 1, readBackLookup: 8.8, readBackPages: 0.11, rename: 15 });
+  });
+
+  it("a longer record: one write per 128-byte buffer, one page read per 251 bytes", () => {
+    const c = commitFloor(300, 12.32);
+    expect(c.write).toBe(3);
+    expect(c.readBackPages).toBeCloseTo(0.22, 9);
+    expect(c.readBackLookup).toBe(12.32);
   });
 });

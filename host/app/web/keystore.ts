@@ -10,7 +10,7 @@
  * own script, or any script injected into it, can make codes while it runs
  * but can never read the seed out. No seed bytes ever exist in JavaScript.
  */
-import type { SoftTokenParams } from "@fobkit/soft/protocol.js";
+import { parseSoftTokenParams } from "@fobkit/soft/protocol.js";
 
 const DB_NAME = "fobkit-soft-token";
 const DB_VERSION = 1;
@@ -58,7 +58,7 @@ export async function loadToken(): Promise<StoredToken | undefined> {
   if (!t || typeof t.params !== "string" || !(t.key instanceof CryptoKey)) return undefined;
   try {
     // A record whose params do not parse cannot show a code or the bank's name: as good as none.
-    if (typeof parseParams(t.params).bank !== "string") return undefined;
+    parseSoftTokenParams(t.params);
   } catch {
     return undefined;
   }
@@ -89,8 +89,4 @@ const PROBE_ID = "storage-probe";
 
 export async function removeToken(): Promise<void> {
   await run("readwrite", (s) => s.delete(ID));
-}
-
-export function parseParams(text: string): SoftTokenParams {
-  return JSON.parse(text) as SoftTokenParams;
 }

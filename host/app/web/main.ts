@@ -8,9 +8,9 @@
  * set-up code (client.js and the OPAQUE WebAssembly) is loaded only when a
  * set-up starts.
  */
-import { SOFT_TOKEN, stepAt, totpFromKey, validUserId } from "@fobkit/soft/protocol.js";
+import { parseSoftTokenParams, stepAt, totpFromKey, validUserId } from "@fobkit/soft/protocol.js";
 import { chosenLang, rememberLang, WORDS, type Lang, type Words } from "./i18n.js";
-import { loadToken, parseParams, probeStorage, removeToken, saveToken, type StoredToken } from "./keystore.js";
+import { loadToken, probeStorage, removeToken, saveToken, type StoredToken } from "./keystore.js";
 
 let lang: Lang = chosenLang();
 let w: Words = WORDS[lang];
@@ -28,11 +28,13 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<Record
 }
 
 function header(): HTMLElement {
-  const toggle = el("button", { type: "button", class: "link", lang: lang === "ja" ? "en" : "ja" }, w.language);
+  const toggle = el("button", { type: "button", class: "link", id: "lang-toggle", lang: lang === "ja" ? "en" : "ja" }, w.language);
   toggle.addEventListener("click", () => {
     lang = lang === "ja" ? "en" : "ja";
     rememberLang(lang);
     render();
+    // render() replaced the button: give the focus to its successor, or a keyboard user is thrown back to the page's top.
+    document.getElementById("lang-toggle")?.focus();
   });
   return el("header", {}, el("span", { class: "brand" }, w.title), toggle);
 }
@@ -83,7 +85,8 @@ function setupScreen(notice?: string): HTMLElement {
   const password = el("input", { type: "password", autocomplete: "off", required: "", maxlength: "128" });
   const show = el("input", { type: "checkbox", id: "show-password" });
   show.addEventListener("change", () => (password.type = show.checked ? "text" : "password"));
-  const status = el("div", { class: "status", role: "alert", "aria-live": "assertive", id: "setup-status" });
+  // tabindex -1: the focus can be put on a refusal (below), never tabbed to.
+  const status = el("div", { class: "status", role: "alert", "aria-live": "assertive", id: "setup-status", tabindex: "-1" });
   const button = el("button", { type: "submit" }, w.setupButton);
   const form = el(
     "form",
@@ -106,6 +109,7 @@ function setupScreen(notice?: string): HTMLElement {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     status.textContent = "";
+    password.setAttribute("aria-describedby", "password-hint password-error");
     const s = serviceId.value.trim();
     const u = userId.value.replace(/[\s-]/g, "");
     const ok = [
@@ -153,7 +157,15 @@ function setupScreen(notice?: string): HTMLElement {
       status.textContent = code === "no_storage" ? w.noStorage : code === "storage" ? w.saveFailed : refusalText(e, w);
       button.disabled = false;
       form.removeAttribute("aria-busy");
-      password.focus();
+      // The focus goes where the error is said (WCAG 3.3.1). A wrong password: to the password, emptied for the
+      // next try and described by the bank's answer. Anything else concerns no one field: to the answer itself.
+      if (code === "wrong_password" || code === "wrong_password_local") {
+        password.value = "";
+        password.setAttribute("aria-describedby", "password-hint password-error setup-status");
+        password.focus();
+      } else {
+        status.focus();
+      }
     }
   });
 
@@ -161,7 +173,7 @@ function setupScreen(notice?: string): HTMLElement {
     "main",
     { id: "main" },
     el("h1", { id: "setup-heading" }, w.setupHeading),
-    notice ? el("p", { class: "flash", role: "status" }, notice) : undefined,
+    notice ? el("p", { class: "flash", role: "status", id: "notice", tabindex: "-1" }, notice) : undefined,
     el("p", {}, w.setupIntro),
     form,
   );
@@ -173,8 +185,9 @@ const CLIENT = "@fobkit/soft/client.js";
 // ------------------------------------------------------------------ code
 
 function codeScreen(token: StoredToken, notice?: string): HTMLElement {
-  const p = parseParams(token.params);
-  const period = p.period || SOFT_TOKEN.period;
+  // Checked when stored and when loaded (parseSoftTokenParams): every field is this token's, no fallback needed.
+  const p = parseSoftTokenParams(token.params);
+  const period = p.period;
   const code = el("output", { id: "code", class: "code", "aria-live": "polite", "aria-atomic": "true", "aria-labelledby": "code-label", tabindex: "-1" });
   const progress = el("progress", { id: "countdown", max: String(period), "aria-labelledby": "countdown-label" });
   const seconds = el("span", { id: "countdown-label", class: "seconds" });
@@ -182,10 +195,10 @@ function codeScreen(token: StoredToken, notice?: string): HTMLElement {
 
   async function tick(): Promise<void> {
     const now = Date.now();
-    const { step, msLeft } = stepAt(now, period, p.t0 ?? 0);
+    const { step, msLeft } = stepAt(now, period, p.t0);
     if (step !== shownStep) {
       shownStep = step;
-      const digits = await totpFromKey(token.key, step, p.digits || SOFT_TOKEN.digits);
+      const digits = await totpFromKey(token.key, step, p.digits);
       // Grouped 4+4 on screen for reading; the accessible text is the plain digits.
       code.textContent = `${digits.slice(0, 4)} ${digits.slice(4)}`;
       code.dataset.code = digits;
@@ -218,6 +231,8 @@ function codeScreen(token: StoredToken, notice?: string): HTMLElement {
     await removeToken();
     screen = { kind: "setup", notice: w.removed };
     render();
+    // The buttons are gone with the screen: the focus goes to the notice saying what was done.
+    document.getElementById("notice")?.focus();
   });
 
   queueMicrotask(() => void tick());
@@ -226,7 +241,7 @@ function codeScreen(token: StoredToken, notice?: string): HTMLElement {
     "main",
     { id: "main" },
     el("h1", {}, w.codeHeading),
-    notice ? el("p", { class: "flash", role: "status" }, notice) : undefined,
+    notice ? el("p", { class: "flash", role: "status", id: "notice", tabindex: "-1" }, notice) : undefined,
     el("p", { class: "bank" }, el("span", { class: "label" }, w.bank + " "), el("strong", { id: "bank-name" }, p.bank)),
     el("p", { class: "hint" }, w.checkBank),
     el("p", { class: "status error", id: "clock-warning", role: "alert", hidden: "" }),
