@@ -25,6 +25,7 @@ import { IMAGE, NODE_BUILD } from "../support/paths.js";
 import { bytecodeName, imageFilePaths } from "../../host/flash/image-files.js";
 import { prng } from "../support/prng.js";
 import { LINK_BAUD } from "../../protocol/codes.js";
+import { compileChunk } from "../../hil/compile.js";
 
 const image = readFileSync(IMAGE);
 // The image's other files (host/flash/image-files.ts), installed beside the core.
@@ -248,6 +249,16 @@ describe("REPL lockdown", () => {
 });
 
 /**
+ * `line` with its first lowercase letter (a-y) inside the W"..." literal one
+ * higher: the line still parses and carries as many bytes.
+ */
+function flipLetter(line: string): string {
+  const q = line.indexOf('"') + 1;
+  const at = q + [...line.slice(q)].findIndex((c) => c >= "a" && c < "z");
+  return line.slice(0, at) + String.fromCharCode(line.charCodeAt(at) + 1) + line.slice(at + 1);
+}
+
+/**
  * The board boots whatever init.lua it holds (Kconfig LUA_INIT_STRING "@init.lua"):
  * an install must never leave one that boots a damaged init.lua or a damaged image,
  * or the console may stay deaf (init-lua.ts takes it first) and only esptool helps.
@@ -255,13 +266,12 @@ describe("REPL lockdown", () => {
 describe("an install never leaves an init.lua that boots something bad", () => {
   const initLines = luaChunks(Buffer.from(INIT_SOURCE, "latin1"), 0, DATA_PREFIX, "").map((c) => c.line);
 
-  /** A serial port whose wire flips one letter inside the first data line of init.lua (a UART bit error). */
-  function corruptingPort(path: string) {
+  /**
+   * A serial port whose wire turns the data line `good` into `bad` (a UART
+   * bit error); by default one letter inside the first data line of init.lua.
+   */
+  function corruptingPort(path: string, good = initLines[0], bad = flipLetter(good)) {
     const hit = { line: "", count: 0 };
-    const good = initLines[0];
-    // A lowercase letter inside the W("...") literal: the line still parses, the byte count stays.
-    const at = good.indexOf('"') + 1 + [...good.slice(good.indexOf('"') + 1)].findIndex((c) => c >= "a" && c < "z");
-    const bad = good.slice(0, at) + String.fromCharCode(good.charCodeAt(at) + 1) + good.slice(at + 1);
     return {
       hit,
       open: () => {
@@ -296,6 +306,44 @@ describe("an install never leaves an init.lua that boots something bad", () => {
     if (existsSync(initPath)) expect(readFileSync(initPath, "latin1")).toBe(old);
     expect(existsSync(join(b.stateDir, "init.lua.part"))).toBe(false);
     // Power cycle: no damaged init.lua runs, the board is at its REPL again, and a clean run installs.
+    b.emu.powerCut();
+    b.emu.boot();
+    const r = await flashBoard({ port: b.path, image, files });
+    expect(r.info.state).toBe("blank");
+    expectInstalled(b.stateDir, r);
+  }, 120_000);
+
+  it("a bit error inside a source file's upload: its read-back check (stepped by the next file's data lines) fails the flash; no source is removed, no init.lua written", async () => {
+    // A line in the middle of the largest file, and a letter in it whose
+    // successor still compiles: only the board's CRC of what it reads back
+    // can tell. (A letter for the next one: the escaping, so every line, stays.)
+    const lines = luaChunks(target.data, 0, DATA_PREFIX, "");
+    const k = lines.length >> 1;
+    let bad = "";
+    for (let i = lines[k].offset; bad === "" && i < lines[k].offset + lines[k].length; i++) {
+      if (!(target.data[i] >= 0x61 && target.data[i] < 0x7a)) continue;
+      const body = Buffer.from(target.data);
+      body[i]++;
+      try {
+        compileChunk(body, target.name);
+      } catch {
+        continue; // this flip breaks the syntax: node.compile would fail before the check
+      }
+      bad = luaChunks(body, 0, DATA_PREFIX, "")[k].line;
+    }
+    const good = lines[k].line;
+    expect(bad.length).toBe(good.length);
+    const b = await boardOnPty();
+    const port = corruptingPort(b.path, good, bad);
+    const e = await flashBoard({ port: b.path, image, files, openTransport: port.open }).catch((x) => x);
+    expect(port.hit.count).toBe(1);
+    expect(e).toBeInstanceOf(FlashError);
+    expect((e as FlashError).code).toBe("verify");
+    expect((e as FlashError).message).toContain(`${target.name} on the board has ${target.data.length} `);
+    expect((e as FlashError).message).toContain(`expected ${target.data.length} ${crcHex(crc32(target.data))}`);
+    expect(existsSync(join(b.stateDir, "init.lua"))).toBe(false);
+    expect(existsSync(join(b.stateDir, target.name))).toBe(true);
+    // Power cycle: the REPL, and a clean run installs.
     b.emu.powerCut();
     b.emu.boot();
     const r = await flashBoard({ port: b.path, image, files });
