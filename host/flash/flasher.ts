@@ -134,13 +134,16 @@ const INFO_TIMEOUTS_MS: readonly number[] = [50, 50, 50, 50, 50, 50, 100, 100, 1
 /** node.compile parses a whole file in RAM and writes its .lc to SPIFFS: give it longer than a line. */
 const COMPILE_MS = 30000;
 /**
- * Bytes of REPL lines in flight (LFs included): two full data lines, as
- * before this window counted bytes. While a line runs (a SPIFFS write, a
- * node.compile) the board holds what arrives meanwhile in the high-priority
- * task queue (100 one-byte tasks, task.c:143-151), the byte console_task
- * waits to post, the driver's ring buffer (256 B, user_main.c:254) and the
- * RX FIFO (128 B): 485 bytes before one is lost (hil/console-rx.ts models
- * exactly that loss). 482 stays inside it.
+ * Bytes of REPL lines in flight behind the oldest unanswered one (LFs
+ * included; ReplClient.pipeline): two full data lines. While a line runs (a
+ * SPIFFS write, a node.compile) the board holds what arrives meanwhile in
+ * the high-priority task queue (100 one-byte tasks, task.c:143-151), the
+ * byte console_task waits to post, the driver's ring buffer (256 B,
+ * user_main.c:254) and the RX FIFO (128 B): 485 bytes before one is lost
+ * (hil/console-rx.ts models exactly that loss). 482 stays inside it. The
+ * running line is not among them: it was read out byte by byte before it
+ * ran. Counting it too (as before) left one line's wire time (21 ms) for the
+ * host to see an answer and send on, so any delay stopped the wire.
  */
 export const WINDOW_BYTES = 2 * (MAX_LINE + 1);
 
@@ -383,21 +386,20 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       } } },
       ];
     });
-    // init.lua is always written (it was removed above): through init.lua.part,
-    // whose CRC the board checks before it renames it into place (_fk.fin).
-    // Its data lines step through the last file's read-back; it is renamed
-    // into place only after every check (below).
-    // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
-    steps.push(pending.shift()!.step);
-    steps.push({ line: `_fk.o(${luaQuote(INIT_NAME + PART)})`, ack: () => undefined });
-    for (const c of luaChunks(init, 0, DATA_PREFIX, "")) pushData({ line: c.line, ack: () => undefined });
+    // The last file's read-back, at once (no data lines follow to step it).
     flushCheck();
     // The sources go only once every .lc loads (the board skips this line after
     // any failure): the board boots bytecode or nothing (a damaged .lc fails
     // closed, never falls back to parsing source). Then init.lua, last, so the
-    // board boots the firmware only once the image is complete.
+    // board boots the firmware only once the image is complete. The removals
+    // keep the board busy while init.lua's first lines arrive (WINDOW_BYTES).
     const last: Step[] = [{ line: `if not _fk.bad then for _,n in ipairs({${all.map((f) => luaQuote(f.name)).join(",")}}) do file.remove(n) end end`, ack: () => undefined }];
     if (last[0].line.length > MAX_LINE) throw new RangeError("flasher: too many image files for one remove line");
+    // init.lua is always written (it was removed above): through init.lua.part,
+    // whose CRC the board checks before it renames it into place (_fk.fin).
+    last.push({ line: `_fk.o(${luaQuote(INIT_NAME + PART)})`, ack: () => undefined });
+    // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
+    for (const c of luaChunks(init, 0, DATA_PREFIX, "")) last.push({ line: c.line, ack: () => undefined });
     last.push({ line: `=_fk.fin(${initQ},"${initWant}")`, ack: (out) => {
       if (out === "skip") fail(`${INIT_NAME} not written: a write of its upload failed; the board has no ${INIT_NAME} and boots into the REPL`);
       if (out.startsWith("err crc ")) fail(`${INIT_NAME + PART} on the board has ${out.slice(8)} (bytes, CRC-32) after the upload, expected ${initWant} (damaged on the wire?); removed, the board has no ${INIT_NAME} and boots into the REPL`);

@@ -16,8 +16,9 @@ import { NEWLIB_BUFSIZ } from "../../hil/nodemcu/file.js";
 import { PtyLink } from "../../hil/pty.js";
 import { DeviceSession } from "../../host/device/session.js";
 import { crc32, crcHex } from "../../host/flash/crc32.js";
-import { DATA_PREFIX, FlashError, flashBoard, INIT_SOURCE, type FlashResult } from "../../host/flash/flasher.js";
-import { luaChunks } from "../../host/flash/lua-chunks.js";
+import { DATA_PREFIX, FlashError, flashBoard, INIT_SOURCE, WINDOW_BYTES, type FlashResult } from "../../host/flash/flasher.js";
+import { luaChunks, MAX_LINE } from "../../host/flash/lua-chunks.js";
+import { ReplClient } from "../../host/flash/repl-client.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
 import * as P from "../../protocol/index.js";
 import { fobkit } from "../station/cli-io.js";
@@ -400,4 +401,40 @@ describe("an install never leaves an init.lua that boots something bad", () => {
     expect(r.info.state).toBe("blank");
     expectInstalled(b.stateDir, r);
   }, 120_000);
+});
+
+describe("the upload's pipeline (ReplClient.pipeline, WINDOW_BYTES)", () => {
+  it("keeps the running line and WINDOW_BYTES behind it in flight, and the board's receive path loses none of them while a line keeps it busy", async () => {
+    const b = await boardOnPty();
+    const t = new SerialTransport({ path: b.path, baudRate: LINK_BAUD });
+    await t.open();
+    const repl = new ReplClient(t);
+    cleanups.push(() => repl.close());
+    expect(await repl.sync()).toBe(true);
+    await repl.exec(`uart.setup(0,${LINK_BAUD},8,0,1,0)`);
+    // A line that keeps the board's Lua in SPIFFS for ~250 ms (hil/flash.ts: 15 ms + 6 ms per KB),
+    // then full-length lines: while it runs, only the lines behind it wait in the receive path.
+    const busy = 'local f=io.open("big","wb") for i=1,40 do f:write(string.rep("x",1024)) end f:close()';
+    const rnd = prng(0x10ad);
+    const data = Array.from({ length: 12 }, (_, i) => `=${i}, "${Buffer.from(rnd.bytes(300)).toString("base64").slice(0, MAX_LINE - 12)}"`.slice(0, MAX_LINE));
+    const lines = [busy, ...data, busy, ...data];
+    // Bytes written behind the oldest unanswered line, at each write.
+    let written = 0;
+    let acked = 0;
+    let behindMax = 0;
+    const write = t.write.bind(t);
+    t.write = (bytes: Uint8Array) => {
+      written += bytes.length;
+      const oldest = lines.findIndex((_, i) => i >= acked);
+      behindMax = Math.max(behindMax, written - lines.slice(0, oldest + 1).reduce((n, l) => n + l.length + 1, 0));
+      return write(bytes);
+    };
+    const outs = await repl.pipeline(lines, WINDOW_BYTES, 5000, (i) => (acked = i + 1));
+    expect(outs).toEqual(lines.map((l) => (l === busy ? "" : l.slice(1).replace(/, "/, "\t").replace(/"$/, ""))));
+    expect(b.emu.counters.uartRxLost).toBe(0);
+    expect(b.emu.counters.tasksLost).toBe(0);
+    // Two full lines behind the running one (a window that counts the running line holds one).
+    expect(behindMax).toBeGreaterThan(WINDOW_BYTES - (MAX_LINE + 1));
+    expect(behindMax).toBeLessThanOrEqual(WINDOW_BYTES);
+  }, 60_000);
 });
