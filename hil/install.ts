@@ -7,13 +7,14 @@
  * refused), the source then removed as the flasher does, and an init.lua that NodeMCU runs at boot (Kconfig
  * LUA_INIT_STRING "@init.lua"), which boots fobkit.lc.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { INIT_SOURCE, initSource } from "../host/flash/init-lua.js";
-import { bytecodeName, imageFilePaths } from "../host/flash/image-files.js";
+import { bytecodeName, CORE_FILE, imageFilePaths } from "../host/flash/image-files.js";
 import { compileChunk, DEFAULT_FREE_HEAP } from "./compile.js";
 
-export const IMAGE_FILE = "fobkit.lua";
+/** The image's core on the board (host/flash/image-files.ts). */
+export const IMAGE_FILE = CORE_FILE;
 export const INIT_FILE = "init.lua";
 /** The boot script, fail-closed (host/flash/init-lua.ts, shared with fobkit flash). */
 export const INIT_LUA = INIT_SOURCE;
@@ -26,14 +27,15 @@ export function installImage(stateDir: string, imagePath: string, freeHeap = DEF
   // source and init.lua boots that (a fixture may be too big for node.compile).
   const fixture = basename(imagePath) !== IMAGE_FILE;
   for (const f of files) {
-    copyFileSync(f.path, join(stateDir, f.name));
-    // As the flasher checks every file by CRC on the board: the copy is the image.
-    const source = readFileSync(join(stateDir, f.name));
-    if (!source.equals(readFileSync(f.path))) throw new Error(`installImage: ${f.name} in ${stateDir} differs from ${f.path}`);
-    if (fixture) continue;
+    // The bytes the flasher would upload and check by CRC on the board: the file itself.
+    const source = readFileSync(f.path);
+    if (fixture) {
+      writeFileSync(join(stateDir, f.name), source);
+      continue;
+    }
     writeFileSync(join(stateDir, bytecodeName(f.name)), compileChunk(source, f.name, freeHeap));
     // The flasher removes the source once its bytecode loads: the board boots bytecode or nothing.
-    rmSync(join(stateDir, f.name));
+    rmSync(join(stateDir, f.name), { force: true });
   }
   writeFileSync(join(stateDir, INIT_FILE), fixture ? initSource(IMAGE_FILE) : INIT_LUA);
 }

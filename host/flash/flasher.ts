@@ -39,13 +39,13 @@ import { kindOfName } from "../transport/discover.js";
 import { BOARD_CRC_LUA, crc32, crcHex } from "./crc32.js";
 import { luaChunks, luaQuote, MAX_LINE } from "./lua-chunks.js";
 import { ReplClient, ReplError, type PipelineLine } from "./repl-client.js";
-import { bytecodeName } from "./image-files.js";
+import { bytecodeName, CORE_FILE } from "./image-files.js";
 
-export const IMAGE_NAME = "fobkit.lua";
+export const IMAGE_NAME = CORE_FILE;
 export const INIT_NAME = "init.lua";
 /** Kconfig LUA_INIT_STRING "@init.lua" runs this at boot (init-lua.ts: fail-closed). */
 export { INIT_SOURCE } from "./init-lua.js";
-import { INIT_SOURCE } from "./init-lua.js";
+import { ESP32_BOOT_MS, INIT_SOURCE } from "./init-lua.js";
 const PART = ".part";
 /**
  * The board's side of the install, defined once per run (each line under
@@ -121,15 +121,15 @@ export const BOARD_HELPERS: readonly string[] = [
 ];
 /**
  * After node.restart(): nothing can answer before the ESP32's ROM, bootloader
- * and image check are through, about 300 ms (docs/power.md:273, Espressif's
- * figure), so the first INFO goes then. Each try is one request with a new
+ * and image check are through (ESP32_BOOT_MS, init-lua.ts), so the first INFO
+ * goes then. Each try is one request with a new
  * id (a reply after its timeout is dropped), so the timeouts grow: a request
  * every 50 ms, then 100 ms, while a board is most likely to come up, then
  * doubling. What is sent while the board boots is lost, and at most 16 requests are ever
  * outstanding, so a slow board is never buried under INFO frames it must answer
  * one by one before it gets to the current one.
  */
-export const BOOT_MIN_MS = 300;
+export const BOOT_MIN_MS = ESP32_BOOT_MS;
 const INFO_TIMEOUTS_MS: readonly number[] = [50, 50, 50, 50, 50, 50, 100, 100, 100, 100, 100, 200, 400, 800, 1600, 3200];
 /** node.compile parses a whole file in RAM and writes its .lc to SPIFFS: give it longer than a line. */
 const COMPILE_MS = 30000;
