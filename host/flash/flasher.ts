@@ -36,7 +36,7 @@ import { DeviceSession, type KeyfobInfo } from "../device/session.js";
 import { SerialTransport } from "../transport/serial-transport.js";
 import type { Transport, TransportKind } from "../transport/transport.js";
 import { kindOfName } from "../transport/discover.js";
-import { BOARD_CRC_LUA, crc32, crcHex } from "./crc32.js";
+import { BOARD_CRC_LUA, crc32, crcHex, READ_STEP } from "./crc32.js";
 import { luaChunks, luaQuote, MAX_LINE } from "./lua-chunks.js";
 import { ReplClient, ReplError, type PipelineLine } from "./repl-client.js";
 import { bytecodeName, CORE_FILE } from "./image-files.js";
@@ -57,19 +57,16 @@ const PART = ".part";
  *   4 bytes of each line instead of 8 (the board restarts after the install).
  *   A failed write (f:write's nil, liolib g_write), or no file open, sets
  *   _fk.bad: the lines behind it answer "skip". Then one step of the
- *   read-back check under way (_fk.sp).
- * - _fk.rb(n): start reading NAME back for its check (_fk.g): each data line
- *   after it reads and CRCs READ_STEP bytes of it (_fk.sp). A data line
+ *   read-back check under way (_fk.sp, crc32.ts).
+ * - _fk.rb(n) (crc32.ts): start reading NAME back for its check (_fk.g): each
+ *   data line after it reads and CRCs READ_STEP bytes of it (_fk.sp). A data line
  *   leaves the board idle for ~19 of its 21 ms while the wire brings the
  *   next one; reading back a whole file in one line kept the board busy
  *   for ~150 ms per 10 KB (the CRC runs in Lua), longer than the
  *   WINDOW_BYTES in flight cover, so the wire stood still (issue 10 item 6).
  *   The check is the same: the CRC of every byte read back from flash after
- *   the file was closed, compared on the board with what the host sent.
- * - _fk.sp(): one step: READ_STEP bytes of _fk.g into its CRC; at the end
- *   of the file it closes it and keeps "SIZE CRC" (_fk.g.h).
- * - _fk.rh(n): NAME's "SIZE CRC" as read back: the steps _fk.rb started,
- *   finished here; else the whole file now (_fk.crc).
+ *   the file was closed, compared on the board with what the host sent;
+ *   _fk.crc(n) finishes it (or reads the whole file, where no step began).
  * - _fk.cl(): close the upload's file (newlib shows a full SPIFFS only at
  *   close): nil, else "skip" or "err MESSAGE".
  * - _fk.l: file.list() taken once per run (one pass over SPIFFS and a stat
@@ -90,7 +87,7 @@ const PART = ".part";
  *   (node.c:718-779: NAME.lua -> NAME.lc, debug information stripped): "ok",
  *   else "err MESSAGE".
  * - _fk.vr(n, w): the checks of one file, after its compile: NAME holds w
- *   (_fk.rh; else "crc SIZE CRC"), and NAME.lc loads as a binary chunk:
+ *   (_fk.crc; else "crc SIZE CRC"), and NAME.lc loads as a binary chunk:
  *   "ok SIZE", else "bad SIZE". Sent once the next file's data lines have
  *   stepped through the read-back (or before that file's compile, or at the
  *   end), so what is left is the .lc's load (~20 ms, inside a data line's
@@ -103,20 +100,15 @@ const PART = ".part";
  * and init.lua ride in the same batch as the uploads.
  */
 export const DATA_PREFIX = "W";
-/** Bytes of the read-back check per data line (_fk.sp): ~4 ms of the board's Lua, inside a line's idle time. */
-export const READ_STEP = 512;
 export const BOARD_HELPERS: readonly string[] = [
   `function ${DATA_PREFIX}(s) local f=_fk.f if not (f and f:write(s)) then _fk.bad=1 end _fk.sp() end`,
-  'function _fk.rb(n) if not _fk.bad then _fk.g={f=io.open(n,"rb"),c=0xFFFFFFFF,s=0,n=n,h="-1 00000000"} end end',
-  `function _fk.sp() local g=_fk.g if g and g.f then local b=g.f:read(${READ_STEP}) if b then g.s=g.s+#b g.c=_fk.cs(g.c,b) else g.f:close() g.f=nil g.h=_fk.hx(g.s,g.c) end end end`,
-  "function _fk.rh(n) local g=_fk.g if not (g and g.n==n) then return _fk.crc(n) end while g.f do _fk.sp() end _fk.g=nil return g.h end",
   'function _fk.st(n,w) if not _fk.l[n] then return "-1 00000000" end local h=_fk.crc(n) return h==w and "ok" or h end',
   'function _fk.cl() if _fk.bad then return "skip" end local f=_fk.f _fk.f=nil if f then local o,e=f:close() if not o then return _fk.x(e) end end end',
   'function _fk.fin(n,w) local p,r=n..".part",_fk.cl() if r then return r end r=_fk.crc(p) if r~=w then file.remove(p) return _fk.x("crc "..r) end file.remove(n) return file.rename(p,n) and "ok" or _fk.x("rename") end',
   'function _fk.ld(l) local f,s=io.open(l,"rb"),0 if not f then return nil,-1 end local function r() local b=f:read(256) s=s+(b and #b or 0) return b end local g=load(r,"=lc","b") while r() do end f:close() return g,s end',
   'function _fk.x(e) _fk.bad=1 return "err "..tostring(e) end',
   'function _fk.cc(n) local o,e=_fk.cl() if o then return o end o,e=pcall(node.compile,n) if not o then return _fk.x(e) end return "ok" end',
-  'function _fk.vr(n,w) if _fk.bad then return "skip" end local h=_fk.rh(n) if h~=w then _fk.bad=1 return "crc "..h end local g,s=_fk.ld(n:sub(1,-5)..".lc") if not g then _fk.bad=1 end return (g and "ok " or "bad ")..s end',
+  'function _fk.vr(n,w) if _fk.bad then return "skip" end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end local g,s=_fk.ld(n:sub(1,-5)..".lc") if not g then _fk.bad=1 end return (g and "ok " or "bad ")..s end',
   'function _fk.o(n,a) assert(not _fk.bad,"an earlier step failed") local f,e=io.open(n,a and "ab" or "wb") if not f then _fk.bad=1 error(e) end _fk.f=f end',
 ];
 /**
