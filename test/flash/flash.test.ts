@@ -74,6 +74,15 @@ function expectInstalled(stateDir: string, r: FlashResult): void {
   }
 }
 
+/** Power cycle a board a failed flash left: it boots into its REPL, and a clean run installs the image. */
+async function expectInstallAfterPowerCycle(b: { emu: Emulator; path: string; stateDir: string }): Promise<void> {
+  b.emu.powerCut();
+  b.emu.boot();
+  const r = await flashBoard({ port: b.path, image, files });
+  expect(r.info.state).toBe("blank");
+  expectInstalled(b.stateDir, r);
+}
+
 function report(what: string, r: FlashResult): void {
   console.log(`${what}: ${r.imageBytes} B image, ${r.lines} lines, wire ${r.wireBytesOut} B out / ${r.wireBytesIn} B in, upload ${(r.uploadMs / 1000).toFixed(1)} s, total ${(r.totalMs / 1000).toFixed(1)} s, resumed at ${r.resumedFrom}`);
 }
@@ -307,11 +316,7 @@ describe("an install never leaves an init.lua that boots something bad", () => {
     if (existsSync(initPath)) expect(readFileSync(initPath, "latin1")).toBe(old);
     expect(existsSync(join(b.stateDir, "init.lua.part"))).toBe(false);
     // Power cycle: no damaged init.lua runs, the board is at its REPL again, and a clean run installs.
-    b.emu.powerCut();
-    b.emu.boot();
-    const r = await flashBoard({ port: b.path, image, files });
-    expect(r.info.state).toBe("blank");
-    expectInstalled(b.stateDir, r);
+    await expectInstallAfterPowerCycle(b);
   }, 120_000);
 
   it("a bit error inside a source file's upload: its read-back check (stepped by the next file's data lines) fails the flash; no source is removed, no init.lua written", async () => {
@@ -345,11 +350,7 @@ describe("an install never leaves an init.lua that boots something bad", () => {
     expect(existsSync(join(b.stateDir, "init.lua"))).toBe(false);
     expect(existsSync(join(b.stateDir, target.name))).toBe(true);
     // Power cycle: the REPL, and a clean run installs.
-    b.emu.powerCut();
-    b.emu.boot();
-    const r = await flashBoard({ port: b.path, image, files });
-    expect(r.info.state).toBe("blank");
-    expectInstalled(b.stateDir, r);
+    await expectInstallAfterPowerCycle(b);
   }, 120_000);
 
   /** What a complete install whose node.restart() never came leaves: init.lua and every .lc (the sources removed). */
