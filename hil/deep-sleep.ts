@@ -19,17 +19,19 @@
  * timer. Then the ROM, bootloader and NodeMCU start take WAKE_BOOT_MS before
  * init.lua runs, and node.bootreason() says 3, 12 (DEEPSLEEP_RESET + 7).
  */
+import { ESP32_BOOT_MS } from "../host/flash/init-lua.js";
 import type { EmulatorEvent } from "./machine.js";
 import type { DeepSleepRequest } from "./nodemcu/sleep.js";
 import type { ScheduledEvent, VirtualClock } from "./virtual-clock.js";
 
 /**
  * Wake to the first line of init.lua: ROM, second-stage bootloader and image
- * validation, ~300 ms unoptimised (Espressif ESP Techpedia, "ESP Chip Startup
- * Time Optimization"; a deep-sleep wake takes the same path, esp-idf
- * docs/en/api-guides/performance/speed.rst:124-136). docs/power.md §5.
+ * validation, ESP32_BOOT_MS (host/flash/init-lua.ts: ~300 ms unoptimised,
+ * Espressif ESP Techpedia, "ESP Chip Startup Time Optimization"; a deep-sleep
+ * wake takes the same path, esp-idf docs/en/api-guides/performance/speed.rst:124-136).
+ * docs/power.md §5.
  */
-export const WAKE_BOOT_MS = 300;
+export const WAKE_BOOT_MS = ESP32_BOOT_MS;
 
 export interface DeepSleepHost {
   readonly clock: VirtualClock;

@@ -77,6 +77,7 @@ import { FAULTS, isFault, type Fault } from "./faults.js";
 import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
 import { DEFAULT_FREE_HEAP } from "./compile.js";
 import { bytecodeName } from "../host/flash/image-files.js";
+import { ESP32_BOOT_MS } from "../host/flash/init-lua.js";
 import { Machine, type EmulatorEvent, type Hardware } from "./machine.js";
 import { Max7219 } from "./max7219.js";
 import { ALL_MODULES, loadNodemcuBuild, type NodemcuBuild } from "./nodemcu-build.js";
@@ -99,15 +100,15 @@ export type { EmulatorEvent } from "./machine.js";
 
 /**
  * ESP32 reset to init.lua, as docs/power.md's wake table adds it up: ROM,
- * second-stage bootloader and image check to app_main, 300 ms (docs/power.md:273,
- * Espressif's figure); NodeMCU's start before init.lua, 20 ms (docs/power.md:275);
+ * second-stage bootloader and image check to app_main, ESP32_BOOT_MS
+ * (host/flash/init-lua.ts: 300 ms, docs/power.md:273, Espressif's figure); NodeMCU's start before init.lua, 20 ms (docs/power.md:275);
  * the SPIFFS mount's one pass over every block's lookup page (the build's
  * partition: SpiffsGeometry.lookupMs, hil/flash.ts; docs/power.md:274). The image's own reads are charged as they
  * happen. Until then the chip hears nothing: the machine is stopped, so bytes
  * from the host are lost, as they are to the ROM bootloader.
  */
 export function restartDelayMs(spiffs: SpiffsGeometry): number {
-  return 300 + 20 + Math.ceil(spiffs.lookupMs);
+  return ESP32_BOOT_MS + 20 + Math.ceil(spiffs.lookupMs);
 }
 /** node.c:29-44 default_onerror: "automatic restart after 2s delay" (node.c:35-39). */
 export const ERROR_RESTART_MS = 2000;

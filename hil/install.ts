@@ -7,14 +7,15 @@
  * refused), the source then removed as the flasher does, and an init.lua that NodeMCU runs at boot (Kconfig
  * LUA_INIT_STRING "@init.lua"), which boots fobkit.lc.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { INIT_SOURCE, initSource } from "../host/flash/init-lua.js";
-import { bytecodeName, imageFilePaths } from "../host/flash/image-files.js";
+import { bytecodeName, CORE_FILE, imageFilePaths } from "../host/flash/image-files.js";
 import { compileChunk, DEFAULT_FREE_HEAP } from "./compile.js";
 import { installFits, spiffsGeometry, NODEMCU_SPIFFS_PARTITION_BYTES, type SpiffsGeometry } from "./flash.js";
 
-export const IMAGE_FILE = "fobkit.lua";
+/** The image's core on the board (host/flash/image-files.ts). */
+export const IMAGE_FILE = CORE_FILE;
 export const INIT_FILE = "init.lua";
 /** The boot script, fail-closed (host/flash/init-lua.ts, shared with fobkit flash). */
 export const INIT_LUA = INIT_SOURCE;
@@ -31,23 +32,24 @@ export function installImage(stateDir: string, imagePath: string, freeHeap = DEF
   // A one-file image is a test's fixture app, not a keyfob image: it stays
   // source and init.lua boots that (a fixture may be too big for node.compile).
   const fixture = basename(imagePath) !== IMAGE_FILE;
+  // Each file read once: the bytes the flasher would upload and the board check by CRC.
+  const sources = files.map((f) => ({ name: f.name, source: readFileSync(f.path) }));
   const compiled = new Map<string, Uint8Array>();
   if (!fixture) {
-    for (const f of files) compiled.set(f.name, compileChunk(readFileSync(f.path), f.name, freeHeap));
-    const sizes = files.flatMap((f) => [statSync(f.path).size, compiled.get(f.name)!.length]);
+    for (const f of sources) compiled.set(f.name, compileChunk(f.source, f.name, freeHeap));
+    const sizes = sources.flatMap((f) => [f.source.length, compiled.get(f.name)!.length]);
     const why = installFits([...sizes, Buffer.byteLength(INIT_LUA)], spiffs);
     if (why !== undefined) throw new Error(`installImage: ${imagePath} does not fit the board's SPIFFS: ${why}`);
   }
   mkdirSync(stateDir, { recursive: true });
-  for (const f of files) {
-    copyFileSync(f.path, join(stateDir, f.name));
-    // As the flasher checks every file by CRC on the board: the copy is the image.
-    const source = readFileSync(join(stateDir, f.name));
-    if (!source.equals(readFileSync(f.path))) throw new Error(`installImage: ${f.name} in ${stateDir} differs from ${f.path}`);
-    if (fixture) continue;
+  for (const f of sources) {
+    if (fixture) {
+      writeFileSync(join(stateDir, f.name), f.source);
+      continue;
+    }
     writeFileSync(join(stateDir, bytecodeName(f.name)), compiled.get(f.name)!);
     // The flasher removes the source once its bytecode loads: the board boots bytecode or nothing.
-    rmSync(join(stateDir, f.name));
+    rmSync(join(stateDir, f.name), { force: true });
   }
   writeFileSync(join(stateDir, INIT_FILE), fixture ? initSource(IMAGE_FILE) : INIT_LUA);
 }

@@ -36,16 +36,16 @@ import { DeviceSession, type KeyfobInfo } from "../device/session.js";
 import { SerialTransport } from "../transport/serial-transport.js";
 import type { Transport, TransportKind } from "../transport/transport.js";
 import { kindOfName } from "../transport/discover.js";
-import { BOARD_CRC_LUA, crc32, crcHex } from "./crc32.js";
+import { BOARD_CRC_LUA, crc32, crcHex, READ_STEP } from "./crc32.js";
 import { luaChunks, luaQuote, MAX_LINE } from "./lua-chunks.js";
 import { ReplClient, ReplError, type PipelineLine } from "./repl-client.js";
-import { bytecodeName } from "./image-files.js";
+import { bytecodeName, CORE_FILE } from "./image-files.js";
 
-export const IMAGE_NAME = "fobkit.lua";
+export const IMAGE_NAME = CORE_FILE;
 export const INIT_NAME = "init.lua";
 /** Kconfig LUA_INIT_STRING "@init.lua" runs this at boot (init-lua.ts: fail-closed). */
 export { INIT_SOURCE } from "./init-lua.js";
-import { INIT_SOURCE } from "./init-lua.js";
+import { ESP32_BOOT_MS, INIT_SOURCE } from "./init-lua.js";
 const PART = ".part";
 /**
  * The board's side of the install, defined once per run (each line under
@@ -56,7 +56,17 @@ const PART = ".part";
  * - W(s): one data line's write (it prints nothing). A global of one letter:
  *   4 bytes of each line instead of 8 (the board restarts after the install).
  *   A failed write (f:write's nil, liolib g_write), or no file open, sets
- *   _fk.bad: the lines behind it answer "skip".
+ *   _fk.bad: the lines behind it answer "skip". Then one step of the
+ *   read-back check under way (_fk.sp, crc32.ts).
+ * - _fk.rb(n) (crc32.ts): start reading NAME back for its check (_fk.g): each
+ *   data line after it reads and CRCs READ_STEP bytes of it (_fk.sp). A data line
+ *   leaves the board idle for ~19 of its 21 ms while the wire brings the
+ *   next one; reading back a whole file in one line kept the board busy
+ *   for ~150 ms per 10 KB (the CRC runs in Lua), longer than the
+ *   WINDOW_BYTES in flight cover, so the wire stood still (issue 10 item 6).
+ *   The check is the same: the CRC of every byte read back from flash after
+ *   the file was closed, compared on the board with what the host sent;
+ *   _fk.crc(n) finishes it (or reads the whole file, where no step began).
  * - _fk.cl(): close the upload's file (newlib shows a full SPIFFS only at
  *   close): nil, else "skip" or "err MESSAGE".
  * - _fk.l: file.list() taken once per run (one pass over SPIFFS and a stat
@@ -77,13 +87,13 @@ const PART = ".part";
  *   (node.c:718-779: NAME.lua -> NAME.lc, debug information stripped): "ok",
  *   else "err MESSAGE".
  * - _fk.vr(n, w): the checks of one file, after its compile: NAME holds w
- *   (else "crc SIZE CRC"), and NAME.lc loads as a binary chunk: "ok SIZE",
- *   else "bad SIZE". Sent a few data lines into the next file's upload: the
- *   board runs it while the wire carries the next lines (it reads flash for
- *   ~35 ms; a data line leaves the board idle for ~19 of its 21 ms), so the
- *   checks cost no wire time. A compile of a source that fails its check
- *   later is harmless: nothing is trusted until every check passed, and
- *   init.lua comes last.
+ *   (_fk.crc; else "crc SIZE CRC"), and NAME.lc loads as a binary chunk:
+ *   "ok SIZE", else "bad SIZE". Sent once the next file's data lines have
+ *   stepped through the read-back (or before that file's compile, or at the
+ *   end), so what is left is the .lc's load (~20 ms, inside a data line's
+ *   idle time). A compile of a source that fails its check later is
+ *   harmless: nothing is trusted until every check passed, and init.lua
+ *   comes last.
  * Once a step failed (_fk.bad) every one answers "skip" (_fk.o raises, and
  * the sources' removal is skipped too): the lines already in flight behind
  * the failure, up to WINDOW_BYTES, change nothing. So the sources' removal
@@ -91,7 +101,7 @@ const PART = ".part";
  */
 export const DATA_PREFIX = "W";
 export const BOARD_HELPERS: readonly string[] = [
-  `function ${DATA_PREFIX}(s) local f=_fk.f if not (f and f:write(s)) then _fk.bad=1 end end`,
+  `function ${DATA_PREFIX}(s) local f=_fk.f if not (f and f:write(s)) then _fk.bad=1 end _fk.sp() end`,
   'function _fk.st(n,w) if not _fk.l[n] then return "-1 00000000" end local h=_fk.crc(n) return h==w and "ok" or h end',
   'function _fk.cl() if _fk.bad then return "skip" end local f=_fk.f _fk.f=nil if f then local o,e=f:close() if not o then return _fk.x(e) end end end',
   'function _fk.fin(n,w) local p,r=n..".part",_fk.cl() if r then return r end r=_fk.crc(p) if r~=w then file.remove(p) return _fk.x("crc "..r) end file.remove(n) return file.rename(p,n) and "ok" or _fk.x("rename") end',
@@ -103,26 +113,29 @@ export const BOARD_HELPERS: readonly string[] = [
 ];
 /**
  * After node.restart(): nothing can answer before the ESP32's ROM, bootloader
- * and image check are through, about 300 ms (docs/power.md:273, Espressif's
- * figure), so the first INFO goes then. Each try is one request with a new
+ * and image check are through (ESP32_BOOT_MS, init-lua.ts), so the first INFO
+ * goes then. Each try is one request with a new
  * id (a reply after its timeout is dropped), so the timeouts grow: a request
  * every 50 ms, then 100 ms, while a board is most likely to come up, then
  * doubling. What is sent while the board boots is lost, and at most 16 requests are ever
  * outstanding, so a slow board is never buried under INFO frames it must answer
  * one by one before it gets to the current one.
  */
-export const BOOT_MIN_MS = 300;
+export const BOOT_MIN_MS = ESP32_BOOT_MS;
 const INFO_TIMEOUTS_MS: readonly number[] = [50, 50, 50, 50, 50, 50, 100, 100, 100, 100, 100, 200, 400, 800, 1600, 3200];
 /** node.compile parses a whole file in RAM and writes its .lc to SPIFFS: give it longer than a line. */
 const COMPILE_MS = 30000;
 /**
- * Bytes of REPL lines in flight (LFs included): two full data lines, as
- * before this window counted bytes. While a line runs (a SPIFFS write, a
- * node.compile) the board holds what arrives meanwhile in the high-priority
- * task queue (100 one-byte tasks, task.c:143-151), the byte console_task
- * waits to post, the driver's ring buffer (256 B, user_main.c:254) and the
- * RX FIFO (128 B): 485 bytes before one is lost (hil/console-rx.ts models
- * exactly that loss). 482 stays inside it.
+ * Bytes of REPL lines in flight behind the oldest unanswered one (LFs
+ * included; ReplClient.pipeline): two full data lines. While a line runs (a
+ * SPIFFS write, a node.compile) the board holds what arrives meanwhile in
+ * the high-priority task queue (100 one-byte tasks, task.c:143-151), the
+ * byte console_task waits to post, the driver's ring buffer (256 B,
+ * user_main.c:254) and the RX FIFO (128 B): 485 bytes before one is lost
+ * (hil/console-rx.ts models exactly that loss). 482 stays inside it. The
+ * running line is not among them: it was read out byte by byte before it
+ * ran. Counting it too (as before) left one line's wire time (21 ms) for the
+ * host to see an answer and send on, so any delay stopped the wire.
  */
 export const WINDOW_BYTES = 2 * (MAX_LINE + 1);
 
@@ -243,6 +256,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   const bytecode: { name: string; bytes: number }[] = [];
   let uploadMs = 0;
   let done = 0;
+  let imageCrc = "";
   try {
     if (!(await repl.sync())) {
       await repl.close();
@@ -250,11 +264,11 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       return await probeFirmware(open, opts.port);
     }
     const baud = t.kind === "serial" ? (t as SerialTransport).baudRate : LINK_BAUD;
-    // A file an earlier run left open is closed (newlib flushes what it
-    // buffered). With the echo off (uart.setup's last argument) a line's only
+    // Files an earlier run left open (its upload, newlib flushes what it
+    // buffered, and a read-back) are closed. With the echo off (uart.setup's last argument) a line's only
     // answer is its output and "> ", so lines can be kept in flight
     // (pipeline). If the echo stays on, one line at a time (uploader style).
-    await repl.exec(`local o=rawget(_G,"_fk") if o and o.f then pcall(o.f.close,o.f) end _fk={} uart.setup(0,${baud},8,0,1,0)`, lineMs);
+    await repl.exec(`local o=rawget(_G,"_fk") or {} for _,f in pairs({o.f,o.g and o.g.f}) do pcall(f.close,f) end _fk={} uart.setup(0,${baud},8,0,1,0)`, lineMs);
     const probe = await repl.run("=1", lineMs);
     const echoOff = probe.output === "1" && !probe.echoed;
     const runLines = async (batch: PipelineLine[], onAck: (i: number, output: string) => void): Promise<string[]> => {
@@ -273,11 +287,15 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     const tu = performance.now();
     const init = Buffer.from(INIT_SOURCE, "latin1");
     const all = [{ name: IMAGE_NAME, data: image }, ...(opts.files ?? [])];
+    // What each file must hold, "SIZE CRC" as _fk.crc answers: the host's CRC once per file.
     const want = (d: Uint8Array) => `${d.length} ${crcHex(crc32(d))}`;
+    const wants = all.map((f) => want(f.data));
+    imageCrc = wants[0].split(" ")[1];
+    const initWant = want(init);
     // The helpers, then where every file stands, in one batch (init.lua is not
     // asked: it is removed at the head of the next batch and always written last).
     const helpers = [...BOARD_CRC_LUA, ...BOARD_HELPERS, "_fk.l=file.list()"];
-    const checks = all.map((f) => `=_fk.st(${luaQuote(f.name)},"${want(f.data)}")`);
+    const checks = all.map((f, k) => `=_fk.st(${luaQuote(f.name)},"${wants[k]}")`);
     let status: string[];
     try {
       status = (await runLines([...helpers, ...checks].map((line) => ({ line })), () => undefined)).slice(helpers.length);
@@ -287,8 +305,9 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     }
     // One batch for every file: [open, data lines] where the board lacks it,
     // then its close and compile, every time (an .lc left by an older image or
-    // a broken run is never trusted); its checks (_fk.vr) follow a few data
-    // lines into the next file. The host cannot predict the board's bytecode,
+    // a broken run is never trusted); its read-back (_fk.rb) starts a few data
+    // lines into the next file, whose data lines step through it, and its
+    // checks (_fk.vr) follow once those steps have read it all. The host cannot predict the board's bytecode,
     // so that check is the board's own loader: the .lc must load (a truncated
     // or damaged one does not), and it must not be empty.
     type Step = { line: string; timeoutMs?: number; ack: (output: string) => void };
@@ -304,12 +323,21 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     const steps: Step[] = [{ line: `=_fk.l[${initQ}] and (file.remove(${initQ}) or file.exists(${initQ})) and _fk.x("still there") or "ok"`, ack: (out) => {
       if (out !== "ok") fail(`the board could not remove its ${INIT_NAME} before the install (${out}); nothing was written`);
     } }];
-    /** Data lines of the next file before the previous file's checks go out. */
-    const CHECK_AFTER_LINES = 2;
-    let pendingCheck: Step | undefined;
+    /** Data lines of the next file before the previous file's read-back starts (after its open and first writes). */
+    const READ_AFTER_LINES = 2;
+    // The previous file's read-back and checks: each goes out after `after`
+    // more data lines, or at the latest before the next compile (flushCheck).
+    let pending: { step: Step; after: number }[] = [];
+    let dataLines = 0;
     const flushCheck = () => {
-      if (pendingCheck) steps.push(pendingCheck);
-      pendingCheck = undefined;
+      for (const p of pending) steps.push(p.step);
+      pending = [];
+    };
+    /** A data line (it steps the read-back under way), then whatever of the pending checks is due. */
+    const pushData = (step: Step) => {
+      steps.push(step);
+      dataLines++;
+      while (pending.length > 0 && pending[0].after <= dataLines) steps.push(pending.shift()!.step);
     };
     all.forEach((file, k) => {
       const data = file.data;
@@ -324,12 +352,11 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
         if (alreadyThere) resumedFrom = base + from; // the first file this run writes to
         alreadyThere = false;
         steps.push({ line: `_fk.o(${luaQuote(file.name)}${from > 0 ? ",1" : ""})`, ack: () => opts.onProgress?.({ done: base + from, total, from: resumedFrom }) });
-        luaChunks(data, from, DATA_PREFIX, "").forEach((c, i) => {
-          steps.push({ line: c.line, ack: () => {
+        luaChunks(data, from, DATA_PREFIX, "").forEach((c) => {
+          pushData({ line: c.line, ack: () => {
             lines++;
             opts.onProgress?.({ done: base + c.offset + c.length, total, from: resumedFrom });
           } });
-          if (i + 1 === CHECK_AFTER_LINES) flushCheck();
         });
       }
       flushCheck();
@@ -340,18 +367,24 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
         if (!uploaded) opts.onProgress?.({ done: base + data.length, total, from: alreadyThere ? base + data.length : resumedFrom });
       } });
       const lc = bytecodeName(file.name);
-      pendingCheck = { line: `=_fk.vr(${luaQuote(file.name)},"${want(data)}")`, timeoutMs: COMPILE_MS, ack: (out) => {
-        if (out.startsWith("crc ")) fail(`${file.name} on the board has ${out.slice(4)} (bytes, CRC-32) after the upload; expected ${want(data)}`);
+      // The read-back needs one data line per READ_STEP bytes and one that finds the end.
+      pending = [
+        { after: dataLines + READ_AFTER_LINES, step: { line: `_fk.rb(${luaQuote(file.name)})`, ack: () => undefined } },
+        { after: dataLines + READ_AFTER_LINES + Math.ceil(data.length / READ_STEP) + 1, step: { line: `=_fk.vr(${luaQuote(file.name)},"${wants[k]}")`, timeoutMs: COMPILE_MS, ack: (out) => {
+        if (out.startsWith("crc ")) fail(`${file.name} on the board has ${out.slice(4)} (bytes, CRC-32) after the upload; expected ${wants[k]}`);
         const have = /^ok (\d+)$/.exec(out);
         if (!have || Number(have[1]) <= 0) fail(`${lc} on the board (${out.replace(/^\w+ /, "")} bytes) does not load after node.compile`);
         bytecode.push({ name: lc, bytes: Number(have![1]) });
-      } };
+      } } },
+      ];
     });
+    // The last file's read-back, at once (no data lines follow to step it).
     flushCheck();
     // The sources go only once every .lc loads (the board skips this line after
     // any failure): the board boots bytecode or nothing (a damaged .lc fails
     // closed, never falls back to parsing source). Then init.lua, last, so the
-    // board boots the firmware only once the image is complete.
+    // board boots the firmware only once the image is complete. The removals
+    // keep the board busy while init.lua's first lines arrive (WINDOW_BYTES).
     const last: Step[] = [{ line: `if not _fk.bad then for _,n in ipairs({${all.map((f) => luaQuote(f.name)).join(",")}}) do file.remove(n) end end`, ack: () => undefined }];
     if (last[0].line.length > MAX_LINE) throw new RangeError("flasher: too many image files for one remove line");
     // init.lua is always written (it was removed above): through init.lua.part,
@@ -359,9 +392,9 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     last.push({ line: `_fk.o(${luaQuote(INIT_NAME + PART)})`, ack: () => undefined });
     // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
     for (const c of luaChunks(init, 0, DATA_PREFIX, "")) last.push({ line: c.line, ack: () => undefined });
-    last.push({ line: `=_fk.fin(${initQ},"${want(init)}")`, ack: (out) => {
+    last.push({ line: `=_fk.fin(${initQ},"${initWant}")`, ack: (out) => {
       if (out === "skip") fail(`${INIT_NAME} not written: a write of its upload failed; the board has no ${INIT_NAME} and boots into the REPL`);
-      if (out.startsWith("err crc ")) fail(`${INIT_NAME + PART} on the board has ${out.slice(8)} (bytes, CRC-32) after the upload, expected ${want(init)} (damaged on the wire?); removed, the board has no ${INIT_NAME} and boots into the REPL`);
+      if (out.startsWith("err crc ")) fail(`${INIT_NAME + PART} on the board has ${out.slice(8)} (bytes, CRC-32) after the upload, expected ${initWant} (damaged on the wire?); removed, the board has no ${INIT_NAME} and boots into the REPL`);
       if (out !== "ok") fail(`${INIT_NAME} on the board: ${out.replace(/^err /, "")}; the board has no ${INIT_NAME} and boots into the REPL`);
     } });
     // No echo back on: node.restart() follows, and input_echo starts true at every boot (linput.c:25).
@@ -414,7 +447,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     throw new FlashError("verify", `${opts.port}: the image is written and checked, but after the restart the firmware did not answer INFO in ${INFO_TIMEOUTS_MS.length} tries over ${(BOOT_MIN_MS + INFO_TIMEOUTS_MS.reduce((a, b) => a + b, 0)) / 1000} s (${(last as Error).message})`);
   }
   return {
-    port: opts.port, imageBytes: total, crc: crcHex(crc32(image)), alreadyThere, resumedFrom, lines,
+    port: opts.port, imageBytes: total, crc: imageCrc, alreadyThere, resumedFrom, lines,
     wireBytesOut: wire.out, wireBytesIn: wire.in, uploadMs, totalMs: performance.now() - t0, bytecode, info,
   };
 }

@@ -32,6 +32,14 @@
 /** rtcmem slots: [RESTART_SLOT] = magic, [RESTART_SLOT + 1] = failed boots so far. */
 export const RESTART_SLOT = 120;
 /** "FBRC" as a 32-bit word. */
+/**
+ * ESP32 reset to app_main: ROM, second-stage bootloader and image check,
+ * about 300 ms unoptimised (docs/power.md:273, Espressif ESP Techpedia "ESP
+ * Chip Startup Time Optimization"; a deep-sleep wake takes the same path).
+ * One figure for the flasher's wait after node.restart() and the emulator's
+ * restart and wake.
+ */
+export const ESP32_BOOT_MS = 300;
 export const RESTART_MAGIC = 0x46425243;
 export const MAX_RESTARTS = 5;
 export const BACKOFF_FIRST_MS = 2000;

@@ -148,8 +148,12 @@ export class ReplClient {
   }
 
   /**
-   * Send lines that each complete a statement, keeping at most `windowBytes`
-   * of them (LFs included) in flight, at least one line; one prompt per line.
+   * Send lines that each complete a statement, keeping the oldest unanswered
+   * line and at most `windowBytes` more (LFs included) in flight; one prompt
+   * per line. windowBytes is what the board's receive path holds while a line
+   * runs: the running line itself left it before it ran (its bytes went one
+   * by one to the REPL's line buffer, user_main.c:179-194), and every line
+   * before it has answered, so only the lines behind it can pile up there.
    * Only for a REPL whose echo is off (the echo could contain "> "). A line
    * may carry its own timeout (node.compile needs longer than a data line);
    * it runs from the moment the line is the oldest unanswered one.
@@ -173,7 +177,7 @@ export class ReplClient {
     let inFlight = 0;
     const outputs: string[] = [];
     while (acked < items.length) {
-      while (sent < items.length && (sent === acked || inFlight + items[sent].line.length + 1 <= windowBytes)) {
+      while (sent < items.length && (sent === acked || inFlight - (items[acked].line.length + 1) + items[sent].line.length + 1 <= windowBytes)) {
         if (signal?.aborted) throw new ReplError("aborted", "interrupted");
         await this.send(items[sent].line + "\n");
         inFlight += items[sent].line.length + 1;

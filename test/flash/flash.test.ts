@@ -16,8 +16,9 @@ import { NEWLIB_BUFSIZ } from "../../hil/nodemcu/file.js";
 import { PtyLink } from "../../hil/pty.js";
 import { DeviceSession } from "../../host/device/session.js";
 import { crc32, crcHex } from "../../host/flash/crc32.js";
-import { DATA_PREFIX, FlashError, flashBoard, INIT_SOURCE, type FlashResult } from "../../host/flash/flasher.js";
-import { luaChunks } from "../../host/flash/lua-chunks.js";
+import { DATA_PREFIX, FlashError, flashBoard, INIT_SOURCE, WINDOW_BYTES, type FlashResult } from "../../host/flash/flasher.js";
+import { luaChunks, MAX_LINE } from "../../host/flash/lua-chunks.js";
+import { ReplClient } from "../../host/flash/repl-client.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
 import * as P from "../../protocol/index.js";
 import { fobkit } from "../station/cli-io.js";
@@ -25,6 +26,7 @@ import { IMAGE, NODE_BUILD } from "../support/paths.js";
 import { bytecodeName, imageFilePaths } from "../../host/flash/image-files.js";
 import { prng } from "../support/prng.js";
 import { LINK_BAUD } from "../../protocol/codes.js";
+import { compileChunk } from "../../hil/compile.js";
 
 const image = readFileSync(IMAGE);
 // The image's other files (host/flash/image-files.ts), installed beside the core.
@@ -70,6 +72,15 @@ function expectInstalled(stateDir: string, r: FlashResult): void {
     expect(lc.length, name).toBeGreaterThan(0);
     expect(r.bytecode.find((b) => b.name === bytecodeName(name))).toEqual({ name: bytecodeName(name), bytes: lc.length });
   }
+}
+
+/** Power cycle a board a failed flash left: it boots into its REPL, and a clean run installs the image. */
+async function expectInstallAfterPowerCycle(b: { emu: Emulator; path: string; stateDir: string }): Promise<void> {
+  b.emu.powerCut();
+  b.emu.boot();
+  const r = await flashBoard({ port: b.path, image, files });
+  expect(r.info.state).toBe("blank");
+  expectInstalled(b.stateDir, r);
 }
 
 function report(what: string, r: FlashResult): void {
@@ -248,6 +259,16 @@ describe("REPL lockdown", () => {
 });
 
 /**
+ * `line` with its first lowercase letter (a-y) inside the W"..." literal one
+ * higher: the line still parses and carries as many bytes.
+ */
+function flipLetter(line: string): string {
+  const q = line.indexOf('"') + 1;
+  const at = q + [...line.slice(q)].findIndex((c) => c >= "a" && c < "z");
+  return line.slice(0, at) + String.fromCharCode(line.charCodeAt(at) + 1) + line.slice(at + 1);
+}
+
+/**
  * The board boots whatever init.lua it holds (Kconfig LUA_INIT_STRING "@init.lua"):
  * an install must never leave one that boots a damaged init.lua or a damaged image,
  * or the console may stay deaf (init-lua.ts takes it first) and only esptool helps.
@@ -255,13 +276,12 @@ describe("REPL lockdown", () => {
 describe("an install never leaves an init.lua that boots something bad", () => {
   const initLines = luaChunks(Buffer.from(INIT_SOURCE, "latin1"), 0, DATA_PREFIX, "").map((c) => c.line);
 
-  /** A serial port whose wire flips one letter inside the first data line of init.lua (a UART bit error). */
-  function corruptingPort(path: string) {
+  /**
+   * A serial port whose wire turns the data line `good` into `bad` (a UART
+   * bit error); by default one letter inside the first data line of init.lua.
+   */
+  function corruptingPort(path: string, good = initLines[0], bad = flipLetter(good)) {
     const hit = { line: "", count: 0 };
-    const good = initLines[0];
-    // A lowercase letter inside the W("...") literal: the line still parses, the byte count stays.
-    const at = good.indexOf('"') + 1 + [...good.slice(good.indexOf('"') + 1)].findIndex((c) => c >= "a" && c < "z");
-    const bad = good.slice(0, at) + String.fromCharCode(good.charCodeAt(at) + 1) + good.slice(at + 1);
     return {
       hit,
       open: () => {
@@ -296,11 +316,41 @@ describe("an install never leaves an init.lua that boots something bad", () => {
     if (existsSync(initPath)) expect(readFileSync(initPath, "latin1")).toBe(old);
     expect(existsSync(join(b.stateDir, "init.lua.part"))).toBe(false);
     // Power cycle: no damaged init.lua runs, the board is at its REPL again, and a clean run installs.
-    b.emu.powerCut();
-    b.emu.boot();
-    const r = await flashBoard({ port: b.path, image, files });
-    expect(r.info.state).toBe("blank");
-    expectInstalled(b.stateDir, r);
+    await expectInstallAfterPowerCycle(b);
+  }, 120_000);
+
+  it("a bit error inside a source file's upload: its read-back check (stepped by the next file's data lines) fails the flash; no source is removed, no init.lua written", async () => {
+    // A line in the middle of the largest file, and a letter in it whose
+    // successor still compiles: only the board's CRC of what it reads back
+    // can tell. (A letter for the next one: the escaping, so every line, stays.)
+    const lines = luaChunks(target.data, 0, DATA_PREFIX, "");
+    const k = lines.length >> 1;
+    let bad = "";
+    for (let i = lines[k].offset; bad === "" && i < lines[k].offset + lines[k].length; i++) {
+      if (!(target.data[i] >= 0x61 && target.data[i] < 0x7a)) continue;
+      const body = Buffer.from(target.data);
+      body[i]++;
+      try {
+        compileChunk(body, target.name);
+      } catch {
+        continue; // this flip breaks the syntax: node.compile would fail before the check
+      }
+      bad = luaChunks(body, 0, DATA_PREFIX, "")[k].line;
+    }
+    const good = lines[k].line;
+    expect(bad.length).toBe(good.length);
+    const b = await boardOnPty();
+    const port = corruptingPort(b.path, good, bad);
+    const e = await flashBoard({ port: b.path, image, files, openTransport: port.open }).catch((x) => x);
+    expect(port.hit.count).toBe(1);
+    expect(e).toBeInstanceOf(FlashError);
+    expect((e as FlashError).code).toBe("verify");
+    expect((e as FlashError).message).toContain(`${target.name} on the board has ${target.data.length} `);
+    expect((e as FlashError).message).toContain(`expected ${target.data.length} ${crcHex(crc32(target.data))}`);
+    expect(existsSync(join(b.stateDir, "init.lua"))).toBe(false);
+    expect(existsSync(join(b.stateDir, target.name))).toBe(true);
+    // Power cycle: the REPL, and a clean run installs.
+    await expectInstallAfterPowerCycle(b);
   }, 120_000);
 
   /** What a complete install whose node.restart() never came leaves: init.lua and every .lc (the sources removed). */
@@ -352,4 +402,40 @@ describe("an install never leaves an init.lua that boots something bad", () => {
     expect(r.info.state).toBe("blank");
     expectInstalled(b.stateDir, r);
   }, 120_000);
+});
+
+describe("the upload's pipeline (ReplClient.pipeline, WINDOW_BYTES)", () => {
+  it("keeps the running line and WINDOW_BYTES behind it in flight, and the board's receive path loses none of them while a line keeps it busy", async () => {
+    const b = await boardOnPty();
+    const t = new SerialTransport({ path: b.path, baudRate: LINK_BAUD });
+    await t.open();
+    const repl = new ReplClient(t);
+    cleanups.push(() => repl.close());
+    expect(await repl.sync()).toBe(true);
+    await repl.exec(`uart.setup(0,${LINK_BAUD},8,0,1,0)`);
+    // A line that keeps the board's Lua in SPIFFS for ~250 ms (hil/flash.ts: 15 ms + 6 ms per KB),
+    // then full-length lines: while it runs, only the lines behind it wait in the receive path.
+    const busy = 'local f=io.open("big","wb") for i=1,40 do f:write(string.rep("x",1024)) end f:close()';
+    const rnd = prng(0x10ad);
+    const data = Array.from({ length: 12 }, (_, i) => `=${i}, "${Buffer.from(rnd.bytes(300)).toString("base64").slice(0, MAX_LINE - 12)}"`.slice(0, MAX_LINE));
+    const lines = [busy, ...data, busy, ...data];
+    // Bytes written behind the oldest unanswered line, at each write.
+    let written = 0;
+    let acked = 0;
+    let behindMax = 0;
+    const write = t.write.bind(t);
+    t.write = (bytes: Uint8Array) => {
+      written += bytes.length;
+      const oldest = lines.findIndex((_, i) => i >= acked);
+      behindMax = Math.max(behindMax, written - lines.slice(0, oldest + 1).reduce((n, l) => n + l.length + 1, 0));
+      return write(bytes);
+    };
+    const outs = await repl.pipeline(lines, WINDOW_BYTES, 5000, (i) => (acked = i + 1));
+    expect(outs).toEqual(lines.map((l) => (l === busy ? "" : l.slice(1).replace(/, "/, "\t").replace(/"$/, ""))));
+    expect(b.emu.counters.uartRxLost).toBe(0);
+    expect(b.emu.counters.tasksLost).toBe(0);
+    // Two full lines behind the running one (a window that counts the running line holds one).
+    expect(behindMax).toBeGreaterThan(WINDOW_BYTES - (MAX_LINE + 1));
+    expect(behindMax).toBeLessThanOrEqual(WINDOW_BYTES);
+  }, 60_000);
 });

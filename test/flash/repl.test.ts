@@ -152,6 +152,22 @@ describe("upload encoding and the board's CRC-32", () => {
     expect(b.emu.flash.read("data.bin")).toEqual(data);
   });
 
+  it("a read-back started while another is under way closes the other: starting one per file never runs out of SPIFFS's 4 descriptors", () => {
+    const files = Object.fromEntries(["a", "b", "c", "d", "e"].map((n, i) => [n, n.repeat(700 + i)]));
+    const b = board(files);
+    b.take();
+    b.send("_fk={}\n");
+    for (const l of BOARD_CRC_LUA) b.send(l + "\n");
+    // A step each, never finished: what a run that stopped between files leaves.
+    for (const n of Object.keys(files)) b.send(`_fk.rb("${n}") _fk.sp()\n`);
+    b.take();
+    b.send('=_fk.crc("e")\n');
+    const e = Buffer.from(files.e, "latin1");
+    expect(b.take()).toContain(`\n${e.length} ${crcHex(crc32(e))}\n> `);
+    b.send('=io.open("a","rb") ~= nil\n');
+    expect(b.take()).toContain("\ntrue\n> ");
+  });
+
   it("the board's CRC code gives the same answer on 64-bit C Lua 5.3", () => {
     const dir = mkdtempSync(join(tmpdir(), "fobkit-crc-"));
     writeFileSync(join(dir, "data.bin"), data);

@@ -95,3 +95,28 @@ return table.concat({ counter, shadow, t:method(2), t.bump(1), a, print == nil a
     expect(runBoth(lua)).toBe(runBoth(src));
   });
 });
+
+describe("mergeLocals (tools/subset/merge-locals.ts)", () => {
+  it("merges runs of one-name locals into one statement, where the meaning stays", async () => {
+    const { mergeLocals } = await import("../../tools/subset/merge-locals.js");
+    const src = String.raw`
+local n = 0
+local function f(...) n = n + 1 return n, ... end
+local a = f(10, 20)
+local b = f()
+local c = { f(30, 40) }
+local d = a + 1
+local e = (f(50, 60))
+local a2 = function() return d end
+do local x = 1 local x = 2 local y = x local z = function() local p = 1 local q = 2 return p + q end return table.concat({ n, a, b, #c, d, e, a2(), x, y, z() }, ",") end
+`;
+    const { lua, merged } = mergeLocals(src);
+    // a,b,c merge (f's results cut to one each); d uses a, a2 uses d, the second x is a new
+    // one, y uses x: each begins a run of its own; p,q inside z's function merge too.
+    expect(lua).toContain("local a,b,c=f(10, 20),f(),{ f(30, 40) }\nlocal d,e=a + 1,(f(50, 60))\nlocal a2 = function() return d end\n");
+    expect(lua).toContain("do local x = 1 local x = 2 local y,z=x,function() local p,q=1,2 return p + q end return");
+    expect(merged).toBe(5);
+    expect(runBoth(lua)).toBe(runBoth(src));
+    expect(runBoth(src)).toBe("4,1,2,3,2,4,2,2,2,3");
+  });
+});

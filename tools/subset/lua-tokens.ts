@@ -6,6 +6,25 @@
 
 export type LuaTokenKind = "name" | "number" | "string" | "op";
 
+/** Lua 5.3's reserved words (manual §3.1): never a name. */
+export const LUA_KEYWORDS: ReadonlySet<string> = new Set(
+  "and break do else elseif end false for function goto if in local nil not or repeat return then true until while".split(" "),
+);
+
+/**
+ * Every Lua name in order of length, shortest first (a..z, A..Z, _, then two
+ * characters, then three), keywords left out; the renaming passes
+ * (rename-locals.ts, mangle-fields.ts) take them in this order.
+ */
+export function* luaShortNames(): Generator<string> {
+  const first = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_";
+  const rest = first + "0123456789";
+  for (const a of first) yield a;
+  for (const a of first) for (const b of rest) if (!LUA_KEYWORDS.has(a + b)) yield a + b;
+  for (const a of first) for (const b of rest) for (const c of rest) if (!LUA_KEYWORDS.has(a + b + c)) yield a + b + c;
+  throw new Error("out of short Lua names");
+}
+
 export interface LuaToken {
   kind: LuaTokenKind;
   /** Source text; for strings the raw text between the delimiters (escapes not decoded). */

@@ -28,6 +28,7 @@
  */
 import luaparse from "luaparse";
 import type { Node } from "./lua-ast.js";
+import { luaShortNames } from "./lua-tokens.js";
 
 /** Lua 5.3 manual §6 and §2.4 (lua5.3 -e dump of _G, its tables, string and file metatables). */
 export const LUA_NAMES: readonly string[] = (
@@ -45,22 +46,15 @@ export const LUA_NAMES: readonly string[] = (
   "wrap write xpcall yield"
 ).split(" ");
 
-const KEYWORDS = new Set(
-  "and break do else elseif end false for function goto if in local nil not or repeat return then true until while".split(" "),
-);
 
 /** Every identifier-like word of a text (a declaration file): conservative, comments included. */
 export function wordsOf(text: string): string[] {
   return text.match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? [];
 }
 
-/** Short names in order: a..z, A..Z, then two characters (first a letter or _), skipping keywords. */
+/** Short names in order (luaShortNames), without "_" alone. */
 function* shortNames(): Generator<string> {
-  const first = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_";
-  const rest = first + "0123456789";
-  for (const a of first) if (a !== "_") yield a;
-  for (const a of first) for (const b of rest) if (!KEYWORDS.has(a + b)) yield a + b;
-  for (const a of first) for (const b of rest) for (const c of rest) if (!KEYWORDS.has(a + b + c)) yield a + b + c;
+  for (const n of luaShortNames()) if (n !== "_") yield n;
 }
 
 interface Site {

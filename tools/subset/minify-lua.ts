@@ -20,6 +20,7 @@
  * aside; anything else is an error, so a minifier bug fails the build.
  */
 import { tokenizeLua, type LuaToken } from "./lua-tokens.js";
+import { mergeLocals } from "./merge-locals.js";
 import { renameLocals } from "./rename-locals.js";
 
 const isWordy = (t: LuaToken): boolean => t.kind === "name" || t.kind === "number";
@@ -101,7 +102,7 @@ function foldIndex(tokens: LuaToken[], k: number): string[] | undefined {
 }
 
 export interface MinifyOptions {
-  /** Rename every local to a short name (rename-locals.ts; default true). */
+  /** Rename every local to a short name (rename-locals.ts) and merge runs of their declarations (merge-locals.ts); default true. */
   renameLocals?: boolean;
   /**
    * Drop the line structure too: a newline only where a space would do.
@@ -113,7 +114,8 @@ export interface MinifyOptions {
 
 export function minifyLua(input: string, opts: MinifyOptions = {}): MinifyResult {
   const renamed = opts.renameLocals === false ? { lua: input, renamed: 0 } : renameLocals(input);
-  const src = renamed.lua;
+  // With the locals' names short, their declarations merged (merge-locals.ts), as renaming goes.
+  const src = opts.renameLocals === false ? renamed.lua : mergeLocals(renamed.lua).lua;
   const raw = tokenizeLua(src);
   // Fold first, into a new source text (same token texts otherwise).
   const pieces: string[] = [];

@@ -15,10 +15,7 @@
  * shape (node types and every non-identifier token), or this throws.
  */
 import { parseLua } from "./lua-ast.js";
-
-const KEYWORDS = new Set(
-  "and break do else elseif end false for function goto if in local nil not or repeat return then true until while".split(" "),
-);
+import { luaShortNames } from "./lua-tokens.js";
 
 type Node = { type: string; range?: [number, number]; [k: string]: unknown };
 
@@ -29,10 +26,6 @@ interface Binding {
 interface Scope {
   names: Map<string, Binding>;
   parent: Scope | undefined;
-}
-
-function parse(src: string): Node {
-  return parseLua(src) as Node;
 }
 
 /** Walk the tree, resolving every identifier that names a variable. */
@@ -192,15 +185,6 @@ function resolve(chunk: Node): { bindings: Binding[]; globals: Set<string> } {
   return { bindings, globals };
 }
 
-function* shortNames(): Generator<string> {
-  const first = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_";
-  const rest = first + "0123456789";
-  for (const a of first) yield a;
-  for (const a of first) for (const b of rest) yield a + b;
-  for (const a of first) for (const b of rest) for (const c of rest) yield a + b + c;
-  throw new Error("rename-locals: out of names");
-}
-
 /** The shape of a tree without identifier names: what must not change. */
 function shape(n: unknown): unknown {
   if (Array.isArray(n)) return n.map(shape);
@@ -216,16 +200,16 @@ function shape(n: unknown): unknown {
 }
 
 export function renameLocals(src: string): { lua: string; renamed: number } {
-  const tree = parse(src);
+  const tree = parseLua(src) as Node;
   const { bindings, globals } = resolve(tree);
   // Most used first get the shortest names.
   const order = [...bindings].sort((a, b) => b.uses.length - a.uses.length);
-  const gen = shortNames();
+  const gen = luaShortNames();
   const edits: { at: [number, number]; name: string }[] = [];
   for (const b of order) {
     let name: string;
     do name = gen.next().value as string;
-    while (KEYWORDS.has(name) || globals.has(name) || name === "self");
+    while (globals.has(name) || name === "self");
     for (const at of b.uses) edits.push({ at, name });
   }
   edits.sort((x, y) => x.at[0] - y.at[0]);
@@ -237,6 +221,6 @@ export function renameLocals(src: string): { lua: string; renamed: number } {
   }
   parts.push(src.slice(pos));
   const lua = parts.join("");
-  if (JSON.stringify(shape(parse(lua))) !== JSON.stringify(shape(tree))) throw new Error("rename-locals: the renamed chunk parses to another shape");
+  if (JSON.stringify(shape(parseLua(lua) as Node)) !== JSON.stringify(shape(tree))) throw new Error("rename-locals: the renamed chunk parses to another shape");
   return { lua, renamed: bindings.length };
 }
