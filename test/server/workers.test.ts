@@ -82,7 +82,10 @@ describe.each(ENGINES)("bank serve --workers 2 on $name", (engine) => {
       expect(children).toContain(pids[1]);
       expect(children).not.toContain(pids[0]);
       // The port answers, from the survivor and the replacement: the other token's code, accepted.
-      const other = await Promise.all(Array.from({ length: 10 }, () => call(server.url, "POST", "/v1/customers/wk-1/verify", { key: channel, body: { code: fobCode(seeds[1]) }, headers: { connection: "close" } })));
+      // One code for all ten, taken once: computed per request, a step boundary crossed while they are sent
+      // (PERIOD is 5 s, and a loaded machine spreads them) gives two different codes, each rightly accepted once.
+      const otherCode = fobCode(seeds[1]);
+      const other = await Promise.all(Array.from({ length: 10 }, () => call(server.url, "POST", "/v1/customers/wk-1/verify", { key: channel, body: { code: otherCode }, headers: { connection: "close" } })));
       expect(other.map((r) => r.status).sort()).toEqual([200, ...Array(9).fill(409)]);
 
       const exited = new Promise<number | null>((res) => server.proc.once("exit", (c) => res(c)));
