@@ -72,9 +72,18 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
     const holder = await connect();
     const relocker = await connect();
     const watcher = await connect();
+    const holderPid: number = (await holder.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
     const waiting = async (n: number) => {
       for (let i = 0; i < 500; i++) {
-        const r = await watcher.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%tokens%'");
+        // Only sessions queued behind this test's holder, directly or behind another waiter: the server is shared,
+        // and other tests' lock waits must not count (they once made this test see its queue too early).
+        const r = await watcher.query(
+          `WITH RECURSIVE queued(pid) AS (
+             SELECT pid FROM pg_stat_activity WHERE $1::int = ANY (pg_blocking_pids(pid))
+             UNION SELECT a.pid FROM pg_stat_activity a JOIN queued q ON q.pid = ANY (pg_blocking_pids(a.pid)))
+           SELECT count(*)::int AS n FROM queued`,
+          [holderPid],
+        );
         if (r.rows[0].n >= n) return;
         await new Promise((r) => setTimeout(r, 10));
       }
