@@ -52,7 +52,7 @@
 import type { PostgresDatabase } from "./postgres-database.js";
 import type { KeyRing } from "./key-ring.js";
 import { SqlTokenStore } from "./sql-token-store.js";
-import { DECISION_COLUMNS, LIVE, LIVE_STATES_SQL, type AuditEntry, type DecideOptions, type Decide, type Decision, type TokenKey, type TokenRow } from "./token-store.js";
+import { AUDIT_COLUMNS, DECISION_COLUMNS, LIVE, LIVE_STATES_SQL, auditValues, type AuditEntry, type DecideOptions, type Decide, type Decision, type TokenKey, type TokenRow } from "./token-store.js";
 import { RegistryError, type Actor } from "./types.js";
 
 /** Rows kept per process: ~1 KB each with the JS object overhead. */
@@ -188,9 +188,7 @@ export class PostgresTokenStore extends SqlTokenStore {
     batch.forEach(({ row, actor, d }, i) => {
       const next = d.change ? { ...row, ...d.change } : row;
       [i, row.serial, ...DECISION_COLUMNS.map((c) => row[c] ?? null), d.change !== undefined, ...CHANGE_COLUMNS.map((c) => next[c] ?? null)].forEach((v, k) => input[k].push(v));
-      for (const e of d.audit) {
-        [n++, i, at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null, actor.request ?? null].forEach((v, k) => audit[k].push(v ?? null));
-      }
+      for (const e of d.audit) [n++, i, ...auditValues(at, actor, e)].forEach((v, k) => audit[k].push(v));
     });
     try {
       this.trips++;
@@ -308,10 +306,10 @@ export class PostgresTokenStore extends SqlTokenStore {
     }
     const at = this.now();
     const audit = d.audit.map((e: AuditEntry) => {
-      params.push(at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null, actor.request ?? null);
-      return "SELECT ?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text FROM matched";
+      params.push(...auditValues(at, actor, e));
+      return AUDIT_SELECT;
     });
-    const auditCte = audit.length ? `, audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail, request_id) ${audit.join(" UNION ALL ")})` : "";
+    const auditCte = audit.length ? `, audited AS (INSERT INTO audit (${AUDIT_COLUMNS.join(", ")}) ${audit.join(" UNION ALL ")})` : "";
     const now = "serial" in key ? `t.serial = ? AND (t.staged IS NULL OR t.staged IN (SELECT id FROM import_batches WHERE state = 'committed'))` : `t.customer = ? AND t.state IN ${LIVE_STATES_SQL}`;
     params.push("serial" in key ? key.serial : key.customer);
     return [`WITH matched AS (${matched})${auditCte} SELECT (SELECT count(*) FROM matched)::int AS applied, t.* FROM (SELECT 1) AS one LEFT JOIN tokens t ON ${now}`, params];
@@ -359,8 +357,10 @@ const COLUMN_TYPES: Record<string, string> = {
 };
 const INPUT_NAMES = ["i", "serial", ...DECISION_COLUMNS.map((c) => `e_${c}`), "change", ...CHANGE_COLUMNS.map((c) => `n_${c}`)];
 const INPUT_TYPES = ["int", "text", ...DECISION_COLUMNS.map((c) => COLUMN_TYPES[c]), "boolean", ...CHANGE_COLUMNS.map((c) => COLUMN_TYPES[c])];
-const AUDIT_NAMES = ["n", "i", "at", "actor", "source", "action", "outcome", "serial", "customer", "detail", "request_id"];
+const AUDIT_NAMES = ["n", "i", ...AUDIT_COLUMNS];
 const AUDIT_TYPES = ["int", "int", "bigint", "text", "text", "text", "text", "text", "text", "text", "text"];
+/** One audit row of `statement` (a decision on a row this process does not hold), selected once per matched decision. */
+const AUDIT_SELECT = `SELECT ${AUDIT_TYPES.slice(2).map((t) => `?::${t}`).join(", ")} FROM matched`;
 /**
  * flushApplies' statement: the decisions of a batch as one array per column
  * (unnest), so its text never changes with the batch's size.
@@ -375,7 +375,7 @@ const APPLY_SQL = (() => {
     `changed AS (UPDATE tokens t SET ${CHANGE_COLUMNS.map((c) => `${c} = input.n_${c}`).join(", ")} FROM input JOIN locked l ON l.serial = input.serial WHERE input.change AND t.serial = input.serial AND ${cas} RETURNING input.i), ` +
     `kept AS (SELECT input.i FROM input JOIN tokens t ON t.serial = input.serial AND ${cas} WHERE NOT input.change), ` +
     `matched AS (SELECT i FROM changed UNION ALL SELECT i FROM kept), ` +
-    `audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail, request_id) SELECT a.at, a.actor, a.source, a.action, a.outcome, a.serial, a.customer, a.detail, a.request_id FROM unnest(${arrays(AUDIT_TYPES)}) AS a (${AUDIT_NAMES.join(", ")}) JOIN matched m ON m.i = a.i ORDER BY a.n) ` +
+    `audited AS (INSERT INTO audit (${AUDIT_COLUMNS.join(", ")}) SELECT ${AUDIT_COLUMNS.map((c) => `a.${c}`).join(", ")} FROM unnest(${arrays(AUDIT_TYPES)}) AS a (${AUDIT_NAMES.join(", ")}) JOIN matched m ON m.i = a.i ORDER BY a.n) ` +
     `SELECT input.i AS batch_i, (m.i IS NOT NULL) AS applied, t.* FROM input LEFT JOIN matched m ON m.i = input.i LEFT JOIN tokens t ON t.serial = input.serial AND m.i IS NULL`
   );
 })();
