@@ -94,9 +94,9 @@ export interface PostgresOptions {
 
 /**
  * Connections of the `generic` pool. The token store has at most
- * IN_FLIGHT (2) apply and 2 read statements out at a time per store
- * (postgres-token-store.ts scheduleApplies), so 4 serve one store without
- * waiting; more stores on one database (bench, tests) wait their turn.
+ * IN_FLIGHT (1) statement out at a time per store (postgres-token-store.ts
+ * schedule), and its one-decision statements; 4 serve one store without
+ * waiting, and several stores on one database (bench, tests) share them.
  */
 const GENERIC_MAX = 4;
 
