@@ -50,7 +50,7 @@ type Query = (q: { text: string; values: unknown[]; name?: string }) => Promise<
  * connection's prepared statements until it closes, and the server a plan
  * for each; longer texts, e.g. imports' IN lists, run unnamed: their parse
  * is shared by the rows they carry). The token store's batches pass arrays,
- * so one text serves every batch size (postgres-token-store.ts, APPLY_SQL).
+ * so one text serves every batch size (postgres-token-store.ts, FLUSH_SQL).
  */
 const MAX_NAMED = 100;
 const MAX_NAMED_LENGTH = 4000;

@@ -140,9 +140,10 @@ export class PostgresTokenStore extends SqlTokenStore {
    * this process's round trip, are shared by all of them, as SQLite's group
    * commit shares its fsync. Under load a verification's read and its
    * decision ride in two successive statements that each carry other
-   * verifications' reads and decisions too: one statement per ~16
+   * verifications' reads and decisions too: one statement per ~10
    * verifications at 32 in flight, where a statement for the reads and
-   * another for the decisions cost one per ~5 (bench --http).
+   * another for the decisions cost one per ~5 (bench --http, counted in
+   * the server; IN_FLIGHT).
    *
    * Two decisions on one row in a batch: the UPDATE changes the row once,
    * from one of them (PostgreSQL docs, UPDATE: "only one of the join rows
