@@ -93,10 +93,10 @@ export interface PostgresOptions {
 }
 
 /**
- * Connections of the `generic` pool. The token store has at most
- * IN_FLIGHT (1) statement out at a time per store (postgres-token-store.ts
- * schedule), and its one-decision statements; 4 serve one store without
- * waiting, and several stores on one database (bench, tests) share them.
+ * Connections of the `generic` pool. The token store has one statement
+ * out at a time, more only while one waits (for a row lock), up to
+ * MAX_IN_FLIGHT (4, postgres-token-store.ts schedule); several stores on
+ * one database (bench, tests) share them.
  */
 const GENERIC_MAX = 4;
 

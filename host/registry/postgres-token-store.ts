@@ -143,7 +143,7 @@ export class PostgresTokenStore extends SqlTokenStore {
    * verifications' reads and decisions too: one statement per ~10
    * verifications at 32 in flight, where a statement for the reads and
    * another for the decisions cost one per ~5 (bench --http, counted in
-   * the server; IN_FLIGHT).
+   * the server; STALLED_MS).
    *
    * Two decisions on one row in a batch: the UPDATE changes the row once,
    * from one of them (PostgreSQL docs, UPDATE: "only one of the join rows
@@ -163,6 +163,10 @@ export class PostgresTokenStore extends SqlTokenStore {
   private scheduled = false;
   /** Statements of flush sent and not yet answered. */
   private sending = 0;
+  /** When the last statement of flush was sent (performance.now()). */
+  private lastSent = 0;
+  /** A timer to look again once the statements out are STALLED_MS old. */
+  private recheck: NodeJS.Timeout | undefined;
 
   private read(key: TokenKey): Promise<TokenRow | undefined> {
     return new Promise((resolve, reject) => {
@@ -182,13 +186,28 @@ export class PostgresTokenStore extends SqlTokenStore {
   }
 
   /**
-   * At most IN_FLIGHT statements at a time: what is asked for while they
-   * run waits and goes out together in the next (group commit). Without the
-   * bound, 32 requests in flight became ~2,000 statements a second of 1 to
-   * 8 decisions each, each a wake-up of a backend, a commit and a WAL flush.
+   * One statement at a time: what is asked for while it runs waits and
+   * goes out together in the next (group commit). Without the bound, 32
+   * requests in flight became ~2,000 statements a second of 1 to 8
+   * decisions each, each a wake-up of a backend, a commit and a WAL flush.
+   * But a statement may wait for a row lock another transaction holds (a
+   * staff action, another server's decision on that row), and nothing that
+   * waits for it should: once the last statement sent is STALLED_MS old
+   * and still out, the next goes out beside it, up to MAX_IN_FLIGHT.
    */
   private schedule(): void {
-    if (this.scheduled || this.sending >= IN_FLIGHT || (this.pending.size === 0 && this.queued.length === 0)) return;
+    if (this.scheduled || (this.pending.size === 0 && this.queued.length === 0)) return;
+    if (this.sending > 0) {
+      const waited = performance.now() - this.lastSent;
+      if (this.sending >= MAX_IN_FLIGHT) return;
+      if (waited < STALLED_MS) {
+        this.recheck ??= setTimeout(() => {
+          this.recheck = undefined;
+          this.schedule();
+        }, Math.ceil(STALLED_MS - waited));
+        return;
+      }
+    }
     this.scheduled = true;
     setImmediate(() => void this.flush());
   }
@@ -198,9 +217,11 @@ export class PostgresTokenStore extends SqlTokenStore {
     const reads = [...this.pending.values()];
     this.pending.clear();
     const decisions = this.queued.splice(0, MAX_BATCH);
+    if (reads.length === 0 && decisions.length === 0) return;
     this.sending++;
+    this.lastSent = performance.now();
     try {
-      // Decisions beyond MAX_BATCH go out in the next statement, alongside this one if IN_FLIGHT allows.
+      // Decisions beyond MAX_BATCH go out in the next statement.
       this.schedule();
       await this.send(reads, decisions);
     } finally {
@@ -335,17 +356,22 @@ function strip(r: TokenRow & { applied?: unknown; batch_i?: unknown; via?: unkno
 
 const LIVE_STATE_NAMES = ["issued", "active", "locked"];
 /**
- * Statements of flush (reads and decisions) one process has in flight at
- * most (schedule). One: everything asked for while it runs goes out in the
- * next. With two, as when reads and decisions had a statement each, the
- * statements overlapped but each carried half as much: bench --http at 32
- * in flight measured 0.16 statements per verification with two and 0.10
+ * Statements of flush (reads and decisions) one process has in flight: one
+ * (schedule), more only while those out have taken STALLED_MS, at most
+ * MAX_IN_FLIGHT (PostgresDatabase's generic pool has as many connections).
+ * With two at all times, as when reads and decisions had a statement each,
+ * the statements overlapped but each carried half as much: bench --http at
+ * 32 in flight measured 0.16 statements per verification with two and 0.10
  * with one, and the backends' CPU per verification fell with them. On a
  * machine whose cores the server, PostgreSQL and the clients share, CPU
  * per verification is what bounds throughput, and at a fixed number of
- * requests in flight latency follows throughput (Little's law).
+ * requests in flight latency follows throughput (Little's law). A batch
+ * statement takes 1-3 ms on an idle machine (EXPLAIN ANALYZE, bench
+ * --http's batches); one out for STALLED_MS is most likely waiting for a
+ * row lock.
  */
-const IN_FLIGHT = 1;
+const STALLED_MS = 5;
+const MAX_IN_FLIGHT = 4;
 /** Decisions applied by one statement, at most. */
 const MAX_BATCH = 256;
 /** The columns a decision may change, all set from the row the decision made (unchanged ones to what the compare-and-set found). */
