@@ -50,7 +50,7 @@ type Query = (q: { text: string; values: unknown[]; name?: string }) => Promise<
  * connection's prepared statements until it closes, and the server a plan
  * for each; longer texts, e.g. imports' IN lists, run unnamed: their parse
  * is shared by the rows they carry). The token store's batches pass arrays,
- * so one text serves every batch size (postgres-token-store.ts, FLUSH_SQL).
+ * so one text serves every batch size (postgres-token-store.ts, APPLY_SQL).
  */
 const MAX_NAMED = 100;
 const MAX_NAMED_LENGTH = 4000;
@@ -93,10 +93,10 @@ export interface PostgresOptions {
 }
 
 /**
- * Connections of the `generic` pool. The token store has one statement
- * out at a time, more only while one waits (for a row lock), up to
- * MAX_IN_FLIGHT (4, postgres-token-store.ts schedule); several stores on
- * one database (bench, tests) share them.
+ * Connections of the `generic` pool. The token store has at most
+ * IN_FLIGHT (2) apply and 2 read statements out at a time per store
+ * (postgres-token-store.ts scheduleApplies), so 4 serve one store without
+ * waiting; more stores on one database (bench, tests) wait their turn.
  */
 const GENERIC_MAX = 4;
 

@@ -12,8 +12,7 @@
  *    rows it has read or written (sealed seed included, never an opened
  *    one), at most MAX_CACHED, least recently used dropped first. A row not
  *    held is read first (a plain SELECT, no transaction, no lock; the reads
- *    of one event-loop turn share one SELECT ... = ANY, sent in the
- *    statement of step 2 that carries that turn's decisions: flush).
+ *    of one event-loop turn share one SELECT ... = ANY).
  * 2. The decision is applied by ONE autocommitted statement, a
  *    compare-and-set: an UPDATE whose WHERE compares every column the
  *    decision read (DECISION_COLUMNS) with the copy, the audit INSERT joined
@@ -24,10 +23,9 @@
  *    the UPDATE re-check its WHERE on the newest row version (PostgreSQL
  *    docs §13.2.1), so of 50 copies of one code exactly one UPDATE matches,
  *    and the 49 others see last_step moved. The decisions made in one
- *    event-loop turn share that statement, and so do the reads of step 1
- *    (flush: PostgreSQL's parse, plan, commit and WAL flush shared, like
- *    SQLite's group commit), so under load a verification costs a fraction
- *    of a round trip.
+ *    event-loop turn share that statement (flushApplies: PostgreSQL's parse,
+ *    plan and WAL flush shared, like SQLite's group commit), so under load
+ *    a verification costs a fraction of a round trip.
  * 3. If nothing matched (another decision or process changed the row since
  *    the copy was taken), the decision is made again from the row as it is
  *    now, and applied the same way; after MAX_ATTEMPTS a transaction with
@@ -61,10 +59,6 @@ import { RegistryError, type Actor } from "./types.js";
 export const MAX_CACHED = 50_000;
 /** Compare-and-set tries before deciding under a row lock instead. */
 const MAX_ATTEMPTS = 4;
-
-type Applied = { applied: boolean; current?: TokenRow; retry?: boolean };
-type PendingRead = { key: TokenKey; waiters: { resolve(r: TokenRow | undefined): void; reject(e: unknown): void }[] };
-type QueuedDecision = { row: TokenRow; actor: Actor; d: Decision<unknown>; resolve(r: Applied): void; reject(e: unknown): void };
 
 const keyName = (key: TokenKey) => ("serial" in key ? "s\0" + key.serial : "c\0" + key.customer);
 
@@ -131,106 +125,59 @@ export class PostgresTokenStore extends SqlTokenStore {
   }
 
   /**
-   * Reads and decisions, coalesced into one statement per event-loop turn
-   * (flush): the reads of rows this process does not hold (`= ANY(?)`, the
-   * DataLoader pattern) and the decisions on rows it holds (one
-   * compare-and-set each, UPDATE ... FROM the list) asked for while the
-   * event loop ran one turn go out together, and commit together:
-   * PostgreSQL's parse, plan, executor start, commit and WAL flush, and
-   * this process's round trip, are shared by all of them, as SQLite's group
-   * commit shares its fsync. Under load a verification's read and its
-   * decision ride in two successive statements that each carry other
-   * verifications' reads and decisions too: one statement per ~10
-   * verifications at 32 in flight, where a statement for the reads and
-   * another for the decisions cost one per ~5 (bench --http, counted in
-   * the server; STALLED_MS).
-   *
-   * Two decisions on one row in a batch: the UPDATE changes the row once,
-   * from one of them (PostgreSQL docs, UPDATE: "only one of the join rows
-   * will be used to update the target row"), so the other matches nothing
-   * and is decided again on the row this statement returns. A decision that
-   * changes nothing (a refusal) matches if the row still holds what it was
-   * refused on. Audit records are inserted for the matched decisions only,
-   * in the order the decisions made them (ORDER BY: a join does not keep
-   * it). The reads see the statement's snapshot, from before its own
-   * changes: a row read and changed by one statement is read as it was, and
-   * a decision made from that copy matches nothing and is made again on the
-   * row its statement returns (the compare-and-set, as for any stale copy).
+   * Decisions on rows this process holds, coalesced like the reads: the
+   * decisions made while the event loop runs one turn are applied by one
+   * statement, one compare-and-set per decision (UPDATE ... FROM the list),
+   * and commit together: PostgreSQL's parse, plan and WAL flush are shared
+   * by the batch, as SQLite's group commit shares its fsync. Two decisions
+   * on one row in a batch: the UPDATE changes the row once, from one of
+   * them (PostgreSQL docs, UPDATE: "only one of the join rows will be used
+   * to update the target row"), so the other matches nothing and is decided
+   * again on the row this statement returns. A decision that changes
+   * nothing (a refusal) matches if the row still holds what it was refused
+   * on. Audit records are inserted for the matched decisions only, in the
+   * order the decisions made them (ORDER BY: a join does not keep it).
    */
-  private pending = new Map<string, PendingRead>();
-  private queued: QueuedDecision[] = [];
-  /** A flush is scheduled (setImmediate) and has not run yet. */
-  private scheduled = false;
-  /** Statements of flush sent and not yet answered. */
-  private sending = 0;
-  /** When the last statement of flush was sent (performance.now()). */
-  private lastSent = 0;
-  /** A timer to look again once the statements out are STALLED_MS old. */
-  private recheck: NodeJS.Timeout | undefined;
+  private queued: { row: TokenRow; actor: Actor; d: Decision<unknown>; resolve(r: { applied: boolean; current?: TokenRow; retry?: boolean }): void; reject(e: unknown): void }[] = [];
+  private applying = false;
 
-  private read(key: TokenKey): Promise<TokenRow | undefined> {
-    return new Promise((resolve, reject) => {
-      const k = keyName(key);
-      let p = this.pending.get(k);
-      if (!p) this.pending.set(k, (p = { key, waiters: [] }));
-      p.waiters.push({ resolve, reject });
-      this.schedule();
-    });
-  }
-
-  private apply(row: TokenRow, actor: Actor, d: Decision<unknown>): Promise<Applied> {
+  private apply(row: TokenRow, actor: Actor, d: Decision<unknown>): Promise<{ applied: boolean; current?: TokenRow; retry?: boolean }> {
     return new Promise((resolve, reject) => {
       this.queued.push({ row, actor, d, resolve, reject });
-      this.schedule();
+      this.scheduleApplies();
     });
   }
 
+  /** Statements of flushApplies sent and not yet answered. */
+  private applyingNow = 0;
+
   /**
-   * One statement at a time: what is asked for while it runs waits and
-   * goes out together in the next (group commit). Without the bound, 32
-   * requests in flight became ~2,000 statements a second of 1 to 8
-   * decisions each, each a wake-up of a backend, a commit and a WAL flush.
-   * But a statement may wait for a row lock another transaction holds (a
-   * staff action, another server's decision on that row), and nothing that
-   * waits for it should: once the last statement sent is STALLED_MS old
-   * and still out, the next goes out beside it, up to MAX_IN_FLIGHT.
+   * At most IN_FLIGHT batch statements at a time: the decisions made while
+   * they run wait and go out together in the next (group commit). Without
+   * the bound, 32 requests in flight became ~2,000 statements a second of
+   * 1 to 8 decisions each, each a wake-up of a backend, a commit and a WAL
+   * flush (bench --http: most batches held one decision).
    */
-  private schedule(): void {
-    if (this.scheduled || (this.pending.size === 0 && this.queued.length === 0)) return;
-    if (this.sending > 0) {
-      const waited = performance.now() - this.lastSent;
-      if (this.sending >= MAX_IN_FLIGHT) return;
-      if (waited < STALLED_MS) {
-        this.recheck ??= setTimeout(() => {
-          this.recheck = undefined;
-          this.schedule();
-        }, Math.ceil(STALLED_MS - waited));
-        return;
-      }
-    }
-    this.scheduled = true;
-    setImmediate(() => void this.flush());
+  private scheduleApplies(): void {
+    if (this.applying || this.applyingNow >= IN_FLIGHT || this.queued.length === 0) return;
+    this.applying = true;
+    setImmediate(() => void this.flushApplies());
   }
 
-  private async flush(): Promise<void> {
-    this.scheduled = false;
-    const reads = [...this.pending.values()];
-    this.pending.clear();
-    const decisions = this.queued.splice(0, MAX_BATCH);
-    if (reads.length === 0 && decisions.length === 0) return;
-    this.sending++;
-    this.lastSent = performance.now();
+  private async flushApplies(): Promise<void> {
+    this.applying = false;
+    const batch = this.queued.splice(0, MAX_BATCH);
+    this.applyingNow++;
     try {
-      // Decisions beyond MAX_BATCH go out in the next statement.
-      this.schedule();
-      await this.send(reads, decisions);
+      await this.applyBatch(batch);
     } finally {
-      this.sending--;
-      this.schedule();
+      this.applyingNow--;
+      this.scheduleApplies();
     }
   }
 
-  private async send(reads: PendingRead[], batch: QueuedDecision[]): Promise<void> {
+  private async applyBatch(batch: PostgresTokenStore["queued"]): Promise<void> {
+    this.scheduleApplies();
     // One array per column: the statement's text is the same for every batch, so each pooled connection
     // parses and plans it once (a named statement with a generic plan, PostgresDatabase.generic) and then
     // only binds the arrays.
@@ -243,48 +190,91 @@ export class PostgresTokenStore extends SqlTokenStore {
       [i, row.serial, ...DECISION_COLUMNS.map((c) => row[c] ?? null), d.change !== undefined, ...CHANGE_COLUMNS.map((c) => next[c] ?? null)].forEach((v, k) => input[k].push(v));
       for (const e of d.audit) [n++, i, ...auditValues(at, actor, e)].forEach((v, k) => audit[k].push(v));
     });
-    const customers = reads.flatMap((r) => ("customer" in r.key ? [r.key.customer] : []));
-    const serials = reads.flatMap((r) => ("serial" in r.key ? [r.key.serial] : []));
-    let rows: (TokenRow & { via: "d" | "c" | "s"; batch_i: number | null; applied: boolean | null })[];
     try {
       this.trips++;
-      // Parameters in the order of the text: the decisions' columns, the audit records' columns, then the reads.
-      rows = await this.pg.generic.all(FLUSH_SQL, [...input, ...audit, customers, serials]);
+      // Parameters in the order of the text: the decisions' columns, then the audit records' columns.
+      const rows = await this.pg.generic.all<TokenRow & { batch_i: number; applied: boolean }>(APPLY_SQL, [...input, ...audit]);
+      const out = new Map(rows.map((r) => [r.batch_i, r]));
+      // The returned rows are the statement's snapshot, from before its own changes: a row this batch changed is what the applied decision made it.
+      const madeHere = new Map<string, TokenRow>();
+      batch.forEach((b, i) => {
+        if (out.get(i)?.applied === true && b.d.change) madeHere.set(b.row.serial, { ...b.row, ...b.d.change });
+      });
+      batch.forEach((b, i) => {
+        const r = out.get(i);
+        if (r?.applied === true) return b.resolve({ applied: true });
+        b.resolve({ applied: false, current: madeHere.get(b.row.serial) ?? (r && r.serial !== null ? strip(r) : undefined) });
+      });
     } catch (e) {
-      // A deadlock with a transaction holding two rows (issue) rolled the whole statement back: every decision
-      // is made again, and the reads are asked for again.
+      // A deadlock with a transaction holding two rows (issue) rolled the whole statement back: every decision is made again.
       const code = (e as { code?: string })?.code;
-      if (code === "40P01" || code === "40001") {
-        for (const b of batch) b.resolve({ applied: false, retry: true });
-        for (const r of reads) for (const w of r.waiters) this.read(r.key).then(w.resolve, w.reject);
-        return;
+      if (code === "40P01" || code === "40001") for (const b of batch) b.resolve({ applied: false, retry: true });
+      else for (const b of batch) b.reject(e);
+    }
+  }
+
+  /**
+   * Reads of rows this process does not hold, coalesced: the reads asked for
+   * while the event loop runs one turn go out as one statement
+   * (`= ANY(?)`), so under load a first contact costs a fraction of a round
+   * trip for its read (the DataLoader pattern).
+   */
+  private pending = new Map<string, { key: TokenKey; waiters: { resolve(r: TokenRow | undefined): void; reject(e: unknown): void }[] }>();
+  private flushing = false;
+
+  private read(key: TokenKey): Promise<TokenRow | undefined> {
+    return new Promise((resolve, reject) => {
+      const k = keyName(key);
+      let p = this.pending.get(k);
+      if (!p) this.pending.set(k, (p = { key, waiters: [] }));
+      p.waiters.push({ resolve, reject });
+      this.scheduleReads();
+    });
+  }
+
+  /** Statements of flushReads sent and not yet answered; bounded like the applies' (scheduleApplies). */
+  private readingNow = 0;
+
+  private scheduleReads(): void {
+    if (this.flushing || this.readingNow >= IN_FLIGHT || this.pending.size === 0) return;
+    this.flushing = true;
+    setImmediate(() => void this.flushReads());
+  }
+
+  private async flushReads(): Promise<void> {
+    this.flushing = false;
+    const batch = [...this.pending.values()];
+    this.pending.clear();
+    this.readingNow++;
+    try {
+      await this.readBatch(batch);
+    } finally {
+      this.readingNow--;
+      this.scheduleReads();
+    }
+  }
+
+  private async readBatch(batch: { key: TokenKey; waiters: { resolve(r: TokenRow | undefined): void; reject(e: unknown): void }[] }[]): Promise<void> {
+    const customers = batch.flatMap((b) => ("customer" in b.key ? [b.key.customer] : []));
+    const serials = batch.flatMap((b) => ("serial" in b.key ? [b.key.serial] : []));
+    try {
+      const byKey = new Map<string, TokenRow>();
+      if (customers.length) {
+        this.trips++;
+        for (const r of await this.pg.generic.all<TokenRow>(`SELECT * FROM tokens WHERE customer = ANY(?) AND state IN ${LIVE_STATES_SQL}`, [customers])) byKey.set(keyName({ customer: r.customer! }), strip(r));
       }
-      for (const b of batch) b.reject(e);
-      for (const r of reads) for (const w of r.waiters) w.reject(e);
-      return;
+      if (serials.length) {
+        this.trips++;
+        for (const r of await this.pg.generic.all<TokenRow>(`SELECT * FROM tokens WHERE serial = ANY(?) AND ${LIVE}`, [serials])) byKey.set(keyName({ serial: r.serial }), strip(r));
+      }
+      for (const b of batch) {
+        const row = byKey.get(keyName(b.key));
+        this.remember(b.key, row);
+        for (const w of b.waiters) w.resolve(row);
+      }
+    } catch (e) {
+      for (const b of batch) for (const w of b.waiters) w.reject(e);
     }
-    const byKey = new Map<string, TokenRow>();
-    const out = new Map<number, TokenRow & { applied: boolean | null }>();
-    for (const r of rows) {
-      if (r.via === "d") out.set(r.batch_i!, r);
-      else byKey.set(r.via === "c" ? keyName({ customer: r.customer! }) : keyName({ serial: r.serial }), strip(r));
-    }
-    // The reads first: a decision applied by this statement then replaces, in decide, the copy read before it.
-    for (const r of reads) {
-      const row = byKey.get(keyName(r.key));
-      this.remember(r.key, row);
-      for (const w of r.waiters) w.resolve(row);
-    }
-    // The returned rows are the statement's snapshot, from before its own changes: a row this batch changed is what the applied decision made it.
-    const madeHere = new Map<string, TokenRow>();
-    batch.forEach((b, i) => {
-      if (out.get(i)?.applied === true && b.d.change) madeHere.set(b.row.serial, { ...b.row, ...b.d.change });
-    });
-    batch.forEach((b, i) => {
-      const r = out.get(i);
-      if (r?.applied === true) return b.resolve({ applied: true });
-      b.resolve({ applied: false, current: madeHere.get(b.row.serial) ?? (r && r.serial !== null ? strip(r) : undefined) });
-    });
   }
 
   /**
@@ -349,29 +339,14 @@ export class PostgresTokenStore extends SqlTokenStore {
   }
 }
 
-function strip(r: TokenRow & { applied?: unknown; batch_i?: unknown; via?: unknown; staged?: unknown; seed_index?: unknown }): TokenRow {
-  const { applied: _a, batch_i: _b, via: _v, staged: _s, seed_index: _i, ...row } = r;
+function strip(r: TokenRow & { applied?: unknown; batch_i?: unknown; staged?: unknown; seed_index?: unknown }): TokenRow {
+  const { applied: _a, batch_i: _b, staged: _s, seed_index: _i, ...row } = r;
   return row;
 }
 
 const LIVE_STATE_NAMES = ["issued", "active", "locked"];
-/**
- * Statements of flush (reads and decisions) one process has in flight: one
- * (schedule), more only while those out have taken STALLED_MS, at most
- * MAX_IN_FLIGHT (PostgresDatabase's generic pool has as many connections).
- * With two at all times, as when reads and decisions had a statement each,
- * the statements overlapped but each carried half as much: bench --http at
- * 32 in flight measured 0.16 statements per verification with two and 0.10
- * with one, and the backends' CPU per verification fell with them. On a
- * machine whose cores the server, PostgreSQL and the clients share, CPU
- * per verification is what bounds throughput, and at a fixed number of
- * requests in flight latency follows throughput (Little's law). A batch
- * statement takes 1-3 ms on an idle machine (EXPLAIN ANALYZE, bench
- * --http's batches); one out for STALLED_MS is most likely waiting for a
- * row lock.
- */
-const STALLED_MS = 5;
-const MAX_IN_FLIGHT = 4;
+/** Batch statements (applies; reads) one process has in flight at most (scheduleApplies). */
+const IN_FLIGHT = 2;
 /** Decisions applied by one statement, at most. */
 const MAX_BATCH = 256;
 /** The columns a decision may change, all set from the row the decision made (unchanged ones to what the compare-and-set found). */
@@ -387,14 +362,10 @@ const AUDIT_TYPES = ["int", "int", "bigint", "text", "text", "text", "text", "te
 /** One audit row of `statement` (a decision on a row this process does not hold), selected once per matched decision. */
 const AUDIT_SELECT = `SELECT ${AUDIT_TYPES.slice(2).map((t) => `?::${t}`).join(", ")} FROM matched`;
 /**
- * flush's statement: the decisions of a batch as one array per column
- * (unnest), and the keys to read as two arrays, so its text never changes
- * with the batch's size. Its rows: one per decision (via 'd': applied, and
- * if not, the row as the statement found it), then the rows read (via 'c'
- * by customer, 's' by serial). With no decisions it writes nothing, so its
- * commit flushes no WAL.
+ * flushApplies' statement: the decisions of a batch as one array per column
+ * (unnest), so its text never changes with the batch's size.
  */
-const FLUSH_SQL = (() => {
+const APPLY_SQL = (() => {
   const cas = DECISION_COLUMNS.map((c) => `t.${c} IS NOT DISTINCT FROM input.e_${c}`).join(" AND ");
   const arrays = (types: string[]) => types.map((t) => `?::${t}[]`).join(", ");
   return (
@@ -405,8 +376,6 @@ const FLUSH_SQL = (() => {
     `kept AS (SELECT input.i FROM input JOIN tokens t ON t.serial = input.serial AND ${cas} WHERE NOT input.change), ` +
     `matched AS (SELECT i FROM changed UNION ALL SELECT i FROM kept), ` +
     `audited AS (INSERT INTO audit (${AUDIT_COLUMNS.join(", ")}) SELECT ${AUDIT_COLUMNS.map((c) => `a.${c}`).join(", ")} FROM unnest(${arrays(AUDIT_TYPES)}) AS a (${AUDIT_NAMES.join(", ")}) JOIN matched m ON m.i = a.i ORDER BY a.n) ` +
-    `SELECT 'd' AS via, input.i AS batch_i, (m.i IS NOT NULL) AS applied, t.* FROM input LEFT JOIN matched m ON m.i = input.i LEFT JOIN tokens t ON t.serial = input.serial AND m.i IS NULL ` +
-    `UNION ALL SELECT 'c', NULL, NULL, t.* FROM tokens t WHERE customer = ANY(?::text[]) AND state IN ${LIVE_STATES_SQL} ` +
-    `UNION ALL SELECT 's', NULL, NULL, t.* FROM tokens t WHERE serial = ANY(?::text[]) AND ${LIVE}`
+    `SELECT input.i AS batch_i, (m.i IS NOT NULL) AS applied, t.* FROM input LEFT JOIN matched m ON m.i = input.i LEFT JOIN tokens t ON t.serial = input.serial AND m.i IS NULL`
   );
 })();
