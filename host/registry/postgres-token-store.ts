@@ -23,7 +23,7 @@
  *    the UPDATE re-check its WHERE on the newest row version (PostgreSQL
  *    docs §13.2.1), so of 50 copies of one code exactly one UPDATE matches,
  *    and the 49 others see last_step moved. The decisions made in one
- *    event-loop turn share that statement (flushApplies: PostgreSQL's parse,
+ *    event-loop turn share that statement (applyBatch, Coalescer: PostgreSQL's parse,
  *    plan and WAL flush shared, like SQLite's group commit), so under load
  *    a verification costs a fraction of a round trip.
  * 3. If nothing matched (another decision or process changed the row since
@@ -61,6 +61,40 @@ export const MAX_CACHED = 50_000;
 const MAX_ATTEMPTS = 4;
 
 const keyName = (key: TokenKey) => ("serial" in key ? "s\0" + key.serial : "c\0" + key.customer);
+
+/**
+ * The store's two batchers (reads; decisions): `flush` sends what is
+ * waiting as one statement, once per event-loop turn (setImmediate), and
+ * at most IN_FLIGHT statements at a time: what is asked for while they run
+ * waits and goes out together in the next (group commit). Without the
+ * bound, 32 requests in flight became ~2,000 statements a second of 1 to 8
+ * decisions each, each a wake-up of a backend, a commit and a WAL flush
+ * (bench --http: most batches held one decision).
+ */
+class Coalescer {
+  private scheduled = false;
+  /** Statements of `flush` sent and not yet answered. */
+  private running = 0;
+
+  constructor(private readonly waiting: () => boolean, private readonly flush: () => Promise<void>) {}
+
+  schedule(): void {
+    if (this.scheduled || this.running >= IN_FLIGHT || !this.waiting()) return;
+    this.scheduled = true;
+    setImmediate(() => void this.run());
+  }
+
+  private async run(): Promise<void> {
+    this.scheduled = false;
+    this.running++;
+    try {
+      await this.flush();
+    } finally {
+      this.running--;
+      this.schedule();
+    }
+  }
+}
 
 export class PostgresTokenStore extends SqlTokenStore {
   private readonly rows = new Map<string, TokenRow>();
@@ -139,45 +173,18 @@ export class PostgresTokenStore extends SqlTokenStore {
    * order the decisions made them (ORDER BY: a join does not keep it).
    */
   private queued: { row: TokenRow; actor: Actor; d: Decision<unknown>; resolve(r: { applied: boolean; current?: TokenRow; retry?: boolean }): void; reject(e: unknown): void }[] = [];
-  private applying = false;
+  private readonly applies = new Coalescer(() => this.queued.length > 0, () => this.applyBatch(this.queued.splice(0, MAX_BATCH)));
 
   private apply(row: TokenRow, actor: Actor, d: Decision<unknown>): Promise<{ applied: boolean; current?: TokenRow; retry?: boolean }> {
     return new Promise((resolve, reject) => {
       this.queued.push({ row, actor, d, resolve, reject });
-      this.scheduleApplies();
+      this.applies.schedule();
     });
   }
 
-  /** Statements of flushApplies sent and not yet answered. */
-  private applyingNow = 0;
-
-  /**
-   * At most IN_FLIGHT batch statements at a time: the decisions made while
-   * they run wait and go out together in the next (group commit). Without
-   * the bound, 32 requests in flight became ~2,000 statements a second of
-   * 1 to 8 decisions each, each a wake-up of a backend, a commit and a WAL
-   * flush (bench --http: most batches held one decision).
-   */
-  private scheduleApplies(): void {
-    if (this.applying || this.applyingNow >= IN_FLIGHT || this.queued.length === 0) return;
-    this.applying = true;
-    setImmediate(() => void this.flushApplies());
-  }
-
-  private async flushApplies(): Promise<void> {
-    this.applying = false;
-    const batch = this.queued.splice(0, MAX_BATCH);
-    this.applyingNow++;
-    try {
-      await this.applyBatch(batch);
-    } finally {
-      this.applyingNow--;
-      this.scheduleApplies();
-    }
-  }
-
   private async applyBatch(batch: PostgresTokenStore["queued"]): Promise<void> {
-    this.scheduleApplies();
+    // Decisions beyond MAX_BATCH: the next statement, beside this one.
+    this.applies.schedule();
     // One array per column: the statement's text is the same for every batch, so each pooled connection
     // parses and plans it once (a named statement with a generic plan, PostgresDatabase.generic) and then
     // only binds the arrays.
@@ -220,7 +227,11 @@ export class PostgresTokenStore extends SqlTokenStore {
    * trip for its read (the DataLoader pattern).
    */
   private pending = new Map<string, { key: TokenKey; waiters: { resolve(r: TokenRow | undefined): void; reject(e: unknown): void }[] }>();
-  private flushing = false;
+  private readonly reads = new Coalescer(() => this.pending.size > 0, () => {
+    const batch = [...this.pending.values()];
+    this.pending.clear();
+    return this.readBatch(batch);
+  });
 
   private read(key: TokenKey): Promise<TokenRow | undefined> {
     return new Promise((resolve, reject) => {
@@ -228,30 +239,8 @@ export class PostgresTokenStore extends SqlTokenStore {
       let p = this.pending.get(k);
       if (!p) this.pending.set(k, (p = { key, waiters: [] }));
       p.waiters.push({ resolve, reject });
-      this.scheduleReads();
+      this.reads.schedule();
     });
-  }
-
-  /** Statements of flushReads sent and not yet answered; bounded like the applies' (scheduleApplies). */
-  private readingNow = 0;
-
-  private scheduleReads(): void {
-    if (this.flushing || this.readingNow >= IN_FLIGHT || this.pending.size === 0) return;
-    this.flushing = true;
-    setImmediate(() => void this.flushReads());
-  }
-
-  private async flushReads(): Promise<void> {
-    this.flushing = false;
-    const batch = [...this.pending.values()];
-    this.pending.clear();
-    this.readingNow++;
-    try {
-      await this.readBatch(batch);
-    } finally {
-      this.readingNow--;
-      this.scheduleReads();
-    }
   }
 
   private async readBatch(batch: { key: TokenKey; waiters: { resolve(r: TokenRow | undefined): void; reject(e: unknown): void }[] }[]): Promise<void> {
@@ -345,7 +334,7 @@ function strip(r: TokenRow & { applied?: unknown; batch_i?: unknown; staged?: un
 }
 
 const LIVE_STATE_NAMES = ["issued", "active", "locked"];
-/** Batch statements (applies; reads) one process has in flight at most (scheduleApplies). */
+/** Batch statements of each kind (applies; reads) one process has in flight at most (Coalescer). */
 const IN_FLIGHT = 2;
 /** Decisions applied by one statement, at most. */
 const MAX_BATCH = 256;
@@ -362,7 +351,7 @@ const AUDIT_TYPES = ["int", "int", "bigint", "text", "text", "text", "text", "te
 /** One audit row of `statement` (a decision on a row this process does not hold), selected once per matched decision. */
 const AUDIT_SELECT = `SELECT ${AUDIT_TYPES.slice(2).map((t) => `?::${t}`).join(", ")} FROM matched`;
 /**
- * flushApplies' statement: the decisions of a batch as one array per column
+ * applyBatch's statement: the decisions of a batch as one array per column
  * (unnest), so its text never changes with the batch's size.
  */
 const APPLY_SQL = (() => {
