@@ -95,7 +95,7 @@ export interface PostgresOptions {
 /**
  * Connections of the `generic` pool. The token store has at most
  * IN_FLIGHT (2) apply and 2 read statements out at a time per store
- * (postgres-token-store.ts scheduleApplies), so 4 serve one store without
+ * (postgres-token-store.ts Coalescer), so 4 serve one store without
  * waiting; more stores on one database (bench, tests) wait their turn.
  */
 const GENERIC_MAX = 4;

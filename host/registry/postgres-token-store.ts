@@ -23,7 +23,7 @@
  *    the UPDATE re-check its WHERE on the newest row version (PostgreSQL
  *    docs §13.2.1), so of 50 copies of one code exactly one UPDATE matches,
  *    and the 49 others see last_step moved. The decisions made in one
- *    event-loop turn share that statement (flushApplies: PostgreSQL's parse,
+ *    event-loop turn share that statement (applyBatch, Coalescer: PostgreSQL's parse,
  *    plan and WAL flush shared, like SQLite's group commit), so under load
  *    a verification costs a fraction of a round trip.
  * 3. If nothing matched (another decision or process changed the row since
@@ -52,7 +52,7 @@
 import type { PostgresDatabase } from "./postgres-database.js";
 import type { KeyRing } from "./key-ring.js";
 import { SqlTokenStore } from "./sql-token-store.js";
-import { DECISION_COLUMNS, LIVE, LIVE_STATES_SQL, type AuditEntry, type DecideOptions, type Decide, type Decision, type TokenKey, type TokenRow } from "./token-store.js";
+import { AUDIT_COLUMNS, DECISION_COLUMNS, LIVE, LIVE_STATES_SQL, auditValues, type AuditEntry, type DecideOptions, type Decide, type Decision, type TokenKey, type TokenRow } from "./token-store.js";
 import { RegistryError, type Actor } from "./types.js";
 
 /** Rows kept per process: ~1 KB each with the JS object overhead. */
@@ -61,6 +61,40 @@ export const MAX_CACHED = 50_000;
 const MAX_ATTEMPTS = 4;
 
 const keyName = (key: TokenKey) => ("serial" in key ? "s\0" + key.serial : "c\0" + key.customer);
+
+/**
+ * The store's two batchers (reads; decisions): `flush` sends what is
+ * waiting as one statement, once per event-loop turn (setImmediate), and
+ * at most IN_FLIGHT statements at a time: what is asked for while they run
+ * waits and goes out together in the next (group commit). Without the
+ * bound, 32 requests in flight became ~2,000 statements a second of 1 to 8
+ * decisions each, each a wake-up of a backend, a commit and a WAL flush
+ * (bench --http: most batches held one decision).
+ */
+class Coalescer {
+  private scheduled = false;
+  /** Statements of `flush` sent and not yet answered. */
+  private running = 0;
+
+  constructor(private readonly waiting: () => boolean, private readonly flush: () => Promise<void>) {}
+
+  schedule(): void {
+    if (this.scheduled || this.running >= IN_FLIGHT || !this.waiting()) return;
+    this.scheduled = true;
+    setImmediate(() => void this.run());
+  }
+
+  private async run(): Promise<void> {
+    this.scheduled = false;
+    this.running++;
+    try {
+      await this.flush();
+    } finally {
+      this.running--;
+      this.schedule();
+    }
+  }
+}
 
 export class PostgresTokenStore extends SqlTokenStore {
   private readonly rows = new Map<string, TokenRow>();
@@ -139,45 +173,18 @@ export class PostgresTokenStore extends SqlTokenStore {
    * order the decisions made them (ORDER BY: a join does not keep it).
    */
   private queued: { row: TokenRow; actor: Actor; d: Decision<unknown>; resolve(r: { applied: boolean; current?: TokenRow; retry?: boolean }): void; reject(e: unknown): void }[] = [];
-  private applying = false;
+  private readonly applies = new Coalescer(() => this.queued.length > 0, () => this.applyBatch(this.queued.splice(0, MAX_BATCH)));
 
   private apply(row: TokenRow, actor: Actor, d: Decision<unknown>): Promise<{ applied: boolean; current?: TokenRow; retry?: boolean }> {
     return new Promise((resolve, reject) => {
       this.queued.push({ row, actor, d, resolve, reject });
-      this.scheduleApplies();
+      this.applies.schedule();
     });
   }
 
-  /** Statements of flushApplies sent and not yet answered. */
-  private applyingNow = 0;
-
-  /**
-   * At most IN_FLIGHT batch statements at a time: the decisions made while
-   * they run wait and go out together in the next (group commit). Without
-   * the bound, 32 requests in flight became ~2,000 statements a second of
-   * 1 to 8 decisions each, each a wake-up of a backend, a commit and a WAL
-   * flush (bench --http: most batches held one decision).
-   */
-  private scheduleApplies(): void {
-    if (this.applying || this.applyingNow >= IN_FLIGHT || this.queued.length === 0) return;
-    this.applying = true;
-    setImmediate(() => void this.flushApplies());
-  }
-
-  private async flushApplies(): Promise<void> {
-    this.applying = false;
-    const batch = this.queued.splice(0, MAX_BATCH);
-    this.applyingNow++;
-    try {
-      await this.applyBatch(batch);
-    } finally {
-      this.applyingNow--;
-      this.scheduleApplies();
-    }
-  }
-
   private async applyBatch(batch: PostgresTokenStore["queued"]): Promise<void> {
-    this.scheduleApplies();
+    // Decisions beyond MAX_BATCH: the next statement, beside this one.
+    this.applies.schedule();
     // One array per column: the statement's text is the same for every batch, so each pooled connection
     // parses and plans it once (a named statement with a generic plan, PostgresDatabase.generic) and then
     // only binds the arrays.
@@ -188,9 +195,7 @@ export class PostgresTokenStore extends SqlTokenStore {
     batch.forEach(({ row, actor, d }, i) => {
       const next = d.change ? { ...row, ...d.change } : row;
       [i, row.serial, ...DECISION_COLUMNS.map((c) => row[c] ?? null), d.change !== undefined, ...CHANGE_COLUMNS.map((c) => next[c] ?? null)].forEach((v, k) => input[k].push(v));
-      for (const e of d.audit) {
-        [n++, i, at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null, actor.request ?? null].forEach((v, k) => audit[k].push(v ?? null));
-      }
+      for (const e of d.audit) [n++, i, ...auditValues(at, actor, e)].forEach((v, k) => audit[k].push(v));
     });
     try {
       this.trips++;
@@ -222,7 +227,11 @@ export class PostgresTokenStore extends SqlTokenStore {
    * trip for its read (the DataLoader pattern).
    */
   private pending = new Map<string, { key: TokenKey; waiters: { resolve(r: TokenRow | undefined): void; reject(e: unknown): void }[] }>();
-  private flushing = false;
+  private readonly reads = new Coalescer(() => this.pending.size > 0, () => {
+    const batch = [...this.pending.values()];
+    this.pending.clear();
+    return this.readBatch(batch);
+  });
 
   private read(key: TokenKey): Promise<TokenRow | undefined> {
     return new Promise((resolve, reject) => {
@@ -230,30 +239,8 @@ export class PostgresTokenStore extends SqlTokenStore {
       let p = this.pending.get(k);
       if (!p) this.pending.set(k, (p = { key, waiters: [] }));
       p.waiters.push({ resolve, reject });
-      this.scheduleReads();
+      this.reads.schedule();
     });
-  }
-
-  /** Statements of flushReads sent and not yet answered; bounded like the applies' (scheduleApplies). */
-  private readingNow = 0;
-
-  private scheduleReads(): void {
-    if (this.flushing || this.readingNow >= IN_FLIGHT || this.pending.size === 0) return;
-    this.flushing = true;
-    setImmediate(() => void this.flushReads());
-  }
-
-  private async flushReads(): Promise<void> {
-    this.flushing = false;
-    const batch = [...this.pending.values()];
-    this.pending.clear();
-    this.readingNow++;
-    try {
-      await this.readBatch(batch);
-    } finally {
-      this.readingNow--;
-      this.scheduleReads();
-    }
   }
 
   private async readBatch(batch: { key: TokenKey; waiters: { resolve(r: TokenRow | undefined): void; reject(e: unknown): void }[] }[]): Promise<void> {
@@ -308,10 +295,10 @@ export class PostgresTokenStore extends SqlTokenStore {
     }
     const at = this.now();
     const audit = d.audit.map((e: AuditEntry) => {
-      params.push(at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null, actor.request ?? null);
-      return "SELECT ?::bigint, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text FROM matched";
+      params.push(...auditValues(at, actor, e));
+      return AUDIT_SELECT;
     });
-    const auditCte = audit.length ? `, audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail, request_id) ${audit.join(" UNION ALL ")})` : "";
+    const auditCte = audit.length ? `, audited AS (INSERT INTO audit (${AUDIT_COLUMNS.join(", ")}) ${audit.join(" UNION ALL ")})` : "";
     const now = "serial" in key ? `t.serial = ? AND (t.staged IS NULL OR t.staged IN (SELECT id FROM import_batches WHERE state = 'committed'))` : `t.customer = ? AND t.state IN ${LIVE_STATES_SQL}`;
     params.push("serial" in key ? key.serial : key.customer);
     return [`WITH matched AS (${matched})${auditCte} SELECT (SELECT count(*) FROM matched)::int AS applied, t.* FROM (SELECT 1) AS one LEFT JOIN tokens t ON ${now}`, params];
@@ -347,7 +334,7 @@ function strip(r: TokenRow & { applied?: unknown; batch_i?: unknown; staged?: un
 }
 
 const LIVE_STATE_NAMES = ["issued", "active", "locked"];
-/** Batch statements (applies; reads) one process has in flight at most (scheduleApplies). */
+/** Batch statements of each kind (applies; reads) one process has in flight at most (Coalescer). */
 const IN_FLIGHT = 2;
 /** Decisions applied by one statement, at most. */
 const MAX_BATCH = 256;
@@ -359,10 +346,12 @@ const COLUMN_TYPES: Record<string, string> = {
 };
 const INPUT_NAMES = ["i", "serial", ...DECISION_COLUMNS.map((c) => `e_${c}`), "change", ...CHANGE_COLUMNS.map((c) => `n_${c}`)];
 const INPUT_TYPES = ["int", "text", ...DECISION_COLUMNS.map((c) => COLUMN_TYPES[c]), "boolean", ...CHANGE_COLUMNS.map((c) => COLUMN_TYPES[c])];
-const AUDIT_NAMES = ["n", "i", "at", "actor", "source", "action", "outcome", "serial", "customer", "detail", "request_id"];
+const AUDIT_NAMES = ["n", "i", ...AUDIT_COLUMNS];
 const AUDIT_TYPES = ["int", "int", "bigint", "text", "text", "text", "text", "text", "text", "text", "text"];
+/** One audit row of `statement` (a decision on a row this process does not hold), selected once per matched decision. */
+const AUDIT_SELECT = `SELECT ${AUDIT_TYPES.slice(2).map((t) => `?::${t}`).join(", ")} FROM matched`;
 /**
- * flushApplies' statement: the decisions of a batch as one array per column
+ * applyBatch's statement: the decisions of a batch as one array per column
  * (unnest), so its text never changes with the batch's size.
  */
 const APPLY_SQL = (() => {
@@ -375,7 +364,7 @@ const APPLY_SQL = (() => {
     `changed AS (UPDATE tokens t SET ${CHANGE_COLUMNS.map((c) => `${c} = input.n_${c}`).join(", ")} FROM input JOIN locked l ON l.serial = input.serial WHERE input.change AND t.serial = input.serial AND ${cas} RETURNING input.i), ` +
     `kept AS (SELECT input.i FROM input JOIN tokens t ON t.serial = input.serial AND ${cas} WHERE NOT input.change), ` +
     `matched AS (SELECT i FROM changed UNION ALL SELECT i FROM kept), ` +
-    `audited AS (INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail, request_id) SELECT a.at, a.actor, a.source, a.action, a.outcome, a.serial, a.customer, a.detail, a.request_id FROM unnest(${arrays(AUDIT_TYPES)}) AS a (${AUDIT_NAMES.join(", ")}) JOIN matched m ON m.i = a.i ORDER BY a.n) ` +
+    `audited AS (INSERT INTO audit (${AUDIT_COLUMNS.join(", ")}) SELECT ${AUDIT_COLUMNS.map((c) => `a.${c}`).join(", ")} FROM unnest(${arrays(AUDIT_TYPES)}) AS a (${AUDIT_NAMES.join(", ")}) JOIN matched m ON m.i = a.i ORDER BY a.n) ` +
     `SELECT input.i AS batch_i, (m.i IS NOT NULL) AS applied, t.* FROM input LEFT JOIN matched m ON m.i = input.i LEFT JOIN tokens t ON t.serial = input.serial AND m.i IS NULL`
   );
 })();

@@ -14,7 +14,7 @@ import { kekRetired, uniqueViolation } from "./database.js";
 import type { KeyRing } from "./key-ring.js";
 import { ownerGone, processOwner } from "../process-owner.js";
 import { INDEX_KEY_BYTES, SEED_INDEX_SECRET, seedIndex } from "./seed-index.js";
-import { LIVE, LIVE_STATES_SQL, tokenHoldsSeed, type AuditEntry, type Decide, type DecideOptions, type Decision, type RowChange, type TokenKey, type TokenRow, type TokenStore } from "./token-store.js";
+import { AUDIT_COLUMNS, LIVE, LIVE_STATES_SQL, auditValues, tokenHoldsSeed, type AuditEntry, type Decide, type DecideOptions, type Decision, type RowChange, type TokenKey, type TokenRow, type TokenStore } from "./token-store.js";
 import { unknownSerial } from "./validation.js";
 import { RegistryError, TOKEN_STATES, type Actor, type AuditRecord, type NewToken, type TokenState, type TokenStatus } from "./types.js";
 
@@ -40,6 +40,8 @@ export const MAX_LIST = 1000;
 /** Inputs larger than this are imported through a staging batch, in short transactions. */
 export const STAGE_ABOVE = 500;
 /** Rows per staging transaction: a few milliseconds of write lock each. */
+/** One audit row's placeholders in an INSERT ... VALUES. */
+const AUDIT_ROW = `(${AUDIT_COLUMNS.map(() => "?").join(", ")})`;
 const CHUNK_ROWS = 250;
 /** Pause between staging transactions, longer than a SQLite waiter's back-off (MAX_BACKOFF_MS), so servers get the lock in between. */
 const CHUNK_PAUSE_MS = 10;
@@ -116,8 +118,8 @@ export abstract class SqlTokenStore implements TokenStore {
   auditInsert(actor: Actor, entries: AuditEntry[]): { sql: string; params: unknown[] } {
     const at = this.now();
     return {
-      sql: `INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail, request_id) VALUES ${entries.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
-      params: entries.flatMap((e) => [at, actor.name, actor.source, e.action, e.outcome, e.serial, e.customer, e.detail ? JSON.stringify(e.detail) : null, actor.request ?? null]),
+      sql: `INSERT INTO audit (${AUDIT_COLUMNS.join(", ")}) VALUES ${entries.map(() => AUDIT_ROW).join(", ")}`,
+      params: entries.flatMap((e) => auditValues(at, actor, e)),
     };
   }
 

@@ -107,6 +107,14 @@ export interface AuditEntry {
   detail?: Record<string, unknown>;
 }
 
+/** The columns of an audit record the stores write, in the order of auditValues. */
+export const AUDIT_COLUMNS = ["at", "actor", "source", "action", "outcome", "serial", "customer", "detail", "request_id"] as const;
+
+/** An audit record's values in the order of AUDIT_COLUMNS: every audit write of both stores builds its row here. */
+export function auditValues(at: number, actor: Actor, e: AuditEntry): [number, string, string, string, string, string | null, string | null, string | null, string | null] {
+  return [at, actor.name, actor.source, e.action, e.outcome, e.serial ?? null, e.customer ?? null, e.detail ? JSON.stringify(e.detail) : null, actor.request ?? null];
+}
+
 /** Which token a decision is about: by serial (staff, factory) or by the customer holding it (the channel). */
 export type TokenKey = { serial: string } | { customer: string };
 

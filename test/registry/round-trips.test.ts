@@ -41,6 +41,7 @@ async function roundTrips(fn: () => Promise<unknown>): Promise<{ n: number; text
 
 describe("round trips per verification on PostgreSQL", () => {
   let db: Database;
+  let url: string;
   let drop: () => Promise<void>;
   let clock: TestClock;
   let reg: Registry;
@@ -55,7 +56,7 @@ describe("round trips per verification on PostgreSQL", () => {
     pg.Client.prototype.query = original;
   });
   beforeEach(async () => {
-    ({ db, drop } = await freshDb(postgres));
+    ({ db, url, drop } = await freshDb(postgres));
     clock = new TestClock(START);
     reg = new Registry(db, { keys: KeyRing.fromKeys([{ id: "k-one", key: randomBytes(32) }]), now: clock.now });
     await reg.register([{ serial: "RT1", manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: RFC_SEED_SHA1 }], STAFF, "test");
@@ -137,4 +138,44 @@ describe("round trips per verification on PostgreSQL", () => {
       expect(outcomes).toEqual(["ok", "replayed", "wrong_code"]);
     }
   });
+
+  it("a decision waiting for another transaction's row lock does not hold up other customers' verifications", async () => {
+    await reg.activate({ customer: "cust-rt" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL);
+    const seed = randomBytes(20);
+    await reg.register([{ serial: "RT3", manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: seed }], STAFF, "test");
+    await reg.issue("RT3", "cust-rt3", STAFF);
+    await reg.activate({ customer: "cust-rt3" }, oathtool(seed, clock.seconds), CHANNEL);
+    clock.advance(60);
+    // Another session holds RT1's row, as a staff action's transaction does.
+    const holder = new pg.Client({ connectionString: url.replace(/[?&]schema=[^&]*/, "") });
+    await holder.connect();
+    try {
+      await holder.query(`SET search_path TO ${new URL(url.replace("@/", "@localhost/")).searchParams.get("schema")}`);
+      await holder.query("BEGIN");
+      await holder.query("SELECT serial FROM tokens WHERE serial = 'RT1' FOR UPDATE");
+      const blocked = reg.verify("cust-rt", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL);
+      let blockedDone = false;
+      void blocked.then(() => (blockedDone = true), () => (blockedDone = true));
+      // Its statement is out and waiting for the row (decisions made in the same turn would share it, and wait with it).
+      for (let i = 0; ; i++) {
+        const r = await holder.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%tokens%'");
+        if (r.rows[0].n >= 1) break;
+        if (i > 500) throw new Error("the verification never waited for the locked row");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // Until RT1's row is released, other customers are still answered; a bound against a hang only.
+      const other = await Promise.race([
+        reg.verify("cust-rt3", oathtool(seed, clock.seconds), CHANNEL).then(() => "verified"),
+        new Promise((r) => setTimeout(() => r("held up behind the locked row"), 10_000)),
+      ]);
+      expect(other).toBe("verified");
+      expect(blockedDone).toBe(false);
+      await holder.query("COMMIT");
+      await blocked;
+    } finally {
+      await holder.end();
+    }
+    expect((await reg.auditTrail({ serial: "RT1" })).filter((r) => r.action === "verify").map((r) => r.outcome)).toEqual(["ok"]);
+    expect((await reg.auditTrail({ serial: "RT3" })).filter((r) => r.action === "verify").map((r) => r.outcome)).toEqual(["ok"]);
+  }, 30_000);
 });
