@@ -489,9 +489,15 @@ export abstract class SqlTokenStore implements TokenStore {
     return { registered: serials };
   }
 
-  /** Deletes a staging batch: its row first (its tokens become unreachable at once), then its tokens in chunks. */
+  /**
+   * Deletes a staging batch: its row first (its tokens become unreachable at once), then its tokens in chunks.
+   * A batch whose row is still there was committed (by its import, judged dead but alive, between the caller's
+   * read and this delete; or by a commit whose answer was lost): its tokens are registered, and are left for
+   * settleBatch. Only a batch whose row this deleted, or that has none (orphaned rows), loses its tokens.
+   */
   private async discardBatch(batch: string, actor: Actor, why: string): Promise<void> {
     const removed = await this.db.run("DELETE FROM import_batches WHERE id = ? AND state = 'staging'", [batch]);
+    if (!removed && (await this.db.get("SELECT id FROM import_batches WHERE id = ?", [batch]))) return;
     for (;;) {
       const n = await this.db.tx((t) => t.run("DELETE FROM tokens WHERE serial IN (SELECT serial FROM tokens WHERE staged = ? LIMIT 500)", [batch]));
       if (n === 0) break;

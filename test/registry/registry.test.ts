@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
+import { openMigrated } from "../../host/registry/open-database.js";
 import { Registry, type Policy } from "../../host/registry/registry.js";
 import { RegistryError, type NewToken } from "../../host/registry/types.js";
 import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb, oathtool } from "./support.js";
@@ -41,6 +42,7 @@ function wrongCode(secret: Buffer, seconds: number): string {
 
 describe.each(ENGINES)("registry on $name", (engine) => {
   let db: Database;
+  let url: string;
   let drop: () => Promise<void>;
   let clock: TestClock;
   let keys: KeyRing;
@@ -48,7 +50,7 @@ describe.each(ENGINES)("registry on $name", (engine) => {
   const make = (policy?: Partial<Policy>) => new Registry(db, { keys, now: clock.now, policy });
 
   beforeEach(async () => {
-    ({ db, drop } = await freshDb(engine));
+    ({ db, url, drop } = await freshDb(engine));
     clock = new TestClock(START);
     keys = KeyRing.fromKeys([{ id: "k-one", key: randomBytes(32) }]);
     reg = make();
@@ -547,6 +549,51 @@ describe.each(ENGINES)("registry on $name", (engine) => {
       await reg.register(many(600, "FKJ"), FACTORY, "next");
       expect(await db.get("SELECT COUNT(*) AS n FROM tokens WHERE serial = 'FK0001'")).toEqual({ n: 0 });
       expect((await reg.auditTrail({ limit: 10_000 })).filter((a) => a.action === "import").map((a) => [a.outcome, a.detail?.reason ?? null])).toEqual([["aborted", "abandoned"], ["ok", null]]);
+    });
+    it("never deletes the tokens of an import that committed while it was being taken for abandoned", async () => {
+      // A batch judged abandoned (here by its stale heartbeat; the same holds for an owner wrongly seen gone) whose
+      // import is in fact alive and commits between that judgement and the delete: the commit holds the batch's row
+      // (PostgreSQL: its row lock; SQLite: the write lock) while clearStaleImports waits to delete it.
+      await reg.register([token("FK0001", randomBytes(20))], FACTORY, "t");
+      await db.run("INSERT INTO import_batches (id, state, origin, actor, tokens, started_at, heartbeat_at) VALUES ('imp-late', 'staging', 'x', 'y', 1, 0, 0)");
+      await db.run("UPDATE tokens SET staged = 'imp-late' WHERE serial = 'FK0001'");
+      const owner = await openMigrated(url);
+      try {
+        let commit!: () => void;
+        const gate = new Promise<void>((r) => (commit = r));
+        let holder: number | undefined;
+        let held!: () => void;
+        const holding = new Promise<void>((r) => (held = r));
+        const committing = owner.tx(async (t) => {
+          await t.run("UPDATE import_batches SET state = 'committed' WHERE id = 'imp-late' AND state = 'staging'");
+          if (engine.name === "postgres") holder = (await t.get<{ p: number }>("SELECT pg_backend_pid() AS p"))!.p;
+          held();
+          await gate;
+        });
+        await holding;
+        const clearing = reg.clearStaleImports(STAFF);
+        if (engine.name === "postgres") {
+          // Until clearStaleImports's delete waits on this transaction's row lock.
+          for (let i = 0; i < 1000; i++) {
+            const r = await owner.get<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE ? = ANY(pg_blocking_pids(pid))", [holder]);
+            if (r!.n > 0) break;
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        } else {
+          // Its reads do not wait in WAL mode; its delete retries on SQLITE_BUSY (up to 10 s) until this commits.
+          await new Promise((r) => setTimeout(r, 300));
+        }
+        commit();
+        await committing;
+        await clearing;
+      } finally {
+        await owner.close();
+      }
+      expect(await db.get("SELECT serial, staged FROM tokens WHERE serial = 'FK0001'")).toEqual({ serial: "FK0001", staged: "imp-late" });
+      expect((await reg.auditTrail({ limit: 100 })).filter((a) => a.action === "import")).toEqual([]);
+      // The next import settles it: the committed import's token is shown.
+      await reg.clearStaleImports(STAFF);
+      expect(await reg.status("FK0001")).toMatchObject({ serial: "FK0001", state: "in_stock" });
     });
   });
 
