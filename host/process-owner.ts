@@ -12,6 +12,11 @@
  * not share. Another process can judge it only on the same kernel and in the
  * same PID namespace; anywhere else (another host of the same PostgreSQL
  * database, a container, not Linux) it cannot, and the caller must wait or ask.
+ *
+ * Nor where /proc is not this PID namespace's (`unshare --pid` without a proc
+ * of its own: getpid() says 1 while /proc/1 is the outer init), and a process
+ * whose /proc entry cannot be read (another user's under hidepid, proc(5)) is
+ * judged by kill(pid, 0) alone: ESRCH is gone, anything else may be alive.
  */
 import { readFileSync, readlinkSync } from "node:fs";
 
@@ -30,11 +35,16 @@ function startTime(pid: number | "self"): string | undefined {
 
 function machine(): string | undefined {
   try {
+    // /proc/self names this process in /proc's namespace; unless that is process.pid, /proc's numbers are not ours.
+    if (readlinkSync("/proc/self") !== String(process.pid)) return undefined;
     return `${readFileSync("/proc/sys/kernel/random/boot_id", "latin1").trim()}:${readlinkSync("/proc/self/ns/pid")}`;
   } catch {
     return undefined;
   }
 }
+
+/** The largest PID Linux hands out (PID_MAX_LIMIT, include/linux/threads.h): a larger one is no process's. */
+const PID_MAX_LIMIT = 4 * 1024 * 1024;
 
 let self: string | null | undefined;
 
@@ -59,5 +69,16 @@ export function ownerGone(owner: string | null): boolean {
   const m = /^linux:(.+):(\d+):(\d+)$/.exec(owner);
   const me = /^linux:(.+):(\d+):(\d+)$/.exec(mine);
   if (!m || !me || m[1] !== me[1]) return false;
-  return startTime(Number(m[2])) !== m[3];
+  const pid = Number(m[2]);
+  if (pid < 1 || pid > PID_MAX_LIMIT) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    // ESRCH: no such process. EPERM: it runs, as another user.
+    return (e as NodeJS.ErrnoException).code === "ESRCH";
+  }
+  const started = startTime(pid);
+  // Unreadable (hidden, or ended just now): cannot tell. Read, and another start time: the PID was recycled.
+  return started !== undefined && started !== m[3];
 }
+
