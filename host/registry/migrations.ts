@@ -273,13 +273,20 @@ ALTER TABLE audit ADD COLUMN request_id TEXT;
  * (state `approved`) committed in a transaction of its own, before the unlock
  * and the outcome; a crash in between left `approved` with no outcome, which
  * nobody could approve again (approvals.ts now commits all three together).
- * Each is finished from what the audit holds: the unlock by its checker is
- * there (made after the claim) and the outcome is `ok`; it is not, and the
- * request ends `failed`/`interrupted`, audited, so the teller asks again (an
- * unlock is never made here, so none is made twice).
+ * Each is finished from what the audit holds: the earlier version unlocked
+ * right after the claim, in the same request, so where the first unlock record
+ * of the keyfob after the claim's own (`approve`, at = decided_at) is its
+ * checker's `ok`, within a minute of the claim, the outcome is `ok`. Anything
+ * else (no such record, another's first, or the checker's a day later, which
+ * lifted a later lock) is not this request's unlock: the request ends
+ * `failed`/`interrupted`, audited, so the teller asks again (an unlock is never
+ * made here, so none is made twice; asked again for a keyfob no longer locked,
+ * the request just fails).
  */
 const finishStrandedApprovals = (now: string, detail: string) => {
-  const unlocked = `EXISTS (SELECT 1 FROM audit u WHERE u.serial = a.serial AND u.action = 'unlock' AND u.outcome = 'ok' AND u.actor = a.checker AND u.at >= a.decided_at)`;
+  const claim = `(SELECT MIN(p.id) FROM audit p WHERE p.actor = a.checker AND p.action = 'approve' AND p.serial = a.serial AND p.at = a.decided_at)`;
+  const firstUnlock = `(SELECT MIN(n.id) FROM audit n WHERE n.serial = a.serial AND n.action = 'unlock' AND n.id > ${claim})`;
+  const unlocked = `EXISTS (SELECT 1 FROM audit u WHERE u.id = ${firstUnlock} AND u.actor = a.checker AND u.outcome = 'ok' AND u.at >= a.decided_at AND u.at <= a.decided_at + 60000)`;
   return `
 INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail)
 SELECT ${now}, 'system:migration-10', 'migration', 'approval', 'interrupted', a.serial, a.customer, ${detail}

@@ -127,6 +127,10 @@ describe.each(ENGINES)("maker-checker requests on $name", (engine) => {
       await insert("bbbbbbbbbbb1", "C2", "S2", "approved", null); // stopped between the unlock and the outcome
       await insert("ccccccccccc1", "C3", "S3", "approved", "ok");
       await insert("ddddddddddd1", "C4", "S4", "pending", null);
+      // Each claim's own audit record, written in its transaction (at = decided_at).
+      for (const [serial, customer] of [["S1", "C1"], ["S2", "C2"], ["S3", "C3"]]) {
+        await old.run("INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES (10, 'console:bob', '127.0.0.1', 'approve', 'ok', ?, ?, NULL)", [serial, customer]);
+      }
       await old.run("INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES (11, 'console:bob', '127.0.0.1', 'unlock', 'ok', 'S2', 'C2', NULL)");
       // An unlock of S1 by someone else, or before the claim, is not this approval's.
       await old.run("INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES (11, 'console:carol', '127.0.0.1', 'unlock', 'ok', 'S1', 'C1', NULL)");
@@ -142,6 +146,34 @@ describe.each(ENGINES)("maker-checker requests on $name", (engine) => {
       expect(audit.map((a) => ({ ...a, detail: JSON.parse(a.detail) }))).toEqual([{ actor: "system:migration-10", outcome: "interrupted", customer: "C1", detail: { approval: "aaaaaaaaaaa1", checker: "console:bob" } }]);
       // Nothing was unlocked by the migration.
       expect(Number((await old.get<{ n: number }>("SELECT COUNT(*) AS n FROM audit WHERE action = 'unlock'"))!.n)).toBe(3);
+    } finally {
+      await old.close();
+      await f.drop();
+    }
+  });
+
+  it("migration 10 does not take a later unlock of the same keyfob by the same checker for a stranded approval's", async () => {
+    // The earlier version unlocked right after the claim, in the same request; a stranded approval's keyfob unlocked
+    // by its checker a day later, or after another's unlock of it, was unlocked for another lock, not this request.
+    const f = await engine.fresh();
+    const old = openDatabase(f.url);
+    const DAY = 86_400_000;
+    try {
+      await migrate(old, MIGRATIONS.filter((m) => m.version < 10));
+      const audit = (at: number, action: string, serial: string, customer: string) =>
+        old.run("INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES (?, 'console:bob', '127.0.0.1', ?, 'ok', ?, ?, NULL)", [at, action, serial, customer]);
+      for (const [id, serial, customer] of [["aaaaaaaaaaa2", "S1", "C1"], ["bbbbbbbbbbb2", "S2", "C2"]]) {
+        await old.run("INSERT INTO approvals (id, action, customer, serial, detail, maker, made_at, state, checker, decided_at, outcome) VALUES (?, 'unlock', ?, ?, NULL, 'console:alice', 1, 'approved', 'console:bob', 10, NULL)", [id, customer, serial]);
+        await audit(10, "approve", serial, customer);
+      }
+      await audit(10 + DAY, "unlock", "S1", "C1"); // a day later
+      await old.run("INSERT INTO audit (at, actor, source, action, outcome, serial, customer, detail) VALUES (12, 'console:carol', '127.0.0.1', 'unlock', 'ok', 'S2', 'C2', NULL)");
+      await audit(13, "unlock", "S2", "C2"); // after carol's, which lifted the lock: bob's lifted a later one
+      await migrate(old);
+      expect(await old.all("SELECT id, state, outcome FROM approvals ORDER BY id")).toEqual([
+        { id: "aaaaaaaaaaa2", state: "failed", outcome: "interrupted" },
+        { id: "bbbbbbbbbbb2", state: "failed", outcome: "interrupted" },
+      ]);
     } finally {
       await old.close();
       await f.drop();
