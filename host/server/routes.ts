@@ -457,12 +457,12 @@ export const ROUTES: RouteDef[] = [
       properties: {
         serial: SERIAL,
         customer: CUSTOMER,
-        request: { type: "string", pattern: REQUEST_ID_PATTERN, description: "Only the records written by this request (its X-Request-Id) under the calling API key: after a 503 outcome_unknown, whether the change was made. Ids are the client's choice, so keep them unique per key (e.g. a UUID; the server's own are UUIDs); another key's records with the same id are never shown. No record is conclusive only once the request has ended (see the X-Request-Id header). Needs customer or serial too (400 bad_request without): request ids have no index of their own." },
+        request: { type: "string", pattern: REQUEST_ID_PATTERN, description: "Only the records written by this request (its X-Request-Id) under the calling API key (a staff key: under the key named by actor, if given): after a 503 outcome_unknown, whether the change was made. Ids are the client's choice, so keep them unique per key (e.g. a UUID; the server's own are UUIDs); another key's records with the same id are never shown. No record is conclusive only once the request has ended (see the X-Request-Id header). Needs customer or serial too (400 bad_request without): request ids have no index of their own." },
         actor: {
           type: "string",
           pattern: "^(factory|staff|channel):[0-9a-f]{12}$",
           description:
-            "With request: whose request it was, the key's actor name as records show it (channel:<key id>); without, the calling key's. Staff keys only (a channel key looks up only its own requests: 403 wrong_role for another's).",
+            "With request: whose request it was, the key's actor name as records show it (channel:<key id>); without, the calling key's. Staff keys only (a channel key looks up only its own requests: 403 wrong_role for another's); 400 bad_request without request.",
         },
         afterId: { type: "string", pattern: "^[0-9]{1,15}$" },
         limit: { type: "string", pattern: "^[0-9]{1,5}$" },
