@@ -4,7 +4,8 @@
  * deletes the import's rows or takes over the claim, so a live process must
  * never be judged gone. Real processes, real PID namespaces (unshare) and a
  * real /proc mounted hidepid=2 (proc(5)), where other users' processes are
- * invisible: both need root here, and are skipped without it.
+ * invisible: both need root here (and the build readable by other users),
+ * and are skipped without it.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { resolve } from "node:path";
@@ -42,7 +43,7 @@ describe("process-owner: a live process is never judged gone", () => {
     },
   );
 
-  it.skipIf(!ROOT || !canRun("unshare", ["--mount", "sh", "-c", HIDEPID]) || !canRun("setpriv", ["--reuid=65534", "true"]))(
+  it.skipIf(!ROOT || !canRun("unshare", ["--mount", "sh", "-c", HIDEPID]) || !canRun("setpriv", [...nobody(65534).slice(1), process.execPath, "--input-type=module", "-e", `await import(${JSON.stringify(MODULE)})`]))(
     "under /proc hidepid=2, another user's live process is not judged gone (its /proc entry is hidden, it still runs); once dead it is",
     async () => {
       // The owner: a process of uid 65533 that stays up until killed.
