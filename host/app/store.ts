@@ -24,7 +24,7 @@
  *   still hold copies it made itself, which no JavaScript can reach.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { closeSync, constants, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { ownerGone, processOwner } from "../process-owner.js";
 import { hotp } from "../registry/totp.js";
@@ -213,12 +213,18 @@ export function claimStore(dir: string): () => void {
     try {
       writeNew(path, Buffer.from(mine));
       return () => {
-        if (readOrUndefined(path) === mine) rmSync(path, { force: true });
+        let now: string | undefined;
+        try {
+          now = readClaim(path);
+        } catch {
+          return; // not ours any more (replaced by hand): left as it is
+        }
+        if (now === mine) rmSync(path, { force: true });
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
     }
-    const held = readOrUndefined(path);
+    const held = readClaim(path);
     if (held === undefined && attempt < 3) continue; // released meanwhile
     const owner = (held ?? "").split("\n")[0];
     if (held !== undefined && attempt < 3 && ownerGone(owner)) {
@@ -229,7 +235,7 @@ export function claimStore(dir: string): () => void {
         if ((e as NodeJS.ErrnoException).code === "ENOENT") continue;
         throw e;
       }
-      const moved = readOrUndefined(aside);
+      const moved = readClaim(aside);
       if (moved === held) {
         rmSync(aside, { force: true });
         continue;
@@ -246,12 +252,28 @@ export function claimStore(dir: string): () => void {
   }
 }
 
-function readOrUndefined(path: string): string | undefined {
+/**
+ * A claim's text, or undefined when there is none. Opened without following a symlink and without waiting (a FIFO
+ * would block the read until a writer came), and read only when it is a regular file: anything else in its place
+ * is no set-up's claim, refused by name.
+ */
+function readClaim(path: string): string | undefined {
+  let fd: number;
   try {
-    return readFileSync(path, "latin1");
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return undefined;
+    if (code !== "ELOOP") throw e;
+    fd = -1;
+  }
+  try {
+    if (fd < 0 || !fstatSync(fd).isFile()) {
+      throw new StoreError("unsafe_store", `${path} is not a regular file (a symlink, directory or FIFO there is no set-up's claim, and is not followed or read): remove it if you put it there`);
+    }
+    return readFileSync(fd, "latin1");
+  } finally {
+    if (fd >= 0) closeSync(fd);
   }
 }
 

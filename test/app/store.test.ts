@@ -5,6 +5,7 @@
  * the seed in no file of the store in any encoding. The set-up against a
  * bank is in test/app/app-flow.test.ts.
  */
+import { execFileSync } from "node:child_process";
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -164,6 +165,41 @@ describe("fobkit app code / app setup (local checks)", () => {
       expect((await codeAt(d, 1_234_567_890_000)).code).toBe(oathtool(Buffer.alloc(32, winner), 1_234_567_890, { algorithm: "SHA256" }));
       expect(readdirSync(d).filter((f) => f.endsWith(".tmp"))).toEqual([]);
     }
+  }, 60_000);
+
+  it("a setup.claim that is no regular file (a directory, a symlink, a FIFO) is refused with a clear error naming it, without hanging or asking the bank", async () => {
+    const pw = join(dir, "pw");
+    writeFileSync(pw, "activation-pw-1\n", { mode: 0o600 });
+    const args = ["app", "setup", "--bank", "http://127.0.0.1:9", "--service-id", "10112235", "--user-id", "999800000009", "--activation-password-file", pw, "--store", store, "--json"];
+    const claim = join(store, "setup.claim");
+    mkdirSync(store, { mode: 0o700 });
+    const refused = (r: { code: number; stdout: string; stderr: string }) => {
+      expect(r.code, r.stderr).toBe(3);
+      expect(JSON.parse(r.stdout).error.code).toBe("store_unsafe_store");
+      expect(r.stderr).toContain(`${claim} is not a regular file`);
+    };
+    mkdirSync(claim);
+    refused(await cli(args));
+    rmSync(claim, { recursive: true });
+    // A symlink is not followed: what it points at is never read.
+    writeFileSync(join(dir, "elsewhere"), "linux:x:1:1\n");
+    symlinkSync(join(dir, "elsewhere"), claim);
+    refused(await cli(args));
+    rmSync(claim);
+    // A FIFO: a read would wait for a writer that never comes. In a child process, so a hang fails the test instead of blocking it.
+    execFileSync("mkfifo", [claim]);
+    const child = fobkitProcess(args);
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    const hang = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)));
+    clearTimeout(hang);
+    expect(code, `killed after 30 s: the set-up hung on the FIFO (${stderr})`).not.toBeNull();
+    refused({ code: code!, stdout, stderr });
+    // Nothing was changed: the odd file is still there, the store holds nothing else.
+    expect(readdirSync(store)).toEqual(["setup.claim"]);
   }, 60_000);
 
   it("a second set-up into a store whose set-up is under way is refused locally, before it asks the bank (each try costs one of five); a claim left by a killed set-up does not block the next", async () => {
