@@ -81,3 +81,15 @@ describe("an install the partition cannot take is refused", () => {
     expect(installFits([1000], spiffsGeometry(0x10000))).toBeUndefined();
   });
 });
+
+describe("a restart's SPIFFS mount", () => {
+  it("reads three times a block, not once: the block's magic and erase count (uncached, spiffs_nucleus.c:366 and :383 at 0b2e1290) and its lookup page (the scan's visitor, :426)", async () => {
+    const { restartDelayMs } = await import("../../hil/emulator.js");
+    const { ESP32_BOOT_MS } = await import("../../host/flash/init-lua.js");
+    const { SPIFFS_READ_US } = await import("../../hil/flash.js");
+    const g = spiffsGeometry(0x50000);
+    // ROM to app_main, NodeMCU's start (docs/power.md:275), then SPIFFS_mount's 240 reads at 110 us.
+    expect(restartDelayMs(g)).toBe(ESP32_BOOT_MS + 20 + Math.ceil((3 * g.blocks * SPIFFS_READ_US) / 1000));
+    expect(restartDelayMs(g)).toBe(347);
+  });
+});
