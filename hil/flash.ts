@@ -117,6 +117,14 @@ export interface SpiffsGeometry {
   totalPages: number;
   /** A name lookup: one flash read of every block's lookup page (SPIFFS_READ_US each). */
   lookupMs: number;
+  /**
+   * SPIFFS_mount's scan (spiffs_obj_lu_scan, pellepl/spiffs spiffs_nucleus.c
+   * at 0b2e1290): per block, its magic (:366, SPIFFS_USE_MAGIC: on in ESP-IDF's
+   * default config) and its erase count (:383), each read straight from flash
+   * (SPIFFS_OP_T_OBJ_LU2 bypasses the cache, spiffs_cache.c:144-146), then the
+   * lookup pass over every block's lookup page (:426): three reads a block.
+   */
+  mountMs: number;
 }
 
 export function spiffsGeometry(partitionBytes: number): SpiffsGeometry {
@@ -124,7 +132,7 @@ export function spiffsGeometry(partitionBytes: number): SpiffsGeometry {
     throw new RangeError(`SPIFFS partition of ${partitionBytes} bytes: must be a whole number of ${SPIFFS_BLOCK_BYTES}-byte blocks, at least 3`);
   }
   const blocks = partitionBytes / SPIFFS_BLOCK_BYTES;
-  return { partitionBytes, blocks, totalPages: (blocks - 2) * SPIFFS_DATA_PAGES_PER_BLOCK + 1, lookupMs: (blocks * SPIFFS_READ_US) / 1000 };
+  return { partitionBytes, blocks, totalPages: (blocks - 2) * SPIFFS_DATA_PAGES_PER_BLOCK + 1, lookupMs: (blocks * SPIFFS_READ_US) / 1000, mountMs: (3 * blocks * SPIFFS_READ_US) / 1000 };
 }
 /** Data-page references in the object index header page, and in each further index page (approximate, see header). */
 const HDR_IX_ENTRIES = 104;

@@ -33,13 +33,13 @@ describe("the SPIFFS partition the build mounts", () => {
   it("NodeMCU's own table when the fragment names none: 0x70000, 112 blocks, 1651 pages, a lookup 112 reads (12.32 ms)", () => {
     const b = parseNodemcuBuild("CONFIG_IDF_TARGET_ESP32=y\n", "/nowhere/sdkconfig.test");
     expect(b.partitionTable).toBe("components/platform/partitions.csv");
-    expect(b.spiffs).toEqual({ partitionBytes: 0x70000, blocks: 112, totalPages: 1651, lookupMs: expect.closeTo(12.32, 9) });
+    expect(b.spiffs).toEqual({ partitionBytes: 0x70000, blocks: 112, totalPages: 1651, lookupMs: expect.closeTo(12.32, 9), mountMs: expect.closeTo(36.96, 9) });
   });
 
   it("the keyfob's table: 0x50000, 80 blocks, 1171 pages, a lookup 80 reads (8.8 ms), and the emulator charges that", () => {
     const b = loadNodemcuBuild();
     expect(b.partitionTable).toBe("components/platform/partitions-fobkit.csv");
-    expect(b.spiffs).toEqual({ partitionBytes: 0x50000, blocks: 80, totalPages: 1171, lookupMs: expect.closeTo(8.8, 9) });
+    expect(b.spiffs).toEqual({ partitionBytes: 0x50000, blocks: 80, totalPages: 1171, lookupMs: expect.closeTo(8.8, 9), mountMs: expect.closeTo(26.4, 9) });
     const emu = new Emulator({ stateDir: tempDir("partition-emu-"), countInstructions: false });
     expect(emu.flash.geometry).toEqual(b.spiffs);
     const before = emu.flash.calls.get("open-read")?.ms ?? 0;
