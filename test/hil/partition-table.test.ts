@@ -93,3 +93,12 @@ describe("a restart's SPIFFS mount", () => {
     expect(restartDelayMs(g)).toBe(347);
   });
 });
+
+describe("installFits counts every page the install consumes", () => {
+  it("init.lua's rename from init.lua.part (flasher.ts _fk.fin) writes a new index header page too (spiffs_object_update_index_hdr)", () => {
+    // 16 blocks: at most 12 may be consumed, 180 pages. A file that consumes 170, LOCK's commit 10:
+    // exactly 180 without the rename, 181 with it.
+    expect(spiffsWritePages(14209)).toBe(170);
+    expect(installFits([14209], spiffsGeometry(0x10000))).toMatch(/consume 181 pages \(13 blocks\)/);
+  });
+});
