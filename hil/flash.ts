@@ -180,6 +180,12 @@ export function spiffsWritePages(size: number, bufsiz = 128): number {
  */
 export const RECORD_MAX_BYTES = 527;
 export const LOCK_COMMIT_PAGES = spiffsWritePages(RECORD_MAX_BYTES) + 1;
+/**
+ * The install's one rename, init.lua.part to init.lua (host/flash/flasher.ts
+ * _fk.fin): a new copy of its index header page (SPIFFS_rename,
+ * spiffs_hydrogen.c:951 at 0b2e1290).
+ */
+export const INSTALL_RENAME_PAGES = 1;
 
 /**
  * Whether files of these sizes, installed on a freshly formatted partition
@@ -192,7 +198,7 @@ export const LOCK_COMMIT_PAGES = spiffsWritePages(RECORD_MAX_BYTES) + 1;
 export function installFits(sizes: number[], g: SpiffsGeometry): string | undefined {
   const live = sizes.reduce((n, s) => n + spiffsPages(s), 0) + 3 * spiffsPages(RECORD_MAX_BYTES);
   if (live > g.totalPages) return `the install needs ${live} pages at once, the ${g.partitionBytes}-byte SPIFFS partition holds ${g.totalPages}`;
-  const consumed = sizes.reduce((n, s) => n + spiffsWritePages(s), 0) + LOCK_COMMIT_PAGES;
+  const consumed = sizes.reduce((n, s) => n + spiffsWritePages(s), 0) + INSTALL_RENAME_PAGES + LOCK_COMMIT_PAGES;
   const blocksUsed = Math.ceil(consumed / SPIFFS_DATA_PAGES_PER_BLOCK);
   if (blocksUsed > g.blocks - 4) {
     return `the install and LOCK's commit may consume ${consumed} pages (${blocksUsed} blocks): on ${g.blocks} blocks fewer than 4 stay wholly free, so SPIFFS would garbage-collect (spiffs_gc.c:118-121), which the emulator does not model`;
