@@ -161,3 +161,22 @@ describe("light sleep, the display rail, VBUS", () => {
     expect(printed()).toEqual(["vbus 0", "edge 1"]);
   });
 });
+
+describe("the wake's boot (docs/power.md:273-275)", () => {
+  it("reaches init.lua as a restart does: ROM and bootloader, NodeMCU's start and the SPIFFS mount (restartDelayMs), not the ROM and bootloader alone", async () => {
+    const { Emulator, restartDelayMs } = await import("../../hil/emulator.js");
+    const dir = tempDir("emu-wake-boot-");
+    writeFileSync(join(dir, "init.lua"), `node.dsleep({ gpio = 27, level = 0 })`);
+    const emu = new Emulator({ stateDir: dir, time: 1_900_000_000, countInstructions: false });
+    const events: Ev[] = [];
+    emu.on("event", (e: Ev) => events.push(e));
+    emu.boot();
+    emu.advance(10);
+    const pressedAt = emu.clock.nowMs;
+    emu.press();
+    emu.advance(1);
+    const wake = events.find((e) => e.event === "wake")!;
+    expect(Number(wake.atMs) - pressedAt).toBeCloseTo(restartDelayMs(emu.build.spiffs), 6);
+    emu.close();
+  });
+});
