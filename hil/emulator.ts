@@ -251,6 +251,7 @@ export class Emulator extends EventEmitter {
     this.vbus = options.vbus ?? true;
     this.deepSleep = new DeepSleep({
       clock: this.clock,
+      bootMs: restartDelayMs(this.build.spiffs),
       level: (pin) => this.boardLevel(pin),
       rtcSeconds: () => this.rtc.chipSeconds(this.clock.nowMs),
       wakeBoot: () => {

@@ -80,7 +80,7 @@ describe("waking (ext1, node.c:382-394; the timer) and what survives (docs/power
     node.dsleep({ gpio = 27, level = 0 })
   `;
 
-  it("a press wakes it 300 ms later as a deep-sleep reset (3, 12): rtcmem kept, the Lua state new; a power cut loses rtcmem", () => {
+  it("a press wakes it, after the boot a restart takes, as a deep-sleep reset (3, 12): rtcmem kept, the Lua state new; a power cut loses rtcmem", () => {
     const { emu, printed, events } = board(init);
     emu.boot();
     expect(printed()[0]).toMatch(/^reason 1 8 slot -?\d+$/);
