@@ -16,25 +16,25 @@
  *
  * The wake: ext1 (node.c:382-394) on its pins' board levels, level-triggered
  * and evaluated at sleep entry too (a held button wakes at once), or the
- * timer. Then the ROM, bootloader and NodeMCU start take WAKE_BOOT_MS before
- * init.lua runs, and node.bootreason() says 3, 12 (DEEPSLEEP_RESET + 7).
+ * timer. Then the ROM, bootloader, NodeMCU's start and the SPIFFS mount take
+ * the host's bootMs before init.lua runs, and node.bootreason() says 3, 12
+ * (DEEPSLEEP_RESET + 7).
  */
-import { ESP32_BOOT_MS } from "../host/flash/init-lua.js";
 import type { EmulatorEvent } from "./machine.js";
 import type { DeepSleepRequest } from "./nodemcu/sleep.js";
 import type { ScheduledEvent, VirtualClock } from "./virtual-clock.js";
 
-/**
- * Wake to the first line of init.lua: ROM, second-stage bootloader and image
- * validation, ESP32_BOOT_MS (host/flash/init-lua.ts: ~300 ms unoptimised,
- * Espressif ESP Techpedia, "ESP Chip Startup Time Optimization"; a deep-sleep
- * wake takes the same path, esp-idf docs/en/api-guides/performance/speed.rst:124-136).
- * docs/power.md §5.
- */
-export const WAKE_BOOT_MS = ESP32_BOOT_MS;
-
 export interface DeepSleepHost {
   readonly clock: VirtualClock;
+  /**
+   * Wake to the first line of init.lua: the path a restart takes
+   * (hil/emulator.ts restartDelayMs: ROM, second-stage bootloader and image
+   * validation, ESP32_BOOT_MS; a deep-sleep wake takes the same path, esp-idf
+   * docs/en/api-guides/performance/speed.rst:124-136; then NodeMCU's start and
+   * the SPIFFS mount, docs/power.md:273-275). It was ESP32_BOOT_MS alone, 47 ms
+   * short of the board on the keyfob's partition.
+   */
+  readonly bootMs: number;
   /** The board level of a pin while the chip sleeps (the button's pull-up, VBUS). */
   level(pin: number): number;
   /** The DS3231's own time now, Unix seconds with the fraction. */
@@ -84,7 +84,7 @@ export class DeepSleep {
     this.req = undefined;
     this.host.clock.cancel(this.timer);
     this.timer = undefined;
-    this.booting = this.host.clock.schedule(WAKE_BOOT_MS, () => {
+    this.booting = this.host.clock.schedule(this.host.bootMs, () => {
       this.booting = undefined;
       const clock = this.host.clock;
       this.host.event({ event: "wake", cause, atMs: clock.nowMs, rtc: this.host.rtcSeconds() });

@@ -102,13 +102,13 @@ export type { EmulatorEvent } from "./machine.js";
  * ESP32 reset to init.lua, as docs/power.md's wake table adds it up: ROM,
  * second-stage bootloader and image check to app_main, ESP32_BOOT_MS
  * (host/flash/init-lua.ts: 300 ms, docs/power.md:273, Espressif's figure); NodeMCU's start before init.lua, 20 ms (docs/power.md:275);
- * the SPIFFS mount's one pass over every block's lookup page (the build's
- * partition: SpiffsGeometry.lookupMs, hil/flash.ts; docs/power.md:274). The image's own reads are charged as they
+ * the SPIFFS mount's scan, three flash reads a block of the build's partition
+ * (SpiffsGeometry.mountMs, hil/flash.ts; docs/power.md:274 counts one). The image's own reads are charged as they
  * happen. Until then the chip hears nothing: the machine is stopped, so bytes
  * from the host are lost, as they are to the ROM bootloader.
  */
 export function restartDelayMs(spiffs: SpiffsGeometry): number {
-  return ESP32_BOOT_MS + 20 + Math.ceil(spiffs.lookupMs);
+  return ESP32_BOOT_MS + 20 + Math.ceil(spiffs.mountMs);
 }
 /** node.c:29-44 default_onerror: "automatic restart after 2s delay" (node.c:35-39). */
 export const ERROR_RESTART_MS = 2000;
@@ -251,6 +251,7 @@ export class Emulator extends EventEmitter {
     this.vbus = options.vbus ?? true;
     this.deepSleep = new DeepSleep({
       clock: this.clock,
+      bootMs: restartDelayMs(this.build.spiffs),
       level: (pin) => this.boardLevel(pin),
       rtcSeconds: () => this.rtc.chipSeconds(this.clock.nowMs),
       wakeBoot: () => {

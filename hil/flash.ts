@@ -117,6 +117,14 @@ export interface SpiffsGeometry {
   totalPages: number;
   /** A name lookup: one flash read of every block's lookup page (SPIFFS_READ_US each). */
   lookupMs: number;
+  /**
+   * SPIFFS_mount's scan (spiffs_obj_lu_scan, pellepl/spiffs spiffs_nucleus.c
+   * at 0b2e1290): per block, its magic (:366, SPIFFS_USE_MAGIC: on in ESP-IDF's
+   * default config) and its erase count (:383), each read straight from flash
+   * (SPIFFS_OP_T_OBJ_LU2 bypasses the cache, spiffs_cache.c:144-146), then the
+   * lookup pass over every block's lookup page (:426): three reads a block.
+   */
+  mountMs: number;
 }
 
 export function spiffsGeometry(partitionBytes: number): SpiffsGeometry {
@@ -124,7 +132,7 @@ export function spiffsGeometry(partitionBytes: number): SpiffsGeometry {
     throw new RangeError(`SPIFFS partition of ${partitionBytes} bytes: must be a whole number of ${SPIFFS_BLOCK_BYTES}-byte blocks, at least 3`);
   }
   const blocks = partitionBytes / SPIFFS_BLOCK_BYTES;
-  return { partitionBytes, blocks, totalPages: (blocks - 2) * SPIFFS_DATA_PAGES_PER_BLOCK + 1, lookupMs: (blocks * SPIFFS_READ_US) / 1000 };
+  return { partitionBytes, blocks, totalPages: (blocks - 2) * SPIFFS_DATA_PAGES_PER_BLOCK + 1, lookupMs: (blocks * SPIFFS_READ_US) / 1000, mountMs: (3 * blocks * SPIFFS_READ_US) / 1000 };
 }
 /** Data-page references in the object index header page, and in each further index page (approximate, see header). */
 const HDR_IX_ENTRIES = 104;
@@ -172,6 +180,12 @@ export function spiffsWritePages(size: number, bufsiz = 128): number {
  */
 export const RECORD_MAX_BYTES = 527;
 export const LOCK_COMMIT_PAGES = spiffsWritePages(RECORD_MAX_BYTES) + 1;
+/**
+ * The install's one rename, init.lua.part to init.lua (host/flash/flasher.ts
+ * _fk.fin): a new copy of its index header page (SPIFFS_rename,
+ * spiffs_hydrogen.c:951 at 0b2e1290).
+ */
+export const INSTALL_RENAME_PAGES = 1;
 
 /**
  * Whether files of these sizes, installed on a freshly formatted partition
@@ -184,7 +198,7 @@ export const LOCK_COMMIT_PAGES = spiffsWritePages(RECORD_MAX_BYTES) + 1;
 export function installFits(sizes: number[], g: SpiffsGeometry): string | undefined {
   const live = sizes.reduce((n, s) => n + spiffsPages(s), 0) + 3 * spiffsPages(RECORD_MAX_BYTES);
   if (live > g.totalPages) return `the install needs ${live} pages at once, the ${g.partitionBytes}-byte SPIFFS partition holds ${g.totalPages}`;
-  const consumed = sizes.reduce((n, s) => n + spiffsWritePages(s), 0) + LOCK_COMMIT_PAGES;
+  const consumed = sizes.reduce((n, s) => n + spiffsWritePages(s), 0) + INSTALL_RENAME_PAGES + LOCK_COMMIT_PAGES;
   const blocksUsed = Math.ceil(consumed / SPIFFS_DATA_PAGES_PER_BLOCK);
   if (blocksUsed > g.blocks - 4) {
     return `the install and LOCK's commit may consume ${consumed} pages (${blocksUsed} blocks): on ${g.blocks} blocks fewer than 4 stay wholly free, so SPIFFS would garbage-collect (spiffs_gc.c:118-121), which the emulator does not model`;

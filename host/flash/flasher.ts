@@ -56,7 +56,8 @@ const PART = ".part";
  * - W(s): one data line's write (it prints nothing). A global of one letter:
  *   4 bytes of each line instead of 8 (the board restarts after the install).
  *   A failed write (f:write's nil, liolib g_write), or no file open, sets
- *   _fk.bad: the lines behind it answer "skip". Then one step of the
+ *   _fk.bad and keeps the first such error in _fk.why (a data line answers
+ *   nothing, so _fk.vr reports it): the lines behind it answer "skip". Then one step of the
  *   read-back check under way (_fk.sp, crc32.ts).
  * - _fk.rb(n) (crc32.ts): start reading NAME back for its check (_fk.g): each
  *   data line after it reads and CRCs READ_STEP bytes of it (_fk.sp). A data line
@@ -101,15 +102,15 @@ const PART = ".part";
  */
 export const DATA_PREFIX = "W";
 export const BOARD_HELPERS: readonly string[] = [
-  `function ${DATA_PREFIX}(s) local f=_fk.f if not (f and f:write(s)) then _fk.bad=1 end _fk.sp() end`,
+  `function ${DATA_PREFIX}(s) local f,o,e=_fk.f if f then o,e=f:write(s) end if not o then _fk.bad=1 _fk.why=_fk.why or "write: "..tostring(e or "no file open") end _fk.sp() end`,
   'function _fk.st(n,w) if not _fk.l[n] then return "-1 00000000" end local h=_fk.crc(n) return h==w and "ok" or h end',
   'function _fk.cl() if _fk.bad then return "skip" end local f=_fk.f _fk.f=nil if f then local o,e=f:close() if not o then return _fk.x(e) end end end',
   'function _fk.fin(n,w) local p,r=n..".part",_fk.cl() if r then return r end r=_fk.crc(p) if r~=w then file.remove(p) return _fk.x("crc "..r) end file.remove(n) return file.rename(p,n) and "ok" or _fk.x("rename") end',
   'function _fk.ld(l) local f,s=io.open(l,"rb"),0 if not f then return nil,-1 end local function r() local b=f:read(256) s=s+(b and #b or 0) return b end local g=load(r,"=lc","b") while r() do end f:close() return g,s end',
   'function _fk.x(e) _fk.bad=1 return "err "..tostring(e) end',
   'function _fk.cc(n) local o,e=_fk.cl() if o then return o end o,e=pcall(node.compile,n) if not o then return _fk.x(e) end return "ok" end',
-  'function _fk.vr(n,w) if _fk.bad then return "skip" end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end local g,s=_fk.ld(n:sub(1,-5)..".lc") if not g then _fk.bad=1 end return (g and "ok " or "bad ")..s end',
-  'function _fk.o(n,a) assert(not _fk.bad,"an earlier step failed") local f,e=io.open(n,a and "ab" or "wb") if not f then _fk.bad=1 error(e) end _fk.f=f end',
+  'function _fk.vr(n,w) if _fk.bad then return "skip",_fk.why end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end local g,s=_fk.ld(n:sub(1,-5)..".lc") if not g then _fk.bad=1 end return (g and "ok " or "bad ")..s end',
+  'function _fk.o(n,a) assert(not _fk.bad,"an earlier step failed") local f,e=io.open(n,a and "ab" or "wb") if not f then _fk.bad=1 _fk.why="open "..n..": "..tostring(e) error(e) end _fk.f=f end',
 ];
 /**
  * After node.restart(): nothing can answer before the ESP32's ROM, bootloader
@@ -371,6 +372,10 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       pending = [
         { after: dataLines + READ_AFTER_LINES, step: { line: `_fk.rb(${luaQuote(file.name)})`, ack: () => undefined } },
         { after: dataLines + READ_AFTER_LINES + Math.ceil(data.length / READ_STEP) + 1, step: { line: `=_fk.vr(${luaQuote(file.name)},"${wants[k]}")`, timeoutMs: COMPILE_MS, ack: (out) => {
+        // An earlier step failed: a failed compile or check said so in its own answer; a data line's
+        // write and an upload's open answer nothing, so their error comes here (_fk.why).
+        const skipped = /^skip\t(.*)$/s.exec(out);
+        if (skipped) fail(`${file.name} not checked: an earlier step failed on the board${skipped[1] === "nil" ? "" : ` (${skipped[1].slice(0, 200)})`}; ${INIT_NAME} not written, the board boots into the REPL`);
         if (out.startsWith("crc ")) fail(`${file.name} on the board has ${out.slice(4)} (bytes, CRC-32) after the upload; expected ${wants[k]}`);
         const have = /^ok (\d+)$/.exec(out);
         if (!have || Number(have[1]) <= 0) fail(`${lc} on the board (${out.replace(/^\w+ /, "")} bytes) does not load after node.compile`);

@@ -439,3 +439,33 @@ describe("the upload's pipeline (ReplClient.pipeline, WINDOW_BYTES)", () => {
     expect(behindMax).toBeLessThanOrEqual(WINDOW_BYTES);
   }, 60_000);
 });
+
+describe("a write the board refuses during the upload", () => {
+  it("SPIFFS full inside the second file's upload: the flash fails saying a write failed, not that the first file's bytecode does not load", async () => {
+    const b = await boardOnPty();
+    // The fault goes on as the host sends the second file's third data line: the lines still in
+    // flight before it are the same file's data lines, so its writes are what SPIFFS refuses.
+    const third = luaChunks(files[0].data, 0, DATA_PREFIX, "")[2].line + "\n";
+    let hits = 0;
+    const open = () => {
+      const t = new SerialTransport({ path: b.path });
+      const write = t.write.bind(t);
+      t.write = (bytes: Uint8Array) => {
+        if (Buffer.from(bytes).toString("latin1") === third) {
+          hits++;
+          b.emu.setFault("flash-full", true);
+        }
+        return write(bytes);
+      };
+      return t;
+    };
+    const e = await flashBoard({ port: b.path, image, files, openTransport: open }).catch((x) => x);
+    b.emu.setFault("flash-full", false);
+    expect(hits).toBe(1);
+    expect(e).toBeInstanceOf(FlashError);
+    expect((e as FlashError).message).not.toMatch(/does not load/);
+    expect((e as FlashError).message).toMatch(/write/);
+    expect(existsSync(join(b.stateDir, "init.lua"))).toBe(false);
+    await expectInstallAfterPowerCycle(b);
+  }, 120_000);
+});

@@ -80,7 +80,7 @@ describe("waking (ext1, node.c:382-394; the timer) and what survives (docs/power
     node.dsleep({ gpio = 27, level = 0 })
   `;
 
-  it("a press wakes it 300 ms later as a deep-sleep reset (3, 12): rtcmem kept, the Lua state new; a power cut loses rtcmem", () => {
+  it("a press wakes it, after the boot a restart takes, as a deep-sleep reset (3, 12): rtcmem kept, the Lua state new; a power cut loses rtcmem", () => {
     const { emu, printed, events } = board(init);
     emu.boot();
     expect(printed()[0]).toMatch(/^reason 1 8 slot -?\d+$/);
@@ -104,13 +104,15 @@ describe("waking (ext1, node.c:382-394; the timer) and what survives (docs/power
     expect(printed()[4]).not.toBe("reason 1 8 slot 1234");
   });
 
-  it("ext1 is level-triggered: a button still held at sleep entry wakes it at once; level 1 (ANY_HIGH) wakes on a released button", () => {
+  it("ext1 is level-triggered: a button still held at sleep entry wakes it at once; level 1 (ANY_HIGH) wakes on a released button", async () => {
     const held = board(`if select(2, node.bootreason()) == 8 then tmr.create():alarm(50, tmr.ALARM_SINGLE, function() node.dsleep({ gpio = 27, level = 0 }) end) end`);
     held.emu.boot();
     held.emu.press(2000);
     const s = held.events.find((e) => e.event === "sleep")!;
     const w = held.events.find((e) => e.event === "wake")!;
-    expect(Number(w.atMs) - Number(s.atMs)).toBe(300);
+    // At once: the sleep's entry to the wake's boot is the boot alone (a restart's, hil/emulator.ts restartDelayMs).
+    const { restartDelayMs } = await import("../../hil/emulator.js");
+    expect(Number(w.atMs) - Number(s.atMs)).toBe(restartDelayMs(held.emu.build.spiffs));
 
     const high = board(`if select(2, node.bootreason()) == 8 then node.dsleep({ gpio = 27, level = 1 }) end`);
     high.emu.boot();
@@ -159,5 +161,24 @@ describe("light sleep, the display rail, VBUS", () => {
     emu.setUsb(true);
     emu.advance(0.01);
     expect(printed()).toEqual(["vbus 0", "edge 1"]);
+  });
+});
+
+describe("the wake's boot (docs/power.md:273-275)", () => {
+  it("reaches init.lua as a restart does: ROM and bootloader, NodeMCU's start and the SPIFFS mount (restartDelayMs), not the ROM and bootloader alone", async () => {
+    const { Emulator, restartDelayMs } = await import("../../hil/emulator.js");
+    const dir = tempDir("emu-wake-boot-");
+    writeFileSync(join(dir, "init.lua"), `node.dsleep({ gpio = 27, level = 0 })`);
+    const emu = new Emulator({ stateDir: dir, time: 1_900_000_000, countInstructions: false });
+    const events: Ev[] = [];
+    emu.on("event", (e: Ev) => events.push(e));
+    emu.boot();
+    emu.advance(10);
+    const pressedAt = emu.clock.nowMs;
+    emu.press();
+    emu.advance(1);
+    const wake = events.find((e) => e.event === "wake")!;
+    expect(Number(wake.atMs) - pressedAt).toBeCloseTo(restartDelayMs(emu.build.spiffs), 6);
+    emu.close();
   });
 });

@@ -33,13 +33,13 @@ describe("the SPIFFS partition the build mounts", () => {
   it("NodeMCU's own table when the fragment names none: 0x70000, 112 blocks, 1651 pages, a lookup 112 reads (12.32 ms)", () => {
     const b = parseNodemcuBuild("CONFIG_IDF_TARGET_ESP32=y\n", "/nowhere/sdkconfig.test");
     expect(b.partitionTable).toBe("components/platform/partitions.csv");
-    expect(b.spiffs).toEqual({ partitionBytes: 0x70000, blocks: 112, totalPages: 1651, lookupMs: expect.closeTo(12.32, 9) });
+    expect(b.spiffs).toEqual({ partitionBytes: 0x70000, blocks: 112, totalPages: 1651, lookupMs: expect.closeTo(12.32, 9), mountMs: expect.closeTo(36.96, 9) });
   });
 
   it("the keyfob's table: 0x50000, 80 blocks, 1171 pages, a lookup 80 reads (8.8 ms), and the emulator charges that", () => {
     const b = loadNodemcuBuild();
     expect(b.partitionTable).toBe("components/platform/partitions-fobkit.csv");
-    expect(b.spiffs).toEqual({ partitionBytes: 0x50000, blocks: 80, totalPages: 1171, lookupMs: expect.closeTo(8.8, 9) });
+    expect(b.spiffs).toEqual({ partitionBytes: 0x50000, blocks: 80, totalPages: 1171, lookupMs: expect.closeTo(8.8, 9), mountMs: expect.closeTo(26.4, 9) });
     const emu = new Emulator({ stateDir: tempDir("partition-emu-"), countInstructions: false });
     expect(emu.flash.geometry).toEqual(b.spiffs);
     const before = emu.flash.calls.get("open-read")?.ms ?? 0;
@@ -79,5 +79,26 @@ describe("an install the partition cannot take is refused", () => {
     expect(() => new Emulator({ stateDir: gc, imagePath: IMAGE, countInstructions: false, build: variant(withStorage("0x30000")) })).toThrow(/garbage-collect/);
     expect(() => new Emulator({ stateDir: tempDir("partition-small-"), imagePath: IMAGE, countInstructions: false, build: variant(withStorage("0x10000")) })).toThrow(/needs \d+ pages at once.*holds 211/);
     expect(installFits([1000], spiffsGeometry(0x10000))).toBeUndefined();
+  });
+});
+
+describe("a restart's SPIFFS mount", () => {
+  it("reads three times a block, not once: the block's magic and erase count (uncached, spiffs_nucleus.c:366 and :383 at 0b2e1290) and its lookup page (the scan's visitor, :426)", async () => {
+    const { restartDelayMs } = await import("../../hil/emulator.js");
+    const { ESP32_BOOT_MS } = await import("../../host/flash/init-lua.js");
+    const { SPIFFS_READ_US } = await import("../../hil/flash.js");
+    const g = spiffsGeometry(0x50000);
+    // ROM to app_main, NodeMCU's start (docs/power.md:275), then SPIFFS_mount's 240 reads at 110 us.
+    expect(restartDelayMs(g)).toBe(ESP32_BOOT_MS + 20 + Math.ceil((3 * g.blocks * SPIFFS_READ_US) / 1000));
+    expect(restartDelayMs(g)).toBe(347);
+  });
+});
+
+describe("installFits counts every page the install consumes", () => {
+  it("init.lua's rename from init.lua.part (flasher.ts _fk.fin) writes a new index header page too (spiffs_object_update_index_hdr)", () => {
+    // 16 blocks: at most 12 may be consumed, 180 pages. A file that consumes 170, LOCK's commit 10:
+    // exactly 180 without the rename, 181 with it.
+    expect(spiffsWritePages(14209)).toBe(170);
+    expect(installFits([14209], spiffsGeometry(0x10000))).toMatch(/consume 181 pages \(13 blocks\)/);
   });
 });

@@ -120,3 +120,21 @@ do local x = 1 local x = 2 local y = x local z = function() local p = 1 local q 
     expect(runBoth(src)).toBe("4,1,2,3,2,4,2,2,2,3");
   });
 });
+
+describe("mergeLocals and _ENV", () => {
+  it("does not merge a statement after `local _ENV = ...`: its free names go through that _ENV", async () => {
+    const { mergeLocals } = await import("../../tools/subset/merge-locals.js");
+    // In `local _ENV = e local b = x`, x is e.x; merged into `local _ENV,b=e,x` it would
+    // be the outer _ENV's x (lparser.c singlevar looks _ENV up among the active locals).
+    const src = String.raw`
+x = "outer"
+local e = { x = "inner" }
+local _ENV = e
+local b = x
+return b
+`;
+    const { lua } = mergeLocals(src);
+    expect(runBoth(src)).toBe("inner");
+    expect(runBoth(lua)).toBe(runBoth(src));
+  });
+});

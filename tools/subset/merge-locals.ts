@@ -10,7 +10,8 @@
  * still gives exactly one value. So a statement joins the run only if its
  * expression names none of the run's locals (anywhere, nested functions
  * included: the name would then mean the outer variable) and it declares no
- * name the run declared. Only `local NAME = EXPR` statements in the same
+ * name the run declared (a run that declared _ENV takes nothing more: any free
+ * name means _ENV.name). Only `local NAME = EXPR` statements in the same
  * block, one after the other, are merged; `local function`, several names,
  * or a name without a value end a run. The result is parsed again.
  */
@@ -72,7 +73,9 @@ function mergePass(src: string): { lua: string; merged: number } {
         continue;
       }
       const name = vars[0].name as string;
-      const uses = names(st.init, new Set());
+      // Every free name in the expression is _ENV.name (lparser.c singlevar looks
+      // _ENV up among the active locals): a run that declared _ENV ends here.
+      const uses = names(st.init, new Set(["_ENV"]));
       if (declared.has(name) || [...declared].some((d) => uses.has(d))) end();
       run.push(st);
       declared.add(name);
