@@ -127,12 +127,15 @@ export interface SpiffsGeometry {
   mountMs: number;
 }
 
+/** SPIFFS_mount's flash reads per block (SpiffsGeometry.mountMs): magic, erase count, lookup page. */
+export const SPIFFS_MOUNT_READS_PER_BLOCK = 3;
+
 export function spiffsGeometry(partitionBytes: number): SpiffsGeometry {
   if (!Number.isInteger(partitionBytes) || partitionBytes % SPIFFS_BLOCK_BYTES !== 0 || partitionBytes / SPIFFS_BLOCK_BYTES < 3) {
     throw new RangeError(`SPIFFS partition of ${partitionBytes} bytes: must be a whole number of ${SPIFFS_BLOCK_BYTES}-byte blocks, at least 3`);
   }
   const blocks = partitionBytes / SPIFFS_BLOCK_BYTES;
-  return { partitionBytes, blocks, totalPages: (blocks - 2) * SPIFFS_DATA_PAGES_PER_BLOCK + 1, lookupMs: (blocks * SPIFFS_READ_US) / 1000, mountMs: (3 * blocks * SPIFFS_READ_US) / 1000 };
+  return { partitionBytes, blocks, totalPages: (blocks - 2) * SPIFFS_DATA_PAGES_PER_BLOCK + 1, lookupMs: (blocks * SPIFFS_READ_US) / 1000, mountMs: (SPIFFS_MOUNT_READS_PER_BLOCK * blocks * SPIFFS_READ_US) / 1000 };
 }
 /** Data-page references in the object index header page, and in each further index page (approximate, see header). */
 const HDR_IX_ENTRIES = 104;

@@ -35,6 +35,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { INIT_SOURCE, initSource } from "../host/flash/init-lua.js";
 import { imageFilePaths } from "../host/flash/image-files.js";
+import { SPIFFS_MOUNT_READS_PER_BLOCK } from "../hil/flash.js";
 import { loadNodemcuBuild } from "../hil/nodemcu-build.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -393,8 +394,9 @@ export function computeBudget(input: BudgetInput): Budget {
 
   // --- wake to code ---
   const blocks = v("spiffsPartitionBytes") / v("spiffsBlockBytes");
-  // Mount reads each block's lookup page; an open scans them again; the data is read a page at a time.
-  const spiffsReads = blocks * (1 + input.image.filesOpened) + Math.ceil(input.image.imageBytes / v("spiffsPageBytes"));
+  // Mount reads three pages a block (magic, erase count, lookup page: SPIFFS_MOUNT_READS_PER_BLOCK, hil/flash.ts);
+  // an open scans the lookup pages again; the data is read a page at a time.
+  const spiffsReads = blocks * (SPIFFS_MOUNT_READS_PER_BLOCK + input.image.filesOpened) + Math.ceil(input.image.imageBytes / v("spiffsPageBytes"));
   const spiffsMs = (spiffsReads * v("spiffsReadUs")) / 1000;
   const instructions = input.image.vmInstructions + input.image.parseEquivalentInstructions;
   const imageMs = (instructions * v("cyclesPerVmInstruction")) / (v("cpuMhz") * 1000);
