@@ -92,7 +92,16 @@ export interface BankBench {
    * Issue 14 item 4, over HTTP with 32 in flight in this one run: PostgreSQL
    * at 0.8x SQLite or better, 4,000/s or more (on a quiet machine), p99 under 20 ms.
    */
-  postgresGoal: { ratio: number; ratioGoal: number; perSecondGoal: number; p99GoalMs: number; ratioMet: boolean; perSecondMet: boolean; p99Met: boolean; load: number[] };
+  /**
+   * The headline pair: `rounds` HTTP runs per engine, the engines taking turns
+   * after each one's first run (sqlite, postgres, sqlite, postgres, ...), on
+   * fresh tokens each time. ratio is the median PostgreSQL rate over the
+   * median SQLite rate; the p99 goal is judged on the worst PostgreSQL run.
+   * One run each moved the ratio by ±0.05 from minute to minute on 2 shared
+   * cores (0.77 to 0.86 within 10 minutes at load 1-2), so a single pair could
+   * neither show the goal met nor missed.
+   */
+  postgresGoal: { ratio: number; ratioGoal: number; perSecondGoal: number; p99GoalMs: number; ratioMet: boolean; perSecondMet: boolean; p99Met: boolean; load: number[]; rounds: number; samples: { sqlite: Rate[]; postgres: Rate[] }; medianPerSecond: { sqlite: number; postgres: number }; worstP99ms: number };
   /**
    * Round trips per verification on PostgreSQL (issue 14 item 2), counted, not
    * timed: a token the process has not read (first contact) and one it holds
@@ -575,6 +584,8 @@ export interface BankBenchOptions {
   engines?: ("sqlite" | "postgres")[];
   /** Also measure verification latency during a 60,000-token import (default true). */
   withImport?: boolean;
+  /** HTTP runs per engine for the headline pair when both engines run (default 3; see postgresGoal). */
+  rounds?: number;
 }
 
 export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench> {
@@ -590,18 +601,24 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
     inProcess: {},
     http: {},
     goal: { httpSqlitePerSecond: 5000, met: false, metWithSyncNormal: false },
-    postgresGoal: { ratio: 0, ratioGoal: 0.8, perSecondGoal: 4000, p99GoalMs: 20, ratioMet: false, perSecondMet: false, p99Met: false, load: [] },
+    postgresGoal: { ratio: 0, ratioGoal: 0.8, perSecondGoal: 4000, p99GoalMs: 20, ratioMet: false, perSecondMet: false, p99Met: false, load: [], rounds: 0, samples: { sqlite: [], postgres: [] }, medianPerSecond: { sqlite: 0, postgres: 0 }, worstP99ms: 0 },
     roundTrips: { postgresFirstContact: 0, postgresHeld: 0, sqliteStatements: 0 },
     method:
       "Accepted verifications only, each token once with its current code; in-process: Registry.verify with 1 and 16 in flight; HTTP: a `fobkit bank serve` child process, Node http keep-alive client in this process, fixed requests in flight, loopback; latency send to reply. http.<engine> is each token's first contact with that server; http.<engine>-next-step the same tokens again in the next 60-s step (the server holds their rows: on PostgreSQL one round trip each). Round trips are counted by the TokenStore on 200 tokens with a clock the bench moves.",
   };
+  const engines = o.engines ?? ["sqlite", "postgres"];
+  // The headline pair's further runs, taken in turns once both engines have run everything else (see postgresGoal).
+  const rounds = engines.length === 2 ? (o.rounds ?? 3) : 1;
+  const fixtures = new Map<"sqlite" | "postgres", { f: Fixture; next: number }>();
   try {
-    for (const engine of o.engines ?? ["sqlite", "postgres"]) {
+    for (const engine of engines) {
       const runs = 3;
       const counted = 200;
       const one = engine === "postgres" ? ONE_AT_A_TIME_TOKENS : 0;
-      const f = await fixture(engine, 2 * inCount + runs * (httpCount + warm) + counted + one, dir);
-      try {
+      const extra = 2 * inCount + runs * (httpCount + warm) + counted + one;
+      const f = await fixture(engine, extra + (rounds - 1) * (httpCount + warm), dir);
+      fixtures.set(engine, { f, next: extra });
+      {
         const trips = await countRoundTrips(f, 2 * inCount + runs * (httpCount + warm), counted);
         if (one) result.postgresOneAtATime = await oneAtATime(f, 2 * inCount + runs * (httpCount + warm) + counted, one);
         if (engine === "postgres") (result.roundTrips.postgresFirstContact = trips.firstContact), (result.roundTrips.postgresHeld = trips.held);
@@ -618,25 +635,37 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
         }
         // Issue 14 item 3: the same load on `bank serve --workers 2` (1 worker is http[engine] above).
         result.http[`${engine}-workers2`] = await overHttp(f, f.url, concurrency, 2 * inCount + 2 * (httpCount + warm), httpCount, seconds, 2);
-      } finally {
-        await f.drop();
+        if (engine === "sqlite" || engine === "postgres") result.postgresGoal.samples[engine].push(result.http[engine]);
       }
     }
+    for (let r = 1; r < rounds; r++) {
+      for (const engine of engines) {
+        const x = fixtures.get(engine)!;
+        result.postgresGoal.samples[engine].push(await overHttp(x.f, x.f.url, concurrency, x.next, httpCount, seconds));
+        x.next += httpCount + warm;
+      }
+    }
+    result.postgresGoal.rounds = rounds;
     if (o.withImport ?? true) result.duringImport = { ...(await duringImport()), goalP99ms: 100 };
   } finally {
+    for (const { f } of fixtures.values()) await f.drop();
     rmSync(dir, { recursive: true, force: true });
   }
   result.goal.met = (result.http.sqlite?.perSecond ?? 0) >= result.goal.httpSqlitePerSecond;
   result.goal.metWithSyncNormal = (result.http["sqlite-sync-normal"]?.perSecond ?? 0) >= result.goal.httpSqlitePerSecond;
-  const pgHttp = result.http.postgres;
-  const sqHttp = result.http.sqlite;
-  if (pgHttp && sqHttp) {
-    const g = result.postgresGoal;
-    g.ratio = Math.round((pgHttp.perSecond / sqHttp.perSecond) * 100) / 100;
+  const g = result.postgresGoal;
+  if (g.samples.sqlite.length > 0 && g.samples.postgres.length > 0) {
+    const medianRate = (xs: Rate[]) => {
+      const v = xs.map((x) => x.perSecond).sort((a, b) => a - b);
+      return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+    };
+    g.medianPerSecond = { sqlite: medianRate(g.samples.sqlite), postgres: medianRate(g.samples.postgres) };
+    g.worstP99ms = Math.max(...g.samples.postgres.map((x) => x.p99ms ?? Infinity));
+    g.ratio = Math.round((g.medianPerSecond.postgres / g.medianPerSecond.sqlite) * 100) / 100;
     g.ratioMet = g.ratio >= g.ratioGoal;
-    g.perSecondMet = pgHttp.perSecond >= g.perSecondGoal;
-    g.p99Met = (pgHttp.p99ms ?? Infinity) < g.p99GoalMs;
-    g.load = [sqHttp.load ?? 0, pgHttp.load ?? 0];
+    g.perSecondMet = g.medianPerSecond.postgres >= g.perSecondGoal;
+    g.p99Met = g.worstP99ms < g.p99GoalMs;
+    g.load = [...g.samples.sqlite, ...g.samples.postgres].map((x) => x.load ?? 0);
   }
   return result;
 }
@@ -661,9 +690,10 @@ export function formatBankBench(b: BankBench): string {
       : []),
     `goal: >= ${b.goal.httpSqlitePerSecond}/s over HTTP on SQLite: ${b.goal.met ? "met" : "NOT met"} (synchronous=full, the default); ${b.goal.metWithSyncNormal ? "met" : "NOT met"} with synchronous=normal`,
     `round trips per verification on PostgreSQL: ${b.roundTrips.postgresFirstContact} for a token the server has not read, ${b.roundTrips.postgresHeld} for one it holds (SQLite, in process: ${b.roundTrips.sqliteStatements} statements)`,
-    `goals over HTTP, 32 in flight (issue 14): PostgreSQL/SQLite ${b.postgresGoal.ratio}x (goal ${b.postgresGoal.ratioGoal}x: ${b.postgresGoal.ratioMet ? "met" : "NOT met"}); ` +
-      `PostgreSQL ${b.http.postgres?.perSecond ?? "-"}/s (goal ${b.postgresGoal.perSecondGoal} on a quiet machine: ${b.postgresGoal.perSecondMet ? "met" : "NOT met"}); ` +
-      `p99 ${b.http.postgres?.p99ms ?? "-"} ms (goal < ${b.postgresGoal.p99GoalMs}: ${b.postgresGoal.p99Met ? "met" : "NOT met"}); load average ${b.postgresGoal.load.join(" / ")} at the SQLite / PostgreSQL runs`,
+    `headline pair, ${b.postgresGoal.rounds} HTTP run(s) per engine taking turns: SQLite ${b.postgresGoal.samples.sqlite.map((x) => x.perSecond).join(", ")} /s; PostgreSQL ${b.postgresGoal.samples.postgres.map((x) => x.perSecond).join(", ")} /s; load ${b.postgresGoal.load.join(", ")}`,
+    `goals over HTTP, 32 in flight (issue 14): PostgreSQL/SQLite ${b.postgresGoal.ratio}x, median over median (goal ${b.postgresGoal.ratioGoal}x: ${b.postgresGoal.ratioMet ? "met" : "NOT met"}); ` +
+      `PostgreSQL median ${b.postgresGoal.medianPerSecond.postgres}/s (goal ${b.postgresGoal.perSecondGoal} on a quiet machine: ${b.postgresGoal.perSecondMet ? "met" : "NOT met"}); ` +
+      `worst p99 ${b.postgresGoal.worstP99ms} ms (goal < ${b.postgresGoal.p99GoalMs}: ${b.postgresGoal.p99Met ? "met" : "NOT met"})`,
   ].join("\n");
 }
 
