@@ -10,12 +10,10 @@ import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { codeAt, KEY_FILE, prepareStore, saveToken, StoreError, TOKEN_FILE } from "../../host/app/store.js";
-import { runCli } from "../../host/cli/main.js";
-import type { Io } from "../../host/cli/command.js";
 import { oathtool } from "../registry/support.js";
+import { runCliCaptured } from "../server/support.js";
 import { fobkitProcess } from "../server/spawn.js";
 import { seedForms } from "../support/seed-forms.js";
 
@@ -24,16 +22,8 @@ const RFC_SEED = Buffer.from("12345678901234567890123456789012");
 const PARAMS = JSON.stringify({ bank: "テスト信用金庫", serviceId: "10112235", userId: "999800000009", algorithm: "SHA256", digits: 8, period: 60, t0: 0 });
 const T = { bankUrl: "http://127.0.0.1:8700", serviceId: "10112235", userId: "999800000009", params: PARAMS, setupAt: 1_700_000_000_000 };
 
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let stdout = "";
-  let stderr = "";
-  out.on("data", (d) => (stdout += d));
-  err.on("data", (d) => (stderr += d));
-  const io: Io = { stdout: out, stderr: err, stdin: new PassThrough(), env, signal: new AbortController().signal };
-  const code = await runCli(args, io);
-  return { code, stdout, stderr };
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runCliCaptured(args, env);
 }
 
 describe("app token store", () => {

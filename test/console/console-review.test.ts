@@ -5,7 +5,6 @@
  * engines differ.
  */
 import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createApiKey } from "../../host/registry/api-keys.js";
 import type { Database } from "../../host/registry/database.js";
@@ -16,6 +15,7 @@ import { startServer } from "../../host/server/serve.js";
 import { ENGINES, TestClock, freshDb } from "../registry/support.js";
 import { call } from "../server/support.js";
 import { Client } from "./support.js";
+import { backendPid, connectInSchema, waitQueuedBehind } from "../support/pg-locks.js";
 
 const START = 1_800_000_040_000 - (1_800_000_040_000 % 60_000) + 10_000;
 const CLI = { name: "staff:test", source: "cli" };
@@ -62,33 +62,11 @@ describe.each(ENGINES)("console security review on $name", (engine) => {
     await lockWithWrongCodes("C1");
     expect((await unlockViaApi("C1")).status).toBe(200); // the first unlock of the day
     await lockWithWrongCodes("C1");
-    const schema = new URL(url).searchParams.get("schema")!;
-    const connect = async () => {
-      const c = new pg.Client({ connectionString: url.split("?")[0] });
-      await c.connect();
-      await c.query(`SET search_path TO ${schema}`);
-      return c;
-    };
-    const holder = await connect();
-    const relocker = await connect();
-    const watcher = await connect();
-    const holderPid: number = (await holder.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
-    const waiting = async (n: number) => {
-      for (let i = 0; i < 500; i++) {
-        // Only sessions queued behind this test's holder, directly or behind another waiter: the server is shared,
-        // and other tests' lock waits must not count (they once made this test see its queue too early).
-        const r = await watcher.query(
-          `WITH RECURSIVE queued(pid) AS (
-             SELECT pid FROM pg_stat_activity WHERE $1::int = ANY (pg_blocking_pids(pid))
-             UNION SELECT a.pid FROM pg_stat_activity a JOIN queued q ON q.pid = ANY (pg_blocking_pids(a.pid)))
-           SELECT count(*)::int AS n FROM queued`,
-          [holderPid],
-        );
-        if (r.rows[0].n >= n) return;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      throw new Error(`never ${n} waiting on the keyfob's row`);
-    };
+    const holder = await connectInSchema(url);
+    const relocker = await connectInSchema(url);
+    const watcher = await connectInSchema(url);
+    const holderPid = await backendPid(holder);
+    const waiting = (n: number) => waitQueuedBehind(watcher, holderPid, n, "the keyfob's row");
     try {
       // Hold the row so the requests queue behind it in a known order: unlock A, a re-lock (five more wrong codes), unlock B.
       await holder.query("BEGIN");

@@ -10,12 +10,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { randomBytes } from "node:crypto";
 import { basename, join } from "node:path";
-import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runCli } from "../../host/cli/main.js";
 import { openMigrated } from "../../host/registry/open-database.js";
 import { STAGE_ABOVE } from "../../host/registry/registry.js";
 import { ENGINES, oathtool } from "../registry/support.js";
+import { runCliCaptured } from "../server/support.js";
 import { FIXTURES } from "./helpers.js";
 
 const FEITIAN = join(FIXTURES, "vendor/feitian-c100-c200-style.pskcxml");
@@ -41,14 +40,8 @@ describe.each(ENGINES)("bank import of vendor files on $name", (engine) => {
 
   /** Runs `fobkit bank ...` with the bank's clock at `atMs` (FOBKIT_CLOCK_OFFSET), or now. */
   async function bank(args: string[], atMs?: number): Promise<Out> {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let o = "";
-    let e = "";
-    stdout.on("data", (d) => (o += d));
-    stderr.on("data", (d) => (e += d));
     const runEnv = atMs === undefined ? env : { ...env, FOBKIT_CLOCK_OFFSET: String(Math.round((atMs - Date.now()) / 1000)) };
-    const code = await runCli(["bank", ...args], { stdout, stderr, stdin: new PassThrough(), env: runEnv, signal: new AbortController().signal });
+    const { code, stdout: o, stderr: e } = await runCliCaptured(["bank", ...args], runEnv);
     let json: unknown;
     if (args.includes("--json")) json = JSON.parse(o.trim().split("\n").at(-1)!);
     return { code, stdout: o, stderr: e, json };
@@ -196,10 +189,7 @@ describe.each(ENGINES)("bank import of vendor files on $name", (engine) => {
 
 describe("bank import --help", () => {
   it("teaches the vendor-file options", async () => {
-    const stdout = new PassThrough();
-    let o = "";
-    stdout.on("data", (d) => (o += d));
-    const code = await runCli(["bank", "import", "--help"], { stdout, stderr: new PassThrough(), stdin: new PassThrough(), env: {}, signal: new AbortController().signal });
+    const { code, stdout: o } = await runCliCaptured(["bank", "import", "--help"], {});
     expect(code).toBe(0);
     for (const opt of ["--skip-unsupported", "--allow-plaintext", "--serial-from SRC", "StartDate and ExpiryDate"]) expect(o).toContain(opt);
   });

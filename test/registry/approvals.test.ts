@@ -5,7 +5,6 @@
  * outcome recorded) or not at all, wherever the process stops.
  */
 import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { decideApproval, unlockUnderRule } from "../../host/registry/approvals.js";
 import type { Database, Sql } from "../../host/registry/database.js";
@@ -15,6 +14,7 @@ import { openDatabase } from "../../host/registry/open-database.js";
 import { Registry } from "../../host/registry/registry.js";
 import { RegistryError } from "../../host/registry/types.js";
 import { ENGINES, TestClock, freshDb } from "./support.js";
+import { backendPid, connectInSchema, waitQueuedBehind } from "../support/pg-locks.js";
 
 const START = 1_800_000_000_000 + 10_000;
 const CLI = { name: "staff:test", source: "cli" };
@@ -186,26 +186,15 @@ describe.each(ENGINES)("maker-checker requests on $name", (engine) => {
     const dbA = openDatabase(url);
     const dbB = openDatabase(url);
     const [regA, regB] = [new Registry(dbA, { keys, now: clock.now }), new Registry(dbB, { keys, now: clock.now })];
-    const schema = new URL(url).searchParams.get("schema")!;
-    const connect = async () => {
-      const c = new pg.Client({ connectionString: url.split("?")[0] });
-      await c.connect();
-      await c.query(`SET search_path TO ${schema}`);
-      return c;
-    };
-    const locker = await connect();
-    const watcher = await connect();
+    const locker = await connectInSchema(url);
+    const watcher = await connectInSchema(url);
+    const lockerPid = await backendPid(locker);
     try {
       // SHARE mode lets a SELECT ... FOR UPDATE through and holds every INSERT: both requests get as far as inserting, then go on together.
       await locker.query("BEGIN");
       await locker.query("LOCK TABLE approvals IN SHARE MODE");
       const asks = [regA, regB].map((r, i) => unlockUnderRule(r, "C1", i ? CAROL : ALICE, "teller", clock.now()).catch((e) => e as RegistryError));
-      for (let i = 0; ; i++) {
-        const r = await watcher.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%INSERT INTO approvals%'");
-        if (r.rows[0].n >= 2) break;
-        if (i > 500) throw new Error("the two requests never both waited to insert");
-        await new Promise((res) => setTimeout(res, 10));
-      }
+      await waitQueuedBehind(watcher, lockerPid, 2, "the two requests never both waited to insert");
       await locker.query("ROLLBACK");
       const [a, b] = await Promise.all(asks);
       expect(a).toMatchObject({ code: "needs_approval" });

@@ -15,6 +15,7 @@ import { KeyRing } from "../../host/registry/key-ring.js";
 import { Registry } from "../../host/registry/registry.js";
 import { RegistryError } from "../../host/registry/types.js";
 import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb, oathtool } from "./support.js";
+import { backendPid, connectInSchema, waitQueuedBehind } from "../support/pg-locks.js";
 
 const STAFF = { name: "staff:alice", source: "cli" };
 const CHANNEL = { name: "channel:key-0001", source: "10.0.0.7" };
@@ -147,22 +148,16 @@ describe("round trips per verification on PostgreSQL", () => {
     await reg.activate({ customer: "cust-rt3" }, oathtool(seed, clock.seconds), CHANNEL);
     clock.advance(60);
     // Another session holds RT1's row, as a staff action's transaction does.
-    const holder = new pg.Client({ connectionString: url.replace(/[?&]schema=[^&]*/, "") });
-    await holder.connect();
+    const holder = await connectInSchema(url);
+    const watcher = await connectInSchema(url);
     try {
-      await holder.query(`SET search_path TO ${new URL(url.replace("@/", "@localhost/")).searchParams.get("schema")}`);
       await holder.query("BEGIN");
       await holder.query("SELECT serial FROM tokens WHERE serial = 'RT1' FOR UPDATE");
       const blocked = reg.verify("cust-rt", oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL);
       let blockedDone = false;
       void blocked.then(() => (blockedDone = true), () => (blockedDone = true));
       // Its statement is out and waiting for the row (decisions made in the same turn would share it, and wait with it).
-      for (let i = 0; ; i++) {
-        const r = await holder.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%tokens%'");
-        if (r.rows[0].n >= 1) break;
-        if (i > 500) throw new Error("the verification never waited for the locked row");
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await waitQueuedBehind(watcher, await backendPid(holder), 1, "the verification never waited for the locked row");
       // Until RT1's row is released, other customers are still answered; a bound against a hang only.
       const other = await Promise.race([
         reg.verify("cust-rt3", oathtool(seed, clock.seconds), CHANNEL).then(() => "verified"),
@@ -174,6 +169,7 @@ describe("round trips per verification on PostgreSQL", () => {
       await blocked;
     } finally {
       await holder.end();
+      await watcher.end();
     }
     expect((await reg.auditTrail({ serial: "RT1" })).filter((r) => r.action === "verify").map((r) => r.outcome)).toEqual(["ok"]);
     expect((await reg.auditTrail({ serial: "RT3" })).filter((r) => r.action === "verify").map((r) => r.outcome)).toEqual(["ok"]);
