@@ -11,8 +11,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { basename, join } from "node:path";
 import { INIT_SOURCE, initSource } from "../host/flash/init-lua.js";
 import { bytecodeName, CORE_FILE, imageFilePaths } from "../host/flash/image-files.js";
-import { compileChunk, DEFAULT_FREE_HEAP } from "./compile.js";
-import { installFits, spiffsGeometry, NODEMCU_SPIFFS_PARTITION_BYTES, type SpiffsGeometry } from "./flash.js";
+import { compileChunk } from "./compile.js";
+import { installFits, type SpiffsGeometry } from "./flash.js";
 
 /** The image's core on the board (host/flash/image-files.ts). */
 export const IMAGE_FILE = CORE_FILE;
@@ -26,7 +26,7 @@ export const INIT_LUA = INIT_SOURCE;
  * bytecode at once, no garbage collection before LOCK's commit: flash.ts
  * installFits) is refused, naming the partition, before anything is written.
  */
-export function installImage(stateDir: string, imagePath: string, freeHeap = DEFAULT_FREE_HEAP, spiffs: SpiffsGeometry = spiffsGeometry(NODEMCU_SPIFFS_PARTITION_BYTES)): void {
+export function installImage(stateDir: string, imagePath: string, freeHeap: number, spiffs: SpiffsGeometry): void {
   const files = imageFilePaths(imagePath);
   for (const f of files) if (!existsSync(f.path)) throw new Error(`image file not found: ${f.path} (build it first: make firmware)`);
   // A one-file image is a test's fixture app, not a keyfob image: it stays

@@ -205,7 +205,7 @@ export function flashRead(name: string, out: number[]): number {
  * firmware/ opens, removes or renames a file, and the console is taken from
  * the Lua interpreter: uart-link.ts, run_input 0). A blank keyfob's boot learns it, and
  * LOCK's write then skips the three lookups (NAME, NAME.new, removing NAME.old)
- * that would tell it again: 3 x SPIFFS_LOOKUP_MS on the board (hil/flash.ts).
+ * that would tell it again: 3 name lookups on the board (SpiffsGeometry.lookupMs, hil/flash.ts).
  */
 let absentName: string | undefined = undefined;
 
