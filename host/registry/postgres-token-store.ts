@@ -188,16 +188,18 @@ export class PostgresTokenStore extends SqlTokenStore {
     // One array per column: the statement's text is the same for every batch, so each pooled connection
     // parses and plans it once (a named statement with a generic plan, PostgresDatabase.generic) and then
     // only binds the arrays.
-    const input: unknown[][] = INPUT_NAMES.map(() => []);
-    const audit: unknown[][] = AUDIT_NAMES.map(() => []);
-    const at = this.now();
-    let n = 0;
-    batch.forEach(({ row, actor, d }, i) => {
-      const next = d.change ? { ...row, ...d.change } : row;
-      [i, row.serial, ...DECISION_COLUMNS.map((c) => row[c] ?? null), d.change !== undefined, ...CHANGE_COLUMNS.map((c) => next[c] ?? null)].forEach((v, k) => input[k].push(v));
-      for (const e of d.audit) [n++, i, ...auditValues(at, actor, e)].forEach((v, k) => audit[k].push(v));
-    });
+    // Everything after this point rejects the batch's callers if it throws: a throw escaping a batch would leave
+    // them waiting for ever and reach the Coalescer as an unhandled rejection.
     try {
+      const input: unknown[][] = INPUT_NAMES.map(() => []);
+      const audit: unknown[][] = AUDIT_NAMES.map(() => []);
+      const at = this.now();
+      let n = 0;
+      batch.forEach(({ row, actor, d }, i) => {
+        const next = d.change ? { ...row, ...d.change } : row;
+        [i, row.serial, ...DECISION_COLUMNS.map((c) => row[c] ?? null), d.change !== undefined, ...CHANGE_COLUMNS.map((c) => next[c] ?? null)].forEach((v, k) => input[k].push(v));
+        for (const e of d.audit) [n++, i, ...auditValues(at, actor, e)].forEach((v, k) => audit[k].push(v));
+      });
       this.trips++;
       // Parameters in the order of the text: the decisions' columns, then the audit records' columns.
       const rows = await this.pg.generic.all<TokenRow & { batch_i: number; applied: boolean }>(APPLY_SQL, [...input, ...audit]);
@@ -244,9 +246,9 @@ export class PostgresTokenStore extends SqlTokenStore {
   }
 
   private async readBatch(batch: { key: TokenKey; waiters: { resolve(r: TokenRow | undefined): void; reject(e: unknown): void }[] }[]): Promise<void> {
-    const customers = batch.flatMap((b) => ("customer" in b.key ? [b.key.customer] : []));
-    const serials = batch.flatMap((b) => ("serial" in b.key ? [b.key.serial] : []));
     try {
+      const customers = batch.flatMap((b) => ("customer" in b.key ? [b.key.customer] : []));
+      const serials = batch.flatMap((b) => ("serial" in b.key ? [b.key.serial] : []));
       const byKey = new Map<string, TokenRow>();
       if (customers.length) {
         this.trips++;

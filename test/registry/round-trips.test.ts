@@ -140,6 +140,21 @@ describe("round trips per verification on PostgreSQL", () => {
     }
   });
 
+  it("a decision whose batch cannot be built is refused to its caller, not left waiting (and no other decision is held up)", async () => {
+    await reg.activate({ customer: "cust-rt" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL); // the process now holds the row: decisions go to the batch statement
+    // An audit detail JSON cannot write (a BigInt) makes building the batch's arrays throw.
+    const bad = reg.store.decide({ serial: "RT1" }, STAFF, () => ({ audit: [{ action: "probe", outcome: "ok", serial: "RT1", detail: { n: 1n } as never }], outcome: 1 }));
+    const settled = await Promise.race([
+      bad.then(() => "resolved", (e: Error) => `rejected: ${e.message}`),
+      new Promise((r) => setTimeout(() => r("left waiting"), 10_000)),
+    ]);
+    expect(settled).toMatch(/^rejected: .*BigInt/);
+    // The store still decides.
+    expect((await reg.status("RT1")).state).toBe("active");
+    await expect(reg.verify("cust-rt", "00000000", CHANNEL)).rejects.toMatchObject({ code: "wrong_code" });
+    expect((await reg.auditTrail({ serial: "RT1" })).map((r) => r.action)).not.toContain("probe");
+  }, 30_000);
+
   it("a decision waiting for another transaction's row lock does not hold up other customers' verifications", async () => {
     await reg.activate({ customer: "cust-rt" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL);
     const seed = randomBytes(20);
