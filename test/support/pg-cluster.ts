@@ -14,7 +14,7 @@
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { promisify } from "node:util";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -31,15 +31,52 @@ export function postgresBinDir(): string {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
+/**
+ * The kernel hands out local ports for outgoing connections from
+ * ip_local_port_range (32768-60999 by default), and so does listen(0).
+ * A cluster on such a port can lose it while it restarts: any test's
+ * outgoing connection may be given that port in the moment between the old
+ * postmaster closing it and the new one binding it, and the restart fails
+ * with "could not bind IPv4 address" (the likely cause of a restart that
+ * failed in CI, whose log was gone with its directory). So the port comes from
+ * below that range, where neither can land, and is checked free first.
+ */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > 2048) return low;
+  } catch {
+    // not Linux: fall through to the IANA dynamic range's start
+  }
+  return 49152;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((res) => {
     const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
+    s.once("error", () => res(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => res(true)));
   });
+}
+
+/** A free port in [1024 + (low-1024)/2, low): below the ephemeral range, and above the well-known services. */
+export async function privatePort(): Promise<number> {
+  const high = ephemeralLow();
+  const low = Math.max(1024, Math.floor((1024 + high) / 2));
+  for (let i = 0; i < 50; i++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (await portFree(port)) return port;
+  }
+  throw new Error(`no free port found below the ephemeral range (${low}-${high - 1})`);
+}
+
+/** The server log's last lines, for an error that says why PostgreSQL did not start. */
+function logTail(file: string): string {
+  try {
+    return readFileSync(file, "utf8").trim().split("\n").slice(-8).join("\n");
+  } catch {
+    return "(no server log)";
+  }
 }
 
 export interface PgCluster {
@@ -67,7 +104,6 @@ export async function startPgCluster(): Promise<PgCluster> {
     const gid = Number(execFileSync("id", ["-g", "postgres"]).toString());
     chownSync(dir, uid, gid);
   }
-  const port = await freePort();
   let stopped = false;
   const stop = () => {
     if (stopped) return;
@@ -86,21 +122,39 @@ export async function startPgCluster(): Promise<PgCluster> {
     detached: true,
     stdio: "ignore",
   }).unref();
+  let port = 0;
+  const log = join(dir, "log");
   try {
     // --no-sync and fsync=off: a throwaway cluster; the restarts here are clean (fast) shutdowns.
     run("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"]);
-    const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60`;
-    run("pg_ctl", ["-D", data, "-l", join(dir, "log"), "-o", opts, "-w", "-t", "30", "start"]);
+    // Another test file may take the port between the check and the bind: try a few.
+    for (let attempt = 1; ; attempt++) {
+      port = await privatePort();
+      const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60`;
+      try {
+        run("pg_ctl", ["-D", data, "-l", log, "-o", opts, "-w", "-t", "30", "start"]);
+        break;
+      } catch (e) {
+        if (attempt >= 5 || !/could not bind|could not create listen socket/.test(logTail(log))) throw e;
+      }
+    }
   } catch (e) {
     const err = e as { stderr?: Buffer; message: string };
+    const why = `${err.stderr?.toString().trim() || err.message}\n${logTail(log)}`;
     stop();
-    throw new Error(`could not start a private PostgreSQL cluster: ${err.stderr?.toString().trim() || err.message}`);
+    throw new Error(`could not start a private PostgreSQL cluster: ${why}`);
   }
   return {
     port,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     // -l again: without it the new postmaster writes to pg_ctl's stdout, this process's pipe.
-    restart: async () => void (await runAsync("pg_ctl", ["-D", data, "-l", join(dir, "log"), "-m", "fast", "-w", "-t", "30", "restart"])),
+    restart: async () => {
+      try {
+        await runAsync("pg_ctl", ["-D", data, "-l", log, "-m", "fast", "-w", "-t", "30", "restart"]);
+      } catch (e) {
+        throw new Error(`the private PostgreSQL cluster on port ${port} did not restart: ${(e as Error).message.trim()}\n${logTail(log)}`);
+      }
+    },
     stop,
   };
 }
