@@ -76,8 +76,9 @@
  * LOCK's commit, at most (B - 4) blocks of pages; installFits checks that
  * with a bound on the pages each written file consumes (spiffsWritePages).
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { SPIFFS_PAGE_MAP_FILE, SpiffsFull, SpiffsPageMap, type GcWork } from "./spiffs-gc.js";
 
 export const SPIFFS_NAME_MAX = 31;
 
@@ -95,7 +96,8 @@ export type FlashCallKind =
   | "remove"
   | "remove-missing"
   | "rename"
-  | "rename-refused";
+  | "rename-refused"
+  | "gc";
 
 /** Result of a mutating operation: done, failed (like the device would), no space (ENOSPC), or cut (power gone). */
 export type FlashResult = "ok" | "fail" | "full" | "cut";
@@ -160,6 +162,30 @@ export const SPIFFS_RENAME_MS = 15;
  * for reading gives a byte; each data page read after that is one more.
  */
 export const SPIFFS_READ_US = 110;
+/**
+ * One 4 KB sector erase, as garbage collection does one per block it
+ * collects (spiffs_gc.c:168 -> spiffs_erase_block -> esp_partition_erase_range):
+ * 500 ms, the slow side. ESP-IDF's generic flash driver waits
+ * SPI_FLASH_GENERIC_SECTOR_ERASE_TIMEOUT_MS = 600 for it, "according to
+ * GD25Q127(125°) + 100ms" (esp-idf e7771c75
+ * components/spi_flash/spi_flash_chip_generic.c:62): the slowest sector erase
+ * the driver is built to wait for is 500 ms. Typical chips erase a sector in
+ * tens of ms; a board is never slower than this figure without the driver
+ * reporting ESP_ERR_TIMEOUT.
+ */
+export const SPIFFS_ERASE_MS = 500;
+/**
+ * One live page moved by garbage collection (spiffs_page_move,
+ * spiffs_nucleus.c:812-871: read the page, program it elsewhere, mark two
+ * lookup entries): a page read (SPIFFS_READ_US) and 256 bytes programmed at
+ * the measured sustained write rate (SPIFFS_MS_PER_KB).
+ */
+export const SPIFFS_MOVE_MS = SPIFFS_READ_US / 1000 + (SPIFFS_PAGE_BYTES * SPIFFS_MS_PER_KB) / 1024;
+
+/** What a GC's work costs in ms: erases, page moves and the reads of lookup pages, erase counts and page headers. */
+export function gcMs(w: GcWork): number {
+  return w.erases * SPIFFS_ERASE_MS + w.moves * SPIFFS_MOVE_MS + (w.reads * SPIFFS_READ_US) / 1000;
+}
 
 /**
  * Pages SPIFFS consumes writing a file of `size` bytes through newlib
@@ -209,6 +235,20 @@ export function installFits(sizes: number[], g: SpiffsGeometry): string | undefi
   return undefined;
 }
 
+/**
+ * The page map of a state directory (SPIFFS_PAGE_MAP_FILE), or a freshly
+ * formatted one, given to fn and saved after it: how an install or a wear
+ * outside a running emulator writes SPIFFS's pages.
+ */
+export function withPageMap<T>(dir: string, g: SpiffsGeometry, fn: (pages: SpiffsPageMap) => T): T {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, SPIFFS_PAGE_MAP_FILE);
+  const pages = (existsSync(file) ? SpiffsPageMap.fromJSON(readFileSync(file, "utf8"), g.blocks) : undefined) ?? SpiffsPageMap.format(g.blocks);
+  const out = fn(pages);
+  writeFileSync(file, pages.toJSON());
+  return out;
+}
+
 /** A SPIFFS name as a file name in the state directory (see the header). */
 export function toHostName(name: string): string {
   return name.replace(/%/g, "%25").replace(/\//g, "%2F").replace(/^\./, "%2E");
@@ -240,12 +280,167 @@ export class FlashStore {
   /** The partition's size and what it decides (default NodeMCU's 0x70000). */
   readonly geometry: SpiffsGeometry;
 
+  /**
+   * SPIFFS's page map (hil/spiffs-gc.ts): which page of which block each
+   * file's pages are on, which are deleted, and each block's erase count,
+   * kept in the state directory (SPIFFS_PAGE_MAP_FILE) so a restart of the
+   * emulator finds the partition as worn as it left it. Every create, append,
+   * truncate, remove and rename goes through it, and so through SPIFFS's
+   * garbage collection, whose flash work is charged as "gc" (gcMs).
+   */
+  readonly pages: SpiffsPageMap;
+  /** GC work already charged. */
+  private gcCharged: GcWork = { runs: 0, erases: 0, moves: 0, reads: 0 };
+  /**
+   * SPIFFS's write cache per open file (SPIFFS_CACHE_WR, ESP-IDF Kconfig
+   * default y; spiffs_hydrogen.c:486-584 at 0dbb3f71): a write shorter than
+   * a page is held while it continues the cached run within one page; the
+   * run goes to the page map as one append when a write breaks it, and at
+   * close. The bytes themselves are in the state directory at once
+   * (Deviation: a power cut does not lose a cached run).
+   */
+  private readonly caches = new Map<string, { offset: number; size: number }>();
+
   /** faults: the emulator's live set ("flash-full" is read here). */
   constructor(dir: string, faults: ReadonlySet<string> = new Set(), geometry: SpiffsGeometry = spiffsGeometry(NODEMCU_SPIFFS_PARTITION_BYTES)) {
     this.dir = dir;
     this.faults = faults;
     this.geometry = geometry;
     mkdirSync(dir, { recursive: true });
+    const mapFile = join(dir, SPIFFS_PAGE_MAP_FILE);
+    this.pages = (existsSync(mapFile) ? SpiffsPageMap.fromJSON(readFileSync(mapFile, "utf8"), geometry.blocks) : undefined) ?? SpiffsPageMap.format(geometry.blocks);
+    this.reconcile();
+  }
+
+  /**
+   * SPIFFS_mount at a boot: SPIFFS's RAM state rebuilt from the page map
+   * (free-block count, allocation cursor at block 0, largest erase count),
+   * open files and their write caches gone. Files put into the state
+   * directory by hand since are taken into the map (SpiffsPageMap.adopt).
+   */
+  mount(): void {
+    this.caches.clear();
+    this.pages.mount();
+    this.reconcile();
+  }
+
+  /** The page map made to hold what the directory holds: unknown files adopted, vanished ones forgotten, resized ones re-adopted. */
+  private reconcile(): void {
+    const onDisk = this.list();
+    let changed = false;
+    for (const name of this.pages.names()) {
+      const size = onDisk.get(name);
+      if (size === undefined || size !== this.pages.size(name)) {
+        this.pages.forget(name);
+        changed = true;
+      }
+    }
+    for (const [name, size] of onDisk) {
+      if (!this.pages.has(name)) changed = this.pages.adopt(name, size) || changed;
+    }
+    if (changed) this.savePages();
+  }
+
+  /** Write the page map to the state directory (after every change: it is flash). */
+  savePages(): void {
+    writeFileSync(join(this.dir, SPIFFS_PAGE_MAP_FILE), this.pages.toJSON());
+  }
+
+  /** Run a page-map operation: false if SPIFFS is full (SPIFFS_ERR_FULL); GC's work is charged either way. */
+  private spiffs(op: () => void): boolean {
+    let ok = true;
+    try {
+      op();
+    } catch (e) {
+      if (!(e instanceof SpiffsFull)) throw e;
+      ok = false;
+    }
+    const w = this.pages.work;
+    const d: GcWork = { runs: w.runs - this.gcCharged.runs, erases: w.erases - this.gcCharged.erases, moves: w.moves - this.gcCharged.moves, reads: w.reads - this.gcCharged.reads };
+    if (d.runs + d.erases + d.moves + d.reads > 0) this.charge("gc", gcMs(d));
+    this.gcCharged = { ...w };
+    this.savePages();
+    return ok;
+  }
+
+  /** A file in the directory the page map does not know yet (a test's filler): taken in first. */
+  private known(name: string): void {
+    if (!this.pages.has(name) && this.exists(name)) this.pages.adopt(name, this.size(name));
+  }
+
+  /** The cached run of `name` to the page map (an append, or a rewrite of bytes it has). */
+  private flushCache(name: string): boolean {
+    const c = this.caches.get(name);
+    this.caches.delete(name);
+    if (c === undefined || c.size === 0) return true;
+    return this.spiffsWrite(name, c.offset, c.size);
+  }
+
+  /** spiffs_hydro_write (spiffs_hydrogen.c:435-455): bytes within the file rewritten, the rest appended. */
+  private spiffsWrite(name: string, offset: number, len: number): boolean {
+    this.known(name);
+    return this.spiffs(() => {
+      const have = this.pages.size(name) ?? 0;
+      if (offset < have) {
+        const n = Math.min(have - offset, len);
+        this.pages.modify(name, offset, n);
+        len -= n;
+      }
+      if (len > 0) this.pages.append(name, len);
+    });
+  }
+
+  /** A SPIFFS_write of len bytes at offset (spiffs_hydrogen.c:458-595): into the write cache, or through it. */
+  private cacheWrite(name: string, offset: number, len: number): boolean {
+    const c = this.caches.get(name);
+    if (len < SPIFFS_PAGE_BYTES) {
+      if (c !== undefined && offset >= c.offset && offset <= c.offset + c.size && offset + len <= c.offset + SPIFFS_PAGE_BYTES) {
+        c.size = Math.max(c.size, offset - c.offset + len);
+        return true;
+      }
+      if (!this.flushCache(name)) return false;
+      this.caches.set(name, { offset, size: len });
+      return true;
+    }
+    if (!this.flushCache(name)) return false;
+    return this.spiffsWrite(name, offset, len);
+  }
+
+  /** What SPIFFS holds of a file after a failed write: the directory's copy cut back to it. */
+  private cutBackTo(name: string): void {
+    const have = this.pages.size(name);
+    if (have !== undefined && this.exists(name) && this.size(name) > have) truncateSync(this.file(name), have);
+  }
+
+  /**
+   * Wear the partition (SpiffsPageMap.wear): its files written again and
+   * again without a format until every create or append must
+   * garbage-collect first. Their contents stay; the work is history, not
+   * charged. Returns the rounds it took.
+   */
+  wear(): number {
+    const rounds = this.pages.wear();
+    this.gcCharged = { ...this.pages.work };
+    this.savePages();
+    return rounds;
+  }
+
+  /** A close whose flush failed: SPIFFS's cached run never reaches flash. */
+  abandon(name: string): void {
+    if (!this.caches.delete(name)) return;
+    this.cutBackTo(name);
+  }
+
+  /**
+   * SPIFFS_close of a file open for writing: its cached run goes to flash
+   * (an append, which may garbage-collect or find SPIFFS full). "full"
+   * leaves the file as far as it reached flash.
+   */
+  close(name: string): FlashResult {
+    if (!this.caches.has(name)) return "ok";
+    if (this.flushCache(name)) return "ok";
+    this.cutBackTo(name);
+    return "full";
   }
 
   /** Pages in use by every file. */
@@ -358,6 +553,8 @@ export class FlashStore {
   list(): Map<string, number> {
     const out = new Map<string, number>();
     for (const n of readdirSync(this.dir).sort()) {
+      // A SPIFFS name never starts a host name with "." (toHostName): those are the emulator's (the page map).
+      if (n.startsWith(".")) continue;
       const p = join(this.dir, n);
       if (statSync(p).isFile()) out.set(fromHostName(n), statSync(p).size);
     }
@@ -370,6 +567,10 @@ export class FlashStore {
     // Creating needs the object index header page.
     if (!this.exists(name) && !this.fits(name, 0)) return "full";
     if (this.failing()) return "fail";
+    // SPIFFS_open: create (spiffs_object_create) or, "w" of a file with data, truncate (spiffs_object_truncate).
+    this.caches.delete(name);
+    this.known(name);
+    if (!this.spiffs(() => (this.pages.has(name) ? truncate && this.pages.truncate(name) : this.pages.create(name)))) return "full";
     const cut = this.tick();
     const fd = openSync(this.file(name), truncate ? "w" : "a");
     closeSync(fd);
@@ -382,6 +583,10 @@ export class FlashStore {
     this.charge("write", Math.max(1, Math.ceil((data.length * SPIFFS_MS_PER_KB) / 1024)));
     if (!this.fits(name, Math.max(this.exists(name) ? this.size(name) : 0, offset + data.length))) return "full";
     if (this.failing()) return "fail";
+    if (!this.cacheWrite(name, offset, data.length)) {
+      this.cutBackTo(name);
+      return "full";
+    }
     const cut = this.tick();
     const part = cut ? data.subarray(0, Math.floor(data.length / 2)) : data;
     const fd = openSync(this.file(name), "r+");
@@ -410,6 +615,8 @@ export class FlashStore {
       return "cut";
     }
     unlinkSync(this.file(name));
+    this.caches.delete(name);
+    this.spiffs(() => this.pages.remove(name));
     return "ok";
   }
 
@@ -433,6 +640,13 @@ export class FlashStore {
       this.onCut("rename", from);
       return "cut";
     }
+    // SPIFFS_rename copies the index header page: an allocation, which fails on a partition with fewer
+    // than 2 free blocks that gc_quick cannot help (spiffs_nucleus.c:456-464).
+    this.known(from);
+    if (!this.spiffs(() => this.pages.rename(from, to))) return "fail";
+    const cached = this.caches.get(from);
+    this.caches.delete(from);
+    if (cached) this.caches.set(to, cached);
     renameSync(this.file(from), this.file(to));
     return "ok";
   }
