@@ -221,19 +221,39 @@ export const INSTALL_RENAME_PAGES = 1;
  * (the sources and their bytecode all written, sources then removed), leave
  * room for LOCK's commit without garbage collection: undefined if so, else
  * why not. Live pages at the install's peak (every file at once) must fit
- * SPIFFS_info's capacity, and every page the install and the commit consume
- * must leave more than 3 blocks wholly free (spiffs_gc.c:118-121).
+ * SPIFFS_info's capacity, every page the install and the commit consume
+ * must leave more than 3 blocks wholly free, and no single write of them
+ * (at most largestWrite bytes) may reach the free pages' bytes: either is
+ * what makes spiffs_gc_check collect (spiffs_gc.c:118-121).
  */
-export function installFits(sizes: number[], g: SpiffsGeometry): string | undefined {
+export function installFits(sizes: number[], g: SpiffsGeometry, largestWrite = SPIFFS_CACHED_WRITE_BYTES): string | undefined {
   const live = sizes.reduce((n, s) => n + spiffsPages(s), 0) + 3 * spiffsPages(RECORD_MAX_BYTES);
   if (live > g.totalPages) return `the install needs ${live} pages at once, the ${g.partitionBytes}-byte SPIFFS partition holds ${g.totalPages}`;
   const consumed = sizes.reduce((n, s) => n + spiffsWritePages(s), 0) + INSTALL_RENAME_PAGES + LOCK_COMMIT_PAGES;
   const blocksUsed = Math.ceil(consumed / SPIFFS_DATA_PAGES_PER_BLOCK);
   if (blocksUsed > g.blocks - 4) {
-    return `the install and LOCK's commit may consume ${consumed} pages (${blocksUsed} blocks): on ${g.blocks} blocks fewer than 4 stay wholly free, so SPIFFS would garbage-collect (spiffs_gc.c:118-121), which the emulator does not model`;
+    return `the install and LOCK's commit may consume ${consumed} pages (${blocksUsed} blocks): on ${g.blocks} blocks fewer than 4 stay wholly free, so SPIFFS would garbage-collect (spiffs_gc.c:118-121) before LOCK's commit`;
+  }
+  // spiffs_gc.c:118-119's other condition: GC also runs when one write is not shorter than the free
+  // pages' bytes (free pages: 15 x (blocks - 2) - allocated - deleted, :113-115), the write counted
+  // with one page more "for meta" (spiffs_object_append, spiffs_nucleus.c:1236). Free pages only
+  // shrink until GC, so the last write (LOCK's) sees the fewest: every write is held against those.
+  const freePages = SPIFFS_DATA_PAGES_PER_BLOCK * (g.blocks - 2) - consumed;
+  const len = largestWrite + SPIFFS_DATA_PAGE_BYTES;
+  if (len >= freePages * SPIFFS_DATA_PAGE_BYTES) {
+    return `a single write of ${largestWrite} bytes (${len} with its meta page, spiffs_nucleus.c:1236) is not shorter than the ${freePages} free pages (${freePages * SPIFFS_DATA_PAGE_BYTES} bytes) left before LOCK's commit, so SPIFFS would garbage-collect for it (spiffs_gc.c:118-119)`;
   }
   return undefined;
 }
+
+/**
+ * The longest single write SPIFFS sees from the firmware or the install:
+ * newlib hands it at most BUFSIZ (128) bytes a call (hil/nodemcu/file.ts),
+ * and SPIFFS's write cache (SPIFFS_CACHE_WR, spiffs_hydrogen.c:505-569 at
+ * 0dbb3f71) collects writes shorter than a page into runs of at most one
+ * page, which it appends in one go.
+ */
+export const SPIFFS_CACHED_WRITE_BYTES = SPIFFS_PAGE_BYTES;
 
 /**
  * The page map of a state directory (SPIFFS_PAGE_MAP_FILE), or a freshly

@@ -94,6 +94,34 @@ describe("a restart's SPIFFS mount", () => {
   });
 });
 
+describe("installFits holds every write against SPIFFS's other GC trigger: one write not shorter than the free pages (spiffs_gc.c:118-119)", () => {
+  it("a write as long as the free pages' bytes (less its meta page) is refused on a partition with blocks to spare; a shorter one fits", () => {
+    const g = spiffsGeometry(0x10000);
+    // 16 blocks: 210 countable pages; a 1000-byte file and LOCK's commit consume 13 + 10 + 1 = 24 pages,
+    // 2 blocks, so 14 stay wholly free: the free-block condition alone would let it through.
+    expect(installFits([1000], g)).toBeUndefined();
+    const free = 210 - 24;
+    expect(installFits([1000], g, free * 251 - 251 - 1)).toBeUndefined();
+    expect(installFits([1000], g, free * 251 - 251)).toMatch(/single write of 46435 bytes.*186 free pages.*spiffs_gc\.c:118-119/);
+  });
+
+  it("the page map agrees: that write collects garbage though 14 blocks are wholly free", async () => {
+    const { SpiffsPageMap } = await import("../../hil/spiffs-gc.js");
+    const m = SpiffsPageMap.format(16);
+    m.writeWhole("a", 1000);
+    m.create("b");
+    const s = m.stats();
+    expect(s.freeBlocks).toBeGreaterThan(3);
+    try {
+      m.append("b", s.freePages * 251 - 251);
+    } catch (e) {
+      // Whether it then fits is the collector's business; that it ran is the point.
+      expect((e as Error).message).toMatch(/SPIFFS_ERR_FULL/);
+    }
+    expect(m.work.runs).toBeGreaterThan(0);
+  });
+});
+
 describe("installFits counts every page the install consumes", () => {
   it("init.lua's rename from init.lua.part (flasher.ts _fk.fin) writes a new index header page too (spiffs_object_update_index_hdr)", () => {
     // 16 blocks: at most 12 may be consumed, 180 pages. A file that consumes 170, LOCK's commit 10:
