@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Emulator } from "../../hil/emulator.js";
 import { installFits, spiffsGeometry, spiffsWritePages } from "../../hil/flash.js";
-import { loadNodemcuBuild, parseNodemcuBuild } from "../../hil/nodemcu-build.js";
+import { CMAKE_LFS_BYTES, loadNodemcuBuild, parseNodemcuBuild } from "../../hil/nodemcu-build.js";
 import { IMAGE, ROOT } from "../support/paths.js";
 import { tempDir } from "./support.js";
 
@@ -61,6 +61,18 @@ describe("the SPIFFS partition the build mounts", () => {
     expect(() => loadNodemcuBuild(variant((csv) => csv.replace(/^storage.*$/m, "storage, data, spiffs")))).toThrow(/partitions-fobkit\.csv:\d+: not a partition line/);
     expect(() => loadNodemcuBuild(variant((csv) => csv, (t) => t.replace(/^(CONFIG_PARTITION_TABLE_CUSTOM_FILENAME=.*)partitions-fobkit/m, "$1partitions-other")))).toThrow(/partitions-other\.csv.*cannot be read/);
     expect(() => loadNodemcuBuild(variant((csv) => csv, (t) => t.replace("CONFIG_PARTITION_TABLE_CUSTOM=y", "CONFIG_PARTITION_TABLE_CUSTOM=n")))).toThrow(/CONFIG_PARTITION_TABLE_CUSTOM=n/);
+  });
+});
+
+describe("the LFS partition the firmware's build records (components/modules/CMakeLists.txt:250-257)", () => {
+  it("NodeMCU's CMake reads it from its own partitions.csv, not ours: the keyfob's table must have the same lfs partition, or the emulator refuses the build", () => {
+    expect(CMAKE_LFS_BYTES).toBe(0x10000);
+    expect(loadNodemcuBuild().lfsBytes).toBe(CMAKE_LFS_BYTES);
+    const lfs = (size: string) => (csv: string) => csv.replace(/^(lfs,.*,\s*)0x[0-9a-f]+$/m, `$1${size}`);
+    expect(() => loadNodemcuBuild(variant(lfs("0x20000")))).toThrow(/LFS partition 0x20000, but NodeMCU's build takes BUILDINFO_LFS_SIZE from its own components\/platform\/partitions\.csv \(lfs 0x10000; components\/modules\/CMakeLists\.txt:250-257\)/);
+    expect(() => loadNodemcuBuild(variant((csv) => csv.replace(/^lfs,.*$/m, "")))).toThrow(/LFS partition none/);
+    // The same size written another way is the same partition.
+    expect(loadNodemcuBuild(variant(lfs("64K"))).lfsBytes).toBe(0x10000);
   });
 });
 
