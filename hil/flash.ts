@@ -30,15 +30,16 @@
  * 0x50000 bytes; NodeMCU's default, components/platform/partitions.csv:7 at
  * 7c5bb151, 0x70000). ESP-IDF's SPIFFS uses 4 KB blocks and 256-byte pages,
  * so a partition of B blocks has 16 pages a block, one of them the block's
- * object lookup page. SPIFFS_info (pellepl/spiffs spiffs_hydrogen.c:1166-1180
- * at 0b2e1290, the formula at :1177) counts (B - 2) * (16 - 1) + 1 data pages
+ * object lookup page. SPIFFS_info (pellepl/spiffs spiffs_hydrogen.c:1164-1178
+ * at 0dbb3f71, the formula at :1175) counts (B - 2) * (16 - 1) + 1 data pages
  * (two blocks spare for garbage collection, one emergency page; 1651 for
  * NodeMCU's 112 blocks, 1171 for the keyfob's 80), each carrying 256 - 5 (page
  * header, spiffs_nucleus.h:483-490) = 251 bytes (spiffsGeometry).
  * A file takes one object index header page plus one data page per 251
- * bytes, and one more index page per further ~124 data pages once the
- * header's ~104 entries are used (spiffs_nucleus.h:246-251 SPIFFS_OBJ_HDR_IX_LEN,
- * SPIFFS_OBJ_IX_LEN, at 0b2e1290). A write that would need more pages than are free fails
+ * bytes, and one more index page per further 124 data pages once the
+ * header's 103 entries are used (spiffs_nucleus.h:246-251 SPIFFS_OBJ_HDR_IX_LEN,
+ * SPIFFS_OBJ_IX_LEN, at 0dbb3f71; the header struct :493-512 with ESP-IDF's
+ * 32-byte names and 4-byte meta). A write that would need more pages than are free fails
  * with ENOSPC and writes nothing. The "flash-full" fault leaves no free page.
  *
  * Time. SPIFFS on the ESP32 is slow and blocks the Lua task while it works:
@@ -68,17 +69,22 @@
  *   The 15 ms figures above were measured on NodeMCU's default partition and
  *   are kept as they are on a smaller one: no source shows how they scale.
  *
- * Garbage collection is not modelled: it must not happen where the model
- * would hide its time. SPIFFS writes never reuse a page until GC erases its
- * block, and spiffs_gc_check (spiffs_gc.c:118-121) returns at once, without
- * GC, while more than 3 blocks are wholly free and the write fits. So an
- * install that leaves a keyfob's provisioning without GC must consume, with
- * LOCK's commit, at most (B - 4) blocks of pages; installFits checks that
- * with a bound on the pages each written file consumes (spiffsWritePages).
+ * Garbage collection is modelled (hil/spiffs-gc.ts, SPIFFS's page map in
+ * the state directory): every create, append, truncate, remove and rename
+ * goes through the page map, and spiffs_gc_check collects where SPIFFS's
+ * source does (spiffs_gc.c:118-131 at 0dbb3f71: at most 3 blocks wholly
+ * free, or one write not shorter than the free pages), each collected block
+ * costing a sector erase (SPIFFS_ERASE_MS) and its live pages' moves
+ * (SPIFFS_MOVE_MS), charged as "gc". The capacity check above stays as
+ * well: a write fails when either says SPIFFS is full. A freshly installed
+ * keyfob's provisioning must not collect (installFits holds an install to
+ * that, with a bound on the pages each written file consumes:
+ * spiffsWritePages); a board written before without a format does
+ * (fobkit emu --spiffs-worn).
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { SPIFFS_PAGE_MAP_FILE, SpiffsFull, SpiffsPageMap, type GcWork } from "./spiffs-gc.js";
+import { OBJ_HDR_IX_LEN, OBJ_IX_LEN, SPIFFS_PAGE_MAP_FILE, SpiffsFull, SpiffsPageMap, type GcWork } from "./spiffs-gc.js";
 
 export const SPIFFS_NAME_MAX = 31;
 
@@ -121,7 +127,7 @@ export interface SpiffsGeometry {
   lookupMs: number;
   /**
    * SPIFFS_mount's scan (spiffs_obj_lu_scan, pellepl/spiffs spiffs_nucleus.c
-   * at 0b2e1290): per block, its magic (:366, SPIFFS_USE_MAGIC: on in ESP-IDF's
+   * at 0dbb3f71): per block, its magic (:366, SPIFFS_USE_MAGIC: on in ESP-IDF's
    * default config) and its erase count (:383), each read straight from flash
    * (SPIFFS_OP_T_OBJ_LU2 bypasses the cache, spiffs_cache.c:144-146), then the
    * lookup pass over every block's lookup page (:426): three reads a block.
@@ -139,9 +145,9 @@ export function spiffsGeometry(partitionBytes: number): SpiffsGeometry {
   const blocks = partitionBytes / SPIFFS_BLOCK_BYTES;
   return { partitionBytes, blocks, totalPages: (blocks - 2) * SPIFFS_DATA_PAGES_PER_BLOCK + 1, lookupMs: (blocks * SPIFFS_READ_US) / 1000, mountMs: (SPIFFS_MOUNT_READS_PER_BLOCK * blocks * SPIFFS_READ_US) / 1000 };
 }
-/** Data-page references in the object index header page, and in each further index page (approximate, see header). */
-const HDR_IX_ENTRIES = 104;
-const IX_ENTRIES = 124;
+/** Data-page references in the object index header page, and in each further index page (spiffs_nucleus.h:246-250; hil/spiffs-gc.ts). */
+const HDR_IX_ENTRIES = OBJ_HDR_IX_LEN;
+const IX_ENTRIES = OBJ_IX_LEN;
 
 /** Pages a file of `size` bytes occupies. */
 export function spiffsPages(size: number): number {
@@ -192,7 +198,7 @@ export function gcMs(w: GcWork): number {
  * (hil/nodemcu/file.ts NEWLIB_BUFSIZ): an upper bound. Its index header, its
  * data pages, and a new copy of the header for each append that finds the
  * file non-empty (spiffs_object_append, spiffs_nucleus.c:1451-1456 at
- * 0b2e1290: "modifying object index header page, update size and make new
+ * 0dbb3f71: "modifying object index header page, update size and make new
  * copy"); newlib hands SPIFFS at least a full 128-byte buffer per write but
  * the last, so at most ceil(size / 128) appends. Files here stay within the
  * header's index entries (about 26 KB), so no further index pages.
@@ -212,7 +218,7 @@ export const LOCK_COMMIT_PAGES = spiffsWritePages(RECORD_MAX_BYTES) + 1;
 /**
  * The install's one rename, init.lua.part to init.lua (host/flash/flasher.ts
  * _fk.fin): a new copy of its index header page (SPIFFS_rename,
- * spiffs_hydrogen.c:951 at 0b2e1290).
+ * spiffs_hydrogen.c:949 at 0dbb3f71).
  */
 export const INSTALL_RENAME_PAGES = 1;
 
@@ -641,7 +647,7 @@ export class FlashStore {
   }
 
   rename(from: string, to: string): FlashResult {
-    // SPIFFS_rename (pellepl/spiffs spiffs_hydrogen.c:931-940 at 0b2e1290) looks the old name up, and refuses
+    // SPIFFS_rename (pellepl/spiffs spiffs_hydrogen.c:929-938 at 0dbb3f71) looks the old name up, and refuses
     // there if it is missing (one lookup); then the new name, refusing if it exists (SPIFFS_ERR_CONFLICTING_NAME:
     // two lookups).
     if (!this.exists(from)) {

@@ -95,7 +95,7 @@ describe("an install the partition cannot take is refused", () => {
 });
 
 describe("a restart's SPIFFS mount", () => {
-  it("reads three times a block, not once: the block's magic and erase count (uncached, spiffs_nucleus.c:366 and :383 at 0b2e1290) and its lookup page (the scan's visitor, :426)", async () => {
+  it("reads three times a block, not once: the block's magic and erase count (uncached, spiffs_nucleus.c:366 and :383 at 0dbb3f71) and its lookup page (the scan's visitor, :426)", async () => {
     const { restartDelayMs } = await import("../../hil/emulator.js");
     const { ESP32_BOOT_MS } = await import("../../host/flash/init-lua.js");
     const { SPIFFS_READ_US } = await import("../../hil/flash.js");
