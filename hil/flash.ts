@@ -353,18 +353,14 @@ export class FlashStore {
   /** The page map made to hold what the directory holds: unknown files adopted, vanished ones forgotten, resized ones re-adopted. */
   private reconcile(): void {
     const onDisk = this.list();
-    let changed = false;
     for (const name of this.pages.names()) {
       const size = onDisk.get(name);
-      if (size === undefined || size !== this.pages.size(name)) {
-        this.pages.forget(name);
-        changed = true;
-      }
+      if (size === undefined || size !== this.pages.size(name)) this.pages.forget(name);
     }
     for (const [name, size] of onDisk) {
-      if (!this.pages.has(name)) changed = this.pages.adopt(name, size) || changed;
+      if (!this.pages.has(name)) this.pages.adopt(name, size);
     }
-    if (changed) this.savePages();
+    // Not saved here: a mount writes nothing to flash. The next operation that does saves it.
   }
 
   /** Write the page map to the state directory (after every change: it is flash). */

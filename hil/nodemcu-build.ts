@@ -63,13 +63,12 @@ function parseTableNumber(text: string): number | undefined {
 }
 
 /**
- * The SPIFFS partition NodeMCU mounts from a partition table: the one whose
- * name is `label`, or, with no label, the first data/spiffs partition
- * (components/platform/Kconfig:20-27 NODEMCU_DEFAULT_SPIFFS_LABEL; user_main.c:136-141
- * hands it to esp_vfs_spiffs_register). Throws naming the file and line on
- * anything it cannot read.
+ * The first partition of a table that `match` picks, as its size in bytes
+ * (undefined if none): lines as ESP-IDF's gen_esp32part.py reads them (name,
+ * type, subtype, offset, size; "#" to the end of a line is a comment).
+ * Throws naming the file and line on a line or size it cannot read.
  */
-export function spiffsPartitionBytes(csv: string, source: string, label: string | undefined): number {
+function firstPartitionBytes(csv: string, source: string, match: (name: string, type: string, subtype: string) => boolean): number | undefined {
   let found: number | undefined;
   csv.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.replace(/#.*$/, "").trim();
@@ -77,12 +76,24 @@ export function spiffsPartitionBytes(csv: string, source: string, label: string 
     const cols = line.split(",").map((c) => c.trim());
     if (cols.length < 5) throw new Error(`${source}:${i + 1}: not a partition line (name, type, subtype, offset, size): ${JSON.stringify(raw)}`);
     const [name, type, subtype, , size] = cols;
-    const isSpiffs = (type === "data" || type === "0x01" || type === "1") && (subtype === "spiffs" || subtype.toLowerCase() === "0x82");
-    if (!isSpiffs || (label !== undefined && name !== label)) return;
+    if (!match(name, type, subtype)) return;
     const bytes = parseTableNumber(size);
     if (bytes === undefined) throw new Error(`${source}:${i + 1}: partition ${name}: size ${JSON.stringify(size)} is not a number`);
     found = bytes;
   });
+  return found;
+}
+
+/**
+ * The SPIFFS partition NodeMCU mounts from a partition table: the one whose
+ * name is `label`, or, with no label, the first data/spiffs partition
+ * (components/platform/Kconfig:20-27 NODEMCU_DEFAULT_SPIFFS_LABEL; user_main.c:136-141
+ * hands it to esp_vfs_spiffs_register). Throws naming the file and line on
+ * anything it cannot read.
+ */
+export function spiffsPartitionBytes(csv: string, source: string, label: string | undefined): number {
+  const found = firstPartitionBytes(csv, source, (name, type, subtype) =>
+    (type === "data" || type === "0x01" || type === "1") && (subtype === "spiffs" || subtype.toLowerCase() === "0x82") && (label === undefined || name === label));
   if (found === undefined) throw new Error(`${source}: no data/spiffs partition${label ? ` named ${label}` : ""}: NodeMCU would have no file system (user_main.c: "no SPIFFS partition found")`);
   return found;
 }
@@ -94,19 +105,7 @@ export function spiffsPartitionBytes(csv: string, source: string, label: string 
  * undefined if the table has none.
  */
 export function lfsPartitionBytes(csv: string, source: string): number | undefined {
-  let found: number | undefined;
-  csv.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.replace(/#.*$/, "").trim();
-    if (line === "" || found !== undefined) return;
-    const cols = line.split(",").map((c) => c.trim());
-    if (cols.length < 5) return; // spiffsPartitionBytes names a malformed line
-    const [name, type, subtype, , size] = cols;
-    if (parseTableNumber(type) !== 0xc2 || parseTableNumber(subtype) !== 0x01) return;
-    const bytes = parseTableNumber(size);
-    if (bytes === undefined) throw new Error(`${source}:${i + 1}: partition ${name}: size ${JSON.stringify(size)} is not a number`);
-    found = bytes;
-  });
-  return found;
+  return firstPartitionBytes(csv, source, (_, type, subtype) => parseTableNumber(type) === 0xc2 && parseTableNumber(subtype) === 0x01);
 }
 
 /**
