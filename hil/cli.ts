@@ -21,7 +21,7 @@ import { PtyLink } from "./pty.js";
 import { UART_BAUDS } from "./nodemcu/uart.js";
 
 export const EMU_USAGE =
-  `usage: fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N] [--baud ${LINK_BAUD}] [--image FILE] [--build FILE] [--no-rng] [--no-rtc] [--fault NAME]... [--battery]\n` +
+  `usage: fobkit emu --pty PATH --state DIR [--time UNIX] [--drift-ppm N] [--baud ${LINK_BAUD}] [--image FILE] [--build FILE] [--no-rng] [--no-rtc] [--fault NAME]... [--battery] [--spiffs-worn]\n` +
   "stdin commands: press | power-cut | boot | advance SECONDS | fault NAME on|off | usb on|off | brown-out\n" +
   "faults (--fault NAME, repeatable or comma-separated):\n" +
   faultHelp();
@@ -47,10 +47,11 @@ interface EmuArgs {
   rtc: boolean;
   faults: Fault[];
   battery: boolean;
+  spiffsWorn: boolean;
 }
 
 function parseArgs(argv: string[]): EmuArgs {
-  const out: Partial<EmuArgs> & { baud: number; rng: boolean; rtc: boolean; faults: Fault[]; battery: boolean } = { baud: LINK_BAUD, rng: true, rtc: true, faults: [], battery: false };
+  const out: Partial<EmuArgs> & { baud: number; rng: boolean; rtc: boolean; faults: Fault[]; battery: boolean; spiffsWorn: boolean } = { baud: LINK_BAUD, rng: true, rtc: true, faults: [], battery: false, spiffsWorn: false };
   const num = (flag: string, v: string | undefined): number => {
     if (v === undefined || !/^-?\d+(\.\d+)?$/.test(v)) throw new UsageError(`${flag} needs a number, got ${v === undefined ? "nothing" : JSON.stringify(v)}`);
     return Number(v);
@@ -73,6 +74,7 @@ function parseArgs(argv: string[]): EmuArgs {
       case "--no-rng": out.rng = false; break;
       case "--no-rtc": out.rtc = false; break;
       case "--battery": out.battery = true; break;
+      case "--spiffs-worn": out.spiffsWorn = true; break;
       case "--fault":
         for (const f of value().split(",")) {
           if (!isFault(f)) throw new UsageError(`--fault ${JSON.stringify(f)} is not a fault; known: ${FAULT_NAMES.join(", ")}`);
@@ -108,7 +110,7 @@ export async function runEmuCli(argv: string[], io: EmuCliIo = defaultIo): Promi
   const emit = (o: object) => io.stdout(JSON.stringify(o));
   let emu: Emulator;
   try {
-    emu = new Emulator({ stateDir: args.state, imagePath: args.image, time: args.time, driftPpm: args.driftPpm, baud: args.baud, build: args.build, rng: args.rng, rtc: args.rtc, faults: args.faults, vbus: !args.battery, realtime: true, countInstructions: false });
+    emu = new Emulator({ stateDir: args.state, imagePath: args.image, time: args.time, driftPpm: args.driftPpm, baud: args.baud, build: args.build, rng: args.rng, rtc: args.rtc, faults: args.faults, vbus: !args.battery, spiffsWorn: args.spiffsWorn, realtime: true, countInstructions: false });
   } catch (e) {
     io.stderr(`fobkit emu: ${(e as Error).message}`);
     return 3;

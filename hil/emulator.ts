@@ -154,6 +154,12 @@ export interface EmulatorOptions {
   faults?: Fault[];
   /** USB VBUS present (GPIO34 high; default true): false runs the keyfob on its battery. */
   vbus?: boolean;
+  /**
+   * Start from a worn SPIFFS (FlashStore.wear): the files in stateDir (after
+   * any install) written again and again without a format, so that every
+   * create or append on the board garbage-collects first (hil/spiffs-gc.ts).
+   */
+  spiffsWorn?: boolean;
 }
 
 export interface EmulatorCounters {
@@ -182,7 +188,7 @@ export class Emulator extends EventEmitter {
   readonly baud: number;
   readonly build: NodemcuBuild;
   readonly counters: EmulatorCounters = { instructions: 0, boots: 0, luaErrors: 0, uartTxBytes: 0, uartRxBytes: 0, flashBusyMs: 0, uartRxLost: 0, tasksLost: 0 };
-  private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud" | "build" | "faults" | "vbus">>;
+  private readonly opts: Required<Omit<EmulatorOptions, "imagePath" | "time" | "driftPpm" | "baud" | "build" | "faults" | "vbus" | "spiffsWorn">>;
   /** The chip between node.dsleep and its wake (deep-sleep.ts). */
   readonly deepSleep: DeepSleep;
   private vbus: boolean;
@@ -261,6 +267,7 @@ export class Emulator extends EventEmitter {
       event: (e) => this.emitEvent(e),
     });
     this.flash = new FlashStore(options.stateDir, this.faults, this.build.spiffs);
+    if (options.spiffsWorn) this.flash.wear();
     this.rtc = new Ds3231({ unixSeconds: time, driftPpm: options.driftPpm ?? 0 });
     this.rtc.present = this.opts.rtc;
     if (this.opts.rtcTimeLost) this.rtc.loseTime(0);
@@ -381,6 +388,8 @@ export class Emulator extends EventEmitter {
     this.wakeReset = false;
     this.deepSleep.reset();
     this.stopMachine();
+    // user_main.c mounts SPIFFS at every start: its RAM state (free blocks, cursor, open files) begins afresh.
+    this.flash.mount();
     const has = new Set(this.build.modules);
     if (!this.opts.rng) has.delete("sodium");
     const absentModules = new Set([...ALL_MODULES].filter((name) => !has.has(name)));

@@ -30,15 +30,16 @@
  * 0x50000 bytes; NodeMCU's default, components/platform/partitions.csv:7 at
  * 7c5bb151, 0x70000). ESP-IDF's SPIFFS uses 4 KB blocks and 256-byte pages,
  * so a partition of B blocks has 16 pages a block, one of them the block's
- * object lookup page. SPIFFS_info (pellepl/spiffs spiffs_hydrogen.c:1166-1180
- * at 0b2e1290, the formula at :1177) counts (B - 2) * (16 - 1) + 1 data pages
+ * object lookup page. SPIFFS_info (pellepl/spiffs spiffs_hydrogen.c:1164-1178
+ * at 0dbb3f71, the formula at :1175) counts (B - 2) * (16 - 1) + 1 data pages
  * (two blocks spare for garbage collection, one emergency page; 1651 for
  * NodeMCU's 112 blocks, 1171 for the keyfob's 80), each carrying 256 - 5 (page
  * header, spiffs_nucleus.h:483-490) = 251 bytes (spiffsGeometry).
  * A file takes one object index header page plus one data page per 251
- * bytes, and one more index page per further ~124 data pages once the
- * header's ~104 entries are used (spiffs_nucleus.h:246-251 SPIFFS_OBJ_HDR_IX_LEN,
- * SPIFFS_OBJ_IX_LEN, at 0b2e1290). A write that would need more pages than are free fails
+ * bytes, and one more index page per further 124 data pages once the
+ * header's 103 entries are used (spiffs_nucleus.h:246-251 SPIFFS_OBJ_HDR_IX_LEN,
+ * SPIFFS_OBJ_IX_LEN, at 0dbb3f71; the header struct :493-512 with ESP-IDF's
+ * 32-byte names and 4-byte meta). A write that would need more pages than are free fails
  * with ENOSPC and writes nothing. The "flash-full" fault leaves no free page.
  *
  * Time. SPIFFS on the ESP32 is slow and blocks the Lua task while it works:
@@ -68,16 +69,22 @@
  *   The 15 ms figures above were measured on NodeMCU's default partition and
  *   are kept as they are on a smaller one: no source shows how they scale.
  *
- * Garbage collection is not modelled: it must not happen where the model
- * would hide its time. SPIFFS writes never reuse a page until GC erases its
- * block, and spiffs_gc_check (spiffs_gc.c:118-121) returns at once, without
- * GC, while more than 3 blocks are wholly free and the write fits. So an
- * install that leaves a keyfob's provisioning without GC must consume, with
- * LOCK's commit, at most (B - 4) blocks of pages; installFits checks that
- * with a bound on the pages each written file consumes (spiffsWritePages).
+ * Garbage collection is modelled (hil/spiffs-gc.ts, SPIFFS's page map in
+ * the state directory): every create, append, truncate, remove and rename
+ * goes through the page map, and spiffs_gc_check collects where SPIFFS's
+ * source does (spiffs_gc.c:118-131 at 0dbb3f71: at most 3 blocks wholly
+ * free, or one write not shorter than the free pages), each collected block
+ * costing a sector erase (SPIFFS_ERASE_MS) and its live pages' moves
+ * (SPIFFS_MOVE_MS), charged as "gc". The capacity check above stays as
+ * well: a write fails when either says SPIFFS is full. A freshly installed
+ * keyfob's provisioning must not collect (installFits holds an install to
+ * that, with a bound on the pages each written file consumes:
+ * spiffsWritePages); a board written before without a format does
+ * (fobkit emu --spiffs-worn).
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { OBJ_HDR_IX_LEN, OBJ_IX_LEN, SPIFFS_PAGE_MAP_FILE, SpiffsFull, SpiffsPageMap, type GcWork } from "./spiffs-gc.js";
 
 export const SPIFFS_NAME_MAX = 31;
 
@@ -95,7 +102,8 @@ export type FlashCallKind =
   | "remove"
   | "remove-missing"
   | "rename"
-  | "rename-refused";
+  | "rename-refused"
+  | "gc";
 
 /** Result of a mutating operation: done, failed (like the device would), no space (ENOSPC), or cut (power gone). */
 export type FlashResult = "ok" | "fail" | "full" | "cut";
@@ -119,7 +127,7 @@ export interface SpiffsGeometry {
   lookupMs: number;
   /**
    * SPIFFS_mount's scan (spiffs_obj_lu_scan, pellepl/spiffs spiffs_nucleus.c
-   * at 0b2e1290): per block, its magic (:366, SPIFFS_USE_MAGIC: on in ESP-IDF's
+   * at 0dbb3f71): per block, its magic (:366, SPIFFS_USE_MAGIC: on in ESP-IDF's
    * default config) and its erase count (:383), each read straight from flash
    * (SPIFFS_OP_T_OBJ_LU2 bypasses the cache, spiffs_cache.c:144-146), then the
    * lookup pass over every block's lookup page (:426): three reads a block.
@@ -137,9 +145,9 @@ export function spiffsGeometry(partitionBytes: number): SpiffsGeometry {
   const blocks = partitionBytes / SPIFFS_BLOCK_BYTES;
   return { partitionBytes, blocks, totalPages: (blocks - 2) * SPIFFS_DATA_PAGES_PER_BLOCK + 1, lookupMs: (blocks * SPIFFS_READ_US) / 1000, mountMs: (SPIFFS_MOUNT_READS_PER_BLOCK * blocks * SPIFFS_READ_US) / 1000 };
 }
-/** Data-page references in the object index header page, and in each further index page (approximate, see header). */
-const HDR_IX_ENTRIES = 104;
-const IX_ENTRIES = 124;
+/** Data-page references in the object index header page, and in each further index page (spiffs_nucleus.h:246-250; hil/spiffs-gc.ts). */
+const HDR_IX_ENTRIES = OBJ_HDR_IX_LEN;
+const IX_ENTRIES = OBJ_IX_LEN;
 
 /** Pages a file of `size` bytes occupies. */
 export function spiffsPages(size: number): number {
@@ -160,13 +168,37 @@ export const SPIFFS_RENAME_MS = 15;
  * for reading gives a byte; each data page read after that is one more.
  */
 export const SPIFFS_READ_US = 110;
+/**
+ * One 4 KB sector erase, as garbage collection does one per block it
+ * collects (spiffs_gc.c:168 -> spiffs_erase_block -> esp_partition_erase_range):
+ * 500 ms, the slow side. ESP-IDF's generic flash driver waits
+ * SPI_FLASH_GENERIC_SECTOR_ERASE_TIMEOUT_MS = 600 for it, "according to
+ * GD25Q127(125°) + 100ms" (esp-idf e7771c75
+ * components/spi_flash/spi_flash_chip_generic.c:62): the slowest sector erase
+ * the driver is built to wait for is 500 ms. Typical chips erase a sector in
+ * tens of ms; a board is never slower than this figure without the driver
+ * reporting ESP_ERR_TIMEOUT.
+ */
+export const SPIFFS_ERASE_MS = 500;
+/**
+ * One live page moved by garbage collection (spiffs_page_move,
+ * spiffs_nucleus.c:812-871: read the page, program it elsewhere, mark two
+ * lookup entries): a page read (SPIFFS_READ_US) and 256 bytes programmed at
+ * the measured sustained write rate (SPIFFS_MS_PER_KB).
+ */
+export const SPIFFS_MOVE_MS = SPIFFS_READ_US / 1000 + (SPIFFS_PAGE_BYTES * SPIFFS_MS_PER_KB) / 1024;
+
+/** What a GC's work costs in ms: erases, page moves and the reads of lookup pages, erase counts and page headers. */
+export function gcMs(w: GcWork): number {
+  return w.erases * SPIFFS_ERASE_MS + w.moves * SPIFFS_MOVE_MS + (w.reads * SPIFFS_READ_US) / 1000;
+}
 
 /**
  * Pages SPIFFS consumes writing a file of `size` bytes through newlib
  * (hil/nodemcu/file.ts NEWLIB_BUFSIZ): an upper bound. Its index header, its
  * data pages, and a new copy of the header for each append that finds the
  * file non-empty (spiffs_object_append, spiffs_nucleus.c:1451-1456 at
- * 0b2e1290: "modifying object index header page, update size and make new
+ * 0dbb3f71: "modifying object index header page, update size and make new
  * copy"); newlib hands SPIFFS at least a full 128-byte buffer per write but
  * the last, so at most ceil(size / 128) appends. Files here stay within the
  * header's index entries (about 26 KB), so no further index pages.
@@ -186,7 +218,7 @@ export const LOCK_COMMIT_PAGES = spiffsWritePages(RECORD_MAX_BYTES) + 1;
 /**
  * The install's one rename, init.lua.part to init.lua (host/flash/flasher.ts
  * _fk.fin): a new copy of its index header page (SPIFFS_rename,
- * spiffs_hydrogen.c:951 at 0b2e1290).
+ * spiffs_hydrogen.c:949 at 0dbb3f71).
  */
 export const INSTALL_RENAME_PAGES = 1;
 
@@ -195,18 +227,52 @@ export const INSTALL_RENAME_PAGES = 1;
  * (the sources and their bytecode all written, sources then removed), leave
  * room for LOCK's commit without garbage collection: undefined if so, else
  * why not. Live pages at the install's peak (every file at once) must fit
- * SPIFFS_info's capacity, and every page the install and the commit consume
- * must leave more than 3 blocks wholly free (spiffs_gc.c:118-121).
+ * SPIFFS_info's capacity, every page the install and the commit consume
+ * must leave more than 3 blocks wholly free, and no single write of them
+ * (at most largestWrite bytes) may reach the free pages' bytes: either is
+ * what makes spiffs_gc_check collect (spiffs_gc.c:118-121).
  */
-export function installFits(sizes: number[], g: SpiffsGeometry): string | undefined {
+export function installFits(sizes: number[], g: SpiffsGeometry, largestWrite = SPIFFS_CACHED_WRITE_BYTES): string | undefined {
   const live = sizes.reduce((n, s) => n + spiffsPages(s), 0) + 3 * spiffsPages(RECORD_MAX_BYTES);
   if (live > g.totalPages) return `the install needs ${live} pages at once, the ${g.partitionBytes}-byte SPIFFS partition holds ${g.totalPages}`;
   const consumed = sizes.reduce((n, s) => n + spiffsWritePages(s), 0) + INSTALL_RENAME_PAGES + LOCK_COMMIT_PAGES;
   const blocksUsed = Math.ceil(consumed / SPIFFS_DATA_PAGES_PER_BLOCK);
   if (blocksUsed > g.blocks - 4) {
-    return `the install and LOCK's commit may consume ${consumed} pages (${blocksUsed} blocks): on ${g.blocks} blocks fewer than 4 stay wholly free, so SPIFFS would garbage-collect (spiffs_gc.c:118-121), which the emulator does not model`;
+    return `the install and LOCK's commit may consume ${consumed} pages (${blocksUsed} blocks): on ${g.blocks} blocks fewer than 4 stay wholly free, so SPIFFS would garbage-collect (spiffs_gc.c:118-121) before LOCK's commit`;
+  }
+  // spiffs_gc.c:118-119's other condition: GC also runs when one write is not shorter than the free
+  // pages' bytes (free pages: 15 x (blocks - 2) - allocated - deleted, :113-115), the write counted
+  // with one page more "for meta" (spiffs_object_append, spiffs_nucleus.c:1236). Free pages only
+  // shrink until GC, so the last write (LOCK's) sees the fewest: every write is held against those.
+  const freePages = SPIFFS_DATA_PAGES_PER_BLOCK * (g.blocks - 2) - consumed;
+  const len = largestWrite + SPIFFS_DATA_PAGE_BYTES;
+  if (len >= freePages * SPIFFS_DATA_PAGE_BYTES) {
+    return `a single write of ${largestWrite} bytes (${len} with its meta page, spiffs_nucleus.c:1236) is not shorter than the ${freePages} free pages (${freePages * SPIFFS_DATA_PAGE_BYTES} bytes) left before LOCK's commit, so SPIFFS would garbage-collect for it (spiffs_gc.c:118-119)`;
   }
   return undefined;
+}
+
+/**
+ * The longest single write SPIFFS sees from the firmware or the install:
+ * newlib hands it at most BUFSIZ (128) bytes a call (hil/nodemcu/file.ts),
+ * and SPIFFS's write cache (SPIFFS_CACHE_WR, spiffs_hydrogen.c:505-569 at
+ * 0dbb3f71) collects writes shorter than a page into runs of at most one
+ * page, which it appends in one go.
+ */
+export const SPIFFS_CACHED_WRITE_BYTES = SPIFFS_PAGE_BYTES;
+
+/**
+ * The page map of a state directory (SPIFFS_PAGE_MAP_FILE), or a freshly
+ * formatted one, given to fn and saved after it: how an install or a wear
+ * outside a running emulator writes SPIFFS's pages.
+ */
+export function withPageMap<T>(dir: string, g: SpiffsGeometry, fn: (pages: SpiffsPageMap) => T): T {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, SPIFFS_PAGE_MAP_FILE);
+  const pages = (existsSync(file) ? SpiffsPageMap.fromJSON(readFileSync(file, "utf8"), g.blocks) : undefined) ?? SpiffsPageMap.format(g.blocks);
+  const out = fn(pages);
+  writeFileSync(file, pages.toJSON());
+  return out;
 }
 
 /** A SPIFFS name as a file name in the state directory (see the header). */
@@ -240,12 +306,163 @@ export class FlashStore {
   /** The partition's size and what it decides (default NodeMCU's 0x70000). */
   readonly geometry: SpiffsGeometry;
 
+  /**
+   * SPIFFS's page map (hil/spiffs-gc.ts): which page of which block each
+   * file's pages are on, which are deleted, and each block's erase count,
+   * kept in the state directory (SPIFFS_PAGE_MAP_FILE) so a restart of the
+   * emulator finds the partition as worn as it left it. Every create, append,
+   * truncate, remove and rename goes through it, and so through SPIFFS's
+   * garbage collection, whose flash work is charged as "gc" (gcMs).
+   */
+  readonly pages: SpiffsPageMap;
+  /** GC work already charged. */
+  private gcCharged: GcWork = { runs: 0, erases: 0, moves: 0, reads: 0 };
+  /**
+   * SPIFFS's write cache per open file (SPIFFS_CACHE_WR, ESP-IDF Kconfig
+   * default y; spiffs_hydrogen.c:486-584 at 0dbb3f71): a write shorter than
+   * a page is held while it continues the cached run within one page; the
+   * run goes to the page map as one append when a write breaks it, and at
+   * close. The bytes themselves are in the state directory at once
+   * (Deviation: a power cut does not lose a cached run).
+   */
+  private readonly caches = new Map<string, { offset: number; size: number }>();
+
   /** faults: the emulator's live set ("flash-full" is read here). */
   constructor(dir: string, faults: ReadonlySet<string> = new Set(), geometry: SpiffsGeometry = spiffsGeometry(NODEMCU_SPIFFS_PARTITION_BYTES)) {
     this.dir = dir;
     this.faults = faults;
     this.geometry = geometry;
     mkdirSync(dir, { recursive: true });
+    const mapFile = join(dir, SPIFFS_PAGE_MAP_FILE);
+    this.pages = (existsSync(mapFile) ? SpiffsPageMap.fromJSON(readFileSync(mapFile, "utf8"), geometry.blocks) : undefined) ?? SpiffsPageMap.format(geometry.blocks);
+    this.reconcile();
+  }
+
+  /**
+   * SPIFFS_mount at a boot: SPIFFS's RAM state rebuilt from the page map
+   * (free-block count, allocation cursor at block 0, largest erase count),
+   * open files and their write caches gone. Files put into the state
+   * directory by hand since are taken into the map (SpiffsPageMap.adopt).
+   */
+  mount(): void {
+    this.caches.clear();
+    this.pages.mount();
+    this.reconcile();
+  }
+
+  /** The page map made to hold what the directory holds: unknown files adopted, vanished ones forgotten, resized ones re-adopted. */
+  private reconcile(): void {
+    const onDisk = this.list();
+    for (const name of this.pages.names()) {
+      const size = onDisk.get(name);
+      if (size === undefined || size !== this.pages.size(name)) this.pages.forget(name);
+    }
+    for (const [name, size] of onDisk) {
+      if (!this.pages.has(name)) this.pages.adopt(name, size);
+    }
+    // Not saved here: a mount writes nothing to flash. The next operation that does saves it.
+  }
+
+  /** Write the page map to the state directory (after every change: it is flash). */
+  savePages(): void {
+    writeFileSync(join(this.dir, SPIFFS_PAGE_MAP_FILE), this.pages.toJSON());
+  }
+
+  /** Run a page-map operation: false if SPIFFS is full (SPIFFS_ERR_FULL); GC's work is charged either way. */
+  private spiffs(op: () => void): boolean {
+    let ok = true;
+    try {
+      op();
+    } catch (e) {
+      if (!(e instanceof SpiffsFull)) throw e;
+      ok = false;
+    }
+    const w = this.pages.work;
+    const d: GcWork = { runs: w.runs - this.gcCharged.runs, erases: w.erases - this.gcCharged.erases, moves: w.moves - this.gcCharged.moves, reads: w.reads - this.gcCharged.reads };
+    if (d.runs + d.erases + d.moves + d.reads > 0) this.charge("gc", gcMs(d));
+    this.gcCharged = { ...w };
+    this.savePages();
+    return ok;
+  }
+
+  /** A file in the directory the page map does not know yet (a test's filler): taken in first. */
+  private known(name: string): void {
+    if (!this.pages.has(name) && this.exists(name)) this.pages.adopt(name, this.size(name));
+  }
+
+  /** The cached run of `name` to the page map (an append, or a rewrite of bytes it has). */
+  private flushCache(name: string): boolean {
+    const c = this.caches.get(name);
+    this.caches.delete(name);
+    if (c === undefined || c.size === 0) return true;
+    return this.spiffsWrite(name, c.offset, c.size);
+  }
+
+  /** spiffs_hydro_write (spiffs_hydrogen.c:435-455): bytes within the file rewritten, the rest appended. */
+  private spiffsWrite(name: string, offset: number, len: number): boolean {
+    this.known(name);
+    return this.spiffs(() => {
+      const have = this.pages.size(name) ?? 0;
+      if (offset < have) {
+        const n = Math.min(have - offset, len);
+        this.pages.modify(name, offset, n);
+        len -= n;
+      }
+      if (len > 0) this.pages.append(name, len);
+    });
+  }
+
+  /** A SPIFFS_write of len bytes at offset (spiffs_hydrogen.c:458-595): into the write cache, or through it. */
+  private cacheWrite(name: string, offset: number, len: number): boolean {
+    const c = this.caches.get(name);
+    if (len < SPIFFS_PAGE_BYTES) {
+      if (c !== undefined && offset >= c.offset && offset <= c.offset + c.size && offset + len <= c.offset + SPIFFS_PAGE_BYTES) {
+        c.size = Math.max(c.size, offset - c.offset + len);
+        return true;
+      }
+      if (!this.flushCache(name)) return false;
+      this.caches.set(name, { offset, size: len });
+      return true;
+    }
+    if (!this.flushCache(name)) return false;
+    return this.spiffsWrite(name, offset, len);
+  }
+
+  /** What SPIFFS holds of a file after a failed write: the directory's copy cut back to it. */
+  private cutBackTo(name: string): void {
+    const have = this.pages.size(name);
+    if (have !== undefined && this.exists(name) && this.size(name) > have) truncateSync(this.file(name), have);
+  }
+
+  /**
+   * Wear the partition (SpiffsPageMap.wear): its files written again and
+   * again without a format until every create or append must
+   * garbage-collect first. Their contents stay; the work is history, not
+   * charged. Returns the rounds it took.
+   */
+  wear(): number {
+    const rounds = this.pages.wear();
+    this.gcCharged = { ...this.pages.work };
+    this.savePages();
+    return rounds;
+  }
+
+  /** A close whose flush failed: SPIFFS's cached run never reaches flash. */
+  abandon(name: string): void {
+    if (!this.caches.delete(name)) return;
+    this.cutBackTo(name);
+  }
+
+  /**
+   * SPIFFS_close of a file open for writing: its cached run goes to flash
+   * (an append, which may garbage-collect or find SPIFFS full). "full"
+   * leaves the file as far as it reached flash.
+   */
+  close(name: string): FlashResult {
+    if (!this.caches.has(name)) return "ok";
+    if (this.flushCache(name)) return "ok";
+    this.cutBackTo(name);
+    return "full";
   }
 
   /** Pages in use by every file. */
@@ -358,6 +575,8 @@ export class FlashStore {
   list(): Map<string, number> {
     const out = new Map<string, number>();
     for (const n of readdirSync(this.dir).sort()) {
+      // A SPIFFS name never starts a host name with "." (toHostName): those are the emulator's (the page map).
+      if (n.startsWith(".")) continue;
       const p = join(this.dir, n);
       if (statSync(p).isFile()) out.set(fromHostName(n), statSync(p).size);
     }
@@ -370,6 +589,10 @@ export class FlashStore {
     // Creating needs the object index header page.
     if (!this.exists(name) && !this.fits(name, 0)) return "full";
     if (this.failing()) return "fail";
+    // SPIFFS_open: create (spiffs_object_create) or, "w" of a file with data, truncate (spiffs_object_truncate).
+    this.caches.delete(name);
+    this.known(name);
+    if (!this.spiffs(() => (this.pages.has(name) ? truncate && this.pages.truncate(name) : this.pages.create(name)))) return "full";
     const cut = this.tick();
     const fd = openSync(this.file(name), truncate ? "w" : "a");
     closeSync(fd);
@@ -382,6 +605,10 @@ export class FlashStore {
     this.charge("write", Math.max(1, Math.ceil((data.length * SPIFFS_MS_PER_KB) / 1024)));
     if (!this.fits(name, Math.max(this.exists(name) ? this.size(name) : 0, offset + data.length))) return "full";
     if (this.failing()) return "fail";
+    if (!this.cacheWrite(name, offset, data.length)) {
+      this.cutBackTo(name);
+      return "full";
+    }
     const cut = this.tick();
     const part = cut ? data.subarray(0, Math.floor(data.length / 2)) : data;
     const fd = openSync(this.file(name), "r+");
@@ -410,11 +637,13 @@ export class FlashStore {
       return "cut";
     }
     unlinkSync(this.file(name));
+    this.caches.delete(name);
+    this.spiffs(() => this.pages.remove(name));
     return "ok";
   }
 
   rename(from: string, to: string): FlashResult {
-    // SPIFFS_rename (pellepl/spiffs spiffs_hydrogen.c:931-940 at 0b2e1290) looks the old name up, and refuses
+    // SPIFFS_rename (pellepl/spiffs spiffs_hydrogen.c:929-938 at 0dbb3f71) looks the old name up, and refuses
     // there if it is missing (one lookup); then the new name, refusing if it exists (SPIFFS_ERR_CONFLICTING_NAME:
     // two lookups).
     if (!this.exists(from)) {
@@ -433,6 +662,13 @@ export class FlashStore {
       this.onCut("rename", from);
       return "cut";
     }
+    // SPIFFS_rename copies the index header page: an allocation, which fails on a partition with fewer
+    // than 2 free blocks that gc_quick cannot help (spiffs_nucleus.c:456-464).
+    this.known(from);
+    if (!this.spiffs(() => this.pages.rename(from, to))) return "fail";
+    const cached = this.caches.get(from);
+    this.caches.delete(from);
+    if (cached) this.caches.set(to, cached);
     renameSync(this.file(from), this.file(to));
     return "ok";
   }

@@ -12,7 +12,8 @@ import { basename, join } from "node:path";
 import { INIT_SOURCE, initSource } from "../host/flash/init-lua.js";
 import { bytecodeName, CORE_FILE, imageFilePaths } from "../host/flash/image-files.js";
 import { compileChunk } from "./compile.js";
-import { installFits, type SpiffsGeometry } from "./flash.js";
+import { installFits, withPageMap, type SpiffsGeometry } from "./flash.js";
+import { SpiffsFull } from "./spiffs-gc.js";
 
 /** The image's core on the board (host/flash/image-files.ts). */
 export const IMAGE_FILE = CORE_FILE;
@@ -21,7 +22,9 @@ export const INIT_FILE = "init.lua";
 export const INIT_LUA = INIT_SOURCE;
 
 /**
- * spiffs: the build's SPIFFS partition (hil/nodemcu-build.ts). An image the
+ * spiffs: the build's SPIFFS partition (hil/nodemcu-build.ts). The install's
+ * writes go through SPIFFS's page map as well (withPageMap), so an install
+ * over an earlier one consumes pages as the board's would. An image the
  * partition cannot take as a board's install would write it (sources and
  * bytecode at once, no garbage collection before LOCK's commit: flash.ts
  * installFits) is refused, naming the partition, before anything is written.
@@ -40,6 +43,27 @@ export function installImage(stateDir: string, imagePath: string, freeHeap: numb
     const sizes = sources.flatMap((f) => [f.source.length, compiled.get(f.name)!.length]);
     const why = installFits([...sizes, Buffer.byteLength(INIT_LUA)], spiffs);
     if (why !== undefined) throw new Error(`installImage: ${imagePath} does not fit the board's SPIFFS: ${why}`);
+  }
+  // The install's writes through SPIFFS's page map (hil/spiffs-gc.ts), in the flasher's order
+  // (host/flash/flasher.ts): init.lua removed first; each source written, then node.compile's .lc;
+  // the sources removed; init.lua.part written and renamed. On a partition that already holds an
+  // install (no format between) this is where garbage collection, or SPIFFS_ERR_FULL, happens.
+  try {
+    withPageMap(stateDir, spiffs, (pages) => {
+      pages.remove(INIT_FILE);
+      for (const f of sources) {
+        pages.writeWhole(f.name, f.source.length);
+        if (!fixture) pages.writeWhole(bytecodeName(f.name), compiled.get(f.name)!.length);
+      }
+      if (!fixture) for (const f of sources) pages.remove(f.name);
+      const init = Buffer.byteLength(fixture ? initSource(IMAGE_FILE) : INIT_LUA);
+      pages.remove(`${INIT_FILE}.part`);
+      pages.writeWhole(`${INIT_FILE}.part`, init);
+      pages.rename(`${INIT_FILE}.part`, INIT_FILE);
+    });
+  } catch (e) {
+    if (!(e instanceof SpiffsFull)) throw e;
+    throw new Error(`installImage: ${imagePath}: the board's SPIFFS is full during the install (${e.message}); format it (a new state directory)`);
   }
   mkdirSync(stateDir, { recursive: true });
   for (const f of sources) {

@@ -34,6 +34,8 @@ export interface NodemcuBuild {
   /** The partition table the build flashes (CONFIG_PARTITION_TABLE_CUSTOM_FILENAME) and the SPIFFS partition NodeMCU mounts from it. */
   readonly partitionTable: string;
   readonly spiffs: SpiffsGeometry;
+  /** The table's LFS partition, bytes: always CMAKE_LFS_BYTES (a table with another is refused). */
+  readonly lfsBytes: number;
 }
 
 /**
@@ -61,13 +63,12 @@ function parseTableNumber(text: string): number | undefined {
 }
 
 /**
- * The SPIFFS partition NodeMCU mounts from a partition table: the one whose
- * name is `label`, or, with no label, the first data/spiffs partition
- * (components/platform/Kconfig:20-27 NODEMCU_DEFAULT_SPIFFS_LABEL; user_main.c:136-141
- * hands it to esp_vfs_spiffs_register). Throws naming the file and line on
- * anything it cannot read.
+ * The first partition of a table that `match` picks, as its size in bytes
+ * (undefined if none): lines as ESP-IDF's gen_esp32part.py reads them (name,
+ * type, subtype, offset, size; "#" to the end of a line is a comment).
+ * Throws naming the file and line on a line or size it cannot read.
  */
-export function spiffsPartitionBytes(csv: string, source: string, label: string | undefined): number {
+function firstPartitionBytes(csv: string, source: string, match: (name: string, type: string, subtype: string) => boolean): number | undefined {
   let found: number | undefined;
   csv.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.replace(/#.*$/, "").trim();
@@ -75,15 +76,49 @@ export function spiffsPartitionBytes(csv: string, source: string, label: string 
     const cols = line.split(",").map((c) => c.trim());
     if (cols.length < 5) throw new Error(`${source}:${i + 1}: not a partition line (name, type, subtype, offset, size): ${JSON.stringify(raw)}`);
     const [name, type, subtype, , size] = cols;
-    const isSpiffs = (type === "data" || type === "0x01" || type === "1") && (subtype === "spiffs" || subtype.toLowerCase() === "0x82");
-    if (!isSpiffs || (label !== undefined && name !== label)) return;
+    if (!match(name, type, subtype)) return;
     const bytes = parseTableNumber(size);
     if (bytes === undefined) throw new Error(`${source}:${i + 1}: partition ${name}: size ${JSON.stringify(size)} is not a number`);
     found = bytes;
   });
+  return found;
+}
+
+/**
+ * The SPIFFS partition NodeMCU mounts from a partition table: the one whose
+ * name is `label`, or, with no label, the first data/spiffs partition
+ * (components/platform/Kconfig:20-27 NODEMCU_DEFAULT_SPIFFS_LABEL; user_main.c:136-141
+ * hands it to esp_vfs_spiffs_register). Throws naming the file and line on
+ * anything it cannot read.
+ */
+export function spiffsPartitionBytes(csv: string, source: string, label: string | undefined): number {
+  const found = firstPartitionBytes(csv, source, (name, type, subtype) =>
+    (type === "data" || type === "0x01" || type === "1") && (subtype === "spiffs" || subtype.toLowerCase() === "0x82") && (label === undefined || name === label));
   if (found === undefined) throw new Error(`${source}: no data/spiffs partition${label ? ` named ${label}` : ""}: NodeMCU would have no file system (user_main.c: "no SPIFFS partition found")`);
   return found;
 }
+
+/**
+ * The size of a table's LFS partition (type 0xC2 "NodeMCU", subtype 0x01
+ * "LFS": components/platform/partitions.csv:5's comment; what
+ * components/lua/common/lfs.c:26-33 looks up with esp_partition_find_first),
+ * undefined if the table has none.
+ */
+export function lfsPartitionBytes(csv: string, source: string): number | undefined {
+  return firstPartitionBytes(csv, source, (_, type, subtype) => parseTableNumber(type) === 0xc2 && parseTableNumber(subtype) === 0x01);
+}
+
+/**
+ * What the firmware's build records as its LFS size, whatever table it
+ * flashes: components/modules/CMakeLists.txt:250-257 at 7c5bb151 runs
+ * `grep "^lfs,.*" ${PROJECT_DIR}/components/platform/partitions.csv | cut -d, -f5`
+ * into BUILDINFO_LFS_SIZE (:211), which node.info() reports as lfs_size
+ * (components/modules/node.c:475). That is NodeMCU's own table, never the
+ * one CONFIG_PARTITION_TABLE_CUSTOM_FILENAME names, so a keyfob table with
+ * another LFS partition (or none) builds a firmware that reports the wrong
+ * size. The emulator refuses such a table (parseNodemcuBuild).
+ */
+export const CMAKE_LFS_BYTES = lfsPartitionBytes(NODEMCU_PARTITIONS_CSV, NODEMCU_PARTITION_TABLE)!;
 
 export const BUILD_FILE_NAME = "sdkconfig.fobkit";
 
@@ -183,6 +218,14 @@ export function parseNodemcuBuild(text: string, source: string, readTable: (file
   const label = values.get("NODEMCU_DEFAULT_SPIFFS_LABEL");
   const csv = table === NODEMCU_PARTITION_TABLE ? NODEMCU_PARTITIONS_CSV : readTable(table);
   const bytes = spiffsPartitionBytes(csv, table, label === undefined || label === "" ? undefined : label);
+  const lfs = lfsPartitionBytes(csv, table);
+  if (lfs !== CMAKE_LFS_BYTES) {
+    const hex = (n: number | undefined) => (n === undefined ? "none" : `0x${n.toString(16)}`);
+    refuse(
+      `${table}: LFS partition ${hex(lfs)}, but NodeMCU's build takes BUILDINFO_LFS_SIZE from its own components/platform/partitions.csv (lfs ${hex(CMAKE_LFS_BYTES)}; ` +
+        `components/modules/CMakeLists.txt:250-257), whatever table it flashes: node.info() would report an LFS the board does not have (nodemcu-build/README.md)`,
+    );
+  }
   const spiffs = ((): SpiffsGeometry => {
     try {
       return spiffsGeometry(bytes);
@@ -201,6 +244,7 @@ export function parseNodemcuBuild(text: string, source: string, readTable: (file
     consoleBaud: baud,
     partitionTable: table,
     spiffs,
+    lfsBytes: CMAKE_LFS_BYTES,
   };
 }
 

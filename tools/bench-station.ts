@@ -25,6 +25,7 @@ import { DeviceSession } from "../host/device/session.js";
 import { FactoryRecord } from "../host/station/factory-record.js";
 import { provisionKeyfob, type ProvisionStep } from "../host/station/provision.js";
 import { SerialTransport } from "../host/transport/serial-transport.js";
+import { formatThroughput, runThroughputSeries, type StationThroughput } from "./bench-station-throughput.js";
 
 const BUILD = process.env.FOBKIT_BUILD ? resolve(process.env.FOBKIT_BUILD) : resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const IMAGE = resolve(BUILD, "firmware", "fobkit.lua");
@@ -126,6 +127,13 @@ export interface StationBench {
   keyfobSpiffsPerToken: Record<string, { calls: number; ms: number }>;
   /** The keyfob's SPIFFS ms per keyfob charged within each phase of phaseMs. */
   keyfobSpiffsMsPerPhase: { info: number; allocate: number; writeAndSelfTest: number; lockAndConfirm: number };
+  /**
+   * Keyfobs per minute for factory operators, by number of ports provisioned
+   * in parallel by fobkit station (tools/bench-station-throughput.ts): "1",
+   * "2", "4". With no operator swap time; measured, never asserted on.
+   */
+  perMinute: Record<string, number>;
+  throughput: { runs: StationThroughput[]; loadAverage: number; method: string };
   method: string;
 }
 
@@ -413,6 +421,7 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
       record.markGood(serial);
     }
     const recordMs = (performance.now() - t0) / tokens;
+    const { perMinute, ...throughput } = await runThroughputSeries(IMAGE);
     const total = (out + inn) / tokens;
     const byteMs = (BITS_PER_BYTE * 1000) / BAUD;
     const floorMs = total * byteMs;
@@ -467,6 +476,8 @@ export async function runStationBench(opts: { tokens?: number; warmup?: number }
         writeAndSelfTest: Math.round((phaseFlash.writeAndSelfTest / tokens) * 10) / 10,
         lockAndConfirm: Math.round((phaseFlash.lockAndConfirm / tokens) * 10) / 10,
       },
+      perMinute,
+      throughput,
       method: "fobkit provision flow to a fresh emulated keyfob per token, timed once it has booted (its first INFO answered: bootToReadyMs): INFO; SET_CLOCK, WRITE_SEED, SET_SERIAL, SELF_TEST pipelined (staged in the keyfob's RAM); LOCK (the one record write), INFO pipelined; " +
         "hil PtyLink pacing both directions at the baud rate, host on serialport's real binding; one keyfob at a time; " +
         "board model: nodemcu-build/sdkconfig.fobkit, console receive path (128-byte FIFO, 256-byte ring, 100-slot queue), console writes blocking past the 128-byte TX FIFO, SPIFFS time per operation (hil/flash.ts)",
@@ -490,6 +501,7 @@ export function formatStationBench(b: StationBench): string {
     `  per phase (ms): INFO ${b.phaseMs.info}, allocate ${b.phaseMs.allocate}, clock+seed+serial+self-test ${b.phaseMs.writeAndSelfTest}, LOCK+INFO ${b.phaseMs.lockAndConfirm}`,
     `  keyfob SPIFFS per phase (ms): INFO ${b.keyfobSpiffsMsPerPhase.info}, allocate ${b.keyfobSpiffsMsPerPhase.allocate}, clock+seed+serial+self-test ${b.keyfobSpiffsMsPerPhase.writeAndSelfTest}, LOCK+INFO ${b.keyfobSpiffsMsPerPhase.lockAndConfirm}`,
     `  keyfob SPIFFS per call: ${Object.entries(b.keyfobSpiffsPerToken).map(([k, v]) => `${k} ${v.calls}x ${v.ms} ms`).join(", ")}`,
+    formatThroughput({ perMinute: b.perMinute, ...b.throughput }),
     `  beyond the wire: keyfob firmware in the Lua VM ${b.breakdown.emulatorLuaMsPerToken} ms (${b.keyfobInstructionsPerToken} instructions), keyfob SPIFFS ${b.breakdown.keyfobFlashMsPerToken} ms (${b.breakdown.keyfobFlashWritesPerToken} operations), factory record commits ${b.breakdown.factoryRecordMsPerToken} ms per keyfob`,
   ].join("\n");
 }

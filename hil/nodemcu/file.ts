@@ -238,8 +238,13 @@ export function installFile(m: Machine): void {
         if (m.hw.faults.has("close-error") && f.errno === 0) {
           f.buf = [];
           f.errno = EIO;
+          // The failing flush is SPIFFS's own: its cached run is lost with newlib's buffer.
+          flash.abandon(f.name);
         }
         flush(f);
+        // SPIFFS_close (esp_spiffs.c vfs_spiffs_close) flushes SPIFFS's own write cache: that append
+        // can garbage-collect, or find SPIFFS full (ENOSPC) where every write before it succeeded.
+        if (f.errno === 0 && flash.close(f.name) === "full") f.errno = ENOSPC;
         if (f.errno !== 0) return failure(L, f.errno);
       }
       lua.lua_pushboolean(L, true);

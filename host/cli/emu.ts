@@ -33,7 +33,8 @@ ${faultHelp()}
 examples:
   fobkit emu --pty /tmp/keyfob0 --state /tmp/keyfob0.d --drift-ppm 20
   fobkit emu --pty /tmp/keyfob1 --state /tmp/keyfob1.d --fault i2c-timeout --fault close-error
-  fobkit emu --pty /tmp/keyfob2 --state /tmp/keyfob2.d --battery`,
+  fobkit emu --pty /tmp/keyfob2 --state /tmp/keyfob2.d --battery
+  fobkit emu --pty /tmp/keyfob3 --state /tmp/keyfob3.d --spiffs-worn`,
   options: {
     pty: { type: "string", placeholder: "PATH", help: "where to create the PTY link the host opens" },
     state: { type: "string", placeholder: "DIR", help: "the board's flash (created; holds the image's .lc files, init.lua, records)" },
@@ -46,13 +47,16 @@ examples:
     "no-rtc": { type: "boolean", help: "no DS3231 on the bus (the firmware must fail closed)" },
     fault: { type: "string", multiple: true, placeholder: "NAME", help: "switch a fault on from power-on (see Faults above)" },
     battery: { type: "boolean", help: "start unplugged, on the battery: a locked keyfob deep-sleeps between presses" },
+    "spiffs-worn": { type: "boolean", help: "start from a worn SPIFFS: DIR's files (after any install) written again and again without a format, so every create or append on the board garbage-collects first: block erases of up to 500 ms each (hil/spiffs-gc.ts)" },
     blank: { type: "boolean", help: "install nothing: a new DIR is a factory-fresh board that boots into the Lua REPL (see fobkit flash)" },
   },
   async run({ values }, io) {
     const blank = values.blank === true;
     delete values.blank;
     if (blank && values.image !== undefined) throw new CliError("--blank and --image exclude each other (a blank board has no image)");
-    if (!blank && values.image === undefined && typeof values.state === "string" && !existsSync(join(values.state, "fobkit.lua"))) {
+    // A DIR with an init.lua holds an image (the install removes fobkit.lua once fobkit.lc loads):
+    // installing again would be a second install on an unformatted SPIFFS, wearing it.
+    if (!blank && values.image === undefined && typeof values.state === "string" && !existsSync(join(values.state, "init.lua"))) {
       // build/node/host/cli -> build/firmware/fobkit.lua
       const built = resolve(import.meta.dirname, "..", "..", "..", "firmware", "fobkit.lua");
       if (existsSync(built)) values.image = built;

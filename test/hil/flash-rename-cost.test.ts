@@ -1,4 +1,4 @@
-/** A refused rename costs what SPIFFS_rename spends before it refuses (spiffs_hydrogen.c:931-940 at 0b2e1290). */
+/** A refused rename costs what SPIFFS_rename spends before it refuses (spiffs_hydrogen.c:929-938 at 0dbb3f71). */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Emulator } from "../../hil/emulator.js";
 import { installFits, spiffsGeometry, spiffsWritePages } from "../../hil/flash.js";
-import { loadNodemcuBuild, parseNodemcuBuild } from "../../hil/nodemcu-build.js";
+import { CMAKE_LFS_BYTES, loadNodemcuBuild, parseNodemcuBuild } from "../../hil/nodemcu-build.js";
 import { IMAGE, ROOT } from "../support/paths.js";
 import { tempDir } from "./support.js";
 
@@ -64,6 +64,18 @@ describe("the SPIFFS partition the build mounts", () => {
   });
 });
 
+describe("the LFS partition the firmware's build records (components/modules/CMakeLists.txt:250-257)", () => {
+  it("NodeMCU's CMake reads it from its own partitions.csv, not ours: the keyfob's table must have the same lfs partition, or the emulator refuses the build", () => {
+    expect(CMAKE_LFS_BYTES).toBe(0x10000);
+    expect(loadNodemcuBuild().lfsBytes).toBe(CMAKE_LFS_BYTES);
+    const lfs = (size: string) => (csv: string) => csv.replace(/^(lfs,.*,\s*)0x[0-9a-f]+$/m, `$1${size}`);
+    expect(() => loadNodemcuBuild(variant(lfs("0x20000")))).toThrow(/LFS partition 0x20000, but NodeMCU's build takes BUILDINFO_LFS_SIZE from its own components\/platform\/partitions\.csv \(lfs 0x10000; components\/modules\/CMakeLists\.txt:250-257\)/);
+    expect(() => loadNodemcuBuild(variant((csv) => csv.replace(/^lfs,.*$/m, "")))).toThrow(/LFS partition none/);
+    // The same size written another way is the same partition.
+    expect(loadNodemcuBuild(variant(lfs("64K"))).lfsBytes).toBe(0x10000);
+  });
+});
+
 describe("an install the partition cannot take is refused", () => {
   it("pages a written file consumes: its header, its data pages, a header copy per append of at most 128 bytes", () => {
     expect(spiffsWritePages(0)).toBe(1);
@@ -83,7 +95,7 @@ describe("an install the partition cannot take is refused", () => {
 });
 
 describe("a restart's SPIFFS mount", () => {
-  it("reads three times a block, not once: the block's magic and erase count (uncached, spiffs_nucleus.c:366 and :383 at 0b2e1290) and its lookup page (the scan's visitor, :426)", async () => {
+  it("reads three times a block, not once: the block's magic and erase count (uncached, spiffs_nucleus.c:366 and :383 at 0dbb3f71) and its lookup page (the scan's visitor, :426)", async () => {
     const { restartDelayMs } = await import("../../hil/emulator.js");
     const { ESP32_BOOT_MS } = await import("../../host/flash/init-lua.js");
     const { SPIFFS_READ_US } = await import("../../hil/flash.js");
@@ -91,6 +103,34 @@ describe("a restart's SPIFFS mount", () => {
     // ROM to app_main, NodeMCU's start (docs/power.md:275), then SPIFFS_mount's 240 reads at 110 us.
     expect(restartDelayMs(g)).toBe(ESP32_BOOT_MS + 20 + Math.ceil((3 * g.blocks * SPIFFS_READ_US) / 1000));
     expect(restartDelayMs(g)).toBe(347);
+  });
+});
+
+describe("installFits holds every write against SPIFFS's other GC trigger: one write not shorter than the free pages (spiffs_gc.c:118-119)", () => {
+  it("a write as long as the free pages' bytes (less its meta page) is refused on a partition with blocks to spare; a shorter one fits", () => {
+    const g = spiffsGeometry(0x10000);
+    // 16 blocks: 210 countable pages; a 1000-byte file and LOCK's commit consume 13 + 10 + 1 = 24 pages,
+    // 2 blocks, so 14 stay wholly free: the free-block condition alone would let it through.
+    expect(installFits([1000], g)).toBeUndefined();
+    const free = 210 - 24;
+    expect(installFits([1000], g, free * 251 - 251 - 1)).toBeUndefined();
+    expect(installFits([1000], g, free * 251 - 251)).toMatch(/single write of 46435 bytes.*186 free pages.*spiffs_gc\.c:118-119/);
+  });
+
+  it("the page map agrees: that write collects garbage though 14 blocks are wholly free", async () => {
+    const { SpiffsPageMap } = await import("../../hil/spiffs-gc.js");
+    const m = SpiffsPageMap.format(16);
+    m.writeWhole("a", 1000);
+    m.create("b");
+    const s = m.stats();
+    expect(s.freeBlocks).toBeGreaterThan(3);
+    try {
+      m.append("b", s.freePages * 251 - 251);
+    } catch (e) {
+      // Whether it then fits is the collector's business; that it ran is the point.
+      expect((e as Error).message).toMatch(/SPIFFS_ERR_FULL/);
+    }
+    expect(m.work.runs).toBeGreaterThan(0);
   });
 });
 

@@ -29,6 +29,8 @@ export interface KeyfobOptions {
   rng?: boolean;
   rtcTimeLost?: boolean;
   countInstructions?: boolean;
+  /** Start from a worn SPIFFS (EmulatorOptions.spiffsWorn). */
+  spiffsWorn?: boolean;
 }
 
 export class TestKeyfob {
@@ -51,6 +53,7 @@ export class TestKeyfob {
       rng: opts.rng,
       rtcTimeLost: opts.rtcTimeLost,
       countInstructions: opts.countInstructions ?? false,
+      spiffsWorn: opts.spiffsWorn,
     });
     this.emu.on("uart", (bytes: Uint8Array) => {
       for (const b of bytes) this.tx.push(b);
