@@ -409,29 +409,42 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
 
   // ---------------------------------------------------------------- audit
 
+  /**
+   * A page cursor is one audit record number, given once; `before` and `after` read in opposite directions, so both
+   * at once is refused rather than one silently winning. An empty field is no cursor (as for from= and to=).
+   */
+  function cursorOf(q: Record<string, unknown>, name: "before" | "after", w: P.View["w"], errors: string[]): number | undefined {
+    const v = q[name];
+    if (v === undefined || v === "") return undefined;
+    if (typeof v === "string" && /^\d{1,15}$/.test(v)) return Number(v);
+    errors.push(w.badCursor(name));
+    return undefined;
+  }
+
   function auditFilter(req: ConsoleRequest): { f: AuditFilter; raw: { serial: string; customer: string; staff: string; from: string; to: string }; error?: string } {
     const q = req.query as Record<string, string>;
+    const w = req.view!.w;
     const raw = { serial: str(q.serial).trim().slice(0, 64), customer: str(q.customer).trim().slice(0, 64), staff: str(q.staff).trim().slice(0, 80), from: str(q.from), to: str(q.to) };
-    const cursor = (v: unknown) => (/^\d{1,15}$/.test(str(v)) ? Number(v) : undefined);
+    const errors: string[] = [];
     const f: AuditFilter = {
       serial: raw.serial || undefined,
       customer: raw.customer || undefined,
       staff: raw.staff || undefined,
       page: /^\d{1,6}$/.test(q.page ?? "") ? Number(q.page) : 1,
-      before: cursor(q.before),
-      after: cursor(q.after),
+      before: cursorOf(q, "before", w, errors),
+      after: cursorOf(q, "after", w, errors),
     };
-    let error: string | undefined;
+    if (f.before !== undefined && f.after !== undefined) errors.push(w.bothCursors);
     if (raw.from) {
       f.fromMs = zonedMidnight(raw.from, timeZone);
-      if (f.fromMs === undefined) error = `${req.view!.w.from}: YYYY-MM-DD`;
+      if (f.fromMs === undefined) errors.push(`${w.from}: YYYY-MM-DD`);
     }
     if (raw.to) {
       const t = zonedMidnight(raw.to, timeZone);
-      if (t === undefined) error = `${req.view!.w.to}: YYYY-MM-DD`;
+      if (t === undefined) errors.push(`${w.to}: YYYY-MM-DD`);
       else f.toMs = t + 24 * 3600_000;
     }
-    return { f, raw, error };
+    return { f, raw, error: errors.length ? errors.join(" ") : undefined };
   }
 
   app.get("/audit", async (request, reply) => {

@@ -126,6 +126,38 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     }
   });
 
+  it("an audit cursor that is not one record number (malformed, repeated, or before= with after=) is a 400 naming the parameter, in Japanese and English, on the page and the CSV", async () => {
+    await register("FK0001");
+    const ja = await signedIn("alice");
+    const en = new Client(base, { "accept-language": "en" });
+    expect((await en.signIn("bob", PASSWORDS.bob)).status).toBe(303);
+    const cases: [string, RegExp, RegExp][] = [
+      ["before=12&after=3", /before.*after|after.*before/, /before.*after.*同時に指定できません/],
+      ["before=abc", /before: .*record number/, /before: .*記録番号/],
+      ["after=-5", /after: .*record number/, /after: .*記録番号/],
+      ["before=1e3", /before: .*record number/, /before: .*記録番号/],
+      ["after=9999999999999999999", /after: .*record number/, /after: .*記録番号/],
+      ["before=5&before=6", /before: .*record number/, /before: .*記録番号/],
+    ];
+    for (const [query, english, japanese] of cases) {
+      for (const path of [`/console/audit?${query}`, `/console/audit.csv?${query}`]) {
+        const e = await en.get(path);
+        expect(e.status, `${path} (en)`).toBe(400);
+        expect(e.text, path).toMatch(/<p class="error" role="alert">/);
+        expect(e.text, path).toMatch(english);
+        expect(e.text, path).toContain('<html lang="en">');
+        const j = await ja.get(path);
+        expect(j.status, `${path} (ja)`).toBe(400);
+        expect(j.text, path).toMatch(japanese);
+        expect(j.text, path).toContain('<html lang="ja">');
+      }
+    }
+    // One good cursor still pages; the pager's own links carry one cursor each.
+    expect((await ja.get("/console/audit?before=999999")).status).toBe(200);
+    expect((await ja.get("/console/audit?after=0&page=2")).status).toBe(200);
+    expect((await ja.get("/console/audit?before=")).status).toBe(200); // an empty field is no cursor, as for from= and to=
+  });
+
   it("every console answer, page, redirect or asset, carries the page headers: no-store, nosniff, DENY, same-origin referrer, the CSP", async () => {
     for (const path of ["/console/sign-in", "/console/", "/console/assets/console.css"]) {
       const r = await fetch(base + path, { redirect: "manual" });
