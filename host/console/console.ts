@@ -409,7 +409,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     async act(req, serial, form) {
       const t = await registry.status(serial);
       const reason = form.reason as WithdrawReason;
-      if (!WITHDRAW_REASONS.includes(reason) || form.confirmed !== "yes") return { status: 400, page: P.withdrawFormPage(req.view!, t, { error: req.view!.w.confirmWithdraw }) };
+      if (!WITHDRAW_REASONS.includes(reason) || form.confirmed !== "yes") return { status: 400, page: P.withdrawFormPage(req.view!, t, { error: req.view!.w.confirmWithdrawMissing }) };
       if (!t.customer || !["issued", "active", "locked"].includes(t.state)) throw new RegistryError("no_token", `token ${serial} is ${t.state}; only an issued, active or locked keyfob is withdrawn`);
       await withdrawUnderRule(registry, t.customer, reason, actorOf(req), req.session!.role, now(), serial);
     },

@@ -143,7 +143,7 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
       for (const path of [`/console/audit?${query}`, `/console/audit.csv?${query}`]) {
         const e = await en.get(path);
         expect(e.status, `${path} (en)`).toBe(400);
-        expect(e.text, path).toMatch(/<p class="error" role="alert">/);
+        expect(e.text, path).toMatch(/<p class="error" role="alert" tabindex="-1" autofocus>/);
         expect(e.text, path).toMatch(english);
         expect(e.text, path).toContain('<html lang="en">');
         const j = await ja.get(path);
@@ -156,6 +156,33 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     expect((await ja.get("/console/audit?before=999999")).status).toBe(200);
     expect((await ja.get("/console/audit?after=0&page=2")).status).toBe(200);
     expect((await ja.get("/console/audit?before=")).status).toBe(200); // an empty field is no cursor, as for from= and to=
+  });
+
+  it("every refusal a supervisor or teller can meet on the approvals and withdraw forms is in the page's language, and says what to do", async () => {
+    await register("FK0001");
+    await server.registry.issue("FK0001", "C1", CLI);
+    const bob = await signedIn("bob"); // Japanese: the default
+    for (const id of ["abc", "0123456789ab"]) {
+      const r = await bob.post(`/console/approvals/${id}/approve`, { _csrf: await bob.csrf() });
+      expect(r.status, id).toBe(409);
+      expect(r.text, id).toContain('<html lang="ja">');
+      expect(r.text, id).toMatch(/<p class="error"[^>]*>[^<]*承認依頼[^<]*<\/p>/);
+      expect(r.text, id).not.toMatch(/approval id|no approval request/);
+    }
+    // A withdraw sent without its confirmation: the error asks for it (it was the checkbox's own label, a statement).
+    for (const [client, lang, wanted] of [
+      [bob, "ja", /チェックを入れて/],
+      [await (async () => {
+        const c = new Client(base, { "accept-language": "en" });
+        expect((await c.signIn("alice", PASSWORDS.alice)).status).toBe(303);
+        return c;
+      })(), "en", /tick/i],
+    ] as const) {
+      const r = await client.post("/console/keyfobs/FK0001/withdraw", { reason: "lost", _csrf: await client.csrf() });
+      expect(r.status, lang).toBe(400);
+      expect(r.text, lang).toMatch(new RegExp(`<p class="error"[^>]*>[^<]*${wanted.source}`, "i"));
+    }
+    expect((await server.registry.status("FK0001")).state).toBe("issued");
   });
 
   it("every console answer, page, redirect or asset, carries the page headers: no-store, nosniff, DENY, same-origin referrer, the CSP", async () => {
