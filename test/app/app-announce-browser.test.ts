@@ -12,8 +12,7 @@ import { join } from "node:path";
 import type { CDPSession, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dammDigit } from "../../host/soft/protocol.js";
-import { launchChromium } from "../../tools/chromium.js";
-import { BANK_NAME, SERVICE_ID, startBank, tokyoNoonToday, type Bank } from "./flow-support.js";
+import { appInChromium, SERVICE_ID, type Bank } from "./flow-support.js";
 
 const PASSWORD = "Tsubaki-2026!t";
 
@@ -56,26 +55,21 @@ async function channels(cdp: CDPSession, message: string): Promise<{ live: strin
 }
 
 describe("a refused set-up is announced once, in Chromium's accessibility tree", () => {
+  let app: Awaited<ReturnType<typeof appInChromium>>;
   let bank: Bank;
-  let browser: Awaited<ReturnType<typeof launchChromium>>;
   let page: Page;
+  let pageErrors: string[];
   let cdp: CDPSession;
-  const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    bank = await startBank({ startAt: tokyoNoonToday() });
-    await bank.ok("bank", "soft-config", "--service-id", SERVICE_ID, "--bank-name", BANK_NAME, "--app-url", bank.url + "/app/", "--json");
-    browser = await launchChromium({ locale: "ja-JP" });
-    page = await browser.context.newPage();
-    page.on("pageerror", (e) => pageErrors.push(e.message));
-    await page.clock.install({ time: bank.now() });
-    cdp = await browser.context.newCDPSession(page);
+    app = await appInChromium();
+    ({ bank, page, pageErrors } = app);
+    cdp = await app.browser.context.newCDPSession(page);
     await cdp.send("Accessibility.enable");
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await bank?.close();
+    await app?.close();
   });
 
   /** Focus events since the last call, by element id. */

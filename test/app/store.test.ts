@@ -131,6 +131,15 @@ describe("fobkit app code / app setup (local checks)", () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** An empty store (0700) and `app setup` arguments for it against a bank that is not there (port 9: refused at once). */
+  function setupAgainstNoBank(): { args: string[]; claim: string } {
+    const pw = join(dir, "pw");
+    writeFileSync(pw, "activation-pw-1\n", { mode: 0o600 });
+    mkdirSync(store, { mode: 0o700 });
+    const args = ["app", "setup", "--bank", "http://127.0.0.1:9", "--service-id", "10112235", "--user-id", "999800000009", "--activation-password-file", pw, "--store", store, "--json"];
+    return { args, claim: join(store, "setup.claim") };
+  }
+
   it("two set-ups racing into one store: one stores its token, the other is refused token_exists, none is overwritten", async () => {
     const { spawn } = await import("node:child_process");
     const { fileURLToPath, pathToFileURL } = await import("node:url");
@@ -159,11 +168,7 @@ describe("fobkit app code / app setup (local checks)", () => {
   }, 60_000);
 
   it("a setup.claim that is no regular file (a directory, a symlink, a FIFO) is refused with a clear error naming it, without hanging or asking the bank", async () => {
-    const pw = join(dir, "pw");
-    writeFileSync(pw, "activation-pw-1\n", { mode: 0o600 });
-    const args = ["app", "setup", "--bank", "http://127.0.0.1:9", "--service-id", "10112235", "--user-id", "999800000009", "--activation-password-file", pw, "--store", store, "--json"];
-    const claim = join(store, "setup.claim");
-    mkdirSync(store, { mode: 0o700 });
+    const { args, claim } = setupAgainstNoBank();
     const refused = (r: { code: number; stdout: string; stderr: string }) => {
       expect(r.code, r.stderr).toBe(3);
       expect(JSON.parse(r.stdout).error.code).toBe("store_unsafe_store");
@@ -238,11 +243,7 @@ describe("fobkit app code / app setup (local checks)", () => {
   const BEFORE_BOOT = new Date("2020-01-01T00:00:00Z");
 
   it("a claim left by a set-up that crashed before a reboot is taken over; one of another machine, or newer than this boot, is not", async () => {
-    const pw = join(dir, "pw");
-    writeFileSync(pw, "activation-pw-1\n", { mode: 0o600 });
-    const args = ["app", "setup", "--bank", "http://127.0.0.1:9", "--service-id", "10112235", "--user-id", "999800000009", "--activation-password-file", pw, "--store", store, "--json"];
-    const claim = join(store, "setup.claim");
-    mkdirSync(store, { mode: 0o700 });
+    const { args, claim } = setupAgainstNoBank();
     // The claim names its holder: this process's boot, PID namespace, PID and start time, and the machine.
     const ours = processOwner()!;
     expect(ours).toMatch(new RegExp(`^linux:${readFileSync("/proc/sys/kernel/random/boot_id", "latin1").trim()}:pid:\\[\\d+\\]:${process.pid}:\\d+$`));
