@@ -5,7 +5,7 @@
  *   DIR/            0700, owned by the user
  *   DIR/store.key   32 random bytes, 0600: the AES-256 key (never printed)
  *   DIR/token.json  {format, bankUrl, serviceId, userId, params, setupAt, iv, sealed}
- *   DIR/setup.claim while a `fobkit app setup` runs (claimStore)
+ *   DIR/setup.claim while a `fobkit app setup` runs (claimStore), naming its holder
  *
  * - Sealed with AES-256-GCM (NIST SP 800-38D; a fresh 96-bit IV per write,
  *   §8.2.2's random construction), the additional data binding the format,
@@ -23,9 +23,9 @@
  *   and is wiped (filled with zeros) after; a garbage-collected runtime may
  *   still hold copies it made itself, which no JavaScript can reach.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import { closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { ownerGone, processOwner } from "../process-owner.js";
 import { hotp } from "../registry/totp.js";
 import { SoftParamsError, parseSoftTokenParams, stepAt, type SoftTokenParams } from "../soft/protocol.js";
@@ -195,69 +195,135 @@ function parseParams(text: string, path: string): SoftTokenParams {
 }
 
 /**
- * Claims DIR for one `fobkit app setup` until the returned release is called:
- * DIR/setup.claim, created exclusively, naming this process
- * (host/process-owner.ts). A second set-up into the same store is refused
- * `busy` here, before it asks the bank: each set-up start spends one of the
- * user ID's five tries, and of two starts only the later one's ticket can
- * finish. A claim whose process is gone (killed mid-set-up) is taken over:
- * renamed aside, and put back if it turns out to be another run's fresh claim.
- * A claim this process cannot judge (another machine's, not Linux) refuses
- * until it is deleted by hand.
+ * Claims DIR for one `fobkit app setup` until the returned release is called. A second set-up into the same store
+ * is refused `busy` here, before it asks the bank: each set-up start spends one of the user ID's five tries, and of
+ * two starts only the later one's ticket can finish.
+ *
+ * DIR/setup.claim names its holder: `linux:<boot id>:<pid namespace>:<pid>:<start time>` (host/process-owner.ts),
+ * a random nonce, and `machine:<machine id>` (/etc/machine-id, machine-id(5)). It is published whole (a temp file
+ * linked into place), so no crash leaves half a claim. A claim whose holder is gone is taken over:
+ * - this boot's, whose PID is gone or now another process (host/process-owner.ts ownerGone);
+ * - another boot's of this same machine, written before this boot began: one machine runs one boot at a time, so
+ *   its holder ended with that boot (a crash, then a reboot). Another machine's claim (a store on a shared file
+ *   system), or one written since this boot, is not judged, and refuses until deleted by hand.
+ * The take-over is atomic (replaceStale): of any number of set-ups finding one stale claim, exactly one replaces it.
  */
 export function claimStore(dir: string): () => void {
   checkDir(dir, true);
   const path = join(dir, CLAIM_FILE);
-  const mine = `${processOwner() ?? "unknown"}\n${randomBytes(6).toString("hex")}\n`;
-  for (let attempt = 0; ; attempt++) {
+  const mine = `${processOwner() ?? "unknown"}\n${randomBytes(6).toString("hex")}\n${machineId() ? `machine:${machineId()}\n` : ""}`;
+  const release = () => {
     try {
-      writeNew(path, Buffer.from(mine));
-      return () => {
-        let now: string | undefined;
-        try {
-          now = readClaim(path);
-        } catch {
-          return; // not ours any more (replaced by hand): left as it is
-        }
-        if (now === mine) rmSync(path, { force: true });
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      if (readClaim(path)?.text === mine) rmSync(path, { force: true });
+    } catch {
+      // not ours any more (replaced by hand): left as it is
     }
+  };
+  let pid: string | undefined;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    if (publish(dir, path, mine)) return release;
     const held = readClaim(path);
-    if (held === undefined && attempt < 3) continue; // released meanwhile
-    const owner = (held ?? "").split("\n")[0];
-    if (held !== undefined && attempt < 3 && ownerGone(owner)) {
-      const aside = join(dir, `.${CLAIM_FILE}.${randomBytes(6).toString("hex")}.stale`);
-      try {
-        renameSync(path, aside);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") continue;
-        throw e;
-      }
-      const moved = readClaim(aside);
-      if (moved === held) {
-        rmSync(aside, { force: true });
-        continue;
-      }
-      try {
-        linkSync(aside, path); // another run's claim, made after the dead one's was read: put it back
-      } catch {
-        // a third run claimed meanwhile: it holds the store
-      }
-      rmSync(aside, { force: true });
-    }
-    const pid = /:(\d+):\d+$/.exec(owner)?.[1];
-    throw new StoreError("busy", `another fobkit app setup is under way in ${dir}${pid ? ` (process ${pid})` : ""}: let it finish, nothing was asked of the bank. If no set-up runs, delete ${path}`);
+    if (held === undefined) continue; // released meanwhile
+    pid = /:(\d+):\d+$/.exec(held.text.split("\n")[0])?.[1];
+    if (!holderGone(held)) break;
+    if (replaceStale(dir, path, held.text, mine, 0)) return release;
+    // Another set-up took it over first: look at its claim.
+  }
+  throw new StoreError("busy", `another fobkit app setup is under way in ${dir}${pid ? ` (process ${pid})` : ""}: let it finish, nothing was asked of the bank. If no set-up runs, delete ${path}`);
+}
+
+/** Creates `path` holding `text`, whole or not at all: written to a temp file, then linked (EEXIST: false, nothing changed). */
+function publish(dir: string, path: string, text: string): boolean {
+  const tmp = join(dir, `.${CLAIM_FILE}.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    writeNew(tmp, Buffer.from(text));
+    linkSync(tmp, path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw e;
+  } finally {
+    rmSync(tmp, { force: true });
   }
 }
 
 /**
- * A claim's text, or undefined when there is none. Opened without following a symlink and without waiting (a FIFO
- * would block the read until a writer came), and read only when it is a regular file: anything else in its place
- * is no set-up's claim, refused by name.
+ * Replaces the stale claim `stale` at `path` with `mine`, if this run is the one to do it. Who may is decided by
+ * link(2): the first to create the lock `.<name>.<hash of the stale claim>.takeover` (EEXIST for every other), so
+ * each stale claim has one taker. Only a lock's holder replaces its claim, so the claim is still the stale one when
+ * the holder looks (unless a person removed it: then nothing is replaced), and rename(2) swaps it for ours in one
+ * step: the store is never without a claim that a third set-up could make meanwhile. A later taker of the same
+ * stale claim finds ours in its place and gives up. A lock left by a taker that died is itself a stale claim, taken
+ * over the same way (one level deep; past that, refused).
  */
-function readClaim(path: string): string | undefined {
+function replaceStale(dir: string, path: string, stale: string, mine: string, depth: number): boolean {
+  const lock = join(dir, `.${basename(path)}.${createHash("sha256").update(stale, "latin1").digest("hex").slice(0, 16)}.takeover`);
+  if (!publish(dir, lock, mine)) {
+    const taker = readClaim(lock);
+    if (!taker || depth > 0 || !holderGone(taker) || !replaceStale(dir, lock, taker.text, mine, depth + 1)) return false;
+  }
+  try {
+    if (readClaim(path)?.text !== stale) return false;
+    const tmp = join(dir, `.${CLAIM_FILE}.${randomBytes(6).toString("hex")}.tmp`);
+    try {
+      writeNew(tmp, Buffer.from(mine));
+      renameSync(tmp, path);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+    fsyncDir(dir);
+    return true;
+  } finally {
+    if (readClaim(lock)?.text === mine) rmSync(lock, { force: true });
+  }
+}
+
+/** This machine's id (machine-id(5): /etc/machine-id, or D-Bus's copy), or undefined where there is none. */
+function machineId(): string | undefined {
+  for (const f of ["/etc/machine-id", "/var/lib/dbus/machine-id"]) {
+    try {
+      const id = readFileSync(f, "latin1").trim();
+      if (/^[0-9a-f]{32}$/.test(id)) return id;
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
+/** When this boot began, unix ms (proc(5): /proc/stat `btime`, seconds), or undefined. */
+function bootTimeMs(): number | undefined {
+  try {
+    const m = /^btime (\d+)$/m.exec(readFileSync("/proc/stat", "latin1"));
+    return m ? Number(m[1]) * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True only when the claim's holder certainly runs no more (see claimStore); false when alive or when it cannot be told. */
+function holderGone(held: Claim): boolean {
+  const [owner, , machine] = held.text.split("\n");
+  if (ownerGone(owner)) return true;
+  const theirBoot = /^linux:([0-9a-f-]+):/.exec(owner)?.[1];
+  const ourBoot = /^linux:([0-9a-f-]+):/.exec(processOwner() ?? "")?.[1];
+  if (!theirBoot || !ourBoot || theirBoot === ourBoot) return false;
+  const id = machineId();
+  const booted = bootTimeMs();
+  return id !== undefined && machine === `machine:${id}` && booted !== undefined && held.mtimeMs < booted;
+}
+
+interface Claim {
+  text: string;
+  mtimeMs: number;
+}
+
+/**
+ * A claim (or take-over lock) and when it was written, or undefined when there is none. Opened without following a
+ * symlink and without waiting (a FIFO would block the read until a writer came), and read only when it is a regular
+ * file: anything else in its place is no set-up's claim, refused by name.
+ */
+function readClaim(path: string): Claim | undefined {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -268,10 +334,11 @@ function readClaim(path: string): string | undefined {
     fd = -1;
   }
   try {
-    if (fd < 0 || !fstatSync(fd).isFile()) {
+    const st = fd < 0 ? undefined : fstatSync(fd);
+    if (!st?.isFile()) {
       throw new StoreError("unsafe_store", `${path} is not a regular file (a symlink, directory or FIFO there is no set-up's claim, and is not followed or read): remove it if you put it there`);
     }
-    return readFileSync(fd, "latin1");
+    return { text: readFileSync(fd, "latin1"), mtimeMs: st.mtimeMs };
   } finally {
     if (fd >= 0) closeSync(fd);
   }

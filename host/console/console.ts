@@ -322,116 +322,143 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     return send(reply, 200, P.keyfobPage(req.view!, await facts((req.params as { serial: string }).serial), { flash }));
   });
 
-  /** After a refused change: the keyfob's page again, with the reason (and the approval request, if one was made). */
-  async function refused(req: ConsoleRequest, reply: FastifyReply, serial: string, e: unknown): Promise<FastifyReply> {
-    if (!(e instanceof RegistryError) || e.kind === "unavailable") throw e;
-    let text = message(req, e);
-    if (e.code === "needs_approval") text = `${req.view!.w.needsApprovalSent} ${String(e.detail.approval)}`;
-    return send(reply, registryErrorStatus(e, reply), P.keyfobPage(req.view!, await facts(serial), { error: text }));
-  }
-  const backTo = (reply: FastifyReply, serial: string, done: string) => reply.redirect(`/console/keyfobs/${encodeURIComponent(serial)}?done=${done}`, 303);
-  /** The keyfob's live customer, as the page showed it; unlock and withdraw act on the customer's keyfob. */
-  async function holder(serial: string): Promise<TokenStatus> {
-    return registry.status(serial);
-  }
+  type Form = Record<string, unknown>;
+  type Answer = { status: number; page: Html };
 
-  app.get("/keyfobs/:serial/issue", async (request, reply) => {
-    const req = request as ConsoleRequest;
-    return send(reply, 200, P.issueFormPage(req.view!, await registry.status((req.params as { serial: string }).serial)));
-  });
-  app.post("/keyfobs/:serial/issue", async (request, reply) => {
-    const req = request as ConsoleRequest;
-    const serial = (req.params as { serial: string }).serial;
-    const customer = str((req.body as Record<string, string>).customer).trim();
-    try {
-      await registry.issue(serial, customer, actorOf(req));
-    } catch (e) {
-      if (e instanceof RegistryError && e.kind === "bad_input") {
-        return send(reply, 400, P.issueFormPage(req.view!, await registry.status(serial), { customer, error: message(req, e) }));
+  /**
+   * Every change the console makes is a POST through here (the session and its CSRF token were checked in the
+   * preHandler): the role, the act, then either a 303 to the page with the `done` message (a reload does not repeat
+   * it) or the page again with the registry's refusal. Other errors, and an unavailable database, go to the error
+   * handler. `act` may instead answer a page itself (a form sent incomplete: nothing was done).
+   */
+  function change<Params extends Record<string, string>>(
+    url: string,
+    c: {
+      supervisor?: boolean;
+      act(req: ConsoleRequest, params: Params, form: Form): Promise<Answer | void>;
+      refused(req: ConsoleRequest, reply: FastifyReply, params: Params, form: Form, e: RegistryError): Promise<Answer>;
+      done(params: Params): string;
+    },
+  ): void {
+    app.post(url, async (request, reply) => {
+      const req = request as ConsoleRequest;
+      if (c.supervisor && supervisorOnly(req, reply)) return reply;
+      const params = req.params as Params;
+      const form = (req.body ?? {}) as Form;
+      let answer: Answer | void;
+      try {
+        answer = await c.act(req, params, form);
+      } catch (e) {
+        if (!(e instanceof RegistryError) || e.kind === "unavailable") throw e;
+        answer = await c.refused(req, reply, params, form, e);
       }
-      return refused(req, reply, serial, e);
-    }
-    return backTo(reply, serial, "issue");
+      if (answer) return send(reply, answer.status, answer.page);
+      return reply.redirect(c.done(params), 303);
+    });
+  }
+
+  type KeyfobForm = (v: P.View, t: TokenStatus, opts: { customer?: string; error?: string }) => Html;
+  /**
+   * A keyfob's action: done, back to the keyfob's page with its message; refused, the keyfob's page with the reason
+   * (and the approval request, if one was made), or the action's own form when `formRefusal` gives it a status.
+   */
+  function keyfobChange(
+    action: "issue" | "unlock" | "withdraw" | "resync",
+    c: { form?: KeyfobForm; formRefusal?: (e: RegistryError) => number | undefined; act(req: ConsoleRequest, serial: string, form: Form): Promise<Answer | void> },
+  ): void {
+    change<{ serial: string }>(`/keyfobs/:serial/${action}`, {
+      act: (req, { serial }, form) => c.act(req, serial, form),
+      async refused(req, reply, { serial }, form, e) {
+        const status = c.form && c.formRefusal?.(e);
+        if (status) return { status, page: c.form!(req.view!, await registry.status(serial), { customer: str(form.customer).trim(), error: message(req, e) }) };
+        let text = message(req, e);
+        if (e.code === "needs_approval") text = `${req.view!.w.needsApprovalSent} ${String(e.detail.approval)}`;
+        return { status: registryErrorStatus(e, reply), page: P.keyfobPage(req.view!, await facts(serial), { error: text }) };
+      },
+      done: ({ serial }) => `/console/keyfobs/${encodeURIComponent(serial)}?done=${action}`,
+    });
+  }
+
+  const forms: Record<"issue" | "withdraw" | "resync", KeyfobForm> = { issue: P.issueFormPage, withdraw: P.withdrawFormPage, resync: P.resyncFormPage };
+  for (const [action, form] of Object.entries(forms)) {
+    app.get(`/keyfobs/:serial/${action}`, async (request, reply) => {
+      const req = request as ConsoleRequest;
+      return send(reply, 200, form(req.view!, await registry.status((req.params as { serial: string }).serial), {}));
+    });
+  }
+  const badInput = (e: RegistryError) => (e.kind === "bad_input" ? 400 : undefined);
+
+  keyfobChange("issue", {
+    form: forms.issue,
+    formRefusal: badInput,
+    act: (req, serial, form) => registry.issue(serial, str(form.customer).trim(), actorOf(req)).then(() => undefined),
   });
 
-  app.post("/keyfobs/:serial/unlock", async (request, reply) => {
-    const req = request as ConsoleRequest;
-    const serial = (req.params as { serial: string }).serial;
-    const t = await holder(serial);
-    try {
+  // Unlock and withdraw act on the keyfob's live customer, as the page showed it.
+  keyfobChange("unlock", {
+    async act(req, serial) {
+      const t = await registry.status(serial);
       if (!t.customer || t.state !== "locked") throw new RegistryError("not_locked", `token ${serial} is ${t.state}, not locked`);
       await unlockUnderRule(registry, t.customer, actorOf(req), req.session!.role, now(), serial);
-    } catch (e) {
-      return refused(req, reply, serial, e);
-    }
-    return backTo(reply, serial, "unlock");
+    },
   });
 
-  app.get("/keyfobs/:serial/withdraw", async (request, reply) => {
-    const req = request as ConsoleRequest;
-    return send(reply, 200, P.withdrawFormPage(req.view!, await registry.status((req.params as { serial: string }).serial)));
-  });
-  app.post("/keyfobs/:serial/withdraw", async (request, reply) => {
-    const req = request as ConsoleRequest;
-    const serial = (req.params as { serial: string }).serial;
-    const body = req.body as Record<string, string>;
-    const t = await holder(serial);
-    const reason = body.reason as WithdrawReason;
-    if (!WITHDRAW_REASONS.includes(reason) || body.confirmed !== "yes") {
-      return send(reply, 400, P.withdrawFormPage(req.view!, t, { error: req.view!.w.confirmWithdraw }));
-    }
-    try {
+  keyfobChange("withdraw", {
+    form: forms.withdraw,
+    formRefusal: (e) => (e.code === "needs_supervisor" ? 403 : undefined),
+    async act(req, serial, form) {
+      const t = await registry.status(serial);
+      const reason = form.reason as WithdrawReason;
+      if (!WITHDRAW_REASONS.includes(reason) || form.confirmed !== "yes") return { status: 400, page: P.withdrawFormPage(req.view!, t, { error: req.view!.w.confirmWithdrawMissing }) };
       if (!t.customer || !["issued", "active", "locked"].includes(t.state)) throw new RegistryError("no_token", `token ${serial} is ${t.state}; only an issued, active or locked keyfob is withdrawn`);
       await withdrawUnderRule(registry, t.customer, reason, actorOf(req), req.session!.role, now(), serial);
-    } catch (e) {
-      if (e instanceof RegistryError && e.code === "needs_supervisor") return send(reply, 403, P.withdrawFormPage(req.view!, t, { error: message(req, e) }));
-      return refused(req, reply, serial, e);
-    }
-    return backTo(reply, serial, "withdraw");
+    },
   });
 
-  app.get("/keyfobs/:serial/resync", async (request, reply) => {
-    const req = request as ConsoleRequest;
-    return send(reply, 200, P.resyncFormPage(req.view!, await registry.status((req.params as { serial: string }).serial)));
-  });
-  app.post("/keyfobs/:serial/resync", async (request, reply) => {
-    const req = request as ConsoleRequest;
-    const serial = (req.params as { serial: string }).serial;
-    const body = req.body as Record<string, string>;
-    try {
-      await registry.resync(serial, [str(body.code1).trim(), str(body.code2).trim()], actorOf(req));
-    } catch (e) {
-      if (e instanceof RegistryError && e.kind === "bad_input") return send(reply, 400, P.resyncFormPage(req.view!, await registry.status(serial), { error: message(req, e) }));
-      return refused(req, reply, serial, e);
-    }
-    return backTo(reply, serial, "resync");
+  keyfobChange("resync", {
+    form: forms.resync,
+    formRefusal: badInput,
+    act: (req, serial, form) => registry.resync(serial, [str(form.code1).trim(), str(form.code2).trim()], actorOf(req)).then(() => undefined),
   });
 
   // ---------------------------------------------------------------- audit
 
+  /**
+   * A page cursor is one audit record number, given once; `before` and `after` read in opposite directions, so both
+   * at once is refused rather than one silently winning. An empty field is no cursor (as for from= and to=).
+   */
+  function cursorOf(q: Record<string, unknown>, name: "before" | "after", w: P.View["w"], errors: string[]): number | undefined {
+    const v = q[name];
+    if (v === undefined || v === "") return undefined;
+    if (typeof v === "string" && /^\d{1,15}$/.test(v)) return Number(v);
+    errors.push(w.badCursor(name));
+    return undefined;
+  }
+
   function auditFilter(req: ConsoleRequest): { f: AuditFilter; raw: { serial: string; customer: string; staff: string; from: string; to: string }; error?: string } {
     const q = req.query as Record<string, string>;
+    const w = req.view!.w;
     const raw = { serial: str(q.serial).trim().slice(0, 64), customer: str(q.customer).trim().slice(0, 64), staff: str(q.staff).trim().slice(0, 80), from: str(q.from), to: str(q.to) };
-    const cursor = (v: unknown) => (/^\d{1,15}$/.test(str(v)) ? Number(v) : undefined);
+    const errors: string[] = [];
     const f: AuditFilter = {
       serial: raw.serial || undefined,
       customer: raw.customer || undefined,
       staff: raw.staff || undefined,
       page: /^\d{1,6}$/.test(q.page ?? "") ? Number(q.page) : 1,
-      before: cursor(q.before),
-      after: cursor(q.after),
+      before: cursorOf(q, "before", w, errors),
+      after: cursorOf(q, "after", w, errors),
     };
-    let error: string | undefined;
+    if (f.before !== undefined && f.after !== undefined) errors.push(w.bothCursors);
     if (raw.from) {
       f.fromMs = zonedMidnight(raw.from, timeZone);
-      if (f.fromMs === undefined) error = `${req.view!.w.from}: YYYY-MM-DD`;
+      if (f.fromMs === undefined) errors.push(`${w.from}: YYYY-MM-DD`);
     }
     if (raw.to) {
       const t = zonedMidnight(raw.to, timeZone);
-      if (t === undefined) error = `${req.view!.w.to}: YYYY-MM-DD`;
+      if (t === undefined) errors.push(`${w.to}: YYYY-MM-DD`);
       else f.toMs = t + 24 * 3600_000;
     }
-    return { f, raw, error };
+    return { f, raw, error: errors.length ? errors.join(" ") : undefined };
   }
 
   app.get("/audit", async (request, reply) => {
@@ -459,27 +486,24 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
 
   // ---------------------------------------------------------------- supervisor: approvals, staff
 
+  const approvals = async (req: ConsoleRequest, flash?: string, error?: string) => {
+    const all = await listApprovals(db, undefined, 200);
+    return P.approvalsPage(req.view!, all.filter((a) => a.state === "pending"), all.filter((a) => a.state !== "pending"), flash, error);
+  };
   app.get("/approvals", async (request, reply) => {
     const req = request as ConsoleRequest;
     if (supervisorOnly(req, reply)) return reply;
-    const all = await listApprovals(db, undefined, 200);
     const done = str((req.query as Record<string, string>).done);
     const flash = done === "approve" ? req.view!.w.done_approve : done === "reject" ? req.view!.w.done_reject : undefined;
-    return send(reply, 200, P.approvalsPage(req.view!, all.filter((a) => a.state === "pending"), all.filter((a) => a.state !== "pending"), flash));
+    return send(reply, 200, await approvals(req, flash));
   });
 
   for (const verdict of ["approve", "reject"] as const) {
-    app.post(`/approvals/:id/${verdict}`, async (request, reply) => {
-      const req = request as ConsoleRequest;
-      if (supervisorOnly(req, reply)) return reply;
-      try {
-        await decideApproval(registry, (req.params as { id: string }).id, verdict === "approve", actorOf(req), now());
-      } catch (e) {
-        if (!(e instanceof RegistryError) || e.kind === "unavailable") throw e;
-        const all = await listApprovals(db, undefined, 200);
-        return send(reply, 409, P.approvalsPage(req.view!, all.filter((a) => a.state === "pending"), all.filter((a) => a.state !== "pending"), undefined, message(req, e)));
-      }
-      return reply.redirect(`/console/approvals?done=${verdict}`, 303);
+    change<{ id: string }>(`/approvals/:id/${verdict}`, {
+      supervisor: true,
+      act: (req, { id }) => decideApproval(registry, id, verdict === "approve", actorOf(req), now()).then(() => undefined),
+      refused: async (req, _reply, _params, _form, e) => ({ status: 409, page: await approvals(req, undefined, message(req, e)) }),
+      done: () => `/console/approvals?done=${verdict}`,
     });
   }
 
@@ -490,15 +514,10 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     return send(reply, 200, P.staffPage(req.view!, await listStaff(db), done === "unlock" ? req.view!.w.done_unlock_staff : undefined));
   });
 
-  app.post("/staff/:name/unlock", async (request, reply) => {
-    const req = request as ConsoleRequest;
-    if (supervisorOnly(req, reply)) return reply;
-    try {
-      await unlockStaff(db, (req.params as { name: string }).name, actorOf(req), now());
-    } catch (e) {
-      if (!(e instanceof RegistryError) || e.kind === "unavailable") throw e;
-      return send(reply, 409, P.staffPage(req.view!, await listStaff(db), undefined, message(req, e)));
-    }
-    return reply.redirect("/console/staff?done=unlock", 303);
+  change<{ name: string }>("/staff/:name/unlock", {
+    supervisor: true,
+    act: (req, { name }) => unlockStaff(db, name, actorOf(req), now()).then(() => undefined),
+    refused: async (req, _reply, _params, _form, e) => ({ status: 409, page: P.staffPage(req.view!, await listStaff(db), undefined, message(req, e)) }),
+    done: () => "/console/staff?done=unlock",
   });
 }

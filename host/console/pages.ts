@@ -1,7 +1,11 @@
 /**
  * The console's pages: server-rendered HTML, every value escaped (html.ts),
  * every control labelled, usable by keyboard alone (native links, buttons,
- * forms; a skip link; focus always visible).
+ * forms; a skip link; focus always visible). A page that answers a change or a
+ * refusal opens with the focus on its message (autofocus, the first in the
+ * page wins over a form field's): a live region's text present at load is no
+ * change to announce, so after a redirect a screen reader would say nothing
+ * of "Issued." otherwise; Tab goes on from there into the page.
  */
 import type { AuditRecord, TokenKind, TokenState, TokenStatus } from "../registry/types.js";
 import { KIND_LABELS } from "../registry/soft-tokens.js";
@@ -82,8 +86,8 @@ ${v.staff
 </header>
 <main id="main" tabindex="-1">
 <h1>${title}</h1>
-${opts.flash ? html`<p class="flash" role="status">${opts.flash}</p>` : ""}
-${opts.error ? html`<p class="error" role="alert">${opts.error}</p>` : ""}
+${opts.flash ? html`<p class="flash" role="status" tabindex="-1" autofocus>${opts.flash}</p>` : ""}
+${opts.error ? html`<p class="error" role="alert" tabindex="-1" autofocus>${opts.error}</p>` : ""}
 ${body}
 </main>
 </body>
@@ -391,5 +395,5 @@ ${staff.map(
 }
 
 export function messagePage(v: View, title: string, message: string, link?: { href: string; label: string }): Html {
-  return layout(v, title, html`<p class="error" role="alert">${message}</p>${link ? html`<p><a href="${link.href}">${link.label}</a></p>` : ""}`);
+  return layout(v, title, html`<p class="error" role="alert" tabindex="-1" autofocus>${message}</p>${link ? html`<p><a href="${link.href}">${link.label}</a></p>` : ""}`);
 }

@@ -247,6 +247,22 @@ interface SetupTicket {
   exp: number;
 }
 
+/**
+ * What became of a mail that failed, for the audit and the server's log: the error's code (nodemailer's EENVELOPE,
+ * ECONNECTION, ...) or its class name, never its message, which may quote the address. A mailer may throw anything
+ * (a string, a plain object, null): that is named by its type, `non_error_<type>`, and nothing of it is read but
+ * that. A code or name that is not one short word (it could hold the address) is not used either.
+ */
+export function mailFailureKind(e: unknown): string {
+  const word = (v: unknown) => (typeof v === "string" && /^[A-Za-z][A-Za-z0-9_.-]{0,39}$/.test(v) ? v : undefined);
+  if (!(e instanceof Error)) return `non_error_${e === null ? "null" : typeof e}`;
+  try {
+    return word((e as { code?: unknown }).code) ?? word(e.name) ?? "Error";
+  } catch {
+    return "Error"; // a getter that throws
+  }
+}
+
 export class SoftTokens {
   constructor(
     private readonly store: SqlTokenStore,
@@ -503,7 +519,7 @@ export class SoftTokens {
     try {
       await mailer.send({ to: r.mail, bankName: r.config.bankName, serviceId: r.serviceId, userId: r.userId, appUrl: r.config.appUrl, setupBefore: r.setupBeforeMs, setupFrom: r.setupFromMs, timeZone: r.config.timeZone });
     } catch (e) {
-      const error = (e as { code?: string }).code ?? (e as Error).name;
+      const error = mailFailureKind(e);
       await this.store.note(actor, "mail", "failed", { ...detail, error }, r.serial, r.customer);
       return { sent: false, error };
     }

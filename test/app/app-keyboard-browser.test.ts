@@ -11,8 +11,7 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dammDigit } from "../../host/soft/protocol.js";
-import { launchChromium } from "../../tools/chromium.js";
-import { BANK_NAME, SERVICE_ID, startBank, tokyoNoonToday, type Bank } from "./flow-support.js";
+import { appInChromium, BANK_NAME, SERVICE_ID, type Bank } from "./flow-support.js";
 
 const PASSWORD = "Kaede-2026!k";
 
@@ -42,23 +41,18 @@ function focused(page: Page): Promise<Focused> {
 }
 
 describe("web app with the keyboard only, in Chromium", () => {
+  let app: Awaited<ReturnType<typeof appInChromium>>;
   let bank: Bank;
-  let browser: Awaited<ReturnType<typeof launchChromium>>;
   let page: Page;
-  const pageErrors: string[] = [];
+  let pageErrors: string[];
 
   beforeAll(async () => {
-    bank = await startBank({ startAt: tokyoNoonToday() });
-    await bank.ok("bank", "soft-config", "--service-id", SERVICE_ID, "--bank-name", BANK_NAME, "--app-url", bank.url + "/app/", "--json");
-    browser = await launchChromium({ locale: "ja-JP" });
-    page = await browser.context.newPage();
-    page.on("pageerror", (e) => pageErrors.push(e.message));
-    await page.clock.install({ time: bank.now() });
+    app = await appInChromium();
+    ({ bank, page, pageErrors } = app);
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await bank?.close();
+    await app?.close();
   });
 
   /** Tab (or Shift+Tab) once; the focus must then be on `id`, visibly. */

@@ -31,6 +31,8 @@ import { softSerial } from "../../host/soft/protocol.js";
 import { runFobkit } from "../server/spawn.js";
 import { startTestSmtp } from "../support/smtp.js";
 import { PG_BASE } from "../registry/support.js";
+import type { Page } from "playwright-core";
+import { launchChromium } from "../../tools/chromium.js";
 
 export const SERVICE_ID = "10112235";
 export const BANK_NAME = "テスト信用金庫";
@@ -201,4 +203,28 @@ export async function startBank(opts: { startAt?: number; engine?: "sqlite" | "p
 /** A wrong code: the right one with its last digit changed. */
 export function wrongCode(code: string): string {
   return code.slice(0, 7) + String((Number(code[7]) + 5) % 10);
+}
+
+/**
+ * A bank configured for software tokens (SERVICE_ID, BANK_NAME) at Tokyo's noon today, and Debian's Chromium in
+ * Japanese with one page on the bank's clock: what the web app's browser tests start from. Page errors are kept.
+ */
+export async function appInChromium(): Promise<{ bank: Bank; browser: Awaited<ReturnType<typeof launchChromium>>; page: Page; pageErrors: string[]; close(): Promise<void> }> {
+  const bank = await startBank({ startAt: tokyoNoonToday() });
+  await bank.ok("bank", "soft-config", "--service-id", SERVICE_ID, "--bank-name", BANK_NAME, "--app-url", bank.url + "/app/", "--json");
+  const browser = await launchChromium({ locale: "ja-JP" });
+  const page = await browser.context.newPage();
+  const pageErrors: string[] = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  await page.clock.install({ time: bank.now() });
+  return {
+    bank,
+    browser,
+    page,
+    pageErrors,
+    close: async () => {
+      await browser.close();
+      await bank.close();
+    },
+  };
 }

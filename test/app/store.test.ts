@@ -6,12 +6,13 @@
  * bank is in test/app/app-flow.test.ts.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { codeAt, KEY_FILE, prepareStore, saveToken, StoreError, TOKEN_FILE } from "../../host/app/store.js";
+import { processOwner } from "../../host/process-owner.js";
 import { oathtool } from "../registry/support.js";
 import { runCliCaptured } from "../server/support.js";
 import { fobkitProcess } from "../server/spawn.js";
@@ -130,6 +131,15 @@ describe("fobkit app code / app setup (local checks)", () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** An empty store (0700) and `app setup` arguments for it against a bank that is not there (port 9: refused at once). */
+  function setupAgainstNoBank(): { args: string[]; claim: string } {
+    const pw = join(dir, "pw");
+    writeFileSync(pw, "activation-pw-1\n", { mode: 0o600 });
+    mkdirSync(store, { mode: 0o700 });
+    const args = ["app", "setup", "--bank", "http://127.0.0.1:9", "--service-id", "10112235", "--user-id", "999800000009", "--activation-password-file", pw, "--store", store, "--json"];
+    return { args, claim: join(store, "setup.claim") };
+  }
+
   it("two set-ups racing into one store: one stores its token, the other is refused token_exists, none is overwritten", async () => {
     const { spawn } = await import("node:child_process");
     const { fileURLToPath, pathToFileURL } = await import("node:url");
@@ -158,11 +168,7 @@ describe("fobkit app code / app setup (local checks)", () => {
   }, 60_000);
 
   it("a setup.claim that is no regular file (a directory, a symlink, a FIFO) is refused with a clear error naming it, without hanging or asking the bank", async () => {
-    const pw = join(dir, "pw");
-    writeFileSync(pw, "activation-pw-1\n", { mode: 0o600 });
-    const args = ["app", "setup", "--bank", "http://127.0.0.1:9", "--service-id", "10112235", "--user-id", "999800000009", "--activation-password-file", pw, "--store", store, "--json"];
-    const claim = join(store, "setup.claim");
-    mkdirSync(store, { mode: 0o700 });
+    const { args, claim } = setupAgainstNoBank();
     const refused = (r: { code: number; stdout: string; stderr: string }) => {
       expect(r.code, r.stderr).toBe(3);
       expect(JSON.parse(r.stdout).error.code).toBe("store_unsafe_store");
@@ -228,6 +234,98 @@ describe("fobkit app code / app setup (local checks)", () => {
       await new Promise((r) => slow.close(r));
     }
   }, 60_000);
+
+  /** A claim as a set-up of another boot of this machine left it (crashed, then the machine rebooted): its boot id is not this one, its file older than this boot. */
+  const claimOfLastBoot = (machine = readFileSync("/etc/machine-id", "latin1").trim()) => {
+    const [, , ...rest] = processOwner()!.split(":");
+    return `linux:00000000-0000-4000-8000-000000000000:${rest.join(":")}\n0123456789ab\nmachine:${machine}\n`;
+  };
+  const BEFORE_BOOT = new Date("2020-01-01T00:00:00Z");
+
+  it("a claim left by a set-up that crashed before a reboot is taken over; one of another machine, or newer than this boot, is not", async () => {
+    const { args, claim } = setupAgainstNoBank();
+    // The claim names its holder: this process's boot, PID namespace, PID and start time, and the machine.
+    const ours = processOwner()!;
+    expect(ours).toMatch(new RegExp(`^linux:${readFileSync("/proc/sys/kernel/random/boot_id", "latin1").trim()}:pid:\\[\\d+\\]:${process.pid}:\\d+$`));
+
+    // Left by the last boot of this machine: taken over, the set-up goes on to the bank (unreachable here: exit 3, network).
+    writeFileSync(claim, claimOfLastBoot(), { mode: 0o600 });
+    utimesSync(claim, BEFORE_BOOT, BEFORE_BOOT);
+    const taken = await cli(args);
+    expect(taken.code, taken.stderr).toBe(3);
+    expect(JSON.parse(taken.stdout).error.code).toBe("network");
+    expect(readdirSync(store).sort()).toEqual([KEY_FILE]);
+
+    // And when the set-up that was taking it over died too, leaving its take-over lock (named after the claim it took).
+    const { createHash } = await import("node:crypto");
+    const { spawnSync } = await import("node:child_process");
+    writeFileSync(claim, claimOfLastBoot(), { mode: 0o600 });
+    utimesSync(claim, BEFORE_BOOT, BEFORE_BOOT);
+    const lock = join(store, `.setup.claim.${createHash("sha256").update(claimOfLastBoot(), "latin1").digest("hex").slice(0, 16)}.takeover`);
+    writeFileSync(lock, `${ours.replace(/:\d+:\d+$/, `:${spawnSync("true").pid}:1`)}\nfedcba987654\n`, { mode: 0o600 });
+    const again = await cli(args);
+    expect(again.code, again.stderr).toBe(3);
+    expect(JSON.parse(again.stdout).error.code).toBe("network");
+    expect(readdirSync(store).sort()).toEqual([KEY_FILE]);
+
+    // Another machine's (a store on a shared file system): its set-up may be running; refused, nothing asked.
+    for (const [text, when] of [
+      [claimOfLastBoot("ffffffffffffffffffffffffffffffff"), BEFORE_BOOT],
+      // This machine's id but written since this boot: no boot of this machine made it. Another machine with a copied id may have.
+      [claimOfLastBoot(), new Date()],
+    ] as const) {
+      writeFileSync(claim, text, { mode: 0o600 });
+      utimesSync(claim, when, when);
+      const r = await cli(args);
+      expect(r.code, r.stderr).toBe(2);
+      expect(JSON.parse(r.stdout).error.code).toBe("store_busy");
+      expect(r.stderr).toContain(`delete ${claim}`);
+      expect(readFileSync(claim, "latin1")).toBe(text);
+      rmSync(claim);
+    }
+  }, 60_000);
+
+  it("set-ups racing to take over one stale claim (a dead process's, or a last boot's): exactly one holds the store, and nothing is left after", async () => {
+    const { spawn, spawnSync } = await import("node:child_process");
+    const { fileURLToPath, pathToFileURL } = await import("node:url");
+    const storeJs = pathToFileURL(join(fileURLToPath(new URL("../../build/node/host/app/store.js", import.meta.url)))).href;
+    const RACERS = 4;
+    // Each child waits for a common instant, claims, says what it got, and (if it holds the store) keeps it until told.
+    const child = (d: string, at: number, release: string) =>
+      new Promise<string>((resolve, reject) => {
+        const src = `import { existsSync } from "node:fs"; const s = await import(${JSON.stringify(storeJs)}); while (Date.now() < ${at}); let r; try { const free = s.claimStore(${JSON.stringify(d)}); console.log("holds"); while (!existsSync(${JSON.stringify(release)})) await new Promise((ok) => setTimeout(ok, 20)); free(); } catch (e) { console.log(e.code ?? String(e)); }`;
+        const p = spawn(process.execPath, ["--input-type=module", "-e", src], { stdio: ["ignore", "pipe", "inherit"] });
+        let out = "";
+        p.stdout.on("data", (b) => {
+          out += b;
+          if (out.includes("\n")) resolve(out.trim());
+        });
+        p.on("error", reject);
+        p.on("exit", () => resolve(out.trim()));
+      });
+    const [, , ...rest] = processOwner()!.split(":");
+    const ns = rest.slice(0, -2).join(":");
+    for (let round = 0; round < 6; round++) {
+      const d = join(dir, `race-${round}`);
+      mkdirSync(d, { mode: 0o700 });
+      const claim = join(d, "setup.claim");
+      if (round % 2) {
+        writeFileSync(claim, claimOfLastBoot(), { mode: 0o600 });
+        utimesSync(claim, BEFORE_BOOT, BEFORE_BOOT);
+      } else {
+        // A process of this boot that is gone: its PID answers nothing now.
+        const dead = spawnSync("true").pid!;
+        writeFileSync(claim, `linux:${processOwner()!.split(":")[1]}:${ns}:${dead}:1\n0123456789ab\n`, { mode: 0o600 });
+      }
+      const release = join(dir, `release-${round}`);
+      const at = Date.now() + 1000;
+      const outcomes = await Promise.all(Array.from({ length: RACERS }, () => child(d, at, release)));
+      expect([...outcomes].sort(), `round ${round}`).toEqual(["busy", "busy", "busy", "holds"]);
+      writeFileSync(release, "");
+      for (let i = 0; i < 500 && readdirSync(d).length; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(readdirSync(d), `round ${round}: claim, lock or temp file left`).toEqual([]);
+    }
+  }, 120_000);
 
   it("prints the code, the bank's name and the seconds left; --json gives {code, bank}", async () => {
     saveToken(store, T, Buffer.from(RFC_SEED));

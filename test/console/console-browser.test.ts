@@ -179,6 +179,44 @@ describe("staff console in Chromium", () => {
     await page.close();
   }, 60_000);
 
+  it("after a change the focus is on the page's message, and Tab goes on into the page; a refused audit cursor or form puts it on the error (keyboard only)", async () => {
+    const page = await browser.context.newPage();
+    await page.context().clearCookies();
+    await signIn(page, SUPERVISOR);
+    const focus = () =>
+      page.evaluate(() => {
+        const e = document.activeElement as HTMLElement;
+        return { cls: e.className, text: e.textContent?.trim() ?? "", inMain: !!e.closest("main"), tag: e.tagName.toLowerCase(), id: e.id };
+      });
+    await page.goto(server.url + "/console/keyfobs/FK0003/issue");
+    await expect.poll(focus).toMatchObject({ id: "customer" });
+    await page.keyboard.type("C-20261130");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/\/console\/keyfobs\/FK0003$/);
+    // After the redirect: the focus is on "Issued.", not at the page's top, so a screen reader says it.
+    await expect.poll(focus).toMatchObject({ cls: "flash", text: "Issued." });
+    await page.keyboard.press("Tab");
+    expect((await focus()).inMain, "Tab from the message goes on into the page").toBe(true);
+
+    // A refusal (the customer holds a keyfob now): the keyfob's page with the focus on the reason.
+    await page.goto(server.url + "/console/keyfobs/FK0002/issue");
+    await expect.poll(focus).toMatchObject({ id: "customer" });
+    await page.keyboard.type("C-20261130");
+    await page.keyboard.press("Enter");
+    await page.locator("p.error").waitFor();
+    await expect.poll(focus).toMatchObject({ cls: "error", text: expect.stringMatching(/holds a keyfob|already/i) });
+
+    await page.goto(server.url + "/console/audit?before=abc");
+    await expect.poll(focus).toMatchObject({ cls: "error", text: expect.stringContaining("before:") });
+    await page.keyboard.press("Tab");
+    expect(await focus()).toMatchObject({ id: "a-serial" });
+    // A page without a message keeps its start: the skip link comes first.
+    await page.goto(server.url + "/console/audit");
+    await page.keyboard.press("Tab");
+    expect(await focus()).toMatchObject({ cls: "skip" });
+    await page.close();
+  }, 60_000);
+
   it("no session, no CSRF token, a teller's reach and the sixth wrong password are all refused by the server", async () => {
     const page = await browser.context.newPage();
     await page.context().clearCookies();

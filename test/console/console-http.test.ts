@@ -126,6 +126,65 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     }
   });
 
+  it("an audit cursor that is not one record number (malformed, repeated, or before= with after=) is a 400 naming the parameter, in Japanese and English, on the page and the CSV", async () => {
+    await register("FK0001");
+    const ja = await signedIn("alice");
+    const en = new Client(base, { "accept-language": "en" });
+    expect((await en.signIn("bob", PASSWORDS.bob)).status).toBe(303);
+    const cases: [string, RegExp, RegExp][] = [
+      ["before=12&after=3", /before.*after|after.*before/, /before.*after.*同時に指定できません/],
+      ["before=abc", /before: .*record number/, /before: .*記録番号/],
+      ["after=-5", /after: .*record number/, /after: .*記録番号/],
+      ["before=1e3", /before: .*record number/, /before: .*記録番号/],
+      ["after=9999999999999999999", /after: .*record number/, /after: .*記録番号/],
+      ["before=5&before=6", /before: .*record number/, /before: .*記録番号/],
+    ];
+    for (const [query, english, japanese] of cases) {
+      for (const path of [`/console/audit?${query}`, `/console/audit.csv?${query}`]) {
+        const e = await en.get(path);
+        expect(e.status, `${path} (en)`).toBe(400);
+        expect(e.text, path).toMatch(/<p class="error" role="alert" tabindex="-1" autofocus>/);
+        expect(e.text, path).toMatch(english);
+        expect(e.text, path).toContain('<html lang="en">');
+        const j = await ja.get(path);
+        expect(j.status, `${path} (ja)`).toBe(400);
+        expect(j.text, path).toMatch(japanese);
+        expect(j.text, path).toContain('<html lang="ja">');
+      }
+    }
+    // One good cursor still pages; the pager's own links carry one cursor each.
+    expect((await ja.get("/console/audit?before=999999")).status).toBe(200);
+    expect((await ja.get("/console/audit?after=0&page=2")).status).toBe(200);
+    expect((await ja.get("/console/audit?before=")).status).toBe(200); // an empty field is no cursor, as for from= and to=
+  });
+
+  it("every refusal a supervisor or teller can meet on the approvals and withdraw forms is in the page's language, and says what to do", async () => {
+    await register("FK0001");
+    await server.registry.issue("FK0001", "C1", CLI);
+    const bob = await signedIn("bob"); // Japanese: the default
+    for (const id of ["abc", "0123456789ab"]) {
+      const r = await bob.post(`/console/approvals/${id}/approve`, { _csrf: await bob.csrf() });
+      expect(r.status, id).toBe(409);
+      expect(r.text, id).toContain('<html lang="ja">');
+      expect(r.text, id).toMatch(/<p class="error"[^>]*>[^<]*承認依頼[^<]*<\/p>/);
+      expect(r.text, id).not.toMatch(/approval id|no approval request/);
+    }
+    // A withdraw sent without its confirmation: the error asks for it (it was the checkbox's own label, a statement).
+    for (const [client, lang, wanted] of [
+      [bob, "ja", /チェックを入れて/],
+      [await (async () => {
+        const c = new Client(base, { "accept-language": "en" });
+        expect((await c.signIn("alice", PASSWORDS.alice)).status).toBe(303);
+        return c;
+      })(), "en", /tick/i],
+    ] as const) {
+      const r = await client.post("/console/keyfobs/FK0001/withdraw", { reason: "lost", _csrf: await client.csrf() });
+      expect(r.status, lang).toBe(400);
+      expect(r.text, lang).toMatch(new RegExp(`<p class="error"[^>]*>[^<]*${wanted.source}`, "i"));
+    }
+    expect((await server.registry.status("FK0001")).state).toBe("issued");
+  });
+
   it("every console answer, page, redirect or asset, carries the page headers: no-store, nosniff, DENY, same-origin referrer, the CSP", async () => {
     for (const path of ["/console/sign-in", "/console/", "/console/assets/console.css"]) {
       const r = await fetch(base + path, { redirect: "manual" });

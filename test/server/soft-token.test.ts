@@ -57,12 +57,16 @@ describe.each(ENGINES)("software token over the API on $name", (engine) => {
   let smtp: TestSmtp;
   const key: Record<"factory" | "staff" | "channel", string> = { factory: "", staff: "", channel: "" };
   const extra: (() => Promise<void>)[] = [];
+  /** What the mailer throws next instead of sending (one per issuance). */
+  let mailThrows: unknown[] = [];
 
   beforeEach(async () => {
     ({ db, drop } = await freshDb(engine));
     clock = new TestClock(START);
     smtp = await startTestSmtp();
-    const mailer = smtpMailer({ smtpUrl: smtp.url, from: "otp@bank.example.jp", timeoutMs: 5_000 });
+    const smtpMail = smtpMailer({ smtpUrl: smtp.url, from: "otp@bank.example.jp", timeoutMs: 5_000 });
+    mailThrows = [];
+    const mailer = { send: async (m: Parameters<typeof smtpMail.send>[0]) => (mailThrows.length ? Promise.reject(mailThrows.shift()) : smtpMail.send(m)) };
     server = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0", now: clock.now, mailer });
     base = server.url;
     for (const role of ["factory", "staff", "channel"] as const) key[role] = (await createApiKey(db, role, "test " + role)).key;
@@ -398,6 +402,34 @@ describe.each(ENGINES)("software token over the API on $name", (engine) => {
     expect(await registration("c1")).toMatchObject({ status: "issued", userId: r.userId });
     const audit = (await call(base, "GET", "/v1/audit?customer=c1", { key: key.staff })).body.records;
     expect(audit.at(-1)).toMatchObject({ action: "mail", outcome: "failed", detail: { mail: "t***@example.jp" } });
+  });
+  it("a mailer that throws something other than an Error (a string, an object, null) is handled as an Error: issuance stands, audited failed with a kind that quotes nothing", async () => {
+    const address = "hanako.secret@example.jp";
+    const thrown: [unknown, string][] = [
+      [`550 mailbox ${address} unavailable`, "non_error_string"],
+      [{ message: `rejected ${address}`, code: `BAD ${address}` }, "non_error_object"],
+      [null, "non_error_null"],
+      [undefined, "non_error_undefined"],
+      [Object.assign(new Error(`to ${address}: refused`), { code: "EENVELOPE" }), "EENVELOPE"],
+      [Object.assign(new TypeError(`to ${address}`), { code: { address } }), "TypeError"],
+    ];
+    const logged: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => (logged.push(String(chunk)), (write as any).call(process.stderr, chunk, ...rest))) as typeof write;
+    try {
+      for (const [i, [value, kind]] of thrown.entries()) {
+        mailThrows.push(value);
+        const r = await issueOnCustomerSide({ bankUrl: base, apiKey: key.channel, customer: `cm${i}`, mail: address, password: PASSWORD });
+        expect(r, String(kind)).toMatchObject({ state: "issued", mailSent: false });
+        const audit = (await call(base, "GET", `/v1/audit?customer=cm${i}`, { key: key.staff })).body.records;
+        expect(audit.at(-1), kind).toMatchObject({ action: "mail", outcome: "failed", detail: { error: kind, mail: "h***@example.jp" } });
+      }
+    } finally {
+      process.stderr.write = write;
+    }
+    for (const [, kind] of thrown) expect(logged.join(""), kind).toMatch(new RegExp(`issuance mail for SW\\d+ failed: ${kind}\\b`));
+    expect(logged.join("")).not.toContain("hanako");
+    expect(JSON.stringify(await server.registry.auditTrail())).not.toContain("hanako");
   });
   it("the seed and the activation password appear nowhere on the bank's side: database, audit, mail, HTTP bodies (raw, hex, base32, base64)", async () => {
     const bodies: Buffer[] = [];

@@ -85,8 +85,12 @@ function setupScreen(notice?: string): HTMLElement {
   const password = el("input", { type: "password", autocomplete: "off", required: "", maxlength: "128" });
   const show = el("input", { type: "checkbox", id: "show-password" });
   show.addEventListener("change", () => (password.type = show.checked ? "text" : "password"));
-  // tabindex -1: the focus can be put on a refusal (below), never tabbed to.
-  const status = el("div", { class: "status", role: "alert", "aria-live": "assertive", id: "setup-status", tabindex: "-1" });
+  // A refusal is said once: where the focus moves (below), as the WAI-ARIA APG alert pattern has it (an alert must
+  // not move the focus; so a message the focus moves to is no alert, or it is heard twice, as a live region and on
+  // focus). Not a live region, then; tabindex -1: the focus can be put on it, never tabbed to.
+  const status = el("div", { class: "status", id: "setup-status", tabindex: "-1" });
+  // The progress note takes no focus: a polite status message (WCAG 2.2 SC 4.1.3).
+  const progress = el("p", { class: "progress", role: "status", id: "setup-progress" });
   const button = el("button", { type: "submit" }, w.setupButton);
   const form = el(
     "form",
@@ -96,6 +100,7 @@ function setupScreen(notice?: string): HTMLElement {
     field("password", w.password, w.passwordHint, password),
     el("div", { class: "check" }, show, el("label", { for: "show-password" }, w.showPassword)),
     status,
+    progress,
     button,
   );
 
@@ -109,6 +114,7 @@ function setupScreen(notice?: string): HTMLElement {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     status.textContent = "";
+    status.className = "status";
     password.setAttribute("aria-describedby", "password-hint password-error");
     const s = serviceId.value.trim();
     const u = userId.value.replace(/[\s-]/g, "");
@@ -124,8 +130,7 @@ function setupScreen(notice?: string): HTMLElement {
     }
     button.disabled = true;
     form.setAttribute("aria-busy", "true");
-    status.className = "status";
-    status.textContent = w.settingUp;
+    progress.textContent = w.settingUp;
     try {
       // Storage first, the bank last-but-one: a set-up is spent at the bank once it succeeds, so nothing that
       // can fail locally may come after it (review R4).
@@ -152,6 +157,7 @@ function setupScreen(notice?: string): HTMLElement {
       render();
       (document.getElementById("code") as HTMLElement | null)?.focus();
     } catch (e) {
+      progress.textContent = "";
       status.className = "status error";
       const code = (e as { code?: string }).code;
       status.textContent = code === "no_storage" ? w.noStorage : code === "storage" ? w.saveFailed : refusalText(e, w);
@@ -161,7 +167,11 @@ function setupScreen(notice?: string): HTMLElement {
       // next try and described by the bank's answer. Anything else concerns no one field: to the answer itself.
       if (code === "wrong_password" || code === "wrong_password_local") {
         password.value = "";
-        password.setAttribute("aria-describedby", "password-hint password-error setup-status");
+        password.setAttribute("aria-invalid", "true");
+        password.setAttribute("aria-describedby", "setup-status password-hint password-error");
+        // Enter in the field left the focus there, and focusing it again is no event: nothing would be said. Out and
+        // back in, so the screen reader speaks the field with its description, the bank's answer first.
+        if (document.activeElement === password) password.blur();
         password.focus();
       } else {
         status.focus();
