@@ -147,7 +147,7 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
       io.stderr.write(`fobkit: provisioning failed: ${result.reason}${result.serial ? ` (serial ${result.serial} recorded failed${result.wiped ? ", keyfob wiped" : ""})` : ""}\n`);
     }
     if (collided) {
-      io.stderr.write(`fobkit: ${record.provisioningRefusal()}\n`);
+      io.stderr.write(`fobkit: ${record.provisioningRefusal() ?? result.registrationError}\n`);
       return EXIT_REFUSED;
     }
     return result.status === "good" ? EXIT_OK : EXIT_FAILED;

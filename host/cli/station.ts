@@ -65,7 +65,7 @@ keyfobs are labelled and locked that the bank cannot take.
         },
       });
       io.stderr.write(`station stopped: ${totals.good} good, ${totals.failed} failed${pace(totals.good, performance.now() - started)}\n`);
-      const refusal = record.provisioningRefusal();
+      const refusal = record.provisioningRefusal() ?? totals.collision;
       if (refusal !== undefined) {
         io.stderr.write(`fobkit: ${refusal}\n`);
         return EXIT_REFUSED;

@@ -99,20 +99,40 @@ export async function registerToken(target: BankTarget, row: TokenRow, seed: Buf
   return { ok: false, error: `bank refused (HTTP ${res.status}${code ? " " + code : ""}${message ? ": " + message : ""})` };
 }
 
-/** Register a good token of the record and note the outcome there. */
+/**
+ * Register a good token of the record and note the outcome there. Never
+ * throws: it runs after the keyfob is locked and recorded good, so a record
+ * that cannot be read or written now (locked by another process past its busy
+ * timeout, disk full) is a registration outcome, not the end of the station
+ * (nor of the label's serial). An answer the record could not take is
+ * reported failed; `fobkit register` sends it again, which the bank answers
+ * as it did the first time.
+ */
 export async function registerRecorded(record: FactoryRecord, target: BankTarget, serial: string): Promise<RegisterOutcome> {
-  const row = record.token(serial);
-  if (!row || row.state !== "good") return { ok: false, error: `${serial} is not a good token` };
-  const seed = record.openSeed(serial);
+  let row: TokenRow | undefined;
+  let seed: Buffer;
   try {
-    const r = await registerToken(target, row, seed);
-    record.setRegistration(serial, r.ok, r.ok ? undefined : r.error);
-    // Every later serial of this line would collide the same way: the record stops issuing them.
-    if (!r.ok && r.collision) record.noteLineConflict(`the bank holds ${serial} as another token`);
-    return r;
+    row = record.token(serial);
+    if (!row || row.state !== "good") return { ok: false, error: `${serial} is not a good token` };
+    seed = record.openSeed(serial);
+  } catch (e) {
+    return { ok: false, error: `cannot read ${serial} from the factory record: ${(e as Error).message}` };
+  }
+  let r: RegisterOutcome;
+  try {
+    r = await registerToken(target, row, seed);
   } finally {
     seed.fill(0);
   }
+  try {
+    record.setRegistration(serial, r.ok, r.ok ? undefined : r.error);
+    // Every later serial of this line would collide the same way: the record stops issuing them.
+    if (!r.ok && r.collision) record.noteLineConflict(`the bank holds ${serial} as another token`);
+  } catch (e) {
+    const why = `the factory record could not note it (${(e as Error).message}); fobkit register sends it again`;
+    return r.ok ? { ok: false, error: `the bank registered ${serial}, but ${why}` } : { ...r, error: `${r.error}; ${why}` };
+  }
+  return r;
 }
 
 /** Every good token not yet registered (never tried, or failed), optionally of one batch. */
