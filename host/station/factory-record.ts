@@ -26,7 +26,7 @@
  * labelled, locked keyfobs are made that the bank cannot take.
  */
 import Database from "better-sqlite3";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { hostname } from "node:os";
 import { createKeyFile, FactoryKeyError, readKeyFile, SeedCipher } from "./seed-cipher.js";
 import { formatSerial, MAX_BATCH, MAX_LINE, MAX_SEQUENCE } from "../serial/serial-number.js";
@@ -209,6 +209,8 @@ export class FactoryRecord {
     key.fill(0);
     let db: Database.Database;
     try {
+      // Owner-only from the start: SQLite gives the -wal and -shm files the database file's mode.
+      if (!exists) closeSync(openSync(path, "wx", 0o600));
       db = new Database(path, { fileMustExist: exists });
     } catch (e) {
       cipher.wipe();
