@@ -9,6 +9,7 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
 import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
+import { syncDirectory } from "./sync-directory.js";
 
 export const KEY_BYTES = 32;
 /** SP 800-38D §8.2: 96-bit random IVs; far below the 2^32 invocations per key limit here. */
@@ -99,14 +100,4 @@ export function createKeyFile(path: string): Buffer {
     throw new FactoryKeyError(`cannot create factory key file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   return key;
-}
-
-/** fsync a directory, so that a file created or renamed in it survives a power cut (POSIX leaves the entry to the directory's own sync). */
-export function syncDirectory(dir: string): void {
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
