@@ -2,7 +2,8 @@
  * Registering good tokens with the bank directly (issue 5): POST /v1/tokens
  * with the factory role's API key, right after a keyfob is locked. The seed
  * travels in the request body, so only HTTPS is allowed, except to a
- * loopback address (a bank on the same machine, or tests). A registration
+ * loopback address (a bank on the same machine, or tests), and never with
+ * NODE_TLS_REJECT_UNAUTHORIZED=0 (a private CA goes in NODE_EXTRA_CA_CERTS). A registration
  * that fails leaves the token good but unregistered; `fobkit register`
  * retries the outstanding ones.
  */
@@ -47,6 +48,11 @@ export function bankTarget(url: string, keyFile: string | undefined): BankTarget
     throw new BankConfigError(`--bank ${u.origin}: seeds travel only over HTTPS (plain HTTP is allowed to loopback only)`);
   }
   if (u.username || u.password) throw new BankConfigError("--bank must not carry credentials; put the API key in --bank-key-file");
+  // Node's TLS reads this variable itself (lib/tls.js: exactly "0" disables verification), for every connection
+  // of the process: HTTPS would then hand the seeds to whoever answers at the bank's address.
+  if (u.protocol === "https:" && process.env.NODE_TLS_REJECT_UNAUTHORIZED === "0") {
+    throw new BankConfigError(`--bank ${u.origin}: NODE_TLS_REJECT_UNAUTHORIZED=0 turns off the check of the bank's certificate, so seeds could go to anyone; unset it (for a bank whose certificate comes from a private CA, name that CA's PEM file in NODE_EXTRA_CA_CERTS)`);
+  }
   if (!keyFile) throw new BankConfigError("--bank needs --bank-key-file (the factory role's API key)");
   let key: string;
   try {
