@@ -32,7 +32,7 @@ export const PARAM_OPTIONS: Record<string, OptionSpec> = {
   algorithm: { type: "string", help: "TOTP hash for a new batch: SHA1 (default) or SHA256", placeholder: "ALG" },
   digits: { type: "string", help: "code length for a new batch, 6..8 (default 8)", placeholder: "N" },
   period: { type: "string", help: "seconds per code for a new batch (default 60)", placeholder: "S" },
-  batch: { type: "string", help: "batch number 1..9999 (default: the newest batch, or 1)", placeholder: "ID" },
+  batch: { type: "string", help: "batch number 1..9999 (default: the newest batch, or 1; once that was exported, a new batch after it)", placeholder: "ID" },
   operator: { type: "string", help: "who runs the station (recorded with each token)", placeholder: "NAME" },
   station: { type: "string", help: "station id recorded with each token (default: host name)", placeholder: "ID" },
   timeout: { type: "string", help: "ms to wait for each keyfob reply (default 2000)", placeholder: "MS" },

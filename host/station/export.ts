@@ -22,11 +22,16 @@ export interface ExportResult {
   xml: string;
 }
 
-/** `signer`: sign the whole KeyContainer (RFC 6030 §7), so the bank can tell the file is the factory's and unaltered. */
+/**
+ * The batch's PSKC file. The first export closes the batch (a batch is one
+ * file: later keyfobs go into the next one); exporting it again writes the
+ * same tokens. `signer`: sign the whole KeyContainer (RFC 6030 §7), so the
+ * bank can tell the file is the factory's and unaltered.
+ */
 export function exportBatch(record: FactoryRecord, batch: number, protection: PskcProtection, signer?: PskcSigner): ExportResult {
-  if (!record.batch(batch)) throw new FactoryError(`no batch ${batch} in ${record.path}`);
-  const rows = record.tokens({ batch, state: "good" });
-  if (rows.length === 0) throw new FactoryError(`batch ${batch} has no good tokens to export`, "refused");
+  // Pending rows of a station process that no longer runs are failed first: they never block an export.
+  record.recoverInterrupted();
+  const rows = record.closeForExport(batch).tokens;
   const tokens: PskcToken[] = [];
   try {
     for (const r of rows) {

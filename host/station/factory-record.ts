@@ -47,6 +47,8 @@ export interface BatchRow extends TokenParams {
   id: number;
   nextSequence: number;
   createdAt: string;
+  /** When the batch was first exported to PSKC: it is closed then (a batch is one file), null while open. */
+  exportedAt: string | null;
 }
 
 export interface TokenRow extends TokenParams {
@@ -89,7 +91,8 @@ CREATE TABLE IF NOT EXISTS batches (
   digits INTEGER NOT NULL CHECK (digits BETWEEN 6 AND 8),
   period INTEGER NOT NULL CHECK (period BETWEEN 1 AND 86400),
   next_sequence INTEGER NOT NULL DEFAULT 1 CHECK (next_sequence BETWEEN 1 AND ${MAX_SEQUENCE + 1}),
-  created_at TEXT NOT NULL
+  created_at TEXT NOT NULL,
+  exported_at TEXT
 );
 CREATE TABLE IF NOT EXISTS tokens (
   serial TEXT PRIMARY KEY,
@@ -168,6 +171,14 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** A record made before batches closed on export lacks the column; a writable open adds it (addExportedAt), a read-only one reads it as null. */
+const BATCH_COLUMNS = "id, algorithm, digits, period, next_sequence AS nextSequence, created_at AS createdAt, exported_at AS exportedAt";
+const BATCH_COLUMNS_BEFORE_EXPORTED_AT = "id, algorithm, digits, period, next_sequence AS nextSequence, created_at AS createdAt, NULL AS exportedAt";
+
+function hasExportedAt(db: Database.Database): boolean {
+  return (db.prepare("SELECT name FROM pragma_table_info('batches')").all() as { name: string }[]).some((c) => c.name === "exported_at");
+}
+
 const TOKEN_COLUMNS = `serial, batch, sequence, state, stage, reason, hardware_id AS hardwareId, port, algorithm, digits, period,
   operator, station, started_at AS startedAt, finished_at AS finishedAt, device_clock_offset AS deviceClockOffset,
   registration, registered_at AS registeredAt, registration_error AS registrationError`;
@@ -180,6 +191,7 @@ export class FactoryRecord {
   private readonly cipher: SeedCipher | undefined;
   /** The record's production line; null for a record made before line numbers that was not given one. */
   readonly line: number | null;
+  private readonly batchColumns: string;
 
   private constructor(path: string, keyFile: string, db: Database.Database, cipher: SeedCipher | undefined, line: number | null) {
     this.path = path;
@@ -187,6 +199,7 @@ export class FactoryRecord {
     this.db = db;
     this.cipher = cipher;
     this.line = line;
+    this.batchColumns = hasExportedAt(db) ? BATCH_COLUMNS : BATCH_COLUMNS_BEFORE_EXPORTED_AT;
   }
 
   static open(path: string, options: OpenFactoryOptions = {}): FactoryRecord {
@@ -223,6 +236,17 @@ export class FactoryRecord {
       db.pragma("foreign_keys = ON");
       db.pragma("busy_timeout = 5000");
       db.exec(SCHEMA);
+      if (!hasExportedAt(db)) {
+        // A record from before batches closed on export. Under the write lock: another process may be adding it too.
+        db.exec("BEGIN IMMEDIATE");
+        try {
+          if (!hasExportedAt(db)) db.exec("ALTER TABLE batches ADD COLUMN exported_at TEXT");
+          db.exec("COMMIT");
+        } catch (e) {
+          if (db.inTransaction) db.exec("ROLLBACK");
+          throw e;
+        }
+      }
       const meta = db.prepare("SELECT value FROM meta WHERE name = ?");
       const get = { get: (name: string) => (meta.get(name) as { value: string } | undefined)?.value };
       const version = get.get("schema_version");
@@ -314,25 +338,32 @@ export class FactoryRecord {
   }
 
   batch(id: number): BatchRow | undefined {
-    return this.db.prepare("SELECT id, algorithm, digits, period, next_sequence AS nextSequence, created_at AS createdAt FROM batches WHERE id = ?").get(id) as BatchRow | undefined;
+    return this.db.prepare(`SELECT ${this.batchColumns} FROM batches WHERE id = ?`).get(id) as BatchRow | undefined;
   }
 
   batches(): BatchRow[] {
-    return this.db.prepare("SELECT id, algorithm, digits, period, next_sequence AS nextSequence, created_at AS createdAt FROM batches ORDER BY id").all() as BatchRow[];
+    return this.db.prepare(`SELECT ${this.batchColumns} FROM batches ORDER BY id`).all() as BatchRow[];
   }
 
   /**
    * The batch to provision into. With an id: that batch (created with
-   * params if new). Without: the newest batch, or batch 1. A batch's tokens
+   * params if new). Without: the newest batch, or batch 1; once the newest
+   * was exported, a new batch after it with its parameters. A batch's tokens
    * all share its parameters (one PSKC file per batch); asking an existing
-   * batch for other parameters is refused.
+   * batch for other parameters is refused, and so is an exported batch.
    */
   resolveBatch(id: number | undefined, params: Partial<TokenParams>): BatchRow {
     if (id !== undefined && (!Number.isInteger(id) || id < 1 || id > MAX_BATCH)) throw new FactoryError(`batch must be 1..${MAX_BATCH}, got ${id}`);
     return this.immediate((): BatchRow => {
       const newest = this.db.prepare("SELECT id FROM batches ORDER BY created_at DESC, id DESC LIMIT 1").get() as { id: number } | undefined;
-      const row = id !== undefined ? this.batch(id) : newest && this.batch(newest.id);
+      const newestRow = newest && this.batch(newest.id);
+      if (id === undefined && newestRow?.exportedAt) {
+        // The line goes on in a new batch, as the last one was made unless asked otherwise.
+        return this.createBatch(this.nextBatchId(), { algorithm: newestRow.algorithm, digits: newestRow.digits, period: newestRow.period }, params);
+      }
+      const row = id !== undefined ? this.batch(id) : newestRow;
       if (row) {
+        this.refuseExported(row);
         for (const k of ["algorithm", "digits", "period"] as const) {
           if (params[k] !== undefined && params[k] !== row[k]) {
             throw new FactoryError(`batch ${row.id} is ${row.algorithm}/${row.digits} digits/${row.period} s; ${k} ${params[k]} needs a new batch (--batch ${this.nextBatchId()})`, "refused");
@@ -340,10 +371,42 @@ export class FactoryRecord {
         }
         return row;
       }
-      const full: TokenParams = { ...DEFAULT_PARAMS, ...Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined)) };
-      const newId = id ?? 1;
-      this.db.prepare("INSERT INTO batches (id, algorithm, digits, period, created_at) VALUES (?, ?, ?, ?, ?)").run(newId, full.algorithm, full.digits, full.period, isoNow());
-      return this.batch(newId)!;
+      return this.createBatch(id ?? 1, DEFAULT_PARAMS, params);
+    });
+  }
+
+  private createBatch(id: number, base: TokenParams, params: Partial<TokenParams>): BatchRow {
+    if (id > MAX_BATCH) throw new FactoryError(`every batch number up to ${MAX_BATCH} is used; give this line a new record`, "refused");
+    const full: TokenParams = { ...base, ...Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined)) };
+    this.db.prepare("INSERT INTO batches (id, algorithm, digits, period, created_at) VALUES (?, ?, ?, ?, ?)").run(id, full.algorithm, full.digits, full.period, isoNow());
+    return this.batch(id)!;
+  }
+
+  /** An exported batch takes no more keyfobs: its file is made, and a second file would carry the first one's seeds again. */
+  private refuseExported(b: BatchRow): void {
+    if (b.exportedAt) {
+      throw new FactoryError(`batch ${b.id} was exported to PSKC at ${b.exportedAt}; a batch is one file, so provision into a new batch: --batch ${this.nextBatchId()}`, "refused");
+    }
+  }
+
+  /**
+   * The batch's good tokens for its PSKC file, closing the batch (the first
+   * time) in the same transaction. Refused while a keyfob of the batch is
+   * still pending: it would be left out of its batch's file. Exporting a
+   * closed batch again gives the same tokens (a file to replace a lost one).
+   */
+  closeForExport(batch: number): { batch: BatchRow; tokens: TokenRow[] } {
+    return this.immediate(() => {
+      const b = this.batch(batch);
+      if (!b) throw new FactoryError(`no batch ${batch} in ${this.path}`);
+      const pending = this.counts(batch).pending;
+      if (pending > 0) {
+        throw new FactoryError(`batch ${batch} has ${pending} keyfob${pending === 1 ? "" : "s"} still being provisioned (pending); export it once the station is done with ${pending === 1 ? "it" : "them"}`, "refused");
+      }
+      const tokens = this.tokens({ batch, state: "good" });
+      if (tokens.length === 0) throw new FactoryError(`batch ${batch} has no good tokens to export`, "refused");
+      if (!b.exportedAt) this.db.prepare("UPDATE batches SET exported_at = ? WHERE id = ?").run(isoNow(), batch);
+      return { batch: this.batch(batch)!, tokens };
     });
   }
 
@@ -376,6 +439,8 @@ export class FactoryRecord {
       if (refusal !== undefined) throw new FactoryError(refusal, "refused");
       const b = this.batch(a.batch);
       if (!b) throw new FactoryError(`no batch ${a.batch}`);
+      // Inside the write lock too: the batch may have been exported since the station chose it.
+      this.refuseExported(b);
       if (b.nextSequence > MAX_SEQUENCE) throw new FactoryError(`batch ${b.id} is full (${MAX_SEQUENCE} serials); start a new batch`, "refused");
       const sequence = b.nextSequence;
       const serial = formatSerial(this.line!, b.id, sequence);
