@@ -26,7 +26,7 @@
  * labelled, locked keyfobs are made that the bank cannot take.
  */
 import Database from "better-sqlite3";
-import { closeSync, existsSync, openSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { createKeyFile, FactoryKeyError, readKeyFile, SeedCipher } from "./seed-cipher.js";
 import { formatSerial, MAX_BATCH, MAX_LINE, MAX_SEQUENCE } from "../serial/serial-number.js";
@@ -113,6 +113,7 @@ CREATE TABLE IF NOT EXISTS tokens (
   station TEXT,
   owner_host TEXT NOT NULL,
   owner_pid INTEGER NOT NULL,
+  owner_boot TEXT,
   started_at TEXT NOT NULL,
   finished_at TEXT,
   registration TEXT NOT NULL DEFAULT 'none' CHECK (registration IN ('none', 'registered', 'failed')),
@@ -162,6 +163,20 @@ function isoNow(): string {
   return new Date().toISOString();
 }
 
+/**
+ * This boot of this host (Linux: /proc/sys/kernel/random/boot_id, random per
+ * boot); undefined where there is none. Pids start again at every boot, so
+ * after a power cut a crashed station's pid can name a live process, even the
+ * station that starts next: a row of another boot is never in hand.
+ */
+const BOOT_ID: string | undefined = (() => {
+  try {
+    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -175,9 +190,19 @@ function processAlive(pid: number): boolean {
 const BATCH_COLUMNS = "id, algorithm, digits, period, next_sequence AS nextSequence, created_at AS createdAt, exported_at AS exportedAt";
 const BATCH_COLUMNS_BEFORE_EXPORTED_AT = "id, algorithm, digits, period, next_sequence AS nextSequence, created_at AS createdAt, NULL AS exportedAt";
 
-function hasExportedAt(db: Database.Database): boolean {
-  return (db.prepare("SELECT name FROM pragma_table_info('batches')").all() as { name: string }[]).some((c) => c.name === "exported_at");
+function hasColumn(db: Database.Database, table: string, column: string): boolean {
+  return (db.prepare("SELECT name FROM pragma_table_info(?)").all(table) as { name: string }[]).some((c) => c.name === column);
 }
+
+function hasExportedAt(db: Database.Database): boolean {
+  return hasColumn(db, "batches", "exported_at");
+}
+
+/** Columns a record made by an earlier fobkit lacks (CREATE TABLE IF NOT EXISTS adds none), added on a writable open. */
+const ADDED_COLUMNS = [
+  { table: "batches", column: "exported_at", type: "TEXT" },
+  { table: "tokens", column: "owner_boot", type: "TEXT" },
+] as const;
 
 const TOKEN_COLUMNS = `serial, batch, sequence, state, stage, reason, hardware_id AS hardwareId, port, algorithm, digits, period,
   operator, station, started_at AS startedAt, finished_at AS finishedAt, device_clock_offset AS deviceClockOffset,
@@ -236,11 +261,11 @@ export class FactoryRecord {
       db.pragma("foreign_keys = ON");
       db.pragma("busy_timeout = 5000");
       db.exec(SCHEMA);
-      if (!hasExportedAt(db)) {
-        // A record from before batches closed on export. Under the write lock: another process may be adding it too.
+      if (ADDED_COLUMNS.some((c) => !hasColumn(db, c.table, c.column))) {
+        // A record made by an earlier fobkit. Under the write lock: another process may be adding them too.
         db.exec("BEGIN IMMEDIATE");
         try {
-          if (!hasExportedAt(db)) db.exec("ALTER TABLE batches ADD COLUMN exported_at TEXT");
+          for (const c of ADDED_COLUMNS) if (!hasColumn(db, c.table, c.column)) db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.column} ${c.type}`);
           db.exec("COMMIT");
         } catch (e) {
           if (db.inTransaction) db.exec("ROLLBACK");
@@ -446,9 +471,9 @@ export class FactoryRecord {
       const serial = formatSerial(this.line!, b.id, sequence);
       this.db.prepare("UPDATE batches SET next_sequence = next_sequence + 1 WHERE id = ? AND next_sequence = ?").run(b.id, sequence);
       this.db.prepare(`INSERT INTO tokens (serial, batch, sequence, state, stage, hardware_id, port, algorithm, digits, period, sealed_seed, key_id,
-          operator, station, owner_host, owner_pid, started_at) VALUES (?, ?, ?, 'pending', 'allocated', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+          operator, station, owner_host, owner_pid, owner_boot, started_at) VALUES (?, ?, ?, 'pending', 'allocated', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
         .run(serial, b.id, sequence, a.hardwareId ?? null, a.port ?? null, b.algorithm, b.digits, b.period, sealer.seal(a.seed, serial),
-          sealer.keyId, a.operator ?? null, a.station ?? null, hostname(), process.pid, isoNow());
+          sealer.keyId, a.operator ?? null, a.station ?? null, hostname(), process.pid, BOOT_ID ?? null, isoNow());
       return { serial, sequence };
     });
   }
@@ -470,13 +495,14 @@ export class FactoryRecord {
       WHERE serial = ? AND state = 'pending'`).run(reason, isoNow(), serial);
   }
 
-  /** Pending rows whose station process on this host is gone: failed ("interrupted"). Returns how many. */
+  /** Pending rows whose station process on this host is gone (it stopped, or ran before this boot): failed ("interrupted"). Returns how many. */
   recoverInterrupted(): number {
-    const rows = this.db.prepare("SELECT serial, owner_pid AS pid, stage FROM tokens WHERE state = 'pending' AND owner_host = ?").all(hostname()) as { serial: string; pid: number; stage: Stage }[];
+    const rows = this.db.prepare("SELECT serial, owner_pid AS pid, owner_boot AS boot, stage FROM tokens WHERE state = 'pending' AND owner_host = ?")
+      .all(hostname()) as { serial: string; pid: number; boot: string | null; stage: Stage }[];
     let n = 0;
     for (const r of rows) {
-      if (r.pid !== process.pid && processAlive(r.pid)) continue;
-      if (r.pid === process.pid) continue;
+      const earlierBoot = r.boot !== null && BOOT_ID !== undefined && r.boot !== BOOT_ID;
+      if (!earlierBoot && (r.pid === process.pid || processAlive(r.pid))) continue;
       this.markFailed(r.serial, `interrupted: the station stopped after ${r.stage}`);
       n++;
     }

@@ -145,6 +145,25 @@ describe("FactoryRecord", () => {
     expect(dirSync).toBeLessThan(dbOpen);
   });
 
+  it("after a reboot, a pending row's station is gone even when its pid now belongs to a live process, this one included", () => {
+    const rec = FactoryRecord.open(file, { create: true, line: 1 });
+    rec.resolveBatch(1, {});
+    const [a, b, c] = [0, 1, 2].map(() => rec.allocate({ batch: 1, seed: randomBytes(20) }).serial);
+    rec.close();
+    // Rows of a station that ran before the station PC lost power: pids restart at boot, and these now name live processes (init, and this one).
+    const raw = new Database(file);
+    raw.prepare("UPDATE tokens SET owner_pid = 1, owner_boot = 'an-earlier-boot' WHERE serial = ?").run(a);
+    raw.prepare("UPDATE tokens SET owner_pid = ?, owner_boot = 'an-earlier-boot' WHERE serial = ?").run(process.pid, b);
+    raw.close();
+    const again = FactoryRecord.open(file);
+    expect(again.recoverInterrupted()).toBe(2);
+    for (const s of [a, b]) expect(again.token(s)).toMatchObject({ state: "failed", reason: "interrupted: the station stopped after allocated" });
+    expect(() => again.openSeed(a)).toThrow(/no seed on record/);
+    // This boot, this process: a keyfob in hand.
+    expect(again.token(c)).toMatchObject({ state: "pending" });
+    again.close();
+  });
+
   it("a station killed at any point: committed serials survive, none is reused, leftovers become failed", async () => {
     FactoryRecord.open(file, { create: true, line: 1 }).close();
     const script = `
