@@ -488,11 +488,16 @@ export class FactoryRecord {
     if (r.changes !== 1) throw new FactoryError(`cannot mark ${serial} good: not pending`);
   }
 
-  /** Failed with the reason. Before LOCK was sent no device can hold the seed: it is erased. */
-  markFailed(serial: string, reason: string): void {
+  /**
+   * Failed with the reason. Before LOCK was sent no device can hold the seed,
+   * nor after a wipe the keyfob confirmed (`wiped`): it is erased. Otherwise
+   * it is kept: the keyfob may be locked with it, and is confirmed good when
+   * attached again.
+   */
+  markFailed(serial: string, reason: string, options: { wiped?: boolean } = {}): void {
     this.db.prepare(`UPDATE tokens SET state = 'failed', reason = ?, finished_at = ?,
-      sealed_seed = CASE WHEN stage IN ('lock_sent', 'locked') THEN sealed_seed ELSE NULL END
-      WHERE serial = ? AND state = 'pending'`).run(reason, isoNow(), serial);
+      sealed_seed = CASE WHEN ? = 0 AND stage IN ('lock_sent', 'locked') THEN sealed_seed ELSE NULL END
+      WHERE serial = ? AND state = 'pending'`).run(reason, isoNow(), options.wiped ? 1 : 0, serial);
   }
 
   /** Pending rows whose station process on this host is gone (it stopped, or ran before this boot): failed ("interrupted"). Returns how many. */

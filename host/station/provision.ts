@@ -194,7 +194,7 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
     await Promise.all(inFlight);
     if (serial !== undefined) {
       wiped = await wipeIfUnlocked(session);
-      record.markFailed(serial, wiped ? reason : `${reason} (stage ${stage})`);
+      record.markFailed(serial, wiped ? reason : `${reason} (stage ${stage})`, { wiped });
     }
     return done({ status: "failed", serial, batch: batch.id, hardwareId, reason, wiped });
   } finally {
