@@ -73,6 +73,19 @@ export async function registerToken(target: BankTarget, row: TokenRow, seed: Buf
     serial: row.serial, manufacturer: MANUFACTURER, model: MODEL, algorithm: row.algorithm, digits: row.digits,
     period: row.period, t0: 0, seed: seed.toString("hex"),
   });
+  // A duplicate answer may come from a twin of this very registration (the station's, and `fobkit register`
+  // catching up, at the same moment: the bank looked for the serial in both, found none, kept one insert and
+  // refused the other). Sent once more, it meets the token the twin registered, which the bank answers with
+  // 201 when it is the same token; only a duplicate answered again is another token.
+  for (let attempt = 0; ; attempt++) {
+    const r = await postToken(target, body);
+    if (!("code" in r) || attempt > 0 || (r.code !== "duplicate_serial" && r.code !== "duplicate_seed")) return outcome(r, row.serial);
+  }
+}
+
+type BankAnswer = { ok: true } | { ok: false; error: string } | { status: number; code: string; message: string };
+
+async function postToken(target: BankTarget, body: string): Promise<BankAnswer> {
   let res: Response;
   try {
     res = await fetch(new URL("v1/tokens", target.url.href.endsWith("/") ? target.url : target.url.href + "/"), {
@@ -96,13 +109,18 @@ export async function registerToken(target: BankTarget, row: TokenRow, seed: Buf
   } catch {
     // not the bank's JSON error shape
   }
+  return { status: res.status, code, message };
+}
+
+function outcome(r: BankAnswer, serial: string): RegisterOutcome {
+  if (!("code" in r)) return r;
   // The bank answers a retry of the same token (serial, parameters and seed) with 201, so a lost answer
   // is healed by `fobkit register`. duplicate_serial therefore means another token under this serial
   // (a PSKC import, or another factory record that reused the batch number): never taken as success.
-  if (code === "duplicate_serial") {
-    return { ok: false, collision: true, error: `the bank already holds another token as ${row.serial} (another factory record issued this serial: it uses the same line number); check with bank staff` };
+  if (r.code === "duplicate_serial") {
+    return { ok: false, collision: true, error: `the bank already holds another token as ${serial} (another factory record issued this serial: it uses the same line number); check with bank staff` };
   }
-  return { ok: false, error: `bank refused (HTTP ${res.status}${code ? " " + code : ""}${message ? ": " + message : ""})` };
+  return { ok: false, error: `bank refused (HTTP ${r.status}${r.code ? " " + r.code : ""}${r.message ? ": " + r.message : ""})` };
 }
 
 /**

@@ -150,3 +150,43 @@ describe("registration whose answer the factory record cannot take", () => {
     }, 60_000);
   }
 });
+
+describe.each(ENGINES)("two registrations of the same token at once, bank on $name", (engine) => {
+  // The station registers a keyfob right after its lock while `fobkit register` (run to catch up after an
+  // outage) picks the same token, still registration none: both reach the bank together. The bank keeps one,
+  // and may answer the other duplicate_serial (PostgreSQL: both look, find nothing, both insert): that is no
+  // other record's token, and must not stop the line.
+  it("both end registered, and the record notes no line conflict", async () => {
+    const own = await freshDb(engine);
+    const server = await startServer({ db: own.db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0" });
+    try {
+      writeFileSync(join(dir, `race-${engine.name}.apikey`), (await createApiKey(own.db, "factory", "test")).key + "\n");
+      const factory = join(dir, `race-${engine.name}.sqlite`);
+      const rec = FactoryRecord.open(factory, { create: true, line: 9 });
+      rec.resolveBatch(1, {});
+      const serials: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const { serial } = rec.allocate({ batch: 1, seed: randomBytes(20) });
+        rec.setStage(serial, "lock_sent");
+        rec.markGood(serial);
+        serials.push(serial);
+      }
+      rec.close();
+      const register = () => fobkit(["register", "--factory", factory, "--bank", server.url, "--bank-key-file", join(dir, `race-${engine.name}.apikey`), "--json"]);
+      const both = await Promise.all([register(), register()]);
+      for (const r of both) expect(r.code, r.stdout + r.stderr).toBe(0);
+      const after = FactoryRecord.open(factory);
+      expect(after.provisioningRefusal()).toBeUndefined();
+      expect(after.tokens().map((t) => t.registration)).toEqual(serials.map(() => "registered"));
+      after.close();
+      const staff = (await createApiKey(own.db, "staff", "test")).key;
+      for (const s of serials) {
+        const r = await fetch(`${server.url}/v1/tokens/${s}`, { headers: { authorization: `Bearer ${staff}` } });
+        expect(((await r.json()) as { state: string }).state).toBe("in_stock");
+      }
+    } finally {
+      await server.close();
+      await own.drop();
+    }
+  });
+});
