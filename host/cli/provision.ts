@@ -9,7 +9,7 @@ import { FactoryError, FactoryRecord, type TokenParams } from "../station/factor
 import { MAX_LINE } from "../serial/serial-number.js";
 import { FactoryKeyError } from "../station/seed-cipher.js";
 import { provisionKeyfob, type ProvisionResult } from "../station/provision.js";
-import { wallClock } from "../clock.js";
+import { keyfobClockWarning, wallClock } from "../clock.js";
 import { withRegistration } from "../station/station.js";
 import { BankConfigError, bankTarget } from "../station/bank-client.js";
 import { TransportError } from "../transport/transport.js";
@@ -117,6 +117,8 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
   const batch = intOption(v, "batch", 1, 9999);
   const timeoutMs = intOption(v, "timeout", 10, 600000);
   const bank = bankFrom(v);
+  const clockWarning = keyfobClockWarning(io.env);
+  if (clockWarning) io.stderr.write(clockWarning);
   const record = openFactoryToProvision(v);
   let session: DeviceSession | undefined;
   try {

@@ -2,7 +2,7 @@
 import { CliError, EXIT_OK, EXIT_REFUSED, type Command, intOption, requirePortKind } from "./command.js";
 import { ProgressView } from "../station/progress.js";
 import { runStation } from "../station/station.js";
-import { wallClock } from "../clock.js";
+import { keyfobClockWarning, wallClock } from "../clock.js";
 import { readImage } from "./flash.js";
 import { lineLabel } from "../station/factory-record.js";
 import { BANK_OPTIONS, bankFrom, FACTORY_OPTIONS, LINE_OPTION, PARAM_OPTIONS, openFactoryToProvision, paramsFrom, resultJson, stationId } from "./provision.js";
@@ -44,6 +44,8 @@ keyfobs are labelled and locked that the bank cannot take.
     const batch = intOption(values, "batch", 1, 9999);
     const params = paramsFrom(values);
     const bank = bankFrom(values);
+    const clockWarning = keyfobClockWarning(io.env);
+    if (clockWarning) io.stderr.write(clockWarning);
     const record = openFactoryToProvision(values);
     try {
       // Fail on a bad batch/parameter choice before waiting for keyfobs.
