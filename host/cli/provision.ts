@@ -101,7 +101,7 @@ export function resultJson(r: ProvisionResult): Record<string, unknown> {
   return {
     serial: r.serial ?? null, batch: r.batch ?? null, status: r.status, port: r.port, hardwareId: r.hardwareId ?? null,
     ...(r.reason ? { reason: r.reason } : {}),
-    ...(r.registration ? { registration: r.registration } : {}), ...(r.registrationError ? { registrationError: r.registrationError } : {}), ...(r.wiped !== undefined ? { wiped: r.wiped } : {}), ...(r.recovered ? { recovered: true } : {}),
+    ...(r.registration ? { registration: r.registration } : {}), ...(r.registrationError ? { registrationError: r.registrationError } : {}), ...(r.wiped !== undefined ? { wiped: r.wiped } : {}), ...(r.recovered ? { recovered: true } : {}), ...(r.refused ? { refused: true } : {}),
     deviceClockOffset: r.deviceClockOffset ?? null, durationMs: r.durationMs,
   };
 }
@@ -152,7 +152,7 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
       io.stderr.write(`fobkit: ${record.provisioningRefusal() ?? result.registrationError}\n`);
       return EXIT_REFUSED;
     }
-    return result.status === "good" ? EXIT_OK : EXIT_FAILED;
+    return result.status === "good" ? EXIT_OK : result.refused ? EXIT_REFUSED : EXIT_FAILED;
   } finally {
     await session?.close();
     record.close();

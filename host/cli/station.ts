@@ -19,7 +19,9 @@ appears on that port. Ctrl-C finishes the keyfobs in hand and stops.
 The record's --line is in every serial (see fobkit provision --help). With
 --bank, a serial the bank already holds as another token means another
 record uses this line: the station stops at once (exit 1), before more
-keyfobs are labelled and locked that the bank cannot take.
+keyfobs are labelled and locked that the bank cannot take. It stops the same
+way when the record refuses its batch (exported meanwhile, or full), leaving
+that keyfob untouched.
 
   fobkit station --factory line7.sqlite --line 7 --ports /dev/ttyUSB0,/dev/ttyUSB1`,
   options: {

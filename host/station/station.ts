@@ -24,7 +24,12 @@ export interface StationTotals {
   failed: number;
 }
 
-/** What runStation ends with: the totals, and why it stopped early when the bank holds one of the line's serials as another token. */
+/**
+ * What runStation ends with: the totals, and why it stopped early when no
+ * further keyfob could be provisioned: the bank holds one of the line's
+ * serials as another token, or the record refuses serials of this batch
+ * (exported meanwhile, or full).
+ */
 export interface StationOutcome extends StationTotals {
   collision?: string;
 }
@@ -112,7 +117,7 @@ export async function runStation(o: StationOptions): Promise<StationOutcome> {
   const emit = (e: StationEvent) => o.onEvent?.(e);
   const pollMs = o.pollMs ?? DEFAULT_POLL_MS;
   const open = o.openTransport ?? ((p: string) => transportFor(p, o.transport));
-  /** Set when the bank showed that another record uses this line: every further serial would collide. */
+  /** Why no further keyfob can be provisioned: another record uses this line (the bank said so), or the record refuses this batch. */
   let collided: string | undefined;
   const finished = () => collided !== undefined || o.signal?.aborted || (o.count !== undefined && totals.good >= o.count);
   // With --count, start no more keyfobs than could still be needed if all in hand succeed.
@@ -133,6 +138,11 @@ export async function runStation(o: StationOptions): Promise<StationOutcome> {
       result = { status: "failed", port: path, reason: (e as Error).message, durationMs: 0 };
     } finally {
       await session?.close();
+    }
+    // The record refuses this station's serials now: every keyfob after this one would be refused too.
+    if (result.refused) {
+      collided = result.reason!;
+      emit({ type: "error", port: path, message: collided });
     }
     if (result.status === "good" && o.bank && result.serial && (await withRegistration(o.record, o.bank, result))) {
       // The record says why when it could note the conflict; otherwise the bank's answer does.

@@ -20,7 +20,7 @@ import { formatSerial } from "../../host/serial/serial-number.js";
 import { FactoryRecord } from "../../host/station/factory-record.js";
 import { ENGINES } from "../registry/support.js";
 import { attachKeyfob, type EmulatedKeyfob } from "./emulated-keyfob.js";
-import { fobkit } from "./cli-io.js";
+import { CliRun, fobkit } from "./cli-io.js";
 
 let dir: string;
 let factory: string;
@@ -64,7 +64,8 @@ describe("export closes its batch", () => {
     // Into the exported batch by name: refused before the keyfob is touched.
     const named = await provision(["--batch", "1"]);
     expect(named.code).toBe(1);
-    expect(named.stderr).toMatch(/batch 1 was exported to PSKC at \S+; a batch is one file, so provision into a new batch: --batch 2/);
+    expect(JSON.parse(named.stdout)).toMatchObject({ status: "failed", serial: null, refused: true,
+      reason: expect.stringMatching(/^batch 1 was exported to PSKC at \S+; a batch is one file, so provision into a new batch: --batch 2$/) });
     expect(JSON.parse((await fobkit(["info", "--port", named.fob.path, "--json"])).stdout)).toMatchObject({ state: "blank", serial: "" });
 
     // Without --batch: the next batch, with the exported batch's parameters.
@@ -138,4 +139,32 @@ describe("export closes its batch", () => {
     expect(() => after.allocate({ batch: 1, seed: randomBytes(20) })).toThrow(/batch 1 was exported to PSKC/);
     after.close();
   });
+  it("a station whose batch is exported mid-shift stops at its next keyfob, which it leaves untouched", async () => {
+    const file = join(dir, "shift.sqlite");
+    const first = await attachKeyfob(join(dir, "tty-shift-1"));
+    fobs.push(first);
+    const run = new CliRun();
+    let second: EmulatedKeyfob | undefined;
+    const swapped: Promise<void>[] = [];
+    run.onLine((line) => {
+      if (second) return;
+      expect(JSON.parse(line)).toMatchObject({ status: "good", batch: 1 });
+      // The office exports batch 1 while the station still runs on it; the operator puts in the next keyfob.
+      swapped.push((async () => {
+        const exp = await fobkit(["export", "--factory", file, "--batch", "1", "--out", join(dir, "shift1.pskcxml"), "--psk-file", psk]);
+        expect(exp.code, exp.stderr).toBe(0);
+        await first.unplug();
+        second = await attachKeyfob(join(dir, "tty-shift-1"));
+        fobs.push(second);
+      })());
+    });
+    const code = await run.run(["station", "--factory", file, "--line", "7", "--ports", join(dir, "tty-shift-1"), "--count", "5", "--poll-ms", "20", "--json"]);
+    await Promise.all(swapped);
+    expect(code, run.out.stderr).toBe(1);
+    const results = run.out.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(results).toHaveLength(2);
+    expect(results[1]).toMatchObject({ status: "failed", serial: null, refused: true, reason: expect.stringMatching(/^batch 1 was exported to PSKC at \S+; a batch is one file, so provision into a new batch: --batch 2$/) });
+    expect(run.out.stderr).toMatch(/fobkit: batch 1 was exported to PSKC/);
+    expect(JSON.parse((await fobkit(["info", "--port", second!.path, "--json"])).stdout)).toMatchObject({ state: "blank", serial: "" });
+  }, 120_000);
 });
