@@ -6,11 +6,28 @@
  */
 export const CLOCK_OFFSET_ENV = "FOBKIT_CLOCK_OFFSET";
 
+/** FOBKIT_CLOCK_OFFSET in seconds (0 when unset); a bad value is an error. */
+export function clockOffsetSeconds(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[CLOCK_OFFSET_ENV];
+  if (raw === undefined || raw === "") return 0;
+  if (!/^-?\d{1,10}$/.test(raw)) throw new RangeError(`${CLOCK_OFFSET_ENV} must be whole seconds, got ${JSON.stringify(raw)}`);
+  return Number(raw);
+}
+
 /** A clock in ms since the epoch, shifted by FOBKIT_CLOCK_OFFSET if set; a bad value is an error. */
 export function wallClock(env: NodeJS.ProcessEnv = process.env): () => number {
-  const raw = env[CLOCK_OFFSET_ENV];
-  if (raw === undefined || raw === "") return Date.now;
-  if (!/^-?\d{1,10}$/.test(raw)) throw new RangeError(`${CLOCK_OFFSET_ENV} must be whole seconds, got ${JSON.stringify(raw)}`);
-  const offsetMs = Number(raw) * 1000;
-  return () => Date.now() + offsetMs;
+  const offsetMs = clockOffsetSeconds(env) * 1000;
+  return offsetMs === 0 ? Date.now : () => Date.now() + offsetMs;
+}
+
+/**
+ * What provision and station say when FOBKIT_CLOCK_OFFSET is set: they set
+ * every keyfob's clock from the shifted time, and a locked keyfob's clock is
+ * never set again, so a variable left over from a demo on a station PC makes
+ * keyfobs whose codes the bank expects at another time.
+ */
+export function keyfobClockWarning(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const s = clockOffsetSeconds(env);
+  if (s === 0) return undefined;
+  return `fobkit: warning: ${CLOCK_OFFSET_ENV}=${s} sets each keyfob's clock ${Math.abs(s)} s ${s > 0 ? "ahead of" : "behind"} UTC, and a locked keyfob's clock cannot be set again; this is for demos: unset it on a production station\n`;
 }

@@ -12,6 +12,11 @@ export const exportCommand: Command = {
 AES-128 key (RFC 6030 §6.1, --psk-file with 32 hex digits) or a password
 (§6.2 PBKDF2, --password-file), with the HMAC-SHA1 ValueMAC.
 
+A batch is one file: the first export closes the batch, and later keyfobs go
+into the next batch (provision and station without --batch start it). A batch
+with a keyfob still being provisioned is not exported. Exporting a closed
+batch again writes the same tokens (to replace a lost file).
+
 The ValueMAC covers each encrypted seed alone, so seeds could be moved between
 KeyPackages unnoticed. --sign-key and --sign-cert sign the whole KeyContainer
 (RFC 6030 §7, XML Signature, RSA-SHA256): the bank imports it with

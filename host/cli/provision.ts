@@ -9,7 +9,7 @@ import { FactoryError, FactoryRecord, type TokenParams } from "../station/factor
 import { MAX_LINE } from "../serial/serial-number.js";
 import { FactoryKeyError } from "../station/seed-cipher.js";
 import { provisionKeyfob, type ProvisionResult } from "../station/provision.js";
-import { wallClock } from "../clock.js";
+import { keyfobClockWarning, wallClock } from "../clock.js";
 import { withRegistration } from "../station/station.js";
 import { BankConfigError, bankTarget } from "../station/bank-client.js";
 import { TransportError } from "../transport/transport.js";
@@ -32,7 +32,7 @@ export const PARAM_OPTIONS: Record<string, OptionSpec> = {
   algorithm: { type: "string", help: "TOTP hash for a new batch: SHA1 (default) or SHA256", placeholder: "ALG" },
   digits: { type: "string", help: "code length for a new batch, 6..8 (default 8)", placeholder: "N" },
   period: { type: "string", help: "seconds per code for a new batch (default 60)", placeholder: "S" },
-  batch: { type: "string", help: "batch number 1..9999 (default: the newest batch, or 1)", placeholder: "ID" },
+  batch: { type: "string", help: "batch number 1..9999 (default: the newest batch, or 1; once that was exported, a new batch after it)", placeholder: "ID" },
   operator: { type: "string", help: "who runs the station (recorded with each token)", placeholder: "NAME" },
   station: { type: "string", help: "station id recorded with each token (default: host name)", placeholder: "ID" },
   timeout: { type: "string", help: "ms to wait for each keyfob reply (default 2000)", placeholder: "MS" },
@@ -101,7 +101,7 @@ export function resultJson(r: ProvisionResult): Record<string, unknown> {
   return {
     serial: r.serial ?? null, batch: r.batch ?? null, status: r.status, port: r.port, hardwareId: r.hardwareId ?? null,
     ...(r.reason ? { reason: r.reason } : {}),
-    ...(r.registration ? { registration: r.registration } : {}), ...(r.registrationError ? { registrationError: r.registrationError } : {}), ...(r.wiped !== undefined ? { wiped: r.wiped } : {}), ...(r.recovered ? { recovered: true } : {}),
+    ...(r.registration ? { registration: r.registration } : {}), ...(r.registrationError ? { registrationError: r.registrationError } : {}), ...(r.wiped !== undefined ? { wiped: r.wiped } : {}), ...(r.recovered ? { recovered: true } : {}), ...(r.refused ? { refused: true } : {}),
     deviceClockOffset: r.deviceClockOffset ?? null, durationMs: r.durationMs,
   };
 }
@@ -117,6 +117,8 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
   const batch = intOption(v, "batch", 1, 9999);
   const timeoutMs = intOption(v, "timeout", 10, 600000);
   const bank = bankFrom(v);
+  const clockWarning = keyfobClockWarning(io.env);
+  if (clockWarning) io.stderr.write(clockWarning);
   const record = openFactoryToProvision(v);
   let session: DeviceSession | undefined;
   try {
@@ -147,10 +149,10 @@ async function run(args: { values: Record<string, any> }, io: Io): Promise<numbe
       io.stderr.write(`fobkit: provisioning failed: ${result.reason}${result.serial ? ` (serial ${result.serial} recorded failed${result.wiped ? ", keyfob wiped" : ""})` : ""}\n`);
     }
     if (collided) {
-      io.stderr.write(`fobkit: ${record.provisioningRefusal()}\n`);
+      io.stderr.write(`fobkit: ${record.provisioningRefusal() ?? result.registrationError}\n`);
       return EXIT_REFUSED;
     }
-    return result.status === "good" ? EXIT_OK : EXIT_FAILED;
+    return result.status === "good" ? EXIT_OK : result.refused ? EXIT_REFUSED : EXIT_FAILED;
   } finally {
     await session?.close();
     record.close();

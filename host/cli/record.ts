@@ -67,7 +67,7 @@ it refused or could not be reached for; fobkit register sends both.
         const line = record.line === null ? "line none (made before line numbers: give it one with --line when provisioning)" : `line ${lineLabel(record.line)}`;
         io.stdout.write(values.json ? JSON.stringify({ line: record.line, batches }) + "\n" : line + "\n" + batches.map((b) =>
           `batch ${b.id}\t${b.algorithm}, ${b.digits} digits, ${b.period} s\tgood ${b.counts.good}\tfailed ${b.counts.failed}\tpending ${b.counts.pending}` +
-          `\tregistered ${b.registered}\tregistration failed ${b.registrationFailed}\tsince ${b.createdAt}\n`).join(""));
+          `\tregistered ${b.registered}\tregistration failed ${b.registrationFailed}\tsince ${b.createdAt}${b.exportedAt ? `\texported ${b.exportedAt}` : ""}\n`).join(""));
       }
       return EXIT_OK;
     } finally {

@@ -2,7 +2,7 @@
 import { CliError, EXIT_OK, EXIT_REFUSED, type Command, intOption, requirePortKind } from "./command.js";
 import { ProgressView } from "../station/progress.js";
 import { runStation } from "../station/station.js";
-import { wallClock } from "../clock.js";
+import { keyfobClockWarning, wallClock } from "../clock.js";
 import { readImage } from "./flash.js";
 import { lineLabel } from "../station/factory-record.js";
 import { BANK_OPTIONS, bankFrom, FACTORY_OPTIONS, LINE_OPTION, PARAM_OPTIONS, openFactoryToProvision, paramsFrom, resultJson, stationId } from "./provision.js";
@@ -19,7 +19,9 @@ appears on that port. Ctrl-C finishes the keyfobs in hand and stops.
 The record's --line is in every serial (see fobkit provision --help). With
 --bank, a serial the bank already holds as another token means another
 record uses this line: the station stops at once (exit 1), before more
-keyfobs are labelled and locked that the bank cannot take.
+keyfobs are labelled and locked that the bank cannot take. It stops the same
+way when the record refuses its batch (exported meanwhile, or full), leaving
+that keyfob untouched.
 
   fobkit station --factory line7.sqlite --line 7 --ports /dev/ttyUSB0,/dev/ttyUSB1`,
   options: {
@@ -44,6 +46,8 @@ keyfobs are labelled and locked that the bank cannot take.
     const batch = intOption(values, "batch", 1, 9999);
     const params = paramsFrom(values);
     const bank = bankFrom(values);
+    const clockWarning = keyfobClockWarning(io.env);
+    if (clockWarning) io.stderr.write(clockWarning);
     const record = openFactoryToProvision(values);
     try {
       // Fail on a bad batch/parameter choice before waiting for keyfobs.
@@ -65,7 +69,7 @@ keyfobs are labelled and locked that the bank cannot take.
         },
       });
       io.stderr.write(`station stopped: ${totals.good} good, ${totals.failed} failed${pace(totals.good, performance.now() - started)}\n`);
-      const refusal = record.provisioningRefusal();
+      const refusal = record.provisioningRefusal() ?? totals.collision;
       if (refusal !== undefined) {
         io.stderr.write(`fobkit: ${refusal}\n`);
         return EXIT_REFUSED;

@@ -8,10 +8,17 @@ import { TransportError, type Transport } from "../transport/transport.js";
 
 export const PROMPT = "> ";
 export const PROMPT2 = ">> ";
+/**
+ * Output of the board not yet taken as an answer. A REPL line's answer is a
+ * few bytes; a board past this is broken (a print loop, a boot loop on a
+ * fast USB-CDC console) and its output is not kept: every byte kept is also
+ * searched for the prompt again.
+ */
+export const MAX_PENDING_OUTPUT = 1024 * 1024;
 
 export class ReplError extends Error {
   constructor(
-    readonly code: "no_prompt" | "lua_error" | "closed" | "aborted",
+    readonly code: "no_prompt" | "lua_error" | "closed" | "aborted" | "flood",
     message: string,
   ) {
     super(message);
@@ -37,6 +44,8 @@ export interface ReplAnswer {
 export class ReplClient {
   readonly transport: Transport;
   private buf = "";
+  /** A CR ended the last chunk: it may be the first half of a CR LF. */
+  private heldCR = false;
   private waiter: (() => void) | undefined;
   private ended: Error | undefined;
   private readonly loop: Promise<void>;
@@ -56,16 +65,33 @@ export class ReplClient {
         this.waiter?.();
         return;
       }
-      // ESP-IDF's console may turn LF into CR LF (CONFIG_NEWLIB_STDOUT_LINE_ENDING_CRLF).
-      this.buf = (this.buf + Buffer.from(chunk).toString("latin1")).replace(/\r\n/g, "\n");
+      // ESP-IDF's console may turn LF into CR LF (CONFIG_NEWLIB_STDOUT_LINE_ENDING_CRLF): only the new bytes
+      // are converted (a CR at a chunk's end waits for the next), so a long answer costs linear time.
+      let text = (this.heldCR ? "\r" : "") + Buffer.from(chunk).toString("latin1");
+      this.heldCR = text.endsWith("\r");
+      if (this.heldCR) text = text.slice(0, -1);
+      this.buf += text.replace(/\r\n/g, "\n");
+      if (this.buf.length > MAX_PENDING_OUTPUT) {
+        this.ended = new ReplError("flood", `${this.transport.path}: the board sent more than ${MAX_PENDING_OUTPUT} bytes without the answer awaited (a print or boot loop?)`);
+        this.clear();
+        this.waiter?.();
+        return;
+      }
       this.waiter?.();
     }
+  }
+
+  /** Forget the board's output so far (a CR held for a CR LF included). */
+  private clear(): void {
+    this.buf = "";
+    this.heldCR = false;
   }
 
   /** Wait until test(buffer) holds, or the timeout; returns whether it held. */
   private async waitFor(test: (b: string) => boolean, timeoutMs: number): Promise<boolean> {
     const until = Date.now() + timeoutMs;
     while (!test(this.buf)) {
+      if (this.ended instanceof ReplError) throw this.ended;
       if (this.ended) throw new ReplError("closed", `${this.transport.path}: link closed (${this.ended.message})`);
       const left = until - Date.now();
       if (left <= 0) return false;
@@ -101,7 +127,7 @@ export class ReplClient {
    * firmware holds the UART).
    */
   async sync(timeoutMs = 1500): Promise<boolean> {
-    this.buf = "";
+    this.clear();
     // CR LF ends a line whatever came before: linput.c skips the second of a CR LF / LF CR pair.
     await this.send("\r\n");
     for (let round = 0; round < 4; round++) {
@@ -110,10 +136,10 @@ export class ReplClient {
       await new Promise((r) => setTimeout(r, 50));
       if (!this.buf.endsWith(PROMPT)) continue;
       if (!this.buf.endsWith(PROMPT2)) {
-        this.buf = "";
+        this.clear();
         return true;
       }
-      this.buf = "";
+      this.clear();
       await this.send("$\n");
     }
     return false;
@@ -122,7 +148,7 @@ export class ReplClient {
   /** Send one line (no LF in it) and wait for the prompt after it. */
   async run(line: string, timeoutMs = 5000): Promise<ReplAnswer> {
     if (/[\r\n]/.test(line)) throw new TypeError("ReplClient.run: one line at a time");
-    this.buf = "";
+    this.clear();
     const echo = line + "\n";
     await this.send(echo);
     // Echo first (if echo is on), then output, then a prompt ("> " ends ">> " too).
@@ -131,7 +157,7 @@ export class ReplClient {
       throw new ReplError("no_prompt", `${this.transport.path}: no Lua prompt after a line (${timeoutMs} ms)`);
     }
     let b = this.buf;
-    this.buf = "";
+    this.clear();
     const echoed = b.startsWith(echo);
     if (echoed) b = b.slice(echo.length);
     const continuation = b.endsWith(PROMPT2);
@@ -170,10 +196,9 @@ export class ReplClient {
   ): Promise<string[]> {
     const items = lines.map((l) => (typeof l === "string" ? { line: l } : l));
     for (const it of items) if (/[\r\n]/.test(it.line)) throw new TypeError("ReplClient.pipeline: one line at a time");
-    this.buf = "";
+    this.clear();
     let sent = 0;
     let acked = 0;
-    let seen = 0;
     let inFlight = 0;
     const outputs: string[] = [];
     while (acked < items.length) {
@@ -184,13 +209,14 @@ export class ReplClient {
         sent++;
       }
       const wait = items[acked].timeoutMs ?? timeoutMs;
-      if (!(await this.waitFor((b) => b.indexOf(PROMPT, seen) >= 0, wait))) {
+      if (!(await this.waitFor((b) => b.indexOf(PROMPT) >= 0, wait))) {
         throw new ReplError("no_prompt", `${this.transport.path}: no Lua prompt after a line (${wait} ms)`);
       }
-      const at = this.buf.indexOf(PROMPT, seen);
+      const at = this.buf.indexOf(PROMPT);
       // ">> " (a statement continued on the next line) ends in "> " too.
-      const out = this.buf.slice(seen, this.buf[at - 1] === ">" ? at - 1 : at);
-      seen = at + PROMPT.length;
+      const out = this.buf.slice(0, this.buf[at - 1] === ">" ? at - 1 : at);
+      // What is answered is dropped: the buffer holds only output not yet taken (MAX_PENDING_OUTPUT).
+      this.buf = this.buf.slice(at + PROMPT.length);
       const err = /Lua error: \t?(.*)/.exec(out);
       if (err) throw new ReplError("lua_error", `the board's Lua said: ${err[1].slice(0, 200)}`);
       inFlight -= items[acked].line.length + 1;
@@ -198,7 +224,7 @@ export class ReplClient {
       outputs.push(output);
       onAck(acked++, output);
     }
-    this.buf = "";
+    this.clear();
     return outputs;
   }
 

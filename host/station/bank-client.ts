@@ -2,7 +2,8 @@
  * Registering good tokens with the bank directly (issue 5): POST /v1/tokens
  * with the factory role's API key, right after a keyfob is locked. The seed
  * travels in the request body, so only HTTPS is allowed, except to a
- * loopback address (a bank on the same machine, or tests). A registration
+ * loopback address (a bank on the same machine, or tests), and never with
+ * NODE_TLS_REJECT_UNAUTHORIZED=0 (a private CA goes in NODE_EXTRA_CA_CERTS). A registration
  * that fails leaves the token good but unregistered; `fobkit register`
  * retries the outstanding ones.
  */
@@ -47,6 +48,11 @@ export function bankTarget(url: string, keyFile: string | undefined): BankTarget
     throw new BankConfigError(`--bank ${u.origin}: seeds travel only over HTTPS (plain HTTP is allowed to loopback only)`);
   }
   if (u.username || u.password) throw new BankConfigError("--bank must not carry credentials; put the API key in --bank-key-file");
+  // Node's TLS reads this variable itself (lib/tls.js: exactly "0" disables verification), for every connection
+  // of the process: HTTPS would then hand the seeds to whoever answers at the bank's address.
+  if (u.protocol === "https:" && process.env.NODE_TLS_REJECT_UNAUTHORIZED === "0") {
+    throw new BankConfigError(`--bank ${u.origin}: NODE_TLS_REJECT_UNAUTHORIZED=0 turns off the check of the bank's certificate, so seeds could go to anyone; unset it (for a bank whose certificate comes from a private CA, name that CA's PEM file in NODE_EXTRA_CA_CERTS)`);
+  }
   if (!keyFile) throw new BankConfigError("--bank needs --bank-key-file (the factory role's API key)");
   let key: string;
   try {
@@ -67,6 +73,19 @@ export async function registerToken(target: BankTarget, row: TokenRow, seed: Buf
     serial: row.serial, manufacturer: MANUFACTURER, model: MODEL, algorithm: row.algorithm, digits: row.digits,
     period: row.period, t0: 0, seed: seed.toString("hex"),
   });
+  // A duplicate answer may come from a twin of this very registration (the station's, and `fobkit register`
+  // catching up, at the same moment: the bank looked for the serial in both, found none, kept one insert and
+  // refused the other). Sent once more, it meets the token the twin registered, which the bank answers with
+  // 201 when it is the same token; only a duplicate answered again is another token.
+  for (let attempt = 0; ; attempt++) {
+    const r = await postToken(target, body);
+    if (!("code" in r) || attempt > 0 || (r.code !== "duplicate_serial" && r.code !== "duplicate_seed")) return outcome(r, row.serial);
+  }
+}
+
+type BankAnswer = { ok: true } | { ok: false; error: string } | { status: number; code: string; message: string };
+
+async function postToken(target: BankTarget, body: string): Promise<BankAnswer> {
   let res: Response;
   try {
     res = await fetch(new URL("v1/tokens", target.url.href.endsWith("/") ? target.url : target.url.href + "/"), {
@@ -90,29 +109,54 @@ export async function registerToken(target: BankTarget, row: TokenRow, seed: Buf
   } catch {
     // not the bank's JSON error shape
   }
+  return { status: res.status, code, message };
+}
+
+function outcome(r: BankAnswer, serial: string): RegisterOutcome {
+  if (!("code" in r)) return r;
   // The bank answers a retry of the same token (serial, parameters and seed) with 201, so a lost answer
   // is healed by `fobkit register`. duplicate_serial therefore means another token under this serial
   // (a PSKC import, or another factory record that reused the batch number): never taken as success.
-  if (code === "duplicate_serial") {
-    return { ok: false, collision: true, error: `the bank already holds another token as ${row.serial} (another factory record issued this serial: it uses the same line number); check with bank staff` };
+  if (r.code === "duplicate_serial") {
+    return { ok: false, collision: true, error: `the bank already holds another token as ${serial} (another factory record issued this serial: it uses the same line number); check with bank staff` };
   }
-  return { ok: false, error: `bank refused (HTTP ${res.status}${code ? " " + code : ""}${message ? ": " + message : ""})` };
+  return { ok: false, error: `bank refused (HTTP ${r.status}${r.code ? " " + r.code : ""}${r.message ? ": " + r.message : ""})` };
 }
 
-/** Register a good token of the record and note the outcome there. */
+/**
+ * Register a good token of the record and note the outcome there. Never
+ * throws: it runs after the keyfob is locked and recorded good, so a record
+ * that cannot be read or written now (locked by another process past its busy
+ * timeout, disk full) is a registration outcome, not the end of the station
+ * (nor of the label's serial). An answer the record could not take is
+ * reported failed; `fobkit register` sends it again, which the bank answers
+ * as it did the first time.
+ */
 export async function registerRecorded(record: FactoryRecord, target: BankTarget, serial: string): Promise<RegisterOutcome> {
-  const row = record.token(serial);
-  if (!row || row.state !== "good") return { ok: false, error: `${serial} is not a good token` };
-  const seed = record.openSeed(serial);
+  let row: TokenRow | undefined;
+  let seed: Buffer;
   try {
-    const r = await registerToken(target, row, seed);
-    record.setRegistration(serial, r.ok, r.ok ? undefined : r.error);
-    // Every later serial of this line would collide the same way: the record stops issuing them.
-    if (!r.ok && r.collision) record.noteLineConflict(`the bank holds ${serial} as another token`);
-    return r;
+    row = record.token(serial);
+    if (!row || row.state !== "good") return { ok: false, error: `${serial} is not a good token` };
+    seed = record.openSeed(serial);
+  } catch (e) {
+    return { ok: false, error: `cannot read ${serial} from the factory record: ${(e as Error).message}` };
+  }
+  let r: RegisterOutcome;
+  try {
+    r = await registerToken(target, row, seed);
   } finally {
     seed.fill(0);
   }
+  try {
+    record.setRegistration(serial, r.ok, r.ok ? undefined : r.error);
+    // Every later serial of this line would collide the same way: the record stops issuing them.
+    if (!r.ok && r.collision) record.noteLineConflict(`the bank holds ${serial} as another token`);
+  } catch (e) {
+    const why = `the factory record could not note it (${(e as Error).message}); fobkit register sends it again`;
+    return r.ok ? { ok: false, error: `the bank registered ${serial}, but ${why}` } : { ...r, error: `${r.error}; ${why}` };
+  }
+  return r;
 }
 
 /** Every good token not yet registered (never tried, or failed), optionally of one batch. */

@@ -4,11 +4,12 @@
  * §6.2 PBKDF2, ValueMAC always). Plain seeds exist only in memory between
  * the factory record's AES-GCM and the PSKC AES-CBC, and are wiped after.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, linkSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { writePskc, type PskcProtection, type PskcToken } from "../pskc/index.js";
 import type { PskcSigner } from "../pskc/signature.js";
 import { FactoryError, lineLabel, type FactoryRecord } from "./factory-record.js";
+import { syncDirectory } from "./sync-directory.js";
 
 export { FOBKIT_MANUFACTURER as MANUFACTURER } from "../serial/serial-number.js";
 import { FOBKIT_MANUFACTURER as MANUFACTURER } from "../serial/serial-number.js";
@@ -21,11 +22,16 @@ export interface ExportResult {
   xml: string;
 }
 
-/** `signer`: sign the whole KeyContainer (RFC 6030 §7), so the bank can tell the file is the factory's and unaltered. */
+/**
+ * The batch's PSKC file. The first export closes the batch (a batch is one
+ * file: later keyfobs go into the next one); exporting it again writes the
+ * same tokens. `signer`: sign the whole KeyContainer (RFC 6030 §7), so the
+ * bank can tell the file is the factory's and unaltered.
+ */
 export function exportBatch(record: FactoryRecord, batch: number, protection: PskcProtection, signer?: PskcSigner): ExportResult {
-  if (!record.batch(batch)) throw new FactoryError(`no batch ${batch} in ${record.path}`);
-  const rows = record.tokens({ batch, state: "good" });
-  if (rows.length === 0) throw new FactoryError(`batch ${batch} has no good tokens to export`, "refused");
+  // Pending rows of a station process that no longer runs are failed first: they never block an export.
+  record.recoverInterrupted();
+  const rows = record.closeForExport(batch).tokens;
   const tokens: PskcToken[] = [];
   try {
     for (const r of rows) {
@@ -45,7 +51,10 @@ export function exportBatch(record: FactoryRecord, batch: number, protection: Ps
 
 /**
  * Write the export: never over an existing file unless force, and never a
- * half file at the destination (a temp file beside it, fsync, rename).
+ * half or empty file at the destination. The text goes to an owner-only temp
+ * file beside it, fsynced, which then takes the name in one step: link(2)
+ * (fails if the name exists) or, with force, rename(2). The directory is
+ * fsynced after, so an export reported written survives a power cut.
  */
 export function writeExportFile(path: string, xml: string, force: boolean): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
@@ -58,11 +67,10 @@ export function writeExportFile(path: string, xml: string, force: boolean): void
     fd = undefined;
     if (force) renameSync(tmp, path);
     else {
-      // link-then-unlink would be atomic too; a plain existence check under "wx" semantics is what we need:
-      const out = openSync(path, "wx", 0o600);
-      closeSync(out);
-      renameSync(tmp, path);
+      linkSync(tmp, path);
+      rmSync(tmp);
     }
+    syncDirectory(dirname(path));
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
     rmSync(tmp, { force: true });

@@ -26,7 +26,7 @@
  * labelled, locked keyfobs are made that the bank cannot take.
  */
 import Database from "better-sqlite3";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { createKeyFile, FactoryKeyError, readKeyFile, SeedCipher } from "./seed-cipher.js";
 import { formatSerial, MAX_BATCH, MAX_LINE, MAX_SEQUENCE } from "../serial/serial-number.js";
@@ -47,6 +47,8 @@ export interface BatchRow extends TokenParams {
   id: number;
   nextSequence: number;
   createdAt: string;
+  /** When the batch was first exported to PSKC: it is closed then (a batch is one file), null while open. */
+  exportedAt: string | null;
 }
 
 export interface TokenRow extends TokenParams {
@@ -89,7 +91,8 @@ CREATE TABLE IF NOT EXISTS batches (
   digits INTEGER NOT NULL CHECK (digits BETWEEN 6 AND 8),
   period INTEGER NOT NULL CHECK (period BETWEEN 1 AND 86400),
   next_sequence INTEGER NOT NULL DEFAULT 1 CHECK (next_sequence BETWEEN 1 AND ${MAX_SEQUENCE + 1}),
-  created_at TEXT NOT NULL
+  created_at TEXT NOT NULL,
+  exported_at TEXT
 );
 CREATE TABLE IF NOT EXISTS tokens (
   serial TEXT PRIMARY KEY,
@@ -110,6 +113,7 @@ CREATE TABLE IF NOT EXISTS tokens (
   station TEXT,
   owner_host TEXT NOT NULL,
   owner_pid INTEGER NOT NULL,
+  owner_boot TEXT,
   started_at TEXT NOT NULL,
   finished_at TEXT,
   registration TEXT NOT NULL DEFAULT 'none' CHECK (registration IN ('none', 'registered', 'failed')),
@@ -159,6 +163,20 @@ function isoNow(): string {
   return new Date().toISOString();
 }
 
+/**
+ * This boot of this host (Linux: /proc/sys/kernel/random/boot_id, random per
+ * boot); undefined where there is none. Pids start again at every boot, so
+ * after a power cut a crashed station's pid can name a live process, even the
+ * station that starts next: a row of another boot is never in hand.
+ */
+const BOOT_ID: string | undefined = (() => {
+  try {
+    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -167,6 +185,24 @@ function processAlive(pid: number): boolean {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
+
+/** A record made before batches closed on export lacks the column; a writable open adds it (addExportedAt), a read-only one reads it as null. */
+const BATCH_COLUMNS = "id, algorithm, digits, period, next_sequence AS nextSequence, created_at AS createdAt, exported_at AS exportedAt";
+const BATCH_COLUMNS_BEFORE_EXPORTED_AT = "id, algorithm, digits, period, next_sequence AS nextSequence, created_at AS createdAt, NULL AS exportedAt";
+
+function hasColumn(db: Database.Database, table: string, column: string): boolean {
+  return (db.prepare("SELECT name FROM pragma_table_info(?)").all(table) as { name: string }[]).some((c) => c.name === column);
+}
+
+function hasExportedAt(db: Database.Database): boolean {
+  return hasColumn(db, "batches", "exported_at");
+}
+
+/** Columns a record made by an earlier fobkit lacks (CREATE TABLE IF NOT EXISTS adds none), added on a writable open. */
+const ADDED_COLUMNS = [
+  { table: "batches", column: "exported_at", type: "TEXT" },
+  { table: "tokens", column: "owner_boot", type: "TEXT" },
+] as const;
 
 const TOKEN_COLUMNS = `serial, batch, sequence, state, stage, reason, hardware_id AS hardwareId, port, algorithm, digits, period,
   operator, station, started_at AS startedAt, finished_at AS finishedAt, device_clock_offset AS deviceClockOffset,
@@ -180,6 +216,7 @@ export class FactoryRecord {
   private readonly cipher: SeedCipher | undefined;
   /** The record's production line; null for a record made before line numbers that was not given one. */
   readonly line: number | null;
+  private readonly batchColumns: string;
 
   private constructor(path: string, keyFile: string, db: Database.Database, cipher: SeedCipher | undefined, line: number | null) {
     this.path = path;
@@ -187,6 +224,7 @@ export class FactoryRecord {
     this.db = db;
     this.cipher = cipher;
     this.line = line;
+    this.batchColumns = hasExportedAt(db) ? BATCH_COLUMNS : BATCH_COLUMNS_BEFORE_EXPORTED_AT;
   }
 
   static open(path: string, options: OpenFactoryOptions = {}): FactoryRecord {
@@ -209,6 +247,8 @@ export class FactoryRecord {
     key.fill(0);
     let db: Database.Database;
     try {
+      // Owner-only from the start: SQLite gives the -wal and -shm files the database file's mode.
+      if (!exists) closeSync(openSync(path, "wx", 0o600));
       db = new Database(path, { fileMustExist: exists });
     } catch (e) {
       cipher.wipe();
@@ -221,6 +261,17 @@ export class FactoryRecord {
       db.pragma("foreign_keys = ON");
       db.pragma("busy_timeout = 5000");
       db.exec(SCHEMA);
+      if (ADDED_COLUMNS.some((c) => !hasColumn(db, c.table, c.column))) {
+        // A record made by an earlier fobkit. Under the write lock: another process may be adding them too.
+        db.exec("BEGIN IMMEDIATE");
+        try {
+          for (const c of ADDED_COLUMNS) if (!hasColumn(db, c.table, c.column)) db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.column} ${c.type}`);
+          db.exec("COMMIT");
+        } catch (e) {
+          if (db.inTransaction) db.exec("ROLLBACK");
+          throw e;
+        }
+      }
       const meta = db.prepare("SELECT value FROM meta WHERE name = ?");
       const get = { get: (name: string) => (meta.get(name) as { value: string } | undefined)?.value };
       const version = get.get("schema_version");
@@ -312,25 +363,32 @@ export class FactoryRecord {
   }
 
   batch(id: number): BatchRow | undefined {
-    return this.db.prepare("SELECT id, algorithm, digits, period, next_sequence AS nextSequence, created_at AS createdAt FROM batches WHERE id = ?").get(id) as BatchRow | undefined;
+    return this.db.prepare(`SELECT ${this.batchColumns} FROM batches WHERE id = ?`).get(id) as BatchRow | undefined;
   }
 
   batches(): BatchRow[] {
-    return this.db.prepare("SELECT id, algorithm, digits, period, next_sequence AS nextSequence, created_at AS createdAt FROM batches ORDER BY id").all() as BatchRow[];
+    return this.db.prepare(`SELECT ${this.batchColumns} FROM batches ORDER BY id`).all() as BatchRow[];
   }
 
   /**
    * The batch to provision into. With an id: that batch (created with
-   * params if new). Without: the newest batch, or batch 1. A batch's tokens
+   * params if new). Without: the newest batch, or batch 1; once the newest
+   * was exported, a new batch after it with its parameters. A batch's tokens
    * all share its parameters (one PSKC file per batch); asking an existing
-   * batch for other parameters is refused.
+   * batch for other parameters is refused, and so is an exported batch.
    */
   resolveBatch(id: number | undefined, params: Partial<TokenParams>): BatchRow {
     if (id !== undefined && (!Number.isInteger(id) || id < 1 || id > MAX_BATCH)) throw new FactoryError(`batch must be 1..${MAX_BATCH}, got ${id}`);
     return this.immediate((): BatchRow => {
       const newest = this.db.prepare("SELECT id FROM batches ORDER BY created_at DESC, id DESC LIMIT 1").get() as { id: number } | undefined;
-      const row = id !== undefined ? this.batch(id) : newest && this.batch(newest.id);
+      const newestRow = newest && this.batch(newest.id);
+      if (id === undefined && newestRow?.exportedAt) {
+        // The line goes on in a new batch, as the last one was made unless asked otherwise.
+        return this.createBatch(this.nextBatchId(), { algorithm: newestRow.algorithm, digits: newestRow.digits, period: newestRow.period }, params);
+      }
+      const row = id !== undefined ? this.batch(id) : newestRow;
       if (row) {
+        this.refuseExported(row);
         for (const k of ["algorithm", "digits", "period"] as const) {
           if (params[k] !== undefined && params[k] !== row[k]) {
             throw new FactoryError(`batch ${row.id} is ${row.algorithm}/${row.digits} digits/${row.period} s; ${k} ${params[k]} needs a new batch (--batch ${this.nextBatchId()})`, "refused");
@@ -338,10 +396,42 @@ export class FactoryRecord {
         }
         return row;
       }
-      const full: TokenParams = { ...DEFAULT_PARAMS, ...Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined)) };
-      const newId = id ?? 1;
-      this.db.prepare("INSERT INTO batches (id, algorithm, digits, period, created_at) VALUES (?, ?, ?, ?, ?)").run(newId, full.algorithm, full.digits, full.period, isoNow());
-      return this.batch(newId)!;
+      return this.createBatch(id ?? 1, DEFAULT_PARAMS, params);
+    });
+  }
+
+  private createBatch(id: number, base: TokenParams, params: Partial<TokenParams>): BatchRow {
+    if (id > MAX_BATCH) throw new FactoryError(`every batch number up to ${MAX_BATCH} is used; give this line a new record`, "refused");
+    const full: TokenParams = { ...base, ...Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined)) };
+    this.db.prepare("INSERT INTO batches (id, algorithm, digits, period, created_at) VALUES (?, ?, ?, ?, ?)").run(id, full.algorithm, full.digits, full.period, isoNow());
+    return this.batch(id)!;
+  }
+
+  /** An exported batch takes no more keyfobs: its file is made, and a second file would carry the first one's seeds again. */
+  private refuseExported(b: BatchRow): void {
+    if (b.exportedAt) {
+      throw new FactoryError(`batch ${b.id} was exported to PSKC at ${b.exportedAt}; a batch is one file, so provision into a new batch: --batch ${this.nextBatchId()}`, "refused");
+    }
+  }
+
+  /**
+   * The batch's good tokens for its PSKC file, closing the batch (the first
+   * time) in the same transaction. Refused while a keyfob of the batch is
+   * still pending: it would be left out of its batch's file. Exporting a
+   * closed batch again gives the same tokens (a file to replace a lost one).
+   */
+  closeForExport(batch: number): { batch: BatchRow; tokens: TokenRow[] } {
+    return this.immediate(() => {
+      const b = this.batch(batch);
+      if (!b) throw new FactoryError(`no batch ${batch} in ${this.path}`);
+      const pending = this.counts(batch).pending;
+      if (pending > 0) {
+        throw new FactoryError(`batch ${batch} has ${pending} keyfob${pending === 1 ? "" : "s"} still being provisioned (pending); export it once the station is done with ${pending === 1 ? "it" : "them"}`, "refused");
+      }
+      const tokens = this.tokens({ batch, state: "good" });
+      if (tokens.length === 0) throw new FactoryError(`batch ${batch} has no good tokens to export`, "refused");
+      if (!b.exportedAt) this.db.prepare("UPDATE batches SET exported_at = ? WHERE id = ?").run(isoNow(), batch);
+      return { batch: this.batch(batch)!, tokens };
     });
   }
 
@@ -374,14 +464,16 @@ export class FactoryRecord {
       if (refusal !== undefined) throw new FactoryError(refusal, "refused");
       const b = this.batch(a.batch);
       if (!b) throw new FactoryError(`no batch ${a.batch}`);
+      // Inside the write lock too: the batch may have been exported since the station chose it.
+      this.refuseExported(b);
       if (b.nextSequence > MAX_SEQUENCE) throw new FactoryError(`batch ${b.id} is full (${MAX_SEQUENCE} serials); start a new batch`, "refused");
       const sequence = b.nextSequence;
       const serial = formatSerial(this.line!, b.id, sequence);
       this.db.prepare("UPDATE batches SET next_sequence = next_sequence + 1 WHERE id = ? AND next_sequence = ?").run(b.id, sequence);
       this.db.prepare(`INSERT INTO tokens (serial, batch, sequence, state, stage, hardware_id, port, algorithm, digits, period, sealed_seed, key_id,
-          operator, station, owner_host, owner_pid, started_at) VALUES (?, ?, ?, 'pending', 'allocated', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+          operator, station, owner_host, owner_pid, owner_boot, started_at) VALUES (?, ?, ?, 'pending', 'allocated', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
         .run(serial, b.id, sequence, a.hardwareId ?? null, a.port ?? null, b.algorithm, b.digits, b.period, sealer.seal(a.seed, serial),
-          sealer.keyId, a.operator ?? null, a.station ?? null, hostname(), process.pid, isoNow());
+          sealer.keyId, a.operator ?? null, a.station ?? null, hostname(), process.pid, BOOT_ID ?? null, isoNow());
       return { serial, sequence };
     });
   }
@@ -396,20 +488,26 @@ export class FactoryRecord {
     if (r.changes !== 1) throw new FactoryError(`cannot mark ${serial} good: not pending`);
   }
 
-  /** Failed with the reason. Before LOCK was sent no device can hold the seed: it is erased. */
-  markFailed(serial: string, reason: string): void {
+  /**
+   * Failed with the reason. Before LOCK was sent no device can hold the seed,
+   * nor after a wipe the keyfob confirmed (`wiped`): it is erased. Otherwise
+   * it is kept: the keyfob may be locked with it, and is confirmed good when
+   * attached again.
+   */
+  markFailed(serial: string, reason: string, options: { wiped?: boolean } = {}): void {
     this.db.prepare(`UPDATE tokens SET state = 'failed', reason = ?, finished_at = ?,
-      sealed_seed = CASE WHEN stage IN ('lock_sent', 'locked') THEN sealed_seed ELSE NULL END
-      WHERE serial = ? AND state = 'pending'`).run(reason, isoNow(), serial);
+      sealed_seed = CASE WHEN ? = 0 AND stage IN ('lock_sent', 'locked') THEN sealed_seed ELSE NULL END
+      WHERE serial = ? AND state = 'pending'`).run(reason, isoNow(), options.wiped ? 1 : 0, serial);
   }
 
-  /** Pending rows whose station process on this host is gone: failed ("interrupted"). Returns how many. */
+  /** Pending rows whose station process on this host is gone (it stopped, or ran before this boot): failed ("interrupted"). Returns how many. */
   recoverInterrupted(): number {
-    const rows = this.db.prepare("SELECT serial, owner_pid AS pid, stage FROM tokens WHERE state = 'pending' AND owner_host = ?").all(hostname()) as { serial: string; pid: number; stage: Stage }[];
+    const rows = this.db.prepare("SELECT serial, owner_pid AS pid, owner_boot AS boot, stage FROM tokens WHERE state = 'pending' AND owner_host = ?")
+      .all(hostname()) as { serial: string; pid: number; boot: string | null; stage: Stage }[];
     let n = 0;
     for (const r of rows) {
-      if (r.pid !== process.pid && processAlive(r.pid)) continue;
-      if (r.pid === process.pid) continue;
+      const earlierBoot = r.boot !== null && BOOT_ID !== undefined && r.boot !== BOOT_ID;
+      if (!earlierBoot && (r.pid === process.pid || processAlive(r.pid))) continue;
       this.markFailed(r.serial, `interrupted: the station stopped after ${r.stage}`);
       n++;
     }

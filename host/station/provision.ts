@@ -52,6 +52,12 @@ export interface ProvisionResult {
   wiped?: boolean;
   /** A locked keyfob whose lock was never confirmed, now confirmed. */
   recovered?: boolean;
+  /**
+   * The factory record refused to issue a serial (the batch was exported or is
+   * full, or its line collides at the bank): the keyfob was left as it was, and
+   * every keyfob after it would be refused the same way until the operator acts.
+   */
+  refused?: boolean;
   /** With a bank configured: the direct registration's outcome (a good token stays good either way). */
   registration?: "registered" | "failed";
   registrationError?: string;
@@ -85,7 +91,13 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
   if (info.state === "error") return done({ status: "failed", hardwareId, reason: `keyfob reports a fault: ${info.reason}` });
   if (info.state === "locked") return done(recoverLocked(record, info));
 
-  const batch = record.resolveBatch(options.batch, options.params ?? {});
+  let batch: ReturnType<FactoryRecord["resolveBatch"]>;
+  try {
+    batch = record.resolveBatch(options.batch, options.params ?? {});
+  } catch (e) {
+    if (e instanceof FactoryError && e.code === "refused") return done({ status: "failed", hardwareId, reason: e.message, refused: true });
+    throw e;
+  }
   const params: TokenParams = { algorithm: batch.algorithm, digits: batch.digits, period: batch.period };
 
   // A keyfob left unlocked by an earlier failed run is wiped before it gets a serial.
@@ -194,9 +206,10 @@ export async function provisionKeyfob(session: DeviceSession, record: FactoryRec
     await Promise.all(inFlight);
     if (serial !== undefined) {
       wiped = await wipeIfUnlocked(session);
-      record.markFailed(serial, wiped ? reason : `${reason} (stage ${stage})`);
+      record.markFailed(serial, wiped ? reason : `${reason} (stage ${stage})`, { wiped });
     }
-    return done({ status: "failed", serial, batch: batch.id, hardwareId, reason, wiped });
+    const refused = serial === undefined && e instanceof FactoryError && e.code === "refused";
+    return done({ status: "failed", serial, batch: batch.id, hardwareId, reason, wiped, ...(refused ? { refused } : {}) });
   } finally {
     seed.fill(0);
   }

@@ -7,7 +7,9 @@
  * under the key) to refuse a wrong key file before anything is written.
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
+import { syncDirectory } from "./sync-directory.js";
 
 export const KEY_BYTES = 32;
 /** SP 800-38D §8.2: 96-bit random IVs; far below the 2^32 invocations per key limit here. */
@@ -71,13 +73,30 @@ export function readKeyFile(path: string): Buffer {
   return Buffer.from(hex, "hex");
 }
 
-/** Create a new key file (owner read/write only); refuses to overwrite. */
+/**
+ * Create a new key file (owner read/write only); refuses to overwrite. The
+ * file and its directory entry are fsynced before it returns: the record
+ * commits seeds sealed under this key with synchronous=FULL, and a power cut
+ * must never leave those rows on disk without the key that opens them.
+ */
 export function createKeyFile(path: string): Buffer {
   const key = randomBytes(KEY_BYTES);
+  let fd: number | undefined;
+  let created = false;
   try {
-    writeFileSync(path, key.toString("hex") + "\n", { flag: "wx", mode: 0o600 });
-    chmodSync(path, 0o600);
+    fd = openSync(path, "wx", 0o600);
+    created = true;
+    fchmodSync(fd, 0o600);
+    writeSync(fd, key.toString("hex") + "\n");
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    syncDirectory(dirname(path));
   } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    // A key file that may not be on disk seals nothing: the next run makes a new one.
+    if (created) rmSync(path, { force: true });
+    key.fill(0);
     throw new FactoryKeyError(`cannot create factory key file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   return key;

@@ -24,6 +24,16 @@ export interface StationTotals {
   failed: number;
 }
 
+/**
+ * What runStation ends with: the totals, and why it stopped early when no
+ * further keyfob could be provisioned: the bank holds one of the line's
+ * serials as another token, or the record refuses serials of this batch
+ * (exported meanwhile, or full).
+ */
+export interface StationOutcome extends StationTotals {
+  collision?: string;
+}
+
 export type StationEvent =
   | { type: "attached"; port: string }
   | { type: "step"; port: string; step: ProvisionStep }
@@ -100,16 +110,16 @@ async function flashIfBlank(path: string, upload: { image: Uint8Array; files: { 
   }
 }
 
-export async function runStation(o: StationOptions): Promise<StationTotals> {
+export async function runStation(o: StationOptions): Promise<StationOutcome> {
   const totals: StationTotals = { good: 0, failed: 0 };
   const ports = new Map<string, PortState>();
   const inHand = new Set<Promise<void>>();
   const emit = (e: StationEvent) => o.onEvent?.(e);
   const pollMs = o.pollMs ?? DEFAULT_POLL_MS;
   const open = o.openTransport ?? ((p: string) => transportFor(p, o.transport));
-  /** Set when the bank showed that another record uses this line: every further serial would collide. */
-  let collided = false;
-  const finished = () => collided || o.signal?.aborted || (o.count !== undefined && totals.good >= o.count);
+  /** Why no further keyfob can be provisioned: another record uses this line (the bank said so), or the record refuses this batch. */
+  let collided: string | undefined;
+  const finished = () => collided !== undefined || o.signal?.aborted || (o.count !== undefined && totals.good >= o.count);
   // With --count, start no more keyfobs than could still be needed if all in hand succeed.
   const mayStart = () => !finished() && (o.count === undefined || totals.good + busyCount() < o.count);
   const busyCount = () => [...ports.values()].filter((s) => s.state === "busy").length;
@@ -129,9 +139,15 @@ export async function runStation(o: StationOptions): Promise<StationTotals> {
     } finally {
       await session?.close();
     }
+    // The record refuses this station's serials now: every keyfob after this one would be refused too.
+    if (result.refused) {
+      collided = result.reason!;
+      emit({ type: "error", port: path, message: collided });
+    }
     if (result.status === "good" && o.bank && result.serial && (await withRegistration(o.record, o.bank, result))) {
-      collided = true;
-      emit({ type: "error", port: path, message: o.record.provisioningRefusal() ?? `the bank holds ${result.serial} as another token` });
+      // The record says why when it could note the conflict; otherwise the bank's answer does.
+      collided = o.record.provisioningRefusal() ?? result.registrationError!;
+      emit({ type: "error", port: path, message: collided });
     }
     if (result.status === "good") totals.good++;
     else totals.failed++;
@@ -179,5 +195,5 @@ export async function runStation(o: StationOptions): Promise<StationTotals> {
   } finally {
     o.signal?.removeEventListener("abort", onAbort);
   }
-  return totals;
+  return { ...totals, ...(collided !== undefined ? { collision: collided } : {}) };
 }

@@ -4,11 +4,11 @@
  * while allocating: every serial it was told about survives, none is handed
  * out twice, and its leftovers become failed on the next start.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FactoryError, FactoryRecord } from "../../host/station/factory-record.js";
@@ -85,6 +85,82 @@ describe("FactoryRecord", () => {
     again.setStage(c, "lock_sent");
     again.markFailed(c, "test: failed after lock was sent");
     expect(again.openSeed(c)).toEqual(s1);
+    again.close();
+  });
+
+  it("a new record is owner-only, its WAL and shared-memory files too", () => {
+    const rec = FactoryRecord.open(file, { create: true, line: 1 });
+    rec.resolveBatch(1, {});
+    rec.allocate({ batch: 1, seed: randomBytes(20) });
+    const files = readdirSync(dir).filter((f) => f.startsWith("f.sqlite"));
+    expect(files.sort()).toEqual(["f.sqlite", "f.sqlite-shm", "f.sqlite-wal", "f.sqlite.key"]);
+    for (const f of files) expect({ f, mode: statSync(join(dir, f)).mode & 0o777 }).toEqual({ f, mode: 0o600 });
+    rec.close();
+  });
+
+  /**
+   * A power cut right after a new record's first keyfob: the record's rows
+   * are fsynced (synchronous=FULL), so the key that seals their seeds must be
+   * on disk first, or the record survives holding seeds of locked keyfobs
+   * that nothing can open. Seen with strace: the key file's data and its
+   * directory entry are fsynced before the record is even opened.
+   */
+  it("the key file of a new record reaches the disk before any seed is sealed under it", () => {
+    const keyDir = join(dir, "keys");
+    mkdirSync(keyDir);
+    const keyFile = join(keyDir, "line1.key");
+    const trace = join(dir, "strace.log");
+    const script = `
+      const { FactoryRecord } = await import(${JSON.stringify(join(NODE_BUILD, "host/station/factory-record.js"))});
+      const rec = FactoryRecord.open(${JSON.stringify(file)}, { create: true, line: 1, keyFile: ${JSON.stringify(keyFile)} });
+      rec.resolveBatch(1, {});
+      rec.allocate({ batch: 1, seed: new Uint8Array(20) });
+      rec.close();`;
+    const r = spawnSync("strace", ["-f", "-qq", "-e", "trace=openat,fsync,fdatasync,close", "-o", trace, process.execPath, "--input-type=module", "-e", script], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const calls = readFileSync(trace, "utf8").split("\n").map((l) => l.replace(/^\d+\s+/, ""));
+    const opened = (path: string) => calls.findIndex((l) => l.startsWith("openat(") && l.includes(`"${path}"`) && !/= -1/.test(l));
+    const fdOf = (i: number) => Number(/= (\d+)$/.exec(calls[i])![1]);
+    /** Index of the first fsync/fdatasync of the fd opened at call i, before that fd is closed; -1 if none. */
+    const syncedAt = (i: number) => {
+      const fd = fdOf(i);
+      for (let k = i + 1; k < calls.length; k++) {
+        if (new RegExp(`^f(data)?sync\\(${fd}[ )]`).test(calls[k])) return k;
+        if (new RegExp(`^close\\(${fd}[ )]`).test(calls[k])) return -1;
+      }
+      return -1;
+    };
+    const keyOpen = opened(keyFile);
+    const dbOpen = opened(file);
+    expect(keyOpen).toBeGreaterThanOrEqual(0);
+    expect(dbOpen).toBeGreaterThan(keyOpen);
+    const keySync = syncedAt(keyOpen);
+    expect(keySync, "the key file is fsynced").toBeGreaterThan(keyOpen);
+    expect(keySync).toBeLessThan(dbOpen);
+    // Its directory entry too: the key file lives elsewhere in production (--key-file), so the record's own directory syncs do not cover it.
+    const dirOpen = calls.findIndex((l, k) => k > keyOpen && l.startsWith("openat(") && l.includes(`"${dirname(keyFile)}"`) && !/= -1/.test(l));
+    expect(dirOpen, "the key file's directory is opened to be fsynced").toBeGreaterThan(keyOpen);
+    const dirSync = syncedAt(dirOpen);
+    expect(dirSync, "the key file's directory is fsynced").toBeGreaterThan(dirOpen);
+    expect(dirSync).toBeLessThan(dbOpen);
+  });
+
+  it("after a reboot, a pending row's station is gone even when its pid now belongs to a live process, this one included", () => {
+    const rec = FactoryRecord.open(file, { create: true, line: 1 });
+    rec.resolveBatch(1, {});
+    const [a, b, c] = [0, 1, 2].map(() => rec.allocate({ batch: 1, seed: randomBytes(20) }).serial);
+    rec.close();
+    // Rows of a station that ran before the station PC lost power: pids restart at boot, and these now name live processes (init, and this one).
+    const raw = new Database(file);
+    raw.prepare("UPDATE tokens SET owner_pid = 1, owner_boot = 'an-earlier-boot' WHERE serial = ?").run(a);
+    raw.prepare("UPDATE tokens SET owner_pid = ?, owner_boot = 'an-earlier-boot' WHERE serial = ?").run(process.pid, b);
+    raw.close();
+    const again = FactoryRecord.open(file);
+    expect(again.recoverInterrupted()).toBe(2);
+    for (const s of [a, b]) expect(again.token(s)).toMatchObject({ state: "failed", reason: "interrupted: the station stopped after allocated" });
+    expect(() => again.openSeed(a)).toThrow(/no seed on record/);
+    // This boot, this process: a keyfob in hand.
+    expect(again.token(c)).toMatchObject({ state: "pending" });
     again.close();
   });
 

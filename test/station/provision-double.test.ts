@@ -91,6 +91,16 @@ describe("provisionKeyfob decisions", () => {
     expect(record.openSeed(r.serial!)).toHaveLength(20);
   });
 
+  it("a LOCK refused by a keyfob that stays unlocked: failed at lock_sent, keyfob wiped, and then its seed erased too", async () => {
+    fob.faults.refuse = { cmd: P.CMD_LOCK, status: P.STATUS_FLASH_ERROR };
+    const r = await provisionKeyfob(await session(2000), record);
+    expect(r).toMatchObject({ status: "failed", wiped: true, reason: "keyfob refused LOCK: FLASH_ERROR" });
+    expect(fob.state).toBe(P.STATE_BLANK);
+    expect(record.token(r.serial!)).toMatchObject({ state: "failed", stage: "lock_sent" });
+    // Wiped, so no keyfob holds the seed: the record keeps none either.
+    expect(() => record.openSeed(r.serial!)).toThrow(/no seed on record/);
+  });
+
   it("a locked keyfob the record does not know is refused, nothing allocated", async () => {
     fob.provisionDirect("FK999999999999", [...Buffer.from("12345678901234567890")], true);
     const r = await provisionKeyfob(await session(), record);

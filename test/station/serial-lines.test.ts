@@ -143,10 +143,12 @@ describe("serials unique across factory records", () => {
     const refused = await fobkit(["provision", "--port", join(dir, "none"), "--factory", file]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/was made before line numbers.*Give it its line once with --line N/);
-    // Given its line: old serials stay, the sequence goes on, new serials carry the line.
+    // Given its line: old serials stay, new serials carry the line (in batch 2: batch 1 was exported, which closed it).
     const rec = FactoryRecord.open(file, { line: 5 });
     expect(rec.line).toBe(5);
-    expect(rec.allocate({ batch: 1, seed: randomBytes(20) }).serial).toBe(formatSerial(5, 1, 3));
+    expect(() => rec.allocate({ batch: 1, seed: randomBytes(20) })).toThrow(/batch 1 was exported to PSKC/);
+    expect(rec.resolveBatch(undefined, {}).id).toBe(2);
+    expect(rec.allocate({ batch: 2, seed: randomBytes(20) }).serial).toBe(formatSerial(5, 2, 1));
     expect(rec.tokens({ state: "good" }).map((t) => t.serial)).toEqual(serials);
     expect(rec.openSeed(serials[0])).toHaveLength(20);
     rec.close();
