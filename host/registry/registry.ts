@@ -267,10 +267,16 @@ export class Registry {
           return this.refusal("issue", "customer_has_token", `customer ${customer} already holds token ${holder.serial} (${holder.state}); deactivate it first`, serial, customer, { heldSerial: holder.serial });
         }
         const now = this.now();
-        const change = { state: "issued" as const, customer, issuance: row.issuance + 1, fail_count: 0, activated_at: null, withdrawn: null, updated_at: now };
+        // The wrong-code count stays with the keyfob and its holder (lifecycle.ts, "Issuing again"): a withdrawal
+        // does not clear it, so issuing the keyfob again to the same customer carries it on, and one withdrawn
+        // while locked comes back locked, for the unlock path (audited; maker-checker counts it).
+        const carried = row.state === "retired" && row.customer === customer ? Number(row.fail_count) : 0;
+        const locked = carried >= this.policy.lockAfter;
+        const change = { state: locked ? ("locked" as const) : ("issued" as const), customer, issuance: row.issuance + 1, fail_count: carried, activated_at: null, withdrawn: null, updated_at: now };
+        const kept = carried ? { failures: carried, ...(locked ? { lockedAtWithdrawal: true } : {}) } : {};
         return {
           change,
-          audit: [{ action: "issue", outcome: "ok", serial, customer, detail: { from: row.state, issuance: row.issuance + 1, ...(row.withdrawn ? { withdrawn: row.withdrawn } : {}) } }],
+          audit: [{ action: "issue", outcome: "ok", serial, customer, detail: { from: row.state, issuance: row.issuance + 1, ...(row.withdrawn ? { withdrawn: row.withdrawn } : {}), ...kept } }],
           outcome: toStatus({ ...row, ...change }),
         };
       }, { holderOf: customer });
@@ -322,7 +328,8 @@ export class Registry {
       if (!row) return this.refusal("withdraw", "no_token", `customer ${customer} holds no token`, null, customer, { reason });
       const g = guard?.(row);
       if (g) return this.refusal("withdraw", g.code, g.message, row.serial, customer, { reason, ...(g.detail ?? {}) });
-      const change = { state: "retired" as const, withdrawn: reason, fail_count: 0, updated_at: this.now() };
+      // fail_count is kept: issued again to this customer, the keyfob carries it on (issue()).
+      const change = { state: "retired" as const, withdrawn: reason, updated_at: this.now() };
       return {
         change,
         audit: [{ action: "withdraw", outcome: "ok", serial: row.serial, customer, detail: { reason, from: row.state } }],

@@ -399,6 +399,30 @@ describe.each(ENGINES)("registry on $name", (engine) => {
       expect(issues.at(-1)!.detail).toMatchObject({ from: "retired", issuance: 2, withdrawn: "returned" });
     });
 
+    it("withdrawing a locked keyfob and issuing it again to the same customer does not reset the guess budget: it comes back locked, for the unlock path", async () => {
+      const bad = wrongCode(RFC_SEED_SHA1, clock.seconds);
+      for (let i = 0; i < 5; i++) await refusal(reg.verify("cust-1", bad, CHANNEL));
+      expect(await reg.withdraw("cust-1", "returned", STAFF)).toMatchObject({ state: "retired", failCount: 5 });
+      expect(await reg.issue("FK0001", "cust-1", STAFF)).toMatchObject({ state: "locked", customer: "cust-1", failCount: 5, issuance: 2 });
+      // No guess gets through until staff unlock it, and the unlock is the audited one (maker-checker counts it).
+      expect(await refusal(reg.activate({ customer: "cust-1" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "locked" });
+      const issue = (await reg.auditTrail({ serial: "FK0001" })).filter((r) => r.action === "issue").at(-1)!;
+      expect(issue.detail).toMatchObject({ from: "retired", issuance: 2, withdrawn: "returned", lockedAtWithdrawal: true, failures: 5 });
+      expect(await reg.unlock("cust-1", STAFF)).toMatchObject({ state: "issued", failCount: 0 });
+      expect(await reg.activate({ customer: "cust-1" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
+    });
+
+    it("a keyfob withdrawn after some wrong codes and issued again to the same customer keeps counting; to another customer it starts afresh", async () => {
+      const bad = wrongCode(RFC_SEED_SHA1, clock.seconds);
+      for (let i = 0; i < 3; i++) await refusal(reg.verify("cust-1", bad, CHANNEL));
+      await reg.withdraw("cust-1", "faulty", STAFF);
+      expect(await reg.issue("FK0001", "cust-1", STAFF)).toMatchObject({ state: "issued", failCount: 3 });
+      for (let i = 0; i < 2; i++) await refusal(reg.activate({ customer: "cust-1" }, bad, CHANNEL));
+      expect(await reg.status("FK0001")).toMatchObject({ state: "locked", failCount: 5 });
+      await reg.withdraw("cust-1", "returned", STAFF);
+      expect(await reg.issue("FK0001", "cust-2", STAFF)).toMatchObject({ state: "issued", customer: "cust-2", failCount: 0 });
+    });
+
     it("refuses a customer holding no token, and an unknown reason as bad input that changes nothing", async () => {
       expect(await refusal(reg.withdraw("cust-7", "lost", STAFF))).toMatchObject({ code: "no_token" });
       const e = await refusal(reg.withdraw("cust-1", "misplaced" as never, STAFF));
