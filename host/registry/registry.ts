@@ -25,7 +25,7 @@ import { findCode, findResync, type CodeMatch } from "./code-window.js";
 import { stateRefusal, type Action } from "./lifecycle.js";
 import type { PostgresDatabase } from "./postgres-database.js";
 import { PostgresTokenStore } from "./postgres-token-store.js";
-import { SqlTokenStore, iso, toStatus } from "./sql-token-store.js";
+import { SqlTokenStore, iso, toStatus, type ImportsCleared } from "./sql-token-store.js";
 import type { SqliteDatabase } from "./sqlite-database.js";
 import { SqliteTokenStore } from "./sqlite-token-store.js";
 import type { AuditEntry, Decision, TokenRow, WithinDecision } from "./token-store.js";
@@ -39,7 +39,7 @@ import { SoftTokens } from "./soft-tokens.js";
  */
 export type RowGuard = (row: TokenRow) => { code: string; message: string; detail?: Record<string, unknown> } | undefined;
 export type UnlockGuard = RowGuard;
-import { checkCodeFormat, checkCustomer, checkNewToken, checkSerial, checkState, checkWithdrawReason, unknownSerial } from "./validation.js";
+import { checkCodeFormat, checkCustomer, checkNewToken, checkSerial, checkState, checkWithdrawReason, boundedList, someOf, unknownSerial } from "./validation.js";
 import {
   RegistryError,
   type Acceptance,
@@ -52,7 +52,7 @@ import {
   BARRING_REASONS,
 } from "./types.js";
 
-export { MAX_LIST, STAGE_ABOVE, STALE_IMPORT_MS } from "./sql-token-store.js";
+export { MAX_LIST, STAGE_ABOVE, STALE_IMPORT_MS, type ImportsCleared } from "./sql-token-store.js";
 export { checkCustomer, checkNewToken, checkSerial } from "./validation.js";
 
 
@@ -225,7 +225,8 @@ export class Registry {
     const seen = new Set<string>();
     const inBatch = tokens.map((x) => x.serial).filter((s) => (seen.has(s) ? true : (seen.add(s), false)));
     if (inBatch.length) {
-      throw new RegistryError("duplicate_serial", `serial(s) appear twice in the input: ${[...new Set(inBatch)].join(", ")}`, "refused", { serials: [...new Set(inBatch)] });
+      const twice = [...new Set(inBatch)];
+      throw new RegistryError("duplicate_serial", `serial(s) appear twice in the input: ${someOf(twice)}`, "refused", boundedList("serials", twice));
     }
     return this.store.register(tokens, actor, origin, notes);
   }
@@ -242,7 +243,7 @@ export class Registry {
   }
 
   /** Finishes what dead imports left: settles committed batches, deletes abandoned ones and orphaned staged rows. */
-  async clearStaleImports(actor: Actor): Promise<void> {
+  async clearStaleImports(actor: Actor): Promise<ImportsCleared> {
     return this.store.clearStaleImports(actor);
   }
 
