@@ -427,6 +427,12 @@ ALTER TABLE tokens ADD COLUMN not_after BIGINT;`,
       postgres: "ALTER TABLE staff ADD COLUMN locked_until BIGINT;\nUPDATE staff SET locked_until = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 900000 WHERE failed_signins >= 5",
     },
   },
+  {
+    version: 12,
+    // @fastify/rate-limit counted in each process's memory: --workers N (and N hosts) allowed N times the limit.
+    name: "rate_limits: the public set-up routes' per-client-IP counters, shared by every server process (host/server/rate-store.ts)",
+    sql: "CREATE TABLE rate_limits (key TEXT PRIMARY KEY, window_start BIGINT NOT NULL, hits INTEGER NOT NULL)",
+  },
 ];
 
 /** Applies what is missing; returns the versions applied now. */
