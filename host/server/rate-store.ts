@@ -36,14 +36,15 @@ export function databaseRateStore(db: Database, now: () => number = Date.now) {
       if (typeof timeWindow !== "number" || !(timeWindow > 0)) return cb(new Error(`rate limit store: no time window from @fastify/rate-limit (got ${timeWindow})`));
       const at = now();
       const ended = at - timeWindow;
-      db.get<{ hits: number; window_start: number }>(
+      // In a transaction: on SQLite that joins the group commit (a statement outside one would land in whatever batch is open).
+      db.tx((t) => t.get<{ hits: number; window_start: number }>(
         `INSERT INTO rate_limits (key, window_start, hits) VALUES (?, ?, 1)
          ON CONFLICT (key) DO UPDATE SET
            hits = CASE WHEN rate_limits.window_start <= ? THEN 1 ELSE rate_limits.hits + 1 END,
            window_start = CASE WHEN rate_limits.window_start <= ? THEN CAST(? AS BIGINT) ELSE rate_limits.window_start END
          RETURNING hits, window_start`,
         [key, at, ended, ended, at],
-      ).then(
+      )).then(
         (row) => {
           cb(null, { current: Number(row!.hits), ttl: Math.max(0, Number(row!.window_start) + timeWindow - at) });
           if (at - sweptAt >= SWEEP_MS) {

@@ -14,7 +14,7 @@ import { SETUP_RATE_DEFAULT } from "../../host/server/app.js";
 import { parseSetupRate, startServer } from "../../host/server/serve.js";
 import { finishCustomerRegistration, setUp, startCustomerRegistration } from "../../host/soft/client.js";
 import { SETUP_FINISH_PATH, SETUP_START_PATH } from "../../host/soft/protocol.js";
-import { ENGINES, freshDb } from "../registry/support.js";
+import { ENGINES, TestClock, freshDb } from "../registry/support.js";
 import { PassThrough } from "node:stream";
 import { runCli } from "../../host/cli/main.js";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -139,6 +139,24 @@ describe.each(ENGINES)("the set-up limit holds across server processes on $name"
     } finally {
       await a.close();
       await b.close();
+      await f.drop();
+    }
+  });
+
+  it("the count is per minute: Retry-After says when the window ends, and a new window starts afresh", async () => {
+    const f = await freshDb(engine);
+    const clock = new TestClock(Date.now());
+    const s = await startServer({ db: f.db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0", setupRate: LIMIT, now: clock.now });
+    try {
+      for (let i = 0; i < LIMIT; i++) expect((await junkStart(s.url)).status).toBe(400);
+      clock.advance(20);
+      const limited = await junkStart(s.url);
+      expect([limited.status, limited.headers.get("retry-after")]).toEqual([429, "40"]);
+      clock.advance(40);
+      expect((await junkStart(s.url)).status).toBe(400);
+      expect(await f.db.get("SELECT hits FROM rate_limits")).toEqual({ hits: 1 });
+    } finally {
+      await s.close();
       await f.drop();
     }
   });
