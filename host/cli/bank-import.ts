@@ -24,7 +24,7 @@ import {
 import { loadTrustedCerts, looksSigned, SignatureError, verifyPskcSignature } from "../pskc/signature.js";
 import type { AuditEntry } from "../registry/token-store.js";
 import type { NewToken } from "../registry/types.js";
-import { SEED_OPTIONS, runBank } from "./bank-common.js";
+import { COMMON_OPTIONS, SEED_OPTIONS, runBank } from "./bank-common.js";
 import { CliError, EXIT_USAGE, oneOf, type Command } from "./command.js";
 
 /** A factory batch of a few thousand keyfobs is a few MB. */
@@ -200,4 +200,28 @@ export const bankImport: Command = {
       };
     });
   },
+};
+
+export const bankClearImports: Command = {
+  name: "bank clear-imports",
+  summary: "delete what killed imports left (their staged rows) and finish committed ones; never touches a live import",
+  description:
+    "An import of more than 500 tokens stages its rows, invisible, until one commit shows them all. A process killed\n" +
+    "mid-import leaves them behind, holding the file's serials. Every import and every `bank serve` start clears them\n" +
+    "first; this does it now, and says what it found. A batch is dead when its\n" +
+    "process ran on this machine and is gone, or when it has not been heard from for 60 s (an import on another host):\n" +
+    "a live import's rows, and a committed one's, are never deleted. Audited: import aborted (reason abandoned).\n" +
+    "Example: fobkit bank clear-imports",
+  options: { ...COMMON_OPTIONS },
+  run: ({ values }, io) =>
+    runBank("bank clear-imports", values, io, { needsKek: false }, async ({ registry, actor }) => {
+      const r = await registry.clearStaleImports(actor);
+      const dead = [...r.discarded, ...r.orphaned];
+      const text = [
+        dead.length ? `deleted the staged rows of ${dead.length} dead import(s): ${dead.join(", ")}` : "no dead import found",
+        ...(r.settled.length ? [`finished ${r.settled.length} committed import(s): ${r.settled.join(", ")}`] : []),
+        ...(r.live.length ? [`left ${r.live.length} import(s) under way: ${r.live.join(", ")}`] : []),
+      ].join("\n");
+      return { json: r, text };
+    }),
 };

@@ -29,7 +29,8 @@ export const bankServe: Command = {
     "Software tokens: the app's set-up at /app/v1/setup/* needs no API key; --smtp URL sends the issuance mail\n" +
     "(トークン発行のご案内) after each issuance through the channel API (fobkit bank soft-config first).\n" +
     `The set-up routes are limited per client IP (--setup-rate, default ${SETUP_RATE_DEFAULT}/min; over it: 429 rate_limited with\n` +
-    "Retry-After): the bank counts 5 password guesses per issuance, the limit bounds probing many user IDs. Each worker counts alone.\n" +
+    "Retry-After): the bank counts 5 password guesses per issuance, the limit bounds probing many user IDs. Counted in the\n" +
+    "database, so the limit holds across --workers and across servers on one database.\n" +
     "Example: fobkit bank serve --db postgres://bank@db/bank --kek-file /etc/fobkit/bank.kek --listen 127.0.0.1:8700 --workers 4",
   options: {
     db: DB_OPTION,

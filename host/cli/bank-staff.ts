@@ -56,7 +56,7 @@ export const bankListStaff: Command = {
       const staff = await listStaff(db);
       return {
         json: { staff },
-        text: staff.map((s) => [s.name, s.role, s.disabled ? "disabled " + s.disabledAt : s.locked ? "locked" : "active", s.lastSigninAt ?? "never"].join("\t")).join("\n"),
+        text: staff.map((s) => [s.name, s.role, s.disabled ? "disabled " + s.disabledAt : s.locked ? "locked until " + s.lockedUntil : "active", s.lastSigninAt ?? "never"].join("\t")).join("\n"),
       };
     }),
 };
@@ -75,7 +75,7 @@ export const bankDisableStaff: Command = {
 
 export const bankUnlockStaff: Command = {
   name: "bank unlock-staff",
-  summary: "lift a staff account's lock after five wrong passwords (supervisors also do this in the console)",
+  summary: "lift a staff account's lock after five wrong passwords now, and reset its count (a lock also ends by itself: 15 min, doubling)",
   options: { name: { type: "string", placeholder: "ID", help: "the staff ID" }, ...COMMON_OPTIONS },
   run: ({ values }, io) =>
     runBank("bank unlock-staff", values, io, { needsKek: false }, async ({ db, actor }) => {

@@ -1,7 +1,7 @@
 /** Every `fobkit` command, in the order `fobkit --help` lists them. */
 import type { Command } from "./command.js";
 import { APP_COMMANDS } from "./app.js";
-import { bankImport } from "./bank-import.js";
+import { bankClearImports, bankImport } from "./bank-import.js";
 import { BANK_KEY_COMMANDS } from "./bank-keys.js";
 import { BANK_LIFECYCLE_COMMANDS } from "./bank-lifecycle.js";
 import { bankServe } from "./bank-serve.js";
@@ -19,4 +19,4 @@ import { stationCommand } from "./station.js";
 
 export const COMMANDS: Command[] = [
   devicesCommand, infoCommand, provisionCommand, stationCommand, exportCommand, registerCommand, recordCommand,
-  bankImport, ...BANK_LIFECYCLE_COMMANDS, ...BANK_SOFT_COMMANDS, bankServe, ...BANK_STAFF_COMMANDS, ...BANK_KEY_COMMANDS, ...APP_COMMANDS, emuCommand, flashCommand];
+  bankImport, bankClearImports, ...BANK_LIFECYCLE_COMMANDS, ...BANK_SOFT_COMMANDS, bankServe, ...BANK_STAFF_COMMANDS, ...BANK_KEY_COMMANDS, ...APP_COMMANDS, emuCommand, flashCommand];

@@ -18,6 +18,17 @@
  * customer id can lock that customer out; the channel must therefore only
  * call verify after the customer's password, and staff see the lock's
  * source in the audit.
+ *
+ * Issuing again does not reset the count. A withdrawal (staff, no code)
+ * keeps the keyfob's count, and issuing that keyfob again to the customer who
+ * held it carries the count on: one withdrawn while locked comes back locked
+ * (the issue's audit record says lockedAtWithdrawal), so its guesses resume
+ * only through the staff unlock, which is audited and counted by
+ * maker-checker (approvals.ts). Otherwise withdraw-as-returned and issue
+ * again would be an unlock that neither counts nor needs a supervisor's
+ * approval. Issued to another customer, the keyfob starts at 0 (a new
+ * holder's login; old wrong guesses tell nothing of future codes). A
+ * deactivation needs a right code, which resets the count anyway.
  */
 import { BARRING_REASONS, TOKEN_KINDS, TOKEN_STATES, type TokenKind, type TokenState, type WithdrawReason } from "./types.js";
 
@@ -76,7 +87,7 @@ export const LIFECYCLE: Transition[] = [
     from: ["in_stock", "retired"],
     to: "issued",
     label: "issue(customer)",
-    note: "a retired keyfob: a new issuance",
+    note: "a retired keyfob: a new issuance; to its last holder it keeps the wrong-code count, and comes back locked if withdrawn locked",
     codes: 0,
     by: "staff",
     outside: Object.fromEntries(

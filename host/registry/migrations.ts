@@ -418,6 +418,21 @@ ALTER TABLE tokens ADD COLUMN not_after BIGINT;`,
       postgres: finishStrandedApprovals("(extract(epoch FROM clock_timestamp()) * 1000)::bigint", "json_build_object('approval', a.id, 'checker', a.checker)::text"),
     },
   },
+  {
+    version: 11,
+    // A staff lock never expired: anyone who knew a staff ID (not secret inside a bank) could keep a teller out for good.
+    name: "staff.locked_until: a staff sign-in lock ends at this time (15 minutes, doubling per further lock, at most a day; host/registry/staff.ts); accounts locked before it stay locked for 15 minutes from the migration",
+    sql: {
+      sqlite: "ALTER TABLE staff ADD COLUMN locked_until BIGINT;\nUPDATE staff SET locked_until = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + 900000 WHERE failed_signins >= 5",
+      postgres: "ALTER TABLE staff ADD COLUMN locked_until BIGINT;\nUPDATE staff SET locked_until = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 900000 WHERE failed_signins >= 5",
+    },
+  },
+  {
+    version: 12,
+    // @fastify/rate-limit counted in each process's memory: --workers N (and N hosts) allowed N times the limit.
+    name: "rate_limits: the public set-up routes' per-client-IP counters, shared by every server process (host/server/rate-store.ts)",
+    sql: "CREATE TABLE rate_limits (key TEXT PRIMARY KEY, window_start BIGINT NOT NULL, hits INTEGER NOT NULL)",
+  },
 ];
 
 /** Applies what is missing; returns the versions applied now. */

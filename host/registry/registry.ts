@@ -25,7 +25,7 @@ import { findCode, findResync, type CodeMatch } from "./code-window.js";
 import { stateRefusal, type Action } from "./lifecycle.js";
 import type { PostgresDatabase } from "./postgres-database.js";
 import { PostgresTokenStore } from "./postgres-token-store.js";
-import { SqlTokenStore, iso, toStatus } from "./sql-token-store.js";
+import { SqlTokenStore, iso, toStatus, type ImportsCleared } from "./sql-token-store.js";
 import type { SqliteDatabase } from "./sqlite-database.js";
 import { SqliteTokenStore } from "./sqlite-token-store.js";
 import type { AuditEntry, Decision, TokenRow, WithinDecision } from "./token-store.js";
@@ -39,7 +39,7 @@ import { SoftTokens } from "./soft-tokens.js";
  */
 export type RowGuard = (row: TokenRow) => { code: string; message: string; detail?: Record<string, unknown> } | undefined;
 export type UnlockGuard = RowGuard;
-import { checkCodeFormat, checkCustomer, checkNewToken, checkSerial, checkState, checkWithdrawReason, unknownSerial } from "./validation.js";
+import { checkCodeFormat, checkCustomer, checkNewToken, checkSerial, checkState, checkWithdrawReason, boundedList, someOf, unknownSerial } from "./validation.js";
 import {
   RegistryError,
   type Acceptance,
@@ -52,7 +52,7 @@ import {
   BARRING_REASONS,
 } from "./types.js";
 
-export { MAX_LIST, STAGE_ABOVE, STALE_IMPORT_MS } from "./sql-token-store.js";
+export { MAX_LIST, STAGE_ABOVE, STALE_IMPORT_MS, type ImportsCleared } from "./sql-token-store.js";
 export { checkCustomer, checkNewToken, checkSerial } from "./validation.js";
 
 
@@ -225,7 +225,8 @@ export class Registry {
     const seen = new Set<string>();
     const inBatch = tokens.map((x) => x.serial).filter((s) => (seen.has(s) ? true : (seen.add(s), false)));
     if (inBatch.length) {
-      throw new RegistryError("duplicate_serial", `serial(s) appear twice in the input: ${[...new Set(inBatch)].join(", ")}`, "refused", { serials: [...new Set(inBatch)] });
+      const twice = [...new Set(inBatch)];
+      throw new RegistryError("duplicate_serial", `serial(s) appear twice in the input: ${someOf(twice)}`, "refused", boundedList("serials", twice));
     }
     return this.store.register(tokens, actor, origin, notes);
   }
@@ -242,7 +243,7 @@ export class Registry {
   }
 
   /** Finishes what dead imports left: settles committed batches, deletes abandoned ones and orphaned staged rows. */
-  async clearStaleImports(actor: Actor): Promise<void> {
+  async clearStaleImports(actor: Actor): Promise<ImportsCleared> {
     return this.store.clearStaleImports(actor);
   }
 
@@ -267,10 +268,16 @@ export class Registry {
           return this.refusal("issue", "customer_has_token", `customer ${customer} already holds token ${holder.serial} (${holder.state}); deactivate it first`, serial, customer, { heldSerial: holder.serial });
         }
         const now = this.now();
-        const change = { state: "issued" as const, customer, issuance: row.issuance + 1, fail_count: 0, activated_at: null, withdrawn: null, updated_at: now };
+        // The wrong-code count stays with the keyfob and its holder (lifecycle.ts, "Issuing again"): a withdrawal
+        // does not clear it, so issuing the keyfob again to the same customer carries it on, and one withdrawn
+        // while locked comes back locked, for the unlock path (audited; maker-checker counts it).
+        const carried = row.state === "retired" && row.customer === customer ? Number(row.fail_count) : 0;
+        const locked = carried >= this.policy.lockAfter;
+        const change = { state: locked ? ("locked" as const) : ("issued" as const), customer, issuance: row.issuance + 1, fail_count: carried, activated_at: null, withdrawn: null, updated_at: now };
+        const kept = carried ? { failures: carried, ...(locked ? { lockedAtWithdrawal: true } : {}) } : {};
         return {
           change,
-          audit: [{ action: "issue", outcome: "ok", serial, customer, detail: { from: row.state, issuance: row.issuance + 1, ...(row.withdrawn ? { withdrawn: row.withdrawn } : {}) } }],
+          audit: [{ action: "issue", outcome: "ok", serial, customer, detail: { from: row.state, issuance: row.issuance + 1, ...(row.withdrawn ? { withdrawn: row.withdrawn } : {}), ...kept } }],
           outcome: toStatus({ ...row, ...change }),
         };
       }, { holderOf: customer });
@@ -322,7 +329,8 @@ export class Registry {
       if (!row) return this.refusal("withdraw", "no_token", `customer ${customer} holds no token`, null, customer, { reason });
       const g = guard?.(row);
       if (g) return this.refusal("withdraw", g.code, g.message, row.serial, customer, { reason, ...(g.detail ?? {}) });
-      const change = { state: "retired" as const, withdrawn: reason, fail_count: 0, updated_at: this.now() };
+      // fail_count is kept: issued again to this customer, the keyfob carries it on (issue()).
+      const change = { state: "retired" as const, withdrawn: reason, updated_at: this.now() };
       return {
         change,
         audit: [{ action: "withdraw", outcome: "ok", serial: row.serial, customer, detail: { reason, from: row.state } }],

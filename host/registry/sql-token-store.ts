@@ -15,8 +15,16 @@ import type { KeyRing } from "./key-ring.js";
 import { ownerGone, processOwner } from "../process-owner.js";
 import { INDEX_KEY_BYTES, SEED_INDEX_SECRET, seedIndex } from "./seed-index.js";
 import { AUDIT_COLUMNS, LIVE, LIVE_STATES_SQL, auditValues, tokenHoldsSeed, type AuditEntry, type Decide, type DecideOptions, type Decision, type RowChange, type TokenKey, type TokenRow, type TokenStore } from "./token-store.js";
-import { unknownSerial } from "./validation.js";
+import { boundedList, someOf, unknownSerial } from "./validation.js";
 import { RegistryError, TOKEN_STATES, type Actor, type AuditRecord, type NewToken, type TokenState, type TokenStatus } from "./types.js";
+
+/** What clearStaleImports did, batch ids: committed batches settled, dead ones deleted, orphaned rows deleted, live ones left. */
+export interface ImportsCleared {
+  settled: string[];
+  discarded: string[];
+  orphaned: string[];
+  live: string[];
+}
 
 /** A software token's new row (issueSoft). */
 export interface SoftInsert {
@@ -51,6 +59,48 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export function iso(ms: number | null): string | null {
   return ms === null || ms === undefined ? null : new Date(Number(ms)).toISOString();
+}
+
+/** Serials of an input that rows hold already (SqlTokenStore.taken). */
+interface Taken {
+  registered: string[];
+  importing: string[];
+  batches: string[];
+}
+
+interface Refusal {
+  code: string;
+  message: string;
+  detail: Record<string, unknown>;
+}
+
+/**
+ * An import refused for serials rows hold: duplicate_serial when any is registered, else being_imported (another
+ * import is staging them: not a duplicate of an issued token, and it may yet fail). Messages name at most
+ * MESSAGE_SERIALS; details list at most DETAIL_SERIALS with the count.
+ */
+function takenRefusal(taken: Taken, origin: string): Refusal | undefined {
+  const busy = taken.importing.length ? { importing: boundedList("serials", taken.importing), batches: taken.batches } : {};
+  if (taken.registered.length) {
+    const also = taken.importing.length ? ` (and ${taken.importing.length} being imported by another import now)` : "";
+    return { code: "duplicate_serial", message: `already registered: ${someOf(taken.registered)}${also}; nothing was imported`, detail: { ...boundedList("serials", taken.registered), ...busy, origin } };
+  }
+  if (!taken.importing.length) return undefined;
+  return {
+    code: "being_imported",
+    message: `being imported by another import now (${taken.batches.join(", ")}): ${someOf(taken.importing)}; nothing was imported. Wait until that import ends (its audit record 'import' says whether it committed), then look with fobkit bank tokens before importing again`,
+    detail: { ...boundedList("serials", taken.importing), batches: taken.batches, origin },
+  };
+}
+
+/** An import refused for seeds tokens hold already (pairs: [the input's serial, the holder's]). */
+function heldRefusal(held: [string, string][], origin: string): Refusal | undefined {
+  if (!held.length) return undefined;
+  return {
+    code: "duplicate_seed",
+    message: `${someOf(held.map(([mine, theirs]) => `the seed of ${mine} is already held by token ${theirs}`), "; ")}; nothing was imported`,
+    detail: { ...boundedList("serials", held), origin },
+  };
 }
 
 /** What a register audit record says of a token (never its seed). */
@@ -261,12 +311,35 @@ export abstract class SqlTokenStore implements TokenStore {
       else pairs.push([prev, tokens[i].serial]);
     });
     if (pairs.length) {
-      throw new RegistryError("duplicate_seed", `the same seed appears twice in the input: ${pairs.map(([a, b]) => `${a} and ${b}`).join(", ")}; nothing was imported`, "refused", { serials: pairs });
+      throw new RegistryError("duplicate_seed", `the same seed appears twice in the input: ${someOf(pairs.map(([a, b]) => `${a} and ${b}`))}; nothing was imported`, "refused", boundedList("serials", pairs));
     }
     return indexes;
   }
 
   /** [input serial, serial already holding its seed] for each input seed some token holds. */
+  /**
+   * Which of `serials` a row holds already: registered (visible, or staged by a committed batch), or staged by an
+   * import still under way (its batch staging; or orphaned, being discarded), whose rows appear or vanish when it ends.
+   */
+  private async taken(t: Sql, serials: string[]): Promise<Taken> {
+    const out: Taken = { registered: [], importing: [], batches: [] };
+    for (let i = 0; i < serials.length; i += 500) {
+      const chunk = serials.slice(i, i + 500);
+      const rows = await t.all<{ serial: string; staged: string | null; state: string | null }>(
+        `SELECT t.serial, t.staged, b.state FROM tokens t LEFT JOIN import_batches b ON b.id = t.staged WHERE t.serial IN (${chunk.map(() => "?").join(", ")})`,
+        chunk,
+      );
+      for (const r of rows) {
+        if (r.staged === null || r.state === "committed") out.registered.push(r.serial);
+        else {
+          out.importing.push(r.serial);
+          if (!out.batches.includes(r.staged)) out.batches.push(r.staged);
+        }
+      }
+    }
+    return out;
+  }
+
   private async seedsHeld(t: Sql, tokens: NewToken[], indexes: Buffer[]): Promise<[string, string][]> {
     const mine = new Map(indexes.map((ix, i) => [ix.toString("base64"), tokens[i].serial]));
     const held: [string, string][] = [];
@@ -363,28 +436,15 @@ export abstract class SqlTokenStore implements TokenStore {
   async register(tokens: NewToken[], actor: Actor, origin: string, notes: AuditEntry[] = []): Promise<{ registered: string[] }> {
     const serials = tokens.map((x) => x.serial);
     const indexes = await this.seedIndexes(tokens);
+    // Every import, of any size, first clears what dead imports left: their staged rows would otherwise hold its serials.
+    await this.clearStaleImports(actor);
     if (tokens.length > STAGE_ABOVE) return this.registerStaged(tokens, indexes, actor, origin, notes);
     try {
       return await this.sealing(() => this.txDecide(async (t) => {
-        const existing: string[] = [];
-        for (let i = 0; i < serials.length; i += 500) {
-          const chunk = serials.slice(i, i + 500);
-          const rows = await t.all<{ serial: string }>(`SELECT serial FROM tokens WHERE serial IN (${chunk.map(() => "?").join(", ")})`, chunk);
-          existing.push(...rows.map((r) => r.serial));
-        }
-        if (existing.length) {
-          return this.refuseIn(t, actor, "register", "duplicate_serial", `already registered: ${existing.join(", ")}; nothing was imported`, null, null, {
-            serials: existing,
-            origin,
-          });
-        }
-        const held = await this.seedsHeld(t, tokens, indexes);
-        if (held.length) {
-          return this.refuseIn(t, actor, "register", "duplicate_seed", `${held.map(([mine, theirs]) => `the seed of ${mine} is already held by token ${theirs}`).join("; ")}; nothing was imported`, null, null, {
-            serials: held,
-            origin,
-          });
-        }
+        const taken = takenRefusal(await this.taken(t, serials), origin);
+        if (taken) return this.refuseIn(t, actor, "register", taken.code, taken.message, null, null, taken.detail);
+        const held = heldRefusal(await this.seedsHeld(t, tokens, indexes), origin);
+        if (held) return this.refuseIn(t, actor, "register", held.code, held.message, null, null, held.detail);
         const now = this.now();
         for (const [i, tok] of tokens.entries()) {
           const sealed = this.keys.seal(tok.serial, tok.secret);
@@ -418,7 +478,8 @@ export abstract class SqlTokenStore implements TokenStore {
    * marks cleared, in chunks, and the batch row deleted. On any failure the
    * batch row is deleted first (its rows become unreachable at once) and
    * then its rows. A process that dies mid-import leaves a batch whose
-   * heartbeat stops; the next import deletes it after STALE_IMPORT_MS.
+   * heartbeat stops; the next import (register() clears first, any size), a starting server or `fobkit bank
+   * clear-imports` deletes it: at once when its process ran on this machine, else after STALE_IMPORT_MS.
    *
    * Each token's audit record says "staged" with the batch id, and one
    * "import" record says the batch was committed (or aborted, and why): the
@@ -426,21 +487,11 @@ export abstract class SqlTokenStore implements TokenStore {
    */
   private async registerStaged(tokens: NewToken[], indexes: Buffer[], actor: Actor, origin: string, notes: AuditEntry[]): Promise<{ registered: string[] }> {
     const serials = tokens.map((x) => x.serial);
-    await this.clearStaleImports(actor);
     // Read-only checks first, for a refusal that names every duplicate; the chunks' unique indexes catch races.
-    const existing: string[] = [];
-    for (let i = 0; i < serials.length; i += 500) {
-      const chunk = serials.slice(i, i + 500);
-      existing.push(...(await this.db.all<{ serial: string }>(`SELECT serial FROM tokens WHERE serial IN (${chunk.map(() => "?").join(", ")})`, chunk)).map((r) => r.serial));
-    }
-    if (existing.length) {
-      await this.note(actor, "register", "duplicate_serial", { serials: existing, origin });
-      throw new RegistryError("duplicate_serial", `already registered: ${existing.join(", ")}; nothing was imported`, "refused", { serials: existing, origin });
-    }
-    const held = await this.seedsHeld(this.db, tokens, indexes);
-    if (held.length) {
-      await this.note(actor, "register", "duplicate_seed", { serials: held, origin });
-      throw new RegistryError("duplicate_seed", `${held.map(([mine, theirs]) => `the seed of ${mine} is already held by token ${theirs}`).join("; ")}; nothing was imported`, "refused", { serials: held, origin });
+    for (const refusal of [takenRefusal(await this.taken(this.db, serials), origin), heldRefusal(await this.seedsHeld(this.db, tokens, indexes), origin)]) {
+      if (!refusal) continue;
+      await this.note(actor, "register", refusal.code, refusal.detail);
+      throw new RegistryError(refusal.code, refusal.message, "refused", refusal.detail);
     }
     const batch = "imp-" + randomBytes(8).toString("hex");
     const started = this.now();
@@ -495,15 +546,16 @@ export abstract class SqlTokenStore implements TokenStore {
    * read and this delete; or by a commit whose answer was lost): its tokens are registered, and are left for
    * settleBatch. Only a batch whose row this deleted, or that has none (orphaned rows), loses its tokens.
    */
-  private async discardBatch(batch: string, actor: Actor, why: string): Promise<void> {
+  private async discardBatch(batch: string, actor: Actor, why: string): Promise<boolean> {
     const removed = await this.db.run("DELETE FROM import_batches WHERE id = ? AND state = 'staging'", [batch]);
-    if (!removed && (await this.db.get("SELECT id FROM import_batches WHERE id = ?", [batch]))) return;
+    if (!removed && (await this.db.get("SELECT id FROM import_batches WHERE id = ?", [batch]))) return false;
     for (;;) {
       const n = await this.db.tx((t) => t.run("DELETE FROM tokens WHERE serial IN (SELECT serial FROM tokens WHERE staged = ? LIMIT 500)", [batch]));
       if (n === 0) break;
       await sleep(CHUNK_PAUSE_MS);
     }
     if (removed) await this.note(actor, "import", "aborted", { batch, reason: why });
+    return true;
   }
 
   /** Clears a committed batch's marks in chunks, then deletes the batch row. */
@@ -522,15 +574,22 @@ export abstract class SqlTokenStore implements TokenStore {
    * machine and is gone (host/process-owner.ts). Taking a live one for dead is safe, only wasteful: its next chunk finds
    * its batch row gone and the import stops (import_abandoned) with nothing imported.
    */
-  async clearStaleImports(actor: Actor): Promise<void> {
+  async clearStaleImports(actor: Actor): Promise<ImportsCleared> {
+    const out: ImportsCleared = { settled: [], discarded: [], orphaned: [], live: [] };
     const batches = await this.db.all<{ id: string; state: string; heartbeat_at: number; owner: string | null }>("SELECT id, state, heartbeat_at, owner FROM import_batches");
-    const stale = batches.filter((b) => b.state === "committed" || Number(b.heartbeat_at) < this.now() - STALE_IMPORT_MS || ownerGone(b.owner));
-    for (const b of stale) {
-      if (b.state === "committed") await this.settleBatch(b.id);
-      else await this.discardBatch(b.id, actor, "abandoned");
+    for (const b of batches) {
+      if (b.state === "committed") {
+        await this.settleBatch(b.id);
+        out.settled.push(b.id);
+      } else if (Number(b.heartbeat_at) < this.now() - STALE_IMPORT_MS || ownerGone(b.owner)) {
+        // False: it committed meanwhile (alive after all); its rows are registered and stay.
+        if (await this.discardBatch(b.id, actor, "abandoned")) out.discarded.push(b.id);
+        else out.live.push(b.id);
+      } else out.live.push(b.id);
     }
     const orphans = await this.db.all<{ staged: string }>("SELECT DISTINCT staged FROM tokens WHERE staged IS NOT NULL AND staged NOT IN (SELECT id FROM import_batches)");
-    for (const o of orphans) await this.discardBatch(o.staged, actor, "orphaned");
+    for (const o of orphans) if (await this.discardBatch(o.staged, actor, "orphaned")) out.orphaned.push(o.staged);
+    return out;
   }
 
   /**

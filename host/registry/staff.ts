@@ -8,11 +8,22 @@
  * argon2 package needs node-gyp or a prebuilt download). The stored string
  * names its parameters, so they can be raised later without a migration.
  *
- * Sign-in throttle: five wrong passwords in a row lock the account until a
- * supervisor unlocks it (console) or `fobkit bank unlock-staff`. The try is
- * counted BEFORE the password is checked, by one conditional UPDATE
- * (`failed_signins < 5`), so any number of parallel sign-ins get at most five
- * tries between them; a right password then resets the count. An unknown,
+ * Sign-in throttle: five wrong passwords in a row lock the account for 15
+ * minutes; each further five (the count is reset only by a right password or
+ * an unlock, never by the timer) lock it twice as long as the last, at most a
+ * day (SIGNIN_LOCK_MS), so a guesser gets about five tries a day. A
+ * supervisor lifts a lock at once (console, or `fobkit bank unlock-staff`,
+ * audited). Why not until unlocked, as before (migration 11): staff IDs are
+ * not secret inside a bank, so anyone on the network could keep any teller
+ * (or every supervisor, who alone unlock staff) out for good; a lock that
+ * ends bounds that harm while the back-off still bounds the guesses
+ * (OWASP Authentication Cheat Sheet, "Account Lockout": a lockout duration,
+ * with exponential back-off; NIST SP 800-63B 5.2.2 rate limiting). Every
+ * lock is audited with its end (signin bad_password, detail lockedUntil).
+ * The try is counted BEFORE the password is checked, by one conditional
+ * UPDATE (the account not locked now; the fifth try sets the lock), so any
+ * number of parallel sign-ins get at most five tries between them; a right
+ * password then resets the count and lifts the lock. An unknown,
  * disabled or locked account still costs one scrypt against a dummy hash, so
  * the answer's timing does not tell a known staff ID from an unknown one.
  * The lock itself is shown to whoever signs in next (the member needs to
@@ -31,6 +42,16 @@ export const STAFF_ROLES: StaffRole[] = ["teller", "supervisor"];
 
 /** Wrong passwords in a row that lock a staff account (issue 13 item 2). */
 export const SIGNIN_LOCK_AFTER = 5;
+/** How long the first lock lasts; each further one twice the last, at most SIGNIN_LOCK_MAX_MS. */
+export const SIGNIN_LOCK_MS = 15 * 60_000;
+export const SIGNIN_LOCK_MAX_MS = 24 * 3600_000;
+
+/** The length of the k-th lock in a row (k = 1 after five wrong passwords, 2 after ten, ...). */
+export function signinLockMs(k: number): number {
+  return Math.min(SIGNIN_LOCK_MS * 2 ** Math.min(k - 1, 20), SIGNIN_LOCK_MAX_MS);
+}
+/** Locks past this many in a row all last SIGNIN_LOCK_MAX_MS (the CASE below lists the ones before). */
+const LOCK_STEPS = Math.ceil(Math.log2(SIGNIN_LOCK_MAX_MS / SIGNIN_LOCK_MS)) + 1;
 /** A console session idle this long is over (issue 13 item 2: 15 minutes). */
 export const IDLE_MS = 15 * 60_000;
 /** Even an active session ends after a working day. */
@@ -102,7 +123,9 @@ export function checkPassword(password: unknown): string {
 export interface StaffInfo {
   name: string;
   role: StaffRole;
+  /** Locked now (until lockedUntil). */
   locked: boolean;
+  lockedUntil: string | null;
   failedSignins: number;
   disabled: boolean;
   createdAt: string;
@@ -115,6 +138,7 @@ interface StaffRow {
   role: StaffRole;
   password_hash: string;
   failed_signins: number;
+  locked_until: number | null;
   created_at: number;
   disabled_at: number | null;
   last_signin_at: number | null;
@@ -122,11 +146,16 @@ interface StaffRow {
 
 const iso = (ms: number | null) => (ms === null || ms === undefined ? null : new Date(Number(ms)).toISOString());
 
-function info(r: StaffRow): StaffInfo {
+/** Is the account locked at `now`? */
+const lockedAt = (r: Pick<StaffRow, "locked_until">, now: number) => r.locked_until !== null && r.locked_until !== undefined && Number(r.locked_until) > now;
+
+function info(r: StaffRow, now: number): StaffInfo {
+  const locked = lockedAt(r, now);
   return {
     name: r.name,
     role: r.role,
-    locked: Number(r.failed_signins) >= SIGNIN_LOCK_AFTER,
+    locked,
+    lockedUntil: locked ? iso(r.locked_until) : null,
     failedSignins: Number(r.failed_signins),
     disabled: r.disabled_at !== null,
     createdAt: iso(r.created_at)!,
@@ -175,17 +204,17 @@ export async function addStaff(db: Database, name: string, role: StaffRole, pass
     }
     await t.run("INSERT INTO staff (name, role, password_hash, failed_signins, created_at) VALUES (?, ?, ?, 0, ?)", [name, role, hash, now]);
     await auditRecord(t, actor, "add_staff", "ok", now, { detail: { staff: name, role } });
-    return info({ name, role, password_hash: hash, failed_signins: 0, created_at: now, disabled_at: null, last_signin_at: null });
+    return info({ name, role, password_hash: hash, failed_signins: 0, locked_until: null, created_at: now, disabled_at: null, last_signin_at: null }, now);
   });
 }
 
-export async function listStaff(db: Database): Promise<StaffInfo[]> {
-  return (await db.all<StaffRow>("SELECT * FROM staff ORDER BY name")).map(info);
+export async function listStaff(db: Database, now = Date.now()): Promise<StaffInfo[]> {
+  return (await db.all<StaffRow>("SELECT * FROM staff ORDER BY name")).map((r) => info(r, now));
 }
 
-export async function getStaff(db: Database, name: string): Promise<StaffInfo | undefined> {
+export async function getStaff(db: Database, name: string, now = Date.now()): Promise<StaffInfo | undefined> {
   const r = await db.get<StaffRow>("SELECT * FROM staff WHERE name = ?", [checkStaffName(name)]);
-  return r ? info(r) : undefined;
+  return r ? info(r, now) : undefined;
 }
 
 /** Disabled for good (IDs are not reused); every session of the member ends at once. */
@@ -199,15 +228,19 @@ export async function disableStaff(db: Database, name: string, actor: Actor, now
   });
 }
 
-/** Lifts the sign-in lock (five wrong passwords); a supervisor's action. */
+/**
+ * Lifts the sign-in lock and resets the count of wrong passwords (so the next lock is again the shortest); a
+ * supervisor's action. Also for an account whose lock has ended but whose count still stands (its next lock
+ * would be longer); staff_not_locked only when fewer than five wrong passwords are counted.
+ */
 export async function unlockStaff(db: Database, name: string, actor: Actor, now = Date.now()): Promise<void> {
   checkStaffName(name);
   await db.tx(async (t) => {
     const row = await t.get<StaffRow>(`SELECT * FROM staff WHERE name = ?${db.forUpdate}`, [name]);
     if (!row || row.disabled_at !== null) throw new RegistryError("unknown_staff", `no active staff account ${name}`, "refused");
     if (Number(row.failed_signins) < SIGNIN_LOCK_AFTER) throw new RegistryError("staff_not_locked", `staff account ${name} is not locked`, "refused");
-    await t.run("UPDATE staff SET failed_signins = 0 WHERE name = ?", [name]);
-    await auditRecord(t, actor, "unlock_staff", "ok", now, { detail: { staff: name, failures: Number(row.failed_signins) } });
+    await t.run("UPDATE staff SET failed_signins = 0, locked_until = NULL WHERE name = ?", [name]);
+    await auditRecord(t, actor, "unlock_staff", "ok", now, { detail: { staff: name, failures: Number(row.failed_signins), lockedNow: lockedAt(row, now) } });
   });
 }
 
@@ -277,22 +310,33 @@ async function checkSignIn(db: Database, name: string, password: string, source:
     await db.tx((t) => auditRecord(t, who, "signin", row ? "disabled" : "unknown_staff", now));
     return { ok: false, reason: "bad_credentials" };
   }
-  const counted = await db.run("UPDATE staff SET failed_signins = failed_signins + 1 WHERE name = ? AND failed_signins < ? AND disabled_at IS NULL", [name, SIGNIN_LOCK_AFTER]);
+  // The try counts only while the account is not locked; the try that makes the count a multiple of five sets the lock,
+  // k-th in a row lasting signinLockMs(k) (integer division on both engines: failed_signins is an INTEGER).
+  const ends = Array.from({ length: LOCK_STEPS }, (_, i) => now + signinLockMs(i + 1));
+  const counted = await db.run(
+    `UPDATE staff SET failed_signins = failed_signins + 1,
+       locked_until = CASE WHEN (failed_signins + 1) % ${SIGNIN_LOCK_AFTER} <> 0 THEN locked_until
+         ${ends.map((_, i) => `WHEN (failed_signins + 1) / ${SIGNIN_LOCK_AFTER} = ${i + 1} THEN CAST(? AS BIGINT)`).join(" ")}
+         ELSE CAST(? AS BIGINT) END
+     WHERE name = ? AND (locked_until IS NULL OR locked_until <= ?) AND disabled_at IS NULL`,
+    [...ends, now + SIGNIN_LOCK_MAX_MS, name, now],
+  );
   if (counted === 0) {
     await verifyPassword(await dummy(), password);
-    await db.tx((t) => auditRecord(t, actor, "signin", "locked", now));
+    const until = await db.get<{ locked_until: number | null }>("SELECT locked_until FROM staff WHERE name = ?", [name]);
+    await db.tx((t) => auditRecord(t, actor, "signin", "locked", now, { detail: { lockedUntil: iso(until?.locked_until ?? null) } }));
     return { ok: false, reason: "locked" };
   }
   if (await verifyPassword(row.password_hash, password)) {
     await db.tx(async (t) => {
-      await t.run("UPDATE staff SET failed_signins = 0, last_signin_at = ? WHERE name = ?", [now, name]);
+      await t.run("UPDATE staff SET failed_signins = 0, locked_until = NULL, last_signin_at = ? WHERE name = ?", [now, name]);
       await auditRecord(t, actor, "signin", "ok", now);
     });
     return { ok: true, name: row.name, role: row.role };
   }
-  const after = await db.get<{ failed_signins: number }>("SELECT failed_signins FROM staff WHERE name = ?", [name]);
-  const locked = Number(after?.failed_signins ?? SIGNIN_LOCK_AFTER) >= SIGNIN_LOCK_AFTER;
-  await db.tx((t) => auditRecord(t, actor, "signin", "bad_password", now, { detail: { failures: Number(after?.failed_signins), locked } }));
+  const after = await db.get<{ failed_signins: number; locked_until: number | null }>("SELECT failed_signins, locked_until FROM staff WHERE name = ?", [name]);
+  const locked = after ? lockedAt(after, now) : true;
+  await db.tx((t) => auditRecord(t, actor, "signin", "bad_password", now, { detail: { failures: Number(after?.failed_signins), locked, ...(locked && after ? { lockedUntil: iso(after.locked_until) } : {}) } }));
   return { ok: false, reason: "bad_credentials" };
 }
 

@@ -102,3 +102,19 @@ export function checkNewToken(t: NewToken): void {
     bad(`secret must be ${MIN_SECRET_BYTES}-${MAX_SECRET_BYTES} bytes`);
   }
 }
+
+/** Serials (or pairs) a refusal's message names; the rest are counted: "and N more" (a 60,000-key file sent twice named all 60,000). */
+export const MESSAGE_SERIALS = 10;
+/** Serials a refusal's detail (API, --json, its audit record) lists at most; `count` says how many there were. */
+export const DETAIL_SERIALS = 1000;
+
+/** The first MESSAGE_SERIALS items joined by `sep`, then "and N more" when there are more. */
+export function someOf(items: string[], sep = ", "): string {
+  const shown = items.slice(0, MESSAGE_SERIALS).join(sep);
+  return items.length > MESSAGE_SERIALS ? `${shown}${sep}and ${items.length - MESSAGE_SERIALS} more` : shown;
+}
+
+/** A refusal's detail list, bounded: the first DETAIL_SERIALS items, and how many there were in all. */
+export function boundedList<T>(name: string, items: T[]): Record<string, unknown> {
+  return { [name]: items.slice(0, DETAIL_SERIALS), count: items.length, ...(items.length > DETAIL_SERIALS ? { truncated: true } : {}) };
+}

@@ -156,7 +156,7 @@ export const ROUTES: RouteDef[] = [
       description: "Registered, in stock (or registered before with identical content).",
       schema: { type: "object", properties: { registered: { type: "array", items: { type: "string" } }, alreadyRegistered: { type: "boolean" } } },
     },
-    refusals: ["duplicate_serial", "duplicate_seed"],
+    refusals: ["duplicate_serial", "being_imported", "duplicate_seed"],
     async handler({ registry, actor, body }) {
       const tok: NewToken = {
         serial: body.serial,

@@ -111,6 +111,14 @@ export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstan
   const registry = new Registry(o.db, { keys: o.keys, policy: o.policy, now: o.now });
   const app = buildApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy, now: o.now, mailer: o.mailer, setupRate: o.setupRate });
   await app.listen({ host, port });
+  // What a killed import left (its staged rows hold its serials) is cleared at start, not only by the next import:
+  // in the background, since a large batch takes seconds of short transactions; never a live import's (clearStaleImports).
+  const clearing = registry.clearStaleImports({ name: "server", source: "start" }).then(
+    (r) => {
+      if (r.discarded.length + r.orphaned.length) process.stderr.write(`fobkit bank serve: cleared the staged rows of dead imports: ${[...r.discarded, ...r.orphaned].join(", ")}\n`);
+    },
+    (e) => process.stderr.write(`fobkit bank serve: could not clear dead imports at start (the next import will): ${(e as Error).message}\n`),
+  );
   const addr = app.server.address();
   const actualPort = typeof addr === "object" && addr ? addr.port : port;
   const shownHost = isIP(host) === 6 ? `[${host}]` : host;
@@ -119,6 +127,7 @@ export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstan
     registry,
     url: `${tls ? "https" : "http"}://${shownHost}:${actualPort}`,
     close: async () => {
+      await clearing;
       await app.close();
     },
   };

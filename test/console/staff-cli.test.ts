@@ -9,6 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
+import { MIGRATIONS, migrate } from "../../host/registry/migrations.js";
+import { openDatabase } from "../../host/registry/open-database.js";
 import { createSession, loadSession, signIn } from "../../host/registry/staff.js";
 import { ENGINES, freshDb } from "../registry/support.js";
 import { runCliCaptured } from "../server/support.js";
@@ -72,4 +74,67 @@ describe.each(ENGINES)("staff accounts CLI on $name", (engine) => {
     expect(audit).toEqual(["add_staff:staff:admin", "unlock_staff:staff:admin", "disable_staff:staff:admin"]);
     expect(JSON.stringify(await db.all("SELECT * FROM audit"))).not.toContain(pw);
   });
+
+  it("a staff lock lasts 15 minutes, twice as long after each further five wrong passwords (at most a day); a supervisor still lifts it at once", async () => {
+    const pw = "right-password-for-sato";
+    writeFileSync(join(dir, "pw"), pw, { mode: 0o600 });
+    expect((await bank("add-staff", "--name", "sato", "--role", "teller", "--password-file", join(dir, "pw"))).code).toBe(0);
+    const t0 = Date.now();
+    const MIN = 60_000;
+    const wrong = async (at: number) => {
+      for (let i = 0; i < 5; i++) expect(await signIn(db, "sato", "wrong-password-" + i, "test", at)).toEqual({ ok: false, reason: "bad_credentials" });
+    };
+    await wrong(t0);
+    // Locked: the right password too, until the lock ends; then it signs in (the lock was not for good).
+    expect(await signIn(db, "sato", pw, "test", t0 + 14 * MIN)).toEqual({ ok: false, reason: "locked" });
+    expect(await signIn(db, "sato", pw, "test", t0 + 15 * MIN)).toMatchObject({ ok: true });
+    // The right password reset the count: five wrong ones lock for 15 minutes again, shown and audited with the end.
+    const t1 = t0 + 20 * MIN;
+    await wrong(t1);
+    const listed = JSON.parse((await bank("list-staff", "--json")).stdout).staff[0];
+    expect(listed).toMatchObject({ name: "sato", failedSignins: 5, lockedUntil: new Date(t1 + 15 * MIN).toISOString() });
+    const fifth = (await db.all<{ detail: string }>("SELECT detail FROM audit WHERE action = 'signin' AND outcome = 'bad_password' ORDER BY id")).at(-1)!;
+    expect(JSON.parse(fifth.detail)).toEqual({ failures: 5, locked: true, lockedUntil: new Date(t1 + 15 * MIN).toISOString() });
+    // Five more wrong ones after that lock ends: 30 minutes, since the timer does not reset the count.
+    await wrong(t1 + 15 * MIN);
+    expect(await signIn(db, "sato", pw, "test", t1 + 15 * MIN + 29 * MIN)).toEqual({ ok: false, reason: "locked" });
+    expect(await signIn(db, "sato", pw, "test", t1 + 15 * MIN + 30 * MIN)).toMatchObject({ ok: true });
+    // A supervisor unlocks at once.
+    await wrong(Date.now());
+    expect(await bank("unlock-staff", "--name", "sato")).toMatchObject({ code: 0 });
+    expect(await signIn(db, "sato", pw, "test")).toMatchObject({ ok: true });
+    // Never longer than a day, however many locks in a row (the count set just below the k-th lock: scrypt is slow).
+    for (const k of [2, 7, 8, 9, 12]) {
+      await db.run("UPDATE staff SET failed_signins = ?, locked_until = NULL WHERE name = 'sato'", [5 * k - 1]);
+      expect(await signIn(db, "sato", "wrong-password", "test", t0)).toEqual({ ok: false, reason: "bad_credentials" });
+      const until = Number((await db.get<{ u: number }>("SELECT locked_until AS u FROM staff WHERE name = 'sato'"))!.u);
+      expect([k, until - t0]).toEqual([k, Math.min(15 * MIN * 2 ** (k - 1), 24 * 60 * MIN)]);
+    }
+  }, 180_000);
+
+  it("migration 11: an account locked before it (for good, then) stays locked for 15 minutes from the migration, then opens", async () => {
+    const f = await engine.fresh();
+    const old = openDatabase(f.url);
+    try {
+      await migrate(old, MIGRATIONS.filter((m) => m.version < 11));
+      for (const [name, fails] of [["locked1", 5], ["open1", 4]] as const) {
+        await old.run("INSERT INTO staff (name, role, password_hash, failed_signins, created_at) VALUES (?, 'teller', 'scrypt$15$8$1$AA==$AA==', ?, 0)", [name, fails]);
+      }
+      const before = Date.now();
+      expect(await migrate(old)).toContain(11);
+      const rows = await old.all<{ name: string; locked_until: number | null }>("SELECT name, locked_until FROM staff ORDER BY name");
+      expect(rows.map((r) => [r.name, r.locked_until === null ? null : Number(r.locked_until) - before >= 15 * 60_000 - 5000 && Number(r.locked_until) - Date.now() <= 15 * 60_000 + 5000])).toEqual([
+        ["locked1", true],
+        ["open1", null],
+      ]);
+      const until = Number(rows[0].locked_until);
+      expect(await signIn(old, "locked1", "wrong-password", "test", until - 1)).toEqual({ ok: false, reason: "locked" });
+      // After it: tries count again (a sixth wrong password; the tenth would lock for 30 minutes).
+      expect(await signIn(old, "locked1", "wrong-password", "test", until)).toEqual({ ok: false, reason: "bad_credentials" });
+      expect(await old.get("SELECT failed_signins AS n FROM staff WHERE name = 'locked1'")).toEqual({ n: 6 });
+    } finally {
+      await old.close();
+      await f.drop();
+    }
+  }, 60_000);
 });

@@ -11,6 +11,7 @@ import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { openMigrated } from "../../host/registry/open-database.js";
 import { Registry, type Policy } from "../../host/registry/registry.js";
+import { processOwner } from "../../host/process-owner.js";
 import { RegistryError, type NewToken } from "../../host/registry/types.js";
 import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb, oathtool } from "./support.js";
 
@@ -96,6 +97,43 @@ describe.each(ENGINES)("registry on $name", (engine) => {
       await expect(reg.status("FK0002")).rejects.toMatchObject({ code: "unknown_serial" });
       const trail = await reg.auditTrail();
       expect(trail.at(-1)).toMatchObject({ action: "register", outcome: "duplicate_serial", actor: FACTORY.name, source: FACTORY.source });
+    });
+
+    it("a refusal for many taken serials names ten and counts the rest; its detail lists them (bounded) with the count", async () => {
+      const serials = (n: number, p: string) => Array.from({ length: n }, (_, i) => `${p}${String(i).padStart(5, "0")}`);
+      for (const [n, prefix] of [[30, "FKS"], [600, "FKL"]] as const) {
+        // 30: one transaction; 600: the staged import.
+        await reg.register(serials(n, prefix).map((s) => token(s, randomBytes(20))), FACTORY, "first");
+        const e = await refusal(reg.register(serials(n, prefix).map((s) => token(s, randomBytes(20))), FACTORY, "again"));
+        expect(e.code).toBe("duplicate_serial");
+        expect(e.message.match(new RegExp(prefix, "g"))).toHaveLength(10);
+        expect(e.message).toContain(`and ${n - 10} more; nothing was imported`);
+        expect(e.detail).toMatchObject({ count: n });
+        expect((e.detail.serials as string[]).sort()).toEqual(serials(n, prefix));
+        const audit = (await reg.auditTrail({ limit: 10_000 })).at(-1)!;
+        expect(audit).toMatchObject({ action: "register", outcome: "duplicate_serial", detail: { count: n, origin: "again" } });
+      }
+      const twice = serials(15, "FKT");
+      const e = await refusal(reg.register([...twice, ...twice].map((s) => token(s, randomBytes(20))), FACTORY, "x"));
+      expect(e).toMatchObject({ code: "duplicate_serial", detail: { count: 15 } });
+      expect(e.message).toMatch(/FKT00009, and 5 more$/);
+    });
+
+    it("a serial a live import is staging is refused as being_imported, not as registered, and nothing changes", async () => {
+      await reg.register([token("FK0001"), token("FK0002", randomBytes(20))], FACTORY, "t");
+      // A live import (this process, heartbeat now) staging FK0001: its row is not registered, and may yet be rolled back.
+      await db.run("INSERT INTO import_batches (id, state, origin, actor, tokens, started_at, heartbeat_at, owner) VALUES ('imp-live', 'staging', 'x', 'y', 1, ?, ?, ?)", [clock.now(), clock.now(), processOwner()]);
+      await db.run("UPDATE tokens SET staged = 'imp-live' WHERE serial = 'FK0001'");
+      const e = await refusal(reg.register([token("FK0001", randomBytes(20)), token("FK0009", randomBytes(20))], FACTORY, "second"));
+      expect(e).toMatchObject({ code: "being_imported", kind: "refused", detail: { serials: ["FK0001"], count: 1, batches: ["imp-live"] } });
+      expect(e.message).toMatch(/being imported by another import now \(imp-live\): FK0001; nothing was imported/);
+      // Both kinds at once: registered wins the code, the detail tells both apart.
+      const both = await refusal(reg.register(["FK0001", "FK0002", ...Array.from({ length: 600 }, (_, i) => `FKN${i}`)].map((s) => token(s, randomBytes(20))), FACTORY, "third"));
+      expect(both).toMatchObject({ code: "duplicate_serial", detail: { serials: ["FK0002"], importing: { serials: ["FK0001"], count: 1 }, batches: ["imp-live"] } });
+      expect(both.message).toBe("already registered: FK0002 (and 1 being imported by another import now); nothing was imported");
+      await expect(reg.status("FK0009")).rejects.toMatchObject({ code: "unknown_serial" });
+      expect(await db.get("SELECT staged FROM tokens WHERE serial = 'FK0001'")).toEqual({ staged: "imp-live" });
+      expect((await reg.auditTrail()).filter((a) => a.action === "register").map((a) => a.outcome).slice(-2)).toEqual(["being_imported", "duplicate_serial"]);
     });
 
     it("refuses a batch that repeats a serial", async () => {
@@ -397,6 +435,30 @@ describe.each(ENGINES)("registry on $name", (engine) => {
       expect(await reg.activate({ customer: "cust-2" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
       const issues = (await reg.auditTrail({ serial: "FK0001" })).filter((r) => r.action === "issue");
       expect(issues.at(-1)!.detail).toMatchObject({ from: "retired", issuance: 2, withdrawn: "returned" });
+    });
+
+    it("withdrawing a locked keyfob and issuing it again to the same customer does not reset the guess budget: it comes back locked, for the unlock path", async () => {
+      const bad = wrongCode(RFC_SEED_SHA1, clock.seconds);
+      for (let i = 0; i < 5; i++) await refusal(reg.verify("cust-1", bad, CHANNEL));
+      expect(await reg.withdraw("cust-1", "returned", STAFF)).toMatchObject({ state: "retired", failCount: 5 });
+      expect(await reg.issue("FK0001", "cust-1", STAFF)).toMatchObject({ state: "locked", customer: "cust-1", failCount: 5, issuance: 2 });
+      // No guess gets through until staff unlock it, and the unlock is the audited one (maker-checker counts it).
+      expect(await refusal(reg.activate({ customer: "cust-1" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL))).toMatchObject({ code: "locked" });
+      const issue = (await reg.auditTrail({ serial: "FK0001" })).filter((r) => r.action === "issue").at(-1)!;
+      expect(issue.detail).toMatchObject({ from: "retired", issuance: 2, withdrawn: "returned", lockedAtWithdrawal: true, failures: 5 });
+      expect(await reg.unlock("cust-1", STAFF)).toMatchObject({ state: "issued", failCount: 0 });
+      expect(await reg.activate({ customer: "cust-1" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
+    });
+
+    it("a keyfob withdrawn after some wrong codes and issued again to the same customer keeps counting; to another customer it starts afresh", async () => {
+      const bad = wrongCode(RFC_SEED_SHA1, clock.seconds);
+      for (let i = 0; i < 3; i++) await refusal(reg.verify("cust-1", bad, CHANNEL));
+      await reg.withdraw("cust-1", "faulty", STAFF);
+      expect(await reg.issue("FK0001", "cust-1", STAFF)).toMatchObject({ state: "issued", failCount: 3 });
+      for (let i = 0; i < 2; i++) await refusal(reg.activate({ customer: "cust-1" }, bad, CHANNEL));
+      expect(await reg.status("FK0001")).toMatchObject({ state: "locked", failCount: 5 });
+      await reg.withdraw("cust-1", "returned", STAFF);
+      expect(await reg.issue("FK0001", "cust-2", STAFF)).toMatchObject({ state: "issued", customer: "cust-2", failCount: 0 });
     });
 
     it("refuses a customer holding no token, and an unknown reason as bad input that changes nothing", async () => {

@@ -14,9 +14,13 @@ import { SETUP_RATE_DEFAULT } from "../../host/server/app.js";
 import { parseSetupRate, startServer } from "../../host/server/serve.js";
 import { finishCustomerRegistration, setUp, startCustomerRegistration } from "../../host/soft/client.js";
 import { SETUP_FINISH_PATH, SETUP_START_PATH } from "../../host/soft/protocol.js";
-import { ENGINES, freshDb } from "../registry/support.js";
+import { ENGINES, TestClock, freshDb } from "../registry/support.js";
 import { PassThrough } from "node:stream";
 import { runCli } from "../../host/cli/main.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startServeProcess } from "./spawn.js";
 
 const SERVICE_ID = "10112235";
 const PASSWORD = "Correct-horse9";
@@ -115,4 +119,73 @@ describe("set-up requests are limited per client IP", () => {
     expect(code).not.toBe(0);
     expect(e).toMatch(/--setup-rate must be N\/min/);
   });
+});
+
+describe.each(ENGINES)("the set-up limit holds across server processes on $name", (engine) => {
+  const LIMIT = 3;
+
+  it("two servers on one database (two hosts behind a balancer) share one count per client IP", async () => {
+    const f = await freshDb(engine);
+    const keys = KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]);
+    const a = await startServer({ db: f.db, keys, listen: "127.0.0.1:0", setupRate: LIMIT, trustProxy: ["127.0.0.1"] });
+    const b = await startServer({ db: f.db, keys, listen: "127.0.0.1:0", setupRate: LIMIT, trustProxy: ["127.0.0.1"] });
+    try {
+      const from = { "x-forwarded-for": "203.0.113.9" };
+      const statuses: number[] = [];
+      for (let i = 0; i <= LIMIT; i++) statuses.push((await junkStart((i % 2 ? b : a).url, from)).status);
+      expect(statuses).toEqual([...Array(LIMIT).fill(400), 429]);
+      // Another address still has its own count, at either server.
+      expect((await junkStart(b.url, { "x-forwarded-for": "198.51.100.1" })).status).toBe(400);
+    } finally {
+      await a.close();
+      await b.close();
+      await f.drop();
+    }
+  });
+
+  it("the count is per minute: Retry-After says when the window ends, and a new window starts afresh", async () => {
+    const f = await freshDb(engine);
+    const clock = new TestClock(Date.now());
+    const s = await startServer({ db: f.db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0", setupRate: LIMIT, now: clock.now });
+    try {
+      for (let i = 0; i < LIMIT; i++) expect((await junkStart(s.url)).status).toBe(400);
+      clock.advance(20);
+      const limited = await junkStart(s.url);
+      expect([limited.status, limited.headers.get("retry-after")]).toEqual([429, "40"]);
+      clock.advance(40);
+      expect((await junkStart(s.url)).status).toBe(400);
+      expect(await f.db.get("SELECT hits FROM rate_limits")).toEqual({ hits: 1 });
+    } finally {
+      await s.close();
+      await f.drop();
+    }
+  });
+
+  it("bank serve --workers 2: requests spread over both workers get the limit at N, not 2N", async () => {
+    const f = await freshDb(engine);
+    const dir = mkdtempSync(join(tmpdir(), "fobkit-rate-"));
+    KeyRing.create(join(dir, "bank.kek"));
+    const server = await startServeProcess(["--db", f.url, "--kek-file", join(dir, "bank.kek"), "--workers", "2", "--setup-rate", `${LIMIT}/min`, "--log"]);
+    let out = "";
+    server.proc.stdout!.on("data", (d) => (out += d));
+    try {
+      const statuses: number[] = [];
+      // A fresh connection each (no keep-alive): the primary hands connections to its workers in turn (node:cluster round-robin).
+      for (let i = 0; i < 2 * LIMIT; i++) statuses.push((await junkStart(server.url, { connection: "close" })).status);
+      expect(statuses).toEqual([...Array(LIMIT).fill(400), ...Array(LIMIT).fill(429)]);
+      // Both workers answered set-up requests (their request logs carry their pids).
+      for (let i = 0; i < 100 && !out.includes('"statusCode":429'); i++) await new Promise((r) => setTimeout(r, 20));
+      const pids = new Set(
+        out
+          .split("\n")
+          .filter((l) => l.includes('"incoming request"') && l.includes(SETUP_START_PATH))
+          .map((l) => JSON.parse(l).pid),
+      );
+      expect([...pids].sort()).toEqual([...(server.info.workers as number[])].sort());
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+      await f.drop();
+    }
+  }, 60_000);
 });

@@ -1,0 +1,63 @@
+/**
+ * The set-up routes' rate limit counted in the bank's database, so the limit
+ * holds for the bank, not per process: @fastify/rate-limit's default store
+ * is a map in each process, so `bank serve --workers N` allowed N times the
+ * limit, and N hosts behind a load balancer N times that again. Why the
+ * database rather than node:cluster's primary (counters in the primary,
+ * asked over IPC): that covers one machine only, while every worker of every
+ * host already shares the database; and no new moving part (a Redis, which
+ * @fastify/rate-limit also supports) for a bank to run, secure and fail over.
+ * The cost is one upsert per set-up request, on routes that write to the
+ * database anyway (each start counts against its issuance).
+ *
+ * One row per key (the client IP) and fixed window, as the plugin's LocalStore
+ * counts (store/LocalStore.js: a window starts at the first hit and lasts
+ * timeWindow); the upsert is one statement, atomic on both engines, so hits
+ * from any number of processes at once are all counted. When the database
+ * cannot be reached the request fails (503) rather than going unlimited.
+ * Rows of windows long over are deleted at most once a minute per process.
+ */
+import type { Database } from "../registry/database.js";
+
+/** Old windows are swept at most this often by each process. */
+const SWEEP_MS = 60_000;
+
+interface RateResult {
+  current: number;
+  ttl: number;
+}
+
+/** A store class for @fastify/rate-limit's `store` option (it calls `new Store(params)`), over `db`. */
+export function databaseRateStore(db: Database, now: () => number = Date.now) {
+  let sweptAt = 0;
+  return class DatabaseRateStore {
+    /** The plugin passes the route's window (index.js applyRateLimit), though its types leave it out. */
+    incr(key: string, cb: (err: Error | null, result?: RateResult) => void, timeWindow?: number): void {
+      if (typeof timeWindow !== "number" || !(timeWindow > 0)) return cb(new Error(`rate limit store: no time window from @fastify/rate-limit (got ${timeWindow})`));
+      const at = now();
+      const ended = at - timeWindow;
+      // In a transaction: on SQLite that joins the group commit (a statement outside one would land in whatever batch is open).
+      db.tx((t) => t.get<{ hits: number; window_start: number }>(
+        `INSERT INTO rate_limits (key, window_start, hits) VALUES (?, ?, 1)
+         ON CONFLICT (key) DO UPDATE SET
+           hits = CASE WHEN rate_limits.window_start <= ? THEN 1 ELSE rate_limits.hits + 1 END,
+           window_start = CASE WHEN rate_limits.window_start <= ? THEN CAST(? AS BIGINT) ELSE rate_limits.window_start END
+         RETURNING hits, window_start`,
+        [key, at, ended, ended, at],
+      )).then(
+        (row) => {
+          cb(null, { current: Number(row!.hits), ttl: Math.max(0, Number(row!.window_start) + timeWindow - at) });
+          if (at - sweptAt >= SWEEP_MS) {
+            sweptAt = at;
+            db.run("DELETE FROM rate_limits WHERE window_start <= ?", [ended]).catch(() => undefined);
+          }
+        },
+        (e) => cb(e as Error),
+      );
+    }
+
+    child(): DatabaseRateStore {
+      return new DatabaseRateStore();
+    }
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * What a killed import leaves (a staging batch and its invisible rows, which
+ * hold the file's serials) is cleared by any import, of any size, by a
+ * starting `bank serve`, and by `fobkit bank clear-imports`; a live import's
+ * rows and a committed import's never are. Dead: its owner process ran on
+ * this machine and is gone (host/process-owner.ts), or its heartbeat is
+ * STALE_IMPORT_MS old. SQLite and PostgreSQL.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { processOwner } from "../../host/process-owner.js";
+import type { Database } from "../../host/registry/database.js";
+import { KeyRing } from "../../host/registry/key-ring.js";
+import { Registry } from "../../host/registry/registry.js";
+import type { NewToken } from "../../host/registry/types.js";
+import { startServer } from "../../host/server/serve.js";
+import { ENGINES, freshDb } from "../registry/support.js";
+import { runCliCaptured } from "./support.js";
+
+const FACTORY = { name: "factory:k1", source: "10.0.0.9" };
+const token = (serial: string): NewToken => ({ serial, manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: randomBytes(20) });
+
+/** This process's owner string with another start time: a process that had this PID and is gone (the PID recycled). */
+function goneOwner(): string {
+  const me = processOwner()!;
+  const start = Number(me.slice(me.lastIndexOf(":") + 1));
+  return me.slice(0, me.lastIndexOf(":") + 1) + String(start + 1);
+}
+
+describe.each(ENGINES)("dead imports' staged rows on $name", (engine) => {
+  let db: Database;
+  let url: string;
+  let drop: () => Promise<void>;
+  let reg: Registry;
+  let keys: KeyRing;
+
+  beforeEach(async () => {
+    ({ db, url, drop } = await freshDb(engine));
+    keys = KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]);
+    reg = new Registry(db, { keys });
+  });
+  afterEach(async () => drop());
+
+  /** Batches as a killed import (owner gone), a silent one on another host (heartbeat old), a live one and a committed one left them. */
+  async function leftovers() {
+    await reg.register(["FKD1", "FKD2", "FKL1", "FKC1"].map(token), FACTORY, "t");
+    const now = Date.now();
+    const batch = (id: string, state: string, heartbeat: number, owner: string | null) =>
+      db.run("INSERT INTO import_batches (id, state, origin, actor, tokens, started_at, heartbeat_at, owner) VALUES (?, ?, 'x', 'y', 1, ?, ?, ?)", [id, state, heartbeat, heartbeat, owner]);
+    await batch("imp-killed", "staging", now, goneOwner());
+    await batch("imp-silent", "staging", now - 61_000, null);
+    await batch("imp-live", "staging", now, processOwner());
+    await batch("imp-done", "committed", now, processOwner());
+    for (const [serial, b] of [["FKD1", "imp-killed"], ["FKD2", "imp-silent"], ["FKL1", "imp-live"], ["FKC1", "imp-done"]]) await db.run("UPDATE tokens SET staged = ? WHERE serial = ?", [b, serial]);
+  }
+
+  async function expectCleared(gone = ["FKD1", "FKD2"]) {
+    expect(await db.all("SELECT serial, staged FROM tokens ORDER BY serial")).toEqual(
+      expect.arrayContaining([{ serial: "FKC1", staged: null }, { serial: "FKL1", staged: "imp-live" }]),
+    );
+    const left = (await db.all<{ serial: string }>("SELECT serial FROM tokens WHERE serial IN ('FKD1', 'FKD2')")).map((r) => r.serial);
+    expect(left.filter((s) => gone.includes(s))).toEqual([]);
+    expect((await db.all<{ id: string }>("SELECT id FROM import_batches ORDER BY id")).map((r) => r.id)).toEqual(["imp-live"]);
+    const aborted = (await reg.auditTrail({ limit: 1000 })).filter((a) => a.action === "import" && a.outcome === "aborted").map((a) => a.detail?.batch).sort();
+    expect(aborted).toEqual(["imp-killed", "imp-silent"]);
+  }
+
+  it("an import of one token clears them (not only one of more than 500), and registers its token", async () => {
+    await leftovers();
+    // FKD1 was the killed import's: its serial is free again, and now registered by this import.
+    expect(await reg.register([token("FKD1")], FACTORY, "again")).toEqual({ registered: ["FKD1"] });
+    await expectCleared(["FKD2"]);
+    expect(await reg.status("FKD1")).toMatchObject({ state: "in_stock", origin: "again" });
+  });
+
+  it("a starting bank serve clears them", async () => {
+    await leftovers();
+    const server = await startServer({ db, keys, listen: "127.0.0.1:0" });
+    await server.close();
+    await expectCleared();
+  });
+
+  it("fobkit bank clear-imports clears them and says what it did", async () => {
+    await leftovers();
+    const dir = mkdtempSync(join(tmpdir(), "fobkit-dead-imports-"));
+    try {
+      const r = await runCliCaptured(["bank", "clear-imports", "--json"], { FOBKIT_BANK_DB: url, USER: "alice", PATH: process.env.PATH });
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout);
+      expect({ ...out, discarded: out.discarded.sort() }).toEqual({ ok: true, settled: ["imp-done"], discarded: ["imp-killed", "imp-silent"], orphaned: [], live: ["imp-live"] });
+      await expectCleared();
+      const again = await runCliCaptured(["bank", "clear-imports"], { FOBKIT_BANK_DB: url, USER: "alice", PATH: process.env.PATH });
+      expect(again.stdout).toBe("no dead import found\nleft 1 import(s) under way: imp-live\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
