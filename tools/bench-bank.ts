@@ -18,6 +18,9 @@
  *   node build/node/tools/bench-bank.js --http [--engine sqlite|postgres] [--cpu-prof-dir DIR]
  *                                            (only: HTTP, 1 worker, with CPU per verification; prints only;
  *                                             --cpu-prof-dir: a V8 profile of the server)
+ *   node build/node/tools/bench-bank.js --waves [--wave N]
+ *                                            (only: PostgreSQL in process, waves of N first contacts at once,
+ *                                             CPU per verification at that fixed batch size; prints only)
  *
  * Method: N tokens are made active in a fresh database (SQLite file in a temp
  * directory; a fresh PostgreSQL schema, dropped after). Every verification
