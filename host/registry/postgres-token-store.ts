@@ -197,6 +197,9 @@ export class PostgresTokenStore extends SqlTokenStore {
       let n = 0;
       batch.forEach(({ row, actor, d }, i) => {
         const next = d.change ? { ...row, ...d.change } : row;
+        // In the order of batch_decision's and batch_audit's attributes (migration 12): a change to DECISION_COLUMNS,
+        // CHANGE_COLUMNS or AUDIT_COLUMNS needs a migration that changes those types (else every batch fails:
+        // "malformed record literal").
         input.push(rowLiteral([i, row.serial, ...DECISION_COLUMNS.map((c) => row[c] ?? null), d.change !== undefined, ...CHANGE_COLUMNS.map((c) => next[c] ?? null)]));
         for (const e of d.audit) audit.push(rowLiteral([n++, i, ...auditValues(at, actor, e)]));
       });
