@@ -353,13 +353,25 @@ const AUDIT_SELECT = `SELECT ${AUDIT_TYPES.map((t) => `?::${t}`).join(", ")} FRO
  * it (docs §8.16.6 "Composite Type Input", §8.15.6 "Array Value Input"):
  * null is an empty field; every text is double-quoted with `"` and `\`
  * backslash-escaped, so a comma, parenthesis, brace, quote, backslash or
- * space in a customer ID or an audit detail stays inside its field; the row
- * is quoted and escaped the same way once more as the array's element.
+ * space in a serial or an audit detail stays inside its field; the row is
+ * quoted and escaped the same way once more as the array's element. Both
+ * levels are written in one pass: a text's quotes become `\"` and its `"`
+ * and `\` become `\\\"` and `\\\\` (escaped for the row, then that
+ * escaped again for the array).
  */
 export function rowLiteral(values: readonly (string | number | boolean | null)[]): string {
-  const quote = (s: string) => '"' + s.replace(/["\\]/g, "\\$&") + '"';
-  return quote("(" + values.map((v) => (v === null ? "" : typeof v === "string" ? quote(v) : String(v))).join(",") + ")");
+  let out = '"(';
+  for (let k = 0; k < values.length; k++) {
+    const v = values[k];
+    if (k > 0) out += ",";
+    if (v === null) continue;
+    if (typeof v !== "string") out += String(v);
+    else out += '\\"' + (NEEDS_ESCAPE.test(v) ? v.replace(ESCAPED, "\\\\\\$&") : v) + '\\"';
+  }
+  return out + ')"';
 }
+const NEEDS_ESCAPE = /["\\]/;
+const ESCAPED = /["\\]/g;
 
 /**
  * applyBatch's statement: the decisions of a batch as one array of
