@@ -18,6 +18,9 @@
  *   node build/node/tools/bench-bank.js --http [--engine sqlite|postgres] [--cpu-prof-dir DIR]
  *                                            (only: HTTP, 1 worker, with CPU per verification; prints only;
  *                                             --cpu-prof-dir: a V8 profile of the server)
+ *   node build/node/tools/bench-bank.js --waves [--wave N]
+ *                                            (only: PostgreSQL in process, waves of N first contacts at once,
+ *                                             CPU per verification at that fixed batch size; prints only)
  *
  * Method: N tokens are made active in a fresh database (SQLite file in a temp
  * directory; a fresh PostgreSQL schema, dropped after). Every verification
@@ -438,6 +441,18 @@ function cpuOf(pid: number): number {
   }
 }
 
+/**
+ * CPU ms of `pids` since `before` (cpuOf of each then), counting only those
+ * still alive: a pooled connection closed meanwhile (idle timeout) reads 0
+ * now, and its whole past would be subtracted.
+ */
+function cpuSince(pids: number[], before: number[]): number {
+  return pids.reduce((a, p, k) => {
+    const now = cpuOf(p);
+    return now > 0 ? a + now - before[k] : a;
+  }, 0);
+}
+
 /** The PostgreSQL backends serving process `pid` (PostgresDatabase names them `fobkit <pid>`); [] off PostgreSQL. */
 async function backendsOf(url: string, pid: number): Promise<number[]> {
   if (!url.startsWith("postgres")) return [];
@@ -483,12 +498,12 @@ async function overHttp(f: Fixture, url: string, concurrency: number, first: num
     const verify = async (i: number, code: string) => (await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code }))) === 200;
     // CPU per verification (one server process only: the workers of --workers are other pids).
     const backends = workers === 1 ? await backendsOf(url, server.proc.pid!) : [];
-    const cpu0 = { server: cpuOf(server.proc.pid!), backends: backends.reduce((a, p) => a + cpuOf(p), 0), client: process.cpuUsage() };
+    const cpu0 = { server: cpuOf(server.proc.pid!), backends: backends.map(cpuOf), client: process.cpuUsage() };
     const measured = await drive(f, concurrency, first, count, maxSeconds, verify);
     const per = (ms: number) => Math.round((ms / measured.count) * 1000) / 1000;
     const client = process.cpuUsage(cpu0.client);
     const cpuMs = workers === 1
-      ? { server: per(cpuOf(server.proc.pid!) - cpu0.server), ...(backends.length ? { backends: per(backends.reduce((a, p) => a + cpuOf(p), 0) - cpu0.backends) } : {}), client: per((client.user + client.system) / 1000) }
+      ? { server: per(cpuOf(server.proc.pid!) - cpu0.server), ...(backends.length ? { backends: per(cpuSince(backends, cpu0.backends)) } : {}), client: per((client.user + client.system) / 1000) }
       : undefined;
     const r: Rate = { ...measured, load, ...(cpuMs ? { cpuMs } : {}) };
     if (again) {
@@ -756,6 +771,53 @@ async function httpOnly(engines: ("sqlite" | "postgres")[]): Promise<void> {
 }
 
 /**
+ * `--waves [--wave N]`: CPU per verification at a fixed batch size, which
+ * the load of a shared machine does not move the way it moves throughput
+ * (the HTTP runs' batches shrink as the machine slows). In process, on
+ * PostgreSQL: waves of N (default 32) first-contact verifications started
+ * together, so the store's reads and its decisions each go out as one
+ * statement of N; prints the CPU milliseconds per verification of this
+ * process and of its PostgreSQL backends (from /proc), and statements per
+ * verification. Prints only.
+ */
+async function wavesOnly(): Promise<void> {
+  const wave = Number(option("--wave") ?? 32);
+  if (!Number.isInteger(wave) || wave < 1 || wave > 256) throw new Error(`--wave must be an integer from 1 to 256, got ${JSON.stringify(option("--wave"))}`);
+  const count = Math.ceil(20_000 / wave) * wave;
+  const dir = mkdtempSync(join(tmpdir(), "fobkit-bench-waves-"));
+  try {
+    const f = await fixture("postgres", count + wave * 10, dir);
+    try {
+      const registry = new Registry(f.db, { keys: KeyRing.fromFile(f.kekFile) });
+      const run = async (first: number, n: number) => {
+        for (let w = first; w < first + n; w += wave) await Promise.all(Array.from({ length: wave }, (_, k) => registry.verify(customer(w + k), codeNow(f.seeds[w + k]), ACTOR)));
+      };
+      await run(count, wave * 10); // warm-up: JIT, connections, plans
+      const backends = await backendsOf(f.url, process.pid);
+      const b0 = backends.map(cpuOf);
+      const c0 = process.cpuUsage();
+      const trips0 = registry.store.roundTrips;
+      const t0 = performance.now();
+      await run(0, count);
+      const seconds = (performance.now() - t0) / 1000;
+      const c = process.cpuUsage(c0);
+      const per = (ms: number) => (ms / count).toFixed(4);
+      // HOT updates (the row's new version on its own page, no index entries): PostgreSQL's statistics lag up to a second.
+      await new Promise((res) => setTimeout(res, 1500));
+      const upd = await f.db.get<{ upd: number; hot: number }>("SELECT n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relid = 'tokens'::regclass");
+      process.stdout.write(
+        `postgres waves of ${wave}: ${count} verifications in ${seconds.toFixed(2)} s; CPU ms each: PostgreSQL backends ${per(cpuSince(backends, b0))}, this process ${per((c.user + c.system) / 1000)}; ` +
+          `statements each ${((registry.store.roundTrips - trips0) / count).toFixed(3)}; tokens updates HOT ${upd?.hot}/${upd?.upd}; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`,
+      );
+    } finally {
+      await f.drop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
  * `--one-at-a-time`: only PostgreSQL one verification at a time, in process
  * (oneAtATime); prints, and merges postgresOneAtATime into bench/results/bank.json.
  */
@@ -793,6 +855,7 @@ async function main(): Promise<void> {
     return httpOnly(engine ? [engine] : ["sqlite", "postgres"]);
   }
   if (process.argv.includes("--workers")) return workersOnly();
+  if (process.argv.includes("--waves")) return wavesOnly();
   if (process.argv.includes("--one-at-a-time")) return oneAtATimeOnly();
   if (process.argv.includes("--during-import")) {
     // node build/node/tools/bench-bank.js --during-import: only the issue 11 item 4 figure.

@@ -61,9 +61,16 @@ function nameOf(text: string): string | undefined {
   return name;
 }
 
+/** numbered() of the texts that get a name: the batch statement is ~2,000 characters, rewritten on every call before. */
+const numberedTexts = new Map<string, string>();
+
 function over(q: Query): Sql {
   const run = async (sql: string, params: unknown[]) => {
-    const text = numbered(sql);
+    let text = numberedTexts.get(sql);
+    if (text === undefined) {
+      text = numbered(sql);
+      if (params.length && nameOf(text) !== undefined) numberedTexts.set(sql, text);
+    }
     const name = params.length ? nameOf(text) : undefined;
     try {
       return await q(name ? { text, values: params, name } : { text, values: params });

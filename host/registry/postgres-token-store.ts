@@ -185,24 +185,26 @@ export class PostgresTokenStore extends SqlTokenStore {
   private async applyBatch(batch: PostgresTokenStore["queued"]): Promise<void> {
     // Decisions beyond MAX_BATCH: the next statement, beside this one.
     this.applies.schedule();
-    // One array per column: the statement's text is the same for every batch, so each pooled connection
-    // parses and plans it once (a named statement with a generic plan, PostgresDatabase.generic) and then
-    // only binds the arrays.
+    // One array of a row type per list (migration 14): the statement's text is the same for every batch, so each
+    // pooled connection parses and plans it once (a named statement with a generic plan, PostgresDatabase.generic)
+    // and then only binds the two arrays.
     // Everything after this point rejects the batch's callers if it throws: a throw escaping a batch would leave
     // them waiting for ever and reach the Coalescer as an unhandled rejection.
     try {
-      const input: unknown[][] = INPUT_NAMES.map(() => []);
-      const audit: unknown[][] = AUDIT_NAMES.map(() => []);
+      const input: string[] = [];
+      const audit: string[] = [];
       const at = this.now();
       let n = 0;
       batch.forEach(({ row, actor, d }, i) => {
         const next = d.change ? { ...row, ...d.change } : row;
-        [i, row.serial, ...DECISION_COLUMNS.map((c) => row[c] ?? null), d.change !== undefined, ...CHANGE_COLUMNS.map((c) => next[c] ?? null)].forEach((v, k) => input[k].push(v));
-        for (const e of d.audit) [n++, i, ...auditValues(at, actor, e)].forEach((v, k) => audit[k].push(v));
+        // In the order of batch_decision's and batch_audit's attributes (migration 14): a change to DECISION_COLUMNS,
+        // CHANGE_COLUMNS or AUDIT_COLUMNS needs a migration that changes those types (else every batch fails:
+        // "malformed record literal").
+        input.push(rowLiteral([i, row.serial, ...DECISION_COLUMNS.map((c) => row[c] ?? null), d.change !== undefined, ...CHANGE_COLUMNS.map((c) => next[c] ?? null)]));
+        for (const e of d.audit) audit.push(rowLiteral([n++, i, ...auditValues(at, actor, e)]));
       });
       this.trips++;
-      // Parameters in the order of the text: the decisions' columns, then the audit records' columns.
-      const rows = await this.pg.generic.all<TokenRow & { batch_i: number; applied: boolean }>(APPLY_SQL, [...input, ...audit]);
+      const rows = await this.pg.generic.all<TokenRow & { batch_i: number; applied: boolean }>(APPLY_SQL, [`{${input.join(",")}}`, `{${audit.join(",")}}`]);
       const out = new Map(rows.map((r) => [r.batch_i, r]));
       // The returned rows are the statement's snapshot, from before its own changes: a row this batch changed is what the applied decision made it.
       const madeHere = new Map<string, TokenRow>();
@@ -342,31 +344,50 @@ const IN_FLIGHT = 2;
 const MAX_BATCH = 256;
 /** The columns a decision may change, all set from the row the decision made (unchanged ones to what the compare-and-set found). */
 const CHANGE_COLUMNS = ["state", "customer", "issuance", "drift", "last_step", "clock_obs", "fail_count", "activated_at", "withdrawn", "updated_at"] as const;
-const COLUMN_TYPES: Record<string, string> = {
-  state: "text", customer: "text", issuance: "int", drift: "int", last_step: "bigint", clock_obs: "text", fail_count: "int",
-  activated_at: "bigint", withdrawn: "text", not_before: "bigint", not_after: "bigint", updated_at: "bigint",
-};
-const INPUT_NAMES = ["i", "serial", ...DECISION_COLUMNS.map((c) => `e_${c}`), "change", ...CHANGE_COLUMNS.map((c) => `n_${c}`)];
-const INPUT_TYPES = ["int", "text", ...DECISION_COLUMNS.map((c) => COLUMN_TYPES[c]), "boolean", ...CHANGE_COLUMNS.map((c) => COLUMN_TYPES[c])];
-const AUDIT_NAMES = ["n", "i", ...AUDIT_COLUMNS];
-const AUDIT_TYPES = ["int", "int", "bigint", "text", "text", "text", "text", "text", "text", "text", "text"];
+const AUDIT_TYPES = ["bigint", "text", "text", "text", "text", "text", "text", "text", "text"];
 /** One audit row of `statement` (a decision on a row this process does not hold), selected once per matched decision. */
-const AUDIT_SELECT = `SELECT ${AUDIT_TYPES.slice(2).map((t) => `?::${t}`).join(", ")} FROM matched`;
+const AUDIT_SELECT = `SELECT ${AUDIT_TYPES.map((t) => `?::${t}`).join(", ")} FROM matched`;
+
 /**
- * applyBatch's statement: the decisions of a batch as one array per column
- * (unnest), so its text never changes with the batch's size.
+ * One element of an array of a row type, as PostgreSQL's text input reads
+ * it (docs §8.16.6 "Composite Type Input", §8.15.6 "Array Value Input"):
+ * null is an empty field; every text is double-quoted with `"` and `\`
+ * backslash-escaped, so a comma, parenthesis, brace, quote, backslash or
+ * space in a serial or an audit detail stays inside its field; the row is
+ * quoted and escaped the same way once more as the array's element. Both
+ * levels are written in one pass: a text's quotes become `\"` and its `"`
+ * and `\` become `\\\"` and `\\\\` (escaped for the row, then that
+ * escaped again for the array).
+ */
+export function rowLiteral(values: readonly (string | number | boolean | null)[]): string {
+  let out = '"(';
+  for (let k = 0; k < values.length; k++) {
+    const v = values[k];
+    if (k > 0) out += ",";
+    if (v === null) continue;
+    if (typeof v !== "string") out += String(v);
+    else out += '\\"' + (NEEDS_ESCAPE.test(v) ? v.replace(ESCAPED, "\\\\\\$&") : v) + '\\"';
+  }
+  return out + ')"';
+}
+const NEEDS_ESCAPE = /["\\]/;
+const ESCAPED = /["\\]/g;
+
+/**
+ * applyBatch's statement: the decisions of a batch as one array of
+ * batch_decision, the audit records as one of batch_audit (unnest), so its
+ * text never changes with the batch's size.
  */
 const APPLY_SQL = (() => {
   const cas = DECISION_COLUMNS.map((c) => `t.${c} IS NOT DISTINCT FROM input.e_${c}`).join(" AND ");
-  const arrays = (types: string[]) => types.map((t) => `?::${t}[]`).join(", ");
   return (
-    `WITH input AS (SELECT * FROM unnest(${arrays(INPUT_TYPES)}) AS input (${INPUT_NAMES.join(", ")})), ` +
+    `WITH input AS (SELECT * FROM unnest(?::batch_decision[]) AS input), ` +
     // Rows locked in serial order before any is changed, so two batches (two processes) never deadlock.
     `locked AS MATERIALIZED (SELECT serial FROM tokens WHERE serial IN (SELECT serial FROM input WHERE change) ORDER BY serial FOR UPDATE), ` +
     `changed AS (UPDATE tokens t SET ${CHANGE_COLUMNS.map((c) => `${c} = input.n_${c}`).join(", ")} FROM input JOIN locked l ON l.serial = input.serial WHERE input.change AND t.serial = input.serial AND ${cas} RETURNING input.i), ` +
     `kept AS (SELECT input.i FROM input JOIN tokens t ON t.serial = input.serial AND ${cas} WHERE NOT input.change), ` +
     `matched AS (SELECT i FROM changed UNION ALL SELECT i FROM kept), ` +
-    `audited AS (INSERT INTO audit (${AUDIT_COLUMNS.join(", ")}) SELECT ${AUDIT_COLUMNS.map((c) => `a.${c}`).join(", ")} FROM unnest(${arrays(AUDIT_TYPES)}) AS a (${AUDIT_NAMES.join(", ")}) JOIN matched m ON m.i = a.i ORDER BY a.n) ` +
+    `audited AS (INSERT INTO audit (${AUDIT_COLUMNS.join(", ")}) SELECT ${AUDIT_COLUMNS.map((c) => `a.${c}`).join(", ")} FROM unnest(?::batch_audit[]) AS a JOIN matched m ON m.i = a.i ORDER BY a.n) ` +
     `SELECT input.i AS batch_i, (m.i IS NOT NULL) AS applied, t.* FROM input LEFT JOIN matched m ON m.i = input.i LEFT JOIN tokens t ON t.serial = input.serial AND m.i IS NULL`
   );
 })();

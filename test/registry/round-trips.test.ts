@@ -140,6 +140,49 @@ describe("round trips per verification on PostgreSQL", () => {
     }
   });
 
+  it("one batch of accepted, replayed, wrong and locking decisions on serials, actors and request IDs full of quotes, backslashes, commas, parentheses and braces: each decided once, audited once, every field as it was sent", async () => {
+    // The batch reaches PostgreSQL as one text parameter per list (rows of a row type inside an array): a character
+    // either level of quoting mishandles would move a value into the next field, or fail the whole batch.
+    const serials = [`Q"1`, "Q\\2", "Q,3)", "Q(4}", "Q{5\\\"", "Q'6;"];
+    const actor = { name: `channel:key "a", \\(b){c}`, source: "10.0.0.7", request: `req "x",\\ (y) {z}` };
+    const seeds: Buffer[] = [];
+    for (const [i, serial] of serials.entries()) {
+      const seed = randomBytes(20);
+      seeds.push(seed);
+      await reg.register([{ serial, manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: seed }], STAFF, "test");
+      await reg.issue(serial, `cust.q${i}`, STAFF);
+      await reg.activate({ serial }, oathtool(seed, clock.seconds), CHANNEL); // held by this process: its decisions go to the batch statement
+    }
+    clock.advance(60);
+    const wrong = (seed: Buffer) => (oathtool(seed, clock.seconds) === "12345678" ? "12345679" : "12345678");
+    const results = new Map<string, string[]>(serials.map((s) => [s, []]));
+    const verify = (i: number, code: string) =>
+      reg.verify(`cust.q${i}`, code, actor).then(
+        () => results.get(serials[i])!.push("ok"),
+        (e: RegistryError) => results.get(serials[i])!.push(e.code),
+      );
+    const together = await roundTrips(() =>
+      Promise.all([
+        // Tokens 0-4: the right code twice (one accepted, one replayed) and one wrong code.
+        ...serials.slice(0, 5).flatMap((_, i) => [verify(i, oathtool(seeds[i], clock.seconds)), verify(i, oathtool(seeds[i], clock.seconds)), verify(i, wrong(seeds[i]))]),
+        // Token 5: seven wrong codes at once, two past the lock at five.
+        ...Array.from({ length: 7 }, () => verify(5, wrong(seeds[5]))),
+      ]),
+    );
+    expect(together.n, together.texts.join(" | ")).toBeLessThan(22);
+    for (const serial of serials.slice(0, 5)) expect([serial, ...results.get(serial)!.sort()]).toEqual([serial, "ok", "replayed", "wrong_code"]);
+    expect(results.get(serials[5])!.filter((r) => r === "wrong_code")).toHaveLength(5);
+    expect((await reg.status(serials[5])).state).toBe("locked");
+    for (const [i, serial] of serials.entries()) {
+      const records = (await reg.auditTrail({ serial })).filter((r) => r.actor === actor.name);
+      // Token 5: five wrong codes, the lock they made, and the two refused as locked: one record per decision.
+      expect(records.length, serial).toBe(i < 5 ? 3 : 8);
+      for (const r of records) expect({ serial: r.serial, customer: r.customer, actor: r.actor, source: r.source, requestId: r.requestId }).toEqual({ serial, customer: `cust.q${i}`, actor: actor.name, source: actor.source, requestId: actor.request });
+      const outcomes = records.map((r) => `${r.action} ${r.outcome}`).sort();
+      expect(outcomes).toEqual(i < 5 ? ["verify ok", "verify replayed", "verify wrong_code"] : ["lock ok", ...Array(2).fill("verify locked"), ...Array(5).fill("verify wrong_code")]);
+    }
+  });
+
   it("a decision whose batch cannot be built is refused to its caller, not left waiting (and no other decision is held up)", async () => {
     await reg.activate({ customer: "cust-rt" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL); // the process now holds the row: decisions go to the batch statement
     // An audit detail JSON cannot write (a BigInt) makes building the batch's arrays throw.
