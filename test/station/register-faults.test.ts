@@ -34,8 +34,8 @@ const keys = { factory: "", staff: "" };
 const fobs: EmulatedKeyfob[] = [];
 
 /**
- * A relay to the bank that, when a registration passes, takes the factory
- * record's write lock (as a second station process or a stuck tool would)
+ * A relay to the bank that, when the first registration passes, takes the
+ * factory record's write lock (as a second station process or a stuck tool would)
  * and keeps it HOLD_MS after the bank's answer went back.
  */
 async function lockingRelay(factory: string): Promise<{ url: string; held: () => number; close(): Promise<void> }> {
@@ -45,7 +45,8 @@ async function lockingRelay(factory: string): Promise<{ url: string; held: () =>
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     let lock: Database.Database | undefined;
-    if (req.method === "POST" && req.url === "/v1/tokens") {
+    // The first registration only: a duplicate answer is sent again (bank-client), and that one must reach the bank.
+    if (req.method === "POST" && req.url === "/v1/tokens" && held === 0) {
       lock = new Database(factory);
       lock.exec("BEGIN IMMEDIATE");
       held++;
