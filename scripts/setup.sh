@@ -25,6 +25,8 @@ command -v xmllint >/dev/null || need+=(libxml2-utils)
 command -v xmlsec1 >/dev/null || need+=(xmlsec1)
 /usr/bin/python3 -c 'import pskc' 2>/dev/null || need+=(python3-pskc)
 command -v csv2pskc >/dev/null || need+=(pskc-utils)
+# strace: the durability tests read the fsync and open calls a write makes (test/station/factory-record.test.ts).
+command -v strace >/dev/null || need+=(strace)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 dpkg -s fonts-ipafont-gothic >/dev/null 2>&1 || need+=(fonts-ipafont-gothic)
 if [ ${#need[@]} -gt 0 ]; then

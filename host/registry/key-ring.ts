@@ -23,8 +23,9 @@
  * moved to another row. Stored: nonce ‖ ciphertext ‖ 128-bit tag.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { syncDirectory } from "../sync-directory.js";
 
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
@@ -78,12 +79,25 @@ export function newKeyId(now = new Date()): string {
   return "k" + now.toISOString().slice(0, 10).replace(/-/g, "") + "-" + randomBytes(3).toString("hex");
 }
 
-/** Writes the file whole or not at all (temp file in the same directory, then rename). */
+/**
+ * Writes the file whole or not at all (temp file in the same directory, then rename), and on the
+ * disk before it returns: the temp file's data is fsynced before the rename and the directory after
+ * it. Rows are sealed under a new key as soon as this returns, and the database commits them durably;
+ * without the fsyncs a power cut could leave those rows with a key file that lacks their key
+ * (ext4's delayed allocation: an empty or old file under the new name), so they could never be opened.
+ */
 function writeAtomically(path: string, text: string): void {
   const tmp = join(dirname(path), `.${Date.now()}-${randomBytes(4).toString("hex")}.kek.tmp`);
-  writeFileSync(tmp, text, { mode: 0o600, flag: "wx" });
+  const fd = openSync(tmp, "wx", 0o600);
+  try {
+    writeFileSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, path);
   chmodSync(path, 0o600);
+  syncDirectory(dirname(path));
 }
 
 /** The two tickets of the software token (SOFT-DESIGN.md). */

@@ -9,7 +9,7 @@ import { basename, dirname, join } from "node:path";
 import { writePskc, type PskcProtection, type PskcToken } from "../pskc/index.js";
 import type { PskcSigner } from "../pskc/signature.js";
 import { FactoryError, lineLabel, type FactoryRecord } from "./factory-record.js";
-import { syncDirectory } from "./sync-directory.js";
+import { syncDirectory } from "../sync-directory.js";
 
 export { FOBKIT_MANUFACTURER as MANUFACTURER } from "../serial/serial-number.js";
 import { FOBKIT_MANUFACTURER as MANUFACTURER } from "../serial/serial-number.js";

@@ -9,7 +9,7 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
 import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import { syncDirectory } from "./sync-directory.js";
+import { syncDirectory } from "../sync-directory.js";
 
 export const KEY_BYTES = 32;
 /** SP 800-38D §8.2: 96-bit random IVs; far below the 2^32 invocations per key limit here. */
