@@ -10,7 +10,7 @@
  * $FOBKIT_BANK_TRUST_CERTS) the file's XML Signature is checked on the raw
  * file first, and the reader reads only what the signature covers.
  */
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import { basename } from "node:path";
 import {
   PskcError,
@@ -29,6 +29,29 @@ import { CliError, EXIT_USAGE, oneOf, type Command } from "./command.js";
 
 /** A factory batch of a few thousand keyfobs is a few MB. */
 const MAX_PSKC_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The file's bytes, or a CliError naming what it is instead. Opened without blocking and checked
+ * on the open descriptor: a FIFO (size 0 by stat) would block the read for ever with no writer,
+ * and a device such as /dev/zero (size 0 too) would be read until memory ran out.
+ */
+function readPskcFile(file: string): Buffer {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      const kind = st.isFIFO() ? "FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "device" : st.isSocket() ? "socket" : st.isDirectory() ? "directory" : "special file";
+      throw new CliError(`${file} is not a regular file (a ${kind}); give the PSKC file itself`);
+    }
+    if (st.size > MAX_PSKC_BYTES) throw new CliError(`${file} is larger than ${MAX_PSKC_BYTES} bytes`);
+    const xml = readFileSync(fd);
+    // It may have grown since fstat.
+    if (xml.length > MAX_PSKC_BYTES) throw new CliError(`${file} is larger than ${MAX_PSKC_BYTES} bytes`);
+    return xml;
+  } finally {
+    closeSync(fd);
+  }
+}
 const SERIAL_SOURCES = ["serial-no", "key-id"] as const;
 
 function describeSkipped(s: PskcSkipped): string {
@@ -101,8 +124,7 @@ export const bankImport: Command = {
       try {
         let xml: Buffer;
         try {
-          if (statSync(file).size > MAX_PSKC_BYTES) throw new CliError(`${file} is larger than ${MAX_PSKC_BYTES} bytes`);
-          xml = readFileSync(file);
+          xml = readPskcFile(file);
         } catch (e) {
           if (e instanceof CliError) throw e;
           throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);

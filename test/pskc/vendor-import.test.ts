@@ -6,7 +6,7 @@
  * csv2pskc files without a manufacturer or without a serial.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { randomBytes } from "node:crypto";
 import { basename, join } from "node:path";
@@ -58,6 +58,22 @@ describe.each(ENGINES)("bank import of vendor files on $name", (engine) => {
   afterEach(async () => {
     await drop();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("refuses a FIFO or a device in place of the file, at once, naming it, and imports nothing", async () => {
+    // A size check by stat passes both (size 0), and reading them has no end: a FIFO without a
+    // writer blocked the import (and the event loop) for ever, /dev/zero read until memory ran out.
+    const fifo = join(dir, "vendor.pskcxml");
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    const zero = join(dir, "zero.pskcxml");
+    symlinkSync("/dev/zero", zero);
+    for (const [path, kind] of [[fifo, "FIFO"], [zero, "device"]]) {
+      const r = await bank(["import", path, "--allow-plaintext", "--json"]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.json.error.message).toContain(path);
+      expect(r.json.error.message).toContain(`not a regular file (a ${kind})`);
+    }
+    expect((await bank(["tokens", "--counts", "--json"])).json.counts.in_stock).toBe(0);
   });
 
   it("a Feitian-style plaintext file mixing HOTP and TOTP: refused until plaintext and skipping are asked for, then its TOTP keyfobs only", async () => {
