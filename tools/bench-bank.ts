@@ -366,6 +366,8 @@ async function explainDecisions(url: string, captured: { text: string; values: u
     const numbered = text.replace(/\?/g, () => "$" + ++n);
     const types = new Map([...numbered.matchAll(/\$(\d+)::(\w+)\[\]/g)].map((m) => [Number(m[1]), m[2]]));
     const literal = (v: unknown, type: string) => {
+      // The decision batch sends each list as one array literal of a row type (postgres-token-store.ts rowLiteral).
+      if (typeof v === "string") return `'${v.replace(/'/g, "''")}'::${type}[]`;
       const items = (v as unknown[]).map((x) => (x === null || x === undefined ? "NULL" : `'${String(x).replace(/'/g, "''")}'`));
       return items.length ? `ARRAY[${items.join(", ")}]::${type}[]` : `'{}'::${type}[]`;
     };

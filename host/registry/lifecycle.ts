@@ -20,15 +20,16 @@
  * source in the audit.
  *
  * Issuing again does not reset the count. A withdrawal (staff, no code)
- * keeps the keyfob's count, and issuing that keyfob again to the customer who
- * held it carries the count on: one withdrawn while locked comes back locked
- * (the issue's audit record says lockedAtWithdrawal), so its guesses resume
- * only through the staff unlock, which is audited and counted by
- * maker-checker (approvals.ts). Otherwise withdraw-as-returned and issue
- * again would be an unlock that neither counts nor needs a supervisor's
- * approval. Issued to another customer, the keyfob starts at 0 (a new
- * holder's login; old wrong guesses tell nothing of future codes). A
- * deactivation needs a right code, which resets the count anyway.
+ * keeps the keyfob's count, and issuing that keyfob again, to any customer,
+ * carries the count on: one withdrawn while locked comes back locked (the
+ * issue's audit record says lockedAtWithdrawal), so its guesses resume only
+ * through the staff unlock, which is audited and counted by maker-checker
+ * (approvals.ts). Otherwise withdraw-as-returned and issue again would be an
+ * unlock that neither counts nor needs a supervisor's approval; carried for
+ * the same customer only, a detour through a made-up customer and back
+ * cleared it (the session 7 attack review). A new holder of a keyfob with
+ * wrong codes on it has fewer tries left until a right code or an unlock
+ * clears them. A deactivation needs a right code, which resets the count anyway.
  */
 import { BARRING_REASONS, TOKEN_KINDS, TOKEN_STATES, type TokenKind, type TokenState, type WithdrawReason } from "./types.js";
 

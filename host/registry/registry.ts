@@ -268,10 +268,11 @@ export class Registry {
           return this.refusal("issue", "customer_has_token", `customer ${customer} already holds token ${holder.serial} (${holder.state}); deactivate it first`, serial, customer, { heldSerial: holder.serial });
         }
         const now = this.now();
-        // The wrong-code count stays with the keyfob and its holder (lifecycle.ts, "Issuing again"): a withdrawal
-        // does not clear it, so issuing the keyfob again to the same customer carries it on, and one withdrawn
-        // while locked comes back locked, for the unlock path (audited; maker-checker counts it).
-        const carried = row.state === "retired" && row.customer === customer ? Number(row.fail_count) : 0;
+        // The wrong-code count stays with the keyfob (lifecycle.ts, "Issuing again"): a withdrawal does not clear
+        // it and an issue carries it on, to whichever customer, so one withdrawn while locked comes back locked,
+        // for the unlock path (audited; maker-checker counts it). Carried for the same customer only, a detour
+        // through a made-up one (withdraw, issue to X, withdraw, issue back) cleared it with no unlock.
+        const carried = row.state === "retired" ? Number(row.fail_count) : 0;
         const locked = carried >= this.policy.lockAfter;
         const change = { state: locked ? ("locked" as const) : ("issued" as const), customer, issuance: row.issuance + 1, fail_count: carried, activated_at: null, withdrawn: null, updated_at: now };
         const kept = carried ? { failures: carried, ...(locked ? { lockedAtWithdrawal: true } : {}) } : {};

@@ -168,7 +168,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       await scope.register(rateLimit, {
         max: perMinute,
         timeWindow: 60_000,
-        store: databaseRateStore(registry.db, options.now),
+        store: databaseRateStore(registry.db, options.now, perMinute),
         // Retry-After (and x-ratelimit-*) headers come from the plugin; the body in the API's error shape.
         errorResponseBuilder: (_req, ctx) =>
           new ApiError(429, "rate_limited", `too many set-up requests from this address (${ctx.max} per minute); retry in ${ctx.after}`),

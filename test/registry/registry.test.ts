@@ -450,15 +450,26 @@ describe.each(ENGINES)("registry on $name", (engine) => {
       expect(await reg.activate({ customer: "cust-1" }, oathtool(RFC_SEED_SHA1, clock.seconds), CHANNEL)).toMatchObject({ state: "active" });
     });
 
-    it("a keyfob withdrawn after some wrong codes and issued again to the same customer keeps counting; to another customer it starts afresh", async () => {
+    it("a keyfob withdrawn after some wrong codes keeps counting whoever it is issued to next", async () => {
       const bad = wrongCode(RFC_SEED_SHA1, clock.seconds);
       for (let i = 0; i < 3; i++) await refusal(reg.verify("cust-1", bad, CHANNEL));
       await reg.withdraw("cust-1", "faulty", STAFF);
       expect(await reg.issue("FK0001", "cust-1", STAFF)).toMatchObject({ state: "issued", failCount: 3 });
-      for (let i = 0; i < 2; i++) await refusal(reg.activate({ customer: "cust-1" }, bad, CHANNEL));
-      expect(await reg.status("FK0001")).toMatchObject({ state: "locked", failCount: 5 });
       await reg.withdraw("cust-1", "returned", STAFF);
-      expect(await reg.issue("FK0001", "cust-2", STAFF)).toMatchObject({ state: "issued", customer: "cust-2", failCount: 0 });
+      expect(await reg.issue("FK0001", "cust-2", STAFF)).toMatchObject({ state: "issued", customer: "cust-2", failCount: 3 });
+      for (let i = 0; i < 2; i++) await refusal(reg.activate({ customer: "cust-2" }, bad, CHANNEL));
+      expect(await reg.status("FK0001")).toMatchObject({ state: "locked", failCount: 5 });
+    });
+
+    it("a locked keyfob passed through another customer and back still comes back locked (no unlock without the unlock path)", async () => {
+      // The attack review's sequence: withdraw from A, issue to a made-up X, withdraw, issue to A again.
+      const bad = wrongCode(RFC_SEED_SHA1, clock.seconds);
+      for (let i = 0; i < 5; i++) await refusal(reg.verify("cust-1", bad, CHANNEL));
+      await reg.withdraw("cust-1", "returned", STAFF);
+      expect(await reg.issue("FK0001", "cust-x", STAFF)).toMatchObject({ state: "locked", customer: "cust-x", failCount: 5 });
+      await reg.withdraw("cust-x", "returned", STAFF);
+      expect(await reg.issue("FK0001", "cust-1", STAFF)).toMatchObject({ state: "locked", customer: "cust-1", failCount: 5 });
+      expect((await reg.auditTrail({ serial: "FK0001" })).filter((r) => r.action === "unlock")).toHaveLength(0);
     });
 
     it("refuses a customer holding no token, and an unknown reason as bad input that changes nothing", async () => {

@@ -143,6 +143,30 @@ describe.each(ENGINES)("the set-up limit holds across server processes on $name"
     }
   });
 
+  it("a flood of refused requests costs the database nothing more once it has refused one (the attack review: each 429 was an upsert)", async () => {
+    const f = await freshDb(engine);
+    const clock = new TestClock(Date.now());
+    const s = await startServer({ db: f.db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0", setupRate: LIMIT, now: clock.now });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 20; i++) statuses.push((await junkStart(s.url)).status);
+      expect(statuses).toEqual([...Array(LIMIT).fill(400), ...Array(20 - LIMIT).fill(429)]);
+      // The first refusal was counted in the database; the 16 after it were answered from memory.
+      expect(await f.db.get("SELECT hits FROM rate_limits")).toEqual({ hits: LIMIT + 1 });
+      // Still refused with the window's Retry-After, and the next window starts afresh in the database.
+      clock.advance(30);
+      const limited = await junkStart(s.url);
+      expect(limited.status).toBe(429);
+      expect(Number(limited.headers.get("retry-after"))).toBeLessThanOrEqual(30);
+      clock.advance(31);
+      expect((await junkStart(s.url)).status).toBe(400);
+      expect(await f.db.get("SELECT hits FROM rate_limits")).toEqual({ hits: 1 });
+    } finally {
+      await s.close();
+      await f.drop();
+    }
+  });
+
   it("the count is per minute: Retry-After says when the window ends, and a new window starts afresh", async () => {
     const f = await freshDb(engine);
     const clock = new TestClock(Date.now());
