@@ -143,11 +143,21 @@ describe.each(ENGINES)("the set-up limit holds across server processes on $name"
     }
   });
 
-  it("a flood of refused requests costs the database nothing more once it has refused one (the attack review: each 429 was an upsert)", async () => {
+  /** A server on a fresh database with the set-up limit LIMIT and a clock the test moves; both gone after `fn`. */
+  async function withClockedServer(fn: (s: Awaited<ReturnType<typeof startServer>>, clock: TestClock, f: Awaited<ReturnType<typeof freshDb>>) => Promise<void>): Promise<void> {
     const f = await freshDb(engine);
     const clock = new TestClock(Date.now());
     const s = await startServer({ db: f.db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0", setupRate: LIMIT, now: clock.now });
     try {
+      await fn(s, clock, f);
+    } finally {
+      await s.close();
+      await f.drop();
+    }
+  }
+
+  it("a flood of refused requests costs the database nothing more once it has refused one (the attack review: each 429 was an upsert)", () =>
+    withClockedServer(async (s, clock, f) => {
       const statuses: number[] = [];
       for (let i = 0; i < 20; i++) statuses.push((await junkStart(s.url)).status);
       expect(statuses).toEqual([...Array(LIMIT).fill(400), ...Array(20 - LIMIT).fill(429)]);
@@ -156,22 +166,14 @@ describe.each(ENGINES)("the set-up limit holds across server processes on $name"
       // Still refused with the window's Retry-After, and the next window starts afresh in the database.
       clock.advance(30);
       const limited = await junkStart(s.url);
-      expect(limited.status).toBe(429);
-      expect(Number(limited.headers.get("retry-after"))).toBeLessThanOrEqual(30);
+      expect([limited.status, limited.headers.get("retry-after")]).toEqual([429, "30"]);
       clock.advance(31);
       expect((await junkStart(s.url)).status).toBe(400);
       expect(await f.db.get("SELECT hits FROM rate_limits")).toEqual({ hits: 1 });
-    } finally {
-      await s.close();
-      await f.drop();
-    }
-  });
+    }));
 
-  it("the count is per minute: Retry-After says when the window ends, and a new window starts afresh", async () => {
-    const f = await freshDb(engine);
-    const clock = new TestClock(Date.now());
-    const s = await startServer({ db: f.db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0", setupRate: LIMIT, now: clock.now });
-    try {
+  it("the count is per minute: Retry-After says when the window ends, and a new window starts afresh", () =>
+    withClockedServer(async (s, clock, f) => {
       for (let i = 0; i < LIMIT; i++) expect((await junkStart(s.url)).status).toBe(400);
       clock.advance(20);
       const limited = await junkStart(s.url);
@@ -179,11 +181,7 @@ describe.each(ENGINES)("the set-up limit holds across server processes on $name"
       clock.advance(40);
       expect((await junkStart(s.url)).status).toBe(400);
       expect(await f.db.get("SELECT hits FROM rate_limits")).toEqual({ hits: 1 });
-    } finally {
-      await s.close();
-      await f.drop();
-    }
-  });
+    }));
 
   it("bank serve --workers 2: requests spread over both workers get the limit at N, not 2N", async () => {
     const f = await freshDb(engine);
