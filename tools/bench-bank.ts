@@ -848,7 +848,21 @@ function option(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+const FLAGS = ["--http", "--engine", "--cpu-prof-dir", "--workers", "--waves", "--wave", "--one-at-a-time", "--during-import"];
+
 async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.includes("--help") || args.includes("-h")) {
+    // The file's header is the manual: what each flag runs and what it writes.
+    const src = readFileSync(fileURLToPath(import.meta.url), "utf8");
+    const header = /^\/\*\*([\s\S]*?)\*\//.exec(src)?.[1] ?? "";
+    process.stdout.write(header.split("\n").map((l) => l.replace(/^ \* ?/, "")).join("\n").trim() + "\n");
+    return;
+  }
+  for (let i = 0; i < args.length; i++) {
+    if (!FLAGS.includes(args[i])) throw new Error(`unknown argument ${JSON.stringify(args[i])}; see --help`);
+    if (["--engine", "--cpu-prof-dir", "--wave"].includes(args[i])) i++;
+  }
   const profDir = option("--cpu-prof-dir");
   if (profDir) serverNodeFlags = ["--cpu-prof", "--cpu-prof-dir", resolve(profDir)];
   if (process.argv.includes("--http")) {

@@ -3,7 +3,7 @@
  * bench/results/<part>.json (one file per part, plus summary.json).
  * Benchmarks measure; tests never assert on wall time.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,9 +34,14 @@ async function runPower(): Promise<unknown> {
   return r.json;
 }
 
+const USAGE = `usage: node build/node/tools/bench.js [PART...]   (make bench runs every part)
+
+Measures and writes bench/results/<part>.json for each part, and bench/results/summary.json.
+With PART names, only those parts run; summary.json keeps the other parts' last figures.
+Parts: `;
+
 async function main(): Promise<number> {
   const only = process.argv.slice(2);
-  mkdirSync(OUT, { recursive: true });
   const parts: Part[] = [
     { name: "otp", run: runOtpBench, format: formatOtpBench },
     { name: "press", run: async () => runPressBench(), format: formatPressBench },
@@ -48,7 +53,22 @@ async function main(): Promise<number> {
     { name: "console", run: () => runConsoleBench(), format: formatConsoleBench },
     { name: "soft", run: () => runSoftBench(), format: formatSoftBench },
   ];
+  const names = parts.map((p) => p.name);
+  if (only.includes("--help") || only.includes("-h")) {
+    process.stdout.write(USAGE + names.join(", ") + "\n");
+    return 0;
+  }
+  const unknown = only.filter((o) => !names.includes(o));
+  if (unknown.length) {
+    process.stderr.write(`bench: unknown part ${unknown.map((u) => JSON.stringify(u)).join(", ")}; the parts are ${names.join(", ")}\n`);
+    return 2;
+  }
+  mkdirSync(OUT, { recursive: true });
+  const summaryFile = join(OUT, "summary.json");
+  // A run of some parts keeps the others' last figures rather than dropping them.
+  const previous: Record<string, unknown> = only.length && existsSync(summaryFile) ? JSON.parse(readFileSync(summaryFile, "utf8")) : {};
   const summary: Record<string, unknown> = {
+    ...previous,
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavg: loadavg(), node: process.version },
   };
@@ -68,7 +88,7 @@ async function main(): Promise<number> {
       process.stderr.write(`bench ${p.name} failed: ${(e as Error).stack ?? e}\n`);
     }
   }
-  writeFileSync(join(OUT, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+  writeFileSync(summaryFile, JSON.stringify(summary, null, 2) + "\n");
   process.stdout.write(`\nwritten: bench/results/summary.json (load average at start ${loadavg()[0].toFixed(1)} on ${cpus().length} cores)\n`);
   return failed ? 1 : 0;
 }
