@@ -30,6 +30,8 @@ export interface Database extends Sql {
   readonly forUpdate: string;
   /** Runs a multi-statement DDL script (migrations). */
   script(sql: string): Promise<void>;
+  /** After a bulk change to `table`: fresh planner statistics, where the engine keeps plans by them (PostgreSQL). */
+  analyze?(table: string): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -54,8 +54,18 @@ type Query = (q: { text: string; values: unknown[]; name?: string }) => Promise<
  */
 const MAX_NAMED = 100;
 const MAX_NAMED_LENGTH = 4000;
+/**
+ * More parameters than this: a list (`serial IN (?, ?, ...)`, an import's chunk), run unnamed so it is planned for the
+ * table as it is at each call. Named, PostgreSQL keeps a generic plan from the 6th execution on (plancache.c
+ * choose_custom_plan), made for the table as it was then, until a relcache invalidation (ANALYZE, DDL): an import's
+ * 500-serial lookup planned while the table was small stayed a sequential scan as the table grew, 1-3 s per 500
+ * serials at 145,000 tokens on a server with autovacuum off (seen in make bench: 633 sequential scans of tokens,
+ * 44.5 million rows read, pg_stat_user_tables). A 500-placeholder text is ~3,400 characters, under MAX_NAMED_LENGTH.
+ */
+const MAX_NAMED_PARAMS = 64;
 const names = new Map<string, string>();
-function nameOf(text: string): string | undefined {
+function nameOf(text: string, params: number): string | undefined {
+  if (params > MAX_NAMED_PARAMS) return undefined;
   let name = names.get(text);
   if (name === undefined && names.size < MAX_NAMED && text.length <= MAX_NAMED_LENGTH) names.set(text, (name = "fobkit_" + createHash("sha1").update(text).digest("hex").slice(0, 20)));
   return name;
@@ -69,9 +79,9 @@ function over(q: Query): Sql {
     let text = numberedTexts.get(sql);
     if (text === undefined) {
       text = numbered(sql);
-      if (params.length && nameOf(text) !== undefined) numberedTexts.set(sql, text);
+      if (params.length && nameOf(text, params.length) !== undefined) numberedTexts.set(sql, text);
     }
-    const name = params.length ? nameOf(text) : undefined;
+    const name = params.length ? nameOf(text, params.length) : undefined;
     try {
       return await q(name ? { text, values: params, name } : { text, values: params });
     } catch (e) {
@@ -301,6 +311,16 @@ export class PostgresDatabase implements Database {
 
   async script(sql: string): Promise<void> {
     await this.pool.query(sql);
+  }
+
+  /**
+   * Fresh statistics for a table after a bulk change, as PostgreSQL's manual asks ("Populating a Database", run
+   * ANALYZE afterwards): the planner's row counts, and a relcache invalidation that makes every connection's cached
+   * plans on the table be planned again (plancache.c PlanCacheRelCallback), whether or not the server runs autovacuum.
+   */
+  async analyze(table: string): Promise<void> {
+    if (!/^[a-z_][a-z0-9_]*$/.test(table)) throw new RangeError(`not a table name: ${JSON.stringify(table)}`);
+    await this.pool.query(`ANALYZE ${table}`);
   }
 
   async close(): Promise<void> {

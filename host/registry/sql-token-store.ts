@@ -542,6 +542,8 @@ export abstract class SqlTokenStore implements TokenStore {
     }
     // Visible already; clearing the marks is housekeeping, finished by the next import if this process stops here.
     await this.settleBatch(batch).catch(() => undefined);
+    // A bulk load: statistics and cached plans for the table as it now is (a failure here changes nothing imported).
+    await this.db.analyze?.("tokens").catch(() => undefined);
     return { registered: serials };
   }
 

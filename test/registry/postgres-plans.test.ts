@@ -70,3 +70,62 @@ describe("plans of the token store's statements on PostgreSQL", () => {
     expect(read!.generic_plans).toBeGreaterThanOrEqual(7);
   });
 });
+
+describe("plans of an import's lookups on PostgreSQL, as the table grows", () => {
+  let db: PostgresDatabase;
+  let drop: () => Promise<void>;
+  let reg: Registry;
+  const token = (serial: string) => ({ serial, manufacturer: "fobkit", algorithm: "SHA1" as const, digits: 8, period: 60, t0: 0, secret: randomBytes(20) });
+  const batch = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => token(`${prefix}${String(i).padStart(5, "0")}`));
+  /** Rows straight into the table, as a bulk load by another process would put them: no statement of the registry's runs. */
+  const bulkRows = (n: number) =>
+    db.run(
+      `INSERT INTO tokens (serial, manufacturer, algorithm, digits, period, t0, kek_id, seed, seed_index, state, issuance, drift, fail_count, origin, created_at, updated_at)
+       SELECT 'BULK' || lpad(i::text, 6, '0'), 'fobkit', 'SHA1', 8, 60, 0, 'k-one', decode(md5(i::text), 'hex'), decode(md5('ix' || i::text), 'hex'), 'in_stock', 0, 0, 0, 'test', 0, 0
+       FROM generate_series(1, ?) AS i`,
+      [n],
+    );
+
+  beforeEach(async () => {
+    const f = await freshDb(postgres);
+    db = f.db as PostgresDatabase;
+    drop = f.drop;
+    reg = new Registry(db, { keys: KeyRing.fromKeys([{ id: "k-one", key: randomBytes(32) }]), now: () => START });
+  });
+  afterEach(async () => {
+    await drop();
+  });
+
+  it("plans the serial list of an import for the table as it is, not as it was when the list was first sent", async () => {
+    // The same 100 serials sent seven times while the table holds only them (the first registers them, the others are
+    // refused as duplicates after the lookup): more than the 5 executions after which a named statement keeps its
+    // generic plan, made for the small table.
+    for (let k = 0; k < 7; k++) await reg.register(batch("SMALL-", 100), STAFF, "test").catch((e: RegistryError) => expect(e.code).toBe("duplicate_serial"));
+    // The table grows by 60,000 rows with no ANALYZE (this server's autovacuum may be off; it is on the CI's).
+    await bulkRows(60_000);
+    await reg.register(batch("LATER-", 100), STAFF, "test");
+    // The plan PostgreSQL uses for that lookup on the connection that ran it (one at a time: the pool reuses its
+    // most recently released connection, pg-pool's idle list): the prepared statement's cached plan if the text is
+    // named there, else a plan made at the call, for the same text and a list of that length.
+    const serials = batch("PLAN-", 100).map((t) => t.serial);
+    const c = await db.tx(async (t) => {
+      const prepared = await t.all<{ name: string; statement: string }>("SELECT name, statement FROM pg_prepared_statements WHERE NOT from_sql AND statement LIKE 'SELECT serial, staged FROM tokens WHERE serial IN (%'");
+      const lines = prepared.length
+        ? await t.all<{ "QUERY PLAN": string }>(`EXPLAIN EXECUTE ${prepared[0].name}(${serials.map((s) => `'${s}'`).join(", ")})`)
+        : await t.all<{ "QUERY PLAN": string }>(`EXPLAIN SELECT serial, staged FROM tokens WHERE serial IN (${serials.map(() => "?").join(", ")})`, serials);
+      return { prepared: prepared.length, plan: lines.map((l) => l["QUERY PLAN"]).join("\n") };
+    });
+    // An index scan of tokens_pkey (plain or bitmap), never a scan of the whole table.
+    expect(c.plan, `prepared: ${c.prepared}`).toMatch(/Index (Only )?Scan (using|on) tokens_pkey/);
+    expect(c.plan).not.toMatch(/Seq Scan on tokens/);
+  });
+
+  it("refreshes the table's statistics after a staged import (bulk load), whatever the server's autovacuum does", async () => {
+    const before = await db.get<{ reltuples: number }>("SELECT reltuples::float8 AS reltuples FROM pg_class WHERE oid = 'tokens'::regclass");
+    // Never analyzed: PostgreSQL 14+ says -1 (this server's autovacuum is off; a fresh schema in any case).
+    expect(before!.reltuples).toBeLessThan(1);
+    await reg.register(batch("STAGED-", 600), STAFF, "test");
+    const after = await db.get<{ reltuples: number }>("SELECT reltuples::float8 AS reltuples FROM pg_class WHERE oid = 'tokens'::regclass");
+    expect(after!.reltuples).toBe(600);
+  });
+});
