@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { COMMANDS } from "./commands.js";
+import { disableCoreDumps } from "./core-dumps.js";
 import { CliError, EXIT_FAILED, EXIT_USAGE, type Command, type Io } from "./command.js";
 
 const VERSION = "0.1.0";
@@ -111,6 +112,9 @@ export async function runCli(argv: string[], io?: Io): Promise<number> {
       env.stdout.write(commandHelp(command));
       return 0;
     }
+    // Seeds, keys and passwords pass through most commands: a crash must not write them to a core file.
+    const cores = disableCoreDumps();
+    if (!cores.ok) env.stderr.write(`fobkit ${command.name}: warning: could not turn core dumps off (${cores.why}); a crash could write seeds to disk: run it with \`ulimit -c 0\` or systemd's LimitCORE=0\n`);
     let parsed;
     try {
       // Node 20's parseArgs rejects keys present with the value undefined (e.g. `short: undefined`).
