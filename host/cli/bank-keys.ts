@@ -81,15 +81,37 @@ export const bankRotateKey: Command = {
     "--prune then drops the retired keys from the file, each only after a transaction that marks it pruned has counted\n" +
     "no row under it (rows that appear meanwhile are re-sealed and the count is taken again), so no seed is ever left\n" +
     "under a dropped key. Give every server the same key file (a shared path or the same copy) before the rotation.\n" +
+    "Servers with their own copies: first --stage, which only adds the next key, marked staged (it opens, never seals),\n" +
+    "and changes nothing in the database; copy the file to every server; then rotate-key, which makes the staged key\n" +
+    "the newest. A server whose copy still has it staged opens the re-sealed rows, and seals under it once the\n" +
+    "database refuses its old key. Copy the rotated file to every server before --prune.\n" +
     "--no-new-key finishes an interrupted rotation (or indexes rows from before the seed index) without adding a key.",
   options: {
+    stage: { type: "boolean", help: "only add the next key to the file, staged, for copying to every server; no rotation yet" },
     "no-new-key": { type: "boolean", help: "re-seal under the current newest key; add none" },
     prune: { type: "boolean", help: "afterwards drop retired keys from the file, once proven unused" },
     ...SEED_OPTIONS,
   },
   run: ({ values }, io) =>
     runBank("bank rotate-key", values, io, { needsKek: true }, async ({ registry, actor }) => {
+      if (values.stage) {
+        const given = ["no-new-key", "prune"].filter((o) => values[o]);
+        if (given.length) throw new CliError(`fobkit bank rotate-key: --stage only adds a key; it cannot go with --${given.join(" or --")}`);
+        let staged: string;
+        try {
+          staged = registry.keys.stageKey();
+        } catch (e) {
+          if (e instanceof KeyFileError) throw new CliError(`fobkit bank rotate-key: ${e.message}`);
+          throw e;
+        }
+        await registry.note(actor, "stage_key", "ok", { kekId: staged });
+        return {
+          json: { staged, file: registry.keys.path },
+          text: `key ${staged} staged in ${registry.keys.path}: copy this file to every server, then run fobkit bank rotate-key`,
+        };
+      }
       const before = await registry.kekUsage();
+      const wasStaged = !values["no-new-key"] && registry.keys.stagedId !== undefined;
       const newId = values["no-new-key"] ? registry.keys.currentId : registry.keys.addNewestKey();
       const retired = await registry.retireOlderKeys(actor);
       const r = await registry.resealAll(actor);
@@ -99,9 +121,9 @@ export const bankRotateKey: Command = {
       // Tokens from before the seed index that share a seed: a warning for staff, not a failure of the rotation.
       for (const [serial, other] of r.duplicateSeeds) io.stderr.write(`fobkit bank rotate-key: warning: ${serial} holds the same seed as ${other}; withdraw one of them\n`);
       return {
-        json: { kekId: newId, retired, resealed: r.resealed, indexed: r.indexed, duplicateSeeds: r.duplicateSeeds, before, after: usage, dropped },
+        json: { kekId: newId, wasStaged, retired, resealed: r.resealed, indexed: r.indexed, duplicateSeeds: r.duplicateSeeds, before, after: usage, dropped },
         text:
-          `key ${newId}: re-sealed ${r.resealed} seed(s)` +
+          `key ${newId}${wasStaged ? " (the staged key)" : ""}: re-sealed ${r.resealed} seed(s)` +
           (r.indexed ? `; indexed ${r.indexed} seed(s)` : "") +
           (retired.length ? "; retired " + retired.join(", ") : "") +
           (dropped.length ? "; dropped " + dropped.join(", ") : ""),

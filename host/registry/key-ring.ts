@@ -6,6 +6,14 @@
  *     k20261125-3f9a  <64 hex digits: an AES-256 key>
  *     k20250101-0c1d  <64 hex digits>
  *
+ * A key may be marked `staged` (`fobkit bank rotate-key --stage`): it opens
+ * but never seals, so the file can reach every server before any row is
+ * sealed under it. The next rotation makes it the sealing key. A server
+ * whose copy still has it staged opens the re-sealed rows, and when the
+ * database refuses its sealing key as retired it seals under the staged
+ * key: with a staged key distributed first, a rotation needs no file copy
+ * to arrive in time.
+ *
  * Rotation without downtime: `fobkit bank rotate-key` puts a new key at the
  * top of the file, then re-seals every row under it, one row per
  * transaction. Servers notice the file changed (mtime, looked at no more
@@ -47,6 +55,8 @@ export class KeyFileError extends Error {
 interface Kek {
   id: string;
   key: Buffer;
+  /** Opens, never seals (until a rotation makes it current). */
+  staged?: boolean;
 }
 
 export function parseKeyFile(text: string, where: string): Kek[] {
@@ -54,15 +64,18 @@ export function parseKeyFile(text: string, where: string): Kek[] {
   text.split("\n").forEach((raw, i) => {
     const line = raw.replace(/#.*$/, "").trim();
     if (!line) return;
-    const m = /^(\S+)\s+([0-9A-Fa-f]+)$/.exec(line);
+    const m = /^(\S+)\s+([0-9A-Fa-f]+)(?:\s+(\S+))?$/.exec(line);
     // Never quote the line: it holds key material.
-    if (!m) throw new KeyFileError(`${where}:${i + 1}: expected "<key id> <64 hex digits>"`);
+    if (!m) throw new KeyFileError(`${where}:${i + 1}: expected "<key id> <64 hex digits>" or "<key id> <64 hex digits> staged"`);
+    if (m[3] !== undefined && m[3] !== "staged") throw new KeyFileError(`${where}:${i + 1}: after the key, only the word "staged" may follow`);
     if (!ID_RE.test(m[1])) throw new KeyFileError(`${where}:${i + 1}: key id must be 1-40 of A-Z a-z 0-9 _ -`);
     if (m[2].length !== KEY_BYTES * 2) throw new KeyFileError(`${where}:${i + 1}: key must be ${KEY_BYTES * 2} hex digits (AES-256), got ${m[2].length}`);
     if (keys.some((k) => k.id === m[1])) throw new KeyFileError(`${where}:${i + 1}: key id ${m[1]} appears twice`);
-    keys.push({ id: m[1], key: Buffer.from(m[2], "hex") });
+    if (m[3] && keys.some((k) => k.staged)) throw new KeyFileError(`${where}:${i + 1}: a second staged key; at most one key is staged at a time`);
+    keys.push({ id: m[1], key: Buffer.from(m[2], "hex"), ...(m[3] ? { staged: true } : {}) });
   });
   if (keys.length === 0) throw new KeyFileError(`${where}: no key in the file`);
+  if (keys.every((k) => k.staged)) throw new KeyFileError(`${where}: only a staged key; a key that seals must be listed too`);
   return keys;
 }
 
@@ -70,7 +83,7 @@ export function formatKeyFile(keys: Kek[]): string {
   return (
     "# fobkit bank key-encryption keys: newest first; the first seals, all open.\n" +
     "# Keep this file out of the database and its backups; mode 0600.\n" +
-    keys.map((k) => `${k.id} ${k.key.toString("hex")}`).join("\n") +
+    keys.map((k) => `${k.id} ${k.key.toString("hex")}${k.staged ? " staged" : ""}`).join("\n") +
     "\n"
   );
 }
@@ -120,6 +133,8 @@ export class KeyRing {
   private readonly recheckMs: number;
 
   private missing?: string;
+  /** A staged key this process seals under because the database refused its sealing key as retired (sealingAfterRetired). */
+  private promoted?: string;
 
   private constructor(readonly path: string | undefined, keys: Kek[], options: KeyRingOptions) {
     this.keys = keys;
@@ -185,15 +200,35 @@ export class KeyRing {
     }
   }
 
+  /** The key that seals: the first not staged, or a staged one taken over after a refusal (sealingAfterRetired). */
+  private sealingKey(): Kek {
+    this.need();
+    const staged = this.keys.find((k) => k.staged);
+    if (this.promoted !== undefined && staged?.id === this.promoted) return staged;
+    this.promoted = undefined;
+    return this.keys.find((k) => !k.staged)!;
+  }
+
   get currentId(): string {
     this.refresh();
-    this.need();
-    return this.keys[0].id;
+    return this.sealingKey().id;
   }
 
   get ids(): string[] {
     this.refresh();
     return this.keys.map((k) => k.id);
+  }
+
+  /** The staged key's id, if the file has one. */
+  get stagedId(): string | undefined {
+    this.refresh();
+    return this.keys.find((k) => k.staged)?.id;
+  }
+
+  /** Every key but the sealing one and a staged one: what a rotation retires. */
+  get olderIds(): string[] {
+    const current = this.currentId;
+    return this.keys.filter((k) => k.id !== current && !k.staged).map((k) => k.id);
   }
 
   /**
@@ -265,8 +300,7 @@ export class KeyRing {
 
   private sealAs(purpose: string, name: string, secret: Buffer): Sealed {
     this.refresh();
-    this.need();
-    const k = this.keys[0];
+    const k = this.sealingKey();
     const nonce = randomBytes(NONCE_BYTES);
     const c = createCipheriv("aes-256-gcm", k.key, nonce);
     c.setAAD(aad(purpose, name, k.id));
@@ -288,19 +322,48 @@ export class KeyRing {
     }
   }
 
-  /** Puts a fresh key at the top of the key file; returns its id. */
+  /**
+   * The new sealing key of a rotation, at the top of the key file: the staged key if the file has one (its marker
+   * dropped), else a fresh key. Returns its id.
+   */
   addNewestKey(): string {
-    if (!this.path) {
-      const id = newKeyId();
-      this.keys.unshift({ id, key: randomBytes(KEY_BYTES) });
-      return id;
-    }
     this.refresh(true);
+    const staged = this.keys.find((k) => k.staged);
+    const next: Kek = staged ? { id: staged.id, key: staged.key } : { id: newKeyId(), key: randomBytes(KEY_BYTES) };
+    this.write([next, ...this.keys.filter((k) => k !== staged)]);
+    return next.id;
+  }
+
+  /** Adds a fresh key marked staged (opens, never seals) at the top of the key file; returns its id. */
+  stageKey(): string {
+    this.refresh(true);
+    const staged = this.keys.find((k) => k.staged);
+    if (staged) throw new KeyFileError(`key ${staged.id} is staged already: rotate to it (bank rotate-key), or remove its line from the file`);
     const id = newKeyId();
-    const keys = [{ id, key: randomBytes(KEY_BYTES) }, ...this.keys];
-    writeAtomically(this.path, formatKeyFile(keys));
-    this.refresh(true);
+    this.write([{ id, key: randomBytes(KEY_BYTES), staged: true }, ...this.keys]);
     return id;
+  }
+
+  private write(keys: Kek[]): void {
+    if (this.path) {
+      writeAtomically(this.path, formatKeyFile(keys));
+      this.refresh(true);
+    } else this.keys = keys;
+  }
+
+  /**
+   * The database refused a seal under `retired`. Re-reads the file; if it still seals under that key and holds a
+   * staged key, this process seals under the staged key from now on: another server's rotation made it current (a
+   * rotation makes the staged key the newest, and the database retires every other), and this copy of the file
+   * has not been replaced yet. Returns whether the sealing key changed.
+   */
+  sealingAfterRetired(retired: string): boolean {
+    this.refresh(true);
+    if (this.sealingKey().id !== retired) return true;
+    const staged = this.keys.find((k) => k.staged);
+    if (!staged) return false;
+    this.promoted = staged.id;
+    return true;
   }
 
   /**
@@ -319,11 +382,10 @@ export class KeyRing {
    */
   dropKeys(ids: string[]): string[] {
     this.refresh(true);
-    const dropped = this.keys.filter((k, i) => i > 0 && ids.includes(k.id)).map((k) => k.id);
-    const kept = this.keys.filter((k, i) => i === 0 || !ids.includes(k.id));
-    if (this.path && dropped.length) writeAtomically(this.path, formatKeyFile(kept));
-    else this.keys = kept;
-    this.refresh(true);
+    const current = this.sealingKey().id;
+    const droppable = (k: Kek) => k.id !== current && !k.staged && ids.includes(k.id);
+    const dropped = this.keys.filter(droppable).map((k) => k.id);
+    if (dropped.length) this.write(this.keys.filter((k) => !droppable(k)));
     return dropped;
   }
 }

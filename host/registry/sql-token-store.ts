@@ -714,8 +714,8 @@ export abstract class SqlTokenStore implements TokenStore {
         return await fn();
       } catch (e) {
         if (!kekRetired(e)) throw e;
-        this.keys.reload();
-        if (this.keys.currentId === used || attempt >= 3) {
+        // A newer key in the file, or the staged key another server's rotation made current.
+        if (!this.keys.sealingAfterRetired(used) || attempt >= 3) {
           throw new RegistryError(
             "key_retired",
             `the database records key-encryption key ${used} as retired, and the key file holds no newer key: give this process the rotated key file`,
@@ -736,8 +736,9 @@ export abstract class SqlTokenStore implements TokenStore {
    * keys retired now (already retired ones are left as they are).
    */
   async retireOlderKeys(actor: Actor): Promise<string[]> {
-    const [newest, ...older] = this.keys.ids;
-    this.keys.currentId; // fails clearly when the ring has no key
+    // The staged key is neither: it is the next rotation's, and retiring it would make it useless.
+    const newest = this.keys.currentId; // fails clearly when the ring has no key
+    const older = this.keys.olderIds;
     const now = this.now();
     const retired = await this.db.tx(async (t) => {
       const state = await t.get<{ state: string }>("SELECT state FROM kek_states WHERE kek_id = ?", [newest]);
@@ -771,7 +772,7 @@ export abstract class SqlTokenStore implements TokenStore {
    * next prune.
    */
   async pruneRetiredKeys(actor: Actor): Promise<string[]> {
-    const [, ...older] = this.keys.ids;
+    const older = this.keys.olderIds;
     const pruned: string[] = [];
     for (const id of older) {
       for (let attempt = 1; ; attempt++) {
