@@ -353,15 +353,16 @@ export class KeyRing {
 
   /**
    * The database refused a seal under `retired`. Re-reads the file; if it still seals under that key and holds a
-   * staged key, this process seals under the staged key from now on: another server's rotation made it current (a
-   * rotation makes the staged key the newest, and the database retires every other), and this copy of the file
-   * has not been replaced yet. Returns whether the sealing key changed.
+   * staged key that the database records as the active one (`active`: kek_states), this process seals under the
+   * staged key from now on: another server's rotation made it current, and this copy of the file has not been
+   * replaced yet. Only then: a rotation to some other key (from a copy without this staged key) must not have rows
+   * sealed under a key the rotating server does not hold. Returns whether the sealing key changed.
    */
-  sealingAfterRetired(retired: string): boolean {
+  sealingAfterRetired(retired: string, active: readonly string[]): boolean {
     this.refresh(true);
     if (this.sealingKey().id !== retired) return true;
     const staged = this.keys.find((k) => k.staged);
-    if (!staged) return false;
+    if (!staged || !active.includes(staged.id)) return false;
     this.promoted = staged.id;
     return true;
   }

@@ -714,8 +714,9 @@ export abstract class SqlTokenStore implements TokenStore {
         return await fn();
       } catch (e) {
         if (!kekRetired(e)) throw e;
-        // A newer key in the file, or the staged key another server's rotation made current.
-        if (!this.keys.sealingAfterRetired(used) || attempt >= 3) {
+        // A newer key in the file, or the staged key another server's rotation made current (the database says which).
+        const active = (await this.db.all<{ kek_id: string }>("SELECT kek_id FROM kek_states WHERE state = 'active'")).map((r) => r.kek_id);
+        if (!this.keys.sealingAfterRetired(used, active) || attempt >= 3) {
           throw new RegistryError(
             "key_retired",
             `the database records key-encryption key ${used} as retired, and the key file holds no newer key: give this process the rotated key file`,

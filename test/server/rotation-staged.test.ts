@@ -86,6 +86,25 @@ describe.each(ENGINES)("a staged key distributed before the rotation, on $name",
     expect(b.keys.currentId).toBe(stagedId);
   });
 
+  it("never seals under a staged key that the rotation did not make current (a rotation from a copy without it)", async () => {
+    const fileC = join(dir, "c.kek");
+    copyFileSync(fileA, fileC); // a copy made before the stage: it will never hold the staged key
+    const stagedId = JSON.parse((await runCliCaptured(["bank", "rotate-key", "--stage", "--json"], env)).stdout).staged as string;
+    copyFileSync(fileA, fileB);
+    const b = new Registry(db, { keys: KeyRing.fromFile(fileB, { recheckMs: 0 }), now: () => now });
+    // B has registered before (it holds the registry's seed-index key in memory from then on).
+    await b.register([token("ST8", randomBytes(20))], ACTOR, "test");
+    // Someone rotates from the old copy: a new key that neither A nor B holds; the staged key stays unknown to the database.
+    const rot = await runCliCaptured(["bank", "rotate-key", "--json"], { ...env, FOBKIT_BANK_KEK_FILE: fileC });
+    expect(rot.code, rot.stderr).toBe(0);
+    expect(JSON.parse(rot.stdout).kekId).not.toBe(stagedId);
+    // B must not seal under its staged key, which the rotating copy cannot open: its old key is refused as retired, the
+    // database's active key is not the staged one, so B is told to get the rotated file.
+    await expect(b.register([token("ST9", randomBytes(20))], ACTOR, "test")).rejects.toMatchObject({ code: "key_retired" });
+    expect(await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM tokens WHERE kek_id = ?", [stagedId])).toMatchObject({ n: 0 });
+    expect(await db.get("SELECT serial FROM tokens WHERE serial = 'ST9'")).toBeUndefined();
+  });
+
   it("keeps a staged key out of retirement and pruning, and refuses a second stage or --stage with --prune", async () => {
     const stagedId = JSON.parse((await runCliCaptured(["bank", "rotate-key", "--stage", "--json"], env)).stdout).staged as string;
     const again = await runCliCaptured(["bank", "rotate-key", "--stage"], env);
