@@ -98,4 +98,34 @@ describe.each(ENGINES)("dead imports' staged rows on $name", (engine) => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  /**
+   * Several bank hosts on one PostgreSQL (README "Beyond one machine") have clocks that differ. A staged import on one
+   * host runs while another clears dead imports: the judge must take it for live whichever clock runs ahead.
+   * (The owner check cannot help across hosts; here both run in this process, so the owner is alive, and only the
+   * heartbeat's staleness can condemn the import.)
+   */
+  const SKEW_MS = 10 * 60_000;
+  for (const [importer, judge] of [
+    ["10 min behind", "on time"],
+    ["on time", "10 min ahead"],
+  ] as const) {
+    it(`an import on a host whose clock is ${importer} is live to a host whose clock is ${judge} (heartbeats on the database's clock)`, async () => {
+      const skew = (what: string) => (what === "on time" ? 0 : what.endsWith("behind") ? -SKEW_MS : SKEW_MS);
+      const importing = new Registry(db, { keys, now: () => Date.now() + skew(importer) });
+      const judging = new Registry(db, { keys, now: () => Date.now() + skew(judge) });
+      const tokens = Array.from({ length: 2000 }, (_, i) => token(`FKS${String(i).padStart(5, "0")}`));
+      const done = importing.register(tokens, FACTORY, "skewed").then(
+        (r) => r.registered.length,
+        (e: unknown) => e,
+      );
+      let batch: { id: string } | undefined;
+      for (let i = 0; i < 5000 && !(batch = await db.get<{ id: string }>("SELECT id FROM import_batches")); i++) await new Promise((r) => setTimeout(r, 1));
+      expect(batch, "the import never started staging").toBeDefined();
+      const cleared = await judging.clearStaleImports({ name: "staff:judge", source: "cli" });
+      expect(cleared).toEqual({ settled: [], discarded: [], orphaned: [], live: [batch!.id] });
+      expect(await done).toBe(2000);
+      expect(await reg.countByState()).toMatchObject({ in_stock: 2000 });
+    }, 120_000);
+  }
 });
