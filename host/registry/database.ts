@@ -126,7 +126,8 @@ export function connectionFailure(e: unknown): boolean {
  * ahead took a live import on another host for dead, and reset or swept rate
  * windows early; one clock for every writer and judge leaves no skew to
  * mind. PostgreSQL: statement_timestamp(), the same within one statement
- * (src/backend/access/transam/xact.c, GetCurrentStatementStartTimestamp).
+ * (src/backend/utils/adt/timestamp.c statement_timestamp, which returns
+ * xact.c's GetCurrentStatementStartTimestamp).
  * SQLite: its 'now', the machine's clock (every process on a SQLite file is
  * on one machine), the same within one statement (src/date.c
  * setDateTimeToCurrent, via sqlite3StmtCurrentTime in vdbeapi.c).
