@@ -21,7 +21,7 @@ import { ApiError, errorHandler, frameworkErrorHandler, sendError } from "./api-
 import { KeyCache } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
 import { ROUTES } from "./routes.js";
-import { databaseRateStore } from "./rate-store.js";
+import { clientKey, databaseRateStore } from "./rate-store.js";
 import { REQUEST_ID_PATTERN } from "../registry/validation.js";
 import { consolePlugin } from "../console/console.js";
 import { appPlugin } from "../app/app.js";
@@ -160,7 +160,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
   // start endpoint is the guessing oracle for an issuance's activation password; the bank's count (5 starts per
   // issuance, then void) bounds the guesses at any one user ID, but not what one client does across user IDs:
   // probing which user IDs are live (enumeration), and spending other customers' five tries to void their
-  // issuances. The limit bounds those, per client IP (req.ip: X-Forwarded-For only from --trust-proxy peers).
+  // issuances. The limit bounds those, per client (req.ip: X-Forwarded-For only from --trust-proxy peers; an IPv6
+  // client's /64, rate-store.ts clientKey).
   // Counted in the database (rate-store.ts), so the limit holds across --workers and across hosts.
   app.register(async (scope) => {
     const perMinute = options.setupRate === undefined ? SETUP_RATE_DEFAULT : options.setupRate;
@@ -169,6 +170,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
         max: perMinute,
         timeWindow: 60_000,
         store: databaseRateStore(registry.db, options.now, perMinute),
+        keyGenerator: (req) => clientKey(req.ip),
         // Retry-After (and x-ratelimit-*) headers come from the plugin; the body in the API's error shape.
         errorResponseBuilder: (_req, ctx) =>
           new ApiError(429, "rate_limited", `too many set-up requests from this address (${ctx.max} per minute); retry in ${ctx.after}`),

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { SETUP_RATE_DEFAULT } from "../../host/server/app.js";
+import { clientKey } from "../../host/server/rate-store.js";
 import { parseSetupRate, startServer } from "../../host/server/serve.js";
 import { finishCustomerRegistration, setUp, startCustomerRegistration } from "../../host/soft/client.js";
 import { SETUP_FINISH_PATH, SETUP_START_PATH } from "../../host/soft/protocol.js";
@@ -93,6 +94,33 @@ describe("set-up requests are limited per client IP", () => {
     expect((await junkStart(s.url, from("198.51.100.20"))).status).toBe(400);
     expect((await fetch(s.url + "/healthz", { headers: from("203.0.113.7") })).status).toBe(200);
     expect((await fetch(s.url + "/app/time", { headers: from("203.0.113.7") })).status).toBe(200);
+  });
+
+  it("an IPv6 client is counted by its /64 (it holds all 2^64 addresses), an IPv4 one by its address, an IPv4-mapped one as IPv4", async () => {
+    const s = await boot({ setupRate: 3, trustProxy: ["127.0.0.1"] });
+    const from = (ip: string) => junkStart(s.url, { "x-forwarded-for": ip });
+    const statuses = async (ips: string[]) => {
+      const out: number[] = [];
+      for (const ip of ips) out.push((await from(ip)).status);
+      return out;
+    };
+    // Four addresses of one /64, written four ways: one client.
+    expect(await statuses(["2001:db8:1:2::1", "2001:db8:1:2:ffff:eeee:dddd:cccc", "2001:0DB8:0001:0002::ABCD", "2001:db8:1:2::dead:beef"])).toEqual([400, 400, 400, 429]);
+    // The next /64 is another client.
+    expect(await statuses(["2001:db8:1:3::1"])).toEqual([400]);
+    // IPv4 by the address; the same address mapped into IPv6 is the same client, its neighbour another.
+    expect(await statuses(["203.0.113.50", "203.0.113.50", "::ffff:203.0.113.50", "::ffff:203.0.113.50", "203.0.113.51"])).toEqual([400, 400, 400, 429, 400]);
+    expect((await db!.all<{ key: string }>("SELECT key FROM rate_limits ORDER BY key")).map((r) => r.key)).toEqual(["2001:db8:1:2::/64", "2001:db8:1:3::/64", "203.0.113.50", "203.0.113.51"]);
+  });
+
+  it("clientKey: IPv4 as is, IPv6 as its /64 in one spelling, IPv4-mapped as IPv4", () => {
+    expect(clientKey("198.51.100.7")).toBe("198.51.100.7");
+    expect(clientKey("::ffff:198.51.100.7")).toBe("198.51.100.7");
+    expect(clientKey("::FFFF:c633:6407")).toBe("198.51.100.7");
+    expect(clientKey("2001:db8:a:b:c:d:e:f")).toBe("2001:db8:a:b::/64");
+    expect(clientKey("2001:0db8:000a:000b::")).toBe("2001:db8:a:b::/64");
+    expect(clientKey("2001:db8:a:c::1")).toBe("2001:db8:a:c::/64");
+    expect(clientKey("::1")).toBe("::/64");
   });
 
   it(`the default (${SETUP_RATE_DEFAULT}/min) applies when nothing is configured; off turns it off`, async () => {
