@@ -35,6 +35,7 @@
  */
 import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from "node:crypto";
 import type { Database, Sql } from "./database.js";
+import { clientKey } from "./client-key.js";
 import { RegistryError, type Actor } from "./types.js";
 
 export type StaffRole = "teller" | "supervisor";
@@ -259,7 +260,9 @@ export const KDF_QUEUE = 16;
  * Sign-ins one client address may have in the gate (running or waiting; a
  * branch behind NAT is one address, so not few): a
  * flood from one address fills only these, and staff at other addresses
- * still get the rest (the address is the audit's, behind --trust-proxy too).
+ * still get the rest (the address is the audit's, behind --trust-proxy too;
+ * an IPv6 client's places are its /64's, since it may use every address of
+ * it: client-key.ts).
  */
 export const KDF_PER_SOURCE = 12;
 let kdfRunning = 0;
@@ -296,7 +299,7 @@ export type SignIn = { ok: true; name: string; role: StaffRole } | { ok: false; 
  * comment). Audited: `signin` ok / bad_password / locked / unknown_staff.
  */
 export function signIn(db: Database, name: string, password: string, source: string, now = Date.now()): Promise<SignIn> {
-  return gated(source, () => checkSignIn(db, name, password, source, now));
+  return gated(clientKey(source), () => checkSignIn(db, name, password, source, now));
 }
 
 async function checkSignIn(db: Database, name: string, password: string, source: string, now: number): Promise<SignIn> {

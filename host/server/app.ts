@@ -21,7 +21,8 @@ import { ApiError, errorHandler, frameworkErrorHandler, sendError } from "./api-
 import { KeyCache } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
 import { ROUTES } from "./routes.js";
-import { clientKey, databaseRateStore } from "./rate-store.js";
+import { clientKey } from "../registry/client-key.js";
+import { databaseRateStore } from "./rate-store.js";
 import { REQUEST_ID_PATTERN } from "../registry/validation.js";
 import { consolePlugin } from "../console/console.js";
 import { appPlugin } from "../app/app.js";

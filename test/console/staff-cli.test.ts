@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
 import { MIGRATIONS, migrate } from "../../host/registry/migrations.js";
 import { openDatabase } from "../../host/registry/open-database.js";
-import { createSession, loadSession, signIn } from "../../host/registry/staff.js";
+import { KDF_PER_SOURCE, createSession, loadSession, signIn } from "../../host/registry/staff.js";
 import { ENGINES, freshDb } from "../registry/support.js";
 import { runCliCaptured } from "../server/support.js";
 
@@ -111,6 +111,17 @@ describe.each(ENGINES)("staff accounts CLI on $name", (engine) => {
       expect([k, until - t0]).toEqual([k, Math.min(15 * MIN * 2 ** (k - 1), 24 * 60 * MIN)]);
     }
   }, 180_000);
+
+  it(`the sign-in gate gives one client ${KDF_PER_SOURCE} places: an IPv6 client's are its /64's, whichever of its addresses it uses`, async () => {
+    // Unknown IDs: each costs a (dummy) scrypt in the gate, and counts nothing.
+    const from = (source: string) => signIn(db, "nobody", "wrong-password", source).then((r) => r.reason, (e: { code?: string }) => e.code);
+    const one64 = Array.from({ length: KDF_PER_SOURCE + 1 }, (_, i) => from(`2001:db8:9:9::${(i + 1).toString(16)}`));
+    const other64 = from("2001:db8:9:a::1");
+    const outcomes = await Promise.all(one64);
+    expect(outcomes.filter((o) => o === "signin_busy").length).toBe(1);
+    expect(outcomes.filter((o) => o === "bad_credentials").length).toBe(KDF_PER_SOURCE);
+    expect(await other64).toBe("bad_credentials");
+  }, 60_000);
 
   it("migration 11: an account locked before it (for good, then) stays locked for 15 minutes from the migration, then opens", async () => {
     const f = await engine.fresh();

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { SETUP_RATE_DEFAULT } from "../../host/server/app.js";
-import { clientKey } from "../../host/server/rate-store.js";
+import { clientKey } from "../../host/registry/client-key.js";
 import { parseSetupRate, startServer } from "../../host/server/serve.js";
 import { finishCustomerRegistration, setUp, startCustomerRegistration } from "../../host/soft/client.js";
 import { SETUP_FINISH_PATH, SETUP_START_PATH } from "../../host/soft/protocol.js";
