@@ -502,7 +502,8 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     change<{ id: string }>(`/approvals/:id/${verdict}`, {
       supervisor: true,
       act: (req, { id }) => decideApproval(registry, id, verdict === "approve", actorOf(req), now()).then(() => undefined),
-      refused: async (req, _reply, _params, _form, e) => ({ status: 409, page: await approvals(req, undefined, message(req, e)) }),
+      // The API's statuses (api-error.ts): a malformed id 400, an unknown one 404, a request decided already 409.
+      refused: async (req, reply, _params, _form, e) => ({ status: registryErrorStatus(e, reply), page: await approvals(req, undefined, message(req, e)) }),
       done: () => `/console/approvals?done=${verdict}`,
     });
   }

@@ -326,6 +326,15 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     expect(pending.text).toContain(approval);
     expect((await bob.post(`/console/approvals/${approval}/approve`, { _csrf: await bob.csrf() })).status).toBe(303);
     expect((await server.registry.status("FK0001")).state).toBe("issued");
+    // Each refusal its status: decided already is a conflict (409), a malformed id 400, an id no request has 404.
+    const refusal = async (path: string) => {
+      const r = await bob.post(path, { _csrf: await bob.csrf() });
+      return [r.status, /role="alert"[^>]*>([^<]*)/.exec(r.text)?.[1] ?? r.text.slice(0, 200)];
+    };
+    expect(await refusal(`/console/approvals/${approval}/approve`)).toEqual([409, expect.stringMatching(/既に処理|already decided/)]);
+    expect(await refusal(`/console/approvals/${approval}/reject`)).toEqual([409, expect.stringMatching(/既に処理|already decided/)]);
+    expect(await refusal("/console/approvals/NOT-AN-ID/approve")).toEqual([400, expect.stringMatching(/12文字|12 characters/)]);
+    expect(await refusal("/console/approvals/0123456789ab/reject")).toEqual([404, expect.stringMatching(/該当する承認依頼はありません|no such approval/)]);
     const trail = await server.registry.auditTrail({ customer: "C1" });
     expect(trail.find((a) => a.action === "approve")).toMatchObject({ actor: "console:bob", detail: { approval, maker: "console:alice" } });
     expect(trail.filter((a) => a.action === "unlock").map((a) => `${a.actor}:${a.outcome}`)).toEqual([
