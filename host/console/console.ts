@@ -184,7 +184,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     if (fe.validation || (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500)) return send(reply, fe.statusCode ?? 400, P.messagePage(v, v.w.error, v.w.badRequest));
     const e = err as Error;
     process.stderr.write(`fobkit bank serve: console ${request.method} ${request.routeOptions.url ?? "?"}: ${e.name}: ${e.message}\n`);
-    return send(reply, 500, P.messagePage(v, v.w.error, "internal error"));
+    return send(reply, 500, P.messagePage(v, v.w.error, v.w.internalError));
   });
 
   app.setNotFoundHandler((request, reply) => {

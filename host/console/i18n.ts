@@ -125,6 +125,7 @@ const en = {
   unlockStaff: "Unlock account",
   forbidden: "Your role may not do this.",
   notFound: "Not found.",
+  internalError: "Something went wrong on the server. Try again; if it happens again, tell the bank's IT staff.",
   badRequest: "The request was not valid.",
   csrf: "This form has expired or did not come from this console. Go back, reload the page, and try again.",
   error: "Error",
@@ -278,6 +279,7 @@ const ja: Words = {
   unlockStaff: "アカウントの停止解除",
   forbidden: "この操作を行う権限がありません。",
   notFound: "見つかりません。",
+  internalError: "サーバーで問題が起きました。もう一度お試しください。繰り返す場合はシステム担当へご連絡ください。",
   badRequest: "要求が正しくありません。",
   csrf: "このフォームは期限切れか、このコンソールから送られたものではありません。画面を再読み込みしてやり直してください。",
   error: "エラー",
@@ -317,17 +319,23 @@ export type { Words };
 
 /**
  * The language: the `fobkit_lang` cookie (the switch on every page) if set,
- * else the first of ja/en in Accept-Language by quality, else Japanese.
+ * else the first of ja/en in Accept-Language by quality, else Japanese, the
+ * bank's (bank staff read Japanese first). A language weighted q=0 is one the
+ * browser does not accept (RFC 9110 §12.4.2), and a weight that is not a
+ * qvalue (0 to 1, three decimals at most, §12.4.2's grammar) makes its entry
+ * unreadable: neither chooses English.
  */
 export function chooseLang(cookie: string | undefined, acceptLanguage: string | undefined): Lang {
   if (cookie === "ja" || cookie === "en") return cookie;
   let best: Lang = "ja";
-  let bestQ = -1;
+  let bestQ = 0;
   for (const part of (acceptLanguage ?? "").split(",")) {
     const [tag, ...params] = part.trim().toLowerCase().split(";");
-    const q = params.map((p) => /^\s*q=([0-9.]+)\s*$/.exec(p)).find(Boolean);
+    const weights = params.filter((p) => /^\s*q\s*=/.test(p));
+    const q = weights.length ? /^\s*q=(0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)\s*$/.exec(weights[0]) : null;
+    if (weights.length && !q) continue;
     const quality = q ? Number(q[1]) : 1;
-    const base = tag.split("-")[0];
+    const base = tag.trim().split("-")[0];
     if ((base === "ja" || base === "en") && quality > bestQ) {
       best = base;
       bestQ = quality;

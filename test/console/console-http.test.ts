@@ -416,6 +416,32 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     expect(audit.text).toContain('href="/console/lang?to=ja&amp;back=%2Fconsole%2Faudit"');
   });
 
+  it("falls back to Japanese, the bank's language, whenever the browser names no language it accepts: error pages too, and an unexpected error's text", async () => {
+    const langOf = async (acceptLanguage: string | undefined, path = "/console/sign-in") =>
+      /<html lang="([^"]*)"/.exec((await new Client(base, acceptLanguage === undefined ? {} : { "accept-language": acceptLanguage }).get(path)).text)?.[1];
+    // English named as not acceptable (q=0), a weight that is not a qvalue, nothing, or only other languages.
+    for (const al of ["en;q=0", "en;q=0, fr", "en;q=abc", "en;q=1.5", "fr, de;q=0.5", "*", undefined]) expect([al, await langOf(al)]).toEqual([al, "ja"]);
+    expect(await langOf("en;q=0", "/console/assets/nope.css")).toBe("ja");
+    // Explicit English still gets English, weighted or not.
+    for (const al of ["en", "en-US,en;q=0.9", "fr;q=1, en;q=0.001", "en;q=1.000"]) expect([al, await langOf(al)]).toEqual([al, "en"]);
+    // An unexpected error's page says what happened in the page's language (it was English on Japanese pages).
+    const ja = await signedIn("alice");
+    const broken = server.registry.countByState;
+    server.registry.countByState = () => Promise.reject(new TypeError("a fault the test injects"));
+    const stderr = process.stderr.write;
+    process.stderr.write = (() => true) as typeof process.stderr.write;
+    try {
+      const home = await ja.get("/console/");
+      expect(home.status).toBe(500);
+      expect(home.text).toContain('<html lang="ja">');
+      expect(home.text).toContain("サーバーで問題が起きました。");
+      expect(home.text).not.toContain("internal error");
+    } finally {
+      server.registry.countByState = broken;
+      process.stderr.write = stderr;
+    }
+  });
+
   it("lists keyfobs paged, sorted and filtered on the server; searches by customer ID or serial, exact or prefix", async () => {
     await server.registry.register(
       Array.from({ length: 120 }, (_, i) => ({ serial: `FK${String(i).padStart(4, "0")}`, manufacturer: "fobkit", algorithm: "SHA1" as const, digits: 8, period: 60, t0: 0, secret: randomBytes(20) })),
