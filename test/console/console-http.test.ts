@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createApiKey } from "../../host/registry/api-keys.js";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
-import { addStaff } from "../../host/registry/staff.js";
+import { addStaff, getStaff } from "../../host/registry/staff.js";
 import { AUDIT_PAGE_SIZE, auditPage } from "../../host/console/queries.js";
 import { startServer } from "../../host/server/serve.js";
 import { Client } from "./support.js";
@@ -252,6 +252,13 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     const carol = await signedIn("carol");
     expect((await carol.post("/console/staff/alice/unlock", { _csrf: await carol.csrf() })).status).toBe(403);
     const bob = await signedIn("bob");
+    // The supervisor's staff page says until when, and from which address, in either language.
+    const until = (await getStaff(db, "alice", clock.now()))!.lockedUntil!;
+    const shown = (lang: string) => new Intl.DateTimeFormat(lang, { timeZone: "Asia/Tokyo", dateStyle: "medium", timeStyle: "medium" }).format(new Date(until));
+    expect((await bob.get("/console/staff")).text).toContain(`<span class="state state-locked">停止中</span> ${shown("ja-JP")} まで<ul class="locked-from"><li>送信元 127.0.0.1: ${shown("ja-JP")} まで</li></ul>`);
+    const bobEn = new Client(base, { "accept-language": "en" });
+    expect((await bobEn.signIn("bob", PASSWORDS.bob)).status).toBe(303);
+    expect((await bobEn.get("/console/staff")).text).toContain(`<span class="state state-locked">Locked</span> until ${shown("en-GB")}<ul class="locked-from"><li>from 127.0.0.1: until ${shown("en-GB")}</li></ul>`);
     expect((await bob.post("/console/staff/alice/unlock", { _csrf: await bob.csrf("/console/staff") })).status).toBe(303);
     expect((await new Client(base).signIn("alice", PASSWORDS.alice)).status).toBe(303);
   });
