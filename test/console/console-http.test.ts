@@ -162,9 +162,9 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     await register("FK0001");
     await server.registry.issue("FK0001", "C1", CLI);
     const bob = await signedIn("bob"); // Japanese: the default
-    for (const id of ["abc", "0123456789ab"]) {
+    for (const [id, status] of [["abc", 400], ["0123456789ab", 404]] as const) {
       const r = await bob.post(`/console/approvals/${id}/approve`, { _csrf: await bob.csrf() });
-      expect(r.status, id).toBe(409);
+      expect(r.status, id).toBe(status);
       expect(r.text, id).toContain('<html lang="ja">');
       expect(r.text, id).toMatch(/<p class="error"[^>]*>[^<]*承認依頼[^<]*<\/p>/);
       expect(r.text, id).not.toMatch(/approval id|no approval request/);
