@@ -241,7 +241,7 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     expect(audit.filter((a) => a.outcome === "locked")).toHaveLength(7);
     const right = await new Client(base, { "accept-language": "en" }).signIn("alice", PASSWORDS.alice);
     expect(right.status).toBe(401);
-    expect(right.text).toContain("This staff account is locked after five wrong passwords");
+    expect(right.text).toContain("This staff account is locked after five wrong passwords from this address");
     // An unknown ID answers exactly as a wrong password does.
     const unknown = await new Client(base, { "accept-language": "en" }).signIn("mallory", "whatever-password");
     const wrong = await new Client(base, { "accept-language": "en" }).signIn("bob", "wrong-password-guess");
