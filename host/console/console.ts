@@ -20,11 +20,11 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { Readable } from "node:stream";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { decideApproval, listApprovals, unlockUnderRule, withdrawUnderRule } from "../registry/approvals.js";
 import { DatabaseBusyError } from "../registry/database.js";
 import { registryErrorStatus } from "../server/api-error.js";
-import { addPageHeaders } from "../server/security-headers.js";
+import { addPageHeaders, setPageHeaders, type PageHeaders } from "../server/security-headers.js";
 import type { Registry } from "../registry/registry.js";
 import { auditRecord, consoleActor, createSession, endSession, listStaff, loadSession, signIn, unlockStaff, type Session } from "../registry/staff.js";
 import { RegistryError, TOKEN_STATES, WITHDRAW_REASONS, type TokenState, type TokenStatus, type WithdrawReason } from "../registry/types.js";
@@ -37,6 +37,33 @@ import { AUDIT_CSV_HEAD, auditBatches, auditCsvRows, auditPage, keyfobsOfCustome
 export const SESSION_COOKIE = "fobkit_console";
 const LANG_COOKIE = "fobkit_lang";
 const FORM_LIMIT = 16 * 1024;
+
+const PAGE_HEADERS: PageHeaders = {
+  csp: "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  referrerPolicy: "same-origin",
+  // Staff pages hold customers' data: never kept by a browser or proxy.
+  cacheControl: "no-store",
+};
+
+/** Is this request for the console (its pages, not the API or the app)? */
+export function isConsolePath(url: string): boolean {
+  return url === "/console" || url.startsWith("/console/") || url.startsWith("/console?");
+}
+
+/**
+ * A router error on a console path (Fastify's frameworkErrors, before any route or hook: a bad % escape, an
+ * over-long parameter): the console's error page, in the language the console would choose (Japanese unless the
+ * browser asks for English), with the console's headers. It was the API's JSON, in English, on a staff member's
+ * screen. app.ts sends console paths here.
+ */
+export function consoleFrameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const lang = chooseLang(parseCookies(req.headers.cookie)[LANG_COOKIE], req.headers["accept-language"]);
+  const v: P.View = { lang, w: WORDS[lang], here: "/console/", timeZone: process.env.FOBKIT_CONSOLE_TZ ?? "Asia/Tokyo", staff: undefined };
+  const status = err.code === "FST_ERR_BAD_URL" ? 400 : err.code === "FST_ERR_MAX_PARAM_LENGTH" ? 414 : 500;
+  setPageHeaders(reply, PAGE_HEADERS);
+  const page = P.messagePage(v, v.w.error, status === 500 ? v.w.internalError : v.w.badRequest, { href: "/console/", label: v.w.home });
+  return reply.code(status).type("text/html; charset=utf-8").send(page.text);
+}
 
 export interface ConsoleOptions {
   registry: Registry;
@@ -134,12 +161,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     return w.errors[e.code] ?? e.message;
   }
 
-  addPageHeaders(app, {
-    csp: "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    referrerPolicy: "same-origin",
-    // Staff pages hold customers' data: never kept by a browser or proxy.
-    cacheControl: "no-store",
-  });
+  addPageHeaders(app, PAGE_HEADERS);
 
   // Who is asking, and may they: every console route passes here before its handler.
   app.addHook("preHandler", async (request, reply) => {

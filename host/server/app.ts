@@ -24,7 +24,7 @@ import { ROUTES } from "./routes.js";
 import { clientKey } from "../registry/client-key.js";
 import { databaseRateStore } from "./rate-store.js";
 import { REQUEST_ID_PATTERN } from "../registry/validation.js";
-import { consolePlugin } from "../console/console.js";
+import { consoleFrameworkError, consolePlugin, isConsolePath } from "../console/console.js";
 import { appPlugin } from "../app/app.js";
 import type { IssuanceMailer } from "../soft/mail.js";
 
@@ -86,8 +86,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
     // The default 5 s keep-alive timeout drops load-test connections between bursts; 65 s as behind a load balancer.
     keepAliveTimeout: 65_000,
-    // Router errors (bad % escape, over-long parameter) in the API's error shape.
-    frameworkErrors: frameworkErrorHandler,
+    // Router errors (bad % escape, over-long parameter) in the API's error shape; on a console path, the console's page.
+    frameworkErrors: (err, req, reply) => (isConsolePath(req.url) ? consoleFrameworkError : frameworkErrorHandler)(err, req, reply),
     // req.ip (the audit's source) from X-Forwarded-For only when the peer is a listed proxy.
     ...(options.trustProxy?.length ? { trustProxy: options.trustProxy } : {}),
   }) as unknown as FastifyInstance;

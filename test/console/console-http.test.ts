@@ -429,6 +429,14 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     // English named as not acceptable (q=0), a weight that is not a qvalue, nothing, or only other languages.
     for (const al of ["en;q=0", "en;q=0, fr", "en;q=abc", "en;q=1.5", "fr, de;q=0.5", "*", undefined]) expect([al, await langOf(al)]).toEqual([al, "ja"]);
     expect(await langOf("en;q=0", "/console/assets/nope.css")).toBe("ja");
+    // A path the router cannot read (a bad % escape) under /console/: the console's page, not the API's English JSON.
+    for (const [al, lang] of [[undefined, "ja"], ["fr", "ja"], ["en", "en"]] as const) {
+      const r = await fetch(base + "/console/keyfobs/%zz", { headers: al ? { "accept-language": al } : {} });
+      expect([al, r.status, r.headers.get("content-type"), r.headers.get("cache-control"), /frame-ancestors 'none'/.test(r.headers.get("content-security-policy") ?? "")]).toEqual([al, 400, "text/html; charset=utf-8", "no-store", true]);
+      expect(/<html lang="([^"]*)"/.exec(await r.text())?.[1]).toBe(lang);
+    }
+    const api = await fetch(base + "/v1/tokens/%zz");
+    expect([api.status, ((await api.json()) as { error: { code: string } }).error.code]).toEqual([400, "bad_url"]);
     // Explicit English still gets English, weighted or not.
     for (const al of ["en", "en-US,en;q=0.9", "fr;q=1, en;q=0.001", "en;q=1.000"]) expect([al, await langOf(al)]).toEqual([al, "en"]);
     // An unexpected error's page says what happened in the page's language (it was English on Japanese pages).
