@@ -11,6 +11,7 @@ a { color: var(--accent); }
 .skip { position: absolute; left: -999px; } .skip:focus { left: 8px; top: 8px; background: #fff; padding: 4px 8px; z-index: 2; }
 header { display: flex; flex-wrap: wrap; gap: 8px 20px; align-items: center; padding: 8px 16px; border-bottom: 2px solid var(--accent); background: #f6f8fa; }
 header .brand { font-weight: 700; }
+ul.locked-from { margin: 4px 0 0; padding-left: 1.2em; font-size: 0.9em; }
 header nav ul { display: flex; flex-wrap: wrap; gap: 4px 14px; list-style: none; margin: 0; padding: 0; }
 header nav a[aria-current] { font-weight: 700; text-decoration: none; color: var(--fg); }
 header .who { margin-left: auto; display: flex; gap: 10px; align-items: center; }

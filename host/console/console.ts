@@ -20,11 +20,11 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { Readable } from "node:stream";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { decideApproval, listApprovals, unlockUnderRule, withdrawUnderRule } from "../registry/approvals.js";
 import { DatabaseBusyError } from "../registry/database.js";
 import { registryErrorStatus } from "../server/api-error.js";
-import { addPageHeaders } from "../server/security-headers.js";
+import { addPageHeaders, setPageHeaders, type PageHeaders } from "../server/security-headers.js";
 import type { Registry } from "../registry/registry.js";
 import { auditRecord, consoleActor, createSession, endSession, listStaff, loadSession, signIn, unlockStaff, type Session } from "../registry/staff.js";
 import { RegistryError, TOKEN_STATES, WITHDRAW_REASONS, type TokenState, type TokenStatus, type WithdrawReason } from "../registry/types.js";
@@ -37,6 +37,33 @@ import { AUDIT_CSV_HEAD, auditBatches, auditCsvRows, auditPage, keyfobsOfCustome
 export const SESSION_COOKIE = "fobkit_console";
 const LANG_COOKIE = "fobkit_lang";
 const FORM_LIMIT = 16 * 1024;
+
+const PAGE_HEADERS: PageHeaders = {
+  csp: "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  referrerPolicy: "same-origin",
+  // Staff pages hold customers' data: never kept by a browser or proxy.
+  cacheControl: "no-store",
+};
+
+/** Is this request for the console (its pages, not the API or the app)? */
+export function isConsolePath(url: string): boolean {
+  return url === "/console" || url.startsWith("/console/") || url.startsWith("/console?");
+}
+
+/**
+ * A router error on a console path (Fastify's frameworkErrors, before any route or hook: a bad % escape, an
+ * over-long parameter): the console's error page, in the language the console would choose (Japanese unless the
+ * browser asks for English), with the console's headers. It was the API's JSON, in English, on a staff member's
+ * screen. app.ts sends console paths here.
+ */
+export function consoleFrameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const lang = chooseLang(parseCookies(req.headers.cookie)[LANG_COOKIE], req.headers["accept-language"]);
+  const v: P.View = { lang, w: WORDS[lang], here: "/console/", timeZone: process.env.FOBKIT_CONSOLE_TZ ?? "Asia/Tokyo", staff: undefined };
+  const status = err.code === "FST_ERR_BAD_URL" ? 400 : err.code === "FST_ERR_MAX_PARAM_LENGTH" ? 414 : 500;
+  setPageHeaders(reply, PAGE_HEADERS);
+  const page = P.messagePage(v, v.w.error, status === 500 ? v.w.internalError : v.w.badRequest, { href: "/console/", label: v.w.home });
+  return reply.code(status).type("text/html; charset=utf-8").send(page.text);
+}
 
 export interface ConsoleOptions {
   registry: Registry;
@@ -134,12 +161,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     return w.errors[e.code] ?? e.message;
   }
 
-  addPageHeaders(app, {
-    csp: "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    referrerPolicy: "same-origin",
-    // Staff pages hold customers' data: never kept by a browser or proxy.
-    cacheControl: "no-store",
-  });
+  addPageHeaders(app, PAGE_HEADERS);
 
   // Who is asking, and may they: every console route passes here before its handler.
   app.addHook("preHandler", async (request, reply) => {
@@ -184,7 +206,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     if (fe.validation || (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500)) return send(reply, fe.statusCode ?? 400, P.messagePage(v, v.w.error, v.w.badRequest));
     const e = err as Error;
     process.stderr.write(`fobkit bank serve: console ${request.method} ${request.routeOptions.url ?? "?"}: ${e.name}: ${e.message}\n`);
-    return send(reply, 500, P.messagePage(v, v.w.error, "internal error"));
+    return send(reply, 500, P.messagePage(v, v.w.error, v.w.internalError));
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -502,7 +524,8 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     change<{ id: string }>(`/approvals/:id/${verdict}`, {
       supervisor: true,
       act: (req, { id }) => decideApproval(registry, id, verdict === "approve", actorOf(req), now()).then(() => undefined),
-      refused: async (req, _reply, _params, _form, e) => ({ status: 409, page: await approvals(req, undefined, message(req, e)) }),
+      // The API's statuses (api-error.ts): a malformed id 400, an unknown one 404, a request decided already 409.
+      refused: async (req, reply, _params, _form, e) => ({ status: registryErrorStatus(e, reply), page: await approvals(req, undefined, message(req, e)) }),
       done: () => `/console/approvals?done=${verdict}`,
     });
   }

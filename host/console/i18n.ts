@@ -17,7 +17,7 @@ const en = {
   signOut: "Sign out",
   signInTitle: "Sign in",
   badCredentials: "The staff ID or password is wrong.",
-  lockedAccount: "This staff account is locked after five wrong passwords: for 15 minutes, twice as long after each further lock (at most a day). Try again later, or ask a supervisor to unlock it now.",
+  lockedAccount: "This staff account is locked after five wrong passwords from this address: here, for 15 minutes, twice as long after each further lock (at most a day). Try again later, or ask a supervisor to unlock it now.",
   sessionEnded: "Your session ended (15 minutes without activity, or signed out). Sign in again.",
   search: "Search",
   searchHint: "Customer ID or serial, whole or the beginning",
@@ -120,11 +120,15 @@ const en = {
   teller: "Teller",
   supervisor: "Supervisor",
   signinLocked: "Locked",
+  signinLockedUntil: (until: string) => `until ${until}`,
+  signinLockedFrom: "from",
+  everyAddress: "every address (a lock from before per-address locks)",
   disabled: "Disabled",
   lastSignin: "Last sign-in",
   unlockStaff: "Unlock account",
   forbidden: "Your role may not do this.",
   notFound: "Not found.",
+  internalError: "Something went wrong on the server. Try again; if it happens again, tell the bank's IT staff.",
   badRequest: "The request was not valid.",
   csrf: "This form has expired or did not come from this console. Go back, reload the page, and try again.",
   error: "Error",
@@ -170,7 +174,7 @@ const ja: Words = {
   signOut: "ログアウト",
   signInTitle: "ログイン",
   badCredentials: "職員番号またはパスワードが違います。",
-  lockedAccount: "パスワードを5回続けて誤ったため、この職員アカウントは停止中です。停止は15分間で、続けて停止されるたびに2倍になります（最長1日）。時間をおいて再度お試しいただくか、すぐに必要な場合は責任者に停止解除を依頼してください。",
+  lockedAccount: "この送信元からパスワードを5回続けて誤ったため、この職員アカウントはこの送信元から停止中です。停止は15分間で、続けて停止されるたびに2倍になります（最長1日）。時間をおいて再度お試しいただくか、すぐに必要な場合は責任者に停止解除を依頼してください。",
   sessionEnded: "操作のない状態が15分続いたか、ログアウトしたため、セッションが終了しました。もう一度ログインしてください。",
   search: "検索",
   searchHint: "お客さま番号またはシリアル番号（全部または先頭部分）",
@@ -273,11 +277,15 @@ const ja: Words = {
   teller: "窓口担当",
   supervisor: "責任者",
   signinLocked: "停止中",
+  signinLockedUntil: (until: string) => `${until} まで`,
+  signinLockedFrom: "送信元",
+  everyAddress: "すべての送信元（送信元ごとの停止より前の停止）",
   disabled: "無効",
   lastSignin: "最終ログイン",
   unlockStaff: "アカウントの停止解除",
   forbidden: "この操作を行う権限がありません。",
   notFound: "見つかりません。",
+  internalError: "サーバーで問題が起きました。もう一度お試しください。繰り返す場合はシステム担当へご連絡ください。",
   badRequest: "要求が正しくありません。",
   csrf: "このフォームは期限切れか、このコンソールから送られたものではありません。画面を再読み込みしてやり直してください。",
   error: "エラー",
@@ -317,17 +325,23 @@ export type { Words };
 
 /**
  * The language: the `fobkit_lang` cookie (the switch on every page) if set,
- * else the first of ja/en in Accept-Language by quality, else Japanese.
+ * else the first of ja/en in Accept-Language by quality, else Japanese, the
+ * bank's (bank staff read Japanese first). A language weighted q=0 is one the
+ * browser does not accept (RFC 9110 §12.4.2), and a weight that is not a
+ * qvalue (0 to 1, three decimals at most, §12.4.2's grammar) makes its entry
+ * unreadable: neither chooses English.
  */
 export function chooseLang(cookie: string | undefined, acceptLanguage: string | undefined): Lang {
   if (cookie === "ja" || cookie === "en") return cookie;
   let best: Lang = "ja";
-  let bestQ = -1;
+  let bestQ = 0;
   for (const part of (acceptLanguage ?? "").split(",")) {
     const [tag, ...params] = part.trim().toLowerCase().split(";");
-    const q = params.map((p) => /^\s*q=([0-9.]+)\s*$/.exec(p)).find(Boolean);
+    const weights = params.filter((p) => /^\s*q\s*=/.test(p));
+    const q = weights.length ? /^\s*q=(0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)\s*$/.exec(weights[0]) : null;
+    if (weights.length && !q) continue;
     const quality = q ? Number(q[1]) : 1;
-    const base = tag.split("-")[0];
+    const base = tag.trim().split("-")[0];
     if ((base === "ja" || base === "en") && quality > bestQ) {
       best = base;
       bestQ = quality;

@@ -378,6 +378,13 @@ ${decided.length ? html`<table>${head}<tbody>${decided.map((a) => row(a, false))
   );
 }
 
+/** A locked member's state: until when, and from which client addresses (each with its own end), for the supervisor. */
+function lockedCell(v: View, s: StaffInfo): Html {
+  const w = v.w;
+  const from = s.lockedFrom.map((l) => html`<li>${w.signinLockedFrom} ${l.source === "*" ? w.everyAddress : l.source}: ${w.signinLockedUntil(when(v, l.until))}</li>`);
+  return html`<span class="state state-locked">${w.signinLocked}</span> ${w.signinLockedUntil(when(v, s.lockedUntil))}<ul class="locked-from">${from}</ul>`;
+}
+
 export function staffPage(v: View, staff: StaffInfo[], flash?: string, error?: string): Html {
   const w = v.w;
   return layout(
@@ -386,7 +393,7 @@ export function staffPage(v: View, staff: StaffInfo[], flash?: string, error?: s
     html`<table><thead><tr><th scope="col">${w.staffId}</th><th scope="col">${w.role}</th><th scope="col">${w.state}</th><th scope="col">${w.lastSignin}</th><th scope="col">${w.actions}</th></tr></thead><tbody>
 ${staff.map(
   (s) => html`<tr><td>${s.name}</td><td>${s.role === "supervisor" ? w.supervisor : w.teller}</td>
-<td>${s.disabled ? w.disabled : s.locked ? html`<span class="state state-locked">${w.signinLocked}</span>` : "—"}</td><td>${when(v, s.lastSigninAt)}</td>
+<td>${s.disabled ? w.disabled : s.locked ? lockedCell(v, s) : "—"}</td><td>${when(v, s.lastSigninAt)}</td>
 <td>${s.locked && !s.disabled ? html`<form class="inline" method="post" action="/console/staff/${seg(s.name)}/unlock">${csrfField(v)}<button type="submit" aria-label="${w.unlockStaff} ${s.name}">${w.unlockStaff}</button></form>` : ""}</td></tr>`,
 )}
 </tbody></table>`,

@@ -119,3 +119,23 @@ export function connectionFailure(e: unknown): boolean {
   }
   return /Connection terminated|not queryable|timeout exceeded when trying to connect/.test(message);
 }
+
+/**
+ * The database's clock, unix milliseconds, as an SQL expression: what times
+ * compared across processes are written and judged by (an import's heartbeat
+ * and its staleness, the set-up rate limit's windows). Why not the process's
+ * clock: on one PostgreSQL, hosts' clocks differ, and a host whose clock runs
+ * ahead took a live import on another host for dead, and reset or swept rate
+ * windows early; one clock for every writer and judge leaves no skew to
+ * mind. PostgreSQL: statement_timestamp(), the same within one statement
+ * (src/backend/utils/adt/timestamp.c statement_timestamp, which returns
+ * xact.c's GetCurrentStatementStartTimestamp).
+ * SQLite: its 'now', the machine's clock (every process on a SQLite file is
+ * on one machine), the same within one statement (src/date.c
+ * setDateTimeToCurrent, via sqlite3StmtCurrentTime in vdbeapi.c).
+ */
+export function clockSql(dialect: Dialect): string {
+  return dialect === "postgres"
+    ? "CAST(FLOOR(EXTRACT(EPOCH FROM statement_timestamp()) * 1000) AS BIGINT)"
+    : "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)";
+}

@@ -460,6 +460,14 @@ ALTER TABLE tokens ADD COLUMN not_after BIGINT;`,
 CREATE TYPE batch_audit AS (n INTEGER, i INTEGER, at BIGINT, actor TEXT, source TEXT, action TEXT, outcome TEXT, serial TEXT, customer TEXT, detail TEXT, request_id TEXT)`,
     },
   },
+  {
+    version: 15,
+    // The lock was the account's: anyone who knew a staff ID could keep that member out from everywhere with about five
+    // wrong passwords a day. staff.failed_signins/locked_until stay as they were: a lock set before this migration
+    // (its address unknown) holds from every address until it ends or a supervisor lifts it; nothing sets them again.
+    name: "staff_signin_locks: wrong staff passwords counted, and the sign-in lock held, per staff member and client address (host/registry/staff.ts)",
+    sql: "CREATE TABLE staff_signin_locks (staff TEXT NOT NULL, source TEXT NOT NULL, failed_signins INTEGER NOT NULL, locked_until BIGINT, PRIMARY KEY (staff, source))",
+  },
 ];
 
 /** Applies what is missing; returns the versions applied now. */

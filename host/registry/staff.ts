@@ -8,22 +8,32 @@
  * argon2 package needs node-gyp or a prebuilt download). The stored string
  * names its parameters, so they can be raised later without a migration.
  *
- * Sign-in throttle: five wrong passwords in a row lock the account for 15
- * minutes; each further five (the count is reset only by a right password or
- * an unlock, never by the timer) lock it twice as long as the last, at most a
- * day (SIGNIN_LOCK_MS), so a guesser gets about five tries a day. A
- * supervisor lifts a lock at once (console, or `fobkit bank unlock-staff`,
- * audited). Why not until unlocked, as before (migration 11): staff IDs are
- * not secret inside a bank, so anyone on the network could keep any teller
- * (or every supervisor, who alone unlock staff) out for good; a lock that
- * ends bounds that harm while the back-off still bounds the guesses
- * (OWASP Authentication Cheat Sheet, "Account Lockout": a lockout duration,
- * with exponential back-off; NIST SP 800-63B 5.2.2 rate limiting). Every
- * lock is audited with its end (signin bad_password, detail lockedUntil).
+ * Sign-in throttle, per staff member and client address (migration 15,
+ * table staff_signin_locks; the address as client-key.ts keys it, an IPv6
+ * client's /64): five wrong passwords in a row from one address lock the
+ * member out from that address for 15 minutes; each further five (the count
+ * is reset only by a right password from that address or an unlock, never by
+ * the timer) lock it twice as long as the last, at most a day
+ * (SIGNIN_LOCK_MS), so a guesser gets about five tries a day per address. A
+ * supervisor lifts every lock of a member at once (console, or `fobkit bank
+ * unlock-staff`, audited). Why per address: staff IDs are not secret inside
+ * a bank, and a lock of the account (migration 11) let anyone who knew an
+ * ID keep that teller, or every supervisor (who alone unlock staff), out
+ * with about five wrong passwords a day; now such a guesser locks out only
+ * its own address, and the member signs in from theirs (OWASP
+ * Authentication Cheat Sheet, "Account Lockout": lockout is a denial-of-
+ * service lever; count per account and source; NIST SP 800-63B 5.2.2 rate
+ * limiting). The price: a guesser with many addresses gets five tries a day
+ * from each, and one who shares the member's address (a branch behind one
+ * NAT) still locks them out there; the staff page shows every locked
+ * address and its end to supervisors. A lock set before migration 15
+ * (staff.locked_until, its address unknown) holds from every address until
+ * it ends. Every lock is audited with its end (signin bad_password, detail
+ * lockedUntil) and the address.
  * The try is counted BEFORE the password is checked, by one conditional
- * UPDATE (the account not locked now; the fifth try sets the lock), so any
- * number of parallel sign-ins get at most five tries between them; a right
- * password then resets the count and lifts the lock. An unknown,
+ * UPDATE (this address not locked now; the fifth try sets the lock), so any
+ * number of parallel sign-ins from one address get at most five tries
+ * between them; a right password then resets that address's count. An unknown,
  * disabled or locked account still costs one scrypt against a dummy hash, so
  * the answer's timing does not tell a known staff ID from an unknown one.
  * The lock itself is shown to whoever signs in next (the member needs to
@@ -35,6 +45,7 @@
  */
 import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from "node:crypto";
 import type { Database, Sql } from "./database.js";
+import { clientKey } from "./client-key.js";
 import { RegistryError, type Actor } from "./types.js";
 
 export type StaffRole = "teller" | "supervisor";
@@ -123,9 +134,12 @@ export function checkPassword(password: unknown): string {
 export interface StaffInfo {
   name: string;
   role: StaffRole;
-  /** Locked now (until lockedUntil). */
+  /** Locked out now from some address (until lockedUntil, the latest end). */
   locked: boolean;
   lockedUntil: string | null;
+  /** The client addresses locked out now (client-key.ts: an IPv6 client's /64), each with its end; "*": every address (a lock from before migration 15). */
+  lockedFrom: { source: string; until: string }[];
+  /** The most wrong passwords in a row counted from one address. */
   failedSignins: number;
   disabled: boolean;
   createdAt: string;
@@ -144,19 +158,32 @@ interface StaffRow {
   last_signin_at: number | null;
 }
 
+/** A member's count and lock from one client address (migration 15). */
+interface LockRow {
+  staff: string;
+  source: string;
+  failed_signins: number;
+  locked_until: number | null;
+}
+
 const iso = (ms: number | null) => (ms === null || ms === undefined ? null : new Date(Number(ms)).toISOString());
 
-/** Is the account locked at `now`? */
+/** Is the account (or the address's row) locked at `now`? */
 const lockedAt = (r: Pick<StaffRow, "locked_until">, now: number) => r.locked_until !== null && r.locked_until !== undefined && Number(r.locked_until) > now;
 
-function info(r: StaffRow, now: number): StaffInfo {
-  const locked = lockedAt(r, now);
+/** A lock row for the lock from before migration 15: the account's, from every address ("*"). */
+const legacyLock = (r: StaffRow): LockRow => ({ staff: r.name, source: "*", failed_signins: Number(r.failed_signins), locked_until: r.locked_until });
+
+function info(r: StaffRow, locks: LockRow[], now: number): StaffInfo {
+  const all = [legacyLock(r), ...locks];
+  const lockedFrom = all.filter((l) => lockedAt(l, now)).sort((a, b) => Number(b.locked_until) - Number(a.locked_until));
   return {
     name: r.name,
     role: r.role,
-    locked,
-    lockedUntil: locked ? iso(r.locked_until) : null,
-    failedSignins: Number(r.failed_signins),
+    locked: lockedFrom.length > 0,
+    lockedUntil: lockedFrom.length ? iso(lockedFrom[0].locked_until) : null,
+    lockedFrom: lockedFrom.map((l) => ({ source: l.source, until: iso(l.locked_until)! })),
+    failedSignins: Math.max(...all.map((l) => Number(l.failed_signins))),
     disabled: r.disabled_at !== null,
     createdAt: iso(r.created_at)!,
     disabledAt: iso(r.disabled_at),
@@ -204,17 +231,26 @@ export async function addStaff(db: Database, name: string, role: StaffRole, pass
     }
     await t.run("INSERT INTO staff (name, role, password_hash, failed_signins, created_at) VALUES (?, ?, ?, 0, ?)", [name, role, hash, now]);
     await auditRecord(t, actor, "add_staff", "ok", now, { detail: { staff: name, role } });
-    return info({ name, role, password_hash: hash, failed_signins: 0, locked_until: null, created_at: now, disabled_at: null, last_signin_at: null }, now);
+    return info({ name, role, password_hash: hash, failed_signins: 0, locked_until: null, created_at: now, disabled_at: null, last_signin_at: null }, [], now);
   });
 }
 
+/** Rows with a count (a right password deletes its address's row), by member. */
+async function locksOf(db: Sql, name?: string): Promise<Map<string, LockRow[]>> {
+  const rows = await db.all<LockRow>(`SELECT staff, source, failed_signins, locked_until FROM staff_signin_locks WHERE failed_signins > 0${name === undefined ? "" : " AND staff = ?"}`, name === undefined ? [] : [name]);
+  const out = new Map<string, LockRow[]>();
+  for (const l of rows) out.set(l.staff, [...(out.get(l.staff) ?? []), l]);
+  return out;
+}
+
 export async function listStaff(db: Database, now = Date.now()): Promise<StaffInfo[]> {
-  return (await db.all<StaffRow>("SELECT * FROM staff ORDER BY name")).map((r) => info(r, now));
+  const locks = await locksOf(db);
+  return (await db.all<StaffRow>("SELECT * FROM staff ORDER BY name")).map((r) => info(r, locks.get(r.name) ?? [], now));
 }
 
 export async function getStaff(db: Database, name: string, now = Date.now()): Promise<StaffInfo | undefined> {
   const r = await db.get<StaffRow>("SELECT * FROM staff WHERE name = ?", [checkStaffName(name)]);
-  return r ? info(r, now) : undefined;
+  return r ? info(r, (await locksOf(db, name)).get(name) ?? [], now) : undefined;
 }
 
 /** Disabled for good (IDs are not reused); every session of the member ends at once. */
@@ -229,18 +265,21 @@ export async function disableStaff(db: Database, name: string, actor: Actor, now
 }
 
 /**
- * Lifts the sign-in lock and resets the count of wrong passwords (so the next lock is again the shortest); a
- * supervisor's action. Also for an account whose lock has ended but whose count still stands (its next lock
- * would be longer); staff_not_locked only when fewer than five wrong passwords are counted.
+ * Lifts the member's sign-in locks, from every address, and resets the counts of wrong passwords (so the next
+ * lock is again the shortest); a supervisor's action. Also for a member whose lock has ended but whose count
+ * still stands (its next lock would be longer); staff_not_locked only when fewer than five wrong passwords are
+ * counted from every address.
  */
 export async function unlockStaff(db: Database, name: string, actor: Actor, now = Date.now()): Promise<void> {
   checkStaffName(name);
   await db.tx(async (t) => {
     const row = await t.get<StaffRow>(`SELECT * FROM staff WHERE name = ?${db.forUpdate}`, [name]);
     if (!row || row.disabled_at !== null) throw new RegistryError("unknown_staff", `no active staff account ${name}`, "refused");
-    if (Number(row.failed_signins) < SIGNIN_LOCK_AFTER) throw new RegistryError("staff_not_locked", `staff account ${name} is not locked`, "refused");
+    const was = info(row, (await locksOf(t, name)).get(name) ?? [], now);
+    if (was.failedSignins < SIGNIN_LOCK_AFTER) throw new RegistryError("staff_not_locked", `staff account ${name} is not locked`, "refused");
     await t.run("UPDATE staff SET failed_signins = 0, locked_until = NULL WHERE name = ?", [name]);
-    await auditRecord(t, actor, "unlock_staff", "ok", now, { detail: { staff: name, failures: Number(row.failed_signins), lockedNow: lockedAt(row, now) } });
+    await t.run("DELETE FROM staff_signin_locks WHERE staff = ?", [name]);
+    await auditRecord(t, actor, "unlock_staff", "ok", now, { detail: { staff: name, failures: was.failedSignins, lockedNow: was.locked, lockedFrom: was.lockedFrom } });
   });
 }
 
@@ -259,7 +298,9 @@ export const KDF_QUEUE = 16;
  * Sign-ins one client address may have in the gate (running or waiting; a
  * branch behind NAT is one address, so not few): a
  * flood from one address fills only these, and staff at other addresses
- * still get the rest (the address is the audit's, behind --trust-proxy too).
+ * still get the rest (the address is the audit's, behind --trust-proxy too;
+ * an IPv6 client's places are its /64's, since it may use every address of
+ * it: client-key.ts).
  */
 export const KDF_PER_SOURCE = 12;
 let kdfRunning = 0;
@@ -296,7 +337,7 @@ export type SignIn = { ok: true; name: string; role: StaffRole } | { ok: false; 
  * comment). Audited: `signin` ok / bad_password / locked / unknown_staff.
  */
 export function signIn(db: Database, name: string, password: string, source: string, now = Date.now()): Promise<SignIn> {
-  return gated(source, () => checkSignIn(db, name, password, source, now));
+  return gated(clientKey(source), () => checkSignIn(db, name, password, source, now));
 }
 
 async function checkSignIn(db: Database, name: string, password: string, source: string, now: number): Promise<SignIn> {
@@ -310,31 +351,40 @@ async function checkSignIn(db: Database, name: string, password: string, source:
     await db.tx((t) => auditRecord(t, who, "signin", row ? "disabled" : "unknown_staff", now));
     return { ok: false, reason: "bad_credentials" };
   }
-  // The try counts only while the account is not locked; the try that makes the count a multiple of five sets the lock,
-  // k-th in a row lasting signinLockMs(k) (integer division on both engines: failed_signins is an INTEGER).
+  // Counted per member and client address (an IPv6 client's /64). The try counts only while this address is not
+  // locked (nor the account, by a lock from before migration 15); the try that makes the count a multiple of five
+  // sets the lock, k-th in a row lasting signinLockMs(k) (integer division on both engines: failed_signins is an INTEGER).
+  const from = clientKey(source);
+  await db.run("INSERT INTO staff_signin_locks (staff, source, failed_signins, locked_until) VALUES (?, ?, 0, NULL) ON CONFLICT (staff, source) DO NOTHING", [name, from]);
   const ends = Array.from({ length: LOCK_STEPS }, (_, i) => now + signinLockMs(i + 1));
   const counted = await db.run(
-    `UPDATE staff SET failed_signins = failed_signins + 1,
+    `UPDATE staff_signin_locks SET failed_signins = failed_signins + 1,
        locked_until = CASE WHEN (failed_signins + 1) % ${SIGNIN_LOCK_AFTER} <> 0 THEN locked_until
          ${ends.map((_, i) => `WHEN (failed_signins + 1) / ${SIGNIN_LOCK_AFTER} = ${i + 1} THEN CAST(? AS BIGINT)`).join(" ")}
          ELSE CAST(? AS BIGINT) END
-     WHERE name = ? AND (locked_until IS NULL OR locked_until <= ?) AND disabled_at IS NULL`,
-    [...ends, now + SIGNIN_LOCK_MAX_MS, name, now],
+     WHERE staff = ? AND source = ? AND (locked_until IS NULL OR locked_until <= ?)
+       AND EXISTS (SELECT 1 FROM staff s WHERE s.name = ? AND s.disabled_at IS NULL AND (s.locked_until IS NULL OR s.locked_until <= ?))`,
+    [...ends, now + SIGNIN_LOCK_MAX_MS, name, from, now, name, now],
   );
+  const mine = () => db.get<{ failed_signins: number; locked_until: number | null }>("SELECT failed_signins, locked_until FROM staff_signin_locks WHERE staff = ? AND source = ?", [name, from]);
   if (counted === 0) {
     await verifyPassword(await dummy(), password);
-    const until = await db.get<{ locked_until: number | null }>("SELECT locked_until FROM staff WHERE name = ?", [name]);
-    await db.tx((t) => auditRecord(t, actor, "signin", "locked", now, { detail: { lockedUntil: iso(until?.locked_until ?? null) } }));
+    const account = await db.get<{ locked_until: number | null }>("SELECT locked_until FROM staff WHERE name = ?", [name]);
+    const here = await mine();
+    const until = Math.max(...[account?.locked_until, here?.locked_until].filter((x) => x !== null && x !== undefined && Number(x) > now).map(Number), 0);
+    await db.tx((t) => auditRecord(t, actor, "signin", "locked", now, { detail: { lockedUntil: until ? iso(until) : null } }));
     return { ok: false, reason: "locked" };
   }
   if (await verifyPassword(row.password_hash, password)) {
     await db.tx(async (t) => {
+      // Only this address's count: a guesser's at another address stands (and its lock holds there).
       await t.run("UPDATE staff SET failed_signins = 0, locked_until = NULL, last_signin_at = ? WHERE name = ?", [now, name]);
+      await t.run("DELETE FROM staff_signin_locks WHERE staff = ? AND source = ?", [name, from]);
       await auditRecord(t, actor, "signin", "ok", now);
     });
     return { ok: true, name: row.name, role: row.role };
   }
-  const after = await db.get<{ failed_signins: number; locked_until: number | null }>("SELECT failed_signins, locked_until FROM staff WHERE name = ?", [name]);
+  const after = await mine();
   const locked = after ? lockedAt(after, now) : true;
   await db.tx((t) => auditRecord(t, actor, "signin", "bad_password", now, { detail: { failures: Number(after?.failed_signins), locked, ...(locked && after ? { lockedUntil: iso(after.locked_until) } : {}) } }));
   return { ok: false, reason: "bad_credentials" };

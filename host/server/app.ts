@@ -21,9 +21,10 @@ import { ApiError, errorHandler, frameworkErrorHandler, sendError } from "./api-
 import { KeyCache } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
 import { ROUTES } from "./routes.js";
+import { clientKey } from "../registry/client-key.js";
 import { databaseRateStore } from "./rate-store.js";
 import { REQUEST_ID_PATTERN } from "../registry/validation.js";
-import { consolePlugin } from "../console/console.js";
+import { consoleFrameworkError, consolePlugin, isConsolePath } from "../console/console.js";
 import { appPlugin } from "../app/app.js";
 import type { IssuanceMailer } from "../soft/mail.js";
 
@@ -85,8 +86,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
     // The default 5 s keep-alive timeout drops load-test connections between bursts; 65 s as behind a load balancer.
     keepAliveTimeout: 65_000,
-    // Router errors (bad % escape, over-long parameter) in the API's error shape.
-    frameworkErrors: frameworkErrorHandler,
+    // Router errors (bad % escape, over-long parameter) in the API's error shape; on a console path, the console's page.
+    frameworkErrors: (err, req, reply) => (isConsolePath(req.url) ? consoleFrameworkError : frameworkErrorHandler)(err, req, reply),
     // req.ip (the audit's source) from X-Forwarded-For only when the peer is a listed proxy.
     ...(options.trustProxy?.length ? { trustProxy: options.trustProxy } : {}),
   }) as unknown as FastifyInstance;
@@ -160,7 +161,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
   // start endpoint is the guessing oracle for an issuance's activation password; the bank's count (5 starts per
   // issuance, then void) bounds the guesses at any one user ID, but not what one client does across user IDs:
   // probing which user IDs are live (enumeration), and spending other customers' five tries to void their
-  // issuances. The limit bounds those, per client IP (req.ip: X-Forwarded-For only from --trust-proxy peers).
+  // issuances. The limit bounds those, per client (req.ip: X-Forwarded-For only from --trust-proxy peers; an IPv6
+  // client's /64, rate-store.ts clientKey).
   // Counted in the database (rate-store.ts), so the limit holds across --workers and across hosts.
   app.register(async (scope) => {
     const perMinute = options.setupRate === undefined ? SETUP_RATE_DEFAULT : options.setupRate;
@@ -169,6 +171,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
         max: perMinute,
         timeWindow: 60_000,
         store: databaseRateStore(registry.db, options.now, perMinute),
+        keyGenerator: (req) => clientKey(req.ip),
         // Retry-After (and x-ratelimit-*) headers come from the plugin; the body in the API's error shape.
         errorResponseBuilder: (_req, ctx) =>
           new ApiError(429, "rate_limited", `too many set-up requests from this address (${ctx.max} per minute); retry in ${ctx.after}`),

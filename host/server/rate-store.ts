@@ -10,14 +10,22 @@
  * The cost is one upsert per set-up request, on routes that write to the
  * database anyway (each start counts against its issuance).
  *
- * One row per key (the client IP) and fixed window, as the plugin's LocalStore
+ * One row per key (the client: clientKey, an IPv6 client's /64) and fixed window, as the plugin's LocalStore
  * counts (store/LocalStore.js: a window starts at the first hit and lasts
  * timeWindow); the upsert is one statement, atomic on both engines, so hits
  * from any number of processes at once are all counted. When the database
  * cannot be reached the request fails (503) rather than going unlimited.
  * Rows of windows long over are deleted at most once a minute per process.
+ *
+ * Windows start, end and are swept on the database's clock (clockSql), never
+ * a host's: with each host's clock, a host running a minute ahead of the
+ * others reset every window another host had started (a client alternating
+ * between hosts was never limited) and swept live rows, and one running
+ * behind kept windows open past their end. This process's clock only times
+ * its own memory of refused keys and its sweeps (intervals, not instants
+ * compared with another host's).
  */
-import type { Database } from "../registry/database.js";
+import { clockSql, type Database } from "../registry/database.js";
 
 /** Old windows are swept at most this often by each process. */
 const SWEEP_MS = 60_000;
@@ -39,39 +47,40 @@ interface RateResult {
  */
 export function databaseRateStore(db: Database, now: () => number = Date.now, max = Infinity) {
   let sweptAt = 0;
-  const over = new Map<string, { hits: number; windowEnd: number }>();
+  /** until: when the window ends, on this process's clock (its `at` plus the database's ttl). */
+  const over = new Map<string, { hits: number; until: number }>();
+  const clock = clockSql(db.dialect);
   return class DatabaseRateStore {
     /** The plugin passes the route's window (index.js applyRateLimit), though its types leave it out. */
     incr(key: string, cb: (err: Error | null, result?: RateResult) => void, timeWindow?: number): void {
       if (typeof timeWindow !== "number" || !(timeWindow > 0)) return cb(new Error(`rate limit store: no time window from @fastify/rate-limit (got ${timeWindow})`));
       const at = now();
       const known = over.get(key);
-      if (known && at < known.windowEnd) {
+      if (known && at < known.until) {
         known.hits += 1;
-        return cb(null, { current: known.hits, ttl: known.windowEnd - at });
+        return cb(null, { current: known.hits, ttl: known.until - at });
       }
       if (known) over.delete(key);
-      const ended = at - timeWindow;
       // In a transaction: on SQLite that joins the group commit (a statement outside one would land in whatever batch is open).
-      db.tx((t) => t.get<{ hits: number; window_start: number }>(
-        `INSERT INTO rate_limits (key, window_start, hits) VALUES (?, ?, 1)
+      db.tx((t) => t.get<{ hits: number; window_start: number; now: number }>(
+        `INSERT INTO rate_limits (key, window_start, hits) VALUES (?, ${clock}, 1)
          ON CONFLICT (key) DO UPDATE SET
-           hits = CASE WHEN rate_limits.window_start <= ? THEN 1 ELSE rate_limits.hits + 1 END,
-           window_start = CASE WHEN rate_limits.window_start <= ? THEN CAST(? AS BIGINT) ELSE rate_limits.window_start END
-         RETURNING hits, window_start`,
-        [key, at, ended, ended, at],
+           hits = CASE WHEN rate_limits.window_start <= ${clock} - ? THEN 1 ELSE rate_limits.hits + 1 END,
+           window_start = CASE WHEN rate_limits.window_start <= ${clock} - ? THEN ${clock} ELSE rate_limits.window_start END
+         RETURNING hits, window_start, ${clock} AS now`,
+        [key, timeWindow, timeWindow],
       )).then(
         (row) => {
           const hits = Number(row!.hits);
-          const windowEnd = Number(row!.window_start) + timeWindow;
+          const ttl = Math.max(0, Number(row!.window_start) + timeWindow - Number(row!.now));
           if (hits > max) {
             if (over.size >= MAX_OVER) over.delete(over.keys().next().value!);
-            over.set(key, { hits, windowEnd });
+            over.set(key, { hits, until: at + ttl });
           }
-          cb(null, { current: hits, ttl: Math.max(0, windowEnd - at) });
+          cb(null, { current: hits, ttl });
           if (at - sweptAt >= SWEEP_MS) {
             sweptAt = at;
-            db.run("DELETE FROM rate_limits WHERE window_start <= ?", [ended]).catch(() => undefined);
+            db.run(`DELETE FROM rate_limits WHERE window_start <= ${clock} - ?`, [timeWindow]).catch(() => undefined);
           }
         },
         (e) => cb(e as Error),

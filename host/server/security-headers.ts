@@ -8,7 +8,7 @@
  * - Referrer-Policy: the page's own (Referrer Policy §3).
  * - Cache-Control: the page's default, unless the route set its own (the app's /app/time says no-store).
  */
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 
 export interface PageHeaders {
   csp: string;
@@ -21,12 +21,17 @@ export interface PageHeaders {
 
 export function addPageHeaders(app: FastifyInstance, o: PageHeaders): void {
   app.addHook("onSend", async (_req, reply, payload) => {
-    reply.header("content-security-policy", o.csp);
-    reply.header("x-content-type-options", "nosniff");
-    reply.header("x-frame-options", "DENY");
-    reply.header("referrer-policy", o.referrerPolicy);
-    for (const [name, value] of Object.entries(o.more ?? {})) reply.header(name, value);
-    if (!reply.hasHeader("cache-control")) reply.header("cache-control", o.cacheControl);
+    setPageHeaders(reply, o);
     return payload;
   });
+}
+
+/** The same headers on one reply: for answers sent outside the plugin's hooks (Fastify's frameworkErrors, at the root). */
+export function setPageHeaders(reply: FastifyReply, o: PageHeaders): void {
+  reply.header("content-security-policy", o.csp);
+  reply.header("x-content-type-options", "nosniff");
+  reply.header("x-frame-options", "DENY");
+  reply.header("referrer-policy", o.referrerPolicy);
+  for (const [name, value] of Object.entries(o.more ?? {})) reply.header(name, value);
+  if (!reply.hasHeader("cache-control")) reply.header("cache-control", o.cacheControl);
 }

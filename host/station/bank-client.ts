@@ -112,6 +112,21 @@ async function postToken(target: BankTarget, body: string): Promise<BankAnswer> 
   return { status: res.status, code, message };
 }
 
+/**
+ * A string the bank sent, safe to print: control characters written as JSON.stringify writes them (\n, \t,
+ * \u001b), so a hostile or broken server cannot move the cursor, clear the screen, retitle the terminal or
+ * hide text on the operator's screen (ESC sequences, CR, BS); C1 controls, DEL and the bidirectional overrides
+ * (U+202A-202E, U+2066-2069: text shown in another order than it reads) too. These strings reach the
+ * station's and `fobkit register`'s lines and the factory record. A backslash is doubled, as JSON writes it, so
+ * a server's literal "\u001b" text cannot pass for an escape.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\\\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const json = JSON.stringify(c).slice(1, -1);
+    return json.length > 1 ? json : "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0");
+  });
+}
+
 function outcome(r: BankAnswer, serial: string): RegisterOutcome {
   if (!("code" in r)) return r;
   // The bank answers a retry of the same token (serial, parameters and seed) with 201, so a lost answer
@@ -120,7 +135,7 @@ function outcome(r: BankAnswer, serial: string): RegisterOutcome {
   if (r.code === "duplicate_serial") {
     return { ok: false, collision: true, error: `the bank already holds another token as ${serial} (another factory record issued this serial: it uses the same line number); check with bank staff` };
   }
-  return { ok: false, error: `bank refused (HTTP ${r.status}${r.code ? " " + r.code : ""}${r.message ? ": " + r.message : ""})` };
+  return { ok: false, error: `bank refused (HTTP ${r.status}${r.code ? " " + printable(r.code) : ""}${r.message ? ": " + printable(r.message) : ""})` };
 }
 
 /**

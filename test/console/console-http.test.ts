@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createApiKey } from "../../host/registry/api-keys.js";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
-import { addStaff } from "../../host/registry/staff.js";
+import { addStaff, getStaff } from "../../host/registry/staff.js";
 import { AUDIT_PAGE_SIZE, auditPage } from "../../host/console/queries.js";
 import { startServer } from "../../host/server/serve.js";
 import { Client } from "./support.js";
@@ -162,9 +162,9 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     await register("FK0001");
     await server.registry.issue("FK0001", "C1", CLI);
     const bob = await signedIn("bob"); // Japanese: the default
-    for (const id of ["abc", "0123456789ab"]) {
+    for (const [id, status] of [["abc", 400], ["0123456789ab", 404]] as const) {
       const r = await bob.post(`/console/approvals/${id}/approve`, { _csrf: await bob.csrf() });
-      expect(r.status, id).toBe(409);
+      expect(r.status, id).toBe(status);
       expect(r.text, id).toContain('<html lang="ja">');
       expect(r.text, id).toMatch(/<p class="error"[^>]*>[^<]*承認依頼[^<]*<\/p>/);
       expect(r.text, id).not.toMatch(/approval id|no approval request/);
@@ -241,7 +241,7 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     expect(audit.filter((a) => a.outcome === "locked")).toHaveLength(7);
     const right = await new Client(base, { "accept-language": "en" }).signIn("alice", PASSWORDS.alice);
     expect(right.status).toBe(401);
-    expect(right.text).toContain("This staff account is locked after five wrong passwords");
+    expect(right.text).toContain("This staff account is locked after five wrong passwords from this address");
     // An unknown ID answers exactly as a wrong password does.
     const unknown = await new Client(base, { "accept-language": "en" }).signIn("mallory", "whatever-password");
     const wrong = await new Client(base, { "accept-language": "en" }).signIn("bob", "wrong-password-guess");
@@ -252,6 +252,13 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     const carol = await signedIn("carol");
     expect((await carol.post("/console/staff/alice/unlock", { _csrf: await carol.csrf() })).status).toBe(403);
     const bob = await signedIn("bob");
+    // The supervisor's staff page says until when, and from which address, in either language.
+    const until = (await getStaff(db, "alice", clock.now()))!.lockedUntil!;
+    const shown = (lang: string) => new Intl.DateTimeFormat(lang, { timeZone: "Asia/Tokyo", dateStyle: "medium", timeStyle: "medium" }).format(new Date(until));
+    expect((await bob.get("/console/staff")).text).toContain(`<span class="state state-locked">停止中</span> ${shown("ja-JP")} まで<ul class="locked-from"><li>送信元 127.0.0.1: ${shown("ja-JP")} まで</li></ul>`);
+    const bobEn = new Client(base, { "accept-language": "en" });
+    expect((await bobEn.signIn("bob", PASSWORDS.bob)).status).toBe(303);
+    expect((await bobEn.get("/console/staff")).text).toContain(`<span class="state state-locked">Locked</span> until ${shown("en-GB")}<ul class="locked-from"><li>from 127.0.0.1: until ${shown("en-GB")}</li></ul>`);
     expect((await bob.post("/console/staff/alice/unlock", { _csrf: await bob.csrf("/console/staff") })).status).toBe(303);
     expect((await new Client(base).signIn("alice", PASSWORDS.alice)).status).toBe(303);
   });
@@ -326,6 +333,15 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     expect(pending.text).toContain(approval);
     expect((await bob.post(`/console/approvals/${approval}/approve`, { _csrf: await bob.csrf() })).status).toBe(303);
     expect((await server.registry.status("FK0001")).state).toBe("issued");
+    // Each refusal its status: decided already is a conflict (409), a malformed id 400, an id no request has 404.
+    const refusal = async (path: string) => {
+      const r = await bob.post(path, { _csrf: await bob.csrf() });
+      return [r.status, /role="alert"[^>]*>([^<]*)/.exec(r.text)?.[1] ?? r.text.slice(0, 200)];
+    };
+    expect(await refusal(`/console/approvals/${approval}/approve`)).toEqual([409, expect.stringMatching(/既に処理|already decided/)]);
+    expect(await refusal(`/console/approvals/${approval}/reject`)).toEqual([409, expect.stringMatching(/既に処理|already decided/)]);
+    expect(await refusal("/console/approvals/NOT-AN-ID/approve")).toEqual([400, expect.stringMatching(/12文字|12 characters/)]);
+    expect(await refusal("/console/approvals/0123456789ab/reject")).toEqual([404, expect.stringMatching(/該当する承認依頼はありません|no such approval/)]);
     const trail = await server.registry.auditTrail({ customer: "C1" });
     expect(trail.find((a) => a.action === "approve")).toMatchObject({ actor: "console:bob", detail: { approval, maker: "console:alice" } });
     expect(trail.filter((a) => a.action === "unlock").map((a) => `${a.actor}:${a.outcome}`)).toEqual([
@@ -405,6 +421,40 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
     const audit = await c.get("/console/audit");
     expect(audit.text).toContain('<html lang="en">');
     expect(audit.text).toContain('href="/console/lang?to=ja&amp;back=%2Fconsole%2Faudit"');
+  });
+
+  it("falls back to Japanese, the bank's language, whenever the browser names no language it accepts: error pages too, and an unexpected error's text", async () => {
+    const langOf = async (acceptLanguage: string | undefined, path = "/console/sign-in") =>
+      /<html lang="([^"]*)"/.exec((await new Client(base, acceptLanguage === undefined ? {} : { "accept-language": acceptLanguage }).get(path)).text)?.[1];
+    // English named as not acceptable (q=0), a weight that is not a qvalue, nothing, or only other languages.
+    for (const al of ["en;q=0", "en;q=0, fr", "en;q=abc", "en;q=1.5", "fr, de;q=0.5", "*", undefined]) expect([al, await langOf(al)]).toEqual([al, "ja"]);
+    expect(await langOf("en;q=0", "/console/assets/nope.css")).toBe("ja");
+    // A path the router cannot read (a bad % escape) under /console/: the console's page, not the API's English JSON.
+    for (const [al, lang] of [[undefined, "ja"], ["fr", "ja"], ["en", "en"]] as const) {
+      const r = await fetch(base + "/console/keyfobs/%zz", { headers: al ? { "accept-language": al } : {} });
+      expect([al, r.status, r.headers.get("content-type"), r.headers.get("cache-control"), /frame-ancestors 'none'/.test(r.headers.get("content-security-policy") ?? "")]).toEqual([al, 400, "text/html; charset=utf-8", "no-store", true]);
+      expect(/<html lang="([^"]*)"/.exec(await r.text())?.[1]).toBe(lang);
+    }
+    const api = await fetch(base + "/v1/tokens/%zz");
+    expect([api.status, ((await api.json()) as { error: { code: string } }).error.code]).toEqual([400, "bad_url"]);
+    // Explicit English still gets English, weighted or not.
+    for (const al of ["en", "en-US,en;q=0.9", "fr;q=1, en;q=0.001", "en;q=1.000"]) expect([al, await langOf(al)]).toEqual([al, "en"]);
+    // An unexpected error's page says what happened in the page's language (it was English on Japanese pages).
+    const ja = await signedIn("alice");
+    const broken = server.registry.countByState;
+    server.registry.countByState = () => Promise.reject(new TypeError("a fault the test injects"));
+    const stderr = process.stderr.write;
+    process.stderr.write = (() => true) as typeof process.stderr.write;
+    try {
+      const home = await ja.get("/console/");
+      expect(home.status).toBe(500);
+      expect(home.text).toContain('<html lang="ja">');
+      expect(home.text).toContain("サーバーで問題が起きました。");
+      expect(home.text).not.toContain("internal error");
+    } finally {
+      server.registry.countByState = broken;
+      process.stderr.write = stderr;
+    }
   });
 
   it("lists keyfobs paged, sorted and filtered on the server; searches by customer ID or serial, exact or prefix", async () => {

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
 import { MIGRATIONS, migrate } from "../../host/registry/migrations.js";
 import { openDatabase } from "../../host/registry/open-database.js";
-import { createSession, loadSession, signIn } from "../../host/registry/staff.js";
+import { KDF_PER_SOURCE, createSession, loadSession, signIn } from "../../host/registry/staff.js";
 import { ENGINES, freshDb } from "../registry/support.js";
 import { runCliCaptured } from "../server/support.js";
 
@@ -105,12 +105,55 @@ describe.each(ENGINES)("staff accounts CLI on $name", (engine) => {
     expect(await signIn(db, "sato", pw, "test")).toMatchObject({ ok: true });
     // Never longer than a day, however many locks in a row (the count set just below the k-th lock: scrypt is slow).
     for (const k of [2, 7, 8, 9, 12]) {
-      await db.run("UPDATE staff SET failed_signins = ?, locked_until = NULL WHERE name = 'sato'", [5 * k - 1]);
+      await db.run("INSERT INTO staff_signin_locks (staff, source, failed_signins, locked_until) VALUES ('sato', 'test', ?, NULL) ON CONFLICT (staff, source) DO UPDATE SET failed_signins = excluded.failed_signins, locked_until = NULL", [5 * k - 1]);
       expect(await signIn(db, "sato", "wrong-password", "test", t0)).toEqual({ ok: false, reason: "bad_credentials" });
-      const until = Number((await db.get<{ u: number }>("SELECT locked_until AS u FROM staff WHERE name = 'sato'"))!.u);
+      const until = Number((await db.get<{ u: number }>("SELECT locked_until AS u FROM staff_signin_locks WHERE staff = 'sato' AND source = 'test'"))!.u);
       expect([k, until - t0]).toEqual([k, Math.min(15 * MIN * 2 ** (k - 1), 24 * 60 * MIN)]);
     }
   }, 180_000);
+
+  it("a lock holds only at the address its wrong passwords came from: a guesser who knows a staff ID cannot keep the member out; a supervisor sees each locked address and lifts them all", async () => {
+    const pw = "right-password-for-kato";
+    writeFileSync(join(dir, "pw"), pw, { mode: 0o600 });
+    expect((await bank("add-staff", "--name", "kato", "--role", "supervisor", "--password-file", join(dir, "pw"))).code).toBe(0);
+    const t0 = Date.now();
+    const MIN = 60_000;
+    // The guesser, at one address of its /64 and then another of the same /64: one address to the lock.
+    for (let i = 0; i < 5; i++) expect(await signIn(db, "kato", "wrong-password-" + i, `2001:db8:66:1::${i + 1}`, t0)).toEqual({ ok: false, reason: "bad_credentials" });
+    expect(await signIn(db, "kato", pw, "2001:db8:66:1::99", t0 + MIN)).toEqual({ ok: false, reason: "locked" });
+    // The member, at their own address, signs in, and their right password does not lift the guesser's lock.
+    expect(await signIn(db, "kato", pw, "198.51.100.23", t0 + MIN)).toMatchObject({ ok: true });
+    expect(await signIn(db, "kato", pw, "2001:db8:66:1::5", t0 + 2 * MIN)).toEqual({ ok: false, reason: "locked" });
+    // Five more from an IPv4 address: two addresses locked, each with its own end, shown (list-staff, getStaff) and audited.
+    for (let i = 0; i < 5; i++) await signIn(db, "kato", "wrong-password-" + i, "203.0.113.66", t0 + 3 * MIN);
+    const listed = JSON.parse((await bank("list-staff", "--json")).stdout).staff.find((x: { name: string }) => x.name === "kato");
+    expect(listed).toMatchObject({
+      locked: true,
+      failedSignins: 5,
+      lockedUntil: new Date(t0 + 18 * MIN).toISOString(),
+      lockedFrom: [
+        { source: "203.0.113.66", until: new Date(t0 + 18 * MIN).toISOString() },
+        { source: "2001:db8:66:1::/64", until: new Date(t0 + 15 * MIN).toISOString() },
+      ],
+    });
+    const fifth = (await db.all<{ source: string; detail: string }>("SELECT source, detail FROM audit WHERE action = 'signin' AND outcome = 'bad_password' ORDER BY id")).at(-1)!;
+    expect([fifth.source, JSON.parse(fifth.detail)]).toEqual(["203.0.113.66", { failures: 5, locked: true, lockedUntil: new Date(t0 + 18 * MIN).toISOString() }]);
+    // The supervisor's unlock lifts both.
+    expect(await bank("unlock-staff", "--name", "kato")).toMatchObject({ code: 0 });
+    expect(await signIn(db, "kato", pw, "203.0.113.66", t0 + 4 * MIN)).toMatchObject({ ok: true });
+    expect(await signIn(db, "kato", pw, "2001:db8:66:1::1", t0 + 4 * MIN)).toMatchObject({ ok: true });
+  }, 180_000);
+
+  it(`the sign-in gate gives one client ${KDF_PER_SOURCE} places: an IPv6 client's are its /64's, whichever of its addresses it uses`, async () => {
+    // Unknown IDs: each costs a (dummy) scrypt in the gate, and counts nothing.
+    const from = (source: string) => signIn(db, "nobody", "wrong-password", source).then((r) => r.reason, (e: { code?: string }) => e.code);
+    const one64 = Array.from({ length: KDF_PER_SOURCE + 1 }, (_, i) => from(`2001:db8:9:9::${(i + 1).toString(16)}`));
+    const other64 = from("2001:db8:9:a::1");
+    const outcomes = await Promise.all(one64);
+    expect(outcomes.filter((o) => o === "signin_busy").length).toBe(1);
+    expect(outcomes.filter((o) => o === "bad_credentials").length).toBe(KDF_PER_SOURCE);
+    expect(await other64).toBe("bad_credentials");
+  }, 60_000);
 
   it("migration 11: an account locked before it (for good, then) stays locked for 15 minutes from the migration, then opens", async () => {
     const f = await engine.fresh();
@@ -129,9 +172,9 @@ describe.each(ENGINES)("staff accounts CLI on $name", (engine) => {
       ]);
       const until = Number(rows[0].locked_until);
       expect(await signIn(old, "locked1", "wrong-password", "test", until - 1)).toEqual({ ok: false, reason: "locked" });
-      // After it: tries count again (a sixth wrong password; the tenth would lock for 30 minutes).
+      // After it: tries count again, per address from migration 15 on (the first wrong password from this one).
       expect(await signIn(old, "locked1", "wrong-password", "test", until)).toEqual({ ok: false, reason: "bad_credentials" });
-      expect(await old.get("SELECT failed_signins AS n FROM staff WHERE name = 'locked1'")).toEqual({ n: 6 });
+      expect(await old.get("SELECT failed_signins AS n FROM staff_signin_locks WHERE staff = 'locked1' AND source = 'test'")).toEqual({ n: 1 });
     } finally {
       await old.close();
       await f.drop();

@@ -121,8 +121,8 @@ describe.each(ENGINES)("registry on $name", (engine) => {
 
     it("a serial a live import is staging is refused as being_imported, not as registered, and nothing changes", async () => {
       await reg.register([token("FK0001"), token("FK0002", randomBytes(20))], FACTORY, "t");
-      // A live import (this process, heartbeat now) staging FK0001: its row is not registered, and may yet be rolled back.
-      await db.run("INSERT INTO import_batches (id, state, origin, actor, tokens, started_at, heartbeat_at, owner) VALUES ('imp-live', 'staging', 'x', 'y', 1, ?, ?, ?)", [clock.now(), clock.now(), processOwner()]);
+      // A live import (this process, heartbeat now on the database's clock: the machine's, not the test clock) staging FK0001: its row is not registered, and may yet be rolled back.
+      await db.run("INSERT INTO import_batches (id, state, origin, actor, tokens, started_at, heartbeat_at, owner) VALUES ('imp-live', 'staging', 'x', 'y', 1, ?, ?, ?)", [Date.now(), Date.now(), processOwner()]);
       await db.run("UPDATE tokens SET staged = 'imp-live' WHERE serial = 'FK0001'");
       const e = await refusal(reg.register([token("FK0001", randomBytes(20)), token("FK0009", randomBytes(20))], FACTORY, "second"));
       expect(e).toMatchObject({ code: "being_imported", kind: "refused", detail: { serials: ["FK0001"], count: 1, batches: ["imp-live"] } });
