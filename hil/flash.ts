@@ -203,8 +203,9 @@ export const SPIFFS_MOVE_MS = SPIFFS_READ_US / 1000 + (SPIFFS_PAGE_BYTES * SPIFF
  *   chunk (:1060-1099, CONFIG_SPI_FLASH_WRITE_CHUNK_SIZE 8192 by default),
  *   every 64-byte program inside waiting for the chip busy-polling
  *   (spi_flash_chip_generic.c:258-275, :431-475 with delay_us =
- *   esp_rom_delay_us, spi_flash_os_func_app.c:175-179): a "write" charge is
- *   one stretch.
+ *   esp_rom_delay_us, spi_flash_os_func_app.c:175-179). SPIFFS writes a
+ *   page or less per call: a "write" charge is one stretch per page's
+ *   share of it (a write of up to a page, at least 1 ms, is one).
  * - open for writing, remove, rename: their name lookup as reads, the rest
  *   of their figure as ONE stretch (strict: the board programs an index
  *   page or two, and marks lookup entries, in several shorter calls).
@@ -214,6 +215,9 @@ export const SPIFFS_MOVE_MS = SPIFFS_READ_US / 1000 + (SPIFFS_PAGE_BYTES * SPIFF
  *   only yields BETWEEN sectors, :648-653, and auto-suspend exists for the
  *   ESP32-C3 only, Kconfig:150-153).
  */
+/** One page's share of the sustained write rate (SPIFFS_MS_PER_KB): 1.5 ms. */
+const SPIFFS_PAGE_PROGRAM_MS = (SPIFFS_PAGE_BYTES * SPIFFS_MS_PER_KB) / 1024;
+
 export function cacheOffStretches(kind: FlashCallKind, ms: number, g: SpiffsGeometry): number[] {
   const readMs = SPIFFS_READ_US / 1000;
   const reads = (total: number): number[] => {
@@ -227,7 +231,12 @@ export function cacheOffStretches(kind: FlashCallKind, ms: number, g: SpiffsGeom
       const lookup = Math.min(ms, g.lookupMs);
       return ms - lookup > 0 ? [...reads(lookup), ms - lookup] : reads(ms);
     }
-    case "write":
+    case "write": {
+      // SPIFFS hands esp_flash at most a page a call (its data pages, spiffs_object_append), so a
+      // long write (node.compile's .lc in one go here) is one stretch per page, not one for all.
+      const n = Math.max(1, Math.floor(ms / SPIFFS_PAGE_PROGRAM_MS));
+      return Array.from({ length: n }, () => ms / n);
+    }
     case "gc":
       return [ms];
     default:
