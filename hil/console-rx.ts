@@ -13,18 +13,33 @@
  *        -> the Lua task pump runs console_nodemcu_task per byte
  *           (user_main.c:179-194): the REPL first, then uart_feed_data.
  *
- * Where bytes are lost, exactly (ESP-IDF components/esp_driver_uart uart.c,
- * uart_rx_intr_handler_default): the ISR reads the FIFO when it holds
+ * Where bytes are lost, exactly (ESP-IDF e7771c75 components/driver/uart/uart.c,
+ * uart_rx_intr_handler_default, :763): the ISR reads the FIFO when it holds
  * UART_FULL_THRESH_DEFAULT (120) bytes or the line idles (RX timeout) and
  * pushes that chunk into the ring buffer all or nothing. A chunk that does not
  * fit is stashed and the RX interrupts are switched off until a read makes
  * room (uart_check_buf_full). Meanwhile the FIFO fills from the wire; the byte
- * after the 128th overflows it, and the RXFIFO_OVF handler resets the FIFO:
- * everything in it is lost, not only the last byte. Nothing is lost while the
+ * after the 128th overflows it, and the RXFIFO_OVF handler resets the FIFO
+ * (uart.c:979-991, uart_hal_rxfifo_rst): everything in it is lost, not only
+ * the last byte. Nothing is lost while the
  * task queue, the reader's byte in hand, the ring buffer, the stash and the
  * FIFO still have room; console_task itself never drops a byte (it blocks),
  * except that it reads and discards every byte while neither the REPL nor a
  * uart.on("data") callback wants input (user_main.c:207).
+ *
+ * Flash operations stop the ISR (hil/README.md has the chain, with lines):
+ * the console driver's ISR is not in IRAM (CONFIG_UART_ISR_IN_IRAM defaults
+ * to n, components/driver/Kconfig:230-237, and neither NodeMCU's
+ * sdkconfig.defaults nor the keyfob's fragment sets it; user_main.c:254
+ * passes intr_alloc_flags 0), so while the flash cache is off for an
+ * esp_flash call the RX interrupt cannot run: bytes arriving stay in the
+ * FIFO, and the 129th overflows it. cacheOff() gives the stretches (virtual
+ * ms, hil/flash.ts cacheOffStretches); a byte whose arrival falls in one
+ * goes to the FIFO only. Between two stretches the cache is on for an
+ * instant and a pending interrupt runs: the FIFO is emptied there if it
+ * reached the full threshold. A burst that ends inside a stretch is taken
+ * by the RX timeout at the stretch's end. Each byte of a burst arrived one
+ * byte time after the one before, the last at the time of arrive().
  *
  * Deviation: the RX timeout (10 idle symbol times) is taken to expire at the
  * end of each burst handed to arrive(); over the PTY a burst is one 2 ms tick.
@@ -52,6 +67,17 @@ export interface ConsoleRxSink {
   post(byte: number): boolean;
   /** Bytes were lost to a FIFO overflow. */
   overflow(lost: number): void;
+  /** Virtual time now, ms. */
+  now(): number;
+  /** Run fn at virtual time atMs (>= now). */
+  at(atMs: number, fn: () => void): void;
+}
+
+/** n stretches of seg ms each, end to end from `from` (virtual ms): the flash cache is off inside each. */
+interface CacheOffRun {
+  from: number;
+  seg: number;
+  n: number;
 }
 
 export class ConsoleRx {
@@ -65,11 +91,72 @@ export class ConsoleRx {
   private again = false;
   /** Bytes lost to FIFO overflow since power-on. */
   lost = 0;
+  /** Cache-off stretches not yet past, oldest first. */
+  private runs: CacheOffRun[] = [];
+  /** Arrival time of the last byte taken. */
+  private lastAt = -Infinity;
+  /**
+   * Bytes lost to an overflow inside a cache-off stretch, not yet reported:
+   * the RXFIFO_OVF handler cannot run before the stretch ends. What happens
+   * to the bytes meanwhile is the hardware's; the source leaves a range:
+   * the handler's FULL branch (uart.c:882-978) comes before its OVF branch
+   * (:979-991), so at best the first 128 reach the ring and the rest are
+   * dropped. The strict end is taken: the FIFO's content and every byte
+   * until the ISR runs are lost, and the reset empties the FIFO.
+   */
+  private overflowed = 0;
+  /** A settle() waiting for the cache to come on again, at this time. */
+  private settleAt: number | undefined;
 
   constructor(
     private readonly sink: ConsoleRxSink,
     private readonly rxEnding: LineEnding,
+    /** One byte's time on the wire, ms (10 bits at the line's baud). */
+    private readonly byteMs = 0,
   ) {}
+
+  /**
+   * The flash cache is off for these stretches (ms), end to end from
+   * virtual time fromMs: the RX ISR cannot run inside one.
+   */
+  cacheOff(fromMs: number, stretches: readonly number[]): void {
+    let t = fromMs;
+    for (const seg of stretches) {
+      if (!(seg > 0)) continue;
+      const last = this.runs[this.runs.length - 1];
+      if (last !== undefined && last.seg === seg && last.from + last.n * seg === t) last.n++;
+      else this.runs.push({ from: t, seg, n: 1 });
+      t += seg;
+    }
+  }
+
+  /** The run and index of the stretch the time t falls in, or undefined when the cache is on. */
+  private find(t: number): { run: CacheOffRun; k: number } | undefined {
+    for (const run of this.runs) {
+      if (t < run.from) return undefined;
+      // A stretch is [start, end); the epsilon keeps float rounding from putting an end inside it.
+      const k = Math.floor((t - run.from) / run.seg + 1e-9);
+      if (k < run.n) return { run, k };
+    }
+    return undefined;
+  }
+
+  /** The stretch the time t falls in ("run:index"), or undefined when the cache is on. */
+  private stretchAt(t: number): string | undefined {
+    const f = this.find(t);
+    return f === undefined ? undefined : `${f.run.from}:${f.k}`;
+  }
+
+  /** When the stretch the time t falls in ends (t itself outside one). */
+  private stretchEnd(t: number): number {
+    const f = this.find(t);
+    return f === undefined ? t : Math.max(t, f.run.from + (f.k + 1) * f.run.seg);
+  }
+
+  /** Forget stretches that ended before t. */
+  private prune(t: number): void {
+    while (this.runs.length > 0 && this.runs[0].from + this.runs[0].n * this.runs[0].seg <= t) this.runs.shift();
+  }
 
   /** Bytes held anywhere between the wire and the task queue. */
   get buffered(): number {
@@ -78,14 +165,32 @@ export class ConsoleRx {
 
   /** A burst of bytes arrives on the wire now; the line idles after it. */
   arrive(bytes: ArrayLike<number>): void {
-    for (let i = 0; i < bytes.length; i++) {
-      if (this.stash !== undefined) {
-        // RX interrupts off: the FIFO only fills, and overflows.
-        if (this.fifo.length >= RX_FIFO_BYTES) {
-          const n = this.fifo.length + 1;
+    const now = this.sink.now();
+    const n = bytes.length;
+    this.prune(now - n * this.byteMs - 1);
+    for (let i = 0; i < n; i++) {
+      const t = now - (n - 1 - i) * this.byteMs;
+      const off = this.stretchAt(t);
+      // The cache came on since the last byte (between two stretches, or after one): pending interrupts ran then.
+      if (off === undefined || off !== this.stretchAt(this.lastAt)) this.pending();
+      this.lastAt = t;
+      if (off !== undefined) {
+        // The flash cache is off: the ISR cannot run, the FIFO only fills. Once it overflowed, what it
+        // held and every byte until the ISR runs again are lost (see overflowed).
+        if (this.overflowed > 0) this.overflowed++;
+        else if (this.fifo.length >= RX_FIFO_BYTES) {
+          this.overflowed = this.fifo.length + 1;
           this.fifo = [];
-          this.lost += n;
-          this.sink.overflow(n);
+        } else this.fifo.push(bytes[i]);
+        continue;
+      }
+      if (this.stash !== undefined) {
+        // RX interrupts off (the driver's, uart_check_buf_full): the FIFO only fills, and overflows.
+        if (this.fifo.length >= RX_FIFO_BYTES) {
+          const lost = this.fifo.length + 1;
+          this.fifo = [];
+          this.lost += lost;
+          this.sink.overflow(lost);
           continue;
         }
         this.fifo.push(bytes[i]);
@@ -97,9 +202,40 @@ export class ConsoleRx {
         this.settle();
       }
     }
-    // RX timeout: the line went idle.
-    if (this.stash === undefined && this.fifo.length > 0) this.isr();
+    // RX timeout: the line went idle. Inside a cache-off stretch it is served when the stretch ends.
+    if (this.overflowed > 0 || (this.stash === undefined && this.fifo.length > 0)) {
+      if (this.stretchAt(now) === undefined) this.pending(true);
+      else this.sink.at(this.stretchEnd(now), () => this.pending(true));
+    }
     this.settle();
+  }
+
+  /**
+   * The ISR runs after a cache-off stretch (an instant between two, or for
+   * good): a pending overflow resets the FIFO (uart.c:979-991), a FIFO at the
+   * full threshold (or, idle, any bytes: the RX timeout) goes to the ring.
+   */
+  private pending(idle = false): void {
+    if (this.overflowed > 0) {
+      const lost = this.overflowed;
+      this.overflowed = 0;
+      this.fifo = [];
+      this.lost += lost;
+      this.sink.overflow(lost);
+    }
+    if (this.stash === undefined && this.fifo.length > 0 && (idle || this.fifo.length >= RX_FULL_THRESHOLD)) this.isr();
+    this.settle();
+  }
+
+  /** When the stretches that run on without a gap from time t end: no task reads the ring before. */
+  private chainEnd(t: number): number {
+    let end = t;
+    for (;;) {
+      const f = this.find(end);
+      if (f === undefined) return end;
+      // The rest of this run, then whatever run starts where it ends.
+      end = Math.max(end, f.run.from + f.run.n * f.run.seg) + 1e-9;
+    }
   }
 
   private isr(): void {
@@ -136,6 +272,20 @@ export class ConsoleRx {
 
   /** Move bytes towards the task queue as far as they can go now. */
   settle(): void {
+    // The flash cache is off: the task doing the flash call has the CPU, the other one is parked
+    // (cache_utils.c:152-202), so console_task reads nothing before the stretches end.
+    const now = this.sink.now();
+    if (this.stretchAt(now) !== undefined) {
+      const end = this.chainEnd(now);
+      if (this.settleAt !== end) {
+        this.settleAt = end;
+        this.sink.at(end, () => {
+          if (this.settleAt === end) this.settleAt = undefined;
+          this.settle();
+        });
+      }
+      return;
+    }
     if (this.settling) {
       this.again = true;
       return;
@@ -168,6 +318,10 @@ export class ConsoleRx {
 
   /** Reset or power loss: whatever the chip held is gone. */
   reset(): void {
+    this.runs = [];
+    this.lastAt = -Infinity;
+    this.settleAt = undefined;
+    this.overflowed = 0;
     this.fifo = [];
     this.ring = [];
     this.stash = undefined;

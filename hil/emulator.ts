@@ -32,9 +32,13 @@
  * figures). In realtime mode (the PTY) flash time is charged to the running
  * task as it happens (Hardware.spend, below): the task's later UART output
  * leaves only once that time has passed, and bytes from the host wait in the
- * UART buffers; the station's timing therefore includes it.
+ * UART buffers; the station's timing therefore includes it. Inside that
+ * time the flash cache is off in stretches (hil/flash.ts cacheOffStretches)
+ * and the console's RX ISR cannot run: bytes arriving then stay in the
+ * 128-byte RX FIFO and overflow it (console-rx.ts).
  * Deviation: in stepped mode (tests that call advance()) the time is counted
- * in counters.flashBusyMs but not spent, so replies stay synchronous.
+ * in counters.flashBusyMs but not spent, so replies stay synchronous, and
+ * no byte meets a cache-off stretch.
  *
  * Deep sleep (issue 12): node.dsleep stops the machine as the chip does;
  * deep-sleep.ts holds it asleep, wakes it on ext1/timer and resets it with
@@ -411,8 +415,11 @@ export class Emulator extends EventEmitter {
           this.counters.uartRxLost += lost;
           this.emitEvent({ event: "uart-overrun", lost });
         },
+        now: () => this.clock.nowMs,
+        at: (atMs, fn) => this.clock.schedule(Math.max(0, atMs - this.clock.nowMs), fn),
       },
       this.build.stdinLineEnding,
+      (BITS_PER_BYTE * 1000) / this.baud,
     );
     if (has.has("i2c")) installI2c(m);
     if (has.has("gpio")) this.gpio = installGpio(m, (task) => this.post(m, "low", task));
@@ -638,8 +645,13 @@ export class Emulator extends EventEmitter {
     const busy = this.flash.busyMs;
     if (busy === 0) return;
     this.flash.busyMs = 0;
+    const stretches = this.flash.takeCacheOff();
     this.counters.flashBusyMs += busy;
-    if (this.opts.realtime) this.spend(busy);
+    if (!this.opts.realtime) return;
+    // The flash calls run from where the task has got to: the console's RX ISR cannot run inside
+    // their cache-off stretches (console-rx.ts, hil/flash.ts cacheOffStretches).
+    this.rx?.cacheOff(this.busy ? this.clock.nowMs + this.spentMs : Math.max(this.luaFreeAt, this.clock.nowMs), stretches);
+    this.spend(busy);
   }
 
   /** Send console output at the virtual time the running task has reached (order kept). */

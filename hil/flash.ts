@@ -188,6 +188,71 @@ export const SPIFFS_ERASE_MS = 500;
  */
 export const SPIFFS_MOVE_MS = SPIFFS_READ_US / 1000 + (SPIFFS_PAGE_BYTES * SPIFFS_MS_PER_KB) / 1024;
 
+/**
+ * How SPIFFS time splits into stretches with the flash cache off, each one
+ * esp_flash call (ESP-IDF e7771c75, the one NodeMCU 7c5bb151 builds;
+ * hil/README.md "Flash operations stop the console's RX ISR" has the chain):
+ * spi1_start disables the cache and every interrupt not in IRAM
+ * (spi_flash_os_func_app.c:104-126, cache_utils.c:152-202
+ * esp_intr_noniram_disable) and spi1_end enables them again (:128-144).
+ * - A read: one stretch per read call (esp_flash_api.c:885-905, chunks of
+ *   up to 16 KB; SPIFFS reads at most a page a call): SPIFFS_READ_US each,
+ *   the whole of its measured cost (strict: the board spends part of it
+ *   with the cache on).
+ * - A page program: esp_flash_write keeps the cache off for its whole
+ *   chunk (:1060-1099, CONFIG_SPI_FLASH_WRITE_CHUNK_SIZE 8192 by default),
+ *   every 64-byte program inside waiting for the chip busy-polling
+ *   (spi_flash_chip_generic.c:258-275, :431-475 with delay_us =
+ *   esp_rom_delay_us, spi_flash_os_func_app.c:175-179). SPIFFS writes a
+ *   page or less per call: a "write" charge is one stretch per page's
+ *   share of it (a write of up to a page, at least 1 ms, is one).
+ * - open for writing, remove, rename: their name lookup as reads, the rest
+ *   of their figure as ONE stretch (strict: the board programs an index
+ *   page or two, and marks lookup entries, in several shorter calls).
+ * - A sector erase: one stretch for the whole erase (esp_flash_api.c:656-698
+ *   holds the cache off from the erase command through wait_idle's polling,
+ *   spi_flash_chip_generic.c:173-197; CONFIG_SPI_FLASH_YIELD_DURING_ERASE
+ *   only yields BETWEEN sectors, :648-653, and auto-suspend exists for the
+ *   ESP32-C3 only, Kconfig:150-153).
+ */
+/** One page's share of the sustained write rate (SPIFFS_MS_PER_KB): 1.5 ms. */
+const SPIFFS_PAGE_PROGRAM_MS = (SPIFFS_PAGE_BYTES * SPIFFS_MS_PER_KB) / 1024;
+
+export function cacheOffStretches(kind: FlashCallKind, ms: number, g: SpiffsGeometry): number[] {
+  const readMs = SPIFFS_READ_US / 1000;
+  const reads = (total: number): number[] => {
+    const n = Math.max(1, Math.round(total / readMs));
+    return Array.from({ length: n }, () => total / n);
+  };
+  switch (kind) {
+    case "open-write":
+    case "remove":
+    case "rename": {
+      const lookup = Math.min(ms, g.lookupMs);
+      return ms - lookup > 0 ? [...reads(lookup), ms - lookup] : reads(ms);
+    }
+    case "write": {
+      // SPIFFS hands esp_flash at most a page a call (its data pages, spiffs_object_append), so a
+      // long write (node.compile's .lc in one go here) is one stretch per page, not one for all.
+      const n = Math.max(1, Math.floor(ms / SPIFFS_PAGE_PROGRAM_MS));
+      return Array.from({ length: n }, () => ms / n);
+    }
+    case "gc":
+      return [ms];
+    default:
+      return reads(ms);
+  }
+}
+
+/** A GC's stretches (cacheOffStretches): its reads, each page move (a read, then a program), each sector erase. */
+export function gcStretches(w: GcWork): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < w.reads; i++) out.push(SPIFFS_READ_US / 1000);
+  for (let i = 0; i < w.moves; i++) out.push(SPIFFS_READ_US / 1000, SPIFFS_MOVE_MS - SPIFFS_READ_US / 1000);
+  for (let i = 0; i < w.erases; i++) out.push(SPIFFS_ERASE_MS);
+  return out;
+}
+
 /** What a GC's work costs in ms: erases, page moves and the reads of lookup pages, erase counts and page headers. */
 export function gcMs(w: GcWork): number {
   return w.erases * SPIFFS_ERASE_MS + w.moves * SPIFFS_MOVE_MS + (w.reads * SPIFFS_READ_US) / 1000;
@@ -294,6 +359,13 @@ export class FlashStore {
   /** Milliseconds of SPIFFS work not yet paid for (see the header); the emulator takes it. */
   busyMs = 0;
   /**
+   * The same busyMs as the flash calls it is made of, in order, each one
+   * stretch with the flash cache off (cacheOffStretches explains the split;
+   * the emulator takes them with busyMs, takeCacheOff): no interrupt outside
+   * IRAM runs during one, the console's RX ISR among them (console-rx.ts).
+   */
+  private cacheOff: number[] = [];
+  /**
    * The same SPIFFS time split by the call that paid it (count and ms per
    * kind, all time), so a benchmark can say where a keyfob's flash time
    * goes; the costs themselves are the ones above, unchanged.
@@ -379,7 +451,7 @@ export class FlashStore {
     }
     const w = this.pages.work;
     const d: GcWork = { runs: w.runs - this.gcCharged.runs, erases: w.erases - this.gcCharged.erases, moves: w.moves - this.gcCharged.moves, reads: w.reads - this.gcCharged.reads };
-    if (d.runs + d.erases + d.moves + d.reads > 0) this.charge("gc", gcMs(d));
+    if (d.runs + d.erases + d.moves + d.reads > 0) this.charge("gc", gcMs(d), gcStretches(d));
     this.gcCharged = { ...w };
     this.savePages();
     return ok;
@@ -546,9 +618,17 @@ export class FlashStore {
     return statSync(this.file(name)).size;
   }
 
-  /** Add ms of SPIFFS work, attributed to kind. */
-  private charge(kind: FlashCallKind, ms: number): void {
+  /** The cache-off stretches of the busyMs taken so far (sum: busyMs), and none left. */
+  takeCacheOff(): number[] {
+    const out = this.cacheOff;
+    this.cacheOff = [];
+    return out;
+  }
+
+  /** Add ms of SPIFFS work, attributed to kind; stretches: its cache-off split (default cacheOffStretches). */
+  private charge(kind: FlashCallKind, ms: number, stretches: number[] = cacheOffStretches(kind, ms, this.geometry)): void {
     this.busyMs += ms;
+    for (const t of stretches) this.cacheOff.push(t);
     const c = this.calls.get(kind);
     if (c === undefined) this.calls.set(kind, { count: 1, ms });
     else {

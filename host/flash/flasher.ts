@@ -128,17 +128,23 @@ const INFO_TIMEOUTS_MS: readonly number[] = [50, 50, 50, 50, 50, 50, 100, 100, 1
 const COMPILE_MS = 30000;
 /**
  * Bytes of REPL lines in flight behind the oldest unanswered one (LFs
- * included; ReplClient.pipeline): two full data lines. While a line runs (a
- * SPIFFS write, a node.compile) the board holds what arrives meanwhile in
- * the high-priority task queue (100 one-byte tasks, task.c:143-151), the
- * byte console_task waits to post, the driver's ring buffer (256 B,
- * user_main.c:254) and the RX FIFO (128 B): 485 bytes before one is lost
- * (hil/console-rx.ts models exactly that loss). 482 stays inside it. The
- * running line is not among them: it was read out byte by byte before it
- * ran. Counting it too (as before) left one line's wire time (21 ms) for the
- * host to see an answer and send on, so any delay stopped the wire.
+ * included; ReplClient.pipeline): what the board takes without its console
+ * RX ISR, the ESP32's 128-byte RX FIFO. While a line writes flash, the cache
+ * is off for each flash call and the console driver's ISR, which is not in
+ * IRAM (ESP-IDF v5.1.3 CONFIG_UART_ISR_IN_IRAM default n, components/driver/
+ * Kconfig:230-237; NodeMCU does not set it), cannot run: a sector erase
+ * keeps it off for the whole erase (tens of ms, up to the driver's 600 ms
+ * timeout), and a board whose SPIFFS was written again and again without a
+ * format erases a block before most writes (garbage collection). Only the
+ * FIFO takes bytes then; the 129th overflows it and the RXFIFO_OVF handler
+ * resets it (uart.c:979-991; hil/README.md has the chain). So at most 128
+ * bytes may be on their way while a line runs. With the ISR running the
+ * task queue, the driver's ring buffer and the FIFO would hold 485 (the
+ * window was 482, two full lines: 159 bytes were lost on a worn board).
+ * The running line is not among them: it was read out byte by byte before
+ * it ran.
  */
-export const WINDOW_BYTES = 2 * (MAX_LINE + 1);
+export const WINDOW_BYTES = 128;
 
 export type FlashErrorCode = "locked" | "firmware" | "no_board" | "verify" | "aborted" | "repl" | "transport";
 

@@ -17,7 +17,7 @@ import { PtyLink } from "../../hil/pty.js";
 import { DeviceSession } from "../../host/device/session.js";
 import { crc32, crcHex } from "../../host/flash/crc32.js";
 import { DATA_PREFIX, FlashError, flashBoard, INIT_SOURCE, WINDOW_BYTES, type FlashResult } from "../../host/flash/flasher.js";
-import { luaChunks, MAX_LINE } from "../../host/flash/lua-chunks.js";
+import { luaChunks } from "../../host/flash/lua-chunks.js";
 import { ReplClient } from "../../host/flash/repl-client.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
 import * as P from "../../protocol/index.js";
@@ -414,10 +414,11 @@ describe("the upload's pipeline (ReplClient.pipeline, WINDOW_BYTES)", () => {
     expect(await repl.sync()).toBe(true);
     await repl.exec(`uart.setup(0,${LINK_BAUD},8,0,1,0)`);
     // A line that keeps the board's Lua in SPIFFS for ~250 ms (hil/flash.ts: 15 ms + 6 ms per KB),
-    // then full-length lines: while it runs, only the lines behind it wait in the receive path.
+    // then lines two of which fit the window: while it runs, only the lines behind it wait in the receive path.
+    const lineLen = WINDOW_BYTES / 2 - 1;
     const busy = 'local f=io.open("big","wb") for i=1,40 do f:write(string.rep("x",1024)) end f:close()';
     const rnd = prng(0x10ad);
-    const data = Array.from({ length: 12 }, (_, i) => `=${i}, "${Buffer.from(rnd.bytes(300)).toString("base64").slice(0, MAX_LINE - 12)}"`.slice(0, MAX_LINE));
+    const data = Array.from({ length: 12 }, (_, i) => `=${i}, "${Buffer.from(rnd.bytes(300)).toString("base64").slice(0, lineLen - 12)}"`.slice(0, lineLen));
     const lines = [busy, ...data, busy, ...data];
     // Bytes written behind the oldest unanswered line, at each write.
     let written = 0;
@@ -434,8 +435,8 @@ describe("the upload's pipeline (ReplClient.pipeline, WINDOW_BYTES)", () => {
     expect(outs).toEqual(lines.map((l) => (l === busy ? "" : l.slice(1).replace(/, "/, "\t").replace(/"$/, ""))));
     expect(b.emu.counters.uartRxLost).toBe(0);
     expect(b.emu.counters.tasksLost).toBe(0);
-    // Two full lines behind the running one (a window that counts the running line holds one).
-    expect(behindMax).toBeGreaterThan(WINDOW_BYTES - (MAX_LINE + 1));
+    // Two lines behind the running one (a window that counts the running line holds one).
+    expect(behindMax).toBeGreaterThan(WINDOW_BYTES - (lineLen + 1));
     expect(behindMax).toBeLessThanOrEqual(WINDOW_BYTES);
   }, 60_000);
 });

@@ -1,0 +1,115 @@
+/**
+ * The console's RX ISR does not run while the flash cache is off (ESP-IDF
+ * e7771c75: CONFIG_UART_ISR_IN_IRAM defaults to n, components/driver/Kconfig:230-237,
+ * and NodeMCU 7c5bb151 does not set it; esp_flash's spi1_start/spi1_end,
+ * spi_flash_os_func_app.c:104-144). Bytes arriving during a flash call stay in
+ * the 128-byte RX FIFO; the 129th overflows it and the RXFIFO_OVF handler
+ * resets it (uart.c:979-991). hil/README.md has the whole chain.
+ *
+ * Realtime emulators (flash time is spent, as on the PTY) driven in-process:
+ * bytes arrive in 2 ms bursts at the line rate, as pty.ts hands them over.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { loadHil, tempDir } from "./support.js";
+
+type Hil = Awaited<ReturnType<typeof loadHil>>;
+let hil: Hil;
+beforeAll(async () => {
+  hil = await loadHil();
+}, 120_000);
+
+/** A per-byte callback that counts; the first byte runs `work` (flash calls); "?" answers the count. */
+function board(work: string, opts: { spiffsWorn?: boolean; notifyAt?: number } = {}) {
+  const dir = tempDir("emu-rx-flash-");
+  writeFileSync(
+    join(dir, "init.lua"),
+    `n = 0
+    uart.on(0, "data", 0, function(d)
+      n = n + 1
+      if n == 1 then ${work} end
+      if n == ${opts.notifyAt ?? -1} then uart.write(0, "got") end
+      if d == "?" then uart.write(0, "n=" .. n) end
+    end, 0)
+    uart.start(0)`,
+  );
+  const emu = new hil.Emulator({ stateDir: dir, time: 1700000000, countInstructions: false, realtime: true, ...opts });
+  const tx: number[] = [];
+  const overruns: number[] = [];
+  emu.on("uart", (b: Uint8Array) => tx.push(...b));
+  emu.on("event", (e: { event: string; lost?: number }) => e.event === "uart-overrun" && overruns.push(e.lost!));
+  emu.boot();
+  emu.advance(1);
+  tx.length = 0;
+  /** n bytes at 115200 baud: 23 every 2 ms (11.5 a ms). */
+  const stream = (n: number) => {
+    for (let sent = 0; sent < n; ) {
+      const k = Math.min(23, n - sent);
+      emu.advance(0.002);
+      emu.uartWrite(new Uint8Array(k).fill(0x61));
+      sent += k;
+    }
+  };
+  const count = () => {
+    emu.advance(2);
+    tx.length = 0;
+    emu.uartWrite("?");
+    emu.advance(0.1);
+    const m = /^n=(\d+)$/.exec(Buffer.from(tx).toString("latin1"));
+    expect(m, Buffer.from(tx).toString("latin1")).not.toBeNull();
+    return Number(m![1]);
+  };
+  return { emu, stream, count, overruns, text: () => Buffer.from(tx).toString("latin1") };
+}
+
+describe("flash calls stop the console's RX ISR (console-rx.ts, hil/flash.ts cacheOffStretches)", () => {
+  const collect = 'local f = io.open("w.txt", "wb") f:write(string.rep("x", 300)) f:close()';
+
+  it("during a garbage collection's 500 ms sector erase only the RX FIFO takes bytes: 100 wait there (below its full threshold) and arrive once the erase ends, by the RX timeout", () => {
+    // A worn SPIFFS: creating the file collects first, and the collection erases a block.
+    const b = board(collect, { spiffsWorn: true, notifyAt: 1 + 100 });
+    b.emu.uartWrite("!");
+    expect(b.emu.flash.calls.get("gc")?.ms).toBeGreaterThanOrEqual(500);
+    // 200 ms in, the erase is under way (it follows the open's 15 ms and the collection's reads and moves).
+    b.emu.advance(0.2);
+    b.stream(100);
+    b.emu.advance(1);
+    // The line idles after them: the 100th reaches the callback with nothing more sent.
+    expect(b.text()).toBe("got");
+    expect(b.emu.counters.uartRxLost).toBe(0);
+    expect(b.count()).toBe(1 + 100 + 1);
+  });
+
+  it("300 bytes during the erase overflow the FIFO: what it held and every byte after are lost, reported when the ISR runs again (the strict end, console-rx.ts)", () => {
+    const b = board(collect, { spiffsWorn: true });
+    b.emu.uartWrite("!");
+    b.emu.advance(0.2);
+    // 300 bytes: less than the FIFO, ring, stash, reader and queue hold while Lua is busy (485),
+    // so with the ISR running none would be lost; with the cache off the FIFO alone takes them.
+    b.stream(300);
+    b.emu.advance(1);
+    expect(b.emu.counters.uartRxLost).toBe(300);
+    expect(b.overruns).toEqual([300]);
+    expect(b.count()).toBe(1 + 1);
+  });
+
+  it("the cache comes on between two flash reads: a name lookup's 80 reads (8.8 ms, one stretch each) lose nothing of a stream", () => {
+    // Eight lookups of a missing name: 80 reads each, 70 ms of flash time in 640 stretches of 110 us.
+    const b = board('for i = 1, 8 do file.exists("nope" .. i) end');
+    b.emu.uartWrite("!");
+    expect(b.emu.flash.calls.get("exists")?.count).toBe(8);
+    b.stream(300);
+    expect(b.emu.counters.uartRxLost).toBe(0);
+    expect(b.count()).toBe(1 + 300 + 1);
+  });
+
+  it("a fresh SPIFFS (no collection): creating and writing a small file while 300 bytes stream in loses none", () => {
+    const b = board(collect);
+    b.emu.uartWrite("!");
+    expect(b.emu.flash.calls.get("gc")).toBeUndefined();
+    b.stream(300);
+    expect(b.emu.counters.uartRxLost).toBe(0);
+    expect(b.count()).toBe(1 + 300 + 1);
+  });
+});
