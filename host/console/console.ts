@@ -5,8 +5,9 @@
  * Security, in one place:
  * - Sessions: only sign-in makes one, with a fresh random id (a cookie the
  *   client brings is never adopted: no fixation); the database keeps its
- *   SHA-256. Cookie HttpOnly, SameSite=Strict, Path=/console/, Secure unless
- *   the request reached a loopback listener over plain HTTP. 15 minutes idle
+ *   SHA-256. Cookie HttpOnly, SameSite=Strict; over HTTPS __Host-fobkit_console,
+ *   Secure, Path=/; over plain HTTP fobkit_console, Path=/console/, Secure unless
+ *   the request reached a loopback listener. 15 minutes idle
  *   ends it (host/registry/staff.ts).
  * - CSRF: every POST but sign-in carries the session's token (_csrf), compared
  *   in constant time, and a POST whose Origin header names another origin is
@@ -35,6 +36,19 @@ import * as P from "./pages.js";
 import { AUDIT_CSV_HEAD, auditBatches, auditCsvRows, auditPage, keyfobsOfCustomer, lastAcceptedAt, listKeyfobs, search, SORTS, type AuditFilter, type Sort } from "./queries.js";
 
 export const SESSION_COOKIE = "fobkit_console";
+/**
+ * The session cookie's name over HTTPS. The __Host- prefix (RFC 6265bis §4.1.3.2) makes the browser refuse the
+ * cookie unless it is Secure, has Path=/ and no Domain, so neither a sibling host (Domain=) nor a plain-HTTP page
+ * can plant or shadow a staff session. Path=/ costs nothing: within one origin Path=/console/ was never a boundary
+ * (a script in /app/ could fetch /console/ with the cookie), and on its own listener (--console-listen) the origin
+ * is the console's. Over plain HTTP (loopback only) no prefix is possible: SESSION_COOKIE, Path=/console/.
+ */
+export const HOST_SESSION_COOKIE = "__Host-fobkit_console";
+
+/** The session cookie's name and attributes for this request's scheme (req.protocol honours --trust-proxy's X-Forwarded-Proto). */
+function sessionCookie(req: FastifyRequest): { name: string; attrs: string } {
+  return req.protocol === "https" ? { name: HOST_SESSION_COOKIE, attrs: "Path=/; HttpOnly; SameSite=Strict; Secure" } : { name: SESSION_COOKIE, attrs: `Path=/console/; HttpOnly; SameSite=Strict${isLoopbackAddress(req.socket.localAddress) ? "" : "; Secure"}` };
+}
 const LANG_COOKIE = "fobkit_lang";
 const FORM_LIMIT = 16 * 1024;
 
@@ -146,7 +160,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     const req = request as ConsoleRequest;
     if (req.url.startsWith("/console/assets/")) return; // the stylesheet and script: no session, no database
     const cookies = parseCookies(req.headers.cookie);
-    const sid = cookies[SESSION_COOKIE];
+    const sid = cookies[sessionCookie(req).name];
     if (sid) {
       req.session = await loadSession(db, sid, now());
       if (req.session) req.sessionId = sid;
@@ -238,7 +252,8 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     // Whatever session the browser had ends; the new one has an id it never saw.
     if (req.sessionId) await endSession(db, req.sessionId);
     const s = await createSession(db, result.name, req.ip, now());
-    reply.header("set-cookie", `${SESSION_COOKIE}=${s.id}; Path=/console/; HttpOnly; SameSite=Strict${secure(req) ? "; Secure" : ""}`);
+    const cookie = sessionCookie(req);
+    reply.header("set-cookie", `${cookie.name}=${s.id}; ${cookie.attrs}`);
     return reply.redirect(next, 303);
   });
 
@@ -246,7 +261,8 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     const req = request as ConsoleRequest;
     await endSession(db, req.sessionId!);
     await db.tx((t) => auditRecord(t, actorOf(req), "signout", "ok", now()));
-    reply.header("set-cookie", `${SESSION_COOKIE}=; Path=/console/; HttpOnly; SameSite=Strict; Max-Age=0${secure(req) ? "; Secure" : ""}`);
+    const cookie = sessionCookie(req);
+    reply.header("set-cookie", `${cookie.name}=; ${cookie.attrs}; Max-Age=0`);
     return reply.redirect("/console/sign-in", 303);
   });
 

@@ -8,7 +8,8 @@
  * and GET /healthz (process and database up).
  *
  * /console/: the staff console (host/console), signed in with staff
- * accounts and sessions, not API keys; same registry, same rules.
+ * accounts and sessions, not API keys; same registry, same rules. Here, or
+ * with `console: false` on a listener of its own (buildConsoleApp).
  *
  * /app/: the customers' software-token web app (host/app), public files.
  */
@@ -45,6 +46,8 @@ export interface AppOptions {
   mailer?: IssuanceMailer;
   /** Requests per minute per client IP to the public set-up routes (/app/v1/setup/*); false: no limit. Default SETUP_RATE_DEFAULT. */
   setupRate?: number | false;
+  /** false: no /console/ here (404), the console has its own listener (buildConsoleApp). Default true. */
+  console?: boolean;
 }
 
 /** Default limit of the public set-up routes, requests per minute per client IP (`bank serve --setup-rate`). */
@@ -76,9 +79,9 @@ export function requestIdOf(req: FastifyRequest): string | undefined {
   return (req as FastifyRequest & { requestId?: string }).requestId;
 }
 
-export function buildApp(options: AppOptions): FastifyInstance {
-  const { registry } = options;
-  const app = Fastify({
+/** The Fastify both listeners share: logging, body limit, TLS, keep-alive, router errors, proxies. */
+function baseFastify(options: Pick<AppOptions, "https" | "bodyLimit" | "logger" | "logStream" | "trustProxy">): FastifyInstance {
+  return Fastify({
     logger: options.logger || options.logStream ? { level: "info", redact: ["req.headers.authorization"], ...(options.logStream ? { stream: options.logStream } : {}) } : false,
     bodyLimit: options.bodyLimit ?? BODY_LIMIT,
     ...(options.https ? { https: options.https } : {}),
@@ -90,6 +93,25 @@ export function buildApp(options: AppOptions): FastifyInstance {
     // req.ip (the audit's source) from X-Forwarded-For only when the peer is a listed proxy.
     ...(options.trustProxy?.length ? { trustProxy: options.trustProxy } : {}),
   }) as unknown as FastifyInstance;
+}
+
+/**
+ * The staff console alone, for its own listener (`bank serve --console-listen`): its own origin, so a script that
+ * runs in the public app (/app/) can neither read a console page nor pass the console's Origin check.
+ */
+export function buildConsoleApp(options: Pick<AppOptions, "registry" | "https" | "logger" | "logStream" | "trustProxy" | "now">): FastifyInstance {
+  const app = baseFastify(options);
+  app.removeContentTypeParser("text/plain");
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => sendError(reply, 404, "not_found", `no route ${req.method} ${req.url.split("?")[0]}`));
+  app.get("/", async (_req, reply) => reply.redirect("/console/", 303));
+  app.register(consolePlugin, { prefix: "/console", registry: options.registry, now: options.now });
+  return app;
+}
+
+export function buildApp(options: AppOptions): FastifyInstance {
+  const { registry } = options;
+  const app = baseFastify(options);
   // JSON only: text/plain would otherwise be parsed into a string body.
   app.removeContentTypeParser("text/plain");
   const keys = new KeyCache(registry.db);
@@ -180,7 +202,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     });
     for (const r of ROUTES) if (r.public) addRoute(scope as unknown as FastifyInstance, r);
   });
-  app.register(consolePlugin, { prefix: "/console", registry, now: options.now });
+  if (options.console !== false) app.register(consolePlugin, { prefix: "/console", registry, now: options.now });
   // The customers' web app (files only; its set-up calls are API routes).
   app.register(appPlugin, { now: options.now });
   return app;
