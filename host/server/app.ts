@@ -25,6 +25,7 @@ import { ROUTES } from "./routes.js";
 import { databaseRateStore } from "./rate-store.js";
 import { REQUEST_ID_PATTERN } from "../registry/validation.js";
 import { consolePlugin } from "../console/console.js";
+import { addHsts } from "./security-headers.js";
 import { appPlugin } from "../app/app.js";
 import type { IssuanceMailer } from "../soft/mail.js";
 
@@ -81,7 +82,7 @@ export function requestIdOf(req: FastifyRequest): string | undefined {
 
 /** The Fastify both listeners share: logging, body limit, TLS, keep-alive, router errors, proxies. */
 function baseFastify(options: Pick<AppOptions, "https" | "bodyLimit" | "logger" | "logStream" | "trustProxy">): FastifyInstance {
-  return Fastify({
+  const app = Fastify({
     logger: options.logger || options.logStream ? { level: "info", redact: ["req.headers.authorization"], ...(options.logStream ? { stream: options.logStream } : {}) } : false,
     bodyLimit: options.bodyLimit ?? BODY_LIMIT,
     ...(options.https ? { https: options.https } : {}),
@@ -93,6 +94,8 @@ function baseFastify(options: Pick<AppOptions, "https" | "bodyLimit" | "logger" 
     // req.ip (the audit's source) from X-Forwarded-For only when the peer is a listed proxy.
     ...(options.trustProxy?.length ? { trustProxy: options.trustProxy } : {}),
   }) as unknown as FastifyInstance;
+  addHsts(app);
+  return app;
 }
 
 /**
