@@ -88,6 +88,9 @@ export function safeNext(n: unknown): string {
   if (typeof n !== "string" || n.length > 2000) return "/console/";
   // Printable ASCII only: a Location header cannot hold more (a raw あ made the redirect throw, after the session was made).
   if (!n.startsWith("/console/") || /[^\x21-\x7e]|\\/.test(n) || /\/\.\.?(\/|$|\?)/.test(n)) return "/console/";
+  // Where a browser lands (WHATWG URL: "%2e%2e" and ".%2E" are dot segments too), which must still be the console.
+  const landed = new URL(n, "https://console.invalid");
+  if (landed.origin !== "https://console.invalid" || !landed.pathname.startsWith("/console/")) return "/console/";
   return n;
 }
 
