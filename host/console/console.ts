@@ -10,8 +10,9 @@
  *   the request reached a loopback listener. 15 minutes idle
  *   ends it (host/registry/staff.ts).
  * - CSRF: every POST but sign-in carries the session's token (_csrf), compared
- *   in constant time, and a POST whose Origin header names another origin is
- *   refused (sign-in included: no login CSRF).
+ *   in constant time, and a POST whose Origin header names another origin, or
+ *   whose Sec-Fetch-Site is not same-origin (or none), is refused (sign-in
+ *   included: no login CSRF).
  * - Roles on the server: tellers get 403 for supervisor pages and actions,
  *   whatever the page shows; the maker-checker rule is the API's own code
  *   (host/registry/approvals.ts).
@@ -174,6 +175,17 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
       // A cross-site form post names its own origin; ours is the Host the request came to.
       const origin = req.headers.origin;
       if (origin !== undefined && origin !== `${req.protocol}://${req.host}`) {
+        return send(reply, 403, P.messagePage(req.view, req.view.w.error, req.view.w.csrf));
+      }
+      // Fetch Metadata: a browser that sends Sec-Fetch-Site says where the request came from even when it sends no
+      // Origin. Only this origin ("same-origin") or the user ("none") may post; "same-site" is refused too (another
+      // port of this host, the public app with --console-listen, is same-site). A client that sends neither header
+      // (curl, a script) is no browser a page can drive: it still needs the session cookie and the CSRF token.
+      // Chromium (services/network/sec_header_helpers.cc, chromium/chromium 1a4f344: GetHeaderValueForTargetAndInitiator
+      // l.56-76 makes another port of the host same-site; SetFetchMetadataHeaders sends it only to potentially
+      // trustworthy URLs, i.e. HTTPS or loopback, the only ones bank serve listens on).
+      const site = req.headers["sec-fetch-site"];
+      if (site !== undefined && site !== "same-origin" && site !== "none") {
         return send(reply, 403, P.messagePage(req.view, req.view.w.error, req.view.w.csrf));
       }
     }
