@@ -43,6 +43,9 @@ export const SESSION_COOKIE = "fobkit_console";
  * can plant or shadow a staff session. Path=/ costs nothing: within one origin Path=/console/ was never a boundary
  * (a script in /app/ could fetch /console/ with the cookie), and on its own listener (--console-listen) the origin
  * is the console's. Over plain HTTP (loopback only) no prefix is possible: SESSION_COOKIE, Path=/console/.
+ * Chromium refuses such a cookie that breaks the rules (net/cookies/canonical_cookie.cc, chromium/chromium b55f2f1,
+ * CanonicalCookie::Create: cookie_util::IsCookiePrefixValid, else EXCLUDE_INVALID_PREFIX); tested in
+ * test/console/console-origin-browser.test.ts, where Chromium keeps it and signs in with it.
  */
 export const HOST_SESSION_COOKIE = "__Host-fobkit_console";
 
