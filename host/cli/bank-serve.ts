@@ -83,7 +83,8 @@ export const bankServe: Command = {
       await db.close();
       if (e instanceof ListenError) throw new CliError(e.message);
       if ((e as NodeJS.ErrnoException).code === "EADDRINUSE" || (e as NodeJS.ErrnoException).code === "EACCES") {
-        throw new CliError(`cannot listen on ${values.listen ?? "127.0.0.1:8700"}: ${(e as NodeJS.ErrnoException).code}`, 3, "listen_failed");
+        const where = (e as { listen?: string }).listen ? `${(e as { listen?: string }).listen} (--console-listen)` : (values.listen ?? "127.0.0.1:8700");
+        throw new CliError(`cannot listen on ${where}: ${(e as NodeJS.ErrnoException).code}`, 3, "listen_failed");
       }
       throw e;
     }

@@ -148,6 +148,8 @@ export async function startServer(
       await consoleApp.listen(consoleAt);
     } catch (e) {
       await app.close();
+      // So the caller names the address that failed (EADDRINUSE, EACCES), not --listen's.
+      if (e && typeof e === "object") (e as { listen?: string }).listen = o.consoleListen;
       throw e;
     }
   }

@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -120,6 +121,25 @@ describe("the console on its own listener (--console-listen)", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+describe("bank serve --console-listen on a taken port", () => {
+  it("fails (exit 3) naming the console's address, not --listen's", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fobkit-console-listen-"));
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const env = { FOBKIT_BANK_DB: `sqlite:${join(dir, "bank.sqlite")}`, FOBKIT_BANK_KEK_FILE: join(dir, "bank.kek") };
+      expect((await runFobkit(["bank", "init-kek"], env)).code).toBe(0);
+      const r = await runFobkit(["bank", "serve", "--listen", "127.0.0.1:0", "--console-listen", `127.0.0.1:${port}`], env);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${port} (--console-listen): EADDRINUSE`);
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
 
 describe("the session cookie over HTTPS", () => {
