@@ -25,7 +25,7 @@ import { ROUTES } from "./routes.js";
 import { databaseRateStore } from "./rate-store.js";
 import { REQUEST_ID_PATTERN } from "../registry/validation.js";
 import { consolePlugin } from "../console/console.js";
-import { addHsts } from "./security-headers.js";
+import { addHsts, withHsts } from "./security-headers.js";
 import { appPlugin } from "../app/app.js";
 import type { IssuanceMailer } from "../soft/mail.js";
 
@@ -90,7 +90,8 @@ function baseFastify(options: Pick<AppOptions, "https" | "bodyLimit" | "logger" 
     // The default 5 s keep-alive timeout drops load-test connections between bursts; 65 s as behind a load balancer.
     keepAliveTimeout: 65_000,
     // Router errors (bad % escape, over-long parameter) in the API's error shape.
-    frameworkErrors: frameworkErrorHandler,
+    // (They skip the onRequest hooks, so HSTS is set here too.)
+    frameworkErrors: (err, req, reply) => frameworkErrorHandler(err, req, withHsts(req, reply)),
     // req.ip (the audit's source) from X-Forwarded-For only when the peer is a listed proxy.
     ...(options.trustProxy?.length ? { trustProxy: options.trustProxy } : {}),
   }) as unknown as FastifyInstance;

@@ -10,7 +10,7 @@
  *
  * And on every answer of every listener, over HTTPS only: Strict-Transport-Security (addHsts).
  */
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 
 export interface PageHeaders {
   csp: string;
@@ -44,8 +44,13 @@ export function addPageHeaders(app: FastifyInstance, o: PageHeaders): void {
  */
 export const HSTS = "max-age=31536000";
 
+export function withHsts(req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return req.protocol === "https" ? reply.header("strict-transport-security", HSTS) : reply;
+}
+
+/** On every answer: the onRequest hook (routes and 404s); router errors (a bad % escape) call withHsts themselves. */
 export function addHsts(app: FastifyInstance): void {
   app.addHook("onRequest", async (req, reply) => {
-    if (req.protocol === "https") reply.header("strict-transport-security", HSTS);
+    withHsts(req, reply);
   });
 }

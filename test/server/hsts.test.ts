@@ -51,6 +51,8 @@ describe("Strict-Transport-Security", () => {
           ["api without a key", server.url, "/v1/tokens/FK1"],
           ["health", server.url, "/healthz"],
           ["no such route", server.url, "/nowhere"],
+          ["bad % escape (a router error)", server.url, "/v1/tokens/%zz"],
+          ["bad % escape in the console", server.consoleUrl!, "/console/keyfobs/%zz"],
           ["console listener", server.consoleUrl!, "/console/sign-in"],
           ["console listener root", server.consoleUrl!, "/"],
           ["console on the shared listener", shared.url, "/console/sign-in"],
