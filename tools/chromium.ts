@@ -22,7 +22,8 @@ export const CHROMIUM_FLAGS = [
   "--disable-sync",
 ];
 
-export async function launchChromium(opts: { locale?: string } = {}): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+/** ignoreHTTPSErrors: for a test's self-signed certificate only. */
+export async function launchChromium(opts: { locale?: string; ignoreHTTPSErrors?: boolean } = {}): Promise<{ context: BrowserContext; close(): Promise<void> }> {
   // launchPersistentContext passes the profile as --user-data-dir.
   const profile = mkdtempSync(join(tmpdir(), "fobkit-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
@@ -32,6 +33,7 @@ export async function launchChromium(opts: { locale?: string } = {}): Promise<{ 
     locale: opts.locale ?? "en-US",
     viewport: { width: 1100, height: 760 },
     timeout: 30_000,
+    ...(opts.ignoreHTTPSErrors ? { ignoreHTTPSErrors: true } : {}),
   });
   return {
     context,

@@ -19,8 +19,10 @@ export const bankServe: Command = {
   summary: "serve the bank API (OpenAPI at /openapi.json) and the staff console (/console/)",
   description:
     "Plain HTTP only on loopback; elsewhere give --tls-cert and --tls-key. Prints the URL it listens on\n" +
-    "The staff console is at <URL>/console/ (accounts: fobkit bank add-staff); times shown in $FOBKIT_CONSOLE_TZ (default Asia/Tokyo).\n" +
     "(port 0 picks a free one), then serves until SIGINT or SIGTERM.\n" +
+    "The staff console is at <URL>/console/ (accounts: fobkit bank add-staff); times shown in $FOBKIT_CONSOLE_TZ (default Asia/Tokyo).\n" +
+    "--console-listen HOST:PORT serves it on a listener of its own instead (its own origin; <URL>/console/ is then 404), so a script\n" +
+    "that ever runs in the public app (/app/) cannot act as a signed-in staff member: recommended, on an address only staff reach.\n" +
     "Behind a TLS proxy or load balancer, name it with --trust-proxy so the audit records the client's\n" +
     "address from X-Forwarded-For; the header is ignored from any other peer.\n" +
     "--workers N runs N server processes on the one port (node:cluster), each with its own database pool, so\n" +
@@ -35,6 +37,7 @@ export const bankServe: Command = {
   options: {
     db: DB_OPTION,
     listen: { type: "string", placeholder: "HOST:PORT", help: "address to listen on (default 127.0.0.1:8700)" },
+    "console-listen": { type: "string", placeholder: "HOST:PORT", help: "the staff console's own listener, same TLS as --listen (default: the console at /console/ on --listen)" },
     "kek-file": KEK_OPTION,
     "tls-cert": { type: "string", placeholder: "FILE", help: "PEM certificate (chain) for HTTPS" },
     "tls-key": { type: "string", placeholder: "FILE", help: "PEM private key for HTTPS" },
@@ -74,17 +77,25 @@ export const bankServe: Command = {
         trustProxy,
         mailer,
         setupRate,
+        consoleListen: values["console-listen"],
       });
     } catch (e) {
       await db.close();
       if (e instanceof ListenError) throw new CliError(e.message);
       if ((e as NodeJS.ErrnoException).code === "EADDRINUSE" || (e as NodeJS.ErrnoException).code === "EACCES") {
-        throw new CliError(`cannot listen on ${values.listen ?? "127.0.0.1:8700"}: ${(e as NodeJS.ErrnoException).code}`, 3, "listen_failed");
+        const where = (e as { listen?: string }).listen ? `${(e as { listen?: string }).listen} (--console-listen)` : (values.listen ?? "127.0.0.1:8700");
+        throw new CliError(`cannot listen on ${where}: ${(e as NodeJS.ErrnoException).code}`, 3, "listen_failed");
       }
       throw e;
     }
-    if (inWorker()) reportListening(server.url, db.description);
-    else io.stdout.write(values.json ? JSON.stringify({ listening: server.url, db: db.description }) + "\n" : `fobkit bank serve: listening on ${server.url} (${db.description})\n`);
+    const consoleUrl = server.consoleUrl;
+    if (inWorker()) reportListening(server.url, db.description, consoleUrl);
+    else
+      io.stdout.write(
+        values.json
+          ? JSON.stringify({ listening: server.url, db: db.description, ...(consoleUrl ? { console: consoleUrl + "/console/" } : {}) }) + "\n"
+          : `fobkit bank serve: listening on ${server.url} (${db.description})${consoleUrl ? `, staff console on ${consoleUrl}/console/` : ""}\n`,
+      );
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       if (io.signal.aborted) return resolve();
@@ -103,7 +114,7 @@ async function serveWorkers(values: Record<string, any>, count: number, io: Io):
   try {
     if (values["trust-proxy"] !== undefined) parseTrustProxy(values["trust-proxy"]);
     if (values["setup-rate"] !== undefined) parseSetupRate(values["setup-rate"]);
-    checkListen({ listen: values.listen ?? "127.0.0.1:8700", tlsCert: values["tls-cert"], tlsKey: values["tls-key"] });
+    checkListen({ listen: values.listen ?? "127.0.0.1:8700", tlsCert: values["tls-cert"], tlsKey: values["tls-key"], consoleListen: values["console-listen"] });
   } catch (e) {
     throw new CliError((e as Error).message);
   }
@@ -127,8 +138,8 @@ async function serveWorkers(values: Record<string, any>, count: number, io: Io):
   }
   io.stdout.write(
     values.json
-      ? JSON.stringify({ listening: pool.url, db: pool.db, workers: pool.pids() }) + "\n"
-      : `fobkit bank serve: listening on ${pool.url} (${pool.db}), ${count} workers\n`,
+      ? JSON.stringify({ listening: pool.url, db: pool.db, ...(pool.consoleUrl ? { console: pool.consoleUrl + "/console/" } : {}), workers: pool.pids() }) + "\n"
+      : `fobkit bank serve: listening on ${pool.url} (${pool.db})${pool.consoleUrl ? `, staff console on ${pool.consoleUrl}/console/` : ""}, ${count} workers\n`,
   );
   const failed = await new Promise<string | undefined>((resolve) => {
     if (io.signal.aborted) return resolve(undefined);

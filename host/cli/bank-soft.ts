@@ -20,7 +20,12 @@ export const SMTP_OPTIONS: Record<string, OptionSpec> = {
   smtp: {
     type: "string",
     placeholder: "URL",
-    help: "SMTP server for the issuance mail: smtp://host:587 (STARTTLS required), smtps://user:pass@host:465, or smtp://127.0.0.1:25/?tls=off for a relay on this host (default $FOBKIT_SMTP_URL; none: no mail is sent)",
+    help: "SMTP server for the issuance mail: smtp://host:587 (STARTTLS required), smtps://user@host:465 with --smtp-password-file, or smtp://127.0.0.1:25/?tls=off for a relay on this host (default $FOBKIT_SMTP_URL; none: no mail is sent)",
+  },
+  "smtp-password-file": {
+    type: "string",
+    placeholder: "F",
+    help: "file whose first line is the SMTP password for the user named in --smtp (default $FOBKIT_SMTP_PASSWORD_FILE); a password written in the URL is seen by every user of the host through ps",
   },
   "mail-from": { type: "string", placeholder: "ADDR", help: "sender of the issuance mail (default $FOBKIT_MAIL_FROM, else otp@ and the SMTP host)" },
 };
@@ -28,9 +33,20 @@ export const SMTP_OPTIONS: Record<string, OptionSpec> = {
 /** The mailer --smtp and --mail-from ask for, or undefined when no SMTP server is given. */
 export async function mailerFrom(values: Record<string, any>, io: Io, command: string): Promise<IssuanceMailer | undefined> {
   const url = values.smtp ?? io.env.FOBKIT_SMTP_URL;
+  const passwordFile = values["smtp-password-file"] ?? io.env.FOBKIT_SMTP_PASSWORD_FILE;
   if (!url) {
     if (values["mail-from"]) throw new CliError(`fobkit ${command}: --mail-from needs --smtp URL`);
+    if (values["smtp-password-file"]) throw new CliError(`fobkit ${command}: --smtp-password-file needs --smtp URL`);
     return undefined;
+  }
+  let password: string | undefined;
+  if (passwordFile) {
+    try {
+      password = readPasswordFile(passwordFile);
+    } catch (e) {
+      if (e instanceof PskcError) throw new CliError(`fobkit ${command}: --smtp-password-file ${passwordFile}: ${e.detail}`);
+      throw e;
+    }
   }
   let host = "localhost";
   try {
@@ -40,7 +56,7 @@ export async function mailerFrom(values: Record<string, any>, io: Io, command: s
   }
   const from = values["mail-from"] ?? io.env.FOBKIT_MAIL_FROM ?? `otp@${/^[0-9.]+$|^\[/.test(host) || !host.includes(".") ? "localhost.localdomain" : host}`;
   try {
-    return smtpMailer({ smtpUrl: url, from });
+    return smtpMailer({ smtpUrl: url, from, password });
   } catch (e) {
     if (e instanceof RangeError) throw new CliError(`fobkit ${command}: ${e.message}`);
     throw e;

@@ -5,12 +5,14 @@
  * Security, in one place:
  * - Sessions: only sign-in makes one, with a fresh random id (a cookie the
  *   client brings is never adopted: no fixation); the database keeps its
- *   SHA-256. Cookie HttpOnly, SameSite=Strict, Path=/console/, Secure unless
- *   the request reached a loopback listener over plain HTTP. 15 minutes idle
+ *   SHA-256. Cookie HttpOnly, SameSite=Strict; over HTTPS __Host-fobkit_console,
+ *   Secure, Path=/; over plain HTTP fobkit_console, Path=/console/, Secure unless
+ *   the request reached a loopback listener. 15 minutes idle
  *   ends it (host/registry/staff.ts).
  * - CSRF: every POST but sign-in carries the session's token (_csrf), compared
- *   in constant time, and a POST whose Origin header names another origin is
- *   refused (sign-in included: no login CSRF).
+ *   in constant time, and a POST whose Origin header names another origin, or
+ *   whose Sec-Fetch-Site is not same-origin (or none), is refused (sign-in
+ *   included: no login CSRF).
  * - Roles on the server: tellers get 403 for supervisor pages and actions,
  *   whatever the page shows; the maker-checker rule is the API's own code
  *   (host/registry/approvals.ts).
@@ -35,6 +37,22 @@ import * as P from "./pages.js";
 import { AUDIT_CSV_HEAD, auditBatches, auditCsvRows, auditPage, keyfobsOfCustomer, lastAcceptedAt, listKeyfobs, search, SORTS, type AuditFilter, type Sort } from "./queries.js";
 
 export const SESSION_COOKIE = "fobkit_console";
+/**
+ * The session cookie's name over HTTPS. The __Host- prefix (RFC 6265bis §4.1.3.2) makes the browser refuse the
+ * cookie unless it is Secure, has Path=/ and no Domain, so neither a sibling host (Domain=) nor a plain-HTTP page
+ * can plant or shadow a staff session. Path=/ costs nothing: within one origin Path=/console/ was never a boundary
+ * (a script in /app/ could fetch /console/ with the cookie), and on its own listener (--console-listen) the origin
+ * is the console's. Over plain HTTP (loopback only) no prefix is possible: SESSION_COOKIE, Path=/console/.
+ * Chromium refuses such a cookie that breaks the rules (net/cookies/canonical_cookie.cc, chromium/chromium b55f2f1,
+ * CanonicalCookie::Create: cookie_util::IsCookiePrefixValid, else EXCLUDE_INVALID_PREFIX); tested in
+ * test/console/console-origin-browser.test.ts, where Chromium keeps it and signs in with it.
+ */
+export const HOST_SESSION_COOKIE = "__Host-fobkit_console";
+
+/** The session cookie's name and attributes for this request's scheme (req.protocol honours --trust-proxy's X-Forwarded-Proto). */
+function sessionCookie(req: FastifyRequest): { name: string; attrs: string } {
+  return req.protocol === "https" ? { name: HOST_SESSION_COOKIE, attrs: "Path=/; HttpOnly; SameSite=Strict; Secure" } : { name: SESSION_COOKIE, attrs: `Path=/console/; HttpOnly; SameSite=Strict${isLoopbackAddress(req.socket.localAddress) ? "" : "; Secure"}` };
+}
 const LANG_COOKIE = "fobkit_lang";
 const FORM_LIMIT = 16 * 1024;
 
@@ -101,6 +119,9 @@ export function safeNext(n: unknown): string {
   if (typeof n !== "string" || n.length > 2000) return "/console/";
   // Printable ASCII only: a Location header cannot hold more (a raw あ made the redirect throw, after the session was made).
   if (!n.startsWith("/console/") || /[^\x21-\x7e]|\\/.test(n) || /\/\.\.?(\/|$|\?)/.test(n)) return "/console/";
+  // Where a browser lands (WHATWG URL: "%2e%2e" and ".%2E" are dot segments too), which must still be the console.
+  const landed = new URL(n, "https://console.invalid");
+  if (landed.origin !== "https://console.invalid" || !landed.pathname.startsWith("/console/")) return "/console/";
   return n;
 }
 
@@ -168,7 +189,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     const req = request as ConsoleRequest;
     if (req.url.startsWith("/console/assets/")) return; // the stylesheet and script: no session, no database
     const cookies = parseCookies(req.headers.cookie);
-    const sid = cookies[SESSION_COOKIE];
+    const sid = cookies[sessionCookie(req).name];
     if (sid) {
       req.session = await loadSession(db, sid, now());
       if (req.session) req.sessionId = sid;
@@ -179,6 +200,17 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
       // A cross-site form post names its own origin; ours is the Host the request came to.
       const origin = req.headers.origin;
       if (origin !== undefined && origin !== `${req.protocol}://${req.host}`) {
+        return send(reply, 403, P.messagePage(req.view, req.view.w.error, req.view.w.csrf));
+      }
+      // Fetch Metadata: a browser that sends Sec-Fetch-Site says where the request came from even when it sends no
+      // Origin. Only this origin ("same-origin") or the user ("none") may post; "same-site" is refused too (another
+      // port of this host, the public app with --console-listen, is same-site). A client that sends neither header
+      // (curl, a script) is no browser a page can drive: it still needs the session cookie and the CSRF token.
+      // Chromium (services/network/sec_header_helpers.cc, chromium/chromium 1a4f344: GetHeaderValueForTargetAndInitiator
+      // l.56-76 makes another port of the host same-site; SetFetchMetadataHeaders sends it only to potentially
+      // trustworthy URLs, i.e. HTTPS or loopback, the only ones bank serve listens on).
+      const site = req.headers["sec-fetch-site"];
+      if (site !== undefined && site !== "same-origin" && site !== "none") {
         return send(reply, 403, P.messagePage(req.view, req.view.w.error, req.view.w.csrf));
       }
     }
@@ -260,7 +292,8 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     // Whatever session the browser had ends; the new one has an id it never saw.
     if (req.sessionId) await endSession(db, req.sessionId);
     const s = await createSession(db, result.name, req.ip, now());
-    reply.header("set-cookie", `${SESSION_COOKIE}=${s.id}; Path=/console/; HttpOnly; SameSite=Strict${secure(req) ? "; Secure" : ""}`);
+    const cookie = sessionCookie(req);
+    reply.header("set-cookie", `${cookie.name}=${s.id}; ${cookie.attrs}`);
     return reply.redirect(next, 303);
   });
 
@@ -268,7 +301,8 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     const req = request as ConsoleRequest;
     await endSession(db, req.sessionId!);
     await db.tx((t) => auditRecord(t, actorOf(req), "signout", "ok", now()));
-    reply.header("set-cookie", `${SESSION_COOKIE}=; Path=/console/; HttpOnly; SameSite=Strict; Max-Age=0${secure(req) ? "; Secure" : ""}`);
+    const cookie = sessionCookie(req);
+    reply.header("set-cookie", `${cookie.name}=; ${cookie.attrs}; Max-Age=0`);
     return reply.redirect("/console/sign-in", 303);
   });
 

@@ -9,10 +9,16 @@ import { isMistypedFobkitSerial } from "../serial/serial-number.js";
 import type { Algorithm } from "./totp.js";
 import { RegistryError, TOKEN_STATES, WITHDRAW_REASONS, type NewToken, type TokenState, type WithdrawReason } from "./types.js";
 
-/** A serial as printed: 1-64 printable ASCII characters, no spaces (vendors' serials are taken as they are). */
-export const SERIAL_PATTERN = "^[\\x21-\\x7e]{1,64}$";
-/** The bank's customer id. */
-export const CUSTOMER_PATTERN = "^[A-Za-z0-9._@:+-]{1,64}$";
+/**
+ * A serial as printed: 1-64 printable ASCII characters, no spaces (vendors' serials are taken as they are), but not
+ * "." or "..": the API and the console name a token in a URL path (/v1/tokens/:serial, /console/keyfobs/:serial),
+ * and a URL parser (WHATWG URL, in every browser and in fetch) removes those segments, percent-encoded too ("%2e"),
+ * so no link or request could reach such a token.
+ */
+export const SERIAL_PATTERN = "^(?!\\.\\.?$)[\\x21-\\x7e]{1,64}$";
+/** The bank's customer id; not "." or ".." (as for serials: a URL path segment). */
+export const CUSTOMER_PATTERN = "^(?!\\.\\.?$)[A-Za-z0-9._@:+-]{1,64}$";
+const DOT_SEGMENT = /^\.\.?$/;
 /** An API request's id, its X-Request-Id (host/server/app.ts): letters, digits and . _ : -, at most 64, safe in logs and CSV. */
 export const REQUEST_ID_PATTERN = "^[A-Za-z0-9._:-]{1,64}$";
 /** A code of any token (6-10 digits); the token's own digit count is checked once it is read. */
@@ -26,6 +32,9 @@ export const MIN_SECRET_BYTES = 16;
 export const MAX_SECRET_BYTES = 128;
 
 export function checkSerial(serial: unknown): string {
+  if (typeof serial === "string" && DOT_SEGMENT.test(serial)) {
+    throw new RegistryError("bad_serial", `serial may not be "${serial}": a URL path cannot name it (browsers and fetch remove "." and ".." segments)`, "bad_input");
+  }
   if (typeof serial !== "string" || !SERIAL_RE.test(serial)) {
     throw new RegistryError("bad_serial", "serial must be 1-64 printable ASCII characters without spaces", "bad_input");
   }
@@ -33,6 +42,9 @@ export function checkSerial(serial: unknown): string {
 }
 
 export function checkCustomer(customer: unknown): string {
+  if (typeof customer === "string" && DOT_SEGMENT.test(customer)) {
+    throw new RegistryError("bad_customer", `customer id may not be "${customer}": a URL path cannot name it (browsers and fetch remove "." and ".." segments)`, "bad_input");
+  }
   if (typeof customer !== "string" || !CUSTOMER_RE.test(customer)) {
     throw new RegistryError("bad_customer", "customer id must be 1-64 of A-Z a-z 0-9 . _ @ : + -", "bad_input");
   }

@@ -8,7 +8,8 @@
  * and GET /healthz (process and database up).
  *
  * /console/: the staff console (host/console), signed in with staff
- * accounts and sessions, not API keys; same registry, same rules.
+ * accounts and sessions, not API keys; same registry, same rules. Here, or
+ * with `console: false` on a listener of its own (buildConsoleApp).
  *
  * /app/: the customers' software-token web app (host/app), public files.
  */
@@ -25,6 +26,7 @@ import { clientKey } from "../registry/client-key.js";
 import { databaseRateStore } from "./rate-store.js";
 import { REQUEST_ID_PATTERN } from "../registry/validation.js";
 import { consoleFrameworkError, consolePlugin, isConsolePath } from "../console/console.js";
+import { addHsts, withHsts } from "./security-headers.js";
 import { appPlugin } from "../app/app.js";
 import type { IssuanceMailer } from "../soft/mail.js";
 
@@ -46,6 +48,8 @@ export interface AppOptions {
   mailer?: IssuanceMailer;
   /** Requests per minute per client IP to the public set-up routes (/app/v1/setup/*); false: no limit. Default SETUP_RATE_DEFAULT. */
   setupRate?: number | false;
+  /** false: no /console/ here (404), the console has its own listener (buildConsoleApp). Default true. */
+  console?: boolean;
 }
 
 /** Default limit of the public set-up routes, requests per minute per client IP (`bank serve --setup-rate`). */
@@ -77,8 +81,8 @@ export function requestIdOf(req: FastifyRequest): string | undefined {
   return (req as FastifyRequest & { requestId?: string }).requestId;
 }
 
-export function buildApp(options: AppOptions): FastifyInstance {
-  const { registry } = options;
+/** The Fastify both listeners share: logging, body limit, TLS, keep-alive, router errors, proxies. */
+function baseFastify(options: Pick<AppOptions, "https" | "bodyLimit" | "logger" | "logStream" | "trustProxy">): FastifyInstance {
   const app = Fastify({
     logger: options.logger || options.logStream ? { level: "info", redact: ["req.headers.authorization"], ...(options.logStream ? { stream: options.logStream } : {}) } : false,
     bodyLimit: options.bodyLimit ?? BODY_LIMIT,
@@ -87,10 +91,32 @@ export function buildApp(options: AppOptions): FastifyInstance {
     // The default 5 s keep-alive timeout drops load-test connections between bursts; 65 s as behind a load balancer.
     keepAliveTimeout: 65_000,
     // Router errors (bad % escape, over-long parameter) in the API's error shape; on a console path, the console's page.
-    frameworkErrors: (err, req, reply) => (isConsolePath(req.url) ? consoleFrameworkError : frameworkErrorHandler)(err, req, reply),
+    // (They skip the onRequest hooks, so HSTS is set here too.)
+    frameworkErrors: (err, req, reply) => (isConsolePath(req.url) ? consoleFrameworkError : frameworkErrorHandler)(err, req, withHsts(req, reply)),
     // req.ip (the audit's source) from X-Forwarded-For only when the peer is a listed proxy.
     ...(options.trustProxy?.length ? { trustProxy: options.trustProxy } : {}),
   }) as unknown as FastifyInstance;
+  addHsts(app);
+  return app;
+}
+
+/**
+ * The staff console alone, for its own listener (`bank serve --console-listen`): its own origin, so a script that
+ * runs in the public app (/app/) can neither read a console page nor pass the console's Origin check.
+ */
+export function buildConsoleApp(options: Pick<AppOptions, "registry" | "https" | "logger" | "logStream" | "trustProxy" | "now">): FastifyInstance {
+  const app = baseFastify(options);
+  app.removeContentTypeParser("text/plain");
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => sendError(reply, 404, "not_found", `no route ${req.method} ${req.url.split("?")[0]}`));
+  app.get("/", async (_req, reply) => reply.redirect("/console/", 303));
+  app.register(consolePlugin, { prefix: "/console", registry: options.registry, now: options.now });
+  return app;
+}
+
+export function buildApp(options: AppOptions): FastifyInstance {
+  const { registry } = options;
+  const app = baseFastify(options);
   // JSON only: text/plain would otherwise be parsed into a string body.
   app.removeContentTypeParser("text/plain");
   const keys = new KeyCache(registry.db);
@@ -183,7 +209,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     });
     for (const r of ROUTES) if (r.public) addRoute(scope as unknown as FastifyInstance, r);
   });
-  app.register(consolePlugin, { prefix: "/console", registry, now: options.now });
+  if (options.console !== false) app.register(consolePlugin, { prefix: "/console", registry, now: options.now });
   // The customers' web app (files only; its set-up calls are API routes).
   app.register(appPlugin, { now: options.now });
   return app;

@@ -18,6 +18,8 @@ export interface ListeningMessage {
   fobkit: "listening";
   url: string;
   db: string;
+  /** The console's own listener (--console-listen), if any. */
+  consoleUrl?: string;
 }
 
 export function isListeningMessage(m: unknown): m is ListeningMessage {
@@ -25,8 +27,8 @@ export function isListeningMessage(m: unknown): m is ListeningMessage {
 }
 
 /** In a worker: tells the primary this worker serves `url`. */
-export function reportListening(url: string, db: string): void {
-  if (cluster.isWorker && process.send) process.send({ fobkit: "listening", url, db } satisfies ListeningMessage);
+export function reportListening(url: string, db: string, consoleUrl?: string): void {
+  if (cluster.isWorker && process.send) process.send({ fobkit: "listening", url, db, ...(consoleUrl ? { consoleUrl } : {}) } satisfies ListeningMessage);
 }
 
 export const inWorker = (): boolean => cluster.isWorker;
@@ -56,6 +58,7 @@ export interface WorkersOptions {
 export interface Workers {
   url: string;
   db: string;
+  consoleUrl?: string;
   /** The live workers' process ids. */
   pids(): number[];
   /** Resolves when the primary gave up replacing workers (crash loop); the caller stops. */
@@ -154,5 +157,5 @@ export async function startWorkers(o: WorkersOptions): Promise<Workers> {
     await stop();
     throw e;
   }
-  return { url: first.url, db: first.db, pids: () => [...live].map((w) => w.process.pid!).filter(Boolean), failed, stop };
+  return { url: first.url, db: first.db, consoleUrl: first.consoleUrl, pids: () => [...live].map((w) => w.process.pid!).filter(Boolean), failed, stop };
 }

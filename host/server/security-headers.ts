@@ -7,8 +7,10 @@
  * - X-Frame-Options: DENY (RFC 7034), beside CSP's frame-ancestors 'none' for browsers without CSP2.
  * - Referrer-Policy: the page's own (Referrer Policy §3).
  * - Cache-Control: the page's default, unless the route set its own (the app's /app/time says no-store).
+ *
+ * And on every answer of every listener, over HTTPS only: Strict-Transport-Security (addHsts).
  */
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 
 export interface PageHeaders {
   csp: string;
@@ -34,4 +36,26 @@ export function setPageHeaders(reply: FastifyReply, o: PageHeaders): void {
   reply.header("referrer-policy", o.referrerPolicy);
   for (const [name, value] of Object.entries(o.more ?? {})) reply.header(name, value);
   if (!reply.hasHeader("cache-control")) reply.header("cache-control", o.cacheControl);
+}
+
+/**
+ * RFC 6797 HSTS: one year (§6.1.1 max-age, in seconds), so a browser that once reached the bank over HTTPS never
+ * again tries plain HTTP (a link typed as http://, or one in a mail, cannot be stripped by someone on the network).
+ * Over HTTPS only: §7.2 has a server not send it over plain HTTP (a browser ignores it there, §8.1), and plain HTTP
+ * is loopback-only here. No includeSubDomains: it would bind every host under the bank's name (intranet hosts,
+ * other services still on HTTP) to HTTPS for a year, a decision for whoever runs the domain, not for one service;
+ * a proxy in front can add it. req.protocol is "https" on a TLS listener, or behind a --trust-proxy peer that says
+ * X-Forwarded-Proto: https.
+ */
+export const HSTS = "max-age=31536000";
+
+export function withHsts(req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return req.protocol === "https" ? reply.header("strict-transport-security", HSTS) : reply;
+}
+
+/** On every answer: the onRequest hook (routes and 404s); router errors (a bad % escape) call withHsts themselves. */
+export function addHsts(app: FastifyInstance): void {
+  app.addHook("onRequest", async (req, reply) => {
+    withHsts(req, reply);
+  });
 }

@@ -10,7 +10,7 @@ import type { FastifyInstance } from "fastify";
 import type { Database } from "../registry/database.js";
 import type { KeyRing } from "../registry/key-ring.js";
 import { Registry, type Policy } from "../registry/registry.js";
-import { buildApp } from "./app.js";
+import { buildApp, buildConsoleApp } from "./app.js";
 import type { IssuanceMailer } from "../soft/mail.js";
 
 export class ListenError extends Error {
@@ -73,6 +73,11 @@ export interface ServeOptions {
   mailer?: IssuanceMailer;
   /** Set-up requests per minute per client IP (`--setup-rate`); false: none; default SETUP_RATE_DEFAULT. */
   setupRate?: number | false;
+  /**
+   * HOST:PORT of the staff console's own listener (`--console-listen`), same TLS as --listen; the main listener then
+   * answers 404 under /console/. Default: the console on the main listener.
+   */
+  consoleListen?: string;
 }
 
 /**
@@ -88,18 +93,43 @@ export function parseSetupRate(text: string): number | false {
 }
 
 /** The listen address and TLS choice, checked (ListenError) before anything starts. */
-export function checkListen(o: Pick<ServeOptions, "listen" | "tlsCert" | "tlsKey">): { host: string; port: number; tls: boolean } {
+export function checkListen(o: Pick<ServeOptions, "listen" | "tlsCert" | "tlsKey" | "consoleListen">): {
+  host: string;
+  port: number;
+  tls: boolean;
+  console?: { host: string; port: number };
+} {
   const { host, port } = parseListen(o.listen);
   if (!!o.tlsCert !== !!o.tlsKey) throw new ListenError("give both --tls-cert and --tls-key, or neither");
   const tls = !!o.tlsCert;
   if (!tls && !isLoopback(host)) {
     throw new ListenError(`refusing plain HTTP on ${host}: registration carries seeds, which travel only over HTTPS. Listen on 127.0.0.1 or give --tls-cert and --tls-key`);
   }
-  return { host, port, tls };
+  if (o.consoleListen === undefined) return { host, port, tls };
+  let c: { host: string; port: number };
+  try {
+    c = parseListen(o.consoleListen);
+  } catch (e) {
+    throw new ListenError((e as Error).message.replace(/^--listen/, "--console-listen"));
+  }
+  if (!tls && !isLoopback(c.host)) {
+    throw new ListenError(`refusing plain HTTP on ${c.host} for --console-listen: staff passwords and sessions travel only over HTTPS. Listen on 127.0.0.1 or give --tls-cert and --tls-key`);
+  }
+  if (c.port !== 0 && c.port === port && (c.host === host || c.host === "0.0.0.0" || host === "0.0.0.0" || c.host === "::" || host === "::")) {
+    throw new ListenError(`--console-listen ${o.consoleListen} is the --listen address: the console needs a port of its own (its own origin)`);
+  }
+  return { host, port, tls, console: c };
 }
 
-export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstance; url: string; registry: Registry; close(): Promise<void> }> {
-  const { host, port, tls } = checkListen(o);
+function urlOf(tls: boolean, host: string, address: ReturnType<FastifyInstance["server"]["address"]>, port: number): string {
+  const actualPort = typeof address === "object" && address ? address.port : port;
+  return `${tls ? "https" : "http"}://${isIP(host) === 6 ? `[${host}]` : host}:${actualPort}`;
+}
+
+export async function startServer(
+  o: ServeOptions,
+): Promise<{ app: FastifyInstance; url: string; consoleUrl?: string; registry: Registry; close(): Promise<void> }> {
+  const { host, port, tls, console: consoleAt } = checkListen(o);
   let https: { key: Buffer; cert: Buffer } | undefined;
   if (tls) {
     try {
@@ -109,8 +139,20 @@ export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstan
     }
   }
   const registry = new Registry(o.db, { keys: o.keys, policy: o.policy, now: o.now });
-  const app = buildApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy, now: o.now, mailer: o.mailer, setupRate: o.setupRate });
+  const app = buildApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy, now: o.now, mailer: o.mailer, setupRate: o.setupRate, console: !consoleAt });
   await app.listen({ host, port });
+  let consoleApp: FastifyInstance | undefined;
+  if (consoleAt) {
+    consoleApp = buildConsoleApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy, now: o.now });
+    try {
+      await consoleApp.listen(consoleAt);
+    } catch (e) {
+      await app.close();
+      // So the caller names the address that failed (EADDRINUSE, EACCES), not --listen's.
+      if (e && typeof e === "object") (e as { listen?: string }).listen = o.consoleListen;
+      throw e;
+    }
+  }
   // What a killed import left (its staged rows hold its serials) is cleared at start, not only by the next import:
   // in the background, since a large batch takes seconds of short transactions; never a live import's (clearStaleImports).
   const clearing = registry.clearStaleImports({ name: "server", source: "start" }).then(
@@ -119,15 +161,14 @@ export async function startServer(o: ServeOptions): Promise<{ app: FastifyInstan
     },
     (e) => process.stderr.write(`fobkit bank serve: could not clear dead imports at start (the next import will): ${(e as Error).message}\n`),
   );
-  const addr = app.server.address();
-  const actualPort = typeof addr === "object" && addr ? addr.port : port;
-  const shownHost = isIP(host) === 6 ? `[${host}]` : host;
   return {
     app,
     registry,
-    url: `${tls ? "https" : "http"}://${shownHost}:${actualPort}`,
+    url: urlOf(tls, host, app.server.address(), port),
+    ...(consoleApp && consoleAt ? { consoleUrl: urlOf(tls, consoleAt.host, consoleApp.server.address(), consoleAt.port) } : {}),
     close: async () => {
       await clearing;
+      await consoleApp?.close();
       await app.close();
     },
   };

@@ -85,9 +85,25 @@ export function issuanceMailText(m: IssuanceMail): { subject: string; text: stri
 export interface SmtpMailerOptions {
   /** smtp://host:port or smtps://user:pass@host:port (nodemailer's URL form). */
   smtpUrl: string;
+  /**
+   * The SMTP password when it is not in the URL (--smtp-password-file): argv is readable by every user through
+   * `ps`, and --workers copies it to each worker's. Needs a user name in the URL; replaces a password there.
+   */
+  password?: string;
   from: string;
   /** ms for connecting, the greeting and each socket wait; default 10 s. */
   timeoutMs?: number;
+}
+
+/**
+ * An --smtp value fit for an error message: whatever stands before its last "@" (the user name and password, which
+ * may hold any character when it did not parse) is replaced by ***. A value without "@" carries no userinfo.
+ */
+export function redactSmtpUrl(value: string): string {
+  const at = value.lastIndexOf("@");
+  if (at < 0) return value;
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(value)?.[0] ?? "";
+  return `${scheme}***${value.slice(at)}`;
 }
 
 /** The mailer the server and CLI use: one SMTP delivery per issuance, bounded in time. */
@@ -96,16 +112,28 @@ export function smtpMailer(o: SmtpMailerOptions): IssuanceMailer {
   try {
     url = new URL(o.smtpUrl);
   } catch {
-    throw new RangeError(`--smtp must be a URL such as smtp://mail.example.jp:587, got ${JSON.stringify(o.smtpUrl)}`);
+    throw new RangeError(
+      `--smtp must be a URL such as smtp://mail.example.jp:587, got ${JSON.stringify(redactSmtpUrl(o.smtpUrl))}` +
+        (o.smtpUrl.includes("@") ? " (a user name or password holding / # ? or % must be percent-encoded; or give the password with --smtp-password-file)" : ""),
+    );
   }
   if (url.protocol !== "smtp:" && url.protocol !== "smtps:") throw new RangeError(`--smtp must start with smtp:// or smtps://, got ${url.protocol}//`);
   if (!checkMailAddress(o.from)) throw new RangeError(`--mail-from must be a plain mail address, got ${JSON.stringify(o.from)}`);
+  if (o.password !== undefined && !url.username) throw new RangeError("--smtp-password-file needs the user name in --smtp, as in smtps://USER@mail.example.jp:465");
+  let user: string, pass: string;
+  try {
+    user = decodeURIComponent(url.username);
+    pass = o.password ?? decodeURIComponent(url.password);
+  } catch {
+    // A lone % in the userinfo: name it without quoting it.
+    throw new RangeError("--smtp: the user name or password has a % that is not percent-encoding (write % as %25, or give the password with --smtp-password-file)");
+  }
   const t = o.timeoutMs ?? 10_000;
   const transport = nodemailer.createTransport({
     host: url.hostname,
     port: Number(url.port || (url.protocol === "smtps:" ? 465 : 587)),
     secure: url.protocol === "smtps:",
-    ...(url.username ? { auth: { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } } : {}),
+    ...(url.username ? { auth: { user, pass } } : {}),
     // A local relay without STARTTLS (tests, a relay on the host itself) is reached as smtp://127.0.0.1 only.
     ignoreTLS: url.searchParams.get("tls") === "off",
     requireTLS: url.protocol === "smtp:" && url.searchParams.get("tls") !== "off",

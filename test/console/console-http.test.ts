@@ -277,7 +277,8 @@ describe.each(ENGINES)("staff console over HTTP on $name", (engine) => {
         req.on("error", reject);
         req.end(body);
       });
-      expect(cookie).toMatch(/^fobkit_console=[A-Za-z0-9_-]{43}; Path=\/console\/; HttpOnly; SameSite=Strict; Secure$/);
+      // __Host- (Secure, Path=/, no Domain): see console-listener.test.ts.
+      expect(cookie).toMatch(/^__Host-fobkit_console=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Secure$/);
     } finally {
       await https.close();
       rmSync(tls.dir, { recursive: true, force: true });

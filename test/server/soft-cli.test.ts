@@ -137,6 +137,41 @@ describe.each(ENGINES)("fobkit bank soft-* on $name", (engine) => {
     expect(await mailAudit("c3")).toMatchObject([["failed", { kind: "soft-issue", mail: "t***@example.jp", error: expect.any(String) }]]);
   });
 
+  it("--smtp-password-file (or $FOBKIT_SMTP_PASSWORD_FILE) signs in to the SMTP server; a URL that does not parse is refused without its password", async () => {
+    await bank("soft-config", "--service-id", "10112235", "--bank-name", "B", "--app-url", "https://bank.example.jp/app/");
+    const smtpPass = "s3cr/et#pw?";
+    const authSmtp = await startTestSmtp({ auth: { user: "mailer", pass: smtpPass } });
+    try {
+      writeFileSync(join(dir, "smtp.pw"), smtpPass + "\n", { mode: 0o600 });
+      const smtpUrl = `smtp://mailer@127.0.0.1:${authSmtp.port}/?tls=off`;
+      const issue = (customer: string, ...more: string[]) => bank("soft-issue", "--customer", customer, "--mail", "taro@example.jp", "--activation-password-file", join(dir, "pw"), ...more, "--json");
+      expect(await issue("c1", "--smtp", smtpUrl, "--smtp-password-file", join(dir, "smtp.pw"))).toMatchObject({ code: 0, json: { mailSent: true } });
+      env.FOBKIT_SMTP_PASSWORD_FILE = join(dir, "smtp.pw");
+      expect(await issue("c2", "--smtp", smtpUrl)).toMatchObject({ code: 0, json: { mailSent: true } });
+      delete env.FOBKIT_SMTP_PASSWORD_FILE;
+      expect(authSmtp.logins).toEqual(["mailer", "mailer"]);
+      const missing = await issue("c3", "--smtp", smtpUrl, "--smtp-password-file", join(dir, "nope"));
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toContain("--smtp-password-file");
+      // The password written into the URL unencoded: bank serve (and $FOBKIT_SMTP_URL) refuse it, naming --smtp, not the password.
+      for (const run of [() => bank("serve", "--smtp", `smtps://mailer:${smtpPass}@mail.example.jp:465`, "--listen", "127.0.0.1:0"), async () => {
+        env.FOBKIT_SMTP_URL = `smtps://mailer:${smtpPass}@mail.example.jp:465`;
+        try {
+          return await bank("serve", "--listen", "127.0.0.1:0");
+        } finally {
+          delete env.FOBKIT_SMTP_URL;
+        }
+      }]) {
+        const bad = await run();
+        expect(bad.code).toBe(2);
+        expect(bad.stderr).toMatch(/--smtp must be a URL/);
+        expect(bad.stderr + bad.stdout).not.toContain("s3cr");
+      }
+    } finally {
+      await authSmtp.close();
+    }
+  });
+
   it("bank serve --smtp --mail-from: an issuance through the channel API mails the IDs from the given sender", async () => {
     await bank("soft-config", "--service-id", "10112235", "--bank-name", "ふぉぶ信用金庫", "--app-url", "https://bank.example.jp/app/");
     const db = await openMigrated(url);

@@ -67,6 +67,44 @@ describe("issuance mail", () => {
     expect(() => smtpMailer({ smtpUrl: "http://mail.example.jp", from: "a@b.jp" })).toThrow(/smtp:\/\/ or smtps:\/\//);
     expect(() => smtpMailer({ smtpUrl: "smtp://mail.example.jp", from: "not an address" })).toThrow(/--mail-from/);
   });
+
+  // Session 8 review (s8-rev-web): such a URL was refused with the whole of it, password included, on stderr.
+  it.each(["s3cr/et", "s3cr#et", "s3cr?et", "s3cr%et"])("refuses an --smtp whose password holds %s without quoting the password", (password) => {
+    let message = "";
+    try {
+      smtpMailer({ smtpUrl: `smtps://mailer:${password}@mail.example.jp:465`, from: "otp@example.jp" });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/--smtp/);
+    expect(message).not.toContain(password);
+    expect(message).not.toContain("s3cr");
+  });
+
+  it("--smtp-password-file needs a user name in the URL", () => {
+    expect(() => smtpMailer({ smtpUrl: "smtps://mail.example.jp:465", from: "a@b.jp", password: "pw" })).toThrow(/user name in --smtp/);
+  });
+});
+
+describe("SMTP sign-in", () => {
+  let authSmtp: TestSmtp;
+  const PASS = "s3cr/et#?@%pw";
+  beforeAll(async () => {
+    authSmtp = await startTestSmtp({ auth: { user: "mailer", pass: PASS } });
+  });
+  afterAll(async () => authSmtp?.close());
+
+  it("signs in with a password given apart from the URL (--smtp-password-file), any character allowed", async () => {
+    const mailer = smtpMailer({ smtpUrl: `smtp://mailer@127.0.0.1:${authSmtp.port}/?tls=off`, from: "otp@bank.example.jp", password: PASS });
+    await mailer.send(MAIL);
+    await authSmtp.waitFor(1);
+    expect(authSmtp.logins).toEqual(["mailer"]);
+  });
+
+  it("a wrong password is refused by the server (the check above is not vacuous)", async () => {
+    const mailer = smtpMailer({ smtpUrl: `smtp://mailer@127.0.0.1:${authSmtp.port}/?tls=off`, from: "otp@bank.example.jp", password: "wrong", timeoutMs: 5000 });
+    await expect(mailer.send(MAIL)).rejects.toThrow();
+  });
 });
 
 describe("mail addresses", () => {

@@ -22,16 +22,28 @@ export interface TestSmtp {
   waitFor(n: number, timeoutMs?: number): Promise<ReceivedMail>;
   /** Refuse every message from now on with a 451 (a relay that is down for mail). */
   refuse(on: boolean): void;
+  /** With `auth`: the user names that signed in (AUTH PLAIN/LOGIN with the right password), in order. */
+  logins: string[];
   close(): Promise<void>;
 }
 
-export async function startTestSmtp(): Promise<TestSmtp> {
+/** `auth`: the server asks for AUTH (over plain TCP: a test on loopback) and takes only this user and password. */
+export async function startTestSmtp(o: { auth?: { user: string; pass: string } } = {}): Promise<TestSmtp> {
   const mails: ReceivedMail[] = [];
+  const logins: string[] = [];
   const waiters: (() => void)[] = [];
   let refusing = false;
   const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ["STARTTLS", "AUTH"],
+    authOptional: !o.auth,
+    disabledCommands: o.auth ? ["STARTTLS"] : ["STARTTLS", "AUTH"],
+    allowInsecureAuth: !!o.auth,
+    onAuth(auth, _session, done) {
+      if (o.auth && auth.username === o.auth.user && auth.password === o.auth.pass) {
+        logins.push(auth.username!);
+        return done(null, { user: auth.username });
+      }
+      return done(Object.assign(new Error("authentication failed"), { responseCode: 535 }));
+    },
     logger: false,
     onData(stream, session, done) {
       const chunks: Buffer[] = [];
@@ -56,6 +68,7 @@ export async function startTestSmtp(): Promise<TestSmtp> {
     url: `smtp://127.0.0.1:${port}/?tls=off`,
     port,
     mails,
+    logins,
     refuse: (on) => {
       refusing = on;
     },

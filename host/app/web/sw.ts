@@ -68,8 +68,10 @@ sw.addEventListener("fetch", (e) => {
   const req = e.request;
   const url = new URL(req.url);
   if (req.method !== "GET" || url.origin !== sw.location.origin || !url.pathname.startsWith("/app/") || url.pathname.startsWith("/app/v1/")) return;
-  // A navigation to /app/ or /app/?anything answers with the shell's page.
-  const key = req.mode === "navigate" ? "/app/" : url.pathname;
+  // Each answer is kept under its own path (a query does not matter: /app/?anything is the page). Not every
+  // navigation under /app/ as "/app/": a followed link to /app/manifest.webmanifest then replaced the offline page
+  // with JSON (session 8 review).
+  const key = url.pathname;
   e.respondWith(
     fetch(req).then(
       (res) => {
