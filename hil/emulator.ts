@@ -78,7 +78,7 @@ import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
 import { DEFAULT_FREE_HEAP } from "./compile.js";
 import { bytecodeName } from "../host/flash/image-files.js";
 import { ESP32_BOOT_MS } from "../host/flash/init-lua.js";
-import { Machine, type EmulatorEvent, type Hardware } from "./machine.js";
+import { Machine, PANIC_STATE, type EmulatorEvent, type Hardware } from "./machine.js";
 import { Max7219 } from "./max7219.js";
 import { ALL_MODULES, loadNodemcuBuild, type NodemcuBuild } from "./nodemcu-build.js";
 import { Repl } from "./repl.js";
@@ -427,6 +427,7 @@ export class Emulator extends EventEmitter {
     if (has.has("rtcmem") && !this.faults.has("no-rtcmem")) installRtcmem(m, this.rtcSlots);
     else absent.add("rtcmem");
     m.strictGlobals(absent);
+    m.sealRomTables();
     this.counters.boots++;
     const hasInit = this.flash.exists(INIT_FILE);
     this.emitEvent({ event: "boot", init: hasInit });
@@ -664,6 +665,13 @@ export class Emulator extends EventEmitter {
     }
     if (m.halted === "restart") {
       this.scheduleRestart("node.restart()");
+      return;
+    }
+    if (m.halted === "panic") {
+      // ESP-IDF's panic handler prints the cause and "Rebooting..." (panic.c:446), then a software CPU reset.
+      const cause = String(m.state.get(PANIC_STATE));
+      this.hardware().uartTx(Uint8Array.from(`\r\n${cause}\r\n\r\nRebooting...\r\n`, (c) => c.charCodeAt(0) & 255));
+      this.scheduleRestart(`panic: ${cause}`);
       return;
     }
     if (m.halted === "deep-sleep") {

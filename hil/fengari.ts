@@ -60,6 +60,14 @@ export function formatG7(n: number): string {
  * and sqrt computed in double and then rounded equal the float operation.
  *
  * Stack: LUAI_MAXSTACK 12000 (luaconf.h:171), not fengari's 1,000,000.
+ *
+ * Read-only tables: NodeMCU's libraries and modules are ROTables in flash,
+ * and luaH_set / luaH_setint raise "table is readonly" for one
+ * (lua-5.3/ltable.c:630-643). A fengari table with `readonly` set (markReadOnly)
+ * refuses the same way in every store (luaH_setfrom: assignment, rawset,
+ * lua_setfield; lua_rawseti). lua_setmetatable on a ROTable writes into flash
+ * on the board (lapi.c:876-880 falls through to the userdata case): a store
+ * exception; here it raises the same error.
  */
 const FENGARI_PATCHES: Record<string, [string, string][]> = {
   "lobject.js": [
@@ -74,6 +82,16 @@ const FENGARI_PATCHES: Record<string, [string, string][]> = {
       "const tonumber = function(o) {\n    const n = tonumber_double(o);\n    return n === false ? false : Math.fround(n);\n};\nconst tonumber_double = function(o) {"],
     ["setfltvalue(Math.floor(numberop1 / numberop2))", "setfltvalue(Math.floor(Math.fround(numberop1 / numberop2)))"],
     ["let idx = L.stack[ra].value + step;", "let idx = Math.fround(L.stack[ra].value + step);"],
+  ],
+  "ltable.js": [
+    ["const luaH_setfrom = function(L, t, key, value) {",
+      "const luaH_setfrom = function(L, t, key, value) {\n    if (t.readonly) ldebug.luaG_runerror(L, to_luastring(\"table is readonly\", true));"],
+  ],
+  "lapi.js": [
+    ["    ltable.luaH_setint(o.value, n, L.stack[L.top - 1]);",
+      "    if (o.value.readonly) ldebug.luaG_runerror(L, to_luastring(\"table is readonly\", true));\n    ltable.luaH_setint(o.value, n, L.stack[L.top - 1]);"],
+    ["        case LUA_TTABLE: {\n            obj.value.metatable = mt;",
+      "        case LUA_TTABLE: {\n            if (obj.value.readonly) ldebug.luaG_runerror(L, to_luastring(\"table is readonly\", true));\n            obj.value.metatable = mt;"],
   ],
   "luaconf.js": [
     ["return String(Number(n.toPrecision(14))); /* should match behaviour of LUA_NUMBER_FMT */", "return formatG7(n);"],
@@ -127,6 +145,16 @@ function loadPatchedFengari(): unknown {
     for (const key of Object.keys(cache)) if (key.startsWith(srcDir)) delete cache[key];
     for (const [key, m] of setAside) cache[key] = m;
   }
+}
+
+/**
+ * Make the table at idx a ROTable: every later store into it raises "table
+ * is readonly", as NodeMCU's ltable.c:630-643 (FENGARI_PATCHES). Reads,
+ * pairs and rawget are unchanged.
+ */
+export function markReadOnly(L: LuaState, idx: number): void {
+  if (lua.lua_type(L, idx) !== lua.LUA_TTABLE) throw new TypeError("markReadOnly: not a table");
+  lua.lua_topointer(L, idx).readonly = true;
 }
 
 // fengari ships no types; this module is the only place that sees `any`.

@@ -10,7 +10,7 @@
  * global or an unknown field of an emulated module raises a Lua error that
  * names it.
  */
-import { lauxlib, lua, lualib, pushBytes, pushText, raise, toLuaString, bytesText, type LuaJsFunction, type LuaState } from "./fengari.js";
+import { lauxlib, lua, lualib, markReadOnly, pushBytes, pushText, raise, toLuaString, bytesText, type LuaJsFunction, type LuaState } from "./fengari.js";
 import type { Ds3231 } from "./ds3231.js";
 import type { FlashStore } from "./flash.js";
 import type { Max7219 } from "./max7219.js";
@@ -66,7 +66,9 @@ export type EmulatorEvent =
   | { event: "usb"; present: boolean };
 
 /** Thrown by nothing: halting is a flag plus a Lua error, see Machine.halt. */
-export type HaltReason = "power-cut" | "restart" | "hung" | "deep-sleep";
+export type HaltReason = "power-cut" | "restart" | "hung" | "deep-sleep" | "panic";
+/** Key of Machine.state holding what a panic printed (Machine.panic). */
+export const PANIC_STATE = "panic";
 
 export interface MachineOptions {
   countInstructions: boolean;
@@ -145,6 +147,17 @@ export class Machine {
     return raise(this.L, HALT_MESSAGE);
   }
 
+  /**
+   * The chip panics (an abort or assert in ESP-IDF or FreeRTOS): what it
+   * printed is kept for the Emulator, which prints it and restarts the CPU
+   * (the panic handler's esp_restart_noos, components/esp_system/panic.c:446).
+   * No pcall catches it.
+   */
+  panic(message: string): never {
+    this.state.set(PANIC_STATE, message);
+    return this.halt("panic");
+  }
+
   /** Wrap a JS implementation so the emulator's own failures become named Lua errors. */
   fn(qualified: string, impl: LuaJsFunction): LuaJsFunction {
     return (L: LuaState) => {
@@ -191,6 +204,44 @@ export class Machine {
   defineModule(name: string, fields: Record<string, LuaJsFunction | number | string>): void {
     this.pushStrictTable(name, fields);
     lua.lua_setglobal(this.L, toLuaString(name));
+    // io is a RAM table on the board (liolib.c:767-768 luaL_newlib); the C modules are ROTables.
+    if (name !== "io") this.romModules.push(name);
+  }
+
+  private readonly romModules: string[] = [];
+
+  /**
+   * After set-up, make the board's ROTables read-only (fengari.ts markReadOnly):
+   * the standard libraries in linit.c's rotables (components/lua/common/linit.c:89-103:
+   * string, table, coroutine, debug, math, utf8), every C module (LROT tables) with
+   * its sub-tables, and their metatables; the strings' metatable is strlib itself
+   * (lua-5.3/lstrlib.c:1557-1559, :1583-1587). _G, package and io stay RAM tables.
+   */
+  sealRomTables(): void {
+    const L = this.L;
+    const seal = (depth: number): void => {
+      markReadOnly(L, -1);
+      if (lua.lua_getmetatable(L, -1)) {
+        markReadOnly(L, -1);
+        lua.lua_pop(L, 1);
+      }
+      if (depth === 0) return;
+      lua.lua_pushnil(L);
+      while (lua.lua_next(L, -2) !== 0) {
+        if (lua.lua_type(L, -1) === lua.LUA_TTABLE) seal(depth - 1);
+        lua.lua_pop(L, 1);
+      }
+    };
+    for (const name of ["string", "table", "coroutine", "debug", "math", "utf8", ...this.romModules]) {
+      if (lua.lua_getglobal(L, toLuaString(name)) === lua.LUA_TTABLE) seal(1);
+      lua.lua_pop(L, 1);
+    }
+    pushText(L, "");
+    if (lua.lua_getmetatable(L, -1)) {
+      seal(0);
+      lua.lua_pop(L, 1);
+    }
+    lua.lua_pop(L, 1);
   }
 
   /** Userdata object of a named class, carrying a JS object. */
@@ -199,7 +250,13 @@ export class Machine {
     data.obj = obj;
     if (lauxlib.luaL_newmetatable(L, toLuaString(className)) !== 0) {
       this.pushStrictTable(className, methods, "method", L);
+      // The class's methods and metatable are ROTables too (luaL_rometatable in the modules).
+      markReadOnly(L, -1);
+      lua.lua_getmetatable(L, -1);
+      markReadOnly(L, -1);
+      lua.lua_pop(L, 1);
       lua.lua_setfield(L, -2, toLuaString("__index"));
+      markReadOnly(L, -1);
     }
     lua.lua_setmetatable(L, -2);
   }

@@ -10,6 +10,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { LUA32 } from "../support/lua-vm.js";
+import { nodeBuild } from "../support/paths.js";
 import { loadHil, tempDir } from "./support.js";
 
 type Hil = Awaited<ReturnType<typeof loadHil>>;
@@ -38,7 +39,7 @@ function runLua(init: string, seconds = 0.1, opts: Record<string, unknown> = {})
 
 /** init.lua's prints, one line each, without the REPL's prompt. */
 function printed(text: string): string[] {
-  return text.split("\n").filter((l) => l !== "" && l !== "> ");
+  return text.split("\n").map((l) => l.replace(/^> /, "")).filter((l) => l !== "");
 }
 
 describe("numbers: floats are 32-bit (NodeMCU luaconf.h:71-75 LUA_FLOAT_FLOAT; sdkconfig.fobkit leaves CONFIG_LUA_NUMBER_DOUBLE unset)", () => {
@@ -104,5 +105,91 @@ describe("numbers: floats are 32-bit (NodeMCU luaconf.h:71-75 LUA_FLOAT_FLOAT; s
     // (build/lua32 on x87 keeps excess precision here and says 9.0.)
     const { text } = runLua("print(1 // 0.1)\nprint(1.0 // 0.1 == 10)");
     expect(printed(text)).toEqual(["10.0", "true"]);
+  });
+});
+
+describe("library and module tables are read-only ROTables (linit.c:66-103; ltable.c:630-643 'table is readonly')", () => {
+  it("a store into a standard library or a module table raises, from Lua and by rawset, and changes nothing", () => {
+    const { text } = runLua(`
+      local function try(f, ...) local ok, err = pcall(f, ...) print(ok, err) end
+      try(function() string.hexify = function() end end)
+      try(function() math.pi = 3 end)
+      try(function() table.insert = print end)
+      try(function() uart.write = print end)
+      try(function() tmr.x = 1 end)
+      try(rawset, tmr, "x", 1)
+      try(function() getmetatable("").__index = {} end)
+      try(setmetatable, math, {})
+      print(type(string.hexify), math.pi == 3, table.insert == print, uart.write == print, rawget(tmr, "x"))
+      print(("abc"):upper(), rawget(string, "upper") == string.upper)
+      local t = tmr.create()
+      try(function() getmetatable(t).__index = {} end)
+      try(function() getmetatable(t).__index.start = nil end)
+      print(type(t.start))
+      x = 1 package.loaded.y = 2 print(x, package.loaded.y)
+    `);
+    const lines = printed(text);
+    const ro = /^false\tinit\.lua:\d+: table is readonly$/;
+    expect(lines.slice(0, 5)).toEqual(Array(5).fill(expect.stringMatching(ro)));
+    expect(lines[5]).toBe("false\ttable is readonly"); // rawset is a C function: no position (luaG_runerror)
+    expect(lines[6]).toMatch(ro);
+    expect(lines[7]).toBe("false\ttable is readonly");
+    expect(lines.slice(8)).toEqual([
+      "nil\tfalse\tfalse\tfalse\tnil",
+      "ABC\ttrue",
+      expect.stringMatching(ro),
+      expect.stringMatching(ro),
+      "function",
+      "1\t2",
+    ]);
+  });
+});
+
+describe("tmr: FreeRTOS ticks (tmr.c:97-101 xTimerCreate(pdMS_TO_TICKS(interval)); CONFIG_FREERTOS_HZ 100)", () => {
+  it("an interval under one tick (10 ms) panics the chip: configASSERT in prvInitialiseNewTimer (timers.c:367), even under pcall", () => {
+    const { emu, events, text } = runLua(`
+      print("boot", node.bootreason())
+      local t = tmr.create()
+      if rtcmem.read32(0) ~= 1234 then
+        rtcmem.write32(0, 1234)
+        print("9 ms", pcall(t.register, t, 9, tmr.ALARM_SINGLE, function() print("fired") end))
+        print("not reached")
+      else
+        -- 10 ms is one tick: accepted.
+        t:alarm(10, tmr.ALARM_SINGLE, function() print("10 ms fired") end)
+      end
+    `, 1.0);
+    const restarts = events.filter((e) => e.event === "restart");
+    expect(restarts).toHaveLength(1);
+    expect(String(restarts[0].reason)).toContain("assert failed: prvInitialiseNewTimer timers.c:367 (( xTimerPeriodInTicks > 0 ))");
+    expect(text).toContain("assert failed: prvInitialiseNewTimer timers.c:367 (( xTimerPeriodInTicks > 0 ))");
+    expect(text).not.toContain("not reached");
+    expect(text).not.toContain("9 ms");
+    // The panic handler restarts the CPU (esp_restart_noos: SW_CPU_RESET, node.c:103-156 gives 2, 19, panicval 0).
+    expect(printed(text).filter((l) => l.startsWith("boot"))).toEqual(["boot\t1\t8", "boot\t2\t19\t0"]);
+    expect(printed(text).at(-1)).toBe("10 ms fired");
+    emu.close();
+  });
+
+  it("alarms come on tick boundaries: a 25 ms auto timer runs every 2 ticks, 20 ms (prvProcessExpiredTimer reloads by whole ticks)", () => {
+    const { text } = runLua(`
+      local n = 0
+      local t = tmr.create()
+      t:alarm(25, tmr.ALARM_AUTO, function() n = n + 1 end)
+      local c = tmr.create()
+      c:alarm(1000, tmr.ALARM_SINGLE, function() t:stop() print(n) end)
+    `, 1.5);
+    // 1000 ms is 100 ticks: the 25 ms timer (2 ticks) fired 50 times by then, or 49 if it came second.
+    expect(["49", "50"]).toContain(printed(text)[0]);
+  });
+});
+
+describe("the build's tick rate", () => {
+  it("a build with another CONFIG_FREERTOS_HZ or assert() compiled out is refused, naming the setting", async () => {
+    const { parseNodemcuBuild } = await nodeBuild<typeof import("../../hil/nodemcu-build.js")>("hil/nodemcu-build.js");
+    const base = "CONFIG_IDF_TARGET_ESP32=y\n";
+    expect(() => parseNodemcuBuild(base + "CONFIG_FREERTOS_HZ=1000\n", "x.fobkit")).toThrow(/CONFIG_FREERTOS_HZ=1000/);
+    expect(() => parseNodemcuBuild(base + "CONFIG_COMPILER_OPTIMIZATION_ASSERTIONS_DISABLE=y\n", "x.fobkit")).toThrow(/ASSERTIONS_DISABLE/);
+    expect(parseNodemcuBuild(base + "CONFIG_FREERTOS_HZ=100\n", "x.fobkit").modules.has("tmr")).toBe(true);
   });
 });
