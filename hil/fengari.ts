@@ -94,6 +94,8 @@ const FENGARI_PATCHES: Record<string, [string, string][]> = {
       "        case LUA_TTABLE: {\n            if (obj.value.readonly) ldebug.luaG_runerror(L, to_luastring(\"table is readonly\", true));\n            obj.value.metatable = mt;"],
   ],
   "luaconf.js": [
+    ["const conf = (process.env.FENGARICONF ? JSON.parse(process.env.FENGARICONF) : {});",
+      "const conf = Object.assign(process.env.FENGARICONF ? JSON.parse(process.env.FENGARICONF) : {}, { LUAI_MAXSTACK: 12000 });"],
     ["return String(Number(n.toPrecision(14))); /* should match behaviour of LUA_NUMBER_FMT */", "return formatG7(n);"],
     ['const LUA_NUMBER_FMT  = "%.14g";', `const LUA_NUMBER_FMT  = "%.7g";\nconst formatG7 = ${formatG7.toString()};`],
   ],

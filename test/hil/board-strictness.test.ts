@@ -193,3 +193,30 @@ describe("the build's tick rate", () => {
     expect(parseNodemcuBuild(base + "CONFIG_FREERTOS_HZ=100\n", "x.fobkit").modules.has("tmr")).toBe(true);
   });
 });
+
+describe("Lua stack: LUAI_MAXSTACK 12000 (NodeMCU luaconf.h:171), not fengari's 1,000,000", () => {
+  const SCRIPT = `
+    local function depth(n) if n == 0 then return 0 end return 1 + depth(n - 1) end
+    print("depth 5000", pcall(depth, 5000))
+    print("depth 20000", pcall(depth, 20000))
+    local t = {} for i = 1, 13000 do t[i] = i end
+    print("unpack 13000", pcall(function() return select("#", table.unpack(t)) end))
+    print("unpack 11000", pcall(function() return select("#", table.unpack(t, 1, 11000)) end))
+  `;
+  const EXPECTED = [
+    "depth 5000\ttrue\t5000",
+    expect.stringMatching(/^depth 20000\tfalse\t.*:2: stack overflow$/),
+    expect.stringMatching(/^unpack 13000\tfalse\t.*:6: too many results to unpack$/),
+    "unpack 11000\ttrue\t11000",
+  ];
+
+  it("deep recursion and a big unpack fail as on the board", () => {
+    const { text } = runLua(SCRIPT);
+    expect(printed(text)).toEqual(EXPECTED);
+  });
+
+  it.skipIf(!existsSync(LUA32))("build/lua32 has the board's stack limit too", () => {
+    const r = spawnSync(LUA32, ["-e", SCRIPT], { encoding: "latin1" });
+    expect(printed(r.stdout)).toEqual(EXPECTED);
+  });
+});
