@@ -32,9 +32,11 @@ function runLua(init: string, seconds = 0.1, opts: Record<string, unknown> = {})
   emu.on("uart", (b: Uint8Array) => tx.push(...b));
   emu.boot();
   emu.advance(seconds);
-  const all = Buffer.from(tx).toString("latin1");
-  const text = all.slice(all.indexOf("\n", all.indexOf("Lua 5.3")) + 1);
-  return { emu, events, text };
+  const textNow = () => {
+    const all = Buffer.from(tx).toString("latin1");
+    return all.slice(all.indexOf("\n", all.indexOf("Lua 5.3")) + 1);
+  };
+  return { emu, events, text: textNow(), textNow };
 }
 
 /** init.lua's prints, one line each, without the REPL's prompt. */
@@ -218,5 +220,48 @@ describe("Lua stack: LUAI_MAXSTACK 12000 (NodeMCU luaconf.h:171), not fengari's 
   it.skipIf(!existsSync(LUA32))("build/lua32 has the board's stack limit too", () => {
     const r = spawnSync(LUA32, ["-e", SCRIPT], { encoding: "latin1" });
     expect(printed(r.stdout)).toEqual(EXPECTED);
+  });
+});
+
+describe("console bytes with no uart data callback are not buffered (user_main.c:187-189: uart_feed_data only if have_console_on_data_cb)", () => {
+  it("bytes that arrive between removing and registering a callback never reach it", () => {
+    const { emu, textNow } = runLua(`
+      uart.start(0)
+      uart.on(0, "data", 4, function(d) end, 0)
+      uart.on(0, "data", 4)
+      local t = tmr.create()
+      t:alarm(300, tmr.ALARM_SINGLE, function()
+        uart.on(0, "data", 4, function(d) uart.write(0, "[cb:" .. d .. "]") end, 0)
+      end)
+    `, 0.2);
+    emu.uartWrite("--"); // no callback now: the board drops these for uart.on (the REPL, run_input 1, still sees them)
+    emu.advance(0.2); // the callback is registered at 300 ms
+    emu.uartWrite("wxyz");
+    emu.advance(0.2);
+    // The REPL echoes "--" (it has the console too); the callback gets exactly the 4 bytes sent after it.
+    expect(textNow()).toBe("> --[cb:wxyz]");
+  });
+});
+
+describe("DS3231: OSF is set the first time power is applied (DS3231 datasheet, status register bit 7)", () => {
+  it("a factory-fresh board's clock reads as lost; flashed, the keyfob is blank with no time until the station sets the clock", async () => {
+    const { TestKeyfob, P } = await import("../support/keyfob.js");
+    const { IMAGE } = await import("../support/paths.js");
+    const dir = tempDir("emu-fresh-");
+    // First power on an empty flash: the REPL board `fobkit flash` starts from.
+    const blank = new hil.Emulator({ stateDir: dir, time: 1_764_000_000, countInstructions: false });
+    blank.boot();
+    blank.advance(0.5);
+    blank.close();
+    const { loadNodemcuBuild } = await nodeBuild<typeof import("../../hil/nodemcu-build.js")>("hil/nodemcu-build.js");
+    hil.installImage(dir, IMAGE, 120000, loadNodemcuBuild().spiffs); // what `fobkit flash` leaves on it
+    const fob = new TestKeyfob({ stateDir: dir, time: 1_764_000_000 }).boot();
+    const info = fob.info();
+    expect(info.state).toBe(P.STATE_BLANK);
+    expect(info.flags & P.INFO_CLOCK_SET).toBe(0);
+    expect([info.timeHi, info.timeLo]).toEqual([0, 0]); // the firmware does not report a lost clock's time
+    expect(fob.request({ cmd: P.CMD_SET_CLOCK, timeHi: 0, timeLo: 1_764_000_100, flags: 0 }).status).toBe(0);
+    expect(fob.clock()).toBe(1_764_000_100);
+    fob.emu.close();
   });
 });
