@@ -545,6 +545,7 @@ export class Emulator extends EventEmitter {
     this.busy = true;
     this.spentMs = 0;
     const before = m.instructions;
+    m.startTask();
     let err: string | undefined;
     try {
       err = task();

@@ -67,6 +67,24 @@ export type EmulatorEvent =
 
 /** Thrown by nothing: halting is a flag plus a Lua error, see Machine.halt. */
 export type HaltReason = "power-cut" | "restart" | "hung" | "deep-sleep" | "panic";
+/**
+ * Virtual ms one Lua VM instruction keeps the CPU busy: 300 cycles, the
+ * project's conservative estimate (tools/power-budget.ts cyclesPerVmInstruction),
+ * at ESP-IDF's default 160 MHz (esp_system/port/soc/esp32/Kconfig.cpu,
+ * ESP_DEFAULT_CPU_FREQ_MHZ_160). Used by the task watchdog only.
+ */
+export const MS_PER_VM_INSTRUCTION = 300 / 160_000;
+/**
+ * The task watchdog: a task that computes for CONFIG_ESP_TASK_WDT_TIMEOUT_S
+ * (5 s, ESP-IDF esp_system/Kconfig:447-452) starves IDLE0, which the watchdog
+ * watches (:456-459), and NodeMCU makes it panic (sdkconfig.defaults:19
+ * CONFIG_ESP_TASK_WDT_PANIC=y). Blocking waits (i2c, sleep) let IDLE run and do not count.
+ */
+export const TASK_WDT_MS = 5000;
+/** What ESP-IDF prints when it fires (esp_system/task_wdt/task_wdt.c:519). */
+export const TASK_WDT_MESSAGE = "E task_wdt: Task watchdog got triggered. The following tasks/users did not reset the watchdog in time:\r\nE task_wdt:  - IDLE0 (CPU 0)";
+/** Without instruction counting the hook runs every this many instructions, for the watchdog. */
+const WDT_HOOK_EVERY = 1000;
 /** Key of Machine.state holding what a panic printed (Machine.panic). */
 export const PANIC_STATE = "panic";
 
@@ -120,20 +138,26 @@ export class Machine {
     this.installHook();
   }
 
+  /** Instructions the current task has run (watchdog; startTask resets it). */
+  private taskInstructions = 0;
+
+  /** A NodeMCU task begins: the task watchdog's count starts again (the task loop lets IDLE run). */
+  startTask(): void {
+    this.taskInstructions = 0;
+  }
+
   private installHook(): void {
-    const mask = this.countInstructions || this.halted ? lua.LUA_MASKCOUNT : 0;
-    if (mask === 0) {
-      lua.lua_sethook(this.L, null, 0, 0);
-      return;
-    }
+    const every = this.countInstructions || this.halted ? 1 : WDT_HOOK_EVERY;
     lua.lua_sethook(
       this.L,
       (L: LuaState) => {
         if (this.halted) raise(L, HALT_MESSAGE);
-        this.instructions++;
+        if (this.countInstructions) this.instructions += every;
+        this.taskInstructions += every;
+        if (this.taskInstructions * MS_PER_VM_INSTRUCTION > TASK_WDT_MS) this.panic(TASK_WDT_MESSAGE);
       },
       lua.LUA_MASKCOUNT,
-      1,
+      every,
     );
   }
 

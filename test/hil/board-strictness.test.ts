@@ -265,3 +265,25 @@ describe("DS3231: OSF is set the first time power is applied (DS3231 datasheet, 
     fob.emu.close();
   });
 });
+
+describe("task watchdog: a task computing for 5 s panics the chip (ESP-IDF esp_system/Kconfig:447-459; NodeMCU sdkconfig.defaults:19)", () => {
+  it("a long busy loop is cut by a watchdog panic and restart; a shorter one finishes", () => {
+    const { events, text } = runLua(`
+      print("boot", node.bootreason())
+      local x = 0
+      if rtcmem.read32(1) ~= 4321 then
+        rtcmem.write32(1, 4321)
+        for i = 1, 5000000 do x = x ~ i end -- some 20 million VM instructions: over 30 s at 300 cycles each
+        print("long loop done")
+      else
+        for i = 1, 200000 do x = x ~ i end -- under a second
+        print("short loop done")
+      end
+    `, 1.0);
+    const restarts = events.filter((e) => e.event === "restart");
+    expect(restarts).toHaveLength(1);
+    expect(String(restarts[0].reason)).toContain("Task watchdog got triggered");
+    expect(text).not.toContain("long loop done");
+    expect(printed(text).filter((l) => /^boot|loop done$/.test(l))).toEqual(["boot\t1\t8", "boot\t2\t19\t0", "short loop done"]);
+  });
+});
