@@ -403,7 +403,7 @@ export class Emulator extends EventEmitter {
     const has = new Set(this.build.modules);
     if (!this.opts.rng) has.delete("sodium");
     const absentModules = new Set([...ALL_MODULES].filter((name) => !has.has(name)));
-    const m = new Machine(this.hardware(), { countInstructions: this.opts.countInstructions, absentModules });
+    const m = new Machine(this.hardware(), { countInstructions: this.opts.countInstructions, absentModules, chargeCpu: this.opts.realtime });
     this.machine = m;
     this.instructionsAtBoot = this.counters.instructions;
     this.luaFreeAt = this.clock.nowMs;

@@ -71,7 +71,8 @@ export type HaltReason = "power-cut" | "restart" | "hung" | "deep-sleep" | "pani
  * Virtual ms one Lua VM instruction keeps the CPU busy: 300 cycles, the
  * project's conservative estimate (tools/power-budget.ts cyclesPerVmInstruction),
  * at ESP-IDF's default 160 MHz (esp_system/port/soc/esp32/Kconfig.cpu,
- * ESP_DEFAULT_CPU_FREQ_MHZ_160). Used by the task watchdog only.
+ * ESP_DEFAULT_CPU_FREQ_MHZ_160): 1.9 us. The task watchdog counts it; in
+ * realtime mode (MachineOptions.chargeCpu) it is spent in virtual time too.
  */
 export const MS_PER_VM_INSTRUCTION = 300 / 160_000;
 /**
@@ -90,6 +91,12 @@ export const PANIC_STATE = "panic";
 
 export interface MachineOptions {
   countInstructions: boolean;
+  /**
+   * Each VM instruction keeps Lua busy for MS_PER_VM_INSTRUCTION of virtual
+   * time (Hardware.spend), so output and later tasks wait for the computing,
+   * as on the board. Realtime only, as the SPIFFS time (emulator.ts chargeFlashTime).
+   */
+  chargeCpu?: boolean;
   /** NodeMCU module names the build lacks: reading such a global gives nil, as on the board. */
   absentModules?: ReadonlySet<string>;
 }
@@ -112,6 +119,7 @@ export class Machine {
   /** Modules hang their per-boot state here. */
   readonly state = new Map<string, unknown>();
   private readonly countInstructions: boolean;
+  private readonly chargeCpu: boolean;
   private readonly absentModules: ReadonlySet<string>;
   /** Tables returned by top-level dofile calls, for Emulator.callImage. */
   readonly dofileResults = new Map<string, number>();
@@ -119,6 +127,7 @@ export class Machine {
   constructor(hw: Hardware, opts: MachineOptions) {
     this.hw = hw;
     this.countInstructions = opts.countInstructions;
+    this.chargeCpu = opts.chargeCpu ?? false;
     this.absentModules = opts.absentModules ?? new Set();
     const L = lauxlib.luaL_newstate();
     this.L = L;
@@ -154,6 +163,7 @@ export class Machine {
         if (this.halted) raise(L, HALT_MESSAGE);
         if (this.countInstructions) this.instructions += every;
         this.taskInstructions += every;
+        if (this.chargeCpu) this.hw.spend(every * MS_PER_VM_INSTRUCTION);
         if (this.taskInstructions * MS_PER_VM_INSTRUCTION > TASK_WDT_MS) this.panic(TASK_WDT_MESSAGE);
       },
       lua.LUA_MASKCOUNT,

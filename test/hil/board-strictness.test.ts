@@ -287,3 +287,32 @@ describe("task watchdog: a task computing for 5 s panics the chip (ESP-IDF esp_s
     expect(printed(text).filter((l) => /^boot|loop done$/.test(l))).toEqual(["boot\t1\t8", "boot\t2\t19\t0", "short loop done"]);
   });
 });
+
+describe("Lua computing takes virtual time in realtime mode (300 cycles an instruction at 160 MHz, machine.ts MS_PER_VM_INSTRUCTION)", () => {
+  it("output written after a computation leaves no earlier than the computation would end on the board", () => {
+    const dir = tempDir("emu-cpu-");
+    writeFileSync(join(dir, "init.lua"), `
+      local t = tmr.create()
+      t:alarm(100, tmr.ALARM_SINGLE, function()
+        local x = 0
+        for i = 1, 200000 do x = x ~ i end
+        uart.write(0, "done\\n")
+      end)
+    `);
+    const emu = new hil.Emulator({ stateDir: dir, time: 1700000000, realtime: true, lineTiming: false, countInstructions: true });
+    let doneAt: number | undefined;
+    emu.on("uart", (b: Uint8Array) => {
+      if (Buffer.from(b).toString("latin1").includes("done")) doneAt = emu.now;
+    });
+    emu.boot();
+    emu.advance(0.05);
+    const startedAt = emu.now;
+    const { instructions } = emu.measure(() => emu.advance(0.1));
+    emu.advance(3);
+    expect(instructions).toBeGreaterThan(300_000);
+    expect(doneAt).toBeDefined();
+    // The alarm fired at about 100 ms; "done" leaves after the loop's instructions at 1.875 us each.
+    expect((doneAt! - startedAt) * 1000).toBeGreaterThanOrEqual(40 + instructions * (300 / 160_000) * 0.99); // emu.now is in seconds
+    emu.close();
+  });
+});
