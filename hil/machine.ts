@@ -246,7 +246,7 @@ export class Machine {
 
   /**
    * After set-up, make the board's ROTables read-only (fengari.ts markReadOnly):
-   * the standard libraries in linit.c's rotables (components/lua/common/linit.c:89-103:
+   * the standard libraries in linit.c's rotables (components/lua/common/linit.c:103-123:
    * string, table, coroutine, debug, math, utf8), every C module (LROT tables) with
    * its sub-tables, and their metatables; the strings' metatable is strlib itself
    * (lua-5.3/lstrlib.c:1557-1559, :1583-1587). _G, package and io stay RAM tables.

@@ -110,7 +110,7 @@ describe("numbers: floats are 32-bit (NodeMCU luaconf.h:71-75 LUA_FLOAT_FLOAT; s
   });
 });
 
-describe("library and module tables are read-only ROTables (linit.c:66-103; ltable.c:630-643 'table is readonly')", () => {
+describe("library and module tables are read-only ROTables (linit.c:103-123; ltable.c:630-643 'table is readonly')", () => {
   it("a store into a standard library or a module table raises, from Lua and by rawset, and changes nothing", () => {
     const { text } = runLua(`
       local function try(f, ...) local ok, err = pcall(f, ...) print(ok, err) end
