@@ -104,7 +104,7 @@ describe("numbers: floats are 32-bit (NodeMCU luaconf.h:71-75 LUA_FLOAT_FLOAT; s
 
   it("floor division rounds the quotient to single precision first (lvm.c luai_numidiv: floor of a float division)", () => {
     // 1 / 0.1f is 9.99999985 exactly, 10.0 as a float: the ESP32's single-precision FPU gives floor(10.0).
-    // (build/lua32 on x87 keeps excess precision here and says 9.0.)
+    // (build/lua32 said 9.0 while it used the x87's excess precision; setup.sh now builds it with SSE floats.)
     const { text } = runLua("print(1 // 0.1)\nprint(1.0 // 0.1 == 10)");
     expect(printed(text)).toEqual(["10.0", "true"]);
   });
