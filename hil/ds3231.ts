@@ -23,6 +23,8 @@
  * Illogical time values (datasheet: "result in undefined operation") are
  * refused loudly instead of being modelled.
  */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 export const DS3231_ADDRESS = 0x68;
 const REG_COUNT = 0x13;
@@ -38,6 +40,30 @@ export interface Ds3231Options {
   unixSeconds: number;
   /** Crystal error in ppm (positive: the chip runs fast). */
   driftPpm?: number;
+  /** Called when OSF changes (the Emulator keeps it in the state directory). */
+  onOsfChange?: (set: boolean) => void;
+}
+
+/**
+ * The DS3231's OSF, kept beside the flash in the board's state directory (a
+ * name SPIFFS never lists: hil/flash.ts skips names starting with "."). The
+ * chip keeps OSF on its backup cell between power-ups; no file means this
+ * chip never had power: its first power-up sets OSF (datasheet, status
+ * register: "the first time power is applied").
+ */
+export const RTC_STATE_FILE = ".ds3231.json";
+
+/** OSF as last kept in stateDir; undefined: the chip never had power. */
+export function storedOsf(stateDir: string): boolean | undefined {
+  const p = join(stateDir, RTC_STATE_FILE);
+  if (!existsSync(p)) return undefined;
+  const v = (JSON.parse(readFileSync(p, "utf8")) as { osf?: unknown }).osf;
+  if (typeof v !== "boolean") throw new Error(`${p}: "osf" must be true or false`);
+  return v;
+}
+
+export function storeOsf(stateDir: string, set: boolean): void {
+  writeFileSync(join(stateDir, RTC_STATE_FILE), JSON.stringify({ osf: set }) + "\n");
 }
 
 function bcd(v: number): number {
@@ -68,15 +94,17 @@ export class Ds3231 {
   private pointer = 0;
   /** False: the chip does not ACK (absent, or unpowered without battery). */
   present = true;
+  private readonly onOsfChange: ((set: boolean) => void) | undefined;
 
   constructor(opts: Ds3231Options, nowMs = 0) {
     if (!Number.isFinite(opts.unixSeconds)) throw new RangeError(`DS3231: unixSeconds must be finite, got ${opts.unixSeconds}`);
     this.baseSeconds = opts.unixSeconds;
     this.baseAtMs = nowMs;
     this.driftPpm = opts.driftPpm ?? 0;
+    this.onOsfChange = opts.onOsfChange;
     if (!Number.isFinite(this.driftPpm)) throw new RangeError(`DS3231: driftPpm must be finite, got ${opts.driftPpm}`);
     this.regs[REG_CONTROL] = 0x1c; // power-on: INTCN, RS2, RS1
-    this.regs[REG_STATUS] = 0x08; // EN32kHz; OSF clear: a factory-set clock
+    this.regs[REG_STATUS] = 0x08; // EN32kHz; OSF clear: a set clock (loseTime sets it: a first power-up)
     this.regs[0x11] = 25; // temperature 25.00 degC
   }
 
@@ -99,14 +127,20 @@ export class Ds3231 {
     return (this.regs[REG_STATUS] & OSF) !== 0;
   }
 
+  private noteOsf(before: boolean): void {
+    if (this.oscillatorStopped !== before) this.onOsfChange?.(this.oscillatorStopped);
+  }
+
   /** Battery and main power both gone: the oscillator stopped, time reset, OSF set. */
   loseTime(nowMs: number): void {
+    const before = this.oscillatorStopped;
     this.rebase(nowMs, DS3231_POWER_ON_TIME);
     this.hour12 = false;
     // The day register powers up as 1 whatever weekday 2000-01-01 was.
     this.weekdayOffset = (1 - isoWeekday(DS3231_POWER_ON_TIME / 86400) + 7) % 7;
     this.regs[REG_STATUS] |= OSF;
     this.regs[REG_CONTROL] = 0x1c;
+    this.noteOsf(before);
   }
 
   setDriftPpm(nowMs: number, ppm: number): void {
@@ -163,8 +197,10 @@ export class Ds3231 {
         if (reg === 0) secondsWritten = true;
       } else if (reg === REG_STATUS) {
         // OSF, A2F, A1F can only be cleared by writing 0; EN32kHz is written; BSY is read-only.
+        const before = this.oscillatorStopped;
         const keep = this.regs[reg] & bytes[i] & 0x83;
         this.regs[reg] = keep | (bytes[i] & 0x08) | (this.regs[reg] & 0x04);
+        this.noteOsf(before);
       } else if (reg === REG_AGING) {
         this.rebase(nowMs, this.chipSeconds(nowMs));
         this.regs[reg] = bytes[i];

@@ -69,12 +69,12 @@
  */
 import { createHash, randomFillSync } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { realpathSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, realpathSync } from "node:fs";
 import { BUTTON_PIN, DISPLAY_CS_PIN, DISPLAY_POWER_PIN, VBUS_SENSE_PIN } from "../firmware/board/pins.js";
 import { LINK_BAUD } from "../protocol/codes.js";
 import { BITS_PER_BYTE, ConsoleRx, TX_FIFO_BYTES, translateTx } from "./console-rx.js";
 import { DeepSleep } from "./deep-sleep.js";
-import { Ds3231 } from "./ds3231.js";
+import { Ds3231, storedOsf, storeOsf } from "./ds3231.js";
 import { lua, pushJs, toJs, toLuaString } from "./fengari.js";
 import { FlashStore, type SpiffsGeometry } from "./flash.js";
 import { FAULTS, isFault, type Fault } from "./faults.js";
@@ -82,7 +82,7 @@ import { installImage, INIT_FILE, IMAGE_FILE } from "./install.js";
 import { DEFAULT_FREE_HEAP } from "./compile.js";
 import { bytecodeName } from "../host/flash/image-files.js";
 import { ESP32_BOOT_MS } from "../host/flash/init-lua.js";
-import { Machine, type EmulatorEvent, type Hardware } from "./machine.js";
+import { Machine, PANIC_STATE, type EmulatorEvent, type Hardware } from "./machine.js";
 import { Max7219 } from "./max7219.js";
 import { ALL_MODULES, loadNodemcuBuild, type NodemcuBuild } from "./nodemcu-build.js";
 import { Repl } from "./repl.js";
@@ -144,7 +144,11 @@ export interface EmulatorOptions {
   rng?: boolean;
   /** false: no DS3231 answers on the bus (default true). */
   rtc?: boolean;
-  /** true: the RTC starts with OSF set and its power-on time (default false). */
+  /**
+   * true: the RTC starts with OSF set and its power-on time; false: it holds `time`.
+   * Default: what the state directory's DS3231 last had (ds3231.ts storedOsf), else set
+   * on a first power-up with an empty flash and no imagePath (a factory-fresh board).
+   */
   rtcTimeLost?: boolean;
   /** Count Lua VM instructions with a count hook (default true; costs speed). */
   countInstructions?: boolean;
@@ -240,6 +244,11 @@ export class Emulator extends EventEmitter {
     const time = options.time ?? Math.floor(Date.now() / 1000);
     if (!Number.isFinite(time) || time < 946684800 || time >= 4102444800) throw new RangeError(`Emulator: time must be Unix seconds in 2000..2099, got ${time}`);
     this.build = loadNodemcuBuild(options.build);
+    // A DS3231 powered for the first time has OSF set (ds3231.ts storedOsf): the board's first
+    // power-up is on an empty flash, as `fobkit emu --blank`; imagePath stands for a board whose
+    // clock was set. Later runs on the state directory keep what the chip last had.
+    const firstPowerOsf = !options.imagePath && (!existsSync(options.stateDir) || readdirSync(options.stateDir).length === 0);
+    const rtcTimeLost = options.rtcTimeLost ?? storedOsf(options.stateDir) ?? firstPowerOsf;
     if (options.imagePath) installImage(options.stateDir, options.imagePath, options.freeHeap ?? DEFAULT_FREE_HEAP, this.build.spiffs);
     this.baud = options.baud ?? LINK_BAUD;
     if (!Number.isInteger(this.baud) || this.baud <= 0) throw new RangeError(`Emulator: baud must be a positive integer, got ${options.baud}`);
@@ -247,7 +256,7 @@ export class Emulator extends EventEmitter {
       stateDir: options.stateDir,
       rng: options.rng ?? true,
       rtc: options.rtc ?? true,
-      rtcTimeLost: options.rtcTimeLost ?? false,
+      rtcTimeLost,
       countInstructions: options.countInstructions ?? true,
       freeHeap: options.freeHeap ?? DEFAULT_FREE_HEAP,
       pressMs: options.pressMs ?? 120,
@@ -272,9 +281,10 @@ export class Emulator extends EventEmitter {
     });
     this.flash = new FlashStore(options.stateDir, this.faults, this.build.spiffs);
     if (options.spiffsWorn) this.flash.wear();
-    this.rtc = new Ds3231({ unixSeconds: time, driftPpm: options.driftPpm ?? 0 });
+    this.rtc = new Ds3231({ unixSeconds: time, driftPpm: options.driftPpm ?? 0, onOsfChange: (set) => storeOsf(options.stateDir, set) });
     this.rtc.present = this.opts.rtc;
     if (this.opts.rtcTimeLost) this.rtc.loseTime(0);
+    storeOsf(options.stateDir, this.rtc.oscillatorStopped);
     const id = createHash("sha256").update(realpathSync(options.stateDir)).digest();
     this.mac = Uint8Array.from([...ESPRESSIF_OUI, id[0], id[1], id[2]]);
     // One display event per firmware task, not one per digit register write.
@@ -397,7 +407,7 @@ export class Emulator extends EventEmitter {
     const has = new Set(this.build.modules);
     if (!this.opts.rng) has.delete("sodium");
     const absentModules = new Set([...ALL_MODULES].filter((name) => !has.has(name)));
-    const m = new Machine(this.hardware(), { countInstructions: this.opts.countInstructions, absentModules });
+    const m = new Machine(this.hardware(), { countInstructions: this.opts.countInstructions, absentModules, chargeCpu: this.opts.realtime });
     this.machine = m;
     this.instructionsAtBoot = this.counters.instructions;
     this.luaFreeAt = this.clock.nowMs;
@@ -434,6 +444,7 @@ export class Emulator extends EventEmitter {
     if (has.has("rtcmem") && !this.faults.has("no-rtcmem")) installRtcmem(m, this.rtcSlots);
     else absent.add("rtcmem");
     m.strictGlobals(absent);
+    m.sealRomTables();
     this.counters.boots++;
     const hasInit = this.flash.exists(INIT_FILE);
     this.emitEvent({ event: "boot", init: hasInit });
@@ -541,6 +552,7 @@ export class Emulator extends EventEmitter {
     this.busy = true;
     this.spentMs = 0;
     const before = m.instructions;
+    m.startTask();
     let err: string | undefined;
     try {
       err = task();
@@ -632,7 +644,8 @@ export class Emulator extends EventEmitter {
   private consoleTask(m: Machine, uart: UartPort, repl: Repl, byte: number): string | undefined {
     const data = Uint8Array.of(byte);
     if (uart.runInput) repl.feed(data, uart.echo, (line) => this.run(m, () => repl.dojob(line)));
-    return uart.feed(data);
+    // user_main.c:187-189: uart.c sees the byte only while a data callback is registered.
+    return uart.hasDataCallback ? uart.feed(data) : undefined;
   }
 
   /**
@@ -676,6 +689,13 @@ export class Emulator extends EventEmitter {
     }
     if (m.halted === "restart") {
       this.scheduleRestart("node.restart()");
+      return;
+    }
+    if (m.halted === "panic") {
+      // ESP-IDF's panic handler prints the cause and "Rebooting..." (panic.c:446), then a software CPU reset.
+      const cause = String(m.state.get(PANIC_STATE));
+      this.hardware().uartTx(Uint8Array.from(`\r\n${cause}\r\n\r\nRebooting...\r\n`, (c) => c.charCodeAt(0) & 255));
+      this.scheduleRestart(`panic: ${cause}`);
       return;
     }
     if (m.halted === "deep-sleep") {

@@ -3,12 +3,165 @@
  * value conversions the emulator needs. Lua strings are byte strings: they
  * cross as Uint8Array, never through UTF-8.
  */
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { basename, dirname, sep } from "node:path";
 
 const require = createRequire(import.meta.url);
+
+/**
+ * "%.7g" as C's printf writes it: NodeMCU's LUA_NUMBER_FMT for float builds
+ * (nodemcu-firmware 7c5bb151 components/lua/lua-5.3/luaconf.h:248), which
+ * lua_number2str uses (:220-221). Ties round to even (newlib's dtoa, as glibc).
+ * Self-contained: its source text is put into fengari's luaconf.js.
+ */
+export function formatG7(n: number): string {
+  if (Number.isNaN(n)) return new Uint8Array(new Float64Array([n]).buffer)[7] >= 128 ? "-nan" : "nan";
+  if (n === Infinity) return "inf";
+  if (n === -Infinity) return "-inf";
+  if (n === 0) return Object.is(n, -0) ? "-0" : "0";
+  const P = 7;
+  const neg = n < 0;
+  let a = Math.abs(n);
+  // An exact tie at the 8th significant digit: JS rounds it up, printf to even.
+  const long = a.toExponential(20);
+  const digits = long.slice(0, 1) + long.slice(2, 22);
+  if (digits[P] === "5" && /^0*$/.test(digits.slice(P + 1)) && Number(digits[P - 1]) % 2 === 0) {
+    a = Number(digits.slice(0, 1) + "." + digits.slice(1, P) + long.slice(22));
+  }
+  const x = Number(a.toExponential(P - 1).split("e")[1]);
+  let s: string;
+  if (x >= -4 && x < P) {
+    s = a.toFixed(P - 1 - x);
+    if (s.includes(".")) s = s.replace(/0+$/, "").replace(/\.$/, "");
+  } else {
+    const [m, e] = a.toExponential(P - 1).split("e");
+    const mant = m.includes(".") ? m.replace(/0+$/, "").replace(/\.$/, "") : m;
+    const ex = Number(e);
+    s = mant + "e" + (ex < 0 ? "-" : "+") + String(Math.abs(ex)).padStart(2, "0");
+  }
+  return (neg ? "-" : "") + s;
+}
+
+/**
+ * fengari's sources, rewritten as they load so its VM has NodeMCU's number
+ * model and limits (fengari 0.1.5; node_modules is never edited). Each
+ * replacement must match exactly once, so a different fengari fails loudly.
+ *
+ * Floats: NodeMCU's Lua is built with LUA_FLOAT_FLOAT (luaconf.h:71-75, the
+ * keyfob's nodemcu-build/sdkconfig.fobkit:16-17 leaves
+ * CONFIG_LUA_NUMBER_DOUBLE unset), so every float the VM makes is a C float:
+ * each float value is rounded to single precision where fengari creates or
+ * changes one (the TValue constructor, setfltvalue, chgfltvalue: every
+ * arithmetic result, constant, pushed number and loaded chunk constant), an
+ * integer converted to a float is rounded (luaV_tonumber_ is cast_num,
+ * lvm.c), a float for-loop's index is a float sum, and floor division floors
+ * the float quotient (llimits.h luai_numidiv: floor(luai_numdiv)). + - * /
+ * and sqrt computed in double and then rounded equal the float operation.
+ *
+ * Stack: LUAI_MAXSTACK 12000 (luaconf.h:171), not fengari's 1,000,000.
+ *
+ * Read-only tables: NodeMCU's libraries and modules are ROTables in flash,
+ * and luaH_set / luaH_setint raise "table is readonly" for one
+ * (lua-5.3/ltable.c:630-643). A fengari table with `readonly` set (markReadOnly)
+ * refuses the same way in every store (luaH_setfrom: assignment, rawset,
+ * lua_setfield; lua_rawseti). lua_setmetatable on a ROTable writes into flash
+ * on the board (lapi.c:876-880 falls through to the userdata case): a store
+ * exception; here it raises the same error.
+ */
+const FENGARI_PATCHES: Record<string, [string, string][]> = {
+  "lobject.js": [
+    ["constructor(type, value) {\n        this.type = type;\n        this.value = value;",
+      "constructor(type, value) {\n        this.type = type;\n        this.value = type === LUA_TNUMFLT ? Math.fround(value) : value;"],
+    ["this.type = LUA_TNUMFLT;\n        this.value = x;", "this.type = LUA_TNUMFLT;\n        this.value = Math.fround(x);"],
+    ["lua_assert(this.type == LUA_TNUMFLT);\n        this.value = x;", "lua_assert(this.type == LUA_TNUMFLT);\n        this.value = Math.fround(x);"],
+    ["case LUA_OPIDIV: return Math.floor(v1 / v2);", "case LUA_OPIDIV: return Math.floor(Math.fround(v1 / v2));"],
+  ],
+  "lvm.js": [
+    ["const tonumber = function(o) {",
+      "const tonumber = function(o) {\n    const n = tonumber_double(o);\n    return n === false ? false : Math.fround(n);\n};\nconst tonumber_double = function(o) {"],
+    ["setfltvalue(Math.floor(numberop1 / numberop2))", "setfltvalue(Math.floor(Math.fround(numberop1 / numberop2)))"],
+    ["let idx = L.stack[ra].value + step;", "let idx = Math.fround(L.stack[ra].value + step);"],
+  ],
+  "ltable.js": [
+    ["const luaH_setfrom = function(L, t, key, value) {",
+      "const luaH_setfrom = function(L, t, key, value) {\n    if (t.readonly) ldebug.luaG_runerror(L, to_luastring(\"table is readonly\", true));"],
+  ],
+  "lapi.js": [
+    ["    ltable.luaH_setint(o.value, n, L.stack[L.top - 1]);",
+      "    if (o.value.readonly) ldebug.luaG_runerror(L, to_luastring(\"table is readonly\", true));\n    ltable.luaH_setint(o.value, n, L.stack[L.top - 1]);"],
+    ["        case LUA_TTABLE: {\n            obj.value.metatable = mt;",
+      "        case LUA_TTABLE: {\n            if (obj.value.readonly) ldebug.luaG_runerror(L, to_luastring(\"table is readonly\", true));\n            obj.value.metatable = mt;"],
+  ],
+  "luaconf.js": [
+    ["const conf = (process.env.FENGARICONF ? JSON.parse(process.env.FENGARICONF) : {});",
+      "const conf = Object.assign(process.env.FENGARICONF ? JSON.parse(process.env.FENGARICONF) : {}, { LUAI_MAXSTACK: 12000 });"],
+    ["return String(Number(n.toPrecision(14))); /* should match behaviour of LUA_NUMBER_FMT */", "return formatG7(n);"],
+    ['const LUA_NUMBER_FMT  = "%.14g";', `const LUA_NUMBER_FMT  = "%.7g";\nconst formatG7 = ${formatG7.toString()};`],
+  ],
+};
+
+/**
+ * Load a private copy of fengari with FENGARI_PATCHES applied. Any copy
+ * already in require's cache (test/support/lua-vm.ts runs plain fengari as
+ * one of its VMs) is set aside and put back, so neither sees the other.
+ */
+function loadPatchedFengari(): unknown {
+  const main = require.resolve("fengari");
+  const srcDir = dirname(main) + sep;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const Module = require("node:module") as any;
+  const cache = require.cache;
+  const setAside: [string, NodeJS.Module][] = [];
+  for (const key of Object.keys(cache)) {
+    if (key.startsWith(srcDir)) {
+      setAside.push([key, cache[key]!]);
+      delete cache[key];
+    }
+  }
+  const plainJs = Module._extensions[".js"];
+  const applied = new Set<string>();
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  Module._extensions[".js"] = function (module: any, filename: string) {
+    const patches = filename.startsWith(srcDir) ? FENGARI_PATCHES[basename(filename)] : undefined;
+    if (!patches) return plainJs(module, filename);
+    let text = readFileSync(filename, "utf8");
+    for (const [from, to] of patches) {
+      const at = text.indexOf(from);
+      if (at < 0 || text.indexOf(from, at + 1) >= 0) {
+        throw new Error(`hil/fengari.ts: fengari's ${basename(filename)} does not contain ${JSON.stringify(from)} exactly once (not fengari 0.1.5?)`);
+      }
+      text = text.slice(0, at) + to + text.slice(at + from.length);
+    }
+    applied.add(basename(filename));
+    module._compile(text, filename);
+  };
+  try {
+    const loaded = require(main);
+    for (const name of Object.keys(FENGARI_PATCHES)) {
+      if (!applied.has(name)) throw new Error(`hil/fengari.ts: fengari's ${name} was not loaded, so not patched`);
+    }
+    return loaded;
+  } finally {
+    Module._extensions[".js"] = plainJs;
+    for (const key of Object.keys(cache)) if (key.startsWith(srcDir)) delete cache[key];
+    for (const [key, m] of setAside) cache[key] = m;
+  }
+}
+
+/**
+ * Make the table at idx a ROTable: every later store into it raises "table
+ * is readonly", as NodeMCU's ltable.c:630-643 (FENGARI_PATCHES). Reads,
+ * pairs and rawget are unchanged.
+ */
+export function markReadOnly(L: LuaState, idx: number): void {
+  if (lua.lua_type(L, idx) !== lua.LUA_TTABLE) throw new TypeError("markReadOnly: not a table");
+  lua.lua_topointer(L, idx).readonly = true;
+}
+
 // fengari ships no types; this module is the only place that sees `any`.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const fengari: any = require("fengari");
+const fengari: any = loadPatchedFengari();
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const lua: any = fengari.lua;

@@ -10,7 +10,7 @@
  * global or an unknown field of an emulated module raises a Lua error that
  * names it.
  */
-import { lauxlib, lua, lualib, pushBytes, pushText, raise, toLuaString, bytesText, type LuaJsFunction, type LuaState } from "./fengari.js";
+import { lauxlib, lua, lualib, markReadOnly, pushBytes, pushText, raise, toLuaString, bytesText, type LuaJsFunction, type LuaState } from "./fengari.js";
 import type { Ds3231 } from "./ds3231.js";
 import type { FlashStore } from "./flash.js";
 import type { Max7219 } from "./max7219.js";
@@ -66,10 +66,37 @@ export type EmulatorEvent =
   | { event: "usb"; present: boolean };
 
 /** Thrown by nothing: halting is a flag plus a Lua error, see Machine.halt. */
-export type HaltReason = "power-cut" | "restart" | "hung" | "deep-sleep";
+export type HaltReason = "power-cut" | "restart" | "hung" | "deep-sleep" | "panic";
+/**
+ * Virtual ms one Lua VM instruction keeps the CPU busy: 300 cycles, the
+ * project's conservative estimate (tools/power-budget.ts cyclesPerVmInstruction),
+ * at ESP-IDF's default 160 MHz (esp_system/port/soc/esp32/Kconfig.cpu,
+ * ESP_DEFAULT_CPU_FREQ_MHZ_160): 1.9 us. The task watchdog counts it; in
+ * realtime mode (MachineOptions.chargeCpu) it is spent in virtual time too.
+ */
+export const MS_PER_VM_INSTRUCTION = 300 / 160_000;
+/**
+ * The task watchdog: a task that computes for CONFIG_ESP_TASK_WDT_TIMEOUT_S
+ * (5 s, ESP-IDF esp_system/Kconfig:447-452) starves IDLE0, which the watchdog
+ * watches (:456-459), and NodeMCU makes it panic (sdkconfig.defaults:19
+ * CONFIG_ESP_TASK_WDT_PANIC=y). Blocking waits (i2c, sleep) let IDLE run and do not count.
+ */
+export const TASK_WDT_MS = 5000;
+/** What ESP-IDF prints when it fires (esp_system/task_wdt/task_wdt.c:519). */
+export const TASK_WDT_MESSAGE = "E task_wdt: Task watchdog got triggered. The following tasks/users did not reset the watchdog in time:\r\nE task_wdt:  - IDLE0 (CPU 0)";
+/** Without instruction counting the hook runs every this many instructions, for the watchdog. */
+const WDT_HOOK_EVERY = 1000;
+/** Key of Machine.state holding what a panic printed (Machine.panic). */
+export const PANIC_STATE = "panic";
 
 export interface MachineOptions {
   countInstructions: boolean;
+  /**
+   * Each VM instruction keeps Lua busy for MS_PER_VM_INSTRUCTION of virtual
+   * time (Hardware.spend), so output and later tasks wait for the computing,
+   * as on the board. Realtime only, as the SPIFFS time (emulator.ts chargeFlashTime).
+   */
+  chargeCpu?: boolean;
   /** NodeMCU module names the build lacks: reading such a global gives nil, as on the board. */
   absentModules?: ReadonlySet<string>;
 }
@@ -92,6 +119,7 @@ export class Machine {
   /** Modules hang their per-boot state here. */
   readonly state = new Map<string, unknown>();
   private readonly countInstructions: boolean;
+  private readonly chargeCpu: boolean;
   private readonly absentModules: ReadonlySet<string>;
   /** Tables returned by top-level dofile calls, for Emulator.callImage. */
   readonly dofileResults = new Map<string, number>();
@@ -99,6 +127,7 @@ export class Machine {
   constructor(hw: Hardware, opts: MachineOptions) {
     this.hw = hw;
     this.countInstructions = opts.countInstructions;
+    this.chargeCpu = opts.chargeCpu ?? false;
     this.absentModules = opts.absentModules ?? new Set();
     const L = lauxlib.luaL_newstate();
     this.L = L;
@@ -118,20 +147,27 @@ export class Machine {
     this.installHook();
   }
 
+  /** Instructions the current task has run (watchdog; startTask resets it). */
+  private taskInstructions = 0;
+
+  /** A NodeMCU task begins: the task watchdog's count starts again (the task loop lets IDLE run). */
+  startTask(): void {
+    this.taskInstructions = 0;
+  }
+
   private installHook(): void {
-    const mask = this.countInstructions || this.halted ? lua.LUA_MASKCOUNT : 0;
-    if (mask === 0) {
-      lua.lua_sethook(this.L, null, 0, 0);
-      return;
-    }
+    const every = this.countInstructions || this.halted ? 1 : WDT_HOOK_EVERY;
     lua.lua_sethook(
       this.L,
       (L: LuaState) => {
         if (this.halted) raise(L, HALT_MESSAGE);
-        this.instructions++;
+        if (this.countInstructions) this.instructions += every;
+        this.taskInstructions += every;
+        if (this.chargeCpu) this.hw.spend(every * MS_PER_VM_INSTRUCTION);
+        if (this.taskInstructions * MS_PER_VM_INSTRUCTION > TASK_WDT_MS) this.panic(TASK_WDT_MESSAGE);
       },
       lua.LUA_MASKCOUNT,
-      1,
+      every,
     );
   }
 
@@ -143,6 +179,17 @@ export class Machine {
     this.halted = reason;
     this.installHook();
     return raise(this.L, HALT_MESSAGE);
+  }
+
+  /**
+   * The chip panics (an abort or assert in ESP-IDF or FreeRTOS): what it
+   * printed is kept for the Emulator, which prints it and restarts the CPU
+   * (the panic handler's esp_restart_noos, components/esp_system/panic.c:446).
+   * No pcall catches it.
+   */
+  panic(message: string): never {
+    this.state.set(PANIC_STATE, message);
+    return this.halt("panic");
   }
 
   /** Wrap a JS implementation so the emulator's own failures become named Lua errors. */
@@ -191,6 +238,44 @@ export class Machine {
   defineModule(name: string, fields: Record<string, LuaJsFunction | number | string>): void {
     this.pushStrictTable(name, fields);
     lua.lua_setglobal(this.L, toLuaString(name));
+    // io is a RAM table on the board (liolib.c:767-768 luaL_newlib); the C modules are ROTables.
+    if (name !== "io") this.romModules.push(name);
+  }
+
+  private readonly romModules: string[] = [];
+
+  /**
+   * After set-up, make the board's ROTables read-only (fengari.ts markReadOnly):
+   * the standard libraries in linit.c's rotables (components/lua/common/linit.c:103-123:
+   * string, table, coroutine, debug, math, utf8), every C module (LROT tables) with
+   * its sub-tables, and their metatables; the strings' metatable is strlib itself
+   * (lua-5.3/lstrlib.c:1557-1559, :1583-1587). _G, package and io stay RAM tables.
+   */
+  sealRomTables(): void {
+    const L = this.L;
+    const seal = (depth: number): void => {
+      markReadOnly(L, -1);
+      if (lua.lua_getmetatable(L, -1)) {
+        markReadOnly(L, -1);
+        lua.lua_pop(L, 1);
+      }
+      if (depth === 0) return;
+      lua.lua_pushnil(L);
+      while (lua.lua_next(L, -2) !== 0) {
+        if (lua.lua_type(L, -1) === lua.LUA_TTABLE) seal(depth - 1);
+        lua.lua_pop(L, 1);
+      }
+    };
+    for (const name of ["string", "table", "coroutine", "debug", "math", "utf8", ...this.romModules]) {
+      if (lua.lua_getglobal(L, toLuaString(name)) === lua.LUA_TTABLE) seal(1);
+      lua.lua_pop(L, 1);
+    }
+    pushText(L, "");
+    if (lua.lua_getmetatable(L, -1)) {
+      seal(0);
+      lua.lua_pop(L, 1);
+    }
+    lua.lua_pop(L, 1);
   }
 
   /** Userdata object of a named class, carrying a JS object. */
@@ -199,7 +284,13 @@ export class Machine {
     data.obj = obj;
     if (lauxlib.luaL_newmetatable(L, toLuaString(className)) !== 0) {
       this.pushStrictTable(className, methods, "method", L);
+      // The class's methods and metatable are ROTables too (luaL_rometatable in the modules).
+      markReadOnly(L, -1);
+      lua.lua_getmetatable(L, -1);
+      markReadOnly(L, -1);
+      lua.lua_pop(L, 1);
       lua.lua_setfield(L, -2, toLuaString("__index"));
+      markReadOnly(L, -1);
     }
     lua.lua_setmetatable(L, -2);
   }

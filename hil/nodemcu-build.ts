@@ -183,6 +183,10 @@ export function parseNodemcuBuild(text: string, source: string, readTable: (file
   for (const other of ["ESP_CONSOLE_USB_CDC", "ESP_CONSOLE_USB_SERIAL_JTAG", "ESP_CONSOLE_NONE"]) {
     if (on(other)) refuse(`CONFIG_${other}: the keyfob's link is the console UART`);
   }
+  // tmr's tick model (nodemcu/tmr.ts) is FreeRTOS at 100 Hz, ESP-IDF's default, with assert() live.
+  const hz = values.get("FREERTOS_HZ");
+  if (hz !== undefined && hz !== "100") refuse(`CONFIG_FREERTOS_HZ=${hz}: the emulator's FreeRTOS ticks at 100 Hz, ESP-IDF's default (components/freertos/Kconfig:31-35)`);
+  if (on("COMPILER_OPTIMIZATION_ASSERTIONS_DISABLE")) refuse("CONFIG_COMPILER_OPTIMIZATION_ASSERTIONS_DISABLE: the emulator panics where ESP-IDF's assert() does");
   const consoleNum = values.get("ESP_CONSOLE_UART_NUM");
   if (consoleNum !== undefined && consoleNum !== "0") refuse(`CONFIG_ESP_CONSOLE_UART_NUM=${consoleNum}: only UART0 is emulated`);
 

@@ -52,7 +52,7 @@ lua32=$lua32_dir/lua32
 # lua32-heap: the same core behind a heap-tracking allocator (tools/lua32/lua32-heap.c) for `make bench`.
 lua32_ok() {
   [ -x "$lua32" ] && [ -x "$lua32_dir/lua32-heap" ] && [ ! tools/lua32/lua32-heap.c -nt "$lua32_dir/lua32-heap-i386" ] &&
-    [ "$("$lua32" -e 'io.write(math.maxinteger, " ", string.format("%.9g", 1/3), " ", string.packsize("T"), " ", collectgarbage("setpause", 110))' 2>/dev/null)" = "2147483647 0.333333343 4 110" ]
+    [ "$("$lua32" -e 'local a, b = 1, 0.1 io.write(math.maxinteger, " ", string.format("%.9g", 1/3), " ", string.packsize("T"), " ", collectgarbage("setpause", 110), " ", a // b, " ", tostring((pcall(table.unpack, {}, 1, 13000))))' 2>/dev/null)" = "2147483647 0.333333343 4 110 10 false" ]
 }
 if ! lua32_ok; then
   lua32_need=()
@@ -101,11 +101,16 @@ if ! lua32_ok; then
   echo "setup: building $lua32 and lua32-heap (Debian's lua5.3 source, -DLUA_32BITS -m32)" >&2
   # Debian's patches make luaconf.h include this header (the multiarch module path).
   echo '#define DEB_HOST_MULTIARCH "i386-linux-gnu"' > "$lua32_src/lua5.3-deb-multiarch.h"
+  # NodeMCU's stack limit, LUAI_MAXSTACK 12000 (components/lua/lua-5.3/luaconf.h:171); luaconf.h
+  # defines it without #ifndef, so the line itself is changed (lua32_ok checks it took).
+  sed -i 's/^#define LUAI_MAXSTACK\t\t1000000$/#define LUAI_MAXSTACK\t\t12000/' "$lua32_src/luaconf.h"
   # Static, so qemu-i386 needs no i386 loader; no dlopen (C modules are not used).
   # LUAI_GCPAUSE 110: NodeMCU's collector pause (components/lua/lua-5.3/luaconf.h:194).
-  (cd "$lua32_src" && gcc -std=gnu99 -O2 -m32 -static -DLUA_32BITS -DLUAI_GCPAUSE=110 -DLUA_USE_POSIX \
+  # -msse2 -mfpmath=sse: float arithmetic in single precision, as the ESP32's FPU does; i386's
+  # default x87 keeps excess precision (1 // 0.1 gave 9.0, the board 10.0; lua32_ok checks it).
+  (cd "$lua32_src" && gcc -std=gnu99 -O2 -m32 -msse2 -mfpmath=sse -static -DLUA_32BITS -DLUAI_GCPAUSE=110 -DLUA_USE_POSIX \
     -o lua32 $(ls *.c | grep -v '^luac\.c$') -lm)
-  (cd "$lua32_src" && gcc -std=gnu99 -O2 -m32 -static -DLUA_32BITS -DLUAI_GCPAUSE=110 -DLUA_USE_POSIX -I. \
+  (cd "$lua32_src" && gcc -std=gnu99 -O2 -m32 -msse2 -mfpmath=sse -static -DLUA_32BITS -DLUAI_GCPAUSE=110 -DLUA_USE_POSIX -I. \
     -o lua32-heap "$OLDPWD/tools/lua32/lua32-heap.c" $(ls *.c | grep -v '^luac\.c$' | grep -v '^lua\.c$') -lm)
   for lua32_name in lua32 lua32-heap; do
     cp "$lua32_src/$lua32_name" "$lua32_dir/$lua32_name-i386"

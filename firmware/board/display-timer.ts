@@ -13,9 +13,14 @@ function onBlank(_t: TmrObj): void {
   displayOff();
 }
 
-/** Blank the display ms from now (restarting any countdown in progress). */
+/**
+ * Blank the display ms from now (restarting any countdown in progress).
+ * At least 10 ms: NodeMCU's tmr makes FreeRTOS timers of ms / 10 ticks
+ * (tmr.c:97-101 pdMS_TO_TICKS, 100 Hz), and 0 ticks fails an assert that
+ * panics the chip (FreeRTOS timers.c:367). The board rounds down to a tick.
+ */
 export function displayBlankAfter(ms: number): number {
-  if (ms < 1 || ms > 600000) {
+  if (ms < 10 || ms > 600000) {
     return BOARD_ERR_ARG;
   }
   let t = blankTimer;

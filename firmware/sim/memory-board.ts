@@ -22,8 +22,8 @@
  *   display-max7219.ts needs string bytes too, so any character passes here);
  * - display text/number/off answer BOARD_ERR_NOT_STARTED before displayInit
  *   (display-max7219.ts near 86, 115, 144), uartWrite before uartStart
- *   (uart-link.ts near 58); displayBlankAfter takes 1..600000 ms
- *   (display-timer.ts near 18);
+ *   (uart-link.ts near 58); displayBlankAfter takes 10..600000 ms
+ *   (display-timer.ts near 23: under one FreeRTOS tick the board panics);
  * - the UART delivers received bytes up to the delimiter in one call, or
  *   LUA_MAXINPUT bytes without it, as NodeMCU's uart.on("data", char) does
  *   (components/modules/uart.c near 79-87 at 7c5bb151), nothing before
@@ -268,7 +268,7 @@ function displayOff(): number {
 }
 
 function displayBlankAfter(ms: number): number {
-  if (!(ms >= 1 && ms <= BLANK_AFTER_MAX_MS && idiv(ms, 1) === ms)) return BOARD_ERR_ARG;
+  if (!(ms >= 10 && ms <= BLANK_AFTER_MAX_MS && idiv(ms, 1) === ms)) return BOARD_ERR_ARG;
   s.blankAtMs = s.nowMs + ms;
   return BOARD_OK;
 }

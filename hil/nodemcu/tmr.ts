@@ -19,6 +19,17 @@
  * - The task runs the callback only while the timer is still registered and
  *   holds its self reference (tmr.c:46-47): a stop() between expiry and task
  *   cancels it.
+ * - The interval becomes FreeRTOS ticks, pdMS_TO_TICKS(interval) (tmr.c:97-98;
+ *   ESP-IDF e7771c75 FreeRTOS-Kernel/include/freertos/projdefs.h:48, rounding
+ *   down) at CONFIG_FREERTOS_HZ 100 (components/freertos/Kconfig:31-35 default;
+ *   nodemcu-build.ts refuses another rate). Under 10 ms that is 0 ticks and
+ *   prvInitialiseNewTimer's configASSERT (FreeRTOS-Kernel/timers.c:367;
+ *   configASSERT is assert(), esp_additions/include/freertos/FreeRTOSConfig.h:123)
+ *   aborts: the chip panics and restarts, whatever pcall is around it.
+ * - Alarms come on tick boundaries: a start at tick n expires at tick n + period
+ *   (xTimerStart's command carries xTaskGetTickCount(), timers.c:852), an AUTO
+ *   timer reloads from its expiry tick (prvProcessExpiredTimer, timers.c:567).
+ *   So an alarm comes up to one tick (10 ms) early, never late.
  */
 import { argError, lauxlib, lua, raise, type LuaState } from "../fengari.js";
 import type { Machine } from "../machine.js";
@@ -32,10 +43,17 @@ const OFF = 3;
 /** TIMER_IDLE_FLAG (tmr.c:14). */
 const IDLE = 1 << 7;
 const MAX_INTERVAL_MS = 6870947;
+/** configTICK_RATE_HZ: CONFIG_FREERTOS_HZ's default, 100 (ESP-IDF components/freertos/Kconfig:31-35). */
+export const TICK_RATE_HZ = 100;
+const TICK_MS = 1000 / TICK_RATE_HZ;
+/** What ESP-IDF's __assert_func prints for timers.c:367 (components/newlib/assert.c: "assert failed: " func " " file ":" line " (" expr ")"). */
+export const TIMER_PERIOD_ASSERT = "assert failed: prvInitialiseNewTimer timers.c:367 (( xTimerPeriodInTicks > 0 ))";
 const CLASS = "tmr.timer";
 
 interface Timer {
   intervalMs: number;
+  /** pdMS_TO_TICKS(intervalMs): the FreeRTOS timer's period. */
+  periodTicks: number;
   /** tmr->mode: OFF, or SINGLE/SEMI/AUTO with IDLE set while not running. */
   mode: number;
   /** tmr->timer != NULL: a FreeRTOS timer exists. */
@@ -94,11 +112,13 @@ export function installTmr(m: Machine, postHigh: (task: () => string | undefined
     return err;
   };
 
-  // The FreeRTOS timer expires: timer_callback (tmr.c:35-40). AUTO reloads by itself.
-  const arm = (t: Timer) => {
-    t.pending = m.hw.clock.schedule(t.intervalMs, () => {
+  // The FreeRTOS timer expires: timer_callback (tmr.c:35-40). AUTO reloads by itself, from
+  // the tick it expired at (timers.c:567); a start counts from the current tick (timers.c:852).
+  const arm = (t: Timer, fromTick = Math.floor(m.hw.clock.nowMs / TICK_MS)) => {
+    const expiryTick = fromTick + t.periodTicks;
+    t.pending = m.hw.clock.schedule(expiryTick * TICK_MS - m.hw.clock.nowMs, () => {
       t.pending = undefined;
-      if (t.mode === AUTO) arm(t);
+      if (t.mode === AUTO) arm(t, expiryTick);
       postHigh(() => alarmTask(t));
     });
   };
@@ -118,6 +138,8 @@ export function installTmr(m: Machine, postHigh: (task: () => string | undefined
     t.cb = m.ref();
     t.mode = mode | IDLE;
     t.intervalMs = ms;
+    t.periodTicks = Math.floor((ms * TICK_RATE_HZ) / 1000); // pdMS_TO_TICKS (projdefs.h:48)
+    if (t.periodTicks === 0) m.panic(TIMER_PERIOD_ASSERT); // xTimerCreate: configASSERT (timers.c:367)
     t.exists = true;
   };
 
@@ -181,7 +203,7 @@ export function installTmr(m: Machine, postHigh: (task: () => string | undefined
     ALARM_SEMI: SEMI,
     ALARM_AUTO: AUTO,
     create: (L) => {
-      const t: Timer = { intervalMs: 0, mode: OFF, exists: false, cb: undefined, self: undefined, pending: undefined };
+      const t: Timer = { intervalMs: 0, periodTicks: 0, mode: OFF, exists: false, cb: undefined, self: undefined, pending: undefined };
       all.add(t);
       m.pushObject(L, CLASS, t, methods);
       return 1;

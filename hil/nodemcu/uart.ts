@@ -165,11 +165,11 @@ export function installUart(m: Machine): UartPort {
       return lineBuffer;
     },
     feed(bytes: Uint8Array): string | undefined {
-      // uart.c:70-71: no buffer, nothing stored. With a buffer, bytes are
-      // stored and chunks cut whether or not a callback exists: the
-      // receive_rf check is in uart_on_data_cb (:28), called at :87 before the
-      // reset at :88; a callback registered later (uart.on keeps
-      // line_position, :95-175) gets the chunk assembled before it.
+      // uart_feed_data (uart.c:65-91). The console task calls it only while a
+      // data callback is registered (user_main.c:187-189; Emulator.consoleTask):
+      // bytes arriving without one are never stored. uart.c:70-71: no buffer,
+      // nothing stored. A half-assembled chunk stays across uart.on (which keeps
+      // line_position, :95-175) and goes to the next callback with what follows.
       if (!lineBuffer) return undefined;
       const maxWanted = endChar >= 0 && needLen === 0 ? LUA_MAXINPUT : needLen;
       for (const ch of bytes) {

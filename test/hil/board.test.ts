@@ -28,6 +28,20 @@ function start(opts: Record<string, unknown> = {}) {
   return { emu, call, events };
 }
 
+describe("board display timer (firmware/board/display-timer.ts)", () => {
+  it("refuses a blanking delay under one FreeRTOS tick, which would panic the board (tmr.c:97-101, timers.c:367), and takes 10 ms", () => {
+    const { emu, call, events } = start();
+    expect(call("displayBlankAfter", 9)).toBe(ERR_ARG);
+    expect(call("displayBlankAfter", 0)).toBe(ERR_ARG);
+    expect(call("displayBlankAfter", 600001)).toBe(ERR_ARG);
+    expect(call("displayText", "12345678")).toBe(OK);
+    expect(call("displayBlankAfter", 10)).toBe(OK);
+    emu.advance(0.05);
+    expect(emu.display).toBe("        ");
+    expect(events.filter((e) => e.event === "restart")).toEqual([]);
+  });
+});
+
 describe("board RTC (DS3231 over i2c)", () => {
   it("reads the emulator's RTC time as the OTP core's UnixTime, also with drift", () => {
     const { emu, call } = start({ driftPpm: 20 });

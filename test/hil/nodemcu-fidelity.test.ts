@@ -86,7 +86,7 @@ describe("uart: the console is deaf until uart.start (uart.c:70-71, :295-296; co
     expect(text()).toBe("4:cece6364;");
   });
 
-  it("with the buffer started but no callback, bytes still fill the chunk (uart.c:70-89; receive_rf is checked only at :28): a later callback gets it", () => {
+  it("with the buffer started but no callback, console bytes are dropped (user_main.c:187-189 feeds uart.c only while a callback exists): a later callback gets only what follows", () => {
     const { emu, text } = bootLua(`
       uart.on(0, "data", 4, nil)
       uart.start(0)
@@ -95,8 +95,9 @@ describe("uart: the console is deaf until uart.start (uart.c:70-71, :295-296; co
     `);
     emu.uartWrite("ab");
     emu.advance(0.2);
-    emu.uartWrite("cd");
-    expect(text()).toContain("[abcd]");
+    emu.uartWrite("cdef");
+    expect(text()).toContain("[cdef]");
+    expect(text()).not.toContain("[abcd]");
   });
 
   it("uart.on with a length the source refuses leaves need_len 255 and end_char -1 on the port (uart.c:118-124: (uint16_t) cast, clamp, then the error); the old callback stays", () => {
