@@ -304,29 +304,67 @@ export const KDF_QUEUE = 16;
  */
 export const KDF_PER_SOURCE = 12;
 let kdfRunning = 0;
-const kdfWaiting: (() => void)[] = [];
+interface Waiter {
+  source: string;
+  go(): void;
+  refuse(e: Error): void;
+  /** Gives up the address's place, once (at once when refused, so the next newcomer sees the counts as they are). */
+  leave(): void;
+}
+const kdfWaiting: Waiter[] = [];
 const kdfBySource = new Map<string, number>();
+const busy = () => new RegistryError("signin_busy", "too many sign-ins at once; try again in a moment", "unavailable");
+
+/**
+ * The gate is full: the address holding the most places gives up its newest waiting one to a newcomer holding
+ * fewer, so no handful of addresses can keep staff at every other address out (the web attack review: two
+ * addresses at KDF_PER_SOURCE each filled all 18 places, and a member's right password got 503 every time).
+ * True when a place was freed.
+ */
+function yieldPlaceTo(mine: number): boolean {
+  let victim = -1;
+  let most = mine + 1;
+  // Newest first, so among the heaviest address's waiters the one that came last goes.
+  for (let i = kdfWaiting.length - 1; i >= 0; i--) {
+    const held = kdfBySource.get(kdfWaiting[i].source) ?? 0;
+    if (held > most) {
+      most = held;
+      victim = i;
+    }
+  }
+  if (victim < 0) return false;
+  const w = kdfWaiting.splice(victim, 1)[0];
+  w.leave();
+  w.refuse(busy());
+  return true;
+}
 
 async function gated<T>(source: string, fn: () => Promise<T>): Promise<T> {
   const mine = kdfBySource.get(source) ?? 0;
-  if (mine >= KDF_PER_SOURCE || (kdfRunning >= KDF_PARALLEL && kdfWaiting.length >= KDF_QUEUE)) {
-    throw new RegistryError("signin_busy", "too many sign-ins at once; try again in a moment", "unavailable");
-  }
+  if (mine >= KDF_PER_SOURCE) throw busy();
+  if (kdfRunning >= KDF_PARALLEL && kdfWaiting.length >= KDF_QUEUE && !yieldPlaceTo(mine)) throw busy();
   kdfBySource.set(source, mine + 1);
+  let left = false;
+  const leave = () => {
+    if (left) return;
+    left = true;
+    const n = (kdfBySource.get(source) ?? 1) - 1;
+    if (n > 0) kdfBySource.set(source, n);
+    else kdfBySource.delete(source);
+  };
   try {
-    if (kdfRunning >= KDF_PARALLEL) await new Promise<void>((resolve) => kdfWaiting.push(resolve));
+    // A waiter refused by yieldPlaceTo never held a running place, and has left already.
+    if (kdfRunning >= KDF_PARALLEL) await new Promise<void>((go, refuse) => kdfWaiting.push({ source, go, refuse, leave }));
     else kdfRunning++;
     try {
       return await fn();
     } finally {
       const next = kdfWaiting.shift();
-      if (next) next();
+      if (next) next.go();
       else kdfRunning--;
     }
   } finally {
-    const left = (kdfBySource.get(source) ?? 1) - 1;
-    if (left > 0) kdfBySource.set(source, left);
-    else kdfBySource.delete(source);
+    leave();
   }
 }
 

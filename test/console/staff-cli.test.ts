@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
 import { MIGRATIONS, migrate } from "../../host/registry/migrations.js";
 import { openDatabase } from "../../host/registry/open-database.js";
-import { KDF_PER_SOURCE, createSession, loadSession, signIn } from "../../host/registry/staff.js";
+import { KDF_PARALLEL, KDF_PER_SOURCE, KDF_QUEUE, addStaff, createSession, loadSession, signIn } from "../../host/registry/staff.js";
 import { ENGINES, freshDb } from "../registry/support.js";
 import { runCliCaptured } from "../server/support.js";
 
@@ -153,6 +153,24 @@ describe.each(ENGINES)("staff accounts CLI on $name", (engine) => {
     expect(outcomes.filter((o) => o === "signin_busy").length).toBe(1);
     expect(outcomes.filter((o) => o === "bad_credentials").length).toBe(KDF_PER_SOURCE);
     expect(await other64).toBe("bad_credentials");
+  }, 60_000);
+
+  it("a full sign-in gate makes room for a newcomer: two flooding addresses cannot keep a member at a third one out", async () => {
+    const pw = "sato-correct-horse-battery";
+    await addStaff(db, "sato", "teller", pw, { name: "staff:admin", source: "cli" });
+    const from = (source: string) => signIn(db, "nobody", "wrong-password", source).then((r) => r.reason, (e: { code?: string }) => e.code);
+    // Each flooding address asks for all its places at once: together more than the gate's 2 running + 16 waiting.
+    const a = Array.from({ length: KDF_PER_SOURCE }, () => from("203.0.113.1"));
+    const b = Array.from({ length: KDF_PER_SOURCE }, () => from("203.0.113.2"));
+    // The member comes last, with the gate full: the address holding the most places gives up its newest waiting one.
+    const member = signIn(db, "sato", pw, "198.51.100.7");
+    const [outA, outB] = [await Promise.all(a), await Promise.all(b)];
+    expect(await member).toMatchObject({ ok: true, name: "sato" });
+    // The two addresses end with even shares; the rest were refused at once, before any scrypt.
+    const busyOf = (o: unknown[]) => o.filter((x) => x === "signin_busy").length;
+    expect(busyOf(outA) + busyOf(outB)).toBe(2 * KDF_PER_SOURCE - (KDF_PARALLEL + KDF_QUEUE - 1));
+    expect(Math.abs(busyOf(outA) - busyOf(outB)), JSON.stringify([busyOf(outA), busyOf(outB)])).toBeLessThanOrEqual(1);
+    expect([...outA, ...outB].every((x) => x === "signin_busy" || x === "bad_credentials")).toBe(true);
   }, 60_000);
 
   it("migration 11: an account locked before it (for good, then) stays locked for 15 minutes from the migration, then opens", async () => {
