@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import { DurationSequencer } from "./test/support/duration-sequencer.js";
 
 export default defineConfig({
   test: {
@@ -7,5 +8,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     // PTY and PostgreSQL tests own real resources; 2 cores.
     maxWorkers: 2,
+    // Longest files first (test/durations.json when vitest has no cache of its own, as on a fresh clone in CI),
+    // so no 60-120 s file starts last and leaves the other worker idle at the end.
+    sequence: { sequencer: DurationSequencer },
   },
 });

@@ -2,7 +2,9 @@
  * `fobkit bank ...` in process through runCli (the same entry as
  * bin/fobkit.js): exit statuses 0/1/2, --json on every outcome, reason codes
  * on stderr, import from PSKC files (host/pskc writes them; the reader
- * checks their MAC), and key rotation. Codes from oathtool at real time.
+ * checks their MAC), and key rotation. Codes from oathtool at the bank's
+ * time: the wall clock shifted by FOBKIT_CLOCK_OFFSET (host/clock.ts, read by
+ * every bank command), which the test moves a step forward instead of waiting.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -10,10 +12,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { writePskc, type PskcToken } from "../../host/pskc/index.js";
-import { ENGINES, nextStep, oathtool } from "../registry/support.js";
+import { ENGINES, oathtool } from "../registry/support.js";
 import { runCliCaptured } from "./support.js";
 
-/** A 5-s step: the CLI runs on the wall clock, and a test can wait for the next code. */
+/** A 5-s step: the CLI runs on the wall clock plus FOBKIT_CLOCK_OFFSET, which nextStep moves by one step. */
 const PERIOD = 5;
 
 interface Out {
@@ -27,9 +29,19 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
   let dir: string;
   let env: NodeJS.ProcessEnv;
   let drop: () => Promise<void>;
+  /** Seconds the bank's clock (FOBKIT_CLOCK_OFFSET) is ahead of the wall clock. */
+  let offset = 0;
+  /**
+   * Moves the bank's clock (whole seconds, as FOBKIT_CLOCK_OFFSET is) to the first second of its next step, as waiting
+   * for that step did: every code after it is in a later step than any before it, with most of a step left to use it.
+   */
+  const nextStep = () => {
+    const now = Date.now() / 1000 + offset;
+    offset += Math.ceil((Math.floor(now / PERIOD) + 1) * PERIOD - now);
+  };
 
   async function bank(...args: string[]): Promise<Out> {
-    const r = await runCliCaptured(["bank", ...args], env);
+    const r = await runCliCaptured(["bank", ...args], { ...env, FOBKIT_CLOCK_OFFSET: String(offset) });
     return { ...r, json: args.includes("--json") ? JSON.parse(r.stdout.trim().split("\n").at(-1)!) : undefined };
   }
 
@@ -44,11 +56,12 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     writeFileSync(path, writePskc(tokens, { kind: "password", password, iterations: 1000 }));
     return path;
   }
-  /** The code a keyfob `offset` seconds fast shows now. */
-  const code = (serial: string, offset = 0) => oathtool(seeds.get(serial)!, Date.now() / 1000 + offset, { period: PERIOD });
+  /** The code a keyfob `fast` seconds ahead of the bank's clock shows now. */
+  const code = (serial: string, fast = 0) => oathtool(seeds.get(serial)!, Date.now() / 1000 + offset + fast, { period: PERIOD });
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "fobkit-cli-"));
+    offset = 0;
     const f = await engine.fresh();
     drop = f.drop;
     writeFileSync(join(dir, "password"), "correct horse\n");
@@ -102,10 +115,8 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     expect(await bank("issue", "--serial", "NOPE", "--customer", "c2", "--json")).toMatchObject({ code: 2, json: { error: { code: "unknown_serial" } } });
     expect(await bank("activate", "--serial", "FK0001", "--code", "1234567", "--json")).toMatchObject({ code: 2, json: { error: { code: "bad_code" } } });
     expect(await bank("activate", "--serial", "FK0001", "--code", "12a45678")).toMatchObject({ code: 2 });
-    let used = Date.now();
     expect(await bank("activate", "--serial", "FK0001", "--code", code("FK0001"), "--json")).toMatchObject({ code: 0, json: { result: "accepted", state: "active" } });
-    await nextStep(used, PERIOD);
-    used = Date.now();
+    nextStep();
     const next = code("FK0001");
     expect(await bank("verify", "--customer", "c1", "--code", next, "--json")).toMatchObject({ code: 0, json: { ok: true, result: "accepted" } });
     const replay = await bank("verify", "--customer", "c1", "--code", next, "--json");
@@ -118,20 +129,17 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     // Resync: the keyfob's clock now runs ten minutes fast (120 steps); it shows
     // one code, then the next a step later.
     const FAST = 600;
-    await nextStep(used, PERIOD);
+    nextStep();
     const c1 = code("FK0001", FAST);
-    used = Date.now();
-    await nextStep(used, PERIOD);
-    used = Date.now();
+    nextStep();
     const r = await bank("resync", "--serial", "FK0001", "--code", c1, "--code", code("FK0001", FAST), "--json");
     expect(r).toMatchObject({ code: 0, json: { result: "accepted" } });
     expect(r.json.drift).toBeGreaterThanOrEqual(119);
     expect(r.json.drift).toBeLessThanOrEqual(121);
     expect(await bank("resync", "--serial", "FK0001", "--code", "12345678", "--json")).toMatchObject({ code: 2 });
-    await nextStep(used, PERIOD);
-    used = Date.now();
+    nextStep();
     expect(await bank("deactivate", "--customer", "c1", "--code", code("FK0001", FAST), "--json")).toMatchObject({ code: 0, json: { state: "retired" } });
-    await nextStep(used, PERIOD);
+    nextStep();
     expect(await bank("activate", "--serial", "FK0001", "--code", code("FK0001", FAST), "--json")).toMatchObject({ code: 1, json: { error: { code: "retired" } } });
     // The audit names the staff member and the CLI as the source.
     const audit = await bank("audit", "--serial", "FK0001", "--json");
@@ -235,7 +243,6 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
   it("rotate-key re-seals every seed under a new key; --prune drops the old one", async () => {
     await bank("import", pskcFile("a.pskc", ["FK0001", "FK0002"]), "--password-file", join(dir, "password"));
     await bank("issue", "--serial", "FK0001", "--customer", "c1");
-    const used = Date.now();
     await bank("activate", "--serial", "FK0001", "--code", code("FK0001"));
     const oldKey = readFileSync(env.FOBKIT_BANK_KEK_FILE!, "utf8");
     const r = await bank("rotate-key", "--prune", "--json");
@@ -245,7 +252,7 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     const lines = readFileSync(env.FOBKIT_BANK_KEK_FILE!, "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
     expect(lines).toHaveLength(1);
     expect(oldKey).not.toContain(lines[0]);
-    await nextStep(used, PERIOD);
+    nextStep();
     expect(await bank("verify", "--customer", "c1", "--code", code("FK0001"), "--json")).toMatchObject({ code: 0 });
   });
 });
