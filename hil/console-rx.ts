@@ -80,6 +80,11 @@ interface CacheOffRun {
   n: number;
 }
 
+/** Where stretch k of a run starts (k = n: where the run ends); the one expression for every boundary. */
+function edge(run: CacheOffRun, k: number): number {
+  return run.from + k * run.seg;
+}
+
 export class ConsoleRx {
   private fifo: number[] = [];
   private ring: number[] = [];
@@ -124,9 +129,12 @@ export class ConsoleRx {
     for (const seg of stretches) {
       if (!(seg > 0)) continue;
       const last = this.runs[this.runs.length - 1];
-      if (last !== undefined && last.seg === seg && last.from + last.n * seg === t) last.n++;
+      if (last !== undefined && last.seg === seg && edge(last, last.n) === t) last.n++;
       else this.runs.push({ from: t, seg, n: 1 });
-      t += seg;
+      // The next stretch starts exactly where this one ends, as edge() computes it: summing segs
+      // instead would leave a rounding gap (the cache on for an instant) or overlap between them.
+      const run = this.runs[this.runs.length - 1];
+      t = edge(run, run.n);
     }
   }
 
@@ -134,8 +142,13 @@ export class ConsoleRx {
   private find(t: number): { run: CacheOffRun; k: number } | undefined {
     for (const run of this.runs) {
       if (t < run.from) return undefined;
-      // A stretch is [start, end); the epsilon keeps float rounding from putting an end inside it.
-      const k = Math.floor((t - run.from) / run.seg + 1e-9);
+      // Stretch k is [edge(k), edge(k + 1)), judged with the same float expression that gives the
+      // ends (stretchEnd, chainEnd): an end is never inside its own stretch, whatever the time's
+      // magnitude. A fixed epsilon cannot do that: after a day of virtual time (8.64e7 ms) a float
+      // step is 1.5e-8 ms, and chainEnd spun for ever on an end that find() put inside its stretch.
+      let k = Math.floor((t - run.from) / run.seg);
+      while (k > 0 && edge(run, k) > t) k--;
+      while (edge(run, k + 1) <= t) k++;
       if (k < run.n) return { run, k };
     }
     return undefined;
@@ -150,12 +163,12 @@ export class ConsoleRx {
   /** When the stretch the time t falls in ends (t itself outside one). */
   private stretchEnd(t: number): number {
     const f = this.find(t);
-    return f === undefined ? t : Math.max(t, f.run.from + (f.k + 1) * f.run.seg);
+    return f === undefined ? t : edge(f.run, f.k + 1);
   }
 
   /** Forget stretches that ended before t. */
   private prune(t: number): void {
-    while (this.runs.length > 0 && this.runs[0].from + this.runs[0].n * this.runs[0].seg <= t) this.runs.shift();
+    while (this.runs.length > 0 && edge(this.runs[0], this.runs[0].n) <= t) this.runs.shift();
   }
 
   /** Bytes held anywhere between the wire and the task queue. */
@@ -233,8 +246,9 @@ export class ConsoleRx {
     for (;;) {
       const f = this.find(end);
       if (f === undefined) return end;
-      // The rest of this run, then whatever run starts where it ends.
-      end = Math.max(end, f.run.from + f.run.n * f.run.seg) + 1e-9;
+      // The rest of this run, then whatever run starts where it ends (find() never returns this run
+      // for its own end, so each run is passed once).
+      end = edge(f.run, f.run.n);
     }
   }
 

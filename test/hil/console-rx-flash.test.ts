@@ -11,7 +11,9 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Worker } from "node:worker_threads";
 import { beforeAll, describe, expect, it } from "vitest";
+import { NODE_BUILD } from "../support/paths.js";
 import { loadHil, tempDir } from "./support.js";
 
 type Hil = Awaited<ReturnType<typeof loadHil>>;
@@ -112,4 +114,71 @@ describe("flash calls stop the console's RX ISR (console-rx.ts, hil/flash.ts cac
     expect(b.emu.counters.uartRxLost).toBe(0);
     expect(b.count()).toBe(1 + 300 + 1);
   });
+});
+
+describe("cache-off stretches late in virtual time (console-rx.ts find/chainEnd)", () => {
+  /**
+   * The scenario of the stretch test above, after a day (and a fraction of a ms) of virtual time, as
+   * sleep-hil.test.ts runs it after its day's advance. It runs in a worker: a ConsoleRx that spins
+   * (the bug: at 8.64e7 ms a float step is 1.5e-8 ms, so chainEnd's fixed 1e-9 step and find()'s
+   * epsilon put a run's end inside its own last stretch, for ever) cannot stop the test runner.
+   */
+  function lateStream(dir: string, aheadS: number): Promise<{ reply: string; lost: number }> {
+    const code = `
+      const { parentPort, workerData } = require("node:worker_threads");
+      import(workerData.emulator).then(({ Emulator }) => {
+        const emu = new Emulator({ stateDir: workerData.dir, time: 1700000000, countInstructions: false, realtime: true });
+        const tx = [];
+        emu.on("uart", (b) => tx.push(...b));
+        emu.advance(workerData.aheadS);
+        emu.boot();
+        emu.advance(1);
+        emu.uartWrite("!");
+        for (let sent = 0; sent < 300; sent += 23) {
+          emu.advance(0.002);
+          emu.uartWrite(new Uint8Array(Math.min(23, 300 - sent)).fill(0x61));
+        }
+        emu.advance(2);
+        tx.length = 0;
+        emu.uartWrite("?");
+        emu.advance(0.1);
+        parentPort.postMessage({ reply: Buffer.from(tx).toString("latin1"), lost: emu.counters.uartRxLost });
+      });`;
+    const worker = new Worker(code, { eval: true, workerData: { dir, aheadS, emulator: join(NODE_BUILD, "hil", "emulator.js") } });
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        void worker.terminate();
+        reject(new Error(`the emulator did not finish 300 bytes over 8 name lookups within 30 s at ${aheadS} s of virtual time (a spinning ConsoleRx)`));
+      }, 30_000);
+      worker.once("message", (m: { reply: string; lost: number }) => {
+        clearTimeout(t);
+        void worker.terminate();
+        resolve(m);
+      });
+      worker.once("error", (e) => {
+        clearTimeout(t);
+        reject(e);
+      });
+    });
+  }
+
+  it("a day (and a fraction of a ms) into virtual time, a stream over 640 flash-read stretches still arrives whole: a stretch's end is never taken to be inside it", async () => {
+    const dir = tempDir("emu-rx-late-");
+    writeFileSync(
+      join(dir, "init.lua"),
+      `n = 0
+      uart.on(0, "data", 0, function(d)
+        n = n + 1
+        if n == 1 then for i = 1, 8 do file.exists("nope" .. i) end end
+        if d == "?" then uart.write(0, "n=" .. n) end
+      end, 0)
+      uart.start(0)`,
+    );
+    // 86400.0001234 s: the stretches start at a fractional ms, as after sleep-hil's day with a drifting clock.
+    for (const aheadS of [86400, 86400.0001234]) {
+      const r = await lateStream(dir, aheadS);
+      expect(r.lost, `at ${aheadS} s`).toBe(0);
+      expect(r.reply, `at ${aheadS} s`).toBe(`n=${1 + 300 + 1}`);
+    }
+  }, 90_000);
 });
