@@ -85,11 +85,19 @@ export class EmuProcess {
     this.send(`usb ${present ? "on" : "off"}`);
   }
 
-  /** End of stdin stops the emulator cleanly (socat killed, link removed). */
+  /**
+   * End of stdin stops the emulator cleanly (socat killed, link removed). One that has not exited 10 s later is
+   * killed: an emulator stuck in a loop never reads its stdin (nor runs a SIGTERM handler), and would otherwise
+   * outlive the test, spinning a core (seen: five such processes left by runs of a ConsoleRx that looped).
+   */
   stop(): Promise<void> {
     return new Promise((r) => {
       if (this.proc.exitCode !== null || this.proc.signalCode !== null) return r();
-      this.proc.once("exit", () => r());
+      const kill = setTimeout(() => this.proc.kill("SIGKILL"), 10_000);
+      this.proc.once("exit", () => {
+        clearTimeout(kill);
+        r();
+      });
       this.proc.stdin!.end();
     });
   }
