@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing } from "../../host/registry/key-ring.js";
 import { addStaff } from "../../host/registry/staff.js";
@@ -23,12 +23,10 @@ let db: Database | undefined;
 let drop: (() => Promise<void>) | undefined;
 let server: Awaited<ReturnType<typeof startServer>> | undefined;
 
-beforeAll(async () => {
-  // The HTTPS case uses a throwaway self-signed certificate.
-  browser = await launchChromium({ locale: "en-US", ignoreHTTPSErrors: true });
-}, 60_000);
-afterAll(async () => browser?.close());
 afterEach(async () => {
+  // A browser per case, closed before the server: its open connections (keep-alive, a service worker's fetch) die
+  // with it, so the server's close never waits on them, and no cookie or worker crosses from one case to the next.
+  await browser?.close();
   await server?.close();
   await drop?.();
   server = undefined;
@@ -42,6 +40,8 @@ async function attackFromApp(consoleListen?: string, tls?: { cert: string; key: 
   await addStaff(db, "alice", "teller", PASSWORD, CLI);
   await server.registry.registerOne({ serial: "FK-REV-1", manufacturer: "fobkit", algorithm: "SHA1", digits: 8, period: 60, t0: 0, secret: randomBytes(20) }, CLI, "test");
   const consoleBase = server.consoleUrl ?? server.url;
+  // The HTTPS case uses a throwaway self-signed certificate.
+  browser = await launchChromium({ locale: "en-US", ignoreHTTPSErrors: true });
   const page = await browser.context.newPage();
   try {
     await page.goto(consoleBase + "/console/sign-in");
