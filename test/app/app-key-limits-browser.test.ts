@@ -6,35 +6,17 @@
  * turned round: it guards README's statement (if it ever failed, README would overstate the risk).
  */
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Database } from "../../host/registry/database.js";
-import { KeyRing } from "../../host/registry/key-ring.js";
-import { startServer } from "../../host/server/serve.js";
-import { launchChromium } from "../../tools/chromium.js";
-import { ENGINES, freshDb, oathtool } from "../registry/support.js";
+import { describe, expect, it } from "vitest";
+import { oathtool } from "../registry/support.js";
+import { useBankAndBrowser } from "../support/bank-browser.js";
 
-let db: Database;
-let drop: () => Promise<void>;
-let server: Awaited<ReturnType<typeof startServer>>;
-let browser: Awaited<ReturnType<typeof launchChromium>>;
-
-beforeAll(async () => {
-  ({ db, drop } = await freshDb(ENGINES[0]));
-  server = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0" });
-  browser = await launchChromium({ locale: "en-US" });
-}, 60_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  await drop?.();
-});
+const bb = useBankAndBrowser({ locale: "en-US" });
 
 describe("a non-extractable seed key", () => {
   it("cannot be read out, yet a script that runs once computes 30 days of codes the bank accepts", async () => {
     const seed = randomBytes(32);
-    const page = await browser.context.newPage();
-    await page.goto(server.url + "/app/");
+    const page = await bb.browser.context.newPage();
+    await page.goto(bb.server.url + "/app/");
     await page.locator("html[data-ready]").waitFor();
     const nowMs = Date.now();
     // The same kind of key deriveSeedKey stores in IndexedDB (HMAC-SHA-256, 32 bytes, extractable false), made from a

@@ -1,0 +1,35 @@
+/**
+ * One bank server (SQLite, in this process) and one Chromium for a test file: registers the file's
+ * beforeAll/afterAll and hands back the live objects. For browser tests that need nothing else set up.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll } from "vitest";
+import type { Database } from "../../host/registry/database.js";
+import { KeyRing } from "../../host/registry/key-ring.js";
+import { startServer } from "../../host/server/serve.js";
+import { launchChromium } from "../../tools/chromium.js";
+import { ENGINES, freshDb } from "../registry/support.js";
+
+export interface BankAndBrowser {
+  db: Database;
+  server: Awaited<ReturnType<typeof startServer>>;
+  browser: Awaited<ReturnType<typeof launchChromium>>;
+}
+
+export function useBankAndBrowser(opts: { locale: string }): BankAndBrowser {
+  const live = {} as BankAndBrowser;
+  let drop: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const f = await freshDb(ENGINES[0]);
+    live.db = f.db;
+    drop = f.drop;
+    live.server = await startServer({ db: f.db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0" });
+    live.browser = await launchChromium({ locale: opts.locale });
+  }, 60_000);
+  afterAll(async () => {
+    await live.browser?.close();
+    await live.server?.close();
+    await drop?.();
+  });
+  return live;
+}
