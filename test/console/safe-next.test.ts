@@ -2,13 +2,9 @@
  * safeNext: a redirect after sign-in or a language switch lands inside /console/, however the path is spelled.
  * Session 8 review (s8-rev-web): /console/%2e%2e/… was kept, and a browser resolves it outside /console/.
  */
-import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Database } from "../../host/registry/database.js";
-import { KeyRing } from "../../host/registry/key-ring.js";
+import { describe, expect, it } from "vitest";
+import { useBank } from "../support/bank-browser.js";
 import { safeNext } from "../../host/console/console.js";
-import { startServer } from "../../host/server/serve.js";
-import { ENGINES, freshDb } from "../registry/support.js";
 
 /** Where a browser goes for a Location header of `kept` (WHATWG URL, as fetch and Chromium resolve it). */
 const landing = (kept: string) => new URL(kept, "https://bank.example").pathname;
@@ -36,20 +32,10 @@ describe("safeNext", () => {
 });
 
 describe("the console's redirects", () => {
-  let db: Database;
-  let drop: () => Promise<void>;
-  let server: Awaited<ReturnType<typeof startServer>>;
-  beforeAll(async () => {
-    ({ db, drop } = await freshDb(ENGINES[0]));
-    server = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0" });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await drop?.();
-  });
+  const bank = useBank();
 
   it("a language switch with back=/console/%2e%2e/app/ goes to /console/", async () => {
-    const r = await fetch(server.url + "/console/lang?to=en&back=" + encodeURIComponent("/console/%2e%2e/app/"), { redirect: "manual" });
+    const r = await fetch(bank.server.url + "/console/lang?to=en&back=" + encodeURIComponent("/console/%2e%2e/app/"), { redirect: "manual" });
     expect([r.status, r.headers.get("location")]).toEqual([303, "/console/"]);
   });
 });

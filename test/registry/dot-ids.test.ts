@@ -4,15 +4,12 @@
  * parsing, which removes dot segments, percent-encoded ones too. Session 8 review (s8-rev-web): both were valid.
  */
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { useBank } from "../support/bank-browser.js";
 import { seg } from "../../host/console/html.js";
 import { createApiKey } from "../../host/registry/api-keys.js";
-import type { Database } from "../../host/registry/database.js";
-import { KeyRing } from "../../host/registry/key-ring.js";
 import { checkCustomer, checkSerial } from "../../host/registry/validation.js";
 import { RegistryError } from "../../host/registry/types.js";
-import { startServer } from "../../host/server/serve.js";
-import { ENGINES, freshDb } from "./support.js";
 import { call } from "../server/support.js";
 
 const CLI = { name: "staff:test", source: "cli" };
@@ -40,29 +37,19 @@ describe("IDs that merely hold dots", () => {
 });
 
 describe("at the doors", () => {
-  let db: Database;
-  let drop: () => Promise<void>;
-  let server: Awaited<ReturnType<typeof startServer>>;
-  beforeAll(async () => {
-    ({ db, drop } = await freshDb(ENGINES[0]));
-    server = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0" });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await drop?.();
-  });
+  const bank = useBank();
 
   it("registration (registry and API) and issuance (API) refuse them and write nothing", async () => {
     const token = (serial: string) => ({ serial, manufacturer: "fobkit", algorithm: "SHA1" as const, digits: 8, period: 60, t0: 0, secret: randomBytes(20) });
-    await expect(server.registry.registerOne(token(".."), CLI, "test")).rejects.toMatchObject({ code: "bad_serial", kind: "bad_input" });
-    const factory = (await createApiKey(db, "factory")).key;
-    const staff = (await createApiKey(db, "staff")).key;
+    await expect(bank.server.registry.registerOne(token(".."), CLI, "test")).rejects.toMatchObject({ code: "bad_serial", kind: "bad_input" });
+    const factory = (await createApiKey(bank.db, "factory")).key;
+    const staff = (await createApiKey(bank.db, "staff")).key;
     const body = (serial: string) => ({ serial, algorithm: "SHA1", digits: 8, period: 60, t0: 0, seed: randomBytes(20).toString("hex") });
-    expect((await call(server.url, "POST", "/v1/tokens", { key: factory, body: body(".") })).status).toBe(400);
-    expect(await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM tokens")).toEqual({ n: 0 });
+    expect((await call(bank.server.url, "POST", "/v1/tokens", { key: factory, body: body(".") })).status).toBe(400);
+    expect(await bank.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM tokens")).toEqual({ n: 0 });
     // Control: the same request with a plain serial is taken, so the 400 above is the serial's.
-    expect((await call(server.url, "POST", "/v1/tokens", { key: factory, body: body("FK-DOT-1") })).status).toBe(201);
-    expect((await call(server.url, "POST", "/v1/tokens/FK-DOT-1/issue", { key: staff, body: { customer: ".." } })).status).toBe(400);
-    expect(await server.registry.status("FK-DOT-1")).toMatchObject({ state: "in_stock", customer: null });
+    expect((await call(bank.server.url, "POST", "/v1/tokens", { key: factory, body: body("FK-DOT-1") })).status).toBe(201);
+    expect((await call(bank.server.url, "POST", "/v1/tokens/FK-DOT-1/issue", { key: staff, body: { customer: ".." } })).status).toBe(400);
+    expect(await bank.server.registry.status("FK-DOT-1")).toMatchObject({ state: "in_stock", customer: null });
   });
 });
