@@ -367,14 +367,6 @@ export class KeyRing {
     return true;
   }
 
-  /**
-   * Re-reads the key file now, whatever the throttle says: a write was
-   * refused because this process sealed under a key the database records as
-   * retired, so the file has a newer key (or the operator must give it one).
-   */
-  reload(): void {
-    this.refresh(true);
-  }
 
   /**
    * Drops the named keys from the file, never the newest. Only for keys the
