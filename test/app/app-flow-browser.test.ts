@@ -10,6 +10,8 @@
  *
  * Clocks: the bank's server and CLI share an offset the test moves
  * (flow-support); the page's clock is Playwright's page.clock, moved with it.
+ * Both flow in real time, except across the offline reload, where the page's
+ * clock is pinned (pinPage).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -65,12 +67,27 @@ describe("software token, whole flow with the web app in Chromium", () => {
     bank.advance(seconds);
     await page.clock.setSystemTime(bank.now());
   }
-  /** Moves the bank and the page to 2 s after the next 60 s step begins. */
-  async function toStepStart(): Promise<void> {
-    bank.setNow((Math.floor(bank.now() / 60_000) + 1) * 60_000 + 2_000);
+  /**
+   * Moves the bank and the page to 30 s into the next 60 s step and stops the page's clock there
+   * (page.clock.setFixedTime: Date.now() stands still, the page's timers keep running, and
+   * Playwright replays it into every reload), so the page's code cannot change however slow the
+   * machine is. The bank's clock keeps flowing from the same instant: a code read now is within its
+   * one-step window for the next 90 s. Returns once the page has drawn the pinned instant.
+   */
+  async function pinPage(): Promise<void> {
+    const at = (Math.floor(bank.now() / 60_000) + 1) * 60_000 + 30_000;
+    bank.setNow(at);
+    await page.clock.setFixedTime(at);
+    // Until its next tick the page still shows the code and countdown of its old, running time
+    // (reading them then was this test's flake): clear the countdown and wait for a tick to
+    // write the pinned 30 s. A tick begun before the pin can write after the clear only if it
+    // began a new step (it awaits the code only then), so it writes 60 or 59 s, not 30.
+    await page.evaluate(() => (document.getElementById("countdown-label")!.textContent = ""));
+    await page.waitForFunction(() => /あと30秒$/.test(document.getElementById("countdown-label")?.textContent ?? ""));
+  }
+  /** Lets the page's clock flow again, from the bank's time. */
+  async function unpinPage(): Promise<void> {
     await page.clock.setSystemTime(bank.now());
-    // The page has drawn the new step once its countdown shows more than 50 s left.
-    await page.waitForFunction(() => Number(/(\d+)秒/.exec(document.getElementById("countdown-label")?.textContent ?? "")?.[1]) > 50);
   }
   async function screenCode(): Promise<string> {
     await page.locator("#code[data-code]").waitFor();
@@ -137,10 +154,10 @@ describe("software token, whole flow with the web app in Chromium", () => {
     expect(await page.locator("#clock-warning").isHidden()).toBe(true);
     await page.screenshot({ path: join(SCREENS, "code-ja.png") });
 
-    // Both clocks flow in real time: start just after a 60 s step begins, so the screen's code
-    // stays the same through the reload below even on a loaded machine (a step boundary
-    // crossed between reading the code and the reload made this fail at load 15).
-    await toStepStart();
+    // The page's clock is pinned from the read to the reload: with both clocks flowing, a step
+    // boundary crossed between them (a stall at load 15), or a code read before the page had
+    // drawn the step the clocks were moved to, showed another code after the reload.
+    await pinPage();
     const first = await screenCode();
 
     // The network goes down: the installed app still shows the token's codes after a reload.
@@ -153,6 +170,7 @@ describe("software token, whole flow with the web app in Chromium", () => {
     expect(await screenCode()).toBe(first);
     await browser.context.setOffline(false);
     bank.setReachable(true);
+    await unpinPage();
 
     // Start of use with the code on screen; the same code again is a replay.
     expect((await bank.ok("bank", "activate", "--serial", softSerial(userId), "--code", first, "--json")).result).toBe("accepted");
