@@ -30,9 +30,10 @@ export const bankServe: Command = {
     "On SQLite every verification takes the file's one write lock: more workers keep serving if one dies, but are not faster.\n" +
     "Software tokens: the app's set-up at /app/v1/setup/* needs no API key; --smtp URL sends the issuance mail\n" +
     "(トークン発行のご案内) after each issuance through the channel API (fobkit bank soft-config first).\n" +
-    `The set-up routes are limited per client IP (--setup-rate, default ${SETUP_RATE_DEFAULT}/min; over it: 429 rate_limited with\n` +
-    "Retry-After): the bank counts 5 password guesses per issuance, the limit bounds probing many user IDs. Counted in the\n" +
-    "database, so the limit holds across --workers and across servers on one database.\n" +
+    `The set-up routes are limited per client: an IPv4 address, or an IPv6 /64, since a host picks any address in its /64\n` +
+    `(--setup-rate, default ${SETUP_RATE_DEFAULT}/min; over it: 429 rate_limited with Retry-After): the bank counts 5 password\n` +
+    "guesses per issuance, the limit bounds probing many user IDs. Counted in the database, so the limit holds across --workers\n" +
+    "and across servers on one database.\n" +
     "Example: fobkit bank serve --db postgres://bank@db/bank --kek-file /etc/fobkit/bank.kek --listen 127.0.0.1:8700 --workers 4",
   options: {
     db: DB_OPTION,
@@ -44,7 +45,7 @@ export const bankServe: Command = {
     "trust-proxy": { type: "string", placeholder: "ADDRS", help: "comma-separated IPs or CIDR ranges of the proxies in front (default: none)" },
     ...POLICY_OPTIONS,
     ...SMTP_OPTIONS,
-    "setup-rate": { type: "string", placeholder: "N/min", help: `requests per minute per client IP to /app/v1/setup/* (default ${SETUP_RATE_DEFAULT}/min; off: none)` },
+    "setup-rate": { type: "string", placeholder: "N/min", help: `requests per minute per client (IPv4 address or IPv6 /64) to /app/v1/setup/* (default ${SETUP_RATE_DEFAULT}/min; off: none)` },
     workers: { type: "string", placeholder: "N", help: `server processes sharing the port, 1-${MAX_WORKERS} (default 1)` },
     log: { type: "boolean", help: "log requests (never bodies or keys) as JSON on stdout" },
     json: JSON_OPTION,

@@ -46,13 +46,13 @@ export interface AppOptions {
   now?: () => number;
   /** Sends software-token issuance mails (`--smtp URL`); none: issuances answer mailSent false. */
   mailer?: IssuanceMailer;
-  /** Requests per minute per client IP to the public set-up routes (/app/v1/setup/*); false: no limit. Default SETUP_RATE_DEFAULT. */
+  /** Requests per minute per client (IPv4 address or IPv6 /64, clientKey) to the public set-up routes (/app/v1/setup/*); false: no limit. Default SETUP_RATE_DEFAULT. */
   setupRate?: number | false;
   /** false: no /console/ here (404), the console has its own listener (buildConsoleApp). Default true. */
   console?: boolean;
 }
 
-/** Default limit of the public set-up routes, requests per minute per client IP (`bank serve --setup-rate`). */
+/** Default limit of the public set-up routes, requests per minute per client (IPv4 address or IPv6 /64; `bank serve --setup-rate`). */
 export const SETUP_RATE_DEFAULT = 30;
 
 declare module "fastify" {
@@ -183,12 +183,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
       },
     });
   for (const r of ROUTES) if (!r.public) addRoute(app, r);
-  // The public set-up routes (the app's, no API key) in their own scope, under a per-IP rate limit. Why: the
+  // The public set-up routes (the app's, no API key) in their own scope, under a per-client rate limit. Why: the
   // start endpoint is the guessing oracle for an issuance's activation password; the bank's count (5 starts per
   // issuance, then void) bounds the guesses at any one user ID, but not what one client does across user IDs:
   // probing which user IDs are live (enumeration), and spending other customers' five tries to void their
   // issuances. The limit bounds those, per client (req.ip: X-Forwarded-For only from --trust-proxy peers; an IPv6
-  // client's /64, rate-store.ts clientKey).
+  // client's /64, registry/client-key.ts).
   // Counted in the database (rate-store.ts), so the limit holds across --workers and across hosts.
   app.register(async (scope) => {
     const perMinute = options.setupRate === undefined ? SETUP_RATE_DEFAULT : options.setupRate;

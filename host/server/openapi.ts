@@ -50,7 +50,7 @@ export function openApiDocument(version = "0.1.0"): object {
     if (r.refusals.some((c) => c.includes("(503)"))) responses["503"] = err(r.refusals.filter((c) => c.includes("(503)")).map((c) => c.replace(" (503)", "")).join(", "));
     const refused = r.refusals.filter((c) => !c.includes("(503)"));
     if (refused.length) responses["409"] = err("Refused: " + refused.join(", "));
-    // The public set-up routes are limited per client IP (app.ts, `bank serve --setup-rate`).
+    // The public set-up routes are limited per client, an IPv4 address or an IPv6 /64 (app.ts, `bank serve --setup-rate`).
     if (r.public) responses["429"] = { ...err("rate_limited: too many set-up requests from this address; wait Retry-After seconds"), headers: { "Retry-After": { description: "seconds until the limit resets", schema: { type: "integer" } } } };
     if (r.body) {
       responses["413"] = err("body_too_large");

@@ -71,7 +71,7 @@ export interface ServeOptions {
   trustProxy?: string[];
   /** Sends software-token issuance mails (`--smtp URL`). */
   mailer?: IssuanceMailer;
-  /** Set-up requests per minute per client IP (`--setup-rate`); false: none; default SETUP_RATE_DEFAULT. */
+  /** Set-up requests per minute per client, an IPv4 address or an IPv6 /64 (clientKey) (`--setup-rate`); false: none; default SETUP_RATE_DEFAULT. */
   setupRate?: number | false;
   /**
    * HOST:PORT of the staff console's own listener (`--console-listen`), same TLS as --listen; the main listener then
@@ -81,7 +81,7 @@ export interface ServeOptions {
 }
 
 /**
- * `--setup-rate`: "N/min" (or just N), requests per minute per client IP to the public set-up routes, 1-100000;
+ * `--setup-rate`: "N/min" (or just N), requests per minute per client (IPv4 address or IPv6 /64) to the public set-up routes, 1-100000;
  * "off" for none (a proxy in front limits instead). ListenError on anything else.
  */
 export function parseSetupRate(text: string): number | false {
