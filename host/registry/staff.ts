@@ -56,6 +56,14 @@ export const SIGNIN_LOCK_AFTER = 5;
 /** How long the first lock lasts; each further one twice the last, at most SIGNIN_LOCK_MAX_MS. */
 export const SIGNIN_LOCK_MS = 15 * 60_000;
 export const SIGNIN_LOCK_MAX_MS = 24 * 3600_000;
+/**
+ * How long a row of staff_signin_locks is kept after its lock ends; older ones are deleted whenever a sign-in
+ * writes a lock, so the table does not keep every address that ever guessed. Deleting a row resets its count
+ * (its next lock is again the shortest), so the time is what keeps "about five tries a day per address": a
+ * guesser who stops after k locks and four more tries to get its row deleted gains 5k + 4 tries per run of
+ * locks plus this wait: under five a day with a week, as without pruning (a day would give 22 a day, at k = 5).
+ */
+export const SIGNIN_LOCK_KEPT_MS = 7 * 24 * 3600_000;
 
 /** The length of the k-th lock in a row (k = 1 after five wrong passwords, 2 after ten, ...). */
 export function signinLockMs(k: number): number {
@@ -424,7 +432,12 @@ async function checkSignIn(db: Database, name: string, password: string, source:
   }
   const after = await mine();
   const locked = after ? lockedAt(after, now) : true;
-  await db.tx((t) => auditRecord(t, actor, "signin", "bad_password", now, { detail: { failures: Number(after?.failed_signins), locked, ...(locked && after ? { lockedUntil: iso(after.locked_until) } : {}) } }));
+  await db.tx(async (t) => {
+    await auditRecord(t, actor, "signin", "bad_password", now, { detail: { failures: Number(after?.failed_signins), locked, ...(locked && after ? { lockedUntil: iso(after.locked_until) } : {}) } });
+    // This try wrote a lock (a try counts only while unlocked): prune rows, of any member, whose lock ended over
+    // SIGNIN_LOCK_KEPT_MS ago. Rows never locked (fewer than five wrong) have no end to age by, and stay.
+    if (locked) await t.run("DELETE FROM staff_signin_locks WHERE locked_until < ?", [now - SIGNIN_LOCK_KEPT_MS]);
+  });
   return { ok: false, reason: "bad_credentials" };
 }
 

@@ -144,6 +144,31 @@ describe.each(ENGINES)("staff accounts CLI on $name", (engine) => {
     expect(await signIn(db, "kato", pw, "2001:db8:66:1::1", t0 + 4 * MIN)).toMatchObject({ ok: true });
   }, 180_000);
 
+  it("lock rows are kept a week after their lock ends, then pruned when a new lock is written: the table does not grow with every address that ever guessed", async () => {
+    await addStaff(db, "ito", "teller", "ito-correct-horse-battery", { name: "staff:admin", source: "cli" });
+    const MIN = 60_000;
+    const DAY = 24 * 60 * MIN;
+    const t0 = Date.now();
+    const wrong = async (source: string, at: number, n = 5) => {
+      for (let i = 0; i < n; i++) expect(await signIn(db, "ito", "wrong-password-" + i, source, at)).toEqual({ ok: false, reason: "bad_credentials" });
+    };
+    const sources = async () => (await db.all<{ source: string }>("SELECT source FROM staff_signin_locks WHERE staff = 'ito' ORDER BY source")).map((r) => r.source);
+    await wrong("203.0.113.1", t0); // locked until t0 + 15 min
+    await wrong("203.0.113.2", t0 + 2 * DAY); // locked until 2 days + 15 min
+    await wrong("203.0.113.3", t0, 2); // counted, never locked: no end to age it by
+    const now = t0 + 15 * MIN + 7 * DAY + MIN;
+    // Four wrong passwords from a fourth address write no lock, and prune nothing.
+    await wrong("203.0.113.4", now, 4);
+    expect(await sources()).toEqual(["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"]);
+    // The fifth writes a lock: the row whose lock ended over a week ago goes; the one that ended five days ago stays,
+    // its count standing (its next lock is the second in a row: 30 minutes).
+    await wrong("203.0.113.4", now, 1);
+    expect(await sources()).toEqual(["203.0.113.2", "203.0.113.3", "203.0.113.4"]);
+    await wrong("203.0.113.2", now);
+    const second = await db.get<{ n: number; u: number }>("SELECT failed_signins AS n, locked_until AS u FROM staff_signin_locks WHERE staff = 'ito' AND source = '203.0.113.2'");
+    expect([Number(second!.n), Number(second!.u) - now]).toEqual([10, 30 * MIN]);
+  }, 120_000);
+
   it(`the sign-in gate gives one client ${KDF_PER_SOURCE} places: an IPv6 client's are its /64's, whichever of its addresses it uses`, async () => {
     // Unknown IDs: each costs a (dummy) scrypt in the gate, and counts nothing.
     const from = (source: string) => signIn(db, "nobody", "wrong-password", source).then((r) => r.reason, (e: { code?: string }) => e.code);
