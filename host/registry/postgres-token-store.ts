@@ -52,7 +52,7 @@
 import type { PostgresDatabase } from "./postgres-database.js";
 import type { KeyRing } from "./key-ring.js";
 import { SqlTokenStore } from "./sql-token-store.js";
-import { AUDIT_COLUMNS, DECISION_COLUMNS, LIVE, LIVE_STATES_SQL, auditValues, type AuditEntry, type DecideOptions, type Decide, type Decision, type TokenKey, type TokenRow } from "./token-store.js";
+import { AUDIT_COLUMNS, DECISION_COLUMNS, LIVE, LIVE_STATES_SQL, ROW_COLUMNS, ROW_SELECT, auditValues, type AuditEntry, type DecideOptions, type Decide, type Decision, type TokenKey, type TokenRow } from "./token-store.js";
 import { RegistryError, type Actor } from "./types.js";
 
 /** Rows kept per process: ~1 KB each with the JS object overhead. */
@@ -136,7 +136,7 @@ export class PostgresTokenStore extends SqlTokenStore {
       if (row) {
         const r = await this.apply(row, actor, d);
         if (r.applied) {
-          this.changed(key, row, d);
+          this.changed(key, row, d, r.next);
           if (d.outcome instanceof RegistryError) throw d.outcome;
           return d.outcome;
         }
@@ -172,10 +172,10 @@ export class PostgresTokenStore extends SqlTokenStore {
    * on. Audit records are inserted for the matched decisions only, in the
    * order the decisions made them (ORDER BY: a join does not keep it).
    */
-  private queued: { row: TokenRow; actor: Actor; d: Decision<unknown>; resolve(r: { applied: boolean; current?: TokenRow; retry?: boolean }): void; reject(e: unknown): void }[] = [];
+  private queued: { row: TokenRow; actor: Actor; d: Decision<unknown>; next?: TokenRow; resolve(r: Applied): void; reject(e: unknown): void }[] = [];
   private readonly applies = new Coalescer(() => this.queued.length > 0, () => this.applyBatch(this.queued.splice(0, MAX_BATCH)));
 
-  private apply(row: TokenRow, actor: Actor, d: Decision<unknown>): Promise<{ applied: boolean; current?: TokenRow; retry?: boolean }> {
+  private apply(row: TokenRow, actor: Actor, d: Decision<unknown>): Promise<Applied> {
     return new Promise((resolve, reject) => {
       this.queued.push({ row, actor, d, resolve, reject });
       this.applies.schedule();
@@ -195,8 +195,10 @@ export class PostgresTokenStore extends SqlTokenStore {
       const audit: string[] = [];
       const at = this.now();
       let n = 0;
-      batch.forEach(({ row, actor, d }, i) => {
-        const next = d.change ? { ...row, ...d.change } : row;
+      batch.forEach((b, i) => {
+        const { row, actor, d } = b;
+        // The row the decision makes, built once: the literal below, madeHere and the store's copy (changed) share it.
+        const next = (b.next = d.change ? { ...row, ...d.change } : row);
         // In the order of batch_decision's and batch_audit's attributes (migration 14): a change to DECISION_COLUMNS,
         // CHANGE_COLUMNS or AUDIT_COLUMNS needs a migration that changes those types (else every batch fails:
         // "malformed record literal").
@@ -209,11 +211,11 @@ export class PostgresTokenStore extends SqlTokenStore {
       // The returned rows are the statement's snapshot, from before its own changes: a row this batch changed is what the applied decision made it.
       const madeHere = new Map<string, TokenRow>();
       batch.forEach((b, i) => {
-        if (out.get(i)?.applied === true && b.d.change) madeHere.set(b.row.serial, { ...b.row, ...b.d.change });
+        if (out.get(i)?.applied === true && b.d.change) madeHere.set(b.row.serial, b.next!);
       });
       batch.forEach((b, i) => {
         const r = out.get(i);
-        if (r?.applied === true) return b.resolve({ applied: true });
+        if (r?.applied === true) return b.resolve({ applied: true, next: b.next });
         b.resolve({ applied: false, current: madeHere.get(b.row.serial) ?? (r && r.serial !== null ? strip(r) : undefined) });
       });
     } catch (e) {
@@ -254,11 +256,11 @@ export class PostgresTokenStore extends SqlTokenStore {
       const byKey = new Map<string, TokenRow>();
       if (customers.length) {
         this.trips++;
-        for (const r of await this.pg.generic.all<TokenRow>(`SELECT * FROM tokens WHERE customer = ANY(?) AND state IN ${LIVE_STATES_SQL}`, [customers])) byKey.set(keyName({ customer: r.customer! }), strip(r));
+        for (const r of await this.pg.generic.all<TokenRow>(`SELECT ${ROW_SELECT} FROM tokens WHERE customer = ANY(?) AND state IN ${LIVE_STATES_SQL}`, [customers])) byKey.set(keyName({ customer: r.customer! }), r);
       }
       if (serials.length) {
         this.trips++;
-        for (const r of await this.pg.generic.all<TokenRow>(`SELECT * FROM tokens WHERE serial = ANY(?) AND ${LIVE}`, [serials])) byKey.set(keyName({ serial: r.serial }), strip(r));
+        for (const r of await this.pg.generic.all<TokenRow>(`SELECT ${ROW_SELECT} FROM tokens WHERE serial = ANY(?) AND ${LIVE}`, [serials])) byKey.set(keyName({ serial: r.serial }), r);
       }
       for (const b of batch) {
         const row = byKey.get(keyName(b.key));
@@ -305,12 +307,12 @@ export class PostgresTokenStore extends SqlTokenStore {
     const auditCte = audit.length ? `, audited AS (INSERT INTO audit (${AUDIT_COLUMNS.join(", ")}) ${audit.join(" UNION ALL ")})` : "";
     const now = "serial" in key ? `t.serial = ? AND (t.staged IS NULL OR t.staged IN (SELECT id FROM import_batches WHERE state = 'committed'))` : `t.customer = ? AND t.state IN ${LIVE_STATES_SQL}`;
     params.push("serial" in key ? key.serial : key.customer);
-    return [`WITH matched AS (${matched})${auditCte} SELECT (SELECT count(*) FROM matched)::int AS applied, t.* FROM (SELECT 1) AS one LEFT JOIN tokens t ON ${now}`, params];
+    return [`WITH matched AS (${matched})${auditCte} SELECT (SELECT count(*) FROM matched)::int AS applied, ${ROW_COLUMNS.map((c) => `t.${c}`).join(", ")} FROM (SELECT 1) AS one LEFT JOIN tokens t ON ${now}`, params];
   }
 
-  protected override changed<T>(key: TokenKey, row: TokenRow | undefined, d: Decision<T>): void {
+  protected override changed<T>(key: TokenKey, row: TokenRow | undefined, d: Decision<T>, made?: TokenRow): void {
     if (!row) return;
-    const next: TokenRow = d.change ? { ...row, ...d.change } : row;
+    const next: TokenRow = made ?? (d.change ? { ...row, ...d.change } : row);
     const live = next.state === "issued" || next.state === "active" || next.state === "locked";
     // What a read by each key would now return.
     this.remember({ serial: next.serial }, next);
@@ -332,12 +334,14 @@ export class PostgresTokenStore extends SqlTokenStore {
   }
 }
 
-function strip(r: TokenRow & { applied?: unknown; batch_i?: unknown; staged?: unknown; seed_index?: unknown }): TokenRow {
-  const { applied: _a, batch_i: _b, staged: _s, seed_index: _i, ...row } = r;
+function strip(r: TokenRow & { applied?: unknown; batch_i?: unknown }): TokenRow {
+  const { applied: _a, batch_i: _b, ...row } = r;
   return row;
 }
 
 const LIVE_STATE_NAMES = ["issued", "active", "locked"];
+/** What applying a decision came to: applied (with the row it made), or not, with the row as it is now, or to be read again. */
+type Applied = { applied: boolean; next?: TokenRow; current?: TokenRow; retry?: boolean };
 /** Batch statements of each kind (applies; reads) one process has in flight at most (Coalescer). */
 const IN_FLIGHT = 2;
 /** Decisions applied by one statement, at most. */
@@ -388,6 +392,6 @@ const APPLY_SQL = (() => {
     `kept AS (SELECT input.i FROM input JOIN tokens t ON t.serial = input.serial AND ${cas} WHERE NOT input.change), ` +
     `matched AS (SELECT i FROM changed UNION ALL SELECT i FROM kept), ` +
     `audited AS (INSERT INTO audit (${AUDIT_COLUMNS.join(", ")}) SELECT ${AUDIT_COLUMNS.map((c) => `a.${c}`).join(", ")} FROM unnest(?::batch_audit[]) AS a JOIN matched m ON m.i = a.i ORDER BY a.n) ` +
-    `SELECT input.i AS batch_i, (m.i IS NOT NULL) AS applied, t.* FROM input LEFT JOIN matched m ON m.i = input.i LEFT JOIN tokens t ON t.serial = input.serial AND m.i IS NULL`
+    `SELECT input.i AS batch_i, (m.i IS NOT NULL) AS applied, ${ROW_COLUMNS.map((c) => `t.${c}`).join(", ")} FROM input LEFT JOIN matched m ON m.i = input.i LEFT JOIN tokens t ON t.serial = input.serial AND m.i IS NULL`
   );
 })();

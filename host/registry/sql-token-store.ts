@@ -14,7 +14,7 @@ import { clockSql, kekRetired, uniqueViolation } from "./database.js";
 import type { KeyRing } from "./key-ring.js";
 import { ownerGone, processOwner } from "../process-owner.js";
 import { INDEX_KEY_BYTES, SEED_INDEX_SECRET, seedIndex } from "./seed-index.js";
-import { AUDIT_COLUMNS, LIVE, LIVE_STATES_SQL, auditValues, tokenHoldsSeed, type AuditEntry, type Decide, type DecideOptions, type Decision, type RowChange, type TokenKey, type TokenRow, type TokenStore } from "./token-store.js";
+import { AUDIT_COLUMNS, LIVE, LIVE_STATES_SQL, ROW_SELECT, auditValues, tokenHoldsSeed, type AuditEntry, type Decide, type DecideOptions, type Decision, type RowChange, type TokenKey, type TokenRow, type TokenStore } from "./token-store.js";
 import { boundedList, someOf, unknownSerial } from "./validation.js";
 import { RegistryError, TOKEN_STATES, type Actor, type AuditRecord, type NewToken, type TokenState, type TokenStatus } from "./types.js";
 
@@ -179,8 +179,8 @@ export abstract class SqlTokenStore implements TokenStore {
 
   protected lockByKey(t: Sql, key: TokenKey): Promise<TokenRow | undefined> {
     return "serial" in key
-      ? t.get<TokenRow>(`SELECT * FROM tokens WHERE serial = ? AND ${LIVE}${this.db.forUpdate}`, [key.serial])
-      : t.get<TokenRow>(`SELECT * FROM tokens WHERE customer = ? AND state IN ${LIVE_STATES_SQL}${this.db.forUpdate}`, [key.customer]);
+      ? t.get<TokenRow>(`SELECT ${ROW_SELECT} FROM tokens WHERE serial = ? AND ${LIVE}${this.db.forUpdate}`, [key.serial])
+      : t.get<TokenRow>(`SELECT ${ROW_SELECT} FROM tokens WHERE customer = ? AND state IN ${LIVE_STATES_SQL}${this.db.forUpdate}`, [key.customer]);
   }
 
   /** The UPDATE of a decision's change on the row it was made from. */
@@ -237,7 +237,7 @@ export abstract class SqlTokenStore implements TokenStore {
   }
 
   /** Told of every decision written (PostgreSQL keeps its copies current). */
-  protected changed<T>(_key: TokenKey, _row: TokenRow | undefined, _d: Decision<T>): void {}
+  protected changed<T>(_key: TokenKey, _row: TokenRow | undefined, _d: Decision<T>, _made?: TokenRow): void {}
 
   decide<T>(key: TokenKey, actor: Actor, decide: Decide<T>, options?: DecideOptions): Promise<T> {
     return this.decideLocked(key, actor, decide, options);

@@ -61,6 +61,22 @@ export interface TokenRow {
 }
 
 /**
+ * Every column of TokenRow, for the reads a decision is made from: named, not `*`, so neither engine's driver
+ * decodes the columns no decision reads (the seed index, a 32-byte blob; the staging batch) on every verification.
+ */
+export const ROW_COLUMNS = [
+  "serial", "manufacturer", "model", "issuer", "key_id", "algorithm", "digits", "period", "t0", "kek_id", "seed", "state", "customer", "issuance",
+  "drift", "last_step", "clock_obs", "fail_count", "activated_at", "withdrawn", "not_before", "not_after", "origin", "created_at", "updated_at",
+  "kind", "setup_at", "setup_from", "setup_before",
+] as const satisfies readonly (keyof TokenRow)[];
+/** Compile-time check that ROW_COLUMNS names every field of TokenRow (a field added to one and not the other fails here). */
+type MissingRowColumns = Exclude<keyof TokenRow, (typeof ROW_COLUMNS)[number]>;
+const rowColumnsComplete: [MissingRowColumns] extends [never] ? true : MissingRowColumns = true;
+void rowColumnsComplete;
+/** ROW_COLUMNS as a select list. */
+export const ROW_SELECT = ROW_COLUMNS.join(", ");
+
+/**
  * Does tokens.seed hold a TOTP seed? Not for a software token awaiting its
  * set-up: then it holds the sealed OPAQUE registration record (soft-tokens.ts).
  * Every path that opens or indexes a seed asks this first.

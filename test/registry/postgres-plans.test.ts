@@ -16,6 +16,7 @@ import { KeyRing } from "../../host/registry/key-ring.js";
 import type { PostgresDatabase } from "../../host/registry/postgres-database.js";
 import { Registry } from "../../host/registry/registry.js";
 import { RegistryError } from "../../host/registry/types.js";
+import { ROW_SELECT } from "../../host/registry/token-store.js";
 import { ENGINES, RFC_SEED_SHA1, TestClock, freshDb, oathtool } from "./support.js";
 
 const STAFF = { name: "staff:alice", source: "cli" };
@@ -60,7 +61,7 @@ describe("plans of the token store's statements on PostgreSQL", () => {
       "SELECT statement, generic_plans::int AS generic_plans, custom_plans::int AS custom_plans FROM pg_prepared_statements WHERE NOT from_sql",
     );
     const decision = plans.find((p) => p.statement.startsWith("WITH input AS (SELECT * FROM unnest("));
-    const read = plans.find((p) => p.statement.startsWith("SELECT * FROM tokens WHERE customer = ANY("));
+    const read = plans.find((p) => p.statement.startsWith(`SELECT ${ROW_SELECT} FROM tokens WHERE customer = ANY(`));
     expect(decision, JSON.stringify(plans.map((p) => p.statement.slice(0, 60)))).toBeDefined();
     expect(read, JSON.stringify(plans.map((p) => p.statement.slice(0, 60)))).toBeDefined();
     // Every execution used the one generic plan: no custom plan was made for any of them.
