@@ -38,7 +38,7 @@ describe.each(ENGINES)("staff accounts CLI on $name", (engine) => {
     const added = await bank("add-staff", "--name", "yamada", "--role", "teller", "--password-file", join(dir, "pw"));
     expect(added).toMatchObject({ code: 0, stdout: "added staff yamada (teller)\n" });
     const stored = await db.get<{ password_hash: string }>("SELECT password_hash FROM staff WHERE name = 'yamada'");
-    expect(stored!.password_hash).toMatch(/^scrypt\$15\$8\$1\$/);
+    expect(stored!.password_hash).toMatch(/^scrypt\$17\$8\$1\$/);
     expect(stored!.password_hash).not.toContain(pw);
     // The trailing newline is not part of the password.
     expect(await signIn(db, "yamada", pw, "test")).toEqual({ ok: true, name: "yamada", role: "teller" });
