@@ -85,8 +85,28 @@ export const SESSION_MAX_MS = 12 * 3600_000;
 /** seen_at is written at most this often per session (one write per page would be wasted). */
 const SEEN_RESOLUTION_MS = 10_000;
 
-/** For new hashes, and the ones a right password upgrades (see needsRehash). */
+/** For new hashes, and the ones a right password upgrades (see needsRehash), unless FOBKIT_STAFF_SCRYPT_LOGN says otherwise. */
 export const SCRYPT = { logN: 17, r: 8, p: 1, keyLen: 32 };
+/** The environment variable that sets scrypt's cost (log2 N) for new and upgraded hashes: a deployment's tuning, as a KDF's cost is. */
+export const SCRYPT_LOGN_ENV = "FOBKIT_STAFF_SCRYPT_LOGN";
+/** What SCRYPT_LOGN_ENV may say: never below the N = 2^15 fobkit used before, never past what SCRYPT_MAX accepts. */
+const SCRYPT_LOGN_RANGE = { min: 15, max: 20 };
+
+/**
+ * The parameters new and upgraded hashes are made under: SCRYPT, with log2 N from FOBKIT_STAFF_SCRYPT_LOGN when set
+ * (15 to 20). A branch server too slow for 2^17 (0.3-0.7 s and 128 MiB a check) may keep 15; `make test` runs at 15, so
+ * its hundreds of sign-ins cost what they did (test/console/staff-password-hash.test.ts checks 17 without it). A value
+ * out of range or not an integer is refused, naming the variable, rather than read as the default.
+ */
+export function scryptParams(env: NodeJS.ProcessEnv = process.env): typeof SCRYPT {
+  const v = env[SCRYPT_LOGN_ENV];
+  if (v === undefined || v === "") return SCRYPT;
+  const logN = /^\d{1,2}$/.test(v) ? Number(v) : NaN;
+  if (!(logN >= SCRYPT_LOGN_RANGE.min && logN <= SCRYPT_LOGN_RANGE.max)) {
+    throw new RangeError(`${SCRYPT_LOGN_ENV} must be an integer from ${SCRYPT_LOGN_RANGE.min} to ${SCRYPT_LOGN_RANGE.max} (scrypt's N = 2^value; unset: ${SCRYPT.logN}), got ${JSON.stringify(v)}`);
+  }
+  return { ...SCRYPT, logN };
+}
 /**
  * The largest parameters a stored hash may name: anything past them is refused, not run (logN 2^20, r 16 would ask
  * for 2 GiB), so a damaged or planted row cannot make one sign-in take the server's memory.
@@ -132,7 +152,8 @@ function hashParams(stored: string): string {
 /** True when a stored hash was made under other parameters than SCRYPT's (older, weaker ones): a right password re-makes it. */
 export function needsRehash(stored: string): boolean {
   const h = parseHash(stored);
-  return !h || h.logN !== SCRYPT.logN || h.r !== SCRYPT.r || h.p !== SCRYPT.p || h.key.length !== SCRYPT.keyLen;
+  const want = scryptParams();
+  return !h || h.logN !== want.logN || h.r !== want.r || h.p !== want.p || h.key.length !== want.keyLen;
 }
 
 export async function hashPassword(password: string): Promise<string> {
@@ -144,8 +165,9 @@ async function makeHash(password: string): Promise<string> {
   const salt = randomBytes(16);
   const pw = Buffer.from(password, "utf8");
   try {
-    const key = await scrypt(pw, salt, SCRYPT.keyLen, scryptOptions(SCRYPT.logN, SCRYPT.r, SCRYPT.p));
-    return `scrypt$${SCRYPT.logN}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString("base64")}$${key.toString("base64")}`;
+    const o = scryptParams();
+    const key = await scrypt(pw, salt, o.keyLen, scryptOptions(o.logN, o.r, o.p));
+    return `scrypt$${o.logN}$${o.r}$${o.p}$${salt.toString("base64")}$${key.toString("base64")}`;
   } finally {
     pw.fill(0);
   }
@@ -165,10 +187,13 @@ export async function verifyPassword(stored: string, password: string): Promise<
   }
 }
 
-/** Made once per process: the hash an unknown or locked account is checked against, for equal timing. */
-let dummyHash: Promise<string> | undefined;
+/** Made once per process and cost: the hash an unknown or locked account is checked against, for equal timing. */
+const dummyHashes = new Map<number, Promise<string>>();
 function dummy(): Promise<string> {
-  return (dummyHash ??= hashPassword(randomBytes(18).toString("base64")));
+  const logN = scryptParams().logN;
+  let h = dummyHashes.get(logN);
+  if (!h) dummyHashes.set(logN, (h = hashPassword(randomBytes(18).toString("base64"))));
+  return h;
 }
 
 export function checkStaffName(name: unknown): string {

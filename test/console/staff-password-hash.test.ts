@@ -6,9 +6,9 @@
  * transaction; a wrong one leaves it as it was.
  */
 import { randomBytes, scryptSync } from "node:crypto";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
-import { addStaff, signIn } from "../../host/registry/staff.js";
+import { SCRYPT_LOGN_ENV, addStaff, scryptParams, signIn } from "../../host/registry/staff.js";
 import { ENGINES, freshDb } from "../registry/support.js";
 
 const ADMIN = { name: "staff:admin", source: "cli" };
@@ -27,6 +27,28 @@ function check(stored: string, password: string) {
   const got = scryptSync(password, Buffer.from(salt, "base64"), want.length, { N: 2 ** Number(logN), r: Number(r), p: Number(p), maxmem: 256 * 2 ** 20 });
   return { scheme, logN: Number(logN), r: Number(r), p: Number(p), saltBytes: Buffer.from(salt, "base64").length, keyBytes: want.length, matches: got.equals(want) };
 }
+
+// The suite runs at N = 2^15 (vitest.config.ts sets FOBKIT_STAFF_SCRYPT_LOGN); this file checks production's default.
+const suiteCost = process.env[SCRYPT_LOGN_ENV];
+beforeAll(() => {
+  delete process.env[SCRYPT_LOGN_ENV];
+});
+afterAll(() => {
+  if (suiteCost === undefined) delete process.env[SCRYPT_LOGN_ENV];
+  else process.env[SCRYPT_LOGN_ENV] = suiteCost;
+});
+
+describe("FOBKIT_STAFF_SCRYPT_LOGN", () => {
+  it("is 17 unset; a value from 15 to 20 sets log2 N; anything else is refused, naming the variable", () => {
+    expect(scryptParams({})).toEqual({ logN: 17, r: 8, p: 1, keyLen: 32 });
+    expect(scryptParams({ [SCRYPT_LOGN_ENV]: "" }).logN).toBe(17);
+    expect(scryptParams({ [SCRYPT_LOGN_ENV]: "15" }).logN).toBe(15);
+    expect(scryptParams({ [SCRYPT_LOGN_ENV]: "20" }).logN).toBe(20);
+    for (const bad of ["14", "21", "16.5", "abc", " 17", "1e1"]) {
+      expect(() => scryptParams({ [SCRYPT_LOGN_ENV]: bad }), bad).toThrow(/FOBKIT_STAFF_SCRYPT_LOGN must be an integer from 15 to 20/);
+    }
+  });
+});
 
 describe.each(ENGINES)("staff password hashes on $name", (engine) => {
   let db: Database;
@@ -74,6 +96,25 @@ describe.each(ENGINES)("staff password hashes on $name", (engine) => {
     expect(await stored("tanaka")).toBe(now);
     expect(await signIn(db, "tanaka", "wrong-password-guess", "198.51.100.2")).toEqual({ ok: false, reason: "bad_credentials" });
     expect(await stored("tanaka")).toBe(now);
+  }, 60_000);
+
+  it("FOBKIT_STAFF_SCRYPT_LOGN=16: a new member's hash is made at N = 2^16, and a 2^17 one is re-made at 2^16 at the next right password; out of range, adding a member is refused and stores nothing", async () => {
+    const pw = "tuned-member-password";
+    await addStaff(db, "sato", "teller", pw, ADMIN);
+    const at17 = await stored("sato");
+    expect(check(at17, pw).logN).toBe(17);
+    process.env[SCRYPT_LOGN_ENV] = "16";
+    try {
+      expect(await signIn(db, "sato", pw, "198.51.100.4")).toMatchObject({ ok: true });
+      expect(check(await stored("sato"), pw)).toEqual({ scheme: "scrypt", logN: 16, r: 8, p: 1, saltBytes: 16, keyBytes: 32, matches: true });
+      await addStaff(db, "ito", "teller", pw, ADMIN);
+      expect(check(await stored("ito"), pw).logN).toBe(16);
+      process.env[SCRYPT_LOGN_ENV] = "12";
+      await expect(addStaff(db, "kato", "teller", pw, ADMIN)).rejects.toThrow(/FOBKIT_STAFF_SCRYPT_LOGN must be an integer from 15 to 20.*got "12"/);
+      expect(await db.get("SELECT name FROM staff WHERE name = 'kato'")).toBeUndefined();
+    } finally {
+      delete process.env[SCRYPT_LOGN_ENV];
+    }
   }, 60_000);
 
   it("a stored hash naming parameters past the ceiling (N = 2^30) is refused without running scrypt, as a wrong password", async () => {
