@@ -8,7 +8,8 @@
  *   SHA-256. Cookie HttpOnly, SameSite=Strict; over HTTPS __Host-fobkit_console,
  *   Secure, Path=/; over plain HTTP fobkit_console, Path=/console/, Secure unless
  *   the request reached a loopback listener. 15 minutes idle
- *   ends it (host/registry/staff.ts).
+ *   ends it (host/registry/staff.ts). The language cookie likewise: over HTTPS
+ *   __Host-fobkit_lang, Secure, Path=/ (the old fobkit_lang still read after it).
  * - CSRF: every POST but sign-in carries the session's token (_csrf), compared
  *   in constant time, and a POST whose Origin header names another origin, or
  *   whose Sec-Fetch-Site is not same-origin (or none), is refused (sign-in
@@ -53,7 +54,31 @@ export const HOST_SESSION_COOKIE = "__Host-fobkit_console";
 function sessionCookie(req: FastifyRequest): { name: string; attrs: string } {
   return req.protocol === "https" ? { name: HOST_SESSION_COOKIE, attrs: "Path=/; HttpOnly; SameSite=Strict; Secure" } : { name: SESSION_COOKIE, attrs: `Path=/console/; HttpOnly; SameSite=Strict${isLoopbackAddress(req.socket.localAddress) ? "" : "; Secure"}` };
 }
-const LANG_COOKIE = "fobkit_lang";
+/** The language cookie's name over plain HTTP (loopback only; Path=/console/), and its old name over HTTPS too. */
+export const LANG_COOKIE = "fobkit_lang";
+/**
+ * The language cookie's name over HTTPS: __Host- as the session's (HOST_SESSION_COOKIE), Secure, Path=/, no Domain,
+ * so a sibling host or a plain-HTTP page cannot plant one that outranks the staff member's own choice. Read first;
+ * LANG_COOKIE, the name every browser had before 2026-11-30 (a year's Max-Age), is still read after it so nobody's
+ * language changes, and over HTTPS a page that finds only that one moves it to this name (and expires the old).
+ * LANG_COOKIE can go from reading once a year has passed (2027-12).
+ */
+export const HOST_LANG_COOKIE = "__Host-fobkit_lang";
+const LANG_MAX_AGE = 31536000;
+
+/** The language cookie the request carries: the __Host- one if it names a language, else the old name's. */
+function langCookie(cookies: Record<string, string>): string | undefined {
+  const prefixed = cookies[HOST_LANG_COOKIE];
+  return prefixed === "ja" || prefixed === "en" ? prefixed : cookies[LANG_COOKIE];
+}
+
+/** Set-Cookie values that keep `lang` for a year: over HTTPS the __Host- name, and the old name expired (its own Path). */
+function langCookies(req: FastifyRequest, lang: Lang): string[] {
+  if (req.protocol === "https") {
+    return [`${HOST_LANG_COOKIE}=${lang}; Path=/; Max-Age=${LANG_MAX_AGE}; SameSite=Strict; Secure`, `${LANG_COOKIE}=; Path=/console/; Max-Age=0; SameSite=Strict; Secure`];
+  }
+  return [`${LANG_COOKIE}=${lang}; Path=/console/; Max-Age=${LANG_MAX_AGE}; SameSite=Strict${isLoopbackAddress(req.socket.localAddress) ? "" : "; Secure"}`];
+}
 const FORM_LIMIT = 16 * 1024;
 
 const PAGE_HEADERS: PageHeaders = {
@@ -75,7 +100,7 @@ export function isConsolePath(url: string): boolean {
  * screen. app.ts sends console paths here.
  */
 export function consoleFrameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const lang = chooseLang(parseCookies(req.headers.cookie)[LANG_COOKIE], req.headers["accept-language"]);
+  const lang = chooseLang(langCookie(parseCookies(req.headers.cookie)), req.headers["accept-language"]);
   const v: P.View = { lang, w: WORDS[lang], here: "/console/", timeZone: process.env.FOBKIT_CONSOLE_TZ ?? "Asia/Tokyo", staff: undefined };
   const status = err.code === "FST_ERR_BAD_URL" ? 400 : err.code === "FST_ERR_MAX_PARAM_LENGTH" ? 414 : 500;
   setPageHeaders(reply, PAGE_HEADERS);
@@ -161,11 +186,9 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
 
-  const secure = (req: FastifyRequest) => req.protocol === "https" || !isLoopbackAddress(req.socket.localAddress);
-
   function viewOf(req: ConsoleRequest): P.View {
     const cookies = parseCookies(req.headers.cookie);
-    const lang: Lang = chooseLang(cookies[LANG_COOKIE], req.headers["accept-language"]);
+    const lang: Lang = chooseLang(langCookie(cookies), req.headers["accept-language"]);
     return {
       lang,
       w: WORDS[lang],
@@ -195,6 +218,11 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
       if (req.session) req.sessionId = sid;
     }
     req.view = viewOf(req);
+    // Over HTTPS, a language kept under the old name only: moved to the __Host- name (the language stays).
+    const old = cookies[LANG_COOKIE];
+    if (req.protocol === "https" && (old === "ja" || old === "en") && cookies[HOST_LANG_COOKIE] !== old && langCookie(cookies) === old && !req.url.startsWith("/console/lang")) {
+      reply.header("set-cookie", langCookies(req, old));
+    }
     const isPost = req.method === "POST";
     if (isPost) {
       // A cross-site form post names its own origin; ours is the Host the request came to.
@@ -264,7 +292,7 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
   app.get("/lang", { config: pub }, async (request, reply) => {
     const q = request.query as Record<string, string>;
     const to = q.to === "en" ? "en" : "ja";
-    reply.header("set-cookie", `${LANG_COOKIE}=${to}; Path=/console/; Max-Age=31536000; SameSite=Strict${secure(request) ? "; Secure" : ""}`);
+    reply.header("set-cookie", langCookies(request, to));
     return reply.redirect(safeNext(q.back), 303);
   });
 

@@ -1,12 +1,16 @@
 /**
  * Staff accounts for the console (issue 13): named people, not API keys.
  *
- * Passwords: scrypt (RFC 7914) from node:crypto, N = 2^15, r = 8, p = 1
- * (32 MiB and ~50-100 ms per check on a branch server): memory-hard, so a
- * stolen table costs an attacker memory as well as time per guess; built
- * into Node, so nothing native to compile on a closed bank network (the
- * argon2 package needs node-gyp or a prebuilt download). The stored string
- * names its parameters, so they can be raised later without a migration.
+ * Passwords: scrypt (RFC 7914) from node:crypto, N = 2^17, r = 8, p = 1,
+ * OWASP Password Storage Cheat Sheet's recommendation (128 MiB and ~0.3-0.7 s
+ * per check on a branch server): memory-hard, so a stolen table costs an
+ * attacker memory as well as time per guess; built into Node, so nothing
+ * native to compile on a closed bank network (the argon2 package needs
+ * node-gyp or a prebuilt download). The stored string names its parameters
+ * (`scrypt$logN$r$p$salt$key`), so a hash made under older ones (N = 2^15
+ * before 2026-11-30) still verifies, and is re-made under the current ones
+ * at the member's next right password, in the transaction that records the
+ * sign-in: no migration, no reset.
  *
  * Sign-in throttle, per staff member and client address (migration 15,
  * table staff_signin_locks; the address as client-key.ts keys it, an IPv6
@@ -35,7 +39,10 @@
  * number of parallel sign-ins from one address get at most five tries
  * between them; a right password then resets that address's count. An unknown,
  * disabled or locked account still costs one scrypt against a dummy hash, so
- * the answer's timing does not tell a known staff ID from an unknown one.
+ * the answer's timing does not tell a known staff ID from an unknown one
+ * (the dummy is at today's N = 2^17: a member whose hash is still N = 2^15
+ * answers a wrong password about four times faster until their next right
+ * one; accepted, as a locked account tells its ID anyway, just below).
  * The lock itself is shown to whoever signs in next (the member needs to
  * know to call a supervisor); staff IDs are not secret inside a bank.
  *
@@ -78,7 +85,33 @@ export const SESSION_MAX_MS = 12 * 3600_000;
 /** seen_at is written at most this often per session (one write per page would be wasted). */
 const SEEN_RESOLUTION_MS = 10_000;
 
-const SCRYPT = { logN: 15, r: 8, p: 1, keyLen: 32 };
+/** For new hashes, and the ones a right password upgrades (see needsRehash), unless FOBKIT_STAFF_SCRYPT_LOGN says otherwise. */
+export const SCRYPT = { logN: 17, r: 8, p: 1, keyLen: 32 };
+/** The environment variable that sets scrypt's cost (log2 N) for new and upgraded hashes: a deployment's tuning, as a KDF's cost is. */
+export const SCRYPT_LOGN_ENV = "FOBKIT_STAFF_SCRYPT_LOGN";
+/** What SCRYPT_LOGN_ENV may say: never below the N = 2^15 fobkit used before, never past what SCRYPT_MAX accepts. */
+const SCRYPT_LOGN_RANGE = { min: 15, max: 20 };
+
+/**
+ * The parameters new and upgraded hashes are made under: SCRYPT, with log2 N from FOBKIT_STAFF_SCRYPT_LOGN when set
+ * (15 to 20). A branch server too slow for 2^17 (0.3-0.7 s and 128 MiB a check) may keep 15; `make test` runs at 15, so
+ * its hundreds of sign-ins cost what they did (test/console/staff-password-hash.test.ts checks 17 without it). A value
+ * out of range or not an integer is refused, naming the variable, rather than read as the default.
+ */
+export function scryptParams(env: NodeJS.ProcessEnv = process.env): typeof SCRYPT {
+  const v = env[SCRYPT_LOGN_ENV];
+  if (v === undefined || v === "") return SCRYPT;
+  const logN = /^\d{1,2}$/.test(v) ? Number(v) : NaN;
+  if (!(logN >= SCRYPT_LOGN_RANGE.min && logN <= SCRYPT_LOGN_RANGE.max)) {
+    throw new RangeError(`${SCRYPT_LOGN_ENV} must be an integer from ${SCRYPT_LOGN_RANGE.min} to ${SCRYPT_LOGN_RANGE.max} (scrypt's N = 2^value; unset: ${SCRYPT.logN}), got ${JSON.stringify(v)}`);
+  }
+  return { ...SCRYPT, logN };
+}
+/**
+ * The largest parameters a stored hash may name: anything past them is refused, not run (logN 2^20, r 16 would ask
+ * for 2 GiB), so a damaged or planted row cannot make one sign-in take the server's memory.
+ */
+const SCRYPT_MAX = { logN: 20, r: 16, p: 4 };
 export const MIN_PASSWORD = 12;
 const MAX_PASSWORD = 1024;
 const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
@@ -88,39 +121,79 @@ function scrypt(password: Buffer, salt: Buffer, keyLen: number, o: ScryptOptions
 }
 
 function scryptOptions(logN: number, r: number, p: number): ScryptOptions {
-  // maxmem above 128·N·r (32 MiB at these parameters), which Node's 32 MiB default refuses.
+  // OpenSSL needs 128·r·(N + 2) + 128·r·p bytes (128 MiB and a little at N = 2^17, r = 8), past Node's 32 MiB default
+  // maxmem: without raising it, scrypt fails (ERR_CRYPTO_INVALID_SCRYPT_PARAMS). maxmem is only a ceiling; what is
+  // taken per check is the 128·r·(N + 2), and the sign-in gate (KDF_PARALLEL) bounds how many checks run at once.
   return { N: 2 ** logN, r, p, maxmem: 256 * 2 ** logN * r };
 }
 
+interface ScryptHash {
+  logN: number;
+  r: number;
+  p: number;
+  salt: Buffer;
+  key: Buffer;
+}
+
+function parseHash(stored: string): ScryptHash | undefined {
+  const m = /^scrypt\$(\d{1,2})\$(\d{1,2})\$(\d{1,2})\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/.exec(stored);
+  if (!m) return undefined;
+  const [logN, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (logN < 1 || logN > SCRYPT_MAX.logN || r < 1 || r > SCRYPT_MAX.r || p < 1 || p > SCRYPT_MAX.p) return undefined;
+  return { logN, r, p, salt: Buffer.from(m[4], "base64"), key: Buffer.from(m[5], "base64") };
+}
+
+/** A hash's parameters, for the audit ("scrypt N=2^15 r=8 p=1"); never its salt or key. */
+function hashParams(stored: string): string {
+  const h = parseHash(stored);
+  return h ? `scrypt N=2^${h.logN} r=${h.r} p=${h.p}` : "unknown";
+}
+
+/** True when a stored hash was made under other parameters than SCRYPT's (older, weaker ones): a right password re-makes it. */
+export function needsRehash(stored: string): boolean {
+  const h = parseHash(stored);
+  const want = scryptParams();
+  return !h || h.logN !== want.logN || h.r !== want.r || h.p !== want.p || h.key.length !== want.keyLen;
+}
+
 export async function hashPassword(password: string): Promise<string> {
-  checkPassword(password);
+  return makeHash(checkPassword(password));
+}
+
+/** A hash under SCRYPT's parameters. No rule checked: the upgrade at sign-in re-hashes what was verified, as it is. */
+async function makeHash(password: string): Promise<string> {
   const salt = randomBytes(16);
   const pw = Buffer.from(password, "utf8");
   try {
-    const key = await scrypt(pw, salt, SCRYPT.keyLen, scryptOptions(SCRYPT.logN, SCRYPT.r, SCRYPT.p));
-    return `scrypt$${SCRYPT.logN}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString("base64")}$${key.toString("base64")}`;
+    const o = scryptParams();
+    const key = await scrypt(pw, salt, o.keyLen, scryptOptions(o.logN, o.r, o.p));
+    return `scrypt$${o.logN}$${o.r}$${o.p}$${salt.toString("base64")}$${key.toString("base64")}`;
   } finally {
     pw.fill(0);
   }
 }
 
+/** Checks a password against a stored hash, under the parameters the hash names (older ones too). */
 export async function verifyPassword(stored: string, password: string): Promise<boolean> {
-  const m = /^scrypt\$(\d{1,2})\$(\d{1,2})\$(\d{1,2})\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/.exec(stored);
-  if (!m) return false;
-  const want = Buffer.from(m[5], "base64");
+  const h = parseHash(stored);
+  if (!h || h.key.length === 0) return false;
+  const want = h.key;
   const pw = Buffer.from(password.slice(0, MAX_PASSWORD), "utf8");
   try {
-    const got = await scrypt(pw, Buffer.from(m[4], "base64"), want.length, scryptOptions(Number(m[1]), Number(m[2]), Number(m[3])));
+    const got = await scrypt(pw, h.salt, want.length, scryptOptions(h.logN, h.r, h.p));
     return got.length === want.length && timingSafeEqual(got, want);
   } finally {
     pw.fill(0);
   }
 }
 
-/** Made once per process: the hash an unknown or locked account is checked against, for equal timing. */
-let dummyHash: Promise<string> | undefined;
+/** Made once per process and cost: the hash an unknown or locked account is checked against, for equal timing. */
+const dummyHashes = new Map<number, Promise<string>>();
 function dummy(): Promise<string> {
-  return (dummyHash ??= hashPassword(randomBytes(18).toString("base64")));
+  const logN = scryptParams().logN;
+  let h = dummyHashes.get(logN);
+  if (!h) dummyHashes.set(logN, (h = hashPassword(randomBytes(18).toString("base64"))));
+  return h;
 }
 
 export function checkStaffName(name: unknown): string {
@@ -293,12 +366,18 @@ export async function unlockStaff(db: Database, name: string, actor: Actor, now 
 
 /**
  * scrypt checks at once, and sign-ins waiting for one. A sign-in needs no
- * session, so anyone who reaches the port can ask for 32 MiB and ~50-100 ms
+ * session, so anyone who reaches the port can ask for 128 MiB and ~0.3-0.7 s
  * of a libuv pool thread (4 threads, shared with fs, dns and zlib) per
  * request; unbounded, a flood queued seconds of work ahead of every staff
  * member's sign-in and held a socket for each. Past the queue a sign-in is
  * refused at once (`signin_busy`, 503 with Retry-After), before any scrypt,
  * count or audit. One address may hold only KDF_PER_SOURCE of the places.
+ * Memory: each running place holds one scrypt's 128 MiB (a sign-in that
+ * upgrades an old hash runs its two scrypts one after the other, in the same
+ * place), so the gate bounds scrypt memory at KDF_PARALLEL x 128 MiB =
+ * 256 MiB per server process (measured: a process's peak RSS goes from 43 to
+ * 299 MiB with two at once); waiting places hold none. The gate is per
+ * process: `bank serve --workers N` can take N x 256 MiB at worst.
  */
 export const KDF_PARALLEL = 2;
 export const KDF_QUEUE = 16;
@@ -422,11 +501,17 @@ async function checkSignIn(db: Database, name: string, password: string, source:
     return { ok: false, reason: "locked" };
   }
   if (await verifyPassword(row.password_hash, password)) {
+    // A hash under older parameters is re-made under SCRYPT's now that the password is known right. Computed here,
+    // still inside the sign-in gate (so at most KDF_PARALLEL scrypts run at once, upgrades included) and before the
+    // transaction (which would otherwise hold the database's write lock, or a connection, for the whole scrypt);
+    // written in the transaction that records the sign-in, and only over the hash just verified.
+    const upgraded = needsRehash(row.password_hash) ? await makeHash(password.slice(0, MAX_PASSWORD)) : undefined;
     await db.tx(async (t) => {
       // Only this address's count: a guesser's at another address stands (and its lock holds there).
       await t.run("UPDATE staff SET failed_signins = 0, locked_until = NULL, last_signin_at = ? WHERE name = ?", [now, name]);
       await t.run("DELETE FROM staff_signin_locks WHERE staff = ? AND source = ?", [name, from]);
-      await auditRecord(t, actor, "signin", "ok", now);
+      const rehashed = upgraded !== undefined && (await t.run("UPDATE staff SET password_hash = ? WHERE name = ? AND password_hash = ?", [upgraded, name, row.password_hash])) > 0;
+      await auditRecord(t, actor, "signin", "ok", now, rehashed ? { detail: { passwordRehashed: { from: hashParams(row.password_hash), to: hashParams(upgraded!) } } } : {});
     });
     return { ok: true, name: row.name, role: row.role };
   }

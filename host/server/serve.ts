@@ -12,6 +12,7 @@ import type { KeyRing } from "../registry/key-ring.js";
 import { Registry, type Policy } from "../registry/registry.js";
 import { buildApp, buildConsoleApp } from "./app.js";
 import type { IssuanceMailer } from "../soft/mail.js";
+import { scryptParams } from "../registry/staff.js";
 
 export class ListenError extends Error {
   constructor(message: string) {
@@ -137,6 +138,12 @@ export async function startServer(
     } catch (e) {
       throw new ListenError(`cannot read TLS files: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
+  }
+  // A staff-password cost the environment sets wrong fails here, not at the first sign-in.
+  try {
+    scryptParams();
+  } catch (e) {
+    throw new ListenError((e as Error).message);
   }
   const registry = new Registry(o.db, { keys: o.keys, policy: o.policy, now: o.now });
   const app = buildApp({ registry, https, logger: o.logger, trustProxy: o.trustProxy, now: o.now, mailer: o.mailer, setupRate: o.setupRate, console: !consoleAt });

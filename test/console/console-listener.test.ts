@@ -41,16 +41,21 @@ async function boot(extra: { tlsCert?: string; tlsKey?: string; consoleListen?: 
   return server;
 }
 
-/** One HTTPS request to a self-signed listener: status, Location and Set-Cookie. */
+/** One HTTPS request to a self-signed listener: status, Location, Set-Cookie and the page's language (<html lang>). */
 function httpsCall(base: string, method: string, path: string, o: { body?: string; cookie?: string } = {}) {
   const u = new URL(base + path);
-  return new Promise<{ status: number; location?: string; setCookie: string[] }>((resolve, reject) => {
+  return new Promise<{ status: number; location?: string; setCookie: string[]; lang?: string }>((resolve, reject) => {
     const headers: Record<string, string | number> = {};
     if (o.body !== undefined) Object.assign(headers, { "content-type": "application/x-www-form-urlencoded", "content-length": Buffer.byteLength(o.body) });
     if (o.cookie) headers.cookie = o.cookie;
-    const req = request({ host: u.hostname, port: u.port, path: u.pathname, method, rejectUnauthorized: false, headers }, (res) => {
-      res.resume();
-      resolve({ status: res.statusCode!, location: res.headers.location, setCookie: res.headers["set-cookie"] ?? [] });
+    const req = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method, rejectUnauthorized: false, headers }, (res) => {
+      const body: Buffer[] = [];
+      res.on("data", (b: Buffer) => body.push(b));
+      res.on("error", reject);
+      res.on("end", () => {
+        const lang = /<html lang="([^"]*)"/.exec(Buffer.concat(body).toString("utf8"))?.[1];
+        resolve({ status: res.statusCode!, location: res.headers.location, setCookie: res.headers["set-cookie"] ?? [], lang });
+      });
     });
     req.on("error", reject);
     req.end(o.body);
@@ -161,5 +166,40 @@ describe("the session cookie over HTTPS", () => {
     } finally {
       rmSync(tls.dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the language cookie over HTTPS", () => {
+  it.each([{ consoleListen: "127.0.0.1:0" }, {}])("is __Host-fobkit_lang, Secure, Path=/ (%o); the old fobkit_lang still chooses the language, and is moved to the new name", async (extra) => {
+    const tls = selfSignedCert();
+    try {
+      const s = await boot({ tlsCert: tls.cert, tlsKey: tls.key, ...extra });
+      const base = s.consoleUrl ?? s.url;
+      expect(base).toMatch(/^https:/);
+      // The switch sets the prefixed name (no Domain: the prefix forbids one) and expires the old one at its own Path.
+      const sw = await httpsCall(base, "GET", "/console/lang?to=en&back=%2Fconsole%2Fsign-in");
+      expect([sw.status, sw.location]).toEqual([303, "/console/sign-in"]);
+      expect(sw.setCookie).toEqual(["__Host-fobkit_lang=en; Path=/; Max-Age=31536000; SameSite=Strict; Secure", "fobkit_lang=; Path=/console/; Max-Age=0; SameSite=Strict; Secure"]);
+      expect((await httpsCall(base, "GET", "/console/sign-in", { cookie: "__Host-fobkit_lang=en" })).lang).toBe("en");
+      expect((await httpsCall(base, "GET", "/console/sign-in")).lang).toBe("ja");
+      // A browser with only the old cookie keeps its language, and is given the new name for it.
+      const old = await httpsCall(base, "GET", "/console/sign-in", { cookie: "fobkit_lang=en" });
+      expect(old.lang).toBe("en");
+      expect(old.setCookie).toEqual(["__Host-fobkit_lang=en; Path=/; Max-Age=31536000; SameSite=Strict; Secure", "fobkit_lang=; Path=/console/; Max-Age=0; SameSite=Strict; Secure"]);
+      // Once moved, nothing more is set; an unprefixed cookie (which a sibling host or a plain-HTTP page could plant) does not outrank the prefixed one.
+      const both = await httpsCall(base, "GET", "/console/sign-in", { cookie: "fobkit_lang=en; __Host-fobkit_lang=ja" });
+      expect([both.lang, both.setCookie]).toEqual(["ja", []]);
+    } finally {
+      rmSync(tls.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("over plain HTTP (loopback) stays fobkit_lang, Path=/console/ (no __Host- without TLS)", async () => {
+    const s = await boot();
+    const c = new Client(s.url);
+    const sw = await c.get("/console/lang?to=en&back=%2Fconsole%2Fsign-in");
+    expect(sw.setCookie).toEqual(["fobkit_lang=en; Path=/console/; Max-Age=31536000; SameSite=Strict"]);
+    const page = await c.get("/console/sign-in");
+    expect([page.text.includes('<html lang="en">'), page.setCookie]).toEqual([true, []]);
   });
 });

@@ -48,7 +48,13 @@ async function attackFromApp(consoleListen?: string, tls?: { cert: string; key: 
     await page.locator("#staff").fill("alice");
     await page.locator("#password").fill(PASSWORD);
     await Promise.all([page.waitForURL(consoleBase + "/console/"), page.locator("button[type=submit]").last().click()]);
-    const sessionCookies = (await browser.context.cookies(consoleBase)).filter((c) => /fobkit_console$/.test(c.name)).map((c) => ({ name: c.name, path: c.path, secure: c.secure }));
+    // The language switch too: its cookie has the session cookie's treatment over HTTPS.
+    await page.goto(consoleBase + "/console/lang?to=ja&back=%2Fconsole%2F");
+    await page.waitForURL(consoleBase + "/console/");
+    const sessionCookies = (await browser.context.cookies(consoleBase))
+      .filter((c) => /fobkit_(console|lang)$/.test(c.name))
+      .map((c) => ({ name: c.name, path: c.path, secure: c.secure }))
+      .sort((a, b) => a.name.localeCompare(b.name));
     await page.goto(server.url + "/app/");
     await page.locator("html[data-ready]").waitFor();
     // The app's CSP (connect-src 'self') lets such a script reach its own origin's /console/; it also tries the
@@ -87,13 +93,16 @@ describe("a script in the public app against a signed-in teller", () => {
     expect(await attackFromApp("127.0.0.1:0")).toMatchObject({ result: { csrf: false, status: 0 }, customer: null });
   }, 60_000);
 
-  it("with --console-listen over HTTPS: Chromium keeps the __Host- session cookie (Path=/, Secure) and the script still gets nothing", async () => {
+  it("with --console-listen over HTTPS: Chromium keeps the __Host- session and language cookies (Path=/, Secure) and the script still gets nothing", async () => {
     const tls = selfSignedCert();
     try {
       expect(await attackFromApp("127.0.0.1:0", tls)).toEqual({
         result: { csrf: false, status: 0 },
         customer: null,
-        sessionCookies: [{ name: "__Host-fobkit_console", path: "/", secure: true }],
+        sessionCookies: [
+          { name: "__Host-fobkit_console", path: "/", secure: true },
+          { name: "__Host-fobkit_lang", path: "/", secure: true },
+        ],
       });
     } finally {
       rmSync(tls.dir, { recursive: true, force: true });
