@@ -65,9 +65,15 @@ export function formatG7(n: number): string {
  * and luaH_set / luaH_setint raise "table is readonly" for one
  * (lua-5.3/ltable.c:630-643). A fengari table with `readonly` set (markReadOnly)
  * refuses the same way in every store (luaH_setfrom: assignment, rawset,
- * lua_setfield; lua_rawseti). lua_setmetatable on a ROTable writes into flash
- * on the board (lapi.c:876-880 falls through to the userdata case): a store
- * exception; here it raises the same error.
+ * lua_setfield; lua_rawseti). lua_setmetatable on a ROTable is no Lua error
+ * on the board: its LUA_TTBLROF case (lapi.c:876-878) has only
+ * luai_apicheck, which is lua_assert, nothing in a release build
+ * (llimits.h:95, :103-104; luaconf.h:165-167 only with LUA_USE_APICHECK), and
+ * falls through to the userdata case (:879-880), which writes the ROTable's
+ * metatable field (the same offset as Udata's, lobject.h:382-386, :520-521,
+ * :567-574) in .rodata: flash, mapped read-only (DROM; link_lua.lf and
+ * ESP-IDF app.lf:5 put rodata in flash_rodata). The CPU raises a
+ * LoadStoreError and the chip panics (setRomMetatableStore: Machine panics).
  */
 const FENGARI_PATCHES: Record<string, [string, string][]> = {
   "lobject.js": [
@@ -91,7 +97,7 @@ const FENGARI_PATCHES: Record<string, [string, string][]> = {
     ["    ltable.luaH_setint(o.value, n, L.stack[L.top - 1]);",
       "    if (o.value.readonly) ldebug.luaG_runerror(L, to_luastring(\"table is readonly\", true));\n    ltable.luaH_setint(o.value, n, L.stack[L.top - 1]);"],
     ["        case LUA_TTABLE: {\n            obj.value.metatable = mt;",
-      "        case LUA_TTABLE: {\n            if (obj.value.readonly) ldebug.luaG_runerror(L, to_luastring(\"table is readonly\", true));\n            obj.value.metatable = mt;"],
+      "        case LUA_TTABLE: {\n            if (obj.value.readonly) {\n                if (L.l_G.romMetatableStore) L.l_G.romMetatableStore(L);\n                ldebug.luaG_runerror(L, to_luastring(\"setmetatable on a ROTable (the board panics: a store into flash)\", true));\n            }\n            obj.value.metatable = mt;"],
   ],
   "luaconf.js": [
     ["const conf = (process.env.FENGARICONF ? JSON.parse(process.env.FENGARICONF) : {});",
@@ -157,6 +163,16 @@ function loadPatchedFengari(): unknown {
 export function markReadOnly(L: LuaState, idx: number): void {
   if (lua.lua_type(L, idx) !== lua.LUA_TTABLE) throw new TypeError("markReadOnly: not a table");
   lua.lua_topointer(L, idx).readonly = true;
+}
+
+/**
+ * What happens when Lua sets the metatable of a ROTable (setmetatable,
+ * debug.setmetatable, lua_setmetatable): on the board a store into flash,
+ * a CPU exception (FENGARI_PATCHES). `onStore` must not return (Machine.panic);
+ * if it does, or none is set, a Lua error is raised so nothing goes on silently.
+ */
+export function setRomMetatableStore(L: LuaState, onStore: (L: LuaState) => never): void {
+  L.l_G.romMetatableStore = onStore;
 }
 
 // fengari ships no types; this module is the only place that sees `any`.

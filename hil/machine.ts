@@ -10,7 +10,7 @@
  * global or an unknown field of an emulated module raises a Lua error that
  * names it.
  */
-import { lauxlib, lua, lualib, markReadOnly, pushBytes, pushText, raise, toLuaString, bytesText, type LuaJsFunction, type LuaState } from "./fengari.js";
+import { lauxlib, lua, lualib, markReadOnly, setRomMetatableStore, pushBytes, pushText, raise, toLuaString, bytesText, type LuaJsFunction, type LuaState } from "./fengari.js";
 import type { Ds3231 } from "./ds3231.js";
 import type { FlashStore } from "./flash.js";
 import type { Max7219 } from "./max7219.js";
@@ -86,6 +86,14 @@ export const TASK_WDT_MS = 5000;
 export const TASK_WDT_MESSAGE = "E task_wdt: Task watchdog got triggered. The following tasks/users did not reset the watchdog in time:\r\nE task_wdt:  - IDLE0 (CPU 0)";
 /** Without instruction counting the hook runs every this many instructions, for the watchdog. */
 const WDT_HOOK_EVERY = 1000;
+/**
+ * What ESP-IDF's panic handler prints for a store into flash-mapped
+ * read-only data (DROM): EXCCAUSE 3 (panic_arch.c:368, :386; a write to
+ * DROM is a LoadStoreError, docs/en/api-guides/fatal-errors.rst:352-359),
+ * as panic.c:276-288 writes it (panic_print_dec pads the core to two
+ * characters, :157-169). The Lua task's core is not pinned; 0 is printed.
+ */
+export const LOAD_STORE_ERROR_MESSAGE = "Guru Meditation Error: Core  0 panic'ed (LoadStoreError). Exception was unhandled.";
 /** Key of Machine.state holding what a panic printed (Machine.panic). */
 export const PANIC_STATE = "panic";
 
@@ -145,6 +153,8 @@ export class Machine {
       lua.lua_pop(L, 1);
     }
     this.installHook();
+    // setmetatable on a ROTable writes into flash on the board: a CPU exception (fengari.ts FENGARI_PATCHES).
+    setRomMetatableStore(L, (L1: LuaState) => this.panic(LOAD_STORE_ERROR_MESSAGE, L1));
   }
 
   /** Instructions the current task has run (watchdog; startTask resets it). */
@@ -175,10 +185,10 @@ export class Machine {
    * Stop the chip from inside a running Lua call: mark halted, make every
    * further instruction and API call fail, and unwind with a Lua error.
    */
-  halt(reason: HaltReason): never {
+  halt(reason: HaltReason, L: LuaState = this.L): never {
     this.halted = reason;
     this.installHook();
-    return raise(this.L, HALT_MESSAGE);
+    return raise(L, HALT_MESSAGE);
   }
 
   /**
@@ -187,9 +197,9 @@ export class Machine {
    * (the panic handler's esp_restart_noos, components/esp_system/panic.c:446).
    * No pcall catches it.
    */
-  panic(message: string): never {
+  panic(message: string, L: LuaState = this.L): never {
     this.state.set(PANIC_STATE, message);
-    return this.halt("panic");
+    return this.halt("panic", L);
   }
 
   /** Wrap a JS implementation so the emulator's own failures become named Lua errors. */
