@@ -426,7 +426,10 @@ export class Emulator extends EventEmitter {
           this.emitEvent({ event: "uart-overrun", lost });
         },
         now: () => this.clock.nowMs,
-        at: (atMs, fn) => this.clock.schedule(Math.max(0, atMs - this.clock.nowMs), fn),
+        at: (atMs, fn) => {
+          const ev = this.clock.schedule(Math.max(0, atMs - this.clock.nowMs), fn);
+          return () => this.clock.cancel(ev);
+        },
       },
       this.build.stdinLineEnding,
       (BITS_PER_BYTE * 1000) / this.baud,
