@@ -22,9 +22,10 @@ beforeAll(async () => {
 type Ev = { event: string; message?: string; reason?: string; [k: string]: unknown };
 
 /** Boot a board whose init.lua is `init`, run `seconds` of virtual time; the console text after the banner. */
-function runLua(init: string, seconds = 0.1, opts: Record<string, unknown> = {}) {
+function runLua(init: string, seconds = 0.1, opts: Record<string, unknown> = {}, files: Record<string, string> = {}) {
   const dir = tempDir("emu-strict-");
   writeFileSync(join(dir, "init.lua"), init);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   const emu = new hil.Emulator({ stateDir: dir, time: 1700000000, countInstructions: false, ...opts });
   const events: Ev[] = [];
   const tx: number[] = [];
@@ -180,6 +181,33 @@ describe("setmetatable on a ROTable stores into flash: a LoadStoreError panic, n
       "ram\ttrue\ttrue\ttrue",
     ]);
     expect(lines.filter((l) => l === guru)).toHaveLength(3);
+  });
+});
+
+describe("the Lua heap is the board's (hil/lua-heap.ts; lmem.c:86-94: an allocation that fails after the emergency collection raises LUA_ERRMEM)", () => {
+  it("code that holds more than the heap gets 'not enough memory', which pcall catches; once it is garbage, Lua runs on", () => {
+    // 20,000 tables of one integer each: 32 + 8 bytes a table and 8 a slot of the array holding them, 960 KB.
+    const { text } = runLua(`
+      print(pcall(function() local t = {} for i = 1, 20000 do t[i] = {i} end return #t end))
+      local t = {} for i = 1, 100 do t[i] = {i} end
+      print("after", #t)
+    `);
+    expect(printed(text)).toEqual(["false\tnot enough memory", "after\t100"]);
+  });
+
+  it("the heap is the freeHeap option: 1,000 strings (about 60 KB) fit the default 120,000 bytes and fail 40,000", () => {
+    // 31-34 bytes each: 17 + length a string, 8 a slot of the array.
+    const script = `print(pcall(function() local t = {} for i = 1, 1000 do t[i] = string.rep("x", 30) .. i end return #t end))`;
+    expect(printed(runLua(script).text)).toEqual(["true\t1000"]);
+    expect(printed(runLua(script, 0.1, { freeHeap: 40_000 }).text)).toEqual(["false\tnot enough memory"]);
+  });
+
+  it("a chunk whose functions and constants alone are more than the heap does not load: dofile raises 'not enough memory'", () => {
+    // 3,000 distinct 40-byte string constants: 8 bytes a constant and 57 a string, 195 KB.
+    const big = `return {${Array.from({ length: 3000 }, (_, i) => `"${String(i).padStart(40, "k")}"`).join(",")}}`;
+    const small = `return {${Array.from({ length: 300 }, (_, i) => `"${String(i).padStart(40, "k")}"`).join(",")}}`;
+    const { text } = runLua(`print(pcall(dofile, "big.lua")) print(#dofile("small.lua"))`, 0.1, {}, { "big.lua": big, "small.lua": small });
+    expect(printed(text)).toEqual(["false\tnot enough memory", "300"]);
   });
 });
 
