@@ -69,8 +69,8 @@ export interface ConsoleRxSink {
   overflow(lost: number): void;
   /** Virtual time now, ms. */
   now(): number;
-  /** Run fn at virtual time atMs (>= now). */
-  at(atMs: number, fn: () => void): void;
+  /** Run fn at virtual time atMs (>= now); the function returned cancels it (ConsoleRx.reset). */
+  at(atMs: number, fn: () => void): () => void;
 }
 
 /** n stretches of seg ms each, end to end from `from` (virtual ms): the flash cache is off inside each. */
@@ -112,6 +112,8 @@ export class ConsoleRx {
   private overflowed = 0;
   /** A settle() waiting for the cache to come on again, at this time. */
   private settleAt: number | undefined;
+  /** Cancellers of the interrupts and reads scheduled and not yet run (later()). */
+  private readonly timers = new Set<() => void>();
 
   constructor(
     private readonly sink: ConsoleRxSink,
@@ -218,7 +220,7 @@ export class ConsoleRx {
     // RX timeout: the line went idle. Inside a cache-off stretch it is served when the stretch ends.
     if (this.overflowed > 0 || (this.stash === undefined && this.fifo.length > 0)) {
       if (this.stretchAt(now) === undefined) this.pending(true);
-      else this.sink.at(this.stretchEnd(now), () => this.pending(true));
+      else this.later(this.stretchEnd(now), () => this.pending(true));
     }
     this.settle();
   }
@@ -293,7 +295,7 @@ export class ConsoleRx {
       const end = this.chainEnd(now);
       if (this.settleAt !== end) {
         this.settleAt = end;
-        this.sink.at(end, () => {
+        this.later(end, () => {
           if (this.settleAt === end) this.settleAt = undefined;
           this.settle();
         });
@@ -330,8 +332,23 @@ export class ConsoleRx {
     }
   }
 
-  /** Reset or power loss: whatever the chip held is gone. */
+  /** Run fn at virtual time atMs, unless a reset comes first. */
+  private later(atMs: number, fn: () => void): void {
+    const cancel = this.sink.at(atMs, () => {
+      this.timers.delete(cancel);
+      fn();
+    });
+    this.timers.add(cancel);
+  }
+
+  /**
+   * Reset or power loss: whatever the chip held is gone, the interrupts and
+   * reads that were due with it (an RX timeout due at the end of a cache-off
+   * stretch must not run the ISR inside the next life's stretch).
+   */
   reset(): void {
+    for (const cancel of this.timers) cancel();
+    this.timers.clear();
     this.runs = [];
     this.lastAt = -Infinity;
     this.settleAt = undefined;

@@ -152,7 +152,7 @@ export interface EmulatorOptions {
   rtcTimeLost?: boolean;
   /** Count Lua VM instructions with a count hook (default true; costs speed). */
   countInstructions?: boolean;
-  /** What node.heap() reports (fengari cannot measure a heap). */
+  /** What node.heap() reports, and the heap Lua gets (machine.ts heap meter, lua-heap.ts): 120,000 bytes unless set. */
   freeHeap?: number;
   /** How long press() holds the button, ms (default 120). */
   pressMs?: number;
@@ -426,7 +426,10 @@ export class Emulator extends EventEmitter {
           this.emitEvent({ event: "uart-overrun", lost });
         },
         now: () => this.clock.nowMs,
-        at: (atMs, fn) => this.clock.schedule(Math.max(0, atMs - this.clock.nowMs), fn),
+        at: (atMs, fn) => {
+          const ev = this.clock.schedule(Math.max(0, atMs - this.clock.nowMs), fn);
+          return () => this.clock.cancel(ev);
+        },
       },
       this.build.stdinLineEnding,
       (BITS_PER_BYTE * 1000) / this.baud,
@@ -445,6 +448,7 @@ export class Emulator extends EventEmitter {
     else absent.add("rtcmem");
     m.strictGlobals(absent);
     m.sealRomTables();
+    m.meterHeap();
     this.counters.boots++;
     const hasInit = this.flash.exists(INIT_FILE);
     this.emitEvent({ event: "boot", init: hasInit });

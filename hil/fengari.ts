@@ -65,12 +65,28 @@ export function formatG7(n: number): string {
  * and luaH_set / luaH_setint raise "table is readonly" for one
  * (lua-5.3/ltable.c:630-643). A fengari table with `readonly` set (markReadOnly)
  * refuses the same way in every store (luaH_setfrom: assignment, rawset,
- * lua_setfield; lua_rawseti). lua_setmetatable on a ROTable writes into flash
- * on the board (lapi.c:876-880 falls through to the userdata case): a store
- * exception; here it raises the same error.
+ * lua_setfield; lua_rawseti). lua_setmetatable on a ROTable is no Lua error
+ * on the board: its LUA_TTBLROF case (lapi.c:876-878) has only
+ * luai_apicheck, which is lua_assert, nothing in a release build
+ * (llimits.h:95, :103-104; luaconf.h:165-167 only with LUA_USE_APICHECK), and
+ * falls through to the userdata case (:879-880), which writes the ROTable's
+ * metatable field (the same offset as Udata's, lobject.h:382-386, :520-521,
+ * :567-574) in .rodata: flash, mapped read-only (DROM; link_lua.lf and
+ * ESP-IDF app.lf:5 put rodata in flash_rodata). The CPU raises a
+ * LoadStoreError and the chip panics (setRomMetatableStore: Machine panics).
+ *
+ * Heap: every allocation site that grows the heap (a table, a new key, a
+ * string, a closure, a userdata) charges its size to `L.l_G.heapCharge`
+ * (Machine's heap meter, lua-heap.ts), which may raise LUA_ERRMEM there, as
+ * luaM_realloc_ does on the board (lmem.c:86-94). luaH_setint has no state at
+ * hand (nor has luaH_setfrom from the code generator, lcode.js addk passes
+ * none): they leave their charge in the table's global state (`heapOwed`).
  */
 const FENGARI_PATCHES: Record<string, [string, string][]> = {
   "lobject.js": [
+    ["        this.p = null;\n        this.nupvalues = n;", "        if (L.l_G.heapCharge) L.l_G.heapCharge(L, 16 + 4 * n);\n        this.p = null;\n        this.nupvalues = n;"],
+    ["        this.f = f;\n        this.nupvalues = n;", "        if (L.l_G.heapCharge) L.l_G.heapCharge(L, 16 + 8 * n);\n        this.f = f;\n        this.nupvalues = n;"],
+    ["        this.metatable = null;\n        this.uservalue = new TValue(LUA_TNIL, null);", "        if (L.l_G.heapCharge) L.l_G.heapCharge(L, 24 + size);\n        this.metatable = null;\n        this.uservalue = new TValue(LUA_TNIL, null);"],
     ["constructor(type, value) {\n        this.type = type;\n        this.value = value;",
       "constructor(type, value) {\n        this.type = type;\n        this.value = type === LUA_TNUMFLT ? Math.fround(value) : value;"],
     ["this.type = LUA_TNUMFLT;\n        this.value = x;", "this.type = LUA_TNUMFLT;\n        this.value = Math.fround(x);"],
@@ -83,7 +99,17 @@ const FENGARI_PATCHES: Record<string, [string, string][]> = {
     ["setfltvalue(Math.floor(numberop1 / numberop2))", "setfltvalue(Math.floor(Math.fround(numberop1 / numberop2)))"],
     ["let idx = L.stack[ra].value + step;", "let idx = Math.fround(L.stack[ra].value + step);"],
   ],
+  "lstring.js": [
+    ["    constructor(L, str) {\n        this.hash = null;",
+      "    constructor(L, str) {\n        if (L && L.l_G.heapCharge) L.l_G.heapCharge(L, 17 + (str ? str.length : 0));\n        this.hash = null;"],
+  ],
   "ltable.js": [
+    ["        this.id = L.l_G.id_counter++;\n        this.strong = new Map();",
+      "        if (L.l_G.heapCharge) L.l_G.heapCharge(L, 32);\n        this.g = L.l_G;\n        this.id = L.l_G.id_counter++;\n        this.strong = new Map();"],
+    ["        let k = new lobject.TValue(LUA_TNUMINT, key);\n        let v = new lobject.TValue(value.type, value.value);\n        add(t, hash, k, v);",
+      "        if (t.g) t.g.heapOwed = (t.g.heapOwed || 0) + 8;\n        let k = new lobject.TValue(LUA_TNUMINT, key);\n        let v = new lobject.TValue(value.type, value.value);\n        add(t, hash, k, v);"],
+    ["        let k;\n        let kv = key.value;",
+      "        if (L && L.l_G.heapCharge) L.l_G.heapCharge(L, key.ttisinteger() ? 8 : 20);\n        else if (t.g) t.g.heapOwed = (t.g.heapOwed || 0) + (key.ttisinteger() ? 8 : 20);\n        let k;\n        let kv = key.value;"],
     ["const luaH_setfrom = function(L, t, key, value) {",
       "const luaH_setfrom = function(L, t, key, value) {\n    if (t.readonly) ldebug.luaG_runerror(L, to_luastring(\"table is readonly\", true));"],
   ],
@@ -91,7 +117,7 @@ const FENGARI_PATCHES: Record<string, [string, string][]> = {
     ["    ltable.luaH_setint(o.value, n, L.stack[L.top - 1]);",
       "    if (o.value.readonly) ldebug.luaG_runerror(L, to_luastring(\"table is readonly\", true));\n    ltable.luaH_setint(o.value, n, L.stack[L.top - 1]);"],
     ["        case LUA_TTABLE: {\n            obj.value.metatable = mt;",
-      "        case LUA_TTABLE: {\n            if (obj.value.readonly) ldebug.luaG_runerror(L, to_luastring(\"table is readonly\", true));\n            obj.value.metatable = mt;"],
+      "        case LUA_TTABLE: {\n            if (obj.value.readonly) {\n                if (L.l_G.romMetatableStore) L.l_G.romMetatableStore(L);\n                ldebug.luaG_runerror(L, to_luastring(\"setmetatable on a ROTable (the board panics: a store into flash)\", true));\n            }\n            obj.value.metatable = mt;"],
   ],
   "luaconf.js": [
     ["const conf = (process.env.FENGARICONF ? JSON.parse(process.env.FENGARICONF) : {});",
@@ -100,6 +126,9 @@ const FENGARI_PATCHES: Record<string, [string, string][]> = {
     ['const LUA_NUMBER_FMT  = "%.14g";', `const LUA_NUMBER_FMT  = "%.7g";\nconst formatG7 = ${formatG7.toString()};`],
   ],
 };
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+let patchedLdo: any;
 
 /**
  * Load a private copy of fengari with FENGARI_PATCHES applied. Any copy
@@ -124,7 +153,12 @@ function loadPatchedFengari(): unknown {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   Module._extensions[".js"] = function (module: any, filename: string) {
     const patches = filename.startsWith(srcDir) ? FENGARI_PATCHES[basename(filename)] : undefined;
-    if (!patches) return plainJs(module, filename);
+    if (!patches) {
+      const r = plainJs(module, filename);
+      // This copy's ldo: luaD_throw raises an error without the message handler (throwMemoryError).
+      if (filename === srcDir + "ldo.js") patchedLdo = module.exports;
+      return r;
+    }
     let text = readFileSync(filename, "utf8");
     for (const [from, to] of patches) {
       const at = text.indexOf(from);
@@ -157,6 +191,25 @@ function loadPatchedFengari(): unknown {
 export function markReadOnly(L: LuaState, idx: number): void {
   if (lua.lua_type(L, idx) !== lua.LUA_TTABLE) throw new TypeError("markReadOnly: not a table");
   lua.lua_topointer(L, idx).readonly = true;
+}
+
+/**
+ * What happens when Lua sets the metatable of a ROTable (setmetatable,
+ * debug.setmetatable, lua_setmetatable): on the board a store into flash,
+ * a CPU exception (FENGARI_PATCHES). `onStore` must not return (Machine.panic);
+ * if it does, or none is set, a Lua error is raised so nothing goes on silently.
+ */
+export function setRomMetatableStore(L: LuaState, onStore: (L: LuaState) => never): void {
+  L.l_G.romMetatableStore = onStore;
+}
+
+/**
+ * Raise LUA_ERRMEM in L as luaM_realloc_ does (lmem.c:93-94): luaD_throw, so
+ * no message handler runs (ldo.c:93-95 puts "not enough memory" in place).
+ */
+export function throwMemoryError(L: LuaState): never {
+  patchedLdo.luaD_throw(L, lua.LUA_ERRMEM);
+  throw new Error("unreachable: luaD_throw returned");
 }
 
 // fengari ships no types; this module is the only place that sees `any`.

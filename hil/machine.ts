@@ -10,13 +10,14 @@
  * global or an unknown field of an emulated module raises a Lua error that
  * names it.
  */
-import { lauxlib, lua, lualib, markReadOnly, pushBytes, pushText, raise, toLuaString, bytesText, type LuaJsFunction, type LuaState } from "./fengari.js";
+import { lauxlib, lua, lualib, markReadOnly, setRomMetatableStore, throwMemoryError, pushBytes, pushText, raise, toLuaString, bytesText, type LuaJsFunction, type LuaState } from "./fengari.js";
 import type { Ds3231 } from "./ds3231.js";
 import type { FlashStore } from "./flash.js";
 import type { Max7219 } from "./max7219.js";
 import type { VirtualClock } from "./virtual-clock.js";
 import type { Fault } from "./faults.js";
 import { IMAGE_FILE } from "./install.js";
+import { luaHeapBytes, markEmulatorOnly } from "./lua-heap.js";
 import type { SleepHardware } from "./nodemcu/sleep.js";
 
 /** What the machine's modules reach outside the Lua state: the board's hardware. */
@@ -86,6 +87,20 @@ export const TASK_WDT_MS = 5000;
 export const TASK_WDT_MESSAGE = "E task_wdt: Task watchdog got triggered. The following tasks/users did not reset the watchdog in time:\r\nE task_wdt:  - IDLE0 (CPU 0)";
 /** Without instruction counting the hook runs every this many instructions, for the watchdog. */
 const WDT_HOOK_EVERY = 1000;
+/**
+ * What ESP-IDF's panic handler prints for a store into flash-mapped
+ * read-only data (DROM): EXCCAUSE 3 (panic_arch.c:368, :386; a write to
+ * DROM is a LoadStoreError, docs/en/api-guides/fatal-errors.rst:352-359),
+ * as panic.c:276-288 writes it (panic_print_dec pads the core to two
+ * characters, :157-169). The Lua task's core is not pinned; 0 is printed.
+ */
+export const LOAD_STORE_ERROR_MESSAGE = "Guru Meditation Error: Core  0 panic'ed (LoadStoreError). Exception was unhandled.";
+/**
+ * What an allocation the heap cannot take raises, after the emergency full
+ * collection (lmem.c:86-94, luaD_throw LUA_ERRMEM): the preregistered
+ * message (lstring.c:25 MEMERRMSG, ldo.c:93-95 seterrorobj), no position.
+ */
+export const NOT_ENOUGH_MEMORY = "not enough memory";
 /** Key of Machine.state holding what a panic printed (Machine.panic). */
 export const PANIC_STATE = "panic";
 
@@ -145,14 +160,66 @@ export class Machine {
       lua.lua_pop(L, 1);
     }
     this.installHook();
+    // setmetatable on a ROTable writes into flash on the board: a CPU exception (fengari.ts FENGARI_PATCHES).
+    setRomMetatableStore(L, (L1: LuaState) => this.panic(LOAD_STORE_ERROR_MESSAGE, L1));
+  }
+
+  /**
+   * Set-up is done (the modules are in, the ROTables sealed): from now on
+   * the heap is metered (heapCharge), starting from a census.
+   */
+  meterHeap(): void {
+    this.overHeap();
+    this.L.l_G.heapCharge = (L1: LuaState, bytes: number) => this.heapCharge(L1, bytes);
   }
 
   /** Instructions the current task has run (watchdog; startTask resets it). */
   private taskInstructions = 0;
 
+  /** What the last heap census counted (lua-heap.ts). */
+  private heapLast = 0;
+  /** Bytes allocated since (FENGARI_PATCHES' charges): the heap holds at most heapLast + heapDebt. */
+  private heapDebt = 0;
+
+  /**
+   * The Lua heap the board would hold now (lua-heap.ts luaHeapBytes: what is
+   * reachable, at NodeMCU's sizes; a lower bound).
+   */
+  heapBytes(): number {
+    return luaHeapBytes(this.L, this.dofileResults.values());
+  }
+
+  /** Count the heap now; true when what Lua holds is more than the board's heap (Hardware.freeHeap) takes. */
+  private overHeap(): boolean {
+    this.heapLast = this.heapBytes();
+    this.heapDebt = 0;
+    return this.heapLast > this.hw.freeHeap;
+  }
+
+  /**
+   * The heap meter (fengari.ts FENGARI_PATCHES call it at each allocation):
+   * while what was counted plus what was allocated since could exceed the
+   * heap, count again; if what is reachable does exceed it, the allocation
+   * fails with LUA_ERRMEM, as luaM_realloc_ after its emergency collection
+   * (lmem.c:86-94: what is unreachable is what that collection frees). Only
+   * inside a protected call: the emulator's own pushes outside one are not
+   * the firmware's. After a raise nothing is checked until the hook or the
+   * next task (the error's own message is allocated on the way out).
+   */
+  private heapCharge(L: LuaState, bytes: number): void {
+    const g = L.l_G;
+    this.heapDebt += bytes + (g.heapOwed ?? 0);
+    g.heapOwed = 0;
+    if (g.heapRaising || !L.errorJmp || this.halted || this.heapLast + this.heapDebt <= this.hw.freeHeap) return;
+    if (!this.overHeap()) return;
+    g.heapRaising = true;
+    throwMemoryError(L);
+  }
+
   /** A NodeMCU task begins: the task watchdog's count starts again (the task loop lets IDLE run). */
   startTask(): void {
     this.taskInstructions = 0;
+    this.L.l_G.heapRaising = false;
   }
 
   private installHook(): void {
@@ -165,6 +232,8 @@ export class Machine {
         this.taskInstructions += every;
         if (this.chargeCpu) this.hw.spend(every * MS_PER_VM_INSTRUCTION);
         if (this.taskInstructions * MS_PER_VM_INSTRUCTION > TASK_WDT_MS) this.panic(TASK_WDT_MESSAGE);
+        // A memory error has unwound to its pcall (its message is in place): allocations are checked again.
+        L.l_G.heapRaising = false;
       },
       lua.LUA_MASKCOUNT,
       every,
@@ -175,10 +244,10 @@ export class Machine {
    * Stop the chip from inside a running Lua call: mark halted, make every
    * further instruction and API call fail, and unwind with a Lua error.
    */
-  halt(reason: HaltReason): never {
+  halt(reason: HaltReason, L: LuaState = this.L): never {
     this.halted = reason;
     this.installHook();
-    return raise(this.L, HALT_MESSAGE);
+    return raise(L, HALT_MESSAGE);
   }
 
   /**
@@ -187,9 +256,9 @@ export class Machine {
    * (the panic handler's esp_restart_noos, components/esp_system/panic.c:446).
    * No pcall catches it.
    */
-  panic(message: string): never {
+  panic(message: string, L: LuaState = this.L): never {
     this.state.set(PANIC_STATE, message);
-    return this.halt("panic");
+    return this.halt("panic", L);
   }
 
   /** Wrap a JS implementation so the emulator's own failures become named Lua errors. */
@@ -318,6 +387,8 @@ export class Machine {
       return raise(L2, `NodeMCU emulator: global '${key}' is not provided (outside the emulated NodeMCU subset)`);
     });
     lua.lua_setfield(L, -2, toLuaString("__index"));
+    // _G has no metatable on the board: the heap census (lua-heap.ts) leaves this one out.
+    markEmulatorOnly(L, -1);
     lua.lua_setmetatable(L, -2);
     lua.lua_pop(L, 1);
   }
@@ -365,7 +436,12 @@ export class Machine {
     // lauxlib.c luaL_loadfilex (lauxlib.c:768-811): mode NULL (dofile, require, node.compile) takes
     // text or the bytecode node.compile wrote; loadfile passes its own (ldo.c:761-767 checkmode).
     const status = lauxlib.luaL_loadbufferx(this.L, code, code.length, toLuaString(chunkName), mode === null ? null : toLuaString(mode));
-    if (status === lua.LUA_OK) return undefined;
+    if (status === lua.LUA_OK) {
+      // The loaded function's Protos and constants are on the heap now (lundump.c allocates each).
+      if (!this.overHeap()) return undefined;
+      lua.lua_pop(this.L, 1);
+      return NOT_ENOUGH_MEMORY;
+    }
     const message = bytesText(lua.lua_tolstring(this.L, -1));
     lua.lua_pop(this.L, 1);
     return message;

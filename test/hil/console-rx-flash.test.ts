@@ -16,6 +16,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { NODE_BUILD } from "../support/paths.js";
 import { loadHil, tempDir } from "./support.js";
 
+/** The ESP32 UART RX FIFO (console-rx.ts RX_FIFO_BYTES). */
+const RX_FIFO = 128;
+
 type Hil = Awaited<ReturnType<typeof loadHil>>;
 let hil: Hil;
 beforeAll(async () => {
@@ -181,4 +184,48 @@ describe("cache-off stretches late in virtual time (console-rx.ts find/chainEnd)
       expect(r.reply, `at ${aheadS} s`).toBe(`n=${1 + 300 + 1}`);
     }
   }, 90_000);
+});
+
+describe("a reset takes the console's pending interrupts with it (console-rx.ts ConsoleRx.reset)", () => {
+  it("the RX timeout a burst left pending in a cache-off stretch before a reset does not run in the next life's stretch and save its FIFO from overflowing", async () => {
+    const { ConsoleRx } = await import(join(NODE_BUILD, "hil", "console-rx.js"));
+    const { VirtualClock } = await import(join(NODE_BUILD, "hil", "virtual-clock.js"));
+    const clock = new VirtualClock();
+    let posted = 0;
+    let lost = 0;
+    const rx = new ConsoleRx(
+      {
+        wanted: () => true,
+        post: () => (posted++, true),
+        overflow: (n: number) => (lost += n),
+        now: () => clock.nowMs,
+        at: (atMs: number, fn: () => void) => {
+          const ev = clock.schedule(Math.max(0, atMs - clock.nowMs), fn);
+          return () => clock.cancel(ev);
+        },
+      },
+      "LF",
+      0,
+    );
+    // Life 1: a 500 ms erase from 0; 10 bytes arrive in it, so the RX timeout is due at its end (500 ms).
+    rx.cacheOff(0, [500]);
+    clock.advanceTo(100);
+    rx.arrive(new Uint8Array(10).fill(0x61));
+    // The chip resets at 100 ms: the FIFO, the ring and the interrupt that was due are gone.
+    rx.reset();
+    // Life 2: another 500 ms erase, 400 to 900 ms. 100 bytes at 450 ms and 100 at 700 ms: the FIFO
+    // (128 bytes) overflows, as no ISR can run before 900 ms. The old life's timeout at 500 ms must
+    // not empty the FIFO in between (the ISR does not run while the cache is off).
+    rx.cacheOff(400, [500]);
+    clock.advanceTo(450);
+    rx.arrive(new Uint8Array(100).fill(0x62));
+    clock.advanceTo(700);
+    rx.arrive(new Uint8Array(100).fill(0x63));
+    clock.advanceTo(2000);
+    expect(lost).toBeGreaterThan(0);
+    expect(posted + lost).toBe(200);
+    expect(posted).toBeLessThan(RX_FIFO);
+    // Nothing of life 1 is left on the clock.
+    expect(clock.nextAt()).toBeUndefined();
+  });
 });
