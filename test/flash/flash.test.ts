@@ -16,8 +16,7 @@ import { NEWLIB_BUFSIZ } from "../../hil/nodemcu/file.js";
 import { PtyLink } from "../../hil/pty.js";
 import { DeviceSession } from "../../host/device/session.js";
 import { crc32, crcHex } from "../../host/flash/crc32.js";
-import { DATA_PREFIX, FlashError, flashBoard, INIT_SOURCE, WINDOW_BYTES, type FlashResult } from "../../host/flash/flasher.js";
-import { luaChunks } from "../../host/flash/lua-chunks.js";
+import { FlashError, flashBoard, imageDataLines, INIT_SOURCE, WINDOW_BYTES, type FlashResult } from "../../host/flash/flasher.js";
 import { ReplClient } from "../../host/flash/repl-client.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
 import * as P from "../../protocol/index.js";
@@ -137,8 +136,8 @@ describe("fobkit flash", () => {
     const rnd = prng(seed);
     const b = await boardOnPty();
     // Broken inside the largest file (the core's first file is the loader alone, a few hundred bytes).
-    const lines = luaChunks(target.data, 0, DATA_PREFIX, "");
-    const allLines = [image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, DATA_PREFIX, "").length, 0);
+    const lines = imageDataLines(target.data, 0);
+    const allLines = [image, ...files.map((f) => f.data)].reduce((n, d) => n + imageDataLines(d, 0).length, 0);
     const breakAt = 20 + rnd.int(lines.length - 40);
     const breakDone = target.base + lines[breakAt].offset;
     let first: unknown;
@@ -194,7 +193,7 @@ describe("fobkit flash", () => {
     const r = await flashBoard({ port: b.path, image, files });
     expect(r.resumedFrom).toBe(0);
     // Every line of every file sent: nothing of the junk kept.
-    expect(r.lines).toBe([image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, DATA_PREFIX, "").length, 0));
+    expect(r.lines).toBe([image, ...files.map((f) => f.data)].reduce((n, d) => n + imageDataLines(d, 0).length, 0));
     expectInstalled(b.stateDir, r);
   }, 120_000);
 });
@@ -274,7 +273,7 @@ function flipLetter(line: string): string {
  * or the console may stay deaf (init-lua.ts takes it first) and only esptool helps.
  */
 describe("an install never leaves an init.lua that boots something bad", () => {
-  const initLines = luaChunks(Buffer.from(INIT_SOURCE, "latin1"), 0, DATA_PREFIX, "").map((c) => c.line);
+  const initLines = imageDataLines(Buffer.from(INIT_SOURCE, "latin1"), 0).map((c) => c.line);
 
   /**
    * A serial port whose wire turns the data line `good` into `bad` (a UART
@@ -323,7 +322,7 @@ describe("an install never leaves an init.lua that boots something bad", () => {
     // A line in the middle of the largest file, and a letter in it whose
     // successor still compiles: only the board's CRC of what it reads back
     // can tell. (A letter for the next one: the escaping, so every line, stays.)
-    const lines = luaChunks(target.data, 0, DATA_PREFIX, "");
+    const lines = imageDataLines(target.data, 0);
     const k = lines.length >> 1;
     let bad = "";
     for (let i = lines[k].offset; bad === "" && i < lines[k].offset + lines[k].length; i++) {
@@ -335,7 +334,7 @@ describe("an install never leaves an init.lua that boots something bad", () => {
       } catch {
         continue; // this flip breaks the syntax: node.compile would fail before the check
       }
-      bad = luaChunks(body, 0, DATA_PREFIX, "")[k].line;
+      bad = imageDataLines(body, 0)[k].line;
     }
     const good = lines[k].line;
     expect(bad.length).toBe(good.length);
@@ -446,7 +445,7 @@ describe("a write the board refuses during the upload", () => {
     const b = await boardOnPty();
     // The fault goes on as the host sends the second file's third data line: the lines still in
     // flight before it are the same file's data lines, so its writes are what SPIFFS refuses.
-    const third = luaChunks(files[0].data, 0, DATA_PREFIX, "")[2].line + "\n";
+    const third = imageDataLines(files[0].data, 0)[2].line + "\n";
     let hits = 0;
     const open = () => {
       const t = new SerialTransport({ path: b.path });
