@@ -15,11 +15,13 @@
  *    transfer or a power cut leaves) is continued from its end, anything
  *    else is rewritten from the start.
  * 4. One batch for the whole image (REPL lines of at most MAX_LINE
- *    characters, lua-chunks.ts), WINDOW_BYTES of them in flight with the
- *    echo off (uart.setup's last argument: a line's answer is then its
- *    output and "> "); one at a time if the echo stays on. Per file: open,
- *    data lines, then the board closes it and checks its CRC, then
- *    node.compile (NAME.lc), which must then load.
+ *    characters, lua-chunks.ts; data lines imageDataLines), pipelined with
+ *    the echo off (uart.setup's last argument: a line's answer is then its
+ *    output and "> "): WINDOW_BYTES behind a line that writes flash,
+ *    RX_PATH_BYTES behind one that does not (data lines gather the file in
+ *    RAM; an F line every FLUSH_BYTES writes it); one at a time if the echo
+ *    stays on. Per file: open, data lines, then the board closes it and
+ *    checks its CRC, then node.compile (NAME.lc), which must then load.
  * 5. Only then are the sources removed, and init.lua written last, through
  *    init.lua.part, checked by CRC before a rename puts it in place, so the
  *    board boots the firmware only once the image is complete; init.lua boots
@@ -172,20 +174,34 @@ export const RX_PATH_BYTES = 480;
  * wire hardly stops for it; the board's heap holds a few KB easily.
  */
 export const FLUSH_BYTES = 1024;
+/**
+ * A data line's length without its LF: two of them fit RX_PATH_BYTES behind
+ * the one running (its read-back step keeps the board busy ~12 ms of the
+ * 21 ms the next line takes on the wire), so the wire never waits for an answer.
+ */
+export const DATA_LINE = Math.min(MAX_LINE, Math.floor(RX_PATH_BYTES / 2) - 1);
 
 /**
  * A file's data lines as the install sends them from byte `from` on: W lines,
  * and an F line where FLUSH_BYTES are buffered and at the file's end. The
  * first line (behind the file's open) and the one behind each F are short
  * enough to go while that line writes flash (WINDOW_BYTES), so the wire keeps
- * going.
+ * going; the open and the first line both go while the line before the
+ * open (a compile) writes.
  */
-export function imageDataLines(data: Uint8Array, from: number): LuaChunk[] {
+/** The line that opens NAME for the upload (appending to a prefix of from bytes). */
+export function uploadOpenLine(name: string, from: number): string {
+  return `_fk.o(${luaQuote(name)}${from > 0 ? ",1" : ""})`;
+}
+
+export function imageDataLines(name: string, data: Uint8Array, from: number): LuaChunk[] {
+  // The open and the first line both fit behind the line before it (a compile, or init.lua's removal).
+  const first = WINDOW_BYTES - (uploadOpenLine(name, from).length + 1) - 1;
   const out: LuaChunk[] = [];
   let buffered = 0;
   let afterFlash = true;
   for (let i = from; i < data.length; ) {
-    const c = luaChunk(data, i, DATA_PREFIX, "", afterFlash ? Math.min(MAX_LINE, WINDOW_BYTES - 1) : MAX_LINE);
+    const c = luaChunk(data, i, DATA_PREFIX, "", Math.min(DATA_LINE, i === from ? first : afterFlash ? WINDOW_BYTES - 1 : DATA_LINE));
     i += c.length;
     buffered += c.length;
     afterFlash = buffered >= FLUSH_BYTES || i >= data.length;
@@ -414,8 +430,8 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
         const from = partSize > 0 && partSize <= data.length && m[2] === crcHex(crc32(data.subarray(0, partSize))) ? partSize : 0;
         if (alreadyThere) resumedFrom = base + from; // the first file this run writes to
         alreadyThere = false;
-        steps.push({ line: `_fk.o(${luaQuote(file.name)}${from > 0 ? ",1" : ""})`, ack: () => opts.onProgress?.({ done: base + from, total, from: resumedFrom }) });
-        imageDataLines(data, from).forEach((c) => {
+        steps.push({ line: uploadOpenLine(file.name, from), ack: () => opts.onProgress?.({ done: base + from, total, from: resumedFrom }) });
+        imageDataLines(file.name, data, from).forEach((c) => {
           pushData({ line: c.line, windowBytes: c.line.startsWith(DATA_PREFIX) ? quiet : undefined, ack: () => {
             lines++;
             opts.onProgress?.({ done: base + c.offset + c.length, total, from: resumedFrom });
@@ -456,9 +472,9 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     if (last[0].line.length > MAX_LINE) throw new RangeError("flasher: too many image files for one remove line");
     // init.lua is always written (it was removed above): through init.lua.part,
     // whose CRC the board checks before it renames it into place (_fk.fin).
-    last.push({ line: `_fk.o(${luaQuote(INIT_NAME + PART)})`, ack: () => undefined });
+    last.push({ line: uploadOpenLine(INIT_NAME + PART, 0), ack: () => undefined });
     // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
-    for (const c of imageDataLines(init, 0)) last.push({ line: c.line, windowBytes: c.line.startsWith(DATA_PREFIX) ? quiet : undefined, ack: () => undefined });
+    for (const c of imageDataLines(INIT_NAME + PART, init, 0)) last.push({ line: c.line, windowBytes: c.line.startsWith(DATA_PREFIX) ? quiet : undefined, ack: () => undefined });
     last.push({ line: `=_fk.fin(${initQ},"${initWant}")`, ack: (out) => {
       if (out === "skip") fail(`${INIT_NAME} not written: a write of its upload failed; the board has no ${INIT_NAME} and boots into the REPL`);
       if (out.startsWith("err crc ")) fail(`${INIT_NAME + PART} on the board has ${out.slice(8)} (bytes, CRC-32) after the upload, expected ${initWant} (damaged on the wire?); removed, the board has no ${INIT_NAME} and boots into the REPL`);
