@@ -15,11 +15,13 @@
  *    transfer or a power cut leaves) is continued from its end, anything
  *    else is rewritten from the start.
  * 4. One batch for the whole image (REPL lines of at most MAX_LINE
- *    characters, lua-chunks.ts), WINDOW_BYTES of them in flight with the
- *    echo off (uart.setup's last argument: a line's answer is then its
- *    output and "> "); one at a time if the echo stays on. Per file: open,
- *    data lines, then the board closes it and checks its CRC, then
- *    node.compile (NAME.lc), which must then load.
+ *    characters, lua-chunks.ts; data lines imageDataLines), pipelined with
+ *    the echo off (uart.setup's last argument: a line's answer is then its
+ *    output and "> "): WINDOW_BYTES behind a line that writes flash,
+ *    RX_PATH_BYTES behind one that does not (data lines gather the file in
+ *    RAM; an F line every FLUSH_BYTES writes it); one at a time if the echo
+ *    stays on. Per file: open, data lines, then the board closes it and
+ *    checks its CRC, then node.compile (NAME.lc), which must then load.
  * 5. Only then are the sources removed, and init.lua written last, through
  *    init.lua.part, checked by CRC before a rename puts it in place, so the
  *    board boots the firmware only once the image is complete; init.lua boots
@@ -37,7 +39,7 @@ import { SerialTransport } from "../transport/serial-transport.js";
 import type { Transport, TransportKind } from "../transport/transport.js";
 import { kindOfName } from "../transport/discover.js";
 import { BOARD_CRC_LUA, crc32, crcHex, READ_STEP } from "./crc32.js";
-import { luaChunks, luaQuote, MAX_LINE } from "./lua-chunks.js";
+import { luaChunk, luaQuote, MAX_LINE, type LuaChunk } from "./lua-chunks.js";
 import { ReplClient, ReplError, type PipelineLine } from "./repl-client.js";
 import { bytecodeName, CORE_FILE } from "./image-files.js";
 
@@ -53,12 +55,16 @@ const PART = ".part";
  * (_fk.crc, crc32.ts); the host says what it expects ("SIZE CRC", as
  * _fk.crc answers) and the board compares, so one line does what took a
  * prompt round trip per step (issue 10 item 6: flash time).
- * - W(s): one data line's write (it prints nothing). A global of one letter:
- *   4 bytes of each line instead of 8 (the board restarts after the install).
- *   A failed write (f:write's nil, liolib g_write), or no file open, sets
- *   _fk.bad and keeps the first such error in _fk.why (a data line answers
- *   nothing, so _fk.vr reports it): the lines behind it answer "skip". Then one step of the
- *   read-back check under way (_fk.sp, crc32.ts).
+ * - W(s): one data line (it prints nothing): s joins the upload's buffer in
+ *   RAM (_fk.b), and no flash is written, so the lines behind it may fill the
+ *   board's whole receive path (RX_PATH_BYTES) while it runs. A global of one
+ *   letter: 4 bytes of each line instead of 8 (the board restarts after the
+ *   install). Then one step of the read-back check under way (_fk.sp, crc32.ts).
+ * - F(s): a data line that also writes the buffer to the file (FLUSH_BYTES of
+ *   lines at most, and the last line of each file), so only WINDOW_BYTES may
+ *   follow it. A failed write (f:write's nil, liolib g_write), or no file
+ *   open, sets _fk.bad and keeps the first such error in _fk.why (a data line
+ *   answers nothing, so _fk.vr reports it): the lines behind it answer "skip".
  * - _fk.rb(n) (crc32.ts): start reading NAME back for its check (_fk.g): each
  *   data line after it reads and CRCs READ_STEP bytes of it (_fk.sp). A data line
  *   leaves the board idle for ~19 of its 21 ms while the wire brings the
@@ -101,8 +107,11 @@ const PART = ".part";
  * and init.lua ride in the same batch as the uploads.
  */
 export const DATA_PREFIX = "W";
+/** The data line that writes the buffer (see F above). */
+export const FLUSH_PREFIX = "F";
 export const BOARD_HELPERS: readonly string[] = [
-  `function ${DATA_PREFIX}(s) local f,o,e=_fk.f if f then o,e=f:write(s) end if not o then _fk.bad=1 _fk.why=_fk.why or "write: "..tostring(e or "no file open") end _fk.sp() end`,
+  `function ${DATA_PREFIX}(s) local b=_fk.b b[#b+1]=s _fk.sp() end`,
+  `function ${FLUSH_PREFIX}(s) local b,f,o,e=_fk.b,_fk.f b[#b+1]=s _fk.b={} if f then o,e=f:write(table.concat(b)) end if not o then _fk.bad=1 _fk.why=_fk.why or "write: "..tostring(e or "no file open") end end`,
   'function _fk.st(n,w) if not _fk.l[n] then return "-1 00000000" end local h=_fk.crc(n) return h==w and "ok" or h end',
   'function _fk.cl() if _fk.bad then return "skip" end local f=_fk.f _fk.f=nil if f then local o,e=f:close() if not o then return _fk.x(e) end end end',
   'function _fk.fin(n,w) local p,r=n..".part",_fk.cl() if r then return r end r=_fk.crc(p) if r~=w then file.remove(p) return _fk.x("crc "..r) end file.remove(n) return file.rename(p,n) and "ok" or _fk.x("rename") end',
@@ -110,7 +119,7 @@ export const BOARD_HELPERS: readonly string[] = [
   'function _fk.x(e) _fk.bad=1 return "err "..tostring(e) end',
   'function _fk.cc(n) local o,e=_fk.cl() if o then return o end o,e=pcall(node.compile,n) if not o then return _fk.x(e) end return "ok" end',
   'function _fk.vr(n,w) if _fk.bad then return "skip",_fk.why end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end local g,s=_fk.ld(n:sub(1,-5)..".lc") if not g then _fk.bad=1 end return (g and "ok " or "bad ")..s end',
-  'function _fk.o(n,a) assert(not _fk.bad,"an earlier step failed") local f,e=io.open(n,a and "ab" or "wb") if not f then _fk.bad=1 _fk.why="open "..n..": "..tostring(e) error(e) end _fk.f=f end',
+  'function _fk.o(n,a) assert(not _fk.bad,"an earlier step failed") local f,e=io.open(n,a and "ab" or "wb") if not f then _fk.bad=1 _fk.why="open "..n..": "..tostring(e) error(e) end _fk.f=f _fk.b={} end',
 ];
 /**
  * After node.restart(): nothing can answer before the ESP32's ROM, bootloader
@@ -145,6 +154,65 @@ const COMPILE_MS = 30000;
  * it ran.
  */
 export const WINDOW_BYTES = 128;
+/**
+ * Bytes that may be behind a line that writes no flash (it computes, or
+ * reads SPIFFS): the console's whole receive path while Lua is busy and the
+ * RX ISR runs (hil/console-rx.ts has the chain): 100 task-queue slots
+ * (task.c:143-151), the byte console_task holds, the driver's 256-byte ring
+ * (user_main.c:254) and the chunk the ISR stashes when the ring cannot take
+ * it (ring and stash then hold at least 257), and the 128-byte FIFO, which
+ * overflows at the next byte: 486. A SPIFFS read turns the cache off for one
+ * page at most (110 us, SPIFFS_READ_US in hil/flash.ts: under 2 bytes at
+ * 115200 baud), which the FIFO's room above the ISR's full threshold (120)
+ * takes; between two reads the ISR runs. A few bytes under 486.
+ */
+export const RX_PATH_BYTES = 480;
+/**
+ * Data bytes the board keeps in RAM (_fk.b) before a line writes them (F):
+ * their write (newlib's 128-byte flushes, 1 ms each on the model) lasts about
+ * as long as the WINDOW_BYTES that may follow it take on the wire, so the
+ * wire hardly stops for it; the board's heap holds a few KB easily.
+ */
+export const FLUSH_BYTES = 1024;
+/**
+ * A data line's length without its LF: two of them fit RX_PATH_BYTES behind
+ * the one running (its read-back step keeps the board busy ~12 ms of the
+ * 21 ms the next line takes on the wire), so the wire never waits for an answer.
+ */
+export const DATA_LINE = Math.min(MAX_LINE, Math.floor(RX_PATH_BYTES / 2) - 1);
+
+/**
+ * A file's data lines as the install sends them from byte `from` on: W lines,
+ * and an F line where FLUSH_BYTES are buffered and at the file's end. The
+ * first line (behind the file's open) and the one behind each F are short
+ * enough to go while that line writes flash (WINDOW_BYTES), so the wire keeps
+ * going; the open and the first line both go while the line before the
+ * open (a compile) writes.
+ */
+/** The line that opens NAME for the upload (appending to a prefix of from bytes). */
+export function uploadOpenLine(name: string, from: number): string {
+  return `_fk.o(${luaQuote(name)}${from > 0 ? ",1" : ""})`;
+}
+
+export function imageDataLines(name: string, data: Uint8Array, from: number): LuaChunk[] {
+  // The open and the first line both fit behind the line before it (a compile, or init.lua's removal).
+  const first = WINDOW_BYTES - (uploadOpenLine(name, from).length + 1) - 1;
+  const out: LuaChunk[] = [];
+  let buffered = 0;
+  let afterFlash = true;
+  for (let i = from; i < data.length; ) {
+    const c = luaChunk(data, i, DATA_PREFIX, "", Math.min(DATA_LINE, i === from ? first : afterFlash ? WINDOW_BYTES - 1 : DATA_LINE));
+    i += c.length;
+    buffered += c.length;
+    afterFlash = buffered >= FLUSH_BYTES || i >= data.length;
+    if (afterFlash) {
+      buffered = 0;
+      c.line = FLUSH_PREFIX + c.line.slice(DATA_PREFIX.length);
+    }
+    out.push(c);
+  }
+  return out;
+}
 
 export type FlashErrorCode = "locked" | "firmware" | "no_board" | "verify" | "aborted" | "repl" | "transport";
 
@@ -275,10 +343,11 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     // buffered, and a read-back) are closed. With the echo off (uart.setup's last argument) a line's only
     // answer is its output and "> ", so lines can be kept in flight
     // (pipeline). If the echo stays on, one line at a time (uploader style).
-    await repl.exec(`local o=rawget(_G,"_fk") or {} for _,f in pairs({o.f,o.g and o.g.f}) do pcall(f.close,f) end _fk={} uart.setup(0,${baud},8,0,1,0)`, lineMs);
+    await repl.exec(`local o=rawget(_G,"_fk") or {} for _,f in pairs({o.f,o.g and o.g.f}) do pcall(f.close,f) end _fk={b={}} uart.setup(0,${baud},8,0,1,0)`, lineMs);
     const probe = await repl.run("=1", lineMs);
     const echoOff = probe.output === "1" && !probe.echoed;
     const runLines = async (batch: PipelineLine[], onAck: (i: number, output: string) => void): Promise<string[]> => {
+      // A line that writes flash keeps WINDOW_BYTES behind it, unless it says RX_PATH_BYTES (it writes none).
       if (echoOff) return repl.pipeline(batch, WINDOW_BYTES, lineMs, onAck, opts.signal);
       const outs: string[] = [];
       for (let i = 0; i < batch.length; i++) {
@@ -305,7 +374,8 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     const checks = all.map((f, k) => `=_fk.st(${luaQuote(f.name)},"${wants[k]}")`);
     let status: string[];
     try {
-      status = (await runLines([...helpers, ...checks].map((line) => ({ line })), () => undefined)).slice(helpers.length);
+      // Definitions, file.list and read-backs: none writes flash.
+      status = (await runLines([...helpers, ...checks].map((line) => ({ line, windowBytes: RX_PATH_BYTES })), () => undefined)).slice(helpers.length);
     } catch (e) {
       if (e instanceof ReplError && e.code === "lua_error") throw new FlashError("repl", `the board rejected the install helpers: ${e.message}`);
       throw e;
@@ -317,7 +387,9 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     // checks (_fk.vr) follow once those steps have read it all. The host cannot predict the board's bytecode,
     // so that check is the board's own loader: the .lc must load (a truncated
     // or damaged one does not), and it must not be empty.
-    type Step = { line: string; timeoutMs?: number; ack: (output: string) => void };
+    /** windowBytes: RX_PATH_BYTES for a line that writes no flash (else WINDOW_BYTES, ReplClient.pipeline). */
+    type Step = { line: string; timeoutMs?: number; windowBytes?: number; ack: (output: string) => void };
+    const quiet = RX_PATH_BYTES;
     const fail = (msg: string): never => {
       throw new FlashError("verify", `${opts.port}: ${msg}`);
     };
@@ -358,9 +430,9 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
         const from = partSize > 0 && partSize <= data.length && m[2] === crcHex(crc32(data.subarray(0, partSize))) ? partSize : 0;
         if (alreadyThere) resumedFrom = base + from; // the first file this run writes to
         alreadyThere = false;
-        steps.push({ line: `_fk.o(${luaQuote(file.name)}${from > 0 ? ",1" : ""})`, ack: () => opts.onProgress?.({ done: base + from, total, from: resumedFrom }) });
-        luaChunks(data, from, DATA_PREFIX, "").forEach((c) => {
-          pushData({ line: c.line, ack: () => {
+        steps.push({ line: uploadOpenLine(file.name, from), ack: () => opts.onProgress?.({ done: base + from, total, from: resumedFrom }) });
+        imageDataLines(file.name, data, from).forEach((c) => {
+          pushData({ line: c.line, windowBytes: c.line.startsWith(DATA_PREFIX) ? quiet : undefined, ack: () => {
             lines++;
             opts.onProgress?.({ done: base + c.offset + c.length, total, from: resumedFrom });
           } });
@@ -376,8 +448,8 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
       const lc = bytecodeName(file.name);
       // The read-back needs one data line per READ_STEP bytes and one that finds the end.
       pending = [
-        { after: dataLines + READ_AFTER_LINES, step: { line: `_fk.rb(${luaQuote(file.name)})`, ack: () => undefined } },
-        { after: dataLines + READ_AFTER_LINES + Math.ceil(data.length / READ_STEP) + 1, step: { line: `=_fk.vr(${luaQuote(file.name)},"${wants[k]}")`, timeoutMs: COMPILE_MS, ack: (out) => {
+        { after: dataLines + READ_AFTER_LINES, step: { line: `_fk.rb(${luaQuote(file.name)})`, windowBytes: quiet, ack: () => undefined } },
+        { after: dataLines + READ_AFTER_LINES + Math.ceil(data.length / READ_STEP) + 1, step: { line: `=_fk.vr(${luaQuote(file.name)},"${wants[k]}")`, timeoutMs: COMPILE_MS, windowBytes: quiet, ack: (out) => {
         // An earlier step failed: a failed compile or check said so in its own answer; a data line's
         // write and an upload's open answer nothing, so their error comes here (_fk.why).
         const skipped = /^skip\t(.*)$/s.exec(out);
@@ -400,9 +472,9 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     if (last[0].line.length > MAX_LINE) throw new RangeError("flasher: too many image files for one remove line");
     // init.lua is always written (it was removed above): through init.lua.part,
     // whose CRC the board checks before it renames it into place (_fk.fin).
-    last.push({ line: `_fk.o(${luaQuote(INIT_NAME + PART)})`, ack: () => undefined });
+    last.push({ line: uploadOpenLine(INIT_NAME + PART, 0), ack: () => undefined });
     // Lines stay below the REPL's LUA_MAXINPUT (init.lua is longer than one line).
-    for (const c of luaChunks(init, 0, DATA_PREFIX, "")) last.push({ line: c.line, ack: () => undefined });
+    for (const c of imageDataLines(INIT_NAME + PART, init, 0)) last.push({ line: c.line, windowBytes: c.line.startsWith(DATA_PREFIX) ? quiet : undefined, ack: () => undefined });
     last.push({ line: `=_fk.fin(${initQ},"${initWant}")`, ack: (out) => {
       if (out === "skip") fail(`${INIT_NAME} not written: a write of its upload failed; the board has no ${INIT_NAME} and boots into the REPL`);
       if (out.startsWith("err crc ")) fail(`${INIT_NAME + PART} on the board has ${out.slice(8)} (bytes, CRC-32) after the upload, expected ${initWant} (damaged on the wire?); removed, the board has no ${INIT_NAME} and boots into the REPL`);

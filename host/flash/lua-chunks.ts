@@ -38,22 +38,24 @@ export interface LuaChunk {
  * maxLine characters.
  */
 export function luaChunks(data: Uint8Array, from: number, prefix: string, suffix: string, maxLine = MAX_LINE): LuaChunk[] {
+  const out: LuaChunk[] = [];
+  for (let i = from; i < data.length; i += out[out.length - 1].length) out.push(luaChunk(data, i, prefix, suffix, maxLine));
+  return out;
+}
+
+/** The one line `${prefix}"..."${suffix}` of at most maxLine characters that starts at data[from] (from < data.length). */
+export function luaChunk(data: Uint8Array, from: number, prefix: string, suffix: string, maxLine = MAX_LINE): LuaChunk {
   const room = maxLine - prefix.length - suffix.length - 2;
   if (room < 8) throw new RangeError(`luaChunks: maxLine ${maxLine} leaves no room for data`);
-  const out: LuaChunk[] = [];
   let i = from;
+  let body = "";
   while (i < data.length) {
-    const start = i;
-    let body = "";
-    while (i < data.length) {
-      const e = escapeByte(data[i], data[i + 1]);
-      if (body.length + e.length > room) break;
-      body += e;
-      i++;
-    }
-    out.push({ line: `${prefix}"${body}"${suffix}`, offset: start, length: i - start });
+    const e = escapeByte(data[i], data[i + 1]);
+    if (body.length + e.length > room) break;
+    body += e;
+    i++;
   }
-  return out;
+  return { line: `${prefix}"${body}"${suffix}`, offset: from, length: i - from };
 }
 
 /** A Lua string literal for short text (names, small files). */

@@ -30,6 +30,12 @@ export class ReplError extends Error {
 export interface PipelineLine {
   line: string;
   timeoutMs?: number;
+  /**
+   * Bytes that may be sent behind this line (LFs included) until it has
+   * answered; pipeline()'s windowBytes when not given. A line that writes
+   * flash takes less than one that only computes or reads (flasher.ts).
+   */
+  windowBytes?: number;
 }
 
 export interface ReplAnswer {
@@ -176,7 +182,10 @@ export class ReplClient {
   /**
    * Send lines that each complete a statement, keeping the oldest unanswered
    * line and at most `windowBytes` more (LFs included) in flight; one prompt
-   * per line. windowBytes is what the board's receive path holds while a line
+   * per line. A line's own windowBytes (PipelineLine) bounds the bytes behind
+   * it instead, until it answered: each unanswered line's bound holds, the
+   * oldest line always goes, and lines are sent whole (one write each), so a
+   * line the bound cuts waits. windowBytes is what the board's receive path holds while a line
    * runs: the running line itself left it before it ran (its bytes went one
    * by one to the REPL's line buffer, user_main.c:179-194), and every line
    * before it has answered, so only the lines behind it can pile up there.
@@ -196,16 +205,23 @@ export class ReplClient {
   ): Promise<string[]> {
     const items = lines.map((l) => (typeof l === "string" ? { line: l } : l));
     for (const it of items) if (/[\r\n]/.test(it.line)) throw new TypeError("ReplClient.pipeline: one line at a time");
+    // Where each line ends in the byte stream (its LF included).
+    const ends: number[] = [];
+    let end = 0;
+    for (const it of items) ends.push((end += it.line.length + 1));
     this.clear();
     let sent = 0;
     let acked = 0;
-    let inFlight = 0;
     const outputs: string[] = [];
     while (acked < items.length) {
-      while (sent < items.length && (sent === acked || inFlight - (items[acked].line.length + 1) + items[sent].line.length + 1 <= windowBytes)) {
+      // Every unanswered line k allows ends[k] + its window bytes to be sent; the oldest always goes.
+      for (;;) {
+        if (sent >= items.length) break;
+        let limit = Infinity;
+        for (let k = acked; k < sent && ends[k] < limit; k++) limit = Math.min(limit, ends[k] + (items[k].windowBytes ?? windowBytes));
+        if (sent > acked && ends[sent] > limit) break;
         if (signal?.aborted) throw new ReplError("aborted", "interrupted");
         await this.send(items[sent].line + "\n");
-        inFlight += items[sent].line.length + 1;
         sent++;
       }
       const wait = items[acked].timeoutMs ?? timeoutMs;
@@ -219,7 +235,6 @@ export class ReplClient {
       this.buf = this.buf.slice(at + PROMPT.length);
       const err = /Lua error: \t?(.*)/.exec(out);
       if (err) throw new ReplError("lua_error", `the board's Lua said: ${err[1].slice(0, 200)}`);
-      inFlight -= items[acked].line.length + 1;
       const output = out.replace(/\n$/, "");
       outputs.push(output);
       onAck(acked++, output);

@@ -16,8 +16,7 @@ import { NEWLIB_BUFSIZ } from "../../hil/nodemcu/file.js";
 import { PtyLink } from "../../hil/pty.js";
 import { DeviceSession } from "../../host/device/session.js";
 import { crc32, crcHex } from "../../host/flash/crc32.js";
-import { DATA_PREFIX, FlashError, flashBoard, INIT_SOURCE, WINDOW_BYTES, type FlashResult } from "../../host/flash/flasher.js";
-import { luaChunks } from "../../host/flash/lua-chunks.js";
+import { FlashError, flashBoard, IMAGE_NAME, imageDataLines, INIT_NAME, INIT_SOURCE, RX_PATH_BYTES, WINDOW_BYTES, type FlashResult } from "../../host/flash/flasher.js";
 import { ReplClient } from "../../host/flash/repl-client.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
 import * as P from "../../protocol/index.js";
@@ -34,7 +33,7 @@ const files = imageFilePaths(IMAGE).slice(1).map((f) => ({ name: f.name, data: r
 const imageBytes = image.length + files.reduce((n, f) => n + f.data.length, 0);
 // The largest file of the image, where the resume tests break the upload; base: its offset in the whole image.
 const target = (() => {
-  const all = [{ name: "fobkit.lua", data: image }, ...files];
+  const all = [{ name: IMAGE_NAME, data: image }, ...files];
   const k = all.reduce((best, f, i) => (f.data.length > all[best].data.length ? i : best), 0);
   return { ...all[k], base: all.slice(0, k).reduce((n, f) => n + f.data.length, 0) };
 })();
@@ -137,8 +136,8 @@ describe("fobkit flash", () => {
     const rnd = prng(seed);
     const b = await boardOnPty();
     // Broken inside the largest file (the core's first file is the loader alone, a few hundred bytes).
-    const lines = luaChunks(target.data, 0, DATA_PREFIX, "");
-    const allLines = [image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, DATA_PREFIX, "").length, 0);
+    const lines = imageDataLines(target.name, target.data, 0);
+    const allLines = [{ name: IMAGE_NAME, data: image }, ...files].reduce((n, f) => n + imageDataLines(f.name, f.data, 0).length, 0);
     const breakAt = 20 + rnd.int(lines.length - 40);
     const breakDone = target.base + lines[breakAt].offset;
     let first: unknown;
@@ -194,7 +193,7 @@ describe("fobkit flash", () => {
     const r = await flashBoard({ port: b.path, image, files });
     expect(r.resumedFrom).toBe(0);
     // Every line of every file sent: nothing of the junk kept.
-    expect(r.lines).toBe([image, ...files.map((f) => f.data)].reduce((n, d) => n + luaChunks(d, 0, DATA_PREFIX, "").length, 0));
+    expect(r.lines).toBe([{ name: IMAGE_NAME, data: image }, ...files].reduce((n, f) => n + imageDataLines(f.name, f.data, 0).length, 0));
     expectInstalled(b.stateDir, r);
   }, 120_000);
 });
@@ -274,7 +273,7 @@ function flipLetter(line: string): string {
  * or the console may stay deaf (init-lua.ts takes it first) and only esptool helps.
  */
 describe("an install never leaves an init.lua that boots something bad", () => {
-  const initLines = luaChunks(Buffer.from(INIT_SOURCE, "latin1"), 0, DATA_PREFIX, "").map((c) => c.line);
+  const initLines = imageDataLines(`${INIT_NAME}.part`, Buffer.from(INIT_SOURCE, "latin1"), 0).map((c) => c.line);
 
   /**
    * A serial port whose wire turns the data line `good` into `bad` (a UART
@@ -323,7 +322,7 @@ describe("an install never leaves an init.lua that boots something bad", () => {
     // A line in the middle of the largest file, and a letter in it whose
     // successor still compiles: only the board's CRC of what it reads back
     // can tell. (A letter for the next one: the escaping, so every line, stays.)
-    const lines = luaChunks(target.data, 0, DATA_PREFIX, "");
+    const lines = imageDataLines(target.name, target.data, 0);
     const k = lines.length >> 1;
     let bad = "";
     for (let i = lines[k].offset; bad === "" && i < lines[k].offset + lines[k].length; i++) {
@@ -335,7 +334,7 @@ describe("an install never leaves an init.lua that boots something bad", () => {
       } catch {
         continue; // this flip breaks the syntax: node.compile would fail before the check
       }
-      bad = luaChunks(body, 0, DATA_PREFIX, "")[k].line;
+      bad = imageDataLines(target.name, body, 0)[k].line;
     }
     const good = lines[k].line;
     expect(bad.length).toBe(good.length);
@@ -439,6 +438,45 @@ describe("the upload's pipeline (ReplClient.pipeline, WINDOW_BYTES)", () => {
     expect(behindMax).toBeGreaterThan(WINDOW_BYTES - (lineLen + 1));
     expect(behindMax).toBeLessThanOrEqual(WINDOW_BYTES);
   }, 60_000);
+  it("keeps each line's own window: WINDOW_BYTES behind a line that writes flash, up to RX_PATH_BYTES behind one that only computes, and the board loses none", async () => {
+    const b = await boardOnPty();
+    const t = new SerialTransport({ path: b.path, baudRate: LINK_BAUD });
+    await t.open();
+    const repl = new ReplClient(t);
+    cleanups.push(() => repl.close());
+    expect(await repl.sync()).toBe(true);
+    await repl.exec(`uart.setup(0,${LINK_BAUD},8,0,1,0)`);
+    // ~250 ms in SPIFFS (the flash cache off, only the FIFO takes bytes), then ~150 ms of Lua
+    // computing (1.875 us a VM instruction) with the RX ISR running.
+    const flashing = 'local f=io.open("big","wb") for i=1,40 do f:write(string.rep("x",1024)) end f:close()';
+    const computing = "local x=0 for i=1,20000 do x=x+i end";
+    const lineLen = 199;
+    const rnd = prng(0x5eed);
+    const data = Array.from({ length: 6 }, (_, i) => `=${i}, "${Buffer.from(rnd.bytes(300)).toString("base64").slice(0, lineLen - 12)}"`.slice(0, lineLen));
+    const items = [{ line: flashing }, ...data.map((line) => ({ line, windowBytes: RX_PATH_BYTES })), { line: computing, windowBytes: RX_PATH_BYTES }, ...data.map((line) => ({ line, windowBytes: RX_PATH_BYTES }))];
+    const ends = items.map((_, i) => items.slice(0, i + 1).reduce((n, it) => n + it.line.length + 1, 0));
+    // Bytes written behind each of the two slow lines while it was unanswered.
+    let written = 0;
+    let acked = 0;
+    const behind = [0, 0];
+    const slow = [0, data.length + 1];
+    const write = t.write.bind(t);
+    t.write = (bytes: Uint8Array) => {
+      written += bytes.length;
+      slow.forEach((k, j) => {
+        if (acked <= k) behind[j] = Math.max(behind[j], written - ends[k]);
+      });
+      return write(bytes);
+    };
+    await repl.pipeline(items, WINDOW_BYTES, 5000, (i) => (acked = i + 1));
+    expect(b.emu.counters.uartRxLost).toBe(0);
+    expect(b.emu.counters.tasksLost).toBe(0);
+    expect(behind[0]).toBeLessThanOrEqual(WINDOW_BYTES);
+    // Two data lines behind the computing line: more than WINDOW_BYTES, within RX_PATH_BYTES.
+    expect(behind[1]).toBeGreaterThan(WINDOW_BYTES);
+    expect(behind[1]).toBe(ends[slow[1] + 2] - ends[slow[1]]);
+    expect(behind[1]).toBeLessThanOrEqual(RX_PATH_BYTES);
+  }, 60_000);
 });
 
 describe("a write the board refuses during the upload", () => {
@@ -446,7 +484,7 @@ describe("a write the board refuses during the upload", () => {
     const b = await boardOnPty();
     // The fault goes on as the host sends the second file's third data line: the lines still in
     // flight before it are the same file's data lines, so its writes are what SPIFFS refuses.
-    const third = luaChunks(files[0].data, 0, DATA_PREFIX, "")[2].line + "\n";
+    const third = imageDataLines(files[0].name, files[0].data, 0)[2].line + "\n";
     let hits = 0;
     const open = () => {
       const t = new SerialTransport({ path: b.path });

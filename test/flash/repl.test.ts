@@ -214,7 +214,7 @@ describe("the flasher's board helpers (host/flash/flasher.ts BOARD_HELPERS) afte
     b.take();
     const want = Buffer.from("print(1)\n", "latin1");
     b.send('_fk.o("init.lua.part")\n');
-    b.send('W("print(2)\\n")\n'); // one byte differs from what the host says it must be
+    b.send('F("print(2)\\n")\n'); // one byte differs from what the host says it must be
     b.send(`=_fk.fin("init.lua","${want.length} ${crcHex(crc32(want))}")\n`);
     expect(b.take()).toMatch(/\nerr crc 9 [0-9a-f]{8}\n> $/);
     expect(b.emu.flash.exists("init.lua.part")).toBe(false);
@@ -222,7 +222,7 @@ describe("the flasher's board helpers (host/flash/flasher.ts BOARD_HELPERS) afte
     // The same upload, intact: it replaces the old init.lua.
     b.send("_fk.bad=nil\n");
     b.send('_fk.o("init.lua.part")\n');
-    b.send('W("print(1)\\n")\n');
+    b.send('F("print(1)\\n")\n');
     b.send(`=_fk.fin("init.lua","${want.length} ${crcHex(crc32(want))}")\n`);
     expect(b.take()).toMatch(/\nok\n> $/);
     expect(Buffer.from(b.emu.flash.read("init.lua")!).toString("latin1")).toBe("print(1)\n");
@@ -238,7 +238,7 @@ describe("the flasher's board helpers (host/flash/flasher.ts BOARD_HELPERS) afte
     b.take();
     b.emu.setFault("flash-full", true);
     // 130 bytes: more than newlib's 128-byte buffer, so this write flushes and fails (hil/nodemcu/file.ts).
-    b.send(`W("${"x".repeat(130)}")\n`);
+    b.send(`F("${"x".repeat(130)}")\n`);
     b.send("=_fk.bad\n");
     expect(b.take()).toMatch(/\n1\n> $/);
     b.emu.setFault("flash-full", false);
