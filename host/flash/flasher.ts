@@ -41,6 +41,7 @@ import { kindOfName } from "../transport/discover.js";
 import { BOARD_CRC_LUA, crc32, crcHex, READ_STEP } from "./crc32.js";
 import { LZ_DIGITS, LZ_MARK, LZ_MIN, LZ_WINDOW, LzIndex, lzChunk, luaQuote, MAX_LINE, type LuaChunk } from "./lua-chunks.js";
 import { ReplClient, ReplError, type PipelineLine } from "./repl-client.js";
+import { SharedPort } from "./shared-port.js";
 import { bytecodeName, CORE_FILE } from "./image-files.js";
 
 export const IMAGE_NAME = CORE_FILE;
@@ -334,7 +335,11 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
 
   const t = open();
   await t.open();
-  const repl = new ReplClient(t);
+  // The port stays open until the restarted board has answered INFO (shared-port.ts: no reopen per try).
+  const port = new SharedPort(t);
+  const rt = port.lease();
+  await rt.open();
+  const repl = new ReplClient(rt);
   let resumedFrom = 0;
   let lines = 0;
   let alreadyThere = true;
@@ -345,6 +350,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   try {
     if (!(await repl.sync())) {
       await repl.close();
+      await port.close();
       count(t);
       return await probeFirmware(open, opts.port);
     }
@@ -497,29 +503,29 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     uploadMs = performance.now() - tu;
     const restart = "node.restart()";
     await repl.fire(restart);
-    // Let the line leave before the port closes: its time on the wire, and a margin.
-    await new Promise((r) => setTimeout(r, Math.ceil(((restart.length + 1) * 10 * 1000) / baud) + 20));
+    // The restart begins once the line has left: its time on the wire.
+    await new Promise((r) => setTimeout(r, Math.ceil(((restart.length + 1) * 10 * 1000) / baud)));
   } catch (e) {
     await repl.close();
+    await port.close();
     if (e instanceof ReplError) throw new FlashError(e.code === "lua_error" ? "repl" : "aborted", `${opts.port}: ${e.message}; run fobkit flash again to continue where it stopped`);
     if (e instanceof FlashError && e.code === "aborted") throw new FlashError("aborted", `${opts.port}: ${e.message}`);
     throw e;
   }
   await repl.close();
-  count(t);
 
   // The board restarts (ROM, bootloader, NodeMCU, init.lua): ask INFO until it
   // answers (BOOT_MIN_MS, INFO_TIMEOUTS_MS).
   await new Promise((r) => setTimeout(r, opts.restartWaitMs ?? BOOT_MIN_MS));
   const ask = async (timeoutMs: number, retries: number): Promise<KeyfobInfo> => {
-    const tr = open();
+    // A lease of the port that stayed open (its close keeps the port open).
+    const tr = port.lease();
     try {
       const session = await DeviceSession.open(tr, { timeoutMs, retries });
       try {
         return await session.info();
       } finally {
         await session.close();
-        count(tr);
       }
     } catch (e) {
       await tr.close().catch(() => undefined);
@@ -528,13 +534,18 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   };
   let info: KeyfobInfo | undefined;
   let last: unknown;
-  for (const timeoutMs of INFO_TIMEOUTS_MS) {
-    try {
-      info = await ask(timeoutMs, 0);
-      break;
-    } catch (e) {
-      last = e;
+  try {
+    for (const timeoutMs of INFO_TIMEOUTS_MS) {
+      try {
+        info = await ask(timeoutMs, 0);
+        break;
+      } catch (e) {
+        last = e;
+      }
     }
+  } finally {
+    await port.close();
+    count(t);
   }
   if (info === undefined) {
     throw new FlashError("verify", `${opts.port}: the image is written and checked, but after the restart the firmware did not answer INFO in ${INFO_TIMEOUTS_MS.length} tries over ${(BOOT_MIN_MS + INFO_TIMEOUTS_MS.reduce((a, b) => a + b, 0)) / 1000} s (${(last as Error).message})`);

@@ -223,6 +223,35 @@ describe("the image's data lines are LZ-coded (lua-chunks.ts lzChunk, the board'
   }, 120_000);
 });
 
+describe("after node.restart() (shared-port.ts)", () => {
+  it("the port stays open until the restarted firmware answers INFO: one open for the whole flash, so no reopen per INFO try (and no DTR/RTS toggle that could reset an auto-reset board)", async () => {
+    const b = await boardOnPty();
+    let opens = 0;
+    let closes = 0;
+    const open = () => {
+      const t = new SerialTransport({ path: b.path });
+      const o = t.open.bind(t);
+      const c = t.close.bind(t);
+      t.open = () => {
+        opens++;
+        return o();
+      };
+      t.close = () => {
+        closes++;
+        return c();
+      };
+      return t;
+    };
+    // The first INFO goes before the emulated boot can be through, so at least one try times out.
+    const r = await flashBoard({ port: b.path, image, files, openTransport: open, restartWaitMs: 0 });
+    expect(r.info.state).toBe("blank");
+    expect(opens).toBe(1);
+    expect(closes).toBeGreaterThanOrEqual(1);
+    expectInstalled(b.stateDir, r);
+    report("one open", r);
+  }, 120_000);
+});
+
 describe("REPL lockdown", () => {
   it("a locked keyfob executes none of the Lua source sent on its UART, framed or not, and still works", async () => {
     const b = await boardOnPty({ imagePath: IMAGE });
