@@ -39,8 +39,9 @@ import { SerialTransport } from "../transport/serial-transport.js";
 import type { Transport, TransportKind } from "../transport/transport.js";
 import { kindOfName } from "../transport/discover.js";
 import { BOARD_CRC_LUA, crc32, crcHex, READ_STEP } from "./crc32.js";
-import { luaChunk, luaQuote, MAX_LINE, type LuaChunk } from "./lua-chunks.js";
+import { LZ_DIGITS, LZ_MARK, LZ_MIN, LZ_WINDOW, LzIndex, lzChunk, luaQuote, MAX_LINE, type LuaChunk } from "./lua-chunks.js";
 import { ReplClient, ReplError, type PipelineLine } from "./repl-client.js";
+import { SharedPort } from "./shared-port.js";
 import { bytecodeName, CORE_FILE } from "./image-files.js";
 
 export const IMAGE_NAME = CORE_FILE;
@@ -55,7 +56,12 @@ const PART = ".part";
  * (_fk.crc, crc32.ts); the host says what it expects ("SIZE CRC", as
  * _fk.crc answers) and the board compares, so one line does what took a
  * prompt round trip per step (issue 10 item 6: flash time).
- * - W(s): one data line (it prints nothing): s joins the upload's buffer in
+ * - _fk.z(s): a data line's string decoded (lua-chunks.ts lzChunk: literal
+ *   bytes and back references into the file's last LZ_WINDOW bytes, _fk.h,
+ *   which _fk.o empties): the wire carries ~0.67 of the image (issue 10 item
+ *   6). A decoder fault cannot pass: the CRC below is over what the board
+ *   reads back from flash, against the host's CRC of the file itself.
+ * - W(s): one data line (it prints nothing): s, decoded, joins the upload's buffer in
  *   RAM (_fk.b), and no flash is written, so the lines behind it may fill the
  *   board's whole receive path (RX_PATH_BYTES) while it runs. A global of one
  *   letter: 4 bytes of each line instead of 8 (the board restarts after the
@@ -110,8 +116,11 @@ export const DATA_PREFIX = "W";
 /** The data line that writes the buffer (see F above). */
 export const FLUSH_PREFIX = "F";
 export const BOARD_HELPERS: readonly string[] = [
-  `function ${DATA_PREFIX}(s) local b=_fk.b b[#b+1]=s _fk.sp() end`,
-  `function ${FLUSH_PREFIX}(s) local b,f,o,e=_fk.b,_fk.f b[#b+1]=s _fk.b={} if f then o,e=f:write(table.concat(b)) end if not o then _fk.bad=1 _fk.why=_fk.why or "write: "..tostring(e or "no file open") end end`,
+  `_fk.a={} for i=1,64 do _fk.a[(${luaQuote(LZ_DIGITS)}):byte(i)]=i-1 end`,
+  `function _fk.r(t,s,j) local a=_fk.a local x,y,z=s:byte(j+1,j+3) local d=a[x]*64+a[y] if d==0 then return t.."${LZ_MARK}" end local p=#t-d+1 return t..t:sub(p,p+a[z]+${LZ_MIN - 1}) end`,
+  `function _fk.z(s) local t,i=_fk.h,1 local n=#t while 1 do local j=s:find("${LZ_MARK}",i,1) if not j then t=t..s:sub(i) break end t=_fk.r(t..s:sub(i,j-1),s,j) i=j+4 end _fk.h=t:sub(-${LZ_WINDOW + 1}) return t:sub(n+1) end`,
+  `function ${DATA_PREFIX}(s) local b=_fk.b b[#b+1]=_fk.z(s) _fk.sp() end`,
+  `function ${FLUSH_PREFIX}(s) local b,f,o,e=_fk.b,_fk.f b[#b+1]=_fk.z(s) _fk.b={} if f then o,e=f:write(table.concat(b)) end if not o then _fk.bad=1 _fk.why=_fk.why or "write: "..tostring(e or "no file open") end end`,
   'function _fk.st(n,w) if not _fk.l[n] then return "-1 00000000" end local h=_fk.crc(n) return h==w and "ok" or h end',
   'function _fk.cl() if _fk.bad then return "skip" end local f=_fk.f _fk.f=nil if f then local o,e=f:close() if not o then return _fk.x(e) end end end',
   'function _fk.fin(n,w) local p,r=n..".part",_fk.cl() if r then return r end r=_fk.crc(p) if r~=w then file.remove(p) return _fk.x("crc "..r) end file.remove(n) return file.rename(p,n) and "ok" or _fk.x("rename") end',
@@ -119,7 +128,7 @@ export const BOARD_HELPERS: readonly string[] = [
   'function _fk.x(e) _fk.bad=1 return "err "..tostring(e) end',
   'function _fk.cc(n) local o,e=_fk.cl() if o then return o end o,e=pcall(node.compile,n) if not o then return _fk.x(e) end return "ok" end',
   'function _fk.vr(n,w) if _fk.bad then return "skip",_fk.why end local h=_fk.crc(n) if h~=w then _fk.bad=1 return "crc "..h end local g,s=_fk.ld(n:sub(1,-5)..".lc") if not g then _fk.bad=1 end return (g and "ok " or "bad ")..s end',
-  'function _fk.o(n,a) assert(not _fk.bad,"an earlier step failed") local f,e=io.open(n,a and "ab" or "wb") if not f then _fk.bad=1 _fk.why="open "..n..": "..tostring(e) error(e) end _fk.f=f _fk.b={} end',
+  'function _fk.o(n,a) assert(not _fk.bad,"an earlier step failed") local f,e=io.open(n,a and "ab" or "wb") if not f then _fk.bad=1 _fk.why="open "..n..": "..tostring(e) error(e) end _fk.f=f _fk.b={} _fk.h="" end',
 ];
 /**
  * After node.restart(): nothing can answer before the ESP32's ROM, bootloader
@@ -198,10 +207,12 @@ export function imageDataLines(name: string, data: Uint8Array, from: number): Lu
   // The open and the first line both fit behind the line before it (a compile, or init.lua's removal).
   const first = WINDOW_BYTES - (uploadOpenLine(name, from).length + 1) - 1;
   const out: LuaChunk[] = [];
+  // References reach back to where the board's history starts: the open (_fk.o resets _fk.h).
+  const index = new LzIndex(data, from);
   let buffered = 0;
   let afterFlash = true;
   for (let i = from; i < data.length; ) {
-    const c = luaChunk(data, i, DATA_PREFIX, "", Math.min(DATA_LINE, i === from ? first : afterFlash ? WINDOW_BYTES - 1 : DATA_LINE));
+    const c = lzChunk(index, i, DATA_PREFIX, "", Math.min(DATA_LINE, i === from ? first : afterFlash ? WINDOW_BYTES - 1 : DATA_LINE));
     i += c.length;
     buffered += c.length;
     afterFlash = buffered >= FLUSH_BYTES || i >= data.length;
@@ -324,7 +335,11 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
 
   const t = open();
   await t.open();
-  const repl = new ReplClient(t);
+  // The port stays open until the restarted board has answered INFO (shared-port.ts: no reopen per try).
+  const port = new SharedPort(t);
+  const rt = port.lease();
+  await rt.open();
+  const repl = new ReplClient(rt);
   let resumedFrom = 0;
   let lines = 0;
   let alreadyThere = true;
@@ -335,6 +350,7 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   try {
     if (!(await repl.sync())) {
       await repl.close();
+      await port.close();
       count(t);
       return await probeFirmware(open, opts.port);
     }
@@ -487,29 +503,29 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
     uploadMs = performance.now() - tu;
     const restart = "node.restart()";
     await repl.fire(restart);
-    // Let the line leave before the port closes: its time on the wire, and a margin.
-    await new Promise((r) => setTimeout(r, Math.ceil(((restart.length + 1) * 10 * 1000) / baud) + 20));
+    // The restart begins once the line has left: its time on the wire.
+    await new Promise((r) => setTimeout(r, Math.ceil(((restart.length + 1) * 10 * 1000) / baud)));
   } catch (e) {
     await repl.close();
+    await port.close();
     if (e instanceof ReplError) throw new FlashError(e.code === "lua_error" ? "repl" : "aborted", `${opts.port}: ${e.message}; run fobkit flash again to continue where it stopped`);
     if (e instanceof FlashError && e.code === "aborted") throw new FlashError("aborted", `${opts.port}: ${e.message}`);
     throw e;
   }
   await repl.close();
-  count(t);
 
   // The board restarts (ROM, bootloader, NodeMCU, init.lua): ask INFO until it
   // answers (BOOT_MIN_MS, INFO_TIMEOUTS_MS).
   await new Promise((r) => setTimeout(r, opts.restartWaitMs ?? BOOT_MIN_MS));
   const ask = async (timeoutMs: number, retries: number): Promise<KeyfobInfo> => {
-    const tr = open();
+    // A lease of the port that stayed open (its close keeps the port open).
+    const tr = port.lease();
     try {
       const session = await DeviceSession.open(tr, { timeoutMs, retries });
       try {
         return await session.info();
       } finally {
         await session.close();
-        count(tr);
       }
     } catch (e) {
       await tr.close().catch(() => undefined);
@@ -518,13 +534,18 @@ export async function flashBoard(opts: FlashOptions): Promise<FlashResult> {
   };
   let info: KeyfobInfo | undefined;
   let last: unknown;
-  for (const timeoutMs of INFO_TIMEOUTS_MS) {
-    try {
-      info = await ask(timeoutMs, 0);
-      break;
-    } catch (e) {
-      last = e;
+  try {
+    for (const timeoutMs of INFO_TIMEOUTS_MS) {
+      try {
+        info = await ask(timeoutMs, 0);
+        break;
+      } catch (e) {
+        last = e;
+      }
     }
+  } finally {
+    await port.close();
+    count(t);
   }
   if (info === undefined) {
     throw new FlashError("verify", `${opts.port}: the image is written and checked, but after the restart the firmware did not answer INFO in ${INFO_TIMEOUTS_MS.length} tries over ${(BOOT_MIN_MS + INFO_TIMEOUTS_MS.reduce((a, b) => a + b, 0)) / 1000} s (${(last as Error).message})`);

@@ -18,6 +18,7 @@ import { DeviceSession } from "../../host/device/session.js";
 import { crc32, crcHex } from "../../host/flash/crc32.js";
 import { FlashError, flashBoard, IMAGE_NAME, imageDataLines, INIT_NAME, INIT_SOURCE, RX_PATH_BYTES, WINDOW_BYTES, type FlashResult } from "../../host/flash/flasher.js";
 import { ReplClient } from "../../host/flash/repl-client.js";
+import { LZ_MARK, LZ_WINDOW, lzDecode } from "../../host/flash/lua-chunks.js";
 import { SerialTransport } from "../../host/transport/serial-transport.js";
 import * as P from "../../protocol/index.js";
 import { fobkit } from "../station/cli-io.js";
@@ -198,6 +199,59 @@ describe("fobkit flash", () => {
   }, 120_000);
 });
 
+describe("the image's data lines are LZ-coded (lua-chunks.ts lzChunk, the board's _fk.z)", () => {
+  it("every byte value, the marker itself, digits after decimal escapes and references up to the window's end reach the board's flash exact, and repeated text costs well under its size on the wire", async () => {
+    // A Lua source (node.compile must take it) whose long string holds every byte value but CR and LF
+    // (the lexer normalizes them), the marker "`" among digits, and text repeated near LZ_WINDOW apart.
+    const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i).filter((i) => i !== 10 && i !== 13));
+    const rnd = prng(0x5eed1234);
+    const filler = Buffer.from(Array.from({ length: 4000 }, () => "abcdefghijklmnopqrstuvwxyz0123456789"[rnd.int(36)]).join(""), "latin1");
+    const text = Buffer.from("local t={} for i=1,40 do t[i]=`".replace("`", "i*i") + " end\n", "latin1");
+    const body = Buffer.concat([Buffer.from("local s=[==[", "latin1"), all, Buffer.from("`1`2``\x01" + "9`", "latin1"), filler, filler.subarray(0, 60), Buffer.from("]==]\n", "latin1"), ...Array.from({ length: 60 }, () => text), Buffer.from("return s\n", "latin1")]);
+    const b = await boardOnPty();
+    const extra = { name: "fobkit-lz.lua", data: body };
+    const r = await flashBoard({ port: b.path, image, files: [...files, extra] });
+    // The board's CRC of what it read back matched (else verify failed), the .lc loads.
+    expect(r.bytecode.map((x) => x.name)).toContain("fobkit-lz.lc");
+    const lines = imageDataLines(extra.name, body, 0);
+    expect(lines.reduce((n, c) => n + c.length, 0)).toBe(body.length);
+    // Repeated Lua text (60 copies of one line) goes as references: a fraction of its size on the wire.
+    const repeated = Buffer.concat(Array.from({ length: 60 }, () => text));
+    const wire = imageDataLines(extra.name, repeated, 0).reduce((n, c) => n + c.line.length + 1, 0);
+    expect(wire).toBeLessThan(repeated.length * 0.25);
+    report("lz image", r);
+  }, 120_000);
+});
+
+describe("after node.restart() (shared-port.ts)", () => {
+  it("the port stays open until the restarted firmware answers INFO: one open for the whole flash, so no reopen per INFO try (and no DTR/RTS toggle that could reset an auto-reset board)", async () => {
+    const b = await boardOnPty();
+    let opens = 0;
+    let closes = 0;
+    const open = () => {
+      const t = new SerialTransport({ path: b.path });
+      const o = t.open.bind(t);
+      const c = t.close.bind(t);
+      t.open = () => {
+        opens++;
+        return o();
+      };
+      t.close = () => {
+        closes++;
+        return c();
+      };
+      return t;
+    };
+    // The first INFO goes before the emulated boot can be through, so at least one try times out.
+    const r = await flashBoard({ port: b.path, image, files, openTransport: open, restartWaitMs: 0 });
+    expect(r.info.state).toBe("blank");
+    expect(opens).toBe(1);
+    expect(closes).toBeGreaterThanOrEqual(1);
+    expectInstalled(b.stateDir, r);
+    report("one open", r);
+  }, 120_000);
+});
+
 describe("REPL lockdown", () => {
   it("a locked keyfob executes none of the Lua source sent on its UART, framed or not, and still works", async () => {
     const b = await boardOnPty({ imagePath: IMAGE });
@@ -319,24 +373,37 @@ describe("an install never leaves an init.lua that boots something bad", () => {
   }, 120_000);
 
   it("a bit error inside a source file's upload: its read-back check (stepped by the next file's data lines) fails the flash; no source is removed, no init.lua written", async () => {
-    // A line in the middle of the largest file, and a letter in it whose
-    // successor still compiles: only the board's CRC of what it reads back
-    // can tell. (A letter for the next one: the escaping, so every line, stays.)
+    // A line in the middle of the largest file, and a literal letter in it (not
+    // inside an LZ reference) whose successor still compiles once the board has
+    // decoded it (references after it copy the changed byte too): only the
+    // board's CRC of what it reads back can tell.
     const lines = imageDataLines(target.name, target.data, 0);
     const k = lines.length >> 1;
+    const decodeWith = (line: string): Buffer => {
+      let h = "";
+      let out = "";
+      for (const [j, c] of lines.entries()) {
+        // Data lines hold printable text here (the image has no byte that needs a decimal escape).
+        const str = JSON.parse(`"${(j === k ? line : c.line).slice(2, -1).replace(/\\"/g, '\\u0022')}"`) as string;
+        const o = lzDecode(h, str);
+        out += o;
+        h = (h + o).slice(-(LZ_WINDOW + 1));
+      }
+      return Buffer.from(out, "latin1");
+    };
+    const good = lines[k].line;
+    expect(decodeWith(good).equals(target.data)).toBe(true);
     let bad = "";
-    for (let i = lines[k].offset; bad === "" && i < lines[k].offset + lines[k].length; i++) {
-      if (!(target.data[i] >= 0x61 && target.data[i] < 0x7a)) continue;
-      const body = Buffer.from(target.data);
-      body[i]++;
+    for (let i = 2; bad === "" && i < good.length - 1; i++) {
+      if (good.slice(Math.max(0, i - 3), i).includes(LZ_MARK) || !(good.charCodeAt(i) >= 0x61 && good.charCodeAt(i) < 0x7a)) continue;
+      const cand = good.slice(0, i) + String.fromCharCode(good.charCodeAt(i) + 1) + good.slice(i + 1);
       try {
-        compileChunk(body, target.name);
+        compileChunk(decodeWith(cand), target.name);
       } catch {
         continue; // this flip breaks the syntax: node.compile would fail before the check
       }
-      bad = imageDataLines(target.name, body, 0)[k].line;
+      bad = cand;
     }
-    const good = lines[k].line;
     expect(bad.length).toBe(good.length);
     const b = await boardOnPty();
     const port = corruptingPort(b.path, good, bad);
