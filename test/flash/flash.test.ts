@@ -471,7 +471,8 @@ describe("an install never leaves an init.lua that boots something bad", () => {
 });
 
 describe("the upload's pipeline (ReplClient.pipeline, WINDOW_BYTES)", () => {
-  it("keeps the running line and WINDOW_BYTES behind it in flight, and the board's receive path loses none of them while a line keeps it busy", async () => {
+  /** A board on a PTY, its REPL in sync and its console at the install's baud. */
+  async function replAtLinkBaud() {
     const b = await boardOnPty();
     const t = new SerialTransport({ path: b.path, baudRate: LINK_BAUD });
     await t.open();
@@ -479,6 +480,11 @@ describe("the upload's pipeline (ReplClient.pipeline, WINDOW_BYTES)", () => {
     cleanups.push(() => repl.close());
     expect(await repl.sync()).toBe(true);
     await repl.exec(`uart.setup(0,${LINK_BAUD},8,0,1,0)`);
+    return { b, t, repl };
+  }
+
+  it("keeps the running line and WINDOW_BYTES behind it in flight, and the board's receive path loses none of them while a line keeps it busy", async () => {
+    const { b, t, repl } = await replAtLinkBaud();
     // A line that keeps the board's Lua in SPIFFS for ~250 ms (hil/flash.ts: 15 ms + 6 ms per KB),
     // then lines two of which fit the window: while it runs, only the lines behind it wait in the receive path.
     const lineLen = WINDOW_BYTES / 2 - 1;
@@ -506,13 +512,7 @@ describe("the upload's pipeline (ReplClient.pipeline, WINDOW_BYTES)", () => {
     expect(behindMax).toBeLessThanOrEqual(WINDOW_BYTES);
   }, 60_000);
   it("keeps each line's own window: WINDOW_BYTES behind a line that writes flash, up to RX_PATH_BYTES behind one that only computes, and the board loses none", async () => {
-    const b = await boardOnPty();
-    const t = new SerialTransport({ path: b.path, baudRate: LINK_BAUD });
-    await t.open();
-    const repl = new ReplClient(t);
-    cleanups.push(() => repl.close());
-    expect(await repl.sync()).toBe(true);
-    await repl.exec(`uart.setup(0,${LINK_BAUD},8,0,1,0)`);
+    const { b, t, repl } = await replAtLinkBaud();
     // ~250 ms in SPIFFS (the flash cache off, only the FIFO takes bytes), then ~150 ms of Lua
     // computing (1.875 us a VM instruction) with the RX ISR running.
     const flashing = 'local f=io.open("big","wb") for i=1,40 do f:write(string.rep("x",1024)) end f:close()';
