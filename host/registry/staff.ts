@@ -89,12 +89,15 @@ const SEEN_RESOLUTION_MS = 10_000;
 export const SCRYPT = { logN: 17, r: 8, p: 1, keyLen: 32 };
 /** The environment variable that sets scrypt's cost (log2 N) for new and upgraded hashes: a deployment's tuning, as a KDF's cost is. */
 export const SCRYPT_LOGN_ENV = "FOBKIT_STAFF_SCRYPT_LOGN";
-/** What SCRYPT_LOGN_ENV may say: never below the N = 2^15 fobkit used before, never past what SCRYPT_MAX accepts. */
-const SCRYPT_LOGN_RANGE = { min: 15, max: 20 };
+/**
+ * What SCRYPT_LOGN_ENV may say: never below the N = 2^15 fobkit used before; at most 2^18 (256 MiB a check at r = 8,
+ * 512 MiB for the sign-in gate's KDF_PARALLEL checks at once), the most memory SCRYPT_MAX lets a stored hash ask for.
+ */
+const SCRYPT_LOGN_RANGE = { min: 15, max: 18 };
 
 /**
  * The parameters new and upgraded hashes are made under: SCRYPT, with log2 N from FOBKIT_STAFF_SCRYPT_LOGN when set
- * (15 to 20). A branch server too slow for 2^17 (0.3-0.7 s and 128 MiB a check) may keep 15; `make test` runs at 15, so
+ * (15 to 18). A branch server too slow for 2^17 (0.3-0.7 s and 128 MiB a check) may keep 15; `make test` runs at 15, so
  * its hundreds of sign-ins cost what they did (test/console/staff-password-hash.test.ts checks 17 without it). A value
  * out of range or not an integer is refused, naming the variable, rather than read as the default.
  */
@@ -108,10 +111,12 @@ export function scryptParams(env: NodeJS.ProcessEnv = process.env): typeof SCRYP
   return { ...SCRYPT, logN };
 }
 /**
- * The largest parameters a stored hash may name: anything past them is refused, not run (logN 2^20, r 16 would ask
- * for 2 GiB), so a damaged or planted row cannot make one sign-in take the server's memory.
+ * The most a stored hash may ask of one check: scrypt's memory is 128·r·N bytes, its time grows with r·N·p. A hash
+ * past either is refused as a wrong password, not run, so a damaged or planted row cannot make a sign-in take 2 GiB
+ * and seconds (the attack review measured 7.4 s and 2.1 GiB for logN 20, r 16: the bound was once `logN <= 20`).
+ * The bound is what FOBKIT_STAFF_SCRYPT_LOGN's largest value makes: N = 2^18 at r = 8, p = 1, 256 MiB.
  */
-const SCRYPT_MAX = { logN: 20, r: 16, p: 4 };
+const SCRYPT_MAX = { memory: 128 * 8 * 2 ** 18, p: 2 };
 export const MIN_PASSWORD = 12;
 const MAX_PASSWORD = 1024;
 const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
@@ -135,11 +140,12 @@ interface ScryptHash {
   key: Buffer;
 }
 
-function parseHash(stored: string): ScryptHash | undefined {
+/** A stored hash's parameters, salt and key; undefined when malformed or past SCRYPT_MAX (never run). */
+export function parseHash(stored: string): ScryptHash | undefined {
   const m = /^scrypt\$(\d{1,2})\$(\d{1,2})\$(\d{1,2})\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/.exec(stored);
   if (!m) return undefined;
   const [logN, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  if (logN < 1 || logN > SCRYPT_MAX.logN || r < 1 || r > SCRYPT_MAX.r || p < 1 || p > SCRYPT_MAX.p) return undefined;
+  if (logN < 1 || r < 1 || p < 1 || 128 * r * 2 ** logN > SCRYPT_MAX.memory || p > SCRYPT_MAX.p) return undefined;
   return { logN, r, p, salt: Buffer.from(m[4], "base64"), key: Buffer.from(m[5], "base64") };
 }
 
@@ -149,11 +155,16 @@ function hashParams(stored: string): string {
   return h ? `scrypt N=2^${h.logN} r=${h.r} p=${h.p}` : "unknown";
 }
 
-/** True when a stored hash was made under other parameters than SCRYPT's (older, weaker ones): a right password re-makes it. */
+/**
+ * True when a stored hash is weaker than what this server makes (scryptParams): a right password re-makes it. Only
+ * weaker: a server set lower (FOBKIT_STAFF_SCRYPT_LOGN=15 on a slow branch) must not lower the hashes every server
+ * shares (attack review: it re-made 2^17 hashes at 2^15). Such a server checks a stronger hash at its own cost, so a
+ * wrong password for that ID answers slower than its dummy for an unknown one: keep every server on one setting.
+ */
 export function needsRehash(stored: string): boolean {
   const h = parseHash(stored);
   const want = scryptParams();
-  return !h || h.logN !== want.logN || h.r !== want.r || h.p !== want.p || h.key.length !== want.keyLen;
+  return !h || h.logN < want.logN || h.r < want.r || h.key.length < want.keyLen;
 }
 
 export async function hashPassword(password: string): Promise<string> {
@@ -375,9 +386,10 @@ export async function unlockStaff(db: Database, name: string, actor: Actor, now 
  * Memory: each running place holds one scrypt's 128 MiB (a sign-in that
  * upgrades an old hash runs its two scrypts one after the other, in the same
  * place), so the gate bounds scrypt memory at KDF_PARALLEL x 128 MiB =
- * 256 MiB per server process (measured: a process's peak RSS goes from 43 to
- * 299 MiB with two at once); waiting places hold none. The gate is per
- * process: `bank serve --workers N` can take N x 256 MiB at worst.
+ * 256 MiB per server process at the default cost (measured: a process's peak RSS
+ * goes from 43 to 299 MiB with two at once), 512 MiB at most (FOBKIT_STAFF_SCRYPT_LOGN=18,
+ * or stored hashes at SCRYPT_MAX); waiting places hold none. The gate is per
+ * process: `bank serve --workers N` can take N times that at worst.
  */
 export const KDF_PARALLEL = 2;
 export const KDF_QUEUE = 16;

@@ -314,7 +314,7 @@ describe("listening", () => {
     const before = process.env.FOBKIT_STAFF_SCRYPT_LOGN;
     process.env.FOBKIT_STAFF_SCRYPT_LOGN = "30";
     try {
-      await expect(startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0" })).rejects.toThrow(/FOBKIT_STAFF_SCRYPT_LOGN must be an integer from 15 to 20.*got "30"/);
+      await expect(startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0" })).rejects.toThrow(/FOBKIT_STAFF_SCRYPT_LOGN must be an integer from 15 to 18.*got "30"/);
     } finally {
       if (before === undefined) delete process.env.FOBKIT_STAFF_SCRYPT_LOGN;
       else process.env.FOBKIT_STAFF_SCRYPT_LOGN = before;
