@@ -25,20 +25,22 @@ beforeAll(async () => {
   hil = await loadHil();
 }, 120_000);
 
-/** A per-byte callback that counts; the first byte runs `work` (flash calls); "?" answers the count. */
-function board(work: string, opts: { spiffsWorn?: boolean; notifyAt?: number } = {}) {
-  const dir = tempDir("emu-rx-flash-");
-  writeFileSync(
-    join(dir, "init.lua"),
-    `n = 0
+/** init.lua of a per-byte callback that counts; the first byte runs `work` (flash calls); "?" answers the count; byte `notifyAt` writes "got". */
+function countingInit(work: string, notifyAt = -1): string {
+  return `n = 0
     uart.on(0, "data", 0, function(d)
       n = n + 1
       if n == 1 then ${work} end
-      if n == ${opts.notifyAt ?? -1} then uart.write(0, "got") end
+      if n == ${notifyAt} then uart.write(0, "got") end
       if d == "?" then uart.write(0, "n=" .. n) end
     end, 0)
-    uart.start(0)`,
-  );
+    uart.start(0)`;
+}
+
+/** A board running countingInit(work). */
+function board(work: string, opts: { spiffsWorn?: boolean; notifyAt?: number } = {}) {
+  const dir = tempDir("emu-rx-flash-");
+  writeFileSync(join(dir, "init.lua"), countingInit(work, opts.notifyAt));
   const emu = new hil.Emulator({ stateDir: dir, time: 1700000000, countInstructions: false, realtime: true, ...opts });
   const tx: number[] = [];
   const overruns: number[] = [];
@@ -167,16 +169,7 @@ describe("cache-off stretches late in virtual time (console-rx.ts find/chainEnd)
 
   it("a day (and a fraction of a ms) into virtual time, a stream over 640 flash-read stretches still arrives whole: a stretch's end is never taken to be inside it", async () => {
     const dir = tempDir("emu-rx-late-");
-    writeFileSync(
-      join(dir, "init.lua"),
-      `n = 0
-      uart.on(0, "data", 0, function(d)
-        n = n + 1
-        if n == 1 then for i = 1, 8 do file.exists("nope" .. i) end end
-        if d == "?" then uart.write(0, "n=" .. n) end
-      end, 0)
-      uart.start(0)`,
-    );
+    writeFileSync(join(dir, "init.lua"), countingInit('for i = 1, 8 do file.exists("nope" .. i) end'));
     // 86400.0001234 s: the stretches start at a fractional ms, as after sleep-hil's day with a drifting clock.
     for (const aheadS of [86400, 86400.0001234]) {
       const r = await lateStream(dir, aheadS);
