@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { Database } from "../../host/registry/database.js";
 import { SCRYPT_LOGN_ENV, addStaff, parseHash, scryptParams, signIn } from "../../host/registry/staff.js";
 import { ENGINES, freshDb } from "../registry/support.js";
+import { openMigrated } from "../../host/registry/open-database.js";
 
 const ADMIN = { name: "staff:admin", source: "cli" };
 
@@ -53,10 +54,15 @@ describe("FOBKIT_STAFF_SCRYPT_LOGN", () => {
 describe.each(ENGINES)("staff password hashes on $name", (engine) => {
   let db: Database;
   let drop: () => Promise<void>;
+  let url: string;
   beforeEach(async () => {
-    ({ db, drop } = await freshDb(engine));
+    ({ db, drop, url } = await freshDb(engine));
   });
-  afterEach(() => drop());
+  afterEach(() => {
+    // A case that sets the cost leaves production's default to the next.
+    delete process.env[SCRYPT_LOGN_ENV];
+    return drop();
+  });
 
   const stored = async (name: string) => (await db.get<{ password_hash: string }>("SELECT password_hash FROM staff WHERE name = ?", [name]))!.password_hash;
 
@@ -103,17 +109,13 @@ describe.each(ENGINES)("staff password hashes on $name", (engine) => {
     await addStaff(db, "sato", "teller", pw, ADMIN);
     await db.run("UPDATE staff SET password_hash = ? WHERE name = 'sato'", [oldHash(pw)]);
     process.env[SCRYPT_LOGN_ENV] = "16";
-    try {
-      expect(await signIn(db, "sato", pw, "198.51.100.4")).toMatchObject({ ok: true });
-      expect(check(await stored("sato"), pw)).toEqual({ scheme: "scrypt", logN: 16, r: 8, p: 1, saltBytes: 16, keyBytes: 32, matches: true });
-      await addStaff(db, "ito", "teller", pw, ADMIN);
-      expect(check(await stored("ito"), pw).logN).toBe(16);
-      process.env[SCRYPT_LOGN_ENV] = "12";
-      await expect(addStaff(db, "kato", "teller", pw, ADMIN)).rejects.toThrow(/FOBKIT_STAFF_SCRYPT_LOGN must be an integer from 15 to 18.*got "12"/);
-      expect(await db.get("SELECT name FROM staff WHERE name = 'kato'")).toBeUndefined();
-    } finally {
-      delete process.env[SCRYPT_LOGN_ENV];
-    }
+    expect(await signIn(db, "sato", pw, "198.51.100.4")).toMatchObject({ ok: true });
+    expect(check(await stored("sato"), pw)).toEqual({ scheme: "scrypt", logN: 16, r: 8, p: 1, saltBytes: 16, keyBytes: 32, matches: true });
+    await addStaff(db, "ito", "teller", pw, ADMIN);
+    expect(check(await stored("ito"), pw).logN).toBe(16);
+    process.env[SCRYPT_LOGN_ENV] = "12";
+    await expect(addStaff(db, "kato", "teller", pw, ADMIN)).rejects.toThrow(/FOBKIT_STAFF_SCRYPT_LOGN must be an integer from 15 to 18.*got "12"/);
+    expect(await db.get("SELECT name FROM staff WHERE name = 'kato'")).toBeUndefined();
   }, 60_000);
 
   it("a server set lower (FOBKIT_STAFF_SCRYPT_LOGN=15) signs a 2^17 hash in and leaves it at 2^17: only a weaker hash is re-made (attack review M1)", async () => {
@@ -121,12 +123,28 @@ describe.each(ENGINES)("staff password hashes on $name", (engine) => {
     await addStaff(db, "mori", "teller", pw, ADMIN);
     const at17 = await stored("mori");
     process.env[SCRYPT_LOGN_ENV] = "15";
+    expect(await signIn(db, "mori", pw, "198.51.100.5")).toMatchObject({ ok: true });
+    expect(await stored("mori")).toBe(at17);
+  }, 60_000);
+
+  it("two servers sign the same member in with an old hash at once: both in, the hash re-made once, one passwordRehashed record", async () => {
+    const pw = "concurrent-member-password";
+    await addStaff(db, "abe", "teller", pw, ADMIN);
+    const old = oldHash(pw);
+    await db.run("UPDATE staff SET password_hash = ? WHERE name = 'abe'", [old]);
+    // A second handle on the same database: another server process's pool (its own connections; on SQLite its own file handle).
+    const other = await openMigrated(url);
     try {
-      expect(await signIn(db, "mori", pw, "198.51.100.5")).toMatchObject({ ok: true });
-      expect(await stored("mori")).toBe(at17);
+      const both = await Promise.all([signIn(db, "abe", pw, "198.51.100.7"), signIn(other, "abe", pw, "198.51.100.8")]);
+      expect(both).toEqual([{ ok: true, name: "abe", role: "teller" }, { ok: true, name: "abe", role: "teller" }]);
     } finally {
-      delete process.env[SCRYPT_LOGN_ENV];
+      await other.close();
     }
+    const now = await stored("abe");
+    expect(check(now, pw)).toMatchObject({ logN: 17, matches: true });
+    const ok = await db.all<{ detail: string | null }>("SELECT detail FROM audit WHERE action = 'signin' AND outcome = 'ok' ORDER BY id");
+    expect(ok).toHaveLength(2);
+    expect(ok.filter((a) => a.detail?.includes("passwordRehashed"))).toHaveLength(1);
   }, 60_000);
 
   it("a stored hash asking for more than 256 MiB or p > 2 (logN 20 r 16: 2 GiB, 7.4 s in the attack review) is refused without running scrypt, as a wrong password", async () => {
