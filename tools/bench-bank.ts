@@ -27,19 +27,19 @@
  * is a real, accepted one: each token is verified once with its code for
  * the current step (computed here with node:crypto at send time), so the
  * work is what production does on success (row lock, seed decrypt, HMACs,
- * update, audit insert, commit). The HTTP load generator is Node's http with
- * keep-alive, a fixed number of requests in flight, loopback only, bounded
+ * update, audit insert, commit). The HTTP load generator is undici's Pool
+ * (keep-alive), a fixed number of requests in flight, loopback only, bounded
  * by the token count and a time limit; latency is per request, send to
  * full reply. Both processes share the machine's cores.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { Agent, request } from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import pg from "pg";
+import { Pool as HttpPool } from "undici";
 import { createApiKey } from "../host/registry/api-keys.js";
 import type { Database } from "../host/registry/database.js";
 import { KeyRing } from "../host/registry/key-ring.js";
@@ -484,15 +484,23 @@ async function backendsOf(url: string, pid: number): Promise<number[]> {
   }
 }
 
-function post(agent: Agent, port: number, path: string, key: string, body: string): Promise<number> {
-  return new Promise((res, rej) => {
-    const req = request({ host: "127.0.0.1", port, path, method: "POST", agent, headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (r) => {
-      r.resume();
-      r.on("end", () => res(r.statusCode ?? 0));
-    });
-    req.on("error", rej);
-    req.end(body);
-  });
+/** One POST to the server behind `client`; resolves to the status once the reply's body is read. */
+async function post(client: HttpPool, path: string, key: string, body: string): Promise<number> {
+  const r = await client.request({ path, method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body });
+  await r.body.dump();
+  return r.statusCode;
+}
+
+/**
+ * The load generator's connections: undici's Pool (Node's own HTTP client
+ * engine, under fetch), keep-alive, one request at a time on each of
+ * `concurrency` connections, as a channel system's connection pool sends
+ * them. Not node:http's Agent: on 2 shared cores that client took 0.10-0.11
+ * ms of CPU per request (undici 0.08-0.09), CPU the server under test then
+ * lacked (issue 14).
+ */
+function httpClient(port: number, concurrency: number): HttpPool {
+  return new HttpPool(`http://127.0.0.1:${port}`, { connections: concurrency, pipelining: 1 });
 }
 
 /**
@@ -504,26 +512,26 @@ function post(agent: Agent, port: number, path: string, key: string, body: strin
 async function overHttp(f: Fixture, url: string, concurrency: number, first: number, count: number, maxSeconds: number, workers = 1, again?: (r: Rate) => void): Promise<Rate> {
   const key = (await createApiKey(f.db, "channel", "bench")).key;
   const server = await startServer(f, url, workers);
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const client = httpClient(server.port, concurrency);
   try {
     // Warm-up: JIT, connections, key cache (tokens just past the measured range).
     let w = first + count;
     await Promise.all(Array.from({ length: concurrency }, async () => {
       for (let k = 0; k < 20; k++) {
         const i = w++;
-        await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code: codeNow(f.seeds[i]) }));
+        await post(client, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code: codeNow(f.seeds[i]) }));
       }
     }));
     const load = Math.round(loadavg()[0] * 100) / 100;
-    const verify = async (i: number, code: string) => (await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code }))) === 200;
+    const verify = async (i: number, code: string) => (await post(client, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code }))) === 200;
     // CPU per verification (one server process only: the workers of --workers are other pids).
     const backends = workers === 1 ? await backendsOf(url, server.proc.pid!) : [];
     const cpu0 = { server: cpuOf(server.proc.pid!), backends: backends.map(cpuOf), client: process.cpuUsage() };
     const measured = await drive(f, concurrency, first, count, maxSeconds, verify);
     const per = (ms: number) => Math.round((ms / measured.count) * 1000) / 1000;
-    const client = process.cpuUsage(cpu0.client);
+    const used = process.cpuUsage(cpu0.client);
     const cpuMs = workers === 1
-      ? { server: per(cpuOf(server.proc.pid!) - cpu0.server), ...(backends.length ? { backends: per(cpuSince(backends, cpu0.backends)) } : {}), client: per((client.user + client.system) / 1000) }
+      ? { server: per(cpuOf(server.proc.pid!) - cpu0.server), ...(backends.length ? { backends: per(cpuSince(backends, cpu0.backends)) } : {}), client: per((used.user + used.system) / 1000) }
       : undefined;
     const r: Rate = { ...measured, load, ...(cpuMs ? { cpuMs } : {}) };
     if (again) {
@@ -534,7 +542,7 @@ async function overHttp(f: Fixture, url: string, concurrency: number, first: num
     }
     return r;
   } finally {
-    agent.destroy();
+    await client.destroy();
     await new Promise<void>((res) => {
       server.proc.once("exit", () => res());
       server.proc.kill("SIGTERM");
@@ -557,7 +565,7 @@ export async function duringImport(imported = 60_000, concurrency = 4): Promise<
   const baselineCap = f.seeds.length / 4;
   const key = (await createApiKey(f.db, "channel", "bench")).key;
   const server = await startServer(f, f.url);
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const client = httpClient(server.port, concurrency);
   try {
     // Baseline: the same load for 5 s with no import, on this machine as it is now.
     let next = 0;
@@ -568,7 +576,7 @@ export async function duringImport(imported = 60_000, concurrency = 4): Promise<
         while (performance.now() - baseStart < 5000 && next < baselineCap) {
           const i = next++;
           const t = performance.now();
-          await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code: codeNow(f.seeds[i]) }));
+          await post(client, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code: codeNow(f.seeds[i]) }));
           baseLat.push(performance.now() - t);
         }
       }),
@@ -590,7 +598,7 @@ export async function duringImport(imported = 60_000, concurrency = 4): Promise<
           const i = next++;
           const body = JSON.stringify({ code: codeNow(f.seeds[i]) });
           const t = performance.now();
-          const status = await post(agent, server.port, `/v1/customers/${customer(i)}/verify`, key, body);
+          const status = await post(client, `/v1/customers/${customer(i)}/verify`, key, body);
           lat.push(performance.now() - t);
           if (status !== 200) errors++;
         }
@@ -600,7 +608,7 @@ export async function duringImport(imported = 60_000, concurrency = 4): Promise<
     if (lat.length === 0) throw new Error(`no verification ran during the import (${next} of ${f.seeds.length} tokens used): the measurement is void`);
     return { ...rate(lat.length, (performance.now() - start) / 1000, lat, { concurrency, errors }), importSeconds: Math.round(importSeconds * 100) / 100, imported, baseline };
   } finally {
-    agent.destroy();
+    await client.destroy();
     await new Promise<void>((res) => {
       server.proc.once("exit", () => res());
       server.proc.kill("SIGTERM");
@@ -639,7 +647,7 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
     postgresGoal: { ratio: 0, ratioGoal: 0.8, perSecondGoal: 4000, p99GoalMs: 20, ratioMet: false, perSecondMet: false, p99Met: false, load: [], rounds: 0, samples: { sqlite: [], postgres: [] }, medianPerSecond: { sqlite: 0, postgres: 0 }, worstP99ms: 0 },
     roundTrips: { postgresFirstContact: 0, postgresHeld: 0, sqliteStatements: 0 },
     method:
-      "Accepted verifications only, each token once with its current code; in-process: Registry.verify with 1 and 16 in flight; HTTP: a `fobkit bank serve` child process, Node http keep-alive client in this process, fixed requests in flight, loopback; latency send to reply. http.<engine> is each token's first contact with that server; http.<engine>-next-step the same tokens again in the next 60-s step (the server holds their rows: on PostgreSQL one round trip each). Round trips are counted by the TokenStore on 200 tokens with a clock the bench moves.",
+      "Accepted verifications only, each token once with its current code; in-process: Registry.verify with 1 and 16 in flight; HTTP: a `fobkit bank serve` child process, undici keep-alive client in this process (one request per connection at a time), fixed requests in flight, loopback; latency send to reply. http.<engine> is each token's first contact with that server; http.<engine>-next-step the same tokens again in the next 60-s step (the server holds their rows: on PostgreSQL one round trip each). Round trips are counted by the TokenStore on 200 tokens with a clock the bench moves.",
   };
   const engines = o.engines ?? ["sqlite", "postgres"];
   // The headline pair's further runs, taken in turns once both engines have run everything else (see postgresGoal).
@@ -706,7 +714,7 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
 }
 
 function formatRate(name: string, r: Rate): string {
-  return `  ${name.padEnd(28)} ${String(r.perSecond).padStart(8)} /s  (${r.count} in ${r.seconds} s${r.p50ms !== undefined ? `, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms` : ""}${r.concurrency ? `, ${r.concurrency} in flight` : ""}${r.roundTrips !== undefined ? `, ${r.roundTrips} round trips each` : ""}${r.load !== undefined ? `, load ${r.load}` : ""}${r.cpuMs ? `, CPU ms each: server ${r.cpuMs.server}${r.cpuMs.backends !== undefined ? `, PostgreSQL backends ${r.cpuMs.backends}` : ""}, client ${r.cpuMs.client}` : ""}${r.errors ? `, ${r.errors} ERRORS` : ""})`;
+  return `  ${name.padEnd(28)} ${String(r.perSecond).padStart(8)} /s  (${r.count} in ${r.seconds} s${r.p50ms !== undefined ? `, p50 ${r.p50ms} ms${r.p90ms !== undefined ? `, p90 ${r.p90ms} ms, p95 ${r.p95ms} ms` : ""}, p99 ${r.p99ms} ms${r.maxMs !== undefined ? `, max ${r.maxMs} ms` : ""}` : ""}${r.concurrency ? `, ${r.concurrency} in flight` : ""}${r.roundTrips !== undefined ? `, ${r.roundTrips} round trips each` : ""}${r.load !== undefined ? `, load ${r.load}` : ""}${r.cpuMs ? `, CPU ms each: server ${r.cpuMs.server}${r.cpuMs.backends !== undefined ? `, PostgreSQL backends ${r.cpuMs.backends}` : ""}, client ${r.cpuMs.client}` : ""}${r.errors ? `, ${r.errors} ERRORS` : ""})`;
 }
 
 export function formatBankBench(b: BankBench): string {
