@@ -198,13 +198,26 @@ export async function verifyPassword(stored: string, password: string): Promise<
   }
 }
 
-/** Made once per process and cost: the hash an unknown or locked account is checked against, for equal timing. */
+/**
+ * Made once per process and cost: the hash an unknown or locked account is checked against, for equal timing. Only a
+ * made one is kept: a making that failed (scrypt refused its memory, say) is forgotten as it fails, so the next sign-in
+ * tries again. Kept, its rejection answered every later sign-in for an unknown or disabled ID at once and for good
+ * (attack review L2): a lasting denial, and an answer unlike a known ID's, whose own scrypt may well succeed. The
+ * failure itself reaches the caller, so this sign-in fails as a server error (the console's 500, which names nothing),
+ * as a known ID's does when its own scrypt fails.
+ */
 const dummyHashes = new Map<number, Promise<string>>();
 function dummy(): Promise<string> {
   const logN = scryptParams().logN;
-  let h = dummyHashes.get(logN);
-  if (!h) dummyHashes.set(logN, (h = hashPassword(randomBytes(18).toString("base64"))));
-  return h;
+  const kept = dummyHashes.get(logN);
+  if (kept) return kept;
+  const made = hashPassword(randomBytes(18).toString("base64"));
+  dummyHashes.set(logN, made);
+  // Only if it is still the kept one (callers sharing it all get its rejection; a later making is left alone).
+  made.catch(() => {
+    if (dummyHashes.get(logN) === made) dummyHashes.delete(logN);
+  });
+  return made;
 }
 
 export function checkStaffName(name: unknown): string {
