@@ -29,7 +29,7 @@ import { DatabaseBusyError } from "../registry/database.js";
 import { registryErrorStatus } from "../server/api-error.js";
 import { addPageHeaders, setPageHeaders, type PageHeaders } from "../server/security-headers.js";
 import type { Registry } from "../registry/registry.js";
-import { auditRecord, consoleActor, createSession, endSession, listStaff, loadSession, signIn, unlockStaff, type Session } from "../registry/staff.js";
+import { auditRecord, consoleActor, endSession, listStaff, loadSession, signIn, unlockStaff, type Session } from "../registry/staff.js";
 import { RegistryError, TOKEN_STATES, WITHDRAW_REASONS, type TokenState, type TokenStatus, type WithdrawReason } from "../registry/types.js";
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets.js";
 import { Html } from "./html.js";
@@ -317,11 +317,11 @@ export async function consolePlugin(app: FastifyInstance, options: ConsoleOption
     if (!result.ok) {
       return send(reply, 401, P.signInPage(v, next, { staffId: staff, error: result.reason === "locked" ? v.w.lockedAccount : v.w.badCredentials }));
     }
-    // Whatever session the browser had ends; the new one has an id it never saw.
+    // Whatever session the browser had ends; the new one (made by signIn, in the transaction that audited the
+    // sign-in, so only for a member still enabled then) has an id it never saw.
     if (req.sessionId) await endSession(db, req.sessionId);
-    const s = await createSession(db, result.name, req.ip, now());
     const cookie = sessionCookie(req);
-    reply.header("set-cookie", `${cookie.name}=${s.id}; ${cookie.attrs}`);
+    reply.header("set-cookie", `${cookie.name}=${result.session.id}; ${cookie.attrs}`);
     return reply.redirect(next, 303);
   });
 

@@ -48,7 +48,10 @@
  *
  * Sessions: 32 random bytes in the cookie; the database holds their SHA-256
  * only, with a CSRF token and the time last seen. A session idle for
- * IDLE_MS is gone; so is every session of a disabled member.
+ * IDLE_MS is gone; so is every session of a disabled member. A session is
+ * made only by a right password, in the transaction that audits the sign-in
+ * `ok` and finds the member still enabled; a member disabled during their
+ * sign-in is refused and audited `disabled` (attack review L1).
  */
 import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from "node:crypto";
 import type { Database, Sql } from "./database.js";
@@ -198,13 +201,26 @@ export async function verifyPassword(stored: string, password: string): Promise<
   }
 }
 
-/** Made once per process and cost: the hash an unknown or locked account is checked against, for equal timing. */
+/**
+ * Made once per process and cost: the hash an unknown or locked account is checked against, for equal timing. Only a
+ * made one is kept: a making that failed (scrypt refused its memory, say) is forgotten as it fails, so the next sign-in
+ * tries again. Kept, its rejection answered every later sign-in for an unknown or disabled ID at once and for good
+ * (attack review L2): a lasting denial, and an answer unlike a known ID's, whose own scrypt may well succeed. The
+ * failure itself reaches the caller, so this sign-in fails as a server error (the console's 500, which names nothing),
+ * as a known ID's does when its own scrypt fails.
+ */
 const dummyHashes = new Map<number, Promise<string>>();
 function dummy(): Promise<string> {
   const logN = scryptParams().logN;
-  let h = dummyHashes.get(logN);
-  if (!h) dummyHashes.set(logN, (h = hashPassword(randomBytes(18).toString("base64"))));
-  return h;
+  const kept = dummyHashes.get(logN);
+  if (kept) return kept;
+  const made = hashPassword(randomBytes(18).toString("base64"));
+  dummyHashes.set(logN, made);
+  // Only if it is still the kept one (callers sharing it all get its rejection; a later making is left alone).
+  made.catch(() => {
+    if (dummyHashes.get(logN) === made) dummyHashes.delete(logN);
+  });
+  return made;
 }
 
 export function checkStaffName(name: unknown): string {
@@ -467,11 +483,20 @@ async function gated<T>(source: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export type SignIn = { ok: true; name: string; role: StaffRole } | { ok: false; reason: "bad_credentials" | "locked" };
+/** A console session just made: the cookie's value (`id`; the database keeps its SHA-256 only) and its CSRF token. */
+export interface NewSession {
+  id: string;
+  csrf: string;
+}
+
+export type SignIn = { ok: true; name: string; role: StaffRole; session: NewSession } | { ok: false; reason: "bad_credentials" | "locked" };
 
 /**
  * Checks a staff ID and password, counting the try first (see the file's
- * comment). Audited: `signin` ok / bad_password / locked / unknown_staff.
+ * comment), and on a right one starts the member's console session. Audited:
+ * `signin` ok / bad_password / locked / disabled / unknown_staff, one record
+ * per sign-in, saying what it came to: `ok` is written in the transaction
+ * that makes the session, and only if the member is still enabled there.
  */
 export function signIn(db: Database, name: string, password: string, source: string, now = Date.now()): Promise<SignIn> {
   return gated(clientKey(source), () => checkSignIn(db, name, password, source, now));
@@ -506,7 +531,13 @@ async function checkSignIn(db: Database, name: string, password: string, source:
   const mine = () => db.get<{ failed_signins: number; locked_until: number | null }>("SELECT failed_signins, locked_until FROM staff_signin_locks WHERE staff = ? AND source = ?", [name, from]);
   if (counted === 0) {
     await verifyPassword(await dummy(), password);
-    const account = await db.get<{ locked_until: number | null }>("SELECT locked_until FROM staff WHERE name = ?", [name]);
+    const account = await db.get<{ locked_until: number | null; disabled_at: number | null }>("SELECT locked_until, disabled_at FROM staff WHERE name = ?", [name]);
+    // Not counted because the member was disabled since the SELECT above (the count's EXISTS refuses a disabled
+    // member too): audited and answered as a disabled account, not as a lock (attack review L1).
+    if (!account || account.disabled_at !== null) {
+      await db.tx((t) => auditRecord(t, actor, "signin", "disabled", now));
+      return { ok: false, reason: "bad_credentials" };
+    }
     const here = await mine();
     const until = Math.max(...[account?.locked_until, here?.locked_until].filter((x) => x !== null && x !== undefined && Number(x) > now).map(Number), 0);
     await db.tx((t) => auditRecord(t, actor, "signin", "locked", now, { detail: { lockedUntil: until ? iso(until) : null } }));
@@ -518,14 +549,29 @@ async function checkSignIn(db: Database, name: string, password: string, source:
     // transaction (which would otherwise hold the database's write lock, or a connection, for the whole scrypt);
     // written in the transaction that records the sign-in, and only over the hash just verified.
     const upgraded = needsRehash(row.password_hash) ? await makeHash(password.slice(0, MAX_PASSWORD)) : undefined;
-    await db.tx(async (t) => {
+    // The member may have been disabled since the SELECT above (during the scrypt, most likely). Whether they still
+    // may sign in is decided by the first statement of the transaction that makes the session and writes the audit,
+    // so the two cannot disagree (attack review L1: the sign-in was audited `ok` and its session, made after, refused).
+    // On PostgreSQL the UPDATE row-locks the member until commit: a disable_staff committed first makes it match no
+    // row (READ COMMITTED re-checks the WHERE on the newest row); one that comes later waits, then its DELETE of the
+    // member's sessions (a later statement, so a later snapshot) takes this one too (PostgreSQL 15 manual, 13.2.1 "Read
+    // Committed Isolation Level": a waiting UPDATE re-evaluates its WHERE on the updated row; each command sees a
+    // snapshot taken at its start). test/console/staff-signin-race.test.ts forces both orders. On SQLite the transaction holds
+    // the write lock (BEGIN IMMEDIATE), so a disable is wholly before or wholly after.
+    return db.tx(async (t): Promise<SignIn> => {
       // Only this address's count: a guesser's at another address stands (and its lock holds there).
-      await t.run("UPDATE staff SET failed_signins = 0, locked_until = NULL, last_signin_at = ? WHERE name = ?", [now, name]);
+      const enabled = await t.run("UPDATE staff SET failed_signins = 0, locked_until = NULL, last_signin_at = ? WHERE name = ? AND disabled_at IS NULL", [now, name]);
+      if (enabled === 0) {
+        // Answered as the disabled account it now is (bad_credentials, as before the password: no hint that it was right).
+        await auditRecord(t, actor, "signin", "disabled", now);
+        return { ok: false, reason: "bad_credentials" };
+      }
       await t.run("DELETE FROM staff_signin_locks WHERE staff = ? AND source = ?", [name, from]);
       const rehashed = upgraded !== undefined && (await t.run("UPDATE staff SET password_hash = ? WHERE name = ? AND password_hash = ?", [upgraded, name, row.password_hash])) > 0;
+      const session = await insertSession(t, name, source, now);
       await auditRecord(t, actor, "signin", "ok", now, rehashed ? { detail: { passwordRehashed: { from: hashParams(row.password_hash), to: hashParams(upgraded!) } } } : {});
+      return { ok: true, name: row.name, role: row.role, session };
     });
-    return { ok: true, name: row.name, role: row.role };
   }
   const after = await mine();
   const locked = after ? lockedAt(after, now) : true;
@@ -548,15 +594,16 @@ export interface Session {
 
 const sessionKey = (id: string) => createHash("sha256").update(id, "utf8").digest("hex");
 
-/** A new session (never one the client named: no fixation). Returns the cookie value. */
-export async function createSession(db: Database, staff: string, source: string, now = Date.now()): Promise<{ id: string; csrf: string }> {
+/**
+ * A new session (never one the client named: no fixation), made by signIn in the transaction that found the member
+ * enabled and records the sign-in (so there is no way to make one for a member without a sign-in).
+ */
+async function insertSession(t: Sql, staff: string, source: string, now: number): Promise<NewSession> {
   const id = randomBytes(32).toString("base64url");
   const csrf = randomBytes(32).toString("base64url");
-  await db.tx(async (t) => {
-    // Housekeeping: sessions idle past the timeout are gone anyway.
-    await t.run("DELETE FROM staff_sessions WHERE seen_at < ? OR created_at < ?", [now - IDLE_MS, now - SESSION_MAX_MS]);
-    await t.run("INSERT INTO staff_sessions (id_hash, staff, csrf, source, created_at, seen_at) VALUES (?, ?, ?, ?, ?, ?)", [sessionKey(id), staff, csrf, source, now, now]);
-  });
+  // Housekeeping: sessions idle past the timeout are gone anyway.
+  await t.run("DELETE FROM staff_sessions WHERE seen_at < ? OR created_at < ?", [now - IDLE_MS, now - SESSION_MAX_MS]);
+  await t.run("INSERT INTO staff_sessions (id_hash, staff, csrf, source, created_at, seen_at) VALUES (?, ?, ?, ?, ?, ?)", [sessionKey(id), staff, csrf, source, now, now]);
   return { id, csrf };
 }
 

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
 import { MIGRATIONS, migrate } from "../../host/registry/migrations.js";
 import { openDatabase } from "../../host/registry/open-database.js";
-import { KDF_PARALLEL, KDF_PER_SOURCE, KDF_QUEUE, addStaff, createSession, loadSession, scryptParams, signIn } from "../../host/registry/staff.js";
+import { KDF_PARALLEL, KDF_PER_SOURCE, KDF_QUEUE, addStaff, loadSession, scryptParams, signIn } from "../../host/registry/staff.js";
 import { ENGINES, freshDb } from "../registry/support.js";
 import { runCliCaptured } from "../server/support.js";
 
@@ -42,7 +42,7 @@ describe.each(ENGINES)("staff accounts CLI on $name", (engine) => {
     expect(stored!.password_hash).toMatch(new RegExp(`^scrypt\\$${scryptParams().logN}\\$8\\$1\\$`));
     expect(stored!.password_hash).not.toContain(pw);
     // The trailing newline is not part of the password.
-    expect(await signIn(db, "yamada", pw, "test")).toEqual({ ok: true, name: "yamada", role: "teller" });
+    expect(await signIn(db, "yamada", pw, "test")).toMatchObject({ ok: true, name: "yamada", role: "teller" });
 
     const again = await bank("add-staff", "--name", "yamada", "--role", "supervisor", "--password-file", join(dir, "pw"), "--json");
     expect(again.code).toBe(1);
@@ -63,9 +63,10 @@ describe.each(ENGINES)("staff accounts CLI on $name", (engine) => {
     for (let i = 0; i < 5; i++) await signIn(db, "yamada", "wrong-password-" + i, "test");
     expect(await signIn(db, "yamada", pw, "test")).toEqual({ ok: false, reason: "locked" });
     expect(await bank("unlock-staff", "--name", "yamada")).toMatchObject({ code: 0, stdout: "unlocked staff yamada\n" });
-    expect((await signIn(db, "yamada", pw, "test")).ok).toBe(true);
+    const signedIn = await signIn(db, "yamada", pw, "test");
+    if (!signedIn.ok) throw new Error(`not signed in: ${signedIn.reason}`);
 
-    const session = await createSession(db, "yamada", "test");
+    const session = signedIn.session;
     expect(await loadSession(db, session.id)).toMatchObject({ staff: "yamada", role: "teller" });
     expect(await bank("disable-staff", "--name", "yamada")).toMatchObject({ code: 0 });
     expect(await loadSession(db, session.id)).toBeUndefined();

@@ -1,0 +1,104 @@
+/**
+ * The dummy hash an unknown or disabled staff ID is checked against (staff.ts dummy()), when making it fails
+ * (attack review L2), on SQLite and PostgreSQL. scrypt's failure is injected by mocking node:crypto's scrypt in this
+ * file only (vi.mock), so production's code has no seam for it. A failed making is not kept: the sign-in that met it
+ * fails as a server error (the console's plain 500, the same page a known ID's failing scrypt gives), and the next
+ * one makes the dummy again and is answered as usual. Before the fix the rejected promise was kept, and every later
+ * sign-in for an unknown or disabled ID failed at once, for good, while known IDs signed in.
+ */
+import { randomBytes } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { Database } from "../../host/registry/database.js";
+import { KeyRing } from "../../host/registry/key-ring.js";
+import { ENGINES, freshDb } from "../registry/support.js";
+import { Client } from "./support.js";
+
+/** How many of the next scrypt calls fail, as OpenSSL does when it cannot have the memory. */
+const inject = vi.hoisted(() => ({ failures: 0, calls: 0 }));
+vi.mock("node:crypto", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:crypto")>();
+  const scrypt = (...args: unknown[]) => {
+    inject.calls++;
+    if (inject.failures > 0) {
+      inject.failures--;
+      const cb = args[args.length - 1] as (err: Error | null) => void;
+      process.nextTick(() => cb(new RangeError("Invalid scrypt params: memory limit exceeded")));
+      return;
+    }
+    return (real.scrypt as (...a: unknown[]) => void)(...args);
+  };
+  return { ...real, default: { ...real, scrypt }, scrypt };
+});
+
+const ADMIN = { name: "staff:admin", source: "cli" };
+const PW = "dummy-case-member-password";
+
+describe.each(ENGINES)("a failed dummy hash on $name", (engine) => {
+  let db: Database;
+  let drop: () => Promise<void>;
+  // A fresh staff.ts per case: its dummy is made once per process and cost, and each case starts with none.
+  let staff: typeof import("../../host/registry/staff.js");
+
+  beforeEach(async () => {
+    vi.resetModules();
+    staff = await import("../../host/registry/staff.js");
+    ({ db, drop } = await freshDb(engine));
+    await staff.addStaff(db, "sato", "teller", PW, ADMIN);
+    await staff.addStaff(db, "gone", "teller", PW, ADMIN);
+    await staff.disableStaff(db, "gone", ADMIN);
+    inject.failures = 0;
+  });
+  afterEach(async () => {
+    inject.failures = 0;
+    await drop();
+  });
+
+  it("an unknown ID: the sign-in that met the failure fails (with it), the next makes the dummy again and is refused as usual", async () => {
+    inject.failures = 1;
+    await expect(staff.signIn(db, "nobody", "wrong-password-1", "198.51.100.1")).rejects.toThrow(/memory limit exceeded/);
+    expect(inject.failures).toBe(0);
+    // Made again: both of its later sign-ins are answered, and the member still signs in.
+    const before = inject.calls;
+    expect(await staff.signIn(db, "nobody", "wrong-password-3", "198.51.100.1")).toEqual({ ok: false, reason: "bad_credentials" });
+    expect(inject.calls - before).toBe(2); // the dummy made (once), then checked against
+    expect(await staff.signIn(db, "nobody", "wrong-password-4", "198.51.100.1")).toEqual({ ok: false, reason: "bad_credentials" });
+    expect(await staff.signIn(db, "sato", PW, "198.51.100.1")).toMatchObject({ ok: true, name: "sato" });
+    const outcomes = (await db.all<{ outcome: string }>("SELECT outcome FROM audit WHERE action = 'signin' ORDER BY id")).map((a) => a.outcome);
+    // The failed one left no record (it was not answered); each answered one did.
+    expect(outcomes).toEqual(["unknown_staff", "unknown_staff", "ok"]);
+  }, 30_000);
+
+  it("a disabled ID: the same (its sign-ins are checked against the dummy too)", async () => {
+    inject.failures = 1;
+    await expect(staff.signIn(db, "gone", PW, "198.51.100.3")).rejects.toThrow(/memory limit exceeded/);
+    expect(await staff.signIn(db, "gone", PW, "198.51.100.3")).toEqual({ ok: false, reason: "bad_credentials" });
+    expect(await staff.signIn(db, "gone", PW, "198.51.100.3")).toEqual({ ok: false, reason: "bad_credentials" });
+  }, 30_000);
+
+  it("through the console: the failure is the same plain 500 for an unknown ID as for a known one, and the next unknown ID gets its usual 401", async () => {
+    const { startServer } = await import("../../host/server/serve.js");
+    const server = await startServer({ db, keys: KeyRing.fromKeys([{ id: "k1", key: randomBytes(32) }]), listen: "127.0.0.1:0" });
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      const c = new Client(server.url, { "accept-language": "en" });
+      // The scrypt fails: making the dummy for the unknown ID, checking the known one's own hash.
+      inject.failures = 1;
+      const unknown = await c.signIn("nobody", "wrong-password-5");
+      inject.failures = 1;
+      const known = await c.signIn("sato", "wrong-password-5");
+      expect([unknown.status, known.status]).toEqual([500, 500]);
+      // One page for both: nothing in it tells the IDs apart (the CSP nonce, per response, aside).
+      const page = (t: string) => t.replace(/nonce-[A-Za-z0-9+/=_-]+|nonce="[^"]*"/g, "nonce");
+      expect(page(unknown.text)).toBe(page(known.text));
+      expect(unknown.text).not.toContain("nobody");
+      expect(unknown.text).not.toContain("memory");
+      // Not kept: the next unknown ID is refused as usual, as is a wrong password for the known one.
+      expect((await c.signIn("nobody", "wrong-password-6")).status).toBe(401);
+      expect((await c.signIn("sato", "wrong-password-6")).status).toBe(401);
+      expect((await c.signIn("sato", PW)).status).toBe(303);
+    } finally {
+      stderr.mockRestore();
+      await server.close();
+    }
+  }, 30_000);
+});
