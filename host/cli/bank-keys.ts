@@ -3,10 +3,12 @@
  * and the key-encryption key for seeds at rest (`init-kek`, `rotate-key`).
  */
 import { createApiKey, listApiKeys, revokeApiKey } from "../registry/api-keys.js";
-import { KeyFileError, KeyRing } from "../registry/key-ring.js";
+import { KeyFileError, KeyFileLock, KeyFileLockedError, KeyRing, describeHolder, newLockHolder } from "../registry/key-ring.js";
+import { clearRotationLease, takeRotationLease } from "../registry/rotation-lock.js";
+import { RegistryError } from "../registry/types.js";
 import { ROLES, type Role } from "../registry/types.js";
-import { COMMON_OPTIONS, SEED_OPTIONS, kekPath, reportError, required, runBank } from "./bank-common.js";
-import { CliError, EXIT_OK, type Command } from "./command.js";
+import { COMMON_OPTIONS, SEED_OPTIONS, kekPath, reportError, required, runBank, type BankRun } from "./bank-common.js";
+import { CliError, EXIT_OK, type Command, type Io } from "./command.js";
 
 export const bankAddKey: Command = {
   name: "bank add-key",
@@ -85,50 +87,107 @@ export const bankRotateKey: Command = {
     "and changes nothing in the database; copy the file to every server; then rotate-key, which makes the staged key\n" +
     "the newest. A server whose copy still has it staged opens the re-sealed rows, and seals under it once the\n" +
     "database refuses its old key. Copy the rotated file to every server before --prune.\n" +
-    "--no-new-key finishes an interrupted rotation (or indexes rows from before the seed index) without adding a key.",
+    "--no-new-key finishes an interrupted rotation (or indexes rows from before the seed index) without adding a key.\n" +
+    "One at a time: a run (also --stage and --prune) holds the key file's lock (FILE.lock) and the database's rotation\n" +
+    "lease until it ends. A second run started meanwhile, on this key file or from any server on this database, is\n" +
+    "refused at once (exit 1, rotation_in_progress) naming the holder's pid, host and start time, and changes nothing;\n" +
+    "run it again once the first has finished. A run that died (killed, power cut) leaves its lock: the refusal says\n" +
+    "so when the holder's pid is not running on this host and gives its id; --clear-lock ID then removes exactly that\n" +
+    "lock (never one whose holder still runs here), and --no-new-key finishes the rotation.",
   options: {
     stage: { type: "boolean", help: "only add the next key to the file, staged, for copying to every server; no rotation yet" },
     "no-new-key": { type: "boolean", help: "re-seal under the current newest key; add none" },
     prune: { type: "boolean", help: "afterwards drop retired keys from the file, once proven unused" },
+    "clear-lock": { type: "string", placeholder: "ID", help: "clear the lock a run that died left (the id its refusal names); rotates nothing" },
     ...SEED_OPTIONS,
   },
   run: ({ values }, io) =>
-    runBank("bank rotate-key", values, io, { needsKek: true }, async ({ registry, actor }) => {
-      if (values.stage) {
-        const given = ["no-new-key", "prune"].filter((o) => values[o]);
-        if (given.length) throw new CliError(`fobkit bank rotate-key: --stage only adds a key; it cannot go with --${given.join(" or --")}`);
-        let staged: string;
-        try {
-          staged = registry.keys.stageKey();
-        } catch (e) {
-          if (e instanceof KeyFileError) throw new CliError(`fobkit bank rotate-key: ${e.message}`);
-          throw e;
-        }
-        await registry.note(actor, "stage_key", "ok", { kekId: staged });
-        return {
-          json: { staged, file: registry.keys.path },
-          text: `key ${staged} staged in ${registry.keys.path}: copy this file to every server, then run fobkit bank rotate-key`,
-        };
+    runBank("bank rotate-key", values, io, { needsKek: true }, async ({ db, registry, actor }) => {
+      if (values["clear-lock"] !== undefined) return clearLock(values, registry.keys.path, db, registry, actor);
+      // One key change at a time, for the whole run: the key file's lock (this host's runs on this file), then the
+      // database's lease (every server's runs, whatever their key file). Each is refused at once when held, never waited for.
+      const holder = newLockHolder("bank rotate-key");
+      let fileLock: KeyFileLock | undefined;
+      try {
+        fileLock = registry.keys.lock(holder);
+      } catch (e) {
+        if (e instanceof KeyFileLockedError) throw new RegistryError("rotation_in_progress", e.message, "refused", { lock: e.lockPath });
+        throw e;
       }
-      const before = await registry.kekUsage();
-      const wasStaged = !values["no-new-key"] && registry.keys.stagedId !== undefined;
-      const newId = values["no-new-key"] ? registry.keys.currentId : registry.keys.addNewestKey();
-      const retired = await registry.retireOlderKeys(actor);
-      const r = await registry.resealAll(actor);
-      let dropped: string[] = [];
-      if (values.prune) dropped = registry.keys.dropKeys(await registry.pruneRetiredKeys(actor));
-      const usage = await registry.kekUsage();
-      // Tokens from before the seed index that share a seed: a warning for staff, not a failure of the rotation.
-      for (const [serial, other] of r.duplicateSeeds) io.stderr.write(`fobkit bank rotate-key: warning: ${serial} holds the same seed as ${other}; withdraw one of them\n`);
-      return {
-        json: { kekId: newId, wasStaged, retired, resealed: r.resealed, indexed: r.indexed, duplicateSeeds: r.duplicateSeeds, before, after: usage, dropped },
-        text:
-          `key ${newId}${wasStaged ? " (the staged key)" : ""}: re-sealed ${r.resealed} seed(s)` +
-          (r.indexed ? `; indexed ${r.indexed} seed(s)` : "") +
-          (retired.length ? "; retired " + retired.join(", ") : "") +
-          (dropped.length ? "; dropped " + dropped.join(", ") : ""),
-      };
+      try {
+        const lease = await takeRotationLease(db, holder, registry.keys.path);
+        try {
+          return await rotate(values, registry, actor, io);
+        } finally {
+          await lease.release();
+        }
+      } finally {
+        fileLock?.release();
+      }
     }),
 };
+
+async function rotate(values: Record<string, any>, registry: BankRun["registry"], actor: BankRun["actor"], io: Io): Promise<{ json: unknown; text: string }> {
+  if (values.stage) {
+    const given = ["no-new-key", "prune"].filter((o) => values[o]);
+    if (given.length) throw new CliError(`fobkit bank rotate-key: --stage only adds a key; it cannot go with --${given.join(" or --")}`);
+    let staged: string;
+    try {
+      staged = registry.keys.stageKey();
+    } catch (e) {
+      if (e instanceof KeyFileError) throw new CliError(`fobkit bank rotate-key: ${e.message}`);
+      throw e;
+    }
+    await registry.note(actor, "stage_key", "ok", { kekId: staged });
+    return {
+      json: { staged, file: registry.keys.path },
+      text: `key ${staged} staged in ${registry.keys.path}: copy this file to every server, then run fobkit bank rotate-key`,
+    };
+  }
+  const before = await registry.kekUsage();
+  const wasStaged = !values["no-new-key"] && registry.keys.stagedId !== undefined;
+  const newId = values["no-new-key"] ? registry.keys.currentId : registry.keys.addNewestKey();
+  const retired = await registry.retireOlderKeys(actor);
+  const r = await registry.resealAll(actor);
+  let dropped: string[] = [];
+  if (values.prune) dropped = registry.keys.dropKeys(await registry.pruneRetiredKeys(actor));
+  const usage = await registry.kekUsage();
+  // Tokens from before the seed index that share a seed: a warning for staff, not a failure of the rotation.
+  for (const [serial, other] of r.duplicateSeeds) io.stderr.write(`fobkit bank rotate-key: warning: ${serial} holds the same seed as ${other}; withdraw one of them\n`);
+  return {
+    json: { kekId: newId, wasStaged, retired, resealed: r.resealed, indexed: r.indexed, duplicateSeeds: r.duplicateSeeds, before, after: usage, dropped },
+    text:
+      `key ${newId}${wasStaged ? " (the staged key)" : ""}: re-sealed ${r.resealed} seed(s)` +
+      (r.indexed ? `; indexed ${r.indexed} seed(s)` : "") +
+      (retired.length ? "; retired " + retired.join(", ") : "") +
+      (dropped.length ? "; dropped " + dropped.join(", ") : ""),
+  };
+}
+
+/**
+ * --clear-lock TOKEN: removes the key file's lock and the database's lease left by the run that TOKEN names (the
+ * refusal prints it), and nothing else: never a lock another run took since, never one whose holder still runs on
+ * this host. Nothing is rotated.
+ */
+async function clearLock(values: Record<string, any>, keyFile: string | undefined, db: BankRun["db"], registry: BankRun["registry"], actor: BankRun["actor"]): Promise<{ json: unknown; text: string }> {
+  const token = String(values["clear-lock"]);
+  if (!/^[0-9a-f]{20}$/.test(token)) throw new CliError("fobkit bank rotate-key: --clear-lock takes the 20 hex digits a refusal names (\"--clear-lock <id>\")");
+  const given = ["stage", "no-new-key", "prune"].filter((o) => values[o]);
+  if (given.length) throw new CliError(`fobkit bank rotate-key: --clear-lock only clears a lock; it cannot go with --${given.join(" or --")}`);
+  let file = false;
+  try {
+    file = keyFile ? KeyFileLock.clearStale(keyFile, token) : false;
+  } catch (e) {
+    if (e instanceof KeyFileLockedError) throw new RegistryError("rotation_in_progress", e.message, "refused", { lock: e.lockPath });
+    throw e;
+  }
+  const lease = await clearRotationLease(db, token);
+  if (!file && !lease) {
+    throw new RegistryError("no_such_lock", `neither the key file${keyFile ? " " + keyFile : ""} nor the database holds a lock with id ${token}; nothing cleared`, "refused");
+  }
+  const cleared = [...(file ? [KeyFileLock.lockPathOf(keyFile!)] : []), ...(lease ? [`the database's rotation lease of ${describeHolder(lease)}`] : [])];
+  await registry.note(actor, "clear_rotation_lock", "ok", { token, keyFileLock: file, databaseLease: !!lease });
+  return { json: { cleared: { keyFileLock: file, databaseLease: !!lease } }, text: `cleared ${cleared.join(" and ")}; run fobkit bank rotate-key --no-new-key to finish what the dead run left` };
+}
 
 export const BANK_KEY_COMMANDS = [bankAddKey, bankListKeys, bankRevokeKey, bankInitKek, bankRotateKey];

@@ -26,13 +26,20 @@
  * from the file (`--prune`) only after a transaction that marks them pruned
  * has counted no row under them.
  *
+ * Changes are one at a time: every change reads the whole file, changes it and writes it back, so two at once
+ * (two operators, cron and an operator) used to both read the old file and the later rename dropped the other's
+ * new key while that process went on sealing rows under it. A change holds the key file's lock (KeyFileLock:
+ * FILE.lock, created O_EXCL) and re-reads the file under it; `bank rotate-key` holds it for its whole run.
+ *
  * Sealing: AES-256-GCM (NIST SP 800-38D) with a random 96-bit nonce (§8.2.2)
  * and the serial and key id as additional data, so a sealed seed cannot be
  * moved to another row. Stored: nonce ‖ ciphertext ‖ 128-bit tag.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { dirname, join } from "node:path";
+import { ownerGone, processOwner } from "../process-owner.js";
 import { syncDirectory } from "../sync-directory.js";
 
 const NONCE_BYTES = 12;
@@ -113,6 +120,157 @@ function writeAtomically(path: string, text: string): void {
   syncDirectory(dirname(path));
 }
 
+/** Who holds a key file's lock (or the database's rotation lease, rotation-lock.ts): written into the lock, shown in refusals. */
+export interface LockHolder {
+  /** Random, per run: `bank rotate-key --clear-lock TOKEN` clears exactly this lock, not one taken since. */
+  token: string;
+  pid: number;
+  host: string;
+  /** The process as process-owner.ts names it (boot id, PID namespace, pid, start time), or null where it cannot. */
+  owner: string | null;
+  /** ISO time the lock was taken. */
+  since: string;
+  command: string;
+}
+
+export function newLockHolder(command: string): LockHolder {
+  return { token: randomBytes(10).toString("hex"), pid: process.pid, host: hostname(), owner: processOwner(), since: new Date().toISOString(), command };
+}
+
+/** The holder certainly runs no more (process-owner.ts: same kernel and PID namespace, and its pid is gone or recycled). */
+export function holderIsGone(holder: LockHolder): boolean {
+  return ownerGone(holder.owner ?? null);
+}
+
+/** Whether this process can judge the holder (same kernel and PID namespace): if so and it is not gone, it runs. */
+export function holderIsHere(holder: LockHolder): boolean {
+  const mine = processOwner();
+  const machine = (o: string) => o.replace(/:\d+:\d+$/, "");
+  return !!mine && typeof holder.owner === "string" && machine(holder.owner) === machine(mine);
+}
+
+/** "bank rotate-key (pid 123 on host, since 2026-...)". */
+export function describeHolder(h: LockHolder): string {
+  return `${h.command} (pid ${h.pid} on ${h.host}, since ${h.since})`;
+}
+
+/** The lock is held by another run (or was left by one that died); nothing was changed. */
+export class KeyFileLockedError extends KeyFileError {
+  constructor(
+    message: string,
+    readonly lockPath: string,
+    readonly holder: LockHolder | undefined,
+  ) {
+    super(message);
+    this.name = "KeyFileLockedError";
+  }
+}
+
+function parseHolder(text: string): LockHolder | undefined {
+  try {
+    const h = JSON.parse(text);
+    if (h && typeof h.token === "string" && /^[0-9a-f]{1,64}$/.test(h.token) && Number.isInteger(h.pid) && typeof h.host === "string" && typeof h.since === "string" && typeof h.command === "string") return h;
+  } catch {
+    // below
+  }
+  return undefined;
+}
+
+/**
+ * The key file's lock: FILE.lock, created with O_CREAT|O_EXCL (open(2): "if pathname already exists, then open()
+ * fails with EEXIST"), so of two runs exactly one creates it, on a local filesystem and on NFS ("supported only
+ * when using NFSv3 or later on kernel 2.6 or later", open(2) O_EXCL). Node has no flock(); a lock file also
+ * outlives a crash visibly, and says who took it. Taking
+ * it never waits: a run that finds it held is refused at once, naming the holder. A lock left by a run that died
+ * (SIGKILL, power cut) stays until cleared (`bank rotate-key --clear-lock TOKEN`, clearStale): guessing that a
+ * holder is gone and taking over is how two runs end up changing the file at once.
+ */
+export class KeyFileLock {
+  private released = false;
+  private constructor(
+    readonly lockPath: string,
+    readonly holder: LockHolder,
+    private readonly onRelease?: () => void,
+  ) {}
+
+  static lockPathOf(keyFile: string): string {
+    return keyFile + ".lock";
+  }
+
+  static take(keyFile: string, holder: LockHolder, onRelease?: () => void): KeyFileLock {
+    const lockPath = KeyFileLock.lockPathOf(keyFile);
+    let fd: number;
+    try {
+      fd = openSync(lockPath, "wx", 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw new KeyFileError(`cannot create the key file's lock ${lockPath}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw KeyFileLock.refusal(keyFile, lockPath);
+    }
+    try {
+      writeFileSync(fd, JSON.stringify(holder) + "\n");
+    } finally {
+      closeSync(fd);
+    }
+    return new KeyFileLock(lockPath, holder, onRelease);
+  }
+
+  /** The holder written in the lock of `keyFile`, or undefined when there is no lock or it names none (a crash while it was written). */
+  static holderOf(keyFile: string): { exists: boolean; holder?: LockHolder } {
+    let text: string;
+    try {
+      text = readFileSync(KeyFileLock.lockPathOf(keyFile), "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return { exists: false };
+      throw e;
+    }
+    return { exists: true, holder: parseHolder(text) };
+  }
+
+  private static refusal(keyFile: string, lockPath: string): KeyFileLockedError {
+    const { exists, holder } = KeyFileLock.holderOf(keyFile);
+    // Never retried: a run that finds the lock taken is refused, whatever happens to the lock next.
+    if (!exists) return new KeyFileLockedError(`the key file ${keyFile} was locked by another key change a moment ago; run this again`, lockPath, undefined);
+    if (!holder) {
+      return new KeyFileLockedError(
+        `the key file ${keyFile} is locked (${lockPath} names no holder: being taken at this moment, or left by a crash while it was taken); check that no fobkit bank rotate-key runs on this key file, then remove ${lockPath}`,
+        lockPath,
+        undefined,
+      );
+    }
+    const gone = holderIsGone(holder)
+      ? `; pid ${holder.pid} no longer runs on this host, so that run died and left its lock: clear it with fobkit bank rotate-key --clear-lock ${holder.token}`
+      : `; run this again once it has finished (if that process is gone, clear its lock with fobkit bank rotate-key --clear-lock ${holder.token})`;
+    return new KeyFileLockedError(`the key file ${keyFile} is locked by ${describeHolder(holder)}: another key change is running on this key file${gone}`, lockPath, holder);
+  }
+
+  /**
+   * Removes the lock of `keyFile` if it is the one `token` names and its holder is known not to run any more, or
+   * cannot be judged from here (another host or container: the operator's word that it is gone). Never one whose
+   * holder runs here. Returns whether a lock was removed.
+   */
+  static clearStale(keyFile: string, token: string): boolean {
+    const { exists, holder } = KeyFileLock.holderOf(keyFile);
+    if (!exists || !holder || holder.token !== token) return false;
+    if (holderIsHere(holder) && !holderIsGone(holder)) {
+      throw new KeyFileLockedError(`the key file ${keyFile} is locked by ${describeHolder(holder)}, which is running: not cleared`, KeyFileLock.lockPathOf(keyFile), holder);
+    }
+    unlinkSync(KeyFileLock.lockPathOf(keyFile));
+    return true;
+  }
+
+  /** Removes the lock if it is still this one (an operator may have cleared it and another run taken it since). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.onRelease?.();
+    try {
+      if (parseHolder(readFileSync(this.lockPath, "utf8"))?.token === this.holder.token) unlinkSync(this.lockPath);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+  }
+}
+
 /** The two tickets of the software token (SOFT-DESIGN.md). */
 export type TicketPurpose = "fobkit-soft-ticket" | "fobkit-setup-ticket";
 
@@ -135,6 +293,8 @@ export class KeyRing {
   private missing?: string;
   /** A staged key this process seals under because the database refused its sealing key as retired (sealingAfterRetired). */
   private promoted?: string;
+  /** The key file's lock while this ring holds it (lock()). */
+  private held?: KeyFileLock;
 
   private constructor(readonly path: string | undefined, keys: Kek[], options: KeyRingOptions) {
     this.keys = keys;
@@ -166,9 +326,60 @@ export class KeyRing {
 
   /** Creates a key file holding one fresh key (refuses to overwrite). */
   static create(path: string): KeyRing {
-    if (existsSync(path)) throw new KeyFileError(`${path} already exists; refusing to overwrite a key file`);
-    writeAtomically(path, formatKeyFile([{ id: newKeyId(), key: randomBytes(KEY_BYTES) }]));
+    // Under the lock: two at once both found no file, and the later rename replaced the first's key.
+    const lock = KeyFileLock.take(path, newLockHolder("bank init-kek"));
+    try {
+      if (existsSync(path)) throw new KeyFileError(`${path} already exists; refusing to overwrite a key file`);
+      writeAtomically(path, formatKeyFile([{ id: newKeyId(), key: randomBytes(KEY_BYTES) }]));
+    } finally {
+      lock.release();
+    }
     return KeyRing.fromFile(path);
+  }
+
+  /**
+   * Takes the key file's lock for a whole command (`bank rotate-key`: the file's change and the re-sealing under
+   * it), refused at once with a KeyFileLockedError naming the holder if another run holds it, then re-reads the
+   * file (whatever the last look saw: another run may have changed it a moment ago). Every change this ring makes
+   * until release() is made under it; a change made without it takes the lock for itself. A ring without a file
+   * has nothing to lock.
+   */
+  lock(holder: LockHolder): KeyFileLock | undefined {
+    if (!this.path) return undefined;
+    if (this.held) throw new KeyFileError(`the key file ${this.path} is locked by this process already`);
+    const lock = KeyFileLock.take(this.path, holder, () => {
+      if (this.held === lock) this.held = undefined;
+    });
+    this.held = lock;
+    try {
+      this.reload();
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+    return lock;
+  }
+
+  /** Reads the file whatever its signature says: a rename may reuse the old inode within one mtime tick and size. */
+  private reload(): void {
+    this.signature = "";
+    this.load();
+    this.lastCheck = Date.now();
+  }
+
+  /** Runs a read-change-write of the file under its lock, on the file as it is now. */
+  private changing<T>(fn: () => T): T {
+    if (!this.path) return fn();
+    if (this.held) {
+      this.reload();
+      return fn();
+    }
+    const lock = this.lock(newLockHolder("key file change"))!;
+    try {
+      return fn();
+    } finally {
+      lock.release();
+    }
   }
 
   private load(): void {
@@ -327,27 +538,29 @@ export class KeyRing {
    * dropped), else a fresh key. Returns its id.
    */
   addNewestKey(): string {
-    this.refresh(true);
-    const staged = this.keys.find((k) => k.staged);
-    const next: Kek = staged ? { id: staged.id, key: staged.key } : { id: newKeyId(), key: randomBytes(KEY_BYTES) };
-    this.write([next, ...this.keys.filter((k) => k !== staged)]);
-    return next.id;
+    return this.changing(() => {
+      const staged = this.keys.find((k) => k.staged);
+      const next: Kek = staged ? { id: staged.id, key: staged.key } : { id: newKeyId(), key: randomBytes(KEY_BYTES) };
+      this.write([next, ...this.keys.filter((k) => k !== staged)]);
+      return next.id;
+    });
   }
 
   /** Adds a fresh key marked staged (opens, never seals) at the top of the key file; returns its id. */
   stageKey(): string {
-    this.refresh(true);
-    const staged = this.keys.find((k) => k.staged);
-    if (staged) throw new KeyFileError(`key ${staged.id} is staged already: rotate to it (bank rotate-key), or remove its line from the file`);
-    const id = newKeyId();
-    this.write([{ id, key: randomBytes(KEY_BYTES), staged: true }, ...this.keys]);
-    return id;
+    return this.changing(() => {
+      const staged = this.keys.find((k) => k.staged);
+      if (staged) throw new KeyFileError(`key ${staged.id} is staged already: rotate to it (bank rotate-key), or remove its line from the file`);
+      const id = newKeyId();
+      this.write([{ id, key: randomBytes(KEY_BYTES), staged: true }, ...this.keys]);
+      return id;
+    });
   }
 
   private write(keys: Kek[]): void {
     if (this.path) {
       writeAtomically(this.path, formatKeyFile(keys));
-      this.refresh(true);
+      this.reload();
     } else this.keys = keys;
   }
 
@@ -374,12 +587,13 @@ export class KeyRing {
    * them (Registry.pruneRetiredKeys); returns the ids actually dropped.
    */
   dropKeys(ids: string[]): string[] {
-    this.refresh(true);
-    const current = this.sealingKey().id;
-    const droppable = (k: Kek) => k.id !== current && !k.staged && ids.includes(k.id);
-    const dropped = this.keys.filter(droppable).map((k) => k.id);
-    if (dropped.length) this.write(this.keys.filter((k) => !droppable(k)));
-    return dropped;
+    return this.changing(() => {
+      const current = this.sealingKey().id;
+      const droppable = (k: Kek) => k.id !== current && !k.staged && ids.includes(k.id);
+      const dropped = this.keys.filter(droppable).map((k) => k.id);
+      if (dropped.length) this.write(this.keys.filter((k) => !droppable(k)));
+      return dropped;
+    });
   }
 }
 

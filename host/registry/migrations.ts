@@ -468,6 +468,15 @@ CREATE TYPE batch_audit AS (n INTEGER, i INTEGER, at BIGINT, actor TEXT, source 
     name: "staff_signin_locks: wrong staff passwords counted, and the sign-in lock held, per staff member and client address (host/registry/staff.ts)",
     sql: "CREATE TABLE staff_signin_locks (staff TEXT NOT NULL, source TEXT NOT NULL, failed_signins INTEGER NOT NULL, locked_until BIGINT, PRIMARY KEY (staff, source))",
   },
+  {
+    version: 16,
+    // One key rotation at a time across every server on this database (rotation-lock.ts): two at once from different
+    // key files each made their own key active and re-sealed rows under it, so each server's file opened only part of
+    // the rows. A row rather than an advisory lock: the rotation runs many short transactions on pooled connections
+    // (and SQLite has no lock that would not stop every server's writes), and the row names its holder.
+    name: "key_rotation_lease: at most one bank rotate-key at a time on the database, naming its holder",
+    sql: "CREATE TABLE key_rotation_lease (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, holder TEXT NOT NULL, taken_at BIGINT NOT NULL)",
+  },
 ];
 
 /** Applies what is missing; returns the versions applied now. */

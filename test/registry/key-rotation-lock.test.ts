@@ -1,0 +1,304 @@
+/**
+ * Two key changes at once must never lose a key. Every `fobkit bank rotate-key` (also --stage, --prune) reads the
+ * whole key file, changes it and writes it back; two at once on one file used to both read the old file, and the
+ * later rename dropped the other's new key while that process went on sealing rows under it: seeds nobody could
+ * open again. Now a run holds the key file's lock (FILE.lock, created O_EXCL) and the database's rotation lease for
+ * its whole read-change-reseal, and a second run is refused at once, naming the holder.
+ *
+ * The interleaving is forced on real CLI processes with no hook in the product: process A runs under strace, whose
+ * fault injection (strace(1), "-e inject=SET:delay_enter=DELAY") holds A's rename of its temp file over the key file
+ * for a few seconds; A has read the file by then (the temp file exists). B runs meanwhile, unhindered. Afterwards
+ * every row's seed must open with the final key file(s) and the one refused must have been refused cleanly.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Database } from "../../host/registry/database.js";
+import { KeyFileLockedError, KeyRing, newLockHolder, parseKeyFile } from "../../host/registry/key-ring.js";
+import { Registry } from "../../host/registry/registry.js";
+import { processOwner } from "../../host/process-owner.js";
+import { NODE_BUILD } from "../support/paths.js";
+import { ENGINES, freshDb } from "./support.js";
+
+const MAIN = resolve(NODE_BUILD, "host", "cli", "main.js");
+const ENTRY = `const { runCli } = await import(${JSON.stringify(pathToFileURL(MAIN).href)}); process.exitCode = await runCli(process.argv.slice(1));`;
+const ACTOR = { name: "staff:test", source: "cli" };
+const ROWS = 12;
+/** How long strace holds A's rename: longer than B needs to start, rotate and exit on a loaded machine. */
+const HOLD_US = 4_000_000;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv, opts: { holdRename?: boolean } = {}): Promise<Run> {
+  const node = [process.execPath, "--input-type=module", "-e", ENTRY, ...args];
+  const argv = opts.holdRename ? ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=rename,renameat,renameat2", "-e", `inject=rename,renameat,renameat2:delay_enter=${HOLD_US}`, ...node] : node;
+  const p = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  p.stdout!.on("data", (d) => (stdout += d));
+  p.stderr!.on("data", (d) => (stderr += d));
+  return new Promise((res) => p.on("close", (c) => res({ code: c ?? -1, stdout, stderr })));
+}
+
+/** Waits until A has read the key file and written its temp file (its rename is then held by strace). */
+async function tempFileIn(dir: string, a: Promise<Run>): Promise<void> {
+  let done = false;
+  void a.then(() => (done = true));
+  for (let i = 0; i < 3000 && !done; i++) {
+    if (readdirSync(dir).some((f) => f.endsWith(".kek.tmp"))) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`process A never wrote its temp key file: ${JSON.stringify(await a)}`);
+}
+
+const token = (serial: string, secret: Buffer) => ({ serial, manufacturer: "fobkit", algorithm: "SHA1" as const, digits: 8, period: 60, t0: 0, secret });
+const json = (r: Run) => {
+  try {
+    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
+  } catch {
+    return undefined;
+  }
+};
+
+describe.each(ENGINES)("two key changes at once on $name", (engine) => {
+  let db: Database;
+  let drop: () => Promise<void>;
+  let dir: string;
+  let file: string;
+  let env: NodeJS.ProcessEnv;
+  const seeds = new Map<string, Buffer>();
+
+  beforeEach(async () => {
+    let url: string;
+    ({ db, url, drop } = await freshDb(engine));
+    dir = mkdtempSync(join(tmpdir(), "fobkit-rotlock-"));
+    file = join(dir, "bank.kek");
+    KeyRing.create(file);
+    env = { FOBKIT_BANK_DB: url, FOBKIT_BANK_KEK_FILE: file, USER: "alice" };
+    seeds.clear();
+    const reg = new Registry(db, { keys: KeyRing.fromFile(file) });
+    const tokens = Array.from({ length: ROWS }, (_, i) => token(`RL${String(i).padStart(3, "0")}`, randomBytes(20)));
+    for (const t of tokens) seeds.set(t.serial, t.secret);
+    await reg.register(tokens, ACTOR, "test");
+  });
+  afterEach(async () => {
+    await drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Every token's seed and the registry's secrets open with the key file at `path` as it is now. */
+  async function everyRowOpensWith(path: string): Promise<void> {
+    const ring = KeyRing.fromFile(path);
+    const rows = await db.all<{ serial: string; kek_id: string; seed: Uint8Array }>("SELECT serial, kek_id, seed FROM tokens ORDER BY serial");
+    expect(rows).toHaveLength(ROWS);
+    const unopenable = rows.filter((r) => {
+      try {
+        return !ring.open(r.serial, { kekId: r.kek_id, blob: Buffer.from(r.seed) }).equals(seeds.get(r.serial)!);
+      } catch {
+        return true;
+      }
+    });
+    expect(unopenable.map((r) => `${r.serial} under ${r.kek_id}`), `rows the key file ${path} (keys ${ring.ids.join(", ")}) cannot open`).toEqual([]);
+    for (const s of await db.all<{ name: string; kek_id: string; sealed: Uint8Array }>("SELECT name, kek_id, sealed FROM registry_secrets")) {
+      expect(() => ring.openSecret(s.name, { kekId: s.kek_id, blob: Buffer.from(s.sealed) }), `registry secret ${s.name}`).not.toThrow();
+    }
+  }
+
+  function refusedAsBusy(r: Run): void {
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/refused: rotation_in_progress: .*locked by bank rotate-key \(pid \d+ on \S+, since \d{4}-/);
+    expect(json(r)).toMatchObject({ ok: false, error: { code: "rotation_in_progress" } });
+  }
+
+  it("rotate-key while another rotate-key is between reading and writing the file: the second is refused, no key lost", async () => {
+    const a = run(["bank", "rotate-key", "--json"], env, { holdRename: true });
+    await tempFileIn(dir, a);
+    const b = await run(["bank", "rotate-key", "--json"], env);
+    const ra = await a;
+    await everyRowOpensWith(file);
+    expect(ra.code, ra.stderr).toBe(0);
+    refusedAsBusy(b);
+    const kA = json(ra).kekId as string;
+    expect(parseKeyFile(readFileSync(file, "utf8"), file)[0].id).toBe(kA);
+    expect(Object.keys(json(ra).after)).toEqual([kA]);
+    expect(existsSync(file + ".lock"), "the lock file is removed when the rotation ends").toBe(false);
+  }, 60_000);
+
+  it("rotate-key while --stage is between reading and writing the file: the rotation is refused, its key never lost", async () => {
+    const a = run(["bank", "rotate-key", "--stage", "--json"], env, { holdRename: true });
+    await tempFileIn(dir, a);
+    const b = await run(["bank", "rotate-key", "--json"], env);
+    const ra = await a;
+    await everyRowOpensWith(file);
+    expect(ra.code, ra.stderr).toBe(0);
+    refusedAsBusy(b);
+    const keys = parseKeyFile(readFileSync(file, "utf8"), file);
+    expect(keys[0]).toMatchObject({ id: json(ra).staged, staged: true });
+  }, 60_000);
+
+  it("rotate-key while --prune is dropping retired keys from the file: the rotation is refused, its key never lost", async () => {
+    // A rotation done, so the file holds a retired key for --prune to drop.
+    const first = await run(["bank", "rotate-key", "--json"], env);
+    expect(first.code, first.stderr).toBe(0);
+    const a = run(["bank", "rotate-key", "--no-new-key", "--prune", "--json"], env, { holdRename: true });
+    await tempFileIn(dir, a);
+    const b = await run(["bank", "rotate-key", "--json"], env);
+    const ra = await a;
+    await everyRowOpensWith(file);
+    expect(ra.code, ra.stderr).toBe(0);
+    refusedAsBusy(b);
+    expect(parseKeyFile(readFileSync(file, "utf8"), file).map((k) => k.id)).toEqual([json(first).kekId]);
+  }, 60_000);
+
+  it("two servers, each with its own copy of the key file, rotate at once: the database refuses the second", async () => {
+    const other = join(dir, "other.kek");
+    copyFileSync(file, other);
+    const a = run(["bank", "rotate-key", "--json"], env, { holdRename: true });
+    await tempFileIn(dir, a);
+    const b = await run(["bank", "rotate-key", "--json"], { ...env, FOBKIT_BANK_KEK_FILE: other });
+    const ra = await a;
+    expect(ra.code, ra.stderr).toBe(0);
+    refusedAsBusy(b);
+    expect(b.stderr).toMatch(/another server/);
+    await everyRowOpensWith(file);
+    // The refused run changed nothing: its copy still holds only the old key, and nothing was sealed under a key of it alone.
+    expect(parseKeyFile(readFileSync(other, "utf8"), other)).toHaveLength(1);
+  }, 60_000);
+
+  it("two databases sharing one key file rotate at once: the key file's lock refuses the second", async () => {
+    // The databases' leases cannot see each other; only the key file's lock keeps the two runs apart.
+    const second = await freshDb(engine);
+    try {
+      const reg2 = new Registry(second.db, { keys: KeyRing.fromFile(file) });
+      const other = token("RL900", randomBytes(20));
+      await reg2.register([other], ACTOR, "test");
+      const a = run(["bank", "rotate-key", "--json"], env, { holdRename: true });
+      await tempFileIn(dir, a);
+      const b = await run(["bank", "rotate-key", "--json"], { ...env, FOBKIT_BANK_DB: second.url });
+      const ra = await a;
+      await everyRowOpensWith(file);
+      const row = (await second.db.get<{ kek_id: string; seed: Uint8Array }>("SELECT kek_id, seed FROM tokens WHERE serial = 'RL900'"))!;
+      const ring = KeyRing.fromFile(file);
+      expect(ring.ids, `the second database's row is under ${row.kek_id}`).toContain(row.kek_id);
+      expect(ring.open("RL900", { kekId: row.kek_id, blob: Buffer.from(row.seed) }).equals(other.secret)).toBe(true);
+      expect(ra.code, ra.stderr).toBe(0);
+      refusedAsBusy(b);
+      expect(b.stderr).toContain(`the key file ${file} is locked`);
+    } finally {
+      await second.drop();
+    }
+  }, 60_000);
+
+  it("a lock left by a run that died is named, refused, and cleared with --clear-lock", async () => {
+    // A run killed mid-way (SIGKILL, power cut) leaves its lock: here one of a pid that is not running.
+    const dead = spawn(process.execPath, ["-e", ""]);
+    await new Promise((r) => dead.on("close", r));
+    const owner = processOwner()!.replace(/:\d+:(\d+)$/, `:${dead.pid}:$1`);
+    const holder = { token: "0123456789abcdef0123", pid: dead.pid, host: hostname(), owner, since: "2026-11-30T10:00:00.000Z", command: "bank rotate-key" };
+    writeFileSync(file + ".lock", JSON.stringify(holder) + "\n", { mode: 0o600 });
+    await db.run("INSERT INTO key_rotation_lease (id, token, holder, taken_at) VALUES (1, ?, ?, ?)", [holder.token, JSON.stringify(holder), Date.now()]);
+    const before = readFileSync(file, "utf8");
+    const r = await run(["bank", "rotate-key", "--json"], env);
+    refusedAsBusy(r);
+    expect(r.stderr).toContain(`pid ${dead.pid} no longer runs on this host`);
+    expect(r.stderr).toContain(`--clear-lock ${holder.token}`);
+    expect(readFileSync(file, "utf8")).toBe(before);
+
+    // A wrong id clears nothing.
+    const wrong = await run(["bank", "rotate-key", "--clear-lock", "ffffffffffffffffffff"], env);
+    expect(wrong.code, wrong.stderr).toBe(1);
+    expect(existsSync(file + ".lock")).toBe(true);
+
+    // The key file's lock alone gone, the database's lease still refuses, naming the same dead run.
+    rmSync(file + ".lock");
+    const byLease = await run(["bank", "rotate-key", "--json"], env);
+    refusedAsBusy(byLease);
+    expect(byLease.stderr).toContain(`--clear-lock ${holder.token}`);
+    writeFileSync(file + ".lock", JSON.stringify(holder) + "\n", { mode: 0o600 });
+
+    const cleared = await run(["bank", "rotate-key", "--clear-lock", holder.token, "--json"], env);
+    expect(cleared.code, cleared.stderr).toBe(0);
+    expect(json(cleared)).toMatchObject({ cleared: { keyFileLock: true, databaseLease: true } });
+    expect(existsSync(file + ".lock")).toBe(false);
+    expect(await db.get("SELECT token FROM key_rotation_lease")).toBeUndefined();
+    const again = await run(["bank", "rotate-key", "--json"], env);
+    expect(again.code, again.stderr).toBe(0);
+    await everyRowOpensWith(file);
+  }, 60_000);
+
+  it("a live holder's lock is never cleared", async () => {
+    const holder = { token: "abcdefabcdefabcdefab", pid: process.pid, host: hostname(), owner: processOwner(), since: new Date().toISOString(), command: "bank rotate-key" };
+    writeFileSync(file + ".lock", JSON.stringify(holder) + "\n", { mode: 0o600 });
+    const r = await run(["bank", "rotate-key", "--clear-lock", holder.token], env);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`pid ${process.pid}`);
+    expect(r.stderr).toMatch(/is running/);
+    expect(existsSync(file + ".lock")).toBe(true);
+  });
+});
+
+describe("the key file's lock", () => {
+  let dir: string;
+  let file: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "fobkit-kflock-"));
+    file = join(dir, "bank.kek");
+    KeyRing.create(file);
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("refuses every change of another ring while one holds it, and changes nothing", () => {
+    const a = KeyRing.fromFile(file);
+    const b = KeyRing.fromFile(file);
+    const before = readFileSync(file, "utf8");
+    const lock = a.lock(newLockHolder("bank rotate-key"))!;
+    for (const change of [() => b.addNewestKey(), () => b.stageKey(), () => b.dropKeys(b.ids)]) {
+      expect(change).toThrow(KeyFileLockedError);
+      expect(change).toThrow(new RegExp(`locked by bank rotate-key \\(pid ${process.pid} on `));
+    }
+    expect(() => b.lock(newLockHolder("bank rotate-key"))).toThrow(/running on this key file; run this again once it has finished/);
+    expect(readFileSync(file, "utf8")).toBe(before);
+    // The holder's own changes go on under it.
+    const id = a.addNewestKey();
+    expect(existsSync(file + ".lock")).toBe(true);
+    lock.release();
+    expect(existsSync(file + ".lock")).toBe(false);
+    expect(b.addNewestKey()).not.toBe(id);
+    expect(parseKeyFile(readFileSync(file, "utf8"), file)).toHaveLength(3);
+  });
+
+  it("re-reads the file when taken, whatever its last look saw", () => {
+    const a = KeyRing.fromFile(file, { recheckMs: 3_600_000 });
+    expect(a.ids).toHaveLength(1); // its throttled look, now
+    const added = KeyRing.fromFile(file).addNewestKey();
+    expect(a.ids).not.toContain(added); // the throttled look has not come round yet
+    a.lock(newLockHolder("bank rotate-key"))!.release();
+    expect(a.ids[0]).toBe(added);
+  });
+
+  it("a release leaves a lock that is not its own (cleared, then taken by another run) in place", () => {
+    const a = KeyRing.fromFile(file);
+    const lock = a.lock(newLockHolder("bank rotate-key"))!;
+    rmSync(file + ".lock");
+    const b = KeyRing.fromFile(file).lock(newLockHolder("bank rotate-key"))!;
+    lock.release();
+    expect(existsSync(file + ".lock")).toBe(true);
+    b.release();
+    expect(existsSync(file + ".lock")).toBe(false);
+  });
+
+  it("init-kek refuses while the lock is held (two at once both saw no file, and the later replaced the first's key)", () => {
+    const path = join(dir, "new.kek");
+    writeFileSync(path + ".lock", JSON.stringify(newLockHolder("bank init-kek")));
+    expect(() => KeyRing.create(path)).toThrow(KeyFileLockedError);
+    expect(existsSync(path)).toBe(false);
+  });
+});
