@@ -81,6 +81,14 @@ export interface Rate {
   /** loadavg (1 min) when the run started: the machine is shared. */
   load?: number;
   /**
+   * The machine's speed just before and just after an HTTP run: this process's
+   * bare HMAC rate (ceiling) for half a second each, per second, with the
+   * server idle. With nothing else running it moved from 290,000 to 435,000
+   * within one minute on a 2-vCPU VM (session 10), so a run's rate is read
+   * beside it.
+   */
+  probe?: { before: number; after: number };
+  /**
    * CPU milliseconds per verification (user + system, from /proc/<pid>/stat):
    * the server process, its PostgreSQL backends (pg_stat_activity's
    * application_name `fobkit <pid>`), and this load generator. On a machine
@@ -526,14 +534,16 @@ async function overHttp(f: Fixture, url: string, concurrency: number, first: num
     const verify = async (i: number, code: string) => (await post(client, `/v1/customers/${customer(i)}/verify`, key, JSON.stringify({ code }))) === 200;
     // CPU per verification (one server process only: the workers of --workers are other pids).
     const backends = workers === 1 ? await backendsOf(url, server.proc.pid!) : [];
+    const before = ceiling(0.5).perSecond;
     const cpu0 = { server: cpuOf(server.proc.pid!), backends: backends.map(cpuOf), client: process.cpuUsage() };
     const measured = await drive(f, concurrency, first, count, maxSeconds, verify);
+    const cpu1 = { server: cpuOf(server.proc.pid!), backendsUsed: cpuSince(backends, cpu0.backends), client: process.cpuUsage(cpu0.client) };
+    const probe = { before, after: ceiling(0.5).perSecond };
     const per = (ms: number) => Math.round((ms / measured.count) * 1000) / 1000;
-    const used = process.cpuUsage(cpu0.client);
     const cpuMs = workers === 1
-      ? { server: per(cpuOf(server.proc.pid!) - cpu0.server), ...(backends.length ? { backends: per(cpuSince(backends, cpu0.backends)) } : {}), client: per((used.user + used.system) / 1000) }
+      ? { server: per(cpu1.server - cpu0.server), ...(backends.length ? { backends: per(cpu1.backendsUsed) } : {}), client: per((cpu1.client.user + cpu1.client.system) / 1000) }
       : undefined;
-    const r: Rate = { ...measured, load, ...(cpuMs ? { cpuMs } : {}) };
+    const r: Rate = { ...measured, load, probe, ...(cpuMs ? { cpuMs } : {}) };
     if (again) {
       // The step after the one the measured pass ended in: every token's code is new then.
       const next = (Math.floor(Date.now() / 60_000) + 1) * 60_000 + 100;
@@ -714,7 +724,7 @@ export async function runBankBench(o: BankBenchOptions = {}): Promise<BankBench>
 }
 
 function formatRate(name: string, r: Rate): string {
-  return `  ${name.padEnd(28)} ${String(r.perSecond).padStart(8)} /s  (${r.count} in ${r.seconds} s${r.p50ms !== undefined ? `, p50 ${r.p50ms} ms${r.p90ms !== undefined ? `, p90 ${r.p90ms} ms, p95 ${r.p95ms} ms` : ""}, p99 ${r.p99ms} ms${r.maxMs !== undefined ? `, max ${r.maxMs} ms` : ""}` : ""}${r.concurrency ? `, ${r.concurrency} in flight` : ""}${r.roundTrips !== undefined ? `, ${r.roundTrips} round trips each` : ""}${r.load !== undefined ? `, load ${r.load}` : ""}${r.cpuMs ? `, CPU ms each: server ${r.cpuMs.server}${r.cpuMs.backends !== undefined ? `, PostgreSQL backends ${r.cpuMs.backends}` : ""}, client ${r.cpuMs.client}` : ""}${r.errors ? `, ${r.errors} ERRORS` : ""})`;
+  return `  ${name.padEnd(28)} ${String(r.perSecond).padStart(8)} /s  (${r.count} in ${r.seconds} s${r.p50ms !== undefined ? `, p50 ${r.p50ms} ms${r.p90ms !== undefined ? `, p90 ${r.p90ms} ms, p95 ${r.p95ms} ms` : ""}, p99 ${r.p99ms} ms${r.maxMs !== undefined ? `, max ${r.maxMs} ms` : ""}` : ""}${r.concurrency ? `, ${r.concurrency} in flight` : ""}${r.roundTrips !== undefined ? `, ${r.roundTrips} round trips each` : ""}${r.load !== undefined ? `, load ${r.load}` : ""}${r.probe ? `, machine ${Math.round(r.probe.before / 1000)}k/${Math.round(r.probe.after / 1000)}k HMAC/s` : ""}${r.cpuMs ? `, CPU ms each: server ${r.cpuMs.server}${r.cpuMs.backends !== undefined ? `, PostgreSQL backends ${r.cpuMs.backends}` : ""}, client ${r.cpuMs.client}` : ""}${r.errors ? `, ${r.errors} ERRORS` : ""})`;
 }
 
 export function formatBankBench(b: BankBench): string {
