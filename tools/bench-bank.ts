@@ -18,6 +18,10 @@
  *   node build/node/tools/bench-bank.js --http [--engine sqlite|postgres] [--cpu-prof-dir DIR]
  *                                            (only: HTTP, 1 worker, with CPU per verification; prints only;
  *                                             --cpu-prof-dir: a V8 profile of the server)
+ *   node build/node/tools/bench-bank.js --machine-speed [--seconds N]
+ *                                            (only: the bare HMAC loop of the ceiling, one figure a second for
+ *                                             N seconds (default 60), then min / median / max: how much this
+ *                                             machine's own speed moves with nothing of the bench running)
  *   node build/node/tools/bench-bank.js --waves [--wave N]
  *                                            (only: PostgreSQL in process, waves of N first contacts at once,
  *                                             CPU per verification at that fixed batch size; prints only)
@@ -884,7 +888,22 @@ function option(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-const FLAGS = ["--http", "--engine", "--cpu-prof-dir", "--workers", "--waves", "--wave", "--one-at-a-time", "--during-import"];
+const FLAGS = ["--http", "--engine", "--cpu-prof-dir", "--workers", "--waves", "--wave", "--one-at-a-time", "--during-import", "--machine-speed", "--seconds"];
+
+/** The ceiling's loop, one figure a second (see --help): the machine's speed, apart from the code. */
+function machineSpeed(): void {
+  const given = option("--seconds");
+  const seconds = Number(given ?? 60);
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new Error(`--seconds must be an integer from 1 to 3600, got ${JSON.stringify(given)}`);
+  ceiling(1); // JIT warm-up, not counted
+  const rates: number[] = [];
+  for (let k = 0; k < seconds; k++) {
+    rates.push(ceiling(1).perSecond);
+    process.stdout.write(`${rates[k]}${k % 10 === 9 ? "\n" : " "}`);
+  }
+  const sorted = [...rates].sort((a, b) => a - b);
+  process.stdout.write(`${seconds % 10 ? "\n" : ""}HMAC-and-compare /s, one figure a second for ${seconds} s: min ${sorted[0]}, median ${percentile(sorted, 50)}, max ${sorted[sorted.length - 1]} (max/min ${(sorted[sorted.length - 1] / sorted[0]).toFixed(2)}); load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}\n`);
+}
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -897,7 +916,7 @@ async function main(): Promise<void> {
   }
   for (let i = 0; i < args.length; i++) {
     if (!FLAGS.includes(args[i])) throw new Error(`unknown argument ${JSON.stringify(args[i])}; see --help`);
-    if (["--engine", "--cpu-prof-dir", "--wave"].includes(args[i])) i++;
+    if (["--engine", "--cpu-prof-dir", "--wave", "--seconds"].includes(args[i])) i++;
   }
   const profDir = option("--cpu-prof-dir");
   if (profDir) serverNodeFlags = ["--cpu-prof", "--cpu-prof-dir", resolve(profDir)];
@@ -906,6 +925,7 @@ async function main(): Promise<void> {
     if (engine !== undefined && engine !== "sqlite" && engine !== "postgres") throw new Error(`--engine must be sqlite or postgres, got ${JSON.stringify(engine)}`);
     return httpOnly(engine ? [engine] : ["sqlite", "postgres"]);
   }
+  if (process.argv.includes("--machine-speed")) return machineSpeed();
   if (process.argv.includes("--workers")) return workersOnly();
   if (process.argv.includes("--waves")) return wavesOnly();
   if (process.argv.includes("--one-at-a-time")) return oneAtATimeOnly();
