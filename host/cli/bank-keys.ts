@@ -88,6 +88,10 @@ export const bankRotateKey: Command = {
     "the newest. A server whose copy still has it staged opens the re-sealed rows, and seals under it once the\n" +
     "database refuses its old key. Copy the rotated file to every server before --prune.\n" +
     "--no-new-key finishes an interrupted rotation (or indexes rows from before the seed index) without adding a key.\n" +
+    "An outdated copy is refused: before it changes anything, a run (also --stage, --prune, --no-new-key) checks that\n" +
+    "the key file holds every key the database records as active (a key staged in it counts) and every key a row is\n" +
+    "sealed under. If not (another server rotated and this copy was never replaced), it is refused (exit 1,\n" +
+    "key_file_outdated) naming the missing key, and changes nothing: copy the current key file here, then run again.\n" +
     "One at a time: a run (also --stage and --prune) holds the key file's lock (FILE.lock) and the database's rotation\n" +
     "lease until it ends. A second run started meanwhile, on this key file or from any server on this database, is\n" +
     "refused at once (exit 1, rotation_in_progress) naming the holder's pid, host and start time, and changes nothing;\n" +
@@ -128,6 +132,10 @@ export const bankRotateKey: Command = {
 };
 
 async function rotate(values: Record<string, any>, registry: BankRun["registry"], actor: BankRun["actor"], io: Io): Promise<{ json: unknown; text: string }> {
+  // Before anything changes (the file was re-read under its lock; the lease keeps other rotations out): a copy of the
+  // file that lacks a key the database needs is refused, --stage too (its file, copied to every server, would drop
+  // that key) and --prune/--no-new-key (they would end in key_retired, inviting a rotation from this copy).
+  await registry.refuseOutdatedKeyFile();
   if (values.stage) {
     const given = ["no-new-key", "prune"].filter((o) => values[o]);
     if (given.length) throw new CliError(`fobkit bank rotate-key: --stage only adds a key; it cannot go with --${given.join(" or --")}`);

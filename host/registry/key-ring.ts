@@ -16,8 +16,10 @@
  *
  * Rotation without downtime: `fobkit bank rotate-key` puts a new key at the
  * top of the file, then re-seals every row under it, one row per
- * transaction. Servers notice the file changed (mtime, looked at no more
- * than once a second, and at once on a key id they do not know), so they
+ * transaction. Servers notice the file changed (looked at no more than once
+ * a second, and at once on a key id they do not know, when its inode, mtime
+ * or size changed; its bytes are compared by hash at most once a second, so
+ * a rewrite that keeps all three is seen too: load()), so they
  * read rows sealed under either key throughout, and seal new rows under the
  * new one shortly after. The rotation records the older keys as retired in
  * the database first; from then on the database refuses any write sealed
@@ -35,7 +37,7 @@
  * and the serial and key id as additional data, so a sealed seed cannot be
  * moved to another row. Stored: nonce ‖ ciphertext ‖ 128-bit tag.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
@@ -280,13 +282,17 @@ export interface Sealed {
 }
 
 export interface KeyRingOptions {
-  /** Minimum milliseconds between looks at the file's mtime. */
+  /** Minimum milliseconds between looks at the file (a stat, and a read if the last read is as old). */
   recheckMs?: number;
 }
 
 export class KeyRing {
   private keys: Kek[] = [];
+  /** Inode, mtime (ns) and size at the last read of the file. */
   private signature = "";
+  /** When the file was last read (Date.now()), and the SHA-256 of the bytes whose keys this ring holds. */
+  private lastRead = 0;
+  private digest = "";
   private lastCheck = 0;
   private readonly recheckMs: number;
 
@@ -316,6 +322,7 @@ export class KeyRing {
   static fromFile(path: string, options: KeyRingOptions = {}): KeyRing {
     const ring = new KeyRing(path, [], options);
     ring.load();
+    ring.lastCheck = Date.now();
     return ring;
   }
 
@@ -360,10 +367,9 @@ export class KeyRing {
     return lock;
   }
 
-  /** Reads the file whatever its signature says: a rename may reuse the old inode within one mtime tick and size. */
+  /** Reads and parses the file whatever its signature and hash say (under the lock, before a change). */
   private reload(): void {
-    this.signature = "";
-    this.load();
+    this.load(true);
     this.lastCheck = Date.now();
   }
 
@@ -382,27 +388,51 @@ export class KeyRing {
     }
   }
 
-  private load(): void {
+  /**
+   * Reads the file if it may have changed: when its inode, mtime or size differ from the last read, or the last
+   * read is recheckMs old or more. The stat alone misses a rewrite: writeAtomically's rename frees the old inode,
+   * and ext4 gives the next file created in the directory that inode back (measured: 299 of 300 rewrites), so a
+   * rewrite that a server did not see between two others (rotate-key --prune: a key added, then one dropped, the
+   * same size again) can leave inode and size as they were; on a filesystem whose timestamps have whole seconds
+   * (ext4 with 128-byte inodes, ext3, NFSv3 from such a server, HFS+) within the same second the mtime too (294 of
+   * 300 on ext4 -I 128, and ctime with it, so ctime would not help). The bytes' SHA-256 then decides, so a
+   * re-read that finds the same bytes parses nothing. Cost: about 25 µs a read (394 bytes), at most one read per
+   * recheckMs per process (refresh() is throttled, and a forced look, for a key id this ring lacks, reads only
+   * when the stat changed or the last read is that old) plus a stat per forced look, as before; opening a row
+   * under a key the ring holds touches no file.
+   */
+  private load(always = false): void {
     if (!this.path) return;
-    let text: string;
+    let bytes: Buffer;
+    let signature: string;
+    const now = Date.now();
     try {
-      const st = statSync(this.path);
-      // rename() gives a new inode, so a rewrite is seen even within one mtime tick.
-      const signature = `${st.ino}:${st.mtimeMs}:${st.size}`;
-      if (signature === this.signature) return;
-      text = readFileSync(this.path, "utf8");
-      this.signature = signature;
+      const st = statSync(this.path, { bigint: true });
+      signature = `${st.ino}:${st.mtimeNs}:${st.size}`;
+      if (!always && signature === this.signature && now - this.lastRead < this.recheckMs) return;
+      bytes = readFileSync(this.path);
     } catch (e) {
       throw new KeyFileError(`cannot read key file ${this.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    this.keys = parseKeyFile(text, this.path);
+    try {
+      this.signature = signature;
+      this.lastRead = now;
+      const digest = createHash("sha256").update(bytes).digest("hex");
+      if (!always && digest === this.digest) return;
+      this.keys = parseKeyFile(bytes.toString("utf8"), this.path);
+      // Only once parsed: a half-edited file is read again at the next look, not taken as seen.
+      this.digest = digest;
+    } finally {
+      bytes.fill(0);
+    }
   }
 
   private refresh(force = false): void {
     if (!this.path) return;
     const now = Date.now();
     if (!force && now - this.lastCheck < this.recheckMs) return;
-    this.lastCheck = now;
+    // A forced look does not put off the next throttled one, which reads the file if its last read is as old.
+    if (!force) this.lastCheck = now;
     try {
       this.load();
     } catch (e) {

@@ -472,6 +472,11 @@ export class Registry {
 
   // ---------------------------------------------------------------- keys (SqlTokenStore: rotation)
 
+  /** Refuses, before a rotation changes anything, when the key file lacks a key the database needs (SqlTokenStore.refuseOutdatedKeyFile). */
+  async refuseOutdatedKeyFile(): Promise<void> {
+    return this.store.refuseOutdatedKeyFile();
+  }
+
   /** Records every key but the key ring's newest as retired, in the database all servers share (SqlTokenStore.retireOlderKeys). */
   async retireOlderKeys(actor: Actor): Promise<string[]> {
     return this.store.retireOlderKeys(actor);

@@ -765,6 +765,39 @@ export abstract class SqlTokenStore implements TokenStore {
   }
 
   /**
+   * Refuses (key_file_outdated), before a rotation changes anything, when the key file lacks a key the database
+   * needs: one it records as active, or one a row (token or registry secret) is sealed under. Servers with their
+   * own copies share only the database: a rotation from a copy that was never replaced after another server's
+   * rotation (one after the other, so the rotation lease cannot see it) used to add its own new key, record it
+   * active next to the other server's, and stop at the first row it could not open; its servers then sealed rows
+   * under a key the other servers' files lack, and theirs the other way round. A key the file holds staged counts
+   * as held: the staged key distributed first is the documented way (key-ring.ts), and the rotation makes it the
+   * newest. Runs under the rotation lease, so no other rotation changes the key states meanwhile.
+   */
+  async refuseOutdatedKeyFile(): Promise<void> {
+    const held = new Set(this.keys.ids);
+    const active = (await this.db.all<{ kek_id: string }>("SELECT kek_id FROM kek_states WHERE state = 'active' ORDER BY changed_at DESC, kek_id")).map((r) => r.kek_id);
+    // Both tables have an index on kek_id (migrations 1 and 3); a rotation reads every row anyway.
+    const used = (await this.db.all<{ kek_id: string }>("SELECT DISTINCT kek_id FROM tokens UNION SELECT DISTINCT kek_id FROM registry_secrets")).map((r) => r.kek_id);
+    const lacksActive = active.filter((id) => !held.has(id));
+    const lacksUsed = used.filter((id) => !held.has(id) && !lacksActive.includes(id)).sort();
+    if (!lacksActive.length && !lacksUsed.length) return;
+    const file = this.keys.path ? `the key file ${this.keys.path}` : "the key ring";
+    const what = [
+      ...(lacksActive.length ? [`the database records key ${lacksActive.join(", key ")} as active (another server's rotation made it the newest)`] : []),
+      ...(lacksUsed.length ? [`rows are sealed under key ${lacksUsed.join(", key ")}`] : []),
+    ];
+    const missing = [...lacksActive, ...lacksUsed];
+    throw new RegistryError(
+      "key_file_outdated",
+      `${what.join(", and ")}, but ${file} does not hold ${missing.length > 1 ? "them" : "it"}: this copy of the key file is outdated. ` +
+        `Copy the current key file (the one holding key ${missing.join(" and key ")}) to this server, then run this again; nothing was changed`,
+      "refused",
+      { missing, ...(this.keys.path ? { keyFile: this.keys.path } : {}) },
+    );
+  }
+
+  /**
    * Records every key but the key ring's newest as retired, in the database
    * that all servers share: from that commit on, the database refuses any
    * row sealed under them (migration 3), so a server that has not re-read
