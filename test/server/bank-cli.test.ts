@@ -240,6 +240,17 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     expect((await bank("add-key", "--role", "admin")).code).toBe(2);
   });
 
+  it("add-key --owner: a staff key names the staff member who uses it; an unknown owner or a non-staff key is refused, nothing made", async () => {
+    writeFileSync(join(dir, "suzuki.pw"), "suzuki-supervisor-pw-1\n", { mode: 0o600 });
+    expect((await bank("add-staff", "--name", "suzuki", "--role", "supervisor", "--password-file", join(dir, "suzuki.pw"))).code).toBe(0);
+    const k = await bank("add-key", "--role", "staff", "--label", "teller app", "--owner", "suzuki", "--json");
+    expect(k).toMatchObject({ code: 0, json: { role: "staff", owner: "suzuki" } });
+    expect(await bank("add-key", "--role", "staff", "--owner", "nobody", "--json")).toMatchObject({ code: 1, json: { error: { code: "unknown_staff" } } });
+    expect(await bank("add-key", "--role", "channel", "--owner", "suzuki", "--json")).toMatchObject({ code: 2, json: { error: { code: "bad_owner" } } });
+    expect((await bank("list-keys", "--json")).json.keys).toEqual([expect.objectContaining({ id: k.json.id, role: "staff", owner: "suzuki" })]);
+    expect((await bank("list-keys")).stdout).toContain("owner suzuki");
+  });
+
   it("rotate-key re-seals every seed under a new key; --prune drops the old one", async () => {
     await bank("import", pskcFile("a.pskc", ["FK0001", "FK0002"]), "--password-file", join(dir, "password"));
     await bank("issue", "--serial", "FK0001", "--customer", "c1");
