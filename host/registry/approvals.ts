@@ -183,6 +183,23 @@ export async function unlockUnderRule(registry: Registry, customer: string, acto
   }
 }
 
+/**
+ * The CLI's unlock (`fobkit bank unlock`): the operator's break-glass path, outside the rule. Whoever runs the CLI
+ * holds the database and the key file, so could lift a lock with SQL anyway; a refusal here would stop nobody, and
+ * would leave an operator without a way to unlock when the console is down. What the rule cannot do here, the
+ * audit does: the `ok` record says breakGlass, how many unlocks of the customer it counted in the last 24 hours
+ * (unlocksInDay), and ruleBypassed when a teller would have needed a supervisor's approval for it. The count is
+ * read just before the unlock, not with it (an unlock racing with it may be missed): it tells the reader, it
+ * decides nothing. A break-glass unlock is an `unlock ok` like any: it counts towards the tellers' two a day, and
+ * makes a pending request for that lock stale.
+ */
+export async function unlockBreakGlass(registry: Registry, customer: string, actor: Actor, now = Date.now()): Promise<{ token: TokenStatus; unlocksInDay: number; ruleBypassed: boolean }> {
+  const unlocksInDay = await unlocksSince(registry.db, customer, now - UNLOCK_WINDOW_MS);
+  const ruleBypassed = unlocksInDay >= TELLER_UNLOCKS_PER_DAY;
+  const token = await registry.unlock(customer, actor, undefined, undefined, { breakGlass: true, ruleBypassed, unlocksInDay });
+  return { token, unlocksInDay, ruleBypassed };
+}
+
 /** Withdraw under the rule: only a supervisor records "stolen". */
 export async function withdrawUnderRule(registry: Registry, customer: string, reason: WithdrawReason, actor: Actor, authority: Authority, now = Date.now(), serial?: string): Promise<TokenStatus> {
   if (authority !== "supervisor" && SUPERVISOR_REASONS.includes(reason)) {
