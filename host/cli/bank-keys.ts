@@ -13,31 +13,37 @@ import { CliError, EXIT_OK, type Command, type Io } from "./command.js";
 export const bankAddKey: Command = {
   name: "bank add-key",
   summary: "make an API key for a role (factory, staff, channel); printed once, stored hashed",
-  description: "Example: fobkit bank add-key --role channel --label 'internet banking'\nThe key is printed on stdout once; the database keeps only its SHA-256.",
+  description:
+    "Example: fobkit bank add-key --role staff --label 'branch 12 teller app' --owner tanaka\n" +
+    "The key is printed on stdout once; the database keeps only its SHA-256.\n" +
+    "--owner (staff keys): the staff member who uses the key. A third unlock in a day asked with the key is a request\n" +
+    "its owner may not approve in the console (own_request), as for a request they asked there themselves; the\n" +
+    "console's approvals page names the key's label and owner, or that it has none.",
   options: {
     role: { type: "string", placeholder: "ROLE", help: "factory (register), staff (issue, unlock, withdraw, resync, status, audit) or channel (activate, verify, deactivate)" },
     label: { type: "string", placeholder: "TEXT", help: "what the key is for" },
+    owner: { type: "string", placeholder: "STAFF_ID", help: "staff keys: the staff member (an active console account) who uses the key; refused as checker of its requests" },
     ...COMMON_OPTIONS,
   },
   run: ({ values }, io) => {
     const role = required(values, "role", "bank add-key");
     if (!ROLES.includes(role as Role)) throw new CliError(`fobkit bank add-key: --role must be one of ${ROLES.join(", ")}`);
     return runBank("bank add-key", values, io, { needsKek: false }, async ({ db, registry, actor }) => {
-      const k = await createApiKey(db, role as Role, values.label);
-      await registry.note(actor, "add_key", "ok", { keyId: k.id, role: k.role, label: values.label ?? null });
-      return { json: { id: k.id, role: k.role, key: k.key }, text: k.key };
+      const k = await createApiKey(db, role as Role, values.label, Date.now(), { owner: values.owner });
+      await registry.note(actor, "add_key", "ok", { keyId: k.id, role: k.role, label: values.label ?? null, ...(k.owner !== null ? { owner: k.owner } : {}) });
+      return { json: { id: k.id, role: k.role, owner: k.owner, key: k.key }, text: k.key };
     });
   },
 };
 
 export const bankListKeys: Command = {
   name: "bank list-keys",
-  summary: "list API keys (ids, roles, labels; never the keys)",
+  summary: "list API keys (ids, roles, owners, labels; never the keys)",
   options: { ...COMMON_OPTIONS },
   run: ({ values }, io) =>
     runBank("bank list-keys", values, io, { needsKek: false }, async ({ db }) => {
       const keys = await listApiKeys(db);
-      return { json: { keys }, text: keys.map((k) => [k.id, k.role, k.revokedAt ? "revoked " + k.revokedAt : "active", k.createdAt, k.label ?? ""].join("\t")).join("\n") };
+      return { json: { keys }, text: keys.map((k) => [k.id, k.role, k.revokedAt ? "revoked " + k.revokedAt : "active", k.createdAt, k.owner ? "owner " + k.owner : "-", k.label ?? ""].join("\t")).join("\n") };
     }),
 };
 

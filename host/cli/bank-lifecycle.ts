@@ -2,6 +2,8 @@
  * `fobkit bank issue|activate|verify|unlock|withdraw|deactivate|resync|status|tokens|audit`:
  * the staff CLI on the store directly, one command per lifecycle step.
  */
+import { wallClock } from "../clock.js";
+import { unlockBreakGlass } from "../registry/approvals.js";
 import { MAX_LIST } from "../registry/registry.js";
 import { REQUEST_ID_PATTERN } from "../registry/validation.js";
 import { BARRING_REASONS, TOKEN_STATES, WITHDRAW_REASONS, type AuditRecord, type TokenStatus } from "../registry/types.js";
@@ -89,12 +91,28 @@ export const bankVerify: Command = {
 export const bankUnlock: Command = {
   name: "bank unlock",
   summary: "lift the lock after repeated wrong codes",
-  description: `Check with the customer first: a lock may be someone else guessing.\n${EXIT_HELP}`,
+  description: [
+    "Check with the customer first: a lock may be someone else guessing.",
+    "The operator's break-glass path: it does not apply the maker-checker rule (a teller's third unlock of one",
+    "customer in 24 hours needs a supervisor's approval in the console). Whoever runs it holds the database and the",
+    "key file, so a rule here would only be a speed bump; instead each unlock is audited as break-glass, and the",
+    "record says when it went past the rule (detail.breakGlass, ruleBypassed, unlocksInDay). Tellers use the console",
+    "or the API, where the rule holds.",
+    EXIT_HELP,
+  ].join("\n"),
   options: { customer: CUSTOMER, ...COMMON_OPTIONS },
   run: ({ values }, io) =>
     runBank("bank unlock", values, io, { needsKek: false }, async ({ registry, actor }) => {
-      const s = await registry.unlock(required(values, "customer", "bank unlock"), actor);
-      return { json: { token: s }, text: `unlocked ${s.serial}: ${s.state}` };
+      const customer = required(values, "customer", "bank unlock");
+      // The registry's clock (wallClock: FOBKIT_CLOCK_OFFSET too), so the 24 hours are counted as the audit's times are.
+      const u = await unlockBreakGlass(registry, customer, actor, wallClock(io.env)());
+      const s = u.token;
+      if (u.ruleBypassed) {
+        io.stderr.write(
+          `fobkit bank unlock: break-glass: ${customer}'s keyfob was unlocked ${u.unlocksInDay} times in the last 24 hours; a teller would have needed a supervisor's approval (maker-checker), which this command does not ask for. Audited as break-glass.\n`,
+        );
+      }
+      return { json: { token: s, breakGlass: true, ruleBypassed: u.ruleBypassed, unlocksInDay: u.unlocksInDay }, text: `unlocked ${s.serial}: ${s.state} (break-glass, audited)` };
     }),
 };
 

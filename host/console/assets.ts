@@ -31,6 +31,7 @@ dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; font-weight: 600; 
 .flash { padding: 8px 12px; border-left: 4px solid var(--ok); background: #ecfdf3; margin: 8px 0; }
 .error { padding: 8px 12px; border-left: 4px solid var(--bad); background: #fef3f2; margin: 8px 0; }
 .warning { padding: 8px 12px; border-left: 4px solid var(--warn); background: #fff7ed; margin: 8px 0; }
+.warning-text { color: var(--warn); }
 form.inline { display: inline-block; margin: 0 8px 8px 0; }
 .actions { display: flex; flex-wrap: wrap; gap: 8px; align-items: flex-start; }
 label { display: block; font-weight: 600; margin: 8px 0 2px; }

@@ -357,11 +357,25 @@ ${a.older !== null ? html`<a href="/console/audit${qs({ ...filters, before: a.ol
   return layout(v, w.audit, body, { nav: "audit", error });
 }
 
+/**
+ * Who asked: a member as their actor name (`console:<ID>`); an API key (`staff:<key id>`, a request through the HTTP
+ * API) as what it is, by its label and owner, so a supervisor does not take a bare id for a person, or approve what
+ * they asked themselves through a system whose key they hold (the rule refuses a recorded owner; one with none is
+ * theirs to check).
+ */
+function makerCell(v: View, a: Approval): Html {
+  const w = v.w;
+  const k = a.makerKey;
+  if (!k) return html`${a.maker}`;
+  return html`<strong>${w.makerKey}</strong> ${k.label ? (v.lang === "ja" ? html`「${k.label}」 ` : html`“${k.label}” `) : ""}<span class="muted">(${k.id})</span>${k.revoked ? html` <span class="muted">${w.makerKeyRevoked}</span>` : ""}
+<br><span class="muted">${w.makerKeyNote}</span><br>${k.owner ? w.makerKeyOwner(k.owner) : html`<span class="warning-text">${w.makerKeyNoOwner}</span>`}`;
+}
+
 export function approvalsPage(v: View, pending: Approval[], decided: Approval[], flash?: string, error?: string): Html {
   const w = v.w;
   const row = (a: Approval, actions: boolean) => html`<tr><td>${a.id}</td><td>${a.action === "unlock" ? w.unlock : a.action}</td>
 <td>${a.serial ? html`<a href="/console/keyfobs/${seg(a.serial)}">${a.serial}</a>` : ""}</td>
-<td>${a.customer ? html`<a href="/console/customers/${seg(a.customer)}">${a.customer}</a>` : ""}</td><td>${a.maker}</td><td>${when(v, a.madeAt)}</td>
+<td>${a.customer ? html`<a href="/console/customers/${seg(a.customer)}">${a.customer}</a>` : ""}</td><td>${makerCell(v, a)}</td><td>${when(v, a.madeAt)}</td>
 <td>${actions
     ? html`<form class="inline" method="post" action="/console/approvals/${a.id}/approve">${csrfField(v)}<button type="submit" aria-label="${w.approve} ${a.id}">${w.approve}</button></form>
 <form class="inline" method="post" action="/console/approvals/${a.id}/reject">${csrfField(v)}<button type="submit" class="secondary" aria-label="${w.reject} ${a.id}">${w.reject}</button></form>`

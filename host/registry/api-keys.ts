@@ -7,6 +7,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Database } from "./database.js";
+import { checkStaffName } from "./staff.js";
 import { ROLES, RegistryError, type Role } from "./types.js";
 
 const KEY_RE = /^fbk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
@@ -15,6 +16,8 @@ export interface ApiKeyInfo {
   id: string;
   role: Role;
   label: string | null;
+  /** The staff member a staff key belongs to (migration 17), refused as checker of its requests; null when none was named. */
+  owner: string | null;
   createdAt: string;
   revokedAt: string | null;
 }
@@ -23,13 +26,30 @@ function digest(secret: string): Buffer {
   return createHash("sha256").update(secret, "utf8").digest();
 }
 
-export async function createApiKey(db: Database, role: Role, label?: string, now = Date.now()): Promise<{ id: string; key: string; role: Role }> {
+/**
+ * `owner` (a staff key only): the staff member who uses the key, who then may not decide the requests it makes
+ * (approvals.ts decideApproval). It must be an active member: a key owned by nobody who can sign in names nobody.
+ */
+export async function createApiKey(db: Database, role: Role, label?: string, now = Date.now(), opts: { owner?: string } = {}): Promise<{ id: string; key: string; role: Role; owner: string | null }> {
   if (!ROLES.includes(role)) throw new RegistryError("bad_role", `role must be one of ${ROLES.join(", ")}`, "bad_input");
   if (label !== undefined && (label.length > 200 || /[\x00-\x1f]/.test(label))) throw new RegistryError("bad_label", "label must be at most 200 printable characters", "bad_input");
+  const owner = opts.owner;
+  if (owner !== undefined) {
+    if (role !== "staff") throw new RegistryError("bad_owner", `only a staff key has an owner (a ${role} key makes no requests a supervisor decides)`, "bad_input");
+    checkStaffName(owner);
+  }
   const id = randomBytes(6).toString("hex");
   const secret = randomBytes(32).toString("base64url");
-  await db.run("INSERT INTO api_keys (id, role, secret_hash, label, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)", [id, role, digest(secret), label ?? null, now]);
-  return { id, key: `fbk_${id}_${secret}`, role };
+  await db.tx(async (t) => {
+    if (owner !== undefined) {
+      // Read in the transaction that writes the key, the row held (PostgreSQL; SQLite holds the write lock): a disable
+      // committed first is seen and refuses the key; one after it is a later disable of an owner, as any other.
+      const member = await t.get<{ name: string }>(`SELECT name FROM staff WHERE name = ? AND disabled_at IS NULL${db.forUpdate}`, [owner]);
+      if (!member) throw new RegistryError("unknown_staff", `no active staff account ${owner} to own the key`, "refused");
+    }
+    await t.run("INSERT INTO api_keys (id, role, secret_hash, label, created_at, revoked_at, owner) VALUES (?, ?, ?, ?, ?, NULL, ?)", [id, role, digest(secret), label ?? null, now, owner ?? null]);
+  });
+  return { id, key: `fbk_${id}_${secret}`, role, owner: owner ?? null };
 }
 
 /** The key's id and role, or undefined for a malformed, unknown or revoked key. */
@@ -45,11 +65,12 @@ export async function authenticateApiKey(db: Database, key: string): Promise<{ i
 }
 
 export async function listApiKeys(db: Database): Promise<ApiKeyInfo[]> {
-  const rows = await db.all<{ id: string; role: Role; label: string | null; created_at: number; revoked_at: number | null }>("SELECT id, role, label, created_at, revoked_at FROM api_keys ORDER BY created_at, id");
+  const rows = await db.all<{ id: string; role: Role; label: string | null; owner: string | null; created_at: number; revoked_at: number | null }>("SELECT id, role, label, owner, created_at, revoked_at FROM api_keys ORDER BY created_at, id");
   return rows.map((r) => ({
     id: r.id,
     role: r.role,
     label: r.label,
+    owner: r.owner,
     createdAt: new Date(Number(r.created_at)).toISOString(),
     revokedAt: r.revoked_at === null ? null : new Date(Number(r.revoked_at)).toISOString(),
   }));

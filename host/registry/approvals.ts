@@ -27,6 +27,17 @@
  * the teller asked about (the same keyfob, not unlocked since the request);
  * a request that no longer fits ends `failed` (request_stale) and the teller
  * asks again.
+ *
+ * Who the maker is: a request asked in the console names its member
+ * (`console:<ID>`); one asked through the HTTP API names its key
+ * (`staff:<key id>`, host/server/app.ts), not a person, so the person behind
+ * the key could approve it in the console under their own name. A staff key
+ * may name its owner (migration 17, `fobkit bank add-key --owner`): the owner
+ * is refused as checker (own_request), and the console's approvals page names
+ * the key's label and owner, or says that none is recorded (a key made
+ * before, or without --owner), for the supervisor to judge. Not caught: one
+ * person with two console accounts (accounts are one per person by the
+ * bank's staff administration), or an owner who hands the key to someone.
  */
 import { randomBytes } from "node:crypto";
 import type { Database, Sql } from "./database.js";
@@ -53,6 +64,11 @@ export interface Approval {
   checker: string | null;
   decidedAt: string | null;
   outcome: string | null;
+  /**
+   * When the maker is a staff API key (`staff:<key id>`, a request through the HTTP API): the key as api_keys has it,
+   * so the console names the key's label and owner rather than a bare id. Absent for a console maker, or a key gone.
+   */
+  makerKey?: { id: string; label: string | null; owner: string | null; revoked: boolean };
 }
 
 interface ApprovalRow {
@@ -167,6 +183,23 @@ export async function unlockUnderRule(registry: Registry, customer: string, acto
   }
 }
 
+/**
+ * The CLI's unlock (`fobkit bank unlock`): the operator's break-glass path, outside the rule. Whoever runs the CLI
+ * holds the database and the key file, so could lift a lock with SQL anyway; a refusal here would stop nobody, and
+ * would leave an operator without a way to unlock when the console is down. What the rule cannot do here, the
+ * audit does: the `ok` record says breakGlass, how many unlocks of the customer it counted in the last 24 hours
+ * (unlocksInDay), and ruleBypassed when a teller would have needed a supervisor's approval for it. The count is
+ * read just before the unlock, not with it (an unlock racing with it may be missed): it tells the reader, it
+ * decides nothing. A break-glass unlock is an `unlock ok` like any: it counts towards the tellers' two a day, and
+ * makes a pending request for that lock stale.
+ */
+export async function unlockBreakGlass(registry: Registry, customer: string, actor: Actor, now = Date.now()): Promise<{ token: TokenStatus; unlocksInDay: number; ruleBypassed: boolean }> {
+  const unlocksInDay = await unlocksSince(registry.db, customer, now - UNLOCK_WINDOW_MS);
+  const ruleBypassed = unlocksInDay >= TELLER_UNLOCKS_PER_DAY;
+  const token = await registry.unlock(customer, actor, undefined, undefined, { breakGlass: true, ruleBypassed, unlocksInDay });
+  return { token, unlocksInDay, ruleBypassed };
+}
+
 /** Withdraw under the rule: only a supervisor records "stolen". */
 export async function withdrawUnderRule(registry: Registry, customer: string, reason: WithdrawReason, actor: Actor, authority: Authority, now = Date.now(), serial?: string): Promise<TokenStatus> {
   if (authority !== "supervisor" && SUPERVISOR_REASONS.includes(reason)) {
@@ -181,12 +214,35 @@ export async function withdrawUnderRule(registry: Registry, customer: string, re
   return registry.withdraw(customer, reason, actor, onlySerial(serial));
 }
 
+/** The API key behind a maker `staff:<key id>` (the HTTP API's actor name, host/server/app.ts), else undefined. */
+const MAKER_KEY_RE = /^staff:([0-9a-f]{12})$/;
+interface KeyRow {
+  id: string;
+  label: string | null;
+  owner: string | null;
+  revoked_at: number | null;
+}
+
+async function keysOf(db: Sql, makers: string[]): Promise<Map<string, KeyRow>> {
+  const ids = [...new Set(makers.map((m) => MAKER_KEY_RE.exec(m)?.[1]).filter((x): x is string => x !== undefined))];
+  if (ids.length === 0) return new Map();
+  const rows = await db.all<KeyRow>(`SELECT id, label, owner, revoked_at FROM api_keys WHERE id IN (${ids.map(() => "?").join(", ")})`, ids);
+  return new Map(rows.map((r) => ["staff:" + r.id, r]));
+}
+
 export async function listApprovals(db: Database, state?: Approval["state"], limit = 100): Promise<Approval[]> {
   const rows = state
     ? await db.all<ApprovalRow>(`SELECT * FROM approvals WHERE state = ? ORDER BY made_at DESC, id LIMIT ${limit}`, [state])
     : await db.all<ApprovalRow>(`SELECT * FROM approvals ORDER BY made_at DESC, id LIMIT ${limit}`);
-  return rows.map(toApproval);
+  const keys = await keysOf(db, rows.map((r) => r.maker));
+  return rows.map((r) => {
+    const k = keys.get(r.maker);
+    return k ? { ...toApproval(r), makerKey: { id: k.id, label: k.label, owner: k.owner, revoked: k.revoked_at !== null } } : toApproval(r);
+  });
 }
+
+/** The staff ID of a console actor (`console:<ID>`), else undefined (an API key, the CLI). */
+const consoleName = (actor: string) => (actor.startsWith("console:") ? actor.slice("console:".length) : undefined);
 
 /**
  * A supervisor decides a pending request. The claim (the request is still
@@ -206,16 +262,28 @@ export async function listApprovals(db: Database, state?: Approval["state"], lim
 export async function decideApproval(registry: Registry, id: string, approve: boolean, checker: Actor, now = Date.now()): Promise<{ approval: Approval; token?: TokenStatus }> {
   if (!/^[0-9a-f]{12}$/.test(id)) throw new RegistryError("bad_approval", "an approval id is 12 hex digits", "bad_input");
   const db = registry.db;
-  const check = (row: ApprovalRow | undefined): ApprovalRow => {
+  // The maker key's owner (migration 17), read with the request each time it is checked. A key's owner is written
+  // once, when the key is made (api-keys.ts; nothing changes it), so reading it beside the request row is enough.
+  const check = async (t: Sql, row: ApprovalRow | undefined): Promise<{ row: ApprovalRow; owner: string | null }> => {
     if (!row) throw new RegistryError("unknown_approval", `no approval request ${id}`, "not_found");
     if (row.state !== "pending") throw new RegistryError("already_decided", `request ${id} was already decided (${row.state}${row.checker ? " by " + row.checker : ""})`, "refused");
     if (row.maker === checker.name) throw new RegistryError("own_request", "the maker of a request cannot approve it: a second person must", "refused");
-    return row;
+    const key = (await keysOf(t, [row.maker])).get(row.maker);
+    const owner = key?.owner ?? null;
+    // A request asked through the HTTP API names the key, not the person: its owner is that person, so is refused too.
+    if (owner !== null && owner === consoleName(checker.name)) {
+      throw new RegistryError("own_request", `the request was made with API key ${key!.id}${key!.label ? ` (${key!.label})` : ""}, which is ${owner}'s: a second person must decide it`, "refused", { makerKey: key!.id });
+    }
+    return { row, owner };
   };
   const claim = async (t: Sql): Promise<ApprovalRow> => {
-    const row = check(await t.get<ApprovalRow>(`SELECT * FROM approvals WHERE id = ?${db.forUpdate}`, [id]));
+    const { row, owner } = await check(t, await t.get<ApprovalRow>(`SELECT * FROM approvals WHERE id = ?${db.forUpdate}`, [id]));
     await t.run("UPDATE approvals SET state = ?, checker = ?, decided_at = ? WHERE id = ?", [approve ? "approved" : "rejected", checker.name, now, id]);
-    await auditRecord(t, checker, approve ? "approve" : "reject", "ok", now, { serial: row.serial, customer: row.customer, detail: { approval: id, action: row.action, maker: row.maker } });
+    await auditRecord(t, checker, approve ? "approve" : "reject", "ok", now, {
+      serial: row.serial,
+      customer: row.customer,
+      detail: { approval: id, action: row.action, maker: row.maker, ...(owner !== null ? { makerKeyOwner: owner } : {}) },
+    });
     return row;
   };
   if (!approve) {
@@ -223,7 +291,7 @@ export async function decideApproval(registry: Registry, id: string, approve: bo
     return { approval: toApproval({ ...claimed, state: "rejected", checker: checker.name, decided_at: now }) };
   }
   // What the unlock's guard needs, read first (the claim checks the request again under its lock).
-  const asked = check(await db.get<ApprovalRow>("SELECT * FROM approvals WHERE id = ?", [id]));
+  const { row: asked } = await check(db, await db.get<ApprovalRow>("SELECT * FROM approvals WHERE id = ?", [id]));
   // The approval is for the lock the teller saw: the same keyfob, not unlocked since.
   // Otherwise (the customer holds another keyfob now, or this lock was lifted and
   // the keyfob locked again) a supervisor would lift a lock nobody asked about.

@@ -477,6 +477,16 @@ CREATE TYPE batch_audit AS (n INTEGER, i INTEGER, at BIGINT, actor TEXT, source 
     name: "key_rotation_lease: at most one bank rotate-key at a time on the database, naming its holder",
     sql: "CREATE TABLE key_rotation_lease (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, holder TEXT NOT NULL, taken_at BIGINT NOT NULL)",
   },
+  {
+    version: 17,
+    // A request asked through the HTTP API has maker `staff:<key id>`, so the person behind the key could approve it
+    // in the console under their own name (attack review follow-up). A staff key may name its owner, a staff member
+    // (`bank add-key --owner`); approvals.ts refuses the owner as checker. NULL for every key made before: nobody is
+    // named, and the console says so. No foreign key: staff IDs are never reused or deleted (disabled only), and
+    // api-keys.ts checks the owner is an active member when the key is made.
+    name: "api_keys.owner: the staff member a staff API key belongs to, refused as checker of the key's own requests",
+    sql: "ALTER TABLE api_keys ADD COLUMN owner TEXT",
+  },
 ];
 
 /** Applies what is missing; returns the versions applied now. */

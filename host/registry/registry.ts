@@ -295,8 +295,9 @@ export class Registry {
    * may decide again from a fresher row); a refusal it names is audited and thrown.
    * `within`: statements that commit with the unlock, in its transaction
    * (maker-checker's claim of the approval, token-store.ts WithinDecision).
+   * `note`: more for the `ok` record's detail (the CLI's break-glass unlock says so, approvals.ts).
    */
-  async unlock(customer: string, actor: Actor, guard?: UnlockGuard, within?: WithinDecision): Promise<TokenStatus> {
+  async unlock(customer: string, actor: Actor, guard?: UnlockGuard, within?: WithinDecision, note?: Record<string, unknown>): Promise<TokenStatus> {
     checkCustomer(customer);
     return this.store.decide({ customer }, actor, (row) => {
       if (!row) return this.refusal("unlock", "no_token", `customer ${customer} holds no token`, null, customer);
@@ -309,7 +310,7 @@ export class Registry {
       const change = { state, fail_count: 0, updated_at: this.now() };
       return {
         change,
-        audit: [{ action: "unlock", outcome: "ok", serial: row.serial, customer, detail: { to: state, failures: row.fail_count } }],
+        audit: [{ action: "unlock", outcome: "ok", serial: row.serial, customer, detail: { to: state, failures: row.fail_count, ...note } }],
         outcome: toStatus({ ...row, ...change }),
       };
     }, within ? { within } : {});

@@ -37,7 +37,9 @@
  * The try is counted BEFORE the password is checked, by one conditional
  * UPDATE (this address not locked now; the fifth try sets the lock), so any
  * number of parallel sign-ins from one address get at most five tries
- * between them; a right password then resets that address's count. An unknown,
+ * between them; a right password then resets that address's count. A try
+ * whose scrypt fails (a server error, not a wrong password) is given back
+ * (giveBack says why that keeps the limit), so server errors never lock. An unknown,
  * disabled or locked account still costs one scrypt against a dummy hash, so
  * the answer's timing does not tell a known staff ID from an unknown one
  * (the dummy is at today's N = 2^17: a member whose hash is still N = 2^15
@@ -543,12 +545,32 @@ async function checkSignIn(db: Database, name: string, password: string, source:
     await db.tx((t) => auditRecord(t, actor, "signin", "locked", now, { detail: { lockedUntil: until ? iso(until) : null } }));
     return { ok: false, reason: "locked" };
   }
-  if (await verifyPassword(row.password_hash, password)) {
+  let right: boolean;
+  try {
+    right = await verifyPassword(row.password_hash, password);
+  } catch (e) {
+    // scrypt failed (a server error: OpenSSL refused the memory, say): no password was checked, so the try is given
+    // back (see giveBack for why that keeps the limit on parallel guesses). Before, it stayed counted: five server
+    // errors locked the member out from this address, audited as their guesses. The error still reaches the caller
+    // (the console's plain 500); if the give-back itself fails, that error is dropped and the try stays counted, as before.
+    await giveBack(db, name, from).catch(() => undefined);
+    throw e;
+  }
+  if (right) {
     // A hash under older parameters is re-made under SCRYPT's now that the password is known right. Computed here,
     // still inside the sign-in gate (so at most KDF_PARALLEL scrypts run at once, upgrades included) and before the
     // transaction (which would otherwise hold the database's write lock, or a connection, for the whole scrypt);
-    // written in the transaction that records the sign-in, and only over the hash just verified.
-    const upgraded = needsRehash(row.password_hash) ? await makeHash(password.slice(0, MAX_PASSWORD)) : undefined;
+    // written in the transaction that records the sign-in, and only over the hash just verified. A re-making that
+    // fails (a server error) does not fail the sign-in: the password was checked right, so the member signs in under
+    // the old hash, re-made at a later sign-in (the audit's `ok` says passwordRehashFailed). Failing it left the try
+    // counted and the member answered 500, so a server short of memory locked out every member with an old hash.
+    let rehashFailed = false;
+    const upgraded = needsRehash(row.password_hash)
+      ? await makeHash(password.slice(0, MAX_PASSWORD)).catch(() => {
+          rehashFailed = true;
+          return undefined;
+        })
+      : undefined;
     // The member may have been disabled since the SELECT above (during the scrypt, most likely). Whether they still
     // may sign in is decided by the first statement of the transaction that makes the session and writes the audit,
     // so the two cannot disagree (attack review L1: the sign-in was audited `ok` and its session, made after, refused).
@@ -569,7 +591,8 @@ async function checkSignIn(db: Database, name: string, password: string, source:
       await t.run("DELETE FROM staff_signin_locks WHERE staff = ? AND source = ?", [name, from]);
       const rehashed = upgraded !== undefined && (await t.run("UPDATE staff SET password_hash = ? WHERE name = ? AND password_hash = ?", [upgraded, name, row.password_hash])) > 0;
       const session = await insertSession(t, name, source, now);
-      await auditRecord(t, actor, "signin", "ok", now, rehashed ? { detail: { passwordRehashed: { from: hashParams(row.password_hash), to: hashParams(upgraded!) } } } : {});
+      const detail = rehashed ? { passwordRehashed: { from: hashParams(row.password_hash), to: hashParams(upgraded!) } } : rehashFailed ? { passwordRehashFailed: hashParams(row.password_hash) } : undefined;
+      await auditRecord(t, actor, "signin", "ok", now, detail ? { detail } : {});
       return { ok: true, name: row.name, role: row.role, session };
     });
   }
@@ -582,6 +605,35 @@ async function checkSignIn(db: Database, name: string, password: string, source:
     if (locked) await t.run("DELETE FROM staff_signin_locks WHERE locked_until < ?", [now - SIGNIN_LOCK_KEPT_MS]);
   });
   return { ok: false, reason: "bad_credentials" };
+}
+
+/**
+ * Takes back one try counted by checkSignIn's UPDATE, for a try whose password was never checked (its scrypt failed).
+ * Why this keeps the guarantee that parallel tries from one address get at most SIGNIN_LOCK_AFTER answers between
+ * locks: a row's failed_signins is always (answered tries) + (tries counted and still in flight) since the row was
+ * last reset, since each try adds one before its scrypt and only a try that got no answer takes one away, after its
+ * scrypt failed. So answered <= failed_signins, at every moment. The lock is a function of the count: the try that
+ * makes it 5k sets lock k, and no try counts while it holds. A give-back that brings the count from 5k to 5k - 1
+ * lifts that lock (whichever try set it: the ones answered are at most 5k - 1, so lock k is not owed yet), and the
+ * next try to count makes it 5k again and sets lock k anew; lock k - 1 had ended already, or no try could have
+ * counted past 5(k - 1). Decrementing rather than "restoring the old value" is what makes it safe under races: each
+ * UPDATE is one statement that reads the row's newest count (SQLite: one writer at a time; PostgreSQL 15 manual,
+ * 13.2.1 "Read Committed Isolation Level": an UPDATE waits on a row another transaction updates, then works on its
+ * newest version), so tries that counted between this try's count and its give-back keep theirs, and a try refused
+ * as locked meanwhile was refused rightly (the count said so then) and was never counted.
+ * What it cannot tell: a row reset during the failed try (a right password from this address or a supervisor's
+ * unlock deletes it, so does the pruning of a lock ended a week ago) and counted anew; the give-back then takes one
+ * of the new tries. That is one try per server error that straddles a reset, never below zero, and a guesser cannot
+ * time it (it needs scrypt to fail on demand, and a right password at that address, or a supervisor's unlock, at that
+ * moment). Exact would need a row generation the try carries (a column, a migration): not worth one try per such event.
+ */
+async function giveBack(db: Database, name: string, from: string): Promise<void> {
+  await db.run(
+    `UPDATE staff_signin_locks SET failed_signins = failed_signins - 1,
+       locked_until = CASE WHEN failed_signins % ${SIGNIN_LOCK_AFTER} = 0 THEN NULL ELSE locked_until END
+     WHERE staff = ? AND source = ? AND failed_signins > 0`,
+    [name, from],
+  );
 }
 
 // ------------------------------------------------------------------ sessions

@@ -155,6 +155,35 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     expect(await bank("audit", "--serial", "FK0001", "--request", "app-1:x", "--json")).toMatchObject({ code: 0, json: { records: [] } });
   });
 
+  it("unlock is the operator's break-glass path: no maker-checker, said in --help, and each unlock audited as break-glass, naming the rule it passed", async () => {
+    const help = await bank("unlock", "--help");
+    expect(help.stdout).toMatch(/break-glass/);
+    expect(help.stdout).toMatch(/maker-checker/);
+    await bank("import", pskcFile("u.pskc", ["FK0001"]), "--password-file", join(dir, "password"));
+    await bank("issue", "--serial", "FK0001", "--customer", "c1");
+    expect((await bank("activate", "--serial", "FK0001", "--code", code("FK0001"))).code).toBe(0);
+    const outs = [];
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 5; j++) await bank("verify", "--customer", "c1", "--code", "00000000");
+      outs.push(await bank("unlock", "--customer", "c1", "--staff", "ops", "--json"));
+    }
+    // The third in 24 hours is past what a teller may do alone: done all the same (the operator holds the database and
+    // the key file), and said so, on the answer and in the audit.
+    expect(outs.map((o) => [o.code, o.json.breakGlass, o.json.ruleBypassed])).toEqual([
+      [0, true, false],
+      [0, true, false],
+      [0, true, true],
+    ]);
+    expect(outs[2].stderr).toMatch(/break-glass.*maker-checker/);
+    const audit = await bank("audit", "--customer", "c1", "--json");
+    const unlocks = audit.json.records.filter((x: any) => x.action === "unlock").sort((a: any, b: any) => a.id - b.id);
+    expect(unlocks.map((u: any) => [u.actor, u.source, u.outcome, u.detail.breakGlass, u.detail.ruleBypassed, u.detail.unlocksInDay])).toEqual([
+      ["staff:ops", "cli", "ok", true, false, 0],
+      ["staff:ops", "cli", "ok", true, false, 1],
+      ["staff:ops", "cli", "ok", true, true, 2],
+    ]);
+  });
+
   it("withdraw: a lost keyfob is retired without its code and never issued again; a bad reason is 2 and changes nothing", async () => {
     await bank("import", pskcFile("w.pskc", ["FK0001", "FK0002"]), "--password-file", join(dir, "password"));
     await bank("issue", "--serial", "FK0001", "--customer", "c1");
@@ -238,6 +267,17 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     expect((await bank("revoke-key", "--id", k.json.id)).code).toBe(0);
     expect((await bank("revoke-key", "--id", k.json.id)).code).toBe(1);
     expect((await bank("add-key", "--role", "admin")).code).toBe(2);
+  });
+
+  it("add-key --owner: a staff key names the staff member who uses it; an unknown owner or a non-staff key is refused, nothing made", async () => {
+    writeFileSync(join(dir, "suzuki.pw"), "suzuki-supervisor-pw-1\n", { mode: 0o600 });
+    expect((await bank("add-staff", "--name", "suzuki", "--role", "supervisor", "--password-file", join(dir, "suzuki.pw"))).code).toBe(0);
+    const k = await bank("add-key", "--role", "staff", "--label", "teller app", "--owner", "suzuki", "--json");
+    expect(k).toMatchObject({ code: 0, json: { role: "staff", owner: "suzuki" } });
+    expect(await bank("add-key", "--role", "staff", "--owner", "nobody", "--json")).toMatchObject({ code: 1, json: { error: { code: "unknown_staff" } } });
+    expect(await bank("add-key", "--role", "channel", "--owner", "suzuki", "--json")).toMatchObject({ code: 2, json: { error: { code: "bad_owner" } } });
+    expect((await bank("list-keys", "--json")).json.keys).toEqual([expect.objectContaining({ id: k.json.id, role: "staff", owner: "suzuki" })]);
+    expect((await bank("list-keys")).stdout).toContain("owner suzuki");
   });
 
   it("rotate-key re-seals every seed under a new key; --prune drops the old one", async () => {
