@@ -10,20 +10,8 @@ import type { Database } from "../../host/registry/database.js";
 import { ENGINES, freshDb } from "../registry/support.js";
 
 /** After `pass` more scrypt calls succeed, the next `failures` fail, as OpenSSL does when it cannot have the memory. */
-const inject = vi.hoisted(() => ({ pass: 0, failures: 0 }));
-vi.mock("node:crypto", async (importOriginal) => {
-  const real = await importOriginal<typeof import("node:crypto")>();
-  const scrypt = (...args: unknown[]) => {
-    if (inject.failures > 0 && inject.pass-- <= 0) {
-      inject.failures--;
-      const cb = args[args.length - 1] as (err: Error | null) => void;
-      process.nextTick(() => cb(new RangeError("Invalid scrypt params: memory limit exceeded")));
-      return;
-    }
-    return (real.scrypt as (...a: unknown[]) => void)(...args);
-  };
-  return { ...real, default: { ...real, scrypt }, scrypt };
-});
+const inject = vi.hoisted(() => ({ pass: 0, failures: 0, calls: 0 }));
+vi.mock("node:crypto", async (importOriginal) => (await import("../support/failing-scrypt.js")).withFailingScrypt(await importOriginal(), inject));
 
 const ADMIN = { name: "staff:admin", source: "cli" };
 const PW = "error-case-member-password";

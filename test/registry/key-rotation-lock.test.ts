@@ -135,6 +135,20 @@ describe.each(ENGINES)("two key changes at once on $name", (engine) => {
     }
   }
 
+  /**
+   * A runs `a` with its rename held; once A has read the file (its temp file exists), B runs `b` (with `bEnv`, default
+   * the same) to its end. Fails as not forced (retried by FORCED) unless B ended inside A's hold. Returns both runs.
+   */
+  async function race(a: string[], b: string[], bEnv: NodeJS.ProcessEnv = env): Promise<{ ra: Run; b: Run }> {
+    const pa = run([...a, "--json"], env, { holdRename: true });
+    await tempFileIn(dir, pa);
+    const rb = await run([...b, "--json"], bEnv);
+    const held = heldNow(dir);
+    const ra = await pa;
+    forced(held);
+    return { ra, b: rb };
+  }
+
   function refusedAsBusy(r: Run): void {
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/refused: rotation_in_progress: .*locked by bank rotate-key \(pid \d+ on \S+, since \d{4}-/);
@@ -142,12 +156,7 @@ describe.each(ENGINES)("two key changes at once on $name", (engine) => {
   }
 
   it("rotate-key while another rotate-key is between reading and writing the file: the second is refused, no key lost", FORCED, async () => {
-    const a = run(["bank", "rotate-key", "--json"], env, { holdRename: true });
-    await tempFileIn(dir, a);
-    const b = await run(["bank", "rotate-key", "--json"], env);
-    const held = heldNow(dir);
-    const ra = await a;
-    forced(held);
+    const { ra, b } = await race(["bank", "rotate-key"], ["bank", "rotate-key"]);
     await everyRowOpensWith(file);
     expect(ra.code, ra.stderr).toBe(0);
     refusedAsBusy(b);
@@ -158,12 +167,7 @@ describe.each(ENGINES)("two key changes at once on $name", (engine) => {
   });
 
   it("rotate-key while --stage is between reading and writing the file: the rotation is refused, its key never lost", FORCED, async () => {
-    const a = run(["bank", "rotate-key", "--stage", "--json"], env, { holdRename: true });
-    await tempFileIn(dir, a);
-    const b = await run(["bank", "rotate-key", "--json"], env);
-    const held = heldNow(dir);
-    const ra = await a;
-    forced(held);
+    const { ra, b } = await race(["bank", "rotate-key", "--stage"], ["bank", "rotate-key"]);
     await everyRowOpensWith(file);
     expect(ra.code, ra.stderr).toBe(0);
     refusedAsBusy(b);
@@ -175,12 +179,7 @@ describe.each(ENGINES)("two key changes at once on $name", (engine) => {
     // A rotation done, so the file holds a retired key for --prune to drop.
     const first = await run(["bank", "rotate-key", "--json"], env);
     expect(first.code, first.stderr).toBe(0);
-    const a = run(["bank", "rotate-key", "--no-new-key", "--prune", "--json"], env, { holdRename: true });
-    await tempFileIn(dir, a);
-    const b = await run(["bank", "rotate-key", "--json"], env);
-    const held = heldNow(dir);
-    const ra = await a;
-    forced(held);
+    const { ra, b } = await race(["bank", "rotate-key", "--no-new-key", "--prune"], ["bank", "rotate-key"]);
     await everyRowOpensWith(file);
     expect(ra.code, ra.stderr).toBe(0);
     refusedAsBusy(b);
@@ -190,12 +189,7 @@ describe.each(ENGINES)("two key changes at once on $name", (engine) => {
   it("two servers, each with its own copy of the key file, rotate at once: the database refuses the second", FORCED, async () => {
     const other = join(dir, "other.kek");
     copyFileSync(file, other);
-    const a = run(["bank", "rotate-key", "--json"], env, { holdRename: true });
-    await tempFileIn(dir, a);
-    const b = await run(["bank", "rotate-key", "--json"], { ...env, FOBKIT_BANK_KEK_FILE: other });
-    const held = heldNow(dir);
-    const ra = await a;
-    forced(held);
+    const { ra, b } = await race(["bank", "rotate-key"], ["bank", "rotate-key"], { ...env, FOBKIT_BANK_KEK_FILE: other });
     expect(ra.code, ra.stderr).toBe(0);
     refusedAsBusy(b);
     expect(b.stderr).toMatch(/another server/);
@@ -211,12 +205,7 @@ describe.each(ENGINES)("two key changes at once on $name", (engine) => {
       const reg2 = new Registry(second.db, { keys: KeyRing.fromFile(file) });
       const other = token("RL900", randomBytes(20));
       await reg2.register([other], ACTOR, "test");
-      const a = run(["bank", "rotate-key", "--json"], env, { holdRename: true });
-      await tempFileIn(dir, a);
-      const b = await run(["bank", "rotate-key", "--json"], { ...env, FOBKIT_BANK_DB: second.url });
-      const held = heldNow(dir);
-      const ra = await a;
-      forced(held);
+      const { ra, b } = await race(["bank", "rotate-key"], ["bank", "rotate-key"], { ...env, FOBKIT_BANK_DB: second.url });
       await everyRowOpensWith(file);
       const row = (await second.db.get<{ kek_id: string; seed: Uint8Array }>("SELECT kek_id, seed FROM tokens WHERE serial = 'RL900'"))!;
       const ring = KeyRing.fromFile(file);
