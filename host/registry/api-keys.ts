@@ -27,12 +27,33 @@ function digest(secret: string): Buffer {
 }
 
 /**
+ * Characters a label may not hold: controls (Cc: U+0000-U+001F, U+007F-U+009F), format characters (Cf: the bidi
+ * overrides and isolates U+202A-U+202E and U+2066-U+2069, zero-width U+200B-U+200D, U+FEFF, soft hyphen, tags) and
+ * the line and paragraph separators (Zl U+2028, Zp U+2029). The console's approvals page names a key as "API key
+ * '<label>' (owner: <name>)": a bidi override or a line break in the label could make that line read as naming
+ * another key or owner, a zero-width character make two labels look alike (attack review L7; before, only
+ * U+0000-U+001F were refused). General categories as ECMAScript's \p{...} has them (ECMA-262, "CharacterClassEscape"
+ * with the u flag; Unicode UAX #44, General_Category), so a Node whose ICU knows a newer Unicode refuses its new ones too.
+ */
+const LABEL_REFUSED = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+
+/** Refuses a label over 200 characters or holding a character of LABEL_REFUSED, naming its code point. */
+function checkLabel(label: string): void {
+  if (label.length > 200) throw new RegistryError("bad_label", `label must be at most 200 characters (got ${label.length})`, "bad_input");
+  const bad = LABEL_REFUSED.exec(label);
+  if (bad) {
+    const cp = "U+" + bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+    throw new RegistryError("bad_label", `label may not contain ${cp} (character ${[...label.slice(0, bad.index)].length + 1}): control, invisible formatting (bidi, zero-width) and line/paragraph separator characters are refused, as they can make the console's approvals page misname a key`, "bad_input");
+  }
+}
+
+/**
  * `owner` (a staff key only): the staff member who uses the key, who then may not decide the requests it makes
  * (approvals.ts decideApproval). It must be an active member: a key owned by nobody who can sign in names nobody.
  */
 export async function createApiKey(db: Database, role: Role, label?: string, now = Date.now(), opts: { owner?: string } = {}): Promise<{ id: string; key: string; role: Role; owner: string | null }> {
   if (!ROLES.includes(role)) throw new RegistryError("bad_role", `role must be one of ${ROLES.join(", ")}`, "bad_input");
-  if (label !== undefined && (label.length > 200 || /[\x00-\x1f]/.test(label))) throw new RegistryError("bad_label", "label must be at most 200 printable characters", "bad_input");
+  if (label !== undefined) checkLabel(label);
   const owner = opts.owner;
   if (owner !== undefined) {
     if (role !== "staff") throw new RegistryError("bad_owner", `only a staff key has an owner (a ${role} key makes no requests a supervisor decides)`, "bad_input");

@@ -496,7 +496,7 @@ export type SignIn = { ok: true; name: string; role: StaffRole; session: NewSess
 /**
  * Checks a staff ID and password, counting the try first (see the file's
  * comment), and on a right one starts the member's console session. Audited:
- * `signin` ok / bad_password / locked / disabled / unknown_staff, one record
+ * `signin` ok / bad_password / locked / disabled / unknown_staff / error (a server error: see failedSignIn), one record
  * per sign-in, saying what it came to: `ok` is written in the transaction
  * that makes the session, and only if the member is still enabled there.
  */
@@ -508,10 +508,10 @@ async function checkSignIn(db: Database, name: string, password: string, source:
   const actor = consoleActor(NAME_RE.test(name) ? name : "?", source);
   const row = NAME_RE.test(name) ? await db.get<StaffRow>("SELECT * FROM staff WHERE name = ?", [name]) : undefined;
   if (!row || row.disabled_at !== null) {
-    await verifyPassword(await dummy(), password);
     // An ID no account has is not written down: it is as often a password typed into the
     // Staff ID field, and every teller reads the audit.
     const who = row ? actor : consoleActor("?", source);
+    await dummy().then((d) => verifyPassword(d, password)).catch((e) => failedSignIn(db, who, now, e));
     await db.tx((t) => auditRecord(t, who, "signin", row ? "disabled" : "unknown_staff", now));
     return { ok: false, reason: "bad_credentials" };
   }
@@ -532,7 +532,7 @@ async function checkSignIn(db: Database, name: string, password: string, source:
   );
   const mine = () => db.get<{ failed_signins: number; locked_until: number | null }>("SELECT failed_signins, locked_until FROM staff_signin_locks WHERE staff = ? AND source = ?", [name, from]);
   if (counted === 0) {
-    await verifyPassword(await dummy(), password);
+    await dummy().then((d) => verifyPassword(d, password)).catch((e) => failedSignIn(db, actor, now, e));
     const account = await db.get<{ locked_until: number | null; disabled_at: number | null }>("SELECT locked_until, disabled_at FROM staff WHERE name = ?", [name]);
     // Not counted because the member was disabled since the SELECT above (the count's EXISTS refuses a disabled
     // member too): audited and answered as a disabled account, not as a lock (attack review L1).
@@ -554,7 +554,7 @@ async function checkSignIn(db: Database, name: string, password: string, source:
     // errors locked the member out from this address, audited as their guesses. The error still reaches the caller
     // (the console's plain 500); if the give-back itself fails, that error is dropped and the try stays counted, as before.
     await giveBack(db, name, from).catch(() => undefined);
-    throw e;
+    return failedSignIn(db, actor, now, e);
   }
   if (right) {
     // A hash under older parameters is re-made under SCRYPT's now that the password is known right. Computed here,
@@ -605,6 +605,20 @@ async function checkSignIn(db: Database, name: string, password: string, source:
     if (locked) await t.run("DELETE FROM staff_signin_locks WHERE locked_until < ?", [now - SIGNIN_LOCK_KEPT_MS]);
   });
   return { ok: false, reason: "bad_credentials" };
+}
+
+/**
+ * A sign-in whose scrypt failed (a server error: no password was checked, and it is answered with none of the
+ * outcomes above) is audited `signin` `error`, so the audit holds one record per sign-in (attack review L5: before,
+ * such a sign-in left none). The record is the same for every ID but for the actor, which is the one that ID's other
+ * records carry (`console:?` for an ID no account has, as unknown_staff's): no detail, so nothing of the password or
+ * its hash, and nothing that would tell a known ID from an unknown one where the other records do not. Best-effort:
+ * if the record cannot be written (the database is in trouble too, say), that error is dropped and scrypt's reaches
+ * the caller all the same (the console's plain 500, one page for every ID).
+ */
+async function failedSignIn(db: Database, who: Actor, now: number, e: unknown): Promise<never> {
+  await db.tx((t) => auditRecord(t, who, "signin", "error", now)).catch(() => undefined);
+  throw e;
 }
 
 /**

@@ -4,7 +4,9 @@
  * file only (vi.mock), so production's code has no seam for it. A failed making is not kept: the sign-in that met it
  * fails as a server error (the console's plain 500, the same page a known ID's failing scrypt gives), and the next
  * one makes the dummy again and is answered as usual. Before the fix the rejected promise was kept, and every later
- * sign-in for an unknown or disabled ID failed at once, for good, while known IDs signed in.
+ * sign-in for an unknown or disabled ID failed at once, for good, while known IDs signed in. The failed sign-in is
+ * audited `signin` `error` (attack review L5), its actor as that ID's other records have it (`console:?` for an ID no
+ * account has), and nothing else that tells a known ID from an unknown one.
  */
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -25,6 +27,7 @@ describe.each(ENGINES)("a failed dummy hash on $name", (engine) => {
   let drop: () => Promise<void>;
   // A fresh staff.ts per case: its dummy is made once per process and cost, and each case starts with none.
   let staff: typeof import("../../host/registry/staff.js");
+  const records = () => db.all<{ actor: string; source: string; outcome: string; detail: string | null; serial: string | null; customer: string | null }>("SELECT actor, source, outcome, detail, serial, customer FROM audit WHERE action = 'signin' ORDER BY id");
 
   beforeEach(async () => {
     vi.resetModules();
@@ -50,9 +53,11 @@ describe.each(ENGINES)("a failed dummy hash on $name", (engine) => {
     expect(inject.calls - before).toBe(2); // the dummy made (once), then checked against
     expect(await staff.signIn(db, "nobody", "wrong-password-4", "198.51.100.1")).toEqual({ ok: false, reason: "bad_credentials" });
     expect(await staff.signIn(db, "sato", PW, "198.51.100.1")).toMatchObject({ ok: true, name: "sato" });
-    const outcomes = (await db.all<{ outcome: string }>("SELECT outcome FROM audit WHERE action = 'signin' ORDER BY id")).map((a) => a.outcome);
-    // The failed one left no record (it was not answered); each answered one did.
-    expect(outcomes).toEqual(["unknown_staff", "unknown_staff", "ok"]);
+    // One record per sign-in: the failed one as `error`, under the same actor (no ID) as the unknown ID's answered ones.
+    const r = await records();
+    expect(r.map((a) => a.outcome)).toEqual(["error", "unknown_staff", "unknown_staff", "ok"]);
+    expect(r[0]).toEqual({ ...r[1], outcome: "error" });
+    expect(r[0]).toEqual({ actor: "console:?", source: "198.51.100.1", outcome: "error", detail: null, serial: null, customer: null });
   }, 30_000);
 
   it("a disabled ID: the same (its sign-ins are checked against the dummy too)", async () => {
@@ -60,6 +65,10 @@ describe.each(ENGINES)("a failed dummy hash on $name", (engine) => {
     await expect(staff.signIn(db, "gone", PW, "198.51.100.3")).rejects.toThrow(/memory limit exceeded/);
     expect(await staff.signIn(db, "gone", PW, "198.51.100.3")).toEqual({ ok: false, reason: "bad_credentials" });
     expect(await staff.signIn(db, "gone", PW, "198.51.100.3")).toEqual({ ok: false, reason: "bad_credentials" });
+    // The failed one recorded as the `disabled` ones are (the ID named, as they name it), outcome `error`.
+    const r = await records();
+    expect(r.map((a) => a.outcome)).toEqual(["error", "disabled", "disabled"]);
+    expect(r[0]).toEqual({ ...r[1], outcome: "error" });
   }, 30_000);
 
   it("through the console: the failure is the same plain 500 for an unknown ID as for a known one, and the next unknown ID gets its usual 401", async () => {
@@ -83,6 +92,12 @@ describe.each(ENGINES)("a failed dummy hash on $name", (engine) => {
       expect((await c.signIn("nobody", "wrong-password-6")).status).toBe(401);
       expect((await c.signIn("sato", "wrong-password-6")).status).toBe(401);
       expect((await c.signIn("sato", PW)).status).toBe(303);
+      // One record per sign-in, the two 500s each an `error` differing only in the actor (as unknown_staff's and
+      // bad_password's do: an ID no account has is never written down).
+      const r = await records();
+      expect(r.map((a) => a.outcome)).toEqual(["error", "error", "unknown_staff", "bad_password", "ok"]);
+      expect(r.slice(0, 2).map((a) => a.actor)).toEqual(["console:?", "console:sato"]);
+      expect({ ...r[0], actor: "" }).toEqual({ ...r[1], actor: "" });
     } finally {
       stderr.mockRestore();
       await server.close();

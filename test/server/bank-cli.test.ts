@@ -280,6 +280,15 @@ describe.each(ENGINES)("fobkit bank CLI on $name", (engine) => {
     expect((await bank("list-keys")).stdout).toContain("owner suzuki");
   });
 
+  it("add-key refuses a label that could spoof the approvals page (a bidi override, a line separator), naming the code point; no key made", async () => {
+    for (const [label, cp] of [["app \u202e(owner: bob)", "U+202E"], ["app\u2028owner: bob", "U+2028"], ["te\u200bller", "U+200B"], ["app\x85", "U+0085"]]) {
+      const r = await bank("add-key", "--role", "staff", "--label", label, "--json");
+      expect(r).toMatchObject({ code: 2, json: { error: { code: "bad_label" } } });
+      expect(r.json.error.message).toContain(cp);
+    }
+    expect((await bank("list-keys", "--json")).json.keys).toEqual([]);
+  });
+
   it("rotate-key re-seals every seed under a new key; --prune drops the old one", async () => {
     await bank("import", pskcFile("a.pskc", ["FK0001", "FK0002"]), "--password-file", join(dir, "password"));
     await bank("issue", "--serial", "FK0001", "--customer", "c1");
