@@ -92,7 +92,8 @@ export const bankRotateKey: Command = {
     "Servers with their own copies: first --stage, which only adds the next key, marked staged (it opens, never seals),\n" +
     "and changes nothing in the database; copy the file to every server; then rotate-key, which makes the staged key\n" +
     "the newest. A server whose copy still has it staged opens the re-sealed rows, and seals under it once the\n" +
-    "database refuses its old key. Copy the rotated file to every server before --prune.\n" +
+    "database refuses its old key. Copy the rotated file to every server, then prune with rotate-key --no-new-key --prune\n" +
+    "(--prune alone adds another key, on this server only, and re-seals every row under it).\n" +
     "--no-new-key finishes an interrupted rotation (or indexes rows from before the seed index) without adding a key.\n" +
     "An outdated copy is refused: before it changes anything, a run (also --stage, --prune, --no-new-key) checks that\n" +
     "the key file holds every key the database records as active (a key staged in it counts) and every key a row is\n" +
@@ -103,7 +104,8 @@ export const bankRotateKey: Command = {
     "refused at once (exit 1, rotation_in_progress) naming the holder's pid, host and start time, and changes nothing;\n" +
     "run it again once the first has finished. A run that died (killed, power cut) leaves its lock: the refusal says\n" +
     "so when the holder's pid is not running on this host and gives its id; --clear-lock ID then removes exactly that\n" +
-    "lock (never one whose holder still runs here), and --no-new-key finishes the rotation.",
+    "lock (never one whose holder still runs here), and --no-new-key finishes the rotation. A run whose lock or lease\n" +
+    "was cleared while it ran (its host could not be judged) stops before its next step (exit 1, rotation_lock_lost).",
   options: {
     stage: { type: "boolean", help: "only add the next key to the file, staged, for copying to every server; no rotation yet" },
     "no-new-key": { type: "boolean", help: "re-seal under the current newest key; add none" },
@@ -114,30 +116,62 @@ export const bankRotateKey: Command = {
   run: ({ values }, io) =>
     runBank("bank rotate-key", values, io, { needsKek: true }, async ({ db, registry, actor }) => {
       if (values["clear-lock"] !== undefined) return clearLock(values, registry.keys.path, db, registry, actor);
-      // One key change at a time, for the whole run: the key file's lock (this host's runs on this file), then the
-      // database's lease (every server's runs, whatever their key file). Each is refused at once when held, never waited for.
-      const holder = newLockHolder("bank rotate-key");
-      let fileLock: KeyFileLock | undefined;
-      try {
-        fileLock = registry.keys.lock(holder);
-      } catch (e) {
-        if (e instanceof KeyFileLockedError) throw new RegistryError("rotation_in_progress", e.message, "refused", { lock: e.lockPath });
-        throw e;
-      }
-      try {
-        const lease = await takeRotationLease(db, holder, registry.keys.path);
-        try {
-          return await rotate(values, registry, actor, io);
-        } finally {
-          await lease.release();
-        }
-      } finally {
-        fileLock?.release();
-      }
+      return rotateUnderLock(values, db, registry, actor, io);
     }),
 };
 
-async function rotate(values: Record<string, any>, registry: BankRun["registry"], actor: BankRun["actor"], io: Io): Promise<{ json: unknown; text: string }> {
+/**
+ * A whole rotation run, one at a time: it holds, for the whole run, the key file's lock (this host's runs on this
+ * file), then the database's lease (every server's runs, whatever their key file). Each is refused at once when
+ * held, never waited for. Exported for tests.
+ */
+export async function rotateUnderLock(values: Record<string, any>, db: BankRun["db"], registry: BankRun["registry"], actor: BankRun["actor"], io: Io): Promise<{ json: unknown; text: string }> {
+  const holder = newLockHolder("bank rotate-key");
+  let fileLock: KeyFileLock | undefined;
+  try {
+    fileLock = registry.keys.lock(holder);
+  } catch (e) {
+    if (e instanceof KeyFileLockedError) throw new RegistryError("rotation_in_progress", e.message, "refused", { lock: e.lockPath });
+    throw e;
+  }
+  try {
+    const lease = await takeRotationLease(db, holder, registry.keys.path);
+    try {
+      // Before each step that changes keys or rows: this run's lock and lease must still be its own (held()).
+      return await rotate(values, registry, actor, io, async () => {
+        await lease.assertHeld();
+        if (fileLock && registry.keys.path) underLock(() => fileLock!.assertHeld(registry.keys.path!));
+      });
+    } finally {
+      await lease.release();
+    }
+  } finally {
+    fileLock?.release();
+  }
+}
+
+/** Runs a key file change or check; a lock cleared from under this run (KeyRing.write checks it) is rotation_lock_lost. */
+function underLock<T>(change: () => T): T {
+  try {
+    return change();
+  } catch (e) {
+    if (e instanceof KeyFileLockedError) throw new RegistryError("rotation_lock_lost", e.message, "refused", { lock: e.lockPath });
+    throw e;
+  }
+}
+
+/**
+ * One rotation, under the key file's lock and the database's lease. `held` refuses unless both are still this run's:
+ * an operator may clear them (--clear-lock, on their word when this run is on another host or container) and start
+ * another run, whose new key this run's later steps would otherwise retire, re-seal away from, or prune.
+ */
+async function rotate(
+  values: Record<string, any>,
+  registry: BankRun["registry"],
+  actor: BankRun["actor"],
+  io: Io,
+  held: () => Promise<void>,
+): Promise<{ json: unknown; text: string }> {
   // Before anything changes (the file was re-read under its lock; the lease keeps other rotations out): a copy of the
   // file that lacks a key the database needs is refused, --stage too (its file, copied to every server, would drop
   // that key) and --prune/--no-new-key (they would end in key_retired, inviting a rotation from this copy).
@@ -146,8 +180,9 @@ async function rotate(values: Record<string, any>, registry: BankRun["registry"]
     const given = ["no-new-key", "prune"].filter((o) => values[o]);
     if (given.length) throw new CliError(`fobkit bank rotate-key: --stage only adds a key; it cannot go with --${given.join(" or --")}`);
     let staged: string;
+    await held();
     try {
-      staged = registry.keys.stageKey();
+      staged = underLock(() => registry.keys.stageKey());
     } catch (e) {
       if (e instanceof KeyFileError) throw new CliError(`fobkit bank rotate-key: ${e.message}`);
       throw e;
@@ -160,11 +195,19 @@ async function rotate(values: Record<string, any>, registry: BankRun["registry"]
   }
   const before = await registry.kekUsage();
   const wasStaged = !values["no-new-key"] && registry.keys.stagedId !== undefined;
-  const newId = values["no-new-key"] ? registry.keys.currentId : registry.keys.addNewestKey();
+  await held();
+  const newId = values["no-new-key"] ? registry.keys.currentId : underLock(() => registry.keys.addNewestKey());
+  await held();
   const retired = await registry.retireOlderKeys(actor);
+  await held();
   const r = await registry.resealAll(actor);
   let dropped: string[] = [];
-  if (values.prune) dropped = registry.keys.dropKeys(await registry.pruneRetiredKeys(actor));
+  if (values.prune) {
+    await held();
+    const pruned = await registry.pruneRetiredKeys(actor);
+    await held();
+    dropped = underLock(() => registry.keys.dropKeys(pruned));
+  }
   const usage = await registry.kekUsage();
   // Tokens from before the seed index that share a seed: a warning for staff, not a failure of the rotation.
   for (const [serial, other] of r.duplicateSeeds) io.stderr.write(`fobkit bank rotate-key: warning: ${serial} holds the same seed as ${other}; withdraw one of them\n`);

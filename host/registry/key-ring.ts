@@ -38,9 +38,9 @@
  * moved to another row. Stored: nonce ‖ ciphertext ‖ 128-bit tag.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { ownerGone, processOwner } from "../process-owner.js";
 import { syncDirectory } from "../sync-directory.js";
 
@@ -108,7 +108,7 @@ export function newKeyId(now = new Date()): string {
  * without the fsyncs a power cut could leave those rows with a key file that lacks their key
  * (ext4's delayed allocation: an empty or old file under the new name), so they could never be opened.
  */
-function writeAtomically(path: string, text: string): void {
+function writeAtomically(path: string, text: string, beforeRename?: () => void): void {
   const tmp = join(dirname(path), `.${Date.now()}-${randomBytes(4).toString("hex")}.kek.tmp`);
   const fd = openSync(tmp, "wx", 0o600);
   try {
@@ -116,6 +116,12 @@ function writeAtomically(path: string, text: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+  try {
+    beforeRename?.();
+  } catch (e) {
+    unlinkSync(tmp);
+    throw e;
   }
   renameSync(tmp, path);
   chmodSync(path, 0o600);
@@ -156,7 +162,7 @@ export function describeHolder(h: LockHolder): string {
   return `${h.command} (pid ${h.pid} on ${h.host}, since ${h.since})`;
 }
 
-/** The lock is held by another run (or was left by one that died); nothing was changed. */
+/** The lock is held by another run (or was left by one that died), or this run's lock was cleared; nothing was changed. */
 export class KeyFileLockedError extends KeyFileError {
   constructor(
     message: string,
@@ -253,11 +259,59 @@ export class KeyFileLock {
   static clearStale(keyFile: string, token: string): boolean {
     const { exists, holder } = KeyFileLock.holderOf(keyFile);
     if (!exists || !holder || holder.token !== token) return false;
+    const lockPath = KeyFileLock.lockPathOf(keyFile);
     if (holderIsHere(holder) && !holderIsGone(holder)) {
-      throw new KeyFileLockedError(`the key file ${keyFile} is locked by ${describeHolder(holder)}, which is running: not cleared`, KeyFileLock.lockPathOf(keyFile), holder);
+      throw new KeyFileLockedError(`the key file ${keyFile} is locked by ${describeHolder(holder)}, which is running: not cleared`, lockPath, holder);
     }
-    unlinkSync(KeyFileLock.lockPathOf(keyFile));
-    return true;
+    // Between the read above and an unlink of FILE.lock, another operator may clear this lock and a new run take it:
+    // the unlink would remove the new run's lock. So the lock is first renamed aside to a name of our own (rename(2)
+    // is atomic, on NFS too: whatever lock is there at that instant moves, and nothing else), and its token is
+    // checked again there; only the lock that TOKEN names is unlinked.
+    const aside = `${lockPath}.${randomBytes(6).toString("hex")}.clearing`;
+    try {
+      renameSync(lockPath, aside);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return false; // cleared by someone else meanwhile
+      throw e;
+    }
+    let moved: LockHolder | undefined;
+    try {
+      moved = parseHolder(readFileSync(aside, "utf8"));
+    } catch {
+      moved = undefined;
+    }
+    if (moved?.token === token) {
+      unlinkSync(aside);
+      return true;
+    }
+    // Another run's lock, taken since the read: put it back. link(2) fails with EEXIST rather than replace a lock
+    // taken in the instant it was away; then that one stays, and this one's holder finds at its next write that the
+    // lock is not its own (assertHeld) and stops.
+    try {
+      linkSync(aside, lockPath);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    } finally {
+      unlinkSync(aside);
+    }
+    return false;
+  }
+
+  /**
+   * Refuses (KeyFileLockedError) unless FILE.lock is still this run's. `--clear-lock` removes a lock on the
+   * operator's word when its holder runs on another host or container; a run whose lock was cleared so must not go
+   * on writing the file, or it overwrites the keys of the run that took the lock since. Checked before every write.
+   */
+  assertHeld(keyFile: string): void {
+    if (this.released) throw new KeyFileError(`the key file ${keyFile}'s lock was released by this run already`);
+    const { exists, holder } = KeyFileLock.holderOf(keyFile);
+    if (holder?.token === this.holder.token) return;
+    const now = !exists ? "no run holds it now" : holder ? `it is held now by ${describeHolder(holder)}` : "it names no holder now";
+    throw new KeyFileLockedError(
+      `the key file ${keyFile}'s lock, taken by this run (${describeHolder(this.holder)}), was cleared (fobkit bank rotate-key --clear-lock) while it ran, and ${now}: stopped, the file was not written`,
+      this.lockPath,
+      holder,
+    );
   }
 
   /** Removes the lock if it is still this one (an operator may have cleared it and another run taken it since). */
@@ -320,7 +374,7 @@ export class KeyRing {
 
   /** A ring read from a key file, re-read when the file changes. */
   static fromFile(path: string, options: KeyRingOptions = {}): KeyRing {
-    const ring = new KeyRing(path, [], options);
+    const ring = new KeyRing(resolveKeyFile(path), [], options);
     ring.load();
     ring.lastCheck = Date.now();
     return ring;
@@ -332,11 +386,13 @@ export class KeyRing {
   }
 
   /** Creates a key file holding one fresh key (refuses to overwrite). */
-  static create(path: string): KeyRing {
+  static create(given: string): KeyRing {
+    const path = resolveKeyFile(given);
     // Under the lock: two at once both found no file, and the later rename replaced the first's key.
     const lock = KeyFileLock.take(path, newLockHolder("bank init-kek"));
     try {
-      if (existsSync(path)) throw new KeyFileError(`${path} already exists; refusing to overwrite a key file`);
+      // lstat, not exists: a dangling symlink at the path is a name there too, which the rename would replace.
+      if (lstatOrUndefined(path)) throw new KeyFileError(`${path} already exists; refusing to overwrite a key file`);
       writeAtomically(path, formatKeyFile([{ id: newKeyId(), key: randomBytes(KEY_BYTES) }]));
     } finally {
       lock.release();
@@ -377,6 +433,8 @@ export class KeyRing {
   private changing<T>(fn: () => T): T {
     if (!this.path) return fn();
     if (this.held) {
+      // A lock cleared from under this run (--clear-lock) refuses the change before it reads, and write() checks again.
+      this.held.assertHeld(this.path);
       this.reload();
       return fn();
     }
@@ -589,7 +647,12 @@ export class KeyRing {
 
   private write(keys: Kek[]): void {
     if (this.path) {
-      writeAtomically(this.path, formatKeyFile(keys));
+      // Right before the rename (every write runs under this.held, changing()): a lock cleared from under this run
+      // stops it there, the temp file removed. A clear that lands between that check and the rename is not caught:
+      // without a lock the kernel keeps (Node has no flock), a check and a rename cannot be one step.
+      const held = this.held;
+      const path = this.path;
+      writeAtomically(path, formatKeyFile(keys), held ? () => held.assertHeld(path) : undefined);
       this.reload();
     } else this.keys = keys;
   }
@@ -624,6 +687,34 @@ export class KeyRing {
       if (dropped.length) this.write(this.keys.filter((k) => !droppable(k)));
       return dropped;
     });
+  }
+}
+
+/**
+ * The key file's path with every symlink resolved (realpath(3)), once, when a ring is made: every write and the lock
+ * derive from it. A key file that is a symlink (/etc/fobkit/bank.kek -> /srv/keys/bank.kek) was replaced by the
+ * rename of writeAtomically with a regular file of its own, so servers reading through the target never saw the new
+ * key; and the lock is FILE.lock on the path string, so two names of one file took two locks. For a file that does
+ * not exist yet (create), its directory is resolved. A path that cannot be resolved is left as given: reading it
+ * then fails with its own error.
+ */
+function resolveKeyFile(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    try {
+      return join(realpathSync(dirname(path)), basename(path));
+    } catch {
+      return path;
+    }
+  }
+}
+
+function lstatOrUndefined(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
   }
 }
 

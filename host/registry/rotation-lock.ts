@@ -18,6 +18,23 @@ export class RotationLease {
     readonly holder: LockHolder,
   ) {}
 
+  /**
+   * Refuses (rotation_lock_lost) unless the lease row is still this run's. `--clear-lock` deletes a lease on the
+   * operator's word when its holder runs on another host or container; a run whose lease was cleared so must not go
+   * on retiring, re-sealing or pruning while the run that took the lease since changes the keys under it.
+   */
+  async assertHeld(): Promise<void> {
+    const row = this.released ? undefined : await this.db.get<{ token: string }>("SELECT token FROM key_rotation_lease WHERE id = 1");
+    if (row?.token === this.holder.token) return;
+    const other = row ? await rotationLeaseHolder(this.db) : undefined;
+    const now = other ? `it is held now by ${describeHolder(other)}` : row ? "another run holds it now" : "no run holds it now";
+    throw new RegistryError(
+      "rotation_lock_lost",
+      `the database ${this.db.description}'s rotation lease, taken by this run (${describeHolder(this.holder)}), was cleared (fobkit bank rotate-key --clear-lock) while it ran, and ${now}: stopped before changing more; run fobkit bank rotate-key --no-new-key once no other rotation runs`,
+      "refused",
+    );
+  }
+
   /** Deletes the lease if it is still this run's (an operator may have cleared it and another run taken it since). */
   async release(): Promise<void> {
     if (this.released) return;

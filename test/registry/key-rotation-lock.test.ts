@@ -12,13 +12,16 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { PassThrough } from "node:stream";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { rotateUnderLock } from "../../host/cli/bank-keys.js";
 import type { Database } from "../../host/registry/database.js";
-import { KeyFileLockedError, KeyRing, newLockHolder, parseKeyFile } from "../../host/registry/key-ring.js";
+import { KeyFileLock, KeyFileLockedError, KeyRing, newLockHolder, parseKeyFile } from "../../host/registry/key-ring.js";
+import { takeRotationLease } from "../../host/registry/rotation-lock.js";
 import { Registry } from "../../host/registry/registry.js";
 import { processOwner } from "../../host/process-owner.js";
 import { NODE_BUILD } from "../support/paths.js";
@@ -256,6 +259,41 @@ describe.each(ENGINES)("two key changes at once on $name", (engine) => {
     await everyRowOpensWith(file);
   }, 60_000);
 
+  it("a run whose lock and lease an operator cleared (its holder on another host) stops before its next step", async () => {
+    // R1 (rotate-key --prune) runs in one container; from another, an operator clears R1's lock and lease on their word
+    // (--clear-lock: a holder on another host cannot be judged) and starts R2, which adds K3 and re-seals under it.
+    // R1 must not go on to prune and rewrite the file under R2's lock.
+    const io = { stdout: new PassThrough(), stderr: new PassThrough(), stdin: new PassThrough(), env: {}, signal: new AbortController().signal };
+    const reg = new Registry(db, { keys: KeyRing.fromFile(file) });
+    let k3 = "";
+    let r2: { release(): Promise<void> } | undefined;
+    let r2Lock: KeyFileLock | undefined;
+    const realReseal = reg.resealAll.bind(reg);
+    vi.spyOn(reg, "resealAll").mockImplementationOnce(async (actor) => {
+      const r = await realReseal(actor);
+      rmSync(file + ".lock");
+      await db.run("DELETE FROM key_rotation_lease");
+      const ring2 = KeyRing.fromFile(file);
+      const h2 = newLockHolder("bank rotate-key");
+      r2Lock = ring2.lock(h2);
+      r2 = await takeRotationLease(db, h2, file);
+      k3 = ring2.addNewestKey();
+      return r;
+    });
+    const prune = vi.spyOn(reg, "pruneRetiredKeys");
+    await expect(rotateUnderLock({ prune: true }, db, reg, ACTOR, io)).rejects.toMatchObject({
+      code: "rotation_lock_lost",
+      message: expect.stringMatching(/rotation lease, taken by this run \(bank rotate-key .*\), was cleared .* held now by bank rotate-key/),
+    });
+    expect(prune).not.toHaveBeenCalled();
+    expect(parseKeyFile(readFileSync(file, "utf8"), file)[0].id).toBe(k3);
+    // R1's ending left R2's lock and lease alone.
+    expect(JSON.parse(readFileSync(file + ".lock", "utf8")).token).toBe(r2Lock!.holder.token);
+    expect(await db.get("SELECT token FROM key_rotation_lease")).toEqual({ token: r2Lock!.holder.token });
+    await r2!.release();
+    r2Lock!.release();
+  });
+
   it("a live holder's lock is never cleared", async () => {
     const holder = { token: "abcdefabcdefabcdefab", pid: process.pid, host: hostname(), owner: processOwner(), since: new Date().toISOString(), command: "bank rotate-key" };
     writeFileSync(file + ".lock", JSON.stringify(holder) + "\n", { mode: 0o600 });
@@ -315,6 +353,73 @@ describe("the key file's lock", () => {
     expect(existsSync(file + ".lock")).toBe(true);
     b.release();
     expect(existsSync(file + ".lock")).toBe(false);
+  });
+
+  it("a ring whose lock was cleared (and taken by another run) writes nothing", () => {
+    const a = KeyRing.fromFile(file);
+    a.lock(newLockHolder("bank rotate-key"));
+    rmSync(file + ".lock"); // an operator's --clear-lock
+    const before = readFileSync(file, "utf8");
+    expect(() => a.addNewestKey()).toThrow(/lock, taken by this run \(bank rotate-key .*\), was cleared .* no run holds it now: stopped, the file was not written/);
+    const b = KeyRing.fromFile(file);
+    const lockB = b.lock(newLockHolder("bank rotate-key"))!;
+    for (const change of [() => a.addNewestKey(), () => a.stageKey(), () => a.dropKeys(a.ids)]) {
+      expect(change).toThrow(KeyFileLockedError);
+      expect(change).toThrow(/was cleared .* held now by bank rotate-key/);
+    }
+    expect(readFileSync(file, "utf8")).toBe(before);
+    expect(readdirSync(dir).filter((f) => f.endsWith(".kek.tmp")), "no temp file left").toEqual([]);
+    b.addNewestKey();
+    lockB.release();
+  });
+
+  it("--clear-lock never removes a lock taken by another run between its read and its removal", () => {
+    const dead = { token: "0123456789abcdef0123", pid: 1, host: "other-container", owner: null, since: "2026-11-30T10:00:00.000Z", command: "bank rotate-key" };
+    writeFileSync(file + ".lock", JSON.stringify(dead) + "\n", { mode: 0o600 });
+    const fresh = newLockHolder("bank rotate-key");
+    const holderOf = KeyFileLock.holderOf.bind(KeyFileLock);
+    // Right after clearStale has read the dead run's lock: another operator clears it and a new run takes the lock.
+    const spy = vi.spyOn(KeyFileLock, "holderOf").mockImplementationOnce((f) => {
+      const seen = holderOf(f);
+      rmSync(file + ".lock");
+      writeFileSync(file + ".lock", JSON.stringify(fresh) + "\n", { mode: 0o600 });
+      return seen;
+    });
+    try {
+      expect(KeyFileLock.clearStale(file, dead.token)).toBe(false);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(JSON.parse(readFileSync(file + ".lock", "utf8")).token).toBe(fresh.token);
+    expect(readdirSync(dir).filter((f) => f.includes(".lock."))).toEqual([]);
+    // Without a race, the named lock is cleared.
+    writeFileSync(file + ".lock", JSON.stringify(dead) + "\n", { mode: 0o600 });
+    expect(KeyFileLock.clearStale(file, dead.token)).toBe(true);
+    expect(existsSync(file + ".lock")).toBe(false);
+  });
+
+  it("a key file reached through a symlink: the write replaces the target, and both names share one lock", () => {
+    const real = join(dir, "keys");
+    mkdirSync(real);
+    const target = join(real, "bank.kek");
+    KeyRing.create(target);
+    const link = join(dir, "link.kek");
+    symlinkSync(target, link);
+    const viaLink = KeyRing.fromFile(link);
+    expect(viaLink.path).toBe(realpathSync(target));
+    const added = viaLink.addNewestKey();
+    expect(lstatSync(link).isSymbolicLink(), "the symlink is still a symlink").toBe(true);
+    expect(parseKeyFile(readFileSync(target, "utf8"), target)[0].id).toBe(added);
+    const lock = viaLink.lock(newLockHolder("bank rotate-key"))!;
+    expect(() => KeyRing.fromFile(target).addNewestKey()).toThrow(KeyFileLockedError);
+    lock.release();
+    // init-kek through a symlinked directory locks and writes in the real one; a dangling symlink is not overwritten.
+    const linkDir = join(dir, "linkdir");
+    symlinkSync(real, linkDir);
+    expect(KeyRing.create(join(linkDir, "second.kek")).path).toBe(join(realpathSync(real), "second.kek"));
+    symlinkSync(join(real, "missing.kek"), join(dir, "dangling.kek"));
+    expect(() => KeyRing.create(join(dir, "dangling.kek"))).toThrow(/already exists/);
+    expect(lstatSync(join(dir, "dangling.kek")).isSymbolicLink()).toBe(true);
   });
 
   it("init-kek refuses while the lock is held (two at once both saw no file, and the later replaced the first's key)", () => {
