@@ -5,17 +5,15 @@
  * in English and Japanese; the key's owner is refused as checker (own_request) and another supervisor approves.
  * Screenshots go to build/console-screens/approvals-key-{en,ja}.png.
  */
-import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { writePskc, type PskcToken } from "../../host/pskc/index.js";
 import { launchChromium } from "../../tools/chromium.js";
 import { oathtool } from "../registry/support.js";
 import { call } from "../server/support.js";
-import { runFobkit, startServeProcess } from "../server/spawn.js";
+import { startServeProcess } from "../server/spawn.js";
+import { cliBank } from "./support.js";
 import { BUILD } from "../support/paths.js";
 
 const SCREENS = join(BUILD, "console-screens");
@@ -28,15 +26,11 @@ describe("approvals asked with an API key, in Chromium", () => {
   let env: NodeJS.ProcessEnv;
   let server: Awaited<ReturnType<typeof startServeProcess>>;
   let browser: Awaited<ReturnType<typeof launchChromium>>;
-  const seeds = new Map<string, Buffer>();
+  let seeds: Map<string, Buffer>;
   const keys: Record<string, { id: string; key: string }> = {};
   const approvals: Record<string, string> = {};
 
-  async function fobkit(...args: string[]): Promise<string> {
-    const r = await runFobkit(args, env);
-    if (r.code !== 0) throw new Error(`fobkit ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-    return r.stdout;
-  }
+  let fobkit: (...args: string[]) => Promise<string>;
 
   /** Issues `serial` to `customer` with `key`, then locks and unlocks it through the API until the third unlock is a request. */
   async function requestWith(key: string, channel: string, serial: string, customer: string): Promise<string> {
@@ -56,22 +50,8 @@ describe("approvals asked with an API key, in Chromium", () => {
   }
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "fobkit-approvals-key-"));
+    ({ dir, env, seeds, fobkit } = await cliBank({ prefix: "fobkit-approvals-key-", serials: ["FK0001", "FK0002"], period: PERIOD, staff: [SUZUKI, SATO].map((s) => ({ ...s, role: "supervisor" as const })) }));
     mkdirSync(SCREENS, { recursive: true });
-    env = { FOBKIT_BANK_DB: "sqlite:" + join(dir, "bank.sqlite"), FOBKIT_BANK_KEK_FILE: join(dir, "bank.kek"), USER: "setup" };
-    await fobkit("bank", "init-kek");
-    const tokens: PskcToken[] = ["FK0001", "FK0002"].map((serial) => {
-      const secret = randomBytes(20);
-      seeds.set(serial, secret);
-      return { serial, manufacturer: "fobkit", model: "FK-1", keyId: serial, algorithm: "SHA1", digits: 8, period: PERIOD, t0: 0, secret: Buffer.from(secret) };
-    });
-    writeFileSync(join(dir, "batch.pskc"), writePskc(tokens, { kind: "password", password: "transport password", iterations: 1000 }));
-    writeFileSync(join(dir, "batch.pw"), "transport password\n", { mode: 0o600 });
-    await fobkit("bank", "import", join(dir, "batch.pskc"), "--password-file", join(dir, "batch.pw"));
-    for (const s of [SUZUKI, SATO]) {
-      writeFileSync(join(dir, s.name + ".pw"), s.password + "\n", { mode: 0o600 });
-      await fobkit("bank", "add-staff", "--name", s.name, "--role", "supervisor", "--password-file", join(dir, s.name + ".pw"));
-    }
     for (const [name, args] of Object.entries({ owned: ["--label", "branch 12 teller app", "--owner", "suzuki"], bare: [] as string[] })) {
       keys[name] = JSON.parse(await fobkit("bank", "add-key", "--role", "staff", ...args, "--json"));
     }

@@ -5,17 +5,15 @@
  * found by their English accessible names, fixed by issue 13 item 5.
  * Screenshots of the main pages go to build/console-screens/.
  */
-import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { writePskc, type PskcToken } from "../../host/pskc/index.js";
 import { launchChromium } from "../../tools/chromium.js";
 import { oathtool } from "../registry/support.js";
 import { call } from "../server/support.js";
-import { runFobkit, startServeProcess } from "../server/spawn.js";
+import { startServeProcess } from "../server/spawn.js";
+import { cliBank } from "./support.js";
 import { BUILD } from "../support/paths.js";
 
 const SCREENS = join(BUILD, "console-screens");
@@ -29,31 +27,12 @@ describe("staff console in Chromium", () => {
   let server: Awaited<ReturnType<typeof startServeProcess>>;
   let browser: Awaited<ReturnType<typeof launchChromium>>;
   let channelKey: string;
-  const seeds = new Map<string, Buffer>();
-
-  async function fobkit(...args: string[]): Promise<string> {
-    const r = await runFobkit(args, env);
-    if (r.code !== 0) throw new Error(`fobkit ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-    return r.stdout;
-  }
+  let seeds: Map<string, Buffer>;
+  let fobkit: (...args: string[]) => Promise<string>;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "fobkit-console-"));
+    ({ dir, env, seeds, fobkit } = await cliBank({ prefix: "fobkit-console-", serials: ["FK0001", "FK0002", "FK0003"], period: PERIOD, staff: [{ ...TELLER, role: "teller" as const }, { ...SUPERVISOR, role: "supervisor" as const }] }));
     mkdirSync(SCREENS, { recursive: true });
-    env = { FOBKIT_BANK_DB: "sqlite:" + join(dir, "bank.sqlite"), FOBKIT_BANK_KEK_FILE: join(dir, "bank.kek"), USER: "setup" };
-    await fobkit("bank", "init-kek");
-    const tokens: PskcToken[] = ["FK0001", "FK0002", "FK0003"].map((serial) => {
-      const secret = randomBytes(20);
-      seeds.set(serial, secret);
-      return { serial, manufacturer: "fobkit", model: "FK-1", keyId: serial, algorithm: "SHA1", digits: 8, period: PERIOD, t0: 0, secret: Buffer.from(secret) };
-    });
-    writeFileSync(join(dir, "batch.pskc"), writePskc(tokens, { kind: "password", password: "transport password", iterations: 1000 }));
-    writeFileSync(join(dir, "batch.pw"), "transport password\n", { mode: 0o600 });
-    await fobkit("bank", "import", join(dir, "batch.pskc"), "--password-file", join(dir, "batch.pw"));
-    for (const s of [TELLER, SUPERVISOR]) {
-      writeFileSync(join(dir, s.name + ".pw"), s.password + "\n", { mode: 0o600 });
-      await fobkit("bank", "add-staff", "--name", s.name, "--role", s === TELLER ? "teller" : "supervisor", "--password-file", join(dir, s.name + ".pw"));
-    }
     channelKey = (await fobkit("bank", "add-key", "--role", "channel")).trim();
     server = await startServeProcess([], env);
     browser = await launchChromium({ locale: "en-US" });

@@ -41,3 +41,39 @@ export class Client {
     return m[1];
   }
 }
+
+/**
+ * A bank the CLI set up in a temp directory, as the console's browser tests start from: a key file, `serials`
+ * imported from a password-protected PSKC batch (SHA-1, 8 digits, `period` s), and `staff` members added with their
+ * passwords. `fobkit(...)` runs the built CLI on it and returns stdout, throwing on a non-zero exit.
+ */
+export async function cliBank(o: { prefix: string; serials: string[]; period: number; staff: { name: string; password: string; role: "teller" | "supervisor" }[] }) {
+  const { randomBytes } = await import("node:crypto");
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { writePskc } = await import("../../host/pskc/index.js");
+  const { runFobkit } = await import("../server/spawn.js");
+  const dir = mkdtempSync(join(tmpdir(), o.prefix));
+  const env: NodeJS.ProcessEnv = { FOBKIT_BANK_DB: "sqlite:" + join(dir, "bank.sqlite"), FOBKIT_BANK_KEK_FILE: join(dir, "bank.kek"), USER: "setup" };
+  const fobkit = async (...args: string[]): Promise<string> => {
+    const r = await runFobkit(args, env);
+    if (r.code !== 0) throw new Error(`fobkit ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const seeds = new Map<string, Buffer>();
+  await fobkit("bank", "init-kek");
+  const tokens = o.serials.map((serial) => {
+    const secret = randomBytes(20);
+    seeds.set(serial, secret);
+    return { serial, manufacturer: "fobkit", model: "FK-1", keyId: serial, algorithm: "SHA1" as const, digits: 8, period: o.period, t0: 0, secret: Buffer.from(secret) };
+  });
+  writeFileSync(join(dir, "batch.pskc"), writePskc(tokens, { kind: "password", password: "transport password", iterations: 1000 }));
+  writeFileSync(join(dir, "batch.pw"), "transport password\n", { mode: 0o600 });
+  await fobkit("bank", "import", join(dir, "batch.pskc"), "--password-file", join(dir, "batch.pw"));
+  for (const s of o.staff) {
+    writeFileSync(join(dir, s.name + ".pw"), s.password + "\n", { mode: 0o600 });
+    await fobkit("bank", "add-staff", "--name", s.name, "--role", s.role, "--password-file", join(dir, s.name + ".pw"));
+  }
+  return { dir, env, seeds, fobkit };
+}

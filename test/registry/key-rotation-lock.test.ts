@@ -14,8 +14,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { rotateUnderLock } from "../../host/cli/bank-keys.js";
@@ -24,11 +23,9 @@ import { KeyFileLock, KeyFileLockedError, KeyRing, newLockHolder, parseKeyFile }
 import { takeRotationLease } from "../../host/registry/rotation-lock.js";
 import { Registry } from "../../host/registry/registry.js";
 import { processOwner } from "../../host/process-owner.js";
-import { NODE_BUILD } from "../support/paths.js";
+import { lastJson, runFobkit } from "../server/spawn.js";
 import { ENGINES, freshDb } from "./support.js";
 
-const MAIN = resolve(NODE_BUILD, "host", "cli", "main.js");
-const ENTRY = `const { runCli } = await import(${JSON.stringify(pathToFileURL(MAIN).href)}); process.exitCode = await runCli(process.argv.slice(1));`;
 const ACTOR = { name: "staff:test", source: "cli" };
 const ROWS = 12;
 /**
@@ -42,21 +39,12 @@ const NOT_FORCED = "interleaving not forced";
 /** Retry a race test only when the interleaving it forces did not happen (never on a wrong outcome). */
 const FORCED = { timeout: 120_000, retry: { count: 2, condition: new RegExp(NOT_FORCED) } };
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = Awaited<ReturnType<typeof runFobkit>>;
 
+/** The CLI as a real process; with holdRename, under strace holding its renames holdUs (the interleaving's hold). */
 function run(args: string[], env: NodeJS.ProcessEnv, opts: { holdRename?: boolean } = {}): Promise<Run> {
-  const node = [process.execPath, "--input-type=module", "-e", ENTRY, ...args];
-  const argv = opts.holdRename ? ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=rename,renameat,renameat2", "-e", `inject=rename,renameat,renameat2:delay_enter=${holdUs}`, ...node] : node;
-  const p = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  p.stdout!.on("data", (d) => (stdout += d));
-  p.stderr!.on("data", (d) => (stderr += d));
-  return new Promise((res) => p.on("close", (c) => res({ code: c ?? -1, stdout, stderr })));
+  const strace = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=rename,renameat,renameat2", "-e", `inject=rename,renameat,renameat2:delay_enter=${holdUs}`];
+  return runFobkit(args, env, opts.holdRename ? strace : []);
 }
 
 /** Whether A's rename is still held now: A's temp file is still there. */
@@ -86,13 +74,7 @@ async function tempFileIn(dir: string, a: Promise<Run>): Promise<void> {
 }
 
 const token = (serial: string, secret: Buffer) => ({ serial, manufacturer: "fobkit", algorithm: "SHA1" as const, digits: 8, period: 60, t0: 0, secret });
-const json = (r: Run) => {
-  try {
-    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
-  } catch {
-    return undefined;
-  }
-};
+const json = (r: Run) => lastJson(r.stdout);
 
 describe.each(ENGINES)("two key changes at once on $name", (engine) => {
   let db: Database;

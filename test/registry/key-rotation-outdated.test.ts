@@ -15,18 +15,13 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Database } from "../../host/registry/database.js";
 import { KeyRing, parseKeyFile } from "../../host/registry/key-ring.js";
 import { Registry } from "../../host/registry/registry.js";
+import { lastJson } from "../server/spawn.js";
 import { runCliCaptured } from "../server/support.js";
 import { ENGINES, freshDb } from "./support.js";
 
 const ACTOR = { name: "staff:test", source: "cli" };
 const token = (serial: string, secret: Buffer) => ({ serial, manufacturer: "fobkit", algorithm: "SHA1" as const, digits: 8, period: 60, t0: 0, secret });
-const json = (r: { stdout: string }) => {
-  try {
-    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
-  } catch {
-    return undefined;
-  }
-};
+const json = (r: { stdout: string }) => lastJson(r.stdout);
 
 describe.each(ENGINES)("rotating from an outdated copy of the key file, on $name", (engine) => {
   let db: Database;

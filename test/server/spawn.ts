@@ -11,13 +11,24 @@ import { NODE_BUILD } from "../support/paths.js";
 const MAIN = resolve(NODE_BUILD, "host", "cli", "main.js");
 const ENTRY = `const { runCli } = await import(${JSON.stringify(pathToFileURL(MAIN).href)}); process.exitCode = await runCli(process.argv.slice(1));`;
 
-export function fobkitProcess(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+/** `wrap`: a command the CLI runs under (e.g. strace with its options), or none. */
+export function fobkitProcess(args: string[], env: NodeJS.ProcessEnv = {}, wrap: string[] = []): ChildProcess {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is not built: run npx tsc -p tsconfig.node.json (--outDir $FOBKIT_BUILD/node)`);
-  return spawn(process.execPath, ["--input-type=module", "-e", ENTRY, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const argv = [...wrap, process.execPath, "--input-type=module", "-e", ENTRY, ...args];
+  return spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
 }
 
-export async function runFobkit(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const p = fobkitProcess(args, env);
+/** The last line of a `--json` run's stdout, parsed; undefined if it is not JSON. */
+export function lastJson(stdout: string): any {
+  try {
+    return JSON.parse(stdout.trim().split("\n").pop() ?? "");
+  } catch {
+    return undefined;
+  }
+}
+
+export async function runFobkit(args: string[], env: NodeJS.ProcessEnv = {}, wrap: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
+  const p = fobkitProcess(args, env, wrap);
   let stdout = "";
   let stderr = "";
   p.stdout!.on("data", (d) => (stdout += d));
