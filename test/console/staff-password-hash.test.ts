@@ -65,6 +65,13 @@ describe.each(ENGINES)("staff password hashes on $name", (engine) => {
   });
 
   const stored = async (name: string) => (await db.get<{ password_hash: string }>("SELECT password_hash FROM staff WHERE name = ?", [name]))!.password_hash;
+  /** A member added now, whose stored hash is then put back to an old N = 2^15 one of the same password; returns it. */
+  const memberWithOldHash = async (name: string, role: "teller" | "supervisor", pw: string) => {
+    await addStaff(db, name, role, pw, ADMIN);
+    const old = oldHash(pw);
+    await db.run("UPDATE staff SET password_hash = ? WHERE name = ?", [old, name]);
+    return old;
+  };
 
   it("a new member's password is stored as scrypt at N = 2^17, r = 8, p = 1 (OWASP Password Storage Cheat Sheet), and signs in", async () => {
     const pw = "new-member-パスワード-17";
@@ -78,9 +85,7 @@ describe.each(ENGINES)("staff password hashes on $name", (engine) => {
 
   it("a member with an old N = 2^15 hash signs in with it, and the right password re-makes it at N = 2^17 (a wrong one changes nothing)", async () => {
     const pw = "old-member-correct-horse";
-    await addStaff(db, "tanaka", "supervisor", pw, ADMIN);
-    const old = oldHash(pw);
-    await db.run("UPDATE staff SET password_hash = ? WHERE name = 'tanaka'", [old]);
+    const old = await memberWithOldHash("tanaka", "supervisor", pw);
 
     // A wrong password: refused, counted, and the old hash stays.
     expect(await signIn(db, "tanaka", "wrong-password-guess", "198.51.100.2")).toEqual({ ok: false, reason: "bad_credentials" });
@@ -106,8 +111,7 @@ describe.each(ENGINES)("staff password hashes on $name", (engine) => {
 
   it("FOBKIT_STAFF_SCRYPT_LOGN=16: a new member's hash is made at N = 2^16, an old 2^15 one is re-made at 2^16 at the next right password; out of range, adding a member is refused and stores nothing", async () => {
     const pw = "tuned-member-password";
-    await addStaff(db, "sato", "teller", pw, ADMIN);
-    await db.run("UPDATE staff SET password_hash = ? WHERE name = 'sato'", [oldHash(pw)]);
+    await memberWithOldHash("sato", "teller", pw);
     process.env[SCRYPT_LOGN_ENV] = "16";
     expect(await signIn(db, "sato", pw, "198.51.100.4")).toMatchObject({ ok: true });
     expect(check(await stored("sato"), pw)).toEqual({ scheme: "scrypt", logN: 16, r: 8, p: 1, saltBytes: 16, keyBytes: 32, matches: true });
@@ -129,9 +133,7 @@ describe.each(ENGINES)("staff password hashes on $name", (engine) => {
 
   it("two servers sign the same member in with an old hash at once: both in, the hash re-made once, one passwordRehashed record", async () => {
     const pw = "concurrent-member-password";
-    await addStaff(db, "abe", "teller", pw, ADMIN);
-    const old = oldHash(pw);
-    await db.run("UPDATE staff SET password_hash = ? WHERE name = 'abe'", [old]);
+    const old = await memberWithOldHash("abe", "teller", pw);
     // A second handle on the same database: another server process's pool (its own connections; on SQLite its own file handle).
     const other = await openMigrated(url);
     try {
